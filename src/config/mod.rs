@@ -1,0 +1,354 @@
+//! gateway.toml: loading, defaults, and validation that names the file, line and
+//! key of every problem.
+
+mod error;
+mod sections;
+
+pub use error::{ConfigError, ConfigErrors};
+pub use sections::{DeliverySection, LimitsSection, ServerSection};
+
+use crate::ids::named_id;
+use crate::model::{
+    Catalog, Connection, CustomResponse, Destination, RateLimit, RatePeriod, Source,
+};
+use error::Locator;
+use sections::{ConnectionSection, DestinationSection, FileConfig, SourceSection};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use toml::Spanned;
+
+/// A validated configuration, ready to serve.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub server: ServerSection,
+    pub limits: LimitsSection,
+    pub delivery: DeliverySection,
+    pub sources: Vec<Source>,
+    pub destinations: Vec<Destination>,
+    pub connections: Vec<Connection>,
+}
+
+const HTTP_METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+const DEFAULT_SOURCE_METHODS: &[&str] = &["POST", "PUT", "PATCH", "DELETE"];
+
+impl Config {
+    /// Reads and validates a config file. Relative paths in it (data_dir, rule
+    /// files) are relative to the file's folder.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![Locator::new(path, "").error(
+                None,
+                "",
+                format!("cannot read: {e}"),
+            )])
+        })?;
+        Config::parse(path, &text)
+    }
+
+    /// Validates config text as if read from `path`.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigErrors> {
+        let locator = Locator::new(path, text);
+        let file: FileConfig =
+            toml::from_str(text).map_err(|e| ConfigErrors(vec![locator.toml_error(&e)]))?;
+        let base_dir = path.parent().unwrap_or(Path::new("."));
+        Validator {
+            locator,
+            errors: Vec::new(),
+        }
+        .validate(file, path, base_dir)
+    }
+
+    pub fn catalog(&self) -> Catalog {
+        Catalog::new(
+            self.sources.clone(),
+            self.destinations.clone(),
+            self.connections.clone(),
+        )
+    }
+}
+
+/// Collects every problem instead of stopping at the first, so that `check`
+/// shows a user all there is to fix at once.
+struct Validator<'a> {
+    locator: Locator<'a>,
+    errors: Vec<ConfigError>,
+}
+
+impl Validator<'_> {
+    fn validate(
+        mut self,
+        file: FileConfig,
+        path: &Path,
+        base_dir: &Path,
+    ) -> Result<Config, ConfigErrors> {
+        let sources = self.sources(&file.sources);
+        let destinations = self.destinations(&file.destinations, &file.delivery);
+        let connections = self.connections(&file.connections, &sources, &destinations);
+        if !self.errors.is_empty() {
+            return Err(ConfigErrors(self.errors));
+        }
+        let mut server = file.server;
+        server.data_dir = base_dir.join(&server.data_dir);
+        Ok(Config {
+            file: path.to_path_buf(),
+            server,
+            limits: file.limits,
+            delivery: file.delivery,
+            sources,
+            destinations,
+            connections,
+        })
+    }
+
+    fn fail<T>(&mut self, at: &Spanned<T>, key: String, message: impl Into<String>) {
+        self.errors
+            .push(self.locator.error(Some(at.span()), key, message));
+    }
+
+    /// Checks a name is present, well-formed and not taken by an earlier object of the same kind.
+    fn name(&mut self, name: &Spanned<String>, key: String, seen: &mut HashMap<String, ()>) {
+        let text = name.get_ref();
+        if text.is_empty()
+            || !text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            self.fail(
+                name,
+                key,
+                format!("\"{text}\" is not a valid name (letters, digits, - and _ only)"),
+            );
+        } else if seen.insert(text.clone(), ()).is_some() {
+            self.fail(name, key, format!("duplicate name \"{text}\""));
+        }
+    }
+
+    fn sources(&mut self, sections: &[SourceSection]) -> Vec<Source> {
+        let mut seen = HashMap::new();
+        let mut sources = Vec::new();
+        for (i, section) in sections.iter().enumerate() {
+            self.name(&section.name, format!("sources[{i}].name"), &mut seen);
+            let methods = match &section.allowed_http_methods {
+                Some(methods) => {
+                    self.methods(methods, format!("sources[{i}].allowed_http_methods"))
+                }
+                None => DEFAULT_SOURCE_METHODS
+                    .iter()
+                    .map(|m| m.to_string())
+                    .collect(),
+            };
+            let custom_response = section.custom_response.as_ref().and_then(|custom| {
+                let content_type = match custom.content_type.get_ref().as_str() {
+                    "json" => "application/json",
+                    "text" => "text/plain",
+                    "xml" => "application/xml",
+                    other => {
+                        let message = format!(
+                            "unknown content_type \"{other}\" (expected json, text or xml)"
+                        );
+                        self.fail(
+                            &custom.content_type,
+                            format!("sources[{i}].custom_response.content_type"),
+                            message,
+                        );
+                        return None;
+                    }
+                };
+                Some(CustomResponse {
+                    content_type: content_type.to_string(),
+                    body: custom.body.clone(),
+                })
+            });
+            sources.push(Source {
+                id: named_id("src", section.name.get_ref()),
+                name: section.name.get_ref().clone(),
+                allowed_http_methods: methods,
+                custom_response,
+            });
+        }
+        sources
+    }
+
+    fn methods(&mut self, methods: &Spanned<Vec<String>>, key: String) -> Vec<String> {
+        let upper: Vec<String> = methods
+            .get_ref()
+            .iter()
+            .map(|m| m.to_ascii_uppercase())
+            .collect();
+        if let Some(bad) = upper.iter().find(|m| !HTTP_METHODS.contains(&m.as_str())) {
+            self.fail(
+                methods,
+                key,
+                format!(
+                    "unknown HTTP method \"{bad}\" (expected one of {})",
+                    HTTP_METHODS.join(", ")
+                ),
+            );
+        }
+        upper
+    }
+
+    fn destinations(
+        &mut self,
+        sections: &[DestinationSection],
+        delivery: &DeliverySection,
+    ) -> Vec<Destination> {
+        let mut seen = HashMap::new();
+        let mut destinations = Vec::new();
+        for (i, section) in sections.iter().enumerate() {
+            self.name(&section.name, format!("destinations[{i}].name"), &mut seen);
+            let url = section.url.get_ref();
+            if !matches!(url.scheme(), "http" | "https") {
+                self.fail(
+                    &section.url,
+                    format!("destinations[{i}].url"),
+                    format!("\"{url}\" must be an http or https URL"),
+                );
+            }
+            let http_method = section.http_method.as_ref().map(|method| {
+                let key = format!("destinations[{i}].http_method");
+                let spanned_list = Spanned::new(method.span(), vec![method.get_ref().clone()]);
+                self.methods(&spanned_list, key).remove(0)
+            });
+            let rate_limit = self.rate_limit(section, i);
+            destinations.push(Destination {
+                id: named_id("des", section.name.get_ref()),
+                name: section.name.get_ref().clone(),
+                url: url.clone(),
+                http_method,
+                path_forwarding_disabled: section.path_forwarding_disabled,
+                rate_limit,
+                concurrency: section
+                    .concurrent
+                    .unwrap_or(delivery.default_concurrency)
+                    .max(1),
+            });
+        }
+        destinations
+    }
+
+    fn rate_limit(&mut self, section: &DestinationSection, i: usize) -> Option<RateLimit> {
+        let count = *section.rate_limit.as_ref()?.get_ref();
+        let period = match &section.rate_limit_period {
+            None => RatePeriod::Second,
+            Some(period) => match period.get_ref().as_str() {
+                "second" => RatePeriod::Second,
+                "minute" => RatePeriod::Minute,
+                "hour" => RatePeriod::Hour,
+                other => {
+                    let message =
+                        format!("unknown period \"{other}\" (expected second, minute or hour)");
+                    self.fail(
+                        period,
+                        format!("destinations[{i}].rate_limit_period"),
+                        message,
+                    );
+                    return None;
+                }
+            },
+        };
+        if count == 0 {
+            let at = section.rate_limit.as_ref()?;
+            self.fail(
+                at,
+                format!("destinations[{i}].rate_limit"),
+                "must be at least 1",
+            );
+            return None;
+        }
+        Some(RateLimit { count, period })
+    }
+
+    fn connections(
+        &mut self,
+        sections: &[ConnectionSection],
+        sources: &[Source],
+        destinations: &[Destination],
+    ) -> Vec<Connection> {
+        let mut seen = HashMap::new();
+        let mut connections = Vec::new();
+        for (i, section) in sections.iter().enumerate() {
+            self.name(&section.name, format!("connections[{i}].name"), &mut seen);
+            let source = self.reference(
+                &section.source,
+                sources.iter().map(|s| &s.name),
+                format!("connections[{i}].source"),
+                "source",
+            );
+            let destination = self.reference(
+                &section.destination,
+                destinations.iter().map(|d| &d.name),
+                format!("connections[{i}].destination"),
+                "destination",
+            );
+            let rules = self.rules(section, i);
+            if let (Some(source), Some(destination)) = (source, destination) {
+                connections.push(Connection {
+                    id: named_id("web", section.name.get_ref()),
+                    name: section.name.get_ref().clone(),
+                    source_id: named_id("src", &source),
+                    destination_id: named_id("des", &destination),
+                    rules,
+                });
+            }
+        }
+        connections
+    }
+
+    /// Resolves a by-name reference to a declared object, or records why not.
+    fn reference<'n>(
+        &mut self,
+        name: &Spanned<String>,
+        declared: impl Iterator<Item = &'n String>,
+        key: String,
+        kind: &str,
+    ) -> Option<String> {
+        let declared: Vec<&String> = declared.collect();
+        if declared.contains(&name.get_ref()) {
+            return Some(name.get_ref().clone());
+        }
+        let known = declared
+            .iter()
+            .map(|n| format!("\"{n}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.fail(
+            name,
+            key,
+            format!(
+                "unknown {kind} \"{}\" (declared: {})",
+                name.get_ref(),
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known
+                }
+            ),
+        );
+        None
+    }
+
+    fn rules(&mut self, section: &ConnectionSection, i: usize) -> Vec<crate::pipeline::Rule> {
+        let mut rules = Vec::new();
+        let mut retries = 0;
+        for (j, spec) in section.rules.iter().enumerate() {
+            let key = format!("connections[{i}].rules[{j}]");
+            if matches!(spec.get_ref(), crate::pipeline::RuleSpec::Retry { .. }) {
+                retries += 1;
+                if retries > 1 {
+                    self.fail(
+                        spec,
+                        key.clone(),
+                        "only one retry rule is allowed per connection",
+                    );
+                }
+            }
+            match spec.get_ref().compile() {
+                Ok(rule) => rules.push(rule),
+                Err(message) => self.fail(spec, key, message),
+            }
+        }
+        rules
+    }
+}

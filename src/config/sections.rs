@@ -1,0 +1,133 @@
+//! The shape of gateway.toml, with defaults. Values a later check needs to point
+//! at are `Spanned`, so errors can name their line.
+
+use crate::pipeline::RuleSpec;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use toml::Spanned;
+use url::Url;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FileConfig {
+    #[serde(default)]
+    pub server: ServerSection,
+    #[serde(default)]
+    pub limits: LimitsSection,
+    #[serde(default)]
+    pub delivery: DeliverySection,
+    #[serde(default)]
+    pub sources: Vec<SourceSection>,
+    #[serde(default)]
+    pub destinations: Vec<DestinationSection>,
+    #[serde(default)]
+    pub connections: Vec<ConnectionSection>,
+}
+
+/// `[server]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSection {
+    /// Public webhook ingress (pingora).
+    pub ingress_listen: SocketAddr,
+    /// Management API.
+    pub api_listen: SocketAddr,
+    /// The sled database folder.
+    pub data_dir: PathBuf,
+    /// How long SIGTERM waits for in-flight work before exiting anyway.
+    pub shutdown_timeout_ms: u64,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            ingress_listen: ([0, 0, 0, 0], 8080).into(),
+            api_listen: ([127, 0, 0, 1], 8081).into(),
+            data_dir: PathBuf::from("./data"),
+            shutdown_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// `[limits]`: every bound the gateway enforces.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Larger request bodies are answered 413.
+    pub max_body_bytes: usize,
+    /// How much of a destination's response body each attempt keeps.
+    pub max_response_bytes: usize,
+    /// A destination that has not answered by then is a TIMEOUT.
+    pub delivery_timeout_ms: u64,
+    /// Most requests written per fsync.
+    pub commit_batch: usize,
+    /// Most requests waiting for the writer before senders are slowed down.
+    pub commit_queue: usize,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            max_body_bytes: 5 * 1024 * 1024,
+            max_response_bytes: 64 * 1024,
+            delivery_timeout_ms: 30_000,
+            commit_batch: 1024,
+            commit_queue: 16_384,
+        }
+    }
+}
+
+/// `[delivery]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeliverySection {
+    /// In-flight attempts per destination unless the destination says `concurrent`.
+    pub default_concurrency: usize,
+}
+
+impl Default for DeliverySection {
+    fn default() -> Self {
+        DeliverySection {
+            default_concurrency: 32,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SourceSection {
+    pub name: Spanned<String>,
+    pub allowed_http_methods: Option<Spanned<Vec<String>>>,
+    pub custom_response: Option<CustomResponseSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct CustomResponseSection {
+    pub content_type: Spanned<String>,
+    pub body: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DestinationSection {
+    pub name: Spanned<String>,
+    pub url: Spanned<Url>,
+    pub http_method: Option<Spanned<String>>,
+    #[serde(default)]
+    pub path_forwarding_disabled: bool,
+    pub rate_limit: Option<Spanned<u32>>,
+    pub rate_limit_period: Option<Spanned<String>>,
+    pub concurrent: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ConnectionSection {
+    pub name: Spanned<String>,
+    pub source: Spanned<String>,
+    pub destination: Spanned<String>,
+    #[serde(default)]
+    pub rules: Vec<Spanned<RuleSpec>>,
+}

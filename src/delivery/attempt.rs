@@ -1,0 +1,201 @@
+//! One delivery attempt of one event: send it, record the attempt, and decide
+//! what happens next (done, retry later, or failed).
+
+use super::http_client::{Outgoing, Response};
+use super::Shared;
+use crate::ids::{new_id, now_ms};
+use crate::model::{
+    Attempt, AttemptStatus, AttemptTrigger, Destination, Event, EventStatus, Payload,
+};
+use crate::pipeline::Rule;
+use crate::store::{QueueEntry, StoreError};
+use std::sync::Arc;
+use url::Url;
+
+/// Headers that describe one hop, not the message; never forwarded.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+];
+
+/// Attempts one event and returns its id (so the lane can free its slot).
+pub(super) async fn deliver(
+    shared: Arc<Shared>,
+    destination: Arc<Destination>,
+    entry: QueueEntry,
+) -> String {
+    let event_id = entry.event_id.clone();
+    if let Err(error) = attempt(&shared, &destination, entry).await {
+        // The queue entry is still in place, so the event is tried again.
+        tracing::error!(%error, event = %event_id, "delivery attempt could not be recorded");
+    }
+    event_id
+}
+
+async fn attempt(
+    shared: &Arc<Shared>,
+    destination: &Destination,
+    entry: QueueEntry,
+) -> Result<(), StoreError> {
+    let store = shared.store.clone();
+    let event_id = entry.event_id.clone();
+    let loaded = blocking(move || {
+        let Some(event) = store.event(&event_id)? else {
+            return Ok(None);
+        };
+        let payload = store.event_payload(&event)?;
+        Ok(payload.map(|payload| (event, payload)))
+    })
+    .await?;
+    let Some((event, payload)) = loaded.filter(|(event, _)| !event.status.is_terminal()) else {
+        // Delivered before a crash, or gone: nothing left to do but forget the entry.
+        let store = shared.store.clone();
+        let destination_id = destination.id.clone();
+        return blocking(move || store.dequeue(&destination_id, &entry)).await;
+    };
+    let outgoing = outgoing(destination, &event, &payload);
+    let started = now_ms();
+    let response = shared.client.send(&outgoing).await;
+    let attempt = record(&event, &outgoing, &response, started);
+    settle(shared, destination, event, attempt, entry).await
+}
+
+/// The HTTP request an event becomes at its destination.
+fn outgoing(destination: &Destination, event: &Event, payload: &Payload) -> Outgoing {
+    let mut headers: Vec<(String, String)> = payload
+        .headers
+        .iter()
+        .filter(|(name, _)| {
+            !HOP_BY_HOP.contains(&name.as_str()) && !name.starts_with("x-hookgate-")
+        })
+        .cloned()
+        .collect();
+    headers.push(("x-hookgate-event-id".into(), event.id.clone()));
+    headers.push(("x-hookgate-request-id".into(), event.request_id.clone()));
+    headers.push((
+        "x-hookgate-attempt".into(),
+        (event.attempts + 1).to_string(),
+    ));
+    Outgoing {
+        method: destination
+            .http_method
+            .clone()
+            .unwrap_or_else(|| payload.method.clone()),
+        url: destination_url(destination, payload),
+        headers,
+        body: payload.body.clone(),
+    }
+}
+
+/// The destination URL, plus the forwarded path (unless disabled) and the query.
+fn destination_url(destination: &Destination, payload: &Payload) -> Url {
+    let mut url = destination.url.clone();
+    if !destination.path_forwarding_disabled && !payload.path.is_empty() {
+        let joined = format!("{}{}", url.path().trim_end_matches('/'), payload.path);
+        url.set_path(&joined);
+    }
+    if !payload.query.is_empty() {
+        let query = match url.query() {
+            Some(own) if !own.is_empty() => format!("{own}&{}", payload.query),
+            _ => payload.query.clone(),
+        };
+        url.set_query(Some(&query));
+    }
+    url
+}
+
+fn record(event: &Event, outgoing: &Outgoing, response: &Response, started_ms: u64) -> Attempt {
+    let attempt_number = event.attempts + 1;
+    Attempt {
+        id: new_id("atm"),
+        event_id: event.id.clone(),
+        attempt_number,
+        trigger: if attempt_number == 1 {
+            AttemptTrigger::Initial
+        } else {
+            AttemptTrigger::Automatic
+        },
+        status: if response.is_success() {
+            AttemptStatus::Successful
+        } else {
+            AttemptStatus::Failed
+        },
+        http_method: outgoing.method.clone(),
+        requested_url: outgoing.url.to_string(),
+        response_status: response.status,
+        response_body: response.body.clone(),
+        error_code: response.error_code.map(str::to_string),
+        latency_ms: response.latency_ms,
+        created_at: started_ms,
+    }
+}
+
+/// Stores the attempt and the event's new state, then moves its queue entry:
+/// removed when done or failed for good, re-keyed at the retry time otherwise.
+/// The entry moves last, so a crash in between means one more attempt, never a lost one.
+async fn settle(
+    shared: &Arc<Shared>,
+    destination: &Destination,
+    mut event: Event,
+    attempt: Attempt,
+    entry: QueueEntry,
+) -> Result<(), StoreError> {
+    let now = now_ms();
+    event.attempts = attempt.attempt_number;
+    event.last_attempt_at = Some(attempt.created_at);
+    event.response_status = attempt.response_status;
+    event.error_code = attempt.error_code.clone();
+    let retry_at = if attempt.status == AttemptStatus::Successful {
+        event.status = EventStatus::Successful;
+        event.successful_at = Some(now);
+        None
+    } else {
+        let wait = retry_policy(shared, &event)
+            .and_then(|policy| policy.next_wait(event.attempts, attempt.response_status));
+        event.status = if wait.is_some() {
+            EventStatus::Scheduled
+        } else {
+            EventStatus::Failed
+        };
+        wait.map(|wait| now + wait.as_millis() as u64)
+    };
+    event.next_attempt_at = retry_at;
+    let store = shared.store.clone();
+    let destination_id = destination.id.clone();
+    blocking(move || {
+        store.record_attempt(&attempt)?;
+        store.save_event(&event)?;
+        match retry_at {
+            Some(due) => store.reschedule(&destination_id, &entry, due),
+            None => store.dequeue(&destination_id, &entry),
+        }
+    })
+    .await
+}
+
+fn retry_policy(shared: &Shared, event: &Event) -> Option<crate::pipeline::RetryPolicy> {
+    let catalog = shared.catalog.load();
+    let connection = catalog.connection(&event.connection_id)?;
+    connection.rules.iter().find_map(|rule| match rule {
+        Rule::Retry(policy) => Some(policy.clone()),
+        _ => None,
+    })
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .expect("store task panicked")
+}

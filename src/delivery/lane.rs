@@ -1,0 +1,129 @@
+//! One destination's lane: the loop that takes due events off its queue.
+
+use super::{attempt, Shared};
+use crate::ids::now_ms;
+use crate::model::RateLimit;
+use crate::store::QueueEntry;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use std::collections::HashSet;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+
+/// What the lane reads from the store on each pass.
+struct Scan {
+    due: Vec<QueueEntry>,
+    next_due_ms: Option<u64>,
+}
+
+/// A limiter and the limit it was built for, rebuilt when the limit changes.
+struct Limiter {
+    limit: RateLimit,
+    limiter: DefaultDirectRateLimiter,
+}
+
+fn limiter_for(limit: RateLimit) -> Limiter {
+    let count = NonZeroU32::new(limit.count).unwrap_or(NonZeroU32::MIN);
+    let quota = Quota::with_period(limit.period.duration() / count.get())
+        .expect("period is not zero")
+        .allow_burst(NonZeroU32::MIN);
+    Limiter {
+        limit,
+        limiter: RateLimiter::direct(quota),
+    }
+}
+
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    destination_id: String,
+    wake: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut in_flight: HashSet<String> = HashSet::new();
+    let mut attempts: JoinSet<String> = JoinSet::new();
+    let mut limiter: Option<Limiter> = None;
+    while !*stop.borrow() {
+        let Some(destination) = shared.catalog.load().destination(&destination_id).cloned() else {
+            break; // The destination was removed; its queue stays on disk.
+        };
+        refresh_limiter(&mut limiter, destination.rate_limit);
+        let capacity = destination.concurrency.saturating_sub(in_flight.len());
+        let mut next_due_ms = None;
+        if capacity > 0 {
+            let scan = scan(&shared, &destination_id, capacity, &in_flight).await;
+            let saturated = scan.due.len() == capacity;
+            for entry in scan.due {
+                if let Some(limiter) = &limiter {
+                    limiter.limiter.until_ready().await;
+                }
+                in_flight.insert(entry.event_id.clone());
+                attempts.spawn(attempt::deliver(shared.clone(), destination.clone(), entry));
+            }
+            if saturated && !attempts.is_empty() {
+                // More may be due; look again as soon as an attempt frees a slot.
+                next_due_ms = None;
+            } else {
+                next_due_ms = scan.next_due_ms;
+            }
+        }
+        tokio::select! {
+            _ = wake.notified() => {}
+            Some(done) = attempts.join_next(), if !attempts.is_empty() => {
+                if let Ok(event_id) = done {
+                    in_flight.remove(&event_id);
+                }
+            }
+            _ = sleep_until_ms(next_due_ms), if next_due_ms.is_some() => {}
+            _ = stop.changed() => {}
+        }
+    }
+    // Let attempts in flight finish so their outcome is recorded.
+    while attempts.join_next().await.is_some() {}
+}
+
+fn refresh_limiter(limiter: &mut Option<Limiter>, wanted: Option<RateLimit>) {
+    let current = limiter.as_ref().map(|l| l.limit);
+    if current != wanted {
+        *limiter = wanted.map(limiter_for);
+    }
+}
+
+async fn scan(
+    shared: &Arc<Shared>,
+    destination_id: &str,
+    capacity: usize,
+    in_flight: &HashSet<String>,
+) -> Scan {
+    let store = shared.store.clone();
+    let destination_id = destination_id.to_string();
+    let in_flight = in_flight.clone();
+    let scanned = tokio::task::spawn_blocking(move || {
+        let now = now_ms();
+        let due = store.due_entries(&destination_id, now, capacity, &in_flight)?;
+        let next_due_ms = store.next_due_after(&destination_id, now)?;
+        Ok::<_, crate::store::StoreError>(Scan { due, next_due_ms })
+    })
+    .await;
+    match scanned {
+        Ok(Ok(scan)) => scan,
+        Ok(Err(error)) => {
+            tracing::error!(%error, "queue scan failed; retrying in a second");
+            Scan {
+                due: Vec::new(),
+                next_due_ms: Some(now_ms() + 1000),
+            }
+        }
+        // Only happens while the runtime shuts down; the queue is untouched.
+        Err(_) => Scan {
+            due: Vec::new(),
+            next_due_ms: None,
+        },
+    }
+}
+
+async fn sleep_until_ms(due_ms: Option<u64>) {
+    let wait = due_ms.unwrap_or(0).saturating_sub(now_ms());
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+}

@@ -1,0 +1,151 @@
+//! Wiring: starts the store, router, delivery lanes and the pingora ingress for a
+//! config, and shuts them down in the order that loses nothing.
+
+use crate::config::Config;
+use crate::delivery::{DeliveryClient, Scheduler};
+use crate::ingress::{InFlight, Ingress};
+use crate::model::Catalog;
+use crate::pipeline::Router;
+use crate::store::{CommitLog, Store};
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use pingora::server::{Fds, ListenFds};
+use pingora::services::listening::Service as ListeningService;
+use pingora::services::Service;
+use std::net::SocketAddr;
+use std::os::fd::IntoRawFd;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Accepted requests waiting for the router before the commit writer waits too.
+const ROUTER_QUEUE: usize = 65_536;
+
+/// A running gateway.
+pub struct Gateway {
+    pub ingress_addr: SocketAddr,
+    pub store: Store,
+    catalog: Arc<ArcSwap<Catalog>>,
+    commit: CommitLog,
+    scheduler: Arc<Scheduler>,
+    in_flight: Arc<InFlight>,
+    stop_ingress: watch::Sender<bool>,
+    ingress_task: tokio::task::JoinHandle<()>,
+    threads: Vec<JoinHandle<()>>,
+    shutdown_timeout: Duration,
+}
+
+impl Gateway {
+    /// Starts everything; must run inside a multi-threaded tokio runtime.
+    /// Work left by an earlier run (unrouted requests, queued events) resumes.
+    pub async fn start(config: &Config) -> anyhow::Result<Gateway> {
+        let store = open_store(config).await?;
+        let catalog = Arc::new(ArcSwap::from_pointee(config.catalog()));
+        let client = DeliveryClient::new(
+            Duration::from_millis(config.limits.delivery_timeout_ms),
+            config.limits.max_response_bytes,
+        );
+        let scheduler = Scheduler::start(store.clone(), catalog.clone(), client);
+        let router = Router::new(store.clone(), catalog.clone(), scheduler.waker());
+        let resumed = {
+            let router = router.clone();
+            tokio::task::spawn_blocking(move || router.route_unrouted()).await??
+        };
+        if resumed > 0 {
+            tracing::info!(
+                requests = resumed,
+                "routed requests left unrouted by the last run"
+            );
+        }
+        let (to_router, router_inbox) = std::sync::mpsc::sync_channel(ROUTER_QUEUE);
+        let router_thread = router.start(router_inbox);
+        let (commit, commit_thread) = CommitLog::start(
+            store.clone(),
+            config.limits.commit_batch.max(1),
+            config.limits.commit_queue.max(1),
+            to_router,
+        );
+        let ingress = Ingress::new(
+            catalog.clone(),
+            commit.clone(),
+            config.limits.max_body_bytes,
+        );
+        let in_flight = ingress.in_flight();
+        let (stop_ingress, ingress_stopped) = watch::channel(false);
+        let (ingress_addr, ingress_task) =
+            start_ingress(ingress, config.server.ingress_listen, ingress_stopped)?;
+        tracing::info!(%ingress_addr, "ingress listening");
+        Ok(Gateway {
+            ingress_addr,
+            store,
+            catalog,
+            commit,
+            scheduler,
+            in_flight,
+            stop_ingress,
+            ingress_task,
+            threads: vec![commit_thread, router_thread],
+            shutdown_timeout: Duration::from_millis(config.server.shutdown_timeout_ms),
+        })
+    }
+
+    /// The catalog being served (replace it to apply a config change).
+    pub fn catalog(&self) -> &Arc<ArcSwap<Catalog>> {
+        &self.catalog
+    }
+
+    /// Graceful stop: no new connections, answer the requests being received,
+    /// store and route what was acknowledged, let attempts in flight finish (up to
+    /// the shutdown timeout), flush. Anything unfinished resumes on the next start.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop_ingress.send(true);
+        if tokio::time::timeout(self.shutdown_timeout, self.in_flight.idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!("requests still being received after the shutdown timeout");
+        }
+        self.commit.close().await;
+        let threads = self.threads;
+        tokio::task::spawn_blocking(move || {
+            threads.into_iter().for_each(|t| t.join().unwrap_or(()))
+        })
+        .await?;
+        self.scheduler.shutdown(self.shutdown_timeout).await;
+        self.ingress_task.abort();
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.flush()).await??;
+        Ok(())
+    }
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let dir = config.server.data_dir.clone();
+    tokio::task::spawn_blocking(move || {
+        Store::open(&dir).with_context(|| format!("opening the store in {}", dir.display()))
+    })
+    .await?
+}
+
+/// Binds the ingress socket ourselves (so port 0 works and the real address is
+/// known) and hands it to pingora through its fd table.
+fn start_ingress(
+    ingress: Ingress,
+    listen: SocketAddr,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = std::net::TcpListener::bind(listen)
+        .with_context(|| format!("binding the ingress to {listen}"))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let mut fds = Fds::new();
+    fds.add(addr.to_string(), listener.into_raw_fd());
+    let fds: ListenFds = Arc::new(tokio::sync::Mutex::new(fds));
+    let mut service = ListeningService::new("hookgate ingress".to_string(), ingress);
+    service.add_tcp(&addr.to_string());
+    let task = tokio::spawn(async move {
+        service.start_service(Some(fds), stopped, 1).await;
+    });
+    Ok((addr, task))
+}

@@ -1,0 +1,275 @@
+//! The public webhook ingress, a pingora service: `/{e}/{source}/{rest…}`.
+//!
+//! Checks route, method and size, stores the request durably (group commit),
+//! and only then answers 2xx. Rejected requests are recorded too, with their cause.
+
+mod response;
+
+use crate::ids::{new_id, now_ms};
+use crate::model::{Catalog, Payload, RejectionCause, Request, RequestStatus, Source};
+use crate::store::CommitLog;
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use http::{Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use response::{accepted, error, ErrorReply};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// The URL prefix of source endpoints.
+const SOURCE_PREFIX: &str = "/e/";
+
+pub struct Ingress {
+    catalog: Arc<ArcSwap<Catalog>>,
+    commit: CommitLog,
+    max_body_bytes: usize,
+    in_flight: Arc<InFlight>,
+}
+
+/// Counts requests being handled, so that shutdown can wait for their answers.
+#[derive(Default)]
+pub struct InFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+struct InFlightGuard(Arc<InFlight>);
+
+impl InFlight {
+    fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard(self.clone())
+    }
+
+    /// Resolves once no request is being handled.
+    pub async fn idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.count.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// A request as read off the wire, before it is accepted or rejected.
+struct Received {
+    source_name: String,
+    payload: Payload,
+    received_at: u64,
+}
+
+impl Ingress {
+    pub fn new(
+        catalog: Arc<ArcSwap<Catalog>>,
+        commit: CommitLog,
+        max_body_bytes: usize,
+    ) -> Ingress {
+        Ingress {
+            catalog,
+            commit,
+            max_body_bytes,
+            in_flight: Arc::default(),
+        }
+    }
+
+    pub fn in_flight(&self) -> Arc<InFlight> {
+        self.in_flight.clone()
+    }
+
+    async fn handle(&self, session: &mut ServerSession) -> Result<Response<Vec<u8>>, ErrorReply> {
+        let received_at = now_ms();
+        let header = session.req_header();
+        let Some((source_name, path)) = split_source_path(header.uri.path()) else {
+            return Err(ErrorReply::new(
+                StatusCode::NOT_FOUND,
+                "not a source URL: webhooks go to /e/{source}",
+            ));
+        };
+        let mut received = Received {
+            source_name: source_name.to_string(),
+            payload: Payload {
+                method: header.method.as_str().to_string(),
+                path: path.to_string(),
+                query: header.uri.query().unwrap_or_default().to_string(),
+                headers: header
+                    .headers
+                    .iter()
+                    .map(|(name, value)| {
+                        (
+                            name.as_str().to_string(),
+                            String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                        )
+                    })
+                    .collect(),
+                body: Vec::new(),
+            },
+            received_at,
+        };
+        let catalog = self.catalog.load();
+        let Some(source) = catalog.source(&received.source_name).cloned() else {
+            let message = format!("no source named \"{}\"", received.source_name);
+            return Err(self
+                .reject(
+                    received,
+                    None,
+                    RejectionCause::NoWebhook,
+                    StatusCode::NOT_FOUND,
+                    message,
+                )
+                .await);
+        };
+        if !source
+            .allowed_http_methods
+            .contains(&received.payload.method)
+        {
+            let message = format!(
+                "method {} is not allowed on source \"{}\" (allowed: {})",
+                received.payload.method,
+                source.name,
+                source.allowed_http_methods.join(", ")
+            );
+            let reply = self
+                .reject(
+                    received,
+                    Some(&source),
+                    RejectionCause::UnsupportedHttpMethod,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    message,
+                )
+                .await;
+            return Err(reply.with_header("allow", source.allowed_http_methods.join(", ")));
+        }
+        if let Err(message) = self.read_body(session, &mut received.payload.body).await {
+            // The rest of an oversized body is never read, so this connection cannot be reused.
+            session.set_keepalive(None);
+            return Err(self
+                .reject(
+                    received,
+                    Some(&source),
+                    RejectionCause::PayloadTooLarge,
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    message,
+                )
+                .await);
+        }
+        let request = new_request(&received, Some(&source), RequestStatus::Accepted, None);
+        let request_id = request.id.clone();
+        self.commit
+            .commit(request, received.payload, true)
+            .await
+            .map_err(|e| ErrorReply::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+        Ok(accepted(&request_id, source.custom_response.as_ref()))
+    }
+
+    /// Reads the body up to the limit; over it, says why without reading further.
+    async fn read_body(
+        &self,
+        session: &mut ServerSession,
+        body: &mut Vec<u8>,
+    ) -> Result<(), String> {
+        let too_large = || format!("body exceeds the limit of {} bytes", self.max_body_bytes);
+        let declared = session
+            .req_header()
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+        if declared.is_some_and(|length| length > self.max_body_bytes) {
+            return Err(too_large());
+        }
+        while let Some(chunk) = session
+            .read_request_body()
+            .await
+            .map_err(|e| format!("could not read the body: {e}"))?
+        {
+            if body.len() + chunk.len() > self.max_body_bytes {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(())
+    }
+
+    /// Records a rejected request (without routing it) and builds its error reply.
+    async fn reject(
+        &self,
+        received: Received,
+        source: Option<&Source>,
+        cause: RejectionCause,
+        status: StatusCode,
+        message: String,
+    ) -> ErrorReply {
+        let request = new_request(&received, source, RequestStatus::Rejected, Some(cause));
+        if let Err(error) = self.commit.commit(request, received.payload, false).await {
+            tracing::warn!(%error, "could not record a rejected request");
+        }
+        ErrorReply::new(status, message)
+    }
+}
+
+fn new_request(
+    received: &Received,
+    source: Option<&Source>,
+    status: RequestStatus,
+    cause: Option<RejectionCause>,
+) -> Request {
+    Request {
+        id: new_id("req"),
+        source_id: source.map(|s| s.id.clone()),
+        source_name: source.map_or(received.source_name.clone(), |s| s.name.clone()),
+        status,
+        rejection_cause: cause,
+        verified: None,
+        received_at: received.received_at,
+        method: received.payload.method.clone(),
+        path: received.payload.path.clone(),
+        query: received.payload.query.clone(),
+        body_bytes: received.payload.body.len(),
+    }
+}
+
+/// `/e/shop/extra/path` → `("shop", "/extra/path")`.
+fn split_source_path(path: &str) -> Option<(&str, &str)> {
+    let rest = path.strip_prefix(SOURCE_PREFIX)?;
+    let (source, forwarded) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    (!source.is_empty()).then_some((source, forwarded))
+}
+
+#[async_trait]
+impl ServeHttp for Ingress {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let _guard = self.in_flight.enter();
+        match self.handle(session).await {
+            Ok(response) => response,
+            Err(reply) => error(reply),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_source_path;
+
+    #[test]
+    fn source_and_forwarded_path_are_split() {
+        assert_eq!(split_source_path("/e/shop"), Some(("shop", "")));
+        assert_eq!(split_source_path("/e/shop/"), Some(("shop", "/")));
+        assert_eq!(split_source_path("/e/shop/a/b"), Some(("shop", "/a/b")));
+        assert_eq!(split_source_path("/e/"), None);
+        assert_eq!(split_source_path("/x/shop"), None);
+    }
+}

@@ -1,0 +1,13 @@
+//! hookgate: a self-hosted webhook gateway. See README.md and ../shared/design.md.
+
+pub mod config;
+pub mod delivery;
+pub mod gateway;
+pub mod ids;
+pub mod ingress;
+pub mod model;
+pub mod pipeline;
+pub mod store;
+
+pub use config::Config;
+pub use gateway::Gateway;

@@ -1,0 +1,138 @@
+//! The configured objects: sources, destinations and the connections between them.
+//! A `Catalog` is an immutable snapshot; a config change builds a new one.
+
+use crate::pipeline::Rule;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use url::Url;
+
+/// What the ingress answers on accepted requests instead of its default JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomResponse {
+    pub content_type: String,
+    pub body: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub id: String,
+    pub name: String,
+    /// Upper-case method names.
+    pub allowed_http_methods: Vec<String>,
+    pub custom_response: Option<CustomResponse>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RatePeriod {
+    Second,
+    Minute,
+    Hour,
+}
+
+impl RatePeriod {
+    pub fn duration(self) -> Duration {
+        match self {
+            RatePeriod::Second => Duration::from_secs(1),
+            RatePeriod::Minute => Duration::from_secs(60),
+            RatePeriod::Hour => Duration::from_secs(3600),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    pub count: u32,
+    pub period: RatePeriod,
+}
+
+#[derive(Debug, Clone)]
+pub struct Destination {
+    pub id: String,
+    pub name: String,
+    pub url: Url,
+    /// Overrides the request's method when set.
+    pub http_method: Option<String>,
+    pub path_forwarding_disabled: bool,
+    pub rate_limit: Option<RateLimit>,
+    /// Most attempts in flight at once to this destination.
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Connection {
+    pub id: String,
+    pub name: String,
+    pub source_id: String,
+    pub destination_id: String,
+    /// Applied in the order written.
+    pub rules: Vec<Rule>,
+}
+
+/// The objects the gateway serves right now, indexed for the hot paths.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    sources_by_name: HashMap<String, Arc<Source>>,
+    sources_by_id: HashMap<String, Arc<Source>>,
+    destinations: HashMap<String, Arc<Destination>>,
+    connections: HashMap<String, Arc<Connection>>,
+    connections_by_source: HashMap<String, Vec<Arc<Connection>>>,
+}
+
+impl Catalog {
+    pub fn new(
+        sources: Vec<Source>,
+        destinations: Vec<Destination>,
+        connections: Vec<Connection>,
+    ) -> Self {
+        let mut catalog = Catalog::default();
+        for source in sources.into_iter().map(Arc::new) {
+            catalog
+                .sources_by_name
+                .insert(source.name.clone(), source.clone());
+            catalog.sources_by_id.insert(source.id.clone(), source);
+        }
+        for destination in destinations.into_iter().map(Arc::new) {
+            catalog
+                .destinations
+                .insert(destination.id.clone(), destination);
+        }
+        for connection in connections.into_iter().map(Arc::new) {
+            catalog
+                .connections_by_source
+                .entry(connection.source_id.clone())
+                .or_default()
+                .push(connection.clone());
+            catalog
+                .connections
+                .insert(connection.id.clone(), connection);
+        }
+        catalog
+    }
+
+    /// A source by the name or the id used in its URL.
+    pub fn source(&self, name_or_id: &str) -> Option<&Arc<Source>> {
+        self.sources_by_name
+            .get(name_or_id)
+            .or_else(|| self.sources_by_id.get(name_or_id))
+    }
+
+    pub fn destination(&self, id: &str) -> Option<&Arc<Destination>> {
+        self.destinations.get(id)
+    }
+
+    pub fn destinations(&self) -> impl Iterator<Item = &Arc<Destination>> {
+        self.destinations.values()
+    }
+
+    pub fn connection(&self, id: &str) -> Option<&Arc<Connection>> {
+        self.connections.get(id)
+    }
+
+    /// The connections fed by a source, in declaration order.
+    pub fn connections_of(&self, source_id: &str) -> &[Arc<Connection>] {
+        self.connections_by_source
+            .get(source_id)
+            .map_or(&[], Vec::as_slice)
+    }
+}

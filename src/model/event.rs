@@ -1,0 +1,94 @@
+//! Events (one request routed through one connection), their delivery attempts,
+//! and the events a rule decided not to deliver.
+
+use serde::{Deserialize, Serialize};
+
+/// Hookdeck's event lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EventStatus {
+    /// Waiting for a delay or a retry.
+    Scheduled,
+    /// Due now, waiting for its destination's lane.
+    Queued,
+    /// Held back by a paused connection.
+    Hold,
+    Successful,
+    Failed,
+}
+
+impl EventStatus {
+    /// Terminal events are never attempted again automatically.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, EventStatus::Successful | EventStatus::Failed)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: String,
+    pub request_id: String,
+    pub source_id: String,
+    pub connection_id: String,
+    pub destination_id: String,
+    pub status: EventStatus,
+    /// Attempts made so far.
+    pub attempts: u32,
+    pub created_at: u64,
+    pub next_attempt_at: Option<u64>,
+    pub last_attempt_at: Option<u64>,
+    pub successful_at: Option<u64>,
+    pub response_status: Option<u16>,
+    pub error_code: Option<String>,
+    /// True when a rule changed the payload, which is then stored with the
+    /// event; otherwise the request's payload is delivered as received.
+    pub has_own_payload: bool,
+}
+
+/// What made an attempt happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AttemptTrigger {
+    Initial,
+    Automatic,
+    Manual,
+    BulkRetry,
+    Unpause,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AttemptStatus {
+    Successful,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub id: String,
+    pub event_id: String,
+    pub attempt_number: u32,
+    pub trigger: AttemptTrigger,
+    pub status: AttemptStatus,
+    pub http_method: String,
+    pub requested_url: String,
+    pub response_status: Option<u16>,
+    /// At most `limits.max_response_bytes` of the response body, lossily decoded.
+    pub response_body: Option<String>,
+    pub error_code: Option<String>,
+    pub latency_ms: u64,
+    pub created_at: u64,
+}
+
+/// A request that a connection's rules decided not to deliver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IgnoredEvent {
+    pub id: String,
+    pub request_id: String,
+    pub connection_id: String,
+    /// FILTERED, TRANSFORMATION_FAILED, DEDUPLICATED, …
+    pub cause: String,
+    pub created_at: u64,
+    /// Why, for a person reading it (e.g. the transformation's error).
+    pub detail: Option<String>,
+}

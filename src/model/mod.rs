@@ -1,0 +1,12 @@
+//! The objects hookgate stores and serves: what came in (requests), what goes out
+//! (events and their attempts), and the configured catalog that connects them.
+
+mod catalog;
+mod event;
+mod request;
+
+pub use catalog::{
+    Catalog, Connection, CustomResponse, Destination, RateLimit, RatePeriod, Source,
+};
+pub use event::{Attempt, AttemptStatus, AttemptTrigger, Event, EventStatus, IgnoredEvent};
+pub use request::{Payload, RejectionCause, Request, RequestStatus};

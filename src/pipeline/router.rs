@@ -1,0 +1,215 @@
+//! The router: after a request is durable, each connection of its source runs
+//! its rules and the outcome is stored as an event (queued for delivery) or an
+//! ignored event.
+
+use super::view::filter_root;
+use super::Rule;
+use crate::ids::{derived_id, now_ms};
+use crate::model::{Catalog, Connection, Event, EventStatus, IgnoredEvent, Payload, Request};
+use crate::store::{Committed, Result, Store};
+use arc_swap::ArcSwap;
+use serde_json::Value;
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::sync::mpsc::Receiver;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Called with a destination id when new events are due for it.
+pub type WakeLane = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Most requests routed between two lane wake-ups, so that a burst costs one
+/// wake-up per destination instead of one per event.
+const ROUTE_BATCH: usize = 256;
+
+#[derive(Clone)]
+pub struct Router {
+    store: Store,
+    catalog: Arc<ArcSwap<Catalog>>,
+    wake: WakeLane,
+}
+
+/// What a connection's rules decided for one request.
+enum Outcome {
+    Deliver {
+        /// Present when a rule changed the payload.
+        payload: Option<Payload>,
+        due_ms: u64,
+    },
+    Ignore {
+        cause: &'static str,
+        detail: Option<String>,
+    },
+}
+
+impl Router {
+    pub fn new(store: Store, catalog: Arc<ArcSwap<Catalog>>, wake: WakeLane) -> Router {
+        Router {
+            store,
+            catalog,
+            wake,
+        }
+    }
+
+    /// Routes requests as the commit log hands them over, until it stops.
+    pub fn start(self, committed: Receiver<Committed>) -> JoinHandle<()> {
+        std::thread::Builder::new()
+            .name("hookgate-router".into())
+            .spawn(move || self.run(committed))
+            .expect("spawn router thread")
+    }
+
+    fn run(&self, committed: Receiver<Committed>) {
+        while let Ok(first) = committed.recv() {
+            let batch = std::iter::once(first).chain(committed.try_iter().take(ROUTE_BATCH - 1));
+            let mut woken = HashSet::new();
+            for Committed { request, payload } in batch {
+                match self.route(&request, &payload) {
+                    Ok(destinations) => woken.extend(destinations),
+                    // Left marked unrouted: routed again on the next start.
+                    Err(error) => tracing::error!(%error, request = %request.id, "routing failed"),
+                }
+            }
+            woken
+                .iter()
+                .for_each(|destination| (self.wake)(destination));
+        }
+    }
+
+    /// Routes every request left unrouted by a crash or a shutdown. Routing is
+    /// idempotent (event ids derive from request and connection), so a request
+    /// routed halfway before the crash yields no duplicates.
+    pub fn route_unrouted(&self) -> Result<usize> {
+        let ids = self.store.unrouted_requests()?;
+        let mut woken = HashSet::new();
+        for id in &ids {
+            let request = self.store.request(id)?;
+            let payload = self.store.request_payload(id)?;
+            match (request, payload) {
+                (Some(request), Some(payload)) => woken.extend(self.route(&request, &payload)?),
+                _ => self.store.mark_routed(id)?,
+            }
+        }
+        woken
+            .iter()
+            .for_each(|destination| (self.wake)(destination));
+        Ok(ids.len())
+    }
+
+    /// Runs every connection of the request's source and stores the outcomes.
+    /// Returns the destinations that got new events.
+    pub fn route(&self, request: &Request, payload: &Payload) -> Result<Vec<String>> {
+        let catalog = self.catalog.load();
+        let mut destinations = Vec::new();
+        let source_id = request.source_id.as_deref().unwrap_or_default();
+        for connection in catalog.connections_of(source_id) {
+            let event_id = derived_id("evt", &request.id, &connection.id);
+            if self.store.event_exists(&event_id)? {
+                continue;
+            }
+            match self.apply_rules(connection, request, payload)? {
+                Outcome::Deliver { payload, due_ms } => {
+                    let event = new_event(event_id, request, connection, due_ms, payload.is_some());
+                    self.store.insert_event(&event, payload.as_ref(), due_ms)?;
+                    destinations.push(connection.destination_id.clone());
+                }
+                Outcome::Ignore { cause, detail } => {
+                    self.store.insert_ignored_event(&IgnoredEvent {
+                        id: event_id,
+                        request_id: request.id.clone(),
+                        connection_id: connection.id.clone(),
+                        cause: cause.to_string(),
+                        created_at: now_ms(),
+                        detail,
+                    })?;
+                }
+            }
+        }
+        self.store.mark_routed(&request.id)?;
+        Ok(destinations)
+    }
+
+    /// Runs a connection's rules in the order written. A filter sees the payload
+    /// as the rules before it left it (so a filter may come before or after a transform).
+    fn apply_rules(
+        &self,
+        connection: &Connection,
+        request: &Request,
+        payload: &Payload,
+    ) -> Result<Outcome> {
+        let mut current = Cow::Borrowed(payload);
+        // The JSON view of `current`, built once and only if a rule needs it.
+        let mut root: Option<Value> = None;
+        let mut due_ms = request.received_at;
+        for rule in &connection.rules {
+            match rule {
+                Rule::Filter(filter) => {
+                    if !filter.matches(root.get_or_insert_with(|| filter_root(&current))) {
+                        return Ok(Outcome::Ignore {
+                            cause: "FILTERED",
+                            detail: None,
+                        });
+                    }
+                }
+                Rule::Deduplicate(dedup) => {
+                    let fingerprint =
+                        dedup.fingerprint(root.get_or_insert_with(|| filter_root(&current)));
+                    let window_ms = dedup.window.as_millis() as u64;
+                    if !self.store.claim_fingerprint(
+                        &connection.id,
+                        &fingerprint,
+                        &request.id,
+                        now_ms(),
+                        window_ms,
+                    )? {
+                        return Ok(Outcome::Ignore {
+                            cause: "DEDUPLICATED",
+                            detail: None,
+                        });
+                    }
+                }
+                Rule::Delay(delay) => due_ms = request.received_at + delay.as_millis() as u64,
+                // Applied after attempts, by the delivery lanes.
+                Rule::Retry(_) => {}
+            }
+        }
+        let changed = match current {
+            Cow::Owned(payload) => Some(payload),
+            Cow::Borrowed(_) => None,
+        };
+        Ok(Outcome::Deliver {
+            payload: changed,
+            due_ms,
+        })
+    }
+}
+
+fn new_event(
+    id: String,
+    request: &Request,
+    connection: &Connection,
+    due_ms: u64,
+    has_own_payload: bool,
+) -> Event {
+    let now = now_ms();
+    Event {
+        id,
+        request_id: request.id.clone(),
+        source_id: connection.source_id.clone(),
+        connection_id: connection.id.clone(),
+        destination_id: connection.destination_id.clone(),
+        status: if due_ms > now {
+            EventStatus::Scheduled
+        } else {
+            EventStatus::Queued
+        },
+        attempts: 0,
+        created_at: now,
+        next_attempt_at: Some(due_ms),
+        last_attempt_at: None,
+        successful_at: None,
+        response_status: None,
+        error_code: None,
+        has_own_payload,
+    }
+}

@@ -1,0 +1,147 @@
+//! Group commit: the ingress answers only after a request is fsync'ed, and many
+//! concurrent requests share one fsync.
+//!
+//! One writer thread takes whatever is pending (never waiting for a batch to
+//! fill, so a lone request pays one flush), writes it all, flushes once, then
+//! wakes every waiter and hands the accepted requests to the router.
+
+use super::Store;
+use crate::model::{Payload, Request};
+use std::sync::mpsc::SyncSender;
+use std::thread::JoinHandle;
+use tokio::sync::{mpsc, oneshot};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CommitError {
+    #[error("the gateway is shutting down")]
+    Closed,
+    #[error("could not store the request: {0}")]
+    Store(String),
+}
+
+/// An accepted, durable request on its way to the router.
+pub struct Committed {
+    pub request: Request,
+    pub payload: Payload,
+}
+
+struct Pending {
+    request: Request,
+    payload: Payload,
+    route: bool,
+    done: oneshot::Sender<Result<(), CommitError>>,
+}
+
+enum Message {
+    Commit(Box<Pending>),
+    Close,
+}
+
+/// The sending side of the writer thread; clone it freely.
+#[derive(Clone)]
+pub struct CommitLog {
+    tx: mpsc::Sender<Message>,
+}
+
+impl CommitLog {
+    /// Starts the writer thread. Accepted requests go to `router` once durable.
+    /// `queue_capacity` bounds the requests waiting for the writer, so that an
+    /// overloaded disk slows senders down instead of filling memory.
+    pub fn start(
+        store: Store,
+        max_batch: usize,
+        queue_capacity: usize,
+        router: SyncSender<Committed>,
+    ) -> (CommitLog, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(queue_capacity);
+        let writer = std::thread::Builder::new()
+            .name("hookgate-commit".into())
+            .spawn(move || write_loop(store, rx, max_batch, router))
+            .expect("spawn commit thread");
+        (CommitLog { tx }, writer)
+    }
+
+    /// Stores a request durably. `route`: hand it to the router afterwards
+    /// (accepted requests); rejected ones are only recorded.
+    pub async fn commit(
+        &self,
+        request: Request,
+        payload: Payload,
+        route: bool,
+    ) -> Result<(), CommitError> {
+        let (done, result) = oneshot::channel();
+        let pending = Pending {
+            request,
+            payload,
+            route,
+            done,
+        };
+        self.tx
+            .send(Message::Commit(Box::new(pending)))
+            .await
+            .map_err(|_| CommitError::Closed)?;
+        result.await.map_err(|_| CommitError::Closed)?
+    }
+
+    /// Asks the writer to finish what is pending and stop.
+    pub async fn close(&self) {
+        // Already closed is fine.
+        let _ = self.tx.send(Message::Close).await;
+    }
+}
+
+fn write_loop(
+    store: Store,
+    mut rx: mpsc::Receiver<Message>,
+    max_batch: usize,
+    router: SyncSender<Committed>,
+) {
+    let mut closing = false;
+    while !closing {
+        let Some(first) = rx.blocking_recv() else {
+            break;
+        };
+        let mut batch = Vec::new();
+        for message in std::iter::once(first).chain(std::iter::from_fn(|| rx.try_recv().ok())) {
+            match message {
+                Message::Commit(pending) => batch.push(*pending),
+                Message::Close => closing = true,
+            }
+            if batch.len() >= max_batch {
+                break;
+            }
+        }
+        commit_batch(&store, batch, &router);
+    }
+}
+
+fn commit_batch(store: &Store, batch: Vec<Pending>, router: &SyncSender<Committed>) {
+    let result = write_batch(store, &batch).map_err(|e| CommitError::Store(e.to_string()));
+    if let Err(error) = &result {
+        tracing::error!(%error, requests = batch.len(), "group commit failed");
+    }
+    for pending in batch {
+        let durable = result.is_ok();
+        // The ingress may have given up waiting (client gone); the request is
+        // stored and routed all the same.
+        let _ = pending.done.send(result.clone());
+        if durable && pending.route {
+            let committed = Committed {
+                request: pending.request,
+                payload: pending.payload,
+            };
+            if router.send(committed).is_err() {
+                // The router has stopped (shutdown): the request stays marked
+                // unrouted and is routed on the next start.
+                continue;
+            }
+        }
+    }
+}
+
+fn write_batch(store: &Store, batch: &[Pending]) -> super::Result<()> {
+    for pending in batch {
+        store.put_request(&pending.request, &pending.payload, pending.route)?;
+    }
+    store.flush()
+}

@@ -1,0 +1,259 @@
+//! The embedded sled store: every request, event, attempt and the delivery queue.
+//!
+//! sled calls block, so async code reaches the store through
+//! `tokio::task::spawn_blocking` or the group-commit writer thread, never directly
+//! on a reactor thread.
+
+mod commit;
+mod queue;
+
+pub use commit::{CommitError, CommitLog, Committed};
+pub use queue::QueueEntry;
+
+use crate::model::{Attempt, Event, IgnoredEvent, Payload, Request};
+use serde::{de::DeserializeOwned, Serialize};
+use std::path::Path;
+use tokio::sync::broadcast;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("store: corrupt record: {0}")]
+    Corrupt(#[from] serde_json::Error),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// How many event changes a slow subscriber may fall behind before it is told it lagged.
+const EVENT_FEED_CAPACITY: usize = 8192;
+
+/// A handle to the database; cheap to clone (sled trees are reference counted).
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    requests: sled::Tree,
+    /// Request id → the payload as received.
+    request_payloads: sled::Tree,
+    /// Accepted request ids not yet routed; routed again after a crash.
+    unrouted: sled::Tree,
+    events: sled::Tree,
+    /// Event id → payload, for events whose rules changed it.
+    event_payloads: sled::Tree,
+    attempts: sled::Tree,
+    /// `event id ++ attempt id` → (), the attempts of an event in order.
+    event_attempts: sled::Tree,
+    ignored_events: sled::Tree,
+    queue: sled::Tree,
+    /// `connection id ++ fingerprint` → first-seen ms ++ request id (deduplicate rule).
+    fingerprints: sled::Tree,
+    event_feed: broadcast::Sender<Event>,
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> Result<Store> {
+        // Flushing is ours to do (group commit); sled's own timer flush stays as a
+        // backstop for the records that do not need an fsync before an answer.
+        let db = sled::Config::new()
+            .path(dir)
+            .flush_every_ms(Some(200))
+            .open()?;
+        Ok(Store {
+            requests: db.open_tree("requests")?,
+            request_payloads: db.open_tree("request_payloads")?,
+            unrouted: db.open_tree("unrouted")?,
+            events: db.open_tree("events")?,
+            event_payloads: db.open_tree("event_payloads")?,
+            attempts: db.open_tree("attempts")?,
+            event_attempts: db.open_tree("event_attempts")?,
+            ignored_events: db.open_tree("ignored_events")?,
+            queue: db.open_tree("queue")?,
+            fingerprints: db.open_tree("fingerprints")?,
+            event_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
+            db,
+        })
+    }
+
+    /// Waits until everything written so far is on disk.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Every change to an event, as it is saved (for tests, and later live views).
+    pub fn subscribe_events(&self) -> broadcast::Receiver<Event> {
+        self.event_feed.subscribe()
+    }
+
+    // --- requests -------------------------------------------------------------
+
+    /// Writes a request and its payload, without flushing (the commit log flushes
+    /// whole batches). Accepted requests are also marked as not yet routed.
+    fn put_request(&self, request: &Request, payload: &Payload, route: bool) -> Result<()> {
+        put(&self.request_payloads, &request.id, payload)?;
+        put(&self.requests, &request.id, request)?;
+        if route {
+            self.unrouted.insert(request.id.as_bytes(), &[])?;
+        }
+        Ok(())
+    }
+
+    pub fn request(&self, id: &str) -> Result<Option<Request>> {
+        get(&self.requests, id)
+    }
+
+    pub fn request_payload(&self, id: &str) -> Result<Option<Payload>> {
+        get(&self.request_payloads, id)
+    }
+
+    /// Requests that were acknowledged but whose routing may not have finished.
+    pub fn unrouted_requests(&self) -> Result<Vec<String>> {
+        self.unrouted
+            .iter()
+            .keys()
+            .map(|key| Ok(String::from_utf8_lossy(&key?).into_owned()))
+            .collect()
+    }
+
+    /// Called once every event of the request is stored.
+    pub fn mark_routed(&self, request_id: &str) -> Result<()> {
+        self.unrouted.remove(request_id.as_bytes())?;
+        Ok(())
+    }
+
+    /// Every stored request, oldest first.
+    pub fn requests(&self) -> impl Iterator<Item = Result<Request>> {
+        values(&self.requests)
+    }
+
+    // --- events ---------------------------------------------------------------
+
+    pub fn event(&self, id: &str) -> Result<Option<Event>> {
+        get(&self.events, id)
+    }
+
+    pub fn event_exists(&self, id: &str) -> Result<bool> {
+        Ok(self.events.contains_key(id.as_bytes())?
+            || self.ignored_events.contains_key(id.as_bytes())?)
+    }
+
+    /// Stores a new event (with its own payload when a rule changed it) and puts
+    /// it in its destination's queue, due at `due_ms`.
+    pub fn insert_event(
+        &self,
+        event: &Event,
+        payload: Option<&Payload>,
+        due_ms: u64,
+    ) -> Result<()> {
+        if let Some(payload) = payload {
+            put(&self.event_payloads, &event.id, payload)?;
+        }
+        self.save_event(event)?;
+        self.enqueue(&event.destination_id, due_ms, &event.id)
+    }
+
+    pub fn save_event(&self, event: &Event) -> Result<()> {
+        put(&self.events, &event.id, event)?;
+        // Nobody listening is fine: the feed is a convenience, the store the truth.
+        let _ = self.event_feed.send(event.clone());
+        Ok(())
+    }
+
+    /// What to deliver for an event: its own payload, or its request's.
+    pub fn event_payload(&self, event: &Event) -> Result<Option<Payload>> {
+        if event.has_own_payload {
+            get(&self.event_payloads, &event.id)
+        } else {
+            self.request_payload(&event.request_id)
+        }
+    }
+
+    /// Every stored event, oldest first.
+    pub fn events(&self) -> impl Iterator<Item = Result<Event>> {
+        values(&self.events)
+    }
+
+    pub fn insert_ignored_event(&self, ignored: &IgnoredEvent) -> Result<()> {
+        put(&self.ignored_events, &ignored.id, ignored)
+    }
+
+    pub fn ignored_events(&self) -> impl Iterator<Item = Result<IgnoredEvent>> {
+        values(&self.ignored_events)
+    }
+
+    /// Records that `request_id` carried `fingerprint` on a connection, unless an
+    /// earlier request did within `window_ms`: then returns false (a duplicate).
+    /// The same request claiming again (routing after a crash) is not a duplicate.
+    pub fn claim_fingerprint(
+        &self,
+        connection_id: &str,
+        fingerprint: &[u8],
+        request_id: &str,
+        now_ms: u64,
+        window_ms: u64,
+    ) -> Result<bool> {
+        let mut key = connection_id.as_bytes().to_vec();
+        key.extend_from_slice(fingerprint);
+        if let Some(seen) = self.fingerprints.get(&key)? {
+            let (at, owner) = seen.split_at(8);
+            let at = u64::from_be_bytes(at.try_into().expect("8-byte timestamp"));
+            if owner == request_id.as_bytes() {
+                return Ok(true);
+            }
+            if now_ms.saturating_sub(at) < window_ms {
+                return Ok(false);
+            }
+        }
+        let mut value = now_ms.to_be_bytes().to_vec();
+        value.extend_from_slice(request_id.as_bytes());
+        self.fingerprints.insert(key, value)?;
+        Ok(true)
+    }
+
+    // --- attempts -------------------------------------------------------------
+
+    pub fn record_attempt(&self, attempt: &Attempt) -> Result<()> {
+        put(&self.attempts, &attempt.id, attempt)?;
+        let mut index_key = attempt.event_id.clone().into_bytes();
+        index_key.extend_from_slice(attempt.id.as_bytes());
+        self.event_attempts.insert(index_key, &[])?;
+        Ok(())
+    }
+
+    /// The attempts of one event, oldest first.
+    pub fn attempts_of(&self, event_id: &str) -> Result<Vec<Attempt>> {
+        self.event_attempts
+            .scan_prefix(event_id.as_bytes())
+            .keys()
+            .filter_map(|key| match key {
+                Ok(key) => {
+                    let attempt_id = String::from_utf8_lossy(&key[event_id.len()..]).into_owned();
+                    self.attempt(&attempt_id).transpose()
+                }
+                Err(e) => Some(Err(e.into())),
+            })
+            .collect()
+    }
+
+    pub fn attempt(&self, id: &str) -> Result<Option<Attempt>> {
+        get(&self.attempts, id)
+    }
+}
+
+fn put<T: Serialize>(tree: &sled::Tree, id: &str, value: &T) -> Result<()> {
+    tree.insert(id.as_bytes(), serde_json::to_vec(value)?)?;
+    Ok(())
+}
+
+fn get<T: DeserializeOwned>(tree: &sled::Tree, id: &str) -> Result<Option<T>> {
+    match tree.get(id.as_bytes())? {
+        Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+        None => Ok(None),
+    }
+}
+
+fn values<T: DeserializeOwned>(tree: &sled::Tree) -> impl Iterator<Item = Result<T>> {
+    tree.iter()
+        .values()
+        .map(|value| Ok(serde_json::from_slice(&value?)?))
+}

@@ -1,0 +1,237 @@
+//! Test harness: a real HTTP sink for destinations, the real gateway on
+//! 127.0.0.1 with a temp sled directory, and helpers that await signals
+//! (sink arrivals, store event changes) instead of sleeping.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use hookgate::model::Event;
+use hookgate::{Config, Gateway};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Generous upper bound on any wait; a test that hits it has failed.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A request as the sink received it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub at: Instant,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// How the sink answers.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Status(u16),
+    StatusWithBody(u16, String),
+    /// Never answers.
+    Hang,
+}
+
+type Behavior = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
+
+struct SinkState {
+    received: Mutex<Vec<Received>>,
+    count: watch::Sender<usize>,
+    behavior: Mutex<Behavior>,
+}
+
+/// A destination: an HTTP server that records every request.
+pub struct Sink {
+    pub addr: SocketAddr,
+    state: Arc<SinkState>,
+}
+
+impl Sink {
+    pub async fn start(reply: Reply) -> Sink {
+        Sink::start_with(move |_| reply.clone()).await
+    }
+
+    /// A sink whose answer depends on the request (e.g. on its attempt header).
+    pub async fn start_with(behavior: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> Sink {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Sink::serve(listener, Arc::new(behavior))
+    }
+
+    fn serve(listener: tokio::net::TcpListener, behavior: Behavior) -> Sink {
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(SinkState {
+            received: Mutex::default(),
+            count: watch::channel(0).0,
+            behavior: Mutex::new(behavior),
+        });
+        let app = axum::Router::new()
+            .fallback(record)
+            .with_state(state.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Sink { addr, state }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn set_reply(&self, reply: Reply) {
+        *self.state.behavior.lock().unwrap() = Arc::new(move |_| reply.clone());
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state.received.lock().unwrap().clone()
+    }
+
+    /// Waits until at least `n` requests have arrived and returns them all.
+    pub async fn wait_for(&self, n: usize) -> Vec<Received> {
+        let mut count = self.state.count.subscribe();
+        let arrived = tokio::time::timeout(PATIENCE, count.wait_for(|c| *c >= n)).await;
+        assert!(
+            arrived.is_ok(),
+            "sink {} got {} of {n} requests",
+            self.addr,
+            self.received().len()
+        );
+        self.received()
+    }
+}
+
+async fn record(
+    State(state): State<Arc<SinkState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let received = Received {
+        method: method.to_string(),
+        path: uri.path().to_string(),
+        query: uri.query().map(str::to_string),
+        headers,
+        body,
+        at: Instant::now(),
+    };
+    let behavior = state.behavior.lock().unwrap().clone();
+    let reply = behavior(&received);
+    state.received.lock().unwrap().push(received);
+    state.count.send_modify(|c| *c += 1);
+    match reply {
+        Reply::Status(code) => (StatusCode::from_u16(code).unwrap(), String::new()),
+        Reply::StatusWithBody(code, body) => (StatusCode::from_u16(code).unwrap(), body),
+        Reply::Hang => std::future::pending().await,
+    }
+}
+
+/// Writes `gateway.toml` into `dir` (with a `[server]` section listening on an
+/// ephemeral port and data in `dir/data`) followed by `rest`, and loads it.
+pub fn config_in(dir: &Path, rest: &str) -> Config {
+    let text = format!(
+        "[server]\ningress_listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\nshutdown_timeout_ms = 5000\n\n{rest}"
+    );
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, text).unwrap();
+    Config::load(&path).unwrap_or_else(|e| panic!("test config is invalid:\n{e}"))
+}
+
+/// A gateway on a fresh temp dir.
+pub struct TestGateway {
+    pub gateway: Gateway,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+impl TestGateway {
+    pub async fn start(rest: &str) -> TestGateway {
+        let dir = tempfile::tempdir().unwrap();
+        let gateway = Gateway::start(&config_in(dir.path(), rest)).await.unwrap();
+        TestGateway {
+            gateway,
+            dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Stops the gateway and starts it again on the same data, with `rest` as its config.
+    pub async fn restart(self, rest: &str) -> TestGateway {
+        self.gateway.shutdown().await.unwrap();
+        let gateway = Gateway::start(&config_in(self.dir.path(), rest))
+            .await
+            .unwrap();
+        TestGateway { gateway, ..self }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.gateway.ingress_addr, path)
+    }
+
+    /// POSTs a JSON body and returns the status and the parsed JSON answer.
+    pub async fn post(&self, path: &str, body: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .post(self.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// Waits until the store reports an event that satisfies `done`, then returns it.
+    pub async fn wait_event(&self, done: impl Fn(&Event) -> bool) -> Event {
+        let mut feed = self.gateway.store.subscribe_events();
+        if let Some(event) = self
+            .gateway
+            .store
+            .events()
+            .map(Result::unwrap)
+            .find(|e| done(e))
+        {
+            return event;
+        }
+        let found = tokio::time::timeout(PATIENCE, async {
+            loop {
+                match feed.recv().await {
+                    Ok(event) if done(&event) => return event,
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        if let Some(event) = self
+                            .gateway
+                            .store
+                            .events()
+                            .map(Result::unwrap)
+                            .find(|e| done(e))
+                        {
+                            return event;
+                        }
+                    }
+                    Err(e) => panic!("event feed closed: {e}"),
+                }
+            }
+        })
+        .await;
+        found.expect("no event reached the awaited state in time")
+    }
+}
+
+/// The `[[destinations]]` + `[[connections]]` TOML for one source → sink pair.
+pub fn route(source: &str, destination: &str, url: &str, connection_extra: &str) -> String {
+    format!(
+        "[[destinations]]\nname = \"{destination}\"\nurl = \"{url}\"\n\n[[connections]]\nname = \"{source}-to-{destination}\"\nsource = \"{source}\"\ndestination = \"{destination}\"\n{connection_extra}\n"
+    )
+}

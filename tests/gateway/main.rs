@@ -1,0 +1,9 @@
+//! Integration tests: the real gateway (pingora ingress, sled store, delivery
+//! lanes) against real HTTP sinks on 127.0.0.1.
+
+mod common;
+mod delivery;
+mod ingress;
+mod process;
+mod restart;
+mod retries;

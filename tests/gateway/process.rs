@@ -1,0 +1,301 @@
+//! The real binary: SIGKILL mid-load loses no acknowledged request, SIGTERM
+//! drains and exits 0, `check` names the file, line and key of config errors.
+
+use crate::common::{route, Reply, Sink, PATIENCE};
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_hookgate");
+
+/// A `hookgate serve` process and the ingress address it printed.
+struct Served {
+    child: Child,
+    base: String,
+}
+
+fn serve(config: &Path) -> Served {
+    let mut child = Command::new(BINARY)
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = lines.next().expect("hookgate printed its address").unwrap();
+    let addr = line.rsplit(' ').next().unwrap().to_string();
+    // Keep draining stdout so the child never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Served {
+        child,
+        base: format!("http://{addr}"),
+    }
+}
+
+fn write_config(dir: &Path, rest: &str) -> std::path::PathBuf {
+    let path = dir.join("gateway.toml");
+    let text = format!("[server]\ningress_listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\nshutdown_timeout_ms = 3000\n\n{rest}");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Posts from `workers` concurrent clients until told to stop; returns the
+/// request ids that were acknowledged with 200.
+async fn load(
+    base: String,
+    workers: usize,
+    stop: Arc<tokio::sync::Notify>,
+    acked_enough: Arc<tokio::sync::Semaphore>,
+) -> HashSet<String> {
+    let client = reqwest::Client::new();
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..workers {
+        let (client, base, stop, acked_enough) = (
+            client.clone(),
+            base.clone(),
+            stop.clone(),
+            acked_enough.clone(),
+        );
+        tasks.spawn(async move {
+            let mut acked = Vec::new();
+            for n in 0.. {
+                let post = client
+                    .post(format!("{base}/e/shop"))
+                    .body(format!("{{\"worker\":{worker},\"n\":{n}}}"))
+                    .send();
+                let response = tokio::select! {
+                    r = post => r,
+                    _ = stop.notified() => break,
+                };
+                match response {
+                    Ok(r) if r.status() == 200 => {
+                        let body: serde_json::Value = r.json().await.unwrap_or_default();
+                        if let Some(id) = body["request_id"].as_str() {
+                            acked.push(id.to_string());
+                            acked_enough.add_permits(1);
+                        }
+                    }
+                    // The process was killed: unacknowledged, so not owed.
+                    _ => break,
+                }
+            }
+            acked
+        });
+    }
+    let mut all = HashSet::new();
+    while let Some(acked) = tasks.join_next().await {
+        all.extend(acked.unwrap());
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_mid_load_loses_no_acknowledged_request() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[sources]]\nname = \"shop\"\n{}",
+            route("shop", "orders", &sink.url("/"), "")
+        ),
+    );
+    let mut served = serve(&config);
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let acked_enough = Arc::new(tokio::sync::Semaphore::new(0));
+    let load = tokio::spawn(load(
+        served.base.clone(),
+        16,
+        stop.clone(),
+        acked_enough.clone(),
+    ));
+    // Kill once a few hundred requests are acknowledged, with more in flight.
+    let _ = tokio::time::timeout(PATIENCE, acked_enough.acquire_many(300))
+        .await
+        .expect("load is acknowledged");
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+    stop.notify_waiters();
+    let acked = load.await.unwrap();
+    assert!(acked.len() >= 300);
+
+    let mut restarted = serve(&config);
+    let delivered = wait_for_requests(&sink, &acked).await;
+    assert!(
+        acked.is_subset(&delivered),
+        "{} acknowledged requests were never delivered",
+        acked.difference(&delivered).count()
+    );
+    restarted.child.kill().unwrap();
+}
+
+/// Waits until the sink has seen every request id in `wanted`.
+async fn wait_for_requests(sink: &Sink, wanted: &HashSet<String>) -> HashSet<String> {
+    let mut seen = 0;
+    loop {
+        let received = sink.wait_for(seen + 1).await;
+        seen = received.len();
+        let delivered: HashSet<String> = received
+            .iter()
+            .filter_map(|r| r.header("x-hookgate-request-id").map(str::to_string))
+            .collect();
+        if wanted.is_subset(&delivered) {
+            return delivered;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_drains_and_exits_zero_and_nothing_is_lost() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[[sources]]\nname = \"shop\"\n{}",
+            route("shop", "orders", &sink.url("/"), "")
+        ),
+    );
+    let mut served = serve(&config);
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let acked_enough = Arc::new(tokio::sync::Semaphore::new(0));
+    let load = tokio::spawn(load(
+        served.base.clone(),
+        8,
+        stop.clone(),
+        acked_enough.clone(),
+    ));
+    let _ = tokio::time::timeout(PATIENCE, acked_enough.acquire_many(100))
+        .await
+        .expect("load is acknowledged");
+    let status = Command::new("kill")
+        .args(["-TERM", &served.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || served.child.wait().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(exit.code(), Some(0), "SIGTERM exits cleanly");
+    stop.notify_waiters();
+    let acked = load.await.unwrap();
+    // Whatever the drain did not deliver is delivered after the next start.
+    let mut restarted = serve(&config);
+    wait_for_requests(&sink, &acked).await;
+    restarted.child.kill().unwrap();
+}
+
+fn check(dir: &Path, rest: &str) -> (bool, String) {
+    let config = write_config(dir, rest);
+    let output = Command::new(BINARY)
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_accepts_the_shipped_gateway_toml() {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway.toml");
+    let output = Command::new(BINARY)
+        .args(["check", "--config"])
+        .arg(&shipped)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[test]
+fn check_names_file_line_and_key_for_every_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let rest = r#"[[sources]]
+name = "shop"
+
+[[sources]]
+name = "shop"
+
+[[destinations]]
+name = "api"
+url = "ftp://example.com/"
+
+[[connections]]
+name = "c1"
+source = "shpo"
+destination = "api"
+rules = [ { type = "retry", strategy = "linear", count = 1, interval = 10, response_status_codes = ["abc"] } ]
+"#;
+    let (ok, stderr) = check(dir.path(), rest);
+    assert!(!ok);
+    let file = dir.path().join("gateway.toml").display().to_string();
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 4, "{stderr}");
+    // The [server] preamble is 5 lines, so the test's line N is line N+5.
+    assert!(
+        lines.contains(&format!("{file}:10:8: sources[1].name: duplicate name \"shop\"").as_str()),
+        "{stderr}"
+    );
+    assert!(
+        lines.iter().any(
+            |l| l.starts_with(&format!("{file}:14:7: destinations[0].url:"))
+                && l.contains("http or https")
+        ),
+        "{stderr}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!(
+            "{file}:18:10: connections[0].source: unknown source \"shpo\""
+        ))),
+        "{stderr}"
+    );
+    assert!(
+        lines.iter().any(
+            |l| l.starts_with(&format!("{file}:20:11: connections[0].rules[0]:"))
+                && l.contains("\"abc\"")
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_reports_malformed_toml_and_unknown_keys_with_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[[sources]]\nname = \"shop\"\nnmae = \"x\"\n", ":8:1: nmae:", "unknown field"),
+        ("[[sources]]\nname = \"shop\n", ":7:", "invalid"),
+        ("[[connections]]\nname = \"c\"\nsource = \"s\"\ndestination = \"d\"\nrules = [ { type = \"retri\" } ]\n", ":10:", "retri"),
+        ("[[connections]]\nname = \"c\"\nsource = \"s\"\ndestination = \"d\"\nrules = [ { type = \"retry\", strategy = \"fibonacci\", count = 1, interval = 1 } ]\n", ":10:", "fibonacci"),
+        ("[server]\n", ":6:1:", "duplicate"),
+    ];
+    for (rest, place, words) in cases {
+        let (ok, stderr) = check(dir.path(), rest);
+        assert!(!ok, "{rest}");
+        let file = dir.path().join("gateway.toml").display().to_string();
+        assert!(
+            stderr.starts_with(&file) && stderr.contains(place) && stderr.contains(words),
+            "case {rest:?}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn check_reports_a_missing_file() {
+    let output = Command::new(BINARY)
+        .args(["check", "--config", "/nonexistent/gateway.toml"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("/nonexistent/gateway.toml: cannot read")
+    );
+}
