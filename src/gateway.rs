@@ -70,6 +70,7 @@ impl Gateway {
             catalog.clone(),
             commit.clone(),
             config.limits.max_body_bytes,
+            config.server.public_url.clone(),
         );
         let in_flight = ingress.in_flight();
         let (stop_ingress, ingress_stopped) = watch::channel(false);

@@ -7,7 +7,10 @@ pub mod ids;
 pub mod ingress;
 pub mod model;
 pub mod pipeline;
+pub mod secret;
+pub mod signing;
 pub mod store;
+pub mod verify;
 
 pub use config::Config;
 pub use gateway::Gateway;

@@ -11,10 +11,12 @@ use crate::ids::named_id;
 use crate::model::{
     Catalog, Connection, CustomResponse, Destination, RateLimit, RatePeriod, Source,
 };
+use crate::signing::destination_auth::{AuthMethodConfig, DestinationAuth};
 use error::Locator;
 use sections::{ConnectionSection, DestinationSection, FileConfig, SourceSection};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use toml::Spanned;
 
 /// A validated configuration, ready to serve.
@@ -84,7 +86,9 @@ impl Validator<'_> {
     ) -> Result<Config, ConfigErrors> {
         let sources = self.sources(&file.sources);
         let destinations = self.destinations(&file.destinations, &file.delivery);
-        let connections = self.connections(&file.connections, &sources, &destinations);
+        // References are checked against every declared name, so that one bad
+        // destination yields its own error, not one per connection using it.
+        let connections = self.connections(&file.connections, &file.sources, &file.destinations);
         if !self.errors.is_empty() {
             return Err(ConfigErrors(self.errors));
         }
@@ -160,11 +164,22 @@ impl Validator<'_> {
                     body: custom.body.clone(),
                 })
             });
+            let verifier =
+                section.verification.as_ref().and_then(|verification| {
+                    match verification.get_ref().build() {
+                        Ok(verifier) => Some(Arc::new(verifier)),
+                        Err(message) => {
+                            self.fail(verification, format!("sources[{i}].verification"), message);
+                            None
+                        }
+                    }
+                });
             sources.push(Source {
                 id: named_id("src", section.name.get_ref()),
                 name: section.name.get_ref().clone(),
                 allowed_http_methods: methods,
                 custom_response,
+                verifier,
             });
         }
         sources
@@ -194,6 +209,7 @@ impl Validator<'_> {
         sections: &[DestinationSection],
         delivery: &DeliverySection,
     ) -> Vec<Destination> {
+        let signing_secret = self.signing_secret(delivery);
         let mut seen = HashMap::new();
         let mut destinations = Vec::new();
         for (i, section) in sections.iter().enumerate() {
@@ -212,6 +228,9 @@ impl Validator<'_> {
                 self.methods(&spanned_list, key).remove(0)
             });
             let rate_limit = self.rate_limit(section, i);
+            let Some(auth) = self.auth(section, i, &signing_secret) else {
+                continue;
+            };
             destinations.push(Destination {
                 id: named_id("des", section.name.get_ref()),
                 name: section.name.get_ref().clone(),
@@ -223,9 +242,51 @@ impl Validator<'_> {
                     .concurrent
                     .unwrap_or(delivery.default_concurrency)
                     .max(1),
+                auth,
             });
         }
         destinations
+    }
+
+    /// The gateway's signing secret, resolved (`env:NAME`); empty when not set.
+    fn signing_secret(&mut self, delivery: &DeliverySection) -> String {
+        let Some(secret) = &delivery.signing_secret else {
+            return String::new();
+        };
+        match crate::secret::resolve_required("signing_secret", secret.get_ref()) {
+            Ok(resolved) => resolved,
+            Err(message) => {
+                self.fail(secret, "delivery.signing_secret".into(), message);
+                String::new()
+            }
+        }
+    }
+
+    /// Builds a destination's auth method (default: `hookgate_signature`).
+    fn auth(
+        &mut self,
+        section: &DestinationSection,
+        i: usize,
+        signing_secret: &str,
+    ) -> Option<Arc<DestinationAuth>> {
+        let key = format!("destinations[{i}].auth_method");
+        let Some(method) = &section.auth_method else {
+            if signing_secret.is_empty() {
+                let message =
+                    "hookgate_signature (the default auth_method) needs [delivery] signing_secret";
+                self.fail(&section.name, key, message);
+                return None;
+            }
+            let auth = AuthMethodConfig::HookgateSignature.build(signing_secret);
+            return auth.ok().map(Arc::new);
+        };
+        match method.get_ref().build(signing_secret) {
+            Ok(auth) => Some(Arc::new(auth)),
+            Err(message) => {
+                self.fail(method, key, message);
+                None
+            }
+        }
     }
 
     fn rate_limit(&mut self, section: &DestinationSection, i: usize) -> Option<RateLimit> {
@@ -263,8 +324,8 @@ impl Validator<'_> {
     fn connections(
         &mut self,
         sections: &[ConnectionSection],
-        sources: &[Source],
-        destinations: &[Destination],
+        sources: &[SourceSection],
+        destinations: &[DestinationSection],
     ) -> Vec<Connection> {
         let mut seen = HashMap::new();
         let mut connections = Vec::new();
@@ -272,13 +333,13 @@ impl Validator<'_> {
             self.name(&section.name, format!("connections[{i}].name"), &mut seen);
             let source = self.reference(
                 &section.source,
-                sources.iter().map(|s| &s.name),
+                sources.iter().map(|s| s.name.get_ref()),
                 format!("connections[{i}].source"),
                 "source",
             );
             let destination = self.reference(
                 &section.destination,
-                destinations.iter().map(|d| &d.name),
+                destinations.iter().map(|d| d.name.get_ref()),
                 format!("connections[{i}].destination"),
                 "destination",
             );

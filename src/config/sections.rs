@@ -2,6 +2,8 @@
 //! at are `Spanned`, so errors can name their line.
 
 use crate::pipeline::RuleSpec;
+use crate::signing::destination_auth::AuthMethodConfig;
+use crate::verify::VerificationConfig;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -37,6 +39,10 @@ pub struct ServerSection {
     pub data_dir: PathBuf,
     /// How long SIGTERM waits for in-flight work before exiting anyway.
     pub shutdown_timeout_ms: u64,
+    /// The ingress's URL as providers see it (behind a proxy or TLS terminator),
+    /// e.g. `https://hooks.example.com`. Signatures over the URL (Twilio) are
+    /// checked against it; without it the request's Host header is used.
+    pub public_url: Option<Url>,
 }
 
 impl Default for ServerSection {
@@ -46,6 +52,7 @@ impl Default for ServerSection {
             api_listen: ([127, 0, 0, 1], 8081).into(),
             data_dir: PathBuf::from("./data"),
             shutdown_timeout_ms: 10_000,
+            public_url: None,
         }
     }
 }
@@ -84,12 +91,15 @@ impl Default for LimitsSection {
 pub struct DeliverySection {
     /// In-flight attempts per destination unless the destination says `concurrent`.
     pub default_concurrency: usize,
+    /// The key of the `x-hookgate-signature` header on deliveries (`env:NAME` allowed).
+    pub signing_secret: Option<Spanned<String>>,
 }
 
 impl Default for DeliverySection {
     fn default() -> Self {
         DeliverySection {
             default_concurrency: 32,
+            signing_secret: None,
         }
     }
 }
@@ -100,6 +110,7 @@ pub(super) struct SourceSection {
     pub name: Spanned<String>,
     pub allowed_http_methods: Option<Spanned<Vec<String>>>,
     pub custom_response: Option<CustomResponseSection>,
+    pub verification: Option<Spanned<VerificationConfig>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,6 +131,7 @@ pub(super) struct DestinationSection {
     pub rate_limit: Option<Spanned<u32>>,
     pub rate_limit_period: Option<Spanned<String>>,
     pub concurrent: Option<usize>,
+    pub auth_method: Option<Spanned<AuthMethodConfig>>,
 }
 
 #[derive(Debug, Deserialize)]

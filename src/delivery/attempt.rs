@@ -86,12 +86,17 @@ fn outgoing(destination: &Destination, event: &Event, payload: &Payload) -> Outg
         "x-hookgate-attempt".into(),
         (event.attempts + 1).to_string(),
     ));
+    let mut url = destination_url(destination, payload);
+    let now_secs = (now_ms() / 1000) as i64;
+    destination
+        .auth
+        .apply(&payload.body, now_secs, &mut headers, &mut url);
     Outgoing {
         method: destination
             .http_method
             .clone()
             .unwrap_or_else(|| payload.method.clone()),
-        url: destination_url(destination, payload),
+        url,
         headers,
         body: payload.body.clone(),
     }

@@ -8,6 +8,7 @@ mod response;
 use crate::ids::{new_id, now_ms};
 use crate::model::{Catalog, Payload, RejectionCause, Request, RequestStatus, Source};
 use crate::store::CommitLog;
+use crate::verify::InboundRequest;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use http::{Response, StatusCode};
@@ -16,7 +17,9 @@ use pingora::protocols::http::ServerSession;
 use response::{accepted, error, ErrorReply};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::SystemTime;
 use tokio::sync::Notify;
+use url::Url;
 
 /// The URL prefix of source endpoints.
 const SOURCE_PREFIX: &str = "/e/";
@@ -25,6 +28,8 @@ pub struct Ingress {
     catalog: Arc<ArcSwap<Catalog>>,
     commit: CommitLog,
     max_body_bytes: usize,
+    /// See `server.public_url`.
+    public_url: Option<Url>,
     in_flight: Arc<InFlight>,
 }
 
@@ -66,8 +71,31 @@ impl Drop for InFlightGuard {
 /// A request as read off the wire, before it is accepted or rejected.
 struct Received {
     source_name: String,
+    /// The path and query as called, for signatures over the URL.
+    path_and_query: String,
+    host: Option<String>,
     payload: Payload,
     received_at: u64,
+    verified: Option<bool>,
+}
+
+/// Why a request is turned away, and how to answer it.
+struct Rejection {
+    cause: RejectionCause,
+    status: StatusCode,
+    message: String,
+    allow: Option<String>,
+}
+
+impl Rejection {
+    fn new(cause: RejectionCause, status: StatusCode, message: String) -> Rejection {
+        Rejection {
+            cause,
+            status,
+            message,
+            allow: None,
+        }
+    }
 }
 
 impl Ingress {
@@ -75,11 +103,13 @@ impl Ingress {
         catalog: Arc<ArcSwap<Catalog>>,
         commit: CommitLog,
         max_body_bytes: usize,
+        public_url: Option<Url>,
     ) -> Ingress {
         Ingress {
             catalog,
             commit,
             max_body_bytes,
+            public_url,
             in_flight: Arc::default(),
         }
     }
@@ -89,80 +119,16 @@ impl Ingress {
     }
 
     async fn handle(&self, session: &mut ServerSession) -> Result<Response<Vec<u8>>, ErrorReply> {
-        let received_at = now_ms();
-        let header = session.req_header();
-        let Some((source_name, path)) = split_source_path(header.uri.path()) else {
-            return Err(ErrorReply::new(
-                StatusCode::NOT_FOUND,
-                "not a source URL: webhooks go to /e/{source}",
-            ));
-        };
-        let mut received = Received {
-            source_name: source_name.to_string(),
-            payload: Payload {
-                method: header.method.as_str().to_string(),
-                path: path.to_string(),
-                query: header.uri.query().unwrap_or_default().to_string(),
-                headers: header
-                    .headers
-                    .iter()
-                    .map(|(name, value)| {
-                        (
-                            name.as_str().to_string(),
-                            String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                        )
-                    })
-                    .collect(),
-                body: Vec::new(),
-            },
-            received_at,
-        };
+        let mut received = read_head(session)?;
         let catalog = self.catalog.load();
         let Some(source) = catalog.source(&received.source_name).cloned() else {
             let message = format!("no source named \"{}\"", received.source_name);
-            return Err(self
-                .reject(
-                    received,
-                    None,
-                    RejectionCause::NoWebhook,
-                    StatusCode::NOT_FOUND,
-                    message,
-                )
-                .await);
+            let rejection =
+                Rejection::new(RejectionCause::NoWebhook, StatusCode::NOT_FOUND, message);
+            return Err(self.reject(received, None, rejection).await);
         };
-        if !source
-            .allowed_http_methods
-            .contains(&received.payload.method)
-        {
-            let message = format!(
-                "method {} is not allowed on source \"{}\" (allowed: {})",
-                received.payload.method,
-                source.name,
-                source.allowed_http_methods.join(", ")
-            );
-            let reply = self
-                .reject(
-                    received,
-                    Some(&source),
-                    RejectionCause::UnsupportedHttpMethod,
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    message,
-                )
-                .await;
-            return Err(reply.with_header("allow", source.allowed_http_methods.join(", ")));
-        }
-        if let Err(message) = self.read_body(session, &mut received.payload.body).await {
-            // The rest of an oversized body is never read, so this connection cannot be reused.
-            session.set_keepalive(None);
-            return Err(self
-                .reject(
-                    received,
-                    Some(&source),
-                    RejectionCause::PayloadTooLarge,
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    message,
-                )
-                .await);
+        if let Err(rejection) = self.admit(session, &source, &mut received).await {
+            return Err(self.reject(received, Some(&source), rejection).await);
         }
         let request = new_request(&received, Some(&source), RequestStatus::Accepted, None);
         let request_id = request.id.clone();
@@ -171,6 +137,79 @@ impl Ingress {
             .await
             .map_err(|e| ErrorReply::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
         Ok(accepted(&request_id, source.custom_response.as_ref()))
+    }
+
+    /// The source's checks, in order: method, size, signature.
+    async fn admit(
+        &self,
+        session: &mut ServerSession,
+        source: &Source,
+        received: &mut Received,
+    ) -> Result<(), Rejection> {
+        if !source
+            .allowed_http_methods
+            .contains(&received.payload.method)
+        {
+            let allowed = source.allowed_http_methods.join(", ");
+            let message = format!(
+                "method {} is not allowed on source \"{}\" (allowed: {allowed})",
+                received.payload.method, source.name
+            );
+            let rejection = Rejection::new(
+                RejectionCause::UnsupportedHttpMethod,
+                StatusCode::METHOD_NOT_ALLOWED,
+                message,
+            );
+            return Err(Rejection {
+                allow: Some(allowed),
+                ..rejection
+            });
+        }
+        if let Err(message) = self.read_body(session, &mut received.payload.body).await {
+            // The rest of an oversized body is never read, so this connection cannot be reused.
+            session.set_keepalive(None);
+            return Err(Rejection::new(
+                RejectionCause::PayloadTooLarge,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                message,
+            ));
+        }
+        if let Some(verifier) = &source.verifier {
+            let url = self.public_url_of(received);
+            let inbound = InboundRequest {
+                method: &received.payload.method,
+                url: &url,
+                headers: &received.payload.headers,
+                body: &received.payload.body,
+            };
+            let verified = verifier.verify(&inbound, SystemTime::now());
+            received.verified = Some(verified.is_ok());
+            if let Err(error) = verified {
+                let message = format!("verification failed: {error}");
+                return Err(Rejection::new(
+                    RejectionCause::VerificationFailed,
+                    StatusCode::UNAUTHORIZED,
+                    message,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The URL the provider called, as it saw it.
+    fn public_url_of(&self, received: &Received) -> String {
+        match &self.public_url {
+            Some(base) => format!(
+                "{}{}",
+                base.as_str().trim_end_matches('/'),
+                received.path_and_query
+            ),
+            None => format!(
+                "http://{}{}",
+                received.host.as_deref().unwrap_or("localhost"),
+                received.path_and_query
+            ),
+        }
     }
 
     /// Reads the body up to the limit; over it, says why without reading further.
@@ -206,16 +245,66 @@ impl Ingress {
         &self,
         received: Received,
         source: Option<&Source>,
-        cause: RejectionCause,
-        status: StatusCode,
-        message: String,
+        rejection: Rejection,
     ) -> ErrorReply {
-        let request = new_request(&received, source, RequestStatus::Rejected, Some(cause));
+        let request = new_request(
+            &received,
+            source,
+            RequestStatus::Rejected,
+            Some(rejection.cause),
+        );
         if let Err(error) = self.commit.commit(request, received.payload, false).await {
             tracing::warn!(%error, "could not record a rejected request");
         }
-        ErrorReply::new(status, message)
+        let reply = ErrorReply::new(rejection.status, rejection.message);
+        match rejection.allow {
+            Some(allowed) => reply.with_header("allow", allowed),
+            None => reply,
+        }
     }
+}
+
+/// Reads the request line and headers; only source URLs go further.
+fn read_head(session: &ServerSession) -> Result<Received, ErrorReply> {
+    let header = session.req_header();
+    let Some((source_name, path)) = split_source_path(header.uri.path()) else {
+        return Err(ErrorReply::new(
+            StatusCode::NOT_FOUND,
+            "not a source URL: webhooks go to /e/{source}",
+        ));
+    };
+    let headers: Vec<(String, String)> = header
+        .headers
+        .iter()
+        .map(|(name, value)| {
+            (
+                name.as_str().to_string(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let host = headers
+        .iter()
+        .find(|(n, _)| n == "host")
+        .map(|(_, v)| v.clone());
+    Ok(Received {
+        source_name: source_name.to_string(),
+        path_and_query: header
+            .uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_string(),
+        host,
+        payload: Payload {
+            method: header.method.as_str().to_string(),
+            path: path.to_string(),
+            query: header.uri.query().unwrap_or_default().to_string(),
+            headers,
+            body: Vec::new(),
+        },
+        received_at: now_ms(),
+        verified: None,
+    })
 }
 
 fn new_request(
@@ -230,7 +319,7 @@ fn new_request(
         source_name: source.map_or(received.source_name.clone(), |s| s.name.clone()),
         status,
         rejection_cause: cause,
-        verified: None,
+        verified: received.verified,
         received_at: received.received_at,
         method: received.payload.method.clone(),
         path: received.payload.path.clone(),

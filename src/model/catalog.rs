@@ -2,6 +2,8 @@
 //! A `Catalog` is an immutable snapshot; a config change builds a new one.
 
 use crate::pipeline::Rule;
+use crate::signing::destination_auth::DestinationAuth;
+use crate::verify::Verifier;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +23,8 @@ pub struct Source {
     /// Upper-case method names.
     pub allowed_http_methods: Vec<String>,
     pub custom_response: Option<CustomResponse>,
+    /// Proves requests come from the provider; None accepts every request.
+    pub verifier: Option<Arc<Verifier>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +61,8 @@ pub struct Destination {
     pub rate_limit: Option<RateLimit>,
     /// Most attempts in flight at once to this destination.
     pub concurrency: usize,
+    /// How each delivery proves it comes from this gateway.
+    pub auth: Arc<DestinationAuth>,
 }
 
 #[derive(Debug, Clone)]

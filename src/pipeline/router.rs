@@ -137,7 +137,7 @@ impl Router {
         request: &Request,
         payload: &Payload,
     ) -> Result<Outcome> {
-        let mut current = Cow::Borrowed(payload);
+        let current = Cow::Borrowed(payload);
         // The JSON view of `current`, built once and only if a rule needs it.
         let mut root: Option<Value> = None;
         let mut due_ms = request.received_at;

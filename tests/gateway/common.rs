@@ -133,15 +133,28 @@ async fn record(
     }
 }
 
-/// Writes `gateway.toml` into `dir` (with a `[server]` section listening on an
-/// ephemeral port and data in `dir/data`) followed by `rest`, and loads it.
-pub fn config_in(dir: &Path, rest: &str) -> Config {
-    let text = format!(
-        "[server]\ningress_listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\nshutdown_timeout_ms = 5000\n\n{rest}"
-    );
+/// The gateway's signing secret in test configs.
+pub const SIGNING_SECRET: &str = "test-signing-secret";
+
+/// The lines every test config starts with: an ephemeral ingress port, data in
+/// `data/` beside the file. Test line numbers in error messages count these 6.
+pub fn config_text(rest: &str) -> String {
+    format!(
+        "delivery.signing_secret = \"{SIGNING_SECRET}\"\n[server]\ningress_listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\nshutdown_timeout_ms = 5000\n\n{rest}"
+    )
+}
+
+/// Writes `gateway.toml` (the test preamble, then `rest`) into `dir`.
+pub fn write_config(dir: &Path, rest: &str) -> std::path::PathBuf {
     let path = dir.join("gateway.toml");
-    std::fs::write(&path, text).unwrap();
-    Config::load(&path).unwrap_or_else(|e| panic!("test config is invalid:\n{e}"))
+    std::fs::write(&path, config_text(rest)).unwrap();
+    path
+}
+
+/// Writes and loads a test config.
+pub fn config_in(dir: &Path, rest: &str) -> Config {
+    Config::load(&write_config(dir, rest))
+        .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"))
 }
 
 /// A gateway on a fresh temp dir.

@@ -1,7 +1,7 @@
 //! The real binary: SIGKILL mid-load loses no acknowledged request, SIGTERM
 //! drains and exits 0, `check` names the file, line and key of config errors.
 
-use crate::common::{route, Reply, Sink, PATIENCE};
+use crate::common::{route, write_config, Reply, Sink, PATIENCE};
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -33,13 +33,6 @@ fn serve(config: &Path) -> Served {
         child,
         base: format!("http://{addr}"),
     }
-}
-
-fn write_config(dir: &Path, rest: &str) -> std::path::PathBuf {
-    let path = dir.join("gateway.toml");
-    let text = format!("[server]\ningress_listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\nshutdown_timeout_ms = 3000\n\n{rest}");
-    std::fs::write(&path, text).unwrap();
-    path
 }
 
 /// Posts from `workers` concurrent clients until told to stop; returns the
@@ -240,27 +233,27 @@ rules = [ { type = "retry", strategy = "linear", count = 1, interval = 10, respo
     let file = dir.path().join("gateway.toml").display().to_string();
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 4, "{stderr}");
-    // The [server] preamble is 5 lines, so the test's line N is line N+5.
+    // The test preamble is 6 lines, so the test's line N is line N+6.
     assert!(
-        lines.contains(&format!("{file}:10:8: sources[1].name: duplicate name \"shop\"").as_str()),
+        lines.contains(&format!("{file}:11:8: sources[1].name: duplicate name \"shop\"").as_str()),
         "{stderr}"
     );
     assert!(
         lines.iter().any(
-            |l| l.starts_with(&format!("{file}:14:7: destinations[0].url:"))
+            |l| l.starts_with(&format!("{file}:15:7: destinations[0].url:"))
                 && l.contains("http or https")
         ),
         "{stderr}"
     );
     assert!(
         lines.iter().any(|l| l.starts_with(&format!(
-            "{file}:18:10: connections[0].source: unknown source \"shpo\""
+            "{file}:19:10: connections[0].source: unknown source \"shpo\""
         ))),
         "{stderr}"
     );
     assert!(
         lines.iter().any(
-            |l| l.starts_with(&format!("{file}:20:11: connections[0].rules[0]:"))
+            |l| l.starts_with(&format!("{file}:21:11: connections[0].rules[0]:"))
                 && l.contains("\"abc\"")
         ),
         "{stderr}"
@@ -271,11 +264,11 @@ rules = [ { type = "retry", strategy = "linear", count = 1, interval = 10, respo
 fn check_reports_malformed_toml_and_unknown_keys_with_their_line() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        ("[[sources]]\nname = \"shop\"\nnmae = \"x\"\n", ":8:1: nmae:", "unknown field"),
-        ("[[sources]]\nname = \"shop\n", ":7:", "invalid"),
-        ("[[connections]]\nname = \"c\"\nsource = \"s\"\ndestination = \"d\"\nrules = [ { type = \"retri\" } ]\n", ":10:", "retri"),
-        ("[[connections]]\nname = \"c\"\nsource = \"s\"\ndestination = \"d\"\nrules = [ { type = \"retry\", strategy = \"fibonacci\", count = 1, interval = 1 } ]\n", ":10:", "fibonacci"),
-        ("[server]\n", ":6:1:", "duplicate"),
+        ("[[sources]]\nname = \"shop\"\nnmae = \"x\"\n", ":9:1: nmae:", "unknown field"),
+        ("[[sources]]\nname = \"shop\n", ":8:", "invalid"),
+        ("[[connections]]\nname = \"c\"\nsource = \"s\"\ndestination = \"d\"\nrules = [ { type = \"retri\" } ]\n", ":11:", "retri"),
+        ("[[connections]]\nname = \"c\"\nsource = \"s\"\ndestination = \"d\"\nrules = [ { type = \"retry\", strategy = \"fibonacci\", count = 1, interval = 1 } ]\n", ":11:", "fibonacci"),
+        ("[server]\n", ":7:1:", "duplicate"),
     ];
     for (rest, place, words) in cases {
         let (ok, stderr) = check(dir.path(), rest);
