@@ -1,6 +1,9 @@
 //! The `hookgate` command line: `serve`, `check`.
 
 use clap::{Parser, Subcommand};
+use hookgate::pipeline::sample::payload_from_sample;
+use hookgate::pipeline::transform::Transformation;
+use hookgate::pipeline::view::transform_input;
 use hookgate::{Config, Gateway};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -25,6 +28,32 @@ enum Command {
         #[arg(long, default_value = "gateway.toml")]
         config: PathBuf,
     },
+    /// Work with JavaScript transformations.
+    Transform {
+        #[command(subcommand)]
+        command: TransformCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TransformCommand {
+    /// Run a transformation on a sample request; prints the result and the logs.
+    Run {
+        /// The JavaScript file (`addHandler('transform', (request, context) => …)`).
+        code_file: PathBuf,
+        /// A sample request: {"method", "url", "headers", "body"} as in fixtures/.
+        #[arg(long)]
+        request: PathBuf,
+        /// `process.env` entries, KEY=VALUE, repeatable.
+        #[arg(long = "env", value_parser = parse_env)]
+        env: Vec<(String, String)>,
+    },
+}
+
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("\"{text}\" is not KEY=VALUE"))
 }
 
 fn main() -> ExitCode {
@@ -37,6 +66,20 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve { config } => serve(&config),
         Command::Check { config } => check(&config),
+        Command::Transform {
+            command:
+                TransformCommand::Run {
+                    code_file,
+                    request,
+                    env,
+                },
+        } => match transform_run(&code_file, &request, env) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("hookgate: {message}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 
@@ -96,4 +139,37 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("shutting down");
     gateway.shutdown().await
+}
+
+/// `hookgate transform run`: the transformation as the router runs it, on one sample.
+fn transform_run(
+    code_file: &Path,
+    request: &Path,
+    env: Vec<(String, String)>,
+) -> Result<(), String> {
+    let read =
+        |path: &Path| std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()));
+    let payload =
+        payload_from_sample(&read(request)?).map_err(|e| format!("{}: {e}", request.display()))?;
+    let name = code_file.display().to_string();
+    let limits = hookgate::config::LimitsSection::default().transform_limits();
+    let transformation = Transformation::new(
+        &name,
+        &read(code_file)?,
+        env.into_iter().collect(),
+        limits,
+        1,
+    )
+    .map_err(|e| format!("{name}: {e}"))?;
+    let context = serde_json::json!({ "connection": { "id": "web_cli", "name": "cli" } });
+    let (result, logs) = match transformation.run(&transform_input(&payload), &context) {
+        Ok(output) => (Ok(output.request), output.logs),
+        Err(failure) => (Err(failure.error.to_string()), failure.logs),
+    };
+    let printed = serde_json::json!({ "request": result.as_ref().ok(), "error": result.as_ref().err(), "logs": logs });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&printed).expect("JSON values serialize")
+    );
+    result.map(drop).map_err(|e| format!("{name}: {e}"))
 }

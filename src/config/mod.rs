@@ -11,6 +11,7 @@ use crate::ids::named_id;
 use crate::model::{
     Catalog, Connection, CustomResponse, Destination, RateLimit, RatePeriod, Source,
 };
+use crate::pipeline::{CompileContext, Rule, RuleSpec};
 use crate::signing::destination_auth::{AuthMethodConfig, DestinationAuth};
 use error::Locator;
 use sections::{ConnectionSection, DestinationSection, FileConfig, SourceSection};
@@ -88,7 +89,16 @@ impl Validator<'_> {
         let destinations = self.destinations(&file.destinations, &file.delivery);
         // References are checked against every declared name, so that one bad
         // destination yields its own error, not one per connection using it.
-        let connections = self.connections(&file.connections, &file.sources, &file.destinations);
+        let rule_context = CompileContext {
+            base_dir,
+            transform_limits: file.limits.transform_limits(),
+        };
+        let connections = self.connections(
+            &file.connections,
+            &file.sources,
+            &file.destinations,
+            &rule_context,
+        );
         if !self.errors.is_empty() {
             return Err(ConfigErrors(self.errors));
         }
@@ -326,6 +336,7 @@ impl Validator<'_> {
         sections: &[ConnectionSection],
         sources: &[SourceSection],
         destinations: &[DestinationSection],
+        rule_context: &CompileContext,
     ) -> Vec<Connection> {
         let mut seen = HashMap::new();
         let mut connections = Vec::new();
@@ -343,7 +354,7 @@ impl Validator<'_> {
                 format!("connections[{i}].destination"),
                 "destination",
             );
-            let rules = self.rules(section, i);
+            let rules = self.rules(section, i, rule_context);
             if let (Some(source), Some(destination)) = (source, destination) {
                 connections.push(Connection {
                     id: named_id("web", section.name.get_ref()),
@@ -390,26 +401,90 @@ impl Validator<'_> {
         None
     }
 
-    fn rules(&mut self, section: &ConnectionSection, i: usize) -> Vec<crate::pipeline::Rule> {
-        let mut rules = Vec::new();
-        let mut retries = 0;
-        for (j, spec) in section.rules.iter().enumerate() {
-            let key = format!("connections[{i}].rules[{j}]");
-            if matches!(spec.get_ref(), crate::pipeline::RuleSpec::Retry { .. }) {
-                retries += 1;
-                if retries > 1 {
-                    self.fail(
-                        spec,
-                        key.clone(),
-                        "only one retry rule is allowed per connection",
-                    );
-                }
+    /// A connection's rules, written inline (`rules`) or in a file (`rules_file`).
+    fn rules(
+        &mut self,
+        section: &ConnectionSection,
+        i: usize,
+        context: &CompileContext,
+    ) -> Vec<Rule> {
+        let Some(file) = &section.rules_file else {
+            let (rules, errors) = compile_rules(
+                &section.rules,
+                &self.locator,
+                &format!("connections[{i}].rules"),
+                context,
+            );
+            self.errors.extend(errors);
+            return rules;
+        };
+        let key = format!("connections[{i}].rules_file");
+        if !section.rules.is_empty() {
+            self.fail(file, key, "give rules or rules_file, not both");
+            return Vec::new();
+        }
+        let path = context.base_dir.join(file.get_ref());
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) => {
+                self.fail(file, key, format!("cannot read {}: {e}", path.display()));
+                return Vec::new();
             }
-            match spec.get_ref().compile() {
-                Ok(rule) => rules.push(rule),
-                Err(message) => self.fail(spec, key, message),
+        };
+        let locator = Locator::new(&path, &text);
+        // Code files named in a rules file are relative to that file.
+        let file_context = CompileContext {
+            base_dir: path.parent().unwrap_or(context.base_dir),
+            transform_limits: context.transform_limits.clone(),
+        };
+        match toml::from_str::<RulesFile>(&text) {
+            Ok(parsed) => {
+                let (rules, errors) =
+                    compile_rules(&parsed.rules, &locator, "rules", &file_context);
+                self.errors.extend(errors);
+                rules
+            }
+            Err(e) => {
+                self.errors.push(locator.toml_error(&e));
+                Vec::new()
             }
         }
-        rules
     }
+}
+
+/// A file named by a connection's `rules_file`: `rules = [ … ]`.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    rules: Vec<Spanned<RuleSpec>>,
+}
+
+/// Compiles rules, locating each problem with `locator` under `key` (`…rules[j]`).
+fn compile_rules(
+    specs: &[Spanned<RuleSpec>],
+    locator: &Locator,
+    key: &str,
+    context: &CompileContext,
+) -> (Vec<Rule>, Vec<ConfigError>) {
+    let mut rules = Vec::new();
+    let mut errors = Vec::new();
+    let mut retries = 0;
+    for (j, spec) in specs.iter().enumerate() {
+        let key = format!("{key}[{j}]");
+        if matches!(spec.get_ref(), RuleSpec::Retry { .. }) {
+            retries += 1;
+            if retries > 1 {
+                errors.push(locator.error(
+                    Some(spec.span()),
+                    key.clone(),
+                    "only one retry rule is allowed per connection",
+                ));
+            }
+        }
+        match spec.get_ref().compile(context) {
+            Ok(rule) => rules.push(rule),
+            Err(message) => errors.push(locator.error(Some(spec.span()), key, message)),
+        }
+    }
+    (rules, errors)
 }

@@ -1,6 +1,7 @@
 //! The shape of gateway.toml, with defaults. Values a later check needs to point
 //! at are `Spanned`, so errors can name their line.
 
+use crate::pipeline::transform::TransformLimits;
 use crate::pipeline::RuleSpec;
 use crate::signing::destination_auth::AuthMethodConfig;
 use crate::verify::VerificationConfig;
@@ -71,6 +72,25 @@ pub struct LimitsSection {
     pub commit_batch: usize,
     /// Most requests waiting for the writer before senders are slowed down.
     pub commit_queue: usize,
+    /// A transformation run longer than this fails (TRANSFORMATION_FAILED).
+    pub transform_timeout_ms: u64,
+    /// Loop iterations one transformation call may run.
+    pub transform_max_loop_iterations: u64,
+    /// Call depth one transformation may reach.
+    pub transform_max_recursion: usize,
+    /// Largest transformed request, serialized.
+    pub transform_max_output_bytes: usize,
+}
+
+impl LimitsSection {
+    pub fn transform_limits(&self) -> TransformLimits {
+        TransformLimits {
+            timeout: std::time::Duration::from_millis(self.transform_timeout_ms),
+            max_loop_iterations: self.transform_max_loop_iterations,
+            max_recursion: self.transform_max_recursion,
+            max_output_bytes: self.transform_max_output_bytes,
+        }
+    }
 }
 
 impl Default for LimitsSection {
@@ -81,6 +101,10 @@ impl Default for LimitsSection {
             delivery_timeout_ms: 30_000,
             commit_batch: 1024,
             commit_queue: 16_384,
+            transform_timeout_ms: 1000,
+            transform_max_loop_iterations: 10_000_000,
+            transform_max_recursion: 256,
+            transform_max_output_bytes: 5 * 1024 * 1024,
         }
     }
 }
@@ -142,4 +166,6 @@ pub(super) struct ConnectionSection {
     pub destination: Spanned<String>,
     #[serde(default)]
     pub rules: Vec<Spanned<RuleSpec>>,
+    /// A TOML file (relative to the config) holding `rules = [ … ]` instead.
+    pub rules_file: Option<Spanned<String>>,
 }

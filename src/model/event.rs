@@ -1,6 +1,7 @@
 //! Events (one request routed through one connection), their delivery attempts,
 //! and the events a rule decided not to deliver.
 
+use crate::pipeline::transform::LogEntry;
 use serde::{Deserialize, Serialize};
 
 /// Hookdeck's event lifecycle.
@@ -43,6 +44,9 @@ pub struct Event {
     /// True when a rule changed the payload, which is then stored with the
     /// event; otherwise the request's payload is delivered as received.
     pub has_own_payload: bool,
+    /// What the connection's transformations logged (console.*) for this event.
+    #[serde(default)]
+    pub transform_logs: Vec<LogEntry>,
 }
 
 /// What made an attempt happen.
@@ -91,4 +95,7 @@ pub struct IgnoredEvent {
     pub created_at: u64,
     /// Why, for a person reading it (e.g. the transformation's error).
     pub detail: Option<String>,
+    /// What the transformations logged before the event was dropped.
+    #[serde(default)]
+    pub transform_logs: Vec<LogEntry>,
 }

@@ -6,8 +6,10 @@ pub mod filter;
 mod retry;
 mod router;
 mod rules;
+pub mod sample;
+pub mod transform;
 pub mod view;
 
 pub use retry::{RetryPolicy, RetryStrategy, StatusMatcher};
 pub use router::{Router, WakeLane};
-pub use rules::{Rule, RuleSpec};
+pub use rules::{CompileContext, NamedTransformation, Rule, RuleSpec, TransformationSpec};

@@ -2,8 +2,9 @@
 //! its rules and the outcome is stored as an event (queued for delivery) or an
 //! ignored event.
 
-use super::view::filter_root;
-use super::Rule;
+use super::transform::LogEntry;
+use super::view::{filter_root, payload_from_transformed, transform_input};
+use super::{NamedTransformation, Rule};
 use crate::ids::{derived_id, now_ms};
 use crate::model::{Catalog, Connection, Event, EventStatus, IgnoredEvent, Payload, Request};
 use crate::store::{Committed, Result, Store};
@@ -107,9 +108,12 @@ impl Router {
             if self.store.event_exists(&event_id)? {
                 continue;
             }
-            match self.apply_rules(connection, request, payload)? {
+            let (outcome, transform_logs) = self.apply_rules(connection, request, payload)?;
+            match outcome {
                 Outcome::Deliver { payload, due_ms } => {
-                    let event = new_event(event_id, request, connection, due_ms, payload.is_some());
+                    let mut event =
+                        new_event(event_id, request, connection, due_ms, payload.is_some());
+                    event.transform_logs = transform_logs;
                     self.store.insert_event(&event, payload.as_ref(), due_ms)?;
                     destinations.push(connection.destination_id.clone());
                 }
@@ -121,6 +125,7 @@ impl Router {
                         cause: cause.to_string(),
                         created_at: now_ms(),
                         detail,
+                        transform_logs,
                     })?;
                 }
             }
@@ -130,25 +135,36 @@ impl Router {
     }
 
     /// Runs a connection's rules in the order written. A filter sees the payload
-    /// as the rules before it left it (so a filter may come before or after a transform).
+    /// as the rules before it left it (so a filter may come before or after a
+    /// transform). Returns the outcome and what transformations logged.
     fn apply_rules(
         &self,
         connection: &Connection,
         request: &Request,
         payload: &Payload,
-    ) -> Result<Outcome> {
-        let current = Cow::Borrowed(payload);
+    ) -> Result<(Outcome, Vec<LogEntry>)> {
+        let mut current = Cow::Borrowed(payload);
         // The JSON view of `current`, built once and only if a rule needs it.
         let mut root: Option<Value> = None;
         let mut due_ms = request.received_at;
+        let mut logs = Vec::new();
         for rule in &connection.rules {
+            let ignore = |cause, detail| Outcome::Ignore { cause, detail };
             match rule {
                 Rule::Filter(filter) => {
                     if !filter.matches(root.get_or_insert_with(|| filter_root(&current))) {
-                        return Ok(Outcome::Ignore {
-                            cause: "FILTERED",
-                            detail: None,
-                        });
+                        return Ok((ignore("FILTERED", None), logs));
+                    }
+                }
+                Rule::Transform(transform) => {
+                    match transformed(transform, connection, &current, &mut logs) {
+                        Ok(changed) => {
+                            current = Cow::Owned(changed);
+                            root = None;
+                        }
+                        Err(error) => {
+                            return Ok((ignore("TRANSFORMATION_FAILED", Some(error)), logs))
+                        }
                     }
                 }
                 Rule::Deduplicate(dedup) => {
@@ -162,10 +178,7 @@ impl Router {
                         now_ms(),
                         window_ms,
                     )? {
-                        return Ok(Outcome::Ignore {
-                            cause: "DEDUPLICATED",
-                            detail: None,
-                        });
+                        return Ok((ignore("DEDUPLICATED", None), logs));
                     }
                 }
                 Rule::Delay(delay) => due_ms = request.received_at + delay.as_millis() as u64,
@@ -177,10 +190,38 @@ impl Router {
             Cow::Owned(payload) => Some(payload),
             Cow::Borrowed(_) => None,
         };
-        Ok(Outcome::Deliver {
-            payload: changed,
-            due_ms,
-        })
+        Ok((
+            Outcome::Deliver {
+                payload: changed,
+                due_ms,
+            },
+            logs,
+        ))
+    }
+}
+
+/// Runs a transformation on a payload; the error names the transformation.
+fn transformed(
+    transform: &NamedTransformation,
+    connection: &Connection,
+    payload: &Payload,
+    logs: &mut Vec<LogEntry>,
+) -> std::result::Result<Payload, String> {
+    let context =
+        serde_json::json!({ "connection": { "id": connection.id, "name": connection.name } });
+    let failed = |error: String| format!("transformation \"{}\": {error}", transform.name);
+    match transform
+        .transformation
+        .run(&transform_input(payload), &context)
+    {
+        Ok(output) => {
+            logs.extend(output.logs);
+            payload_from_transformed(payload, &output.request).map_err(failed)
+        }
+        Err(failure) => {
+            logs.extend(failure.logs);
+            Err(failed(failure.error.to_string()))
+        }
     }
 }
 
@@ -211,5 +252,6 @@ fn new_event(
         response_status: None,
         error_code: None,
         has_own_payload,
+        transform_logs: Vec::new(),
     }
 }

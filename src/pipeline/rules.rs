@@ -3,8 +3,12 @@
 use super::dedup::Deduplication;
 use super::filter::RequestFilter;
 use super::retry::{RetryPolicy, RetryStrategy, StatusMatcher};
+use super::transform::{TransformLimits, Transformation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +31,8 @@ pub enum RuleSpec {
         query: Option<Value>,
         path: Option<Value>,
     },
+    /// Hookdeck's JavaScript transformation (`addHandler('transform', …)`).
+    Transform { transformation: TransformationSpec },
     Delay {
         /// Milliseconds after the request arrived.
         delay: u64,
@@ -41,18 +47,50 @@ pub enum RuleSpec {
     },
 }
 
+/// A transformation's code, inline or in a file (relative to the config file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformationSpec {
+    pub name: String,
+    pub code: Option<String>,
+    pub code_file: Option<String>,
+    /// `process.env` inside the handler.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// What compiling a rule needs besides the rule itself.
+pub struct CompileContext<'a> {
+    /// Where relative `code_file` paths start.
+    pub base_dir: &'a Path,
+    pub transform_limits: TransformLimits,
+}
+
+/// A compiled transformation and its name (for logs and errors).
+pub struct NamedTransformation {
+    pub name: String,
+    pub transformation: Transformation,
+}
+
+impl fmt::Debug for NamedTransformation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Transformation({})", self.name)
+    }
+}
+
 /// A rule ready to run.
 #[derive(Debug, Clone)]
 pub enum Rule {
     Retry(RetryPolicy),
     Filter(Arc<RequestFilter>),
+    Transform(Arc<NamedTransformation>),
     Delay(Duration),
     Deduplicate(Arc<Deduplication>),
 }
 
 impl RuleSpec {
     /// Validates and compiles a rule; the error says what is wrong with it.
-    pub fn compile(&self) -> Result<Rule, String> {
+    pub fn compile(&self, context: &CompileContext) -> Result<Rule, String> {
         match self {
             RuleSpec::Retry {
                 strategy,
@@ -88,6 +126,9 @@ impl RuleSpec {
                 .map_err(|e| format!("invalid filter: {e}"))?;
                 Ok(Rule::Filter(Arc::new(filter)))
             }
+            RuleSpec::Transform { transformation } => {
+                Ok(Rule::Transform(Arc::new(transformation.compile(context)?)))
+            }
             RuleSpec::Delay { delay } => Ok(Rule::Delay(Duration::from_millis(*delay))),
             RuleSpec::Deduplicate {
                 window,
@@ -102,5 +143,43 @@ impl RuleSpec {
                 Ok(Rule::Deduplicate(Arc::new(dedup)))
             }
         }
+    }
+}
+
+impl TransformationSpec {
+    /// Reads the code and compiles it once, so syntax errors are config errors.
+    pub fn compile(&self, context: &CompileContext) -> Result<NamedTransformation, String> {
+        let code = match (&self.code, &self.code_file) {
+            (Some(code), None) => code.clone(),
+            (None, Some(file)) => {
+                let path = context.base_dir.join(file);
+                std::fs::read_to_string(&path).map_err(|e| {
+                    format!(
+                        "transformation \"{}\": cannot read {}: {e}",
+                        self.name,
+                        path.display()
+                    )
+                })?
+            }
+            _ => {
+                return Err(format!(
+                    "transformation \"{}\": give code or code_file (one of them)",
+                    self.name
+                ))
+            }
+        };
+        // One warm worker per core: a transform runs on the router's thread's behalf.
+        let transformation = Transformation::new(
+            &self.name,
+            &code,
+            self.env.clone(),
+            context.transform_limits.clone(),
+            0,
+        )
+        .map_err(|e| format!("transformation \"{}\": {e}", self.name))?;
+        Ok(NamedTransformation {
+            name: self.name.clone(),
+            transformation,
+        })
     }
 }

@@ -8,3 +8,4 @@ mod ingress;
 mod process;
 mod restart;
 mod retries;
+mod rules;

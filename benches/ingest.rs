@@ -1,0 +1,710 @@
+//! Ingest load benchmark: its own load harness (`harness = false`), not criterion.
+//!
+//! One invocation measures, on the same machine and with the same load:
+//! 1. the ceiling, a bare pingora `ServeHttp` server answering 200 (with
+//!    Content-Length) to every request, started the way the gateway starts its
+//!    ingress;
+//! 2. hookgate's ingest with durability on (`Gateway::start`, one source
+//!    `bench` routed to a local sink, every 200 sent only after fsync), then the
+//!    drain: how long until the sink has every acknowledged request.
+//!
+//! Load: 1 KiB JSON POSTs over N keep-alive HTTP/1.1 connections, one task per
+//! connection sending back to back, on a tokio runtime of its own (the servers
+//! run on another). Only 200s count; everything else is an error.
+//!
+//! ```text
+//! cargo bench --bench ingest
+//! cargo bench --bench ingest -- --connections 128 --seconds 20
+//! HOOKGATE_BENCH_CONNECTIONS=32 HOOKGATE_BENCH_SECONDS=5 cargo bench --bench ingest
+//! ```
+//!
+//! Settings (argument, else environment variable, else default):
+//! `--connections` / `HOOKGATE_BENCH_CONNECTIONS` (64), `--seconds` /
+//! `HOOKGATE_BENCH_SECONDS` (10, measured after the warm-up), `--warmup` /
+//! `HOOKGATE_BENCH_WARMUP_SECONDS` (2), `--drain-timeout` /
+//! `HOOKGATE_BENCH_DRAIN_SECONDS` (120), `--server-threads` /
+//! `HOOKGATE_BENCH_SERVER_THREADS` and `--client-threads` /
+//! `HOOKGATE_BENCH_CLIENT_THREADS` (both default to the number of CPUs).
+
+use async_trait::async_trait;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use hookgate::{Config, Gateway};
+use http::{header, Response};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+use pingora::server::{Fds, ListenFds};
+use pingora::services::listening::Service as ListeningService;
+use pingora::services::Service;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::os::fd::IntoRawFd;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::runtime::Runtime;
+use tokio::sync::watch;
+
+const BODY_BYTES: usize = 1024;
+
+fn main() {
+    let settings = Settings::from_args_and_env();
+    let machine = Machine::detect();
+    println!("hookgate ingest benchmark");
+    println!(
+        "machine: {} CPUs, {}; load: {} connections, {} KiB JSON POSTs, {:.0} s warm-up + {:.0} s measured; server runtime {} threads, load runtime {} threads",
+        machine.cpus,
+        machine.cpu_model,
+        settings.connections,
+        BODY_BYTES / 1024,
+        settings.warmup.as_secs_f64(),
+        settings.measured.as_secs_f64(),
+        settings.server_threads,
+        settings.client_threads,
+    );
+    let server_rt = runtime("bench-server", settings.server_threads);
+    let load_rt = runtime("bench-load", settings.client_threads);
+    let body = Bytes::from(json_body(BODY_BYTES));
+
+    println!("\n[1/2] bare pingora ServeHttp (200 + Content-Length)");
+    let bare = run_bare(&server_rt, &load_rt, &settings, &body);
+    bare.print();
+
+    println!("\n[2/2] hookgate ingest, durable (fsync before 200), 1 source -> 1 sink");
+    let (hookgate, drain) = run_hookgate(&server_rt, &load_rt, &settings, &body);
+    hookgate.print();
+    drain.print();
+
+    let ratio = hookgate.requests_per_second() / bare.requests_per_second().max(f64::MIN_POSITIVE);
+    println!("\nhookgate / bare: {:.1} % of the ceiling", ratio * 100.0);
+    println!("\nBENCHMARKS.md rows:");
+    println!("| machine | connections | bare pingora req/s | bare p99 | hookgate ingest req/s | hookgate p99 | hookgate/bare | drain delivered/s |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!(
+        "| {} CPUs, {} | {} | {:.0} | {} | {:.0} | {} | {:.2} | {} |",
+        machine.cpus,
+        machine.cpu_model,
+        settings.connections,
+        bare.requests_per_second(),
+        format_latency(bare.percentile(0.99)),
+        hookgate.requests_per_second(),
+        format_latency(hookgate.percentile(0.99)),
+        ratio,
+        drain
+            .events_per_second()
+            .map_or("n/a".to_string(), |rate| format!("{rate:.0}")),
+    );
+
+    load_rt.shutdown_timeout(Duration::from_secs(5));
+    server_rt.shutdown_timeout(Duration::from_secs(5));
+}
+
+// ---------------------------------------------------------------- settings
+
+struct Settings {
+    connections: usize,
+    warmup: Duration,
+    measured: Duration,
+    drain_timeout: Duration,
+    server_threads: usize,
+    client_threads: usize,
+}
+
+impl Settings {
+    fn from_args_and_env() -> Settings {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut settings = Settings {
+            connections: env_number("HOOKGATE_BENCH_CONNECTIONS").unwrap_or(64.0) as usize,
+            warmup: seconds(env_number("HOOKGATE_BENCH_WARMUP_SECONDS").unwrap_or(2.0)),
+            measured: seconds(env_number("HOOKGATE_BENCH_SECONDS").unwrap_or(10.0)),
+            drain_timeout: seconds(env_number("HOOKGATE_BENCH_DRAIN_SECONDS").unwrap_or(120.0)),
+            server_threads: env_number("HOOKGATE_BENCH_SERVER_THREADS")
+                .map_or(cpus, |n| n as usize),
+            client_threads: env_number("HOOKGATE_BENCH_CLIENT_THREADS")
+                .map_or(cpus, |n| n as usize),
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            let (name, inline) = match arg.split_once('=') {
+                Some((name, value)) => (name.to_string(), Some(value.to_string())),
+                None => (arg.clone(), None),
+            };
+            const KNOWN: &[&str] = &[
+                "--connections",
+                "-c",
+                "--seconds",
+                "-d",
+                "--warmup",
+                "--drain-timeout",
+                "--server-threads",
+                "--client-threads",
+            ];
+            // `cargo bench` passes `--bench`; a name filter may follow `--`.
+            if !KNOWN.contains(&name.as_str()) {
+                continue;
+            }
+            let value = match inline.or_else(|| args.next()).map(|v| v.parse::<f64>()) {
+                Some(Ok(v)) if v >= 0.0 => v,
+                _ => panic!("{name} needs a non-negative number"),
+            };
+            match name.as_str() {
+                "--connections" | "-c" => settings.connections = value as usize,
+                "--seconds" | "-d" => settings.measured = seconds(value),
+                "--warmup" => settings.warmup = seconds(value),
+                "--drain-timeout" => settings.drain_timeout = seconds(value),
+                "--server-threads" => settings.server_threads = value as usize,
+                _ => settings.client_threads = value as usize,
+            }
+        }
+        settings.connections = settings.connections.max(1);
+        settings.server_threads = settings.server_threads.max(1);
+        settings.client_threads = settings.client_threads.max(1);
+        settings
+    }
+}
+
+fn env_number(name: &str) -> Option<f64> {
+    let value = std::env::var(name).ok()?;
+    match value.trim().parse::<f64>() {
+        Ok(v) if v >= 0.0 => Some(v),
+        _ => panic!("{name}={value:?} is not a non-negative number"),
+    }
+}
+
+fn seconds(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+fn runtime(name: &str, threads: usize) -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+struct Machine {
+    cpus: usize,
+    cpu_model: String,
+}
+
+impl Machine {
+    fn detect() -> Machine {
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|info| {
+                info.lines()
+                    .find(|line| line.starts_with("model name"))
+                    .and_then(|line| line.split_once(':'))
+                    .map(|(_, model)| model.trim().to_string())
+            })
+            .unwrap_or_else(|| "unknown CPU".to_string());
+        Machine {
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            cpu_model,
+        }
+    }
+}
+
+/// A JSON object of exactly `size` bytes.
+fn json_body(size: usize) -> Vec<u8> {
+    let head = r#"{"type":"order.created","id":"evt_0000000000000001","data":{"amount":4200,"currency":"EUR","note":""#;
+    let tail = r#""}}"#;
+    let padding = size - head.len() - tail.len();
+    let body = format!("{head}{}{tail}", "x".repeat(padding));
+    assert_eq!(body.len(), size);
+    debug_assert!(serde_json::from_str::<serde_json::Value>(&body).is_ok());
+    body.into_bytes()
+}
+
+// ---------------------------------------------------------------- servers
+
+/// The ceiling: reads the body, answers 200 with a small body and Content-Length.
+struct Bare;
+
+#[async_trait]
+impl ServeHttp for Bare {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        while let Ok(Some(_)) = session.read_request_body().await {}
+        let body = br#"{"status":"SUCCESS"}"#.to_vec();
+        Response::builder()
+            .status(200)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_LENGTH, body.len())
+            .body(body)
+            .expect("static response")
+    }
+}
+
+/// Starts a pingora `ServeHttp` service on 127.0.0.1:0 the way the gateway
+/// starts its ingress: our own listener, handed over through `Fds`.
+fn start_pingora<A>(
+    app: A,
+    stop: watch::Receiver<bool>,
+) -> (SocketAddr, tokio::task::JoinHandle<()>)
+where
+    A: ServeHttp + Send + Sync + 'static,
+{
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let addr = listener.local_addr().expect("local addr");
+    let mut fds = Fds::new();
+    fds.add(addr.to_string(), listener.into_raw_fd());
+    let fds: ListenFds = Arc::new(tokio::sync::Mutex::new(fds));
+    let mut service = ListeningService::new("bench bare pingora".to_string(), app);
+    service.add_tcp(&addr.to_string());
+    let task = tokio::spawn(async move {
+        service.start_service(Some(fds), stop, 1).await;
+    });
+    (addr, task)
+}
+
+/// The destination: counts deliveries, distinct by event id.
+#[derive(Default)]
+struct Sink {
+    received: AtomicU64,
+    event_ids: Mutex<HashSet<String>>,
+}
+
+impl Sink {
+    fn distinct(&self) -> u64 {
+        self.event_ids.lock().unwrap().len() as u64
+    }
+}
+
+async fn sink_hit(State(sink): State<Arc<Sink>>, headers: HeaderMap, _body: Bytes) -> StatusCode {
+    sink.received.fetch_add(1, Ordering::Relaxed);
+    if let Some(id) = headers
+        .get("x-hookgate-event-id")
+        .and_then(|v| v.to_str().ok())
+    {
+        sink.event_ids.lock().unwrap().insert(id.to_string());
+    }
+    StatusCode::OK
+}
+
+fn start_sink(rt: &Runtime) -> (SocketAddr, Arc<Sink>) {
+    let sink = Arc::new(Sink::default());
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind sink");
+    let addr = listener.local_addr().expect("sink addr");
+    let app = axum::Router::new()
+        .fallback(sink_hit)
+        .with_state(sink.clone());
+    rt.spawn(async move { axum::serve(listener, app).await.expect("sink server") });
+    (addr, sink)
+}
+
+// ---------------------------------------------------------------- phases
+
+fn run_bare(
+    server_rt: &Runtime,
+    load_rt: &Runtime,
+    settings: &Settings,
+    body: &Bytes,
+) -> LoadReport {
+    let (stop, stopped) = watch::channel(false);
+    let (addr, task) = server_rt.block_on(async { start_pingora(Bare, stopped) });
+    let report = run_load(
+        load_rt,
+        settings,
+        format!("http://{addr}/e/bench"),
+        body,
+        addr.port(),
+    );
+    let _ = stop.send(true);
+    task.abort();
+    report
+}
+
+fn run_hookgate(
+    server_rt: &Runtime,
+    load_rt: &Runtime,
+    settings: &Settings,
+    body: &Bytes,
+) -> (LoadReport, DrainReport) {
+    // The sink is the customer's endpoint: it gets a runtime of its own.
+    let sink_rt = runtime("bench-sink", 1);
+    let (sink_addr, sink) = start_sink(&sink_rt);
+    // Beside the build output, i.e. on the project's disk (fsync has to be real).
+    let dir = tempfile::Builder::new()
+        .prefix("hookgate-bench-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("temp dir");
+    let config = write_config(dir.path(), sink_addr);
+    println!("data dir: {}", dir.path().join("data").display());
+    let gateway = server_rt
+        .block_on(Gateway::start(&config))
+        .expect("hookgate starts");
+    let addr = gateway.ingress_addr;
+    let report = run_load(
+        load_rt,
+        settings,
+        format!("http://{addr}/e/bench"),
+        body,
+        addr.port(),
+    );
+    let drain = wait_for_drain(
+        &sink,
+        report.acknowledged,
+        report.load_started,
+        report.load_ended,
+        settings.drain_timeout,
+    );
+    let stopped = server_rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(30), gateway.shutdown()).await
+    });
+    match stopped {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => println!("warning: gateway shutdown failed: {e:#}"),
+        Err(_) => println!("warning: gateway shutdown took over 30 s"),
+    }
+    sink_rt.shutdown_timeout(Duration::from_secs(1));
+    (report, drain)
+}
+
+fn write_config(dir: &Path, sink: SocketAddr) -> Config {
+    let text = format!(
+        r#"delivery.signing_secret = "bench-signing-secret"
+[server]
+ingress_listen = "127.0.0.1:0"
+data_dir = "data"
+shutdown_timeout_ms = 5000
+
+[[sources]]
+name = "bench"
+
+[[destinations]]
+name = "sink"
+url = "http://{sink}/hooks"
+
+[[connections]]
+name = "bench-to-sink"
+source = "bench"
+destination = "sink"
+"#
+    );
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, text).expect("write gateway.toml");
+    Config::load(&path).unwrap_or_else(|e| panic!("bench config is invalid:\n{e}"))
+}
+
+// ---------------------------------------------------------------- load
+
+struct LoadReport {
+    /// 200s completed inside the measured window.
+    ok: u64,
+    /// Non-200 answers inside the measured window.
+    bad_status: u64,
+    /// Connection / protocol failures inside the measured window.
+    transport_errors: u64,
+    first_error: Option<String>,
+    /// Every 200 received, warm-up included: what the sink must eventually get.
+    acknowledged: u64,
+    window: Duration,
+    latencies_ns: Vec<u64>,
+    load_started: Instant,
+    load_ended: Instant,
+    sockets: Option<SocketCount>,
+}
+
+#[derive(Default)]
+struct ConnectionTally {
+    ok: u64,
+    bad_status: u64,
+    transport_errors: u64,
+    first_error: Option<String>,
+    acknowledged: u64,
+    latencies_ns: Vec<u64>,
+}
+
+fn run_load(
+    rt: &Runtime,
+    settings: &Settings,
+    url: String,
+    body: &Bytes,
+    server_port: u16,
+) -> LoadReport {
+    let load_started = Instant::now();
+    let measure_from = load_started + settings.warmup;
+    let measure_until = measure_from + settings.measured;
+    let url = Arc::new(url);
+    let (tallies, sockets) = rt.block_on(async {
+        let tasks: Vec<_> = (0..settings.connections)
+            .map(|_| {
+                let url = url.clone();
+                let body = body.clone();
+                tokio::spawn(connection_loop(url, body, measure_from, measure_until))
+            })
+            .collect();
+        // Look at the server's sockets near the end of the window: a keep-alive
+        // regression shows as fresh connections and a pile of TIME_WAIT.
+        let probe_at = measure_until - settings.measured.min(Duration::from_millis(500));
+        tokio::time::sleep_until(probe_at.into()).await;
+        let sockets = SocketCount::of_port(server_port);
+        let mut tallies = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            tallies.push(task.await.expect("load task"));
+        }
+        (tallies, sockets)
+    });
+    let load_ended = Instant::now();
+    let mut report = LoadReport {
+        ok: 0,
+        bad_status: 0,
+        transport_errors: 0,
+        first_error: None,
+        acknowledged: 0,
+        window: settings.measured,
+        latencies_ns: Vec::new(),
+        load_started,
+        load_ended,
+        sockets,
+    };
+    for tally in tallies {
+        report.ok += tally.ok;
+        report.bad_status += tally.bad_status;
+        report.transport_errors += tally.transport_errors;
+        report.acknowledged += tally.acknowledged;
+        report.first_error = report.first_error.or(tally.first_error);
+        report.latencies_ns.extend(tally.latencies_ns);
+    }
+    report.latencies_ns.sort_unstable();
+    report
+}
+
+/// One keep-alive HTTP/1.1 connection (a client with a one-connection pool),
+/// requests back to back until the window closes.
+async fn connection_loop(
+    url: Arc<String>,
+    body: Bytes,
+    measure_from: Instant,
+    measure_until: Instant,
+) -> ConnectionTally {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .http1_only()
+        .pool_max_idle_per_host(1)
+        .tcp_nodelay(true)
+        .build()
+        .expect("http client");
+    let mut tally = ConnectionTally::default();
+    loop {
+        let started = Instant::now();
+        if started >= measure_until {
+            return tally;
+        }
+        let outcome = async {
+            let response = client
+                .post(url.as_str())
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body.clone())
+                .send()
+                .await?;
+            let status = response.status();
+            // Read the answer to the end so that the connection is reused.
+            response.bytes().await?;
+            Ok::<_, reqwest::Error>(status)
+        }
+        .await;
+        let finished = Instant::now();
+        if matches!(&outcome, Ok(status) if *status == reqwest::StatusCode::OK) {
+            tally.acknowledged += 1;
+        }
+        if started < measure_from || finished > measure_until {
+            if outcome.is_err() {
+                // Don't spin on a refused connection.
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            continue;
+        }
+        match outcome {
+            Ok(status) if status == reqwest::StatusCode::OK => {
+                tally.ok += 1;
+                tally
+                    .latencies_ns
+                    .push((finished - started).as_nanos() as u64);
+            }
+            Ok(status) => {
+                tally.bad_status += 1;
+                tally
+                    .first_error
+                    .get_or_insert_with(|| format!("HTTP {status}"));
+            }
+            Err(error) => {
+                tally.transport_errors += 1;
+                tally
+                    .first_error
+                    .get_or_insert_with(|| format!("{error:?}"));
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    }
+}
+
+impl LoadReport {
+    fn requests_per_second(&self) -> f64 {
+        self.ok as f64 / self.window.as_secs_f64()
+    }
+
+    /// Nearest-rank percentile of the 200s' latencies.
+    fn percentile(&self, q: f64) -> Option<Duration> {
+        if self.latencies_ns.is_empty() {
+            return None;
+        }
+        let rank = (q * self.latencies_ns.len() as f64).ceil() as usize;
+        let index = rank.clamp(1, self.latencies_ns.len()) - 1;
+        Some(Duration::from_nanos(self.latencies_ns[index]))
+    }
+
+    fn print(&self) {
+        println!(
+            "  requests/s: {:.0}  ({} x 200 in {:.1} s)",
+            self.requests_per_second(),
+            self.ok,
+            self.window.as_secs_f64()
+        );
+        println!(
+            "  latency: p50 {}  p99 {}  p99.9 {}  max {}",
+            format_latency(self.percentile(0.50)),
+            format_latency(self.percentile(0.99)),
+            format_latency(self.percentile(0.999)),
+            format_latency(self.percentile(1.0)),
+        );
+        println!(
+            "  errors: {} (non-200: {}, transport: {}){}",
+            self.bad_status + self.transport_errors,
+            self.bad_status,
+            self.transport_errors,
+            self.first_error
+                .as_ref()
+                .map_or(String::new(), |e| format!("; first: {e}")),
+        );
+        if let Some(sockets) = &self.sockets {
+            println!(
+                "  server sockets near the end: {} established, {} in TIME_WAIT",
+                sockets.established, sockets.time_wait
+            );
+        }
+    }
+}
+
+fn format_latency(latency: Option<Duration>) -> String {
+    match latency {
+        Some(d) => format!("{:.2} ms", d.as_secs_f64() * 1e3),
+        None => "n/a".to_string(),
+    }
+}
+
+/// Server-side sockets of a loopback port, from /proc/net/tcp.
+struct SocketCount {
+    established: usize,
+    time_wait: usize,
+}
+
+impl SocketCount {
+    fn of_port(port: u16) -> Option<SocketCount> {
+        let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+        let local = format!(":{port:04X}");
+        let mut count = SocketCount {
+            established: 0,
+            time_wait: 0,
+        };
+        for line in table.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local_addr), Some(state)) = (fields.get(1), fields.get(3)) else {
+                continue;
+            };
+            if !local_addr.ends_with(&local) {
+                continue;
+            }
+            match *state {
+                "01" => count.established += 1,
+                "06" => count.time_wait += 1,
+                _ => {}
+            }
+        }
+        Some(count)
+    }
+}
+
+// ---------------------------------------------------------------- drain
+
+struct DrainReport {
+    acknowledged: u64,
+    /// Distinct events at the sink when the load stopped.
+    at_load_end: u64,
+    /// Distinct events at the sink when the wait ended.
+    delivered: u64,
+    /// Requests received by the sink in all (retries / redeliveries included).
+    received: u64,
+    /// From the end of the load until every acknowledged request was delivered (or the timeout).
+    drain_time: Duration,
+    /// From the first request of the load to the end of the drain.
+    total_time: Duration,
+    complete: bool,
+}
+
+fn wait_for_drain(
+    sink: &Sink,
+    acknowledged: u64,
+    load_started: Instant,
+    load_ended: Instant,
+    timeout: Duration,
+) -> DrainReport {
+    let at_load_end = sink.distinct();
+    let deadline = Instant::now() + timeout;
+    let (delivered, complete) = loop {
+        let delivered = sink.distinct();
+        if delivered >= acknowledged {
+            break (delivered, true);
+        }
+        if Instant::now() >= deadline {
+            break (delivered, false);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let now = Instant::now();
+    DrainReport {
+        acknowledged,
+        at_load_end,
+        delivered,
+        received: sink.received.load(Ordering::Relaxed),
+        drain_time: now - load_ended,
+        total_time: now - load_started,
+        complete,
+    }
+}
+
+impl DrainReport {
+    /// Delivery rate during the drain (after the load stopped).
+    fn events_per_second(&self) -> Option<f64> {
+        let drained = self.delivered.saturating_sub(self.at_load_end);
+        (drained > 0).then(|| drained as f64 / self.drain_time.as_secs_f64())
+    }
+
+    fn print(&self) {
+        println!(
+            "  delivery: {} acknowledged (warm-up included); {} delivered when the load stopped",
+            self.acknowledged, self.at_load_end
+        );
+        let outcome = if self.complete {
+            "all delivered"
+        } else {
+            "GAVE UP (drain timeout)"
+        };
+        println!(
+            "  drain: {outcome} {:.1} s after the load stopped ({} distinct events, {} sink requests); drain rate {} events/s; end to end {:.0} events/s",
+            self.drain_time.as_secs_f64(),
+            self.delivered,
+            self.received,
+            self.events_per_second()
+                .map_or("n/a".to_string(), |rate| format!("{rate:.0}")),
+            self.delivered as f64 / self.total_time.as_secs_f64(),
+        );
+    }
+}
