@@ -205,16 +205,19 @@ impl TestGateway {
         )
     }
 
-    /// Waits until the store reports an event that satisfies `done`, then returns it.
-    pub async fn wait_event(&self, done: impl Fn(&Event) -> bool) -> Event {
-        let mut feed = self.gateway.store.subscribe_events();
-        if let Some(event) = self
-            .gateway
+    /// The first stored event that satisfies `done`.
+    fn stored_event(&self, done: &impl Fn(&Event) -> bool) -> Option<Event> {
+        self.gateway
             .store
             .events()
             .map(Result::unwrap)
             .find(|e| done(e))
-        {
+    }
+
+    /// Waits until the store reports an event that satisfies `done`, then returns it.
+    pub async fn wait_event(&self, done: impl Fn(&Event) -> bool) -> Event {
+        let mut feed = self.gateway.store.subscribe_events();
+        if let Some(event) = self.stored_event(&done) {
             return event;
         }
         let found = tokio::time::timeout(PATIENCE, async {
@@ -223,13 +226,7 @@ impl TestGateway {
                     Ok(event) if done(&event) => return event,
                     Ok(_) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                        if let Some(event) = self
-                            .gateway
-                            .store
-                            .events()
-                            .map(Result::unwrap)
-                            .find(|e| done(e))
-                        {
+                        if let Some(event) = self.stored_event(&done) {
                             return event;
                         }
                     }

@@ -85,44 +85,77 @@ async fn load(
     all
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn sigkill_mid_load_loses_no_acknowledged_request() {
-    let sink = Sink::start(Reply::Status(200)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &format!(
+/// A served gateway under load from concurrent clients, with a sink behind it.
+struct UnderLoad {
+    sink: Sink,
+    _dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    served: Served,
+    stop: Arc<tokio::sync::Notify>,
+    load: tokio::task::JoinHandle<HashSet<String>>,
+}
+
+impl UnderLoad {
+    /// Starts `hookgate serve` and `workers` clients; returns once `acked`
+    /// requests are acknowledged, with the load still running.
+    async fn start(workers: usize, acked: u32) -> UnderLoad {
+        let sink = Sink::start(Reply::Status(200)).await;
+        let dir = tempfile::tempdir().unwrap();
+        let shop = format!(
             "[[sources]]\nname = \"shop\"\n{}",
             route("shop", "orders", &sink.url("/"), "")
-        ),
-    );
-    let mut served = serve(&config);
-    let stop = Arc::new(tokio::sync::Notify::new());
-    let acked_enough = Arc::new(tokio::sync::Semaphore::new(0));
-    let load = tokio::spawn(load(
-        served.base.clone(),
-        16,
-        stop.clone(),
-        acked_enough.clone(),
-    ));
-    // Kill once a few hundred requests are acknowledged, with more in flight.
-    let _ = tokio::time::timeout(PATIENCE, acked_enough.acquire_many(300))
-        .await
-        .expect("load is acknowledged");
-    served.child.kill().unwrap();
-    served.child.wait().unwrap();
-    stop.notify_waiters();
-    let acked = load.await.unwrap();
-    assert!(acked.len() >= 300);
+        );
+        let config = write_config(dir.path(), &shop);
+        let served = serve(&config);
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let acked_enough = Arc::new(tokio::sync::Semaphore::new(0));
+        let load = tokio::spawn(load(
+            served.base.clone(),
+            workers,
+            stop.clone(),
+            acked_enough.clone(),
+        ));
+        let _ = tokio::time::timeout(PATIENCE, acked_enough.acquire_many(acked))
+            .await
+            .expect("load is acknowledged");
+        UnderLoad {
+            sink,
+            _dir: dir,
+            config,
+            served,
+            stop,
+            load,
+        }
+    }
 
-    let mut restarted = serve(&config);
-    let delivered = wait_for_requests(&sink, &acked).await;
-    assert!(
-        acked.is_subset(&delivered),
-        "{} acknowledged requests were never delivered",
-        acked.difference(&delivered).count()
-    );
-    restarted.child.kill().unwrap();
+    /// Stops the clients (after the process ended) and returns what was acknowledged.
+    async fn acknowledged(&mut self) -> HashSet<String> {
+        self.stop.notify_waiters();
+        (&mut self.load).await.unwrap()
+    }
+
+    /// Restarts the gateway and waits until every acknowledged request was delivered.
+    async fn restart_and_expect_delivered(&self, acked: &HashSet<String>) {
+        let mut restarted = serve(&self.config);
+        let delivered = wait_for_requests(&self.sink, acked).await;
+        assert!(
+            acked.is_subset(&delivered),
+            "{} acknowledged requests were never delivered",
+            acked.difference(&delivered).count()
+        );
+        restarted.child.kill().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_mid_load_loses_no_acknowledged_request() {
+    // Kill once a few hundred requests are acknowledged, with more in flight.
+    let mut run = UnderLoad::start(16, 300).await;
+    run.served.child.kill().unwrap();
+    run.served.child.wait().unwrap();
+    let acked = run.acknowledged().await;
+    assert!(acked.len() >= 300);
+    run.restart_and_expect_delivered(&acked).await;
 }
 
 /// Waits until the sink has seen every request id in `wanted`.
@@ -143,42 +176,16 @@ async fn wait_for_requests(sink: &Sink, wanted: &HashSet<String>) -> HashSet<Str
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_drains_and_exits_zero_and_nothing_is_lost() {
-    let sink = Sink::start(Reply::Status(200)).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &format!(
-            "[[sources]]\nname = \"shop\"\n{}",
-            route("shop", "orders", &sink.url("/"), "")
-        ),
-    );
-    let mut served = serve(&config);
-    let stop = Arc::new(tokio::sync::Notify::new());
-    let acked_enough = Arc::new(tokio::sync::Semaphore::new(0));
-    let load = tokio::spawn(load(
-        served.base.clone(),
-        8,
-        stop.clone(),
-        acked_enough.clone(),
-    ));
-    let _ = tokio::time::timeout(PATIENCE, acked_enough.acquire_many(100))
-        .await
-        .expect("load is acknowledged");
-    let status = Command::new("kill")
-        .args(["-TERM", &served.child.id().to_string()])
-        .status()
-        .unwrap();
+    let mut run = UnderLoad::start(8, 100).await;
+    let pid = run.served.child.id().to_string();
+    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
     assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || served.child.wait().unwrap())
-        .await
-        .unwrap();
+    // The sink on this runtime must keep serving the drain meanwhile.
+    let exit = tokio::task::block_in_place(|| run.served.child.wait().unwrap());
     assert_eq!(exit.code(), Some(0), "SIGTERM exits cleanly");
-    stop.notify_waiters();
-    let acked = load.await.unwrap();
+    let acked = run.acknowledged().await;
     // Whatever the drain did not deliver is delivered after the next start.
-    let mut restarted = serve(&config);
-    wait_for_requests(&sink, &acked).await;
-    restarted.child.kill().unwrap();
+    run.restart_and_expect_delivered(&acked).await;
 }
 
 fn check(dir: &Path, rest: &str) -> (bool, String) {
