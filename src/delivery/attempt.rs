@@ -67,7 +67,7 @@ async fn attempt(
     let started = now_ms();
     let response = shared.client.send(&outgoing).await;
     let attempt = record(&event, &outgoing, &response, started);
-    settle(shared, destination, event, attempt, entry).await
+    settle(shared, event, attempt, entry).await
 }
 
 /// The HTTP request an event becomes at its destination.
@@ -145,12 +145,9 @@ fn record(event: &Event, outgoing: &Outgoing, response: &Response, started_ms: u
     }
 }
 
-/// Stores the attempt and the event's new state, then moves its queue entry:
-/// removed when done or failed for good, re-keyed at the retry time otherwise.
-/// The entry moves last, so a crash in between means one more attempt, never a lost one.
+/// Decides the event's next state (done, retry later, or failed for good) and stores it.
 async fn settle(
     shared: &Arc<Shared>,
-    destination: &Destination,
     mut event: Event,
     attempt: Attempt,
     entry: QueueEntry,
@@ -176,16 +173,7 @@ async fn settle(
     };
     event.next_attempt_at = retry_at;
     let store = shared.store.clone();
-    let destination_id = destination.id.clone();
-    blocking(move || {
-        store.record_attempt(&attempt)?;
-        store.save_event(&event)?;
-        match retry_at {
-            Some(due) => store.reschedule(&destination_id, &entry, due),
-            None => store.dequeue(&destination_id, &entry),
-        }
-    })
-    .await
+    blocking(move || store.settle_attempt(&attempt, &event, &entry, retry_at)).await
 }
 
 fn retry_policy(shared: &Shared, event: &Event) -> Option<crate::pipeline::RetryPolicy> {

@@ -154,8 +154,33 @@ impl Store {
 
     pub fn save_event(&self, event: &Event) -> Result<()> {
         put(&self.events, &event.id, event)?;
+        self.publish(event);
+        Ok(())
+    }
+
+    fn publish(&self, event: &Event) {
         // Nobody listening is fine: the feed is a convenience, the store the truth.
         let _ = self.event_feed.send(event.clone());
+    }
+
+    /// Records an attempt's outcome: the attempt, the event's new state, then its
+    /// queue entry (moved to `retry_at`, or removed when the event is done). In
+    /// that order, so a crash in between means one more attempt, never a lost
+    /// event. Subscribers hear of the change once all of it is stored.
+    pub fn settle_attempt(
+        &self,
+        attempt: &Attempt,
+        event: &Event,
+        entry: &QueueEntry,
+        retry_at: Option<u64>,
+    ) -> Result<()> {
+        self.record_attempt(attempt)?;
+        put(&self.events, &event.id, event)?;
+        match retry_at {
+            Some(due) => self.reschedule(&event.destination_id, entry, due)?,
+            None => self.dequeue(&event.destination_id, entry)?,
+        }
+        self.publish(event);
         Ok(())
     }
 
