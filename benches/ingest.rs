@@ -25,6 +25,10 @@
 //! `HOOKGATE_BENCH_DRAIN_SECONDS` (120), `--server-threads` /
 //! `HOOKGATE_BENCH_SERVER_THREADS` and `--client-threads` /
 //! `HOOKGATE_BENCH_CLIENT_THREADS` (both default to the number of CPUs).
+//!
+//! Diagnostics: `--no-connection` / `HOOKGATE_BENCH_NO_CONNECTION=1` gives the
+//! source no connection, so hookgate only stores what it acknowledges (no
+//! events, no delivery, no drain): ingest + group commit alone.
 
 use async_trait::async_trait;
 use axum::body::Bytes;
@@ -54,7 +58,7 @@ fn main() {
     let machine = Machine::detect();
     println!("hookgate ingest benchmark");
     println!(
-        "machine: {} CPUs, {}; load: {} connections, {} KiB JSON POSTs, {:.0} s warm-up + {:.0} s measured; server runtime {} threads, load runtime {} threads",
+        "machine: {} CPUs, {}; load: {} connections, {} KiB JSON POSTs, {} s warm-up + {} s measured; server runtime {} threads, load runtime {} threads",
         machine.cpus,
         machine.cpu_model,
         settings.connections,
@@ -72,15 +76,27 @@ fn main() {
     let bare = run_bare(&server_rt, &load_rt, &settings, &body);
     bare.print();
 
-    println!("\n[2/2] hookgate ingest, durable (fsync before 200), 1 source -> 1 sink");
+    let setup = if settings.no_connection {
+        "1 source, no connection (store only)"
+    } else {
+        "1 source -> 1 sink"
+    };
+    println!("\n[2/2] hookgate ingest, durable (fsync before 200), {setup}");
     let (hookgate, drain) = run_hookgate(&server_rt, &load_rt, &settings, &body);
     hookgate.print();
-    drain.print();
+    if let Some(drain) = &drain {
+        drain.print();
+    }
 
     let ratio = hookgate.requests_per_second() / bare.requests_per_second().max(f64::MIN_POSITIVE);
     println!("\nhookgate / bare: {:.1} % of the ceiling", ratio * 100.0);
     println!("\nBENCHMARKS.md rows:");
-    println!("| machine | connections | bare pingora req/s | bare p99 | hookgate ingest req/s | hookgate p99 | hookgate/bare | drain delivered/s |");
+    let hookgate_label = if settings.no_connection {
+        "hookgate ingest, no connection"
+    } else {
+        "hookgate ingest"
+    };
+    println!("| machine | connections | bare pingora req/s | bare p99 | {hookgate_label} req/s | hookgate p99 | hookgate/bare | drain delivered/s |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     println!(
         "| {} CPUs, {} | {} | {:.0} | {} | {:.0} | {} | {:.2} | {} |",
@@ -93,7 +109,8 @@ fn main() {
         format_latency(hookgate.percentile(0.99)),
         ratio,
         drain
-            .events_per_second()
+            .as_ref()
+            .and_then(DrainReport::events_per_second)
             .map_or("n/a".to_string(), |rate| format!("{rate:.0}")),
     );
 
@@ -110,6 +127,7 @@ struct Settings {
     drain_timeout: Duration,
     server_threads: usize,
     client_threads: usize,
+    no_connection: bool,
 }
 
 impl Settings {
@@ -124,6 +142,8 @@ impl Settings {
                 .map_or(cpus, |n| n as usize),
             client_threads: env_number("HOOKGATE_BENCH_CLIENT_THREADS")
                 .map_or(cpus, |n| n as usize),
+            no_connection: std::env::var("HOOKGATE_BENCH_NO_CONNECTION")
+                .is_ok_and(|v| !v.is_empty() && v != "0"),
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -141,6 +161,10 @@ impl Settings {
                 "--server-threads",
                 "--client-threads",
             ];
+            if name == "--no-connection" {
+                settings.no_connection = true;
+                continue;
+            }
             // `cargo bench` passes `--bench`; a name filter may follow `--`.
             if !KNOWN.contains(&name.as_str()) {
                 continue;
@@ -326,7 +350,7 @@ fn run_hookgate(
     load_rt: &Runtime,
     settings: &Settings,
     body: &Bytes,
-) -> (LoadReport, DrainReport) {
+) -> (LoadReport, Option<DrainReport>) {
     // The sink is the customer's endpoint: it gets a runtime of its own.
     let sink_rt = runtime("bench-sink", 1);
     let (sink_addr, sink) = start_sink(&sink_rt);
@@ -335,7 +359,7 @@ fn run_hookgate(
         .prefix("hookgate-bench-")
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .expect("temp dir");
-    let config = write_config(dir.path(), sink_addr);
+    let config = write_config(dir.path(), (!settings.no_connection).then_some(sink_addr));
     println!("data dir: {}", dir.path().join("data").display());
     let gateway = server_rt
         .block_on(Gateway::start(&config))
@@ -348,13 +372,15 @@ fn run_hookgate(
         body,
         addr.port(),
     );
-    let drain = wait_for_drain(
-        &sink,
-        report.acknowledged,
-        report.load_started,
-        report.load_ended,
-        settings.drain_timeout,
-    );
+    let drain = (!settings.no_connection).then(|| {
+        wait_for_drain(
+            &sink,
+            report.acknowledged,
+            report.load_started,
+            report.load_ended,
+            settings.drain_timeout,
+        )
+    });
     let stopped = server_rt.block_on(async {
         tokio::time::timeout(Duration::from_secs(30), gateway.shutdown()).await
     });
@@ -367,9 +393,10 @@ fn run_hookgate(
     (report, drain)
 }
 
-fn write_config(dir: &Path, sink: SocketAddr) -> Config {
-    let text = format!(
-        r#"delivery.signing_secret = "bench-signing-secret"
+/// Like tests/gateway/common.rs `config_text`: source `bench`, routed to the
+/// sink unless `sink` is None.
+fn write_config(dir: &Path, sink: Option<SocketAddr>) -> Config {
+    let mut text = r#"delivery.signing_secret = "bench-signing-secret"
 [server]
 ingress_listen = "127.0.0.1:0"
 data_dir = "data"
@@ -377,7 +404,11 @@ shutdown_timeout_ms = 5000
 
 [[sources]]
 name = "bench"
-
+"#
+    .to_string();
+    if let Some(sink) = sink {
+        text.push_str(&format!(
+            r#"
 [[destinations]]
 name = "sink"
 url = "http://{sink}/hooks"
@@ -387,7 +418,8 @@ name = "bench-to-sink"
 source = "bench"
 destination = "sink"
 "#
-    );
+        ));
+    }
     let path = dir.join("gateway.toml");
     std::fs::write(&path, text).expect("write gateway.toml");
     Config::load(&path).unwrap_or_else(|e| panic!("bench config is invalid:\n{e}"))
@@ -681,10 +713,12 @@ fn wait_for_drain(
 }
 
 impl DrainReport {
-    /// Delivery rate during the drain (after the load stopped).
+    /// Delivery rate during the drain (after the load stopped); none when
+    /// there was too little left to drain for a rate to mean anything.
     fn events_per_second(&self) -> Option<f64> {
         let drained = self.delivered.saturating_sub(self.at_load_end);
-        (drained > 0).then(|| drained as f64 / self.drain_time.as_secs_f64())
+        (drained > 0 && self.drain_time >= Duration::from_millis(250))
+            .then(|| drained as f64 / self.drain_time.as_secs_f64())
     }
 
     fn print(&self) {
