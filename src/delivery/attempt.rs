@@ -7,8 +7,8 @@ use crate::ids::{new_id, now_ms};
 use crate::model::{
     Attempt, AttemptStatus, AttemptTrigger, Destination, Event, EventStatus, Payload,
 };
-use crate::pipeline::Rule;
-use crate::store::{QueueEntry, StoreError};
+use crate::pipeline::{RetryPolicy, Rule};
+use crate::store::{QueueEntry, QueueMove, StoreError};
 use std::sync::Arc;
 use url::Url;
 
@@ -67,7 +67,7 @@ async fn attempt(
     let started = now_ms();
     let response = shared.client.send(&outgoing).await;
     let attempt = record(&event, &outgoing, &response, started);
-    settle(shared, event, attempt, entry).await
+    settle(shared, &event, attempt).await
 }
 
 /// The HTTP request an event becomes at its destination.
@@ -125,10 +125,10 @@ fn record(event: &Event, outgoing: &Outgoing, response: &Response, started_ms: u
         id: new_id("atm"),
         event_id: event.id.clone(),
         attempt_number,
-        trigger: if attempt_number == 1 {
-            AttemptTrigger::Initial
-        } else {
-            AttemptTrigger::Automatic
+        trigger: match (event.pending_trigger, attempt_number) {
+            (Some(asked), _) => asked,
+            (None, 1) => AttemptTrigger::Initial,
+            (None, _) => AttemptTrigger::Automatic,
         },
         status: if response.is_success() {
             AttemptStatus::Successful
@@ -145,38 +145,51 @@ fn record(event: &Event, outgoing: &Outgoing, response: &Response, started_ms: u
     }
 }
 
-/// Decides the event's next state (done, retry later, or failed for good) and stores it.
-async fn settle(
-    shared: &Arc<Shared>,
-    mut event: Event,
-    attempt: Attempt,
-    entry: QueueEntry,
-) -> Result<(), StoreError> {
+/// Records the attempt, then moves the event on: done, retried later, or failed
+/// for good. The event is re-read when it is updated, so a change the API made
+/// meanwhile (mute, manual retry) is kept.
+async fn settle(shared: &Arc<Shared>, event: &Event, attempt: Attempt) -> Result<(), StoreError> {
+    let policy = retry_policy(shared, event);
+    let store = shared.store.clone();
+    blocking(move || {
+        store.record_attempt(&attempt)?;
+        store.update_event(&attempt.event_id, |event| {
+            (next_state(event, &attempt, policy.as_ref()), ())
+        })?;
+        Ok(())
+    })
+    .await
+}
+
+/// Applies an attempt's outcome to its event; says where its queue entry goes.
+fn next_state(event: &mut Event, attempt: &Attempt, policy: Option<&RetryPolicy>) -> QueueMove {
     let now = now_ms();
-    event.attempts = attempt.attempt_number;
+    event.attempts = event.attempts.max(attempt.attempt_number);
     event.last_attempt_at = Some(attempt.created_at);
     event.response_status = attempt.response_status;
     event.error_code = attempt.error_code.clone();
-    let retry_at = if attempt.status == AttemptStatus::Successful {
+    event.pending_trigger = None;
+    if attempt.status == AttemptStatus::Successful {
         event.status = EventStatus::Successful;
         event.successful_at = Some(now);
-        None
-    } else {
-        let wait = retry_policy(shared, &event)
-            .and_then(|policy| policy.next_wait(event.attempts, attempt.response_status));
-        event.status = if wait.is_some() {
-            EventStatus::Scheduled
-        } else {
-            EventStatus::Failed
-        };
-        wait.map(|wait| now + wait.as_millis() as u64)
-    };
-    event.next_attempt_at = retry_at;
-    let store = shared.store.clone();
-    blocking(move || store.settle_attempt(&attempt, &event, &entry, retry_at)).await
+        return QueueMove::Out;
+    }
+    let wait = policy
+        .filter(|_| !event.muted)
+        .and_then(|policy| policy.next_wait(event.attempts, attempt.response_status));
+    match wait {
+        Some(wait) => {
+            event.status = EventStatus::Scheduled;
+            QueueMove::To(now + wait.as_millis() as u64)
+        }
+        None => {
+            event.status = EventStatus::Failed;
+            QueueMove::Out
+        }
+    }
 }
 
-fn retry_policy(shared: &Shared, event: &Event) -> Option<crate::pipeline::RetryPolicy> {
+fn retry_policy(shared: &Shared, event: &Event) -> Option<RetryPolicy> {
     let catalog = shared.catalog.load();
     let connection = catalog.connection(&event.connection_id)?;
     connection.rules.iter().find_map(|rule| match rule {

@@ -47,6 +47,12 @@ pub struct Event {
     /// What the connection's transformations logged (console.*) for this event.
     #[serde(default)]
     pub transform_logs: Vec<LogEntry>,
+    /// Muted events get no more automatic retries (manual ones still work).
+    #[serde(default)]
+    pub muted: bool,
+    /// What the next attempt is, when someone asked for it (a manual retry).
+    #[serde(default)]
+    pub pending_trigger: Option<AttemptTrigger>,
 }
 
 /// What made an attempt happen.

@@ -253,5 +253,7 @@ fn new_event(
         error_code: None,
         has_own_payload,
         transform_logs: Vec::new(),
+        muted: false,
+        pending_trigger: None,
     }
 }

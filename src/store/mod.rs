@@ -5,14 +5,17 @@
 //! on a reactor thread.
 
 mod commit;
+mod page;
 mod queue;
 
 pub use commit::{CommitError, CommitLog, Committed};
+pub use page::{Cursor, Direction, Page, PageRequest};
 pub use queue::QueueEntry;
 
 use crate::model::{Attempt, Event, IgnoredEvent, Payload, Request};
 use serde::{de::DeserializeOwned, Serialize};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +27,16 @@ pub enum StoreError {
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Where an event's queue entry goes when the event changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueMove {
+    /// Due at this time (ms).
+    To(u64),
+    /// Out of the queue: nothing more to attempt.
+    Out,
+    Stay,
+}
 
 /// How many event changes a slow subscriber may fall behind before it is told it lagged.
 const EVENT_FEED_CAPACITY: usize = 8192;
@@ -47,6 +60,8 @@ pub struct Store {
     queue: sled::Tree,
     /// `connection id ++ fingerprint` → first-seen ms ++ request id (deduplicate rule).
     fingerprints: sled::Tree,
+    /// Serializes read-modify-write changes to events (see `update_event`).
+    event_updates: Arc<Mutex<()>>,
     event_feed: broadcast::Sender<Event>,
 }
 
@@ -69,6 +84,7 @@ impl Store {
             ignored_events: db.open_tree("ignored_events")?,
             queue: db.open_tree("queue")?,
             fingerprints: db.open_tree("fingerprints")?,
+            event_updates: Arc::default(),
             event_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             db,
         })
@@ -163,25 +179,42 @@ impl Store {
         let _ = self.event_feed.send(event.clone());
     }
 
-    /// Records an attempt's outcome: the attempt, the event's new state, then its
-    /// queue entry (moved to `retry_at`, or removed when the event is done). In
-    /// that order, so a crash in between means one more attempt, never a lost
-    /// event. Subscribers hear of the change once all of it is stored.
-    pub fn settle_attempt(
+    /// Changes a stored event in place. Event changes from the delivery lanes
+    /// and from the API go through here one at a time, so neither overwrites
+    /// the other's change with a stale copy. `change` returns how the event's
+    /// queue entry moves. Subscribers hear of the change once all of it is stored.
+    pub fn update_event<T>(
         &self,
-        attempt: &Attempt,
-        event: &Event,
-        entry: &QueueEntry,
-        retry_at: Option<u64>,
-    ) -> Result<()> {
-        self.record_attempt(attempt)?;
-        put(&self.events, &event.id, event)?;
-        match retry_at {
-            Some(due) => self.reschedule(&event.destination_id, entry, due)?,
-            None => self.dequeue(&event.destination_id, entry)?,
+        id: &str,
+        change: impl FnOnce(&mut Event) -> (QueueMove, T),
+    ) -> Result<Option<(Event, T)>> {
+        let _serialized = self.event_updates.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(mut event) = self.event(id)? else {
+            return Ok(None);
+        };
+        let queued_at = event.next_attempt_at;
+        let (queue_move, result) = change(&mut event);
+        match queue_move {
+            QueueMove::To(due) => event.next_attempt_at = Some(due),
+            QueueMove::Out => event.next_attempt_at = None,
+            QueueMove::Stay => {}
         }
-        self.publish(event);
-        Ok(())
+        put(&self.events, &event.id, &event)?;
+        // The queue entry moves last: a crash before it means one more attempt, never a lost event.
+        let entry = |due_ms| QueueEntry {
+            due_ms,
+            event_id: event.id.clone(),
+        };
+        match (queue_move, queued_at) {
+            (QueueMove::To(due), Some(old)) => {
+                self.reschedule(&event.destination_id, &entry(old), due)?
+            }
+            (QueueMove::To(due), None) => self.enqueue(&event.destination_id, due, &event.id)?,
+            (QueueMove::Out, Some(old)) => self.dequeue(&event.destination_id, &entry(old))?,
+            (QueueMove::Out, None) | (QueueMove::Stay, _) => {}
+        }
+        self.publish(&event);
+        Ok(Some((event, result)))
     }
 
     /// What to deliver for an event: its own payload, or its request's.

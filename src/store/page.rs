@@ -1,0 +1,241 @@
+//! Keyset pagination over a tree. Ids sort by creation time, so key order is
+//! `created_at` order, and a cursor is just the id where a page ended: stable
+//! while new records arrive (they land at the end, never between pages).
+
+use super::{Result, Store, StoreError};
+use crate::model::{Event, IgnoredEvent, Request};
+use serde::de::DeserializeOwned;
+use std::ops::Bound;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Oldest first.
+    Asc,
+    /// Newest first.
+    Desc,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cursor {
+    Start,
+    /// The page after the one that ended with this id.
+    Next(String),
+    /// The page before the one that started with this id.
+    Prev(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct PageRequest {
+    pub dir: Direction,
+    pub limit: usize,
+    pub cursor: Cursor,
+}
+
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// In the requested direction.
+    pub items: Vec<T>,
+    /// Cursor for the following page, when there is one.
+    pub next: Option<String>,
+    /// Cursor for the preceding page, when there is one.
+    pub prev: Option<String>,
+}
+
+type Entries = Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>;
+
+/// The tree's entries from `from` (exclusive) going forward (`ascending`) or backward.
+fn scan(tree: &sled::Tree, from: Option<&str>, ascending: bool) -> Entries {
+    let range = match from {
+        None => (Bound::Unbounded, Bound::Unbounded),
+        Some(id) if ascending => (Bound::Excluded(id.as_bytes().to_vec()), Bound::Unbounded),
+        Some(id) => (Bound::Unbounded, Bound::Excluded(id.as_bytes().to_vec())),
+    };
+    let entries = tree.range::<Vec<u8>, _>(range);
+    if ascending {
+        Box::new(entries)
+    } else {
+        Box::new(entries.rev())
+    }
+}
+
+/// Up to `limit` records that `keep` accepts, and whether more follow.
+fn collect<T: DeserializeOwned>(
+    entries: Entries,
+    limit: usize,
+    keep: &dyn Fn(&T) -> bool,
+) -> Result<(Vec<(String, T)>, bool)> {
+    let mut found = Vec::new();
+    for entry in entries {
+        let (key, value) = entry?;
+        let record: T = serde_json::from_slice(&value).map_err(StoreError::Corrupt)?;
+        if !keep(&record) {
+            continue;
+        }
+        if found.len() == limit {
+            return Ok((found, true));
+        }
+        found.push((String::from_utf8_lossy(&key).into_owned(), record));
+    }
+    Ok((found, false))
+}
+
+fn page<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    request: &PageRequest,
+    keep: &dyn Fn(&T) -> bool,
+) -> Result<Page<T>> {
+    let forward = request.dir == Direction::Asc;
+    let limit = request.limit.max(1);
+    let (mut found, more, backwards) = match &request.cursor {
+        Cursor::Start => {
+            let (found, more) = collect(scan(tree, None, forward), limit, keep)?;
+            (found, more, false)
+        }
+        Cursor::Next(id) => {
+            let (found, more) = collect(scan(tree, Some(id), forward), limit, keep)?;
+            (found, more, false)
+        }
+        Cursor::Prev(id) => {
+            let (found, more) = collect(scan(tree, Some(id), !forward), limit, keep)?;
+            (found, more, true)
+        }
+    };
+    if backwards {
+        found.reverse();
+    }
+    let first = found.first().map(|(id, _)| id.clone());
+    let last = found.last().map(|(id, _)| id.clone());
+    let (next, prev) = match (&request.cursor, backwards) {
+        (Cursor::Start, _) => (last.filter(|_| more), None),
+        (_, false) => (last.filter(|_| more), first),
+        (_, true) => (last, first.filter(|_| more)),
+    };
+    Ok(Page {
+        items: found.into_iter().map(|(_, record)| record).collect(),
+        next,
+        prev,
+    })
+}
+
+impl Store {
+    pub fn page_requests(
+        &self,
+        request: &PageRequest,
+        keep: &dyn Fn(&Request) -> bool,
+    ) -> Result<Page<Request>> {
+        page(&self.requests, request, keep)
+    }
+
+    pub fn page_events(
+        &self,
+        request: &PageRequest,
+        keep: &dyn Fn(&Event) -> bool,
+    ) -> Result<Page<Event>> {
+        page(&self.events, request, keep)
+    }
+
+    pub fn page_ignored_events(
+        &self,
+        request: &PageRequest,
+        keep: &dyn Fn(&IgnoredEvent) -> bool,
+    ) -> Result<Page<IgnoredEvent>> {
+        page(&self.ignored_events, request, keep)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree_with(n: u32) -> (tempfile::TempDir, sled::Tree) {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = sled::open(dir.path()).unwrap().open_tree("t").unwrap();
+        for i in 0..n {
+            tree.insert(format!("id_{i:03}"), serde_json::to_vec(&i).unwrap())
+                .unwrap();
+        }
+        (dir, tree)
+    }
+
+    fn ask(dir: Direction, cursor: Cursor) -> PageRequest {
+        PageRequest {
+            dir,
+            limit: 3,
+            cursor,
+        }
+    }
+
+    #[test]
+    fn pages_forward_and_back_in_both_directions() {
+        let (_dir, tree) = tree_with(8);
+        let all = |_: &u32| true;
+        let first = page(&tree, &ask(Direction::Asc, Cursor::Start), &all).unwrap();
+        assert_eq!(
+            (first.items.clone(), first.prev.clone()),
+            (vec![0, 1, 2], None)
+        );
+        let second = page(
+            &tree,
+            &ask(Direction::Asc, Cursor::Next(first.next.unwrap())),
+            &all,
+        )
+        .unwrap();
+        assert_eq!(second.items, vec![3, 4, 5]);
+        let third = page(
+            &tree,
+            &ask(Direction::Asc, Cursor::Next(second.next.clone().unwrap())),
+            &all,
+        )
+        .unwrap();
+        assert_eq!(
+            (third.items.clone(), third.next.clone()),
+            (vec![6, 7], None)
+        );
+        let back = page(
+            &tree,
+            &ask(Direction::Asc, Cursor::Prev(third.prev.unwrap())),
+            &all,
+        )
+        .unwrap();
+        assert_eq!(back.items, vec![3, 4, 5]);
+        let start = page(
+            &tree,
+            &ask(Direction::Asc, Cursor::Prev(back.prev.unwrap())),
+            &all,
+        )
+        .unwrap();
+        assert_eq!((start.items, start.prev), (vec![0, 1, 2], None));
+
+        let newest = page(&tree, &ask(Direction::Desc, Cursor::Start), &all).unwrap();
+        assert_eq!(newest.items, vec![7, 6, 5]);
+        let older = page(
+            &tree,
+            &ask(Direction::Desc, Cursor::Next(newest.next.unwrap())),
+            &all,
+        )
+        .unwrap();
+        assert_eq!(older.items, vec![4, 3, 2]);
+        let newer = page(
+            &tree,
+            &ask(Direction::Desc, Cursor::Prev(older.prev.unwrap())),
+            &all,
+        )
+        .unwrap();
+        assert_eq!(newer.items, vec![7, 6, 5]);
+    }
+
+    #[test]
+    fn filters_apply_before_the_limit() {
+        let (_dir, tree) = tree_with(10);
+        let even = |n: &u32| n % 2 == 0;
+        let first = page(&tree, &ask(Direction::Asc, Cursor::Start), &even).unwrap();
+        assert_eq!(first.items, vec![0, 2, 4]);
+        let rest = page(
+            &tree,
+            &ask(Direction::Asc, Cursor::Next(first.next.unwrap())),
+            &even,
+        )
+        .unwrap();
+        assert_eq!((rest.items, rest.next), (vec![6, 8], None));
+    }
+}
