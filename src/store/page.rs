@@ -227,7 +227,7 @@ mod tests {
     #[test]
     fn filters_apply_before_the_limit() {
         let (_dir, tree) = tree_with(10);
-        let even = |n: &u32| n % 2 == 0;
+        let even = |n: &u32| n.is_multiple_of(2);
         let first = page(&tree, &ask(Direction::Asc, Cursor::Start), &even).unwrap();
         assert_eq!(first.items, vec![0, 2, 4]);
         let rest = page(
