@@ -1,6 +1,7 @@
 //! Wiring: starts the store, router, delivery lanes and the pingora ingress for a
 //! config, and shuts them down in the order that loses nothing.
 
+use crate::api::{ApiKeys, ApiState};
 use crate::config::Config;
 use crate::delivery::{DeliveryClient, Scheduler};
 use crate::ingress::{InFlight, Ingress};
@@ -25,6 +26,9 @@ const ROUTER_QUEUE: usize = 65_536;
 /// A running gateway.
 pub struct Gateway {
     pub ingress_addr: SocketAddr,
+    /// The management API's address; None when no API key is configured.
+    pub api_addr: Option<SocketAddr>,
+    api_task: Option<tokio::task::JoinHandle<()>>,
     pub store: Store,
     catalog: Arc<ArcSwap<Catalog>>,
     commit: CommitLog,
@@ -77,8 +81,19 @@ impl Gateway {
         let (ingress_addr, ingress_task) =
             start_ingress(ingress, config.server.ingress_listen, ingress_stopped)?;
         tracing::info!(%ingress_addr, "ingress listening");
+        let api = start_api(
+            config,
+            &store,
+            &catalog,
+            &scheduler,
+            stop_ingress.subscribe(),
+        )
+        .await?;
+        let (api_addr, api_task) = api.unzip();
         Ok(Gateway {
             ingress_addr,
+            api_addr,
+            api_task,
             store,
             catalog,
             commit,
@@ -115,6 +130,9 @@ impl Gateway {
         .await?;
         self.scheduler.shutdown(self.shutdown_timeout).await;
         self.ingress_task.abort();
+        if let Some(api) = self.api_task {
+            let _ = api.await;
+        }
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.flush()).await??;
         Ok(())
@@ -127,6 +145,45 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
         Store::open(&dir).with_context(|| format!("opening the store in {}", dir.display()))
     })
     .await?
+}
+
+/// Serves the management API until the gateway stops, when keys are configured.
+async fn start_api(
+    config: &Config,
+    store: &Store,
+    catalog: &Arc<ArcSwap<Catalog>>,
+    scheduler: &Arc<Scheduler>,
+    mut stopped: watch::Receiver<bool>,
+) -> anyhow::Result<Option<(SocketAddr, tokio::task::JoinHandle<()>)>> {
+    if config.api_keys.is_empty() {
+        tracing::warn!("no server.api_keys: the management API is off");
+        return Ok(None);
+    }
+    let listen = config.server.api_listen;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the management API to {listen}"))?;
+    let addr = listener.local_addr()?;
+    let state = Arc::new(ApiState {
+        store: store.clone(),
+        catalog: catalog.clone(),
+        scheduler: scheduler.clone(),
+        keys: ApiKeys::new(&config.api_keys, config.server.api_rate_limit_per_minute),
+    });
+    let app = crate::api::router(state);
+    let task = tokio::spawn(async move {
+        let stop = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        if let Err(error) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!(%error, "management API stopped");
+        }
+    });
+    tracing::info!(%addr, "management API listening");
+    Ok(Some((addr, task)))
 }
 
 /// Binds the ingress socket ourselves (so port 0 works and the real address is

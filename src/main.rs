@@ -131,6 +131,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let gateway = Gateway::start(&config).await?;
     // A stable line for people and scripts (tests read the real port from it).
     println!("hookgate: ingress listening on {}", gateway.ingress_addr);
+    if let Some(api) = gateway.api_addr {
+        println!("hookgate: management API listening on {api}");
+    }
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     tokio::select! {

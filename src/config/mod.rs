@@ -27,6 +27,8 @@ pub struct Config {
     pub server: ServerSection,
     pub limits: LimitsSection,
     pub delivery: DeliverySection,
+    /// `server.api_keys`, resolved.
+    pub api_keys: Vec<String>,
     pub sources: Vec<Source>,
     pub destinations: Vec<Destination>,
     pub connections: Vec<Connection>,
@@ -85,6 +87,7 @@ impl Validator<'_> {
         path: &Path,
         base_dir: &Path,
     ) -> Result<Config, ConfigErrors> {
+        let api_keys = self.api_keys(&file.server);
         let sources = self.sources(&file.sources);
         let destinations = self.destinations(&file.destinations, &file.delivery);
         // References are checked against every declared name, so that one bad
@@ -109,6 +112,7 @@ impl Validator<'_> {
             server,
             limits: file.limits,
             delivery: file.delivery,
+            api_keys,
             sources,
             destinations,
             connections,
@@ -258,6 +262,17 @@ impl Validator<'_> {
         destinations
     }
 
+    fn api_keys(&mut self, server: &ServerSection) -> Vec<String> {
+        let mut keys = Vec::new();
+        for (i, key) in server.api_keys.iter().enumerate() {
+            match crate::secret::resolve_required("api_keys", key.get_ref()) {
+                Ok(resolved) => keys.push(resolved),
+                Err(message) => self.fail(key, format!("server.api_keys[{i}]"), message),
+            }
+        }
+        keys
+    }
+
     /// The gateway's signing secret, resolved (`env:NAME`); empty when not set.
     fn signing_secret(&mut self, delivery: &DeliverySection) -> String {
         let Some(secret) = &delivery.signing_secret else {
@@ -354,7 +369,7 @@ impl Validator<'_> {
                 format!("connections[{i}].destination"),
                 "destination",
             );
-            let rules = self.rules(section, i, rule_context);
+            let (rule_specs, rules) = self.rules(section, i, rule_context).into_iter().unzip();
             if let (Some(source), Some(destination)) = (source, destination) {
                 connections.push(Connection {
                     id: named_id("web", section.name.get_ref()),
@@ -362,6 +377,7 @@ impl Validator<'_> {
                     source_id: named_id("src", &source),
                     destination_id: named_id("des", &destination),
                     rules,
+                    rule_specs,
                 });
             }
         }
@@ -407,7 +423,7 @@ impl Validator<'_> {
         section: &ConnectionSection,
         i: usize,
         context: &CompileContext,
-    ) -> Vec<Rule> {
+    ) -> Vec<(RuleSpec, Rule)> {
         let Some(file) = &section.rules_file else {
             let (rules, errors) = compile_rules(
                 &section.rules,
@@ -465,7 +481,7 @@ fn compile_rules(
     locator: &Locator,
     key: &str,
     context: &CompileContext,
-) -> (Vec<Rule>, Vec<ConfigError>) {
+) -> (Vec<(RuleSpec, Rule)>, Vec<ConfigError>) {
     let mut rules = Vec::new();
     let mut errors = Vec::new();
     let mut retries = 0;
@@ -482,7 +498,7 @@ fn compile_rules(
             }
         }
         match spec.get_ref().compile(context) {
-            Ok(rule) => rules.push(rule),
+            Ok(rule) => rules.push((spec.get_ref().clone(), rule)),
             Err(message) => errors.push(locator.error(Some(spec.span()), key, message)),
         }
     }

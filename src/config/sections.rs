@@ -44,6 +44,11 @@ pub struct ServerSection {
     /// e.g. `https://hooks.example.com`. Signatures over the URL (Twilio) are
     /// checked against it; without it the request's Host header is used.
     pub public_url: Option<Url>,
+    /// Keys accepted by the management API (`env:NAME` allowed). Without any,
+    /// the API does not listen.
+    pub api_keys: Vec<Spanned<String>>,
+    /// Calls per minute allowed to each API key.
+    pub api_rate_limit_per_minute: u32,
 }
 
 impl Default for ServerSection {
@@ -54,6 +59,8 @@ impl Default for ServerSection {
             data_dir: PathBuf::from("./data"),
             shutdown_timeout_ms: 10_000,
             public_url: None,
+            api_keys: Vec::new(),
+            api_rate_limit_per_minute: 240,
         }
     }
 }

@@ -64,6 +64,7 @@ impl Scheduler {
             .catalog
             .load()
             .destinations()
+            .into_iter()
             .map(|d| d.id.clone())
             .collect();
         destination_ids.iter().for_each(|id| scheduler.wake(id));

@@ -1,7 +1,7 @@
 //! The configured objects: sources, destinations and the connections between them.
 //! A `Catalog` is an immutable snapshot; a config change builds a new one.
 
-use crate::pipeline::Rule;
+use crate::pipeline::{Rule, RuleSpec};
 use crate::signing::destination_auth::DestinationAuth;
 use crate::verify::Verifier;
 use std::collections::HashMap;
@@ -73,6 +73,8 @@ pub struct Connection {
     pub destination_id: String,
     /// Applied in the order written.
     pub rules: Vec<Rule>,
+    /// The rules as configured (what the API shows).
+    pub rule_specs: Vec<RuleSpec>,
 }
 
 /// The objects the gateway serves right now, indexed for the hot paths.
@@ -123,12 +125,23 @@ impl Catalog {
             .or_else(|| self.sources_by_id.get(name_or_id))
     }
 
+    /// Every source, by name.
+    pub fn sources(&self) -> Vec<&Arc<Source>> {
+        sorted_by_name(self.sources_by_id.values(), |s| &s.name)
+    }
+
+    /// Every connection, by name.
+    pub fn connections(&self) -> Vec<&Arc<Connection>> {
+        sorted_by_name(self.connections.values(), |c| &c.name)
+    }
+
     pub fn destination(&self, id: &str) -> Option<&Arc<Destination>> {
         self.destinations.get(id)
     }
 
-    pub fn destinations(&self) -> impl Iterator<Item = &Arc<Destination>> {
-        self.destinations.values()
+    /// Every destination, by name.
+    pub fn destinations(&self) -> Vec<&Arc<Destination>> {
+        sorted_by_name(self.destinations.values(), |d| &d.name)
     }
 
     pub fn connection(&self, id: &str) -> Option<&Arc<Connection>> {
@@ -141,4 +154,13 @@ impl Catalog {
             .get(source_id)
             .map_or(&[], Vec::as_slice)
     }
+}
+
+fn sorted_by_name<'c, T>(
+    items: impl Iterator<Item = &'c Arc<T>>,
+    name: impl Fn(&T) -> &String,
+) -> Vec<&'c Arc<T>> {
+    let mut items: Vec<_> = items.collect();
+    items.sort_by(|a, b| name(a).cmp(name(b)));
+    items
 }

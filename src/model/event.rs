@@ -19,6 +19,17 @@ pub enum EventStatus {
 }
 
 impl EventStatus {
+    /// The name used in the API (`QUEUED`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventStatus::Scheduled => "SCHEDULED",
+            EventStatus::Queued => "QUEUED",
+            EventStatus::Hold => "HOLD",
+            EventStatus::Successful => "SUCCESSFUL",
+            EventStatus::Failed => "FAILED",
+        }
+    }
+
     /// Terminal events are never attempted again automatically.
     pub fn is_terminal(self) -> bool {
         matches!(self, EventStatus::Successful | EventStatus::Failed)

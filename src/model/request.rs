@@ -21,6 +21,19 @@ pub enum RejectionCause {
     IngestionFatal,
 }
 
+impl RejectionCause {
+    /// The name used in the API (`NO_WEBHOOK`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectionCause::NoWebhook => "NO_WEBHOOK",
+            RejectionCause::UnsupportedHttpMethod => "UNSUPPORTED_HTTP_METHOD",
+            RejectionCause::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            RejectionCause::VerificationFailed => "VERIFICATION_FAILED",
+            RejectionCause::IngestionFatal => "INGESTION_FATAL",
+        }
+    }
+}
+
 /// The HTTP message a request carries, and later what an event delivers
 /// (a transformation may change any part of it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

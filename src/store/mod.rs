@@ -231,6 +231,24 @@ impl Store {
         values(&self.events)
     }
 
+    /// The events of one request: their ids share the request's time stamp, so
+    /// this reads one short key range instead of the whole tree.
+    pub fn events_of_request(&self, request_id: &str) -> Result<Vec<Event>> {
+        of_request(&self.events, request_id, |e: &Event| {
+            e.request_id == request_id
+        })
+    }
+
+    pub fn ignored_events_of_request(&self, request_id: &str) -> Result<Vec<IgnoredEvent>> {
+        of_request(&self.ignored_events, request_id, |e: &IgnoredEvent| {
+            e.request_id == request_id
+        })
+    }
+
+    pub fn ignored_event(&self, id: &str) -> Result<Option<IgnoredEvent>> {
+        get(&self.ignored_events, id)
+    }
+
     pub fn insert_ignored_event(&self, ignored: &IgnoredEvent) -> Result<()> {
         put(&self.ignored_events, &ignored.id, ignored)
     }
@@ -314,4 +332,22 @@ fn values<T: DeserializeOwned>(tree: &sled::Tree) -> impl Iterator<Item = Result
     tree.iter()
         .values()
         .map(|value| Ok(serde_json::from_slice(&value?)?))
+}
+
+/// Records derived from a request (see `ids::derived_id`), found by its stamp.
+fn of_request<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    request_id: &str,
+    belongs: impl Fn(&T) -> bool,
+) -> Result<Vec<T>> {
+    let stamp = request_id.get(4..20).unwrap_or_default();
+    let prefix = format!("evt_{stamp}");
+    let mut found = Vec::new();
+    for value in tree.scan_prefix(prefix.as_bytes()).values() {
+        let record: T = serde_json::from_slice(&value?)?;
+        if belongs(&record) {
+            found.push(record);
+        }
+    }
+    Ok(found)
 }

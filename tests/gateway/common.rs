@@ -136,11 +136,19 @@ async fn record(
 /// The gateway's signing secret in test configs.
 pub const SIGNING_SECRET: &str = "test-signing-secret";
 
-/// The lines every test config starts with: an ephemeral ingress port, data in
-/// `data/` beside the file. Test line numbers in error messages count these 6.
+/// The management API key in test configs.
+pub const API_KEY: &str = "test-api-key";
+
+/// The lines every test config starts with: ephemeral ingress and API ports,
+/// data in `data/` beside the file. Line numbers in error messages count these 8.
 pub fn config_text(rest: &str) -> String {
+    config_text_with("", rest)
+}
+
+/// `config_text` with more `[server]` keys (`server_extra` ends with a newline).
+pub fn config_text_with(server_extra: &str, rest: &str) -> String {
     format!(
-        "delivery.signing_secret = \"{SIGNING_SECRET}\"\n[server]\ningress_listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\nshutdown_timeout_ms = 5000\n\n{rest}"
+        "delivery.signing_secret = \"{SIGNING_SECRET}\"\n[server]\ningress_listen = \"127.0.0.1:0\"\napi_listen = \"127.0.0.1:0\"\napi_keys = [\"{API_KEY}\"]\ndata_dir = \"data\"\nshutdown_timeout_ms = 5000\n{server_extra}\n{rest}"
     )
 }
 
@@ -166,13 +174,35 @@ pub struct TestGateway {
 
 impl TestGateway {
     pub async fn start(rest: &str) -> TestGateway {
+        TestGateway::start_with("", rest).await
+    }
+
+    /// A gateway with more `[server]` keys.
+    pub async fn start_with(server_extra: &str, rest: &str) -> TestGateway {
         let dir = tempfile::tempdir().unwrap();
-        let gateway = Gateway::start(&config_in(dir.path(), rest)).await.unwrap();
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(&path, config_text_with(server_extra, rest)).unwrap();
+        let config = Config::load(&path).unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
+        let gateway = Gateway::start(&config).await.unwrap();
         TestGateway {
             gateway,
             dir,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// A management API call with the test key.
+    pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let addr = self.gateway.api_addr.expect("the API is on in tests");
+        self.http
+            .request(method, format!("http://{addr}{path}"))
+            .bearer_auth(API_KEY)
+    }
+
+    /// GETs an API path and returns the status and JSON body.
+    pub async fn api_get(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self.api(reqwest::Method::GET, path).send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
     }
 
     /// Stops the gateway and starts it again on the same data, with `rest` as its config.

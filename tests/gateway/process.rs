@@ -240,27 +240,27 @@ rules = [ { type = "retry", strategy = "linear", count = 1, interval = 10, respo
     let file = dir.path().join("gateway.toml").display().to_string();
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 4, "{stderr}");
-    // The test preamble is 6 lines, so the test's line N is line N+6.
+    // The test preamble is 8 lines, so the test's line N is line N+8.
     assert!(
-        lines.contains(&format!("{file}:11:8: sources[1].name: duplicate name \"shop\"").as_str()),
+        lines.contains(&format!("{file}:13:8: sources[1].name: duplicate name \"shop\"").as_str()),
         "{stderr}"
     );
     assert!(
         lines.iter().any(
-            |l| l.starts_with(&format!("{file}:15:7: destinations[0].url:"))
+            |l| l.starts_with(&format!("{file}:17:7: destinations[0].url:"))
                 && l.contains("http or https")
         ),
         "{stderr}"
     );
     assert!(
         lines.iter().any(|l| l.starts_with(&format!(
-            "{file}:19:10: connections[0].source: unknown source \"shpo\""
+            "{file}:21:10: connections[0].source: unknown source \"shpo\""
         ))),
         "{stderr}"
     );
     assert!(
         lines.iter().any(
-            |l| l.starts_with(&format!("{file}:21:11: connections[0].rules[0]:"))
+            |l| l.starts_with(&format!("{file}:23:11: connections[0].rules[0]:"))
                 && l.contains("\"abc\"")
         ),
         "{stderr}"
@@ -271,11 +271,11 @@ rules = [ { type = "retry", strategy = "linear", count = 1, interval = 10, respo
 fn check_reports_malformed_toml_and_unknown_keys_with_their_line() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        ("[[sources]]\nname = \"shop\"\nnmae = \"x\"\n", ":9:1: nmae:", "unknown field"),
-        ("[[sources]]\nname = \"shop\n", ":8:", "invalid"),
-        ("[[connections]]\nname = \"c\"\nsource = \"s\"\ndestination = \"d\"\nrules = [ { type = \"retri\" } ]\n", ":11:", "retri"),
-        ("[[connections]]\nname = \"c\"\nsource = \"s\"\ndestination = \"d\"\nrules = [ { type = \"retry\", strategy = \"fibonacci\", count = 1, interval = 1 } ]\n", ":11:", "fibonacci"),
-        ("[server]\n", ":7:1:", "duplicate"),
+        ("[[sources]]\nname = \"shop\"\nnmae = \"x\"\n", ":11:1: nmae:", "unknown field"),
+        ("[[sources]]\nname = \"shop\n", ":10:", "invalid"),
+        ("[[connections]]\nname = \"c\"\nsource = \"s\"\ndestination = \"d\"\nrules = [ { type = \"retri\" } ]\n", ":13:", "retri"),
+        ("[[connections]]\nname = \"c\"\nsource = \"s\"\ndestination = \"d\"\nrules = [ { type = \"retry\", strategy = \"fibonacci\", count = 1, interval = 1 } ]\n", ":13:", "fibonacci"),
+        ("[server]\n", ":9:1:", "duplicate"),
     ];
     for (rest, place, words) in cases {
         let (ok, stderr) = check(dir.path(), rest);

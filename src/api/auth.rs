@@ -1,0 +1,128 @@
+//! API keys (`Authorization: Bearer KEY`, or Basic with the key as user name and
+//! an empty password), compared in constant time, and a rate limit per key.
+
+use super::error::ApiError;
+use super::ApiState;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::{engine::general_purpose::STANDARD, Engine};
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
+use sha2::{Digest, Sha256};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+type KeyedLimiter =
+    RateLimiter<usize, DefaultKeyedStateStore<usize>, DefaultClock, StateInformationMiddleware>;
+
+/// The configured keys and each key's request budget.
+pub struct ApiKeys {
+    /// SHA-256 of each key: comparing digests keeps a key's length from leaking through timing.
+    digests: Vec<[u8; 32]>,
+    limiter: KeyedLimiter,
+    per_minute: u32,
+}
+
+impl ApiKeys {
+    pub fn new(keys: &[String], per_minute: u32) -> ApiKeys {
+        let per_minute = per_minute.max(1);
+        let quota = Quota::per_minute(NonZeroU32::new(per_minute).expect("at least 1"));
+        ApiKeys {
+            digests: keys
+                .iter()
+                .map(|k| Sha256::digest(k.as_bytes()).into())
+                .collect(),
+            limiter: RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
+            per_minute,
+        }
+    }
+
+    /// The index of the key the request presents, if it is one of ours.
+    fn identify(&self, headers: &HeaderMap) -> Option<usize> {
+        let presented = presented_key(headers)?;
+        let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        // Compare with every key, so the time taken does not tell which matched.
+        self.digests
+            .iter()
+            .enumerate()
+            .fold(None, |found, (i, known)| {
+                if bool::from(known.ct_eq(&digest)) {
+                    Some(i)
+                } else {
+                    found
+                }
+            })
+    }
+}
+
+fn presented_key(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, credentials) = value.split_once(' ')?;
+    match scheme.to_ascii_lowercase().as_str() {
+        "bearer" => Some(credentials.trim().to_string()),
+        "basic" => {
+            let decoded = String::from_utf8(STANDARD.decode(credentials.trim()).ok()?).ok()?;
+            let (user, _password) = decoded.split_once(':').unwrap_or((&decoded, ""));
+            Some(user.to_string())
+        }
+        _ => None,
+    }
+}
+
+/// Rejects calls without a valid key (401) or over the key's budget (429), and
+/// tells every caller where it stands in `X-RateLimit-*` headers.
+pub async fn require_key(
+    State(state): State<Arc<ApiState>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let keys = &state.keys;
+    let Some(key) = keys.identify(request.headers()) else {
+        let mut error = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "a valid API key is required: Authorization: Bearer KEY",
+        )
+        .into_response();
+        error
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return error;
+    };
+    let limit = keys.per_minute;
+    match keys.limiter.check_key(&key) {
+        Ok(snapshot) => {
+            let remaining = snapshot.remaining_burst_capacity();
+            let mut response = next.run(request).await;
+            // Seconds until the budget is whole again.
+            let reset = u64::from(limit - remaining.min(limit)) * 60 / u64::from(limit);
+            set_rate_headers(response.headers_mut(), limit, remaining, reset.max(1));
+            response
+        }
+        Err(not_until) => {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let retry_after = wait.as_secs() + 1;
+            let mut error = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "rate limit of {limit} calls per minute exceeded; retry in {retry_after} s"
+                ),
+            )
+            .into_response();
+            let headers = error.headers_mut();
+            set_rate_headers(headers, limit, 0, retry_after);
+            headers.insert(header::RETRY_AFTER, retry_after.into());
+            error
+        }
+    }
+}
+
+fn set_rate_headers(headers: &mut HeaderMap, limit: u32, remaining: u32, reset_seconds: u64) {
+    headers.insert("x-ratelimit-limit", limit.into());
+    headers.insert("x-ratelimit-remaining", remaining.into());
+    headers.insert("x-ratelimit-reset", reset_seconds.into());
+}

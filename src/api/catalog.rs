@@ -1,0 +1,106 @@
+//! `/sources`, `/destinations`, `/connections`. Objects declared in gateway.toml
+//! are shown but cannot be changed here: the file is their source of truth, and a
+//! restart must never undo an API change silently.
+
+use super::error::{ApiError, ApiResult};
+use super::{views, Shared};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+
+fn listing(models: Vec<Value>) -> Json<Value> {
+    Json(json!({ "count": models.len(), "models": models }))
+}
+
+pub async fn list_sources(State(state): Shared) -> Json<Value> {
+    listing(
+        state
+            .catalog
+            .load()
+            .sources()
+            .into_iter()
+            .map(|s| views::source(s))
+            .collect(),
+    )
+}
+
+pub async fn list_destinations(State(state): Shared) -> Json<Value> {
+    listing(
+        state
+            .catalog
+            .load()
+            .destinations()
+            .into_iter()
+            .map(|d| views::destination(d))
+            .collect(),
+    )
+}
+
+pub async fn list_connections(State(state): Shared) -> Json<Value> {
+    listing(
+        state
+            .catalog
+            .load()
+            .connections()
+            .into_iter()
+            .map(|c| views::connection(c))
+            .collect(),
+    )
+}
+
+pub async fn get_source(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let catalog = state.catalog.load();
+    let source = catalog
+        .source(&id)
+        .ok_or_else(|| ApiError::not_found("source", &id))?;
+    Ok(Json(views::source(source)))
+}
+
+pub async fn get_destination(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let catalog = state.catalog.load();
+    let destination = catalog
+        .destination(&id)
+        .ok_or_else(|| ApiError::not_found("destination", &id))?;
+    Ok(Json(views::destination(destination)))
+}
+
+pub async fn get_connection(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let catalog = state.catalog.load();
+    let connection = catalog
+        .connection(&id)
+        .ok_or_else(|| ApiError::not_found("connection", &id))?;
+    Ok(Json(views::connection(connection)))
+}
+
+/// Any change to an existing object (update, upsert, archive, pause, delete, …).
+pub async fn change_object(State(state): Shared, Path(path): Path<(String, String)>) -> ApiError {
+    let (kind, id) = path;
+    let catalog = state.catalog.load();
+    let declared = match kind.as_str() {
+        "sources" => catalog.source(&id).map(|s| s.name.clone()),
+        "destinations" => catalog.destination(&id).map(|d| d.name.clone()),
+        "connections" => catalog.connection(&id).map(|c| c.name.clone()),
+        _ => None,
+    };
+    match declared {
+        Some(name) => ApiError::conflict(format!(
+            "\"{name}\" is declared in gateway.toml and is read-only through the API: change it in the file"
+        )),
+        None => ApiError::not_found(kind.trim_end_matches('s'), &id),
+    }
+}
+
+/// `POST /sources` etc.: objects come from gateway.toml for now.
+pub async fn create_object() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "creating objects through the API is not available yet: declare them in gateway.toml",
+    )
+}

@@ -1,0 +1,76 @@
+//! The API's error answer, Hookdeck's shape:
+//! `{ "handled": true, "status": N, "message": "...", "data": {...} }`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    pub data: Value,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            data: json!({}),
+        }
+    }
+
+    pub fn not_found(kind: &str, id: &str) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, format!("no {kind} with id \"{id}\""))
+    }
+
+    /// A bad query or body value, named in `data.field`.
+    pub fn invalid(field: &str, message: impl Into<String>) -> ApiError {
+        let message = message.into();
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            data: json!({ "field": field }),
+            message: format!("{field}: {message}"),
+        }
+    }
+
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, message)
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(error: crate::store::StoreError) -> ApiError {
+        tracing::error!(%error, "store error while answering the API");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the store could not answer; see the gateway's log",
+        )
+    }
+}
+
+impl From<tokio::task::JoinError> for ApiError {
+    fn from(error: tokio::task::JoinError) -> ApiError {
+        tracing::error!(%error, "API store task failed");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal error; see the gateway's log",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "handled": true,
+            "status": self.status.as_u16(),
+            "message": self.message,
+            "data": self.data,
+        });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,170 @@
+//! `/requests` and `/ignored_events`: what came in, and what rules dropped.
+
+use super::error::{ApiError, ApiResult};
+use super::query::Query;
+use super::{blocking, paged, views, Shared};
+use crate::model::{Request, RequestStatus};
+use axum::extract::{Path, RawQuery, State};
+use axum::Json;
+use serde_json::Value;
+
+/// `GET /requests`: filters `id`, `source_id`, `status` (accepted/rejected),
+/// `rejection_cause`, `verified`, `created_at[…]`/`ingested_at[…]`; `include=data`.
+pub async fn list_requests(
+    State(state): Shared,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let query = Query::parse(raw.as_deref());
+    let page = query.page()?;
+    let keep = request_filter(&query)?;
+    let include_data = query.one("include") == Some("data");
+    let store = state.store.clone();
+    blocking(move || {
+        let found = store.page_requests(&page, &keep)?;
+        let models = found
+            .items
+            .iter()
+            .map(|r| {
+                Ok(views::request(
+                    r,
+                    include_data
+                        .then(|| store.request_payload(&r.id))
+                        .transpose()?
+                        .flatten()
+                        .as_ref(),
+                ))
+            })
+            .collect::<ApiResult<Vec<_>>>()?;
+        Ok(Json(paged(&page, found.next, found.prev, models)))
+    })
+    .await
+}
+
+fn request_filter(query: &Query) -> ApiResult<impl Fn(&Request) -> bool + Send + 'static> {
+    let id = query.matcher("id");
+    let source = query.matcher("source_id");
+    let cause = query.matcher("rejection_cause");
+    let status = match query.one("status") {
+        None => None,
+        Some("accepted") => Some(RequestStatus::Accepted),
+        Some("rejected") => Some(RequestStatus::Rejected),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "status",
+                format!("\"{other}\" is not accepted or rejected"),
+            ))
+        }
+    };
+    let verified = query.bool("verified")?;
+    let created = query.date_range("created_at")?;
+    let ingested = query.date_range("ingested_at")?;
+    Ok(move |r: &Request| {
+        id(&r.id)
+            && source(r.source_id.as_deref().unwrap_or_default())
+            && cause(r.rejection_cause.map_or("", |c| c.as_str()))
+            && status.is_none_or(|s| r.status == s)
+            && verified.is_none_or(|v| r.verified == Some(v))
+            && created.contains(Some(r.received_at))
+            && ingested.contains(Some(r.received_at))
+    })
+}
+
+/// `GET /requests/:id`, with its data.
+pub async fn get_request(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let store = state.store.clone();
+    blocking(move || {
+        let request = store
+            .request(&id)?
+            .ok_or_else(|| ApiError::not_found("request", &id))?;
+        let payload = store.request_payload(&id)?;
+        Ok(Json(views::request(&request, payload.as_ref())))
+    })
+    .await
+}
+
+/// `GET /requests/:id/events`
+pub async fn request_events(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let store = state.store.clone();
+    blocking(move || {
+        store
+            .request(&id)?
+            .ok_or_else(|| ApiError::not_found("request", &id))?;
+        let models: Vec<Value> = store
+            .events_of_request(&id)?
+            .iter()
+            .map(|e| views::event(e, None))
+            .collect();
+        Ok(Json(
+            serde_json::json!({ "count": models.len(), "models": models }),
+        ))
+    })
+    .await
+}
+
+/// `GET /requests/:id/ignored_events`
+pub async fn request_ignored_events(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let store = state.store.clone();
+    blocking(move || {
+        store
+            .request(&id)?
+            .ok_or_else(|| ApiError::not_found("request", &id))?;
+        let models: Vec<Value> = store
+            .ignored_events_of_request(&id)?
+            .iter()
+            .map(views::ignored_event)
+            .collect();
+        Ok(Json(
+            serde_json::json!({ "count": models.len(), "models": models }),
+        ))
+    })
+    .await
+}
+
+/// `GET /ignored_events`: filters `webhook_id`, `cause`, `request_id`.
+pub async fn list_ignored_events(
+    State(state): Shared,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let query = Query::parse(raw.as_deref());
+    let page = query.page()?;
+    let (connection, cause, request) = (
+        query.matcher("webhook_id"),
+        query.matcher("cause"),
+        query.matcher("request_id"),
+    );
+    let created = query.date_range("created_at")?;
+    let store = state.store.clone();
+    blocking(move || {
+        let keep = |i: &crate::model::IgnoredEvent| {
+            connection(&i.connection_id)
+                && cause(&i.cause)
+                && request(&i.request_id)
+                && created.contains(Some(i.created_at))
+        };
+        let found = store.page_ignored_events(&page, &keep)?;
+        let models = found.items.iter().map(views::ignored_event).collect();
+        Ok(Json(paged(&page, found.next, found.prev, models)))
+    })
+    .await
+}
+
+/// `GET /ignored_events/:id`
+pub async fn get_ignored_event(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let store = state.store.clone();
+    blocking(move || {
+        let ignored = store
+            .ignored_event(&id)?
+            .ok_or_else(|| ApiError::not_found("ignored event", &id))?;
+        Ok(Json(views::ignored_event(&ignored)))
+    })
+    .await
+}

@@ -1,0 +1,154 @@
+//! The management REST API, on its own listener (`server.api_listen`), modelled on
+//! Hookdeck's `2023-07-01` API: the same paths with and without the version prefix.
+
+mod auth;
+mod catalog;
+mod error;
+mod inbound;
+mod outbound;
+mod query;
+mod views;
+
+pub use auth::ApiKeys;
+
+use crate::delivery::Scheduler;
+use crate::model::Catalog;
+use crate::store::{Direction, PageRequest, Store};
+use arc_swap::ArcSwap;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::Router;
+use error::{ApiError, ApiResult};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// What every handler can reach.
+pub struct ApiState {
+    pub store: Store,
+    pub catalog: Arc<ArcSwap<Catalog>>,
+    pub scheduler: Arc<Scheduler>,
+    pub keys: ApiKeys,
+}
+
+type Shared = State<Arc<ApiState>>;
+
+/// The API's routes, behind the API-key check.
+pub fn router(state: Arc<ApiState>) -> Router {
+    let resources = Router::new()
+        .route("/requests", get(inbound::list_requests))
+        .route("/requests/{id}", get(inbound::get_request))
+        .route("/requests/{id}/events", get(inbound::request_events))
+        .route(
+            "/requests/{id}/ignored_events",
+            get(inbound::request_ignored_events),
+        )
+        .route("/ignored_events", get(inbound::list_ignored_events))
+        .route("/ignored_events/{id}", get(inbound::get_ignored_event))
+        .route("/events", get(outbound::list_events))
+        .route("/events/{id}", get(outbound::get_event))
+        .route("/events/{id}/retry", post(outbound::retry_event))
+        .route("/events/{id}/mute", put(outbound::mute_event))
+        .route("/attempts", get(outbound::list_attempts))
+        .route("/attempts/{id}", get(outbound::get_attempt))
+        .route(
+            "/sources",
+            get(catalog::list_sources)
+                .post(catalog::create_object)
+                .put(catalog::create_object),
+        )
+        .route(
+            "/destinations",
+            get(catalog::list_destinations)
+                .post(catalog::create_object)
+                .put(catalog::create_object),
+        )
+        .route(
+            "/connections",
+            get(catalog::list_connections)
+                .post(catalog::create_object)
+                .put(catalog::create_object),
+        )
+        .route(
+            "/sources/{id}",
+            get(catalog::get_source).put(change).delete(change),
+        )
+        .route(
+            "/destinations/{id}",
+            get(catalog::get_destination).put(change).delete(change),
+        )
+        .route(
+            "/connections/{id}",
+            get(catalog::get_connection).put(change).delete(change),
+        )
+        .route(
+            "/{kind}/{id}/{action}",
+            put(change_action).post(change_action),
+        );
+    Router::new()
+        .nest("/2023-07-01", resources.clone())
+        .merge(resources)
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed on this endpoint",
+            )
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_key,
+        ))
+        .with_state(state)
+}
+
+/// `PUT|DELETE /sources/{id}` and friends.
+async fn change(state: Shared, uri: axum::http::Uri) -> ApiError {
+    let mut parts = uri
+        .path()
+        .trim_start_matches("/2023-07-01")
+        .trim_start_matches('/')
+        .split('/');
+    let (kind, id) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    catalog::change_object(
+        state,
+        axum::extract::Path((kind.to_string(), id.to_string())),
+    )
+    .await
+}
+
+/// `PUT /connections/{id}/pause`, `/archive`, `/unarchive`, … on declared objects.
+async fn change_action(
+    state: Shared,
+    axum::extract::Path((kind, id, _action)): axum::extract::Path<(String, String, String)>,
+) -> ApiError {
+    catalog::change_object(state, axum::extract::Path((kind, id))).await
+}
+
+/// Runs store work off the reactor.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(work).await?
+}
+
+/// Hookdeck's list shape: `{pagination, count, models}`.
+fn paged(
+    request: &PageRequest,
+    next: Option<String>,
+    prev: Option<String>,
+    models: Vec<Value>,
+) -> Value {
+    let dir = match request.dir {
+        Direction::Asc => "asc",
+        Direction::Desc => "desc",
+    };
+    json!({
+        "pagination": { "order_by": "created_at", "dir": dir, "limit": request.limit, "next": next, "prev": prev },
+        "count": models.len(),
+        "models": models,
+    })
+}

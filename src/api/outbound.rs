@@ -1,0 +1,164 @@
+//! `/events` and `/attempts`: what goes out, and each try; retry and mute.
+
+use super::error::{ApiError, ApiResult};
+use super::query::{Query, Range};
+use super::{blocking, paged, views, Shared};
+use crate::ids::now_ms;
+use crate::model::{AttemptTrigger, Event, EventStatus};
+use crate::store::QueueMove;
+use axum::extract::{Path, RawQuery, State};
+use axum::Json;
+use serde_json::{json, Value};
+
+/// `GET /events`: filters `id`, `status`, `webhook_id`, `source_id`,
+/// `destination_id`, `request_id`, `attempts`, `response_status`, `error_code`,
+/// `created_at[…]`, `last_attempt_at[…]`; `include=data`.
+pub async fn list_events(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+    let query = Query::parse(raw.as_deref());
+    let page = query.page()?;
+    let keep = event_filter(&query)?;
+    let include_data = query.one("include") == Some("data");
+    let store = state.store.clone();
+    blocking(move || {
+        let found = store.page_events(&page, &keep)?;
+        let models = found
+            .items
+            .iter()
+            .map(|e| {
+                Ok(views::event(
+                    e,
+                    include_data
+                        .then(|| store.event_payload(e))
+                        .transpose()?
+                        .flatten()
+                        .as_ref(),
+                ))
+            })
+            .collect::<ApiResult<Vec<_>>>()?;
+        Ok(Json(paged(&page, found.next, found.prev, models)))
+    })
+    .await
+}
+
+fn event_filter(query: &Query) -> ApiResult<impl Fn(&Event) -> bool + Send + 'static> {
+    let (id, status, connection) = (
+        query.matcher("id"),
+        query.matcher("status"),
+        query.matcher("webhook_id"),
+    );
+    let (source, destination, request) = (
+        query.matcher("source_id"),
+        query.matcher("destination_id"),
+        query.matcher("request_id"),
+    );
+    let error_code = query.matcher("error_code");
+    let response_status = query.matcher("response_status");
+    let attempts = query.number("attempts")?;
+    let created: Range = query.date_range("created_at")?;
+    let last_attempt: Range = query.date_range("last_attempt_at")?;
+    Ok(move |e: &Event| {
+        id(&e.id)
+            && status(e.status.as_str())
+            && connection(&e.connection_id)
+            && source(&e.source_id)
+            && destination(&e.destination_id)
+            && request(&e.request_id)
+            && error_code(e.error_code.as_deref().unwrap_or_default())
+            && response_status(&e.response_status.map(|s| s.to_string()).unwrap_or_default())
+            && attempts.is_none_or(|n| u64::from(e.attempts) == n)
+            && created.contains(Some(e.created_at))
+            && last_attempt.contains(e.last_attempt_at)
+    })
+}
+
+/// `GET /events/:id`, with its data.
+pub async fn get_event(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let store = state.store.clone();
+    blocking(move || {
+        let event = store
+            .event(&id)?
+            .ok_or_else(|| ApiError::not_found("event", &id))?;
+        let payload = store.event_payload(&event)?;
+        Ok(Json(views::event(&event, payload.as_ref())))
+    })
+    .await
+}
+
+/// `POST /events/:id/retry`: a MANUAL attempt now, whatever the event's state.
+pub async fn retry_event(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let store = state.store.clone();
+    let event = blocking(move || {
+        let updated = store.update_event(&id, |event| {
+            event.status = EventStatus::Queued;
+            event.pending_trigger = Some(AttemptTrigger::Manual);
+            (QueueMove::To(now_ms()), ())
+        })?;
+        updated
+            .map(|(event, ())| event)
+            .ok_or_else(|| ApiError::not_found("event", &id))
+    })
+    .await?;
+    state.scheduler.wake(&event.destination_id);
+    Ok(Json(views::event(&event, None)))
+}
+
+/// `PUT /events/:id/mute`: no more automatic retries; a scheduled retry is cancelled.
+pub async fn mute_event(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let store = state.store.clone();
+    blocking(move || {
+        let updated = store.update_event(&id, |event| {
+            event.muted = true;
+            let retrying = event.status == EventStatus::Scheduled && event.attempts > 0;
+            if retrying {
+                event.status = EventStatus::Failed;
+            }
+            (
+                if retrying {
+                    QueueMove::Out
+                } else {
+                    QueueMove::Stay
+                },
+                (),
+            )
+        })?;
+        let (event, ()) = updated.ok_or_else(|| ApiError::not_found("event", &id))?;
+        Ok(Json(views::event(&event, None)))
+    })
+    .await
+}
+
+/// `GET /attempts?event_id=…`: an event's attempts (`dir`, `limit`).
+pub async fn list_attempts(
+    State(state): Shared,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let query = Query::parse(raw.as_deref());
+    let page = query.page()?;
+    let event_id = query
+        .one("event_id")
+        .ok_or_else(|| ApiError::invalid("event_id", "is required"))?
+        .to_string();
+    let store = state.store.clone();
+    blocking(move || {
+        let mut attempts = store.attempts_of(&event_id)?;
+        if page.dir == crate::store::Direction::Desc {
+            attempts.reverse();
+        }
+        attempts.truncate(page.limit);
+        let models = attempts.iter().map(views::attempt).collect();
+        Ok(Json(paged(&page, None, None, models)))
+    })
+    .await
+}
+
+/// `GET /attempts/:id`
+pub async fn get_attempt(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let store = state.store.clone();
+    blocking(move || {
+        let attempt = store
+            .attempt(&id)?
+            .ok_or_else(|| ApiError::not_found("attempt", &id))?;
+        Ok(Json(json!(views::attempt(&attempt))))
+    })
+    .await
+}

@@ -1,0 +1,220 @@
+//! Hookdeck-style query strings: `id=a`, `id[]=a&id[]=b`, `created_at[gte]=…`,
+//! and the paging parameters `limit`, `dir`, `order_by`, `next`, `prev`.
+//! Parsed by hand because the bracket forms are beyond serde_urlencoded.
+
+use super::error::{ApiError, ApiResult};
+use crate::store::{Cursor, Direction, PageRequest};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+const DEFAULT_LIMIT: usize = 100;
+const MAX_LIMIT: usize = 250;
+
+/// The parsed query string of one API call.
+pub struct Query {
+    pairs: Vec<(String, String)>,
+}
+
+/// An inclusive-or-exclusive time window in ms, from `field[gte]=…` and friends.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Range {
+    low: Option<(u64, bool)>,
+    high: Option<(u64, bool)>,
+    /// `field[any]=true`: only records that have the field.
+    any: Option<bool>,
+}
+
+impl Range {
+    /// Does a value (None when the record lacks the field) fall in the range?
+    pub fn contains(&self, value: Option<u64>) -> bool {
+        let Some(value) = value else {
+            return self.low.is_none() && self.high.is_none() && self.any != Some(true);
+        };
+        if self.any == Some(false) {
+            return false;
+        }
+        let above = self
+            .low
+            .is_none_or(|(low, inclusive)| value > low || (inclusive && value == low));
+        let below = self
+            .high
+            .is_none_or(|(high, inclusive)| value < high || (inclusive && value == high));
+        above && below
+    }
+}
+
+impl Query {
+    pub fn parse(raw: Option<&str>) -> Query {
+        let pairs = url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        Query { pairs }
+    }
+
+    /// Every value of `name` given as `name=v` or `name[]=v`.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        let listed = format!("{name}[]");
+        self.pairs
+            .iter()
+            .filter(|(k, _)| *k == name || *k == listed)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub fn one(&self, name: &str) -> Option<&str> {
+        self.all(name).into_iter().next()
+    }
+
+    /// A filter that accepts a value when `name` was not given or lists it.
+    pub fn matcher(&self, name: &str) -> impl Fn(&str) -> bool + Send + Sync + 'static {
+        let wanted: Vec<String> = self.all(name).into_iter().map(str::to_string).collect();
+        move |value: &str| wanted.is_empty() || wanted.iter().any(|w| w == value)
+    }
+
+    pub fn bool(&self, name: &str) -> ApiResult<Option<bool>> {
+        self.one(name)
+            .map(|v| match v {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                other => Err(ApiError::invalid(
+                    name,
+                    format!("\"{other}\" is not true or false"),
+                )),
+            })
+            .transpose()
+    }
+
+    pub fn number(&self, name: &str) -> ApiResult<Option<u64>> {
+        self.one(name)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| ApiError::invalid(name, format!("\"{v}\" is not a whole number")))
+            })
+            .transpose()
+    }
+
+    /// `name[gte]`, `name[gt]`, `name[lte]`, `name[lt]` (ISO 8601 dates) and `name[any]`.
+    pub fn date_range(&self, name: &str) -> ApiResult<Range> {
+        let mut range = Range::default();
+        for (key, value) in &self.pairs {
+            let Some(op) = key
+                .strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix('[')?.strip_suffix(']'))
+            else {
+                continue;
+            };
+            let field = format!("{name}[{op}]");
+            if op == "any" {
+                range.any = Some(value == "true");
+                continue;
+            }
+            let ms = parse_date(value).ok_or_else(|| {
+                ApiError::invalid(&field, format!("\"{value}\" is not an ISO 8601 date"))
+            })?;
+            match op {
+                "gte" => range.low = Some((ms, true)),
+                "gt" => range.low = Some((ms, false)),
+                "lte" => range.high = Some((ms, true)),
+                "lt" => range.high = Some((ms, false)),
+                _ => {
+                    return Err(ApiError::invalid(
+                        &field,
+                        "unknown operator (gte, gt, lte, lt, any)",
+                    ))
+                }
+            }
+        }
+        Ok(range)
+    }
+
+    /// `limit`, `dir`, `order_by`, `next`, `prev`.
+    pub fn page(&self) -> ApiResult<PageRequest> {
+        let limit = self.number("limit")?.map_or(DEFAULT_LIMIT, |l| l as usize);
+        if !(1..=MAX_LIMIT).contains(&limit) {
+            return Err(ApiError::invalid(
+                "limit",
+                format!("must be between 1 and {MAX_LIMIT}"),
+            ));
+        }
+        let dir = match self.one("dir").unwrap_or("desc") {
+            "asc" => Direction::Asc,
+            "desc" => Direction::Desc,
+            other => {
+                return Err(ApiError::invalid(
+                    "dir",
+                    format!("\"{other}\" is not asc or desc"),
+                ))
+            }
+        };
+        if let Some(order) = self.one("order_by").filter(|o| *o != "created_at") {
+            return Err(ApiError::invalid(
+                "order_by",
+                format!("\"{order}\": only created_at is supported"),
+            ));
+        }
+        let cursor = match (self.one("next"), self.one("prev")) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid("next", "give next or prev, not both"))
+            }
+            (Some(next), None) => Cursor::Next(next.to_string()),
+            (None, Some(prev)) => Cursor::Prev(prev.to_string()),
+            (None, None) => Cursor::Start,
+        };
+        Ok(PageRequest { dir, limit, cursor })
+    }
+}
+
+fn parse_date(text: &str) -> Option<u64> {
+    let parsed = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+    u64::try_from(parsed.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+/// Milliseconds since the epoch as ISO 8601 UTC (`2026-11-23T18:54:08.123Z`).
+pub fn iso(ms: u64) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_arrays_and_ranges() {
+        let q = Query::parse(Some("status=FAILED&id[]=a&id[]=b&created_at[gte]=2026-01-01T00:00:00Z&created_at[lt]=2026-01-02T00:00:00Z"));
+        assert_eq!(q.all("id"), vec!["a", "b"]);
+        assert!(q.matcher("status")("FAILED") && !q.matcher("status")("QUEUED"));
+        assert!(q.matcher("missing")("anything"));
+        let range = q.date_range("created_at").unwrap();
+        let day = parse_date("2026-01-01T00:00:00Z").unwrap();
+        assert!(
+            range.contains(Some(day))
+                && !range.contains(Some(day + 86_400_000))
+                && !range.contains(None)
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let err = Query::parse(Some("created_at[gte]=yesterday"))
+            .date_range("created_at")
+            .unwrap_err();
+        assert_eq!(err.data["field"], "created_at[gte]");
+        assert_eq!(
+            Query::parse(Some("limit=500")).page().unwrap_err().data["field"],
+            "limit"
+        );
+        assert_eq!(
+            Query::parse(Some("dir=up")).page().unwrap_err().data["field"],
+            "dir"
+        );
+    }
+
+    #[test]
+    fn iso_dates_round_trip() {
+        assert_eq!(iso(0), "1970-01-01T00:00:00Z");
+        assert_eq!(parse_date(&iso(1_700_000_000_123)), Some(1_700_000_000_123));
+    }
+}

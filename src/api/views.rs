@@ -1,0 +1,121 @@
+//! How stored objects look through the API: Hookdeck's field names, ISO 8601
+//! UTC timestamps, prefixed ids.
+
+use super::query::iso;
+use crate::model::{
+    Attempt, Connection, Destination, Event, IgnoredEvent, Payload, Request, Source,
+};
+use crate::pipeline::view::transform_input;
+use serde_json::{json, Value};
+
+fn iso_opt(ms: Option<u64>) -> Value {
+    ms.map_or(Value::Null, |ms| Value::String(iso(ms)))
+}
+
+/// `{headers, body, path, query, parsed_query}` of a payload.
+pub fn data(payload: &Payload) -> Value {
+    let mut data = transform_input(payload);
+    data["method"] = json!(payload.method);
+    data
+}
+
+pub fn request(request: &Request, payload: Option<&Payload>) -> Value {
+    json!({
+        "id": request.id,
+        "source_id": request.source_id,
+        "source_name": request.source_name,
+        "status": request.status,
+        "rejection_cause": request.rejection_cause,
+        "verified": request.verified,
+        "body_bytes": request.body_bytes,
+        "ingested_at": iso(request.received_at),
+        "created_at": iso(request.received_at),
+        "data": payload.map(data),
+    })
+}
+
+pub fn event(event: &Event, payload: Option<&Payload>) -> Value {
+    json!({
+        "id": event.id,
+        "request_id": event.request_id,
+        "webhook_id": event.connection_id,
+        "source_id": event.source_id,
+        "destination_id": event.destination_id,
+        "status": event.status,
+        "attempts": event.attempts,
+        "response_status": event.response_status,
+        "error_code": event.error_code,
+        "muted": event.muted,
+        "last_attempt_at": iso_opt(event.last_attempt_at),
+        "next_attempt_at": iso_opt(event.next_attempt_at),
+        "successful_at": iso_opt(event.successful_at),
+        "created_at": iso(event.created_at),
+        "transformation_logs": event.transform_logs,
+        "data": payload.map(data),
+    })
+}
+
+pub fn attempt(attempt: &Attempt) -> Value {
+    json!({
+        "id": attempt.id,
+        "event_id": attempt.event_id,
+        "attempt_number": attempt.attempt_number,
+        "trigger": attempt.trigger,
+        "status": attempt.status,
+        "http_method": attempt.http_method,
+        "requested_url": attempt.requested_url,
+        "response_status": attempt.response_status,
+        "body": attempt.response_body,
+        "error_code": attempt.error_code,
+        "response_latency": attempt.latency_ms,
+        "created_at": iso(attempt.created_at),
+    })
+}
+
+pub fn ignored_event(ignored: &IgnoredEvent) -> Value {
+    json!({
+        "id": ignored.id,
+        "request_id": ignored.request_id,
+        "webhook_id": ignored.connection_id,
+        "cause": ignored.cause,
+        "meta": { "detail": ignored.detail, "transformation_logs": ignored.transform_logs },
+        "created_at": iso(ignored.created_at),
+    })
+}
+
+pub fn source(source: &Source) -> Value {
+    json!({
+        "id": source.id,
+        "name": source.name,
+        "url": format!("/e/{}", source.name),
+        "allowed_http_methods": source.allowed_http_methods,
+        "custom_response": source.custom_response.as_ref().map(|c| json!({ "content_type": c.content_type, "body": c.body })),
+        "verification": source.verifier.as_ref().map(|v| json!({ "type": v.kind() })),
+        "read_only": true,
+    })
+}
+
+pub fn destination(destination: &Destination) -> Value {
+    json!({
+        "id": destination.id,
+        "name": destination.name,
+        "url": destination.url.as_str(),
+        "http_method": destination.http_method,
+        "path_forwarding_disabled": destination.path_forwarding_disabled,
+        "rate_limit": destination.rate_limit.map(|r| r.count),
+        "rate_limit_period": destination.rate_limit.map(|r| format!("{:?}", r.period).to_lowercase()),
+        "concurrent": destination.concurrency,
+        "read_only": true,
+    })
+}
+
+pub fn connection(connection: &Connection) -> Value {
+    json!({
+        "id": connection.id,
+        "name": connection.name,
+        "source_id": connection.source_id,
+        "destination_id": connection.destination_id,
+        "rules": connection.rule_specs,
+        "read_only": true,
+    })
+}

@@ -1,0 +1,345 @@
+//! The management API over HTTP against a running gateway: auth, errors,
+//! paging, filters, event retry and mute, read-only declared objects, rate limits.
+
+use crate::common::{route, Reply, Sink, TestGateway, API_KEY};
+use hookgate::model::{AttemptTrigger, EventStatus};
+use reqwest::Method;
+use serde_json::Value;
+
+fn shop(sink: &Sink, connection_extra: &str) -> String {
+    format!(
+        "[[sources]]\nname = \"shop\"\n{}",
+        route("shop", "orders", &sink.url("/"), connection_extra)
+    )
+}
+
+fn ids(list: &Value) -> Vec<String> {
+    list["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn post_ids(gw: &TestGateway, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let (_, body) = gw.post("/e/shop", &format!("{{\"n\":{i}}}")).await;
+        ids.push(body["request_id"].as_str().unwrap().to_string());
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_call_needs_a_valid_key_as_bearer_or_basic() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start(&shop(&sink, "")).await;
+    let url = format!("http://{}/2023-07-01/sources", gw.gateway.api_addr.unwrap());
+    let missing = gw.http.get(&url).send().await.unwrap();
+    assert_eq!(missing.status(), 401);
+    let body: Value = missing.json().await.unwrap();
+    assert_eq!(
+        (body["handled"].clone(), body["status"].clone()),
+        (Value::Bool(true), Value::from(401))
+    );
+    assert_eq!(
+        gw.http
+            .get(&url)
+            .bearer_auth("wrong")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        gw.http
+            .get(&url)
+            .bearer_auth(API_KEY)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        gw.http
+            .get(&url)
+            .basic_auth(API_KEY, Some(""))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        gw.http
+            .get(&url)
+            .basic_auth("wrong", Some(""))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    // The same resources without the version prefix.
+    assert_eq!(gw.api_get("/sources").await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_are_listed_filtered_and_shown_with_their_data() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start(&shop(&sink, "")).await;
+    let accepted = post_ids(&gw, 2).await;
+    gw.post("/e/nowhere", "{}").await;
+    let (status, all) = gw.api_get("/requests?dir=asc").await;
+    assert_eq!(status, 200);
+    assert_eq!(all["count"], 3);
+    assert_eq!(all["pagination"]["dir"], "asc");
+    let (_, rejected) = gw.api_get("/requests?status=rejected").await;
+    assert_eq!(rejected["models"][0]["rejection_cause"], "NO_WEBHOOK");
+    let (_, by_source) = gw
+        .api_get(&format!(
+            "/requests?source_id={}&dir=asc",
+            hookgate::ids::named_id("src", "shop")
+        ))
+        .await;
+    assert_eq!(ids(&by_source), accepted);
+    let (_, one) = gw
+        .api_get(&format!("/2023-07-01/requests/{}", accepted[1]))
+        .await;
+    assert_eq!(one["data"]["body"]["n"], 1);
+    assert_eq!(one["data"]["path"], "");
+    assert!(one["created_at"].as_str().unwrap().ends_with('Z'));
+    let (_, future) = gw
+        .api_get("/requests?created_at[gte]=2999-01-01T00:00:00Z")
+        .await;
+    assert_eq!(future["count"], 0);
+    let event = gw
+        .wait_event(|e| e.request_id == accepted[0] && e.status == EventStatus::Successful)
+        .await;
+    let (_, events) = gw
+        .api_get(&format!("/requests/{}/events", accepted[0]))
+        .await;
+    assert_eq!(ids(&events), vec![event.id]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_input_gets_a_clear_4xx_naming_the_field() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start(&shop(&sink, "")).await;
+    for (path, field) in [
+        ("/requests?limit=0", "limit"),
+        ("/requests?limit=251", "limit"),
+        ("/events?dir=sideways", "dir"),
+        ("/events?created_at[gte]=last-week", "created_at[gte]"),
+        ("/requests?verified=maybe", "verified"),
+        ("/events?attempts=many", "attempts"),
+        ("/attempts", "event_id"),
+    ] {
+        let (status, body) = gw.api_get(path).await;
+        assert_eq!(status, 422, "{path}");
+        assert_eq!(body["data"]["field"], field, "{path}");
+        assert!(
+            body["message"].as_str().unwrap().starts_with(field),
+            "{path}: {body}"
+        );
+    }
+    let (status, body) = gw.api_get("/events/evt_nope").await;
+    assert_eq!(status, 404);
+    assert!(body["message"].as_str().unwrap().contains("evt_nope"));
+    assert_eq!(gw.api_get("/no/such/thing/here").await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_run_both_ways_and_stay_stable_while_requests_arrive() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start(&shop(&sink, "")).await;
+    let mut sent = post_ids(&gw, 5).await;
+    let (_, first) = gw.api_get("/requests?dir=asc&limit=2").await;
+    assert_eq!(ids(&first), sent[0..2]);
+    assert!(first["pagination"]["prev"].is_null());
+    // New requests arrive between page reads: they land after, never inside, a page.
+    sent.extend(post_ids(&gw, 2).await);
+    let next = first["pagination"]["next"].as_str().unwrap();
+    let (_, second) = gw
+        .api_get(&format!("/requests?dir=asc&limit=2&next={next}"))
+        .await;
+    assert_eq!(ids(&second), sent[2..4]);
+    let prev = second["pagination"]["prev"].as_str().unwrap();
+    let (_, back) = gw
+        .api_get(&format!("/requests?dir=asc&limit=2&prev={prev}"))
+        .await;
+    assert_eq!(ids(&back), sent[0..2]);
+    let mut newest_first: Vec<String> = sent.iter().rev().cloned().collect();
+    let (_, desc) = gw.api_get("/requests?limit=3").await;
+    assert_eq!(ids(&desc), newest_first[0..3]);
+    let next = desc["pagination"]["next"].as_str().unwrap();
+    let (_, older) = gw.api_get(&format!("/requests?limit=3&next={next}")).await;
+    assert_eq!(ids(&older), newest_first[3..6]);
+    let next = older["pagination"]["next"].as_str().unwrap();
+    let (_, oldest) = gw.api_get(&format!("/requests?limit=3&next={next}")).await;
+    newest_first.drain(0..6);
+    assert_eq!(ids(&oldest), newest_first);
+    assert!(oldest["pagination"]["next"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_and_attempts_are_filtered_and_a_failed_event_retried_by_hand() {
+    let sink = Sink::start(Reply::Status(500)).await;
+    let gw = TestGateway::start(&shop(&sink, "")).await;
+    post_ids(&gw, 1).await;
+    let failed = gw.wait_event(|e| e.status == EventStatus::Failed).await;
+    let (_, listed) = gw
+        .api_get("/events?status=FAILED&response_status=500&include=data")
+        .await;
+    assert_eq!(ids(&listed), vec![failed.id.clone()]);
+    assert_eq!(listed["models"][0]["data"]["body"]["n"], 0);
+    assert_eq!(gw.api_get("/events?status=SUCCESSFUL").await.1["count"], 0);
+
+    sink.set_reply(Reply::Status(200));
+    let response = gw
+        .api(Method::POST, &format!("/events/{}/retry", failed.id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let delivered = gw
+        .wait_event(|e| e.id == failed.id && e.status == EventStatus::Successful)
+        .await;
+    assert_eq!(delivered.attempts, 2);
+    let (_, attempts) = gw
+        .api_get(&format!("/attempts?event_id={}&dir=asc", failed.id))
+        .await;
+    let triggers: Vec<&str> = attempts["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["trigger"].as_str().unwrap())
+        .collect();
+    assert_eq!(triggers, ["INITIAL", "MANUAL"]);
+    let second = attempts["models"][1]["id"].as_str().unwrap();
+    let (_, attempt) = gw.api_get(&format!("/attempts/{second}")).await;
+    assert_eq!(attempt["response_status"], 200);
+    assert_eq!(
+        gw.gateway.store.attempts_of(&failed.id).unwrap()[1].trigger,
+        AttemptTrigger::Manual
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn muting_cancels_the_scheduled_retry() {
+    let sink = Sink::start(Reply::Status(503)).await;
+    let retry =
+        r#"rules = [ { type = "retry", strategy = "linear", count = 5, interval = 60000 } ]"#;
+    let gw = TestGateway::start(&shop(&sink, retry)).await;
+    post_ids(&gw, 1).await;
+    let scheduled = gw
+        .wait_event(|e| e.status == EventStatus::Scheduled && e.attempts == 1)
+        .await;
+    let response = gw
+        .api(
+            Method::PUT,
+            &format!("/2023-07-01/events/{}/mute", scheduled.id),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let muted: Value = response.json().await.unwrap();
+    assert_eq!(
+        (muted["status"].as_str(), muted["muted"].as_bool()),
+        (Some("FAILED"), Some(true))
+    );
+    assert_eq!(
+        gw.gateway.store.queue_depth(&scheduled.destination_id),
+        0,
+        "nothing left to attempt"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn declared_objects_are_visible_and_read_only() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start(&shop(&sink, "")).await;
+    let (_, sources) = gw.api_get("/sources").await;
+    assert_eq!(sources["models"][0]["name"], "shop");
+    let (_, connections) = gw.api_get("/connections").await;
+    let connection_id = connections["models"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        connections["models"][0]["source_id"],
+        sources["models"][0]["id"]
+    );
+    let (_, destination) = gw
+        .api_get(&format!(
+            "/destinations/{}",
+            hookgate::ids::named_id("des", "orders")
+        ))
+        .await;
+    assert_eq!(destination["url"], sink.url("/"));
+    for (method, path) in [
+        (
+            Method::PUT,
+            format!("/sources/{}", sources["models"][0]["id"].as_str().unwrap()),
+        ),
+        (
+            Method::DELETE,
+            format!("/2023-07-01/connections/{connection_id}"),
+        ),
+        (Method::PUT, format!("/connections/{connection_id}/pause")),
+    ] {
+        let response = gw
+            .api(method.clone(), &path)
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 409, "{method} {path}");
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["message"].as_str().unwrap().contains("gateway.toml"),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        gw.api(Method::DELETE, "/sources/src_unknown")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_key_has_a_rate_limit_with_headers_and_429() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start_with("api_rate_limit_per_minute = 3\n", &shop(&sink, "")).await;
+    let mut remaining = Vec::new();
+    for _ in 0..3 {
+        let response = gw.api(Method::GET, "/sources").send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["x-ratelimit-limit"], "3");
+        remaining.push(
+            response.headers()["x-ratelimit-remaining"]
+                .to_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    assert_eq!(remaining, ["2", "1", "0"]);
+    let limited = gw.api(Method::GET, "/sources").send().await.unwrap();
+    assert_eq!(limited.status(), 429);
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=21).contains(&retry_after),
+        "one call comes back every 20 s: {retry_after}"
+    );
+    let body: Value = limited.json().await.unwrap();
+    assert_eq!(body["status"], 429);
+}
