@@ -3,11 +3,14 @@
 //! restart must never undo an API change silently.
 
 use super::error::{ApiError, ApiResult};
-use super::{views, Shared};
+use super::{blocking, views, ApiState, Shared};
+use crate::ids::now_ms;
+use crate::store::Store;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 fn listing(models: Vec<Value>) -> Json<Value> {
     Json(json!({ "count": models.len(), "models": models }))
@@ -37,16 +40,18 @@ pub async fn list_destinations(State(state): Shared) -> Json<Value> {
     )
 }
 
-pub async fn list_connections(State(state): Shared) -> Json<Value> {
-    listing(
-        state
-            .catalog
-            .load()
+pub async fn list_connections(State(state): Shared) -> ApiResult<Json<Value>> {
+    let catalog = state.catalog.load_full();
+    let store = state.store.clone();
+    blocking(move || {
+        let models = catalog
             .connections()
             .into_iter()
-            .map(|c| views::connection(c))
-            .collect(),
-    )
+            .map(|c| Ok(views::connection(c, store.paused_at(&c.id)?)))
+            .collect::<ApiResult<Vec<_>>>()?;
+        Ok(listing(models))
+    })
+    .await
 }
 
 pub async fn get_source(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
@@ -72,11 +77,50 @@ pub async fn get_connection(
     State(state): Shared,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let catalog = state.catalog.load();
-    let connection = catalog
-        .connection(&id)
-        .ok_or_else(|| ApiError::not_found("connection", &id))?;
-    Ok(Json(views::connection(connection)))
+    connection_view(&state, id, |_, _| Ok(Vec::new())).await
+}
+
+/// `PUT /connections/{id}/pause`: new and queued events are held (HOLD). Pausing is
+/// operational state, so it works on connections declared in gateway.toml too.
+pub async fn pause_connection(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    connection_view(&state, id, |store, id| {
+        store.pause(id, now_ms())?;
+        Ok(Vec::new())
+    })
+    .await
+}
+
+/// `PUT /connections/{id}/unpause`: held events are queued again (trigger UNPAUSE).
+pub async fn unpause_connection(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    connection_view(&state, id, |store, id| Ok(store.unpause(id, now_ms())?)).await
+}
+
+/// Runs `change` on a known connection (it returns destinations to wake) and shows the result.
+async fn connection_view(
+    state: &Arc<ApiState>,
+    id: String,
+    change: impl FnOnce(&Store, &str) -> ApiResult<Vec<String>> + Send + 'static,
+) -> ApiResult<Json<Value>> {
+    let catalog = state.catalog.load_full();
+    let store = state.store.clone();
+    let (view, woken) = blocking(move || {
+        let connection = catalog
+            .connection(&id)
+            .ok_or_else(|| ApiError::not_found("connection", &id))?;
+        let woken = change(&store, &id)?;
+        Ok((views::connection(connection, store.paused_at(&id)?), woken))
+    })
+    .await?;
+    woken
+        .iter()
+        .for_each(|destination| state.scheduler.wake(destination));
+    Ok(Json(view))
 }
 
 /// Any change to an existing object (update, upsert, archive, pause, delete, …).

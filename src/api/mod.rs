@@ -81,6 +81,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/connections/{id}",
             get(catalog::get_connection).put(change).delete(change),
         )
+        .route("/connections/{id}/pause", put(catalog::pause_connection))
+        .route(
+            "/connections/{id}/unpause",
+            put(catalog::unpause_connection),
+        )
         .route(
             "/{kind}/{id}/{action}",
             put(change_action).post(change_action),

@@ -109,13 +109,14 @@ pub fn destination(destination: &Destination) -> Value {
     })
 }
 
-pub fn connection(connection: &Connection) -> Value {
+pub fn connection(connection: &Connection, paused_at: Option<u64>) -> Value {
     json!({
         "id": connection.id,
         "name": connection.name,
         "source_id": connection.source_id,
         "destination_id": connection.destination_id,
         "rules": connection.rule_specs,
+        "paused_at": iso_opt(paused_at),
         "read_only": true,
     })
 }

@@ -49,10 +49,16 @@ async fn attempt(
 ) -> Result<(), StoreError> {
     let store = shared.store.clone();
     let event_id = entry.event_id.clone();
+    let due_ms = entry.due_ms;
     let loaded = blocking(move || {
         let Some(event) = store.event(&event_id)? else {
             return Ok(None);
         };
+        if store.paused_at(&event.connection_id)?.is_some() {
+            // Paused after it was queued: held until the connection is unpaused.
+            store.hold(&event.id, due_ms)?;
+            return Ok(None);
+        }
         let payload = store.event_payload(&event)?;
         Ok(payload.map(|payload| (event, payload)))
     })

@@ -114,6 +114,10 @@ impl Router {
                     let mut event =
                         new_event(event_id, request, connection, due_ms, payload.is_some());
                     event.transform_logs = transform_logs;
+                    if self.store.paused_at(&connection.id)?.is_some() {
+                        event.status = EventStatus::Hold;
+                        event.next_attempt_at = None;
+                    }
                     self.store.insert_event(&event, payload.as_ref(), due_ms)?;
                     destinations.push(connection.destination_id.clone());
                 }

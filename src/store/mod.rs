@@ -5,6 +5,7 @@
 //! on a reactor thread.
 
 mod commit;
+mod hold;
 mod page;
 mod queue;
 
@@ -12,7 +13,7 @@ pub use commit::{CommitError, CommitLog, Committed};
 pub use page::{Cursor, Direction, Page, PageRequest};
 pub use queue::QueueEntry;
 
-use crate::model::{Attempt, Event, IgnoredEvent, Payload, Request};
+use crate::model::{Attempt, Event, EventStatus, IgnoredEvent, Payload, Request};
 use serde::{de::DeserializeOwned, Serialize};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -60,6 +61,10 @@ pub struct Store {
     queue: sled::Tree,
     /// `connection id ++ fingerprint` → first-seen ms ++ request id (deduplicate rule).
     fingerprints: sled::Tree,
+    /// Connection id → paused-at ms.
+    paused: sled::Tree,
+    /// `connection id ++ event id` → due ms: events held by a paused connection.
+    held: sled::Tree,
     /// Serializes read-modify-write changes to events (see `update_event`).
     event_updates: Arc<Mutex<()>>,
     event_feed: broadcast::Sender<Event>,
@@ -84,6 +89,8 @@ impl Store {
             ignored_events: db.open_tree("ignored_events")?,
             queue: db.open_tree("queue")?,
             fingerprints: db.open_tree("fingerprints")?,
+            paused: db.open_tree("paused")?,
+            held: db.open_tree("held")?,
             event_updates: Arc::default(),
             event_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             db,
@@ -165,6 +172,13 @@ impl Store {
             put(&self.event_payloads, &event.id, payload)?;
         }
         self.save_event(event)?;
+        if event.status == EventStatus::Hold {
+            self.held.insert(
+                [event.connection_id.as_bytes(), event.id.as_bytes()].concat(),
+                &due_ms.to_be_bytes(),
+            )?;
+            return Ok(());
+        }
         self.enqueue(&event.destination_id, due_ms, &event.id)
     }
 

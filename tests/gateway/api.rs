@@ -287,7 +287,7 @@ async fn declared_objects_are_visible_and_read_only() {
             Method::DELETE,
             format!("/2023-07-01/connections/{connection_id}"),
         ),
-        (Method::PUT, format!("/connections/{connection_id}/pause")),
+        (Method::PUT, format!("/connections/{connection_id}/archive")),
     ] {
         let response = gw
             .api(method.clone(), &path)
@@ -342,4 +342,62 @@ async fn each_key_has_a_rate_limit_with_headers_and_429() {
     );
     let body: Value = limited.json().await.unwrap();
     assert_eq!(body["status"], 429);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_connection_holds_events_across_a_restart_until_unpaused() {
+    let held = Sink::start(Reply::Status(200)).await;
+    let free = Sink::start(Reply::Status(200)).await;
+    let config = format!(
+        "[[sources]]\nname = \"shop\"\n{}{}",
+        route("shop", "held", &held.url("/"), ""),
+        route("shop", "free", &free.url("/"), "")
+    );
+    let gw = TestGateway::start(&config).await;
+    let connection = hookgate::ids::named_id("web", "shop-to-held");
+    let response = gw
+        .api(Method::PUT, &format!("/connections/{connection}/pause"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let paused: Value = response.json().await.unwrap();
+    assert!(paused["paused_at"].is_string());
+
+    post_ids(&gw, 1).await;
+    free.wait_for(1).await;
+    gw.wait_event(|e| e.connection_id == connection && e.status == EventStatus::Hold)
+        .await;
+    let gw = gw.restart(&config).await;
+    post_ids(&gw, 1).await;
+    free.wait_for(2).await;
+    let holding = |gw: &TestGateway| {
+        gw.gateway
+            .store
+            .events()
+            .map(Result::unwrap)
+            .filter(|e| e.status == EventStatus::Hold)
+            .count()
+    };
+    assert_eq!(holding(&gw), 2, "the pause survived the restart");
+    assert!(held.received().is_empty());
+
+    let response = gw
+        .api(
+            Method::PUT,
+            &format!("/2023-07-01/connections/{connection}/unpause"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.json::<Value>().await.unwrap()["paused_at"].is_null());
+    held.wait_for(2).await;
+    let released = gw
+        .wait_event(|e| e.connection_id == connection && e.status == EventStatus::Successful)
+        .await;
+    assert_eq!(
+        gw.gateway.store.attempts_of(&released.id).unwrap()[0].trigger,
+        AttemptTrigger::Unpause
+    );
 }
