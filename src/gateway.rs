@@ -63,6 +63,14 @@ impl Gateway {
             );
         }
         let (to_router, router_inbox) = std::sync::mpsc::sync_channel(ROUTER_QUEUE);
+        let api_state = ApiState {
+            store: store.clone(),
+            catalog: catalog.clone(),
+            scheduler: scheduler.clone(),
+            router: router.clone(),
+            keys: ApiKeys::new(&config.api_keys, config.server.api_rate_limit_per_minute),
+            transform_limits: config.limits.transform_limits(),
+        };
         let router_thread = router.start(router_inbox);
         let (commit, commit_thread) = CommitLog::start(
             store.clone(),
@@ -81,14 +89,7 @@ impl Gateway {
         let (ingress_addr, ingress_task) =
             start_ingress(ingress, config.server.ingress_listen, ingress_stopped)?;
         tracing::info!(%ingress_addr, "ingress listening");
-        let api = start_api(
-            config,
-            &store,
-            &catalog,
-            &scheduler,
-            stop_ingress.subscribe(),
-        )
-        .await?;
+        let api = start_api(config, api_state, stop_ingress.subscribe()).await?;
         let (api_addr, api_task) = api.unzip();
         Ok(Gateway {
             ingress_addr,
@@ -150,9 +151,7 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
 /// Serves the management API until the gateway stops, when keys are configured.
 async fn start_api(
     config: &Config,
-    store: &Store,
-    catalog: &Arc<ArcSwap<Catalog>>,
-    scheduler: &Arc<Scheduler>,
+    state: ApiState,
     mut stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<(SocketAddr, tokio::task::JoinHandle<()>)>> {
     if config.api_keys.is_empty() {
@@ -164,13 +163,7 @@ async fn start_api(
         .await
         .with_context(|| format!("binding the management API to {listen}"))?;
     let addr = listener.local_addr()?;
-    let state = Arc::new(ApiState {
-        store: store.clone(),
-        catalog: catalog.clone(),
-        scheduler: scheduler.clone(),
-        keys: ApiKeys::new(&config.api_keys, config.server.api_rate_limit_per_minute),
-    });
-    let app = crate::api::router(state);
+    let app = crate::api::router(Arc::new(state));
     let task = tokio::spawn(async move {
         let stop = async move {
             let _ = stopped.wait_for(|stop| *stop).await;

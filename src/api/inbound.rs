@@ -126,6 +126,30 @@ pub async fn request_ignored_events(
     .await
 }
 
+/// `POST /requests/:id/retry`: routes the request again with today's rules.
+/// Connections that ignored it decide afresh and new connections get their
+/// events; connections that already made an event keep it (retry the event).
+pub async fn retry_request(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let (store, router) = (state.store.clone(), state.router.clone());
+    let (view, woken) = blocking(move || {
+        let request = store.request(&id)?.ok_or_else(|| ApiError::not_found("request", &id))?;
+        if request.status != RequestStatus::Accepted {
+            return Err(ApiError::conflict(format!("request \"{id}\" was rejected; it is never routed")));
+        }
+        let payload = store.request_payload(&id)?.ok_or_else(|| ApiError::not_found("request data", &id))?;
+        store.forget_ignored_events(&id)?;
+        let woken = router.route(&request, &payload)?;
+        let events: Vec<Value> = store.events_of_request(&id)?.iter().map(|e| views::event(e, None)).collect();
+        let ignored: Vec<Value> = store.ignored_events_of_request(&id)?.iter().map(views::ignored_event).collect();
+        Ok((serde_json::json!({ "request": views::request(&request, None), "events": events, "ignored_events": ignored }), woken))
+    })
+    .await?;
+    woken
+        .iter()
+        .for_each(|destination| state.scheduler.wake(destination));
+    Ok(Json(view))
+}
+
 /// `GET /ignored_events`: filters `webhook_id`, `cause`, `request_id`.
 pub async fn list_ignored_events(
     State(state): Shared,

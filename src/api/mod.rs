@@ -7,18 +7,21 @@ mod error;
 mod inbound;
 mod outbound;
 mod query;
+mod transformations;
 mod views;
 
 pub use auth::ApiKeys;
 
 use crate::delivery::Scheduler;
 use crate::model::Catalog;
+use crate::pipeline::transform::TransformLimits;
+use crate::pipeline::Router;
 use crate::store::{Direction, PageRequest, Store};
 use arc_swap::ArcSwap;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
-use axum::Router;
+use axum::Router as Routes;
 use error::{ApiError, ApiResult};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -28,14 +31,18 @@ pub struct ApiState {
     pub store: Store,
     pub catalog: Arc<ArcSwap<Catalog>>,
     pub scheduler: Arc<Scheduler>,
+    /// For re-routing a request on demand.
+    pub router: Router,
     pub keys: ApiKeys,
+    /// Bounds for `PUT /transformations/run`, as for configured transformations.
+    pub transform_limits: TransformLimits,
 }
 
 type Shared = State<Arc<ApiState>>;
 
 /// The API's routes, behind the API-key check.
-pub fn router(state: Arc<ApiState>) -> Router {
-    let resources = Router::new()
+pub fn router(state: Arc<ApiState>) -> Routes {
+    let resources = Routes::new()
         .route("/requests", get(inbound::list_requests))
         .route("/requests/{id}", get(inbound::get_request))
         .route("/requests/{id}/events", get(inbound::request_events))
@@ -43,6 +50,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/requests/{id}/ignored_events",
             get(inbound::request_ignored_events),
         )
+        .route("/requests/{id}/retry", post(inbound::retry_request))
+        .route("/transformations/run", put(transformations::run))
         .route("/ignored_events", get(inbound::list_ignored_events))
         .route("/ignored_events/{id}", get(inbound::get_ignored_event))
         .route("/events", get(outbound::list_events))
@@ -90,7 +99,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/{kind}/{id}/{action}",
             put(change_action).post(change_action),
         );
-    Router::new()
+    Routes::new()
         .nest("/2023-07-01", resources.clone())
         .merge(resources)
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })

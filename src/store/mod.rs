@@ -259,6 +259,14 @@ impl Store {
         })
     }
 
+    /// Forgets why a request was ignored, so routing it again decides afresh.
+    pub fn forget_ignored_events(&self, request_id: &str) -> Result<()> {
+        for ignored in self.ignored_events_of_request(request_id)? {
+            self.ignored_events.remove(ignored.id.as_bytes())?;
+        }
+        Ok(())
+    }
+
     pub fn ignored_event(&self, id: &str) -> Result<Option<IgnoredEvent>> {
         get(&self.ignored_events, id)
     }

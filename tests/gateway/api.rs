@@ -401,3 +401,88 @@ async fn a_paused_connection_holds_events_across_a_restart_until_unpaused() {
         AttemptTrigger::Unpause
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retrying_a_request_routes_it_again_with_the_current_rules() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let strict = shop(
+        &sink,
+        r#"rules = [ { type = "filter", body = { ok = true } } ]"#,
+    );
+    let gw = TestGateway::start(&strict).await;
+    let (_, accepted) = gw.post("/e/shop", r#"{"ok":false}"#).await;
+    let id = accepted["request_id"].as_str().unwrap().to_string();
+    let (_, ignored) = gw.api_get(&format!("/requests/{id}/ignored_events")).await;
+    assert_eq!(ignored["models"][0]["cause"], "FILTERED");
+    // The filter was too strict: relax it, then retry the request.
+    let gw = gw.restart(&shop(&sink, "")).await;
+    let response = gw
+        .api(Method::POST, &format!("/requests/{id}/retry"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let retried: Value = response.json().await.unwrap();
+    assert_eq!(retried["events"].as_array().unwrap().len(), 1);
+    assert!(retried["ignored_events"].as_array().unwrap().is_empty());
+    assert_eq!(
+        sink.wait_for(1).await[0].header("x-hookgate-request-id"),
+        Some(id.as_str())
+    );
+
+    gw.post("/e/unknown", "{}").await;
+    let (_, rejected) = gw.api_get("/requests?status=rejected").await;
+    let rejected_id = rejected["models"][0]["id"].as_str().unwrap();
+    let response = gw
+        .api(Method::POST, &format!("/requests/{rejected_id}/retry"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 409);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn transformations_can_be_tried_on_a_sample_request() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start(&shop(&sink, "")).await;
+    let run = |code: &str| {
+        let body = serde_json::json!({
+            "code": code,
+            "env": { "PREFIX": "v2" },
+            "request": { "headers": { "x-a": "1" }, "body": { "n": 1 }, "path": "/p", "query": "a=b" }
+        });
+        gw.api(Method::PUT, "/2023-07-01/transformations/run")
+            .json(&body)
+            .send()
+    };
+    let ok = run("addHandler('transform', (r) => { console.log(r.parsed_query.a); r.path = '/' + process.env.PREFIX + r.path; return r; })").await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let ok: Value = ok.json().await.unwrap();
+    assert_eq!(ok["request"]["path"], "/v2/p");
+    assert_eq!(ok["logs"][0]["message"], "b");
+
+    let thrown = run(
+        "addHandler('transform', (r) => { console.warn('before'); throw new Error('broken'); })",
+    )
+    .await
+    .unwrap();
+    assert_eq!(thrown.status(), 422);
+    let thrown: Value = thrown.json().await.unwrap();
+    assert!(thrown["message"].as_str().unwrap().contains("broken"));
+    assert_eq!(thrown["data"]["logs"][0]["message"], "before");
+
+    let syntax = run("addHandler('transform', (r) => {").await.unwrap();
+    assert_eq!(syntax.status(), 422);
+    assert_eq!(
+        syntax.json::<Value>().await.unwrap()["data"]["field"],
+        "code"
+    );
+    let garbage = gw
+        .api(Method::PUT, "/transformations/run")
+        .body("not json")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), 400);
+}
