@@ -16,6 +16,7 @@ fn listing(models: Vec<Value>) -> Json<Value> {
     Json(json!({ "count": models.len(), "models": models }))
 }
 
+#[utoipa::path(get, path = "/2023-07-01/sources", tag = "configuration", summary = "Sources", responses((status = 200, description = "every source")), security(("api_key" = [])))]
 pub async fn list_sources(State(state): Shared) -> Json<Value> {
     listing(
         state
@@ -28,6 +29,7 @@ pub async fn list_sources(State(state): Shared) -> Json<Value> {
     )
 }
 
+#[utoipa::path(get, path = "/2023-07-01/destinations", tag = "configuration", summary = "Destinations", responses((status = 200, description = "every destination")), security(("api_key" = [])))]
 pub async fn list_destinations(State(state): Shared) -> Json<Value> {
     listing(
         state
@@ -40,6 +42,7 @@ pub async fn list_destinations(State(state): Shared) -> Json<Value> {
     )
 }
 
+#[utoipa::path(get, path = "/2023-07-01/connections", tag = "configuration", summary = "Connections", responses((status = 200, description = "every connection")), security(("api_key" = [])))]
 pub async fn list_connections(State(state): Shared) -> ApiResult<Json<Value>> {
     let catalog = state.catalog.load_full();
     let store = state.store.clone();
@@ -54,6 +57,7 @@ pub async fn list_connections(State(state): Shared) -> ApiResult<Json<Value>> {
     .await
 }
 
+#[utoipa::path(get, path = "/2023-07-01/sources/{id}", tag = "configuration", summary = "One source (by id or name)", params(("id" = String, Path, description = "src_… or name")), responses((status = 200, description = "the source"), (status = 404, description = "unknown")), security(("api_key" = [])))]
 pub async fn get_source(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let catalog = state.catalog.load();
     let source = catalog
@@ -62,6 +66,7 @@ pub async fn get_source(State(state): Shared, Path(id): Path<String>) -> ApiResu
     Ok(Json(views::source(source)))
 }
 
+#[utoipa::path(get, path = "/2023-07-01/destinations/{id}", tag = "configuration", summary = "One destination", params(("id" = String, Path, description = "des_…")), responses((status = 200, description = "the destination"), (status = 404, description = "unknown")), security(("api_key" = [])))]
 pub async fn get_destination(
     State(state): Shared,
     Path(id): Path<String>,
@@ -73,6 +78,7 @@ pub async fn get_destination(
     Ok(Json(views::destination(destination)))
 }
 
+#[utoipa::path(get, path = "/2023-07-01/connections/{id}", tag = "configuration", summary = "One connection", params(("id" = String, Path, description = "web_…")), responses((status = 200, description = "the connection"), (status = 404, description = "unknown")), security(("api_key" = [])))]
 pub async fn get_connection(
     State(state): Shared,
     Path(id): Path<String>,
@@ -82,6 +88,7 @@ pub async fn get_connection(
 
 /// `PUT /connections/{id}/pause`: new and queued events are held (HOLD). Pausing is
 /// operational state, so it works on connections declared in gateway.toml too.
+#[utoipa::path(put, path = "/2023-07-01/connections/{id}/pause", tag = "configuration", summary = "Hold the connection's events", params(("id" = String, Path, description = "web_…")), responses((status = 200, description = "the connection"), (status = 404, description = "unknown")), security(("api_key" = [])))]
 pub async fn pause_connection(
     State(state): Shared,
     Path(id): Path<String>,
@@ -94,6 +101,7 @@ pub async fn pause_connection(
 }
 
 /// `PUT /connections/{id}/unpause`: held events are queued again (trigger UNPAUSE).
+#[utoipa::path(put, path = "/2023-07-01/connections/{id}/unpause", tag = "configuration", summary = "Release held events (trigger UNPAUSE)", params(("id" = String, Path, description = "web_…")), responses((status = 200, description = "the connection"), (status = 404, description = "unknown")), security(("api_key" = [])))]
 pub async fn unpause_connection(
     State(state): Shared,
     Path(id): Path<String>,

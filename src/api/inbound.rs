@@ -10,6 +10,7 @@ use serde_json::Value;
 
 /// `GET /requests`: filters `id`, `source_id`, `status` (accepted/rejected),
 /// `rejection_cause`, `verified`, `created_at[…]`/`ingested_at[…]`; `include=data`.
+#[utoipa::path(get, path = "/2023-07-01/requests", tag = "requests", summary = "Requests received, newest first", params(("limit" = Option<String>, Query, description = "1-250, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "id or id[]"), ("source_id" = Option<String>, Query, description = "source id"), ("status" = Option<String>, Query, description = "accepted or rejected"), ("rejection_cause" = Option<String>, Query, description = "e.g. NO_WEBHOOK"), ("verified" = Option<String>, Query, description = "true or false"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt"), ("include" = Option<String>, Query, description = "data: include the payload")), responses((status = 200, description = "a page of requests"), (status = 422, description = "a bad parameter")), security(("api_key" = [])))]
 pub async fn list_requests(
     State(state): Shared,
     RawQuery(raw): RawQuery,
@@ -70,6 +71,7 @@ fn request_filter(query: &Query) -> ApiResult<impl Fn(&Request) -> bool + Send +
 }
 
 /// `GET /requests/:id`, with its data.
+#[utoipa::path(get, path = "/2023-07-01/requests/{id}", tag = "requests", summary = "One request with its data", params(("id" = String, Path, description = "req_…")), responses((status = 200, description = "the request"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
 pub async fn get_request(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let store = state.store.clone();
     blocking(move || {
@@ -83,6 +85,7 @@ pub async fn get_request(State(state): Shared, Path(id): Path<String>) -> ApiRes
 }
 
 /// `GET /requests/:id/events`
+#[utoipa::path(get, path = "/2023-07-01/requests/{id}/events", tag = "requests", summary = "The events a request became", params(("id" = String, Path, description = "req_…")), responses((status = 200, description = "its events"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
 pub async fn request_events(
     State(state): Shared,
     Path(id): Path<String>,
@@ -105,6 +108,7 @@ pub async fn request_events(
 }
 
 /// `GET /requests/:id/ignored_events`
+#[utoipa::path(get, path = "/2023-07-01/requests/{id}/ignored_events", tag = "requests", summary = "Why connections ignored a request", params(("id" = String, Path, description = "req_…")), responses((status = 200, description = "its ignored events"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
 pub async fn request_ignored_events(
     State(state): Shared,
     Path(id): Path<String>,
@@ -129,6 +133,7 @@ pub async fn request_ignored_events(
 /// `POST /requests/:id/retry`: routes the request again with today's rules.
 /// Connections that ignored it decide afresh and new connections get their
 /// events; connections that already made an event keep it (retry the event).
+#[utoipa::path(post, path = "/2023-07-01/requests/{id}/retry", tag = "requests", summary = "Route a request again with the current rules", params(("id" = String, Path, description = "req_…")), responses((status = 200, description = "its events and ignored events"), (status = 404, description = "unknown id"), (status = 409, description = "a rejected request")), security(("api_key" = [])))]
 pub async fn retry_request(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let (store, router) = (state.store.clone(), state.router.clone());
     let (view, woken) = blocking(move || {
@@ -151,6 +156,7 @@ pub async fn retry_request(State(state): Shared, Path(id): Path<String>) -> ApiR
 }
 
 /// `GET /ignored_events`: filters `webhook_id`, `cause`, `request_id`.
+#[utoipa::path(get, path = "/2023-07-01/ignored_events", tag = "requests", summary = "Events a rule decided not to deliver", params(("limit" = Option<String>, Query, description = "1-250, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("webhook_id" = Option<String>, Query, description = "connection id"), ("cause" = Option<String>, Query, description = "FILTERED, TRANSFORMATION_FAILED, DEDUPLICATED"), ("request_id" = Option<String>, Query, description = "request id"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt")), responses((status = 200, description = "a page of ignored events")), security(("api_key" = [])))]
 pub async fn list_ignored_events(
     State(state): Shared,
     RawQuery(raw): RawQuery,
@@ -179,6 +185,7 @@ pub async fn list_ignored_events(
 }
 
 /// `GET /ignored_events/:id`
+#[utoipa::path(get, path = "/2023-07-01/ignored_events/{id}", tag = "requests", summary = "One ignored event", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "the ignored event"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
 pub async fn get_ignored_event(
     State(state): Shared,
     Path(id): Path<String>,

@@ -5,6 +5,7 @@ mod auth;
 mod catalog;
 mod error;
 mod inbound;
+mod openapi;
 mod outbound;
 mod query;
 mod transformations;
@@ -113,6 +114,8 @@ pub fn router(state: Arc<ApiState>) -> Routes {
             state.clone(),
             auth::require_key,
         ))
+        // The description holds no data, so it is readable without a key.
+        .route("/openapi.json", get(openapi::document))
         .with_state(state)
 }
 

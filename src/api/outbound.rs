@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 /// `GET /events`: filters `id`, `status`, `webhook_id`, `source_id`,
 /// `destination_id`, `request_id`, `attempts`, `response_status`, `error_code`,
 /// `created_at[…]`, `last_attempt_at[…]`; `include=data`.
+#[utoipa::path(get, path = "/2023-07-01/events", tag = "events", summary = "Events, newest first", params(("limit" = Option<String>, Query, description = "1-250, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "id or id[]"), ("status" = Option<String>, Query, description = "SCHEDULED, QUEUED, HOLD, SUCCESSFUL, FAILED"), ("webhook_id" = Option<String>, Query, description = "connection id"), ("source_id" = Option<String>, Query, description = "source id"), ("destination_id" = Option<String>, Query, description = "destination id"), ("request_id" = Option<String>, Query, description = "request id"), ("attempts" = Option<String>, Query, description = "number of attempts"), ("response_status" = Option<String>, Query, description = "last response status"), ("error_code" = Option<String>, Query, description = "e.g. TIMEOUT"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt"), ("last_attempt_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any"), ("include" = Option<String>, Query, description = "data: include the payload")), responses((status = 200, description = "a page of events"), (status = 422, description = "a bad parameter")), security(("api_key" = [])))]
 pub async fn list_events(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
     let page = query.page()?;
@@ -72,6 +73,7 @@ fn event_filter(query: &Query) -> ApiResult<impl Fn(&Event) -> bool + Send + 'st
 }
 
 /// `GET /events/:id`, with its data.
+#[utoipa::path(get, path = "/2023-07-01/events/{id}", tag = "events", summary = "One event with the data it delivers", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "the event"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
 pub async fn get_event(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let store = state.store.clone();
     blocking(move || {
@@ -85,6 +87,7 @@ pub async fn get_event(State(state): Shared, Path(id): Path<String>) -> ApiResul
 }
 
 /// `POST /events/:id/retry`: a MANUAL attempt now, whatever the event's state.
+#[utoipa::path(post, path = "/2023-07-01/events/{id}/retry", tag = "events", summary = "A MANUAL attempt now", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "the event, queued"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
 pub async fn retry_event(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let store = state.store.clone();
     let event = blocking(move || {
@@ -103,6 +106,7 @@ pub async fn retry_event(State(state): Shared, Path(id): Path<String>) -> ApiRes
 }
 
 /// `PUT /events/:id/mute`: no more automatic retries; a scheduled retry is cancelled.
+#[utoipa::path(put, path = "/2023-07-01/events/{id}/mute", tag = "events", summary = "No more automatic retries", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "the event"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
 pub async fn mute_event(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let store = state.store.clone();
     blocking(move || {
@@ -128,6 +132,7 @@ pub async fn mute_event(State(state): Shared, Path(id): Path<String>) -> ApiResu
 }
 
 /// `GET /attempts?event_id=…`: an event's attempts (`dir`, `limit`).
+#[utoipa::path(get, path = "/2023-07-01/attempts", tag = "events", summary = "The attempts of an event", params(("event_id" = Option<String>, Query, description = "required"), ("limit" = Option<String>, Query, description = "1-250"), ("dir" = Option<String>, Query, description = "asc or desc")), responses((status = 200, description = "the attempts"), (status = 422, description = "no event_id")), security(("api_key" = [])))]
 pub async fn list_attempts(
     State(state): Shared,
     RawQuery(raw): RawQuery,
@@ -152,6 +157,7 @@ pub async fn list_attempts(
 }
 
 /// `GET /attempts/:id`
+#[utoipa::path(get, path = "/2023-07-01/attempts/{id}", tag = "events", summary = "One attempt", params(("id" = String, Path, description = "atm_…")), responses((status = 200, description = "the attempt"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
 pub async fn get_attempt(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let store = state.store.clone();
     blocking(move || {

@@ -23,6 +23,7 @@ pub struct RunTransformation {
     request: Value,
 }
 
+#[utoipa::path(put, path = "/2023-07-01/transformations/run", tag = "transformations", summary = "Run transformation code on a sample request", responses((status = 200, description = "the transformed request and logs"), (status = 422, description = "the script failed"), (status = 400, description = "a bad body")), security(("api_key" = [])))]
 pub async fn run(
     State(state): Shared,
     body: Result<Json<RunTransformation>, JsonRejection>,

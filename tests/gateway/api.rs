@@ -486,3 +486,39 @@ async fn transformations_can_be_tried_on_a_sample_request() {
         .unwrap();
     assert_eq!(garbage.status(), 400);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_openapi_document_describes_every_endpoint() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start(&shop(&sink, "")).await;
+    let url = format!("http://{}/openapi.json", gw.gateway.api_addr.unwrap());
+    let response = gw.http.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200, "readable without a key");
+    let doc: Value = response.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, method) in [
+        ("/2023-07-01/requests", "get"),
+        ("/2023-07-01/requests/{id}/retry", "post"),
+        ("/2023-07-01/events", "get"),
+        ("/2023-07-01/events/{id}/retry", "post"),
+        ("/2023-07-01/events/{id}/mute", "put"),
+        ("/2023-07-01/attempts", "get"),
+        ("/2023-07-01/connections/{id}/pause", "put"),
+        ("/2023-07-01/transformations/run", "put"),
+    ] {
+        assert!(
+            paths.get(path).and_then(|p| p.get(method)).is_some(),
+            "{method} {path} is not described"
+        );
+    }
+    let events = &paths["/2023-07-01/events"]["get"];
+    let params: Vec<&str> = events["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(params.contains(&"status") && params.contains(&"next"));
+    assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
+}

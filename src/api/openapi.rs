@@ -1,0 +1,38 @@
+//! The machine-readable description of the API, generated from the handlers'
+//! `#[utoipa::path]` annotations and served at `/openapi.json`.
+
+use super::{catalog, inbound, outbound, transformations};
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "hookgate management API", description = "Hookdeck 2023-07-01 style; every path also works without the /2023-07-01 prefix."),
+    paths(
+        inbound::list_requests, inbound::get_request, inbound::request_events, inbound::request_ignored_events,
+        inbound::retry_request, inbound::list_ignored_events, inbound::get_ignored_event,
+        outbound::list_events, outbound::get_event, outbound::retry_event, outbound::mute_event,
+        outbound::list_attempts, outbound::get_attempt,
+        catalog::list_sources, catalog::get_source, catalog::list_destinations, catalog::get_destination,
+        catalog::list_connections, catalog::get_connection, catalog::pause_connection, catalog::unpause_connection,
+        transformations::run,
+    ),
+    modifiers(&BearerKey)
+)]
+struct ApiDoc;
+
+/// Declares the API-key scheme the paths refer to.
+struct BearerKey;
+
+impl Modify for BearerKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer = HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build();
+        components.add_security_scheme("api_key", SecurityScheme::Http(bearer));
+    }
+}
+
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
