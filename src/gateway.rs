@@ -70,6 +70,7 @@ impl Gateway {
             router: router.clone(),
             keys: ApiKeys::new(&config.api_keys, config.server.api_rate_limit_per_minute),
             transform_limits: config.limits.transform_limits(),
+            bulk_updates: std::sync::Mutex::default(),
         };
         let router_thread = router.start(router_inbox);
         let (commit, commit_thread) = CommitLog::start(
@@ -163,7 +164,12 @@ async fn start_api(
         .await
         .with_context(|| format!("binding the management API to {listen}"))?;
     let addr = listener.local_addr()?;
-    let app = crate::api::router(Arc::new(state));
+    let state = Arc::new(state);
+    let resumed = state.clone();
+    tokio::task::spawn_blocking(move || crate::api::resume(&resumed))
+        .await?
+        .map_err(anyhow::Error::msg)?;
+    let app = crate::api::router(state);
     let task = tokio::spawn(async move {
         let stop = async move {
             let _ = stopped.wait_for(|stop| *stop).await;

@@ -3,7 +3,9 @@
 use super::error::{ApiError, ApiResult};
 use super::query::Query;
 use super::{blocking, paged, views, Shared};
-use crate::model::{Request, RequestStatus};
+use crate::model::{IgnoredEvent, Request, RequestStatus};
+use crate::pipeline::Router;
+use crate::store::Store;
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use serde_json::Value;
@@ -41,7 +43,9 @@ pub async fn list_requests(
     .await
 }
 
-fn request_filter(query: &Query) -> ApiResult<impl Fn(&Request) -> bool + Send + 'static> {
+pub(super) fn request_filter(
+    query: &Query,
+) -> ApiResult<impl Fn(&Request) -> bool + Send + 'static> {
     let id = query.matcher("id");
     let source = query.matcher("source_id");
     let cause = query.matcher("rejection_cause");
@@ -136,23 +140,41 @@ pub async fn request_ignored_events(
 #[utoipa::path(post, path = "/2023-07-01/requests/{id}/retry", tag = "requests", summary = "Route a request again with the current rules", params(("id" = String, Path, description = "req_…")), responses((status = 200, description = "its events and ignored events"), (status = 404, description = "unknown id"), (status = 409, description = "a rejected request")), security(("api_key" = [])))]
 pub async fn retry_request(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let (store, router) = (state.store.clone(), state.router.clone());
-    let (view, woken) = blocking(move || {
-        let request = store.request(&id)?.ok_or_else(|| ApiError::not_found("request", &id))?;
-        if request.status != RequestStatus::Accepted {
-            return Err(ApiError::conflict(format!("request \"{id}\" was rejected; it is never routed")));
-        }
-        let payload = store.request_payload(&id)?.ok_or_else(|| ApiError::not_found("request data", &id))?;
-        store.forget_ignored_events(&id)?;
-        let woken = router.route(&request, &payload)?;
-        let events: Vec<Value> = store.events_of_request(&id)?.iter().map(|e| views::event(e, None)).collect();
-        let ignored: Vec<Value> = store.ignored_events_of_request(&id)?.iter().map(views::ignored_event).collect();
-        Ok((serde_json::json!({ "request": views::request(&request, None), "events": events, "ignored_events": ignored }), woken))
-    })
-    .await?;
+    let (view, woken) = blocking(move || reroute(&store, &router, &id)).await?;
     woken
         .iter()
         .for_each(|destination| state.scheduler.wake(destination));
     Ok(Json(view))
+}
+
+/// Routes an accepted request again; returns what it became and the
+/// destinations with new events.
+pub(super) fn reroute(store: &Store, router: &Router, id: &str) -> ApiResult<(Value, Vec<String>)> {
+    let request = store
+        .request(id)?
+        .ok_or_else(|| ApiError::not_found("request", id))?;
+    if request.status != RequestStatus::Accepted {
+        return Err(ApiError::conflict(format!(
+            "request \"{id}\" was rejected; it is never routed"
+        )));
+    }
+    let payload = store
+        .request_payload(id)?
+        .ok_or_else(|| ApiError::not_found("request data", id))?;
+    store.forget_ignored_events(id)?;
+    let woken = router.route(&request, &payload)?;
+    let events: Vec<Value> = store
+        .events_of_request(id)?
+        .iter()
+        .map(|e| views::event(e, None))
+        .collect();
+    let ignored: Vec<Value> = store
+        .ignored_events_of_request(id)?
+        .iter()
+        .map(views::ignored_event)
+        .collect();
+    let view = serde_json::json!({ "request": views::request(&request, None), "events": events, "ignored_events": ignored });
+    Ok((view, woken))
 }
 
 /// `GET /ignored_events`: filters `webhook_id`, `cause`, `request_id`.
@@ -163,25 +185,31 @@ pub async fn list_ignored_events(
 ) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
     let page = query.page()?;
+    let keep = ignored_filter(&query)?;
+    let store = state.store.clone();
+    blocking(move || {
+        let found = store.page_ignored_events(&page, &keep)?;
+        let models = found.items.iter().map(views::ignored_event).collect();
+        Ok(Json(paged(&page, found.next, found.prev, models)))
+    })
+    .await
+}
+
+pub(super) fn ignored_filter(
+    query: &Query,
+) -> ApiResult<impl Fn(&IgnoredEvent) -> bool + Send + 'static> {
     let (connection, cause, request) = (
         query.matcher("webhook_id"),
         query.matcher("cause"),
         query.matcher("request_id"),
     );
     let created = query.date_range("created_at")?;
-    let store = state.store.clone();
-    blocking(move || {
-        let keep = |i: &crate::model::IgnoredEvent| {
-            connection(&i.connection_id)
-                && cause(&i.cause)
-                && request(&i.request_id)
-                && created.contains(Some(i.created_at))
-        };
-        let found = store.page_ignored_events(&page, &keep)?;
-        let models = found.items.iter().map(views::ignored_event).collect();
-        Ok(Json(paged(&page, found.next, found.prev, models)))
+    Ok(move |i: &IgnoredEvent| {
+        connection(&i.connection_id)
+            && cause(&i.cause)
+            && request(&i.request_id)
+            && created.contains(Some(i.created_at))
     })
-    .await
 }
 
 /// `GET /ignored_events/:id`

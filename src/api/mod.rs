@@ -2,6 +2,7 @@
 //! Hookdeck's `2023-07-01` API: the same paths with and without the version prefix.
 
 mod auth;
+mod bulk;
 mod catalog;
 mod error;
 mod inbound;
@@ -37,6 +38,13 @@ pub struct ApiState {
     pub keys: ApiKeys,
     /// Bounds for `PUT /transformations/run`, as for configured transformations.
     pub transform_limits: TransformLimits,
+    /// One writer at a time for bulk retry records (the runner and cancel).
+    pub bulk_updates: std::sync::Mutex<()>,
+}
+
+/// Continues the background work the last run left (bulk retries).
+pub fn resume(state: &Arc<ApiState>) -> Result<(), String> {
+    bulk::resume_all(state).map_err(|e| e.message)
 }
 
 type Shared = State<Arc<ApiState>>;
@@ -53,6 +61,10 @@ pub fn router(state: Arc<ApiState>) -> Routes {
         )
         .route("/requests/{id}/retry", post(inbound::retry_request))
         .route("/transformations/run", put(transformations::run))
+        .route("/bulk/{kind}/retry", get(bulk::list).post(bulk::create))
+        .route("/bulk/{kind}/retry/plan", get(bulk::plan))
+        .route("/bulk/{kind}/retry/{id}", get(bulk::get))
+        .route("/bulk/{kind}/retry/{id}/cancel", post(bulk::cancel))
         .route("/ignored_events", get(inbound::list_ignored_events))
         .route("/ignored_events/{id}", get(inbound::get_ignored_event))
         .route("/events", get(outbound::list_events))

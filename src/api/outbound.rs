@@ -41,7 +41,7 @@ pub async fn list_events(State(state): Shared, RawQuery(raw): RawQuery) -> ApiRe
     .await
 }
 
-fn event_filter(query: &Query) -> ApiResult<impl Fn(&Event) -> bool + Send + 'static> {
+pub(super) fn event_filter(query: &Query) -> ApiResult<impl Fn(&Event) -> bool + Send + 'static> {
     let (id, status, connection) = (
         query.matcher("id"),
         query.matcher("status"),
@@ -91,14 +91,8 @@ pub async fn get_event(State(state): Shared, Path(id): Path<String>) -> ApiResul
 pub async fn retry_event(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let store = state.store.clone();
     let event = blocking(move || {
-        let updated = store.update_event(&id, |event| {
-            event.status = EventStatus::Queued;
-            event.pending_trigger = Some(AttemptTrigger::Manual);
-            (QueueMove::To(now_ms()), ())
-        })?;
-        updated
-            .map(|(event, ())| event)
-            .ok_or_else(|| ApiError::not_found("event", &id))
+        let retried = store.retry_now(&id, AttemptTrigger::Manual, now_ms())?;
+        retried.ok_or_else(|| ApiError::not_found("event", &id))
     })
     .await?;
     state.scheduler.wake(&event.destination_id);

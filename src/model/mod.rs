@@ -1,10 +1,12 @@
 //! The objects hookgate stores and serves: what came in (requests), what goes out
 //! (events and their attempts), and the configured catalog that connects them.
 
+mod bulk;
 mod catalog;
 mod event;
 mod request;
 
+pub use bulk::{BulkKind, BulkRetry, BulkStatus};
 pub use catalog::{
     Catalog, Connection, CustomResponse, Destination, RateLimit, RatePeriod, Source,
 };

@@ -13,7 +13,9 @@ pub use commit::{CommitError, CommitLog, Committed};
 pub use page::{Cursor, Direction, Page, PageRequest};
 pub use queue::QueueEntry;
 
-use crate::model::{Attempt, Event, EventStatus, IgnoredEvent, Payload, Request};
+use crate::model::{
+    Attempt, AttemptTrigger, BulkRetry, Event, EventStatus, IgnoredEvent, Payload, Request,
+};
 use serde::{de::DeserializeOwned, Serialize};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -65,6 +67,7 @@ pub struct Store {
     paused: sled::Tree,
     /// `connection id ++ event id` → due ms: events held by a paused connection.
     held: sled::Tree,
+    bulk_retries: sled::Tree,
     /// Serializes read-modify-write changes to events (see `update_event`).
     event_updates: Arc<Mutex<()>>,
     event_feed: broadcast::Sender<Event>,
@@ -91,6 +94,7 @@ impl Store {
             fingerprints: db.open_tree("fingerprints")?,
             paused: db.open_tree("paused")?,
             held: db.open_tree("held")?,
+            bulk_retries: db.open_tree("bulk_retries")?,
             event_updates: Arc::default(),
             event_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             db,
@@ -231,6 +235,22 @@ impl Store {
         Ok(Some((event, result)))
     }
 
+    /// Queues an event for an attempt now, whatever its state, marking what the
+    /// attempt is (MANUAL, BULK_RETRY). None when there is no such event.
+    pub fn retry_now(
+        &self,
+        id: &str,
+        trigger: AttemptTrigger,
+        now_ms: u64,
+    ) -> Result<Option<Event>> {
+        let updated = self.update_event(id, |event| {
+            event.status = EventStatus::Queued;
+            event.pending_trigger = Some(trigger);
+            (QueueMove::To(now_ms), ())
+        })?;
+        Ok(updated.map(|(event, ())| event))
+    }
+
     /// What to deliver for an event: its own payload, or its request's.
     pub fn event_payload(&self, event: &Event) -> Result<Option<Payload>> {
         if event.has_own_payload {
@@ -306,6 +326,21 @@ impl Store {
         value.extend_from_slice(request_id.as_bytes());
         self.fingerprints.insert(key, value)?;
         Ok(true)
+    }
+
+    // --- bulk retries ---------------------------------------------------------
+
+    pub fn save_bulk_retry(&self, bulk: &BulkRetry) -> Result<()> {
+        put(&self.bulk_retries, &bulk.id, bulk)
+    }
+
+    pub fn bulk_retry(&self, id: &str) -> Result<Option<BulkRetry>> {
+        get(&self.bulk_retries, id)
+    }
+
+    /// Every bulk retry, oldest first.
+    pub fn bulk_retries(&self) -> impl Iterator<Item = Result<BulkRetry>> {
+        values(&self.bulk_retries)
     }
 
     // --- attempts -------------------------------------------------------------

@@ -117,7 +117,29 @@ fn page<T: DeserializeOwned>(
     })
 }
 
+/// How many records `keep` accepts (a full scan, without keeping them).
+fn count<T: DeserializeOwned>(tree: &sled::Tree, keep: &dyn Fn(&T) -> bool) -> Result<u64> {
+    let mut matched = 0;
+    for value in tree.iter().values() {
+        let record: T = serde_json::from_slice(&value?).map_err(StoreError::Corrupt)?;
+        matched += u64::from(keep(&record));
+    }
+    Ok(matched)
+}
+
 impl Store {
+    pub fn count_requests(&self, keep: &dyn Fn(&Request) -> bool) -> Result<u64> {
+        count(&self.requests, keep)
+    }
+
+    pub fn count_events(&self, keep: &dyn Fn(&Event) -> bool) -> Result<u64> {
+        count(&self.events, keep)
+    }
+
+    pub fn count_ignored_events(&self, keep: &dyn Fn(&IgnoredEvent) -> bool) -> Result<u64> {
+        count(&self.ignored_events, keep)
+    }
+
     pub fn page_requests(
         &self,
         request: &PageRequest,

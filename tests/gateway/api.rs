@@ -522,3 +522,73 @@ async fn an_openapi_document_describes_every_endpoint() {
     assert!(params.contains(&"status") && params.contains(&"next"));
     assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bulk_retry_replays_every_selected_event_in_the_background() {
+    let sink = Sink::start(Reply::Status(500)).await;
+    let gw = TestGateway::start(&shop(&sink, "")).await;
+    post_ids(&gw, 5).await;
+    sink.wait_for(5).await;
+    let mut failed = 0;
+    while failed < 5 {
+        gw.wait_event(|e| e.status == EventStatus::Failed).await;
+        failed = gw
+            .gateway
+            .store
+            .events()
+            .map(Result::unwrap)
+            .filter(|e| e.status == EventStatus::Failed)
+            .count();
+    }
+    let (_, plan) = gw
+        .api_get("/bulk/events/retry/plan?status=FAILED&response_status=500")
+        .await;
+    assert_eq!(plan["estimated_count"], 5);
+
+    sink.set_reply(Reply::Status(200));
+    let body = serde_json::json!({ "query": { "status": "FAILED", "response_status": [500] } });
+    let created = gw
+        .api(Method::POST, "/2023-07-01/bulk/events/retry")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(created["estimated_count"], 5);
+    let id = created["id"].as_str().unwrap().to_string();
+
+    let received = sink.wait_for(10).await;
+    assert!(received[5..]
+        .iter()
+        .all(|r| r.header("x-hookgate-attempt") == Some("2")));
+    // Progress is saved before the lanes are woken, so the job is done by now.
+    let (_, job) = gw.api_get(&format!("/bulk/events/retry/{id}")).await;
+    assert_eq!(
+        (job["status"].as_str(), job["completed_count"].as_u64()),
+        (Some("completed"), Some(5))
+    );
+    assert_eq!(job["progress"], 1.0);
+    let event = gw.wait_event(|e| e.status == EventStatus::Successful).await;
+    assert_eq!(
+        gw.gateway.store.attempts_of(&event.id).unwrap()[1].trigger,
+        AttemptTrigger::BulkRetry
+    );
+    let (_, jobs) = gw.api_get("/bulk/events/retry").await;
+    assert_eq!(jobs["models"][0]["id"], id.as_str());
+
+    let cancel = gw
+        .api(Method::POST, &format!("/bulk/events/retry/{id}/cancel"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cancel.status(), 409, "a completed job cannot be cancelled");
+    let missing = gw
+        .api(Method::POST, "/bulk/events/retry")
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 422);
+    assert_eq!(gw.api_get("/bulk/widgets/retry").await.0, 404);
+}
