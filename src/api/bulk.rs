@@ -93,7 +93,7 @@ pub async fn plan(
 }
 
 /// `POST /bulk/{kind}/retry` with `{"query": {…filters…}}`: starts a job.
-#[utoipa::path(post, path = "/2023-07-01/bulk/{kind}/retry", tag = "bulk retries", summary = "Start a bulk retry: {"query": {…filters…}}", params(("kind" = String, Path, description = "events, requests or ignored-events")), responses((status = 200, description = "the job"), (status = 422, description = "no query")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/2023-07-01/bulk/{kind}/retry", tag = "bulk retries", summary = "Start a bulk retry with a query object of filters", params(("kind" = String, Path, description = "events, requests or ignored-events")), responses((status = 200, description = "the job"), (status = 422, description = "no query")), security(("api_key" = [])))]
 pub async fn create(
     State(state): Shared,
     Path(kind): Path<String>,
