@@ -45,7 +45,7 @@ impl Gateway {
     /// Work left by an earlier run (unrouted requests, queued events) resumes.
     pub async fn start(config: &Config) -> anyhow::Result<Gateway> {
         let store = open_store(config).await?;
-        let catalog = Arc::new(ArcSwap::from_pointee(config.catalog()));
+        let catalog = Arc::new(ArcSwap::from_pointee(served_catalog(config, &store).await?));
         let client = DeliveryClient::new(
             Duration::from_millis(config.limits.delivery_timeout_ms),
             config.limits.max_response_bytes,
@@ -71,6 +71,8 @@ impl Gateway {
             keys: ApiKeys::new(&config.api_keys, config.server.api_rate_limit_per_minute),
             transform_limits: config.limits.transform_limits(),
             bulk_updates: std::sync::Mutex::default(),
+            config: config.clone(),
+            object_updates: std::sync::Mutex::default(),
         };
         let router_thread = router.start(router_inbox);
         let (commit, commit_thread) = CommitLog::start(
@@ -139,6 +141,21 @@ impl Gateway {
         tokio::task::spawn_blocking(move || store.flush()).await??;
         Ok(())
     }
+}
+
+/// The file's objects plus those created through the API, which must still
+/// validate with the file (a clear error names the ones that do not).
+async fn served_catalog(config: &Config, store: &Store) -> anyhow::Result<Catalog> {
+    let store = store.clone();
+    let objects = tokio::task::spawn_blocking(move || store.api_objects()).await??;
+    let served = config.with_api_objects(&objects).map_err(|errors| {
+        anyhow::anyhow!(
+            "objects created through the API no longer fit {}: {}",
+            config.file.display(),
+            errors.0.join("; ")
+        )
+    })?;
+    Ok(served.catalog())
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Store> {

@@ -7,7 +7,6 @@ use super::{blocking, views, ApiState, Shared};
 use crate::ids::now_ms;
 use crate::store::Store;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -24,7 +23,7 @@ pub async fn list_sources(State(state): Shared) -> Json<Value> {
             .load()
             .sources()
             .into_iter()
-            .map(|s| views::source(s))
+            .map(|s| views::source(s, state.config.declared.contains(&s.id)))
             .collect(),
     )
 }
@@ -37,7 +36,7 @@ pub async fn list_destinations(State(state): Shared) -> Json<Value> {
             .load()
             .destinations()
             .into_iter()
-            .map(|d| views::destination(d))
+            .map(|d| views::destination(d, state.config.declared.contains(&d.id)))
             .collect(),
     )
 }
@@ -46,11 +45,18 @@ pub async fn list_destinations(State(state): Shared) -> Json<Value> {
 pub async fn list_connections(State(state): Shared) -> ApiResult<Json<Value>> {
     let catalog = state.catalog.load_full();
     let store = state.store.clone();
+    let declared = state.config.declared.clone();
     blocking(move || {
         let models = catalog
             .connections()
             .into_iter()
-            .map(|c| Ok(views::connection(c, store.paused_at(&c.id)?)))
+            .map(|c| {
+                Ok(views::connection(
+                    c,
+                    store.paused_at(&c.id)?,
+                    declared.contains(&c.id),
+                ))
+            })
             .collect::<ApiResult<Vec<_>>>()?;
         Ok(listing(models))
     })
@@ -63,7 +69,10 @@ pub async fn get_source(State(state): Shared, Path(id): Path<String>) -> ApiResu
     let source = catalog
         .source(&id)
         .ok_or_else(|| ApiError::not_found("source", &id))?;
-    Ok(Json(views::source(source)))
+    Ok(Json(views::source(
+        source,
+        state.config.declared.contains(&source.id),
+    )))
 }
 
 #[utoipa::path(get, path = "/2023-07-01/destinations/{id}", tag = "configuration", summary = "One destination", params(("id" = String, Path, description = "des_…")), responses((status = 200, description = "the destination"), (status = 404, description = "unknown")), security(("api_key" = [])))]
@@ -75,7 +84,10 @@ pub async fn get_destination(
     let destination = catalog
         .destination(&id)
         .ok_or_else(|| ApiError::not_found("destination", &id))?;
-    Ok(Json(views::destination(destination)))
+    Ok(Json(views::destination(
+        destination,
+        state.config.declared.contains(&destination.id),
+    )))
 }
 
 #[utoipa::path(get, path = "/2023-07-01/connections/{id}", tag = "configuration", summary = "One connection", params(("id" = String, Path, description = "web_…")), responses((status = 200, description = "the connection"), (status = 404, description = "unknown")), security(("api_key" = [])))]
@@ -117,42 +129,20 @@ async fn connection_view(
 ) -> ApiResult<Json<Value>> {
     let catalog = state.catalog.load_full();
     let store = state.store.clone();
+    let declared = state.config.declared.clone();
     let (view, woken) = blocking(move || {
         let connection = catalog
             .connection(&id)
             .ok_or_else(|| ApiError::not_found("connection", &id))?;
         let woken = change(&store, &id)?;
-        Ok((views::connection(connection, store.paused_at(&id)?), woken))
+        Ok((
+            views::connection(connection, store.paused_at(&id)?, declared.contains(&id)),
+            woken,
+        ))
     })
     .await?;
     woken
         .iter()
         .for_each(|destination| state.scheduler.wake(destination));
     Ok(Json(view))
-}
-
-/// Any change to an existing object (update, upsert, archive, pause, delete, …).
-pub async fn change_object(State(state): Shared, Path(path): Path<(String, String)>) -> ApiError {
-    let (kind, id) = path;
-    let catalog = state.catalog.load();
-    let declared = match kind.as_str() {
-        "sources" => catalog.source(&id).map(|s| s.name.clone()),
-        "destinations" => catalog.destination(&id).map(|d| d.name.clone()),
-        "connections" => catalog.connection(&id).map(|c| c.name.clone()),
-        _ => None,
-    };
-    match declared {
-        Some(name) => ApiError::conflict(format!(
-            "\"{name}\" is declared in gateway.toml and is read-only through the API: change it in the file"
-        )),
-        None => ApiError::not_found(kind.trim_end_matches('s'), &id),
-    }
-}
-
-/// `POST /sources` etc.: objects come from gateway.toml for now.
-pub async fn create_object() -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_IMPLEMENTED,
-        "creating objects through the API is not available yet: declare them in gateway.toml",
-    )
 }

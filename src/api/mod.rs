@@ -6,6 +6,7 @@ mod bulk;
 mod catalog;
 mod error;
 mod inbound;
+mod objects;
 mod openapi;
 mod outbound;
 mod query;
@@ -14,6 +15,7 @@ mod views;
 
 pub use auth::ApiKeys;
 
+use crate::config::Config;
 use crate::delivery::Scheduler;
 use crate::model::Catalog;
 use crate::pipeline::transform::TransformLimits;
@@ -38,6 +40,10 @@ pub struct ApiState {
     pub keys: ApiKeys,
     /// Bounds for `PUT /transformations/run`, as for configured transformations.
     pub transform_limits: TransformLimits,
+    /// The file's own config, to validate API-created objects against.
+    pub config: Config,
+    /// One writer at a time for API-created objects.
+    pub object_updates: std::sync::Mutex<()>,
     /// One writer at a time for bulk retry records (the runner and cancel).
     pub bulk_updates: std::sync::Mutex<()>,
 }
@@ -76,32 +82,38 @@ pub fn router(state: Arc<ApiState>) -> Routes {
         .route(
             "/sources",
             get(catalog::list_sources)
-                .post(catalog::create_object)
-                .put(catalog::create_object),
+                .post(objects::create)
+                .put(objects::upsert),
         )
         .route(
             "/destinations",
             get(catalog::list_destinations)
-                .post(catalog::create_object)
-                .put(catalog::create_object),
+                .post(objects::create)
+                .put(objects::upsert),
         )
         .route(
             "/connections",
             get(catalog::list_connections)
-                .post(catalog::create_object)
-                .put(catalog::create_object),
+                .post(objects::create)
+                .put(objects::upsert),
         )
         .route(
             "/sources/{id}",
-            get(catalog::get_source).put(change).delete(change),
+            get(catalog::get_source)
+                .put(objects::update)
+                .delete(objects::delete),
         )
         .route(
             "/destinations/{id}",
-            get(catalog::get_destination).put(change).delete(change),
+            get(catalog::get_destination)
+                .put(objects::update)
+                .delete(objects::delete),
         )
         .route(
             "/connections/{id}",
-            get(catalog::get_connection).put(change).delete(change),
+            get(catalog::get_connection)
+                .put(objects::update)
+                .delete(objects::delete),
         )
         .route("/connections/{id}/pause", put(catalog::pause_connection))
         .route(
@@ -110,7 +122,7 @@ pub fn router(state: Arc<ApiState>) -> Routes {
         )
         .route(
             "/{kind}/{id}/{action}",
-            put(change_action).post(change_action),
+            put(objects::unsupported_action).post(objects::unsupported_action),
         );
     Routes::new()
         .nest("/2023-07-01", resources.clone())
@@ -129,32 +141,6 @@ pub fn router(state: Arc<ApiState>) -> Routes {
         // The description holds no data, so it is readable without a key.
         .route("/openapi.json", get(openapi::document))
         .with_state(state)
-}
-
-/// `PUT|DELETE /sources/{id}` and friends.
-async fn change(state: Shared, uri: axum::http::Uri) -> ApiError {
-    let mut parts = uri
-        .path()
-        .trim_start_matches("/2023-07-01")
-        .trim_start_matches('/')
-        .split('/');
-    let (kind, id) = (
-        parts.next().unwrap_or_default(),
-        parts.next().unwrap_or_default(),
-    );
-    catalog::change_object(
-        state,
-        axum::extract::Path((kind.to_string(), id.to_string())),
-    )
-    .await
-}
-
-/// `PUT /connections/{id}/pause`, `/archive`, `/unarchive`, … on declared objects.
-async fn change_action(
-    state: Shared,
-    axum::extract::Path((kind, id, _action)): axum::extract::Path<(String, String, String)>,
-) -> ApiError {
-    catalog::change_object(state, axum::extract::Path((kind, id))).await
 }
 
 /// Runs store work off the reactor.

@@ -1,7 +1,7 @@
 //! The machine-readable description of the API, generated from the handlers'
 //! `#[utoipa::path]` annotations and served at `/openapi.json`.
 
-use super::{bulk, catalog, inbound, outbound, transformations};
+use super::{bulk, catalog, inbound, objects, outbound, transformations};
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -17,6 +17,7 @@ use utoipa::{Modify, OpenApi};
         catalog::list_sources, catalog::get_source, catalog::list_destinations, catalog::get_destination,
         catalog::list_connections, catalog::get_connection, catalog::pause_connection, catalog::unpause_connection,
         transformations::run,
+        objects::create, objects::upsert, objects::update, objects::delete,
         bulk::plan, bulk::create, bulk::list, bulk::get, bulk::cancel,
     ),
     modifiers(&BearerKey)

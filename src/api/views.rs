@@ -83,7 +83,7 @@ pub fn ignored_event(ignored: &IgnoredEvent) -> Value {
     })
 }
 
-pub fn source(source: &Source) -> Value {
+pub fn source(source: &Source, read_only: bool) -> Value {
     json!({
         "id": source.id,
         "name": source.name,
@@ -91,11 +91,11 @@ pub fn source(source: &Source) -> Value {
         "allowed_http_methods": source.allowed_http_methods,
         "custom_response": source.custom_response.as_ref().map(|c| json!({ "content_type": c.content_type, "body": c.body })),
         "verification": source.verifier.as_ref().map(|v| json!({ "type": v.kind() })),
-        "read_only": true,
+        "read_only": read_only,
     })
 }
 
-pub fn destination(destination: &Destination) -> Value {
+pub fn destination(destination: &Destination, read_only: bool) -> Value {
     json!({
         "id": destination.id,
         "name": destination.name,
@@ -105,11 +105,11 @@ pub fn destination(destination: &Destination) -> Value {
         "rate_limit": destination.rate_limit.map(|r| r.count),
         "rate_limit_period": destination.rate_limit.map(|r| format!("{:?}", r.period).to_lowercase()),
         "concurrent": destination.concurrency,
-        "read_only": true,
+        "read_only": read_only,
     })
 }
 
-pub fn connection(connection: &Connection, paused_at: Option<u64>) -> Value {
+pub fn connection(connection: &Connection, paused_at: Option<u64>, read_only: bool) -> Value {
     json!({
         "id": connection.id,
         "name": connection.name,
@@ -117,6 +117,6 @@ pub fn connection(connection: &Connection, paused_at: Option<u64>) -> Value {
         "destination_id": connection.destination_id,
         "rules": connection.rule_specs,
         "paused_at": iso_opt(paused_at),
-        "read_only": true,
+        "read_only": read_only,
     })
 }

@@ -1,9 +1,11 @@
 //! gateway.toml: loading, defaults, and validation that names the file, line and
 //! key of every problem.
 
+mod api_objects;
 mod error;
 mod sections;
 
+pub use api_objects::{ApiObject, ObjectErrors, ObjectKind};
 pub use error::{ConfigError, ConfigErrors};
 pub use sections::{DeliverySection, LimitsSection, ServerSection};
 
@@ -32,6 +34,10 @@ pub struct Config {
     pub sources: Vec<Source>,
     pub destinations: Vec<Destination>,
     pub connections: Vec<Connection>,
+    /// The file's own text, to validate API objects against (see `with_api_objects`).
+    pub text: String,
+    /// Ids of the objects the file declares: read-only through the API.
+    pub declared: std::collections::BTreeSet<String>,
 }
 
 const HTTP_METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
@@ -57,11 +63,14 @@ impl Config {
         let file: FileConfig =
             toml::from_str(text).map_err(|e| ConfigErrors(vec![locator.toml_error(&e)]))?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
-        Validator {
+        let validator = Validator {
             locator,
             errors: Vec::new(),
-        }
-        .validate(file, path, base_dir)
+        };
+        let mut config = validator.validate(file, path, base_dir)?;
+        config.text = text.to_string();
+        config.declared = api_objects::declared_ids(&config);
+        Ok(config)
     }
 
     pub fn catalog(&self) -> Catalog {
@@ -116,6 +125,8 @@ impl Validator<'_> {
             sources,
             destinations,
             connections,
+            text: String::new(),
+            declared: Default::default(),
         })
     }
 

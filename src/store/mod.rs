@@ -13,6 +13,7 @@ pub use commit::{CommitError, CommitLog, Committed};
 pub use page::{Cursor, Direction, Page, PageRequest};
 pub use queue::QueueEntry;
 
+use crate::config::ApiObject;
 use crate::model::{
     Attempt, AttemptTrigger, BulkRetry, Event, EventStatus, IgnoredEvent, Payload, Request,
 };
@@ -68,6 +69,8 @@ pub struct Store {
     /// `connection id ++ event id` → due ms: events held by a paused connection.
     held: sled::Tree,
     bulk_retries: sled::Tree,
+    /// Sources, destinations and connections created through the API.
+    api_objects: sled::Tree,
     /// Serializes read-modify-write changes to events (see `update_event`).
     event_updates: Arc<Mutex<()>>,
     event_feed: broadcast::Sender<Event>,
@@ -95,6 +98,7 @@ impl Store {
             paused: db.open_tree("paused")?,
             held: db.open_tree("held")?,
             bulk_retries: db.open_tree("bulk_retries")?,
+            api_objects: db.open_tree("api_objects")?,
             event_updates: Arc::default(),
             event_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             db,
@@ -326,6 +330,28 @@ impl Store {
         value.extend_from_slice(request_id.as_bytes());
         self.fingerprints.insert(key, value)?;
         Ok(true)
+    }
+
+    // --- objects created through the API ----------------------------------------
+
+    /// Every API-created object, in a stable order (kind, then name).
+    pub fn api_objects(&self) -> Result<Vec<ApiObject>> {
+        values(&self.api_objects).collect()
+    }
+
+    /// Replaces the whole set (it is small, and is validated as a whole).
+    pub fn replace_api_objects(&self, objects: &[ApiObject]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for key in self.api_objects.iter().keys() {
+            batch.remove(key?);
+        }
+        for object in objects {
+            let key = format!("{}/{}", object.kind.table(), object.name);
+            batch.insert(key.as_bytes(), serde_json::to_vec(object)?);
+        }
+        self.api_objects.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
     }
 
     // --- bulk retries ---------------------------------------------------------

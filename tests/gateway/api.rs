@@ -592,3 +592,203 @@ async fn a_bulk_retry_replays_every_selected_event_in_the_background() {
     assert_eq!(missing.status(), 422);
     assert_eq!(gw.api_get("/bulk/widgets/retry").await.0, 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn objects_created_through_the_api_work_at_once_and_survive_a_restart() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let declared = shop(&sink, "");
+    let gw = TestGateway::start(&declared).await;
+    let send = |method: Method, path: &str, body: Value| gw.api(method, path).json(&body).send();
+
+    let created = send(
+        Method::POST,
+        "/2023-07-01/sources",
+        serde_json::json!({ "name": "crm", "allowed_http_methods": ["POST"] }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status(), 200);
+    let source: Value = created.json().await.unwrap();
+    assert_eq!(
+        (source["read_only"].as_bool(), source["url"].as_str()),
+        (Some(false), Some("/e/crm"))
+    );
+    let connection = serde_json::json!({
+        "name": "crm-to-sink",
+        "source_id": source["id"],
+        "destination": { "name": "crm-sink", "url": sink.url("/crm") },
+        "rules": [ { "type": "filter", "body": { "kind": "contact" } } ],
+    });
+    let created = send(Method::POST, "/connections", connection)
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200, "{}", created.text().await.unwrap());
+
+    assert_eq!(gw.post("/e/crm", r#"{"kind":"deal"}"#).await.0, 200);
+    assert_eq!(gw.post("/e/crm", r#"{"kind":"contact"}"#).await.0, 200);
+    let first = sink.wait_for(1).await;
+    assert_eq!(
+        (first[0].path.as_str(), &first[0].body[..]),
+        ("/crm", &br#"{"kind":"contact"}"#[..])
+    );
+
+    let gw = gw.restart(&declared).await;
+    let (_, destinations) = gw.api_get("/destinations").await;
+    assert_eq!(
+        destinations["count"], 2,
+        "the API-created destination is still there"
+    );
+    assert_eq!(gw.post("/e/crm", r#"{"kind":"contact"}"#).await.0, 200);
+    sink.wait_for(2).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_objects_are_validated_updated_and_deleted_safely() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start(&shop(&sink, "")).await;
+    let send = |method: Method, path: &str, body: Value| gw.api(method, path).json(&body).send();
+    let status_and_body = |response: reqwest::Response| async move {
+        (
+            response.status().as_u16(),
+            response.json::<Value>().await.unwrap(),
+        )
+    };
+
+    let (status, body) = status_and_body(
+        send(
+            Method::POST,
+            "/destinations",
+            serde_json::json!({ "name": "bad", "url": "ftp://x/" }),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(
+        body["message"].as_str().unwrap().contains("http or https"),
+        "{body}"
+    );
+    let (status, body) = status_and_body(
+        send(
+            Method::POST,
+            "/destinations",
+            serde_json::json!({ "name": "d", "url": sink.url("/"), "colour": "red" }),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(
+        body["message"].as_str().unwrap().contains("colour"),
+        "{body}"
+    );
+    let (status, body) = status_and_body(
+        send(
+            Method::POST,
+            "/sources",
+            serde_json::json!({ "allowed_http_methods": ["POST"] }),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["data"]["field"].as_str()),
+        (422, Some("name"))
+    );
+    assert_eq!(
+        send(
+            Method::POST,
+            "/sources",
+            serde_json::json!({ "name": "shop" })
+        )
+        .await
+        .unwrap()
+        .status(),
+        409,
+        "declared name"
+    );
+
+    let (status, dest) = status_and_body(
+        send(
+            Method::POST,
+            "/destinations",
+            serde_json::json!({ "name": "d", "url": sink.url("/old") }),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        send(
+            Method::POST,
+            "/destinations",
+            serde_json::json!({ "name": "d", "url": sink.url("/") })
+        )
+        .await
+        .unwrap()
+        .status(),
+        409,
+        "taken name"
+    );
+    let dest_id = dest["id"].as_str().unwrap().to_string();
+    let link =
+        serde_json::json!({ "name": "shop-to-d", "source": "shop", "destination_id": dest_id });
+    assert_eq!(
+        send(Method::PUT, "/connections", link)
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "upsert by name"
+    );
+    let (status, updated) = status_and_body(
+        send(
+            Method::PUT,
+            &format!("/destinations/{dest_id}"),
+            serde_json::json!({ "url": sink.url("/new") }),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, updated["url"].as_str()),
+        (200, Some(sink.url("/new").as_str()))
+    );
+    gw.post("/e/shop", "{}").await;
+    let received = sink.wait_for(2).await;
+    assert!(
+        received.iter().any(|r| r.path == "/new") && !received.iter().any(|r| r.path == "/old")
+    );
+
+    let (status, body) = status_and_body(
+        gw.api(Method::DELETE, &format!("/destinations/{dest_id}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 409, "a connection still uses it: {body}");
+    let connection_id = hookgate::ids::named_id("web", "shop-to-d");
+    assert_eq!(
+        gw.api(Method::DELETE, &format!("/connections/{connection_id}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        gw.api(Method::DELETE, &format!("/destinations/{dest_id}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(gw.api_get(&format!("/destinations/{dest_id}")).await.0, 404);
+}

@@ -1,0 +1,292 @@
+//! Creating, updating and deleting sources, destinations and connections
+//! through the API. Such objects live in the store, take effect at once (the
+//! catalog is swapped) and survive restarts. Objects declared in gateway.toml
+//! stay read-only: the file is their source of truth.
+
+use super::error::{ApiError, ApiResult};
+use super::{blocking, views, ApiState, Shared};
+use crate::config::{ApiObject, ObjectKind};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, Uri};
+use axum::Json;
+use serde_json::{json, Map, Value};
+use std::sync::Arc;
+
+/// The resource a call is about, from its path (`/2023-07-01/sources/…` → `sources`).
+fn table_of(uri: &Uri) -> String {
+    let path = uri
+        .path()
+        .trim_start_matches("/2023-07-01")
+        .trim_start_matches('/');
+    path.split('/').next().unwrap_or_default().to_string()
+}
+
+fn kind_of(table: &str) -> ApiResult<ObjectKind> {
+    match table {
+        "sources" => Ok(ObjectKind::Source),
+        "destinations" => Ok(ObjectKind::Destination),
+        "connections" => Ok(ObjectKind::Connection),
+        other => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no resource \"{other}\""),
+        )),
+    }
+}
+
+fn body_object(body: Result<Json<Value>, JsonRejection>) -> ApiResult<Map<String, Value>> {
+    match body {
+        Ok(Json(Value::Object(fields))) => Ok(fields),
+        Ok(_) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "the body must be a JSON object",
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("invalid body: {}", e.body_text()),
+        )),
+    }
+}
+
+/// `POST /{sources,destinations,connections}`: creates; the name must be free.
+#[utoipa::path(post, path = "/2023-07-01/sources", tag = "configuration", summary = "Create a source (likewise POST /destinations, /connections); fields as in gateway.toml; a connection takes source_id/destination_id or inline source/destination objects", responses((status = 200, description = "the object"), (status = 409, description = "the name is taken"), (status = 422, description = "invalid, with every problem")), security(("api_key" = [])))]
+pub async fn create(
+    State(state): Shared,
+    uri: Uri,
+    body: Result<Json<Value>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let kind = kind_of(&table_of(&uri))?;
+    let fields = body_object(body)?;
+    write(state, move |state, objects| {
+        let object = to_object(state, kind, fields, objects)?;
+        if objects
+            .iter()
+            .any(|o| o.kind == kind && o.name == object.name)
+            || state.config.declared.contains(&object.id())
+        {
+            return Err(ApiError::conflict(format!(
+                "a {} named \"{}\" already exists",
+                kind.table().trim_end_matches('s'),
+                object.name
+            )));
+        }
+        let id = object.id();
+        objects.push(object);
+        Ok(id)
+    })
+    .await
+}
+
+/// `PUT /{sources,destinations,connections}`: creates, or replaces the one with that name.
+#[utoipa::path(put, path = "/2023-07-01/sources", tag = "configuration", summary = "Create or replace by name (likewise /destinations, /connections)", responses((status = 200, description = "the object"), (status = 409, description = "declared in gateway.toml"), (status = 422, description = "invalid")), security(("api_key" = [])))]
+pub async fn upsert(
+    State(state): Shared,
+    uri: Uri,
+    body: Result<Json<Value>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let kind = kind_of(&table_of(&uri))?;
+    let fields = body_object(body)?;
+    write(state, move |state, objects| {
+        let object = to_object(state, kind, fields, objects)?;
+        refuse_declared(state, &object.id(), &object.name)?;
+        objects.retain(|o| !(o.kind == kind && o.name == object.name));
+        let id = object.id();
+        objects.push(object);
+        Ok(id)
+    })
+    .await
+}
+
+/// `PUT /{kind}/{id}`: changes the given fields of an API-created object.
+#[utoipa::path(put, path = "/2023-07-01/sources/{id}", tag = "configuration", summary = "Change fields of an API-created source (likewise destinations, connections)", params(("id" = String, Path, description = "the object's id or name")), responses((status = 200, description = "the object"), (status = 404, description = "unknown"), (status = 409, description = "declared in gateway.toml"), (status = 422, description = "invalid")), security(("api_key" = [])))]
+pub async fn update(
+    State(state): Shared,
+    uri: Uri,
+    Path(id): Path<String>,
+    body: Result<Json<Value>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let kind = kind_of(&table_of(&uri))?;
+    let changes = body_object(body)?;
+    write(state, move |state, objects| {
+        let index = find(state, kind, &id, objects)?;
+        let mut fields = objects[index].fields.clone();
+        fields.insert("name".into(), Value::String(objects[index].name.clone()));
+        fields.extend(changes);
+        let updated = to_object(state, kind, fields, objects)?;
+        if updated.name != objects[index].name {
+            return Err(ApiError::invalid(
+                "name",
+                "cannot change (the id derives from it); create a new object instead",
+            ));
+        }
+        objects[index] = updated;
+        Ok(id)
+    })
+    .await
+}
+
+/// `DELETE /{kind}/{id}`: removes an API-created object nothing refers to.
+#[utoipa::path(delete, path = "/2023-07-01/sources/{id}", tag = "configuration", summary = "Delete an API-created source (likewise destinations, connections)", params(("id" = String, Path, description = "the object's id or name")), responses((status = 200, description = "deleted"), (status = 404, description = "unknown"), (status = 409, description = "declared, or still used by a connection")), security(("api_key" = [])))]
+pub async fn delete(
+    State(state): Shared,
+    uri: Uri,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let kind = kind_of(&table_of(&uri))?;
+    let deleted = id.clone();
+    let state_for_write = state.clone();
+    let removed = write(state_for_write, move |state, objects| {
+        let index = find(state, kind, &id, objects)?;
+        objects.remove(index);
+        Ok(String::new())
+    })
+    .await;
+    // Deleting what a connection still uses breaks a reference: a conflict, not bad input.
+    drop(removed.map_err(|e| {
+        if e.status == StatusCode::UNPROCESSABLE_ENTITY {
+            ApiError {
+                status: StatusCode::CONFLICT,
+                ..e
+            }
+        } else {
+            e
+        }
+    })?);
+    Ok(Json(json!({ "id": deleted })))
+}
+
+/// `PUT /{kind}/{id}/{action}` for actions other than pause/unpause (archive,
+/// unarchive, …): not offered; declared objects say why they are read-only.
+pub async fn unsupported_action(
+    State(state): Shared,
+    Path((table, id, action)): Path<(String, String, String)>,
+) -> ApiError {
+    if state.config.declared.contains(&id) {
+        return read_only(&id);
+    }
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no action \"{action}\" on {table}"),
+    )
+}
+
+fn read_only(name: &str) -> ApiError {
+    ApiError::conflict(format!("\"{name}\" is declared in gateway.toml and is read-only through the API: change it in the file"))
+}
+
+fn refuse_declared(state: &ApiState, id: &str, name: &str) -> ApiResult<()> {
+    if state.config.declared.contains(id) {
+        return Err(read_only(name));
+    }
+    Ok(())
+}
+
+/// The index of an API-created object by id (or name).
+fn find(state: &ApiState, kind: ObjectKind, id: &str, objects: &[ApiObject]) -> ApiResult<usize> {
+    refuse_declared(state, id, id)?;
+    objects
+        .iter()
+        .position(|o| o.kind == kind && (o.id() == id || o.name == id))
+        .ok_or_else(|| ApiError::not_found(kind.table().trim_end_matches('s'), id))
+}
+
+/// An object from API fields. A connection may name its source and destination
+/// by id (`source_id`) or create them inline (`source: {…}`), which adds them too.
+fn to_object(
+    state: &ApiState,
+    kind: ObjectKind,
+    mut fields: Map<String, Value>,
+    objects: &mut Vec<ApiObject>,
+) -> ApiResult<ApiObject> {
+    let name = match fields.remove("name") {
+        Some(Value::String(name)) => name,
+        _ => return Err(ApiError::invalid("name", "is required (a string)")),
+    };
+    if kind == ObjectKind::Connection {
+        for (end, end_kind) in [
+            ("source", ObjectKind::Source),
+            ("destination", ObjectKind::Destination),
+        ] {
+            let end_name = connection_end(state, &mut fields, end, end_kind, objects)?;
+            fields.insert(end.to_string(), Value::String(end_name));
+        }
+    }
+    Ok(ApiObject { kind, name, fields })
+}
+
+/// Resolves `{end}_id` or an inline `{end}` object to the name the config uses.
+fn connection_end(
+    state: &ApiState,
+    fields: &mut Map<String, Value>,
+    end: &str,
+    kind: ObjectKind,
+    objects: &mut Vec<ApiObject>,
+) -> ApiResult<String> {
+    let id_key = format!("{end}_id");
+    match (fields.remove(&id_key), fields.remove(end)) {
+        (Some(Value::String(id)), None) => {
+            let catalog = state.catalog.load();
+            let name = match kind {
+                ObjectKind::Source => catalog.source(&id).map(|s| s.name.clone()),
+                _ => catalog.destination(&id).map(|d| d.name.clone()),
+            };
+            name.ok_or_else(|| ApiError::invalid(&id_key, format!("no {end} with id \"{id}\"")))
+        }
+        (None, Some(Value::Object(inline))) => {
+            let nested = to_object(state, kind, inline, objects)?;
+            let name = nested.name.clone();
+            if !objects.iter().any(|o| o.kind == kind && o.name == name) {
+                objects.push(nested);
+            }
+            Ok(name)
+        }
+        (None, Some(Value::String(name))) => Ok(name),
+        _ => Err(ApiError::invalid(
+            end,
+            format!("give {id_key} or a {end} object"),
+        )),
+    }
+}
+
+/// Applies a change to the set of API objects: validates the whole with the
+/// file's config, stores it, and swaps the catalog in. Returns the object's view.
+async fn write(
+    state: Arc<ApiState>,
+    change: impl FnOnce(&ApiState, &mut Vec<ApiObject>) -> ApiResult<String> + Send + 'static,
+) -> ApiResult<Json<Value>> {
+    let state_for_view = state.clone();
+    let id = blocking(move || {
+        let _one_writer = state
+            .object_updates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut objects = state.store.api_objects()?;
+        let id = change(&state, &mut objects)?;
+        let config = state
+            .config
+            .with_api_objects(&objects)
+            .map_err(|errors| ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                message: errors.0.join("; "),
+                data: json!({ "errors": errors.0 }),
+            })?;
+        state.store.replace_api_objects(&objects)?;
+        state.catalog.store(Arc::new(config.catalog()));
+        Ok(id)
+    })
+    .await?;
+    Ok(Json(view_of(&state_for_view, &id)))
+}
+
+fn view_of(state: &ApiState, id: &str) -> Value {
+    let catalog = state.catalog.load();
+    if let Some(source) = catalog.source(id) {
+        return views::source(source, false);
+    }
+    if let Some(destination) = catalog.destination(id) {
+        return views::destination(destination, false);
+    }
+    catalog
+        .connection(id)
+        .map_or(Value::Null, |c| views::connection(c, None, false))
+}
