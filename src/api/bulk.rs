@@ -73,8 +73,8 @@ fn estimate(state: &ApiState, kind: BulkKind, query: &str) -> ApiResult<u64> {
     let query = Query::parse(Some(query));
     let store = &state.store;
     Ok(match kind {
-        BulkKind::Events => store.count_events(&event_filter(&query)?)?,
-        BulkKind::Requests => store.count_requests(&request_filter(&query)?)?,
+        BulkKind::Events => store.count_events(&event_filter(&query, store)?)?,
+        BulkKind::Requests => store.count_requests(&request_filter(&query, store)?)?,
         BulkKind::IgnoredEvents => store.count_ignored_events(&ignored_filter(&query)?)?,
     })
 }
@@ -252,7 +252,9 @@ fn step(state: &ApiState, id: &str) -> ApiResult<(BTreeSet<String>, bool)> {
     let (processed, last, more) = match bulk.kind {
         BulkKind::Events => retry_events(state, &query, &page, &mut bulk, &mut woken)?,
         BulkKind::Requests => {
-            let found = state.store.page_requests(&page, &request_filter(&query)?)?;
+            let found = state
+                .store
+                .page_requests(&page, &request_filter(&query, &state.store)?)?;
             let ids: Vec<String> = found.items.iter().map(|r| r.id.clone()).collect();
             reroute_all(state, &ids, &mut bulk, &mut woken);
             (ids.len(), ids.last().cloned(), found.next.is_some())
@@ -283,7 +285,9 @@ fn retry_events(
     bulk: &mut BulkRetry,
     woken: &mut BTreeSet<String>,
 ) -> ApiResult<(usize, Option<String>, bool)> {
-    let found = state.store.page_events(page, &event_filter(query)?)?;
+    let found = state
+        .store
+        .page_events(page, &event_filter(query, &state.store)?)?;
     for event in &found.items {
         match state
             .store

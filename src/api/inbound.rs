@@ -12,14 +12,14 @@ use serde_json::Value;
 
 /// `GET /requests`: filters `id`, `source_id`, `status` (accepted/rejected),
 /// `rejection_cause`, `verified`, `created_at[…]`/`ingested_at[…]`; `include=data`.
-#[utoipa::path(get, path = "/2023-07-01/requests", tag = "requests", summary = "Requests received, newest first", params(("limit" = Option<String>, Query, description = "1-250, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "id or id[]"), ("source_id" = Option<String>, Query, description = "source id"), ("status" = Option<String>, Query, description = "accepted or rejected"), ("rejection_cause" = Option<String>, Query, description = "e.g. NO_WEBHOOK"), ("verified" = Option<String>, Query, description = "true or false"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt"), ("include" = Option<String>, Query, description = "data: include the payload")), responses((status = 200, description = "a page of requests"), (status = 422, description = "a bad parameter")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/requests", tag = "requests", summary = "Requests received, newest first", params(("limit" = Option<String>, Query, description = "1-250, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "id or id[]"), ("source_id" = Option<String>, Query, description = "source id"), ("status" = Option<String>, Query, description = "accepted or rejected"), ("rejection_cause" = Option<String>, Query, description = "e.g. NO_WEBHOOK"), ("verified" = Option<String>, Query, description = "true or false"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt"), ("include" = Option<String>, Query, description = "data: include the payload"), ("body" = Option<String>, Query, description = "JSON filter on the body (Hookdeck filter syntax)"), ("headers" = Option<String>, Query, description = "JSON filter on the headers")), responses((status = 200, description = "a page of requests"), (status = 422, description = "a bad parameter")), security(("api_key" = [])))]
 pub async fn list_requests(
     State(state): Shared,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
     let page = query.page()?;
-    let keep = request_filter(&query)?;
+    let keep = request_filter(&query, &state.store)?;
     let include_data = query.one("include") == Some("data");
     let store = state.store.clone();
     blocking(move || {
@@ -45,6 +45,7 @@ pub async fn list_requests(
 
 pub(super) fn request_filter(
     query: &Query,
+    store: &Store,
 ) -> ApiResult<impl Fn(&Request) -> bool + Send + 'static> {
     let id = query.matcher("id");
     let source = query.matcher("source_id");
@@ -63,6 +64,8 @@ pub(super) fn request_filter(
     let verified = query.bool("verified")?;
     let created = query.date_range("created_at")?;
     let ingested = query.date_range("ingested_at")?;
+    let payload = query.payload_filter()?;
+    let store = store.clone();
     Ok(move |r: &Request| {
         id(&r.id)
             && source(r.source_id.as_deref().unwrap_or_default())
@@ -70,6 +73,9 @@ pub(super) fn request_filter(
             && status.is_none_or(|s| r.status == s)
             && verified.is_none_or(|v| r.verified == Some(v))
             && created.contains(Some(r.received_at))
+            && payload.as_ref().is_none_or(|filter| {
+                filter.matches(store.request_payload(&r.id).ok().flatten().as_ref())
+            })
             && ingested.contains(Some(r.received_at))
     })
 }

@@ -5,7 +5,7 @@ use super::query::{Query, Range};
 use super::{blocking, paged, views, Shared};
 use crate::ids::now_ms;
 use crate::model::{AttemptTrigger, Event, EventStatus};
-use crate::store::QueueMove;
+use crate::store::{QueueMove, Store};
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use serde_json::{json, Value};
@@ -13,11 +13,11 @@ use serde_json::{json, Value};
 /// `GET /events`: filters `id`, `status`, `webhook_id`, `source_id`,
 /// `destination_id`, `request_id`, `attempts`, `response_status`, `error_code`,
 /// `created_at[…]`, `last_attempt_at[…]`; `include=data`.
-#[utoipa::path(get, path = "/2023-07-01/events", tag = "events", summary = "Events, newest first", params(("limit" = Option<String>, Query, description = "1-250, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "id or id[]"), ("status" = Option<String>, Query, description = "SCHEDULED, QUEUED, HOLD, SUCCESSFUL, FAILED"), ("webhook_id" = Option<String>, Query, description = "connection id"), ("source_id" = Option<String>, Query, description = "source id"), ("destination_id" = Option<String>, Query, description = "destination id"), ("request_id" = Option<String>, Query, description = "request id"), ("attempts" = Option<String>, Query, description = "number of attempts"), ("response_status" = Option<String>, Query, description = "last response status"), ("error_code" = Option<String>, Query, description = "e.g. TIMEOUT"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt"), ("last_attempt_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any"), ("include" = Option<String>, Query, description = "data: include the payload")), responses((status = 200, description = "a page of events"), (status = 422, description = "a bad parameter")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/events", tag = "events", summary = "Events, newest first", params(("limit" = Option<String>, Query, description = "1-250, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "id or id[]"), ("status" = Option<String>, Query, description = "SCHEDULED, QUEUED, HOLD, SUCCESSFUL, FAILED"), ("webhook_id" = Option<String>, Query, description = "connection id"), ("source_id" = Option<String>, Query, description = "source id"), ("destination_id" = Option<String>, Query, description = "destination id"), ("request_id" = Option<String>, Query, description = "request id"), ("attempts" = Option<String>, Query, description = "number of attempts"), ("response_status" = Option<String>, Query, description = "last response status"), ("error_code" = Option<String>, Query, description = "e.g. TIMEOUT"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt"), ("last_attempt_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any"), ("include" = Option<String>, Query, description = "data: include the payload"), ("body" = Option<String>, Query, description = "JSON filter on the body (Hookdeck filter syntax)"), ("headers" = Option<String>, Query, description = "JSON filter on the headers")), responses((status = 200, description = "a page of events"), (status = 422, description = "a bad parameter")), security(("api_key" = [])))]
 pub async fn list_events(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
     let page = query.page()?;
-    let keep = event_filter(&query)?;
+    let keep = event_filter(&query, &state.store)?;
     let include_data = query.one("include") == Some("data");
     let store = state.store.clone();
     blocking(move || {
@@ -41,7 +41,10 @@ pub async fn list_events(State(state): Shared, RawQuery(raw): RawQuery) -> ApiRe
     .await
 }
 
-pub(super) fn event_filter(query: &Query) -> ApiResult<impl Fn(&Event) -> bool + Send + 'static> {
+pub(super) fn event_filter(
+    query: &Query,
+    store: &Store,
+) -> ApiResult<impl Fn(&Event) -> bool + Send + 'static> {
     let (id, status, connection) = (
         query.matcher("id"),
         query.matcher("status"),
@@ -57,6 +60,8 @@ pub(super) fn event_filter(query: &Query) -> ApiResult<impl Fn(&Event) -> bool +
     let attempts = query.number("attempts")?;
     let created: Range = query.date_range("created_at")?;
     let last_attempt: Range = query.date_range("last_attempt_at")?;
+    let payload = query.payload_filter()?;
+    let store = store.clone();
     Ok(move |e: &Event| {
         id(&e.id)
             && status(e.status.as_str())
@@ -69,6 +74,9 @@ pub(super) fn event_filter(query: &Query) -> ApiResult<impl Fn(&Event) -> bool +
             && attempts.is_none_or(|n| u64::from(e.attempts) == n)
             && created.contains(Some(e.created_at))
             && last_attempt.contains(e.last_attempt_at)
+            && payload
+                .as_ref()
+                .is_none_or(|filter| filter.matches(store.event_payload(e).ok().flatten().as_ref()))
     })
 }
 

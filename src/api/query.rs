@@ -3,7 +3,11 @@
 //! Parsed by hand because the bracket forms are beyond serde_urlencoded.
 
 use super::error::{ApiError, ApiResult};
+use crate::model::Payload;
+use crate::pipeline::filter::RequestFilter;
+use crate::pipeline::view::filter_root;
 use crate::store::{Cursor, Direction, PageRequest};
+use serde_json::Value;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
@@ -127,6 +131,34 @@ impl Query {
         Ok(range)
     }
 
+    /// `body`, `headers`, `parsed_query` (JSON) and `path`: Hookdeck filters on a
+    /// payload, as in a connection's filter rule. None when none is given.
+    pub fn payload_filter(&self) -> ApiResult<Option<PayloadFilter>> {
+        let json = |name: &str| -> ApiResult<Option<Value>> {
+            self.one(name)
+                .map(|raw| {
+                    serde_json::from_str(raw)
+                        .map_err(|e| ApiError::invalid(name, format!("not JSON: {e}")))
+                })
+                .transpose()
+        };
+        let (body, headers, query) = (json("body")?, json("headers")?, json("parsed_query")?);
+        let path = self
+            .one("path")
+            .map(|p| serde_json::from_str(p).unwrap_or_else(|_| Value::String(p.to_string())));
+        if body.is_none() && headers.is_none() && query.is_none() && path.is_none() {
+            return Ok(None);
+        }
+        let filter = RequestFilter::compile(
+            headers.as_ref(),
+            body.as_ref(),
+            query.as_ref(),
+            path.as_ref(),
+        )
+        .map_err(|e| ApiError::invalid("body", format!("invalid filter: {e}")))?;
+        Ok(Some(PayloadFilter(filter)))
+    }
+
     /// `limit`, `dir`, `order_by`, `next`, `prev`.
     pub fn page(&self) -> ApiResult<PageRequest> {
         let limit = self.number("limit")?.map_or(DEFAULT_LIMIT, |l| l as usize);
@@ -161,6 +193,16 @@ impl Query {
             (None, None) => Cursor::Start,
         };
         Ok(PageRequest { dir, limit, cursor })
+    }
+}
+
+/// A filter on payloads (see `Query::payload_filter`).
+pub struct PayloadFilter(RequestFilter);
+
+impl PayloadFilter {
+    /// Does the payload (when there is one) match?
+    pub fn matches(&self, payload: Option<&Payload>) -> bool {
+        payload.is_some_and(|p| self.0.matches(&filter_root(p)))
     }
 }
 

@@ -792,3 +792,48 @@ async fn api_objects_are_validated_updated_and_deleted_safely() {
     );
     assert_eq!(gw.api_get(&format!("/destinations/{dest_id}")).await.0, 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_and_requests_are_searched_by_their_payload_with_filter_syntax() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start(&shop(&sink, "")).await;
+    gw.post("/e/shop", r#"{"type":"order.created","total":10}"#)
+        .await;
+    gw.post("/e/shop", r#"{"type":"order.paid","total":99}"#)
+        .await;
+    gw.http
+        .post(gw.url("/e/shop"))
+        .header("x-topic", "refunds")
+        .body(r#"{"type":"refund"}"#)
+        .send()
+        .await
+        .unwrap();
+    sink.wait_for(3).await;
+    let encode =
+        |json: &str| url::form_urlencoded::byte_serialize(json.as_bytes()).collect::<String>();
+    let (status, paid) = gw
+        .api_get(&format!(
+            "/events?include=data&body={}",
+            encode(r#"{"total":{"$gt":50}}"#)
+        ))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(paid["count"], 1);
+    assert_eq!(paid["models"][0]["data"]["body"]["type"], "order.paid");
+    let (_, orders) = gw
+        .api_get(&format!(
+            "/requests?body={}",
+            encode(r#"{"type":{"$startsWith":"order."}}"#)
+        ))
+        .await;
+    assert_eq!(orders["count"], 2);
+    let (_, refunds) = gw
+        .api_get(&format!(
+            "/requests?headers={}",
+            encode(r#"{"x-topic":"refunds"}"#)
+        ))
+        .await;
+    assert_eq!(refunds["count"], 1);
+    let (status, bad) = gw.api_get("/events?body=%7Bnot-json").await;
+    assert_eq!((status, bad["data"]["field"].as_str()), (422, Some("body")));
+}
