@@ -5,6 +5,7 @@ use crate::api::{ApiKeys, ApiState};
 use crate::config::Config;
 use crate::delivery::{DeliveryClient, Scheduler};
 use crate::ingress::{InFlight, Ingress};
+use crate::issues::IssueTracker;
 use crate::model::Catalog;
 use crate::pipeline::Router;
 use crate::store::{CommitLog, Store};
@@ -50,8 +51,9 @@ impl Gateway {
             Duration::from_millis(config.limits.delivery_timeout_ms),
             config.limits.max_response_bytes,
         );
-        let scheduler = Scheduler::start(store.clone(), catalog.clone(), client);
-        let router = Router::new(store.clone(), catalog.clone(), scheduler.waker());
+        let issues = IssueTracker::new(store.clone());
+        let scheduler = Scheduler::start(store.clone(), catalog.clone(), client, issues.clone());
+        let router = Router::new(store.clone(), catalog.clone(), scheduler.waker(), issues);
         let resumed = {
             let router = router.clone();
             tokio::task::spawn_blocking(move || router.route_unrouted()).await??

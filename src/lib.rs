@@ -6,6 +6,7 @@ pub mod delivery;
 pub mod gateway;
 pub mod ids;
 pub mod ingress;
+pub mod issues;
 pub mod model;
 pub mod pipeline;
 pub mod secret;

@@ -6,6 +6,7 @@ mod bulk;
 mod catalog;
 mod error;
 mod inbound;
+mod issues;
 mod objects;
 mod openapi;
 mod outbound;
@@ -71,6 +72,26 @@ pub fn router(state: Arc<ApiState>) -> Routes {
         .route("/bulk/{kind}/retry/plan", get(bulk::plan))
         .route("/bulk/{kind}/retry/{id}", get(bulk::get))
         .route("/bulk/{kind}/retry/{id}/cancel", post(bulk::cancel))
+        .route(
+            "/issue-triggers",
+            get(issues::list_triggers).post(issues::create_trigger),
+        )
+        .route(
+            "/issue-triggers/{id}",
+            get(issues::get_trigger)
+                .put(issues::update_trigger)
+                .delete(issues::delete_trigger),
+        )
+        .route("/issue-triggers/{id}/disable", put(issues::disable_trigger))
+        .route("/issue-triggers/{id}/enable", put(issues::enable_trigger))
+        .route("/issues", get(issues::list_issues))
+        .route("/issues/count", get(issues::count_issues))
+        .route(
+            "/issues/{id}",
+            get(issues::get_issue)
+                .put(issues::update_issue)
+                .delete(issues::dismiss_issue),
+        )
         .route("/ignored_events", get(inbound::list_ignored_events))
         .route("/ignored_events/{id}", get(inbound::get_ignored_event))
         .route("/events", get(outbound::list_events))

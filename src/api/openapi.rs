@@ -1,7 +1,7 @@
 //! The machine-readable description of the API, generated from the handlers'
 //! `#[utoipa::path]` annotations and served at `/openapi.json`.
 
-use super::{bulk, catalog, inbound, objects, outbound, transformations};
+use super::{bulk, catalog, inbound, issues, objects, outbound, transformations};
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -18,6 +18,9 @@ use utoipa::{Modify, OpenApi};
         catalog::list_connections, catalog::get_connection, catalog::pause_connection, catalog::unpause_connection,
         transformations::run,
         objects::create, objects::upsert, objects::update, objects::delete,
+        issues::list_triggers, issues::create_trigger, issues::get_trigger, issues::update_trigger,
+        issues::delete_trigger, issues::disable_trigger, issues::enable_trigger, issues::list_issues,
+        issues::count_issues, issues::get_issue, issues::update_issue, issues::dismiss_issue,
         bulk::plan, bulk::create, bulk::list, bulk::get, bulk::cancel,
     ),
     modifiers(&BearerKey)

@@ -156,11 +156,17 @@ fn record(event: &Event, outgoing: &Outgoing, response: &Response, started_ms: u
 /// meanwhile (mute, manual retry) is kept.
 async fn settle(shared: &Arc<Shared>, event: &Event, attempt: Attempt) -> Result<(), StoreError> {
     let policy = retry_policy(shared, event);
-    let store = shared.store.clone();
+    let (store, issues) = (shared.store.clone(), shared.issues.clone());
     blocking(move || {
         store.record_attempt(&attempt)?;
         store.update_event(&attempt.event_id, |event| {
-            (next_state(event, &attempt, policy.as_ref()), ())
+            let queue_move = next_state(event, &attempt, policy.as_ref());
+            // Recorded before the event's change is announced, so whoever sees
+            // the failure sees its issue too.
+            if attempt.status == AttemptStatus::Failed {
+                issues.delivery_failed(event, &attempt);
+            }
+            (queue_move, ())
         })?;
         Ok(())
     })

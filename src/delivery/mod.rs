@@ -11,6 +11,7 @@ mod lane;
 
 pub use http_client::{DeliveryClient, Outgoing, Response as DeliveryResponse};
 
+use crate::issues::IssueTracker;
 use crate::model::Catalog;
 use crate::pipeline::WakeLane;
 use crate::store::Store;
@@ -26,6 +27,7 @@ pub(crate) struct Shared {
     store: Store,
     catalog: Arc<ArcSwap<Catalog>>,
     client: DeliveryClient,
+    issues: IssueTracker,
 }
 
 struct LaneHandle {
@@ -48,12 +50,14 @@ impl Scheduler {
         store: Store,
         catalog: Arc<ArcSwap<Catalog>>,
         client: DeliveryClient,
+        issues: IssueTracker,
     ) -> Arc<Scheduler> {
         let scheduler = Arc::new(Scheduler {
             shared: Arc::new(Shared {
                 store,
                 catalog,
                 client,
+                issues,
             }),
             lanes: Mutex::default(),
             runtime: tokio::runtime::Handle::current(),

@@ -4,6 +4,7 @@
 mod bulk;
 mod catalog;
 mod event;
+mod issue;
 mod request;
 
 pub use bulk::{BulkKind, BulkRetry, BulkStatus};
@@ -11,4 +12,5 @@ pub use catalog::{
     Catalog, Connection, CustomResponse, Destination, RateLimit, RatePeriod, Source,
 };
 pub use event::{Attempt, AttemptStatus, AttemptTrigger, Event, EventStatus, IgnoredEvent};
+pub use issue::{DeliveryStrategy, Issue, IssueStatus, IssueTrigger, IssueType};
 pub use request::{Payload, RejectionCause, Request, RequestStatus};

@@ -6,6 +6,7 @@ use super::transform::LogEntry;
 use super::view::{filter_root, payload_from_transformed, transform_input};
 use super::{NamedTransformation, Rule};
 use crate::ids::{derived_id, now_ms};
+use crate::issues::IssueTracker;
 use crate::model::{Catalog, Connection, Event, EventStatus, IgnoredEvent, Payload, Request};
 use crate::store::{Committed, Result, Store};
 use arc_swap::ArcSwap;
@@ -15,6 +16,8 @@ use std::collections::HashSet;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+
+const TRANSFORMATION_FAILED: &str = "TRANSFORMATION_FAILED";
 
 /// Called with a destination id when new events are due for it.
 pub type WakeLane = Arc<dyn Fn(&str) + Send + Sync>;
@@ -28,6 +31,7 @@ pub struct Router {
     store: Store,
     catalog: Arc<ArcSwap<Catalog>>,
     wake: WakeLane,
+    issues: IssueTracker,
 }
 
 /// What a connection's rules decided for one request.
@@ -44,11 +48,17 @@ enum Outcome {
 }
 
 impl Router {
-    pub fn new(store: Store, catalog: Arc<ArcSwap<Catalog>>, wake: WakeLane) -> Router {
+    pub fn new(
+        store: Store,
+        catalog: Arc<ArcSwap<Catalog>>,
+        wake: WakeLane,
+        issues: IssueTracker,
+    ) -> Router {
         Router {
             store,
             catalog,
             wake,
+            issues,
         }
     }
 
@@ -122,7 +132,7 @@ impl Router {
                     destinations.push(connection.destination_id.clone());
                 }
                 Outcome::Ignore { cause, detail } => {
-                    self.store.insert_ignored_event(&IgnoredEvent {
+                    let ignored = IgnoredEvent {
                         id: event_id,
                         request_id: request.id.clone(),
                         connection_id: connection.id.clone(),
@@ -130,7 +140,11 @@ impl Router {
                         created_at: now_ms(),
                         detail,
                         transform_logs,
-                    })?;
+                    };
+                    if cause == TRANSFORMATION_FAILED {
+                        self.issues.transformation_failed(&ignored);
+                    }
+                    self.store.insert_ignored_event(&ignored)?;
                 }
             }
         }
@@ -167,7 +181,7 @@ impl Router {
                             root = None;
                         }
                         Err(error) => {
-                            return Ok((ignore("TRANSFORMATION_FAILED", Some(error)), logs))
+                            return Ok((ignore(TRANSFORMATION_FAILED, Some(error)), logs))
                         }
                     }
                 }

@@ -15,7 +15,8 @@ pub use queue::QueueEntry;
 
 use crate::config::ApiObject;
 use crate::model::{
-    Attempt, AttemptTrigger, BulkRetry, Event, EventStatus, IgnoredEvent, Payload, Request,
+    Attempt, AttemptTrigger, BulkRetry, Event, EventStatus, IgnoredEvent, Issue, IssueTrigger,
+    Payload, Request,
 };
 use serde::{de::DeserializeOwned, Serialize};
 use std::path::Path;
@@ -69,6 +70,10 @@ pub struct Store {
     /// `connection id ++ event id` → due ms: events held by a paused connection.
     held: sled::Tree,
     bulk_retries: sled::Tree,
+    issues: sled::Tree,
+    issue_triggers: sled::Tree,
+    /// Aggregation key → the issue that collects its occurrences.
+    issue_keys: sled::Tree,
     /// Sources, destinations and connections created through the API.
     api_objects: sled::Tree,
     /// Serializes read-modify-write changes to events (see `update_event`).
@@ -99,6 +104,9 @@ impl Store {
             held: db.open_tree("held")?,
             bulk_retries: db.open_tree("bulk_retries")?,
             api_objects: db.open_tree("api_objects")?,
+            issues: db.open_tree("issues")?,
+            issue_triggers: db.open_tree("issue_triggers")?,
+            issue_keys: db.open_tree("issue_keys")?,
             event_updates: Arc::default(),
             event_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             db,
@@ -352,6 +360,48 @@ impl Store {
         self.api_objects.apply_batch(batch)?;
         self.db.flush()?;
         Ok(())
+    }
+
+    // --- issues --------------------------------------------------------------------
+
+    pub fn save_issue(&self, issue: &Issue) -> Result<()> {
+        put(&self.issues, &issue.id, issue)?;
+        self.issue_keys
+            .insert(issue.aggregation_key.as_bytes(), issue.id.as_bytes())?;
+        Ok(())
+    }
+
+    pub fn issue(&self, id: &str) -> Result<Option<Issue>> {
+        get(&self.issues, id)
+    }
+
+    /// The issue collecting occurrences with this aggregation key, if any.
+    pub fn issue_for_key(&self, key: &str) -> Result<Option<Issue>> {
+        match self.issue_keys.get(key.as_bytes())? {
+            Some(id) => self.issue(&String::from_utf8_lossy(&id)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every issue, oldest first.
+    pub fn issues(&self) -> impl Iterator<Item = Result<Issue>> {
+        values(&self.issues)
+    }
+
+    pub fn save_issue_trigger(&self, trigger: &IssueTrigger) -> Result<()> {
+        put(&self.issue_triggers, &trigger.id, trigger)
+    }
+
+    pub fn issue_trigger(&self, id: &str) -> Result<Option<IssueTrigger>> {
+        get(&self.issue_triggers, id)
+    }
+
+    pub fn issue_triggers(&self) -> Result<Vec<IssueTrigger>> {
+        values(&self.issue_triggers).collect()
+    }
+
+    pub fn delete_issue_trigger(&self, id: &str) -> Result<bool> {
+        Ok(self.issue_triggers.remove(id.as_bytes())?.is_some())
     }
 
     // --- bulk retries ---------------------------------------------------------

@@ -6,6 +6,7 @@ mod auth;
 mod common;
 mod delivery;
 mod ingress;
+mod issues;
 mod process;
 mod restart;
 mod retries;
