@@ -2,6 +2,7 @@
 //! Hookdeck's `2023-07-01` API: the same paths with and without the version prefix.
 
 mod auth;
+mod bookmarks;
 mod bulk;
 mod catalog;
 mod error;
@@ -72,6 +73,14 @@ pub fn router(state: Arc<ApiState>) -> Routes {
         .route("/bulk/{kind}/retry/plan", get(bulk::plan))
         .route("/bulk/{kind}/retry/{id}", get(bulk::get))
         .route("/bulk/{kind}/retry/{id}/cancel", post(bulk::cancel))
+        .route("/bookmarks", get(bookmarks::list).post(bookmarks::create))
+        .route(
+            "/bookmarks/{id}",
+            get(bookmarks::get)
+                .put(bookmarks::update)
+                .delete(bookmarks::delete),
+        )
+        .route("/bookmarks/{id}/trigger", post(bookmarks::trigger))
         .route(
             "/issue-triggers",
             get(issues::list_triggers).post(issues::create_trigger),

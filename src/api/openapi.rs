@@ -1,7 +1,7 @@
 //! The machine-readable description of the API, generated from the handlers'
 //! `#[utoipa::path]` annotations and served at `/openapi.json`.
 
-use super::{bulk, catalog, inbound, issues, objects, outbound, transformations};
+use super::{bookmarks, bulk, catalog, inbound, issues, objects, outbound, transformations};
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -21,6 +21,7 @@ use utoipa::{Modify, OpenApi};
         issues::list_triggers, issues::create_trigger, issues::get_trigger, issues::update_trigger,
         issues::delete_trigger, issues::disable_trigger, issues::enable_trigger, issues::list_issues,
         issues::count_issues, issues::get_issue, issues::update_issue, issues::dismiss_issue,
+        bookmarks::list, bookmarks::create, bookmarks::get, bookmarks::update, bookmarks::delete, bookmarks::trigger,
         bulk::plan, bulk::create, bulk::list, bulk::get, bulk::cancel,
     ),
     modifiers(&BearerKey)

@@ -1,6 +1,7 @@
 //! Events (one request routed through one connection), their delivery attempts,
 //! and the events a rule decided not to deliver.
 
+use super::Connection;
 use crate::pipeline::transform::LogEntry;
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +65,43 @@ pub struct Event {
     /// What the next attempt is, when someone asked for it (a manual retry).
     #[serde(default)]
     pub pending_trigger: Option<AttemptTrigger>,
+}
+
+impl Event {
+    /// A new event of `request_id` through `connection`, due at `due_ms`
+    /// (SCHEDULED when that is in the future, else QUEUED).
+    pub fn new(
+        id: String,
+        request_id: &str,
+        connection: &Connection,
+        due_ms: u64,
+        has_own_payload: bool,
+    ) -> Event {
+        let now = crate::ids::now_ms();
+        Event {
+            id,
+            request_id: request_id.to_string(),
+            source_id: connection.source_id.clone(),
+            connection_id: connection.id.clone(),
+            destination_id: connection.destination_id.clone(),
+            status: if due_ms > now {
+                EventStatus::Scheduled
+            } else {
+                EventStatus::Queued
+            },
+            attempts: 0,
+            created_at: now,
+            next_attempt_at: Some(due_ms),
+            last_attempt_at: None,
+            successful_at: None,
+            response_status: None,
+            error_code: None,
+            has_own_payload,
+            transform_logs: Vec::new(),
+            muted: false,
+            pending_trigger: None,
+        }
+    }
 }
 
 /// What made an attempt happen.

@@ -1,12 +1,14 @@
 //! The objects hookgate stores and serves: what came in (requests), what goes out
 //! (events and their attempts), and the configured catalog that connects them.
 
+mod bookmark;
 mod bulk;
 mod catalog;
 mod event;
 mod issue;
 mod request;
 
+pub use bookmark::Bookmark;
 pub use bulk::{BulkKind, BulkRetry, BulkStatus};
 pub use catalog::{
     Catalog, Connection, CustomResponse, Destination, RateLimit, RatePeriod, Source,

@@ -122,7 +122,7 @@ impl Router {
             match outcome {
                 Outcome::Deliver { payload, due_ms } => {
                     let mut event =
-                        new_event(event_id, request, connection, due_ms, payload.is_some());
+                        Event::new(event_id, &request.id, connection, due_ms, payload.is_some());
                     event.transform_logs = transform_logs;
                     if self.store.paused_at(&connection.id)?.is_some() {
                         event.status = EventStatus::Hold;
@@ -240,38 +240,5 @@ fn transformed(
             logs.extend(failure.logs);
             Err(failed(failure.error.to_string()))
         }
-    }
-}
-
-fn new_event(
-    id: String,
-    request: &Request,
-    connection: &Connection,
-    due_ms: u64,
-    has_own_payload: bool,
-) -> Event {
-    let now = now_ms();
-    Event {
-        id,
-        request_id: request.id.clone(),
-        source_id: connection.source_id.clone(),
-        connection_id: connection.id.clone(),
-        destination_id: connection.destination_id.clone(),
-        status: if due_ms > now {
-            EventStatus::Scheduled
-        } else {
-            EventStatus::Queued
-        },
-        attempts: 0,
-        created_at: now,
-        next_attempt_at: Some(due_ms),
-        last_attempt_at: None,
-        successful_at: None,
-        response_status: None,
-        error_code: None,
-        has_own_payload,
-        transform_logs: Vec::new(),
-        muted: false,
-        pending_trigger: None,
     }
 }

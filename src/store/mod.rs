@@ -15,8 +15,8 @@ pub use queue::QueueEntry;
 
 use crate::config::ApiObject;
 use crate::model::{
-    Attempt, AttemptTrigger, BulkRetry, Event, EventStatus, IgnoredEvent, Issue, IssueTrigger,
-    Payload, Request,
+    Attempt, AttemptTrigger, Bookmark, BulkRetry, Event, EventStatus, IgnoredEvent, Issue,
+    IssueTrigger, Payload, Request,
 };
 use serde::{de::DeserializeOwned, Serialize};
 use std::path::Path;
@@ -70,6 +70,7 @@ pub struct Store {
     /// `connection id ++ event id` → due ms: events held by a paused connection.
     held: sled::Tree,
     bulk_retries: sled::Tree,
+    bookmarks: sled::Tree,
     issues: sled::Tree,
     issue_triggers: sled::Tree,
     /// Aggregation key → the issue that collects its occurrences.
@@ -104,6 +105,7 @@ impl Store {
             held: db.open_tree("held")?,
             bulk_retries: db.open_tree("bulk_retries")?,
             api_objects: db.open_tree("api_objects")?,
+            bookmarks: db.open_tree("bookmarks")?,
             issues: db.open_tree("issues")?,
             issue_triggers: db.open_tree("issue_triggers")?,
             issue_keys: db.open_tree("issue_keys")?,
@@ -360,6 +362,25 @@ impl Store {
         self.api_objects.apply_batch(batch)?;
         self.db.flush()?;
         Ok(())
+    }
+
+    // --- bookmarks ----------------------------------------------------------------
+
+    pub fn save_bookmark(&self, bookmark: &Bookmark) -> Result<()> {
+        put(&self.bookmarks, &bookmark.id, bookmark)
+    }
+
+    pub fn bookmark(&self, id: &str) -> Result<Option<Bookmark>> {
+        get(&self.bookmarks, id)
+    }
+
+    /// Every bookmark, oldest first.
+    pub fn bookmarks(&self) -> Result<Vec<Bookmark>> {
+        values(&self.bookmarks).collect()
+    }
+
+    pub fn delete_bookmark(&self, id: &str) -> Result<bool> {
+        Ok(self.bookmarks.remove(id.as_bytes())?.is_some())
     }
 
     // --- issues --------------------------------------------------------------------

@@ -837,3 +837,66 @@ async fn events_and_requests_are_searched_by_their_payload_with_filter_syntax() 
     let (status, bad) = gw.api_get("/events?body=%7Bnot-json").await;
     assert_eq!((status, bad["data"]["field"].as_str()), (422, Some("body")));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bookmark_saves_an_events_data_and_replays_it_through_its_connection() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start(&shop(&sink, "")).await;
+    gw.post("/e/shop/orders", r#"{"order":42}"#).await;
+    let event = gw.wait_event(|e| e.status == EventStatus::Successful).await;
+    let created = gw
+        .api(Method::POST, "/bookmarks")
+        .json(&serde_json::json!({ "event_id": event.id, "label": "big order" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    let bookmark: Value = created.json().await.unwrap();
+    assert_eq!(bookmark["data"]["body"]["order"], 42);
+    let id = bookmark["id"].as_str().unwrap();
+    let renamed = gw
+        .api(Method::PUT, &format!("/bookmarks/{id}"))
+        .json(&serde_json::json!({ "label": "the 42 order" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        renamed.json::<Value>().await.unwrap()["label"],
+        "the 42 order"
+    );
+
+    let triggered = gw
+        .api(Method::POST, &format!("/2023-07-01/bookmarks/{id}/trigger"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(triggered.status(), 200);
+    let replay: Value = triggered.json().await.unwrap();
+    assert_ne!(replay["id"], event.id.as_str());
+    let received = sink.wait_for(2).await;
+    assert_eq!(
+        (received[1].path.as_str(), &received[1].body[..]),
+        ("/orders", &br#"{"order":42}"#[..])
+    );
+    assert_eq!(
+        received[1].header("x-hookgate-event-id"),
+        replay["id"].as_str()
+    );
+
+    let bad = gw
+        .api(Method::POST, "/bookmarks")
+        .json(&serde_json::json!({ "event_id": "evt_nope", "label": "x" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    assert_eq!(
+        gw.api(Method::DELETE, &format!("/bookmarks/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(gw.api_get(&format!("/bookmarks/{id}")).await.0, 404);
+}
