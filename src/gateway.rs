@@ -148,8 +148,13 @@ impl Gateway {
 /// The file's objects plus those created through the API, which must still
 /// validate with the file (a clear error names the ones that do not).
 async fn served_catalog(config: &Config, store: &Store) -> anyhow::Result<Catalog> {
-    let store = store.clone();
-    let objects = tokio::task::spawn_blocking(move || store.api_objects()).await??;
+    let reader = store.clone();
+    let objects = tokio::task::spawn_blocking(move || {
+        let objects = reader.api_objects()?;
+        crate::api::resolve_transformations(&objects, &reader)
+            .map_err(|e| anyhow::anyhow!("objects created through the API: {}", e.message))
+    })
+    .await??;
     let served = config.with_api_objects(&objects).map_err(|errors| {
         anyhow::anyhow!(
             "objects created through the API no longer fit {}: {}",

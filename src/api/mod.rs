@@ -16,6 +16,7 @@ mod transformations;
 mod views;
 
 pub use auth::ApiKeys;
+pub use objects::resolve_transformations;
 
 use crate::config::Config;
 use crate::delivery::Scheduler;
@@ -68,6 +69,24 @@ pub fn router(state: Arc<ApiState>) -> Routes {
             get(inbound::request_ignored_events),
         )
         .route("/requests/{id}/retry", post(inbound::retry_request))
+        .route(
+            "/transformations",
+            get(transformations::list).post(transformations::create),
+        )
+        .route(
+            "/transformations/{id}",
+            get(transformations::get)
+                .put(transformations::update)
+                .delete(transformations::delete),
+        )
+        .route(
+            "/transformations/{id}/executions",
+            get(transformations::executions),
+        )
+        .route(
+            "/transformations/{id}/executions/{execution_id}",
+            get(transformations::execution),
+        )
         .route("/transformations/run", put(transformations::run))
         .route("/bulk/{kind}/retry", get(bulk::list).post(bulk::create))
         .route("/bulk/{kind}/retry/plan", get(bulk::plan))

@@ -262,9 +262,10 @@ async fn write(
             .unwrap_or_else(|e| e.into_inner());
         let mut objects = state.store.api_objects()?;
         let id = change(&state, &mut objects)?;
+        let resolved = resolve_transformations(&objects, &state.store)?;
         let config = state
             .config
-            .with_api_objects(&objects)
+            .with_api_objects(&resolved)
             .map_err(|errors| ApiError {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
                 message: errors.0.join("; "),
@@ -289,4 +290,54 @@ fn view_of(state: &ApiState, id: &str) -> Value {
     catalog
         .connection(id)
         .map_or(Value::Null, |c| views::connection(c, None, false))
+}
+
+/// Validates the current objects again and swaps the catalog in (after a
+/// transformation they use changed).
+pub(super) async fn rebuild(state: Arc<ApiState>) -> ApiResult<()> {
+    write(state, |_, _| Ok(String::new())).await.map(drop)
+}
+
+/// API connections may use `{"type": "transform", "transformation_id": "trs_…"}`:
+/// the stored transformation's current code goes in its place, so an update to
+/// the transformation reaches every connection using it.
+pub fn resolve_transformations(
+    objects: &[ApiObject],
+    store: &crate::store::Store,
+) -> ApiResult<Vec<ApiObject>> {
+    let mut resolved = objects.to_vec();
+    for object in resolved
+        .iter_mut()
+        .filter(|o| o.kind == ObjectKind::Connection)
+    {
+        let Some(Value::Array(rules)) = object.fields.get_mut("rules") else {
+            continue;
+        };
+        for rule in rules.iter_mut().filter_map(Value::as_object_mut) {
+            let Some(Value::String(id)) = rule.remove("transformation_id") else {
+                continue;
+            };
+            let stored = store.transformation(&id)?.ok_or_else(|| {
+                ApiError::invalid("transformation_id", format!("no transformation \"{id}\""))
+            })?;
+            rule.insert(
+                "transformation".into(),
+                json!({ "name": stored.name, "code": stored.code, "env": stored.env }),
+            );
+        }
+    }
+    Ok(resolved)
+}
+
+/// Whether an API connection uses the transformation.
+pub(super) fn uses_transformation(object: &ApiObject, id: &str) -> bool {
+    object
+        .fields
+        .get("rules")
+        .and_then(Value::as_array)
+        .is_some_and(|rules| {
+            rules
+                .iter()
+                .any(|rule| rule.get("transformation_id").and_then(Value::as_str) == Some(id))
+        })
 }

@@ -2,11 +2,15 @@
 //! exactly as the router would run it, and see the result and the logs.
 
 use super::error::{ApiError, ApiResult};
-use super::{blocking, Shared};
+use super::query::{iso, Query};
+use super::{blocking, objects, Shared};
+use crate::ids::{named_id, now_ms};
+use crate::model::{Execution, TransformationObject};
+use crate::pipeline::transform::TransformLimits;
 use crate::pipeline::transform::Transformation;
 use crate::pipeline::view::parse_query;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::State;
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
@@ -64,6 +68,203 @@ pub async fn run(
                 data: json!({ "logs": failure.logs }),
             }),
         }
+    })
+    .await
+}
+
+/// The body of `POST /transformations` and `PUT /transformations/{id}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformationInput {
+    name: Option<String>,
+    code: Option<String>,
+    env: Option<BTreeMap<String, String>>,
+}
+
+fn transformation_view(t: &TransformationObject) -> Value {
+    json!({ "id": t.id, "name": t.name, "code": t.code, "env": t.env, "created_at": iso(t.created_at), "updated_at": iso(t.updated_at) })
+}
+
+/// Compiles the code once, so a broken script is a 422 now, not failures later.
+fn check_code(name: &str, code: &str, limits: &TransformLimits) -> ApiResult<()> {
+    Transformation::new(name, code, BTreeMap::new(), limits.clone(), 1)
+        .map(drop)
+        .map_err(|e| ApiError::invalid("code", e.to_string()))
+}
+
+#[utoipa::path(get, path = "/2023-07-01/transformations", tag = "transformations", summary = "Stored transformations", responses((status = 200, description = "the transformations")), security(("api_key" = [])))]
+pub async fn list(State(state): Shared) -> ApiResult<Json<Value>> {
+    let store = state.store.clone();
+    blocking(move || {
+        let models: Vec<Value> = store
+            .transformations()?
+            .iter()
+            .map(transformation_view)
+            .collect();
+        Ok(Json(json!({ "count": models.len(), "models": models })))
+    })
+    .await
+}
+
+#[utoipa::path(post, path = "/2023-07-01/transformations", tag = "transformations", summary = "Create a transformation: name, code, env", responses((status = 200, description = "the transformation"), (status = 409, description = "the name is taken"), (status = 422, description = "the code does not compile")), security(("api_key" = [])))]
+pub async fn create(
+    State(state): Shared,
+    body: Result<Json<TransformationInput>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let Json(input) = body.map_err(|e| ApiError::invalid("body", e.body_text()))?;
+    let name = input
+        .name
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| ApiError::invalid("name", "is required"))?;
+    let code = input
+        .code
+        .ok_or_else(|| ApiError::invalid("code", "is required"))?;
+    let limits = state.transform_limits.clone();
+    blocking(move || {
+        check_code(&name, &code, &limits)?;
+        let id = named_id("trs", &name);
+        if state.store.transformation(&id)?.is_some() {
+            return Err(ApiError::conflict(format!(
+                "a transformation named \"{name}\" already exists"
+            )));
+        }
+        let now = now_ms();
+        let created = TransformationObject {
+            id,
+            name,
+            code,
+            env: input.env.unwrap_or_default(),
+            created_at: now,
+            updated_at: now,
+        };
+        state.store.save_transformation(&created)?;
+        Ok(Json(transformation_view(&created)))
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/2023-07-01/transformations/{id}", tag = "transformations", summary = "A transformation", params(("id" = String, Path, description = "trs_…")), responses((status = 200, description = "the transformation"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let store = state.store.clone();
+    blocking(move || {
+        Ok(Json(transformation_view(
+            &store
+                .transformation(&id)?
+                .ok_or_else(|| ApiError::not_found("transformation", &id))?,
+        )))
+    })
+    .await
+}
+
+/// `PUT /transformations/{id}`: new code or env, applied to every connection using it.
+#[utoipa::path(put, path = "/2023-07-01/transformations/{id}", tag = "transformations", summary = "New code or env, applied to every connection using it", params(("id" = String, Path, description = "trs_…")), responses((status = 200, description = "the transformation"), (status = 404, description = "unknown"), (status = 422, description = "the code does not compile")), security(("api_key" = [])))]
+pub async fn update(
+    State(state): Shared,
+    Path(id): Path<String>,
+    body: Result<Json<TransformationInput>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let Json(input) = body.map_err(|e| ApiError::invalid("body", e.body_text()))?;
+    let store_state = state.clone();
+    let updated = blocking(move || {
+        let store = &store_state.store;
+        let mut transformation = store
+            .transformation(&id)?
+            .ok_or_else(|| ApiError::not_found("transformation", &id))?;
+        if input
+            .name
+            .as_ref()
+            .is_some_and(|n| *n != transformation.name)
+        {
+            return Err(ApiError::invalid(
+                "name",
+                "cannot change (the id derives from it)",
+            ));
+        }
+        if let Some(code) = input.code {
+            check_code(&transformation.name, &code, &store_state.transform_limits)?;
+            transformation.code = code;
+        }
+        if let Some(env) = input.env {
+            transformation.env = env;
+        }
+        transformation.updated_at = now_ms();
+        store.save_transformation(&transformation)?;
+        Ok(transformation)
+    })
+    .await?;
+    objects::rebuild(state).await?;
+    Ok(Json(transformation_view(&updated)))
+}
+
+#[utoipa::path(delete, path = "/2023-07-01/transformations/{id}", tag = "transformations", summary = "Delete an unused transformation", params(("id" = String, Path, description = "trs_…")), responses((status = 200, description = "deleted"), (status = 404, description = "unknown"), (status = 409, description = "still used")), security(("api_key" = [])))]
+pub async fn delete(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let users: Vec<String> = state
+            .store
+            .api_objects()?
+            .into_iter()
+            .filter(|o| objects::uses_transformation(o, &id))
+            .map(|o| o.name)
+            .collect();
+        if !users.is_empty() {
+            return Err(ApiError::conflict(format!(
+                "still used by connection(s) {}",
+                users.join(", ")
+            )));
+        }
+        if !state.store.delete_transformation(&id)? {
+            return Err(ApiError::not_found("transformation", &id));
+        }
+        Ok(Json(json!({ "id": id })))
+    })
+    .await
+}
+
+fn execution_view(execution: &Execution) -> Value {
+    json!({
+        "id": execution.id,
+        "transformation_id": execution.transformation_id,
+        "webhook_id": execution.connection_id,
+        "request_id": execution.request_id,
+        "event_id": execution.event_id,
+        "logs": execution.logs,
+        "error": execution.error,
+        "created_at": iso(execution.created_at),
+    })
+}
+
+/// `GET /transformations/{id}/executions`: its runs, newest first (`limit`).
+/// Works for transformations declared in gateway.toml too (`trs_` + their name's id).
+#[utoipa::path(get, path = "/2023-07-01/transformations/{id}/executions", tag = "transformations", summary = "Its runs with their logs, newest first", params(("id" = String, Path, description = "trs_…"), ("limit" = Option<String>, Query, description = "1-250")), responses((status = 200, description = "the runs")), security(("api_key" = [])))]
+pub async fn executions(
+    State(state): Shared,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let limit = Query::parse(raw.as_deref()).page()?.limit;
+    blocking(move || {
+        let models: Vec<Value> = state
+            .store
+            .executions(&id, limit)?
+            .iter()
+            .map(execution_view)
+            .collect();
+        Ok(Json(json!({ "count": models.len(), "models": models })))
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/2023-07-01/transformations/{id}/executions/{execution_id}", tag = "transformations", summary = "One run", params(("id" = String, Path, description = "trs_…"), ("execution_id" = String, Path, description = "exe_…")), responses((status = 200, description = "the run"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+pub async fn execution(
+    State(state): Shared,
+    Path((id, execution_id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let execution = state
+            .store
+            .execution(&id, &execution_id)?
+            .ok_or_else(|| ApiError::not_found("execution", &execution_id))?;
+        Ok(Json(execution_view(&execution)))
     })
     .await
 }

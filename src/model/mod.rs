@@ -7,6 +7,7 @@ mod catalog;
 mod event;
 mod issue;
 mod request;
+mod transformation;
 
 pub use bookmark::Bookmark;
 pub use bulk::{BulkKind, BulkRetry, BulkStatus};
@@ -16,3 +17,4 @@ pub use catalog::{
 pub use event::{Attempt, AttemptStatus, AttemptTrigger, Event, EventStatus, IgnoredEvent};
 pub use issue::{DeliveryStrategy, Issue, IssueStatus, IssueTrigger, IssueType};
 pub use request::{Payload, RejectionCause, Request, RequestStatus};
+pub use transformation::{Execution, TransformationObject};

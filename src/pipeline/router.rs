@@ -5,9 +5,11 @@
 use super::transform::LogEntry;
 use super::view::{filter_root, payload_from_transformed, transform_input};
 use super::{NamedTransformation, Rule};
-use crate::ids::{derived_id, now_ms};
+use crate::ids::{derived_id, named_id, new_id, now_ms};
 use crate::issues::IssueTracker;
-use crate::model::{Catalog, Connection, Event, EventStatus, IgnoredEvent, Payload, Request};
+use crate::model::{
+    Catalog, Connection, Event, EventStatus, Execution, IgnoredEvent, Payload, Request,
+};
 use crate::store::{Committed, Result, Store};
 use arc_swap::ArcSwap;
 use serde_json::Value;
@@ -118,7 +120,8 @@ impl Router {
             if self.store.event_exists(&event_id)? {
                 continue;
             }
-            let (outcome, transform_logs) = self.apply_rules(connection, request, payload)?;
+            let (outcome, transform_logs) =
+                self.apply_rules(&event_id, connection, request, payload)?;
             match outcome {
                 Outcome::Deliver { payload, due_ms } => {
                     let mut event =
@@ -157,6 +160,7 @@ impl Router {
     /// transform). Returns the outcome and what transformations logged.
     fn apply_rules(
         &self,
+        event_id: &str,
         connection: &Connection,
         request: &Request,
         payload: &Payload,
@@ -175,7 +179,21 @@ impl Router {
                     }
                 }
                 Rule::Transform(transform) => {
-                    match transformed(transform, connection, &current, &mut logs) {
+                    let mut run_logs = Vec::new();
+                    let result = transformed(transform, connection, &current, &mut run_logs);
+                    self.store.insert_execution(&Execution {
+                        id: new_id("exe"),
+                        transformation_id: named_id("trs", &transform.name),
+                        transformation_name: transform.name.clone(),
+                        connection_id: connection.id.clone(),
+                        request_id: request.id.clone(),
+                        event_id: event_id.to_string(),
+                        logs: run_logs.clone(),
+                        error: result.as_ref().err().cloned(),
+                        created_at: now_ms(),
+                    })?;
+                    logs.extend(run_logs);
+                    match result {
                         Ok(changed) => {
                             current = Cow::Owned(changed);
                             root = None;

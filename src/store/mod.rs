@@ -15,8 +15,8 @@ pub use queue::QueueEntry;
 
 use crate::config::ApiObject;
 use crate::model::{
-    Attempt, AttemptTrigger, Bookmark, BulkRetry, Event, EventStatus, IgnoredEvent, Issue,
-    IssueTrigger, Payload, Request,
+    Attempt, AttemptTrigger, Bookmark, BulkRetry, Event, EventStatus, Execution, IgnoredEvent,
+    Issue, IssueTrigger, Payload, Request, TransformationObject,
 };
 use serde::{de::DeserializeOwned, Serialize};
 use std::path::Path;
@@ -71,6 +71,9 @@ pub struct Store {
     held: sled::Tree,
     bulk_retries: sled::Tree,
     bookmarks: sled::Tree,
+    transformations: sled::Tree,
+    /// `transformation id ++ execution id` → execution.
+    executions: sled::Tree,
     issues: sled::Tree,
     issue_triggers: sled::Tree,
     /// Aggregation key → the issue that collects its occurrences.
@@ -106,6 +109,8 @@ impl Store {
             bulk_retries: db.open_tree("bulk_retries")?,
             api_objects: db.open_tree("api_objects")?,
             bookmarks: db.open_tree("bookmarks")?,
+            transformations: db.open_tree("transformations")?,
+            executions: db.open_tree("executions")?,
             issues: db.open_tree("issues")?,
             issue_triggers: db.open_tree("issue_triggers")?,
             issue_keys: db.open_tree("issue_keys")?,
@@ -362,6 +367,48 @@ impl Store {
         self.api_objects.apply_batch(batch)?;
         self.db.flush()?;
         Ok(())
+    }
+
+    // --- transformations ---------------------------------------------------------
+
+    pub fn save_transformation(&self, transformation: &TransformationObject) -> Result<()> {
+        put(&self.transformations, &transformation.id, transformation)
+    }
+
+    pub fn transformation(&self, id: &str) -> Result<Option<TransformationObject>> {
+        get(&self.transformations, id)
+    }
+
+    pub fn transformations(&self) -> Result<Vec<TransformationObject>> {
+        values(&self.transformations).collect()
+    }
+
+    pub fn delete_transformation(&self, id: &str) -> Result<bool> {
+        Ok(self.transformations.remove(id.as_bytes())?.is_some())
+    }
+
+    pub fn insert_execution(&self, execution: &Execution) -> Result<()> {
+        let key = format!("{}{}", execution.transformation_id, execution.id);
+        put(&self.executions, &key, execution)
+    }
+
+    /// A transformation's runs, newest first, at most `limit`.
+    pub fn executions(&self, transformation_id: &str, limit: usize) -> Result<Vec<Execution>> {
+        let mut runs = Vec::new();
+        for value in self
+            .executions
+            .scan_prefix(transformation_id.as_bytes())
+            .values()
+            .rev()
+            .take(limit)
+        {
+            runs.push(serde_json::from_slice(&value?)?);
+        }
+        Ok(runs)
+    }
+
+    pub fn execution(&self, transformation_id: &str, id: &str) -> Result<Option<Execution>> {
+        get(&self.executions, &format!("{transformation_id}{id}"))
     }
 
     // --- bookmarks ----------------------------------------------------------------

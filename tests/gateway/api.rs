@@ -900,3 +900,93 @@ async fn a_bookmark_saves_an_events_data_and_replays_it_through_its_connection()
     );
     assert_eq!(gw.api_get(&format!("/bookmarks/{id}")).await.0, 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stored_transformations_are_shared_by_id_updated_live_and_their_runs_listed() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start(&shop(&sink, "")).await;
+    let version = |v: u32| {
+        format!("addHandler('transform', (r) => {{ console.log('v{v}'); r.headers['x-v'] = '{v}'; return r; }})")
+    };
+    let created = gw
+        .api(Method::POST, "/transformations")
+        .json(&serde_json::json!({ "name": "stamp", "code": version(1) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    let id = created.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let broken = gw
+        .api(Method::POST, "/transformations")
+        .json(&serde_json::json!({ "name": "broken", "code": "addHandler(" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        broken.json::<Value>().await.unwrap()["data"]["field"],
+        "code"
+    );
+
+    let connection = serde_json::json!({
+        "name": "stamped", "source": "shop", "destination": { "name": "stamped-sink", "url": sink.url("/stamped") },
+        "rules": [ { "type": "transform", "transformation_id": id } ],
+    });
+    let made = gw
+        .api(Method::POST, "/connections")
+        .json(&connection)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), 200, "{}", made.text().await.unwrap());
+    gw.post("/e/shop", "{}").await;
+    let first = sink.wait_for(2).await;
+    assert!(first
+        .iter()
+        .any(|r| r.path == "/stamped" && r.header("x-v") == Some("1")));
+
+    let updated = gw
+        .api(Method::PUT, &format!("/transformations/{id}"))
+        .json(&serde_json::json!({ "code": version(2) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(updated.status(), 200);
+    gw.post("/e/shop", "{}").await;
+    let second = sink.wait_for(4).await;
+    assert!(
+        second[2..]
+            .iter()
+            .any(|r| r.path == "/stamped" && r.header("x-v") == Some("2")),
+        "the update reached the connection"
+    );
+
+    let (_, runs) = gw
+        .api_get(&format!("/transformations/{id}/executions"))
+        .await;
+    let logs: Vec<&str> = runs["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["logs"][0]["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(logs, ["v2", "v1"], "newest first");
+    let run_id = runs["models"][0]["id"].as_str().unwrap();
+    assert_eq!(
+        gw.api_get(&format!("/transformations/{id}/executions/{run_id}"))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        gw.api(Method::DELETE, &format!("/transformations/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        409,
+        "still in use"
+    );
+}
