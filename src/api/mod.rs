@@ -171,7 +171,7 @@ pub fn router(state: Arc<ApiState>) -> Routes {
         )
         .route(
             "/{kind}/{id}/{action}",
-            put(objects::unsupported_action).post(objects::unsupported_action),
+            put(objects::archive_action).post(objects::archive_action),
         );
     Routes::new()
         .nest("/2023-07-01", resources.clone())

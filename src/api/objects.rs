@@ -141,33 +141,58 @@ pub async fn delete(
         Ok(String::new())
     })
     .await;
-    // Deleting what a connection still uses breaks a reference: a conflict, not bad input.
-    drop(removed.map_err(|e| {
-        if e.status == StatusCode::UNPROCESSABLE_ENTITY {
-            ApiError {
-                status: StatusCode::CONFLICT,
-                ..e
-            }
-        } else {
-            e
-        }
-    })?);
+    drop(removed.map_err(broken_reference_is_conflict)?);
     Ok(Json(json!({ "id": deleted })))
 }
 
-/// `PUT /{kind}/{id}/{action}` for actions other than pause/unpause (archive,
-/// unarchive, …): not offered; declared objects say why they are read-only.
-pub async fn unsupported_action(
+/// `PUT /{kind}/{id}/archive` and `/unarchive`: an archived API-created object
+/// is kept but not served (its source URL answers 404, its connection makes no
+/// events). An object a live connection uses cannot be archived (409).
+#[utoipa::path(put, path = "/2023-07-01/sources/{id}/archive", tag = "configuration", summary = "Archive (or, with /unarchive, restore) an API-created source; likewise destinations and connections", params(("id" = String, Path, description = "the object's id or name")), responses((status = 200, description = "the object and archived_at"), (status = 404, description = "unknown"), (status = 409, description = "declared in gateway.toml, or still used by a live connection")), security(("api_key" = [])))]
+pub async fn archive_action(
     State(state): Shared,
     Path((table, id, action)): Path<(String, String, String)>,
-) -> ApiError {
-    if state.config.declared.contains(&id) {
-        return read_only(&id);
+) -> ApiResult<Json<Value>> {
+    let kind = kind_of(&table)?;
+    let archive = match action.as_str() {
+        "archive" => true,
+        "unarchive" => false,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                format!("no action \"{other}\" on {table}"),
+            ))
+        }
+    };
+    let (id_for_view, state_for_view) = (id.clone(), state.clone());
+    let written = write(state, move |state, objects| {
+        let index = find(state, kind, &id, objects)?;
+        objects[index].archived_at = archive.then(crate::ids::now_ms);
+        Ok(objects[index].id())
+    })
+    .await;
+    drop(written.map_err(broken_reference_is_conflict)?);
+    let objects = blocking(move || Ok(state_for_view.store.api_objects()?)).await?;
+    let object = objects
+        .iter()
+        .find(|o| o.id() == id_for_view || o.name == id_for_view);
+    Ok(Json(json!({
+        "id": object.map(ApiObject::id),
+        "name": object.map(|o| o.name.clone()),
+        "archived_at": object.and_then(|o| o.archived_at).map(super::query::iso),
+    })))
+}
+
+/// Removing or archiving what a live connection still uses breaks a
+/// reference: a conflict with the current state, not bad input.
+fn broken_reference_is_conflict(error: ApiError) -> ApiError {
+    if error.status == StatusCode::UNPROCESSABLE_ENTITY {
+        return ApiError {
+            status: StatusCode::CONFLICT,
+            ..error
+        };
     }
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        format!("no action \"{action}\" on {table}"),
-    )
+    error
 }
 
 fn read_only(name: &str) -> ApiError {
@@ -211,7 +236,12 @@ fn to_object(
             fields.insert(end.to_string(), Value::String(end_name));
         }
     }
-    Ok(ApiObject { kind, name, fields })
+    Ok(ApiObject {
+        kind,
+        name,
+        fields,
+        archived_at: None,
+    })
 }
 
 /// Resolves `{end}_id` or an inline `{end}` object to the name the config uses.

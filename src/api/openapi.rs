@@ -18,7 +18,7 @@ use utoipa::{Modify, OpenApi};
         catalog::list_connections, catalog::get_connection, catalog::pause_connection, catalog::unpause_connection,
         transformations::run, transformations::list, transformations::create, transformations::get,
         transformations::update, transformations::delete, transformations::executions, transformations::execution,
-        objects::create, objects::upsert, objects::update, objects::delete,
+        objects::create, objects::upsert, objects::update, objects::delete, objects::archive_action,
         issues::list_triggers, issues::create_trigger, issues::get_trigger, issues::update_trigger,
         issues::delete_trigger, issues::disable_trigger, issues::enable_trigger, issues::list_issues,
         issues::count_issues, issues::get_issue, issues::update_issue, issues::dismiss_issue,

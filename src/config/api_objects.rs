@@ -43,6 +43,9 @@ pub struct ApiObject {
     pub kind: ObjectKind,
     pub name: String,
     pub fields: Map<String, Value>,
+    /// Archived objects are kept but not served.
+    #[serde(default)]
+    pub archived_at: Option<u64>,
 }
 
 impl ApiObject {
@@ -64,7 +67,7 @@ impl Config {
         }
         let mut text = self.text.clone();
         let file_lines = text.lines().count();
-        for object in objects {
+        for object in objects.iter().filter(|o| o.archived_at.is_none()) {
             text.push_str(&format!("\n[[{}]]\n", object.kind.table()));
             text.push_str(&format!(
                 "name = {}\n",

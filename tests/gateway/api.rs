@@ -990,3 +990,80 @@ async fn stored_transformations_are_shared_by_id_updated_live_and_their_runs_lis
         "still in use"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn archived_api_objects_stop_serving_until_unarchived() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start(&shop(&sink, "")).await;
+    let connection = serde_json::json!({ "name": "crm-link", "source": { "name": "crm" }, "destination": { "name": "crm-out", "url": sink.url("/crm") } });
+    assert_eq!(
+        gw.api(Method::POST, "/connections")
+            .json(&connection)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let source = hookgate::ids::named_id("src", "crm");
+    let link = hookgate::ids::named_id("web", "crm-link");
+    let blocked = gw
+        .api(Method::PUT, &format!("/sources/{source}/archive"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        blocked.status(),
+        409,
+        "a live connection still uses the source"
+    );
+
+    let archived = gw
+        .api(Method::PUT, &format!("/connections/{link}/archive"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(archived.status(), 200);
+    assert!(archived.json::<Value>().await.unwrap()["archived_at"].is_string());
+    assert_eq!(
+        gw.api(Method::PUT, &format!("/sources/{source}/archive"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        gw.post("/e/crm", "{}").await.0,
+        404,
+        "an archived source is not served"
+    );
+
+    assert_eq!(
+        gw.api(Method::PUT, &format!("/sources/{source}/unarchive"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        gw.api(Method::PUT, &format!("/connections/{link}/unarchive"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(gw.post("/e/crm", "{}").await.0, 200);
+    assert_eq!(sink.wait_for(1).await[0].path, "/crm");
+    let declared = hookgate::ids::named_id("src", "shop");
+    assert_eq!(
+        gw.api(Method::PUT, &format!("/sources/{declared}/archive"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        409
+    );
+}
