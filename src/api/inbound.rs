@@ -2,7 +2,7 @@
 
 use super::error::{ApiError, ApiResult};
 use super::query::Query;
-use super::{blocking, paged, views, Shared};
+use super::{blocking, paged, views, views_with_data, ApiState, Shared};
 use crate::model::{IgnoredEvent, Request, RequestStatus};
 use crate::pipeline::Router;
 use crate::store::Store;
@@ -24,20 +24,12 @@ pub async fn list_requests(
     let store = state.store.clone();
     blocking(move || {
         let found = store.page_requests(&page, &keep)?;
-        let models = found
-            .items
-            .iter()
-            .map(|r| {
-                Ok(views::request(
-                    r,
-                    include_data
-                        .then(|| store.request_payload(&r.id))
-                        .transpose()?
-                        .flatten()
-                        .as_ref(),
-                ))
-            })
-            .collect::<ApiResult<Vec<_>>>()?;
+        let models = views_with_data(
+            &found.items,
+            include_data,
+            |r| store.request_payload(&r.id),
+            views::request,
+        )?;
         Ok(Json(paged(&page, found.next, found.prev, models)))
     })
     .await
@@ -100,19 +92,12 @@ pub async fn request_events(
     State(state): Shared,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let store = state.store.clone();
-    blocking(move || {
-        store
-            .request(&id)?
-            .ok_or_else(|| ApiError::not_found("request", &id))?;
-        let models: Vec<Value> = store
-            .events_of_request(&id)?
+    of_request(&state, id, |store, id| {
+        Ok(store
+            .events_of_request(id)?
             .iter()
             .map(|e| views::event(e, None))
-            .collect();
-        Ok(Json(
-            serde_json::json!({ "count": models.len(), "models": models }),
-        ))
+            .collect())
     })
     .await
 }
@@ -123,16 +108,28 @@ pub async fn request_ignored_events(
     State(state): Shared,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    of_request(&state, id, |store, id| {
+        Ok(store
+            .ignored_events_of_request(id)?
+            .iter()
+            .map(views::ignored_event)
+            .collect())
+    })
+    .await
+}
+
+/// What a known request became, as `{count, models}`.
+async fn of_request(
+    state: &ApiState,
+    id: String,
+    models_of: impl FnOnce(&Store, &str) -> ApiResult<Vec<Value>> + Send + 'static,
+) -> ApiResult<Json<Value>> {
     let store = state.store.clone();
     blocking(move || {
         store
             .request(&id)?
             .ok_or_else(|| ApiError::not_found("request", &id))?;
-        let models: Vec<Value> = store
-            .ignored_events_of_request(&id)?
-            .iter()
-            .map(views::ignored_event)
-            .collect();
+        let models = models_of(&store, &id)?;
         Ok(Json(
             serde_json::json!({ "count": models.len(), "models": models }),
         ))

@@ -20,7 +20,7 @@ pub use objects::resolve_transformations;
 
 use crate::config::Config;
 use crate::delivery::Scheduler;
-use crate::model::Catalog;
+use crate::model::{Catalog, Payload};
 use crate::pipeline::transform::TransformLimits;
 use crate::pipeline::Router;
 use crate::store::{Direction, PageRequest, Store};
@@ -190,6 +190,22 @@ pub fn router(state: Arc<ApiState>) -> Routes {
         // The description holds no data, so it is readable without a key.
         .route("/openapi.json", get(openapi::document))
         .with_state(state)
+}
+
+/// Each record's view, with its payload when `include=data` asked for it.
+fn views_with_data<T>(
+    records: &[T],
+    include_data: bool,
+    payload: impl Fn(&T) -> crate::store::Result<Option<Payload>>,
+    view: impl Fn(&T, Option<&Payload>) -> Value,
+) -> ApiResult<Vec<Value>> {
+    records
+        .iter()
+        .map(|record| {
+            let data = if include_data { payload(record)? } else { None };
+            Ok(view(record, data.as_ref()))
+        })
+        .collect()
 }
 
 /// Runs store work off the reactor.

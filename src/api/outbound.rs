@@ -2,7 +2,7 @@
 
 use super::error::{ApiError, ApiResult};
 use super::query::{Query, Range};
-use super::{blocking, paged, views, Shared};
+use super::{blocking, paged, views, views_with_data, Shared};
 use crate::ids::now_ms;
 use crate::model::{AttemptTrigger, Event, EventStatus};
 use crate::store::{QueueMove, Store};
@@ -22,20 +22,12 @@ pub async fn list_events(State(state): Shared, RawQuery(raw): RawQuery) -> ApiRe
     let store = state.store.clone();
     blocking(move || {
         let found = store.page_events(&page, &keep)?;
-        let models = found
-            .items
-            .iter()
-            .map(|e| {
-                Ok(views::event(
-                    e,
-                    include_data
-                        .then(|| store.event_payload(e))
-                        .transpose()?
-                        .flatten()
-                        .as_ref(),
-                ))
-            })
-            .collect::<ApiResult<Vec<_>>>()?;
+        let models = views_with_data(
+            &found.items,
+            include_data,
+            |e| store.event_payload(e),
+            views::event,
+        )?;
         Ok(Json(paged(&page, found.next, found.prev, models)))
     })
     .await

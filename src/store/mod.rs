@@ -43,6 +43,16 @@ pub enum QueueMove {
     Stay,
 }
 
+/// Locks guarding event updates; an event always maps to the same one.
+const EVENT_LOCK_STRIPES: usize = 64;
+
+fn stripe_of(id: &str) -> usize {
+    let hash = id.bytes().fold(0usize, |h, b| {
+        h.wrapping_mul(31).wrapping_add(usize::from(b))
+    });
+    hash % EVENT_LOCK_STRIPES
+}
+
 /// How many event changes a slow subscriber may fall behind before it is told it lagged.
 const EVENT_FEED_CAPACITY: usize = 8192;
 
@@ -80,8 +90,9 @@ pub struct Store {
     issue_keys: sled::Tree,
     /// Sources, destinations and connections created through the API.
     api_objects: sled::Tree,
-    /// Serializes read-modify-write changes to events (see `update_event`).
-    event_updates: Arc<Mutex<()>>,
+    /// Serializes read-modify-write changes to one event (see `update_event`);
+    /// striped, so that changes to different events rarely wait for each other.
+    event_updates: Arc<[Mutex<()>; EVENT_LOCK_STRIPES]>,
     event_feed: broadcast::Sender<Event>,
 }
 
@@ -114,7 +125,7 @@ impl Store {
             issues: db.open_tree("issues")?,
             issue_triggers: db.open_tree("issue_triggers")?,
             issue_keys: db.open_tree("issue_keys")?,
-            event_updates: Arc::default(),
+            event_updates: Arc::new(std::array::from_fn(|_| Mutex::new(()))),
             event_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             db,
         })
@@ -225,7 +236,8 @@ impl Store {
         id: &str,
         change: impl FnOnce(&mut Event) -> (QueueMove, T),
     ) -> Result<Option<(Event, T)>> {
-        let _serialized = self.event_updates.lock().unwrap_or_else(|e| e.into_inner());
+        let stripe = &self.event_updates[stripe_of(id)];
+        let _serialized = stripe.lock().unwrap_or_else(|e| e.into_inner());
         let Some(mut event) = self.event(id)? else {
             return Ok(None);
         };

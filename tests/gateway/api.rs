@@ -647,53 +647,38 @@ async fn api_objects_are_validated_updated_and_deleted_safely() {
     let sink = Sink::start(Reply::Status(200)).await;
     let gw = TestGateway::start(&shop(&sink, "")).await;
     let send = |method: Method, path: &str, body: Value| gw.api(method, path).json(&body).send();
-    let status_and_body = |response: reqwest::Response| async move {
-        (
-            response.status().as_u16(),
-            response.json::<Value>().await.unwrap(),
-        )
-    };
 
-    let (status, body) = status_and_body(
-        send(
+    let (status, body) = gw
+        .api_send(
             Method::POST,
             "/destinations",
             serde_json::json!({ "name": "bad", "url": "ftp://x/" }),
         )
-        .await
-        .unwrap(),
-    )
-    .await;
+        .await;
     assert_eq!(status, 422);
     assert!(
         body["message"].as_str().unwrap().contains("http or https"),
         "{body}"
     );
-    let (status, body) = status_and_body(
-        send(
+    let (status, body) = gw
+        .api_send(
             Method::POST,
             "/destinations",
             serde_json::json!({ "name": "d", "url": sink.url("/"), "colour": "red" }),
         )
-        .await
-        .unwrap(),
-    )
-    .await;
+        .await;
     assert_eq!(status, 422);
     assert!(
         body["message"].as_str().unwrap().contains("colour"),
         "{body}"
     );
-    let (status, body) = status_and_body(
-        send(
+    let (status, body) = gw
+        .api_send(
             Method::POST,
             "/sources",
             serde_json::json!({ "allowed_http_methods": ["POST"] }),
         )
-        .await
-        .unwrap(),
-    )
-    .await;
+        .await;
     assert_eq!(
         (status, body["data"]["field"].as_str()),
         (422, Some("name"))
@@ -711,16 +696,13 @@ async fn api_objects_are_validated_updated_and_deleted_safely() {
         "declared name"
     );
 
-    let (status, dest) = status_and_body(
-        send(
+    let (status, dest) = gw
+        .api_send(
             Method::POST,
             "/destinations",
             serde_json::json!({ "name": "d", "url": sink.url("/old") }),
         )
-        .await
-        .unwrap(),
-    )
-    .await;
+        .await;
     assert_eq!(status, 200);
     assert_eq!(
         send(
@@ -745,16 +727,13 @@ async fn api_objects_are_validated_updated_and_deleted_safely() {
         200,
         "upsert by name"
     );
-    let (status, updated) = status_and_body(
-        send(
+    let (status, updated) = gw
+        .api_send(
             Method::PUT,
             &format!("/destinations/{dest_id}"),
             serde_json::json!({ "url": sink.url("/new") }),
         )
-        .await
-        .unwrap(),
-    )
-    .await;
+        .await;
     assert_eq!(
         (status, updated["url"].as_str()),
         (200, Some(sink.url("/new").as_str()))
@@ -765,13 +744,13 @@ async fn api_objects_are_validated_updated_and_deleted_safely() {
         received.iter().any(|r| r.path == "/new") && !received.iter().any(|r| r.path == "/old")
     );
 
-    let (status, body) = status_and_body(
-        gw.api(Method::DELETE, &format!("/destinations/{dest_id}"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = gw
+        .api_send(
+            Method::DELETE,
+            &format!("/destinations/{dest_id}"),
+            Value::Null,
+        )
+        .await;
     assert_eq!(status, 409, "a connection still uses it: {body}");
     let connection_id = hookgate::ids::named_id("web", "shop-to-d");
     assert_eq!(

@@ -199,6 +199,17 @@ impl TestGateway {
             .bearer_auth(API_KEY)
     }
 
+    /// Sends a JSON body to an API path; returns the status and the JSON answer.
+    pub async fn api_send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let response = self.api(method, path).json(&body).send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
     /// GETs an API path and returns the status and JSON body.
     pub async fn api_get(&self, path: &str) -> (u16, serde_json::Value) {
         let response = self.api(reqwest::Method::GET, path).send().await.unwrap();
