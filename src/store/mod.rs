@@ -94,6 +94,8 @@ pub struct Store {
     /// striped, so that changes to different events rarely wait for each other.
     event_updates: Arc<[Mutex<()>; EVENT_LOCK_STRIPES]>,
     event_feed: broadcast::Sender<Event>,
+    /// Ids of requests as their routing completes.
+    routed_feed: broadcast::Sender<String>,
 }
 
 impl Store {
@@ -127,6 +129,7 @@ impl Store {
             issue_keys: db.open_tree("issue_keys")?,
             event_updates: Arc::new(std::array::from_fn(|_| Mutex::new(()))),
             event_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
+            routed_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             db,
         })
     }
@@ -175,7 +178,18 @@ impl Store {
     /// Called once every event of the request is stored.
     pub fn mark_routed(&self, request_id: &str) -> Result<()> {
         self.unrouted.remove(request_id.as_bytes())?;
+        let _ = self.routed_feed.send(request_id.to_string());
         Ok(())
+    }
+
+    /// Whether an accepted request still waits for (or is in) routing.
+    pub fn is_unrouted(&self, request_id: &str) -> Result<bool> {
+        Ok(self.unrouted.contains_key(request_id.as_bytes())?)
+    }
+
+    /// Ids of requests as their routing completes (for tests, and later live views).
+    pub fn subscribe_routed(&self) -> broadcast::Receiver<String> {
+        self.routed_feed.subscribe()
     }
 
     /// Every stored request, oldest first.

@@ -412,6 +412,7 @@ async fn retrying_a_request_routes_it_again_with_the_current_rules() {
     let gw = TestGateway::start(&strict).await;
     let (_, accepted) = gw.post("/e/shop", r#"{"ok":false}"#).await;
     let id = accepted["request_id"].as_str().unwrap().to_string();
+    gw.wait_routed(&id).await;
     let (_, ignored) = gw.api_get(&format!("/requests/{id}/ignored_events")).await;
     assert_eq!(ignored["models"][0]["cause"], "FILTERED");
     // The filter was too strict: relax it, then retry the request.
@@ -529,17 +530,7 @@ async fn a_bulk_retry_replays_every_selected_event_in_the_background() {
     let gw = TestGateway::start(&shop(&sink, "")).await;
     post_ids(&gw, 5).await;
     sink.wait_for(5).await;
-    let mut failed = 0;
-    while failed < 5 {
-        gw.wait_event(|e| e.status == EventStatus::Failed).await;
-        failed = gw
-            .gateway
-            .store
-            .events()
-            .map(Result::unwrap)
-            .filter(|e| e.status == EventStatus::Failed)
-            .count();
-    }
+    gw.wait_events(5, |e| e.status == EventStatus::Failed).await;
     let (_, plan) = gw
         .api_get("/bulk/events/retry/plan?status=FAILED&response_status=500")
         .await;

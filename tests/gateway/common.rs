@@ -246,6 +246,55 @@ impl TestGateway {
         )
     }
 
+    /// Waits until an accepted request has been routed (its events and ignored
+    /// events are stored).
+    pub async fn wait_routed(&self, request_id: &str) {
+        let store = &self.gateway.store;
+        let mut feed = store.subscribe_routed();
+        let routed = tokio::time::timeout(PATIENCE, async {
+            while store.is_unrouted(request_id).unwrap() {
+                match feed.recv().await {
+                    Ok(id) if id == request_id => return,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        panic!("routing feed closed")
+                    }
+                    _ => {}
+                }
+            }
+        })
+        .await;
+        assert!(
+            routed.is_ok(),
+            "request {request_id} was not routed in time"
+        );
+    }
+
+    /// Waits until at least `n` stored events satisfy `done`.
+    pub async fn wait_events(&self, n: usize, done: impl Fn(&Event) -> bool) {
+        let mut feed = self.gateway.store.subscribe_events();
+        let matching = || {
+            self.gateway
+                .store
+                .events()
+                .map(Result::unwrap)
+                .filter(|e| done(e))
+                .count()
+        };
+        let reached = tokio::time::timeout(PATIENCE, async {
+            while matching() < n {
+                if let Err(tokio::sync::broadcast::error::RecvError::Closed) = feed.recv().await {
+                    panic!("event feed closed");
+                }
+            }
+        })
+        .await;
+        assert!(
+            reached.is_ok(),
+            "only {} of {n} events reached the awaited state",
+            matching()
+        );
+    }
+
     /// The first stored event that satisfies `done`.
     fn stored_event(&self, done: &impl Fn(&Event) -> bool) -> Option<Event> {
         self.gateway

@@ -30,17 +30,7 @@ async fn delivery_failures_open_one_issue_per_problem_and_notify_once() {
         gw.wait_event(|e| e.status == EventStatus::Failed && e.attempts == 1)
             .await;
     }
-    let mut failed = 0;
-    while failed < 2 {
-        gw.wait_event(|e| e.status == EventStatus::Failed).await;
-        failed = gw
-            .gateway
-            .store
-            .events()
-            .map(Result::unwrap)
-            .filter(|e| e.status == EventStatus::Failed)
-            .count();
-    }
+    gw.wait_events(2, |e| e.status == EventStatus::Failed).await;
     let (_, issues) = gw.api_get("/issues?status=OPENED&type=delivery").await;
     assert_eq!(issues["count"], 1, "{issues}");
     let issue = &issues["models"][0];
