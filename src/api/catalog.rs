@@ -3,10 +3,11 @@
 //! restart must never undo an API change silently.
 
 use super::error::{ApiError, ApiResult};
+use super::query::Query;
 use super::{blocking, views, ApiState, Shared};
 use crate::ids::now_ms;
 use crate::store::Store;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -15,34 +16,40 @@ fn listing(models: Vec<Value>) -> Json<Value> {
     Json(json!({ "count": models.len(), "models": models }))
 }
 
-#[utoipa::path(get, path = "/2023-07-01/sources", tag = "configuration", summary = "Sources", responses((status = 200, description = "every source")), security(("api_key" = [])))]
-pub async fn list_sources(State(state): Shared) -> Json<Value> {
+#[utoipa::path(get, path = "/2023-07-01/sources", tag = "configuration", summary = "Sources, by name", params(("name" = Option<String>, Query, description = "exact name, name[]=…, or name[contains]=…")), responses((status = 200, description = "every source")), security(("api_key" = [])))]
+pub async fn list_sources(State(state): Shared, RawQuery(raw): RawQuery) -> Json<Value> {
+    let name = Query::parse(raw.as_deref()).matcher("name");
+    let catalog = state.catalog.load();
     listing(
-        state
-            .catalog
-            .load()
+        catalog
             .sources()
             .into_iter()
-            .map(|s| views::source(s, state.config.declared.contains(&s.id)))
+            .filter(|o| name(&o.name))
+            .map(|o| views::source(o, state.config.declared.contains(&o.id)))
             .collect(),
     )
 }
 
-#[utoipa::path(get, path = "/2023-07-01/destinations", tag = "configuration", summary = "Destinations", responses((status = 200, description = "every destination")), security(("api_key" = [])))]
-pub async fn list_destinations(State(state): Shared) -> Json<Value> {
+#[utoipa::path(get, path = "/2023-07-01/destinations", tag = "configuration", summary = "Destinations, by name", params(("name" = Option<String>, Query, description = "exact name, name[]=…, or name[contains]=…")), responses((status = 200, description = "every destination")), security(("api_key" = [])))]
+pub async fn list_destinations(State(state): Shared, RawQuery(raw): RawQuery) -> Json<Value> {
+    let name = Query::parse(raw.as_deref()).matcher("name");
+    let catalog = state.catalog.load();
     listing(
-        state
-            .catalog
-            .load()
+        catalog
             .destinations()
             .into_iter()
-            .map(|d| views::destination(d, state.config.declared.contains(&d.id)))
+            .filter(|o| name(&o.name))
+            .map(|o| views::destination(o, state.config.declared.contains(&o.id)))
             .collect(),
     )
 }
 
-#[utoipa::path(get, path = "/2023-07-01/connections", tag = "configuration", summary = "Connections", responses((status = 200, description = "every connection")), security(("api_key" = [])))]
-pub async fn list_connections(State(state): Shared) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/2023-07-01/connections", tag = "configuration", summary = "Connections, by name", params(("name" = Option<String>, Query, description = "exact name, name[]=…, or name[contains]=…")), responses((status = 200, description = "every connection")), security(("api_key" = [])))]
+pub async fn list_connections(
+    State(state): Shared,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let name = Query::parse(raw.as_deref()).matcher("name");
     let catalog = state.catalog.load_full();
     let store = state.store.clone();
     let declared = state.config.declared.clone();
@@ -50,6 +57,7 @@ pub async fn list_connections(State(state): Shared) -> ApiResult<Json<Value>> {
         let models = catalog
             .connections()
             .into_iter()
+            .filter(|c| name(&c.name))
             .map(|c| {
                 Ok(views::connection(
                     c,

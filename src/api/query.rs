@@ -70,9 +70,18 @@ impl Query {
     }
 
     /// A filter that accepts a value when `name` was not given or lists it.
+    /// `name[contains]=part` too: the value must contain every such part.
     pub fn matcher(&self, name: &str) -> impl Fn(&str) -> bool + Send + Sync + 'static {
         let wanted: Vec<String> = self.all(name).into_iter().map(str::to_string).collect();
-        move |value: &str| wanted.is_empty() || wanted.iter().any(|w| w == value)
+        let parts: Vec<String> = self
+            .all(&format!("{name}[contains]"))
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        move |value: &str| {
+            (wanted.is_empty() || wanted.iter().any(|w| w == value))
+                && parts.iter().all(|part| value.contains(part.as_str()))
+        }
     }
 
     pub fn bool(&self, name: &str) -> ApiResult<Option<bool>> {
@@ -229,6 +238,11 @@ mod tests {
         assert_eq!(q.all("id"), vec!["a", "b"]);
         assert!(q.matcher("status")("FAILED") && !q.matcher("status")("QUEUED"));
         assert!(q.matcher("missing")("anything"));
+        let contains = Query::parse(Some("error_code[contains]=CONN"));
+        assert!(
+            contains.matcher("error_code")("CONNECTION_REFUSED")
+                && !contains.matcher("error_code")("TIMEOUT")
+        );
         let range = q.date_range("created_at").unwrap();
         let day = parse_date("2026-01-01T00:00:00Z").unwrap();
         assert!(

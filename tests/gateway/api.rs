@@ -2,7 +2,7 @@
 //! paging, filters, event retry and mute, read-only declared objects, rate limits.
 
 use crate::common::{route, Reply, Sink, TestGateway, API_KEY};
-use hookgate::model::{AttemptTrigger, EventStatus};
+use hookgate::model::{AttemptTrigger, BulkKind, BulkRetry, BulkStatus, EventStatus};
 use reqwest::Method;
 use serde_json::Value;
 
@@ -1035,5 +1035,108 @@ async fn archived_api_objects_stop_serving_until_unarchived() {
             .unwrap()
             .status(),
         409
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lists_filter_by_name_and_substring() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let config = format!(
+        "[[sources]]\nname = \"shop-eu\"\n[[sources]]\nname = \"shop-us\"\n[[sources]]\nname = \"crm\"\n{}",
+        route("crm", "crm-out", &sink.url("/"), "")
+    );
+    let gw = TestGateway::start(&config).await;
+    let names = |list: &Value| {
+        list["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(&gw.api_get("/sources?name[contains]=shop").await.1),
+        ["shop-eu", "shop-us"]
+    );
+    assert_eq!(names(&gw.api_get("/sources?name=crm").await.1), ["crm"]);
+    assert_eq!(
+        names(&gw.api_get("/sources?name[]=crm&name[]=shop-us").await.1),
+        ["crm", "shop-us"]
+    );
+    assert_eq!(
+        names(&gw.api_get("/connections?name[contains]=crm").await.1),
+        ["crm-to-crm-out"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bulk_retry_left_running_resumes_from_its_cursor_and_a_cancelled_one_does_not() {
+    let sink = Sink::start(Reply::Status(500)).await;
+    let config = shop(&sink, "");
+    let gw = TestGateway::start(&config).await;
+    post_ids(&gw, 5).await;
+    gw.wait_events(5, |e| e.status == EventStatus::Failed).await;
+    let mut failed: Vec<String> = gw.gateway.store.events().map(|e| e.unwrap().id).collect();
+    failed.sort();
+    // As a crash would leave them: one job two events in, one cancelled before it ran.
+    let job = |id: &str, cursor: Option<&String>, status: BulkStatus| BulkRetry {
+        id: id.to_string(),
+        kind: BulkKind::Events,
+        query: "status=FAILED".into(),
+        status,
+        estimated_count: 5,
+        completed_count: if cursor.is_some() { 2 } else { 0 },
+        failed_count: 0,
+        cursor: cursor.cloned(),
+        created_at: hookgate::ids::now_ms(),
+        completed_at: None,
+        cancelled_at: None,
+    };
+    gw.gateway
+        .store
+        .save_bulk_retry(&job("bch_resumed", Some(&failed[1]), BulkStatus::Running))
+        .unwrap();
+    gw.gateway
+        .store
+        .save_bulk_retry(&job("bch_cancelled", None, BulkStatus::Running))
+        .unwrap();
+    let cancelled = gw
+        .api(Method::POST, "/bulk/events/retry/bch_cancelled/cancel")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        cancelled.json::<Value>().await.unwrap()["status"],
+        "cancelled"
+    );
+
+    sink.set_reply(Reply::Status(200));
+    let gw = gw.restart(&config).await;
+    let received = sink.wait_for(8).await;
+    let retried: Vec<&str> = received[5..]
+        .iter()
+        .map(|r| r.header("x-hookgate-event-id").unwrap())
+        .collect();
+    let mut retried_sorted = retried.clone();
+    retried_sorted.sort();
+    assert_eq!(
+        retried_sorted,
+        failed[2..].iter().map(String::as_str).collect::<Vec<_>>(),
+        "only the events after the cursor"
+    );
+    let (_, resumed) = gw.api_get("/bulk/events/retry/bch_resumed").await;
+    assert_eq!(
+        (
+            resumed["status"].as_str(),
+            resumed["completed_count"].as_u64()
+        ),
+        (Some("completed"), Some(5))
+    );
+    let (_, still_cancelled) = gw.api_get("/bulk/events/retry/bch_cancelled").await;
+    assert_eq!(still_cancelled["status"], "cancelled");
+    assert_eq!(
+        sink.received().len(),
+        8,
+        "the cancelled job retried nothing"
     );
 }
