@@ -154,3 +154,30 @@ async fn connection_view(
         .for_each(|destination| state.scheduler.wake(destination));
     Ok(Json(view))
 }
+
+/// `GET /destinations/{id}/queue`: the backlog, so backpressure is visible.
+#[utoipa::path(get, path = "/2023-07-01/destinations/{id}/queue", tag = "configuration", summary = "A destination's backlog: queued events and how late the oldest one is", params(("id" = String, Path, description = "des_…")), responses((status = 200, description = "queue_depth, oldest_due_at, oldest_pending_ms"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+pub async fn destination_queue(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let destination = state
+        .catalog
+        .load()
+        .destination(&id)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("destination", &id))?;
+    let store = state.store.clone();
+    blocking(move || {
+        let oldest = store.oldest_due(&destination.id)?;
+        let now = now_ms();
+        Ok(Json(json!({
+            "destination_id": destination.id,
+            "queue_depth": store.queue_depth(&destination.id),
+            "oldest_due_at": oldest.map(super::query::iso),
+            // How long the oldest event has been due without being delivered.
+            "oldest_pending_ms": oldest.map_or(0, |due| now.saturating_sub(due)),
+        })))
+    })
+    .await
+}

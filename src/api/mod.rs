@@ -164,6 +164,7 @@ pub fn router(state: Arc<ApiState>) -> Routes {
                 .put(objects::update)
                 .delete(objects::delete),
         )
+        .route("/destinations/{id}/queue", get(catalog::destination_queue))
         .route("/connections/{id}/pause", put(catalog::pause_connection))
         .route(
             "/connections/{id}/unpause",

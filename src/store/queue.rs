@@ -90,6 +90,19 @@ impl Store {
         }
     }
 
+    /// The due time of the destination's earliest queued event.
+    pub fn oldest_due(&self, destination_id: &str) -> Result<Option<u64>> {
+        match self
+            .queue
+            .scan_prefix(destination_id.as_bytes())
+            .keys()
+            .next()
+        {
+            Some(key) => Ok(Some(decode_entry(destination_id, &key?).due_ms)),
+            None => Ok(None),
+        }
+    }
+
     /// How many events wait for a destination (scans its prefix; for tests and stats).
     pub fn queue_depth(&self, destination_id: &str) -> usize {
         self.queue.scan_prefix(destination_id.as_bytes()).count()

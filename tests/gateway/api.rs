@@ -1140,3 +1140,30 @@ async fn a_bulk_retry_left_running_resumes_from_its_cursor_and_a_cancelled_one_d
         "the cancelled job retried nothing"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_destinations_backlog_is_visible() {
+    let sink = Sink::start(Reply::Hang).await;
+    let config = format!(
+        "[limits]\ndelivery_timeout_ms = 120000\n\n[[sources]]\nname = \"shop\"\n\n[[destinations]]\nname = \"slow\"\nurl = \"{}\"\nconcurrent = 1\n\n[[connections]]\nname = \"c\"\nsource = \"shop\"\ndestination = \"slow\"\n",
+        sink.url("/")
+    );
+    let gw = TestGateway::start(&config).await;
+    let ids = post_ids(&gw, 3).await;
+    for id in &ids {
+        gw.wait_routed(id).await;
+    }
+    sink.wait_for(1).await;
+    let destination = hookgate::ids::named_id("des", "slow");
+    let (status, queue) = gw
+        .api_get(&format!("/destinations/{destination}/queue"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        queue["queue_depth"], 3,
+        "the attempt in flight stays queued until it settles"
+    );
+    assert!(queue["oldest_due_at"].is_string());
+    assert!(queue["oldest_pending_ms"].is_u64());
+    assert_eq!(gw.api_get("/destinations/des_unknown/queue").await.0, 404);
+}
