@@ -52,7 +52,13 @@ impl Gateway {
             config.limits.max_response_bytes,
         );
         let issues = IssueTracker::new(store.clone());
-        let scheduler = Scheduler::start(store.clone(), catalog.clone(), client, issues.clone());
+        let scheduler = Scheduler::start(
+            store.clone(),
+            catalog.clone(),
+            client,
+            issues.clone(),
+            Duration::from_millis(config.delivery.backlog_check_ms.max(10)),
+        );
         let router = Router::new(store.clone(), catalog.clone(), scheduler.waker(), issues);
         let resumed = {
             let router = router.clone();

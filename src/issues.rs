@@ -5,7 +5,7 @@
 use crate::ids::{new_id, now_ms};
 use crate::model::{
     Attempt, DeliveryStrategy, Event, EventStatus, IgnoredEvent, Issue, IssueStatus, IssueTrigger,
-    IssueType,
+    IssueType, DEFAULT_BACKPRESSURE_DELAY_MS,
 };
 use crate::store::{Result, Store};
 use std::sync::{Arc, Mutex};
@@ -22,6 +22,8 @@ struct Occurrence<'a> {
     detail: Option<String>,
     /// For delivery triggers: is this the event's last attempt?
     is_final: bool,
+    /// For backpressure triggers: how late the oldest queued event is.
+    late_ms: u64,
 }
 
 /// Shared by the delivery lanes and the router; cheap to clone.
@@ -63,6 +65,7 @@ impl IssueTracker {
             detail: Some(format!("{signature} from {}", attempt.requested_url)),
             signature,
             is_final: event.status == EventStatus::Failed,
+            late_ms: 0,
         });
     }
 
@@ -76,6 +79,21 @@ impl IssueTracker {
             signature: "TRANSFORMATION_FAILED".into(),
             detail: ignored.detail.clone(),
             is_final: true,
+            late_ms: 0,
+        });
+    }
+
+    /// A destination whose oldest queued event is `late_ms` late (blocking).
+    pub fn backpressure(&self, destination_id: &str, oldest_event_id: &str, late_ms: u64) {
+        self.record(Occurrence {
+            kind: IssueType::Backpressure,
+            connection_id: destination_id,
+            event_id: oldest_event_id,
+            attempt_id: None,
+            signature: "backlog".into(),
+            detail: Some(format!("the oldest queued event is {late_ms} ms late")),
+            is_final: true,
+            late_ms,
         });
     }
 
@@ -95,6 +113,10 @@ impl IssueTracker {
                 && trigger.strategy == DeliveryStrategy::FinalAttempt
                 && !occurrence.is_final
             {
+                continue;
+            }
+            let threshold = trigger.delay_ms.unwrap_or(DEFAULT_BACKPRESSURE_DELAY_MS);
+            if occurrence.kind == IssueType::Backpressure && occurrence.late_ms < threshold {
                 continue;
             }
             let key = format!(

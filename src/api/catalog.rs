@@ -169,7 +169,9 @@ pub async fn destination_queue(
         .ok_or_else(|| ApiError::not_found("destination", &id))?;
     let store = state.store.clone();
     blocking(move || {
-        let oldest = store.oldest_due(&destination.id)?;
+        let oldest = store
+            .oldest_entry(&destination.id)?
+            .map(|entry| entry.due_ms);
         let now = now_ms();
         Ok(Json(json!({
             "destination_id": destination.id,

@@ -22,6 +22,11 @@ pub struct TriggerInput {
     connections: Vec<String>,
     #[serde(default)]
     strategy: DeliveryStrategy,
+    /// Backpressure triggers: destination ids, or `["*"]`.
+    #[serde(default = "every_connection")]
+    destinations: Vec<String>,
+    /// Backpressure triggers: how late the oldest queued event may be (ms).
+    delay_ms: Option<u64>,
     webhook_url: Option<String>,
 }
 
@@ -55,7 +60,12 @@ fn trigger_view(trigger: &IssueTrigger) -> Value {
         "id": trigger.id,
         "name": trigger.name,
         "type": trigger.kind,
-        "configs": { "connections": trigger.connections, "strategy": trigger.strategy },
+        "configs": {
+            "connections": trigger.connections,
+            "strategy": trigger.strategy,
+            "destinations": trigger.destinations,
+            "delay_ms": trigger.delay_ms,
+        },
         "channels": { "webhook": trigger.webhook_url.as_ref().map(|url| json!({ "url": url })) },
         "disabled_at": trigger.disabled_at.map(iso),
         "created_at": iso(trigger.created_at),
@@ -103,6 +113,8 @@ pub async fn create_trigger(
             kind: input.kind,
             connections: input.connections,
             strategy: input.strategy,
+            destinations: input.destinations,
+            delay_ms: input.delay_ms,
             webhook_url: input.webhook_url,
             disabled_at: None,
             created_at: now_ms(),
@@ -130,6 +142,8 @@ pub async fn update_trigger(
         trigger.kind = input.kind;
         trigger.connections = input.connections;
         trigger.strategy = input.strategy;
+        trigger.destinations = input.destinations;
+        trigger.delay_ms = input.delay_ms;
         trigger.webhook_url = input.webhook_url;
     })
     .await

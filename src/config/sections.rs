@@ -124,6 +124,8 @@ pub struct DeliverySection {
     pub default_concurrency: usize,
     /// The key of the `x-hookgate-signature` header on deliveries (`env:NAME` allowed).
     pub signing_secret: Option<Spanned<String>>,
+    /// How often every destination's backlog is checked for backpressure issues.
+    pub backlog_check_ms: u64,
 }
 
 impl Default for DeliverySection {
@@ -131,6 +133,7 @@ impl Default for DeliverySection {
         DeliverySection {
             default_concurrency: 32,
             signing_secret: None,
+            backlog_check_ms: 5000,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! destination that hangs or refuses only ever slows its own lane.
 
 mod attempt;
+mod backpressure;
 mod http_client;
 mod lane;
 
@@ -51,6 +52,7 @@ impl Scheduler {
         catalog: Arc<ArcSwap<Catalog>>,
         client: DeliveryClient,
         issues: IssueTracker,
+        backlog_check_every: Duration,
     ) -> Arc<Scheduler> {
         let scheduler = Arc::new(Scheduler {
             shared: Arc::new(Shared {
@@ -72,6 +74,11 @@ impl Scheduler {
             .map(|d| d.id.clone())
             .collect();
         destination_ids.iter().for_each(|id| scheduler.wake(id));
+        scheduler.runtime.spawn(backpressure::watch(
+            scheduler.shared.clone(),
+            backlog_check_every,
+            scheduler.stop.subscribe(),
+        ));
         scheduler
     }
 

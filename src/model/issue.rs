@@ -8,6 +8,8 @@ use serde::{Deserialize, Serialize};
 pub enum IssueType {
     Delivery,
     Transformation,
+    /// A destination's oldest queued event is later than the trigger's delay.
+    Backpressure,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,19 +42,34 @@ pub struct IssueTrigger {
     pub connections: Vec<String>,
     #[serde(default)]
     pub strategy: DeliveryStrategy,
+    /// Destination ids a backpressure trigger watches; `["*"]` for all.
+    #[serde(default = "everything")]
+    pub destinations: Vec<String>,
+    /// Backpressure: how late (ms) the oldest queued event may be before an issue opens.
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
     /// Where openings are posted (a webhook URL), if anywhere.
     pub webhook_url: Option<String>,
     pub disabled_at: Option<u64>,
     pub created_at: u64,
 }
 
+/// Backpressure triggers open an issue once the oldest queued event is this late.
+pub const DEFAULT_BACKPRESSURE_DELAY_MS: u64 = 60_000;
+
+fn everything() -> Vec<String> {
+    vec!["*".into()]
+}
+
 impl IssueTrigger {
-    pub fn watches(&self, connection_id: &str) -> bool {
-        self.disabled_at.is_none()
-            && self
-                .connections
-                .iter()
-                .any(|c| c == "*" || c == connection_id)
+    /// Is the trigger enabled and watching this connection (or, for
+    /// backpressure, this destination)?
+    pub fn watches(&self, target_id: &str) -> bool {
+        let targets = match self.kind {
+            IssueType::Backpressure => &self.destinations,
+            _ => &self.connections,
+        };
+        self.disabled_at.is_none() && targets.iter().any(|t| t == "*" || t == target_id)
     }
 }
 

@@ -15,6 +15,8 @@ pub use catalog::{
     Catalog, Connection, CustomResponse, Destination, RateLimit, RatePeriod, Source,
 };
 pub use event::{Attempt, AttemptStatus, AttemptTrigger, Event, EventStatus, IgnoredEvent};
-pub use issue::{DeliveryStrategy, Issue, IssueStatus, IssueTrigger, IssueType};
+pub use issue::{
+    DeliveryStrategy, Issue, IssueStatus, IssueTrigger, IssueType, DEFAULT_BACKPRESSURE_DELAY_MS,
+};
 pub use request::{Payload, RejectionCause, Request, RequestStatus};
 pub use transformation::{Execution, TransformationObject};

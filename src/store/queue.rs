@@ -90,15 +90,15 @@ impl Store {
         }
     }
 
-    /// The due time of the destination's earliest queued event.
-    pub fn oldest_due(&self, destination_id: &str) -> Result<Option<u64>> {
+    /// The destination's earliest queued event.
+    pub fn oldest_entry(&self, destination_id: &str) -> Result<Option<QueueEntry>> {
         match self
             .queue
             .scan_prefix(destination_id.as_bytes())
             .keys()
             .next()
         {
-            Some(key) => Ok(Some(decode_entry(destination_id, &key?).due_ms)),
+            Some(key) => Ok(Some(decode_entry(destination_id, &key?))),
             None => Ok(None),
         }
     }

@@ -126,3 +126,41 @@ async fn transformation_failures_open_issues_and_disabled_triggers_do_not() {
     assert_eq!(after["count"], 1, "a disabled trigger opens nothing new");
     assert!(after["models"][0]["dismissed_at"].is_string());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_destination_falling_behind_opens_a_backpressure_issue() {
+    let stuck = Sink::start(Reply::Hang).await;
+    let channel = Sink::start(Reply::Status(200)).await;
+    let config = format!(
+        "[limits]\ndelivery_timeout_ms = 120000\n\n[[sources]]\nname = \"shop\"\n\n[[destinations]]\nname = \"stuck\"\nurl = \"{}\"\nconcurrent = 1\n\n[[connections]]\nname = \"c\"\nsource = \"shop\"\ndestination = \"stuck\"\n",
+        stuck.url("/")
+    );
+    let gw = TestGateway::start(&config).await;
+    let destination = hookgate::ids::named_id("des", "stuck");
+    let trigger = json!({ "name": "lagging", "type": "backpressure", "destinations": [destination], "delay_ms": 300, "webhook_url": channel.url("/") });
+    assert_eq!(
+        gw.api(Method::POST, "/issue-triggers")
+            .json(&trigger)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    for _ in 0..3 {
+        gw.post("/e/shop", "{}").await;
+    }
+    // The backlog is checked every 100 ms; the oldest event passes 300 ms late while the destination hangs.
+    let notification: Value = serde_json::from_slice(&channel.wait_for(1).await[0].body).unwrap();
+    assert_eq!(notification["issue"]["type"], "backpressure");
+    assert!(notification["issue"]["detail"]
+        .as_str()
+        .unwrap()
+        .contains("ms late"));
+    let (_, issues) = gw.api_get("/issues?type=backpressure").await;
+    assert_eq!(issues["count"], 1);
+    assert_eq!(
+        issues["models"][0]["aggregation_keys"]["webhook_id"],
+        destination.as_str()
+    );
+}
