@@ -1167,3 +1167,80 @@ async fn a_destinations_backlog_is_visible() {
     assert!(queue["oldest_pending_ms"].is_u64());
     assert_eq!(gw.api_get("/destinations/des_unknown/queue").await.0, 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_event_and_request_filter_narrows_the_list() {
+    let ok = Sink::start(Reply::Status(200)).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = format!(
+        "[[sources]]\nname = \"shop\"\n[[sources]]\nname = \"crm\"\nverification = {{ type = \"api_key\", header_key = \"x-key\", api_key = \"k\" }}\n{}{}{}",
+        route("shop", "good", &ok.url("/"), ""),
+        route("shop", "gone", &format!("http://{closed}/"), ""),
+        route("crm", "crm-out", &ok.url("/crm"), "")
+    );
+    let gw = TestGateway::start(&config).await;
+    let (_, shop) = gw.post("/e/shop", "{}").await;
+    let shop_id = shop["request_id"].as_str().unwrap().to_string();
+    let crm = gw
+        .http
+        .post(gw.url("/e/crm"))
+        .header("x-key", "k")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    let crm_id = crm.json::<Value>().await.unwrap()["request_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    gw.http
+        .post(gw.url("/e/crm"))
+        .header("x-key", "wrong")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    gw.wait_events(3, |e| e.status.is_terminal()).await;
+
+    let count = |list: &Value| list["count"].as_u64().unwrap();
+    let named = |prefix: &str, name: &str| hookgate::ids::named_id(prefix, name);
+    for (query, expected) in [
+        (format!("webhook_id={}", named("web", "shop-to-gone")), 1),
+        (format!("destination_id={}", named("des", "good")), 1),
+        (format!("source_id={}", named("src", "crm")), 1),
+        (format!("request_id={shop_id}"), 2),
+        ("error_code[contains]=REFUSED".to_string(), 1),
+        ("status[]=SUCCESSFUL&status[]=FAILED".to_string(), 3),
+        ("attempts=1".to_string(), 3),
+        ("attempts=2".to_string(), 0),
+        ("last_attempt_at[any]=true".to_string(), 3),
+        ("created_at[lt]=2000-01-01T00:00:00Z".to_string(), 0),
+        (
+            "created_at[gt]=2000-01-01T00:00:00Z&created_at[lte]=2999-01-01T00:00:00Z".to_string(),
+            3,
+        ),
+    ] {
+        assert_eq!(
+            count(&gw.api_get(&format!("/events?{query}")).await.1),
+            expected,
+            "events?{query}"
+        );
+    }
+    for (query, expected) in [
+        ("verified=true".to_string(), 1),
+        ("verified=false".to_string(), 1),
+        ("rejection_cause=VERIFICATION_FAILED".to_string(), 1),
+        ("status=accepted".to_string(), 2),
+        (format!("id[]={shop_id}&id[]={crm_id}"), 2),
+        ("ingested_at[gte]=2000-01-01T00:00:00Z".to_string(), 3),
+    ] {
+        assert_eq!(
+            count(&gw.api_get(&format!("/requests?{query}")).await.1),
+            expected,
+            "requests?{query}"
+        );
+    }
+}
