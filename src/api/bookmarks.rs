@@ -1,7 +1,7 @@
 //! `/bookmarks`: save an event's data under a label; `trigger` replays it
 //! through its connection as a new event.
 
-use super::error::{ApiError, ApiResult};
+use super::error::{json_body, ApiError, ApiResult};
 use super::query::iso;
 use super::{blocking, views, Shared};
 use crate::ids::{new_id, now_ms};
@@ -40,17 +40,12 @@ fn view(bookmark: &Bookmark) -> Value {
     })
 }
 
-fn parsed<T>(body: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
-    body.map(|Json(v)| v)
-        .map_err(|e| ApiError::invalid("body", e.body_text()))
-}
-
 #[utoipa::path(post, path = "/2023-07-01/bookmarks", tag = "bookmarks", summary = "Save an event's data: event_id, label, name", responses((status = 200, description = "the bookmark"), (status = 422, description = "unknown event")), security(("api_key" = [])))]
 pub async fn create(
     State(state): Shared,
     body: Result<Json<NewBookmark>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let input = parsed(body)?;
+    let input = json_body(body)?;
     if input.label.trim().is_empty() {
         return Err(ApiError::invalid("label", "must not be empty"));
     }
@@ -108,7 +103,7 @@ pub async fn update(
     Path(id): Path<String>,
     body: Result<Json<BookmarkChange>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let change = parsed(body)?;
+    let change = json_body(body)?;
     let store = state.store.clone();
     blocking(move || {
         let mut bookmark = store

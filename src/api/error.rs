@@ -1,6 +1,7 @@
 //! The API's error answer, Hookdeck's shape:
 //! `{ "handled": true, "status": N, "message": "...", "data": {...} }`.
 
+use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -74,3 +75,18 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// A request body that is valid JSON of the expected shape, or a 422 naming
+/// `body` and saying what is wrong with it.
+pub fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
+    body.map(|Json(value)| value)
+        .map_err(|e| ApiError::invalid("body", e.body_text()))
+}
+
+/// The 400 for a body that could not be read as JSON at all.
+pub fn unreadable_body(rejection: JsonRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        format!("invalid body: {}", rejection.body_text()),
+    )
+}

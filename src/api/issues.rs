@@ -1,6 +1,6 @@
 //! `/issue-triggers` and `/issues`: what opens issues, and the issues themselves.
 
-use super::error::{ApiError, ApiResult};
+use super::error::{json_body, ApiError, ApiResult};
 use super::query::{iso, Query};
 use super::{blocking, Shared};
 use crate::ids::{new_id, now_ms};
@@ -35,7 +35,7 @@ fn every_connection() -> Vec<String> {
 }
 
 fn input(body: Result<Json<TriggerInput>, JsonRejection>) -> ApiResult<TriggerInput> {
-    let Json(input) = body.map_err(|e| ApiError::invalid("body", e.body_text()))?;
+    let input = json_body(body)?;
     if let Some(url) = &input.webhook_url {
         let parsed =
             url::Url::parse(url).map_err(|e| ApiError::invalid("webhook_url", e.to_string()))?;

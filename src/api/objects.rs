@@ -3,7 +3,7 @@
 //! catalog is swapped) and survive restarts. Objects declared in gateway.toml
 //! stay read-only: the file is their source of truth.
 
-use super::error::{ApiError, ApiResult};
+use super::error::{unreadable_body, ApiError, ApiResult};
 use super::{blocking, views, ApiState, Shared};
 use crate::config::{ApiObject, ObjectKind};
 use axum::extract::rejection::JsonRejection;
@@ -41,10 +41,7 @@ fn body_object(body: Result<Json<Value>, JsonRejection>) -> ApiResult<Map<String
             StatusCode::BAD_REQUEST,
             "the body must be a JSON object",
         )),
-        Err(e) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("invalid body: {}", e.body_text()),
-        )),
+        Err(e) => Err(unreadable_body(e)),
     }
 }
 

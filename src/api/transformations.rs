@@ -1,7 +1,7 @@
 //! `PUT /transformations/run`: try a transformation's code on a sample request,
 //! exactly as the router would run it, and see the result and the logs.
 
-use super::error::{ApiError, ApiResult};
+use super::error::{json_body, unreadable_body, ApiError, ApiResult};
 use super::query::{iso, Query};
 use super::{blocking, objects, Shared};
 use crate::ids::{named_id, now_ms};
@@ -32,12 +32,7 @@ pub async fn run(
     State(state): Shared,
     body: Result<Json<RunTransformation>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let Json(run) = body.map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("invalid body: {}", e.body_text()),
-        )
-    })?;
+    let Json(run) = body.map_err(unreadable_body)?;
     let mut request = run.request;
     if !request.is_object() {
         return Err(ApiError::invalid(
@@ -111,7 +106,7 @@ pub async fn create(
     State(state): Shared,
     body: Result<Json<TransformationInput>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let Json(input) = body.map_err(|e| ApiError::invalid("body", e.body_text()))?;
+    let input = json_body(body)?;
     let name = input
         .name
         .filter(|n| !n.trim().is_empty())
@@ -163,7 +158,7 @@ pub async fn update(
     Path(id): Path<String>,
     body: Result<Json<TransformationInput>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let Json(input) = body.map_err(|e| ApiError::invalid("body", e.body_text()))?;
+    let input = json_body(body)?;
     let store_state = state.clone();
     let updated = blocking(move || {
         let store = &store_state.store;
