@@ -3,7 +3,7 @@
 
 use crate::api::{ApiKeys, ApiState};
 use crate::config::Config;
-use crate::delivery::{DeliveryClient, Scheduler};
+use crate::delivery::{Circuits, DeliveryClient, Scheduler};
 use crate::ingress::{InFlight, Ingress};
 use crate::issues::IssueTracker;
 use crate::model::Catalog;
@@ -57,6 +57,10 @@ impl Gateway {
             catalog.clone(),
             client,
             issues.clone(),
+            Circuits::new(
+                config.outbound.circuit_failure_threshold,
+                config.outbound.circuit_cooldown_ms,
+            ),
             Duration::from_millis(config.delivery.backlog_check_ms.max(10)),
         );
         let router = Router::new(store.clone(), catalog.clone(), scheduler.waker(), issues);
@@ -64,6 +68,13 @@ impl Gateway {
             let router = router.clone();
             tokio::task::spawn_blocking(move || router.route_unrouted()).await??
         };
+        let fanned_out = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || crate::outbound::resume_fan_outs(&store)).await??
+        };
+        fanned_out
+            .iter()
+            .for_each(|endpoint| scheduler.wake(endpoint));
         if resumed > 0 {
             tracing::info!(
                 requests = resumed,
@@ -81,6 +92,7 @@ impl Gateway {
             bulk_updates: std::sync::Mutex::default(),
             config: config.clone(),
             object_updates: std::sync::Mutex::default(),
+            job_creation: std::sync::Mutex::default(),
         };
         let router_thread = router.start(router_inbox);
         let (commit, commit_thread) = CommitLog::start(
@@ -168,7 +180,13 @@ async fn served_catalog(config: &Config, store: &Store) -> anyhow::Result<Catalo
             errors.0.join("; ")
         )
     })?;
-    Ok(served.catalog())
+    let reader = store.clone();
+    let concurrency = config.delivery.default_concurrency.max(1);
+    let endpoints = tokio::task::spawn_blocking(move || {
+        crate::outbound::served_endpoints(&reader, concurrency)
+    })
+    .await??;
+    Ok(served.catalog().with_endpoints(endpoints))
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Store> {

@@ -41,6 +41,18 @@ pub fn new_id(prefix: &str) -> String {
     format!("{prefix}_{:016x}{random:08x}", next_stamp())
 }
 
+/// A time (ms since the epoch) as RFC 3339 UTC with exactly three fractional
+/// digits, so that such strings sort like the times they name.
+pub fn iso8601(ms: u64) -> String {
+    const FORMAT: &[time::format_description::FormatItem<'_>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(FORMAT).ok())
+        .unwrap_or_default()
+}
+
 /// The creation time (ms) encoded in an id made by [`new_id`] or [`derived_id`].
 pub fn created_ms(id: &str) -> Option<u64> {
     let stamp = id.get(4..20)?;

@@ -8,6 +8,7 @@ pub mod ids;
 pub mod ingress;
 pub mod issues;
 pub mod model;
+pub mod outbound;
 pub mod pipeline;
 pub mod secret;
 pub mod signing;

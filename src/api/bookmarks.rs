@@ -149,7 +149,13 @@ pub async fn trigger(State(state): Shared, Path(id): Path<String>) -> ApiResult<
             ))
         })?;
         let now = now_ms();
-        let event = Event::new(new_id("evt"), &bookmark.request_id, connection, now, true);
+        let event = Event::new(
+            new_id("evt"),
+            &bookmark.request_id,
+            connection.as_ref().into(),
+            now,
+            true,
+        );
         store.insert_event(&event, Some(&bookmark.data), now)?;
         bookmark.last_used_at = Some(now);
         store.save_bookmark(&bookmark)?;

@@ -80,11 +80,27 @@ pub type ApiResult<T> = Result<T, ApiError>;
 /// `body` and saying what is wrong with it.
 pub fn json_body<T>(body: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
     body.map(|Json(value)| value)
-        .map_err(|e| ApiError::invalid("body", e.body_text()))
+        .map_err(|e| match too_large(&e) {
+            Some(error) => error,
+            None => ApiError::invalid("body", e.body_text()),
+        })
+}
+
+/// The 413 for a body over the API's size limit.
+fn too_large(rejection: &JsonRejection) -> Option<ApiError> {
+    (rejection.status() == StatusCode::PAYLOAD_TOO_LARGE).then(|| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body: {}", rejection.body_text()),
+        )
+    })
 }
 
 /// The 400 for a body that could not be read as JSON at all.
 pub fn unreadable_body(rejection: JsonRejection) -> ApiError {
+    if let Some(error) = too_large(&rejection) {
+        return error;
+    }
     ApiError::new(
         StatusCode::BAD_REQUEST,
         format!("invalid body: {}", rejection.body_text()),

@@ -1,10 +1,13 @@
 //! The management REST API, on its own listener (`server.api_listen`), modelled on
 //! Hookdeck's `2023-07-01` API: the same paths with and without the version prefix.
 
+mod applications;
 mod auth;
 mod bookmarks;
 mod bulk;
 mod catalog;
+mod delivery_query;
+mod endpoints;
 mod error;
 mod inbound;
 mod issues;
@@ -13,7 +16,10 @@ mod openapi;
 mod outbound;
 mod query;
 mod transformations;
+mod v1;
 mod views;
+mod webhook_deliveries;
+mod webhook_jobs;
 
 pub use auth::ApiKeys;
 pub use objects::resolve_transformations;
@@ -49,6 +55,8 @@ pub struct ApiState {
     pub object_updates: std::sync::Mutex<()>,
     /// One writer at a time for bulk retry records (the runner and cancel).
     pub bulk_updates: std::sync::Mutex<()>,
+    /// One webhook job created at a time, so an idempotency key yields one job.
+    pub job_creation: std::sync::Mutex<()>,
 }
 
 /// Continues the background work the last run left (bulk retries).
@@ -177,6 +185,8 @@ pub fn router(state: Arc<ApiState>) -> Routes {
     Routes::new()
         .nest("/2023-07-01", resources.clone())
         .merge(resources)
+        .nest("/v1", v1::routes())
+        .nest("/api/webhook-deliveries", webhook_deliveries::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -299,7 +299,11 @@ async fn write(
                 data: json!({ "errors": errors.0 }),
             })?;
         state.store.replace_api_objects(&objects)?;
-        state.catalog.store(Arc::new(config.catalog()));
+        // Endpoints change under the same lock (see `v1`), so none is lost here.
+        let endpoints = state.catalog.load().endpoints();
+        state
+            .catalog
+            .store(Arc::new(config.catalog().with_endpoints(endpoints)));
         Ok(id)
     })
     .await?;

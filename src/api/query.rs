@@ -106,6 +106,17 @@ impl Query {
             .transpose()
     }
 
+    /// One ISO 8601 date.
+    pub fn date(&self, name: &str) -> ApiResult<Option<u64>> {
+        self.one(name)
+            .map(|v| {
+                parse_date(v).ok_or_else(|| {
+                    ApiError::invalid(name, format!("\"{v}\" is not an ISO 8601 date"))
+                })
+            })
+            .transpose()
+    }
+
     /// `name[gte]`, `name[gt]`, `name[lte]`, `name[lt]` (ISO 8601 dates) and `name[any]`.
     pub fn date_range(&self, name: &str) -> ApiResult<Range> {
         let mut range = Range::default();
@@ -221,12 +232,7 @@ fn parse_date(text: &str) -> Option<u64> {
 }
 
 /// Milliseconds since the epoch as ISO 8601 UTC (`2026-11-23T18:54:08.123Z`).
-pub fn iso(ms: u64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
-}
+pub use crate::ids::iso8601 as iso;
 
 #[cfg(test)]
 mod tests {

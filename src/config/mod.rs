@@ -7,7 +7,7 @@ mod sections;
 
 pub use api_objects::{ApiObject, ObjectErrors, ObjectKind};
 pub use error::{ConfigError, ConfigErrors};
-pub use sections::{DeliverySection, LimitsSection, ServerSection};
+pub use sections::{DeliverySection, LimitsSection, OutboundSection, ServerSection};
 
 use crate::ids::named_id;
 use crate::model::{
@@ -29,6 +29,7 @@ pub struct Config {
     pub server: ServerSection,
     pub limits: LimitsSection,
     pub delivery: DeliverySection,
+    pub outbound: OutboundSection,
     /// `server.api_keys`, resolved.
     pub api_keys: Vec<String>,
     pub sources: Vec<Source>,
@@ -121,6 +122,7 @@ impl Validator<'_> {
             server,
             limits: file.limits,
             delivery: file.delivery,
+            outbound: file.outbound,
             api_keys,
             sources,
             destinations,
@@ -268,6 +270,7 @@ impl Validator<'_> {
                     .unwrap_or(delivery.default_concurrency)
                     .max(1),
                 auth,
+                circuit_breaker: false,
             });
         }
         destinations

@@ -21,6 +21,8 @@ pub(super) struct FileConfig {
     #[serde(default)]
     pub delivery: DeliverySection,
     #[serde(default)]
+    pub outbound: OutboundSection,
+    #[serde(default)]
     pub sources: Vec<SourceSection>,
     #[serde(default)]
     pub destinations: Vec<DestinationSection>,
@@ -49,6 +51,8 @@ pub struct ServerSection {
     pub api_keys: Vec<Spanned<String>>,
     /// Calls per minute allowed to each API key.
     pub api_rate_limit_per_minute: u32,
+    /// Lets outbound endpoints use plain `http://` URLs (for development).
+    pub allow_insecure_endpoints: bool,
 }
 
 impl Default for ServerSection {
@@ -61,6 +65,7 @@ impl Default for ServerSection {
             public_url: None,
             api_keys: Vec::new(),
             api_rate_limit_per_minute: 240,
+            allow_insecure_endpoints: false,
         }
     }
 }
@@ -134,6 +139,42 @@ impl Default for DeliverySection {
             default_concurrency: 32,
             signing_secret: None,
             backlog_check_ms: 5000,
+        }
+    }
+}
+
+/// `[outbound]`: webhook jobs sent to applications' endpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundSection {
+    /// Retries after a delivery's first attempt, unless a job says otherwise.
+    pub max_retries: u32,
+    /// A delivery not done this long after its job was created is discarded;
+    /// retries back off exponentially across it.
+    pub delivery_window_ms: u64,
+    /// A job's `event_id` returns the same job for this long.
+    pub idempotency_window_ms: u64,
+    /// Largest job payload, serialized (larger ones are answered 413).
+    pub max_payload_bytes: usize,
+    /// Consecutive failed attempts that open an endpoint's circuit.
+    pub circuit_failure_threshold: u32,
+    /// How long an open circuit waits before one trial delivery (half-open).
+    pub circuit_cooldown_ms: u64,
+    /// How long a rotated-out endpoint secret keeps signing beside the new one.
+    pub secret_rotation_grace_ms: u64,
+}
+
+impl Default for OutboundSection {
+    fn default() -> Self {
+        const HOUR_MS: u64 = 3_600_000;
+        OutboundSection {
+            max_retries: 6,
+            delivery_window_ms: 48 * HOUR_MS,
+            idempotency_window_ms: 24 * HOUR_MS,
+            max_payload_bytes: 256 * 1024,
+            circuit_failure_threshold: 5,
+            circuit_cooldown_ms: 60_000,
+            secret_rotation_grace_ms: 24 * HOUR_MS,
         }
     }
 }

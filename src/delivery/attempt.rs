@@ -72,6 +72,11 @@ async fn attempt(
     let outgoing = outgoing(destination, &event, &payload);
     let started = now_ms();
     let response = shared.client.send(&outgoing).await;
+    if destination.circuit_breaker {
+        shared
+            .circuits
+            .record(&destination.id, response.is_success(), now_ms());
+    }
     let attempt = record(&event, &outgoing, &response, started);
     settle(shared, &event, attempt).await
 }
@@ -159,7 +164,7 @@ async fn settle(shared: &Arc<Shared>, event: &Event, attempt: Attempt) -> Result
     let (store, issues) = (shared.store.clone(), shared.issues.clone());
     blocking(move || {
         store.record_attempt(&attempt)?;
-        store.update_event(&attempt.event_id, |event| {
+        let settled = store.update_event(&attempt.event_id, |event| {
             let queue_move = next_state(event, &attempt, policy.as_ref());
             // Recorded before the event's change is announced, so whoever sees
             // the failure sees its issue too.
@@ -168,6 +173,13 @@ async fn settle(shared: &Arc<Shared>, event: &Event, attempt: Attempt) -> Result
             }
             (queue_move, ())
         })?;
+        match settled {
+            // A webhook job's delivery: the job sums its deliveries up anew.
+            Some((event, ())) if event.window.is_some() => {
+                store.update_job(&event.request_id, now_ms(), |_| {})?;
+            }
+            _ => {}
+        }
         Ok(())
     })
     .await
@@ -186,9 +198,13 @@ fn next_state(event: &mut Event, attempt: &Attempt, policy: Option<&RetryPolicy>
         event.successful_at = Some(now);
         return QueueMove::Out;
     }
-    let wait = policy
-        .filter(|_| !event.muted)
-        .and_then(|policy| policy.next_wait(event.attempts, attempt.response_status));
+    let wait = match (event.muted, event.window) {
+        (true, _) => None,
+        (false, Some(window)) => window.next_wait(event.attempts, now),
+        (false, None) => {
+            policy.and_then(|policy| policy.next_wait(event.attempts, attempt.response_status))
+        }
+    };
     match wait {
         Some(wait) => {
             event.status = EventStatus::Scheduled;

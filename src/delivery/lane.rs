@@ -1,5 +1,6 @@
 //! One destination's lane: the loop that takes due events off its queue.
 
+use super::circuit::Permit;
 use super::{attempt, Shared};
 use crate::ids::now_ms;
 use crate::model::RateLimit;
@@ -45,12 +46,22 @@ pub(super) async fn run(
     let mut attempts: JoinSet<String> = JoinSet::new();
     let mut limiter: Option<Limiter> = None;
     while !*stop.borrow() {
-        let Some(destination) = shared.catalog.load().destination(&destination_id).cloned() else {
+        let Some(destination) = shared.catalog.load().target(&destination_id).cloned() else {
             break; // The destination was removed; its queue stays on disk.
         };
         refresh_limiter(&mut limiter, destination.rate_limit);
-        let capacity = destination.concurrency.saturating_sub(in_flight.len());
-        let mut next_due_ms = None;
+        let permit = match destination.circuit_breaker {
+            true => shared.circuits.permit(&destination_id, now_ms()),
+            false => Permit::Any,
+        };
+        let (capacity, mut next_due_ms) = match permit {
+            Permit::Any => (
+                destination.concurrency.saturating_sub(in_flight.len()),
+                None,
+            ),
+            Permit::One => (1usize.saturating_sub(in_flight.len()), None),
+            Permit::WaitUntil(until_ms) => (0, Some(until_ms)),
+        };
         if capacity > 0 {
             let scan = scan(&shared, &destination_id, capacity, &in_flight).await;
             let saturated = scan.due.len() == capacity;

@@ -7,9 +7,11 @@
 
 mod attempt;
 mod backpressure;
+mod circuit;
 mod http_client;
 mod lane;
 
+pub use circuit::{CircuitState, Circuits};
 pub use http_client::{DeliveryClient, Outgoing, Response as DeliveryResponse};
 
 use crate::issues::IssueTracker;
@@ -29,6 +31,7 @@ pub(crate) struct Shared {
     catalog: Arc<ArcSwap<Catalog>>,
     client: DeliveryClient,
     issues: IssueTracker,
+    circuits: Circuits,
 }
 
 struct LaneHandle {
@@ -52,6 +55,7 @@ impl Scheduler {
         catalog: Arc<ArcSwap<Catalog>>,
         client: DeliveryClient,
         issues: IssueTracker,
+        circuits: Circuits,
         backlog_check_every: Duration,
     ) -> Arc<Scheduler> {
         let scheduler = Arc::new(Scheduler {
@@ -60,19 +64,13 @@ impl Scheduler {
                 catalog,
                 client,
                 issues,
+                circuits,
             }),
             lanes: Mutex::default(),
             runtime: tokio::runtime::Handle::current(),
             stop: watch::channel(false).0,
         });
-        let destination_ids: Vec<String> = scheduler
-            .shared
-            .catalog
-            .load()
-            .destinations()
-            .into_iter()
-            .map(|d| d.id.clone())
-            .collect();
+        let destination_ids = scheduler.shared.catalog.load().target_ids();
         destination_ids.iter().for_each(|id| scheduler.wake(id));
         scheduler.runtime.spawn(backpressure::watch(
             scheduler.shared.clone(),
@@ -89,7 +87,11 @@ impl Scheduler {
         if *self.stop.borrow() {
             return;
         }
-        let lane = lanes.entry(destination_id.to_string()).or_insert_with(|| {
+        // A lane ends when its destination goes away; it starts afresh if it comes back.
+        let running = lanes
+            .get(destination_id)
+            .is_some_and(|lane| !lane.task.is_finished());
+        if !running {
             let wake = Arc::new(Notify::new());
             let task = self.runtime.spawn(lane::run(
                 self.shared.clone(),
@@ -97,9 +99,18 @@ impl Scheduler {
                 wake.clone(),
                 self.stop.subscribe(),
             ));
-            LaneHandle { wake, task }
-        });
-        lane.wake.notify_one();
+            lanes.insert(destination_id.to_string(), LaneHandle { wake, task });
+        }
+        if let Some(lane) = lanes.get(destination_id) {
+            lane.wake.notify_one();
+        }
+    }
+
+    /// The circuit state of an outbound endpoint.
+    pub fn circuit_state(&self, endpoint_id: &str) -> CircuitState {
+        self.shared
+            .circuits
+            .state(endpoint_id, crate::ids::now_ms())
     }
 
     /// A wake callback for the router.

@@ -63,6 +63,9 @@ pub struct Destination {
     pub concurrency: usize,
     /// How each delivery proves it comes from this gateway.
     pub auth: Arc<DestinationAuth>,
+    /// Whether consecutive failures open a circuit that pauses deliveries
+    /// (outbound endpoints have one; relayed destinations retry by their rules).
+    pub circuit_breaker: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -85,6 +88,8 @@ pub struct Catalog {
     destinations: HashMap<String, Arc<Destination>>,
     connections: HashMap<String, Arc<Connection>>,
     connections_by_source: HashMap<String, Vec<Arc<Connection>>>,
+    /// Outbound endpoints, delivered to like destinations but managed under `/v1`.
+    endpoints: HashMap<String, Arc<Destination>>,
 }
 
 impl Catalog {
@@ -142,6 +147,43 @@ impl Catalog {
     /// Every destination, by name.
     pub fn destinations(&self) -> Vec<&Arc<Destination>> {
         sorted_by_name(self.destinations.values(), |d| &d.name)
+    }
+
+    /// What a delivery lane sends to: a destination or an outbound endpoint.
+    pub fn target(&self, id: &str) -> Option<&Arc<Destination>> {
+        self.destinations.get(id).or_else(|| self.endpoints.get(id))
+    }
+
+    /// Every destination and endpoint id, for starting their lanes.
+    pub fn target_ids(&self) -> Vec<String> {
+        self.destinations
+            .keys()
+            .chain(self.endpoints.keys())
+            .cloned()
+            .collect()
+    }
+
+    /// The same catalog serving `endpoints` as its outbound endpoints.
+    pub fn with_endpoints(&self, endpoints: Vec<Destination>) -> Catalog {
+        Catalog {
+            sources_by_name: self.sources_by_name.clone(),
+            sources_by_id: self.sources_by_id.clone(),
+            destinations: self.destinations.clone(),
+            connections: self.connections.clone(),
+            connections_by_source: self.connections_by_source.clone(),
+            endpoints: endpoints
+                .into_iter()
+                .map(|e| (e.id.clone(), Arc::new(e)))
+                .collect(),
+        }
+    }
+
+    /// The outbound endpoints being served.
+    pub fn endpoints(&self) -> Vec<Destination> {
+        self.endpoints
+            .values()
+            .map(|e| e.as_ref().clone())
+            .collect()
     }
 
     pub fn connection(&self, id: &str) -> Option<&Arc<Connection>> {

@@ -1,7 +1,7 @@
 //! Events (one request routed through one connection), their delivery attempts,
 //! and the events a rule decided not to deliver.
 
-use super::Connection;
+use super::{Connection, DeliveryWindow};
 use crate::pipeline::transform::LogEntry;
 use serde::{Deserialize, Serialize};
 
@@ -65,15 +65,38 @@ pub struct Event {
     /// What the next attempt is, when someone asked for it (a manual retry).
     #[serde(default)]
     pub pending_trigger: Option<AttemptTrigger>,
+    /// Set on deliveries of webhook jobs: their retries and deadline (instead
+    /// of a connection's retry rule).
+    #[serde(default)]
+    pub window: Option<DeliveryWindow>,
+}
+
+/// Where an event goes: from which source, through which connection, to which
+/// destination (for a webhook job: application, endpoint, endpoint).
+#[derive(Debug, Clone, Copy)]
+pub struct Route<'a> {
+    pub source_id: &'a str,
+    pub connection_id: &'a str,
+    pub destination_id: &'a str,
+}
+
+impl<'a> From<&'a Connection> for Route<'a> {
+    fn from(connection: &'a Connection) -> Route<'a> {
+        Route {
+            source_id: &connection.source_id,
+            connection_id: &connection.id,
+            destination_id: &connection.destination_id,
+        }
+    }
 }
 
 impl Event {
-    /// A new event of `request_id` through `connection`, due at `due_ms`
+    /// A new event of `request_id` along `route`, due at `due_ms`
     /// (SCHEDULED when that is in the future, else QUEUED).
     pub fn new(
         id: String,
         request_id: &str,
-        connection: &Connection,
+        route: Route<'_>,
         due_ms: u64,
         has_own_payload: bool,
     ) -> Event {
@@ -81,9 +104,9 @@ impl Event {
         Event {
             id,
             request_id: request_id.to_string(),
-            source_id: connection.source_id.clone(),
-            connection_id: connection.id.clone(),
-            destination_id: connection.destination_id.clone(),
+            source_id: route.source_id.to_string(),
+            connection_id: route.connection_id.to_string(),
+            destination_id: route.destination_id.to_string(),
             status: if due_ms > now {
                 EventStatus::Scheduled
             } else {
@@ -100,6 +123,7 @@ impl Event {
             transform_logs: Vec::new(),
             muted: false,
             pending_trigger: None,
+            window: None,
         }
     }
 }

@@ -6,6 +6,7 @@ mod bulk;
 mod catalog;
 mod event;
 mod issue;
+mod outbound;
 mod request;
 mod transformation;
 
@@ -14,9 +15,13 @@ pub use bulk::{BulkKind, BulkRetry, BulkStatus};
 pub use catalog::{
     Catalog, Connection, CustomResponse, Destination, RateLimit, RatePeriod, Source,
 };
-pub use event::{Attempt, AttemptStatus, AttemptTrigger, Event, EventStatus, IgnoredEvent};
+pub use event::{Attempt, AttemptStatus, AttemptTrigger, Event, EventStatus, IgnoredEvent, Route};
 pub use issue::{
     DeliveryStrategy, Issue, IssueStatus, IssueTrigger, IssueType, DEFAULT_BACKPRESSURE_DELAY_MS,
+};
+pub use outbound::{
+    delivery_status, Application, DeliveryWindow, Endpoint, EndpointStatus, EventType, JobStatus,
+    WebhookJob,
 };
 pub use request::{Payload, RejectionCause, Request, RequestStatus};
 pub use transformation::{Execution, TransformationObject};

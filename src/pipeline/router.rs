@@ -124,8 +124,13 @@ impl Router {
                 self.apply_rules(&event_id, connection, request, payload)?;
             match outcome {
                 Outcome::Deliver { payload, due_ms } => {
-                    let mut event =
-                        Event::new(event_id, &request.id, connection, due_ms, payload.is_some());
+                    let mut event = Event::new(
+                        event_id,
+                        &request.id,
+                        connection.as_ref().into(),
+                        due_ms,
+                        payload.is_some(),
+                    );
                     event.transform_logs = transform_logs;
                     if self.store.paused_at(&connection.id)?.is_some() {
                         event.status = EventStatus::Hold;

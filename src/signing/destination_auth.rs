@@ -32,6 +32,7 @@ use serde::Deserialize;
 
 use crate::secret::resolve_required;
 use crate::signing::mac::{encoded_mac_matches, hmac_sha256, SignatureEncoding};
+use crate::signing::standard_webhooks::{self, SecretSet};
 
 pub const HOOKGATE_SIGNATURE_HEADER: &str = "x-hookgate-signature";
 pub const HOOKGATE_TIMESTAMP_HEADER: &str = "x-hookgate-timestamp";
@@ -95,6 +96,11 @@ enum Method {
     QueryParam {
         name: String,
         value: String,
+    },
+    /// Outbound endpoints: Standard Webhooks headers over the `webhook-id` the
+    /// message carries, signed with every secret active at sending time.
+    StandardWebhooks {
+        secrets: SecretSet,
     },
 }
 
@@ -172,6 +178,13 @@ fn header_name(field: &str, name: &str) -> Result<String, String> {
 }
 
 impl DestinationAuth {
+    /// Signs deliveries the Standard Webhooks way (outbound endpoints).
+    pub fn standard_webhooks(secrets: SecretSet) -> DestinationAuth {
+        DestinationAuth {
+            method: Method::StandardWebhooks { secrets },
+        }
+    }
+
     /// Adds this method's credentials to an outbound request.
     /// `now_unix_secs` is the signing time for `hookgate_signature`.
     pub fn apply(
@@ -194,6 +207,16 @@ impl DestinationAuth {
             }
             Method::StaticHeader { name, value } => set_header(headers, name, value.clone()),
             Method::QueryParam { name, value } => set_query_param(url, name, value),
+            Method::StandardWebhooks { secrets } => {
+                let id = headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(standard_webhooks::HEADER_ID))
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default();
+                for (name, value) in secrets.headers(&id, now_unix_secs, body) {
+                    set_header(headers, name, value);
+                }
+            }
         }
     }
 }
@@ -205,6 +228,7 @@ impl fmt::Debug for DestinationAuth {
             Method::CustomSignature { .. } => "custom_signature",
             Method::StaticHeader { .. } => "static_header",
             Method::QueryParam { .. } => "query_param",
+            Method::StandardWebhooks { .. } => "standard_webhooks",
         };
         f.debug_struct("DestinationAuth")
             .field("method", &kind)

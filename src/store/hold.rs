@@ -52,16 +52,20 @@ impl Store {
             let event_id = String::from_utf8_lossy(&key[connection_id.len()..]).into_owned();
             let due = u64::from_be_bytes(due.as_ref().try_into().unwrap_or_default()).max(now_ms);
             let released = self.update_event(&event_id, |event| {
+                if event.status.is_terminal() {
+                    // Cancelled while held: stays as it is.
+                    return (QueueMove::Stay, None);
+                }
                 event.status = if due > now_ms {
                     EventStatus::Scheduled
                 } else {
                     EventStatus::Queued
                 };
                 event.pending_trigger = Some(AttemptTrigger::Unpause);
-                (QueueMove::To(due), event.destination_id.clone())
+                (QueueMove::To(due), Some(event.destination_id.clone()))
             })?;
             self.held.remove(key)?;
-            if let Some((_, destination)) = released {
+            if let Some((_, Some(destination))) = released {
                 destinations.push(destination);
             }
         }

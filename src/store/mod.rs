@@ -6,6 +6,7 @@
 
 mod commit;
 mod hold;
+mod outbound;
 mod page;
 mod queue;
 
@@ -90,12 +91,24 @@ pub struct Store {
     issue_keys: sled::Tree,
     /// Sources, destinations and connections created through the API.
     api_objects: sled::Tree,
+    applications: sled::Tree,
+    /// `application id / name` → event type.
+    event_types: sled::Tree,
+    endpoints: sled::Tree,
+    /// Webhook jobs (outbound); their deliveries are events.
+    jobs: sled::Tree,
+    /// `application id \0 event_id` → the job holding that idempotency key.
+    job_keys: sled::Tree,
+    /// Jobs stored but maybe not yet fanned out to their endpoints.
+    unrouted_jobs: sled::Tree,
     /// Serializes read-modify-write changes to one event (see `update_event`);
     /// striped, so that changes to different events rarely wait for each other.
     event_updates: Arc<[Mutex<()>; EVENT_LOCK_STRIPES]>,
     event_feed: broadcast::Sender<Event>,
     /// Ids of requests as their routing completes.
     routed_feed: broadcast::Sender<String>,
+    /// Every change to a webhook job, as it is saved.
+    job_feed: broadcast::Sender<crate::model::WebhookJob>,
 }
 
 impl Store {
@@ -127,9 +140,16 @@ impl Store {
             issues: db.open_tree("issues")?,
             issue_triggers: db.open_tree("issue_triggers")?,
             issue_keys: db.open_tree("issue_keys")?,
+            applications: db.open_tree("applications")?,
+            event_types: db.open_tree("event_types")?,
+            endpoints: db.open_tree("endpoints")?,
+            jobs: db.open_tree("jobs")?,
+            job_keys: db.open_tree("job_keys")?,
+            unrouted_jobs: db.open_tree("unrouted_jobs")?,
             event_updates: Arc::new(std::array::from_fn(|_| Mutex::new(()))),
             event_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             routed_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
+            job_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             db,
         })
     }

@@ -7,6 +7,8 @@ mod common;
 mod delivery;
 mod ingress;
 mod issues;
+mod outbound;
+mod outbound_lists;
 mod process;
 mod restart;
 mod retries;

@@ -1,0 +1,308 @@
+//! `/v1/endpoints`: where an application's webhooks go. Every change is served
+//! at once: the catalog's endpoints are rebuilt and the endpoint's lane woken.
+
+use super::applications::application_of;
+use super::error::{json_body, ApiError, ApiResult};
+use super::query::{iso, Query};
+use super::v1::{deleted, present, PageNumber};
+use super::{blocking, ApiState, Shared};
+use crate::ids::{new_id, now_ms};
+use crate::model::{Endpoint, EndpointStatus};
+use crate::outbound::{discard_pending, served_endpoints, validate};
+use crate::signing::standard_webhooks::WebhookSecret;
+use crate::store::Store;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewEndpoint {
+    application_id: String,
+    url: String,
+    description: Option<String>,
+    secret: Option<String>,
+    #[serde(default)]
+    subscribed_events: Vec<String>,
+    status: Option<EndpointStatus>,
+    rate_limit: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointChange {
+    url: Option<String>,
+    description: Option<String>,
+    subscribed_events: Option<Vec<String>>,
+    status: Option<EndpointStatus>,
+    /// `null` removes the limit.
+    #[serde(default, deserialize_with = "present")]
+    rate_limit: Option<Option<u32>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Rotation {
+    /// The new secret; generated when not given.
+    secret: Option<String>,
+}
+
+fn view(state: &ApiState, endpoint: &Endpoint) -> Value {
+    json!({
+        "id": endpoint.id,
+        "application_id": endpoint.application_id,
+        "url": endpoint.url,
+        "description": endpoint.description,
+        "secret": endpoint.secret,
+        "subscribed_events": endpoint.subscribed_events,
+        "status": endpoint.status,
+        "rate_limit": endpoint.rate_limit,
+        "circuit_state": state.scheduler.circuit_state(&endpoint.id).as_str(),
+        "created_at": iso(endpoint.created_at),
+        "updated_at": iso(endpoint.updated_at),
+    })
+}
+
+fn endpoint_of(store: &Store, id: &str) -> ApiResult<Endpoint> {
+    store
+        .endpoint(id)?
+        .ok_or_else(|| ApiError::not_found("endpoint", id))
+}
+
+/// Serves the stored endpoints: the catalog's endpoints are replaced (under
+/// the lock API-created objects use, so neither change loses the other) and
+/// every lane is woken (new ones start; removed ones stop).
+pub(super) fn serve_endpoints(state: &ApiState) -> ApiResult<()> {
+    let _one_writer = state
+        .object_updates
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let before: Vec<String> = state
+        .catalog
+        .load()
+        .endpoints()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    let served = served_endpoints(
+        &state.store,
+        state.config.delivery.default_concurrency.max(1),
+    )?;
+    let ids: Vec<String> = served.iter().map(|e| e.id.clone()).collect();
+    let catalog = state.catalog.load().with_endpoints(served);
+    state.catalog.store(Arc::new(catalog));
+    before
+        .iter()
+        .chain(&ids)
+        .for_each(|id| state.scheduler.wake(id));
+    Ok(())
+}
+
+/// Deletes an endpoint; its pending deliveries end (their jobs can finish).
+pub(super) fn remove_endpoint(store: &Store, id: &str) -> ApiResult<()> {
+    discard_pending(store, id)?;
+    // Clears the pause and the held entries (the deliveries there have ended).
+    store.unpause(id, now_ms())?;
+    store.delete_endpoint(id)?;
+    Ok(())
+}
+
+fn checked_url(state: &ApiState, url: &str) -> ApiResult<String> {
+    validate::endpoint_url(url, state.config.server.allow_insecure_endpoints)
+        .map(|url| url.to_string())
+        .map_err(|e| ApiError::invalid("url", e))
+}
+
+fn checked_secret(secret: Option<&str>) -> ApiResult<String> {
+    match secret {
+        Some(text) => WebhookSecret::parse(text)
+            .map(|s| s.to_whsec())
+            .map_err(|e| ApiError::invalid("secret", e)),
+        None => Ok(WebhookSecret::generate().to_whsec()),
+    }
+}
+
+/// Every subscribed name must be an event type of the application.
+fn check_subscriptions(store: &Store, application_id: &str, names: &[String]) -> ApiResult<()> {
+    let mut unknown = Vec::new();
+    for name in names {
+        if store.event_type(application_id, name)?.is_none() {
+            unknown.push(name.as_str());
+        }
+    }
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        "subscribed_events",
+        format!(
+            "the application has no event type {}",
+            unknown
+                .iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    ))
+}
+
+fn check_rate_limit(rate_limit: Option<u32>) -> ApiResult<()> {
+    if rate_limit == Some(0) {
+        return Err(ApiError::invalid(
+            "rate_limit",
+            "must be at least 1 request per second (null for no limit)",
+        ));
+    }
+    Ok(())
+}
+
+/// Moves an endpoint in or out of `paused`: a paused endpoint holds its deliveries.
+fn apply_status(store: &Store, endpoint: &Endpoint, was: EndpointStatus) -> ApiResult<()> {
+    let now = now_ms();
+    match (was, endpoint.status) {
+        (EndpointStatus::Paused, EndpointStatus::Paused) => {}
+        (_, EndpointStatus::Paused) => {
+            store.pause(&endpoint.id, now)?;
+        }
+        (EndpointStatus::Paused, _) => {
+            store.unpause(&endpoint.id, now)?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[utoipa::path(post, path = "/v1/endpoints", tag = "outbound", summary = "Create an endpoint: application_id, url (https), description, secret (whsec_…, generated when absent), subscribed_events (empty: all), status (active/disabled/paused), rate_limit (per second)", responses((status = 201, description = "the endpoint"), (status = 422, description = "invalid")), security(("api_key" = [])))]
+pub async fn create(
+    State(state): Shared,
+    body: Result<Json<NewEndpoint>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let input = json_body(body)?;
+    let url = checked_url(&state, &input.url)?;
+    let secret = checked_secret(input.secret.as_deref())?;
+    check_rate_limit(input.rate_limit)?;
+    blocking(move || {
+        let store = &state.store;
+        application_of(store, &input.application_id)
+            .map_err(|_| ApiError::invalid("application_id", "no such application"))?;
+        check_subscriptions(store, &input.application_id, &input.subscribed_events)?;
+        let now = now_ms();
+        let endpoint = Endpoint {
+            id: new_id("ept"),
+            application_id: input.application_id,
+            url,
+            description: input.description,
+            secret,
+            previous_secrets: Vec::new(),
+            subscribed_events: input.subscribed_events,
+            status: input.status.unwrap_or(EndpointStatus::Active),
+            rate_limit: input.rate_limit,
+            created_at: now,
+            updated_at: now,
+        };
+        apply_status(store, &endpoint, EndpointStatus::Active)?;
+        store.save_endpoint(&endpoint)?;
+        serve_endpoints(&state)?;
+        Ok((StatusCode::CREATED, Json(view(&state, &endpoint))))
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/v1/endpoints", tag = "outbound", summary = "Endpoints, oldest first; application_id, page, per_page", responses((status = 200, description = "{data, pagination}")), security(("api_key" = [])))]
+pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+    let query = Query::parse(raw.as_deref());
+    let pages = PageNumber::from_query(&query)?;
+    let application = query.one("application_id").map(str::to_string);
+    blocking(move || {
+        let endpoints: Vec<Endpoint> = state
+            .store
+            .endpoints()?
+            .into_iter()
+            .filter(|e| application.as_ref().is_none_or(|a| *a == e.application_id))
+            .collect();
+        Ok(Json(pages.answer(endpoints, |e| view(&state, e))))
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/v1/endpoints/{id}", tag = "outbound", summary = "An endpoint, with its circuit_state (closed/open/half-open)", params(("id" = String, Path, description = "ept_…")), responses((status = 200, description = "the endpoint"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    blocking(move || Ok(Json(view(&state, &endpoint_of(&state.store, &id)?)))).await
+}
+
+#[utoipa::path(put, path = "/v1/endpoints/{id}", tag = "outbound", summary = "Change an endpoint's url, description, subscribed_events, status or rate_limit (null: none); also PATCH", params(("id" = String, Path, description = "ept_…")), responses((status = 200, description = "the endpoint"), (status = 404, description = "unknown"), (status = 422, description = "invalid")), security(("api_key" = [])))]
+pub async fn update(
+    State(state): Shared,
+    Path(id): Path<String>,
+    body: Result<Json<EndpointChange>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let change = json_body(body)?;
+    let url = change
+        .url
+        .as_deref()
+        .map(|url| checked_url(&state, url))
+        .transpose()?;
+    check_rate_limit(change.rate_limit.flatten())?;
+    blocking(move || {
+        let store = &state.store;
+        let mut endpoint = endpoint_of(store, &id)?;
+        let was = endpoint.status;
+        if let Some(events) = change.subscribed_events {
+            check_subscriptions(store, &endpoint.application_id, &events)?;
+            endpoint.subscribed_events = events;
+        }
+        endpoint.url = url.unwrap_or(endpoint.url);
+        endpoint.description = change.description.or(endpoint.description);
+        endpoint.status = change.status.unwrap_or(endpoint.status);
+        endpoint.rate_limit = change.rate_limit.unwrap_or(endpoint.rate_limit);
+        endpoint.updated_at = now_ms();
+        apply_status(store, &endpoint, was)?;
+        store.save_endpoint(&endpoint)?;
+        serve_endpoints(&state)?;
+        Ok(Json(view(&state, &endpoint)))
+    })
+    .await
+}
+
+#[utoipa::path(delete, path = "/v1/endpoints/{id}", tag = "outbound", summary = "Delete an endpoint; its pending deliveries end (ENDPOINT_DELETED)", params(("id" = String, Path, description = "ept_…")), responses((status = 200, description = "{id, deleted}"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+pub async fn delete(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        endpoint_of(&state.store, &id)?;
+        remove_endpoint(&state.store, &id)?;
+        serve_endpoints(&state)?;
+        Ok(Json(deleted(&id)))
+    })
+    .await
+}
+
+/// A new signing secret; the old one keeps signing beside it (both signatures
+/// are sent) for `outbound.secret_rotation_grace_ms`, so receivers can switch.
+#[utoipa::path(post, path = "/v1/endpoints/{id}/rotate-secret", tag = "outbound", summary = "Rotate the signing secret: body {secret} optional (generated when absent); the old secret keeps signing during the grace period", params(("id" = String, Path, description = "ept_…")), responses((status = 200, description = "the endpoint with its new secret"), (status = 404, description = "unknown"), (status = 422, description = "bad secret")), security(("api_key" = [])))]
+pub async fn rotate_secret(
+    State(state): Shared,
+    Path(id): Path<String>,
+    body: Option<Json<Rotation>>,
+) -> ApiResult<Json<Value>> {
+    let rotation = body.map(|Json(r)| r).unwrap_or_default();
+    let secret = checked_secret(rotation.secret.as_deref())?;
+    blocking(move || {
+        let store = &state.store;
+        let mut endpoint = endpoint_of(store, &id)?;
+        let now_secs = (now_ms() / 1000) as i64;
+        let grace_secs = (state.config.outbound.secret_rotation_grace_ms / 1000) as i64;
+        endpoint
+            .previous_secrets
+            .retain(|(_, until)| *until > now_secs);
+        let old = std::mem::replace(&mut endpoint.secret, secret);
+        endpoint.previous_secrets.push((old, now_secs + grace_secs));
+        endpoint.updated_at = now_ms();
+        store.save_endpoint(&endpoint)?;
+        serve_endpoints(&state)?;
+        Ok(Json(view(&state, &endpoint)))
+    })
+    .await
+}

@@ -1,0 +1,131 @@
+//! The outbound-webhook API under `/v1`: applications and their event types,
+//! endpoints, webhook jobs. Lists are paged by number (`page`, `per_page`) and
+//! answer `{data, pagination: {page, per_page, total, total_pages}}`.
+
+use super::error::{ApiError, ApiResult};
+use super::query::Query;
+use super::{applications, endpoints, webhook_jobs, ApiState};
+use crate::outbound::JobError;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::Router as Routes;
+use serde::{Deserialize, Deserializer};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+const DEFAULT_PER_PAGE: usize = 20;
+const MAX_PER_PAGE: usize = 100;
+
+pub fn routes() -> Routes<Arc<ApiState>> {
+    Routes::new()
+        .route(
+            "/applications",
+            get(applications::list).post(applications::create),
+        )
+        .route(
+            "/applications/{id}",
+            get(applications::get)
+                .put(applications::update)
+                .patch(applications::update)
+                .delete(applications::delete),
+        )
+        .route(
+            "/applications/{id}/event-types",
+            get(applications::list_event_types).post(applications::create_event_type),
+        )
+        .route(
+            "/applications/{id}/event-types/{name}",
+            get(applications::get_event_type)
+                .put(applications::update_event_type)
+                .patch(applications::update_event_type)
+                .delete(applications::delete_event_type),
+        )
+        .route("/endpoints", get(endpoints::list).post(endpoints::create))
+        .route(
+            "/endpoints/{id}",
+            get(endpoints::get)
+                .put(endpoints::update)
+                .patch(endpoints::update)
+                .delete(endpoints::delete),
+        )
+        .route(
+            "/endpoints/{id}/rotate-secret",
+            post(endpoints::rotate_secret),
+        )
+        .route(
+            "/webhook-jobs",
+            get(webhook_jobs::list).post(webhook_jobs::create),
+        )
+        .route("/webhook-jobs/{id}", get(webhook_jobs::get))
+        .route("/webhook-jobs/{id}/retry", post(webhook_jobs::retry))
+        .route("/webhook-jobs/{id}/cancel", post(webhook_jobs::cancel))
+}
+
+/// `page` (from 1) and `per_page` (1–100, default 20).
+pub struct PageNumber {
+    page: usize,
+    per_page: usize,
+}
+
+impl PageNumber {
+    pub fn from_query(query: &Query) -> ApiResult<PageNumber> {
+        let page = query.number("page")?.unwrap_or(1);
+        let per_page = query.number("per_page")?.unwrap_or(DEFAULT_PER_PAGE as u64);
+        if page == 0 {
+            return Err(ApiError::invalid("page", "pages are numbered from 1"));
+        }
+        if !(1..=MAX_PER_PAGE as u64).contains(&per_page) {
+            return Err(ApiError::invalid(
+                "per_page",
+                format!("must be between 1 and {MAX_PER_PAGE}"),
+            ));
+        }
+        Ok(PageNumber {
+            page: page as usize,
+            per_page: per_page as usize,
+        })
+    }
+
+    /// One page of `items` (all that matched, in order), with the totals.
+    pub fn answer<T>(&self, items: Vec<T>, view: impl Fn(&T) -> Value) -> Value {
+        let total = items.len();
+        let data: Vec<Value> = items
+            .iter()
+            .skip((self.page - 1).saturating_mul(self.per_page))
+            .take(self.per_page)
+            .map(view)
+            .collect();
+        json!({
+            "data": data,
+            "pagination": {
+                "page": self.page,
+                "per_page": self.per_page,
+                "total": total,
+                "total_pages": total.div_ceil(self.per_page),
+            },
+        })
+    }
+}
+
+impl From<JobError> for ApiError {
+    fn from(error: JobError) -> ApiError {
+        match error {
+            JobError::Store(error) => error.into(),
+            JobError::NotFound(..) => ApiError::new(StatusCode::NOT_FOUND, error.to_string()),
+            JobError::Conflict(message) => ApiError::conflict(message),
+        }
+    }
+}
+
+/// For optional fields where `null` means "remove": a field given (even as
+/// `null`) is `Some`, a field left out is `None` (with `#[serde(default)]`).
+pub fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// What `DELETE` answers.
+pub fn deleted(id: &str) -> Value {
+    json!({ "id": id, "deleted": true })
+}

@@ -1,0 +1,227 @@
+//! `/api/webhook-deliveries`: the deliveries of webhook jobs through a second,
+//! camelCase API with keyset cursors, a JSON `filter` expression and a JSON
+//! `orderBy` (see `delivery_query`).
+
+use super::delivery_query::{page, Filter, Ordering, QueryError};
+use super::error::{ApiError, ApiResult};
+use super::query::{iso, Query};
+use super::{blocking, ApiState, Shared};
+use crate::model::{delivery_status, Event, WebhookJob};
+use crate::outbound::{cancel_delivery, retry_delivery};
+use crate::store::Store;
+use axum::extract::{Path, RawQuery, State};
+use axum::routing::{get, post};
+use axum::{Json, Router as Routes};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+const DEFAULT_LIMIT: u64 = 20;
+const MAX_LIMIT: u64 = 100;
+const STATUSES: [&str; 4] = ["pending", "retrying", "completed", "failed"];
+
+/// The fields of a delivery, for `filter` and `orderBy`.
+const FIELDS: &[&str] = &[
+    "id",
+    "jobId",
+    "subscriptionId",
+    "applicationId",
+    "eventType",
+    "sourceEventId",
+    "status",
+    "attemptCount",
+    "lastStatusCode",
+    "lastErrorCode",
+    "lastAttemptAt",
+    "nextAttemptAt",
+    "createdAt",
+    "url",
+];
+
+pub fn routes() -> Routes<Arc<ApiState>> {
+    Routes::new()
+        .route("/", get(list))
+        .route("/{id}", get(get_one).delete(cancel))
+        .route("/{id}/retry", post(retry))
+}
+
+fn view(delivery: &Event, job: &WebhookJob, url: Option<&str>) -> Value {
+    json!({
+        "id": delivery.id,
+        "jobId": job.id,
+        "subscriptionId": delivery.destination_id,
+        "applicationId": job.application_id,
+        "eventType": job.event_type,
+        "sourceEventId": job.event_id,
+        "status": delivery_status(delivery),
+        "attemptCount": delivery.attempts,
+        "lastStatusCode": delivery.response_status,
+        "lastErrorCode": delivery.error_code,
+        "lastAttemptAt": delivery.last_attempt_at.map(iso),
+        "nextAttemptAt": delivery.next_attempt_at.filter(|_| !delivery.status.is_terminal()).map(iso),
+        "createdAt": iso(delivery.created_at),
+        "url": url,
+    })
+}
+
+/// Every delivery of every job, as views (the filters work on these).
+fn all_views(store: &Store) -> ApiResult<Vec<Value>> {
+    let urls: std::collections::HashMap<String, String> = store
+        .endpoints()?
+        .into_iter()
+        .map(|e| (e.id, e.url))
+        .collect();
+    let mut views = Vec::new();
+    for job in store.jobs_newest_first() {
+        let job = job?;
+        for delivery in store.deliveries_of(&job.id)? {
+            let url = urls.get(&delivery.destination_id).map(String::as_str);
+            views.push(view(&delivery, &job, url));
+        }
+    }
+    Ok(views)
+}
+
+/// One delivery's view, with its attempts.
+fn detail(store: &Store, id: &str) -> ApiResult<Value> {
+    let not_found = || ApiError::not_found("webhook delivery", id);
+    let delivery = store
+        .event(id)?
+        .filter(|e| e.window.is_some())
+        .ok_or_else(not_found)?;
+    let job = store.job(&delivery.request_id)?.ok_or_else(not_found)?;
+    let url = store.endpoint(&delivery.destination_id)?.map(|e| e.url);
+    let attempts: Vec<Value> = store
+        .attempts_of(id)?
+        .iter()
+        .map(|a| {
+            json!({
+                "id": a.id,
+                "attemptNumber": a.attempt_number,
+                "statusCode": a.response_status,
+                "errorCode": a.error_code,
+                "responseBody": a.response_body,
+                "latencyMs": a.latency_ms,
+                "createdAt": iso(a.created_at),
+            })
+        })
+        .collect();
+    let mut view = view(&delivery, &job, url.as_deref());
+    view["attempts"] = Value::Array(attempts);
+    Ok(view)
+}
+
+fn bad_query(error: QueryError) -> ApiError {
+    ApiError::invalid(error.parameter, error.message)
+}
+
+/// The simple filters: `ids`, `status`, `subscription_id`, `source_event_id`
+/// (each also camelCase; lists comma-separated or repeated).
+struct Simple {
+    checks: Vec<(&'static str, Vec<String>)>,
+}
+
+impl Simple {
+    fn from_query(query: &Query) -> ApiResult<Simple> {
+        let mut checks = Vec::new();
+        let params: [(&[&str], &str); 4] = [
+            (&["ids"], "id"),
+            (&["status"], "status"),
+            (&["subscription_id", "subscriptionId"], "subscriptionId"),
+            (&["source_event_id", "sourceEventId"], "sourceEventId"),
+        ];
+        for (names, field) in params {
+            let wanted: Vec<String> = names
+                .iter()
+                .flat_map(|name| query.all(name))
+                .flat_map(|value| value.split(','))
+                .map(|value| value.trim().to_string())
+                .filter(|value| !value.is_empty())
+                .collect();
+            if field == "status" {
+                if let Some(bad) = wanted.iter().find(|s| !STATUSES.contains(&s.as_str())) {
+                    return Err(ApiError::invalid(
+                        "status",
+                        format!("\"{bad}\" is not one of {}", STATUSES.join(", ")),
+                    ));
+                }
+            }
+            if !wanted.is_empty() {
+                checks.push((field, wanted));
+            }
+        }
+        Ok(Simple { checks })
+    }
+
+    fn matches(&self, view: &Value) -> bool {
+        self.checks.iter().all(|(field, wanted)| {
+            view[*field]
+                .as_str()
+                .is_some_and(|value| wanted.iter().any(|w| w == value))
+        })
+    }
+}
+
+#[utoipa::path(get, path = "/api/webhook-deliveries", tag = "outbound", summary = "Deliveries (camelCase): limit (1–100), after/before cursors, ids, status (pending/retrying/completed/failed), subscription_id, source_event_id, filter (JSON: AND/OR/NOT, field operators eq ne gt gte lt lte in nin contains startsWith endsWith isNull), orderBy (JSON array: [{\"createdAt\": \"desc_nulls_last\"}])", responses((status = 200, description = "{data, pageInfo: {total, hasNextPage, hasPreviousPage, startCursor, endCursor}}"), (status = 422, description = "bad parameter")), security(("api_key" = [])))]
+pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+    let query = Query::parse(raw.as_deref());
+    let limit = query.number("limit")?.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("must be between 1 and {MAX_LIMIT}"),
+        ));
+    }
+    let simple = Simple::from_query(&query)?;
+    let filter = query
+        .one("filter")
+        .map(|text| Filter::parse(text, FIELDS))
+        .transpose()
+        .map_err(bad_query)?;
+    let ordering = match query.one("orderBy") {
+        Some(text) => Ordering::parse(text, FIELDS).map_err(bad_query)?,
+        None => Ordering::newest_first(),
+    };
+    let after = query.one("after").map(str::to_string);
+    let before = query.one("before").map(str::to_string);
+    blocking(move || {
+        let matching: Vec<Value> = all_views(&state.store)?
+            .into_iter()
+            .filter(|v| simple.matches(v) && filter.as_ref().is_none_or(|f| f.matches(v)))
+            .collect();
+        let (data, info) = page(
+            matching,
+            &ordering,
+            after.as_deref(),
+            before.as_deref(),
+            limit as usize,
+        )
+        .map_err(bad_query)?;
+        Ok(Json(json!({ "data": data, "pageInfo": info.to_json() })))
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/api/webhook-deliveries/{id}", tag = "outbound", summary = "A delivery with its attempts", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "the delivery"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+pub async fn get_one(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    blocking(move || Ok(Json(detail(&state.store, &id)?))).await
+}
+
+#[utoipa::path(delete, path = "/api/webhook-deliveries/{id}", tag = "outbound", summary = "Cancel a retrying delivery (failed, CANCELLED)", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "the delivery"), (status = 404, description = "unknown"), (status = 409, description = "not retrying")), security(("api_key" = [])))]
+pub async fn cancel(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        cancel_delivery(&state.store, &id)?;
+        Ok(Json(detail(&state.store, &id)?))
+    })
+    .await
+}
+
+#[utoipa::path(post, path = "/api/webhook-deliveries/{id}/retry", tag = "outbound", summary = "Reset a delivery (no attempts, fresh window) and dispatch it at once", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "the delivery"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+pub async fn retry(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let window = state.config.outbound.delivery_window_ms;
+        let delivery = retry_delivery(&state.store, &id, window)?;
+        state.scheduler.wake(&delivery.destination_id);
+        Ok(Json(detail(&state.store, &id)?))
+    })
+    .await
+}

@@ -1,0 +1,326 @@
+//! `/v1/webhook-jobs`: one event of a product, sent to every endpoint of its
+//! application that subscribes to its type (one delivery each).
+
+use super::applications::application_of;
+use super::error::{json_body, ApiError, ApiResult};
+use super::query::{iso, Query};
+use super::v1::PageNumber;
+use super::{blocking, ApiState, Shared};
+use crate::ids::{new_id, now_ms};
+use crate::model::{delivery_status, EndpointStatus, Event, JobStatus, WebhookJob};
+use crate::outbound::{cancel_job, fan_out, retry_job, validate};
+use crate::store::Store;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// More retries than this would not fit a useful backoff in any window.
+const MAX_RETRIES_ALLOWED: u32 = 30;
+/// Longest idempotency key accepted.
+const MAX_EVENT_ID_LEN: usize = 255;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewJob {
+    application_id: String,
+    event_type: String,
+    payload: Value,
+    event_id: Option<String>,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    metadata: Value,
+    max_retries: Option<u32>,
+}
+
+fn view(job: &WebhookJob) -> Value {
+    json!({
+        "id": job.id,
+        "application_id": job.application_id,
+        "event_type": job.event_type,
+        "event_id": job.event_id,
+        "payload": job.payload,
+        "headers": job.headers,
+        "metadata": job.metadata,
+        "status": job.status.as_str(),
+        "attempt_count": job.attempt_count,
+        "max_retries": job.max_retries,
+        "endpoint_ids": job.endpoint_ids,
+        "created_at": iso(job.created_at),
+        "updated_at": iso(job.updated_at),
+        "expires_at": iso(job.expires_at),
+        "succeeded_at": job.succeeded_at.map(iso),
+        "discarded_at": job.discarded_at.map(iso),
+    })
+}
+
+/// A job with each delivery and what its last attempt got.
+fn view_with_deliveries(store: &Store, job: &WebhookJob) -> ApiResult<Value> {
+    let mut deliveries = Vec::new();
+    for delivery in store.deliveries_of(&job.id)? {
+        deliveries.push(delivery_view(store, &delivery)?);
+    }
+    let mut view = view(job);
+    view["deliveries"] = Value::Array(deliveries);
+    Ok(view)
+}
+
+fn delivery_view(store: &Store, delivery: &Event) -> ApiResult<Value> {
+    let last = store.attempts_of(&delivery.id)?.pop();
+    Ok(json!({
+        "id": delivery.id,
+        "endpoint_id": delivery.destination_id,
+        "status": delivery_status(delivery),
+        "attempt_count": delivery.attempts,
+        "status_code": delivery.response_status,
+        "error_code": delivery.error_code,
+        "response_body": last.as_ref().and_then(|a| a.response_body.clone()),
+        "latency_ms": last.as_ref().map(|a| a.latency_ms),
+        "attempted_at": delivery.last_attempt_at.map(iso),
+        "next_attempt_at": delivery.next_attempt_at.filter(|_| !delivery.status.is_terminal()).map(iso),
+    }))
+}
+
+fn job_of(store: &Store, id: &str) -> ApiResult<WebhookJob> {
+    store
+        .job(id)?
+        .ok_or_else(|| ApiError::not_found("webhook job", id))
+}
+
+/// The checks that need no store: sizes, headers, retries, the key.
+fn check_input(state: &ApiState, input: &mut NewJob) -> ApiResult<()> {
+    let limit = state.config.outbound.max_payload_bytes;
+    let size = serde_json::to_vec(&input.payload).map_or(0, |bytes| bytes.len());
+    if size > limit {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("payload: {size} bytes serialized; at most {limit} are allowed"),
+        ));
+    }
+    input.headers =
+        validate::job_headers(&input.headers).map_err(|e| ApiError::invalid("headers", e))?;
+    if input.max_retries.is_some_and(|n| n > MAX_RETRIES_ALLOWED) {
+        return Err(ApiError::invalid(
+            "max_retries",
+            format!("at most {MAX_RETRIES_ALLOWED}"),
+        ));
+    }
+    match &input.event_id {
+        Some(key) if key.is_empty() || key.len() > MAX_EVENT_ID_LEN => Err(ApiError::invalid(
+            "event_id",
+            format!("must have 1 to {MAX_EVENT_ID_LEN} characters"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The event type must exist, and the payload meet its schema (if it has one).
+fn check_event_type(store: &Store, input: &NewJob) -> ApiResult<()> {
+    let event_type = store
+        .event_type(&input.application_id, &input.event_type)?
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "event_type",
+                format!(
+                    "the application has no event type \"{}\" (declare it under /v1/applications/{}/event-types)",
+                    input.event_type, input.application_id
+                ),
+            )
+        })?;
+    let Some(schema) = &event_type.schema else {
+        return Ok(());
+    };
+    let violations = validate::schema_violations(schema, &input.payload);
+    if violations.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        message: format!(
+            "payload: does not match the schema of \"{}\": {}",
+            input.event_type,
+            violations.join("; ")
+        ),
+        data: json!({ "field": "payload", "violations": violations }),
+    })
+}
+
+/// The endpoints a new job of this type goes to.
+fn subscribers(store: &Store, application_id: &str, event_type: &str) -> ApiResult<Vec<String>> {
+    Ok(store
+        .endpoints()?
+        .into_iter()
+        .filter(|e| e.application_id == application_id)
+        .filter(|e| e.status != EndpointStatus::Disabled && e.subscribes_to(event_type))
+        .map(|e| e.id)
+        .collect())
+}
+
+/// Stores the job and its deliveries durably before answering. With an
+/// `event_id` seen in the last `idempotency_window_ms`, answers that job (200)
+/// instead of creating another.
+#[utoipa::path(post, path = "/v1/webhook-jobs", tag = "outbound", summary = "Send an event: application_id, event_type, payload (≤ 256 KB), event_id (idempotency key for 24 h), headers (sent along), metadata (kept, never sent), max_retries", responses((status = 201, description = "the new job with its deliveries"), (status = 200, description = "the job that already has this event_id"), (status = 413, description = "payload too large"), (status = 422, description = "invalid, or the payload breaks the event type's schema (data.violations)")), security(("api_key" = [])))]
+pub async fn create(
+    State(state): Shared,
+    body: Result<Json<NewJob>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let mut input = json_body(body)?;
+    check_input(&state, &mut input)?;
+    blocking(move || {
+        let store = &state.store;
+        application_of(store, &input.application_id)
+            .map_err(|_| ApiError::invalid("application_id", "no such application"))?;
+        check_event_type(store, &input)?;
+        let _one_at_a_time = state.job_creation.lock().unwrap_or_else(|e| e.into_inner());
+        let now = now_ms();
+        let id = new_id("job");
+        if let Some(key) = &input.event_id {
+            let window = state.config.outbound.idempotency_window_ms;
+            if let Some(existing) =
+                store.claim_job_key(&input.application_id, key, &id, now, window)?
+            {
+                let job = job_of(store, &existing)?;
+                return Ok((StatusCode::OK, Json(view_with_deliveries(store, &job)?)));
+            }
+        }
+        let outbound = &state.config.outbound;
+        let job = WebhookJob {
+            event_id: input.event_id.unwrap_or_else(|| id.clone()),
+            id,
+            endpoint_ids: subscribers(store, &input.application_id, &input.event_type)?,
+            application_id: input.application_id,
+            event_type: input.event_type,
+            payload: input.payload,
+            headers: input.headers,
+            metadata: input.metadata,
+            status: JobStatus::Created,
+            attempt_count: 0,
+            max_retries: input.max_retries.unwrap_or(outbound.max_retries),
+            created_at: now,
+            updated_at: now,
+            expires_at: now.saturating_add(outbound.delivery_window_ms),
+            succeeded_at: None,
+            discarded_at: None,
+            cancelled: false,
+        };
+        store.insert_job(&job)?;
+        let woken = fan_out(store, &job)?;
+        // A job with no subscriber is done at once.
+        let job = store.update_job(&job.id, now, |_| {})?.unwrap_or(job);
+        store.flush()?;
+        woken
+            .iter()
+            .for_each(|endpoint| state.scheduler.wake(endpoint));
+        Ok((
+            StatusCode::CREATED,
+            Json(view_with_deliveries(store, &job)?),
+        ))
+    })
+    .await
+}
+
+/// The filters of `GET /v1/webhook-jobs`.
+struct JobFilter {
+    application_id: Option<String>,
+    status: Option<JobStatus>,
+    event_type: Option<String>,
+    endpoint_id: Option<String>,
+    created_after: Option<u64>,
+    created_before: Option<u64>,
+}
+
+impl JobFilter {
+    fn from_query(query: &Query) -> ApiResult<JobFilter> {
+        let owned = |name| query.one(name).map(str::to_string);
+        let status = query
+            .one("status")
+            .map(|given| {
+                JobStatus::ALL
+                    .into_iter()
+                    .find(|s| s.as_str() == given)
+                    .ok_or_else(|| {
+                        let known: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
+                        ApiError::invalid(
+                            "status",
+                            format!("\"{given}\" is not one of {}", known.join(", ")),
+                        )
+                    })
+            })
+            .transpose()?;
+        Ok(JobFilter {
+            application_id: owned("application_id"),
+            status,
+            event_type: owned("event_type"),
+            endpoint_id: owned("endpoint_id"),
+            created_after: query.date("created_after")?,
+            created_before: query.date("created_before")?,
+        })
+    }
+
+    fn matches(&self, job: &WebhookJob) -> bool {
+        let equal =
+            |wanted: &Option<String>, value: &str| wanted.as_deref().is_none_or(|w| w == value);
+        equal(&self.application_id, &job.application_id)
+            && equal(&self.event_type, &job.event_type)
+            && self.status.is_none_or(|s| s == job.status)
+            && self
+                .endpoint_id
+                .as_ref()
+                .is_none_or(|e| job.endpoint_ids.contains(e))
+            && self.created_after.is_none_or(|t| job.created_at > t)
+            && self.created_before.is_none_or(|t| job.created_at < t)
+    }
+}
+
+#[utoipa::path(get, path = "/v1/webhook-jobs", tag = "outbound", summary = "Jobs, newest first; application_id, status, event_type, endpoint_id, created_after, created_before, page, per_page (≤ 100)", responses((status = 200, description = "{data, pagination: {page, per_page, total, total_pages}}"), (status = 422, description = "bad filter")), security(("api_key" = [])))]
+pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+    let query = Query::parse(raw.as_deref());
+    let pages = PageNumber::from_query(&query)?;
+    let filter = JobFilter::from_query(&query)?;
+    blocking(move || {
+        let mut jobs = Vec::new();
+        for job in state.store.jobs_newest_first() {
+            let job = job?;
+            if filter.matches(&job) {
+                jobs.push(job);
+            }
+        }
+        Ok(Json(pages.answer(jobs, view)))
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/v1/webhook-jobs/{id}", tag = "outbound", summary = "A job with its deliveries (endpoint_id, status_code, response_body, latency_ms, attempted_at)", params(("id" = String, Path, description = "job_…")), responses((status = 200, description = "the job"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let job = job_of(&state.store, &id)?;
+        Ok(Json(view_with_deliveries(&state.store, &job)?))
+    })
+    .await
+}
+
+#[utoipa::path(post, path = "/v1/webhook-jobs/{id}/retry", tag = "outbound", summary = "Start over: back to created, attempt_count 0, every delivery queued now with a fresh delivery window", params(("id" = String, Path, description = "job_…")), responses((status = 200, description = "the job"), (status = 404, description = "unknown"), (status = 409, description = "archived")), security(("api_key" = [])))]
+pub async fn retry(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let window = state.config.outbound.delivery_window_ms;
+        let (job, woken) = retry_job(&state.store, &id, window)?;
+        woken
+            .iter()
+            .for_each(|endpoint| state.scheduler.wake(endpoint));
+        Ok(Json(view_with_deliveries(&state.store, &job)?))
+    })
+    .await
+}
+
+#[utoipa::path(post, path = "/v1/webhook-jobs/{id}/cancel", tag = "outbound", summary = "Cancel a created or awaiting_retry job: discarded, with discarded_at", params(("id" = String, Path, description = "job_…")), responses((status = 200, description = "the job"), (status = 404, description = "unknown"), (status = 409, description = "not created or awaiting_retry")), security(("api_key" = [])))]
+pub async fn cancel(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let job = cancel_job(&state.store, &id)?;
+        Ok(Json(view_with_deliveries(&state.store, &job)?))
+    })
+    .await
+}

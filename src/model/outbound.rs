@@ -1,0 +1,282 @@
+//! Outbound webhooks: a product's own events sent to its customers' endpoints.
+//!
+//! An application (one per product environment) declares event types and has
+//! endpoints; a webhook job is one event of one type, fanned out as one
+//! delivery per subscribed endpoint. An endpoint is delivered to like any
+//! destination, and each delivery is an `Event` of the job (see `DeliveryWindow`).
+
+use super::{Event, EventStatus};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Application {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventType {
+    pub application_id: String,
+    /// `resource.action`, lower case.
+    pub name: String,
+    pub description: Option<String>,
+    /// Payloads of this type must validate against it, when set.
+    pub schema: Option<Value>,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointStatus {
+    Active,
+    /// Gets no new deliveries; pending ones wait until it is active again.
+    Disabled,
+    /// Gets deliveries, but holds them until it is active again.
+    Paused,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub id: String,
+    pub application_id: String,
+    pub url: String,
+    pub description: Option<String>,
+    /// The current `whsec_…` signing secret.
+    pub secret: String,
+    /// Rotated-out secrets and when (unix seconds) they stop signing.
+    #[serde(default)]
+    pub previous_secrets: Vec<(String, i64)>,
+    /// Event type names; empty means every type.
+    pub subscribed_events: Vec<String>,
+    pub status: EndpointStatus,
+    /// Most requests per second, when limited.
+    pub rate_limit: Option<u32>,
+    pub created_at: u64,
+    pub updated_at: u64,
+}
+
+impl Endpoint {
+    pub fn subscribes_to(&self, event_type: &str) -> bool {
+        self.subscribed_events.is_empty() || self.subscribed_events.iter().any(|e| e == event_type)
+    }
+}
+
+/// A job's state, summed up from its deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// No delivery attempted yet.
+    Created,
+    /// Some deliveries attempted, others still due.
+    Executing,
+    Succeeded,
+    /// A delivery failed and waits for its next try.
+    AwaitingRetry,
+    /// Cancelled, or a delivery ran out of retries or of its delivery window.
+    Discarded,
+    /// Its application was deleted; kept for inspection.
+    Archived,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Created => "created",
+            JobStatus::Executing => "executing",
+            JobStatus::Succeeded => "succeeded",
+            JobStatus::AwaitingRetry => "awaiting_retry",
+            JobStatus::Discarded => "discarded",
+            JobStatus::Archived => "archived",
+        }
+    }
+
+    pub const ALL: [JobStatus; 6] = [
+        JobStatus::Created,
+        JobStatus::Executing,
+        JobStatus::Succeeded,
+        JobStatus::AwaitingRetry,
+        JobStatus::Discarded,
+        JobStatus::Archived,
+    ];
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookJob {
+    pub id: String,
+    pub application_id: String,
+    pub event_type: String,
+    /// The idempotency key, and the envelope's `event_id` (given, or the job's id).
+    pub event_id: String,
+    pub payload: Value,
+    /// Sent with every delivery.
+    pub headers: BTreeMap<String, String>,
+    /// The sender's own notes; never sent to endpoints.
+    pub metadata: Value,
+    /// The endpoints the job was fanned out to (one delivery each).
+    pub endpoint_ids: Vec<String>,
+    pub status: JobStatus,
+    /// Attempts made, over all deliveries.
+    pub attempt_count: u32,
+    pub max_retries: u32,
+    pub created_at: u64,
+    pub updated_at: u64,
+    /// Deliveries not done by then are discarded.
+    pub expires_at: u64,
+    pub succeeded_at: Option<u64>,
+    pub discarded_at: Option<u64>,
+    /// Cancelled by a user: discarded until retried.
+    #[serde(default)]
+    pub cancelled: bool,
+}
+
+impl WebhookJob {
+    /// The body every endpoint receives.
+    pub fn envelope(&self) -> Value {
+        serde_json::json!({
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "application_id": self.application_id,
+            "timestamp": crate::ids::iso8601(self.created_at),
+            "payload": self.payload,
+        })
+    }
+
+    /// Sums up the job's deliveries into its status and attempt count. A
+    /// cancelled or archived job keeps that status whatever its deliveries do.
+    pub fn summarize(&mut self, deliveries: &[Event], now_ms: u64) {
+        self.attempt_count = deliveries.iter().map(|d| d.attempts).sum();
+        self.updated_at = now_ms;
+        if self.status == JobStatus::Archived || self.cancelled {
+            return;
+        }
+        self.status = status_of(deliveries);
+        self.succeeded_at = match self.status {
+            JobStatus::Succeeded => self.succeeded_at.or(Some(now_ms)),
+            _ => None,
+        };
+        self.discarded_at = match self.status {
+            JobStatus::Discarded => self.discarded_at.or(Some(now_ms)),
+            _ => None,
+        };
+    }
+}
+
+fn status_of(deliveries: &[Event]) -> JobStatus {
+    let pending: Vec<&Event> = deliveries
+        .iter()
+        .filter(|d| !d.status.is_terminal())
+        .collect();
+    if pending
+        .iter()
+        .any(|d| d.attempts > 0 && d.status == EventStatus::Scheduled)
+    {
+        JobStatus::AwaitingRetry
+    } else if !pending.is_empty() {
+        if deliveries.iter().any(|d| d.attempts > 0) {
+            JobStatus::Executing
+        } else {
+            JobStatus::Created
+        }
+    } else if deliveries
+        .iter()
+        .all(|d| d.status == EventStatus::Successful)
+    {
+        JobStatus::Succeeded
+    } else {
+        JobStatus::Discarded
+    }
+}
+
+/// A delivery's state in the outbound APIs: `pending` (not attempted yet),
+/// `retrying` (attempted, more to come), `completed` or `failed`.
+pub fn delivery_status(delivery: &Event) -> &'static str {
+    match delivery.status {
+        EventStatus::Successful => "completed",
+        EventStatus::Failed => "failed",
+        _ if delivery.attempts > 0 => "retrying",
+        _ => "pending",
+    }
+}
+
+/// What makes an event a delivery of a webhook job: exponential retries,
+/// spread so that the last one still falls inside the delivery window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryWindow {
+    pub max_retries: u32,
+    pub starts_at: u64,
+    pub expires_at: u64,
+}
+
+impl DeliveryWindow {
+    /// How long to wait after `attempts_made` failed attempts, at `now_ms`;
+    /// None when the retries or the window are used up. The waits double each
+    /// time and add up to just under the window: with 6 retries over 48 h they
+    /// are 45 min, 1.5 h, 3 h, 6 h, 12 h and 24 h.
+    pub fn next_wait(&self, attempts_made: u32, now_ms: u64) -> Option<Duration> {
+        let retries_made = attempts_made.saturating_sub(1);
+        if retries_made >= self.max_retries {
+            return None;
+        }
+        let window = self.expires_at.saturating_sub(self.starts_at);
+        let unit = window >> self.max_retries.min(63);
+        let wait = unit.saturating_mul(1u64 << retries_made.min(63)).max(1);
+        (now_ms.saturating_add(wait) < self.expires_at).then(|| Duration::from_millis(wait))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: u64 = 3_600_000;
+
+    #[test]
+    fn six_retries_spread_over_two_days() {
+        let window = DeliveryWindow {
+            max_retries: 6,
+            starts_at: 0,
+            expires_at: 48 * HOUR,
+        };
+        let mut now = 0;
+        let mut waits = Vec::new();
+        for attempts in 1..=7 {
+            match window.next_wait(attempts, now) {
+                Some(wait) => {
+                    now += wait.as_millis() as u64;
+                    waits.push(wait.as_millis() as u64);
+                }
+                None => break,
+            }
+        }
+        assert_eq!(
+            waits,
+            vec![
+                HOUR * 3 / 4,
+                HOUR * 3 / 2,
+                3 * HOUR,
+                6 * HOUR,
+                12 * HOUR,
+                24 * HOUR
+            ]
+        );
+        assert!(now < 48 * HOUR);
+    }
+
+    #[test]
+    fn no_retry_past_the_window() {
+        let window = DeliveryWindow {
+            max_retries: 6,
+            starts_at: 0,
+            expires_at: 1000,
+        };
+        assert!(window.next_wait(1, 990).is_none());
+        assert!(window.next_wait(1, 0).is_some());
+    }
+}

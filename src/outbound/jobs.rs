@@ -1,0 +1,237 @@
+//! A webhook job's life: fanned out into deliveries (events), retried or
+//! cancelled as a whole or one delivery at a time. Every change to a delivery
+//! goes through `Store::update_event` and is summed up into its job by
+//! `Store::update_job`.
+
+use crate::ids::{derived_id, now_ms};
+use crate::model::{
+    AttemptTrigger, DeliveryWindow, Event, EventStatus, JobStatus, Payload, Route, WebhookJob,
+};
+use crate::signing::standard_webhooks::HEADER_ID;
+use crate::store::{QueueMove, Store, StoreError};
+
+/// The error code of a delivery cancelled by a user.
+pub const CANCELLED: &str = "CANCELLED";
+/// The error code of a delivery whose endpoint was deleted.
+const ENDPOINT_DELETED: &str = "ENDPOINT_DELETED";
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no {0} with id \"{1}\"")]
+    NotFound(&'static str, String),
+    /// The change does not apply in the current state.
+    #[error("{0}")]
+    Conflict(String),
+}
+
+type JobResult<T> = Result<T, JobError>;
+
+/// The message every endpoint receives: the envelope, the job's headers and
+/// the `webhook-id` the Standard Webhooks signature covers (the job's id, the
+/// same on every retry so receivers can deduplicate).
+fn delivery_payload(job: &WebhookJob) -> Payload {
+    let mut headers = vec![
+        ("content-type".to_string(), "application/json".to_string()),
+        (HEADER_ID.to_string(), job.id.clone()),
+    ];
+    headers.extend(job.headers.iter().map(|(n, v)| (n.clone(), v.clone())));
+    Payload {
+        method: "POST".into(),
+        path: String::new(),
+        query: String::new(),
+        headers,
+        body: job.envelope().to_string().into_bytes(),
+    }
+}
+
+/// Stores one delivery per endpoint of the job (again after a crash: ids derive
+/// from job and endpoint, so none is duplicated). Returns the endpoints whose
+/// lanes have new work.
+pub fn fan_out(store: &Store, job: &WebhookJob) -> Result<Vec<String>, StoreError> {
+    let payload = delivery_payload(job);
+    let window = DeliveryWindow {
+        max_retries: job.max_retries,
+        starts_at: job.created_at,
+        expires_at: job.expires_at,
+    };
+    let now = now_ms();
+    let mut woken = Vec::new();
+    for endpoint_id in &job.endpoint_ids {
+        let id = derived_id("evt", &job.id, endpoint_id);
+        if store.event_exists(&id)? {
+            continue;
+        }
+        let route = Route {
+            source_id: &job.application_id,
+            connection_id: endpoint_id,
+            destination_id: endpoint_id,
+        };
+        let mut event = Event::new(id, &job.id, route, now, true);
+        event.window = Some(window);
+        if store.paused_at(endpoint_id)?.is_some() {
+            event.status = EventStatus::Hold;
+            event.next_attempt_at = None;
+        }
+        store.insert_event(&event, Some(&payload), now)?;
+        woken.push(endpoint_id.clone());
+    }
+    store.job_fanned_out(&job.id)?;
+    Ok(woken)
+}
+
+/// Fans out the jobs a crash interrupted; returns the endpoints with new work.
+pub fn resume_fan_outs(store: &Store) -> Result<Vec<String>, StoreError> {
+    let mut woken = Vec::new();
+    for id in store.unrouted_jobs()? {
+        match store.job(&id)? {
+            Some(job) => woken.extend(fan_out(store, &job)?),
+            None => store.job_fanned_out(&id)?,
+        }
+    }
+    Ok(woken)
+}
+
+/// Queues a delivery for an attempt now, as if new: no attempts, a fresh window.
+fn reset(store: &Store, id: &str, window: DeliveryWindow, now: u64) -> Result<(), StoreError> {
+    store.update_event(id, |event| {
+        event.attempts = 0;
+        event.status = EventStatus::Queued;
+        event.muted = false;
+        event.error_code = None;
+        event.response_status = None;
+        event.pending_trigger = Some(AttemptTrigger::Manual);
+        event.window = Some(window);
+        (QueueMove::To(now), ())
+    })?;
+    Ok(())
+}
+
+/// Ends a pending delivery for good (no attempt in flight is undone; its
+/// outcome is recorded, but it is never retried).
+fn end(store: &Store, id: &str, error_code: &str) -> Result<(), StoreError> {
+    store.update_event(id, |event| {
+        if event.status.is_terminal() {
+            return (QueueMove::Stay, ());
+        }
+        event.status = EventStatus::Failed;
+        event.muted = true;
+        event.error_code = Some(error_code.to_string());
+        event.pending_trigger = None;
+        (QueueMove::Out, ())
+    })?;
+    Ok(())
+}
+
+fn job_of(store: &Store, id: &str) -> JobResult<WebhookJob> {
+    store
+        .job(id)?
+        .ok_or_else(|| JobError::NotFound("webhook job", id.to_string()))
+}
+
+fn window_from(now: u64, max_retries: u32, window_ms: u64) -> DeliveryWindow {
+    DeliveryWindow {
+        max_retries,
+        starts_at: now,
+        expires_at: now.saturating_add(window_ms),
+    }
+}
+
+/// Back to `created`: every delivery whose endpoint still exists starts over
+/// now, with no attempts and a fresh delivery window. Returns the job and the
+/// endpoints to wake.
+pub fn retry_job(store: &Store, id: &str, window_ms: u64) -> JobResult<(WebhookJob, Vec<String>)> {
+    let job = job_of(store, id)?;
+    if job.status == JobStatus::Archived {
+        return Err(JobError::Conflict(
+            "an archived job (its application was deleted) cannot be retried".into(),
+        ));
+    }
+    let now = now_ms();
+    let window = window_from(now, job.max_retries, window_ms);
+    let mut woken = Vec::new();
+    for delivery in store.deliveries_of(id)? {
+        if store.endpoint(&delivery.destination_id)?.is_some() {
+            reset(store, &delivery.id, window, now)?;
+            woken.push(delivery.destination_id);
+        }
+    }
+    let job = store
+        .update_job(id, now, |job| {
+            job.cancelled = false;
+            job.expires_at = window.expires_at;
+        })?
+        .ok_or_else(|| JobError::NotFound("webhook job", id.to_string()))?;
+    Ok((job, woken))
+}
+
+/// `created` or `awaiting_retry` → `discarded`: no delivery is attempted again.
+pub fn cancel_job(store: &Store, id: &str) -> JobResult<WebhookJob> {
+    let job = job_of(store, id)?;
+    if !matches!(job.status, JobStatus::Created | JobStatus::AwaitingRetry) {
+        return Err(JobError::Conflict(format!(
+            "only a created or awaiting_retry job can be cancelled; this one is {}",
+            job.status.as_str()
+        )));
+    }
+    for delivery in store.deliveries_of(id)? {
+        end(store, &delivery.id, CANCELLED)?;
+    }
+    let now = now_ms();
+    let job = store.update_job(id, now, |job| {
+        job.cancelled = true;
+        job.status = JobStatus::Discarded;
+        job.discarded_at = Some(now);
+    })?;
+    job.ok_or_else(|| JobError::NotFound("webhook job", id.to_string()))
+}
+
+fn delivery_of(store: &Store, id: &str) -> JobResult<Event> {
+    store
+        .event(id)?
+        .filter(|event| event.window.is_some())
+        .ok_or_else(|| JobError::NotFound("webhook delivery", id.to_string()))
+}
+
+/// Starts one delivery over now (no attempts, a fresh window); its job is no
+/// longer cancelled. Returns the delivery as it is now.
+pub fn retry_delivery(store: &Store, id: &str, window_ms: u64) -> JobResult<Event> {
+    let delivery = delivery_of(store, id)?;
+    let max_retries = delivery.window.map_or(0, |w| w.max_retries);
+    let now = now_ms();
+    let window = window_from(now, max_retries, window_ms);
+    reset(store, id, window, now)?;
+    store.update_job(&delivery.request_id, now, |job| {
+        job.cancelled = false;
+        job.expires_at = job.expires_at.max(window.expires_at);
+    })?;
+    delivery_of(store, id)
+}
+
+/// Stops a delivery that waits for a retry.
+pub fn cancel_delivery(store: &Store, id: &str) -> JobResult<Event> {
+    let delivery = delivery_of(store, id)?;
+    let retrying = !delivery.status.is_terminal() && delivery.attempts > 0;
+    if !retrying {
+        return Err(JobError::Conflict(format!(
+            "only a retrying delivery can be cancelled; this one has {} attempts and is {}",
+            delivery.attempts,
+            delivery.status.as_str()
+        )));
+    }
+    end(store, id, CANCELLED)?;
+    store.update_job(&delivery.request_id, now_ms(), |_| {})?;
+    delivery_of(store, id)
+}
+
+/// Ends every pending delivery to a deleted endpoint, so their jobs finish.
+pub fn discard_pending(store: &Store, endpoint_id: &str) -> Result<(), StoreError> {
+    for event_id in store.pending_event_ids(endpoint_id)? {
+        end(store, &event_id, ENDPOINT_DELETED)?;
+        if let Some(event) = store.event(&event_id)? {
+            store.update_job(&event.request_id, now_ms(), |_| {})?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,166 @@
+//! The checks on what users send to the outbound API, each with a message that
+//! says what to send instead.
+
+use serde_json::Value;
+use std::collections::BTreeMap;
+use url::Url;
+
+/// `resource.action`: two or more lower-case segments of letters, digits and
+/// `_`, each starting with a letter (`invoice.paid`, `invoice.payment.failed`).
+pub fn event_type_name(name: &str) -> Result<(), String> {
+    let segment_ok = |s: &str| {
+        s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    };
+    let segments: Vec<&str> = name.split('.').collect();
+    if segments.len() >= 2 && segments.iter().all(|s| segment_ok(s)) {
+        Ok(())
+    } else {
+        Err(format!(
+            "\"{name}\" is not an event type name: use lower-case \"resource.action\" \
+             (segments of a-z, 0-9 and _ joined by dots, each starting with a letter), \
+             e.g. \"invoice.paid\""
+        ))
+    }
+}
+
+/// An endpoint URL: absolute http(s), and https unless insecure ones are allowed.
+pub fn endpoint_url(text: &str, allow_insecure: bool) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| format!("\"{text}\" is not a URL: {e}"))?;
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if allow_insecure => Ok(url),
+        "http" => Err(format!(
+            "\"{text}\" must use https (set server.allow_insecure_endpoints = true to allow http)"
+        )),
+        other => Err(format!("\"{text}\": the scheme must be https, not {other}")),
+    }
+}
+
+/// Checks that a value is a usable JSON Schema.
+pub fn schema(schema: &Value) -> Result<(), String> {
+    jsonschema::validator_for(schema)
+        .map(|_| ())
+        .map_err(|e| format!("not a valid JSON Schema: {e}"))
+}
+
+/// Every way `payload` breaks `schema`, each as `"/path: message"`.
+pub fn schema_violations(schema: &Value, payload: &Value) -> Vec<String> {
+    match jsonschema::validator_for(schema) {
+        Ok(validator) => validator
+            .iter_errors(payload)
+            .map(|e| {
+                let path = e.instance_path().to_string();
+                let at = if path.is_empty() { "/" } else { &path };
+                format!("{at}: {e}")
+            })
+            .collect(),
+        // Stored schemas were checked when saved.
+        Err(e) => vec![format!("the event type's schema is invalid: {e}")],
+    }
+}
+
+/// Headers a job may add to its deliveries: valid names, lower-cased, none of
+/// those the gateway sets itself or that describe one HTTP hop.
+pub fn job_headers(headers: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, String> {
+    const RESERVED: &[&str] = &[
+        "content-type",
+        "content-length",
+        "host",
+        "connection",
+        "transfer-encoding",
+        "te",
+        "upgrade",
+    ];
+    let mut clean = BTreeMap::new();
+    for (name, value) in headers {
+        let lower = name.to_ascii_lowercase();
+        if http::HeaderName::from_bytes(lower.as_bytes()).is_err() {
+            return Err(format!("\"{name}\" is not a valid header name"));
+        }
+        if http::HeaderValue::from_str(value).is_err() {
+            return Err(format!(
+                "the value of \"{name}\" is not a valid header value"
+            ));
+        }
+        if RESERVED.contains(&lower.as_str())
+            || lower.starts_with("webhook-")
+            || lower.starts_with("x-hookgate-")
+        {
+            return Err(format!(
+                "\"{name}\" is set by the gateway and cannot be given"
+            ));
+        }
+        clean.insert(lower, value.clone());
+    }
+    Ok(clean)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn event_type_names() {
+        for good in ["invoice.paid", "invoice.payment_failed", "a1.b2.c3"] {
+            assert!(event_type_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "invoice",
+            "Invoice.paid",
+            "invoice..paid",
+            "invoice.paid.",
+            "1nvoice.paid",
+            "invoice-paid",
+            "invoice.pa id",
+        ] {
+            let error = event_type_name(bad).unwrap_err();
+            assert!(error.contains("resource.action"), "{error}");
+        }
+    }
+
+    #[test]
+    fn urls_need_https_unless_allowed() {
+        assert!(endpoint_url("https://example.com/hooks", false).is_ok());
+        assert!(endpoint_url("http://example.com/hooks", false)
+            .unwrap_err()
+            .contains("allow_insecure_endpoints"));
+        assert!(endpoint_url("http://127.0.0.1:9/hooks", true).is_ok());
+        assert!(endpoint_url("ftp://example.com", true).is_err());
+        assert!(endpoint_url("not a url", true).is_err());
+    }
+
+    #[test]
+    fn schema_violations_name_the_path() {
+        let schema = json!({
+            "type": "object",
+            "required": ["amount"],
+            "properties": { "amount": { "type": "integer", "minimum": 0 } }
+        });
+        assert!(schema_violations(&schema, &json!({"amount": 5})).is_empty());
+        let violations = schema_violations(&schema, &json!({"amount": -1}));
+        assert_eq!(violations.len(), 1);
+        assert!(violations[0].starts_with("/amount: "), "{violations:?}");
+        assert_eq!(schema_violations(&schema, &json!({})).len(), 1);
+        assert!(super::schema(&json!({"type": "no-such-type"})).is_err());
+    }
+
+    #[test]
+    fn headers_the_gateway_sets_are_refused() {
+        let given = |name: &str| BTreeMap::from([(name.to_string(), "v".to_string())]);
+        assert_eq!(
+            job_headers(&given("X-Tenant")).unwrap(),
+            BTreeMap::from([("x-tenant".to_string(), "v".to_string())])
+        );
+        for reserved in [
+            "webhook-id",
+            "Content-Type",
+            "x-hookgate-event-id",
+            "bad name",
+        ] {
+            assert!(job_headers(&given(reserved)).is_err(), "{reserved}");
+        }
+    }
+}

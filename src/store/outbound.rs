@@ -1,0 +1,185 @@
+//! Applications, event types, endpoints and webhook jobs. A job's deliveries
+//! are events (ids derived from the job's), so they live with the other events.
+
+use super::{get, put, stripe_of, values, Result, Store};
+use crate::model::{Application, Endpoint, Event, EventType, WebhookJob};
+
+fn event_type_key(application_id: &str, name: &str) -> String {
+    format!("{application_id}/{name}")
+}
+
+fn job_key(application_id: &str, event_id: &str) -> Vec<u8> {
+    [application_id.as_bytes(), b"\0", event_id.as_bytes()].concat()
+}
+
+impl Store {
+    pub fn save_application(&self, application: &Application) -> Result<()> {
+        put(&self.applications, &application.id, application)
+    }
+
+    pub fn application(&self, id: &str) -> Result<Option<Application>> {
+        get(&self.applications, id)
+    }
+
+    /// Every application, oldest first.
+    pub fn applications(&self) -> Result<Vec<Application>> {
+        values(&self.applications).collect()
+    }
+
+    pub fn delete_application(&self, id: &str) -> Result<bool> {
+        Ok(self.applications.remove(id.as_bytes())?.is_some())
+    }
+
+    pub fn save_event_type(&self, event_type: &EventType) -> Result<()> {
+        let key = event_type_key(&event_type.application_id, &event_type.name);
+        put(&self.event_types, &key, event_type)
+    }
+
+    pub fn event_type(&self, application_id: &str, name: &str) -> Result<Option<EventType>> {
+        get(&self.event_types, &event_type_key(application_id, name))
+    }
+
+    /// An application's event types, by name.
+    pub fn event_types(&self, application_id: &str) -> Result<Vec<EventType>> {
+        let prefix = event_type_key(application_id, "");
+        self.event_types
+            .scan_prefix(prefix.as_bytes())
+            .values()
+            .map(|value| Ok(serde_json::from_slice(&value?)?))
+            .collect()
+    }
+
+    pub fn delete_event_type(&self, application_id: &str, name: &str) -> Result<bool> {
+        let key = event_type_key(application_id, name);
+        Ok(self.event_types.remove(key.as_bytes())?.is_some())
+    }
+
+    pub fn save_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
+        put(&self.endpoints, &endpoint.id, endpoint)
+    }
+
+    pub fn endpoint(&self, id: &str) -> Result<Option<Endpoint>> {
+        get(&self.endpoints, id)
+    }
+
+    /// Every endpoint, oldest first.
+    pub fn endpoints(&self) -> Result<Vec<Endpoint>> {
+        values(&self.endpoints).collect()
+    }
+
+    pub fn delete_endpoint(&self, id: &str) -> Result<bool> {
+        Ok(self.endpoints.remove(id.as_bytes())?.is_some())
+    }
+
+    /// Claims `event_id` as the idempotency key of a new job of the application.
+    /// Returns the job that already holds it, if one claimed it less than
+    /// `window_ms` ago; otherwise `job_id` holds it from now on.
+    pub fn claim_job_key(
+        &self,
+        application_id: &str,
+        event_id: &str,
+        job_id: &str,
+        now_ms: u64,
+        window_ms: u64,
+    ) -> Result<Option<String>> {
+        let key = job_key(application_id, event_id);
+        let mut current = self.job_keys.get(&key)?;
+        loop {
+            if let Some(holder) = &current {
+                let holder = String::from_utf8_lossy(holder).into_owned();
+                let claimed_at = crate::ids::created_ms(&holder).unwrap_or(0);
+                if now_ms.saturating_sub(claimed_at) < window_ms {
+                    return Ok(Some(holder));
+                }
+            }
+            // Compare-and-swap, so two senders racing with one key get one job.
+            match self
+                .job_keys
+                .compare_and_swap(&key, current, Some(job_id.as_bytes()))?
+            {
+                Ok(()) => return Ok(None),
+                Err(lost) => current = lost.current,
+            }
+        }
+    }
+
+    /// Stores a new job, marked as not yet fanned out until `job_fanned_out`.
+    pub fn insert_job(&self, job: &WebhookJob) -> Result<()> {
+        put(&self.jobs, &job.id, job)?;
+        self.unrouted_jobs.insert(job.id.as_bytes(), &[])?;
+        Ok(())
+    }
+
+    pub fn job_fanned_out(&self, job_id: &str) -> Result<()> {
+        self.unrouted_jobs.remove(job_id.as_bytes())?;
+        Ok(())
+    }
+
+    /// Jobs whose fan-out a crash may have interrupted.
+    pub fn unrouted_jobs(&self) -> Result<Vec<String>> {
+        self.unrouted_jobs
+            .iter()
+            .keys()
+            .map(|key| Ok(String::from_utf8_lossy(&key?).into_owned()))
+            .collect()
+    }
+
+    /// Every change to a job, as it is saved (for tests, and later live views).
+    pub fn subscribe_jobs(&self) -> tokio::sync::broadcast::Receiver<WebhookJob> {
+        self.job_feed.subscribe()
+    }
+
+    pub fn job(&self, id: &str) -> Result<Option<WebhookJob>> {
+        get(&self.jobs, id)
+    }
+
+    /// Every job, newest first.
+    pub fn jobs_newest_first(&self) -> impl Iterator<Item = Result<WebhookJob>> {
+        self.jobs
+            .iter()
+            .values()
+            .rev()
+            .map(|value| Ok(serde_json::from_slice(&value?)?))
+    }
+
+    /// The deliveries of a job, one per endpoint it was fanned out to.
+    pub fn deliveries_of(&self, job_id: &str) -> Result<Vec<Event>> {
+        self.events_of_request(job_id)
+    }
+
+    /// Events an endpoint has yet to get: queued for it, or held while it is paused.
+    pub fn pending_event_ids(&self, endpoint_id: &str) -> Result<Vec<String>> {
+        let prefix_len = endpoint_id.len();
+        let mut ids = Vec::new();
+        for key in self.queue.scan_prefix(endpoint_id.as_bytes()).keys() {
+            // Queue keys are `endpoint ++ due (8 bytes) ++ event id`.
+            ids.push(String::from_utf8_lossy(&key?[prefix_len + 8..]).into_owned());
+        }
+        for key in self.held.scan_prefix(endpoint_id.as_bytes()).keys() {
+            ids.push(String::from_utf8_lossy(&key?[prefix_len..]).into_owned());
+        }
+        Ok(ids)
+    }
+
+    /// Changes a job and sums its deliveries up again, one change of a job at
+    /// a time (deliveries to several endpoints settle concurrently).
+    pub fn update_job(
+        &self,
+        id: &str,
+        now_ms: u64,
+        change: impl FnOnce(&mut WebhookJob),
+    ) -> Result<Option<WebhookJob>> {
+        // Never taken while an event's own stripe is held, so this cannot deadlock.
+        let stripe = &self.event_updates[stripe_of(id)];
+        let _serialized = stripe.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(mut job) = self.job(id)? else {
+            return Ok(None);
+        };
+        change(&mut job);
+        job.summarize(&self.deliveries_of(id)?, now_ms);
+        put(&self.jobs, id, &job)?;
+        // Nobody listening is fine: the feed is a convenience, the store the truth.
+        let _ = self.job_feed.send(job.clone());
+        Ok(Some(job))
+    }
+}
