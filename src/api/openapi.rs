@@ -1,14 +1,17 @@
 //! The machine-readable description of the API, generated from the handlers'
 //! `#[utoipa::path]` annotations and served at `/openapi.json`.
 
-use super::{bookmarks, bulk, catalog, inbound, issues, objects, outbound, transformations};
+use super::{
+    applications, bookmarks, bulk, catalog, endpoints, inbound, issues, objects, outbound,
+    transformations, webhook_deliveries, webhook_jobs,
+};
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "hookgate management API", description = "Hookdeck 2023-07-01 style; every path also works without the /2023-07-01 prefix."),
+    info(title = "hookgate management API", description = "Hookdeck 2023-07-01 style; every path also works without the /2023-07-01 prefix. Outbound webhooks: /v1/... and /api/webhook-deliveries."),
     paths(
         inbound::list_requests, inbound::get_request, inbound::request_events, inbound::request_ignored_events,
         inbound::retry_request, inbound::list_ignored_events, inbound::get_ignored_event,
@@ -24,6 +27,12 @@ use utoipa::{Modify, OpenApi};
         issues::count_issues, issues::get_issue, issues::update_issue, issues::dismiss_issue,
         bookmarks::list, bookmarks::create, bookmarks::get, bookmarks::update, bookmarks::delete, bookmarks::trigger,
         bulk::plan, bulk::create, bulk::list, bulk::get, bulk::cancel,
+        applications::create, applications::list, applications::get, applications::update, applications::delete,
+        applications::create_event_type, applications::list_event_types, applications::get_event_type,
+        applications::update_event_type, applications::delete_event_type,
+        endpoints::create, endpoints::list, endpoints::get, endpoints::update, endpoints::delete, endpoints::rotate_secret,
+        webhook_jobs::create, webhook_jobs::list, webhook_jobs::get, webhook_jobs::retry, webhook_jobs::cancel,
+        webhook_deliveries::list, webhook_deliveries::get_one, webhook_deliveries::cancel, webhook_deliveries::retry,
     ),
     modifiers(&BearerKey)
 )]

@@ -237,6 +237,74 @@ mod tests {
 
     const HOUR: u64 = 3_600_000;
 
+    fn delivery(status: EventStatus, attempts: u32) -> Event {
+        let mut event: Event = serde_json::from_value(serde_json::json!({
+            "id": "evt_1", "request_id": "job_1", "source_id": "app_1",
+            "connection_id": "ept_1", "destination_id": "ept_1", "status": "QUEUED",
+            "attempts": 0, "created_at": 0, "next_attempt_at": null, "last_attempt_at": null,
+            "successful_at": null, "response_status": null, "error_code": null,
+            "has_own_payload": true
+        }))
+        .unwrap();
+        event.status = status;
+        event.attempts = attempts;
+        event
+    }
+
+    #[test]
+    fn a_job_sums_up_its_deliveries() {
+        use EventStatus::*;
+        let cases = [
+            (
+                vec![delivery(Queued, 0), delivery(Queued, 0)],
+                JobStatus::Created,
+            ),
+            (
+                vec![delivery(Successful, 1), delivery(Queued, 0)],
+                JobStatus::Executing,
+            ),
+            (
+                vec![delivery(Scheduled, 2), delivery(Successful, 1)],
+                JobStatus::AwaitingRetry,
+            ),
+            (
+                vec![delivery(Successful, 1), delivery(Successful, 3)],
+                JobStatus::Succeeded,
+            ),
+            (
+                vec![delivery(Successful, 1), delivery(Failed, 7)],
+                JobStatus::Discarded,
+            ),
+            (vec![], JobStatus::Succeeded),
+        ];
+        for (deliveries, expected) in cases {
+            assert_eq!(status_of(&deliveries), expected, "{deliveries:?}");
+        }
+    }
+
+    #[test]
+    fn a_cancelled_job_stays_discarded_and_counts_attempts() {
+        let mut job: WebhookJob = serde_json::from_value(serde_json::json!({
+            "id": "job_1", "application_id": "app_1", "event_type": "a.b", "event_id": "e",
+            "payload": {}, "headers": {}, "metadata": null, "endpoint_ids": ["ept_1"],
+            "status": "discarded", "attempt_count": 0, "max_retries": 6, "created_at": 0,
+            "updated_at": 0, "expires_at": 1, "succeeded_at": null, "discarded_at": 5,
+            "cancelled": true
+        }))
+        .unwrap();
+        job.summarize(&[delivery(EventStatus::Successful, 2)], 10);
+        assert_eq!(
+            (job.status, job.attempt_count, job.discarded_at),
+            (JobStatus::Discarded, 2, Some(5))
+        );
+        job.cancelled = false;
+        job.summarize(&[delivery(EventStatus::Successful, 2)], 10);
+        assert_eq!(
+            (job.status, job.succeeded_at, job.discarded_at),
+            (JobStatus::Succeeded, Some(10), None)
+        );
+    }
+
     #[test]
     fn six_retries_spread_over_two_days() {
         let window = DeliveryWindow {

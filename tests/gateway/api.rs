@@ -507,6 +507,12 @@ async fn an_openapi_document_describes_every_endpoint() {
         ("/2023-07-01/attempts", "get"),
         ("/2023-07-01/connections/{id}/pause", "put"),
         ("/2023-07-01/transformations/run", "put"),
+        ("/v1/webhook-jobs", "post"),
+        ("/v1/webhook-jobs/{id}/cancel", "post"),
+        ("/v1/endpoints/{id}/rotate-secret", "post"),
+        ("/v1/applications/{id}/event-types", "post"),
+        ("/api/webhook-deliveries", "get"),
+        ("/api/webhook-deliveries/{id}", "delete"),
     ] {
         assert!(
             paths.get(path).and_then(|p| p.get(method)).is_some(),

@@ -2,6 +2,7 @@
 //! endpoints (real sinks), webhook jobs and their signed deliveries.
 
 use crate::common::{Received, Reply, Sink, TestGateway, PATIENCE};
+use hookgate::model::WebhookJob;
 use hookgate::signing::standard_webhooks::{self, WebhookSecret};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -170,4 +171,624 @@ async fn a_job_fans_out_to_subscribed_endpoints_only_signed_with_each_secret() {
         assert!(!String::from_utf8_lossy(&request.body).contains("never sent"));
     }
     assert!(voided.received().is_empty());
+}
+
+/// Waits until the stored job satisfies `done`.
+pub async fn wait_job_where(gw: &TestGateway, job_id: &str, done: impl Fn(&WebhookJob) -> bool) {
+    let store = &gw.gateway.store;
+    let mut feed = store.subscribe_jobs();
+    let reached = tokio::time::timeout(PATIENCE, async {
+        while !done(&store.job(job_id).unwrap().unwrap()) {
+            if let Err(RecvError::Closed) = feed.recv().await {
+                panic!("job feed closed");
+            }
+        }
+    })
+    .await;
+    assert!(
+        reached.is_ok(),
+        "job {job_id} never reached the awaited state"
+    );
+}
+
+fn job_body(app: &str, event_type: &str, payload: Value) -> Value {
+    json!({ "application_id": app, "event_type": event_type, "payload": payload })
+}
+
+/// An application with one event type and one endpoint on a sink.
+async fn one_endpoint(gw: &TestGateway, sink: &Sink, fields: Value) -> (String, Value) {
+    let app = application(gw, "production").await;
+    event_types(gw, &app, &["order.created"]).await;
+    let endpoint = endpoint(gw, &app, sink, fields).await;
+    (app, endpoint)
+}
+
+async fn job_id_of(gw: &TestGateway, app: &str) -> String {
+    let (status, job) = send_job(gw, job_body(app, "order.created", json!({ "n": 1 }))).await;
+    assert_eq!(status, 201, "{job}");
+    job["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn an_event_id_returns_the_same_job_instead_of_a_new_one() {
+    let gw = gateway("").await;
+    let sink = Sink::start(Reply::Status(200)).await;
+    let (app, _) = one_endpoint(&gw, &sink, json!({})).await;
+    let mut body = job_body(&app, "order.created", json!({ "order": 7 }));
+    body["event_id"] = json!("order-7-created");
+    let (first_status, first) = send_job(&gw, body.clone()).await;
+    let (again_status, again) = send_job(&gw, body.clone()).await;
+    assert_eq!((first_status, again_status), (201, 200));
+    assert_eq!(first["id"], again["id"]);
+    assert_eq!(first["event_id"], "order-7-created");
+    wait_job(&gw, first["id"].as_str().unwrap(), "succeeded").await;
+    let (_, listed) = gw
+        .api_get(&format!("/v1/webhook-jobs?application_id={app}"))
+        .await;
+    assert_eq!(listed["pagination"]["total"], 1, "{listed}");
+    let envelope: Value = serde_json::from_slice(&sink.wait_for(1).await[0].body).unwrap();
+    assert_eq!(envelope["event_id"], "order-7-created");
+
+    // The key belongs to one application: another one gets its own job.
+    let other = application(&gw, "staging").await;
+    event_types(&gw, &other, &["order.created"]).await;
+    body["application_id"] = json!(other);
+    let (status, elsewhere) = send_job(&gw, body).await;
+    assert_eq!(status, 201);
+    assert_ne!(elsewhere["id"], first["id"]);
+}
+
+#[tokio::test]
+async fn an_event_id_is_a_new_job_once_its_window_has_passed() {
+    let gw = gateway("idempotency_window_ms = 1").await;
+    let sink = Sink::start(Reply::Status(200)).await;
+    let (app, _) = one_endpoint(&gw, &sink, json!({})).await;
+    let mut body = job_body(&app, "order.created", json!({}));
+    body["event_id"] = json!("once");
+    let (_, first) = send_job(&gw, body.clone()).await;
+    wait_job(&gw, first["id"].as_str().unwrap(), "succeeded").await;
+    let (status, second) = send_job(&gw, body).await;
+    assert_eq!(status, 201);
+    assert_ne!(first["id"], second["id"]);
+}
+
+#[tokio::test]
+async fn payloads_over_the_limit_are_refused_with_413() {
+    let gw = gateway("").await;
+    let sink = Sink::start(Reply::Status(200)).await;
+    let (app, _) = one_endpoint(&gw, &sink, json!({})).await;
+    let just_under = "x".repeat(256 * 1024 - 2);
+    let (status, _) = send_job(&gw, job_body(&app, "order.created", json!(just_under))).await;
+    assert_eq!(status, 201);
+    let (status, error) = send_job(
+        &gw,
+        job_body(&app, "order.created", json!(format!("{just_under}x"))),
+    )
+    .await;
+    assert_eq!(status, 413, "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("payload"),
+        "{error}"
+    );
+    // Far beyond the limit, the body itself is refused before it is parsed.
+    let huge = "y".repeat(3 * 1024 * 1024);
+    let (status, error) = send_job(&gw, job_body(&app, "order.created", json!(huge))).await;
+    assert_eq!(status, 413, "{error}");
+    let (_, listed) = gw
+        .api_get(&format!("/v1/webhook-jobs?application_id={app}"))
+        .await;
+    assert_eq!(listed["pagination"]["total"], 1);
+}
+
+#[tokio::test]
+async fn payloads_must_meet_the_event_types_schema() {
+    let gw = gateway("").await;
+    let app = application(&gw, "production").await;
+    let schema = json!({
+        "type": "object",
+        "required": ["amount", "currency"],
+        "properties": {
+            "amount": { "type": "integer", "minimum": 1 },
+            "currency": { "type": "string", "enum": ["eur", "usd"] }
+        }
+    });
+    let path = format!("/v1/applications/{app}/event-types");
+    let (status, created) = gw
+        .api_send(
+            Method::POST,
+            &path,
+            json!({ "name": "charge.succeeded", "schema": schema }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+
+    let (status, error) = send_job(
+        &gw,
+        job_body(
+            &app,
+            "charge.succeeded",
+            json!({ "amount": 0, "currency": "gbp" }),
+        ),
+    )
+    .await;
+    assert_eq!(status, 422, "{error}");
+    let violations = error["data"]["violations"].as_array().unwrap();
+    assert_eq!(violations.len(), 2, "{error}");
+    assert!(violations
+        .iter()
+        .any(|v| v.as_str().unwrap().starts_with("/amount")));
+    assert!(violations
+        .iter()
+        .any(|v| v.as_str().unwrap().starts_with("/currency")));
+
+    let (status, _) = send_job(
+        &gw,
+        job_body(
+            &app,
+            "charge.succeeded",
+            json!({ "amount": 5, "currency": "eur" }),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201);
+
+    // Bad names and schemas are refused when the type is declared.
+    let (status, error) = gw
+        .api_send(Method::POST, &path, json!({ "name": "Charge-Failed" }))
+        .await;
+    assert_eq!(status, 422);
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("resource.action"),
+        "{error}"
+    );
+    let (status, error) = gw
+        .api_send(
+            Method::POST,
+            &path,
+            json!({ "name": "charge.failed", "schema": { "type": 12 } }),
+        )
+        .await;
+    assert_eq!(
+        (status, error["data"]["field"].as_str()),
+        (422, Some("schema")),
+        "{error}"
+    );
+    // An undeclared type is refused too.
+    let (status, error) = send_job(&gw, job_body(&app, "charge.refunded", json!({}))).await;
+    assert_eq!(
+        (status, error["data"]["field"].as_str()),
+        (422, Some("event_type")),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn endpoints_need_https_unless_insecure_ones_are_allowed() {
+    let gw = TestGateway::start(&outbound_section("")).await;
+    let app = application(&gw, "production").await;
+    let (status, error) = gw
+        .api_send(
+            Method::POST,
+            "/v1/endpoints",
+            json!({ "application_id": app, "url": "http://example.com/hooks" }),
+        )
+        .await;
+    assert_eq!(status, 422, "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("allow_insecure_endpoints"),
+        "{error}"
+    );
+    let (status, endpoint) = gw
+        .api_send(
+            Method::POST,
+            "/v1/endpoints",
+            json!({ "application_id": app, "url": "https://example.com/hooks" }),
+        )
+        .await;
+    assert_eq!(status, 201, "{endpoint}");
+    assert_eq!(endpoint["status"], "active");
+    assert_eq!(endpoint["circuit_state"], "closed");
+}
+
+/// The attempts of a job's only delivery, oldest first.
+fn attempts_of_only_delivery(gw: &TestGateway, job_id: &str) -> Vec<hookgate::model::Attempt> {
+    let store = &gw.gateway.store;
+    let delivery = &store.deliveries_of(job_id).unwrap()[0];
+    store.attempts_of(&delivery.id).unwrap()
+}
+
+#[tokio::test]
+async fn failed_deliveries_back_off_exponentially_across_the_window() {
+    // 3 retries over 800 ms: waits of 100, 200 and 400 ms.
+    let gw = gateway("delivery_window_ms = 800\nmax_retries = 3").await;
+    let sink = Sink::start(Reply::Status(500)).await;
+    let (app, _) = one_endpoint(&gw, &sink, json!({})).await;
+    let job_id = job_id_of(&gw, &app).await;
+    let job = wait_job(&gw, &job_id, "discarded").await;
+    assert!(job["discarded_at"].is_string());
+    assert_eq!(job["deliveries"][0]["status"], "failed");
+    let attempts = attempts_of_only_delivery(&gw, &job_id);
+    assert_eq!(attempts.len(), 4);
+    assert_eq!(job["attempt_count"], 4);
+    for (n, pair) in attempts.windows(2).enumerate() {
+        let waited = pair[1].created_at - pair[0].created_at;
+        assert!(waited >= 100 << n, "retry {n} came after {waited} ms");
+    }
+}
+
+#[tokio::test]
+async fn deliveries_still_failing_when_the_window_ends_are_discarded() {
+    // Each attempt times out after 200 ms, so a 500 ms window ends long before
+    // the 20 retries do.
+    let gw = TestGateway::start_with(
+        INSECURE,
+        &format!(
+            "[limits]\ndelivery_timeout_ms = 200\n{}",
+            outbound_section("delivery_window_ms = 500\nmax_retries = 20")
+        ),
+    )
+    .await;
+    let sink = Sink::start(Reply::Hang).await;
+    let (app, _) = one_endpoint(&gw, &sink, json!({})).await;
+    let job_id = job_id_of(&gw, &app).await;
+    wait_job(&gw, &job_id, "discarded").await;
+    let attempts = attempts_of_only_delivery(&gw, &job_id);
+    assert!(
+        (2..21).contains(&attempts.len()),
+        "{} attempts",
+        attempts.len()
+    );
+    let expires_at = gw.gateway.store.job(&job_id).unwrap().unwrap().expires_at;
+    assert!(attempts.iter().all(|a| a.created_at < expires_at));
+    assert_eq!(
+        attempts.last().unwrap().error_code.as_deref(),
+        Some("TIMEOUT")
+    );
+}
+
+#[tokio::test]
+async fn retries_run_out_after_max_retries() {
+    let gw = gateway("delivery_window_ms = 60000").await;
+    let sink = Sink::start(Reply::Status(503)).await;
+    let (app, _) = one_endpoint(&gw, &sink, json!({})).await;
+    let mut body = job_body(&app, "order.created", json!({}));
+    body["max_retries"] = json!(0);
+    let (_, job) = send_job(&gw, body).await;
+    let job = wait_job(&gw, job["id"].as_str().unwrap(), "discarded").await;
+    assert_eq!(
+        (job["attempt_count"].as_u64(), job["max_retries"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(job["deliveries"][0]["status_code"], 503);
+}
+
+#[tokio::test]
+async fn cancel_and_retry_follow_the_state_rules() {
+    let gw = gateway("delivery_window_ms = 3600000").await;
+    let sink = Sink::start(Reply::StatusWithBody(500, "try later".into())).await;
+    let (app, _) = one_endpoint(&gw, &sink, json!({})).await;
+    let job_id = job_id_of(&gw, &app).await;
+    let job = wait_job(&gw, &job_id, "awaiting_retry").await;
+    assert_eq!(job["deliveries"][0]["response_body"], "try later");
+
+    let cancel = format!("/v1/webhook-jobs/{job_id}/cancel");
+    let (status, cancelled) = gw.api_send(Method::POST, &cancel, json!({})).await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["status"], "discarded");
+    assert!(cancelled["discarded_at"].is_string());
+    assert_eq!(cancelled["deliveries"][0]["status"], "failed");
+    let (status, error) = gw.api_send(Method::POST, &cancel, json!({})).await;
+    assert_eq!(status, 409, "{error}");
+
+    sink.set_reply(Reply::Status(200));
+    let (status, retried) = gw
+        .api_send(
+            Method::POST,
+            &format!("/v1/webhook-jobs/{job_id}/retry"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{retried}");
+    assert_eq!(retried["attempt_count"], 0);
+    assert!(retried["discarded_at"].is_null());
+    let done = wait_job(&gw, &job_id, "succeeded").await;
+    assert_eq!(done["attempt_count"], 1);
+    assert_eq!(sink.wait_for(2).await.len(), 2);
+    // A succeeded job cannot be cancelled.
+    let (status, _) = gw.api_send(Method::POST, &cancel, json!({})).await;
+    assert_eq!(status, 409);
+}
+
+#[tokio::test]
+async fn a_retrying_delivery_can_be_cancelled_and_retried_on_its_own() {
+    let gw = gateway("delivery_window_ms = 3600000").await;
+    let sink = Sink::start(Reply::Status(500)).await;
+    let (app, _) = one_endpoint(&gw, &sink, json!({})).await;
+    let job_id = job_id_of(&gw, &app).await;
+    wait_job(&gw, &job_id, "awaiting_retry").await;
+    let delivery_id = gw.gateway.store.deliveries_of(&job_id).unwrap()[0]
+        .id
+        .clone();
+    let path = format!("/api/webhook-deliveries/{delivery_id}");
+
+    let response = gw.api(Method::DELETE, &path).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let cancelled: Value = response.json().await.unwrap();
+    assert_eq!(cancelled["status"], "failed");
+    assert_eq!(cancelled["lastErrorCode"], "CANCELLED");
+    wait_job(&gw, &job_id, "discarded").await;
+    let response = gw.api(Method::DELETE, &path).send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        409,
+        "only a retrying delivery can be cancelled"
+    );
+
+    sink.set_reply(Reply::Status(200));
+    let (status, retried) = gw
+        .api_send(Method::POST, &format!("{path}/retry"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{retried}");
+    assert_eq!(retried["attemptCount"], 0);
+    wait_job(&gw, &job_id, "succeeded").await;
+    let (_, delivery) = gw.api_get(&path).await;
+    assert_eq!(delivery["status"], "completed");
+    assert_eq!(
+        delivery["attempts"].as_array().unwrap().len(),
+        2,
+        "{delivery}"
+    );
+}
+
+#[tokio::test]
+async fn the_circuit_opens_after_consecutive_failures_and_closes_after_a_good_trial() {
+    let gw = TestGateway::start_with(
+        INSECURE,
+        "[outbound]\ncircuit_failure_threshold = 2\ncircuit_cooldown_ms = 300\ndelivery_window_ms = 3600000\n",
+    )
+    .await;
+    let sink = Sink::start(Reply::Status(500)).await;
+    let (app, endpoint) = one_endpoint(&gw, &sink, json!({})).await;
+    let endpoint_path = format!("/v1/endpoints/{}", endpoint["id"].as_str().unwrap());
+    let circuit = || async { gw.api_get(&endpoint_path).await.1["circuit_state"].clone() };
+
+    let first = job_id_of(&gw, &app).await;
+    wait_job(&gw, &first, "awaiting_retry").await;
+    assert_eq!(circuit().await, "closed");
+    let second = job_id_of(&gw, &app).await;
+    wait_job(&gw, &second, "awaiting_retry").await;
+    assert_eq!(circuit().await, "open");
+    let opened = sink.received()[1].at;
+
+    // While open nothing is attempted; after the cool-down one trial goes out.
+    sink.set_reply(Reply::Status(200));
+    let third = job_id_of(&gw, &app).await;
+    let trial = sink.wait_for(3).await[2].at;
+    assert!(trial.duration_since(opened) >= std::time::Duration::from_millis(300));
+    wait_job(&gw, &third, "succeeded").await;
+    assert_eq!(circuit().await, "closed");
+}
+
+#[tokio::test]
+async fn a_paused_endpoint_holds_deliveries_and_a_disabled_one_gets_none() {
+    let gw = gateway("").await;
+    let (held, off) = (
+        Sink::start(Reply::Status(200)).await,
+        Sink::start(Reply::Status(200)).await,
+    );
+    let app = application(&gw, "production").await;
+    event_types(&gw, &app, &["order.created"]).await;
+    let paused = endpoint(&gw, &app, &held, json!({ "status": "paused" })).await;
+    endpoint(&gw, &app, &off, json!({ "status": "disabled" })).await;
+    let job_id = job_id_of(&gw, &app).await;
+    let (_, job) = gw.api_get(&format!("/v1/webhook-jobs/{job_id}")).await;
+    assert_eq!(job["deliveries"].as_array().unwrap().len(), 1, "{job}");
+    assert_eq!(job["status"], "created");
+    gw.wait_event(|e| e.request_id == job_id && e.status == hookgate::model::EventStatus::Hold)
+        .await;
+    assert!(held.received().is_empty());
+
+    let path = format!("/v1/endpoints/{}", paused["id"].as_str().unwrap());
+    let (status, _) = gw
+        .api_send(Method::PATCH, &path, json!({ "status": "active" }))
+        .await;
+    assert_eq!(status, 200);
+    wait_job(&gw, &job_id, "succeeded").await;
+    assert_eq!(held.wait_for(1).await.len(), 1);
+    assert!(off.received().is_empty());
+}
+
+#[tokio::test]
+async fn after_a_rotation_both_secrets_sign_during_the_grace_period() {
+    let gw = gateway("").await;
+    let sink = Sink::start(Reply::Status(200)).await;
+    let (app, endpoint) = one_endpoint(&gw, &sink, json!({})).await;
+    let old_secret = endpoint["secret"].as_str().unwrap().to_string();
+    let path = format!(
+        "/v1/endpoints/{}/rotate-secret",
+        endpoint["id"].as_str().unwrap()
+    );
+    let (status, rotated) = gw.api_send(Method::POST, &path, json!({})).await;
+    assert_eq!(status, 200, "{rotated}");
+    let new_secret = rotated["secret"].as_str().unwrap().to_string();
+    assert_ne!(new_secret, old_secret);
+
+    let job_id = job_id_of(&gw, &app).await;
+    wait_job(&gw, &job_id, "succeeded").await;
+    let delivery = &sink.wait_for(1).await[0];
+    assert_signed(delivery, &new_secret);
+    assert_signed(delivery, &old_secret);
+    let signatures = delivery.header("webhook-signature").unwrap();
+    assert_eq!(signatures.split(' ').count(), 2, "{signatures}");
+}
+
+#[tokio::test]
+async fn an_endpoints_rate_limit_spaces_its_deliveries() {
+    let gw = gateway("").await;
+    let sink = Sink::start(Reply::Status(200)).await;
+    let (app, _) = one_endpoint(&gw, &sink, json!({ "rate_limit": 10 })).await;
+    for _ in 0..6 {
+        job_id_of(&gw, &app).await;
+    }
+    let received = sink.wait_for(6).await;
+    let spread = received[5].at.duration_since(received[0].at);
+    // Six deliveries at 10/s: at least five gaps of 100 ms.
+    assert!(
+        spread >= std::time::Duration::from_millis(490),
+        "{spread:?}"
+    );
+}
+
+#[tokio::test]
+async fn jobs_and_their_pending_deliveries_survive_a_restart() {
+    let gw = gateway("delivery_window_ms = 3600000").await;
+    let sink = Sink::start(Reply::Status(200)).await;
+    let (app, endpoint) = one_endpoint(&gw, &sink, json!({ "status": "paused" })).await;
+    let job_id = job_id_of(&gw, &app).await;
+    let gw = gw
+        .restart(&format!(
+            "{}\n",
+            outbound_section("delivery_window_ms = 3600000")
+        ))
+        .await;
+    let path = format!("/v1/endpoints/{}", endpoint["id"].as_str().unwrap());
+    let (status, _) = gw
+        .api_send(Method::PATCH, &path, json!({ "status": "active" }))
+        .await;
+    assert_eq!(status, 200);
+    wait_job(&gw, &job_id, "succeeded").await;
+    assert_signed(
+        &sink.wait_for(1).await[0],
+        endpoint["secret"].as_str().unwrap(),
+    );
+}
+
+#[tokio::test]
+async fn a_job_stored_before_a_crash_is_fanned_out_on_the_next_start() {
+    let gw = gateway("").await;
+    let sink = Sink::start(Reply::Status(200)).await;
+    let (app, endpoint) = one_endpoint(&gw, &sink, json!({})).await;
+    // What a crash between storing a job and fanning it out leaves behind.
+    let now = hookgate::ids::now_ms();
+    let job = WebhookJob {
+        id: hookgate::ids::new_id("job"),
+        application_id: app,
+        event_type: "order.created".into(),
+        event_id: "crashed".into(),
+        payload: json!({ "n": 1 }),
+        headers: Default::default(),
+        metadata: Value::Null,
+        endpoint_ids: vec![endpoint["id"].as_str().unwrap().to_string()],
+        status: hookgate::model::JobStatus::Created,
+        attempt_count: 0,
+        max_retries: 6,
+        created_at: now,
+        updated_at: now,
+        expires_at: now + 3_600_000,
+        succeeded_at: None,
+        discarded_at: None,
+        cancelled: false,
+    };
+    gw.gateway.store.insert_job(&job).unwrap();
+    let gw = gw.restart(&outbound_section("")).await;
+    wait_job(&gw, &job.id, "succeeded").await;
+    assert_eq!(sink.wait_for(1).await.len(), 1);
+}
+
+#[tokio::test]
+async fn deleting_an_endpoint_ends_its_deliveries_and_deleting_the_application_archives_jobs() {
+    let gw = gateway("delivery_window_ms = 3600000").await;
+    let sink = Sink::start(Reply::Status(500)).await;
+    let (app, endpoint) = one_endpoint(&gw, &sink, json!({})).await;
+    let job_id = job_id_of(&gw, &app).await;
+    wait_job(&gw, &job_id, "awaiting_retry").await;
+    let endpoint_path = format!("/v1/endpoints/{}", endpoint["id"].as_str().unwrap());
+    let response = gw.api(Method::DELETE, &endpoint_path).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let job = wait_job(&gw, &job_id, "discarded").await;
+    assert_eq!(job["deliveries"][0]["error_code"], "ENDPOINT_DELETED");
+    assert_eq!(gw.api_get(&endpoint_path).await.0, 404);
+
+    let response = gw
+        .api(Method::DELETE, &format!("/v1/applications/{app}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    wait_job(&gw, &job_id, "archived").await;
+    let (status, _) = gw
+        .api_send(
+            Method::POST,
+            &format!("/v1/webhook-jobs/{job_id}/retry"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 409, "an archived job is not retried");
+    assert_eq!(gw.api_get(&format!("/v1/applications/{app}")).await.0, 404);
+}
+
+#[tokio::test]
+async fn bad_input_gets_clear_errors() {
+    let gw = gateway("").await;
+    let app = application(&gw, "production").await;
+    let cases = [
+        (
+            "/v1/endpoints",
+            json!({ "application_id": app, "url": "https://x.test", "secret": "nope!" }),
+            "secret",
+        ),
+        (
+            "/v1/endpoints",
+            json!({ "application_id": app, "url": "https://x.test", "subscribed_events": ["no.such"] }),
+            "subscribed_events",
+        ),
+        (
+            "/v1/endpoints",
+            json!({ "application_id": app, "url": "https://x.test", "rate_limit": 0 }),
+            "rate_limit",
+        ),
+        (
+            "/v1/endpoints",
+            json!({ "application_id": "app_missing", "url": "https://x.test" }),
+            "application_id",
+        ),
+        (
+            "/v1/webhook-jobs",
+            json!({ "application_id": app, "event_type": "a.b", "payload": {}, "headers": { "webhook-id": "x" } }),
+            "headers",
+        ),
+        (
+            "/v1/webhook-jobs",
+            json!({ "application_id": app, "event_type": "a.b", "payload": {}, "max_retries": 99 }),
+            "max_retries",
+        ),
+        ("/v1/applications", json!({ "name": " " }), "name"),
+        (
+            "/v1/applications",
+            json!({ "name": "x", "colour": "red" }),
+            "body",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let (status, error) = gw.api_send(Method::POST, path, body).await;
+        assert_eq!(status, 422, "{path}: {error}");
+        assert_eq!(error["data"]["field"], field, "{error}");
+        assert!(
+            error["message"].as_str().unwrap().starts_with(field),
+            "{error}"
+        );
+    }
+    assert_eq!(gw.api_get("/v1/webhook-jobs/job_missing").await.0, 404);
+    assert_eq!(
+        gw.api_get("/v1/applications/app_missing/event-types")
+            .await
+            .0,
+        404
+    );
 }
