@@ -173,24 +173,6 @@ async fn a_job_fans_out_to_subscribed_endpoints_only_signed_with_each_secret() {
     assert!(voided.received().is_empty());
 }
 
-/// Waits until the stored job satisfies `done`.
-pub async fn wait_job_where(gw: &TestGateway, job_id: &str, done: impl Fn(&WebhookJob) -> bool) {
-    let store = &gw.gateway.store;
-    let mut feed = store.subscribe_jobs();
-    let reached = tokio::time::timeout(PATIENCE, async {
-        while !done(&store.job(job_id).unwrap().unwrap()) {
-            if let Err(RecvError::Closed) = feed.recv().await {
-                panic!("job feed closed");
-            }
-        }
-    })
-    .await;
-    assert!(
-        reached.is_ok(),
-        "job {job_id} never reached the awaited state"
-    );
-}
-
 fn job_body(app: &str, event_type: &str, payload: Value) -> Value {
     json!({ "application_id": app, "event_type": event_type, "payload": payload })
 }
