@@ -32,6 +32,8 @@ pub struct Gateway {
     api_task: Option<tokio::task::JoinHandle<()>>,
     pub store: Store,
     catalog: Arc<ArcSwap<Catalog>>,
+    /// Shared with the API: the served config and the lock on catalog changes.
+    api_state: Arc<ApiState>,
     commit: CommitLog,
     scheduler: Arc<Scheduler>,
     in_flight: Arc<InFlight>,
@@ -46,7 +48,11 @@ impl Gateway {
     /// Work left by an earlier run (unrouted requests, queued events) resumes.
     pub async fn start(config: &Config) -> anyhow::Result<Gateway> {
         let store = open_store(config).await?;
-        let catalog = Arc::new(ArcSwap::from_pointee(served_catalog(config, &store).await?));
+        let catalog = {
+            let (config, store) = (config.clone(), store.clone());
+            tokio::task::spawn_blocking(move || served_catalog(&config, &store)).await??
+        };
+        let catalog = Arc::new(ArcSwap::from_pointee(catalog));
         let client = DeliveryClient::new(
             Duration::from_millis(config.limits.delivery_timeout_ms),
             config.limits.max_response_bytes,
@@ -82,7 +88,7 @@ impl Gateway {
             );
         }
         let (to_router, router_inbox) = std::sync::mpsc::sync_channel(ROUTER_QUEUE);
-        let api_state = ApiState {
+        let api_state = Arc::new(ApiState {
             store: store.clone(),
             catalog: catalog.clone(),
             scheduler: scheduler.clone(),
@@ -90,10 +96,10 @@ impl Gateway {
             keys: ApiKeys::new(&config.api_keys, config.server.api_rate_limit_per_minute),
             transform_limits: config.limits.transform_limits(),
             bulk_updates: std::sync::Mutex::default(),
-            config: config.clone(),
+            config: ArcSwap::from_pointee(config.clone()),
             object_updates: std::sync::Mutex::default(),
             job_creation: std::sync::Mutex::default(),
-        };
+        });
         let router_thread = router.start(router_inbox);
         let (commit, commit_thread) = CommitLog::start(
             store.clone(),
@@ -112,7 +118,7 @@ impl Gateway {
         let (ingress_addr, ingress_task) =
             start_ingress(ingress, config.server.ingress_listen, ingress_stopped)?;
         tracing::info!(%ingress_addr, "ingress listening");
-        let api = start_api(config, api_state, stop_ingress.subscribe()).await?;
+        let api = start_api(config, api_state.clone(), stop_ingress.subscribe()).await?;
         let (api_addr, api_task) = api.unzip();
         Ok(Gateway {
             ingress_addr,
@@ -120,6 +126,7 @@ impl Gateway {
             api_task,
             store,
             catalog,
+            api_state,
             commit,
             scheduler,
             in_flight,
@@ -133,6 +140,32 @@ impl Gateway {
     /// The catalog being served (replace it to apply a config change).
     pub fn catalog(&self) -> &Arc<ArcSwap<Catalog>> {
         &self.catalog
+    }
+
+    /// Serves a new version of the config file: its sources, destinations,
+    /// connections and rules (with the API-created objects and endpoints, which
+    /// must still fit it) replace the old ones at once; lanes pick up new rate
+    /// limits and concurrency on their next pass, and queued events stay queued.
+    /// `[server]` and `[limits]` keep the values the gateway started with. On an
+    /// error nothing changes.
+    pub async fn reload(&self, config: Config) -> anyhow::Result<()> {
+        let state = self.api_state.clone();
+        let lanes = tokio::task::spawn_blocking(move || {
+            // The lock API changes to the catalog take, so neither undoes the other.
+            let _one_writer = state
+                .object_updates
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let catalog = served_catalog(&config, &state.store)?;
+            let mut lanes = state.catalog.load().target_ids();
+            lanes.extend(catalog.target_ids());
+            state.catalog.store(Arc::new(catalog));
+            state.config.store(Arc::new(config));
+            anyhow::Ok(lanes)
+        })
+        .await??;
+        lanes.iter().for_each(|id| self.scheduler.wake(id));
+        Ok(())
     }
 
     /// Graceful stop: no new connections, answer the requests being received,
@@ -164,15 +197,12 @@ impl Gateway {
 }
 
 /// The file's objects plus those created through the API, which must still
-/// validate with the file (a clear error names the ones that do not).
-async fn served_catalog(config: &Config, store: &Store) -> anyhow::Result<Catalog> {
-    let reader = store.clone();
-    let objects = tokio::task::spawn_blocking(move || {
-        let objects = reader.api_objects()?;
-        crate::api::resolve_transformations(&objects, &reader)
-            .map_err(|e| anyhow::anyhow!("objects created through the API: {}", e.message))
-    })
-    .await??;
+/// validate with the file (a clear error names the ones that do not), plus the
+/// outbound endpoints. Blocks on the store.
+fn served_catalog(config: &Config, store: &Store) -> anyhow::Result<Catalog> {
+    let objects = store.api_objects()?;
+    let objects = crate::api::resolve_transformations(&objects, store)
+        .map_err(|e| anyhow::anyhow!("objects created through the API: {}", e.message))?;
     let served = config.with_api_objects(&objects).map_err(|errors| {
         anyhow::anyhow!(
             "objects created through the API no longer fit {}: {}",
@@ -180,12 +210,8 @@ async fn served_catalog(config: &Config, store: &Store) -> anyhow::Result<Catalo
             errors.0.join("; ")
         )
     })?;
-    let reader = store.clone();
-    let concurrency = config.delivery.default_concurrency.max(1);
-    let endpoints = tokio::task::spawn_blocking(move || {
-        crate::outbound::served_endpoints(&reader, concurrency)
-    })
-    .await??;
+    let endpoints =
+        crate::outbound::served_endpoints(store, config.delivery.default_concurrency.max(1))?;
     Ok(served.catalog().with_endpoints(endpoints))
 }
 
@@ -200,7 +226,7 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
 /// Serves the management API until the gateway stops, when keys are configured.
 async fn start_api(
     config: &Config,
-    state: ApiState,
+    state: Arc<ApiState>,
     mut stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<(SocketAddr, tokio::task::JoinHandle<()>)>> {
     if config.api_keys.is_empty() {
@@ -212,7 +238,6 @@ async fn start_api(
         .await
         .with_context(|| format!("binding the management API to {listen}"))?;
     let addr = listener.local_addr()?;
-    let state = Arc::new(state);
     let resumed = state.clone();
     tokio::task::spawn_blocking(move || crate::api::resume(&resumed))
         .await?

@@ -121,7 +121,7 @@ fn serve(path: &Path) -> ExitCode {
         .thread_name("hookgate")
         .build()
         .expect("tokio runtime");
-    match runtime.block_on(run(config)) {
+    match runtime.block_on(run(config, path)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("hookgate: {error:#}");
@@ -130,7 +130,7 @@ fn serve(path: &Path) -> ExitCode {
     }
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
+async fn run(config: Config, path: &Path) -> anyhow::Result<()> {
     let gateway = Gateway::start(&config).await?;
     // A stable line for people and scripts (tests read the real port from it).
     println!("hookgate: ingress listening on {}", gateway.ingress_addr);
@@ -139,12 +139,32 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
+    let mut hangup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+            _ = hangup.recv() => reload(&gateway, path).await,
+        }
     }
     tracing::info!("shutting down");
     gateway.shutdown().await
+}
+
+/// SIGHUP: serves the config file anew, or keeps the running config and says
+/// what is wrong with the file.
+async fn reload(gateway: &Gateway, path: &Path) {
+    let result = match Config::load(path) {
+        Ok(config) => gateway.reload(config).await.map_err(|e| format!("{e:#}")),
+        Err(errors) => Err(errors.to_string()),
+    };
+    match result {
+        Ok(()) => tracing::info!(config = %path.display(), "config reloaded"),
+        Err(error) => tracing::error!(
+            config = %path.display(),
+            "config not reloaded, the previous one stays in use:\n{error}"
+        ),
+    }
 }
 
 /// `hookgate transform run`: the transformation as the router runs it, on one sample.

@@ -25,7 +25,7 @@ pub async fn list_sources(State(state): Shared, RawQuery(raw): RawQuery) -> Json
             .sources()
             .into_iter()
             .filter(|o| name(&o.name))
-            .map(|o| views::source(o, state.config.declared.contains(&o.id)))
+            .map(|o| views::source(o, state.config.load().declared.contains(&o.id)))
             .collect(),
     )
 }
@@ -39,7 +39,7 @@ pub async fn list_destinations(State(state): Shared, RawQuery(raw): RawQuery) ->
             .destinations()
             .into_iter()
             .filter(|o| name(&o.name))
-            .map(|o| views::destination(o, state.config.declared.contains(&o.id)))
+            .map(|o| views::destination(o, state.config.load().declared.contains(&o.id)))
             .collect(),
     )
 }
@@ -52,7 +52,7 @@ pub async fn list_connections(
     let name = Query::parse(raw.as_deref()).matcher("name");
     let catalog = state.catalog.load_full();
     let store = state.store.clone();
-    let declared = state.config.declared.clone();
+    let declared = state.config.load().declared.clone();
     blocking(move || {
         let models = catalog
             .connections()
@@ -79,7 +79,7 @@ pub async fn get_source(State(state): Shared, Path(id): Path<String>) -> ApiResu
         .ok_or_else(|| ApiError::not_found("source", &id))?;
     Ok(Json(views::source(
         source,
-        state.config.declared.contains(&source.id),
+        state.config.load().declared.contains(&source.id),
     )))
 }
 
@@ -94,7 +94,7 @@ pub async fn get_destination(
         .ok_or_else(|| ApiError::not_found("destination", &id))?;
     Ok(Json(views::destination(
         destination,
-        state.config.declared.contains(&destination.id),
+        state.config.load().declared.contains(&destination.id),
     )))
 }
 
@@ -137,7 +137,7 @@ async fn connection_view(
 ) -> ApiResult<Json<Value>> {
     let catalog = state.catalog.load_full();
     let store = state.store.clone();
-    let declared = state.config.declared.clone();
+    let declared = state.config.load().declared.clone();
     let (view, woken) = blocking(move || {
         let connection = catalog
             .connection(&id)

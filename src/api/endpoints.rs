@@ -90,7 +90,7 @@ pub(super) fn serve_endpoints(state: &ApiState) -> ApiResult<()> {
         .collect();
     let served = served_endpoints(
         &state.store,
-        state.config.delivery.default_concurrency.max(1),
+        state.config.load().delivery.default_concurrency.max(1),
     )?;
     let ids: Vec<String> = served.iter().map(|e| e.id.clone()).collect();
     let catalog = state.catalog.load().with_endpoints(served);
@@ -112,7 +112,7 @@ pub(super) fn remove_endpoint(store: &Store, id: &str) -> ApiResult<()> {
 }
 
 fn checked_url(state: &ApiState, url: &str) -> ApiResult<String> {
-    validate::endpoint_url(url, state.config.server.allow_insecure_endpoints)
+    validate::endpoint_url(url, state.config.load().server.allow_insecure_endpoints)
         .map(|url| url.to_string())
         .map_err(|e| ApiError::invalid("url", e))
 }
@@ -293,7 +293,7 @@ pub async fn rotate_secret(
         let store = &state.store;
         let mut endpoint = endpoint_of(store, &id)?;
         let now_secs = (now_ms() / 1000) as i64;
-        let grace_secs = (state.config.outbound.secret_rotation_grace_ms / 1000) as i64;
+        let grace_secs = (state.config.load().outbound.secret_rotation_grace_ms / 1000) as i64;
         endpoint
             .previous_secrets
             .retain(|(_, until)| *until > now_secs);

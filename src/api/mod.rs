@@ -49,8 +49,9 @@ pub struct ApiState {
     pub keys: ApiKeys,
     /// Bounds for `PUT /transformations/run`, as for configured transformations.
     pub transform_limits: TransformLimits,
-    /// The file's own config, to validate API-created objects against.
-    pub config: Config,
+    /// The file's own config, to validate API-created objects against
+    /// (replaced when the file is reloaded).
+    pub config: ArcSwap<Config>,
     /// One writer at a time for API-created objects.
     pub object_updates: std::sync::Mutex<()>,
     /// One writer at a time for bulk retry records (the runner and cancel).

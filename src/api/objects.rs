@@ -59,7 +59,7 @@ pub async fn create(
         if objects
             .iter()
             .any(|o| o.kind == kind && o.name == object.name)
-            || state.config.declared.contains(&object.id())
+            || state.config.load().declared.contains(&object.id())
         {
             return Err(ApiError::conflict(format!(
                 "a {} named \"{}\" already exists",
@@ -197,7 +197,7 @@ fn read_only(name: &str) -> ApiError {
 }
 
 fn refuse_declared(state: &ApiState, id: &str, name: &str) -> ApiResult<()> {
-    if state.config.declared.contains(id) {
+    if state.config.load().declared.contains(id) {
         return Err(read_only(name));
     }
     Ok(())
@@ -292,6 +292,7 @@ async fn write(
         let resolved = resolve_transformations(&objects, &state.store)?;
         let config = state
             .config
+            .load()
             .with_api_objects(&resolved)
             .map_err(|errors| ApiError {
                 status: StatusCode::UNPROCESSABLE_ENTITY,

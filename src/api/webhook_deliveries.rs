@@ -218,7 +218,7 @@ pub async fn cancel(State(state): Shared, Path(id): Path<String>) -> ApiResult<J
 #[utoipa::path(post, path = "/api/webhook-deliveries/{id}/retry", tag = "outbound", summary = "Reset a delivery (no attempts, fresh window) and dispatch it at once", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "the delivery"), (status = 404, description = "unknown")), security(("api_key" = [])))]
 pub async fn retry(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     blocking(move || {
-        let window = state.config.outbound.delivery_window_ms;
+        let window = state.config.load().outbound.delivery_window_ms;
         let delivery = retry_delivery(&state.store, &id, window)?;
         state.scheduler.wake(&delivery.destination_id);
         Ok(Json(detail(&state.store, &id)?))

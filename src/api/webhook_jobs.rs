@@ -93,7 +93,7 @@ fn job_of(store: &Store, id: &str) -> ApiResult<WebhookJob> {
 
 /// The checks that need no store: sizes, headers, retries, the key.
 fn check_input(state: &ApiState, input: &mut NewJob) -> ApiResult<()> {
-    let limit = state.config.outbound.max_payload_bytes;
+    let limit = state.config.load().outbound.max_payload_bytes;
     let size = serde_json::to_vec(&input.payload).map_or(0, |bytes| bytes.len());
     if size > limit {
         return Err(ApiError::new(
@@ -179,7 +179,7 @@ pub async fn create(
         let now = now_ms();
         let id = new_id("job");
         if let Some(key) = &input.event_id {
-            let window = state.config.outbound.idempotency_window_ms;
+            let window = state.config.load().outbound.idempotency_window_ms;
             if let Some(existing) =
                 store.claim_job_key(&input.application_id, key, &id, now, window)?
             {
@@ -187,7 +187,8 @@ pub async fn create(
                 return Ok((StatusCode::OK, Json(view_with_deliveries(store, &job)?)));
             }
         }
-        let outbound = &state.config.outbound;
+        let config = state.config.load();
+        let outbound = &config.outbound;
         let job = WebhookJob {
             event_id: input.event_id.unwrap_or_else(|| id.clone()),
             id,
@@ -306,7 +307,7 @@ pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json
 #[utoipa::path(post, path = "/v1/webhook-jobs/{id}/retry", tag = "outbound", summary = "Start over: back to created, attempt_count 0, every delivery queued now with a fresh delivery window", params(("id" = String, Path, description = "job_…")), responses((status = 200, description = "the job"), (status = 404, description = "unknown"), (status = 409, description = "archived")), security(("api_key" = [])))]
 pub async fn retry(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     blocking(move || {
-        let window = state.config.outbound.delivery_window_ms;
+        let window = state.config.load().outbound.delivery_window_ms;
         let (job, woken) = retry_job(&state.store, &id, window)?;
         woken
             .iter()

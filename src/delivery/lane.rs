@@ -67,7 +67,13 @@ pub(super) async fn run(
             let saturated = scan.due.len() == capacity;
             for entry in scan.due {
                 if let Some(limiter) = &limiter {
-                    limiter.limiter.until_ready().await;
+                    // A wake-up may bring a new limit (reload, API): rescan with it
+                    // rather than spend the rest of the batch at the old rate.
+                    tokio::select! {
+                        _ = limiter.limiter.until_ready() => {}
+                        _ = wake.notified() => break,
+                        _ = stop.changed() => break,
+                    }
                 }
                 in_flight.insert(entry.event_id.clone());
                 attempts.spawn(attempt::deliver(shared.clone(), destination.clone(), entry));

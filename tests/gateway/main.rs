@@ -13,3 +13,4 @@ mod process;
 mod restart;
 mod retries;
 mod rules;
+mod scale;

@@ -17,11 +17,16 @@ struct Served {
 }
 
 fn serve(config: &Path) -> Served {
+    serve_logging(config, "warn", Stdio::inherit())
+}
+
+fn serve_logging(config: &Path, level: &str, stderr: Stdio) -> Served {
     let mut child = Command::new(BINARY)
         .args(["serve", "--config"])
         .arg(config)
-        .env("RUST_LOG", "warn")
+        .env("RUST_LOG", level)
         .stdout(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -298,4 +303,61 @@ fn check_reports_a_missing_file() {
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("/nonexistent/gateway.toml: cannot read")
     );
+}
+
+/// Reads the process's log lines until one contains `wanted`; returns it.
+fn log_line_with(
+    lines: &mut impl Iterator<Item = std::io::Result<String>>,
+    wanted: &str,
+) -> String {
+    lines
+        .map(Result::unwrap)
+        .find(|line| line.contains(wanted))
+        .unwrap_or_else(|| panic!("the log never said {wanted:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_reloads_the_config_file_or_keeps_the_old_one_and_says_why() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let shop = format!(
+        "[[sources]]\nname = \"shop\"\n{}",
+        route("shop", "orders", &sink.url("/"), "")
+    );
+    let config = write_config(dir.path(), &shop);
+    let mut served = serve_logging(&config, "info", Stdio::piped());
+    let mut log = BufReader::new(served.child.stderr.take().unwrap()).lines();
+    let http = reqwest::Client::new();
+    let post = |source: &str| {
+        http.post(format!("{}/e/{source}", served.base))
+            .body("{}")
+            .send()
+    };
+    assert_eq!(post("billing").await.unwrap().status(), 404);
+    let hangup = |pid: u32| {
+        let status = Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+
+    write_config(
+        dir.path(),
+        &format!("{shop}[[sources]]\nname = \"billing\"\n"),
+    );
+    hangup(served.child.id());
+    tokio::task::block_in_place(|| log_line_with(&mut log, "config reloaded"));
+    assert_eq!(post("billing").await.unwrap().status(), 200);
+
+    // A broken file is refused with its line and key; the running config stays.
+    write_config(
+        dir.path(),
+        &format!("{shop}[[sources]]\nname = \"billing\"\nallowed_http_methods = [\"FETCH\"]\n"),
+    );
+    hangup(served.child.id());
+    let refused = tokio::task::block_in_place(|| log_line_with(&mut log, "gateway.toml:"));
+    assert!(refused.contains("allowed_http_methods"), "{refused}");
+    assert_eq!(post("billing").await.unwrap().status(), 200);
+    served.child.kill().unwrap();
 }
