@@ -1,0 +1,2 @@
+//! Delivery benchmarks (placeholder; being written).
+fn main() {}
