@@ -226,8 +226,16 @@ impl PayloadFilter {
     }
 }
 
+/// An RFC 3339 time, or a bare ISO 8601 date (`2026-11-23`: its midnight UTC).
 fn parse_date(text: &str) -> Option<u64> {
-    let parsed = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+    let parsed = OffsetDateTime::parse(text, &Rfc3339).ok().or_else(|| {
+        let date = time::Date::parse(
+            text,
+            time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .ok()?;
+        Some(date.midnight().assume_utc())
+    })?;
     u64::try_from(parsed.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
@@ -276,7 +284,8 @@ mod tests {
 
     #[test]
     fn iso_dates_round_trip() {
-        assert_eq!(iso(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(parse_date(&iso(1_700_000_000_123)), Some(1_700_000_000_123));
+        assert_eq!(parse_date("1970-01-02"), Some(86_400_000));
     }
 }

@@ -110,8 +110,13 @@ fn detail(store: &Store, id: &str) -> ApiResult<Value> {
     Ok(view)
 }
 
+/// A 422 naming the parameter (the message already says where in it).
 fn bad_query(error: QueryError) -> ApiError {
-    ApiError::invalid(error.parameter, error.message)
+    ApiError {
+        status: axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        message: error.message,
+        data: json!({ "field": error.parameter }),
+    }
 }
 
 /// The simple filters: `ids`, `status`, `subscription_id`, `source_event_id`

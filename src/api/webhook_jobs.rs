@@ -175,43 +175,31 @@ pub async fn create(
         application_of(store, &input.application_id)
             .map_err(|_| ApiError::invalid("application_id", "no such application"))?;
         check_event_type(store, &input)?;
-        let _one_at_a_time = state.job_creation.lock().unwrap_or_else(|e| e.into_inner());
-        let now = now_ms();
-        let id = new_id("job");
-        if let Some(key) = &input.event_id {
+        let keyed = input.event_id.is_some();
+        let job = new_job(&state, input)?;
+        // Claimed and stored under one lock, so the next sender of the key finds the job.
+        let one_at_a_time =
+            keyed.then(|| state.job_creation.lock().unwrap_or_else(|e| e.into_inner()));
+        if keyed {
             let window = state.config.load().outbound.idempotency_window_ms;
+            let (app, key) = (&job.application_id, &job.event_id);
             if let Some(existing) =
-                store.claim_job_key(&input.application_id, key, &id, now, window)?
+                store.claim_job_key(app, key, &job.id, job.created_at, window)?
             {
-                let job = job_of(store, &existing)?;
-                return Ok((StatusCode::OK, Json(view_with_deliveries(store, &job)?)));
+                let existing = job_of(store, &existing)?;
+                return Ok((
+                    StatusCode::OK,
+                    Json(view_with_deliveries(store, &existing)?),
+                ));
             }
         }
-        let config = state.config.load();
-        let outbound = &config.outbound;
-        let job = WebhookJob {
-            event_id: input.event_id.unwrap_or_else(|| id.clone()),
-            id,
-            endpoint_ids: subscribers(store, &input.application_id, &input.event_type)?,
-            application_id: input.application_id,
-            event_type: input.event_type,
-            payload: input.payload,
-            headers: input.headers,
-            metadata: input.metadata,
-            status: JobStatus::Created,
-            attempt_count: 0,
-            max_retries: input.max_retries.unwrap_or(outbound.max_retries),
-            created_at: now,
-            updated_at: now,
-            expires_at: now.saturating_add(outbound.delivery_window_ms),
-            succeeded_at: None,
-            discarded_at: None,
-            cancelled: false,
-        };
         store.insert_job(&job)?;
+        drop(one_at_a_time);
         let woken = fan_out(store, &job)?;
         // A job with no subscriber is done at once.
-        let job = store.update_job(&job.id, now, |_| {})?.unwrap_or(job);
+        let job = store
+            .update_job(&job.id, job.created_at, |_| {})?
+            .unwrap_or(job);
         store.flush()?;
         woken
             .iter()
@@ -222,6 +210,33 @@ pub async fn create(
         ))
     })
     .await
+}
+
+/// A new job for the input, with the endpoints subscribed to its type now.
+fn new_job(state: &ApiState, input: NewJob) -> ApiResult<WebhookJob> {
+    let now = now_ms();
+    let id = new_id("job");
+    let config = state.config.load();
+    let outbound = &config.outbound;
+    Ok(WebhookJob {
+        event_id: input.event_id.unwrap_or_else(|| id.clone()),
+        endpoint_ids: subscribers(&state.store, &input.application_id, &input.event_type)?,
+        id,
+        application_id: input.application_id,
+        event_type: input.event_type,
+        payload: input.payload,
+        headers: input.headers,
+        metadata: input.metadata,
+        status: JobStatus::Created,
+        attempt_count: 0,
+        max_retries: input.max_retries.unwrap_or(outbound.max_retries),
+        created_at: now,
+        updated_at: now,
+        expires_at: now.saturating_add(outbound.delivery_window_ms),
+        succeeded_at: None,
+        discarded_at: None,
+        cancelled: false,
+    })
 }
 
 /// The filters of `GET /v1/webhook-jobs`.
