@@ -50,6 +50,12 @@ pub(super) async fn run(
             break; // The destination was removed; its queue stays on disk.
         };
         refresh_limiter(&mut limiter, destination.rate_limit);
+        // Attempts that finished while the lane was busy free their slots now.
+        while let Some(done) = attempts.try_join_next() {
+            if let Ok(event_id) = done {
+                in_flight.remove(&event_id);
+            }
+        }
         let permit = match destination.circuit_breaker {
             true => shared.circuits.permit(&destination_id, now_ms()),
             false => Permit::Any,
@@ -65,18 +71,25 @@ pub(super) async fn run(
         if capacity > 0 {
             let scan = scan(&shared, &destination_id, capacity, &in_flight).await;
             let saturated = scan.due.len() == capacity;
+            let mut woken = false;
             for entry in scan.due {
                 if let Some(limiter) = &limiter {
                     // A wake-up may bring a new limit (reload, API): rescan with it
                     // rather than spend the rest of the batch at the old rate.
                     tokio::select! {
                         _ = limiter.limiter.until_ready() => {}
-                        _ = wake.notified() => break,
-                        _ = stop.changed() => break,
+                        _ = wake.notified() => woken = true,
+                        _ = stop.changed() => woken = true,
+                    }
+                    if woken {
+                        break;
                     }
                 }
                 in_flight.insert(entry.event_id.clone());
                 attempts.spawn(attempt::deliver(shared.clone(), destination.clone(), entry));
+            }
+            if woken {
+                continue;
             }
             if saturated && !attempts.is_empty() {
                 // More may be due; look again as soon as an attempt frees a slot.

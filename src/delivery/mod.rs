@@ -45,6 +45,8 @@ pub struct Scheduler {
     lanes: Mutex<HashMap<String, LaneHandle>>,
     runtime: tokio::runtime::Handle,
     stop: watch::Sender<bool>,
+    /// The backlog watcher, joined on shutdown like the lanes (it uses the store).
+    watcher: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Scheduler {
@@ -69,14 +71,16 @@ impl Scheduler {
             lanes: Mutex::default(),
             runtime: tokio::runtime::Handle::current(),
             stop: watch::channel(false).0,
+            watcher: Mutex::default(),
         });
         let destination_ids = scheduler.shared.catalog.load().target_ids();
         destination_ids.iter().for_each(|id| scheduler.wake(id));
-        scheduler.runtime.spawn(backpressure::watch(
+        let watcher = scheduler.runtime.spawn(backpressure::watch(
             scheduler.shared.clone(),
             backlog_check_every,
             scheduler.stop.subscribe(),
         ));
+        *scheduler.watcher.lock().expect("watcher lock") = Some(watcher);
         scheduler
     }
 
@@ -125,7 +129,8 @@ impl Scheduler {
         let _ = self.stop.send(true);
         let tasks: Vec<JoinHandle<()>> = {
             let mut lanes = self.lanes.lock().expect("lanes lock");
-            lanes.drain().map(|(_, lane)| lane.task).collect()
+            let watcher = self.watcher.lock().expect("watcher lock").take();
+            lanes.drain().map(|(_, lane)| lane.task).chain(watcher).collect()
         };
         let all_done = futures_util::future::join_all(tasks);
         if tokio::time::timeout(grace, all_done).await.is_err() {
