@@ -5,7 +5,7 @@
 //! fill, so a lone request pays one flush), writes it all, flushes once, then
 //! wakes every waiter and hands the accepted requests to the router.
 
-use super::Store;
+use super::{EncodedRequest, Store};
 use crate::model::{Payload, Request};
 use std::sync::mpsc::SyncSender;
 use std::thread::JoinHandle;
@@ -28,6 +28,7 @@ pub struct Committed {
 struct Pending {
     request: Request,
     payload: Payload,
+    encoded: EncodedRequest,
     route: bool,
     done: oneshot::Sender<Result<(), CommitError>>,
 }
@@ -70,9 +71,12 @@ impl CommitLog {
         route: bool,
     ) -> Result<(), CommitError> {
         let (done, result) = oneshot::channel();
+        let encoded = EncodedRequest::new(&request, &payload)
+            .map_err(|e| CommitError::Store(e.to_string()))?;
         let pending = Pending {
             request,
             payload,
+            encoded,
             route,
             done,
         };
@@ -141,7 +145,7 @@ fn commit_batch(store: &Store, batch: Vec<Pending>, router: &SyncSender<Committe
 
 fn write_batch(store: &Store, batch: &[Pending]) -> super::Result<()> {
     for pending in batch {
-        store.put_request(&pending.request, &pending.payload, pending.route)?;
+        store.put_request(&pending.encoded, pending.route)?;
     }
     store.flush()
 }

@@ -8,6 +8,7 @@ mod commit;
 mod hold;
 mod outbound;
 mod page;
+mod payload_codec;
 mod queue;
 
 pub use commit::{CommitError, CommitLog, Committed};
@@ -33,6 +34,24 @@ pub enum StoreError {
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A request and its payload serialized for the store. The ingress encodes it
+/// on its own task, so the single commit thread only writes bytes.
+pub struct EncodedRequest {
+    id: String,
+    request: Vec<u8>,
+    payload: Vec<u8>,
+}
+
+impl EncodedRequest {
+    pub fn new(request: &Request, payload: &Payload) -> Result<EncodedRequest> {
+        Ok(EncodedRequest {
+            id: request.id.clone(),
+            request: serde_json::to_vec(request)?,
+            payload: payload_codec::encode(payload),
+        })
+    }
+}
 
 /// Where an event's queue entry goes when the event changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,11 +188,13 @@ impl Store {
 
     /// Writes a request and its payload, without flushing (the commit log flushes
     /// whole batches). Accepted requests are also marked as not yet routed.
-    fn put_request(&self, request: &Request, payload: &Payload, route: bool) -> Result<()> {
-        put(&self.request_payloads, &request.id, payload)?;
-        put(&self.requests, &request.id, request)?;
+    fn put_request(&self, encoded: &EncodedRequest, route: bool) -> Result<()> {
+        let id = encoded.id.as_bytes();
+        self.request_payloads
+            .insert(id, encoded.payload.as_slice())?;
+        self.requests.insert(id, encoded.request.as_slice())?;
         if route {
-            self.unrouted.insert(request.id.as_bytes(), &[])?;
+            self.unrouted.insert(id, &[])?;
         }
         Ok(())
     }
@@ -183,7 +204,7 @@ impl Store {
     }
 
     pub fn request_payload(&self, id: &str) -> Result<Option<Payload>> {
-        get(&self.request_payloads, id)
+        get_payload(&self.request_payloads, id)
     }
 
     /// Requests that were acknowledged but whose routing may not have finished.
@@ -237,7 +258,8 @@ impl Store {
         due_ms: u64,
     ) -> Result<()> {
         if let Some(payload) = payload {
-            put(&self.event_payloads, &event.id, payload)?;
+            self.event_payloads
+                .insert(event.id.as_bytes(), payload_codec::encode(payload))?;
         }
         self.save_event(event)?;
         if event.status == EventStatus::Hold {
@@ -319,7 +341,7 @@ impl Store {
     /// What to deliver for an event: its own payload, or its request's.
     pub fn event_payload(&self, event: &Event) -> Result<Option<Payload>> {
         if event.has_own_payload {
-            get(&self.event_payloads, &event.id)
+            get_payload(&self.event_payloads, &event.id)
         } else {
             self.request_payload(&event.request_id)
         }
@@ -571,6 +593,13 @@ fn put<T: Serialize>(tree: &sled::Tree, id: &str, value: &T) -> Result<()> {
 fn get<T: DeserializeOwned>(tree: &sled::Tree, id: &str) -> Result<Option<T>> {
     match tree.get(id.as_bytes())? {
         Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+        None => Ok(None),
+    }
+}
+
+fn get_payload(tree: &sled::Tree, id: &str) -> Result<Option<Payload>> {
+    match tree.get(id.as_bytes())? {
+        Some(bytes) => Ok(Some(payload_codec::decode(&bytes)?)),
         None => Ok(None),
     }
 }
