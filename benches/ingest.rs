@@ -26,6 +26,9 @@
 //! `HOOKGATE_BENCH_SERVER_THREADS` and `--client-threads` /
 //! `HOOKGATE_BENCH_CLIENT_THREADS` (both default to the number of CPUs).
 //!
+//! `--rules` / `HOOKGATE_BENCH_RULES=1` puts a filter and a retry rule on the
+//! connection (the end-to-end setup: `--rules --seconds 60`).
+//!
 //! Diagnostics: `--no-connection` / `HOOKGATE_BENCH_NO_CONNECTION=1` gives the
 //! source no connection, so hookgate only stores what it acknowledges (no
 //! events, no delivery, no drain): ingest + group commit alone.
@@ -76,10 +79,10 @@ fn main() {
     let bare = run_bare(&server_rt, &load_rt, &settings, &body);
     bare.print();
 
-    let setup = if settings.no_connection {
-        "1 source, no connection (store only)"
-    } else {
-        "1 source -> 1 sink"
+    let setup = match (settings.no_connection, settings.rules) {
+        (true, _) => "1 source, no connection (store only)",
+        (false, false) => "1 source -> 1 sink",
+        (false, true) => "1 source -> 1 sink, filter + retry rules",
     };
     println!("\n[2/2] hookgate ingest, durable (fsync before 200), {setup}");
     let (hookgate, drain) = run_hookgate(&server_rt, &load_rt, &settings, &body);
@@ -128,6 +131,8 @@ struct Settings {
     server_threads: usize,
     client_threads: usize,
     no_connection: bool,
+    /// Filter + retry rules on the connection (the end-to-end goal's setup).
+    rules: bool,
 }
 
 impl Settings {
@@ -142,8 +147,8 @@ impl Settings {
                 .map_or(cpus, |n| n as usize),
             client_threads: env_number("HOOKGATE_BENCH_CLIENT_THREADS")
                 .map_or(cpus, |n| n as usize),
-            no_connection: std::env::var("HOOKGATE_BENCH_NO_CONNECTION")
-                .is_ok_and(|v| !v.is_empty() && v != "0"),
+            no_connection: env_flag("HOOKGATE_BENCH_NO_CONNECTION"),
+            rules: env_flag("HOOKGATE_BENCH_RULES"),
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -163,6 +168,10 @@ impl Settings {
             ];
             if name == "--no-connection" {
                 settings.no_connection = true;
+                continue;
+            }
+            if name == "--rules" {
+                settings.rules = true;
                 continue;
             }
             // `cargo bench` passes `--bench`; a name filter may follow `--`.
@@ -187,6 +196,10 @@ impl Settings {
         settings.client_threads = settings.client_threads.max(1);
         settings
     }
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
 }
 
 fn env_number(name: &str) -> Option<f64> {
@@ -359,7 +372,11 @@ fn run_hookgate(
         .prefix("hookgate-bench-")
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .expect("temp dir");
-    let config = write_config(dir.path(), (!settings.no_connection).then_some(sink_addr));
+    let config = write_config(
+        dir.path(),
+        (!settings.no_connection).then_some(sink_addr),
+        settings.rules,
+    );
     println!("data dir: {}", dir.path().join("data").display());
     let gateway = server_rt
         .block_on(Gateway::start(&config))
@@ -393,9 +410,17 @@ fn run_hookgate(
     (report, drain)
 }
 
+/// Rules every benchmark request passes: a filter on the body (the JSON view
+/// is built for every request) and a retry rule (checked after each attempt).
+const RULES: &str = r#"rules = [
+  { type = "filter", body = { type = { "$startsWith" = "order." }, data = { amount = { "$gte" = 1 } } } },
+  { type = "retry", strategy = "exponential", count = 5, interval = 1000, response_status_codes = ["500-599", "429"] },
+]
+"#;
+
 /// Like tests/gateway/common.rs `config_text`: source `bench`, routed to the
-/// sink unless `sink` is None.
-fn write_config(dir: &Path, sink: Option<SocketAddr>) -> Config {
+/// sink unless `sink` is None, through `RULES` when `rules`.
+fn write_config(dir: &Path, sink: Option<SocketAddr>, rules: bool) -> Config {
     let mut text = r#"delivery.signing_secret = "bench-signing-secret"
 [server]
 ingress_listen = "127.0.0.1:0"
@@ -419,6 +444,9 @@ source = "bench"
 destination = "sink"
 "#
         ));
+        if rules {
+            text.push_str(RULES);
+        }
     }
     let path = dir.join("gateway.toml");
     std::fs::write(&path, text).expect("write gateway.toml");
@@ -722,9 +750,12 @@ impl DrainReport {
     }
 
     fn print(&self) {
+        let load_time = self.total_time.saturating_sub(self.drain_time);
         println!(
-            "  delivery: {} acknowledged (warm-up included); {} delivered when the load stopped",
-            self.acknowledged, self.at_load_end
+            "  delivery: {} acknowledged (warm-up included); {} delivered when the load stopped ({:.0} events/s delivered during the load)",
+            self.acknowledged,
+            self.at_load_end,
+            self.at_load_end as f64 / load_time.as_secs_f64()
         );
         let outcome = if self.complete {
             "all delivered"
