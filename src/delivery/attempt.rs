@@ -54,7 +54,7 @@ async fn attempt(
         let Some(event) = store.event(&event_id)? else {
             return Ok(None);
         };
-        if store.paused_at(&event.connection_id)?.is_some() {
+        if store.is_paused(&event.connection_id) {
             // Paused after it was queued: held until the connection is unpaused.
             store.hold(&event.id, due_ms)?;
             return Ok(None);

@@ -130,7 +130,11 @@ impl Scheduler {
         let tasks: Vec<JoinHandle<()>> = {
             let mut lanes = self.lanes.lock().expect("lanes lock");
             let watcher = self.watcher.lock().expect("watcher lock").take();
-            lanes.drain().map(|(_, lane)| lane.task).chain(watcher).collect()
+            lanes
+                .drain()
+                .map(|(_, lane)| lane.task)
+                .chain(watcher)
+                .collect()
         };
         let all_done = futures_util::future::join_all(tasks);
         if tokio::time::timeout(grace, all_done).await.is_err() {

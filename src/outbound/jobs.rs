@@ -70,7 +70,7 @@ pub fn fan_out(store: &Store, job: &WebhookJob) -> Result<Vec<String>, StoreErro
         };
         let mut event = Event::new(id, &job.id, route, now, true);
         event.window = Some(window);
-        if store.paused_at(endpoint_id)?.is_some() {
+        if store.is_paused(endpoint_id) {
             event.status = EventStatus::Hold;
             event.next_attempt_at = None;
         }

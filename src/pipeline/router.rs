@@ -132,7 +132,7 @@ impl Router {
                         payload.is_some(),
                     );
                     event.transform_logs = transform_logs;
-                    if self.store.paused_at(&connection.id)?.is_some() {
+                    if self.store.is_paused(&connection.id) {
                         event.status = EventStatus::Hold;
                         event.next_attempt_at = None;
                     }

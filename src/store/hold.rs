@@ -19,6 +19,15 @@ impl Store {
             .map(|at| u64::from_be_bytes(at.as_ref().try_into().unwrap_or_default())))
     }
 
+    /// Whether the connection is paused: asked for every routed event and every
+    /// attempt, so it reads a set kept in memory instead of the store.
+    pub fn is_paused(&self, connection_id: &str) -> bool {
+        self.paused_ids
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(connection_id)
+    }
+
     /// Pauses a connection (again: keeps the first pause time); returns when it was paused.
     pub fn pause(&self, connection_id: &str, now_ms: u64) -> Result<u64> {
         if let Some(at) = self.paused_at(connection_id)? {
@@ -26,6 +35,10 @@ impl Store {
         }
         self.paused
             .insert(connection_id.as_bytes(), &now_ms.to_be_bytes())?;
+        self.paused_ids
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(connection_id.to_string());
         Ok(now_ms)
     }
 
@@ -46,6 +59,10 @@ impl Store {
     /// destinations whose lanes have new work.
     pub fn unpause(&self, connection_id: &str, now_ms: u64) -> Result<Vec<String>> {
         self.paused.remove(connection_id.as_bytes())?;
+        self.paused_ids
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(connection_id);
         let mut destinations = Vec::new();
         for entry in self.held.scan_prefix(connection_id.as_bytes()) {
             let (key, due) = entry?;

@@ -97,6 +97,8 @@ pub struct Store {
     fingerprints: sled::Tree,
     /// Connection id → paused-at ms.
     paused: sled::Tree,
+    /// The keys of `paused`, in memory for the hot paths.
+    paused_ids: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
     /// `connection id ++ event id` → due ms: events held by a paused connection.
     held: sled::Tree,
     bulk_retries: sled::Tree,
@@ -138,7 +140,15 @@ impl Store {
             .path(dir)
             .flush_every_ms(Some(200))
             .open()?;
+        let paused = db.open_tree("paused")?;
+        let paused_ids = paused
+            .iter()
+            .keys()
+            .map(|key| Ok(String::from_utf8_lossy(&key?).into_owned()))
+            .collect::<Result<_>>()?;
         Ok(Store {
+            paused_ids: Arc::new(std::sync::RwLock::new(paused_ids)),
+            paused,
             requests: db.open_tree("requests")?,
             request_payloads: db.open_tree("request_payloads")?,
             unrouted: db.open_tree("unrouted")?,
@@ -149,7 +159,6 @@ impl Store {
             ignored_events: db.open_tree("ignored_events")?,
             queue: db.open_tree("queue")?,
             fingerprints: db.open_tree("fingerprints")?,
-            paused: db.open_tree("paused")?,
             held: db.open_tree("held")?,
             bulk_retries: db.open_tree("bulk_retries")?,
             api_objects: db.open_tree("api_objects")?,
@@ -219,7 +228,7 @@ impl Store {
     /// Called once every event of the request is stored.
     pub fn mark_routed(&self, request_id: &str) -> Result<()> {
         self.unrouted.remove(request_id.as_bytes())?;
-        let _ = self.routed_feed.send(request_id.to_string());
+        announce(&self.routed_feed, || request_id.to_string());
         Ok(())
     }
 
@@ -279,8 +288,7 @@ impl Store {
     }
 
     fn publish(&self, event: &Event) {
-        // Nobody listening is fine: the feed is a convenience, the store the truth.
-        let _ = self.event_feed.send(event.clone());
+        announce(&self.event_feed, || event.clone());
     }
 
     /// Changes a stored event in place. Event changes from the delivery lanes
@@ -582,6 +590,15 @@ impl Store {
 
     pub fn attempt(&self, id: &str) -> Result<Option<Attempt>> {
         get(&self.attempts, id)
+    }
+}
+
+/// Sends a change to a feed's subscribers; builds the message only when
+/// someone listens (usually nobody does outside tests), sparing the copy.
+/// Nobody listening is fine: the feeds are a convenience, the store the truth.
+fn announce<T>(feed: &broadcast::Sender<T>, message: impl FnOnce() -> T) {
+    if feed.receiver_count() > 0 {
+        let _ = feed.send(message());
     }
 }
 

@@ -1,7 +1,7 @@
 //! Applications, event types, endpoints and webhook jobs. A job's deliveries
 //! are events (ids derived from the job's), so they live with the other events.
 
-use super::{get, put, stripe_of, values, Result, Store};
+use super::{announce, get, put, stripe_of, values, Result, Store};
 use crate::model::{Application, Endpoint, Event, EventType, WebhookJob};
 
 fn event_type_key(application_id: &str, name: &str) -> String {
@@ -178,8 +178,7 @@ impl Store {
         change(&mut job);
         job.summarize(&self.deliveries_of(id)?, now_ms);
         put(&self.jobs, id, &job)?;
-        // Nobody listening is fine: the feed is a convenience, the store the truth.
-        let _ = self.job_feed.send(job.clone());
+        announce(&self.job_feed, || job.clone());
         Ok(Some(job))
     }
 }

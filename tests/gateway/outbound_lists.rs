@@ -732,12 +732,23 @@ async fn deliveries_follow_order_by() {
         listed(gw, DELIVERIES, &[("orderBy", order_by)]).await
     };
 
-    // Ids grow with creation, so oldest first is ascending ids.
-    let oldest_first = ids(&ordered(r#"[{"createdAt":"asc"}]"#).await);
-    let mut ascending = oldest_first.clone();
-    ascending.sort();
-    assert_eq!(oldest_first, ascending);
-    assert_eq!(oldest_first.len(), 5);
+    // Oldest first: creation times never decrease (ties broken by id).
+    let answer = ordered(r#"[{"createdAt":"asc"}]"#).await;
+    let keys: Vec<(String, String)> = answer["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["createdAt"].as_str().unwrap().to_string(),
+                d["id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted, "{answer}");
+    assert_eq!(keys.len(), 5);
 
     // The held delivery was never attempted: its lastAttemptAt is null.
     let answer = ordered(r#"[{"lastAttemptAt":"desc_nulls_last"}]"#).await;
