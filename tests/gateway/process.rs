@@ -10,6 +10,14 @@ use std::sync::Arc;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_hookgate");
 
+/// Source `shop` routed to `sink`.
+fn shop(sink: &Sink) -> String {
+    format!(
+        "[[sources]]\nname = \"shop\"\n{}",
+        route("shop", "orders", &sink.url("/"), "")
+    )
+}
+
 /// A `hookgate serve` process and the ingress address it printed.
 struct Served {
     child: Child,
@@ -106,11 +114,7 @@ impl UnderLoad {
     async fn start(workers: usize, acked: u32) -> UnderLoad {
         let sink = Sink::start(Reply::Status(200)).await;
         let dir = tempfile::tempdir().unwrap();
-        let shop = format!(
-            "[[sources]]\nname = \"shop\"\n{}",
-            route("shop", "orders", &sink.url("/"), "")
-        );
-        let config = write_config(dir.path(), &shop);
+        let config = write_config(dir.path(), &shop(&sink));
         let served = serve(&config);
         let stop = Arc::new(tokio::sync::Notify::new());
         let acked_enough = Arc::new(tokio::sync::Semaphore::new(0));
@@ -320,10 +324,7 @@ fn log_line_with(
 async fn sighup_reloads_the_config_file_or_keeps_the_old_one_and_says_why() {
     let sink = Sink::start(Reply::Status(200)).await;
     let dir = tempfile::tempdir().unwrap();
-    let shop = format!(
-        "[[sources]]\nname = \"shop\"\n{}",
-        route("shop", "orders", &sink.url("/"), "")
-    );
+    let shop = shop(&sink);
     let config = write_config(dir.path(), &shop);
     let mut served = serve_logging(&config, "info", Stdio::piped());
     let mut log = BufReader::new(served.child.stderr.take().unwrap()).lines();
