@@ -339,7 +339,7 @@ fn json_body(n: u64) -> Vec<u8> {
 fn populate(config: &Path, count: u64) {
     let config = Config::load(config).unwrap_or_else(|e| panic!("bench config is invalid:\n{e}"));
     let connection = &config.connections[0];
-    let store = Store::open(&config.server.data_dir).expect("open the store");
+    let store = Store::open(&config.server.data_dir, config.limits.store_cache_bytes).expect("open the store");
     for n in 0..count {
         let request_id = new_id("req");
         let id = derived_id("evt", &request_id, &connection.id);

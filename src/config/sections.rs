@@ -92,6 +92,9 @@ pub struct LimitsSection {
     pub transform_max_recursion: usize,
     /// Largest transformed request, serialized.
     pub transform_max_output_bytes: usize,
+    /// The store's page cache: the memory it may use for data read or written
+    /// recently. The rest stays on disk, so memory does not grow with backlogs.
+    pub store_cache_bytes: u64,
 }
 
 impl LimitsSection {
@@ -117,6 +120,7 @@ impl Default for LimitsSection {
             transform_max_loop_iterations: 10_000_000,
             transform_max_recursion: 256,
             transform_max_output_bytes: 5 * 1024 * 1024,
+            store_cache_bytes: 128 * 1024 * 1024,
         }
     }
 }

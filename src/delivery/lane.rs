@@ -25,11 +25,18 @@ struct Limiter {
     limiter: DefaultDirectRateLimiter,
 }
 
+/// The limit is kept over any window of one period, give or take this share of
+/// it sent at once: a lane that wakes up late catches up on the sends it missed
+/// instead of losing them, so the rate holds on average (with a burst of one,
+/// every late wake-up is lost for good and the rate runs a few percent slow).
+const CATCH_UP_SHARE: u32 = 25;
+
 fn limiter_for(limit: RateLimit) -> Limiter {
     let count = NonZeroU32::new(limit.count).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(count.get() / CATCH_UP_SHARE).unwrap_or(NonZeroU32::MIN);
     let quota = Quota::with_period(limit.period.duration() / count.get())
         .expect("period is not zero")
-        .allow_burst(NonZeroU32::MIN);
+        .allow_burst(burst);
     Limiter {
         limit,
         limiter: RateLimiter::direct(quota),

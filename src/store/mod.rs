@@ -133,11 +133,15 @@ pub struct Store {
 }
 
 impl Store {
-    pub fn open(dir: &Path) -> Result<Store> {
+    /// Opens (or creates) the database in `dir`. `cache_bytes` bounds sled's
+    /// page cache, and so the memory the store uses however large it grows
+    /// (a deep backlog stays on disk).
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store> {
         // Flushing is ours to do (group commit); sled's own timer flush stays as a
         // backstop for the records that do not need an fsync before an answer.
         let db = sled::Config::new()
             .path(dir)
+            .cache_capacity(cache_bytes)
             .flush_every_ms(Some(200))
             .open()?;
         let paused = db.open_tree("paused")?;
