@@ -219,7 +219,8 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let dir = config.server.data_dir.clone();
     let cache_bytes = config.limits.store_cache_bytes;
     tokio::task::spawn_blocking(move || {
-        Store::open(&dir, cache_bytes).with_context(|| format!("opening the store in {}", dir.display()))
+        Store::open(&dir, cache_bytes)
+            .with_context(|| format!("opening the store in {}", dir.display()))
     })
     .await?
 }

@@ -3,7 +3,7 @@
 use super::circuit::Permit;
 use super::{attempt, Shared};
 use crate::ids::now_ms;
-use crate::model::RateLimit;
+use crate::model::{Destination, RateLimit};
 use crate::store::QueueEntry;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::HashSet;
@@ -57,24 +57,8 @@ pub(super) async fn run(
             break; // The destination was removed; its queue stays on disk.
         };
         refresh_limiter(&mut limiter, destination.rate_limit);
-        // Attempts that finished while the lane was busy free their slots now.
-        while let Some(done) = attempts.try_join_next() {
-            if let Ok(event_id) = done {
-                in_flight.remove(&event_id);
-            }
-        }
-        let permit = match destination.circuit_breaker {
-            true => shared.circuits.permit(&destination_id, now_ms()),
-            false => Permit::Any,
-        };
-        let (capacity, mut next_due_ms) = match permit {
-            Permit::Any => (
-                destination.concurrency.saturating_sub(in_flight.len()),
-                None,
-            ),
-            Permit::One => (1usize.saturating_sub(in_flight.len()), None),
-            Permit::WaitUntil(until_ms) => (0, Some(until_ms)),
-        };
+        free_finished(&mut attempts, &mut in_flight);
+        let (capacity, mut next_due_ms) = capacity_now(&shared, &destination, in_flight.len());
         if capacity > 0 {
             let scan = scan(&shared, &destination_id, capacity, &in_flight).await;
             let saturated = scan.due.len() == capacity;
@@ -118,6 +102,33 @@ pub(super) async fn run(
     }
     // Let attempts in flight finish so their outcome is recorded.
     while attempts.join_next().await.is_some() {}
+}
+
+/// Attempts that finished while the lane was busy free their slots.
+fn free_finished(attempts: &mut JoinSet<String>, in_flight: &mut HashSet<String>) {
+    while let Some(done) = attempts.try_join_next() {
+        if let Ok(event_id) = done {
+            in_flight.remove(&event_id);
+        }
+    }
+}
+
+/// How many attempts the lane may start now, and (when none because the
+/// destination's circuit is open) when to look again.
+fn capacity_now(
+    shared: &Shared,
+    destination: &Destination,
+    in_flight: usize,
+) -> (usize, Option<u64>) {
+    let permit = match destination.circuit_breaker {
+        true => shared.circuits.permit(&destination.id, now_ms()),
+        false => Permit::Any,
+    };
+    match permit {
+        Permit::Any => (destination.concurrency.saturating_sub(in_flight), None),
+        Permit::One => (1usize.saturating_sub(in_flight), None),
+        Permit::WaitUntil(until_ms) => (0, Some(until_ms)),
+    }
 }
 
 fn refresh_limiter(limiter: &mut Option<Limiter>, wanted: Option<RateLimit>) {
