@@ -38,6 +38,8 @@
 //! `--burst` / `HOOKGATE_BENCH_BURST` (1500), `--clients` /
 //! `HOOKGATE_BENCH_CLIENTS` (16), `--seconds` / `HOOKGATE_BENCH_SECONDS` (20).
 
+mod support;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -83,9 +85,9 @@ fn main() {
         machine.memory_gib,
         load_average()
     );
-    let server_rt = runtime("bench-server", machine.cpus.max(1));
+    let server_rt = support::runtime("bench-server", machine.cpus.max(1));
     // The sink and the burst's clients: the customer's side, on a runtime of its own.
-    let side_rt = runtime("bench-side", 1);
+    let side_rt = support::runtime("bench-side", 1);
 
     println!(
         "\n[1/2] restart with {} queued events, destination limited to {}/s",
@@ -210,15 +212,6 @@ fn memory_mib(field: &str) -> f64 {
     kib_field(&status, field) / 1024.0
 }
 
-fn runtime(name: &str, threads: usize) -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .thread_name(name)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
 // ---------------------------------------------------------------- sink and gateway
 
 /// The destination: notes when each delivery arrives. Its memory is part of
@@ -250,15 +243,10 @@ async fn sink_hit(State(sink): State<Arc<Sink>>, _body: Bytes) -> StatusCode {
 
 fn start_sink(rt: &Runtime) -> (SocketAddr, Arc<Sink>) {
     let sink = Arc::new(Sink::default());
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind sink");
-    let addr = listener.local_addr().expect("sink addr");
     let app = axum::Router::new()
         .fallback(sink_hit)
         .with_state(sink.clone());
-    rt.spawn(async move { axum::serve(listener, app).await.expect("sink server") });
-    (addr, sink)
+    (support::serve(rt, app), sink)
 }
 
 /// Beside the build output, i.e. on the project's disk (fsync has to be real).
@@ -339,7 +327,8 @@ fn json_body(n: u64) -> Vec<u8> {
 fn populate(config: &Path, count: u64) {
     let config = Config::load(config).unwrap_or_else(|e| panic!("bench config is invalid:\n{e}"));
     let connection = &config.connections[0];
-    let store = Store::open(&config.server.data_dir, config.limits.store_cache_bytes).expect("open the store");
+    let store = Store::open(&config.server.data_dir, config.limits.store_cache_bytes)
+        .expect("open the store");
     for n in 0..count {
         let request_id = new_id("req");
         let id = derived_id("evt", &request_id, &connection.id);

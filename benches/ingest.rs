@@ -33,6 +33,8 @@
 //! source no connection, so hookgate only stores what it acknowledges (no
 //! events, no delivery, no drain): ingest + group commit alone.
 
+mod support;
+
 use async_trait::async_trait;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -71,8 +73,8 @@ fn main() {
         settings.server_threads,
         settings.client_threads,
     );
-    let server_rt = runtime("bench-server", settings.server_threads);
-    let load_rt = runtime("bench-load", settings.client_threads);
+    let server_rt = support::runtime("bench-server", settings.server_threads);
+    let load_rt = support::runtime("bench-load", settings.client_threads);
     let body = Bytes::from(json_body(BODY_BYTES));
 
     println!("\n[1/2] bare pingora ServeHttp (200 + Content-Length)");
@@ -214,15 +216,6 @@ fn seconds(s: f64) -> Duration {
     Duration::from_secs_f64(s)
 }
 
-fn runtime(name: &str, threads: usize) -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .thread_name(name)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
-
 struct Machine {
     cpus: usize,
     cpu_model: String,
@@ -325,15 +318,10 @@ async fn sink_hit(State(sink): State<Arc<Sink>>, headers: HeaderMap, _body: Byte
 
 fn start_sink(rt: &Runtime) -> (SocketAddr, Arc<Sink>) {
     let sink = Arc::new(Sink::default());
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind sink");
-    let addr = listener.local_addr().expect("sink addr");
     let app = axum::Router::new()
         .fallback(sink_hit)
         .with_state(sink.clone());
-    rt.spawn(async move { axum::serve(listener, app).await.expect("sink server") });
-    (addr, sink)
+    (support::serve(rt, app), sink)
 }
 
 // ---------------------------------------------------------------- phases
@@ -365,7 +353,7 @@ fn run_hookgate(
     body: &Bytes,
 ) -> (LoadReport, Option<DrainReport>) {
     // The sink is the customer's endpoint: it gets a runtime of its own.
-    let sink_rt = runtime("bench-sink", 1);
+    let sink_rt = support::runtime("bench-sink", 1);
     let (sink_addr, sink) = start_sink(&sink_rt);
     // Beside the build output, i.e. on the project's disk (fsync has to be real).
     let dir = tempfile::Builder::new()
