@@ -39,6 +39,8 @@ impl EventStatus {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
+    // Stored once per event and rewritten on every attempt: fields without a
+    // value are left out of the record (a third of its size for a new event).
     pub id: String,
     pub request_id: String,
     pub source_id: String,
@@ -48,26 +50,31 @@ pub struct Event {
     /// Attempts made so far.
     pub attempts: u32,
     pub created_at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_attempt_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub successful_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
     /// True when a rule changed the payload, which is then stored with the
     /// event; otherwise the request's payload is delivered as received.
     pub has_own_payload: bool,
     /// What the connection's transformations logged (console.*) for this event.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub transform_logs: Vec<LogEntry>,
     /// Muted events get no more automatic retries (manual ones still work).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub muted: bool,
     /// What the next attempt is, when someone asked for it (a manual retry).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_trigger: Option<AttemptTrigger>,
     /// Set on deliveries of webhook jobs: their retries and deadline (instead
     /// of a connection's retry rule).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<DeliveryWindow>,
 }
 
