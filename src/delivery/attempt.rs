@@ -8,7 +8,7 @@ use crate::model::{
     Attempt, AttemptStatus, AttemptTrigger, Destination, Event, EventStatus, Payload,
 };
 use crate::pipeline::{RetryPolicy, Rule};
-use crate::store::{QueueEntry, QueueMove, StoreError};
+use crate::store::{QueueEntry, QueueMove, Store, StoreError};
 use std::sync::Arc;
 use url::Url;
 
@@ -28,14 +28,51 @@ const HOP_BY_HOP: &[&str] = &[
     "content-length",
 ];
 
+/// A due event, loaded and ready to send.
+pub(super) struct Ready {
+    event: Event,
+    payload: Payload,
+}
+
+/// Loads a due queue entry for its attempt (blocking: the lane calls it for a
+/// whole scan at once, so attempts need no store round trip of their own).
+/// None when there is nothing to send: the event was delivered before a crash
+/// or is gone (its entry is forgotten), or its connection was paused after it
+/// was queued (it is held until the connection is unpaused).
+pub(super) fn prepare(
+    store: &Store,
+    destination_id: &str,
+    entry: &QueueEntry,
+) -> Result<Option<Ready>, StoreError> {
+    let event = store.event(&entry.event_id)?;
+    if let Some(event) = &event {
+        if store.is_paused(&event.connection_id) {
+            store.hold(&event.id, entry.due_ms)?;
+            return Ok(None);
+        }
+    }
+    let event = event.filter(|event| !event.status.is_terminal());
+    let payload = match &event {
+        Some(event) => store.event_payload(event)?,
+        None => None,
+    };
+    match (event, payload) {
+        (Some(event), Some(payload)) => Ok(Some(Ready { event, payload })),
+        _ => {
+            store.dequeue(destination_id, entry)?;
+            Ok(None)
+        }
+    }
+}
+
 /// Attempts one event and returns its id (so the lane can free its slot).
 pub(super) async fn deliver(
     shared: Arc<Shared>,
     destination: Arc<Destination>,
-    entry: QueueEntry,
+    ready: Ready,
 ) -> String {
-    let event_id = entry.event_id.clone();
-    if let Err(error) = attempt(&shared, &destination, entry).await {
+    let event_id = ready.event.id.clone();
+    if let Err(error) = attempt(&shared, &destination, ready).await {
         // The queue entry is still in place, so the event is tried again.
         tracing::error!(%error, event = %event_id, "delivery attempt could not be recorded");
     }
@@ -45,30 +82,8 @@ pub(super) async fn deliver(
 async fn attempt(
     shared: &Arc<Shared>,
     destination: &Destination,
-    entry: QueueEntry,
+    Ready { event, payload }: Ready,
 ) -> Result<(), StoreError> {
-    let store = shared.store.clone();
-    let event_id = entry.event_id.clone();
-    let due_ms = entry.due_ms;
-    let loaded = blocking(move || {
-        let Some(event) = store.event(&event_id)? else {
-            return Ok(None);
-        };
-        if store.is_paused(&event.connection_id) {
-            // Paused after it was queued: held until the connection is unpaused.
-            store.hold(&event.id, due_ms)?;
-            return Ok(None);
-        }
-        let payload = store.event_payload(&event)?;
-        Ok(payload.map(|payload| (event, payload)))
-    })
-    .await?;
-    let Some((event, payload)) = loaded.filter(|(event, _)| !event.status.is_terminal()) else {
-        // Delivered before a crash, or gone: nothing left to do but forget the entry.
-        let store = shared.store.clone();
-        let destination_id = destination.id.clone();
-        return blocking(move || store.dequeue(&destination_id, &entry)).await;
-    };
     let outgoing = outgoing(destination, &event, &payload);
     let started = now_ms();
     let response = shared.client.send(&outgoing).await;

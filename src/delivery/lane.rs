@@ -1,7 +1,8 @@
 //! One destination's lane: the loop that takes due events off its queue.
 
+use super::attempt::{self, Ready};
 use super::circuit::Permit;
-use super::{attempt, Shared};
+use super::Shared;
 use crate::ids::now_ms;
 use crate::model::{Destination, RateLimit};
 use crate::store::QueueEntry;
@@ -15,7 +16,10 @@ use tokio::task::JoinSet;
 
 /// What the lane reads from the store on each pass.
 struct Scan {
-    due: Vec<QueueEntry>,
+    /// Due events, loaded for their attempts.
+    due: Vec<(QueueEntry, Ready)>,
+    /// How many due entries were taken off the queue (some may need no attempt).
+    taken: usize,
     next_due_ms: Option<u64>,
 }
 
@@ -61,9 +65,9 @@ pub(super) async fn run(
         let (capacity, mut next_due_ms) = capacity_now(&shared, &destination, in_flight.len());
         if capacity > 0 {
             let scan = scan(&shared, &destination_id, capacity, &in_flight).await;
-            let saturated = scan.due.len() == capacity;
+            let saturated = scan.taken == capacity;
             let mut woken = false;
-            for entry in scan.due {
+            for (entry, ready) in scan.due {
                 if let Some(limiter) = &limiter {
                     // A wake-up may bring a new limit (reload, API): rescan with it
                     // rather than spend the rest of the batch at the old rate.
@@ -77,7 +81,7 @@ pub(super) async fn run(
                     }
                 }
                 in_flight.insert(entry.event_id.clone());
-                attempts.spawn(attempt::deliver(shared.clone(), destination.clone(), entry));
+                attempts.spawn(attempt::deliver(shared.clone(), destination.clone(), ready));
             }
             if woken {
                 continue;
@@ -149,9 +153,20 @@ async fn scan(
     let in_flight = in_flight.clone();
     let scanned = tokio::task::spawn_blocking(move || {
         let now = now_ms();
-        let due = store.due_entries(&destination_id, now, capacity, &in_flight)?;
+        let entries = store.due_entries(&destination_id, now, capacity, &in_flight)?;
+        let taken = entries.len();
+        let mut due = Vec::with_capacity(taken);
+        for entry in entries {
+            if let Some(ready) = attempt::prepare(&store, &destination_id, &entry)? {
+                due.push((entry, ready));
+            }
+        }
         let next_due_ms = store.next_due_after(&destination_id, now)?;
-        Ok::<_, crate::store::StoreError>(Scan { due, next_due_ms })
+        Ok::<_, crate::store::StoreError>(Scan {
+            due,
+            taken,
+            next_due_ms,
+        })
     })
     .await;
     match scanned {
@@ -160,12 +175,14 @@ async fn scan(
             tracing::error!(%error, "queue scan failed; retrying in a second");
             Scan {
                 due: Vec::new(),
+                taken: 0,
                 next_due_ms: Some(now_ms() + 1000),
             }
         }
         // Only happens while the runtime shuts down; the queue is untouched.
         Err(_) => Scan {
             due: Vec::new(),
+            taken: 0,
             next_due_ms: None,
         },
     }
