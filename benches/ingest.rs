@@ -334,13 +334,7 @@ fn run_bare(
 ) -> LoadReport {
     let (stop, stopped) = watch::channel(false);
     let (addr, task) = server_rt.block_on(async { start_pingora(Bare, stopped) });
-    let report = run_load(
-        load_rt,
-        settings,
-        format!("http://{addr}/e/bench"),
-        body,
-        addr.port(),
-    );
+    let report = load_source(load_rt, settings, addr, body);
     let _ = stop.send(true);
     task.abort();
     report
@@ -369,14 +363,7 @@ fn run_hookgate(
     let gateway = server_rt
         .block_on(Gateway::start(&config))
         .expect("hookgate starts");
-    let addr = gateway.ingress_addr;
-    let report = run_load(
-        load_rt,
-        settings,
-        format!("http://{addr}/e/bench"),
-        body,
-        addr.port(),
-    );
+    let report = load_source(load_rt, settings, gateway.ingress_addr, body);
     let drain = (!settings.no_connection).then(|| {
         wait_for_drain(
             &sink,
@@ -468,6 +455,17 @@ struct ConnectionTally {
     first_error: Option<String>,
     acknowledged: u64,
     latencies_ns: Vec<u64>,
+}
+
+/// The load on source `bench` of the server at `addr` (bare or hookgate).
+fn load_source(rt: &Runtime, settings: &Settings, addr: SocketAddr, body: &Bytes) -> LoadReport {
+    run_load(
+        rt,
+        settings,
+        format!("http://{addr}/e/bench"),
+        body,
+        addr.port(),
+    )
 }
 
 fn run_load(

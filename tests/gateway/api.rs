@@ -302,14 +302,7 @@ async fn declared_objects_are_visible_and_read_only() {
             "{body}"
         );
     }
-    assert_eq!(
-        gw.api(Method::DELETE, "/sources/src_unknown")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        404
-    );
+    assert_eq!(gw.api_delete("/sources/src_unknown").await, 404);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -751,19 +744,12 @@ async fn api_objects_are_validated_updated_and_deleted_safely() {
     assert_eq!(status, 409, "a connection still uses it: {body}");
     let connection_id = hookgate::ids::named_id("web", "shop-to-d");
     assert_eq!(
-        gw.api(Method::DELETE, &format!("/connections/{connection_id}"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        gw.api_delete(&format!("/connections/{connection_id}"))
+            .await,
         200
     );
     assert_eq!(
-        gw.api(Method::DELETE, &format!("/destinations/{dest_id}"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        gw.api_delete(&format!("/destinations/{dest_id}")).await,
         200
     );
     assert_eq!(gw.api_get(&format!("/destinations/{dest_id}")).await.0, 404);
@@ -866,14 +852,7 @@ async fn a_bookmark_saves_an_events_data_and_replays_it_through_its_connection()
         .await
         .unwrap();
     assert_eq!(bad.status(), 422);
-    assert_eq!(
-        gw.api(Method::DELETE, &format!("/bookmarks/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(gw.api_delete(&format!("/bookmarks/{id}")).await, 200);
     assert_eq!(gw.api_get(&format!("/bookmarks/{id}")).await.0, 404);
 }
 
@@ -957,11 +936,7 @@ async fn stored_transformations_are_shared_by_id_updated_live_and_their_runs_lis
         200
     );
     assert_eq!(
-        gw.api(Method::DELETE, &format!("/transformations/{id}"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        gw.api_delete(&format!("/transformations/{id}")).await,
         409,
         "still in use"
     );

@@ -210,6 +210,16 @@ impl TestGateway {
         (response.status().as_u16(), response.json().await.unwrap())
     }
 
+    /// DELETEs an API path and returns the status.
+    pub async fn api_delete(&self, path: &str) -> u16 {
+        let response = self
+            .api(reqwest::Method::DELETE, path)
+            .send()
+            .await
+            .unwrap();
+        response.status().as_u16()
+    }
+
     /// GETs an API path and returns the status and JSON body.
     pub async fn api_get(&self, path: &str) -> (u16, serde_json::Value) {
         let response = self.api(reqwest::Method::GET, path).send().await.unwrap();

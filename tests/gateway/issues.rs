@@ -112,14 +112,7 @@ async fn transformation_failures_open_issues_and_disabled_triggers_do_not() {
         200
     );
     let issue_id = issues["models"][0]["id"].as_str().unwrap();
-    assert_eq!(
-        gw.api(Method::DELETE, &format!("/issues/{issue_id}"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(gw.api_delete(&format!("/issues/{issue_id}")).await, 200);
     gw.post("/e/app", "{}").await;
     sink.wait_for(2).await;
     let (_, after) = gw.api_get("/issues?type=transformation").await;

@@ -505,9 +505,8 @@ async fn a_retrying_delivery_can_be_cancelled_and_retried_on_its_own() {
     assert_eq!(cancelled["status"], "failed");
     assert_eq!(cancelled["lastErrorCode"], "CANCELLED");
     wait_job(&gw, &job_id, "discarded").await;
-    let response = gw.api(Method::DELETE, &path).send().await.unwrap();
     assert_eq!(
-        response.status(),
+        gw.api_delete(&path).await,
         409,
         "only a retrying delivery can be cancelled"
     );
@@ -691,18 +690,12 @@ async fn deleting_an_endpoint_ends_its_deliveries_and_deleting_the_application_a
     let job_id = job_id_of(&gw, &app).await;
     wait_job(&gw, &job_id, "awaiting_retry").await;
     let endpoint_path = format!("/v1/endpoints/{}", endpoint["id"].as_str().unwrap());
-    let response = gw.api(Method::DELETE, &endpoint_path).send().await.unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(gw.api_delete(&endpoint_path).await, 200);
     let job = wait_job(&gw, &job_id, "discarded").await;
     assert_eq!(job["deliveries"][0]["error_code"], "ENDPOINT_DELETED");
     assert_eq!(gw.api_get(&endpoint_path).await.0, 404);
 
-    let response = gw
-        .api(Method::DELETE, &format!("/v1/applications/{app}"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(gw.api_delete(&format!("/v1/applications/{app}")).await, 200);
     wait_job(&gw, &job_id, "archived").await;
     let (status, _) = gw
         .api_send(
