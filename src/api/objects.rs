@@ -52,24 +52,19 @@ pub async fn create(
     uri: Uri,
     body: Result<Json<Value>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let kind = kind_of(&table_of(&uri))?;
-    let fields = body_object(body)?;
-    write(state, move |state, objects| {
-        let object = to_object(state, kind, fields, objects)?;
-        if objects
+    add(state, uri, body, |state, object, objects| {
+        let taken = objects
             .iter()
-            .any(|o| o.kind == kind && o.name == object.name)
-            || state.config.load().declared.contains(&object.id())
-        {
+            .any(|o| o.kind == object.kind && o.name == object.name)
+            || state.config.load().declared.contains(&object.id());
+        if taken {
             return Err(ApiError::conflict(format!(
                 "a {} named \"{}\" already exists",
-                kind.table().trim_end_matches('s'),
+                object.kind.table().trim_end_matches('s'),
                 object.name
             )));
         }
-        let id = object.id();
-        objects.push(object);
-        Ok(id)
+        Ok(())
     })
     .await
 }
@@ -81,12 +76,27 @@ pub async fn upsert(
     uri: Uri,
     body: Result<Json<Value>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
+    add(state, uri, body, |state, object, objects| {
+        refuse_declared(state, &object.id(), &object.name)?;
+        objects.retain(|o| !(o.kind == object.kind && o.name == object.name));
+        Ok(())
+    })
+    .await
+}
+
+/// Builds the object the body describes and stores it, once `make_room`
+/// (given the objects already stored) has refused it or made way for it.
+async fn add(
+    state: Arc<ApiState>,
+    uri: Uri,
+    body: Result<Json<Value>, JsonRejection>,
+    make_room: fn(&ApiState, &ApiObject, &mut Vec<ApiObject>) -> ApiResult<()>,
+) -> ApiResult<Json<Value>> {
     let kind = kind_of(&table_of(&uri))?;
     let fields = body_object(body)?;
     write(state, move |state, objects| {
         let object = to_object(state, kind, fields, objects)?;
-        refuse_declared(state, &object.id(), &object.name)?;
-        objects.retain(|o| !(o.kind == kind && o.name == object.name));
+        make_room(state, &object, objects)?;
         let id = object.id();
         objects.push(object);
         Ok(id)
