@@ -145,27 +145,23 @@ impl Gateway {
     /// Serves a new version of the config file: its sources, destinations,
     /// connections and rules (with the API-created objects and endpoints, which
     /// must still fit it) replace the old ones at once; lanes pick up new rate
-    /// limits and concurrency on their next pass, and queued events stay queued.
+    /// limits and concurrency at once, and queued events stay queued.
     /// `[server]` and `[limits]` keep the values the gateway started with. On an
     /// error nothing changes.
     pub async fn reload(&self, config: Config) -> anyhow::Result<()> {
         let state = self.api_state.clone();
-        let lanes = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             // The lock API changes to the catalog take, so neither undoes the other.
             let _one_writer = state
                 .object_updates
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
             let catalog = served_catalog(&config, &state.store)?;
-            let mut lanes = state.catalog.load().target_ids();
-            lanes.extend(catalog.target_ids());
-            state.catalog.store(Arc::new(catalog));
+            state.scheduler.replace_catalog(catalog);
             state.config.store(Arc::new(config));
-            anyhow::Ok(lanes)
+            anyhow::Ok(())
         })
-        .await??;
-        lanes.iter().for_each(|id| self.scheduler.wake(id));
-        Ok(())
+        .await?
     }
 
     /// Graceful stop: no new connections, answer the requests being received,

@@ -17,7 +17,6 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use std::sync::Arc;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,31 +73,18 @@ fn endpoint_of(store: &Store, id: &str) -> ApiResult<Endpoint> {
 }
 
 /// Serves the stored endpoints: the catalog's endpoints are replaced (under
-/// the lock API-created objects use, so neither change loses the other) and
-/// every lane is woken (new ones start; removed ones stop).
+/// the lock API-created objects use, so neither change loses the other).
 pub(super) fn serve_endpoints(state: &ApiState) -> ApiResult<()> {
     let _one_writer = state
         .object_updates
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    let before: Vec<String> = state
-        .catalog
-        .load()
-        .endpoints()
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
     let served = served_endpoints(
         &state.store,
         state.config.load().delivery.default_concurrency.max(1),
     )?;
-    let ids: Vec<String> = served.iter().map(|e| e.id.clone()).collect();
     let catalog = state.catalog.load().with_endpoints(served);
-    state.catalog.store(Arc::new(catalog));
-    before
-        .iter()
-        .chain(&ids)
-        .for_each(|id| state.scheduler.wake(id));
+    state.scheduler.replace_catalog(catalog);
     Ok(())
 }
 

@@ -313,8 +313,8 @@ async fn write(
         // Endpoints change under the same lock (see `v1`), so none is lost here.
         let endpoints = state.catalog.load().endpoints();
         state
-            .catalog
-            .store(Arc::new(config.catalog().with_endpoints(endpoints)));
+            .scheduler
+            .replace_catalog(config.catalog().with_endpoints(endpoints));
         Ok(id)
     })
     .await?;

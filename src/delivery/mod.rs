@@ -110,6 +110,19 @@ impl Scheduler {
         }
     }
 
+    /// Serves a new catalog (a reload, or objects changed through the API).
+    /// Every lane of the old and the new catalog is woken, so a lane waiting on
+    /// an old rate limit picks up the new one at once, a new destination's lane
+    /// starts and a removed one's stops. Callers serialize their changes.
+    pub fn replace_catalog(&self, catalog: Catalog) {
+        let mut lanes = self.shared.catalog.load().target_ids();
+        lanes.extend(catalog.target_ids());
+        lanes.sort_unstable();
+        lanes.dedup();
+        self.shared.catalog.store(Arc::new(catalog));
+        lanes.iter().for_each(|id| self.wake(id));
+    }
+
     /// The circuit state of an outbound endpoint.
     pub fn circuit_state(&self, endpoint_id: &str) -> CircuitState {
         self.shared

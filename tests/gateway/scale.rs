@@ -71,35 +71,27 @@ async fn a_hot_backlog_does_not_starve_another_destination() {
     assert!(slow.received().len() < 100);
 }
 
-#[tokio::test]
-async fn a_reload_changes_a_rate_limit_without_losing_queued_events() {
-    let sink = Sink::start(Reply::Status(200)).await;
-    let gw = TestGateway::start(&limited(
-        &sink,
-        "rate_limit = 2\nrate_limit_period = \"second\"",
-    ))
-    .await;
-    // Held by a paused connection, then released at once: the lane takes all
-    // 30 in one batch, which the old limit would spread over 15 s.
+/// Queues 30 events for the gateway's only connection at once (held by a
+/// pause, then released), so its lane takes them in one batch, and waits for
+/// the first delivery: at 2/s the rest would take 14 s.
+async fn release_thirty_at_once(gw: &TestGateway, sink: &Sink, source: &str) {
     let (_, connections) = gw.api_get("/connections").await;
     let connection = connections["models"][0]["id"].as_str().unwrap().to_string();
-    assert_eq!(toggle(&gw, &connection, "pause").await, 200);
-    post_many(&gw, "/e/hot", 30).await;
-    assert_eq!(toggle(&gw, &connection, "unpause").await, 200);
+    assert_eq!(toggle(gw, &connection, "pause").await, 200);
+    post_many(gw, &format!("/e/{source}"), 30).await;
+    assert_eq!(toggle(gw, &connection, "unpause").await, 200);
     sink.wait_for(1).await;
-    let reloaded_at = Instant::now();
-    let faster = config_in(
-        gw.dir.path(),
-        &limited(&sink, "rate_limit = 1000\nrate_limit_period = \"second\""),
-    );
-    gw.gateway.reload(faster).await.unwrap();
+}
+
+/// After a change from 2/s to a high limit at `changed_at`, all 30 events
+/// arrive, each once, in a fraction of the time the old limit needed.
+async fn assert_new_limit_applies_at_once(sink: &Sink, changed_at: Instant) {
     let received = sink.wait_for(30).await;
-    // At the old limit the other 29 would need 14 s; at the new one a fraction of that.
     let old_limit_needs = Duration::from_millis(500 * 28);
     assert!(
-        reloaded_at.elapsed() < old_limit_needs / 4,
+        changed_at.elapsed() < old_limit_needs / 4,
         "{:?}",
-        reloaded_at.elapsed()
+        changed_at.elapsed()
     );
     let mut ids: Vec<&str> = received
         .iter()
@@ -108,6 +100,53 @@ async fn a_reload_changes_a_rate_limit_without_losing_queued_events() {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), 30, "every queued event delivered once");
+}
+
+#[tokio::test]
+async fn a_reload_changes_a_rate_limit_without_losing_queued_events() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start(&limited(
+        &sink,
+        "rate_limit = 2\nrate_limit_period = \"second\"",
+    ))
+    .await;
+    release_thirty_at_once(&gw, &sink, "hot").await;
+    let reloaded_at = Instant::now();
+    let faster = config_in(
+        gw.dir.path(),
+        &limited(&sink, "rate_limit = 1000\nrate_limit_period = \"second\""),
+    );
+    gw.gateway.reload(faster).await.unwrap();
+    assert_new_limit_applies_at_once(&sink, reloaded_at).await;
+}
+
+#[tokio::test]
+async fn an_api_change_of_a_rate_limit_applies_at_once_without_losing_queued_events() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start("").await;
+    let destination = |rate_limit: u32| {
+        serde_json::json!({
+            "name": "slow",
+            "url": sink.url("/"),
+            "rate_limit": rate_limit,
+            "rate_limit_period": "second",
+        })
+    };
+    let (status, body) = gw
+        .api_send(
+            reqwest::Method::POST,
+            "/connections",
+            serde_json::json!({ "name": "api-to-slow", "source": { "name": "api" }, "destination": destination(2) }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    release_thirty_at_once(&gw, &sink, "api").await;
+    let changed_at = Instant::now();
+    let (status, body) = gw
+        .api_send(reqwest::Method::PUT, "/destinations", destination(1000))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_new_limit_applies_at_once(&sink, changed_at).await;
 }
 
 #[tokio::test]
