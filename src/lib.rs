@@ -15,5 +15,11 @@ pub mod signing;
 pub mod store;
 pub mod verify;
 
+/// sled allocates for every insert (copy-on-write nodes) and the ingress and
+/// lanes for every request; mimalloc halves sled's per-insert cost against
+/// glibc's allocator (BENCHMARKS.md, "What limits hookgate").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub use config::Config;
 pub use gateway::Gateway;
