@@ -9,6 +9,7 @@ use crate::ids::{derived_id, named_id, new_id, now_ms};
 use crate::issues::IssueTracker;
 use crate::model::{
     Catalog, Connection, Event, EventStatus, Execution, IgnoredEvent, Payload, Request,
+    RequestStatus,
 };
 use crate::store::{Committed, Result, Store};
 use arc_swap::ArcSwap;
@@ -73,40 +74,88 @@ impl Router {
     }
 
     fn run(&self, committed: Receiver<Committed>) {
+        // Only advanced while every request so far was handled: one that fails
+        // stays past the watermark and is routed again on the next start.
+        let mut watermark_holds = true;
         while let Ok(first) = committed.recv() {
             let batch = std::iter::once(first).chain(committed.try_iter().take(ROUTE_BATCH - 1));
             let mut woken = HashSet::new();
-            for Committed { request, payload } in batch {
-                match self.route(&request, &payload) {
+            let mut handled = None;
+            for committed in batch {
+                match self.take(&committed) {
                     Ok(destinations) => woken.extend(destinations),
-                    // Left marked unrouted: routed again on the next start.
-                    Err(error) => tracing::error!(%error, request = %request.id, "routing failed"),
+                    Err(error) => {
+                        tracing::error!(%error, request = %committed.request.id, "routing failed");
+                        watermark_holds = false;
+                    }
                 }
+                handled = Some(committed.location);
             }
             woken
                 .iter()
                 .for_each(|destination| (self.wake)(destination));
+            if let (Some(location), true) = (handled, watermark_holds) {
+                if let Err(error) = self.store.set_routed_through(location) {
+                    tracing::error!(%error, "could not record the routing watermark");
+                }
+            }
         }
     }
 
-    /// Routes every request left unrouted by a crash or a shutdown. Routing is
-    /// idempotent (event ids derive from request and connection), so a request
-    /// routed halfway before the crash yields no duplicates.
+    /// Indexes a journaled request, and routes it if it was accepted.
+    fn take(&self, committed: &Committed) -> Result<Vec<String>> {
+        let Committed {
+            request,
+            payload,
+            location,
+            route,
+        } = committed;
+        self.store.index_request(request, *location)?;
+        if !route {
+            self.store.mark_routed(&request.id)?;
+            return Ok(Vec::new());
+        }
+        self.route(request, payload)
+    }
+
+    /// Routes what a crash or a stop left unrouted: the journal past the
+    /// router's watermark, and markers of stores older than the journal.
+    /// Routing is idempotent (event ids derive from request and connection), so
+    /// a request routed halfway before the crash yields no duplicates.
     pub fn route_unrouted(&self) -> Result<usize> {
-        let ids = self.store.unrouted_requests()?;
         let mut woken = HashSet::new();
-        for id in &ids {
-            let request = self.store.request(id)?;
-            let payload = self.store.request_payload(id)?;
+        let mut routed = 0;
+        let mut last = None;
+        self.store
+            .each_unrouted_journaled(|location, request, payload| {
+                let route = request.status == RequestStatus::Accepted;
+                let committed = Committed {
+                    request,
+                    payload,
+                    location,
+                    route,
+                };
+                woken.extend(self.take(&committed)?);
+                routed += usize::from(route);
+                last = Some(location);
+                Ok(())
+            })?;
+        if let Some(location) = last {
+            self.store.set_routed_through(location)?;
+        }
+        for id in self.store.marked_unrouted()? {
+            let request = self.store.request(&id)?;
+            let payload = self.store.request_payload(&id)?;
             match (request, payload) {
                 (Some(request), Some(payload)) => woken.extend(self.route(&request, &payload)?),
-                _ => self.store.mark_routed(id)?,
+                _ => self.store.mark_routed(&id)?,
             }
+            routed += 1;
         }
         woken
             .iter()
             .for_each(|destination| (self.wake)(destination));
-        Ok(ids.len())
+        Ok(routed)
     }
 
     /// Runs every connection of the request's source and stores the outcomes.

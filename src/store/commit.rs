@@ -2,10 +2,11 @@
 //! concurrent requests share one fsync.
 //!
 //! One writer thread takes whatever is pending (never waiting for a batch to
-//! fill, so a lone request pays one flush), writes it all, flushes once, then
-//! wakes every waiter and hands the accepted requests to the router.
+//! fill, so a lone request pays one sync), appends it all to the request
+//! journal, syncs once, then wakes every waiter and hands the requests to the
+//! router, which indexes them in sled and routes the accepted ones.
 
-use super::{EncodedRequest, Store};
+use super::{EncodedRequest, Location, Store};
 use crate::model::{Payload, Request};
 use std::sync::mpsc::SyncSender;
 use std::thread::JoinHandle;
@@ -19,10 +20,14 @@ pub enum CommitError {
     Store(String),
 }
 
-/// An accepted, durable request on its way to the router.
+/// A durable request on its way to the router.
 pub struct Committed {
     pub request: Request,
     pub payload: Payload,
+    /// Where the journal holds it.
+    pub location: Location,
+    /// Accepted (route it), or rejected (only index it).
+    pub route: bool,
 }
 
 struct Pending {
@@ -62,7 +67,7 @@ impl CommitLog {
         (CommitLog { tx }, writer)
     }
 
-    /// Stores a request durably. `route`: hand it to the router afterwards
+    /// Stores a request durably. `route`: the router routes it afterwards
     /// (accepted requests); rejected ones are only recorded.
     pub async fn commit(
         &self,
@@ -120,32 +125,30 @@ fn write_loop(
 }
 
 fn commit_batch(store: &Store, batch: Vec<Pending>, router: &SyncSender<Committed>) {
-    let result = write_batch(store, &batch).map_err(|e| CommitError::Store(e.to_string()));
-    if let Err(error) = &result {
-        tracing::error!(%error, requests = batch.len(), "group commit failed");
-    }
-    for pending in batch {
-        let durable = result.is_ok();
+    let encoded: Vec<&EncodedRequest> = batch.iter().map(|pending| &pending.encoded).collect();
+    let locations = match store.journal_requests(&encoded) {
+        Ok(locations) => locations,
+        Err(error) => {
+            tracing::error!(%error, requests = batch.len(), "group commit failed");
+            let error = CommitError::Store(error.to_string());
+            for pending in batch {
+                let _ = pending.done.send(Err(error.clone()));
+            }
+            return;
+        }
+    };
+    for (pending, location) in batch.into_iter().zip(locations) {
         // The ingress may have given up waiting (client gone); the request is
         // stored and routed all the same.
-        let _ = pending.done.send(result.clone());
-        if durable && pending.route {
-            let committed = Committed {
-                request: pending.request,
-                payload: pending.payload,
-            };
-            if router.send(committed).is_err() {
-                // The router has stopped (shutdown): the request stays marked
-                // unrouted and is routed on the next start.
-                continue;
-            }
-        }
+        let _ = pending.done.send(Ok(()));
+        let committed = Committed {
+            request: pending.request,
+            payload: pending.payload,
+            location,
+            route: pending.route,
+        };
+        // A stopped router (shutdown) leaves the request past its watermark
+        // in the journal: the next start routes it.
+        let _ = router.send(committed);
     }
-}
-
-fn write_batch(store: &Store, batch: &[Pending]) -> super::Result<()> {
-    for pending in batch {
-        store.put_request(&pending.encoded, pending.route)?;
-    }
-    store.flush()
 }

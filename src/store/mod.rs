@@ -6,12 +6,16 @@
 
 mod commit;
 mod hold;
+mod journal;
 mod outbound;
 mod page;
 mod payload_codec;
 mod queue;
+mod request_record;
+mod requests;
 
 pub use commit::{CommitError, CommitLog, Committed};
+pub use journal::Location;
 pub use page::{Cursor, Direction, Page, PageRequest};
 pub use queue::QueueEntry;
 
@@ -31,27 +35,30 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("store: corrupt record: {0}")]
     Corrupt(#[from] serde_json::Error),
+    #[error("store: request journal: {0}")]
+    Journal(#[from] std::io::Error),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// A request and its payload serialized for the store. The ingress encodes it
-/// on its own task, so the single commit thread only writes bytes.
+/// A request and its payload serialized as one journal record. The ingress
+/// encodes it on its own task, so the single commit thread only writes bytes.
 pub struct EncodedRequest {
     id: String,
-    request: Vec<u8>,
-    payload: Vec<u8>,
+    record: Vec<u8>,
 }
 
 impl EncodedRequest {
     pub fn new(request: &Request, payload: &Payload) -> Result<EncodedRequest> {
         Ok(EncodedRequest {
             id: request.id.clone(),
-            request: serde_json::to_vec(request)?,
-            payload: payload_codec::encode(payload),
+            record: request_record::encode(request, payload)?,
         })
     }
 }
+
+/// Journal segments are closed at this size (a segment is never rewritten).
+const JOURNAL_SEGMENT_BYTES: u64 = 64 << 20;
 
 /// Where an event's queue entry goes when the event changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,11 +87,21 @@ const EVENT_FEED_CAPACITY: usize = 8192;
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    /// Every request and its payload, in commit order (see `journal`).
+    journal: journal::Journal,
+    /// Requests journaled but not yet routed (nor, maybe, indexed in sled):
+    /// id → where the journal holds it.
+    pending: Arc<Mutex<std::collections::HashMap<String, Location>>>,
     requests: sled::Tree,
-    /// Request id → the payload as received.
+    /// Request id → where the journal holds its payload (older stores: the
+    /// payload itself).
     request_payloads: sled::Tree,
-    /// Accepted request ids not yet routed; routed again after a crash.
+    /// Accepted request ids not yet routed, from stores older than the
+    /// journal; routed on start like the journal's tail.
     unrouted: sled::Tree,
+    /// `routed_through` → the journal location up to which every request is
+    /// indexed and routed.
+    meta: sled::Tree,
     events: sled::Tree,
     /// Event id → payload, for events whose rules changed it.
     event_payloads: sled::Tree,
@@ -137,8 +154,10 @@ impl Store {
     /// page cache, and so the memory the store uses however large it grows
     /// (a deep backlog stays on disk).
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store> {
-        // Flushing is ours to do (group commit); sled's own timer flush stays as a
-        // backstop for the records that do not need an fsync before an answer.
+        // Acknowledged requests are durable in the journal; everything in sled
+        // can be rebuilt from it or needs no fsync before an answer, so sled
+        // flushes on its own timer (and when the gateway stops).
+        let journal = journal::Journal::open(&dir.join("journal"), JOURNAL_SEGMENT_BYTES)?;
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
@@ -153,9 +172,12 @@ impl Store {
         Ok(Store {
             paused_ids: Arc::new(std::sync::RwLock::new(paused_ids)),
             paused,
+            journal,
+            pending: Arc::default(),
             requests: db.open_tree("requests")?,
             request_payloads: db.open_tree("request_payloads")?,
             unrouted: db.open_tree("unrouted")?,
+            meta: db.open_tree("meta")?,
             events: db.open_tree("events")?,
             event_payloads: db.open_tree("event_payloads")?,
             attempts: db.open_tree("attempts")?,
@@ -195,60 +217,6 @@ impl Store {
     /// Every change to an event, as it is saved (for tests, and later live views).
     pub fn subscribe_events(&self) -> broadcast::Receiver<Event> {
         self.event_feed.subscribe()
-    }
-
-    // --- requests -------------------------------------------------------------
-
-    /// Writes a request and its payload, without flushing (the commit log flushes
-    /// whole batches). Accepted requests are also marked as not yet routed.
-    fn put_request(&self, encoded: &EncodedRequest, route: bool) -> Result<()> {
-        let id = encoded.id.as_bytes();
-        self.request_payloads
-            .insert(id, encoded.payload.as_slice())?;
-        self.requests.insert(id, encoded.request.as_slice())?;
-        if route {
-            self.unrouted.insert(id, &[])?;
-        }
-        Ok(())
-    }
-
-    pub fn request(&self, id: &str) -> Result<Option<Request>> {
-        get(&self.requests, id)
-    }
-
-    pub fn request_payload(&self, id: &str) -> Result<Option<Payload>> {
-        get_payload(&self.request_payloads, id)
-    }
-
-    /// Requests that were acknowledged but whose routing may not have finished.
-    pub fn unrouted_requests(&self) -> Result<Vec<String>> {
-        self.unrouted
-            .iter()
-            .keys()
-            .map(|key| Ok(String::from_utf8_lossy(&key?).into_owned()))
-            .collect()
-    }
-
-    /// Called once every event of the request is stored.
-    pub fn mark_routed(&self, request_id: &str) -> Result<()> {
-        self.unrouted.remove(request_id.as_bytes())?;
-        announce(&self.routed_feed, || request_id.to_string());
-        Ok(())
-    }
-
-    /// Whether an accepted request still waits for (or is in) routing.
-    pub fn is_unrouted(&self, request_id: &str) -> Result<bool> {
-        Ok(self.unrouted.contains_key(request_id.as_bytes())?)
-    }
-
-    /// Ids of requests as their routing completes (for tests, and later live views).
-    pub fn subscribe_routed(&self) -> broadcast::Receiver<String> {
-        self.routed_feed.subscribe()
-    }
-
-    /// Every stored request, oldest first.
-    pub fn requests(&self) -> impl Iterator<Item = Result<Request>> {
-        values(&self.requests)
     }
 
     // --- events ---------------------------------------------------------------

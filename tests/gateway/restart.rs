@@ -1,7 +1,10 @@
 //! Restarts: queued and retrying events resume with their state.
 
-use crate::common::{route, Reply, Sink, TestGateway};
-use hookgate::model::EventStatus;
+use crate::common::{config_in, route, Reply, Sink, TestGateway};
+use hookgate::ids::{named_id, new_id, now_ms};
+use hookgate::model::{EventStatus, Payload, Request, RequestStatus};
+use hookgate::store::{CommitLog, Store};
+use hookgate::Gateway;
 use std::collections::HashSet;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -64,4 +67,81 @@ async fn successful_events_are_not_sent_again_after_a_restart() {
         Some(second.id.as_str())
     );
     assert_eq!(gw.gateway.store.queue_depth(&second.destination_id), 0);
+}
+
+/// An accepted request for source `shop`, as the ingress builds it.
+fn accepted(body: &str) -> (Request, Payload) {
+    let request = Request {
+        id: new_id("req"),
+        source_id: Some(named_id("src", "shop")),
+        source_name: "shop".into(),
+        status: RequestStatus::Accepted,
+        rejection_cause: None,
+        verified: None,
+        received_at: now_ms(),
+        method: "POST".into(),
+        path: String::new(),
+        query: String::new(),
+        body_bytes: body.len(),
+    };
+    let payload = Payload {
+        method: "POST".into(),
+        path: String::new(),
+        query: String::new(),
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: body.as_bytes().to_vec(),
+    };
+    (request, payload)
+}
+
+/// A crash between the acknowledgement and the router: the requests are only
+/// in the journal. The next start must index and route them.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_acknowledged_but_not_routed_before_a_crash_are_routed_on_the_next_start() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let config = format!(
+        "[[sources]]\nname = \"shop\"\n{}",
+        route("shop", "orders", &sink.url("/"), "")
+    );
+    let gw = TestGateway::start(&config).await;
+    gw.gateway.shutdown().await.unwrap();
+    let loaded = config_in(gw.dir.path(), &config);
+
+    let store = Store::open(&loaded.server.data_dir, loaded.limits.store_cache_bytes).unwrap();
+    let (to_router, router_inbox) = std::sync::mpsc::sync_channel(1);
+    drop(router_inbox); // the router died with the crash
+    let (commit, writer) = CommitLog::start(store.clone(), 16, 16, to_router);
+    let mut journaled = HashSet::new();
+    for n in 0..3 {
+        let (request, payload) = accepted(&format!("{{\"n\":{n}}}"));
+        journaled.insert(request.id.clone());
+        commit.commit(request, payload, true).await.unwrap();
+    }
+    commit.close().await;
+    tokio::task::spawn_blocking(move || writer.join().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        store.requests().next().is_none(),
+        "nothing indexed in sled yet"
+    );
+    drop(store);
+
+    let gateway = Gateway::start(&loaded).await.unwrap();
+    let delivered: HashSet<String> = sink
+        .wait_for(3)
+        .await
+        .iter()
+        .map(|received| {
+            received
+                .header("x-hookgate-request-id")
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(delivered, journaled);
+    let indexed: HashSet<String> = gateway.store.requests().map(|r| r.unwrap().id).collect();
+    assert_eq!(indexed, journaled);
+    assert!(gateway.store.unrouted_requests().unwrap().is_empty());
+    gateway.shutdown().await.unwrap();
 }

@@ -1,0 +1,695 @@
+//! The request journal: every received request, appended in commit order to
+//! segment files, with one `fdatasync` per group commit.
+//!
+//! Why not sled for this: a sled insert copies B-tree pages (6–14 µs of CPU
+//! each on our 2-core machines, BENCHMARKS.md) and an acknowledgement used to
+//! need three of them plus a flush. An append is a copy into one `write`, and
+//! the whole batch shares the sync. sled keeps the small records (the request's
+//! metadata and where its payload lies), written by the router after the
+//! answer; on start, whatever the journal holds past the router's watermark is
+//! indexed and routed again (routing is idempotent).
+//!
+//! Layout: `dir/NNNNNNNNNN.journal` segments, numbered from 0 and never
+//! rewritten. A frame is `length (u32 LE) ++ crc32 of length and record (u32
+//! LE) ++ record` (with the length in the checksum, a run of zeros is not a
+//! frame). A crash can only tear the tail of the newest segment (a batch is
+//! acknowledged after its sync), so `open` cuts a torn tail off, keeping the
+//! bytes it cut in a `.cut-<ms>` file next to the segment.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+const FRAME_HEADER: u64 = 8;
+const EXTENSION: &str = "journal";
+
+/// Where one record lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Location {
+    pub segment: u32,
+    /// Of the frame, from the start of the segment.
+    pub offset: u64,
+    pub len: u32,
+}
+
+impl Location {
+    pub const ENCODED_LEN: usize = 16;
+
+    pub fn encode(&self) -> [u8; Self::ENCODED_LEN] {
+        let mut bytes = [0u8; Self::ENCODED_LEN];
+        bytes[..4].copy_from_slice(&self.segment.to_be_bytes());
+        bytes[4..12].copy_from_slice(&self.offset.to_be_bytes());
+        bytes[12..].copy_from_slice(&self.len.to_be_bytes());
+        bytes
+    }
+
+    pub fn decode(bytes: &[u8]) -> Option<Location> {
+        let bytes: &[u8; Self::ENCODED_LEN] = bytes.try_into().ok()?;
+        Some(Location {
+            segment: u32::from_be_bytes(bytes[..4].try_into().ok()?),
+            offset: u64::from_be_bytes(bytes[4..12].try_into().ok()?),
+            len: u32::from_be_bytes(bytes[12..].try_into().ok()?),
+        })
+    }
+
+    /// Where the next frame starts.
+    fn end(&self) -> u64 {
+        self.offset + FRAME_HEADER + u64::from(self.len)
+    }
+}
+
+/// A handle to the journal; cheap to clone.
+#[derive(Clone)]
+pub struct Journal {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    segment_bytes: u64,
+    writer: Mutex<Writer>,
+    /// Read handles, indexed by segment number.
+    segments: RwLock<Vec<Arc<File>>>,
+}
+
+struct Writer {
+    segment: u32,
+    file: File,
+    len: u64,
+    /// Set when a write failed halfway and could not be undone: the next batch
+    /// starts a new segment rather than follow a torn frame.
+    torn: bool,
+}
+
+impl Journal {
+    /// Opens (or creates) the journal in `dir`; a segment is closed once it
+    /// holds `segment_bytes`.
+    pub fn open(dir: &Path, segment_bytes: u64) -> io::Result<Journal> {
+        std::fs::create_dir_all(dir)?;
+        let numbers = segment_numbers(dir)?;
+        let mut segments = Vec::with_capacity(numbers.len().max(1));
+        for (expected, number) in numbers.iter().enumerate() {
+            if *number as usize != expected {
+                let message = format!("journal segment {expected} is missing in {dir:?}");
+                return Err(io::Error::new(io::ErrorKind::InvalidData, message));
+            }
+            segments.push(Arc::new(File::open(segment_path(dir, *number))?));
+        }
+        let last = numbers.last().copied().unwrap_or(0);
+        let path = segment_path(dir, last);
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)?;
+        let len = valid_len(&file)?;
+        if len < file.metadata()?.len() {
+            cut_torn_tail(&path, &file, len)?;
+        }
+        if numbers.is_empty() {
+            sync_dir(dir)?;
+            segments.push(Arc::new(File::open(&path)?));
+        }
+        let writer = Writer {
+            segment: last,
+            file,
+            len,
+            torn: false,
+        };
+        Ok(Journal {
+            inner: Arc::new(Inner {
+                dir: dir.to_path_buf(),
+                segment_bytes,
+                writer: Mutex::new(writer),
+                segments: RwLock::new(segments),
+            }),
+        })
+    }
+
+    /// Appends records and syncs them to disk; returns where each one lies.
+    pub fn append(&self, records: &[&[u8]]) -> io::Result<Vec<Location>> {
+        let mut writer = self.inner.writer.lock().expect("journal writer lock");
+        if writer.len >= self.inner.segment_bytes || writer.torn {
+            self.roll(&mut writer)?;
+        }
+        let mut frames = Vec::with_capacity(
+            records
+                .iter()
+                .map(|r| r.len() + FRAME_HEADER as usize)
+                .sum(),
+        );
+        let mut locations = Vec::with_capacity(records.len());
+        for record in records {
+            let len = u32::try_from(record.len())
+                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "record over 4 GiB"))?;
+            locations.push(Location {
+                segment: writer.segment,
+                offset: writer.len + frames.len() as u64,
+                len,
+            });
+            frames.extend_from_slice(&len.to_le_bytes());
+            frames.extend_from_slice(&checksum(len, record).to_le_bytes());
+            frames.extend_from_slice(record);
+        }
+        let written = writer
+            .file
+            .write_all(&frames)
+            .and_then(|()| writer.file.sync_data());
+        if let Err(error) = written {
+            // Undo the partial batch so that the segment stays readable.
+            let len = writer.len;
+            writer.torn = writer.file.set_len(len).is_err();
+            return Err(error);
+        }
+        writer.len += frames.len() as u64;
+        Ok(locations)
+    }
+
+    /// Starts the next segment (the current one is full or torn).
+    fn roll(&self, writer: &mut Writer) -> io::Result<()> {
+        let segment = writer.segment + 1;
+        let path = segment_path(&self.inner.dir, segment);
+        let file = OpenOptions::new()
+            .create_new(true)
+            .read(true)
+            .append(true)
+            .open(&path)?;
+        sync_dir(&self.inner.dir)?;
+        let reader = Arc::new(File::open(&path)?);
+        self.inner
+            .segments
+            .write()
+            .expect("journal segments lock")
+            .push(reader);
+        *writer = Writer {
+            segment,
+            file,
+            len: 0,
+            torn: false,
+        };
+        Ok(())
+    }
+
+    /// The record at `location`, checked against its length and checksum.
+    pub fn read(&self, location: Location) -> io::Result<Vec<u8>> {
+        let file = self.segment(location.segment)?;
+        let mut header = [0u8; FRAME_HEADER as usize];
+        file.read_exact_at(&mut header, location.offset)?;
+        let (len, crc) = frame_header(&header);
+        if len != location.len {
+            return Err(corrupt(location, "its length does not match"));
+        }
+        let mut record = vec![0u8; len as usize];
+        file.read_exact_at(&mut record, location.offset + FRAME_HEADER)?;
+        if checksum(len, &record) != crc {
+            return Err(corrupt(location, "its checksum does not match"));
+        }
+        Ok(record)
+    }
+
+    fn segment(&self, number: u32) -> io::Result<Arc<File>> {
+        let segments = self.inner.segments.read().expect("journal segments lock");
+        segments.get(number as usize).cloned().ok_or_else(|| {
+            let message = format!("journal segment {number} does not exist");
+            io::Error::new(io::ErrorKind::NotFound, message)
+        })
+    }
+
+    /// Calls `visit` with every record after `after` (all of them for None),
+    /// in the order they were appended. A segment must end with whole frames
+    /// (`open` cut the newest one's torn tail): anything else is an error
+    /// naming where, rather than records silently skipped.
+    pub fn each_after<E: From<io::Error>>(
+        &self,
+        after: Option<Location>,
+        mut visit: impl FnMut(Location, Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let (first, mut offset) = match after {
+            Some(location) => (location.segment, location.end()),
+            None => (0, 0),
+        };
+        let count = self.inner.segments.read().expect("segments lock").len() as u32;
+        for segment in first..count {
+            let file = self.segment(segment)?;
+            let segment_len = file.metadata()?.len();
+            let mut reader = BufReader::new(file.as_ref());
+            reader.seek(SeekFrom::Start(offset))?;
+            while let Some((len, record)) = next_frame(&mut reader, segment_len - offset)? {
+                let location = Location {
+                    segment,
+                    offset,
+                    len,
+                };
+                offset = location.end();
+                visit(location, record)?;
+            }
+            if offset < segment_len {
+                let message = format!("journal segment {segment} has a bad frame at {offset}");
+                return Err(io::Error::new(io::ErrorKind::InvalidData, message).into());
+            }
+            offset = 0;
+        }
+        Ok(())
+    }
+}
+
+/// The next valid frame, or None at the end of the segment or at a torn frame.
+/// `remaining`: bytes left in the segment, so that a torn length cannot ask
+/// for more memory than the file holds.
+fn next_frame(reader: &mut impl Read, remaining: u64) -> io::Result<Option<(u32, Vec<u8>)>> {
+    let mut header = [0u8; FRAME_HEADER as usize];
+    if !read_full(reader, &mut header)? {
+        return Ok(None);
+    }
+    let (len, crc) = frame_header(&header);
+    if u64::from(len) + FRAME_HEADER > remaining {
+        return Ok(None);
+    }
+    let mut record = vec![0u8; len as usize];
+    if !read_full(reader, &mut record)? || checksum(len, &record) != crc {
+        return Ok(None);
+    }
+    Ok(Some((len, record)))
+}
+
+fn checksum(len: u32, record: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&len.to_le_bytes());
+    hasher.update(record);
+    hasher.finalize()
+}
+
+/// Fills `buf`; false when the input ends first.
+fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
+    match reader.read_exact(buf) {
+        Ok(()) => Ok(true),
+        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+/// How much of a segment is whole frames.
+fn valid_len(file: &File) -> io::Result<u64> {
+    let file_len = file.metadata()?.len();
+    let mut reader = BufReader::new(file);
+    reader.seek(SeekFrom::Start(0))?;
+    let mut len = 0;
+    while let Some((record_len, _)) = next_frame(&mut reader, file_len - len)? {
+        len += FRAME_HEADER + u64::from(record_len);
+    }
+    Ok(len)
+}
+
+/// Cuts a segment back to its whole frames. The bytes cut go to a file next to
+/// it first: a torn batch was never acknowledged, but if the cause was damage
+/// instead, nothing is destroyed.
+fn cut_torn_tail(path: &Path, file: &File, valid_len: u64) -> io::Result<()> {
+    let mut tail = Vec::new();
+    let mut reader = file;
+    reader.seek(SeekFrom::Start(valid_len))?;
+    reader.read_to_end(&mut tail)?;
+    let kept = path.with_extension(format!("{EXTENSION}.cut-{}", crate::ids::now_ms()));
+    std::fs::write(&kept, &tail)?;
+    File::open(&kept)?.sync_all()?;
+    tracing::warn!(
+        segment = %path.display(),
+        valid_len,
+        cut = tail.len(),
+        kept = %kept.display(),
+        "cut a torn tail off the request journal"
+    );
+    file.set_len(valid_len)?;
+    file.sync_all()
+}
+
+fn frame_header(header: &[u8; FRAME_HEADER as usize]) -> (u32, u32) {
+    let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
+    let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
+    (len, crc)
+}
+
+fn corrupt(location: Location, why: &str) -> io::Error {
+    let message = format!("journal record at {location:?} is corrupt: {why}");
+    io::Error::new(io::ErrorKind::InvalidData, message)
+}
+
+fn segment_path(dir: &Path, number: u32) -> PathBuf {
+    dir.join(format!("{number:010}.{EXTENSION}"))
+}
+
+/// The numbers of the segments in `dir`, ascending.
+fn segment_numbers(dir: &Path) -> io::Result<Vec<u32>> {
+    let mut numbers = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().and_then(|e| e.to_str()) != Some(EXTENSION) {
+            continue;
+        }
+        if let Some(number) = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse().ok())
+        {
+            numbers.push(number);
+        }
+    }
+    numbers.sort_unstable();
+    Ok(numbers)
+}
+
+/// Makes a new segment's directory entry durable.
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Large enough that no test rolls a segment by accident.
+    const ONE_SEGMENT: u64 = 1 << 20;
+    /// Small enough that a batch of a few records fills a segment.
+    const TINY_SEGMENTS: u64 = 64;
+
+    fn journal_in_tempdir(segment_bytes: u64) -> (tempfile::TempDir, Journal) {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path(), segment_bytes).unwrap();
+        (dir, journal)
+    }
+
+    fn all_after(journal: &Journal, after: Option<Location>) -> Vec<(Location, Vec<u8>)> {
+        let mut seen = Vec::new();
+        journal
+            .each_after(after, |location, record| {
+                seen.push((location, record));
+                Ok::<(), io::Error>(())
+            })
+            .unwrap();
+        seen
+    }
+
+    /// Appends each record in a batch of its own.
+    fn append_one_by_one(journal: &Journal, records: &[Vec<u8>]) -> Vec<(Location, Vec<u8>)> {
+        records
+            .iter()
+            .map(|record| {
+                let locations = journal.append(&[record]).unwrap();
+                assert_eq!(locations.len(), 1);
+                (locations[0], record.clone())
+            })
+            .collect()
+    }
+
+    fn segment_file_names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn frame_bytes(records: &[&[u8]]) -> u64 {
+        records.iter().map(|r| FRAME_HEADER + r.len() as u64).sum()
+    }
+
+    fn flip_byte(path: &Path, at: u64) {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap();
+        let mut byte = [0u8; 1];
+        file.read_exact_at(&mut byte, at).unwrap();
+        file.write_all_at(&[byte[0] ^ 0xff], at).unwrap();
+    }
+
+    #[test]
+    fn append_then_read_returns_every_record_byte_for_byte() {
+        let (_dir, journal) = journal_in_tempdir(ONE_SEGMENT);
+        let every_byte: Vec<u8> = (0..=255).collect();
+        let first: [&[u8]; 3] = [b"first", b"", &every_byte];
+        let second: [&[u8]; 2] = [&[0, 0, 0, 0, 0, 0, 0, 0], b"last"];
+
+        let mut locations = journal.append(&first).unwrap();
+        locations.extend(journal.append(&second).unwrap());
+
+        let records: Vec<&[u8]> = first.iter().chain(&second).copied().collect();
+        assert_eq!(locations.len(), records.len());
+        for (location, record) in locations.iter().zip(&records) {
+            assert_eq!(location.len as usize, record.len());
+            assert_eq!(journal.read(*location).unwrap(), *record);
+        }
+        assert!(
+            locations.windows(2).all(|pair| pair[0] < pair[1]),
+            "locations are not in strictly increasing order: {locations:?}"
+        );
+    }
+
+    #[test]
+    fn a_location_round_trips_through_its_encoding() {
+        let location = Location {
+            segment: 0x0102_0304,
+            offset: 0x0506_0708_090a_0b0c,
+            len: 0x0d0e_0f10,
+        };
+        let encoded = location.encode();
+        assert_eq!(encoded.len(), Location::ENCODED_LEN);
+        assert_eq!(Location::decode(&encoded), Some(location));
+    }
+
+    #[test]
+    fn decoding_a_slice_of_the_wrong_length_gives_none() {
+        let encoded = Location {
+            segment: 1,
+            offset: 2,
+            len: 3,
+        }
+        .encode();
+        assert_eq!(
+            Location::decode(&encoded[..Location::ENCODED_LEN - 1]),
+            None
+        );
+        assert_eq!(Location::decode(&[encoded.as_slice(), &[0]].concat()), None);
+        assert_eq!(Location::decode(&[]), None);
+    }
+
+    #[test]
+    fn records_survive_reopening_and_new_appends_follow_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let old: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 20]).collect();
+        let journal = Journal::open(dir.path(), TINY_SEGMENTS).unwrap();
+        let mut expected = append_one_by_one(&journal, &old);
+        drop(journal);
+        assert!(
+            segment_file_names(dir.path()).len() > 1,
+            "the old records should span several segments"
+        );
+
+        let journal = Journal::open(dir.path(), TINY_SEGMENTS).unwrap();
+        for (location, record) in &expected {
+            assert_eq!(journal.read(*location).unwrap(), *record);
+        }
+        expected.extend(append_one_by_one(&journal, &[b"new".to_vec()]));
+
+        assert_eq!(all_after(&journal, None), expected);
+    }
+
+    #[test]
+    fn each_after_yields_exactly_the_later_records_across_segments() {
+        let (_dir, journal) = journal_in_tempdir(TINY_SEGMENTS);
+        let mut expected = Vec::new();
+        for batch in 0..4u8 {
+            let records: Vec<Vec<u8>> = (0..3u8).map(|i| vec![batch * 3 + i; 20]).collect();
+            let slices: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
+            let locations = journal.append(&slices).unwrap();
+            expected.extend(locations.into_iter().zip(records));
+        }
+        let last_segment = expected.last().unwrap().0.segment;
+        assert!(last_segment >= 2, "batches should have rolled segments");
+
+        assert_eq!(all_after(&journal, None), expected);
+        for (i, (location, _)) in expected.iter().enumerate() {
+            assert_eq!(
+                all_after(&journal, Some(*location)),
+                expected[i + 1..],
+                "after record {i} at {location:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_torn_tail_is_cut_off_on_open() {
+        let partial_frame = [&100u32.to_le_bytes()[..], &[0xab; 4], &[7; 10]].concat();
+        let partial_header = vec![5, 0, 0];
+        let bad_checksum = [&4u32.to_le_bytes()[..], &[0; 4], b"oops"].concat();
+        // A file system may extend the file before the data lands.
+        let zeros = vec![0; 20];
+        for (case, tail) in [
+            ("partial frame", partial_frame),
+            ("partial header", partial_header),
+            ("bad checksum", bad_checksum),
+            ("zeros", zeros),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let good: [&[u8]; 3] = [b"one", b"two", b"three"];
+            let journal = Journal::open(dir.path(), ONE_SEGMENT).unwrap();
+            let locations = journal.append(&good).unwrap();
+            drop(journal);
+            let path = segment_path(dir.path(), 0);
+            let valid = frame_bytes(&good);
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), valid, "{case}");
+            OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap()
+                .write_all(&tail)
+                .unwrap();
+
+            let journal = Journal::open(dir.path(), ONE_SEGMENT).unwrap();
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), valid, "{case}");
+            let good_records: Vec<_> = locations
+                .iter()
+                .zip(good)
+                .map(|(location, record)| (*location, record.to_vec()))
+                .collect();
+            assert_eq!(all_after(&journal, None), good_records, "{case}");
+
+            let new = journal.append(&[b"after the tear"]).unwrap()[0];
+            assert_eq!(new.offset, valid, "{case}");
+            assert_eq!(journal.read(new).unwrap(), b"after the tear", "{case}");
+            assert_eq!(
+                all_after(&journal, Some(locations[2])),
+                vec![(new, b"after the tear".to_vec())],
+                "{case}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_frame_with_flipped_bytes_is_reported_as_corrupt() {
+        let (dir, journal) = journal_in_tempdir(ONE_SEGMENT);
+        let locations = journal
+            .append(&[b"record body flipped", b"checksum flipped", b"intact"])
+            .unwrap();
+        let path = segment_path(dir.path(), 0);
+        flip_byte(&path, locations[0].offset + FRAME_HEADER + 3);
+        flip_byte(&path, locations[1].offset + 5);
+
+        for location in &locations[..2] {
+            let error = journal.read(*location).unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::InvalidData, "{error}");
+        }
+        assert_eq!(journal.read(locations[2]).unwrap(), b"intact");
+    }
+
+    #[test]
+    fn reading_with_a_location_of_the_wrong_length_fails() {
+        let (_dir, journal) = journal_in_tempdir(ONE_SEGMENT);
+        let location = journal.append(&[b"twelve bytes"]).unwrap()[0];
+        for len in [location.len - 1, location.len + 1] {
+            let error = journal.read(Location { len, ..location }).unwrap_err();
+            assert_eq!(error.kind(), io::ErrorKind::InvalidData, "{error}");
+        }
+        assert_eq!(journal.read(location).unwrap(), b"twelve bytes");
+    }
+
+    #[test]
+    fn a_missing_middle_segment_makes_open_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path(), TINY_SEGMENTS).unwrap();
+        let records: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 40]).collect();
+        append_one_by_one(&journal, &records);
+        drop(journal);
+        assert!(segment_file_names(dir.path()).len() >= 3);
+        std::fs::remove_file(segment_path(dir.path(), 1)).unwrap();
+
+        let error = match Journal::open(dir.path(), TINY_SEGMENTS) {
+            Ok(_) => panic!("open succeeded without segment 1"),
+            Err(error) => error,
+        };
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData, "{error}");
+        assert!(
+            error.to_string().contains("segment 1 is missing"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn segments_roll_once_full_and_old_segments_stay_readable() {
+        let (dir, journal) = journal_in_tempdir(TINY_SEGMENTS);
+        // 32-byte frames: two of them fill a 64-byte segment exactly.
+        let records: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 24]).collect();
+        let appended = append_one_by_one(&journal, &records);
+
+        let segments: Vec<u32> = appended.iter().map(|(l, _)| l.segment).collect();
+        assert_eq!(segments, [0, 0, 1, 1, 2, 2]);
+        assert_eq!(
+            segment_file_names(dir.path()),
+            [
+                "0000000000.journal",
+                "0000000001.journal",
+                "0000000002.journal"
+            ]
+        );
+        for (location, record) in &appended {
+            assert_eq!(journal.read(*location).unwrap(), *record);
+        }
+    }
+
+    #[test]
+    fn an_empty_append_returns_no_locations() {
+        let (dir, journal) = journal_in_tempdir(ONE_SEGMENT);
+        assert_eq!(journal.append(&[]).unwrap(), []);
+        assert_eq!(all_after(&journal, None), []);
+
+        let location = journal.append(&[b"one"]).unwrap()[0];
+        assert_eq!(journal.append(&[]).unwrap(), []);
+        let path = segment_path(dir.path(), 0);
+        assert_eq!(
+            std::fs::metadata(path).unwrap().len(),
+            frame_bytes(&[b"one"])
+        );
+        assert_eq!(all_after(&journal, None), [(location, b"one".to_vec())]);
+    }
+
+    #[test]
+    fn the_bytes_cut_off_on_open_are_kept_next_to_the_segment() {
+        let (dir, journal) = journal_in_tempdir(ONE_SEGMENT);
+        let locations = journal.append(&[b"one", b"two", b"three"]).unwrap();
+        drop(journal);
+        let path = segment_path(dir.path(), 0);
+        flip_byte(&path, locations[1].offset + FRAME_HEADER);
+
+        let journal = Journal::open(dir.path(), ONE_SEGMENT).unwrap();
+        assert_eq!(journal.read(locations[0]).unwrap(), b"one");
+        let kept: Vec<PathBuf> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.to_string_lossy().contains(".journal.cut-"))
+            .collect();
+        assert_eq!(kept.len(), 1, "{kept:?}");
+        let cut = std::fs::read(&kept[0]).unwrap();
+        assert_eq!(cut.len() as u64, frame_bytes(&[b"two", b"three"]));
+        assert!(cut.ends_with(b"three"));
+    }
+
+    #[test]
+    fn a_bad_frame_in_a_closed_segment_is_an_error_not_a_silent_skip() {
+        let (dir, journal) = journal_in_tempdir(16);
+        let locations = journal.append(&[b"one", b"two", b"three"]).unwrap();
+        journal.append(&[b"next segment"]).unwrap();
+        flip_byte(
+            &segment_path(dir.path(), 0),
+            locations[0].offset + FRAME_HEADER,
+        );
+
+        let error = journal
+            .each_after(None, |_, _| Ok::<(), io::Error>(()))
+            .unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+        assert!(error.to_string().contains("segment 0"), "{error}");
+    }
+}

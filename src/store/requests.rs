@@ -1,0 +1,253 @@
+//! Requests: journaled before the answer (`journal_requests`, on the commit
+//! thread), then indexed in sled and routed by the router. Until the router is
+//! done, reads find a request through `pending`, so an acknowledged request is
+//! readable at once.
+
+use super::journal::Location;
+use super::{announce, get, payload_codec, request_record, values, EncodedRequest, Result, Store};
+use crate::model::{Payload, Request};
+
+/// The `meta` key of the router's watermark in the journal.
+const ROUTED_THROUGH: &[u8] = b"routed_through";
+
+impl Store {
+    /// Appends a batch of requests to the journal and syncs it: once this
+    /// returns, they are durable. Returns where each one lies, in order.
+    pub(super) fn journal_requests(&self, batch: &[&EncodedRequest]) -> Result<Vec<Location>> {
+        let records: Vec<&[u8]> = batch.iter().map(|r| r.record.as_slice()).collect();
+        let locations = self.journal.append(&records)?;
+        let mut pending = self.pending.lock().expect("pending lock");
+        for (request, location) in batch.iter().zip(&locations) {
+            pending.insert(request.id.clone(), *location);
+        }
+        Ok(locations)
+    }
+
+    /// Records a journaled request in sled, so that lists and filters see it.
+    pub fn index_request(&self, request: &Request, location: Location) -> Result<()> {
+        let id = request.id.as_bytes();
+        self.requests.insert(id, serde_json::to_vec(request)?)?;
+        self.request_payloads
+            .insert(id, request_record::reference(location))?;
+        Ok(())
+    }
+
+    pub fn request(&self, id: &str) -> Result<Option<Request>> {
+        if let Some(request) = get(&self.requests, id)? {
+            return Ok(Some(request));
+        }
+        match self.pending_location(id) {
+            Some(location) => Ok(Some(
+                request_record::decode(&self.journal.read(location)?)?.0,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    pub fn request_payload(&self, id: &str) -> Result<Option<Payload>> {
+        let location = match self.request_payloads.get(id.as_bytes())? {
+            Some(value) => match request_record::referenced(&value) {
+                Some(location) => location,
+                None => return Ok(Some(payload_codec::decode(&value)?)),
+            },
+            None => match self.pending_location(id) {
+                Some(location) => location,
+                None => return Ok(None),
+            },
+        };
+        let record = self.journal.read(location)?;
+        Ok(Some(request_record::decode_payload(&record)?))
+    }
+
+    fn pending_location(&self, id: &str) -> Option<Location> {
+        self.pending.lock().expect("pending lock").get(id).copied()
+    }
+
+    /// Requests acknowledged whose routing has not finished: those the
+    /// router has yet to take, and markers left by stores older than the journal.
+    pub fn unrouted_requests(&self) -> Result<Vec<String>> {
+        let mut ids: Vec<String> = self
+            .pending
+            .lock()
+            .expect("pending lock")
+            .keys()
+            .cloned()
+            .collect();
+        for key in self.unrouted.iter().keys() {
+            ids.push(String::from_utf8_lossy(&key?).into_owned());
+        }
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// Called once every event of the request is stored (or, for a rejected
+    /// request, once it is indexed).
+    pub fn mark_routed(&self, request_id: &str) -> Result<()> {
+        let was_pending = self
+            .pending
+            .lock()
+            .expect("pending lock")
+            .remove(request_id)
+            .is_some();
+        if !was_pending {
+            // Only requests from before the journal carry a marker.
+            self.unrouted.remove(request_id.as_bytes())?;
+        }
+        announce(&self.routed_feed, || request_id.to_string());
+        Ok(())
+    }
+
+    /// Whether an accepted request still waits for (or is in) routing.
+    pub fn is_unrouted(&self, request_id: &str) -> Result<bool> {
+        Ok(self.pending_location(request_id).is_some()
+            || self.unrouted.contains_key(request_id.as_bytes())?)
+    }
+
+    /// Ids of requests as their routing completes (for tests, and later live views).
+    pub fn subscribe_routed(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.routed_feed.subscribe()
+    }
+
+    /// Every indexed request, oldest first.
+    pub fn requests(&self) -> impl Iterator<Item = Result<Request>> {
+        values(&self.requests)
+    }
+
+    /// Ids left with an unrouted marker by a store older than the journal.
+    pub fn marked_unrouted(&self) -> Result<Vec<String>> {
+        self.unrouted
+            .iter()
+            .keys()
+            .map(|key| Ok(String::from_utf8_lossy(&key?).into_owned()))
+            .collect()
+    }
+
+    /// Records that every journaled request up to `location` is indexed and routed.
+    pub fn set_routed_through(&self, location: Location) -> Result<()> {
+        self.meta.insert(ROUTED_THROUGH, &location.encode())?;
+        Ok(())
+    }
+
+    /// Calls `visit` with every journaled request after the router's watermark:
+    /// the ones a crash or a stop may have left unindexed or unrouted.
+    pub fn each_unrouted_journaled(
+        &self,
+        mut visit: impl FnMut(Location, Request, Payload) -> Result<()>,
+    ) -> Result<()> {
+        let routed_through = self
+            .meta
+            .get(ROUTED_THROUGH)?
+            .and_then(|value| Location::decode(&value));
+        self.journal.each_after(routed_through, |location, record| {
+            let (request, payload) = request_record::decode(&record)?;
+            visit(location, request, payload)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::RequestStatus;
+
+    fn store_in(dir: &tempfile::TempDir) -> Store {
+        Store::open(dir.path(), 1 << 20).unwrap()
+    }
+
+    fn request(id: &str, body: &str) -> (Request, Payload) {
+        let request = Request {
+            id: id.into(),
+            source_id: Some("src_shop".into()),
+            source_name: "shop".into(),
+            status: RequestStatus::Accepted,
+            rejection_cause: None,
+            verified: None,
+            received_at: 1,
+            method: "POST".into(),
+            path: "/orders".into(),
+            query: String::new(),
+            body_bytes: body.len(),
+        };
+        let payload = Payload {
+            method: "POST".into(),
+            path: "/orders".into(),
+            query: String::new(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.as_bytes().to_vec(),
+        };
+        (request, payload)
+    }
+
+    fn journal(store: &Store, requests: &[(Request, Payload)]) -> Vec<Location> {
+        let encoded: Vec<EncodedRequest> = requests
+            .iter()
+            .map(|(request, payload)| EncodedRequest::new(request, payload).unwrap())
+            .collect();
+        store
+            .journal_requests(&encoded.iter().collect::<Vec<_>>())
+            .unwrap()
+    }
+
+    #[test]
+    fn an_acknowledged_request_is_readable_before_and_after_the_router_indexes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_in(&dir);
+        let (request, payload) = request("req_1", "{\"n\":1}");
+        let location = journal(&store, &[(request.clone(), payload.clone())])[0];
+        assert_eq!(store.request("req_1").unwrap(), Some(request.clone()));
+        assert_eq!(
+            store.request_payload("req_1").unwrap(),
+            Some(payload.clone())
+        );
+        assert!(store.is_unrouted("req_1").unwrap());
+
+        store.index_request(&request, location).unwrap();
+        store.mark_routed("req_1").unwrap();
+        assert!(!store.is_unrouted("req_1").unwrap());
+        assert_eq!(store.request("req_1").unwrap(), Some(request));
+        assert_eq!(store.request_payload("req_1").unwrap(), Some(payload));
+    }
+
+    #[test]
+    fn the_journal_is_replayed_from_the_routers_watermark() {
+        let dir = tempfile::tempdir().unwrap();
+        let ids = ["req_1", "req_2", "req_3"];
+        {
+            let store = store_in(&dir);
+            let requests: Vec<_> = ids.iter().map(|id| request(id, "{}")).collect();
+            let locations = journal(&store, &requests);
+            store.set_routed_through(locations[0]).unwrap();
+            store.flush().unwrap();
+        }
+        let store = store_in(&dir);
+        let mut replayed = Vec::new();
+        store
+            .each_unrouted_journaled(|_, request, _| {
+                replayed.push(request.id);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(replayed, ["req_2", "req_3"]);
+    }
+
+    #[test]
+    fn payloads_and_unrouted_markers_of_stores_older_than_the_journal_are_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_in(&dir);
+        let (request, payload) = request("req_old", "{\"old\":true}");
+        store
+            .requests
+            .insert("req_old", serde_json::to_vec(&request).unwrap())
+            .unwrap();
+        store
+            .request_payloads
+            .insert("req_old", payload_codec::encode(&payload))
+            .unwrap();
+        store.unrouted.insert("req_old", &[]).unwrap();
+
+        assert_eq!(store.request_payload("req_old").unwrap(), Some(payload));
+        assert_eq!(store.unrouted_requests().unwrap(), ["req_old"]);
+        store.mark_routed("req_old").unwrap();
+        assert!(store.marked_unrouted().unwrap().is_empty());
+    }
+}
