@@ -253,10 +253,12 @@ impl Ingress {
             RequestStatus::Rejected,
             Some(rejection.cause),
         );
-        if let Err(error) = self.commit.commit(request, received.payload, false).await {
-            tracing::warn!(%error, "could not record a rejected request");
+        let request_id = request.id.clone();
+        let mut reply = ErrorReply::new(rejection.status, rejection.message);
+        match self.commit.commit(request, received.payload, false).await {
+            Ok(()) => reply = reply.recorded_as(request_id),
+            Err(error) => tracing::warn!(%error, "could not record a rejected request"),
         }
-        let reply = ErrorReply::new(rejection.status, rejection.message);
         match rejection.allow {
             Some(allowed) => reply.with_header("allow", allowed),
             None => reply,

@@ -5,11 +5,13 @@ use crate::model::CustomResponse;
 use http::{header, Response, StatusCode};
 use serde_json::json;
 
-/// An error answer: `{ "status": N, "message": "..." }`.
+/// An error answer: `{ "status": N, "message": "...", "request_id": "req_…" }`
+/// (the id when the rejected request was recorded).
 pub struct ErrorReply {
     status: StatusCode,
     message: String,
     extra_header: Option<(&'static str, String)>,
+    request_id: Option<String>,
 }
 
 impl ErrorReply {
@@ -18,7 +20,14 @@ impl ErrorReply {
             status,
             message: message.into(),
             extra_header: None,
+            request_id: None,
         }
+    }
+
+    /// Names the recorded request, so that it can be looked up in the API.
+    pub fn recorded_as(mut self, request_id: String) -> ErrorReply {
+        self.request_id = Some(request_id);
+        self
     }
 
     pub fn with_header(mut self, name: &'static str, value: String) -> ErrorReply {
@@ -28,12 +37,15 @@ impl ErrorReply {
 }
 
 pub fn error(reply: ErrorReply) -> Response<Vec<u8>> {
-    let body = json!({ "status": reply.status.as_u16(), "message": reply.message });
+    let mut body = json!({ "status": reply.status.as_u16(), "message": reply.message });
+    if let Some(id) = &reply.request_id {
+        body["request_id"] = json!(id);
+    }
     let mut response = respond(
         reply.status,
         "application/json",
         body.to_string().into_bytes(),
-        None,
+        reply.request_id.as_deref(),
     );
     if let Some((name, value)) = reply.extra_header {
         if let Ok(value) = value.parse() {

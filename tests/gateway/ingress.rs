@@ -91,7 +91,10 @@ async fn disallowed_method_is_405_and_recorded() {
     assert_eq!(response.headers()["allow"], "POST");
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], 405);
+    let request_id = body["request_id"].as_str().unwrap();
+    gw.wait_routed(request_id).await;
     let request = gw.gateway.store.requests().next().unwrap().unwrap();
+    assert_eq!(request.id, request_id);
     assert_eq!(
         request.rejection_cause,
         Some(RejectionCause::UnsupportedHttpMethod)
