@@ -88,6 +88,7 @@ pub async fn plan(
 ) -> ApiResult<Json<Value>> {
     let kind = kind_of(&kind)?;
     let raw = raw.unwrap_or_default();
+    state.store.wait_indexed().await;
     let count = blocking(move || estimate(&state, kind, &raw)).await?;
     Ok(Json(json!({ "estimated_count": count })))
 }
@@ -111,6 +112,8 @@ pub async fn create(
         }
     };
     let job_state = state.clone();
+    // A bulk retry of requests covers those acknowledged before it.
+    state.store.wait_indexed().await;
     let bulk = blocking(move || {
         let estimated_count = estimate(&job_state, kind, &query)?;
         let bulk = BulkRetry {

@@ -22,6 +22,8 @@ pub async fn list_requests(
     let keep = request_filter(&query, &state.store)?;
     let include_data = query.one("include") == Some("data");
     let store = state.store.clone();
+    // Requests acknowledged before this call are listed.
+    store.wait_indexed().await;
     blocking(move || {
         let found = store.page_requests(&page, &keep)?;
         let models = views_with_data(

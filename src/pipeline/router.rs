@@ -82,7 +82,8 @@ impl Router {
             let mut woken = HashSet::new();
             let mut handled = None;
             for committed in batch {
-                match self.take(&committed) {
+                watermark_holds &= committed.indexed;
+                match self.route(&committed.request, &committed.payload) {
                     Ok(destinations) => woken.extend(destinations),
                     Err(error) => {
                         tracing::error!(%error, request = %committed.request.id, "routing failed");
@@ -102,22 +103,6 @@ impl Router {
         }
     }
 
-    /// Indexes a journaled request, and routes it if it was accepted.
-    fn take(&self, committed: &Committed) -> Result<Vec<String>> {
-        let Committed {
-            request,
-            payload,
-            location,
-            route,
-        } = committed;
-        self.store.index_request(request, *location)?;
-        if !route {
-            self.store.mark_routed(&request.id)?;
-            return Ok(Vec::new());
-        }
-        self.route(request, payload)
-    }
-
     /// Routes what a crash or a stop left unrouted: the journal past the
     /// router's watermark, and markers of stores older than the journal.
     /// Routing is idempotent (event ids derive from request and connection), so
@@ -128,15 +113,13 @@ impl Router {
         let mut last = None;
         self.store
             .each_unrouted_journaled(|location, request, payload| {
-                let route = request.status == RequestStatus::Accepted;
-                let committed = Committed {
-                    request,
-                    payload,
-                    location,
-                    route,
-                };
-                woken.extend(self.take(&committed)?);
-                routed += usize::from(route);
+                self.store.index_request(&request, location)?;
+                if request.status == RequestStatus::Accepted {
+                    woken.extend(self.route(&request, &payload)?);
+                    routed += 1;
+                } else {
+                    self.store.mark_routed(&request.id)?;
+                }
                 last = Some(location);
                 Ok(())
             })?;

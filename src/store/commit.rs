@@ -3,12 +3,13 @@
 //!
 //! One writer thread takes whatever is pending (never waiting for a batch to
 //! fill, so a lone request pays one sync), appends it all to the request
-//! journal, syncs once, then wakes every waiter and hands the requests to the
-//! router, which indexes them in sled and routes the accepted ones.
+//! journal, syncs once, then wakes every waiter. An indexer thread then
+//! records the batch in sled (so that lists see it, whatever the routing
+//! backlog) and hands the accepted requests to the router.
 
 use super::{EncodedRequest, Location, Store};
 use crate::model::{Payload, Request};
-use std::sync::mpsc::SyncSender;
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
 
@@ -20,15 +21,28 @@ pub enum CommitError {
     Store(String),
 }
 
-/// A durable request on its way to the router.
+/// A durable, accepted request on its way to the router.
 pub struct Committed {
     pub request: Request,
     pub payload: Payload,
     /// Where the journal holds it.
     pub location: Location,
-    /// Accepted (route it), or rejected (only index it).
-    pub route: bool,
+    /// False when it could not be recorded in sled: the router then keeps its
+    /// watermark before it, so the next start indexes it again.
+    pub indexed: bool,
 }
+
+/// A durable request on its way to the indexer.
+struct Journaled {
+    request: Request,
+    payload: Payload,
+    location: Location,
+    /// Accepted (route it), or rejected (only record it).
+    route: bool,
+}
+
+/// Batches waiting for the indexer; the commit thread waits beyond this.
+const INDEX_QUEUE: usize = 64;
 
 struct Pending {
     request: Request,
@@ -50,7 +64,8 @@ pub struct CommitLog {
 }
 
 impl CommitLog {
-    /// Starts the writer thread. Accepted requests go to `router` once durable.
+    /// Starts the writer and indexer threads (the handle joins both). Accepted
+    /// requests go to `router` once durable and indexed.
     /// `queue_capacity` bounds the requests waiting for the writer, so that an
     /// overloaded disk slows senders down instead of filling memory.
     pub fn start(
@@ -60,9 +75,20 @@ impl CommitLog {
         router: SyncSender<Committed>,
     ) -> (CommitLog, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(queue_capacity);
+        let (to_indexer, indexer_inbox) = std::sync::mpsc::sync_channel(INDEX_QUEUE);
+        let indexer = {
+            let store = store.clone();
+            std::thread::Builder::new()
+                .name("hookgate-index".into())
+                .spawn(move || index_loop(store, indexer_inbox, router))
+                .expect("spawn index thread")
+        };
         let writer = std::thread::Builder::new()
             .name("hookgate-commit".into())
-            .spawn(move || write_loop(store, rx, max_batch, router))
+            .spawn(move || {
+                write_loop(store, rx, max_batch, to_indexer);
+                let _ = indexer.join();
+            })
             .expect("spawn commit thread");
         (CommitLog { tx }, writer)
     }
@@ -103,7 +129,7 @@ fn write_loop(
     store: Store,
     mut rx: mpsc::Receiver<Message>,
     max_batch: usize,
-    router: SyncSender<Committed>,
+    indexer: SyncSender<Vec<Journaled>>,
 ) {
     let mut closing = false;
     while !closing {
@@ -120,11 +146,11 @@ fn write_loop(
                 break;
             }
         }
-        commit_batch(&store, batch, &router);
+        commit_batch(&store, batch, &indexer);
     }
 }
 
-fn commit_batch(store: &Store, batch: Vec<Pending>, router: &SyncSender<Committed>) {
+fn commit_batch(store: &Store, batch: Vec<Pending>, indexer: &SyncSender<Vec<Journaled>>) {
     let encoded: Vec<&EncodedRequest> = batch.iter().map(|pending| &pending.encoded).collect();
     let locations = match store.journal_requests(&encoded) {
         Ok(locations) => locations,
@@ -137,18 +163,56 @@ fn commit_batch(store: &Store, batch: Vec<Pending>, router: &SyncSender<Committe
             return;
         }
     };
+    let mut journaled = Vec::with_capacity(batch.len());
     for (pending, location) in batch.into_iter().zip(locations) {
         // The ingress may have given up waiting (client gone); the request is
         // stored and routed all the same.
         let _ = pending.done.send(Ok(()));
-        let committed = Committed {
+        journaled.push(Journaled {
             request: pending.request,
             payload: pending.payload,
             location,
             route: pending.route,
-        };
-        // A stopped router (shutdown) leaves the request past its watermark
-        // in the journal: the next start routes it.
-        let _ = router.send(committed);
+        });
+    }
+    // A stopped indexer (shutdown) leaves the batch past the router's
+    // watermark in the journal: the next start indexes and routes it.
+    let _ = indexer.send(journaled);
+}
+
+fn index_loop(store: Store, batches: Receiver<Vec<Journaled>>, router: SyncSender<Committed>) {
+    for batch in batches {
+        let count = batch.len();
+        let mut accepted = Vec::with_capacity(count);
+        for journaled in batch {
+            let Journaled {
+                request,
+                payload,
+                location,
+                route,
+            } = journaled;
+            let indexed = match store.index_request(&request, location) {
+                Ok(()) => true,
+                Err(error) => {
+                    tracing::error!(%error, request = %request.id, "could not index a request");
+                    false
+                }
+            };
+            if route {
+                accepted.push(Committed {
+                    request,
+                    payload,
+                    location,
+                    indexed,
+                });
+            } else if let Err(error) = store.mark_routed(&request.id) {
+                tracing::error!(%error, request = %request.id, "could not record a rejected request");
+            }
+        }
+        store.note_indexed(count);
+        for committed in accepted {
+            // A stopped router (shutdown): see commit_batch.
+            let _ = router.send(committed);
+        }
     }
 }

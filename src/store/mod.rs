@@ -92,6 +92,7 @@ pub struct Store {
     /// Requests journaled but not yet routed (nor, maybe, indexed in sled):
     /// id → where the journal holds it.
     pending: Arc<Mutex<std::collections::HashMap<String, Location>>>,
+    index_progress: Arc<requests::IndexProgress>,
     requests: sled::Tree,
     /// Request id → where the journal holds its payload (older stores: the
     /// payload itself).
@@ -174,6 +175,7 @@ impl Store {
             paused,
             journal,
             pending: Arc::default(),
+            index_progress: Arc::default(),
             requests: db.open_tree("requests")?,
             request_payloads: db.open_tree("request_payloads")?,
             unrouted: db.open_tree("unrouted")?,

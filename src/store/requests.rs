@@ -1,11 +1,22 @@
 //! Requests: journaled before the answer (`journal_requests`, on the commit
-//! thread), then indexed in sled and routed by the router. Until the router is
-//! done, reads find a request through `pending`, so an acknowledged request is
-//! readable at once.
+//! thread), then indexed in sled (the indexer thread) and routed (the router).
+//! Until the router is done, reads by id find a request through `pending`, so
+//! an acknowledged request is readable at once; lists wait for the indexer
+//! (`wait_indexed`).
 
 use super::journal::Location;
 use super::{announce, get, payload_codec, request_record, values, EncodedRequest, Result, Store};
 use crate::model::{Payload, Request};
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::Notify;
+
+/// How far the indexer is behind the journal, for `wait_indexed`.
+#[derive(Default)]
+pub(super) struct IndexProgress {
+    journaled: AtomicU64,
+    indexed: AtomicU64,
+    advanced: Notify,
+}
 
 /// The `meta` key of the router's watermark in the journal.
 const ROUTED_THROUGH: &[u8] = b"routed_through";
@@ -20,7 +31,35 @@ impl Store {
         for (request, location) in batch.iter().zip(&locations) {
             pending.insert(request.id.clone(), *location);
         }
+        let journaled = locations.len() as u64;
+        self.index_progress
+            .journaled
+            .fetch_add(journaled, Ordering::SeqCst);
         Ok(locations)
+    }
+
+    /// The indexer has dealt with `count` more journaled requests.
+    pub(super) fn note_indexed(&self, count: usize) {
+        let progress = &self.index_progress;
+        progress.indexed.fetch_add(count as u64, Ordering::SeqCst);
+        progress.advanced.notify_waiters();
+    }
+
+    /// Resolves once every request acknowledged before the call is indexed
+    /// (indexing runs right after each group commit, apart from routing, so
+    /// this is a matter of milliseconds even with a routing backlog).
+    pub async fn wait_indexed(&self) {
+        let progress = &self.index_progress;
+        let target = progress.journaled.load(Ordering::SeqCst);
+        loop {
+            // Registered before the check, so a notification between the two
+            // is not missed.
+            let advanced = progress.advanced.notified();
+            if progress.indexed.load(Ordering::SeqCst) >= target {
+                return;
+            }
+            advanced.await;
+        }
     }
 
     /// Records a journaled request in sled, so that lists and filters see it.

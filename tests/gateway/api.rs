@@ -87,6 +87,23 @@ async fn every_call_needs_a_valid_key_as_bearer_or_basic() {
     assert_eq!(gw.api_get("/sources").await.0, 200);
 }
 
+/// The ingress answers once a request is in the journal; the sled index is
+/// written just after. A list right after the answer must still show it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_is_listed_as_soon_as_it_is_acknowledged() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start(&shop(&sink, "")).await;
+    for listed in 1..=50 {
+        let (status, body) = gw.post("/e/shop", "{}").await;
+        assert_eq!(status, 200);
+        let (_, page) = gw.api_get("/requests?limit=1").await;
+        assert_eq!(
+            page["models"][0]["id"], body["request_id"],
+            "request {listed}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_are_listed_filtered_and_shown_with_their_data() {
     let sink = Sink::start(Reply::Status(200)).await;

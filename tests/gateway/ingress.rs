@@ -61,6 +61,7 @@ async fn unknown_source_is_404_and_recorded_as_no_webhook() {
     assert_eq!(status, 404);
     assert_eq!(body["status"], 404);
     assert!(body["message"].as_str().unwrap().contains("nope"));
+    gw.gateway.store.wait_indexed().await;
     let rejected: Vec<_> = gw.gateway.store.requests().map(Result::unwrap).collect();
     assert_eq!(rejected.len(), 1);
     assert_eq!(rejected[0].rejection_cause, Some(RejectionCause::NoWebhook));
@@ -92,7 +93,7 @@ async fn disallowed_method_is_405_and_recorded() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], 405);
     let request_id = body["request_id"].as_str().unwrap();
-    gw.wait_routed(request_id).await;
+    gw.gateway.store.wait_indexed().await;
     let request = gw.gateway.store.requests().next().unwrap().unwrap();
     assert_eq!(request.id, request_id);
     assert_eq!(
