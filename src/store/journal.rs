@@ -26,7 +26,9 @@ const FRAME_HEADER: u64 = 8;
 const EXTENSION: &str = "journal";
 
 /// Where one record lies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct Location {
     pub segment: u32,
     /// Of the frame, from the start of the segment.

@@ -93,9 +93,9 @@ pub struct Store {
     /// id → where the journal holds it.
     pending: Arc<Mutex<std::collections::HashMap<String, Location>>>,
     index_progress: Arc<requests::IndexProgress>,
+    /// Request id → the request and where the journal holds it.
     requests: sled::Tree,
-    /// Request id → where the journal holds its payload (older stores: the
-    /// payload itself).
+    /// Request id → its payload, for requests stored before the journal.
     request_payloads: sled::Tree,
     /// Accepted request ids not yet routed, from stores older than the
     /// journal; routed on start like the journal's tail.

@@ -1,6 +1,6 @@
 //! How a request is kept: one journal record holds the request and its
-//! payload (written before the answer), and sled's `request_payloads` tree
-//! points at it once the router has indexed it.
+//! payload (written before the answer); sled's `requests` tree holds the
+//! request and where the journal keeps it (one insert per request).
 //!
 //! Record layout: request JSON length (u32, big-endian), request JSON, then the
 //! payload as `payload_codec` encodes it.
@@ -8,11 +8,34 @@
 use super::journal::Location;
 use super::payload_codec;
 use crate::model::{Payload, Request};
+use serde::{Deserialize, Serialize};
 
-/// First byte of a `request_payloads` value that points into the journal.
-/// Older values are the payload itself, which never starts with this byte
-/// (`payload_codec` starts with its version, 1, or with a JSON `{`).
-const JOURNAL_REFERENCE: u8 = 0x4a; // "J"
+/// A `requests` value: the request's fields plus `journal`. Readers of
+/// `Request` ignore the extra field; requests stored before the journal have
+/// none (their payload is in the `request_payloads` tree).
+#[derive(Serialize)]
+struct Indexed<'a> {
+    #[serde(flatten)]
+    request: &'a Request,
+    journal: Location,
+}
+
+#[derive(Deserialize)]
+struct JournalOf {
+    journal: Option<Location>,
+}
+
+pub fn indexed(request: &Request, location: Location) -> serde_json::Result<Vec<u8>> {
+    serde_json::to_vec(&Indexed {
+        request,
+        journal: location,
+    })
+}
+
+/// Where the journal keeps the payload of an indexed request.
+pub fn journal_of(indexed: &[u8]) -> serde_json::Result<Option<Location>> {
+    Ok(serde_json::from_slice::<JournalOf>(indexed)?.journal)
+}
 
 pub fn encode(request: &Request, payload: &Payload) -> serde_json::Result<Vec<u8>> {
     let request = serde_json::to_vec(request)?;
@@ -41,20 +64,4 @@ fn split(record: &[u8]) -> serde_json::Result<(&[u8], &[u8])> {
     let (length, rest) = record.split_first_chunk::<4>().ok_or_else(corrupt)?;
     rest.split_at_checked(u32::from_be_bytes(*length) as usize)
         .ok_or_else(corrupt)
-}
-
-/// The `request_payloads` value for a journaled request.
-pub fn reference(location: Location) -> Vec<u8> {
-    let mut value = Vec::with_capacity(1 + Location::ENCODED_LEN);
-    value.push(JOURNAL_REFERENCE);
-    value.extend_from_slice(&location.encode());
-    value
-}
-
-/// Where the payload lies, when `value` points into the journal.
-pub fn referenced(value: &[u8]) -> Option<Location> {
-    match value.split_first() {
-        Some((&JOURNAL_REFERENCE, location)) => Location::decode(location),
-        _ => None,
-    }
 }

@@ -5,7 +5,7 @@
 //! (`wait_indexed`).
 
 use super::journal::Location;
-use super::{announce, get, payload_codec, request_record, values, EncodedRequest, Result, Store};
+use super::{announce, get, get_payload, request_record, values, EncodedRequest, Result, Store};
 use crate::model::{Payload, Request};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Notify;
@@ -64,10 +64,10 @@ impl Store {
 
     /// Records a journaled request in sled, so that lists and filters see it.
     pub fn index_request(&self, request: &Request, location: Location) -> Result<()> {
-        let id = request.id.as_bytes();
-        self.requests.insert(id, serde_json::to_vec(request)?)?;
-        self.request_payloads
-            .insert(id, request_record::reference(location))?;
+        self.requests.insert(
+            request.id.as_bytes(),
+            request_record::indexed(request, location)?,
+        )?;
         Ok(())
     }
 
@@ -84,18 +84,18 @@ impl Store {
     }
 
     pub fn request_payload(&self, id: &str) -> Result<Option<Payload>> {
-        let location = match self.request_payloads.get(id.as_bytes())? {
-            Some(value) => match request_record::referenced(&value) {
-                Some(location) => location,
-                None => return Ok(Some(payload_codec::decode(&value)?)),
-            },
-            None => match self.pending_location(id) {
-                Some(location) => location,
-                None => return Ok(None),
-            },
+        let location = match self.requests.get(id.as_bytes())? {
+            Some(indexed) => request_record::journal_of(&indexed)?,
+            None => self.pending_location(id),
         };
-        let record = self.journal.read(location)?;
-        Ok(Some(request_record::decode_payload(&record)?))
+        match location {
+            Some(location) => {
+                let record = self.journal.read(location)?;
+                Ok(Some(request_record::decode_payload(&record)?))
+            }
+            // Stored before the journal (or unknown).
+            None => get_payload(&self.request_payloads, id),
+        }
     }
 
     fn pending_location(&self, id: &str) -> Option<Location> {
@@ -280,7 +280,7 @@ mod tests {
             .unwrap();
         store
             .request_payloads
-            .insert("req_old", payload_codec::encode(&payload))
+            .insert("req_old", crate::store::payload_codec::encode(&payload))
             .unwrap();
         store.unrouted.insert("req_old", &[]).unwrap();
 
