@@ -36,22 +36,25 @@
 //! `--events` / `HOOKGATE_BENCH_EVENTS` (1000000), `--restart-rate` /
 //! `HOOKGATE_BENCH_RESTART_RATE` (1000), `--rate` / `HOOKGATE_BENCH_RATE` (50),
 //! `--burst` / `HOOKGATE_BENCH_BURST` (1500), `--clients` /
-//! `HOOKGATE_BENCH_CLIENTS` (16), `--seconds` / `HOOKGATE_BENCH_SECONDS` (20).
+//! `HOOKGATE_BENCH_CLIENTS` (16), `--seconds` / `HOOKGATE_BENCH_SECONDS` (20),
+//! `--cold` / `HOOKGATE_BENCH_COLD=1` (drop the OS page cache before the
+//! restart, as after a reboot; needs root).
 
 mod support;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use hookgate::ids::{derived_id, new_id, now_ms};
-use hookgate::model::{Event, Payload, Route};
-use hookgate::store::Store;
+use hookgate::ids::{derived_id, named_id, now_ms};
+use hookgate::model::{Connection, Event, Payload, Request, Route};
+use hookgate::store::{CommitLog, Committed, Store};
 use hookgate::{Config, Gateway};
 use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
@@ -63,6 +66,10 @@ const RATE_TOLERANCE: usize = 2;
 const FIRST_DELIVERY_TIMEOUT: Duration = Duration::from_secs(120);
 /// The first argument that turns this binary into the backlog writer.
 const POPULATE: &str = "--populate";
+/// Requests per group commit, and requests in flight, while writing the backlog.
+const POPULATE_BATCH: usize = 1024;
+/// Concurrent writers of the backlog (so that group commits fill up).
+const POPULATE_WRITERS: u64 = 512;
 /// The source of every bench config: the burst posts to `/e/bench`.
 const SOURCE: &str = "bench";
 
@@ -120,6 +127,9 @@ struct Settings {
     burst: usize,
     clients: usize,
     seconds: u64,
+    /// Drop the OS page cache between writing the backlog and the start, as
+    /// after a reboot (needs root).
+    cold: bool,
 }
 
 impl Settings {
@@ -133,6 +143,8 @@ impl Settings {
             burst: number("--burst", "HOOKGATE_BENCH_BURST", 1500.0) as usize,
             clients: number("--clients", "HOOKGATE_BENCH_CLIENTS", 16.0).max(1.0) as usize,
             seconds: number("--seconds", "HOOKGATE_BENCH_SECONDS", 20.0).max(1.0) as u64,
+            cold: args.iter().any(|arg| arg == "--cold")
+                || std::env::var("HOOKGATE_BENCH_COLD").is_ok_and(|v| v == "1"),
         }
     }
 }
@@ -315,30 +327,72 @@ fn json_body(n: u64) -> Vec<u8> {
 
 // ---------------------------------------------------------------- restart
 
-/// The backlog writer (the child process): `count` events of the config's only
-/// connection, QUEUED and due at once, as the router stores them
-/// (`Store::insert_event`, ids `derived_id("evt", request, connection)`), each
-/// with its own 1 KiB payload (`has_own_payload`, as when a rule changed it),
-/// so that every delivery reads a different payload from disk. The requests
-/// themselves are not stored: `Store::put_request` is private, and delivering
-/// an event with its own payload never reads its request. The store is never
-/// reopened here, so `Gateway::start` replays all of sled's log (sled 0.34
-/// snapshots only when it opens a database), as after a long first run.
+/// The backlog writer (the child process): `count` 1 KiB JSON requests of the
+/// config's source, stored as the ingress stores them (through `CommitLog`:
+/// the request journal, then the sled index), each queued as an event of the
+/// config's only connection, QUEUED and due at once, as the router stores it
+/// (`Store::insert_event`, ids `derived_id("evt", request, connection)`,
+/// delivering the request's payload, as without a transformation), then the
+/// router's watermark. Every delivery reads a different payload from disk.
+/// The store is never reopened here, so `Gateway::start` replays all of sled's
+/// log (sled 0.34 snapshots only when it opens a database), as after a long
+/// first run.
 fn populate(config: &Path, count: u64) {
     let config = Config::load(config).unwrap_or_else(|e| panic!("bench config is invalid:\n{e}"));
-    let connection = &config.connections[0];
+    let connection = config.connections[0].clone();
     let store = Store::open(&config.server.data_dir, config.limits.store_cache_bytes)
         .expect("open the store");
-    for n in 0..count {
-        let request_id = new_id("req");
-        let id = derived_id("evt", &request_id, &connection.id);
-        let due = now_ms();
-        let event = Event::new(id, &request_id, Route::from(connection), due, true);
-        store
-            .insert_event(&event, Some(&order_payload(n)), due)
-            .expect("insert event");
-    }
+    let (to_router, committed) = std::sync::mpsc::sync_channel(POPULATE_BATCH);
+    let (commit, writer) =
+        CommitLog::start(store.clone(), POPULATE_BATCH, POPULATE_BATCH, to_router);
+    let router = {
+        let store = store.clone();
+        std::thread::spawn(move || queue_each(&store, &connection, committed))
+    };
+    let runtime = support::runtime("populate", 2);
+    runtime.block_on(async {
+        let writers: Vec<_> = (0..POPULATE_WRITERS)
+            .map(|writer| {
+                let commit = commit.clone();
+                let numbers = (writer..count).step_by(POPULATE_WRITERS as usize);
+                tokio::spawn(async move {
+                    for n in numbers {
+                        let payload = order_payload(n);
+                        let request = Request::accepted(&named_id("src", SOURCE), SOURCE, &payload);
+                        commit.commit(request, payload, true).await.expect("commit");
+                    }
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.await.expect("writer task");
+        }
+        commit.close().await;
+    });
+    writer.join().expect("commit thread");
+    router.join().expect("router thread");
     store.flush().expect("flush the store");
+}
+
+/// The router's part, without rules: an event per request, due now, with the
+/// request's payload; then the router's watermark, as after a clean stop.
+fn queue_each(store: &Store, connection: &Connection, committed: Receiver<Committed>) {
+    let mut routed_through = None;
+    for Committed {
+        request, location, ..
+    } in committed
+    {
+        let id = derived_id("evt", &request.id, &connection.id);
+        let due = now_ms();
+        let event = Event::new(id, &request.id, Route::from(connection), due, false);
+        store.insert_event(&event, None, due).expect("insert event");
+        routed_through = Some(location);
+    }
+    if let Some(location) = routed_through {
+        store
+            .set_routed_through(location)
+            .expect("record the watermark");
+    }
 }
 
 /// What the ingress would have stored for a POST of `json_body(n)`.
@@ -367,6 +421,12 @@ fn populate_in_child(config: &Path, count: u64) -> Duration {
         .expect("run the backlog writer");
     assert!(status.success(), "the backlog writer failed: {status}");
     started.elapsed()
+}
+
+/// Writes dirty pages out, then empties the OS page cache (root only).
+fn drop_page_cache() -> std::io::Result<()> {
+    Command::new("sync").status()?;
+    std::fs::write("/proc/sys/vm/drop_caches", "1\n")
 }
 
 /// Bytes allocated on disk under `path`, like `du`.
@@ -413,6 +473,12 @@ fn run_restart(server_rt: &Runtime, side_rt: &Runtime, settings: &Settings) -> R
     println!("  data dir: {}", config.server.data_dir.display());
     let populate_time = populate_in_child(&path, settings.events);
     let disk_bytes = disk_usage(&config.server.data_dir);
+    if settings.cold {
+        match drop_page_cache() {
+            Ok(()) => println!("  page cache dropped: the start reads the store from disk"),
+            Err(e) => println!("  warning: could not drop the page cache ({e}); the start is warm"),
+        }
+    }
     let rss_before = memory_mib("VmRSS");
     let called = Instant::now();
     let gateway = server_rt

@@ -58,24 +58,51 @@ impl Payload {
     }
 }
 
-/// A request as stored: its metadata; the payload lives beside it so that
-/// listing requests never reads bodies.
+/// A request as stored: its metadata; the payload lives beside it (in the
+/// request journal) so that listing requests never reads bodies.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Request {
     pub id: String,
     /// None when the source was unknown (`NO_WEBHOOK`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_id: Option<String>,
     /// The name or id the sender used in the URL.
     pub source_name: String,
     pub status: RequestStatus,
+    // Fields without a value are left out of the stored record: a million
+    // requests is a million records to replay when the store opens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rejection_cause: Option<RejectionCause>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verified: Option<bool>,
     /// Milliseconds since the epoch.
     pub received_at: u64,
     pub method: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub path: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub query: String,
     pub body_bytes: usize,
+}
+
+impl Request {
+    /// A new request accepted by a source (id and name), for `payload`, as
+    /// the ingress records it when nothing needs verifying.
+    pub fn accepted(source_id: &str, source_name: &str, payload: &Payload) -> Request {
+        Request {
+            id: crate::ids::new_id("req"),
+            source_id: Some(source_id.to_string()),
+            source_name: source_name.to_string(),
+            status: RequestStatus::Accepted,
+            rejection_cause: None,
+            verified: None,
+            received_at: crate::ids::now_ms(),
+            method: payload.method.clone(),
+            path: payload.path.clone(),
+            query: payload.query.clone(),
+            body_bytes: payload.body.len(),
+        }
+    }
 }
 
 mod body_as_base64 {

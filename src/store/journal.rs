@@ -36,6 +36,22 @@ pub struct Location {
     pub len: u32,
 }
 
+impl From<(u32, u64, u32)> for Location {
+    fn from((segment, offset, len): (u32, u64, u32)) -> Location {
+        Location {
+            segment,
+            offset,
+            len,
+        }
+    }
+}
+
+impl From<Location> for (u32, u64, u32) {
+    fn from(location: Location) -> (u32, u64, u32) {
+        (location.segment, location.offset, location.len)
+    }
+}
+
 impl Location {
     pub const ENCODED_LEN: usize = 16;
 

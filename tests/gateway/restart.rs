@@ -1,8 +1,8 @@
 //! Restarts: queued and retrying events resume with their state.
 
 use crate::common::{config_in, route, Reply, Sink, TestGateway};
-use hookgate::ids::{named_id, new_id, now_ms};
-use hookgate::model::{EventStatus, Payload, Request, RequestStatus};
+use hookgate::ids::named_id;
+use hookgate::model::{EventStatus, Payload, Request};
 use hookgate::store::{CommitLog, Store};
 use hookgate::Gateway;
 use std::collections::HashSet;
@@ -71,19 +71,6 @@ async fn successful_events_are_not_sent_again_after_a_restart() {
 
 /// An accepted request for source `shop`, as the ingress builds it.
 fn accepted(body: &str) -> (Request, Payload) {
-    let request = Request {
-        id: new_id("req"),
-        source_id: Some(named_id("src", "shop")),
-        source_name: "shop".into(),
-        status: RequestStatus::Accepted,
-        rejection_cause: None,
-        verified: None,
-        received_at: now_ms(),
-        method: "POST".into(),
-        path: String::new(),
-        query: String::new(),
-        body_bytes: body.len(),
-    };
     let payload = Payload {
         method: "POST".into(),
         path: String::new(),
@@ -91,6 +78,7 @@ fn accepted(body: &str) -> (Request, Payload) {
         headers: vec![("content-type".into(), "application/json".into())],
         body: body.as_bytes().to_vec(),
     };
+    let request = Request::accepted(&named_id("src", "shop"), "shop", &payload);
     (request, payload)
 }
 
