@@ -18,6 +18,9 @@ pub(super) struct IndexProgress {
     advanced: Notify,
 }
 
+/// How long `wait_indexed` waits at most.
+const INDEX_WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The `meta` key of the router's watermark in the journal.
 const ROUTED_THROUGH: &[u8] = b"routed_through";
 
@@ -47,18 +50,28 @@ impl Store {
 
     /// Resolves once every request acknowledged before the call is indexed
     /// (indexing runs right after each group commit, apart from routing, so
-    /// this is a matter of milliseconds even with a routing backlog).
+    /// this is a matter of milliseconds even with a routing backlog), or after
+    /// `INDEX_WAIT_LIMIT` when the indexer is stuck or stopped: a list that
+    /// misses the newest requests beats one that never answers.
     pub async fn wait_indexed(&self) {
         let progress = &self.index_progress;
         let target = progress.journaled.load(Ordering::SeqCst);
-        loop {
-            // Registered before the check, so a notification between the two
-            // is not missed.
-            let advanced = progress.advanced.notified();
-            if progress.indexed.load(Ordering::SeqCst) >= target {
-                return;
+        let caught_up = async {
+            loop {
+                // Registered before the check, so a notification between the
+                // two is not missed.
+                let advanced = progress.advanced.notified();
+                if progress.indexed.load(Ordering::SeqCst) >= target {
+                    return;
+                }
+                advanced.await;
             }
-            advanced.await;
+        };
+        if tokio::time::timeout(INDEX_WAIT_LIMIT, caught_up)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the request index is behind; listing without the newest requests");
         }
     }
 
