@@ -9,9 +9,8 @@ use crate::ids::{derived_id, named_id, new_id, now_ms};
 use crate::issues::IssueTracker;
 use crate::model::{
     Catalog, Connection, Event, EventStatus, Execution, IgnoredEvent, Payload, Request,
-    RequestStatus,
 };
-use crate::store::{Committed, Result, Store};
+use crate::store::{Committed, Result, Store, StoreError};
 use arc_swap::ArcSwap;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -74,21 +73,17 @@ impl Router {
     }
 
     fn run(&self, committed: Receiver<Committed>) {
-        // Only advanced while every request so far was handled: one that fails
-        // stays past the watermark and is routed again on the next start.
+        // A request that fails is marked for the next start, so the watermark
+        // moves on; only when even the mark fails does it stop, for good.
         let mut watermark_holds = true;
         while let Ok(first) = committed.recv() {
             let batch = std::iter::once(first).chain(committed.try_iter().take(ROUTE_BATCH - 1));
             let mut woken = HashSet::new();
             let mut handled = None;
             for committed in batch {
-                watermark_holds &= committed.indexed;
-                match self.route(&committed.request, &committed.payload) {
+                match self.take(&committed) {
                     Ok(destinations) => woken.extend(destinations),
-                    Err(error) => {
-                        tracing::error!(%error, request = %committed.request.id, "routing failed");
-                        watermark_holds = false;
-                    }
+                    Err(error) => watermark_holds &= self.set_aside(&committed, &error),
                 }
                 handled = Some(committed.location);
             }
@@ -103,37 +98,68 @@ impl Router {
         }
     }
 
+    /// Indexes a journaled request (unless the indexer did) and routes it if it
+    /// was accepted. Returns the destinations that got new events.
+    fn take(&self, committed: &Committed) -> Result<Vec<String>> {
+        let request = &committed.request;
+        if !committed.indexed {
+            self.store.index_request(request, committed.location)?;
+        }
+        if !committed.route {
+            self.store.mark_routed(&request.id)?;
+            return Ok(Vec::new());
+        }
+        self.route(request, &committed.payload)
+    }
+
+    /// Marks a request that could not be indexed or routed, for the next
+    /// start; false when even that failed (the watermark must then stay put).
+    fn set_aside(&self, committed: &Committed, error: &StoreError) -> bool {
+        let id = &committed.request.id;
+        tracing::error!(%error, request = %id, "routing failed; it is routed again on the next start");
+        match self.store.mark_unrouted(id, committed.location) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::error!(%error, request = %id, "could not mark it for the next start either");
+                false
+            }
+        }
+    }
+
     /// Routes what a crash or a stop left unrouted: the journal past the
-    /// router's watermark, and markers of stores older than the journal.
-    /// Routing is idempotent (event ids derive from request and connection), so
-    /// a request routed halfway before the crash yields no duplicates.
+    /// router's watermark, and requests marked unrouted (by `set_aside`, or by
+    /// stores older than the journal). Routing is idempotent (event ids derive
+    /// from request and connection), so a request routed halfway before the
+    /// crash yields no duplicates.
     pub fn route_unrouted(&self) -> Result<usize> {
         let mut woken = HashSet::new();
         let mut routed = 0;
         let mut last = None;
-        self.store
-            .each_unrouted_journaled(|location, request, payload| {
-                self.store.index_request(&request, location)?;
-                if request.status == RequestStatus::Accepted {
-                    woken.extend(self.route(&request, &payload)?);
-                    routed += 1;
-                } else {
-                    self.store.mark_routed(&request.id)?;
-                }
-                last = Some(location);
-                Ok(())
-            })?;
+        self.store.each_unrouted_journaled(|committed| {
+            last = Some(committed.location);
+            routed += usize::from(committed.route);
+            woken.extend(self.take(&committed)?);
+            Ok(())
+        })?;
         if let Some(location) = last {
             self.store.set_routed_through(location)?;
         }
-        for id in self.store.marked_unrouted()? {
+        for (id, journaled) in self.store.marked_unrouted()? {
+            if let Some(committed) = journaled {
+                routed += usize::from(committed.route);
+                woken.extend(self.take(&committed)?);
+                continue;
+            }
+            // Marked by a store older than the journal: all of it is in sled.
             let request = self.store.request(&id)?;
             let payload = self.store.request_payload(&id)?;
             match (request, payload) {
-                (Some(request), Some(payload)) => woken.extend(self.route(&request, &payload)?),
+                (Some(request), Some(payload)) => {
+                    routed += 1;
+                    woken.extend(self.route(&request, &payload)?);
+                }
                 _ => self.store.mark_routed(&id)?,
             }
-            routed += 1;
         }
         woken
             .iter()

@@ -21,24 +21,16 @@ pub enum CommitError {
     Store(String),
 }
 
-/// A durable, accepted request on its way to the router.
+/// A durable request on its way to the indexer, then the router.
 pub struct Committed {
     pub request: Request,
     pub payload: Payload,
     /// Where the journal holds it.
     pub location: Location,
-    /// False when it could not be recorded in sled: the router then keeps its
-    /// watermark before it, so the next start indexes it again.
-    pub indexed: bool,
-}
-
-/// A durable request on its way to the indexer.
-struct Journaled {
-    request: Request,
-    payload: Payload,
-    location: Location,
     /// Accepted (route it), or rejected (only record it).
-    route: bool,
+    pub route: bool,
+    /// Whether the indexer recorded it in sled (the router tries again if not).
+    pub indexed: bool,
 }
 
 /// Batches waiting for the indexer; the commit thread waits beyond this.
@@ -129,7 +121,7 @@ fn write_loop(
     store: Store,
     mut rx: mpsc::Receiver<Message>,
     max_batch: usize,
-    indexer: SyncSender<Vec<Journaled>>,
+    indexer: SyncSender<Vec<Committed>>,
 ) {
     let mut closing = false;
     while !closing {
@@ -150,7 +142,7 @@ fn write_loop(
     }
 }
 
-fn commit_batch(store: &Store, batch: Vec<Pending>, indexer: &SyncSender<Vec<Journaled>>) {
+fn commit_batch(store: &Store, batch: Vec<Pending>, indexer: &SyncSender<Vec<Committed>>) {
     let encoded: Vec<&EncodedRequest> = batch.iter().map(|pending| &pending.encoded).collect();
     let locations = match store.journal_requests(&encoded) {
         Ok(locations) => locations,
@@ -168,11 +160,12 @@ fn commit_batch(store: &Store, batch: Vec<Pending>, indexer: &SyncSender<Vec<Jou
         // The ingress may have given up waiting (client gone); the request is
         // stored and routed all the same.
         let _ = pending.done.send(Ok(()));
-        journaled.push(Journaled {
+        journaled.push(Committed {
             request: pending.request,
             payload: pending.payload,
             location,
             route: pending.route,
+            indexed: false,
         });
     }
     // A stopped indexer (shutdown) leaves the batch past the router's
@@ -180,37 +173,18 @@ fn commit_batch(store: &Store, batch: Vec<Pending>, indexer: &SyncSender<Vec<Jou
     let _ = indexer.send(journaled);
 }
 
-fn index_loop(store: Store, batches: Receiver<Vec<Journaled>>, router: SyncSender<Committed>) {
-    for batch in batches {
-        let count = batch.len();
-        let mut accepted = Vec::with_capacity(count);
-        for journaled in batch {
-            let Journaled {
-                request,
-                payload,
-                location,
-                route,
-            } = journaled;
-            let indexed = match store.index_request(&request, location) {
-                Ok(()) => true,
+fn index_loop(store: Store, batches: Receiver<Vec<Committed>>, router: SyncSender<Committed>) {
+    for mut batch in batches {
+        for committed in &mut batch {
+            match store.index_request(&committed.request, committed.location) {
+                Ok(()) => committed.indexed = true,
                 Err(error) => {
-                    tracing::error!(%error, request = %request.id, "could not index a request");
-                    false
+                    tracing::error!(%error, request = %committed.request.id, "could not index a request");
                 }
-            };
-            if route {
-                accepted.push(Committed {
-                    request,
-                    payload,
-                    location,
-                    indexed,
-                });
-            } else if let Err(error) = store.mark_routed(&request.id) {
-                tracing::error!(%error, request = %request.id, "could not record a rejected request");
             }
         }
-        store.note_indexed(count);
-        for committed in accepted {
+        store.note_indexed(batch.len());
+        for committed in batch {
             // A stopped router (shutdown): see commit_batch.
             let _ = router.send(committed);
         }

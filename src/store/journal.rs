@@ -105,7 +105,13 @@ impl Journal {
     /// Opens (or creates) the journal in `dir`; a segment is closed once it
     /// holds `segment_bytes`.
     pub fn open(dir: &Path, segment_bytes: u64) -> io::Result<Journal> {
-        std::fs::create_dir_all(dir)?;
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)?;
+            // The new directory's own entry must survive a power cut too.
+            if let Some(parent) = dir.parent() {
+                sync_dir(parent)?;
+            }
+        }
         let numbers = segment_numbers(dir)?;
         let mut segments = Vec::with_capacity(numbers.len().max(1));
         for (expected, number) in numbers.iter().enumerate() {
@@ -123,7 +129,8 @@ impl Journal {
             .append(true)
             .open(&path)?;
         let len = valid_len(&file)?;
-        if len < file.metadata()?.len() {
+        let cut = len < file.metadata()?.len();
+        if cut {
             cut_torn_tail(&path, &file, len)?;
         }
         if numbers.is_empty() {
@@ -134,7 +141,10 @@ impl Journal {
             segment: last,
             file,
             len,
-            torn: false,
+            // After a cut, new records go to a new segment: offsets that were
+            // handed out before (and may be remembered, e.g. by the router's
+            // watermark) never point at different records.
+            torn: cut,
         };
         Ok(Journal {
             inner: Arc::new(Inner {
@@ -189,11 +199,17 @@ impl Journal {
     fn roll(&self, writer: &mut Writer) -> io::Result<()> {
         let segment = writer.segment + 1;
         let path = segment_path(&self.inner.dir, segment);
+        // Not `create_new`: a roll that failed after creating the file leaves
+        // it empty, and the next roll takes it over.
         let file = OpenOptions::new()
-            .create_new(true)
+            .create(true)
             .read(true)
             .append(true)
             .open(&path)?;
+        if file.metadata()?.len() > 0 {
+            let message = format!("journal segment {} already holds records", path.display());
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, message));
+        }
         sync_dir(&self.inner.dir)?;
         let reader = Arc::new(File::open(&path)?);
         self.inner
@@ -254,7 +270,9 @@ impl Journal {
             let segment_len = file.metadata()?.len();
             let mut reader = BufReader::new(file.as_ref());
             reader.seek(SeekFrom::Start(offset))?;
-            while let Some((len, record)) = next_frame(&mut reader, segment_len - offset)? {
+            while let Some((len, record)) =
+                next_frame(&mut reader, segment_len.saturating_sub(offset))?
+            {
                 let location = Location {
                     segment,
                     offset,
@@ -575,8 +593,10 @@ mod tests {
                 .collect();
             assert_eq!(all_after(&journal, None), good_records, "{case}");
 
+            // Offsets past the cut may have been handed out: new records go
+            // to a new segment.
             let new = journal.append(&[b"after the tear"]).unwrap()[0];
-            assert_eq!(new.offset, valid, "{case}");
+            assert_eq!((new.segment, new.offset), (1, 0), "{case}");
             assert_eq!(journal.read(new).unwrap(), b"after the tear", "{case}");
             assert_eq!(
                 all_after(&journal, Some(locations[2])),

@@ -5,8 +5,9 @@
 //! (`wait_indexed`).
 
 use super::journal::Location;
+use super::Committed;
 use super::{announce, get, get_payload, request_record, values, EncodedRequest, Result, Store};
-use crate::model::{Payload, Request};
+use crate::model::{Payload, Request, RequestStatus};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Notify;
 
@@ -50,7 +51,8 @@ impl Store {
 
     /// Resolves once every request acknowledged before the call is indexed
     /// (indexing runs right after each group commit, apart from routing, so
-    /// this is a matter of milliseconds even with a routing backlog), or after
+    /// this is a matter of milliseconds unless the router is more than its
+    /// queue, 65,536 requests, behind), or after
     /// `INDEX_WAIT_LIMIT` when the indexer is stuck or stopped: a list that
     /// misses the newest requests beats one that never answers.
     pub async fn wait_indexed(&self) {
@@ -84,22 +86,24 @@ impl Store {
         Ok(())
     }
 
+    // Reads look at `pending` first: the indexer writes the sled record before
+    // the router takes the request out of `pending`, so whatever is not pending
+    // any more is in sled.
+
     pub fn request(&self, id: &str) -> Result<Option<Request>> {
-        if let Some(request) = get(&self.requests, id)? {
-            return Ok(Some(request));
-        }
         match self.pending_location(id) {
-            Some(location) => Ok(Some(
-                request_record::decode(&self.journal.read(location)?)?.0,
-            )),
-            None => Ok(None),
+            Some(location) => Ok(Some(self.journaled(location)?.request)),
+            None => get(&self.requests, id),
         }
     }
 
     pub fn request_payload(&self, id: &str) -> Result<Option<Payload>> {
-        let location = match self.requests.get(id.as_bytes())? {
-            Some(indexed) => request_record::journal_of(&indexed)?,
-            None => self.pending_location(id),
+        let location = match self.pending_location(id) {
+            Some(location) => Some(location),
+            None => match self.requests.get(id.as_bytes())? {
+                Some(indexed) => request_record::journal_of(&indexed)?,
+                None => None,
+            },
         };
         match location {
             Some(location) => {
@@ -109,6 +113,11 @@ impl Store {
             // Stored before the journal (or unknown).
             None => get_payload(&self.request_payloads, id),
         }
+    }
+
+    /// The request and payload the journal holds at `location`.
+    fn journaled(&self, location: Location) -> Result<Committed> {
+        to_committed(location, &self.journal.read(location)?)
     }
 
     fn pending_location(&self, id: &str) -> Option<Location> {
@@ -165,13 +174,27 @@ impl Store {
         values(&self.requests)
     }
 
-    /// Ids left with an unrouted marker by a store older than the journal.
-    pub fn marked_unrouted(&self) -> Result<Vec<String>> {
+    /// Marks a journaled request that could not be indexed or routed, so that
+    /// the next start routes it (while the router's watermark moves past it).
+    pub fn mark_unrouted(&self, request_id: &str, location: Location) -> Result<()> {
         self.unrouted
-            .iter()
-            .keys()
-            .map(|key| Ok(String::from_utf8_lossy(&key?).into_owned()))
-            .collect()
+            .insert(request_id.as_bytes(), &location.encode())?;
+        Ok(())
+    }
+
+    /// Requests marked unrouted, with their journal record when they have one
+    /// (stores older than the journal marked requests without).
+    pub fn marked_unrouted(&self) -> Result<Vec<(String, Option<Committed>)>> {
+        let mut marked = Vec::new();
+        for entry in self.unrouted.iter() {
+            let (id, location) = entry?;
+            let journaled = match Location::decode(&location) {
+                Some(location) => Some(self.journaled(location)?),
+                None => None,
+            };
+            marked.push((String::from_utf8_lossy(&id).into_owned(), journaled));
+        }
+        Ok(marked)
     }
 
     /// Records that every journaled request up to `location` is indexed and routed.
@@ -184,23 +207,33 @@ impl Store {
     /// the ones a crash or a stop may have left unindexed or unrouted.
     pub fn each_unrouted_journaled(
         &self,
-        mut visit: impl FnMut(Location, Request, Payload) -> Result<()>,
+        mut visit: impl FnMut(Committed) -> Result<()>,
     ) -> Result<()> {
         let routed_through = self
             .meta
             .get(ROUTED_THROUGH)?
             .and_then(|value| Location::decode(&value));
         self.journal.each_after(routed_through, |location, record| {
-            let (request, payload) = request_record::decode(&record)?;
-            visit(location, request, payload)
+            visit(to_committed(location, &record)?)
         })
     }
+}
+
+/// A journal record, as the router takes it.
+fn to_committed(location: Location, record: &[u8]) -> Result<Committed> {
+    let (request, payload) = request_record::decode(record)?;
+    Ok(Committed {
+        route: request.status == RequestStatus::Accepted,
+        request,
+        payload,
+        location,
+        indexed: false,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::RequestStatus;
 
     fn store_in(dir: &tempfile::TempDir) -> Store {
         Store::open(dir.path(), 1 << 20).unwrap()
@@ -274,8 +307,8 @@ mod tests {
         let store = store_in(&dir);
         let mut replayed = Vec::new();
         store
-            .each_unrouted_journaled(|_, request, _| {
-                replayed.push(request.id);
+            .each_unrouted_journaled(|committed| {
+                replayed.push(committed.request.id);
                 Ok(())
             })
             .unwrap();

@@ -82,11 +82,8 @@ fn accepted(body: &str) -> (Request, Payload) {
     (request, payload)
 }
 
-/// A crash between the acknowledgement and the router: the requests are in
-/// the journal (and maybe indexed), but no event exists. The next start must
-/// find them past the router's watermark and route them.
-#[tokio::test(flavor = "multi_thread")]
-async fn requests_acknowledged_but_not_routed_before_a_crash_are_routed_on_the_next_start() {
+/// A stopped gateway's data dir, its config, and a sink for its one connection.
+async fn stopped_gateway() -> (Sink, tempfile::TempDir, hookgate::Config) {
     let sink = Sink::start(Reply::Status(200)).await;
     let config = format!(
         "[[sources]]\nname = \"shop\"\n{}",
@@ -95,13 +92,17 @@ async fn requests_acknowledged_but_not_routed_before_a_crash_are_routed_on_the_n
     let gw = TestGateway::start(&config).await;
     gw.gateway.shutdown().await.unwrap();
     let loaded = config_in(gw.dir.path(), &config);
+    (sink, gw.dir, loaded)
+}
 
-    let store = Store::open(&loaded.server.data_dir, loaded.limits.store_cache_bytes).unwrap();
+/// Stores `n` accepted requests as the ingress does, while the router is
+/// gone (as in a crash): they are journaled and indexed, never routed.
+async fn journal_without_routing(store: &Store, n: usize) -> HashSet<String> {
     let (to_router, router_inbox) = std::sync::mpsc::sync_channel(1);
-    drop(router_inbox); // the router died with the crash
+    drop(router_inbox);
     let (commit, writer) = CommitLog::start(store.clone(), 16, 16, to_router);
     let mut journaled = HashSet::new();
-    for n in 0..3 {
+    for n in 0..n {
         let (request, payload) = accepted(&format!("{{\"n\":{n}}}"));
         journaled.insert(request.id.clone());
         commit.commit(request, payload, true).await.unwrap();
@@ -110,24 +111,63 @@ async fn requests_acknowledged_but_not_routed_before_a_crash_are_routed_on_the_n
     tokio::task::spawn_blocking(move || writer.join().unwrap())
         .await
         .unwrap();
+    journaled
+}
+
+/// The request ids of the first `n` deliveries.
+async fn delivered_requests(sink: &Sink, n: usize) -> HashSet<String> {
+    let received = sink.wait_for(n).await;
+    received
+        .iter()
+        .map(|r| r.header("x-hookgate-request-id").unwrap().to_string())
+        .collect()
+}
+
+/// A crash between the acknowledgement and the router: the requests are in
+/// the journal (and maybe indexed), but no event exists. The next start must
+/// find them past the router's watermark and route them.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_acknowledged_but_not_routed_before_a_crash_are_routed_on_the_next_start() {
+    let (sink, _dir, loaded) = stopped_gateway().await;
+    let store = Store::open(&loaded.server.data_dir, loaded.limits.store_cache_bytes).unwrap();
+    let journaled = journal_without_routing(&store, 3).await;
     assert_eq!(store.unrouted_requests().unwrap().len(), 3);
     drop(store);
 
     let gateway = Gateway::start(&loaded).await.unwrap();
-    let delivered: HashSet<String> = sink
-        .wait_for(3)
-        .await
-        .iter()
-        .map(|received| {
-            received
-                .header("x-hookgate-request-id")
-                .unwrap()
-                .to_string()
-        })
-        .collect();
-    assert_eq!(delivered, journaled);
+    assert_eq!(delivered_requests(&sink, 3).await, journaled);
     let indexed: HashSet<String> = gateway.store.requests().map(|r| r.unwrap().id).collect();
     assert_eq!(indexed, journaled);
     assert!(gateway.store.unrouted_requests().unwrap().is_empty());
+    gateway.shutdown().await.unwrap();
+}
+
+/// A request the router could not route is marked with its journal location,
+/// and the router's watermark moves on past it: the next start still routes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_set_aside_by_a_failed_routing_is_routed_on_the_next_start() {
+    let (sink, _dir, loaded) = stopped_gateway().await;
+    let store = Store::open(&loaded.server.data_dir, loaded.limits.store_cache_bytes).unwrap();
+    journal_without_routing(&store, 2).await;
+    let mut journaled = Vec::new();
+    store
+        .each_unrouted_journaled(|committed| {
+            journaled.push(committed);
+            Ok(())
+        })
+        .unwrap();
+    // What the router does when routing the first fails and the second works.
+    let (failed, routed) = (&journaled[0], &journaled[1]);
+    store
+        .mark_unrouted(&failed.request.id, failed.location)
+        .unwrap();
+    store.set_routed_through(routed.location).unwrap();
+    store.flush().unwrap();
+    drop(store);
+
+    let gateway = Gateway::start(&loaded).await.unwrap();
+    let delivered = delivered_requests(&sink, 1).await;
+    assert_eq!(delivered, HashSet::from([failed.request.id.clone()]));
+    assert!(gateway.store.marked_unrouted().unwrap().is_empty());
     gateway.shutdown().await.unwrap();
 }
