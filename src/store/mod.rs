@@ -93,6 +93,7 @@ pub struct Store {
     /// id → where the journal holds it.
     pending: Arc<Mutex<std::collections::HashMap<String, Location>>>,
     index_progress: Arc<requests::IndexProgress>,
+    depths: Arc<queue::Depths>,
     /// Request id → the request and where the journal holds it.
     requests: sled::Tree,
     /// Request id → its payload, for requests stored before the journal.
@@ -176,6 +177,7 @@ impl Store {
             journal,
             pending: Arc::default(),
             index_progress: Arc::default(),
+            depths: Arc::default(),
             requests: db.open_tree("requests")?,
             request_payloads: db.open_tree("request_payloads")?,
             unrouted: db.open_tree("unrouted")?,

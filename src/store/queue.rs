@@ -7,7 +7,73 @@
 
 use super::{Result, Store};
 use crate::ids::ID_LEN;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// Exact queue depths: each destination's is counted once, when first asked
+/// for, and from then on kept by every enqueue and dequeue (counting a backlog
+/// of a million events takes about a second, too slow for a monitoring poll).
+#[derive(Default)]
+pub(super) struct Depths {
+    by_destination: RwLock<HashMap<String, Arc<Depth>>>,
+}
+
+#[derive(Default)]
+struct Depth {
+    /// Queue changes hold it shared; the first count holds it alone, so that
+    /// no change falls between the count and the counter.
+    gate: RwLock<()>,
+    counted: AtomicBool,
+    count: AtomicU64,
+}
+
+impl Depths {
+    fn of(&self, destination_id: &str) -> Arc<Depth> {
+        let known = self
+            .by_destination
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(depth) = known.get(destination_id) {
+            return depth.clone();
+        }
+        drop(known);
+        let mut all = self
+            .by_destination
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        all.entry(destination_id.to_string()).or_default().clone()
+    }
+}
+
+impl Depth {
+    /// Runs a queue change; `change` says whether it added (+1), removed
+    /// (-1) or left (0) an entry.
+    fn change(&self, change: impl FnOnce() -> Result<i64>) -> Result<()> {
+        let _shared = self.gate.read().unwrap_or_else(|e| e.into_inner());
+        let delta = change()?;
+        if self.counted.load(Ordering::SeqCst) {
+            match delta {
+                1 => self.count.fetch_add(1, Ordering::SeqCst),
+                -1 => self.count.fetch_sub(1, Ordering::SeqCst),
+                _ => 0,
+            };
+        }
+        Ok(())
+    }
+
+    /// The depth, counted with `count_all` the first time.
+    fn get(&self, count_all: impl FnOnce() -> u64) -> u64 {
+        if !self.counted.load(Ordering::SeqCst) {
+            let _alone = self.gate.write().unwrap_or_else(|e| e.into_inner());
+            if !self.counted.load(Ordering::SeqCst) {
+                self.count.store(count_all(), Ordering::SeqCst);
+                self.counted.store(true, Ordering::SeqCst);
+            }
+        }
+        self.count.load(Ordering::SeqCst)
+    }
+}
 
 /// An event waiting in a destination's queue.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -36,15 +102,19 @@ fn decode_entry(destination_id: &str, key: &[u8]) -> QueueEntry {
 
 impl Store {
     pub fn enqueue(&self, destination_id: &str, due_ms: u64, event_id: &str) -> Result<()> {
-        self.queue
-            .insert(queue_key(destination_id, due_ms, event_id), &[])?;
-        Ok(())
+        let key = queue_key(destination_id, due_ms, event_id);
+        self.depths.of(destination_id).change(|| {
+            let replaced = self.queue.insert(key, &[])?;
+            Ok(i64::from(replaced.is_none()))
+        })
     }
 
     pub fn dequeue(&self, destination_id: &str, entry: &QueueEntry) -> Result<()> {
-        self.queue
-            .remove(queue_key(destination_id, entry.due_ms, &entry.event_id))?;
-        Ok(())
+        let key = queue_key(destination_id, entry.due_ms, &entry.event_id);
+        self.depths.of(destination_id).change(|| {
+            let removed = self.queue.remove(key)?;
+            Ok(-i64::from(removed.is_some()))
+        })
     }
 
     /// Moves a queued event to a new due time.
@@ -103,8 +173,71 @@ impl Store {
         }
     }
 
-    /// How many events wait for a destination (scans its prefix; for tests and stats).
-    pub fn queue_depth(&self, destination_id: &str) -> usize {
-        self.queue.scan_prefix(destination_id.as_bytes()).count()
+    /// How many events wait for a destination (see `Depths`).
+    pub fn queue_depth(&self, destination_id: &str) -> u64 {
+        self.depths
+            .of(destination_id)
+            .get(|| self.queue.scan_prefix(destination_id.as_bytes()).count() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(due_ms: u64, event_id: &str) -> QueueEntry {
+        QueueEntry {
+            due_ms,
+            event_id: event_id.into(),
+        }
+    }
+
+    #[test]
+    fn queue_depth_counts_what_was_queued_before_and_follows_every_change_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let scanned = |store: &Store| store.queue.scan_prefix(b"des_a").count() as u64;
+        store.enqueue("des_a", 1, "evt_1").unwrap();
+        store.enqueue("des_a", 1, "evt_1").unwrap(); // the same entry again
+        store.enqueue("des_a", 2, "evt_2").unwrap();
+        store.enqueue("des_b", 1, "evt_3").unwrap();
+        store.dequeue("des_a", &entry(9, "evt_gone")).unwrap();
+        assert_eq!(store.queue_depth("des_a"), 2, "counted on first asking");
+
+        store.enqueue("des_a", 3, "evt_4").unwrap();
+        store.enqueue("des_a", 3, "evt_4").unwrap();
+        store.reschedule("des_a", &entry(1, "evt_1"), 5).unwrap();
+        store.dequeue("des_a", &entry(2, "evt_2")).unwrap();
+        store.dequeue("des_a", &entry(2, "evt_2")).unwrap();
+        store.dequeue("des_a", &entry(7, "evt_unknown")).unwrap();
+        assert_eq!(store.queue_depth("des_a"), 2);
+        assert_eq!(store.queue_depth("des_a"), scanned(&store));
+        assert_eq!(store.queue_depth("des_b"), 1);
+    }
+
+    #[test]
+    fn queue_depth_stays_exact_when_first_counted_amid_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let writers: Vec<_> = (0..4)
+            .map(|writer| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    for n in 0..400u64 {
+                        let id = format!("evt_{writer}_{n}");
+                        store.enqueue("des_a", n, &id).unwrap();
+                        if n % 2 == 0 {
+                            store.dequeue("des_a", &entry(n, &id)).unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        let midway = store.queue_depth("des_a");
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        assert!(midway <= 800);
+        assert_eq!(store.queue_depth("des_a"), 800);
     }
 }
