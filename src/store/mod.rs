@@ -159,12 +159,15 @@ impl Store {
         // Acknowledged requests are durable in the journal; everything in sled
         // can be rebuilt from it or needs no fsync before an answer, so sled
         // flushes on its own timer (and when the gateway stops).
+        let db = open_sled(
+            &sled::Config::new()
+                .path(dir)
+                .cache_capacity(cache_bytes)
+                .flush_every_ms(Some(200)),
+        )?;
+        // Only after sled's lock: a second gateway on the same directory must
+        // fail before it looks at (and maybe cuts) the journal's tail.
         let journal = journal::Journal::open(&dir.join("journal"), JOURNAL_SEGMENT_BYTES)?;
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
-            .flush_every_ms(Some(200))
-            .open()?;
         let paused = db.open_tree("paused")?;
         let paused_ids = paused
             .iter()
@@ -569,6 +572,29 @@ impl Store {
     }
 }
 
+/// How long `open_sled` waits for a lock left by a store just closed.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Opens sled, waiting a little if its lock file is still held: sled's IO
+/// threads release it shortly after the last handle of a store closed in this
+/// process (a restart in place, as tests and benches do). Another process
+/// holding the store still gets the lock error, after `LOCK_WAIT`.
+fn open_sled(config: &sled::Config) -> Result<sled::Db> {
+    let started = std::time::Instant::now();
+    loop {
+        match config.open() {
+            // sled reports the lock only in the message of an `Other` error.
+            Err(sled::Error::Io(error))
+                if error.to_string().contains("could not acquire lock")
+                    && started.elapsed() < LOCK_WAIT =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            opened => return Ok(opened?),
+        }
+    }
+}
+
 /// Sends a change to a feed's subscribers; builds the message only when
 /// someone listens (usually nobody does outside tests), sparing the copy.
 /// Nobody listening is fine: the feeds are a convenience, the store the truth.
@@ -619,4 +645,40 @@ fn of_request<T: DeserializeOwned>(
         }
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_closing_while_it_is_opened_again_does_not_fail_the_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Store::open(dir.path(), 1 << 20).unwrap();
+        let closing = std::sync::Barrier::new(2);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                closing.wait();
+                drop(first);
+            });
+            closing.wait();
+            Store::open(dir.path(), 1 << 20).unwrap();
+        });
+    }
+
+    #[test]
+    fn a_store_still_open_elsewhere_is_a_clear_lock_error_and_its_journal_is_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let _open = Store::open(dir.path(), 1 << 20).unwrap();
+        // A write in progress in the running store: the tail of its segment
+        // is not a whole frame yet.
+        let segment = dir.path().join("journal").join("0000000000.journal");
+        std::fs::write(&segment, [9u8; 5]).unwrap();
+        let error = Store::open(dir.path(), 1 << 20).err().unwrap();
+        assert!(
+            error.to_string().contains("could not acquire lock"),
+            "{error}"
+        );
+        assert_eq!(std::fs::read(&segment).unwrap(), [9u8; 5]);
+    }
 }

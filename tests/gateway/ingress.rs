@@ -127,6 +127,7 @@ async fn oversized_body_is_413_whether_declared_or_streamed() {
         .await
         .unwrap();
     assert_eq!(response.status(), 413);
+    gw.gateway.store.wait_indexed().await;
     let causes: Vec<_> = gw
         .gateway
         .store
