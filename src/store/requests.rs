@@ -125,7 +125,8 @@ impl Store {
     }
 
     /// Requests acknowledged whose routing has not finished: those the
-    /// router has yet to take, and markers left by stores older than the journal.
+    /// router has yet to take, and those marked unrouted (`mark_unrouted`, or
+    /// by stores older than the journal).
     pub fn unrouted_requests(&self) -> Result<Vec<String>> {
         let mut ids: Vec<String> = self
             .pending
@@ -151,7 +152,7 @@ impl Store {
             .remove(request_id)
             .is_some();
         if !was_pending {
-            // Only requests from before the journal carry a marker.
+            // Routed on start (or again through the API): it may carry a marker.
             self.unrouted.remove(request_id.as_bytes())?;
         }
         announce(&self.routed_feed, || request_id.to_string());
