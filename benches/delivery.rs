@@ -38,7 +38,9 @@
 //! `--burst` / `HOOKGATE_BENCH_BURST` (1500), `--clients` /
 //! `HOOKGATE_BENCH_CLIENTS` (16), `--seconds` / `HOOKGATE_BENCH_SECONDS` (20),
 //! `--cold` / `HOOKGATE_BENCH_COLD=1` (drop the OS page cache before the
-//! restart, as after a reboot; needs root).
+//! restart, as after a reboot; needs root), `--crashed` /
+//! `HOOKGATE_BENCH_CRASHED=1` (the backlog's writer stops without the
+//! checkpoint of a clean stop, as after a crash).
 
 mod support;
 
@@ -76,10 +78,15 @@ const SOURCE: &str = "bench";
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some(POPULATE) {
-        let [_, config, count] = args.as_slice() else {
-            panic!("usage: {POPULATE} CONFIG COUNT");
+        let [_, config, count, stop] = args.as_slice() else {
+            panic!("usage: {POPULATE} CONFIG COUNT clean|crash");
         };
-        populate(Path::new(config), count.parse().expect("COUNT is a number"));
+        let clean_stop = stop == "clean";
+        populate(
+            Path::new(config),
+            count.parse().expect("COUNT is a number"),
+            clean_stop,
+        );
         return;
     }
     let settings = Settings::from(&args);
@@ -130,6 +137,9 @@ struct Settings {
     /// Drop the OS page cache between writing the backlog and the start, as
     /// after a reboot (needs root).
     cold: bool,
+    /// The backlog's writer skips the checkpoint of a clean stop, as after a
+    /// crash: the start replays sled's whole log.
+    crashed: bool,
 }
 
 impl Settings {
@@ -143,10 +153,15 @@ impl Settings {
             burst: number("--burst", "HOOKGATE_BENCH_BURST", 1500.0) as usize,
             clients: number("--clients", "HOOKGATE_BENCH_CLIENTS", 16.0).max(1.0) as usize,
             seconds: number("--seconds", "HOOKGATE_BENCH_SECONDS", 20.0).max(1.0) as u64,
-            cold: args.iter().any(|arg| arg == "--cold")
-                || std::env::var("HOOKGATE_BENCH_COLD").is_ok_and(|v| v == "1"),
+            cold: flag(args, "--cold", "HOOKGATE_BENCH_COLD"),
+            crashed: flag(args, "--crashed", "HOOKGATE_BENCH_CRASHED"),
         }
     }
+}
+
+/// `--flag` present, or the environment variable set to 1.
+fn flag(args: &[String], flag: &str, env: &str) -> bool {
+    args.iter().any(|arg| arg == flag) || std::env::var(env).is_ok_and(|v| v == "1")
 }
 
 /// `--flag V` or `--flag=V`, else the environment variable, else `default`.
@@ -334,10 +349,11 @@ fn json_body(n: u64) -> Vec<u8> {
 /// (`Store::insert_event`, ids `derived_id("evt", request, connection)`,
 /// delivering the request's payload, as without a transformation), then the
 /// router's watermark. Every delivery reads a different payload from disk.
-/// The store is never reopened here, so `Gateway::start` replays all of sled's
-/// log (sled 0.34 snapshots only when it opens a database), as after a long
-/// first run.
-fn populate(config: &Path, count: u64) {
+/// Then, for a `clean_stop`, the checkpoint `Gateway::shutdown` ends with
+/// (sled writes a snapshot); without it, `Gateway::start` replays all of
+/// sled's log (sled 0.34 snapshots only when it opens a database), as after a
+/// crash at the end of a long first run.
+fn populate(config: &Path, count: u64, clean_stop: bool) {
     let config = Config::load(config).unwrap_or_else(|e| panic!("bench config is invalid:\n{e}"));
     let connection = config.connections[0].clone();
     let store = Store::open(&config.server.data_dir, config.limits.store_cache_bytes)
@@ -372,6 +388,12 @@ fn populate(config: &Path, count: u64) {
     writer.join().expect("commit thread");
     router.join().expect("router thread");
     store.flush().expect("flush the store");
+    drop(store);
+    if clean_stop {
+        // What `Gateway::shutdown` does last.
+        Store::checkpoint(&config.server.data_dir, config.limits.store_cache_bytes)
+            .expect("checkpoint the store");
+    }
 }
 
 /// The router's part, without rules: an event per request, due now, with the
@@ -410,13 +432,15 @@ fn order_payload(n: u64) -> Payload {
 }
 
 /// Runs the backlog writer as a child process; returns its wall time
-/// (process start, sled open, writes, flush and close).
-fn populate_in_child(config: &Path, count: u64) -> Duration {
+/// (process start, sled open, writes, flush, close and, after a clean stop,
+/// the checkpoint).
+fn populate_in_child(config: &Path, count: u64, crashed: bool) -> Duration {
     let started = Instant::now();
     let status = Command::new(std::env::current_exe().expect("the bench binary"))
         .arg(POPULATE)
         .arg(config)
         .arg(count.to_string())
+        .arg(if crashed { "crash" } else { "clean" })
         .status()
         .expect("run the backlog writer");
     assert!(status.success(), "the backlog writer failed: {status}");
@@ -471,7 +495,10 @@ fn run_restart(server_rt: &Runtime, side_rt: &Runtime, settings: &Settings) -> R
     let dir = temp_dir();
     let (path, config) = write_config(dir.path(), sink_addr, settings.restart_rate);
     println!("  data dir: {}", config.server.data_dir.display());
-    let populate_time = populate_in_child(&path, settings.events);
+    let populate_time = populate_in_child(&path, settings.events, settings.crashed);
+    if settings.crashed {
+        println!("  the backlog's writer stopped without a checkpoint, as after a crash");
+    }
     let disk_bytes = disk_usage(&config.server.data_dir);
     if settings.cold {
         match drop_page_cache() {

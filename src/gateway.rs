@@ -41,6 +41,9 @@ pub struct Gateway {
     ingress_task: tokio::task::JoinHandle<()>,
     threads: Vec<JoinHandle<()>>,
     shutdown_timeout: Duration,
+    /// Where the store lives, for the checkpoint after a clean stop.
+    data_dir: std::path::PathBuf,
+    store_cache_bytes: u64,
 }
 
 impl Gateway {
@@ -134,6 +137,8 @@ impl Gateway {
             ingress_task,
             threads: vec![commit_thread, router_thread],
             shutdown_timeout: Duration::from_millis(config.server.shutdown_timeout_ms),
+            data_dir: config.server.data_dir.clone(),
+            store_cache_bytes: config.limits.store_cache_bytes,
         })
     }
 
@@ -186,8 +191,16 @@ impl Gateway {
         if let Some(api) = self.api_task {
             let _ = api.await;
         }
-        let store = self.store.clone();
+        let store = self.store;
         tokio::task::spawn_blocking(move || store.flush()).await??;
+        // The last handles go with the rest of the gateway; then the checkpoint
+        // (a failed one only makes the next start slower).
+        drop((self.api_state, self.scheduler));
+        let (dir, cache_bytes) = (self.data_dir, self.store_cache_bytes);
+        let checkpoint = tokio::task::spawn_blocking(move || Store::checkpoint(&dir, cache_bytes));
+        if let Ok(Err(error)) = checkpoint.await {
+            tracing::warn!(%error, "no store checkpoint: the next start replays sled's log");
+        }
         Ok(())
     }
 }

@@ -215,6 +215,18 @@ impl Store {
         })
     }
 
+    /// Makes the next open of a closed store quick. sled 0.34 writes its
+    /// snapshot only when it opens a database, and replays its whole log since
+    /// the last snapshot on the next open: seconds for a million events when
+    /// the disk is cold. Opening it once more after a clean stop writes that
+    /// snapshot (paying the replay now), so the next start reads little. Every
+    /// handle of the store must be gone (else: the lock error, after a wait).
+    pub fn checkpoint(dir: &Path, cache_bytes: u64) -> Result<()> {
+        let db = open_sled(&sled::Config::new().path(dir).cache_capacity(cache_bytes))?;
+        db.flush()?;
+        Ok(())
+    }
+
     /// Waits until everything written so far is on disk.
     pub fn flush(&self) -> Result<()> {
         self.db.flush()?;

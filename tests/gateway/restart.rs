@@ -171,3 +171,33 @@ async fn a_request_set_aside_by_a_failed_routing_is_routed_on_the_next_start() {
     assert!(gateway.store.marked_unrouted().unwrap().is_empty());
     gateway.shutdown().await.unwrap();
 }
+
+/// sled writes its snapshot only when a store is opened, and replays its whole
+/// log since the last one on the next open (seconds for a large store on a
+/// cold disk). A clean stop reopens the store once to leave a snapshot behind.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clean_stop_leaves_a_store_snapshot_for_a_quick_next_start() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let config = format!(
+        "[[sources]]\nname = \"shop\"\n{}",
+        route("shop", "orders", &sink.url("/"), "")
+    );
+    let gw = TestGateway::start(&config).await;
+    for n in 0..3 {
+        assert_eq!(gw.post("/e/shop", &format!("{{\"n\":{n}}}")).await.0, 200);
+    }
+    sink.wait_for(3).await;
+    let data_dir = gw.dir.path().join("data");
+    let snapshots = || {
+        std::fs::read_dir(&data_dir)
+            .unwrap()
+            .filter(|entry| {
+                let name = entry.as_ref().unwrap().file_name();
+                name.to_string_lossy().starts_with("snap.")
+            })
+            .count()
+    };
+    assert_eq!(snapshots(), 0, "a new store has no snapshot yet");
+    gw.gateway.shutdown().await.unwrap();
+    assert_eq!(snapshots(), 1);
+}
