@@ -44,10 +44,7 @@ async fn queued_events_resume_after_a_restart() {
 #[tokio::test(flavor = "multi_thread")]
 async fn successful_events_are_not_sent_again_after_a_restart() {
     let sink = Sink::start(Reply::Status(200)).await;
-    let config = format!(
-        "[[sources]]\nname = \"shop\"\n{}",
-        route("shop", "orders", &sink.url("/"), "")
-    );
+    let config = shop_to(&sink);
     let gw = TestGateway::start(&config).await;
     gw.post("/e/shop", "{}").await;
     gw.wait_event(|e| e.status == EventStatus::Successful).await;
@@ -69,6 +66,14 @@ async fn successful_events_are_not_sent_again_after_a_restart() {
     assert_eq!(gw.gateway.store.queue_depth(&second.destination_id), 0);
 }
 
+/// Source `shop`, routed to `sink` without rules.
+fn shop_to(sink: &Sink) -> String {
+    format!(
+        "[[sources]]\nname = \"shop\"\n{}",
+        route("shop", "orders", &sink.url("/"), "")
+    )
+}
+
 /// An accepted request for source `shop`, as the ingress builds it.
 fn accepted(body: &str) -> (Request, Payload) {
     let payload = Payload {
@@ -85,10 +90,7 @@ fn accepted(body: &str) -> (Request, Payload) {
 /// A stopped gateway's data dir, its config, and a sink for its one connection.
 async fn stopped_gateway() -> (Sink, tempfile::TempDir, hookgate::Config) {
     let sink = Sink::start(Reply::Status(200)).await;
-    let config = format!(
-        "[[sources]]\nname = \"shop\"\n{}",
-        route("shop", "orders", &sink.url("/"), "")
-    );
+    let config = shop_to(&sink);
     let gw = TestGateway::start(&config).await;
     gw.gateway.shutdown().await.unwrap();
     let loaded = config_in(gw.dir.path(), &config);
@@ -178,10 +180,7 @@ async fn a_request_set_aside_by_a_failed_routing_is_routed_on_the_next_start() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_clean_stop_leaves_a_store_snapshot_for_a_quick_next_start() {
     let sink = Sink::start(Reply::Status(200)).await;
-    let config = format!(
-        "[[sources]]\nname = \"shop\"\n{}",
-        route("shop", "orders", &sink.url("/"), "")
-    );
+    let config = shop_to(&sink);
     let gw = TestGateway::start(&config).await;
     for n in 0..3 {
         assert_eq!(gw.post("/e/shop", &format!("{{\"n\":{n}}}")).await.0, 200);
