@@ -81,7 +81,11 @@ fn main() {
         let [_, config, count, stop] = args.as_slice() else {
             panic!("usage: {POPULATE} CONFIG COUNT clean|crash");
         };
-        let clean_stop = stop == "clean";
+        let clean_stop = match stop.as_str() {
+            "clean" => true,
+            "crash" => false,
+            _ => panic!("usage: {POPULATE} CONFIG COUNT clean|crash"),
+        };
         populate(
             Path::new(config),
             count.parse().expect("COUNT is a number"),

@@ -192,16 +192,26 @@ impl Gateway {
             let _ = api.await;
         }
         let store = self.store;
-        tokio::task::spawn_blocking(move || store.flush()).await??;
-        // The last handles go with the rest of the gateway; then the checkpoint
-        // (a failed one only makes the next start slower).
+        let store = tokio::task::spawn_blocking(move || store.flush().map(|()| store)).await??;
+        // The other handles go with the rest of the gateway.
         drop((self.api_state, self.scheduler));
         let (dir, cache_bytes) = (self.data_dir, self.store_cache_bytes);
-        let checkpoint = tokio::task::spawn_blocking(move || Store::checkpoint(&dir, cache_bytes));
-        if let Ok(Err(error)) = checkpoint.await {
-            tracing::warn!(%error, "no store checkpoint: the next start replays sled's log");
-        }
+        tokio::task::spawn_blocking(move || checkpoint(store, &dir, cache_bytes)).await?;
         Ok(())
+    }
+}
+
+/// Checkpoints the store once `store` is its last handle. A lane or a bulk
+/// retry that outlived the shutdown still holds one: then there is no
+/// checkpoint, and the next start replays sled's log (slower, nothing lost).
+fn checkpoint(store: Store, dir: &std::path::Path, cache_bytes: u64) {
+    if !store.is_only_handle() {
+        tracing::info!("the store is still in use: no checkpoint, the next start replays its log");
+        return;
+    }
+    drop(store);
+    if let Err(error) = Store::checkpoint(dir, cache_bytes) {
+        tracing::warn!(%error, "no store checkpoint: the next start replays sled's log");
     }
 }
 

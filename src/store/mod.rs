@@ -227,6 +227,12 @@ impl Store {
         Ok(())
     }
 
+    /// Whether no other clone of this handle exists (then dropping it closes
+    /// the store). Every clone shares `pending`, so its count is the count.
+    pub fn is_only_handle(&self) -> bool {
+        Arc::strong_count(&self.pending) == 1
+    }
+
     /// Waits until everything written so far is on disk.
     pub fn flush(&self) -> Result<()> {
         self.db.flush()?;
@@ -662,6 +668,16 @@ fn of_request<T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_last_handle_of_a_store_is_its_only_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let other = store.clone();
+        assert!(!store.is_only_handle());
+        drop(other);
+        assert!(store.is_only_handle());
+    }
 
     #[test]
     fn a_store_closing_while_it_is_opened_again_does_not_fail_the_open() {
