@@ -88,8 +88,7 @@ async fn stripe_requests_are_verified_and_forgeries_rejected_and_never_delivered
         delivered[0].header("x-hookgate-request-id"),
         Some(accepted_id)
     );
-    gw.gateway.store.wait_indexed().await;
-    let requests: Vec<_> = gw.gateway.store.requests().map(Result::unwrap).collect();
+    let requests = gw.stored_requests().await;
     let rejected: Vec<_> = requests
         .iter()
         .filter(|r| r.status == RequestStatus::Rejected)

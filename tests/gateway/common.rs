@@ -256,6 +256,14 @@ impl TestGateway {
         )
     }
 
+    /// Every stored request, oldest first, including those acknowledged an
+    /// instant ago (the index is written just after the answer).
+    pub async fn stored_requests(&self) -> Vec<hookgate::model::Request> {
+        let store = &self.gateway.store;
+        store.wait_indexed().await;
+        store.requests().map(Result::unwrap).collect()
+    }
+
     /// Waits until an accepted request has been routed (its events and ignored
     /// events are stored).
     pub async fn wait_routed(&self, request_id: &str) {

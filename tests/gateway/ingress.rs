@@ -61,8 +61,7 @@ async fn unknown_source_is_404_and_recorded_as_no_webhook() {
     assert_eq!(status, 404);
     assert_eq!(body["status"], 404);
     assert!(body["message"].as_str().unwrap().contains("nope"));
-    gw.gateway.store.wait_indexed().await;
-    let rejected: Vec<_> = gw.gateway.store.requests().map(Result::unwrap).collect();
+    let rejected = gw.stored_requests().await;
     assert_eq!(rejected.len(), 1);
     assert_eq!(rejected[0].rejection_cause, Some(RejectionCause::NoWebhook));
     assert_eq!(rejected[0].source_name, "nope");
@@ -93,8 +92,7 @@ async fn disallowed_method_is_405_and_recorded() {
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["status"], 405);
     let request_id = body["request_id"].as_str().unwrap();
-    gw.gateway.store.wait_indexed().await;
-    let request = gw.gateway.store.requests().next().unwrap().unwrap();
+    let request = gw.stored_requests().await.remove(0);
     assert_eq!(request.id, request_id);
     assert_eq!(
         request.rejection_cause,
@@ -127,12 +125,11 @@ async fn oversized_body_is_413_whether_declared_or_streamed() {
         .await
         .unwrap();
     assert_eq!(response.status(), 413);
-    gw.gateway.store.wait_indexed().await;
     let causes: Vec<_> = gw
-        .gateway
-        .store
-        .requests()
-        .map(|r| r.unwrap().rejection_cause)
+        .stored_requests()
+        .await
+        .into_iter()
+        .map(|r| r.rejection_cause)
         .collect();
     assert_eq!(causes, vec![Some(RejectionCause::PayloadTooLarge); 2]);
     // A body exactly at the limit is fine.
