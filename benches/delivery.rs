@@ -378,7 +378,12 @@ fn populate(config: &Path, count: u64, clean_stop: bool) {
                 tokio::spawn(async move {
                     for n in numbers {
                         let payload = order_payload(n);
-                        let request = Request::accepted(&named_id("src", SOURCE), SOURCE, &payload);
+                        let request = Request::received(
+                            Some(&named_id("src", SOURCE)),
+                            SOURCE,
+                            &payload,
+                            now_ms(),
+                        );
                         commit.commit(request, payload, true).await.expect("commit");
                     }
                 })

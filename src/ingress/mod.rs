@@ -5,7 +5,7 @@
 
 mod response;
 
-use crate::ids::{new_id, now_ms};
+use crate::ids::now_ms;
 use crate::model::{Catalog, Payload, RejectionCause, Request, RequestStatus, Source};
 use crate::store::CommitLog;
 use crate::verify::InboundRequest;
@@ -315,18 +315,20 @@ fn new_request(
     status: RequestStatus,
     cause: Option<RejectionCause>,
 ) -> Request {
+    let (source_id, source_name) = match source {
+        Some(source) => (Some(source.id.as_str()), source.name.as_str()),
+        None => (None, received.source_name.as_str()),
+    };
     Request {
-        id: new_id("req"),
-        source_id: source.map(|s| s.id.clone()),
-        source_name: source.map_or(received.source_name.clone(), |s| s.name.clone()),
         status,
         rejection_cause: cause,
         verified: received.verified,
-        received_at: received.received_at,
-        method: received.payload.method.clone(),
-        path: received.payload.path.clone(),
-        query: received.payload.query.clone(),
-        body_bytes: received.payload.body.len(),
+        ..Request::received(
+            source_id,
+            source_name,
+            &received.payload,
+            received.received_at,
+        )
     }
 }
 

@@ -86,17 +86,22 @@ pub struct Request {
 }
 
 impl Request {
-    /// A new request accepted by a source (id and name), for `payload`, as
-    /// the ingress records it when nothing needs verifying.
-    pub fn accepted(source_id: &str, source_name: &str, payload: &Payload) -> Request {
+    /// A new request of a source (None: unknown), for the `payload` received
+    /// at `received_at`: accepted and unverified until told otherwise.
+    pub fn received(
+        source_id: Option<&str>,
+        source_name: &str,
+        payload: &Payload,
+        received_at: u64,
+    ) -> Request {
         Request {
             id: crate::ids::new_id("req"),
-            source_id: Some(source_id.to_string()),
+            source_id: source_id.map(str::to_string),
             source_name: source_name.to_string(),
             status: RequestStatus::Accepted,
             rejection_cause: None,
             verified: None,
-            received_at: crate::ids::now_ms(),
+            received_at,
             method: payload.method.clone(),
             path: payload.path.clone(),
             query: payload.query.clone(),

@@ -1,7 +1,7 @@
 //! Restarts: queued and retrying events resume with their state.
 
 use crate::common::{config_in, route, Reply, Sink, TestGateway};
-use hookgate::ids::named_id;
+use hookgate::ids::{named_id, now_ms};
 use hookgate::model::{EventStatus, Payload, Request};
 use hookgate::store::{CommitLog, Store};
 use hookgate::Gateway;
@@ -83,7 +83,7 @@ fn accepted(body: &str) -> (Request, Payload) {
         headers: vec![("content-type".into(), "application/json".into())],
         body: body.as_bytes().to_vec(),
     };
-    let request = Request::accepted(&named_id("src", "shop"), "shop", &payload);
+    let request = Request::received(Some(&named_id("src", "shop")), "shop", &payload, now_ms());
     (request, payload)
 }
 
