@@ -41,9 +41,6 @@ pub struct Gateway {
     ingress_task: tokio::task::JoinHandle<()>,
     threads: Vec<JoinHandle<()>>,
     shutdown_timeout: Duration,
-    /// Where the store lives, for the checkpoint after a clean stop.
-    data_dir: std::path::PathBuf,
-    store_cache_bytes: u64,
 }
 
 impl Gateway {
@@ -137,8 +134,6 @@ impl Gateway {
             ingress_task,
             threads: vec![commit_thread, router_thread],
             shutdown_timeout: Duration::from_millis(config.server.shutdown_timeout_ms),
-            data_dir: config.server.data_dir.clone(),
-            store_cache_bytes: config.limits.store_cache_bytes,
         })
     }
 
@@ -191,28 +186,31 @@ impl Gateway {
         if let Some(api) = self.api_task {
             let _ = api.await;
         }
-        let store = self.store;
-        let store = tokio::task::spawn_blocking(move || store.flush().map(|()| store)).await??;
         // The other handles go with the rest of the gateway.
         drop((self.api_state, self.scheduler));
-        let (dir, cache_bytes) = (self.data_dir, self.store_cache_bytes);
-        tokio::task::spawn_blocking(move || checkpoint(store, &dir, cache_bytes)).await?;
+        let store = self.store;
+        tokio::task::spawn_blocking(move || close(store)).await??;
         Ok(())
     }
 }
 
-/// Checkpoints the store once `store` is its last handle. A lane or a bulk
-/// retry that outlived the shutdown still holds one: then there is no
-/// checkpoint, and the next start replays sled's log (slower, nothing lost).
-fn checkpoint(store: Store, dir: &std::path::Path, cache_bytes: u64) {
-    if !store.is_only_handle() {
-        tracing::info!("the store is still in use: no checkpoint, the next start replays its log");
-        return;
+/// Flushes the store, then checkpoints it if `store` is its last handle. A
+/// lane or a bulk retry that outlived the shutdown still holds one: then there
+/// is no checkpoint, and the next start replays sled's log (slower, nothing lost).
+fn close(store: Store) -> crate::store::Result<()> {
+    store.flush()?;
+    match store.checkpoint() {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(
+                "the store is still in use: no checkpoint, the next start replays its log"
+            )
+        }
+        Err(error) => {
+            tracing::warn!(%error, "no store checkpoint: the next start replays sled's log")
+        }
     }
-    drop(store);
-    if let Err(error) = Store::checkpoint(dir, cache_bytes) {
-        tracing::warn!(%error, "no store checkpoint: the next start replays sled's log");
-    }
+    Ok(())
 }
 
 /// The file's objects plus those created through the API, which must still

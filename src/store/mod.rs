@@ -87,6 +87,8 @@ const EVENT_FEED_CAPACITY: usize = 8192;
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    /// How `db` was opened, to open it again for `checkpoint`.
+    sled_config: sled::Config,
     /// Every request and its payload, in commit order (see `journal`).
     journal: journal::Journal,
     /// Requests journaled but not yet routed (nor, maybe, indexed in sled):
@@ -159,12 +161,11 @@ impl Store {
         // Acknowledged requests are durable in the journal; everything in sled
         // can be rebuilt from it or needs no fsync before an answer, so sled
         // flushes on its own timer (and when the gateway stops).
-        let db = open_sled(
-            &sled::Config::new()
-                .path(dir)
-                .cache_capacity(cache_bytes)
-                .flush_every_ms(Some(200)),
-        )?;
+        let sled_config = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .flush_every_ms(Some(200));
+        let db = open_sled(&sled_config)?;
         // Only after sled's lock: a second gateway on the same directory must
         // fail before it looks at (and maybe cuts) the journal's tail.
         let journal = journal::Journal::open(&dir.join("journal"), JOURNAL_SEGMENT_BYTES)?;
@@ -175,6 +176,7 @@ impl Store {
             .map(|key| Ok(String::from_utf8_lossy(&key?).into_owned()))
             .collect::<Result<_>>()?;
         Ok(Store {
+            sled_config,
             paused_ids: Arc::new(std::sync::RwLock::new(paused_ids)),
             paused,
             journal,
@@ -215,21 +217,25 @@ impl Store {
         })
     }
 
-    /// Makes the next open of a closed store quick. sled 0.34 writes its
-    /// snapshot only when it opens a database, and replays its whole log since
-    /// the last snapshot on the next open: seconds for a million events when
-    /// the disk is cold. Opening it once more after a clean stop writes that
-    /// snapshot (paying the replay now), so the next start reads little. Every
-    /// handle of the store must be gone (else: the lock error, after a wait).
-    pub fn checkpoint(dir: &Path, cache_bytes: u64) -> Result<()> {
-        let db = open_sled(&sled::Config::new().path(dir).cache_capacity(cache_bytes))?;
-        db.flush()?;
-        Ok(())
+    /// Closes the store and makes its next open quick, when this is its last
+    /// handle (false, and nothing done, when another clone still exists).
+    /// sled 0.34 writes its snapshot only when it opens a database, and
+    /// replays its whole log since the last snapshot on the next open: seconds
+    /// for a million events when the disk is cold. Opening it once more after
+    /// a clean stop writes that snapshot (paying the replay now).
+    pub fn checkpoint(self) -> Result<bool> {
+        if !self.is_only_handle() {
+            return Ok(false);
+        }
+        let config = self.sled_config.clone();
+        drop(self);
+        open_sled(&config)?;
+        Ok(true)
     }
 
     /// Whether no other clone of this handle exists (then dropping it closes
     /// the store). Every clone shares `pending`, so its count is the count.
-    pub fn is_only_handle(&self) -> bool {
+    fn is_only_handle(&self) -> bool {
         Arc::strong_count(&self.pending) == 1
     }
 
@@ -670,13 +676,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_last_handle_of_a_store_is_its_only_handle() {
+    fn only_the_last_handle_of_a_store_checkpoints_it() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 1 << 20).unwrap();
         let other = store.clone();
-        assert!(!store.is_only_handle());
-        drop(other);
-        assert!(store.is_only_handle());
+        assert!(!other.checkpoint().unwrap(), "another handle is alive");
+        assert!(store.checkpoint().unwrap());
+        Store::open(dir.path(), 1 << 20).unwrap();
     }
 
     #[test]
