@@ -22,6 +22,14 @@ struct Header<'a> {
 }
 
 pub fn encode(payload: &Payload) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    encode_into(payload, &mut bytes);
+    bytes
+}
+
+/// Appends the encoded payload to `out` (the request journal's records hold
+/// one behind the request, written without an intermediate copy of the body).
+pub fn encode_into(payload: &Payload, out: &mut Vec<u8>) {
     let header = Header {
         method: Cow::Borrowed(&payload.method),
         path: Cow::Borrowed(&payload.path),
@@ -29,12 +37,23 @@ pub fn encode(payload: &Payload) -> Vec<u8> {
         headers: Cow::Borrowed(&payload.headers),
     };
     let header = serde_json::to_vec(&header).expect("strings always serialize");
-    let mut bytes = Vec::with_capacity(5 + header.len() + payload.body.len());
-    bytes.push(VERSION);
-    bytes.extend_from_slice(&(header.len() as u32).to_be_bytes());
-    bytes.extend_from_slice(&header);
-    bytes.extend_from_slice(&payload.body);
-    bytes
+    out.reserve(5 + header.len() + payload.body.len());
+    out.push(VERSION);
+    put_length_prefixed(out, &header);
+    out.extend_from_slice(&payload.body);
+}
+
+/// Appends `bytes` behind their length (u32, big-endian).
+pub fn put_length_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// Takes what `put_length_prefixed` wrote off the front of `bytes`, and the
+/// rest; None when they are cut short.
+pub fn take_length_prefixed(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (length, rest) = bytes.split_first_chunk::<4>()?;
+    rest.split_at_checked(u32::from_be_bytes(*length) as usize)
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Payload, serde_json::Error> {
@@ -42,9 +61,7 @@ pub fn decode(bytes: &[u8]) -> Result<Payload, serde_json::Error> {
         return serde_json::from_slice(bytes);
     };
     let corrupt = || <serde_json::Error as serde::de::Error>::custom("truncated payload record");
-    let (length, rest) = rest.split_first_chunk::<4>().ok_or_else(corrupt)?;
-    let length = u32::from_be_bytes(*length) as usize;
-    let (header, body) = rest.split_at_checked(length).ok_or_else(corrupt)?;
+    let (header, body) = take_length_prefixed(rest).ok_or_else(corrupt)?;
     let header: Header<'_> = serde_json::from_slice(header)?;
     Ok(Payload {
         method: header.method.into_owned(),

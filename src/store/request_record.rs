@@ -39,11 +39,9 @@ pub fn journal_of(indexed: &[u8]) -> serde_json::Result<Option<Location>> {
 
 pub fn encode(request: &Request, payload: &Payload) -> serde_json::Result<Vec<u8>> {
     let request = serde_json::to_vec(request)?;
-    let payload = payload_codec::encode(payload);
-    let mut record = Vec::with_capacity(4 + request.len() + payload.len());
-    record.extend_from_slice(&(request.len() as u32).to_be_bytes());
-    record.extend_from_slice(&request);
-    record.extend_from_slice(&payload);
+    let mut record = Vec::with_capacity(4 + request.len());
+    payload_codec::put_length_prefixed(&mut record, &request);
+    payload_codec::encode_into(payload, &mut record);
     Ok(record)
 }
 
@@ -60,8 +58,6 @@ pub fn decode_payload(record: &[u8]) -> serde_json::Result<Payload> {
 }
 
 fn split(record: &[u8]) -> serde_json::Result<(&[u8], &[u8])> {
-    let corrupt = || <serde_json::Error as serde::de::Error>::custom("truncated request record");
-    let (length, rest) = record.split_first_chunk::<4>().ok_or_else(corrupt)?;
-    rest.split_at_checked(u32::from_be_bytes(*length) as usize)
-        .ok_or_else(corrupt)
+    payload_codec::take_length_prefixed(record)
+        .ok_or_else(|| <serde_json::Error as serde::de::Error>::custom("truncated request record"))
 }
