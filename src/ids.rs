@@ -72,6 +72,31 @@ pub fn derived_id(prefix: &str, parent: &str, salt: &str) -> String {
     format!("{prefix}_{stamp}{}", hex::encode(&digest[..4]))
 }
 
+/// How many children one parent can name with [`child_id`] (one hex digit).
+pub const MAX_CHILDREN: usize = 16;
+
+/// The id of `parent`'s `position`-th child (`position` < [`MAX_CHILDREN`]):
+/// the parent's stamp and digest under `prefix`, plus the position. A record
+/// kept inside its parent's (an attempt in its event) is found from its id
+/// alone, with no index of its own.
+pub fn child_id(prefix: &str, parent: &str, position: usize) -> String {
+    debug_assert!(position < MAX_CHILDREN);
+    format!(
+        "{prefix}_{}{position:x}",
+        parent.get(4..).unwrap_or_default()
+    )
+}
+
+/// The parent (under `parent_prefix`) and position a [`child_id`] names;
+/// None for any other id.
+pub fn parent_of_child(id: &str, parent_prefix: &str) -> Option<(String, usize)> {
+    if id.len() != ID_LEN + 1 || id.as_bytes().get(3) != Some(&b'_') {
+        return None;
+    }
+    let position = usize::from_str_radix(id.get(ID_LEN..)?, 16).ok()?;
+    Some((format!("{parent_prefix}_{}", id.get(4..ID_LEN)?), position))
+}
+
 /// A stable id for an object declared by name in gateway.toml, so that it keeps
 /// its id across restarts.
 pub fn named_id(prefix: &str, name: &str) -> String {
@@ -82,6 +107,26 @@ pub fn named_id(prefix: &str, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_child_id_names_its_parent_and_position_and_nothing_else_does() {
+        let event = derived_id("evt", &new_id("req"), "web_a");
+        for position in [0, 1, MAX_CHILDREN - 1] {
+            let child = child_id("atm", &event, position);
+            assert!(child.starts_with("atm_"));
+            assert_eq!(
+                parent_of_child(&child, "evt"),
+                Some((event.clone(), position))
+            );
+        }
+        assert_eq!(parent_of_child(&new_id("atm"), "evt"), None);
+        assert_eq!(
+            parent_of_child("atm_not-hex-but-long-enough-x", "evt"),
+            None
+        );
+        assert_eq!(parent_of_child("", "evt"), None);
+        assert_eq!(parent_of_child("atm_0123456789abcdef0123456é", "evt"), None);
+    }
 
     #[test]
     fn ids_are_fixed_length_and_strictly_increasing() {

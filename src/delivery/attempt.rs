@@ -3,7 +3,7 @@
 
 use super::http_client::{Outgoing, Response};
 use super::Shared;
-use crate::ids::{new_id, now_ms};
+use crate::ids::now_ms;
 use crate::model::{
     Attempt, AttemptStatus, AttemptTrigger, Destination, Event, EventStatus, Payload,
 };
@@ -148,7 +148,7 @@ fn destination_url(destination: &Destination, payload: &Payload) -> Url {
 fn record(event: &Event, outgoing: &Outgoing, response: &Response, started_ms: u64) -> Attempt {
     let attempt_number = event.attempts + 1;
     Attempt {
-        id: new_id("atm"),
+        id: String::new(), // the store names it when it records it
         event_id: event.id.clone(),
         attempt_number,
         trigger: match (event.pending_trigger, attempt_number) {
@@ -178,13 +178,12 @@ async fn settle(shared: &Arc<Shared>, event: &Event, attempt: Attempt) -> Result
     let policy = retry_policy(shared, event);
     let (store, issues) = (shared.store.clone(), shared.issues.clone());
     blocking(move || {
-        store.record_attempt(&attempt)?;
-        let settled = store.update_event(&attempt.event_id, |event| {
-            let queue_move = next_state(event, &attempt, policy.as_ref());
+        let settled = store.settle_attempt(attempt, |event, attempt| {
+            let queue_move = next_state(event, attempt, policy.as_ref());
             // Recorded before the event's change is announced, so whoever sees
             // the failure sees its issue too.
             if attempt.status == AttemptStatus::Failed {
-                issues.delivery_failed(event, &attempt);
+                issues.delivery_failed(event, attempt);
             }
             (queue_move, ())
         })?;

@@ -76,6 +76,10 @@ pub struct Event {
     /// of a connection's retry rule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<DeliveryWindow>,
+    /// The event's first attempts, kept in its record (see `store::attempts`);
+    /// not part of the event as the API shows it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempt_records: Vec<Attempt>,
 }
 
 /// Where an event goes: from which source, through which connection, to which
@@ -131,6 +135,7 @@ impl Event {
             muted: false,
             pending_trigger: None,
             window: None,
+            attempt_records: Vec::new(),
         }
     }
 }

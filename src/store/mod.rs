@@ -4,6 +4,7 @@
 //! `tokio::task::spawn_blocking` or the group-commit writer thread, never directly
 //! on a reactor thread.
 
+mod attempts;
 mod commit;
 mod hold;
 mod journal;
@@ -21,8 +22,8 @@ pub use queue::QueueEntry;
 
 use crate::config::ApiObject;
 use crate::model::{
-    Attempt, AttemptTrigger, Bookmark, BulkRetry, Event, EventStatus, Execution, IgnoredEvent,
-    Issue, IssueTrigger, Payload, Request, TransformationObject,
+    AttemptTrigger, Bookmark, BulkRetry, Event, EventStatus, Execution, IgnoredEvent, Issue,
+    IssueTrigger, Payload, Request, TransformationObject,
 };
 use serde::{de::DeserializeOwned, Serialize};
 use std::path::Path;
@@ -109,8 +110,10 @@ pub struct Store {
     events: sled::Tree,
     /// Event id → payload, for events whose rules changed it.
     event_payloads: sled::Tree,
+    /// Attempt id → attempt, for attempts kept outside their event's record
+    /// (see `attempts`).
     attempts: sled::Tree,
-    /// `event id ++ attempt id` → (), the attempts of an event in order.
+    /// `event id ++ attempt id` → (), the attempts in `attempts` of each event.
     event_attempts: sled::Tree,
     ignored_events: sled::Tree,
     queue: sled::Tree,
@@ -303,13 +306,22 @@ impl Store {
         id: &str,
         change: impl FnOnce(&mut Event) -> (QueueMove, T),
     ) -> Result<Option<(Event, T)>> {
+        self.try_update_event(id, |event| Ok(change(event)))
+    }
+
+    /// `update_event` for a change that may itself fail (and then changes nothing).
+    fn try_update_event<T>(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut Event) -> Result<(QueueMove, T)>,
+    ) -> Result<Option<(Event, T)>> {
         let stripe = &self.event_updates[stripe_of(id)];
         let _serialized = stripe.lock().unwrap_or_else(|e| e.into_inner());
         let Some(mut event) = self.event(id)? else {
             return Ok(None);
         };
         let queued_at = event.next_attempt_at;
-        let (queue_move, result) = change(&mut event);
+        let (queue_move, result) = change(&mut event)?;
         match queue_move {
             QueueMove::To(due) => event.next_attempt_at = Some(due),
             QueueMove::Out => event.next_attempt_at = None,
@@ -564,35 +576,6 @@ impl Store {
     /// Every bulk retry, oldest first.
     pub fn bulk_retries(&self) -> impl Iterator<Item = Result<BulkRetry>> {
         values(&self.bulk_retries)
-    }
-
-    // --- attempts -------------------------------------------------------------
-
-    pub fn record_attempt(&self, attempt: &Attempt) -> Result<()> {
-        put(&self.attempts, &attempt.id, attempt)?;
-        let mut index_key = attempt.event_id.clone().into_bytes();
-        index_key.extend_from_slice(attempt.id.as_bytes());
-        self.event_attempts.insert(index_key, &[])?;
-        Ok(())
-    }
-
-    /// The attempts of one event, oldest first.
-    pub fn attempts_of(&self, event_id: &str) -> Result<Vec<Attempt>> {
-        self.event_attempts
-            .scan_prefix(event_id.as_bytes())
-            .keys()
-            .filter_map(|key| match key {
-                Ok(key) => {
-                    let attempt_id = String::from_utf8_lossy(&key[event_id.len()..]).into_owned();
-                    self.attempt(&attempt_id).transpose()
-                }
-                Err(e) => Some(Err(e.into())),
-            })
-            .collect()
-    }
-
-    pub fn attempt(&self, id: &str) -> Result<Option<Attempt>> {
-        get(&self.attempts, id)
     }
 }
 

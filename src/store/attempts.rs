@@ -1,0 +1,220 @@
+//! Delivery attempts. An event's first attempts live in the event's own
+//! record, which settling the attempt rewrites anyway, so a delivery costs no
+//! write of its own for its attempt (two writes per delivery were a fifth to a
+//! quarter of delivery throughput, see BENCHMARKS.md). Attempts past
+//! `INLINE_ATTEMPTS`, or with a large response body, go to the `attempts`
+//! tree with an `event_attempts` index entry, as every attempt did in stores
+//! from before.
+
+use super::{get, put, QueueMove, Result, Store};
+use crate::ids::{child_id, new_id, parent_of_child, MAX_CHILDREN};
+use crate::model::{Attempt, Event};
+
+/// Attempts kept in an event's record; later ones go to the attempts tree, so
+/// that a record rewritten on every change stays small.
+const INLINE_ATTEMPTS: usize = 4;
+const _: () = assert!(INLINE_ATTEMPTS <= MAX_CHILDREN);
+
+/// An attempt whose response body is larger goes to the attempts tree.
+const INLINE_BODY_BYTES: usize = 4096;
+
+impl Store {
+    /// Records `attempt` and applies its outcome (`change`) to its event, under
+    /// the event's update lock. The store names the attempt (its `id` is set
+    /// here). None, with nothing recorded, when there is no such event.
+    pub fn settle_attempt<T>(
+        &self,
+        mut attempt: Attempt,
+        change: impl FnOnce(&mut Event, &Attempt) -> (QueueMove, T),
+    ) -> Result<Option<(Event, T)>> {
+        let event_id = attempt.event_id.clone();
+        self.try_update_event(&event_id, |event| {
+            if fits_inline(event, &attempt) {
+                attempt.id = child_id("atm", &event.id, event.attempt_records.len());
+                let outcome = change(event, &attempt);
+                event.attempt_records.push(attempt);
+                Ok(outcome)
+            } else {
+                attempt.id = new_id("atm");
+                // Before the event changes: a crash in between leaves a recorded
+                // attempt and an event that is tried again, never the reverse.
+                self.put_attempt_record(&attempt)?;
+                Ok(change(event, &attempt))
+            }
+        })
+    }
+
+    fn put_attempt_record(&self, attempt: &Attempt) -> Result<()> {
+        put(&self.attempts, &attempt.id, attempt)?;
+        let index_key = [attempt.event_id.as_bytes(), attempt.id.as_bytes()].concat();
+        self.event_attempts.insert(index_key, &[])?;
+        Ok(())
+    }
+
+    /// The attempts of one event, oldest first.
+    pub fn attempts_of(&self, event_id: &str) -> Result<Vec<Attempt>> {
+        let mut attempts = self
+            .event(event_id)?
+            .map(|event| event.attempt_records)
+            .unwrap_or_default();
+        for key in self.event_attempts.scan_prefix(event_id.as_bytes()).keys() {
+            let key = key?;
+            let attempt_id = String::from_utf8_lossy(&key[event_id.len()..]);
+            attempts.extend(get::<Attempt>(&self.attempts, &attempt_id)?);
+        }
+        attempts.sort_by_key(|attempt| (attempt.created_at, attempt.attempt_number));
+        Ok(attempts)
+    }
+
+    pub fn attempt(&self, id: &str) -> Result<Option<Attempt>> {
+        let Some((event_id, position)) = parent_of_child(id, "evt") else {
+            return get(&self.attempts, id);
+        };
+        let inline = self
+            .event(&event_id)?
+            .and_then(|mut event| {
+                (position < event.attempt_records.len())
+                    .then(|| event.attempt_records.swap_remove(position))
+            })
+            .filter(|attempt| attempt.id == id);
+        Ok(inline)
+    }
+}
+
+fn fits_inline(event: &Event, attempt: &Attempt) -> bool {
+    let body_bytes = attempt.response_body.as_ref().map_or(0, String::len);
+    event.attempt_records.len() < INLINE_ATTEMPTS && body_bytes <= INLINE_BODY_BYTES
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{derived_id, now_ms};
+    use crate::model::{AttemptStatus, AttemptTrigger, Route};
+
+    fn store_with_event() -> (tempfile::TempDir, Store, Event) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let request_id = new_id("req");
+        let route = Route {
+            source_id: "src_a",
+            connection_id: "web_a",
+            destination_id: "des_a",
+        };
+        let event = Event::new(
+            derived_id("evt", &request_id, "web_a"),
+            &request_id,
+            route,
+            now_ms(),
+            false,
+        );
+        store.insert_event(&event, None, now_ms()).unwrap();
+        (dir, store, event)
+    }
+
+    fn failed_attempt(event: &Event, number: u32, body: &str) -> Attempt {
+        Attempt {
+            id: String::new(),
+            event_id: event.id.clone(),
+            attempt_number: number,
+            trigger: AttemptTrigger::Automatic,
+            status: AttemptStatus::Failed,
+            http_method: "POST".into(),
+            requested_url: "http://127.0.0.1:9/hook".into(),
+            response_status: Some(500),
+            response_body: Some(body.into()),
+            error_code: None,
+            latency_ms: 1,
+            created_at: now_ms(),
+        }
+    }
+
+    /// Settles `attempts` one after the other, counting them on the event.
+    fn settle_all(store: &Store, attempts: Vec<Attempt>) -> Vec<String> {
+        let settle = |attempt| {
+            let (_, id) = store
+                .settle_attempt(attempt, |event, attempt| {
+                    event.attempts += 1;
+                    (QueueMove::Stay, attempt.id.clone())
+                })
+                .unwrap()
+                .expect("the event exists");
+            id
+        };
+        attempts.into_iter().map(settle).collect()
+    }
+
+    fn ids(attempts: &[Attempt]) -> Vec<String> {
+        attempts.iter().map(|a| a.id.clone()).collect()
+    }
+
+    #[test]
+    fn an_events_first_attempts_live_in_its_record_and_are_found_by_id() {
+        let (_dir, store, event) = store_with_event();
+        let attempts = (1..=INLINE_ATTEMPTS as u32)
+            .map(|n| failed_attempt(&event, n, "nope"))
+            .collect();
+        let recorded = settle_all(&store, attempts);
+
+        assert_eq!(store.attempts.len(), 0, "no attempt record of its own");
+        assert_eq!(store.event_attempts.len(), 0);
+        let stored = store.event(&event.id).unwrap().unwrap();
+        assert_eq!(stored.attempts, INLINE_ATTEMPTS as u32);
+        assert_eq!(ids(&store.attempts_of(&event.id).unwrap()), recorded);
+        for (number, id) in recorded.iter().enumerate() {
+            let attempt = store.attempt(id).unwrap().expect("found by its id");
+            assert_eq!(attempt.attempt_number, number as u32 + 1);
+            assert_eq!(&attempt.event_id, &event.id);
+        }
+        let unused_position = child_id("atm", &event.id, INLINE_ATTEMPTS);
+        assert_eq!(store.attempt(&unused_position).unwrap(), None);
+        let other_event = child_id("atm", &derived_id("evt", &new_id("req"), "web_a"), 0);
+        assert_eq!(store.attempt(&other_event).unwrap(), None);
+    }
+
+    #[test]
+    fn later_attempts_and_large_bodies_go_to_the_attempts_tree_in_order() {
+        let (_dir, store, event) = store_with_event();
+        let large = "x".repeat(INLINE_BODY_BYTES + 1);
+        let mut attempts = vec![failed_attempt(&event, 1, &large)];
+        attempts.extend((2..=INLINE_ATTEMPTS as u32 + 3).map(|n| failed_attempt(&event, n, "no")));
+        let recorded = settle_all(&store, attempts);
+
+        let spilled = 1 + 2; // the large body, and the ones past INLINE_ATTEMPTS
+        assert_eq!(store.attempts.len(), spilled);
+        assert_eq!(store.event_attempts.len(), spilled);
+        let listed = store.attempts_of(&event.id).unwrap();
+        assert_eq!(ids(&listed), recorded, "oldest first, wherever kept");
+        assert_eq!(listed[0].response_body.as_deref(), Some(large.as_str()));
+        for id in &recorded {
+            assert_eq!(&store.attempt(id).unwrap().unwrap().id, id);
+        }
+    }
+
+    #[test]
+    fn attempts_of_a_store_from_before_are_listed_with_the_new_ones() {
+        let (_dir, store, event) = store_with_event();
+        let mut old = failed_attempt(&event, 1, "old");
+        old.id = new_id("atm");
+        old.created_at -= 1_000;
+        store.put_attempt_record(&old).unwrap();
+        let recorded = settle_all(&store, vec![failed_attempt(&event, 2, "new")]);
+
+        let listed = store.attempts_of(&event.id).unwrap();
+        assert_eq!(ids(&listed), [old.id.clone(), recorded[0].clone()]);
+        assert_eq!(store.attempt(&old.id).unwrap(), Some(old));
+    }
+
+    #[test]
+    fn an_attempt_of_a_missing_event_changes_nothing() {
+        let (_dir, store, event) = store_with_event();
+        let mut gone = failed_attempt(&event, 1, "nope");
+        gone.event_id = derived_id("evt", &new_id("req"), "web_a");
+        let settled = store
+            .settle_attempt(gone, |_, _| (QueueMove::Stay, ()))
+            .unwrap();
+        assert!(settled.is_none());
+        assert_eq!(store.attempts.len(), 0);
+        assert!(store.attempts_of(&event.id).unwrap().is_empty());
+    }
+}
