@@ -274,7 +274,9 @@ impl Router {
                         &connection.id,
                         &fingerprint,
                         &request.id,
-                        now_ms(),
+                        // Arrival, not routing time: a request routed late (a
+                        // busy router, a replay after a crash) is judged as sent.
+                        request.received_at,
                         window_ms,
                     )? {
                         return Ok((ignore("DEDUPLICATED", None), logs));

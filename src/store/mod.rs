@@ -409,15 +409,16 @@ impl Store {
         values(&self.ignored_events)
     }
 
-    /// Records that `request_id` carried `fingerprint` on a connection, unless an
-    /// earlier request did within `window_ms`: then returns false (a duplicate).
-    /// The same request claiming again (routing after a crash) is not a duplicate.
+    /// Records that `request_id`, received at `received_ms`, carried
+    /// `fingerprint` on a connection, unless a request received within
+    /// `window_ms` before did: then returns false (a duplicate). The same
+    /// request claiming again (routing after a crash) is not a duplicate.
     pub fn claim_fingerprint(
         &self,
         connection_id: &str,
         fingerprint: &[u8],
         request_id: &str,
-        now_ms: u64,
+        received_ms: u64,
         window_ms: u64,
     ) -> Result<bool> {
         let mut key = connection_id.as_bytes().to_vec();
@@ -428,11 +429,11 @@ impl Store {
             if owner == request_id.as_bytes() {
                 return Ok(true);
             }
-            if now_ms.saturating_sub(at) < window_ms {
+            if received_ms.saturating_sub(at) < window_ms {
                 return Ok(false);
             }
         }
-        let mut value = now_ms.to_be_bytes().to_vec();
+        let mut value = received_ms.to_be_bytes().to_vec();
         value.extend_from_slice(request_id.as_bytes());
         self.fingerprints.insert(key, value)?;
         Ok(true)

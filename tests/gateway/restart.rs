@@ -68,9 +68,14 @@ async fn successful_events_are_not_sent_again_after_a_restart() {
 
 /// Source `shop`, routed to `sink` without rules.
 fn shop_to(sink: &Sink) -> String {
+    shop_with_rules(sink, "")
+}
+
+/// Source `shop`, routed to `sink` through `rules` (a connection's TOML line).
+fn shop_with_rules(sink: &Sink, rules: &str) -> String {
     format!(
         "[[sources]]\nname = \"shop\"\n{}",
-        route("shop", "orders", &sink.url("/"), "")
+        route("shop", "orders", &sink.url("/"), rules)
     )
 }
 
@@ -89,8 +94,13 @@ fn accepted(body: &str) -> (Request, Payload) {
 
 /// A stopped gateway's data dir, its config, and a sink for its one connection.
 async fn stopped_gateway() -> (Sink, tempfile::TempDir, hookgate::Config) {
+    stopped_gateway_with_rules("").await
+}
+
+/// `stopped_gateway` with `rules` on its connection.
+async fn stopped_gateway_with_rules(rules: &str) -> (Sink, tempfile::TempDir, hookgate::Config) {
     let sink = Sink::start(Reply::Status(200)).await;
-    let config = shop_to(&sink);
+    let config = shop_with_rules(&sink, rules);
     let gw = TestGateway::start(&config).await;
     gw.gateway.shutdown().await.unwrap();
     let loaded = config_in(gw.dir.path(), &config);
@@ -100,12 +110,17 @@ async fn stopped_gateway() -> (Sink, tempfile::TempDir, hookgate::Config) {
 /// Stores `n` accepted requests as the ingress does, while the router is
 /// gone (as in a crash): they are journaled and indexed, never routed.
 async fn journal_without_routing(store: &Store, n: usize) -> HashSet<String> {
+    let requests = (0..n).map(|n| accepted(&format!("{{\"n\":{n}}}")));
+    journal_unrouted(store, requests.collect()).await
+}
+
+/// `journal_without_routing` for the given requests.
+async fn journal_unrouted(store: &Store, requests: Vec<(Request, Payload)>) -> HashSet<String> {
     let (to_router, router_inbox) = std::sync::mpsc::sync_channel(1);
     drop(router_inbox);
     let (commit, writer) = CommitLog::start(store.clone(), 16, 16, to_router);
     let mut journaled = HashSet::new();
-    for n in 0..n {
-        let (request, payload) = accepted(&format!("{{\"n\":{n}}}"));
+    for (request, payload) in requests {
         journaled.insert(request.id.clone());
         commit.commit(request, payload, true).await.unwrap();
     }
@@ -141,6 +156,40 @@ async fn requests_acknowledged_but_not_routed_before_a_crash_are_routed_on_the_n
     let indexed: HashSet<String> = gateway.store.requests().map(|r| r.unwrap().id).collect();
     assert_eq!(indexed, journaled);
     assert!(gateway.store.unrouted_requests().unwrap().is_empty());
+    gateway.shutdown().await.unwrap();
+}
+
+/// A deduplicate window runs between the requests' arrivals, not their
+/// routing: requests routed together after a crash are judged as they came.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replay_after_a_crash_deduplicates_by_arrival_time() {
+    let dedup =
+        r#"rules = [ { type = "deduplicate", window = 60000, include_fields = ["body.id"] } ]"#;
+    let (sink, _dir, loaded) = stopped_gateway_with_rules(dedup).await;
+    let store = Store::open(&loaded.server.data_dir, loaded.limits.store_cache_bytes).unwrap();
+    let arrived = |body: &str, minutes_ago: u64| {
+        let (mut request, payload) = accepted(body);
+        request.received_at = now_ms() - minutes_ago * 60_000;
+        (request, payload)
+    };
+    let journaled = vec![
+        arrived(r#"{"id":1,"at":"a"}"#, 5),
+        arrived(r#"{"id":1,"at":"b"}"#, 2), // 3 minutes after a: new again
+        arrived(r#"{"id":1,"at":"c"}"#, 2), // with b: a repeat
+    ];
+    let (a, b) = (journaled[0].0.id.clone(), journaled[1].0.id.clone());
+    journal_unrouted(&store, journaled).await;
+    drop(store);
+
+    let gateway = Gateway::start(&loaded).await.unwrap();
+    assert_eq!(delivered_requests(&sink, 2).await, HashSet::from([a, b]));
+    // The start routed the whole journal before it returned.
+    let ignored: Vec<String> = gateway
+        .store
+        .ignored_events()
+        .map(|ignored| ignored.unwrap().cause)
+        .collect();
+    assert_eq!(ignored, ["DEDUPLICATED"]);
     gateway.shutdown().await.unwrap();
 }
 

@@ -225,8 +225,9 @@ async fn deduplicate_drops_repeats_within_the_window_and_not_after() {
         r#"{ type = "deduplicate", window = 400, include_fields = ["body.id"] }"#,
     ))
     .await;
-    let first = Instant::now();
     gw.post("/e/app", r#"{"id":1,"at":"a"}"#).await;
+    // The window runs from the first request's arrival, before its answer.
+    let first = Instant::now();
     gw.post("/e/app", r#"{"id":1,"at":"b"}"#).await;
     gw.post("/e/app", r#"{"id":2,"at":"c"}"#).await;
     sink.wait_for(2).await;
