@@ -496,6 +496,8 @@ struct RestartReport {
     /// Deliveries during the seconds sampled.
     delivered: usize,
     delivered_total: usize,
+    /// CPU time of this process (gateway and sink) during those seconds.
+    cpu: Duration,
 }
 
 fn run_restart(server_rt: &Runtime, side_rt: &Runtime, settings: &Settings) -> RestartReport {
@@ -524,8 +526,10 @@ fn run_restart(server_rt: &Runtime, side_rt: &Runtime, settings: &Settings) -> R
     let first = wait_for_first(&sink, called + FIRST_DELIVERY_TIMEOUT);
     let rss_first = memory_mib("VmRSS");
     let delivered_before = sink.count();
+    let cpu_before = support::process_cpu();
     let rss_each_second = rss_every_second(settings.seconds);
     let delivered = sink.count() - delivered_before;
+    let cpu = support::process_cpu() - cpu_before;
     let rss_peak = memory_mib("VmHWM");
     stop(server_rt, gateway);
     RestartReport {
@@ -542,6 +546,7 @@ fn run_restart(server_rt: &Runtime, side_rt: &Runtime, settings: &Settings) -> R
         rss_peak,
         delivered,
         delivered_total: sink.count(),
+        cpu,
     }
 }
 
@@ -617,6 +622,10 @@ impl RestartReport {
             self.rate,
             self.events.saturating_sub(self.delivered_total as u64),
             self.events,
+        );
+        println!(
+            "  CPU per delivery: {:.1} µs (this process, gateway and sink, user + system)",
+            self.cpu.as_secs_f64() * 1e6 / self.delivered.max(1) as f64
         );
     }
 
