@@ -84,9 +84,23 @@ fn stripe_of(id: &str) -> usize {
 /// How many event changes a slow subscriber may fall behind before it is told it lagged.
 const EVENT_FEED_CAPACITY: usize = 8192;
 
-/// A handle to the database; cheap to clone (sled trees are reference counted).
+/// A handle to the database; cheap to clone (one reference count: the
+/// delivery path clones it for every blocking call).
 #[derive(Clone)]
 pub struct Store {
+    state: Arc<StoreState>,
+}
+
+impl std::ops::Deref for Store {
+    type Target = StoreState;
+
+    fn deref(&self) -> &StoreState {
+        &self.state
+    }
+}
+
+/// What every handle of one open store shares.
+pub struct StoreState {
     db: sled::Db,
     /// How `db` was opened, to open it again for `checkpoint`.
     sled_config: sled::Config,
@@ -94,9 +108,9 @@ pub struct Store {
     journal: journal::Journal,
     /// Requests journaled but not yet routed (nor, maybe, indexed in sled):
     /// id → where the journal holds it.
-    pending: Arc<Mutex<std::collections::HashMap<String, Location>>>,
-    index_progress: Arc<requests::IndexProgress>,
-    depths: Arc<queue::Depths>,
+    pending: Mutex<std::collections::HashMap<String, Location>>,
+    index_progress: requests::IndexProgress,
+    depths: queue::Depths,
     /// Request id → the request and where the journal holds it.
     requests: sled::Tree,
     /// Request id → its payload, for requests stored before the journal.
@@ -122,7 +136,7 @@ pub struct Store {
     /// Connection id → paused-at ms.
     paused: sled::Tree,
     /// The keys of `paused`, in memory for the hot paths.
-    paused_ids: Arc<std::sync::RwLock<std::collections::HashSet<String>>>,
+    paused_ids: std::sync::RwLock<std::collections::HashSet<String>>,
     /// `connection id ++ event id` → due ms: events held by a paused connection.
     held: sled::Tree,
     bulk_retries: sled::Tree,
@@ -148,7 +162,7 @@ pub struct Store {
     unrouted_jobs: sled::Tree,
     /// Serializes read-modify-write changes to one event (see `update_event`);
     /// striped, so that changes to different events rarely wait for each other.
-    event_updates: Arc<[Mutex<()>; EVENT_LOCK_STRIPES]>,
+    event_updates: [Mutex<()>; EVENT_LOCK_STRIPES],
     event_feed: broadcast::Sender<Event>,
     /// Ids of requests as their routing completes.
     routed_feed: broadcast::Sender<String>,
@@ -178,14 +192,14 @@ impl Store {
             .keys()
             .map(|key| Ok(String::from_utf8_lossy(&key?).into_owned()))
             .collect::<Result<_>>()?;
-        Ok(Store {
+        let state = StoreState {
             sled_config,
-            paused_ids: Arc::new(std::sync::RwLock::new(paused_ids)),
+            paused_ids: std::sync::RwLock::new(paused_ids),
             paused,
             journal,
-            pending: Arc::default(),
-            index_progress: Arc::default(),
-            depths: Arc::default(),
+            pending: Mutex::default(),
+            index_progress: requests::IndexProgress::default(),
+            depths: queue::Depths::default(),
             requests: db.open_tree("requests")?,
             request_payloads: db.open_tree("request_payloads")?,
             unrouted: db.open_tree("unrouted")?,
@@ -212,11 +226,14 @@ impl Store {
             jobs: db.open_tree("jobs")?,
             job_keys: db.open_tree("job_keys")?,
             unrouted_jobs: db.open_tree("unrouted_jobs")?,
-            event_updates: Arc::new(std::array::from_fn(|_| Mutex::new(()))),
+            event_updates: std::array::from_fn(|_| Mutex::new(())),
             event_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             routed_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             job_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             db,
+        };
+        Ok(Store {
+            state: Arc::new(state),
         })
     }
 
@@ -237,9 +254,9 @@ impl Store {
     }
 
     /// Whether no other clone of this handle exists (then dropping it closes
-    /// the store). Every clone shares `pending`, so its count is the count.
+    /// the store).
     fn is_only_handle(&self) -> bool {
-        Arc::strong_count(&self.pending) == 1
+        Arc::strong_count(&self.state) == 1
     }
 
     /// Waits until everything written so far is on disk.
