@@ -363,15 +363,18 @@ fn run_hookgate(
     let gateway = server_rt
         .block_on(Gateway::start(&config))
         .expect("hookgate starts");
+    let cpu_at_start = support::process_cpu();
     let report = load_source(load_rt, settings, gateway.ingress_addr, body);
     let drain = (!settings.no_connection).then(|| {
-        wait_for_drain(
+        let mut drain = wait_for_drain(
             &sink,
             report.acknowledged,
             report.load_started,
             report.load_ended,
             settings.drain_timeout,
-        )
+        );
+        drain.cpu = support::process_cpu() - cpu_at_start;
+        drain
     });
     let stopped = server_rt.block_on(async {
         tokio::time::timeout(Duration::from_secs(30), gateway.shutdown()).await
@@ -693,6 +696,8 @@ struct DrainReport {
     /// From the first request of the load to the end of the drain.
     total_time: Duration,
     complete: bool,
+    /// CPU time of this process (load, warm-up, gateway and sink) until then.
+    cpu: Duration,
 }
 
 fn wait_for_drain(
@@ -723,6 +728,7 @@ fn wait_for_drain(
         drain_time: now - load_ended,
         total_time: now - load_started,
         complete,
+        cpu: Duration::ZERO,
     }
 }
 
@@ -756,6 +762,10 @@ impl DrainReport {
             self.events_per_second()
                 .map_or("n/a".to_string(), |rate| format!("{rate:.0}")),
             self.delivered as f64 / self.total_time.as_secs_f64(),
+        );
+        println!(
+            "  CPU per delivered event: {:.1} µs (this process: load generator, gateway and sink, user + system)",
+            self.cpu.as_secs_f64() * 1e6 / self.delivered.max(1) as f64
         );
     }
 }
