@@ -99,6 +99,7 @@ impl Gateway {
             config: ArcSwap::from_pointee(config.clone()),
             object_updates: std::sync::Mutex::default(),
             job_creation: std::sync::Mutex::default(),
+            background: Default::default(),
         });
         let router_thread = router.start(router_inbox);
         let (commit, commit_thread) = CommitLog::start(
@@ -165,8 +166,9 @@ impl Gateway {
     }
 
     /// Graceful stop: no new connections, answer the requests being received,
-    /// store and route what was acknowledged, let attempts in flight finish (up to
-    /// the shutdown timeout), flush. Anything unfinished resumes on the next start.
+    /// store and route what was acknowledged, stop bulk retries after their
+    /// current batch, let attempts in flight finish (each up to the shutdown
+    /// timeout), flush. Anything unfinished resumes on the next start.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop_ingress.send(true);
         if tokio::time::timeout(self.shutdown_timeout, self.in_flight.idle())
@@ -181,6 +183,9 @@ impl Gateway {
             threads.into_iter().for_each(|t| t.join().unwrap_or(()))
         })
         .await?;
+        if !self.api_state.background.stop(self.shutdown_timeout).await {
+            tracing::warn!("bulk retries still running after the shutdown timeout");
+        }
         self.scheduler.shutdown(self.shutdown_timeout).await;
         self.ingress_task.abort();
         if let Some(api) = self.api_task {

@@ -215,25 +215,30 @@ pub fn resume_all(state: &Arc<ApiState>) -> ApiResult<()> {
 }
 
 fn spawn(state: Arc<ApiState>, id: String) {
-    tokio::spawn(async move {
-        loop {
-            let (step_state, step_id) = (state.clone(), id.clone());
-            match blocking(move || step(&step_state, &step_id)).await {
-                Ok((woken, finished)) => {
-                    woken
-                        .iter()
-                        .for_each(|destination| state.scheduler.wake(destination));
-                    if finished {
-                        break;
-                    }
-                }
-                Err(error) => {
-                    tracing::error!(bulk = %id, message = %error.message, "bulk retry stopped; it resumes on the next start");
+    let job = run(state.clone(), id);
+    state.background.spawn(job);
+}
+
+/// Runs a job batch by batch until it is over or the gateway stops (then it
+/// is left running in the store, and resumes on the next start).
+async fn run(state: Arc<ApiState>, id: String) {
+    while !state.background.is_stopping() {
+        let (step_state, step_id) = (state.clone(), id.clone());
+        match blocking(move || step(&step_state, &step_id)).await {
+            Ok((woken, finished)) => {
+                woken
+                    .iter()
+                    .for_each(|destination| state.scheduler.wake(destination));
+                if finished {
                     break;
                 }
             }
+            Err(error) => {
+                tracing::error!(bulk = %id, message = %error.message, "bulk retry stopped; it resumes on the next start");
+                break;
+            }
         }
-    });
+    }
 }
 
 /// Retries the next batch of a job. Returns the destinations to wake and

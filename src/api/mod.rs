@@ -58,6 +58,36 @@ pub struct ApiState {
     pub bulk_updates: std::sync::Mutex<()>,
     /// One webhook job created at a time, so an idempotency key yields one job.
     pub job_creation: std::sync::Mutex<()>,
+    /// Bulk retries running in the background.
+    pub background: Background,
+}
+
+/// Work the API started that outlives its request (bulk retries). A graceful
+/// stop asks it to stop between batches and waits for it, so that it neither
+/// holds the store past the stop nor queues events while lanes drain; what it
+/// had not done resumes on the next start.
+#[derive(Default)]
+pub struct Background {
+    stop: tokio_util::sync::CancellationToken,
+    tasks: tokio_util::task::TaskTracker,
+}
+
+impl Background {
+    pub fn spawn(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.tasks.spawn(work);
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+
+    /// Asks every task to stop and waits up to `grace` for them to end;
+    /// false when some were still running then.
+    pub async fn stop(&self, grace: std::time::Duration) -> bool {
+        self.stop.cancel();
+        self.tasks.close();
+        tokio::time::timeout(grace, self.tasks.wait()).await.is_ok()
+    }
 }
 
 /// Continues the background work the last run left (bulk retries).

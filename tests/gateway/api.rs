@@ -1,7 +1,7 @@
 //! The management API over HTTP against a running gateway: auth, errors,
 //! paging, filters, event retry and mute, read-only declared objects, rate limits.
 
-use crate::common::{route, Reply, Sink, TestGateway, API_KEY};
+use crate::common::{route, store_snapshots, Reply, Sink, TestGateway, API_KEY};
 use hookgate::model::{AttemptTrigger, BulkKind, BulkRetry, BulkStatus, EventStatus};
 use reqwest::Method;
 use serde_json::Value;
@@ -1065,6 +1065,43 @@ async fn lists_filter_by_name_and_substring() {
         names(&gw.api_get("/connections?name[contains]=crm").await.1),
         ["crm-to-crm-out"]
     );
+}
+
+/// A graceful stop ends a running bulk retry after its current batch, so the
+/// store closes with nothing holding it (a checkpoint is written); the next
+/// start finishes the job, every event retried once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_halts_a_bulk_retry_between_batches_and_the_next_start_finishes_it() {
+    const EVENTS: usize = 500; // five batches
+    let sink = Sink::start(Reply::Status(500)).await;
+    let config = shop(&sink, "");
+    let gw = TestGateway::start(&config).await;
+    post_ids(&gw, EVENTS).await;
+    gw.wait_events(EVENTS, |e| e.status == EventStatus::Failed)
+        .await;
+    sink.set_reply(Reply::Status(200));
+    let body = serde_json::json!({ "query": { "status": "FAILED" } });
+    let created = gw
+        .api(Method::POST, "/bulk/events/retry")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let id = created.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let dir = gw.stopped().await;
+    assert_eq!(store_snapshots(dir.path()), 1, "nothing held the store");
+    let gw = TestGateway::start_in(dir, &config).await;
+    gw.wait_events(EVENTS, |e| e.status == EventStatus::Successful)
+        .await;
+    let (_, job) = gw.api_get(&format!("/bulk/events/retry/{id}")).await;
+    assert_eq!(job["status"], "completed");
+    assert_eq!(job["completed_count"], EVENTS);
+    let retried = sink.received().len() - EVENTS;
+    assert_eq!(retried, EVENTS, "each event retried once");
 }
 
 #[tokio::test(flavor = "multi_thread")]

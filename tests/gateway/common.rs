@@ -160,6 +160,18 @@ pub fn write_config(dir: &Path, rest: &str) -> std::path::PathBuf {
 }
 
 /// Writes and loads a test config.
+/// How many sled snapshots the store in a test gateway's `dir` has: one is
+/// written when the last handle of a store closes in a graceful stop.
+pub fn store_snapshots(dir: &Path) -> usize {
+    std::fs::read_dir(dir.join("data"))
+        .unwrap()
+        .filter(|entry| {
+            let name = entry.as_ref().unwrap().file_name();
+            name.to_string_lossy().starts_with("snap.")
+        })
+        .count()
+}
+
 pub fn config_in(dir: &Path, rest: &str) -> Config {
     Config::load(&write_config(dir, rest))
         .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"))
@@ -228,11 +240,24 @@ impl TestGateway {
 
     /// Stops the gateway and starts it again on the same data, with `rest` as its config.
     pub async fn restart(self, rest: &str) -> TestGateway {
+        let dir = self.stopped().await;
+        TestGateway::start_in(dir, rest).await
+    }
+
+    /// A gateway on the data in `dir` (left by a stopped one), with `rest` as its config.
+    pub async fn start_in(dir: tempfile::TempDir, rest: &str) -> TestGateway {
+        let gateway = Gateway::start(&config_in(dir.path(), rest)).await.unwrap();
+        TestGateway {
+            gateway,
+            dir,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Stops the gateway gracefully; its data dir stays for inspection.
+    pub async fn stopped(self) -> tempfile::TempDir {
         self.gateway.shutdown().await.unwrap();
-        let gateway = Gateway::start(&config_in(self.dir.path(), rest))
-            .await
-            .unwrap();
-        TestGateway { gateway, ..self }
+        self.dir
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,6 +1,6 @@
 //! Restarts: queued and retrying events resume with their state.
 
-use crate::common::{config_in, route, Reply, Sink, TestGateway};
+use crate::common::{config_in, route, store_snapshots, Reply, Sink, TestGateway};
 use hookgate::ids::{named_id, now_ms};
 use hookgate::model::{EventStatus, Payload, Request};
 use hookgate::store::{CommitLog, Store};
@@ -235,17 +235,11 @@ async fn a_clean_stop_leaves_a_store_snapshot_for_a_quick_next_start() {
         assert_eq!(gw.post("/e/shop", &format!("{{\"n\":{n}}}")).await.0, 200);
     }
     sink.wait_for(3).await;
-    let data_dir = gw.dir.path().join("data");
-    let snapshots = || {
-        std::fs::read_dir(&data_dir)
-            .unwrap()
-            .filter(|entry| {
-                let name = entry.as_ref().unwrap().file_name();
-                name.to_string_lossy().starts_with("snap.")
-            })
-            .count()
-    };
-    assert_eq!(snapshots(), 0, "a new store has no snapshot yet");
-    gw.gateway.shutdown().await.unwrap();
-    assert_eq!(snapshots(), 1);
+    assert_eq!(
+        store_snapshots(gw.dir.path()),
+        0,
+        "a new store has no snapshot yet"
+    );
+    let dir = gw.stopped().await;
+    assert_eq!(store_snapshots(dir.path()), 1);
 }
