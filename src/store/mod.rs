@@ -427,8 +427,8 @@ impl Store {
     }
 
     /// Records that `request_id`, received at `received_ms`, carried
-    /// `fingerprint` on a connection, unless a request received within
-    /// `window_ms` before did: then returns false (a duplicate). The same
+    /// `fingerprint` on a connection, unless another request received within
+    /// `window_ms` of it did: then returns false (a duplicate). The same
     /// request claiming again (routing after a crash) is not a duplicate.
     pub fn claim_fingerprint(
         &self,
@@ -446,8 +446,13 @@ impl Store {
             if owner == request_id.as_bytes() {
                 return Ok(true);
             }
-            if received_ms.saturating_sub(at) < window_ms {
+            // Either way round: a request retried by hand may be older than
+            // the one holding the fingerprint.
+            if received_ms.abs_diff(at) < window_ms {
                 return Ok(false);
+            }
+            if received_ms < at {
+                return Ok(true); // the newer sighting keeps the fingerprint
             }
         }
         let mut value = received_ms.to_be_bytes().to_vec();
@@ -675,6 +680,24 @@ fn of_request<T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_fingerprint_is_a_duplicate_within_the_window_of_arrival_either_way_round() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let claim = |request: &str, received_ms: u64| {
+            store
+                .claim_fingerprint("web_a", b"fp", request, received_ms, 1_000)
+                .unwrap()
+        };
+        assert!(claim("req_a", 10_000));
+        assert!(!claim("req_b", 10_500), "within the window");
+        assert!(claim("req_a", 10_000), "the holder itself, routed again");
+        assert!(claim("req_c", 12_000), "past the window");
+        assert!(!claim("req_d", 11_500), "older, but within the window of c");
+        assert!(claim("req_e", 10_900), "older, and past the window of c");
+        assert!(!claim("req_f", 12_500), "c still holds it, not the older e");
+    }
 
     #[test]
     fn only_the_last_handle_of_a_store_checkpoints_it() {
