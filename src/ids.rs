@@ -4,14 +4,16 @@
 //! 64-bit stamp (milliseconds since the epoch shifted left by 16, plus a
 //! per-millisecond sequence) and 8 random ones. Hex sorts like the number it
 //! encodes, so the store's key order is creation order and keyset cursors come
-//! for free.
+//! for free. A record kept inside its parent's (an attempt in its event) has a
+//! [`child_id`]: the parent's digits plus one more, sorting with the parent.
 
 use rand::Rng;
 use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Every id has this many bytes, whatever its prefix (prefixes are 3 letters + `_`).
+/// Every id has this many bytes, whatever its prefix (prefixes are 3 letters +
+/// `_`); a [`child_id`] has one more.
 pub const ID_LEN: usize = 28;
 
 static LAST_STAMP: AtomicU64 = AtomicU64::new(0);

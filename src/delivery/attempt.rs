@@ -178,15 +178,18 @@ async fn settle(shared: &Arc<Shared>, event: &Event, attempt: Attempt) -> Result
     let policy = retry_policy(shared, event);
     let (store, issues) = (shared.store.clone(), shared.issues.clone());
     blocking(move || {
-        let settled = store.settle_attempt(attempt, |event, attempt| {
-            let queue_move = next_state(event, attempt, policy.as_ref());
-            // Recorded before the event's change is announced, so whoever sees
-            // the failure sees its issue too.
-            if attempt.status == AttemptStatus::Failed {
-                issues.delivery_failed(event, attempt);
-            }
-            (queue_move, ())
-        })?;
+        let settled = store.settle_attempt(
+            attempt,
+            |event, attempt| (next_state(event, attempt, policy.as_ref()), ()),
+            // Once the attempt is stored (an issue never names an attempt id
+            // that a failed write would hand out again), before the event's
+            // change is announced (whoever sees the failure sees its issue).
+            |event, attempt| {
+                if attempt.status == AttemptStatus::Failed {
+                    issues.delivery_failed(event, attempt);
+                }
+            },
+        )?;
         match settled {
             // A webhook job's delivery: the job sums its deliveries up anew.
             Some((event, ())) if event.window.is_some() => {

@@ -2,9 +2,10 @@
 //! record, which settling the attempt rewrites anyway, so a delivery costs no
 //! write of its own for its attempt (two writes per delivery were a fifth to a
 //! quarter of delivery throughput, see BENCHMARKS.md). Attempts past
-//! `INLINE_ATTEMPTS`, or with a large response body, go to the `attempts`
-//! tree with an `event_attempts` index entry, as every attempt did in stores
-//! from before.
+//! `INLINE_ATTEMPTS`, or whose response bodies would make the record large,
+//! go to the `attempts` tree with an `event_attempts` index entry, as every
+//! attempt did in stores from before. Inline attempts are named after their
+//! event (`child_id`), so their ids sort with the event, not by their own time.
 
 use super::{get, put, QueueMove, Result, Store};
 use crate::ids::{child_id, new_id, parent_of_child, MAX_CHILDREN};
@@ -15,33 +16,42 @@ use crate::model::{Attempt, Event};
 const INLINE_ATTEMPTS: usize = 4;
 const _: () = assert!(INLINE_ATTEMPTS <= MAX_CHILDREN);
 
-/// An attempt whose response body is larger goes to the attempts tree.
+/// Most response body bytes the inline attempts of one event keep together;
+/// an attempt that would pass it goes to the attempts tree.
 const INLINE_BODY_BYTES: usize = 4096;
 
 impl Store {
     /// Records `attempt` and applies its outcome (`change`) to its event, under
-    /// the event's update lock. The store names the attempt (its `id` is set
+    /// the event's update lock; `recorded` runs once both are stored, before
+    /// the change is announced. The store names the attempt (its `id` is set
     /// here). None, with nothing recorded, when there is no such event.
     pub fn settle_attempt<T>(
         &self,
         mut attempt: Attempt,
         change: impl FnOnce(&mut Event, &Attempt) -> (QueueMove, T),
+        recorded: impl FnOnce(&Event, &Attempt),
     ) -> Result<Option<(Event, T)>> {
         let event_id = attempt.event_id.clone();
-        self.try_update_event(&event_id, |event| {
-            if fits_inline(event, &attempt) {
-                attempt.id = child_id("atm", &event.id, event.attempt_records.len());
-                let outcome = change(event, &attempt);
-                event.attempt_records.push(attempt);
-                Ok(outcome)
-            } else {
-                attempt.id = new_id("atm");
-                // Before the event changes: a crash in between leaves a recorded
-                // attempt and an event that is tried again, never the reverse.
-                self.put_attempt_record(&attempt)?;
-                Ok(change(event, &attempt))
-            }
-        })
+        let settled = self.try_update_event(
+            &event_id,
+            |event| {
+                let outcome = if fits_inline(event, &attempt) {
+                    attempt.id = child_id("atm", &event.id, event.attempt_records.len());
+                    let outcome = change(event, &attempt);
+                    event.attempt_records.push(attempt.clone());
+                    outcome
+                } else {
+                    attempt.id = new_id("atm");
+                    // Before the event changes: a crash in between leaves a
+                    // recorded attempt and an event that is tried again.
+                    self.put_attempt_record(&attempt)?;
+                    change(event, &attempt)
+                };
+                Ok((outcome.0, (outcome.1, attempt)))
+            },
+            |event, (_, attempt)| recorded(event, attempt),
+        )?;
+        Ok(settled.map(|(event, (result, _))| (event, result)))
     }
 
     fn put_attempt_record(&self, attempt: &Attempt) -> Result<()> {
@@ -82,8 +92,10 @@ impl Store {
 }
 
 fn fits_inline(event: &Event, attempt: &Attempt) -> bool {
-    let body_bytes = attempt.response_body.as_ref().map_or(0, String::len);
-    event.attempt_records.len() < INLINE_ATTEMPTS && body_bytes <= INLINE_BODY_BYTES
+    let body_bytes = |attempt: &Attempt| attempt.response_body.as_ref().map_or(0, String::len);
+    let inline_bytes: usize = event.attempt_records.iter().map(body_bytes).sum();
+    event.attempt_records.len() < INLINE_ATTEMPTS
+        && inline_bytes + body_bytes(attempt) <= INLINE_BODY_BYTES
 }
 
 #[cfg(test)]
@@ -133,10 +145,14 @@ mod tests {
     fn settle_all(store: &Store, attempts: Vec<Attempt>) -> Vec<String> {
         let settle = |attempt| {
             let (_, id) = store
-                .settle_attempt(attempt, |event, attempt| {
-                    event.attempts += 1;
-                    (QueueMove::Stay, attempt.id.clone())
-                })
+                .settle_attempt(
+                    attempt,
+                    |event, attempt| {
+                        event.attempts += 1;
+                        (QueueMove::Stay, attempt.id.clone())
+                    },
+                    |_, _| {},
+                )
                 .unwrap()
                 .expect("the event exists");
             id
@@ -192,6 +208,18 @@ mod tests {
     }
 
     #[test]
+    fn inline_attempts_keep_few_response_bytes_between_them() {
+        let (_dir, store, event) = store_with_event();
+        let third = "x".repeat(INLINE_BODY_BYTES / 3);
+        let attempts = (1..=4).map(|n| failed_attempt(&event, n, &third)).collect();
+        settle_all(&store, attempts);
+        let inline = store.event(&event.id).unwrap().unwrap().attempt_records;
+        assert_eq!(inline.len(), 3, "a fourth third would pass the budget");
+        assert_eq!(store.attempts.len(), 1);
+        assert_eq!(store.attempts_of(&event.id).unwrap().len(), 4);
+    }
+
+    #[test]
     fn attempts_of_a_store_from_before_are_listed_with_the_new_ones() {
         let (_dir, store, event) = store_with_event();
         let mut old = failed_attempt(&event, 1, "old");
@@ -211,7 +239,7 @@ mod tests {
         let mut gone = failed_attempt(&event, 1, "nope");
         gone.event_id = derived_id("evt", &new_id("req"), "web_a");
         let settled = store
-            .settle_attempt(gone, |_, _| (QueueMove::Stay, ()))
+            .settle_attempt(gone, |_, _| (QueueMove::Stay, ()), |_, _| {})
             .unwrap();
         assert!(settled.is_none());
         assert_eq!(store.attempts.len(), 0);

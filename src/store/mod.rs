@@ -323,14 +323,16 @@ impl Store {
         id: &str,
         change: impl FnOnce(&mut Event) -> (QueueMove, T),
     ) -> Result<Option<(Event, T)>> {
-        self.try_update_event(id, |event| Ok(change(event)))
+        self.try_update_event(id, |event| Ok(change(event)), |_, _| {})
     }
 
-    /// `update_event` for a change that may itself fail (and then changes nothing).
+    /// `update_event` for a change that may itself fail (and then changes
+    /// nothing); `stored` runs once the change is stored, before it is announced.
     fn try_update_event<T>(
         &self,
         id: &str,
         change: impl FnOnce(&mut Event) -> Result<(QueueMove, T)>,
+        stored: impl FnOnce(&Event, &T),
     ) -> Result<Option<(Event, T)>> {
         let stripe = &self.event_updates[stripe_of(id)];
         let _serialized = stripe.lock().unwrap_or_else(|e| e.into_inner());
@@ -358,6 +360,7 @@ impl Store {
             (QueueMove::Out, Some(old)) => self.dequeue(&event.destination_id, &entry(old))?,
             (QueueMove::Out, None) | (QueueMove::Stay, _) => {}
         }
+        stored(&event, &result);
         self.publish(&event);
         Ok(Some((event, result)))
     }
