@@ -96,9 +96,14 @@ struct Writer {
     segment: u32,
     file: File,
     len: u64,
-    /// Set when a write failed halfway and could not be undone: the next batch
-    /// starts a new segment rather than follow a torn frame.
+    /// The segment's torn tail was cut on open: new records start a new
+    /// segment (see `open`).
     torn: bool,
+    /// A write failed halfway and cutting it off failed too: bytes past `len`
+    /// are junk, to be cut before anything else is written (never left in a
+    /// segment that later ones follow, where the next open would call it
+    /// corruption).
+    junk_past_len: bool,
 }
 
 impl Journal {
@@ -145,6 +150,7 @@ impl Journal {
             // handed out before (and may be remembered, e.g. by the router's
             // watermark) never point at different records.
             torn: cut,
+            junk_past_len: false,
         };
         Ok(Journal {
             inner: Arc::new(Inner {
@@ -159,6 +165,12 @@ impl Journal {
     /// Appends records and syncs them to disk; returns where each one lies.
     pub fn append(&self, records: &[&[u8]]) -> io::Result<Vec<Location>> {
         let mut writer = self.inner.writer.lock().expect("journal writer lock");
+        if writer.junk_past_len {
+            // Until this works, nothing is written (and nothing acknowledged).
+            let len = writer.len;
+            writer.file.set_len(len)?;
+            writer.junk_past_len = false;
+        }
         if writer.len >= self.inner.segment_bytes || writer.torn {
             self.roll(&mut writer)?;
         }
@@ -188,7 +200,7 @@ impl Journal {
         if let Err(error) = written {
             // Undo the partial batch so that the segment stays readable.
             let len = writer.len;
-            writer.torn = writer.file.set_len(len).is_err();
+            writer.junk_past_len = writer.file.set_len(len).is_err();
             return Err(error);
         }
         writer.len += frames.len() as u64;
@@ -222,6 +234,7 @@ impl Journal {
             file,
             len: 0,
             torn: false,
+            junk_past_len: false,
         };
         Ok(())
     }
