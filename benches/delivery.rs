@@ -94,15 +94,9 @@ fn main() {
         return;
     }
     let settings = Settings::from(&args);
-    let machine = Machine::detect();
+    let machine = support::Machine::detect();
     println!("hookgate delivery benchmark");
-    println!(
-        "machine: {} CPUs, {}, {:.0} GiB RAM; load average at the start: {}",
-        machine.cpus,
-        machine.cpu_model,
-        machine.memory_gib,
-        load_average()
-    );
+    println!("machine: {machine}");
     let server_rt = support::runtime("bench-server", machine.cpus.max(1));
     // The sink and the burst's clients: the customer's side, on a runtime of its own.
     let side_rt = support::runtime("bench-side", 1);
@@ -121,7 +115,7 @@ fn main() {
     let rate = run_rate_limit(&server_rt, &side_rt, &settings);
     rate.print();
 
-    println!("\nload average at the end: {}", load_average());
+    println!("\nload average at the end: {}", support::load_average());
     println!("\nBENCHMARKS.md rows:");
     restart.print_row();
     rate.print_row();
@@ -148,7 +142,7 @@ struct Settings {
 
 impl Settings {
     fn from(args: &[String]) -> Settings {
-        let number = |flag, env, default| setting(args, flag, env, default);
+        let number = |flag, env, default| support::setting(args, flag, env, default);
         Settings {
             events: number("--events", "HOOKGATE_BENCH_EVENTS", 1_000_000.0) as u64,
             restart_rate: number("--restart-rate", "HOOKGATE_BENCH_RESTART_RATE", 1000.0).max(1.0)
@@ -157,90 +151,16 @@ impl Settings {
             burst: number("--burst", "HOOKGATE_BENCH_BURST", 1500.0) as usize,
             clients: number("--clients", "HOOKGATE_BENCH_CLIENTS", 16.0).max(1.0) as usize,
             seconds: number("--seconds", "HOOKGATE_BENCH_SECONDS", 20.0).max(1.0) as u64,
-            cold: flag(args, "--cold", "HOOKGATE_BENCH_COLD"),
-            crashed: flag(args, "--crashed", "HOOKGATE_BENCH_CRASHED"),
+            cold: support::flag(args, "--cold", "HOOKGATE_BENCH_COLD"),
+            crashed: support::flag(args, "--crashed", "HOOKGATE_BENCH_CRASHED"),
         }
     }
-}
-
-/// `--flag` present, or the environment variable set to 1.
-fn flag(args: &[String], flag: &str, env: &str) -> bool {
-    args.iter().any(|arg| arg == flag) || std::env::var(env).is_ok_and(|v| v == "1")
-}
-
-/// `--flag V` or `--flag=V`, else the environment variable, else `default`.
-/// Other arguments are ignored: `cargo bench` passes `--bench`.
-fn setting(args: &[String], flag: &str, env: &str, default: f64) -> f64 {
-    let from_args = args
-        .iter()
-        .enumerate()
-        .find_map(|(i, arg)| match arg == flag {
-            // A flag without a value fails to parse below, rather than being ignored.
-            true => Some(args.get(i + 1).cloned().unwrap_or_default()),
-            false => Some(arg.strip_prefix(flag)?.strip_prefix('=')?.to_string()),
-        });
-    let (name, value) = match from_args {
-        Some(value) => (flag, value),
-        None => match std::env::var(env) {
-            Ok(value) => (env, value),
-            Err(_) => return default,
-        },
-    };
-    match value.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => v,
-        _ => panic!("{name}={value:?} is not a non-negative number"),
-    }
-}
-
-struct Machine {
-    cpus: usize,
-    cpu_model: String,
-    memory_gib: f64,
-}
-
-impl Machine {
-    fn detect() -> Machine {
-        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-        let cpu_model = cpuinfo
-            .lines()
-            .find(|line| line.starts_with("model name"))
-            .and_then(|line| line.split_once(':'))
-            .map_or("unknown CPU".to_string(), |(_, model)| {
-                model.trim().to_string()
-            });
-        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-        Machine {
-            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
-            cpu_model,
-            memory_gib: kib_field(&meminfo, "MemTotal") / (1024.0 * 1024.0),
-        }
-    }
-}
-
-/// The 1, 5 and 15 minute load averages: other work on the machine shows here.
-fn load_average() -> String {
-    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    loadavg
-        .split_whitespace()
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// A `NAME: N kB` line of a /proc file, in KiB (NaN when missing).
-fn kib_field(text: &str, name: &str) -> f64 {
-    text.lines()
-        .find_map(|line| {
-            let value = line.strip_prefix(name)?.strip_prefix(':')?;
-            value.trim().strip_suffix("kB")?.trim().parse().ok()
-        })
-        .unwrap_or(f64::NAN)
 }
 
 /// This process's memory in MiB: `VmRSS` (resident now) or `VmHWM` (its peak).
 fn memory_mib(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    kib_field(&status, field) / 1024.0
+    support::kib_field(&status, field) / 1024.0
 }
 
 // ---------------------------------------------------------------- sink and gateway

@@ -59,13 +59,13 @@ use tokio::sync::watch;
 const BODY_BYTES: usize = 1024;
 
 fn main() {
-    let settings = Settings::from_args_and_env();
-    let machine = Machine::detect();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let settings = Settings::from(&args);
+    let machine = support::Machine::detect();
     println!("hookgate ingest benchmark");
+    println!("machine: {machine}");
     println!(
-        "machine: {} CPUs, {}; load: {} connections, {} KiB JSON POSTs, {} s warm-up + {} s measured; server runtime {} threads, load runtime {} threads",
-        machine.cpus,
-        machine.cpu_model,
+        "load: {} connections, {} KiB JSON POSTs, {} s warm-up + {} s measured; server runtime {} threads, load runtime {} threads",
         settings.connections,
         BODY_BYTES / 1024,
         settings.warmup.as_secs_f64(),
@@ -138,105 +138,31 @@ struct Settings {
 }
 
 impl Settings {
-    fn from_args_and_env() -> Settings {
-        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let mut settings = Settings {
-            connections: env_number("HOOKGATE_BENCH_CONNECTIONS").unwrap_or(64.0) as usize,
-            warmup: seconds(env_number("HOOKGATE_BENCH_WARMUP_SECONDS").unwrap_or(2.0)),
-            measured: seconds(env_number("HOOKGATE_BENCH_SECONDS").unwrap_or(10.0)),
-            drain_timeout: seconds(env_number("HOOKGATE_BENCH_DRAIN_SECONDS").unwrap_or(120.0)),
-            server_threads: env_number("HOOKGATE_BENCH_SERVER_THREADS")
-                .map_or(cpus, |n| n as usize),
-            client_threads: env_number("HOOKGATE_BENCH_CLIENT_THREADS")
-                .map_or(cpus, |n| n as usize),
-            no_connection: env_flag("HOOKGATE_BENCH_NO_CONNECTION"),
-            rules: env_flag("HOOKGATE_BENCH_RULES"),
-        };
-        let mut args = std::env::args().skip(1);
-        while let Some(arg) = args.next() {
-            let (name, inline) = match arg.split_once('=') {
-                Some((name, value)) => (name.to_string(), Some(value.to_string())),
-                None => (arg.clone(), None),
-            };
-            const KNOWN: &[&str] = &[
-                "--connections",
-                "-c",
-                "--seconds",
-                "-d",
-                "--warmup",
+    fn from(args: &[String]) -> Settings {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get()) as f64;
+        let number = |flag, env, default| support::setting(args, flag, env, default);
+        Settings {
+            connections: number("--connections", "HOOKGATE_BENCH_CONNECTIONS", 64.0).max(1.0)
+                as usize,
+            warmup: seconds(number("--warmup", "HOOKGATE_BENCH_WARMUP_SECONDS", 2.0)),
+            measured: seconds(number("--seconds", "HOOKGATE_BENCH_SECONDS", 10.0)),
+            drain_timeout: seconds(number(
                 "--drain-timeout",
-                "--server-threads",
-                "--client-threads",
-            ];
-            if name == "--no-connection" {
-                settings.no_connection = true;
-                continue;
-            }
-            if name == "--rules" {
-                settings.rules = true;
-                continue;
-            }
-            // `cargo bench` passes `--bench`; a name filter may follow `--`.
-            if !KNOWN.contains(&name.as_str()) {
-                continue;
-            }
-            let value = match inline.or_else(|| args.next()).map(|v| v.parse::<f64>()) {
-                Some(Ok(v)) if v >= 0.0 => v,
-                _ => panic!("{name} needs a non-negative number"),
-            };
-            match name.as_str() {
-                "--connections" | "-c" => settings.connections = value as usize,
-                "--seconds" | "-d" => settings.measured = seconds(value),
-                "--warmup" => settings.warmup = seconds(value),
-                "--drain-timeout" => settings.drain_timeout = seconds(value),
-                "--server-threads" => settings.server_threads = value as usize,
-                _ => settings.client_threads = value as usize,
-            }
+                "HOOKGATE_BENCH_DRAIN_SECONDS",
+                120.0,
+            )),
+            server_threads: number("--server-threads", "HOOKGATE_BENCH_SERVER_THREADS", cpus)
+                .max(1.0) as usize,
+            client_threads: number("--client-threads", "HOOKGATE_BENCH_CLIENT_THREADS", cpus)
+                .max(1.0) as usize,
+            no_connection: support::flag(args, "--no-connection", "HOOKGATE_BENCH_NO_CONNECTION"),
+            rules: support::flag(args, "--rules", "HOOKGATE_BENCH_RULES"),
         }
-        settings.connections = settings.connections.max(1);
-        settings.server_threads = settings.server_threads.max(1);
-        settings.client_threads = settings.client_threads.max(1);
-        settings
-    }
-}
-
-fn env_flag(name: &str) -> bool {
-    std::env::var(name).is_ok_and(|v| !v.is_empty() && v != "0")
-}
-
-fn env_number(name: &str) -> Option<f64> {
-    let value = std::env::var(name).ok()?;
-    match value.trim().parse::<f64>() {
-        Ok(v) if v >= 0.0 => Some(v),
-        _ => panic!("{name}={value:?} is not a non-negative number"),
     }
 }
 
 fn seconds(s: f64) -> Duration {
     Duration::from_secs_f64(s)
-}
-
-struct Machine {
-    cpus: usize,
-    cpu_model: String,
-}
-
-impl Machine {
-    fn detect() -> Machine {
-        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|info| {
-                info.lines()
-                    .find(|line| line.starts_with("model name"))
-                    .and_then(|line| line.split_once(':'))
-                    .map(|(_, model)| model.trim().to_string())
-            })
-            .unwrap_or_else(|| "unknown CPU".to_string());
-        Machine {
-            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
-            cpu_model,
-        }
-    }
 }
 
 /// A JSON object of exactly `size` bytes.

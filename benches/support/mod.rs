@@ -41,3 +41,94 @@ pub fn process_cpu() -> std::time::Duration {
         .sum();
     TICK * ticks
 }
+
+/// `--flag` among the arguments, or the environment variable set to anything
+/// but "" or "0".
+pub fn flag(args: &[String], flag: &str, env: &str) -> bool {
+    args.iter().any(|arg| arg == flag)
+        || std::env::var(env).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+/// `--flag V` or `--flag=V`, else the environment variable, else `default`.
+/// Other arguments are ignored: `cargo bench` passes `--bench`.
+pub fn setting(args: &[String], flag: &str, env: &str, default: f64) -> f64 {
+    let from_args = args
+        .iter()
+        .enumerate()
+        .find_map(|(i, arg)| match arg == flag {
+            // A flag without a value fails to parse below, rather than being ignored.
+            true => Some(args.get(i + 1).cloned().unwrap_or_default()),
+            false => Some(arg.strip_prefix(flag)?.strip_prefix('=')?.to_string()),
+        });
+    let (name, value) = match from_args {
+        Some(value) => (flag, value),
+        None => match std::env::var(env) {
+            Ok(value) => (env, value),
+            Err(_) => return default,
+        },
+    };
+    match value.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => v,
+        _ => panic!("{name}={value:?} is not a non-negative number"),
+    }
+}
+
+/// What the numbers were measured on.
+pub struct Machine {
+    pub cpus: usize,
+    pub cpu_model: String,
+    pub memory_gib: f64,
+}
+
+impl Machine {
+    pub fn detect() -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find(|line| line.starts_with("model name"))
+            .and_then(|line| line.split_once(':'))
+            .map_or("unknown CPU".to_string(), |(_, model)| {
+                model.trim().to_string()
+            });
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        Machine {
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            cpu_model,
+            memory_gib: kib_field(&meminfo, "MemTotal") / (1024.0 * 1024.0),
+        }
+    }
+}
+
+/// E.g. `2 CPUs, AMD EPYC, 24 GiB RAM; load average 0.51 0.60 0.71`.
+impl std::fmt::Display for Machine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} CPUs, {}, {:.0} GiB RAM; load average at the start: {}",
+            self.cpus,
+            self.cpu_model,
+            self.memory_gib,
+            load_average()
+        )
+    }
+}
+
+/// The 1, 5 and 15 minute load averages: other work on the machine shows here.
+pub fn load_average() -> String {
+    let loadavg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    loadavg
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A `NAME: N kB` line of a /proc file, in KiB (NaN when missing).
+pub fn kib_field(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| {
+            let value = line.strip_prefix(name)?.strip_prefix(':')?;
+            value.trim().strip_suffix("kB")?.trim().parse().ok()
+        })
+        .unwrap_or(f64::NAN)
+}
