@@ -8,8 +8,9 @@
 use super::{Result, Store};
 use crate::ids::ID_LEN;
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
 /// Exact queue depths: each destination's is counted once, when first asked
 /// for, and from then on kept by every enqueue and dequeue (counting a backlog
@@ -21,12 +22,24 @@ pub(super) struct Depths {
 
 #[derive(Default)]
 struct Depth {
-    /// Queue changes hold it shared; the first count holds it alone, so that
-    /// no change falls between the count and the counter.
-    gate: RwLock<()>,
+    /// Set once the depth is known; from then on `count` follows every change.
     counted: AtomicBool,
     count: AtomicU64,
+    /// Until then: the last key a running count has passed. Changes hold it
+    /// shared (with their write), the count alone for each chunk it reads, so
+    /// every change falls either before the chunk holding its key (the count
+    /// sees it) or after (it is added to `missed`). A count never stops the
+    /// queue for longer than one chunk.
+    /// (parking_lot's, to hand it fairly to the changes waiting between chunks.)
+    counted_through: parking_lot::RwLock<Option<Vec<u8>>>,
+    /// Net changes to keys the running count had already passed.
+    missed: AtomicI64,
+    /// One count at a time.
+    counting: Mutex<()>,
 }
+
+/// Keys a count reads at a time (a fraction of a millisecond).
+const COUNT_CHUNK: usize = 4096;
 
 impl Depths {
     fn of(&self, destination_id: &str) -> Arc<Depth> {
@@ -47,31 +60,62 @@ impl Depths {
 }
 
 impl Depth {
-    /// Runs a queue change; `change` says whether it added (+1), removed
-    /// (-1) or left (0) an entry.
-    fn change(&self, change: impl FnOnce() -> Result<i64>) -> Result<()> {
-        let _shared = self.gate.read().unwrap_or_else(|e| e.into_inner());
-        let delta = change()?;
-        if self.counted.load(Ordering::SeqCst) {
-            match delta {
-                1 => self.count.fetch_add(1, Ordering::SeqCst),
-                -1 => self.count.fetch_sub(1, Ordering::SeqCst),
-                _ => 0,
-            };
+    /// Runs the queue change of `key`; `change` says whether it added (+1),
+    /// removed (-1) or left (0) an entry.
+    fn change(&self, key: &[u8], change: impl FnOnce() -> Result<i64>) -> Result<()> {
+        if !self.counted.load(Ordering::SeqCst) {
+            let through = self.counted_through.read();
+            if !self.counted.load(Ordering::SeqCst) {
+                let delta = change()?;
+                if through.as_deref().is_some_and(|through| key <= through) {
+                    self.missed.fetch_add(delta, Ordering::SeqCst);
+                }
+                return Ok(());
+            }
         }
+        match change()? {
+            1 => self.count.fetch_add(1, Ordering::SeqCst),
+            -1 => self.count.fetch_sub(1, Ordering::SeqCst),
+            _ => 0,
+        };
         Ok(())
     }
 
-    /// The depth, counted with `count_all` the first time.
-    fn get(&self, count_all: impl FnOnce() -> u64) -> u64 {
+    /// The depth, counted the first time: from `start`, `keys_after(key, n)`
+    /// giving the next (up to) `n` keys of the destination after `key`.
+    fn get(&self, start: &[u8], keys_after: impl Fn(&[u8], usize) -> Vec<Vec<u8>>) -> u64 {
         if !self.counted.load(Ordering::SeqCst) {
-            let _alone = self.gate.write().unwrap_or_else(|e| e.into_inner());
+            let _alone = self.counting.lock().unwrap_or_else(|e| e.into_inner());
             if !self.counted.load(Ordering::SeqCst) {
-                self.count.store(count_all(), Ordering::SeqCst);
-                self.counted.store(true, Ordering::SeqCst);
+                self.count_all(start, keys_after);
             }
         }
         self.count.load(Ordering::SeqCst)
+    }
+
+    fn count_all(&self, start: &[u8], keys_after: impl Fn(&[u8], usize) -> Vec<Vec<u8>>) {
+        self.missed.store(0, Ordering::SeqCst);
+        let mut seen = 0u64;
+        let mut after = start.to_vec();
+        loop {
+            let mut through = self.counted_through.write();
+            let chunk = keys_after(&after, COUNT_CHUNK);
+            seen += chunk.len() as u64;
+            if let Some(last) = chunk.last() {
+                after.clone_from(last);
+            }
+            if chunk.len() < COUNT_CHUNK {
+                let missed = self.missed.load(Ordering::SeqCst);
+                self.count
+                    .store(seen.saturating_add_signed(missed), Ordering::SeqCst);
+                self.counted.store(true, Ordering::SeqCst);
+                *through = None;
+                return;
+            }
+            *through = Some(after.clone());
+            // Changes waiting for this chunk go before the next one.
+            parking_lot::RwLockWriteGuard::unlock_fair(through);
+        }
     }
 }
 
@@ -103,16 +147,16 @@ fn decode_entry(destination_id: &str, key: &[u8]) -> QueueEntry {
 impl Store {
     pub fn enqueue(&self, destination_id: &str, due_ms: u64, event_id: &str) -> Result<()> {
         let key = queue_key(destination_id, due_ms, event_id);
-        self.depths.of(destination_id).change(|| {
-            let replaced = self.queue.insert(key, &[])?;
+        self.depths.of(destination_id).change(&key, || {
+            let replaced = self.queue.insert(key.as_slice(), &[])?;
             Ok(i64::from(replaced.is_none()))
         })
     }
 
     pub fn dequeue(&self, destination_id: &str, entry: &QueueEntry) -> Result<()> {
         let key = queue_key(destination_id, entry.due_ms, &entry.event_id);
-        self.depths.of(destination_id).change(|| {
-            let removed = self.queue.remove(key)?;
+        self.depths.of(destination_id).change(&key, || {
+            let removed = self.queue.remove(key.as_slice())?;
             Ok(-i64::from(removed.is_some()))
         })
     }
@@ -175,9 +219,18 @@ impl Store {
 
     /// How many events wait for a destination (see `Depths`).
     pub fn queue_depth(&self, destination_id: &str) -> u64 {
-        self.depths
-            .of(destination_id)
-            .get(|| self.queue.scan_prefix(destination_id.as_bytes()).count() as u64)
+        let prefix = destination_id.as_bytes();
+        let keys_after = |after: &[u8], limit: usize| {
+            self.queue
+                .range::<&[u8], _>((Bound::Excluded(after), Bound::Unbounded))
+                .keys()
+                .filter_map(|key| key.ok())
+                .take_while(|key| key.starts_with(prefix))
+                .take(limit)
+                .map(|key| key.to_vec())
+                .collect()
+        };
+        self.depths.of(destination_id).get(prefix, keys_after)
     }
 }
 
@@ -213,6 +266,38 @@ mod tests {
         assert_eq!(store.queue_depth("des_a"), 2);
         assert_eq!(store.queue_depth("des_a"), scanned(&store));
         assert_eq!(store.queue_depth("des_b"), 1);
+    }
+
+    #[test]
+    fn a_first_count_lets_queue_changes_through_between_its_chunks() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 64 << 20).unwrap();
+        let queued = 8 * COUNT_CHUNK as u64;
+        for n in 0..queued {
+            store.enqueue("des_a", n, &format!("evt_{n:08}")).unwrap();
+        }
+        let depth = store.depths.of("des_a");
+        let counter = {
+            let store = store.clone();
+            std::thread::spawn(move || store.queue_depth("des_a"))
+        };
+        // The count has read its first chunk once it marks how far it got.
+        while depth.counted_through.read().is_none() {
+            assert!(
+                !depth.counted.load(Ordering::SeqCst),
+                "counted before it was seen"
+            );
+            std::thread::yield_now();
+        }
+        store.dequeue("des_a", &entry(0, "evt_00000000")).unwrap(); // behind it
+        store.enqueue("des_a", u64::MAX - 1, "evt_late").unwrap(); // ahead of it
+        assert!(
+            !depth.counted.load(Ordering::SeqCst),
+            "the changes went through before the count ended"
+        );
+        assert_eq!(counter.join().unwrap(), queued);
+        let scanned = store.queue.scan_prefix(b"des_a").count() as u64;
+        assert_eq!(store.queue_depth("des_a"), scanned);
     }
 
     #[test]
