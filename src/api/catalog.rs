@@ -175,7 +175,7 @@ pub async fn destination_queue(
         let now = now_ms();
         Ok(Json(json!({
             "destination_id": destination.id,
-            "queue_depth": store.queue_depth(&destination.id),
+            "queue_depth": store.queue_depth(&destination.id)?,
             "oldest_due_at": oldest.map(super::query::iso),
             // How long the oldest event has been due without being delivered.
             "oldest_pending_ms": oldest.map_or(0, |due| now.saturating_sub(due)),

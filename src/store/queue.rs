@@ -83,38 +83,51 @@ impl Depth {
 
     /// The depth, counted the first time: from `start`, `keys_after(key, n)`
     /// giving the next (up to) `n` keys of the destination after `key`.
-    fn get(&self, start: &[u8], keys_after: impl Fn(&[u8], usize) -> Vec<Vec<u8>>) -> u64 {
+    fn get(
+        &self,
+        start: &[u8],
+        keys_after: impl Fn(&[u8], usize) -> Result<Vec<Vec<u8>>>,
+    ) -> Result<u64> {
         if !self.counted.load(Ordering::SeqCst) {
             let _alone = self.counting.lock().unwrap_or_else(|e| e.into_inner());
             if !self.counted.load(Ordering::SeqCst) {
-                self.count_all(start, keys_after);
+                self.count_all(start, keys_after)?;
             }
         }
-        self.count.load(Ordering::SeqCst)
+        Ok(self.count.load(Ordering::SeqCst))
     }
 
-    fn count_all(&self, start: &[u8], keys_after: impl Fn(&[u8], usize) -> Vec<Vec<u8>>) {
-        self.missed.store(0, Ordering::SeqCst);
+    fn count_all(
+        &self,
+        start: &[u8],
+        keys_after: impl Fn(&[u8], usize) -> Result<Vec<Vec<u8>>>,
+    ) -> Result<()> {
         let mut seen = 0u64;
         let mut after = start.to_vec();
+        let mut through = self.counted_through.write();
+        self.missed.store(0, Ordering::SeqCst);
         loop {
-            let mut through = self.counted_through.write();
-            let chunk = keys_after(&after, COUNT_CHUNK);
+            let chunk = match keys_after(&after, COUNT_CHUNK) {
+                Ok(chunk) => chunk,
+                Err(error) => {
+                    *through = None; // the next call counts again
+                    return Err(error);
+                }
+            };
             seen += chunk.len() as u64;
-            if let Some(last) = chunk.last() {
-                after.clone_from(last);
-            }
             if chunk.len() < COUNT_CHUNK {
                 let missed = self.missed.load(Ordering::SeqCst);
                 self.count
                     .store(seen.saturating_add_signed(missed), Ordering::SeqCst);
                 self.counted.store(true, Ordering::SeqCst);
                 *through = None;
-                return;
+                return Ok(());
             }
+            after.clone_from(chunk.last().expect("a full chunk"));
             *through = Some(after.clone());
             // Changes waiting for this chunk go before the next one.
             parking_lot::RwLockWriteGuard::unlock_fair(through);
+            through = self.counted_through.write();
         }
     }
 }
@@ -218,17 +231,19 @@ impl Store {
     }
 
     /// How many events wait for a destination (see `Depths`).
-    pub fn queue_depth(&self, destination_id: &str) -> u64 {
+    pub fn queue_depth(&self, destination_id: &str) -> Result<u64> {
         let prefix = destination_id.as_bytes();
         let keys_after = |after: &[u8], limit: usize| {
-            self.queue
-                .range::<&[u8], _>((Bound::Excluded(after), Bound::Unbounded))
-                .keys()
-                .filter_map(|key| key.ok())
-                .take_while(|key| key.starts_with(prefix))
-                .take(limit)
-                .map(|key| key.to_vec())
-                .collect()
+            let mut keys = Vec::with_capacity(limit);
+            let later = (Bound::Excluded(after), Bound::Unbounded);
+            for key in self.queue.range::<&[u8], _>(later).keys().take(limit) {
+                let key = key?;
+                if !key.starts_with(prefix) {
+                    break;
+                }
+                keys.push(key.to_vec());
+            }
+            Ok(keys)
         };
         self.depths.of(destination_id).get(prefix, keys_after)
     }
@@ -255,7 +270,11 @@ mod tests {
         store.enqueue("des_a", 2, "evt_2").unwrap();
         store.enqueue("des_b", 1, "evt_3").unwrap();
         store.dequeue("des_a", &entry(9, "evt_gone")).unwrap();
-        assert_eq!(store.queue_depth("des_a"), 2, "counted on first asking");
+        assert_eq!(
+            store.queue_depth("des_a").unwrap(),
+            2,
+            "counted on first asking"
+        );
 
         store.enqueue("des_a", 3, "evt_4").unwrap();
         store.enqueue("des_a", 3, "evt_4").unwrap();
@@ -263,9 +282,9 @@ mod tests {
         store.dequeue("des_a", &entry(2, "evt_2")).unwrap();
         store.dequeue("des_a", &entry(2, "evt_2")).unwrap();
         store.dequeue("des_a", &entry(7, "evt_unknown")).unwrap();
-        assert_eq!(store.queue_depth("des_a"), 2);
-        assert_eq!(store.queue_depth("des_a"), scanned(&store));
-        assert_eq!(store.queue_depth("des_b"), 1);
+        assert_eq!(store.queue_depth("des_a").unwrap(), 2);
+        assert_eq!(store.queue_depth("des_a").unwrap(), scanned(&store));
+        assert_eq!(store.queue_depth("des_b").unwrap(), 1);
     }
 
     #[test]
@@ -279,7 +298,7 @@ mod tests {
         let depth = store.depths.of("des_a");
         let counter = {
             let store = store.clone();
-            std::thread::spawn(move || store.queue_depth("des_a"))
+            std::thread::spawn(move || store.queue_depth("des_a").unwrap())
         };
         // The count has read its first chunk once it marks how far it got.
         while depth.counted_through.read().is_none() {
@@ -297,7 +316,7 @@ mod tests {
         );
         assert_eq!(counter.join().unwrap(), queued);
         let scanned = store.queue.scan_prefix(b"des_a").count() as u64;
-        assert_eq!(store.queue_depth("des_a"), scanned);
+        assert_eq!(store.queue_depth("des_a").unwrap(), scanned);
     }
 
     #[test]
@@ -318,11 +337,11 @@ mod tests {
                 })
             })
             .collect();
-        let midway = store.queue_depth("des_a");
+        let midway = store.queue_depth("des_a").unwrap();
         for writer in writers {
             writer.join().unwrap();
         }
         assert!(midway <= 800);
-        assert_eq!(store.queue_depth("des_a"), 800);
+        assert_eq!(store.queue_depth("des_a").unwrap(), 800);
     }
 }

@@ -63,7 +63,13 @@ async fn successful_events_are_not_sent_again_after_a_restart() {
         sink.received()[1].header("x-hookgate-event-id"),
         Some(second.id.as_str())
     );
-    assert_eq!(gw.gateway.store.queue_depth(&second.destination_id), 0);
+    assert_eq!(
+        gw.gateway
+            .store
+            .queue_depth(&second.destination_id)
+            .unwrap(),
+        0
+    );
 }
 
 /// Source `shop`, routed to `sink` without rules.
