@@ -432,7 +432,9 @@ impl Store {
     /// Records that `request_id`, received at `received_ms`, carried
     /// `fingerprint` on a connection, unless another request received within
     /// `window_ms` of it did: then returns false (a duplicate). The same
-    /// request claiming again (routing after a crash) is not a duplicate.
+    /// request claiming again (routing after a crash) is not a duplicate. One
+    /// sighting is kept per fingerprint, the newest: an older request retried
+    /// by hand is judged against it alone.
     pub fn claim_fingerprint(
         &self,
         connection_id: &str,
@@ -441,27 +443,35 @@ impl Store {
         received_ms: u64,
         window_ms: u64,
     ) -> Result<bool> {
-        let mut key = connection_id.as_bytes().to_vec();
-        key.extend_from_slice(fingerprint);
-        if let Some(seen) = self.fingerprints.get(&key)? {
-            let (at, owner) = seen.split_at(8);
-            let at = u64::from_be_bytes(at.try_into().expect("8-byte timestamp"));
-            if owner == request_id.as_bytes() {
+        let key = [connection_id.as_bytes(), fingerprint].concat();
+        let mut claim = received_ms.to_be_bytes().to_vec();
+        claim.extend_from_slice(request_id.as_bytes());
+        // The router, request retries and bulk retries may claim at once: the
+        // sighting is replaced only if it is still the one judged against.
+        loop {
+            let seen = self.fingerprints.get(&key)?;
+            if let Some(seen) = &seen {
+                let (at, owner) = seen.split_at(8);
+                let at = u64::from_be_bytes(at.try_into().expect("8-byte timestamp"));
+                if owner == request_id.as_bytes() {
+                    return Ok(true);
+                }
+                // Either way round: a request retried by hand may be older
+                // than the one holding the fingerprint.
+                if received_ms.abs_diff(at) < window_ms {
+                    return Ok(false);
+                }
+                if received_ms < at {
+                    return Ok(true);
+                }
+            }
+            let swapped = self
+                .fingerprints
+                .compare_and_swap(&key, seen, Some(claim.as_slice()))?;
+            if swapped.is_ok() {
                 return Ok(true);
             }
-            // Either way round: a request retried by hand may be older than
-            // the one holding the fingerprint.
-            if received_ms.abs_diff(at) < window_ms {
-                return Ok(false);
-            }
-            if received_ms < at {
-                return Ok(true); // the newer sighting keeps the fingerprint
-            }
         }
-        let mut value = received_ms.to_be_bytes().to_vec();
-        value.extend_from_slice(request_id.as_bytes());
-        self.fingerprints.insert(key, value)?;
-        Ok(true)
     }
 
     // --- objects created through the API ----------------------------------------
@@ -700,6 +710,30 @@ mod tests {
         assert!(!claim("req_d", 11_500), "older, but within the window of c");
         assert!(claim("req_e", 10_900), "older, and past the window of c");
         assert!(!claim("req_f", 12_500), "c still holds it, not the older e");
+    }
+
+    #[test]
+    fn of_requests_claiming_one_fingerprint_at_once_exactly_one_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let claimers: Vec<_> = (0..4)
+            .map(|claimer| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    (0..300u32)
+                        .filter(|fingerprint| {
+                            let request = format!("req_{claimer}");
+                            let fingerprint = fingerprint.to_be_bytes();
+                            store
+                                .claim_fingerprint("web_a", &fingerprint, &request, 10_000, 1_000)
+                                .unwrap()
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        let won: usize = claimers.into_iter().map(|c| c.join().unwrap()).sum();
+        assert_eq!(won, 300, "one request per fingerprint");
     }
 
     #[test]
