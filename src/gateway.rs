@@ -183,14 +183,22 @@ impl Gateway {
             threads.into_iter().for_each(|t| t.join().unwrap_or(()))
         })
         .await?;
+        // API calls being answered may still queue events or start bulk
+        // retries: they end before the bulk retries are stopped, and those
+        // before the lanes drain.
+        if let Some(api) = self.api_task {
+            if tokio::time::timeout(self.shutdown_timeout, api)
+                .await
+                .is_err()
+            {
+                tracing::warn!("API calls still running after the shutdown timeout");
+            }
+        }
         if !self.api_state.background.stop(self.shutdown_timeout).await {
             tracing::warn!("bulk retries still running after the shutdown timeout");
         }
         self.scheduler.shutdown(self.shutdown_timeout).await;
         self.ingress_task.abort();
-        if let Some(api) = self.api_task {
-            let _ = api.await;
-        }
         // The other handles go with the rest of the gateway.
         drop((self.api_state, self.scheduler));
         let store = self.store;

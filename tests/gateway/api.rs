@@ -3,6 +3,7 @@
 
 use crate::common::{route, store_snapshots, Reply, Sink, TestGateway, API_KEY};
 use hookgate::model::{AttemptTrigger, BulkKind, BulkRetry, BulkStatus, EventStatus};
+use hookgate::store::Store;
 use reqwest::Method;
 use serde_json::Value;
 
@@ -270,7 +271,10 @@ async fn muting_cancels_the_scheduled_retry() {
         (Some("FAILED"), Some(true))
     );
     assert_eq!(
-        gw.gateway.store.queue_depth(&scheduled.destination_id),
+        gw.gateway
+            .store
+            .queue_depth(&scheduled.destination_id)
+            .unwrap(),
         0,
         "nothing left to attempt"
     );
@@ -1094,6 +1098,11 @@ async fn a_stop_halts_a_bulk_retry_between_batches_and_the_next_start_finishes_i
 
     let dir = gw.stopped().await;
     assert_eq!(store_snapshots(dir.path()), 1, "nothing held the store");
+    let store = Store::open(&dir.path().join("data"), 1 << 20).unwrap();
+    let stopped = store.bulk_retry(&id).unwrap().unwrap();
+    assert_eq!(stopped.status, BulkStatus::Running, "stopped halfway");
+    assert!(stopped.completed_count < EVENTS as u64);
+    drop(store);
     let gw = TestGateway::start_in(dir, &config).await;
     gw.wait_events(EVENTS, |e| e.status == EventStatus::Successful)
         .await;

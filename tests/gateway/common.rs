@@ -159,7 +159,6 @@ pub fn write_config(dir: &Path, rest: &str) -> std::path::PathBuf {
     path
 }
 
-/// Writes and loads a test config.
 /// How many sled snapshots the store in a test gateway's `dir` has: one is
 /// written when the last handle of a store closes in a graceful stop.
 pub fn store_snapshots(dir: &Path) -> usize {
@@ -172,6 +171,7 @@ pub fn store_snapshots(dir: &Path) -> usize {
         .count()
 }
 
+/// Writes and loads a test config.
 pub fn config_in(dir: &Path, rest: &str) -> Config {
     Config::load(&write_config(dir, rest))
         .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"))
