@@ -103,10 +103,10 @@ mod tests {
     use super::*;
     use crate::ids::{derived_id, now_ms};
     use crate::model::{AttemptStatus, AttemptTrigger, Route};
+    use crate::store::temp_store;
 
     fn store_with_event() -> (tempfile::TempDir, Store, Event) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let (dir, store) = temp_store();
         let request_id = new_id("req");
         let route = Route {
             source_id: "src_a",

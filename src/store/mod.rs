@@ -690,14 +690,21 @@ fn of_request<T: DeserializeOwned>(
     Ok(found)
 }
 
+/// A new store in a temporary directory, for unit tests.
+#[cfg(test)]
+fn temp_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), 1 << 20).unwrap();
+    (dir, store)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn a_fingerprint_is_a_duplicate_within_the_window_of_arrival_either_way_round() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let (_dir, store) = temp_store();
         let claim = |request: &str, received_ms: u64| {
             store
                 .claim_fingerprint("web_a", b"fp", request, received_ms, 1_000)
@@ -714,8 +721,7 @@ mod tests {
 
     #[test]
     fn of_requests_claiming_one_fingerprint_at_once_exactly_one_wins() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let (_dir, store) = temp_store();
         let claimers: Vec<_> = (0..4)
             .map(|claimer| {
                 let store = store.clone();
@@ -738,8 +744,7 @@ mod tests {
 
     #[test]
     fn only_the_last_handle_of_a_store_checkpoints_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let (dir, store) = temp_store();
         let other = store.clone();
         assert!(!other.checkpoint().unwrap(), "another handle is alive");
         assert!(store.checkpoint().unwrap());

@@ -252,6 +252,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::temp_store;
 
     fn entry(due_ms: u64, event_id: &str) -> QueueEntry {
         QueueEntry {
@@ -262,8 +263,7 @@ mod tests {
 
     #[test]
     fn queue_depth_counts_what_was_queued_before_and_follows_every_change_after() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let (_dir, store) = temp_store();
         let scanned = |store: &Store| store.queue.scan_prefix(b"des_a").count() as u64;
         store.enqueue("des_a", 1, "evt_1").unwrap();
         store.enqueue("des_a", 1, "evt_1").unwrap(); // the same entry again
@@ -321,8 +321,7 @@ mod tests {
 
     #[test]
     fn queue_depth_stays_exact_when_first_counted_amid_changes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let (_dir, store) = temp_store();
         let writers: Vec<_> = (0..4)
             .map(|writer| {
                 let store = store.clone();

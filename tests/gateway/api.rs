@@ -1085,16 +1085,9 @@ async fn a_stop_halts_a_bulk_retry_between_batches_and_the_next_start_finishes_i
         .await;
     sink.set_reply(Reply::Status(200));
     let body = serde_json::json!({ "query": { "status": "FAILED" } });
-    let created = gw
-        .api(Method::POST, "/bulk/events/retry")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let id = created.json::<Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (status, created) = gw.api_send(Method::POST, "/bulk/events/retry", body).await;
+    assert_eq!(status, 200);
+    let id = created["id"].as_str().unwrap().to_string();
 
     let dir = gw.stopped().await;
     assert_eq!(store_snapshots(dir.path()), 1, "nothing held the store");
