@@ -10,7 +10,8 @@
 //!
 //! Load: 1 KiB JSON POSTs over N keep-alive HTTP/1.1 connections, one task per
 //! connection sending back to back, on a tokio runtime of its own (the servers
-//! run on another). Only 200s count; everything else is an error.
+//! run on another), through a lean client of its own (`ingest/load.rs`). Only
+//! 200s count; everything else is an error.
 //!
 //! ```text
 //! cargo bench --bench ingest
@@ -33,6 +34,8 @@
 //! source no connection, so hookgate only stores what it acknowledges (no
 //! events, no delivery, no drain): ingest + group commit alone.
 
+#[path = "ingest/load.rs"]
+mod load;
 mod support;
 
 use async_trait::async_trait;
@@ -75,7 +78,7 @@ fn main() {
     );
     let server_rt = support::runtime("bench-server", settings.server_threads);
     let load_rt = support::runtime("bench-load", settings.client_threads);
-    let body = Bytes::from(json_body(BODY_BYTES));
+    let body = json_body(BODY_BYTES);
 
     println!("\n[1/2] bare pingora ServeHttp (200 + Content-Length)");
     let bare = run_bare(&server_rt, &load_rt, &settings, &body);
@@ -256,7 +259,7 @@ fn run_bare(
     server_rt: &Runtime,
     load_rt: &Runtime,
     settings: &Settings,
-    body: &Bytes,
+    body: &[u8],
 ) -> LoadReport {
     let (stop, stopped) = watch::channel(false);
     let (addr, task) = server_rt.block_on(async { start_pingora(Bare, stopped) });
@@ -270,7 +273,7 @@ fn run_hookgate(
     server_rt: &Runtime,
     load_rt: &Runtime,
     settings: &Settings,
-    body: &Bytes,
+    body: &[u8],
 ) -> (LoadReport, Option<DrainReport>) {
     // The sink is the customer's endpoint: it gets a runtime of its own.
     let sink_rt = support::runtime("bench-sink", 1);
@@ -387,40 +390,28 @@ struct ConnectionTally {
 }
 
 /// The load on source `bench` of the server at `addr` (bare or hookgate).
-fn load_source(rt: &Runtime, settings: &Settings, addr: SocketAddr, body: &Bytes) -> LoadReport {
-    run_load(
-        rt,
-        settings,
-        format!("http://{addr}/e/bench"),
-        body,
-        addr.port(),
-    )
-}
-
-fn run_load(
-    rt: &Runtime,
-    settings: &Settings,
-    url: String,
-    body: &Bytes,
-    server_port: u16,
-) -> LoadReport {
+fn load_source(rt: &Runtime, settings: &Settings, addr: SocketAddr, body: &[u8]) -> LoadReport {
+    let request: Arc<[u8]> = load::json_post(addr, "/e/bench", body).into();
     let load_started = Instant::now();
     let measure_from = load_started + settings.warmup;
     let measure_until = measure_from + settings.measured;
-    let url = Arc::new(url);
     let (tallies, sockets) = rt.block_on(async {
         let tasks: Vec<_> = (0..settings.connections)
             .map(|_| {
-                let url = url.clone();
-                let body = body.clone();
-                tokio::spawn(connection_loop(url, body, measure_from, measure_until))
+                let window = Window {
+                    addr,
+                    request: request.clone(),
+                    measure_from,
+                    measure_until,
+                };
+                tokio::spawn(connection_loop(window))
             })
             .collect();
         // Look at the server's sockets near the end of the window: a keep-alive
         // regression shows as fresh connections and a pile of TIME_WAIT.
         let probe_at = measure_until - settings.measured.min(Duration::from_millis(500));
         tokio::time::sleep_until(probe_at.into()).await;
-        let sockets = SocketCount::of_port(server_port);
+        let sockets = SocketCount::of_port(addr.port());
         let mut tallies = Vec::with_capacity(tasks.len());
         for task in tasks {
             tallies.push(task.await.expect("load task"));
@@ -452,45 +443,47 @@ fn run_load(
     report
 }
 
-/// One keep-alive HTTP/1.1 connection (a client with a one-connection pool),
-/// requests back to back until the window closes.
-async fn connection_loop(
-    url: Arc<String>,
-    body: Bytes,
+/// What one connection sends, where, and when its answers count.
+struct Window {
+    addr: SocketAddr,
+    request: Arc<[u8]>,
     measure_from: Instant,
     measure_until: Instant,
-) -> ConnectionTally {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .http1_only()
-        .pool_max_idle_per_host(1)
-        .tcp_nodelay(true)
-        .build()
-        .expect("http client");
+}
+
+/// Sends the window's request on `connection`, opened first if need be and
+/// dropped after an error.
+async fn exchange(
+    connection: &mut Option<load::Connection>,
+    window: &Window,
+) -> std::io::Result<u16> {
+    let open = match connection {
+        Some(open) => open,
+        None => connection.insert(load::Connection::open(window.addr).await?),
+    };
+    let outcome = open.exchange(&window.request).await;
+    if outcome.is_err() {
+        *connection = None;
+    }
+    outcome
+}
+
+/// One keep-alive HTTP/1.1 connection, requests back to back until the
+/// window closes; after an error it connects again.
+async fn connection_loop(window: Window) -> ConnectionTally {
     let mut tally = ConnectionTally::default();
+    let mut connection = None;
     loop {
         let started = Instant::now();
-        if started >= measure_until {
+        if started >= window.measure_until {
             return tally;
         }
-        let outcome = async {
-            let response = client
-                .post(url.as_str())
-                .header(header::CONTENT_TYPE, "application/json")
-                .body(body.clone())
-                .send()
-                .await?;
-            let status = response.status();
-            // Read the answer to the end so that the connection is reused.
-            response.bytes().await?;
-            Ok::<_, reqwest::Error>(status)
-        }
-        .await;
+        let outcome = exchange(&mut connection, &window).await;
         let finished = Instant::now();
-        if matches!(&outcome, Ok(status) if *status == reqwest::StatusCode::OK) {
+        if matches!(outcome, Ok(200)) {
             tally.acknowledged += 1;
         }
-        if started < measure_from || finished > measure_until {
+        if started < window.measure_from || finished > window.measure_until {
             if outcome.is_err() {
                 // Don't spin on a refused connection.
                 tokio::time::sleep(Duration::from_millis(10)).await;
@@ -498,7 +491,7 @@ async fn connection_loop(
             continue;
         }
         match outcome {
-            Ok(status) if status == reqwest::StatusCode::OK => {
+            Ok(200) => {
                 tally.ok += 1;
                 tally
                     .latencies_ns
