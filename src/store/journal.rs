@@ -242,18 +242,23 @@ impl Journal {
     /// The record at `location`, checked against its length and checksum.
     pub fn read(&self, location: Location) -> io::Result<Vec<u8>> {
         let file = self.segment(location.segment)?;
-        let mut header = [0u8; FRAME_HEADER as usize];
-        file.read_exact_at(&mut header, location.offset)?;
-        let (len, crc) = frame_header(&header);
+        // The location knows the length: header and record in one read.
+        let mut frame = vec![0u8; FRAME_HEADER as usize + location.len as usize];
+        file.read_exact_at(&mut frame, location.offset)
+            .map_err(|error| match error.kind() {
+                io::ErrorKind::UnexpectedEof => corrupt(location, "it runs past the segment's end"),
+                _ => error,
+            })?;
+        let header = frame[..FRAME_HEADER as usize].try_into().expect("header");
+        let (len, crc) = frame_header(header);
         if len != location.len {
             return Err(corrupt(location, "its length does not match"));
         }
-        let mut record = vec![0u8; len as usize];
-        file.read_exact_at(&mut record, location.offset + FRAME_HEADER)?;
-        if checksum(len, &record) != crc {
+        frame.drain(..FRAME_HEADER as usize);
+        if checksum(len, &frame) != crc {
             return Err(corrupt(location, "its checksum does not match"));
         }
-        Ok(record)
+        Ok(frame)
     }
 
     fn segment(&self, number: u32) -> io::Result<Arc<File>> {
