@@ -8,6 +8,7 @@ use crate::ingress::{InFlight, Ingress};
 use crate::issues::IssueTracker;
 use crate::model::Catalog;
 use crate::pipeline::Router;
+use crate::retention::Sweeper;
 use crate::store::{CommitLog, Store};
 use anyhow::Context;
 use arc_swap::ArcSwap;
@@ -40,6 +41,7 @@ pub struct Gateway {
     stop_ingress: watch::Sender<bool>,
     ingress_task: tokio::task::JoinHandle<()>,
     threads: Vec<JoinHandle<()>>,
+    sweeper: Option<Sweeper>,
     shutdown_timeout: Duration,
 }
 
@@ -121,6 +123,7 @@ impl Gateway {
         tracing::info!(%ingress_addr, "ingress listening");
         let api = start_api(config, api_state.clone(), stop_ingress.subscribe()).await?;
         let (api_addr, api_task) = api.unzip();
+        let sweeper = Sweeper::start(store.clone(), &config.retention);
         Ok(Gateway {
             ingress_addr,
             api_addr,
@@ -134,6 +137,7 @@ impl Gateway {
             stop_ingress,
             ingress_task,
             threads: vec![commit_thread, router_thread],
+            sweeper,
             shutdown_timeout: Duration::from_millis(config.server.shutdown_timeout_ms),
         })
     }
@@ -197,6 +201,9 @@ impl Gateway {
         if !self.api_state.background.stop(self.shutdown_timeout).await {
             tracing::warn!("bulk retries still running after the shutdown timeout");
         }
+        if let Some(sweeper) = self.sweeper {
+            tokio::task::spawn_blocking(move || sweeper.stop()).await?;
+        }
         self.scheduler.shutdown(self.shutdown_timeout).await;
         self.ingress_task.abort();
         // The other handles go with the rest of the gateway.
@@ -247,9 +254,9 @@ fn served_catalog(config: &Config, store: &Store) -> anyhow::Result<Catalog> {
 
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let dir = config.server.data_dir.clone();
-    let cache_bytes = config.limits.store_cache_bytes;
+    let limits = config.limits.clone();
     tokio::task::spawn_blocking(move || {
-        Store::open(&dir, cache_bytes)
+        Store::open_with(&dir, limits.store_cache_bytes, limits.journal_segment_bytes)
             .with_context(|| format!("opening the store in {}", dir.display()))
     })
     .await?

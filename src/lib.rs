@@ -10,6 +10,7 @@ pub mod issues;
 pub mod model;
 pub mod outbound;
 pub mod pipeline;
+pub mod retention;
 pub mod secret;
 pub mod signing;
 pub mod store;

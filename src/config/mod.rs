@@ -7,7 +7,9 @@ mod sections;
 
 pub use api_objects::{ApiObject, ObjectErrors, ObjectKind};
 pub use error::{ConfigError, ConfigErrors};
-pub use sections::{DeliverySection, LimitsSection, OutboundSection, ServerSection};
+pub use sections::{
+    DeliverySection, LimitsSection, OutboundSection, RetentionSection, ServerSection,
+};
 
 use crate::ids::named_id;
 use crate::model::{
@@ -30,6 +32,7 @@ pub struct Config {
     pub limits: LimitsSection,
     pub delivery: DeliverySection,
     pub outbound: OutboundSection,
+    pub retention: RetentionSection,
     /// `server.api_keys`, resolved.
     pub api_keys: Vec<String>,
     pub sources: Vec<Source>,
@@ -123,6 +126,7 @@ impl Validator<'_> {
             limits: file.limits,
             delivery: file.delivery,
             outbound: file.outbound,
+            retention: file.retention,
             api_keys,
             sources,
             destinations,

@@ -23,6 +23,8 @@ pub(super) struct FileConfig {
     #[serde(default)]
     pub outbound: OutboundSection,
     #[serde(default)]
+    pub retention: RetentionSection,
+    #[serde(default)]
     pub sources: Vec<SourceSection>,
     #[serde(default)]
     pub destinations: Vec<DestinationSection>,
@@ -95,6 +97,9 @@ pub struct LimitsSection {
     /// The store's page cache: the memory it may use for data read or written
     /// recently. The rest stays on disk, so memory does not grow with backlogs.
     pub store_cache_bytes: u64,
+    /// Request journal files are closed at this size; retention deletes whole
+    /// files, so smaller ones give disk back sooner.
+    pub journal_segment_bytes: u64,
 }
 
 impl LimitsSection {
@@ -121,6 +126,7 @@ impl Default for LimitsSection {
             transform_max_recursion: 256,
             transform_max_output_bytes: 5 * 1024 * 1024,
             store_cache_bytes: 128 * 1024 * 1024,
+            journal_segment_bytes: 64 * 1024 * 1024,
         }
     }
 }
@@ -179,6 +185,28 @@ impl Default for OutboundSection {
             circuit_failure_threshold: 5,
             circuit_cooldown_ms: 60_000,
             secret_rotation_grace_ms: 24 * HOUR_MS,
+        }
+    }
+}
+
+/// `[retention]`: how long what is done is kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSection {
+    /// Requests and webhook jobs older than this are forgotten, with their
+    /// events, attempts and journal records, once every event they led to is
+    /// done (delivered, or failed for good). 0 keeps everything.
+    pub max_age_ms: u64,
+    /// How often the store is swept.
+    pub sweep_every_ms: u64,
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        const DAY_MS: u64 = 24 * 3_600_000;
+        RetentionSection {
+            max_age_ms: 30 * DAY_MS,
+            sweep_every_ms: 3_600_000,
         }
     }
 }

@@ -10,12 +10,14 @@
 //! indexed and routed again (routing is idempotent).
 //!
 //! Layout: `dir/NNNNNNNNNN.journal` segments, numbered from 0 and never
-//! rewritten. A frame is `length (u32 LE) ++ crc32 of length and record (u32
+//! rewritten; retention deletes the oldest ones once they hold nothing kept
+//! (`remove_oldest`), so the numbers start wherever the oldest left is. A frame is `length (u32 LE) ++ crc32 of length and record (u32
 //! LE) ++ record` (with the length in the checksum, a run of zeros is not a
 //! frame). A crash can only tear the tail of the newest segment (a batch is
 //! acknowledged after its sync), so `open` cuts a torn tail off, keeping the
 //! bytes it cut in a `.cut-<ms>` file next to the segment.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
@@ -88,8 +90,19 @@ struct Inner {
     dir: PathBuf,
     segment_bytes: u64,
     writer: Mutex<Writer>,
-    /// Read handles, indexed by segment number.
-    segments: RwLock<Vec<Arc<File>>>,
+    segments: RwLock<Segments>,
+}
+
+/// Read handles of the segments left, oldest first.
+struct Segments {
+    first: u32,
+    files: VecDeque<Arc<File>>,
+}
+
+impl Segments {
+    fn end(&self) -> u32 {
+        self.first + self.files.len() as u32
+    }
 }
 
 struct Writer {
@@ -118,13 +131,14 @@ impl Journal {
             }
         }
         let numbers = segment_numbers(dir)?;
-        let mut segments = Vec::with_capacity(numbers.len().max(1));
-        for (expected, number) in numbers.iter().enumerate() {
-            if *number as usize != expected {
+        let first = numbers.first().copied().unwrap_or(0);
+        let mut segments = VecDeque::with_capacity(numbers.len().max(1));
+        for (expected, number) in (first..).zip(&numbers) {
+            if *number != expected {
                 let message = format!("journal segment {expected} is missing in {dir:?}");
                 return Err(io::Error::new(io::ErrorKind::InvalidData, message));
             }
-            segments.push(Arc::new(File::open(segment_path(dir, *number))?));
+            segments.push_back(Arc::new(File::open(segment_path(dir, *number))?));
         }
         let last = numbers.last().copied().unwrap_or(0);
         let path = segment_path(dir, last);
@@ -140,7 +154,7 @@ impl Journal {
         }
         if numbers.is_empty() {
             sync_dir(dir)?;
-            segments.push(Arc::new(File::open(&path)?));
+            segments.push_back(Arc::new(File::open(&path)?));
         }
         let writer = Writer {
             segment: last,
@@ -157,7 +171,10 @@ impl Journal {
                 dir: dir.to_path_buf(),
                 segment_bytes,
                 writer: Mutex::new(writer),
-                segments: RwLock::new(segments),
+                segments: RwLock::new(Segments {
+                    first,
+                    files: segments,
+                }),
             }),
         })
     }
@@ -228,7 +245,8 @@ impl Journal {
             .segments
             .write()
             .expect("journal segments lock")
-            .push(reader);
+            .files
+            .push_back(reader);
         *writer = Writer {
             segment,
             file,
@@ -263,10 +281,40 @@ impl Journal {
 
     fn segment(&self, number: u32) -> io::Result<Arc<File>> {
         let segments = self.inner.segments.read().expect("journal segments lock");
-        segments.get(number as usize).cloned().ok_or_else(|| {
-            let message = format!("journal segment {number} does not exist");
+        let index = number.checked_sub(segments.first);
+        let file = index.and_then(|index| segments.files.get(index as usize));
+        file.cloned().ok_or_else(|| {
+            let message = match index {
+                None => format!("journal segment {number} was deleted (retention)"),
+                Some(_) => format!("journal segment {number} does not exist"),
+            };
             io::Error::new(io::ErrorKind::NotFound, message)
         })
+    }
+
+    /// The numbers of the segments left: the oldest, and one past the newest.
+    pub fn segment_range(&self) -> std::ops::Range<u32> {
+        let segments = self.inner.segments.read().expect("journal segments lock");
+        segments.first..segments.end()
+    }
+
+    /// Deletes the oldest segment, which must not be the one being written.
+    /// Its records can no longer be read (retention: none of them is kept).
+    pub fn remove_oldest(&self) -> io::Result<()> {
+        let writer = self.inner.writer.lock().expect("journal writer lock");
+        let mut segments = self.inner.segments.write().expect("journal segments lock");
+        if segments.first >= writer.segment {
+            let message = "the journal segment being written is never deleted";
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
+        }
+        // The file goes first: if that fails, nothing has changed.
+        std::fs::remove_file(segment_path(&self.inner.dir, segments.first))?;
+        segments.files.pop_front();
+        segments.first += 1;
+        drop(segments);
+        // Left out, the entry may come back after a power cut: harmless, it is
+        // deleted again.
+        sync_dir(&self.inner.dir)
     }
 
     /// Calls `visit` with every record after `after` (all of them for None),
@@ -278,32 +326,42 @@ impl Journal {
         after: Option<Location>,
         mut visit: impl FnMut(Location, Vec<u8>) -> Result<(), E>,
     ) -> Result<(), E> {
+        let segments = self.segment_range();
         let (first, mut offset) = match after {
             Some(location) => (location.segment, location.end()),
-            None => (0, 0),
+            None => (segments.start, 0),
         };
-        let count = self.inner.segments.read().expect("segments lock").len() as u32;
-        for segment in first..count {
-            let file = self.segment(segment)?;
-            let segment_len = file.metadata()?.len();
-            let mut reader = BufReader::new(file.as_ref());
-            reader.seek(SeekFrom::Start(offset))?;
-            while let Some((len, record)) =
-                next_frame(&mut reader, segment_len.saturating_sub(offset))?
-            {
-                let location = Location {
-                    segment,
-                    offset,
-                    len,
-                };
-                offset = location.end();
-                visit(location, record)?;
-            }
-            if offset < segment_len {
-                let message = format!("journal segment {segment} has a bad frame at {offset}");
-                return Err(io::Error::new(io::ErrorKind::InvalidData, message).into());
-            }
+        for segment in first..segments.end {
+            self.each_in(segment, offset, &mut visit)?;
             offset = 0;
+        }
+        Ok(())
+    }
+
+    /// `each_after` within one segment, from the frame at `offset`.
+    pub fn each_in<E: From<io::Error>>(
+        &self,
+        segment: u32,
+        mut offset: u64,
+        mut visit: impl FnMut(Location, Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let file = self.segment(segment)?;
+        let segment_len = file.metadata()?.len();
+        let mut reader = BufReader::new(file.as_ref());
+        reader.seek(SeekFrom::Start(offset))?;
+        while let Some((len, record)) = next_frame(&mut reader, segment_len.saturating_sub(offset))?
+        {
+            let location = Location {
+                segment,
+                offset,
+                len,
+            };
+            offset = location.end();
+            visit(location, record)?;
+        }
+        if offset < segment_len {
+            let message = format!("journal segment {segment} has a bad frame at {offset}");
+            return Err(io::Error::new(io::ErrorKind::InvalidData, message).into());
         }
         Ok(())
     }
@@ -693,6 +751,31 @@ mod tests {
         for (location, record) in &appended {
             assert_eq!(journal.read(*location).unwrap(), *record);
         }
+    }
+
+    #[test]
+    fn the_oldest_segments_are_deleted_and_the_journal_reopens_without_them() {
+        let (dir, journal) = journal_in_tempdir(TINY_SEGMENTS);
+        let records: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 24]).collect();
+        let appended = append_one_by_one(&journal, &records);
+        assert_eq!(journal.segment_range(), 0..3);
+
+        journal.remove_oldest().unwrap();
+        journal.remove_oldest().unwrap();
+        let error = journal.remove_oldest().unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{error}");
+        assert_eq!(journal.segment_range(), 2..3);
+        assert_eq!(segment_file_names(dir.path()), ["0000000002.journal"]);
+        let error = journal.read(appended[0].0).unwrap_err();
+        assert!(error.to_string().contains("deleted"), "{error}");
+        assert_eq!(all_after(&journal, None), appended[4..]);
+
+        drop(journal);
+        let journal = Journal::open(dir.path(), TINY_SEGMENTS).unwrap();
+        assert_eq!(journal.segment_range(), 2..3);
+        assert_eq!(all_after(&journal, None), appended[4..]);
+        let more = journal.append(&[b"after the reopen"]).unwrap();
+        assert_eq!(more[0].segment, 3);
     }
 
     #[test]

@@ -14,11 +14,13 @@ mod payload_codec;
 mod queue;
 mod request_record;
 mod requests;
+mod retention;
 
 pub use commit::{CommitError, CommitLog, Committed};
 pub use journal::Location;
 pub use page::{Cursor, Direction, Page, PageRequest};
 pub use queue::QueueEntry;
+pub use retention::Swept;
 
 use crate::config::ApiObject;
 use crate::model::{
@@ -168,6 +170,8 @@ pub struct StoreState {
     routed_feed: broadcast::Sender<String>,
     /// Every change to a webhook job, as it is saved.
     job_feed: broadcast::Sender<crate::model::WebhookJob>,
+    /// What each retention sweep forgot.
+    sweep_feed: broadcast::Sender<Swept>,
 }
 
 impl Store {
@@ -175,6 +179,12 @@ impl Store {
     /// page cache, and so the memory the store uses however large it grows
     /// (a deep backlog stays on disk).
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Store> {
+        Store::open_with(dir, cache_bytes, JOURNAL_SEGMENT_BYTES)
+    }
+
+    /// `open`, with journal segments closed once they hold
+    /// `journal_segment_bytes` (retention deletes whole segments).
+    pub fn open_with(dir: &Path, cache_bytes: u64, journal_segment_bytes: u64) -> Result<Store> {
         // Acknowledged requests are durable in the journal; everything in sled
         // can be rebuilt from it or needs no fsync before an answer, so sled
         // flushes on its own timer (and when the gateway stops).
@@ -185,7 +195,7 @@ impl Store {
         let db = open_sled(&sled_config)?;
         // Only after sled's lock: a second gateway on the same directory must
         // fail before it looks at (and maybe cuts) the journal's tail.
-        let journal = journal::Journal::open(&dir.join("journal"), JOURNAL_SEGMENT_BYTES)?;
+        let journal = journal::Journal::open(&dir.join("journal"), journal_segment_bytes)?;
         let paused = db.open_tree("paused")?;
         let paused_ids = paused
             .iter()
@@ -230,6 +240,7 @@ impl Store {
             event_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             routed_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             job_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
+            sweep_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             db,
         };
         Ok(Store {
@@ -409,12 +420,14 @@ impl Store {
         })
     }
 
-    /// Forgets why a request was ignored, so routing it again decides afresh.
-    pub fn forget_ignored_events(&self, request_id: &str) -> Result<()> {
-        for ignored in self.ignored_events_of_request(request_id)? {
-            self.ignored_events.remove(ignored.id.as_bytes())?;
+    /// Forgets why a request was ignored, so routing it again decides afresh;
+    /// returns how many ignored events that was.
+    pub fn forget_ignored_events(&self, request_id: &str) -> Result<u64> {
+        let ignored = self.ignored_events_of_request(request_id)?;
+        for event in &ignored {
+            self.ignored_events.remove(event.id.as_bytes())?;
         }
-        Ok(())
+        Ok(ignored.len() as u64)
     }
 
     pub fn ignored_event(&self, id: &str) -> Result<Option<IgnoredEvent>> {

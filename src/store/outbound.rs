@@ -8,7 +8,7 @@ fn event_type_key(application_id: &str, name: &str) -> String {
     format!("{application_id}/{name}")
 }
 
-fn job_key(application_id: &str, event_id: &str) -> Vec<u8> {
+pub(super) fn job_key(application_id: &str, event_id: &str) -> Vec<u8> {
     [application_id.as_bytes(), b"\0", event_id.as_bytes()].concat()
 }
 

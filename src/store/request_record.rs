@@ -53,6 +53,15 @@ pub fn decode(record: &[u8]) -> serde_json::Result<(Request, Payload)> {
     ))
 }
 
+/// The id of the request a journal record holds.
+pub fn request_id(record: &[u8]) -> serde_json::Result<String> {
+    #[derive(Deserialize)]
+    struct Id {
+        id: String,
+    }
+    Ok(serde_json::from_slice::<Id>(split(record)?.0)?.id)
+}
+
 pub fn decode_payload(record: &[u8]) -> serde_json::Result<Payload> {
     payload_codec::decode(split(record)?.1)
 }

@@ -210,13 +210,16 @@ impl Store {
         &self,
         mut visit: impl FnMut(Committed) -> Result<()>,
     ) -> Result<()> {
-        let routed_through = self
-            .meta
-            .get(ROUTED_THROUGH)?
-            .and_then(|value| Location::decode(&value));
-        self.journal.each_after(routed_through, |location, record| {
-            visit(to_committed(location, &record)?)
-        })
+        self.journal
+            .each_after(self.routed_through()?, |location, record| {
+                visit(to_committed(location, &record)?)
+            })
+    }
+
+    /// The router's watermark: every request up to it is indexed and routed.
+    pub(super) fn routed_through(&self) -> Result<Option<Location>> {
+        let value = self.meta.get(ROUTED_THROUGH)?;
+        Ok(value.and_then(|value| Location::decode(&value)))
     }
 }
 

@@ -11,6 +11,7 @@ mod outbound;
 mod outbound_lists;
 mod process;
 mod restart;
+mod retention;
 mod retries;
 mod rules;
 mod scale;

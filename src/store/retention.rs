@@ -1,0 +1,528 @@
+//! Retention: how long the store keeps what it has done.
+//!
+//! A sweep forgets every request older than the cutoff together with
+//! everything it led to (events, their attempts and payloads, ignored
+//! events), but only once all of it is done: one event still queued,
+//! scheduled, held or retrying keeps its request and every sibling, and an
+//! unrouted request is kept too. Webhook jobs go the same way with their
+//! deliveries. Transformation runs and deduplication sightings older than the
+//! cutoff go as well. Last, journal segments holding no kept request are
+//! deleted, oldest first: that is what gives the disk back (sled reuses the
+//! space of what it forgot).
+//!
+//! Nothing a user still needs goes: bookmarks carry their own copy of the data,
+//! and issues name events by id (an issue about a forgotten event stays).
+
+use super::{get, stripe_of, Result, Store, StoreError};
+use crate::ids::created_ms;
+use crate::model::{Event, WebhookJob};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::MutexGuard;
+
+/// What one sweep forgot.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Swept {
+    pub requests: u64,
+    pub jobs: u64,
+    pub events: u64,
+    pub ignored_events: u64,
+    pub executions: u64,
+    pub fingerprints: u64,
+    pub journal_segments: u64,
+}
+
+impl Store {
+    /// Forgets what is done and older than `cutoff_ms` (see the module).
+    /// `stop` ends the sweep early (between records); the next one goes on.
+    pub fn sweep(&self, cutoff_ms: u64, stop: &AtomicBool) -> Result<Swept> {
+        let mut swept = Swept::default();
+        let bound = |prefix: &str| format!("{prefix}_{:016x}", cutoff_ms << 16);
+        // Each pass looks at `stop` before every record.
+        self.sweep_requests(&bound("req"), stop, &mut swept)?;
+        self.sweep_jobs(&bound("job"), stop, &mut swept)?;
+        self.sweep_executions(cutoff_ms, stop, &mut swept)?;
+        self.sweep_fingerprints(cutoff_ms, stop, &mut swept)?;
+        self.sweep_journal(stop, &mut swept)?;
+        super::announce(&self.sweep_feed, || swept.clone());
+        Ok(swept)
+    }
+
+    /// What each sweep forgot, as it ends (for tests, and later live views).
+    pub fn subscribe_sweeps(&self) -> tokio::sync::broadcast::Receiver<Swept> {
+        self.sweep_feed.subscribe()
+    }
+
+    fn sweep_requests(&self, bound: &str, stop: &AtomicBool, swept: &mut Swept) -> Result<()> {
+        for key in self.requests.range(..bound.as_bytes()).keys() {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let id = String::from_utf8_lossy(&key?).into_owned();
+            if self.is_unrouted(&id)? {
+                continue;
+            }
+            let Some(events) = self.forget_events_if_done(&id)? else {
+                continue;
+            };
+            swept.events += events;
+            swept.ignored_events += self.forget_ignored_events(&id)?;
+            self.requests.remove(id.as_bytes())?;
+            self.request_payloads.remove(id.as_bytes())?;
+            swept.requests += 1;
+        }
+        Ok(())
+    }
+
+    fn sweep_jobs(&self, bound: &str, stop: &AtomicBool, swept: &mut Swept) -> Result<()> {
+        for key in self.jobs.range(..bound.as_bytes()).keys() {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let id = String::from_utf8_lossy(&key?).into_owned();
+            if self.unrouted_jobs.contains_key(id.as_bytes())? {
+                continue;
+            }
+            let Some(job) = get::<WebhookJob>(&self.jobs, &id)? else {
+                continue;
+            };
+            let Some(deliveries) = self.forget_events_if_done(&id)? else {
+                continue;
+            };
+            swept.events += deliveries;
+            let key = super::outbound::job_key(&job.application_id, &job.event_id);
+            // The idempotency key, unless a newer job holds it by now.
+            let _ = self
+                .job_keys
+                .compare_and_swap(key, Some(id.as_bytes()), None::<&[u8]>)?;
+            self.jobs.remove(id.as_bytes())?;
+            swept.jobs += 1;
+        }
+        Ok(())
+    }
+
+    /// Forgets every event of a request (or deliveries of a job) if all of
+    /// them are done; returns how many, or None when one is not (then none is
+    /// forgotten). Their changes are held off meanwhile, so an event retried
+    /// by hand is either seen as retried (and kept) or not found by the retry.
+    /// The parent's own stripe is held too: it is the one `update_job` takes,
+    /// so no delivery settles into a job half forgotten.
+    fn forget_events_if_done(&self, parent_id: &str) -> Result<Option<u64>> {
+        let events = self.events_of_request(parent_id)?;
+        let ids = events.iter().map(|e| e.id.as_str());
+        let _held = self.hold_changes(ids.chain([parent_id]));
+        let mut current = Vec::with_capacity(events.len());
+        for event in &events {
+            match get::<Event>(&self.events, &event.id)? {
+                Some(event) if !event.status.is_terminal() => return Ok(None),
+                Some(event) => current.push(event),
+                None => {}
+            }
+        }
+        for event in &current {
+            self.forget_event(event)?;
+        }
+        Ok(Some(current.len() as u64))
+    }
+
+    /// The change stripes of `ids`, each once and in one order. Everyone else
+    /// holds one stripe at a time, so this cannot deadlock.
+    fn hold_changes<'a>(&self, ids: impl Iterator<Item = &'a str>) -> Vec<MutexGuard<'_, ()>> {
+        let mut stripes: Vec<usize> = ids.map(stripe_of).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        stripes
+            .into_iter()
+            .map(|stripe| {
+                self.event_updates[stripe]
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+            })
+            .collect()
+    }
+
+    fn forget_event(&self, event: &Event) -> Result<()> {
+        let id = event.id.as_bytes();
+        for key in self.event_attempts.scan_prefix(id).keys() {
+            let key = key?;
+            self.attempts.remove(&key[id.len()..])?;
+            self.event_attempts.remove(key)?;
+        }
+        self.event_payloads.remove(id)?;
+        self.events.remove(id)?;
+        Ok(())
+    }
+
+    /// Runs of transformations; keys are `transformation id ++ execution id`.
+    fn sweep_executions(&self, cutoff_ms: u64, stop: &AtomicBool, swept: &mut Swept) -> Result<()> {
+        for key in self.executions.iter().keys() {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let key = key?;
+            let execution_id = String::from_utf8_lossy(&key[crate::ids::ID_LEN..]).into_owned();
+            if created_ms(&execution_id).is_some_and(|ms| ms < cutoff_ms) {
+                self.executions.remove(&key)?;
+                swept.executions += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sightings of fingerprints (deduplicate rules) first seen before the
+    /// cutoff, unless a router claimed them again meanwhile.
+    fn sweep_fingerprints(
+        &self,
+        cutoff_ms: u64,
+        stop: &AtomicBool,
+        swept: &mut Swept,
+    ) -> Result<()> {
+        for entry in self.fingerprints.iter() {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let (key, sighting) = entry?;
+            let seen_ms = u64::from_be_bytes(sighting[..8].try_into().expect("8-byte timestamp"));
+            if seen_ms < cutoff_ms {
+                let removed =
+                    self.fingerprints
+                        .compare_and_swap(&key, Some(&sighting), None::<&[u8]>)?;
+                swept.fingerprints += u64::from(removed.is_ok());
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes journal segments, oldest first, up to the first that still
+    /// holds a request the store keeps (or the one being written).
+    fn sweep_journal(&self, stop: &AtomicBool, swept: &mut Swept) -> Result<()> {
+        // Past the router's watermark, records may not be indexed yet.
+        let Some(routed_through) = self.routed_through()? else {
+            return Ok(());
+        };
+        let segments = self.journal.segment_range();
+        for segment in segments.start..routed_through.segment.min(segments.end - 1) {
+            if stop.load(Ordering::Relaxed) || self.segment_holds_kept_requests(segment)? {
+                break;
+            }
+            self.journal.remove_oldest()?;
+            swept.journal_segments += 1;
+        }
+        Ok(())
+    }
+
+    fn segment_holds_kept_requests(&self, segment: u32) -> Result<bool> {
+        let scan = self.journal.each_in(segment, 0, |_, record| {
+            let id = super::request_record::request_id(&record).map_err(StoreError::from)?;
+            match self.requests.contains_key(id.as_bytes())? || self.is_unrouted(&id)? {
+                true => Err(Scan::Kept),
+                false => Ok(()),
+            }
+        });
+        match scan {
+            Ok(()) => Ok(false),
+            Err(Scan::Kept) => Ok(true),
+            Err(Scan::Failed(error)) => Err(error),
+        }
+    }
+}
+
+/// How a scan of a journal segment ends early: at the first request kept
+/// (most segments, most sweeps: one record read), or on an error.
+enum Scan {
+    Kept,
+    Failed(StoreError),
+}
+
+impl<E: Into<StoreError>> From<E> for Scan {
+    fn from(error: E) -> Scan {
+        Scan::Failed(error.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{derived_id, new_id, now_ms};
+    use crate::model::{
+        Attempt, AttemptStatus, AttemptTrigger, EventStatus, Execution, IgnoredEvent, Payload,
+        Request, RequestStatus, Route,
+    };
+    use crate::store::{EncodedRequest, Location, QueueMove};
+
+    const ROUTE: Route<'static> = Route {
+        source_id: "src_shop",
+        connection_id: "web_a",
+        destination_id: "des_a",
+    };
+
+    fn store_with_segments(dir: &tempfile::TempDir, segment_bytes: u64) -> Store {
+        Store::open_with(dir.path(), 1 << 20, segment_bytes).unwrap()
+    }
+
+    /// A request as the ingress, indexer and router leave it: journaled,
+    /// indexed, routed (with the router's watermark past it).
+    fn routed_request(store: &Store) -> (String, Location) {
+        let location = journaled_request(store);
+        let (id, location) = location;
+        store
+            .index_request(&store.request(&id).unwrap().unwrap(), location)
+            .unwrap();
+        store.mark_routed(&id).unwrap();
+        store.set_routed_through(location).unwrap();
+        (id, location)
+    }
+
+    fn journaled_request(store: &Store) -> (String, Location) {
+        let id = new_id("req");
+        let payload = Payload {
+            method: "POST".into(),
+            path: String::new(),
+            query: String::new(),
+            headers: Vec::new(),
+            body: br#"{"n":1}"#.to_vec(),
+        };
+        let request = Request {
+            status: RequestStatus::Accepted,
+            ..Request::received(Some("src_shop"), "shop", &payload, now_ms())
+        };
+        let request = Request {
+            id: id.clone(),
+            ..request
+        };
+        let encoded = EncodedRequest::new(&request, &payload).unwrap();
+        let location = store.journal_requests(&[&encoded]).unwrap()[0];
+        (id, location)
+    }
+
+    /// An event of the request on connection `connection`, in `status`.
+    fn event(store: &Store, request_id: &str, connection: &str, status: EventStatus) -> Event {
+        let route = Route {
+            connection_id: connection,
+            ..ROUTE
+        };
+        let id = derived_id("evt", request_id, connection);
+        let mut event = Event::new(id, request_id, route, now_ms(), false);
+        if status.is_terminal() {
+            event.status = status;
+            event.next_attempt_at = None;
+            store.save_event(&event).unwrap();
+        } else {
+            store.insert_event(&event, None, now_ms()).unwrap();
+        }
+        event
+    }
+
+    /// An attempt too large for the event's record: it goes to the attempts tree.
+    fn attempt_of_its_own(store: &Store, event: &Event) -> String {
+        let attempt = Attempt {
+            id: String::new(),
+            event_id: event.id.clone(),
+            attempt_number: 1,
+            trigger: AttemptTrigger::Initial,
+            status: AttemptStatus::Successful,
+            http_method: "POST".into(),
+            requested_url: "http://127.0.0.1:9/hook".into(),
+            response_status: Some(200),
+            response_body: Some("x".repeat(8 * 1024)),
+            error_code: None,
+            latency_ms: 1,
+            created_at: now_ms(),
+        };
+        let settled = store.settle_attempt(
+            attempt,
+            |_, attempt| (QueueMove::Stay, attempt.id.clone()),
+            |_, _| {},
+        );
+        settled.unwrap().unwrap().1
+    }
+
+    fn sweep_everything(store: &Store) -> Swept {
+        store.sweep(now_ms() + 1, &AtomicBool::new(false)).unwrap()
+    }
+
+    #[test]
+    fn a_request_goes_with_everything_it_led_to_once_all_of_it_is_done() {
+        let (_dir, store) = crate::store::temp_store();
+        let (done, _) = routed_request(&store);
+        let delivered = event(&store, &done, "web_a", EventStatus::Successful);
+        let attempt = attempt_of_its_own(&store, &delivered);
+        event(&store, &done, "web_b", EventStatus::Failed);
+        let ignored = IgnoredEvent {
+            id: derived_id("evt", &done, "web_c"),
+            request_id: done.clone(),
+            connection_id: "web_c".into(),
+            cause: "FILTERED".into(),
+            created_at: now_ms(),
+            detail: None,
+            transform_logs: Vec::new(),
+        };
+        store.insert_ignored_event(&ignored).unwrap();
+        let (half_done, _) = routed_request(&store);
+        let sibling = event(&store, &half_done, "web_a", EventStatus::Successful);
+        event(&store, &half_done, "web_b", EventStatus::Queued);
+        let (unrouted, _) = journaled_request(&store);
+
+        let swept = sweep_everything(&store);
+
+        assert_eq!(
+            (swept.requests, swept.events, swept.ignored_events),
+            (1, 2, 1)
+        );
+        assert_eq!(store.request(&done).unwrap(), None);
+        assert!(store.events_of_request(&done).unwrap().is_empty());
+        assert_eq!(store.attempt(&attempt).unwrap(), None);
+        assert_eq!(store.ignored_event(&ignored.id).unwrap(), None);
+        // One event still to deliver keeps its request and its done sibling.
+        assert!(store.request(&half_done).unwrap().is_some());
+        assert_eq!(store.events_of_request(&half_done).unwrap().len(), 2);
+        assert!(store.event(&sibling.id).unwrap().is_some());
+        assert!(store.request_payload(&half_done).unwrap().is_some());
+        assert!(store.request(&unrouted).unwrap().is_some());
+    }
+
+    #[test]
+    fn nothing_younger_than_the_cutoff_goes() {
+        let (_dir, store) = crate::store::temp_store();
+        let (id, _) = routed_request(&store);
+        event(&store, &id, "web_a", EventStatus::Successful);
+        let cutoff = created_ms(&id).unwrap();
+
+        let swept = store.sweep(cutoff, &AtomicBool::new(false)).unwrap();
+
+        assert_eq!(swept, Swept::default());
+        assert!(store.request(&id).unwrap().is_some());
+    }
+
+    #[test]
+    fn old_transformation_runs_and_fingerprint_sightings_go() {
+        let (_dir, store) = crate::store::temp_store();
+        let execution = Execution {
+            id: new_id("exe"),
+            transformation_id: crate::ids::named_id("trs", "shape"),
+            transformation_name: "shape".into(),
+            connection_id: "web_a".into(),
+            request_id: new_id("req"),
+            event_id: new_id("evt"),
+            logs: Vec::new(),
+            error: None,
+            created_at: now_ms(),
+        };
+        store.insert_execution(&execution).unwrap();
+        let received = now_ms();
+        assert!(store
+            .claim_fingerprint("web_a", b"fp", "req_1", received, 60_000)
+            .unwrap());
+
+        let swept = sweep_everything(&store);
+
+        assert_eq!((swept.executions, swept.fingerprints), (1, 1));
+        assert!(store
+            .executions(&execution.transformation_id, 10)
+            .unwrap()
+            .is_empty());
+        // The sighting is gone: the same fingerprint counts as new again.
+        assert!(store
+            .claim_fingerprint("web_a", b"fp", "req_2", received, 60_000)
+            .unwrap());
+    }
+
+    #[test]
+    fn journal_segments_go_up_to_the_first_that_holds_a_kept_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_segments(&dir, 1);
+        // Segments of one record each: requests 0-2 done, 3 still queued, 4 done.
+        let requests: Vec<(String, Location)> = (0..5).map(|_| routed_request(&store)).collect();
+        for (n, (id, _)) in requests.iter().enumerate() {
+            let status = match n {
+                3 => EventStatus::Queued,
+                _ => EventStatus::Successful,
+            };
+            event(&store, id, "web_a", status);
+        }
+        let segment_of = |n: usize| requests[n].1.segment;
+
+        let swept = sweep_everything(&store);
+
+        assert_eq!(swept.requests, 4);
+        assert_eq!(swept.journal_segments, 3);
+        assert_eq!(store.journal.segment_range().start, segment_of(3));
+        let (kept, _) = &requests[3];
+        assert!(store.request_payload(kept).unwrap().is_some());
+        drop(store);
+        let store = store_with_segments(&dir, 1);
+        assert!(store.request_payload(kept).unwrap().is_some());
+        assert_eq!(store.journal.segment_range().start, segment_of(3));
+    }
+
+    /// A job fanned out to one delivery per status, holding its idempotency key.
+    fn job_with_deliveries(store: &Store, statuses: &[EventStatus]) -> WebhookJob {
+        let id = new_id("job");
+        let job = WebhookJob {
+            id: id.clone(),
+            application_id: "app_a".into(),
+            event_type: "order.paid".into(),
+            event_id: format!("key-{id}"),
+            payload: serde_json::json!({"n": 1}),
+            headers: Default::default(),
+            metadata: serde_json::Value::Null,
+            endpoint_ids: Vec::new(),
+            status: crate::model::JobStatus::Created,
+            attempt_count: 0,
+            max_retries: 3,
+            created_at: now_ms(),
+            updated_at: now_ms(),
+            expires_at: now_ms() + 60_000,
+            succeeded_at: None,
+            discarded_at: None,
+            cancelled: false,
+        };
+        assert_eq!(
+            store
+                .claim_job_key("app_a", &job.event_id, &id, now_ms(), 60_000)
+                .unwrap(),
+            None
+        );
+        store.insert_job(&job).unwrap();
+        for (n, status) in statuses.iter().enumerate() {
+            event(store, &id, &format!("ept_{n}"), *status);
+        }
+        store.job_fanned_out(&id).unwrap();
+        job
+    }
+
+    #[test]
+    fn a_webhook_job_goes_with_its_deliveries_once_all_are_done() {
+        let (_dir, store) = crate::store::temp_store();
+        let done = job_with_deliveries(&store, &[EventStatus::Successful, EventStatus::Failed]);
+        let retrying = job_with_deliveries(&store, &[EventStatus::Successful, EventStatus::Queued]);
+
+        let swept = sweep_everything(&store);
+
+        assert_eq!((swept.jobs, swept.events), (1, 2));
+        assert_eq!(store.job(&done.id).unwrap(), None);
+        assert!(store.deliveries_of(&done.id).unwrap().is_empty());
+        assert!(store.job(&retrying.id).unwrap().is_some());
+        assert_eq!(store.deliveries_of(&retrying.id).unwrap().len(), 2);
+        // The forgotten job's idempotency key is free again; the kept one's is not.
+        let later = now_ms();
+        let claim = |job: &WebhookJob| {
+            store
+                .claim_job_key("app_a", &job.event_id, "job_new", later, 60_000)
+                .unwrap()
+        };
+        assert_eq!(claim(&done), None);
+        assert_eq!(claim(&retrying), Some(retrying.id.clone()));
+    }
+
+    #[test]
+    fn a_stopped_sweep_forgets_nothing_more() {
+        let (_dir, store) = crate::store::temp_store();
+        let (id, _) = routed_request(&store);
+        event(&store, &id, "web_a", EventStatus::Successful);
+
+        let swept = store.sweep(now_ms() + 1, &AtomicBool::new(true)).unwrap();
+
+        assert_eq!(swept, Swept::default());
+        assert!(store.request(&id).unwrap().is_some());
+    }
+}
