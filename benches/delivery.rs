@@ -11,6 +11,8 @@
 //!    process's RSS before the start, after it, at the first delivery and every
 //!    second for `--seconds` of rate-limited delivery. The backlog lives on
 //!    disk, so memory should stay flat while ~all of it is still queued.
+//!    After the stop, a retention sweep with a cutoff of now: it forgets the
+//!    delivered requests and looks at (and keeps) every queued one.
 //! 2. **Rate-limit accuracy.** A destination with `rate_limit = --rate` per
 //!    second gets `--burst` 1 KiB JSON POSTs through the real ingress from
 //!    `--clients` concurrent tasks. Once all are queued (acknowledged and
@@ -49,13 +51,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use hookgate::ids::{derived_id, named_id, now_ms};
 use hookgate::model::{Connection, Event, Payload, Request, Route};
-use hookgate::store::{CommitLog, Committed, Store};
+use hookgate::store::{CommitLog, Committed, Store, Swept};
 use hookgate::{Config, Gateway};
 use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -418,6 +420,8 @@ struct RestartReport {
     delivered_total: usize,
     /// CPU time of this process (gateway and sink) during those seconds.
     cpu: Duration,
+    /// A retention sweep of everything afterwards, and how long it took.
+    sweep: (Swept, Duration),
 }
 
 fn run_restart(server_rt: &Runtime, side_rt: &Runtime, settings: &Settings) -> RestartReport {
@@ -452,6 +456,7 @@ fn run_restart(server_rt: &Runtime, side_rt: &Runtime, settings: &Settings) -> R
     let cpu = support::process_cpu() - cpu_before;
     let rss_peak = memory_mib("VmHWM");
     stop(server_rt, gateway);
+    let sweep = sweep_everything(&config);
     RestartReport {
         events: settings.events,
         rate: settings.restart_rate,
@@ -467,7 +472,25 @@ fn run_restart(server_rt: &Runtime, side_rt: &Runtime, settings: &Settings) -> R
         delivered,
         delivered_total: sink.count(),
         cpu,
+        sweep,
     }
+}
+
+/// A retention sweep of the stopped gateway's store with a cutoff of now: the
+/// delivered requests go; the backlog's are each looked at, and kept.
+fn sweep_everything(config: &Config) -> (Swept, Duration) {
+    let limits = &config.limits;
+    let store = Store::open_with(
+        &config.server.data_dir,
+        limits.store_cache_bytes,
+        limits.journal_segment_bytes,
+    )
+    .expect("open the store");
+    let started = Instant::now();
+    let swept = store
+        .sweep(now_ms() + 1, &AtomicBool::new(false))
+        .expect("retention sweep");
+    (swept, started.elapsed())
 }
 
 /// Polls for the sink's first delivery; None if nothing came by `deadline`.
@@ -546,6 +569,16 @@ impl RestartReport {
         println!(
             "  CPU per delivery: {:.1} µs (this process, gateway and sink, user + system)",
             self.cpu.as_secs_f64() * 1e6 / self.delivered.max(1) as f64
+        );
+        let (swept, took) = &self.sweep;
+        println!(
+            "  retention sweep after the stop (cutoff: now): {} requests looked at in {:.2} s ({:.0}/s); forgot {} requests, {} events, {} journal segments; kept the rest (still queued)",
+            self.events,
+            took.as_secs_f64(),
+            self.events as f64 / took.as_secs_f64(),
+            swept.requests,
+            swept.events,
+            swept.journal_segments,
         );
     }
 
