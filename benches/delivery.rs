@@ -51,7 +51,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use hookgate::ids::{derived_id, named_id, now_ms};
 use hookgate::model::{Connection, Event, Payload, Request, Route};
-use hookgate::store::{CommitLog, Committed, Store, Swept};
+use hookgate::store::{CommitLog, Committed, Cutoffs, Store, Swept};
 use hookgate::{Config, Gateway};
 use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
@@ -488,7 +488,7 @@ fn sweep_everything(config: &Config) -> (Swept, Duration) {
     .expect("open the store");
     let started = Instant::now();
     let swept = store
-        .sweep(now_ms() + 1, &AtomicBool::new(false))
+        .sweep(Cutoffs::all_before(now_ms() + 1), &AtomicBool::new(false))
         .expect("retention sweep");
     (swept, started.elapsed())
 }

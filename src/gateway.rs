@@ -123,7 +123,12 @@ impl Gateway {
         tracing::info!(%ingress_addr, "ingress listening");
         let api = start_api(config, api_state.clone(), stop_ingress.subscribe()).await?;
         let (api_addr, api_task) = api.unzip();
-        let sweeper = Sweeper::start(store.clone(), &config.retention);
+        let sweeper = {
+            let state = api_state.clone();
+            Sweeper::start(store.clone(), &config.retention, move |now| {
+                crate::retention::cutoffs(now, &state.config.load(), &state.catalog.load())
+            })
+        };
         Ok(Gateway {
             ingress_addr,
             api_addr,

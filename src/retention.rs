@@ -3,9 +3,11 @@
 //! what stays). A thread of its own: sweeping is a long run of blocking sled
 //! calls that must not hold up the reactor or the lanes' blocking pool.
 
-use crate::config::RetentionSection;
+use crate::config::{Config, RetentionSection};
 use crate::ids::now_ms;
-use crate::store::Store;
+use crate::model::Catalog;
+use crate::pipeline::Rule;
+use crate::store::{Cutoffs, Store};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
@@ -23,19 +25,23 @@ pub struct Sweeper {
 impl Sweeper {
     /// Starts sweeping `store`, the first time one period from now (so that
     /// a start is not slowed down); None when retention keeps everything.
-    pub fn start(store: Store, retention: &RetentionSection) -> Option<Sweeper> {
+    /// `cutoffs` draws the lines of each sweep from the time it starts.
+    pub fn start(
+        store: Store,
+        retention: &RetentionSection,
+        cutoffs: impl Fn(u64) -> Cutoffs + Send + 'static,
+    ) -> Option<Sweeper> {
         if retention.max_age_ms == 0 {
             return None;
         }
         let stopping = Arc::new(AtomicBool::new(false));
         let (wake, woken) = std::sync::mpsc::sync_channel(1);
         let every = Duration::from_millis(retention.sweep_every_ms.max(1));
-        let max_age_ms = retention.max_age_ms;
         let thread = {
             let stopping = stopping.clone();
             std::thread::Builder::new()
                 .name("hookgate-retention".into())
-                .spawn(move || sweep_loop(&store, max_age_ms, every, &woken, &stopping))
+                .spawn(move || sweep_loop(&store, every, cutoffs, &woken, &stopping))
                 .expect("spawn retention thread")
         };
         Some(Sweeper {
@@ -54,20 +60,82 @@ impl Sweeper {
     }
 }
 
+/// The lines a sweep at `now_ms` draws under `config` with `catalog` served:
+/// `max_age_ms` back, but never into a webhook job's idempotency window nor
+/// into the longest deduplicate window of any connection (as they are now).
+pub fn cutoffs(now_ms: u64, config: &Config, catalog: &Catalog) -> Cutoffs {
+    let max_age = config.retention.max_age_ms;
+    let longest_dedup_window = catalog
+        .connections()
+        .iter()
+        .flat_map(|connection| &connection.rules)
+        .filter_map(|rule| match rule {
+            Rule::Deduplicate(dedup) => Some(dedup.window.as_millis() as u64),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let back = |ms: u64| now_ms.saturating_sub(max_age.max(ms));
+    Cutoffs {
+        records_ms: back(0),
+        jobs_ms: back(config.outbound.idempotency_window_ms),
+        sightings_ms: back(longest_dedup_window),
+    }
+}
+
 fn sweep_loop(
     store: &Store,
-    max_age_ms: u64,
     every: Duration,
+    cutoffs: impl Fn(u64) -> Cutoffs,
     woken: &Receiver<()>,
     stopping: &AtomicBool,
 ) {
     while let Err(RecvTimeoutError::Timeout) = woken.recv_timeout(every) {
-        let cutoff_ms = now_ms().saturating_sub(max_age_ms);
-        match store.sweep(cutoff_ms, stopping) {
+        match store.sweep(cutoffs(now_ms()), stopping) {
             Ok(swept) => tracing::debug!(?swept, "retention sweep"),
             Err(error) => {
                 tracing::error!(%error, "retention sweep failed; the next one tries again")
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_line_reaches_into_an_idempotency_or_deduplicate_window() {
+        let text = r#"
+[retention]
+max_age_ms = 1000
+
+[outbound]
+idempotency_window_ms = 5000
+
+[delivery]
+signing_secret = "test"
+
+[[sources]]
+name = "shop"
+
+[[destinations]]
+name = "orders"
+url = "http://127.0.0.1:9/"
+
+[[connections]]
+name = "shop-to-orders"
+source = "shop"
+destination = "orders"
+rules = [ { type = "deduplicate", window = 20000, include_fields = ["body.id"] } ]
+"#;
+        let config = Config::parse(std::path::Path::new("gateway.toml"), text).unwrap();
+        let cutoffs = cutoffs(100_000, &config, &config.catalog());
+        let expected = Cutoffs {
+            records_ms: 99_000,
+            jobs_ms: 95_000,
+            sightings_ms: 80_000,
+        };
+        assert_eq!(cutoffs, expected);
     }
 }

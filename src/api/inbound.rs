@@ -155,6 +155,10 @@ pub async fn retry_request(State(state): Shared, Path(id): Path<String>) -> ApiR
 /// Routes an accepted request again; returns what it became and the
 /// destinations with new events.
 pub(super) fn reroute(store: &Store, router: &Router, id: &str) -> ApiResult<(Value, Vec<String>)> {
+    store.holding(id, || reroute_held(store, router, id))
+}
+
+fn reroute_held(store: &Store, router: &Router, id: &str) -> ApiResult<(Value, Vec<String>)> {
     let request = store
         .request(id)?
         .ok_or_else(|| ApiError::not_found("request", id))?;

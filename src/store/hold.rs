@@ -6,7 +6,7 @@
 use super::{QueueMove, Result, Store};
 use crate::model::{AttemptTrigger, EventStatus};
 
-fn held_key(connection_id: &str, event_id: &str) -> Vec<u8> {
+pub(super) fn held_key(connection_id: &str, event_id: &str) -> Vec<u8> {
     [connection_id.as_bytes(), event_id.as_bytes()].concat()
 }
 

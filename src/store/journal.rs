@@ -298,22 +298,30 @@ impl Journal {
         segments.first..segments.end()
     }
 
-    /// Deletes the oldest segment, which must not be the one being written.
-    /// Its records can no longer be read (retention: none of them is kept).
-    pub fn remove_oldest(&self) -> io::Result<()> {
-        let writer = self.inner.writer.lock().expect("journal writer lock");
-        let mut segments = self.inner.segments.write().expect("journal segments lock");
-        if segments.first >= writer.segment {
-            let message = "the journal segment being written is never deleted";
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
+    /// Deletes segment `number`, which must be the oldest and not the one
+    /// being written. Its records can no longer be read (retention: none of
+    /// them is kept).
+    pub fn remove_oldest(&self, number: u32) -> io::Result<()> {
+        // The writer only moves on: once past `number`, it stays past.
+        let writing = self
+            .inner
+            .writer
+            .lock()
+            .expect("journal writer lock")
+            .segment;
+        {
+            let mut segments = self.inner.segments.write().expect("journal segments lock");
+            if segments.first != number || number >= writing {
+                let message =
+                    format!("journal segment {number} is not the oldest one or is being written");
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
+            }
+            segments.files.pop_front();
+            segments.first += 1;
         }
-        // The file goes first: if that fails, nothing has changed.
-        std::fs::remove_file(segment_path(&self.inner.dir, segments.first))?;
-        segments.files.pop_front();
-        segments.first += 1;
-        drop(segments);
-        // Left out, the entry may come back after a power cut: harmless, it is
-        // deleted again.
+        // Outside the locks: appends and reads go on meanwhile. Should this
+        // fail, the file stays until a later sweep (a start opens it again).
+        std::fs::remove_file(segment_path(&self.inner.dir, number))?;
         sync_dir(&self.inner.dir)
     }
 
@@ -328,8 +336,11 @@ impl Journal {
     ) -> Result<(), E> {
         let segments = self.segment_range();
         let (first, mut offset) = match after {
-            Some(location) => (location.segment, location.end()),
-            None => (segments.start, 0),
+            Some(location) if location.segment >= segments.start => {
+                (location.segment, location.end())
+            }
+            // Everything up to `after` is gone (retention): what is left follows it.
+            _ => (segments.start, 0),
         };
         for segment in first..segments.end {
             self.each_in(segment, offset, &mut visit)?;
@@ -760,15 +771,27 @@ mod tests {
         let appended = append_one_by_one(&journal, &records);
         assert_eq!(journal.segment_range(), 0..3);
 
-        journal.remove_oldest().unwrap();
-        journal.remove_oldest().unwrap();
-        let error = journal.remove_oldest().unwrap_err();
-        assert_eq!(error.kind(), io::ErrorKind::InvalidInput, "{error}");
+        let error = journal.remove_oldest(1).unwrap_err();
+        assert_eq!(
+            error.kind(),
+            io::ErrorKind::InvalidInput,
+            "not the oldest: {error}"
+        );
+        journal.remove_oldest(0).unwrap();
+        journal.remove_oldest(1).unwrap();
+        let error = journal.remove_oldest(2).unwrap_err();
+        assert_eq!(
+            error.kind(),
+            io::ErrorKind::InvalidInput,
+            "being written: {error}"
+        );
         assert_eq!(journal.segment_range(), 2..3);
         assert_eq!(segment_file_names(dir.path()), ["0000000002.journal"]);
         let error = journal.read(appended[0].0).unwrap_err();
         assert!(error.to_string().contains("deleted"), "{error}");
         assert_eq!(all_after(&journal, None), appended[4..]);
+        // A position in a deleted segment (an old watermark): what is left follows it.
+        assert_eq!(all_after(&journal, Some(appended[1].0)), appended[4..]);
 
         drop(journal);
         let journal = Journal::open(dir.path(), TINY_SEGMENTS).unwrap();

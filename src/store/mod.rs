@@ -20,7 +20,7 @@ pub use commit::{CommitError, CommitLog, Committed};
 pub use journal::Location;
 pub use page::{Cursor, Direction, Page, PageRequest};
 pub use queue::QueueEntry;
-pub use retention::Swept;
+pub use retention::{Cutoffs, Swept};
 
 use crate::config::ApiObject;
 use crate::model::{
@@ -335,6 +335,16 @@ impl Store {
         change: impl FnOnce(&mut Event) -> (QueueMove, T),
     ) -> Result<Option<(Event, T)>> {
         self.try_update_event(id, |event| Ok(change(event)), |_, _| {})
+    }
+
+    /// Runs `f` with `id`'s change stripe held. Routing a request again by
+    /// hand holds the request's, so a retention sweep (which takes it too)
+    /// never forgets a request while new events are made for it.
+    pub fn holding<T>(&self, id: &str, f: impl FnOnce() -> T) -> T {
+        let _held = self.event_updates[stripe_of(id)]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        f()
     }
 
     /// `update_event` for a change that may itself fail (and then changes

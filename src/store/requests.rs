@@ -106,10 +106,12 @@ impl Store {
             },
         };
         match location {
-            Some(location) => {
-                let record = self.journal.read(location)?;
-                Ok(Some(request_record::decode_payload(&record)?))
-            }
+            Some(location) => match self.journal.read(location) {
+                Ok(record) => Ok(Some(request_record::decode_payload(&record)?)),
+                // Its segment was deleted since the lookup (retention).
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(error) => Err(error.into()),
+            },
             // Stored before the journal (or unknown).
             None => get_payload(&self.request_payloads, id),
         }

@@ -31,17 +31,40 @@ pub struct Swept {
     pub journal_segments: u64,
 }
 
+/// Where a sweep draws its lines (ms since the epoch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cutoffs {
+    /// Requests and transformation runs from before this go (once done).
+    pub records_ms: u64,
+    /// Webhook jobs from before this go (once done): no earlier than their
+    /// idempotency key may be reused.
+    pub jobs_ms: u64,
+    /// Deduplication sightings from before this go: no window reaches them.
+    pub sightings_ms: u64,
+}
+
+impl Cutoffs {
+    /// Everything from before `ms`.
+    pub fn all_before(ms: u64) -> Cutoffs {
+        Cutoffs {
+            records_ms: ms,
+            jobs_ms: ms,
+            sightings_ms: ms,
+        }
+    }
+}
+
 impl Store {
-    /// Forgets what is done and older than `cutoff_ms` (see the module).
+    /// Forgets what is done and older than its cutoff (see the module).
     /// `stop` ends the sweep early (between records); the next one goes on.
-    pub fn sweep(&self, cutoff_ms: u64, stop: &AtomicBool) -> Result<Swept> {
+    pub fn sweep(&self, cutoffs: Cutoffs, stop: &AtomicBool) -> Result<Swept> {
         let mut swept = Swept::default();
-        let bound = |prefix: &str| format!("{prefix}_{:016x}", cutoff_ms << 16);
+        let bound = |prefix: &str, ms: u64| format!("{prefix}_{:016x}", ms << 16);
         // Each pass looks at `stop` before every record.
-        self.sweep_requests(&bound("req"), stop, &mut swept)?;
-        self.sweep_jobs(&bound("job"), stop, &mut swept)?;
-        self.sweep_executions(cutoff_ms, stop, &mut swept)?;
-        self.sweep_fingerprints(cutoff_ms, stop, &mut swept)?;
+        self.sweep_requests(&bound("req", cutoffs.records_ms), stop, &mut swept)?;
+        self.sweep_jobs(&bound("job", cutoffs.jobs_ms), stop, &mut swept)?;
+        self.sweep_executions(cutoffs.records_ms, stop, &mut swept)?;
+        self.sweep_fingerprints(cutoffs.sightings_ms, stop, &mut swept)?;
         self.sweep_journal(stop, &mut swept)?;
         super::announce(&self.sweep_feed, || swept.clone());
         Ok(swept)
@@ -53,81 +76,105 @@ impl Store {
     }
 
     fn sweep_requests(&self, bound: &str, stop: &AtomicBool, swept: &mut Swept) -> Result<()> {
-        for key in self.requests.range(..bound.as_bytes()).keys() {
-            if stop.load(Ordering::Relaxed) {
-                break;
+        for id in ids_before(&self.requests, bound, stop) {
+            let id = id?;
+            let forgotten = self.forget_if_done(&id, || {
+                // Still being routed, or routing failed: kept for the next start.
+                if !self.requests.contains_key(id.as_bytes())? || self.is_unrouted(&id)? {
+                    return Ok(None);
+                }
+                Ok(Some(|| {
+                    swept.ignored_events += self.forget_ignored_events(&id)?;
+                    self.requests.remove(id.as_bytes())?;
+                    self.request_payloads.remove(id.as_bytes())?;
+                    Ok(())
+                }))
+            })?;
+            if let Some(events) = forgotten {
+                swept.events += events;
+                swept.requests += 1;
             }
-            let id = String::from_utf8_lossy(&key?).into_owned();
-            if self.is_unrouted(&id)? {
-                continue;
-            }
-            let Some(events) = self.forget_events_if_done(&id)? else {
-                continue;
-            };
-            swept.events += events;
-            swept.ignored_events += self.forget_ignored_events(&id)?;
-            self.requests.remove(id.as_bytes())?;
-            self.request_payloads.remove(id.as_bytes())?;
-            swept.requests += 1;
         }
         Ok(())
     }
 
     fn sweep_jobs(&self, bound: &str, stop: &AtomicBool, swept: &mut Swept) -> Result<()> {
-        for key in self.jobs.range(..bound.as_bytes()).keys() {
-            if stop.load(Ordering::Relaxed) {
-                break;
+        for id in ids_before(&self.jobs, bound, stop) {
+            let id = &id?;
+            let forgotten = self.forget_if_done(id, || {
+                let Some(job) = get::<WebhookJob>(&self.jobs, id)? else {
+                    return Ok(None);
+                };
+                // Not fanned out yet: its deliveries are still to be made.
+                if self.unrouted_jobs.contains_key(id.as_bytes())? {
+                    return Ok(None);
+                }
+                Ok(Some(move || {
+                    let key = super::outbound::job_key(&job.application_id, &job.event_id);
+                    // The idempotency key, unless a newer job holds it by now.
+                    let _ =
+                        self.job_keys
+                            .compare_and_swap(key, Some(id.as_bytes()), None::<&[u8]>)?;
+                    self.jobs.remove(id.as_bytes())?;
+                    Ok(())
+                }))
+            })?;
+            if let Some(deliveries) = forgotten {
+                swept.events += deliveries;
+                swept.jobs += 1;
             }
-            let id = String::from_utf8_lossy(&key?).into_owned();
-            if self.unrouted_jobs.contains_key(id.as_bytes())? {
-                continue;
-            }
-            let Some(job) = get::<WebhookJob>(&self.jobs, &id)? else {
-                continue;
-            };
-            let Some(deliveries) = self.forget_events_if_done(&id)? else {
-                continue;
-            };
-            swept.events += deliveries;
-            let key = super::outbound::job_key(&job.application_id, &job.event_id);
-            // The idempotency key, unless a newer job holds it by now.
-            let _ = self
-                .job_keys
-                .compare_and_swap(key, Some(id.as_bytes()), None::<&[u8]>)?;
-            self.jobs.remove(id.as_bytes())?;
-            swept.jobs += 1;
         }
         Ok(())
     }
 
-    /// Forgets every event of a request (or deliveries of a job) if all of
-    /// them are done; returns how many, or None when one is not (then none is
-    /// forgotten). Their changes are held off meanwhile, so an event retried
-    /// by hand is either seen as retried (and kept) or not found by the retry.
-    /// The parent's own stripe is held too: it is the one `update_job` takes,
-    /// so no delivery settles into a job half forgotten.
-    fn forget_events_if_done(&self, parent_id: &str) -> Result<Option<u64>> {
+    /// Forgets a request (or a webhook job) with every event it led to, if
+    /// `check` (run once nothing can change them) says it may go and all of
+    /// its events are done; `check` returns how to forget the parent itself.
+    /// Returns how many events went, or None when it is kept.
+    ///
+    /// The parent's change stripe is held throughout: routing a request again
+    /// (`reroute`) and summing a job up (`update_job`) take it, so neither
+    /// adds to nor brings back what is being forgotten. The events' stripes
+    /// are held too, so an event retried by hand is either seen as retried
+    /// (and kept) or not found by the retry.
+    fn forget_if_done<F: FnOnce() -> Result<()>>(
+        &self,
+        parent_id: &str,
+        check: impl FnOnce() -> Result<Option<F>>,
+    ) -> Result<Option<u64>> {
+        let parent_stripe = stripe_of(parent_id);
+        let _parent = self.event_updates[parent_stripe]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let Some(forget_parent) = check()? else {
+            return Ok(None);
+        };
         let events = self.events_of_request(parent_id)?;
-        let ids = events.iter().map(|e| e.id.as_str());
-        let _held = self.hold_changes(ids.chain([parent_id]));
-        let mut current = Vec::with_capacity(events.len());
+        // Only this sweep holds more than one stripe: any order is safe.
+        let _events = self.hold_stripes(
+            events
+                .iter()
+                .map(|e| stripe_of(&e.id))
+                .filter(|stripe| *stripe != parent_stripe),
+        );
+        let mut done = Vec::with_capacity(events.len());
         for event in &events {
             match get::<Event>(&self.events, &event.id)? {
                 Some(event) if !event.status.is_terminal() => return Ok(None),
-                Some(event) => current.push(event),
+                Some(event) => done.push(event),
                 None => {}
             }
         }
-        for event in &current {
+        for event in &done {
             self.forget_event(event)?;
         }
-        Ok(Some(current.len() as u64))
+        forget_parent()?;
+        Ok(Some(done.len() as u64))
     }
 
-    /// The change stripes of `ids`, each once and in one order. Everyone else
-    /// holds one stripe at a time, so this cannot deadlock.
-    fn hold_changes<'a>(&self, ids: impl Iterator<Item = &'a str>) -> Vec<MutexGuard<'_, ()>> {
-        let mut stripes: Vec<usize> = ids.map(stripe_of).collect();
+    /// Each of `stripes` once, in ascending order.
+    fn hold_stripes(&self, stripes: impl Iterator<Item = usize>) -> Vec<MutexGuard<'_, ()>> {
+        let mut stripes: Vec<usize> = stripes.collect();
         stripes.sort_unstable();
         stripes.dedup();
         stripes
@@ -148,6 +195,9 @@ impl Store {
             self.event_attempts.remove(key)?;
         }
         self.event_payloads.remove(id)?;
+        // An event cancelled while held may have left its entry.
+        self.held
+            .remove(super::hold::held_key(&event.connection_id, &event.id))?;
         self.events.remove(id)?;
         Ok(())
     }
@@ -199,12 +249,16 @@ impl Store {
         let Some(routed_through) = self.routed_through()? else {
             return Ok(());
         };
+        // What this sweep forgot reaches the disk first: a crash must not
+        // bring back records that point into deleted segments (nor a
+        // watermark older than the one read above).
+        self.db.flush()?;
         let segments = self.journal.segment_range();
         for segment in segments.start..routed_through.segment.min(segments.end - 1) {
             if stop.load(Ordering::Relaxed) || self.segment_holds_kept_requests(segment)? {
                 break;
             }
-            self.journal.remove_oldest()?;
+            self.journal.remove_oldest(segment)?;
             swept.journal_segments += 1;
         }
         Ok(())
@@ -224,6 +278,18 @@ impl Store {
             Err(Scan::Failed(error)) => Err(error),
         }
     }
+}
+
+/// The ids `tree` is keyed by, up to `bound`, until `stop` is set.
+fn ids_before<'a>(
+    tree: &sled::Tree,
+    bound: &str,
+    stop: &'a AtomicBool,
+) -> impl Iterator<Item = Result<String>> + 'a {
+    tree.range(..bound.as_bytes())
+        .keys()
+        .take_while(|_| !stop.load(Ordering::Relaxed))
+        .map(|key| Ok(String::from_utf8_lossy(&key?).into_owned()))
 }
 
 /// How a scan of a journal segment ends early: at the first request kept
@@ -337,7 +403,8 @@ mod tests {
     }
 
     fn sweep_everything(store: &Store) -> Swept {
-        store.sweep(now_ms() + 1, &AtomicBool::new(false)).unwrap()
+        let cutoffs = Cutoffs::all_before(now_ms() + 1);
+        store.sweep(cutoffs, &AtomicBool::new(false)).unwrap()
     }
 
     #[test]
@@ -385,9 +452,9 @@ mod tests {
         let (_dir, store) = crate::store::temp_store();
         let (id, _) = routed_request(&store);
         event(&store, &id, "web_a", EventStatus::Successful);
-        let cutoff = created_ms(&id).unwrap();
+        let cutoffs = Cutoffs::all_before(created_ms(&id).unwrap());
 
-        let swept = store.sweep(cutoff, &AtomicBool::new(false)).unwrap();
+        let swept = store.sweep(cutoffs, &AtomicBool::new(false)).unwrap();
 
         assert_eq!(swept, Swept::default());
         assert!(store.request(&id).unwrap().is_some());
@@ -456,6 +523,13 @@ mod tests {
 
     /// A job fanned out to one delivery per status, holding its idempotency key.
     fn job_with_deliveries(store: &Store, statuses: &[EventStatus]) -> WebhookJob {
+        let job = job_fanning_out(store, statuses);
+        store.job_fanned_out(&job.id).unwrap();
+        job
+    }
+
+    /// A job with one delivery per status whose fan-out has not finished.
+    fn job_fanning_out(store: &Store, statuses: &[EventStatus]) -> WebhookJob {
         let id = new_id("job");
         let job = WebhookJob {
             id: id.clone(),
@@ -486,7 +560,6 @@ mod tests {
         for (n, status) in statuses.iter().enumerate() {
             event(store, &id, &format!("ept_{n}"), *status);
         }
-        store.job_fanned_out(&id).unwrap();
         job
     }
 
@@ -495,10 +568,12 @@ mod tests {
         let (_dir, store) = crate::store::temp_store();
         let done = job_with_deliveries(&store, &[EventStatus::Successful, EventStatus::Failed]);
         let retrying = job_with_deliveries(&store, &[EventStatus::Successful, EventStatus::Queued]);
+        let fanning_out = job_fanning_out(&store, &[EventStatus::Successful]);
 
         let swept = sweep_everything(&store);
 
         assert_eq!((swept.jobs, swept.events), (1, 2));
+        assert!(store.job(&fanning_out.id).unwrap().is_some());
         assert_eq!(store.job(&done.id).unwrap(), None);
         assert!(store.deliveries_of(&done.id).unwrap().is_empty());
         assert!(store.job(&retrying.id).unwrap().is_some());
@@ -515,12 +590,30 @@ mod tests {
     }
 
     #[test]
+    fn no_segment_goes_at_or_past_the_routers_watermark() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_segments(&dir, 1);
+        let requests: Vec<(String, Location)> = (0..3).map(|_| routed_request(&store)).collect();
+        for (id, _) in &requests {
+            event(&store, id, "web_a", EventStatus::Successful);
+        }
+        // The router is behind: only the first segment is routed through.
+        store.set_routed_through(requests[0].1).unwrap();
+
+        let swept = sweep_everything(&store);
+
+        assert_eq!((swept.requests, swept.journal_segments), (3, 0));
+        assert_eq!(store.journal.segment_range().start, requests[0].1.segment);
+    }
+
+    #[test]
     fn a_stopped_sweep_forgets_nothing_more() {
         let (_dir, store) = crate::store::temp_store();
         let (id, _) = routed_request(&store);
         event(&store, &id, "web_a", EventStatus::Successful);
 
-        let swept = store.sweep(now_ms() + 1, &AtomicBool::new(true)).unwrap();
+        let cutoffs = Cutoffs::all_before(now_ms() + 1);
+        let swept = store.sweep(cutoffs, &AtomicBool::new(true)).unwrap();
 
         assert_eq!(swept, Swept::default());
         assert!(store.request(&id).unwrap().is_some());

@@ -48,7 +48,9 @@ async fn the_sweeper_forgets_delivered_requests_and_keeps_those_still_to_deliver
 
     let (_, answer) = gw.post("/e/shop", "{}").await;
     let delivered = answer["request_id"].as_str().unwrap().to_string();
-    delivered_sink.wait_for(1).await;
+    let done = gw
+        .wait_event(|e| e.request_id == delivered && e.status == EventStatus::Successful)
+        .await;
     let (_, answer) = gw.post("/e/crm", "{}").await;
     let retrying = answer["request_id"].as_str().unwrap().to_string();
     let waiting = gw
@@ -60,18 +62,15 @@ async fn the_sweeper_forgets_delivered_requests_and_keeps_those_still_to_deliver
     wait_swept(&mut sweeps, 1, 1).await;
 
     let request = |id: &str| format!("/2023-07-01/requests/{id}");
+    let event = |id: &str| format!("/2023-07-01/events/{id}");
     assert_eq!(gw.api_get(&request(&delivered)).await.0, 404);
-    assert!(gw
-        .gateway
-        .store
-        .events_of_request(&delivered)
-        .unwrap()
-        .is_empty());
+    assert_eq!(gw.api_get(&event(&done.id)).await.0, 404);
+    let attempt = hookgate::ids::child_id("atm", &done.id, 0);
+    let (status, _) = gw.api_get(&format!("/2023-07-01/attempts/{attempt}")).await;
+    assert_eq!(status, 404);
     assert_eq!(gw.api_get(&request(&retrying)).await.0, 200);
-    let (status, event) = gw
-        .api_get(&format!("/2023-07-01/events/{}", waiting.id))
-        .await;
-    assert_eq!(status, 200, "{event}");
+    let (status, kept) = gw.api_get(&event(&waiting.id)).await;
+    assert_eq!(status, 200, "{kept}");
     let journal = gw.dir.path().join("data/journal");
     assert!(!journal.join("0000000000.journal").exists());
 
