@@ -11,7 +11,8 @@
 //!
 //! Layout: `dir/NNNNNNNNNN.journal` segments, numbered from 0 and never
 //! rewritten; retention deletes the oldest ones once they hold nothing kept
-//! (`remove_oldest`), so the numbers start wherever the oldest left is. A frame is `length (u32 LE) ++ crc32 of length and record (u32
+//! (`remove_oldest`), so the numbers start wherever the oldest left is, which
+//! `dir/first-kept` names (a start tells a segment deleted from one lost). A frame is `length (u32 LE) ++ crc32 of length and record (u32
 //! LE) ++ record` (with the length in the checksum, a run of zeros is not a
 //! frame). A crash can only tear the tail of the newest segment (a batch is
 //! acknowledged after its sync), so `open` cuts a torn tail off, keeping the
@@ -130,7 +131,7 @@ impl Journal {
                 sync_dir(parent)?;
             }
         }
-        let numbers = segment_numbers(dir)?;
+        let numbers = leftovers_removed(dir, segment_numbers(dir)?)?;
         let first = numbers.first().copied().unwrap_or(0);
         let mut segments = VecDeque::with_capacity(numbers.len().max(1));
         for (expected, number) in (first..).zip(&numbers) {
@@ -319,8 +320,10 @@ impl Journal {
             segments.files.pop_front();
             segments.first += 1;
         }
-        // Outside the locks: appends and reads go on meanwhile. Should this
-        // fail, the file stays until a later sweep (a start opens it again).
+        // Outside the locks: appends and reads go on meanwhile. The mark goes
+        // first, so that a start can tell a segment deleted on purpose (or
+        // half deleted: it finishes the job) from one that went missing.
+        write_first_kept(&self.inner.dir, number + 1)?;
         std::fs::remove_file(segment_path(&self.inner.dir, number))?;
         sync_dir(&self.inner.dir)
     }
@@ -480,6 +483,41 @@ fn segment_numbers(dir: &Path) -> io::Result<Vec<u32>> {
     }
     numbers.sort_unstable();
     Ok(numbers)
+}
+
+/// The file naming the oldest segment retention keeps.
+const FIRST_KEPT: &str = "first-kept";
+
+fn write_first_kept(dir: &Path, number: u32) -> io::Result<()> {
+    let staged = dir.join(format!("{FIRST_KEPT}.new"));
+    std::fs::write(&staged, number.to_string())?;
+    File::open(&staged)?.sync_all()?;
+    std::fs::rename(&staged, dir.join(FIRST_KEPT))?;
+    sync_dir(dir)
+}
+
+/// `numbers` without the segments retention meant to delete (a crash came
+/// between its mark and the deletion: deleted now); an error when one it
+/// meant to keep is missing.
+fn leftovers_removed(dir: &Path, numbers: Vec<u32>) -> io::Result<Vec<u32>> {
+    let first_kept: u32 = match std::fs::read_to_string(dir.join(FIRST_KEPT)) {
+        Ok(text) => text.trim().parse().map_err(|_| {
+            let message = format!("{:?} does not hold a segment number", dir.join(FIRST_KEPT));
+            io::Error::new(io::ErrorKind::InvalidData, message)
+        })?,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => 0,
+        Err(error) => return Err(error),
+    };
+    let (leftovers, kept): (Vec<u32>, Vec<u32>) =
+        numbers.into_iter().partition(|number| *number < first_kept);
+    for number in leftovers {
+        std::fs::remove_file(segment_path(dir, number))?;
+    }
+    if kept.first().is_some_and(|first| *first > first_kept) {
+        let message = format!("journal segment {first_kept} is missing in {dir:?}");
+        return Err(io::Error::new(io::ErrorKind::InvalidData, message));
+    }
+    Ok(kept)
 }
 
 /// Makes a new segment's directory entry durable.
@@ -786,7 +824,10 @@ mod tests {
             "being written: {error}"
         );
         assert_eq!(journal.segment_range(), 2..3);
-        assert_eq!(segment_file_names(dir.path()), ["0000000002.journal"]);
+        assert_eq!(
+            segment_file_names(dir.path()),
+            ["0000000002.journal", FIRST_KEPT]
+        );
         let error = journal.read(appended[0].0).unwrap_err();
         assert!(error.to_string().contains("deleted"), "{error}");
         assert_eq!(all_after(&journal, None), appended[4..]);
@@ -799,6 +840,27 @@ mod tests {
         assert_eq!(all_after(&journal, None), appended[4..]);
         let more = journal.append(&[b"after the reopen"]).unwrap();
         assert_eq!(more[0].segment, 3);
+    }
+
+    #[test]
+    fn a_segment_deleted_halfway_is_finished_on_open_and_a_lost_one_is_an_error() {
+        let (dir, journal) = journal_in_tempdir(TINY_SEGMENTS);
+        let records: Vec<Vec<u8>> = (0..6u8).map(|i| vec![i; 24]).collect();
+        append_one_by_one(&journal, &records);
+        drop(journal);
+        // A crash after the mark, before the deletion.
+        write_first_kept(dir.path(), 1).unwrap();
+        let journal = Journal::open(dir.path(), TINY_SEGMENTS).unwrap();
+        assert_eq!(journal.segment_range(), 1..3);
+        assert!(!segment_path(dir.path(), 0).exists());
+        drop(journal);
+
+        std::fs::remove_file(segment_path(dir.path(), 1)).unwrap();
+        let error = Journal::open(dir.path(), TINY_SEGMENTS).err().unwrap();
+        assert!(
+            error.to_string().contains("segment 1 is missing"),
+            "{error}"
+        );
     }
 
     #[test]
