@@ -63,6 +63,7 @@ impl Store {
         // Each pass looks at `stop` before every record.
         self.sweep_requests(&bound("req", cutoffs.records_ms), stop, &mut swept)?;
         self.sweep_jobs(&bound("job", cutoffs.jobs_ms), stop, &mut swept)?;
+        self.sweep_orphan_events(&bound("evt", cutoffs.records_ms), stop, &mut swept)?;
         self.sweep_executions(cutoffs.records_ms, stop, &mut swept)?;
         self.sweep_fingerprints(cutoffs.sightings_ms, stop, &mut swept)?;
         self.sweep_journal(stop, &mut swept)?;
@@ -122,6 +123,30 @@ impl Store {
             if let Some(deliveries) = forgotten {
                 swept.events += deliveries;
                 swept.jobs += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Events made with ids of their own (a bookmark replayed) are not found
+    /// through their request: once done and old, they go on their own when
+    /// the request they name is gone.
+    fn sweep_orphan_events(&self, bound: &str, stop: &AtomicBool, swept: &mut Swept) -> Result<()> {
+        for id in ids_before(&self.events, bound, stop) {
+            let id = id?;
+            let _held = self.event_updates[stripe_of(&id)]
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let Some(event) = get::<Event>(&self.events, &id)? else {
+                continue;
+            };
+            let parent = event.request_id.as_bytes();
+            let orphan = !self.requests.contains_key(parent)?
+                && !self.jobs.contains_key(parent)?
+                && !self.is_unrouted(&event.request_id)?;
+            if orphan && event.status.is_terminal() {
+                self.forget_event(&event)?;
+                swept.events += 1;
             }
         }
         Ok(())
@@ -445,6 +470,27 @@ mod tests {
         assert!(store.event(&sibling.id).unwrap().is_some());
         assert!(store.request_payload(&half_done).unwrap().is_some());
         assert!(store.request(&unrouted).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_replayed_bookmark_goes_once_done_and_its_request_is_gone() {
+        let (_dir, store) = crate::store::temp_store();
+        let (id, _) = routed_request(&store);
+        event(&store, &id, "web_a", EventStatus::Successful);
+        // Replays get ids of their own (and the bookmark's copy of the data).
+        let replay = |status| {
+            let mut event = Event::new(new_id("evt"), &id, ROUTE, now_ms(), true);
+            event.status = status;
+            store.save_event(&event).unwrap();
+            event.id
+        };
+        let (delivered, queued) = (replay(EventStatus::Successful), replay(EventStatus::Queued));
+
+        let swept = sweep_everything(&store);
+
+        assert_eq!((swept.requests, swept.events), (1, 2));
+        assert_eq!(store.event(&delivered).unwrap(), None);
+        assert!(store.event(&queued).unwrap().is_some());
     }
 
     #[test]
