@@ -513,11 +513,16 @@ fn leftovers_removed(dir: &Path, numbers: Vec<u32>) -> io::Result<Vec<u32>> {
     for number in leftovers {
         std::fs::remove_file(segment_path(dir, number))?;
     }
-    if kept.first().is_some_and(|first| *first > first_kept) {
-        let message = format!("journal segment {first_kept} is missing in {dir:?}");
-        return Err(io::Error::new(io::ErrorKind::InvalidData, message));
+    match kept.first() {
+        // A new journal.
+        None if first_kept == 0 => Ok(kept),
+        Some(first) if *first == first_kept => Ok(kept),
+        // Never deleted: the segment being written is always kept.
+        _ => {
+            let message = format!("journal segment {first_kept} is missing in {dir:?}");
+            Err(io::Error::new(io::ErrorKind::InvalidData, message))
+        }
     }
-    Ok(kept)
 }
 
 /// Makes a new segment's directory entry durable.
@@ -856,6 +861,13 @@ mod tests {
         drop(journal);
 
         std::fs::remove_file(segment_path(dir.path(), 1)).unwrap();
+        let error = Journal::open(dir.path(), TINY_SEGMENTS).err().unwrap();
+        assert!(
+            error.to_string().contains("segment 1 is missing"),
+            "{error}"
+        );
+        // Every segment gone: still an error, not a new journal numbered from 0.
+        std::fs::remove_file(segment_path(dir.path(), 2)).unwrap();
         let error = Journal::open(dir.path(), TINY_SEGMENTS).err().unwrap();
         assert!(
             error.to_string().contains("segment 1 is missing"),
