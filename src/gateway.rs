@@ -124,9 +124,12 @@ impl Gateway {
         let api = start_api(config, api_state.clone(), stop_ingress.subscribe()).await?;
         let (api_addr, api_task) = api.unzip();
         let sweeper = {
-            let state = api_state.clone();
+            // `[retention]` keeps the start's values; the windows it stays
+            // clear of are read as they are at each sweep.
+            let (state, max_age_ms) = (api_state.clone(), config.retention.max_age_ms);
             Sweeper::start(store.clone(), &config.retention, move |now| {
-                crate::retention::cutoffs(now, &state.config.load(), &state.catalog.load())
+                let (config, catalog) = (state.config.load(), state.catalog.load());
+                crate::retention::cutoffs(now, max_age_ms, &config.outbound, &catalog)
             })
         };
         Ok(Gateway {

@@ -3,7 +3,7 @@
 //! what stays). A thread of its own: sweeping is a long run of blocking sled
 //! calls that must not hold up the reactor or the lanes' blocking pool.
 
-use crate::config::{Config, RetentionSection};
+use crate::config::{OutboundSection, RetentionSection};
 use crate::ids::now_ms;
 use crate::model::Catalog;
 use crate::pipeline::Rule;
@@ -60,11 +60,20 @@ impl Sweeper {
     }
 }
 
-/// The lines a sweep at `now_ms` draws under `config` with `catalog` served:
-/// `max_age_ms` back, but never into a webhook job's idempotency window nor
-/// into the longest deduplicate window of any connection (as they are now).
-pub fn cutoffs(now_ms: u64, config: &Config, catalog: &Catalog) -> Cutoffs {
-    let max_age = config.retention.max_age_ms;
+/// The lines a sweep at `now_ms` draws: `max_age_ms` back (0: none at all),
+/// but never into a webhook job's idempotency window (`outbound`), and
+/// deduplication sightings a whole deduplicate window further (the longest of
+/// any connection in `catalog`): a request kept that long and retried by hand
+/// is judged against the sightings it was judged against before.
+pub fn cutoffs(
+    now_ms: u64,
+    max_age_ms: u64,
+    outbound: &OutboundSection,
+    catalog: &Catalog,
+) -> Cutoffs {
+    if max_age_ms == 0 {
+        return Cutoffs::all_before(0);
+    }
     let longest_dedup_window = catalog
         .connections()
         .iter()
@@ -75,11 +84,11 @@ pub fn cutoffs(now_ms: u64, config: &Config, catalog: &Catalog) -> Cutoffs {
         })
         .max()
         .unwrap_or(0);
-    let back = |ms: u64| now_ms.saturating_sub(max_age.max(ms));
+    let records_ms = now_ms.saturating_sub(max_age_ms);
     Cutoffs {
-        records_ms: back(0),
-        jobs_ms: back(config.outbound.idempotency_window_ms),
-        sightings_ms: back(longest_dedup_window),
+        records_ms,
+        jobs_ms: now_ms.saturating_sub(max_age_ms.max(outbound.idempotency_window_ms)),
+        sightings_ms: records_ms.saturating_sub(longest_dedup_window),
     }
 }
 
@@ -103,9 +112,10 @@ fn sweep_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
 
     #[test]
-    fn no_line_reaches_into_an_idempotency_or_deduplicate_window() {
+    fn lines_keep_clear_of_idempotency_and_deduplicate_windows() {
         let text = r#"
 [retention]
 max_age_ms = 1000
@@ -130,12 +140,13 @@ destination = "orders"
 rules = [ { type = "deduplicate", window = 20000, include_fields = ["body.id"] } ]
 "#;
         let config = Config::parse(std::path::Path::new("gateway.toml"), text).unwrap();
-        let cutoffs = cutoffs(100_000, &config, &config.catalog());
+        let at = |max_age_ms| cutoffs(100_000, max_age_ms, &config.outbound, &config.catalog());
         let expected = Cutoffs {
             records_ms: 99_000,
             jobs_ms: 95_000,
-            sightings_ms: 80_000,
+            sightings_ms: 79_000,
         };
-        assert_eq!(cutoffs, expected);
+        assert_eq!(at(config.retention.max_age_ms), expected);
+        assert_eq!(at(0), Cutoffs::all_before(0), "0 keeps everything");
     }
 }

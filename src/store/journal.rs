@@ -510,19 +510,24 @@ fn leftovers_removed(dir: &Path, numbers: Vec<u32>) -> io::Result<Vec<u32>> {
     };
     let (leftovers, kept): (Vec<u32>, Vec<u32>) =
         numbers.into_iter().partition(|number| *number < first_kept);
-    for number in leftovers {
-        std::fs::remove_file(segment_path(dir, number))?;
-    }
     match kept.first() {
         // A new journal.
-        None if first_kept == 0 => Ok(kept),
-        Some(first) if *first == first_kept => Ok(kept),
-        // Never deleted: the segment being written is always kept.
+        None if first_kept == 0 => {}
+        Some(first) if *first == first_kept => {}
+        // Never deleted: the segment being written is always kept. Nothing is
+        // deleted either: a data dir in this state needs a person.
         _ => {
             let message = format!("journal segment {first_kept} is missing in {dir:?}");
-            Err(io::Error::new(io::ErrorKind::InvalidData, message))
+            return Err(io::Error::new(io::ErrorKind::InvalidData, message));
         }
     }
+    if !leftovers.is_empty() {
+        for number in leftovers {
+            std::fs::remove_file(segment_path(dir, number))?;
+        }
+        sync_dir(dir)?;
+    }
+    Ok(kept)
 }
 
 /// Makes a new segment's directory entry durable.
@@ -859,6 +864,17 @@ mod tests {
         assert_eq!(journal.segment_range(), 1..3);
         assert!(!segment_path(dir.path(), 0).exists());
         drop(journal);
+
+        // A mark past every segment (a data dir put together by hand): an
+        // error, and nothing deleted.
+        write_first_kept(dir.path(), 3).unwrap();
+        let error = Journal::open(dir.path(), TINY_SEGMENTS).err().unwrap();
+        assert!(
+            error.to_string().contains("segment 3 is missing"),
+            "{error}"
+        );
+        assert!(segment_path(dir.path(), 1).exists() && segment_path(dir.path(), 2).exists());
+        write_first_kept(dir.path(), 1).unwrap();
 
         std::fs::remove_file(segment_path(dir.path(), 1)).unwrap();
         let error = Journal::open(dir.path(), TINY_SEGMENTS).err().unwrap();

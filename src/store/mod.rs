@@ -172,6 +172,8 @@ pub struct StoreState {
     job_feed: broadcast::Sender<crate::model::WebhookJob>,
     /// What each retention sweep forgot.
     sweep_feed: broadcast::Sender<Swept>,
+    /// One retention sweep at a time (see `retention`).
+    sweeping: Mutex<()>,
 }
 
 impl Store {
@@ -241,6 +243,7 @@ impl Store {
             routed_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             job_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             sweep_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
+            sweeping: Mutex::default(),
             db,
         };
         Ok(Store {

@@ -105,8 +105,10 @@ impl Store {
 
     /// Stores a new job, marked as not yet fanned out until `job_fanned_out`.
     pub fn insert_job(&self, job: &WebhookJob) -> Result<()> {
-        put(&self.jobs, &job.id, job)?;
+        // The mark first: a job is never seen without it before its fan-out
+        // (retention keeps marked jobs; a start drops a mark with no job).
         self.unrouted_jobs.insert(job.id.as_bytes(), &[])?;
+        put(&self.jobs, &job.id, job)?;
         Ok(())
     }
 

@@ -109,7 +109,7 @@ impl Store {
             Some(location) => match self.journal.read(location) {
                 Ok(record) => Ok(Some(request_record::decode_payload(&record)?)),
                 // Its segment was deleted since the lookup (retention).
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(_) if location.segment < self.journal.segment_range().start => Ok(None),
                 Err(error) => Err(error.into()),
             },
             // Stored before the journal (or unknown).
@@ -277,6 +277,30 @@ mod tests {
         store
             .journal_requests(&encoded.iter().collect::<Vec<_>>())
             .unwrap()
+    }
+
+    #[test]
+    fn a_payload_in_a_deleted_segment_is_none_and_one_past_the_journal_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        // One record per segment.
+        let store = Store::open_with(dir.path(), 1 << 20, 1).unwrap();
+        let (old, payload) = request("req_old", "{}");
+        let location = journal(&store, &[(old.clone(), payload.clone())])[0];
+        store.index_request(&old, location).unwrap();
+        store.mark_routed("req_old").unwrap();
+        journal(&store, &[request("req_new", "{}")]);
+        assert_eq!(store.request_payload("req_old").unwrap(), Some(payload));
+
+        store.journal.remove_oldest(location.segment).unwrap();
+        assert_eq!(store.request_payload("req_old").unwrap(), None);
+
+        let (lost, _) = request("req_lost", "{}");
+        let past_the_end = Location {
+            segment: location.segment + 5,
+            ..location
+        };
+        store.index_request(&lost, past_the_end).unwrap();
+        assert!(store.request_payload("req_lost").is_err());
     }
 
     #[test]

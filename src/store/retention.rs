@@ -58,6 +58,8 @@ impl Store {
     /// Forgets what is done and older than its cutoff (see the module).
     /// `stop` ends the sweep early (between records); the next one goes on.
     pub fn sweep(&self, cutoffs: Cutoffs, stop: &AtomicBool) -> Result<Swept> {
+        // It is the only holder of several change stripes at once.
+        let _alone = self.sweeping.lock().unwrap_or_else(|e| e.into_inner());
         let mut swept = Swept::default();
         let bound = |prefix: &str, ms: u64| format!("{prefix}_{:016x}", ms << 16);
         // Each pass looks at `stop` before every record.
@@ -66,7 +68,7 @@ impl Store {
         self.sweep_orphan_events(&bound("evt", cutoffs.records_ms), stop, &mut swept)?;
         self.sweep_executions(cutoffs.records_ms, stop, &mut swept)?;
         self.sweep_fingerprints(cutoffs.sightings_ms, stop, &mut swept)?;
-        self.sweep_journal(stop, &mut swept)?;
+        self.sweep_journal(cutoffs.records_ms, stop, &mut swept)?;
         super::announce(&self.sweep_feed, || swept.clone());
         Ok(swept)
     }
@@ -269,7 +271,7 @@ impl Store {
 
     /// Deletes journal segments, oldest first, up to the first that still
     /// holds a request the store keeps (or the one being written).
-    fn sweep_journal(&self, stop: &AtomicBool, swept: &mut Swept) -> Result<()> {
+    fn sweep_journal(&self, cutoff_ms: u64, stop: &AtomicBool, swept: &mut Swept) -> Result<()> {
         // Past the router's watermark, records may not be indexed yet.
         let Some(routed_through) = self.routed_through()? else {
             return Ok(());
@@ -280,7 +282,14 @@ impl Store {
         self.db.flush()?;
         let segments = self.journal.segment_range();
         for segment in segments.start..routed_through.segment.min(segments.end - 1) {
-            if stop.load(Ordering::Relaxed) || self.segment_holds_kept_requests(segment)? {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if let Some(request_id) = self.kept_request_in(segment)? {
+                if created_ms(&request_id).is_some_and(|ms| ms < cutoff_ms) {
+                    // Every later segment waits for it: say which request.
+                    tracing::warn!(segment, request = %request_id, "a request older than the retention period is not done (an event still to deliver): the journal keeps this segment and every later one until it is");
+                }
                 break;
             }
             self.journal.remove_oldest(segment)?;
@@ -289,17 +298,18 @@ impl Store {
         Ok(())
     }
 
-    fn segment_holds_kept_requests(&self, segment: u32) -> Result<bool> {
+    /// The first request in `segment` the store still keeps, if any.
+    fn kept_request_in(&self, segment: u32) -> Result<Option<String>> {
         let scan = self.journal.each_in(segment, 0, |_, record| {
             let id = super::request_record::request_id(&record).map_err(StoreError::from)?;
             match self.requests.contains_key(id.as_bytes())? || self.is_unrouted(&id)? {
-                true => Err(Scan::Kept),
+                true => Err(Scan::Kept(id)),
                 false => Ok(()),
             }
         });
         match scan {
-            Ok(()) => Ok(false),
-            Err(Scan::Kept) => Ok(true),
+            Ok(()) => Ok(None),
+            Err(Scan::Kept(id)) => Ok(Some(id)),
             Err(Scan::Failed(error)) => Err(error),
         }
     }
@@ -320,7 +330,7 @@ fn ids_before<'a>(
 /// How a scan of a journal segment ends early: at the first request kept
 /// (most segments, most sweeps: one record read), or on an error.
 enum Scan {
-    Kept,
+    Kept(String),
     Failed(StoreError),
 }
 
