@@ -5,10 +5,11 @@
 //! events), but only once all of it is done: one event still queued,
 //! scheduled, held or retrying keeps its request and every sibling, and an
 //! unrouted request is kept too. Webhook jobs go the same way with their
-//! deliveries. Transformation runs and deduplication sightings older than the
-//! cutoff go as well. Last, journal segments holding no kept request are
-//! deleted, oldest first: that is what gives the disk back (sled reuses the
-//! space of what it forgot).
+//! deliveries, and events replayed from bookmarks on their own. Old
+//! transformation runs and deduplication sightings go as well (`Cutoffs`
+//! says how old for each). Last, journal segments holding no kept request
+//! are deleted, oldest first: that is what gives the disk back (sled reuses
+//! the space of what it forgot).
 //!
 //! Nothing a user still needs goes: bookmarks carry their own copy of the data,
 //! and issues name events by id (an issue about a forgotten event stays).
