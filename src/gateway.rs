@@ -179,8 +179,9 @@ impl Gateway {
 
     /// Graceful stop: no new connections, answer the requests being received,
     /// store and route what was acknowledged, stop bulk retries after their
-    /// current batch, let attempts in flight finish (each up to the shutdown
-    /// timeout), flush. Anything unfinished resumes on the next start.
+    /// current batch and a retention sweep at its next record, let attempts in
+    /// flight finish (each up to the shutdown timeout), flush. Anything
+    /// unfinished resumes on the next start.
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop_ingress.send(true);
         if tokio::time::timeout(self.shutdown_timeout, self.in_flight.idle())
