@@ -70,11 +70,7 @@ pub fn fan_out(store: &Store, job: &WebhookJob) -> Result<Vec<String>, StoreErro
         };
         let mut event = Event::new(id, &job.id, route, now, true);
         event.window = Some(window);
-        if store.is_paused(endpoint_id) {
-            event.status = EventStatus::Hold;
-            event.next_attempt_at = None;
-        }
-        store.insert_event(&event, Some(&payload), now)?;
+        store.insert_event_or_hold(event, Some(&payload), now)?;
         woken.push(endpoint_id.clone());
     }
     store.job_fanned_out(&job.id)?;

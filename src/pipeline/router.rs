@@ -7,9 +7,7 @@ use super::view::{filter_root, payload_from_transformed, transform_input};
 use super::{NamedTransformation, Rule};
 use crate::ids::{derived_id, named_id, new_id, now_ms};
 use crate::issues::IssueTracker;
-use crate::model::{
-    Catalog, Connection, Event, EventStatus, Execution, IgnoredEvent, Payload, Request,
-};
+use crate::model::{Catalog, Connection, Event, Execution, IgnoredEvent, Payload, Request};
 use crate::store::{Committed, Result, Store, StoreError};
 use arc_swap::ArcSwap;
 use serde_json::Value;
@@ -190,11 +188,8 @@ impl Router {
                         payload.is_some(),
                     );
                     event.transform_logs = transform_logs;
-                    if self.store.is_paused(&connection.id) {
-                        event.status = EventStatus::Hold;
-                        event.next_attempt_at = None;
-                    }
-                    self.store.insert_event(&event, payload.as_ref(), due_ms)?;
+                    self.store
+                        .insert_event_or_hold(event, payload.as_ref(), due_ms)?;
                     destinations.push(connection.destination_id.clone());
                 }
                 Outcome::Ignore { cause, detail } => {
