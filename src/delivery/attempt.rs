@@ -44,12 +44,13 @@ pub(super) fn prepare(
     destination_id: &str,
     entry: &QueueEntry,
 ) -> Result<Option<Ready>, StoreError> {
-    let event = store.event(&entry.event_id)?;
-    if let Some(event) = &event {
-        if store.is_paused(&event.connection_id) {
-            store.hold(&event.id, entry.due_ms)?;
+    let mut event = store.event(&entry.event_id)?;
+    if let Some(paused) = event.take_if(|event| store.is_paused(&event.connection_id)) {
+        if store.hold(&paused.id, entry.due_ms)? {
             return Ok(None);
         }
+        // Unpaused meanwhile: queued again, so sent now as it now stands.
+        event = store.event(&paused.id)?;
     }
     let event = event.filter(|event| !event.status.is_terminal());
     let payload = match &event {

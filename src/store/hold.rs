@@ -57,32 +57,43 @@ impl Store {
         event.next_attempt_at = None;
         self.insert_event(&event, payload, due_ms)?;
         self.release_if_unpaused(&event.connection_id, &event.id, due_ms)
+            .map(|_| ())
     }
 
-    /// Takes an event out of the delivery queue and holds it, due at `due_ms` once released.
-    pub fn hold(&self, event_id: &str, due_ms: u64) -> Result<()> {
+    /// Takes an event out of the delivery queue and holds it, due at `due_ms`
+    /// once released. False when it is not held after all: its connection
+    /// was unpaused meanwhile, and it is queued again (due now at the latest).
+    pub fn hold(&self, event_id: &str, due_ms: u64) -> Result<bool> {
         let held = self.update_event(event_id, |event| {
             event.status = EventStatus::Hold;
             (QueueMove::Out, event.connection_id.clone())
         })?;
-        if let Some((_, connection_id)) = held {
-            self.held
-                .insert(held_key(&connection_id, event_id), &due_ms.to_be_bytes())?;
-            self.release_if_unpaused(&connection_id, event_id, due_ms)?;
-        }
-        Ok(())
+        let Some((_, connection_id)) = held else {
+            return Ok(false);
+        };
+        self.held
+            .insert(held_key(&connection_id, event_id), &due_ms.to_be_bytes())?;
+        self.release_if_unpaused(&connection_id, event_id, due_ms)
+            .map(|released| !released)
     }
 
     /// An unpause between the pause check that held an event and its held
     /// entry did not see the entry: whoever held the event looks again once
     /// the entry is written, and releases it if the pause is over. (An unpause
     /// after this look sees the entry; both releasing it is harmless.)
-    fn release_if_unpaused(&self, connection_id: &str, event_id: &str, due_ms: u64) -> Result<()> {
-        if !self.is_paused(connection_id) {
-            let key = held_key(connection_id, event_id);
-            self.release(key, event_id, due_ms, crate::ids::now_ms())?;
+    /// True when it released the event.
+    fn release_if_unpaused(
+        &self,
+        connection_id: &str,
+        event_id: &str,
+        due_ms: u64,
+    ) -> Result<bool> {
+        if self.is_paused(connection_id) {
+            return Ok(false);
         }
-        Ok(())
+        let key = held_key(connection_id, event_id);
+        self.release(key, event_id, due_ms, crate::ids::now_ms())?;
+        Ok(true)
     }
 
     /// Unpauses a connection and queues its held events again. Returns the
@@ -159,7 +170,10 @@ mod tests {
         // The lane saw the pause; the unpause comes before the lane holds the
         // event, so it finds nothing to release.
         assert!(store.unpause("web_a", now_ms()).unwrap().is_empty());
-        store.hold(&event.id, now_ms()).unwrap();
+        assert!(
+            !store.hold(&event.id, now_ms()).unwrap(),
+            "not held after all"
+        );
 
         let event = store.event(&event.id).unwrap().unwrap();
         assert_eq!(event.status, EventStatus::Queued);
