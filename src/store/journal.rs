@@ -26,6 +26,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 const FRAME_HEADER: u64 = 8;
+/// Records longer than this are checked against their segment's length before
+/// they are read (see `read`).
+const LARGE_RECORD: u32 = 1 << 20;
 const EXTENSION: &str = "journal";
 
 /// Where one record lies.
@@ -261,11 +264,17 @@ impl Journal {
     /// The record at `location`, checked against its length and checksum.
     pub fn read(&self, location: Location) -> io::Result<Vec<u8>> {
         let file = self.segment(location.segment)?;
+        let past_the_end = || corrupt(location, "it runs past the segment's end");
+        // A bad location must not make us allocate gigabytes: a large length
+        // is checked against the file first (small ones need no extra call).
+        if location.len > LARGE_RECORD && location.end() > file.metadata()?.len() {
+            return Err(past_the_end());
+        }
         // The location knows the length: header and record in one read.
         let mut frame = vec![0u8; FRAME_HEADER as usize + location.len as usize];
         file.read_exact_at(&mut frame, location.offset)
             .map_err(|error| match error.kind() {
-                io::ErrorKind::UnexpectedEof => corrupt(location, "it runs past the segment's end"),
+                io::ErrorKind::UnexpectedEof => past_the_end(),
                 _ => error,
             })?;
         let header = frame[..FRAME_HEADER as usize].try_into().expect("header");
@@ -762,7 +771,7 @@ mod tests {
     fn reading_with_a_location_of_the_wrong_length_fails() {
         let (_dir, journal) = journal_in_tempdir(ONE_SEGMENT);
         let location = journal.append(&[b"twelve bytes"]).unwrap()[0];
-        for len in [location.len - 1, location.len + 1] {
+        for len in [location.len - 1, location.len + 1, u32::MAX] {
             let error = journal.read(Location { len, ..location }).unwrap_err();
             assert_eq!(error.kind(), io::ErrorKind::InvalidData, "{error}");
         }
