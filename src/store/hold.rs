@@ -30,15 +30,15 @@ impl Store {
 
     /// Pauses a connection (again: keeps the first pause time); returns when it was paused.
     pub fn pause(&self, connection_id: &str, now_ms: u64) -> Result<u64> {
+        // The stored flag and the set change together (an unpause at the
+        // same time cannot leave them disagreeing).
+        let mut paused = self.paused_ids.write().unwrap_or_else(|e| e.into_inner());
         if let Some(at) = self.paused_at(connection_id)? {
             return Ok(at);
         }
         self.paused
             .insert(connection_id.as_bytes(), &now_ms.to_be_bytes())?;
-        self.paused_ids
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(connection_id.to_string());
+        paused.insert(connection_id.to_string());
         Ok(now_ms)
     }
 
@@ -61,27 +61,39 @@ impl Store {
     }
 
     /// Takes an event out of the delivery queue and holds it, due at `due_ms`
-    /// once released. False when it is not held after all: its connection
-    /// was unpaused meanwhile, and it is queued again (due now at the latest).
+    /// once released. False when it is not held after all: it is done
+    /// already, or its connection was unpaused meanwhile and it is queued
+    /// again (due now at the latest).
     pub fn hold(&self, event_id: &str, due_ms: u64) -> Result<bool> {
-        let held = self.update_event(event_id, |event| {
-            event.status = EventStatus::Hold;
-            (QueueMove::Out, event.connection_id.clone())
-        })?;
-        let Some((_, connection_id)) = held else {
-            return Ok(false);
-        };
-        self.held
-            .insert(held_key(&connection_id, event_id), &due_ms.to_be_bytes())?;
-        self.release_if_unpaused(&connection_id, event_id, due_ms)
-            .map(|released| !released)
+        let held = self.try_update_event(
+            event_id,
+            |event| {
+                if event.status.is_terminal() {
+                    // A queue entry a crash left behind: nothing to hold.
+                    return Ok((QueueMove::Stay, false));
+                }
+                // The entry and the status change under the event's stripe,
+                // as a release drops the entry: they always agree.
+                let key = held_key(&event.connection_id, &event.id);
+                self.held.insert(key, &due_ms.to_be_bytes())?;
+                event.status = EventStatus::Hold;
+                Ok((QueueMove::Out, true))
+            },
+            |_, _| {},
+        )?;
+        match held {
+            Some((event, true)) => self
+                .release_if_unpaused(&event.connection_id, event_id, due_ms)
+                .map(|released| !released),
+            _ => Ok(false),
+        }
     }
 
     /// An unpause between the pause check that held an event and its held
     /// entry did not see the entry: whoever held the event looks again once
     /// the entry is written, and releases it if the pause is over. (An unpause
-    /// after this look sees the entry; both releasing it is harmless.)
-    /// True when it released the event.
+    /// after this look sees the entry; the second release finds the event no
+    /// longer held and leaves it.) True when it released the event.
     fn release_if_unpaused(
         &self,
         connection_id: &str,
@@ -99,11 +111,11 @@ impl Store {
     /// Unpauses a connection and queues its held events again. Returns the
     /// destinations whose lanes have new work.
     pub fn unpause(&self, connection_id: &str, now_ms: u64) -> Result<Vec<String>> {
-        self.paused.remove(connection_id.as_bytes())?;
-        self.paused_ids
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(connection_id);
+        {
+            let mut paused = self.paused_ids.write().unwrap_or_else(|e| e.into_inner());
+            self.paused.remove(connection_id.as_bytes())?;
+            paused.remove(connection_id);
+        }
         let mut destinations = Vec::new();
         for entry in self.held.scan_prefix(connection_id.as_bytes()) {
             let (key, due) = entry?;
@@ -116,7 +128,8 @@ impl Store {
     }
 
     /// Queues a held event again (due at `due_ms`, or now if that has passed)
-    /// and drops its held entry `key`; returns its destination.
+    /// and drops its held entry `key`; returns its destination. An event no
+    /// longer held (released already, or done) stays as it is.
     fn release(
         &self,
         key: impl AsRef<[u8]>,
@@ -125,47 +138,63 @@ impl Store {
         now_ms: u64,
     ) -> Result<Option<String>> {
         let due = due_ms.max(now_ms);
-        let released = self.update_event(event_id, |event| {
-            if event.status.is_terminal() {
-                // Cancelled while held: stays as it is.
-                return (QueueMove::Stay, None);
+        let released = self.try_update_event(
+            event_id,
+            |event| {
+                if event.status != EventStatus::Hold {
+                    return Ok((QueueMove::Stay, None));
+                }
+                event.status = if due > now_ms {
+                    EventStatus::Scheduled
+                } else {
+                    EventStatus::Queued
+                };
+                event.pending_trigger = Some(AttemptTrigger::Unpause);
+                Ok((QueueMove::To(due), Some(event.destination_id.clone())))
+            },
+            // Still under the event's stripe: no hold of it comes in between.
+            |event, _| {
+                let key = held_key(&event.connection_id, &event.id);
+                if let Err(error) = self.held.remove(key) {
+                    tracing::warn!(%error, event = %event.id, "could not drop a released event's held entry; the next unpause does");
+                }
+            },
+        )?;
+        match released {
+            Some((_, destination)) => Ok(destination),
+            // Gone (forgotten): only its entry was left.
+            None => {
+                self.held.remove(key)?;
+                Ok(None)
             }
-            event.status = if due > now_ms {
-                EventStatus::Scheduled
-            } else {
-                EventStatus::Queued
-            };
-            event.pending_trigger = Some(AttemptTrigger::Unpause);
-            (QueueMove::To(due), Some(event.destination_id.clone()))
-        })?;
-        self.held.remove(key)?;
-        Ok(released.and_then(|(_, destination)| destination))
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::held_key;
     use crate::ids::{derived_id, new_id, now_ms};
     use crate::model::{Event, EventStatus, Route};
-    use crate::store::temp_store;
+    use crate::store::{temp_store, QueueMove};
 
-    #[test]
-    fn an_event_held_as_its_connection_is_unpaused_is_released_at_once() {
-        let (_dir, store) = temp_store();
+    fn queued_event(store: &crate::store::Store) -> Event {
         let route = Route {
             source_id: "src_a",
             connection_id: "web_a",
             destination_id: "des_a",
         };
         let request_id = new_id("req");
-        let event = Event::new(
-            derived_id("evt", &request_id, "web_a"),
-            &request_id,
-            route,
-            now_ms(),
-            false,
-        );
+        let id = derived_id("evt", &request_id, "web_a");
+        let event = Event::new(id, &request_id, route, now_ms(), false);
         store.insert_event(&event, None, now_ms()).unwrap();
+        event
+    }
+
+    #[test]
+    fn an_event_held_as_its_connection_is_unpaused_is_released_at_once() {
+        let (_dir, store) = temp_store();
+        let event = queued_event(&store);
         store.pause("web_a", now_ms()).unwrap();
         // The lane saw the pause; the unpause comes before the lane holds the
         // event, so it finds nothing to release.
@@ -179,5 +208,52 @@ mod tests {
         assert_eq!(event.status, EventStatus::Queued);
         assert_eq!(store.queue_depth("des_a").unwrap(), 1);
         assert!(store.held.is_empty());
+    }
+
+    #[test]
+    fn a_done_event_is_never_held() {
+        let (_dir, store) = temp_store();
+        let event = queued_event(&store);
+        store
+            .update_event(&event.id, |event| {
+                event.status = EventStatus::Successful;
+                (QueueMove::Stay, ())
+            })
+            .unwrap();
+        store.pause("web_a", now_ms()).unwrap();
+
+        assert!(!store.hold(&event.id, now_ms()).unwrap());
+        let event = store.event(&event.id).unwrap().unwrap();
+        assert_eq!(event.status, EventStatus::Successful);
+        assert!(store.held.is_empty());
+    }
+
+    #[test]
+    fn a_late_release_leaves_an_event_no_longer_held_as_it_is() {
+        let (_dir, store) = temp_store();
+        let event = queued_event(&store);
+        store.pause("web_a", now_ms()).unwrap();
+        assert!(store.hold(&event.id, now_ms()).unwrap());
+        let key = held_key("web_a", &event.id);
+        store.release(&key, &event.id, now_ms(), now_ms()).unwrap();
+        // Meanwhile it failed an attempt and waits for its retry, an hour on.
+        let retry_at = now_ms() + 3_600_000;
+        store
+            .update_event(&event.id, |event| {
+                event.status = EventStatus::Scheduled;
+                (QueueMove::To(retry_at), ())
+            })
+            .unwrap();
+
+        // An unpause that read the entry before the first release.
+        assert_eq!(
+            store.release(&key, &event.id, now_ms(), now_ms()).unwrap(),
+            None
+        );
+        let event = store.event(&event.id).unwrap().unwrap();
+        assert_eq!(
+            (event.status, event.next_attempt_at),
+            (EventStatus::Scheduled, Some(retry_at))
+        );
     }
 }

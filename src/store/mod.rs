@@ -165,6 +165,9 @@ pub struct StoreState {
     /// Serializes read-modify-write changes to one event (see `update_event`);
     /// striped, so that changes to different events rarely wait for each other.
     event_updates: [Mutex<()>; EVENT_LOCK_STRIPES],
+    /// Serializes routing a request again with a retention sweep forgetting
+    /// it (see `holding`). Taken before any of `event_updates`, never after.
+    parent_updates: [Mutex<()>; EVENT_LOCK_STRIPES],
     event_feed: broadcast::Sender<Event>,
     /// Ids of requests as their routing completes.
     routed_feed: broadcast::Sender<String>,
@@ -239,6 +242,7 @@ impl Store {
             job_keys: db.open_tree("job_keys")?,
             unrouted_jobs: db.open_tree("unrouted_jobs")?,
             event_updates: std::array::from_fn(|_| Mutex::new(())),
+            parent_updates: std::array::from_fn(|_| Mutex::new(())),
             event_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             routed_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             job_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
@@ -340,11 +344,12 @@ impl Store {
         self.try_update_event(id, |event| Ok(change(event)), |_, _| {})
     }
 
-    /// Runs `f` with `id`'s change stripe held. Routing a request again by
-    /// hand holds the request's, so a retention sweep (which takes it too)
-    /// never forgets a request while new events are made for it.
+    /// Runs `f` with request `id` held: routing a request again by hand holds
+    /// it, so a retention sweep (which takes it too) never forgets a request
+    /// while new events are made for it. Events may change meanwhile (their
+    /// own stripes are taken after this one).
     pub fn holding<T>(&self, id: &str, f: impl FnOnce() -> T) -> T {
-        let _held = self.event_updates[stripe_of(id)]
+        let _held = self.parent_updates[stripe_of(id)]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         f()

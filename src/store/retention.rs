@@ -160,31 +160,26 @@ impl Store {
     /// its events are done; `check` returns how to forget the parent itself.
     /// Returns how many events went, or None when it is kept.
     ///
-    /// The parent's change stripe is held throughout: routing a request again
-    /// (`reroute`) and summing a job up (`update_job`) take it, so neither
-    /// adds to nor brings back what is being forgotten. The events' stripes
-    /// are held too, so an event retried by hand is either seen as retried
-    /// (and kept) or not found by the retry.
+    /// The parent is held throughout (`holding`, as routing a request again
+    /// takes it) and so is its change stripe (as `update_job` takes it), so
+    /// nothing adds to or brings back what is being forgotten. The events'
+    /// stripes are held too, so an event retried by hand is either seen as
+    /// retried (and kept) or not found by the retry.
     fn forget_if_done<F: FnOnce() -> Result<()>>(
         &self,
         parent_id: &str,
         check: impl FnOnce() -> Result<Option<F>>,
     ) -> Result<Option<u64>> {
-        let parent_stripe = stripe_of(parent_id);
-        let _parent = self.event_updates[parent_stripe]
+        let _parent = self.parent_updates[stripe_of(parent_id)]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let Some(forget_parent) = check()? else {
             return Ok(None);
         };
         let events = self.events_of_request(parent_id)?;
-        // Only this sweep holds more than one stripe: any order is safe.
-        let _events = self.hold_stripes(
-            events
-                .iter()
-                .map(|e| stripe_of(&e.id))
-                .filter(|stripe| *stripe != parent_stripe),
-        );
+        // Only this sweep holds more than one change stripe: any order is safe.
+        let ids = events.iter().map(|e| e.id.as_str());
+        let _changes = self.hold_stripes(ids.chain([parent_id]).map(stripe_of));
         let mut done = Vec::with_capacity(events.len());
         for event in &events {
             match get::<Event>(&self.events, &event.id)? {
