@@ -131,15 +131,17 @@ fn serve(path: &Path) -> ExitCode {
 }
 
 async fn run(config: Config, path: &Path) -> anyhow::Result<()> {
+    // Before anything is announced: a SIGHUP sent as soon as the ingress
+    // answers must reload, not kill the process (SIGHUP's default).
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut hangup = signal(SignalKind::hangup())?;
     let gateway = Gateway::start(&config).await?;
     // A stable line for people and scripts (tests read the real port from it).
     println!("hookgate: ingress listening on {}", gateway.ingress_addr);
     if let Some(api) = gateway.api_addr {
         println!("hookgate: management API listening on {api}");
     }
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut hangup = signal(SignalKind::hangup())?;
     loop {
         tokio::select! {
             _ = terminate.recv() => break,
