@@ -333,7 +333,9 @@ impl Journal {
         // first, so that a start can tell a segment deleted on purpose (or
         // half deleted: it finishes the job) from one that went missing.
         write_first_kept(&self.inner.dir, number + 1)?;
-        std::fs::remove_file(segment_path(&self.inner.dir, number))?;
+        let path = segment_path(&self.inner.dir, number);
+        std::fs::remove_file(&path)?;
+        remove_cut_tails(&path)?;
         sync_dir(&self.inner.dir)
     }
 
@@ -492,6 +494,22 @@ fn segment_numbers(dir: &Path) -> io::Result<Vec<u32>> {
     }
     numbers.sort_unstable();
     Ok(numbers)
+}
+
+/// Deletes the torn tails `open` cut off the segment at `path` (kept beside
+/// it in case they were damage, not a torn write): they go with it.
+fn remove_cut_tails(path: &Path) -> io::Result<()> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Ok(());
+    };
+    let prefix = format!("{}.cut-", name.to_string_lossy());
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// The file naming the oldest segment retention keeps.
@@ -834,7 +852,10 @@ mod tests {
             io::ErrorKind::InvalidInput,
             "not the oldest: {error}"
         );
+        let cut_tail = dir.path().join("0000000000.journal.cut-123");
+        std::fs::write(&cut_tail, b"torn").unwrap();
         journal.remove_oldest(0).unwrap();
+        assert!(!cut_tail.exists(), "a cut tail goes with its segment");
         journal.remove_oldest(1).unwrap();
         let error = journal.remove_oldest(2).unwrap_err();
         assert_eq!(
