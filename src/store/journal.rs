@@ -12,9 +12,9 @@
 //! Layout: `dir/NNNNNNNNNN.journal` segments, numbered from 0 and never
 //! rewritten; retention deletes the oldest ones once they hold nothing kept
 //! (`remove_oldest`), so the numbers start wherever the oldest left is, which
-//! `dir/first-kept` names (a start tells a segment deleted from one lost). A frame is `length (u32 LE) ++ crc32 of length and record (u32
-//! LE) ++ record` (with the length in the checksum, a run of zeros is not a
-//! frame). A crash can only tear the tail of the newest segment (a batch is
+//! `dir/first-kept` names (a start tells a segment deleted from one lost).
+//! A frame is `length (u32 LE) ++ crc32 of length and record (u32 LE) ++
+//! record` (with the length in the checksum, a run of zeros is not a frame). A crash can only tear the tail of the newest segment (a batch is
 //! acknowledged after its sync), so `open` cuts a torn tail off, keeping the
 //! bytes it cut in a `.cut-<ms>` file next to the segment.
 

@@ -482,8 +482,7 @@ impl Store {
         loop {
             let seen = self.fingerprints.get(&key)?;
             if let Some(seen) = &seen {
-                let (at, owner) = seen.split_at(8);
-                let at = u64::from_be_bytes(at.try_into().expect("8-byte timestamp"));
+                let (at, owner) = sighting(seen);
                 if owner == request_id.as_bytes() {
                     return Ok(true);
                 }
@@ -672,6 +671,13 @@ fn open_sled(config: &sled::Config) -> Result<sled::Db> {
 /// Sends a change to a feed's subscribers; builds the message only when
 /// someone listens (usually nobody does outside tests), sparing the copy.
 /// Nobody listening is fine: the feeds are a convenience, the store the truth.
+/// A `fingerprints` value: when the request holding it arrived, and its id.
+fn sighting(value: &[u8]) -> (u64, &[u8]) {
+    let (at, owner) = value.split_at(8);
+    let at = u64::from_be_bytes(at.try_into().expect("8-byte timestamp"));
+    (at, owner)
+}
+
 fn announce<T>(feed: &broadcast::Sender<T>, message: impl FnOnce() -> T) {
     if feed.receiver_count() > 0 {
         let _ = feed.send(message());

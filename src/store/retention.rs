@@ -137,9 +137,7 @@ impl Store {
     fn sweep_orphan_events(&self, bound: &str, stop: &AtomicBool, swept: &mut Swept) -> Result<()> {
         for id in ids_before(&self.events, bound, stop) {
             let id = id?;
-            let _held = self.event_updates[stripe_of(&id)]
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let _held = self.hold_stripes([stripe_of(&id)].into_iter());
             let Some(event) = get::<Event>(&self.events, &id)? else {
                 continue;
             };
@@ -170,29 +168,28 @@ impl Store {
         parent_id: &str,
         check: impl FnOnce() -> Result<Option<F>>,
     ) -> Result<Option<u64>> {
-        let _parent = self.parent_updates[stripe_of(parent_id)]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let Some(forget_parent) = check()? else {
-            return Ok(None);
-        };
-        let events = self.events_of_request(parent_id)?;
-        // Only this sweep holds more than one change stripe: any order is safe.
-        let ids = events.iter().map(|e| e.id.as_str());
-        let _changes = self.hold_stripes(ids.chain([parent_id]).map(stripe_of));
-        let mut done = Vec::with_capacity(events.len());
-        for event in &events {
-            match get::<Event>(&self.events, &event.id)? {
-                Some(event) if !event.status.is_terminal() => return Ok(None),
-                Some(event) => done.push(event),
-                None => {}
+        self.holding(parent_id, || {
+            let Some(forget_parent) = check()? else {
+                return Ok(None);
+            };
+            let events = self.events_of_request(parent_id)?;
+            // Only this sweep holds more than one change stripe: any order is safe.
+            let ids = events.iter().map(|e| e.id.as_str());
+            let _changes = self.hold_stripes(ids.chain([parent_id]).map(stripe_of));
+            let mut done = Vec::with_capacity(events.len());
+            for event in &events {
+                match get::<Event>(&self.events, &event.id)? {
+                    Some(event) if !event.status.is_terminal() => return Ok(None),
+                    Some(event) => done.push(event),
+                    None => {}
+                }
             }
-        }
-        for event in &done {
-            self.forget_event(event)?;
-        }
-        forget_parent()?;
-        Ok(Some(done.len() as u64))
+            for event in &done {
+                self.forget_event(event)?;
+            }
+            forget_parent()?;
+            Ok(Some(done.len() as u64))
+        })
     }
 
     /// Each of `stripes` once, in ascending order.
@@ -254,7 +251,7 @@ impl Store {
                 break;
             }
             let (key, sighting) = entry?;
-            let seen_ms = u64::from_be_bytes(sighting[..8].try_into().expect("8-byte timestamp"));
+            let (seen_ms, _) = super::sighting(&sighting);
             if seen_ms < cutoff_ms {
                 let removed =
                     self.fingerprints
