@@ -418,8 +418,8 @@ struct RestartReport {
     /// Deliveries during the seconds sampled.
     delivered: usize,
     delivered_total: usize,
-    /// CPU time of this process (gateway and sink) during those seconds.
-    cpu: Duration,
+    /// CPU this process (gateway and sink) used during those seconds.
+    cpu: support::CpuSplit,
     /// A retention sweep of everything afterwards, and how long it took.
     sweep: (Swept, Duration),
 }
@@ -450,10 +450,10 @@ fn run_restart(server_rt: &Runtime, side_rt: &Runtime, settings: &Settings) -> R
     let first = wait_for_first(&sink, called + FIRST_DELIVERY_TIMEOUT);
     let rss_first = memory_mib("VmRSS");
     let delivered_before = sink.count();
-    let cpu_before = support::process_cpu();
+    let cpu_before = support::CpuReading::now();
     let rss_each_second = rss_every_second(settings.seconds);
     let delivered = sink.count() - delivered_before;
-    let cpu = support::process_cpu() - cpu_before;
+    let cpu = support::CpuSplit::since(&cpu_before);
     let rss_peak = memory_mib("VmHWM");
     stop(server_rt, gateway);
     let sweep = sweep_everything(&config);
@@ -567,8 +567,8 @@ impl RestartReport {
             self.events,
         );
         println!(
-            "  CPU per delivery: {:.1} µs (this process, gateway and sink, user + system)",
-            self.cpu.as_secs_f64() * 1e6 / self.delivered.max(1) as f64
+            "  CPU per delivery: {} (this process, gateway and sink, user + system; by thread)",
+            self.cpu.per(self.delivered as u64)
         );
         let (swept, took) = &self.sweep;
         println!(

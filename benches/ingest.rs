@@ -292,7 +292,7 @@ fn run_hookgate(
     let gateway = server_rt
         .block_on(Gateway::start(&config))
         .expect("hookgate starts");
-    let cpu_at_start = support::process_cpu();
+    let cpu_at_start = support::CpuReading::now();
     let report = load_source(load_rt, settings, gateway.ingress_addr, body);
     let drain = (!settings.no_connection).then(|| {
         let mut drain = wait_for_drain(
@@ -302,7 +302,7 @@ fn run_hookgate(
             report.load_ended,
             settings.drain_timeout,
         );
-        drain.cpu = support::process_cpu() - cpu_at_start;
+        drain.cpu = Some(support::CpuSplit::since(&cpu_at_start));
         drain
     });
     let stopped = server_rt.block_on(async {
@@ -377,6 +377,8 @@ struct LoadReport {
     load_started: Instant,
     load_ended: Instant,
     sockets: Option<SocketCount>,
+    /// CPU this process used during the load (warm-up included).
+    cpu: support::CpuSplit,
 }
 
 #[derive(Default)]
@@ -393,6 +395,7 @@ struct ConnectionTally {
 fn load_source(rt: &Runtime, settings: &Settings, addr: SocketAddr, body: &[u8]) -> LoadReport {
     let request: Arc<[u8]> = load::json_post(addr, "/e/bench", body).into();
     let load_started = Instant::now();
+    let cpu_at_start = support::CpuReading::now();
     let measure_from = load_started + settings.warmup;
     let measure_until = measure_from + settings.measured;
     let (tallies, sockets) = rt.block_on(async {
@@ -430,6 +433,7 @@ fn load_source(rt: &Runtime, settings: &Settings, addr: SocketAddr, body: &[u8])
         load_started,
         load_ended,
         sockets,
+        cpu: support::CpuSplit::since(&cpu_at_start),
     };
     for tally in tallies {
         report.ok += tally.ok;
@@ -558,6 +562,10 @@ impl LoadReport {
                 sockets.established, sockets.time_wait
             );
         }
+        println!(
+            "  CPU per acknowledged request during the load: {} (by thread; with delivery running, its share counts too)",
+            self.cpu.per(self.acknowledged)
+        );
     }
 }
 
@@ -615,8 +623,8 @@ struct DrainReport {
     /// From the first request of the load to the end of the drain.
     total_time: Duration,
     complete: bool,
-    /// CPU time of this process (load, warm-up, gateway and sink) until then.
-    cpu: Duration,
+    /// CPU this process (load, warm-up, gateway and sink) used until then.
+    cpu: Option<support::CpuSplit>,
 }
 
 fn wait_for_drain(
@@ -647,7 +655,7 @@ fn wait_for_drain(
         drain_time: now - load_ended,
         total_time: now - load_started,
         complete,
-        cpu: Duration::ZERO,
+        cpu: None,
     }
 }
 
@@ -682,9 +690,11 @@ impl DrainReport {
                 .map_or("n/a".to_string(), |rate| format!("{rate:.0}")),
             self.delivered as f64 / self.total_time.as_secs_f64(),
         );
-        println!(
-            "  CPU per delivered event: {:.1} µs (this process: load generator, gateway and sink, user + system)",
-            self.cpu.as_secs_f64() * 1e6 / self.delivered.max(1) as f64
-        );
+        if let Some(cpu) = &self.cpu {
+            println!(
+                "  CPU per delivered event: {} (this process: load generator, gateway and sink, user + system; by thread)",
+                cpu.per(self.delivered)
+            );
+        }
     }
 }

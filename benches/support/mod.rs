@@ -1,7 +1,9 @@
 //! What the load harnesses share: their tokio runtimes and the local HTTP
 //! server that plays the customer's endpoint.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::time::Duration;
 use tokio::runtime::Runtime;
 
 /// A multi-threaded runtime of its own, so that load, servers and sink do not
@@ -28,9 +30,38 @@ pub fn serve(rt: &Runtime, app: axum::Router) -> SocketAddr {
 /// CPU time (user + system) this process has used so far, from
 /// `/proc/self/stat` (clock ticks of 10 ms). Per unit of work it varies far
 /// less than throughput on a shared VM, whose steal time throughput absorbs.
-pub fn process_cpu() -> std::time::Duration {
-    const TICK: std::time::Duration = std::time::Duration::from_millis(10);
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+fn process_cpu() -> Duration {
+    cpu_of_stat(&std::fs::read_to_string("/proc/self/stat").unwrap_or_default())
+}
+
+/// CPU time of this process's threads so far, summed by name with a trailing
+/// number dropped (`sled-io-3` → `sled-io`), the main thread as `main`. A
+/// thread that ends between two readings takes its time with it; `CpuSplit`
+/// shows that part apart.
+fn thread_cpu() -> BTreeMap<String, Duration> {
+    let mut by_name = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return by_name;
+    };
+    let main_id = std::process::id().to_string();
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        let name = match task.file_name().to_str() == Some(main_id.as_str()) {
+            true => "main",
+            false => stat
+                .split_once('(')
+                .and_then(|(_, rest)| rest.rsplit_once(')'))
+                .map_or("?", |(name, _)| name)
+                .trim_end_matches(|c: char| c.is_ascii_digit() || c == '-'),
+        };
+        *by_name.entry(name.to_string()).or_default() += cpu_of_stat(&stat);
+    }
+    by_name
+}
+
+/// utime + stime of a `/proc/.../stat` line.
+fn cpu_of_stat(stat: &str) -> Duration {
+    const TICK: Duration = Duration::from_millis(10);
     // Fields after the command name (which may hold spaces) start at `state`.
     let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let ticks: u32 = after_name
@@ -40,6 +71,63 @@ pub fn process_cpu() -> std::time::Duration {
         .filter_map(|field| field.parse::<u32>().ok())
         .sum();
     TICK * ticks
+}
+
+/// This process's CPU time so far, in all and by thread name.
+pub struct CpuReading {
+    process: Duration,
+    threads: BTreeMap<String, Duration>,
+}
+
+impl CpuReading {
+    pub fn now() -> CpuReading {
+        CpuReading {
+            process: process_cpu(),
+            threads: thread_cpu(),
+        }
+    }
+}
+
+/// The CPU this process used since a reading, by thread name.
+pub struct CpuSplit {
+    process: Duration,
+    by_thread: Vec<(String, Duration)>,
+}
+
+impl CpuSplit {
+    /// What was used since `start`, busiest thread name first.
+    pub fn since(start: &CpuReading) -> CpuSplit {
+        let mut by_thread: Vec<(String, Duration)> = thread_cpu()
+            .into_iter()
+            .map(|(name, now)| {
+                let before = start.threads.get(&name).copied().unwrap_or_default();
+                (name, now.saturating_sub(before))
+            })
+            .filter(|(_, used)| !used.is_zero())
+            .collect();
+        by_thread.sort_by_key(|(_, used)| std::cmp::Reverse(*used));
+        CpuSplit {
+            process: process_cpu().saturating_sub(start.process),
+            by_thread,
+        }
+    }
+
+    /// `total µs per unit (name µs, name µs, …)`, per one of `units`.
+    pub fn per(&self, units: u64) -> String {
+        let micros = |d: Duration| d.as_secs_f64() * 1e6 / units.max(1) as f64;
+        let mut parts: Vec<String> = self
+            .by_thread
+            .iter()
+            .filter(|(_, used)| micros(*used) >= 0.05)
+            .map(|(name, used)| format!("{name} {:.1}", micros(*used)))
+            .collect();
+        let in_threads: Duration = self.by_thread.iter().map(|(_, used)| *used).sum();
+        let ended = self.process.saturating_sub(in_threads);
+        if micros(ended) >= 0.05 {
+            parts.push(format!("threads that ended {:.1}", micros(ended)));
+        }
+        format!("{:.1} µs ({})", micros(self.process), parts.join(", "))
+    }
 }
 
 /// `--flag` among the arguments, or the environment variable set to anything
