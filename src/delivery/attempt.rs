@@ -208,9 +208,10 @@ async fn settle(shared: &Arc<Shared>, event: &Event, attempt: Attempt) -> Result
         }
         Ok(())
     };
-    match settled_here {
-        true => work(),
-        false => blocking(work).await,
+    if settled_here {
+        work()
+    } else {
+        blocking(work).await
     }
 }
 
