@@ -668,9 +668,6 @@ fn open_sled(config: &sled::Config) -> Result<sled::Db> {
     }
 }
 
-/// Sends a change to a feed's subscribers; builds the message only when
-/// someone listens (usually nobody does outside tests), sparing the copy.
-/// Nobody listening is fine: the feeds are a convenience, the store the truth.
 /// A `fingerprints` value: when the request holding it arrived, and its id.
 fn sighting(value: &[u8]) -> (u64, &[u8]) {
     let (at, owner) = value.split_at(8);
@@ -678,6 +675,9 @@ fn sighting(value: &[u8]) -> (u64, &[u8]) {
     (at, owner)
 }
 
+/// Sends a change to a feed's subscribers; builds the message only when
+/// someone listens (usually nobody does outside tests), sparing the copy.
+/// Nobody listening is fine: the feeds are a convenience, the store the truth.
 fn announce<T>(feed: &broadcast::Sender<T>, message: impl FnOnce() -> T) {
     if feed.receiver_count() > 0 {
         let _ = feed.send(message());
