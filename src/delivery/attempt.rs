@@ -8,7 +8,7 @@ use crate::model::{
     Attempt, AttemptStatus, AttemptTrigger, Destination, Event, EventStatus, Payload,
 };
 use crate::pipeline::{RetryPolicy, Rule};
-use crate::store::{QueueEntry, QueueMove, Store, StoreError};
+use crate::store::{stays_inline, QueueEntry, QueueMove, SettledNow, Store, StoreError};
 use std::sync::Arc;
 use url::Url;
 
@@ -177,16 +177,21 @@ fn record(event: &Event, outgoing: &Outgoing, response: &Response, started_ms: u
 /// meanwhile (mute, manual retry) is kept.
 async fn settle(shared: &Arc<Shared>, event: &Event, attempt: Attempt) -> Result<(), StoreError> {
     let policy = retry_policy(shared, event);
+    let attempt = if settles_at_once(event, &attempt) {
+        let now = shared.store.settle_attempt_unless_busy(
+            attempt,
+            |event, attempt| (next_state(event, attempt, policy.as_ref()), ()),
+            |_, _| {},
+        );
+        match now {
+            SettledNow::Settled(settled) => return settled.map(|_| ()),
+            SettledNow::Busy(attempt) => attempt,
+        }
+    } else {
+        attempt
+    };
     let (store, issues) = (shared.store.clone(), shared.issues.clone());
-    // A successful attempt of a connection's event touches only that event,
-    // which the scan has just read (so it is in sled's cache), and sled's log
-    // buffer: microseconds, so it is settled right here. Handing it to the
-    // blocking pool cost ~20 µs of CPU per delivery in thread wake-ups, a fifth
-    // of the delivery side (BENCHMARKS.md). A failed attempt (issues are
-    // recorded under one lock) and a webhook job's delivery (its job re-reads
-    // all its deliveries) still go to the blocking pool.
-    let settled_here = attempt.status == AttemptStatus::Successful && event.window.is_none();
-    let work = move || {
+    blocking(move || {
         let settled = store.settle_attempt(
             attempt,
             |event, attempt| (next_state(event, attempt, policy.as_ref()), ()),
@@ -207,12 +212,24 @@ async fn settle(shared: &Arc<Shared>, event: &Event, attempt: Attempt) -> Result
             _ => {}
         }
         Ok(())
-    };
-    if settled_here {
-        work()
-    } else {
-        blocking(work).await
-    }
+    })
+    .await
+}
+
+/// Whether an attempt is settled on the runtime thread, where it finished
+/// (unless its event's change lock is held by someone else: that is never
+/// waited for there). A successful attempt of a connection's event that stays
+/// in the event's record touches only that event, which the scan has just
+/// read (it is in sled's cache), and sled's log buffer. Handing it to the
+/// blocking pool cost ~20 µs of CPU per delivery in thread wake-ups, a fifth
+/// of the delivery side (BENCHMARKS.md). The rest still go there: a failed
+/// attempt (issues are recorded under one lock), a webhook job's delivery (its
+/// job re-reads all its deliveries), an attempt bound for the attempts tree (a
+/// large write).
+fn settles_at_once(event: &Event, attempt: &Attempt) -> bool {
+    attempt.status == AttemptStatus::Successful
+        && event.window.is_none()
+        && stays_inline(event, attempt)
 }
 
 /// Applies an attempt's outcome to its event; says where its queue entry goes.

@@ -20,6 +20,15 @@ const _: () = assert!(INLINE_ATTEMPTS <= MAX_CHILDREN);
 /// an attempt that would pass it goes to the attempts tree.
 const INLINE_BODY_BYTES: usize = 4096;
 
+/// What `settle_attempt_unless_busy` did.
+#[derive(Debug)]
+pub enum SettledNow<T> {
+    /// What `settle_attempt` returns.
+    Settled(Result<Option<(Event, T)>>),
+    /// Another change held the event's lock: the attempt, untouched.
+    Busy(Attempt),
+}
+
 impl Store {
     /// Records `attempt` and applies its outcome (`change`) to its event, under
     /// the event's update lock; `recorded` runs once both are stored, before
@@ -27,15 +36,42 @@ impl Store {
     /// here). None, with nothing recorded, when there is no such event.
     pub fn settle_attempt<T>(
         &self,
+        attempt: Attempt,
+        change: impl FnOnce(&mut Event, &Attempt) -> (QueueMove, T),
+        recorded: impl FnOnce(&Event, &Attempt),
+    ) -> Result<Option<(Event, T)>> {
+        let _serialized = self.event_lock(&attempt.event_id);
+        self.settle_held(attempt, change, recorded)
+    }
+
+    /// `settle_attempt` without waiting: when another change holds the event's
+    /// lock (a failed attempt recording its issue, a retention sweep, a webhook
+    /// job summing up), the attempt comes back untouched, to be settled where
+    /// waiting is fine.
+    pub fn settle_attempt_unless_busy<T>(
+        &self,
+        attempt: Attempt,
+        change: impl FnOnce(&mut Event, &Attempt) -> (QueueMove, T),
+        recorded: impl FnOnce(&Event, &Attempt),
+    ) -> SettledNow<T> {
+        match self.event_lock_if_free(&attempt.event_id) {
+            Some(_serialized) => SettledNow::Settled(self.settle_held(attempt, change, recorded)),
+            None => SettledNow::Busy(attempt),
+        }
+    }
+
+    /// `settle_attempt` with the event's change lock held.
+    fn settle_held<T>(
+        &self,
         mut attempt: Attempt,
         change: impl FnOnce(&mut Event, &Attempt) -> (QueueMove, T),
         recorded: impl FnOnce(&Event, &Attempt),
     ) -> Result<Option<(Event, T)>> {
         let event_id = attempt.event_id.clone();
-        let settled = self.try_update_event(
+        let settled = self.update_held_event(
             &event_id,
             |event| {
-                let outcome = if fits_inline(event, &attempt) {
+                let outcome = if stays_inline(event, &attempt) {
                     attempt.id = child_id("atm", &event.id, event.attempt_records.len());
                     let outcome = change(event, &attempt);
                     event.attempt_records.push(attempt.clone());
@@ -91,7 +127,8 @@ impl Store {
     }
 }
 
-fn fits_inline(event: &Event, attempt: &Attempt) -> bool {
+/// Whether `attempt` goes into `event`'s record (else to the attempts tree).
+pub fn stays_inline(event: &Event, attempt: &Attempt) -> bool {
     let body_bytes = |attempt: &Attempt| attempt.response_body.as_ref().map_or(0, String::len);
     let inline_bytes: usize = event.attempt_records.iter().map(body_bytes).sum();
     event.attempt_records.len() < INLINE_ATTEMPTS
@@ -102,7 +139,7 @@ fn fits_inline(event: &Event, attempt: &Attempt) -> bool {
 mod tests {
     use super::*;
     use crate::ids::{derived_id, now_ms};
-    use crate::model::{AttemptStatus, AttemptTrigger, Route};
+    use crate::model::{AttemptStatus, AttemptTrigger, EventStatus, Route};
     use crate::store::temp_store;
 
     fn store_with_event() -> (tempfile::TempDir, Store, Event) {
@@ -231,6 +268,55 @@ mod tests {
         let listed = store.attempts_of(&event.id).unwrap();
         assert_eq!(ids(&listed), [old.id.clone(), recorded[0].clone()]);
         assert_eq!(store.attempt(&old.id).unwrap(), Some(old));
+    }
+
+    /// Settles `attempt` without waiting, marking its event SUCCESSFUL.
+    fn settle_unless_busy(store: &Store, attempt: Attempt) -> SettledNow<()> {
+        store.settle_attempt_unless_busy(
+            attempt,
+            |event, _| {
+                event.status = EventStatus::Successful;
+                (QueueMove::Out, ())
+            },
+            |_, _| {},
+        )
+    }
+
+    #[test]
+    fn a_settle_that_must_not_wait_settles_when_its_events_lock_is_free() {
+        let (_dir, store, event) = store_with_event();
+        let SettledNow::Settled(Ok(Some((settled, ())))) =
+            settle_unless_busy(&store, failed_attempt(&event, 1, "ok"))
+        else {
+            panic!("the lock was free and the event exists");
+        };
+        assert_eq!(settled.status, EventStatus::Successful);
+        assert_eq!(store.attempts_of(&event.id).unwrap().len(), 1);
+        assert!(store
+            .due_entries("des_a", u64::MAX, 10, &Default::default())
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn a_settle_that_must_not_wait_hands_its_attempt_back_while_the_event_is_being_changed() {
+        let (_dir, store, event) = store_with_event();
+        let attempt = failed_attempt(&event, 1, "ok");
+        let handed_back = store
+            .update_event(&event.id, |_| {
+                // Another change of the event holds its lock right now.
+                (QueueMove::Stay, settle_unless_busy(&store, attempt.clone()))
+            })
+            .unwrap()
+            .expect("the event exists")
+            .1;
+        let SettledNow::Busy(handed_back) = handed_back else {
+            panic!("settled while the event's lock was held");
+        };
+        assert_eq!(handed_back, attempt, "untouched");
+        let stored = store.event(&event.id).unwrap().unwrap();
+        assert_eq!(stored.status, EventStatus::Queued, "nothing settled");
+        assert!(store.attempts_of(&event.id).unwrap().is_empty());
     }
 
     #[test]

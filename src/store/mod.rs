@@ -1,8 +1,10 @@
 //! The embedded sled store: every request, event, attempt and the delivery queue.
 //!
 //! sled calls block, so async code reaches the store through
-//! `tokio::task::spawn_blocking` or the group-commit writer thread, never directly
-//! on a reactor thread.
+//! `tokio::task::spawn_blocking` or the group-commit writer thread, not directly
+//! on a reactor thread. One exception, for its cost: settling a successful
+//! delivery that stays in its event's record (`settle_attempt_unless_busy`),
+//! which touches only that event, just read, and never waits for its lock.
 
 mod attempts;
 mod commit;
@@ -16,6 +18,7 @@ mod request_record;
 mod requests;
 mod retention;
 
+pub use attempts::{stays_inline, SettledNow};
 pub use commit::{CommitError, CommitLog, Committed};
 pub use journal::Location;
 pub use page::{Cursor, Direction, Page, PageRequest};
@@ -363,8 +366,33 @@ impl Store {
         change: impl FnOnce(&mut Event) -> Result<(QueueMove, T)>,
         stored: impl FnOnce(&Event, &T),
     ) -> Result<Option<(Event, T)>> {
-        let stripe = &self.event_updates[stripe_of(id)];
-        let _serialized = stripe.lock().unwrap_or_else(|e| e.into_inner());
+        let _serialized = self.event_lock(id);
+        self.update_held_event(id, change, stored)
+    }
+
+    /// The change lock of event `id` (see `update_event`).
+    fn event_lock(&self, id: &str) -> std::sync::MutexGuard<'_, ()> {
+        self.event_updates[stripe_of(id)]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The change lock of event `id`, unless another change holds it now.
+    fn event_lock_if_free(&self, id: &str) -> Option<std::sync::MutexGuard<'_, ()>> {
+        match self.event_updates[stripe_of(id)].try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// `try_update_event` with the event's change lock already held.
+    fn update_held_event<T>(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut Event) -> Result<(QueueMove, T)>,
+        stored: impl FnOnce(&Event, &T),
+    ) -> Result<Option<(Event, T)>> {
         let Some(mut event) = self.event(id)? else {
             return Ok(None);
         };
