@@ -48,6 +48,7 @@ pub struct Event {
     pub destination_id: String,
     pub status: EventStatus,
     /// Attempts made so far.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub attempts: u32,
     pub created_at: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -62,6 +63,7 @@ pub struct Event {
     pub error_code: Option<String>,
     /// True when a rule changed the payload, which is then stored with the
     /// event; otherwise the request's payload is delivered as received.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub has_own_payload: bool,
     /// What the connection's transformations logged (console.*) for this event.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -80,6 +82,10 @@ pub struct Event {
     /// not part of the event as the API shows it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attempt_records: Vec<Attempt>,
+}
+
+fn is_zero(count: &u32) -> bool {
+    *count == 0
 }
 
 /// Where an event goes: from which source, through which connection, to which
@@ -167,9 +173,14 @@ pub struct Attempt {
     pub status: AttemptStatus,
     pub http_method: String,
     pub requested_url: String,
+    // Stored in its event's record, rewritten on every change: fields without
+    // a value are left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_status: Option<u16>,
     /// At most `limits.max_response_bytes` of the response body, lossily decoded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
     pub latency_ms: u64,
     pub created_at: u64,
@@ -189,4 +200,78 @@ pub struct IgnoredEvent {
     /// What the transformations logged before the event was dropped.
     #[serde(default)]
     pub transform_logs: Vec<LogEntry>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn new_event() -> Event {
+        let route = Route {
+            source_id: "src_a",
+            connection_id: "web_a",
+            destination_id: "des_a",
+        };
+        Event::new("evt_1".into(), "req_1", route, 0, false)
+    }
+
+    #[test]
+    fn a_new_events_record_leaves_out_fields_without_a_value() {
+        let record: Value = serde_json::to_value(new_event()).unwrap();
+        let mut keys: Vec<&str> = record
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "connection_id",
+                "created_at",
+                "destination_id",
+                "id",
+                "next_attempt_at",
+                "request_id",
+                "source_id",
+                "status"
+            ]
+        );
+    }
+
+    #[test]
+    fn records_written_with_every_field_still_read() {
+        let event = new_event();
+        let mut record = serde_json::to_value(&event).unwrap();
+        record["attempts"] = json!(0);
+        record["has_own_payload"] = json!(false);
+        assert_eq!(serde_json::from_value::<Event>(record).unwrap(), event);
+    }
+
+    #[test]
+    fn an_attempts_record_leaves_out_what_the_response_did_not_have() {
+        let attempt = Attempt {
+            id: "atm_1".into(),
+            event_id: "evt_1".into(),
+            attempt_number: 1,
+            trigger: AttemptTrigger::Initial,
+            status: AttemptStatus::Failed,
+            http_method: "POST".into(),
+            requested_url: "http://127.0.0.1:9/".into(),
+            response_status: None,
+            response_body: None,
+            error_code: Some("ECONNREFUSED".into()),
+            latency_ms: 1,
+            created_at: 0,
+        };
+        let record = serde_json::to_value(&attempt).unwrap();
+        assert!(record.get("response_status").is_none());
+        assert!(record.get("response_body").is_none());
+        let mut older = record.clone();
+        older["response_status"] = Value::Null;
+        older["response_body"] = Value::Null;
+        assert_eq!(serde_json::from_value::<Attempt>(older).unwrap(), attempt);
+    }
 }
