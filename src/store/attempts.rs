@@ -270,6 +270,14 @@ mod tests {
         assert_eq!(store.attempt(&old.id).unwrap(), Some(old));
     }
 
+    fn successful_attempt(event: &Event) -> Attempt {
+        Attempt {
+            status: AttemptStatus::Successful,
+            response_status: Some(200),
+            ..failed_attempt(event, 1, "ok")
+        }
+    }
+
     /// Settles `attempt` without waiting, marking its event SUCCESSFUL.
     fn settle_unless_busy(store: &Store, attempt: Attempt) -> SettledNow<()> {
         store.settle_attempt_unless_busy(
@@ -286,7 +294,7 @@ mod tests {
     fn a_settle_that_must_not_wait_settles_when_its_events_lock_is_free() {
         let (_dir, store, event) = store_with_event();
         let SettledNow::Settled(Ok(Some((settled, ())))) =
-            settle_unless_busy(&store, failed_attempt(&event, 1, "ok"))
+            settle_unless_busy(&store, successful_attempt(&event))
         else {
             panic!("the lock was free and the event exists");
         };
@@ -301,7 +309,7 @@ mod tests {
     #[test]
     fn a_settle_that_must_not_wait_hands_its_attempt_back_while_the_event_is_being_changed() {
         let (_dir, store, event) = store_with_event();
-        let attempt = failed_attempt(&event, 1, "ok");
+        let attempt = successful_attempt(&event);
         let handed_back = store
             .update_event(&event.id, |_| {
                 // Another change of the event holds its lock right now.
