@@ -370,7 +370,8 @@ impl Store {
         self.update_held_event(id, change, stored)
     }
 
-    /// The change lock of event `id` (see `update_event`).
+    /// The change lock of event `id` (see `update_event`); a webhook job's
+    /// changes take the stripe of its id too (see `update_job`).
     fn event_lock(&self, id: &str) -> std::sync::MutexGuard<'_, ()> {
         self.event_updates[stripe_of(id)]
             .lock()

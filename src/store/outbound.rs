@@ -1,7 +1,7 @@
 //! Applications, event types, endpoints and webhook jobs. A job's deliveries
 //! are events (ids derived from the job's), so they live with the other events.
 
-use super::{announce, get, put, stripe_of, values, Result, Store};
+use super::{announce, get, put, values, Result, Store};
 use crate::model::{Application, Endpoint, Event, EventType, WebhookJob};
 
 fn event_type_key(application_id: &str, name: &str) -> String {
@@ -172,8 +172,7 @@ impl Store {
         change: impl FnOnce(&mut WebhookJob),
     ) -> Result<Option<WebhookJob>> {
         // Never taken while an event's own stripe is held, so this cannot deadlock.
-        let stripe = &self.event_updates[stripe_of(id)];
-        let _serialized = stripe.lock().unwrap_or_else(|e| e.into_inner());
+        let _serialized = self.event_lock(id);
         let Some(mut job) = self.job(id)? else {
             return Ok(None);
         };
