@@ -1,8 +1,8 @@
 //! Delivery benchmarks: their own load harness (`harness = false`, not
 //! criterion), in the style of benches/ingest.rs. Both scenarios run
 //! `Gateway::start` in this process on a data dir under `target/tmp` (the
-//! project's disk, so fsyncs are real), delivering to a local axum sink that
-//! notes when each delivery arrives.
+//! project's disk, so fsyncs are real), delivering to a local sink
+//! (`support::sink`) that notes when each delivery arrives.
 //!
 //! 1. **Restart with a big backlog.** A store already holding `--events` queued
 //!    events for one destination (limited to `--restart-rate` per second) is
@@ -46,9 +46,6 @@
 
 mod support;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::StatusCode;
 use hookgate::ids::{derived_id, named_id, now_ms};
 use hookgate::model::{Connection, Event, Payload, Request, Route};
 use hookgate::store::{CommitLog, Committed, Cutoffs, Store, Swept};
@@ -188,18 +185,13 @@ impl Sink {
     }
 }
 
-/// Takes the body so that the connection is reused.
-async fn sink_hit(State(sink): State<Arc<Sink>>, _body: Bytes) -> StatusCode {
-    sink.arrivals.lock().unwrap().push(Instant::now());
-    StatusCode::OK
-}
-
 fn start_sink(rt: &Runtime) -> (SocketAddr, Arc<Sink>) {
     let sink = Arc::new(Sink::default());
-    let app = axum::Router::new()
-        .fallback(sink_hit)
-        .with_state(sink.clone());
-    (support::serve(rt, app), sink)
+    let arrivals = sink.clone();
+    let on_request = move |_: &[httparse::Header]| {
+        arrivals.arrivals.lock().unwrap().push(Instant::now());
+    };
+    (support::sink::serve(rt, Arc::new(on_request)), sink)
 }
 
 /// Beside the build output, i.e. on the project's disk (fsync has to be real).

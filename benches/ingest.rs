@@ -39,9 +39,6 @@ mod load;
 mod support;
 
 use async_trait::async_trait;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
 use hookgate::{Config, Gateway};
 use http::{header, Response};
 use pingora::apps::http_app::ServeHttp;
@@ -234,23 +231,20 @@ impl Sink {
     }
 }
 
-async fn sink_hit(State(sink): State<Arc<Sink>>, headers: HeaderMap, _body: Bytes) -> StatusCode {
-    sink.received.fetch_add(1, Ordering::Relaxed);
-    if let Some(id) = headers
-        .get("x-hookgate-event-id")
-        .and_then(|v| v.to_str().ok())
-    {
-        sink.event_ids.lock().unwrap().insert(id.to_string());
-    }
-    StatusCode::OK
-}
-
 fn start_sink(rt: &Runtime) -> (SocketAddr, Arc<Sink>) {
     let sink = Arc::new(Sink::default());
-    let app = axum::Router::new()
-        .fallback(sink_hit)
-        .with_state(sink.clone());
-    (support::serve(rt, app), sink)
+    let counting = sink.clone();
+    let on_request = move |headers: &[httparse::Header]| {
+        counting.received.fetch_add(1, Ordering::Relaxed);
+        let event_id = headers
+            .iter()
+            .find(|header| header.name.eq_ignore_ascii_case("x-hookgate-event-id"))
+            .and_then(|header| std::str::from_utf8(header.value).ok());
+        if let Some(id) = event_id {
+            counting.event_ids.lock().unwrap().insert(id.to_string());
+        }
+    };
+    (support::sink::serve(rt, Arc::new(on_request)), sink)
 }
 
 // ---------------------------------------------------------------- phases

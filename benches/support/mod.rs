@@ -1,8 +1,10 @@
-//! What the load harnesses share: their tokio runtimes and the local HTTP
-//! server that plays the customer's endpoint.
+//! What the load harnesses share: their tokio runtimes, the local HTTP
+//! server that plays the customer's endpoint, and CPU readings by thread.
+
+pub mod sink;
+pub mod wire;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::runtime::Runtime;
 
@@ -15,16 +17,6 @@ pub fn runtime(name: &str, threads: usize) -> Runtime {
         .enable_all()
         .build()
         .expect("tokio runtime")
-}
-
-/// Serves `app` on an ephemeral 127.0.0.1 port on `rt`; returns the address.
-pub fn serve(rt: &Runtime, app: axum::Router) -> SocketAddr {
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .expect("bind sink");
-    let addr = listener.local_addr().expect("sink addr");
-    rt.spawn(async move { axum::serve(listener, app).await.expect("sink server") });
-    addr
 }
 
 /// CPU time (user + system) this process has used so far, from
