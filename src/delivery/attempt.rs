@@ -85,7 +85,7 @@ async fn attempt(
     destination: &Destination,
     Ready { event, payload }: Ready,
 ) -> Result<(), StoreError> {
-    let outgoing = outgoing(destination, &event, &payload);
+    let outgoing = outgoing(destination, &event, payload);
     let started = now_ms();
     let response = shared.client.send(&outgoing).await;
     if destination.circuit_breaker {
@@ -93,39 +93,33 @@ async fn attempt(
             .circuits
             .record(&destination.id, response.is_success(), now_ms());
     }
-    let attempt = record(&event, &outgoing, &response, started);
+    let attempt = record(&event, outgoing, response, started);
     settle(shared, &event, attempt).await
 }
 
-/// The HTTP request an event becomes at its destination.
-fn outgoing(destination: &Destination, event: &Event, payload: &Payload) -> Outgoing {
-    let mut headers: Vec<(String, String)> = payload
-        .headers
-        .iter()
-        .filter(|(name, _)| {
-            !HOP_BY_HOP.contains(&name.as_str()) && !name.starts_with("x-hookgate-")
-        })
-        .cloned()
-        .collect();
+/// The HTTP request an event becomes at its destination (the payload moves
+/// into it: its body is sent without a copy).
+fn outgoing(destination: &Destination, event: &Event, payload: Payload) -> Outgoing {
+    let mut url = destination_url(destination, &payload);
+    let mut headers = payload.headers;
+    headers.retain(|(name, _)| {
+        !HOP_BY_HOP.contains(&name.as_str()) && !name.starts_with("x-hookgate-")
+    });
     headers.push(("x-hookgate-event-id".into(), event.id.clone()));
     headers.push(("x-hookgate-request-id".into(), event.request_id.clone()));
     headers.push((
         "x-hookgate-attempt".into(),
         (event.attempts + 1).to_string(),
     ));
-    let mut url = destination_url(destination, payload);
     let now_secs = (now_ms() / 1000) as i64;
     destination
         .auth
         .apply(&payload.body, now_secs, &mut headers, &mut url);
     Outgoing {
-        method: destination
-            .http_method
-            .clone()
-            .unwrap_or_else(|| payload.method.clone()),
+        method: destination.http_method.clone().unwrap_or(payload.method),
         url,
         headers,
-        body: payload.body.clone(),
+        body: payload.body.into(),
     }
 }
 
@@ -146,7 +140,8 @@ fn destination_url(destination: &Destination, payload: &Payload) -> Url {
     url
 }
 
-fn record(event: &Event, outgoing: &Outgoing, response: &Response, started_ms: u64) -> Attempt {
+fn record(event: &Event, outgoing: Outgoing, response: Response, started_ms: u64) -> Attempt {
+    let success = response.is_success();
     let attempt_number = event.attempts + 1;
     Attempt {
         id: String::new(), // the store names it when it records it
@@ -157,15 +152,15 @@ fn record(event: &Event, outgoing: &Outgoing, response: &Response, started_ms: u
             (None, 1) => AttemptTrigger::Initial,
             (None, _) => AttemptTrigger::Automatic,
         },
-        status: if response.is_success() {
+        status: if success {
             AttemptStatus::Successful
         } else {
             AttemptStatus::Failed
         },
-        http_method: outgoing.method.clone(),
-        requested_url: outgoing.url.to_string(),
+        http_method: outgoing.method,
+        requested_url: outgoing.url.into(),
         response_status: response.status,
-        response_body: response.body.clone(),
+        response_body: response.body,
         error_code: response.error_code.map(str::to_string),
         latency_ms: response.latency_ms,
         created_at: started_ms,

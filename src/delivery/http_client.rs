@@ -10,7 +10,8 @@ pub struct Outgoing {
     pub method: String,
     pub url: Url,
     pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    /// Shared, so that handing it to the HTTP client copies nothing.
+    pub body: bytes::Bytes,
 }
 
 /// What came back: a status and the start of the body, or an error code.
