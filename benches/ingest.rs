@@ -29,6 +29,8 @@
 //!
 //! `--rules` / `HOOKGATE_BENCH_RULES=1` puts a filter and a retry rule on the
 //! connection (the end-to-end setup: `--rules --seconds 60`).
+//! `--cache-mib N` / `HOOKGATE_BENCH_CACHE_MIB` sets `limits.store_cache_bytes`
+//! (sled's page cache; default: the gateway's default).
 //!
 //! Diagnostics: `--no-connection` / `HOOKGATE_BENCH_NO_CONNECTION=1` gives the
 //! source no connection, so hookgate only stores what it acknowledges (no
@@ -86,7 +88,11 @@ fn main() {
         (false, false) => "1 source -> 1 sink",
         (false, true) => "1 source -> 1 sink, filter + retry rules",
     };
-    println!("\n[2/2] hookgate ingest, durable (fsync before 200), {setup}");
+    let cache = match settings.cache_mib {
+        Some(mib) => format!("sled cache {mib} MiB"),
+        None => "default sled cache".to_string(),
+    };
+    println!("\n[2/2] hookgate ingest, durable (fsync before 200), {setup}, {cache}");
     let (hookgate, drain) = run_hookgate(&server_rt, &load_rt, &settings, &body);
     hookgate.print();
     if let Some(drain) = &drain {
@@ -135,6 +141,8 @@ struct Settings {
     no_connection: bool,
     /// Filter + retry rules on the connection (the end-to-end goal's setup).
     rules: bool,
+    /// sled's page cache, when not the gateway's default.
+    cache_mib: Option<u64>,
 }
 
 impl Settings {
@@ -157,6 +165,8 @@ impl Settings {
                 .max(1.0) as usize,
             no_connection: support::flag(args, "--no-connection", "HOOKGATE_BENCH_NO_CONNECTION"),
             rules: support::flag(args, "--rules", "HOOKGATE_BENCH_RULES"),
+            cache_mib: Some(number("--cache-mib", "HOOKGATE_BENCH_CACHE_MIB", 0.0) as u64)
+                .filter(|mib| *mib > 0),
         }
     }
 }
@@ -280,7 +290,7 @@ fn run_hookgate(
     let config = write_config(
         dir.path(),
         (!settings.no_connection).then_some(sink_addr),
-        settings.rules,
+        settings,
     );
     println!("data dir: {}", dir.path().join("data").display());
     let gateway = server_rt
@@ -320,8 +330,9 @@ const RULES: &str = r#"rules = [
 "#;
 
 /// Like tests/gateway/common.rs `config_text`: source `bench`, routed to the
-/// sink unless `sink` is None, through `RULES` when `rules`.
-fn write_config(dir: &Path, sink: Option<SocketAddr>, rules: bool) -> Config {
+/// sink unless `sink` is None, through `RULES` with `--rules`, with sled's
+/// cache as `--cache-mib` says.
+fn write_config(dir: &Path, sink: Option<SocketAddr>, settings: &Settings) -> Config {
     let mut text = r#"delivery.signing_secret = "bench-signing-secret"
 [server]
 ingress_listen = "127.0.0.1:0"
@@ -345,9 +356,12 @@ source = "bench"
 destination = "sink"
 "#
         ));
-        if rules {
+        if settings.rules {
             text.push_str(RULES);
         }
+    }
+    if let Some(mib) = settings.cache_mib {
+        text.push_str(&format!("\n[limits]\nstore_cache_bytes = {}\n", mib << 20));
     }
     let path = dir.join("gateway.toml");
     std::fs::write(&path, text).expect("write gateway.toml");
