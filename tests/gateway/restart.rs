@@ -1,8 +1,8 @@
 //! Restarts: queued and retrying events resume with their state.
 
 use crate::common::{config_in, route, store_snapshots, Reply, Sink, TestGateway};
-use hookgate::ids::{named_id, now_ms};
-use hookgate::model::{EventStatus, Payload, Request};
+use hookgate::ids::{derived_id, named_id, now_ms};
+use hookgate::model::{Event, EventStatus, Payload, Request, Route};
 use hookgate::store::{CommitLog, Store};
 use hookgate::Gateway;
 use std::collections::HashSet;
@@ -162,6 +162,46 @@ async fn requests_acknowledged_but_not_routed_before_a_crash_are_routed_on_the_n
     let indexed: HashSet<String> = gateway.store.requests().map(|r| r.unwrap().id).collect();
     assert_eq!(indexed, journaled);
     assert!(gateway.store.unrouted_requests().unwrap().is_empty());
+    gateway.shutdown().await.unwrap();
+}
+
+/// A crash after routing but before the router's watermark was recorded:
+/// the next start replays the request, and the event it already has (here
+/// delivered) is kept as it is, not made anew and sent again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_replayed_request_keeps_the_event_it_already_has() {
+    let (sink, _dir, loaded) = stopped_gateway().await;
+    let store = Store::open(&loaded.server.data_dir, loaded.limits.store_cache_bytes).unwrap();
+    let (routed, unrouted) = (accepted(r#"{"n":1}"#), accepted(r#"{"n":2}"#));
+    let routed_id = routed.0.id.clone();
+    let unrouted_id = unrouted.0.id.clone();
+    journal_unrouted(&store, vec![routed, unrouted]).await;
+    let route = Route {
+        source_id: &named_id("src", "shop"),
+        connection_id: &named_id("web", "shop-to-orders"),
+        destination_id: &named_id("des", "orders"),
+    };
+    let event_id = derived_id("evt", &routed_id, route.connection_id);
+    let mut delivered = Event::new(event_id.clone(), &routed_id, route, now_ms(), false);
+    delivered.status = EventStatus::Successful;
+    delivered.next_attempt_at = None;
+    store.save_event(&delivered).unwrap();
+    store.flush().unwrap();
+    drop(store);
+
+    let gateway = Gateway::start(&loaded).await.unwrap();
+    // The start routed the whole journal before it returned.
+    let kept = gateway.store.event(&event_id).unwrap().unwrap();
+    assert_eq!(kept, delivered);
+    assert_eq!(
+        delivered_requests(&sink, 1).await,
+        HashSet::from([unrouted_id])
+    );
+    assert!(gateway
+        .store
+        .oldest_entry(route.destination_id)
+        .unwrap()
+        .is_none());
     gateway.shutdown().await.unwrap();
 }
 
