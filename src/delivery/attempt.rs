@@ -66,18 +66,13 @@ pub(super) fn prepare(
     }
 }
 
-/// Attempts one event and returns its id (so the lane can free its slot).
-pub(super) async fn deliver(
-    shared: Arc<Shared>,
-    destination: Arc<Destination>,
-    ready: Ready,
-) -> String {
+/// Attempts one event.
+pub(super) async fn deliver(shared: Arc<Shared>, destination: Arc<Destination>, ready: Ready) {
     let event_id = ready.event.id.clone();
     if let Err(error) = attempt(&shared, &destination, ready).await {
         // The queue entry is still in place, so the event is tried again.
         tracing::error!(%error, event = %event_id, "delivery attempt could not be recorded");
     }
-    event_id
 }
 
 async fn attempt(

@@ -7,12 +7,13 @@ use crate::ids::now_ms;
 use crate::model::{Destination, RateLimit};
 use crate::store::QueueEntry;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Notify};
-use tokio::task::JoinSet;
+use tokio::task::{Id, JoinError, JoinSet};
 
 /// What the lane reads from the store on each pass.
 struct Scan {
@@ -21,6 +22,70 @@ struct Scan {
     /// How many due entries were taken off the queue (some may need no attempt).
     taken: usize,
     next_due_ms: Option<u64>,
+}
+
+/// The lane's attempts in flight. Each event is known by its task, so a task
+/// that ends in any way, a panic included, frees its event's slot: its queue
+/// entry is still in place, and the next scan takes the event again (a
+/// panicked attempt never settled).
+#[derive(Default)]
+struct InFlight {
+    tasks: JoinSet<()>,
+    events: HashMap<Id, String>,
+}
+
+impl InFlight {
+    fn start(&mut self, event_id: String, attempt: impl Future<Output = ()> + Send + 'static) {
+        let task = self.tasks.spawn(attempt);
+        self.events.insert(task.id(), event_id);
+    }
+
+    fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// The events being attempted, for the scan to pass over.
+    fn event_ids(&self) -> HashSet<String> {
+        self.events.values().cloned().collect()
+    }
+
+    /// Frees the slots of attempts that finished while the lane was busy.
+    fn free_finished(&mut self) {
+        while let Some(done) = self.tasks.try_join_next_with_id() {
+            self.free(done);
+        }
+    }
+
+    /// Waits for the next attempt to finish and frees its slot (pending
+    /// forever when none is in flight).
+    async fn free_next(&mut self) {
+        match self.tasks.join_next_with_id().await {
+            Some(done) => self.free(done),
+            None => std::future::pending().await,
+        }
+    }
+
+    fn free(&mut self, done: Result<(Id, ()), JoinError>) {
+        let task = match done {
+            Ok((task, ())) => task,
+            Err(error) => {
+                tracing::error!(%error, "a delivery attempt ended abnormally; its event stays queued");
+                error.id()
+            }
+        };
+        self.events.remove(&task);
+    }
+
+    /// Waits for every attempt in flight, so that their outcomes are recorded.
+    async fn finish(mut self) {
+        while let Some(done) = self.tasks.join_next_with_id().await {
+            self.free(done);
+        }
+    }
 }
 
 /// A limiter and the limit it was built for, rebuilt when the limit changes.
@@ -53,18 +118,17 @@ pub(super) async fn run(
     wake: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut in_flight: HashSet<String> = HashSet::new();
-    let mut attempts: JoinSet<String> = JoinSet::new();
+    let mut in_flight = InFlight::default();
     let mut limiter: Option<Limiter> = None;
     while !*stop.borrow() {
         let Some(destination) = shared.catalog.load().target(&destination_id).cloned() else {
             break; // The destination was removed; its queue stays on disk.
         };
         refresh_limiter(&mut limiter, destination.rate_limit);
-        free_finished(&mut attempts, &mut in_flight);
+        in_flight.free_finished();
         let (capacity, mut next_due_ms) = capacity_now(&shared, &destination, in_flight.len());
         if capacity > 0 {
-            let scan = scan(&shared, &destination_id, capacity, &in_flight).await;
+            let scan = scan(&shared, &destination_id, capacity, in_flight.event_ids()).await;
             let saturated = scan.taken == capacity;
             let mut woken = false;
             for (entry, ready) in scan.due {
@@ -80,13 +144,13 @@ pub(super) async fn run(
                         break;
                     }
                 }
-                in_flight.insert(entry.event_id.clone());
-                attempts.spawn(attempt::deliver(shared.clone(), destination.clone(), ready));
+                let attempt = attempt::deliver(shared.clone(), destination.clone(), ready);
+                in_flight.start(entry.event_id, attempt);
             }
             if woken {
                 continue;
             }
-            if saturated && !attempts.is_empty() {
+            if saturated && !in_flight.is_empty() {
                 // More may be due; look again as soon as an attempt frees a slot.
                 next_due_ms = None;
             } else {
@@ -95,26 +159,12 @@ pub(super) async fn run(
         }
         tokio::select! {
             _ = wake.notified() => {}
-            Some(done) = attempts.join_next(), if !attempts.is_empty() => {
-                if let Ok(event_id) = done {
-                    in_flight.remove(&event_id);
-                }
-            }
+            _ = in_flight.free_next() => {}
             _ = sleep_until_ms(next_due_ms), if next_due_ms.is_some() => {}
             _ = stop.changed() => {}
         }
     }
-    // Let attempts in flight finish so their outcome is recorded.
-    while attempts.join_next().await.is_some() {}
-}
-
-/// Attempts that finished while the lane was busy free their slots.
-fn free_finished(attempts: &mut JoinSet<String>, in_flight: &mut HashSet<String>) {
-    while let Some(done) = attempts.try_join_next() {
-        if let Ok(event_id) = done {
-            in_flight.remove(&event_id);
-        }
-    }
+    in_flight.finish().await;
 }
 
 /// How many attempts the lane may start now, and (when none because the
@@ -146,11 +196,10 @@ async fn scan(
     shared: &Arc<Shared>,
     destination_id: &str,
     capacity: usize,
-    in_flight: &HashSet<String>,
+    in_flight: HashSet<String>,
 ) -> Scan {
     let store = shared.store.clone();
     let destination_id = destination_id.to_string();
-    let in_flight = in_flight.clone();
     let scanned = tokio::task::spawn_blocking(move || {
         let now = now_ms();
         let entries = store.due_entries(&destination_id, now, capacity, &in_flight)?;
@@ -191,4 +240,23 @@ async fn scan(
 async fn sleep_until_ms(due_ms: Option<u64>) {
     let wait = due_ms.unwrap_or(0).saturating_sub(now_ms());
     tokio::time::sleep(Duration::from_millis(wait)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_attempt_that_panics_frees_its_events_slot() {
+        let mut in_flight = InFlight::default();
+        in_flight.start("evt_panics".into(), async { panic!("a bug in an attempt") });
+        in_flight.start("evt_waits".into(), std::future::pending());
+        in_flight.free_next().await;
+        assert_eq!(in_flight.len(), 1);
+        assert_eq!(
+            in_flight.event_ids(),
+            HashSet::from(["evt_waits".to_string()]),
+            "the panicked attempt's event is taken again by the next scan"
+        );
+    }
 }
