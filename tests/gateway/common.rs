@@ -27,6 +27,14 @@ pub struct Received {
     pub at: Instant,
 }
 
+/// The time between the second and the last of `received`: the span a rate
+/// limit stretches. The first delivery is left out because it alone also opens
+/// the connection, so it arrives late by the connect's time.
+pub fn rate_limited_span(received: &[Received]) -> Duration {
+    let paced = &received[1..];
+    paced.last().unwrap().at - paced[0].at
+}
+
 impl Received {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
