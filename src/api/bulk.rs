@@ -321,7 +321,10 @@ fn reroute_all(
     bulk: &mut BulkRetry,
     woken: &mut BTreeSet<String>,
 ) {
+    let runtime = tokio::runtime::Handle::current();
     for id in request_ids {
+        // Listed once indexed, which may be before the router is done with it.
+        runtime.block_on(state.store.wait_routed(id));
         match reroute(&state.store, &state.router, id) {
             Ok((_, destinations)) => {
                 bulk.completed_count += 1;

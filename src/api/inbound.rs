@@ -142,8 +142,9 @@ async fn of_request(
 /// `POST /requests/:id/retry`: routes the request again with today's rules.
 /// Connections that ignored it decide afresh and new connections get their
 /// events; connections that already made an event keep it (retry the event).
-#[utoipa::path(post, path = "/2023-07-01/requests/{id}/retry", tag = "requests", summary = "Route a request again with the current rules", params(("id" = String, Path, description = "req_…")), responses((status = 200, description = "its events and ignored events"), (status = 404, description = "unknown id"), (status = 409, description = "a rejected request")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/2023-07-01/requests/{id}/retry", tag = "requests", summary = "Route a request again with the current rules", params(("id" = String, Path, description = "req_…")), responses((status = 200, description = "its events and ignored events"), (status = 404, description = "unknown id"), (status = 409, description = "a rejected request, or one the router is still on after a wait")), security(("api_key" = [])))]
 pub async fn retry_request(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    state.store.wait_routed(&id).await;
     let (store, router) = (state.store.clone(), state.router.clone());
     let (view, woken) = blocking(move || reroute(&store, &router, &id)).await?;
     woken
@@ -153,12 +154,19 @@ pub async fn retry_request(State(state): Shared, Path(id): Path<String>) -> ApiR
 }
 
 /// Routes an accepted request again; returns what it became and the
-/// destinations with new events.
+/// destinations with new events. A request the router has yet to finish with
+/// is refused (callers wait for it first, `Store::wait_routed`): routed here
+/// too, its events would be made twice.
 pub(super) fn reroute(store: &Store, router: &Router, id: &str) -> ApiResult<(Value, Vec<String>)> {
     store.holding(id, || reroute_held(store, router, id))
 }
 
 fn reroute_held(store: &Store, router: &Router, id: &str) -> ApiResult<(Value, Vec<String>)> {
+    if store.awaits_router(id) {
+        return Err(ApiError::conflict(format!(
+            "request \"{id}\" is still being routed; retry it once it is"
+        )));
+    }
     let request = store
         .request(id)?
         .ok_or_else(|| ApiError::not_found("request", id))?;

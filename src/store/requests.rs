@@ -9,6 +9,7 @@ use super::Committed;
 use super::{announce, get, get_payload, request_record, values, EncodedRequest, Result, Store};
 use crate::model::{Payload, Request, RequestStatus};
 use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::Notify;
 
 /// How far the indexer is behind the journal, for `wait_indexed`.
@@ -21,6 +22,10 @@ pub(super) struct IndexProgress {
 
 /// How long `wait_indexed` waits at most.
 const INDEX_WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// How long `wait_routed` waits at most (the router's queue holds a few
+/// seconds of heavy load).
+const ROUTE_WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The `meta` key of the router's watermark in the journal.
 const ROUTED_THROUGH: &[u8] = b"routed_through";
@@ -159,6 +164,30 @@ impl Store {
         }
         announce(&self.routed_feed, || request_id.to_string());
         Ok(())
+    }
+
+    /// Whether the router has yet to finish with a request it was handed. Such
+    /// a request is the router's alone: it routes it without looking for
+    /// events that exist (see `Routed::Never`), and only it may say it is
+    /// routed (which promises the request is indexed by then).
+    pub fn awaits_router(&self, request_id: &str) -> bool {
+        self.pending_location(request_id).is_some()
+    }
+
+    /// Resolves once the router is done with a request (at once when it is),
+    /// or after `ROUTE_WAIT_LIMIT`; says whether it is done.
+    pub async fn wait_routed(&self, request_id: &str) -> bool {
+        // Subscribed before the check, so a routing in between is not missed.
+        let mut routed = self.subscribe_routed();
+        let done = async {
+            while self.awaits_router(request_id) {
+                if let Err(RecvError::Closed) = routed.recv().await {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(ROUTE_WAIT_LIMIT, done).await;
+        !self.awaits_router(request_id)
     }
 
     /// Whether an accepted request still waits for (or is in) routing.

@@ -457,6 +457,53 @@ async fn retrying_a_request_routes_it_again_with_the_current_rules() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_request_retried_while_the_router_is_still_on_it_gets_its_event_once() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    // A request marked slow holds the router (until its transformation times
+    // out), so the requests behind it wait for the router.
+    let slow = r#"rules = [ { type = "transform", transformation = { name = "slow", code = "addHandler('transform', (r) => { if (r.body.slow) { while (true) {} } return r; })" } } ]"#;
+    let config = format!(
+        "[limits]\ntransform_timeout_ms = 1500\n\n{}",
+        shop(&sink, slow)
+    );
+    let gw = TestGateway::start(&config).await;
+    gw.post("/e/shop", r#"{"slow":true}"#).await;
+    let (_, accepted) = gw.post("/e/shop", "{}").await;
+    let id = accepted["request_id"].as_str().unwrap().to_string();
+    assert!(
+        gw.gateway.store.awaits_router(&id),
+        "the router is still busy"
+    );
+    let response = gw
+        .api(Method::POST, &format!("/requests/{id}/retry"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let retried: Value = response.json().await.unwrap();
+    assert_eq!(retried["events"].as_array().unwrap().len(), 1);
+
+    // Once the router has routed a later request and the queue is empty,
+    // every delivery the retried request caused has arrived.
+    let (_, later) = gw.post("/e/shop", "{}").await;
+    gw.wait_routed(later["request_id"].as_str().unwrap()).await;
+    let store = &gw.gateway.store;
+    let mut changes = store.subscribe_events();
+    let destination = hookgate::ids::named_id("des", "orders");
+    while store.queue_depth(&destination).unwrap() > 0 {
+        changes.recv().await.unwrap();
+    }
+    let deliveries = sink
+        .received()
+        .iter()
+        .filter(|r| r.header("x-hookgate-request-id") == Some(id.as_str()))
+        .count();
+    assert_eq!(deliveries, 1, "the event was made and delivered once");
+    let events = store.events_of_request(&id).unwrap();
+    assert_eq!((events.len(), events[0].attempts), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn transformations_can_be_tried_on_a_sample_request() {
     let sink = Sink::start(Reply::Status(200)).await;
     let gw = TestGateway::start(&shop(&sink, "")).await;
