@@ -6,6 +6,7 @@ use super::error::{ApiError, ApiResult};
 use super::query::Query;
 use super::{blocking, views, ApiState, Shared};
 use crate::ids::now_ms;
+use crate::model::Connection;
 use crate::store::Store;
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
@@ -113,9 +114,11 @@ pub async fn pause_connection(
     State(state): Shared,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    connection_view(&state, id, |store, id| {
-        store.pause(id, now_ms())?;
-        Ok(Vec::new())
+    connection_view(&state, id, |store, connection| {
+        store.pause(&connection.id, now_ms())?;
+        // The lane may be pacing out a loaded batch under a rate limit: woken,
+        // it lets go of it, and holds those events when it comes to them again.
+        Ok(vec![connection.destination_id.clone()])
     })
     .await
 }
@@ -126,14 +129,17 @@ pub async fn unpause_connection(
     State(state): Shared,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    connection_view(&state, id, |store, id| Ok(store.unpause(id, now_ms())?)).await
+    connection_view(&state, id, |store, connection| {
+        Ok(store.unpause(&connection.id, now_ms())?)
+    })
+    .await
 }
 
 /// Runs `change` on a known connection (it returns destinations to wake) and shows the result.
 async fn connection_view(
     state: &Arc<ApiState>,
     id: String,
-    change: impl FnOnce(&Store, &str) -> ApiResult<Vec<String>> + Send + 'static,
+    change: impl FnOnce(&Store, &Connection) -> ApiResult<Vec<String>> + Send + 'static,
 ) -> ApiResult<Json<Value>> {
     let catalog = state.catalog.load_full();
     let store = state.store.clone();
@@ -142,7 +148,7 @@ async fn connection_view(
         let connection = catalog
             .connection(&id)
             .ok_or_else(|| ApiError::not_found("connection", &id))?;
-        let woken = change(&store, &id)?;
+        let woken = change(&store, connection)?;
         Ok((
             views::connection(connection, store.paused_at(&id)?, declared.contains(&id)),
             woken,

@@ -150,7 +150,13 @@ pub(super) async fn run(
             if woken {
                 continue;
             }
-            if saturated && !in_flight.is_empty() {
+            if saturated && in_flight.is_empty() {
+                // A full batch started nothing (all held or already done, and
+                // gone from the queue): more may be due behind it, and no
+                // finishing attempt will bring the lane back. Look again now.
+                continue;
+            }
+            if saturated {
                 // More may be due; look again as soon as an attempt frees a slot.
                 next_due_ms = None;
             } else {

@@ -173,3 +173,60 @@ async fn a_reload_serves_new_sources_and_refuses_a_file_that_clashes_with_api_ob
     assert_eq!(gw.post("/e/billing", "{}").await.0, 200);
     assert_eq!(gw.post("/e/crm", "{}").await.0, 200);
 }
+
+#[tokio::test]
+async fn a_batch_of_held_events_does_not_stall_the_events_queued_behind_it() {
+    let sink = Sink::start_with(|request| match request.body.starts_with(b"{\"hang\"") {
+        true => Reply::Hang,
+        false => Reply::Status(200),
+    })
+    .await;
+    let connection = |source: &str| {
+        format!("[[connections]]\nname = \"{source}-to-shared\"\nsource = \"{source}\"\ndestination = \"shared\"\n")
+    };
+    let config = format!(
+        "[limits]\ndelivery_timeout_ms = 1000\n\n[[sources]]\nname = \"a\"\n[[sources]]\nname = \"b\"\n[[destinations]]\nname = \"shared\"\nurl = \"{}\"\nconcurrent = 1\n{}{}",
+        sink.url("/"),
+        connection("a"),
+        connection("b")
+    );
+    let gw = TestGateway::start(&config).await;
+    // The lane's one slot is taken by an attempt that hangs until it times
+    // out; meanwhile a's event and then b's queue up behind it, and a is paused.
+    gw.post("/e/b", r#"{"hang":true}"#).await;
+    sink.wait_for(1).await;
+    for source in ["a", "b"] {
+        let (_, accepted) = gw.post(&format!("/e/{source}"), "{}").await;
+        gw.wait_routed(accepted["request_id"].as_str().unwrap())
+            .await;
+    }
+    let paused = hookgate::ids::named_id("web", "a-to-shared");
+    assert_eq!(toggle(&gw, &paused, "pause").await, 200);
+    // When the slot frees, the lane's next batch is a full one (a's event),
+    // held whole: it starts nothing, and b's event behind it must still go.
+    let delivered = &sink.wait_for(2).await[1];
+    let event_id = delivered.header("x-hookgate-event-id").unwrap();
+    let event = gw.gateway.store.event(event_id).unwrap().unwrap();
+    assert_eq!(
+        event.connection_id,
+        hookgate::ids::named_id("web", "b-to-shared")
+    );
+}
+
+#[tokio::test]
+async fn pausing_a_connection_stops_the_batch_its_lane_is_pacing_out() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start(&limited(
+        &sink,
+        "rate_limit = 1\nrate_limit_period = \"second\"",
+    ))
+    .await;
+    post_many(&gw, "/e/hot", 4).await;
+    // The first goes at once; the lane paces the others out, one a second.
+    sink.wait_for(1).await;
+    let connection = hookgate::ids::named_id("web", "hot-to-slow");
+    assert_eq!(toggle(&gw, &connection, "pause").await, 200);
+    gw.wait_events(3, |e| e.status == hookgate::model::EventStatus::Hold)
+        .await;
+    assert_eq!(sink.received().len(), 1, "nothing sent after the pause");
+}
