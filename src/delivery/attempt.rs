@@ -167,10 +167,14 @@ fn record(event: &Event, outgoing: Outgoing, response: Response, started_ms: u64
 /// meanwhile (mute, manual retry) is kept.
 async fn settle(shared: &Arc<Shared>, event: &Event, attempt: Attempt) -> Result<(), StoreError> {
     let policy = retry_policy(shared, event);
+    let requeues_at_start = event.requeues;
     let attempt = if settles_at_once(event, &attempt) {
         let now = shared.store.settle_attempt_unless_busy(
             attempt,
-            |event, attempt| (next_state(event, attempt, policy.as_ref()), ()),
+            |event, attempt| {
+                let requeued = event.requeues != requeues_at_start;
+                (next_state(event, attempt, policy.as_ref(), requeued), ())
+            },
             |_, _| {},
         );
         match now {
@@ -184,7 +188,10 @@ async fn settle(shared: &Arc<Shared>, event: &Event, attempt: Attempt) -> Result
     blocking(move || {
         let settled = store.settle_attempt(
             attempt,
-            |event, attempt| (next_state(event, attempt, policy.as_ref()), ()),
+            |event, attempt| {
+                let requeued = event.requeues != requeues_at_start;
+                (next_state(event, attempt, policy.as_ref(), requeued), ())
+            },
             // Once the attempt is stored (an issue never names an attempt id
             // that a failed write would hand out again), before the event's
             // change is announced (whoever sees the failure sees its issue).
@@ -223,12 +230,22 @@ fn settles_at_once(event: &Event, attempt: &Attempt) -> bool {
 }
 
 /// Applies an attempt's outcome to its event; says where its queue entry goes.
-fn next_state(event: &mut Event, attempt: &Attempt, policy: Option<&RetryPolicy>) -> QueueMove {
+/// `requeued`: the event was queued again by hand while the attempt was in
+/// flight; that request stands (its entry is due now, its trigger kept).
+fn next_state(
+    event: &mut Event,
+    attempt: &Attempt,
+    policy: Option<&RetryPolicy>,
+    requeued: bool,
+) -> QueueMove {
     let now = now_ms();
     event.attempts = event.attempts.max(attempt.attempt_number);
     event.last_attempt_at = Some(attempt.created_at);
     event.response_status = attempt.response_status;
     event.error_code = attempt.error_code.clone();
+    if requeued {
+        return QueueMove::Stay;
+    }
     event.pending_trigger = None;
     if attempt.status == AttemptStatus::Successful {
         event.status = EventStatus::Successful;

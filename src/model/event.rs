@@ -74,6 +74,11 @@ pub struct Event {
     /// What the next attempt is, when someone asked for it (a manual retry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_trigger: Option<AttemptTrigger>,
+    /// How many times the event was queued again by hand (a retry, a bulk
+    /// retry, a job's retry): an attempt that finds this changed when it
+    /// settles was in flight meanwhile, and leaves that queueing as it is.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub requeues: u32,
     /// Set on deliveries of webhook jobs: their retries and deadline (instead
     /// of a connection's retry rule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -140,6 +145,7 @@ impl Event {
             transform_logs: Vec::new(),
             muted: false,
             pending_trigger: None,
+            requeues: 0,
             window: None,
             attempt_records: Vec::new(),
         }

@@ -98,6 +98,7 @@ fn reset(store: &Store, id: &str, window: DeliveryWindow, now: u64) -> Result<()
         event.error_code = None;
         event.response_status = None;
         event.pending_trigger = Some(AttemptTrigger::Manual);
+        event.requeues += 1;
         event.window = Some(window);
         (QueueMove::To(now), ())
     })?;

@@ -434,6 +434,7 @@ impl Store {
         let updated = self.update_event(id, |event| {
             event.status = EventStatus::Queued;
             event.pending_trigger = Some(trigger);
+            event.requeues += 1;
             (QueueMove::To(now_ms), ())
         })?;
         Ok(updated.map(|(event, ())| event))

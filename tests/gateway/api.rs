@@ -247,6 +247,51 @@ async fn events_and_attempts_are_filtered_and_a_failed_event_retried_by_hand() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_retry_asked_for_during_an_attempt_outlives_that_attempts_failure() {
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let sink =
+        Sink::start_with(
+            move |_| match calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+                0 => Reply::Hang,
+                _ => Reply::Status(200),
+            },
+        )
+        .await;
+    // No retry rule: the hanging first attempt, once it times out, would end
+    // the event as FAILED.
+    let config = format!(
+        "[limits]\ndelivery_timeout_ms = 1000\n\n{}",
+        shop(&sink, "")
+    );
+    let gw = TestGateway::start(&config).await;
+    gw.post("/e/shop", "{}").await;
+    let hanging = &sink.wait_for(1).await[0];
+    let event_id = hanging.header("x-hookgate-event-id").unwrap().to_string();
+    let response = gw
+        .api(Method::POST, &format!("/events/{event_id}/retry"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let delivered = gw
+        .wait_event(|e| e.id == event_id && e.status == EventStatus::Successful)
+        .await;
+    assert_eq!(delivered.attempts, 2);
+    let attempts = gw.gateway.store.attempts_of(&event_id).unwrap();
+    let outcomes: Vec<_> = attempts
+        .iter()
+        .map(|a| (a.trigger, a.error_code.as_deref()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (AttemptTrigger::Initial, Some("TIMEOUT")),
+            (AttemptTrigger::Manual, None)
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn muting_cancels_the_scheduled_retry() {
     let sink = Sink::start(Reply::Status(503)).await;
     let retry =
