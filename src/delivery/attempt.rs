@@ -8,7 +8,9 @@ use crate::model::{
     Attempt, AttemptStatus, AttemptTrigger, Destination, Event, EventStatus, Payload,
 };
 use crate::pipeline::{RetryPolicy, Rule};
-use crate::store::{stays_inline, QueueEntry, QueueMove, SettledNow, Store, StoreError};
+use crate::store::{
+    owns_entry, stays_inline, QueueEntry, QueueMove, SettledNow, Store, StoreError,
+};
 use std::sync::Arc;
 use url::Url;
 
@@ -37,14 +39,22 @@ pub(super) struct Ready {
 /// Loads a due queue entry for its attempt (blocking: the lane calls it for a
 /// whole scan at once, so attempts need no store round trip of their own).
 /// None when there is nothing to send: the event was delivered before a crash
-/// or is gone (its entry is forgotten), or its connection was paused after it
-/// was queued (it is held until the connection is unpaused).
+/// or is gone, or the entry is not the event's own (a leftover): such entries
+/// are forgotten. Also None when its connection was paused after it was
+/// queued (it is held until the connection is unpaused). Every None takes the
+/// entry off the queue, so a lane never finds it again.
 pub(super) fn prepare(
     store: &Store,
     destination_id: &str,
     entry: &QueueEntry,
 ) -> Result<Option<Ready>, StoreError> {
     let mut event = store.event(&entry.event_id)?;
+    let leftover = event
+        .as_ref()
+        .is_some_and(|event| !owns_entry(event, entry));
+    if leftover && store.drop_leftover_entry(destination_id, entry)? {
+        return Ok(None);
+    }
     if let Some(paused) = event.take_if(|event| store.is_paused(&event.connection_id)) {
         if store.hold(&paused.id, entry.due_ms)? {
             return Ok(None);

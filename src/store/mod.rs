@@ -22,7 +22,7 @@ pub use attempts::{stays_inline, SettledNow};
 pub use commit::{CommitError, CommitLog, Committed};
 pub use journal::Location;
 pub use page::{Cursor, Direction, Page, PageRequest};
-pub use queue::QueueEntry;
+pub use queue::{owns_entry, QueueEntry};
 pub use retention::{Cutoffs, Swept};
 
 use crate::config::ApiObject;

@@ -7,6 +7,7 @@
 
 use super::{Result, Store};
 use crate::ids::ID_LEN;
+use crate::model::{Event, EventStatus};
 use std::collections::{HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -139,6 +140,16 @@ pub struct QueueEntry {
     pub event_id: String,
 }
 
+/// Whether `entry` is `event`'s own queue entry: due when the event says. (A
+/// held event owns none; an event stored before due times were kept has no
+/// due time to compare with, and owns what it finds.)
+pub fn owns_entry(event: &Event, entry: &QueueEntry) -> bool {
+    match event.next_attempt_at {
+        Some(due_ms) => due_ms == entry.due_ms,
+        None => event.status != EventStatus::Hold,
+    }
+}
+
 fn queue_key(destination_id: &str, due_ms: u64, event_id: &str) -> Vec<u8> {
     let mut key = Vec::with_capacity(2 * ID_LEN + 8);
     key.extend_from_slice(destination_id.as_bytes());
@@ -172,6 +183,25 @@ impl Store {
             let removed = self.queue.remove(key.as_slice())?;
             Ok(-i64::from(removed.is_some()))
         })
+    }
+
+    /// Drops a queue entry its event does not own: one a crash or a failed
+    /// write left behind between an event's change and its queue move (the
+    /// event is stored first). Makes sure of the event's own entry first.
+    /// True when the entry was such a leftover (nothing to attempt for it).
+    pub fn drop_leftover_entry(&self, destination_id: &str, entry: &QueueEntry) -> Result<bool> {
+        let _serialized = self.event_lock(&entry.event_id);
+        let Some(event) = self.event(&entry.event_id)? else {
+            return Ok(false);
+        };
+        if owns_entry(&event, entry) {
+            return Ok(false);
+        }
+        if let Some(due_ms) = event.next_attempt_at {
+            self.enqueue(&event.destination_id, due_ms, &event.id)?;
+        }
+        self.dequeue(destination_id, entry)?;
+        Ok(true)
     }
 
     /// Moves a queued event to a new due time.

@@ -289,3 +289,57 @@ async fn a_clean_stop_leaves_a_store_snapshot_for_a_quick_next_start() {
     let dir = gw.stopped().await;
     assert_eq!(store_snapshots(dir.path()), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queue_entry_left_behind_by_a_crash_is_dropped_not_attempted() {
+    let answers = std::sync::atomic::AtomicUsize::new(0);
+    let sink = Sink::start_with(move |_| {
+        match answers.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            0 => Reply::Status(500),
+            _ => Reply::Status(200),
+        }
+    })
+    .await;
+    // One attempt at a time, so the lane meets the leftover before the event
+    // queued after it; a failed attempt is retried a minute later.
+    let retry =
+        r#"rules = [ { type = "retry", strategy = "linear", count = 3, interval = 60000 } ]"#;
+    let config = format!(
+        "[[sources]]\nname = \"shop\"\n[[destinations]]\nname = \"orders\"\nurl = \"{}\"\nconcurrent = 1\n[[connections]]\nname = \"shop-to-orders\"\nsource = \"shop\"\ndestination = \"orders\"\n{retry}\n",
+        sink.url("/")
+    );
+    let gw = TestGateway::start(&config).await;
+    gw.post("/e/shop", "{}").await;
+    let failed = gw
+        .wait_event(|e| e.status == EventStatus::Scheduled && e.attempts == 1)
+        .await;
+    // The state a crash between the event's change and its queue move leaves:
+    // an entry at its old due time (already past), besides the new one.
+    let dir = gw.stopped().await;
+    let store = Store::open(&dir.path().join("data"), 1 << 20).unwrap();
+    let left_behind = now_ms() - 1000;
+    store
+        .enqueue(&failed.destination_id, left_behind, &failed.id)
+        .unwrap();
+    drop(store);
+
+    let gw = TestGateway::start_in(dir, &config).await;
+    let (_, later) = gw.post("/e/shop", "{}").await;
+    let later = later["request_id"].as_str().unwrap().to_string();
+    let second = &sink.wait_for(2).await[1];
+    assert_eq!(
+        second.header("x-hookgate-request-id"),
+        Some(later.as_str()),
+        "the leftover entry was not attempted"
+    );
+    let store = &gw.gateway.store;
+    let kept = store.event(&failed.id).unwrap().unwrap();
+    assert_eq!(kept.attempts, 1);
+    assert_eq!(
+        kept.next_attempt_at, failed.next_attempt_at,
+        "its own retry kept"
+    );
+    gw.wait_event(|e| e.request_id == later && e.status == EventStatus::Successful)
+        .await;
+    assert_eq!(store.queue_depth(&failed.destination_id).unwrap(), 1);
+}
