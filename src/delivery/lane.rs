@@ -12,6 +12,7 @@ use std::future::Future;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::futures::Notified;
 use tokio::sync::{watch, Notify};
 use tokio::task::{Id, JoinError, JoinSet};
 
@@ -22,6 +23,52 @@ struct Scan {
     /// How many due entries were taken off the queue (some may need no attempt).
     taken: usize,
     next_due_ms: Option<u64>,
+}
+
+/// How a lane is told that events may be due, and how it stops listening. A
+/// lane whose destination is gone closes it (after a last look at the
+/// catalog, under its lock) before it waits for its attempts in flight; a
+/// wake-up that finds it closed starts a new lane, which lets the old one
+/// finish first (two lanes of one destination at once could attempt an event
+/// twice). Without it, a destination removed and added back while its old
+/// lane drained was left without a lane.
+pub(super) struct Doorbell {
+    ring: Notify,
+    open: std::sync::Mutex<bool>,
+}
+
+impl Doorbell {
+    pub(super) fn new() -> Doorbell {
+        Doorbell {
+            ring: Notify::new(),
+            open: std::sync::Mutex::new(true),
+        }
+    }
+
+    /// Rings, if the lane still listens; says whether it does.
+    pub(super) fn ring(&self) -> bool {
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if *open {
+            self.ring.notify_one();
+        }
+        *open
+    }
+
+    fn rung(&self) -> Notified<'_> {
+        self.ring.notified()
+    }
+
+    /// Stops listening, unless `still_wanted()` (judged under the lock, so
+    /// that a ring either comes before the close or finds it closed). True
+    /// when it closed.
+    fn close_unless(&self, still_wanted: impl FnOnce() -> bool) -> bool {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if still_wanted() {
+            return false;
+        }
+        *open = false;
+        true
+    }
 }
 
 /// The lane's attempts in flight. Each event is known by its task, so a task
@@ -115,14 +162,19 @@ fn limiter_for(limit: RateLimit) -> Limiter {
 pub(super) async fn run(
     shared: Arc<Shared>,
     destination_id: String,
-    wake: Arc<Notify>,
+    bell: Arc<Doorbell>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut in_flight = InFlight::default();
     let mut limiter: Option<Limiter> = None;
     while !*stop.borrow() {
         let Some(destination) = shared.catalog.load().target(&destination_id).cloned() else {
-            break; // The destination was removed; its queue stays on disk.
+            // The destination was removed; its queue stays on disk.
+            let wanted = || shared.catalog.load().target(&destination_id).is_some();
+            match bell.close_unless(wanted) {
+                true => break,
+                false => continue,
+            }
         };
         refresh_limiter(&mut limiter, destination.rate_limit);
         in_flight.free_finished();
@@ -137,7 +189,7 @@ pub(super) async fn run(
                     // rather than spend the rest of the batch at the old rate.
                     tokio::select! {
                         _ = limiter.limiter.until_ready() => {}
-                        _ = wake.notified() => woken = true,
+                        _ = bell.rung() => woken = true,
                         _ = stop.changed() => woken = true,
                     }
                     if woken {
@@ -164,7 +216,7 @@ pub(super) async fn run(
             }
         }
         tokio::select! {
-            _ = wake.notified() => {}
+            _ = bell.rung() => {}
             _ = in_flight.free_next() => {}
             _ = sleep_until_ms(next_due_ms), if next_due_ms.is_some() => {}
             _ = stop.changed() => {}

@@ -22,7 +22,7 @@ use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// What every lane needs.
@@ -35,7 +35,7 @@ pub(crate) struct Shared {
 }
 
 struct LaneHandle {
-    wake: Arc<Notify>,
+    bell: Arc<lane::Doorbell>,
     task: JoinHandle<()>,
 }
 
@@ -91,22 +91,28 @@ impl Scheduler {
         if *self.stop.borrow() {
             return;
         }
-        // A lane ends when its destination goes away; it starts afresh if it comes back.
-        let running = lanes
+        // A lane ends when its destination goes away; it starts afresh if it
+        // comes back (see `lane::Doorbell`).
+        let listening = lanes
             .get(destination_id)
-            .is_some_and(|lane| !lane.task.is_finished());
-        if !running {
-            let wake = Arc::new(Notify::new());
-            let task = self.runtime.spawn(lane::run(
+            .is_some_and(|lane| !lane.task.is_finished() && lane.bell.ring());
+        if !listening {
+            let before = lanes.remove(destination_id).map(|lane| lane.task);
+            let bell = Arc::new(lane::Doorbell::new());
+            let run = lane::run(
                 self.shared.clone(),
                 destination_id.to_string(),
-                wake.clone(),
+                bell.clone(),
                 self.stop.subscribe(),
-            ));
-            lanes.insert(destination_id.to_string(), LaneHandle { wake, task });
-        }
-        if let Some(lane) = lanes.get(destination_id) {
-            lane.wake.notify_one();
+            );
+            let task = self.runtime.spawn(async move {
+                if let Some(before) = before {
+                    let _ = before.await; // its attempts in flight finish first
+                }
+                run.await
+            });
+            bell.ring();
+            lanes.insert(destination_id.to_string(), LaneHandle { bell, task });
         }
     }
 

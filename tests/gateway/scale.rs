@@ -230,3 +230,34 @@ async fn pausing_a_connection_stops_the_batch_its_lane_is_pacing_out() {
         .await;
     assert_eq!(sink.received().len(), 1, "nothing sent after the pause");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_destination_removed_and_added_back_while_its_lane_drains_gets_a_lane() {
+    let answers = std::sync::atomic::AtomicUsize::new(0);
+    let sink = Sink::start_with(move |_| {
+        match answers.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            0 => Reply::Hang,
+            _ => Reply::Status(200),
+        }
+    })
+    .await;
+    let with_destination = format!(
+        "[limits]\ndelivery_timeout_ms = 1500\n\n{}",
+        limited(&sink, "")
+    );
+    let gw = TestGateway::start(&with_destination).await;
+    gw.post("/e/hot", "{}").await;
+    sink.wait_for(1).await; // an attempt in flight until it times out
+    let without = "[limits]\ndelivery_timeout_ms = 1500\n\n[[sources]]\nname = \"hot\"\n";
+    let config = |text: &str| config_in(gw.dir.path(), text);
+    gw.gateway.reload(config(without)).await.unwrap();
+    // Back while the old lane still waits for that attempt: the event routed
+    // now is delivered once the old lane has finished.
+    gw.gateway.reload(config(&with_destination)).await.unwrap();
+    let (_, later) = gw.post("/e/hot", "{}").await;
+    let delivered = &sink.wait_for(2).await[1];
+    assert_eq!(
+        delivered.header("x-hookgate-request-id"),
+        later["request_id"].as_str()
+    );
+}
