@@ -538,20 +538,27 @@ impl Store {
 
     /// Every API-created object, in a stable order (kind, then name).
     pub fn api_objects(&self) -> Result<Vec<ApiObject>> {
-        values(&self.api_objects).collect()
+        match self.api_objects.get(ALL_API_OBJECTS)? {
+            Some(all) => Ok(serde_json::from_slice(&all)?),
+            // Stores from before kept a key per object.
+            None => values(&self.api_objects).collect(),
+        }
     }
 
-    /// Replaces the whole set (it is small, and is validated as a whole).
+    /// Replaces the whole set (it is small, and is validated as a whole): one
+    /// value, so one insert replaces it atomically. (sled's batches would, but
+    /// the first one switches every sled call in the process to one shared
+    /// lock, on which a batch waiting behind a flush deadlocks: sled 0.34.)
     pub fn replace_api_objects(&self, objects: &[ApiObject]) -> Result<()> {
-        let mut batch = sled::Batch::default();
+        self.api_objects
+            .insert(ALL_API_OBJECTS, serde_json::to_vec(objects)?)?;
+        // A store from before keeps its per-object keys, shadowed now.
         for key in self.api_objects.iter().keys() {
-            batch.remove(key?);
+            let key = key?;
+            if key != ALL_API_OBJECTS {
+                self.api_objects.remove(key)?;
+            }
         }
-        for object in objects {
-            let key = format!("{}/{}", object.kind.table(), object.name);
-            batch.insert(key.as_bytes(), serde_json::to_vec(object)?);
-        }
-        self.api_objects.apply_batch(batch)?;
         self.db.flush()?;
         Ok(())
     }
@@ -698,6 +705,9 @@ fn open_sled(config: &sled::Config) -> Result<sled::Db> {
     }
 }
 
+/// The `api_objects` key holding every object created through the API.
+const ALL_API_OBJECTS: &[u8] = b"all";
+
 /// A `fingerprints` value: when the request holding it arrived, and its id.
 fn sighting(value: &[u8]) -> (u64, &[u8]) {
     let (at, owner) = value.split_at(8);
@@ -807,6 +817,31 @@ mod tests {
             .collect();
         let won: usize = claimers.into_iter().map(|c| c.join().unwrap()).sum();
         assert_eq!(won, 300, "one request per fingerprint");
+    }
+
+    #[test]
+    fn api_objects_kept_a_key_each_by_an_older_store_are_read_then_replaced_whole() {
+        use crate::config::ObjectKind;
+        let (_dir, store) = temp_store();
+        let object = |name: &str| ApiObject {
+            kind: ObjectKind::Source,
+            name: name.into(),
+            fields: serde_json::Map::new(),
+            archived_at: None,
+        };
+        let (old, new) = (object("old"), object("new"));
+        let old_key = "sources/old";
+        put(&store.api_objects, old_key, &old).unwrap();
+        assert_eq!(store.api_objects().unwrap(), vec![old.clone()]);
+
+        store
+            .replace_api_objects(&[old.clone(), new.clone()])
+            .unwrap();
+        assert_eq!(store.api_objects().unwrap(), vec![old, new.clone()]);
+        assert!(!store.api_objects.contains_key(old_key).unwrap());
+        store.replace_api_objects(std::slice::from_ref(&new)).unwrap();
+        assert_eq!(store.api_objects().unwrap(), vec![new]);
+        assert_eq!(store.api_objects.len(), 1, "one key holds them all");
     }
 
     #[test]
