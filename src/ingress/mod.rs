@@ -165,14 +165,10 @@ impl Ingress {
                 ..rejection
             });
         }
-        if let Err(message) = self.read_body(session, &mut received.payload.body).await {
-            // The rest of an oversized body is never read, so this connection cannot be reused.
+        if let Err(rejection) = self.read_body(session, &mut received.payload.body).await {
+            // The rest of the body is never read, so this connection cannot be reused.
             session.set_keepalive(None);
-            return Err(Rejection::new(
-                RejectionCause::PayloadTooLarge,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                message,
-            ));
+            return Err(rejection);
         }
         if let Some(verifier) = &source.verifier {
             let url = self.public_url_of(received);
@@ -212,13 +208,29 @@ impl Ingress {
         }
     }
 
-    /// Reads the body up to the limit; over it, says why without reading further.
+    /// Reads the body up to the limit; over it, or when it cannot be read
+    /// whole, says why without reading further.
     async fn read_body(
         &self,
         session: &mut ServerSession,
         body: &mut Vec<u8>,
-    ) -> Result<(), String> {
-        let too_large = || format!("body exceeds the limit of {} bytes", self.max_body_bytes);
+    ) -> Result<(), Rejection> {
+        let too_large = || {
+            let message = format!("body exceeds the limit of {} bytes", self.max_body_bytes);
+            Rejection::new(
+                RejectionCause::PayloadTooLarge,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                message,
+            )
+        };
+        let unreadable = |error: pingora::BError| {
+            let message = format!("could not read the body: {error}");
+            Rejection::new(
+                RejectionCause::BodyUnreadable,
+                StatusCode::BAD_REQUEST,
+                message,
+            )
+        };
         let declared = session
             .req_header()
             .headers
@@ -227,11 +239,7 @@ impl Ingress {
         if declared.is_some_and(|length| length > self.max_body_bytes) {
             return Err(too_large());
         }
-        while let Some(chunk) = session
-            .read_request_body()
-            .await
-            .map_err(|e| format!("could not read the body: {e}"))?
-        {
+        while let Some(chunk) = session.read_request_body().await.map_err(unreadable)? {
             if body.len() + chunk.len() > self.max_body_bytes {
                 return Err(too_large());
             }

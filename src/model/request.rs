@@ -19,6 +19,9 @@ pub enum RejectionCause {
     PayloadTooLarge,
     VerificationFailed,
     IngestionFatal,
+    /// Not one of Hookdeck's: the body was cut short or malformed (the client
+    /// closed early, timed out, or sent broken chunked encoding).
+    BodyUnreadable,
 }
 
 impl RejectionCause {
@@ -30,6 +33,7 @@ impl RejectionCause {
             RejectionCause::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             RejectionCause::VerificationFailed => "VERIFICATION_FAILED",
             RejectionCause::IngestionFatal => "INGESTION_FATAL",
+            RejectionCause::BodyUnreadable => "BODY_UNREADABLE",
         }
     }
 }

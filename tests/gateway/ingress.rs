@@ -137,6 +137,32 @@ async fn oversized_body_is_413_whether_declared_or_streamed() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_body_cut_short_is_400_and_recorded_as_unreadable() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start(&shop(&sink, "")).await;
+    let url = reqwest::Url::parse(&gw.url("/")).unwrap();
+    let address = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    let mut client = tokio::net::TcpStream::connect(address).await.unwrap();
+    // 500 of the 1000 bytes announced, then the client stops sending.
+    let head = "POST /e/shop HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n";
+    client.write_all(head.as_bytes()).await.unwrap();
+    client.write_all(&[b' '; 500]).await.unwrap();
+    client.shutdown().await.unwrap();
+    let mut answer = String::new();
+    client.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("could not read the body"), "{answer}");
+    let stored = gw.stored_requests().await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        stored[0].rejection_cause,
+        Some(RejectionCause::BodyUnreadable)
+    );
+    assert!(sink.received().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn custom_response_replaces_the_default_answer() {
     let sink = Sink::start(Reply::Status(200)).await;
     let custom = "custom_response = { content_type = \"text\", body = \"thanks\" }";
