@@ -324,8 +324,11 @@ fn reroute_all(
     let runtime = tokio::runtime::Handle::current();
     for id in request_ids {
         // Listed once indexed, which may be before the router is done with it.
-        runtime.block_on(state.store.wait_routed(id));
-        match reroute(&state.store, &state.router, id) {
+        let rerouted = runtime
+            .block_on(state.store.wait_routed(id))
+            .map_err(ApiError::from)
+            .and_then(|_| reroute(&state.store, &state.router, id));
+        match rerouted {
             Ok((_, destinations)) => {
                 bulk.completed_count += 1;
                 woken.extend(destinations);

@@ -144,7 +144,7 @@ async fn of_request(
 /// events; connections that already made an event keep it (retry the event).
 #[utoipa::path(post, path = "/2023-07-01/requests/{id}/retry", tag = "requests", summary = "Route a request again with the current rules", params(("id" = String, Path, description = "req_…")), responses((status = 200, description = "its events and ignored events"), (status = 404, description = "unknown id"), (status = 409, description = "a rejected request, or one the router is still on after a wait")), security(("api_key" = [])))]
 pub async fn retry_request(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    state.store.wait_routed(&id).await;
+    state.store.wait_routed(&id).await?;
     let (store, router) = (state.store.clone(), state.router.clone());
     let (view, woken) = blocking(move || reroute(&store, &router, &id)).await?;
     woken
@@ -162,7 +162,7 @@ pub(super) fn reroute(store: &Store, router: &Router, id: &str) -> ApiResult<(Va
 }
 
 fn reroute_held(store: &Store, router: &Router, id: &str) -> ApiResult<(Value, Vec<String>)> {
-    if store.awaits_router(id) {
+    if store.awaits_router(id)? {
         return Err(ApiError::conflict(format!(
             "request \"{id}\" is still being routed; retry it once it is"
         )));

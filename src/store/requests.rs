@@ -169,25 +169,31 @@ impl Store {
     /// Whether the router has yet to finish with a request it was handed. Such
     /// a request is the router's alone: it routes it without looking for
     /// events that exist (see `Routed::Never`), and only it may say it is
-    /// routed (which promises the request is indexed by then).
-    pub fn awaits_router(&self, request_id: &str) -> bool {
-        self.pending_location(request_id).is_some()
+    /// routed (which promises the request is indexed by then). One it set
+    /// aside (`mark_unrouted`) it is done with, though it stays readable
+    /// through `pending`.
+    pub fn awaits_router(&self, request_id: &str) -> Result<bool> {
+        Ok(self.pending_location(request_id).is_some()
+            && !self.unrouted.contains_key(request_id.as_bytes())?)
     }
 
     /// Resolves once the router is done with a request (at once when it is),
     /// or after `ROUTE_WAIT_LIMIT`; says whether it is done.
-    pub async fn wait_routed(&self, request_id: &str) -> bool {
+    pub async fn wait_routed(&self, request_id: &str) -> Result<bool> {
         // Subscribed before the check, so a routing in between is not missed.
         let mut routed = self.subscribe_routed();
         let done = async {
-            while self.awaits_router(request_id) {
+            while self.awaits_router(request_id)? {
                 if let Err(RecvError::Closed) = routed.recv().await {
-                    return;
+                    break;
                 }
             }
+            Ok(())
         };
-        let _ = tokio::time::timeout(ROUTE_WAIT_LIMIT, done).await;
-        !self.awaits_router(request_id)
+        match tokio::time::timeout(ROUTE_WAIT_LIMIT, done).await {
+            Ok(Err(error)) => Err(error),
+            _ => Ok(!self.awaits_router(request_id)?),
+        }
     }
 
     /// Whether an accepted request still waits for (or is in) routing.
@@ -208,9 +214,11 @@ impl Store {
 
     /// Marks a journaled request that could not be indexed or routed, so that
     /// the next start routes it (while the router's watermark moves past it).
+    /// The router is done with it for now: whoever waits for that hears of it.
     pub fn mark_unrouted(&self, request_id: &str, location: Location) -> Result<()> {
         self.unrouted
             .insert(request_id.as_bytes(), &location.encode())?;
+        announce(&self.routed_feed, || request_id.to_string());
         Ok(())
     }
 
@@ -306,6 +314,21 @@ mod tests {
         store
             .journal_requests(&encoded.iter().collect::<Vec<_>>())
             .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_request_the_router_set_aside_no_longer_awaits_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_in(&dir);
+        let location = journal(&store, &[request("req_failed", "{}")])[0];
+        assert!(store.awaits_router("req_failed").unwrap());
+        store.mark_unrouted("req_failed", location).unwrap();
+        assert!(!store.awaits_router("req_failed").unwrap());
+        assert!(store.wait_routed("req_failed").await.unwrap());
+        assert!(
+            store.request("req_failed").unwrap().is_some(),
+            "still readable"
+        );
     }
 
     #[test]

@@ -516,7 +516,7 @@ async fn a_request_retried_while_the_router_is_still_on_it_gets_its_event_once()
     let (_, accepted) = gw.post("/e/shop", "{}").await;
     let id = accepted["request_id"].as_str().unwrap().to_string();
     assert!(
-        gw.gateway.store.awaits_router(&id),
+        gw.gateway.store.awaits_router(&id).unwrap(),
         "the router is still busy"
     );
     let response = gw
