@@ -2,19 +2,18 @@
 
 use super::attempt::{self, Ready};
 use super::circuit::Permit;
+use super::doorbell::Doorbell;
+use super::in_flight::InFlight;
 use super::Shared;
 use crate::ids::now_ms;
 use crate::model::{Destination, RateLimit};
-use crate::store::QueueEntry;
+use crate::store::{QueueEntry, QueueMove, Store};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use std::collections::{HashMap, HashSet};
-use std::future::Future;
+use std::collections::HashSet;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::futures::Notified;
-use tokio::sync::{watch, Notify};
-use tokio::task::{Id, JoinError, JoinSet};
+use tokio::sync::watch;
 
 /// What the lane reads from the store on each pass.
 struct Scan {
@@ -23,116 +22,6 @@ struct Scan {
     /// How many due entries were taken off the queue (some may need no attempt).
     taken: usize,
     next_due_ms: Option<u64>,
-}
-
-/// How a lane is told that events may be due, and how it stops listening. A
-/// lane whose destination is gone closes it (after a last look at the
-/// catalog, under its lock) before it waits for its attempts in flight; a
-/// wake-up that finds it closed starts a new lane, which lets the old one
-/// finish first (two lanes of one destination at once could attempt an event
-/// twice). Without it, a destination removed and added back while its old
-/// lane drained was left without a lane.
-pub(super) struct Doorbell {
-    ring: Notify,
-    open: std::sync::Mutex<bool>,
-}
-
-impl Doorbell {
-    pub(super) fn new() -> Doorbell {
-        Doorbell {
-            ring: Notify::new(),
-            open: std::sync::Mutex::new(true),
-        }
-    }
-
-    /// Rings, if the lane still listens; says whether it does.
-    pub(super) fn ring(&self) -> bool {
-        let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if *open {
-            self.ring.notify_one();
-        }
-        *open
-    }
-
-    fn rung(&self) -> Notified<'_> {
-        self.ring.notified()
-    }
-
-    /// Stops listening, unless `still_wanted()` (judged under the lock, so
-    /// that a ring either comes before the close or finds it closed). True
-    /// when it closed.
-    fn close_unless(&self, still_wanted: impl FnOnce() -> bool) -> bool {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        if still_wanted() {
-            return false;
-        }
-        *open = false;
-        true
-    }
-}
-
-/// The lane's attempts in flight. Each event is known by its task, so a task
-/// that ends in any way, a panic included, frees its event's slot: its queue
-/// entry is still in place, and the next scan takes the event again (a
-/// panicked attempt never settled).
-#[derive(Default)]
-struct InFlight {
-    tasks: JoinSet<()>,
-    events: HashMap<Id, String>,
-}
-
-impl InFlight {
-    fn start(&mut self, event_id: String, attempt: impl Future<Output = ()> + Send + 'static) {
-        let task = self.tasks.spawn(attempt);
-        self.events.insert(task.id(), event_id);
-    }
-
-    fn len(&self) -> usize {
-        self.events.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.events.is_empty()
-    }
-
-    /// The events being attempted, for the scan to pass over.
-    fn event_ids(&self) -> HashSet<String> {
-        self.events.values().cloned().collect()
-    }
-
-    /// Frees the slots of attempts that finished while the lane was busy.
-    fn free_finished(&mut self) {
-        while let Some(done) = self.tasks.try_join_next_with_id() {
-            self.free(done);
-        }
-    }
-
-    /// Waits for the next attempt to finish and frees its slot (pending
-    /// forever when none is in flight).
-    async fn free_next(&mut self) {
-        match self.tasks.join_next_with_id().await {
-            Some(done) => self.free(done),
-            None => std::future::pending().await,
-        }
-    }
-
-    fn free(&mut self, done: Result<(Id, ()), JoinError>) {
-        let task = match done {
-            Ok((task, ())) => task,
-            Err(error) => {
-                tracing::error!(%error, "a delivery attempt ended abnormally; its event stays queued");
-                error.id()
-            }
-        };
-        self.events.remove(&task);
-    }
-
-    /// Waits for every attempt in flight, so that their outcomes are recorded.
-    async fn finish(mut self) {
-        while let Some(done) = self.tasks.join_next_with_id().await {
-            self.free(done);
-        }
-    }
 }
 
 /// A limiter and the limit it was built for, rebuilt when the limit changes.
@@ -178,6 +67,9 @@ pub(super) async fn run(
         };
         refresh_limiter(&mut limiter, destination.rate_limit);
         in_flight.free_finished();
+        for event_id in in_flight.take_panicked() {
+            put_off(&shared.store, event_id).await;
+        }
         let (capacity, mut next_due_ms) = capacity_now(&shared, &destination, in_flight.len());
         if capacity > 0 {
             let scan = scan(&shared, &destination_id, capacity, in_flight.event_ids()).await;
@@ -295,6 +187,26 @@ async fn scan(
     }
 }
 
+/// How long the event of a panicked attempt waits before it is tried again.
+const AFTER_A_PANIC: Duration = Duration::from_secs(60);
+
+/// Moves the event of a panicked attempt to `AFTER_A_PANIC` from now (unless
+/// it is done meanwhile), before the lane scans again.
+async fn put_off(store: &Store, event_id: String) {
+    let store = store.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        let due_ms = now_ms() + AFTER_A_PANIC.as_millis() as u64;
+        let moved = store.update_event(&event_id, |event| match event.status.is_terminal() {
+            true => (QueueMove::Stay, ()),
+            false => (QueueMove::To(due_ms), ()),
+        });
+        if let Err(error) = moved {
+            tracing::error!(%error, event = %event_id, "could not put off a panicked attempt's event");
+        }
+    })
+    .await;
+}
+
 async fn sleep_until_ms(due_ms: Option<u64>) {
     let wait = due_ms.unwrap_or(0).saturating_sub(now_ms());
     tokio::time::sleep(Duration::from_millis(wait)).await;
@@ -305,16 +217,28 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn an_attempt_that_panics_frees_its_events_slot() {
-        let mut in_flight = InFlight::default();
-        in_flight.start("evt_panics".into(), async { panic!("a bug in an attempt") });
-        in_flight.start("evt_waits".into(), std::future::pending());
-        in_flight.free_next().await;
-        assert_eq!(in_flight.len(), 1);
+    async fn the_event_of_a_panicked_attempt_waits_before_it_is_tried_again() {
+        use crate::model::{Event, Route};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let route = Route {
+            source_id: "src_a",
+            connection_id: "web_a",
+            destination_id: "des_a",
+        };
+        let due_ms = now_ms();
+        let event = Event::new("evt_a".into(), "req_a", route, due_ms, false);
+        store.insert_event(&event, None, due_ms).unwrap();
+        put_off(&store, "evt_a".into()).await;
+        let none = HashSet::new();
+        assert!(store
+            .due_entries("des_a", now_ms(), 10, &none)
+            .unwrap()
+            .is_empty());
+        let later = now_ms() + AFTER_A_PANIC.as_millis() as u64;
         assert_eq!(
-            in_flight.event_ids(),
-            HashSet::from(["evt_waits".to_string()]),
-            "the panicked attempt's event is taken again by the next scan"
+            store.due_entries("des_a", later, 10, &none).unwrap().len(),
+            1
         );
     }
 }

@@ -8,7 +8,9 @@
 mod attempt;
 mod backpressure;
 mod circuit;
+mod doorbell;
 mod http_client;
+mod in_flight;
 mod lane;
 
 pub use circuit::{CircuitState, Circuits};
@@ -35,7 +37,7 @@ pub(crate) struct Shared {
 }
 
 struct LaneHandle {
-    bell: Arc<lane::Doorbell>,
+    bell: Arc<doorbell::Doorbell>,
     task: JoinHandle<()>,
 }
 
@@ -92,13 +94,13 @@ impl Scheduler {
             return;
         }
         // A lane ends when its destination goes away; it starts afresh if it
-        // comes back (see `lane::Doorbell`).
+        // comes back (see `doorbell::Doorbell`).
         let listening = lanes
             .get(destination_id)
             .is_some_and(|lane| !lane.task.is_finished() && lane.bell.ring());
         if !listening {
             let before = lanes.remove(destination_id).map(|lane| lane.task);
-            let bell = Arc::new(lane::Doorbell::new());
+            let bell = Arc::new(doorbell::Doorbell::new());
             let run = lane::run(
                 self.shared.clone(),
                 destination_id.to_string(),
