@@ -839,7 +839,9 @@ mod tests {
             .unwrap();
         assert_eq!(store.api_objects().unwrap(), vec![old, new.clone()]);
         assert!(!store.api_objects.contains_key(old_key).unwrap());
-        store.replace_api_objects(std::slice::from_ref(&new)).unwrap();
+        store
+            .replace_api_objects(std::slice::from_ref(&new))
+            .unwrap();
         assert_eq!(store.api_objects().unwrap(), vec![new]);
         assert_eq!(store.api_objects.len(), 1, "one key holds them all");
     }
