@@ -179,7 +179,9 @@ fn reroute_held(store: &Store, router: &Router, id: &str) -> ApiResult<(Value, V
         .request_payload(id)?
         .ok_or_else(|| ApiError::not_found("request data", id))?;
     store.forget_ignored_events(id)?;
+    store.take_over_set_aside(id)?;
     let woken = router.route(&request, &payload)?;
+    store.clear_unrouted_mark(id)?;
     let events: Vec<Value> = store
         .events_of_request(id)?
         .iter()

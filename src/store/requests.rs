@@ -166,6 +166,28 @@ impl Store {
         Ok(())
     }
 
+    /// Readies a request the router set aside (it does not come back to it in
+    /// this run) for routing by hand: indexes it, if even that failed, so
+    /// that it stays readable once routed (then it leaves `pending`).
+    pub fn take_over_set_aside(&self, request_id: &str) -> Result<()> {
+        let Some(location) = self.pending_location(request_id) else {
+            return Ok(());
+        };
+        if !self.requests.contains_key(request_id.as_bytes())? {
+            let request = self.journaled(location)?.request;
+            self.index_request(&request, location)?;
+        }
+        Ok(())
+    }
+
+    /// Routing by hand is done: the request no longer waits for the next
+    /// start (the router's own routing clears the mark only of requests no
+    /// longer pending, sparing every routed request a sled write).
+    pub fn clear_unrouted_mark(&self, request_id: &str) -> Result<()> {
+        self.unrouted.remove(request_id.as_bytes())?;
+        Ok(())
+    }
+
     /// Whether the router has yet to finish with a request it was handed. Such
     /// a request is the router's alone: it routes it without looking for
     /// events that exist (see `Routed::Never`), and only it may say it is
@@ -317,7 +339,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_request_the_router_set_aside_no_longer_awaits_it() {
+    async fn a_request_the_router_set_aside_no_longer_awaits_it_and_can_be_taken_over() {
         let dir = tempfile::tempdir().unwrap();
         let store = store_in(&dir);
         let location = journal(&store, &[request("req_failed", "{}")])[0];
@@ -325,9 +347,20 @@ mod tests {
         store.mark_unrouted("req_failed", location).unwrap();
         assert!(!store.awaits_router("req_failed").unwrap());
         assert!(store.wait_routed("req_failed").await.unwrap());
+
+        // Routed by hand (as `api::inbound::reroute` does), though the router
+        // could not even index it.
+        store.take_over_set_aside("req_failed").unwrap();
+        store.mark_routed("req_failed").unwrap();
+        store.clear_unrouted_mark("req_failed").unwrap();
         assert!(
             store.request("req_failed").unwrap().is_some(),
             "still readable"
+        );
+        assert!(store.request_payload("req_failed").unwrap().is_some());
+        assert!(
+            !store.is_unrouted("req_failed").unwrap(),
+            "retention may forget it"
         );
     }
 
