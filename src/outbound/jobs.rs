@@ -195,6 +195,12 @@ fn delivery_of(store: &Store, id: &str) -> JobResult<Event> {
 /// longer cancelled. Returns the delivery as it is now.
 pub fn retry_delivery(store: &Store, id: &str, window_ms: u64) -> JobResult<Event> {
     let delivery = delivery_of(store, id)?;
+    // Queued for an endpoint no lane serves, it would never end, nor its job.
+    if store.endpoint(&delivery.destination_id)?.is_none() {
+        return Err(JobError::Conflict(
+            "its endpoint was deleted; it cannot be retried".into(),
+        ));
+    }
     let max_retries = delivery.window.map_or(0, |w| w.max_retries);
     let now = now_ms();
     let window = window_from(now, max_retries, window_ms);

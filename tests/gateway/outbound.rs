@@ -691,6 +691,11 @@ async fn deleting_an_endpoint_ends_its_deliveries_and_deleting_the_application_a
     let job = wait_job(&gw, &job_id, "discarded").await;
     assert_eq!(job["deliveries"][0]["error_code"], "ENDPOINT_DELETED");
     assert_eq!(gw.api_get(&endpoint_path).await.0, 404);
+    let delivery_id = job["deliveries"][0]["id"].as_str().unwrap();
+    let retry = format!("/api/webhook-deliveries/{delivery_id}/retry");
+    let (status, body) = gw.api_send(Method::POST, &retry, json!({})).await;
+    assert_eq!(status, 409, "no endpoint to send it to: {body}");
+    wait_job(&gw, &job_id, "discarded").await;
 
     assert_eq!(gw.api_delete(&format!("/v1/applications/{app}")).await, 200);
     wait_job(&gw, &job_id, "archived").await;
