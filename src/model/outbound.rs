@@ -224,9 +224,11 @@ impl DeliveryWindow {
         if retries_made >= self.max_retries {
             return None;
         }
-        let window = self.expires_at.saturating_sub(self.starts_at);
-        let unit = window >> self.max_retries.min(63);
-        let wait = unit.saturating_mul(1u64 << retries_made.min(63)).max(1);
+        let window = u128::from(self.expires_at.saturating_sub(self.starts_at));
+        // window × 2^made / 2^max, in 128 bits: a unit of window / 2^max
+        // rounds to 0 ms with many retries, which made every wait 1 ms.
+        let share = (window << retries_made.min(63)) >> self.max_retries.min(63);
+        let wait = u64::try_from(share).unwrap_or(u64::MAX).max(1);
         (now_ms.saturating_add(wait) < self.expires_at).then(|| Duration::from_millis(wait))
     }
 }
@@ -335,6 +337,19 @@ mod tests {
             ]
         );
         assert!(now < 48 * HOUR);
+    }
+
+    #[test]
+    fn the_most_retries_allowed_still_double_up_to_half_the_window() {
+        let window = DeliveryWindow {
+            max_retries: 30,
+            starts_at: 0,
+            expires_at: 48 * HOUR,
+        };
+        let wait_after = |attempts| window.next_wait(attempts, 0).unwrap().as_millis() as u64;
+        assert_eq!(wait_after(30), 24 * HOUR, "the last retry");
+        assert_eq!(wait_after(29), 12 * HOUR);
+        assert_eq!(wait_after(1), 1, "the first ones come at once");
     }
 
     #[test]
