@@ -98,6 +98,7 @@ impl Gateway {
             keys: ApiKeys::new(&config.api_keys, config.server.api_rate_limit_per_minute),
             transform_limits: config.limits.transform_limits(),
             bulk_updates: std::sync::Mutex::default(),
+            endpoint_updates: std::sync::Mutex::default(),
             config: ArcSwap::from_pointee(config.clone()),
             object_updates: std::sync::Mutex::default(),
             job_creation: std::sync::Mutex::default(),

@@ -88,6 +88,16 @@ pub(super) fn serve_endpoints(state: &ApiState) -> ApiResult<()> {
     Ok(())
 }
 
+/// Held while an endpoint is read, changed and saved: two changes at once
+/// would each save their own copy, and the first be lost (a rotated secret
+/// the caller was given but that is never used, a deleted endpoint back).
+fn one_endpoint_change(state: &ApiState) -> std::sync::MutexGuard<'_, ()> {
+    state
+        .endpoint_updates
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
 /// Deletes an endpoint; its pending deliveries end (their jobs can finish).
 pub(super) fn remove_endpoint(store: &Store, id: &str) -> ApiResult<()> {
     discard_pending(store, id)?;
@@ -234,6 +244,7 @@ pub async fn update(
         .transpose()?;
     check_rate_limit(change.rate_limit.flatten())?;
     blocking(move || {
+        let _one_change = one_endpoint_change(&state);
         let store = &state.store;
         let mut endpoint = endpoint_of(store, &id)?;
         let was = endpoint.status;
@@ -257,6 +268,7 @@ pub async fn update(
 #[utoipa::path(delete, path = "/v1/endpoints/{id}", tag = "outbound", summary = "Delete an endpoint; its pending deliveries end (ENDPOINT_DELETED)", params(("id" = String, Path, description = "ept_…")), responses((status = 200, description = "{id, deleted}"), (status = 404, description = "unknown")), security(("api_key" = [])))]
 pub async fn delete(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     blocking(move || {
+        let _one_change = one_endpoint_change(&state);
         endpoint_of(&state.store, &id)?;
         remove_endpoint(&state.store, &id)?;
         serve_endpoints(&state)?;
@@ -276,6 +288,7 @@ pub async fn rotate_secret(
     let rotation = body.map(|Json(r)| r).unwrap_or_default();
     let secret = checked_secret(rotation.secret.as_deref())?;
     blocking(move || {
+        let _one_change = one_endpoint_change(&state);
         let store = &state.store;
         let mut endpoint = endpoint_of(store, &id)?;
         let now_secs = (now_ms() / 1000) as i64;

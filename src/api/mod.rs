@@ -54,6 +54,9 @@ pub struct ApiState {
     pub config: ArcSwap<Config>,
     /// One writer at a time for API-created objects.
     pub object_updates: std::sync::Mutex<()>,
+    /// One change of an endpoint at a time (update, secret rotation,
+    /// deletion): each reads, changes and saves the whole record.
+    pub endpoint_updates: std::sync::Mutex<()>,
     /// One writer at a time for bulk retry records (the runner and cancel).
     pub bulk_updates: std::sync::Mutex<()>,
     /// One webhook job created at a time, so an idempotency key yields one job.
