@@ -73,7 +73,11 @@ impl Store {
 
     /// Claims `event_id` as the idempotency key of a new job of the application.
     /// Returns the job that already holds it, if one claimed it less than
-    /// `window_ms` ago; otherwise `job_id` holds it from now on.
+    /// `window_ms` ago and is stored; otherwise `job_id` holds it from now on.
+    /// (The claim is written before its job: a crash or a failed write in
+    /// between left a key naming no job, which answered 404 for a whole
+    /// window. Callers claim and store under one lock, so a holder without a
+    /// job is such a leftover, not a job about to be stored.)
     pub fn claim_job_key(
         &self,
         application_id: &str,
@@ -88,7 +92,7 @@ impl Store {
             if let Some(holder) = &current {
                 let holder = String::from_utf8_lossy(holder).into_owned();
                 let claimed_at = crate::ids::created_ms(&holder).unwrap_or(0);
-                if now_ms.saturating_sub(claimed_at) < window_ms {
+                if now_ms.saturating_sub(claimed_at) < window_ms && self.job(&holder)?.is_some() {
                     return Ok(Some(holder));
                 }
             }
@@ -181,5 +185,22 @@ impl Store {
         put(&self.jobs, id, &job)?;
         announce(&self.job_feed, || job.clone());
         Ok(Some(job))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ids::now_ms;
+
+    #[test]
+    fn an_idempotency_key_whose_job_was_never_stored_is_free() {
+        let (_dir, store) = crate::store::temp_store();
+        let claim = |job_id: &str| {
+            store
+                .claim_job_key("app_a", "order-1", job_id, now_ms(), 60_000)
+                .unwrap()
+        };
+        assert_eq!(claim("job_lost"), None, "claimed, then a crash: no job");
+        assert_eq!(claim("job_again"), None, "the key names no job: free");
     }
 }
