@@ -120,6 +120,10 @@ pub async fn mute_event(State(state): Shared, Path(id): Path<String>) -> ApiResu
             )
         })?;
         let (event, ()) = updated.ok_or_else(|| ApiError::not_found("event", &id))?;
+        if event.window.is_some() {
+            // A webhook job's delivery, maybe failed now: its job sums up anew.
+            store.update_job(&event.request_id, now_ms(), |_| {})?;
+        }
         Ok(Json(views::event(&event, None)))
     })
     .await

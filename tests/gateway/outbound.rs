@@ -680,6 +680,22 @@ async fn a_job_stored_before_a_crash_is_fanned_out_on_the_next_start() {
 }
 
 #[tokio::test]
+async fn muting_a_retrying_delivery_ends_its_job() {
+    let gw = gateway("delivery_window_ms = 3600000").await;
+    let sink = Sink::start(Reply::Status(500)).await;
+    let (app, _) = one_endpoint(&gw, &sink, json!({})).await;
+    let job_id = job_id_of(&gw, &app).await;
+    wait_job(&gw, &job_id, "awaiting_retry").await;
+    let delivery_id = gw.gateway.store.deliveries_of(&job_id).unwrap()[0]
+        .id
+        .clone();
+    let mute = format!("/2023-07-01/events/{delivery_id}/mute");
+    let (status, muted) = gw.api_send(Method::PUT, &mute, json!({})).await;
+    assert_eq!((status, muted["status"].as_str()), (200, Some("FAILED")));
+    wait_job(&gw, &job_id, "discarded").await;
+}
+
+#[tokio::test]
 async fn deleting_an_endpoint_ends_its_deliveries_and_deleting_the_application_archives_jobs() {
     let gw = gateway("delivery_window_ms = 3600000").await;
     let sink = Sink::start(Reply::Status(500)).await;
