@@ -6,9 +6,9 @@ use tokio::task::{Id, JoinError, JoinSet};
 
 /// The lane's attempts in flight. Each event is known by its task, so a task
 /// that ends in any way, a panic included, frees its event's slot. A
-/// panicked attempt never settled: its event is still queued, and is put
-/// off (`take_panicked`, then the lane's `put_off`) rather than taken again at once, which
-/// could repeat the panic, and maybe the delivery, in a tight loop.
+/// panicked attempt never settled: its event is still queued, and is put off
+/// (`take_panicked`, then the lane's `put_off`) rather than taken again at
+/// once, which could repeat the panic, and maybe the delivery, in a tight loop.
 #[derive(Default)]
 pub(crate) struct InFlight {
     tasks: JoinSet<()>,
