@@ -104,6 +104,9 @@ pub(super) fn remove_endpoint(store: &Store, id: &str) -> ApiResult<()> {
     // Clears the pause and the held entries (the deliveries there have ended).
     store.unpause(id, now_ms())?;
     store.delete_endpoint(id)?;
+    // A job fanned out meanwhile may have added one: it finds the endpoint
+    // gone and ends its delivery itself, or it came before this look.
+    discard_pending(store, id)?;
     Ok(())
 }
 

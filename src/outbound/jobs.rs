@@ -70,7 +70,15 @@ pub fn fan_out(store: &Store, job: &WebhookJob) -> Result<Vec<String>, StoreErro
         };
         let mut event = Event::new(id, &job.id, route, now, true);
         event.window = Some(window);
+        let id = event.id.clone();
         store.insert_event_or_hold(event, Some(&payload), now)?;
+        // The endpoint may have been deleted since the job chose it; its
+        // deletion ends the deliveries it finds, and this one it may not have
+        // (it looks again once the endpoint is gone, so one of the two does).
+        if store.endpoint(endpoint_id)?.is_none() {
+            end(store, &id, ENDPOINT_DELETED)?;
+            continue;
+        }
         woken.push(endpoint_id.clone());
     }
     store.job_fanned_out(&job.id)?;
@@ -82,7 +90,10 @@ pub fn resume_fan_outs(store: &Store) -> Result<Vec<String>, StoreError> {
     let mut woken = Vec::new();
     for id in store.unrouted_jobs()? {
         match store.job(&id)? {
-            Some(job) => woken.extend(fan_out(store, &job)?),
+            Some(job) => {
+                woken.extend(fan_out(store, &job)?);
+                store.update_job(&id, now_ms(), |_| {})?;
+            }
             None => store.job_fanned_out(&id)?,
         }
     }

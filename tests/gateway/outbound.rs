@@ -647,22 +647,18 @@ async fn jobs_and_their_pending_deliveries_survive_a_restart() {
     );
 }
 
-#[tokio::test]
-async fn a_job_stored_before_a_crash_is_fanned_out_on_the_next_start() {
-    let gw = gateway("").await;
-    let sink = Sink::start(Reply::Status(200)).await;
-    let (app, endpoint) = one_endpoint(&gw, &sink, json!({})).await;
-    // What a crash between storing a job and fanning it out leaves behind.
+/// What a crash between storing a job and fanning it out leaves behind.
+fn job_stored_before_a_crash(app: &str, endpoint_id: &str) -> WebhookJob {
     let now = hookgate::ids::now_ms();
-    let job = WebhookJob {
+    WebhookJob {
         id: hookgate::ids::new_id("job"),
-        application_id: app,
+        application_id: app.to_string(),
         event_type: "order.created".into(),
         event_id: "crashed".into(),
         payload: json!({ "n": 1 }),
         headers: Default::default(),
         metadata: Value::Null,
-        endpoint_ids: vec![endpoint["id"].as_str().unwrap().to_string()],
+        endpoint_ids: vec![endpoint_id.to_string()],
         status: hookgate::model::JobStatus::Created,
         attempt_count: 0,
         max_retries: 6,
@@ -672,11 +668,37 @@ async fn a_job_stored_before_a_crash_is_fanned_out_on_the_next_start() {
         succeeded_at: None,
         discarded_at: None,
         cancelled: false,
-    };
+    }
+}
+
+#[tokio::test]
+async fn a_job_stored_before_a_crash_is_fanned_out_on_the_next_start() {
+    let gw = gateway("").await;
+    let sink = Sink::start(Reply::Status(200)).await;
+    let (app, endpoint) = one_endpoint(&gw, &sink, json!({})).await;
+    let job = job_stored_before_a_crash(&app, endpoint["id"].as_str().unwrap());
     gw.gateway.store.insert_job(&job).unwrap();
     let gw = gw.restart(&outbound_section("")).await;
     wait_job(&gw, &job.id, "succeeded").await;
     assert_eq!(sink.wait_for(1).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_delivery_fanned_out_to_an_endpoint_deleted_meanwhile_ends() {
+    let gw = gateway("").await;
+    let sink = Sink::start(Reply::Status(200)).await;
+    let (app, endpoint) = one_endpoint(&gw, &sink, json!({})).await;
+    let endpoint_id = endpoint["id"].as_str().unwrap();
+    // The job chose the endpoint; the endpoint was deleted before the
+    // job's deliveries were stored.
+    let job = job_stored_before_a_crash(&app, endpoint_id);
+    gw.gateway.store.insert_job(&job).unwrap();
+    let endpoint_path = format!("/v1/endpoints/{endpoint_id}");
+    assert_eq!(gw.api_delete(&endpoint_path).await, 200);
+    let gw = gw.restart(&outbound_section("")).await;
+    let job = wait_job(&gw, &job.id, "discarded").await;
+    assert_eq!(job["deliveries"][0]["error_code"], "ENDPOINT_DELETED");
+    assert!(sink.received().is_empty());
 }
 
 #[tokio::test]
