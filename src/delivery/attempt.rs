@@ -249,7 +249,11 @@ fn next_state(
     requeued: bool,
 ) -> QueueMove {
     let now = now_ms();
-    event.attempts = event.attempts.max(attempt.attempt_number);
+    // Counted, unless the count was reset while the attempt was in flight (a
+    // webhook job retried: its deliveries start afresh).
+    if event.attempts + 1 >= attempt.attempt_number {
+        event.attempts = event.attempts.max(attempt.attempt_number);
+    }
     event.last_attempt_at = Some(attempt.created_at);
     event.response_status = attempt.response_status;
     event.error_code = attempt.error_code.clone();

@@ -702,6 +702,35 @@ async fn a_delivery_fanned_out_to_an_endpoint_deleted_meanwhile_ends() {
 }
 
 #[tokio::test]
+async fn a_job_retried_while_an_attempt_is_in_flight_starts_its_count_afresh() {
+    let limits = "[limits]\ndelivery_timeout_ms = 1000\n\n";
+    let outbound = outbound_section("delivery_window_ms = 6400");
+    let gw = TestGateway::start_with(INSECURE, &format!("{limits}{outbound}")).await;
+    let answers = std::sync::atomic::AtomicUsize::new(0);
+    let sink = Sink::start_with(move |_| {
+        match answers.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
+            0 => Reply::Status(500),
+            1 => Reply::Hang,
+            _ => Reply::Status(200),
+        }
+    })
+    .await;
+    let (app, _) = one_endpoint(&gw, &sink, json!({})).await;
+    let job_id = job_id_of(&gw, &app).await;
+    sink.wait_for(2).await; // the second attempt hangs until it times out
+    let retry = format!("/v1/webhook-jobs/{job_id}/retry");
+    assert_eq!(gw.api_send(Method::POST, &retry, json!({})).await.0, 200);
+    wait_job(&gw, &job_id, "succeeded").await;
+    let delivery_id = gw.gateway.store.deliveries_of(&job_id).unwrap()[0]
+        .id
+        .clone();
+    let (_, delivery) = gw
+        .api_get(&format!("/api/webhook-deliveries/{delivery_id}"))
+        .await;
+    assert_eq!(delivery["attemptCount"], 1, "{delivery}");
+}
+
+#[tokio::test]
 async fn muting_a_retrying_delivery_ends_its_job() {
     let gw = gateway("delivery_window_ms = 3600000").await;
     let sink = Sink::start(Reply::Status(500)).await;
