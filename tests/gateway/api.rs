@@ -5,7 +5,7 @@ use crate::common::{route, store_snapshots, Reply, Sink, TestGateway, API_KEY};
 use hookgate::model::{AttemptTrigger, BulkKind, BulkRetry, BulkStatus, EventStatus};
 use hookgate::store::Store;
 use reqwest::Method;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn shop(sink: &Sink, connection_extra: &str) -> String {
     format!(
@@ -248,15 +248,7 @@ async fn events_and_attempts_are_filtered_and_a_failed_event_retried_by_hand() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_retry_asked_for_during_an_attempt_outlives_that_attempts_failure() {
-    let calls = std::sync::atomic::AtomicUsize::new(0);
-    let sink =
-        Sink::start_with(
-            move |_| match calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
-                0 => Reply::Hang,
-                _ => Reply::Status(200),
-            },
-        )
-        .await;
+    let sink = Sink::start_answering(vec![Reply::Hang], Reply::Status(200)).await;
     // No retry rule: the hanging first attempt, once it times out, would end
     // the event as FAILED.
     let config = format!(
@@ -267,12 +259,8 @@ async fn a_retry_asked_for_during_an_attempt_outlives_that_attempts_failure() {
     gw.post("/e/shop", "{}").await;
     let hanging = &sink.wait_for(1).await[0];
     let event_id = hanging.header("x-hookgate-event-id").unwrap().to_string();
-    let response = gw
-        .api(Method::POST, &format!("/events/{event_id}/retry"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    let retry = format!("/events/{event_id}/retry");
+    assert_eq!(gw.api_send(Method::POST, &retry, json!({})).await.0, 200);
     let delivered = gw
         .wait_event(|e| e.id == event_id && e.status == EventStatus::Successful)
         .await;
@@ -519,13 +507,9 @@ async fn a_request_retried_while_the_router_is_still_on_it_gets_its_event_once()
         gw.gateway.store.awaits_router(&id).unwrap(),
         "the router is still busy"
     );
-    let response = gw
-        .api(Method::POST, &format!("/requests/{id}/retry"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let retried: Value = response.json().await.unwrap();
+    let retry = format!("/requests/{id}/retry");
+    let (status, retried) = gw.api_send(Method::POST, &retry, json!({})).await;
+    assert_eq!(status, 200);
     assert_eq!(retried["events"].as_array().unwrap().len(), 1);
 
     // Once the router has routed a later request and the queue is empty,

@@ -75,6 +75,16 @@ impl Sink {
         Sink::serve(listener, Arc::new(behavior))
     }
 
+    /// A sink that gives `first` answers in turn, then `then` to every request.
+    pub async fn start_answering(first: Vec<Reply>, then: Reply) -> Sink {
+        let answered = std::sync::atomic::AtomicUsize::new(0);
+        Sink::start_with(move |_| {
+            let n = answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            first.get(n).unwrap_or(&then).clone()
+        })
+        .await
+    }
+
     fn serve(listener: tokio::net::TcpListener, behavior: Behavior) -> Sink {
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(SinkState {

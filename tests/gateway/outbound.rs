@@ -191,6 +191,22 @@ async fn job_id_of(gw: &TestGateway, app: &str) -> String {
     job["id"].as_str().unwrap().to_string()
 }
 
+/// A job of one endpoint (its sink failing) whose delivery failed once and
+/// waits for its retry: the job's id and the endpoint.
+async fn job_awaiting_retry(gw: &TestGateway, sink: &Sink) -> (String, Value) {
+    let (app, endpoint) = one_endpoint(gw, sink, json!({})).await;
+    let job_id = job_id_of(gw, &app).await;
+    wait_job(gw, &job_id, "awaiting_retry").await;
+    (job_id, endpoint)
+}
+
+/// The id of a job's first delivery.
+fn first_delivery_id(gw: &TestGateway, job_id: &str) -> String {
+    gw.gateway.store.deliveries_of(job_id).unwrap()[0]
+        .id
+        .clone()
+}
+
 #[tokio::test]
 async fn an_event_id_returns_the_same_job_instead_of_a_new_one() {
     let gw = gateway("").await;
@@ -491,12 +507,8 @@ async fn cancel_and_retry_follow_the_state_rules() {
 async fn a_retrying_delivery_can_be_cancelled_and_retried_on_its_own() {
     let gw = gateway("delivery_window_ms = 3600000").await;
     let sink = Sink::start(Reply::Status(500)).await;
-    let (app, _) = one_endpoint(&gw, &sink, json!({})).await;
-    let job_id = job_id_of(&gw, &app).await;
-    wait_job(&gw, &job_id, "awaiting_retry").await;
-    let delivery_id = gw.gateway.store.deliveries_of(&job_id).unwrap()[0]
-        .id
-        .clone();
+    let (job_id, _) = job_awaiting_retry(&gw, &sink).await;
+    let delivery_id = first_delivery_id(&gw, &job_id);
     let path = format!("/api/webhook-deliveries/{delivery_id}");
 
     let response = gw.api(Method::DELETE, &path).send().await.unwrap();
@@ -706,24 +718,15 @@ async fn a_job_retried_while_an_attempt_is_in_flight_starts_its_count_afresh() {
     let limits = "[limits]\ndelivery_timeout_ms = 1000\n\n";
     let outbound = outbound_section("delivery_window_ms = 6400");
     let gw = TestGateway::start_with(INSECURE, &format!("{limits}{outbound}")).await;
-    let answers = std::sync::atomic::AtomicUsize::new(0);
-    let sink = Sink::start_with(move |_| {
-        match answers.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
-            0 => Reply::Status(500),
-            1 => Reply::Hang,
-            _ => Reply::Status(200),
-        }
-    })
-    .await;
+    let sink =
+        Sink::start_answering(vec![Reply::Status(500), Reply::Hang], Reply::Status(200)).await;
     let (app, _) = one_endpoint(&gw, &sink, json!({})).await;
     let job_id = job_id_of(&gw, &app).await;
     sink.wait_for(2).await; // the second attempt hangs until it times out
     let retry = format!("/v1/webhook-jobs/{job_id}/retry");
     assert_eq!(gw.api_send(Method::POST, &retry, json!({})).await.0, 200);
     wait_job(&gw, &job_id, "succeeded").await;
-    let delivery_id = gw.gateway.store.deliveries_of(&job_id).unwrap()[0]
-        .id
-        .clone();
+    let delivery_id = first_delivery_id(&gw, &job_id);
     let (_, delivery) = gw
         .api_get(&format!("/api/webhook-deliveries/{delivery_id}"))
         .await;
@@ -734,12 +737,8 @@ async fn a_job_retried_while_an_attempt_is_in_flight_starts_its_count_afresh() {
 async fn muting_a_retrying_delivery_ends_its_job() {
     let gw = gateway("delivery_window_ms = 3600000").await;
     let sink = Sink::start(Reply::Status(500)).await;
-    let (app, _) = one_endpoint(&gw, &sink, json!({})).await;
-    let job_id = job_id_of(&gw, &app).await;
-    wait_job(&gw, &job_id, "awaiting_retry").await;
-    let delivery_id = gw.gateway.store.deliveries_of(&job_id).unwrap()[0]
-        .id
-        .clone();
+    let (job_id, _) = job_awaiting_retry(&gw, &sink).await;
+    let delivery_id = first_delivery_id(&gw, &job_id);
     let mute = format!("/2023-07-01/events/{delivery_id}/mute");
     let (status, muted) = gw.api_send(Method::PUT, &mute, json!({})).await;
     assert_eq!((status, muted["status"].as_str()), (200, Some("FAILED")));
@@ -750,9 +749,8 @@ async fn muting_a_retrying_delivery_ends_its_job() {
 async fn deleting_an_endpoint_ends_its_deliveries_and_deleting_the_application_archives_jobs() {
     let gw = gateway("delivery_window_ms = 3600000").await;
     let sink = Sink::start(Reply::Status(500)).await;
-    let (app, endpoint) = one_endpoint(&gw, &sink, json!({})).await;
-    let job_id = job_id_of(&gw, &app).await;
-    wait_job(&gw, &job_id, "awaiting_retry").await;
+    let (job_id, endpoint) = job_awaiting_retry(&gw, &sink).await;
+    let app = endpoint["application_id"].as_str().unwrap();
     let endpoint_path = format!("/v1/endpoints/{}", endpoint["id"].as_str().unwrap());
     assert_eq!(gw.api_delete(&endpoint_path).await, 200);
     let job = wait_job(&gw, &job_id, "discarded").await;

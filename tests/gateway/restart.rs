@@ -292,14 +292,7 @@ async fn a_clean_stop_leaves_a_store_snapshot_for_a_quick_next_start() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_queue_entry_left_behind_by_a_crash_is_dropped_not_attempted() {
-    let answers = std::sync::atomic::AtomicUsize::new(0);
-    let sink = Sink::start_with(move |_| {
-        match answers.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
-            0 => Reply::Status(500),
-            _ => Reply::Status(200),
-        }
-    })
-    .await;
+    let sink = Sink::start_answering(vec![Reply::Status(500)], Reply::Status(200)).await;
     // One attempt at a time, so the lane meets the leftover before the event
     // queued after it; a failed attempt is retried a minute later.
     let retry =

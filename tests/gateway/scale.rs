@@ -233,14 +233,7 @@ async fn pausing_a_connection_stops_the_batch_its_lane_is_pacing_out() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_destination_removed_and_added_back_while_its_lane_drains_gets_a_lane() {
-    let answers = std::sync::atomic::AtomicUsize::new(0);
-    let sink = Sink::start_with(move |_| {
-        match answers.fetch_add(1, std::sync::atomic::Ordering::SeqCst) {
-            0 => Reply::Hang,
-            _ => Reply::Status(200),
-        }
-    })
-    .await;
+    let sink = Sink::start_answering(vec![Reply::Hang], Reply::Status(200)).await;
     let with_destination = format!(
         "[limits]\ndelivery_timeout_ms = 1500\n\n{}",
         limited(&sink, "")
