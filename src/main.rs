@@ -1,6 +1,7 @@
-//! The `hookgate` command line: `serve`, `check`.
+//! The `hookgate` command line: `serve`, `check`, `transform run`, `completions`.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use clap_complete::Shell;
 use hookgate::pipeline::sample::payload_from_sample;
 use hookgate::pipeline::transform::Transformation;
 use hookgate::pipeline::view::transform_input;
@@ -10,7 +11,12 @@ use std::process::ExitCode;
 use tokio::signal::unix::{signal, SignalKind};
 
 #[derive(Parser)]
-#[command(name = "hookgate", version, about = "A self-hosted webhook gateway")]
+#[command(
+    name = "hookgate",
+    version,
+    about = "A self-hosted webhook gateway",
+    after_help = "Examples:\n  hookgate serve --config gateway.toml\n  hookgate check --config gateway.toml\n  hookgate completions bash > /etc/bash_completion.d/hookgate"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -19,25 +25,45 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the gateway described by a config file.
+    #[command(
+        after_help = "Example:\n  hookgate serve --config gateway.toml\n  (SIGHUP reloads the file; SIGTERM drains and exits)"
+    )]
     Serve {
         #[arg(long, default_value = "gateway.toml")]
         config: PathBuf,
     },
     /// Validate a config file; prints every problem with its file, line and key.
+    #[command(
+        after_help = "Example:\n  hookgate check --config gateway.toml\n  gateway.toml:19:10: connections[0].source: unknown source \"shpo\" (declared: \"shop\")"
+    )]
     Check {
         #[arg(long, default_value = "gateway.toml")]
         config: PathBuf,
     },
     /// Work with JavaScript transformations.
+    #[command(
+        after_help = "Example:\n  hookgate transform run rules/shopify-compact-order.js --request fixtures/shopify/request.json"
+    )]
     Transform {
         #[command(subcommand)]
         command: TransformCommand,
+    },
+    /// Print a shell completion script.
+    #[command(
+        after_help = "Examples:\n  hookgate completions bash > /etc/bash_completion.d/hookgate\n  hookgate completions zsh > \"${fpath[1]}/_hookgate\"\n  hookgate completions fish > ~/.config/fish/completions/hookgate.fish"
+    )]
+    Completions {
+        /// The shell to complete for.
+        shell: Shell,
     },
 }
 
 #[derive(Subcommand)]
 enum TransformCommand {
     /// Run a transformation on a sample request; prints the result and the logs.
+    #[command(
+        after_help = "Example:\n  hookgate transform run rules/add-header-from-body.js --request fixtures/stripe/request.json --env HEADER=x-kind"
+    )]
     Run {
         /// The JavaScript file (`addHandler('transform', (request, context) => …)`).
         code_file: PathBuf,
@@ -69,6 +95,15 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve { config } => serve(&config),
         Command::Check { config } => check(&config),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "hookgate",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
         Command::Transform {
             command:
                 TransformCommand::Run {

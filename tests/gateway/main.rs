@@ -3,6 +3,7 @@
 
 mod api;
 mod auth;
+mod cli;
 mod common;
 mod delivery;
 mod ingress;
