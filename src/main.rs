@@ -2,7 +2,7 @@
 
 use clap::{Parser, Subcommand};
 use hookgate::pipeline::sample::payload_from_sample;
-use hookgate::pipeline::transform::Transformation;
+use hookgate::pipeline::transform::{self, Admission, PoolSettings, Transformation, WorkerPool};
 use hookgate::pipeline::view::transform_input;
 use hookgate::{Config, Gateway};
 use std::path::{Path, PathBuf};
@@ -32,6 +32,14 @@ enum Command {
     Transform {
         #[command(subcommand)]
         command: TransformCommand,
+    },
+    /// Internal: a process that runs transformations for a gateway, speaking
+    /// on stdin and stdout. Started by the gateway, not by people.
+    #[command(hide = true)]
+    TransformWorker {
+        /// Address-space limit set on the process at start.
+        #[arg(long)]
+        max_memory_bytes: u64,
     },
 }
 
@@ -83,6 +91,15 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::TransformWorker { max_memory_bytes } => {
+            match transform::worker::serve(max_memory_bytes) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("hookgate transform-worker: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 
@@ -180,13 +197,19 @@ fn transform_run(
     let payload =
         payload_from_sample(&read(request)?).map_err(|e| format!("{}: {e}", request.display()))?;
     let name = code_file.display().to_string();
-    let limits = hookgate::config::LimitsSection::default().transform_limits();
+    let defaults = hookgate::config::LimitsSection::default();
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let pool = WorkerPool::shared(PoolSettings {
+        workers: 1,
+        ..defaults.transform_pool(exe)
+    });
     let transformation = Transformation::new(
+        &pool,
         &name,
         &read(code_file)?,
         env.into_iter().collect(),
-        limits,
-        1,
+        defaults.transform_limits(),
+        Admission::Wait,
     )
     .map_err(|e| format!("{name}: {e}"))?;
     let context = serde_json::json!({ "connection": { "id": "web_cli", "name": "cli" } });
