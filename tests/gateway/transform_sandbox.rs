@@ -41,12 +41,19 @@ fn limits(queue: usize, timeout_ms: u64) -> String {
     format!("[limits]\ntransform_workers = 1\ntransform_queue = {queue}\ntransform_timeout_ms = {timeout_ms}\n\n")
 }
 
-fn api_gateway_config(sink: &Sink, queue: usize, timeout_ms: u64) -> String {
-    format!(
+/// A gateway whose transformations run on a one-worker pool of its own, and
+/// that worker, started by a normal run.
+async fn one_worker_gateway(queue: usize, timeout_ms: u64) -> (TestGateway, Arc<WorkerPool>, u32) {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let config = format!(
         "{}[[sources]]\nname = \"shop\"\n{}",
         limits(queue, timeout_ms),
         route("shop", "orders", &sink.url("/"), "")
-    )
+    );
+    let gw = TestGateway::start(&config).await;
+    let pool = gw.gateway.transform_pool();
+    let worker = only_worker(&gw, &pool).await;
+    (gw, pool, worker)
 }
 
 async fn try_run(gw: &TestGateway, attack: &str) -> (u16, Value) {
@@ -117,9 +124,7 @@ async fn only_worker(gw: &TestGateway, pool: &Arc<WorkerPool>) -> u32 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hostile_trial_runs_fail_alone_and_their_worker_is_replaced() {
-    let sink = Sink::start(Reply::Status(200)).await;
-    let gw = TestGateway::start(&api_gateway_config(&sink, 11, 1000)).await;
-    let pool = gw.gateway.transform_pool();
+    let (gw, pool, _) = one_worker_gateway(11, 1000).await;
     for (attack, expected) in EXPECTED {
         let worker = only_worker(&gw, &pool).await;
         let (status, answer) = try_run(&gw, attack).await;
@@ -138,10 +143,7 @@ async fn hostile_trial_runs_fail_alone_and_their_worker_is_replaced() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn code_looping_at_load_is_refused_and_leaves_no_worker_running() {
-    let sink = Sink::start(Reply::Status(200)).await;
-    let gw = TestGateway::start(&api_gateway_config(&sink, 12, 1000)).await;
-    let pool = gw.gateway.transform_pool();
-    let worker = only_worker(&gw, &pool).await;
+    let (gw, pool, worker) = one_worker_gateway(12, 1000).await;
     let looping = "while (true) {} addHandler('transform', (r) => r);";
     let (status, answer) = gw
         .api_send(
@@ -164,17 +166,14 @@ async fn code_looping_at_load_is_refused_and_leaves_no_worker_running() {
         .collect();
     assert_pool_settled(&pool, &killed).await;
     assert_serves_normally(&gw).await;
-    let (status, _) = gw.api_get("/2023-07-01/transformations").await;
-    assert_eq!(status, 200);
+    let (_, stored) = gw.api_get("/2023-07-01/transformations").await;
+    assert_eq!(stored["count"], 0, "{stored}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn trial_runs_beyond_the_queue_are_answered_503() {
-    let sink = Sink::start(Reply::Status(200)).await;
     // No queue: a second run while the only worker is busy is turned away.
-    let gw = TestGateway::start(&api_gateway_config(&sink, 0, 3000)).await;
-    let pool = gw.gateway.transform_pool();
-    let worker = only_worker(&gw, &pool).await;
+    let (gw, pool, worker) = one_worker_gateway(0, 3000).await;
     let busy = tokio::spawn({
         let (api, http) = (gw.gateway.api_addr.unwrap(), gw.http.clone());
         async move {
