@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use hookgate::pipeline::transform::{TransformLimits, Transformation};
+use hookgate::config::LimitsSection;
+use hookgate::pipeline::transform::{
+    Admission, PoolSettings, TransformLimits, Transformation, WorkerPool,
+};
 use serde_json::{json, Value};
 
 const RESHAPE: &str = r#"
@@ -51,12 +54,18 @@ fn shopify_order() -> Value {
 }
 
 fn bench(c: &mut Criterion) {
+    // One worker: the cost of one event, not the pool's parallelism.
+    let pool = WorkerPool::shared(PoolSettings {
+        workers: 1,
+        ..LimitsSection::default().transform_pool(env!("CARGO_BIN_EXE_hookgate").into())
+    });
     let transformation = Transformation::new(
+        &pool,
         "reshape",
         RESHAPE,
         BTreeMap::new(),
         TransformLimits::default(),
-        1,
+        Admission::Wait,
     )
     .expect("bench transformation loads");
     let request = shopify_order();

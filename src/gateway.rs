@@ -7,6 +7,7 @@ use crate::delivery::{Circuits, DeliveryClient, Scheduler};
 use crate::ingress::{InFlight, Ingress};
 use crate::issues::IssueTracker;
 use crate::model::Catalog;
+use crate::pipeline::transform::WorkerPool;
 use crate::pipeline::Router;
 use crate::retention::Sweeper;
 use crate::store::{CommitLog, Store};
@@ -154,6 +155,11 @@ impl Gateway {
     /// The catalog being served (replace it to apply a config change).
     pub fn catalog(&self) -> &Arc<ArcSwap<Catalog>> {
         &self.catalog
+    }
+
+    /// The worker processes running the served config's transformations.
+    pub fn transform_pool(&self) -> Arc<WorkerPool> {
+        self.api_state.config.load().transform_pool.clone()
     }
 
     /// Serves a new version of the config file: its sources, destinations,

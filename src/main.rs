@@ -3,7 +3,7 @@
 use clap::{CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
 use hookgate::pipeline::sample::payload_from_sample;
-use hookgate::pipeline::transform::Transformation;
+use hookgate::pipeline::transform::{self, Admission, PoolSettings, Transformation, WorkerPool};
 use hookgate::pipeline::view::transform_input;
 use hookgate::{Config, Gateway};
 use std::path::{Path, PathBuf};
@@ -55,6 +55,14 @@ enum Command {
     Completions {
         /// The shell to complete for.
         shell: Shell,
+    },
+    /// Internal: a process that runs transformations for a gateway, speaking
+    /// on stdin and stdout. Started by the gateway, not by people.
+    #[command(hide = true)]
+    TransformWorker {
+        /// Address-space limit set on the process at start.
+        #[arg(long)]
+        max_memory_bytes: u64,
     },
 }
 
@@ -118,6 +126,15 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::TransformWorker { max_memory_bytes } => {
+            match transform::worker::serve(max_memory_bytes) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("hookgate transform-worker: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 
@@ -215,13 +232,19 @@ fn transform_run(
     let payload =
         payload_from_sample(&read(request)?).map_err(|e| format!("{}: {e}", request.display()))?;
     let name = code_file.display().to_string();
-    let limits = hookgate::config::LimitsSection::default().transform_limits();
+    let defaults = hookgate::config::LimitsSection::default();
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let pool = WorkerPool::shared(PoolSettings {
+        workers: 1,
+        ..defaults.transform_pool(exe)
+    });
     let transformation = Transformation::new(
+        &pool,
         &name,
         &read(code_file)?,
         env.into_iter().collect(),
-        limits,
-        1,
+        defaults.transform_limits(),
+        Admission::Wait,
     )
     .map_err(|e| format!("{name}: {e}"))?;
     let context = serde_json::json!({ "connection": { "id": "web_cli", "name": "cli" } });

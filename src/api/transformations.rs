@@ -3,11 +3,12 @@
 
 use super::error::{json_body, unreadable_body, ApiError, ApiResult};
 use super::query::{iso, Query};
-use super::{blocking, objects, Shared};
+use super::{blocking, objects, ApiState, Shared};
 use crate::ids::{named_id, now_ms};
 use crate::model::{Execution, TransformationObject};
-use crate::pipeline::transform::TransformLimits;
-use crate::pipeline::transform::Transformation;
+use crate::pipeline::transform::{
+    Admission, TransformError, TransformLimits, Transformation, WorkerPool,
+};
 use crate::pipeline::view::parse_query;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -16,6 +17,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,14 +51,15 @@ pub async fn run(
         );
     }
     let limits = state.transform_limits.clone();
+    let pool = state.config.load().transform_pool.clone();
     blocking(move || {
-        let transformation = Transformation::new("run", &run.code, run.env, limits, 1)
-            .map_err(|e| ApiError::invalid("code", e.to_string()))?;
+        let transformation = api_transformation(&pool, "run", &run.code, run.env, limits)?;
         let context = json!({ "connection": null });
         match transformation.run(&request, &context) {
             Ok(output) => Ok(Json(
                 json!({ "request": output.request, "logs": output.logs }),
             )),
+            Err(failure) if is_overload(&failure.error) => Err(overloaded(failure.error)),
             Err(failure) => Err(ApiError {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
                 message: format!("the transformation failed: {}", failure.error),
@@ -80,11 +83,41 @@ fn transformation_view(t: &TransformationObject) -> Value {
     json!({ "id": t.id, "name": t.name, "code": t.code, "env": t.env, "created_at": iso(t.created_at), "updated_at": iso(t.updated_at) })
 }
 
+/// Loads code for the API: a script that does not load is a 422 naming
+/// `code`; busy or missing workers are a 503, to be retried.
+fn api_transformation(
+    pool: &Arc<WorkerPool>,
+    name: &str,
+    code: &str,
+    env: BTreeMap<String, String>,
+    limits: TransformLimits,
+) -> ApiResult<Transformation> {
+    Transformation::new(pool, name, code, env, limits, Admission::RejectWhenFull).map_err(|e| {
+        if is_overload(&e) {
+            overloaded(e)
+        } else {
+            ApiError::invalid("code", e.to_string())
+        }
+    })
+}
+
+/// Errors that say nothing about the script, only about the workers' load.
+fn is_overload(error: &TransformError) -> bool {
+    matches!(
+        error,
+        TransformError::Busy(_) | TransformError::WorkerUnavailable(_)
+    )
+}
+
+fn overloaded(error: TransformError) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
+}
+
 /// Compiles the code once, so a broken script is a 422 now, not failures later.
-fn check_code(name: &str, code: &str, limits: &TransformLimits) -> ApiResult<()> {
-    Transformation::new(name, code, BTreeMap::new(), limits.clone(), 1)
-        .map(drop)
-        .map_err(|e| ApiError::invalid("code", e.to_string()))
+fn check_code(state: &ApiState, name: &str, code: &str) -> ApiResult<()> {
+    let pool = &state.config.load().transform_pool;
+    let limits = state.transform_limits.clone();
+    api_transformation(pool, name, code, BTreeMap::new(), limits).map(drop)
 }
 
 #[utoipa::path(get, path = "/2023-07-01/transformations", tag = "transformations", summary = "Stored transformations", responses((status = 200, description = "the transformations")), security(("api_key" = [])))]
@@ -114,9 +147,8 @@ pub async fn create(
     let code = input
         .code
         .ok_or_else(|| ApiError::invalid("code", "is required"))?;
-    let limits = state.transform_limits.clone();
     blocking(move || {
-        check_code(&name, &code, &limits)?;
+        check_code(&state, &name, &code)?;
         let id = named_id("trs", &name);
         if state.store.transformation(&id)?.is_some() {
             return Err(ApiError::conflict(format!(
@@ -176,7 +208,7 @@ pub async fn update(
             ));
         }
         if let Some(code) = input.code {
-            check_code(&transformation.name, &code, &store_state.transform_limits)?;
+            check_code(&store_state, &transformation.name, &code)?;
             transformation.code = code;
         }
         if let Some(env) = input.env {

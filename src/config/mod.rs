@@ -15,6 +15,7 @@ use crate::ids::named_id;
 use crate::model::{
     Catalog, Connection, CustomResponse, Destination, RateLimit, RatePeriod, Source,
 };
+use crate::pipeline::transform::WorkerPool;
 use crate::pipeline::{CompileContext, Rule, RuleSpec};
 use crate::signing::destination_auth::{AuthMethodConfig, DestinationAuth};
 use error::Locator;
@@ -42,7 +43,13 @@ pub struct Config {
     pub text: String,
     /// Ids of the objects the file declares: read-only through the API.
     pub declared: std::collections::BTreeSet<String>,
+    /// The worker processes that run this config's transformations (and the
+    /// API's trial runs).
+    pub transform_pool: Arc<WorkerPool>,
 }
+
+/// Below this a transformation worker cannot even start.
+const MIN_TRANSFORM_MEMORY_BYTES: u64 = 256 * 1024 * 1024;
 
 const HTTP_METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
 const DEFAULT_SOURCE_METHODS: &[&str] = &["POST", "PUT", "PATCH", "DELETE"];
@@ -105,9 +112,11 @@ impl Validator<'_> {
         let destinations = self.destinations(&file.destinations, &file.delivery);
         // References are checked against every declared name, so that one bad
         // destination yields its own error, not one per connection using it.
+        let transform_pool = self.transform_pool(&file, base_dir);
         let rule_context = CompileContext {
             base_dir,
             transform_limits: file.limits.transform_limits(),
+            transform_pool: transform_pool.clone(),
         };
         let connections = self.connections(
             &file.connections,
@@ -131,9 +140,34 @@ impl Validator<'_> {
             sources,
             destinations,
             connections,
+            transform_pool,
             text: String::new(),
             declared: Default::default(),
         })
+    }
+
+    /// The worker pool for this config's transformations: the one already
+    /// running with the same settings, if any.
+    fn transform_pool(&mut self, file: &FileConfig, base_dir: &Path) -> Arc<WorkerPool> {
+        if file.limits.transform_max_memory_bytes < MIN_TRANSFORM_MEMORY_BYTES {
+            self.errors.push(self.locator.error(
+                None,
+                "limits.transform_max_memory_bytes",
+                format!("must be at least {MIN_TRANSFORM_MEMORY_BYTES}: a worker maps about 200 MiB (its binary, its 64 MiB engine stack) before running anything"),
+            ));
+        }
+        let worker_exe = match &file.server.transform_worker_exe {
+            Some(exe) => base_dir.join(exe),
+            None => std::env::current_exe().unwrap_or_else(|e| {
+                self.errors.push(self.locator.error(
+                    None,
+                    "server.transform_worker_exe",
+                    format!("the running binary cannot be found ({e}); name it here"),
+                ));
+                PathBuf::from("hookgate")
+            }),
+        };
+        WorkerPool::shared(file.limits.transform_pool(worker_exe))
     }
 
     fn fail<T>(&mut self, at: &Spanned<T>, key: String, message: impl Into<String>) {
@@ -470,6 +504,7 @@ impl Validator<'_> {
         let file_context = CompileContext {
             base_dir: path.parent().unwrap_or(context.base_dir),
             transform_limits: context.transform_limits.clone(),
+            transform_pool: context.transform_pool.clone(),
         };
         match toml::from_str::<RulesFile>(&text) {
             Ok(parsed) => {

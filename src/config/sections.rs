@@ -1,7 +1,7 @@
 //! The shape of gateway.toml, with defaults. Values a later check needs to point
 //! at are `Spanned`, so errors can name their line.
 
-use crate::pipeline::transform::TransformLimits;
+use crate::pipeline::transform::{PoolSettings, TransformLimits};
 use crate::pipeline::RuleSpec;
 use crate::signing::destination_auth::AuthMethodConfig;
 use crate::verify::VerificationConfig;
@@ -55,6 +55,9 @@ pub struct ServerSection {
     pub api_rate_limit_per_minute: u32,
     /// Lets outbound endpoints use plain `http://` URLs (for development).
     pub allow_insecure_endpoints: bool,
+    /// The program started as `<it> transform-worker` to run transformations;
+    /// by default the running hookgate binary itself.
+    pub transform_worker_exe: Option<PathBuf>,
 }
 
 impl Default for ServerSection {
@@ -68,6 +71,7 @@ impl Default for ServerSection {
             api_keys: Vec::new(),
             api_rate_limit_per_minute: 240,
             allow_insecure_endpoints: false,
+            transform_worker_exe: None,
         }
     }
 }
@@ -94,6 +98,15 @@ pub struct LimitsSection {
     pub transform_max_recursion: usize,
     /// Largest transformed request, serialized.
     pub transform_max_output_bytes: usize,
+    /// Worker processes running transformations, shared by every
+    /// transformation and `PUT /transformations/run`; 0 means one per core.
+    pub transform_workers: usize,
+    /// Address space each worker process may map; a script allocating beyond
+    /// it kills its worker and fails its run.
+    pub transform_max_memory_bytes: u64,
+    /// API runs (`/transformations/run`, code checks) that may wait for a busy
+    /// worker before more are answered 503. Routing always waits.
+    pub transform_queue: usize,
     /// The store's page cache: the memory it may use for data read or written
     /// recently. The rest stays on disk, so memory does not grow with backlogs.
     pub store_cache_bytes: u64,
@@ -111,6 +124,16 @@ impl LimitsSection {
             max_output_bytes: self.transform_max_output_bytes,
         }
     }
+
+    /// The worker pool these limits ask for, running `worker_exe`.
+    pub fn transform_pool(&self, worker_exe: PathBuf) -> PoolSettings {
+        PoolSettings {
+            worker_exe,
+            workers: self.transform_workers,
+            max_memory_bytes: self.transform_max_memory_bytes,
+            queue: self.transform_queue,
+        }
+    }
 }
 
 impl Default for LimitsSection {
@@ -125,6 +148,9 @@ impl Default for LimitsSection {
             transform_max_loop_iterations: 10_000_000,
             transform_max_recursion: 256,
             transform_max_output_bytes: 5 * 1024 * 1024,
+            transform_workers: 0,
+            transform_max_memory_bytes: 512 * 1024 * 1024,
+            transform_queue: 64,
             store_cache_bytes: 128 * 1024 * 1024,
             journal_segment_bytes: 64 * 1024 * 1024,
         }

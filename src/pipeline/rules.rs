@@ -3,7 +3,7 @@
 use super::dedup::Deduplication;
 use super::filter::RequestFilter;
 use super::retry::{RetryPolicy, RetryStrategy, StatusMatcher};
-use super::transform::{TransformLimits, Transformation};
+use super::transform::{Admission, TransformLimits, Transformation, WorkerPool};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -64,6 +64,8 @@ pub struct CompileContext<'a> {
     /// Where relative `code_file` paths start.
     pub base_dir: &'a Path,
     pub transform_limits: TransformLimits,
+    /// Where transformations run.
+    pub transform_pool: Arc<WorkerPool>,
 }
 
 /// A compiled transformation and its name (for logs and errors).
@@ -168,13 +170,14 @@ impl TransformationSpec {
                 ))
             }
         };
-        // One warm worker per core: a transform runs on the router's thread's behalf.
+        // Routing waits for a busy pool rather than failing events.
         let transformation = Transformation::new(
+            &context.transform_pool,
             &self.name,
             &code,
             self.env.clone(),
             context.transform_limits.clone(),
-            0,
+            Admission::Wait,
         )
         .map_err(|e| format!("transformation \"{}\": {e}", self.name))?;
         Ok(NamedTransformation {

@@ -166,7 +166,9 @@ pub fn config_text(rest: &str) -> String {
 /// `config_text` with more `[server]` keys (`server_extra` ends with a newline).
 pub fn config_text_with(server_extra: &str, rest: &str) -> String {
     format!(
-        "delivery = {{ signing_secret = \"{SIGNING_SECRET}\", backlog_check_ms = 100 }}\n[server]\ningress_listen = \"127.0.0.1:0\"\napi_listen = \"127.0.0.1:0\"\napi_keys = [\"{API_KEY}\"]\ndata_dir = \"data\"\nshutdown_timeout_ms = 5000\n{server_extra}\n{rest}"
+        "delivery = {{ signing_secret = \"{SIGNING_SECRET}\", backlog_check_ms = 100 }}\n[server]\ningress_listen = \"127.0.0.1:0\"\napi_listen = \"127.0.0.1:0\"\napi_keys = [\"{API_KEY}\"]\ndata_dir = \"data\"\nshutdown_timeout_ms = 5000\ntransform_worker_exe = \"{}\"\n{server_extra}\n{rest}",
+        // The test binary cannot serve as a transformation worker.
+        env!("CARGO_BIN_EXE_hookgate")
     )
 }
 

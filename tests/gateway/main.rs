@@ -16,3 +16,4 @@ mod retention;
 mod retries;
 mod rules;
 mod scale;
+mod transform_sandbox;

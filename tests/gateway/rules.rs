@@ -18,7 +18,7 @@ fn one_route(sink: &Sink, rules: &str) -> String {
     )
 }
 
-fn ignored(gw: &TestGateway) -> Vec<IgnoredEvent> {
+pub fn ignored(gw: &TestGateway) -> Vec<IgnoredEvent> {
     gw.gateway
         .store
         .ignored_events()

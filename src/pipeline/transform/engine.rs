@@ -1,76 +1,13 @@
-//! Hookdeck-style JavaScript transformations running on `boa_engine`.
-//!
-//! User code registers a handler with
-//! `addHandler('transform', (request, context) => { ...; return request; })`.
-//!
-//! # Execution model
-//!
-//! Creating a boa [`Context`] costs milliseconds and re-evaluating the source
-//! costs hundreds of microseconds, so each [`Transformation`] keeps a pool of
-//! warm workers. A worker is a dedicated thread (boa contexts are `!Send`) that
-//! evaluates the user code once and keeps the registered handler; a run only
-//! converts the input to JS values, calls the handler and converts the result
-//! back. Consequences worth knowing:
-//!
-//! * Globals created by user code persist across events handled by the same
-//!   worker (like Hookdeck's warm lambdas); nothing is shared between workers.
-//! * Captured logs are reset for every run.
-//! * `async` handlers are supported: returned promises are settled by running
-//!   the job queue (there are no timers, so a promise awaiting nothing that
-//!   settles only later is reported as never settled).
-//!
-//! # Request shape
-//!
-//! `request` is `{ headers, body, query, parsed_query, path }`: header names are
-//! lower-cased, `body` is whatever JSON value the caller passed (a parsed
-//! document or a raw string), `parsed_query` is derived from `query`
-//! (repeated keys become arrays). From the returned object:
-//!
-//! * fields that are missing (or `undefined`) keep their inbound value; set
-//!   `body = null` or `headers = {}` to clear them, and unknown fields are ignored;
-//! * header names are lower-cased, numbers and booleans are stringified and
-//!   `null` values drop the header;
-//! * a changed `query` string always wins; `parsed_query` is only
-//!   re-serialized into `query` when `query` itself was left untouched. The
-//!   output `parsed_query` is always re-derived from the final `query`.
-//!
-//! The returned value is converted with `JSON.stringify` rules (`toJSON`
-//! honoured, `undefined`/functions dropped, non-finite numbers become `null`),
-//! except that `String`/`Number`/`Boolean` wrapper objects are not unwrapped.
-//!
-//! # Sandbox and limits
-//!
-//! boa exposes no file, network or process APIs; the only host objects added
-//! are `addHandler`, `console` and `process.env` (frozen). The default module
-//! loader is replaced because it would let `import()` read files.
-//! Loop iterations (counted per function call), call depth, the VM stack and
-//! the serialized output size are bounded inside the engine. boa cannot be
-//! interrupted from outside, so the wall-clock timeout is enforced by the
-//! caller giving up: the worker is dropped from the pool and replaced, and its
-//! thread exits once boa returns.
-//!
-//! Known gaps of boa 0.20 that this module cannot close, so code from
-//! untrusted tenants still needs process isolation around it:
-//!
-//! * the loop limit is per call frame, so nested calls can keep a retired
-//!   thread busy far longer than the timeout;
-//! * there is no heap limit (`'x'.repeat(1e9)`; 100k chained `.bind()` calls
-//!   grow memory quadratically);
-//! * some built-ins recurse natively without any bound: `String(a)` on arrays
-//!   nested ~50k deep, or `JSON.stringify` on objects nested ~100k deep,
-//!   overflows the worker's stack, which aborts the whole process (`JSON.stringify`
-//!   is also quadratic in depth: 20k levels take seconds).
+//! One boa context with a transformation's code loaded, and everything that
+//! runs inside it: the sandboxed globals, console capture, error
+//! classification and the conversions between JSON and JS values. Engines
+//! live in worker processes (see `worker`); nothing here knows about them.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io;
-use std::num::NonZeroUsize;
 use std::rc::Rc;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread;
-use std::time::{Duration, Instant};
 
 use boa_engine::builtins::object::OrdinaryObject;
 use boa_engine::builtins::promise::PromiseState;
@@ -81,17 +18,13 @@ use boa_engine::property::{Attribute, PropertyKey};
 use boa_engine::string::JsStrVariant;
 use boa_engine::{
     js_string, Context, JsError, JsNativeError, JsObject, JsResult, JsString, JsValue,
-    NativeFunction, Script, Source,
+    NativeFunction, Script as JsScript, Source,
 };
-use serde::{Deserialize, Serialize};
 use serde_json::map::Entry;
 use serde_json::{Map, Value};
 
-/// Native stack for worker threads. boa recurses on the Rust stack when
-/// parsing, in `JSON.stringify` and in calls made through built-ins such as
-/// `array.map(f)`, so the 2 MiB default overflows (aborting the process) on
-/// code that is still within `max_recursion`. Only touched pages are committed.
-const WORKER_STACK_BYTES: usize = 64 << 20;
+use super::{LogEntry, Script, TransformError, TransformFailure, TransformLimits, TransformOutput};
+
 /// Bound on boa's VM value stack (boa's own default), which catches huge
 /// spreads such as `f(...bigArray)` as well as deep recursion.
 const VM_STACK_LIMIT: usize = 10 * 1024;
@@ -102,435 +35,52 @@ const MAX_JSON_DEPTH: usize = 256;
 const MAX_LOG_ENTRIES: usize = 100;
 /// Longest kept log message, in bytes.
 const MAX_LOG_MESSAGE_BYTES: usize = 4096;
-/// How long a thread polls a channel before parking on it. Waking a parked
-/// thread costs tens of microseconds on virtualized hosts (52 µs per round
-/// trip measured on the 2-core dev VM), more than a typical run itself.
-const SPIN_BEFORE_PARK: Duration = Duration::from_micros(100);
 /// `console` methods that are captured.
 const LOG_LEVELS: [&str; 5] = ["log", "info", "warn", "error", "debug"];
 
-/// Bounds applied to loading the code and to every run.
-#[derive(Clone, Debug)]
-pub struct TransformLimits {
-    /// Wall-clock budget of one run, from hand-off to a worker until its reply
-    /// (time spent waiting for a free worker is not counted).
-    pub timeout: Duration,
-    /// Loop iterations allowed within one function call. Exceeding it aborts
-    /// the whole run; `try/catch` cannot intercept it.
-    pub max_loop_iterations: u64,
-    /// Maximum JavaScript call depth.
-    pub max_recursion: usize,
-    /// Maximum size of the transformed request serialized as compact JSON.
-    pub max_output_bytes: usize,
-}
+pub(super) type RunResult = Result<TransformOutput, TransformFailure>;
 
-impl Default for TransformLimits {
-    fn default() -> Self {
-        Self {
-            timeout: Duration::from_millis(1000),
-            max_loop_iterations: 10_000_000,
-            max_recursion: 256,
-            max_output_bytes: 5 << 20,
-        }
-    }
-}
+/// Called with every captured console entry as it is made, so that what a
+/// run logged survives the run being killed.
+pub(super) type LogForwarder = Box<dyn FnMut(&LogEntry)>;
 
-/// One captured `console` call.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct LogEntry {
-    /// `log`, `info`, `warn`, `error` or `debug`.
-    pub level: String,
-    /// Arguments joined with spaces; objects are JSON-stringified.
-    pub message: String,
-}
-
-/// Why loading or running a transformation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum TransformError {
-    /// The code does not parse.
-    #[error("compile error: {0}")]
-    Compile(String),
-    /// The code parsed but could not be loaded (top-level code threw, or no
-    /// worker thread could be started).
-    #[error("load error: {0}")]
-    Load(String),
-    /// Loading finished without `addHandler('transform', fn)`.
-    #[error("no handler registered: call addHandler('transform', (request, context) => request)")]
-    MissingHandler,
-    /// The handler (or the promise it returned) threw.
-    #[error("handler threw: {0}")]
-    Threw(String),
-    /// A single function call ran more loop iterations than allowed.
-    #[error("loop iteration limit exceeded ({0} iterations in one function call)")]
-    LoopLimit(u64),
-    /// Call depth or VM stack exhausted.
-    #[error("recursion limit exceeded: {0}")]
-    StackLimit(String),
-    /// The run did not finish in time; its worker was replaced.
-    #[error("timed out after {} ms", .0.as_millis())]
-    Timeout(Duration),
-    /// The handler returned something that is not a usable request.
-    #[error("{0}")]
-    InvalidResult(String),
-    /// The transformed request serializes to more than the allowed bytes.
-    #[error("transformed request exceeds the {0}-byte output limit")]
-    OutputTooLarge(usize),
-    /// The request handed to [`Transformation::run`] has the wrong shape.
-    #[error("invalid input request: {0}")]
-    InvalidInput(String),
-    /// The worker thread died (a panic inside the engine); it was replaced.
-    #[error("transformation worker crashed")]
-    WorkerCrashed,
-}
-
-/// A successful run.
-#[derive(Debug)]
-pub struct TransformOutput {
-    /// `{ headers, body, query, parsed_query, path }`.
-    pub request: Value,
-    /// Console output of the run, in call order.
-    pub logs: Vec<LogEntry>,
-}
-
-/// A failed run, with the console output captured before the failure.
-#[derive(Debug)]
-pub struct TransformFailure {
-    /// What went wrong.
-    pub error: TransformError,
-    /// Console output before the failure (also for timeouts).
-    pub logs: Vec<LogEntry>,
-}
-
-impl From<TransformError> for TransformFailure {
-    fn from(error: TransformError) -> Self {
-        Self {
-            error,
-            logs: Vec::new(),
-        }
-    }
-}
-
-/// A compiled transformation with its pool of warm workers. Send + Sync; cheap
-/// to share in an `Arc`. Dropping it closes the workers' job channels, so idle
-/// workers exit at once and busy ones after their current run.
-pub struct Transformation {
-    pool: Pool,
-}
-
-impl Transformation {
-    /// Loads `code` into a first worker, which doubles as the probe reporting
-    /// syntax errors, top-level throws and a missing `addHandler` at load time,
-    /// then starts the rest of the pool in parallel. `workers == 0` means
-    /// `std::thread::available_parallelism()`.
-    pub fn new(
-        name: &str,
-        code: &str,
-        env: BTreeMap<String, String>,
-        limits: TransformLimits,
-        workers: usize,
-    ) -> Result<Transformation, TransformError> {
-        let size = match workers {
-            0 => thread::available_parallelism().map_or(1, NonZeroUsize::get),
-            n => n,
-        };
-        let spec = Arc::new(Spec {
-            name: name.to_owned(),
-            code: code.to_owned(),
-            env,
-            limits,
-        });
-        Ok(Transformation {
-            pool: Pool::warm(spec, size)?,
-        })
-    }
-
-    /// Blocking call (callers are on plain threads, not async reactors). Runs
-    /// the handler on a free worker, waiting for one if all are busy.
-    pub fn run(
-        &self,
-        request: &Value,
-        context: &Value,
-    ) -> Result<TransformOutput, TransformFailure> {
-        let worker = self.pool.checkout()?;
-        let job = Job {
-            request: request.clone(),
-            context: context.clone(),
-        };
-        match worker.execute(job, self.pool.spec.limits.timeout) {
-            Ok(result) => {
-                self.pool.checkin(worker);
-                result
-            }
-            Err(failure) => {
-                self.pool.retire(worker);
-                Err(failure)
-            }
-        }
-    }
-}
-
-/// Everything a worker needs to (re)load the transformation.
-struct Spec {
-    name: String,
-    code: String,
-    env: BTreeMap<String, String>,
-    limits: TransformLimits,
-}
-
-struct Job {
-    request: Value,
-    context: Value,
-}
-
-type RunResult = Result<TransformOutput, TransformFailure>;
-
-/// Logs of the current run, shared with the caller so that a run that times
-/// out still reports what it logged.
-type LogBuffer = Arc<Mutex<Vec<LogEntry>>>;
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn take_logs(logs: &LogBuffer) -> Vec<LogEntry> {
-    std::mem::take(&mut *lock(logs))
-}
-
-// ---------------------------------------------------------------------------
-// Pool
-// ---------------------------------------------------------------------------
-
-/// Fixed-size set of workers. `live` counts workers that exist (idle or
-/// checked out); a retired worker frees its slot and the next checkout that
-/// finds no idle worker starts a replacement.
-struct Pool {
-    spec: Arc<Spec>,
-    size: usize,
-    state: Mutex<PoolState>,
-    available: Condvar,
-}
-
-struct PoolState {
-    idle: Vec<Worker>,
-    live: usize,
-    /// Callers blocked in `checkout`; notifying only when there are some
-    /// saves a futex syscall per run.
-    waiting: usize,
-}
-
-impl Pool {
-    fn warm(spec: Arc<Spec>, size: usize) -> Result<Pool, TransformError> {
-        let timeout = spec.limits.timeout;
-        let probe = Worker::spawn(&spec)?.finish(timeout)?;
-        let starting = (1..size)
-            .map(|_| Worker::spawn(&spec))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut idle = vec![probe];
-        for worker in starting {
-            idle.push(worker.finish(timeout)?);
-        }
-        Ok(Pool {
-            spec,
-            size,
-            state: Mutex::new(PoolState {
-                live: idle.len(),
-                idle,
-                waiting: 0,
-            }),
-            available: Condvar::new(),
-        })
-    }
-
-    fn checkout(&self) -> Result<Worker, TransformError> {
-        let mut state = lock(&self.state);
-        loop {
-            if let Some(worker) = state.idle.pop() {
-                return Ok(worker);
-            }
-            if state.live < self.size {
-                state.live += 1;
-                drop(state);
-                return self.replace();
-            }
-            state.waiting += 1;
-            state = self
-                .available
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
-            state.waiting -= 1;
-        }
-    }
-
-    /// Starts a worker for a free slot, giving the slot back if that fails so
-    /// the pool can never shrink to zero and block callers forever.
-    fn replace(&self) -> Result<Worker, TransformError> {
-        let started = Worker::spawn(&self.spec).and_then(|w| w.finish(self.spec.limits.timeout));
-        if started.is_err() {
-            self.release_slot();
-        }
-        started
-    }
-
-    fn checkin(&self, worker: Worker) {
-        let mut state = lock(&self.state);
-        state.idle.push(worker);
-        self.wake_one(state);
-    }
-
-    /// Drops a worker that timed out or crashed; closing its job channel makes
-    /// its thread exit as soon as boa returns.
-    fn retire(&self, worker: Worker) {
-        drop(worker);
-        self.release_slot();
-    }
-
-    fn release_slot(&self) {
-        let mut state = lock(&self.state);
-        state.live -= 1;
-        self.wake_one(state);
-    }
-
-    fn wake_one(&self, state: MutexGuard<'_, PoolState>) {
-        let someone_waits = state.waiting > 0;
-        drop(state);
-        if someone_waits {
-            self.available.notify_one();
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Worker handle and thread
-// ---------------------------------------------------------------------------
-
-/// Caller-side handle of a worker thread.
-struct Worker {
-    jobs: Sender<Job>,
-    results: Receiver<RunResult>,
-    logs: LogBuffer,
-}
-
-/// A worker whose thread is still loading the code.
-struct Starting {
-    worker: Worker,
-    ready: Receiver<Result<(), TransformError>>,
-}
-
-impl Worker {
-    fn spawn(spec: &Arc<Spec>) -> Result<Starting, TransformError> {
-        let (job_tx, job_rx) = mpsc::channel();
-        let (result_tx, result_rx) = mpsc::channel();
-        let (ready_tx, ready_rx) = mpsc::channel();
-        let logs = LogBuffer::default();
-        let thread_spec = Arc::clone(spec);
-        let thread_logs = Arc::clone(&logs);
-        thread::Builder::new()
-            .name(format!("transform:{}", spec.name))
-            .stack_size(WORKER_STACK_BYTES)
-            .spawn(move || worker_main(&thread_spec, thread_logs, job_rx, result_tx, ready_tx))
-            .map_err(|e| TransformError::Load(format!("cannot start a worker thread: {e}")))?;
-        Ok(Starting {
-            worker: Worker {
-                jobs: job_tx,
-                results: result_rx,
-                logs,
-            },
-            ready: ready_rx,
-        })
-    }
-
-    /// Runs one job. `Err` means the worker is lost (timed out or crashed)
-    /// and must be retired rather than returned to the pool.
-    fn execute(&self, job: Job, timeout: Duration) -> Result<RunResult, TransformFailure> {
-        let lost = |error| TransformFailure {
-            error,
-            logs: take_logs(&self.logs),
-        };
-        if self.jobs.send(job).is_err() {
-            return Err(lost(TransformError::WorkerCrashed));
-        }
-        match recv_spinning(&self.results, timeout) {
-            Ok(result) => Ok(result),
-            Err(RecvTimeoutError::Timeout) => Err(lost(TransformError::Timeout(timeout))),
-            Err(RecvTimeoutError::Disconnected) => Err(lost(TransformError::WorkerCrashed)),
-        }
-    }
-}
-
-impl Starting {
-    fn finish(self, timeout: Duration) -> Result<Worker, TransformError> {
-        match self.ready.recv_timeout(timeout) {
-            Ok(Ok(())) => Ok(self.worker),
-            Ok(Err(error)) => Err(error),
-            Err(RecvTimeoutError::Timeout) => Err(TransformError::Timeout(timeout)),
-            Err(RecvTimeoutError::Disconnected) => Err(TransformError::WorkerCrashed),
-        }
-    }
+/// Console output of the run on this thread. Thread-local because boa
+/// closures cannot capture host state that is not traced by its GC.
+#[derive(Default)]
+struct LogCapture {
+    entries: Vec<LogEntry>,
+    forward: Option<LogForwarder>,
 }
 
 thread_local! {
-    /// The log buffer of the worker running on this thread, read by the
-    /// native `console` functions (boa closures cannot capture an `Arc`).
-    static LOG_SINK: RefCell<Option<LogBuffer>> = const { RefCell::new(None) };
+    static LOGS: RefCell<LogCapture> = RefCell::default();
 }
 
-fn worker_main(
-    spec: &Spec,
-    logs: LogBuffer,
-    jobs: Receiver<Job>,
-    results: Sender<RunResult>,
-    ready: Sender<Result<(), TransformError>>,
-) {
-    LOG_SINK.with(|sink| *sink.borrow_mut() = Some(Arc::clone(&logs)));
-    let mut engine = match Engine::load(spec, logs) {
-        Ok(engine) => engine,
-        Err(error) => {
-            let _ = ready.send(Err(error));
-            return;
-        }
-    };
-    if ready.send(Ok(())).is_err() {
-        return;
-    }
-    while let Ok(job) = recv_spinning(&jobs, Duration::MAX) {
-        if results.send(engine.run(job)).is_err() {
-            break;
-        }
-    }
+/// Sends every console entry made on this thread to `forward` too.
+pub(super) fn forward_logs(forward: LogForwarder) {
+    LOGS.with(|logs| logs.borrow_mut().forward = Some(forward));
 }
 
-/// `recv_timeout` that first polls for [`SPIN_BEFORE_PARK`], yielding the
-/// core to other runnable threads, so back-to-back messages skip a wake-up.
-fn recv_spinning<T>(channel: &Receiver<T>, timeout: Duration) -> Result<T, RecvTimeoutError> {
-    let start = Instant::now();
-    while start.elapsed() < SPIN_BEFORE_PARK {
-        match channel.try_recv() {
-            Ok(message) => return Ok(message),
-            Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
-            Err(TryRecvError::Empty) => thread::yield_now(),
-        }
-    }
-    channel.recv_timeout(timeout.saturating_sub(start.elapsed()))
+fn take_logs() -> Vec<LogEntry> {
+    LOGS.with(|logs| std::mem::take(&mut logs.borrow_mut().entries))
 }
 
-// ---------------------------------------------------------------------------
-// Engine: one boa context with the user code loaded
-// ---------------------------------------------------------------------------
-
-struct Engine {
+/// A loaded script and its registered handler. Not `Send`: it stays on the
+/// thread that loaded it.
+pub(super) struct Engine {
     context: Context,
     handler: JsFunction,
     limits: TransformLimits,
-    logs: LogBuffer,
 }
 
 impl Engine {
-    fn load(spec: &Spec, logs: LogBuffer) -> Result<Engine, TransformError> {
+    /// Evaluates the script's top-level code and finds its handler.
+    pub(super) fn load(spec: &Script) -> Result<Engine, TransformError> {
         let mut context = sandboxed_context(&spec.limits)?;
         let handlers = JsObject::with_object_proto(context.intrinsics());
         install_globals(&mut context, &spec.env, &handlers)
             .map_err(|e| TransformError::Load(e.to_string()))?;
-        let script = Script::parse(Source::from_bytes(&spec.code), None, &mut context)
+        let script = JsScript::parse(Source::from_bytes(&spec.code), None, &mut context)
             .map_err(|e| TransformError::Compile(e.to_string()))?;
         let evaluated = script.evaluate(&mut context);
         context.run_jobs();
@@ -550,24 +100,28 @@ impl Engine {
             context,
             handler,
             limits: spec.limits.clone(),
-            logs,
         })
     }
 
-    fn run(&mut self, job: Job) -> RunResult {
-        lock(&self.logs).clear();
-        let result = self.execute(job);
-        let logs = take_logs(&self.logs);
+    pub(super) fn limits(&self) -> &TransformLimits {
+        &self.limits
+    }
+
+    /// Calls the handler on `request` (`{headers, body, query, path}`).
+    pub(super) fn run(&mut self, request: Value, context: &Value) -> RunResult {
+        take_logs();
+        let result = self.execute(request, context);
+        let logs = take_logs();
         match result {
             Ok(request) => Ok(TransformOutput { request, logs }),
             Err(error) => Err(TransformFailure { error, logs }),
         }
     }
 
-    fn execute(&mut self, job: Job) -> Result<Value, TransformError> {
-        let inbound = InboundRequest::from_json(job.request)?;
+    fn execute(&mut self, request: Value, context: &Value) -> Result<Value, TransformError> {
+        let inbound = InboundRequest::from_json(request)?;
         let request = inbound.to_js(&mut self.context);
-        let context = json_to_js(&job.context, &mut self.context);
+        let context = json_to_js(context, &mut self.context);
         let returned = self.handler.call(
             &JsValue::undefined(),
             &[request, context],
@@ -704,13 +258,10 @@ fn process_object(context: &mut Context, env: &BTreeMap<String, String>) -> JsRe
     Ok(process)
 }
 
-/// Appends a console call to the running worker's log buffer, keeping at most
-/// [`MAX_LOG_ENTRIES`] entries plus one marker saying that output was dropped.
+/// Records a console call for the current run (and forwards it), keeping at
+/// most [`MAX_LOG_ENTRIES`] entries plus one marker saying that output was dropped.
 fn record_log(level: &'static str, args: &[JsValue], context: &mut Context) -> JsResult<()> {
-    let Some(buffer) = LOG_SINK.with(|sink| sink.borrow().clone()) else {
-        return Ok(());
-    };
-    let kept = lock(&buffer).len();
+    let kept = LOGS.with(|logs| logs.borrow().entries.len());
     let entry = match kept {
         n if n > MAX_LOG_ENTRIES => return Ok(()),
         MAX_LOG_ENTRIES => LogEntry {
@@ -719,13 +270,20 @@ fn record_log(level: &'static str, args: &[JsValue], context: &mut Context) -> J
                 "log limit of {MAX_LOG_ENTRIES} entries reached; further output dropped"
             ),
         },
-        // Formatting may run user code (toJSON, getters): never hold the lock meanwhile.
+        // Formatting may run user code (toJSON, getters, console calls):
+        // never hold the capture borrowed meanwhile.
         _ => LogEntry {
             level: level.into(),
             message: format_log_message(args, context)?,
         },
     };
-    lock(&buffer).push(entry);
+    LOGS.with(|logs| {
+        let mut logs = logs.borrow_mut();
+        if let Some(forward) = logs.forward.as_mut() {
+            forward(&entry);
+        }
+        logs.entries.push(entry);
+    });
     Ok(())
 }
 
@@ -1268,18 +826,39 @@ fn encode_component(text: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+    use std::time::Duration;
 
-    fn load(code: &str) -> Transformation {
-        load_with(code, TransformLimits::default(), 1)
+    /// An engine on the test's thread: these tests are about what scripts
+    /// see and return; tests/gateway/transform_sandbox.rs covers the processes.
+    struct Loaded(RefCell<Engine>);
+
+    impl Loaded {
+        fn run(&self, request: &Value, context: &Value) -> RunResult {
+            self.0.borrow_mut().run(request.clone(), context)
+        }
     }
 
-    fn load_with(code: &str, limits: TransformLimits, workers: usize) -> Transformation {
-        Transformation::new("test", code, BTreeMap::new(), limits, workers)
-            .unwrap_or_else(|e| panic!("load failed: {e}"))
+    fn script(code: &str, env: BTreeMap<String, String>, limits: TransformLimits) -> Script {
+        Script {
+            name: "test".into(),
+            code: code.into(),
+            env,
+            limits,
+        }
+    }
+
+    fn load(code: &str) -> Loaded {
+        load_with(code, TransformLimits::default())
+    }
+
+    fn load_with(code: &str, limits: TransformLimits) -> Loaded {
+        let engine = Engine::load(&script(code, BTreeMap::new(), limits))
+            .unwrap_or_else(|e| panic!("load failed: {e}"));
+        Loaded(RefCell::new(engine))
     }
 
     fn load_error(code: &str) -> TransformError {
-        match Transformation::new("test", code, BTreeMap::new(), TransformLimits::default(), 1) {
+        match Engine::load(&script(code, BTreeMap::new(), TransformLimits::default())) {
             Ok(_) => panic!("expected a load error"),
             Err(error) => error,
         }
@@ -1294,13 +873,13 @@ mod tests {
         })
     }
 
-    fn run_ok(transformation: &Transformation, request: &Value) -> TransformOutput {
+    fn run_ok(transformation: &Loaded, request: &Value) -> TransformOutput {
         transformation
             .run(request, &json!({ "connection": { "id": "conn_1" } }))
             .unwrap_or_else(|f| panic!("run failed: {} (logs {:?})", f.error, f.logs))
     }
 
-    fn run_err(transformation: &Transformation) -> TransformFailure {
+    fn run_err(transformation: &Loaded) -> TransformFailure {
         match transformation.run(&sample_request(), &json!({})) {
             Ok(output) => panic!("expected a failure, got {}", output.request),
             Err(failure) => failure,
@@ -1308,12 +887,6 @@ mod tests {
     }
 
     const IDENTITY: &str = "addHandler('transform', (request) => request);";
-
-    #[test]
-    fn transformation_is_send_and_sync() {
-        fn assert_send_sync<T: Send + Sync>() {}
-        assert_send_sync::<Transformation>();
-    }
 
     #[test]
     fn identity_passes_request_through_with_lowercased_headers() {
@@ -1413,8 +986,8 @@ mod tests {
             request.headers.authorization = 'Bearer ' + process.env.API_KEY;
             return request;
         });"#;
-        let transformation =
-            Transformation::new("env", code, env, TransformLimits::default(), 1).unwrap();
+        let engine = Engine::load(&script(code, env, TransformLimits::default())).unwrap();
+        let transformation = Loaded(RefCell::new(engine));
         let request = run_ok(&transformation, &sample_request()).request;
         assert_eq!(request["headers"]["authorization"], "Bearer secret");
     }
@@ -1458,7 +1031,7 @@ mod tests {
             timeout: Duration::from_secs(10),
             ..TransformLimits::default()
         };
-        let logs = run_ok(&load_with(code, limits, 1), &sample_request()).logs;
+        let logs = run_ok(&load_with(code, limits), &sample_request()).logs;
         assert_eq!(logs.len(), MAX_LOG_ENTRIES + 1);
         assert_eq!(logs[0].message.len(), MAX_LOG_MESSAGE_BYTES);
         assert!(logs[MAX_LOG_ENTRIES].message.contains("log limit"));
@@ -1524,7 +1097,7 @@ mod tests {
             max_loop_iterations: 100_000,
             ..TransformLimits::default()
         };
-        let transformation = load_with(code, limits, 1);
+        let transformation = load_with(code, limits);
         let failure = transformation
             .run(&json!({ "body": { "spin": true } }), &json!({}))
             .unwrap_err();
@@ -1564,36 +1137,6 @@ mod tests {
         let code = "function f(n) { return n === 0 ? 0 : 1 + f(n - 1); }
             addHandler('transform', (r) => { r.body = f(200); return r; });";
         assert_eq!(run_ok(&load(code), &sample_request()).request["body"], 200);
-    }
-
-    #[test]
-    fn timeout_replaces_worker_and_later_runs_work() {
-        let code = r#"addHandler('transform', (request) => {
-            if (request.body.slow) {
-                console.log('starting slow work');
-                const end = Date.now() + 1500;
-                while (Date.now() < end) {}
-            }
-            return request;
-        });"#;
-        let limits = TransformLimits {
-            timeout: Duration::from_millis(300),
-            ..TransformLimits::default()
-        };
-        let transformation = load_with(code, limits, 1);
-        let failure = transformation
-            .run(&json!({ "body": { "slow": true } }), &json!({}))
-            .unwrap_err();
-        assert!(
-            matches!(failure.error, TransformError::Timeout(_)),
-            "{:?}",
-            failure.error
-        );
-        assert_eq!(failure.error.to_string(), "timed out after 300 ms");
-        assert_eq!(failure.logs.len(), 1);
-        for _ in 0..3 {
-            run_ok(&transformation, &json!({ "body": { "slow": false } }));
-        }
     }
 
     #[test]
@@ -1644,7 +1187,7 @@ mod tests {
             max_output_bytes: 10_000,
             ..TransformLimits::default()
         };
-        let failure = run_err(&load_with(code, limits, 1));
+        let failure = run_err(&load_with(code, limits));
         assert!(
             matches!(failure.error, TransformError::OutputTooLarge(10_000)),
             "{:?}",
@@ -1726,33 +1269,6 @@ mod tests {
                 "processKeys": ["env"], "imported": "blocked"
             })
         );
-    }
-
-    #[test]
-    fn concurrent_runs_are_all_correct() {
-        let code = r#"addHandler('transform', (request) => {
-            request.body = { doubled: request.body.n * 2 };
-            request.headers['x-n'] = String(request.body.doubled / 2);
-            return request;
-        });"#;
-        let transformation = Arc::new(load_with(code, TransformLimits::default(), 3));
-        let threads: Vec<_> = (0..6)
-            .map(|t| {
-                let transformation = Arc::clone(&transformation);
-                thread::spawn(move || {
-                    for i in 0..40 {
-                        let n = t * 1000 + i;
-                        let request = json!({ "body": { "n": n } });
-                        let output = transformation.run(&request, &json!({})).unwrap();
-                        assert_eq!(output.request["body"]["doubled"], n * 2);
-                        assert_eq!(output.request["headers"]["x-n"], n.to_string());
-                    }
-                })
-            })
-            .collect();
-        for handle in threads {
-            handle.join().unwrap();
-        }
     }
 
     #[test]
