@@ -2,7 +2,7 @@
 
 use super::error::{ApiError, ApiResult};
 use super::query::Query;
-use super::{blocking, paged, views, views_with_data, ApiState, Shared};
+use super::{blocking, bounded_page, paged, views, ApiState, Shared};
 use crate::model::{IgnoredEvent, Request, RequestStatus};
 use crate::pipeline::Router;
 use crate::store::Store;
@@ -21,18 +21,15 @@ pub async fn list_requests(
     let page = query.page()?;
     let keep = request_filter(&query, &state.store)?;
     let include_data = query.one("include") == Some("data");
+    let budget = state.config.load().limits.api_page_bytes;
     let store = state.store.clone();
     // Requests acknowledged before this call are listed.
     store.wait_indexed().await;
     blocking(move || {
         let found = store.page_requests(&page, &keep)?;
-        let models = views_with_data(
-            &found.items,
-            include_data,
-            |r| store.request_payload(&r.id),
-            views::request,
-        )?;
-        Ok(Json(paged(&page, found.next, found.prev, models)))
+        let payload = |r: &Request| store.request_payload(&r.id);
+        let answer = bounded_page(&page, found, include_data, budget, payload, views::request)?;
+        Ok(Json(answer))
     })
     .await
 }
