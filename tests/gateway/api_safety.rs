@@ -571,3 +571,30 @@ async fn an_endpoint_signs_with_its_newest_secrets_only() {
     let signatures = delivery.header("webhook-signature").unwrap();
     assert_eq!(signatures.split(' ').count(), 3, "{signatures}");
 }
+
+#[tokio::test]
+async fn a_credential_in_the_query_is_masked_in_the_attempts_recorded() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let secret = "key-in-the-query-0123456789";
+    let auth = format!("auth_method = {{ type = \"api_key\", key = \"api_key\", api_key = \"{secret}\", to = \"query\" }}");
+    let config = format!(
+        "[[sources]]\nname = \"shop\"\n[[destinations]]\nname = \"out\"\nurl = \"{}\"\n{auth}\n[[connections]]\nname = \"c\"\nsource = \"shop\"\ndestination = \"out\"\n",
+        sink.url("/")
+    );
+    let gw = TestGateway::start(&config).await;
+    assert_eq!(gw.post("/e/shop", "{}").await.0, 200);
+    let delivered = &sink.wait_for(1).await[0];
+    assert_eq!(
+        delivered.query.as_deref(),
+        Some(format!("api_key={secret}").as_str())
+    );
+    let event = gw
+        .wait_event(|e| e.status == hookgate::model::EventStatus::Successful)
+        .await;
+    let (status, attempts) = gw
+        .api_get(&format!("/attempts?event_id={}", event.id))
+        .await;
+    assert_eq!(status, 200);
+    let url = attempts["models"][0]["requested_url"].as_str().unwrap();
+    assert!(url.contains("api_key=") && !url.contains(secret), "{url}");
+}
