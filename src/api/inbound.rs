@@ -2,7 +2,7 @@
 
 use super::error::{ApiError, ApiResult};
 use super::query::Query;
-use super::{blocking, bounded_page, paged, views, ApiState, Shared};
+use super::{blocking, bounded_page, views, with_data, ApiState, Shared};
 use crate::model::{IgnoredEvent, Request, RequestStatus};
 use crate::pipeline::Router;
 use crate::store::Store;
@@ -28,8 +28,8 @@ pub async fn list_requests(
     blocking(move || {
         let found = store.page_requests(&page, &keep)?;
         let payload = |r: &Request| store.request_payload(&r.id);
-        let answer = bounded_page(&page, found, include_data, budget, payload, views::request)?;
-        Ok(Json(answer))
+        let view = with_data(include_data, payload, views::request);
+        Ok(Json(bounded_page(&page, found, budget, view)?))
     })
     .await
 }
@@ -202,11 +202,12 @@ pub async fn list_ignored_events(
     let query = Query::parse(raw.as_deref());
     let page = query.page()?;
     let keep = ignored_filter(&query)?;
+    let budget = state.config.load().limits.api_page_bytes;
     let store = state.store.clone();
     blocking(move || {
         let found = store.page_ignored_events(&page, &keep)?;
-        let models = found.items.iter().map(views::ignored_event).collect();
-        Ok(Json(paged(&page, found.next, found.prev, models)))
+        let view = |ignored: &IgnoredEvent| Ok(views::ignored_event(ignored));
+        Ok(Json(bounded_page(&page, found, budget, view)?))
     })
     .await
 }

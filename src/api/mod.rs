@@ -238,19 +238,29 @@ pub fn router(state: Arc<ApiState>) -> Routes {
         .with_state(state)
 }
 
-/// A page of records as Hookdeck's list answer, each record with its payload
-/// when `include=data` asked for it, bounded by `budget_bytes` serialized:
-/// the page ends early once its views pass the budget (a record is read only
-/// when the page still has room), with the cursor moved to where it ended so
-/// the client continues from there. The record nearest the cursor is always
-/// kept, so a single huge one still comes, one per page.
+/// A record's view, with its payload when `include=data` asked for it.
+fn with_data<T>(
+    include_data: bool,
+    payload: impl Fn(&T) -> crate::store::Result<Option<Payload>>,
+    view: impl Fn(&T, Option<&Payload>) -> Value,
+) -> impl Fn(&T) -> ApiResult<Value> {
+    move |record| {
+        let data = if include_data { payload(record)? } else { None };
+        Ok(view(record, data.as_ref()))
+    }
+}
+
+/// A page of records as Hookdeck's list answer, bounded by `budget_bytes` of
+/// views: the page ends early once they pass the budget (a record's view, and
+/// so its payload, is built only while the page has room), with the cursor
+/// moved to where it ended so the client continues from there. The record
+/// nearest the cursor is always kept, so a single huge one still comes, one
+/// per page.
 fn bounded_page<T>(
     request: &PageRequest,
     found: crate::store::Page<T>,
-    include_data: bool,
     budget_bytes: usize,
-    payload: impl Fn(&T) -> crate::store::Result<Option<Payload>>,
-    view: impl Fn(&T, Option<&Payload>) -> Value,
+    view: impl Fn(&T) -> ApiResult<Value>,
 ) -> ApiResult<Value> {
     let backwards = matches!(request.cursor, crate::store::Cursor::Prev(_));
     let nearest_first: Box<dyn Iterator<Item = &T>> = if backwards {
@@ -263,8 +273,7 @@ fn bounded_page<T>(
         if !models.is_empty() && used > budget_bytes {
             break;
         }
-        let data = if include_data { payload(record)? } else { None };
-        let model = view(record, data.as_ref());
+        let model = view(record)?;
         used += serialized_len(&model);
         models.push(model);
     }

@@ -2,7 +2,7 @@
 
 use super::error::{ApiError, ApiResult};
 use super::query::{Query, Range};
-use super::{blocking, bounded_page, paged, views, Shared};
+use super::{blocking, bounded_page, paged, views, with_data, Shared};
 use crate::ids::now_ms;
 use crate::model::{AttemptTrigger, Event, EventStatus};
 use crate::store::{QueueMove, Store};
@@ -24,8 +24,8 @@ pub async fn list_events(State(state): Shared, RawQuery(raw): RawQuery) -> ApiRe
     blocking(move || {
         let found = store.page_events(&page, &keep)?;
         let payload = |e: &Event| store.event_payload(e);
-        let answer = bounded_page(&page, found, include_data, budget, payload, views::event)?;
-        Ok(Json(answer))
+        let view = with_data(include_data, payload, views::event);
+        Ok(Json(bounded_page(&page, found, budget, view)?))
     })
     .await
 }

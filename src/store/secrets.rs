@@ -81,3 +81,40 @@ impl Store {
         Ok(transformation)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{temp_store, ALL_API_OBJECTS};
+    use crate::config::{ApiObject, ObjectKind};
+    use serde_json::json;
+
+    #[test]
+    fn secrets_stored_plain_by_an_older_store_read_and_are_sealed_when_next_written() {
+        let (_dir, store) = temp_store();
+        let verification =
+            json!({ "type": "basic_auth", "username": "u", "password": "pw-plain-before" });
+        let source = ApiObject {
+            kind: ObjectKind::Source,
+            name: "s".into(),
+            fields: json!({ "verification": verification })
+                .as_object()
+                .unwrap()
+                .clone(),
+            archived_at: None,
+        };
+        let stored_bytes = || store.api_objects.get(ALL_API_OBJECTS).unwrap().unwrap();
+        let plain = serde_json::to_vec(&[&source]).unwrap();
+        store.api_objects.insert(ALL_API_OBJECTS, plain).unwrap();
+        assert_eq!(store.api_objects().unwrap(), vec![source.clone()]);
+
+        store
+            .replace_api_objects(std::slice::from_ref(&source))
+            .unwrap();
+        let sealed = String::from_utf8(stored_bytes().to_vec()).unwrap();
+        assert!(
+            !sealed.contains("pw-plain-before") && sealed.contains("sealed:v1:"),
+            "{sealed}"
+        );
+        assert_eq!(store.api_objects().unwrap(), vec![source]);
+    }
+}

@@ -29,6 +29,13 @@ async fn refused(gw: &TestGateway, method: Method, path: &str, body: &Value) -> 
     answer["message"].as_str().unwrap().to_string()
 }
 
+/// POSTs `body` and expects it created (200, or 201 for `/v1`); returns the answer.
+async fn created(gw: &TestGateway, path: &str, body: Value) -> Value {
+    let (status, answer) = gw.api_send(Method::POST, path, body).await;
+    assert!(matches!(status, 200 | 201), "{path}: {status} {answer}");
+    answer
+}
+
 #[tokio::test]
 async fn api_objects_may_not_name_files_on_the_server() {
     let sink = Sink::start(Reply::Status(200)).await;
@@ -85,34 +92,20 @@ async fn api_objects_may_not_name_files_on_the_server() {
 async fn api_secrets_may_not_read_the_environment_and_say_nothing_of_it() {
     let gw = TestGateway::start_with(INSECURE, "").await;
     let url = "https://example.com/hooks";
-    let (status, _) = gw
-        .api_send(
-            Method::POST,
-            "/destinations",
-            json!({ "name": "dx", "url": url }),
-        )
-        .await;
-    assert_eq!(status, 200);
-    let (status, transformation) = gw
-        .api_send(
-            Method::POST,
-            "/transformations",
-            json!({ "name": "tx", "code": IDENTITY }),
-        )
-        .await;
-    assert_eq!(status, 200, "{transformation}");
-    let (status, app) = gw
-        .api_send(Method::POST, "/v1/applications", json!({ "name": "prod" }))
-        .await;
-    assert_eq!(status, 201);
-    let (status, endpoint) = gw
-        .api_send(
-            Method::POST,
-            "/v1/endpoints",
-            json!({ "application_id": app["id"], "url": url }),
-        )
-        .await;
-    assert_eq!(status, 201);
+    created(&gw, "/destinations", json!({ "name": "dx", "url": url })).await;
+    let transformation = created(
+        &gw,
+        "/transformations",
+        json!({ "name": "tx", "code": IDENTITY }),
+    )
+    .await;
+    let app = created(&gw, "/v1/applications", json!({ "name": "prod" })).await;
+    let endpoint = created(
+        &gw,
+        "/v1/endpoints",
+        json!({ "application_id": app["id"], "url": url }),
+    )
+    .await;
     let transformation_path = format!(
         "/transformations/{}",
         transformation["id"].as_str().unwrap()
