@@ -96,7 +96,11 @@ impl Gateway {
             catalog: catalog.clone(),
             scheduler: scheduler.clone(),
             router: router.clone(),
-            keys: ApiKeys::new(&config.api_keys, config.server.api_rate_limit_per_minute),
+            keys: ApiKeys::new(
+                &config.api_keys,
+                config.server.api_rate_limit_per_minute,
+                config.server.api_failed_logins_per_minute,
+            ),
             transform_limits: config.limits.transform_limits(),
             bulk_updates: std::sync::Mutex::default(),
             endpoint_updates: std::sync::Mutex::default(),
@@ -271,8 +275,10 @@ fn served_catalog(config: &Config, store: &Store) -> anyhow::Result<Catalog> {
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let dir = config.server.data_dir.clone();
     let limits = config.limits.clone();
+    let secrets_key = config.secrets_key.clone();
     tokio::task::spawn_blocking(move || {
-        Store::open_with(&dir, limits.store_cache_bytes, limits.journal_segment_bytes)
+        let (cache, segments) = (limits.store_cache_bytes, limits.journal_segment_bytes);
+        Store::open_keyed(&dir, cache, segments, secrets_key.as_ref())
             .with_context(|| format!("opening the store in {}", dir.display()))
     })
     .await?
@@ -302,6 +308,8 @@ async fn start_api(
         let stop = async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         };
+        // Client addresses, for the limit on failed logins.
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(error) = axum::serve(listener, app)
             .with_graceful_shutdown(stop)
             .await

@@ -7,6 +7,34 @@
 /// Prefix marking a config value as a reference to an environment variable.
 pub const ENV_PREFIX: &str = "env:";
 
+/// Whether a value would read the environment, in any spelling an attacker
+/// might try (`ENV:`, leading spaces): values given through the API must not,
+/// since an API key holder is not the operator (see `config::api_objects`).
+pub fn names_environment(value: &str) -> bool {
+    value
+        .trim_start()
+        .get(..ENV_PREFIX.len())
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case(ENV_PREFIX))
+}
+
+/// Why an API value that names the environment is refused. The same words
+/// whether the variable exists or not, so the answer tells nothing about it.
+pub const ENVIRONMENT_REFUSED: &str =
+    "`env:` references are for gateway.toml only: give the value itself";
+
+/// How API answers show a secret: never in full. A long one keeps its
+/// first 4 characters (to tell secrets apart: `whsec_…` shows its kind), a
+/// short one nothing at all.
+pub fn masked(secret: &str) -> String {
+    const SHOWN: usize = 4;
+    const LONG_ENOUGH_TO_SHOW: usize = 16;
+    if secret.chars().count() < LONG_ENOUGH_TO_SHOW {
+        return "****".into();
+    }
+    let shown: String = secret.chars().take(SHOWN).collect();
+    format!("{shown}…")
+}
+
 /// Resolves a config value: `env:NAME` → the value of environment variable
 /// `NAME`; anything else is returned unchanged (a literal secret).
 ///
@@ -53,6 +81,22 @@ mod tests {
         assert_eq!(resolve("").unwrap(), "");
         // Only the exact lowercase prefix is special.
         assert_eq!(resolve("ENV:FOO").unwrap(), "ENV:FOO");
+    }
+
+    #[test]
+    fn every_spelling_of_an_env_reference_names_the_environment() {
+        for value in ["env:X", "ENV:X", "Env:X", "  env:X", "\tENV:"] {
+            assert!(names_environment(value), "{value:?}");
+        }
+        for value in ["", "en", "envy", "x env:X", "whsec_abc"] {
+            assert!(!names_environment(value), "{value:?}");
+        }
+    }
+
+    #[test]
+    fn masked_secrets_show_at_most_their_first_four_characters() {
+        assert_eq!(masked("short"), "****");
+        assert_eq!(masked("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), "whse…");
     }
 
     #[test]

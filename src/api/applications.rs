@@ -1,7 +1,7 @@
 //! `/v1/applications` (one per product environment) and their event types.
 
 use super::endpoints::{remove_endpoint, serve_endpoints};
-use super::error::{json_body, ApiError, ApiResult};
+use super::error::{checked_name, json_body, ApiError, ApiResult};
 use super::query::{iso, Query};
 use super::v1::{deleted, present, PageNumber};
 use super::{blocking, Shared};
@@ -73,6 +73,7 @@ fn name_given(name: &str) -> ApiResult<String> {
     if name.is_empty() {
         return Err(ApiError::invalid("name", "must not be empty"));
     }
+    checked_name("name", name)?;
     Ok(name.to_string())
 }
 

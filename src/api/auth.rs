@@ -1,9 +1,11 @@
 //! API keys (`Authorization: Bearer KEY`, or Basic with the key as user name and
-//! an empty password), compared in constant time, and a rate limit per key.
+//! an empty password), compared in constant time, a rate limit per key and
+//! one on failed logins per client address.
 
 use super::error::ApiError;
+use super::failed_logins::FailedLogins;
 use super::ApiState;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -26,10 +28,12 @@ pub struct ApiKeys {
     digests: Vec<[u8; 32]>,
     limiter: KeyedLimiter,
     per_minute: u32,
+    failed_logins: FailedLogins,
 }
 
 impl ApiKeys {
-    pub fn new(keys: &[String], per_minute: u32) -> ApiKeys {
+    /// `per_minute` calls per key, `failed_logins_per_minute` failed logins per client address.
+    pub fn new(keys: &[String], per_minute: u32, failed_logins_per_minute: u32) -> ApiKeys {
         let per_minute = per_minute.max(1);
         let quota = Quota::per_minute(NonZeroU32::new(per_minute).expect("at least 1"));
         ApiKeys {
@@ -39,6 +43,7 @@ impl ApiKeys {
                 .collect(),
             limiter: RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
             per_minute,
+            failed_logins: FailedLogins::new(failed_logins_per_minute),
         }
     }
 
@@ -67,8 +72,11 @@ fn presented_key(headers: &HeaderMap) -> Option<String> {
         "bearer" => Some(credentials.trim().to_string()),
         "basic" => {
             let decoded = String::from_utf8(STANDARD.decode(credentials.trim()).ok()?).ok()?;
-            let (user, _password) = decoded.split_once(':').unwrap_or((&decoded, ""));
-            Some(user.to_string())
+            let (user, password) = decoded.split_once(':').unwrap_or((&decoded, ""));
+            // Hookdeck's form: the key as user name, an empty password. A
+            // password is refused rather than ignored, so that nobody believes
+            // it protects anything.
+            password.is_empty().then(|| user.to_string())
         }
         _ => None,
     }
@@ -82,7 +90,20 @@ pub async fn require_key(
     next: Next,
 ) -> Response {
     let keys = &state.keys;
+    let client = request
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip());
+    let now = std::time::Instant::now();
+    if let Some(wait) = client.and_then(|ip| keys.failed_logins.locked_out(ip, now)) {
+        let retry_after = wait.as_secs() + 1;
+        let message = format!("too many failed logins from this address; retry in {retry_after} s");
+        return too_many(message, retry_after);
+    }
     let Some(key) = keys.identify(request.headers()) else {
+        if let Some(ip) = client {
+            keys.failed_logins.record_failure(ip, now);
+        }
         let mut error = ApiError::new(
             StatusCode::UNAUTHORIZED,
             "a valid API key is required: Authorization: Bearer KEY",
@@ -106,19 +127,25 @@ pub async fn require_key(
         Err(not_until) => {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let retry_after = wait.as_secs() + 1;
-            let mut error = ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
+            let mut error = too_many(
                 format!(
                     "rate limit of {limit} calls per minute exceeded; retry in {retry_after} s"
                 ),
-            )
-            .into_response();
-            let headers = error.headers_mut();
-            set_rate_headers(headers, limit, 0, retry_after);
-            headers.insert(header::RETRY_AFTER, retry_after.into());
+                retry_after,
+            );
+            set_rate_headers(error.headers_mut(), limit, 0, retry_after);
             error
         }
     }
+}
+
+/// A 429 saying when to come back.
+fn too_many(message: String, retry_after_seconds: u64) -> Response {
+    let mut error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, message).into_response();
+    error
+        .headers_mut()
+        .insert(header::RETRY_AFTER, retry_after_seconds.into());
+    error
 }
 
 fn set_rate_headers(headers: &mut HeaderMap, limit: u32, remaining: u32, reset_seconds: u64) {

@@ -1,7 +1,7 @@
 //! `/bookmarks`: save an event's data under a label; `trigger` replays it
 //! through its connection as a new event.
 
-use super::error::{json_body, ApiError, ApiResult};
+use super::error::{checked_name, json_body, ApiError, ApiResult};
 use super::query::iso;
 use super::{blocking, views, Shared};
 use crate::ids::{new_id, now_ms};
@@ -27,6 +27,12 @@ pub struct BookmarkChange {
     name: Option<String>,
 }
 
+/// A bookmark's label and name are both names (bounded alike).
+fn check_names(label: Option<&str>, name: Option<&str>) -> ApiResult<()> {
+    label.map_or(Ok(()), |label| checked_name("label", label))?;
+    name.map_or(Ok(()), |name| checked_name("name", name))
+}
+
 fn view(bookmark: &Bookmark) -> Value {
     json!({
         "id": bookmark.id,
@@ -49,6 +55,7 @@ pub async fn create(
     if input.label.trim().is_empty() {
         return Err(ApiError::invalid("label", "must not be empty"));
     }
+    check_names(Some(&input.label), input.name.as_deref())?;
     let store = state.store.clone();
     blocking(move || {
         let event = store.event(&input.event_id)?.ok_or_else(|| {
@@ -104,6 +111,7 @@ pub async fn update(
     body: Result<Json<BookmarkChange>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
     let change = json_body(body)?;
+    check_names(change.label.as_deref(), change.name.as_deref())?;
     let store = state.store.clone();
     blocking(move || {
         let mut bookmark = store

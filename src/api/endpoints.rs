@@ -2,7 +2,7 @@
 //! at once: the catalog's endpoints are rebuilt and the endpoint's lane woken.
 
 use super::applications::application_of;
-use super::error::{json_body, ApiError, ApiResult};
+use super::error::{json_body, refuse_environment, ApiError, ApiResult};
 use super::query::{iso, Query};
 use super::v1::{deleted, present, PageNumber};
 use super::{blocking, ApiState, Shared};
@@ -50,7 +50,16 @@ pub struct Rotation {
     secret: Option<String>,
 }
 
+/// An endpoint as answers show it: its secret masked.
 fn view(state: &ApiState, endpoint: &Endpoint) -> Value {
+    let mut view = view_with_secret(state, endpoint);
+    view["secret"] = json!(crate::secret::masked(&endpoint.secret));
+    view
+}
+
+/// The endpoint with its secret in full: only the answers to creating one and
+/// to rotating its secret show it, once, as the caller just chose or got it.
+fn view_with_secret(state: &ApiState, endpoint: &Endpoint) -> Value {
     json!({
         "id": endpoint.id,
         "application_id": endpoint.application_id,
@@ -117,6 +126,7 @@ fn checked_url(state: &ApiState, url: &str) -> ApiResult<String> {
 }
 
 fn checked_secret(secret: Option<&str>) -> ApiResult<String> {
+    refuse_environment("secret", secret)?;
     match secret {
         Some(text) => WebhookSecret::parse(text)
             .map(|s| s.to_whsec())
@@ -206,7 +216,10 @@ pub async fn create(
         apply_status(store, &endpoint, EndpointStatus::Active)?;
         store.save_endpoint(&endpoint)?;
         serve_endpoints(&state)?;
-        Ok((StatusCode::CREATED, Json(view(&state, &endpoint))))
+        Ok((
+            StatusCode::CREATED,
+            Json(view_with_secret(&state, &endpoint)),
+        ))
     })
     .await
 }
@@ -295,16 +308,22 @@ pub async fn rotate_secret(
         let store = &state.store;
         let mut endpoint = endpoint_of(store, &id)?;
         let now_secs = (now_ms() / 1000) as i64;
-        let grace_secs = (state.config.load().outbound.secret_rotation_grace_ms / 1000) as i64;
+        let outbound = &state.config.load().outbound;
+        let grace_secs = (outbound.secret_rotation_grace_ms / 1000) as i64;
         endpoint
             .previous_secrets
             .retain(|(_, until)| *until > now_secs);
         let old = std::mem::replace(&mut endpoint.secret, secret);
         endpoint.previous_secrets.push((old, now_secs + grace_secs));
+        // Every secret signs every delivery: past the bound, the oldest
+        // rotated-out ones stop early, so the signature header stays small.
+        let kept = outbound.max_endpoint_secrets.max(1) - 1;
+        let expired_early = endpoint.previous_secrets.len().saturating_sub(kept);
+        endpoint.previous_secrets.drain(..expired_early);
         endpoint.updated_at = now_ms();
         store.save_endpoint(&endpoint)?;
         serve_endpoints(&state)?;
-        Ok(Json(view(&state, &endpoint)))
+        Ok(Json(view_with_secret(&state, &endpoint)))
     })
     .await
 }

@@ -42,6 +42,33 @@ impl ApiError {
     }
 }
 
+/// A field only gateway.toml may use (see `config::api_objects`).
+impl From<crate::config::OperatorOnly> for ApiError {
+    fn from(refused: crate::config::OperatorOnly) -> ApiError {
+        ApiError::invalid(&refused.field, refused.message)
+    }
+}
+
+/// Refuses a value that would read the server's environment (`env:NAME`):
+/// that is for the operator's own file, never for what the API is given.
+pub fn refuse_environment(
+    field: &str,
+    values: impl IntoIterator<Item = impl AsRef<str>>,
+) -> ApiResult<()> {
+    if values
+        .into_iter()
+        .any(|value| crate::secret::names_environment(value.as_ref()))
+    {
+        return Err(ApiError::invalid(field, crate::secret::ENVIRONMENT_REFUSED));
+    }
+    Ok(())
+}
+
+/// Refuses a name over `names::MAX_NAME_CHARS`.
+pub fn checked_name(field: &str, name: &str) -> ApiResult<()> {
+    crate::names::check_length(name).map_err(|e| ApiError::invalid(field, e))
+}
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(error: crate::store::StoreError) -> ApiError {
         tracing::error!(%error, "store error while answering the API");

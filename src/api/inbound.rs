@@ -2,7 +2,7 @@
 
 use super::error::{ApiError, ApiResult};
 use super::query::Query;
-use super::{blocking, paged, views, views_with_data, ApiState, Shared};
+use super::{blocking, bounded_page, views, with_data, ApiState, Shared};
 use crate::model::{IgnoredEvent, Request, RequestStatus};
 use crate::pipeline::Router;
 use crate::store::Store;
@@ -21,18 +21,15 @@ pub async fn list_requests(
     let page = query.page()?;
     let keep = request_filter(&query, &state.store)?;
     let include_data = query.one("include") == Some("data");
+    let budget = state.config.load().limits.api_page_bytes;
     let store = state.store.clone();
     // Requests acknowledged before this call are listed.
     store.wait_indexed().await;
     blocking(move || {
         let found = store.page_requests(&page, &keep)?;
-        let models = views_with_data(
-            &found.items,
-            include_data,
-            |r| store.request_payload(&r.id),
-            views::request,
-        )?;
-        Ok(Json(paged(&page, found.next, found.prev, models)))
+        let payload = |r: &Request| store.request_payload(&r.id);
+        let view = with_data(include_data, payload, views::request);
+        Ok(Json(bounded_page(&page, found, budget, view)?))
     })
     .await
 }
@@ -205,11 +202,12 @@ pub async fn list_ignored_events(
     let query = Query::parse(raw.as_deref());
     let page = query.page()?;
     let keep = ignored_filter(&query)?;
+    let budget = state.config.load().limits.api_page_bytes;
     let store = state.store.clone();
     blocking(move || {
         let found = store.page_ignored_events(&page, &keep)?;
-        let models = found.items.iter().map(views::ignored_event).collect();
-        Ok(Json(paged(&page, found.next, found.prev, models)))
+        let view = |ignored: &IgnoredEvent| Ok(views::ignored_event(ignored));
+        Ok(Json(bounded_page(&page, found, budget, view)?))
     })
     .await
 }

@@ -1,6 +1,6 @@
 //! `/issue-triggers` and `/issues`: what opens issues, and the issues themselves.
 
-use super::error::{json_body, ApiError, ApiResult};
+use super::error::{checked_name, json_body, refuse_environment, ApiError, ApiResult};
 use super::query::{iso, Query};
 use super::{blocking, Shared};
 use crate::ids::{new_id, now_ms};
@@ -36,6 +36,8 @@ fn every_connection() -> Vec<String> {
 
 fn input(body: Result<Json<TriggerInput>, JsonRejection>) -> ApiResult<TriggerInput> {
     let input = json_body(body)?;
+    checked_name("name", &input.name)?;
+    refuse_environment("webhook_url", &input.webhook_url)?;
     if let Some(url) = &input.webhook_url {
         let parsed =
             url::Url::parse(url).map_err(|e| ApiError::invalid("webhook_url", e.to_string()))?;

@@ -9,6 +9,7 @@ mod catalog;
 mod delivery_query;
 mod endpoints;
 mod error;
+mod failed_logins;
 mod inbound;
 mod issues;
 mod objects;
@@ -237,20 +238,73 @@ pub fn router(state: Arc<ApiState>) -> Routes {
         .with_state(state)
 }
 
-/// Each record's view, with its payload when `include=data` asked for it.
-fn views_with_data<T>(
-    records: &[T],
+/// A record's view, with its payload when `include=data` asked for it.
+fn with_data<T>(
     include_data: bool,
     payload: impl Fn(&T) -> crate::store::Result<Option<Payload>>,
     view: impl Fn(&T, Option<&Payload>) -> Value,
-) -> ApiResult<Vec<Value>> {
-    records
-        .iter()
-        .map(|record| {
-            let data = if include_data { payload(record)? } else { None };
-            Ok(view(record, data.as_ref()))
-        })
-        .collect()
+) -> impl Fn(&T) -> ApiResult<Value> {
+    move |record| {
+        let data = if include_data { payload(record)? } else { None };
+        Ok(view(record, data.as_ref()))
+    }
+}
+
+/// A page of records as Hookdeck's list answer, bounded by `budget_bytes` of
+/// views: the page ends early once they pass the budget (a record's view, and
+/// so its payload, is built only while the page has room), with the cursor
+/// moved to where it ended so the client continues from there. The record
+/// nearest the cursor is always kept, so a single huge one still comes, one
+/// per page.
+fn bounded_page<T>(
+    request: &PageRequest,
+    found: crate::store::Page<T>,
+    budget_bytes: usize,
+    view: impl Fn(&T) -> ApiResult<Value>,
+) -> ApiResult<Value> {
+    let backwards = matches!(request.cursor, crate::store::Cursor::Prev(_));
+    let nearest_first: Box<dyn Iterator<Item = &T>> = if backwards {
+        Box::new(found.items.iter().rev())
+    } else {
+        Box::new(found.items.iter())
+    };
+    let (mut models, mut used) = (Vec::new(), 0);
+    for record in nearest_first {
+        if !models.is_empty() && used > budget_bytes {
+            break;
+        }
+        let model = view(record)?;
+        used += serialized_len(&model);
+        models.push(model);
+    }
+    let cut_short = models.len() < found.items.len();
+    if backwards {
+        models.reverse();
+    }
+    let end_id = |model: Option<&Value>| model.and_then(|m| m["id"].as_str()).map(String::from);
+    let (next, prev) = match (cut_short, backwards) {
+        (false, _) => (found.next, found.prev),
+        (true, false) => (end_id(models.last()), found.prev),
+        (true, true) => (found.next, end_id(models.first())),
+    };
+    Ok(paged(request, next, prev, models))
+}
+
+/// How many bytes `value` takes as JSON, without building the text.
+fn serialized_len(value: &Value) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    serde_json::to_writer(&mut counter, value).expect("a JSON value serializes");
+    counter.0
 }
 
 /// Runs store work off the reactor.

@@ -230,6 +230,7 @@ fn to_object(
     mut fields: Map<String, Value>,
     objects: &mut Vec<ApiObject>,
 ) -> ApiResult<ApiObject> {
+    crate::config::refuse_operator_only(&fields)?;
     let name = match fields.remove("name") {
         Some(Value::String(name)) => name,
         _ => return Err(ApiError::invalid("name", "is required (a string)")),

@@ -2,7 +2,7 @@
 
 use super::error::{ApiError, ApiResult};
 use super::query::{Query, Range};
-use super::{blocking, paged, views, views_with_data, Shared};
+use super::{blocking, bounded_page, paged, views, with_data, Shared};
 use crate::ids::now_ms;
 use crate::model::{AttemptTrigger, Event, EventStatus};
 use crate::store::{QueueMove, Store};
@@ -19,16 +19,13 @@ pub async fn list_events(State(state): Shared, RawQuery(raw): RawQuery) -> ApiRe
     let page = query.page()?;
     let keep = event_filter(&query, &state.store)?;
     let include_data = query.one("include") == Some("data");
+    let budget = state.config.load().limits.api_page_bytes;
     let store = state.store.clone();
     blocking(move || {
         let found = store.page_events(&page, &keep)?;
-        let models = views_with_data(
-            &found.items,
-            include_data,
-            |e| store.event_payload(e),
-            views::event,
-        )?;
-        Ok(Json(paged(&page, found.next, found.prev, models)))
+        let payload = |e: &Event| store.event_payload(e);
+        let view = with_data(include_data, payload, views::event);
+        Ok(Json(bounded_page(&page, found, budget, view)?))
     })
     .await
 }

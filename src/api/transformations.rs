@@ -1,9 +1,11 @@
 //! `PUT /transformations/run`: try a transformation's code on a sample request,
 //! exactly as the router would run it, and see the result and the logs.
 
-use super::error::{json_body, unreadable_body, ApiError, ApiResult};
+use super::error::{
+    checked_name, json_body, refuse_environment, unreadable_body, ApiError, ApiResult,
+};
 use super::query::{iso, Query};
-use super::{blocking, objects, ApiState, Shared};
+use super::{blocking, objects, views, ApiState, Shared};
 use crate::ids::{named_id, now_ms};
 use crate::model::{Execution, TransformationObject};
 use crate::pipeline::transform::{
@@ -35,6 +37,7 @@ pub async fn run(
     body: Result<Json<RunTransformation>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
     let Json(run) = body.map_err(unreadable_body)?;
+    refuse_environment("env", run.env.values())?;
     let mut request = run.request;
     if !request.is_object() {
         return Err(ApiError::invalid(
@@ -80,7 +83,8 @@ pub struct TransformationInput {
 }
 
 fn transformation_view(t: &TransformationObject) -> Value {
-    json!({ "id": t.id, "name": t.name, "code": t.code, "env": t.env, "created_at": iso(t.created_at), "updated_at": iso(t.updated_at) })
+    let env = views::masked_values(&json!(t.env));
+    json!({ "id": t.id, "name": t.name, "code": t.code, "env": env, "created_at": iso(t.created_at), "updated_at": iso(t.updated_at) })
 }
 
 /// Loads code for the API: a script that does not load is a 422 naming
@@ -144,6 +148,8 @@ pub async fn create(
         .name
         .filter(|n| !n.trim().is_empty())
         .ok_or_else(|| ApiError::invalid("name", "is required"))?;
+    checked_name("name", &name)?;
+    refuse_environment("env", input.env.iter().flat_map(BTreeMap::values))?;
     let code = input
         .code
         .ok_or_else(|| ApiError::invalid("code", "is required"))?;
@@ -191,6 +197,7 @@ pub async fn update(
     body: Result<Json<TransformationInput>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
     let input = json_body(body)?;
+    refuse_environment("env", input.env.iter().flat_map(BTreeMap::values))?;
     let store_state = state.clone();
     let updated = blocking(move || {
         let store = &store_state.store;

@@ -8,6 +8,26 @@ use crate::model::{
 use crate::pipeline::view::transform_input;
 use serde_json::{json, Value};
 
+/// Rules as answers show them: their transformations' env values (often
+/// credentials the script adds to the request) masked.
+fn masked_env(mut rules: Value) -> Value {
+    for rule in rules.as_array_mut().into_iter().flatten() {
+        if let Some(env) = rule.pointer_mut("/transformation/env") {
+            *env = masked_values(env);
+        }
+    }
+    rules
+}
+
+/// An `env` map with every value masked (see `secret::masked`).
+pub fn masked_values(env: &Value) -> Value {
+    let masked = env.as_object().into_iter().flatten().map(|(name, value)| {
+        let value = crate::secret::masked(value.as_str().unwrap_or_default());
+        (name.clone(), Value::String(value))
+    });
+    Value::Object(masked.collect())
+}
+
 fn iso_opt(ms: Option<u64>) -> Value {
     ms.map_or(Value::Null, |ms| Value::String(iso(ms)))
 }
@@ -115,7 +135,7 @@ pub fn connection(connection: &Connection, paused_at: Option<u64>, read_only: bo
         "name": connection.name,
         "source_id": connection.source_id,
         "destination_id": connection.destination_id,
-        "rules": connection.rule_specs,
+        "rules": masked_env(json!(connection.rule_specs)),
         "paused_at": iso_opt(paused_at),
         "read_only": read_only,
     })

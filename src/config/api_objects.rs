@@ -2,6 +2,12 @@
 //! validated exactly like declared ones: each is written as a TOML table after
 //! the file's own text and the whole is checked by the same validator, so the
 //! rules, defaults, references and error messages are the same for both.
+//!
+//! One difference: what only the operator's own file may use. An API key
+//! holder is not the operator, so the objects they give may not read files on
+//! the server (`rules_file`, `code_file`: any file the gateway could read came
+//! back in the error, a named pipe hung every later write) nor its environment
+//! (`env:NAME`: the variable went to any URL they chose).
 
 use super::{Config, ConfigErrors};
 use serde::{Deserialize, Serialize};
@@ -51,6 +57,53 @@ pub struct ApiObject {
 impl ApiObject {
     pub fn id(&self) -> String {
         crate::ids::named_id(self.kind.id_prefix(), &self.name)
+    }
+}
+
+/// Keys whose value names a file on the server's disk.
+const FILE_KEYS: &[&str] = &["rules_file", "code_file"];
+
+/// A field of an API object that only gateway.toml may use, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OperatorOnly {
+    /// Where, as a dotted path (`verification.password`, `rules[0].transformation.code_file`).
+    pub field: String,
+    pub message: &'static str,
+}
+
+/// Refuses API fields that name a file or the environment, at any depth
+/// (inline sources and destinations of a connection included), before
+/// anything reads them.
+pub fn refuse_operator_only(fields: &Map<String, Value>) -> Result<(), OperatorOnly> {
+    fields
+        .iter()
+        .try_for_each(|(key, value)| refuse_in(key, key, value))
+}
+
+fn refuse_in(path: &str, key: &str, value: &Value) -> Result<(), OperatorOnly> {
+    let refused = |message| OperatorOnly {
+        field: path.to_string(),
+        message,
+    };
+    if FILE_KEYS.contains(&key) {
+        return Err(refused(
+            "files on the server are for gateway.toml only: give the rules or code inline",
+        ));
+    }
+    match value {
+        Value::String(text) if crate::secret::names_environment(text) => {
+            Err(refused(crate::secret::ENVIRONMENT_REFUSED))
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .try_for_each(|(i, item)| refuse_in(&format!("{path}[{i}]"), "", item)),
+        // A filter's values are matched against requests, never resolved.
+        Value::Object(map) if map.get("type").and_then(Value::as_str) == Some("filter") => Ok(()),
+        Value::Object(map) => map
+            .iter()
+            .try_for_each(|(k, v)| refuse_in(&format!("{path}.{k}"), k, v)),
+        _ => Ok(()),
     }
 }
 
@@ -155,6 +208,33 @@ pub(super) fn declared_ids(config: &Config) -> BTreeSet<String> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn files_and_the_environment_are_refused_at_any_depth_but_filters_match_anything() {
+        let refused = |fields: Value| {
+            refuse_operator_only(fields.as_object().unwrap())
+                .err()
+                .map(|r| r.field)
+        };
+        assert_eq!(
+            refused(json!({"rules_file": "/etc/passwd"})).as_deref(),
+            Some("rules_file")
+        );
+        assert_eq!(
+            refused(json!({"rules": [{"type": "transform", "transformation": {"name": "t", "code_file": "/dev/zero"}}]})).as_deref(),
+            Some("rules[0].transformation.code_file")
+        );
+        assert_eq!(
+            refused(json!({"source": {"name": "s", "verification": {"type": "basic_auth", "username": "u", "password": " ENV:HOME"}}})).as_deref(),
+            Some("source.verification.password")
+        );
+        assert_eq!(
+            refused(
+                json!({"rules": [{"type": "filter", "body": {"k": "env:HOME"}}], "url": "http://x/env:y"})
+            ),
+            None
+        );
+    }
 
     #[test]
     fn json_becomes_inline_toml_that_reads_back_the_same() {

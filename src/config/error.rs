@@ -86,6 +86,26 @@ impl<'a> Locator<'a> {
         self.error(span, key, error.message().trim().to_string())
     }
 
+    /// Where `key = …` is written (outside comments), for values that carry
+    /// no position of their own.
+    pub fn key_span(&self, key: &str) -> Option<Range<usize>> {
+        let mut offset = 0;
+        for line in self.text.split_inclusive('\n') {
+            let code = line.split('#').next().unwrap_or_default();
+            let found = code.match_indices(key).find(|&(at, _)| {
+                let before = code[..at].chars().next_back();
+                let starts_word = !before.is_some_and(|c| c.is_alphanumeric() || c == '_');
+                let after = code[at + key.len()..].trim_start();
+                starts_word && after.starts_with('=')
+            });
+            if let Some((at, _)) = found {
+                return Some(offset + at..offset + at + key.len());
+            }
+            offset += line.len();
+        }
+        None
+    }
+
     fn line_column(&self, offset: usize) -> (usize, usize) {
         let before = &self.text[..offset.min(self.text.len())];
         let line = before.matches('\n').count() + 1;

@@ -2,10 +2,11 @@
 //! key of every problem.
 
 mod api_objects;
+mod bounds;
 mod error;
 mod sections;
 
-pub use api_objects::{ApiObject, ObjectErrors, ObjectKind};
+pub use api_objects::{refuse_operator_only, ApiObject, ObjectErrors, ObjectKind, OperatorOnly};
 pub use error::{ConfigError, ConfigErrors};
 pub use sections::{
     DeliverySection, LimitsSection, OutboundSection, RetentionSection, ServerSection,
@@ -36,6 +37,8 @@ pub struct Config {
     pub retention: RetentionSection,
     /// `server.api_keys`, resolved.
     pub api_keys: Vec<String>,
+    /// `server.secrets_key`, resolved.
+    pub secrets_key: Option<crate::sealing::SecretsKey>,
     pub sources: Vec<Source>,
     pub destinations: Vec<Destination>,
     pub connections: Vec<Connection>,
@@ -107,7 +110,9 @@ impl Validator<'_> {
         path: &Path,
         base_dir: &Path,
     ) -> Result<Config, ConfigErrors> {
+        self.bounds(&file);
         let api_keys = self.api_keys(&file.server);
+        let secrets_key = self.secrets_key(&file.server);
         let sources = self.sources(&file.sources);
         let destinations = self.destinations(&file.destinations, &file.delivery);
         // References are checked against every declared name, so that one bad
@@ -137,6 +142,7 @@ impl Validator<'_> {
             outbound: file.outbound,
             retention: file.retention,
             api_keys,
+            secrets_key,
             sources,
             destinations,
             connections,
@@ -168,6 +174,12 @@ impl Validator<'_> {
             }),
         };
         WorkerPool::shared(file.limits.transform_pool(worker_exe))
+    fn bounds(&mut self, file: &FileConfig) {
+        for out in bounds::out_of_bounds(file) {
+            let span = self.locator.key_span(out.key);
+            self.errors
+                .push(self.locator.error(span, out.path, out.message));
+        }
     }
 
     fn fail<T>(&mut self, at: &Spanned<T>, key: String, message: impl Into<String>) {
@@ -188,6 +200,8 @@ impl Validator<'_> {
                 key,
                 format!("\"{text}\" is not a valid name (letters, digits, - and _ only)"),
             );
+        } else if let Err(message) = crate::names::check_length(text) {
+            self.fail(name, key, message);
         } else if seen.insert(text.clone(), ()).is_some() {
             self.fail(name, key, format!("duplicate name \"{text}\""));
         }
@@ -323,6 +337,19 @@ impl Validator<'_> {
             }
         }
         keys
+    }
+
+    fn secrets_key(&mut self, server: &ServerSection) -> Option<crate::sealing::SecretsKey> {
+        let written = server.secrets_key.as_ref()?;
+        let parsed = crate::secret::resolve_required("secrets_key", written.get_ref())
+            .and_then(|key| crate::sealing::SecretsKey::parse(&key));
+        match parsed {
+            Ok(key) => Some(key),
+            Err(message) => {
+                self.fail(written, "server.secrets_key".into(), message);
+                None
+            }
+        }
     }
 
     /// The gateway's signing secret, resolved (`env:NAME`); empty when not set.

@@ -53,11 +53,17 @@ pub struct ServerSection {
     pub api_keys: Vec<Spanned<String>>,
     /// Calls per minute allowed to each API key.
     pub api_rate_limit_per_minute: u32,
+    /// Failed API logins per minute allowed to each client address; past
+    /// them its calls are answered 429 until its minute ends.
+    pub api_failed_logins_per_minute: u32,
     /// Lets outbound endpoints use plain `http://` URLs (for development).
     pub allow_insecure_endpoints: bool,
     /// The program started as `<it> transform-worker` to run transformations;
     /// by default the running hookgate binary itself.
     pub transform_worker_exe: Option<PathBuf>,
+    /// The key that seals stored secrets (base64 of 32 bytes, `env:NAME`
+    /// allowed); without it, one generated in `data_dir/secrets.key`.
+    pub secrets_key: Option<Spanned<String>>,
 }
 
 impl Default for ServerSection {
@@ -70,8 +76,10 @@ impl Default for ServerSection {
             public_url: None,
             api_keys: Vec::new(),
             api_rate_limit_per_minute: 240,
+            api_failed_logins_per_minute: 10,
             allow_insecure_endpoints: false,
             transform_worker_exe: None,
+            secrets_key: None,
         }
     }
 }
@@ -113,6 +121,10 @@ pub struct LimitsSection {
     /// Request journal files are closed at this size; retention deletes whole
     /// files, so smaller ones give disk back sooner.
     pub journal_segment_bytes: u64,
+    /// Most bytes of records one API list answer holds (with `include=data`,
+    /// the payloads make it large): a page ends early past it, with a `next`
+    /// cursor to continue from. A single larger record still comes, alone.
+    pub api_page_bytes: usize,
 }
 
 impl LimitsSection {
@@ -153,6 +165,7 @@ impl Default for LimitsSection {
             transform_queue: 64,
             store_cache_bytes: 128 * 1024 * 1024,
             journal_segment_bytes: 64 * 1024 * 1024,
+            api_page_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -198,6 +211,10 @@ pub struct OutboundSection {
     pub circuit_cooldown_ms: u64,
     /// How long a rotated-out endpoint secret keeps signing beside the new one.
     pub secret_rotation_grace_ms: u64,
+    /// Most secrets an endpoint signs with (the current one and those rotated
+    /// out within the grace period): each adds a signature to every delivery,
+    /// so a rotation past it ends the oldest one's grace early.
+    pub max_endpoint_secrets: usize,
 }
 
 impl Default for OutboundSection {
@@ -211,6 +228,7 @@ impl Default for OutboundSection {
             circuit_failure_threshold: 5,
             circuit_cooldown_ms: 60_000,
             secret_rotation_grace_ms: 24 * HOUR_MS,
+            max_endpoint_secrets: 4,
         }
     }
 }

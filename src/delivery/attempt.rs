@@ -98,7 +98,8 @@ async fn attempt(
             .circuits
             .record(&destination.id, response.is_success(), now_ms());
     }
-    let attempt = record(&event, outgoing, response, started);
+    let shown_url = destination.auth.shown_url(&outgoing.url);
+    let attempt = record(&event, outgoing.method, shown_url, response, started);
     settle(shared, &event, attempt).await
 }
 
@@ -145,7 +146,13 @@ fn destination_url(destination: &Destination, payload: &Payload) -> Url {
     url
 }
 
-fn record(event: &Event, outgoing: Outgoing, response: Response, started_ms: u64) -> Attempt {
+fn record(
+    event: &Event,
+    http_method: String,
+    requested_url: String,
+    response: Response,
+    started_ms: u64,
+) -> Attempt {
     let success = response.is_success();
     let attempt_number = event.attempts + 1;
     Attempt {
@@ -162,8 +169,8 @@ fn record(event: &Event, outgoing: Outgoing, response: Response, started_ms: u64
         } else {
             AttemptStatus::Failed
         },
-        http_method: outgoing.method,
-        requested_url: outgoing.url.into(),
+        http_method,
+        requested_url,
         response_status: response.status,
         response_body: response.body,
         error_code: response.error_code.map(str::to_string),

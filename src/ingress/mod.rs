@@ -180,6 +180,12 @@ impl Ingress {
             };
             let verified = verifier.verify(&inbound, SystemTime::now());
             received.verified = Some(verified.is_ok());
+            if let Some(credential) = verifier.credential_header() {
+                received
+                    .payload
+                    .headers
+                    .retain(|(name, _)| !name.eq_ignore_ascii_case(credential));
+            }
             if let Err(error) = verified {
                 let message = format!("verification failed: {error}");
                 return Err(Rejection::new(

@@ -8,6 +8,7 @@ use url::Url;
 /// `resource.action`: two or more lower-case segments of letters, digits and
 /// `_`, each starting with a letter (`invoice.paid`, `invoice.payment.failed`).
 pub fn event_type_name(name: &str) -> Result<(), String> {
+    crate::names::check_length(name)?;
     let segment_ok = |s: &str| {
         s.starts_with(|c: char| c.is_ascii_lowercase())
             && s.chars()

@@ -151,6 +151,7 @@ impl RuleSpec {
 impl TransformationSpec {
     /// Reads the code and compiles it once, so syntax errors are config errors.
     pub fn compile(&self, context: &CompileContext) -> Result<NamedTransformation, String> {
+        crate::names::check_length(&self.name).map_err(|e| format!("transformation name {e}"))?;
         let code = match (&self.code, &self.code_file) {
             (Some(code), None) => code.clone(),
             (None, Some(file)) => {

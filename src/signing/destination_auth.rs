@@ -221,6 +221,19 @@ impl DestinationAuth {
     }
 }
 
+impl DestinationAuth {
+    /// `url` as attempts record and show it: a credential in its query
+    /// (`api_key` with `to = "query"`) masked, so the store and the API
+    /// never hold it.
+    pub fn shown_url(&self, url: &url::Url) -> String {
+        let mut shown = url.clone();
+        if let Method::QueryParam { name, value } = &self.method {
+            set_query_param(&mut shown, name, &crate::secret::masked(value));
+        }
+        shown.into()
+    }
+}
+
 impl fmt::Debug for DestinationAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match &self.method {

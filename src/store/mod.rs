@@ -17,6 +17,7 @@ mod queue;
 mod request_record;
 mod requests;
 mod retention;
+mod secrets;
 
 pub use attempts::{stays_inline, SettledNow};
 pub use commit::{CommitError, CommitLog, Committed};
@@ -30,6 +31,7 @@ use crate::model::{
     AttemptTrigger, Bookmark, BulkRetry, Event, EventStatus, Execution, IgnoredEvent, Issue,
     IssueTrigger, Payload, Request, TransformationObject,
 };
+use crate::sealing::SecretsKey;
 use serde::{de::DeserializeOwned, Serialize};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -43,6 +45,10 @@ pub enum StoreError {
     Corrupt(#[from] serde_json::Error),
     #[error("store: request journal: {0}")]
     Journal(#[from] std::io::Error),
+    #[error("store: secrets key: {0}")]
+    SecretsKey(std::io::Error),
+    #[error("store: {0}")]
+    Sealed(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -180,6 +186,8 @@ pub struct StoreState {
     sweep_feed: broadcast::Sender<Swept>,
     /// One retention sweep at a time (see `retention`).
     sweeping: Mutex<()>,
+    /// Seals the secrets of stored objects (see `secrets`).
+    sealer: crate::sealing::Sealer,
 }
 
 impl Store {
@@ -193,6 +201,17 @@ impl Store {
     /// `open`, with journal segments closed once they hold
     /// `journal_segment_bytes` (retention deletes whole segments).
     pub fn open_with(dir: &Path, cache_bytes: u64, journal_segment_bytes: u64) -> Result<Store> {
+        Store::open_keyed(dir, cache_bytes, journal_segment_bytes, None)
+    }
+
+    /// `open_with`, sealing stored secrets with `secrets_key` (None: the key
+    /// kept in `dir`, made on the first open).
+    pub fn open_keyed(
+        dir: &Path,
+        cache_bytes: u64,
+        journal_segment_bytes: u64,
+        secrets_key: Option<&SecretsKey>,
+    ) -> Result<Store> {
         // Acknowledged requests are durable in the journal; everything in sled
         // can be rebuilt from it or needs no fsync before an answer, so sled
         // flushes on its own timer (and when the gateway stops).
@@ -204,6 +223,10 @@ impl Store {
         // Only after sled's lock: a second gateway on the same directory must
         // fail before it looks at (and maybe cuts) the journal's tail.
         let journal = journal::Journal::open(&dir.join("journal"), journal_segment_bytes)?;
+        let secrets_key = match secrets_key {
+            Some(key) => key.clone(),
+            None => SecretsKey::of_data_dir(dir).map_err(StoreError::SecretsKey)?,
+        };
         let paused = db.open_tree("paused")?;
         let paused_ids = paused
             .iter()
@@ -251,6 +274,7 @@ impl Store {
             job_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             sweep_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             sweeping: Mutex::default(),
+            sealer: crate::sealing::Sealer::new(&secrets_key),
             db,
         };
         Ok(Store {
@@ -538,11 +562,15 @@ impl Store {
 
     /// Every API-created object, in a stable order (kind, then name).
     pub fn api_objects(&self) -> Result<Vec<ApiObject>> {
-        match self.api_objects.get(ALL_API_OBJECTS)? {
-            Some(all) => Ok(serde_json::from_slice(&all)?),
+        let stored: Vec<ApiObject> = match self.api_objects.get(ALL_API_OBJECTS)? {
+            Some(all) => serde_json::from_slice(&all)?,
             // Stores from before kept a key per object.
-            None => values(&self.api_objects).collect(),
-        }
+            None => values(&self.api_objects).collect::<Result<_>>()?,
+        };
+        stored
+            .into_iter()
+            .map(|object| self.opened_object(object))
+            .collect()
     }
 
     /// Replaces the whole set (it is small, and is validated as a whole): one
@@ -550,8 +578,12 @@ impl Store {
     /// the first one switches every sled call in the process to one shared
     /// lock, on which a batch waiting behind a flush deadlocks: sled 0.34.)
     pub fn replace_api_objects(&self, objects: &[ApiObject]) -> Result<()> {
+        let sealed = objects
+            .iter()
+            .map(|object| self.sealed_object(object))
+            .collect::<Result<Vec<_>>>()?;
         self.api_objects
-            .insert(ALL_API_OBJECTS, serde_json::to_vec(objects)?)?;
+            .insert(ALL_API_OBJECTS, serde_json::to_vec(&sealed)?)?;
         // A store from before keeps its per-object keys, shadowed now.
         for key in self.api_objects.iter().keys() {
             let key = key?;
@@ -566,15 +598,20 @@ impl Store {
     // --- transformations ---------------------------------------------------------
 
     pub fn save_transformation(&self, transformation: &TransformationObject) -> Result<()> {
-        put(&self.transformations, &transformation.id, transformation)
+        let sealed = self.sealed_transformation(transformation);
+        put(&self.transformations, &transformation.id, &sealed)
     }
 
     pub fn transformation(&self, id: &str) -> Result<Option<TransformationObject>> {
-        get(&self.transformations, id)
+        get(&self.transformations, id)?
+            .map(|stored| self.opened_transformation(stored))
+            .transpose()
     }
 
     pub fn transformations(&self) -> Result<Vec<TransformationObject>> {
-        values(&self.transformations).collect()
+        values(&self.transformations)
+            .map(|stored| self.opened_transformation(stored?))
+            .collect()
     }
 
     pub fn delete_transformation(&self, id: &str) -> Result<bool> {

@@ -55,16 +55,24 @@ impl Store {
     }
 
     pub fn save_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
-        put(&self.endpoints, &endpoint.id, endpoint)
+        put(
+            &self.endpoints,
+            &endpoint.id,
+            &self.sealed_endpoint(endpoint),
+        )
     }
 
     pub fn endpoint(&self, id: &str) -> Result<Option<Endpoint>> {
-        get(&self.endpoints, id)
+        get(&self.endpoints, id)?
+            .map(|stored| self.opened_endpoint(stored))
+            .transpose()
     }
 
     /// Every endpoint, oldest first.
     pub fn endpoints(&self) -> Result<Vec<Endpoint>> {
-        values(&self.endpoints).collect()
+        values(&self.endpoints)
+            .map(|stored| self.opened_endpoint(stored?))
+            .collect()
     }
 
     pub fn delete_endpoint(&self, id: &str) -> Result<bool> {

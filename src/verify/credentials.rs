@@ -50,6 +50,14 @@ impl Credential {
         })
     }
 
+    /// The (lower-case) header the credential travels in.
+    pub(super) fn header_name(&self) -> &str {
+        match self {
+            Self::BasicAuth { .. } => AUTHORIZATION,
+            Self::Header { name, .. } => name,
+        }
+    }
+
     pub(super) fn verify(&self, req: &InboundRequest) -> Result<(), VerifyError> {
         let ok = match self {
             Self::BasicAuth { user_pass } => {

@@ -284,6 +284,18 @@ impl Verifier {
         self.name
     }
 
+    /// The header that carries the source's own credential (`basic_auth`,
+    /// `api_key`, GitLab's token), if it has one. It proves who sent the
+    /// request to hookgate and is for hookgate alone: it is neither kept,
+    /// forwarded to destinations nor shown by the API. (Signatures are kept:
+    /// they prove nothing without the secret, and receivers may check them.)
+    pub fn credential_header(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::Credential(credential) => Some(credential.header_name()),
+            _ => None,
+        }
+    }
+
     /// Checks one request. `now` is passed in (rather than read from the
     /// clock) so replay windows are testable.
     pub fn verify(&self, req: &InboundRequest, now: SystemTime) -> Result<(), VerifyError> {

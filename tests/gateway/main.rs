@@ -2,6 +2,7 @@
 //! lanes) against real HTTP sinks on 127.0.0.1.
 
 mod api;
+mod api_safety;
 mod auth;
 mod cli;
 mod common;

@@ -178,14 +178,14 @@ fn job_body(app: &str, event_type: &str, payload: Value) -> Value {
 }
 
 /// An application with one event type and one endpoint on a sink.
-async fn one_endpoint(gw: &TestGateway, sink: &Sink, fields: Value) -> (String, Value) {
+pub async fn one_endpoint(gw: &TestGateway, sink: &Sink, fields: Value) -> (String, Value) {
     let app = application(gw, "production").await;
     event_types(gw, &app, &["order.created"]).await;
     let endpoint = endpoint(gw, &app, sink, fields).await;
     (app, endpoint)
 }
 
-async fn job_id_of(gw: &TestGateway, app: &str) -> String {
+pub async fn job_id_of(gw: &TestGateway, app: &str) -> String {
     let (status, job) = send_job(gw, job_body(app, "order.created", json!({ "n": 1 }))).await;
     assert_eq!(status, 201, "{job}");
     job["id"].as_str().unwrap().to_string()

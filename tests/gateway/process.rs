@@ -362,3 +362,29 @@ async fn sighup_reloads_the_config_file_or_keeps_the_old_one_and_says_why() {
     assert_eq!(post("billing").await.unwrap().status(), 200);
     served.child.kill().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_request_the_ingress_cannot_parse_leaves_no_credentials_in_the_log() {
+    use std::io::{Read, Write};
+    let sink = Sink::start(Reply::Status(200)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &shop(&sink));
+    let mut served = serve_logging(&config, "info", Stdio::piped());
+    let mut stderr = served.child.stderr.take().unwrap();
+    let address = served.base.trim_start_matches("http://").to_string();
+    tokio::task::block_in_place(|| {
+        let mut client = std::net::TcpStream::connect(&address).unwrap();
+        let malformed =
+            "POST /e/shop HTTP/1.1\r\nAuthorization: Bearer sekrit-log-token\r\nBad Header\r\n\r\n";
+        client.write_all(malformed.as_bytes()).unwrap();
+        // The ingress has given up on the request once it closes the connection.
+        let mut answer = Vec::new();
+        let _ = client.read_to_end(&mut answer);
+    });
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+    let mut log = String::new();
+    stderr.read_to_string(&mut log).unwrap();
+    assert!(log.contains("ingress listening"), "the log was read: {log}");
+    assert!(!log.contains("sekrit-log-token"), "{log}");
+}

@@ -1,0 +1,160 @@
+//! The ranges numeric keys must lie in. Outside them the gateway could not
+//! run: sled panics with a page cache under 256 bytes, a zero period spins a
+//! timer, a duration of centuries overflows the clock arithmetic of timers
+//! and deadlines. `check` refuses such values with the key's line and the
+//! valid range, so `serve` never starts with one.
+
+use super::sections::FileConfig;
+
+const MIB: u64 = 1 << 20;
+const TIB: u64 = 1 << 40;
+/// Longer than any sensible timeout or period, short enough that adding it
+/// to any clock reading cannot overflow.
+const TEN_YEARS_MS: u64 = 10 * 365 * 24 * 3_600_000;
+
+/// A key whose value is outside its range.
+pub(super) struct OutOfBounds {
+    /// The key as written (`store_cache_bytes`), to find its line.
+    pub key: &'static str,
+    /// The key with its table (`limits.store_cache_bytes`), for the message.
+    pub path: String,
+    pub message: String,
+}
+
+/// Every key of `file` outside its range.
+pub(super) fn out_of_bounds(file: &FileConfig) -> Vec<OutOfBounds> {
+    let limits = &file.limits;
+    let (server, delivery) = (&file.server, &file.delivery);
+    let (outbound, retention) = (&file.outbound, &file.retention);
+    let checked: [(&str, &'static str, u64, u64, u64); 18] = [
+        (
+            "limits",
+            "store_cache_bytes",
+            limits.store_cache_bytes,
+            MIB,
+            TIB,
+        ),
+        (
+            "limits",
+            "journal_segment_bytes",
+            limits.journal_segment_bytes,
+            1,
+            TIB,
+        ),
+        (
+            "limits",
+            "api_page_bytes",
+            limits.api_page_bytes as u64,
+            1024,
+            1 << 30,
+        ),
+        ("limits", "commit_batch", limits.commit_batch as u64, 1, MIB),
+        (
+            "limits",
+            "commit_queue",
+            limits.commit_queue as u64,
+            1,
+            16 * MIB,
+        ),
+        (
+            "limits",
+            "delivery_timeout_ms",
+            limits.delivery_timeout_ms,
+            1,
+            TEN_YEARS_MS,
+        ),
+        (
+            "limits",
+            "transform_timeout_ms",
+            limits.transform_timeout_ms,
+            1,
+            TEN_YEARS_MS,
+        ),
+        (
+            "server",
+            "shutdown_timeout_ms",
+            server.shutdown_timeout_ms,
+            0,
+            TEN_YEARS_MS,
+        ),
+        (
+            "delivery",
+            "backlog_check_ms",
+            delivery.backlog_check_ms,
+            1,
+            TEN_YEARS_MS,
+        ),
+        (
+            "retention",
+            "max_age_ms",
+            retention.max_age_ms,
+            0,
+            TEN_YEARS_MS,
+        ),
+        (
+            "retention",
+            "sweep_every_ms",
+            retention.sweep_every_ms,
+            1,
+            TEN_YEARS_MS,
+        ),
+        (
+            "outbound",
+            "max_retries",
+            u64::from(outbound.max_retries),
+            0,
+            30,
+        ),
+        (
+            "outbound",
+            "delivery_window_ms",
+            outbound.delivery_window_ms,
+            1,
+            TEN_YEARS_MS,
+        ),
+        (
+            "outbound",
+            "idempotency_window_ms",
+            outbound.idempotency_window_ms,
+            0,
+            TEN_YEARS_MS,
+        ),
+        (
+            "outbound",
+            "circuit_cooldown_ms",
+            outbound.circuit_cooldown_ms,
+            0,
+            TEN_YEARS_MS,
+        ),
+        (
+            "outbound",
+            "secret_rotation_grace_ms",
+            outbound.secret_rotation_grace_ms,
+            0,
+            TEN_YEARS_MS,
+        ),
+        (
+            "outbound",
+            "max_endpoint_secrets",
+            outbound.max_endpoint_secrets as u64,
+            1,
+            16,
+        ),
+        (
+            "server",
+            "api_failed_logins_per_minute",
+            u64::from(server.api_failed_logins_per_minute),
+            1,
+            1_000_000,
+        ),
+    ];
+    checked
+        .into_iter()
+        .filter(|&(_, _, value, min, max)| value < min || value > max)
+        .map(|(table, key, value, min, max)| OutOfBounds {
+            key,
+            path: format!("{table}.{key}"),
+            message: format!("{value} is out of range (valid: {min} to {max})"),
+        })
+        .collect()
+}
