@@ -50,6 +50,14 @@ impl Credential {
         })
     }
 
+    /// The header holding the credential, when it is not `authorization`.
+    pub(super) fn header_name(&self) -> Option<&str> {
+        match self {
+            Self::BasicAuth { .. } => None,
+            Self::Header { name, .. } => Some(name),
+        }
+    }
+
     pub(super) fn verify(&self, req: &InboundRequest) -> Result<(), VerifyError> {
         let ok = match self {
             Self::BasicAuth { user_pass } => {

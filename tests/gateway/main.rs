@@ -6,6 +6,7 @@ mod auth;
 mod common;
 mod delivery;
 mod ingress;
+mod ingress_hostile;
 mod issues;
 mod outbound;
 mod outbound_lists;
