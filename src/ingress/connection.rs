@@ -216,8 +216,7 @@ impl AsyncRead for Replaying {
                 other => return other,
             }
         }
-        let filled = buf.filled()[before..].to_vec();
-        this.note_read(&filled);
+        this.note_read(&buf.filled()[before..]);
         Poll::Ready(Ok(()))
     }
 }

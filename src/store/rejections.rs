@@ -61,6 +61,18 @@ impl Usage {
         self.by_source.get(source).copied().unwrap_or(0)
     }
 
+    /// Counts a record dropped to stay within a budget; says so in the log
+    /// at the 1st, 2nd, 4th, 8th, … (a flood must not flood the log too).
+    fn note_dropped(&mut self) {
+        self.dropped += 1;
+        if self.dropped.is_power_of_two() {
+            tracing::warn!(
+                dropped = self.dropped,
+                "rejected requests are over their record budget: the oldest records go (limits.rejection_bytes_*)"
+            );
+        }
+    }
+
     fn fullest(&self) -> Option<String> {
         let (source, _) = self.by_source.iter().max_by_key(|(_, used)| **used)?;
         Some(source.clone())
@@ -96,7 +108,7 @@ impl Store {
         let size = (record.len() + payload.len()) as u64;
         let mut usage = self.rejection_ledger.0.lock().expect("rejection ledger");
         if size > budget.per_source_bytes.min(budget.total_bytes) {
-            usage.dropped += 1;
+            usage.note_dropped();
             return Ok(false);
         }
         while usage.of(source) + size > budget.per_source_bytes {
@@ -150,7 +162,7 @@ impl Store {
         let (key, size) = entry?;
         self.forget_rejection(&key)?;
         usage.remove(source, decode_size(&size));
-        usage.dropped += 1;
+        usage.note_dropped();
         Ok(true)
     }
 
