@@ -132,7 +132,8 @@ impl IngressApp {
 }
 
 /// How many bytes a request takes on the wire, head and body, when its
-/// headers say (a Content-Length, or no body); None for a chunked body.
+/// headers say (a Content-Length, or no body in HTTP/1.1); None for a
+/// chunked body or an HTTP/1.0 one without length (read until the close).
 fn framed_len(session: &mut ServerSession) -> Option<usize> {
     let head = session.as_http1()?.get_headers_raw_bytes().len();
     let header = session.req_header();
@@ -141,7 +142,8 @@ fn framed_len(session: &mut ServerSession) -> Option<usize> {
     }
     let body = match header.headers.get(http::header::CONTENT_LENGTH) {
         Some(length) => length.to_str().ok()?.parse::<usize>().ok()?,
-        None => 0,
+        None if header.version == http::Version::HTTP_11 => 0,
+        None => return None,
     };
     head.checked_add(body)
 }

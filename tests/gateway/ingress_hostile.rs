@@ -207,13 +207,8 @@ async fn pipelined_requests_are_answered_in_order() {
     ]
     .concat();
     let answer = exchange(&gw, pipelined.as_bytes()).await;
-    // Each answer's status line (the one before ends in its body, no newline).
-    let statuses: Vec<&str> = answer
-        .match_indices("HTTP/1.1 ")
-        .map(|(at, _)| answer[at..].lines().next().unwrap())
-        .collect();
     assert_eq!(
-        statuses,
+        status_lines(&answer),
         [
             "HTTP/1.1 200 OK",
             "HTTP/1.1 404 Not Found",
@@ -221,13 +216,45 @@ async fn pipelined_requests_are_answered_in_order() {
         ],
         "{answer}"
     );
-    let paths: Vec<String> = gw
-        .stored_requests()
-        .await
-        .into_iter()
-        .map(|request| request.path)
-        .collect();
-    assert_eq!(paths, ["/one", "/two", "/three"]);
+    assert_eq!(stored_paths(&gw).await, ["/one", "/two", "/three"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pipelined_chunked_request_is_answered_then_the_connection_closes() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start(&config(&sink, "")).await;
+    let chunked = "POST /e/plain/two HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
+    let pipelined = [
+        post("/e/plain/one", "{}", ""),
+        chunked.to_string(),
+        post("/e/plain/three", "{}", ""),
+    ]
+    .concat();
+    let answer = exchange(&gw, pipelined.as_bytes()).await;
+    assert_eq!(
+        status_lines(&answer),
+        ["HTTP/1.1 200 OK", "HTTP/1.1 200 OK"],
+        "{answer}"
+    );
+    assert!(
+        answer.to_lowercase().contains("connection: close"),
+        "{answer}"
+    );
+    assert_eq!(stored_paths(&gw).await, ["/one", "/two"]);
+}
+
+/// Each answer's status line (each one after the first follows a body, with
+/// no newline between).
+fn status_lines(answer: &str) -> Vec<&str> {
+    answer
+        .match_indices("HTTP/1.1 ")
+        .map(|(at, _)| answer[at..].lines().next().unwrap())
+        .collect()
+}
+
+async fn stored_paths(gw: &TestGateway) -> Vec<String> {
+    let stored = gw.stored_requests().await;
+    stored.into_iter().map(|request| request.path).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
