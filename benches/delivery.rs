@@ -298,7 +298,7 @@ fn populate(config: &Path, count: u64, clean_stop: bool) {
                             &payload,
                             now_ms(),
                         );
-                        commit.commit(request, payload, true).await.expect("commit");
+                        commit.commit(request, payload).await.expect("commit");
                     }
                 })
             })

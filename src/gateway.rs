@@ -4,7 +4,7 @@
 use crate::api::{ApiKeys, ApiState};
 use crate::config::Config;
 use crate::delivery::{Circuits, DeliveryClient, Scheduler};
-use crate::ingress::{InFlight, Ingress};
+use crate::ingress::{InFlight, Ingress, IngressApp};
 use crate::issues::IssueTracker;
 use crate::model::Catalog;
 use crate::pipeline::transform::WorkerPool;
@@ -119,10 +119,15 @@ impl Gateway {
         let ingress = Ingress::new(
             catalog.clone(),
             commit.clone(),
-            config.limits.max_body_bytes,
+            store.clone(),
+            &config.limits,
             config.server.public_url.clone(),
         );
         let in_flight = ingress.in_flight();
+        let ingress = IngressApp::new(
+            ingress,
+            Duration::from_millis(config.limits.header_read_timeout_ms),
+        );
         let (stop_ingress, ingress_stopped) = watch::channel(false);
         let (ingress_addr, ingress_task) =
             start_ingress(ingress, config.server.ingress_listen, ingress_stopped)?;
@@ -132,10 +137,10 @@ impl Gateway {
         let sweeper = {
             // `[retention]` keeps the start's values; the windows it stays
             // clear of are read as they are at each sweep.
-            let (state, max_age_ms) = (api_state.clone(), config.retention.max_age_ms);
+            let (state, retention) = (api_state.clone(), config.retention.clone());
             Sweeper::start(store.clone(), &config.retention, move |now| {
                 let (config, catalog) = (state.config.load(), state.catalog.load());
-                crate::retention::cutoffs(now, max_age_ms, &config.outbound, &catalog)
+                crate::retention::cutoffs(now, &retention, &config.outbound, &catalog)
             })
         };
         Ok(Gateway {
@@ -324,7 +329,7 @@ async fn start_api(
 /// Binds the ingress socket ourselves (so port 0 works and the real address is
 /// known) and hands it to pingora through its fd table.
 fn start_ingress(
-    ingress: Ingress,
+    ingress: IngressApp,
     listen: SocketAddr,
     stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {

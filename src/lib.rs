@@ -3,6 +3,7 @@
 pub mod api;
 pub mod config;
 pub mod delivery;
+pub mod forwarded_path;
 pub mod gateway;
 pub mod ids;
 pub mod ingress;

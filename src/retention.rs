@@ -31,7 +31,7 @@ impl Sweeper {
         retention: &RetentionSection,
         cutoffs: impl Fn(u64) -> Cutoffs + Send + 'static,
     ) -> Option<Sweeper> {
-        if retention.max_age_ms == 0 {
+        if retention.max_age_ms == 0 && retention.rejections_max_age_ms == 0 {
             return None;
         }
         let stopping = Arc::new(AtomicBool::new(false));
@@ -64,15 +64,24 @@ impl Sweeper {
 /// but never into a webhook job's idempotency window (`outbound`), and
 /// deduplication sightings a whole deduplicate window further (the longest of
 /// any connection in `catalog`): a request kept that long and retried by hand
-/// is judged against the sightings it was judged against before.
+/// is judged against the sightings it was judged against before. Rejected
+/// requests go `rejections_max_age_ms` back (0: with the rest).
 pub fn cutoffs(
     now_ms: u64,
-    max_age_ms: u64,
+    retention: &RetentionSection,
     outbound: &OutboundSection,
     catalog: &Catalog,
 ) -> Cutoffs {
+    let rejections_ms = match retention.rejections_max_age_ms {
+        0 => 0,
+        max_age_ms => now_ms.saturating_sub(max_age_ms),
+    };
+    let max_age_ms = retention.max_age_ms;
     if max_age_ms == 0 {
-        return Cutoffs::all_before(0);
+        return Cutoffs {
+            rejections_ms,
+            ..Cutoffs::all_before(0)
+        };
     }
     let longest_dedup_window = catalog
         .connections()
@@ -89,6 +98,7 @@ pub fn cutoffs(
         records_ms,
         jobs_ms: now_ms.saturating_sub(max_age_ms.max(outbound.idempotency_window_ms)),
         sightings_ms: records_ms.saturating_sub(longest_dedup_window),
+        rejections_ms,
     }
 }
 
@@ -119,6 +129,7 @@ mod tests {
         let text = r#"
 [retention]
 max_age_ms = 1000
+rejections_max_age_ms = 500
 
 [outbound]
 idempotency_window_ms = 5000
@@ -140,13 +151,27 @@ destination = "orders"
 rules = [ { type = "deduplicate", window = 20000, include_fields = ["body.id"] } ]
 "#;
         let config = Config::parse(std::path::Path::new("gateway.toml"), text).unwrap();
-        let at = |max_age_ms| cutoffs(100_000, max_age_ms, &config.outbound, &config.catalog());
+        let at = |max_age_ms, rejections_max_age_ms| {
+            let retention = RetentionSection {
+                max_age_ms,
+                rejections_max_age_ms,
+                ..config.retention.clone()
+            };
+            cutoffs(100_000, &retention, &config.outbound, &config.catalog())
+        };
         let expected = Cutoffs {
             records_ms: 99_000,
             jobs_ms: 95_000,
             sightings_ms: 79_000,
+            rejections_ms: 99_500,
         };
-        assert_eq!(at(config.retention.max_age_ms), expected);
-        assert_eq!(at(0), Cutoffs::all_before(0), "0 keeps everything");
+        assert_eq!(at(1000, 500), expected);
+        let retention = &config.retention;
+        assert_eq!(
+            cutoffs(100_000, retention, &config.outbound, &config.catalog()),
+            expected
+        );
+        assert_eq!(at(0, 0), Cutoffs::all_before(0), "0 keeps everything");
+        assert_eq!(at(0, 500).rejections_ms, 99_500);
     }
 }

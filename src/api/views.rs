@@ -48,6 +48,7 @@ pub fn request(request: &Request, payload: Option<&Payload>) -> Value {
         "rejection_cause": request.rejection_cause,
         "verified": request.verified,
         "body_bytes": request.body_bytes,
+        "body_truncated": request.body_truncated,
         "ingested_at": iso(request.received_at),
         "created_at": iso(request.received_at),
         "data": payload.map(data),

@@ -125,9 +125,29 @@ pub struct LimitsSection {
     /// the payloads make it large): a page ends early past it, with a `next`
     /// cursor to continue from. A single larger record still comes, alone.
     pub api_page_bytes: usize,
+    /// A sender that has not sent a request's whole head (request line and
+    /// headers) this long after its first byte is disconnected.
+    pub header_read_timeout_ms: u64,
+    /// A sender that has not sent the whole body this long after the head is
+    /// answered 400 and disconnected.
+    pub body_read_timeout_ms: u64,
+    /// How much of a rejected request's body its record keeps.
+    pub rejection_body_bytes: usize,
+    /// The records of one source's rejected requests (unknown sources share
+    /// one) take at most this; the oldest make room for new ones.
+    pub rejection_bytes_per_source: u64,
+    /// The records of all rejected requests take at most this.
+    pub rejection_bytes_total: u64,
 }
 
 impl LimitsSection {
+    pub fn rejection_budget(&self) -> crate::store::RejectionBudget {
+        crate::store::RejectionBudget {
+            per_source_bytes: self.rejection_bytes_per_source,
+            total_bytes: self.rejection_bytes_total,
+        }
+    }
+
     pub fn transform_limits(&self) -> TransformLimits {
         TransformLimits {
             timeout: std::time::Duration::from_millis(self.transform_timeout_ms),
@@ -166,6 +186,11 @@ impl Default for LimitsSection {
             store_cache_bytes: 128 * 1024 * 1024,
             journal_segment_bytes: 64 * 1024 * 1024,
             api_page_bytes: 8 * 1024 * 1024,
+            header_read_timeout_ms: 10_000,
+            body_read_timeout_ms: 30_000,
+            rejection_body_bytes: 1024,
+            rejection_bytes_per_source: 16 * 1024 * 1024,
+            rejection_bytes_total: 64 * 1024 * 1024,
         }
     }
 }
@@ -243,6 +268,9 @@ pub struct RetentionSection {
     pub max_age_ms: u64,
     /// How often the store is swept.
     pub sweep_every_ms: u64,
+    /// Rejected requests (anyone can send them) are forgotten after this,
+    /// sooner than the rest; 0: with the rest (`max_age_ms`).
+    pub rejections_max_age_ms: u64,
 }
 
 impl Default for RetentionSection {
@@ -251,6 +279,7 @@ impl Default for RetentionSection {
         RetentionSection {
             max_age_ms: 30 * DAY_MS,
             sweep_every_ms: 3_600_000,
+            rejections_max_age_ms: 7 * DAY_MS,
         }
     }
 }

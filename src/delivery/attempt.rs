@@ -3,6 +3,7 @@
 
 use super::http_client::{Outgoing, Response};
 use super::Shared;
+use crate::forwarded_path::{self, UnsafePath};
 use crate::ids::now_ms;
 use crate::model::{
     Attempt, AttemptStatus, AttemptTrigger, Destination, Event, EventStatus, Payload,
@@ -29,6 +30,10 @@ const HOP_BY_HOP: &[&str] = &[
     "host",
     "content-length",
 ];
+
+/// The error code of an attempt that was never sent because its forwarded
+/// path would leave the destination's path (see `forwarded_path`): not retried.
+pub const UNSAFE_PATH: &str = "UNSAFE_PATH";
 
 /// A due event, loaded and ready to send.
 pub(super) struct Ready {
@@ -90,23 +95,28 @@ async fn attempt(
     destination: &Destination,
     Ready { event, payload }: Ready,
 ) -> Result<(), StoreError> {
-    let outgoing = outgoing(destination, &event, payload);
     let started = now_ms();
-    let response = shared.client.send(&outgoing).await;
-    if destination.circuit_breaker {
-        shared
-            .circuits
-            .record(&destination.id, response.is_success(), now_ms());
-    }
+    let (outgoing, response) = match destination_url(destination, &payload) {
+        Ok(url) => {
+            let outgoing = outgoing(destination, &event, payload, url);
+            let response = shared.client.send(&outgoing).await;
+            if destination.circuit_breaker {
+                shared
+                    .circuits
+                    .record(&destination.id, response.is_success(), now_ms());
+            }
+            (outgoing, response)
+        }
+        Err(unsafe_path) => (unsent(destination, payload), never_sent(&unsafe_path)),
+    };
     let shown_url = destination.auth.shown_url(&outgoing.url);
     let attempt = record(&event, outgoing.method, shown_url, response, started);
     settle(shared, &event, attempt).await
 }
 
-/// The HTTP request an event becomes at its destination (the payload moves
-/// into it: its body is sent without a copy).
-fn outgoing(destination: &Destination, event: &Event, payload: Payload) -> Outgoing {
-    let mut url = destination_url(destination, &payload);
+/// The HTTP request an event becomes at `url` (the payload moves into it:
+/// its body is sent without a copy).
+fn outgoing(destination: &Destination, event: &Event, payload: Payload, mut url: Url) -> Outgoing {
     let mut headers = payload.headers;
     headers.retain(|(name, _)| {
         !HOP_BY_HOP.contains(&name.as_str()) && !name.starts_with("x-hookgate-")
@@ -129,12 +139,34 @@ fn outgoing(destination: &Destination, event: &Event, payload: Payload) -> Outgo
     }
 }
 
-/// The destination URL, plus the forwarded path (unless disabled) and the query.
-fn destination_url(destination: &Destination, payload: &Payload) -> Url {
+/// What an attempt that is never sent records as its request: the method,
+/// and the destination's own URL.
+fn unsent(destination: &Destination, payload: Payload) -> Outgoing {
+    Outgoing {
+        method: destination.http_method.clone().unwrap_or(payload.method),
+        url: destination.url.clone(),
+        headers: Vec::new(),
+        body: bytes::Bytes::new(),
+    }
+}
+
+/// The outcome of an attempt refused before it was sent.
+fn never_sent(unsafe_path: &UnsafePath) -> Response {
+    Response {
+        status: None,
+        body: Some(unsafe_path.to_string()),
+        error_code: Some(UNSAFE_PATH),
+        latency_ms: 0,
+    }
+}
+
+/// The destination URL, plus the forwarded path (unless disabled) and the
+/// query. The path was checked as it came in, but is checked again here: a
+/// stored event, bookmark or retry may predate that check.
+fn destination_url(destination: &Destination, payload: &Payload) -> Result<Url, UnsafePath> {
     let mut url = destination.url.clone();
     if !destination.path_forwarding_disabled && !payload.path.is_empty() {
-        let joined = format!("{}{}", url.path().trim_end_matches('/'), payload.path);
-        url.set_path(&joined);
+        url = forwarded_path::join(&url, &payload.path)?;
     }
     if !payload.query.is_empty() {
         let query = match url.query() {
@@ -143,7 +175,7 @@ fn destination_url(destination: &Destination, payload: &Payload) -> Url {
         };
         url.set_query(Some(&query));
     }
-    url
+    Ok(url)
 }
 
 fn record(
@@ -273,7 +305,9 @@ fn next_state(
         event.successful_at = Some(now);
         return QueueMove::Out;
     }
-    let wait = match (event.muted, event.window) {
+    // A path that is refused now is refused on every retry.
+    let hopeless = attempt.error_code.as_deref() == Some(UNSAFE_PATH);
+    let wait = match (event.muted || hopeless, event.window) {
         (true, _) => None,
         (false, Some(window)) => window.next_wait(event.attempts, now),
         (false, None) => {

@@ -1,23 +1,31 @@
 //! The public webhook ingress, a pingora service: `/{e}/{source}/{rest…}`.
 //!
-//! Checks route, method and size, stores the request durably (group commit),
-//! and only then answers 2xx. Rejected requests are recorded too, with their cause.
+//! Checks route, path, framing, method and size, stores the request durably
+//! (group commit), and only then answers 2xx. Rejected requests are recorded
+//! too, with their cause, in a bounded way (`rejection_record`).
+//!
+//! Senders are untrusted: every limit here is a config key (`[limits]`) and
+//! the threat model is in the notes on ingress security.
 
+mod connection;
+mod rejection_record;
 mod response;
 
+pub use connection::IngressApp;
+
+use crate::config::LimitsSection;
+use crate::forwarded_path;
 use crate::ids::now_ms;
 use crate::model::{Catalog, Payload, RejectionCause, Request, RequestStatus, Source};
-use crate::store::CommitLog;
+use crate::store::{CommitLog, RejectionBudget, Store};
 use crate::verify::InboundRequest;
 use arc_swap::ArcSwap;
-use async_trait::async_trait;
 use http::{Response, StatusCode};
-use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use response::{accepted, error, ErrorReply};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 use url::Url;
 
@@ -27,10 +35,20 @@ const SOURCE_PREFIX: &str = "/e/";
 pub struct Ingress {
     catalog: Arc<ArcSwap<Catalog>>,
     commit: CommitLog,
-    max_body_bytes: usize,
+    /// Where rejected requests are recorded (accepted ones go through `commit`).
+    store: Store,
+    limits: IngressLimits,
     /// See `server.public_url`.
     public_url: Option<Url>,
     in_flight: Arc<InFlight>,
+}
+
+/// The `[limits]` the ingress enforces.
+struct IngressLimits {
+    max_body_bytes: usize,
+    body_read_timeout: Duration,
+    rejection_body_bytes: usize,
+    rejection_budget: RejectionBudget,
 }
 
 /// Counts requests being handled, so that shutdown can wait for their answers.
@@ -102,13 +120,20 @@ impl Ingress {
     pub fn new(
         catalog: Arc<ArcSwap<Catalog>>,
         commit: CommitLog,
-        max_body_bytes: usize,
+        store: Store,
+        limits: &LimitsSection,
         public_url: Option<Url>,
     ) -> Ingress {
         Ingress {
             catalog,
             commit,
-            max_body_bytes,
+            store,
+            limits: IngressLimits {
+                max_body_bytes: limits.max_body_bytes,
+                body_read_timeout: Duration::from_millis(limits.body_read_timeout_ms),
+                rejection_body_bytes: limits.rejection_body_bytes,
+                rejection_budget: limits.rejection_budget(),
+            },
             public_url,
             in_flight: Arc::default(),
         }
@@ -118,7 +143,29 @@ impl Ingress {
         self.in_flight.clone()
     }
 
+    /// Answers one request whose head pingora has read.
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let _guard = self.in_flight.enter();
+        match self.handle(session).await {
+            Ok(response) => response,
+            Err(reply) => {
+                // Whatever of the body is left is not worth reading (pingora
+                // would, to reuse the connection).
+                if !session.is_body_done() {
+                    session.set_keepalive(None);
+                }
+                error(reply)
+            }
+        }
+    }
+
     async fn handle(&self, session: &mut ServerSession) -> Result<Response<Vec<u8>>, ErrorReply> {
+        if let Err(message) = check_framing(session.req_header()) {
+            // Where this request's body ends is unknown: so is where the next
+            // request on the connection begins.
+            session.set_keepalive(None);
+            return Err(ErrorReply::new(StatusCode::BAD_REQUEST, message));
+        }
         let mut received = read_head(session)?;
         let catalog = self.catalog.load();
         let Some(source) = catalog.source(&received.source_name).cloned() else {
@@ -133,19 +180,26 @@ impl Ingress {
         let request = new_request(&received, Some(&source), RequestStatus::Accepted, None);
         let request_id = request.id.clone();
         self.commit
-            .commit(request, received.payload, true)
+            .commit(request, received.payload)
             .await
             .map_err(|e| ErrorReply::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
         Ok(accepted(&request_id, source.custom_response.as_ref()))
     }
 
-    /// The source's checks, in order: method, size, signature.
+    /// The source's checks, in order: path, method, size, signature.
     async fn admit(
         &self,
         session: &mut ServerSession,
         source: &Source,
         received: &mut Received,
     ) -> Result<(), Rejection> {
+        if let Err(unsafe_path) = forwarded_path::check(&received.payload.path) {
+            return Err(Rejection::new(
+                RejectionCause::UnsafePath,
+                StatusCode::BAD_REQUEST,
+                format!("forwarded path {unsafe_path}"),
+            ));
+        }
         if !source
             .allowed_http_methods
             .contains(&received.payload.method)
@@ -221,8 +275,9 @@ impl Ingress {
         session: &mut ServerSession,
         body: &mut Vec<u8>,
     ) -> Result<(), Rejection> {
+        let max_body_bytes = self.limits.max_body_bytes;
         let too_large = || {
-            let message = format!("body exceeds the limit of {} bytes", self.max_body_bytes);
+            let message = format!("body exceeds the limit of {max_body_bytes} bytes");
             Rejection::new(
                 RejectionCause::PayloadTooLarge,
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -242,35 +297,66 @@ impl Ingress {
             .headers
             .get(http::header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
-        if declared.is_some_and(|length| length > self.max_body_bytes) {
+        if declared.is_some_and(|length| length > max_body_bytes) {
             return Err(too_large());
         }
-        while let Some(chunk) = session.read_request_body().await.map_err(unreadable)? {
-            if body.len() + chunk.len() > self.max_body_bytes {
-                return Err(too_large());
+        let read_all = async {
+            while let Some(chunk) = session.read_request_body().await.map_err(unreadable)? {
+                if body.len() + chunk.len() > max_body_bytes {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
             }
-            body.extend_from_slice(&chunk);
+            Ok(())
+        };
+        let timeout = self.limits.body_read_timeout;
+        match tokio::time::timeout(timeout, read_all).await {
+            Ok(read) => read,
+            Err(_) => Err(Rejection::new(
+                RejectionCause::BodyUnreadable,
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "the body did not arrive within {} ms (limits.body_read_timeout_ms)",
+                    timeout.as_millis()
+                ),
+            )),
         }
-        Ok(())
     }
 
-    /// Records a rejected request (without routing it) and builds its error reply.
+    /// Records a rejected request, cut down (see `rejection_record`), and
+    /// builds its error reply.
     async fn reject(
         &self,
         received: Received,
         source: Option<&Source>,
         rejection: Rejection,
     ) -> ErrorReply {
-        let request = new_request(
+        let mut request = new_request(
             &received,
             source,
             RequestStatus::Rejected,
             Some(rejection.cause),
         );
+        let proof_header = source
+            .and_then(|source| source.verifier.as_ref())
+            .and_then(|verifier| verifier.proof_header());
+        let (payload, truncated) = rejection_record::cut_down(
+            received.payload,
+            self.limits.rejection_body_bytes,
+            proof_header,
+        );
+        request.body_truncated = truncated;
         let request_id = request.id.clone();
         let mut reply = ErrorReply::new(rejection.status, rejection.message);
-        match self.commit.commit(request, received.payload, false).await {
-            Ok(()) => reply = reply.recorded_as(request_id),
+        let (store, budget) = (self.store.clone(), self.limits.rejection_budget);
+        let recorded =
+            tokio::task::spawn_blocking(move || store.record_rejection(&request, &payload, budget))
+                .await;
+        match recorded {
+            Ok(Ok(true)) => reply = reply.recorded_as(request_id),
+            // Larger than a whole budget: counted as dropped.
+            Ok(Ok(false)) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "could not record a rejected request"),
             Err(error) => tracing::warn!(%error, "could not record a rejected request"),
         }
         match rejection.allow {
@@ -356,20 +442,63 @@ fn split_source_path(path: &str) -> Option<(&str, &str)> {
     (!source.is_empty()).then_some((source, forwarded))
 }
 
-#[async_trait]
-impl ServeHttp for Ingress {
-    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
-        let _guard = self.in_flight.enter();
-        match self.handle(session).await {
-            Ok(response) => response,
-            Err(reply) => error(reply),
-        }
+/// Refuses a head whose Content-Length is not one plain number (`-5`, `abc`,
+/// 2^64+1, two different values): pingora would take its body as empty, and
+/// the body's bytes as the next request. (Beside Transfer-Encoding, pingora
+/// drops Content-Length and reads the chunks.)
+fn check_framing(header: &pingora::http::RequestHeader) -> Result<(), String> {
+    let mut lengths = header.headers.get_all(http::header::CONTENT_LENGTH).iter();
+    let Some(first) = lengths.next() else {
+        return Ok(());
+    };
+    // `u64::from_str` alone would take `+5`.
+    let is_number = first.to_str().is_ok_and(|text| {
+        text.bytes().all(|byte| byte.is_ascii_digit()) && text.parse::<u64>().is_ok()
+    });
+    if !is_number || lengths.any(|other| other != first) {
+        let shown = String::from_utf8_lossy(first.as_bytes());
+        return Err(format!("invalid Content-Length: {shown:?}"));
     }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::split_source_path;
+    use super::{check_framing, split_source_path};
+    use crate::forwarded_path;
+    use pingora::http::RequestHeader;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever the request target, reading it never panics, and a
+        /// forwarded path the ingress accepts stays under the destination's.
+        #[test]
+        fn any_target_is_read_without_panic_and_kept_under_the_destination(
+            target in "/e/[a-z.%2Ee5cC;/\\?]{0,24}",
+        ) {
+            if let Some((_, forwarded)) = split_source_path(&target) {
+                if forwarded_path::check(forwarded).is_ok() {
+                    let base = url::Url::parse("http://sink.test/hooks").unwrap();
+                    let joined = forwarded_path::join(&base, forwarded).unwrap();
+                    prop_assert!(joined.path().starts_with("/hooks"));
+                }
+            }
+        }
+
+        /// Only one plain number is a Content-Length; nothing panics.
+        #[test]
+        fn content_length_is_a_plain_number_or_refused(length in "[-+0-9a-z ,]{0,24}") {
+            let mut header = RequestHeader::build("POST", b"/e/shop", None).unwrap();
+            if header.insert_header("content-length", &length).is_ok() {
+                let plain = !length.is_empty()
+                    && length.bytes().all(|b| b.is_ascii_digit())
+                    && length.parse::<u64>().is_ok();
+                prop_assert_eq!(check_framing(&header).is_ok(), plain);
+            }
+        }
+    }
 
     #[test]
     fn source_and_forwarded_path_are_split() {

@@ -22,6 +22,9 @@ pub enum RejectionCause {
     /// Not one of Hookdeck's: the body was cut short or malformed (the client
     /// closed early, timed out, or sent broken chunked encoding).
     BodyUnreadable,
+    /// Not one of Hookdeck's: the forwarded path holds dot segments (in any
+    /// encoding) or other ways out of the destination's path (`forwarded_path`).
+    UnsafePath,
 }
 
 impl RejectionCause {
@@ -34,6 +37,7 @@ impl RejectionCause {
             RejectionCause::VerificationFailed => "VERIFICATION_FAILED",
             RejectionCause::IngestionFatal => "INGESTION_FATAL",
             RejectionCause::BodyUnreadable => "BODY_UNREADABLE",
+            RejectionCause::UnsafePath => "UNSAFE_PATH",
         }
     }
 }
@@ -87,6 +91,10 @@ pub struct Request {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub query: String,
     pub body_bytes: usize,
+    /// The record keeps only the start of the body (rejected requests: see
+    /// `ingress::rejection_record`); `body_bytes` is the size received.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub body_truncated: bool,
 }
 
 impl Request {
@@ -110,6 +118,7 @@ impl Request {
             path: payload.path.clone(),
             query: payload.query.clone(),
             body_bytes: payload.body.len(),
+            body_truncated: false,
         }
     }
 }

@@ -27,7 +27,8 @@ pub struct Committed {
     pub payload: Payload,
     /// Where the journal holds it.
     pub location: Location,
-    /// Accepted (route it), or rejected (only record it).
+    /// Accepted (route it), or rejected (only record it: journals written
+    /// before rejections were kept apart hold some).
     pub route: bool,
     /// Whether the indexer recorded it in sled (the router tries again if not).
     pub indexed: bool,
@@ -40,7 +41,6 @@ struct Pending {
     request: Request,
     payload: Payload,
     encoded: EncodedRequest,
-    route: bool,
     done: oneshot::Sender<Result<(), CommitError>>,
 }
 
@@ -85,14 +85,8 @@ impl CommitLog {
         (CommitLog { tx }, writer)
     }
 
-    /// Stores a request durably. `route`: the router routes it afterwards
-    /// (accepted requests); rejected ones are only recorded.
-    pub async fn commit(
-        &self,
-        request: Request,
-        payload: Payload,
-        route: bool,
-    ) -> Result<(), CommitError> {
+    /// Stores an accepted request durably; the router routes it afterwards.
+    pub async fn commit(&self, request: Request, payload: Payload) -> Result<(), CommitError> {
         let (done, result) = oneshot::channel();
         let encoded = EncodedRequest::new(&request, &payload)
             .map_err(|e| CommitError::Store(e.to_string()))?;
@@ -100,7 +94,6 @@ impl CommitLog {
             request,
             payload,
             encoded,
-            route,
             done,
         };
         self.tx
@@ -164,7 +157,7 @@ fn commit_batch(store: &Store, batch: Vec<Pending>, indexer: &SyncSender<Vec<Com
             request: pending.request,
             payload: pending.payload,
             location,
-            route: pending.route,
+            route: true,
             indexed: false,
         });
     }

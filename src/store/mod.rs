@@ -14,6 +14,7 @@ mod outbound;
 mod page;
 mod payload_codec;
 mod queue;
+mod rejections;
 mod request_record;
 mod requests;
 mod retention;
@@ -24,6 +25,7 @@ pub use commit::{CommitError, CommitLog, Committed};
 pub use journal::Location;
 pub use page::{Cursor, Direction, Page, PageRequest};
 pub use queue::{owns_entry, QueueEntry};
+pub use rejections::RejectionBudget;
 pub use retention::{Cutoffs, Swept};
 
 use crate::config::ApiObject;
@@ -124,8 +126,13 @@ pub struct StoreState {
     depths: queue::Depths,
     /// Request id → the request and where the journal holds it.
     requests: sled::Tree,
-    /// Request id → its payload, for requests stored before the journal.
+    /// Request id → its payload, for requests stored before the journal and
+    /// for rejected requests (see `rejections`).
     request_payloads: sled::Tree,
+    /// `source key \0 request id` → record size: the rejected requests kept.
+    rejections: sled::Tree,
+    /// What `rejections` takes, per source key and overall.
+    rejection_ledger: rejections::RejectionLedger,
     /// Accepted request ids not yet routed, from stores older than the
     /// journal; routed on start like the journal's tail.
     unrouted: sled::Tree,
@@ -233,7 +240,10 @@ impl Store {
             .keys()
             .map(|key| Ok(String::from_utf8_lossy(&key?).into_owned()))
             .collect::<Result<_>>()?;
+        let rejections = db.open_tree("rejections")?;
         let state = StoreState {
+            rejection_ledger: rejections::RejectionLedger::load(&rejections)?,
+            rejections,
             sled_config,
             paused_ids: std::sync::RwLock::new(paused_ids),
             paused,

@@ -317,6 +317,7 @@ mod tests {
             path: "/orders".into(),
             query: String::new(),
             body_bytes: body.len(),
+            body_truncated: false,
         };
         let payload = Payload {
             method: "POST".into(),

@@ -24,6 +24,7 @@ use std::sync::MutexGuard;
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Swept {
     pub requests: u64,
+    pub rejections: u64,
     pub jobs: u64,
     pub events: u64,
     pub ignored_events: u64,
@@ -42,6 +43,10 @@ pub struct Cutoffs {
     pub jobs_ms: u64,
     /// Deduplication sightings from before this go: no window reaches them.
     pub sightings_ms: u64,
+    /// Rejected requests from before this go; never earlier than `records_ms`
+    /// (the requests sweep would otherwise forget a rejection behind the
+    /// ledger's back).
+    pub rejections_ms: u64,
 }
 
 impl Cutoffs {
@@ -51,6 +56,7 @@ impl Cutoffs {
             records_ms: ms,
             jobs_ms: ms,
             sightings_ms: ms,
+            rejections_ms: ms,
         }
     }
 }
@@ -64,6 +70,8 @@ impl Store {
         let mut swept = Swept::default();
         let bound = |prefix: &str, ms: u64| format!("{prefix}_{:016x}", ms << 16);
         // Each pass looks at `stop` before every record.
+        let rejections_ms = cutoffs.rejections_ms.max(cutoffs.records_ms);
+        swept.rejections += self.sweep_rejections(rejections_ms, stop)?;
         self.sweep_requests(&bound("req", cutoffs.records_ms), stop, &mut swept)?;
         self.sweep_jobs(&bound("job", cutoffs.jobs_ms), stop, &mut swept)?;
         self.sweep_orphan_events(&bound("evt", cutoffs.records_ms), stop, &mut swept)?;

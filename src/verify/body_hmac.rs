@@ -72,6 +72,10 @@ impl BodyHmac {
         }
     }
 
+    pub(super) fn header(&self) -> &str {
+        &self.header
+    }
+
     pub(super) fn verify(&self, req: &InboundRequest) -> Result<(), VerifyError> {
         let value = req.require_header(&self.header)?.trim();
         let signature = self.strip_prefix(value)?;

@@ -296,6 +296,18 @@ impl Verifier {
         }
     }
 
+    /// The header carrying the proof, when the config names it (`hmac`,
+    /// `api_key`, GitHub, Shopify, GitLab); records of rejected requests
+    /// leave its value out. (Other providers' fixed headers are named like
+    /// signatures or `authorization`: see `ingress::rejection_record`.)
+    pub fn proof_header(&self) -> Option<&str> {
+        match &self.kind {
+            Kind::BodyHmac(v) => Some(v.header()),
+            Kind::Credential(v) => Some(v.header_name()),
+            _ => None,
+        }
+    }
+
     /// Checks one request. `now` is passed in (rather than read from the
     /// clock) so replay windows are testable.
     pub fn verify(&self, req: &InboundRequest, now: SystemTime) -> Result<(), VerifyError> {

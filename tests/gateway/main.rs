@@ -8,6 +8,7 @@ mod cli;
 mod common;
 mod delivery;
 mod ingress;
+mod ingress_hostile;
 mod issues;
 mod outbound;
 mod outbound_lists;

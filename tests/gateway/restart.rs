@@ -128,7 +128,7 @@ async fn journal_unrouted(store: &Store, requests: Vec<(Request, Payload)>) -> H
     let mut journaled = HashSet::new();
     for (request, payload) in requests {
         journaled.insert(request.id.clone());
-        commit.commit(request, payload, true).await.unwrap();
+        commit.commit(request, payload).await.unwrap();
     }
     commit.close().await;
     tokio::task::spawn_blocking(move || writer.join().unwrap())
@@ -335,4 +335,40 @@ async fn a_queue_entry_left_behind_by_a_crash_is_dropped_not_attempted() {
     gw.wait_event(|e| e.request_id == later && e.status == EventStatus::Successful)
         .await;
     assert_eq!(store.queue_depth(&failed.destination_id).unwrap(), 1);
+}
+
+/// Paths stored before the ingress refused traversal (or replayed from a
+/// bookmark) are checked again where they are joined to the destination URL.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stored_path_leaving_the_destination_is_refused_where_it_is_joined() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let retry = r#"rules = [ { type = "retry", strategy = "linear", count = 3, interval = 50 } ]"#;
+    let config = format!(
+        "[[sources]]\nname = \"shop\"\n{}",
+        route("shop", "orders", &sink.url("/hooks"), retry)
+    );
+    let dir = TestGateway::start(&config).await.stopped().await;
+    let loaded = config_in(dir.path(), &config);
+    let store = Store::open(&loaded.server.data_dir, loaded.limits.store_cache_bytes).unwrap();
+    let with_path = |path: &str| {
+        let (mut request, mut payload) = accepted("{}");
+        (request.path, payload.path) = (path.to_string(), path.to_string());
+        (request, payload)
+    };
+    let (escaping, inside) = (with_path("/../../outside"), with_path("/inside"));
+    let (escaping_id, inside_id) = (escaping.0.id.clone(), inside.0.id.clone());
+    journal_unrouted(&store, vec![escaping, inside]).await;
+    drop(store);
+
+    let gw = TestGateway::start_in(dir, &config).await;
+    let failed = gw
+        .wait_event(|e| e.request_id == escaping_id && e.status == EventStatus::Failed)
+        .await;
+    assert_eq!(failed.error_code.as_deref(), Some("UNSAFE_PATH"));
+    assert_eq!(failed.attempts, 1, "a refused path is not retried");
+    gw.wait_event(|e| e.request_id == inside_id && e.status == EventStatus::Successful)
+        .await;
+    let received = sink.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].path, "/hooks/inside");
 }

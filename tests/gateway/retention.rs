@@ -81,3 +81,33 @@ async fn the_sweeper_forgets_delivered_requests_and_keeps_those_still_to_deliver
     assert_eq!(event.status, EventStatus::Scheduled);
     assert!(gw.gateway.store.event_payload(&event).unwrap().is_some());
 }
+
+/// Rejections have a retention of their own, shorter than the rest: here
+/// the accepted request stays (`max_age_ms = 0` keeps everything else).
+#[tokio::test(flavor = "multi_thread")]
+async fn rejected_requests_are_forgotten_after_their_own_retention() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let config = format!(
+        "[retention]\nmax_age_ms = 0\nrejections_max_age_ms = 1\nsweep_every_ms = 20\n\n[[sources]]\nname = \"shop\"\n\n{}",
+        route("shop", "orders", &sink.url("/"), "")
+    );
+    let gw = TestGateway::start(&config).await;
+    let mut sweeps = gw.gateway.store.subscribe_sweeps();
+    let (status, rejected) = gw.post("/e/nope", "{}").await;
+    assert_eq!(status, 404);
+    let (_, accepted) = gw.post("/e/shop", "{}").await;
+    let swept = tokio::time::timeout(PATIENCE, async {
+        while sweeps.recv().await.expect("sweep feed").rejections == 0 {}
+    })
+    .await;
+    assert!(swept.is_ok(), "no sweep forgot the rejection");
+    let request = |answer: &serde_json::Value| {
+        format!(
+            "/2023-07-01/requests/{}",
+            answer["request_id"].as_str().unwrap()
+        )
+    };
+    assert_eq!(gw.api_get(&request(&rejected)).await.0, 404);
+    assert_eq!(gw.api_get(&request(&accepted)).await.0, 200);
+    assert_eq!(gw.gateway.store.rejection_bytes(None), (0, 0));
+}

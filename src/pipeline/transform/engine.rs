@@ -659,7 +659,17 @@ impl InboundRequest {
             Some(Value::Object(headers)) => Value::Object(normalize_headers(headers)?),
             Some(_) => return Err(invalid_result("request.headers must be an object")),
         };
-        let path = returned_string(&mut returned, "path")?.unwrap_or(self.path);
+        let path = match returned_string(&mut returned, "path")? {
+            // The code is as untrusted as the sender: its path must stay
+            // under the destination's too.
+            Some(path) => {
+                crate::forwarded_path::check(&path).map_err(|unsafe_path| {
+                    invalid_result(&format!("request.path {unsafe_path}"))
+                })?;
+                path
+            }
+            None => self.path,
+        };
         let query = returned_string(&mut returned, "query")?;
         let parsed = returned.remove("parsed_query");
         let (query, parsed_query) = resolve_query(self.query, self.parsed_query, query, parsed)?;
@@ -1178,6 +1188,21 @@ mod tests {
             run_err(&load(code)).error.to_string(),
             "returned request cannot be serialized to JSON: circular reference"
         );
+    }
+
+    #[test]
+    fn a_path_leaving_the_destination_is_rejected() {
+        for path in ["../x", "/../x", "/a/%2e%2e/%2e%2e/x", "/..;/x"] {
+            let code =
+                format!("addHandler('transform', (r) => {{ r.path = {path:?}; return r; }});");
+            let failure = run_err(&load(&code));
+            assert!(matches!(failure.error, TransformError::InvalidResult(_)));
+            assert!(
+                failure.error.to_string().starts_with("request.path \""),
+                "{}",
+                failure.error
+            );
+        }
     }
 
     #[test]
