@@ -1,4 +1,4 @@
-//! The `hookgate` command line: `serve`, `check`.
+//! The `hookgate` command line: `serve`, `check`, `repair`, `transform run`.
 
 use clap::{Parser, Subcommand};
 use hookgate::pipeline::sample::payload_from_sample;
@@ -25,6 +25,12 @@ enum Command {
     },
     /// Validate a config file; prints every problem with its file, line and key.
     Check {
+        #[arg(long, default_value = "gateway.toml")]
+        config: PathBuf,
+    },
+    /// Set aside damaged bytes of the request journal (a start names them),
+    /// keeping every whole record; the gateway must be stopped.
+    Repair {
         #[arg(long, default_value = "gateway.toml")]
         config: PathBuf,
     },
@@ -69,6 +75,7 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Serve { config } => serve(&config),
         Command::Check { config } => check(&config),
+        Command::Repair { config } => repair(&config),
         Command::Transform {
             command:
                 TransformCommand::Run {
@@ -109,6 +116,42 @@ fn check(path: &Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         None => ExitCode::FAILURE,
+    }
+}
+
+fn repair(path: &Path) -> ExitCode {
+    let Some(config) = load(path) else {
+        return ExitCode::FAILURE;
+    };
+    let data_dir = &config.server.data_dir;
+    match hookgate::store::Store::repair_journal(data_dir) {
+        Ok(repaired) if repaired.is_empty() => {
+            println!("{}: the request journal is whole", data_dir.display());
+            ExitCode::SUCCESS
+        }
+        Ok(repaired) => {
+            for set_aside in repaired {
+                let outcome = match set_aside.records_follow {
+                    true => "whole records after them kept",
+                    false => "they ran to the end: cut off",
+                };
+                println!(
+                    "{}: {} bad bytes at byte {} set aside in {} ({outcome})",
+                    set_aside.segment.display(),
+                    set_aside.len,
+                    set_aside.offset,
+                    set_aside.kept.display()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!(
+                "hookgate: repairing the request journal in {} (is a gateway still running on it?): {error}",
+                data_dir.display()
+            );
+            ExitCode::FAILURE
+        }
     }
 }
 

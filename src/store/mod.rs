@@ -20,7 +20,7 @@ mod retention;
 
 pub use attempts::{stays_inline, SettledNow};
 pub use commit::{CommitError, CommitLog, Committed};
-pub use journal::Location;
+pub use journal::{Location, SetAside};
 pub use page::{Cursor, Direction, Page, PageRequest};
 pub use queue::{owns_entry, QueueEntry};
 pub use retention::{Cutoffs, Swept};
@@ -256,6 +256,15 @@ impl Store {
         Ok(Store {
             state: Arc::new(state),
         })
+    }
+
+    /// Sets aside every run of damaged bytes in the request journal of the
+    /// store in `dir`, keeping every whole record where it was (see
+    /// `journal::damage`). Holds the store's lock meanwhile, so that no
+    /// gateway runs on it.
+    pub fn repair_journal(dir: &Path) -> Result<Vec<SetAside>> {
+        let _locked = open_sled(&sled::Config::new().path(dir))?;
+        Ok(journal::Journal::repair(&dir.join("journal"))?)
     }
 
     /// Closes the store and makes its next open quick, when this is its last
