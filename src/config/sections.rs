@@ -100,6 +100,12 @@ pub struct LimitsSection {
     /// Request journal files are closed at this size; retention deletes whole
     /// files, so smaller ones give disk back sooner.
     pub journal_segment_bytes: u64,
+    /// Disk space kept allocated for the store, so that a full disk stops new
+    /// requests (503) before it can fail the store's writes; 0: none.
+    pub store_disk_reserve_bytes: u64,
+    /// Most request bytes the router's backlog holds in memory; the bodies
+    /// of requests past it are read back from the journal when routed.
+    pub router_backlog_bytes: u64,
 }
 
 impl LimitsSection {
@@ -127,6 +133,8 @@ impl Default for LimitsSection {
             transform_max_output_bytes: 5 * 1024 * 1024,
             store_cache_bytes: 128 * 1024 * 1024,
             journal_segment_bytes: 64 * 1024 * 1024,
+            store_disk_reserve_bytes: 64 * 1024 * 1024,
+            router_backlog_bytes: 64 * 1024 * 1024,
         }
     }
 }

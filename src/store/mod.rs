@@ -8,6 +8,7 @@
 
 mod attempts;
 mod commit;
+mod disk;
 mod hold;
 mod journal;
 mod outbound;
@@ -43,6 +44,8 @@ pub enum StoreError {
     Corrupt(#[from] serde_json::Error),
     #[error("store: request journal: {0}")]
     Journal(#[from] std::io::Error),
+    #[error("store: {0}")]
+    Unavailable(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -109,6 +112,8 @@ pub struct StoreState {
     db: sled::Db,
     /// How `db` was opened, to open it again for `checkpoint`.
     sled_config: sled::Config,
+    /// Disk space held for sled (see `disk`), once `keep_disk_reserve` is called.
+    disk_reserve: std::sync::OnceLock<disk::DiskReserve>,
     /// Every request and its payload, in commit order (see `journal`).
     journal: journal::Journal,
     /// Requests journaled but not yet routed (nor, maybe, indexed in sled):
@@ -212,6 +217,7 @@ impl Store {
             .collect::<Result<_>>()?;
         let state = StoreState {
             sled_config,
+            disk_reserve: std::sync::OnceLock::new(),
             paused_ids: std::sync::RwLock::new(paused_ids),
             paused,
             journal,
@@ -256,6 +262,16 @@ impl Store {
         Ok(Store {
             state: Arc::new(state),
         })
+    }
+
+    /// Keeps `bytes` of disk allocated for sled from now on, and takes no
+    /// new requests while it cannot (see `disk`). Once per store.
+    pub fn keep_disk_reserve(&self, dir: &Path, bytes: u64) -> Result<()> {
+        let reserve = disk::DiskReserve::keep(dir, bytes, self.sled_config.clone())?;
+        if self.disk_reserve.set(reserve).is_err() {
+            tracing::warn!("the store's disk reserve is already kept");
+        }
+        Ok(())
     }
 
     /// Sets aside every run of damaged bytes in the request journal of the

@@ -34,6 +34,9 @@ impl Store {
     /// Appends a batch of requests to the journal and syncs it: once this
     /// returns, they are durable. Returns where each one lies, in order.
     pub(super) fn journal_requests(&self, batch: &[&EncodedRequest]) -> Result<Vec<Location>> {
+        if let Some(reserve) = self.disk_reserve.get() {
+            reserve.admits_requests()?;
+        }
         let records: Vec<&[u8]> = batch.iter().map(|r| r.record.as_slice()).collect();
         let locations = self.journal.append(&records)?;
         let mut pending = self.pending.lock().expect("pending lock");

@@ -5,6 +5,7 @@ mod api;
 mod auth;
 mod common;
 mod delivery;
+mod disk;
 mod ingress;
 mod issues;
 mod outbound;
