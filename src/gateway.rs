@@ -9,7 +9,7 @@ use crate::issues::IssueTracker;
 use crate::model::Catalog;
 use crate::pipeline::Router;
 use crate::retention::Sweeper;
-use crate::store::{CommitLog, Store};
+use crate::store::{Backlog, CommitLog, Store};
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use pingora::server::{Fds, ListenFds};
@@ -110,6 +110,7 @@ impl Gateway {
             config.limits.commit_batch.max(1),
             config.limits.commit_queue.max(1),
             to_router,
+            Backlog::new(config.limits.router_backlog_bytes),
         );
         let ingress = Ingress::new(
             catalog.clone(),

@@ -20,7 +20,7 @@ mod requests;
 mod retention;
 
 pub use attempts::{stays_inline, SettledNow};
-pub use commit::{CommitError, CommitLog, Committed};
+pub use commit::{Backlog, BacklogShare, CommitError, CommitLog, Committed};
 pub use journal::{Location, SetAside};
 pub use page::{Cursor, Direction, Page, PageRequest};
 pub use queue::{owns_entry, QueueEntry};

@@ -125,6 +125,13 @@ impl Store {
         }
     }
 
+    /// The payload of the request the journal holds at `location`.
+    pub fn journaled_payload(&self, location: Location) -> Result<Payload> {
+        Ok(request_record::decode_payload(
+            &self.journal.read(location)?,
+        )?)
+    }
+
     /// The request and payload the journal holds at `location`.
     fn journaled(&self, location: Location) -> Result<Committed> {
         to_committed(location, &self.journal.read(location)?)
@@ -293,7 +300,8 @@ fn to_committed(location: Location, record: &[u8]) -> Result<Committed> {
     Ok(Committed {
         route: request.status == RequestStatus::Accepted,
         request,
-        payload,
+        payload: Some(payload),
+        held: None,
         location,
         indexed: false,
     })

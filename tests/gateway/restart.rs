@@ -3,7 +3,7 @@
 use crate::common::{config_in, route, store_snapshots, Reply, Sink, TestGateway};
 use hookgate::ids::{derived_id, named_id, now_ms};
 use hookgate::model::{Event, EventStatus, Payload, Request, Route};
-use hookgate::store::{CommitLog, Store};
+use hookgate::store::{Backlog, CommitLog, Store};
 use hookgate::Gateway;
 use std::collections::HashSet;
 
@@ -124,7 +124,8 @@ async fn journal_without_routing(store: &Store, n: usize) -> HashSet<String> {
 async fn journal_unrouted(store: &Store, requests: Vec<(Request, Payload)>) -> HashSet<String> {
     let (to_router, router_inbox) = std::sync::mpsc::sync_channel(1);
     drop(router_inbox);
-    let (commit, writer) = CommitLog::start(store.clone(), 16, 16, to_router);
+    let (commit, writer) =
+        CommitLog::start(store.clone(), 16, 16, to_router, Backlog::new(u64::MAX));
     let mut journaled = HashSet::new();
     for (request, payload) in requests {
         journaled.insert(request.id.clone());
