@@ -269,11 +269,9 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
     tokio::task::spawn_blocking(move || {
         let store = Store::open_with(&dir, limits.store_cache_bytes, limits.journal_segment_bytes)
             .with_context(|| format!("opening the store in {}", dir.display()))?;
-        if limits.store_disk_reserve_bytes > 0 {
-            store
-                .keep_disk_reserve(&dir, limits.store_disk_reserve_bytes)
-                .with_context(|| format!("reserving disk space in {}", dir.display()))?;
-        }
+        store
+            .watch_disk(&dir, limits.store_disk_reserve_bytes)
+            .with_context(|| format!("reserving disk space in {}", dir.display()))?;
         anyhow::Ok(store)
     })
     .await?

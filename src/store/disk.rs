@@ -46,8 +46,8 @@ struct Shared {
 
 impl DiskReserve {
     /// Allocates `bytes` past the end of sled's log in `dir` and keeps them
-    /// there. `sled`: how the store's sled was opened (it shares sled's record
-    /// of a failed write).
+    /// there (0: none, only sled's health is watched). `sled`: how the
+    /// store's sled was opened (it shares sled's record of a failed write).
     pub(super) fn keep(dir: &Path, bytes: u64, sled: sled::Config) -> Result<DiskReserve> {
         let log = OpenOptions::new().write(true).open(dir.join(SLED_LOG))?;
         let shared = Arc::new(Shared {
@@ -101,6 +101,9 @@ fn keep_topping_up(shared: Weak<Shared>) {
 
 impl Shared {
     fn top_up(&self) {
+        if self.bytes == 0 {
+            return;
+        }
         let log_len = match self.log.metadata() {
             Ok(meta) => meta.len(),
             Err(error) => {

@@ -112,7 +112,7 @@ pub struct StoreState {
     db: sled::Db,
     /// How `db` was opened, to open it again for `checkpoint`.
     sled_config: sled::Config,
-    /// Disk space held for sled (see `disk`), once `keep_disk_reserve` is called.
+    /// Disk space held for sled, and its health (see `disk`), once `watch_disk` is called.
     disk_reserve: std::sync::OnceLock<disk::DiskReserve>,
     /// Every request and its payload, in commit order (see `journal`).
     journal: journal::Journal,
@@ -264,12 +264,13 @@ impl Store {
         })
     }
 
-    /// Keeps `bytes` of disk allocated for sled from now on, and takes no
-    /// new requests while it cannot (see `disk`). Once per store.
-    pub fn keep_disk_reserve(&self, dir: &Path, bytes: u64) -> Result<()> {
-        let reserve = disk::DiskReserve::keep(dir, bytes, self.sled_config.clone())?;
+    /// Watches sled's health from now on, keeping `reserve_bytes` of disk
+    /// allocated for it (none for 0); takes no new requests while the reserve
+    /// is short or sled has failed (see `disk`). Once per store.
+    pub fn watch_disk(&self, dir: &Path, reserve_bytes: u64) -> Result<()> {
+        let reserve = disk::DiskReserve::keep(dir, reserve_bytes, self.sled_config.clone())?;
         if self.disk_reserve.set(reserve).is_err() {
-            tracing::warn!("the store's disk reserve is already kept");
+            tracing::warn!("the store's disk is already watched");
         }
         Ok(())
     }
