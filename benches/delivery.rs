@@ -48,7 +48,7 @@ mod support;
 
 use hookgate::ids::{derived_id, named_id, now_ms};
 use hookgate::model::{Connection, Event, Payload, Request, Route};
-use hookgate::store::{CommitLog, Committed, Cutoffs, Store, Swept};
+use hookgate::store::{Backlog, CommitLog, Committed, Cutoffs, Store, Swept};
 use hookgate::{Config, Gateway};
 use std::net::SocketAddr;
 use std::os::unix::fs::MetadataExt;
@@ -277,8 +277,13 @@ fn populate(config: &Path, count: u64, clean_stop: bool) {
     let store = Store::open(&config.server.data_dir, config.limits.store_cache_bytes)
         .expect("open the store");
     let (to_router, committed) = std::sync::mpsc::sync_channel(POPULATE_BATCH);
-    let (commit, writer) =
-        CommitLog::start(store.clone(), POPULATE_BATCH, POPULATE_BATCH, to_router);
+    let (commit, writer) = CommitLog::start(
+        store.clone(),
+        POPULATE_BATCH,
+        POPULATE_BATCH,
+        to_router,
+        Backlog::new(u64::MAX),
+    );
     let router = {
         let store = store.clone();
         std::thread::spawn(move || queue_each(&store, &connection, committed))

@@ -10,7 +10,7 @@ use crate::model::Catalog;
 use crate::pipeline::transform::WorkerPool;
 use crate::pipeline::Router;
 use crate::retention::Sweeper;
-use crate::store::{CommitLog, Store};
+use crate::store::{Backlog, CommitLog, Store};
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use pingora::server::{Fds, ListenFds};
@@ -115,6 +115,7 @@ impl Gateway {
             config.limits.commit_batch.max(1),
             config.limits.commit_queue.max(1),
             to_router,
+            Backlog::new(config.limits.router_backlog_bytes),
         );
         let ingress = Ingress::new(
             catalog.clone(),
@@ -283,8 +284,12 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let secrets_key = config.secrets_key.clone();
     tokio::task::spawn_blocking(move || {
         let (cache, segments) = (limits.store_cache_bytes, limits.journal_segment_bytes);
-        Store::open_keyed(&dir, cache, segments, secrets_key.as_ref())
-            .with_context(|| format!("opening the store in {}", dir.display()))
+        let store = Store::open_keyed(&dir, cache, segments, secrets_key.as_ref())
+            .with_context(|| format!("opening the store in {}", dir.display()))?;
+        store
+            .watch_disk(&dir, limits.store_disk_reserve_bytes)
+            .with_context(|| format!("reserving disk space in {}", dir.display()))?;
+        anyhow::Ok(store)
     })
     .await?
 }

@@ -1,4 +1,4 @@
-//! The `hookgate` command line: `serve`, `check`, `transform run`, `completions`.
+//! The `hookgate` command line: `serve`, `check`, `repair`, `transform run`, `completions`.
 
 use clap::{CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
@@ -37,6 +37,12 @@ enum Command {
         after_help = "Example:\n  hookgate check --config gateway.toml\n  gateway.toml:19:10: connections[0].source: unknown source \"shpo\" (declared: \"shop\")"
     )]
     Check {
+        #[arg(long, default_value = "gateway.toml")]
+        config: PathBuf,
+    },
+    /// Set aside damaged bytes of the request journal (a start names them),
+    /// keeping every whole record; the gateway must be stopped.
+    Repair {
         #[arg(long, default_value = "gateway.toml")]
         config: PathBuf,
     },
@@ -119,6 +125,7 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Command::Repair { config } => repair(&config),
         Command::Transform {
             command:
                 TransformCommand::Run {
@@ -168,6 +175,42 @@ fn check(path: &Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         None => ExitCode::FAILURE,
+    }
+}
+
+fn repair(path: &Path) -> ExitCode {
+    let Some(config) = load(path) else {
+        return ExitCode::FAILURE;
+    };
+    let data_dir = &config.server.data_dir;
+    match hookgate::store::Store::repair_journal(data_dir) {
+        Ok(repaired) if repaired.is_empty() => {
+            println!("{}: the request journal is whole", data_dir.display());
+            ExitCode::SUCCESS
+        }
+        Ok(repaired) => {
+            for set_aside in repaired {
+                let outcome = match set_aside.records_follow {
+                    true => "whole records after them kept",
+                    false => "they ran to the end: cut off",
+                };
+                println!(
+                    "{}: {} bad bytes at byte {} set aside in {} ({outcome})",
+                    set_aside.segment.display(),
+                    set_aside.len,
+                    set_aside.offset,
+                    set_aside.kept.display()
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!(
+                "hookgate: repairing the request journal in {} (is a gateway still running on it?): {error}",
+                data_dir.display()
+            );
+            ExitCode::FAILURE
+        }
     }
 }
 

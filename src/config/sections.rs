@@ -138,6 +138,12 @@ pub struct LimitsSection {
     pub rejection_bytes_per_source: u64,
     /// The records of all rejected requests take at most this.
     pub rejection_bytes_total: u64,
+    /// Disk space kept allocated for the store, so that a full disk stops new
+    /// requests (503) before it can fail the store's writes; 0: none.
+    pub store_disk_reserve_bytes: u64,
+    /// Most request bytes the router's backlog holds in memory; the bodies
+    /// of requests past it are read back from the journal when routed.
+    pub router_backlog_bytes: u64,
 }
 
 impl LimitsSection {
@@ -191,6 +197,8 @@ impl Default for LimitsSection {
             rejection_body_bytes: 1024,
             rejection_bytes_per_source: 16 * 1024 * 1024,
             rejection_bytes_total: 64 * 1024 * 1024,
+            store_disk_reserve_bytes: 64 * 1024 * 1024,
+            router_backlog_bytes: 64 * 1024 * 1024,
         }
     }
 }

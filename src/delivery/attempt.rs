@@ -13,6 +13,8 @@ use crate::store::{
     owns_entry, stays_inline, QueueEntry, QueueMove, SettledNow, Store, StoreError,
 };
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
 use url::Url;
 
 /// Headers that describe one hop, not the message; never forwarded.
@@ -81,24 +83,51 @@ pub(super) fn prepare(
     }
 }
 
-/// Attempts one event.
-pub(super) async fn deliver(shared: Arc<Shared>, destination: Arc<Destination>, ready: Ready) {
-    let event_id = ready.event.id.clone();
-    if let Err(error) = attempt(&shared, &destination, ready).await {
-        // The queue entry is still in place, so the event is tried again.
-        tracing::error!(%error, event = %event_id, "delivery attempt could not be recorded");
+/// How long an attempt whose outcome could not be recorded waits before it is
+/// recorded again: at first, and at most (doubling in between).
+const RECORD_AGAIN_FIRST: Duration = Duration::from_secs(1);
+const RECORD_AGAIN_MAX: Duration = Duration::from_secs(60);
+
+/// Attempts one event. An attempt is sent once: when its outcome cannot be
+/// recorded (a store error), recording it is tried again later, backing off,
+/// while the event stays in flight (no scan takes it meanwhile). Sending it
+/// again at once would loop as fast as the destination answers, for as long
+/// as the store fails. When the lane stops first, its queue entry is still in
+/// place: it is sent again after the next start.
+pub(super) async fn deliver(
+    shared: Arc<Shared>,
+    destination: Arc<Destination>,
+    Ready { event, payload }: Ready,
+    mut stop: watch::Receiver<bool>,
+) {
+    let attempt = send(&shared, &destination, &event, payload).await;
+    let mut wait = RECORD_AGAIN_FIRST;
+    while let Err(error) = settle(&shared, &event, attempt.clone()).await {
+        tracing::error!(
+            %error,
+            event = %event.id,
+            again_in_ms = wait.as_millis() as u64,
+            "delivery attempt could not be recorded"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(|stop| *stop) => return,
+        }
+        wait = (wait * 2).min(RECORD_AGAIN_MAX);
     }
 }
 
-async fn attempt(
-    shared: &Arc<Shared>,
+/// Sends the event to its destination; returns the attempt to record.
+async fn send(
+    shared: &Shared,
     destination: &Destination,
-    Ready { event, payload }: Ready,
-) -> Result<(), StoreError> {
+    event: &Event,
+    payload: Payload,
+) -> Attempt {
     let started = now_ms();
     let (outgoing, response) = match destination_url(destination, &payload) {
         Ok(url) => {
-            let outgoing = outgoing(destination, &event, payload, url);
+            let outgoing = outgoing(destination, event, payload, url);
             let response = shared.client.send(&outgoing).await;
             if destination.circuit_breaker {
                 shared
@@ -110,8 +139,7 @@ async fn attempt(
         Err(unsafe_path) => (unsent(destination, payload), never_sent(&unsafe_path)),
     };
     let shown_url = destination.auth.shown_url(&outgoing.url);
-    let attempt = record(&event, outgoing.method, shown_url, response, started);
-    settle(shared, &event, attempt).await
+    record(event, outgoing.method, shown_url, response, started)
 }
 
 /// The HTTP request an event becomes at `url` (the payload moves into it:

@@ -88,7 +88,8 @@ pub(super) async fn run(
                         break;
                     }
                 }
-                let attempt = attempt::deliver(shared.clone(), destination.clone(), ready);
+                let attempt =
+                    attempt::deliver(shared.clone(), destination.clone(), ready, stop.clone());
                 in_flight.start(entry.event_id, attempt);
             }
             if woken {

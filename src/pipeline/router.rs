@@ -119,7 +119,12 @@ impl Router {
             self.store.mark_routed(&request.id)?;
             return Ok(Vec::new());
         }
-        self.route_as(request, &committed.payload, routed)
+        let payload = match &committed.payload {
+            Some(payload) => Cow::Borrowed(payload),
+            // Past the backlog's bytes when it was committed.
+            None => Cow::Owned(self.store.journaled_payload(committed.location)?),
+        };
+        self.route_as(request, &payload, routed)
     }
 
     /// Marks a request that could not be indexed or routed, for the next

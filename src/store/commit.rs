@@ -5,11 +5,16 @@
 //! fill, so a lone request pays one sync), appends it all to the request
 //! journal, syncs once, then wakes every waiter. An indexer thread then
 //! records the batch in sled (so that lists see it, whatever the routing
-//! backlog) and hands the accepted requests to the router.
+//! backlog) and hands the accepted requests to the router. Their payloads go
+//! along only as long as the backlog's bytes stay within `Backlog`'s limit:
+//! past it, the router reads them back from the journal, so that a slow
+//! router with a deep backlog of large requests does not fill memory.
 
 use super::{EncodedRequest, Location, Store};
 use crate::model::{Payload, Request};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use tokio::sync::{mpsc, oneshot};
 
@@ -24,7 +29,10 @@ pub enum CommitError {
 /// A durable request on its way to the indexer, then the router.
 pub struct Committed {
     pub request: Request,
-    pub payload: Payload,
+    /// None when the backlog was over its bytes: the journal holds it.
+    pub payload: Option<Payload>,
+    /// The backlog's bytes `payload` holds, given back when it is dropped.
+    pub held: Option<BacklogShare>,
     /// Where the journal holds it.
     pub location: Location,
     /// Accepted (route it), or rejected (only record it: journals written
@@ -32,6 +40,61 @@ pub struct Committed {
     pub route: bool,
     /// Whether the indexer recorded it in sled (the router tries again if not).
     pub indexed: bool,
+}
+
+/// The request bytes in memory between the commit thread and the router.
+#[derive(Clone)]
+pub struct Backlog {
+    bytes: Arc<BacklogBytes>,
+}
+
+struct BacklogBytes {
+    limit: u64,
+    held: AtomicU64,
+}
+
+impl Backlog {
+    /// A backlog that holds at most `limit` bytes of payloads.
+    pub fn new(limit: u64) -> Backlog {
+        Backlog {
+            bytes: Arc::new(BacklogBytes {
+                limit,
+                held: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The bytes held now.
+    pub fn held_bytes(&self) -> u64 {
+        self.bytes.held.load(Ordering::SeqCst)
+    }
+
+    /// A share of `bytes`, unless that would go over the limit.
+    fn share(&self, bytes: u64) -> Option<BacklogShare> {
+        let limit = self.bytes.limit;
+        self.bytes
+            .held
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |held| {
+                (held + bytes <= limit).then_some(held + bytes)
+            })
+            .ok()?;
+        Some(BacklogShare {
+            bytes: self.bytes.clone(),
+            len: bytes,
+        })
+    }
+}
+
+/// The bytes of the backlog one request's payload holds.
+pub struct BacklogShare {
+    bytes: Arc<BacklogBytes>,
+    len: u64,
+}
+
+impl Drop for BacklogShare {
+    fn drop(&mut self) {
+        self.bytes.held.fetch_sub(self.len, Ordering::SeqCst);
+    }
 }
 
 /// Batches waiting for the indexer; the commit thread waits beyond this.
@@ -59,12 +122,14 @@ impl CommitLog {
     /// Starts the writer and indexer threads (the handle joins both). Accepted
     /// requests go to `router` once durable and indexed.
     /// `queue_capacity` bounds the requests waiting for the writer, so that an
-    /// overloaded disk slows senders down instead of filling memory.
+    /// overloaded disk slows senders down instead of filling memory;
+    /// `backlog` bounds the payload bytes waiting for the router.
     pub fn start(
         store: Store,
         max_batch: usize,
         queue_capacity: usize,
         router: SyncSender<Committed>,
+        backlog: Backlog,
     ) -> (CommitLog, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(queue_capacity);
         let (to_indexer, indexer_inbox) = std::sync::mpsc::sync_channel(INDEX_QUEUE);
@@ -78,7 +143,7 @@ impl CommitLog {
         let writer = std::thread::Builder::new()
             .name("hookgate-commit".into())
             .spawn(move || {
-                write_loop(store, rx, max_batch, to_indexer);
+                write_loop(store, rx, max_batch, to_indexer, backlog);
                 let _ = indexer.join();
             })
             .expect("spawn commit thread");
@@ -115,6 +180,7 @@ fn write_loop(
     mut rx: mpsc::Receiver<Message>,
     max_batch: usize,
     indexer: SyncSender<Vec<Committed>>,
+    backlog: Backlog,
 ) {
     let mut closing = false;
     while !closing {
@@ -131,11 +197,16 @@ fn write_loop(
                 break;
             }
         }
-        commit_batch(&store, batch, &indexer);
+        commit_batch(&store, batch, &indexer, &backlog);
     }
 }
 
-fn commit_batch(store: &Store, batch: Vec<Pending>, indexer: &SyncSender<Vec<Committed>>) {
+fn commit_batch(
+    store: &Store,
+    batch: Vec<Pending>,
+    indexer: &SyncSender<Vec<Committed>>,
+    backlog: &Backlog,
+) {
     let encoded: Vec<&EncodedRequest> = batch.iter().map(|pending| &pending.encoded).collect();
     let locations = match store.journal_requests(&encoded) {
         Ok(locations) => locations,
@@ -153,9 +224,11 @@ fn commit_batch(store: &Store, batch: Vec<Pending>, indexer: &SyncSender<Vec<Com
         // The ingress may have given up waiting (client gone); the request is
         // stored and routed all the same.
         let _ = pending.done.send(Ok(()));
+        let held = backlog.share(pending.encoded.record.len() as u64);
         journaled.push(Committed {
             request: pending.request,
-            payload: pending.payload,
+            payload: held.is_some().then_some(pending.payload),
+            held,
             location,
             route: true,
             indexed: false,
@@ -181,5 +254,68 @@ fn index_loop(store: Store, batches: Receiver<Vec<Committed>>, router: SyncSende
             // A stopped router (shutdown): see commit_batch.
             let _ = router.send(committed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn payload(body: Vec<u8>) -> Payload {
+        Payload {
+            method: "POST".into(),
+            path: "/".into(),
+            query: String::new(),
+            headers: Vec::new(),
+            body,
+        }
+    }
+
+    /// The next request handed to the router.
+    fn next(router: &Receiver<Committed>) -> Committed {
+        router
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the router is handed the request")
+    }
+
+    #[tokio::test]
+    async fn payloads_past_the_backlogs_bytes_are_left_in_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let (to_router, router) = std::sync::mpsc::sync_channel(64);
+        // Room for three 30 kB requests, not four.
+        let backlog = Backlog::new(100_000);
+        let (commit, writer) = CommitLog::start(store.clone(), 4, 16, to_router, backlog.clone());
+        let bodies: Vec<Vec<u8>> = (0..10u8).map(|n| vec![b'a' + n; 30_000]).collect();
+        for body in &bodies {
+            let payload = payload(body.clone());
+            let request = Request::received(Some("src_shop"), "shop", &payload, 1);
+            commit.commit(request, payload, true).await.unwrap();
+        }
+
+        let committed: Vec<Committed> = bodies.iter().map(|_| next(&router)).collect();
+        let held = committed.iter().filter(|c| c.payload.is_some()).count();
+        assert_eq!(held, 3);
+        assert!(backlog.held_bytes() > 90_000 && backlog.held_bytes() <= 100_000);
+        for (committed, body) in committed.iter().zip(&bodies) {
+            let payload = match &committed.payload {
+                Some(payload) => payload.clone(),
+                None => store.journaled_payload(committed.location).unwrap(),
+            };
+            assert_eq!(&payload.body, body);
+        }
+
+        // Routed: the bytes are given back, and the next payload is held.
+        drop(committed);
+        assert_eq!(backlog.held_bytes(), 0);
+        let again = payload(b"again".to_vec());
+        let request = Request::received(Some("src_shop"), "shop", &again, 1);
+        commit.commit(request, again.clone(), true).await.unwrap();
+        assert_eq!(next(&router).payload, Some(again));
+        commit.close().await;
+        tokio::task::spawn_blocking(move || writer.join().unwrap())
+            .await
+            .unwrap();
     }
 }

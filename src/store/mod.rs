@@ -8,6 +8,7 @@
 
 mod attempts;
 mod commit;
+mod disk;
 mod hold;
 mod journal;
 mod outbound;
@@ -21,8 +22,8 @@ mod retention;
 mod secrets;
 
 pub use attempts::{stays_inline, SettledNow};
-pub use commit::{CommitError, CommitLog, Committed};
-pub use journal::Location;
+pub use commit::{Backlog, BacklogShare, CommitError, CommitLog, Committed};
+pub use journal::{Location, SetAside};
 pub use page::{Cursor, Direction, Page, PageRequest};
 pub use queue::{owns_entry, QueueEntry};
 pub use rejections::RejectionBudget;
@@ -51,6 +52,8 @@ pub enum StoreError {
     SecretsKey(std::io::Error),
     #[error("store: {0}")]
     Sealed(String),
+    #[error("store: {0}")]
+    Unavailable(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -117,6 +120,8 @@ pub struct StoreState {
     db: sled::Db,
     /// How `db` was opened, to open it again for `checkpoint`.
     sled_config: sled::Config,
+    /// Disk space held for sled, and its health (see `disk`), once `watch_disk` is called.
+    disk_reserve: std::sync::OnceLock<disk::DiskReserve>,
     /// Every request and its payload, in commit order (see `journal`).
     journal: journal::Journal,
     /// Requests journaled but not yet routed (nor, maybe, indexed in sled):
@@ -245,6 +250,7 @@ impl Store {
             rejection_ledger: rejections::RejectionLedger::load(&rejections)?,
             rejections,
             sled_config,
+            disk_reserve: std::sync::OnceLock::new(),
             paused_ids: std::sync::RwLock::new(paused_ids),
             paused,
             journal,
@@ -290,6 +296,26 @@ impl Store {
         Ok(Store {
             state: Arc::new(state),
         })
+    }
+
+    /// Watches sled's health from now on, keeping `reserve_bytes` of disk
+    /// allocated for it (none for 0); takes no new requests while the reserve
+    /// is short or sled has failed (see `disk`). Once per store.
+    pub fn watch_disk(&self, dir: &Path, reserve_bytes: u64) -> Result<()> {
+        let reserve = disk::DiskReserve::keep(dir, reserve_bytes, self.sled_config.clone())?;
+        if self.disk_reserve.set(reserve).is_err() {
+            tracing::warn!("the store's disk is already watched");
+        }
+        Ok(())
+    }
+
+    /// Sets aside every run of damaged bytes in the request journal of the
+    /// store in `dir`, keeping every whole record where it was (see
+    /// `journal::damage`). Holds the store's lock meanwhile, so that no
+    /// gateway runs on it.
+    pub fn repair_journal(dir: &Path) -> Result<Vec<SetAside>> {
+        let _locked = open_sled(&sled::Config::new().path(dir))?;
+        Ok(journal::Journal::repair(&dir.join("journal"))?)
     }
 
     /// Closes the store and makes its next open quick, when this is its last

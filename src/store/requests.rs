@@ -34,6 +34,9 @@ impl Store {
     /// Appends a batch of requests to the journal and syncs it: once this
     /// returns, they are durable. Returns where each one lies, in order.
     pub(super) fn journal_requests(&self, batch: &[&EncodedRequest]) -> Result<Vec<Location>> {
+        if let Some(reserve) = self.disk_reserve.get() {
+            reserve.admits_requests()?;
+        }
         let records: Vec<&[u8]> = batch.iter().map(|r| r.record.as_slice()).collect();
         let locations = self.journal.append(&records)?;
         let mut pending = self.pending.lock().expect("pending lock");
@@ -120,6 +123,13 @@ impl Store {
             // Stored before the journal (or unknown).
             None => get_payload(&self.request_payloads, id),
         }
+    }
+
+    /// The payload of the request the journal holds at `location`.
+    pub fn journaled_payload(&self, location: Location) -> Result<Payload> {
+        Ok(request_record::decode_payload(
+            &self.journal.read(location)?,
+        )?)
     }
 
     /// The request and payload the journal holds at `location`.
@@ -290,7 +300,8 @@ fn to_committed(location: Location, record: &[u8]) -> Result<Committed> {
     Ok(Committed {
         route: request.status == RequestStatus::Accepted,
         request,
-        payload,
+        payload: Some(payload),
+        held: None,
         location,
         indexed: false,
     })

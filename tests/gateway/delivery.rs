@@ -201,3 +201,28 @@ async fn a_hanging_destination_does_not_delay_another() {
         "the hanging lane stays capped at its concurrency"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_past_the_router_backlogs_bytes_are_read_back_from_the_journal() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    // Not one body fits: the router reads every one back.
+    let config = format!(
+        "[limits]\nrouter_backlog_bytes = 1\n[[sources]]\nname = \"shop\"\n{}",
+        route("shop", "orders", &sink.url("/"), "")
+    );
+    let gw = TestGateway::start(&config).await;
+    let mut sent = Vec::new();
+    for n in 0..3 {
+        let body = format!("{{\"order\":{n},\"pad\":\"{}\"}}", "x".repeat(1000 * n));
+        assert_eq!(gw.post("/e/shop", &body).await.0, 200);
+        sent.push(body);
+    }
+    let mut delivered: Vec<String> = sink
+        .wait_for(3)
+        .await
+        .iter()
+        .map(|received| String::from_utf8(received.body.to_vec()).unwrap())
+        .collect();
+    delivered.sort();
+    assert_eq!(delivered, sent);
+}

@@ -7,6 +7,7 @@ mod auth;
 mod cli;
 mod common;
 mod delivery;
+mod disk;
 mod ingress;
 mod ingress_hostile;
 mod issues;

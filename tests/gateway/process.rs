@@ -197,6 +197,53 @@ async fn sigterm_drains_and_exits_zero_and_nothing_is_lost() {
     run.restart_and_expect_delivered(&acked).await;
 }
 
+/// Kills `hookgate serve` (SIGKILL) `KILLS` times, at random moments of its
+/// start or of a small load, starting it again each time; then every request
+/// it acknowledged is delivered at least once.
+#[tokio::test(flavor = "multi_thread")]
+async fn thirty_random_sigkills_lose_no_acknowledged_request() {
+    use rand::{Rng, SeedableRng};
+    const KILLS: usize = 30;
+    let seed: u64 = rand::random();
+    println!("chaos seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let sink = Sink::start(Reply::Status(200)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &shop(&sink));
+    let mut acknowledged = HashSet::new();
+    for _ in 0..KILLS {
+        let mut served = serve(&config);
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let acked_enough = Arc::new(tokio::sync::Semaphore::new(0));
+        let load = tokio::spawn(load(
+            served.base.clone(),
+            4,
+            stop.clone(),
+            acked_enough.clone(),
+        ));
+        // None (killed as it starts taking requests) up to a few dozen.
+        let wanted = rng.gen_range(0..40);
+        let acked = tokio::time::timeout(PATIENCE, acked_enough.acquire_many(wanted)).await;
+        assert!(acked.is_ok(), "{wanted} requests acknowledged in time");
+        served.child.kill().unwrap();
+        served.child.wait().unwrap();
+        stop.notify_waiters();
+        acknowledged.extend(load.await.unwrap());
+    }
+    let mut last = serve(&config);
+    let delivered = wait_for_requests(&sink, &acknowledged).await;
+    assert!(acknowledged.is_subset(&delivered));
+    let deliveries = sink.received().len();
+    println!(
+        "{} requests acknowledged over {KILLS} kills; {deliveries} deliveries of {} requests: {} duplicates",
+        acknowledged.len(),
+        delivered.len(),
+        deliveries - delivered.len()
+    );
+    last.child.kill().unwrap();
+    last.child.wait().unwrap();
+}
+
 fn check(dir: &Path, rest: &str) -> (bool, String) {
     let config = write_config(dir, rest);
     let output = Command::new(BINARY)

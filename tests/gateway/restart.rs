@@ -3,7 +3,7 @@
 use crate::common::{config_in, route, store_snapshots, Reply, Sink, TestGateway};
 use hookgate::ids::{derived_id, named_id, now_ms};
 use hookgate::model::{Event, EventStatus, Payload, Request, Route};
-use hookgate::store::{CommitLog, Store};
+use hookgate::store::{Backlog, CommitLog, Store};
 use hookgate::Gateway;
 use std::collections::HashSet;
 
@@ -124,7 +124,8 @@ async fn journal_without_routing(store: &Store, n: usize) -> HashSet<String> {
 async fn journal_unrouted(store: &Store, requests: Vec<(Request, Payload)>) -> HashSet<String> {
     let (to_router, router_inbox) = std::sync::mpsc::sync_channel(1);
     drop(router_inbox);
-    let (commit, writer) = CommitLog::start(store.clone(), 16, 16, to_router);
+    let (commit, writer) =
+        CommitLog::start(store.clone(), 16, 16, to_router, Backlog::new(u64::MAX));
     let mut journaled = HashSet::new();
     for (request, payload) in requests {
         journaled.insert(request.id.clone());
@@ -371,4 +372,79 @@ async fn a_stored_path_leaving_the_destination_is_refused_where_it_is_joined() {
     let received = sink.received();
     assert_eq!(received.len(), 1);
     assert_eq!(received[0].path, "/hooks/inside");
+}
+
+/// Flips a byte in the record of the `n`th frame of a journal segment (frames:
+/// `length (u32 LE) ++ crc32 ++ record`); returns the frame's offset.
+fn damage_frame(segment: &std::path::Path, n: usize) -> u64 {
+    let mut bytes = std::fs::read(segment).unwrap();
+    let mut offset = 0;
+    for _ in 0..n {
+        let len = u32::from_le_bytes(bytes[offset..offset + 4].try_into().unwrap());
+        offset += 8 + len as usize;
+    }
+    bytes[offset + 8 + 3] ^= 0xff;
+    std::fs::write(segment, bytes).unwrap();
+    offset as u64
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn damage_amid_the_journal_stops_the_start_and_repair_keeps_every_whole_request() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let config = shop_to(&sink);
+    let gw = TestGateway::start(&config).await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let (status, body) = gw.post("/e/shop", &format!("{{\"n\":{n}}}")).await;
+        assert_eq!(status, 200);
+        ids.push(body["request_id"].as_str().unwrap().to_string());
+    }
+    sink.wait_for(3).await;
+    let dir = gw.stopped().await;
+    let segment = dir.path().join("data/journal/0000000000.journal");
+    let damaged_at = damage_frame(&segment, 1);
+
+    let error = match Gateway::start(&config_in(dir.path(), &config)).await {
+        Ok(_) => panic!("started on a damaged journal"),
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(error.contains(&segment.display().to_string()), "{error}");
+    assert!(
+        error.contains(&format!("damaged at byte {damaged_at}")),
+        "{error}"
+    );
+
+    let repair = std::process::Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(["repair", "--config"])
+        .arg(dir.path().join("gateway.toml"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&repair.stdout);
+    assert!(
+        repair.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&repair.stderr)
+    );
+    assert!(
+        said.contains(&format!("at byte {damaged_at} set aside")),
+        "{said}"
+    );
+    let set_aside: Vec<_> = std::fs::read_dir(dir.path().join("data/journal"))
+        .unwrap()
+        .filter(|entry| {
+            let name = entry.as_ref().unwrap().file_name();
+            name.to_string_lossy().contains(".journal.damaged-at-")
+        })
+        .collect();
+    assert_eq!(set_aside.len(), 1);
+
+    let gw = TestGateway::start_in(dir, &config).await;
+    let store = &gw.gateway.store;
+    for (n, id) in [(0, &ids[0]), (2, &ids[2])] {
+        let payload = store.request_payload(id).unwrap().unwrap();
+        assert_eq!(payload.body, format!("{{\"n\":{n}}}").as_bytes());
+    }
+    // New requests are taken and delivered after the repair.
+    assert_eq!(gw.post("/e/shop", "{\"n\":3}").await.0, 200);
+    sink.wait_for(4).await;
 }

@@ -10,22 +10,29 @@
 //! indexed and routed again (routing is idempotent).
 //!
 //! Layout: `dir/NNNNNNNNNN.journal` segments, numbered from 0 and never
-//! rewritten; retention deletes the oldest ones once they hold nothing kept
-//! (`remove_oldest`), so the numbers start wherever the oldest left is, which
-//! `dir/first-kept` names (a start tells a segment deleted from one lost).
-//! A frame is `length (u32 LE) ++ crc32 of length and record (u32 LE) ++
-//! record` (with the length in the checksum, a run of zeros is not a frame). A crash can only tear the tail of the newest segment (a batch is
-//! acknowledged after its sync), so `open` cuts a torn tail off, keeping the
-//! bytes it cut in a `.cut-<ms>` file next to the segment.
+//! rewritten (but by `repair`); retention deletes the oldest ones once they
+//! hold nothing kept (`remove_oldest`), so the numbers start wherever the
+//! oldest left is, which `dir/first-kept` names (a start tells a segment
+//! deleted from one lost). Frames: see `frame`. A crash can only tear the tail
+//! of the newest segment (a batch is acknowledged after its sync), so `open`
+//! cuts a torn tail off, keeping the bytes it cut in a `.cut-<ms>` file next
+//! to the segment; anything else that is not whole frames is damage (see
+//! `damage`).
 
-use std::collections::VecDeque;
+mod damage;
+mod frame;
+mod handles;
+
+pub use damage::SetAside;
+
+use frame::{Frame, FRAME_HEADER, MAX_RECORD};
+use handles::Segments;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
-const FRAME_HEADER: u64 = 8;
 /// Records longer than this are checked against their segment's length before
 /// they are read (see `read`).
 const LARGE_RECORD: u32 = 1 << 20;
@@ -94,19 +101,7 @@ struct Inner {
     dir: PathBuf,
     segment_bytes: u64,
     writer: Mutex<Writer>,
-    segments: RwLock<Segments>,
-}
-
-/// Read handles of the segments left, oldest first.
-struct Segments {
-    first: u32,
-    files: VecDeque<Arc<File>>,
-}
-
-impl Segments {
-    fn end(&self) -> u32 {
-        self.first + self.files.len() as u32
-    }
+    segments: Mutex<Segments>,
 }
 
 struct Writer {
@@ -125,7 +120,8 @@ struct Writer {
 
 impl Journal {
     /// Opens (or creates) the journal in `dir`; a segment is closed once it
-    /// holds `segment_bytes`.
+    /// holds `segment_bytes`. Damage in the newest segment (see `damage`) is
+    /// an error naming the segment and the byte: `repair` deals with it.
     pub fn open(dir: &Path, segment_bytes: u64) -> io::Result<Journal> {
         if !dir.exists() {
             std::fs::create_dir_all(dir)?;
@@ -136,13 +132,11 @@ impl Journal {
         }
         let numbers = leftovers_removed(dir, segment_numbers(dir)?)?;
         let first = numbers.first().copied().unwrap_or(0);
-        let mut segments = VecDeque::with_capacity(numbers.len().max(1));
         for (expected, number) in (first..).zip(&numbers) {
             if *number != expected {
                 let message = format!("journal segment {expected} is missing in {dir:?}");
                 return Err(io::Error::new(io::ErrorKind::InvalidData, message));
             }
-            segments.push_back(Arc::new(File::open(segment_path(dir, *number))?));
         }
         let last = numbers.last().copied().unwrap_or(0);
         let path = segment_path(dir, last);
@@ -158,7 +152,6 @@ impl Journal {
         }
         if numbers.is_empty() {
             sync_dir(dir)?;
-            segments.push_back(Arc::new(File::open(&path)?));
         }
         let writer = Writer {
             segment: last,
@@ -175,12 +168,21 @@ impl Journal {
                 dir: dir.to_path_buf(),
                 segment_bytes,
                 writer: Mutex::new(writer),
-                segments: RwLock::new(Segments {
-                    first,
-                    files: segments,
-                }),
+                segments: Mutex::new(Segments::new(dir.to_path_buf(), first, last + 1)),
             }),
         })
+    }
+
+    /// Sets aside every run of bytes in the journal in `dir` that is not
+    /// whole frames (see `damage`), keeping every whole record at its offset.
+    /// The journal must not be open meanwhile.
+    pub fn repair(dir: &Path) -> io::Result<Vec<SetAside>> {
+        let mut repaired = Vec::new();
+        for number in segment_numbers(dir)? {
+            repaired.extend(damage::repair_segment(&segment_path(dir, number))?);
+        }
+        sync_dir(dir)?;
+        Ok(repaired)
     }
 
     /// Appends records and syncs them to disk; returns where each one lies.
@@ -203,16 +205,16 @@ impl Journal {
         );
         let mut locations = Vec::with_capacity(records.len());
         for record in records {
-            let len = u32::try_from(record.len())
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "record over 4 GiB"))?;
+            if record.len() >= MAX_RECORD {
+                let message = "a journal record must be shorter than 2 GiB";
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
+            }
             locations.push(Location {
                 segment: writer.segment,
                 offset: writer.len + frames.len() as u64,
-                len,
+                len: record.len() as u32,
             });
-            frames.extend_from_slice(&len.to_le_bytes());
-            frames.extend_from_slice(&checksum(len, record).to_le_bytes());
-            frames.extend_from_slice(record);
+            frame::encode_record(record, &mut frames);
         }
         let written = writer
             .file
@@ -244,13 +246,11 @@ impl Journal {
             return Err(io::Error::new(io::ErrorKind::AlreadyExists, message));
         }
         sync_dir(&self.inner.dir)?;
-        let reader = Arc::new(File::open(&path)?);
         self.inner
             .segments
-            .write()
+            .lock()
             .expect("journal segments lock")
-            .files
-            .push_back(reader);
+            .end = segment + 1;
         *writer = Writer {
             segment,
             file,
@@ -271,41 +271,37 @@ impl Journal {
             return Err(past_the_end());
         }
         // The location knows the length: header and record in one read.
-        let mut frame = vec![0u8; FRAME_HEADER as usize + location.len as usize];
-        file.read_exact_at(&mut frame, location.offset)
+        let mut bytes = vec![0u8; FRAME_HEADER as usize + location.len as usize];
+        file.read_exact_at(&mut bytes, location.offset)
             .map_err(|error| match error.kind() {
                 io::ErrorKind::UnexpectedEof => past_the_end(),
                 _ => error,
             })?;
-        let header = frame[..FRAME_HEADER as usize].try_into().expect("header");
-        let (len, crc) = frame_header(header);
+        let header = bytes[..FRAME_HEADER as usize].try_into().expect("header");
+        // A filler's length field has its top bit set: it never matches.
+        let (len, crc) = frame::header_fields(header);
         if len != location.len {
             return Err(corrupt(location, "its length does not match"));
         }
-        frame.drain(..FRAME_HEADER as usize);
-        if checksum(len, &frame) != crc {
+        bytes.drain(..FRAME_HEADER as usize);
+        if frame::checksum(len, &bytes) != crc {
             return Err(corrupt(location, "its checksum does not match"));
         }
-        Ok(frame)
+        Ok(bytes)
     }
 
     fn segment(&self, number: u32) -> io::Result<Arc<File>> {
-        let segments = self.inner.segments.read().expect("journal segments lock");
-        let index = number.checked_sub(segments.first);
-        let file = index.and_then(|index| segments.files.get(index as usize));
-        file.cloned().ok_or_else(|| {
-            let message = match index {
-                None => format!("journal segment {number} was deleted (retention)"),
-                Some(_) => format!("journal segment {number} does not exist"),
-            };
-            io::Error::new(io::ErrorKind::NotFound, message)
-        })
+        self.inner
+            .segments
+            .lock()
+            .expect("journal segments lock")
+            .get(number)
     }
 
     /// The numbers of the segments left: the oldest, and one past the newest.
     pub fn segment_range(&self) -> std::ops::Range<u32> {
-        let segments = self.inner.segments.read().expect("journal segments lock");
-        segments.first..segments.end()
+        let segments = self.inner.segments.lock().expect("journal segments lock");
+        segments.first..segments.end
     }
 
     /// Deletes segment `number`, which must be the oldest and not the one
@@ -320,14 +316,13 @@ impl Journal {
             .expect("journal writer lock")
             .segment;
         {
-            let mut segments = self.inner.segments.write().expect("journal segments lock");
+            let mut segments = self.inner.segments.lock().expect("journal segments lock");
             if segments.first != number || number >= writing {
                 let message =
                     format!("journal segment {number} is not the oldest one or is being written");
                 return Err(io::Error::new(io::ErrorKind::InvalidInput, message));
             }
-            segments.files.pop_front();
-            segments.first += 1;
+            segments.pop_oldest();
         }
         // Outside the locks: appends and reads go on meanwhile. The mark goes
         // first, so that a start can tell a segment deleted on purpose (or
@@ -335,7 +330,7 @@ impl Journal {
         write_first_kept(&self.inner.dir, number + 1)?;
         let path = segment_path(&self.inner.dir, number);
         std::fs::remove_file(&path)?;
-        remove_cut_tails(&path)?;
+        damage::remove_kept_beside(&path)?;
         sync_dir(&self.inner.dir)
     }
 
@@ -374,15 +369,18 @@ impl Journal {
         let segment_len = file.metadata()?.len();
         let mut reader = BufReader::new(file.as_ref());
         reader.seek(SeekFrom::Start(offset))?;
-        while let Some((len, record)) = next_frame(&mut reader, segment_len.saturating_sub(offset))?
+        while let Some(frame) = frame::next_frame(&mut reader, segment_len.saturating_sub(offset))?
         {
-            let location = Location {
-                segment,
-                offset,
-                len,
-            };
-            offset = location.end();
-            visit(location, record)?;
+            let at = offset;
+            offset += frame.size();
+            if let Frame::Record(record) = frame {
+                let location = Location {
+                    segment,
+                    offset: at,
+                    len: record.len() as u32,
+                };
+                visit(location, record)?;
+            }
         }
         if offset < segment_len {
             let message = format!("journal segment {segment} has a bad frame at {offset}");
@@ -392,79 +390,38 @@ impl Journal {
     }
 }
 
-/// The next valid frame, or None at the end of the segment or at a torn frame.
-/// `remaining`: bytes left in the segment, so that a torn length cannot ask
-/// for more memory than the file holds.
-fn next_frame(reader: &mut impl Read, remaining: u64) -> io::Result<Option<(u32, Vec<u8>)>> {
-    let mut header = [0u8; FRAME_HEADER as usize];
-    if !read_full(reader, &mut header)? {
-        return Ok(None);
-    }
-    let (len, crc) = frame_header(&header);
-    if u64::from(len) + FRAME_HEADER > remaining {
-        return Ok(None);
-    }
-    let mut record = vec![0u8; len as usize];
-    if !read_full(reader, &mut record)? || checksum(len, &record) != crc {
-        return Ok(None);
-    }
-    Ok(Some((len, record)))
-}
-
-fn checksum(len: u32, record: &[u8]) -> u32 {
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&len.to_le_bytes());
-    hasher.update(record);
-    hasher.finalize()
-}
-
-/// Fills `buf`; false when the input ends first.
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
-    match reader.read_exact(buf) {
-        Ok(()) => Ok(true),
-        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
-        Err(error) => Err(error),
-    }
-}
-
 /// How much of a segment is whole frames.
 fn valid_len(file: &File) -> io::Result<u64> {
     let file_len = file.metadata()?.len();
     let mut reader = BufReader::new(file);
     reader.seek(SeekFrom::Start(0))?;
     let mut len = 0;
-    while let Some((record_len, _)) = next_frame(&mut reader, file_len - len)? {
-        len += FRAME_HEADER + u64::from(record_len);
+    while let Some(frame) = frame::next_frame(&mut reader, file_len - len)? {
+        len += frame.size();
     }
     Ok(len)
 }
 
-/// Cuts a segment back to its whole frames. The bytes cut go to a file next to
-/// it first: a torn batch was never acknowledged, but if the cause was damage
-/// instead, nothing is destroyed.
+/// Cuts the newest segment back to its whole frames, unless whole frames
+/// follow the bad bytes: then they are damage, not a torn tail (an error
+/// naming where; see `damage`).
 fn cut_torn_tail(path: &Path, file: &File, valid_len: u64) -> io::Result<()> {
-    let mut tail = Vec::new();
+    let mut bad = Vec::new();
     let mut reader = file;
     reader.seek(SeekFrom::Start(valid_len))?;
-    reader.read_to_end(&mut tail)?;
-    let kept = path.with_extension(format!("{EXTENSION}.cut-{}", crate::ids::now_ms()));
-    std::fs::write(&kept, &tail)?;
-    File::open(&kept)?.sync_all()?;
+    reader.read_to_end(&mut bad)?;
+    if let Some(resume) = damage::frames_resume(&bad) {
+        return Err(damage::damaged(path, valid_len, valid_len + resume as u64));
+    }
+    let kept = damage::cut_off(path, file, valid_len)?;
     tracing::warn!(
         segment = %path.display(),
         valid_len,
-        cut = tail.len(),
+        cut = bad.len(),
         kept = %kept.display(),
         "cut a torn tail off the request journal"
     );
-    file.set_len(valid_len)?;
-    file.sync_all()
-}
-
-fn frame_header(header: &[u8; FRAME_HEADER as usize]) -> (u32, u32) {
-    let len = u32::from_le_bytes(header[..4].try_into().expect("4 bytes"));
-    let crc = u32::from_le_bytes(header[4..].try_into().expect("4 bytes"));
-    (len, crc)
+    Ok(())
 }
 
 fn corrupt(location: Location, why: &str) -> io::Error {
@@ -494,22 +451,6 @@ fn segment_numbers(dir: &Path) -> io::Result<Vec<u32>> {
     }
     numbers.sort_unstable();
     Ok(numbers)
-}
-
-/// Deletes the torn tails `open` cut off the segment at `path` (kept beside
-/// it in case they were damage, not a torn write): they go with it.
-fn remove_cut_tails(path: &Path) -> io::Result<()> {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
-        return Ok(());
-    };
-    let prefix = format!("{}.cut-", name.to_string_lossy());
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_name().to_string_lossy().starts_with(&prefix) {
-            std::fs::remove_file(entry.path())?;
-        }
-    }
-    Ok(())
 }
 
 /// The file naming the oldest segment retention keeps.
@@ -937,25 +878,164 @@ mod tests {
         assert_eq!(all_after(&journal, None), [(location, b"one".to_vec())]);
     }
 
+    /// The files beside the segments in `dir` whose names hold `what`.
+    fn kept_beside(dir: &Path, what: &str) -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.to_string_lossy().contains(what))
+            .collect()
+    }
+
     #[test]
     fn the_bytes_cut_off_on_open_are_kept_next_to_the_segment() {
         let (dir, journal) = journal_in_tempdir(ONE_SEGMENT);
         let locations = journal.append(&[b"one", b"two", b"three"]).unwrap();
         drop(journal);
         let path = segment_path(dir.path(), 0);
-        flip_byte(&path, locations[1].offset + FRAME_HEADER);
+        flip_byte(&path, locations[2].offset + FRAME_HEADER);
 
         let journal = Journal::open(dir.path(), ONE_SEGMENT).unwrap();
-        assert_eq!(journal.read(locations[0]).unwrap(), b"one");
-        let kept: Vec<PathBuf> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|entry| entry.unwrap().path())
-            .filter(|path| path.to_string_lossy().contains(".journal.cut-"))
-            .collect();
+        assert_eq!(journal.read(locations[1]).unwrap(), b"two");
+        let kept = kept_beside(dir.path(), ".journal.cut-");
         assert_eq!(kept.len(), 1, "{kept:?}");
         let cut = std::fs::read(&kept[0]).unwrap();
-        assert_eq!(cut.len() as u64, frame_bytes(&[b"two", b"three"]));
-        assert!(cut.ends_with(b"three"));
+        assert_eq!(cut.len() as u64, frame_bytes(&[b"three"]));
+    }
+
+    /// Three records, the middle one damaged (a byte of its `part`, 0 for the
+    /// header, 1 for the record), in a journal reopened from `dir`.
+    fn damaged_in_the_middle(part: u64) -> (tempfile::TempDir, Vec<Location>) {
+        let (dir, journal) = journal_in_tempdir(ONE_SEGMENT);
+        let locations = journal
+            .append(&[b"before the damage", b"damaged", b"after the damage"])
+            .unwrap();
+        drop(journal);
+        flip_byte(
+            &segment_path(dir.path(), 0),
+            locations[1].offset + part * FRAME_HEADER + 2,
+        );
+        (dir, locations)
+    }
+
+    #[test]
+    fn damage_followed_by_whole_records_stops_the_open_and_names_segment_and_byte() {
+        for part in [0, 1] {
+            let (dir, locations) = damaged_in_the_middle(part);
+            let path = segment_path(dir.path(), 0);
+            let len_before = std::fs::metadata(&path).unwrap().len();
+
+            let error = Journal::open(dir.path(), ONE_SEGMENT).err().unwrap();
+            assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+            let message = error.to_string();
+            assert!(message.contains(&path.display().to_string()), "{message}");
+            let at = format!("damaged at byte {}", locations[1].offset);
+            assert!(message.contains(&at), "{message}");
+            assert!(message.contains("hookgate repair"), "{message}");
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), len_before);
+            assert!(kept_beside(dir.path(), ".cut-").is_empty());
+        }
+    }
+
+    #[test]
+    fn repair_sets_the_damage_aside_and_keeps_every_whole_record_where_it_was() {
+        for part in [0, 1] {
+            let (dir, locations) = damaged_in_the_middle(part);
+            let path = segment_path(dir.path(), 0);
+            let damaged_frame = frame_bytes(&[b"damaged"]);
+            let original = std::fs::read(&path).unwrap();
+
+            let repaired = Journal::repair(dir.path()).unwrap();
+            assert_eq!(repaired.len(), 1, "{repaired:?}");
+            let set_aside = &repaired[0];
+            assert_eq!(
+                (set_aside.offset, set_aside.len, set_aside.records_follow),
+                (locations[1].offset, damaged_frame, true)
+            );
+            let start = locations[1].offset as usize;
+            assert_eq!(
+                std::fs::read(&set_aside.kept).unwrap(),
+                original[start..start + damaged_frame as usize]
+            );
+            assert_eq!(
+                Journal::repair(dir.path()).unwrap(),
+                [],
+                "repaired for good"
+            );
+
+            let journal = Journal::open(dir.path(), ONE_SEGMENT).unwrap();
+            assert_eq!(journal.read(locations[0]).unwrap(), b"before the damage");
+            assert_eq!(journal.read(locations[2]).unwrap(), b"after the damage");
+            assert!(journal.read(locations[1]).is_err());
+            assert_eq!(
+                all_after(&journal, None),
+                [
+                    (locations[0], b"before the damage".to_vec()),
+                    (locations[2], b"after the damage".to_vec())
+                ]
+            );
+            let new = journal.append(&[b"new"]).unwrap()[0];
+            assert_eq!(
+                (new.segment, new.offset),
+                (0, locations[2].end()),
+                "appends follow"
+            );
+        }
+    }
+
+    #[test]
+    fn repair_cuts_a_bad_tail_and_mends_a_closed_segment_too() {
+        let (dir, journal) = journal_in_tempdir(16);
+        let closed = journal.append(&[b"one", b"two", b"three"]).unwrap();
+        let newest = journal.append(&[b"newest"]).unwrap()[0];
+        drop(journal);
+        flip_byte(&segment_path(dir.path(), 0), closed[1].offset + 1);
+        let mut torn = OpenOptions::new()
+            .append(true)
+            .open(segment_path(dir.path(), 1))
+            .unwrap();
+        torn.write_all(&[9, 0, 0, 0, 1]).unwrap();
+
+        let repaired = Journal::repair(dir.path()).unwrap();
+        let what: Vec<(u64, bool)> = repaired
+            .iter()
+            .map(|set_aside| (set_aside.offset, set_aside.records_follow))
+            .collect();
+        assert_eq!(what, [(closed[1].offset, true), (newest.end(), false)]);
+        let journal = Journal::open(dir.path(), 16).unwrap();
+        let records: Vec<Vec<u8>> = all_after(&journal, None)
+            .into_iter()
+            .map(|(_, record)| record)
+            .collect();
+        assert_eq!(records, [&b"one"[..], b"three", b"newest"]);
+    }
+
+    /// How many files of `dir` this process has open.
+    fn open_files_in(dir: &Path) -> usize {
+        std::fs::read_dir("/proc/self/fd")
+            .unwrap()
+            .filter_map(|entry| std::fs::read_link(entry.unwrap().path()).ok())
+            .filter(|target| target.starts_with(dir))
+            .count()
+    }
+
+    #[test]
+    fn only_a_few_segments_are_held_open_however_many_are_read() {
+        let (dir, journal) = journal_in_tempdir(TINY_SEGMENTS);
+        let records: Vec<Vec<u8>> = (0..60u8).map(|i| vec![i; 60]).collect();
+        let appended = append_one_by_one(&journal, &records);
+        assert!(journal.segment_range().len() >= 60);
+        let dir = dir.path().canonicalize().unwrap();
+
+        for (location, record) in appended.iter().rev().chain(&appended) {
+            assert_eq!(journal.read(*location).unwrap(), *record);
+        }
+        assert_eq!(all_after(&journal, None), appended);
+        // The kept read handles and the writer's.
+        let open = open_files_in(&dir);
+        assert!(open <= handles::OPEN_SEGMENTS + 1, "{open} files open");
+        drop(journal);
+        assert_eq!(open_files_in(&dir), 0);
     }
 
     #[test]
