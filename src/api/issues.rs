@@ -2,7 +2,7 @@
 
 use super::error::{json_body, ApiError, ApiResult};
 use super::query::{iso, Query};
-use super::{blocking, Shared};
+use super::{blocking, reachable, ApiState, Shared};
 use crate::ids::{new_id, now_ms};
 use crate::model::{DeliveryStrategy, Issue, IssueStatus, IssueTrigger, IssueType};
 use axum::extract::rejection::JsonRejection;
@@ -34,7 +34,10 @@ fn every_connection() -> Vec<String> {
     vec!["*".into()]
 }
 
-fn input(body: Result<Json<TriggerInput>, JsonRejection>) -> ApiResult<TriggerInput> {
+fn input(
+    state: &ApiState,
+    body: Result<Json<TriggerInput>, JsonRejection>,
+) -> ApiResult<TriggerInput> {
     let input = json_body(body)?;
     if let Some(url) = &input.webhook_url {
         let parsed =
@@ -45,6 +48,7 @@ fn input(body: Result<Json<TriggerInput>, JsonRejection>) -> ApiResult<TriggerIn
                 "must be an http or https URL",
             ));
         }
+        reachable(state, "webhook_url", &parsed)?;
     }
     if input.connections.is_empty() {
         return Err(ApiError::invalid(
@@ -104,7 +108,7 @@ pub async fn create_trigger(
     State(state): Shared,
     body: Result<Json<TriggerInput>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let input = input(body)?;
+    let input = input(&state, body)?;
     let store = state.store.clone();
     blocking(move || {
         let trigger = IssueTrigger {
@@ -136,7 +140,7 @@ pub async fn update_trigger(
     Path(id): Path<String>,
     body: Result<Json<TriggerInput>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let input = input(body)?;
+    let input = input(&state, body)?;
     change_trigger(state, id, move |trigger| {
         trigger.name = input.name;
         trigger.kind = input.kind;

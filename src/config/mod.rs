@@ -13,7 +13,7 @@ pub use sections::{
 
 use crate::ids::named_id;
 use crate::model::{
-    Catalog, Connection, CustomResponse, Destination, RateLimit, RatePeriod, Source,
+    Catalog, Connection, CustomResponse, Destination, Origin, RateLimit, RatePeriod, Source,
 };
 use crate::pipeline::{CompileContext, Rule, RuleSpec};
 use crate::signing::destination_auth::{AuthMethodConfig, DestinationAuth};
@@ -275,6 +275,7 @@ impl Validator<'_> {
                     .max(1),
                 auth,
                 circuit_breaker: false,
+                origin: Origin::File,
             });
         }
         destinations

@@ -1,10 +1,12 @@
 //! The shape of gateway.toml, with defaults. Values a later check needs to point
 //! at are `Spanned`, so errors can name their line.
 
+use crate::address_policy::AddressPolicy;
 use crate::pipeline::transform::TransformLimits;
 use crate::pipeline::RuleSpec;
 use crate::signing::destination_auth::AuthMethodConfig;
 use crate::verify::VerificationConfig;
+use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -141,6 +143,17 @@ pub struct DeliverySection {
     pub signing_secret: Option<Spanned<String>>,
     /// How often every destination's backlog is checked for backpressure issues.
     pub backlog_check_ms: u64,
+    /// Ranges that objects created through the API may reach although the
+    /// address policy refuses them by default (loopback, private, link-local…).
+    pub allowed_networks: Vec<IpNet>,
+    /// Ranges that objects created through the API may never reach.
+    pub blocked_networks: Vec<IpNet>,
+}
+
+impl DeliverySection {
+    pub fn address_policy(&self) -> AddressPolicy {
+        AddressPolicy::new(self.allowed_networks.clone(), self.blocked_networks.clone())
+    }
 }
 
 impl Default for DeliverySection {
@@ -149,6 +162,8 @@ impl Default for DeliverySection {
             default_concurrency: 32,
             signing_secret: None,
             backlog_check_ms: 5000,
+            allowed_networks: Vec::new(),
+            blocked_networks: Vec::new(),
         }
     }
 }

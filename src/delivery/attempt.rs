@@ -3,6 +3,7 @@
 
 use super::http_client::{Outgoing, Response};
 use super::Shared;
+use crate::address_policy::BLOCKED_ADDRESS;
 use crate::ids::now_ms;
 use crate::model::{
     Attempt, AttemptStatus, AttemptTrigger, Destination, Event, EventStatus, Payload,
@@ -125,6 +126,7 @@ fn outgoing(destination: &Destination, event: &Event, payload: Payload) -> Outgo
         url,
         headers,
         body: payload.body.into(),
+        origin: destination.origin,
     }
 }
 
@@ -266,7 +268,10 @@ fn next_state(
         event.successful_at = Some(now);
         return QueueMove::Out;
     }
-    let wait = match (event.muted, event.window) {
+    // A refused address stays refused: retrying would only repeat the refusal
+    // (a retry by hand can, once the policy or the name's addresses change).
+    let refused = attempt.error_code.as_deref() == Some(BLOCKED_ADDRESS);
+    let wait = match (event.muted || refused, event.window) {
         (true, _) => None,
         (false, Some(window)) => window.next_wait(event.attempts, now),
         (false, None) => {

@@ -1,6 +1,7 @@
 //! Integration tests: the real gateway (pingora ingress, sled store, delivery
 //! lanes) against real HTTP sinks on 127.0.0.1.
 
+mod address_policy;
 mod api;
 mod auth;
 mod common;
