@@ -108,6 +108,7 @@ impl Validator<'_> {
         let rule_context = CompileContext {
             base_dir,
             transform_limits: file.limits.transform_limits(),
+            filter_max_steps: file.limits.filter_max_steps,
         };
         let connections = self.connections(
             &file.connections,
@@ -471,6 +472,7 @@ impl Validator<'_> {
         let file_context = CompileContext {
             base_dir: path.parent().unwrap_or(context.base_dir),
             transform_limits: context.transform_limits.clone(),
+            filter_max_steps: context.filter_max_steps,
         };
         match toml::from_str::<RulesFile>(&text) {
             Ok(parsed) => {

@@ -6,6 +6,7 @@ mod api;
 mod auth;
 mod common;
 mod delivery;
+mod filter_budget;
 mod ingress;
 mod issues;
 mod outbound;
