@@ -3,6 +3,8 @@
 
 mod api_objects;
 mod error;
+#[cfg(test)]
+mod properties;
 mod sections;
 
 pub use api_objects::{ApiObject, ObjectErrors, ObjectKind};
