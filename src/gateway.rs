@@ -3,7 +3,7 @@
 
 use crate::api::{ApiKeys, ApiState};
 use crate::config::Config;
-use crate::delivery::{Circuits, DeliveryClient, Scheduler};
+use crate::delivery::{Circuits, DeliveryClient, Scheduler, SharedPolicy};
 use crate::ingress::{InFlight, Ingress, IngressApp};
 use crate::issues::IssueTracker;
 use crate::model::Catalog;
@@ -39,6 +39,8 @@ pub struct Gateway {
     commit: CommitLog,
     scheduler: Arc<Scheduler>,
     in_flight: Arc<InFlight>,
+    /// Where API-created objects may send requests (`[delivery]`, reloaded with it).
+    address_policy: SharedPolicy,
     stop_ingress: watch::Sender<bool>,
     ingress_task: tokio::task::JoinHandle<()>,
     threads: Vec<JoinHandle<()>>,
@@ -56,11 +58,13 @@ impl Gateway {
             tokio::task::spawn_blocking(move || served_catalog(&config, &store)).await??
         };
         let catalog = Arc::new(ArcSwap::from_pointee(catalog));
+        let address_policy = Arc::new(ArcSwap::from_pointee(config.delivery.address_policy()));
         let client = DeliveryClient::new(
             Duration::from_millis(config.limits.delivery_timeout_ms),
             config.limits.max_response_bytes,
+            address_policy.clone(),
         );
-        let issues = IssueTracker::new(store.clone());
+        let issues = IssueTracker::new(store.clone(), client.clone());
         let scheduler = Scheduler::start(
             store.clone(),
             catalog.clone(),
@@ -154,6 +158,7 @@ impl Gateway {
             commit,
             scheduler,
             in_flight,
+            address_policy,
             stop_ingress,
             ingress_task,
             threads: vec![commit_thread, router_thread],
@@ -176,10 +181,12 @@ impl Gateway {
     /// connections and rules (with the API-created objects and endpoints, which
     /// must still fit it) replace the old ones at once; lanes pick up new rate
     /// limits and concurrency at once, and queued events stay queued.
-    /// `[server]` and `[limits]` keep the values the gateway started with. On an
+    /// `[delivery]`'s address policy applies from then on, to requests not yet
+    /// connected. `[server]` and `[limits]` keep the values the gateway started with. On an
     /// error nothing changes.
     pub async fn reload(&self, config: Config) -> anyhow::Result<()> {
         let state = self.api_state.clone();
+        let address_policy = self.address_policy.clone();
         tokio::task::spawn_blocking(move || {
             // The lock API changes to the catalog take, so neither undoes the other.
             let _one_writer = state
@@ -188,6 +195,7 @@ impl Gateway {
                 .unwrap_or_else(|e| e.into_inner());
             let catalog = served_catalog(&config, &state.store)?;
             state.scheduler.replace_catalog(catalog);
+            address_policy.store(Arc::new(config.delivery.address_policy()));
             state.config.store(Arc::new(config));
             anyhow::Ok(())
         })

@@ -2,14 +2,15 @@
 //! the enabled triggers that watch its connection group occurrences by an
 //! aggregation key into one issue, and post a notification when an issue opens.
 
+use crate::delivery::{DeliveryClient, Outgoing};
 use crate::ids::{new_id, now_ms};
 use crate::model::{
     Attempt, DeliveryStrategy, Event, EventStatus, IgnoredEvent, Issue, IssueStatus, IssueTrigger,
-    IssueType, DEFAULT_BACKPRESSURE_DELAY_MS,
+    IssueType, Origin, DEFAULT_BACKPRESSURE_DELAY_MS,
 };
 use crate::store::{Result, Store};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use url::Url;
 
 /// One thing that went wrong, before triggers decide what it means.
 struct Occurrence<'a> {
@@ -30,7 +31,9 @@ struct Occurrence<'a> {
 #[derive(Clone)]
 pub struct IssueTracker {
     store: Store,
-    client: reqwest::Client,
+    /// Notifications go through the delivery client: no redirects, and the
+    /// address policy (triggers are made through the API).
+    client: DeliveryClient,
     runtime: tokio::runtime::Handle,
     /// One occurrence at a time, so two failures never open two issues for one key.
     serial: Arc<Mutex<()>>,
@@ -38,13 +41,10 @@ pub struct IssueTracker {
 
 impl IssueTracker {
     /// Must be created inside the runtime that will post notifications.
-    pub fn new(store: Store) -> IssueTracker {
+    pub fn new(store: Store, client: DeliveryClient) -> IssueTracker {
         IssueTracker {
             store,
-            client: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .expect("static client settings"),
+            client,
             runtime: tokio::runtime::Handle::current(),
             serial: Arc::default(),
         }
@@ -148,20 +148,28 @@ impl IssueTracker {
 
     /// Posts the new issue to the trigger's webhook, without holding anyone up.
     fn notify(&self, trigger: &IssueTrigger, issue: &Issue) {
-        let Some(url) = trigger.webhook_url.clone() else {
+        let Some(url) = trigger
+            .webhook_url
+            .as_deref()
+            .and_then(|u| Url::parse(u).ok())
+        else {
             return;
         };
         let body = serde_json::json!({ "topic": "issue.opened", "issue": issue, "issue_trigger": { "id": trigger.id, "name": trigger.name } });
+        let notification = Outgoing {
+            method: "POST".into(),
+            url,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string().into(),
+            origin: Origin::Api,
+        };
         let client = self.client.clone();
         self.runtime.spawn(async move {
-            if let Err(error) = client
-                .post(&url)
-                .header("content-type", "application/json")
-                .body(body.to_string())
-                .send()
-                .await
-            {
-                tracing::warn!(%error, %url, "could not notify an issue opening");
+            let response = client.send(&notification).await;
+            if !response.is_success() {
+                let (url, status, error) =
+                    (&notification.url, response.status, response.error_code);
+                tracing::warn!(%url, ?status, ?error, "could not notify an issue opening");
             }
         });
     }

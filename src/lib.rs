@@ -1,5 +1,6 @@
 //! hookgate: a self-hosted webhook gateway. See README.md and ../shared/design.md.
 
+pub mod address_policy;
 pub mod api;
 pub mod config;
 pub mod delivery;

@@ -5,7 +5,7 @@ use super::applications::application_of;
 use super::error::{json_body, refuse_environment, ApiError, ApiResult};
 use super::query::{iso, Query};
 use super::v1::{deleted, present, PageNumber};
-use super::{blocking, ApiState, Shared};
+use super::{blocking, reachable, ApiState, Shared};
 use crate::ids::{new_id, now_ms};
 use crate::model::{Endpoint, EndpointStatus};
 use crate::outbound::{discard_pending, served_endpoints, validate};
@@ -120,9 +120,10 @@ pub(super) fn remove_endpoint(store: &Store, id: &str) -> ApiResult<()> {
 }
 
 fn checked_url(state: &ApiState, url: &str) -> ApiResult<String> {
-    validate::endpoint_url(url, state.config.load().server.allow_insecure_endpoints)
-        .map(|url| url.to_string())
-        .map_err(|e| ApiError::invalid("url", e))
+    let url = validate::endpoint_url(url, state.config.load().server.allow_insecure_endpoints)
+        .map_err(|e| ApiError::invalid("url", e))?;
+    reachable(state, "url", &url)?;
+    Ok(url.to_string())
 }
 
 fn checked_secret(secret: Option<&str>) -> ApiResult<String> {

@@ -2,7 +2,7 @@
 
 use super::error::{checked_name, json_body, refuse_environment, ApiError, ApiResult};
 use super::query::{iso, Query};
-use super::{blocking, Shared};
+use super::{blocking, reachable, ApiState, Shared};
 use crate::ids::{new_id, now_ms};
 use crate::model::{DeliveryStrategy, Issue, IssueStatus, IssueTrigger, IssueType};
 use axum::extract::rejection::JsonRejection;
@@ -34,7 +34,10 @@ fn every_connection() -> Vec<String> {
     vec!["*".into()]
 }
 
-fn input(body: Result<Json<TriggerInput>, JsonRejection>) -> ApiResult<TriggerInput> {
+fn input(
+    state: &ApiState,
+    body: Result<Json<TriggerInput>, JsonRejection>,
+) -> ApiResult<TriggerInput> {
     let input = json_body(body)?;
     checked_name("name", &input.name)?;
     refuse_environment("webhook_url", &input.webhook_url)?;
@@ -47,6 +50,7 @@ fn input(body: Result<Json<TriggerInput>, JsonRejection>) -> ApiResult<TriggerIn
                 "must be an http or https URL",
             ));
         }
+        reachable(state, "webhook_url", &parsed)?;
     }
     if input.connections.is_empty() {
         return Err(ApiError::invalid(
@@ -106,7 +110,7 @@ pub async fn create_trigger(
     State(state): Shared,
     body: Result<Json<TriggerInput>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let input = input(body)?;
+    let input = input(&state, body)?;
     let store = state.store.clone();
     blocking(move || {
         let trigger = IssueTrigger {
@@ -138,7 +142,7 @@ pub async fn update_trigger(
     Path(id): Path<String>,
     body: Result<Json<TriggerInput>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let input = input(body)?;
+    let input = input(&state, body)?;
     change_trigger(state, id, move |trigger| {
         trigger.name = input.name;
         trigger.kind = input.kind;

@@ -307,6 +307,16 @@ fn serialized_len(value: &Value) -> usize {
     counter.0
 }
 
+/// Refuses (422 naming `field`) a URL whose address the address policy refuses
+/// before any DNS look-up: an early, helpful answer for an object made through
+/// the API. Names are checked when connecting, after resolution.
+fn reachable(state: &ApiState, field: &str, url: &url::Url) -> ApiResult<()> {
+    let policy = state.config.load().delivery.address_policy();
+    policy
+        .check_url(url)
+        .map_err(|blocked| ApiError::invalid(field, blocked.to_string()))
+}
+
 /// Runs store work off the reactor.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> ApiResult<T> + Send + 'static,

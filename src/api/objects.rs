@@ -4,7 +4,7 @@
 //! stay read-only: the file is their source of truth.
 
 use super::error::{unreadable_body, ApiError, ApiResult};
-use super::{blocking, views, ApiState, Shared};
+use super::{blocking, reachable, views, ApiState, Shared};
 use crate::config::{ApiObject, ObjectKind};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -235,6 +235,12 @@ fn to_object(
         Some(Value::String(name)) => name,
         _ => return Err(ApiError::invalid("name", "is required (a string)")),
     };
+    if let (ObjectKind::Destination, Some(Value::String(url))) = (kind, fields.get("url")) {
+        // An unparsable URL is left to the config's validation to describe.
+        if let Ok(url) = url::Url::parse(url) {
+            reachable(state, "url", &url)?;
+        }
+    }
     if kind == ObjectKind::Connection {
         for (end, end_kind) in [
             ("source", ObjectKind::Source),

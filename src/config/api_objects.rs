@@ -10,6 +10,7 @@
 //! (`env:NAME`: the variable went to any URL they chose).
 
 use super::{Config, ConfigErrors};
+use crate::model::Origin;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
@@ -138,6 +139,11 @@ impl Config {
             Config::parse(&self.file, &text).map_err(|errors| about_objects(errors, file_lines))?;
         combined.text = self.text.clone();
         combined.declared = self.declared.clone();
+        for destination in &mut combined.destinations {
+            if !combined.declared.contains(&destination.id) {
+                destination.origin = Origin::Api;
+            }
+        }
         Ok(combined)
     }
 }

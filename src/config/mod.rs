@@ -4,6 +4,8 @@
 mod api_objects;
 mod bounds;
 mod error;
+#[cfg(test)]
+mod properties;
 mod sections;
 
 pub use api_objects::{refuse_operator_only, ApiObject, ObjectErrors, ObjectKind, OperatorOnly};
@@ -14,7 +16,7 @@ pub use sections::{
 
 use crate::ids::named_id;
 use crate::model::{
-    Catalog, Connection, CustomResponse, Destination, RateLimit, RatePeriod, Source,
+    Catalog, Connection, CustomResponse, Destination, Origin, RateLimit, RatePeriod, Source,
 };
 use crate::pipeline::transform::WorkerPool;
 use crate::pipeline::{CompileContext, Rule, RuleSpec};
@@ -122,6 +124,7 @@ impl Validator<'_> {
             base_dir,
             transform_limits: file.limits.transform_limits(),
             transform_pool: transform_pool.clone(),
+            filter_max_steps: file.limits.filter_max_steps,
         };
         let connections = self.connections(
             &file.connections,
@@ -323,6 +326,7 @@ impl Validator<'_> {
                     .max(1),
                 auth,
                 circuit_breaker: false,
+                origin: Origin::File,
             });
         }
         destinations
@@ -532,6 +536,7 @@ impl Validator<'_> {
             base_dir: path.parent().unwrap_or(context.base_dir),
             transform_limits: context.transform_limits.clone(),
             transform_pool: context.transform_pool.clone(),
+            filter_max_steps: context.filter_max_steps,
         };
         match toml::from_str::<RulesFile>(&text) {
             Ok(parsed) => {

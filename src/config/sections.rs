@@ -2,9 +2,12 @@
 //! at are `Spanned`, so errors can name their line.
 
 use crate::pipeline::transform::{PoolSettings, TransformLimits};
+use crate::address_policy::AddressPolicy;
+use crate::pipeline::transform::TransformLimits;
 use crate::pipeline::RuleSpec;
 use crate::signing::destination_auth::AuthMethodConfig;
 use crate::verify::VerificationConfig;
+use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -115,6 +118,9 @@ pub struct LimitsSection {
     /// API runs (`/transformations/run`, code checks) that may wait for a busy
     /// worker before more are answered 503. Routing always waits.
     pub transform_queue: usize,
+    /// Steps one filter evaluation may take (a value matched, compared or
+    /// hashed); a filter that runs out counts as not matching.
+    pub filter_max_steps: u64,
     /// The store's page cache: the memory it may use for data read or written
     /// recently. The rest stays on disk, so memory does not grow with backlogs.
     pub store_cache_bytes: u64,
@@ -189,6 +195,7 @@ impl Default for LimitsSection {
             transform_workers: 0,
             transform_max_memory_bytes: 512 * 1024 * 1024,
             transform_queue: 64,
+            filter_max_steps: crate::pipeline::filter::DEFAULT_MAX_STEPS,
             store_cache_bytes: 128 * 1024 * 1024,
             journal_segment_bytes: 64 * 1024 * 1024,
             api_page_bytes: 8 * 1024 * 1024,
@@ -213,6 +220,17 @@ pub struct DeliverySection {
     pub signing_secret: Option<Spanned<String>>,
     /// How often every destination's backlog is checked for backpressure issues.
     pub backlog_check_ms: u64,
+    /// Ranges that objects created through the API may reach although the
+    /// address policy refuses them by default (loopback, private, link-local…).
+    pub allowed_networks: Vec<IpNet>,
+    /// Ranges that objects created through the API may never reach.
+    pub blocked_networks: Vec<IpNet>,
+}
+
+impl DeliverySection {
+    pub fn address_policy(&self) -> AddressPolicy {
+        AddressPolicy::new(self.allowed_networks.clone(), self.blocked_networks.clone())
+    }
 }
 
 impl Default for DeliverySection {
@@ -221,6 +239,8 @@ impl Default for DeliverySection {
             default_concurrency: 32,
             signing_secret: None,
             backlog_check_ms: 5000,
+            allowed_networks: Vec::new(),
+            blocked_networks: Vec::new(),
         }
     }
 }

@@ -4,6 +4,7 @@
 use super::http_client::{Outgoing, Response};
 use super::Shared;
 use crate::forwarded_path::{self, UnsafePath};
+use crate::address_policy::BLOCKED_ADDRESS;
 use crate::ids::now_ms;
 use crate::model::{
     Attempt, AttemptStatus, AttemptTrigger, Destination, Event, EventStatus, Payload,
@@ -164,6 +165,7 @@ fn outgoing(destination: &Destination, event: &Event, payload: Payload, mut url:
         url,
         headers,
         body: payload.body.into(),
+        origin: destination.origin,
     }
 }
 
@@ -333,8 +335,12 @@ fn next_state(
         event.successful_at = Some(now);
         return QueueMove::Out;
     }
-    // A path that is refused now is refused on every retry.
-    let hopeless = attempt.error_code.as_deref() == Some(UNSAFE_PATH);
+    // A path or an address refused now is refused on every retry (a retry by
+    // hand can pass, once the policy or the name's addresses change).
+    let hopeless = matches!(
+        attempt.error_code.as_deref(),
+        Some(UNSAFE_PATH | BLOCKED_ADDRESS)
+    );
     let wait = match (event.muted || hopeless, event.window) {
         (true, _) => None,
         (false, Some(window)) => window.next_wait(event.attempts, now),

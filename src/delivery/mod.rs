@@ -14,7 +14,7 @@ mod in_flight;
 mod lane;
 
 pub use circuit::{CircuitState, Circuits};
-pub use http_client::{DeliveryClient, Outgoing, Response as DeliveryResponse};
+pub use http_client::{DeliveryClient, Outgoing, Response as DeliveryResponse, SharedPolicy};
 
 use crate::issues::IssueTracker;
 use crate::model::Catalog;

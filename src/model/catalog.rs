@@ -66,6 +66,18 @@ pub struct Destination {
     /// Whether consecutive failures open a circuit that pauses deliveries
     /// (outbound endpoints have one; relayed destinations retry by their rules).
     pub circuit_breaker: bool,
+    /// Whether the address policy applies to its requests.
+    pub origin: Origin,
+}
+
+/// Who chose where a destination points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Declared in gateway.toml: the operator's, may point anywhere.
+    File,
+    /// Created through the API (destinations, outbound endpoints, issue
+    /// webhooks): held to `[delivery]`'s address policy.
+    Api,
 }
 
 #[derive(Debug, Clone)]

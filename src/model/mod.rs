@@ -13,7 +13,7 @@ mod transformation;
 pub use bookmark::Bookmark;
 pub use bulk::{BulkKind, BulkRetry, BulkStatus};
 pub use catalog::{
-    Catalog, Connection, CustomResponse, Destination, RateLimit, RatePeriod, Source,
+    Catalog, Connection, CustomResponse, Destination, Origin, RateLimit, RatePeriod, Source,
 };
 pub use event::{Attempt, AttemptStatus, AttemptTrigger, Event, EventStatus, IgnoredEvent, Route};
 pub use issue::{

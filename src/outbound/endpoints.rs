@@ -1,6 +1,6 @@
 //! Endpoints as the delivery lanes see them.
 
-use crate::model::{Destination, Endpoint, EndpointStatus, RateLimit, RatePeriod};
+use crate::model::{Destination, Endpoint, EndpointStatus, Origin, RateLimit, RatePeriod};
 use crate::signing::destination_auth::DestinationAuth;
 use crate::signing::standard_webhooks::{SecretSet, WebhookSecret};
 use crate::store::{Result, Store};
@@ -33,6 +33,7 @@ pub fn destination_of(
         concurrency,
         auth: Arc::new(DestinationAuth::standard_webhooks(secrets)),
         circuit_breaker: true,
+        origin: Origin::Api,
     })
 }
 

@@ -58,9 +58,21 @@
 //!
 //! An invalid JSONPath is a compile error.
 //!
+//! # Bounded work
+//!
+//! One evaluation takes at most `[limits] filter_max_steps` steps (see [`eval`]); a filter
+//! that runs out counts as not matching, and says so ([`Evaluation::gave_up`]).
+//!
 //! Not supported: Hookdeck's `$index` in `$ref` paths, and filtering on input fields whose
 //! own names start with `$` (such keys are read as operators).
 
+#[cfg(test)]
+mod bounded_tests;
+mod eval;
+
+pub use eval::{Evaluation, DEFAULT_MAX_STEPS};
+
+use eval::Eval;
 use std::cmp::Ordering;
 
 use jsonpath_rust::parser::errors::JsonPathError;
@@ -120,17 +132,22 @@ impl Filter {
     }
 
     /// Does `value` (one part of the request, e.g. `root["body"]`) match? `root` is the
-    /// whole request object, which `$ref` paths start from.
+    /// whole request object, which `$ref` paths start from. At most
+    /// [`DEFAULT_MAX_STEPS`] steps are taken.
     #[must_use]
     pub fn matches(&self, value: &Value, root: &Value) -> bool {
-        self.node.matches(Some(value), root)
+        let eval = Eval::new(root, DEFAULT_MAX_STEPS);
+        let matched = self.node.matches(Some(value), &eval);
+        eval.finish(matched).matched
     }
 }
 
 /// The filter rule of a connection: one optional [`Filter`] per request part.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RequestFilter {
     parts: Vec<(&'static str, Filter)>,
+    /// The most steps one evaluation may take.
+    max_steps: u64,
 }
 
 impl RequestFilter {
@@ -159,15 +176,34 @@ impl RequestFilter {
                 parts.push((part, compile_part(part, spec)?));
             }
         }
-        Ok(RequestFilter { parts })
+        Ok(RequestFilter {
+            parts,
+            max_steps: DEFAULT_MAX_STEPS,
+        })
     }
 
-    /// Does the request `root` match every given part? With no parts, everything matches.
+    /// The same filter, giving up after `max_steps` steps per evaluation.
+    #[must_use]
+    pub fn with_max_steps(self, max_steps: u64) -> RequestFilter {
+        RequestFilter { max_steps, ..self }
+    }
+
+    /// Does the request `root` match every given part? With no parts, everything
+    /// matches; a filter that gave up does not.
     #[must_use]
     pub fn matches(&self, root: &Value) -> bool {
-        self.parts
+        self.evaluate(root).matched
+    }
+
+    /// Whether the request `root` matches, and the work that took.
+    #[must_use]
+    pub fn evaluate(&self, root: &Value) -> Evaluation {
+        let eval = Eval::new(root, self.max_steps);
+        let matched = self
+            .parts
             .iter()
-            .all(|(part, filter)| filter.node.matches(root.get(part), root))
+            .all(|(part, filter)| filter.node.matches(root.get(part), &eval));
+        eval.finish(matched)
     }
 }
 
@@ -477,14 +513,20 @@ fn split_ref_path(text: &str) -> Option<Vec<String>> {
 
 impl Node {
     /// A request value used as a filter by `$ref`. Its keys are always plain field names,
-    /// so request data can never smuggle in operators.
-    fn from_data(value: &Value) -> Node {
+    /// so request data can never smuggle in operators. One step per value.
+    fn from_data(value: &Value, eval: &Eval) -> Node {
+        eval.step();
         match value {
-            Value::Array(items) => Node::All(items.iter().map(Node::from_data).collect()),
+            Value::Array(items) => Node::All(
+                items
+                    .iter()
+                    .map(|item| Node::from_data(item, eval))
+                    .collect(),
+            ),
             Value::Object(map) => Node::Object(ObjectFilter {
                 fields: map
                     .iter()
-                    .map(|(key, item)| (key.clone(), Node::from_data(item)))
+                    .map(|(key, item)| (key.clone(), Node::from_data(item, eval)))
                     .collect(),
                 ops: Vec::new(),
             }),
@@ -493,34 +535,40 @@ impl Node {
     }
 
     /// `input` is `None` when the field being filtered is missing.
-    fn matches(&self, input: Option<&Value>, root: &Value) -> bool {
+    fn matches(&self, input: Option<&Value>, eval: &Eval) -> bool {
+        if !eval.step() {
+            return false;
+        }
         match self {
-            Node::Scalar(wanted) => input.is_some_and(|value| scalar_matches(wanted, value)),
+            Node::Scalar(wanted) => input.is_some_and(|value| scalar_matches(wanted, value, eval)),
             Node::All(wanted) => match input {
                 Some(Value::Array(items)) => wanted
                     .iter()
-                    .all(|node| items.iter().any(|item| node.matches(Some(item), root))),
+                    .all(|node| items.iter().any(|item| node.matches(Some(item), eval))),
                 _ => false,
             },
-            Node::Object(filter) => filter.matches(input, root),
+            Node::Object(filter) => filter.matches(input, eval),
             Node::Select { query, then } => {
                 let selected = input.map_or_else(Vec::new, |value| select(query, value));
+                if !eval.charge(selected.len() as u64) {
+                    return false;
+                }
                 if selected.is_empty() {
-                    then.matches(None, root)
+                    then.matches(None, eval)
                 } else {
                     selected
                         .into_iter()
-                        .any(|value| then.matches(Some(value), root))
+                        .any(|value| then.matches(Some(value), eval))
                 }
             }
         }
     }
 }
 
-fn scalar_matches(wanted: &Value, input: &Value) -> bool {
+fn scalar_matches(wanted: &Value, input: &Value, eval: &Eval) -> bool {
     match input {
-        Value::Array(items) => items.iter().any(|item| scalar_matches(wanted, item)),
-        _ => values_equal(wanted, input),
+        Value::Array(items) => items.iter().any(|item| scalar_matches(wanted, item, eval)),
+        _ => values_equal(wanted, input, eval),
     }
 }
 
@@ -536,20 +584,23 @@ impl ObjectFilter {
         self.fields.is_empty() && self.ops.is_empty()
     }
 
-    fn matches(&self, input: Option<&Value>, root: &Value) -> bool {
+    fn matches(&self, input: Option<&Value>, eval: &Eval) -> bool {
+        if !eval.step() {
+            return false;
+        }
         match input {
             // Plain keys describe one element; operators see the whole array.
             Some(Value::Array(items)) if !self.fields.is_empty() => {
-                items.iter().any(|item| self.matches(Some(item), root))
+                items.iter().any(|item| self.matches(Some(item), eval))
             }
             _ if self.is_empty() => input.is_some(),
             _ => {
-                self.fields_match(input, root) && self.ops.iter().all(|op| op.matches(input, root))
+                self.fields_match(input, eval) && self.ops.iter().all(|op| op.matches(input, eval))
             }
         }
     }
 
-    fn fields_match(&self, input: Option<&Value>, root: &Value) -> bool {
+    fn fields_match(&self, input: Option<&Value>, eval: &Eval) -> bool {
         if self.fields.is_empty() {
             return true;
         }
@@ -558,27 +609,49 @@ impl ObjectFilter {
         };
         self.fields
             .iter()
-            .all(|(key, node)| node.matches(map.get(key), root))
+            .all(|(key, node)| node.matches(map.get(key), eval))
     }
 }
 
 impl Op {
-    fn matches(&self, input: Option<&Value>, root: &Value) -> bool {
+    fn matches(&self, input: Option<&Value>, eval: &Eval) -> bool {
+        if !eval.step() {
+            return false;
+        }
         match self {
             Op::Exist(wanted) => input.is_some() == *wanted,
-            Op::Or(nodes) => nodes.iter().any(|node| node.matches(input, root)),
-            Op::And(nodes) => nodes.iter().all(|node| node.matches(input, root)),
-            Op::Not(node) => !node.matches(input, root),
-            Op::Ref(path) => match (input, path.resolve(root)) {
-                (Some(value), Some(target)) => Node::from_data(target).matches(Some(value), root),
+            Op::Or(nodes) => nodes.iter().any(|node| node.matches(input, eval)),
+            Op::And(nodes) => nodes.iter().all(|node| node.matches(input, eval)),
+            Op::Not(node) => !node.matches(input, eval),
+            Op::Ref(path) => match (input, path.resolve(eval.root)) {
+                (Some(value), Some(target)) => {
+                    let filter = eval.ref_filter(address(path), || Node::from_data(target, eval));
+                    filter.matches(Some(value), eval)
+                }
                 _ => false,
             },
-            Op::Test(test, operand) => match (input, operand.resolve(root)) {
-                (Some(value), Some(operand)) => test.holds(value, operand),
+            Op::Test(test, operand) => match (input, operand.resolve(eval.root)) {
+                (Some(value), Some(Value::Array(options))) if test.is_membership() => {
+                    let set = eval.set_of(address(operand), options);
+                    let is_in = set.contains(options, value, |a, b| values_equal(a, b, eval), eval)
+                        || value.as_array().is_some_and(|items| {
+                            items.iter().any(|item| {
+                                set.contains(options, item, |a, b| values_equal(a, b, eval), eval)
+                            })
+                        });
+                    is_in == matches!(test, Test::In)
+                }
+                (Some(value), Some(operand)) => test.holds(value, operand, eval),
                 _ => false,
             },
         }
     }
+}
+
+/// Where a compiled part of the filter is: a key for what one evaluation
+/// computes once for it.
+fn address<T>(part: &T) -> usize {
+    std::ptr::from_ref(part) as usize
 }
 
 impl Operand {
@@ -607,6 +680,12 @@ impl Test {
         })
     }
 
+    /// `$in` / `$nin`: with an array operand, membership (see `contains`), which
+    /// is decided with a hash set of the operand.
+    fn is_membership(self) -> bool {
+        matches!(self, Test::In | Test::Nin)
+    }
+
     /// Literal operand types that can ever match; a `$ref` operand is checked when matching.
     fn expects(self) -> Expect {
         match self {
@@ -617,35 +696,40 @@ impl Test {
         }
     }
 
-    fn holds(self, input: &Value, operand: &Value) -> bool {
+    fn holds(self, input: &Value, operand: &Value, eval: &Eval) -> bool {
         let ordered = |accept: fn(Ordering) -> bool| {
-            any_element(input, &|value| order(value, operand).is_some_and(accept))
+            any_element(input, eval, &|value| {
+                order(value, operand).is_some_and(accept)
+            })
         };
         let text_test = |accept: fn(&str, &str) -> bool| {
-            any_element(input, &|value| match (value, operand) {
+            any_element(input, eval, &|value| match (value, operand) {
                 (Value::String(value), Value::String(operand)) => accept(value, operand),
                 _ => false,
             })
         };
         match self {
-            Test::Eq => values_equal(input, operand),
-            Test::Neq => !values_equal(input, operand),
+            Test::Eq => values_equal(input, operand, eval),
+            Test::Neq => !values_equal(input, operand, eval),
             Test::Gt => ordered(Ordering::is_gt),
             Test::Gte => ordered(Ordering::is_ge),
             Test::Lt => ordered(Ordering::is_lt),
             Test::Lte => ordered(Ordering::is_le),
             Test::StartsWith => text_test(|value, prefix| value.starts_with(prefix)),
             Test::EndsWith => text_test(|value, suffix| value.ends_with(suffix)),
-            Test::In => contains(input, operand) == Some(true),
-            Test::Nin => contains(input, operand) == Some(false),
+            Test::In => contains(input, operand, eval) == Some(true),
+            Test::Nin => contains(input, operand, eval) == Some(false),
         }
     }
 }
 
 /// Applies `test` to a value, or to each element (recursively) of an array.
-fn any_element(value: &Value, test: &dyn Fn(&Value) -> bool) -> bool {
+fn any_element(value: &Value, eval: &Eval, test: &dyn Fn(&Value) -> bool) -> bool {
+    if !eval.step() {
+        return false;
+    }
     match value {
-        Value::Array(items) => items.iter().any(|item| any_element(item, test)),
+        Value::Array(items) => items.iter().any(|item| any_element(item, eval, test)),
         _ => test(value),
     }
 }
@@ -671,41 +755,34 @@ fn compare_numbers(a: &Number, b: &Number) -> Option<Ordering> {
 }
 
 /// Deep equality in which numbers compare by value (`serde_json` has `1 != 1.0`).
-fn values_equal(a: &Value, b: &Value) -> bool {
+fn values_equal(a: &Value, b: &Value, eval: &Eval) -> bool {
+    if !eval.step() {
+        return false;
+    }
     match (a, b) {
         (Value::Number(a), Value::Number(b)) => compare_numbers(a, b) == Some(Ordering::Equal),
         (Value::Array(a), Value::Array(b)) => {
-            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| values_equal(a, b))
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| values_equal(a, b, eval))
         }
         (Value::Object(a), Value::Object(b)) => {
             a.len() == b.len()
                 && a.iter()
-                    .all(|(key, a)| b.get(key).is_some_and(|b| values_equal(a, b)))
+                    .all(|(key, a)| b.get(key).is_some_and(|b| values_equal(a, b, eval)))
         }
         _ => a == b,
     }
 }
 
-/// `$in`: whether `input` is in an array operand, or a string / array `input` contains the
+/// `$in` with an operand that is not an array (arrays are looked up in a
+/// set, see `Op::matches`): whether a string / array `input` contains the
 /// operand. `None` when the types do not fit, so that `$nin` does not match either.
-fn contains(input: &Value, operand: &Value) -> Option<bool> {
+fn contains(input: &Value, operand: &Value, eval: &Eval) -> Option<bool> {
     match (input, operand) {
-        (_, Value::Array(options)) => Some(
-            options
-                .iter()
-                .any(|option| values_equal(input, option) || holds(input, option)),
-        ),
         (Value::String(text), Value::String(needle)) => Some(text.contains(needle.as_str())),
-        (Value::Array(_), needle) => Some(holds(input, needle)),
+        (Value::Array(items), needle) => {
+            Some(items.iter().any(|item| values_equal(item, needle, eval)))
+        }
         _ => None,
-    }
-}
-
-/// Whether `value` is an array with an element equal to `wanted`.
-fn holds(value: &Value, wanted: &Value) -> bool {
-    match value {
-        Value::Array(items) => items.iter().any(|item| values_equal(item, wanted)),
-        _ => false,
     }
 }
 

@@ -2,6 +2,7 @@
 //! its rules and the outcome is stored as an event (queued for delivery) or an
 //! ignored event.
 
+use super::filter::Evaluation;
 use super::transform::LogEntry;
 use super::view::{filter_root, payload_from_transformed, transform_input};
 use super::{NamedTransformation, Rule};
@@ -259,8 +260,10 @@ impl Router {
             let ignore = |cause, detail| Outcome::Ignore { cause, detail };
             match rule {
                 Rule::Filter(filter) => {
-                    if !filter.matches(root.get_or_insert_with(|| filter_root(&current))) {
-                        return Ok((ignore("FILTERED", None), logs));
+                    let evaluation =
+                        filter.evaluate(root.get_or_insert_with(|| filter_root(&current)));
+                    if !evaluation.matched {
+                        return Ok((ignore("FILTERED", gave_up(&evaluation)), logs));
                     }
                 }
                 Rule::Transform(transform) => {
@@ -321,6 +324,14 @@ impl Router {
             logs,
         ))
     }
+}
+
+/// The detail of an event a filter ignored because it ran out of steps (it
+/// fails closed, and says why).
+fn gave_up(evaluation: &Evaluation) -> Option<String> {
+    evaluation.gave_up.then(|| {
+        "the filter ran out of steps ([limits] filter_max_steps) and counts as not matching".into()
+    })
 }
 
 /// Runs a transformation on a payload; the error names the transformation.

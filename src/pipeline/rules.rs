@@ -66,6 +66,8 @@ pub struct CompileContext<'a> {
     pub transform_limits: TransformLimits,
     /// Where transformations run.
     pub transform_pool: Arc<WorkerPool>,
+    /// Steps one evaluation of a filter rule may take.
+    pub filter_max_steps: u64,
 }
 
 /// A compiled transformation and its name (for logs and errors).
@@ -126,7 +128,9 @@ impl RuleSpec {
                     path.as_ref(),
                 )
                 .map_err(|e| format!("invalid filter: {e}"))?;
-                Ok(Rule::Filter(Arc::new(filter)))
+                Ok(Rule::Filter(Arc::new(
+                    filter.with_max_steps(context.filter_max_steps),
+                )))
             }
             RuleSpec::Transform { transformation } => {
                 Ok(Rule::Transform(Arc::new(transformation.compile(context)?)))

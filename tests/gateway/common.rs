@@ -4,7 +4,8 @@
 
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use hookgate::model::Event;
 use hookgate::{Config, Gateway};
 use std::net::SocketAddr;
@@ -48,6 +49,8 @@ pub enum Reply {
     StatusWithBody(u16, String),
     /// Never answers.
     Hang,
+    /// 302 to this URL.
+    Redirect(String),
 }
 
 type Behavior = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
@@ -71,7 +74,17 @@ impl Sink {
 
     /// A sink whose answer depends on the request (e.g. on its attempt header).
     pub async fn start_with(behavior: impl Fn(&Received) -> Reply + Send + Sync + 'static) -> Sink {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Sink::start_on([127, 0, 0, 1], behavior).await
+    }
+
+    /// A sink on another loopback address (`[127, 0, 0, 2]`…).
+    pub async fn start_on(
+        ip: [u8; 4],
+        behavior: impl Fn(&Received) -> Reply + Send + Sync + 'static,
+    ) -> Sink {
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from((ip, 0)))
+            .await
+            .unwrap();
         Sink::serve(listener, Arc::new(behavior))
     }
 
@@ -131,7 +144,7 @@ async fn record(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> (StatusCode, String) {
+) -> Response {
     let received = Received {
         method: method.to_string(),
         path: uri.path().to_string(),
@@ -145,9 +158,14 @@ async fn record(
     state.received.lock().unwrap().push(received);
     state.count.send_modify(|c| *c += 1);
     match reply {
-        Reply::Status(code) => (StatusCode::from_u16(code).unwrap(), String::new()),
-        Reply::StatusWithBody(code, body) => (StatusCode::from_u16(code).unwrap(), body),
+        Reply::Status(code) => (StatusCode::from_u16(code).unwrap(), String::new()).into_response(),
+        Reply::StatusWithBody(code, body) => {
+            (StatusCode::from_u16(code).unwrap(), body).into_response()
+        }
         Reply::Hang => std::future::pending().await,
+        Reply::Redirect(location) => {
+            (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
+        }
     }
 }
 
@@ -157,6 +175,10 @@ pub const SIGNING_SECRET: &str = "test-signing-secret";
 /// The management API key in test configs.
 pub const API_KEY: &str = "test-api-key";
 
+/// The `[delivery]` keys of test configs: sinks listen on 127.0.0.1, which
+/// objects created through the API may reach only when it is allowed.
+pub const LOOPBACK_ALLOWED: &str = "allowed_networks = [\"127.0.0.0/8\"]";
+
 /// The lines every test config starts with: ephemeral ingress and API ports,
 /// data in `data/` beside the file. Line numbers in error messages count these 8.
 pub fn config_text(rest: &str) -> String {
@@ -165,8 +187,18 @@ pub fn config_text(rest: &str) -> String {
 
 /// `config_text` with more `[server]` keys (`server_extra` ends with a newline).
 pub fn config_text_with(server_extra: &str, rest: &str) -> String {
+    config_text_full(LOOPBACK_ALLOWED, server_extra, rest)
+}
+
+/// `config_text_with` whose `[delivery]` has `delivery_extra` (inline-table
+/// keys, e.g. `blocked_networks = […]`) instead of `LOOPBACK_ALLOWED`.
+pub fn config_text_full(delivery_extra: &str, server_extra: &str, rest: &str) -> String {
+    let delivery_extra = match delivery_extra {
+        "" => String::new(),
+        keys => format!(", {keys}"),
+    };
     format!(
-        "delivery = {{ signing_secret = \"{SIGNING_SECRET}\", backlog_check_ms = 100 }}\n[server]\ningress_listen = \"127.0.0.1:0\"\napi_listen = \"127.0.0.1:0\"\napi_keys = [\"{API_KEY}\"]\ndata_dir = \"data\"\nshutdown_timeout_ms = 5000\ntransform_worker_exe = \"{}\"\n{server_extra}\n{rest}",
+        "delivery = {{ signing_secret = \"{SIGNING_SECRET}\", backlog_check_ms = 100{delivery_extra} }}\n[server]\ningress_listen = \"127.0.0.1:0\"\napi_listen = \"127.0.0.1:0\"\napi_keys = [\"{API_KEY}\"]\ndata_dir = \"data\"\nshutdown_timeout_ms = 5000\ntransform_worker_exe = \"{}\"\n{server_extra}\n{rest}",
         // The test binary cannot serve as a transformation worker.
         env!("CARGO_BIN_EXE_hookgate")
     )
@@ -211,9 +243,15 @@ impl TestGateway {
 
     /// A gateway with more `[server]` keys.
     pub async fn start_with(server_extra: &str, rest: &str) -> TestGateway {
+        TestGateway::start_full(LOOPBACK_ALLOWED, server_extra, rest).await
+    }
+
+    /// A gateway from `config_text_full`.
+    pub async fn start_full(delivery_extra: &str, server_extra: &str, rest: &str) -> TestGateway {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("gateway.toml");
-        std::fs::write(&path, config_text_with(server_extra, rest)).unwrap();
+        let text = config_text_full(delivery_extra, server_extra, rest);
+        std::fs::write(&path, text).unwrap();
         let config = Config::load(&path).unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
         let gateway = Gateway::start(&config).await.unwrap();
         TestGateway {

@@ -1,6 +1,7 @@
 //! Integration tests: the real gateway (pingora ingress, sled store, delivery
 //! lanes) against real HTTP sinks on 127.0.0.1.
 
+mod address_policy;
 mod api;
 mod api_safety;
 mod auth;
@@ -8,6 +9,7 @@ mod cli;
 mod common;
 mod delivery;
 mod disk;
+mod filter_budget;
 mod ingress;
 mod ingress_hostile;
 mod issues;
