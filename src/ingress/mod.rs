@@ -219,11 +219,9 @@ impl Ingress {
                 ..rejection
             });
         }
-        if let Err(rejection) = self.read_body(session, &mut received.payload.body).await {
-            // The rest of the body is never read, so this connection cannot be reused.
-            session.set_keepalive(None);
-            return Err(rejection);
-        }
+        // On failure the rest of the body is left unread: `response` closes
+        // the connection.
+        self.read_body(session, &mut received.payload.body).await?;
         if let Some(verifier) = &source.verifier {
             let url = self.public_url_of(received);
             let inbound = InboundRequest {
