@@ -177,6 +177,8 @@ impl Validator<'_> {
             }),
         };
         WorkerPool::shared(file.limits.transform_pool(worker_exe))
+    }
+
     fn bounds(&mut self, file: &FileConfig) {
         for out in bounds::out_of_bounds(file) {
             let span = self.locator.key_span(out.key);

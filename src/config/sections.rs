@@ -1,9 +1,8 @@
 //! The shape of gateway.toml, with defaults. Values a later check needs to point
 //! at are `Spanned`, so errors can name their line.
 
-use crate::pipeline::transform::{PoolSettings, TransformLimits};
 use crate::address_policy::AddressPolicy;
-use crate::pipeline::transform::TransformLimits;
+use crate::pipeline::transform::{PoolSettings, TransformLimits};
 use crate::pipeline::RuleSpec;
 use crate::signing::destination_auth::AuthMethodConfig;
 use crate::verify::VerificationConfig;

@@ -3,8 +3,8 @@
 
 use super::http_client::{Outgoing, Response};
 use super::Shared;
-use crate::forwarded_path::{self, UnsafePath};
 use crate::address_policy::BLOCKED_ADDRESS;
+use crate::forwarded_path::{self, UnsafePath};
 use crate::ids::now_ms;
 use crate::model::{
     Attempt, AttemptStatus, AttemptTrigger, Destination, Event, EventStatus, Payload,
@@ -177,6 +177,7 @@ fn unsent(destination: &Destination, payload: Payload) -> Outgoing {
         url: destination.url.clone(),
         headers: Vec::new(),
         body: bytes::Bytes::new(),
+        origin: destination.origin,
     }
 }
 

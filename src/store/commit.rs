@@ -291,7 +291,7 @@ mod tests {
         for body in &bodies {
             let payload = payload(body.clone());
             let request = Request::received(Some("src_shop"), "shop", &payload, 1);
-            commit.commit(request, payload, true).await.unwrap();
+            commit.commit(request, payload).await.unwrap();
         }
 
         let committed: Vec<Committed> = bodies.iter().map(|_| next(&router)).collect();
@@ -311,7 +311,7 @@ mod tests {
         assert_eq!(backlog.held_bytes(), 0);
         let again = payload(b"again".to_vec());
         let request = Request::received(Some("src_shop"), "shop", &again, 1);
-        commit.commit(request, again.clone(), true).await.unwrap();
+        commit.commit(request, again.clone()).await.unwrap();
         assert_eq!(next(&router).payload, Some(again));
         commit.close().await;
         tokio::task::spawn_blocking(move || writer.join().unwrap())
