@@ -42,6 +42,9 @@ enum Command {
     },
     /// Set aside damaged bytes of the request journal (a start names them),
     /// keeping every whole record; the gateway must be stopped.
+    #[command(
+        after_help = "Example:\n  hookgate repair --config gateway.toml\n  (after a start that said: journal segment … damaged at byte N)"
+    )]
     Repair {
         #[arg(long, default_value = "gateway.toml")]
         config: PathBuf,

@@ -480,20 +480,31 @@ fn check_errors(rest: &str) -> String {
 
 #[test]
 fn check_refuses_long_names_and_numbers_serve_could_not_run_with() {
+    // The test's own line N is line N + preamble of the file written.
+    let preamble = crate::common::config_text("").lines().count();
+    let line = |n: usize| n + preamble;
     let errors = check_errors(&format!("[[sources]]\nname = \"{}\"\n", "n".repeat(156)));
     assert!(
-        errors.contains(":10:8: sources[0].name: is 156 characters long"),
+        errors.contains(&format!(
+            ":{}:8: sources[0].name: is 156 characters long",
+            line(2)
+        )),
         "{errors}"
     );
-    // The test preamble is 8 lines, so the test's line N is line N+8.
     let errors =
         check_errors("[limits]\nstore_cache_bytes = 100\n\n[retention]\nsweep_every_ms = 0\n");
     assert!(
-        errors.contains(":10:1: limits.store_cache_bytes: 100 is out of range (valid: 1048576 to"),
+        errors.contains(&format!(
+            ":{}:1: limits.store_cache_bytes: 100 is out of range (valid: 1048576 to",
+            line(2)
+        )),
         "{errors}"
     );
     assert!(
-        errors.contains(":13:1: retention.sweep_every_ms: 0 is out of range"),
+        errors.contains(&format!(
+            ":{}:1: retention.sweep_every_ms: 0 is out of range",
+            line(5)
+        )),
         "{errors}"
     );
     let errors = check_errors("[outbound]\nmax_retries = 64\n");
