@@ -71,16 +71,21 @@ async fn assert_serves_normally(gw: &TestGateway) {
     assert_eq!(answer["request"]["headers"]["x-transformed"], "yes");
 }
 
-/// Whether any thread of the process is running (or runnable), from /proc;
-/// None once the process is gone.
-fn is_running(pid: u32) -> Option<bool> {
+/// The scheduling state of each thread of the process (`R` running, `S`
+/// sleeping, `Z` zombie…), from /proc; None once the process is gone.
+fn thread_states(pid: u32) -> Option<Vec<char>> {
     let threads = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    let running = threads.filter_map(Result::ok).any(|thread| {
-        let stat = std::fs::read_to_string(thread.path().join("stat")).unwrap_or_default();
-        stat.rsplit_once(") ")
-            .is_some_and(|(_, fields)| fields.starts_with('R'))
+    let states = threads.filter_map(Result::ok).filter_map(|thread| {
+        let stat = std::fs::read_to_string(thread.path().join("stat")).ok()?;
+        stat.rsplit_once(") ")?.1.chars().next()
     });
-    Some(running)
+    Some(states.collect())
+}
+
+/// Whether any thread of the process is running (or runnable); None once
+/// the process is gone.
+fn is_running(pid: u32) -> Option<bool> {
+    thread_states(pid).map(|states| states.contains(&'R'))
 }
 
 /// CPU time the process used so far (user + system), in clock ticks.
@@ -373,4 +378,28 @@ fn a_memory_limit_too_small_for_a_worker_is_a_config_error() {
         errors.contains("limits.transform_max_memory_bytes: must be at least 268435456"),
         "{errors}"
     );
+}
+
+#[test]
+fn a_run_handed_to_a_worker_that_died_idle_goes_to_a_fresh_one() {
+    let pool = own_pool(1, 24);
+    let code = "addHandler('transform', (r) => { r.body = 'ok'; return r; });";
+    let transformation = load(&pool, code, TransformLimits::default());
+    let worker = pool.worker_pids()[0];
+    // SAFETY: kill only sends a signal, to a worker this test's pool started.
+    assert_eq!(
+        unsafe { libc::kill(worker as libc::pid_t, libc::SIGKILL) },
+        0
+    );
+    // Dead but not yet reaped: only the pool's next checkout notices.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while thread_states(worker) != Some(vec!['Z']) {
+        assert!(Instant::now() < deadline, "{:?}", thread_states(worker));
+        std::thread::yield_now();
+    }
+    let output = transformation.run(&json!({}), &json!({})).unwrap();
+    assert_eq!(output.request["body"], "ok");
+    let fresh = pool.worker_pids();
+    assert_eq!(fresh.len(), 1);
+    assert_ne!(fresh[0], worker);
 }
