@@ -621,30 +621,22 @@ async fn post_basic(gw: &TestGateway, source: &str, password: &str) -> u16 {
 #[tokio::test]
 async fn a_secrets_key_set_after_a_first_start_opens_what_the_generated_one_sealed() {
     let gw = TestGateway::start("").await;
-    created(
-        &gw,
-        "/sources",
-        basic_source("first", "pw-first-0123456789"),
-    )
-    .await;
+    const FIRST: &str = "pw-first-0123456789";
+    const SECOND: &str = "pw-second-0123456789";
+    created(&gw, "/sources", basic_source("first", FIRST)).await;
     let dir = gw.stopped().await;
 
     let key = format!("secrets_key = \"{}\"\n", BASE64.encode([42u8; 32]));
     let gw = started_in(dir, &key).await.unwrap();
-    assert_eq!(post_basic(&gw, "first", "pw-first-0123456789").await, 200);
+    assert_eq!(post_basic(&gw, "first", FIRST).await, 200);
     // A write seals the whole set with the configured key.
-    created(
-        &gw,
-        "/sources",
-        basic_source("second", "pw-second-0123456789"),
-    )
-    .await;
+    created(&gw, "/sources", basic_source("second", SECOND)).await;
     let dir = gw.stopped().await;
     std::fs::remove_file(dir.path().join("data").join("secrets.key")).unwrap();
 
     let gw = started_in(dir, &key).await.unwrap();
-    assert_eq!(post_basic(&gw, "first", "pw-first-0123456789").await, 200);
-    assert_eq!(post_basic(&gw, "second", "pw-second-0123456789").await, 200);
+    assert_eq!(post_basic(&gw, "first", FIRST).await, 200);
+    assert_eq!(post_basic(&gw, "second", SECOND).await, 200);
     let dir = gw.stopped().await;
 
     let wrong = format!("secrets_key = \"{}\"\n", BASE64.encode([7u8; 32]));
