@@ -649,3 +649,37 @@ async fn a_secrets_key_set_after_a_first_start_opens_what_the_generated_one_seal
         "{error:#}"
     );
 }
+
+#[tokio::test]
+async fn bookmarks_come_a_page_at_a_time_within_the_byte_budget() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let config = format!("[limits]\napi_page_bytes = 2048\n\n{}", shop(&sink));
+    let gw = TestGateway::start(&config).await;
+    let body = json!({ "padding": "p".repeat(900) }).to_string();
+    assert_eq!(gw.post("/e/shop", &body).await.0, 200);
+    let event = gw.wait_event(|_| true).await;
+    let mut made = Vec::new();
+    for label in ["a", "b", "c"] {
+        let bookmark = created(
+            &gw,
+            "/bookmarks",
+            json!({ "event_id": event.id, "label": label }),
+        )
+        .await;
+        made.push(bookmark["id"].as_str().unwrap().to_string());
+    }
+    let mut seen = Vec::new();
+    let mut path = "/bookmarks?dir=asc".to_string();
+    loop {
+        let (status, page) = gw.api_get(&path).await;
+        assert_eq!(status, 200, "{page}");
+        let models = page["models"].as_array().unwrap();
+        assert!((1..=2).contains(&models.len()), "{} models", models.len());
+        seen.extend(models.iter().map(|m| m["id"].as_str().unwrap().to_string()));
+        match page["pagination"]["next"].as_str() {
+            Some(next) => path = format!("/bookmarks?dir=asc&next={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, made);
+}
