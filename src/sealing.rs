@@ -6,8 +6,9 @@
 //!
 //! The key is `server.secrets_key` (base64 of 32 bytes, `env:NAME` allowed),
 //! or else one generated on first start and kept in `data_dir/secrets.key`
-//! (mode 0600). Values stored before sealing existed read as they are and are
-//! sealed when next written.
+//! (mode 0600). Values stored before sealing existed read as they are, and
+//! values sealed with the generated key still open once `server.secrets_key`
+//! is set; either is sealed with the current key when next written.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -47,18 +48,28 @@ impl SecretsKey {
         SecretsKey(ChaCha20Poly1305::generate_key(&mut OsRng).into())
     }
 
-    /// The key kept in `data_dir`, created (readable by its owner only) when
-    /// there is none yet.
-    pub fn of_data_dir(data_dir: &Path) -> std::io::Result<SecretsKey> {
+    /// The key kept in `data_dir`, if there is one.
+    pub fn in_data_dir(data_dir: &Path) -> std::io::Result<Option<SecretsKey>> {
         let path = data_dir.join(KEY_FILE);
         match std::fs::read_to_string(&path) {
-            Ok(text) => SecretsKey::parse(&text).map_err(|message| {
+            Ok(text) => SecretsKey::parse(&text).map(Some).map_err(|message| {
                 std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
                     format!("{}: {message}", path.display()),
                 )
             }),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The key kept in `data_dir`, created (readable by its owner only) when
+    /// there is none yet.
+    pub fn of_data_dir(data_dir: &Path) -> std::io::Result<SecretsKey> {
+        match SecretsKey::in_data_dir(data_dir)? {
+            Some(key) => Ok(key),
+            None => {
+                let path = data_dir.join(KEY_FILE);
                 let key = SecretsKey::generate();
                 std::fs::create_dir_all(data_dir)?;
                 let mut file = std::fs::OpenOptions::new()
@@ -75,21 +86,29 @@ impl SecretsKey {
                 );
                 Ok(key)
             }
-            Err(error) => Err(error),
         }
     }
 }
 
-/// Seals and opens stored secrets with one key.
+/// Seals stored secrets with one key, and opens them with it or with an
+/// older one.
 #[derive(Clone)]
 pub struct Sealer {
     cipher: ChaCha20Poly1305,
+    older: Vec<ChaCha20Poly1305>,
 }
 
 impl Sealer {
     pub fn new(key: &SecretsKey) -> Sealer {
+        Sealer::with_older(key, &[])
+    }
+
+    /// Seals with `key`; also opens what `older` keys sealed.
+    pub fn with_older(key: &SecretsKey, older: &[SecretsKey]) -> Sealer {
+        let cipher = |key: &SecretsKey| ChaCha20Poly1305::new(Key::from_slice(&key.0));
         Sealer {
-            cipher: ChaCha20Poly1305::new(Key::from_slice(&key.0)),
+            cipher: cipher(key),
+            older: older.iter().map(cipher).collect(),
         }
     }
 
@@ -117,10 +136,10 @@ impl Sealer {
             return Err(refused());
         }
         let (nonce, sealed) = bytes.split_at(NONCE_BYTES);
-        let plain = self
-            .cipher
-            .decrypt(Nonce::from_slice(nonce), sealed)
-            .map_err(|_| refused())?;
+        let plain = std::iter::once(&self.cipher)
+            .chain(&self.older)
+            .find_map(|cipher| cipher.decrypt(Nonce::from_slice(nonce), sealed).ok())
+            .ok_or_else(refused)?;
         String::from_utf8(plain).map_err(|_| refused())
     }
 }
@@ -137,8 +156,12 @@ mod tests {
         assert_ne!(sealed, sealer.seal("hunter2"), "a fresh nonce each time");
         assert_eq!(sealer.open(&sealed).unwrap(), "hunter2");
         assert_eq!(sealer.open("plain").unwrap(), "plain");
-        let other = Sealer::new(&SecretsKey::generate());
-        assert!(other.open(&sealed).is_err());
+        let other = SecretsKey::generate();
+        assert!(Sealer::new(&other).open(&sealed).is_err());
+        let first = SecretsKey::generate();
+        let sealed_first = Sealer::new(&first).seal("old");
+        let moved_on = Sealer::with_older(&other, &[first]);
+        assert_eq!(moved_on.open(&sealed_first).unwrap(), "old");
     }
 
     #[test]

@@ -2,12 +2,12 @@
 //! through its connection as a new event.
 
 use super::error::{checked_name, json_body, ApiError, ApiResult};
-use super::query::iso;
-use super::{blocking, views, Shared};
+use super::query::{iso, Query};
+use super::{blocking, bounded_page, views, Shared};
 use crate::ids::{new_id, now_ms};
 use crate::model::{Bookmark, Event};
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -81,12 +81,15 @@ pub async fn create(
     .await
 }
 
-#[utoipa::path(get, path = "/2023-07-01/bookmarks", tag = "bookmarks", summary = "Bookmarks, newest first", responses((status = 200, description = "the bookmarks")), security(("api_key" = [])))]
-pub async fn list(State(state): Shared) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/2023-07-01/bookmarks", tag = "bookmarks", summary = "Bookmarks, newest first, a page at a time", params(("limit" = Option<String>, Query, description = "1-250, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev")), responses((status = 200, description = "the bookmarks")), security(("api_key" = [])))]
+pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+    let page = Query::parse(raw.as_deref()).page()?;
+    let budget = state.config.load().limits.api_page_bytes;
     let store = state.store.clone();
     blocking(move || {
-        let models: Vec<Value> = store.bookmarks()?.iter().rev().map(view).collect();
-        Ok(Json(json!({ "count": models.len(), "models": models })))
+        let found = store.page_bookmarks(&page)?;
+        let answer = bounded_page(&page, found, budget, |bookmark| Ok(view(bookmark)))?;
+        Ok(Json(answer))
     })
     .await
 }

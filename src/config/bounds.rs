@@ -5,8 +5,10 @@
 //! valid range, so `serve` never starts with one.
 
 use super::sections::FileConfig;
+use std::ops::RangeInclusive;
 
 const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
 const TIB: u64 = 1 << 40;
 /// Longer than any sensible timeout or period, short enough that adding it
 /// to any clock reading cannot overflow.
@@ -17,144 +19,48 @@ pub(super) struct OutOfBounds {
     /// The key as written (`store_cache_bytes`), to find its line.
     pub key: &'static str,
     /// The key with its table (`limits.store_cache_bytes`), for the message.
-    pub path: String,
+    pub path: &'static str,
     pub message: String,
 }
 
 /// Every key of `file` outside its range.
 pub(super) fn out_of_bounds(file: &FileConfig) -> Vec<OutOfBounds> {
-    let limits = &file.limits;
-    let (server, delivery) = (&file.server, &file.delivery);
+    let (limits, server, delivery) = (&file.limits, &file.server, &file.delivery);
     let (outbound, retention) = (&file.outbound, &file.retention);
-    let checked: [(&str, &'static str, u64, u64, u64); 18] = [
-        (
-            "limits",
-            "store_cache_bytes",
-            limits.store_cache_bytes,
-            MIB,
-            TIB,
-        ),
-        (
-            "limits",
-            "journal_segment_bytes",
-            limits.journal_segment_bytes,
-            1,
-            TIB,
-        ),
-        (
-            "limits",
-            "api_page_bytes",
-            limits.api_page_bytes as u64,
-            1024,
-            1 << 30,
-        ),
-        ("limits", "commit_batch", limits.commit_batch as u64, 1, MIB),
-        (
-            "limits",
-            "commit_queue",
-            limits.commit_queue as u64,
-            1,
-            16 * MIB,
-        ),
-        (
-            "limits",
-            "delivery_timeout_ms",
-            limits.delivery_timeout_ms,
-            1,
-            TEN_YEARS_MS,
-        ),
-        (
-            "limits",
-            "transform_timeout_ms",
-            limits.transform_timeout_ms,
-            1,
-            TEN_YEARS_MS,
-        ),
-        (
-            "server",
-            "shutdown_timeout_ms",
-            server.shutdown_timeout_ms,
-            0,
-            TEN_YEARS_MS,
-        ),
-        (
-            "delivery",
-            "backlog_check_ms",
-            delivery.backlog_check_ms,
-            1,
-            TEN_YEARS_MS,
-        ),
-        (
-            "retention",
-            "max_age_ms",
-            retention.max_age_ms,
-            0,
-            TEN_YEARS_MS,
-        ),
-        (
-            "retention",
-            "sweep_every_ms",
-            retention.sweep_every_ms,
-            1,
-            TEN_YEARS_MS,
-        ),
-        (
-            "outbound",
-            "max_retries",
-            u64::from(outbound.max_retries),
-            0,
-            30,
-        ),
-        (
-            "outbound",
-            "delivery_window_ms",
-            outbound.delivery_window_ms,
-            1,
-            TEN_YEARS_MS,
-        ),
-        (
-            "outbound",
-            "idempotency_window_ms",
-            outbound.idempotency_window_ms,
-            0,
-            TEN_YEARS_MS,
-        ),
-        (
-            "outbound",
-            "circuit_cooldown_ms",
-            outbound.circuit_cooldown_ms,
-            0,
-            TEN_YEARS_MS,
-        ),
-        (
-            "outbound",
-            "secret_rotation_grace_ms",
-            outbound.secret_rotation_grace_ms,
-            0,
-            TEN_YEARS_MS,
-        ),
-        (
-            "outbound",
-            "max_endpoint_secrets",
-            outbound.max_endpoint_secrets as u64,
-            1,
-            16,
-        ),
-        (
-            "server",
-            "api_failed_logins_per_minute",
-            u64::from(server.api_failed_logins_per_minute),
-            1,
-            1_000_000,
-        ),
+    let size = |value: usize| value as u64;
+    // One key a line: a table to read down.
+    #[rustfmt::skip]
+    let checked: [(&'static str, u64, RangeInclusive<u64>); 18] = [
+        ("limits.store_cache_bytes", limits.store_cache_bytes, MIB..=TIB),
+        ("limits.journal_segment_bytes", limits.journal_segment_bytes, 1..=TIB),
+        ("limits.api_page_bytes", size(limits.api_page_bytes), 1024..=GIB),
+        ("limits.commit_batch", size(limits.commit_batch), 1..=MIB),
+        ("limits.commit_queue", size(limits.commit_queue), 1..=16 * MIB),
+        ("limits.delivery_timeout_ms", limits.delivery_timeout_ms, 1..=TEN_YEARS_MS),
+        ("limits.transform_timeout_ms", limits.transform_timeout_ms, 1..=TEN_YEARS_MS),
+        ("server.shutdown_timeout_ms", server.shutdown_timeout_ms, 0..=TEN_YEARS_MS),
+        ("server.api_failed_logins_per_minute", server.api_failed_logins_per_minute.into(), 1..=1_000_000),
+        ("delivery.backlog_check_ms", delivery.backlog_check_ms, 1..=TEN_YEARS_MS),
+        ("retention.max_age_ms", retention.max_age_ms, 0..=TEN_YEARS_MS),
+        ("retention.sweep_every_ms", retention.sweep_every_ms, 1..=TEN_YEARS_MS),
+        ("outbound.max_retries", outbound.max_retries.into(), 0..=30),
+        ("outbound.delivery_window_ms", outbound.delivery_window_ms, 1..=TEN_YEARS_MS),
+        ("outbound.idempotency_window_ms", outbound.idempotency_window_ms, 0..=TEN_YEARS_MS),
+        ("outbound.circuit_cooldown_ms", outbound.circuit_cooldown_ms, 0..=TEN_YEARS_MS),
+        ("outbound.secret_rotation_grace_ms", outbound.secret_rotation_grace_ms, 0..=TEN_YEARS_MS),
+        ("outbound.max_endpoint_secrets", size(outbound.max_endpoint_secrets), 1..=16),
     ];
     checked
         .into_iter()
-        .filter(|&(_, _, value, min, max)| value < min || value > max)
-        .map(|(table, key, value, min, max)| OutOfBounds {
-            key,
-            path: format!("{table}.{key}"),
-            message: format!("{value} is out of range (valid: {min} to {max})"),
+        .filter(|(_, value, range)| !range.contains(value))
+        .map(|(path, value, range)| OutOfBounds {
+            key: path.rsplit('.').next().unwrap_or(path),
+            path,
+            message: format!(
+                "{value} is out of range (valid: {} to {})",
+                range.start(),
+                range.end()
+            ),
         })
         .collect()
 }

@@ -34,7 +34,7 @@ use crate::model::{
     AttemptTrigger, Bookmark, BulkRetry, Event, EventStatus, Execution, IgnoredEvent, Issue,
     IssueTrigger, Payload, Request, TransformationObject,
 };
-use crate::sealing::SecretsKey;
+use crate::sealing::{Sealer, SecretsKey};
 use serde::{de::DeserializeOwned, Serialize};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -199,7 +199,7 @@ pub struct StoreState {
     /// One retention sweep at a time (see `retention`).
     sweeping: Mutex<()>,
     /// Seals the secrets of stored objects (see `secrets`).
-    sealer: crate::sealing::Sealer,
+    sealer: Sealer,
 }
 
 impl Store {
@@ -235,10 +235,7 @@ impl Store {
         // Only after sled's lock: a second gateway on the same directory must
         // fail before it looks at (and maybe cuts) the journal's tail.
         let journal = journal::Journal::open(&dir.join("journal"), journal_segment_bytes)?;
-        let secrets_key = match secrets_key {
-            Some(key) => key.clone(),
-            None => SecretsKey::of_data_dir(dir).map_err(StoreError::SecretsKey)?,
-        };
+        let sealer = sealer_for(dir, secrets_key).map_err(StoreError::SecretsKey)?;
         let paused = db.open_tree("paused")?;
         let paused_ids = paused
             .iter()
@@ -290,7 +287,7 @@ impl Store {
             job_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             sweep_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             sweeping: Mutex::default(),
-            sealer: crate::sealing::Sealer::new(&secrets_key),
+            sealer,
             db,
         };
         Ok(Store {
@@ -752,6 +749,19 @@ impl Store {
     /// Every bulk retry, oldest first.
     pub fn bulk_retries(&self) -> impl Iterator<Item = Result<BulkRetry>> {
         values(&self.bulk_retries)
+    }
+}
+
+/// Seals with the configured key, or else the one kept in `dir` (made on the
+/// first open). With a configured key, what the kept one sealed still opens
+/// (an operator setting `server.secrets_key` after a first start).
+fn sealer_for(dir: &Path, configured: Option<&SecretsKey>) -> std::io::Result<Sealer> {
+    match configured {
+        Some(key) => {
+            let kept = SecretsKey::in_data_dir(dir)?;
+            Ok(Sealer::with_older(key, kept.as_slice()))
+        }
+        None => Ok(Sealer::new(&SecretsKey::of_data_dir(dir)?)),
     }
 }
 

@@ -3,7 +3,7 @@
 //! while new records arrive (they land at the end, never between pages).
 
 use super::{Result, Store, StoreError};
-use crate::model::{Event, IgnoredEvent, Request};
+use crate::model::{Bookmark, Event, IgnoredEvent, Request};
 use serde::de::DeserializeOwned;
 use std::ops::Bound;
 
@@ -162,6 +162,10 @@ impl Store {
         keep: &dyn Fn(&IgnoredEvent) -> bool,
     ) -> Result<Page<IgnoredEvent>> {
         page(&self.ignored_events, request, keep)
+    }
+
+    pub fn page_bookmarks(&self, request: &PageRequest) -> Result<Page<Bookmark>> {
+        page(&self.bookmarks, request, &|_| true)
     }
 }
 

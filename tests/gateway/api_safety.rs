@@ -602,3 +602,95 @@ async fn a_credential_in_the_query_is_masked_in_the_attempts_recorded() {
     let url = attempts["models"][0]["requested_url"].as_str().unwrap();
     assert!(url.contains("api_key=") && !url.contains(secret), "{url}");
 }
+
+/// A gateway on the data in `dir` with `server_extra` `[server]` keys.
+async fn started_in(dir: tempfile::TempDir, server_extra: &str) -> anyhow::Result<TestGateway> {
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, crate::common::config_text_with(server_extra, "")).unwrap();
+    let config = hookgate::Config::load(&path).unwrap();
+    let gateway = hookgate::Gateway::start(&config).await?;
+    Ok(TestGateway {
+        gateway,
+        dir,
+        http: reqwest::Client::new(),
+    })
+}
+
+/// A source that checks Basic credentials `hook:{password}`.
+fn basic_source(name: &str, password: &str) -> Value {
+    json!({ "name": name, "verification": { "type": "basic_auth", "username": "hook", "password": password } })
+}
+
+async fn post_basic(gw: &TestGateway, source: &str, password: &str) -> u16 {
+    let call = gw
+        .http
+        .post(gw.url(&format!("/e/{source}")))
+        .basic_auth("hook", Some(password));
+    call.body("{}").send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn a_secrets_key_set_after_a_first_start_opens_what_the_generated_one_sealed() {
+    let gw = TestGateway::start("").await;
+    const FIRST: &str = "pw-first-0123456789";
+    const SECOND: &str = "pw-second-0123456789";
+    created(&gw, "/sources", basic_source("first", FIRST)).await;
+    let dir = gw.stopped().await;
+
+    let key = format!("secrets_key = \"{}\"\n", BASE64.encode([42u8; 32]));
+    let gw = started_in(dir, &key).await.unwrap();
+    assert_eq!(post_basic(&gw, "first", FIRST).await, 200);
+    // A write seals the whole set with the configured key.
+    created(&gw, "/sources", basic_source("second", SECOND)).await;
+    let dir = gw.stopped().await;
+    std::fs::remove_file(dir.path().join("data").join("secrets.key")).unwrap();
+
+    let gw = started_in(dir, &key).await.unwrap();
+    assert_eq!(post_basic(&gw, "first", FIRST).await, 200);
+    assert_eq!(post_basic(&gw, "second", SECOND).await, 200);
+    let dir = gw.stopped().await;
+
+    let wrong = format!("secrets_key = \"{}\"\n", BASE64.encode([7u8; 32]));
+    let error = started_in(dir, &wrong)
+        .await
+        .err()
+        .expect("the wrong key is refused");
+    assert!(
+        format!("{error:#}").contains("does not open with this secrets key"),
+        "{error:#}"
+    );
+}
+
+#[tokio::test]
+async fn bookmarks_come_a_page_at_a_time_within_the_byte_budget() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let config = format!("[limits]\napi_page_bytes = 2048\n\n{}", shop(&sink));
+    let gw = TestGateway::start(&config).await;
+    let body = json!({ "padding": "p".repeat(900) }).to_string();
+    assert_eq!(gw.post("/e/shop", &body).await.0, 200);
+    let event = gw.wait_event(|_| true).await;
+    let mut made = Vec::new();
+    for label in ["a", "b", "c"] {
+        let bookmark = created(
+            &gw,
+            "/bookmarks",
+            json!({ "event_id": event.id, "label": label }),
+        )
+        .await;
+        made.push(bookmark["id"].as_str().unwrap().to_string());
+    }
+    let mut seen = Vec::new();
+    let mut path = "/bookmarks?dir=asc".to_string();
+    loop {
+        let (status, page) = gw.api_get(&path).await;
+        assert_eq!(status, 200, "{page}");
+        let models = page["models"].as_array().unwrap();
+        assert!((1..=2).contains(&models.len()), "{} models", models.len());
+        seen.extend(models.iter().map(|m| m["id"].as_str().unwrap().to_string()));
+        match page["pagination"]["next"].as_str() {
+            Some(next) => path = format!("/bookmarks?dir=asc&next={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, made);
+}
