@@ -149,8 +149,10 @@ pub struct DeliverySection {
     pub backlog_check_ms: u64,
     /// Ranges that objects created through the API may reach although the
     /// address policy refuses them by default (loopback, private, link-local…).
+    #[serde(deserialize_with = "networks")]
     pub allowed_networks: Vec<IpNet>,
     /// Ranges that objects created through the API may never reach.
+    #[serde(deserialize_with = "networks")]
     pub blocked_networks: Vec<IpNet>,
 }
 
@@ -158,6 +160,24 @@ impl DeliverySection {
     pub fn address_policy(&self) -> AddressPolicy {
         AddressPolicy::new(self.allowed_networks.clone(), self.blocked_networks.clone())
     }
+}
+
+/// CIDR ranges, or single addresses (a range of one).
+fn networks<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
+    let texts = Vec::<String>::deserialize(deserializer)?;
+    texts
+        .iter()
+        .map(|text| {
+            let text = text.trim();
+            text.parse::<IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "\"{text}\" is not a network: write a CIDR range such as \"10.0.0.0/8\" or \"fd00::/8\", or an address"
+                    ))
+                })
+        })
+        .collect()
 }
 
 impl Default for DeliverySection {

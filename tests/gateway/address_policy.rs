@@ -5,9 +5,10 @@
 //! sets the policy it needs. No request ever goes to an address outside
 //! 127.0.0.0/8: refused addresses are refused before any connection.
 
-use crate::common::{route, Reply, Sink, TestGateway};
+use crate::common::{config_text_full, route, Reply, Sink, TestGateway};
 use crate::outbound::{application, event_types, send_job, wait_job, INSECURE};
 use hookgate::model::{Event, EventStatus};
+use hookgate::Config;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -270,5 +271,45 @@ async fn issue_notifications_are_held_to_the_policy_and_do_not_follow_redirects(
         internal.received().is_empty(),
         "reached through a name or a redirect: {:?}",
         internal.received()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_changes_the_policy_for_the_next_attempt() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start("[[sources]]\nname = \"shop\"\n").await;
+    let connection = json!({ "name": "c", "source": "shop", "destination": { "name": "d", "url": sink.url("/") } });
+    let (status, created) = gw.api_send(Method::POST, "/connections", connection).await;
+    assert_eq!(status, 200, "{created}");
+    gw.post("/e/shop", "{}").await;
+    sink.wait_for(1).await;
+
+    let path = gw.dir.path().join("gateway.toml");
+    let text = config_text_full(DEFAULT_POLICY, "", "[[sources]]\nname = \"shop\"\n");
+    std::fs::write(&path, text).unwrap();
+    gw.gateway
+        .reload(Config::load(&path).unwrap())
+        .await
+        .unwrap();
+    gw.post("/e/shop", "{}").await;
+    let refused = gw.wait_event(|e| e.status == EventStatus::Failed).await;
+    assert_eq!(refused.error_code.as_deref(), Some("BLOCKED_ADDRESS"));
+    assert_eq!(sink.received().len(), 1);
+}
+
+#[test]
+fn a_network_that_is_not_a_range_is_a_config_error_naming_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(
+        &path,
+        config_text_full(r#"blocked_networks = ["10.0.0.0/33"]"#, "", ""),
+    )
+    .unwrap();
+    let error = Config::load(&path).unwrap_err().to_string();
+    let expected = format!("{}:1:", path.display());
+    assert!(
+        error.starts_with(&expected) && error.contains("blocked_networks"),
+        "{error}"
     );
 }
