@@ -57,6 +57,14 @@ async fn failed_event(gw: &TestGateway, connection_id: &str) -> Event {
         .await
 }
 
+/// An outbound endpoint; the URL is accepted.
+async fn create_endpoint(gw: &TestGateway, app: &str, url: &str) -> Value {
+    let body = json!({ "application_id": app, "url": url });
+    let (status, endpoint) = gw.api_send(Method::POST, "/v1/endpoints", body).await;
+    assert_eq!(status, 201, "{endpoint}");
+    endpoint
+}
+
 /// The only attempt of an event, as `/attempts` shows it.
 async fn only_attempt(gw: &TestGateway, event_id: &str) -> Value {
     let (status, attempts) = gw.api_get(&format!("/attempts?event_id={event_id}")).await;
@@ -108,14 +116,7 @@ async fn internal_addresses_are_refused_when_api_objects_are_created_or_changed(
         )
         .await;
     assert_refused(&answer, "url", "http://10.1.2.3/");
-    let (status, endpoint) = gw
-        .api_send(
-            Method::POST,
-            "/v1/endpoints",
-            json!({ "application_id": app, "url": public }),
-        )
-        .await;
-    assert_eq!(status, 201, "{endpoint}");
+    let endpoint = create_endpoint(&gw, &app, public).await;
     let path = format!("/v1/endpoints/{}", endpoint["id"].as_str().unwrap());
     let answer = gw
         .api_send(Method::PATCH, &path, json!({ "url": "http://[fd00::1]/" }))
@@ -216,14 +217,7 @@ async fn outbound_endpoints_are_held_to_the_policy_when_delivering() {
     let app = application(&gw, "production").await;
     event_types(&gw, &app, &["invoice.paid"]).await;
     let url = format!("http://localhost:{}/hooks", sink.addr.port());
-    let (status, endpoint) = gw
-        .api_send(
-            Method::POST,
-            "/v1/endpoints",
-            json!({ "application_id": app, "url": url }),
-        )
-        .await;
-    assert_eq!(status, 201, "{endpoint}");
+    create_endpoint(&gw, &app, &url).await;
     let job = json!({ "application_id": app, "event_type": "invoice.paid", "payload": {} });
     let (status, job) = send_job(&gw, job).await;
     assert_eq!(status, 201, "{job}");
