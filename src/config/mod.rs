@@ -110,7 +110,7 @@ impl Validator<'_> {
         let rule_context = CompileContext {
             base_dir,
             transform_limits: file.limits.transform_limits(),
-            filter_max_steps: file.limits.filter_max_steps,
+            filter_max_steps: file.limits.filter_max_steps.get(),
         };
         let connections = self.connections(
             &file.connections,

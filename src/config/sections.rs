@@ -98,7 +98,7 @@ pub struct LimitsSection {
     pub transform_max_output_bytes: usize,
     /// Steps one filter evaluation may take (a value matched, compared or
     /// hashed); a filter that runs out counts as not matching.
-    pub filter_max_steps: u64,
+    pub filter_max_steps: std::num::NonZeroU64,
     /// The store's page cache: the memory it may use for data read or written
     /// recently. The rest stays on disk, so memory does not grow with backlogs.
     pub store_cache_bytes: u64,
@@ -130,7 +130,9 @@ impl Default for LimitsSection {
             transform_max_loop_iterations: 10_000_000,
             transform_max_recursion: 256,
             transform_max_output_bytes: 5 * 1024 * 1024,
-            filter_max_steps: crate::pipeline::filter::DEFAULT_MAX_STEPS,
+            filter_max_steps: crate::pipeline::filter::DEFAULT_MAX_STEPS
+                .try_into()
+                .expect("the default is not zero"),
             store_cache_bytes: 128 * 1024 * 1024,
             journal_segment_bytes: 64 * 1024 * 1024,
         }
