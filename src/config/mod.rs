@@ -124,7 +124,7 @@ impl Validator<'_> {
             base_dir,
             transform_limits: file.limits.transform_limits(),
             transform_pool: transform_pool.clone(),
-            filter_max_steps: file.limits.filter_max_steps,
+            filter_max_steps: file.limits.filter_max_steps.get(),
         };
         let connections = self.connections(
             &file.connections,

@@ -119,7 +119,7 @@ pub struct LimitsSection {
     pub transform_queue: usize,
     /// Steps one filter evaluation may take (a value matched, compared or
     /// hashed); a filter that runs out counts as not matching.
-    pub filter_max_steps: u64,
+    pub filter_max_steps: std::num::NonZeroU64,
     /// The store's page cache: the memory it may use for data read or written
     /// recently. The rest stays on disk, so memory does not grow with backlogs.
     pub store_cache_bytes: u64,
@@ -194,7 +194,9 @@ impl Default for LimitsSection {
             transform_workers: 0,
             transform_max_memory_bytes: 512 * 1024 * 1024,
             transform_queue: 64,
-            filter_max_steps: crate::pipeline::filter::DEFAULT_MAX_STEPS,
+            filter_max_steps: crate::pipeline::filter::DEFAULT_MAX_STEPS
+                .try_into()
+                .expect("the default is not zero"),
             store_cache_bytes: 128 * 1024 * 1024,
             journal_segment_bytes: 64 * 1024 * 1024,
             api_page_bytes: 8 * 1024 * 1024,
@@ -221,8 +223,10 @@ pub struct DeliverySection {
     pub backlog_check_ms: u64,
     /// Ranges that objects created through the API may reach although the
     /// address policy refuses them by default (loopback, private, link-local…).
+    #[serde(deserialize_with = "networks")]
     pub allowed_networks: Vec<IpNet>,
     /// Ranges that objects created through the API may never reach.
+    #[serde(deserialize_with = "networks")]
     pub blocked_networks: Vec<IpNet>,
 }
 
@@ -230,6 +234,24 @@ impl DeliverySection {
     pub fn address_policy(&self) -> AddressPolicy {
         AddressPolicy::new(self.allowed_networks.clone(), self.blocked_networks.clone())
     }
+}
+
+/// CIDR ranges, or single addresses (a range of one).
+fn networks<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<IpNet>, D::Error> {
+    let texts = Vec::<String>::deserialize(deserializer)?;
+    texts
+        .iter()
+        .map(|text| {
+            let text = text.trim();
+            text.parse::<IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "\"{text}\" is not a network: write a CIDR range such as \"10.0.0.0/8\" or \"fd00::/8\", or an address"
+                    ))
+                })
+        })
+        .collect()
 }
 
 impl Default for DeliverySection {

@@ -632,20 +632,25 @@ impl Op {
             },
             Op::Test(test, operand) => match (input, operand.resolve(eval.root)) {
                 (Some(value), Some(Value::Array(options))) if test.is_membership() => {
-                    let set = eval.set_of(address(operand), options);
-                    let is_in = set.contains(options, value, |a, b| values_equal(a, b, eval), eval)
-                        || value.as_array().is_some_and(|items| {
-                            items.iter().any(|item| {
-                                set.contains(options, item, |a, b| values_equal(a, b, eval), eval)
-                            })
-                        });
-                    is_in == matches!(test, Test::In)
+                    one_of(value, options, address(operand), eval) == matches!(test, Test::In)
                 }
                 (Some(value), Some(operand)) => test.holds(value, operand, eval),
                 _ => false,
             },
         }
     }
+}
+
+/// `$in` with an array operand: whether `input` equals an option or is an array holding
+/// one. The options are looked up in a set built once per evaluation (under `key`).
+fn one_of(input: &Value, options: &[Value], key: usize, eval: &Eval) -> bool {
+    let set = eval.set_of(key, options);
+    let listed =
+        |value: &Value| set.contains(options, value, |a, b| values_equal(a, b, eval), eval);
+    listed(input)
+        || input
+            .as_array()
+            .is_some_and(|items| items.iter().any(listed))
 }
 
 /// Where a compiled part of the filter is: a key for what one evaluation

@@ -5,9 +5,10 @@
 //! sets the policy it needs. No request ever goes to an address outside
 //! 127.0.0.0/8: refused addresses are refused before any connection.
 
-use crate::common::{route, Reply, Sink, TestGateway};
+use crate::common::{config_text_full, route, Reply, Sink, TestGateway};
 use crate::outbound::{application, event_types, send_job, wait_job, INSECURE};
 use hookgate::model::{Event, EventStatus};
+use hookgate::Config;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -54,6 +55,14 @@ fn assert_refused(answer: &(u16, Value), field: &str, url: &str) {
 async fn failed_event(gw: &TestGateway, connection_id: &str) -> Event {
     gw.wait_event(|e| e.connection_id == connection_id && e.status == EventStatus::Failed)
         .await
+}
+
+/// An outbound endpoint; the URL is accepted.
+async fn create_endpoint(gw: &TestGateway, app: &str, url: &str) -> Value {
+    let body = json!({ "application_id": app, "url": url });
+    let (status, endpoint) = gw.api_send(Method::POST, "/v1/endpoints", body).await;
+    assert_eq!(status, 201, "{endpoint}");
+    endpoint
 }
 
 /// The only attempt of an event, as `/attempts` shows it.
@@ -107,14 +116,7 @@ async fn internal_addresses_are_refused_when_api_objects_are_created_or_changed(
         )
         .await;
     assert_refused(&answer, "url", "http://10.1.2.3/");
-    let (status, endpoint) = gw
-        .api_send(
-            Method::POST,
-            "/v1/endpoints",
-            json!({ "application_id": app, "url": public }),
-        )
-        .await;
-    assert_eq!(status, 201, "{endpoint}");
+    let endpoint = create_endpoint(&gw, &app, public).await;
     let path = format!("/v1/endpoints/{}", endpoint["id"].as_str().unwrap());
     let answer = gw
         .api_send(Method::PATCH, &path, json!({ "url": "http://[fd00::1]/" }))
@@ -215,14 +217,7 @@ async fn outbound_endpoints_are_held_to_the_policy_when_delivering() {
     let app = application(&gw, "production").await;
     event_types(&gw, &app, &["invoice.paid"]).await;
     let url = format!("http://localhost:{}/hooks", sink.addr.port());
-    let (status, endpoint) = gw
-        .api_send(
-            Method::POST,
-            "/v1/endpoints",
-            json!({ "application_id": app, "url": url }),
-        )
-        .await;
-    assert_eq!(status, 201, "{endpoint}");
+    create_endpoint(&gw, &app, &url).await;
     let job = json!({ "application_id": app, "event_type": "invoice.paid", "payload": {} });
     let (status, job) = send_job(&gw, job).await;
     assert_eq!(status, 201, "{job}");
@@ -270,5 +265,45 @@ async fn issue_notifications_are_held_to_the_policy_and_do_not_follow_redirects(
         internal.received().is_empty(),
         "reached through a name or a redirect: {:?}",
         internal.received()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_changes_the_policy_for_the_next_attempt() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start("[[sources]]\nname = \"shop\"\n").await;
+    let connection = json!({ "name": "c", "source": "shop", "destination": { "name": "d", "url": sink.url("/") } });
+    let (status, created) = gw.api_send(Method::POST, "/connections", connection).await;
+    assert_eq!(status, 200, "{created}");
+    gw.post("/e/shop", "{}").await;
+    sink.wait_for(1).await;
+
+    let path = gw.dir.path().join("gateway.toml");
+    let text = config_text_full(DEFAULT_POLICY, "", "[[sources]]\nname = \"shop\"\n");
+    std::fs::write(&path, text).unwrap();
+    gw.gateway
+        .reload(Config::load(&path).unwrap())
+        .await
+        .unwrap();
+    gw.post("/e/shop", "{}").await;
+    let refused = gw.wait_event(|e| e.status == EventStatus::Failed).await;
+    assert_eq!(refused.error_code.as_deref(), Some("BLOCKED_ADDRESS"));
+    assert_eq!(sink.received().len(), 1);
+}
+
+#[test]
+fn a_network_that_is_not_a_range_is_a_config_error_naming_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(
+        &path,
+        config_text_full(r#"blocked_networks = ["10.0.0.0/33"]"#, "", ""),
+    )
+    .unwrap();
+    let error = Config::load(&path).unwrap_err().to_string();
+    let expected = format!("{}:1:", path.display());
+    assert!(
+        error.starts_with(&expected) && error.contains("blocked_networks"),
+        "{error}"
     );
 }

@@ -16,7 +16,7 @@
 use serde_json::Value;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
 use std::rc::Rc;
 
 /// Steps one evaluation may take unless configured otherwise
@@ -107,19 +107,22 @@ impl<'r> Eval<'r> {
 
 /// An `$in` array operand indexed by a hash that agrees with the filter's
 /// equality (numbers by value, objects regardless of key order): equal values
-/// always share a bucket, and each candidate in it is still compared.
+/// always share a bucket, and each candidate in it is still compared. The
+/// hash is keyed at random, so a request cannot be made of colliding values.
 pub(super) struct ValueSet {
+    keys: RandomState,
     buckets: HashMap<u64, Vec<usize>>,
 }
 
 impl ValueSet {
     fn new(options: &[Value], eval: &Eval) -> ValueSet {
+        let keys = RandomState::new();
         let mut buckets: HashMap<u64, Vec<usize>> = HashMap::with_capacity(options.len());
         for (index, option) in options.iter().enumerate() {
-            let hash = fingerprint(option, eval);
+            let hash = fingerprint(option, &keys, eval);
             buckets.entry(hash).or_default().push(index);
         }
-        ValueSet { buckets }
+        ValueSet { keys, buckets }
     }
 
     /// Whether `options` (the values this set was built from) hold one equal to `value`.
@@ -130,7 +133,7 @@ impl ValueSet {
         equal: impl Fn(&Value, &Value) -> bool,
         eval: &Eval,
     ) -> bool {
-        let hash = fingerprint(value, eval);
+        let hash = fingerprint(value, &self.keys, eval);
         self.buckets.get(&hash).is_some_and(|candidates| {
             candidates
                 .iter()
@@ -140,16 +143,16 @@ impl ValueSet {
 }
 
 /// A hash of `value` under the filter's equality, charged one step per node.
-fn fingerprint(value: &Value, eval: &Eval) -> u64 {
+fn fingerprint(value: &Value, keys: &RandomState, eval: &Eval) -> u64 {
     let mut nodes = 0;
-    let hash = hash_of(value, &mut nodes);
+    let hash = hash_of(value, keys, &mut nodes);
     eval.charge(nodes);
     hash
 }
 
-fn hash_of(value: &Value, nodes: &mut u64) -> u64 {
+fn hash_of(value: &Value, keys: &RandomState, nodes: &mut u64) -> u64 {
     *nodes += 1;
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let mut hasher = keys.build_hasher();
     match value {
         Value::Null => 0u8.hash(&mut hasher),
         Value::Bool(b) => (1u8, b).hash(&mut hasher),
@@ -164,14 +167,12 @@ fn hash_of(value: &Value, nodes: &mut u64) -> u64 {
             (4u8, items.len()).hash(&mut hasher);
             items
                 .iter()
-                .for_each(|item| hash_of(item, nodes).hash(&mut hasher));
+                .for_each(|item| hash_of(item, keys, nodes).hash(&mut hasher));
         }
         // Summed, so that key order does not matter.
         Value::Object(map) => {
             let entries = map.iter().fold(0u64, |sum, (key, item)| {
-                let mut entry = std::collections::hash_map::DefaultHasher::new();
-                (key, hash_of(item, nodes)).hash(&mut entry);
-                sum.wrapping_add(entry.finish())
+                sum.wrapping_add(keys.hash_one((key, hash_of(item, keys, nodes))))
             });
             (5u8, map.len(), entries).hash(&mut hasher)
         }
