@@ -137,10 +137,11 @@ async fn names_of_internal_addresses_are_refused_when_connecting_and_not_retried
     let port = sink.addr.port();
     let gw = TestGateway::start_full(DEFAULT_POLICY, "", "[[sources]]\nname = \"shop\"\n").await;
     // Names, not addresses: accepted when created, refused once resolved.
+    // (Only names of loopback: a broken policy must not send traffic elsewhere.)
     let names = [
         format!("http://localhost:{port}/"),
         format!("http://hooks.localhost:{port}/"),
-        format!("http://metadata.google.internal:{port}/computeMetadata/v1/"),
+        format!("http://LocalHost.:{port}/"),
     ];
     let retry = json!([{ "type": "retry", "strategy": "linear", "count": 5, "interval": 10 }]);
     let mut connections = Vec::new();
