@@ -17,7 +17,7 @@
 //! * A native stack overflow inside boa (`JSON.stringify` or `String()` on
 //!   values nested tens of thousands deep) aborts only the worker.
 //! * The worker starts with an empty environment in `/`, so the gateway's
-//!   secrets are not in its memory.
+//!   secrets are not in its memory, and writes no core files.
 //!
 //! # Known gaps
 //!
@@ -58,7 +58,10 @@ const CPU_GRACE: Duration = Duration::from_secs(1);
 /// Runs the worker until its stdin closes. Errors are the gateway's fault
 /// (a garbled stream) or the OS's; the process then exits non-zero.
 pub fn serve(max_memory_bytes: u64) -> io::Result<()> {
-    limit_address_space(max_memory_bytes)?;
+    // A worker that aborts (out of memory, native stack) leaves no core file:
+    // hostile scripts could otherwise fill the disk with them.
+    set_limit(libc::RLIMIT_CORE, 0, 0)?;
+    set_limit(libc::RLIMIT_AS, max_memory_bytes, max_memory_bytes)?;
     let engine_thread = std::thread::Builder::new()
         .name("transform-worker".into())
         .stack_size(ENGINE_STACK_BYTES)
@@ -133,10 +136,6 @@ impl LoadedScripts {
         *used = self.clock;
         Some(engine)
     }
-}
-
-fn limit_address_space(bytes: u64) -> io::Result<()> {
-    set_limit(libc::RLIMIT_AS, bytes, bytes)
 }
 
 /// Lets the coming command use `timeout` plus [`CPU_GRACE`] more CPU time
