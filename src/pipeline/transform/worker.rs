@@ -33,11 +33,12 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{self, BufReader, BufWriter};
+use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::time::Duration;
 
 use super::engine::{forward_logs, Engine};
-use super::wire::{read_frame, write_frame, Command, Reply};
+use super::wire::{self, read_frame, write_frame, Command, Reply};
 use super::ScriptKey;
 
 /// Scripts a worker keeps loaded; the least recently used one is dropped
@@ -82,7 +83,14 @@ fn serve_commands() -> io::Result<()> {
     }));
     write_frame(&mut *output.borrow_mut(), &Reply::Ready)?;
     let mut scripts = LoadedScripts::default();
-    while let Some(command) = read_frame::<Command>(&mut input, MAX_COMMAND_BYTES)? {
+    loop {
+        if input.buffer().is_empty() {
+            // Never times out: this only spins a little before sleeping.
+            wire::wait_readable(io::stdin().as_fd(), Duration::MAX)?;
+        }
+        let Some(command) = read_frame::<Command>(&mut input, MAX_COMMAND_BYTES)? else {
+            return Ok(());
+        };
         let reply = match command {
             Command::Load { key, script } => {
                 limit_cpu_time(script.limits.timeout)?;
@@ -104,7 +112,6 @@ fn serve_commands() -> io::Result<()> {
         };
         write_frame(&mut *output.borrow_mut(), &reply)?;
     }
-    Ok(())
 }
 
 /// Loaded scripts, least recently used first out.
