@@ -403,3 +403,32 @@ fn a_run_handed_to_a_worker_that_died_idle_goes_to_a_fresh_one() {
     assert_eq!(fresh.len(), 1);
     assert_ne!(fresh[0], worker);
 }
+
+#[test]
+fn workers_run_under_their_os_limits_without_the_gateways_environment() {
+    let pool = WorkerPool::shared(PoolSettings {
+        worker_exe: env!("CARGO_BIN_EXE_hookgate").into(),
+        workers: 1,
+        max_memory_bytes: 300 << 20,
+        queue: 25,
+    });
+    let code = "addHandler('transform', (r) => r);";
+    let transformation = load(&pool, code, TransformLimits::default());
+    transformation.run(&json!({}), &json!({})).unwrap();
+    let worker = pool.worker_pids()[0];
+    let limits = std::fs::read_to_string(format!("/proc/{worker}/limits")).unwrap();
+    let limit = |name: &str| -> Vec<String> {
+        let line = limits.lines().find(|l| l.starts_with(name)).unwrap();
+        line[name.len()..]
+            .split_whitespace()
+            .map(String::from)
+            .collect()
+    };
+    assert_eq!(limit("Max address space")[..2], ["314572800", "314572800"]);
+    assert_eq!(limit("Max core file size")[..2], ["0", "0"]);
+    // Armed for the next command: soft limit set, hard limit open.
+    assert_eq!(limit("Max cpu time")[1], "unlimited");
+    assert_ne!(limit("Max cpu time")[0], "unlimited");
+    let environment = std::fs::read(format!("/proc/{worker}/environ")).unwrap();
+    assert_eq!(environment, b"MIMALLOC_ARENA_RESERVE=0\0");
+}

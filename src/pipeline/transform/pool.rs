@@ -3,7 +3,7 @@
 //! under a wall-clock deadline.
 
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command as Process, ExitStatus, Stdio};
@@ -463,7 +463,7 @@ impl FrameReader {
     /// appends it to the buffer.
     fn fill(&mut self, deadline: Instant) -> Result<(), Lost> {
         let remaining = deadline.saturating_duration_since(Instant::now());
-        if !wait_readable(&self.source, remaining)? {
+        if !wire::wait_readable(self.source.as_fd(), remaining)? {
             return Err(Lost::Late);
         }
         let mut chunk = vec![0; READ_CHUNK_BYTES];
@@ -473,25 +473,5 @@ impl FrameReader {
         }
         self.buffer.extend_from_slice(&chunk[..read]);
         Ok(())
-    }
-}
-
-/// Whether `source` has data (or end of file) within `timeout`.
-fn wait_readable(source: &ChildStdout, timeout: Duration) -> io::Result<bool> {
-    let mut descriptor = libc::pollfd {
-        fd: source.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // Rounded up, so that a deadline a few microseconds away is still waited for.
-    let millis = timeout.as_micros().div_ceil(1000);
-    let millis = libc::c_int::try_from(millis).unwrap_or(libc::c_int::MAX);
-    loop {
-        // SAFETY: poll reads and writes only the one pollfd it is given.
-        match unsafe { libc::poll(&mut descriptor, 1, millis) } {
-            -1 if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => continue,
-            -1 => return Err(io::Error::last_os_error()),
-            ready => return Ok(ready > 0),
-        }
     }
 }

@@ -17,7 +17,7 @@
 //! * A native stack overflow inside boa (`JSON.stringify` or `String()` on
 //!   values nested tens of thousands deep) aborts only the worker.
 //! * The worker starts with an empty environment in `/`, so the gateway's
-//!   secrets are not in its memory.
+//!   secrets are not in its memory, and writes no core files.
 //!
 //! # Known gaps
 //!
@@ -33,11 +33,12 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::io::{self, BufReader, BufWriter};
+use std::os::fd::AsFd;
 use std::rc::Rc;
 use std::time::Duration;
 
 use super::engine::{forward_logs, Engine};
-use super::wire::{read_frame, write_frame, Command, Reply};
+use super::wire::{self, read_frame, write_frame, Command, Reply};
 use super::ScriptKey;
 
 /// Scripts a worker keeps loaded; the least recently used one is dropped
@@ -58,7 +59,10 @@ const CPU_GRACE: Duration = Duration::from_secs(1);
 /// Runs the worker until its stdin closes. Errors are the gateway's fault
 /// (a garbled stream) or the OS's; the process then exits non-zero.
 pub fn serve(max_memory_bytes: u64) -> io::Result<()> {
-    limit_address_space(max_memory_bytes)?;
+    // A worker that aborts (out of memory, native stack) leaves no core file:
+    // hostile scripts could otherwise fill the disk with them.
+    set_limit(libc::RLIMIT_CORE, 0, 0)?;
+    set_limit(libc::RLIMIT_AS, max_memory_bytes, max_memory_bytes)?;
     let engine_thread = std::thread::Builder::new()
         .name("transform-worker".into())
         .stack_size(ENGINE_STACK_BYTES)
@@ -79,7 +83,14 @@ fn serve_commands() -> io::Result<()> {
     }));
     write_frame(&mut *output.borrow_mut(), &Reply::Ready)?;
     let mut scripts = LoadedScripts::default();
-    while let Some(command) = read_frame::<Command>(&mut input, MAX_COMMAND_BYTES)? {
+    loop {
+        if input.buffer().is_empty() {
+            // Never times out: this only spins a little before sleeping.
+            wire::wait_readable(io::stdin().as_fd(), Duration::MAX)?;
+        }
+        let Some(command) = read_frame::<Command>(&mut input, MAX_COMMAND_BYTES)? else {
+            return Ok(());
+        };
         let reply = match command {
             Command::Load { key, script } => {
                 limit_cpu_time(script.limits.timeout)?;
@@ -101,7 +112,6 @@ fn serve_commands() -> io::Result<()> {
         };
         write_frame(&mut *output.borrow_mut(), &reply)?;
     }
-    Ok(())
 }
 
 /// Loaded scripts, least recently used first out.
@@ -133,10 +143,6 @@ impl LoadedScripts {
         *used = self.clock;
         Some(engine)
     }
-}
-
-fn limit_address_space(bytes: u64) -> io::Result<()> {
-    set_limit(libc::RLIMIT_AS, bytes, bytes)
 }
 
 /// Lets the coming command use `timeout` plus [`CPU_GRACE`] more CPU time
