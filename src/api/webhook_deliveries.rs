@@ -225,8 +225,11 @@ pub async fn retry(State(state): Shared, Path(id): Path<String>) -> ApiResult<Js
     blocking(move || {
         let window = state.config.load().outbound.delivery_window_ms;
         let delivery = retry_delivery(&state.store, &id, window)?;
+        // The reset row, as the reference answers: read before the lane is
+        // woken, which may attempt it at once.
+        let reset = detail(&state.store, &id)?;
         state.scheduler.wake(&delivery.destination_id);
-        Ok(Json(detail(&state.store, &id)?))
+        Ok(Json(reset))
     })
     .await
 }
