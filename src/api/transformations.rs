@@ -31,7 +31,7 @@ pub struct RunTransformation {
     request: Value,
 }
 
-#[utoipa::path(put, path = "/2023-07-01/transformations/run", tag = "transformations", summary = "Run transformation code on a sample request", responses((status = 200, description = "the transformed request and logs"), (status = 422, description = "the script failed"), (status = 400, description = "a bad body")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/2023-07-01/transformations/run", tag = "transformations", summary = "Run transformation code on a sample request", responses((status = 200, description = "the transformed request and logs"), (status = 422, description = "the script failed"), (status = 400, description = "a bad body"), (status = 503, description = "every transformation worker is busy and the queue is full")), security(("api_key" = [])))]
 pub async fn run(
     State(state): Shared,
     body: Result<Json<RunTransformation>, JsonRejection>,
@@ -138,7 +138,7 @@ pub async fn list(State(state): Shared) -> ApiResult<Json<Value>> {
     .await
 }
 
-#[utoipa::path(post, path = "/2023-07-01/transformations", tag = "transformations", summary = "Create a transformation: name, code, env", responses((status = 200, description = "the transformation"), (status = 409, description = "the name is taken"), (status = 422, description = "the code does not compile")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/2023-07-01/transformations", tag = "transformations", summary = "Create a transformation: name, code, env", responses((status = 200, description = "the transformation"), (status = 409, description = "the name is taken"), (status = 422, description = "the code does not compile"), (status = 503, description = "every transformation worker is busy and the queue is full")), security(("api_key" = [])))]
 pub async fn create(
     State(state): Shared,
     body: Result<Json<TransformationInput>, JsonRejection>,
@@ -190,7 +190,7 @@ pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json
 }
 
 /// `PUT /transformations/{id}`: new code or env, applied to every connection using it.
-#[utoipa::path(put, path = "/2023-07-01/transformations/{id}", tag = "transformations", summary = "New code or env, applied to every connection using it", params(("id" = String, Path, description = "trs_…")), responses((status = 200, description = "the transformation"), (status = 404, description = "unknown"), (status = 422, description = "the code does not compile")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/2023-07-01/transformations/{id}", tag = "transformations", summary = "New code or env, applied to every connection using it", params(("id" = String, Path, description = "trs_…")), responses((status = 200, description = "the transformation"), (status = 404, description = "unknown"), (status = 422, description = "the code does not compile"), (status = 503, description = "every transformation worker is busy and the queue is full")), security(("api_key" = [])))]
 pub async fn update(
     State(state): Shared,
     Path(id): Path<String>,
