@@ -26,6 +26,17 @@ pub fn event_type_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// An event type named by a job or a subscription. Declaring types is
+/// optional (the references send and subscribe to types they never
+/// declare), so any non-empty name of bounded length will do; only declared
+/// ones are held to `event_type_name`.
+pub fn event_type_used(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("an event type name is needed, e.g. \"invoice.paid\"".to_string());
+    }
+    crate::names::check_length(name)
+}
+
 /// An endpoint URL: absolute http(s), and https unless insecure ones are allowed.
 pub fn endpoint_url(text: &str, allow_insecure: bool) -> Result<Url, String> {
     let url = Url::parse(text).map_err(|e| format!("\"{text}\" is not a URL: {e}"))?;

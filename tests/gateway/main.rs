@@ -15,6 +15,7 @@ mod ingress_hostile;
 mod issues;
 mod outbound;
 mod outbound_lists;
+mod outbound_reference;
 mod process;
 mod restart;
 mod retention;
