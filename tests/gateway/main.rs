@@ -14,6 +14,7 @@ mod ingress;
 mod ingress_hostile;
 mod issues;
 mod outbound;
+mod outbound_limits;
 mod outbound_lists;
 mod outbound_reference;
 mod process;
