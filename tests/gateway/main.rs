@@ -23,4 +23,5 @@ mod retention;
 mod retries;
 mod rules;
 mod scale;
+mod standard_webhooks_libraries;
 mod transform_sandbox;
