@@ -95,7 +95,7 @@ fn job_of(store: &Store, id: &str) -> ApiResult<WebhookJob> {
 }
 
 /// The checks that need no store: sizes, headers, retries, the key.
-fn check_input(state: &ApiState, input: &mut NewJob) -> ApiResult<()> {
+fn check_input(state: &ApiState, input: &NewJob) -> ApiResult<()> {
     let limit = state.config.load().outbound.max_payload_bytes;
     let size = serde_json::to_vec(&input.payload).map_or(0, |bytes| bytes.len());
     if size > limit {
@@ -104,8 +104,7 @@ fn check_input(state: &ApiState, input: &mut NewJob) -> ApiResult<()> {
             format!("payload: {size} bytes serialized; at most {limit} are allowed"),
         ));
     }
-    input.headers =
-        validate::job_headers(&input.headers).map_err(|e| ApiError::invalid("headers", e))?;
+    validate::job_headers(&input.headers).map_err(|e| ApiError::invalid("headers", e))?;
     if input.max_retries.is_some_and(|n| n > MAX_RETRIES_ALLOWED) {
         return Err(ApiError::invalid(
             "max_retries",
@@ -165,8 +164,8 @@ pub async fn create(
     State(state): Shared,
     body: Result<Json<NewJob>, JsonRejection>,
 ) -> Result<(StatusCode, Json<Value>), Response> {
-    let mut input = json_body(body).map_err(IntoResponse::into_response)?;
-    check_input(&state, &mut input).map_err(IntoResponse::into_response)?;
+    let input = json_body(body).map_err(IntoResponse::into_response)?;
+    check_input(&state, &input).map_err(IntoResponse::into_response)?;
     blocking(move || {
         let store = &state.store;
         application_of(store, &input.application_id)

@@ -73,9 +73,11 @@ pub fn schema_violations(schema: &Value, payload: &Value) -> Vec<String> {
     }
 }
 
-/// Headers a job may add to its deliveries: valid names, lower-cased, none of
-/// those the gateway sets itself or that describe one HTTP hop.
-pub fn job_headers(headers: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, String> {
+/// Headers a job may add to its deliveries: valid names, kept as given (the
+/// job shows them so, as the reference's job object does), each name once
+/// whatever its case, none of those the gateway sets itself or that describe
+/// one HTTP hop.
+pub fn job_headers(headers: &BTreeMap<String, String>) -> Result<(), String> {
     const RESERVED: &[&str] = &[
         "content-type",
         "content-length",
@@ -85,7 +87,7 @@ pub fn job_headers(headers: &BTreeMap<String, String>) -> Result<BTreeMap<String
         "te",
         "upgrade",
     ];
-    let mut clean = BTreeMap::new();
+    let mut lower_names = std::collections::BTreeSet::new();
     for (name, value) in headers {
         let lower = name.to_ascii_lowercase();
         if http::HeaderName::from_bytes(lower.as_bytes()).is_err() {
@@ -104,9 +106,13 @@ pub fn job_headers(headers: &BTreeMap<String, String>) -> Result<BTreeMap<String
                 "\"{name}\" is set by the gateway and cannot be given"
             ));
         }
-        clean.insert(lower, value.clone());
+        if !lower_names.insert(lower) {
+            return Err(format!(
+                "\"{name}\" is given twice (header names ignore case)"
+            ));
+        }
     }
-    Ok(clean)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -162,10 +168,12 @@ mod tests {
     #[test]
     fn headers_the_gateway_sets_are_refused() {
         let given = |name: &str| BTreeMap::from([(name.to_string(), "v".to_string())]);
-        assert_eq!(
-            job_headers(&given("X-Tenant")).unwrap(),
-            BTreeMap::from([("x-tenant".to_string(), "v".to_string())])
-        );
+        assert!(job_headers(&given("X-Tenant")).is_ok());
+        let twice = BTreeMap::from([
+            ("X-Tenant".to_string(), "a".to_string()),
+            ("x-tenant".to_string(), "b".to_string()),
+        ]);
+        assert!(job_headers(&twice).unwrap_err().contains("twice"));
         for reserved in [
             "webhook-id",
             "Content-Type",

@@ -177,6 +177,10 @@ async fn create_and_retrieve_answer_the_reference_job_object() {
     let done = wait_job(gw, id, "succeeded").await;
     assert_shape(&reference_job_object(), &done, "job");
     assert_eq!(done["event_id"], "evt_unique_123");
+    // The headers as given, and sent with the delivery.
+    assert_eq!(done["headers"], reference_create_body()["headers"]);
+    let delivered = &sender.good.wait_for(1).await[0];
+    assert_eq!(delivered.header("x-environment"), Some("production"));
     assert_eq!(done["completed_at"], done["succeeded_at"], "{done}");
     let reference_retrieve = json!({
       "id": "job_5nM8pQ1rK3vL9xB",
