@@ -138,6 +138,6 @@ pub async fn require_key(
             standing.tell(response.headers_mut());
             response
         }
-        Err(refusal) => refusal,
+        Err(refusal) => refusal.into_response(),
     }
 }

@@ -24,6 +24,26 @@ pub struct Budget<K: Hash + Eq + Clone> {
     what: &'static str,
 }
 
+/// A call past its budget: answered 429, saying when to come back.
+pub struct Refusal {
+    limit: u32,
+    retry_after_seconds: u64,
+    message: String,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut refusal = too_many(self.message, self.retry_after_seconds);
+        Standing {
+            limit: self.limit,
+            remaining: 0,
+            reset_seconds: self.retry_after_seconds,
+        }
+        .tell(refusal.headers_mut());
+        refusal
+    }
+}
+
 /// Where a caller stands after a call within its budget.
 pub struct Standing {
     limit: u32,
@@ -56,7 +76,7 @@ impl<K: Hash + Eq + Clone> Budget<K> {
     }
 
     /// Spends one call of `key`'s budget, or answers the 429 that refuses it.
-    pub fn spend(&self, key: &K) -> Result<Standing, Response> {
+    pub fn spend(&self, key: &K) -> Result<Standing, Refusal> {
         let limit = self.limit;
         match self.limiter.check_key(key) {
             Ok(snapshot) => {
@@ -72,19 +92,15 @@ impl<K: Hash + Eq + Clone> Budget<K> {
             }
             Err(not_until) => {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
-                let retry_after = wait.as_secs() + 1;
-                let message = format!(
-                    "rate limit of {limit} {} exceeded; retry in {retry_after} s",
-                    self.what
-                );
-                let mut refusal = too_many(message, retry_after);
-                Standing {
+                let retry_after_seconds = wait.as_secs() + 1;
+                Err(Refusal {
                     limit,
-                    remaining: 0,
-                    reset_seconds: retry_after,
-                }
-                .tell(refusal.headers_mut());
-                Err(refusal)
+                    retry_after_seconds,
+                    message: format!(
+                        "rate limit of {limit} {} exceeded; retry in {retry_after_seconds} s",
+                        self.what
+                    ),
+                })
             }
         }
     }

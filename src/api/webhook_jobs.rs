@@ -172,7 +172,7 @@ pub async fn create(
             .map_err(|_| ApiError::invalid("application_id", "no such application"))?;
         // Spent only for applications that exist, so unknown ids add no buckets.
         if let Err(refusal) = state.jobs_per_application.spend(&input.application_id) {
-            return Ok(Err(refusal));
+            return Ok(Err(refusal.into_response()));
         }
         check_payload_schema(store, &input)?;
         store_job(&state, input).map(Ok)
