@@ -321,6 +321,16 @@ async fn the_envelope_carries_the_payload_as_is_and_never_the_metadata() {
     let (status, job) = send_job(&sender.gw, with_app(body, &sender.app)).await;
     assert_eq!(status, 201, "{job}");
     assert_eq!(job["metadata"]["trace_id"], "trace_abc123def456");
+    // "Use metadata fields to filter webhook jobs in the API".
+    let app = sender.app.as_str();
+    for (source, expected) in [("billing_service", 1), ("mobile_app", 0)] {
+        let query = [("application_id", app), ("metadata[source]", source)];
+        let answer = sender.get(JOBS, &query).await;
+        assert_eq!(
+            answer["pagination"]["total"], expected,
+            "{source}: {answer}"
+        );
+    }
 
     let received = sender.good.wait_for(1).await;
     let delivered: Value = serde_json::from_slice(&received[0].body).unwrap();
