@@ -300,13 +300,19 @@ impl JobFilter {
             && self
                 .metadata
                 .iter()
-                .all(|(key, wanted)| match job.metadata.get(key) {
-                    Some(Value::String(text)) => text == wanted,
-                    Some(value @ (Value::Number(_) | Value::Bool(_))) => {
-                        value.to_string() == *wanted
-                    }
-                    _ => false,
-                })
+                .all(|(key, wanted)| metadata_has(&job.metadata, key, wanted))
+    }
+}
+
+/// Whether a job's metadata has `key` at its top level with the value a
+/// query gives as text (`us-west-2`, `3`, `true`).
+fn metadata_has(metadata: &Value, key: &str, wanted: &str) -> bool {
+    match metadata.get(key) {
+        Some(Value::String(text)) => text == wanted,
+        Some(value @ (Value::Number(_) | Value::Bool(_))) => {
+            serde_json::from_str::<Value>(wanted).is_ok_and(|given| given == *value)
+        }
+        _ => false,
     }
 }
 

@@ -316,15 +316,22 @@ async fn the_envelope_carries_the_payload_as_is_and_never_the_metadata() {
     let body = json!({
         "event_type": "user.created",
         "payload": payload,
-        "metadata": { "source": "billing_service", "trace_id": "trace_abc123def456" }
+        "metadata": { "source": "billing_service", "trace_id": "trace_abc123def456", "attempt": 2 }
     });
     let (status, job) = send_job(&sender.gw, with_app(body, &sender.app)).await;
     assert_eq!(status, 201, "{job}");
     assert_eq!(job["metadata"]["trace_id"], "trace_abc123def456");
     // "Use metadata fields to filter webhook jobs in the API".
     let app = sender.app.as_str();
-    for (source, expected) in [("billing_service", 1), ("mobile_app", 0)] {
-        let query = [("application_id", app), ("metadata[source]", source)];
+    let cases = [
+        ("metadata[source]", "billing_service", 1),
+        ("metadata[source]", "mobile_app", 0),
+        ("metadata[attempt]", "2", 1),
+        ("metadata[attempt]", "3", 0),
+        ("metadata[missing]", "x", 0),
+    ];
+    for (key, source, expected) in cases {
+        let query = [("application_id", app), (key, source)];
         let answer = sender.get(JOBS, &query).await;
         assert_eq!(
             answer["pagination"]["total"], expected,
