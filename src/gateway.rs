@@ -1,7 +1,7 @@
 //! Wiring: starts the store, router, delivery lanes and the pingora ingress for a
 //! config, and shuts them down in the order that loses nothing.
 
-use crate::api::{ApiKeys, ApiState};
+use crate::api::{ApiKeys, ApiState, Budget, KeyBudgets};
 use crate::config::Config;
 use crate::delivery::{Circuits, DeliveryClient, Scheduler, SharedPolicy};
 use crate::ingress::{InFlight, Ingress, IngressApp};
@@ -102,8 +102,15 @@ impl Gateway {
             router: router.clone(),
             keys: ApiKeys::new(
                 &config.api_keys,
-                config.server.api_rate_limit_per_minute,
-                config.server.api_failed_logins_per_minute,
+                KeyBudgets {
+                    management_per_minute: config.server.api_rate_limit_per_minute,
+                    jobs_api_per_second: config.outbound.api_calls_per_second_per_key,
+                    failed_logins_per_minute: config.server.api_failed_logins_per_minute,
+                },
+            ),
+            jobs_per_application: Budget::per_second(
+                config.outbound.jobs_per_second_per_application,
+                "jobs per second of this application",
             ),
             transform_limits: config.limits.transform_limits(),
             bulk_updates: std::sync::Mutex::default(),

@@ -4,46 +4,64 @@
 
 use super::error::ApiError;
 use super::failed_logins::FailedLogins;
+use super::rate::{too_many, Budget};
 use super::ApiState;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::{engine::general_purpose::STANDARD, Engine};
-use governor::clock::{Clock, DefaultClock};
-use governor::middleware::StateInformationMiddleware;
-use governor::state::keyed::DefaultKeyedStateStore;
-use governor::{Quota, RateLimiter};
 use sha2::{Digest, Sha256};
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
-type KeyedLimiter =
-    RateLimiter<usize, DefaultKeyedStateStore<usize>, DefaultClock, StateInformationMiddleware>;
+/// The jobs API (the data plane of outbound webhooks) has its own budget, so
+/// that sending events is neither held to the management API's pace nor
+/// able to use up the management budget.
+const JOBS_API_PREFIX: &str = "/v1/webhook-jobs";
 
 /// The configured keys and each key's request budget.
 pub struct ApiKeys {
     /// SHA-256 of each key: comparing digests keeps a key's length from leaking through timing.
     digests: Vec<[u8; 32]>,
-    limiter: KeyedLimiter,
-    per_minute: u32,
+    management: Budget<usize>,
+    jobs_api: Budget<usize>,
     failed_logins: FailedLogins,
 }
 
+/// The per-key budgets: calls per minute to the management API, calls per
+/// second to the jobs API, and failed logins per minute per client address.
+pub struct KeyBudgets {
+    pub management_per_minute: u32,
+    pub jobs_api_per_second: u32,
+    pub failed_logins_per_minute: u32,
+}
+
 impl ApiKeys {
-    /// `per_minute` calls per key, `failed_logins_per_minute` failed logins per client address.
-    pub fn new(keys: &[String], per_minute: u32, failed_logins_per_minute: u32) -> ApiKeys {
-        let per_minute = per_minute.max(1);
-        let quota = Quota::per_minute(NonZeroU32::new(per_minute).expect("at least 1"));
+    pub fn new(keys: &[String], budgets: KeyBudgets) -> ApiKeys {
         ApiKeys {
             digests: keys
                 .iter()
                 .map(|k| Sha256::digest(k.as_bytes()).into())
                 .collect(),
-            limiter: RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>(),
-            per_minute,
-            failed_logins: FailedLogins::new(failed_logins_per_minute),
+            management: Budget::per_minute(
+                budgets.management_per_minute,
+                "calls per minute of this key",
+            ),
+            jobs_api: Budget::per_second(
+                budgets.jobs_api_per_second,
+                "webhook-jobs calls per second of this key",
+            ),
+            failed_logins: FailedLogins::new(budgets.failed_logins_per_minute),
+        }
+    }
+
+    /// The budget a call to `path` spends.
+    fn budget_for(&self, path: &str) -> &Budget<usize> {
+        if path.starts_with(JOBS_API_PREFIX) {
+            &self.jobs_api
+        } else {
+            &self.management
         }
     }
 
@@ -114,42 +132,12 @@ pub async fn require_key(
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return error;
     };
-    let limit = keys.per_minute;
-    match keys.limiter.check_key(&key) {
-        Ok(snapshot) => {
-            let remaining = snapshot.remaining_burst_capacity();
+    match keys.budget_for(request.uri().path()).spend(&key) {
+        Ok(standing) => {
             let mut response = next.run(request).await;
-            // Seconds until the budget is whole again.
-            let reset = u64::from(limit - remaining.min(limit)) * 60 / u64::from(limit);
-            set_rate_headers(response.headers_mut(), limit, remaining, reset.max(1));
+            standing.tell(response.headers_mut());
             response
         }
-        Err(not_until) => {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            let retry_after = wait.as_secs() + 1;
-            let mut error = too_many(
-                format!(
-                    "rate limit of {limit} calls per minute exceeded; retry in {retry_after} s"
-                ),
-                retry_after,
-            );
-            set_rate_headers(error.headers_mut(), limit, 0, retry_after);
-            error
-        }
+        Err(refusal) => refusal.into_response(),
     }
-}
-
-/// A 429 saying when to come back.
-fn too_many(message: String, retry_after_seconds: u64) -> Response {
-    let mut error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, message).into_response();
-    error
-        .headers_mut()
-        .insert(header::RETRY_AFTER, retry_after_seconds.into());
-    error
-}
-
-fn set_rate_headers(headers: &mut HeaderMap, limit: u32, remaining: u32, reset_seconds: u64) {
-    headers.insert("x-ratelimit-limit", limit.into());
-    headers.insert("x-ratelimit-remaining", remaining.into());
-    headers.insert("x-ratelimit-reset", reset_seconds.into());
 }

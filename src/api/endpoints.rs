@@ -136,28 +136,12 @@ fn checked_secret(secret: Option<&str>) -> ApiResult<String> {
     }
 }
 
-/// Every subscribed name must be an event type of the application.
-fn check_subscriptions(store: &Store, application_id: &str, names: &[String]) -> ApiResult<()> {
-    let mut unknown = Vec::new();
-    for name in names {
-        if store.event_type(application_id, name)?.is_none() {
-            unknown.push(name.as_str());
-        }
-    }
-    if unknown.is_empty() {
-        return Ok(());
-    }
-    Err(ApiError::invalid(
-        "subscribed_events",
-        format!(
-            "the application has no event type {}",
-            unknown
-                .iter()
-                .map(|n| format!("\"{n}\""))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    ))
+/// Subscribed names need not be declared first (see `validate::event_type_used`).
+fn check_subscriptions(names: &[String]) -> ApiResult<()> {
+    names
+        .iter()
+        .try_for_each(|name| validate::event_type_used(name))
+        .map_err(|e| ApiError::invalid("subscribed_events", e))
 }
 
 fn check_rate_limit(rate_limit: Option<u32>) -> ApiResult<()> {
@@ -199,7 +183,7 @@ pub async fn create(
         let store = &state.store;
         application_of(store, &input.application_id)
             .map_err(|_| ApiError::invalid("application_id", "no such application"))?;
-        check_subscriptions(store, &input.application_id, &input.subscribed_events)?;
+        check_subscriptions(&input.subscribed_events)?;
         let now = now_ms();
         let endpoint = Endpoint {
             id: new_id("ept"),
@@ -266,7 +250,7 @@ pub async fn update(
         let mut endpoint = endpoint_of(store, &id)?;
         let was = endpoint.status;
         if let Some(events) = change.subscribed_events {
-            check_subscriptions(store, &endpoint.application_id, &events)?;
+            check_subscriptions(&events)?;
             endpoint.subscribed_events = events;
         }
         endpoint.url = url.unwrap_or(endpoint.url);

@@ -16,14 +16,16 @@ mod objects;
 mod openapi;
 mod outbound;
 mod query;
+mod rate;
 mod transformations;
 mod v1;
 mod views;
 mod webhook_deliveries;
 mod webhook_jobs;
 
-pub use auth::ApiKeys;
+pub use auth::{ApiKeys, KeyBudgets};
 pub use objects::resolve_transformations;
+pub use rate::Budget;
 
 use crate::config::Config;
 use crate::delivery::Scheduler;
@@ -48,6 +50,8 @@ pub struct ApiState {
     /// For re-routing a request on demand.
     pub router: Router,
     pub keys: ApiKeys,
+    /// Webhook jobs each application may be sent, whichever key sends them.
+    pub jobs_per_application: Budget<String>,
     /// Bounds for `PUT /transformations/run`, as for configured transformations.
     pub transform_limits: TransformLimits,
     /// The file's own config, to validate API-created objects against

@@ -8,8 +8,8 @@ use crate::pipeline::filter::RequestFilter;
 use crate::pipeline::view::filter_root;
 use crate::store::{Cursor, Direction, PageRequest};
 use serde_json::Value;
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
+use time::format_description::well_known::{Iso8601, Rfc3339};
+use time::{OffsetDateTime, PrimitiveDateTime};
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 250;
@@ -117,16 +117,24 @@ impl Query {
             .transpose()
     }
 
+    /// Each `name[KEY]=value` as `(KEY, value)`, in order.
+    pub fn bracketed(&self, name: &str) -> Vec<(&str, &str)> {
+        self.pairs
+            .iter()
+            .filter_map(|(key, value)| {
+                let inner = key
+                    .strip_prefix(name)?
+                    .strip_prefix('[')?
+                    .strip_suffix(']')?;
+                Some((inner, value.as_str()))
+            })
+            .collect()
+    }
+
     /// `name[gte]`, `name[gt]`, `name[lte]`, `name[lt]` (ISO 8601 dates) and `name[any]`.
     pub fn date_range(&self, name: &str) -> ApiResult<Range> {
         let mut range = Range::default();
-        for (key, value) in &self.pairs {
-            let Some(op) = key
-                .strip_prefix(name)
-                .and_then(|rest| rest.strip_prefix('[')?.strip_suffix(']'))
-            else {
-                continue;
-            };
+        for (op, value) in self.bracketed(name) {
             let field = format!("{name}[{op}]");
             if op == "any" {
                 range.any = Some(value == "true");
@@ -226,16 +234,22 @@ impl PayloadFilter {
     }
 }
 
-/// An RFC 3339 time, or a bare ISO 8601 date (`2026-11-23`: its midnight UTC).
+/// An RFC 3339 time, another ISO 8601 time (what clients' date libraries
+/// send: PHP's `+0000` offsets, Python's `isoformat()` with no offset, read as
+/// UTC), or a bare ISO 8601 date (`2026-11-23`: its midnight UTC).
 fn parse_date(text: &str) -> Option<u64> {
-    let parsed = OffsetDateTime::parse(text, &Rfc3339).ok().or_else(|| {
-        let date = time::Date::parse(
-            text,
-            time::macros::format_description!("[year]-[month]-[day]"),
-        )
-        .ok()?;
-        Some(date.midnight().assume_utc())
-    })?;
+    let parsed = OffsetDateTime::parse(text, &Rfc3339)
+        .or_else(|_| OffsetDateTime::parse(text, &Iso8601::DEFAULT))
+        .or_else(|_| PrimitiveDateTime::parse(text, &Iso8601::DEFAULT).map(|t| t.assume_utc()))
+        .ok()
+        .or_else(|| {
+            let date = time::Date::parse(
+                text,
+                time::macros::format_description!("[year]-[month]-[day]"),
+            )
+            .ok()?;
+            Some(date.midnight().assume_utc())
+        })?;
     u64::try_from(parsed.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
@@ -287,5 +301,13 @@ mod tests {
         assert_eq!(iso(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(parse_date(&iso(1_700_000_000_123)), Some(1_700_000_000_123));
         assert_eq!(parse_date("1970-01-02"), Some(86_400_000));
+        // What the reference's examples send: JavaScript, Go, PHP, Python.
+        let second = Some(1_000);
+        assert_eq!(parse_date("1970-01-01T00:00:01.000Z"), second);
+        assert_eq!(parse_date("1970-01-01T00:00:01+00:00"), second);
+        assert_eq!(parse_date("1970-01-01T01:00:01+0100"), second);
+        assert_eq!(parse_date("1970-01-01T00:00:01.000250"), second);
+        assert_eq!(parse_date("1970-01-01T00:00:01"), second);
+        assert_eq!(parse_date("yesterday"), None);
     }
 }

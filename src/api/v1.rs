@@ -13,7 +13,7 @@ use serde::{Deserialize, Deserializer};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-const DEFAULT_PER_PAGE: usize = 20;
+const DEFAULT_PER_PAGE: usize = 25;
 const MAX_PER_PAGE: usize = 100;
 
 pub fn routes() -> Routes<Arc<ApiState>> {
@@ -61,7 +61,7 @@ pub fn routes() -> Routes<Arc<ApiState>> {
         .route("/webhook-jobs/{id}/cancel", post(webhook_jobs::cancel))
 }
 
-/// `page` (from 1) and `per_page` (1–100, default 20).
+/// `page` (from 1) and `per_page` (1–100, default 25, as the jobs reference says).
 pub struct PageNumber {
     page: usize,
     per_page: usize,

@@ -6,7 +6,7 @@ use super::delivery_query::{page, Filter, Ordering, QueryError};
 use super::error::{ApiError, ApiResult};
 use super::query::{iso, Query};
 use super::{blocking, ApiState, Shared};
-use crate::model::{delivery_status, Event, WebhookJob};
+use crate::model::{delivery_status, Event, WebhookJob, WORKSPACE_ID};
 use crate::outbound::{cancel_delivery, retry_delivery};
 use crate::store::Store;
 use axum::extract::{Path, RawQuery, State};
@@ -15,13 +15,18 @@ use axum::{Json, Router as Routes};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-const DEFAULT_LIMIT: u64 = 20;
+const DEFAULT_LIMIT: u64 = 100;
 const MAX_LIMIT: u64 = 100;
 const STATUSES: [&str; 4] = ["pending", "retrying", "completed", "failed"];
 
 /// The fields of a delivery, for `filter` and `orderBy`.
 const FIELDS: &[&str] = &[
     "id",
+    "workspaceId",
+    "payload",
+    "maxAttempts",
+    "nextRetryAt",
+    "updatedAt",
     "jobId",
     "subscriptionId",
     "applicationId",
@@ -44,9 +49,25 @@ pub fn routes() -> Routes<Arc<ApiState>> {
         .route("/{id}/retry", post(retry))
 }
 
+/// The reference's fields, then hookgate's own (`nextAttemptAt` is the
+/// reference's `nextRetryAt` under its older name, kept for existing callers).
 fn view(delivery: &Event, job: &WebhookJob, url: Option<&str>) -> Value {
+    let next_retry_at = delivery
+        .next_attempt_at
+        .filter(|_| !delivery.status.is_terminal())
+        .map(iso);
+    // Every change of a delivery is an attempt, its success or its creation.
+    let updated_at = [delivery.last_attempt_at, delivery.successful_at]
+        .into_iter()
+        .flatten()
+        .fold(delivery.created_at, u64::max);
     json!({
         "id": delivery.id,
+        "workspaceId": WORKSPACE_ID,
+        "payload": job.payload,
+        "maxAttempts": job.max_retries.saturating_add(1),
+        "nextRetryAt": next_retry_at,
+        "updatedAt": iso(updated_at),
         "jobId": job.id,
         "subscriptionId": delivery.destination_id,
         "applicationId": job.application_id,
@@ -57,7 +78,7 @@ fn view(delivery: &Event, job: &WebhookJob, url: Option<&str>) -> Value {
         "lastStatusCode": delivery.response_status,
         "lastErrorCode": delivery.error_code,
         "lastAttemptAt": delivery.last_attempt_at.map(iso),
-        "nextAttemptAt": delivery.next_attempt_at.filter(|_| !delivery.status.is_terminal()).map(iso),
+        "nextAttemptAt": next_retry_at,
         "createdAt": iso(delivery.created_at),
         "url": url,
     })
@@ -119,7 +140,7 @@ fn bad_query(error: QueryError) -> ApiError {
     }
 }
 
-/// The simple filters: `ids`, `status`, `subscription_id`, `source_event_id`
+/// The simple filters: `ids`, `workspace_id`, `status`, `subscription_id`, `source_event_id`
 /// (each also camelCase; lists comma-separated or repeated).
 struct Simple {
     checks: Vec<(&'static str, Vec<String>)>,
@@ -128,8 +149,9 @@ struct Simple {
 impl Simple {
     fn from_query(query: &Query) -> ApiResult<Simple> {
         let mut checks = Vec::new();
-        let params: [(&[&str], &str); 4] = [
+        let params: [(&[&str], &str); 5] = [
             (&["ids"], "id"),
+            (&["workspace_id", "workspaceId"], "workspaceId"),
             (&["status"], "status"),
             (&["subscription_id", "subscriptionId"], "subscriptionId"),
             (&["source_event_id", "sourceEventId"], "sourceEventId"),
@@ -166,7 +188,7 @@ impl Simple {
     }
 }
 
-#[utoipa::path(get, path = "/api/webhook-deliveries", tag = "outbound", summary = "Deliveries (camelCase): limit (1–100), after/before cursors, ids, status (pending/retrying/completed/failed), subscription_id, source_event_id, filter (JSON: AND/OR/NOT, field operators eq ne gt gte lt lte in nin contains startsWith endsWith isNull), orderBy (JSON array: [{\"createdAt\": \"desc_nulls_last\"}])", responses((status = 200, description = "{data, pageInfo: {total, hasNextPage, hasPreviousPage, startCursor, endCursor}}"), (status = 422, description = "bad parameter")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/api/webhook-deliveries", tag = "outbound", summary = "Deliveries (camelCase): limit (1–100, default 100), after/before cursors, ids, workspace_id, status (pending/retrying/completed/failed), subscription_id, source_event_id, filter (JSON: AND/OR/NOT, field operators eq ne gt gte lt lte in nin contains startsWith endsWith isNull), orderBy (JSON array: [{\"createdAt\": \"desc_nulls_last\"}])", responses((status = 200, description = "{data, pageInfo: {total, hasNextPage, hasPreviousPage, startCursor, endCursor}}"), (status = 422, description = "bad parameter")), security(("api_key" = [])))]
 pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
     let limit = query.number("limit")?.unwrap_or(DEFAULT_LIMIT);

@@ -13,6 +13,7 @@ use crate::store::Store;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -55,6 +56,8 @@ fn view(job: &WebhookJob) -> Value {
         "expires_at": iso(job.expires_at),
         "succeeded_at": job.succeeded_at.map(iso),
         "discarded_at": job.discarded_at.map(iso),
+        // The reference's name for "done, one way or the other".
+        "completed_at": job.succeeded_at.or(job.discarded_at).map(iso),
     })
 }
 
@@ -92,7 +95,7 @@ fn job_of(store: &Store, id: &str) -> ApiResult<WebhookJob> {
 }
 
 /// The checks that need no store: sizes, headers, retries, the key.
-fn check_input(state: &ApiState, input: &mut NewJob) -> ApiResult<()> {
+fn check_input(state: &ApiState, input: &NewJob) -> ApiResult<()> {
     let limit = state.config.load().outbound.max_payload_bytes;
     let size = serde_json::to_vec(&input.payload).map_or(0, |bytes| bytes.len());
     if size > limit {
@@ -101,8 +104,7 @@ fn check_input(state: &ApiState, input: &mut NewJob) -> ApiResult<()> {
             format!("payload: {size} bytes serialized; at most {limit} are allowed"),
         ));
     }
-    input.headers =
-        validate::job_headers(&input.headers).map_err(|e| ApiError::invalid("headers", e))?;
+    validate::job_headers(&input.headers).map_err(|e| ApiError::invalid("headers", e))?;
     if input.max_retries.is_some_and(|n| n > MAX_RETRIES_ALLOWED) {
         return Err(ApiError::invalid(
             "max_retries",
@@ -118,23 +120,17 @@ fn check_input(state: &ApiState, input: &mut NewJob) -> ApiResult<()> {
     }
 }
 
-/// The event type must exist, and the payload meet its schema (if it has one).
-fn check_event_type(store: &Store, input: &NewJob) -> ApiResult<()> {
-    let event_type = store
-        .event_type(&input.application_id, &input.event_type)?
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "event_type",
-                format!(
-                    "the application has no event type \"{}\" (declare it under /v1/applications/{}/event-types)",
-                    input.event_type, input.application_id
-                ),
-            )
-        })?;
-    let Some(schema) = &event_type.schema else {
+/// A declared event type's schema, if it has one, must accept the payload.
+/// Declaring types is optional: the references send jobs for any type and only
+/// look up its subscribers, so an undeclared type is valid (and reaches the
+/// endpoints that subscribe to it by name, or to everything).
+fn check_payload_schema(store: &Store, input: &NewJob) -> ApiResult<()> {
+    validate::event_type_used(&input.event_type).map_err(|e| ApiError::invalid("event_type", e))?;
+    let declared = store.event_type(&input.application_id, &input.event_type)?;
+    let Some(schema) = declared.and_then(|declared| declared.schema) else {
         return Ok(());
     };
-    let violations = validate::schema_violations(schema, &input.payload);
+    let violations = validate::schema_violations(&schema, &input.payload);
     if violations.is_empty() {
         return Ok(());
     }
@@ -163,53 +159,62 @@ fn subscribers(store: &Store, application_id: &str, event_type: &str) -> ApiResu
 /// Stores the job and its deliveries durably before answering. With an
 /// `event_id` seen in the last `idempotency_window_ms`, answers that job (200)
 /// instead of creating another.
-#[utoipa::path(post, path = "/v1/webhook-jobs", tag = "outbound", summary = "Send an event: application_id, event_type, payload (≤ 256 KB), event_id (idempotency key for 24 h), headers (sent along), metadata (kept, never sent), max_retries", responses((status = 201, description = "the new job with its deliveries"), (status = 200, description = "the job that already has this event_id"), (status = 413, description = "payload too large"), (status = 422, description = "invalid, or the payload breaks the event type's schema (data.violations)")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/webhook-jobs", tag = "outbound", summary = "Send an event: application_id, event_type, payload (≤ 256 KB), event_id (idempotency key for 24 h), headers (sent along), metadata (kept, never sent), max_retries", responses((status = 201, description = "the new job with its deliveries"), (status = 200, description = "the job that already has this event_id"), (status = 413, description = "payload too large"), (status = 429, description = "over the key's or the application's jobs budget (Retry-After)"), (status = 422, description = "invalid, or the payload breaks the event type's schema (data.violations)")), security(("api_key" = [])))]
 pub async fn create(
     State(state): Shared,
     body: Result<Json<NewJob>, JsonRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let mut input = json_body(body)?;
-    check_input(&state, &mut input)?;
+) -> Result<(StatusCode, Json<Value>), Response> {
+    let input = json_body(body).map_err(IntoResponse::into_response)?;
+    check_input(&state, &input).map_err(IntoResponse::into_response)?;
     blocking(move || {
         let store = &state.store;
         application_of(store, &input.application_id)
             .map_err(|_| ApiError::invalid("application_id", "no such application"))?;
-        check_event_type(store, &input)?;
-        let keyed = input.event_id.is_some();
-        let job = new_job(&state, input)?;
-        // Claimed and stored under one lock, so the next sender of the key finds the job.
-        let one_at_a_time =
-            keyed.then(|| state.job_creation.lock().unwrap_or_else(|e| e.into_inner()));
-        if keyed {
-            let window = state.config.load().outbound.idempotency_window_ms;
-            let (app, key) = (&job.application_id, &job.event_id);
-            if let Some(existing) =
-                store.claim_job_key(app, key, &job.id, job.created_at, window)?
-            {
-                let existing = job_of(store, &existing)?;
-                return Ok((
-                    StatusCode::OK,
-                    Json(view_with_deliveries(store, &existing)?),
-                ));
-            }
+        // Spent only for applications that exist, so unknown ids add no buckets.
+        if let Err(refusal) = state.jobs_per_application.spend(&input.application_id) {
+            return Ok(Err(refusal.into_response()));
         }
-        store.insert_job(&job)?;
-        drop(one_at_a_time);
-        let woken = fan_out(store, &job)?;
-        // A job with no subscriber is done at once.
-        let job = store
-            .update_job(&job.id, job.created_at, |_| {})?
-            .unwrap_or(job);
-        store.flush()?;
-        woken
-            .iter()
-            .for_each(|endpoint| state.scheduler.wake(endpoint));
-        Ok((
-            StatusCode::CREATED,
-            Json(view_with_deliveries(store, &job)?),
-        ))
+        check_payload_schema(store, &input)?;
+        store_job(&state, input).map(Ok)
     })
     .await
+    .map_err(IntoResponse::into_response)?
+}
+
+/// Stores the job (or finds the one its `event_id` already made) and wakes
+/// the endpoints it goes to.
+fn store_job(state: &ApiState, input: NewJob) -> ApiResult<(StatusCode, Json<Value>)> {
+    let store = &state.store;
+    let keyed = input.event_id.is_some();
+    let job = new_job(state, input)?;
+    // Claimed and stored under one lock, so the next sender of the key finds the job.
+    let one_at_a_time = keyed.then(|| state.job_creation.lock().unwrap_or_else(|e| e.into_inner()));
+    if keyed {
+        let window = state.config.load().outbound.idempotency_window_ms;
+        let (app, key) = (&job.application_id, &job.event_id);
+        if let Some(existing) = store.claim_job_key(app, key, &job.id, job.created_at, window)? {
+            let existing = job_of(store, &existing)?;
+            return Ok((
+                StatusCode::OK,
+                Json(view_with_deliveries(store, &existing)?),
+            ));
+        }
+    }
+    store.insert_job(&job)?;
+    drop(one_at_a_time);
+    let woken = fan_out(store, &job)?;
+    // A job with no subscriber is done at once.
+    let job = store
+        .update_job(&job.id, job.created_at, |_| {})?
+        .unwrap_or(job);
+    store.flush()?;
+    woken
+        .iter()
+        .for_each(|endpoint| state.scheduler.wake(endpoint));
+    Ok((
+        StatusCode::CREATED,
+        Json(view_with_deliveries(store, &job)?),
+    ))
 }
 
 /// A new job for the input, with the endpoints subscribed to its type now.
@@ -241,12 +246,15 @@ fn new_job(state: &ApiState, input: NewJob) -> ApiResult<WebhookJob> {
 
 /// The filters of `GET /v1/webhook-jobs`.
 struct JobFilter {
-    application_id: Option<String>,
-    status: Option<JobStatus>,
+    application_id: String,
+    status: Option<JobStatusFilter>,
     event_type: Option<String>,
     endpoint_id: Option<String>,
     created_after: Option<u64>,
     created_before: Option<u64>,
+    /// `metadata[KEY]=value`: the payloads reference has senders filter jobs
+    /// by their metadata; a top-level key's value, as text, must equal it.
+    metadata: Vec<(String, String)>,
 }
 
 impl JobFilter {
@@ -254,45 +262,101 @@ impl JobFilter {
         let owned = |name| query.one(name).map(str::to_string);
         let status = query
             .one("status")
-            .map(|given| {
-                JobStatus::ALL
-                    .into_iter()
-                    .find(|s| s.as_str() == given)
-                    .ok_or_else(|| {
-                        let known: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
-                        ApiError::invalid(
-                            "status",
-                            format!("\"{given}\" is not one of {}", known.join(", ")),
-                        )
-                    })
-            })
+            .map(JobStatusFilter::parse)
             .transpose()?;
+        let application_id = owned("application_id").ok_or_else(|| {
+            ApiError::invalid(
+                "application_id",
+                "required: the application whose jobs to list",
+            )
+        })?;
         Ok(JobFilter {
-            application_id: owned("application_id"),
+            application_id,
             status,
             event_type: owned("event_type"),
             endpoint_id: owned("endpoint_id"),
             created_after: query.date("created_after")?,
             created_before: query.date("created_before")?,
+            metadata: query
+                .bracketed("metadata")
+                .into_iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect(),
         })
     }
 
     fn matches(&self, job: &WebhookJob) -> bool {
         let equal =
             |wanted: &Option<String>, value: &str| wanted.as_deref().is_none_or(|w| w == value);
-        equal(&self.application_id, &job.application_id)
+        self.application_id == job.application_id
             && equal(&self.event_type, &job.event_type)
-            && self.status.is_none_or(|s| s == job.status)
+            && self.status.is_none_or(|s| s.matches(job))
             && self
                 .endpoint_id
                 .as_ref()
                 .is_none_or(|e| job.endpoint_ids.contains(e))
             && self.created_after.is_none_or(|t| job.created_at > t)
             && self.created_before.is_none_or(|t| job.created_at < t)
+            && self
+                .metadata
+                .iter()
+                .all(|(key, wanted)| metadata_has(&job.metadata, key, wanted))
     }
 }
 
-#[utoipa::path(get, path = "/v1/webhook-jobs", tag = "outbound", summary = "Jobs, newest first; application_id, status, event_type, endpoint_id, created_after, created_before, page, per_page (≤ 100)", responses((status = 200, description = "{data, pagination: {page, per_page, total, total_pages}}"), (status = 422, description = "bad filter")), security(("api_key" = [])))]
+/// Whether a job's metadata has `key` at its top level with the value a
+/// query gives as text (`us-west-2`, `3`, `true`).
+fn metadata_has(metadata: &Value, key: &str, wanted: &str) -> bool {
+    match metadata.get(key) {
+        Some(Value::String(text)) => text == wanted,
+        Some(value @ (Value::Number(_) | Value::Bool(_))) => {
+            serde_json::from_str::<Value>(wanted).is_ok_and(|given| given == *value)
+        }
+        _ => false,
+    }
+}
+
+/// `status=`: one of the job statuses, or `failed`.
+#[derive(Clone, Copy)]
+enum JobStatusFilter {
+    Is(JobStatus),
+    /// Not in the reference's status enum, but what every one of its filtering
+    /// examples sends: jobs whose deliveries failed, whether they still retry
+    /// (`awaiting_retry`) or gave up (`discarded`, unless a caller cancelled them).
+    Failed,
+}
+
+impl JobStatusFilter {
+    fn parse(given: &str) -> ApiResult<JobStatusFilter> {
+        if given == "failed" {
+            return Ok(JobStatusFilter::Failed);
+        }
+        JobStatus::ALL
+            .into_iter()
+            .find(|s| s.as_str() == given)
+            .map(JobStatusFilter::Is)
+            .ok_or_else(|| {
+                let known: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
+                ApiError::invalid(
+                    "status",
+                    format!("\"{given}\" is not one of {}, failed", known.join(", ")),
+                )
+            })
+    }
+
+    fn matches(self, job: &WebhookJob) -> bool {
+        match self {
+            JobStatusFilter::Is(status) => job.status == status,
+            JobStatusFilter::Failed => match job.status {
+                JobStatus::AwaitingRetry => true,
+                JobStatus::Discarded => !job.cancelled,
+                _ => false,
+            },
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/v1/webhook-jobs", tag = "outbound", summary = "Jobs, newest first; application_id (required), status (or failed: awaiting_retry or discarded by failure), event_type, endpoint_id, created_after, created_before, metadata[KEY]=value, page, per_page (default 25, ≤ 100)", responses((status = 200, description = "{data, pagination: {page, per_page, total, total_pages}}"), (status = 422, description = "bad filter")), security(("api_key" = [])))]
 pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
     let pages = PageNumber::from_query(&query)?;

@@ -289,6 +289,11 @@ pub struct OutboundSection {
     /// out within the grace period): each adds a signature to every delivery,
     /// so a rotation past it ends the oldest one's grace early.
     pub max_endpoint_secrets: usize,
+    /// Calls per second (and burst) each API key may make to
+    /// `/v1/webhook-jobs`, apart from `server.api_rate_limit_per_minute`.
+    pub api_calls_per_second_per_key: u32,
+    /// Jobs per second (and burst) each application may be sent.
+    pub jobs_per_second_per_application: u32,
 }
 
 impl Default for OutboundSection {
@@ -303,6 +308,8 @@ impl Default for OutboundSection {
             circuit_cooldown_ms: 60_000,
             secret_rotation_grace_ms: 24 * HOUR_MS,
             max_endpoint_secrets: 4,
+            api_calls_per_second_per_key: 1000,
+            jobs_per_second_per_application: 1000,
         }
     }
 }

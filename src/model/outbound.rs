@@ -68,6 +68,10 @@ impl Endpoint {
     }
 }
 
+/// Hookgate serves one workspace (the references' `workspaceId`): every
+/// delivery carries this id, and a filter on any other matches nothing.
+pub const WORKSPACE_ID: &str = "ws_hookgate";
+
 /// A job's state, summed up from its deliveries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

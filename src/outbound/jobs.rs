@@ -36,7 +36,9 @@ fn delivery_payload(job: &WebhookJob) -> Payload {
         ("content-type".to_string(), "application/json".to_string()),
         (HEADER_ID.to_string(), job.id.clone()),
     ];
-    headers.extend(job.headers.iter().map(|(n, v)| (n.clone(), v.clone())));
+    // Sent in lower case, as every header of a delivery is compared.
+    let given = job.headers.iter();
+    headers.extend(given.map(|(name, value)| (name.to_ascii_lowercase(), value.clone())));
     Payload {
         method: "POST".into(),
         path: String::new(),

@@ -26,6 +26,17 @@ pub fn event_type_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// An event type named by a job or a subscription. Declaring types is
+/// optional (the references send and subscribe to types they never
+/// declare), so any non-empty name of bounded length will do; only declared
+/// ones are held to `event_type_name`.
+pub fn event_type_used(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("an event type name is needed, e.g. \"invoice.paid\"".to_string());
+    }
+    crate::names::check_length(name)
+}
+
 /// An endpoint URL: absolute http(s), and https unless insecure ones are allowed.
 pub fn endpoint_url(text: &str, allow_insecure: bool) -> Result<Url, String> {
     let url = Url::parse(text).map_err(|e| format!("\"{text}\" is not a URL: {e}"))?;
@@ -62,9 +73,11 @@ pub fn schema_violations(schema: &Value, payload: &Value) -> Vec<String> {
     }
 }
 
-/// Headers a job may add to its deliveries: valid names, lower-cased, none of
-/// those the gateway sets itself or that describe one HTTP hop.
-pub fn job_headers(headers: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, String> {
+/// Headers a job may add to its deliveries: valid names, kept as given (the
+/// job shows them so, as the reference's job object does), each name once
+/// whatever its case, none of those the gateway sets itself or that describe
+/// one HTTP hop.
+pub fn job_headers(headers: &BTreeMap<String, String>) -> Result<(), String> {
     const RESERVED: &[&str] = &[
         "content-type",
         "content-length",
@@ -74,7 +87,7 @@ pub fn job_headers(headers: &BTreeMap<String, String>) -> Result<BTreeMap<String
         "te",
         "upgrade",
     ];
-    let mut clean = BTreeMap::new();
+    let mut lower_names = std::collections::BTreeSet::new();
     for (name, value) in headers {
         let lower = name.to_ascii_lowercase();
         if http::HeaderName::from_bytes(lower.as_bytes()).is_err() {
@@ -93,9 +106,13 @@ pub fn job_headers(headers: &BTreeMap<String, String>) -> Result<BTreeMap<String
                 "\"{name}\" is set by the gateway and cannot be given"
             ));
         }
-        clean.insert(lower, value.clone());
+        if !lower_names.insert(lower) {
+            return Err(format!(
+                "\"{name}\" is given twice (header names ignore case)"
+            ));
+        }
     }
-    Ok(clean)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -151,10 +168,12 @@ mod tests {
     #[test]
     fn headers_the_gateway_sets_are_refused() {
         let given = |name: &str| BTreeMap::from([(name.to_string(), "v".to_string())]);
-        assert_eq!(
-            job_headers(&given("X-Tenant")).unwrap(),
-            BTreeMap::from([("x-tenant".to_string(), "v".to_string())])
-        );
+        assert!(job_headers(&given("X-Tenant")).is_ok());
+        let twice = BTreeMap::from([
+            ("X-Tenant".to_string(), "a".to_string()),
+            ("x-tenant".to_string(), "b".to_string()),
+        ]);
+        assert!(job_headers(&twice).unwrap_err().contains("twice"));
         for reserved in [
             "webhook-id",
             "Content-Type",

@@ -248,7 +248,12 @@ async fn jobs_are_listed_newest_first_in_numbered_pages() {
 
     let mut pages = Vec::new();
     for page in ["1", "2", "3", "4"] {
-        let answer = listed(&gw, JOBS, &[("per_page", "3"), ("page", page)]).await;
+        let query = [
+            ("application_id", app.as_str()),
+            ("per_page", "3"),
+            ("page", page),
+        ];
+        let answer = listed(&gw, JOBS, &query).await;
         let pagination = &answer["pagination"];
         assert_eq!(pagination["total"], 7, "{answer}");
         assert_eq!(pagination["total_pages"], 3, "{answer}");
@@ -260,25 +265,28 @@ async fn jobs_are_listed_newest_first_in_numbered_pages() {
     assert_eq!(sizes, [3, 3, 1, 0], "a page past the last one is empty");
     assert_eq!(pages.concat(), newest_first, "no overlaps, no gaps");
 
-    // Without paging parameters: page 1 of 20.
-    let answer = listed(&gw, JOBS, &[]).await;
+    // Without paging parameters: page 1 of 25, the reference's default.
+    let of_app = ("application_id", app.as_str());
+    let answer = listed(&gw, JOBS, &[of_app]).await;
     assert_eq!(ids(&answer), newest_first);
     assert_eq!(
         answer["pagination"],
-        json!({ "page": 1, "per_page": 20, "total": 7, "total_pages": 1 })
+        json!({ "page": 1, "per_page": 25, "total": 7, "total_pages": 1 })
     );
 
     for per_page in ["0", "101", "many"] {
-        refused(&gw, JOBS, &[("per_page", per_page)], "per_page").await;
+        refused(&gw, JOBS, &[of_app, ("per_page", per_page)], "per_page").await;
     }
     assert_eq!(
-        job_ids(&gw, &[("per_page", "100")]).await.len(),
+        job_ids(&gw, &[of_app, ("per_page", "100")]).await.len(),
         7,
         "100 is allowed"
     );
     for page in ["0", "-1"] {
-        refused(&gw, JOBS, &[("page", page)], "page").await;
+        refused(&gw, JOBS, &[of_app, ("page", page)], "page").await;
     }
+    // The reference requires application_id.
+    refused(&gw, JOBS, &[("per_page", "3")], "application_id").await;
 }
 
 #[tokio::test]
@@ -291,16 +299,33 @@ async fn jobs_filter_by_status() {
         ("discarded", &mixed.discarded),
         ("created", &mixed.created),
     ];
+    let of_app = ("application_id", mixed.app.as_str());
     for (status, job) in cases {
-        let answer = listed(gw, JOBS, &[("status", status)]).await;
+        let answer = listed(gw, JOBS, &[of_app, ("status", status)]).await;
         assert_eq!(ids(&answer), [job.as_str()], "status={status}");
         assert_eq!(answer["data"][0]["status"], status);
         assert_eq!(answer["pagination"]["total"], 1);
     }
-    assert!(job_ids(gw, &[("status", "archived")]).await.is_empty());
-    assert!(job_ids(gw, &[("status", "executing")]).await.is_empty());
+    assert!(job_ids(gw, &[of_app, ("status", "archived")])
+        .await
+        .is_empty());
+    assert!(job_ids(gw, &[of_app, ("status", "executing")])
+        .await
+        .is_empty());
+    // `failed`, which every filtering example of the reference sends: the jobs
+    // whose deliveries failed, still retrying or given up on.
+    let failed = [mixed.discarded.as_str(), mixed.awaiting_retry.as_str()];
+    assert_jobs(gw, &[of_app, ("status", "failed")], &failed).await;
+    // A job a caller cancelled is discarded, but it did not fail.
+    let path = format!("{JOBS}/{}/cancel", mixed.created);
+    let (status, cancelled) = gw.api_send(Method::POST, &path, json!({})).await;
+    assert_eq!(
+        (status, cancelled["status"].as_str()),
+        (200, Some("discarded"))
+    );
+    assert_jobs(gw, &[of_app, ("status", "failed")], &failed).await;
 
-    let message = refused(gw, JOBS, &[("status", "done")], "status").await;
+    let message = refused(gw, JOBS, &[of_app, ("status", "done")], "status").await;
     assert!(
         message.contains("\"done\"") && message.contains("awaiting_retry"),
         "the message names the value and the known statuses: {message}"
@@ -324,19 +349,20 @@ async fn jobs_filter_by_application_event_type_and_endpoint() {
 
     let elsewhere = elsewhere.as_str();
     let all = [elsewhere, created, discarded, retrying, succeeded];
-    assert_jobs(gw, &[], &all).await;
-    assert_jobs(gw, &[("application_id", app)], &all[1..]).await;
+    refused(gw, JOBS, &[], "application_id").await;
+    let of_app = ("application_id", app);
+    assert_jobs(gw, &[of_app], &all[1..]).await;
     assert_jobs(gw, &[("application_id", &other)], &[elsewhere]).await;
     assert_jobs(gw, &[("application_id", "app_missing")], &[]).await;
     let failed_type = ("event_type", "order.failed");
-    assert_jobs(gw, &[failed_type], &[elsewhere, discarded, retrying]).await;
+    let of_other = ("application_id", other.as_str());
+    assert_jobs(gw, &[of_other, failed_type], &[elsewhere]).await;
     // Filters combine with AND.
-    let query = [failed_type, ("application_id", app)];
-    assert_jobs(gw, &query, &[discarded, retrying]).await;
-    let query = [failed_type, ("status", "discarded")];
+    assert_jobs(gw, &[of_app, failed_type], &[discarded, retrying]).await;
+    let query = [of_app, failed_type, ("status", "discarded")];
     assert_jobs(gw, &query, &[discarded]).await;
     // endpoint_id: the jobs fanned out to that endpoint, paused ones included.
-    let by_endpoint = |id| [("endpoint_id", id)];
+    let by_endpoint = |id| [of_app, ("endpoint_id", id)];
     assert_jobs(
         gw,
         &by_endpoint(mixed.failing.as_str()),
@@ -369,22 +395,30 @@ async fn jobs_filter_by_creation_time() {
     let [first, second, third] = [&first, &second, &third].map(String::as_str);
 
     // Both bounds are exclusive.
+    let of_app = ("application_id", app.as_str());
     let after = |time| ("created_after", time);
     let before = |time| ("created_before", time);
-    assert_jobs(&gw, &[after(first)], &[j3, j2]).await;
-    assert_jobs(&gw, &[before(third)], &[j2, j1]).await;
-    assert_jobs(&gw, &[after(first), before(third)], &[j2]).await;
-    assert_jobs(&gw, &[after(third)], &[]).await;
-    assert_jobs(&gw, &[before(first)], &[]).await;
-    assert_jobs(&gw, &[after(second), before(second)], &[]).await;
+    assert_jobs(&gw, &[of_app, after(first)], &[j3, j2]).await;
+    assert_jobs(&gw, &[of_app, before(third)], &[j2, j1]).await;
+    assert_jobs(&gw, &[of_app, after(first), before(third)], &[j2]).await;
+    assert_jobs(&gw, &[of_app, after(third)], &[]).await;
+    assert_jobs(&gw, &[of_app, before(first)], &[]).await;
+    assert_jobs(&gw, &[of_app, after(second), before(second)], &[]).await;
     // Any offset is understood, not only Z.
     let long_ago = after("2000-01-01T01:00:00+01:00");
-    assert_jobs(&gw, &[long_ago], &[j3, j2, j1]).await;
+    assert_jobs(&gw, &[of_app, long_ago], &[j3, j2, j1]).await;
 
     for bad in ["yesterday", "2026-13-01T00:00:00Z"] {
-        let message = refused(&gw, JOBS, &[("created_after", bad)], "created_after").await;
+        let query = [of_app, ("created_after", bad)];
+        let message = refused(&gw, JOBS, &query, "created_after").await;
         assert!(message.contains(bad), "{message}");
-        refused(&gw, JOBS, &[("created_before", bad)], "created_before").await;
+        refused(
+            &gw,
+            JOBS,
+            &[of_app, ("created_before", bad)],
+            "created_before",
+        )
+        .await;
     }
 }
 
@@ -488,6 +522,11 @@ async fn deliveries_answer_camel_case_views_with_page_info() {
         keys(delivery),
         BTreeSet::from([
             "id",
+            "workspaceId",
+            "payload",
+            "maxAttempts",
+            "nextRetryAt",
+            "updatedAt",
             "jobId",
             "subscriptionId",
             "applicationId",
