@@ -117,16 +117,24 @@ impl Query {
             .transpose()
     }
 
+    /// Each `name[KEY]=value` as `(KEY, value)`, in order.
+    pub fn bracketed(&self, name: &str) -> Vec<(&str, &str)> {
+        self.pairs
+            .iter()
+            .filter_map(|(key, value)| {
+                let inner = key
+                    .strip_prefix(name)?
+                    .strip_prefix('[')?
+                    .strip_suffix(']')?;
+                Some((inner, value.as_str()))
+            })
+            .collect()
+    }
+
     /// `name[gte]`, `name[gt]`, `name[lte]`, `name[lt]` (ISO 8601 dates) and `name[any]`.
     pub fn date_range(&self, name: &str) -> ApiResult<Range> {
         let mut range = Range::default();
-        for (key, value) in &self.pairs {
-            let Some(op) = key
-                .strip_prefix(name)
-                .and_then(|rest| rest.strip_prefix('[')?.strip_suffix(']'))
-            else {
-                continue;
-            };
+        for (op, value) in self.bracketed(name) {
             let field = format!("{name}[{op}]");
             if op == "any" {
                 range.any = Some(value == "true");

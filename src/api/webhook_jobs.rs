@@ -252,6 +252,9 @@ struct JobFilter {
     endpoint_id: Option<String>,
     created_after: Option<u64>,
     created_before: Option<u64>,
+    /// `metadata[KEY]=value`: the payloads reference has senders filter jobs
+    /// by their metadata; a top-level key's value, as text, must equal it.
+    metadata: Vec<(String, String)>,
 }
 
 impl JobFilter {
@@ -274,6 +277,11 @@ impl JobFilter {
             endpoint_id: owned("endpoint_id"),
             created_after: query.date("created_after")?,
             created_before: query.date("created_before")?,
+            metadata: query
+                .bracketed("metadata")
+                .into_iter()
+                .map(|(key, value)| (key.to_string(), value.to_string()))
+                .collect(),
         })
     }
 
@@ -289,6 +297,22 @@ impl JobFilter {
                 .is_none_or(|e| job.endpoint_ids.contains(e))
             && self.created_after.is_none_or(|t| job.created_at > t)
             && self.created_before.is_none_or(|t| job.created_at < t)
+            && self
+                .metadata
+                .iter()
+                .all(|(key, wanted)| metadata_has(&job.metadata, key, wanted))
+    }
+}
+
+/// Whether a job's metadata has `key` at its top level with the value a
+/// query gives as text (`us-west-2`, `3`, `true`).
+fn metadata_has(metadata: &Value, key: &str, wanted: &str) -> bool {
+    match metadata.get(key) {
+        Some(Value::String(text)) => text == wanted,
+        Some(value @ (Value::Number(_) | Value::Bool(_))) => {
+            serde_json::from_str::<Value>(wanted).is_ok_and(|given| given == *value)
+        }
+        _ => false,
     }
 }
 
@@ -332,7 +356,7 @@ impl JobStatusFilter {
     }
 }
 
-#[utoipa::path(get, path = "/v1/webhook-jobs", tag = "outbound", summary = "Jobs, newest first; application_id (required), status (or failed: awaiting_retry or discarded by failure), event_type, endpoint_id, created_after, created_before, page, per_page (default 25, ≤ 100)", responses((status = 200, description = "{data, pagination: {page, per_page, total, total_pages}}"), (status = 422, description = "bad filter")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/webhook-jobs", tag = "outbound", summary = "Jobs, newest first; application_id (required), status (or failed: awaiting_retry or discarded by failure), event_type, endpoint_id, created_after, created_before, metadata[KEY]=value, page, per_page (default 25, ≤ 100)", responses((status = 200, description = "{data, pagination: {page, per_page, total, total_pages}}"), (status = 422, description = "bad filter")), security(("api_key" = [])))]
 pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
     let pages = PageNumber::from_query(&query)?;

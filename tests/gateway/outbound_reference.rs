@@ -316,11 +316,28 @@ async fn the_envelope_carries_the_payload_as_is_and_never_the_metadata() {
     let body = json!({
         "event_type": "user.created",
         "payload": payload,
-        "metadata": { "source": "billing_service", "trace_id": "trace_abc123def456" }
+        "metadata": { "source": "billing_service", "trace_id": "trace_abc123def456", "attempt": 2 }
     });
     let (status, job) = send_job(&sender.gw, with_app(body, &sender.app)).await;
     assert_eq!(status, 201, "{job}");
     assert_eq!(job["metadata"]["trace_id"], "trace_abc123def456");
+    // "Use metadata fields to filter webhook jobs in the API".
+    let app = sender.app.as_str();
+    let cases = [
+        ("metadata[source]", "billing_service", 1),
+        ("metadata[source]", "mobile_app", 0),
+        ("metadata[attempt]", "2", 1),
+        ("metadata[attempt]", "3", 0),
+        ("metadata[missing]", "x", 0),
+    ];
+    for (key, source, expected) in cases {
+        let query = [("application_id", app), (key, source)];
+        let answer = sender.get(JOBS, &query).await;
+        assert_eq!(
+            answer["pagination"]["total"], expected,
+            "{source}: {answer}"
+        );
+    }
 
     let received = sender.good.wait_for(1).await;
     let delivered: Value = serde_json::from_slice(&received[0].body).unwrap();
