@@ -14,7 +14,7 @@ use crate::model::{AttemptTrigger, BulkKind, BulkRetry, BulkStatus};
 use crate::store::{Cursor, Direction, PageRequest};
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -46,40 +46,30 @@ fn view(bulk: &BulkRetry) -> Value {
     })
 }
 
-/// `{"status": "FAILED", "webhook_id": ["a", "b"]}` → `status=FAILED&webhook_id[]=a&webhook_id[]=b`.
-fn query_string(query: &Map<String, Value>) -> String {
-    let mut out = url::form_urlencoded::Serializer::new(String::new());
-    for (key, value) in query {
-        match value {
-            Value::Array(items) => items.iter().for_each(|item| {
-                out.append_pair(&format!("{key}[]"), &scalar(item));
-            }),
-            other => {
-                out.append_pair(key, &scalar(other));
-            }
-        }
-    }
-    out.finish()
-}
-
-fn scalar(value: &Value) -> String {
-    value
-        .as_str()
-        .map_or_else(|| value.to_string(), str::to_string)
-}
-
-/// How many records a query selects now.
-fn estimate(state: &ApiState, kind: BulkKind, query: &str) -> ApiResult<u64> {
-    let query = Query::parse(Some(query));
+/// How many records a query selects now; a 422 for a filter or operator the
+/// kind's list does not have, since ignoring it would select too much.
+fn estimate(state: &ApiState, kind: BulkKind, query: &Query) -> ApiResult<u64> {
     let store = &state.store;
     Ok(match kind {
-        BulkKind::Events => store.count_events(&event_filter(&query, store)?)?,
-        BulkKind::Requests => store.count_requests(&request_filter(&query, store)?)?,
-        BulkKind::IgnoredEvents => store.count_ignored_events(&ignored_filter(&query)?)?,
+        BulkKind::Events => store.count_events(&understood(query, event_filter(query, store))?)?,
+        BulkKind::Requests => {
+            store.count_requests(&understood(query, request_filter(query, store))?)?
+        }
+        BulkKind::IgnoredEvents => {
+            store.count_ignored_events(&understood(query, ignored_filter(query))?)?
+        }
     })
 }
 
-/// `GET /bulk/{kind}/retry/plan?…filters…`: how many a job would retry.
+/// A filter built from `query`, provided it read every parameter.
+fn understood<F>(query: &Query, filter: ApiResult<F>) -> ApiResult<F> {
+    let filter = filter?;
+    query.refuse_unread()?;
+    Ok(filter)
+}
+
+/// `GET /bulk/{kind}/retry/plan?query={…}` (or the filters as parameters):
+/// how many a job would retry.
 #[utoipa::path(get, path = "/2023-07-01/bulk/{kind}/retry/plan", tag = "bulk retries", summary = "How many a bulk retry would retry (filters as the list endpoint)", params(("kind" = String, Path, description = "events, requests or ignored-events")), responses((status = 200, description = "the estimated count")), security(("api_key" = [])))]
 pub async fn plan(
     State(state): Shared,
@@ -87,9 +77,9 @@ pub async fn plan(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let kind = kind_of(&kind)?;
-    let raw = raw.unwrap_or_default();
+    let query = Query::parse(raw.as_deref()).with_json_query()?;
     state.store.wait_indexed().await;
-    let count = blocking(move || estimate(&state, kind, &raw)).await?;
+    let count = blocking(move || estimate(&state, kind, &query)).await?;
     Ok(Json(json!({ "estimated_count": count })))
 }
 
@@ -102,7 +92,7 @@ pub async fn create(
 ) -> ApiResult<Json<Value>> {
     let kind = kind_of(&kind)?;
     let query = match body.as_ref().map(|Json(b)| b.get("query")) {
-        Some(Some(Value::Object(query))) => query_string(query),
+        Some(Some(Value::Object(filters))) => Query::from_json(filters),
         Some(Some(_)) => return Err(ApiError::invalid("query", "must be an object of filters")),
         _ => {
             return Err(ApiError::invalid(
@@ -119,7 +109,7 @@ pub async fn create(
         let bulk = BulkRetry {
             id: new_id("bch"),
             kind,
-            query,
+            query: query.to_query_string(),
             status: BulkStatus::Running,
             estimated_count,
             completed_count: 0,
@@ -139,8 +129,13 @@ pub async fn create(
 
 /// `GET /bulk/{kind}/retry`: every job of that kind, newest first.
 #[utoipa::path(get, path = "/2023-07-01/bulk/{kind}/retry", tag = "bulk retries", summary = "Bulk retries of a kind, newest first", params(("kind" = String, Path, description = "events, requests or ignored-events")), responses((status = 200, description = "the jobs")), security(("api_key" = [])))]
-pub async fn list(State(state): Shared, Path(kind): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn list(
+    State(state): Shared,
+    Path(kind): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
     let kind = kind_of(&kind)?;
+    Query::parse(raw.as_deref()).refuse_unread()?;
     let store = state.store.clone();
     blocking(move || {
         let mut models = Vec::new();

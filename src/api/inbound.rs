@@ -21,6 +21,7 @@ pub async fn list_requests(
     let page = query.page()?;
     let keep = request_filter(&query, &state.store)?;
     let include_data = query.one("include") == Some("data");
+    query.refuse_unread()?;
     let budget = state.config.load().limits.api_page_bytes;
     let store = state.store.clone();
     // Requests acknowledged before this call are listed.
@@ -202,6 +203,7 @@ pub async fn list_ignored_events(
     let query = Query::parse(raw.as_deref());
     let page = query.page()?;
     let keep = ignored_filter(&query)?;
+    query.refuse_unread()?;
     let budget = state.config.load().limits.api_page_bytes;
     let store = state.store.clone();
     blocking(move || {
