@@ -148,8 +148,12 @@ fn too_many(message: String, retry_after_seconds: u64) -> Response {
     error
 }
 
+/// The rate headers; the reset is an ISO 8601 time, as Hookdeck's API gives it.
 fn set_rate_headers(headers: &mut HeaderMap, limit: u32, remaining: u32, reset_seconds: u64) {
     headers.insert("x-ratelimit-limit", limit.into());
     headers.insert("x-ratelimit-remaining", remaining.into());
-    headers.insert("x-ratelimit-reset", reset_seconds.into());
+    let reset_at = crate::ids::now_ms().saturating_add(reset_seconds.saturating_mul(1000));
+    let reset_at = HeaderValue::from_str(&crate::ids::iso8601(reset_at))
+        .expect("an ISO 8601 time is a valid header value");
+    headers.insert("x-ratelimit-reset", reset_at);
 }

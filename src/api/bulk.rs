@@ -198,6 +198,15 @@ pub async fn cancel(
     .await
 }
 
+/// `POST /bulk/ignored-events/{id}/cancel`: the reference's other spelling
+/// of `/bulk/ignored-events/retry/{id}/cancel` (L6829).
+pub async fn cancel_ignored_events(
+    state: Shared,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    cancel(state, Path(("ignored-events".to_string(), id))).await
+}
+
 /// Continues every job left running by the last run.
 pub fn resume_all(state: &Arc<ApiState>) -> ApiResult<()> {
     for bulk in state.store.bulk_retries() {

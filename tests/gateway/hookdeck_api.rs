@@ -295,3 +295,128 @@ async fn a_list_answers_422_naming_a_parameter_it_does_not_know() {
         assert_eq!(status, 200, "{path}: {list}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_path_is_served_under_both_versions_and_under_the_references_other_spellings() {
+    let (_sink, gw) = two_failed_two_delivered().await;
+    for prefix in ["", "/2023-07-01", "/2024-03-01"] {
+        let (status, list) = gw.api_get(&format!("{prefix}/events?limit=1")).await;
+        assert_eq!((status, list["count"].as_u64()), (200, Some(1)), "{prefix}");
+    }
+    let (status, error) = gw.api_get("/2019-01-01/events").await;
+    assert_eq!((status, error["code"].as_str()), (404, Some("NOT_FOUND")));
+
+    // `/webhooks` is `/connections` (L345).
+    let (_, connections) = gw.api_get("/connections").await;
+    let (status, webhooks) = gw.api_get("/2024-03-01/webhooks").await;
+    assert_eq!((status, &webhooks), (200, &connections));
+    let id = connections["models"][0]["id"].as_str().unwrap();
+    let (status, one) = gw.api_get(&format!("/webhooks/{id}")).await;
+    assert_eq!((status, one["id"].as_str()), (200, Some(id)));
+    let (status, paused) = gw
+        .api_send(
+            Method::PUT,
+            &format!("/2023-07-01/webhooks/{id}/pause"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{paused}");
+    let (_, one) = gw.api_get(&format!("/connections/{id}")).await;
+    assert!(one["paused_at"].is_string(), "{one}");
+
+    // `GET /requests/:id/ignored-events` (L3726) as the underscore form.
+    let (_, requests) = gw.api_get("/requests?limit=1").await;
+    let request = requests["models"][0]["id"].as_str().unwrap();
+    let (status, dashed) = gw
+        .api_get(&format!("/requests/{request}/ignored-events"))
+        .await;
+    let (_, underscored) = gw
+        .api_get(&format!("/requests/{request}/ignored_events"))
+        .await;
+    assert_eq!((status, dashed), (200, underscored));
+
+    // `GET /bulk/events/retry/plan/generate` (L6438) as `/plan`.
+    let failed = json!({ "response_status": { "gte": 500 } });
+    let (status, plan) = gw
+        .api_get(&with_json_query(
+            "/2023-07-01/bulk/events/retry/plan/generate",
+            &failed,
+        ))
+        .await;
+    assert_eq!((status, plan["estimated_count"].as_u64()), (200, Some(2)));
+
+    // `POST /bulk/ignored-events/:id/cancel` (L6829) as `/retry/:id/cancel`,
+    // which keeps working beside it.
+    for path in [
+        "/bulk/ignored-events/bch_missing/cancel",
+        "/bulk/ignored-events/retry/bch_missing/cancel",
+    ] {
+        let (status, error) = gw.api_send(Method::POST, path, json!({})).await;
+        assert_eq!(status, 404);
+        assert!(
+            error["message"].as_str().unwrap().contains("no bulk retry"),
+            "{path}: {error}"
+        );
+    }
+    let (status, _) = gw.api_get("/bulk/ignored-events/retry").await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_carry_a_code_and_the_rate_reset_is_an_iso_time() {
+    let (_sink, gw) = two_failed_two_delivered().await;
+    let (status, error) = gw.api_get("/events/evt_missing").await;
+    assert_eq!((status, error["code"].as_str()), (404, Some("NOT_FOUND")));
+    assert_eq!(
+        (error["handled"].as_bool(), error["status"].as_u64()),
+        (Some(true), Some(404))
+    );
+    assert!(error["message"].is_string() && error["data"].is_object());
+    let (status, error) = gw.api_get("/events?limit=0").await;
+    assert_eq!(
+        (status, error["code"].as_str()),
+        (422, Some("UNPROCESSABLE_ENTITY"))
+    );
+    let anonymous = gw
+        .http
+        .get(format!("http://{}/events", gw.gateway.api_addr.unwrap()))
+        .send()
+        .await
+        .unwrap();
+    let error: Value = anonymous.json().await.unwrap();
+    assert_eq!(error["code"], "UNAUTHORIZED");
+
+    let answer = gw.api(Method::GET, "/events?limit=1").send().await.unwrap();
+    let reset = answer.headers()["x-ratelimit-reset"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let reset = time::OffsetDateTime::parse(&reset, &time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| panic!("{reset} is not an ISO time"));
+    assert!(reset > time::OffsetDateTime::now_utc() - Duration::from_secs(60));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openapi_document_is_also_at_the_references_address() {
+    let (_sink, gw) = two_failed_two_delivered().await;
+    let addr = gw.gateway.api_addr.unwrap();
+    let fetch = |path: &'static str| {
+        let http = gw.http.clone();
+        async move {
+            let answer = http
+                .get(format!("http://{addr}{path}"))
+                .send()
+                .await
+                .unwrap();
+            (
+                answer.status().as_u16(),
+                answer.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let (status, reference) = fetch("/2023-07-01/openapi").await;
+    assert_eq!(status, 200, "readable without a key, as /openapi.json");
+    assert_eq!(reference, fetch("/openapi.json").await.1);
+    assert!(reference["paths"]["/2023-07-01/events"].is_object());
+    assert_eq!(fetch("/2024-03-01/openapi").await.1, reference);
+}
