@@ -53,6 +53,25 @@ async fn finished_job(gw: &TestGateway, id: &str) -> Value {
     }
 }
 
+/// Plans a bulk retry of events with `query` (as `?query=` JSON), starts
+/// it, checks that both count the same, and waits for it to finish.
+/// Returns its estimated and completed counts.
+async fn planned_and_finished(gw: &TestGateway, query: &Value) -> (u64, u64) {
+    let plan_path = with_json_query("/2023-07-01/bulk/events/retry/plan", query);
+    let (status, plan) = gw.api_get(&plan_path).await;
+    assert_eq!(status, 200, "{plan}");
+    let body = json!({ "query": query });
+    let (status, created) = gw.api_send(Method::POST, "/bulk/events/retry", body).await;
+    assert_eq!(
+        (status, &created["estimated_count"]),
+        (200, &plan["estimated_count"])
+    );
+    let job = finished_job(gw, created["id"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "completed");
+    let count = |name: &str| job[name].as_u64().unwrap();
+    (count("estimated_count"), count("completed_count"))
+}
+
 fn attempts_by_n(gw: &TestGateway) -> Vec<(u64, u32)> {
     let store = &gw.gateway.store;
     let mut found: Vec<(u64, u32)> = store
@@ -78,30 +97,7 @@ async fn a_bulk_retry_whose_reference_query_matches_nothing_retries_nothing() {
         "order_by": "created_at",
         "created_at": { "gte": "2099-05-02T02:30:00.000Z", "lte": "2099-05-03T02:29:59.999Z" }
     });
-    let (status, plan) = gw
-        .api_get(&with_json_query(
-            "/2023-07-01/bulk/events/retry/plan",
-            &query,
-        ))
-        .await;
-    assert_eq!((status, plan["estimated_count"].clone()), (200, json!(0)));
-
-    let (status, created) = gw
-        .api_send(
-            Method::POST,
-            "/2023-07-01/bulk/events/retry",
-            json!({ "query": query }),
-        )
-        .await;
-    assert_eq!(
-        (status, created["estimated_count"].clone()),
-        (200, json!(0))
-    );
-    let job = finished_job(&gw, created["id"].as_str().unwrap()).await;
-    assert_eq!(
-        (job["status"].as_str(), job["completed_count"].as_u64()),
-        (Some("completed"), Some(0))
-    );
+    assert_eq!(planned_and_finished(&gw, &query).await, (0, 0));
     assert_eq!(attempts_by_n(&gw), vec![(0, 1), (1, 1), (2, 1), (3, 1)]);
     assert_eq!(sink.received().len(), 4, "nothing was delivered again");
 }
@@ -115,29 +111,13 @@ async fn a_bulk_retry_retries_exactly_what_its_nested_query_selects() {
         "status": ["FAILED", "SCHEDULED"]
     });
     let (_, plan) = gw
-        .api_get(&with_json_query("/bulk/events/retry/plan", &query))
-        .await;
-    assert_eq!(plan["estimated_count"], 2);
-    let (_, plan) = gw
         .api_get(
             "/bulk/events/retry/plan?response_status[gte]=500&status[]=FAILED&status[]=SCHEDULED",
         )
         .await;
     assert_eq!(plan["estimated_count"], 2, "the same filters as parameters");
 
-    let (status, created) = gw
-        .api_send(
-            Method::POST,
-            "/bulk/events/retry",
-            json!({ "query": query }),
-        )
-        .await;
-    assert_eq!(
-        (status, created["estimated_count"].clone()),
-        (200, json!(2))
-    );
-    let job = finished_job(&gw, created["id"].as_str().unwrap()).await;
-    assert_eq!(job["completed_count"], 2);
+    assert_eq!(planned_and_finished(&gw, &query).await, (2, 2));
     let again: Vec<Value> = sink.wait_for(6).await[4..]
         .iter()
         .map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["n"].clone())
