@@ -30,12 +30,20 @@ fn kind_of(path: &str) -> ApiResult<BulkKind> {
     }
 }
 
+/// How many batches retry `count` records.
+fn batches(count: u64) -> u64 {
+    count.div_ceil(BATCH as u64)
+}
+
 fn view(bulk: &BulkRetry) -> Value {
     json!({
         "id": bulk.id,
         "type": bulk.kind,
-        "query": bulk.query,
+        "query": Query::parse(Some(&bulk.query)).to_json(),
         "status": bulk.status,
+        "in_progress": bulk.status == BulkStatus::Running,
+        "estimated_batch": batches(bulk.estimated_count),
+        "processed_batch": batches(bulk.completed_count + bulk.failed_count),
         "estimated_count": bulk.estimated_count,
         "completed_count": bulk.completed_count,
         "failed_count": bulk.failed_count,
@@ -80,7 +88,9 @@ pub async fn plan(
     let query = Query::parse(raw.as_deref()).with_json_query()?;
     state.store.wait_indexed().await;
     let count = blocking(move || estimate(&state, kind, &query)).await?;
-    Ok(Json(json!({ "estimated_count": count })))
+    Ok(Json(
+        json!({ "estimated_count": count, "estimated_batch": batches(count) }),
+    ))
 }
 
 /// `POST /bulk/{kind}/retry` with `{"query": {…filters…}}`: starts a job.
@@ -135,13 +145,15 @@ pub async fn list(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let kind = kind_of(&kind)?;
-    Query::parse(raw.as_deref()).refuse_unread()?;
+    let query = Query::parse(raw.as_deref());
+    let keep = job_filter(&query)?;
+    query.refuse_unread()?;
     let store = state.store.clone();
     blocking(move || {
         let mut models = Vec::new();
         for bulk in store.bulk_retries() {
             let bulk = bulk?;
-            if bulk.kind == kind {
+            if bulk.kind == kind && keep(&bulk) {
                 models.push(view(&bulk));
             }
         }
@@ -149,6 +161,23 @@ pub async fn list(
         Ok(Json(json!({ "count": models.len(), "models": models })))
     })
     .await
+}
+
+/// The list's filters: `id`, `in_progress`, `created_at[…]`,
+/// `completed_at[…]`, `cancelled_at[…]`.
+fn job_filter(query: &Query) -> ApiResult<impl Fn(&BulkRetry) -> bool + Send + 'static> {
+    let id = query.matcher("id");
+    let in_progress = query.bool("in_progress")?;
+    let created = query.date_range("created_at")?;
+    let completed = query.date_range("completed_at")?;
+    let cancelled = query.date_range("cancelled_at")?;
+    Ok(move |bulk: &BulkRetry| {
+        id(&bulk.id)
+            && in_progress.is_none_or(|wanted| (bulk.status == BulkStatus::Running) == wanted)
+            && created.contains(Some(bulk.created_at))
+            && completed.contains(bulk.completed_at)
+            && cancelled.contains(bulk.cancelled_at)
+    })
 }
 
 /// `GET /bulk/{kind}/retry/{id}`: a job and its progress.

@@ -129,6 +129,40 @@ impl Query {
         Ok(Query::from_pairs(pairs))
     }
 
+    /// The filters as the JSON object `from_json` reads (`status[]=A` →
+    /// `{"status": ["A"]}`); whole numbers come back as numbers.
+    pub fn to_json(&self) -> Value {
+        let mut filters = Map::new();
+        for (key, text) in &self.pairs {
+            let (name, op) = match key.split_once('[') {
+                Some((name, rest)) => (name, rest.strip_suffix(']')),
+                None => (key.as_str(), None),
+            };
+            let value = if JSON_VALUED.contains(&name) {
+                serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.clone()))
+            } else {
+                parse_number(text).map_or_else(|| Value::String(text.clone()), Value::from)
+            };
+            let entry = filters.entry(name.to_string());
+            match op {
+                None => {
+                    entry.or_insert(value);
+                }
+                Some(op) if is_list_index(op) => {
+                    if let Value::Array(items) = entry.or_insert_with(|| Value::Array(Vec::new())) {
+                        items.push(value);
+                    }
+                }
+                Some(op) => {
+                    if let Value::Object(ops) = entry.or_insert_with(|| Value::Object(Map::new())) {
+                        ops.insert(op.to_string(), value);
+                    }
+                }
+            }
+        }
+        Value::Object(filters)
+    }
+
     /// The query string of these parameters.
     pub fn to_query_string(&self) -> String {
         let mut out = url::form_urlencoded::Serializer::new(String::new());
@@ -455,6 +489,9 @@ mod tests {
             q.to_query_string(),
             "attempts%5Bgte%5D=2&body=%7B%22a%22%3A1%7D&status%5B%5D=FAILED"
         );
+        let mut round_trip = filters.clone();
+        round_trip.as_object_mut().unwrap().remove("cli_id");
+        assert_eq!(q.to_json(), round_trip);
         let attempts = q.numbers("attempts").unwrap();
         assert!(attempts.contains(Some(2)) && !attempts.contains(Some(1)));
         assert_eq!(q.refuse_unread().unwrap_err().data["field"], "body");

@@ -53,6 +53,20 @@ async fn finished_job(gw: &TestGateway, id: &str) -> Value {
     }
 }
 
+/// `POST /bulk/{kind}/retry` with `{"query": query}`.
+async fn start_bulk(gw: &TestGateway, kind: &str, query: &Value) -> (u16, Value) {
+    let body = json!({ "query": query });
+    gw.api_send(Method::POST, &format!("/bulk/{kind}/retry"), body)
+        .await
+}
+
+/// The `count` of a list that must answer 200.
+async fn count(gw: &TestGateway, path: &str) -> u64 {
+    let (status, list) = gw.api_get(path).await;
+    assert_eq!(status, 200, "{path}: {list}");
+    list["count"].as_u64().unwrap()
+}
+
 /// Plans a bulk retry of events with `query` (as `?query=` JSON), starts
 /// it, checks that both count the same, and waits for it to finish.
 /// Returns its estimated and completed counts.
@@ -60,8 +74,7 @@ async fn planned_and_finished(gw: &TestGateway, query: &Value) -> (u64, u64) {
     let plan_path = with_json_query("/2023-07-01/bulk/events/retry/plan", query);
     let (status, plan) = gw.api_get(&plan_path).await;
     assert_eq!(status, 200, "{plan}");
-    let body = json!({ "query": query });
-    let (status, created) = gw.api_send(Method::POST, "/bulk/events/retry", body).await;
+    let (status, created) = start_bulk(gw, "events", query).await;
     assert_eq!(
         (status, &created["estimated_count"]),
         (200, &plan["estimated_count"])
@@ -128,6 +141,47 @@ async fn a_bulk_retry_retries_exactly_what_its_nested_query_selects() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn bulk_retries_show_their_query_as_an_object_and_are_listed_by_the_references_filters() {
+    let (_sink, gw) = two_failed_two_delivered().await;
+    let query = json!({ "status": ["FAILED"], "response_status": { "gte": 500 } });
+    planned_and_finished(&gw, &query).await;
+    let (_, plan) = gw.api_get("/bulk/events/retry/plan?status=FAILED").await;
+    assert_eq!(plan["estimated_batch"], 1);
+
+    let (_, jobs) = gw.api_get("/bulk/events/retry").await;
+    let job = &jobs["models"][0];
+    assert_eq!(
+        job["query"], query,
+        "as the reference's object (L6530-6539)"
+    );
+    assert_eq!(
+        (
+            &job["in_progress"],
+            &job["estimated_batch"],
+            &job["processed_batch"]
+        ),
+        (&json!(false), &json!(1), &json!(1))
+    );
+    let id = job["id"].as_str().unwrap();
+    assert_eq!(count(&gw, &format!("/bulk/events/retry?id={id}")).await, 1);
+    assert_eq!(count(&gw, "/bulk/events/retry?id=bch_other").await, 0);
+    assert_eq!(count(&gw, "/bulk/events/retry?in_progress=false").await, 1);
+    assert_eq!(count(&gw, "/bulk/events/retry?in_progress=true").await, 0);
+    assert_eq!(
+        count(&gw, "/bulk/events/retry?completed_at[gte]=2020-01-01").await,
+        1
+    );
+    assert_eq!(
+        count(&gw, "/bulk/events/retry?cancelled_at[any]=true").await,
+        0
+    );
+    assert_eq!(
+        count(&gw, "/bulk/events/retry?created_at[gte]=2099-01-01").await,
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_bulk_retry_with_a_filter_it_does_not_know_is_refused_and_retries_nothing() {
     let (sink, gw) = two_failed_two_delivered().await;
     for (query, field) in [
@@ -139,13 +193,7 @@ async fn a_bulk_retry_with_a_filter_it_does_not_know_is_refused_and_retries_noth
             "created_at[gte][nested]",
         ),
     ] {
-        let (status, error) = gw
-            .api_send(
-                Method::POST,
-                "/bulk/events/retry",
-                json!({ "query": query }),
-            )
-            .await;
+        let (status, error) = start_bulk(&gw, "events", &query).await;
         assert_eq!(
             (status, error["data"]["field"].as_str()),
             (422, Some(field))
@@ -159,13 +207,8 @@ async fn a_bulk_retry_with_a_filter_it_does_not_know_is_refused_and_retries_noth
         );
     }
     for kind in ["requests", "ignored-events"] {
-        let (status, error) = gw
-            .api_send(
-                Method::POST,
-                &format!("/bulk/{kind}/retry"),
-                json!({ "query": { "created_at": { "after": "2020-01-01" } } }),
-            )
-            .await;
+        let after = json!({ "created_at": { "after": "2020-01-01" } });
+        let (status, error) = start_bulk(&gw, kind, &after).await;
         assert_eq!(
             (status, error["data"]["field"].as_str()),
             (422, Some("created_at[after]"))
@@ -186,13 +229,7 @@ async fn a_bulk_retry_with_a_filter_it_does_not_know_is_refused_and_retries_noth
 async fn a_bulk_retry_of_requests_acts_only_on_its_query() {
     let (sink, gw) = two_failed_two_delivered().await;
     let window = json!({ "created_at": { "gte": "2099-01-01" } });
-    let (status, created) = gw
-        .api_send(
-            Method::POST,
-            "/bulk/requests/retry",
-            json!({ "query": window }),
-        )
-        .await;
+    let (status, created) = start_bulk(&gw, "requests", &window).await;
     assert_eq!(
         (status, created["estimated_count"].clone()),
         (200, json!(0))
@@ -210,28 +247,27 @@ async fn a_bulk_retry_of_requests_acts_only_on_its_query() {
 #[tokio::test(flavor = "multi_thread")]
 async fn events_filter_on_attempts_and_response_status_with_operators() {
     let (_sink, gw) = two_failed_two_delivered().await;
-    let count = |path: &'static str| {
-        let gw = &gw;
-        async move {
-            let (status, list) = gw.api_get(path).await;
-            assert_eq!(status, 200, "{path}: {list}");
-            list["count"].as_u64().unwrap()
-        }
-    };
-    assert_eq!(count("/events?response_status[gte]=500").await, 2);
-    assert_eq!(count("/events?response_status[lt]=500").await, 2);
+    assert_eq!(count(&gw, "/events?response_status[gte]=500").await, 2);
+    assert_eq!(count(&gw, "/events?response_status[lt]=500").await, 2);
     assert_eq!(
-        count("/events?response_status[gt]=200&response_status[lte]=500").await,
+        count(
+            &gw,
+            "/events?response_status[gt]=200&response_status[lte]=500"
+        )
+        .await,
         2
     );
-    assert_eq!(count("/events?response_status=200").await, 2);
+    assert_eq!(count(&gw, "/events?response_status=200").await, 2);
     assert_eq!(
-        count("/events?response_status[]=200&response_status[]=500").await,
+        count(&gw, "/events?response_status[]=200&response_status[]=500").await,
         4
     );
-    assert_eq!(count("/events?attempts[gte]=5").await, 0);
-    assert_eq!(count("/events?attempts[lte]=1&attempts[gt]=0").await, 4);
-    assert_eq!(count("/events?attempts=1").await, 4);
+    assert_eq!(count(&gw, "/events?attempts[gte]=5").await, 0);
+    assert_eq!(
+        count(&gw, "/events?attempts[lte]=1&attempts[gt]=0").await,
+        4
+    );
+    assert_eq!(count(&gw, "/events?attempts=1").await, 4);
     let (status, error) = gw.api_get("/events?attempts[gte]=many").await;
     assert_eq!(
         (status, error["data"]["field"].as_str()),
