@@ -11,7 +11,8 @@ use axum::Json;
 use serde_json::Value;
 
 /// `GET /requests`: filters `id`, `source_id`, `status` (accepted/rejected),
-/// `rejection_cause`, `verified`, `created_at[…]`/`ingested_at[…]`; `include=data`.
+/// `rejection_cause`, `verified`, `created_at[…]`/`ingested_at[…]`,
+/// `events_count`/`ignored_count` (numbers, with operators); `include=data`.
 #[utoipa::path(get, path = "/2023-07-01/requests", tag = "requests", summary = "Requests received, newest first", params(("limit" = Option<String>, Query, description = "1-250, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "id or id[]"), ("source_id" = Option<String>, Query, description = "source id"), ("status" = Option<String>, Query, description = "accepted or rejected"), ("rejection_cause" = Option<String>, Query, description = "e.g. NO_WEBHOOK"), ("verified" = Option<String>, Query, description = "true or false"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt"), ("include" = Option<String>, Query, description = "data: include the payload"), ("body" = Option<String>, Query, description = "JSON filter on the body (Hookdeck filter syntax)"), ("headers" = Option<String>, Query, description = "JSON filter on the headers")), responses((status = 200, description = "a page of requests"), (status = 422, description = "a bad parameter")), security(("api_key" = [])))]
 pub async fn list_requests(
     State(state): Shared,
@@ -57,6 +58,8 @@ pub(super) fn request_filter(
     let created = query.date_range("created_at")?;
     let ingested = query.date_range("ingested_at")?;
     let payload = query.payload_filter()?;
+    let events_count = query.numbers("events_count")?;
+    let ignored_count = query.numbers("ignored_count")?;
     let store = store.clone();
     Ok(move |r: &Request| {
         id(&r.id)
@@ -69,7 +72,14 @@ pub(super) fn request_filter(
                 filter.matches(store.request_payload(&r.id).ok().flatten().as_ref())
             })
             && ingested.contains(Some(r.received_at))
+            && events_count.contains_looked_up(|| length(store.events_of_request(&r.id)))
+            && ignored_count.contains_looked_up(|| length(store.ignored_events_of_request(&r.id)))
     })
+}
+
+/// How many records a look-up found; None when it failed.
+fn length<T>(found: crate::store::Result<Vec<T>>) -> Option<u64> {
+    found.ok().map(|all| all.len() as u64)
 }
 
 /// `GET /requests/:id`, with its data.

@@ -77,6 +77,16 @@ impl Numbers {
         (self.exact.is_empty() || value.is_some_and(|v| self.exact.contains(&v)))
             && self.range.contains(value)
     }
+
+    /// `contains`, looking the value up only when there is a constraint:
+    /// for values that cost a look-up (a request's count of events).
+    pub fn contains_looked_up(&self, value: impl FnOnce() -> Option<u64>) -> bool {
+        let unconstrained = self.exact.is_empty()
+            && self.range.low.is_none()
+            && self.range.high.is_none()
+            && self.range.any.is_none();
+        unconstrained || self.contains(value())
+    }
 }
 
 impl Query {

@@ -245,7 +245,7 @@ async fn a_bulk_retry_of_requests_acts_only_on_its_query() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn events_filter_on_attempts_and_response_status_with_operators() {
+async fn numbers_filter_with_operators_on_events_and_requests() {
     let (_sink, gw) = two_failed_two_delivered().await;
     assert_eq!(count(&gw, "/events?response_status[gte]=500").await, 2);
     assert_eq!(count(&gw, "/events?response_status[lt]=500").await, 2);
@@ -268,6 +268,14 @@ async fn events_filter_on_attempts_and_response_status_with_operators() {
         4
     );
     assert_eq!(count(&gw, "/events?attempts=1").await, 4);
+    // Requests: their counts of events and ignored events (reference L3907-3918).
+    assert_eq!(count(&gw, "/requests?events_count=1").await, 4);
+    assert_eq!(count(&gw, "/requests?events_count[gte]=2").await, 0);
+    assert_eq!(
+        count(&gw, "/requests?ignored_count=0&events_count[lt]=2").await,
+        4
+    );
+    assert_eq!(count(&gw, "/requests?ignored_count[gt]=0").await, 0);
     let (status, error) = gw.api_get("/events?attempts[gte]=many").await;
     assert_eq!(
         (status, error["data"]["field"].as_str()),
