@@ -78,7 +78,7 @@ fn understood<F>(query: &Query, filter: ApiResult<F>) -> ApiResult<F> {
 
 /// `GET /bulk/{kind}/retry/plan?query={…}` (or the filters as parameters):
 /// how many a job would retry.
-#[utoipa::path(get, path = "/2023-07-01/bulk/{kind}/retry/plan", tag = "bulk retries", summary = "How many a bulk retry would retry (filters as the list endpoint)", params(("kind" = String, Path, description = "events, requests or ignored-events")), responses((status = 200, description = "the estimated count")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/bulk/{kind}/retry/plan", tag = "bulk retries", summary = "How many a bulk retry would retry (filters as the list endpoint; also at /plan/generate)", params(("kind" = String, Path, description = "events, requests or ignored-events"), ("query" = Option<String>, Query, description = "JSON object of the list's filters, e.g. {\"created_at\":{\"gte\":\"2026-11-01\"}}; or the filters as parameters")), responses((status = 200, description = "estimated_count and estimated_batch"), (status = 422, description = "a filter or operator the list does not have")), security(("api_key" = [])))]
 pub async fn plan(
     State(state): Shared,
     Path(kind): Path<String>,
@@ -94,7 +94,7 @@ pub async fn plan(
 }
 
 /// `POST /bulk/{kind}/retry` with `{"query": {…filters…}}`: starts a job.
-#[utoipa::path(post, path = "/2023-07-01/bulk/{kind}/retry", tag = "bulk retries", summary = "Start a bulk retry with a query object of filters", params(("kind" = String, Path, description = "events, requests or ignored-events")), responses((status = 200, description = "the job"), (status = 422, description = "no query")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/2023-07-01/bulk/{kind}/retry", tag = "bulk retries", summary = "Start a bulk retry with a query object of filters", params(("kind" = String, Path, description = "events, requests or ignored-events")), responses((status = 200, description = "the job"), (status = 422, description = "no query, or a filter or operator the list does not have")), security(("api_key" = [])))]
 pub async fn create(
     State(state): Shared,
     Path(kind): Path<String>,
@@ -138,7 +138,7 @@ pub async fn create(
 }
 
 /// `GET /bulk/{kind}/retry`: every job of that kind, newest first.
-#[utoipa::path(get, path = "/2023-07-01/bulk/{kind}/retry", tag = "bulk retries", summary = "Bulk retries of a kind, newest first", params(("kind" = String, Path, description = "events, requests or ignored-events")), responses((status = 200, description = "the jobs")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/bulk/{kind}/retry", tag = "bulk retries", summary = "Bulk retries of a kind, newest first", params(("kind" = String, Path, description = "events, requests or ignored-events"), ("id" = Option<String>, Query, description = "id or id[]"), ("in_progress" = Option<bool>, Query, description = "running or not"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt; likewise completed_at, cancelled_at")), responses((status = 200, description = "the jobs")), security(("api_key" = [])))]
 pub async fn list(
     State(state): Shared,
     Path(kind): Path<String>,
