@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 
 /// `GET /events`: filters `id`, `status`, `webhook_id`, `source_id`,
 /// `destination_id`, `request_id`, `attempts`, `response_status`, `error_code`,
-/// `created_at[…]`, `last_attempt_at[…]`; `include=data`.
+/// `created_at[…]`, `last_attempt_at[…]`, `successful_at[…]`, the payload
+/// filters and `search_term`; `include=data`.
 #[utoipa::path(get, path = "/2023-07-01/events", tag = "events", summary = "Events, newest first", params(("limit" = Option<String>, Query, description = "1-250, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "id or id[]"), ("status" = Option<String>, Query, description = "SCHEDULED, QUEUED, HOLD, SUCCESSFUL, FAILED"), ("webhook_id" = Option<String>, Query, description = "connection id"), ("source_id" = Option<String>, Query, description = "source id"), ("destination_id" = Option<String>, Query, description = "destination id"), ("request_id" = Option<String>, Query, description = "request id"), ("attempts" = Option<String>, Query, description = "number of attempts; also attempts[gte], gt, lte, lt"), ("response_status" = Option<String>, Query, description = "last response status; also response_status[gte], gt, lte, lt, any"), ("error_code" = Option<String>, Query, description = "e.g. TIMEOUT"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt"), ("last_attempt_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any"), ("include" = Option<String>, Query, description = "data: include the payload"), ("body" = Option<String>, Query, description = "JSON filter on the body (Hookdeck filter syntax)"), ("headers" = Option<String>, Query, description = "JSON filter on the headers")), responses((status = 200, description = "a page of events"), (status = 422, description = "a bad parameter")), security(("api_key" = [])))]
 pub async fn list_events(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
@@ -50,6 +51,7 @@ pub(super) fn event_filter(
     let attempts = query.numbers("attempts")?;
     let created: Range = query.date_range("created_at")?;
     let last_attempt: Range = query.date_range("last_attempt_at")?;
+    let successful: Range = query.date_range("successful_at")?;
     let payload = query.payload_filter()?;
     let store = store.clone();
     Ok(move |e: &Event| {
@@ -64,6 +66,7 @@ pub(super) fn event_filter(
             && attempts.contains(Some(u64::from(e.attempts)))
             && created.contains(Some(e.created_at))
             && last_attempt.contains(e.last_attempt_at)
+            && successful.contains(e.successful_at)
             && payload
                 .as_ref()
                 .is_none_or(|filter| filter.matches(store.event_payload(e).ok().flatten().as_ref()))

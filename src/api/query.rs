@@ -325,7 +325,8 @@ impl Query {
     }
 
     /// `body`, `headers`, `parsed_query` (JSON) and `path`: Hookdeck filters on a
-    /// payload, as in a connection's filter rule. None when none is given.
+    /// payload, as in a connection's filter rule; and `search_term`, a text
+    /// the payload contains somewhere. None when none is given.
     pub fn payload_filter(&self) -> ApiResult<Option<PayloadFilter>> {
         let json = |name: &str| -> ApiResult<Option<Value>> {
             self.one(name)
@@ -339,17 +340,31 @@ impl Query {
         let path = self
             .one("path")
             .map(|p| serde_json::from_str(p).unwrap_or_else(|_| Value::String(p.to_string())));
-        if body.is_none() && headers.is_none() && query.is_none() && path.is_none() {
+        let search_term = self.one("search_term").map(str::to_string);
+        if search_term
+            .as_ref()
+            .is_some_and(|term| term.chars().count() < 3)
+        {
+            return Err(ApiError::invalid(
+                "search_term",
+                "must be at least 3 characters",
+            ));
+        }
+        let rules = if body.is_none() && headers.is_none() && query.is_none() && path.is_none() {
+            None
+        } else {
+            let compiled = RequestFilter::compile(
+                headers.as_ref(),
+                body.as_ref(),
+                query.as_ref(),
+                path.as_ref(),
+            );
+            Some(compiled.map_err(|e| ApiError::invalid("body", format!("invalid filter: {e}")))?)
+        };
+        if rules.is_none() && search_term.is_none() {
             return Ok(None);
         }
-        let filter = RequestFilter::compile(
-            headers.as_ref(),
-            body.as_ref(),
-            query.as_ref(),
-            path.as_ref(),
-        )
-        .map_err(|e| ApiError::invalid("body", format!("invalid filter: {e}")))?;
-        Ok(Some(PayloadFilter(filter)))
+        Ok(Some(PayloadFilter { rules, search_term }))
     }
 
     /// `limit`, `dir`, `order_by`, `next`, `prev`.
@@ -390,13 +405,35 @@ impl Query {
 }
 
 /// A filter on payloads (see `Query::payload_filter`).
-pub struct PayloadFilter(RequestFilter);
+pub struct PayloadFilter {
+    rules: Option<RequestFilter>,
+    search_term: Option<String>,
+}
 
 impl PayloadFilter {
     /// Does the payload (when there is one) match?
     pub fn matches(&self, payload: Option<&Payload>) -> bool {
-        payload.is_some_and(|p| self.0.matches(&filter_root(p)))
+        payload.is_some_and(|p| {
+            self.rules
+                .as_ref()
+                .is_none_or(|rules| rules.matches(&filter_root(p)))
+                && self
+                    .search_term
+                    .as_deref()
+                    .is_none_or(|term| mentions(p, term))
+        })
     }
+}
+
+/// Does the body, a header value, the path or the query contain `term`?
+fn mentions(payload: &Payload, term: &str) -> bool {
+    String::from_utf8_lossy(&payload.body).contains(term)
+        || payload
+            .headers
+            .iter()
+            .any(|(_, value)| value.contains(term))
+        || payload.path.contains(term)
+        || payload.query.contains(term)
 }
 
 /// The operator of `key` when it is `name[op]`.

@@ -268,6 +268,20 @@ async fn numbers_filter_with_operators_on_events_and_requests() {
         4
     );
     assert_eq!(count(&gw, "/events?attempts=1").await, 4);
+    assert_eq!(count(&gw, "/events?successful_at[any]=true").await, 2);
+    assert_eq!(count(&gw, "/events?successful_at[gte]=2099-01-01").await, 0);
+    // search_term: a text anywhere in the payload (reference L4634, L3866).
+    assert_eq!(count(&gw, "/events?search_term=%22n%22%3A3").await, 1);
+    assert_eq!(count(&gw, "/requests?search_term=%22n%22%3A").await, 4);
+    assert_eq!(
+        count(&gw, "/requests?search_term=nothing-like-this").await,
+        0
+    );
+    let (status, error) = gw.api_get("/events?search_term=ab").await;
+    assert_eq!(
+        (status, error["data"]["field"].as_str()),
+        (422, Some("search_term"))
+    );
     // Requests: their counts of events and ignored events (reference L3907-3918).
     assert_eq!(count(&gw, "/requests?events_count=1").await, 4);
     assert_eq!(count(&gw, "/requests?events_count[gte]=2").await, 0);
