@@ -1,6 +1,7 @@
 //! `/requests` and `/ignored_events`: what came in, and what rules dropped.
 
 use super::error::{ApiError, ApiResult};
+use super::outbound::event_filter;
 use super::query::Query;
 use super::{blocking, bounded_page, views, with_data, ApiState, Shared};
 use crate::model::{IgnoredEvent, Request, RequestStatus};
@@ -96,32 +97,43 @@ pub async fn get_request(State(state): Shared, Path(id): Path<String>) -> ApiRes
     .await
 }
 
-/// `GET /requests/:id/events`
-#[utoipa::path(get, path = "/2023-07-01/requests/{id}/events", tag = "requests", summary = "The events a request became", params(("id" = String, Path, description = "req_…")), responses((status = 200, description = "its events"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
+/// `GET /requests/:id/events`, with the filters of `GET /events`.
+#[utoipa::path(get, path = "/2023-07-01/requests/{id}/events", tag = "requests", summary = "The events a request became (filters as GET /events)", params(("id" = String, Path, description = "req_…")), responses((status = 200, description = "its events"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
 pub async fn request_events(
     State(state): Shared,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    of_request(&state, id, |store, id| {
+    let query = Query::parse(raw.as_deref());
+    let keep = event_filter(&query, &state.store)?;
+    query.refuse_unread()?;
+    of_request(&state, id, move |store, id| {
         Ok(store
             .events_of_request(id)?
             .iter()
+            .filter(|e| keep(e))
             .map(|e| views::event(e, None))
             .collect())
     })
     .await
 }
 
-/// `GET /requests/:id/ignored_events`
-#[utoipa::path(get, path = "/2023-07-01/requests/{id}/ignored_events", tag = "requests", summary = "Why connections ignored a request", params(("id" = String, Path, description = "req_…")), responses((status = 200, description = "its ignored events"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
+/// `GET /requests/:id/ignored_events` (or `ignored-events`), with the
+/// filters of `GET /ignored_events`.
+#[utoipa::path(get, path = "/2023-07-01/requests/{id}/ignored_events", tag = "requests", summary = "Why connections ignored a request (filters as GET /ignored_events)", params(("id" = String, Path, description = "req_…")), responses((status = 200, description = "its ignored events"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
 pub async fn request_ignored_events(
     State(state): Shared,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    of_request(&state, id, |store, id| {
+    let query = Query::parse(raw.as_deref());
+    let keep = ignored_filter(&query)?;
+    query.refuse_unread()?;
+    of_request(&state, id, move |store, id| {
         Ok(store
             .ignored_events_of_request(id)?
             .iter()
+            .filter(|i| keep(i))
             .map(views::ignored_event)
             .collect())
     })

@@ -3,7 +3,6 @@
 //! filters that are not understood refused rather than ignored.
 
 use crate::common::{route, Reply, Sink, TestGateway};
-use hookgate::model::EventStatus;
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -28,8 +27,7 @@ async fn two_failed_two_delivered() -> (Sink, TestGateway) {
         gw.post("/e/shop", &format!("{{\"n\":{n}}}")).await;
     }
     sink.wait_for(4).await;
-    gw.wait_events(4, |e| e.attempts == 1 && e.status != EventStatus::Queued)
-        .await;
+    gw.wait_events(4, |e| e.status.is_terminal()).await;
     (sink, gw)
 }
 
@@ -145,8 +143,13 @@ async fn bulk_retries_show_their_query_as_an_object_and_are_listed_by_the_refere
     let (_sink, gw) = two_failed_two_delivered().await;
     let query = json!({ "status": ["FAILED"], "response_status": { "gte": 500 } });
     planned_and_finished(&gw, &query).await;
-    let (_, plan) = gw.api_get("/bulk/events/retry/plan?status=FAILED").await;
-    assert_eq!(plan["estimated_batch"], 1);
+    let (_, plan) = gw
+        .api_get("/bulk/events/retry/plan?created_at[gte]=2020-01-01")
+        .await;
+    assert_eq!(
+        (&plan["estimated_count"], &plan["estimated_batch"]),
+        (&json!(4), &json!(1))
+    );
 
     let (_, jobs) = gw.api_get("/bulk/events/retry").await;
     let job = &jobs["models"][0];
@@ -305,6 +308,8 @@ async fn a_list_answers_422_naming_a_parameter_it_does_not_know() {
         ("/events?status[gte]=FAILED", "status[gte]"),
         ("/2023-07-01/requests?status=accepted&nope=1", "nope"),
         ("/ignored_events?source_id=src_x", "source_id"),
+        ("/requests/req_x/events?colour=red", "colour"),
+        ("/requests/req_x/ignored-events?status=FAILED", "status"),
         ("/attempts?event_id=evt_x&status=FAILED", "status"),
         ("/sources?name[gte]=a", "name[gte]"),
         ("/destinations?url=x", "url"),
@@ -372,6 +377,15 @@ async fn every_path_is_served_under_both_versions_and_under_the_references_other
         .api_get(&format!("/requests/{request}/ignored_events"))
         .await;
     assert_eq!((status, dashed), (200, underscored));
+
+    // A request's events take the filters of /events (reference L4140-4230).
+    let mut by_status = 0;
+    for status in ["SUCCESSFUL", "FAILED"] {
+        by_status += count(&gw, &format!("/requests/{request}/events?status={status}")).await;
+    }
+    assert_eq!(by_status, 1);
+    let path = format!("/requests/{request}/events?attempts[gte]=2");
+    assert_eq!(count(&gw, &path).await, 0);
 
     // `GET /bulk/events/retry/plan/generate` (L6438) as `/plan`.
     let failed = json!({ "response_status": { "gte": 500 } });
