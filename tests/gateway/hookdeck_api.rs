@@ -3,6 +3,7 @@
 //! filters that are not understood refused rather than ignored.
 
 use crate::common::{route, Reply, Sink, TestGateway};
+use hookgate::model::{BulkKind, BulkRetry, BulkStatus};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -18,17 +19,20 @@ async fn two_failed_two_delivered() -> (Sink, TestGateway) {
         })
     })
     .await;
-    let config = format!(
-        "[[sources]]\nname = \"shop\"\n{}",
-        route("shop", "orders", &sink.url("/"), "")
-    );
-    let gw = TestGateway::start(&config).await;
+    let gw = TestGateway::start(&shop(&sink)).await;
     for n in 0..4 {
         gw.post("/e/shop", &format!("{{\"n\":{n}}}")).await;
     }
     sink.wait_for(4).await;
     gw.wait_events(4, |e| e.status.is_terminal()).await;
     (sink, gw)
+}
+
+fn shop(sink: &Sink) -> String {
+    format!(
+        "[[sources]]\nname = \"shop\"\n{}",
+        route("shop", "orders", &sink.url("/"), "")
+    )
 }
 
 /// `path?query=<the JSON, URL-encoded>`
@@ -471,4 +475,34 @@ async fn the_openapi_document_is_also_at_the_references_address() {
     assert_eq!(reference, fetch("/openapi.json").await.1);
     assert!(reference["paths"]["/2023-07-01/events"].is_object());
     assert_eq!(fetch("/2024-03-01/openapi").await.1, reference);
+}
+
+/// A job stored with a query no filter reads (as the bulk retry that flattened
+/// `{"created_at":{"gte":…}}` into `created_at={…}` left them) is cancelled
+/// when it resumes, not run over every event.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stored_bulk_retry_with_a_query_not_understood_is_cancelled_and_retries_nothing() {
+    let (sink, gw) = two_failed_two_delivered().await;
+    let legacy = BulkRetry {
+        id: "bch_legacy".into(),
+        kind: BulkKind::Events,
+        query: "created_at=%7B%22gte%22%3A%222099-01-01%22%7D".into(),
+        status: BulkStatus::Running,
+        estimated_count: 4,
+        completed_count: 0,
+        failed_count: 0,
+        cursor: None,
+        created_at: hookgate::ids::now_ms(),
+        completed_at: None,
+        cancelled_at: None,
+    };
+    gw.gateway.store.save_bulk_retry(&legacy).unwrap();
+    let gw = gw.restart(&shop(&sink)).await;
+    let job = finished_job(&gw, "bch_legacy").await;
+    assert_eq!(
+        (job["status"].as_str(), job["completed_count"].as_u64()),
+        (Some("cancelled"), Some(0))
+    );
+    assert_eq!(attempts_by_n(&gw), vec![(0, 1), (1, 1), (2, 1), (3, 1)]);
+    assert_eq!(sink.received().len(), 4);
 }
