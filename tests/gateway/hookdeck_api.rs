@@ -370,6 +370,16 @@ async fn every_path_is_served_under_both_versions_and_under_the_references_other
     assert_eq!(status, 200, "{paused}");
     let (_, one) = gw.api_get(&format!("/connections/{id}")).await;
     assert!(one["paused_at"].is_string(), "{one}");
+    let (_, sources) = gw.api_get("/sources").await;
+    let (_, destinations) = gw.api_get("/destinations").await;
+    let body = json!({
+        "name": "made-as-a-webhook",
+        "source_id": sources["models"][0]["id"],
+        "destination_id": destinations["models"][0]["id"],
+    });
+    let (status, created) = gw.api_send(Method::POST, "/webhooks", body).await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(count(&gw, "/connections?name=made-as-a-webhook").await, 1);
 
     // `GET /requests/:id/ignored-events` (L3726) as the underscore form.
     let (_, requests) = gw.api_get("/requests?limit=1").await;
