@@ -83,7 +83,9 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/2023-07-01/bookmarks", tag = "bookmarks", summary = "Bookmarks, newest first, a page at a time", params(("limit" = Option<String>, Query, description = "1-250, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev")), responses((status = 200, description = "the bookmarks")), security(("api_key" = [])))]
 pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
-    let page = Query::parse(raw.as_deref()).page()?;
+    let query = Query::parse(raw.as_deref());
+    let page = query.page()?;
+    query.refuse_unread()?;
     let budget = state.config.load().limits.api_page_bytes;
     let store = state.store.clone();
     blocking(move || {

@@ -14,7 +14,7 @@ use crate::model::{AttemptTrigger, BulkKind, BulkRetry, BulkStatus};
 use crate::store::{Cursor, Direction, PageRequest};
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -30,12 +30,20 @@ fn kind_of(path: &str) -> ApiResult<BulkKind> {
     }
 }
 
+/// How many batches retry `count` records.
+fn batches(count: u64) -> u64 {
+    count.div_ceil(BATCH as u64)
+}
+
 fn view(bulk: &BulkRetry) -> Value {
     json!({
         "id": bulk.id,
         "type": bulk.kind,
-        "query": bulk.query,
+        "query": Query::parse(Some(&bulk.query)).to_json(),
         "status": bulk.status,
+        "in_progress": bulk.status == BulkStatus::Running,
+        "estimated_batch": batches(bulk.estimated_count),
+        "processed_batch": batches(bulk.completed_count + bulk.failed_count),
         "estimated_count": bulk.estimated_count,
         "completed_count": bulk.completed_count,
         "failed_count": bulk.failed_count,
@@ -46,55 +54,48 @@ fn view(bulk: &BulkRetry) -> Value {
     })
 }
 
-/// `{"status": "FAILED", "webhook_id": ["a", "b"]}` → `status=FAILED&webhook_id[]=a&webhook_id[]=b`.
-fn query_string(query: &Map<String, Value>) -> String {
-    let mut out = url::form_urlencoded::Serializer::new(String::new());
-    for (key, value) in query {
-        match value {
-            Value::Array(items) => items.iter().for_each(|item| {
-                out.append_pair(&format!("{key}[]"), &scalar(item));
-            }),
-            other => {
-                out.append_pair(key, &scalar(other));
-            }
-        }
+/// A 422 for a filter or operator the kind's list does not have: ignoring
+/// it would select too much.
+fn refuse_unknown(state: &ApiState, kind: BulkKind, query: &Query) -> ApiResult<()> {
+    let store = &state.store;
+    match kind {
+        BulkKind::Events => event_filter(query, store).map(drop)?,
+        BulkKind::Requests => request_filter(query, store).map(drop)?,
+        BulkKind::IgnoredEvents => ignored_filter(query).map(drop)?,
     }
-    out.finish()
+    query.refuse_unread()
 }
 
-fn scalar(value: &Value) -> String {
-    value
-        .as_str()
-        .map_or_else(|| value.to_string(), str::to_string)
-}
-
-/// How many records a query selects now.
-fn estimate(state: &ApiState, kind: BulkKind, query: &str) -> ApiResult<u64> {
-    let query = Query::parse(Some(query));
+/// How many records a query selects now (a 422 as `refuse_unknown`).
+fn estimate(state: &ApiState, kind: BulkKind, query: &Query) -> ApiResult<u64> {
+    refuse_unknown(state, kind, query)?;
     let store = &state.store;
     Ok(match kind {
-        BulkKind::Events => store.count_events(&event_filter(&query, store)?)?,
-        BulkKind::Requests => store.count_requests(&request_filter(&query, store)?)?,
-        BulkKind::IgnoredEvents => store.count_ignored_events(&ignored_filter(&query)?)?,
+        BulkKind::Events => store.count_events(&event_filter(query, store)?)?,
+        BulkKind::Requests => store.count_requests(&request_filter(query, store)?)?,
+        BulkKind::IgnoredEvents => store.count_ignored_events(&ignored_filter(query)?)?,
     })
 }
 
-/// `GET /bulk/{kind}/retry/plan?…filters…`: how many a job would retry.
-#[utoipa::path(get, path = "/2023-07-01/bulk/{kind}/retry/plan", tag = "bulk retries", summary = "How many a bulk retry would retry (filters as the list endpoint)", params(("kind" = String, Path, description = "events, requests or ignored-events")), responses((status = 200, description = "the estimated count")), security(("api_key" = [])))]
+/// `GET /bulk/{kind}/retry/plan?query={…}` (or the filters as parameters):
+/// how many a job would retry.
+#[utoipa::path(get, path = "/2023-07-01/bulk/{kind}/retry/plan", tag = "bulk retries", summary = "How many a bulk retry would retry (filters as the list endpoint; also at /plan/generate)", params(("kind" = String, Path, description = "events, requests or ignored-events"), ("query" = Option<String>, Query, description = "JSON object of the list's filters, e.g. {\"created_at\":{\"gte\":\"2026-11-01\"}}; or the filters as parameters")), responses((status = 200, description = "estimated_count and estimated_batch"), (status = 422, description = "a filter or operator the list does not have")), security(("api_key" = [])))]
 pub async fn plan(
     State(state): Shared,
     Path(kind): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let kind = kind_of(&kind)?;
-    let raw = raw.unwrap_or_default();
+    let query = Query::parse(raw.as_deref()).with_json_query()?;
     state.store.wait_indexed().await;
-    let count = blocking(move || estimate(&state, kind, &raw)).await?;
-    Ok(Json(json!({ "estimated_count": count })))
+    let count = blocking(move || estimate(&state, kind, &query)).await?;
+    Ok(Json(
+        json!({ "estimated_count": count, "estimated_batch": batches(count) }),
+    ))
 }
 
 /// `POST /bulk/{kind}/retry` with `{"query": {…filters…}}`: starts a job.
-#[utoipa::path(post, path = "/2023-07-01/bulk/{kind}/retry", tag = "bulk retries", summary = "Start a bulk retry with a query object of filters", params(("kind" = String, Path, description = "events, requests or ignored-events")), responses((status = 200, description = "the job"), (status = 422, description = "no query")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/2023-07-01/bulk/{kind}/retry", tag = "bulk retries", summary = "Start a bulk retry with a query object of filters", params(("kind" = String, Path, description = "events, requests or ignored-events")), responses((status = 200, description = "the job"), (status = 422, description = "no query, or a filter or operator the list does not have")), security(("api_key" = [])))]
 pub async fn create(
     State(state): Shared,
     Path(kind): Path<String>,
@@ -102,7 +103,7 @@ pub async fn create(
 ) -> ApiResult<Json<Value>> {
     let kind = kind_of(&kind)?;
     let query = match body.as_ref().map(|Json(b)| b.get("query")) {
-        Some(Some(Value::Object(query))) => query_string(query),
+        Some(Some(Value::Object(filters))) => Query::from_json(filters),
         Some(Some(_)) => return Err(ApiError::invalid("query", "must be an object of filters")),
         _ => {
             return Err(ApiError::invalid(
@@ -119,7 +120,7 @@ pub async fn create(
         let bulk = BulkRetry {
             id: new_id("bch"),
             kind,
-            query,
+            query: query.to_query_string(),
             status: BulkStatus::Running,
             estimated_count,
             completed_count: 0,
@@ -138,15 +139,22 @@ pub async fn create(
 }
 
 /// `GET /bulk/{kind}/retry`: every job of that kind, newest first.
-#[utoipa::path(get, path = "/2023-07-01/bulk/{kind}/retry", tag = "bulk retries", summary = "Bulk retries of a kind, newest first", params(("kind" = String, Path, description = "events, requests or ignored-events")), responses((status = 200, description = "the jobs")), security(("api_key" = [])))]
-pub async fn list(State(state): Shared, Path(kind): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/2023-07-01/bulk/{kind}/retry", tag = "bulk retries", summary = "Bulk retries of a kind, newest first", params(("kind" = String, Path, description = "events, requests or ignored-events"), ("id" = Option<String>, Query, description = "id or id[]"), ("in_progress" = Option<bool>, Query, description = "running or not"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt; likewise completed_at, cancelled_at")), responses((status = 200, description = "the jobs")), security(("api_key" = [])))]
+pub async fn list(
+    State(state): Shared,
+    Path(kind): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
     let kind = kind_of(&kind)?;
+    let query = Query::parse(raw.as_deref());
+    let keep = job_filter(&query)?;
+    query.refuse_unread()?;
     let store = state.store.clone();
     blocking(move || {
         let mut models = Vec::new();
         for bulk in store.bulk_retries() {
             let bulk = bulk?;
-            if bulk.kind == kind {
+            if bulk.kind == kind && keep(&bulk) {
                 models.push(view(&bulk));
             }
         }
@@ -154,6 +162,23 @@ pub async fn list(State(state): Shared, Path(kind): Path<String>) -> ApiResult<J
         Ok(Json(json!({ "count": models.len(), "models": models })))
     })
     .await
+}
+
+/// The list's filters: `id`, `in_progress`, `created_at[…]`,
+/// `completed_at[…]`, `cancelled_at[…]`.
+fn job_filter(query: &Query) -> ApiResult<impl Fn(&BulkRetry) -> bool + Send + 'static> {
+    let id = query.matcher("id");
+    let in_progress = query.bool("in_progress")?;
+    let created = query.date_range("created_at")?;
+    let completed = query.date_range("completed_at")?;
+    let cancelled = query.date_range("cancelled_at")?;
+    Ok(move |bulk: &BulkRetry| {
+        id(&bulk.id)
+            && in_progress.is_none_or(|wanted| (bulk.status == BulkStatus::Running) == wanted)
+            && created.contains(Some(bulk.created_at))
+            && completed.contains(bulk.completed_at)
+            && cancelled.contains(bulk.cancelled_at)
+    })
 }
 
 /// `GET /bulk/{kind}/retry/{id}`: a job and its progress.
@@ -201,6 +226,15 @@ pub async fn cancel(
         Ok(Json(view(&bulk)))
     })
     .await
+}
+
+/// `POST /bulk/ignored-events/{id}/cancel`: the reference's other spelling
+/// of `/bulk/ignored-events/retry/{id}/cancel` (L6829).
+pub async fn cancel_ignored_events(
+    state: Shared,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    cancel(state, Path(("ignored-events".to_string(), id))).await
 }
 
 /// Continues every job left running by the last run.
@@ -251,6 +285,14 @@ fn step(state: &ApiState, id: &str) -> ApiResult<(BTreeSet<String>, bool)> {
         return Ok((BTreeSet::new(), true));
     }
     let query = Query::parse(Some(&bulk.query));
+    if let Err(error) = refuse_unknown(state, bulk.kind, &query) {
+        // A job saved before its filters were checked (once, a query such as
+        // `created_at={"gte":…}` was stored, which selects everything).
+        tracing::error!(bulk = %id, message = %error.message, "bulk retry cancelled: its query has a filter that is not understood");
+        bulk.status = BulkStatus::Cancelled;
+        bulk.cancelled_at = Some(now_ms());
+        return save_progress(state, bulk, false).map(|finished| (BTreeSet::new(), finished));
+    }
     let page = PageRequest {
         dir: Direction::Asc,
         limit: BATCH,

@@ -13,36 +13,47 @@ use axum::Json;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
+/// The `name` filter of a configuration list, its only one.
+fn name_matcher(raw: Option<&str>) -> ApiResult<impl Fn(&str) -> bool> {
+    let query = Query::parse(raw);
+    let name = query.matcher("name");
+    query.refuse_unread()?;
+    Ok(name)
+}
+
 fn listing(models: Vec<Value>) -> Json<Value> {
     Json(json!({ "count": models.len(), "models": models }))
 }
 
 #[utoipa::path(get, path = "/2023-07-01/sources", tag = "configuration", summary = "Sources, by name", params(("name" = Option<String>, Query, description = "exact name, name[]=…, or name[contains]=…")), responses((status = 200, description = "every source")), security(("api_key" = [])))]
-pub async fn list_sources(State(state): Shared, RawQuery(raw): RawQuery) -> Json<Value> {
-    let name = Query::parse(raw.as_deref()).matcher("name");
+pub async fn list_sources(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+    let name = name_matcher(raw.as_deref())?;
     let catalog = state.catalog.load();
-    listing(
+    Ok(listing(
         catalog
             .sources()
             .into_iter()
             .filter(|o| name(&o.name))
             .map(|o| views::source(o, state.config.load().declared.contains(&o.id)))
             .collect(),
-    )
+    ))
 }
 
 #[utoipa::path(get, path = "/2023-07-01/destinations", tag = "configuration", summary = "Destinations, by name", params(("name" = Option<String>, Query, description = "exact name, name[]=…, or name[contains]=…")), responses((status = 200, description = "every destination")), security(("api_key" = [])))]
-pub async fn list_destinations(State(state): Shared, RawQuery(raw): RawQuery) -> Json<Value> {
-    let name = Query::parse(raw.as_deref()).matcher("name");
+pub async fn list_destinations(
+    State(state): Shared,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let name = name_matcher(raw.as_deref())?;
     let catalog = state.catalog.load();
-    listing(
+    Ok(listing(
         catalog
             .destinations()
             .into_iter()
             .filter(|o| name(&o.name))
             .map(|o| views::destination(o, state.config.load().declared.contains(&o.id)))
             .collect(),
-    )
+    ))
 }
 
 #[utoipa::path(get, path = "/2023-07-01/connections", tag = "configuration", summary = "Connections, by name", params(("name" = Option<String>, Query, description = "exact name, name[]=…, or name[contains]=…")), responses((status = 200, description = "every connection")), security(("api_key" = [])))]
@@ -50,7 +61,7 @@ pub async fn list_connections(
     State(state): Shared,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let name = Query::parse(raw.as_deref()).matcher("name");
+    let name = name_matcher(raw.as_deref())?;
     let catalog = state.catalog.load_full();
     let store = state.store.clone();
     let declared = state.config.load().declared.clone();

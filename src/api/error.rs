@@ -1,5 +1,6 @@
 //! The API's error answer, Hookdeck's shape:
-//! `{ "handled": true, "status": N, "message": "...", "data": {...} }`.
+//! `{ "handled": true, "status": N, "code": "NOT_FOUND", "message": "...", "data": {...} }`,
+//! `code` being the status's name in capitals (`UNPROCESSABLE_ENTITY`).
 
 use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
@@ -94,11 +95,26 @@ impl IntoResponse for ApiError {
         let body = json!({
             "handled": true,
             "status": self.status.as_u16(),
+            "code": status_code_name(self.status),
             "message": self.message,
             "data": self.data,
         });
         (self.status, Json(body)).into_response()
     }
+}
+
+/// `422` → `UNPROCESSABLE_ENTITY`: the status's reason phrase as a constant.
+fn status_code_name(status: StatusCode) -> String {
+    status
+        .canonical_reason()
+        .unwrap_or("UNKNOWN")
+        .chars()
+        .filter_map(|c| match c {
+            ' ' | '-' => Some('_'),
+            '\'' => None,
+            c => Some(c.to_ascii_uppercase()),
+        })
+        .collect()
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,6 +1,7 @@
 //! `/requests` and `/ignored_events`: what came in, and what rules dropped.
 
 use super::error::{ApiError, ApiResult};
+use super::outbound::event_filter;
 use super::query::Query;
 use super::{blocking, bounded_page, views, with_data, ApiState, Shared};
 use crate::model::{IgnoredEvent, Request, RequestStatus};
@@ -11,8 +12,9 @@ use axum::Json;
 use serde_json::Value;
 
 /// `GET /requests`: filters `id`, `source_id`, `status` (accepted/rejected),
-/// `rejection_cause`, `verified`, `created_at[…]`/`ingested_at[…]`; `include=data`.
-#[utoipa::path(get, path = "/2023-07-01/requests", tag = "requests", summary = "Requests received, newest first", params(("limit" = Option<String>, Query, description = "1-250, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "id or id[]"), ("source_id" = Option<String>, Query, description = "source id"), ("status" = Option<String>, Query, description = "accepted or rejected"), ("rejection_cause" = Option<String>, Query, description = "e.g. NO_WEBHOOK"), ("verified" = Option<String>, Query, description = "true or false"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt"), ("include" = Option<String>, Query, description = "data: include the payload"), ("body" = Option<String>, Query, description = "JSON filter on the body (Hookdeck filter syntax)"), ("headers" = Option<String>, Query, description = "JSON filter on the headers")), responses((status = 200, description = "a page of requests"), (status = 422, description = "a bad parameter")), security(("api_key" = [])))]
+/// `rejection_cause`, `verified`, `created_at[…]`/`ingested_at[…]`,
+/// `events_count`/`ignored_count` (numbers, with operators); `include=data`.
+#[utoipa::path(get, path = "/2023-07-01/requests", tag = "requests", summary = "Requests received, newest first", params(("limit" = Option<String>, Query, description = "1-250, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "id or id[]"), ("source_id" = Option<String>, Query, description = "source id"), ("status" = Option<String>, Query, description = "accepted or rejected"), ("rejection_cause" = Option<String>, Query, description = "e.g. NO_WEBHOOK"), ("verified" = Option<String>, Query, description = "true or false"), ("events_count" = Option<String>, Query, description = "number of events; also events_count[gte], gt, lte, lt; likewise ignored_count"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt"), ("include" = Option<String>, Query, description = "data: include the payload"), ("body" = Option<String>, Query, description = "JSON filter on the body (Hookdeck filter syntax)"), ("headers" = Option<String>, Query, description = "JSON filter on the headers")), responses((status = 200, description = "a page of requests"), (status = 422, description = "a bad parameter")), security(("api_key" = [])))]
 pub async fn list_requests(
     State(state): Shared,
     RawQuery(raw): RawQuery,
@@ -21,6 +23,7 @@ pub async fn list_requests(
     let page = query.page()?;
     let keep = request_filter(&query, &state.store)?;
     let include_data = query.one("include") == Some("data");
+    query.refuse_unread()?;
     let budget = state.config.load().limits.api_page_bytes;
     let store = state.store.clone();
     // Requests acknowledged before this call are listed.
@@ -56,6 +59,8 @@ pub(super) fn request_filter(
     let created = query.date_range("created_at")?;
     let ingested = query.date_range("ingested_at")?;
     let payload = query.payload_filter()?;
+    let events_count = query.numbers("events_count")?;
+    let ignored_count = query.numbers("ignored_count")?;
     let store = store.clone();
     Ok(move |r: &Request| {
         id(&r.id)
@@ -68,7 +73,14 @@ pub(super) fn request_filter(
                 filter.matches(store.request_payload(&r.id).ok().flatten().as_ref())
             })
             && ingested.contains(Some(r.received_at))
+            && events_count.contains_looked_up(|| length(store.events_of_request(&r.id)))
+            && ignored_count.contains_looked_up(|| length(store.ignored_events_of_request(&r.id)))
     })
+}
+
+/// How many records a look-up found; None when it failed.
+fn length<T>(found: crate::store::Result<Vec<T>>) -> Option<u64> {
+    found.ok().map(|all| all.len() as u64)
 }
 
 /// `GET /requests/:id`, with its data.
@@ -85,32 +97,43 @@ pub async fn get_request(State(state): Shared, Path(id): Path<String>) -> ApiRes
     .await
 }
 
-/// `GET /requests/:id/events`
-#[utoipa::path(get, path = "/2023-07-01/requests/{id}/events", tag = "requests", summary = "The events a request became", params(("id" = String, Path, description = "req_…")), responses((status = 200, description = "its events"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
+/// `GET /requests/:id/events`, with the filters of `GET /events`.
+#[utoipa::path(get, path = "/2023-07-01/requests/{id}/events", tag = "requests", summary = "The events a request became (filters as GET /events)", params(("id" = String, Path, description = "req_…")), responses((status = 200, description = "its events"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
 pub async fn request_events(
     State(state): Shared,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    of_request(&state, id, |store, id| {
+    let query = Query::parse(raw.as_deref());
+    let keep = event_filter(&query, &state.store)?;
+    query.refuse_unread()?;
+    of_request(&state, id, move |store, id| {
         Ok(store
             .events_of_request(id)?
             .iter()
+            .filter(|e| keep(e))
             .map(|e| views::event(e, None))
             .collect())
     })
     .await
 }
 
-/// `GET /requests/:id/ignored_events`
-#[utoipa::path(get, path = "/2023-07-01/requests/{id}/ignored_events", tag = "requests", summary = "Why connections ignored a request", params(("id" = String, Path, description = "req_…")), responses((status = 200, description = "its ignored events"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
+/// `GET /requests/:id/ignored_events` (or `ignored-events`), with the
+/// filters of `GET /ignored_events`.
+#[utoipa::path(get, path = "/2023-07-01/requests/{id}/ignored_events", tag = "requests", summary = "Why connections ignored a request (filters as GET /ignored_events)", params(("id" = String, Path, description = "req_…")), responses((status = 200, description = "its ignored events"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
 pub async fn request_ignored_events(
     State(state): Shared,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    of_request(&state, id, |store, id| {
+    let query = Query::parse(raw.as_deref());
+    let keep = ignored_filter(&query)?;
+    query.refuse_unread()?;
+    of_request(&state, id, move |store, id| {
         Ok(store
             .ignored_events_of_request(id)?
             .iter()
+            .filter(|i| keep(i))
             .map(views::ignored_event)
             .collect())
     })
@@ -202,6 +225,7 @@ pub async fn list_ignored_events(
     let query = Query::parse(raw.as_deref());
     let page = query.page()?;
     let keep = ignored_filter(&query)?;
+    query.refuse_unread()?;
     let budget = state.config.load().limits.api_page_bytes;
     let store = state.store.clone();
     blocking(move || {

@@ -96,7 +96,11 @@ fn issue_view(issue: &Issue) -> Value {
 }
 
 #[utoipa::path(get, path = "/2023-07-01/issue-triggers", tag = "issues", summary = "Issue triggers", responses((status = 200, description = "every trigger")), security(("api_key" = [])))]
-pub async fn list_triggers(State(state): Shared) -> ApiResult<Json<Value>> {
+pub async fn list_triggers(
+    State(state): Shared,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    Query::parse(raw.as_deref()).refuse_unread()?;
     let store = state.store.clone();
     blocking(move || {
         let models: Vec<Value> = store.issue_triggers()?.iter().map(trigger_view).collect();
@@ -214,6 +218,7 @@ fn selected(state: &super::ApiState, raw: Option<&str>) -> ApiResult<Vec<Issue>>
         query.matcher("type"),
         query.matcher("issue_trigger_id"),
     );
+    query.refuse_unread()?;
     let mut issues = Vec::new();
     for issue in state.store.issues() {
         let issue = issue?;

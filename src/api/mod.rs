@@ -1,5 +1,6 @@
 //! The management REST API, on its own listener (`server.api_listen`), modelled on
-//! Hookdeck's `2023-07-01` API: the same paths with and without the version prefix.
+//! Hookdeck's `2023-07-01` API: the same paths with and without a version
+//! prefix (`API_VERSIONS`), and with the reference's other spellings.
 
 mod applications;
 mod auth;
@@ -105,6 +106,13 @@ pub fn resume(state: &Arc<ApiState>) -> Result<(), String> {
 
 type Shared = State<Arc<ApiState>>;
 
+/// The version prefixes served, each the same API: the reference's and the
+/// one Hookdeck's SDKs send by default.
+pub const API_VERSIONS: [&str; 2] = ["2023-07-01", "2024-03-01"];
+
+/// Connections were once "webhooks"; the reference keeps `/webhooks` working (L345).
+const CONNECTION_ROOTS: [&str; 2] = ["/connections", "/webhooks"];
+
 /// The API's routes, behind the API-key check.
 pub fn router(state: Arc<ApiState>) -> Routes {
     let resources = Routes::new()
@@ -113,6 +121,10 @@ pub fn router(state: Arc<ApiState>) -> Routes {
         .route("/requests/{id}/events", get(inbound::request_events))
         .route(
             "/requests/{id}/ignored_events",
+            get(inbound::request_ignored_events),
+        )
+        .route(
+            "/requests/{id}/ignored-events",
             get(inbound::request_ignored_events),
         )
         .route("/requests/{id}/retry", post(inbound::retry_request))
@@ -137,6 +149,11 @@ pub fn router(state: Arc<ApiState>) -> Routes {
         .route("/transformations/run", put(transformations::run))
         .route("/bulk/{kind}/retry", get(bulk::list).post(bulk::create))
         .route("/bulk/{kind}/retry/plan", get(bulk::plan))
+        .route("/bulk/{kind}/retry/plan/generate", get(bulk::plan))
+        .route(
+            "/bulk/ignored-events/{id}/cancel",
+            post(bulk::cancel_ignored_events),
+        )
         .route("/bulk/{kind}/retry/{id}", get(bulk::get))
         .route("/bulk/{kind}/retry/{id}/cancel", post(bulk::cancel))
         .route("/bookmarks", get(bookmarks::list).post(bookmarks::create))
@@ -188,12 +205,6 @@ pub fn router(state: Arc<ApiState>) -> Routes {
                 .put(objects::upsert),
         )
         .route(
-            "/connections",
-            get(catalog::list_connections)
-                .post(objects::create)
-                .put(objects::upsert),
-        )
-        .route(
             "/sources/{id}",
             get(catalog::get_source)
                 .put(objects::update)
@@ -205,24 +216,20 @@ pub fn router(state: Arc<ApiState>) -> Routes {
                 .put(objects::update)
                 .delete(objects::delete),
         )
-        .route(
-            "/connections/{id}",
-            get(catalog::get_connection)
-                .put(objects::update)
-                .delete(objects::delete),
-        )
         .route("/destinations/{id}/queue", get(catalog::destination_queue))
-        .route("/connections/{id}/pause", put(catalog::pause_connection))
-        .route(
-            "/connections/{id}/unpause",
-            put(catalog::unpause_connection),
-        )
         .route(
             "/{kind}/{id}/{action}",
             put(objects::archive_action).post(objects::archive_action),
-        );
-    Routes::new()
-        .nest("/2023-07-01", resources.clone())
+        )
+        .merge(connection_routes());
+    let versioned = API_VERSIONS.iter().fold(Routes::new(), |routes, version| {
+        routes.nest(&format!("/{version}"), resources.clone())
+    });
+    let openapi = API_VERSIONS.iter().fold(
+        Routes::new().route("/openapi.json", get(openapi::document)),
+        |routes, version| routes.route(&format!("/{version}/openapi"), get(openapi::document)),
+    );
+    versioned
         .merge(resources)
         .nest("/v1", v1::routes())
         .nest("/api/webhook-deliveries", webhook_deliveries::routes())
@@ -238,8 +245,35 @@ pub fn router(state: Arc<ApiState>) -> Routes {
             auth::require_key,
         ))
         // The description holds no data, so it is readable without a key.
-        .route("/openapi.json", get(openapi::document))
+        .merge(openapi)
         .with_state(state)
+}
+
+/// `/connections/…`, and the same under `/webhooks`.
+fn connection_routes() -> Routes<Arc<ApiState>> {
+    CONNECTION_ROOTS.iter().fold(Routes::new(), |routes, root| {
+        routes
+            .route(
+                root,
+                get(catalog::list_connections)
+                    .post(objects::create)
+                    .put(objects::upsert),
+            )
+            .route(
+                &format!("{root}/{{id}}"),
+                get(catalog::get_connection)
+                    .put(objects::update)
+                    .delete(objects::delete),
+            )
+            .route(
+                &format!("{root}/{{id}}/pause"),
+                put(catalog::pause_connection),
+            )
+            .route(
+                &format!("{root}/{{id}}/unpause"),
+                put(catalog::unpause_connection),
+            )
+    })
 }
 
 /// A record's view, with its payload when `include=data` asked for it.

@@ -15,18 +15,21 @@ use std::sync::Arc;
 
 /// The resource a call is about, from its path (`/2023-07-01/sources/…` → `sources`).
 fn table_of(uri: &Uri) -> String {
-    let path = uri
-        .path()
-        .trim_start_matches("/2023-07-01")
-        .trim_start_matches('/');
-    path.split('/').next().unwrap_or_default().to_string()
+    let mut segments = uri.path().split('/').filter(|s| !s.is_empty());
+    let first = segments.next().unwrap_or_default();
+    let table = if super::API_VERSIONS.contains(&first) {
+        segments.next().unwrap_or_default()
+    } else {
+        first
+    };
+    table.to_string()
 }
 
 fn kind_of(table: &str) -> ApiResult<ObjectKind> {
     match table {
         "sources" => Ok(ObjectKind::Source),
         "destinations" => Ok(ObjectKind::Destination),
-        "connections" => Ok(ObjectKind::Connection),
+        "connections" | "webhooks" => Ok(ObjectKind::Connection),
         other => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no resource \"{other}\""),

@@ -11,7 +11,7 @@ use utoipa::{Modify, OpenApi};
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "hookgate management API", description = "Hookdeck 2023-07-01 style; every path also works without the /2023-07-01 prefix. Outbound webhooks: /v1/... and /api/webhook-deliveries."),
+    info(title = "hookgate management API", description = "Hookdeck 2023-07-01 style; every path also works without the /2023-07-01 prefix and under /2024-03-01, and /webhooks is /connections. Outbound webhooks: /v1/... and /api/webhook-deliveries."),
     paths(
         inbound::list_requests, inbound::get_request, inbound::request_events, inbound::request_ignored_events,
         inbound::retry_request, inbound::list_ignored_events, inbound::get_ignored_event,

@@ -12,13 +12,15 @@ use serde_json::{json, Value};
 
 /// `GET /events`: filters `id`, `status`, `webhook_id`, `source_id`,
 /// `destination_id`, `request_id`, `attempts`, `response_status`, `error_code`,
-/// `created_at[…]`, `last_attempt_at[…]`; `include=data`.
-#[utoipa::path(get, path = "/2023-07-01/events", tag = "events", summary = "Events, newest first", params(("limit" = Option<String>, Query, description = "1-250, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "id or id[]"), ("status" = Option<String>, Query, description = "SCHEDULED, QUEUED, HOLD, SUCCESSFUL, FAILED"), ("webhook_id" = Option<String>, Query, description = "connection id"), ("source_id" = Option<String>, Query, description = "source id"), ("destination_id" = Option<String>, Query, description = "destination id"), ("request_id" = Option<String>, Query, description = "request id"), ("attempts" = Option<String>, Query, description = "number of attempts"), ("response_status" = Option<String>, Query, description = "last response status"), ("error_code" = Option<String>, Query, description = "e.g. TIMEOUT"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt"), ("last_attempt_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any"), ("include" = Option<String>, Query, description = "data: include the payload"), ("body" = Option<String>, Query, description = "JSON filter on the body (Hookdeck filter syntax)"), ("headers" = Option<String>, Query, description = "JSON filter on the headers")), responses((status = 200, description = "a page of events"), (status = 422, description = "a bad parameter")), security(("api_key" = [])))]
+/// `created_at[…]`, `last_attempt_at[…]`, `successful_at[…]`, the payload
+/// filters and `search_term`; `include=data`.
+#[utoipa::path(get, path = "/2023-07-01/events", tag = "events", summary = "Events, newest first", params(("limit" = Option<String>, Query, description = "1-250, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "id or id[]"), ("status" = Option<String>, Query, description = "SCHEDULED, QUEUED, HOLD, SUCCESSFUL, FAILED"), ("webhook_id" = Option<String>, Query, description = "connection id"), ("source_id" = Option<String>, Query, description = "source id"), ("destination_id" = Option<String>, Query, description = "destination id"), ("request_id" = Option<String>, Query, description = "request id"), ("attempts" = Option<String>, Query, description = "number of attempts; also attempts[gte], gt, lte, lt"), ("response_status" = Option<String>, Query, description = "last response status; also response_status[gte], gt, lte, lt, any"), ("error_code" = Option<String>, Query, description = "e.g. TIMEOUT"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt"), ("last_attempt_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any"), ("include" = Option<String>, Query, description = "data: include the payload"), ("body" = Option<String>, Query, description = "JSON filter on the body (Hookdeck filter syntax)"), ("headers" = Option<String>, Query, description = "JSON filter on the headers")), responses((status = 200, description = "a page of events"), (status = 422, description = "a bad parameter")), security(("api_key" = [])))]
 pub async fn list_events(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
     let page = query.page()?;
     let keep = event_filter(&query, &state.store)?;
     let include_data = query.one("include") == Some("data");
+    query.refuse_unread()?;
     let budget = state.config.load().limits.api_page_bytes;
     let store = state.store.clone();
     blocking(move || {
@@ -45,10 +47,11 @@ pub(super) fn event_filter(
         query.matcher("request_id"),
     );
     let error_code = query.matcher("error_code");
-    let response_status = query.matcher("response_status");
-    let attempts = query.number("attempts")?;
+    let response_status = query.numbers("response_status")?;
+    let attempts = query.numbers("attempts")?;
     let created: Range = query.date_range("created_at")?;
     let last_attempt: Range = query.date_range("last_attempt_at")?;
+    let successful: Range = query.date_range("successful_at")?;
     let payload = query.payload_filter()?;
     let store = store.clone();
     Ok(move |e: &Event| {
@@ -59,10 +62,11 @@ pub(super) fn event_filter(
             && destination(&e.destination_id)
             && request(&e.request_id)
             && error_code(e.error_code.as_deref().unwrap_or_default())
-            && response_status(&e.response_status.map(|s| s.to_string()).unwrap_or_default())
-            && attempts.is_none_or(|n| u64::from(e.attempts) == n)
+            && response_status.contains(e.response_status.map(u64::from))
+            && attempts.contains(Some(u64::from(e.attempts)))
             && created.contains(Some(e.created_at))
             && last_attempt.contains(e.last_attempt_at)
+            && successful.contains(e.successful_at)
             && payload
                 .as_ref()
                 .is_none_or(|filter| filter.matches(store.event_payload(e).ok().flatten().as_ref()))
@@ -138,6 +142,7 @@ pub async fn list_attempts(
         .one("event_id")
         .ok_or_else(|| ApiError::invalid("event_id", "is required"))?
         .to_string();
+    query.refuse_unread()?;
     let store = state.store.clone();
     blocking(move || {
         let mut attempts = store.attempts_of(&event_id)?;

@@ -1,22 +1,38 @@
-//! Hookdeck-style query strings: `id=a`, `id[]=a&id[]=b`, `created_at[gte]=…`,
-//! and the paging parameters `limit`, `dir`, `order_by`, `next`, `prev`.
-//! Parsed by hand because the bracket forms are beyond serde_urlencoded.
+//! Hookdeck-style query strings: `id=a`, `id[]=a&id[]=b` (or `id[0]=a`),
+//! `created_at[gte]=…`, `attempts[lt]=3`, and the paging parameters `limit`,
+//! `dir`, `order_by`, `next`, `prev`. Parsed by hand because the bracket forms
+//! are beyond serde_urlencoded. The same filters also come as a JSON object
+//! (a bulk retry's `query`): `{"created_at": {"gte": "…"}, "status": ["FAILED"]}`.
+//!
+//! Every parameter an endpoint reads is remembered, so that `refuse_unread`
+//! can answer 422 for one it does not know: a filter silently ignored would
+//! select everything, and a bulk retry would then act on everything.
 
 use super::error::{ApiError, ApiResult};
 use crate::model::Payload;
 use crate::pipeline::filter::RequestFilter;
 use crate::pipeline::view::filter_root;
 use crate::store::{Cursor, Direction, PageRequest};
-use serde_json::Value;
+use serde_json::{Map, Value};
+use std::collections::BTreeSet;
+use std::sync::Mutex;
 use time::format_description::well_known::{Iso8601, Rfc3339};
 use time::{OffsetDateTime, PrimitiveDateTime};
 
 const DEFAULT_LIMIT: usize = 100;
 const MAX_LIMIT: usize = 250;
 
+/// Known to every list, read or not: paging and `include`.
+const ALWAYS_KNOWN: [&str; 6] = ["include", "limit", "next", "prev", "order_by", "dir"];
+
+/// Filters whose value is JSON text (a payload filter), not an operator object.
+const JSON_VALUED: [&str; 4] = ["body", "headers", "parsed_query", "path"];
+
 /// The parsed query string of one API call.
 pub struct Query {
     pairs: Vec<(String, String)>,
+    /// The keys read so far (see `refuse_unread`).
+    read: Mutex<BTreeSet<String>>,
 }
 
 /// An inclusive-or-exclusive time window in ms, from `field[gte]=…` and friends.
@@ -47,21 +63,164 @@ impl Range {
     }
 }
 
+/// A number `7` that every exact value (`attempts=7`, `attempts[]=7`) and
+/// every bound (`attempts[gte]=5`) must agree with.
+#[derive(Debug, Default, Clone)]
+pub struct Numbers {
+    exact: Vec<u64>,
+    range: Range,
+}
+
+impl Numbers {
+    /// Does a value (None when the record lacks it) match?
+    pub fn contains(&self, value: Option<u64>) -> bool {
+        (self.exact.is_empty() || value.is_some_and(|v| self.exact.contains(&v)))
+            && self.range.contains(value)
+    }
+
+    /// `contains`, looking the value up only when there is a constraint:
+    /// for values that cost a look-up (a request's count of events).
+    pub fn contains_looked_up(&self, value: impl FnOnce() -> Option<u64>) -> bool {
+        let unconstrained = self.exact.is_empty()
+            && self.range.low.is_none()
+            && self.range.high.is_none()
+            && self.range.any.is_none();
+        unconstrained || self.contains(value())
+    }
+}
+
 impl Query {
     pub fn parse(raw: Option<&str>) -> Query {
         let pairs = url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
-        Query { pairs }
+        Query::from_pairs(pairs)
     }
 
-    /// Every value of `name` given as `name=v` or `name[]=v`.
-    pub fn all(&self, name: &str) -> Vec<&str> {
-        let listed = format!("{name}[]");
+    fn from_pairs(pairs: Vec<(String, String)>) -> Query {
+        Query {
+            pairs,
+            read: Mutex::default(),
+        }
+    }
+
+    /// The filters of a JSON object, as their query string would give them:
+    /// `{"status": ["A"], "created_at": {"gte": "…"}, "body": {…}}` →
+    /// `status[]=A`, `created_at[gte]=…`, `body={…}`. A null is no filter.
+    pub fn from_json(filters: &Map<String, Value>) -> Query {
+        let mut pairs = Vec::new();
+        for (key, value) in filters {
+            flatten(key, value, &mut pairs);
+        }
+        Query::from_pairs(pairs)
+    }
+
+    /// This query with a `query` parameter holding a JSON object of filters
+    /// (`?query={"created_at":{"gte":"…"}}`) replaced by those filters.
+    pub fn with_json_query(self) -> ApiResult<Query> {
+        let Some(json) = self.one("query") else {
+            return Ok(self);
+        };
+        let filters = match serde_json::from_str(json) {
+            Ok(Value::Object(filters)) => filters,
+            _ => {
+                return Err(ApiError::invalid(
+                    "query",
+                    "must be a JSON object of filters",
+                ))
+            }
+        };
+        let mut pairs: Vec<_> = self
+            .pairs
+            .into_iter()
+            .filter(|(k, _)| k != "query")
+            .collect();
+        pairs.extend(Query::from_json(&filters).pairs);
+        Ok(Query::from_pairs(pairs))
+    }
+
+    /// The filters as the JSON object `from_json` reads (`status[]=A` →
+    /// `{"status": ["A"]}`); whole numbers come back as numbers.
+    pub fn to_json(&self) -> Value {
+        let mut filters = Map::new();
+        for (key, text) in &self.pairs {
+            let (name, op) = match key.split_once('[') {
+                Some((name, rest)) => (name, rest.strip_suffix(']')),
+                None => (key.as_str(), None),
+            };
+            let value = if JSON_VALUED.contains(&name) {
+                serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.clone()))
+            } else {
+                parse_number(text).map_or_else(|| Value::String(text.clone()), Value::from)
+            };
+            let entry = filters.entry(name.to_string());
+            match op {
+                None => {
+                    entry.or_insert(value);
+                }
+                Some(op) if is_list_index(op) => {
+                    if let Value::Array(items) = entry.or_insert_with(|| Value::Array(Vec::new())) {
+                        items.push(value);
+                    }
+                }
+                Some(op) => {
+                    if let Value::Object(ops) = entry.or_insert_with(|| Value::Object(Map::new())) {
+                        ops.insert(op.to_string(), value);
+                    }
+                }
+            }
+        }
+        Value::Object(filters)
+    }
+
+    /// The query string of these parameters.
+    pub fn to_query_string(&self) -> String {
+        let mut out = url::form_urlencoded::Serializer::new(String::new());
+        out.extend_pairs(&self.pairs);
+        out.finish()
+    }
+
+    /// A 422 naming the first parameter no reader asked for (an unknown
+    /// filter, or an operator the filter does not have).
+    pub fn refuse_unread(&self) -> ApiResult<()> {
+        let read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        let unread = self.pairs.iter().map(|(k, _)| k).find(|key| {
+            let name = key.split('[').next().unwrap_or_default();
+            !read.contains(key.as_str()) && !ALWAYS_KNOWN.contains(&name)
+        });
+        match unread {
+            Some(key) => Err(ApiError::invalid(
+                key,
+                "unknown parameter or operator for this endpoint",
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// The operators given on `name` (`name[gte]=v` → `("gte", "v")`,
+    /// array indices aside), marked read.
+    fn operators(&self, name: &str) -> Vec<(&str, &str)> {
+        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
         self.pairs
             .iter()
-            .filter(|(k, _)| *k == name || *k == listed)
-            .map(|(_, v)| v.as_str())
+            .filter_map(|(key, value)| {
+                let op = operator(key, name).filter(|op| !is_list_index(op))?;
+                read.insert(key.clone());
+                Some((op, value.as_str()))
+            })
+            .collect()
+    }
+
+    /// Every value of `name` given as `name=v`, `name[]=v` or `name[0]=v`.
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        self.pairs
+            .iter()
+            .filter(|(k, _)| k == name || operator(k, name).is_some_and(is_list_index))
+            .map(|(k, v)| {
+                read.insert(k.clone());
+                v.as_str()
+            })
             .collect()
     }
 
@@ -73,11 +232,14 @@ impl Query {
     /// `name[contains]=part` too: the value must contain every such part.
     pub fn matcher(&self, name: &str) -> impl Fn(&str) -> bool + Send + Sync + 'static {
         let wanted: Vec<String> = self.all(name).into_iter().map(str::to_string).collect();
+        let contains = format!("{name}[contains]");
         let parts: Vec<String> = self
-            .all(&format!("{name}[contains]"))
-            .into_iter()
-            .map(str::to_string)
+            .pairs
+            .iter()
+            .filter(|(k, _)| *k == contains)
+            .map(|(_, v)| v.clone())
             .collect();
+        self.mark_read(&contains);
         move |value: &str| {
             (wanted.is_empty() || wanted.iter().any(|w| w == value))
                 && parts.iter().all(|part| value.contains(part.as_str()))
@@ -99,10 +261,7 @@ impl Query {
 
     pub fn number(&self, name: &str) -> ApiResult<Option<u64>> {
         self.one(name)
-            .map(|v| {
-                v.parse()
-                    .map_err(|_| ApiError::invalid(name, format!("\"{v}\" is not a whole number")))
-            })
+            .map(|v| parse_number(v).ok_or_else(|| not_a_number(name, v)))
             .transpose()
     }
 
@@ -119,13 +278,12 @@ impl Query {
 
     /// Each `name[KEY]=value` as `(KEY, value)`, in order.
     pub fn bracketed(&self, name: &str) -> Vec<(&str, &str)> {
+        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
         self.pairs
             .iter()
             .filter_map(|(key, value)| {
-                let inner = key
-                    .strip_prefix(name)?
-                    .strip_prefix('[')?
-                    .strip_suffix(']')?;
+                let inner = operator(key, name)?;
+                read.insert(key.clone());
                 Some((inner, value.as_str()))
             })
             .collect()
@@ -133,21 +291,36 @@ impl Query {
 
     /// `name[gte]`, `name[gt]`, `name[lte]`, `name[lt]` (ISO 8601 dates) and `name[any]`.
     pub fn date_range(&self, name: &str) -> ApiResult<Range> {
+        self.range(name, parse_date, "an ISO 8601 date")
+    }
+
+    /// `name=n` or `name[]=n` (any of them), and the bounds `name[gte]=n`,
+    /// `name[gt]`, `name[lte]`, `name[lt]`, `name[any]`: whole numbers.
+    pub fn numbers(&self, name: &str) -> ApiResult<Numbers> {
+        let exact = self
+            .all(name)
+            .into_iter()
+            .map(|v| parse_number(v).ok_or_else(|| not_a_number(name, v)))
+            .collect::<ApiResult<_>>()?;
+        let range = self.range(name, parse_number, "a whole number")?;
+        Ok(Numbers { exact, range })
+    }
+
+    fn range(&self, name: &str, parse: fn(&str) -> Option<u64>, kind: &str) -> ApiResult<Range> {
         let mut range = Range::default();
-        for (op, value) in self.bracketed(name) {
+        for (op, value) in self.operators(name) {
             let field = format!("{name}[{op}]");
             if op == "any" {
                 range.any = Some(value == "true");
                 continue;
             }
-            let ms = parse_date(value).ok_or_else(|| {
-                ApiError::invalid(&field, format!("\"{value}\" is not an ISO 8601 date"))
-            })?;
+            let bound = parse(value)
+                .ok_or_else(|| ApiError::invalid(&field, format!("\"{value}\" is not {kind}")))?;
             match op {
-                "gte" => range.low = Some((ms, true)),
-                "gt" => range.low = Some((ms, false)),
-                "lte" => range.high = Some((ms, true)),
-                "lt" => range.high = Some((ms, false)),
+                "gte" => range.low = Some((bound, true)),
+                "gt" => range.low = Some((bound, false)),
+                "lte" => range.high = Some((bound, true)),
+                "lt" => range.high = Some((bound, false)),
                 _ => {
                     return Err(ApiError::invalid(
                         &field,
@@ -159,8 +332,14 @@ impl Query {
         Ok(range)
     }
 
+    fn mark_read(&self, key: &str) {
+        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        read.insert(key.to_string());
+    }
+
     /// `body`, `headers`, `parsed_query` (JSON) and `path`: Hookdeck filters on a
-    /// payload, as in a connection's filter rule. None when none is given.
+    /// payload, as in a connection's filter rule; and `search_term`, a text
+    /// the payload contains somewhere. None when none is given.
     pub fn payload_filter(&self) -> ApiResult<Option<PayloadFilter>> {
         let json = |name: &str| -> ApiResult<Option<Value>> {
             self.one(name)
@@ -174,17 +353,31 @@ impl Query {
         let path = self
             .one("path")
             .map(|p| serde_json::from_str(p).unwrap_or_else(|_| Value::String(p.to_string())));
-        if body.is_none() && headers.is_none() && query.is_none() && path.is_none() {
+        let search_term = self.one("search_term").map(str::to_string);
+        if search_term
+            .as_ref()
+            .is_some_and(|term| term.chars().count() < 3)
+        {
+            return Err(ApiError::invalid(
+                "search_term",
+                "must be at least 3 characters",
+            ));
+        }
+        let rules = if body.is_none() && headers.is_none() && query.is_none() && path.is_none() {
+            None
+        } else {
+            let compiled = RequestFilter::compile(
+                headers.as_ref(),
+                body.as_ref(),
+                query.as_ref(),
+                path.as_ref(),
+            );
+            Some(compiled.map_err(|e| ApiError::invalid("body", format!("invalid filter: {e}")))?)
+        };
+        if rules.is_none() && search_term.is_none() {
             return Ok(None);
         }
-        let filter = RequestFilter::compile(
-            headers.as_ref(),
-            body.as_ref(),
-            query.as_ref(),
-            path.as_ref(),
-        )
-        .map_err(|e| ApiError::invalid("body", format!("invalid filter: {e}")))?;
-        Ok(Some(PayloadFilter(filter)))
+        Ok(Some(PayloadFilter { rules, search_term }))
     }
 
     /// `limit`, `dir`, `order_by`, `next`, `prev`.
@@ -225,13 +418,69 @@ impl Query {
 }
 
 /// A filter on payloads (see `Query::payload_filter`).
-pub struct PayloadFilter(RequestFilter);
+pub struct PayloadFilter {
+    rules: Option<RequestFilter>,
+    search_term: Option<String>,
+}
 
 impl PayloadFilter {
     /// Does the payload (when there is one) match?
     pub fn matches(&self, payload: Option<&Payload>) -> bool {
-        payload.is_some_and(|p| self.0.matches(&filter_root(p)))
+        payload.is_some_and(|p| {
+            self.rules
+                .as_ref()
+                .is_none_or(|rules| rules.matches(&filter_root(p)))
+                && self
+                    .search_term
+                    .as_deref()
+                    .is_none_or(|term| mentions(p, term))
+        })
     }
+}
+
+/// Does the body, a header value, the path or the query contain `term`?
+fn mentions(payload: &Payload, term: &str) -> bool {
+    String::from_utf8_lossy(&payload.body).contains(term)
+        || payload
+            .headers
+            .iter()
+            .any(|(_, value)| value.contains(term))
+        || payload.path.contains(term)
+        || payload.query.contains(term)
+}
+
+/// The operator of `key` when it is `name[op]`.
+fn operator<'k>(key: &'k str, name: &str) -> Option<&'k str> {
+    key.strip_prefix(name)?.strip_prefix('[')?.strip_suffix(']')
+}
+
+/// `[]` and `[0]` list values rather than name an operator.
+fn is_list_index(op: &str) -> bool {
+    op.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Adds the pairs one JSON filter stands for (see `Query::from_json`).
+fn flatten(key: &str, value: &Value, pairs: &mut Vec<(String, String)>) {
+    match value {
+        Value::Null => {}
+        Value::String(text) => pairs.push((key.to_string(), text.clone())),
+        _ if JSON_VALUED.contains(&key) => pairs.push((key.to_string(), value.to_string())),
+        Value::Array(items) => items
+            .iter()
+            .for_each(|item| flatten(&format!("{key}[]"), item, pairs)),
+        Value::Object(operators) => operators
+            .iter()
+            .for_each(|(op, operand)| flatten(&format!("{key}[{op}]"), operand, pairs)),
+        scalar => pairs.push((key.to_string(), scalar.to_string())),
+    }
+}
+
+fn parse_number(text: &str) -> Option<u64> {
+    text.parse().ok()
+}
+
+fn not_a_number(field: &str, text: &str) -> ApiError {
+    ApiError::invalid(field, format!("\"{text}\" is not a whole number"))
 }
 
 /// An RFC 3339 time, another ISO 8601 time (what clients' date libraries
@@ -294,6 +543,27 @@ mod tests {
             Query::parse(Some("dir=up")).page().unwrap_err().data["field"],
             "dir"
         );
+    }
+
+    #[test]
+    fn json_filters_read_as_their_query_string_and_unread_ones_are_named() {
+        let filters = serde_json::json!({
+            "status": ["FAILED"], "attempts": { "gte": 2 }, "body": { "a": 1 }, "cli_id": null
+        });
+        let q = Query::from_json(filters.as_object().unwrap());
+        assert_eq!(
+            q.to_query_string(),
+            "attempts%5Bgte%5D=2&body=%7B%22a%22%3A1%7D&status%5B%5D=FAILED"
+        );
+        let mut round_trip = filters.clone();
+        round_trip.as_object_mut().unwrap().remove("cli_id");
+        assert_eq!(q.to_json(), round_trip);
+        let attempts = q.numbers("attempts").unwrap();
+        assert!(attempts.contains(Some(2)) && !attempts.contains(Some(1)));
+        assert_eq!(q.refuse_unread().unwrap_err().data["field"], "body");
+        q.payload_filter().unwrap();
+        q.all("status");
+        q.refuse_unread().unwrap();
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! every answer, a 429 with `Retry-After` past the budget.
 
 use super::error::ApiError;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
@@ -115,7 +115,11 @@ impl Standing {
         }
         headers.insert("x-ratelimit-limit", self.limit.into());
         headers.insert("x-ratelimit-remaining", self.remaining.into());
-        headers.insert("x-ratelimit-reset", self.reset_seconds.into());
+        // An ISO 8601 time, as Hookdeck's API gives it.
+        let reset_at = crate::ids::now_ms().saturating_add(self.reset_seconds.saturating_mul(1000));
+        let reset_at = HeaderValue::from_str(&crate::ids::iso8601(reset_at))
+            .expect("an ISO 8601 time is a valid header value");
+        headers.insert("x-ratelimit-reset", reset_at);
     }
 }
 

@@ -125,7 +125,8 @@ fn check_code(state: &ApiState, name: &str, code: &str) -> ApiResult<()> {
 }
 
 #[utoipa::path(get, path = "/2023-07-01/transformations", tag = "transformations", summary = "Stored transformations", responses((status = 200, description = "the transformations")), security(("api_key" = [])))]
-pub async fn list(State(state): Shared) -> ApiResult<Json<Value>> {
+pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+    Query::parse(raw.as_deref()).refuse_unread()?;
     let store = state.store.clone();
     blocking(move || {
         let models: Vec<Value> = store
@@ -275,7 +276,9 @@ pub async fn executions(
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let limit = Query::parse(raw.as_deref()).page()?.limit;
+    let query = Query::parse(raw.as_deref());
+    let limit = query.page()?.limit;
+    query.refuse_unread()?;
     blocking(move || {
         let models: Vec<Value> = state
             .store
