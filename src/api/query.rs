@@ -169,13 +169,12 @@ impl Query {
         if body.is_none() && headers.is_none() && query.is_none() && path.is_none() {
             return Ok(None);
         }
-        let filter = RequestFilter::compile(
+        let filter = RequestFilter::new(
             headers.as_ref(),
             body.as_ref(),
             query.as_ref(),
             path.as_ref(),
-        )
-        .map_err(|e| ApiError::invalid("body", format!("invalid filter: {e}")))?;
+        );
         Ok(Some(PayloadFilter(filter)))
     }
 

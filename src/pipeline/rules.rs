@@ -121,13 +121,12 @@ impl RuleSpec {
                         "a filter needs at least one of headers, body, query or path".into(),
                     );
                 }
-                let filter = RequestFilter::compile(
+                let filter = RequestFilter::new(
                     headers.as_ref(),
                     body.as_ref(),
                     query.as_ref(),
                     path.as_ref(),
-                )
-                .map_err(|e| format!("invalid filter: {e}"))?;
+                );
                 Ok(Rule::Filter(Arc::new(
                     filter.with_max_steps(context.filter_max_steps),
                 )))
