@@ -10,6 +10,7 @@ mod common;
 mod delivery;
 mod disk;
 mod filter_budget;
+mod filters;
 mod ingress;
 mod ingress_hostile;
 mod issues;
