@@ -34,7 +34,7 @@ pub use eval::{Evaluation, DEFAULT_MAX_STEPS};
 pub use lint::FilterWarning;
 
 use eval::{Eval, GaveUp};
-use matching::{Matcher, Positions};
+use matching::{Matcher, Scope};
 use serde_json::{Map, Value};
 
 /// The key of the one-key object `{"$null": true}`, which stands for `null` in TOML.
@@ -127,7 +127,7 @@ impl RequestFilter {
         let eval = Eval::new(self.max_steps);
         let matcher = Matcher { eval: &eval };
         let matched = self.parts.iter().try_fold(true, |all, (part, spec)| {
-            Ok::<bool, GaveUp>(all && matcher.matches(root.get(part), spec, None, Positions::NONE)?)
+            Ok::<bool, GaveUp>(all && matcher.matches(root.get(part), spec, Scope::START)?)
         });
         eval.finish(matched)
     }
@@ -137,7 +137,7 @@ impl RequestFilter {
 #[must_use]
 pub fn matches(filter: &Value, value: &Value) -> bool {
     let eval = Eval::new(DEFAULT_MAX_STEPS);
-    let matched = Matcher { eval: &eval }.matches(Some(value), filter, None, Positions::NONE);
+    let matched = Matcher { eval: &eval }.matches(Some(value), filter, Scope::START);
     eval.finish(matched).matched
 }
 

@@ -40,21 +40,42 @@ impl<'a> Positions<'a> {
     }
 }
 
+/// Where a match happens: the value `$ref` paths start from (`root`) and the
+/// array positions `$index` stands for.
+#[derive(Clone, Copy)]
+pub struct Scope<'v, 'p> {
+    root: Js<'v>,
+    at: Positions<'p>,
+}
+
+impl Scope<'static, 'static> {
+    /// A filter's start: no root yet (the value filtered becomes it), no arrays.
+    pub const START: Scope<'static, 'static> = Scope {
+        root: None,
+        at: Positions::NONE,
+    };
+}
+
+impl<'v, 'p> Scope<'v, 'p> {
+    fn rooted_at(self, root: Js<'v>) -> Scope<'v, 'p> {
+        Scope { root, ..self }
+    }
+}
+
 pub struct Matcher<'e> {
     pub eval: &'e Eval,
 }
 
 impl Matcher<'_> {
-    /// Does `input` match `schema`? `root` is what `$ref` paths start from
-    /// (when it is falsy, the input).
+    /// Does `input` match `schema`? `$ref` paths start from the scope's root
+    /// (when it is falsy, from the input).
     pub fn matches<'v>(
         &self,
         input: Js<'v>,
         schema: &Value,
-        root: Js<'v>,
-        at: Positions,
+        scope: Scope<'v, '_>,
     ) -> Result<bool, GaveUp> {
-        match self.eval.nest(|| self.try_matches(input, schema, root, at)) {
+        match self.eval.nest(|| self.try_matches(input, schema, scope)) {
             Ok(matched) => Ok(matched),
             Err(Stop::Thrown) => Ok(false),
             Err(Stop::GaveUp) => Err(GaveUp),
@@ -65,15 +86,14 @@ impl Matcher<'_> {
         &self,
         input: Js<'v>,
         schema: &Value,
-        root: Js<'v>,
-        at: Positions,
+        scope: Scope<'v, '_>,
     ) -> Result<bool, Stop> {
         match schema {
             // JavaScript reads `$not` off it and throws.
             Value::Null => return Err(Stop::Thrown),
             Value::Object(map) => {
                 if let Some(negated) = map.get("$not").filter(|n| js::truthy(Some(n))) {
-                    let matched = self.matches(input, negated, root, at)?;
+                    let matched = self.matches(input, negated, scope)?;
                     // With other keys, a failed `$not` lets them decide.
                     if map.len() == 1 || matched {
                         return Ok(!matched);
@@ -82,16 +102,20 @@ impl Matcher<'_> {
             }
             _ => {}
         }
-        let root = if js::truthy(root) { root } else { input };
+        let scope = if js::truthy(scope.root) {
+            scope
+        } else {
+            scope.rooted_at(input)
+        };
         if js::is_primitive(input) || input.is_some_and(Value::is_array) {
-            return Ok(!self.mismatch(input, schema, input, at)?);
+            return Ok(!self.mismatch(input, schema, scope.rooted_at(input))?);
         }
         match schema {
             Value::Object(map) => {
                 let entries = js::entries(map)
                     .filter(|(key, _)| *key != "$not")
                     .map(|(key, value)| (Cow::Borrowed(key.as_str()), value));
-                self.all_fields_match(input, entries, root, at)
+                self.all_fields_match(input, entries, scope)
             }
             // A list against an object is read as an object with keys "0", "1", …
             Value::Array(items) => {
@@ -99,9 +123,9 @@ impl Matcher<'_> {
                     .iter()
                     .enumerate()
                     .map(|(i, item)| (Cow::Owned(i.to_string()), item));
-                self.all_fields_match(input, entries, root, at)
+                self.all_fields_match(input, entries, scope)
             }
-            _ => Ok(!self.mismatch(input, schema, input, at)?),
+            _ => Ok(!self.mismatch(input, schema, scope.rooted_at(input))?),
         }
     }
 
@@ -109,11 +133,10 @@ impl Matcher<'_> {
         &self,
         input: Js<'v>,
         entries: impl Iterator<Item = (Cow<'s, str>, &'s Value)>,
-        root: Js<'v>,
-        at: Positions,
+        scope: Scope<'v, '_>,
     ) -> Result<bool, Stop> {
         for (key, schema) in entries {
-            if self.field_mismatch(input, &key, schema, root, at)? {
+            if self.field_mismatch(input, &key, schema, scope)? {
                 return Ok(false);
             }
         }
@@ -126,16 +149,15 @@ impl Matcher<'_> {
         input: Js<'v>,
         key: &str,
         schema: &Value,
-        root: Js<'v>,
-        at: Positions,
+        scope: Scope<'v, '_>,
     ) -> Result<bool, Stop> {
         match (key, schema) {
             ("$or", Value::Array(conditions)) => {
-                return Ok(!self.any_matches(input, conditions, root, at)?)
+                return Ok(!self.any_matches(input, conditions, scope)?)
             }
             ("$and", Value::Array(conditions)) => {
                 for condition in conditions {
-                    if !self.matches(input, condition, root, at)? {
+                    if !self.matches(input, condition, scope)? {
                         return Ok(true);
                     }
                 }
@@ -158,18 +180,17 @@ impl Matcher<'_> {
                 return Ok(true);
             }
         }
-        self.mismatch(field, schema, root, at)
+        self.mismatch(field, schema, scope)
     }
 
     fn any_matches<'v>(
         &self,
         input: Js<'v>,
         conditions: &[Value],
-        root: Js<'v>,
-        at: Positions,
+        scope: Scope<'v, '_>,
     ) -> Result<bool, GaveUp> {
         for condition in conditions {
-            if self.matches(input, condition, root, at)? {
+            if self.matches(input, condition, scope)? {
                 return Ok(true);
             }
         }
@@ -181,37 +202,34 @@ impl Matcher<'_> {
         &self,
         input: Js<'v>,
         schema: &Value,
-        root: Js<'v>,
-        at: Positions,
+        scope: Scope<'v, '_>,
     ) -> Result<bool, Stop> {
-        self.eval
-            .nest(|| self.try_mismatch(input, schema, root, at))
+        self.eval.nest(|| self.try_mismatch(input, schema, scope))
     }
 
     fn try_mismatch<'v>(
         &self,
         input: Js<'v>,
         schema: &Value,
-        root: Js<'v>,
-        at: Positions,
+        scope: Scope<'v, '_>,
     ) -> Result<bool, Stop> {
         if js::is_primitive(Some(schema)) {
             match input {
-                Some(Value::Array(items)) => return self.all_mismatch(items, schema, root, at),
+                Some(Value::Array(items)) => return self.all_mismatch(items, schema, scope),
                 Some(Value::Object(_)) => return Ok(true),
                 Some(_) => return Ok(!js::loose_eq(input, Some(schema))),
                 None => {}
             }
         }
         if let Some(Value::Array(items)) = input {
-            return self.list_mismatch(input, items, schema, root, at);
+            return self.list_mismatch(input, items, schema, scope);
         }
         match schema {
             // JavaScript reads `$or` off it and throws.
             Value::Null => Err(Stop::Thrown),
-            Value::Object(map) => self.object_mismatch(input, schema, map, root, at),
+            Value::Object(map) => self.object_mismatch(input, schema, map, scope),
             Value::Array(_) if js::is_primitive(input) => Ok(true),
-            Value::Array(_) => Ok(!self.matches(input, schema, root, at)?),
+            Value::Array(_) => Ok(!self.matches(input, schema, scope)?),
             // A primitive against a missing value.
             _ => Ok(true),
         }
@@ -225,12 +243,11 @@ impl Matcher<'_> {
         input: Js<'v>,
         items: &'v [Value],
         schema: &Value,
-        root: Js<'v>,
-        at: Positions,
+        scope: Scope<'v, '_>,
     ) -> Result<bool, Stop> {
         if let Value::Array(alternatives) = schema {
             for alternative in alternatives {
-                if self.all_mismatch(items, alternative, root, at)? {
+                if self.all_mismatch(items, alternative, scope)? {
                     return Ok(true);
                 }
             }
@@ -238,7 +255,7 @@ impl Matcher<'_> {
         }
         let operators = operators_of(schema);
         if operators.is_empty() {
-            return self.all_mismatch(items, schema, root, at);
+            return self.all_mismatch(items, schema, scope);
         }
         for (operator, operand) in operators {
             if fails(operator.holds(input, operand, self.eval))? {
@@ -252,11 +269,11 @@ impl Matcher<'_> {
         &self,
         items: &'v [Value],
         schema: &Value,
-        root: Js<'v>,
-        at: Positions,
+        scope: Scope<'v, '_>,
     ) -> Result<bool, Stop> {
         for (i, item) in items.iter().enumerate() {
-            if !self.mismatch(Some(item), schema, root, at.with(i))? {
+            let at = scope.at.with(i);
+            if !self.mismatch(Some(item), schema, Scope { at, ..scope })? {
                 return Ok(false);
             }
         }
@@ -269,21 +286,20 @@ impl Matcher<'_> {
         input: Js<'v>,
         whole: &Value,
         schema: &Map<String, Value>,
-        root: Js<'v>,
-        at: Positions,
+        scope: Scope<'v, '_>,
     ) -> Result<bool, Stop> {
         if let Some(Value::Array(conditions)) = schema.get("$or") {
-            return Ok(!self.any_matches(input, conditions, root, at)?);
+            return Ok(!self.any_matches(input, conditions, scope)?);
         }
         if let Some(reference) = schema.get("$ref").filter(|r| js::truthy(Some(r))) {
-            let target = self.resolve(root, reference, at)?;
-            return self.mismatch(input, &target, root, at);
+            let target = self.resolve(scope, reference)?;
+            return self.mismatch(input, &target, scope);
         }
         let operators = operators_of_map(schema);
         if !operators.is_empty() {
             for (operator, operand) in operators {
                 let operand = match operand.get("$ref").filter(|r| js::truthy(Some(r))) {
-                    Some(reference) => self.resolve(root, reference, at)?,
+                    Some(reference) => self.resolve(scope, reference)?,
                     None => Cow::Borrowed(operand),
                 };
                 if fails(operator.holds(input, &operand, self.eval))? {
@@ -295,17 +311,12 @@ impl Matcher<'_> {
         if js::is_primitive(input) {
             return Ok(true);
         }
-        Ok(!self.matches(input, whole, root, at)?)
+        Ok(!self.matches(input, whole, scope)?)
     }
 
-    fn resolve<'v>(
-        &self,
-        root: Js<'v>,
-        reference: &Value,
-        at: Positions,
-    ) -> Result<Cow<'v, Value>, Stop> {
+    fn resolve<'v>(&self, scope: Scope<'v, '_>, reference: &Value) -> Result<Cow<'v, Value>, Stop> {
         self.eval.charge(1)?;
-        refs::resolve(root, reference, &at.list()).map_err(|_| Stop::Thrown)
+        refs::resolve(scope.root, reference, &scope.at.list()).map_err(|_| Stop::Thrown)
     }
 }
 
