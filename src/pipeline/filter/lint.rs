@@ -74,6 +74,10 @@ fn problem(key: &str, value: &Value) -> Option<String> {
         ("$not", negated) if !super::js::truthy(Some(negated)) => {
             Some(format!("$not of {negated} is ignored (as on Hookdeck)"))
         }
+        ("$not", _) | (super::NULL_MARKER, _) => None,
+        (unknown, _) if unknown.starts_with('$') => Some(format!(
+            "{unknown} is not an operator: it is read as a field named {unknown} (as on Hookdeck)"
+        )),
         _ => None,
     }
 }
@@ -104,7 +108,8 @@ mod tests {
             "$and": [],
             "a": {"$eq": {"$ref": {"bad": "ref"}}},
             "b": {"$in": ["x", 1], "$startsWith": ["p", "q"], "$gte": {"$ref": "min"}},
-            "c": {"$ref": "items[?(@.x)]"}
+            "c": {"$ref": "items[?(@.x)]"},
+            "d": {"$near": 1}
         });
         let keys: Vec<String> = warnings("body", &spec).into_iter().map(|w| w.key).collect();
         assert_eq!(
@@ -114,7 +119,8 @@ mod tests {
                 "body.paid.$exist",
                 "body.$and",
                 "body.a.$eq.$ref",
-                "body.c.$ref"
+                "body.c.$ref",
+                "body.d.$near"
             ]
         );
     }
