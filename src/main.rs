@@ -168,6 +168,9 @@ fn load(path: &Path) -> Option<Config> {
 fn check(path: &Path) -> ExitCode {
     match load(path) {
         Some(config) => {
+            for warning in &config.warnings {
+                eprintln!("warning: {warning}");
+            }
             println!(
                 "{}: ok ({} sources, {} destinations, {} connections)",
                 path.display(),
@@ -241,6 +244,7 @@ async fn run(config: Config, path: &Path) -> anyhow::Result<()> {
     let mut terminate = signal(SignalKind::terminate())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut hangup = signal(SignalKind::hangup())?;
+    log_warnings(&config);
     let gateway = Gateway::start(&config).await?;
     // A stable line for people and scripts (tests read the real port from it).
     println!("hookgate: ingress listening on {}", gateway.ingress_addr);
@@ -258,11 +262,21 @@ async fn run(config: Config, path: &Path) -> anyhow::Result<()> {
     gateway.shutdown().await
 }
 
+/// What loads but is questionable in the config, once per load.
+fn log_warnings(config: &Config) {
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+}
+
 /// SIGHUP: serves the config file anew, or keeps the running config and says
 /// what is wrong with the file.
 async fn reload(gateway: &Gateway, path: &Path) {
     let result = match Config::load(path) {
-        Ok(config) => gateway.reload(config).await.map_err(|e| format!("{e:#}")),
+        Ok(config) => {
+            log_warnings(&config);
+            gateway.reload(config).await.map_err(|e| format!("{e:#}"))
+        }
         Err(errors) => Err(errors.to_string()),
     };
     match result {

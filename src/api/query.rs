@@ -366,13 +366,12 @@ impl Query {
         let rules = if body.is_none() && headers.is_none() && query.is_none() && path.is_none() {
             None
         } else {
-            let compiled = RequestFilter::compile(
+            Some(RequestFilter::new(
                 headers.as_ref(),
                 body.as_ref(),
                 query.as_ref(),
                 path.as_ref(),
-            );
-            Some(compiled.map_err(|e| ApiError::invalid("body", format!("invalid filter: {e}")))?)
+            ))
         };
         if rules.is_none() && search_term.is_none() {
             return Ok(None);

@@ -3,6 +3,12 @@
 //! the file's own text and the whole is checked by the same validator, so the
 //! rules, defaults, references and error messages are the same for both.
 //!
+//! Filters are the exception: TOML has no null, so they would not read back
+//! as given. A filter rule goes through the TOML with each part replaced by
+//! `{}` (so the rule's shape is still checked), and the parts as given are put
+//! back into the validated config (`restore_filters`): what is matched and
+//! what the API shows is exactly the JSON sent.
+//!
 //! One difference: what only the operator's own file may use. An API key
 //! holder is not the operator, so the objects they give may not read files on
 //! the server (`rules_file`, `code_file`: any file the gateway could read came
@@ -11,9 +17,12 @@
 
 use super::{Config, ConfigErrors};
 use crate::model::Origin;
+use crate::pipeline::filter::RequestFilter;
+use crate::pipeline::{Rule, RuleSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -132,11 +141,17 @@ impl Config {
                 .iter()
                 .filter(|(k, v)| *k != "name" && !v.is_null())
             {
+                let value = if key == "rules" {
+                    &with_placeholder_filters(value)
+                } else {
+                    value
+                };
                 text.push_str(&format!("{} = {}\n", quoted_key(key), inline(value)));
             }
         }
         let mut combined =
             Config::parse(&self.file, &text).map_err(|errors| about_objects(errors, file_lines))?;
+        restore_filters(&mut combined, objects);
         combined.text = self.text.clone();
         combined.declared = self.declared.clone();
         for destination in &mut combined.destinations {
@@ -145,6 +160,66 @@ impl Config {
             }
         }
         Ok(combined)
+    }
+}
+
+/// The parts a filter rule filters on.
+const FILTER_PARTS: [&str; 4] = ["headers", "body", "query", "path"];
+
+fn is_filter_rule(rule: &Value) -> bool {
+    rule.get("type").and_then(Value::as_str) == Some("filter")
+}
+
+/// `rules` with each given part of each filter rule replaced by `{}`.
+fn with_placeholder_filters(rules: &Value) -> Value {
+    let mut rules = rules.clone();
+    let filters = rules
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+        .filter(|r| is_filter_rule(r));
+    for rule in filters.filter_map(Value::as_object_mut) {
+        for part in FILTER_PARTS {
+            if let Some(spec) = rule.get_mut(part).filter(|spec| !spec.is_null()) {
+                *spec = Value::Object(Map::new());
+            }
+        }
+    }
+    rules
+}
+
+/// Puts the filters of the API's connections back as given (see the module
+/// documentation); they were validated in their placeholders' place.
+fn restore_filters(config: &mut Config, objects: &[ApiObject]) {
+    let max_steps = config.limits.filter_max_steps.get();
+    let connections = objects
+        .iter()
+        .filter(|o| o.kind == ObjectKind::Connection && o.archived_at.is_none());
+    for object in connections {
+        let id = object.id();
+        let Some(connection) = config.connections.iter_mut().find(|c| c.id == id) else {
+            continue;
+        };
+        let Some(Value::Array(rules)) = object.fields.get("rules") else {
+            continue;
+        };
+        for (j, rule) in rules.iter().enumerate().filter(|(_, r)| is_filter_rule(r)) {
+            let [headers, body, query, path] =
+                FILTER_PARTS.map(|part| rule.get(part).filter(|spec| !spec.is_null()).cloned());
+            let filter = RequestFilter::new(
+                headers.as_ref(),
+                body.as_ref(),
+                query.as_ref(),
+                path.as_ref(),
+            );
+            connection.rules[j] = Rule::Filter(Arc::new(filter.with_max_steps(max_steps)));
+            connection.rule_specs[j] = RuleSpec::Filter {
+                headers,
+                body,
+                query,
+                path,
+            };
+        }
     }
 }
 

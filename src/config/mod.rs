@@ -51,6 +51,8 @@ pub struct Config {
     /// The worker processes that run this config's transformations (and the
     /// API's trial runs).
     pub transform_pool: Arc<WorkerPool>,
+    /// What loads but is questionable: filters that can never match as meant.
+    pub warnings: Vec<ConfigError>,
 }
 
 /// Below this a transformation worker cannot even start.
@@ -82,6 +84,7 @@ impl Config {
         let validator = Validator {
             locator,
             errors: Vec::new(),
+            warnings: Vec::new(),
         };
         let mut config = validator.validate(file, path, base_dir)?;
         config.text = text.to_string();
@@ -103,6 +106,7 @@ impl Config {
 struct Validator<'a> {
     locator: Locator<'a>,
     errors: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
 }
 
 impl Validator<'_> {
@@ -152,6 +156,7 @@ impl Validator<'_> {
             transform_pool,
             text: String::new(),
             declared: Default::default(),
+            warnings: self.warnings,
         })
     }
 
@@ -510,14 +515,13 @@ impl Validator<'_> {
         context: &CompileContext,
     ) -> Vec<(RuleSpec, Rule)> {
         let Some(file) = &section.rules_file else {
-            let (rules, errors) = compile_rules(
+            let compiled = compile_rules(
                 &section.rules,
                 &self.locator,
                 &format!("connections[{i}].rules"),
                 context,
             );
-            self.errors.extend(errors);
-            return rules;
+            return self.take(compiled);
         };
         let key = format!("connections[{i}].rules_file");
         if !section.rules.is_empty() {
@@ -542,10 +546,8 @@ impl Validator<'_> {
         };
         match toml::from_str::<RulesFile>(&text) {
             Ok(parsed) => {
-                let (rules, errors) =
-                    compile_rules(&parsed.rules, &locator, "rules", &file_context);
-                self.errors.extend(errors);
-                rules
+                let compiled = compile_rules(&parsed.rules, &locator, "rules", &file_context);
+                self.take(compiled)
             }
             Err(e) => {
                 self.errors.push(locator.toml_error(&e));
@@ -562,15 +564,32 @@ struct RulesFile {
     rules: Vec<Spanned<RuleSpec>>,
 }
 
+/// Rules compiled from one list, and what was found wrong or questionable.
+struct CompiledRules {
+    rules: Vec<(RuleSpec, Rule)>,
+    errors: Vec<ConfigError>,
+    /// Filters that load but can never match as meant (see `FilterWarning`).
+    warnings: Vec<ConfigError>,
+}
+
+impl Validator<'_> {
+    fn take(&mut self, compiled: CompiledRules) -> Vec<(RuleSpec, Rule)> {
+        self.errors.extend(compiled.errors);
+        self.warnings.extend(compiled.warnings);
+        compiled.rules
+    }
+}
+
 /// Compiles rules, locating each problem with `locator` under `key` (`…rules[j]`).
 fn compile_rules(
     specs: &[Spanned<RuleSpec>],
     locator: &Locator,
     key: &str,
     context: &CompileContext,
-) -> (Vec<(RuleSpec, Rule)>, Vec<ConfigError>) {
+) -> CompiledRules {
     let mut rules = Vec::new();
     let mut errors = Vec::new();
+    let mut warnings = Vec::new();
     let mut retries = 0;
     for (j, spec) in specs.iter().enumerate() {
         let key = format!("{key}[{j}]");
@@ -585,9 +604,21 @@ fn compile_rules(
             }
         }
         match spec.get_ref().compile(context) {
-            Ok(rule) => rules.push((spec.get_ref().clone(), rule)),
+            Ok(rule) => {
+                if let Rule::Filter(filter) = &rule {
+                    warnings.extend(filter.warnings().into_iter().map(|warning| {
+                        let key = format!("{key}.{}", warning.key);
+                        locator.error(Some(spec.span()), key, warning.message)
+                    }));
+                }
+                rules.push((spec.get_ref().clone(), rule));
+            }
             Err(message) => errors.push(locator.error(Some(spec.span()), key, message)),
         }
     }
-    (rules, errors)
+    CompiledRules {
+        rules,
+        errors,
+        warnings,
+    }
 }

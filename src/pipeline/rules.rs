@@ -25,10 +25,15 @@ pub enum RuleSpec {
         response_status_codes: Vec<String>,
     },
     /// Hookdeck filter syntax per request part; all given parts must match.
+    /// Read from TOML, `{ "$null" = true }` stands for `null`.
     Filter {
+        #[serde(default, deserialize_with = "filter_part")]
         headers: Option<Value>,
+        #[serde(default, deserialize_with = "filter_part")]
         body: Option<Value>,
+        #[serde(default, deserialize_with = "filter_part")]
         query: Option<Value>,
+        #[serde(default, deserialize_with = "filter_part")]
         path: Option<Value>,
     },
     /// Hookdeck's JavaScript transformation (`addHandler('transform', …)`).
@@ -45,6 +50,12 @@ pub enum RuleSpec {
         #[serde(default)]
         exclude_fields: Vec<String>,
     },
+}
+
+/// A filter part as written, with the null markers TOML needs turned into nulls.
+fn filter_part<'de, D: serde::Deserializer<'de>>(from: D) -> Result<Option<Value>, D::Error> {
+    let written = Option::<Value>::deserialize(from)?;
+    Ok(written.map(super::filter::decode_nulls))
 }
 
 /// A transformation's code, inline or in a file (relative to the config file).
@@ -121,13 +132,12 @@ impl RuleSpec {
                         "a filter needs at least one of headers, body, query or path".into(),
                     );
                 }
-                let filter = RequestFilter::compile(
+                let filter = RequestFilter::new(
                     headers.as_ref(),
                     body.as_ref(),
                     query.as_ref(),
                     path.as_ref(),
-                )
-                .map_err(|e| format!("invalid filter: {e}"))?;
+                );
                 Ok(Rule::Filter(Arc::new(
                     filter.with_max_steps(context.filter_max_steps),
                 )))

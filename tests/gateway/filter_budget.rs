@@ -7,15 +7,19 @@ use hookgate::model::IgnoredEvent;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-/// The report's body: two arrays of `n` ids each (n = 40 000 is 868 KiB+), sharing none.
+/// The report's body: `n` items with ids and `n` allowed ids (n = 40 000 is
+/// 868 KiB+), sharing none.
 fn two_id_lists(n: usize) -> String {
-    let ids: Vec<Value> = (0..n).map(|i| json!(format!("id-{i:07}"))).collect();
+    let items: Vec<Value> = (0..n)
+        .map(|i| json!({ "id": format!("id-{i:07}") }))
+        .collect();
     let allowed: Vec<Value> = (0..n).map(|i| json!(format!("ok-{i:07}"))).collect();
-    json!({ "ids": ids, "allowed": allowed }).to_string()
+    json!({ "items": items, "allowed": allowed }).to_string()
 }
 
+/// An item's id is among the allowed ones (`$ref` paths start at the body).
 const IN_WITH_REF: &str =
-    r#"{ type = "filter", body = { ids = { "$in" = { "$ref" = "body.allowed" } } } }"#;
+    r#"{ type = "filter", body = { items = { id = { "$in" = { "$ref" = "allowed" } } } } }"#;
 
 fn source_with_filter(source: &str, sink: &Sink, filter: &str) -> String {
     format!(
@@ -54,8 +58,11 @@ async fn a_filter_out_of_steps_ignores_its_event_and_says_why() {
     let detail = ignored.detail.unwrap_or_default();
     assert!(detail.contains("filter_max_steps"), "{detail}");
     // Within its budget the same filter matches.
-    gw.post("/e/app", r#"{"ids": ["a", "b"], "allowed": ["b"]}"#)
-        .await;
+    gw.post(
+        "/e/app",
+        r#"{"items": [{"id": "a"}, {"id": "b"}], "allowed": ["b"]}"#,
+    )
+    .await;
     sink.wait_for(1).await;
 }
 
@@ -82,7 +89,7 @@ async fn a_costly_filter_on_one_source_does_not_hold_another_sources_delivery() 
         source_with_filter(
             "light",
             &light_sink,
-            r#"{ type = "filter", body = { ids = { "$exist" = true } } }"#
+            r#"{ type = "filter", body = { items = { "$exist" = true } } }"#
         ),
         route("other", "other-sink", &other.url("/"), "")
     );

@@ -10,6 +10,7 @@ mod common;
 mod delivery;
 mod disk;
 mod filter_budget;
+mod filters;
 mod hookdeck_api;
 mod ingress;
 mod ingress_hostile;

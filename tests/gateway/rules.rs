@@ -301,18 +301,15 @@ fn errors_in_a_rules_file_name_that_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("bad.toml"),
-        "rules = [\n  { type = \"filter\", body = { a = { \"$near\" = 1 } } },\n]\n",
+        "rules = [\n  { type = \"filter\" },\n]\n",
     )
     .unwrap();
     let config = "[[sources]]\nname = \"a\"\n[[destinations]]\nname = \"d\"\nurl = \"http://127.0.0.1:1/\"\n[[connections]]\nname = \"c\"\nsource = \"a\"\ndestination = \"d\"\nrules_file = \"bad.toml\"\n";
     let path = crate::common::write_config(dir.path(), config);
     let error = hookgate::Config::load(&path).unwrap_err().to_string();
     let expected = format!(
-        "{}:2:3: rules[0]: invalid filter:",
+        "{}:2:3: rules[0]: a filter needs at least one of headers, body, query or path",
         dir.path().join("bad.toml").display()
     );
-    assert!(
-        error.starts_with(&expected) && error.contains("$near"),
-        "{error}"
-    );
+    assert!(error.starts_with(&expected), "{error}");
 }

@@ -2,27 +2,35 @@
 //!
 //! The request is untrusted and can be large (megabytes of JSON), and the
 //! router evaluates filters on one thread for every source, so one request's
-//! evaluation must not run long. Two things keep it short:
+//! evaluation must not run long. Three things keep it short:
 //!
-//! - Work is counted in steps (a filter node matched against a value, a value
-//!   compared, a value hashed or turned into a filter) and an evaluation stops
-//!   at its budget; a filter that gave up counts as not matching.
-//! - What does not change during one evaluation is computed once: a `$ref`
-//!   target turned into a filter, and an `$in` array operand turned into a
-//!   hash set, so `$in` with `$ref` against an array input is linear, not
-//!   quadratic, and an operator applied to each element of an array resolves
-//!   its operand once.
+//! - Work is counted in steps (a filter value matched against a value, a
+//!   value compared or written out) and an evaluation stops at its budget; a
+//!   filter that gave up counts as not matching.
+//! - Nesting is bounded: a `$ref` may name a value holding a `$ref` to itself,
+//!   which would otherwise recurse until the stack overflows.
+//! - An `$in` list is turned into a hash set once per evaluation, so `$in`
+//!   with a `$ref` to a list, applied to each element of another, is linear,
+//!   not quadratic.
 
+use super::js;
 use serde_json::Value;
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::collections::{HashMap, HashSet};
+use std::hash::RandomState;
 use std::rc::Rc;
 
 /// Steps one evaluation may take unless configured otherwise
 /// (`[limits] filter_max_steps`): ample for filters on multi-megabyte bodies
 /// evaluated in linear time, and tens of milliseconds at most.
 pub const DEFAULT_MAX_STEPS: u64 = 2_000_000;
+
+/// How deeply filter matching may nest (filter depth plus value depth, or a
+/// `$ref` chain): well past any real filter, well within the stack.
+const MAX_DEPTH: u32 = 512;
+
+/// `$in` lists shorter than this are scanned: a set would cost more.
+const SET_THRESHOLD: usize = 16;
 
 /// The outcome of one evaluation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,146 +44,144 @@ pub struct Evaluation {
     pub gave_up: bool,
 }
 
-/// One evaluation's state: the request, the budget left and the values
-/// computed once.
-pub(super) struct Eval<'r> {
-    pub root: &'r Value,
+/// The budget ran out, or matching nested too deeply: the evaluation unwinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GaveUp;
+
+/// One evaluation's state: the budget left, the nesting and the `$in` sets
+/// built so far.
+pub(super) struct Eval {
     max_steps: u64,
     steps: Cell<u64>,
-    /// Keyed by the address of the compiled operand or `$ref` path, which
-    /// stays put while the filter is evaluated.
-    sets: RefCell<HashMap<usize, Rc<ValueSet>>>,
-    ref_filters: RefCell<HashMap<usize, Rc<super::Node>>>,
+    depth: Cell<u32>,
+    /// Keyed by the address of the `$in` list, in the filter or the request,
+    /// which both stay put while the filter is evaluated.
+    sets: RefCell<HashMap<usize, Rc<InSet>>>,
 }
 
-impl<'r> Eval<'r> {
-    pub fn new(root: &'r Value, max_steps: u64) -> Eval<'r> {
+impl Eval {
+    pub fn new(max_steps: u64) -> Eval {
         Eval {
-            root,
             max_steps,
             steps: Cell::new(0),
+            depth: Cell::new(0),
             sets: RefCell::default(),
-            ref_filters: RefCell::default(),
         }
     }
 
-    /// Takes one step; false once the budget is spent, and from then on every
-    /// matching function answers false at once, so the evaluation unwinds.
-    pub fn step(&self) -> bool {
-        self.charge(1)
-    }
-
-    /// Takes `steps` steps at once; false once the budget is spent.
-    pub fn charge(&self, steps: u64) -> bool {
+    /// Takes `steps` steps; `GaveUp` once the budget is spent.
+    pub fn charge(&self, steps: u64) -> Result<(), GaveUp> {
         let taken = self.steps.get().saturating_add(steps);
         self.steps.set(taken);
-        taken <= self.max_steps
+        if taken <= self.max_steps {
+            Ok(())
+        } else {
+            Err(GaveUp)
+        }
     }
 
-    pub fn finish(&self, matched: bool) -> Evaluation {
+    /// Runs `nested` one level deeper, taking a step; `GaveUp` past the
+    /// budget or the depth limit.
+    pub fn nest<T, E: From<GaveUp>>(&self, nested: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+        self.charge(1)?;
+        let depth = self.depth.get();
+        if depth >= MAX_DEPTH {
+            // Counted as work so that the evaluation reports giving up.
+            self.steps.set(self.max_steps.saturating_add(1));
+            return Err(GaveUp.into());
+        }
+        self.depth.set(depth + 1);
+        let result = nested();
+        self.depth.set(depth);
+        result
+    }
+
+    pub fn finish(&self, matched: Result<bool, GaveUp>) -> Evaluation {
         let steps = self.steps.get();
-        let gave_up = steps > self.max_steps;
+        let gave_up = matched.is_err() || steps > self.max_steps;
         Evaluation {
-            matched: matched && !gave_up,
+            matched: matched == Ok(true) && !gave_up,
             steps,
             gave_up,
         }
     }
 
-    /// The set of `options`, built once per evaluation for the compiled
-    /// operand at `key`.
-    pub fn set_of(&self, key: usize, options: &[Value]) -> Rc<ValueSet> {
+    /// Whether `list` (an `$in` operand) holds `value` as
+    /// `Array.prototype.includes` decides; `None` when the list holds a value
+    /// `$in` does not accept (not a string or number). Long lists are looked
+    /// up in a set built once per evaluation.
+    pub fn list_holds(&self, list: &[Value], value: &Value) -> Result<Option<bool>, GaveUp> {
+        if list.len() < SET_THRESHOLD {
+            self.charge(list.len() as u64)?;
+            if !list.iter().all(InSet::accepts) {
+                return Ok(None);
+            }
+            return Ok(Some(
+                list.iter().any(|item| js::same_value_zero(item, value)),
+            ));
+        }
+        let set = self.set_of(list)?;
+        self.charge(1)?;
+        Ok(set.valid.then(|| set.holds(value)))
+    }
+
+    fn set_of(&self, list: &[Value]) -> Result<Rc<InSet>, GaveUp> {
+        let key = list.as_ptr() as usize;
         if let Some(set) = self.sets.borrow().get(&key) {
-            return set.clone();
+            return Ok(set.clone());
         }
-        let set = Rc::new(ValueSet::new(options, self));
+        self.charge(list.len() as u64)?;
+        let set = Rc::new(InSet::new(list));
         self.sets.borrow_mut().insert(key, set.clone());
-        set
-    }
-
-    /// The filter a `$ref` target stands for, built once per evaluation for
-    /// the compiled path at `key`.
-    pub fn ref_filter(&self, key: usize, build: impl FnOnce() -> super::Node) -> Rc<super::Node> {
-        if let Some(node) = self.ref_filters.borrow().get(&key) {
-            return node.clone();
-        }
-        let node = Rc::new(build());
-        self.ref_filters.borrow_mut().insert(key, node.clone());
-        node
+        Ok(set)
     }
 }
 
-/// An `$in` array operand indexed by a hash that agrees with the filter's
-/// equality (numbers by value, objects regardless of key order): equal values
-/// always share a bucket, and each candidate in it is still compared. The
-/// hash is keyed at random, so a request cannot be made of colliding values.
-pub(super) struct ValueSet {
-    keys: RandomState,
-    buckets: HashMap<u64, Vec<usize>>,
+/// The strings and numbers of an `$in` list. Hashed with random keys, so a
+/// request cannot be made of colliding values.
+struct InSet {
+    valid: bool,
+    members: HashSet<Member, RandomState>,
 }
 
-impl ValueSet {
-    fn new(options: &[Value], eval: &Eval) -> ValueSet {
-        let keys = RandomState::new();
-        let mut buckets: HashMap<u64, Vec<usize>> = HashMap::with_capacity(options.len());
-        for (index, option) in options.iter().enumerate() {
-            let hash = fingerprint(option, &keys, eval);
-            buckets.entry(hash).or_default().push(index);
-        }
-        ValueSet { keys, buckets }
+/// A string, or a number by its value (`1` and `1.0` are one member).
+#[derive(PartialEq, Eq, Hash)]
+enum Member {
+    Text(String),
+    Number(u64),
+}
+
+impl InSet {
+    fn new(list: &[Value]) -> InSet {
+        let valid = list.iter().all(InSet::accepts);
+        let members = if valid {
+            list.iter().filter_map(Member::of).collect()
+        } else {
+            HashSet::default()
+        };
+        InSet { valid, members }
     }
 
-    /// Whether `options` (the values this set was built from) hold one equal to `value`.
-    pub fn contains(
-        &self,
-        options: &[Value],
-        value: &Value,
-        equal: impl Fn(&Value, &Value) -> bool,
-        eval: &Eval,
-    ) -> bool {
-        let hash = fingerprint(value, &self.keys, eval);
-        self.buckets.get(&hash).is_some_and(|candidates| {
-            candidates
-                .iter()
-                .any(|&index| equal(&options[index], value))
-        })
+    fn accepts(item: &Value) -> bool {
+        item.is_string() || item.is_number()
+    }
+
+    fn holds(&self, value: &Value) -> bool {
+        Member::of(value).is_some_and(|member| self.members.contains(&member))
     }
 }
 
-/// A hash of `value` under the filter's equality, charged one step per node.
-fn fingerprint(value: &Value, keys: &RandomState, eval: &Eval) -> u64 {
-    let mut nodes = 0;
-    let hash = hash_of(value, keys, &mut nodes);
-    eval.charge(nodes);
-    hash
-}
-
-fn hash_of(value: &Value, keys: &RandomState, nodes: &mut u64) -> u64 {
-    *nodes += 1;
-    let mut hasher = keys.build_hasher();
-    match value {
-        Value::Null => 0u8.hash(&mut hasher),
-        Value::Bool(b) => (1u8, b).hash(&mut hasher),
-        // 1 equals 1.0, and two integers equal only if their f64 values are.
-        Value::Number(n) => {
-            let float = n.as_f64().unwrap_or(f64::NAN);
-            let float = if float == 0.0 { 0.0 } else { float };
-            (2u8, float.to_bits()).hash(&mut hasher)
-        }
-        Value::String(s) => (3u8, s).hash(&mut hasher),
-        Value::Array(items) => {
-            (4u8, items.len()).hash(&mut hasher);
-            items
-                .iter()
-                .for_each(|item| hash_of(item, keys, nodes).hash(&mut hasher));
-        }
-        // Summed, so that key order does not matter.
-        Value::Object(map) => {
-            let entries = map.iter().fold(0u64, |sum, (key, item)| {
-                sum.wrapping_add(keys.hash_one((key, hash_of(item, keys, nodes))))
-            });
-            (5u8, map.len(), entries).hash(&mut hasher)
+impl Member {
+    fn of(value: &Value) -> Option<Member> {
+        match value {
+            Value::String(s) => Some(Member::Text(s.clone())),
+            Value::Number(n) => {
+                let n = js::number(n);
+                // -0 is 0, and NaN is in no list.
+                let n = if n == 0.0 { 0.0 } else { n };
+                (!n.is_nan()).then(|| Member::Number(n.to_bits()))
+            }
+            _ => None,
         }
     }
-    hasher.finish()
 }
