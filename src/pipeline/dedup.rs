@@ -92,7 +92,28 @@ impl Deduplication {
                     .map(String::as_str),
             ),
         };
-        Sha256::digest(compared.to_string().as_bytes()).into()
+        Sha256::digest(sorted_keys(compared).to_string().as_bytes()).into()
+    }
+}
+
+/// `value` with every object's keys in sorted order. JSON objects keep the
+/// order they were written in, but two sends of one webhook may order their
+/// headers or fields differently: they are still the same request (and
+/// fingerprints stored before objects kept their order were sorted too).
+fn sorted_keys(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<_> = map.into_iter().collect();
+            entries.sort_by(|(a, _), (b, _)| a.cmp(b));
+            Value::Object(
+                entries
+                    .into_iter()
+                    .map(|(key, value)| (key, sorted_keys(value)))
+                    .collect(),
+            )
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sorted_keys).collect()),
+        scalar => scalar,
     }
 }
 
@@ -139,6 +160,20 @@ mod tests {
         let d = dedup(&[], &[]);
         assert_eq!(d.fingerprint(&a), d.fingerprint(&b));
         assert_ne!(d.fingerprint(&a), d.fingerprint(&c));
+    }
+
+    #[test]
+    fn the_order_of_keys_does_not_matter() {
+        let d = dedup(&[], &[]);
+        let a = json!({"headers": {"x-a": "1", "x-b": "2"}, "body": {"id": 1, "n": {"p": 1, "q": 2}}, "query": {}, "path": ""});
+        let b = json!({"path": "", "query": {}, "body": {"n": {"q": 2, "p": 1}, "id": 1}, "headers": {"x-b": "2", "x-a": "1"}});
+        assert_eq!(d.fingerprint(&a), d.fingerprint(&b));
+        // What fingerprints stored before keys kept their order were computed from.
+        let sorted = r#"{"body":{"id":1,"n":{"p":1,"q":2}},"headers":{"x-a":"1","x-b":"2"},"path":"","query":{}}"#;
+        assert_eq!(
+            d.fingerprint(&b),
+            <[u8; 32]>::from(Sha256::digest(sorted.as_bytes()))
+        );
     }
 
     #[test]
