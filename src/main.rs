@@ -22,33 +22,32 @@ struct Cli {
     command: Command,
 }
 
+/// The `--config` argument of the commands that read a config file.
+#[derive(clap::Args)]
+struct ConfigFile {
+    /// The config file.
+    #[arg(long, default_value = "gateway.toml")]
+    config: PathBuf,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the gateway described by a config file.
     #[command(
         after_help = "Example:\n  hookgate serve --config gateway.toml\n  (SIGHUP reloads the file; SIGTERM drains and exits)"
     )]
-    Serve {
-        #[arg(long, default_value = "gateway.toml")]
-        config: PathBuf,
-    },
+    Serve(ConfigFile),
     /// Validate a config file; prints every problem with its file, line and key.
     #[command(
         after_help = "Example:\n  hookgate check --config gateway.toml\n  gateway.toml:19:10: connections[0].source: unknown source \"shpo\" (declared: \"shop\")"
     )]
-    Check {
-        #[arg(long, default_value = "gateway.toml")]
-        config: PathBuf,
-    },
+    Check(ConfigFile),
     /// Set aside damaged bytes of the request journal (a start names them),
     /// keeping every whole record; the gateway must be stopped.
     #[command(
         after_help = "Example:\n  hookgate repair --config gateway.toml\n  (after a start that said: journal segment … damaged at byte N)"
     )]
-    Repair {
-        #[arg(long, default_value = "gateway.toml")]
-        config: PathBuf,
-    },
+    Repair(ConfigFile),
     /// Work with JavaScript transformations.
     #[command(
         after_help = "Example:\n  hookgate transform run rules/shopify-compact-order.js --request fixtures/shopify/request.json"
@@ -117,8 +116,8 @@ fn main() -> ExitCode {
         )
         .init();
     match Cli::parse().command {
-        Command::Serve { config } => serve(&config),
-        Command::Check { config } => check(&config),
+        Command::Serve(file) => serve(&file.config),
+        Command::Check(file) => check(&file.config),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,
@@ -128,7 +127,7 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Command::Repair { config } => repair(&config),
+        Command::Repair(file) => repair(&file.config),
         Command::Transform {
             command:
                 TransformCommand::Run {
