@@ -200,13 +200,19 @@ impl Query {
     /// The operators given on `name` (`name[gte]=v` → `("gte", "v")`,
     /// array indices aside), marked read.
     fn operators(&self, name: &str) -> Vec<(&str, &str)> {
+        self.bracketed_where(name, |op| !is_list_index(op))
+    }
+
+    /// Each `name[KEY]=value` whose KEY passes `keep`, as `(KEY, value)`,
+    /// marked read.
+    fn bracketed_where(&self, name: &str, keep: impl Fn(&str) -> bool) -> Vec<(&str, &str)> {
         let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
         self.pairs
             .iter()
             .filter_map(|(key, value)| {
-                let op = operator(key, name).filter(|op| !is_list_index(op))?;
+                let inner = operator(key, name).filter(|inner| keep(inner))?;
                 read.insert(key.clone());
-                Some((op, value.as_str()))
+                Some((inner, value.as_str()))
             })
             .collect()
     }
@@ -278,15 +284,7 @@ impl Query {
 
     /// Each `name[KEY]=value` as `(KEY, value)`, in order.
     pub fn bracketed(&self, name: &str) -> Vec<(&str, &str)> {
-        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
-        self.pairs
-            .iter()
-            .filter_map(|(key, value)| {
-                let inner = operator(key, name)?;
-                read.insert(key.clone());
-                Some((inner, value.as_str()))
-            })
-            .collect()
+        self.bracketed_where(name, |_| true)
     }
 
     /// `name[gte]`, `name[gt]`, `name[lte]`, `name[lt]` (ISO 8601 dates) and `name[any]`.
