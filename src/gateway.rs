@@ -97,6 +97,7 @@ impl Gateway {
         let (to_router, router_inbox) = std::sync::mpsc::sync_channel(ROUTER_QUEUE);
         let api_state = Arc::new(ApiState {
             store: store.clone(),
+            team_id: store.team_id()?,
             catalog: catalog.clone(),
             scheduler: scheduler.clone(),
             router: router.clone(),

@@ -294,6 +294,7 @@ fn step(state: &ApiState, id: &str) -> ApiResult<(BTreeSet<String>, bool)> {
         return save_progress(state, bulk, false).map(|finished| (BTreeSet::new(), finished));
     }
     let page = PageRequest {
+        order_by: "created_at".into(),
         dir: Direction::Asc,
         limit: BATCH,
         cursor: bulk.cursor.clone().map_or(Cursor::Start, Cursor::Next),

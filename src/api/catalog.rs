@@ -4,39 +4,48 @@
 
 use super::error::{ApiError, ApiResult};
 use super::query::Query;
-use super::{blocking, views, ApiState, Shared};
+use super::{blocking, listing, views, ApiState, Shared};
 use crate::ids::now_ms;
 use crate::model::Connection;
+use crate::store::PageRequest;
 use crate::store::Store;
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// The `name` filter of a configuration list, its only one.
-fn name_matcher(raw: Option<&str>) -> ApiResult<impl Fn(&str) -> bool> {
+/// The `name` filter of a configuration list, its only one, and the page asked for.
+fn name_matcher(raw: Option<&str>) -> ApiResult<(impl Fn(&str) -> bool, PageRequest)> {
     let query = Query::parse(raw);
     let name = query.matcher("name");
+    let page = query.page_ordered(&["created_at", "name"])?;
     query.refuse_unread()?;
-    Ok(name)
+    Ok((name, page))
 }
 
-fn listing(models: Vec<Value>) -> Json<Value> {
-    Json(json!({ "count": models.len(), "models": models }))
+fn listing(models: Vec<Value>, page: &PageRequest) -> ApiResult<Json<Value>> {
+    let found = listing::page_of(models, page)?;
+    Ok(Json(super::paged(
+        page,
+        found.next,
+        found.prev,
+        found.items,
+    )))
 }
 
 #[utoipa::path(get, path = "/2023-07-01/sources", tag = "configuration", summary = "Sources, by name", params(("name" = Option<String>, Query, description = "exact name, name[]=…, or name[contains]=…")), responses((status = 200, description = "every source")), security(("api_key" = [])))]
 pub async fn list_sources(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
-    let name = name_matcher(raw.as_deref())?;
+    let (name, page) = name_matcher(raw.as_deref())?;
     let catalog = state.catalog.load();
-    Ok(listing(
+    listing(
         catalog
             .sources()
             .into_iter()
             .filter(|o| name(&o.name))
             .map(|o| views::source(o, state.config.load().declared.contains(&o.id)))
             .collect(),
-    ))
+        &page,
+    )
 }
 
 #[utoipa::path(get, path = "/2023-07-01/destinations", tag = "configuration", summary = "Destinations, by name", params(("name" = Option<String>, Query, description = "exact name, name[]=…, or name[contains]=…")), responses((status = 200, description = "every destination")), security(("api_key" = [])))]
@@ -44,16 +53,17 @@ pub async fn list_destinations(
     State(state): Shared,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let name = name_matcher(raw.as_deref())?;
+    let (name, page) = name_matcher(raw.as_deref())?;
     let catalog = state.catalog.load();
-    Ok(listing(
+    listing(
         catalog
             .destinations()
             .into_iter()
             .filter(|o| name(&o.name))
             .map(|o| views::destination(o, state.config.load().declared.contains(&o.id)))
             .collect(),
-    ))
+        &page,
+    )
 }
 
 #[utoipa::path(get, path = "/2023-07-01/connections", tag = "configuration", summary = "Connections, by name", params(("name" = Option<String>, Query, description = "exact name, name[]=…, or name[contains]=…")), responses((status = 200, description = "every connection")), security(("api_key" = [])))]
@@ -61,7 +71,7 @@ pub async fn list_connections(
     State(state): Shared,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let name = name_matcher(raw.as_deref())?;
+    let (name, page) = name_matcher(raw.as_deref())?;
     let catalog = state.catalog.load_full();
     let store = state.store.clone();
     let declared = state.config.load().declared.clone();
@@ -78,7 +88,7 @@ pub async fn list_connections(
                 ))
             })
             .collect::<ApiResult<Vec<_>>>()?;
-        Ok(listing(models))
+        listing(models, &page)
     })
     .await
 }

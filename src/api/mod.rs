@@ -13,6 +13,7 @@ mod error;
 mod failed_logins;
 mod inbound;
 mod issues;
+mod listing;
 mod objects;
 mod openapi;
 mod outbound;
@@ -46,6 +47,8 @@ use std::sync::Arc;
 /// What every handler can reach.
 pub struct ApiState {
     pub store: Store,
+    /// Every object's `team_id` (see `Store::team_id`).
+    pub team_id: String,
     pub catalog: Arc<ArcSwap<Catalog>>,
     pub scheduler: Arc<Scheduler>,
     /// For re-routing a request on demand.
@@ -362,7 +365,8 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work).await?
 }
 
-/// Hookdeck's list shape: `{pagination, count, models}`.
+/// Hookdeck's list shape: `{pagination, count, models}`. A cursor there is
+/// none for is left out, as the reference does.
 fn paged(
     request: &PageRequest,
     next: Option<String>,
@@ -373,9 +377,13 @@ fn paged(
         Direction::Asc => "asc",
         Direction::Desc => "desc",
     };
-    json!({
-        "pagination": { "order_by": "created_at", "dir": dir, "limit": request.limit, "next": next, "prev": prev },
-        "count": models.len(),
-        "models": models,
-    })
+    let mut pagination =
+        json!({ "order_by": request.order_by, "dir": dir, "limit": request.limit });
+    if let Some(next) = next {
+        pagination["next"] = json!(next);
+    }
+    if let Some(prev) = prev {
+        pagination["prev"] = json!(prev);
+    }
+    json!({ "pagination": pagination, "count": models.len(), "models": models })
 }

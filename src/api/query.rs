@@ -20,10 +20,14 @@ use time::format_description::well_known::{Iso8601, Rfc3339};
 use time::{OffsetDateTime, PrimitiveDateTime};
 
 const DEFAULT_LIMIT: usize = 100;
-const MAX_LIMIT: usize = 250;
+/// The reference says 250 in its overview and 255 in every parameter
+/// table; a client may send either.
+const MAX_LIMIT: usize = 255;
 
 /// Known to every list, read or not: paging and `include`.
-const ALWAYS_KNOWN: [&str; 6] = ["include", "limit", "next", "prev", "order_by", "dir"];
+const ALWAYS_KNOWN: [&str; 7] = [
+    "include", "limit", "next", "prev", "previous", "order_by", "dir",
+];
 
 /// Filters whose value is JSON text (a payload filter), not an operator object.
 const JSON_VALUED: [&str; 4] = ["body", "headers", "parsed_query", "path"];
@@ -377,8 +381,16 @@ impl Query {
         Ok(Some(PayloadFilter { rules, search_term }))
     }
 
-    /// `limit`, `dir`, `order_by`, `next`, `prev`.
+    /// `limit`, `dir`, `order_by`, `next`, `prev`, for a list sorted by
+    /// `created_at` only.
     pub fn page(&self) -> ApiResult<PageRequest> {
+        self.page_ordered(&["created_at"])
+    }
+
+    /// `limit`, `dir`, `order_by` (one of `order_keys`, the first the
+    /// default), `next`, `prev`. `order_by` and `dir` may come as arrays
+    /// (`order_by[]=…`); the first value sorts.
+    pub fn page_ordered(&self, order_keys: &[&str]) -> ApiResult<PageRequest> {
         let limit = self.number("limit")?.map_or(DEFAULT_LIMIT, |l| l as usize);
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(ApiError::invalid(
@@ -396,13 +408,19 @@ impl Query {
                 ))
             }
         };
-        if let Some(order) = self.one("order_by").filter(|o| *o != "created_at") {
+        let order_by = self.one("order_by").unwrap_or(order_keys[0]);
+        if !order_keys.contains(&order_by) {
             return Err(ApiError::invalid(
                 "order_by",
-                format!("\"{order}\": only created_at is supported"),
+                format!(
+                    "\"{order_by}\": this list sorts by {}",
+                    order_keys.join(", ")
+                ),
             ));
         }
-        let cursor = match (self.one("next"), self.one("prev")) {
+        // The reference's own example spells `prev` as `previous`.
+        let prev = self.one("prev").or_else(|| self.one("previous"));
+        let cursor = match (self.one("next"), prev) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::invalid("next", "give next or prev, not both"))
             }
@@ -410,7 +428,12 @@ impl Query {
             (None, Some(prev)) => Cursor::Prev(prev.to_string()),
             (None, None) => Cursor::Start,
         };
-        Ok(PageRequest { dir, limit, cursor })
+        Ok(PageRequest {
+            order_by: order_by.to_string(),
+            dir,
+            limit,
+            cursor,
+        })
     }
 }
 

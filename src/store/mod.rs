@@ -142,7 +142,7 @@ pub struct StoreState {
     /// journal; routed on start like the journal's tail.
     unrouted: sled::Tree,
     /// `routed_through` → the journal location up to which every request is
-    /// indexed and routed.
+    /// indexed and routed; `team_id` → this instance's team id.
     meta: sled::Tree,
     events: sled::Tree,
     /// Event id → payload, for events whose rules changed it.
@@ -591,6 +591,26 @@ impl Store {
         }
     }
 
+    // --- the instance ------------------------------------------------------------
+
+    /// The id every API object names as its `team_id`: Hookdeck's objects
+    /// belong to a team, and a client may key on it, so one instance keeps one
+    /// id for good (made on first use, never changed).
+    pub fn team_id(&self) -> Result<String> {
+        let made = crate::ids::new_id("tm");
+        let kept =
+            self.meta
+                .compare_and_swap(TEAM_ID, None as Option<&[u8]>, Some(made.as_bytes()))?;
+        let id = match kept {
+            Ok(()) => made,
+            Err(existing) => {
+                String::from_utf8_lossy(&existing.current.unwrap_or_default()).into_owned()
+            }
+        };
+        self.meta.flush()?;
+        Ok(id)
+    }
+
     // --- objects created through the API ----------------------------------------
 
     /// Every API-created object, in a stable order (kind, then name).
@@ -790,6 +810,7 @@ fn open_sled(config: &sled::Config) -> Result<sled::Db> {
 
 /// The `api_objects` key holding every object created through the API.
 const ALL_API_OBJECTS: &[u8] = b"all";
+const TEAM_ID: &[u8] = b"team_id";
 
 /// A `fingerprints` value: when the request holding it arrived, and its id.
 fn sighting(value: &[u8]) -> (u64, &[u8]) {
@@ -861,6 +882,18 @@ fn temp_store() -> (tempfile::TempDir, Store) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_team_id_is_made_once_and_kept_across_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Store::open(dir.path(), 1 << 20).unwrap();
+        let id = first.team_id().unwrap();
+        assert!(id.starts_with("tm_"), "{id}");
+        assert_eq!(first.team_id().unwrap(), id, "asked again");
+        first.checkpoint().unwrap();
+        let reopened = Store::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(reopened.team_id().unwrap(), id, "after a restart");
+    }
 
     #[test]
     fn a_fingerprint_is_a_duplicate_within_the_window_of_arrival_either_way_round() {

@@ -26,6 +26,9 @@ pub enum Cursor {
 
 #[derive(Debug, Clone)]
 pub struct PageRequest {
+    /// The field pages are sorted by: `created_at` (key order) for the
+    /// store's own pages; lists sorted in memory offer others (`api::listing`).
+    pub order_by: String,
     pub dir: Direction,
     pub limit: usize,
     pub cursor: Cursor,
@@ -185,6 +188,7 @@ mod tests {
 
     fn ask(dir: Direction, cursor: Cursor) -> PageRequest {
         PageRequest {
+            order_by: "created_at".into(),
             dir,
             limit: 3,
             cursor,

@@ -1,0 +1,143 @@
+//! Paging for lists held in memory (sources, destinations, connections,
+//! transformations, issue triggers, bulk operations...): the reference's
+//! `order_by`, `dir`, `limit`, `next`, `prev` over models already filtered.
+//! Lists kept in sled trees page through the store instead (`Store::page_*`);
+//! these are small enough to sort whole on every call.
+//!
+//! A cursor is the id of the model a page ended (or began) with, as in the
+//! reference (`next=web_2urj7h9puxk6obro3x`); ties on the sort key are broken
+//! by id, so every model has one place in the order.
+
+use super::error::{ApiError, ApiResult};
+use crate::store::{Cursor, Direction, Page, PageRequest};
+use serde_json::Value;
+use std::cmp::Ordering;
+
+/// The page `request` asks for of `models`, sorted by `request.order_by`.
+pub fn page_of(mut models: Vec<Value>, request: &PageRequest) -> ApiResult<Page<Value>> {
+    models.sort_by(|a, b| in_order(a, b, &request.order_by));
+    if request.dir == Direction::Desc {
+        models.reverse();
+    }
+    let limit = request.limit.max(1);
+    let (start, end) = match &request.cursor {
+        Cursor::Start => (0, limit.min(models.len())),
+        Cursor::Next(id) => {
+            let after = position(&models, id, "next")? + 1;
+            (after, (after + limit).min(models.len()))
+        }
+        Cursor::Prev(id) => {
+            let before = position(&models, id, "prev")?;
+            (before.saturating_sub(limit), before)
+        }
+    };
+    let id_at = |index: usize| models[index]["id"].as_str().map(String::from);
+    let next = (end < models.len() && end > start)
+        .then(|| id_at(end - 1))
+        .flatten();
+    let prev = (start > 0 && end > start).then(|| id_at(start)).flatten();
+    Ok(Page {
+        items: models.drain(start..end).collect(),
+        next,
+        prev,
+    })
+}
+
+/// Ascending by the sort key, then by id.
+fn in_order(a: &Value, b: &Value, key: &str) -> Ordering {
+    compare(&a[key], &b[key]).then_with(|| compare(&a["id"], &b["id"]))
+}
+
+/// JSON values in a total order: null, then booleans, numbers, strings (ISO
+/// times sort as the times they name), then the rest as text.
+fn compare(a: &Value, b: &Value) -> Ordering {
+    fn rank(value: &Value) -> u8 {
+        match value {
+            Value::Null => 0,
+            Value::Bool(_) => 1,
+            Value::Number(_) => 2,
+            Value::String(_) => 3,
+            _ => 4,
+        }
+    }
+    match (a, b) {
+        (Value::Bool(a), Value::Bool(b)) => a.cmp(b),
+        (Value::Number(a), Value::Number(b)) => {
+            let (a, b) = (a.as_f64().unwrap_or(0.0), b.as_f64().unwrap_or(0.0));
+            a.total_cmp(&b)
+        }
+        (Value::String(a), Value::String(b)) => a.cmp(b),
+        _ => rank(a)
+            .cmp(&rank(b))
+            .then_with(|| a.to_string().cmp(&b.to_string())),
+    }
+}
+
+fn position(models: &[Value], id: &str, parameter: &str) -> ApiResult<usize> {
+    models
+        .iter()
+        .position(|model| model["id"] == id)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                parameter,
+                format!("\"{id}\" is not in this list (deleted, or filtered out since)"),
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn models() -> Vec<Value> {
+        ["b", "a", "c", "e", "d"]
+            .iter()
+            .map(|id| json!({ "id": id, "name": format!("n{id}") }))
+            .collect()
+    }
+
+    fn ask(dir: Direction, limit: usize, cursor: Cursor) -> PageRequest {
+        PageRequest {
+            order_by: "name".into(),
+            dir,
+            limit,
+            cursor,
+        }
+    }
+
+    fn ids(page: &Page<Value>) -> Vec<&str> {
+        page.items
+            .iter()
+            .map(|m| m["id"].as_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn pages_walk_forward_and_back_over_the_sorted_list() {
+        let first = page_of(models(), &ask(Direction::Asc, 2, Cursor::Start)).unwrap();
+        assert_eq!((ids(&first), first.prev.clone()), (vec!["a", "b"], None));
+        let next = Cursor::Next(first.next.clone().unwrap());
+        let second = page_of(models(), &ask(Direction::Asc, 2, next)).unwrap();
+        assert_eq!(ids(&second), vec!["c", "d"]);
+        let next = Cursor::Next(second.next.clone().unwrap());
+        let last = page_of(models(), &ask(Direction::Asc, 2, next)).unwrap();
+        assert_eq!((ids(&last), last.next.clone()), (vec!["e"], None));
+        let back = Cursor::Prev(last.prev.clone().unwrap());
+        let again = page_of(models(), &ask(Direction::Asc, 2, back)).unwrap();
+        assert_eq!(ids(&again), vec!["c", "d"]);
+    }
+
+    #[test]
+    fn descending_starts_from_the_end() {
+        let page = page_of(models(), &ask(Direction::Desc, 3, Cursor::Start)).unwrap();
+        assert_eq!(ids(&page), vec!["e", "d", "c"]);
+        assert_eq!(page.next.as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn a_cursor_naming_no_model_is_refused_naming_the_parameter() {
+        let error = page_of(models(), &ask(Direction::Asc, 2, Cursor::Next("zz".into())));
+        assert!(error.unwrap_err().message.contains("next"));
+    }
+}
