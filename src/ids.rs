@@ -106,9 +106,30 @@ pub fn named_id(prefix: &str, name: &str) -> String {
     format!("{prefix}_{}", hex::encode(&digest[..12]))
 }
 
+/// The `event_data_id` of an event (the id Hookdeck gives an event's
+/// payload, by which a bookmark names what it replays): the event's own id
+/// under the `edt` prefix, so that it leads back to the event with no index.
+pub fn event_data_id(event_id: &str) -> String {
+    format!("edt_{}", event_id.get(4..).unwrap_or_default())
+}
+
+/// The event whose data an [`event_data_id`] names; None for any other id.
+pub fn event_of_data(data_id: &str) -> Option<String> {
+    data_id.strip_prefix("edt_").map(|rest| format!("evt_{rest}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_data_id_leads_back_to_its_event() {
+        let event = derived_id("evt", &new_id("req"), "web_a");
+        let data = event_data_id(&event);
+        assert!(data.starts_with("edt_"));
+        assert_eq!(event_of_data(&data), Some(event.clone()));
+        assert_eq!(event_of_data(&event), None, "an event id is not a data id");
+    }
 
     #[test]
     fn a_child_id_names_its_parent_and_position_and_nothing_else_does() {
