@@ -248,20 +248,25 @@ impl Gateway {
         }
         self.scheduler.shutdown(self.shutdown_timeout).await;
         self.ingress_task.abort();
+        // Awaited so that the listening service, and the store handle its app
+        // holds, are gone (an abort only asks).
+        let _ = self.ingress_task.await;
         // The other handles go with the rest of the gateway.
         drop((self.api_state, self.scheduler));
-        let store = self.store;
-        tokio::task::spawn_blocking(move || close(store)).await??;
+        let (store, grace) = (self.store, self.shutdown_timeout);
+        tokio::task::spawn_blocking(move || close(store, grace)).await??;
         Ok(())
     }
 }
 
-/// Flushes the store, then checkpoints it if `store` is its last handle. A
-/// lane or a bulk retry that outlived the shutdown still holds one: then there
-/// is no checkpoint, and the next start replays sled's log (slower, nothing lost).
-fn close(store: Store) -> crate::store::Result<()> {
+/// Flushes the store, then checkpoints it once `store` is its last handle
+/// (connections that saw the stop end a moment later, each holding one). A
+/// lane or a bulk retry that outlived the shutdown still holds one after
+/// `grace`: then there is no checkpoint, and the next start replays sled's
+/// log (slower, nothing lost).
+fn close(store: Store, grace: Duration) -> crate::store::Result<()> {
     store.flush()?;
-    match store.checkpoint() {
+    match store.checkpoint_when_last(grace) {
         Ok(true) => {}
         Ok(false) => {
             tracing::info!(

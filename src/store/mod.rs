@@ -38,6 +38,7 @@ use crate::sealing::{Sealer, SecretsKey};
 use serde::{de::DeserializeOwned, Serialize};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
 #[derive(Debug, thiserror::Error)]
@@ -322,8 +323,19 @@ impl Store {
     /// for a million events when the disk is cold. Opening it once more after
     /// a clean stop writes that snapshot (paying the replay now).
     pub fn checkpoint(self) -> Result<bool> {
-        if !self.is_only_handle() {
-            return Ok(false);
+        self.checkpoint_when_last(Duration::ZERO)
+    }
+
+    /// [`Store::checkpoint`], once the other handles have been dropped,
+    /// waiting up to `grace` for them.
+    pub fn checkpoint_when_last(self, grace: Duration) -> Result<bool> {
+        let deadline = Instant::now() + grace;
+        while !self.is_only_handle() {
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            // Handles are Arcs: there is no signal when one is dropped.
+            std::thread::sleep(Duration::from_millis(5));
         }
         let config = self.sled_config.clone();
         drop(self);
