@@ -18,10 +18,13 @@ use std::sync::Arc;
 /// The keys these lists sort by.
 const ORDER_KEYS: [&str; 3] = ["created_at", "updated_at", "name"];
 
+/// What a text filter accepts.
+type TextMatcher = Box<dyn Fn(&str) -> bool + Send>;
+
 /// A configuration list's filters, applied to the objects' views.
 struct ListFilter {
     /// Each text field filtered on, and what it accepts (null reads as "").
-    texts: Vec<(&'static str, Box<dyn Fn(&str) -> bool + Send>)>,
+    texts: Vec<(&'static str, TextMatcher)>,
     /// Each date field filtered on, and its window.
     dates: Vec<(&'static str, Range)>,
     /// `full_name`'s fuzzy match: a lower-case part it must contain.
@@ -49,7 +52,7 @@ impl ListFilter {
         Ok(ListFilter {
             texts: texts
                 .iter()
-                .map(|&field| (field, Box::new(query.matcher(field)) as Box<_>))
+                .map(|&field| (field, Box::new(query.matcher(field)) as TextMatcher))
                 .collect(),
             dates,
             full_name: None,

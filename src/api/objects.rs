@@ -216,32 +216,29 @@ pub async fn archive_action(
 /// The indexes of the objects (un)archived along with `object`: a source's
 /// live connections, or an unarchived connection's archived ends.
 fn archived_along(object: &ApiObject, archive: bool, objects: &[ApiObject]) -> Vec<usize> {
-    let named = |kind: ObjectKind, field: &str| {
-        let name = object.fields.get(field).and_then(Value::as_str);
-        move |o: &ApiObject| o.kind == kind && Some(o.name.as_str()) == name
+    // Whether connection `c` has the object named `name` as its `end`.
+    let uses = |c: &ApiObject, end: &str, name: &str| {
+        c.fields.get(end).and_then(Value::as_str) == Some(name)
     };
-    let (is_related, archived): (Box<dyn Fn(&ApiObject) -> bool>, bool) =
-        match (object.kind, archive) {
-            (ObjectKind::Source, true) => (
-                Box::new(|o: &ApiObject| {
-                    o.kind == ObjectKind::Connection
-                        && o.fields.get("source").and_then(Value::as_str)
-                            == Some(object.name.as_str())
-                }),
-                false,
-            ),
-            (ObjectKind::Connection, false) => {
-                let (source, destination) = (
-                    named(ObjectKind::Source, "source"),
-                    named(ObjectKind::Destination, "destination"),
-                );
-                (Box::new(move |o| source(o) || destination(o)), true)
-            }
-            _ => return Vec::new(),
-        };
-    (0..objects.len())
-        .filter(|&i| is_related(&objects[i]) && objects[i].archived_at.is_some() == archived)
-        .collect()
+    let ends = [
+        (ObjectKind::Source, "source"),
+        (ObjectKind::Destination, "destination"),
+    ];
+    let along = |o: &ApiObject| match (object.kind, archive) {
+        (ObjectKind::Source, true) => {
+            o.kind == ObjectKind::Connection
+                && o.archived_at.is_none()
+                && uses(o, "source", &object.name)
+        }
+        (ObjectKind::Connection, false) => {
+            o.archived_at.is_some()
+                && ends
+                    .iter()
+                    .any(|(kind, end)| o.kind == *kind && uses(object, end, &o.name))
+        }
+        _ => false,
+    };
+    (0..objects.len()).filter(|&i| along(&objects[i])).collect()
 }
 
 /// Removing or archiving what a live connection still uses breaks a
