@@ -299,7 +299,10 @@ fn served_catalog(config: &Config, store: &Store) -> anyhow::Result<Catalog> {
     )?;
     let endpoints =
         crate::outbound::served_endpoints(store, config.delivery.default_concurrency.max(1))?;
-    Ok(served.catalog().with_endpoints(endpoints))
+    Ok(served
+        .catalog()
+        .with_endpoints(endpoints)
+        .with_archived_sources(crate::config::archived_sources(&stored)))
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Store> {

@@ -374,9 +374,11 @@ async fn write(
             .stamp_objects(&fingerprints, crate::ids::now_ms())?;
         // Endpoints change under the same lock (see `v1`), so none is lost here.
         let endpoints = state.catalog.load().endpoints();
-        state
-            .scheduler
-            .replace_catalog(config.catalog().with_endpoints(endpoints));
+        let catalog = config
+            .catalog()
+            .with_endpoints(endpoints)
+            .with_archived_sources(crate::config::archived_sources(&objects));
+        state.scheduler.replace_catalog(catalog);
         Ok(id)
     })
     .await

@@ -1085,7 +1085,7 @@ async fn archived_api_objects_stop_serving_until_unarchived() {
     );
     assert_eq!(
         gw.post("/e/crm", "{}").await.0,
-        404,
+        410,
         "an archived source is not served"
     );
 

@@ -488,7 +488,19 @@ async fn archiving_answers_the_object_and_carries_to_connections_and_ends() {
     let (_, link_now) = gw.api_get(&format!("/connections/{link}")).await;
     assert!(link_now["archived_at"].is_string(), "{link_now}");
     assert_eq!(link_now["source"], archived);
-    assert_eq!(gw.post("/e/shopify", "{}").await.0, 404, "not served");
+    // Its requests are rejected as SOURCE_ARCHIVED (item 5 of issue 17), by name or id.
+    let (status, refused) = gw.post(&format!("/e/{source}"), "{}").await;
+    assert_eq!(status, 410, "{refused}");
+    assert_eq!(gw.post("/e/shopify", "{}").await.0, 410);
+    let (_, rejected) = gw
+        .api_get("/requests?rejection_cause=SOURCE_ARCHIVED")
+        .await;
+    assert_eq!(rejected["count"], 2, "{rejected}");
+    assert_eq!(
+        gw.post("/e/nowhere", "{}").await.0,
+        404,
+        "unknown stays NO_WEBHOOK"
+    );
     assert_eq!(
         gw.api_delete(&format!("/sources/{source}")).await,
         409,
