@@ -86,7 +86,8 @@ fn full_name_filter(query: &Query) -> ApiResult<Option<String>> {
     let allowed = |c: char| {
         c.is_ascii_lowercase() || c.is_ascii_digit() || "-_>".contains(c) || c.is_whitespace()
     };
-    if value.is_empty() || value.chars().count() > 155 || !value.chars().all(allowed) {
+    let too_long = value.chars().count() > crate::names::MAX_NAME_CHARS;
+    if value.is_empty() || too_long || !value.chars().all(allowed) {
         return Err(ApiError::invalid(
             "full_name",
             "must match ^[a-z0-9-_>\\s]+$ and have at most 155 characters",
@@ -106,7 +107,7 @@ fn list(
     let mut models = Vec::new();
     for view in views {
         let view = view?;
-        if filter.accepts(&view) && (filter.with_archived || view["archived_at"].is_null()) {
+        if filter.accepts(&view) {
             models.push(view);
         }
     }

@@ -133,6 +133,11 @@ fn times(object: &Value) -> [&Value; 3] {
     ["created_at", "updated_at", "archived_at"].map(|key| &object[key])
 }
 
+/// `PUT path` with no body (archive, unarchive, pause, unpause).
+async fn put(gw: &TestGateway, path: &str) -> (u16, Value) {
+    gw.api_send(Method::PUT, path, json!({})).await
+}
+
 fn ids(list: &Value) -> Vec<String> {
     list["models"]
         .as_array()
@@ -274,9 +279,7 @@ async fn times_are_kept_across_restarts_and_move_only_when_the_object_changes() 
     assert_eq!(changed_crm["created_at"], crm["created_at"]);
     assert!(changed_crm["updated_at"].as_str() > crm["updated_at"].as_str());
     clock_past(&changed_crm["updated_at"]).await;
-    let (status, archived) = gw
-        .api_send(Method::PUT, &format!("{crm_path}/archive"), json!({}))
-        .await;
+    let (status, archived) = put(&gw, &format!("{crm_path}/archive")).await;
     assert_eq!(status, 200);
     assert!(archived["archived_at"].is_string());
     assert!(archived["updated_at"].as_str() > changed_crm["updated_at"].as_str());
@@ -373,13 +376,7 @@ async fn lists_read_the_references_filters_and_order_keys_and_refuse_others() {
     }
 
     // paused_at
-    let (_, paused) = gw
-        .api_send(
-            Method::PUT,
-            &format!("/connections/{}/pause", id(1)),
-            json!({}),
-        )
-        .await;
+    let (_, paused) = put(&gw, &format!("/connections/{}/pause", id(1))).await;
     assert!(paused["paused_at"].is_string() && paused["source"]["id"] == beta.as_str());
     let (_, list) = gw.api_get("/connections?paused_at[any]=true").await;
     assert_eq!(ids(&list), [id(1)]);
@@ -388,23 +385,11 @@ async fn lists_read_the_references_filters_and_order_keys_and_refuse_others() {
         .api_get(&format!("/connections?paused_at[gte]={since}"))
         .await;
     assert_eq!(ids(&list), [id(1)]);
-    let (_, unpaused) = gw
-        .api_send(
-            Method::PUT,
-            &format!("/connections/{}/unpause", id(1)),
-            json!({}),
-        )
-        .await;
+    let (_, unpaused) = put(&gw, &format!("/connections/{}/unpause", id(1))).await;
     assert!(unpaused["paused_at"].is_null() && unpaused["destination"].is_object());
 
     // archived objects only when asked for
-    let (status, _) = gw
-        .api_send(
-            Method::PUT,
-            &format!("/connections/{}/archive", id(0)),
-            json!({}),
-        )
-        .await;
+    let (status, _) = put(&gw, &format!("/connections/{}/archive", id(0))).await;
     assert_eq!(status, 200);
     let (_, live) = gw.api_get("/connections?order_by=name&dir=asc").await;
     assert_eq!(ids(&live), [id(1), id(2), declared.clone()]);
@@ -475,13 +460,7 @@ async fn archiving_answers_the_object_and_carries_to_connections_and_ends() {
     let source = connection["source"]["id"].as_str().unwrap().to_string();
 
     // Archiving a source archives its connections (L1800).
-    let (status, archived) = gw
-        .api_send(
-            Method::PUT,
-            &format!("/sources/{source}/archive"),
-            json!({}),
-        )
-        .await;
+    let (status, archived) = put(&gw, &format!("/sources/{source}/archive")).await;
     assert_eq!(status, 200, "{archived}");
     assert_shape(&archived, &reference_source(), "archived source");
     assert!(archived["archived_at"].is_string());
@@ -508,13 +487,7 @@ async fn archiving_answers_the_object_and_carries_to_connections_and_ends() {
     );
 
     // Unarchiving a connection unarchives its source and destination (L1267).
-    let (status, unarchived) = gw
-        .api_send(
-            Method::PUT,
-            &format!("/connections/{link}/unarchive"),
-            json!({}),
-        )
-        .await;
+    let (status, unarchived) = put(&gw, &format!("/connections/{link}/unarchive")).await;
     assert_eq!(status, 200);
     assert_shape(
         &unarchived,
@@ -528,21 +501,9 @@ async fn archiving_answers_the_object_and_carries_to_connections_and_ends() {
     // A destination: its own archive answers the full destination; its
     // connection's unarchive brings it back.
     let destination = connection["destination"]["id"].as_str().unwrap();
-    let (status, _) = gw
-        .api_send(
-            Method::PUT,
-            &format!("/connections/{link}/archive"),
-            json!({}),
-        )
-        .await;
+    let (status, _) = put(&gw, &format!("/connections/{link}/archive")).await;
     assert_eq!(status, 200);
-    let (status, archived) = gw
-        .api_send(
-            Method::PUT,
-            &format!("/destinations/{destination}/archive"),
-            json!({}),
-        )
-        .await;
+    let (status, archived) = put(&gw, &format!("/destinations/{destination}/archive")).await;
     assert_eq!(status, 200);
     assert_eq!(
         (
@@ -553,13 +514,7 @@ async fn archiving_answers_the_object_and_carries_to_connections_and_ends() {
     );
     let (_, shown) = gw.api_get(&format!("/destinations/{destination}")).await;
     assert_eq!(shown, archived, "an archived object is found by id");
-    let (_, unarchived) = gw
-        .api_send(
-            Method::PUT,
-            &format!("/connections/{link}/unarchive"),
-            json!({}),
-        )
-        .await;
+    let (_, unarchived) = put(&gw, &format!("/connections/{link}/unarchive")).await;
     assert!(
         unarchived["destination"]["archived_at"].is_null(),
         "{unarchived}"
@@ -567,9 +522,7 @@ async fn archiving_answers_the_object_and_carries_to_connections_and_ends() {
 
     // Declared objects stay read-only.
     let shop = hookgate::ids::named_id("src", "shop");
-    let (status, refused) = gw
-        .api_send(Method::PUT, &format!("/sources/{shop}/archive"), json!({}))
-        .await;
+    let (status, refused) = put(&gw, &format!("/sources/{shop}/archive")).await;
     assert_eq!(
         (
             status,
