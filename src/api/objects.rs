@@ -179,8 +179,8 @@ fn refuse_used_by_archived(object: &ApiObject, objects: &[ApiObject]) -> ApiResu
 }
 
 /// `PUT /{kind}/{id}/archive` and `/unarchive`: an archived API-created object
-/// is kept but not served (its source URL answers 404, its connection makes no
-/// events). As the reference says, archiving a source archives its
+/// is kept but not served (its source URL answers 410, `SOURCE_ARCHIVED`; its
+/// connection makes no events). As the reference says, archiving a source archives its
 /// connections, and unarchiving a connection unarchives its source and
 /// destination. A destination a live connection uses cannot be archived (409).
 #[utoipa::path(put, path = "/2023-07-01/sources/{id}/archive", tag = "configuration", summary = "Archive (or, with /unarchive, restore) an API-created source and its connections; likewise destinations, and connections (unarchiving one restores its source and destination)", params(("id" = String, Path, description = "the object's id or name")), responses((status = 200, description = "the object"), (status = 404, description = "unknown"), (status = 409, description = "declared in gateway.toml, or still used by a live connection")), security(("api_key" = [])))]
