@@ -95,32 +95,8 @@ impl Gateway {
             );
         }
         let (to_router, router_inbox) = std::sync::mpsc::sync_channel(ROUTER_QUEUE);
-        let api_state = Arc::new(ApiState {
-            store: store.clone(),
-            team_id: store.team_id()?,
-            catalog: catalog.clone(),
-            scheduler: scheduler.clone(),
-            router: router.clone(),
-            keys: ApiKeys::new(
-                &config.api_keys,
-                KeyBudgets {
-                    management_per_minute: config.server.api_rate_limit_per_minute,
-                    jobs_api_per_second: config.outbound.api_calls_per_second_per_key,
-                    failed_logins_per_minute: config.server.api_failed_logins_per_minute,
-                },
-            ),
-            jobs_per_application: Budget::per_second(
-                config.outbound.jobs_per_second_per_application,
-                "jobs per second of this application",
-            ),
-            transform_limits: config.limits.transform_limits(),
-            bulk_updates: std::sync::Mutex::default(),
-            endpoint_updates: std::sync::Mutex::default(),
-            config: ArcSwap::from_pointee(config.clone()),
-            object_updates: std::sync::Mutex::default(),
-            job_creation: std::sync::Mutex::default(),
-            background: Default::default(),
-        });
+        // The API re-routes requests on demand; its state is made once the ingress listens.
+        let api_router = router.clone();
         let router_thread = router.start(router_inbox);
         let (commit, commit_thread) = CommitLog::start(
             store.clone(),
@@ -145,6 +121,33 @@ impl Gateway {
         let (ingress_addr, ingress_task) =
             start_ingress(ingress, config.server.ingress_listen, ingress_stopped)?;
         tracing::info!(%ingress_addr, "ingress listening");
+        let api_state = Arc::new(ApiState {
+            store: store.clone(),
+            team_id: store.team_id()?,
+            ingress_url: config.server.ingress_url(ingress_addr),
+            catalog: catalog.clone(),
+            scheduler: scheduler.clone(),
+            router: api_router,
+            keys: ApiKeys::new(
+                &config.api_keys,
+                KeyBudgets {
+                    management_per_minute: config.server.api_rate_limit_per_minute,
+                    jobs_api_per_second: config.outbound.api_calls_per_second_per_key,
+                    failed_logins_per_minute: config.server.api_failed_logins_per_minute,
+                },
+            ),
+            jobs_per_application: Budget::per_second(
+                config.outbound.jobs_per_second_per_application,
+                "jobs per second of this application",
+            ),
+            transform_limits: config.limits.transform_limits(),
+            bulk_updates: std::sync::Mutex::default(),
+            endpoint_updates: std::sync::Mutex::default(),
+            config: ArcSwap::from_pointee(config.clone()),
+            object_updates: std::sync::Mutex::default(),
+            job_creation: std::sync::Mutex::default(),
+            background: Default::default(),
+        });
         let api = start_api(config, api_state.clone(), stop_ingress.subscribe()).await?;
         let (api_addr, api_task) = api.unzip();
         let sweeper = {
@@ -282,10 +285,11 @@ fn close(store: Store, grace: Duration) -> crate::store::Result<()> {
 
 /// The file's objects plus those created through the API, which must still
 /// validate with the file (a clear error names the ones that do not), plus the
-/// outbound endpoints. Blocks on the store.
+/// outbound endpoints; records when each object appeared or changed (see
+/// `Store::stamp_objects`). Blocks on the store.
 fn served_catalog(config: &Config, store: &Store) -> anyhow::Result<Catalog> {
-    let objects = store.api_objects()?;
-    let objects = crate::api::resolve_transformations(&objects, store)
+    let stored = store.api_objects()?;
+    let objects = crate::api::resolve_transformations(&stored, store)
         .map_err(|e| anyhow::anyhow!("objects created through the API: {}", e.message))?;
     let served = config.with_api_objects(&objects).map_err(|errors| {
         anyhow::anyhow!(
@@ -294,9 +298,16 @@ fn served_catalog(config: &Config, store: &Store) -> anyhow::Result<Catalog> {
             errors.0.join("; ")
         )
     })?;
+    store.stamp_objects(
+        &crate::config::object_fingerprints(config, &stored),
+        crate::ids::now_ms(),
+    )?;
     let endpoints =
         crate::outbound::served_endpoints(store, config.delivery.default_concurrency.max(1))?;
-    Ok(served.catalog().with_endpoints(endpoints))
+    Ok(served
+        .catalog()
+        .with_endpoints(endpoints)
+        .with_archived_sources(crate::config::archived_sources(&stored)))
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Store> {

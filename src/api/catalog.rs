@@ -3,129 +3,210 @@
 //! restart must never undo an API change silently.
 
 use super::error::{ApiError, ApiResult};
-use super::query::Query;
-use super::{blocking, listing, views, ApiState, Shared};
+use super::query::{parse_date, Query, Range};
+use super::showing::Showing;
+use super::{blocking, listing, ApiState, Shared};
+use crate::config::ObjectKind;
 use crate::ids::now_ms;
 use crate::model::Connection;
-use crate::store::PageRequest;
 use crate::store::Store;
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// The `name` filter of a configuration list, its only one, and the page asked for.
-fn name_matcher(raw: Option<&str>) -> ApiResult<(impl Fn(&str) -> bool, PageRequest)> {
-    let query = Query::parse(raw);
-    let name = query.matcher("name");
-    let page = query.page_ordered(&["created_at", "name"])?;
-    query.refuse_unread()?;
-    Ok((name, page))
+/// The keys these lists sort by.
+const ORDER_KEYS: [&str; 3] = ["created_at", "updated_at", "name"];
+
+/// What a text filter accepts.
+type TextMatcher = Box<dyn Fn(&str) -> bool + Send>;
+
+/// A configuration list's filters, applied to the objects' views.
+struct ListFilter {
+    /// Each text field filtered on, and what it accepts (null reads as "").
+    texts: Vec<(&'static str, TextMatcher)>,
+    /// Each date field filtered on, and its window.
+    dates: Vec<(&'static str, Range)>,
+    /// `full_name`'s fuzzy match: a lower-case part it must contain.
+    full_name: Option<String>,
+    /// Archived objects are listed only when asked for (`archived=true`, or
+    /// a window on `archived_at`, which only they can fall in).
+    with_archived: bool,
 }
 
-fn listing(models: Vec<Value>, page: &PageRequest) -> ApiResult<Json<Value>> {
-    let found = listing::page_of(models, page)?;
+impl ListFilter {
+    /// `texts` match as `name` does (`x=`, `x[]=`, `x[contains]=`); `dates`
+    /// take `[gte] [gt] [lte] [lt] [any]`.
+    fn read(
+        query: &Query,
+        texts: &[&'static str],
+        dates: &[&'static str],
+    ) -> ApiResult<ListFilter> {
+        let asks_archived = query.bool("archived")? == Some(true);
+        let windows_archived = !query.bracketed("archived_at").is_empty();
+        let dates = ["archived_at"]
+            .iter()
+            .chain(dates)
+            .map(|&field| Ok((field, query.date_range(field)?)))
+            .collect::<ApiResult<_>>()?;
+        Ok(ListFilter {
+            texts: texts
+                .iter()
+                .map(|&field| (field, Box::new(query.matcher(field)) as TextMatcher))
+                .collect(),
+            dates,
+            full_name: None,
+            with_archived: asks_archived || windows_archived,
+        })
+    }
+
+    fn accepts(&self, view: &Value) -> bool {
+        let texts = self
+            .texts
+            .iter()
+            .all(|(field, accepts)| accepts(view[*field].as_str().unwrap_or_default()));
+        let dates = self
+            .dates
+            .iter()
+            .all(|(field, range)| range.contains(view[*field].as_str().and_then(parse_date)));
+        let full_name = self.full_name.as_ref().is_none_or(|part| {
+            let full_name = view["full_name"].as_str().unwrap_or_default();
+            full_name.to_lowercase().contains(part)
+        });
+        texts && dates && full_name
+    }
+}
+
+/// The reference's `full_name` filter: its pattern and length, matched as a
+/// case-insensitive part of the connections' full names.
+fn full_name_filter(query: &Query) -> ApiResult<Option<String>> {
+    let Some(value) = query.one("full_name") else {
+        return Ok(None);
+    };
+    let allowed = |c: char| {
+        c.is_ascii_lowercase() || c.is_ascii_digit() || "-_>".contains(c) || c.is_whitespace()
+    };
+    let too_long = value.chars().count() > crate::names::MAX_NAME_CHARS;
+    if value.is_empty() || too_long || !value.chars().all(allowed) {
+        return Err(ApiError::invalid(
+            "full_name",
+            "must match ^[a-z0-9-_>\\s]+$ and have at most 155 characters",
+        ));
+    }
+    Ok(Some(value.to_lowercase()))
+}
+
+/// One page of the `views` the filter accepts, as the query asks.
+fn list(
+    query: &Query,
+    filter: &ListFilter,
+    views: impl Iterator<Item = ApiResult<Value>>,
+) -> ApiResult<Json<Value>> {
+    let page = query.page_ordered(&ORDER_KEYS)?;
+    query.refuse_unread()?;
+    let mut models = Vec::new();
+    for view in views {
+        let view = view?;
+        if filter.accepts(&view) {
+            models.push(view);
+        }
+    }
+    let found = listing::page_of(models, &page)?;
     Ok(Json(super::paged(
-        page,
+        &page,
         found.next,
         found.prev,
         found.items,
     )))
 }
 
-#[utoipa::path(get, path = "/2023-07-01/sources", tag = "configuration", summary = "Sources, by name", params(("name" = Option<String>, Query, description = "exact name, name[]=…, or name[contains]=…")), responses((status = 200, description = "every source")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/sources", tag = "configuration", summary = "Sources", params(("id" = Option<String>, Query, description = "id or id[]=…"), ("name" = Option<String>, Query, description = "exact name, name[]=…, or name[contains]=…"), ("archived" = Option<bool>, Query, description = "include archived sources"), ("archived_at" = Option<String>, Query, description = "archived_at[gte|gt|lte|lt|any]"), ("order_by" = Option<String>, Query, description = "created_at (default), updated_at, name")), responses((status = 200, description = "a page of sources"), (status = 422, description = "an unknown parameter")), security(("api_key" = [])))]
 pub async fn list_sources(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
-    let (name, page) = name_matcher(raw.as_deref())?;
-    let catalog = state.catalog.load();
-    listing(
-        catalog
+    blocking(move || {
+        let query = Query::parse(raw.as_deref());
+        let filter = ListFilter::read(&query, &["id", "name"], &[])?;
+        let showing = Showing::load(&state, filter.with_archived)?;
+        let views = showing
+            .catalog
             .sources()
             .into_iter()
-            .filter(|o| name(&o.name))
-            .map(|o| views::source(o, state.config.load().declared.contains(&o.id)))
-            .collect(),
-        &page,
-    )
+            .map(|s| Ok(showing.source(s)));
+        list(&query, &filter, views)
+    })
+    .await
 }
 
-#[utoipa::path(get, path = "/2023-07-01/destinations", tag = "configuration", summary = "Destinations, by name", params(("name" = Option<String>, Query, description = "exact name, name[]=…, or name[contains]=…")), responses((status = 200, description = "every destination")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/destinations", tag = "configuration", summary = "Destinations", params(("id" = Option<String>, Query, description = "id or id[]=…"), ("name" = Option<String>, Query, description = "exact name, name[]=…, or name[contains]=…"), ("url" = Option<String>, Query, description = "url or url[]=…"), ("cli_path" = Option<String>, Query, description = "cli_path, cli_path[]=… or cli_path[contains]=…"), ("archived" = Option<bool>, Query, description = "include archived destinations"), ("archived_at" = Option<String>, Query, description = "archived_at[gte|gt|lte|lt|any]"), ("order_by" = Option<String>, Query, description = "created_at (default), updated_at, name")), responses((status = 200, description = "a page of destinations"), (status = 422, description = "an unknown parameter")), security(("api_key" = [])))]
 pub async fn list_destinations(
     State(state): Shared,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let (name, page) = name_matcher(raw.as_deref())?;
-    let catalog = state.catalog.load();
-    listing(
-        catalog
-            .destinations()
-            .into_iter()
-            .filter(|o| name(&o.name))
-            .map(|o| views::destination(o, state.config.load().declared.contains(&o.id)))
-            .collect(),
-        &page,
-    )
+    blocking(move || {
+        let query = Query::parse(raw.as_deref());
+        let filter = ListFilter::read(&query, &["id", "name", "url", "cli_path"], &[])?;
+        let showing = Showing::load(&state, filter.with_archived)?;
+        let destinations = showing.catalog.destinations();
+        let views = destinations.into_iter().map(|d| Ok(showing.destination(d)));
+        list(&query, &filter, views)
+    })
+    .await
 }
 
-#[utoipa::path(get, path = "/2023-07-01/connections", tag = "configuration", summary = "Connections, by name", params(("name" = Option<String>, Query, description = "exact name, name[]=…, or name[contains]=…")), responses((status = 200, description = "every connection")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/connections", tag = "configuration", summary = "Connections", params(("id" = Option<String>, Query, description = "id or id[]=…"), ("name" = Option<String>, Query, description = "exact name, name[]=…, or name[contains]=…"), ("source_id" = Option<String>, Query, description = "source_id or source_id[]=…"), ("destination_id" = Option<String>, Query, description = "destination_id or destination_id[]=…"), ("full_name" = Option<String>, Query, description = "a part of \"source -> connection -> destination\""), ("archived" = Option<bool>, Query, description = "include archived connections"), ("archived_at" = Option<String>, Query, description = "archived_at[gte|gt|lte|lt|any]"), ("paused_at" = Option<String>, Query, description = "paused_at[gte|gt|lte|lt|any]"), ("order_by" = Option<String>, Query, description = "created_at (default), updated_at, name")), responses((status = 200, description = "a page of connections"), (status = 422, description = "an unknown parameter")), security(("api_key" = [])))]
 pub async fn list_connections(
     State(state): Shared,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    let (name, page) = name_matcher(raw.as_deref())?;
-    let catalog = state.catalog.load_full();
-    let store = state.store.clone();
-    let declared = state.config.load().declared.clone();
     blocking(move || {
-        let models = catalog
-            .connections()
-            .into_iter()
-            .filter(|c| name(&c.name))
-            .map(|c| {
-                Ok(views::connection(
-                    c,
-                    store.paused_at(&c.id)?,
-                    declared.contains(&c.id),
-                ))
-            })
-            .collect::<ApiResult<Vec<_>>>()?;
-        listing(models, &page)
+        let query = Query::parse(raw.as_deref());
+        let texts = ["id", "name", "source_id", "destination_id"];
+        let mut filter = ListFilter::read(&query, &texts, &["paused_at"])?;
+        filter.full_name = full_name_filter(&query)?;
+        let showing = Showing::load(&state, filter.with_archived)?;
+        let connections = showing.catalog.connections();
+        let views = connections.into_iter().map(|c| showing.connection(c));
+        list(&query, &filter, views)
+    })
+    .await
+}
+
+/// The view of one object, archived ones included.
+pub(super) async fn one(
+    state: Arc<ApiState>,
+    kind: ObjectKind,
+    id: String,
+) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let live = Showing::load(&state, false)?;
+        let view = match live.object(kind, &id)? {
+            Some(view) => Some(view),
+            None => Showing::load(&state, true)?.object(kind, &id)?,
+        };
+        view.map(Json)
+            .ok_or_else(|| ApiError::not_found(kind.table().trim_end_matches('s'), &id))
     })
     .await
 }
 
 #[utoipa::path(get, path = "/2023-07-01/sources/{id}", tag = "configuration", summary = "One source (by id or name)", params(("id" = String, Path, description = "src_… or name")), responses((status = 200, description = "the source"), (status = 404, description = "unknown")), security(("api_key" = [])))]
 pub async fn get_source(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let catalog = state.catalog.load();
-    let source = catalog
-        .source(&id)
-        .ok_or_else(|| ApiError::not_found("source", &id))?;
-    Ok(Json(views::source(
-        source,
-        state.config.load().declared.contains(&source.id),
-    )))
+    one(state, ObjectKind::Source, id).await
 }
 
-#[utoipa::path(get, path = "/2023-07-01/destinations/{id}", tag = "configuration", summary = "One destination", params(("id" = String, Path, description = "des_…")), responses((status = 200, description = "the destination"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/destinations/{id}", tag = "configuration", summary = "One destination (by id or name)", params(("id" = String, Path, description = "des_… or name")), responses((status = 200, description = "the destination"), (status = 404, description = "unknown")), security(("api_key" = [])))]
 pub async fn get_destination(
     State(state): Shared,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let catalog = state.catalog.load();
-    let destination = catalog
-        .destination(&id)
-        .ok_or_else(|| ApiError::not_found("destination", &id))?;
-    Ok(Json(views::destination(
-        destination,
-        state.config.load().declared.contains(&destination.id),
-    )))
+    one(state, ObjectKind::Destination, id).await
 }
 
-#[utoipa::path(get, path = "/2023-07-01/connections/{id}", tag = "configuration", summary = "One connection", params(("id" = String, Path, description = "web_…")), responses((status = 200, description = "the connection"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/connections/{id}", tag = "configuration", summary = "One connection (by id or name)", params(("id" = String, Path, description = "web_… or name")), responses((status = 200, description = "the connection"), (status = 404, description = "unknown")), security(("api_key" = [])))]
 pub async fn get_connection(
     State(state): Shared,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    connection_view(&state, id, |_, _| Ok(Vec::new())).await
+    one(state, ObjectKind::Connection, id).await
 }
 
 /// `PUT /connections/{id}/pause`: new and queued events are held (HOLD). Pausing is
@@ -156,24 +237,21 @@ pub async fn unpause_connection(
     .await
 }
 
-/// Runs `change` on a known connection (it returns destinations to wake) and shows the result.
+/// Runs `change` on a served connection (it returns destinations to wake) and shows the result.
 async fn connection_view(
     state: &Arc<ApiState>,
     id: String,
     change: impl FnOnce(&Store, &Connection) -> ApiResult<Vec<String>> + Send + 'static,
 ) -> ApiResult<Json<Value>> {
-    let catalog = state.catalog.load_full();
-    let store = state.store.clone();
-    let declared = state.config.load().declared.clone();
+    let shown_state = state.clone();
     let (view, woken) = blocking(move || {
-        let connection = catalog
+        let showing = Showing::load(&shown_state, false)?;
+        let connection = showing
+            .catalog
             .connection(&id)
             .ok_or_else(|| ApiError::not_found("connection", &id))?;
-        let woken = change(&store, connection)?;
-        Ok((
-            views::connection(connection, store.paused_at(&id)?, declared.contains(&id)),
-            woken,
-        ))
+        let woken = change(&shown_state.store, connection)?;
+        Ok((showing.connection(connection)?, woken))
     })
     .await?;
     woken

@@ -19,6 +19,7 @@ mod openapi;
 mod outbound;
 mod query;
 mod rate;
+mod showing;
 mod transformations;
 mod v1;
 mod views;
@@ -49,6 +50,8 @@ pub struct ApiState {
     pub store: Store,
     /// Every object's `team_id` (see `Store::team_id`).
     pub team_id: String,
+    /// Where the ingress is reached, for sources' `url` (see `ServerSection::ingress_url`).
+    pub ingress_url: String,
     pub catalog: Arc<ArcSwap<Catalog>>,
     pub scheduler: Arc<Scheduler>,
     /// For re-routing a request on demand.

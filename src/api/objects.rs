@@ -4,7 +4,7 @@
 //! stay read-only: the file is their source of truth.
 
 use super::error::{unreadable_body, ApiError, ApiResult};
-use super::{blocking, reachable, views, ApiState, Shared};
+use super::{blocking, reachable, ApiState, Shared};
 use crate::config::{ApiObject, ObjectKind};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
@@ -97,14 +97,15 @@ async fn add(
 ) -> ApiResult<Json<Value>> {
     let kind = kind_of(&table_of(&uri))?;
     let fields = body_object(body)?;
-    write(state, move |state, objects| {
+    let id = write(state.clone(), move |state, objects| {
         let object = to_object(state, kind, fields, objects)?;
         make_room(state, &object, objects)?;
         let id = object.id();
         objects.push(object);
         Ok(id)
     })
-    .await
+    .await?;
+    super::catalog::one(state, kind, id).await
 }
 
 /// `PUT /{kind}/{id}`: changes the given fields of an API-created object.
@@ -117,7 +118,7 @@ pub async fn update(
 ) -> ApiResult<Json<Value>> {
     let kind = kind_of(&table_of(&uri))?;
     let changes = body_object(body)?;
-    write(state, move |state, objects| {
+    let id = write(state.clone(), move |state, objects| {
         let index = find(state, kind, &id, objects)?;
         let mut fields = objects[index].fields.clone();
         fields.insert("name".into(), Value::String(objects[index].name.clone()));
@@ -130,9 +131,10 @@ pub async fn update(
             ));
         }
         objects[index] = updated;
-        Ok(id)
+        Ok(objects[index].id())
     })
-    .await
+    .await?;
+    super::catalog::one(state, kind, id).await
 }
 
 /// `DELETE /{kind}/{id}`: removes an API-created object nothing refers to.
@@ -144,21 +146,44 @@ pub async fn delete(
 ) -> ApiResult<Json<Value>> {
     let kind = kind_of(&table_of(&uri))?;
     let deleted = id.clone();
-    let state_for_write = state.clone();
-    let removed = write(state_for_write, move |state, objects| {
+    let removed = write(state, move |state, objects| {
         let index = find(state, kind, &id, objects)?;
+        refuse_used_by_archived(&objects[index], objects)?;
         objects.remove(index);
         Ok(String::new())
     })
     .await;
-    drop(removed.map_err(broken_reference_is_conflict)?);
+    removed.map_err(broken_reference_is_conflict)?;
     Ok(Json(json!({ "id": deleted })))
 }
 
+/// A source or destination an archived connection uses stays: the
+/// connection may be unarchived (a live one's use fails validation instead).
+fn refuse_used_by_archived(object: &ApiObject, objects: &[ApiObject]) -> ApiResult<()> {
+    let end = match object.kind {
+        ObjectKind::Source => "source",
+        ObjectKind::Destination => "destination",
+        ObjectKind::Connection => return Ok(()),
+    };
+    let user = objects
+        .iter()
+        .filter(|o| o.kind == ObjectKind::Connection && o.archived_at.is_some())
+        .find(|o| o.fields.get(end).and_then(Value::as_str) == Some(object.name.as_str()));
+    match user {
+        Some(connection) => Err(ApiError::conflict(format!(
+            "{end} \"{}\" is used by the archived connection \"{}\": delete that first",
+            object.name, connection.name
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// `PUT /{kind}/{id}/archive` and `/unarchive`: an archived API-created object
-/// is kept but not served (its source URL answers 404, its connection makes no
-/// events). An object a live connection uses cannot be archived (409).
-#[utoipa::path(put, path = "/2023-07-01/sources/{id}/archive", tag = "configuration", summary = "Archive (or, with /unarchive, restore) an API-created source; likewise destinations and connections", params(("id" = String, Path, description = "the object's id or name")), responses((status = 200, description = "the object and archived_at"), (status = 404, description = "unknown"), (status = 409, description = "declared in gateway.toml, or still used by a live connection")), security(("api_key" = [])))]
+/// is kept but not served (its source URL answers 410, `SOURCE_ARCHIVED`; its
+/// connection makes no events). As the reference says, archiving a source archives its
+/// connections, and unarchiving a connection unarchives its source and
+/// destination. A destination a live connection uses cannot be archived (409).
+#[utoipa::path(put, path = "/2023-07-01/sources/{id}/archive", tag = "configuration", summary = "Archive (or, with /unarchive, restore) an API-created source and its connections; likewise destinations, and connections (unarchiving one restores its source and destination)", params(("id" = String, Path, description = "the object's id or name")), responses((status = 200, description = "the object"), (status = 404, description = "unknown"), (status = 409, description = "declared in gateway.toml, or still used by a live connection")), security(("api_key" = [])))]
 pub async fn archive_action(
     State(state): Shared,
     Path((table, id, action)): Path<(String, String, String)>,
@@ -174,23 +199,46 @@ pub async fn archive_action(
             ))
         }
     };
-    let (id_for_view, state_for_view) = (id.clone(), state.clone());
-    let written = write(state, move |state, objects| {
+    let written = write(state.clone(), move |state, objects| {
         let index = find(state, kind, &id, objects)?;
-        objects[index].archived_at = archive.then(crate::ids::now_ms);
+        let archived_at = archive.then(crate::ids::now_ms);
+        for related in archived_along(&objects[index], archive, objects) {
+            objects[related].archived_at = archived_at;
+        }
+        objects[index].archived_at = archived_at;
         Ok(objects[index].id())
     })
     .await;
-    drop(written.map_err(broken_reference_is_conflict)?);
-    let objects = blocking(move || Ok(state_for_view.store.api_objects()?)).await?;
-    let object = objects
-        .iter()
-        .find(|o| o.id() == id_for_view || o.name == id_for_view);
-    Ok(Json(json!({
-        "id": object.map(ApiObject::id),
-        "name": object.map(|o| o.name.clone()),
-        "archived_at": object.and_then(|o| o.archived_at).map(super::query::iso),
-    })))
+    let id = written.map_err(broken_reference_is_conflict)?;
+    super::catalog::one(state, kind, id).await
+}
+
+/// The indexes of the objects (un)archived along with `object`: a source's
+/// live connections, or an unarchived connection's archived ends.
+fn archived_along(object: &ApiObject, archive: bool, objects: &[ApiObject]) -> Vec<usize> {
+    // Whether connection `c` has the object named `name` as its `end`.
+    let uses = |c: &ApiObject, end: &str, name: &str| {
+        c.fields.get(end).and_then(Value::as_str) == Some(name)
+    };
+    let ends = [
+        (ObjectKind::Source, "source"),
+        (ObjectKind::Destination, "destination"),
+    ];
+    let along = |o: &ApiObject| match (object.kind, archive) {
+        (ObjectKind::Source, true) => {
+            o.kind == ObjectKind::Connection
+                && o.archived_at.is_none()
+                && uses(o, "source", &object.name)
+        }
+        (ObjectKind::Connection, false) => {
+            o.archived_at.is_some()
+                && ends
+                    .iter()
+                    .any(|(kind, end)| o.kind == *kind && uses(object, end, &o.name))
+        }
+        _ => false,
+    };
+    (0..objects.len()).filter(|&i| along(&objects[i])).collect()
 }
 
 /// Removing or archiving what a live connection still uses breaks a
@@ -296,13 +344,13 @@ fn connection_end(
 }
 
 /// Applies a change to the set of API objects: validates the whole with the
-/// file's config, stores it, and swaps the catalog in. Returns the object's view.
+/// file's config, stores it, records when objects changed, and swaps the
+/// catalog in. Returns what `change` returned (the object's id).
 async fn write(
     state: Arc<ApiState>,
     change: impl FnOnce(&ApiState, &mut Vec<ApiObject>) -> ApiResult<String> + Send + 'static,
-) -> ApiResult<Json<Value>> {
-    let state_for_view = state.clone();
-    let id = blocking(move || {
+) -> ApiResult<String> {
+    blocking(move || {
         let _one_writer = state
             .object_updates
             .lock()
@@ -320,28 +368,20 @@ async fn write(
                 data: json!({ "errors": errors.0 }),
             })?;
         state.store.replace_api_objects(&objects)?;
+        let fingerprints = crate::config::object_fingerprints(&state.config.load(), &objects);
+        state
+            .store
+            .stamp_objects(&fingerprints, crate::ids::now_ms())?;
         // Endpoints change under the same lock (see `v1`), so none is lost here.
         let endpoints = state.catalog.load().endpoints();
-        state
-            .scheduler
-            .replace_catalog(config.catalog().with_endpoints(endpoints));
+        let catalog = config
+            .catalog()
+            .with_endpoints(endpoints)
+            .with_archived_sources(crate::config::archived_sources(&objects));
+        state.scheduler.replace_catalog(catalog);
         Ok(id)
     })
-    .await?;
-    Ok(Json(view_of(&state_for_view, &id)))
-}
-
-fn view_of(state: &ApiState, id: &str) -> Value {
-    let catalog = state.catalog.load();
-    if let Some(source) = catalog.source(id) {
-        return views::source(source, false);
-    }
-    if let Some(destination) = catalog.destination(id) {
-        return views::destination(destination, false);
-    }
-    catalog
-        .connection(id)
-        .map_or(Value::Null, |c| views::connection(c, None, false))
+    .await
 }
 
 /// Validates the current objects again and swaps the catalog in (after a

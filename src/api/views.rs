@@ -6,6 +6,7 @@ use crate::model::{
     Attempt, Connection, Destination, Event, IgnoredEvent, Payload, Request, Source,
 };
 use crate::pipeline::view::transform_input;
+use crate::store::ObjectTimes;
 use serde_json::{json, Value};
 
 /// Rules as answers show them: their transformations' env values (often
@@ -104,20 +105,40 @@ pub fn ignored_event(ignored: &IgnoredEvent) -> Value {
     })
 }
 
-pub fn source(source: &Source, read_only: bool) -> Value {
-    json!({
+/// What the API shows of a configured object beside its configuration.
+pub struct Stamp<'a> {
+    pub team_id: &'a str,
+    pub times: ObjectTimes,
+    pub archived_at: Option<u64>,
+    /// Declared in gateway.toml, so read-only through the API (hookgate's addition).
+    pub read_only: bool,
+}
+
+/// `view` with the stamp's fields.
+fn stamped(mut view: Value, stamp: &Stamp) -> Value {
+    view["team_id"] = json!(stamp.team_id);
+    view["archived_at"] = iso_opt(stamp.archived_at);
+    view["updated_at"] = json!(iso(stamp.times.updated_at));
+    view["created_at"] = json!(iso(stamp.times.created_at));
+    view["read_only"] = json!(stamp.read_only);
+    view
+}
+
+/// A source, reached at `url`.
+pub fn source(source: &Source, stamp: &Stamp, url: &str) -> Value {
+    let view = json!({
         "id": source.id,
         "name": source.name,
-        "url": format!("/e/{}", source.name),
+        "url": url,
         "allowed_http_methods": source.allowed_http_methods,
         "custom_response": source.custom_response.as_ref().map(|c| json!({ "content_type": c.content_type, "body": c.body })),
         "verification": source.verifier.as_ref().map(|v| json!({ "type": v.kind() })),
-        "read_only": read_only,
-    })
+    });
+    stamped(view, stamp)
 }
 
-pub fn destination(destination: &Destination, read_only: bool) -> Value {
-    json!({
+pub fn destination(destination: &Destination, stamp: &Stamp) -> Value {
+    let view = json!({
         "id": destination.id,
         "name": destination.name,
         "url": destination.url.as_str(),
@@ -126,18 +147,38 @@ pub fn destination(destination: &Destination, read_only: bool) -> Value {
         "rate_limit": destination.rate_limit.map(|r| r.count),
         "rate_limit_period": destination.rate_limit.map(|r| format!("{:?}", r.period).to_lowercase()),
         "concurrent": destination.concurrency,
-        "read_only": read_only,
-    })
+    });
+    stamped(view, stamp)
 }
 
-pub fn connection(connection: &Connection, paused_at: Option<u64>, read_only: bool) -> Value {
-    json!({
+/// A connection with the views of its source and destination.
+pub fn connection(
+    connection: &Connection,
+    stamp: &Stamp,
+    paused_at: Option<u64>,
+    source: Value,
+    destination: Value,
+) -> Value {
+    let name_of = |end: &Value| end["name"].as_str().unwrap_or_default().to_string();
+    let full_name = full_name(&name_of(&source), &connection.name, &name_of(&destination));
+    let view = json!({
         "id": connection.id,
         "name": connection.name,
+        "full_name": full_name,
         "source_id": connection.source_id,
         "destination_id": connection.destination_id,
+        "source": source,
+        "destination": destination,
         "rules": masked_env(json!(connection.rule_specs)),
         "paused_at": iso_opt(paused_at),
-        "read_only": read_only,
-    })
+    });
+    stamped(view, stamp)
+}
+
+/// A connection's `full_name`: the reference describes it as "concatenated
+/// from source, connection and destination name", and its filter as the
+/// source and connection names "separated by ` -> `"; all three, so joined,
+/// satisfy both (the filter matches a part of it).
+pub fn full_name(source: &str, connection: &str, destination: &str) -> String {
+    format!("{source} -> {connection} -> {destination}")
 }

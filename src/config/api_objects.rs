@@ -70,6 +70,15 @@ impl ApiObject {
     }
 }
 
+/// The names and ids of the archived sources among `objects`.
+pub fn archived_sources(objects: &[ApiObject]) -> Vec<String> {
+    objects
+        .iter()
+        .filter(|o| o.kind == ObjectKind::Source && o.archived_at.is_some())
+        .flat_map(|o| [o.name.clone(), o.id()])
+        .collect()
+}
+
 /// Keys whose value names a file on the server's disk.
 const FILE_KEYS: &[&str] = &["rules_file", "code_file"];
 

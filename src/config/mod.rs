@@ -3,12 +3,16 @@
 
 mod api_objects;
 mod bounds;
+mod declarations;
 mod error;
 #[cfg(test)]
 mod properties;
 mod sections;
 
-pub use api_objects::{refuse_operator_only, ApiObject, ObjectErrors, ObjectKind, OperatorOnly};
+pub use api_objects::{
+    archived_sources, refuse_operator_only, ApiObject, ObjectErrors, ObjectKind, OperatorOnly,
+};
+pub use declarations::object_fingerprints;
 pub use error::{ConfigError, ConfigErrors};
 pub use sections::{
     DeliverySection, LimitsSection, OutboundSection, RetentionSection, ServerSection,

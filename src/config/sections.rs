@@ -8,7 +8,7 @@ use crate::signing::destination_auth::AuthMethodConfig;
 use crate::verify::VerificationConfig;
 use ipnet::IpNet;
 use serde::Deserialize;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use toml::Spanned;
 use url::Url;
@@ -66,6 +66,24 @@ pub struct ServerSection {
     /// The key that seals stored secrets (base64 of 32 bytes, `env:NAME`
     /// allowed); without it, one generated in `data_dir/secrets.key`.
     pub secrets_key: Option<Spanned<String>>,
+}
+
+impl ServerSection {
+    /// Where providers reach the ingress, without a trailing `/`: `public_url`,
+    /// else the address it listens on (`bound`). A wildcard address is shown
+    /// as the loopback one of its family: it names no host a provider could
+    /// call, and a URL that works from this machine beats one that works nowhere.
+    pub fn ingress_url(&self, bound: SocketAddr) -> String {
+        if let Some(public) = &self.public_url {
+            return public.as_str().trim_end_matches('/').to_string();
+        }
+        let ip = match bound.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        format!("http://{}", SocketAddr::new(ip, bound.port()))
+    }
 }
 
 impl Default for ServerSection {
@@ -380,4 +398,34 @@ pub(super) struct ConnectionSection {
     pub rules: Vec<Spanned<RuleSpec>>,
     /// A TOML file (relative to the config) holding `rules = [ … ]` instead.
     pub rules_file: Option<Spanned<String>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ingress_url_is_the_public_url_else_a_callable_listen_address() {
+        let server = |public_url: Option<&str>| ServerSection {
+            public_url: public_url.map(|u| Url::parse(u).unwrap()),
+            ..ServerSection::default()
+        };
+        let bound = |text: &str| text.parse::<SocketAddr>().unwrap();
+        assert_eq!(
+            server(Some("https://hooks.example.com/in/")).ingress_url(bound("0.0.0.0:8080")),
+            "https://hooks.example.com/in"
+        );
+        assert_eq!(
+            server(None).ingress_url(bound("0.0.0.0:8080")),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            server(None).ingress_url(bound("[::]:9000")),
+            "http://[::1]:9000"
+        );
+        assert_eq!(
+            server(None).ingress_url(bound("10.1.2.3:80")),
+            "http://10.1.2.3:80"
+        );
+    }
 }

@@ -169,9 +169,14 @@ impl Ingress {
         let mut received = read_head(session)?;
         let catalog = self.catalog.load();
         let Some(source) = catalog.source(&received.source_name).cloned() else {
-            let message = format!("no source named \"{}\"", received.source_name);
-            let rejection =
-                Rejection::new(RejectionCause::NoWebhook, StatusCode::NOT_FOUND, message);
+            let name = &received.source_name;
+            let rejection = if catalog.is_archived_source(name) {
+                let message = format!("source \"{name}\" is archived");
+                Rejection::new(RejectionCause::SourceArchived, StatusCode::GONE, message)
+            } else {
+                let message = format!("no source named \"{name}\"");
+                Rejection::new(RejectionCause::NoWebhook, StatusCode::NOT_FOUND, message)
+            };
             return Err(self.reject(received, None, rejection).await);
         };
         if let Err(rejection) = self.admit(session, &source, &mut received).await {

@@ -4,7 +4,7 @@
 use crate::pipeline::{Rule, RuleSpec};
 use crate::signing::destination_auth::DestinationAuth;
 use crate::verify::Verifier;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
@@ -102,6 +102,9 @@ pub struct Catalog {
     connections_by_source: HashMap<String, Vec<Arc<Connection>>>,
     /// Outbound endpoints, delivered to like destinations but managed under `/v1`.
     endpoints: HashMap<String, Arc<Destination>>,
+    /// The names and ids of archived sources (not served: their requests are
+    /// rejected as `SOURCE_ARCHIVED`).
+    archived_sources: Arc<HashSet<String>>,
 }
 
 impl Catalog {
@@ -187,7 +190,21 @@ impl Catalog {
                 .into_iter()
                 .map(|e| (e.id.clone(), Arc::new(e)))
                 .collect(),
+            archived_sources: self.archived_sources.clone(),
         }
+    }
+
+    /// The same catalog knowing these names and ids as archived sources'.
+    pub fn with_archived_sources(self, names_and_ids: impl IntoIterator<Item = String>) -> Catalog {
+        Catalog {
+            archived_sources: Arc::new(names_and_ids.into_iter().collect()),
+            ..self
+        }
+    }
+
+    /// Whether the name or id is an archived source's.
+    pub fn is_archived_source(&self, name_or_id: &str) -> bool {
+        self.archived_sources.contains(name_or_id)
     }
 
     /// The outbound endpoints being served.

@@ -15,6 +15,8 @@ pub enum RequestStatus {
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RejectionCause {
     NoWebhook,
+    /// The source is archived (kept, not served).
+    SourceArchived,
     UnsupportedHttpMethod,
     PayloadTooLarge,
     VerificationFailed,
@@ -32,6 +34,7 @@ impl RejectionCause {
     pub fn as_str(self) -> &'static str {
         match self {
             RejectionCause::NoWebhook => "NO_WEBHOOK",
+            RejectionCause::SourceArchived => "SOURCE_ARCHIVED",
             RejectionCause::UnsupportedHttpMethod => "UNSUPPORTED_HTTP_METHOD",
             RejectionCause::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             RejectionCause::VerificationFailed => "VERIFICATION_FAILED",

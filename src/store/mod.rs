@@ -11,6 +11,7 @@ mod commit;
 mod disk;
 mod hold;
 mod journal;
+mod object_times;
 mod outbound;
 mod page;
 mod payload_codec;
@@ -24,6 +25,7 @@ mod secrets;
 pub use attempts::{stays_inline, SettledNow};
 pub use commit::{Backlog, BacklogShare, CommitError, CommitLog, Committed};
 pub use journal::{Location, SetAside};
+pub use object_times::ObjectTimes;
 pub use page::{Cursor, Direction, Page, PageRequest};
 pub use queue::{owns_entry, QueueEntry};
 pub use rejections::RejectionBudget;
@@ -174,6 +176,8 @@ pub struct StoreState {
     issue_keys: sled::Tree,
     /// Sources, destinations and connections created through the API.
     api_objects: sled::Tree,
+    /// Object id → when it was created and changed (see `object_times`).
+    object_times: sled::Tree,
     applications: sled::Tree,
     /// `application id / name` → event type.
     event_types: sled::Tree,
@@ -269,6 +273,7 @@ impl Store {
             held: db.open_tree("held")?,
             bulk_retries: db.open_tree("bulk_retries")?,
             api_objects: db.open_tree("api_objects")?,
+            object_times: db.open_tree("object_times")?,
             bookmarks: db.open_tree("bookmarks")?,
             transformations: db.open_tree("transformations")?,
             executions: db.open_tree("executions")?,

@@ -696,9 +696,10 @@ async fn objects_created_through_the_api_work_at_once_and_survive_a_restart() {
     .unwrap();
     assert_eq!(created.status(), 200);
     let source: Value = created.json().await.unwrap();
+    let url = gw.url(&format!("/e/{}", source["id"].as_str().unwrap()));
     assert_eq!(
         (source["read_only"].as_bool(), source["url"].as_str()),
-        (Some(false), Some("/e/crm"))
+        (Some(false), Some(url.as_str()))
     );
     let connection = serde_json::json!({
         "name": "crm-to-sink",
@@ -1055,15 +1056,16 @@ async fn archived_api_objects_stop_serving_until_unarchived() {
     );
     let source = hookgate::ids::named_id("src", "crm");
     let link = hookgate::ids::named_id("web", "crm-link");
+    let destination = hookgate::ids::named_id("des", "crm-out");
     let blocked = gw
-        .api(Method::PUT, &format!("/sources/{source}/archive"))
+        .api(Method::PUT, &format!("/destinations/{destination}/archive"))
         .send()
         .await
         .unwrap();
     assert_eq!(
         blocked.status(),
         409,
-        "a live connection still uses the source"
+        "a live connection still uses the destination"
     );
 
     let archived = gw
@@ -1083,7 +1085,7 @@ async fn archived_api_objects_stop_serving_until_unarchived() {
     );
     assert_eq!(
         gw.post("/e/crm", "{}").await.0,
-        404,
+        410,
         "an archived source is not served"
     );
 

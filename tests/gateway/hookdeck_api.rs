@@ -316,7 +316,7 @@ async fn a_list_answers_422_naming_a_parameter_it_does_not_know() {
         ("/requests/req_x/ignored-events?status=FAILED", "status"),
         ("/attempts?event_id=evt_x&status=FAILED", "status"),
         ("/sources?name[gte]=a", "name[gte]"),
-        ("/destinations?url=x", "url"),
+        ("/destinations?url[gte]=x", "url[gte]"),
         ("/connections?paused=true", "paused"),
         ("/transformations?name=x", "name"),
         ("/bookmarks?label=x", "label"),

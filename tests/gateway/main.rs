@@ -13,6 +13,7 @@ mod filter_budget;
 mod filters;
 mod hookdeck_api;
 mod hookdeck_sdk;
+mod hookdeck_config_objects;
 mod ingress;
 mod ingress_hostile;
 mod issues;
