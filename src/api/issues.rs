@@ -146,19 +146,9 @@ pub async fn list_triggers(
             })
             .map(|t| trigger_view(&state.team_id, t))
             .collect();
-        paged(models, &page)
+        listing::answer(models, &page)
     })
     .await
-}
-
-fn paged(models: Vec<Value>, page: &PageRequest) -> ApiResult<Json<Value>> {
-    let found = listing::page_of(models, page)?;
-    Ok(Json(super::paged(
-        page,
-        found.next,
-        found.prev,
-        found.items,
-    )))
 }
 
 #[utoipa::path(post, path = "/2023-07-01/issue-triggers", tag = "issues", summary = "Create an issue trigger: type, configs, channels, name", responses((status = 200, description = "the trigger"), (status = 409, description = "the name is taken"), (status = 422, description = "invalid")), security(("api_key" = [])))]
@@ -509,7 +499,7 @@ fn keys_match(wanted: &serde_json::Map<String, Value>, keys: &Value) -> bool {
 pub async fn list_issues(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     blocking(move || {
         let (models, page) = selected(&state, raw.as_deref())?;
-        paged(models, &page)
+        listing::answer(models, &page)
     })
     .await
 }

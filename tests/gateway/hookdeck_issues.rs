@@ -86,24 +86,14 @@ async fn the_reference_examples_for_issue_triggers_answer_in_its_shape() {
     );
 
     // Enable and disable answer the trigger.
-    let enabled: Value = gw
-        .api(Method::PUT, &format!("{path}/enable"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, enabled) = gw
+        .api_send(Method::PUT, &format!("{path}/enable"), json!({}))
+        .await;
     assert_trigger_shape(&enabled);
     assert!(enabled["disabled_at"].is_null());
-    let disabled: Value = gw
-        .api(Method::PUT, &format!("{path}/disable"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, disabled) = gw
+        .api_send(Method::PUT, &format!("{path}/disable"), json!({}))
+        .await;
     assert!(disabled["disabled_at"].is_string(), "{disabled}");
 
     // PUT /issue-triggers creates by name (L3013), then updates the same trigger.
