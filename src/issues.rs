@@ -197,9 +197,22 @@ impl IssueTracker {
         });
     }
 
-    /// An issue changed through the API (status, dismissal): announced as `issue.updated`.
-    pub fn issue_updated(&self, issue: &Issue) {
-        self.announce("issue.updated", issue);
+    /// Changes an issue (a status, a dismissal) under the lock occurrences take,
+    /// so that neither undoes the other; a change is stamped and announced as
+    /// `issue.updated`. None when there is no such issue.
+    pub fn change(&self, id: &str, change: impl FnOnce(&mut Issue)) -> Result<Option<Issue>> {
+        let _serial = self.serial.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(mut issue) = self.store.issue(id)? else {
+            return Ok(None);
+        };
+        let before = issue.clone();
+        change(&mut issue);
+        if issue != before {
+            issue.updated_at = Some(now_ms());
+            self.store.save_issue(&issue)?;
+            self.announce("issue.updated", &issue);
+        }
+        Ok(Some(issue))
     }
 
     fn record(&self, occurrence: Occurrence) {

@@ -219,8 +219,7 @@ pub async fn get_trigger(State(state): Shared, Path(id): Path<String>) -> ApiRes
     change_trigger(state, id, |_| Ok(())).await
 }
 
-/// `PUT /issue-triggers/{id}` (the reference also lists `POST` for it):
-/// changes what the body names.
+/// `PUT /issue-triggers/{id}`: changes what the body names.
 #[utoipa::path(put, path = "/2023-07-01/issue-triggers/{id}", tag = "issues", summary = "Update an issue trigger: configs, channels, disabled_at, name", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the trigger"), (status = 404, description = "unknown"), (status = 409, description = "the name is taken"), (status = 422, description = "invalid")), security(("api_key" = [])))]
 pub async fn update_trigger(
     State(state): Shared,
@@ -266,6 +265,17 @@ pub async fn update_trigger(
         Ok(())
     })
     .await
+}
+
+/// `POST /issue-triggers/{id}`: the reference lists it beside `PUT` without
+/// describing it; it updates the same way.
+#[utoipa::path(post, path = "/2023-07-01/issue-triggers/{id}", tag = "issues", summary = "Update an issue trigger (as PUT)", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the trigger"), (status = 404, description = "unknown"), (status = 409, description = "the name is taken"), (status = 422, description = "invalid")), security(("api_key" = [])))]
+pub async fn post_update_trigger(
+    state: Shared,
+    id: Path<String>,
+    body: Result<Json<TriggerChange>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    update_trigger(state, id, body).await
 }
 
 #[utoipa::path(put, path = "/2023-07-01/issue-triggers/{id}/disable", tag = "issues", summary = "Stop a trigger opening issues", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the trigger"), (status = 404, description = "unknown")), security(("api_key" = [])))]
@@ -545,24 +555,19 @@ pub async fn dismiss_issue(State(state): Shared, Path(id): Path<String>) -> ApiR
     .await
 }
 
-/// Applies `change`; a change is stored, stamped and announced (`issue.updated`).
+/// Applies `change` (through the tracker, which stamps and announces it) and
+/// answers the issue.
 async fn change_issue(
     state: Arc<ApiState>,
     id: String,
     change: impl FnOnce(&mut Issue) + Send + 'static,
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
-        let mut issue = state
-            .store
-            .issue(&id)?
+        let issue = state
+            .router
+            .issues()
+            .change(&id, change)?
             .ok_or_else(|| ApiError::not_found("issue", &id))?;
-        let before = issue.clone();
-        change(&mut issue);
-        if issue != before {
-            issue.updated_at = Some(now_ms());
-            state.store.save_issue(&issue)?;
-            state.router.issues().issue_updated(&issue);
-        }
         Ok(Json(issue_object(
             &state.store,
             &state.team_id,

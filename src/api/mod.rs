@@ -179,7 +179,7 @@ pub fn router(state: Arc<ApiState>) -> Routes {
             "/issue-triggers/{id}",
             get(issues::get_trigger)
                 .put(issues::update_trigger)
-                .post(issues::update_trigger)
+                .post(issues::post_update_trigger)
                 .delete(issues::delete_trigger),
         )
         .route("/issue-triggers/{id}/disable", put(issues::disable_trigger))

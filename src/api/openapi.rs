@@ -22,7 +22,7 @@ use utoipa::{Modify, OpenApi};
         transformations::run, transformations::list, transformations::create, transformations::get,
         transformations::update, transformations::delete, transformations::executions, transformations::execution,
         objects::create, objects::upsert, objects::update, objects::delete, objects::archive_action,
-        issues::list_triggers, issues::create_trigger, issues::upsert_trigger, issues::get_trigger, issues::update_trigger,
+        issues::list_triggers, issues::create_trigger, issues::upsert_trigger, issues::get_trigger, issues::update_trigger, issues::post_update_trigger,
         issues::delete_trigger, issues::disable_trigger, issues::enable_trigger, issues::list_issues,
         issues::count_issues, issues::get_issue, issues::update_issue, issues::dismiss_issue,
         notifications::put_webhooks,

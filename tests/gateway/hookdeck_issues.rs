@@ -73,7 +73,13 @@ async fn the_reference_examples_for_issue_triggers_answer_in_its_shape() {
     let path = format!("/issue-triggers/{id}");
     assert_eq!(gw.api_get(&path).await.1, created);
 
-    // PUT /issue-triggers/:id with the reference's body (L2935), and POST on the same path.
+    // PUT /issue-triggers/:id with the reference's body (L2935), other configs, and POST on the same path.
+    let (status, same) = gw.api_send(Method::PUT, &path, reference_trigger()).await;
+    assert_eq!(
+        (status, &same["configs"]),
+        (200, &reference_trigger()["configs"])
+    );
+    assert_trigger_shape(&same);
     let changed = json!({ "type": "delivery", "configs": { "strategy": "final_attempt", "connections": ["web_a"] } });
     let (status, updated) = gw.api_send(Method::PUT, &path, changed.clone()).await;
     assert_eq!((status, &updated["configs"]), (200, &changed["configs"]));
@@ -354,6 +360,11 @@ async fn a_delivery_issue_answers_in_the_reference_shape_and_dismissed_issues_le
     let (status, dismissed) = gw.api_send(Method::DELETE, &path, json!(null)).await;
     assert_eq!(status, 200);
     assert!(dismissed["dismissed_at"].is_string(), "{dismissed}");
+    assert_issue_shape(&dismissed);
+    assert!(
+        dismissed["data"]["trigger_attempt"].is_object(),
+        "{dismissed}"
+    );
     assert_eq!(gw.api_get("/issues").await.1["count"], 0);
     assert_eq!(gw.api_get("/issues/count").await.1, json!({ "count": 0 }));
     assert_eq!(
