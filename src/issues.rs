@@ -215,6 +215,13 @@ impl IssueTracker {
         Ok(Some(issue))
     }
 
+    /// Deletes a trigger and its issues, between occurrences (none of its
+    /// issues is saved after). False when there is no such trigger.
+    pub fn delete_trigger(&self, id: &str) -> Result<bool> {
+        let _serial = self.serial.lock().unwrap_or_else(|e| e.into_inner());
+        self.store.delete_issue_trigger(id)
+    }
+
     fn record(&self, occurrence: Occurrence) {
         let _serial = self.serial.lock().unwrap_or_else(|e| e.into_inner());
         if let Err(error) = self.open_or_count(&occurrence) {

@@ -185,7 +185,7 @@ fn new_trigger(state: &ApiState, input: TriggerInput) -> ApiResult<IssueTrigger>
 }
 
 /// `PUT /issue-triggers`: creates the trigger named in the body, or updates
-/// the one of that name (its type, configs and channels).
+/// the one of that name (its type, configs, and channels if given).
 #[utoipa::path(put, path = "/2023-07-01/issue-triggers", tag = "issues", summary = "Create or update an issue trigger by name", responses((status = 200, description = "the trigger"), (status = 422, description = "invalid, or no name")), security(("api_key" = [])))]
 pub async fn upsert_trigger(
     State(state): Shared,
@@ -207,6 +207,8 @@ pub async fn upsert_trigger(
             trigger.id = existing.id;
             trigger.disabled_at = existing.disabled_at;
             trigger.created_at = existing.created_at;
+            // Channels left out of the body stay as they were.
+            trigger.channels = trigger.channels.or(existing.channels);
         }
         state.store.save_issue_trigger(&trigger)?;
         Ok(Json(trigger_view(&state.team_id, &trigger)))
@@ -307,9 +309,8 @@ pub async fn delete_trigger(
     State(state): Shared,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let store = state.store.clone();
     blocking(move || {
-        if !store.delete_issue_trigger(&id)? {
+        if !state.router.issues().delete_trigger(&id)? {
             return Err(ApiError::not_found("issue trigger", &id));
         }
         Ok(Json(json!({ "id": id })))

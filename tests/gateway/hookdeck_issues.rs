@@ -40,6 +40,10 @@ fn assert_trigger_shape(trigger: &Value) {
     }
 }
 
+fn upsert_again() -> Value {
+    json!({ "type": "delivery", "name": "all-connection", "configs": { "strategy": "final_attempt", "connections": "shop-*" } })
+}
+
 /// The reference's example body (L2874-2880) and the configs it answers with.
 fn reference_trigger() -> Value {
     json!({ "type": "delivery", "configs": { "strategy": "first_attempt", "connections": "*" } })
@@ -107,12 +111,21 @@ async fn the_reference_examples_for_issue_triggers_answer_in_its_shape() {
     let (status, first) = gw.api_send(Method::PUT, "/issue-triggers", upsert).await;
     assert_eq!((status, &first["name"]), (200, &json!("all-connection")));
     assert_trigger_shape(&first);
-    let again = json!({ "type": "delivery", "name": "all-connection", "configs": { "strategy": "final_attempt", "connections": "shop-*" } });
-    let (_, second) = gw.api_send(Method::PUT, "/issue-triggers", again).await;
+    let (_, second) = gw
+        .api_send(Method::PUT, "/issue-triggers", upsert_again())
+        .await;
     assert_eq!(
         (&second["id"], &second["configs"]["connections"]),
         (&first["id"], &json!("shop-*"))
     );
+    let email = json!({ "email": {} });
+    let with_email = format!("/issue-triggers/{}", first["id"].as_str().unwrap());
+    gw.api_send(Method::PUT, &with_email, json!({ "channels": email }))
+        .await;
+    let (_, third) = gw
+        .api_send(Method::PUT, "/issue-triggers", upsert_again())
+        .await;
+    assert_eq!(third["channels"], email, "channels left out stay");
     let (status, error) = gw
         .api_send(Method::PUT, "/issue-triggers", reference_trigger())
         .await;
@@ -391,6 +404,11 @@ async fn a_delivery_issue_answers_in_the_reference_shape_and_dismissed_issues_le
         ),
         (&json!(id), &json!("OPENED"), &Value::Null, &json!(2))
     );
+
+    // Deleting the trigger deletes its issues (L3034).
+    let trigger_path = format!("/issue-triggers/{trigger_id}");
+    assert_eq!(gw.api_delete(&trigger_path).await, 200);
+    assert_eq!(gw.api_get(&path).await.0, 404);
 }
 
 fn urlencoding(text: &str) -> String {
