@@ -78,15 +78,6 @@ impl Scope {
             Scope::Listed(items) => items.iter().any(|item| item == id || item == name),
         }
     }
-
-    /// How specific the scope is: with overlapping triggers, the most specific one runs.
-    fn specificity(&self) -> usize {
-        match self {
-            Scope::Pattern(pattern) if pattern == "*" => 0,
-            Scope::Pattern(_) => 1,
-            Scope::Listed(items) => 1 + items.len(),
-        }
-    }
 }
 
 /// The reference's wildcards: `*` all, `x*` starts with, `*x` ends with, `*x*` contains.
@@ -237,11 +228,6 @@ impl IssueTrigger {
     /// or destination, by its type) with this id and name?
     pub fn watches(&self, id: &str, name: &str) -> bool {
         self.disabled_at.is_none() && self.configs.scope().covers(id, name)
-    }
-
-    /// How specific its scope is (see `Scope::specificity`).
-    pub fn specificity(&self) -> usize {
-        self.configs.scope().specificity()
     }
 
     /// The URL of its webhook channel, if it has one.
