@@ -430,12 +430,12 @@ fn issue_data(store: &Store, issue: &Issue) -> Value {
 /// `dismissed_at` filter asks for them), and the page asked for.
 fn selected(state: &ApiState, raw: Option<&str>) -> ApiResult<(Vec<Value>, PageRequest)> {
     let query = Query::parse(raw);
-    let (id, status, kind, trigger, merged_with) = (
+    let (id, status, kind, trigger, merged_asked) = (
         query.matcher("id"),
         query.matcher("status"),
         query.matcher("type"),
         query.matcher("issue_trigger_id"),
-        query.all("merged_with").len(),
+        !query.all("merged_with").is_empty(),
     );
     let wanted_keys = aggregation_keys_filter(&query)?;
     let dismissed_asked = !query.bracketed("dismissed_at").is_empty();
@@ -463,7 +463,7 @@ fn selected(state: &ApiState, raw: Option<&str>) -> ApiResult<(Vec<Value>, PageR
             issue.dismissed_at,
         ];
         let chosen = (dismissed_asked || issue.dismissed_at.is_none())
-            && merged_with == 0 // hookgate never merges issues
+            && !merged_asked // hookgate never merges issues
             && id(&issue.id)
             && status(&api_name(&issue.status))
             && kind(&api_name(&issue.kind))
