@@ -64,7 +64,7 @@ impl Gateway {
             config.limits.max_response_bytes,
             address_policy.clone(),
         );
-        let issues = IssueTracker::new(store.clone(), client.clone());
+        let issues = IssueTracker::new(store.clone(), catalog.clone(), client.clone());
         let scheduler = Scheduler::start(
             store.clone(),
             catalog.clone(),
@@ -76,7 +76,12 @@ impl Gateway {
             ),
             Duration::from_millis(config.delivery.backlog_check_ms.max(10)),
         );
-        let router = Router::new(store.clone(), catalog.clone(), scheduler.waker(), issues);
+        let router = Router::new(
+            store.clone(),
+            catalog.clone(),
+            scheduler.waker(),
+            issues.clone(),
+        );
         let resumed = {
             let router = router.clone();
             tokio::task::spawn_blocking(move || router.route_unrouted()).await??
@@ -105,6 +110,7 @@ impl Gateway {
             to_router,
             Backlog::new(config.limits.router_backlog_bytes),
         );
+        issues.ingest_notifications_through(commit.clone());
         let ingress = Ingress::new(
             catalog.clone(),
             commit.clone(),

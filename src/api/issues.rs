@@ -1,162 +1,283 @@
-//! `/issue-triggers` and `/issues`: what opens issues, and the issues themselves.
+//! `/issue-triggers` and `/issues`: what opens issues, and the issues themselves,
+//! in the reference's shapes.
 
 use super::error::{checked_name, json_body, refuse_environment, ApiError, ApiResult};
 use super::query::{iso, Query};
-use super::{blocking, reachable, ApiState, Shared};
+use super::{blocking, listing, reachable, views, ApiState, Shared};
 use crate::ids::{new_id, now_ms};
-use crate::model::{DeliveryStrategy, Issue, IssueStatus, IssueTrigger, IssueType};
+use crate::model::{
+    Channels, Issue, IssueStatus, IssueTrigger, IssueType, LogLevel, Scope, TriggerConfigs,
+    BACKPRESSURE_DELAY_MS,
+};
+use crate::store::{PageRequest, Store};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
-/// The body of `POST /issue-triggers` and `PUT /issue-triggers/{id}`.
+/// The body of `POST /issue-triggers` and `PUT /issue-triggers` (by name).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerInput {
-    name: String,
     #[serde(rename = "type")]
     kind: IssueType,
-    #[serde(default = "every_connection")]
-    connections: Vec<String>,
     #[serde(default)]
-    strategy: DeliveryStrategy,
-    /// Backpressure triggers: destination ids, or `["*"]`.
-    #[serde(default = "every_connection")]
-    destinations: Vec<String>,
-    /// Backpressure triggers: how late the oldest queued event may be (ms).
-    delay_ms: Option<u64>,
-    webhook_url: Option<String>,
+    configs: Value,
+    channels: Option<Channels>,
+    name: Option<String>,
 }
 
-fn every_connection() -> Vec<String> {
-    vec!["*".into()]
+/// The body of `PUT /issue-triggers/{id}` (and `POST`): what it names changes.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerChange {
+    /// The reference's example sends the type along; a new type needs new configs.
+    #[serde(rename = "type")]
+    kind: Option<IssueType>,
+    configs: Option<Value>,
+    channels: Option<Channels>,
+    /// A date disables, `null` enables; absent leaves it.
+    #[serde(default, deserialize_with = "present")]
+    disabled_at: Option<Value>,
+    name: Option<String>,
 }
 
-fn input(
-    state: &ApiState,
-    body: Result<Json<TriggerInput>, JsonRejection>,
-) -> ApiResult<TriggerInput> {
-    let input = json_body(body)?;
-    checked_name("name", &input.name)?;
-    refuse_environment("webhook_url", &input.webhook_url)?;
-    if let Some(url) = &input.webhook_url {
-        let parsed =
-            url::Url::parse(url).map_err(|e| ApiError::invalid("webhook_url", e.to_string()))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(ApiError::invalid(
-                "webhook_url",
-                "must be an http or https URL",
-            ));
+/// Tells `"disabled_at": null` (given) from no `disabled_at` at all.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+fn checked_configs(kind: IssueType, configs: Value) -> ApiResult<TriggerConfigs> {
+    let configs = TriggerConfigs::parse(kind, configs)
+        .map_err(|e| ApiError::invalid("configs", e.to_string()))?;
+    let (field, scope) = match &configs {
+        TriggerConfigs::Delivery(c) => ("configs.connections", &c.connections),
+        TriggerConfigs::Transformation(c) => ("configs.transformations", &c.transformations),
+        TriggerConfigs::Backpressure(c) => {
+            if !BACKPRESSURE_DELAY_MS.contains(&c.delay) {
+                return Err(ApiError::invalid(
+                    "configs.delay",
+                    "milliseconds from 60000 (one minute) to 86400000 (one day)",
+                ));
+            }
+            ("configs.destinations", &c.destinations)
         }
-        reachable(state, "webhook_url", &parsed)?;
+    };
+    let empty = match scope {
+        Scope::Pattern(pattern) => pattern.is_empty(),
+        Scope::Listed(items) => items.is_empty() || items.iter().any(String::is_empty),
+    };
+    if empty {
+        return Err(ApiError::invalid(field, "a pattern (\"*\" for all) or ids"));
     }
-    if input.connections.is_empty() {
-        return Err(ApiError::invalid(
-            "connections",
-            "list connection ids, or \"*\" for all",
-        ));
-    }
-    Ok(input)
+    Ok(configs)
 }
 
-fn trigger_view(trigger: &IssueTrigger) -> Value {
+/// The webhook channel's URL must be one hookgate may post to.
+fn checked_channels(state: &ApiState, channels: &Option<Channels>) -> ApiResult<()> {
+    let Some(url) = channels.as_ref().and_then(|c| c.webhook.as_ref()) else {
+        return Ok(());
+    };
+    let field = "channels.webhook.url";
+    refuse_environment(field, [&url.url])?;
+    let parsed = url::Url::parse(&url.url).map_err(|e| ApiError::invalid(field, e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(ApiError::invalid(field, "must be an http or https URL"));
+    }
+    reachable(state, field, &parsed)
+}
+
+fn checked_name_of(name: &Option<String>) -> ApiResult<()> {
+    name.as_deref()
+        .map_or(Ok(()), |name| checked_name("name", name))
+}
+
+/// A 409 when another trigger has this name (names are unique references).
+fn name_is_free(store: &Store, name: &Option<String>, own_id: &str) -> ApiResult<()> {
+    let Some(name) = name else { return Ok(()) };
+    let taken = store
+        .issue_triggers()?
+        .iter()
+        .any(|t| t.id != own_id && t.name.as_ref() == Some(name));
+    if taken {
+        return Err(ApiError::conflict(format!(
+            "an issue trigger named \"{name}\" exists"
+        )));
+    }
+    Ok(())
+}
+
+fn trigger_view(team_id: &str, trigger: &IssueTrigger) -> Value {
     json!({
         "id": trigger.id,
+        "team_id": team_id,
         "name": trigger.name,
         "type": trigger.kind,
-        "configs": {
-            "connections": trigger.connections,
-            "strategy": trigger.strategy,
-            "destinations": trigger.destinations,
-            "delay_ms": trigger.delay_ms,
-        },
-        "channels": { "webhook": trigger.webhook_url.as_ref().map(|url| json!({ "url": url })) },
+        "configs": trigger.configs,
+        "channels": trigger.channels,
         "disabled_at": trigger.disabled_at.map(iso),
+        "updated_at": iso(trigger.updated_at),
         "created_at": iso(trigger.created_at),
+        "deleted_at": null,
     })
 }
 
-fn issue_view(issue: &Issue) -> Value {
-    json!({
-        "id": issue.id,
-        "type": issue.kind,
-        "status": issue.status,
-        "issue_trigger_id": issue.issue_trigger_id,
-        "aggregation_keys": { "webhook_id": issue.connection_id, "key": issue.aggregation_key },
-        "reference": { "event_id": issue.event_id, "attempt_id": issue.attempt_id },
-        "detail": issue.detail,
-        "count": issue.count,
-        "opened_at": iso(issue.opened_at),
-        "first_seen_at": iso(issue.opened_at),
-        "last_seen_at": iso(issue.last_seen_at),
-        "dismissed_at": issue.dismissed_at.map(iso),
-    })
-}
-
-#[utoipa::path(get, path = "/2023-07-01/issue-triggers", tag = "issues", summary = "Issue triggers", responses((status = 200, description = "every trigger")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/issue-triggers", tag = "issues", summary = "Issue triggers", params(("name" = Option<String>, Query, description = "name, name[]=… or name[contains]=…"), ("type" = Option<String>, Query, description = "delivery, transformation, backpressure"), ("disabled_at" = Option<String>, Query, description = "disabled_at[gte]=…, [lte], [gt], [lt], [any]=true|false"), ("order_by" = Option<String>, Query, description = "created_at, updated_at, name"), ("dir" = Option<String>, Query, description = "asc or desc"), ("limit" = Option<u32>, Query, description = "1-255"), ("next" = Option<String>, Query, description = "cursor"), ("prev" = Option<String>, Query, description = "cursor")), responses((status = 200, description = "a page of triggers"), (status = 422, description = "unknown parameter")), security(("api_key" = [])))]
 pub async fn list_triggers(
     State(state): Shared,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
-    Query::parse(raw.as_deref()).refuse_unread()?;
-    let store = state.store.clone();
+    let query = Query::parse(raw.as_deref());
+    let (name, kind) = (query.matcher("name"), query.matcher("type"));
+    let disabled = query.date_range("disabled_at")?;
+    let page = query.page_ordered(&["created_at", "updated_at", "name"])?;
+    query.refuse_unread()?;
     blocking(move || {
-        let models: Vec<Value> = store.issue_triggers()?.iter().map(trigger_view).collect();
-        Ok(Json(json!({ "count": models.len(), "models": models })))
+        let models = state
+            .store
+            .issue_triggers()?
+            .iter()
+            .filter(|t| {
+                name(t.name.as_deref().unwrap_or_default())
+                    && kind(&api_name(&t.kind))
+                    && disabled.contains(t.disabled_at)
+            })
+            .map(|t| trigger_view(&state.team_id, t))
+            .collect();
+        listing::answer(models, &page)
     })
     .await
 }
 
-#[utoipa::path(post, path = "/2023-07-01/issue-triggers", tag = "issues", summary = "Create an issue trigger: name, type (delivery or transformation), connections, strategy, webhook_url", responses((status = 200, description = "the trigger"), (status = 422, description = "invalid")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/2023-07-01/issue-triggers", tag = "issues", summary = "Create an issue trigger: type, configs, channels, name", responses((status = 200, description = "the trigger"), (status = 409, description = "the name is taken"), (status = 422, description = "invalid")), security(("api_key" = [])))]
 pub async fn create_trigger(
     State(state): Shared,
     body: Result<Json<TriggerInput>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let input = input(&state, body)?;
-    let store = state.store.clone();
+    let input = json_body(body)?;
+    let trigger = new_trigger(&state, input)?;
     blocking(move || {
-        let trigger = IssueTrigger {
-            id: new_id("itr"),
-            name: input.name,
-            kind: input.kind,
-            connections: input.connections,
-            strategy: input.strategy,
-            destinations: input.destinations,
-            delay_ms: input.delay_ms,
-            webhook_url: input.webhook_url,
-            disabled_at: None,
-            created_at: now_ms(),
-        };
-        store.save_issue_trigger(&trigger)?;
-        Ok(Json(trigger_view(&trigger)))
+        let _one_writer = state.object_updates.lock();
+        name_is_free(&state.store, &trigger.name, &trigger.id)?;
+        state.store.save_issue_trigger(&trigger)?;
+        Ok(Json(trigger_view(&state.team_id, &trigger)))
+    })
+    .await
+}
+
+/// A trigger made of a create body, checked.
+fn new_trigger(state: &ApiState, input: TriggerInput) -> ApiResult<IssueTrigger> {
+    checked_name_of(&input.name)?;
+    checked_channels(state, &input.channels)?;
+    let now = now_ms();
+    Ok(IssueTrigger {
+        id: new_id("it"),
+        name: input.name,
+        kind: input.kind,
+        configs: checked_configs(input.kind, input.configs)?,
+        channels: input.channels,
+        disabled_at: None,
+        updated_at: now,
+        created_at: now,
+    })
+}
+
+/// `PUT /issue-triggers`: creates the trigger named in the body, or updates
+/// the one of that name (its type, configs, and channels if given).
+#[utoipa::path(put, path = "/2023-07-01/issue-triggers", tag = "issues", summary = "Create or update an issue trigger by name", responses((status = 200, description = "the trigger"), (status = 422, description = "invalid, or no name")), security(("api_key" = [])))]
+pub async fn upsert_trigger(
+    State(state): Shared,
+    body: Result<Json<TriggerInput>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let input = json_body(body)?;
+    if input.name.is_none() {
+        return Err(ApiError::invalid("name", "is required for this endpoint"));
+    }
+    let mut trigger = new_trigger(&state, input)?;
+    blocking(move || {
+        let _one_writer = state.object_updates.lock();
+        let existing = state
+            .store
+            .issue_triggers()?
+            .into_iter()
+            .find(|t| t.name == trigger.name);
+        if let Some(existing) = existing {
+            trigger.id = existing.id;
+            trigger.disabled_at = existing.disabled_at;
+            trigger.created_at = existing.created_at;
+            // Channels left out of the body stay as they were.
+            trigger.channels = trigger.channels.or(existing.channels);
+        }
+        state.store.save_issue_trigger(&trigger)?;
+        Ok(Json(trigger_view(&state.team_id, &trigger)))
     })
     .await
 }
 
 #[utoipa::path(get, path = "/2023-07-01/issue-triggers/{id}", tag = "issues", summary = "An issue trigger", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the trigger"), (status = 404, description = "unknown")), security(("api_key" = [])))]
 pub async fn get_trigger(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    change_trigger(state, id, |_| {}).await
+    change_trigger(state, id, |_| Ok(())).await
 }
 
-#[utoipa::path(put, path = "/2023-07-01/issue-triggers/{id}", tag = "issues", summary = "Replace an issue trigger", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the trigger"), (status = 404, description = "unknown"), (status = 422, description = "invalid")), security(("api_key" = [])))]
+/// `PUT /issue-triggers/{id}`: changes what the body names.
+#[utoipa::path(put, path = "/2023-07-01/issue-triggers/{id}", tag = "issues", summary = "Update an issue trigger: configs, channels, disabled_at, name", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the trigger"), (status = 404, description = "unknown"), (status = 409, description = "the name is taken"), (status = 422, description = "invalid")), security(("api_key" = [])))]
 pub async fn update_trigger(
     State(state): Shared,
     Path(id): Path<String>,
-    body: Result<Json<TriggerInput>, JsonRejection>,
+    body: Result<Json<TriggerChange>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let input = input(&state, body)?;
+    let change = json_body(body)?;
+    checked_name_of(&change.name)?;
+    checked_channels(&state, &change.channels)?;
+    let disabled_at = match &change.disabled_at {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(date)) => {
+            Some(Some(super::query::parse_date(date).ok_or_else(|| {
+                ApiError::invalid("disabled_at", "an ISO 8601 date, or null")
+            })?))
+        }
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "disabled_at",
+                "an ISO 8601 date, or null",
+            ))
+        }
+    };
+    let writer = state.clone();
     change_trigger(state, id, move |trigger| {
-        trigger.name = input.name;
-        trigger.kind = input.kind;
-        trigger.connections = input.connections;
-        trigger.strategy = input.strategy;
-        trigger.destinations = input.destinations;
-        trigger.delay_ms = input.delay_ms;
-        trigger.webhook_url = input.webhook_url;
+        let _one_writer = writer.object_updates.lock();
+        let kind = change.kind.unwrap_or(trigger.kind);
+        if kind != trigger.kind || change.configs.is_some() {
+            trigger.configs = checked_configs(kind, change.configs.unwrap_or_default())?;
+            trigger.kind = kind;
+        }
+        if change.name.is_some() {
+            name_is_free(&writer.store, &change.name, &trigger.id)?;
+            trigger.name = change.name;
+        }
+        if let Some(channels) = change.channels {
+            trigger.channels = Some(channels);
+        }
+        if let Some(disabled_at) = disabled_at {
+            trigger.disabled_at = disabled_at;
+        }
+        Ok(())
     })
     .await
+}
+
+/// `POST /issue-triggers/{id}`: the reference lists it beside `PUT` without
+/// describing it; it updates the same way.
+#[utoipa::path(post, path = "/2023-07-01/issue-triggers/{id}", tag = "issues", summary = "Update an issue trigger (as PUT)", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the trigger"), (status = 404, description = "unknown"), (status = 409, description = "the name is taken"), (status = 422, description = "invalid")), security(("api_key" = [])))]
+pub async fn post_update_trigger(
+    state: Shared,
+    id: Path<String>,
+    body: Result<Json<TriggerChange>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    update_trigger(state, id, body).await
 }
 
 #[utoipa::path(put, path = "/2023-07-01/issue-triggers/{id}/disable", tag = "issues", summary = "Stop a trigger opening issues", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the trigger"), (status = 404, description = "unknown")), security(("api_key" = [])))]
@@ -166,6 +287,7 @@ pub async fn disable_trigger(
 ) -> ApiResult<Json<Value>> {
     change_trigger(state, id, |trigger| {
         trigger.disabled_at.get_or_insert(now_ms());
+        Ok(())
     })
     .await
 }
@@ -175,17 +297,20 @@ pub async fn enable_trigger(
     State(state): Shared,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    change_trigger(state, id, |trigger| trigger.disabled_at = None).await
+    change_trigger(state, id, |trigger| {
+        trigger.disabled_at = None;
+        Ok(())
+    })
+    .await
 }
 
-#[utoipa::path(delete, path = "/2023-07-01/issue-triggers/{id}", tag = "issues", summary = "Delete an issue trigger", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "deleted"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/2023-07-01/issue-triggers/{id}", tag = "issues", summary = "Delete an issue trigger and the issues it opened", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "{id}"), (status = 404, description = "unknown")), security(("api_key" = [])))]
 pub async fn delete_trigger(
     State(state): Shared,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let store = state.store.clone();
     blocking(move || {
-        if !store.delete_issue_trigger(&id)? {
+        if !state.router.issues().delete_trigger(&id)? {
             return Err(ApiError::not_found("issue trigger", &id));
         }
         Ok(Json(json!({ "id": id })))
@@ -193,71 +318,215 @@ pub async fn delete_trigger(
     .await
 }
 
+/// Applies `change` to the trigger (`updated_at` moves when it changes) and answers it.
 async fn change_trigger(
-    state: std::sync::Arc<super::ApiState>,
+    state: Arc<ApiState>,
     id: String,
-    change: impl FnOnce(&mut IssueTrigger) + Send + 'static,
+    change: impl FnOnce(&mut IssueTrigger) -> ApiResult<()> + Send + 'static,
 ) -> ApiResult<Json<Value>> {
-    let store = state.store.clone();
     blocking(move || {
-        let mut trigger = store
+        let mut trigger = state
+            .store
             .issue_trigger(&id)?
             .ok_or_else(|| ApiError::not_found("issue trigger", &id))?;
-        change(&mut trigger);
-        store.save_issue_trigger(&trigger)?;
-        Ok(Json(trigger_view(&trigger)))
+        let before = trigger.clone();
+        change(&mut trigger)?;
+        if trigger != before {
+            trigger.updated_at = now_ms();
+            state.store.save_issue_trigger(&trigger)?;
+        }
+        Ok(Json(trigger_view(&state.team_id, &trigger)))
     })
     .await
 }
 
-/// The issues a query selects: `status`, `type`, `issue_trigger_id`, newest first.
-fn selected(state: &super::ApiState, raw: Option<&str>) -> ApiResult<Vec<Issue>> {
+/// An issue as the reference shows it; `with_data` adds `data` (the event and
+/// attempt, or the transformation run, that opened it), which lists leave out.
+/// hookgate adds `issue_trigger_id`, `detail` and `count`.
+pub fn issue_object(store: &Store, team_id: &str, issue: &Issue, with_data: bool) -> Value {
+    let connection = [&issue.connection_id];
+    let (aggregation_keys, reference) = match issue.kind {
+        IssueType::Delivery => (
+            json!({
+                "webhook_id": connection,
+                "response_status": issue.response_status.as_slice(),
+                "error_code": issue.error_code.as_slice(),
+            }),
+            json!({ "event_id": issue.event_id, "attempt_id": issue.attempt_id }),
+        ),
+        IssueType::Transformation => (
+            json!({
+                "transformation_id": issue.transformation_id.as_slice(),
+                // Issues stored before levels were kept opened on failures.
+                "log_level": issue.log_level.unwrap_or(LogLevel::Fatal),
+            }),
+            json!({
+                "transformation_execution_id": issue.execution_id,
+                "trigger_event_request_transformation_id": null,
+                "event_id": issue.event_id,
+            }),
+        ),
+        IssueType::Backpressure => (
+            json!({ "destination_id": connection }),
+            json!({ "event_id": issue.event_id }),
+        ),
+    };
+    let mut object = json!({
+        "id": issue.id,
+        "team_id": team_id,
+        "type": issue.kind,
+        "status": issue.status,
+        "aggregation_keys": aggregation_keys,
+        "reference": reference,
+        "last_updated_by": null,
+        "merged_with": null,
+        "opened_at": iso(issue.opened_at),
+        "first_seen_at": iso(issue.first_seen()),
+        "last_seen_at": iso(issue.last_seen_at),
+        "dismissed_at": issue.dismissed_at.map(iso),
+        "updated_at": iso(issue.updated()),
+        "created_at": iso(issue.first_seen()),
+        "issue_trigger_id": issue.issue_trigger_id,
+        "detail": issue.detail,
+        "count": issue.count,
+    });
+    if with_data {
+        object["data"] = issue_data(store, issue);
+    }
+    object
+}
+
+/// What opened the issue, as far as it is still stored (null once forgotten).
+fn issue_data(store: &Store, issue: &Issue) -> Value {
+    let trigger_event = || -> Value {
+        let Ok(Some(event)) = store.event(&issue.event_id) else {
+            return Value::Null;
+        };
+        let payload = store.event_payload(&event).ok().flatten();
+        views::event(&event, payload.as_ref())
+    };
+    match issue.kind {
+        IssueType::Transformation => {
+            let execution = issue
+                .transformation_id
+                .as_ref()
+                .zip(issue.execution_id.as_ref());
+            let execution = execution
+                .and_then(|(trs, id)| store.execution(trs, id).ok().flatten())
+                .map_or(Value::Null, |e| super::transformations::execution_view(&e));
+            json!({ "transformation_execution": execution, "trigger_attempt": null })
+        }
+        _ => {
+            let attempt = issue.attempt_id.as_ref();
+            let attempt = attempt
+                .and_then(|id| store.attempt(id).ok().flatten())
+                .map_or(Value::Null, |a| views::attempt(&a));
+            json!({ "trigger_event": trigger_event(), "trigger_attempt": attempt })
+        }
+    }
+}
+
+/// The issues a query selects (its filters, and no dismissed issue unless a
+/// `dismissed_at` filter asks for them), and the page asked for.
+fn selected(state: &ApiState, raw: Option<&str>) -> ApiResult<(Vec<Value>, PageRequest)> {
     let query = Query::parse(raw);
-    let (status, kind, trigger) = (
+    let (id, status, kind, trigger, merged_asked) = (
+        query.matcher("id"),
         query.matcher("status"),
         query.matcher("type"),
         query.matcher("issue_trigger_id"),
+        !query.all("merged_with").is_empty(),
     );
+    let wanted_keys = aggregation_keys_filter(&query)?;
+    let dismissed_asked = !query.bracketed("dismissed_at").is_empty();
+    let ranges = [
+        query.date_range("created_at")?,
+        query.date_range("first_seen_at")?,
+        query.date_range("last_seen_at")?,
+        query.date_range("dismissed_at")?,
+    ];
+    let page = query.page_ordered(&[
+        "created_at",
+        "first_seen_at",
+        "last_seen_at",
+        "opened_at",
+        "updated_at",
+    ])?;
     query.refuse_unread()?;
-    let mut issues = Vec::new();
+    let mut models = Vec::new();
     for issue in state.store.issues() {
         let issue = issue?;
-        if status(&api_name(&issue.status))
+        let times = [
+            Some(issue.first_seen()),
+            Some(issue.first_seen()),
+            Some(issue.last_seen_at),
+            issue.dismissed_at,
+        ];
+        let chosen = (dismissed_asked || issue.dismissed_at.is_none())
+            && !merged_asked // hookgate never merges issues
+            && id(&issue.id)
+            && status(&api_name(&issue.status))
             && kind(&api_name(&issue.kind))
             && trigger(&issue.issue_trigger_id)
-        {
-            issues.push(issue);
+            && ranges.iter().zip(times).all(|(range, t)| range.contains(t));
+        if !chosen {
+            continue;
+        }
+        let object = issue_object(&state.store, &state.team_id, &issue, false);
+        if keys_match(&wanted_keys, &object["aggregation_keys"]) {
+            models.push(object);
         }
     }
-    issues.reverse();
-    Ok(issues)
+    Ok((models, page))
 }
 
-#[utoipa::path(get, path = "/2023-07-01/issues", tag = "issues", summary = "Issues, newest first", params(("status" = Option<String>, Query, description = "OPENED, IGNORED, ACKNOWLEDGED, RESOLVED"), ("type" = Option<String>, Query, description = "delivery or transformation"), ("issue_trigger_id" = Option<String>, Query, description = "trigger id")), responses((status = 200, description = "the issues")), security(("api_key" = [])))]
+/// `aggregation_keys={"webhook_id": ["web_…"], "response_status": [500]}` (JSON):
+/// each key names the values (one, or a list) an issue's key must share.
+fn aggregation_keys_filter(query: &Query) -> ApiResult<serde_json::Map<String, Value>> {
+    let Some(text) = query.one("aggregation_keys") else {
+        return Ok(Default::default());
+    };
+    match serde_json::from_str(text) {
+        Ok(Value::Object(keys)) => Ok(keys),
+        _ => Err(ApiError::invalid(
+            "aggregation_keys",
+            "a JSON object of aggregation keys and their values",
+        )),
+    }
+}
+
+fn keys_match(wanted: &serde_json::Map<String, Value>, keys: &Value) -> bool {
+    let as_list = |value: &Value| match value {
+        Value::Array(items) => items.clone(),
+        other => vec![other.clone()],
+    };
+    wanted.iter().all(|(key, values)| {
+        let have = as_list(&keys[key]);
+        as_list(values).iter().any(|v| have.contains(v))
+    })
+}
+
+#[utoipa::path(get, path = "/2023-07-01/issues", tag = "issues", summary = "Issues (dismissed ones only when a dismissed_at filter asks)", params(("id" = Option<String>, Query, description = "issue ids"), ("issue_trigger_id" = Option<String>, Query, description = "trigger ids"), ("type" = Option<String>, Query, description = "delivery, transformation, backpressure"), ("status" = Option<String>, Query, description = "OPENED, IGNORED, ACKNOWLEDGED, RESOLVED"), ("merged_with" = Option<String>, Query, description = "merged issue ids"), ("aggregation_keys" = Option<String>, Query, description = "JSON object of aggregation keys"), ("created_at" = Option<String>, Query, description = "date, or [gte] [gt] [lte] [lt]"), ("first_seen_at" = Option<String>, Query, description = "date operators"), ("last_seen_at" = Option<String>, Query, description = "date operators"), ("dismissed_at" = Option<String>, Query, description = "date operators, [any]=true: brings dismissed issues back"), ("order_by" = Option<String>, Query, description = "created_at, first_seen_at, last_seen_at, opened_at, updated_at"), ("dir" = Option<String>, Query, description = "asc or desc"), ("limit" = Option<u32>, Query, description = "1-255"), ("next" = Option<String>, Query, description = "cursor"), ("prev" = Option<String>, Query, description = "cursor")), responses((status = 200, description = "a page of issues"), (status = 422, description = "unknown parameter")), security(("api_key" = [])))]
 pub async fn list_issues(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     blocking(move || {
-        let models: Vec<Value> = selected(&state, raw.as_deref())?
-            .iter()
-            .map(issue_view)
-            .collect();
-        Ok(Json(json!({ "count": models.len(), "models": models })))
+        let (models, page) = selected(&state, raw.as_deref())?;
+        listing::answer(models, &page)
     })
     .await
 }
 
-#[utoipa::path(get, path = "/2023-07-01/issues/count", tag = "issues", summary = "How many issues match", params(("status" = Option<String>, Query, description = "OPENED, IGNORED, ACKNOWLEDGED, RESOLVED")), responses((status = 200, description = "the count")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/issues/count", tag = "issues", summary = "How many issues match (the filters of GET /issues)", params(("status" = Option<String>, Query, description = "OPENED, IGNORED, ACKNOWLEDGED, RESOLVED"), ("dismissed_at" = Option<String>, Query, description = "date operators; dismissed issues count only when asked for")), responses((status = 200, description = "{count}")), security(("api_key" = [])))]
 pub async fn count_issues(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     blocking(move || {
-        Ok(Json(
-            json!({ "count": selected(&state, raw.as_deref())?.len() }),
-        ))
+        let (models, _) = selected(&state, raw.as_deref())?;
+        Ok(Json(json!({ "count": models.len() })))
     })
     .await
 }
 
-#[utoipa::path(get, path = "/2023-07-01/issues/{id}", tag = "issues", summary = "An issue", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the issue"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/issues/{id}", tag = "issues", summary = "An issue, with the event and attempt (or transformation run) that opened it", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the issue"), (status = 404, description = "unknown")), security(("api_key" = [])))]
 pub async fn get_issue(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    change_issue(state, id, |_| Ok(())).await
+    change_issue(state, id, |_| {}).await
 }
 
 #[derive(Deserialize)]
@@ -274,36 +543,38 @@ pub async fn update_issue(
     body: Result<Json<IssueUpdate>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
     let Json(update) = body.map_err(|e| ApiError::invalid("status", e.body_text()))?;
-    change_issue(state, id, move |issue| {
-        issue.status = update.status;
-        Ok(())
-    })
-    .await
+    change_issue(state, id, move |issue| issue.status = update.status).await
 }
 
-/// `DELETE /issues/{id}`: dismisses it; the next occurrence opens a new one.
+/// `DELETE /issues/{id}`: dismisses it (it leaves lists and counts, and opens
+/// again when it recurs, unless IGNORED).
 #[utoipa::path(delete, path = "/2023-07-01/issues/{id}", tag = "issues", summary = "Dismiss an issue", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the issue"), (status = 404, description = "unknown")), security(("api_key" = [])))]
 pub async fn dismiss_issue(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     change_issue(state, id, |issue| {
         issue.dismissed_at.get_or_insert(now_ms());
-        Ok(())
     })
     .await
 }
 
+/// Applies `change` (through the tracker, which stamps and announces it) and
+/// answers the issue.
 async fn change_issue(
-    state: std::sync::Arc<super::ApiState>,
+    state: Arc<ApiState>,
     id: String,
-    change: impl FnOnce(&mut Issue) -> ApiResult<()> + Send + 'static,
+    change: impl FnOnce(&mut Issue) + Send + 'static,
 ) -> ApiResult<Json<Value>> {
-    let store = state.store.clone();
     blocking(move || {
-        let mut issue = store
-            .issue(&id)?
+        let issue = state
+            .router
+            .issues()
+            .change(&id, change)?
             .ok_or_else(|| ApiError::not_found("issue", &id))?;
-        change(&mut issue)?;
-        store.save_issue(&issue)?;
-        Ok(Json(issue_view(&issue)))
+        Ok(Json(issue_object(
+            &state.store,
+            &state.team_id,
+            &issue,
+            true,
+        )))
     })
     .await
 }

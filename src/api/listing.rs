@@ -43,6 +43,18 @@ pub fn page_of(mut models: Vec<Value>, request: &PageRequest) -> ApiResult<Page<
     })
 }
 
+/// The reference's list answer (`{pagination, count, models}`) for the page
+/// `request` asks for of `models`.
+pub fn answer(models: Vec<Value>, request: &PageRequest) -> ApiResult<axum::Json<Value>> {
+    let found = page_of(models, request)?;
+    Ok(axum::Json(super::paged(
+        request,
+        found.next,
+        found.prev,
+        found.items,
+    )))
+}
+
 /// Ascending by the sort key, then by id.
 fn in_order(a: &Value, b: &Value, key: &str) -> Ordering {
     compare(&a[key], &b[key]).then_with(|| compare(&a["id"], &b["id"]))

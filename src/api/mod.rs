@@ -14,6 +14,7 @@ mod failed_logins;
 mod inbound;
 mod issues;
 mod listing;
+mod notifications;
 mod objects;
 mod openapi;
 mod outbound;
@@ -27,6 +28,7 @@ mod webhook_deliveries;
 mod webhook_jobs;
 
 pub use auth::{ApiKeys, KeyBudgets};
+pub(crate) use issues::issue_object;
 pub use objects::resolve_transformations;
 pub use rate::Budget;
 
@@ -172,16 +174,20 @@ pub fn router(state: Arc<ApiState>) -> Routes {
         .route("/bookmarks/{id}/trigger", post(bookmarks::trigger))
         .route(
             "/issue-triggers",
-            get(issues::list_triggers).post(issues::create_trigger),
+            get(issues::list_triggers)
+                .post(issues::create_trigger)
+                .put(issues::upsert_trigger),
         )
         .route(
             "/issue-triggers/{id}",
             get(issues::get_trigger)
                 .put(issues::update_trigger)
+                .post(issues::post_update_trigger)
                 .delete(issues::delete_trigger),
         )
         .route("/issue-triggers/{id}/disable", put(issues::disable_trigger))
         .route("/issue-triggers/{id}/enable", put(issues::enable_trigger))
+        .route("/notifications/webhooks", put(notifications::put_webhooks))
         .route("/issues", get(issues::list_issues))
         .route("/issues/count", get(issues::count_issues))
         .route(

@@ -2,8 +2,8 @@
 //! `#[utoipa::path]` annotations and served at `/openapi.json`.
 
 use super::{
-    applications, bookmarks, bulk, catalog, endpoints, inbound, issues, objects, outbound,
-    transformations, webhook_deliveries, webhook_jobs,
+    applications, bookmarks, bulk, catalog, endpoints, inbound, issues, notifications, objects,
+    outbound, transformations, webhook_deliveries, webhook_jobs,
 };
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -22,9 +22,10 @@ use utoipa::{Modify, OpenApi};
         transformations::run, transformations::list, transformations::create, transformations::get,
         transformations::update, transformations::delete, transformations::executions, transformations::execution,
         objects::create, objects::upsert, objects::update, objects::delete, objects::archive_action,
-        issues::list_triggers, issues::create_trigger, issues::get_trigger, issues::update_trigger,
+        issues::list_triggers, issues::create_trigger, issues::upsert_trigger, issues::get_trigger, issues::update_trigger, issues::post_update_trigger,
         issues::delete_trigger, issues::disable_trigger, issues::enable_trigger, issues::list_issues,
         issues::count_issues, issues::get_issue, issues::update_issue, issues::dismiss_issue,
+        notifications::put_webhooks,
         bookmarks::list, bookmarks::create, bookmarks::get, bookmarks::update, bookmarks::delete, bookmarks::trigger,
         bulk::plan, bulk::create, bulk::list, bulk::get, bulk::cancel,
         applications::create, applications::list, applications::get, applications::update, applications::delete,

@@ -255,7 +255,7 @@ pub async fn delete(State(state): Shared, Path(id): Path<String>) -> ApiResult<J
     .await
 }
 
-fn execution_view(execution: &Execution) -> Value {
+pub(super) fn execution_view(execution: &Execution) -> Value {
     json!({
         "id": execution.id,
         "transformation_id": execution.transformation_id,

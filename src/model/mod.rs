@@ -17,7 +17,9 @@ pub use catalog::{
 };
 pub use event::{Attempt, AttemptStatus, AttemptTrigger, Event, EventStatus, IgnoredEvent, Route};
 pub use issue::{
-    DeliveryStrategy, Issue, IssueStatus, IssueTrigger, IssueType, DEFAULT_BACKPRESSURE_DELAY_MS,
+    BackpressureConfigs, Channels, DeliveryConfigs, DeliveryStrategy, Issue, IssueStatus,
+    IssueTrigger, IssueType, LogLevel, NotificationSettings, Scope, TransformationConfigs,
+    TriggerConfigs, WebhookChannel, BACKPRESSURE_DELAY_MS, NOTIFICATION_TOPICS,
 };
 pub use outbound::{
     delivery_status, Application, DeliveryWindow, Endpoint, EndpointStatus, EventType, JobStatus,

@@ -75,6 +75,11 @@ impl Router {
         }
     }
 
+    /// Where issues are recorded and announced (the API announces its changes there).
+    pub fn issues(&self) -> &IssueTracker {
+        &self.issues
+    }
+
     /// Routes requests as the commit log hands them over, until it stops.
     pub fn start(self, committed: Receiver<Committed>) -> JoinHandle<()> {
         std::thread::Builder::new()
@@ -230,9 +235,6 @@ impl Router {
                         detail,
                         transform_logs,
                     };
-                    if cause == TRANSFORMATION_FAILED {
-                        self.issues.transformation_failed(&ignored);
-                    }
                     self.store.insert_ignored_event(&ignored)?;
                 }
             }
@@ -269,7 +271,7 @@ impl Router {
                 Rule::Transform(transform) => {
                     let mut run_logs = Vec::new();
                     let result = transformed(transform, connection, &current, &mut run_logs);
-                    self.store.insert_execution(&Execution {
+                    let execution = Execution {
                         id: new_id("exe"),
                         transformation_id: named_id("trs", &transform.name),
                         transformation_name: transform.name.clone(),
@@ -279,7 +281,9 @@ impl Router {
                         logs: run_logs.clone(),
                         error: result.as_ref().err().cloned(),
                         created_at: now_ms(),
-                    })?;
+                    };
+                    self.store.insert_execution(&execution)?;
+                    self.issues.transformation_ran(&execution);
                     logs.extend(run_logs);
                     match result {
                         Ok(changed) => {

@@ -10,6 +10,7 @@ mod attempts;
 mod commit;
 mod disk;
 mod hold;
+mod issues;
 mod journal;
 mod object_times;
 mod outbound;
@@ -33,8 +34,8 @@ pub use retention::{Cutoffs, Swept};
 
 use crate::config::ApiObject;
 use crate::model::{
-    AttemptTrigger, Bookmark, BulkRetry, Event, EventStatus, Execution, IgnoredEvent, Issue,
-    IssueTrigger, Payload, Request, TransformationObject,
+    AttemptTrigger, Bookmark, BulkRetry, Event, EventStatus, Execution, IgnoredEvent, Payload,
+    Request, TransformationObject,
 };
 use crate::sealing::{Sealer, SecretsKey};
 use serde::{de::DeserializeOwned, Serialize};
@@ -729,48 +730,6 @@ impl Store {
 
     pub fn delete_bookmark(&self, id: &str) -> Result<bool> {
         Ok(self.bookmarks.remove(id.as_bytes())?.is_some())
-    }
-
-    // --- issues --------------------------------------------------------------------
-
-    pub fn save_issue(&self, issue: &Issue) -> Result<()> {
-        put(&self.issues, &issue.id, issue)?;
-        self.issue_keys
-            .insert(issue.aggregation_key.as_bytes(), issue.id.as_bytes())?;
-        Ok(())
-    }
-
-    pub fn issue(&self, id: &str) -> Result<Option<Issue>> {
-        get(&self.issues, id)
-    }
-
-    /// The issue collecting occurrences with this aggregation key, if any.
-    pub fn issue_for_key(&self, key: &str) -> Result<Option<Issue>> {
-        match self.issue_keys.get(key.as_bytes())? {
-            Some(id) => self.issue(&String::from_utf8_lossy(&id)),
-            None => Ok(None),
-        }
-    }
-
-    /// Every issue, oldest first.
-    pub fn issues(&self) -> impl Iterator<Item = Result<Issue>> {
-        values(&self.issues)
-    }
-
-    pub fn save_issue_trigger(&self, trigger: &IssueTrigger) -> Result<()> {
-        put(&self.issue_triggers, &trigger.id, trigger)
-    }
-
-    pub fn issue_trigger(&self, id: &str) -> Result<Option<IssueTrigger>> {
-        get(&self.issue_triggers, id)
-    }
-
-    pub fn issue_triggers(&self) -> Result<Vec<IssueTrigger>> {
-        values(&self.issue_triggers).collect()
-    }
-
-    pub fn delete_issue_trigger(&self, id: &str) -> Result<bool> {
-        Ok(self.issue_triggers.remove(id.as_bytes())?.is_some())
     }
 
     // --- bulk retries ---------------------------------------------------------

@@ -90,9 +90,10 @@ async fn internal_addresses_are_refused_when_api_objects_are_created_or_changed(
         let endpoint = json!({ "application_id": app, "url": url });
         let answer = gw.api_send(Method::POST, "/v1/endpoints", endpoint).await;
         assert_refused(&answer, "url", url);
-        let trigger = json!({ "name": "t", "type": "delivery", "webhook_url": url });
+        let trigger =
+            json!({ "name": "t", "type": "delivery", "channels": { "webhook": { "url": url } } });
         let answer = gw.api_send(Method::POST, "/issue-triggers", trigger).await;
-        assert_refused(&answer, "webhook_url", url);
+        assert_refused(&answer, "channels.webhook.url", url);
     }
     let inline = json!({ "name": "c", "source": "shop", "destination": { "name": "meta", "url": INTERNAL_URLS[0] } });
     let answer = gw.api_send(Method::POST, "/connections", inline).await;
@@ -122,13 +123,14 @@ async fn internal_addresses_are_refused_when_api_objects_are_created_or_changed(
         .api_send(Method::PATCH, &path, json!({ "url": "http://[fd00::1]/" }))
         .await;
     assert_refused(&answer, "url", "http://[fd00::1]/");
-    let trigger = json!({ "name": "t", "type": "delivery", "webhook_url": public });
+    let trigger =
+        json!({ "name": "t", "type": "delivery", "channels": { "webhook": { "url": public } } });
     let (status, created) = gw.api_send(Method::POST, "/issue-triggers", trigger).await;
     assert_eq!(status, 200, "{created}");
     let path = format!("/issue-triggers/{}", created["id"].as_str().unwrap());
-    let changed = json!({ "name": "t", "type": "delivery", "webhook_url": "http://0x7f.1/" });
+    let changed = json!({ "channels": { "webhook": { "url": "http://0x7f.1/" } } });
     let answer = gw.api_send(Method::PUT, &path, changed).await;
-    assert_refused(&answer, "webhook_url", "http://0x7f.1/");
+    assert_refused(&answer, "channels.webhook.url", "http://0x7f.1/");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -252,7 +254,7 @@ async fn issue_notifications_are_held_to_the_policy_and_do_not_follow_redirects(
         channel.url("/alerts"),
     ];
     for (i, webhook_url) in webhooks.iter().enumerate() {
-        let trigger = json!({ "name": format!("t{i}"), "type": "delivery", "strategy": "first_attempt", "webhook_url": webhook_url });
+        let trigger = json!({ "name": format!("t{i}"), "type": "delivery", "configs": { "strategy": "first_attempt", "connections": "*" }, "channels": { "webhook": { "url": webhook_url } } });
         let (status, created) = gw.api_send(Method::POST, "/issue-triggers", trigger).await;
         assert_eq!(status, 200, "{created}");
     }

@@ -177,7 +177,7 @@ async fn api_secrets_may_not_read_the_environment_and_say_nothing_of_it() {
             (
                 Method::POST,
                 "/issue-triggers",
-                json!({ "name": "i", "type": "delivery", "webhook_url": v }),
+                json!({ "name": "i", "type": "delivery", "channels": { "webhook": { "url": v } } }),
             ),
         ]
     };

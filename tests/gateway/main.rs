@@ -14,6 +14,7 @@ mod filters;
 mod hookdeck_api;
 mod hookdeck_config_objects;
 mod hookdeck_sdk;
+mod hookdeck_issues;
 mod ingress;
 mod ingress_hostile;
 mod issues;
