@@ -111,13 +111,7 @@ fn list(
             models.push(view);
         }
     }
-    let found = listing::page_of(models, &page)?;
-    Ok(Json(super::paged(
-        &page,
-        found.next,
-        found.prev,
-        found.items,
-    )))
+    listing::answer(models, &page)
 }
 
 #[utoipa::path(get, path = "/2023-07-01/sources", tag = "configuration", summary = "Sources", params(("id" = Option<String>, Query, description = "id or id[]=…"), ("name" = Option<String>, Query, description = "exact name, name[]=…, or name[contains]=…"), ("archived" = Option<bool>, Query, description = "include archived sources"), ("archived_at" = Option<String>, Query, description = "archived_at[gte|gt|lte|lt|any]"), ("order_by" = Option<String>, Query, description = "created_at (default), updated_at, name")), responses((status = 200, description = "a page of sources"), (status = 422, description = "an unknown parameter")), security(("api_key" = [])))]
