@@ -93,16 +93,34 @@ pub async fn list_connections(
     .await
 }
 
-#[utoipa::path(get, path = "/2023-07-01/sources/{id}", tag = "configuration", summary = "One source (by id or name)", params(("id" = String, Path, description = "src_… or name")), responses((status = 200, description = "the source"), (status = 404, description = "unknown")), security(("api_key" = [])))]
-pub async fn get_source(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/2023-07-01/sources/{id}", tag = "configuration", summary = "One source (by id or name)", params(("id" = String, Path, description = "src_… or name"), ("include" = Option<String>, Query, description = "verification.configs: show the verification's settings (secrets masked)")), responses((status = 200, description = "the source"), (status = 404, description = "unknown"), (status = 422, description = "a bad parameter")), security(("api_key" = [])))]
+pub async fn get_source(
+    State(state): Shared,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let query = super::query::Query::parse(raw.as_deref());
+    let with_configs = match query.one("include") {
+        None => false,
+        Some("verification.configs") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "include",
+                format!("\"{other}\" is not verification.configs"),
+            ))
+        }
+    };
+    query.refuse_unread()?;
     let catalog = state.catalog.load();
     let source = catalog
         .source(&id)
         .ok_or_else(|| ApiError::not_found("source", &id))?;
-    Ok(Json(views::source(
-        source,
-        state.config.load().declared.contains(&source.id),
-    )))
+    let mut view = views::source(source, state.config.load().declared.contains(&source.id));
+    // The settings are shown only when asked for, as the reference does.
+    if let (true, Some(verifier)) = (with_configs, &source.verifier) {
+        view["verification"]["configs"] = verifier.shown_configs().clone();
+    }
+    Ok(Json(view))
 }
 
 #[utoipa::path(get, path = "/2023-07-01/destinations/{id}", tag = "configuration", summary = "One destination", params(("id" = String, Path, description = "des_…")), responses((status = 200, description = "the destination"), (status = 404, description = "unknown")), security(("api_key" = [])))]
