@@ -273,13 +273,24 @@ impl Validator<'_> {
             sources.push(Source {
                 id: named_id("src", section.name.get_ref()),
                 name: section.name.get_ref().clone(),
-                description: section.description.clone(),
+                description: self.description(&section.description, format!("sources[{i}]")),
                 allowed_http_methods: methods,
                 custom_response,
                 verifier,
             });
         }
         sources
+    }
+
+    /// An object's `description`, at most the reference's 500 characters.
+    fn description(&mut self, written: &Option<Spanned<String>>, object: String) -> Option<String> {
+        const MAX_CHARS: usize = 500;
+        let written = written.as_ref()?;
+        if written.get_ref().chars().count() > MAX_CHARS {
+            let message = format!("longer than {MAX_CHARS} characters");
+            self.fail(written, format!("{object}.description"), message);
+        }
+        Some(written.get_ref().clone())
     }
 
     fn methods(&mut self, methods: &Spanned<Vec<String>>, key: String) -> Vec<String> {
@@ -329,7 +340,7 @@ impl Validator<'_> {
             destinations.push(Destination {
                 id: named_id("des", section.name.get_ref()),
                 name: section.name.get_ref().clone(),
-                description: section.description.clone(),
+                description: self.description(&section.description, format!("destinations[{i}]")),
                 url,
                 cli_path: section.cli_path.as_ref().map(|p| p.get_ref().clone()),
                 http_method,
@@ -493,7 +504,8 @@ impl Validator<'_> {
                 connections.push(Connection {
                     id: named_id("web", section.name.get_ref()),
                     name: section.name.get_ref().clone(),
-                    description: section.description.clone(),
+                    description: self
+                        .description(&section.description, format!("connections[{i}]")),
                     source_id: named_id("src", &source),
                     destination_id: named_id("des", &destination),
                     rules,

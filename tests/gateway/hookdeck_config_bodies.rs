@@ -91,6 +91,15 @@ async fn sources_take_hookdecks_verification_and_show_its_configs_masked_only_wh
     assert_eq!(send_with(&gw, "keyed", ("x-key", "let-me-in")).await, 200);
     assert_eq!(sink.wait_for(1).await.len(), 1);
 
+    // The reference's bounds: a description of at most 500 characters.
+    let long = json!({ "name": "wordy", "description": "x".repeat(501) });
+    let (status, answer) = gw.api_send(Method::POST, "/sources", long).await;
+    assert_eq!(status, 422);
+    assert!(
+        answer["message"].as_str().unwrap().contains("description"),
+        "{answer}"
+    );
+
     // An unknown type or a missing setting is a 422 naming it.
     for (verification, named) in [
         (
