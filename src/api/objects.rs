@@ -59,15 +59,7 @@ pub async fn create(
     let fields = body_object(body)?;
     write(state, move |state, objects| {
         let object = to_object(state, kind, fields, objects)?;
-        if named(kind, &object.name, objects).is_some()
-            || state.config.load().declared.contains(&object.id())
-        {
-            return Err(ApiError::conflict(format!(
-                "a {} named \"{}\" already exists",
-                kind.table().trim_end_matches('s'),
-                object.name
-            )));
-        }
+        refuse_taken(state, kind, &object.name, objects)?;
         Ok(added(object, objects))
     })
     .await
@@ -97,6 +89,23 @@ pub async fn upsert(
         Ok(current.id())
     })
     .await
+}
+
+/// A name is taken by a stored object of its kind or one gateway.toml declares.
+fn refuse_taken(
+    state: &ApiState,
+    kind: ObjectKind,
+    name: &str,
+    objects: &[ApiObject],
+) -> ApiResult<()> {
+    let declared = crate::ids::named_id(kind.id_prefix(), name);
+    if named(kind, name, objects).is_some() || state.config.load().declared.contains(&declared) {
+        return Err(ApiError::conflict(format!(
+            "a {} named \"{name}\" already exists",
+            kind.table().trim_end_matches('s')
+        )));
+    }
+    Ok(())
 }
 
 /// The index of the stored object of that kind and name.
@@ -190,15 +199,7 @@ fn rename(
     new_name: &str,
     objects: &mut [ApiObject],
 ) -> ApiResult<()> {
-    let declared = crate::ids::named_id(current.kind.id_prefix(), new_name);
-    if named(current.kind, new_name, objects).is_some()
-        || state.config.load().declared.contains(&declared)
-    {
-        return Err(ApiError::conflict(format!(
-            "a {} named \"{new_name}\" already exists",
-            current.kind.table().trim_end_matches('s')
-        )));
-    }
+    refuse_taken(state, current.kind, new_name, objects)?;
     let end = match current.kind {
         ObjectKind::Source => "source",
         ObjectKind::Destination => "destination",
@@ -335,7 +336,7 @@ fn to_object(
     let name = match name {
         Some(Value::String(name)) => name,
         // The reference's connections may come without a name.
-        None if kind == ObjectKind::Connection => format!(
+        None | Some(Value::Null) if kind == ObjectKind::Connection => format!(
             "{}-{}",
             fields["source"].as_str().unwrap_or_default(),
             fields["destination"].as_str().unwrap_or_default()

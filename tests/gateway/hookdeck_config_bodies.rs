@@ -276,6 +276,30 @@ async fn connections_take_the_references_bodies_and_rules() {
     )
     .await;
 
+    // The reference's create example, then its create-or-update example
+    // (the same body) twice: the second finds everything in place.
+    let example = json!({ "name": "shopify-my-api", "source": { "name": "shopify" },
+                          "destination": { "name": "my-api", "url": sink.url("/my") } });
+    let created = post(&gw, "/2023-07-01/connections", example.clone()).await;
+    for _ in 0..2 {
+        let (status, upserted) = gw
+            .api_send(Method::PUT, "/2023-07-01/connections", example.clone())
+            .await;
+        assert_eq!(
+            (status, &upserted["id"]),
+            (200, &created["id"]),
+            "{upserted}"
+        );
+        assert_eq!(
+            (
+                &upserted["name"],
+                &upserted["description"],
+                &upserted["rules"]
+            ),
+            (&json!("shopify-my-api"), &Value::Null, &json!([]))
+        );
+    }
+
     // The reference's example reusing resources, without a name.
     let reuse = json!({ "source_id": source["id"], "destination_id": destination["id"] });
     let unnamed = post(&gw, "/2023-07-01/connections", reuse).await;
