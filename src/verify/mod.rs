@@ -109,6 +109,11 @@ fn default_tolerance() -> u64 {
     DEFAULT_TOLERANCE_SECONDS
 }
 
+/// Answers leave out a default tolerance: Hookdeck's configs have none.
+fn is_default_tolerance(seconds: &u64) -> bool {
+    *seconds == DEFAULT_TOLERANCE_SECONDS
+}
+
 /// `verification = { type = "…", … }` on a source, as written in the config
 /// (either spelling: see the module documentation). Secret fields may be
 /// literal or `env:NAME`; nothing is resolved until
@@ -138,7 +143,10 @@ pub enum VerificationConfig {
     /// `Stripe-Signature: t=…,v1=…`.
     Stripe {
         webhook_secret_key: String,
-        #[serde(default = "default_tolerance")]
+        #[serde(
+            default = "default_tolerance",
+            skip_serializing_if = "is_default_tolerance"
+        )]
         tolerance_seconds: u64,
     },
     /// `X-Hub-Signature-256: sha256=<hex>`.
@@ -148,7 +156,10 @@ pub enum VerificationConfig {
     /// `X-Slack-Signature: v0=<hex>` + `X-Slack-Request-Timestamp`.
     Slack {
         webhook_secret_key: String,
-        #[serde(default = "default_tolerance")]
+        #[serde(
+            default = "default_tolerance",
+            skip_serializing_if = "is_default_tolerance"
+        )]
         tolerance_seconds: u64,
     },
     /// `X-Twilio-Signature`; the secret is the account auth token.
@@ -156,13 +167,19 @@ pub enum VerificationConfig {
     /// Svix (`svix-*` or `webhook-*` headers); `whsec_…` secret.
     Svix {
         webhook_secret_key: String,
-        #[serde(default = "default_tolerance")]
+        #[serde(
+            default = "default_tolerance",
+            skip_serializing_if = "is_default_tolerance"
+        )]
         tolerance_seconds: u64,
     },
     /// Standard Webhooks (`webhook-*` or `svix-*` headers); `whsec_…` secret.
     StandardWebhooks {
         webhook_secret_key: String,
-        #[serde(default = "default_tolerance")]
+        #[serde(
+            default = "default_tolerance",
+            skip_serializing_if = "is_default_tolerance"
+        )]
         tolerance_seconds: u64,
     },
     /// `X-Gitlab-Token` must equal the secret token.
