@@ -443,27 +443,22 @@ impl Validator<'_> {
     }
 
     /// `rate_limit` per `rate_limit_period` (default second), or, with
-    /// `"concurrent"`, the most deliveries in flight at once.
+    /// `"concurrent"`, the most deliveries in flight at once. The period is
+    /// checked even without a limit (Hookdeck's bodies send it alone).
     fn delivery_limit(&mut self, section: &DestinationSection, i: usize) -> Option<DeliveryLimit> {
         let key = |field: &str| format!("destinations[{i}].{field}");
-        let at = section.rate_limit.as_ref()?;
-        let count = *at.get_ref();
-        if count == 0 {
-            self.fail(at, key("rate_limit"), "must be at least 1");
-            return None;
-        }
         let period = match &section.rate_limit_period {
-            None => RatePeriod::Second,
+            None => Some(RatePeriod::Second),
             Some(period) => match period.get_ref().as_str() {
-                "second" => RatePeriod::Second,
-                "minute" => RatePeriod::Minute,
-                "hour" => RatePeriod::Hour,
+                "second" => Some(RatePeriod::Second),
+                "minute" => Some(RatePeriod::Minute),
+                "hour" => Some(RatePeriod::Hour),
                 "concurrent" if section.concurrent.is_some() => {
                     let message = "give concurrent or rate_limit_period = \"concurrent\", not both";
                     self.fail(period, key("rate_limit_period"), message);
                     return None;
                 }
-                "concurrent" => return Some(DeliveryLimit::Concurrent(count as usize)),
+                "concurrent" => None,
                 other => {
                     let message = format!(
                         "unknown period \"{other}\" (expected second, minute, hour or concurrent)"
@@ -473,7 +468,16 @@ impl Validator<'_> {
                 }
             },
         };
-        Some(DeliveryLimit::Rate(RateLimit { count, period }))
+        let at = section.rate_limit.as_ref()?;
+        let count = *at.get_ref();
+        if count == 0 {
+            self.fail(at, key("rate_limit"), "must be at least 1");
+            return None;
+        }
+        Some(match period {
+            Some(period) => DeliveryLimit::Rate(RateLimit { count, period }),
+            None => DeliveryLimit::Concurrent(count as usize),
+        })
     }
 
     fn connections(

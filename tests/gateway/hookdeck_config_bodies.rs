@@ -575,7 +575,8 @@ fn gateway_toml_names_the_line_and_key_of_a_bad_hookdeck_shape() {
             "{error}"
         );
     }
-    let bad_period = "[[sources]]\nname = \"s\"\n[[destinations]]\nname = \"d\"\nurl = \"http://127.0.0.1:9/\"\nrate_limit = 1\nrate_limit_period = \"fortnight\"\n";
+    // Checked even without a rate_limit.
+    let bad_period = "[[sources]]\nname = \"s\"\n[[destinations]]\nname = \"d\"\nurl = \"http://127.0.0.1:9/\"\nrate_limit_period = \"fortnight\"\n";
     let errors = hookgate::Config::parse(&path, &config_text(bad_period)).unwrap_err();
     let error = &errors.0[0];
     assert_eq!(error.key, "destinations[0].rate_limit_period");
