@@ -389,9 +389,7 @@ fn connection_end(
         (None, Some(Value::Object(inline))) => {
             let nested = to_object(state, kind, inline, objects)?;
             let name = nested.name.clone();
-            if !objects.iter().any(|o| o.kind == kind && o.name == name) {
-                objects.push(nested);
-            }
+            upsert_inline(state, nested, objects)?;
             Ok(name)
         }
         (None, Some(Value::String(name))) => Ok(name),
@@ -400,6 +398,28 @@ fn connection_end(
             format!("give {id_key} or a {end} object"),
         )),
     }
+}
+
+/// A connection's inline source or destination is created, or, when one of
+/// that name exists, the fields it gives change (as `PUT /sources` would).
+/// One declared in gateway.toml may be named this way but not changed.
+fn upsert_inline(
+    state: &ApiState,
+    nested: ApiObject,
+    objects: &mut Vec<ApiObject>,
+) -> ApiResult<()> {
+    if let Some(index) = named(nested.kind, &nested.name, objects) {
+        objects[index].fields.extend(nested.fields);
+        return Ok(());
+    }
+    if state.config.load().declared.contains(&nested.id()) {
+        return match nested.fields.is_empty() {
+            true => Ok(()),
+            false => Err(read_only(&nested.name)),
+        };
+    }
+    added(nested, objects);
+    Ok(())
 }
 
 /// Applies a change to the set of API objects: validates the whole with the

@@ -300,6 +300,28 @@ async fn connections_take_the_references_bodies_and_rules() {
         );
     }
 
+    // An inline object's fields change the one of that name; one declared
+    // in gateway.toml may be named inline but not changed.
+    let moved = json!({ "name": "shopify-my-api", "source": { "name": "shopify" },
+                        "destination": { "name": "my-api", "url": sink.url("/moved") } });
+    assert_eq!(gw.api_send(Method::PUT, "/connections", moved).await.0, 200);
+    let (_, my_api) = gw
+        .api_get(&format!(
+            "/destinations/{}",
+            hookgate::ids::named_id("des", "my-api")
+        ))
+        .await;
+    assert_eq!(my_api["url"], json!(sink.url("/moved")));
+    let from_shop = json!({ "name": "from-shop", "source": { "name": "shop" }, "destination": { "name": "my-api" } });
+    post(&gw, "/connections", from_shop).await;
+    let changing_shop = json!({ "name": "from-shop-2", "source": { "name": "shop", "description": "mine" }, "destination": { "name": "my-api" } });
+    assert_eq!(
+        gw.api_send(Method::POST, "/connections", changing_shop)
+            .await
+            .0,
+        409
+    );
+
     // The reference's example reusing resources, without a name.
     let reuse = json!({ "source_id": source["id"], "destination_id": destination["id"] });
     let unnamed = post(&gw, "/2023-07-01/connections", reuse).await;
