@@ -182,9 +182,32 @@ pub(super) async fn one(
     .await
 }
 
-#[utoipa::path(get, path = "/2023-07-01/sources/{id}", tag = "configuration", summary = "One source (by id or name)", params(("id" = String, Path, description = "src_… or name")), responses((status = 200, description = "the source"), (status = 404, description = "unknown")), security(("api_key" = [])))]
-pub async fn get_source(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    one(state, ObjectKind::Source, id).await
+#[utoipa::path(get, path = "/2023-07-01/sources/{id}", tag = "configuration", summary = "One source (by id or name)", params(("id" = String, Path, description = "src_… or name"), ("include" = Option<String>, Query, description = "verification.configs: show the verification's settings (secrets masked)")), responses((status = 200, description = "the source"), (status = 404, description = "unknown"), (status = 422, description = "a bad parameter")), security(("api_key" = [])))]
+pub async fn get_source(
+    State(state): Shared,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    let query = super::query::Query::parse(raw.as_deref());
+    let with_configs = match query.one("include") {
+        None => false,
+        Some("verification.configs") => true,
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "include",
+                format!("\"{other}\" is not verification.configs"),
+            ))
+        }
+    };
+    query.refuse_unread()?;
+    let Json(mut view) = one(state.clone(), ObjectKind::Source, id).await?;
+    // The settings are shown only when asked for, as the reference does.
+    let catalog = state.catalog.load();
+    let served = view["id"].as_str().and_then(|id| catalog.source(id));
+    if let (true, Some(verifier)) = (with_configs, served.and_then(|s| s.verifier.as_ref())) {
+        view["verification"]["configs"] = verifier.shown_configs().clone();
+    }
+    Ok(Json(view))
 }
 
 #[utoipa::path(get, path = "/2023-07-01/destinations/{id}", tag = "configuration", summary = "One destination (by id or name)", params(("id" = String, Path, description = "des_… or name")), responses((status = 200, description = "the destination"), (status = 404, description = "unknown")), security(("api_key" = [])))]

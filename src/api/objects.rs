@@ -55,61 +55,108 @@ pub async fn create(
     uri: Uri,
     body: Result<Json<Value>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    add(state, uri, body, |state, object, objects| {
-        let taken = objects
-            .iter()
-            .any(|o| o.kind == object.kind && o.name == object.name)
-            || state.config.load().declared.contains(&object.id());
-        if taken {
-            return Err(ApiError::conflict(format!(
-                "a {} named \"{}\" already exists",
-                object.kind.table().trim_end_matches('s'),
-                object.name
-            )));
-        }
-        Ok(())
+    let kind = kind_of(&table_of(&uri))?;
+    let fields = body_object(body)?;
+    write(state, move |state, objects| {
+        let object = to_object(state, kind, fields, objects)?;
+        refuse_taken(state, kind, &object.name, objects)?;
+        Ok(added(object, objects))
     })
     .await
 }
 
-/// `PUT /{sources,destinations,connections}`: creates, or replaces the one with that name.
-#[utoipa::path(put, path = "/2023-07-01/sources", tag = "configuration", summary = "Create or replace by name (likewise /destinations, /connections)", responses((status = 200, description = "the object"), (status = 409, description = "declared in gateway.toml"), (status = 422, description = "invalid")), security(("api_key" = [])))]
+/// `PUT /{sources,destinations,connections}`: creates, or changes the given
+/// fields of the one with that name (a connection's source and destination
+/// stay what they are).
+#[utoipa::path(put, path = "/2023-07-01/sources", tag = "configuration", summary = "Create, or update the given fields, by name (likewise /destinations, /connections; a connection's source and destination cannot change)", responses((status = 200, description = "the object"), (status = 409, description = "declared in gateway.toml"), (status = 422, description = "invalid")), security(("api_key" = [])))]
 pub async fn upsert(
     State(state): Shared,
     uri: Uri,
     body: Result<Json<Value>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    add(state, uri, body, |state, object, objects| {
-        refuse_declared(state, &object.id(), &object.name)?;
-        objects.retain(|o| !(o.kind == object.kind && o.name == object.name));
-        Ok(())
-    })
-    .await
-}
-
-/// Builds the object the body describes and stores it, once `make_room`
-/// (given the objects already stored) has refused it or made way for it.
-async fn add(
-    state: Arc<ApiState>,
-    uri: Uri,
-    body: Result<Json<Value>, JsonRejection>,
-    make_room: fn(&ApiState, &ApiObject, &mut Vec<ApiObject>) -> ApiResult<()>,
-) -> ApiResult<Json<Value>> {
     let kind = kind_of(&table_of(&uri))?;
     let fields = body_object(body)?;
     let id = write(state.clone(), move |state, objects| {
+        let given: Vec<String> = fields.keys().cloned().collect();
         let object = to_object(state, kind, fields, objects)?;
-        make_room(state, &object, objects)?;
-        let id = object.id();
-        objects.push(object);
-        Ok(id)
+        refuse_declared(state, &object.id(), &object.name)?;
+        let Some(index) = named(kind, &object.name, objects) else {
+            return Ok(added(object, objects));
+        };
+        keep_ends(&objects[index], &object, &given)?;
+        let current = &mut objects[index];
+        current.fields.extend(object.fields);
+        Ok(current.id())
     })
     .await?;
     super::catalog::one(state, kind, id).await
 }
 
-/// `PUT /{kind}/{id}`: changes the given fields of an API-created object.
-#[utoipa::path(put, path = "/2023-07-01/sources/{id}", tag = "configuration", summary = "Change fields of an API-created source (likewise destinations, connections)", params(("id" = String, Path, description = "the object's id or name")), responses((status = 200, description = "the object"), (status = 404, description = "unknown"), (status = 409, description = "declared in gateway.toml"), (status = 422, description = "invalid")), security(("api_key" = [])))]
+/// A name is taken by a stored object of its kind or one gateway.toml declares.
+fn refuse_taken(
+    state: &ApiState,
+    kind: ObjectKind,
+    name: &str,
+    objects: &[ApiObject],
+) -> ApiResult<()> {
+    let declared = crate::ids::named_id(kind.id_prefix(), name);
+    if named(kind, name, objects).is_some() || state.config.load().declared.contains(&declared) {
+        return Err(ApiError::conflict(format!(
+            "a {} named \"{name}\" already exists",
+            kind.table().trim_end_matches('s')
+        )));
+    }
+    Ok(())
+}
+
+/// The index of the stored object of that kind and name.
+fn named(kind: ObjectKind, name: &str, objects: &[ApiObject]) -> Option<usize> {
+    objects
+        .iter()
+        .position(|o| o.kind == kind && o.name == name)
+}
+
+/// Stores a new object; returns its id. Its name's id is normally its id,
+/// unless a renamed object kept that one (see `ApiObject::kept_id`).
+fn added(mut object: ApiObject, objects: &mut Vec<ApiObject>) -> String {
+    if objects.iter().any(|o| o.id() == object.id()) {
+        object.kept_id = Some(crate::ids::new_id(object.kind.id_prefix()));
+    }
+    let id = object.id();
+    objects.push(object);
+    id
+}
+
+/// A connection's source and destination cannot be changed: given again,
+/// they must be the ones it has.
+fn keep_ends(current: &ApiObject, changed: &ApiObject, given: &[String]) -> ApiResult<()> {
+    if current.kind != ObjectKind::Connection {
+        return Ok(());
+    }
+    for end in ["source", "destination"] {
+        if changed
+            .fields
+            .get(end)
+            .is_some_and(|e| current.fields.get(end) != Some(e))
+        {
+            let id_key = format!("{end}_id");
+            let field = if given.contains(&id_key) {
+                id_key
+            } else {
+                end.to_string()
+            };
+            return Err(ApiError::invalid(
+                &field,
+                format!("a connection's {end} cannot be changed; create another connection"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `PUT /{kind}/{id}`: changes the given fields of an API-created object,
+/// its name included (its id stays).
+#[utoipa::path(put, path = "/2023-07-01/sources/{id}", tag = "configuration", summary = "Change fields of an API-created source, name included (likewise destinations, connections)", params(("id" = String, Path, description = "the object's id or name")), responses((status = 200, description = "the object"), (status = 404, description = "unknown"), (status = 409, description = "declared in gateway.toml, or the new name is taken"), (status = 422, description = "invalid")), security(("api_key" = [])))]
 pub async fn update(
     State(state): Shared,
     uri: Uri,
@@ -120,21 +167,55 @@ pub async fn update(
     let changes = body_object(body)?;
     let id = write(state.clone(), move |state, objects| {
         let index = find(state, kind, &id, objects)?;
-        let mut fields = objects[index].fields.clone();
-        fields.insert("name".into(), Value::String(objects[index].name.clone()));
+        let current = objects[index].clone();
+        let given: Vec<String> = changes.keys().cloned().collect();
+        let mut fields = current.fields.clone();
+        fields.insert("name".into(), Value::String(current.name.clone()));
+        // An end given by id replaces the stored one (to be refused if it differs).
+        for end in ["source", "destination"] {
+            if changes.contains_key(&format!("{end}_id")) {
+                fields.remove(end);
+            }
+        }
         fields.extend(changes);
-        let updated = to_object(state, kind, fields, objects)?;
-        if updated.name != objects[index].name {
-            return Err(ApiError::invalid(
-                "name",
-                "cannot change (the id derives from it); create a new object instead",
-            ));
+        let mut updated = to_object(state, kind, fields, objects)?;
+        keep_ends(&current, &updated, &given)?;
+        updated.archived_at = current.archived_at;
+        updated.kept_id = current.kept_id.clone();
+        if updated.name != current.name {
+            rename(state, &current, &updated.name, objects)?;
+            updated.kept_id = Some(current.id());
         }
         objects[index] = updated;
-        Ok(objects[index].id())
+        Ok(current.id())
     })
     .await?;
     super::catalog::one(state, kind, id).await
+}
+
+/// Checks the new name is free and makes the connections using the object
+/// name it so (they refer to their ends by name).
+fn rename(
+    state: &ApiState,
+    current: &ApiObject,
+    new_name: &str,
+    objects: &mut [ApiObject],
+) -> ApiResult<()> {
+    refuse_taken(state, current.kind, new_name, objects)?;
+    let end = match current.kind {
+        ObjectKind::Source => "source",
+        ObjectKind::Destination => "destination",
+        ObjectKind::Connection => return Ok(()),
+    };
+    let old_name = Value::String(current.name.clone());
+    let users = objects
+        .iter_mut()
+        .filter(|o| o.kind == ObjectKind::Connection && o.fields.get(end) == Some(&old_name));
+    for user in users {
+        user.fields
+            .insert(end.into(), Value::String(new_name.into()));
+    }
+    Ok(())
 }
 
 /// `DELETE /{kind}/{id}`: removes an API-created object nothing refers to.
@@ -274,7 +355,8 @@ fn find(state: &ApiState, kind: ObjectKind, id: &str, objects: &[ApiObject]) -> 
 }
 
 /// An object from API fields. A connection may name its source and destination
-/// by id (`source_id`) or create them inline (`source: {…}`), which adds them too.
+/// by id (`source_id`) or create them inline (`source: {…}`), which adds them
+/// too; without a name, it is named after them (`source-destination`).
 fn to_object(
     state: &ApiState,
     kind: ObjectKind,
@@ -282,10 +364,8 @@ fn to_object(
     objects: &mut Vec<ApiObject>,
 ) -> ApiResult<ApiObject> {
     crate::config::refuse_operator_only(&fields)?;
-    let name = match fields.remove("name") {
-        Some(Value::String(name)) => name,
-        _ => return Err(ApiError::invalid("name", "is required (a string)")),
-    };
+    refuse_rulesets(kind, &fields)?;
+    let name = fields.remove("name");
     if let (ObjectKind::Destination, Some(Value::String(url))) = (kind, fields.get("url")) {
         // An unparsable URL is left to the config's validation to describe.
         if let Ok(url) = url::Url::parse(url) {
@@ -301,12 +381,39 @@ fn to_object(
             fields.insert(end.to_string(), Value::String(end_name));
         }
     }
+    let name = match name {
+        Some(Value::String(name)) => name,
+        // The reference's connections may come without a name.
+        None | Some(Value::Null) if kind == ObjectKind::Connection => format!(
+            "{}-{}",
+            fields["source"].as_str().unwrap_or_default(),
+            fields["destination"].as_str().unwrap_or_default()
+        ),
+        _ => return Err(ApiError::invalid("name", "is required (a string)")),
+    };
     Ok(ApiObject {
         kind,
         name,
         fields,
         archived_at: None,
+        kept_id: None,
     })
+}
+
+/// Rulesets are gone from the reference's version (its changelog: "removed
+/// ruleset and ruleset_id property when creating or updating a Connection"),
+/// though one of its examples still sends `ruleset_id`.
+fn refuse_rulesets(kind: ObjectKind, fields: &Map<String, Value>) -> ApiResult<()> {
+    let given = ["ruleset_id", "ruleset"]
+        .into_iter()
+        .find(|key| fields.contains_key(*key));
+    match (kind, given) {
+        (ObjectKind::Connection, Some(key)) => Err(ApiError::invalid(
+            key,
+            "rulesets are not part of this API version: give the connection's rules as `rules`",
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Resolves `{end}_id` or an inline `{end}` object to the name the config uses.
@@ -330,9 +437,7 @@ fn connection_end(
         (None, Some(Value::Object(inline))) => {
             let nested = to_object(state, kind, inline, objects)?;
             let name = nested.name.clone();
-            if !objects.iter().any(|o| o.kind == kind && o.name == name) {
-                objects.push(nested);
-            }
+            upsert_inline(state, nested, objects)?;
             Ok(name)
         }
         (None, Some(Value::String(name))) => Ok(name),
@@ -341,6 +446,28 @@ fn connection_end(
             format!("give {id_key} or a {end} object"),
         )),
     }
+}
+
+/// A connection's inline source or destination is created, or, when one of
+/// that name exists, the fields it gives change (as `PUT /sources` would).
+/// One declared in gateway.toml may be named this way but not changed.
+fn upsert_inline(
+    state: &ApiState,
+    nested: ApiObject,
+    objects: &mut Vec<ApiObject>,
+) -> ApiResult<()> {
+    if let Some(index) = named(nested.kind, &nested.name, objects) {
+        objects[index].fields.extend(nested.fields);
+        return Ok(());
+    }
+    if state.config.load().declared.contains(&nested.id()) {
+        return match nested.fields.is_empty() {
+            true => Ok(()),
+            false => Err(read_only(&nested.name)),
+        };
+    }
+    added(nested, objects);
+    Ok(())
 }
 
 /// Applies a change to the set of API objects: validates the whole with the
@@ -391,7 +518,7 @@ pub(super) async fn rebuild(state: Arc<ApiState>) -> ApiResult<()> {
 }
 
 /// API connections may use `{"type": "transform", "transformation_id": "trs_…"}`:
-/// the stored transformation's current code goes in its place, so an update to
+/// the stored transformation's current code goes beside it, so an update to
 /// the transformation reaches every connection using it.
 pub fn resolve_transformations(
     objects: &[ApiObject],
@@ -406,7 +533,7 @@ pub fn resolve_transformations(
             continue;
         };
         for rule in rules.iter_mut().filter_map(Value::as_object_mut) {
-            let Some(Value::String(id)) = rule.remove("transformation_id") else {
+            let Some(Value::String(id)) = rule.get("transformation_id").cloned() else {
                 continue;
             };
             let stored = store.transformation(&id)?.ok_or_else(|| {

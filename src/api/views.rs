@@ -3,16 +3,23 @@
 
 use super::query::iso;
 use crate::model::{
-    Attempt, Connection, Destination, Event, IgnoredEvent, Payload, Request, Source,
+    Attempt, Connection, Destination, Event, IgnoredEvent, Payload, RatePeriod, Request, Source,
 };
 use crate::pipeline::view::transform_input;
 use crate::store::ObjectTimes;
 use serde_json::{json, Value};
 
-/// Rules as answers show them: their transformations' env values (often
-/// credentials the script adds to the request) masked.
-fn masked_env(mut rules: Value) -> Value {
+/// Rules as answers show them: a rule running an API transformation by its
+/// `transformation_id` (not its code: that is the transformation's), and
+/// inline transformations' env values (often credentials the script adds to
+/// the request) masked.
+fn shown_rules(mut rules: Value) -> Value {
     for rule in rules.as_array_mut().into_iter().flatten() {
+        if let Some(rule) = rule.as_object_mut() {
+            if rule.contains_key("transformation_id") {
+                rule.remove("transformation");
+            }
+        }
         if let Some(env) = rule.pointer_mut("/transformation/env") {
             *env = masked_values(env);
         }
@@ -132,7 +139,8 @@ pub fn source(source: &Source, stamp: &Stamp, url: &str) -> Value {
         "url": url,
         "allowed_http_methods": source.allowed_http_methods,
         "custom_response": source.custom_response.as_ref().map(|c| json!({ "content_type": c.content_type, "body": c.body })),
-        "verification": source.verifier.as_ref().map(|v| json!({ "type": v.kind() })),
+        "description": source.description,
+        "verification": source.verifier.as_ref().map(|v| json!({ "type": v.hookdeck_type() })),
     });
     stamped(view, stamp)
 }
@@ -141,14 +149,36 @@ pub fn destination(destination: &Destination, stamp: &Stamp) -> Value {
     let view = json!({
         "id": destination.id,
         "name": destination.name,
-        "url": destination.url.as_str(),
+        "description": destination.description,
+        "url": destination.url.as_ref().map(url::Url::as_str),
+        "cli_path": destination.cli_path,
         "http_method": destination.http_method,
         "path_forwarding_disabled": destination.path_forwarding_disabled,
-        "rate_limit": destination.rate_limit.map(|r| r.count),
-        "rate_limit_period": destination.rate_limit.map(|r| format!("{:?}", r.period).to_lowercase()),
+        "rate_limit": shown_rate_limit(destination),
+        "rate_limit_period": shown_rate_limit_period(destination),
+        "auth_method": destination.auth.shown(),
         "concurrent": destination.concurrency,
     });
     stamped(view, stamp)
+}
+
+/// `rate_limit`: per period, or (`"concurrent"`) the deliveries in flight.
+fn shown_rate_limit(destination: &Destination) -> Option<u32> {
+    if destination.concurrency_is_rate_limit {
+        return u32::try_from(destination.concurrency).ok();
+    }
+    destination.rate_limit.map(|r| r.count)
+}
+
+/// `rate_limit_period`: Hookdeck's default `second` when there is no limit.
+fn shown_rate_limit_period(destination: &Destination) -> String {
+    if destination.concurrency_is_rate_limit {
+        return "concurrent".into();
+    }
+    let period = destination
+        .rate_limit
+        .map_or(RatePeriod::Second, |r| r.period);
+    format!("{period:?}").to_lowercase()
 }
 
 /// A connection with the views of its source and destination.
@@ -165,11 +195,12 @@ pub fn connection(
         "id": connection.id,
         "name": connection.name,
         "full_name": full_name,
+        "description": connection.description,
         "source_id": connection.source_id,
         "destination_id": connection.destination_id,
         "source": source,
         "destination": destination,
-        "rules": masked_env(json!(connection.rule_specs)),
+        "rules": shown_rules(json!(connection.rule_specs)),
         "paused_at": iso_opt(paused_at),
     });
     stamped(view, stamp)

@@ -62,10 +62,20 @@ pub struct ApiObject {
     /// Archived objects are kept but not served.
     #[serde(default)]
     pub archived_at: Option<u64>,
+    /// Its id when that is not the one its name gives (`named_id`): the id
+    /// it had before it was renamed, or a fresh one when its name's id was
+    /// still some renamed object's. Ids never change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_id: Option<String>,
 }
 
 impl ApiObject {
     pub fn id(&self) -> String {
+        self.kept_id.clone().unwrap_or_else(|| self.named_id())
+    }
+
+    /// The id its name gives (what the config built from it has at first).
+    fn named_id(&self) -> String {
         crate::ids::named_id(self.kind.id_prefix(), &self.name)
     }
 }
@@ -161,6 +171,7 @@ impl Config {
         let mut combined =
             Config::parse(&self.file, &text).map_err(|errors| about_objects(errors, file_lines))?;
         restore_filters(&mut combined, objects);
+        restore_ids(&mut combined, objects);
         combined.text = self.text.clone();
         combined.declared = self.declared.clone();
         for destination in &mut combined.destinations {
@@ -229,6 +240,33 @@ fn restore_filters(config: &mut Config, objects: &[ApiObject]) {
                 path,
             };
         }
+    }
+}
+
+/// Gives objects that keep an id (see `ApiObject::kept_id`) that id, in
+/// place of the one their name gave, and so the connections using them.
+fn restore_ids(config: &mut Config, objects: &[ApiObject]) {
+    let kept: std::collections::HashMap<String, String> = objects
+        .iter()
+        .filter_map(|o| Some((o.named_id(), o.kept_id.clone()?)))
+        .collect();
+    if kept.is_empty() {
+        return;
+    }
+    let restore = |id: &mut String| {
+        if let Some(kept) = kept.get(id.as_str()) {
+            id.clone_from(kept);
+        }
+    };
+    config.sources.iter_mut().for_each(|s| restore(&mut s.id));
+    config
+        .destinations
+        .iter_mut()
+        .for_each(|d| restore(&mut d.id));
+    for connection in &mut config.connections {
+        restore(&mut connection.id);
+        restore(&mut connection.source_id);
+        restore(&mut connection.destination_id);
     }
 }
 

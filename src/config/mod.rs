@@ -105,6 +105,13 @@ impl Config {
     }
 }
 
+/// How a destination's `rate_limit` limits its deliveries.
+enum DeliveryLimit {
+    Rate(RateLimit),
+    /// `rate_limit_period = "concurrent"`: at most this many in flight.
+    Concurrent(usize),
+}
+
 /// Collects every problem instead of stopping at the first, so that `check`
 /// shows a user all there is to fix at once.
 struct Validator<'a> {
@@ -270,12 +277,24 @@ impl Validator<'_> {
             sources.push(Source {
                 id: named_id("src", section.name.get_ref()),
                 name: section.name.get_ref().clone(),
+                description: self.description(&section.description, format!("sources[{i}]")),
                 allowed_http_methods: methods,
                 custom_response,
                 verifier,
             });
         }
         sources
+    }
+
+    /// An object's `description`, at most the reference's 500 characters.
+    fn description(&mut self, written: &Option<Spanned<String>>, object: String) -> Option<String> {
+        const MAX_CHARS: usize = 500;
+        let written = written.as_ref()?;
+        if written.get_ref().chars().count() > MAX_CHARS {
+            let message = format!("longer than {MAX_CHARS} characters");
+            self.fail(written, format!("{object}.description"), message);
+        }
+        Some(written.get_ref().clone())
     }
 
     fn methods(&mut self, methods: &Spanned<Vec<String>>, key: String) -> Vec<String> {
@@ -307,40 +326,59 @@ impl Validator<'_> {
         let mut destinations = Vec::new();
         for (i, section) in sections.iter().enumerate() {
             self.name(&section.name, format!("destinations[{i}].name"), &mut seen);
-            let url = section.url.get_ref();
-            if !matches!(url.scheme(), "http" | "https") {
-                self.fail(
-                    &section.url,
-                    format!("destinations[{i}].url"),
-                    format!("\"{url}\" must be an http or https URL"),
-                );
-            }
+            let url = self.destination_url(section, i);
             let http_method = section.http_method.as_ref().map(|method| {
                 let key = format!("destinations[{i}].http_method");
                 let spanned_list = Spanned::new(method.span(), vec![method.get_ref().clone()]);
                 self.methods(&spanned_list, key).remove(0)
             });
-            let rate_limit = self.rate_limit(section, i);
+            let limit = self.delivery_limit(section, i);
             let Some(auth) = self.auth(section, i, &signing_secret) else {
                 continue;
+            };
+            let (rate_limit, concurrency) = match limit {
+                Some(DeliveryLimit::Concurrent(count)) => (None, Some(count)),
+                Some(DeliveryLimit::Rate(rate)) => (Some(rate), section.concurrent),
+                None => (None, section.concurrent),
             };
             destinations.push(Destination {
                 id: named_id("des", section.name.get_ref()),
                 name: section.name.get_ref().clone(),
-                url: url.clone(),
+                description: self.description(&section.description, format!("destinations[{i}]")),
+                url,
+                cli_path: section.cli_path.as_ref().map(|p| p.get_ref().clone()),
                 http_method,
                 path_forwarding_disabled: section.path_forwarding_disabled,
                 rate_limit,
-                concurrency: section
-                    .concurrent
-                    .unwrap_or(delivery.default_concurrency)
-                    .max(1),
+                concurrency: concurrency.unwrap_or(delivery.default_concurrency).max(1),
+                concurrency_is_rate_limit: matches!(limit, Some(DeliveryLimit::Concurrent(_))),
                 auth,
                 circuit_breaker: false,
                 origin: Origin::File,
             });
         }
         destinations
+    }
+
+    /// A destination's `url` (http or https), or None for one with only a
+    /// `cli_path`; one of them is required.
+    fn destination_url(&mut self, section: &DestinationSection, i: usize) -> Option<url::Url> {
+        let Some(written) = &section.url else {
+            if section.cli_path.is_none() {
+                let message = "give url (or cli_path, for a CLI destination)";
+                self.fail(&section.name, format!("destinations[{i}].url"), message);
+            }
+            return None;
+        };
+        let url = written.get_ref();
+        if !matches!(url.scheme(), "http" | "https") {
+            self.fail(
+                written,
+                format!("destinations[{i}].url"),
+                format!("\"{url}\" must be an http or https URL"),
+            );
+        }
+        Some(url.clone())
     }
 
     fn api_keys(&mut self, server: &ServerSection) -> Vec<String> {
@@ -408,36 +446,42 @@ impl Validator<'_> {
         }
     }
 
-    fn rate_limit(&mut self, section: &DestinationSection, i: usize) -> Option<RateLimit> {
-        let count = *section.rate_limit.as_ref()?.get_ref();
+    /// `rate_limit` per `rate_limit_period` (default second), or, with
+    /// `"concurrent"`, the most deliveries in flight at once. The period is
+    /// checked even without a limit (Hookdeck's bodies send it alone).
+    fn delivery_limit(&mut self, section: &DestinationSection, i: usize) -> Option<DeliveryLimit> {
+        let key = |field: &str| format!("destinations[{i}].{field}");
         let period = match &section.rate_limit_period {
-            None => RatePeriod::Second,
+            None => Some(RatePeriod::Second),
             Some(period) => match period.get_ref().as_str() {
-                "second" => RatePeriod::Second,
-                "minute" => RatePeriod::Minute,
-                "hour" => RatePeriod::Hour,
+                "second" => Some(RatePeriod::Second),
+                "minute" => Some(RatePeriod::Minute),
+                "hour" => Some(RatePeriod::Hour),
+                "concurrent" if section.concurrent.is_some() => {
+                    let message = "give concurrent or rate_limit_period = \"concurrent\", not both";
+                    self.fail(period, key("rate_limit_period"), message);
+                    return None;
+                }
+                "concurrent" => None,
                 other => {
-                    let message =
-                        format!("unknown period \"{other}\" (expected second, minute or hour)");
-                    self.fail(
-                        period,
-                        format!("destinations[{i}].rate_limit_period"),
-                        message,
+                    let message = format!(
+                        "unknown period \"{other}\" (expected second, minute, hour or concurrent)"
                     );
+                    self.fail(period, key("rate_limit_period"), message);
                     return None;
                 }
             },
         };
+        let at = section.rate_limit.as_ref()?;
+        let count = *at.get_ref();
         if count == 0 {
-            let at = section.rate_limit.as_ref()?;
-            self.fail(
-                at,
-                format!("destinations[{i}].rate_limit"),
-                "must be at least 1",
-            );
+            self.fail(at, key("rate_limit"), "must be at least 1");
             return None;
         }
-        Some(RateLimit { count, period })
+        Some(match period {
+            Some(period) => DeliveryLimit::Rate(RateLimit { count, period }),
+            None => DeliveryLimit::Concurrent(count as usize),
+        })
     }
 
     fn connections(
@@ -468,6 +512,8 @@ impl Validator<'_> {
                 connections.push(Connection {
                     id: named_id("web", section.name.get_ref()),
                     name: section.name.get_ref().clone(),
+                    description: self
+                        .description(&section.description, format!("connections[{i}]")),
                     source_id: named_id("src", &source),
                     destination_id: named_id("des", &destination),
                     rules,

@@ -41,6 +41,8 @@ fn line() -> impl Strategy<Value = String> {
         "custom_response",
         "verification",
         "auth_method",
+        "description",
+        "cli_path",
         "é",
         "\"a b\"",
     ];
@@ -56,6 +58,9 @@ fn line() -> impl Strategy<Value = String> {
         ),
         Just("[{ type = \"retry\", strategy = \"linear\", count = 1, interval = 1 }]".to_string()),
         Just("{ type = \"bogus\" }".to_string()),
+        Just("{ type = \"STRIPE\", configs = { webhook_secret_key = \"s\" } }".to_string()),
+        Just("{ type = \"BEARER_TOKEN\", config = { token = 1 } }".to_string()),
+        Just("\"concurrent\"".to_string()),
         any::<i64>().prop_map(|n| n.to_string()),
         any::<bool>().prop_map(|b| b.to_string()),
         "\\PC{0,8}",

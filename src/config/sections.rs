@@ -362,6 +362,7 @@ impl Default for RetentionSection {
 #[serde(deny_unknown_fields)]
 pub(super) struct SourceSection {
     pub name: Spanned<String>,
+    pub description: Option<Spanned<String>>,
     pub allowed_http_methods: Option<Spanned<Vec<String>>>,
     pub custom_response: Option<CustomResponseSection>,
     pub verification: Option<Spanned<VerificationConfig>>,
@@ -378,7 +379,10 @@ pub(super) struct CustomResponseSection {
 #[serde(deny_unknown_fields)]
 pub(super) struct DestinationSection {
     pub name: Spanned<String>,
-    pub url: Spanned<Url>,
+    pub description: Option<Spanned<String>>,
+    /// One of `url` and `cli_path` is required.
+    pub url: Option<Spanned<Url>>,
+    pub cli_path: Option<Spanned<String>>,
     pub http_method: Option<Spanned<String>>,
     #[serde(default)]
     pub path_forwarding_disabled: bool,
@@ -392,6 +396,7 @@ pub(super) struct DestinationSection {
 #[serde(deny_unknown_fields)]
 pub(super) struct ConnectionSection {
     pub name: Spanned<String>,
+    pub description: Option<Spanned<String>>,
     pub source: Spanned<String>,
     pub destination: Spanned<String>,
     #[serde(default)]

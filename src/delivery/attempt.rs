@@ -126,7 +126,10 @@ async fn send(
     payload: Payload,
 ) -> Attempt {
     let started = now_ms();
-    let (outgoing, response) = match destination_url(destination, &payload) {
+    let Some(base) = &destination.url else {
+        unreachable!("lanes serve only destinations with a URL (Catalog::target)")
+    };
+    let (outgoing, response) = match destination_url(base, destination, &payload) {
         Ok(url) => {
             let outgoing = outgoing(destination, event, payload, url);
             let response = shared.client.send(&outgoing).await;
@@ -137,7 +140,7 @@ async fn send(
             }
             (outgoing, response)
         }
-        Err(unsafe_path) => (unsent(destination, payload), never_sent(&unsafe_path)),
+        Err(unsafe_path) => (unsent(base, destination, payload), never_sent(&unsafe_path)),
     };
     let shown_url = destination.auth.shown_url(&outgoing.url);
     record(event, outgoing.method, shown_url, response, started)
@@ -171,10 +174,10 @@ fn outgoing(destination: &Destination, event: &Event, payload: Payload, mut url:
 
 /// What an attempt that is never sent records as its request: the method,
 /// and the destination's own URL.
-fn unsent(destination: &Destination, payload: Payload) -> Outgoing {
+fn unsent(base: &Url, destination: &Destination, payload: Payload) -> Outgoing {
     Outgoing {
         method: destination.http_method.clone().unwrap_or(payload.method),
-        url: destination.url.clone(),
+        url: base.clone(),
         headers: Vec::new(),
         body: bytes::Bytes::new(),
         origin: destination.origin,
@@ -194,8 +197,12 @@ fn never_sent(unsafe_path: &UnsafePath) -> Response {
 /// The destination URL, plus the forwarded path (unless disabled) and the
 /// query. The path was checked as it came in, but is checked again here: a
 /// stored event, bookmark or retry may predate that check.
-fn destination_url(destination: &Destination, payload: &Payload) -> Result<Url, UnsafePath> {
-    let mut url = destination.url.clone();
+fn destination_url(
+    base: &Url,
+    destination: &Destination,
+    payload: &Payload,
+) -> Result<Url, UnsafePath> {
+    let mut url = base.clone();
     if !destination.path_forwarding_disabled && !payload.path.is_empty() {
         url = forwarded_path::join(&url, &payload.path)?;
     }

@@ -20,6 +20,7 @@ pub struct CustomResponse {
 pub struct Source {
     pub id: String,
     pub name: String,
+    pub description: Option<String>,
     /// Upper-case method names.
     pub allowed_http_methods: Vec<String>,
     pub custom_response: Option<CustomResponse>,
@@ -54,13 +55,21 @@ pub struct RateLimit {
 pub struct Destination {
     pub id: String,
     pub name: String,
-    pub url: Url,
+    pub description: Option<String>,
+    /// Where deliveries go; None for a destination with only a `cli_path`,
+    /// whose events wait queued (see `Catalog::target`).
+    pub url: Option<Url>,
+    /// Hookdeck's path for a CLI session (hookgate has no CLI yet).
+    pub cli_path: Option<String>,
     /// Overrides the request's method when set.
     pub http_method: Option<String>,
     pub path_forwarding_disabled: bool,
     pub rate_limit: Option<RateLimit>,
     /// Most attempts in flight at once to this destination.
     pub concurrency: usize,
+    /// Whether `concurrency` was given as `rate_limit` with
+    /// `rate_limit_period = "concurrent"` (and is shown that way).
+    pub concurrency_is_rate_limit: bool,
     /// How each delivery proves it comes from this gateway.
     pub auth: Arc<DestinationAuth>,
     /// Whether consecutive failures open a circuit that pauses deliveries
@@ -84,6 +93,7 @@ pub enum Origin {
 pub struct Connection {
     pub id: String,
     pub name: String,
+    pub description: Option<String>,
     pub source_id: String,
     pub destination_id: String,
     /// Applied in the order written.
@@ -165,8 +175,14 @@ impl Catalog {
     }
 
     /// What a delivery lane sends to: a destination or an outbound endpoint.
+    /// A destination without a URL (only a `cli_path`) is none: its lane
+    /// stops at once and its events wait in its queue, delivered once it is
+    /// given a URL.
     pub fn target(&self, id: &str) -> Option<&Arc<Destination>> {
-        self.destinations.get(id).or_else(|| self.endpoints.get(id))
+        self.destinations
+            .get(id)
+            .or_else(|| self.endpoints.get(id))
+            .filter(|target| target.url.is_some())
     }
 
     /// Every destination and endpoint id, for starting their lanes.

@@ -23,7 +23,9 @@ pub fn destination_of(
     Ok(Destination {
         id: endpoint.id.clone(),
         name: endpoint.id.clone(),
-        url,
+        description: None,
+        url: Some(url),
+        cli_path: None,
         http_method: Some("POST".into()),
         path_forwarding_disabled: true,
         rate_limit: endpoint.rate_limit.map(|count| RateLimit {
@@ -31,6 +33,7 @@ pub fn destination_of(
             period: RatePeriod::Second,
         }),
         concurrency,
+        concurrency_is_rate_limit: false,
         auth: Arc::new(DestinationAuth::standard_webhooks(secrets)),
         circuit_breaker: true,
         origin: Origin::Api,

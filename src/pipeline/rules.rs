@@ -16,10 +16,15 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RuleSpec {
+    /// `strategy`, `count` and `interval` default to the reference's
+    /// example: linear, 5 retries, a minute apart.
     Retry {
+        #[serde(default = "default_retry_strategy")]
         strategy: RetryStrategy,
+        #[serde(default = "default_retry_count")]
         count: u32,
         /// Milliseconds.
+        #[serde(default = "default_retry_interval")]
         interval: u64,
         #[serde(default)]
         response_status_codes: Vec<String>,
@@ -37,7 +42,15 @@ pub enum RuleSpec {
         path: Option<Value>,
     },
     /// Hookdeck's JavaScript transformation (`addHandler('transform', …)`).
-    Transform { transformation: TransformationSpec },
+    /// Hookdeck spells the type both `transform` and `transformation`.
+    #[serde(alias = "transformation")]
+    Transform {
+        /// The API transformation it runs (`trs_…`), whose code the API puts
+        /// in `transformation` (see `api::objects::resolve_transformations`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        transformation_id: Option<String>,
+        transformation: TransformationSpec,
+    },
     Delay {
         /// Milliseconds after the request arrived.
         delay: u64,
@@ -50,6 +63,18 @@ pub enum RuleSpec {
         #[serde(default)]
         exclude_fields: Vec<String>,
     },
+}
+
+fn default_retry_strategy() -> RetryStrategy {
+    RetryStrategy::Linear
+}
+
+fn default_retry_count() -> u32 {
+    5
+}
+
+fn default_retry_interval() -> u64 {
+    60_000
 }
 
 /// A filter part as written, with the null markers TOML needs turned into nulls.
@@ -142,7 +167,7 @@ impl RuleSpec {
                     filter.with_max_steps(context.filter_max_steps),
                 )))
             }
-            RuleSpec::Transform { transformation } => {
+            RuleSpec::Transform { transformation, .. } => {
                 Ok(Rule::Transform(Arc::new(transformation.compile(context)?)))
             }
             RuleSpec::Delay { delay } => Ok(Rule::Delay(Duration::from_millis(*delay))),

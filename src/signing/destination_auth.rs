@@ -10,6 +10,10 @@
 //! | `bearer_token`       | `authorization: Bearer {token}` |
 //! | `api_key`            | header `key: {api_key}` (`to = "header"`, default) or query parameter `key={api_key}` (`to = "query"`) |
 //!
+//! Hookdeck's spelling reads the same (see `hookdeck_shape`):
+//! `{type = "BEARER_TOKEN", config = { token = "…" }}`, the type in any case,
+//! `HOOKDECK_SIGNATURE` for `hookgate_signature`.
+//!
 //! Secret fields accept `env:NAME`. Headers set here replace any header of
 //! the same name already present (e.g. copied from the inbound request), so
 //! a source cannot smuggle its own signature through.
@@ -28,8 +32,10 @@ use std::fmt;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 
+use crate::hookdeck_shape;
 use crate::secret::resolve_required;
 use crate::signing::mac::{encoded_mac_matches, hmac_sha256, SignatureEncoding};
 use crate::signing::standard_webhooks::{self, SecretSet};
@@ -39,7 +45,7 @@ pub const HOOKGATE_TIMESTAMP_HEADER: &str = "x-hookgate-timestamp";
 const AUTHORIZATION: &str = "authorization";
 
 /// Where an `api_key` goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ApiKeyLocation {
     #[default]
@@ -47,12 +53,18 @@ pub enum ApiKeyLocation {
     Query,
 }
 
-/// `auth_method` as written in the config (secrets unresolved).
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+/// `auth_method` as written in the config (either spelling; secrets unresolved).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(
+    remote = "Self",
+    tag = "type",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
 pub enum AuthMethodConfig {
     /// Sign with the gateway's signing secret (see module docs).
     #[default]
+    #[serde(alias = "hookdeck_signature")]
     HookgateSignature,
     /// Header `key` = hex HMAC-SHA256 of the body with `signing_secret`.
     CustomSignature {
@@ -74,10 +86,22 @@ pub enum AuthMethodConfig {
     },
 }
 
+impl<'de> Deserialize<'de> for AuthMethodConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let written = Value::deserialize(deserializer)?;
+        let flat = hookdeck_shape::flat(written, "config", &[]).map_err(D::Error::custom)?;
+        // The derived reading (`remote = "Self"`) of the flat shape.
+        AuthMethodConfig::deserialize(flat).map_err(D::Error::custom)
+    }
+}
+
 /// A resolved auth method, ready to apply to outbound requests.
 /// `Debug` is redacted.
 pub struct DestinationAuth {
     method: Method,
+    /// `{type, config}` as answers show it, secrets masked.
+    shown: Value,
 }
 
 enum Method {
@@ -159,7 +183,21 @@ impl AuthMethodConfig {
                 }
             }
         };
-        Ok(DestinationAuth { method })
+        Ok(DestinationAuth {
+            method,
+            shown: self.shown(),
+        })
+    }
+
+    /// Hookdeck's `{type, config}` of this method, secrets masked.
+    fn shown(&self) -> Value {
+        let flat =
+            AuthMethodConfig::serialize(self, serde_json::value::Serializer).unwrap_or_default();
+        let hookdeck_type = match flat["type"].as_str() {
+            Some("hookgate_signature") => "HOOKDECK_SIGNATURE".to_string(),
+            other => other.unwrap_or_default().to_ascii_uppercase(),
+        };
+        hookdeck_shape::nested(flat, &hookdeck_type, "config", &[])
     }
 }
 
@@ -182,6 +220,7 @@ impl DestinationAuth {
     pub fn standard_webhooks(secrets: SecretSet) -> DestinationAuth {
         DestinationAuth {
             method: Method::StandardWebhooks { secrets },
+            shown: Value::Null,
         }
     }
 
@@ -231,6 +270,12 @@ impl DestinationAuth {
             set_query_param(&mut shown, name, &crate::secret::masked(value));
         }
         shown.into()
+    }
+
+    /// Hookdeck's `{type, config}` of the method, secrets masked (null for
+    /// outbound endpoints, which show their secrets their own way).
+    pub fn shown(&self) -> &Value {
+        &self.shown
     }
 }
 

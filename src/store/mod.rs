@@ -920,6 +920,7 @@ mod tests {
             name: name.into(),
             fields: serde_json::Map::new(),
             archived_at: None,
+            kept_id: None,
         };
         let (old, new) = (object("old"), object("new"));
         let old_key = "sources/old";

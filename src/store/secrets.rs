@@ -101,6 +101,7 @@ mod tests {
                 .unwrap()
                 .clone(),
             archived_at: None,
+            kept_id: None,
         };
         let stored_bytes = || store.api_objects.get(ALL_API_OBJECTS).unwrap().unwrap();
         let plain = serde_json::to_vec(&[&source]).unwrap();

@@ -7,6 +7,7 @@
 //!
 //! ```toml
 //! verification = { type = "stripe", webhook_secret_key = "env:STRIPE_WEBHOOK_SECRET" }
+//! verification = { type = "STRIPE", configs = { webhook_secret_key = "env:STRIPE_WEBHOOK_SECRET" } }
 //! verification = { type = "hmac", header_key = "x-signature", webhook_secret_key = "env:MY_SECRET", algorithm = "sha256", encoding = "hex" }
 //! ```
 //!
@@ -16,6 +17,9 @@
 //! * `twilio` — HMAC-SHA1 over URL + form parameters (or `bodySHA256`);
 //! * `standard_webhooks` — `svix` / `standard_webhooks`;
 //! * `credentials` — static secrets: `basic_auth`, `api_key`, `gitlab`, `postmark`, `sendgrid`.
+//!
+//! Hookdeck's spelling (`{type, configs}`, type in any case) reads the same
+//! (see `hookdeck_shape`); GitLab's token is Hookdeck's `configs.api_key`.
 //!
 //! Every secret or signature comparison is constant time (`subtle`), and no
 //! error message contains secret material.
@@ -32,8 +36,10 @@ mod fixture_tests;
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 
+use crate::hookdeck_shape::{self, Rename};
 use crate::secret::resolve_required;
 pub use crate::signing::mac::{HmacAlgorithm, SignatureEncoding};
 
@@ -103,11 +109,22 @@ fn default_tolerance() -> u64 {
     DEFAULT_TOLERANCE_SECONDS
 }
 
-/// `verification = { type = "…", … }` on a source, as written in the config.
-/// Secret fields may be literal or `env:NAME`; nothing is resolved until
+/// Answers leave out a default tolerance: Hookdeck's configs have none.
+fn is_default_tolerance(seconds: &u64) -> bool {
+    *seconds == DEFAULT_TOLERANCE_SECONDS
+}
+
+/// `verification = { type = "…", … }` on a source, as written in the config
+/// (either spelling: see the module documentation). Secret fields may be
+/// literal or `env:NAME`; nothing is resolved until
 /// [`VerificationConfig::build`].
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(
+    remote = "Self",
+    tag = "type",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
 pub enum VerificationConfig {
     /// Generic HMAC of the raw body in `header_key`; the value may carry a
     /// `sha256=`-style prefix.
@@ -126,7 +143,10 @@ pub enum VerificationConfig {
     /// `Stripe-Signature: t=…,v1=…`.
     Stripe {
         webhook_secret_key: String,
-        #[serde(default = "default_tolerance")]
+        #[serde(
+            default = "default_tolerance",
+            skip_serializing_if = "is_default_tolerance"
+        )]
         tolerance_seconds: u64,
     },
     /// `X-Hub-Signature-256: sha256=<hex>`.
@@ -136,7 +156,10 @@ pub enum VerificationConfig {
     /// `X-Slack-Signature: v0=<hex>` + `X-Slack-Request-Timestamp`.
     Slack {
         webhook_secret_key: String,
-        #[serde(default = "default_tolerance")]
+        #[serde(
+            default = "default_tolerance",
+            skip_serializing_if = "is_default_tolerance"
+        )]
         tolerance_seconds: u64,
     },
     /// `X-Twilio-Signature`; the secret is the account auth token.
@@ -144,13 +167,19 @@ pub enum VerificationConfig {
     /// Svix (`svix-*` or `webhook-*` headers); `whsec_…` secret.
     Svix {
         webhook_secret_key: String,
-        #[serde(default = "default_tolerance")]
+        #[serde(
+            default = "default_tolerance",
+            skip_serializing_if = "is_default_tolerance"
+        )]
         tolerance_seconds: u64,
     },
     /// Standard Webhooks (`webhook-*` or `svix-*` headers); `whsec_…` secret.
     StandardWebhooks {
         webhook_secret_key: String,
-        #[serde(default = "default_tolerance")]
+        #[serde(
+            default = "default_tolerance",
+            skip_serializing_if = "is_default_tolerance"
+        )]
         tolerance_seconds: u64,
     },
     /// `X-Gitlab-Token` must equal the secret token.
@@ -163,11 +192,31 @@ pub enum VerificationConfig {
     Sendgrid { username: String, password: String },
 }
 
+/// The settings Hookdeck names differently from hookgate.
+const HOOKDECK_NAMES: &[Rename] = &[Rename {
+    type_name: "gitlab",
+    hookdeck: "api_key",
+    hookgate: "webhook_secret_key",
+}];
+
+impl<'de> Deserialize<'de> for VerificationConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let written = Value::deserialize(deserializer)?;
+        let flat =
+            hookdeck_shape::flat(written, "configs", HOOKDECK_NAMES).map_err(D::Error::custom)?;
+        // The derived reading (`remote = "Self"`) of the flat shape.
+        VerificationConfig::deserialize(flat).map_err(D::Error::custom)
+    }
+}
+
 /// A verification config with secrets resolved, ready to check requests.
 /// `Debug` shows only the kind, never secrets.
 pub struct Verifier {
     name: &'static str,
     kind: Kind,
+    /// `{type, configs}` as answers show it, secrets masked.
+    shown: Value,
 }
 
 enum Kind {
@@ -274,7 +323,16 @@ impl VerificationConfig {
         Ok(Verifier {
             name: self.name(),
             kind,
+            shown: self.shown(),
         })
+    }
+
+    /// Hookdeck's `{type, configs}` of this config, secrets masked.
+    fn shown(&self) -> Value {
+        let flat =
+            VerificationConfig::serialize(self, serde_json::value::Serializer).unwrap_or_default();
+        let hookdeck_type = self.name().to_ascii_uppercase();
+        hookdeck_shape::nested(flat, &hookdeck_type, "configs", HOOKDECK_NAMES)
     }
 }
 
@@ -282,6 +340,17 @@ impl Verifier {
     /// The `type` of the config this verifier was built from.
     pub fn kind(&self) -> &'static str {
         self.name
+    }
+
+    /// Hookdeck's name of the type (`STRIPE`).
+    pub fn hookdeck_type(&self) -> &str {
+        self.shown["type"].as_str().unwrap_or_default()
+    }
+
+    /// The settings as answers show them (`include=verification.configs`):
+    /// Hookdeck's names, secrets masked.
+    pub fn shown_configs(&self) -> &Value {
+        &self.shown["configs"]
     }
 
     /// The header that carries the source's own credential (`basic_auth`,

@@ -15,6 +15,7 @@ mod hookdeck_api;
 mod hookdeck_config_objects;
 mod hookdeck_sdk;
 mod hookdeck_issues;
+mod hookdeck_config_bodies;
 mod ingress;
 mod ingress_hostile;
 mod issues;
