@@ -57,12 +57,13 @@ pub async fn create(
 ) -> ApiResult<Json<Value>> {
     let kind = kind_of(&table_of(&uri))?;
     let fields = body_object(body)?;
-    write(state, move |state, objects| {
+    let id = write(state.clone(), move |state, objects| {
         let object = to_object(state, kind, fields, objects)?;
         refuse_taken(state, kind, &object.name, objects)?;
         Ok(added(object, objects))
     })
-    .await
+    .await?;
+    super::catalog::one(state, kind, id).await
 }
 
 /// `PUT /{sources,destinations,connections}`: creates, or changes the given
