@@ -33,7 +33,7 @@ impl Store {
     /// Records `attempt` and applies its outcome (`change`) to its event, under
     /// the event's update lock; `recorded` runs once both are stored, before
     /// the change is announced. The store names the attempt (its `id` is set
-    /// here). None, with nothing recorded, when there is no such event.
+    /// here) unless a retry by hand named it already. None, with nothing recorded, when there is no such event.
     pub fn settle_attempt<T>(
         &self,
         attempt: Attempt,
@@ -71,13 +71,18 @@ impl Store {
         let settled = self.update_held_event(
             &event_id,
             |event| {
-                let outcome = if stays_inline(event, &attempt) {
+                // An attempt a retry by hand named keeps that name, which
+                // only the attempts tree can hold (inline ids are positions).
+                let named = !attempt.id.is_empty();
+                let outcome = if !named && stays_inline(event, &attempt) {
                     attempt.id = child_id("atm", &event.id, event.attempt_records.len());
                     let outcome = change(event, &attempt);
                     event.attempt_records.push(attempt.clone());
                     outcome
                 } else {
-                    attempt.id = new_id("atm");
+                    if !named {
+                        attempt.id = new_id("atm");
+                    }
                     // Before the event changes: a crash in between leaves a
                     // recorded attempt and an event that is tried again.
                     self.put_attempt_record(&attempt)?;
