@@ -92,7 +92,8 @@ pub(super) fn request_filter(
             && source(r.source_id.as_deref().unwrap_or_default())
             && cause(r.rejection_cause.map_or("", |c| c.as_str()))
             && status.is_none_or(|s| r.status == s)
-            && verified.is_none_or(|v| r.verified == Some(v))
+            // As shown: a request no one verified is not verified.
+            && verified.is_none_or(|v| r.verified.unwrap_or(false) == v)
             && created.contains(Some(r.received_at))
             && payload.as_ref().is_none_or(|filter| {
                 filter.matches(store.request_payload(&r.id).ok().flatten().as_ref())

@@ -299,9 +299,15 @@ async fn muting_cancels_the_scheduled_retry() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let muted: Value = response.json().await.unwrap();
+    // As the reference's example (L4865-4881): the status is kept, the
+    // next attempt is gone.
     assert_eq!(
-        (muted["status"].as_str(), muted["muted"].as_bool()),
-        (Some("FAILED"), Some(true))
+        (
+            muted["status"].as_str(),
+            muted["muted"].as_bool(),
+            &muted["next_attempt_at"]
+        ),
+        (Some("SCHEDULED"), Some(true), &Value::Null)
     );
     assert_eq!(
         gw.gateway
