@@ -195,7 +195,8 @@ pub async fn retry_event(State(state): Shared, Path(id): Path<String>) -> ApiRes
 
 /// `PUT /events/:id/mute`: no more automatic retries (L4865-4881): a
 /// scheduled retry is cancelled (`next_attempt_at` null), the status is
-/// kept; an attempt asked for by hand still happens.
+/// kept; an attempt asked for by hand still happens. A webhook job's
+/// delivery (not the reference's) fails instead, so that its job ends.
 #[utoipa::path(put, path = "/2023-07-01/events/{id}/mute", tag = "events", summary = "No more automatic retries", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "the event"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
 pub async fn mute_event(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let (store, team) = (state.store.clone(), state.team_id.clone());
@@ -203,6 +204,9 @@ pub async fn mute_event(State(state): Shared, Path(id): Path<String>) -> ApiResu
         let updated = store.update_event(&id, |event| {
             event.muted = true;
             let retrying = event.status == EventStatus::Scheduled && event.attempts > 0;
+            if retrying && event.window.is_some() {
+                event.status = EventStatus::Failed;
+            }
             let queue_move = if retrying {
                 QueueMove::Out
             } else {

@@ -362,6 +362,59 @@ mod tests {
         assert_eq!(newer.items, vec![7, 6, 5]);
     }
 
+    /// Ids `id_0..id_7` whose sort keys are not in id order (some shared).
+    fn unsorted() -> Vec<(String, u32)> {
+        [5, 1, 7, 1, 0, 3, 7, 2]
+            .iter()
+            .enumerate()
+            .map(|(i, key)| (format!("id_{i}"), *key))
+            .collect()
+    }
+
+    /// Every page of `unsorted` by key then id, walked with `next`, then
+    /// back with `prev`: both must give the full sort in order.
+    fn walk(dir: Direction) -> (Vec<String>, Vec<String>) {
+        let key_of = |id: &str| unsorted().into_iter().find(|(i, _)| i == id).unwrap().1;
+        let page_at = |cursor: Cursor| {
+            let key = match &cursor {
+                Cursor::Start => None,
+                Cursor::Next(id) | Cursor::Prev(id) => Some(key_of(id)),
+            };
+            let records = unsorted()
+                .into_iter()
+                .map(|(id, key)| Ok((id.clone(), (id, key))));
+            sorted_page(records, &ask(dir, cursor), key, |(_, key)| *key).unwrap()
+        };
+        let ids = |page: &Page<(String, u32)>| -> Vec<String> {
+            page.items.iter().map(|(id, _)| id.clone()).collect()
+        };
+        let (mut forward, mut pages) = (Vec::new(), vec![page_at(Cursor::Start)]);
+        while let Some(next) = pages.last().unwrap().next.clone() {
+            pages.push(page_at(Cursor::Next(next)));
+        }
+        pages.iter().for_each(|page| forward.extend(ids(page)));
+        let mut backward = ids(pages.last().unwrap());
+        let mut at = pages.last().unwrap().prev.clone();
+        while let Some(prev) = at {
+            let page = page_at(Cursor::Prev(prev));
+            backward.splice(0..0, ids(&page));
+            at = page.prev.clone();
+        }
+        (forward, backward)
+    }
+
+    #[test]
+    fn sorted_pages_walk_the_sort_key_order_both_ways_in_both_directions() {
+        let mut by_key: Vec<String> = {
+            let mut all = unsorted();
+            all.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+            all.into_iter().map(|(id, _)| id).collect()
+        };
+        assert_eq!(walk(Direction::Asc), (by_key.clone(), by_key.clone()));
+        by_key.reverse();
+        assert_eq!(walk(Direction::Desc), (by_key.clone(), by_key));
+    }
+
     #[test]
     fn filters_apply_before_the_limit() {
         let (_dir, tree) = tree_with(10);

@@ -482,9 +482,9 @@ async fn a_request_retried_through_some_connections_routes_only_those() {
             .map(|m| m["webhook_id"].as_str().unwrap().to_string())
             .collect()
     };
-    assert_eq!(webhooks(&answer["events"]), [connection_a.clone()]);
+    assert_eq!(webhooks(&answer["events"]), [connection_a.as_str()]);
     assert_eq!(answer["ignored_events"].as_array().unwrap().len(), 1);
-    assert_ne!(webhooks(&answer["ignored_events"]), [connection_a.clone()]);
+    assert_ne!(webhooks(&answer["ignored_events"]), [connection_a.as_str()]);
     assert_eq!(answer["request"]["events_count"], 1);
 
     let unknown = json!({ "webhook_ids": ["web_nope"] });
