@@ -237,7 +237,7 @@ mod tests {
         assert_eq!(retried.pending_attempt_id.as_deref(), Some(name.as_str()));
         let mut named = failed_attempt(&event, 1, "nope");
         named.id = name.clone();
-        assert_eq!(settle_all(&store, vec![named]), [name.clone()]);
+        assert_eq!(settle_all(&store, vec![named]), [name.as_str()]);
         assert_eq!(
             store.attempts.len(),
             1,
