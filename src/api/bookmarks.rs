@@ -176,5 +176,5 @@ pub async fn trigger(State(state): Shared, Path(id): Path<String>) -> ApiResult<
     })
     .await?;
     state.scheduler.wake(&event.destination_id);
-    Ok(Json(views::event(&event, None)))
+    Ok(Json(views::event(&state.team_id, &event, None)))
 }

@@ -136,6 +136,7 @@ pub fn router(state: Arc<ApiState>) -> Routes {
             get(inbound::request_ignored_events),
         )
         .route("/requests/{id}/retry", post(inbound::retry_request))
+        .route("/requests/{id}/raw_body", get(inbound::request_raw_body))
         .route(
             "/transformations",
             get(transformations::list).post(transformations::create),
@@ -202,6 +203,7 @@ pub fn router(state: Arc<ApiState>) -> Routes {
         .route("/events/{id}", get(outbound::get_event))
         .route("/events/{id}/retry", post(outbound::retry_event))
         .route("/events/{id}/mute", put(outbound::mute_event))
+        .route("/events/{id}/raw_body", get(outbound::event_raw_body))
         .route("/attempts", get(outbound::list_attempts))
         .route("/attempts/{id}", get(outbound::get_attempt))
         .route(

@@ -14,8 +14,8 @@ use utoipa::{Modify, OpenApi};
     info(title = "hookgate management API", description = "Hookdeck 2023-07-01 style; every path also works without the /2023-07-01 prefix and under /2024-03-01, and /webhooks is /connections. Outbound webhooks: /v1/... and /api/webhook-deliveries."),
     paths(
         inbound::list_requests, inbound::get_request, inbound::request_events, inbound::request_ignored_events,
-        inbound::retry_request, inbound::list_ignored_events, inbound::get_ignored_event,
-        outbound::list_events, outbound::get_event, outbound::retry_event, outbound::mute_event,
+        inbound::retry_request, inbound::request_raw_body, inbound::list_ignored_events, inbound::get_ignored_event,
+        outbound::list_events, outbound::get_event, outbound::event_raw_body, outbound::retry_event, outbound::mute_event,
         outbound::list_attempts, outbound::get_attempt,
         catalog::list_sources, catalog::get_source, catalog::list_destinations, catalog::get_destination,
         catalog::list_connections, catalog::get_connection, catalog::destination_queue, catalog::pause_connection, catalog::unpause_connection,

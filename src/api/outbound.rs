@@ -1,35 +1,75 @@
 //! `/events` and `/attempts`: what goes out, and each try; retry and mute.
 
 use super::error::{ApiError, ApiResult};
+use super::listing::page_of;
 use super::query::{Query, Range};
 use super::{blocking, bounded_page, paged, views, with_data, Shared};
 use crate::ids::now_ms;
-use crate::model::{AttemptTrigger, Event, EventStatus};
-use crate::store::{QueueMove, Store};
+use crate::model::{Attempt, AttemptTrigger, Event, EventStatus};
+use crate::store::{Cursor, Page, PageRequest, QueueMove, Store};
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use serde_json::{json, Value};
 
 /// `GET /events`: filters `id`, `status`, `webhook_id`, `source_id`,
 /// `destination_id`, `request_id`, `attempts`, `response_status`, `error_code`,
-/// `created_at[…]`, `last_attempt_at[…]`, `successful_at[…]`, the payload
-/// filters and `search_term`; `include=data`.
-#[utoipa::path(get, path = "/2023-07-01/events", tag = "events", summary = "Events, newest first", params(("limit" = Option<String>, Query, description = "1-250, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "id or id[]"), ("status" = Option<String>, Query, description = "SCHEDULED, QUEUED, HOLD, SUCCESSFUL, FAILED"), ("webhook_id" = Option<String>, Query, description = "connection id"), ("source_id" = Option<String>, Query, description = "source id"), ("destination_id" = Option<String>, Query, description = "destination id"), ("request_id" = Option<String>, Query, description = "request id"), ("attempts" = Option<String>, Query, description = "number of attempts; also attempts[gte], gt, lte, lt"), ("response_status" = Option<String>, Query, description = "last response status; also response_status[gte], gt, lte, lt, any"), ("error_code" = Option<String>, Query, description = "e.g. TIMEOUT"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt"), ("last_attempt_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any"), ("include" = Option<String>, Query, description = "data: include the payload"), ("body" = Option<String>, Query, description = "JSON filter on the body (Hookdeck filter syntax)"), ("headers" = Option<String>, Query, description = "JSON filter on the headers")), responses((status = 200, description = "a page of events"), (status = 422, description = "a bad parameter")), security(("api_key" = [])))]
+/// `created_at[…]`, `last_attempt_at[…]`, `successful_at[…]`, `cli_id`, the
+/// payload filters and `search_term`; `include=data`; sorted by `created_at`
+/// or `last_attempt_at`.
+#[utoipa::path(get, path = "/2023-07-01/events", tag = "events", summary = "Events, newest first", params(("limit" = Option<String>, Query, description = "1-255, default 100"), ("order_by" = Option<String>, Query, description = "created_at (default) or last_attempt_at"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "id or id[]"), ("status" = Option<String>, Query, description = "SCHEDULED, QUEUED, HOLD, SUCCESSFUL, FAILED"), ("cli_id" = Option<String>, Query, description = "no event has one (hookgate has no CLI): cli_id=… and cli_id[any]=true select none"), ("successful_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any"), ("search_term" = Option<String>, Query, description = "text in the body, a header, the path or the query (3 characters or more)"), ("webhook_id" = Option<String>, Query, description = "connection id"), ("source_id" = Option<String>, Query, description = "source id"), ("destination_id" = Option<String>, Query, description = "destination id"), ("request_id" = Option<String>, Query, description = "request id"), ("attempts" = Option<String>, Query, description = "number of attempts; also attempts[gte], gt, lte, lt"), ("response_status" = Option<String>, Query, description = "last response status; also response_status[gte], gt, lte, lt, any"), ("error_code" = Option<String>, Query, description = "e.g. TIMEOUT"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt"), ("last_attempt_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any"), ("include" = Option<String>, Query, description = "data: include the payload"), ("body" = Option<String>, Query, description = "JSON filter on the body (Hookdeck filter syntax)"), ("headers" = Option<String>, Query, description = "JSON filter on the headers")), responses((status = 200, description = "a page of events"), (status = 422, description = "a bad parameter")), security(("api_key" = [])))]
 pub async fn list_events(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
-    let page = query.page()?;
+    let page = query.page_ordered(&EVENT_ORDER)?;
     let keep = event_filter(&query, &state.store)?;
     let include_data = query.one("include") == Some("data");
     query.refuse_unread()?;
     let budget = state.config.load().limits.api_page_bytes;
-    let store = state.store.clone();
+    let (store, team) = (state.store.clone(), state.team_id.clone());
     blocking(move || {
-        let found = store.page_events(&page, &keep)?;
+        let found = page_events(&store, &page, &keep)?;
         let payload = |e: &Event| store.event_payload(e);
-        let view = with_data(include_data, payload, views::event);
+        let view = with_data(include_data, payload, |e, data| {
+            views::event(&team, e, data)
+        });
         Ok(Json(bounded_page(&page, found, budget, view)?))
     })
     .await
+}
+
+/// What events sort by (L4662): the first is the store's key order.
+pub(super) const EVENT_ORDER: [&str; 2] = ["created_at", "last_attempt_at"];
+
+/// A page of events: by key order for `created_at`; by a scan that keeps one
+/// page for `last_attempt_at` (events never attempted first, ascending).
+fn page_events(
+    store: &Store,
+    page: &PageRequest,
+    keep: &dyn Fn(&Event) -> bool,
+) -> ApiResult<Page<Event>> {
+    if page.order_by == "created_at" {
+        return Ok(store.page_events(page, keep)?);
+    }
+    let last_attempt = |event: &Event| event.last_attempt_at;
+    let cursor_key = match &page.cursor {
+        Cursor::Start => None,
+        Cursor::Next(id) | Cursor::Prev(id) => {
+            let event = store.event(id)?.ok_or_else(|| gone_cursor(page, id))?;
+            Some(last_attempt(&event))
+        }
+    };
+    Ok(store.page_events_sorted(page, cursor_key, keep, last_attempt)?)
+}
+
+/// A 422 for a cursor naming a record that is no longer there.
+fn gone_cursor(page: &PageRequest, id: &str) -> ApiError {
+    let parameter = match page.cursor {
+        Cursor::Prev(_) => "prev",
+        _ => "next",
+    };
+    ApiError::invalid(
+        parameter,
+        format!("\"{id}\" is not in this list (deleted since)"),
+    )
 }
 
 pub(super) fn event_filter(
@@ -53,9 +93,11 @@ pub(super) fn event_filter(
     let last_attempt: Range = query.date_range("last_attempt_at")?;
     let successful: Range = query.date_range("successful_at")?;
     let payload = query.payload_filter()?;
+    let from_cli = cli_filter(query)?;
     let store = store.clone();
     Ok(move |e: &Event| {
-        id(&e.id)
+        from_cli
+            && id(&e.id)
             && status(e.status.as_str())
             && connection(&e.connection_id)
             && source(&e.source_id)
@@ -73,98 +115,189 @@ pub(super) fn event_filter(
     })
 }
 
+/// `cli_id`: hookgate has no CLI, so no event has one. Whether the events
+/// the filter selects may be those without one: `cli_id=…` and
+/// `cli_id[any]=true` (events sent to a CLI) select none, no filter or
+/// `cli_id[any]=false` selects every event.
+fn cli_filter(query: &Query) -> ApiResult<bool> {
+    let named = !query.all("cli_id").is_empty();
+    let any = query.bool("cli_id[any]")?;
+    for (op, _) in query.bracketed("cli_id") {
+        if op != "any" && !op.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ApiError::invalid(
+                &format!("cli_id[{op}]"),
+                "unknown operator (any)",
+            ));
+        }
+    }
+    Ok(!named && any != Some(true))
+}
+
 /// `GET /events/:id`, with its data.
 #[utoipa::path(get, path = "/2023-07-01/events/{id}", tag = "events", summary = "One event with the data it delivers", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "the event"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
 pub async fn get_event(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let store = state.store.clone();
+    let (store, team) = (state.store.clone(), state.team_id.clone());
     blocking(move || {
-        let event = store
-            .event(&id)?
-            .ok_or_else(|| ApiError::not_found("event", &id))?;
+        let event = known_event(&store, &id)?;
         let payload = store.event_payload(&event)?;
-        Ok(Json(views::event(&event, payload.as_ref())))
+        Ok(Json(views::event(&team, &event, payload.as_ref())))
     })
     .await
 }
 
-/// `POST /events/:id/retry`: a MANUAL attempt now, whatever the event's state.
-#[utoipa::path(post, path = "/2023-07-01/events/{id}/retry", tag = "events", summary = "A MANUAL attempt now", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "the event, queued"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
-pub async fn retry_event(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let store = state.store.clone();
-    let event = blocking(move || {
-        let retried = store.retry_now(&id, AttemptTrigger::Manual, now_ms())?;
-        retried.ok_or_else(|| ApiError::not_found("event", &id))
-    })
-    .await?;
-    state.scheduler.wake(&event.destination_id);
-    Ok(Json(views::event(&event, None)))
+fn known_event(store: &Store, id: &str) -> ApiResult<Event> {
+    store
+        .event(id)?
+        .ok_or_else(|| ApiError::not_found("event", id))
 }
 
-/// `PUT /events/:id/mute`: no more automatic retries; a scheduled retry is cancelled.
+/// `GET /events/:id/raw_body`: the body the event delivers, as text
+/// (`{body}`; bytes that are not UTF-8 are replaced).
+#[utoipa::path(get, path = "/2023-07-01/events/{id}/raw_body", tag = "events", summary = "The body an event delivers, as received or transformed", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "{body}"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
+pub async fn event_raw_body(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let store = state.store.clone();
+    blocking(move || {
+        let event = known_event(&store, &id)?;
+        let payload = store.event_payload(&event)?;
+        Ok(Json(raw_body(payload.as_ref(), &id)?))
+    })
+    .await
+}
+
+/// `{body}` of a payload, the reference's raw body answer.
+pub(super) fn raw_body(payload: Option<&crate::model::Payload>, id: &str) -> ApiResult<Value> {
+    let payload = payload.ok_or_else(|| ApiError::not_found("data of", id))?;
+    Ok(json!({ "body": String::from_utf8_lossy(&payload.body) }))
+}
+
+/// `POST /events/:id/retry`: a MANUAL attempt now, whatever the event's
+/// state. Answers the event and the attempt it queued (`QUEUED`), which is
+/// recorded under the same id once made (L4794-4846).
+#[utoipa::path(post, path = "/2023-07-01/events/{id}/retry", tag = "events", summary = "A MANUAL attempt now", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "{event, attempt}: the event, queued, and its QUEUED attempt"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
+pub async fn retry_event(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let (store, team) = (state.store.clone(), state.team_id.clone());
+    let (view, destination) = blocking(move || {
+        let retried = store.retry_by_hand(&id, now_ms())?;
+        let (event, attempt_id) = retried.ok_or_else(|| ApiError::not_found("event", &id))?;
+        let payload = store.event_payload(&event)?;
+        let view = json!({
+            "event": views::event(&team, &event, payload.as_ref()),
+            "attempt": views::queued_attempt(&team, &event, &attempt_id, AttemptTrigger::Manual),
+        });
+        Ok((view, event.destination_id))
+    })
+    .await?;
+    state.scheduler.wake(&destination);
+    Ok(Json(view))
+}
+
+/// `PUT /events/:id/mute`: no more automatic retries (L4865-4881): a
+/// scheduled retry is cancelled (`next_attempt_at` null), the status is
+/// kept; an attempt asked for by hand still happens. A webhook job's
+/// delivery (not the reference's) fails instead, so that its job ends.
 #[utoipa::path(put, path = "/2023-07-01/events/{id}/mute", tag = "events", summary = "No more automatic retries", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "the event"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
 pub async fn mute_event(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let store = state.store.clone();
+    let (store, team) = (state.store.clone(), state.team_id.clone());
     blocking(move || {
         let updated = store.update_event(&id, |event| {
             event.muted = true;
             let retrying = event.status == EventStatus::Scheduled && event.attempts > 0;
-            if retrying {
+            if retrying && event.window.is_some() {
                 event.status = EventStatus::Failed;
             }
-            (
-                if retrying {
-                    QueueMove::Out
-                } else {
-                    QueueMove::Stay
-                },
-                (),
-            )
+            let queue_move = if retrying {
+                QueueMove::Out
+            } else {
+                QueueMove::Stay
+            };
+            (queue_move, ())
         })?;
         let (event, ()) = updated.ok_or_else(|| ApiError::not_found("event", &id))?;
         if event.window.is_some() {
-            // A webhook job's delivery, maybe failed now: its job sums up anew.
+            // A webhook job's delivery, maybe given up now: its job sums up anew.
             store.update_job(&event.request_id, now_ms(), |_| {})?;
         }
-        Ok(Json(views::event(&event, None)))
+        let payload = store.event_payload(&event)?;
+        Ok(Json(views::event(&team, &event, payload.as_ref())))
     })
     .await
 }
 
-/// `GET /attempts?event_id=…`: an event's attempts (`dir`, `limit`).
-#[utoipa::path(get, path = "/2023-07-01/attempts", tag = "events", summary = "The attempts of an event", params(("event_id" = Option<String>, Query, description = "required"), ("limit" = Option<String>, Query, description = "1-250"), ("dir" = Option<String>, Query, description = "asc or desc")), responses((status = 200, description = "the attempts"), (status = 422, description = "no event_id")), security(("api_key" = [])))]
+/// `GET /attempts`: every attempt, or those of `event_id` (one or an
+/// array), by `created_at` (L5069-5103). An event's queued retry shows as a
+/// `QUEUED` attempt until it is made.
+#[utoipa::path(get, path = "/2023-07-01/attempts", tag = "events", summary = "Attempts, of every event or of some", params(("event_id" = Option<String>, Query, description = "event id, or event_id[]=…"), ("order_by" = Option<String>, Query, description = "created_at"), ("limit" = Option<String>, Query, description = "1-255, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev")), responses((status = 200, description = "a page of attempts"), (status = 422, description = "a bad parameter")), security(("api_key" = [])))]
 pub async fn list_attempts(
     State(state): Shared,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
     let page = query.page()?;
-    let event_id = query
-        .one("event_id")
-        .ok_or_else(|| ApiError::invalid("event_id", "is required"))?
-        .to_string();
+    let events: Vec<String> = query
+        .all("event_id")
+        .into_iter()
+        .map(String::from)
+        .collect();
     query.refuse_unread()?;
-    let store = state.store.clone();
+    let budget = state.config.load().limits.api_page_bytes;
+    let (store, team) = (state.store.clone(), state.team_id.clone());
     blocking(move || {
-        let mut attempts = store.attempts_of(&event_id)?;
-        if page.dir == crate::store::Direction::Desc {
-            attempts.reverse();
+        if events.is_empty() {
+            let cursor_key = match &page.cursor {
+                Cursor::Start => None,
+                Cursor::Next(id) | Cursor::Prev(id) => {
+                    let attempt = store.attempt(id)?.ok_or_else(|| gone_cursor(&page, id))?;
+                    Some(attempt.created_at)
+                }
+            };
+            let found = store.page_attempts(&page, cursor_key)?;
+            let view = |attempt: &Attempt| Ok(views::attempt(&team, attempt));
+            return Ok(Json(bounded_page(&page, found, budget, view)?));
         }
-        attempts.truncate(page.limit);
-        let models = attempts.iter().map(views::attempt).collect();
-        Ok(Json(paged(&page, None, None, models)))
+        let mut models = Vec::new();
+        for event_id in &events {
+            models.extend(attempts_of_event(&store, &team, event_id)?);
+        }
+        let found = page_of(models, &page)?;
+        Ok(Json(paged(&page, found.next, found.prev, found.items)))
     })
     .await
+}
+
+/// The attempts of one event as views, with its queued retry (`QUEUED`).
+fn attempts_of_event(store: &Store, team: &str, event_id: &str) -> ApiResult<Vec<Value>> {
+    let mut models: Vec<Value> = store
+        .attempts_of(event_id)?
+        .iter()
+        .map(|attempt| views::attempt(team, attempt))
+        .collect();
+    let event = store.event(event_id)?;
+    let queued = event
+        .as_ref()
+        .and_then(|e| Some((e, e.pending_attempt_id.as_ref()?)));
+    if let Some((event, id)) = queued {
+        models.push(views::queued_attempt(
+            team,
+            event,
+            id,
+            AttemptTrigger::Manual,
+        ));
+    }
+    Ok(models)
 }
 
 /// `GET /attempts/:id`
 #[utoipa::path(get, path = "/2023-07-01/attempts/{id}", tag = "events", summary = "One attempt", params(("id" = String, Path, description = "atm_…")), responses((status = 200, description = "the attempt"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
 pub async fn get_attempt(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let store = state.store.clone();
+    let (store, team) = (state.store.clone(), state.team_id.clone());
     blocking(move || {
         let attempt = store
             .attempt(&id)?
             .ok_or_else(|| ApiError::not_found("attempt", &id))?;
-        Ok(Json(json!(views::attempt(&attempt))))
+        Ok(Json(views::attempt(&team, &attempt)))
     })
     .await
 }

@@ -2,8 +2,10 @@
 //! UTC timestamps, prefixed ids.
 
 use super::query::iso;
+use crate::ids::event_data_id;
 use crate::model::{
-    Attempt, Connection, Destination, Event, IgnoredEvent, Payload, RatePeriod, Request, Source,
+    Attempt, AttemptStatus, AttemptTrigger, Connection, Destination, Event, IgnoredEvent, Payload,
+    RatePeriod, Request, Source,
 };
 use crate::pipeline::view::transform_input;
 use crate::store::ObjectTimes;
@@ -47,69 +49,170 @@ pub fn data(payload: &Payload) -> Value {
     data
 }
 
-pub fn request(request: &Request, payload: Option<&Payload>) -> Value {
+/// What a request became, for its view: counted by its caller (a list
+/// counts each request of a page; a retry has them at hand).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestCounts {
+    pub events: usize,
+    pub ignored: usize,
+}
+
+/// A request as the reference shows it (L3728-3825), plus hookgate's
+/// `source_name`, `status`, `body_bytes` and `body_truncated`. Requests never
+/// change once stored, so `updated_at` is when it was received; its data's
+/// id is its own id under `edt_`; hookgate has no CLI and one priority.
+pub fn request(
+    team_id: &str,
+    request: &Request,
+    counts: RequestCounts,
+    payload: Option<&Payload>,
+) -> Value {
+    let received = iso(request.received_at);
     json!({
         "id": request.id,
+        "team_id": team_id,
+        "verified": request.verified.unwrap_or(false),
+        "original_event_data_id": event_data_id(&request.id),
+        "rejection_cause": request.rejection_cause,
+        "ingest_priority": "NORMAL",
+        "ingested_at": received,
         "source_id": request.source_id,
+        "events_count": counts.events,
+        "cli_events_count": 0,
+        "ignored_count": counts.ignored,
+        "updated_at": received,
+        "created_at": received,
+        "data": payload.map(data),
         "source_name": request.source_name,
         "status": request.status,
-        "rejection_cause": request.rejection_cause,
-        "verified": request.verified,
         "body_bytes": request.body_bytes,
         "body_truncated": request.body_truncated,
-        "ingested_at": iso(request.received_at),
-        "created_at": iso(request.received_at),
-        "data": payload.map(data),
     })
 }
 
-pub fn event(event: &Event, payload: Option<&Payload>) -> Value {
+/// An event as the reference shows it (L4407-4536), plus hookgate's `muted`
+/// and `transformation_logs`. hookgate has no CLI: `cli_id` is always null.
+pub fn event(team_id: &str, event: &Event, payload: Option<&Payload>) -> Value {
     json!({
         "id": event.id,
-        "request_id": event.request_id,
+        "team_id": team_id,
         "webhook_id": event.connection_id,
         "source_id": event.source_id,
         "destination_id": event.destination_id,
-        "status": event.status,
+        "event_data_id": event_data_id(&event.id),
+        "request_id": event.request_id,
         "attempts": event.attempts,
-        "response_status": event.response_status,
-        "error_code": event.error_code,
-        "muted": event.muted,
         "last_attempt_at": iso_opt(event.last_attempt_at),
         "next_attempt_at": iso_opt(event.next_attempt_at),
+        "response_status": event.response_status,
+        "error_code": event.error_code,
+        "status": event.status,
         "successful_at": iso_opt(event.successful_at),
+        "cli_id": null,
+        "updated_at": iso(event.updated_at()),
         "created_at": iso(event.created_at),
-        "transformation_logs": event.transform_logs,
         "data": payload.map(data),
+        "muted": event.muted,
+        "transformation_logs": event.transform_logs,
     })
 }
 
-pub fn attempt(attempt: &Attempt) -> Value {
+/// An attempt as the reference shows it (L4911-5061). hookgate times an
+/// attempt from its start to the response as a whole: a response came at
+/// `responded_at` (also when it was delivered, hookgate does not time the
+/// sending apart); an attempt without a response was never delivered. A
+/// response body that is JSON is shown as JSON, as the reference does.
+pub fn attempt(team_id: &str, attempt: &Attempt) -> Value {
+    let finished = attempt.created_at + attempt.latency_ms;
+    let responded = attempt.response_status.map(|_| finished);
+    let latency = responded.map(|_| attempt.latency_ms);
+    let successful = (attempt.status == AttemptStatus::Successful).then_some(finished);
     json!({
         "id": attempt.id,
+        "team_id": team_id,
         "event_id": attempt.event_id,
+        "response_status": attempt.response_status,
         "attempt_number": attempt.attempt_number,
         "trigger": attempt.trigger,
-        "status": attempt.status,
-        "http_method": attempt.http_method,
-        "requested_url": attempt.requested_url,
-        "response_status": attempt.response_status,
-        "body": attempt.response_body,
         "error_code": attempt.error_code,
-        "response_latency": attempt.latency_ms,
+        "body": attempt.response_body.as_deref().map(response_body),
+        "requested_url": attempt.requested_url,
+        "http_method": attempt.http_method,
+        "bulk_retry_id": null,
+        "status": attempt.status,
+        "successful_at": iso_opt(successful),
+        "delivered_at": iso_opt(responded),
+        "responded_at": iso_opt(responded),
+        "delivery_latency": latency,
+        "response_latency": latency,
+        "updated_at": iso(finished),
         "created_at": iso(attempt.created_at),
+        "archived_at": null,
     })
 }
 
-pub fn ignored_event(ignored: &IgnoredEvent) -> Value {
+/// The attempt a retry queued, before it is made: `QUEUED`, numbered after
+/// the event's last, recorded under `id` once made (L4828-4845).
+pub fn queued_attempt(team_id: &str, event: &Event, id: &str, trigger: AttemptTrigger) -> Value {
+    let queued_at = iso(event.updated_at());
     json!({
-        "id": ignored.id,
+        "id": id,
+        "team_id": team_id,
+        "event_id": event.id,
+        "response_status": null,
+        "attempt_number": event.attempts + 1,
+        "trigger": trigger,
+        "error_code": null,
+        "body": null,
+        "requested_url": null,
+        "http_method": null,
+        "bulk_retry_id": null,
+        "status": "QUEUED",
+        "successful_at": null,
+        "delivered_at": null,
+        "responded_at": null,
+        "delivery_latency": null,
+        "response_latency": null,
+        "updated_at": queued_at,
+        "created_at": queued_at,
+        "archived_at": null,
+    })
+}
+
+/// A response body: the JSON it holds, else its text.
+fn response_body(body: &str) -> Value {
+    serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_string()))
+}
+
+/// An ignored event as the reference shows it (L4364-4392): its `id` and
+/// `ignored_event_cause_id` are integers there, so they are a number derived
+/// from hookgate's own id, which stays readable as `ignored_event_id` (the id
+/// `GET /ignored_events/:id` takes). `meta` is null: hookgate does not record
+/// which part of a filter failed; its `detail`, `transformation_logs` and
+/// `created_at` are additions.
+pub fn ignored_event(team_id: &str, ignored: &IgnoredEvent) -> Value {
+    let number = ignored_number(&ignored.id);
+    json!({
         "request_id": ignored.request_id,
-        "webhook_id": ignored.connection_id,
+        "team_id": team_id,
+        "ignored_event_cause_id": number,
+        "id": number,
         "cause": ignored.cause,
-        "meta": { "detail": ignored.detail, "transformation_logs": ignored.transform_logs },
+        "webhook_id": ignored.connection_id,
+        "meta": null,
+        "ignored_event_id": ignored.id,
+        "detail": ignored.detail,
+        "transformation_logs": ignored.transform_logs,
         "created_at": iso(ignored.created_at),
     })
+}
+
+/// The reference's 32-bit signed number for an ignored event: the first
+/// four bytes of its id's SHA-256, stable across calls and restarts.
+pub fn ignored_number(id: &str) -> i32 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(id.as_bytes());
+    i32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
 }
 
 /// What the API shows of a configured object beside its configuration.

@@ -226,7 +226,8 @@ fn record(
     let success = response.is_success();
     let attempt_number = event.attempts + 1;
     Attempt {
-        id: String::new(), // the store names it when it records it
+        // The store names it when it records it, unless a retry by hand did.
+        id: event.pending_attempt_id.clone().unwrap_or_default(),
         event_id: event.id.clone(),
         attempt_number,
         trigger: match (event.pending_trigger, attempt_number) {
@@ -338,6 +339,7 @@ fn next_state(
         return QueueMove::Stay;
     }
     event.pending_trigger = None;
+    event.pending_attempt_id = None;
     if attempt.status == AttemptStatus::Successful {
         event.status = EventStatus::Successful;
         event.successful_at = Some(now);

@@ -74,6 +74,13 @@ pub struct Event {
     /// What the next attempt is, when someone asked for it (a manual retry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_trigger: Option<AttemptTrigger>,
+    /// The id a retry by hand gave the attempt it queued (shown `QUEUED`
+    /// until made, then recorded under it: see `store::attempts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_attempt_id: Option<String>,
+    /// When the event last changed; None until its first change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<u64>,
     /// How many times the event was queued again by hand (a retry, a bulk
     /// retry, a job's retry): an attempt that finds this changed when it
     /// settles was in flight meanwhile, and leaves that queueing as it is.
@@ -145,10 +152,17 @@ impl Event {
             transform_logs: Vec::new(),
             muted: false,
             pending_trigger: None,
+            pending_attempt_id: None,
+            updated_at: None,
             requeues: 0,
             window: None,
             attempt_records: Vec::new(),
         }
+    }
+
+    /// When the event last changed (its creation, before any change).
+    pub fn updated_at(&self) -> u64 {
+        self.updated_at.unwrap_or(self.created_at)
     }
 }
 

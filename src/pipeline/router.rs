@@ -130,7 +130,7 @@ impl Router {
             // Past the backlog's bytes when it was committed.
             None => Cow::Owned(self.store.journaled_payload(committed.location)?),
         };
-        self.route_as(request, &payload, routed)
+        self.route_as(request, &payload, routed, None)
     }
 
     /// Marks a request that could not be indexed or routed, for the next
@@ -192,7 +192,17 @@ impl Router {
     /// skipping connections whose event exists. Returns the destinations that
     /// got new events.
     pub fn route(&self, request: &Request, payload: &Payload) -> Result<Vec<String>> {
-        self.route_as(request, payload, Routed::Maybe)
+        self.route_as(request, payload, Routed::Maybe, None)
+    }
+
+    /// `route` through the connections named in `only` alone (all when None).
+    pub fn route_through(
+        &self,
+        request: &Request,
+        payload: &Payload,
+        only: Option<&[String]>,
+    ) -> Result<Vec<String>> {
+        self.route_as(request, payload, Routed::Maybe, only)
     }
 
     fn route_as(
@@ -200,11 +210,16 @@ impl Router {
         request: &Request,
         payload: &Payload,
         routed: Routed,
+        only: Option<&[String]>,
     ) -> Result<Vec<String>> {
         let catalog = self.catalog.load();
         let mut destinations = Vec::new();
         let source_id = request.source_id.as_deref().unwrap_or_default();
-        for connection in catalog.connections_of(source_id) {
+        let chosen = catalog
+            .connections_of(source_id)
+            .iter()
+            .filter(|connection| only.is_none_or(|ids| ids.contains(&connection.id)));
+        for connection in chosen {
             let event_id = derived_id("evt", &request.id, &connection.id);
             if routed == Routed::Maybe && self.store.event_exists(&event_id)? {
                 continue;

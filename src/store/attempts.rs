@@ -33,7 +33,7 @@ impl Store {
     /// Records `attempt` and applies its outcome (`change`) to its event, under
     /// the event's update lock; `recorded` runs once both are stored, before
     /// the change is announced. The store names the attempt (its `id` is set
-    /// here). None, with nothing recorded, when there is no such event.
+    /// here) unless a retry by hand named it already. None, with nothing recorded, when there is no such event.
     pub fn settle_attempt<T>(
         &self,
         attempt: Attempt,
@@ -77,7 +77,9 @@ impl Store {
                     event.attempt_records.push(attempt.clone());
                     outcome
                 } else {
-                    attempt.id = new_id("atm");
+                    if attempt.id.is_empty() {
+                        attempt.id = new_id("atm");
+                    }
                     // Before the event changes: a crash in between leaves a
                     // recorded attempt and an event that is tried again.
                     self.put_attempt_record(&attempt)?;
@@ -128,10 +130,13 @@ impl Store {
 }
 
 /// Whether `attempt` goes into `event`'s record (else to the attempts tree).
+/// An attempt a retry by hand named keeps that name, which only the attempts
+/// tree can hold (inline ids are positions).
 pub fn stays_inline(event: &Event, attempt: &Attempt) -> bool {
     let body_bytes = |attempt: &Attempt| attempt.response_body.as_ref().map_or(0, String::len);
     let inline_bytes: usize = event.attempt_records.iter().map(body_bytes).sum();
-    event.attempt_records.len() < INLINE_ATTEMPTS
+    attempt.id.is_empty()
+        && event.attempt_records.len() < INLINE_ATTEMPTS
         && inline_bytes + body_bytes(attempt) <= INLINE_BODY_BYTES
 }
 
@@ -223,6 +228,23 @@ mod tests {
         assert_eq!(store.attempt(&unused_position).unwrap(), None);
         let other_event = child_id("atm", &derived_id("evt", &new_id("req"), "web_a"), 0);
         assert_eq!(store.attempt(&other_event).unwrap(), None);
+    }
+
+    #[test]
+    fn an_attempt_named_in_advance_keeps_its_name_in_the_attempts_tree() {
+        let (_dir, store, event) = store_with_event();
+        let (retried, name) = store.retry_by_hand(&event.id, now_ms()).unwrap().unwrap();
+        assert_eq!(retried.pending_attempt_id.as_deref(), Some(name.as_str()));
+        let mut named = failed_attempt(&event, 1, "nope");
+        named.id = name.clone();
+        assert_eq!(settle_all(&store, vec![named]), [name.as_str()]);
+        assert_eq!(
+            store.attempts.len(),
+            1,
+            "not inline: inline ids are positions"
+        );
+        assert_eq!(store.attempt(&name).unwrap().unwrap().id, name);
+        assert_eq!(ids(&store.attempts_of(&event.id).unwrap()), [name]);
     }
 
     #[test]

@@ -474,6 +474,7 @@ impl Store {
         };
         let queued_at = event.next_attempt_at;
         let (queue_move, result) = change(&mut event)?;
+        event.updated_at = Some(crate::ids::now_ms());
         match queue_move {
             QueueMove::To(due) => event.next_attempt_at = Some(due),
             QueueMove::Out => event.next_attempt_at = None,
@@ -506,9 +507,29 @@ impl Store {
         trigger: AttemptTrigger,
         now_ms: u64,
     ) -> Result<Option<Event>> {
+        self.queue_again(id, trigger, None, now_ms)
+    }
+
+    /// `retry_now` by hand (MANUAL), naming the attempt it queues (see
+    /// `Event::pending_attempt_id`): the event, and that name.
+    pub fn retry_by_hand(&self, id: &str, now_ms: u64) -> Result<Option<(Event, String)>> {
+        let attempt_id = crate::ids::new_id("atm");
+        let retried =
+            self.queue_again(id, AttemptTrigger::Manual, Some(attempt_id.clone()), now_ms)?;
+        Ok(retried.map(|event| (event, attempt_id)))
+    }
+
+    fn queue_again(
+        &self,
+        id: &str,
+        trigger: AttemptTrigger,
+        attempt_id: Option<String>,
+        now_ms: u64,
+    ) -> Result<Option<Event>> {
         let updated = self.update_event(id, |event| {
             event.status = EventStatus::Queued;
             event.pending_trigger = Some(trigger);
+            event.pending_attempt_id = attempt_id;
             event.requeues += 1;
             (QueueMove::To(now_ms), ())
         })?;
@@ -546,11 +567,23 @@ impl Store {
     /// Forgets why a request was ignored, so routing it again decides afresh;
     /// returns how many ignored events that was.
     pub fn forget_ignored_events(&self, request_id: &str) -> Result<u64> {
-        let ignored = self.ignored_events_of_request(request_id)?;
-        for event in &ignored {
-            self.ignored_events.remove(event.id.as_bytes())?;
+        self.forget_ignored_events_through(request_id, None)
+    }
+
+    /// `forget_ignored_events` of the connections in `only` (all when None).
+    pub fn forget_ignored_events_through(
+        &self,
+        request_id: &str,
+        only: Option<&[String]>,
+    ) -> Result<u64> {
+        let mut forgotten = 0;
+        for event in self.ignored_events_of_request(request_id)? {
+            if only.is_none_or(|ids| ids.contains(&event.connection_id)) {
+                self.ignored_events.remove(event.id.as_bytes())?;
+                forgotten += 1;
+            }
         }
-        Ok(ignored.len() as u64)
+        Ok(forgotten)
     }
 
     pub fn ignored_event(&self, id: &str) -> Result<Option<IgnoredEvent>> {

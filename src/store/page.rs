@@ -3,7 +3,7 @@
 //! while new records arrive (they land at the end, never between pages).
 
 use super::{Result, Store, StoreError};
-use crate::model::{Bookmark, Event, IgnoredEvent, Request};
+use crate::model::{Attempt, Bookmark, Event, IgnoredEvent, Request};
 use serde::de::DeserializeOwned;
 use std::ops::Bound;
 
@@ -89,7 +89,7 @@ fn page<T: DeserializeOwned>(
 ) -> Result<Page<T>> {
     let forward = request.dir == Direction::Asc;
     let limit = request.limit.max(1);
-    let (mut found, more, backwards) = match &request.cursor {
+    let (found, more, backwards) = match &request.cursor {
         Cursor::Start => {
             let (found, more) = collect(scan(tree, None, forward), limit, keep)?;
             (found, more, false)
@@ -103,20 +103,89 @@ fn page<T: DeserializeOwned>(
             (found, more, true)
         }
     };
+    Ok(finish(found, more, backwards, &request.cursor))
+}
+
+/// The page of `found` (in scan order; `more`: records follow it), with its
+/// cursors: the ids it starts and ends with, where pages lie beyond them.
+fn finish<T>(mut found: Vec<(String, T)>, more: bool, backwards: bool, cursor: &Cursor) -> Page<T> {
     if backwards {
         found.reverse();
     }
     let first = found.first().map(|(id, _)| id.clone());
     let last = found.last().map(|(id, _)| id.clone());
-    let (next, prev) = match (&request.cursor, backwards) {
+    let (next, prev) = match (cursor, backwards) {
         (Cursor::Start, _) => (last.filter(|_| more), None),
         (_, false) => (last.filter(|_| more), first),
         (_, true) => (last, first.filter(|_| more)),
     };
-    Ok(Page {
+    Page {
         items: found.into_iter().map(|(_, record)| record).collect(),
         next,
         prev,
+    }
+}
+
+/// One page of `records` (id and record, in any order) sorted by `sort_key`
+/// then id rather than by key order: one pass over them all that keeps only
+/// the records nearest the cursor, so memory stays one page however many
+/// there are (time grows with them). `cursor_key` is the sort key of the
+/// record the cursor names (None at the start).
+pub fn sorted_page<T, K: Ord + Clone>(
+    records: impl Iterator<Item = Result<(String, T)>>,
+    request: &PageRequest,
+    cursor_key: Option<K>,
+    sort_key: impl Fn(&T) -> K,
+) -> Result<Page<T>> {
+    let backwards = matches!(request.cursor, Cursor::Prev(_));
+    let ascending = (request.dir == Direction::Asc) != backwards;
+    let bound = match (&request.cursor, cursor_key) {
+        (Cursor::Next(id) | Cursor::Prev(id), Some(key)) => Some((key, id.clone())),
+        _ => None,
+    };
+    let keep = request.limit.max(1) + 1;
+    let mut nearest = std::collections::BTreeMap::new();
+    for record in records {
+        let (id, record) = record?;
+        let position = (sort_key(&record), id);
+        let beyond = bound.as_ref().is_none_or(|bound| {
+            if ascending {
+                position > *bound
+            } else {
+                position < *bound
+            }
+        });
+        if !beyond {
+            continue;
+        }
+        nearest.insert(position, record);
+        if nearest.len() > keep {
+            // The farthest from the cursor goes.
+            if ascending {
+                nearest.pop_last();
+            } else {
+                nearest.pop_first();
+            }
+        }
+    }
+    let mut found: Vec<(String, T)> = nearest
+        .into_iter()
+        .map(|((_, id), record)| (id, record))
+        .collect();
+    if !ascending {
+        found.reverse();
+    }
+    let more = found.len() == keep;
+    found.truncate(keep - 1);
+    Ok(finish(found, more, backwards, &request.cursor))
+}
+
+/// A tree's records, deserialized, with their keys as ids.
+fn records<T: DeserializeOwned>(tree: &sled::Tree) -> impl Iterator<Item = Result<(String, T)>> {
+    tree.iter().map(|entry| {
+        let (key, value) = entry?;
+        let record: T = serde_json::from_slice(&value).map_err(StoreError::Corrupt)?;
+        Ok((String::from_utf8_lossy(&key).into_owned(), record))
     })
 }
 
@@ -157,6 +226,45 @@ impl Store {
         keep: &dyn Fn(&Event) -> bool,
     ) -> Result<Page<Event>> {
         page(&self.events, request, keep)
+    }
+
+    /// A page of the events `keep` accepts, sorted by `sort_key` (see
+    /// `sorted_page`); `cursor_key` is the sort key of the cursor's event.
+    pub fn page_events_sorted<K: Ord + Clone>(
+        &self,
+        request: &PageRequest,
+        cursor_key: Option<K>,
+        keep: &dyn Fn(&Event) -> bool,
+        sort_key: impl Fn(&Event) -> K,
+    ) -> Result<Page<Event>> {
+        let kept = records(&self.events).filter(|found| match found {
+            Ok((_, event)) => keep(event),
+            Err(_) => true,
+        });
+        sorted_page(kept, request, cursor_key, sort_key)
+    }
+
+    /// A page of every attempt (of every event), by `created_at` then id.
+    pub fn page_attempts(
+        &self,
+        request: &PageRequest,
+        cursor_key: Option<u64>,
+    ) -> Result<Page<Attempt>> {
+        let inline = records::<Event>(&self.events).flat_map(|found| {
+            let attempts: Vec<Result<(String, Attempt)>> = match found {
+                Ok((_, event)) => event
+                    .attempt_records
+                    .into_iter()
+                    .map(|attempt| Ok((attempt.id.clone(), attempt)))
+                    .collect(),
+                Err(error) => vec![Err(error)],
+            };
+            attempts
+        });
+        let all = inline.chain(records(&self.attempts));
+        sorted_page(all, request, cursor_key, |attempt: &Attempt| {
+            attempt.created_at
+        })
     }
 
     pub fn page_ignored_events(
@@ -252,6 +360,59 @@ mod tests {
         )
         .unwrap();
         assert_eq!(newer.items, vec![7, 6, 5]);
+    }
+
+    /// Ids `id_0..id_7` whose sort keys are not in id order (some shared).
+    fn unsorted() -> Vec<(String, u32)> {
+        [5, 1, 7, 1, 0, 3, 7, 2]
+            .iter()
+            .enumerate()
+            .map(|(i, key)| (format!("id_{i}"), *key))
+            .collect()
+    }
+
+    /// Every page of `unsorted` by key then id, walked with `next`, then
+    /// back with `prev`: both must give the full sort in order.
+    fn walk(dir: Direction) -> (Vec<String>, Vec<String>) {
+        let key_of = |id: &str| unsorted().into_iter().find(|(i, _)| i == id).unwrap().1;
+        let page_at = |cursor: Cursor| {
+            let key = match &cursor {
+                Cursor::Start => None,
+                Cursor::Next(id) | Cursor::Prev(id) => Some(key_of(id)),
+            };
+            let records = unsorted()
+                .into_iter()
+                .map(|(id, key)| Ok((id.clone(), (id, key))));
+            sorted_page(records, &ask(dir, cursor), key, |(_, key)| *key).unwrap()
+        };
+        let ids = |page: &Page<(String, u32)>| -> Vec<String> {
+            page.items.iter().map(|(id, _)| id.clone()).collect()
+        };
+        let (mut forward, mut pages) = (Vec::new(), vec![page_at(Cursor::Start)]);
+        while let Some(next) = pages.last().unwrap().next.clone() {
+            pages.push(page_at(Cursor::Next(next)));
+        }
+        pages.iter().for_each(|page| forward.extend(ids(page)));
+        let mut backward = ids(pages.last().unwrap());
+        let mut at = pages.last().unwrap().prev.clone();
+        while let Some(prev) = at {
+            let page = page_at(Cursor::Prev(prev));
+            backward.splice(0..0, ids(&page));
+            at = page.prev.clone();
+        }
+        (forward, backward)
+    }
+
+    #[test]
+    fn sorted_pages_walk_the_sort_key_order_both_ways_in_both_directions() {
+        let mut by_key: Vec<String> = {
+            let mut all = unsorted();
+            all.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
+            all.into_iter().map(|(id, _)| id).collect()
+        };
+        assert_eq!(walk(Direction::Asc), (by_key.clone(), by_key.clone()));
+        by_key.reverse();
+        assert_eq!(walk(Direction::Desc), (by_key.clone(), by_key));
     }
 
     #[test]

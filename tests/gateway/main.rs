@@ -16,6 +16,7 @@ mod hookdeck_config_objects;
 mod hookdeck_sdk;
 mod hookdeck_issues;
 mod hookdeck_config_bodies;
+mod hookdeck_events;
 mod ingress;
 mod ingress_hostile;
 mod issues;
