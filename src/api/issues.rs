@@ -391,19 +391,19 @@ pub fn issue_object(store: &Store, team_id: &str, issue: &Issue, with_data: bool
         "count": issue.count,
     });
     if with_data {
-        object["data"] = issue_data(store, issue);
+        object["data"] = issue_data(store, team_id, issue);
     }
     object
 }
 
 /// What opened the issue, as far as it is still stored (null once forgotten).
-fn issue_data(store: &Store, issue: &Issue) -> Value {
+fn issue_data(store: &Store, team_id: &str, issue: &Issue) -> Value {
     let trigger_event = || -> Value {
         let Ok(Some(event)) = store.event(&issue.event_id) else {
             return Value::Null;
         };
         let payload = store.event_payload(&event).ok().flatten();
-        views::event(&event, payload.as_ref())
+        views::event(team_id, &event, payload.as_ref())
     };
     match issue.kind {
         IssueType::Transformation => {
@@ -420,7 +420,7 @@ fn issue_data(store: &Store, issue: &Issue) -> Value {
             let attempt = issue.attempt_id.as_ref();
             let attempt = attempt
                 .and_then(|id| store.attempt(id).ok().flatten())
-                .map_or(Value::Null, |a| views::attempt(&a));
+                .map_or(Value::Null, |a| views::attempt(team_id, &a));
             json!({ "trigger_event": trigger_event(), "trigger_attempt": attempt })
         }
     }
