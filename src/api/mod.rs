@@ -19,6 +19,7 @@ mod openapi;
 mod outbound;
 mod query;
 mod rate;
+mod signing_secret;
 mod transformations;
 mod v1;
 mod views;
@@ -49,6 +50,8 @@ pub struct ApiState {
     pub store: Store,
     /// Every object's `team_id` (see `Store::team_id`).
     pub team_id: String,
+    /// What signs deliveries (`/workspace/signing-secret`).
+    pub signing_secret: crate::signing::workspace_secret::WorkspaceSecret,
     pub catalog: Arc<ArcSwap<Catalog>>,
     pub scheduler: Arc<Scheduler>,
     /// For re-routing a request on demand.
@@ -220,6 +223,14 @@ pub fn router(state: Arc<ApiState>) -> Routes {
                 .delete(objects::delete),
         )
         .route("/destinations/{id}/queue", get(catalog::destination_queue))
+        .route(
+            "/workspace/signing-secret",
+            get(signing_secret::get).put(signing_secret::set),
+        )
+        .route(
+            "/workspace/signing-secret/rotate",
+            post(signing_secret::rotate),
+        )
         .route(
             "/{kind}/{id}/{action}",
             put(objects::archive_action).post(objects::archive_action),

@@ -147,7 +147,13 @@ pub async fn delete(
     let state_for_write = state.clone();
     let removed = write(state_for_write, move |state, objects| {
         let index = find(state, kind, &id, objects)?;
-        objects.remove(index);
+        let object = objects.remove(index);
+        if kind == ObjectKind::Source {
+            // Its URL answers 410 from now on (see `store::deleted_sources`);
+            // should the deletion be refused below, the source is still
+            // served, which wins over this.
+            state.store.remember_deleted_source(&object.name)?;
+        }
         Ok(String::new())
     })
     .await;

@@ -2,7 +2,7 @@
 //! what happens next (done, retry later, or failed).
 
 use super::http_client::{Outgoing, Response};
-use super::Shared;
+use super::{hookdeck_headers, Shared};
 use crate::address_policy::BLOCKED_ADDRESS;
 use crate::forwarded_path::{self, UnsafePath};
 use crate::ids::now_ms;
@@ -128,7 +128,7 @@ async fn send(
     let started = now_ms();
     let (outgoing, response) = match destination_url(destination, &payload) {
         Ok(url) => {
-            let outgoing = outgoing(destination, event, payload, url);
+            let outgoing = outgoing(shared, destination, event, payload, url);
             let response = shared.client.send(&outgoing).await;
             if destination.circuit_breaker {
                 shared
@@ -145,21 +145,40 @@ async fn send(
 
 /// The HTTP request an event becomes at `url` (the payload moves into it:
 /// its body is sent without a copy).
-fn outgoing(destination: &Destination, event: &Event, payload: Payload, mut url: Url) -> Outgoing {
+fn outgoing(
+    shared: &Shared,
+    destination: &Destination,
+    event: &Event,
+    payload: Payload,
+    mut url: Url,
+) -> Outgoing {
     let mut headers = payload.headers;
     headers.retain(|(name, _)| {
-        !HOP_BY_HOP.contains(&name.as_str()) && !name.starts_with("x-hookgate-")
+        !HOP_BY_HOP.contains(&name.as_str())
+            && !name.starts_with("x-hookgate-")
+            && !hookdeck_headers::is_set_on_delivery(name)
     });
+    let attempt = event.attempts + 1;
     headers.push(("x-hookgate-event-id".into(), event.id.clone()));
     headers.push(("x-hookgate-request-id".into(), event.request_id.clone()));
-    headers.push((
-        "x-hookgate-attempt".into(),
-        (event.attempts + 1).to_string(),
-    ));
-    let now_secs = (now_ms() / 1000) as i64;
-    destination
-        .auth
-        .apply(&payload.body, now_secs, &mut headers, &mut url);
+    headers.push(("x-hookgate-attempt".into(), attempt.to_string()));
+    let catalog = shared.catalog.load();
+    let source = catalog.source_even_archived(&event.source_id);
+    let hookdeck = &shared.hookdeck;
+    hookdeck.add(
+        &mut headers,
+        event,
+        attempt,
+        source.map(|s| s.name.as_str()),
+    );
+    let now = now_ms();
+    destination.auth.apply(
+        &payload.body,
+        (now / 1000) as i64,
+        &hookdeck.secret.keys(now),
+        &mut headers,
+        &mut url,
+    );
     Outgoing {
         method: destination.http_method.clone().unwrap_or(payload.method),
         url,

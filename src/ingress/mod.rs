@@ -169,10 +169,11 @@ impl Ingress {
         let mut received = read_head(session)?;
         let catalog = self.catalog.load();
         let Some(source) = catalog.source(&received.source_name).cloned() else {
-            let message = format!("no source named \"{}\"", received.source_name);
-            let rejection =
-                Rejection::new(RejectionCause::NoWebhook, StatusCode::NOT_FOUND, message);
-            return Err(self.reject(received, None, rejection).await);
+            let archived = catalog.archived_source(&received.source_name).cloned();
+            let rejection = self
+                .not_served(&received.source_name, archived.is_some())
+                .await;
+            return Err(self.reject(received, archived.as_deref(), rejection).await);
         };
         if let Err(rejection) = self.admit(session, &source, &mut received).await {
             return Err(self.reject(received, Some(&source), rejection).await);
@@ -184,6 +185,29 @@ impl Ingress {
             .await
             .map_err(|e| ErrorReply::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
         Ok(accepted(&request_id, source.custom_response.as_ref()))
+    }
+
+    /// Why a source URL is not served: the source is archived (`404`, as
+    /// it may be restored and the sender should keep retrying), was deleted
+    /// (`410`, as Hookdeck answers: the sender may stop), or never was (`404`).
+    async fn not_served(&self, name_or_id: &str, archived: bool) -> Rejection {
+        if archived {
+            let message = format!("source \"{name_or_id}\" is archived");
+            return Rejection::new(
+                RejectionCause::SourceArchived,
+                StatusCode::NOT_FOUND,
+                message,
+            );
+        }
+        let store = self.store.clone();
+        let name = name_or_id.to_string();
+        let deleted = tokio::task::spawn_blocking(move || store.is_deleted_source(&name)).await;
+        if matches!(deleted, Ok(Ok(true))) {
+            let message = format!("source \"{name_or_id}\" was deleted");
+            return Rejection::new(RejectionCause::NoWebhook, StatusCode::GONE, message);
+        }
+        let message = format!("no source named \"{name_or_id}\"");
+        Rejection::new(RejectionCause::NoWebhook, StatusCode::NOT_FOUND, message)
     }
 
     /// The source's checks, in order: path, method, size, signature.

@@ -14,6 +14,8 @@ pub enum RequestStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RejectionCause {
+    /// The source is archived (a deleted one's requests are `NO_WEBHOOK`).
+    SourceArchived,
     NoWebhook,
     UnsupportedHttpMethod,
     PayloadTooLarge,
@@ -31,6 +33,7 @@ impl RejectionCause {
     /// The name used in the API (`NO_WEBHOOK`, …).
     pub fn as_str(self) -> &'static str {
         match self {
+            RejectionCause::SourceArchived => "SOURCE_ARCHIVED",
             RejectionCause::NoWebhook => "NO_WEBHOOK",
             RejectionCause::UnsupportedHttpMethod => "UNSUPPORTED_HTTP_METHOD",
             RejectionCause::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
