@@ -5,11 +5,10 @@
 //! known). The signature (`x-hookdeck-signature`) is the destination's auth
 //! method's (`signing::destination_auth`), with the workspace secret held here.
 
+use crate::ingress::ORIGINAL_IP_HEADER;
 use crate::model::Event;
 use crate::signing::workspace_secret::WorkspaceSecret;
 
-/// Set by the ingress on the request itself, as Hookdeck does: kept.
-const ORIGINAL_IP: &str = "x-hookdeck-original-ip";
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
 /// What deliveries need to speak as Hookdeck does.
@@ -48,7 +47,8 @@ impl HookdeckHeaders {
 
 /// Whether a header of the request is one hookgate sets on deliveries: the
 /// request's own is dropped, so that a sender cannot pass its values off as
-/// the gateway's (header names are lower case).
+/// the gateway's (header names are lower case). The ingress's own
+/// `x-hookdeck-original-ip` (set on the request, as Hookdeck does) is kept.
 pub fn is_set_on_delivery(name: &str) -> bool {
-    name == IDEMPOTENCY_KEY || (name.starts_with("x-hookdeck-") && name != ORIGINAL_IP)
+    name == IDEMPOTENCY_KEY || (name.starts_with("x-hookdeck-") && name != ORIGINAL_IP_HEADER)
 }

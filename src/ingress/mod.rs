@@ -32,6 +32,10 @@ use url::Url;
 /// The URL prefix of source endpoints.
 const SOURCE_PREFIX: &str = "/e/";
 
+/// The address the request came from, added to its headers as Hookdeck does
+/// (a sender's own header of that name is replaced: it could claim anything).
+pub const ORIGINAL_IP_HEADER: &str = "x-hookdeck-original-ip";
+
 pub struct Ingress {
     catalog: Arc<ArcSwap<Catalog>>,
     commit: CommitLog,
@@ -397,9 +401,10 @@ fn read_head(session: &ServerSession) -> Result<Received, ErrorReply> {
             "not a source URL: webhooks go to /e/{source}",
         ));
     };
-    let headers: Vec<(String, String)> = header
+    let mut headers: Vec<(String, String)> = header
         .headers
         .iter()
+        .filter(|(name, _)| name.as_str() != ORIGINAL_IP_HEADER)
         .map(|(name, value)| {
             (
                 name.as_str().to_string(),
@@ -407,6 +412,10 @@ fn read_head(session: &ServerSession) -> Result<Received, ErrorReply> {
             )
         })
         .collect();
+    if let Some(peer) = session.client_addr().and_then(|addr| addr.as_inet()) {
+        let ip = peer.ip().to_canonical().to_string();
+        headers.push((ORIGINAL_IP_HEADER.to_string(), ip));
+    }
     let host = headers
         .iter()
         .find(|(n, _)| n == "host")

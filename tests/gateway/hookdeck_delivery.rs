@@ -95,6 +95,7 @@ async fn a_delivery_carries_what_a_receiver_written_for_hookdeck_checks() {
         .header("x-hookdeck-signature", "forged")
         .header("x-hookdeck-eventid", "evt_forged")
         .header("idempotency-key", "from-the-sender")
+        .header("x-hookdeck-original-ip", "203.0.113.9")
         .body(body)
         .send()
         .await
@@ -121,6 +122,7 @@ async fn a_delivery_carries_what_a_receiver_written_for_hookdeck_checks() {
             Some(count.as_str())
         );
         assert_eq!(received.header("x-hookdeck-source-name"), Some("shopify"));
+        assert_eq!(received.header("x-hookdeck-original-ip"), Some("127.0.0.1"));
         let event_url = format!("https://hookgate-admin.example.com/events/{}", event.id);
         assert_eq!(
             received.header("x-hookdeck-event-url"),
@@ -146,6 +148,12 @@ async fn a_delivery_carries_what_a_receiver_written_for_hookdeck_checks() {
         }
     }
     assert_eq!(hookdeck_signature_made_by("another-secret", &first), None);
+    // The request itself shows where it came from, as Hookdeck's do.
+    let (_, request) = gw.api_get(&format!("/requests/{}", event.request_id)).await;
+    assert_eq!(
+        request["data"]["headers"]["x-hookdeck-original-ip"],
+        "127.0.0.1"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
