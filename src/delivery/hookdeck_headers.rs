@@ -5,7 +5,7 @@
 //! known). The signature (`x-hookdeck-signature`) is the destination's auth
 //! method's (`signing::destination_auth`), with the workspace secret held here.
 
-use crate::ingress::ORIGINAL_IP_HEADER;
+use crate::ingress::SET_BY_INGRESS;
 use crate::model::Event;
 use crate::signing::workspace_secret::WorkspaceSecret;
 
@@ -47,8 +47,9 @@ impl HookdeckHeaders {
 
 /// Whether a header of the request is one hookgate sets on deliveries: the
 /// request's own is dropped, so that a sender cannot pass its values off as
-/// the gateway's (header names are lower case). The ingress's own
-/// `x-hookdeck-original-ip` (set on the request, as Hookdeck does) is kept.
+/// the gateway's (header names are lower case). What the ingress set on the
+/// request (`x-hookdeck-original-ip`, `x-hookdeck-verified`) is kept.
 pub fn is_set_on_delivery(name: &str) -> bool {
-    name == IDEMPOTENCY_KEY || (name.starts_with("x-hookdeck-") && name != ORIGINAL_IP_HEADER)
+    let hookdeck = name.starts_with("x-hookdeck-") && !SET_BY_INGRESS.contains(&name);
+    name == IDEMPOTENCY_KEY || hookdeck
 }

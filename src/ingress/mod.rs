@@ -32,9 +32,13 @@ use url::Url;
 /// The URL prefix of source endpoints.
 const SOURCE_PREFIX: &str = "/e/";
 
-/// The address the request came from, added to its headers as Hookdeck does
-/// (a sender's own header of that name is replaced: it could claim anything).
+/// The address the request came from, added to its headers as Hookdeck does.
 pub const ORIGINAL_IP_HEADER: &str = "x-hookdeck-original-ip";
+/// `true` on a request its source's verification passed, as Hookdeck adds it.
+pub const VERIFIED_HEADER: &str = "x-hookdeck-verified";
+/// The headers the ingress sets on requests; a sender's own of these names
+/// are dropped (they could claim anything).
+pub const SET_BY_INGRESS: [&str; 2] = [ORIGINAL_IP_HEADER, VERIFIED_HEADER];
 
 pub struct Ingress {
     catalog: Arc<ArcSwap<Catalog>>,
@@ -274,6 +278,8 @@ impl Ingress {
                     message,
                 ));
             }
+            let flag = (VERIFIED_HEADER.to_string(), "true".to_string());
+            received.payload.headers.push(flag);
         }
         Ok(())
     }
@@ -404,7 +410,7 @@ fn read_head(session: &ServerSession) -> Result<Received, ErrorReply> {
     let mut headers: Vec<(String, String)> = header
         .headers
         .iter()
-        .filter(|(name, _)| name.as_str() != ORIGINAL_IP_HEADER)
+        .filter(|(name, _)| !SET_BY_INGRESS.contains(&name.as_str()))
         .map(|(name, value)| {
             (
                 name.as_str().to_string(),

@@ -286,6 +286,82 @@ async fn a_secret_or_window_that_cannot_be_used_is_refused_naming_the_field() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn only_a_request_its_source_verified_arrives_marked_verified() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let config = format!(
+        "[[sources]]\nname = \"plain\"\n[[sources]]\nname = \"keyed\"\nverification = {{ type = \"api_key\", header_key = \"x-key\", api_key = \"the-key\" }}\n{}{}",
+        route("plain", "plain-out", &sink.url("/plain"), ""),
+        route("keyed", "keyed-out", &sink.url("/keyed"), "")
+    );
+    let gw = start_unsigned_in(tempfile::tempdir().unwrap(), "", &config).await;
+    for (path, key) in [("/e/plain", "none"), ("/e/keyed", "the-key")] {
+        let response = gw
+            .http
+            .post(gw.url(path))
+            .header("x-key", key)
+            .header("x-hookdeck-verified", "true")
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let received = sink.wait_for(2).await;
+    let at = |path: &str| received.iter().find(|r| r.path == path).unwrap();
+    assert_eq!(
+        at("/plain").header("x-hookdeck-verified"),
+        None,
+        "a sender's claim is dropped"
+    );
+    assert_eq!(at("/keyed").header("x-hookdeck-verified"), Some("true"));
+    assert_eq!(
+        at("/keyed")
+            .headers
+            .get_all("x-hookdeck-verified")
+            .iter()
+            .count(),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reload_that_sets_or_removes_the_secret_in_gateway_toml_signs_accordingly() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let rest = shopify(&sink, "");
+    let gw = start_unsigned_in(tempfile::tempdir().unwrap(), "", &rest).await;
+    let generated = secret_text(&signing_secret(&gw).await);
+    let path = gw.dir.path().join("gateway.toml");
+    let signed = config_text("", &rest).replacen(
+        "delivery = {",
+        &format!("delivery = {{ signing_secret = \"{SIGNING_SECRET}\","),
+        1,
+    );
+    std::fs::write(&path, signed).unwrap();
+    gw.gateway
+        .reload(hookgate::Config::load(&path).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(signing_secret(&gw).await["set_in"], "gateway.toml");
+    let received = delivered(&gw, &sink, "{}", 1).await;
+    assert_eq!(
+        hookdeck_signature_made_by(SIGNING_SECRET, &received),
+        Some("x-hookdeck-signature")
+    );
+
+    std::fs::write(&path, config_text("", &rest)).unwrap();
+    gw.gateway
+        .reload(hookgate::Config::load(&path).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(secret_text(&signing_secret(&gw).await), generated);
+    let received = delivered(&gw, &sink, "{}", 2).await;
+    assert_eq!(
+        hookdeck_signature_made_by(&generated, &received),
+        Some("x-hookdeck-signature")
+    );
+}
+
 /// Rejected requests of a cause, as the API lists them.
 async fn rejected(gw: &TestGateway, cause: &str) -> Vec<Value> {
     let path = format!("/requests?status=rejected&rejection_cause={cause}&include=data");
