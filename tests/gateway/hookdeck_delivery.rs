@@ -73,6 +73,21 @@ fn secret_text(view: &Value) -> String {
     view["secret"].as_str().unwrap().to_string()
 }
 
+/// POSTs `body` with `headers` to an ingress path.
+async fn post_with(
+    gw: &TestGateway,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> reqwest::Response {
+    let request = headers
+        .iter()
+        .fold(gw.http.post(gw.url(path)), |request, (name, value)| {
+            request.header(*name, *value)
+        });
+    request.body(body.to_string()).send().await.unwrap()
+}
+
 /// POSTs `body` to the shopify source and waits for delivery number `n`.
 async fn delivered(gw: &TestGateway, sink: &Sink, body: &str, n: usize) -> Received {
     assert_eq!(gw.post("/e/shopify", body).await.0, 200);
@@ -89,17 +104,13 @@ async fn a_delivery_carries_what_a_receiver_written_for_hookdeck_checks() {
     let secret = secret_text(&signing_secret(&gw).await);
 
     let body = r#"{"id":1,"topic":"orders/create"}"#;
-    let response = gw
-        .http
-        .post(gw.url("/e/shopify"))
-        .header("x-hookdeck-signature", "forged")
-        .header("x-hookdeck-eventid", "evt_forged")
-        .header("idempotency-key", "from-the-sender")
-        .header("x-hookdeck-original-ip", "203.0.113.9")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+    let forged = [
+        ("x-hookdeck-signature", "forged"),
+        ("x-hookdeck-eventid", "evt_forged"),
+        ("idempotency-key", "from-the-sender"),
+        ("x-hookdeck-original-ip", "203.0.113.9"),
+    ];
+    let response = post_with(&gw, "/e/shopify", &forged, body).await;
     assert_eq!(response.status(), 200);
     let event = gw.wait_event(|e| e.status == EventStatus::Successful).await;
     let [first, second] = <[Received; 2]>::try_from(sink.wait_for(2).await).unwrap();
@@ -296,15 +307,8 @@ async fn only_a_request_its_source_verified_arrives_marked_verified() {
     );
     let gw = start_unsigned_in(tempfile::tempdir().unwrap(), "", &config).await;
     for (path, key) in [("/e/plain", "none"), ("/e/keyed", "the-key")] {
-        let response = gw
-            .http
-            .post(gw.url(path))
-            .header("x-key", key)
-            .header("x-hookdeck-verified", "true")
-            .body("{}")
-            .send()
-            .await
-            .unwrap();
+        let claimed = [("x-key", key), ("x-hookdeck-verified", "true")];
+        let response = post_with(&gw, path, &claimed, "{}").await;
         assert_eq!(response.status(), 200);
     }
     let received = sink.wait_for(2).await;
@@ -388,14 +392,8 @@ async fn archived_sources_reject_as_source_archived_and_deleted_ones_answer_gone
     let crm = hookgate::ids::named_id("src", "crm");
     assert_eq!(put(&gw, &format!("/sources/{crm}/archive")).await, 200);
 
-    let response = gw
-        .http
-        .post(gw.url("/e/crm"))
-        .header("x-crm-key", "crm-key-value")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let key = [("x-crm-key", "crm-key-value")];
+    let response = post_with(&gw, "/e/crm", &key, "{}").await;
     assert_eq!(response.status(), 404);
     let error: Value = response.json().await.unwrap();
     assert!(
@@ -417,14 +415,7 @@ async fn archived_sources_reject_as_source_archived_and_deleted_ones_answer_gone
     );
 
     assert_eq!(put(&gw, &format!("/sources/{crm}/unarchive")).await, 200);
-    let keyed = gw
-        .http
-        .post(gw.url("/e/crm"))
-        .header("x-crm-key", "crm-key-value")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let keyed = post_with(&gw, "/e/crm", &key, "{}").await;
     assert_eq!(keyed.status(), 200, "served again");
 
     assert_eq!(gw.api_delete(&format!("/sources/{crm}")).await, 200);
