@@ -402,3 +402,27 @@ pub(super) struct ConnectionSection {
     /// A TOML file (relative to the config) holding `rules = [ … ]` instead.
     pub rules_file: Option<Spanned<String>>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ServerSection;
+
+    #[test]
+    fn the_api_url_is_the_public_one_else_a_listen_address_others_can_use() {
+        let mut server = ServerSection::default();
+        assert_eq!(server.api_url().as_deref(), Some("http://127.0.0.1:8081"));
+        server.api_listen = ([0, 0, 0, 0], 8081).into();
+        assert_eq!(
+            server.api_url(),
+            None,
+            "every address: which one is unknown"
+        );
+        server.api_listen = ([127, 0, 0, 1], 0).into();
+        assert_eq!(server.api_url(), None, "a port chosen at start");
+        server.api_public_url = Some("https://admin.example.com/".parse().unwrap());
+        assert_eq!(
+            server.api_url().as_deref(),
+            Some("https://admin.example.com")
+        );
+    }
+}
