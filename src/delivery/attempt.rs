@@ -162,15 +162,8 @@ fn outgoing(
     headers.push(("x-hookgate-event-id".into(), event.id.clone()));
     headers.push(("x-hookgate-request-id".into(), event.request_id.clone()));
     headers.push(("x-hookgate-attempt".into(), attempt.to_string()));
-    let catalog = shared.catalog.load();
-    let source = catalog.source_even_archived(&event.source_id);
     let hookdeck = &shared.hookdeck;
-    hookdeck.add(
-        &mut headers,
-        event,
-        attempt,
-        source.map(|s| s.name.as_str()),
-    );
+    hookdeck.add(&mut headers, event, attempt, &shared.catalog.load());
     let now = now_ms();
     destination.auth.apply(
         &payload.body,

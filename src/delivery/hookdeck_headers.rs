@@ -6,7 +6,7 @@
 //! method's (`signing::destination_auth`), with the workspace secret held here.
 
 use crate::ingress::SET_BY_INGRESS;
-use crate::model::Event;
+use crate::model::{Catalog, Event};
 use crate::signing::workspace_secret::WorkspaceSecret;
 
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -24,14 +24,21 @@ impl HookdeckHeaders {
         HookdeckHeaders { secret, api_url }
     }
 
-    /// Adds the event's headers to a delivery; `attempt` counts from 1.
+    /// Adds the event's headers to a delivery; `attempt` counts from 1. Only
+    /// to a connection's event: a webhook job's delivery speaks Standard
+    /// Webhooks to a product's customers, and nothing of Hookdeck.
     pub fn add(
         &self,
         headers: &mut Vec<(String, String)>,
         event: &Event,
         attempt: u32,
-        source_name: Option<&str>,
+        catalog: &Catalog,
     ) {
+        if event.window.is_some() {
+            return;
+        }
+        let source = catalog.source_even_archived(&event.source_id);
+        let source_name = source.map(|s| s.name.as_str());
         headers.push((IDEMPOTENCY_KEY.into(), event.id.clone()));
         headers.push(("x-hookdeck-eventid".into(), event.id.clone()));
         headers.push(("x-hookdeck-attempt-count".into(), attempt.to_string()));

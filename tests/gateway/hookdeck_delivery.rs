@@ -366,6 +366,27 @@ async fn a_reload_that_sets_or_removes_the_secret_in_gateway_toml_signs_accordin
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_jobs_delivery_speaks_standard_webhooks_only() {
+    use crate::outbound::{application, endpoint, send_job, wait_job, INSECURE};
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start_with(INSECURE, "").await;
+    let app = application(&gw, "shop").await;
+    endpoint(&gw, &app, &sink, json!({})).await;
+    let job = json!({ "application_id": app, "event_type": "order.created", "payload": {} });
+    let (status, job) = send_job(&gw, job).await;
+    assert_eq!(status, 201, "{job}");
+    wait_job(&gw, job["id"].as_str().unwrap(), "succeeded").await;
+    let received = sink.wait_for(1).await.pop().unwrap();
+    assert!(received.header("webhook-signature").is_some());
+    let hookdeck: Vec<_> = received
+        .headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("x-hookdeck-") || *name == "idempotency-key")
+        .collect();
+    assert!(hookdeck.is_empty(), "{hookdeck:?}");
+}
+
 /// Rejected requests of a cause, as the API lists them.
 async fn rejected(gw: &TestGateway, cause: &str) -> Vec<Value> {
     let path = format!("/requests?status=rejected&rejection_cause={cause}&include=data");
