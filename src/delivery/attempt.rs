@@ -2,7 +2,7 @@
 //! what happens next (done, retry later, or failed).
 
 use super::http_client::{Outgoing, Response};
-use super::{hookdeck_headers, Shared};
+use super::Shared;
 use crate::address_policy::BLOCKED_ADDRESS;
 use crate::forwarded_path::{self, UnsafePath};
 use crate::ids::now_ms;
@@ -154,9 +154,7 @@ fn outgoing(
 ) -> Outgoing {
     let mut headers = payload.headers;
     headers.retain(|(name, _)| {
-        !HOP_BY_HOP.contains(&name.as_str())
-            && !name.starts_with("x-hookgate-")
-            && !hookdeck_headers::is_set_on_delivery(name)
+        !HOP_BY_HOP.contains(&name.as_str()) && !name.starts_with("x-hookgate-")
     });
     let attempt = event.attempts + 1;
     headers.push(("x-hookgate-event-id".into(), event.id.clone()));

@@ -24,9 +24,10 @@ impl HookdeckHeaders {
         HookdeckHeaders { secret, api_url }
     }
 
-    /// Adds the event's headers to a delivery; `attempt` counts from 1. Only
-    /// to a connection's event: a webhook job's delivery speaks Standard
-    /// Webhooks to a product's customers, and nothing of Hookdeck.
+    /// Adds the event's headers to a delivery, in place of the request's own
+    /// of these names; `attempt` counts from 1. Only to a connection's event:
+    /// a webhook job's delivery speaks Standard Webhooks to a product's
+    /// customers, and nothing of Hookdeck.
     pub fn add(
         &self,
         headers: &mut Vec<(String, String)>,
@@ -39,6 +40,7 @@ impl HookdeckHeaders {
         }
         let source = catalog.source_even_archived(&event.source_id);
         let source_name = source.map(|s| s.name.as_str());
+        headers.retain(|(name, _)| !is_set_on_delivery(name));
         headers.push((IDEMPOTENCY_KEY.into(), event.id.clone()));
         headers.push(("x-hookdeck-eventid".into(), event.id.clone()));
         headers.push(("x-hookdeck-attempt-count".into(), attempt.to_string()));
@@ -56,7 +58,7 @@ impl HookdeckHeaders {
 /// request's own is dropped, so that a sender cannot pass its values off as
 /// the gateway's (header names are lower case). What the ingress set on the
 /// request (`x-hookdeck-original-ip`, `x-hookdeck-verified`) is kept.
-pub fn is_set_on_delivery(name: &str) -> bool {
+fn is_set_on_delivery(name: &str) -> bool {
     let hookdeck = name.starts_with("x-hookdeck-") && !SET_BY_INGRESS.contains(&name);
     name == IDEMPOTENCY_KEY || hookdeck
 }
