@@ -12,9 +12,7 @@ use super::error::{json_body, ApiError, ApiResult};
 use super::query::iso;
 use super::{blocking, ApiState, Shared};
 use crate::ids::now_ms;
-use crate::signing::workspace_secret::{
-    ChangeError, StoredSecret, WorkspaceSecret, DEFAULT_OVERLAP_MS,
-};
+use crate::signing::workspace_secret::{ChangeError, WorkspaceSecret, DEFAULT_OVERLAP_MS};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -48,7 +46,7 @@ fn default_overlap() -> u64 {
 /// `GET /workspace/signing-secret`.
 #[utoipa::path(get, path = "/2023-07-01/workspace/signing-secret", tag = "configuration", summary = "The secret deliveries are signed with (x-hookdeck-signature): {secret, set_in: data_dir | gateway.toml, previous_secret, previous_secret_expires_at, updated_at}; masked when set in gateway.toml", responses((status = 200, description = "the signing secret")), security(("api_key" = [])))]
 pub async fn get(State(state): Shared) -> Json<Value> {
-    Json(view(&state, None))
+    Json(view(&state))
 }
 
 /// `PUT /workspace/signing-secret`: signs with the given secret from the next
@@ -70,22 +68,27 @@ pub async fn set(
 
 /// `POST /workspace/signing-secret/rotate`: a newly generated secret.
 #[utoipa::path(post, path = "/2023-07-01/workspace/signing-secret/rotate", tag = "configuration", summary = "Rotate the signing secret to a generated one: body optional, {previous_secret_valid_ms} as for PUT", responses((status = 200, description = "the signing secret"), (status = 409, description = "set in gateway.toml"), (status = 422, description = "a bad window")), security(("api_key" = [])))]
-pub async fn rotate(State(state): Shared, body: Option<Json<Rotation>>) -> ApiResult<Json<Value>> {
-    let overlap = body.map_or(DEFAULT_OVERLAP_MS, |Json(r)| r.previous_secret_valid_ms);
+pub async fn rotate(
+    State(state): Shared,
+    body: Result<Json<Rotation>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let overlap = match body {
+        // No JSON body: the defaults.
+        Err(JsonRejection::MissingJsonContentType(_)) => DEFAULT_OVERLAP_MS,
+        body => json_body(body)?.previous_secret_valid_ms,
+    };
     change(state, move |workspace, now| workspace.rotate(overlap, now)).await
 }
 
 /// Applies a change (it writes a file) and answers the secret as it now is.
 async fn change(
     state: Arc<ApiState>,
-    change: impl FnOnce(&WorkspaceSecret, u64) -> Result<Arc<StoredSecret>, ChangeError>
-        + Send
-        + 'static,
+    change: impl FnOnce(&WorkspaceSecret, u64) -> Result<(), ChangeError> + Send + 'static,
 ) -> ApiResult<Json<Value>> {
     let workspace = state.signing_secret.clone();
     let now = now_ms();
-    let changed = blocking(move || change(&workspace, now).map_err(refused)).await?;
-    Ok(Json(view(&state, Some(&changed))))
+    blocking(move || change(&workspace, now).map_err(refused)).await?;
+    Ok(Json(view(&state)))
 }
 
 fn refused(error: ChangeError) -> ApiError {
@@ -96,8 +99,8 @@ fn refused(error: ChangeError) -> ApiError {
     }
 }
 
-/// The secret as the API shows it (`changed`: what a change just saved).
-fn view(state: &ApiState, changed: Option<&StoredSecret>) -> Value {
+/// The secret as the API shows it.
+fn view(state: &ApiState) -> Value {
     let workspace = &state.signing_secret;
     let now = now_ms();
     if workspace.is_configured() {
@@ -111,7 +114,6 @@ fn view(state: &ApiState, changed: Option<&StoredSecret>) -> Value {
         });
     }
     let stored = workspace.stored();
-    let stored = changed.unwrap_or(&stored);
     let previous = stored.overlapping(now);
     json!({
         "secret": stored.secret,

@@ -173,12 +173,7 @@ impl WorkspaceSecret {
 
     /// Signs with `secret` from now on; the current one keeps signing for
     /// `overlap_ms` more (0: stops now).
-    pub fn replace(
-        &self,
-        secret: String,
-        overlap_ms: u64,
-        now_ms: u64,
-    ) -> Result<Arc<StoredSecret>, ChangeError> {
+    pub fn replace(&self, secret: String, overlap_ms: u64, now_ms: u64) -> Result<(), ChangeError> {
         check_secret(&secret).map_err(|message| ChangeError::Invalid {
             field: "secret",
             message,
@@ -205,11 +200,11 @@ impl WorkspaceSecret {
         };
         save(&self.0.file, &changed)?;
         self.0.stored.store(Arc::new(changed));
-        Ok(self.stored())
+        Ok(())
     }
 
     /// Replaces the secret with a newly generated one.
-    pub fn rotate(&self, overlap_ms: u64, now_ms: u64) -> Result<Arc<StoredSecret>, ChangeError> {
+    pub fn rotate(&self, overlap_ms: u64, now_ms: u64) -> Result<(), ChangeError> {
         self.replace(generate(), overlap_ms, now_ms)
     }
 }

@@ -290,11 +290,28 @@ async fn a_secret_or_window_that_cannot_be_used_is_refused_naming_the_field() {
         assert_eq!(status, 422, "{body}: {error}");
         assert_eq!(error["data"]["field"], field, "{body}: {error}");
     }
+    let (status, error) = gw
+        .api_send(
+            Method::POST,
+            "/workspace/signing-secret/rotate",
+            json!({ "grace": 1 }),
+        )
+        .await;
+    assert_eq!(
+        (status, &error["data"]["field"]),
+        (422, &json!("body")),
+        "{error}"
+    );
     assert_eq!(
         secret_text(&signing_secret(&gw).await),
         before,
         "nothing changed"
     );
+    let rotate = gw.api(Method::POST, "/workspace/signing-secret/rotate");
+    let without_body = rotate.send().await.unwrap();
+    assert_eq!(without_body.status(), 200, "a body is optional");
+    let rotated: Value = without_body.json().await.unwrap();
+    assert_eq!(rotated["previous_secret"], before.as_str(), "{rotated}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
