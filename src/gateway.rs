@@ -3,13 +3,14 @@
 
 use crate::api::{ApiKeys, ApiState, Budget, KeyBudgets};
 use crate::config::Config;
-use crate::delivery::{Circuits, DeliveryClient, Scheduler, SharedPolicy};
+use crate::delivery::{Circuits, DeliveryClient, HookdeckHeaders, Scheduler, SharedPolicy};
 use crate::ingress::{InFlight, Ingress, IngressApp};
 use crate::issues::IssueTracker;
 use crate::model::Catalog;
 use crate::pipeline::transform::WorkerPool;
 use crate::pipeline::Router;
 use crate::retention::Sweeper;
+use crate::signing::workspace_secret::WorkspaceSecret;
 use crate::store::{Backlog, CommitLog, Store};
 use anyhow::Context;
 use arc_swap::ArcSwap;
@@ -65,6 +66,7 @@ impl Gateway {
             address_policy.clone(),
         );
         let issues = IssueTracker::new(store.clone(), catalog.clone(), client.clone());
+        let signing_secret = open_signing_secret(config).await?;
         let scheduler = Scheduler::start(
             store.clone(),
             catalog.clone(),
@@ -74,6 +76,7 @@ impl Gateway {
                 config.outbound.circuit_failure_threshold,
                 config.outbound.circuit_cooldown_ms,
             ),
+            HookdeckHeaders::new(signing_secret.clone(), config.server.api_url()),
             Duration::from_millis(config.delivery.backlog_check_ms.max(10)),
         );
         let router = Router::new(
@@ -131,6 +134,7 @@ impl Gateway {
             store: store.clone(),
             team_id: store.team_id()?,
             ingress_url: config.server.ingress_url(ingress_addr),
+            signing_secret,
             catalog: catalog.clone(),
             scheduler: scheduler.clone(),
             router: api_router,
@@ -213,6 +217,9 @@ impl Gateway {
             let catalog = served_catalog(&config, &state.store)?;
             state.scheduler.replace_catalog(catalog);
             address_policy.store(Arc::new(config.delivery.address_policy()));
+            state
+                .signing_secret
+                .configure(config.signing_secret.clone());
             state.config.store(Arc::new(config));
             anyhow::Ok(())
         })
@@ -312,8 +319,19 @@ fn served_catalog(config: &Config, store: &Store) -> anyhow::Result<Catalog> {
         crate::outbound::served_endpoints(store, config.delivery.default_concurrency.max(1))?;
     Ok(served
         .catalog()
-        .with_endpoints(endpoints)
-        .with_archived_sources(crate::config::archived_sources(&stored)))
+        .with_endpoints(endpoints))
+}
+
+/// The workspace signing secret kept in `data_dir` (generated on first
+/// start), overridden by `[delivery] signing_secret`.
+async fn open_signing_secret(config: &Config) -> anyhow::Result<WorkspaceSecret> {
+    let dir = config.server.data_dir.clone();
+    let configured = config.signing_secret.clone();
+    tokio::task::spawn_blocking(move || {
+        WorkspaceSecret::open(&dir, configured, crate::ids::now_ms())
+            .with_context(|| format!("opening the signing secret in {}", dir.display()))
+    })
+    .await?
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Store> {

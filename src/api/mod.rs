@@ -21,6 +21,7 @@ mod outbound;
 mod query;
 mod rate;
 mod showing;
+mod signing_secret;
 mod transformations;
 mod v1;
 mod views;
@@ -54,6 +55,8 @@ pub struct ApiState {
     pub team_id: String,
     /// Where the ingress is reached, for sources' `url` (see `ServerSection::ingress_url`).
     pub ingress_url: String,
+    /// What signs deliveries (`/workspace/signing-secret`).
+    pub signing_secret: crate::signing::workspace_secret::WorkspaceSecret,
     pub catalog: Arc<ArcSwap<Catalog>>,
     pub scheduler: Arc<Scheduler>,
     /// For re-routing a request on demand.
@@ -231,6 +234,14 @@ pub fn router(state: Arc<ApiState>) -> Routes {
                 .delete(objects::delete),
         )
         .route("/destinations/{id}/queue", get(catalog::destination_queue))
+        .route(
+            "/workspace/signing-secret",
+            get(signing_secret::get).put(signing_secret::set),
+        )
+        .route(
+            "/workspace/signing-secret/rotate",
+            post(signing_secret::rotate),
+        )
         .route(
             "/{kind}/{id}/{action}",
             put(objects::archive_action).post(objects::archive_action),

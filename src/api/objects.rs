@@ -230,7 +230,14 @@ pub async fn delete(
     let deleted = id.clone();
     let removed = write(state, move |state, objects| {
         let index = find(state, kind, &id, objects)?;
-        refuse_used_by_archived(&objects[index], objects)?;
+        let object = &objects[index];
+        refuse_used_by_archived(object, objects)?;
+        if kind == ObjectKind::Source {
+            // Its URL answers 410 from now on (see `store::deleted_sources`);
+            // should the deletion be refused below, the source is still
+            // served, which wins over this.
+            state.store.remember_deleted_source(&object.name)?;
+        }
         objects.remove(index);
         Ok(String::new())
     })
@@ -504,8 +511,7 @@ async fn write(
         let endpoints = state.catalog.load().endpoints();
         let catalog = config
             .catalog()
-            .with_endpoints(endpoints)
-            .with_archived_sources(crate::config::archived_sources(&objects));
+            .with_endpoints(endpoints);
         state.scheduler.replace_catalog(catalog);
         Ok(id)
     })

@@ -3,7 +3,7 @@
 
 use super::{
     applications, bookmarks, bulk, catalog, endpoints, inbound, issues, notifications, objects,
-    outbound, transformations, webhook_deliveries, webhook_jobs,
+    outbound, signing_secret, transformations, webhook_deliveries, webhook_jobs,
 };
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -22,6 +22,7 @@ use utoipa::{Modify, OpenApi};
         transformations::run, transformations::list, transformations::create, transformations::get,
         transformations::update, transformations::delete, transformations::executions, transformations::execution,
         objects::create, objects::upsert, objects::update, objects::delete, objects::archive_action,
+        signing_secret::get, signing_secret::set, signing_secret::rotate,
         issues::list_triggers, issues::create_trigger, issues::upsert_trigger, issues::get_trigger, issues::update_trigger, issues::post_update_trigger,
         issues::delete_trigger, issues::disable_trigger, issues::enable_trigger, issues::list_issues,
         issues::count_issues, issues::get_issue, issues::update_issue, issues::dismiss_issue,

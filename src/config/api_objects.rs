@@ -80,15 +80,6 @@ impl ApiObject {
     }
 }
 
-/// The names and ids of the archived sources among `objects`.
-pub fn archived_sources(objects: &[ApiObject]) -> Vec<String> {
-    objects
-        .iter()
-        .filter(|o| o.kind == ObjectKind::Source && o.archived_at.is_some())
-        .flat_map(|o| [o.name.clone(), o.id()])
-        .collect()
-}
-
 /// Keys whose value names a file on the server's disk.
 const FILE_KEYS: &[&str] = &["rules_file", "code_file"];
 
@@ -172,6 +163,7 @@ impl Config {
             Config::parse(&self.file, &text).map_err(|errors| about_objects(errors, file_lines))?;
         restore_filters(&mut combined, objects);
         restore_ids(&mut combined, objects);
+        combined.archived_sources = self.archived_sources_of(objects);
         combined.text = self.text.clone();
         combined.declared = self.declared.clone();
         for destination in &mut combined.destinations {
@@ -180,6 +172,38 @@ impl Config {
             }
         }
         Ok(combined)
+    }
+}
+
+impl Config {
+    /// The archived sources among `objects`, built as if served: the ingress
+    /// answers their requests as `SOURCE_ARCHIVED` and records them with the
+    /// source's own redactions (its verification's credential header). One
+    /// that no longer validates with the file (which now declares its name)
+    /// is left out: its URL then answers as an unknown one.
+    fn archived_sources_of(&self, objects: &[ApiObject]) -> Vec<crate::model::Source> {
+        let archived: Vec<ApiObject> = objects
+            .iter()
+            .filter(|o| o.kind == ObjectKind::Source && o.archived_at.is_some())
+            .map(|o| ApiObject {
+                archived_at: None,
+                ..o.clone()
+            })
+            .collect();
+        if archived.is_empty() {
+            return Vec::new();
+        }
+        match self.with_api_objects(&archived) {
+            Ok(built) => {
+                let ids: BTreeSet<String> = archived.iter().map(ApiObject::id).collect();
+                let sources = built.sources.into_iter();
+                sources.filter(|s| ids.contains(&s.id)).collect()
+            }
+            Err(errors) => {
+                tracing::warn!(errors = %errors.0.join("; "), "archived sources no longer fit the file: their URLs answer as unknown ones");
+                Vec::new()
+            }
+        }
     }
 }
 

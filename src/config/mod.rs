@@ -10,7 +10,7 @@ mod properties;
 mod sections;
 
 pub use api_objects::{
-    archived_sources, refuse_operator_only, ApiObject, ObjectErrors, ObjectKind, OperatorOnly,
+    refuse_operator_only, ApiObject, ObjectErrors, ObjectKind, OperatorOnly,
 };
 pub use declarations::object_fingerprints;
 pub use error::{ConfigError, ConfigErrors};
@@ -45,9 +45,15 @@ pub struct Config {
     pub api_keys: Vec<String>,
     /// `server.secrets_key`, resolved.
     pub secrets_key: Option<crate::sealing::SecretsKey>,
+    /// `[delivery] signing_secret`, resolved: when set, it signs instead of
+    /// the workspace secret kept in `data_dir` (see `signing::workspace_secret`).
+    pub signing_secret: Option<String>,
     pub sources: Vec<Source>,
     pub destinations: Vec<Destination>,
     pub connections: Vec<Connection>,
+    /// API-created sources that are archived, built as if served (see
+    /// `with_api_objects`).
+    pub archived_sources: Vec<Source>,
     /// The file's own text, to validate API objects against (see `with_api_objects`).
     pub text: String,
     /// Ids of the objects the file declares: read-only through the API.
@@ -102,6 +108,7 @@ impl Config {
             self.destinations.clone(),
             self.connections.clone(),
         )
+        .with_archived_sources(self.archived_sources.clone())
     }
 }
 
@@ -130,6 +137,7 @@ impl Validator<'_> {
         self.bounds(&file);
         let api_keys = self.api_keys(&file.server);
         let secrets_key = self.secrets_key(&file.server);
+        let signing_secret = self.signing_secret(&file.delivery);
         let sources = self.sources(&file.sources);
         let destinations = self.destinations(&file.destinations, &file.delivery);
         // References are checked against every declared name, so that one bad
@@ -161,9 +169,11 @@ impl Validator<'_> {
             retention: file.retention,
             api_keys,
             secrets_key,
+            signing_secret,
             sources,
             destinations,
             connections,
+            archived_sources: Vec::new(),
             transform_pool,
             text: String::new(),
             declared: Default::default(),
@@ -321,7 +331,6 @@ impl Validator<'_> {
         sections: &[DestinationSection],
         delivery: &DeliverySection,
     ) -> Vec<Destination> {
-        let signing_secret = self.signing_secret(delivery);
         let mut seen = HashMap::new();
         let mut destinations = Vec::new();
         for (i, section) in sections.iter().enumerate() {
@@ -333,7 +342,7 @@ impl Validator<'_> {
                 self.methods(&spanned_list, key).remove(0)
             });
             let limit = self.delivery_limit(section, i);
-            let Some(auth) = self.auth(section, i, &signing_secret) else {
+            let Some(auth) = self.auth(section, i) else {
                 continue;
             };
             let (rate_limit, concurrency) = match limit {
@@ -405,39 +414,26 @@ impl Validator<'_> {
         }
     }
 
-    /// The gateway's signing secret, resolved (`env:NAME`); empty when not set.
-    fn signing_secret(&mut self, delivery: &DeliverySection) -> String {
-        let Some(secret) = &delivery.signing_secret else {
-            return String::new();
-        };
+    /// `[delivery] signing_secret`, resolved (`env:NAME`); None when not set.
+    fn signing_secret(&mut self, delivery: &DeliverySection) -> Option<String> {
+        let secret = delivery.signing_secret.as_ref()?;
         match crate::secret::resolve_required("signing_secret", secret.get_ref()) {
-            Ok(resolved) => resolved,
+            Ok(resolved) => Some(resolved),
             Err(message) => {
                 self.fail(secret, "delivery.signing_secret".into(), message);
-                String::new()
+                None
             }
         }
     }
 
     /// Builds a destination's auth method (default: `hookgate_signature`).
-    fn auth(
-        &mut self,
-        section: &DestinationSection,
-        i: usize,
-        signing_secret: &str,
-    ) -> Option<Arc<DestinationAuth>> {
+    fn auth(&mut self, section: &DestinationSection, i: usize) -> Option<Arc<DestinationAuth>> {
         let key = format!("destinations[{i}].auth_method");
         let Some(method) = &section.auth_method else {
-            if signing_secret.is_empty() {
-                let message =
-                    "hookgate_signature (the default auth_method) needs [delivery] signing_secret";
-                self.fail(&section.name, key, message);
-                return None;
-            }
-            let auth = AuthMethodConfig::HookgateSignature.build(signing_secret);
+            let auth = AuthMethodConfig::HookgateSignature.build();
             return auth.ok().map(Arc::new);
         };
-        match method.get_ref().build(signing_secret) {
+        match method.get_ref().build() {
             Ok(auth) => Some(Arc::new(auth)),
             Err(message) => {
                 self.fail(method, key, message);

@@ -66,6 +66,11 @@ pub struct ServerSection {
     /// The key that seals stored secrets (base64 of 32 bytes, `env:NAME`
     /// allowed); without it, one generated in `data_dir/secrets.key`.
     pub secrets_key: Option<Spanned<String>>,
+    /// The management API's URL as its users reach it, e.g.
+    /// `https://hookgate-admin.example.com`: deliveries name their event
+    /// there (`x-hookdeck-event-url`). Without it, `api_listen` when that is
+    /// one address.
+    pub api_public_url: Option<Url>,
 }
 
 impl ServerSection {
@@ -100,7 +105,21 @@ impl Default for ServerSection {
             allow_insecure_endpoints: false,
             transform_worker_exe: None,
             secrets_key: None,
+            api_public_url: None,
         }
+    }
+}
+
+impl ServerSection {
+    /// The management API's base URL as its users reach it, when known:
+    /// `api_public_url`, else `api_listen` when that is one address.
+    pub fn api_url(&self) -> Option<String> {
+        if let Some(url) = &self.api_public_url {
+            return Some(url.as_str().trim_end_matches('/').to_string());
+        }
+        let listen = self.api_listen;
+        let one_address = !listen.ip().is_unspecified() && listen.port() != 0;
+        one_address.then(|| format!("http://{listen}"))
     }
 }
 
@@ -235,7 +254,9 @@ impl Default for LimitsSection {
 pub struct DeliverySection {
     /// In-flight attempts per destination unless the destination says `concurrent`.
     pub default_concurrency: usize,
-    /// The key of the `x-hookgate-signature` header on deliveries (`env:NAME` allowed).
+    /// The key of the `x-hookdeck-signature` and `x-hookgate-signature`
+    /// headers on deliveries (`env:NAME` allowed); without it, the workspace
+    /// secret generated in `data_dir/signing-secret.json`.
     pub signing_secret: Option<Spanned<String>>,
     /// How often every destination's backlog is checked for backpressure issues.
     pub backlog_check_ms: u64,
@@ -431,6 +452,25 @@ mod tests {
         assert_eq!(
             server(None).ingress_url(bound("10.1.2.3:80")),
             "http://10.1.2.3:80"
+        );
+    }
+
+    #[test]
+    fn the_api_url_is_the_public_one_else_a_listen_address_others_can_use() {
+        let mut server = ServerSection::default();
+        assert_eq!(server.api_url().as_deref(), Some("http://127.0.0.1:8081"));
+        server.api_listen = ([0, 0, 0, 0], 8081).into();
+        assert_eq!(
+            server.api_url(),
+            None,
+            "every address: which one is unknown"
+        );
+        server.api_listen = ([127, 0, 0, 1], 0).into();
+        assert_eq!(server.api_url(), None, "a port chosen at start");
+        server.api_public_url = Some("https://admin.example.com/".parse().unwrap());
+        assert_eq!(
+            server.api_url().as_deref(),
+            Some("https://admin.example.com")
         );
     }
 }

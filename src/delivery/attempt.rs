@@ -131,7 +131,7 @@ async fn send(
     };
     let (outgoing, response) = match destination_url(base, destination, &payload) {
         Ok(url) => {
-            let outgoing = outgoing(destination, event, payload, url);
+            let outgoing = outgoing(shared, destination, event, payload, url);
             let response = shared.client.send(&outgoing).await;
             if destination.circuit_breaker {
                 shared
@@ -148,21 +148,31 @@ async fn send(
 
 /// The HTTP request an event becomes at `url` (the payload moves into it:
 /// its body is sent without a copy).
-fn outgoing(destination: &Destination, event: &Event, payload: Payload, mut url: Url) -> Outgoing {
+fn outgoing(
+    shared: &Shared,
+    destination: &Destination,
+    event: &Event,
+    payload: Payload,
+    mut url: Url,
+) -> Outgoing {
     let mut headers = payload.headers;
     headers.retain(|(name, _)| {
         !HOP_BY_HOP.contains(&name.as_str()) && !name.starts_with("x-hookgate-")
     });
+    let attempt = event.attempts + 1;
     headers.push(("x-hookgate-event-id".into(), event.id.clone()));
     headers.push(("x-hookgate-request-id".into(), event.request_id.clone()));
-    headers.push((
-        "x-hookgate-attempt".into(),
-        (event.attempts + 1).to_string(),
-    ));
-    let now_secs = (now_ms() / 1000) as i64;
-    destination
-        .auth
-        .apply(&payload.body, now_secs, &mut headers, &mut url);
+    headers.push(("x-hookgate-attempt".into(), attempt.to_string()));
+    let hookdeck = &shared.hookdeck;
+    hookdeck.add(&mut headers, event, attempt, &shared.catalog.load());
+    let now = now_ms();
+    destination.auth.apply(
+        &payload.body,
+        (now / 1000) as i64,
+        &hookdeck.secret.keys(now),
+        &mut headers,
+        &mut url,
+    );
     Outgoing {
         method: destination.http_method.clone().unwrap_or(payload.method),
         url,

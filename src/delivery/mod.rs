@@ -9,11 +9,13 @@ mod attempt;
 mod backpressure;
 mod circuit;
 mod doorbell;
+mod hookdeck_headers;
 mod http_client;
 mod in_flight;
 mod lane;
 
 pub use circuit::{CircuitState, Circuits};
+pub use hookdeck_headers::HookdeckHeaders;
 pub use http_client::{DeliveryClient, Outgoing, Response as DeliveryResponse, SharedPolicy};
 
 use crate::issues::IssueTracker;
@@ -34,6 +36,8 @@ pub(crate) struct Shared {
     client: DeliveryClient,
     issues: IssueTracker,
     circuits: Circuits,
+    /// The headers and signing secret of Hookdeck's deliveries.
+    hookdeck: HookdeckHeaders,
 }
 
 struct LaneHandle {
@@ -60,6 +64,7 @@ impl Scheduler {
         client: DeliveryClient,
         issues: IssueTracker,
         circuits: Circuits,
+        hookdeck: HookdeckHeaders,
         backlog_check_every: Duration,
     ) -> Arc<Scheduler> {
         let scheduler = Arc::new(Scheduler {
@@ -69,6 +74,7 @@ impl Scheduler {
                 client,
                 issues,
                 circuits,
+                hookdeck,
             }),
             lanes: Mutex::default(),
             runtime: tokio::runtime::Handle::current(),

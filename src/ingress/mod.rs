@@ -32,6 +32,14 @@ use url::Url;
 /// The URL prefix of source endpoints.
 const SOURCE_PREFIX: &str = "/e/";
 
+/// The address the request came from, added to its headers as Hookdeck does.
+pub const ORIGINAL_IP_HEADER: &str = "x-hookdeck-original-ip";
+/// `true` on a request its source's verification passed, as Hookdeck adds it.
+pub const VERIFIED_HEADER: &str = "x-hookdeck-verified";
+/// The headers the ingress sets on requests; a sender's own of these names
+/// are dropped (they could claim anything).
+pub const SET_BY_INGRESS: [&str; 2] = [ORIGINAL_IP_HEADER, VERIFIED_HEADER];
+
 pub struct Ingress {
     catalog: Arc<ArcSwap<Catalog>>,
     commit: CommitLog,
@@ -169,15 +177,11 @@ impl Ingress {
         let mut received = read_head(session)?;
         let catalog = self.catalog.load();
         let Some(source) = catalog.source(&received.source_name).cloned() else {
-            let name = &received.source_name;
-            let rejection = if catalog.is_archived_source(name) {
-                let message = format!("source \"{name}\" is archived");
-                Rejection::new(RejectionCause::SourceArchived, StatusCode::GONE, message)
-            } else {
-                let message = format!("no source named \"{name}\"");
-                Rejection::new(RejectionCause::NoWebhook, StatusCode::NOT_FOUND, message)
-            };
-            return Err(self.reject(received, None, rejection).await);
+            let archived = catalog.archived_source(&received.source_name).cloned();
+            let rejection = self
+                .not_served(&received.source_name, archived.is_some())
+                .await;
+            return Err(self.reject(received, archived.as_deref(), rejection).await);
         };
         if let Err(rejection) = self.admit(session, &source, &mut received).await {
             return Err(self.reject(received, Some(&source), rejection).await);
@@ -189,6 +193,29 @@ impl Ingress {
             .await
             .map_err(|e| ErrorReply::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
         Ok(accepted(&request_id, source.custom_response.as_ref()))
+    }
+
+    /// Why a source URL is not served: the source is archived (`404`, as
+    /// it may be restored and the sender should keep retrying), was deleted
+    /// (`410`, as Hookdeck answers: the sender may stop), or never was (`404`).
+    async fn not_served(&self, name_or_id: &str, archived: bool) -> Rejection {
+        if archived {
+            let message = format!("source \"{name_or_id}\" is archived");
+            return Rejection::new(
+                RejectionCause::SourceArchived,
+                StatusCode::NOT_FOUND,
+                message,
+            );
+        }
+        let store = self.store.clone();
+        let name = name_or_id.to_string();
+        let deleted = tokio::task::spawn_blocking(move || store.is_deleted_source(&name)).await;
+        if matches!(deleted, Ok(Ok(true))) {
+            let message = format!("source \"{name_or_id}\" was deleted");
+            return Rejection::new(RejectionCause::NoWebhook, StatusCode::GONE, message);
+        }
+        let message = format!("no source named \"{name_or_id}\"");
+        Rejection::new(RejectionCause::NoWebhook, StatusCode::NOT_FOUND, message)
     }
 
     /// The source's checks, in order: path, method, size, signature.
@@ -251,6 +278,8 @@ impl Ingress {
                     message,
                 ));
             }
+            let flag = (VERIFIED_HEADER.to_string(), "true".to_string());
+            received.payload.headers.push(flag);
         }
         Ok(())
     }
@@ -378,9 +407,10 @@ fn read_head(session: &ServerSession) -> Result<Received, ErrorReply> {
             "not a source URL: webhooks go to /e/{source}",
         ));
     };
-    let headers: Vec<(String, String)> = header
+    let mut headers: Vec<(String, String)> = header
         .headers
         .iter()
+        .filter(|(name, _)| !SET_BY_INGRESS.contains(&name.as_str()))
         .map(|(name, value)| {
             (
                 name.as_str().to_string(),
@@ -388,6 +418,10 @@ fn read_head(session: &ServerSession) -> Result<Received, ErrorReply> {
             )
         })
         .collect();
+    if let Some(peer) = session.client_addr().and_then(|addr| addr.as_inet()) {
+        let ip = peer.ip().to_canonical().to_string();
+        headers.push((ORIGINAL_IP_HEADER.to_string(), ip));
+    }
     let host = headers
         .iter()
         .find(|(n, _)| n == "host")

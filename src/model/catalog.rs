@@ -112,9 +112,9 @@ pub struct Catalog {
     connections_by_source: HashMap<String, Vec<Arc<Connection>>>,
     /// Outbound endpoints, delivered to like destinations but managed under `/v1`.
     endpoints: HashMap<String, Arc<Destination>>,
-    /// The names and ids of archived sources (not served: their requests are
-    /// rejected as `SOURCE_ARCHIVED`).
-    archived_sources: Arc<HashSet<String>>,
+    /// Archived sources, by name and by id: not served, but their requests
+    /// are told so (and recorded with their own redactions).
+    archived_sources: HashMap<String, Arc<Source>>,
 }
 
 impl Catalog {
@@ -153,6 +153,27 @@ impl Catalog {
         self.sources_by_name
             .get(name_or_id)
             .or_else(|| self.sources_by_id.get(name_or_id))
+    }
+
+    /// The same catalog knowing `sources` as archived.
+    pub fn with_archived_sources(mut self, sources: Vec<Source>) -> Catalog {
+        for source in sources.into_iter().map(Arc::new) {
+            self.archived_sources
+                .insert(source.name.clone(), source.clone());
+            self.archived_sources.insert(source.id.clone(), source);
+        }
+        self
+    }
+
+    /// An archived source by the name or the id used in its URL.
+    pub fn archived_source(&self, name_or_id: &str) -> Option<&Arc<Source>> {
+        self.archived_sources.get(name_or_id)
+    }
+
+    /// A source, served or archived.
+    pub fn source_even_archived(&self, name_or_id: &str) -> Option<&Arc<Source>> {
+        self.source(name_or_id)
+            .or_else(|| self.archived_source(name_or_id))
     }
 
     /// Every source, by name.
@@ -208,19 +229,6 @@ impl Catalog {
                 .collect(),
             archived_sources: self.archived_sources.clone(),
         }
-    }
-
-    /// The same catalog knowing these names and ids as archived sources'.
-    pub fn with_archived_sources(self, names_and_ids: impl IntoIterator<Item = String>) -> Catalog {
-        Catalog {
-            archived_sources: Arc::new(names_and_ids.into_iter().collect()),
-            ..self
-        }
-    }
-
-    /// Whether the name or id is an archived source's.
-    pub fn is_archived_source(&self, name_or_id: &str) -> bool {
-        self.archived_sources.contains(name_or_id)
     }
 
     /// The outbound endpoints being served.

@@ -14,6 +14,8 @@ pub enum RequestStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RejectionCause {
+    /// The source is archived (a deleted one's requests are `NO_WEBHOOK`).
+    SourceArchived,
     NoWebhook,
     /// The source is archived (kept, not served).
     SourceArchived,
@@ -33,6 +35,7 @@ impl RejectionCause {
     /// The name used in the API (`NO_WEBHOOK`, …).
     pub fn as_str(self) -> &'static str {
         match self {
+            RejectionCause::SourceArchived => "SOURCE_ARCHIVED",
             RejectionCause::NoWebhook => "NO_WEBHOOK",
             RejectionCause::SourceArchived => "SOURCE_ARCHIVED",
             RejectionCause::UnsupportedHttpMethod => "UNSUPPORTED_HTTP_METHOD",

@@ -4,7 +4,7 @@
 //!
 //! | type                 | what is added to the outbound request |
 //! |----------------------|---------------------------------------|
-//! | `hookgate_signature` | `x-hookgate-timestamp: <unix seconds>` and `x-hookgate-signature: base64(HMAC-SHA256(gateway signing secret, "{timestamp}.{body}"))` |
+//! | `hookgate_signature` | `x-hookdeck-signature: base64(HMAC-SHA256(workspace secret, body))` (and `x-hookdeck-signature-2` with the previous secret during a rotation's overlap, see `workspace_secret`), `x-hookgate-timestamp: <unix seconds>` and `x-hookgate-signature: base64(HMAC-SHA256(workspace secret, "{timestamp}.{body}"))` |
 //! | `custom_signature`   | header `key`: `hex(HMAC-SHA256(signing_secret, body))` (body only, no timestamp) |
 //! | `basic_auth`         | `authorization: Basic base64("{username}:{password}")` |
 //! | `bearer_token`       | `authorization: Bearer {token}` |
@@ -39,9 +39,14 @@ use crate::hookdeck_shape;
 use crate::secret::resolve_required;
 use crate::signing::mac::{encoded_mac_matches, hmac_sha256, SignatureEncoding};
 use crate::signing::standard_webhooks::{self, SecretSet};
+use crate::signing::workspace_secret::SigningKeys;
 
 pub const HOOKGATE_SIGNATURE_HEADER: &str = "x-hookgate-signature";
 pub const HOOKGATE_TIMESTAMP_HEADER: &str = "x-hookgate-timestamp";
+/// Hookdeck's signature: what a receiver written for Hookdeck checks.
+pub const HOOKDECK_SIGNATURE_HEADER: &str = "x-hookdeck-signature";
+/// The same with the previous secret, while a rotation's overlap lasts.
+pub const HOOKDECK_PREVIOUS_SIGNATURE_HEADER: &str = "x-hookdeck-signature-2";
 const AUTHORIZATION: &str = "authorization";
 
 /// Where an `api_key` goes.
@@ -62,7 +67,7 @@ pub enum ApiKeyLocation {
     deny_unknown_fields
 )]
 pub enum AuthMethodConfig {
-    /// Sign with the gateway's signing secret (see module docs).
+    /// Sign with the workspace signing secret (see module docs).
     #[default]
     #[serde(alias = "hookdeck_signature")]
     HookgateSignature,
@@ -105,9 +110,8 @@ pub struct DestinationAuth {
 }
 
 enum Method {
-    HookgateSignature {
-        secret: Vec<u8>,
-    },
+    /// Signed at sending time with the workspace secret's keys then.
+    HookgateSignature,
     CustomSignature {
         header: String,
         secret: Vec<u8>,
@@ -129,18 +133,11 @@ enum Method {
 }
 
 impl AuthMethodConfig {
-    /// Resolves `env:` secrets. `gateway_signing_secret` is the gateway's
-    /// already-resolved signing secret, used by `hookgate_signature`.
-    pub fn build(&self, gateway_signing_secret: &str) -> Result<DestinationAuth, String> {
+    /// Resolves `env:` secrets (`hookgate_signature` signs with the
+    /// workspace secret each attempt is given).
+    pub fn build(&self) -> Result<DestinationAuth, String> {
         let method = match self {
-            Self::HookgateSignature => {
-                if gateway_signing_secret.is_empty() {
-                    return Err("hookgate_signature: the gateway signing secret is empty".into());
-                }
-                Method::HookgateSignature {
-                    secret: gateway_signing_secret.as_bytes().to_vec(),
-                }
-            }
+            Self::HookgateSignature => Method::HookgateSignature,
             Self::CustomSignature {
                 key,
                 signing_secret,
@@ -225,20 +222,19 @@ impl DestinationAuth {
     }
 
     /// Adds this method's credentials to an outbound request.
-    /// `now_unix_secs` is the signing time for `hookgate_signature`.
+    /// `now_unix_secs` is the signing time for `hookgate_signature`, `keys`
+    /// the workspace secrets it signs with.
     pub fn apply(
         &self,
         body: &[u8],
         now_unix_secs: i64,
+        keys: &SigningKeys,
         headers: &mut Vec<(String, String)>,
         url: &mut url::Url,
     ) {
         match &self.method {
-            Method::HookgateSignature { secret } => {
-                let timestamp = now_unix_secs.to_string();
-                let signature = hookgate_signature(secret, &timestamp, body);
-                set_header(headers, HOOKGATE_TIMESTAMP_HEADER, timestamp);
-                set_header(headers, HOOKGATE_SIGNATURE_HEADER, signature);
+            Method::HookgateSignature => {
+                sign_with_workspace_keys(keys, body, now_unix_secs, headers)
             }
             Method::CustomSignature { header, secret } => {
                 let signature = SignatureEncoding::Hex.encode(&hmac_sha256(secret, &[body]));
@@ -282,7 +278,7 @@ impl DestinationAuth {
 impl fmt::Debug for DestinationAuth {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match &self.method {
-            Method::HookgateSignature { .. } => "hookgate_signature",
+            Method::HookgateSignature => "hookgate_signature",
             Method::CustomSignature { .. } => "custom_signature",
             Method::StaticHeader { .. } => "static_header",
             Method::QueryParam { .. } => "query_param",
@@ -292,6 +288,35 @@ impl fmt::Debug for DestinationAuth {
             .field("method", &kind)
             .finish_non_exhaustive()
     }
+}
+
+/// Hookdeck's signature headers, and hookgate's own timestamped one.
+fn sign_with_workspace_keys(
+    keys: &SigningKeys,
+    body: &[u8],
+    now_unix_secs: i64,
+    headers: &mut Vec<(String, String)>,
+) {
+    let current = keys.current.as_bytes();
+    set_header(
+        headers,
+        HOOKDECK_SIGNATURE_HEADER,
+        hookdeck_signature(current, body),
+    );
+    headers.retain(|(n, _)| !n.eq_ignore_ascii_case(HOOKDECK_PREVIOUS_SIGNATURE_HEADER));
+    if let Some(previous) = &keys.previous {
+        let signature = hookdeck_signature(previous.as_bytes(), body);
+        set_header(headers, HOOKDECK_PREVIOUS_SIGNATURE_HEADER, signature);
+    }
+    let timestamp = now_unix_secs.to_string();
+    let signature = hookgate_signature(current, &timestamp, body);
+    set_header(headers, HOOKGATE_TIMESTAMP_HEADER, timestamp);
+    set_header(headers, HOOKGATE_SIGNATURE_HEADER, signature);
+}
+
+/// `base64(HMAC-SHA256(secret, body))`, as Hookdeck signs.
+fn hookdeck_signature(secret: &[u8], body: &[u8]) -> String {
+    SignatureEncoding::Base64.encode(&hmac_sha256(secret, &[body]))
 }
 
 /// `base64(HMAC-SHA256(secret, "{timestamp}.{body}"))`.
@@ -347,9 +372,13 @@ mod tests {
     fn apply(cfg: &AuthMethodConfig, body: &[u8]) -> (Vec<(String, String)>, url::Url) {
         let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
         let mut url = url::Url::parse("https://dest.example.com/hook?a=1").unwrap();
-        cfg.build("gateway-secret")
-            .unwrap()
-            .apply(body, 1714564800, &mut headers, &mut url);
+        cfg.build().unwrap().apply(
+            body,
+            1714564800,
+            &SigningKeys::single("gateway-secret"),
+            &mut headers,
+            &mut url,
+        );
         (headers, url)
     }
 
@@ -386,7 +415,7 @@ mod tests {
             r#"auth_method = { type = "bearer_token", token = "t" }"#,
             r#"auth_method = { type = "api_key", key = "x-api-key", api_key = "k" }"#,
         ] {
-            parse(src).unwrap().build("g").unwrap();
+            parse(src).unwrap().build().unwrap();
         }
         for bad in [
             r#"auth_method = { type = "bearer_token" }"#,
@@ -441,18 +470,45 @@ mod tests {
             ("x-hookgate-timestamp".to_owned(), "1".to_owned()),
         ];
         let mut url = url::Url::parse("https://d.example").unwrap();
-        AuthMethodConfig::HookgateSignature
-            .build("s")
-            .unwrap()
-            .apply(b"", 5, &mut headers, &mut url);
-        assert_eq!(headers.len(), 2);
+        AuthMethodConfig::HookgateSignature.build().unwrap().apply(
+            b"",
+            5,
+            &SigningKeys::single("s"),
+            &mut headers,
+            &mut url,
+        );
+        assert_eq!(headers.len(), 3);
         assert_eq!(get(&headers, HOOKGATE_TIMESTAMP_HEADER), Some("5"));
         assert_ne!(get(&headers, HOOKGATE_SIGNATURE_HEADER), Some("forged"));
     }
 
     #[test]
-    fn hookgate_signature_requires_gateway_secret() {
-        assert!(AuthMethodConfig::HookgateSignature.build("").is_err());
+    fn hookdeck_signature_is_base64_hmac_of_the_body_with_the_previous_secret_beside() {
+        let mut headers = vec![("x-hookdeck-signature-2".to_owned(), "forged".to_owned())];
+        let mut url = url::Url::parse("https://d.example").unwrap();
+        let auth = AuthMethodConfig::HookgateSignature.build().unwrap();
+        auth.apply(
+            b"hi",
+            5,
+            &SigningKeys::single("new"),
+            &mut headers,
+            &mut url,
+        );
+        let expected = |secret: &[u8]| BASE64.encode(hmac_sha256(secret, &[b"hi"]));
+        assert_eq!(
+            get(&headers, HOOKDECK_SIGNATURE_HEADER),
+            Some(expected(b"new").as_str())
+        );
+        assert_eq!(get(&headers, HOOKDECK_PREVIOUS_SIGNATURE_HEADER), None);
+        let rotating = SigningKeys {
+            current: "new".into(),
+            previous: Some("old".into()),
+        };
+        auth.apply(b"hi", 5, &rotating, &mut headers, &mut url);
+        assert_eq!(
+            get(&headers, HOOKDECK_PREVIOUS_SIGNATURE_HEADER),
+            Some(expected(b"old").as_str())
+        );
     }
 
     #[test]
@@ -470,7 +526,7 @@ mod tests {
             key: "bad header".into(),
             signing_secret: "s".into(),
         };
-        assert!(bad.build("g").is_err());
+        assert!(bad.build().is_err());
     }
 
     #[test]
@@ -529,18 +585,18 @@ mod tests {
         let auth = AuthMethodConfig::BearerToken {
             token: "env:HOOKGATE_DEST_TEST_TOKEN".into(),
         }
-        .build("g")
+        .build()
         .unwrap();
         assert!(!format!("{auth:?}").contains("tok-env"));
         let mut headers = Vec::new();
         let mut url = url::Url::parse("https://d.example").unwrap();
-        auth.apply(b"", 0, &mut headers, &mut url);
+        auth.apply(b"", 0, &SigningKeys::single("g"), &mut headers, &mut url);
         assert_eq!(get(&headers, "authorization"), Some("Bearer tok-env"));
 
         let err = AuthMethodConfig::BearerToken {
             token: "env:HOOKGATE_DEST_TEST_UNSET".into(),
         }
-        .build("g")
+        .build()
         .unwrap_err();
         assert!(err.contains("HOOKGATE_DEST_TEST_UNSET"), "{err}");
     }

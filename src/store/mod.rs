@@ -8,6 +8,7 @@
 
 mod attempts;
 mod commit;
+mod deleted_sources;
 mod disk;
 mod hold;
 mod issues;

@@ -17,6 +17,7 @@ mod hookdeck_sdk;
 mod hookdeck_issues;
 mod hookdeck_config_bodies;
 mod hookdeck_events;
+mod hookdeck_delivery;
 mod ingress;
 mod ingress_hostile;
 mod issues;

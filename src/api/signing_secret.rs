@@ -1,0 +1,126 @@
+//! `/workspace/signing-secret`: the secret deliveries are signed with
+//! (`x-hookdeck-signature`, see `signing::workspace_secret`). Hookdeck's API
+//! has no endpoint for its project secret (its dashboard shows and rotates
+//! it), so these are hookgate's own: read it, set it, rotate it.
+//!
+//! The stored secret is shown whole: a receiver needs it, and it is the
+//! API's own, like an endpoint's secret. One set in gateway.toml
+//! (`[delivery] signing_secret`) is the operator's: shown masked, and
+//! changed in the file only (409 here).
+
+use super::error::{json_body, ApiError, ApiResult};
+use super::query::iso;
+use super::{blocking, ApiState, Shared};
+use crate::ids::now_ms;
+use crate::signing::workspace_secret::{ChangeError, WorkspaceSecret, DEFAULT_OVERLAP_MS};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// The body of `PUT`: the new secret, and how long the current one keeps
+/// signing beside it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSecret {
+    secret: String,
+    #[serde(default = "default_overlap")]
+    previous_secret_valid_ms: u64,
+}
+
+/// The body of `POST …/rotate` (optional).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rotation {
+    #[serde(default = "default_overlap")]
+    previous_secret_valid_ms: u64,
+}
+
+fn default_overlap() -> u64 {
+    DEFAULT_OVERLAP_MS
+}
+
+/// `GET /workspace/signing-secret`.
+#[utoipa::path(get, path = "/2023-07-01/workspace/signing-secret", tag = "configuration", summary = "The secret deliveries are signed with (x-hookdeck-signature): {secret, set_in: data_dir | gateway.toml, previous_secret, previous_secret_expires_at, updated_at}; masked when set in gateway.toml", responses((status = 200, description = "the signing secret")), security(("api_key" = [])))]
+pub async fn get(State(state): Shared) -> Json<Value> {
+    Json(view(&state))
+}
+
+/// `PUT /workspace/signing-secret`: signs with the given secret from the next
+/// attempt on.
+#[utoipa::path(put, path = "/2023-07-01/workspace/signing-secret", tag = "configuration", summary = "Set the signing secret: body {secret (16-256 visible ASCII characters), previous_secret_valid_ms (default 86400000: the old secret also signs, in x-hookdeck-signature-2, that long; 0: stops now)}", responses((status = 200, description = "the signing secret"), (status = 409, description = "set in gateway.toml"), (status = 422, description = "a bad secret or window")), security(("api_key" = [])))]
+pub async fn set(
+    State(state): Shared,
+    body: Result<Json<NewSecret>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let NewSecret {
+        secret,
+        previous_secret_valid_ms,
+    } = json_body(body)?;
+    change(state, move |workspace, now| {
+        workspace.replace(secret, previous_secret_valid_ms, now)
+    })
+    .await
+}
+
+/// `POST /workspace/signing-secret/rotate`: a newly generated secret.
+#[utoipa::path(post, path = "/2023-07-01/workspace/signing-secret/rotate", tag = "configuration", summary = "Rotate the signing secret to a generated one: body optional, {previous_secret_valid_ms} as for PUT", responses((status = 200, description = "the signing secret"), (status = 409, description = "set in gateway.toml"), (status = 422, description = "a bad window")), security(("api_key" = [])))]
+pub async fn rotate(
+    State(state): Shared,
+    body: Result<Json<Rotation>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let overlap = match body {
+        // No JSON body: the defaults.
+        Err(JsonRejection::MissingJsonContentType(_)) => DEFAULT_OVERLAP_MS,
+        body => json_body(body)?.previous_secret_valid_ms,
+    };
+    change(state, move |workspace, now| workspace.rotate(overlap, now)).await
+}
+
+/// Applies a change (it writes a file) and answers the secret as it now is.
+async fn change(
+    state: Arc<ApiState>,
+    change: impl FnOnce(&WorkspaceSecret, u64) -> Result<(), ChangeError> + Send + 'static,
+) -> ApiResult<Json<Value>> {
+    let workspace = state.signing_secret.clone();
+    let now = now_ms();
+    blocking(move || change(&workspace, now).map_err(refused)).await?;
+    Ok(Json(view(&state)))
+}
+
+fn refused(error: ChangeError) -> ApiError {
+    match error {
+        ChangeError::Configured => ApiError::conflict(error.to_string()),
+        ChangeError::Invalid { field, message } => ApiError::invalid(field, message),
+        ChangeError::Io(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+    }
+}
+
+/// The secret as the API shows it.
+fn view(state: &ApiState) -> Value {
+    let workspace = &state.signing_secret;
+    let now = now_ms();
+    if workspace.is_configured() {
+        return json!({
+            "secret": crate::secret::masked(&workspace.keys(now).current),
+            "set_in": "gateway.toml",
+            "previous_secret": null,
+            "previous_secret_expires_at": null,
+            "updated_at": null,
+            "team_id": state.team_id,
+        });
+    }
+    let stored = workspace.stored();
+    let previous = stored.overlapping(now);
+    json!({
+        "secret": stored.secret,
+        "set_in": "data_dir",
+        "previous_secret": previous.map(|p| p.secret.clone()),
+        "previous_secret_expires_at": previous.map(|p| iso(p.until)),
+        "updated_at": iso(stored.updated_at),
+        "team_id": state.team_id,
+    })
+}
