@@ -133,7 +133,9 @@ pub fn router(state: Arc<ApiState>) -> Routes {
         .route("/requests/{id}/retry", post(inbound::retry_request))
         .route(
             "/transformations",
-            get(transformations::list).post(transformations::create),
+            get(transformations::list)
+                .post(transformations::create)
+                .put(transformations::upsert),
         )
         .route(
             "/transformations/{id}",

@@ -12,6 +12,7 @@ mod disk;
 mod filter_budget;
 mod filters;
 mod hookdeck_api;
+mod hookdeck_tr_bk_bulk;
 mod ingress;
 mod ingress_hostile;
 mod issues;
