@@ -1,7 +1,7 @@
 //! `/bookmarks`: save an event's data under a label; `trigger` replays it
 //! through its connection as a new event.
 
-use super::error::{checked_name, json_body, ApiError, ApiResult};
+use super::error::{checked_name, checked_present_name, json_body, ApiError, ApiResult};
 use super::query::{iso, Query};
 use super::{blocking, bounded_page, views, ApiState, Shared};
 use crate::ids::{event_data_id, event_of_data, new_id, now_ms};
@@ -29,10 +29,7 @@ impl BookmarkInput {
     /// The checks that need no store: bounded names, a label that says something.
     fn checked(self) -> ApiResult<BookmarkInput> {
         if let Some(label) = &self.label {
-            if label.trim().is_empty() {
-                return Err(ApiError::invalid("label", "must not be empty"));
-            }
-            checked_name("label", label)?;
+            checked_present_name("label", label)?;
         }
         if let Some(name) = &self.name {
             checked_name("name", name)?;

@@ -1,8 +1,10 @@
-//! `PUT /transformations/run`: try a transformation's code on a sample request,
-//! exactly as the router would run it, and see the result and the logs.
+//! `/transformations`: stored transformations (created, upserted by name,
+//! renamed with their id kept), their runs (`executions`), and `run`: a
+//! transformation's code tried on a sample request, exactly as the router
+//! would run it, with the result and the console.
 
 use super::error::{
-    checked_name, json_body, refuse_environment, unreadable_body, ApiError, ApiResult,
+    checked_present_name, json_body, refuse_environment, unreadable_body, ApiError, ApiResult,
 };
 use super::query::{iso, Query};
 use super::{blocking, listing, objects, paged, views, ApiState, Shared};
@@ -50,18 +52,19 @@ pub async fn run(
     let store = state.store.clone();
     blocking(move || {
         let stored = match &run.transformation_id {
-            Some(id) => Some(
-                store
-                    .transformation(id)?
-                    .ok_or_else(|| ApiError::invalid("transformation_id", format!("no transformation \"{id}\"")))?,
-            ),
+            Some(id) => Some(store.transformation(id)?.ok_or_else(|| {
+                ApiError::invalid("transformation_id", format!("no transformation \"{id}\""))
+            })?),
             None => None,
         };
         let (code, env) = match (run.code, stored) {
             (Some(code), stored) => (code, run.env.or(stored.map(|s| s.env))),
             (None, Some(stored)) => (stored.code, run.env.or(Some(stored.env))),
             (None, None) => {
-                return Err(ApiError::invalid("code", "is required (or transformation_id)"))
+                return Err(ApiError::invalid(
+                    "code",
+                    "is required (or transformation_id)",
+                ))
             }
         };
         let transformation =
@@ -130,7 +133,11 @@ fn log_level(logs: &[LogEntry], failed: bool) -> &'static str {
     logs.iter()
         .map(|entry| match entry.level.as_str() {
             "log" => "info",
-            level => ORDER.iter().find(|known| **known == level).copied().unwrap_or("info"),
+            level => ORDER
+                .iter()
+                .find(|known| **known == level)
+                .copied()
+                .unwrap_or("info"),
         })
         .max_by_key(|level| ORDER.iter().position(|known| known == level))
         .unwrap_or("info")
@@ -158,10 +165,7 @@ impl TransformationInput {
     /// The checks that need no store: a valid name and env, if given.
     fn checked(self) -> ApiResult<TransformationInput> {
         if let Some(name) = &self.name {
-            if name.trim().is_empty() {
-                return Err(ApiError::invalid("name", "must not be empty"));
-            }
-            checked_name("name", name)?;
+            checked_present_name("name", name)?;
         }
         refuse_environment("env", self.env.iter().flat_map(BTreeMap::values))?;
         Ok(self)
@@ -172,7 +176,10 @@ impl TransformationInput {
         let name = self.name.clone();
         let name = name.ok_or_else(|| ApiError::invalid("name", "is required"))?;
         let code = self.code.clone();
-        Ok((name, code.ok_or_else(|| ApiError::invalid("code", "is required"))?))
+        Ok((
+            name,
+            code.ok_or_else(|| ApiError::invalid("code", "is required"))?,
+        ))
     }
 }
 
@@ -429,7 +436,11 @@ fn execution_view(team_id: &str, execution: &Execution) -> Value {
 fn execution_filter(query: &Query) -> ApiResult<impl Fn(&Execution) -> bool + Send + 'static> {
     let level = query.matcher("log_level");
     let webhook = query.matcher("webhook_id");
-    let issue: Vec<String> = query.all("issue_id").into_iter().map(String::from).collect();
+    let issue: Vec<String> = query
+        .all("issue_id")
+        .into_iter()
+        .map(String::from)
+        .collect();
     let created = query.date_range("created_at")?;
     Ok(move |execution: &Execution| {
         level(log_level(&execution.logs, execution.error.is_some()))

@@ -663,10 +663,8 @@ impl Store {
             }
         }
         if transformation.id != named_id("trs", &transformation.name) {
-            self.transformation_names.insert(
-                transformation.name.as_bytes(),
-                transformation.id.as_bytes(),
-            )?;
+            self.transformation_names
+                .insert(transformation.name.as_bytes(), transformation.id.as_bytes())?;
         }
         let sealed = self.sealed_transformation(transformation);
         put(&self.transformations, &transformation.id, &sealed)

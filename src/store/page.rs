@@ -124,11 +124,13 @@ fn page_under<T: DeserializeOwned>(
             (found, more, false)
         }
         Cursor::Next(id) => {
-            let (found, more) = collect(scan(tree, prefix, Some(id), forward), prefix, limit, keep)?;
+            let (found, more) =
+                collect(scan(tree, prefix, Some(id), forward), prefix, limit, keep)?;
             (found, more, false)
         }
         Cursor::Prev(id) => {
-            let (found, more) = collect(scan(tree, prefix, Some(id), !forward), prefix, limit, keep)?;
+            let (found, more) =
+                collect(scan(tree, prefix, Some(id), !forward), prefix, limit, keep)?;
             (found, more, true)
         }
     };

@@ -673,7 +673,10 @@ async fn a_bulk_retry_replays_every_selected_event_in_the_background() {
         .unwrap();
     assert_eq!(cancel.status(), 200, "a completed job is answered as it is");
     let cancel: Value = cancel.json().await.unwrap();
-    assert_eq!((cancel["status"].as_str(), &cancel["cancelled_at"]), (Some("completed"), &Value::Null));
+    assert_eq!(
+        (cancel["status"].as_str(), &cancel["cancelled_at"]),
+        (Some("completed"), &Value::Null)
+    );
     let missing = gw
         .api(Method::POST, "/bulk/events/retry")
         .json(&serde_json::json!({}))
@@ -936,7 +939,11 @@ async fn a_bookmark_saves_an_events_data_and_replays_it_through_its_connection()
     assert_eq!(triggered.status(), 200);
     let replays: Value = triggered.json().await.unwrap();
     let replay = &replays[0];
-    assert_eq!(replays.as_array().map(Vec::len), Some(1), "an array of events");
+    assert_eq!(
+        replays.as_array().map(Vec::len),
+        Some(1),
+        "an array of events"
+    );
     assert_ne!(replay["id"], event.id.as_str());
     let received = sink.wait_for(2).await;
     assert_eq!(
@@ -1139,12 +1146,20 @@ async fn lists_filter_by_name_and_substring() {
             .collect::<Vec<_>>()
     };
     assert_eq!(
-        names(&gw.api_get("/sources?name[contains]=shop&order_by=name&dir=asc").await.1),
+        names(
+            &gw.api_get("/sources?name[contains]=shop&order_by=name&dir=asc")
+                .await
+                .1
+        ),
         ["shop-eu", "shop-us"]
     );
     assert_eq!(names(&gw.api_get("/sources?name=crm").await.1), ["crm"]);
     assert_eq!(
-        names(&gw.api_get("/sources?name[]=crm&name[]=shop-us&order_by=name&dir=asc").await.1),
+        names(
+            &gw.api_get("/sources?name[]=crm&name[]=shop-us&order_by=name&dir=asc")
+                .await
+                .1
+        ),
         ["crm", "shop-us"]
     );
     assert_eq!(

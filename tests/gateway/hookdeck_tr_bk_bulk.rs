@@ -106,7 +106,8 @@ async fn transformations_are_created_upserted_by_name_renamed_and_listed_as_the_
     let upsert = json!({ "name": "example", "code": IDENTITY, "env": { "FOO": "BAR" } });
     let first = ok(&gw, Method::PUT, "/2023-07-01/transformations", upsert).await;
     assert_shape(&first, &transformation_example(), &[]);
-    let changed = "addHandler('transform', (request) => { request.headers.v = '2'; return request; });";
+    let changed =
+        "addHandler('transform', (request) => { request.headers.v = '2'; return request; });";
     let again = json!({ "name": "example", "code": changed });
     let second = ok(&gw, Method::PUT, "/transformations", again).await;
     assert_eq!(
@@ -125,7 +126,10 @@ async fn transformations_are_created_upserted_by_name_renamed_and_listed_as_the_
     )
     .await;
     assert_shape(&renamed, &transformation_example(), &[]);
-    assert_eq!((renamed["id"].as_str(), &renamed["name"]), (Some(id), &json!("renamed")));
+    assert_eq!(
+        (renamed["id"].as_str(), &renamed["name"]),
+        (Some(id), &json!("renamed"))
+    );
     let by_new_name = json!({ "name": "renamed", "code": IDENTITY });
     let upserted = ok(&gw, Method::PUT, "/transformations", by_new_name).await;
     assert_eq!(upserted["id"], id, "found by its new name");
@@ -149,18 +153,28 @@ async fn transformations_are_created_upserted_by_name_renamed_and_listed_as_the_
     let next = all["pagination"]["next"].as_str().unwrap();
     let rest = get(&gw, &format!("/transformations?limit=2&next={next}")).await;
     assert_eq!(ids(&rest), [created["id"].as_str().unwrap()]);
-    assert_eq!(
-        ids(&get(&gw, "/transformations?name=renamed").await),
-        [id]
-    );
+    assert_eq!(ids(&get(&gw, "/transformations?name=renamed").await), [id]);
     assert_eq!(
         ids(&get(&gw, &format!("/transformations?id[]={id}")).await),
         [id]
     );
-    let named = get(&gw, "/transformations?name[contains]=example&order_by=name&dir=asc").await;
-    assert_eq!(ids(&named), [fresh["id"].as_str().unwrap(), created["id"].as_str().unwrap()]);
+    let named = get(
+        &gw,
+        "/transformations?name[contains]=example&order_by=name&dir=asc",
+    )
+    .await;
+    assert_eq!(
+        ids(&named),
+        [
+            fresh["id"].as_str().unwrap(),
+            created["id"].as_str().unwrap()
+        ]
+    );
     let (status, error) = gw.api_get("/transformations?order_by=code").await;
-    assert_eq!((status, error["data"]["field"].as_str()), (422, Some("order_by")));
+    assert_eq!(
+        (status, error["data"]["field"].as_str()),
+        (422, Some("order_by"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -178,7 +192,13 @@ async fn a_run_answers_the_request_its_log_level_and_console_in_a_connections_co
         },
         "code": IDENTITY
     });
-    let answer = ok(&gw, Method::PUT, "/2023-07-01/transformations/run", reference.clone()).await;
+    let answer = ok(
+        &gw,
+        Method::PUT,
+        "/2023-07-01/transformations/run",
+        reference.clone(),
+    )
+    .await;
     let example = json!({
         "log_level": "info",
         "console": [],
@@ -186,7 +206,10 @@ async fn a_run_answers_the_request_its_log_level_and_console_in_a_connections_co
     });
     assert_shape(&answer, &example, &[]);
     assert_shape(&answer["request"], &example["request"], &[]);
-    assert_eq!((&answer["log_level"], &answer["console"]), (&json!("info"), &json!([])));
+    assert_eq!(
+        (&answer["log_level"], &answer["console"]),
+        (&json!("info"), &json!([]))
+    );
     assert_eq!(answer["request"]["body"], json!({ "example": true }));
 
     // A stored transformation's code and env by transformation_id, with the
@@ -213,7 +236,10 @@ async fn a_run_answers_the_request_its_log_level_and_console_in_a_connections_co
     let path = "/transformations/run";
     assert_eq!(refused(&gw, Method::PUT, path, unknown).await, "webhook_id");
     by_id["transformation_id"] = json!("trs_nope");
-    assert_eq!(refused(&gw, Method::PUT, path, by_id).await, "transformation_id");
+    assert_eq!(
+        refused(&gw, Method::PUT, path, by_id).await,
+        "transformation_id"
+    );
     let nothing = json!({ "request": reference["request"] });
     assert_eq!(refused(&gw, Method::PUT, path, nothing).await, "code");
 }
@@ -291,7 +317,10 @@ async fn executions_carry_every_reference_field_and_filter_by_level_connection_a
     for run in [logged_error, plain] {
         assert_shape(run, &listed, &[]);
         assert_eq!(
-            (run["webhook_id"].as_str(), run["transformation_id"].as_str()),
+            (
+                run["webhook_id"].as_str(),
+                run["transformation_id"].as_str()
+            ),
             (Some(webhook_id.as_str()), Some(id.as_str()))
         );
         let event_id = run["event_id"].as_str().unwrap();
@@ -317,9 +346,16 @@ async fn executions_carry_every_reference_field_and_filter_by_level_connection_a
     let first = get(&gw, &format!("{runs}?limit=2&dir=asc")).await;
     let next = first["pagination"]["next"].as_str().unwrap();
     let last = get(&gw, &format!("{runs}?limit=2&dir=asc&next={next}")).await;
-    assert_eq!(ids(&last), [models[0]["id"].as_str().unwrap()], "the newest");
+    assert_eq!(
+        ids(&last),
+        [models[0]["id"].as_str().unwrap()],
+        "the newest"
+    );
     let (status, error) = gw.api_get(&format!("{runs}?status=x")).await;
-    assert_eq!((status, error["data"]["field"].as_str()), (422, Some("status")));
+    assert_eq!(
+        (status, error["data"]["field"].as_str()),
+        (422, Some("status"))
+    );
 
     // One run shows the data it was given and the data it made.
     let run_id = plain["id"].as_str().unwrap();
@@ -333,7 +369,11 @@ async fn executions_carry_every_reference_field_and_filter_by_level_connection_a
     ok(&gw, Method::PUT, &format!("/transformations/{id}"), rename).await;
     gw.post("/e/shop", "{\"n\":0}").await;
     sink.wait_for(7).await;
-    assert_eq!(get(&gw, &runs).await["count"], 4, "the new run under the same id");
+    assert_eq!(
+        get(&gw, &runs).await["count"],
+        4,
+        "the new run under the same id"
+    );
 }
 
 /// The bookmark of `POST /bookmarks` (L5482-5525).
@@ -375,8 +415,16 @@ async fn bookmarks_take_event_data_ids_and_triggering_answers_an_array_of_events
     let bookmark = ok(&gw, Method::POST, "/2023-07-01/bookmarks", body.clone()).await;
     assert_shape(&bookmark, &bookmark_example(), &[]);
     assert_eq!(
-        (&bookmark["event_data_id"], &bookmark["webhook_id"], &bookmark["data"]["body"]),
-        (&json!(data_id), &json!(event.connection_id), &json!({ "order": 42 }))
+        (
+            &bookmark["event_data_id"],
+            &bookmark["webhook_id"],
+            &bookmark["data"]["body"]
+        ),
+        (
+            &json!(data_id),
+            &json!(event.connection_id),
+            &json!({ "order": 42 })
+        )
     );
     let id = bookmark["id"].as_str().unwrap().to_string();
     // PUT /bookmarks/:id (L5560): the reference's body, with a name.
@@ -407,7 +455,10 @@ async fn bookmarks_take_event_data_ids_and_triggering_answers_an_array_of_events
     });
     assert_shape(&events[0], &trigger_example, &[]);
     let received = sink.wait_for(2).await;
-    assert_eq!(received[1].header("x-hookgate-event-id"), events[0]["id"].as_str());
+    assert_eq!(
+        received[1].header("x-hookgate-event-id"),
+        events[0]["id"].as_str()
+    );
     assert_eq!(&received[1].body[..], br#"{"order":42}"#);
     let cli = json!({ "target": "cli" });
     assert_eq!(refused(&gw, Method::POST, &path, cli).await, "target");
@@ -415,10 +466,18 @@ async fn bookmarks_take_event_data_ids_and_triggering_answers_an_array_of_events
     assert_eq!(refused(&gw, Method::POST, &path, unknown).await, "target");
     let used = get(&gw, &format!("/bookmarks/{id}")).await;
     assert!(used["last_used_at"].is_string());
-    let refused_webhook = json!({ "event_data_id": data_id, "webhook_id": "web_nope", "label": "x" });
-    assert_eq!(refused(&gw, Method::POST, "/bookmarks", refused_webhook).await, "webhook_id");
-    let not_data = json!({ "event_data_id": "evt_x", "webhook_id": event.connection_id, "label": "x" });
-    assert_eq!(refused(&gw, Method::POST, "/bookmarks", not_data).await, "event_data_id");
+    let refused_webhook =
+        json!({ "event_data_id": data_id, "webhook_id": "web_nope", "label": "x" });
+    assert_eq!(
+        refused(&gw, Method::POST, "/bookmarks", refused_webhook).await,
+        "webhook_id"
+    );
+    let not_data =
+        json!({ "event_data_id": "evt_x", "webhook_id": event.connection_id, "label": "x" });
+    assert_eq!(
+        refused(&gw, Method::POST, "/bookmarks", not_data).await,
+        "event_data_id"
+    );
 
     // GET /bookmarks (L5324-5407): every filter the reference names.
     let list = get(&gw, "/2023-07-01/bookmarks?limit=1").await;
@@ -430,9 +489,18 @@ async fn bookmarks_take_event_data_ids_and_triggering_answers_an_array_of_events
     for (query, expected) in [
         (format!("id={id}"), vec![id.as_str()]),
         ("name=big-order".into(), vec![id.as_str()]),
-        ("label=by%20event".into(), vec![other["id"].as_str().unwrap()]),
-        (format!("webhook_id={}", event.connection_id), vec![other["id"].as_str().unwrap(), id.as_str()]),
-        (format!("event_data_id[]={data_id}"), vec![other["id"].as_str().unwrap(), id.as_str()]),
+        (
+            "label=by%20event".into(),
+            vec![other["id"].as_str().unwrap()],
+        ),
+        (
+            format!("webhook_id={}", event.connection_id),
+            vec![other["id"].as_str().unwrap(), id.as_str()],
+        ),
+        (
+            format!("event_data_id[]={data_id}"),
+            vec![other["id"].as_str().unwrap(), id.as_str()],
+        ),
         ("event_data_id=edt_other".into(), vec![]),
         ("last_used_at[any]=true".into(), vec![id.as_str()]),
         ("last_used_at[gte]=2099-01-01".into(), vec![]),
@@ -487,15 +555,28 @@ async fn bulk_retries_answer_in_the_references_shape_and_list_by_their_query() {
     // reference's body, with this gateway's source.
     let query = json!({ "source_id": [event.source_id] });
     let body = json!({ "query": query });
-    let events_job = ok(&gw, Method::POST, "/2023-07-01/bulk/events/retry", body.clone()).await;
+    let events_job = ok(
+        &gw,
+        Method::POST,
+        "/2023-07-01/bulk/events/retry",
+        body.clone(),
+    )
+    .await;
     assert_shape(&events_job, &bulk_example(), &["cancelled_at"]);
     assert_eq!(events_job["query"], query, "the object as sent");
-    assert_eq!((&events_job["number"], &events_job["estimated_count"]), (&json!(1), &json!(1)));
+    assert_eq!(
+        (&events_job["number"], &events_job["estimated_count"]),
+        (&json!(1), &json!(1))
+    );
     let id = events_job["id"].as_str().unwrap().to_string();
     let done = finished(&gw, "events", &id).await;
     assert_shape(&done, &bulk_example(), &["cancelled_at"]);
     assert_eq!(
-        (&done["progress"], &done["processed_batch"], &done["completed_count"]),
+        (
+            &done["progress"],
+            &done["processed_batch"],
+            &done["completed_count"]
+        ),
         (&json!(1.0), &json!(1), &json!(1))
     );
     assert!(done["completed_at"].is_string());
@@ -507,7 +588,10 @@ async fn bulk_retries_answer_in_the_references_shape_and_list_by_their_query() {
     finished(&gw, "requests", requests_job["id"].as_str().unwrap()).await;
     let failing = json!({ "query": { "status": ["FAILED"] } });
     let second = ok(&gw, Method::POST, "/bulk/events/retry", failing).await;
-    assert_eq!((&second["number"], &second["estimated_count"]), (&json!(2), &json!(0)));
+    assert_eq!(
+        (&second["number"], &second["estimated_count"]),
+        (&json!(2), &json!(0))
+    );
     // An ignored-events job, by the cause of the reference's example (L7139).
     let cause = json!({ "query": { "cause": "TRANSFORMATION_FAILED" } });
     let ignored = ok(&gw, Method::POST, "/bulk/ignored-events/retry", cause).await;
@@ -524,9 +608,18 @@ async fn bulk_retries_answer_in_the_references_shape_and_list_by_their_query() {
     }
 
     // Cancel (L6798) answers the job; one already over is left as it was.
-    let cancelled = ok(&gw, Method::POST, &format!("/bulk/events/retry/{id}/cancel"), json!({})).await;
+    let cancelled = ok(
+        &gw,
+        Method::POST,
+        &format!("/bulk/events/retry/{id}/cancel"),
+        json!({}),
+    )
+    .await;
     assert_shape(&cancelled, &bulk_example(), &["cancelled_at"]);
-    assert_eq!((&cancelled["cancelled_at"], &cancelled["completed_at"]), (&Value::Null, &done["completed_at"]));
+    assert_eq!(
+        (&cancelled["cancelled_at"], &cancelled["completed_at"]),
+        (&Value::Null, &done["completed_at"])
+    );
 
     // GET /bulk/events/retry (L6559-6629): its query, exactly or in part.
     let list = get(&gw, "/2023-07-01/bulk/events/retry?limit=1").await;
@@ -534,26 +627,57 @@ async fn bulk_retries_answer_in_the_references_shape_and_list_by_their_query() {
         list["pagination"],
         json!({ "order_by": "created_at", "dir": "desc", "limit": 1, "next": second["id"] })
     );
-    assert_shape(&list["models"][0], &bulk_example(), &["cancelled_at", "completed_at"]);
+    assert_shape(
+        &list["models"][0],
+        &bulk_example(),
+        &["cancelled_at", "completed_at"],
+    );
     let second_id = second["id"].as_str().unwrap();
     let both = json!({ "source_id": [event.source_id], "status": ["FAILED"] });
     for (filter, expected) in [
         (format!("query={}", encoded(&query)), vec![id.as_str()]),
-        (format!("query={}", encoded(&json!({ "status": ["FAILED"] }))), vec![second_id]),
+        (
+            format!("query={}", encoded(&json!({ "status": ["FAILED"] }))),
+            vec![second_id],
+        ),
         (format!("query={}", encoded(&both)), vec![]),
-        (format!("query={}&query_partial_match=true", encoded(&json!({}))), vec![second_id, id.as_str()]),
-        (format!("query={}&query_partial_match=true", encoded(&json!({ "status": [] }))), vec![second_id]),
-        ("query_partial_match=false".into(), vec![second_id, id.as_str()]),
-        ("in_progress=false&order_by=updated_at&dir=asc".into(), vec![id.as_str(), second_id]),
-        ("completed_at[any]=true&cancelled_at[any]=false".into(), vec![second_id, id.as_str()]),
+        (
+            format!("query={}&query_partial_match=true", encoded(&json!({}))),
+            vec![second_id, id.as_str()],
+        ),
+        (
+            format!(
+                "query={}&query_partial_match=true",
+                encoded(&json!({ "status": [] }))
+            ),
+            vec![second_id],
+        ),
+        (
+            "query_partial_match=false".into(),
+            vec![second_id, id.as_str()],
+        ),
+        (
+            "in_progress=false&order_by=updated_at&dir=asc".into(),
+            vec![id.as_str(), second_id],
+        ),
+        (
+            "completed_at[any]=true&cancelled_at[any]=false".into(),
+            vec![second_id, id.as_str()],
+        ),
     ] {
         let found = get(&gw, &format!("/bulk/events/retry?{filter}")).await;
         assert_eq!(ids(&found), expected, "{filter}");
     }
     let (status, error) = gw.api_get("/bulk/events/retry?query=%5B1%5D").await;
-    assert_eq!((status, error["data"]["field"].as_str()), (422, Some("query")));
+    assert_eq!(
+        (status, error["data"]["field"].as_str()),
+        (422, Some("query"))
+    );
     let (status, error) = gw.api_get("/bulk/events/retry?query[status]=FAILED").await;
-    assert_eq!((status, error["data"]["field"].as_str()), (422, Some("query[status]")));
+    assert_eq!(
+        (status, error["data"]["field"].as_str()),
+        (422, Some("query[status]"))
+    );
     let (status, _) = gw.api_get(&format!("/bulk/requests/retry/{id}")).await;
     assert_eq!(status, 404, "an events job is not a requests job");
 }
@@ -570,7 +694,10 @@ async fn bulk_retries_and_bookmarks_stored_by_earlier_versions_show_in_the_new_s
         "body": "eyJvcmRlciI6NDJ9"
     });
     {
-        let db = sled::Config::new().path(dir.path().join("data")).open().unwrap();
+        let db = sled::Config::new()
+            .path(dir.path().join("data"))
+            .open()
+            .unwrap();
         let bulk = json!({
             "id": "bch_0000000000000001aaaaaaaa", "kind": "events",
             "query": "status%5B%5D=FAILED&created_at%5Bgte%5D=2020-01-01T00%3A00%3A00.000Z",
@@ -579,14 +706,21 @@ async fn bulk_retries_and_bookmarks_stored_by_earlier_versions_show_in_the_new_s
             "completed_at": 1_600_000_100_000u64, "cancelled_at": null
         });
         let bulk_tree = db.open_tree("bulk_retries").unwrap();
-        bulk_tree.insert("bch_0000000000000001aaaaaaaa", bulk.to_string().as_bytes()).unwrap();
+        bulk_tree
+            .insert("bch_0000000000000001aaaaaaaa", bulk.to_string().as_bytes())
+            .unwrap();
         let bookmark = json!({
             "id": "bmk_0000000000000001aaaaaaaa", "label": "old", "name": null,
             "connection_id": event.connection_id, "event_id": event.id, "request_id": event.request_id,
             "data": payload, "created_at": 1_600_000_000_000u64, "last_used_at": null
         });
         let bookmarks = db.open_tree("bookmarks").unwrap();
-        bookmarks.insert("bmk_0000000000000001aaaaaaaa", bookmark.to_string().as_bytes()).unwrap();
+        bookmarks
+            .insert(
+                "bmk_0000000000000001aaaaaaaa",
+                bookmark.to_string().as_bytes(),
+            )
+            .unwrap();
         db.flush().unwrap();
     }
     let gw = TestGateway::start_in(dir, &config).await;
@@ -597,11 +731,19 @@ async fn bulk_retries_and_bookmarks_stored_by_earlier_versions_show_in_the_new_s
         json!({ "status": ["FAILED"], "created_at": { "gte": "2020-01-01T00:00:00.000Z" } })
     );
     assert_eq!(
-        (&old["updated_at"], &old["number"], &old["progress"], &old["in_progress"]),
+        (
+            &old["updated_at"],
+            &old["number"],
+            &old["progress"],
+            &old["in_progress"]
+        ),
         (&old["completed_at"], &json!(1), &json!(1.0), &json!(false))
     );
     let partial = json!({ "status": ["FAILED"] });
-    let path = format!("/bulk/events/retry?query={}&query_partial_match=true", encoded(&partial));
+    let path = format!(
+        "/bulk/events/retry?query={}&query_partial_match=true",
+        encoded(&partial)
+    );
     assert_eq!(get(&gw, &path).await["count"], 1);
     let bookmark = get(&gw, "/bookmarks/bmk_0000000000000001aaaaaaaa").await;
     assert_shape(&bookmark, &bookmark_example(), &[]);
