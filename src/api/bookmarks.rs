@@ -6,6 +6,7 @@ use super::query::{iso, Query};
 use super::{blocking, bounded_page, views, ApiState, Shared};
 use crate::ids::{event_data_id, event_of_data, new_id, now_ms};
 use crate::model::{Bookmark, Event, Payload};
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
@@ -242,12 +243,21 @@ pub async fn delete(State(state): Shared, Path(id): Path<String>) -> ApiResult<J
     .await
 }
 
-/// The body of `POST /bookmarks/{id}/trigger` (optional).
+/// The body of `POST /bookmarks/{id}/trigger`.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerInput {
     /// `http` (the default) or `cli`.
     target: Option<String>,
+}
+
+/// The trigger's body: none at all (the reference's example sends none,
+/// with or without a JSON content type) is `{}`.
+fn trigger_input(body: &[u8]) -> ApiResult<TriggerInput> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(TriggerInput::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::invalid("body", e.to_string()))
 }
 
 /// Only `http`: the reference's `cli` delivers to the CLI clients listening
@@ -273,9 +283,9 @@ fn check_target(target: Option<&str>) -> ApiResult<()> {
 pub async fn trigger(
     State(state): Shared,
     Path(id): Path<String>,
-    body: Option<Json<TriggerInput>>,
+    body: Bytes,
 ) -> ApiResult<Json<Value>> {
-    let Json(input) = body.unwrap_or_default();
+    let input = trigger_input(&body)?;
     check_target(input.target.as_deref())?;
     let job_state = state.clone();
     let event = blocking(move || {

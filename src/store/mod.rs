@@ -726,11 +726,6 @@ impl Store {
         get(&self.bookmarks, id)
     }
 
-    /// Every bookmark, oldest first.
-    pub fn bookmarks(&self) -> Result<Vec<Bookmark>> {
-        values(&self.bookmarks).collect()
-    }
-
     pub fn delete_bookmark(&self, id: &str) -> Result<bool> {
         Ok(self.bookmarks.remove(id.as_bytes())?.is_some())
     }

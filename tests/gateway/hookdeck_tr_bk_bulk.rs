@@ -464,6 +464,19 @@ async fn bookmarks_take_event_data_ids_and_triggering_answers_an_array_of_events
     assert_eq!(refused(&gw, Method::POST, &path, cli).await, "target");
     let unknown = json!({ "target": "pigeon" });
     assert_eq!(refused(&gw, Method::POST, &path, unknown).await, "target");
+    assert_eq!(
+        refused(&gw, Method::POST, &path, json!({ "target": 5 })).await,
+        "body"
+    );
+    let empty = gw
+        .api(Method::POST, &path)
+        .header("content-type", "application/json");
+    let empty = empty.send().await.unwrap();
+    assert_eq!(
+        empty.status(),
+        200,
+        "no body, even typed as JSON, is the default target"
+    );
     let used = get(&gw, &format!("/bookmarks/{id}")).await;
     assert!(used["last_used_at"].is_string());
     let refused_webhook =
