@@ -130,9 +130,8 @@ pub async fn create(
     body: Result<Json<BookmarkInput>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
     let input = json_body(body)?.checked()?;
-    if input.label.is_none() {
-        return Err(ApiError::invalid("label", "is required"));
-    }
+    let label = input.label.clone();
+    let label = label.ok_or_else(|| ApiError::invalid("label", "is required"))?;
     let event_id = input
         .event_id()?
         .ok_or_else(|| ApiError::invalid("event_data_id", "is required"))?;
@@ -141,7 +140,7 @@ pub async fn create(
         let now = now_ms();
         let mut bookmark = Bookmark {
             id: new_id("bmk"),
-            label: String::new(),
+            label,
             name: None,
             connection_id: event.connection_id,
             event_id: event.id,

@@ -180,7 +180,7 @@ pub async fn create(
     let job_state = state.clone();
     // A bulk retry of requests covers those acknowledged before it.
     state.store.wait_indexed().await;
-    let bulk = blocking(move || {
+    let (answer, id) = blocking(move || {
         let estimated_count = estimate(&job_state, kind, &Query::from_json(&query))?;
         let now = now_ms();
         let bulk = BulkRetry {
@@ -201,8 +201,8 @@ pub async fn create(
         Ok((view_one(&job_state, &bulk)?, bulk.id))
     })
     .await?;
-    spawn(state, bulk.1);
-    Ok(Json(bulk.0))
+    spawn(state, id);
+    Ok(Json(answer))
 }
 
 /// `GET /bulk/{kind}/retry`: the jobs of that kind, newest first.
@@ -490,4 +490,47 @@ fn save_progress(state: &ApiState, mut bulk: BulkRetry, done: bool) -> ApiResult
     bulk.updated_at = Some(now_ms());
     state.store.save_bulk_retry(&bulk)?;
     Ok(over)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(status: BulkStatus, estimated_count: u64, completed_count: u64) -> BulkRetry {
+        BulkRetry {
+            id: "bch_1".into(),
+            kind: BulkKind::Events,
+            query: BulkQuery::Encoded(String::new()),
+            status,
+            estimated_count,
+            completed_count,
+            failed_count: 0,
+            cursor: None,
+            created_at: 0,
+            updated_at: None,
+            completed_at: None,
+            cancelled_at: None,
+        }
+    }
+
+    #[test]
+    fn progress_is_the_share_processed_in_hundredths_and_whole_once_completed() {
+        assert_eq!(progress(&job(BulkStatus::Cancelled, 28, 8)), 0.29);
+        assert_eq!(progress(&job(BulkStatus::Running, 192, 0)), 0.0);
+        assert_eq!(progress(&job(BulkStatus::Completed, 28, 20)), 1.0);
+        assert_eq!(progress(&job(BulkStatus::Running, 2, 5)), 1.0);
+    }
+
+    #[test]
+    fn a_partial_query_has_each_key_and_item_of_the_part() {
+        let whole = json!({ "status": ["FAILED", "QUEUED"], "created_at": { "gte": "2020" } });
+        assert!(contains(&whole, &json!({ "status": ["QUEUED"] })));
+        assert!(contains(&whole, &json!({ "created_at": {} })));
+        assert!(!contains(&whole, &json!({ "status": ["SUCCESSFUL"] })));
+        assert!(!contains(
+            &whole,
+            &json!({ "created_at": { "lte": "2020" } })
+        ));
+        assert!(!contains(&whole, &json!({ "source_id": [] })));
+    }
 }

@@ -14,6 +14,7 @@ use crate::pipeline::transform::{
     Admission, LogEntry, TransformError, TransformLimits, Transformation, WorkerPool,
 };
 use crate::pipeline::view::parse_query;
+use crate::store::Store;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -51,24 +52,8 @@ pub async fn run(
     let pool = state.config.load().transform_pool.clone();
     let store = state.store.clone();
     blocking(move || {
-        let stored = match &run.transformation_id {
-            Some(id) => Some(store.transformation(id)?.ok_or_else(|| {
-                ApiError::invalid("transformation_id", format!("no transformation \"{id}\""))
-            })?),
-            None => None,
-        };
-        let (code, env) = match (run.code, stored) {
-            (Some(code), stored) => (code, run.env.or(stored.map(|s| s.env))),
-            (None, Some(stored)) => (stored.code, run.env.or(Some(stored.env))),
-            (None, None) => {
-                return Err(ApiError::invalid(
-                    "code",
-                    "is required (or transformation_id)",
-                ))
-            }
-        };
-        let transformation =
-            api_transformation(&pool, "run", &code, env.unwrap_or_default(), limits)?;
+        let (code, env) = code_and_env(&store, run.code, run.transformation_id, run.env)?;
+        let transformation = api_transformation(&pool, "run", &code, env, limits)?;
         match transformation.run(&request, &context) {
             Ok(output) => Ok(Json(json!({
                 "request": output.request,
@@ -87,6 +72,33 @@ pub async fn run(
         }
     })
     .await
+}
+
+/// The code and env a run uses: those given, else those of the stored
+/// transformation `transformation_id` names.
+fn code_and_env(
+    store: &Store,
+    code: Option<String>,
+    transformation_id: Option<String>,
+    env: Option<BTreeMap<String, String>>,
+) -> ApiResult<(String, BTreeMap<String, String>)> {
+    let stored = match transformation_id {
+        Some(id) => Some(store.transformation(&id)?.ok_or_else(|| {
+            ApiError::invalid("transformation_id", format!("no transformation \"{id}\""))
+        })?),
+        None => None,
+    };
+    let (code, stored_env) = match (code, stored) {
+        (Some(code), stored) => (code, stored.map(|s| s.env)),
+        (None, Some(stored)) => (stored.code, Some(stored.env)),
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "code",
+                "is required (or transformation_id)",
+            ))
+        }
+    };
+    Ok((code, env.or(stored_env).unwrap_or_default()))
 }
 
 /// The sample request of a run, with `parsed_query` derived from `query`
@@ -497,4 +509,28 @@ pub async fn execution(
         Ok(Json(view))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logged(levels: &[&str]) -> Vec<LogEntry> {
+        levels
+            .iter()
+            .map(|level| LogEntry {
+                level: level.to_string(),
+                message: String::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_runs_level_is_the_most_severe_it_logged_and_fatal_when_it_failed() {
+        assert_eq!(log_level(&[], false), "info");
+        assert_eq!(log_level(&logged(&["debug"]), false), "debug");
+        assert_eq!(log_level(&logged(&["log", "warn", "debug"]), false), "warn");
+        assert_eq!(log_level(&logged(&["error", "info"]), false), "error");
+        assert_eq!(log_level(&logged(&["debug"]), true), "fatal");
+    }
 }
