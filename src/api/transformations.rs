@@ -7,7 +7,7 @@ use super::error::{
     checked_present_name, json_body, refuse_environment, unreadable_body, ApiError, ApiResult,
 };
 use super::query::{iso, Query};
-use super::{blocking, listing, objects, paged, views, ApiState, Shared};
+use super::{blocking, bounded_page, listing, objects, paged, views, ApiState, Shared};
 use crate::ids::{event_data_id, named_id, new_id, now_ms};
 use crate::model::{Execution, TransformationObject};
 use crate::pipeline::transform::{
@@ -474,14 +474,14 @@ pub async fn executions(
     let keep = execution_filter(&query)?;
     let page = query.page()?;
     query.refuse_unread()?;
+    // Runs carry their logs: a page ends at the byte budget, as events do.
+    let budget = state.config.load().limits.api_page_bytes;
     blocking(move || {
         let found = state.store.page_executions(&id, &page, &keep)?;
-        let models = found
-            .items
-            .iter()
-            .map(|execution| execution_view(&state.team_id, execution))
-            .collect();
-        Ok(Json(paged(&page, found.next, found.prev, models)))
+        let answer = bounded_page(&page, found, budget, |execution| {
+            Ok(execution_view(&state.team_id, execution))
+        })?;
+        Ok(Json(answer))
     })
     .await
 }

@@ -271,20 +271,7 @@ async fn executions_carry_every_reference_field_and_filter_by_level_connection_a
         if (request.body.n === 1) console.error('one'); \
         if (request.body.n === 2) throw new Error('two'); \
         console.log('n', request.body.n); request.headers['x-n'] = String(request.body.n); return request; });";
-    let transformation = json!({ "name": "counts", "code": code });
-    let id = ok(&gw, Method::POST, "/transformations", transformation).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let connection = json!({
-        "name": "shaped", "source": "shop",
-        "destination": { "name": "shaped-sink", "url": sink.url("/shaped") },
-        "rules": [{ "type": "transform", "transformation_id": id }],
-    });
-    let webhook_id = ok(&gw, Method::POST, "/connections", connection).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (id, webhook_id) = shaped_by(&gw, &sink, code).await;
     for n in 0..3 {
         gw.post("/e/shop", &format!("{{\"n\":{n}}}")).await;
     }
@@ -374,6 +361,49 @@ async fn executions_carry_every_reference_field_and_filter_by_level_connection_a
         4,
         "the new run under the same id"
     );
+}
+
+/// Stores a transformation of `code` and an API connection `shop` → the
+/// sink's `/shaped` through it. Returns their ids.
+async fn shaped_by(gw: &TestGateway, sink: &Sink, code: &str) -> (String, String) {
+    let transformation = json!({ "name": "shaper", "code": code });
+    let created = ok(gw, Method::POST, "/transformations", transformation).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let connection = json!({
+        "name": "shaped", "source": "shop",
+        "destination": { "name": "shaped-sink", "url": sink.url("/shaped") },
+        "rules": [{ "type": "transform", "transformation_id": id }],
+    });
+    let made = ok(gw, Method::POST, "/connections", connection).await;
+    (id, made["id"].as_str().unwrap().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transformations_runs_come_a_page_at_a_time_within_the_byte_budget() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let config = format!("[limits]\napi_page_bytes = 2048\n\n{}", shop(&sink));
+    let gw = TestGateway::start(&config).await;
+    let code =
+        "addHandler('transform', (request) => { console.log('p'.repeat(900)); return request; });";
+    let (id, _) = shaped_by(&gw, &sink, code).await;
+    for _ in 0..3 {
+        gw.post("/e/shop", "{}").await;
+    }
+    sink.wait_for(6).await;
+    let runs = format!("/transformations/{id}/executions?dir=asc");
+    let (mut seen, mut path) = (Vec::new(), runs.clone());
+    loop {
+        let page = get(&gw, &path).await;
+        let models = page["models"].as_array().unwrap();
+        assert!((1..=2).contains(&models.len()), "{} runs", models.len());
+        seen.extend(ids(&page).into_iter().map(String::from));
+        match page["pagination"]["next"].as_str() {
+            Some(next) => path = format!("{runs}&next={next}"),
+            None => break,
+        }
+    }
+    seen.dedup();
+    assert_eq!(seen.len(), 3, "every run once: {seen:?}");
 }
 
 /// The bookmark of `POST /bookmarks` (L5482-5525).
