@@ -143,7 +143,7 @@ fn estimate(state: &ApiState, kind: BulkKind, query: &Query) -> ApiResult<u64> {
 
 /// `GET /bulk/{kind}/retry/plan?query={…}` (or the filters as parameters):
 /// how many a job would retry.
-#[utoipa::path(get, path = "/2023-07-01/bulk/{kind}/retry/plan", tag = "bulk retries", summary = "How many a bulk retry would retry (filters as the list endpoint; also at /plan/generate)", params(("kind" = String, Path, description = "events, requests or ignored-events"), ("query" = Option<String>, Query, description = "JSON object of the list's filters, e.g. {\"created_at\":{\"gte\":\"2026-11-01\"}}; or the filters as parameters")), responses((status = 200, description = "estimated_count and estimated_batch"), (status = 422, description = "a filter or operator the list does not have")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/bulk/{kind}/retry/plan", tag = "bulk retries", summary = "How many a bulk retry would retry (filters as the list endpoint; also at /plan/generate)", params(("kind" = String, Path, description = "events, requests or ignored-events"), ("query" = Option<String>, Query, description = "JSON object of the list's filters, e.g. {\"created_at\":{\"gte\":\"2026-11-01\"}}; or the filters as parameters")), responses((status = 200, description = "estimated_count, estimated_batch and progress (0)"), (status = 422, description = "a filter or operator the list does not have")), security(("api_key" = [])))]
 pub async fn plan(
     State(state): Shared,
     Path(kind): Path<String>,
