@@ -170,6 +170,10 @@ async fn transformations_are_created_upserted_by_name_renamed_and_listed_as_the_
             created["id"].as_str().unwrap()
         ]
     );
+    let url = format!("http://{}/openapi.json", gw.gateway.api_addr.unwrap());
+    let doc: Value = gw.http.get(url).send().await.unwrap().json().await.unwrap();
+    let upsert = &doc["paths"]["/2023-07-01/transformations"]["put"];
+    assert!(upsert.is_object(), "PUT /transformations is described");
     let (status, error) = gw.api_get("/transformations?order_by=code").await;
     assert_eq!(
         (status, error["data"]["field"].as_str()),
