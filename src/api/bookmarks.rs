@@ -1,135 +1,231 @@
 //! `/bookmarks`: save an event's data under a label; `trigger` replays it
 //! through its connection as a new event.
 
-use super::error::{checked_name, json_body, ApiError, ApiResult};
+use super::error::{checked_name, checked_present_name, json_body, ApiError, ApiResult};
 use super::query::{iso, Query};
-use super::{blocking, bounded_page, views, Shared};
-use crate::ids::{new_id, now_ms};
-use crate::model::{Bookmark, Event};
+use super::{blocking, bounded_page, views, ApiState, Shared};
+use crate::ids::{event_data_id, event_of_data, new_id, now_ms};
+use crate::model::{Bookmark, Event, Payload};
+use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+/// The body of `POST /bookmarks` and `PUT /bookmarks/{id}`: the reference's
+/// `event_data_id`, `webhook_id`, `label`, `name`, and hookgate's `event_id`
+/// (the event itself) as another way to name the data.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewBookmark {
-    event_id: String,
-    label: String,
-    name: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BookmarkChange {
+pub struct BookmarkInput {
+    event_data_id: Option<String>,
+    event_id: Option<String>,
+    webhook_id: Option<String>,
     label: Option<String>,
     name: Option<String>,
 }
 
-/// A bookmark's label and name are both names (bounded alike).
-fn check_names(label: Option<&str>, name: Option<&str>) -> ApiResult<()> {
-    label.map_or(Ok(()), |label| checked_name("label", label))?;
-    name.map_or(Ok(()), |name| checked_name("name", name))
+impl BookmarkInput {
+    /// The checks that need no store: bounded names, a label that says something.
+    fn checked(self) -> ApiResult<BookmarkInput> {
+        if let Some(label) = &self.label {
+            checked_present_name("label", label)?;
+        }
+        if let Some(name) = &self.name {
+            checked_name("name", name)?;
+        }
+        Ok(self)
+    }
+
+    /// The event whose data is to be saved, if the body names one (by
+    /// `event_data_id` or `event_id`, which must then agree).
+    fn event_id(&self) -> ApiResult<Option<String>> {
+        let from_data = match &self.event_data_id {
+            Some(data_id) => Some(event_of_data(data_id).ok_or_else(|| {
+                ApiError::invalid(
+                    "event_data_id",
+                    format!("\"{data_id}\" is not an event data id (edt_…)"),
+                )
+            })?),
+            None => None,
+        };
+        match (from_data, &self.event_id) {
+            (Some(a), Some(b)) if a != *b => Err(ApiError::invalid(
+                "event_id",
+                "names another event than event_data_id",
+            )),
+            (from_data, event_id) => Ok(from_data.or_else(|| event_id.clone())),
+        }
+    }
 }
 
-fn view(bookmark: &Bookmark) -> Value {
+/// The field a body named its event by, for errors about it.
+fn event_field(input: &BookmarkInput) -> &'static str {
+    if input.event_data_id.is_some() {
+        "event_data_id"
+    } else {
+        "event_id"
+    }
+}
+
+fn view(team_id: &str, bookmark: &Bookmark) -> Value {
     json!({
         "id": bookmark.id,
-        "label": bookmark.label,
-        "name": bookmark.name,
+        "team_id": team_id,
         "webhook_id": bookmark.connection_id,
-        "event_id": bookmark.event_id,
+        "event_data_id": event_data_id(&bookmark.event_id),
+        "label": bookmark.label,
+        "alias": null,
+        "name": bookmark.name,
         "data": views::data(&bookmark.data),
-        "created_at": iso(bookmark.created_at),
         "last_used_at": bookmark.last_used_at.map(iso),
+        "updated_at": iso(bookmark.updated_at.unwrap_or(bookmark.created_at)),
+        "created_at": iso(bookmark.created_at),
+        "event_id": bookmark.event_id,
     })
 }
 
-#[utoipa::path(post, path = "/2023-07-01/bookmarks", tag = "bookmarks", summary = "Save an event's data: event_id, label, name", responses((status = 200, description = "the bookmark"), (status = 422, description = "unknown event")), security(("api_key" = [])))]
+/// The event a body names, and its data.
+fn event_and_data(
+    state: &ApiState,
+    input: &BookmarkInput,
+    event_id: &str,
+) -> ApiResult<(Event, Payload)> {
+    let field = event_field(input);
+    let event = state
+        .store
+        .event(event_id)?
+        .ok_or_else(|| ApiError::invalid(field, format!("no event data \"{event_id}\"")))?;
+    let data = state
+        .store
+        .event_payload(&event)?
+        .ok_or_else(|| ApiError::invalid(field, "the event's data is gone (retention)"))?;
+    Ok((event, data))
+}
+
+/// Applies `webhook_id`, `label` and `name` of a body.
+fn take_fields(state: &ApiState, bookmark: &mut Bookmark, input: BookmarkInput) -> ApiResult<()> {
+    if let Some(webhook_id) = input.webhook_id {
+        if state.catalog.load().connection(&webhook_id).is_none() {
+            return Err(ApiError::invalid(
+                "webhook_id",
+                format!("no connection \"{webhook_id}\""),
+            ));
+        }
+        bookmark.connection_id = webhook_id;
+    }
+    if let Some(label) = input.label {
+        bookmark.label = label;
+    }
+    if input.name.is_some() {
+        bookmark.name = input.name;
+    }
+    Ok(())
+}
+
+#[utoipa::path(post, path = "/2023-07-01/bookmarks", tag = "bookmarks", summary = "Save an event's data: event_data_id (or event_id), webhook_id (default: the event's connection), label, name", responses((status = 200, description = "the bookmark"), (status = 422, description = "unknown event data or connection")), security(("api_key" = [])))]
 pub async fn create(
     State(state): Shared,
-    body: Result<Json<NewBookmark>, JsonRejection>,
+    body: Result<Json<BookmarkInput>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let input = json_body(body)?;
-    if input.label.trim().is_empty() {
-        return Err(ApiError::invalid("label", "must not be empty"));
-    }
-    check_names(Some(&input.label), input.name.as_deref())?;
-    let store = state.store.clone();
+    let input = json_body(body)?.checked()?;
+    let label = input.label.clone();
+    let label = label.ok_or_else(|| ApiError::invalid("label", "is required"))?;
+    let event_id = input
+        .event_id()?
+        .ok_or_else(|| ApiError::invalid("event_data_id", "is required"))?;
     blocking(move || {
-        let event = store.event(&input.event_id)?.ok_or_else(|| {
-            ApiError::invalid("event_id", format!("no event \"{}\"", input.event_id))
-        })?;
-        let data = store
-            .event_payload(&event)?
-            .ok_or_else(|| ApiError::not_found("event data", &event.id))?;
-        let bookmark = Bookmark {
+        let (event, data) = event_and_data(&state, &input, &event_id)?;
+        let now = now_ms();
+        let mut bookmark = Bookmark {
             id: new_id("bmk"),
-            label: input.label,
-            name: input.name,
+            label,
+            name: None,
             connection_id: event.connection_id,
             event_id: event.id,
             request_id: event.request_id,
             data,
-            created_at: now_ms(),
+            created_at: now,
+            updated_at: Some(now),
             last_used_at: None,
         };
-        store.save_bookmark(&bookmark)?;
-        Ok(Json(view(&bookmark)))
+        take_fields(&state, &mut bookmark, input)?;
+        state.store.save_bookmark(&bookmark)?;
+        Ok(Json(view(&state.team_id, &bookmark)))
     })
     .await
 }
 
-#[utoipa::path(get, path = "/2023-07-01/bookmarks", tag = "bookmarks", summary = "Bookmarks, newest first, a page at a time", params(("limit" = Option<String>, Query, description = "1-250, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev")), responses((status = 200, description = "the bookmarks")), security(("api_key" = [])))]
+/// The list's filters: `id`, `name`, `webhook_id`, `event_data_id`,
+/// `label` (each one value or an array) and `last_used_at[…]`.
+fn bookmark_filter(query: &Query) -> ApiResult<impl Fn(&Bookmark) -> bool + Send + 'static> {
+    let id = query.matcher("id");
+    let name = query.matcher("name");
+    let webhook = query.matcher("webhook_id");
+    let data = query.matcher("event_data_id");
+    let label = query.matcher("label");
+    let last_used = query.date_range("last_used_at")?;
+    Ok(move |bookmark: &Bookmark| {
+        id(&bookmark.id)
+            && name(bookmark.name.as_deref().unwrap_or_default())
+            && webhook(&bookmark.connection_id)
+            && data(&event_data_id(&bookmark.event_id))
+            && label(&bookmark.label)
+            && last_used.contains(bookmark.last_used_at)
+    })
+}
+
+#[utoipa::path(get, path = "/2023-07-01/bookmarks", tag = "bookmarks", summary = "Bookmarks, newest first, a page at a time", params(("id" = Option<String>, Query, description = "id or id[]"), ("name" = Option<String>, Query, description = "name or name[]"), ("webhook_id" = Option<String>, Query, description = "connection id(s)"), ("event_data_id" = Option<String>, Query, description = "event data id(s)"), ("label" = Option<String>, Query, description = "label or label[]"), ("last_used_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any"), ("limit" = Option<String>, Query, description = "1-255, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev")), responses((status = 200, description = "the bookmarks")), security(("api_key" = [])))]
 pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
+    let keep = bookmark_filter(&query)?;
     let page = query.page()?;
     query.refuse_unread()?;
     let budget = state.config.load().limits.api_page_bytes;
-    let store = state.store.clone();
     blocking(move || {
-        let found = store.page_bookmarks(&page)?;
-        let answer = bounded_page(&page, found, budget, |bookmark| Ok(view(bookmark)))?;
+        let found = state.store.page_bookmarks(&page, &keep)?;
+        let answer = bounded_page(&page, found, budget, |bookmark| {
+            Ok(view(&state.team_id, bookmark))
+        })?;
         Ok(Json(answer))
     })
     .await
 }
 
-#[utoipa::path(get, path = "/2023-07-01/bookmarks/{id}", tag = "bookmarks", summary = "A bookmark", params(("id" = String, Path, description = "bmk_…")), responses((status = 200, description = "the bookmark"), (status = 404, description = "unknown")), security(("api_key" = [])))]
-pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let store = state.store.clone();
-    blocking(move || {
-        Ok(Json(view(
-            &store
-                .bookmark(&id)?
-                .ok_or_else(|| ApiError::not_found("bookmark", &id))?,
-        )))
-    })
-    .await
+fn stored(state: &ApiState, id: &str) -> ApiResult<Bookmark> {
+    state
+        .store
+        .bookmark(id)?
+        .ok_or_else(|| ApiError::not_found("bookmark", id))
 }
 
-#[utoipa::path(put, path = "/2023-07-01/bookmarks/{id}", tag = "bookmarks", summary = "Change a bookmark's label or name", params(("id" = String, Path, description = "bmk_…")), responses((status = 200, description = "the bookmark"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/bookmarks/{id}", tag = "bookmarks", summary = "A bookmark", params(("id" = String, Path, description = "bmk_…")), responses((status = 200, description = "the bookmark"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    blocking(move || Ok(Json(view(&state.team_id, &stored(&state, &id)?)))).await
+}
+
+#[utoipa::path(put, path = "/2023-07-01/bookmarks/{id}", tag = "bookmarks", summary = "Change a bookmark's data (event_data_id or event_id), connection (webhook_id), label or name", params(("id" = String, Path, description = "bmk_…")), responses((status = 200, description = "the bookmark"), (status = 404, description = "unknown"), (status = 422, description = "unknown event data or connection")), security(("api_key" = [])))]
 pub async fn update(
     State(state): Shared,
     Path(id): Path<String>,
-    body: Result<Json<BookmarkChange>, JsonRejection>,
+    body: Result<Json<BookmarkInput>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let change = json_body(body)?;
-    check_names(change.label.as_deref(), change.name.as_deref())?;
-    let store = state.store.clone();
+    let input = json_body(body)?.checked()?;
+    let event_id = input.event_id()?;
     blocking(move || {
-        let mut bookmark = store
-            .bookmark(&id)?
-            .ok_or_else(|| ApiError::not_found("bookmark", &id))?;
-        if let Some(label) = change.label {
-            bookmark.label = label;
+        let mut bookmark = stored(&state, &id)?;
+        if let Some(event_id) = event_id {
+            let (event, data) = event_and_data(&state, &input, &event_id)?;
+            bookmark.connection_id = event.connection_id;
+            bookmark.event_id = event.id;
+            bookmark.request_id = event.request_id;
+            bookmark.data = data;
         }
-        if change.name.is_some() {
-            bookmark.name = change.name;
-        }
-        store.save_bookmark(&bookmark)?;
-        Ok(Json(view(&bookmark)))
+        take_fields(&state, &mut bookmark, input)?;
+        bookmark.updated_at = Some(now_ms());
+        state.store.save_bookmark(&bookmark)?;
+        Ok(Json(view(&state.team_id, &bookmark)))
     })
     .await
 }
@@ -146,15 +242,55 @@ pub async fn delete(State(state): Shared, Path(id): Path<String>) -> ApiResult<J
     .await
 }
 
+/// The body of `POST /bookmarks/{id}/trigger`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerInput {
+    /// `http` (the default) or `cli`.
+    target: Option<String>,
+}
+
+/// The trigger's body: none at all (the reference's example sends none,
+/// with or without a JSON content type) is `{}`.
+fn trigger_input(body: &[u8]) -> ApiResult<TriggerInput> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(TriggerInput::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::invalid("body", e.to_string()))
+}
+
+/// Only `http`: the reference's `cli` delivers to the CLI clients listening
+/// on the connection, and hookgate has no CLI to listen.
+fn check_target(target: Option<&str>) -> ApiResult<()> {
+    match target {
+        None | Some("http") => Ok(()),
+        Some("cli") => Err(ApiError::invalid(
+            "target",
+            "\"cli\" is not available: hookgate has no CLI clients to deliver to (use \"http\")",
+        )),
+        Some(other) => Err(ApiError::invalid(
+            "target",
+            format!("\"{other}\" is not http or cli"),
+        )),
+    }
+}
+
 /// `POST /bookmarks/{id}/trigger`: a new event on the bookmark's connection
-/// with the saved data, queued now.
-#[utoipa::path(post, path = "/2023-07-01/bookmarks/{id}/trigger", tag = "bookmarks", summary = "Replay the saved data through its connection as a new event", params(("id" = String, Path, description = "bmk_…")), responses((status = 200, description = "the new event"), (status = 404, description = "unknown"), (status = 409, description = "the connection is gone")), security(("api_key" = [])))]
-pub async fn trigger(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let (store, catalog) = (state.store.clone(), state.catalog.load_full());
+/// with the saved data, queued now. The answer is the list of events made
+/// (one, for the `http` target).
+#[utoipa::path(post, path = "/2023-07-01/bookmarks/{id}/trigger", tag = "bookmarks", summary = "Replay the saved data through its connection as a new event (target http; cli is refused)", params(("id" = String, Path, description = "bmk_…")), responses((status = 200, description = "an array of the new events"), (status = 404, description = "unknown"), (status = 409, description = "the connection is gone"), (status = 422, description = "target cli, or unknown")), security(("api_key" = [])))]
+pub async fn trigger(
+    State(state): Shared,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
+    let input = trigger_input(&body)?;
+    check_target(input.target.as_deref())?;
+    let job_state = state.clone();
     let event = blocking(move || {
-        let mut bookmark = store
-            .bookmark(&id)?
-            .ok_or_else(|| ApiError::not_found("bookmark", &id))?;
+        let state = &job_state;
+        let mut bookmark = stored(state, &id)?;
+        let catalog = state.catalog.load();
         let connection = catalog.connection(&bookmark.connection_id).ok_or_else(|| {
             ApiError::conflict(format!(
                 "the bookmark's connection \"{}\" no longer exists",
@@ -169,12 +305,14 @@ pub async fn trigger(State(state): Shared, Path(id): Path<String>) -> ApiResult<
             now,
             true,
         );
-        store.insert_event(&event, Some(&bookmark.data), now)?;
-        bookmark.last_used_at = Some(now);
-        store.save_bookmark(&bookmark)?;
+        state
+            .store
+            .insert_event(&event, Some(&bookmark.data), now)?;
+        (bookmark.last_used_at, bookmark.updated_at) = (Some(now), Some(now));
+        state.store.save_bookmark(&bookmark)?;
         Ok(event)
     })
     .await?;
     state.scheduler.wake(&event.destination_id);
-    Ok(Json(views::event(&state.team_id, &event, None)))
+    Ok(Json(json!([views::event(&state.team_id, &event, None)])))
 }

@@ -8,9 +8,9 @@ use super::error::{ApiError, ApiResult};
 use super::inbound::{ignored_filter, request_filter, reroute};
 use super::outbound::event_filter;
 use super::query::{iso, Query};
-use super::{blocking, ApiState, Shared};
+use super::{blocking, listing, paged, ApiState, Shared};
 use crate::ids::{new_id, now_ms};
-use crate::model::{AttemptTrigger, BulkKind, BulkRetry, BulkStatus};
+use crate::model::{AttemptTrigger, BulkKind, BulkQuery, BulkRetry, BulkStatus};
 use crate::store::{Cursor, Direction, PageRequest};
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
@@ -35,23 +35,87 @@ fn batches(count: u64) -> u64 {
     count.div_ceil(BATCH as u64)
 }
 
-fn view(bulk: &BulkRetry) -> Value {
+/// A job as the reference shows it, plus hookgate's `type` and `status`.
+/// `number` counts the jobs of its kind (1 for the first).
+fn view(team_id: &str, bulk: &BulkRetry, number: u64) -> Value {
+    let processed = bulk.completed_count + bulk.failed_count;
     json!({
         "id": bulk.id,
+        "team_id": team_id,
         "type": bulk.kind,
-        "query": Query::parse(Some(&bulk.query)).to_json(),
+        "query": query_object(&bulk.query),
         "status": bulk.status,
         "in_progress": bulk.status == BulkStatus::Running,
+        "number": number,
         "estimated_batch": batches(bulk.estimated_count),
-        "processed_batch": batches(bulk.completed_count + bulk.failed_count),
+        "processed_batch": batches(processed),
         "estimated_count": bulk.estimated_count,
         "completed_count": bulk.completed_count,
         "failed_count": bulk.failed_count,
-        "progress": if bulk.estimated_count == 0 { 1.0 } else { (bulk.completed_count + bulk.failed_count) as f64 / bulk.estimated_count as f64 },
+        "progress": progress(bulk),
         "created_at": iso(bulk.created_at),
+        "updated_at": iso(last_change(bulk)),
         "completed_at": bulk.completed_at.map(iso),
         "cancelled_at": bulk.cancelled_at.map(iso),
     })
+}
+
+/// The share of the estimated records processed, 0 to 1 in hundredths (as
+/// the reference's 8 of 28 shows 0.29); 1 once the job completed.
+fn progress(bulk: &BulkRetry) -> f64 {
+    let processed = bulk.completed_count + bulk.failed_count;
+    if bulk.status == BulkStatus::Completed || bulk.estimated_count == 0 {
+        return 1.0;
+    }
+    let share = (processed as f64 / bulk.estimated_count as f64).min(1.0);
+    (share * 100.0).round() / 100.0
+}
+
+fn last_change(bulk: &BulkRetry) -> u64 {
+    bulk.updated_at.unwrap_or_else(|| {
+        [bulk.completed_at, bulk.cancelled_at]
+            .into_iter()
+            .flatten()
+            .fold(bulk.created_at, u64::max)
+    })
+}
+
+/// A job's query as a JSON object (a record stored as a query string is
+/// shown as the object it stands for).
+fn query_object(query: &BulkQuery) -> Value {
+    match query {
+        BulkQuery::Filters(filters) => Value::Object(filters.clone()),
+        BulkQuery::Encoded(text) => Query::parse(Some(text)).to_json(),
+    }
+}
+
+/// A job's query as the list endpoint reads its filters.
+fn filters(query: &BulkQuery) -> Query {
+    match query {
+        BulkQuery::Filters(filters) => Query::from_json(filters),
+        BulkQuery::Encoded(text) => Query::parse(Some(text)),
+    }
+}
+
+/// Every job of a kind, oldest first, with its number.
+fn numbered(state: &ApiState, kind: BulkKind) -> ApiResult<Vec<(u64, BulkRetry)>> {
+    let mut jobs = Vec::new();
+    for bulk in state.store.bulk_retries() {
+        let bulk = bulk?;
+        if bulk.kind == kind {
+            jobs.push((jobs.len() as u64 + 1, bulk));
+        }
+    }
+    Ok(jobs)
+}
+
+/// The view of one job, numbered among those of its kind.
+fn view_one(state: &ApiState, bulk: &BulkRetry) -> ApiResult<Value> {
+    let number = numbered(state, bulk.kind)?
+        .iter()
+        .find(|(_, job)| job.id == bulk.id)
+        .map_or(0, |(number, _)| *number);
+    Ok(view(&state.team_id, bulk, number))
 }
 
 /// A 422 for a filter or operator the kind's list does not have: ignoring
@@ -79,7 +143,7 @@ fn estimate(state: &ApiState, kind: BulkKind, query: &Query) -> ApiResult<u64> {
 
 /// `GET /bulk/{kind}/retry/plan?query={…}` (or the filters as parameters):
 /// how many a job would retry.
-#[utoipa::path(get, path = "/2023-07-01/bulk/{kind}/retry/plan", tag = "bulk retries", summary = "How many a bulk retry would retry (filters as the list endpoint; also at /plan/generate)", params(("kind" = String, Path, description = "events, requests or ignored-events"), ("query" = Option<String>, Query, description = "JSON object of the list's filters, e.g. {\"created_at\":{\"gte\":\"2026-11-01\"}}; or the filters as parameters")), responses((status = 200, description = "estimated_count and estimated_batch"), (status = 422, description = "a filter or operator the list does not have")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/bulk/{kind}/retry/plan", tag = "bulk retries", summary = "How many a bulk retry would retry (filters as the list endpoint; also at /plan/generate)", params(("kind" = String, Path, description = "events, requests or ignored-events"), ("query" = Option<String>, Query, description = "JSON object of the list's filters, e.g. {\"created_at\":{\"gte\":\"2026-11-01\"}}; or the filters as parameters")), responses((status = 200, description = "estimated_count, estimated_batch and progress (0)"), (status = 422, description = "a filter or operator the list does not have")), security(("api_key" = [])))]
 pub async fn plan(
     State(state): Shared,
     Path(kind): Path<String>,
@@ -89,8 +153,9 @@ pub async fn plan(
     let query = Query::parse(raw.as_deref()).with_json_query()?;
     state.store.wait_indexed().await;
     let count = blocking(move || estimate(&state, kind, &query)).await?;
+    // A plan has processed nothing yet.
     Ok(Json(
-        json!({ "estimated_count": count, "estimated_batch": batches(count) }),
+        json!({ "estimated_count": count, "estimated_batch": batches(count), "progress": 0 }),
     ))
 }
 
@@ -103,7 +168,7 @@ pub async fn create(
 ) -> ApiResult<Json<Value>> {
     let kind = kind_of(&kind)?;
     let query = match body.as_ref().map(|Json(b)| b.get("query")) {
-        Some(Some(Value::Object(filters))) => Query::from_json(filters),
+        Some(Some(Value::Object(filters))) => filters.clone(),
         Some(Some(_)) => return Err(ApiError::invalid("query", "must be an object of filters")),
         _ => {
             return Err(ApiError::invalid(
@@ -115,31 +180,33 @@ pub async fn create(
     let job_state = state.clone();
     // A bulk retry of requests covers those acknowledged before it.
     state.store.wait_indexed().await;
-    let bulk = blocking(move || {
-        let estimated_count = estimate(&job_state, kind, &query)?;
+    let (answer, id) = blocking(move || {
+        let estimated_count = estimate(&job_state, kind, &Query::from_json(&query))?;
+        let now = now_ms();
         let bulk = BulkRetry {
             id: new_id("bch"),
             kind,
-            query: query.to_query_string(),
+            query: BulkQuery::Filters(query),
             status: BulkStatus::Running,
             estimated_count,
             completed_count: 0,
             failed_count: 0,
             cursor: None,
-            created_at: now_ms(),
+            created_at: now,
+            updated_at: Some(now),
             completed_at: None,
             cancelled_at: None,
         };
         job_state.store.save_bulk_retry(&bulk)?;
-        Ok(bulk)
+        Ok((view_one(&job_state, &bulk)?, bulk.id))
     })
     .await?;
-    spawn(state, bulk.id.clone());
-    Ok(Json(view(&bulk)))
+    spawn(state, id);
+    Ok(Json(answer))
 }
 
-/// `GET /bulk/{kind}/retry`: every job of that kind, newest first.
-#[utoipa::path(get, path = "/2023-07-01/bulk/{kind}/retry", tag = "bulk retries", summary = "Bulk retries of a kind, newest first", params(("kind" = String, Path, description = "events, requests or ignored-events"), ("id" = Option<String>, Query, description = "id or id[]"), ("in_progress" = Option<bool>, Query, description = "running or not"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt; likewise completed_at, cancelled_at")), responses((status = 200, description = "the jobs")), security(("api_key" = [])))]
+/// `GET /bulk/{kind}/retry`: the jobs of that kind, newest first.
+#[utoipa::path(get, path = "/2023-07-01/bulk/{kind}/retry", tag = "bulk retries", summary = "Bulk retries of a kind, newest first, a page at a time", params(("kind" = String, Path, description = "events, requests or ignored-events"), ("id" = Option<String>, Query, description = "id or id[]"), ("in_progress" = Option<bool>, Query, description = "running or not"), ("query" = Option<String>, Query, description = "JSON object: the jobs whose query is exactly this"), ("query_partial_match" = Option<bool>, Query, description = "true: the jobs whose query contains every filter of `query`"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any; likewise completed_at, cancelled_at"), ("order_by" = Option<String>, Query, description = "created_at (default) or updated_at"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("limit" = Option<String>, Query, description = "1-255, default 100"), ("next" = Option<String>, Query, description = "cursor"), ("prev" = Option<String>, Query, description = "cursor")), responses((status = 200, description = "{pagination, count, models}"), (status = 422, description = "an unknown parameter, or a query that is not a JSON object")), security(("api_key" = [])))]
 pub async fn list(
     State(state): Shared,
     Path(kind): Path<String>,
@@ -148,37 +215,66 @@ pub async fn list(
     let kind = kind_of(&kind)?;
     let query = Query::parse(raw.as_deref());
     let keep = job_filter(&query)?;
+    let page = query.page_ordered(&["created_at", "updated_at"])?;
     query.refuse_unread()?;
-    let store = state.store.clone();
     blocking(move || {
-        let mut models = Vec::new();
-        for bulk in store.bulk_retries() {
-            let bulk = bulk?;
-            if bulk.kind == kind && keep(&bulk) {
-                models.push(view(&bulk));
-            }
-        }
-        models.reverse();
-        Ok(Json(json!({ "count": models.len(), "models": models })))
+        let models = numbered(&state, kind)?
+            .into_iter()
+            .filter(|(_, bulk)| keep(bulk))
+            .map(|(number, bulk)| view(&state.team_id, &bulk, number))
+            .collect();
+        let found = listing::page_of(models, &page)?;
+        Ok(Json(paged(&page, found.next, found.prev, found.items)))
     })
     .await
 }
 
 /// The list's filters: `id`, `in_progress`, `created_at[…]`,
-/// `completed_at[…]`, `cancelled_at[…]`.
+/// `completed_at[…]`, `cancelled_at[…]`, and `query` (a JSON object: the
+/// job's query is that object, or with `query_partial_match=true` contains it).
 fn job_filter(query: &Query) -> ApiResult<impl Fn(&BulkRetry) -> bool + Send + 'static> {
     let id = query.matcher("id");
     let in_progress = query.bool("in_progress")?;
     let created = query.date_range("created_at")?;
     let completed = query.date_range("completed_at")?;
     let cancelled = query.date_range("cancelled_at")?;
+    let wanted = match query.one("query") {
+        Some(text) => match serde_json::from_str(text) {
+            Ok(object @ Value::Object(_)) => Some(object),
+            _ => return Err(ApiError::invalid("query", "must be a JSON object")),
+        },
+        None => None,
+    };
+    let partial = query.bool("query_partial_match")?.unwrap_or(false);
     Ok(move |bulk: &BulkRetry| {
         id(&bulk.id)
             && in_progress.is_none_or(|wanted| (bulk.status == BulkStatus::Running) == wanted)
             && created.contains(Some(bulk.created_at))
             && completed.contains(bulk.completed_at)
             && cancelled.contains(bulk.cancelled_at)
+            && wanted.as_ref().is_none_or(|wanted| {
+                let stored = query_object(&bulk.query);
+                if partial {
+                    contains(&stored, wanted)
+                } else {
+                    stored == *wanted
+                }
+            })
     })
+}
+
+/// Whether `whole` has everything `part` has: each key of an object (with a
+/// value containing `part`'s), each item of an array; other values equal.
+fn contains(whole: &Value, part: &Value) -> bool {
+    match (whole, part) {
+        (Value::Object(whole), Value::Object(part)) => part
+            .iter()
+            .all(|(key, value)| whole.get(key).is_some_and(|have| contains(have, value))),
+        (Value::Array(whole), Value::Array(part)) => part
+            .iter()
+            .all(|item| whole.iter().any(|have| contains(have, item))),
+        _ => whole == part,
+    }
 }
 
 /// `GET /bulk/{kind}/retry/{id}`: a job and its progress.
@@ -187,43 +283,40 @@ pub async fn get(
     State(state): Shared,
     Path((kind, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    kind_of(&kind)?;
-    let store = state.store.clone();
-    blocking(move || {
-        let bulk = store
-            .bulk_retry(&id)?
-            .ok_or_else(|| ApiError::not_found("bulk retry", &id))?;
-        Ok(Json(view(&bulk)))
-    })
-    .await
+    let kind = kind_of(&kind)?;
+    blocking(move || Ok(Json(view_one(&state, &of_kind(&state, kind, &id)?)?))).await
 }
 
-/// `POST /bulk/{kind}/retry/{id}/cancel`: stops a running job after its current batch.
-#[utoipa::path(post, path = "/2023-07-01/bulk/{kind}/retry/{id}/cancel", tag = "bulk retries", summary = "Stop a running bulk retry", params(("kind" = String, Path, description = "events, requests or ignored-events"), ("id" = String, Path, description = "bch_…")), responses((status = 200, description = "the job"), (status = 409, description = "not running")), security(("api_key" = [])))]
+/// A job of `kind` (one of another kind is not found under this path).
+fn of_kind(state: &ApiState, kind: BulkKind, id: &str) -> ApiResult<BulkRetry> {
+    state
+        .store
+        .bulk_retry(id)?
+        .filter(|bulk| bulk.kind == kind)
+        .ok_or_else(|| ApiError::not_found("bulk retry", id))
+}
+
+/// `POST /bulk/{kind}/retry/{id}/cancel`: stops a running job after its
+/// current batch. A job already over is answered as it is.
+#[utoipa::path(post, path = "/2023-07-01/bulk/{kind}/retry/{id}/cancel", tag = "bulk retries", summary = "Stop a running bulk retry (one already over is answered unchanged)", params(("kind" = String, Path, description = "events, requests or ignored-events"), ("id" = String, Path, description = "bch_…")), responses((status = 200, description = "the job"), (status = 404, description = "unknown")), security(("api_key" = [])))]
 pub async fn cancel(
     State(state): Shared,
     Path((kind, id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    kind_of(&kind)?;
-    let job_state = state.clone();
+    let kind = kind_of(&kind)?;
     blocking(move || {
-        let _one_writer = job_state
-            .bulk_updates
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let mut bulk = job_state
-            .store
-            .bulk_retry(&id)?
-            .ok_or_else(|| ApiError::not_found("bulk retry", &id))?;
-        if bulk.status != BulkStatus::Running {
-            return Err(ApiError::conflict(format!(
-                "bulk retry \"{id}\" is not running"
-            )));
-        }
-        bulk.status = BulkStatus::Cancelled;
-        bulk.cancelled_at = Some(now_ms());
-        job_state.store.save_bulk_retry(&bulk)?;
-        Ok(Json(view(&bulk)))
+        let bulk = {
+            let _one_writer = state.bulk_updates.lock().unwrap_or_else(|e| e.into_inner());
+            let mut bulk = of_kind(&state, kind, &id)?;
+            if bulk.status == BulkStatus::Running {
+                let now = now_ms();
+                bulk.status = BulkStatus::Cancelled;
+                (bulk.cancelled_at, bulk.updated_at) = (Some(now), Some(now));
+                state.store.save_bulk_retry(&bulk)?;
+            }
+            bulk
+        };
+        Ok(Json(view_one(&state, &bulk)?))
     })
     .await
 }
@@ -284,7 +377,7 @@ fn step(state: &ApiState, id: &str) -> ApiResult<(BTreeSet<String>, bool)> {
     if bulk.status != BulkStatus::Running {
         return Ok((BTreeSet::new(), true));
     }
-    let query = Query::parse(Some(&bulk.query));
+    let query = filters(&bulk.query);
     if let Err(error) = refuse_unknown(state, bulk.kind, &query) {
         // A job saved before its filters were checked (once, a query such as
         // `created_at={"gte":…}` was stored, which selects everything).
@@ -394,6 +487,50 @@ fn save_progress(state: &ApiState, mut bulk: BulkRetry, done: bool) -> ApiResult
         bulk.completed_at = Some(now_ms());
     }
     let over = bulk.status != BulkStatus::Running;
+    bulk.updated_at = Some(now_ms());
     state.store.save_bulk_retry(&bulk)?;
     Ok(over)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(status: BulkStatus, estimated_count: u64, completed_count: u64) -> BulkRetry {
+        BulkRetry {
+            id: "bch_1".into(),
+            kind: BulkKind::Events,
+            query: BulkQuery::Encoded(String::new()),
+            status,
+            estimated_count,
+            completed_count,
+            failed_count: 0,
+            cursor: None,
+            created_at: 0,
+            updated_at: None,
+            completed_at: None,
+            cancelled_at: None,
+        }
+    }
+
+    #[test]
+    fn progress_is_the_share_processed_in_hundredths_and_whole_once_completed() {
+        assert_eq!(progress(&job(BulkStatus::Cancelled, 28, 8)), 0.29);
+        assert_eq!(progress(&job(BulkStatus::Running, 192, 0)), 0.0);
+        assert_eq!(progress(&job(BulkStatus::Completed, 28, 20)), 1.0);
+        assert_eq!(progress(&job(BulkStatus::Running, 2, 5)), 1.0);
+    }
+
+    #[test]
+    fn a_partial_query_has_each_key_and_item_of_the_part() {
+        let whole = json!({ "status": ["FAILED", "QUEUED"], "created_at": { "gte": "2020" } });
+        assert!(contains(&whole, &json!({ "status": ["QUEUED"] })));
+        assert!(contains(&whole, &json!({ "created_at": {} })));
+        assert!(!contains(&whole, &json!({ "status": ["SUCCESSFUL"] })));
+        assert!(!contains(
+            &whole,
+            &json!({ "created_at": { "lte": "2020" } })
+        ));
+        assert!(!contains(&whole, &json!({ "source_id": [] })));
+    }
 }

@@ -70,6 +70,14 @@ pub fn checked_name(field: &str, name: &str) -> ApiResult<()> {
     crate::names::check_length(name).map_err(|e| ApiError::invalid(field, e))
 }
 
+/// A name that must say something: not blank, and bounded as `checked_name`.
+pub fn checked_present_name(field: &str, name: &str) -> ApiResult<()> {
+    if name.trim().is_empty() {
+        return Err(ApiError::invalid(field, "must not be empty"));
+    }
+    checked_name(field, name)
+}
+
 impl From<crate::store::StoreError> for ApiError {
     fn from(error: crate::store::StoreError) -> ApiError {
         tracing::error!(%error, "store error while answering the API");

@@ -142,7 +142,9 @@ pub fn router(state: Arc<ApiState>) -> Routes {
         .route("/requests/{id}/raw_body", get(inbound::request_raw_body))
         .route(
             "/transformations",
-            get(transformations::list).post(transformations::create),
+            get(transformations::list)
+                .post(transformations::create)
+                .put(transformations::upsert),
         )
         .route(
             "/transformations/{id}",

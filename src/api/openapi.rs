@@ -19,7 +19,7 @@ use utoipa::{Modify, OpenApi};
         outbound::list_attempts, outbound::get_attempt,
         catalog::list_sources, catalog::get_source, catalog::list_destinations, catalog::get_destination,
         catalog::list_connections, catalog::get_connection, catalog::destination_queue, catalog::pause_connection, catalog::unpause_connection,
-        transformations::run, transformations::list, transformations::create, transformations::get,
+        transformations::run, transformations::list, transformations::create, transformations::upsert, transformations::get,
         transformations::update, transformations::delete, transformations::executions, transformations::execution,
         objects::create, objects::upsert, objects::update, objects::delete, objects::archive_action,
         signing_secret::get, signing_secret::set, signing_secret::rotate,

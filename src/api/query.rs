@@ -177,13 +177,6 @@ impl Query {
         Value::Object(filters)
     }
 
-    /// The query string of these parameters.
-    pub fn to_query_string(&self) -> String {
-        let mut out = url::form_urlencoded::Serializer::new(String::new());
-        out.extend_pairs(&self.pairs);
-        out.finish()
-    }
-
     /// A 422 naming the first parameter no reader asked for (an unknown
     /// filter, or an operator the filter does not have).
     pub fn refuse_unread(&self) -> ApiResult<()> {
@@ -571,11 +564,6 @@ mod tests {
             "status": ["FAILED"], "attempts": { "gte": 2 }, "body": { "a": 1 }, "cli_id": null
         });
         let q = Query::from_json(filters.as_object().unwrap());
-        assert_eq!(
-            q.to_query_string(),
-            // In the order written (JSON objects keep their keys' order).
-            "status%5B%5D=FAILED&attempts%5Bgte%5D=2&body=%7B%22a%22%3A1%7D"
-        );
         let mut round_trip = filters.clone();
         round_trip.as_object_mut().unwrap().remove("cli_id");
         assert_eq!(q.to_json(), round_trip);

@@ -1,17 +1,20 @@
-//! `PUT /transformations/run`: try a transformation's code on a sample request,
-//! exactly as the router would run it, and see the result and the logs.
+//! `/transformations`: stored transformations (created, upserted by name,
+//! renamed with their id kept), their runs (`executions`), and `run`: a
+//! transformation's code tried on a sample request, exactly as the router
+//! would run it, with the result and the console.
 
 use super::error::{
-    checked_name, json_body, refuse_environment, unreadable_body, ApiError, ApiResult,
+    checked_present_name, json_body, refuse_environment, unreadable_body, ApiError, ApiResult,
 };
 use super::query::{iso, Query};
-use super::{blocking, objects, views, ApiState, Shared};
-use crate::ids::{named_id, now_ms};
+use super::{blocking, bounded_page, listing, objects, paged, views, ApiState, Shared};
+use crate::ids::{event_data_id, named_id, new_id, now_ms};
 use crate::model::{Execution, TransformationObject};
 use crate::pipeline::transform::{
-    Admission, TransformError, TransformLimits, Transformation, WorkerPool,
+    Admission, LogEntry, TransformError, TransformLimits, Transformation, WorkerPool,
 };
 use crate::pipeline::view::parse_query;
+use crate::store::Store;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -19,26 +22,88 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunTransformation {
-    code: String,
-    #[serde(default)]
-    env: BTreeMap<String, String>,
+    /// The code to run; or else that of `transformation_id`.
+    code: Option<String>,
+    /// A stored transformation, whose code (unless `code` is given) and env
+    /// (unless `env` is given) run.
+    transformation_id: Option<String>,
+    /// The connection given to the handler as `context.connection`.
+    webhook_id: Option<String>,
+    env: Option<BTreeMap<String, String>>,
     /// `{headers, body, path, query}`; `parsed_query` is derived from `query` when absent.
     request: Value,
 }
 
-#[utoipa::path(put, path = "/2023-07-01/transformations/run", tag = "transformations", summary = "Run transformation code on a sample request", responses((status = 200, description = "the transformed request and logs"), (status = 422, description = "the script failed"), (status = 400, description = "a bad body"), (status = 503, description = "every transformation worker is busy and the queue is full")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/2023-07-01/transformations/run", tag = "transformations", summary = "Run code (or a stored transformation's, transformation_id) on a sample request, in a connection's context (webhook_id)", responses((status = 200, description = "{request, log_level, console}"), (status = 422, description = "the script failed, or an unknown transformation_id or webhook_id"), (status = 400, description = "a bad body"), (status = 503, description = "every transformation worker is busy and the queue is full")), security(("api_key" = [])))]
 pub async fn run(
     State(state): Shared,
     body: Result<Json<RunTransformation>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
     let Json(run) = body.map_err(unreadable_body)?;
-    refuse_environment("env", run.env.values())?;
-    let mut request = run.request;
+    refuse_environment("env", run.env.iter().flat_map(BTreeMap::values))?;
+    let request = sample_request(run.request)?;
+    let context = json!({ "connection": run_connection(&state, run.webhook_id.as_deref())? });
+    let limits = state.transform_limits.clone();
+    let pool = state.config.load().transform_pool.clone();
+    let store = state.store.clone();
+    blocking(move || {
+        let (code, env) = code_and_env(&store, run.code, run.transformation_id, run.env)?;
+        let transformation = api_transformation(&pool, "run", &code, env, limits)?;
+        match transformation.run(&request, &context) {
+            Ok(output) => Ok(Json(json!({
+                "request": output.request,
+                "log_level": log_level(&output.logs, false),
+                "console": console(&output.logs),
+            }))),
+            Err(failure) if is_overload(&failure.error) => Err(overloaded(failure.error)),
+            Err(failure) => Err(ApiError {
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                message: format!("the transformation failed: {}", failure.error),
+                data: json!({
+                    "log_level": log_level(&failure.logs, true),
+                    "console": console(&failure.logs),
+                }),
+            }),
+        }
+    })
+    .await
+}
+
+/// The code and env a run uses: those given, else those of the stored
+/// transformation `transformation_id` names.
+fn code_and_env(
+    store: &Store,
+    code: Option<String>,
+    transformation_id: Option<String>,
+    env: Option<BTreeMap<String, String>>,
+) -> ApiResult<(String, BTreeMap<String, String>)> {
+    let stored = match transformation_id {
+        Some(id) => Some(store.transformation(&id)?.ok_or_else(|| {
+            ApiError::invalid("transformation_id", format!("no transformation \"{id}\""))
+        })?),
+        None => None,
+    };
+    let (code, stored_env) = match (code, stored) {
+        (Some(code), stored) => (code, stored.map(|s| s.env)),
+        (None, Some(stored)) => (stored.code, Some(stored.env)),
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "code",
+                "is required (or transformation_id)",
+            ))
+        }
+    };
+    Ok((code, env.or(stored_env).unwrap_or_default()))
+}
+
+/// The sample request of a run, with `parsed_query` derived from `query`
+/// when absent (as the router gives it).
+fn sample_request(mut request: Value) -> ApiResult<Value> {
     if !request.is_object() {
         return Err(ApiError::invalid(
             "request",
@@ -53,27 +118,53 @@ pub async fn run(
                 .unwrap_or_default(),
         );
     }
-    let limits = state.transform_limits.clone();
-    let pool = state.config.load().transform_pool.clone();
-    blocking(move || {
-        let transformation = api_transformation(&pool, "run", &run.code, run.env, limits)?;
-        let context = json!({ "connection": null });
-        match transformation.run(&request, &context) {
-            Ok(output) => Ok(Json(
-                json!({ "request": output.request, "logs": output.logs }),
-            )),
-            Err(failure) if is_overload(&failure.error) => Err(overloaded(failure.error)),
-            Err(failure) => Err(ApiError {
-                status: StatusCode::UNPROCESSABLE_ENTITY,
-                message: format!("the transformation failed: {}", failure.error),
-                data: json!({ "logs": failure.logs }),
-            }),
-        }
-    })
-    .await
+    Ok(request)
 }
 
-/// The body of `POST /transformations` and `PUT /transformations/{id}`.
+/// `context.connection` of a run: the connection `webhook_id` names, as the
+/// router gives it (`{id, name}`), or null.
+fn run_connection(state: &ApiState, webhook_id: Option<&str>) -> ApiResult<Value> {
+    let Some(id) = webhook_id else {
+        return Ok(Value::Null);
+    };
+    let catalog = state.catalog.load();
+    let connection = catalog
+        .connection(id)
+        .ok_or_else(|| ApiError::invalid("webhook_id", format!("no connection \"{id}\"")))?;
+    Ok(json!({ "id": connection.id, "name": connection.name }))
+}
+
+/// The most severe level a run logged at, in the reference's levels (`debug,
+/// info, warn, error, fatal`): `console.log` counts as info, a run that
+/// logged nothing is info, and a run that failed is fatal.
+fn log_level(logs: &[LogEntry], failed: bool) -> &'static str {
+    const ORDER: [&str; 4] = ["debug", "info", "warn", "error"];
+    if failed {
+        return "fatal";
+    }
+    logs.iter()
+        .map(|entry| match entry.level.as_str() {
+            "log" => "info",
+            level => ORDER
+                .iter()
+                .find(|known| **known == level)
+                .copied()
+                .unwrap_or("info"),
+        })
+        .max_by_key(|level| ORDER.iter().position(|known| known == level))
+        .unwrap_or("info")
+}
+
+/// A run's logs as the reference's console lines, `{type, message}` (and
+/// hookgate's earlier `level`, kept for clients of it).
+fn console(logs: &[LogEntry]) -> Value {
+    logs.iter()
+        .map(|entry| json!({ "type": entry.level, "level": entry.level, "message": entry.message }))
+        .collect()
+}
+
+/// The body of `POST /transformations`, `PUT /transformations` and
+/// `PUT /transformations/{id}`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransformationInput {
@@ -82,9 +173,31 @@ pub struct TransformationInput {
     env: Option<BTreeMap<String, String>>,
 }
 
-fn transformation_view(t: &TransformationObject) -> Value {
+impl TransformationInput {
+    /// The checks that need no store: a valid name and env, if given.
+    fn checked(self) -> ApiResult<TransformationInput> {
+        if let Some(name) = &self.name {
+            checked_present_name("name", name)?;
+        }
+        refuse_environment("env", self.env.iter().flat_map(BTreeMap::values))?;
+        Ok(self)
+    }
+
+    /// The name and code a new transformation needs.
+    fn required(&self) -> ApiResult<(String, String)> {
+        let name = self.name.clone();
+        let name = name.ok_or_else(|| ApiError::invalid("name", "is required"))?;
+        let code = self.code.clone();
+        Ok((
+            name,
+            code.ok_or_else(|| ApiError::invalid("code", "is required"))?,
+        ))
+    }
+}
+
+fn transformation_view(team_id: &str, t: &TransformationObject) -> Value {
     let env = views::masked_values(&json!(t.env));
-    json!({ "id": t.id, "name": t.name, "code": t.code, "env": env, "created_at": iso(t.created_at), "updated_at": iso(t.updated_at) })
+    json!({ "id": t.id, "team_id": team_id, "name": t.name, "code": t.code, "env": env, "created_at": iso(t.created_at), "updated_at": iso(t.updated_at) })
 }
 
 /// Loads code for the API: a script that does not load is a 422 naming
@@ -124,17 +237,22 @@ fn check_code(state: &ApiState, name: &str, code: &str) -> ApiResult<()> {
     api_transformation(pool, name, code, BTreeMap::new(), limits).map(drop)
 }
 
-#[utoipa::path(get, path = "/2023-07-01/transformations", tag = "transformations", summary = "Stored transformations", responses((status = 200, description = "the transformations")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/transformations", tag = "transformations", summary = "Stored transformations, a page at a time", params(("id" = Option<String>, Query, description = "id or id[]"), ("name" = Option<String>, Query, description = "name, name[] or name[contains]"), ("order_by" = Option<String>, Query, description = "created_at (default), updated_at or name"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("limit" = Option<String>, Query, description = "1-255, default 100"), ("next" = Option<String>, Query, description = "cursor"), ("prev" = Option<String>, Query, description = "cursor")), responses((status = 200, description = "{pagination, count, models}"), (status = 422, description = "an unknown parameter or order key")), security(("api_key" = [])))]
 pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
-    Query::parse(raw.as_deref()).refuse_unread()?;
-    let store = state.store.clone();
+    let query = Query::parse(raw.as_deref());
+    let (id, name) = (query.matcher("id"), query.matcher("name"));
+    let page = query.page_ordered(&["created_at", "updated_at", "name"])?;
+    query.refuse_unread()?;
     blocking(move || {
-        let models: Vec<Value> = store
+        let models: Vec<Value> = state
+            .store
             .transformations()?
             .iter()
-            .map(transformation_view)
+            .filter(|t| id(&t.id) && name(&t.name))
+            .map(|t| transformation_view(&state.team_id, t))
             .collect();
-        Ok(Json(json!({ "count": models.len(), "models": models })))
+        let found = listing::page_of(models, &page)?;
+        Ok(Json(paged(&page, found.next, found.prev, found.items)))
     })
     .await
 }
@@ -144,91 +262,136 @@ pub async fn create(
     State(state): Shared,
     body: Result<Json<TransformationInput>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let input = json_body(body)?;
-    let name = input
-        .name
-        .filter(|n| !n.trim().is_empty())
-        .ok_or_else(|| ApiError::invalid("name", "is required"))?;
-    checked_name("name", &name)?;
-    refuse_environment("env", input.env.iter().flat_map(BTreeMap::values))?;
-    let code = input
-        .code
-        .ok_or_else(|| ApiError::invalid("code", "is required"))?;
+    let input = json_body(body)?.checked()?;
+    let (name, code) = input.required()?;
     blocking(move || {
-        check_code(&state, &name, &code)?;
-        let id = named_id("trs", &name);
-        if state.store.transformation(&id)?.is_some() {
+        let _one_writer = lock(&state.object_updates);
+        if state.store.transformation_named(&name)?.is_some() {
             return Err(ApiError::conflict(format!(
                 "a transformation named \"{name}\" already exists"
             )));
         }
-        let now = now_ms();
-        let created = TransformationObject {
-            id,
-            name,
-            code,
-            env: input.env.unwrap_or_default(),
-            created_at: now,
-            updated_at: now,
-        };
-        state.store.save_transformation(&created)?;
-        Ok(Json(transformation_view(&created)))
+        let created = insert(&state, name, code, input.env)?;
+        Ok(Json(transformation_view(&state.team_id, &created)))
     })
     .await
+}
+
+/// `PUT /transformations`: creates the transformation `name` names, or
+/// updates the one of that name (its code and env).
+#[utoipa::path(put, path = "/2023-07-01/transformations", tag = "transformations", summary = "Create a transformation, or update the one with this name", responses((status = 200, description = "the transformation"), (status = 422, description = "no name or code, or the code does not compile"), (status = 503, description = "every transformation worker is busy and the queue is full")), security(("api_key" = [])))]
+pub async fn upsert(
+    State(state): Shared,
+    body: Result<Json<TransformationInput>, JsonRejection>,
+) -> ApiResult<Json<Value>> {
+    let input = json_body(body)?.checked()?;
+    let (name, code) = input.required()?;
+    let job_state = state.clone();
+    let (saved, existed) = blocking(move || {
+        let state = &job_state;
+        let _one_writer = lock(&state.object_updates);
+        match state.store.transformation_named(&name)? {
+            Some(existing) => Ok((change(state, existing, input)?, true)),
+            None => Ok((insert(state, name, code, input.env)?, false)),
+        }
+    })
+    .await?;
+    if existed {
+        objects::rebuild(state.clone()).await?;
+    }
+    Ok(Json(transformation_view(&state.team_id, &saved)))
+}
+
+/// Stores a new transformation. Its id derives from its name, unless a
+/// renamed transformation holds that id already.
+fn insert(
+    state: &ApiState,
+    name: String,
+    code: String,
+    env: Option<BTreeMap<String, String>>,
+) -> ApiResult<TransformationObject> {
+    check_code(state, &name, &code)?;
+    let mut id = named_id("trs", &name);
+    if state.store.transformation(&id)?.is_some() {
+        id = new_id("trs");
+    }
+    let now = now_ms();
+    let created = TransformationObject {
+        id,
+        name,
+        code,
+        env: env.unwrap_or_default(),
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.save_transformation(&created)?;
+    Ok(created)
+}
+
+/// Applies a change (a new name, code or env) to a stored transformation.
+fn change(
+    state: &ApiState,
+    mut transformation: TransformationObject,
+    input: TransformationInput,
+) -> ApiResult<TransformationObject> {
+    if let Some(name) = input.name.filter(|n| *n != transformation.name) {
+        if state.store.transformation_named(&name)?.is_some() {
+            return Err(ApiError::conflict(format!(
+                "a transformation named \"{name}\" already exists"
+            )));
+        }
+        transformation.name = name;
+    }
+    if let Some(code) = input.code {
+        check_code(state, &transformation.name, &code)?;
+        transformation.code = code;
+    }
+    if let Some(env) = input.env {
+        transformation.env = env;
+    }
+    transformation.updated_at = now_ms();
+    state.store.save_transformation(&transformation)?;
+    Ok(transformation)
+}
+
+fn lock(mutex: &Mutex<()>) -> MutexGuard<'_, ()> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[utoipa::path(get, path = "/2023-07-01/transformations/{id}", tag = "transformations", summary = "A transformation", params(("id" = String, Path, description = "trs_…")), responses((status = 200, description = "the transformation"), (status = 404, description = "unknown")), security(("api_key" = [])))]
 pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let store = state.store.clone();
     blocking(move || {
-        Ok(Json(transformation_view(
-            &store
-                .transformation(&id)?
-                .ok_or_else(|| ApiError::not_found("transformation", &id))?,
-        )))
+        let transformation = state
+            .store
+            .transformation(&id)?
+            .ok_or_else(|| ApiError::not_found("transformation", &id))?;
+        Ok(Json(transformation_view(&state.team_id, &transformation)))
     })
     .await
 }
 
-/// `PUT /transformations/{id}`: new code or env, applied to every connection using it.
-#[utoipa::path(put, path = "/2023-07-01/transformations/{id}", tag = "transformations", summary = "New code or env, applied to every connection using it", params(("id" = String, Path, description = "trs_…")), responses((status = 200, description = "the transformation"), (status = 404, description = "unknown"), (status = 422, description = "the code does not compile"), (status = 503, description = "every transformation worker is busy and the queue is full")), security(("api_key" = [])))]
+/// `PUT /transformations/{id}`: a new name (the id stays), code or env,
+/// applied to every connection using it.
+#[utoipa::path(put, path = "/2023-07-01/transformations/{id}", tag = "transformations", summary = "A new name (the id stays), code or env, applied to every connection using it", params(("id" = String, Path, description = "trs_…")), responses((status = 200, description = "the transformation"), (status = 404, description = "unknown"), (status = 409, description = "the new name is taken"), (status = 422, description = "the code does not compile"), (status = 503, description = "every transformation worker is busy and the queue is full")), security(("api_key" = [])))]
 pub async fn update(
     State(state): Shared,
     Path(id): Path<String>,
     body: Result<Json<TransformationInput>, JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    let input = json_body(body)?;
-    refuse_environment("env", input.env.iter().flat_map(BTreeMap::values))?;
-    let store_state = state.clone();
+    let input = json_body(body)?.checked()?;
+    let job_state = state.clone();
     let updated = blocking(move || {
-        let store = &store_state.store;
-        let mut transformation = store
+        let state = &job_state;
+        let _one_writer = lock(&state.object_updates);
+        let transformation = state
+            .store
             .transformation(&id)?
             .ok_or_else(|| ApiError::not_found("transformation", &id))?;
-        if input
-            .name
-            .as_ref()
-            .is_some_and(|n| *n != transformation.name)
-        {
-            return Err(ApiError::invalid(
-                "name",
-                "cannot change (the id derives from it)",
-            ));
-        }
-        if let Some(code) = input.code {
-            check_code(&store_state, &transformation.name, &code)?;
-            transformation.code = code;
-        }
-        if let Some(env) = input.env {
-            transformation.env = env;
-        }
-        transformation.updated_at = now_ms();
-        store.save_transformation(&transformation)?;
-        Ok(transformation)
+        change(state, transformation, input)
     })
     .await?;
-    objects::rebuild(state).await?;
-    Ok(Json(transformation_view(&updated)))
+    objects::rebuild(state.clone()).await?;
+    Ok(Json(transformation_view(&state.team_id, &updated)))
 }
 
 #[utoipa::path(delete, path = "/2023-07-01/transformations/{id}", tag = "transformations", summary = "Delete an unused transformation", params(("id" = String, Path, description = "trs_…")), responses((status = 200, description = "deleted"), (status = 404, description = "unknown"), (status = 409, description = "still used")), security(("api_key" = [])))]
@@ -255,53 +418,119 @@ pub async fn delete(State(state): Shared, Path(id): Path<String>) -> ApiResult<J
     .await
 }
 
-pub(super) fn execution_view(execution: &Execution) -> Value {
+/// A run as the reference shows it (`transformed_event_data` and
+/// `original_event_data` only when one run is asked for), plus hookgate's
+/// `request_id`, `event_id` and `error`.
+pub(super) fn execution_view(team_id: &str, execution: &Execution) -> Value {
+    let failed = execution.error.is_some();
     json!({
         "id": execution.id,
         "transformation_id": execution.transformation_id,
+        "team_id": team_id,
         "webhook_id": execution.connection_id,
+        "log_level": log_level(&execution.logs, failed),
+        "logs": console(&execution.logs),
+        // Issues collect occurrences per connection, not per run.
+        "issue_id": null,
+        "original_event_data_id": event_data_id(&execution.request_id),
+        // A failed run made no event: there is no transformed data.
+        "transformed_event_data_id": (!failed).then(|| event_data_id(&execution.event_id)),
         "request_id": execution.request_id,
         "event_id": execution.event_id,
-        "logs": execution.logs,
         "error": execution.error,
         "created_at": iso(execution.created_at),
+        "updated_at": iso(execution.created_at),
     })
 }
 
-/// `GET /transformations/{id}/executions`: its runs, newest first (`limit`).
+/// The filters of a transformation's runs: `log_level`, `webhook_id`,
+/// `issue_id` (no run has one), `created_at[…]`.
+fn execution_filter(query: &Query) -> ApiResult<impl Fn(&Execution) -> bool + Send + 'static> {
+    let level = query.matcher("log_level");
+    let webhook = query.matcher("webhook_id");
+    let issue: Vec<String> = query
+        .all("issue_id")
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let created = query.date_range("created_at")?;
+    Ok(move |execution: &Execution| {
+        level(log_level(&execution.logs, execution.error.is_some()))
+            && webhook(&execution.connection_id)
+            && issue.is_empty()
+            && created.contains(Some(execution.created_at))
+    })
+}
+
+/// `GET /transformations/{id}/executions`: its runs, newest first.
 /// Works for transformations declared in gateway.toml too (`trs_` + their name's id).
-#[utoipa::path(get, path = "/2023-07-01/transformations/{id}/executions", tag = "transformations", summary = "Its runs with their logs, newest first", params(("id" = String, Path, description = "trs_…"), ("limit" = Option<String>, Query, description = "1-250")), responses((status = 200, description = "the runs")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/transformations/{id}/executions", tag = "transformations", summary = "Its runs with their logs, newest first, a page at a time", params(("id" = String, Path, description = "trs_…"), ("log_level" = Option<String>, Query, description = "debug, info, warn, error or fatal; or log_level[]"), ("webhook_id" = Option<String>, Query, description = "connection id(s)"), ("issue_id" = Option<String>, Query, description = "issue id(s)"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("limit" = Option<String>, Query, description = "1-255, default 100"), ("next" = Option<String>, Query, description = "cursor"), ("prev" = Option<String>, Query, description = "cursor")), responses((status = 200, description = "{pagination, count, models}")), security(("api_key" = [])))]
 pub async fn executions(
     State(state): Shared,
     Path(id): Path<String>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
-    let limit = query.page()?.limit;
+    let keep = execution_filter(&query)?;
+    let page = query.page()?;
     query.refuse_unread()?;
+    // Runs carry their logs: a page ends at the byte budget, as events do.
+    let budget = state.config.load().limits.api_page_bytes;
     blocking(move || {
-        let models: Vec<Value> = state
-            .store
-            .executions(&id, limit)?
-            .iter()
-            .map(execution_view)
-            .collect();
-        Ok(Json(json!({ "count": models.len(), "models": models })))
+        let found = state.store.page_executions(&id, &page, &keep)?;
+        let answer = bounded_page(&page, found, budget, |execution| {
+            Ok(execution_view(&state.team_id, execution))
+        })?;
+        Ok(Json(answer))
     })
     .await
 }
 
-#[utoipa::path(get, path = "/2023-07-01/transformations/{id}/executions/{execution_id}", tag = "transformations", summary = "One run", params(("id" = String, Path, description = "trs_…"), ("execution_id" = String, Path, description = "exe_…")), responses((status = 200, description = "the run"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+/// `GET /transformations/{id}/executions/{execution_id}`: one run, with the
+/// data it was given and the data it made.
+#[utoipa::path(get, path = "/2023-07-01/transformations/{id}/executions/{execution_id}", tag = "transformations", summary = "One run, with its input and output data", params(("id" = String, Path, description = "trs_…"), ("execution_id" = String, Path, description = "exe_…")), responses((status = 200, description = "the run"), (status = 404, description = "unknown")), security(("api_key" = [])))]
 pub async fn execution(
     State(state): Shared,
     Path((id, execution_id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
-        let execution = state
-            .store
+        let store = &state.store;
+        let execution = store
             .execution(&id, &execution_id)?
             .ok_or_else(|| ApiError::not_found("execution", &execution_id))?;
-        Ok(Json(execution_view(&execution)))
+        let mut view = execution_view(&state.team_id, &execution);
+        let original = store.request_payload(&execution.request_id)?;
+        let transformed = match (&execution.error, store.event(&execution.event_id)?) {
+            (None, Some(event)) => store.event_payload(&event)?,
+            _ => None,
+        };
+        view["original_event_data"] = original.as_ref().map_or(Value::Null, views::data);
+        view["transformed_event_data"] = transformed.as_ref().map_or(Value::Null, views::data);
+        Ok(Json(view))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn logged(levels: &[&str]) -> Vec<LogEntry> {
+        levels
+            .iter()
+            .map(|level| LogEntry {
+                level: level.to_string(),
+                message: String::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_runs_level_is_the_most_severe_it_logged_and_fatal_when_it_failed() {
+        assert_eq!(log_level(&[], false), "info");
+        assert_eq!(log_level(&logged(&["debug"]), false), "debug");
+        assert_eq!(log_level(&logged(&["log", "warn", "debug"]), false), "warn");
+        assert_eq!(log_level(&logged(&["error", "info"]), false), "error");
+        assert_eq!(log_level(&logged(&["debug"]), true), "fatal");
+    }
 }

@@ -16,5 +16,8 @@ pub struct Bookmark {
     /// The data as that event delivered it.
     pub data: Payload,
     pub created_at: u64,
+    /// None in bookmarks stored before it was kept (then `created_at` stands in).
+    #[serde(default)]
+    pub updated_at: Option<u64>,
     pub last_used_at: Option<u64>,
 }

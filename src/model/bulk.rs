@@ -2,6 +2,7 @@
 //! background, resumably.
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -19,12 +20,22 @@ pub enum BulkStatus {
     Cancelled,
 }
 
+/// What a bulk retry selects.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BulkQuery {
+    /// The JSON object of the list's filters, as it was sent.
+    Filters(Map<String, Value>),
+    /// The same filters as a query string (`status%5B%5D=FAILED`): how
+    /// records stored by earlier versions hold them.
+    Encoded(String),
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BulkRetry {
     pub id: String,
     pub kind: BulkKind,
-    /// The selecting query, in the list endpoint's query-string form.
-    pub query: String,
+    pub query: BulkQuery,
     pub status: BulkStatus,
     /// How many matched when the job was created.
     pub estimated_count: u64,
@@ -35,6 +46,10 @@ pub struct BulkRetry {
     /// The last id processed: where a resumed job continues.
     pub cursor: Option<String>,
     pub created_at: u64,
+    /// None in records stored before it was kept (their last change then
+    /// stands in: completion, cancellation or creation).
+    #[serde(default)]
+    pub updated_at: Option<u64>,
     pub completed_at: Option<u64>,
     pub cancelled_at: Option<u64>,
 }

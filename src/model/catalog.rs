@@ -4,7 +4,7 @@
 use crate::pipeline::{Rule, RuleSpec};
 use crate::signing::destination_auth::DestinationAuth;
 use crate::verify::Verifier;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use url::Url;

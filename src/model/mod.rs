@@ -11,7 +11,7 @@ mod request;
 mod transformation;
 
 pub use bookmark::Bookmark;
-pub use bulk::{BulkKind, BulkRetry, BulkStatus};
+pub use bulk::{BulkKind, BulkQuery, BulkRetry, BulkStatus};
 pub use catalog::{
     Catalog, Connection, CustomResponse, Destination, Origin, RateLimit, RatePeriod, Source,
 };

@@ -17,8 +17,6 @@ pub enum RejectionCause {
     /// The source is archived (a deleted one's requests are `NO_WEBHOOK`).
     SourceArchived,
     NoWebhook,
-    /// The source is archived (kept, not served).
-    SourceArchived,
     UnsupportedHttpMethod,
     PayloadTooLarge,
     VerificationFailed,
@@ -37,7 +35,6 @@ impl RejectionCause {
         match self {
             RejectionCause::SourceArchived => "SOURCE_ARCHIVED",
             RejectionCause::NoWebhook => "NO_WEBHOOK",
-            RejectionCause::SourceArchived => "SOURCE_ARCHIVED",
             RejectionCause::UnsupportedHttpMethod => "UNSUPPORTED_HTTP_METHOD",
             RejectionCause::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
             RejectionCause::VerificationFailed => "VERIFICATION_FAILED",

@@ -6,7 +6,7 @@ use super::filter::Evaluation;
 use super::transform::LogEntry;
 use super::view::{filter_root, payload_from_transformed, transform_input};
 use super::{NamedTransformation, Rule};
-use crate::ids::{derived_id, named_id, new_id, now_ms};
+use crate::ids::{derived_id, new_id, now_ms};
 use crate::issues::IssueTracker;
 use crate::model::{Catalog, Connection, Event, Execution, IgnoredEvent, Payload, Request};
 use crate::store::{Committed, Result, Store, StoreError};
@@ -288,7 +288,7 @@ impl Router {
                     let result = transformed(transform, connection, &current, &mut run_logs);
                     let execution = Execution {
                         id: new_id("exe"),
-                        transformation_id: named_id("trs", &transform.name),
+                        transformation_id: self.store.transformation_id_named(&transform.name)?,
                         transformation_name: transform.name.clone(),
                         connection_id: connection.id.clone(),
                         request_id: request.id.clone(),

@@ -34,6 +34,7 @@ pub use rejections::RejectionBudget;
 pub use retention::{Cutoffs, Swept};
 
 use crate::config::ApiObject;
+use crate::ids::named_id;
 use crate::model::{
     AttemptTrigger, Bookmark, BulkRetry, Event, EventStatus, Execution, IgnoredEvent, Payload,
     Request, TransformationObject,
@@ -170,6 +171,9 @@ pub struct StoreState {
     bulk_retries: sled::Tree,
     bookmarks: sled::Tree,
     transformations: sled::Tree,
+    /// Name → id of stored transformations: a renamed one keeps its id, so
+    /// its id no longer derives from its name. Absent for one never renamed.
+    transformation_names: sled::Tree,
     /// `transformation id ++ execution id` → execution.
     executions: sled::Tree,
     issues: sled::Tree,
@@ -278,6 +282,7 @@ impl Store {
             object_times: db.open_tree("object_times")?,
             bookmarks: db.open_tree("bookmarks")?,
             transformations: db.open_tree("transformations")?,
+            transformation_names: db.open_tree("transformation_names")?,
             executions: db.open_tree("executions")?,
             issues: db.open_tree("issues")?,
             issue_triggers: db.open_tree("issue_triggers")?,
@@ -702,7 +707,17 @@ impl Store {
 
     // --- transformations ---------------------------------------------------------
 
+    /// Saves a transformation (and where its name leads, if it was renamed).
     pub fn save_transformation(&self, transformation: &TransformationObject) -> Result<()> {
+        if let Some(before) = self.transformation(&transformation.id)? {
+            if before.name != transformation.name {
+                self.transformation_names.remove(before.name.as_bytes())?;
+            }
+        }
+        if transformation.id != named_id("trs", &transformation.name) {
+            self.transformation_names
+                .insert(transformation.name.as_bytes(), transformation.id.as_bytes())?;
+        }
         let sealed = self.sealed_transformation(transformation);
         put(&self.transformations, &transformation.id, &sealed)
     }
@@ -713,6 +728,21 @@ impl Store {
             .transpose()
     }
 
+    /// The id a transformation named `name` has: a stored one's (renamed or
+    /// not), else the one its name derives (as for those in gateway.toml).
+    pub fn transformation_id_named(&self, name: &str) -> Result<String> {
+        Ok(match self.transformation_names.get(name.as_bytes())? {
+            Some(id) => String::from_utf8_lossy(&id).into_owned(),
+            None => named_id("trs", name),
+        })
+    }
+
+    /// The stored transformation named `name`, if any.
+    pub fn transformation_named(&self, name: &str) -> Result<Option<TransformationObject>> {
+        let id = self.transformation_id_named(name)?;
+        Ok(self.transformation(&id)?.filter(|t| t.name == name))
+    }
+
     pub fn transformations(&self) -> Result<Vec<TransformationObject>> {
         values(&self.transformations)
             .map(|stored| self.opened_transformation(stored?))
@@ -720,27 +750,18 @@ impl Store {
     }
 
     pub fn delete_transformation(&self, id: &str) -> Result<bool> {
+        let Some(deleted) = self.transformation(id)? else {
+            return Ok(false);
+        };
+        if self.transformation_id_named(&deleted.name)? == id {
+            self.transformation_names.remove(deleted.name.as_bytes())?;
+        }
         Ok(self.transformations.remove(id.as_bytes())?.is_some())
     }
 
     pub fn insert_execution(&self, execution: &Execution) -> Result<()> {
         let key = format!("{}{}", execution.transformation_id, execution.id);
         put(&self.executions, &key, execution)
-    }
-
-    /// A transformation's runs, newest first, at most `limit`.
-    pub fn executions(&self, transformation_id: &str, limit: usize) -> Result<Vec<Execution>> {
-        let mut runs = Vec::new();
-        for value in self
-            .executions
-            .scan_prefix(transformation_id.as_bytes())
-            .values()
-            .rev()
-            .take(limit)
-        {
-            runs.push(serde_json::from_slice(&value?)?);
-        }
-        Ok(runs)
     }
 
     pub fn execution(&self, transformation_id: &str, id: &str) -> Result<Option<Execution>> {
@@ -755,11 +776,6 @@ impl Store {
 
     pub fn bookmark(&self, id: &str) -> Result<Option<Bookmark>> {
         get(&self.bookmarks, id)
-    }
-
-    /// Every bookmark, oldest first.
-    pub fn bookmarks(&self) -> Result<Vec<Bookmark>> {
-        values(&self.bookmarks).collect()
     }
 
     pub fn delete_bookmark(&self, id: &str) -> Result<bool> {

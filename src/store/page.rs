@@ -3,7 +3,7 @@
 //! while new records arrive (they land at the end, never between pages).
 
 use super::{Result, Store, StoreError};
-use crate::model::{Attempt, Bookmark, Event, IgnoredEvent, Request};
+use crate::model::{Attempt, Bookmark, Event, Execution, IgnoredEvent, Request};
 use serde::de::DeserializeOwned;
 use std::ops::Bound;
 
@@ -46,14 +46,19 @@ pub struct Page<T> {
 
 type Entries = Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>;
 
-/// The tree's entries from `from` (exclusive) going forward (`ascending`) or backward.
-fn scan(tree: &sled::Tree, from: Option<&str>, ascending: bool) -> Entries {
-    let range = match from {
-        None => (Bound::Unbounded, Bound::Unbounded),
-        Some(id) if ascending => (Bound::Excluded(id.as_bytes().to_vec()), Bound::Unbounded),
-        Some(id) => (Bound::Unbounded, Bound::Excluded(id.as_bytes().to_vec())),
+/// The entries under `prefix` from `from` (an id under it, exclusive) going
+/// forward (`ascending`) or backward.
+fn scan(tree: &sled::Tree, prefix: &str, from: Option<&str>, ascending: bool) -> Entries {
+    let key = |id: &str| format!("{prefix}{id}").into_bytes();
+    let lower = match from {
+        Some(id) if ascending => Bound::Excluded(key(id)),
+        _ => Bound::Included(prefix.as_bytes().to_vec()),
     };
-    let entries = tree.range::<Vec<u8>, _>(range);
+    let upper = match from {
+        Some(id) if !ascending => Bound::Excluded(key(id)),
+        _ => past_prefix(prefix),
+    };
+    let entries = tree.range::<Vec<u8>, _>((lower, upper));
     if ascending {
         Box::new(entries)
     } else {
@@ -61,9 +66,22 @@ fn scan(tree: &sled::Tree, from: Option<&str>, ascending: bool) -> Entries {
     }
 }
 
+/// The first key after every key under `prefix` (ids are ASCII).
+fn past_prefix(prefix: &str) -> Bound<Vec<u8>> {
+    let mut end = prefix.as_bytes().to_vec();
+    match end.last_mut() {
+        Some(last) => {
+            *last += 1;
+            Bound::Excluded(end)
+        }
+        None => Bound::Unbounded,
+    }
+}
+
 /// Up to `limit` records that `keep` accepts, and whether more follow.
 fn collect<T: DeserializeOwned>(
     entries: Entries,
+    prefix: &str,
     limit: usize,
     keep: &dyn Fn(&T) -> bool,
 ) -> Result<(Vec<(String, T)>, bool)> {
@@ -77,7 +95,8 @@ fn collect<T: DeserializeOwned>(
         if found.len() == limit {
             return Ok((found, true));
         }
-        found.push((String::from_utf8_lossy(&key).into_owned(), record));
+        let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+        found.push((id, record));
     }
     Ok((found, false))
 }
@@ -87,19 +106,31 @@ fn page<T: DeserializeOwned>(
     request: &PageRequest,
     keep: &dyn Fn(&T) -> bool,
 ) -> Result<Page<T>> {
+    page_under(tree, "", request, keep)
+}
+
+/// `page` over the entries whose key is `prefix ++ id`; cursors are the ids.
+fn page_under<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    prefix: &str,
+    request: &PageRequest,
+    keep: &dyn Fn(&T) -> bool,
+) -> Result<Page<T>> {
     let forward = request.dir == Direction::Asc;
     let limit = request.limit.max(1);
     let (found, more, backwards) = match &request.cursor {
         Cursor::Start => {
-            let (found, more) = collect(scan(tree, None, forward), limit, keep)?;
+            let (found, more) = collect(scan(tree, prefix, None, forward), prefix, limit, keep)?;
             (found, more, false)
         }
         Cursor::Next(id) => {
-            let (found, more) = collect(scan(tree, Some(id), forward), limit, keep)?;
+            let (found, more) =
+                collect(scan(tree, prefix, Some(id), forward), prefix, limit, keep)?;
             (found, more, false)
         }
         Cursor::Prev(id) => {
-            let (found, more) = collect(scan(tree, Some(id), !forward), limit, keep)?;
+            let (found, more) =
+                collect(scan(tree, prefix, Some(id), !forward), prefix, limit, keep)?;
             (found, more, true)
         }
     };
@@ -275,8 +306,22 @@ impl Store {
         page(&self.ignored_events, request, keep)
     }
 
-    pub fn page_bookmarks(&self, request: &PageRequest) -> Result<Page<Bookmark>> {
-        page(&self.bookmarks, request, &|_| true)
+    pub fn page_bookmarks(
+        &self,
+        request: &PageRequest,
+        keep: &dyn Fn(&Bookmark) -> bool,
+    ) -> Result<Page<Bookmark>> {
+        page(&self.bookmarks, request, keep)
+    }
+
+    /// A transformation's runs (cursors are execution ids).
+    pub fn page_executions(
+        &self,
+        transformation_id: &str,
+        request: &PageRequest,
+        keep: &dyn Fn(&Execution) -> bool,
+    ) -> Result<Page<Execution>> {
+        page_under(&self.executions, transformation_id, request, keep)
     }
 }
 

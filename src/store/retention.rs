@@ -541,9 +541,9 @@ mod tests {
 
         assert_eq!((swept.executions, swept.fingerprints), (1, 1));
         assert!(store
-            .executions(&execution.transformation_id, 10)
+            .execution(&execution.transformation_id, &execution.id)
             .unwrap()
-            .is_empty());
+            .is_none());
         // The sighting is gone: the same fingerprint counts as new again.
         assert!(store
             .claim_fingerprint("web_a", b"fp", "req_2", received, 60_000)

@@ -2,7 +2,7 @@
 //! paging, filters, event retry and mute, read-only declared objects, rate limits.
 
 use crate::common::{route, store_snapshots, Reply, Sink, TestGateway, API_KEY};
-use hookgate::model::{AttemptTrigger, BulkKind, BulkRetry, BulkStatus, EventStatus};
+use hookgate::model::{AttemptTrigger, BulkKind, BulkQuery, BulkRetry, BulkStatus, EventStatus};
 use hookgate::store::Store;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -555,7 +555,8 @@ async fn transformations_can_be_tried_on_a_sample_request() {
     assert_eq!(ok.status(), 200);
     let ok: Value = ok.json().await.unwrap();
     assert_eq!(ok["request"]["path"], "/v2/p");
-    assert_eq!(ok["logs"][0]["message"], "b");
+    assert_eq!(ok["console"][0]["message"], "b");
+    assert_eq!(ok["log_level"], "info");
 
     let thrown = run(
         "addHandler('transform', (r) => { console.warn('before'); throw new Error('broken'); })",
@@ -565,7 +566,8 @@ async fn transformations_can_be_tried_on_a_sample_request() {
     assert_eq!(thrown.status(), 422);
     let thrown: Value = thrown.json().await.unwrap();
     assert!(thrown["message"].as_str().unwrap().contains("broken"));
-    assert_eq!(thrown["data"]["logs"][0]["message"], "before");
+    assert_eq!(thrown["data"]["console"][0]["message"], "before");
+    assert_eq!(thrown["data"]["log_level"], "fatal");
 
     let syntax = run("addHandler('transform', (r) => {").await.unwrap();
     assert_eq!(syntax.status(), 422);
@@ -674,7 +676,12 @@ async fn a_bulk_retry_replays_every_selected_event_in_the_background() {
         .send()
         .await
         .unwrap();
-    assert_eq!(cancel.status(), 409, "a completed job cannot be cancelled");
+    assert_eq!(cancel.status(), 200, "a completed job is answered as it is");
+    let cancel: Value = cancel.json().await.unwrap();
+    assert_eq!(
+        (cancel["status"].as_str(), &cancel["cancelled_at"]),
+        (Some("completed"), &Value::Null)
+    );
     let missing = gw
         .api(Method::POST, "/bulk/events/retry")
         .json(&serde_json::json!({}))
@@ -936,7 +943,13 @@ async fn a_bookmark_saves_an_events_data_and_replays_it_through_its_connection()
         .await
         .unwrap();
     assert_eq!(triggered.status(), 200);
-    let replay: Value = triggered.json().await.unwrap();
+    let replays: Value = triggered.json().await.unwrap();
+    let replay = &replays[0];
+    assert_eq!(
+        replays.as_array().map(Vec::len),
+        Some(1),
+        "an array of events"
+    );
     assert_ne!(replay["id"], event.id.as_str());
     let received = sink.wait_for(2).await;
     assert_eq!(
@@ -1210,13 +1223,14 @@ async fn a_bulk_retry_left_running_resumes_from_its_cursor_and_a_cancelled_one_d
     let job = |id: &str, cursor: Option<&String>, status: BulkStatus| BulkRetry {
         id: id.to_string(),
         kind: BulkKind::Events,
-        query: "status=FAILED".into(),
+        query: BulkQuery::Encoded("status=FAILED".into()),
         status,
         estimated_count: 5,
         completed_count: if cursor.is_some() { 2 } else { 0 },
         failed_count: 0,
         cursor: cursor.cloned(),
         created_at: hookgate::ids::now_ms(),
+        updated_at: None,
         completed_at: None,
         cancelled_at: None,
     };

@@ -3,7 +3,7 @@
 //! filters that are not understood refused rather than ignored.
 
 use crate::common::{route, Reply, Sink, TestGateway};
-use hookgate::model::{BulkKind, BulkRetry, BulkStatus};
+use hookgate::model::{BulkKind, BulkQuery, BulkRetry, BulkStatus};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -318,8 +318,8 @@ async fn a_list_answers_422_naming_a_parameter_it_does_not_know() {
         ("/sources?name[gte]=a", "name[gte]"),
         ("/destinations?url[gte]=x", "url[gte]"),
         ("/connections?paused=true", "paused"),
-        ("/transformations?name=x", "name"),
-        ("/bookmarks?label=x", "label"),
+        ("/transformations?code=x", "code"),
+        ("/bookmarks?alias=x", "alias"),
         ("/issues?severity=high", "severity"),
         ("/issue-triggers?channel=email", "channel"),
         ("/bulk/events/retry?whatever=1", "whatever"),
@@ -496,13 +496,14 @@ async fn a_stored_bulk_retry_with_a_query_not_understood_is_cancelled_and_retrie
     let legacy = BulkRetry {
         id: "bch_legacy".into(),
         kind: BulkKind::Events,
-        query: "created_at=%7B%22gte%22%3A%222099-01-01%22%7D".into(),
+        query: BulkQuery::Encoded("created_at=%7B%22gte%22%3A%222099-01-01%22%7D".into()),
         status: BulkStatus::Running,
         estimated_count: 4,
         completed_count: 0,
         failed_count: 0,
         cursor: None,
         created_at: hookgate::ids::now_ms(),
+        updated_at: None,
         completed_at: None,
         cancelled_at: None,
     };

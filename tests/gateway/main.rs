@@ -18,6 +18,7 @@ mod hookdeck_issues;
 mod hookdeck_config_bodies;
 mod hookdeck_events;
 mod hookdeck_delivery;
+mod hookdeck_tr_bk_bulk;
 mod ingress;
 mod ingress_hostile;
 mod issues;
