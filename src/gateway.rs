@@ -317,9 +317,7 @@ fn served_catalog(config: &Config, store: &Store) -> anyhow::Result<Catalog> {
     )?;
     let endpoints =
         crate::outbound::served_endpoints(store, config.delivery.default_concurrency.max(1))?;
-    Ok(served
-        .catalog()
-        .with_endpoints(endpoints))
+    Ok(served.catalog().with_endpoints(endpoints))
 }
 
 /// The workspace signing secret kept in `data_dir` (generated on first

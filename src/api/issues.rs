@@ -413,7 +413,9 @@ fn issue_data(store: &Store, team_id: &str, issue: &Issue) -> Value {
                 .zip(issue.execution_id.as_ref());
             let execution = execution
                 .and_then(|(trs, id)| store.execution(trs, id).ok().flatten())
-                .map_or(Value::Null, |e| super::transformations::execution_view(&e));
+                .map_or(Value::Null, |e| {
+                    super::transformations::execution_view(team_id, &e)
+                });
             json!({ "transformation_execution": execution, "trigger_attempt": null })
         }
         _ => {

@@ -509,9 +509,7 @@ async fn write(
             .stamp_objects(&fingerprints, crate::ids::now_ms())?;
         // Endpoints change under the same lock (see `v1`), so none is lost here.
         let endpoints = state.catalog.load().endpoints();
-        let catalog = config
-            .catalog()
-            .with_endpoints(endpoints);
+        let catalog = config.catalog().with_endpoints(endpoints);
         state.scheduler.replace_catalog(catalog);
         Ok(id)
     })

@@ -9,9 +9,7 @@ mod error;
 mod properties;
 mod sections;
 
-pub use api_objects::{
-    refuse_operator_only, ApiObject, ObjectErrors, ObjectKind, OperatorOnly,
-};
+pub use api_objects::{refuse_operator_only, ApiObject, ObjectErrors, ObjectKind, OperatorOnly};
 pub use declarations::object_fingerprints;
 pub use error::{ConfigError, ConfigErrors};
 pub use sections::{
