@@ -205,6 +205,17 @@ pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json
     blocking(move || Ok(Json(view(&state.team_id, &stored(&state, &id)?)))).await
 }
 
+/// `GET /bookmarks/:id/raw_body` (in Hookdeck's SDK): the saved body, as
+/// the events' and requests' raw bodies are answered.
+#[utoipa::path(get, path = "/2023-07-01/bookmarks/{id}/raw_body", tag = "bookmarks", summary = "A bookmark's saved body", params(("id" = String, Path, description = "bmk_…")), responses((status = 200, description = "{body}"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+pub async fn raw_body(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let bookmark = stored(&state, &id)?;
+        Ok(Json(super::outbound::raw_body(Some(&bookmark.data), &id)?))
+    })
+    .await
+}
+
 #[utoipa::path(put, path = "/2023-07-01/bookmarks/{id}", tag = "bookmarks", summary = "Change a bookmark's data (event_data_id or event_id), connection (webhook_id), label or name", params(("id" = String, Path, description = "bmk_…")), responses((status = 200, description = "the bookmark"), (status = 404, description = "unknown"), (status = 422, description = "unknown event data or connection")), security(("api_key" = [])))]
 pub async fn update(
     State(state): Shared,

@@ -153,15 +153,47 @@ pub async fn list_connections(
 ) -> ApiResult<Json<Value>> {
     blocking(move || {
         let query = Query::parse(raw.as_deref());
-        let texts = ["id", "name", "source_id", "destination_id"];
-        let mut filter = ListFilter::read(&query, &texts, &["paused_at"])?;
-        filter.full_name = full_name_filter(&query)?;
-        let showing = Showing::load(&state, filter.with_archived)?;
-        let connections = showing.catalog.connections();
-        let views = connections.into_iter().map(|c| showing.connection(c));
-        list(&query, &filter, views)
+        let (filter, views) = filtered_connections(&state, &query)?;
+        list(&query, &filter, views.into_iter())
     })
     .await
+}
+
+/// `GET /connections/count` (in Hookdeck's SDK, which says `disabled` for
+/// `archived`): how many connections the list would show.
+#[utoipa::path(get, path = "/2023-07-01/connections/count", tag = "configuration", summary = "How many connections the list's filters select (disabled = archived)", responses((status = 200, description = "{count}"), (status = 422, description = "an unknown parameter")), security(("api_key" = [])))]
+pub async fn count_connections(
+    State(state): Shared,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<Value>> {
+    blocking(move || {
+        let query = Query::parse_renaming(raw.as_deref(), &[("disabled", "archived")]);
+        let (filter, views) = filtered_connections(&state, &query)?;
+        query.refuse_unread()?;
+        let mut count = 0;
+        for view in views {
+            count += usize::from(filter.accepts(&view?));
+        }
+        Ok(Json(json!({ "count": count })))
+    })
+    .await
+}
+
+/// The connections' views and the list filters the query gives.
+fn filtered_connections(
+    state: &ApiState,
+    query: &Query,
+) -> ApiResult<(ListFilter, Vec<ApiResult<Value>>)> {
+    let texts = ["id", "name", "source_id", "destination_id"];
+    let mut filter = ListFilter::read(query, &texts, &["paused_at"])?;
+    filter.full_name = full_name_filter(query)?;
+    let showing = Showing::load(state, filter.with_archived)?;
+    let connections = showing.catalog.connections();
+    let views = connections
+        .into_iter()
+        .map(|c| showing.connection(c))
+        .collect();
+    Ok((filter, views))
 }
 
 /// The view of one object, archived ones included.

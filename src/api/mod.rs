@@ -177,6 +177,7 @@ pub fn router(state: Arc<ApiState>) -> Routes {
                 .put(bookmarks::update)
                 .delete(bookmarks::delete),
         )
+        .route("/bookmarks/{id}/raw_body", get(bookmarks::raw_body))
         .route("/bookmarks/{id}/trigger", post(bookmarks::trigger))
         .route(
             "/issue-triggers",
@@ -286,6 +287,7 @@ fn connection_routes() -> Routes<Arc<ApiState>> {
                     .post(objects::create)
                     .put(objects::upsert),
             )
+            .route(&format!("{root}/count"), get(catalog::count_connections))
             .route(
                 &format!("{root}/{{id}}"),
                 get(catalog::get_connection)

@@ -101,6 +101,22 @@ impl Query {
         Query::from_pairs(pairs)
     }
 
+    /// [`Query::parse`], each parameter named `from` (or `from_…`, `from[…]`)
+    /// read as `to` (…): another version's word for the same filter.
+    pub fn parse_renaming(raw: Option<&str>, renames: &[(&str, &str)]) -> Query {
+        let mut query = Query::parse(raw);
+        for (key, _) in &mut query.pairs {
+            for (from, to) in renames {
+                if let Some(rest) = key.strip_prefix(from) {
+                    if rest.is_empty() || rest.starts_with(['_', '[']) {
+                        *key = format!("{to}{rest}");
+                    }
+                }
+            }
+        }
+        query
+    }
+
     fn from_pairs(pairs: Vec<(String, String)>) -> Query {
         Query {
             pairs,

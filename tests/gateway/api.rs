@@ -1103,7 +1103,7 @@ async fn archived_api_objects_stop_serving_until_unarchived() {
     );
     assert_eq!(
         gw.post("/e/crm", "{}").await.0,
-        410,
+        404,
         "an archived source is not served"
     );
 

@@ -469,8 +469,8 @@ async fn archiving_answers_the_object_and_carries_to_connections_and_ends() {
     assert_eq!(link_now["source"], archived);
     // Its requests are rejected as SOURCE_ARCHIVED (item 5 of issue 17), by name or id.
     let (status, refused) = gw.post(&format!("/e/{source}"), "{}").await;
-    assert_eq!(status, 410, "{refused}");
-    assert_eq!(gw.post("/e/shopify", "{}").await.0, 410);
+    assert_eq!(status, 404, "{refused}");
+    assert_eq!(gw.post("/e/shopify", "{}").await.0, 404);
     let (_, rejected) = gw
         .api_get("/requests?rejection_cause=SOURCE_ARCHIVED")
         .await;
