@@ -5,54 +5,15 @@
 //! reference describes it.
 
 use crate::common::{route, Reply, Sink, TestGateway};
+use crate::reference_shape::{assert_shape, Leeway};
 use reqwest::Method;
 use serde_json::{json, Value};
 
-/// Fields the other side of issue 17 (request bodies) adds to these objects;
-/// left out of the shape checks here until both halves meet.
-const SHOWN_BY_REQUEST_BODIES: [&str; 3] = ["cli_path", "auth_method", "description"];
-
-/// Fields whose value hookgate may leave null where the example has one:
+/// Fields hookgate may leave null where the example has a value:
 /// `http_method` (null: the request's own method is kept), `rate_limit` (the
 /// reference's other examples have null too) and `rate_limit_period` (null
 /// without a rate limit).
-const NULL_WHEN_UNSET: [&str; 3] = ["http_method", "rate_limit", "rate_limit_period"];
-
-/// Every field of `example` is in `actual`, with the example's JSON type
-/// (an example's null allows any value), objects compared field by field.
-fn assert_shape(actual: &Value, example: &Value, at: &str) {
-    let example = example.as_object().expect("examples are objects");
-    for (key, expected) in example {
-        if SHOWN_BY_REQUEST_BODIES.contains(&key.as_str()) {
-            continue;
-        }
-        let place = format!("{at}.{key}");
-        let found = actual
-            .get(key)
-            .unwrap_or_else(|| panic!("{place} is missing from {actual}"));
-        match expected {
-            Value::Null => {}
-            Value::Object(_) if !found.is_null() => assert_shape(found, expected, &place),
-            _ if found.is_null() && NULL_WHEN_UNSET.contains(&key.as_str()) => {}
-            _ => assert_eq!(
-                type_of(found),
-                type_of(expected),
-                "{place}: {found} where the reference has {expected}"
-            ),
-        }
-    }
-}
-
-fn type_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
-}
+const SHAPE: Leeway = Leeway::nullable(&["http_method", "rate_limit", "rate_limit_period"]);
 
 /// The reference's connection object (L431-492), without `ruleset` and
 /// `resolved_rules`, which its field list (L362-428) does not have.
@@ -155,7 +116,7 @@ async fn the_reference_connection_example_answers_every_field_of_the_reference()
         .api_send(Method::POST, "/connections", reference_create(&sink))
         .await;
     assert_eq!(status, 200, "{created}");
-    assert_shape(&created, &reference_connection(), "connection");
+    assert_shape(&created, &reference_connection(), SHAPE);
     assert_eq!(created["full_name"], "shopify -> shopify-my-api -> my-api");
     assert_eq!(
         (
@@ -176,7 +137,7 @@ async fn the_reference_connection_example_answers_every_field_of_the_reference()
 
     let source_id = created["source"]["id"].as_str().unwrap();
     let (_, source) = gw.api_get(&format!("/sources/{source_id}")).await;
-    assert_shape(&source, &reference_source(), "source");
+    assert_shape(&source, &reference_source(), SHAPE);
     assert_eq!(source, created["source"]);
     let (_, connection) = gw
         .api_get(&format!(
@@ -189,7 +150,7 @@ async fn the_reference_connection_example_answers_every_field_of_the_reference()
     // A declared connection has the same shape, and stays read-only.
     let declared = hookgate::ids::named_id("web", "shop-to-orders");
     let (_, declared) = gw.api_get(&format!("/connections/{declared}")).await;
-    assert_shape(&declared, &reference_connection(), "declared connection");
+    assert_shape(&declared, &reference_connection(), SHAPE);
     assert_eq!(
         (
             declared["read_only"].as_bool(),
@@ -212,11 +173,7 @@ async fn the_reference_connection_example_answers_every_field_of_the_reference()
         (Some(1), Some(1))
     );
     assert!(list["pagination"]["next"].is_string(), "{list}");
-    assert_shape(
-        &list["models"][0],
-        &reference_connection(),
-        "listed connection",
-    );
+    assert_shape(&list["models"][0], &reference_connection(), SHAPE);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -462,7 +419,7 @@ async fn archiving_answers_the_object_and_carries_to_connections_and_ends() {
     // Archiving a source archives its connections (L1800).
     let (status, archived) = put(&gw, &format!("/sources/{source}/archive")).await;
     assert_eq!(status, 200, "{archived}");
-    assert_shape(&archived, &reference_source(), "archived source");
+    assert_shape(&archived, &reference_source(), SHAPE);
     assert!(archived["archived_at"].is_string());
     let (_, link_now) = gw.api_get(&format!("/connections/{link}")).await;
     assert!(link_now["archived_at"].is_string(), "{link_now}");
@@ -489,11 +446,7 @@ async fn archiving_answers_the_object_and_carries_to_connections_and_ends() {
     // Unarchiving a connection unarchives its source and destination (L1267).
     let (status, unarchived) = put(&gw, &format!("/connections/{link}/unarchive")).await;
     assert_eq!(status, 200);
-    assert_shape(
-        &unarchived,
-        &reference_connection(),
-        "unarchived connection",
-    );
+    assert_shape(&unarchived, &reference_connection(), SHAPE);
     assert!(unarchived["archived_at"].is_null() && unarchived["source"]["archived_at"].is_null());
     assert_eq!(gw.post("/e/shopify", "{}").await.0, 200);
     assert_eq!(sink.wait_for(1).await[0].path, "/webhook");

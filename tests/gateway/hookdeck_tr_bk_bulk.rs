@@ -4,37 +4,19 @@
 //! type), then the filters and paging the reference names for each list.
 
 use crate::common::{route, Reply, Sink, TestGateway, PATIENCE};
+use crate::reference_shape::{assert_shape, Leeway};
 use hookgate::ids::event_data_id;
 use hookgate::model::{Event, EventStatus};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
 
-/// Every field of the reference's `example` is in `actual`, with the same
-/// JSON type where the example gives a value (a null in the example is a
-/// field that may be empty). `nullable` names fields that are null here
-/// where the example shows a value. Numbers are one type.
-fn assert_shape(actual: &Value, example: &Value, nullable: &[&str]) {
-    fn kind(value: &Value) -> &'static str {
-        match value {
-            Value::Null => "null",
-            Value::Bool(_) => "boolean",
-            Value::Number(_) => "number",
-            Value::String(_) => "string",
-            Value::Array(_) => "array",
-            Value::Object(_) => "object",
-        }
-    }
-    for (key, expected) in example.as_object().expect("an example object") {
-        let found = actual
-            .get(key)
-            .unwrap_or_else(|| panic!("no \"{key}\" in {actual:#}"));
-        if expected.is_null() || (found.is_null() && nullable.contains(&key.as_str())) {
-            continue;
-        }
-        assert_eq!(kind(found), kind(expected), "\"{key}\" in {actual:#}");
-    }
-}
+/// The user's own data in these objects: a bulk retry's `query`, a
+/// transformation's `env`, a request's `body` and `headers`.
+const SHAPE: Leeway = Leeway {
+    null_allowed: &[],
+    data: &["query", "env", "body", "headers"],
+};
 
 /// One config source `shop` → the sink, and an API connection `shaped`
 /// from it to the sink's `/shaped` through the stored transformation `id`.
@@ -100,12 +82,12 @@ async fn transformations_are_created_upserted_by_name_renamed_and_listed_as_the_
         json!({ "name": "example-1", "code": IDENTITY, "env": { "FOO": "BAR" } }),
     )
     .await;
-    assert_shape(&created, &transformation_example(), &[]);
+    assert_shape(&created, &transformation_example(), SHAPE);
     assert!(created["team_id"].as_str().unwrap().starts_with("tm_"));
     // PUT /transformations (L3361-3380): creates "example", then updates it.
     let upsert = json!({ "name": "example", "code": IDENTITY, "env": { "FOO": "BAR" } });
     let first = ok(&gw, Method::PUT, "/2023-07-01/transformations", upsert).await;
-    assert_shape(&first, &transformation_example(), &[]);
+    assert_shape(&first, &transformation_example(), SHAPE);
     let changed =
         "addHandler('transform', (request) => { request.headers.v = '2'; return request; });";
     let again = json!({ "name": "example", "code": changed });
@@ -125,7 +107,7 @@ async fn transformations_are_created_upserted_by_name_renamed_and_listed_as_the_
         json!({ "name": "renamed", "code": IDENTITY }),
     )
     .await;
-    assert_shape(&renamed, &transformation_example(), &[]);
+    assert_shape(&renamed, &transformation_example(), SHAPE);
     assert_eq!(
         (renamed["id"].as_str(), &renamed["name"]),
         (Some(id), &json!("renamed"))
@@ -149,7 +131,7 @@ async fn transformations_are_created_upserted_by_name_renamed_and_listed_as_the_
         json!({ "order_by": "created_at", "dir": "desc", "limit": 2, "next": all["models"][1]["id"] })
     );
     assert_eq!(all["count"], 2);
-    assert_shape(&all["models"][0], &transformation_example(), &[]);
+    assert_shape(&all["models"][0], &transformation_example(), SHAPE);
     let next = all["pagination"]["next"].as_str().unwrap();
     let rest = get(&gw, &format!("/transformations?limit=2&next={next}")).await;
     assert_eq!(ids(&rest), [created["id"].as_str().unwrap()]);
@@ -208,8 +190,8 @@ async fn a_run_answers_the_request_its_log_level_and_console_in_a_connections_co
         "console": [],
         "request": { "headers": {}, "body": {}, "query": "", "parsed_query": {}, "path": "/" }
     });
-    assert_shape(&answer, &example, &[]);
-    assert_shape(&answer["request"], &example["request"], &[]);
+    assert_shape(&answer, &example, SHAPE);
+    assert_shape(&answer["request"], &example["request"], SHAPE);
     assert_eq!(
         (&answer["log_level"], &answer["console"]),
         (&json!("info"), &json!([]))
@@ -298,7 +280,14 @@ async fn executions_carry_every_reference_field_and_filter_by_level_connection_a
         found.unwrap_or_else(|| panic!("no {level} run in {all:#}"))
     };
     let failed = at_level("fatal");
-    assert_shape(failed, &listed, &["transformed_event_data_id"]);
+    assert_shape(
+        failed,
+        &listed,
+        Leeway {
+            null_allowed: &["transformed_event_data_id"],
+            ..SHAPE
+        },
+    );
     assert_eq!(
         failed["transformed_event_data_id"],
         Value::Null,
@@ -306,7 +295,7 @@ async fn executions_carry_every_reference_field_and_filter_by_level_connection_a
     );
     let (logged_error, plain) = (at_level("error"), at_level("info"));
     for run in [logged_error, plain] {
-        assert_shape(run, &listed, &[]);
+        assert_shape(run, &listed, SHAPE);
         assert_eq!(
             (
                 run["webhook_id"].as_str(),
@@ -351,7 +340,7 @@ async fn executions_carry_every_reference_field_and_filter_by_level_connection_a
     // One run shows the data it was given and the data it made.
     let run_id = plain["id"].as_str().unwrap();
     let one = get(&gw, &format!("{runs}/{run_id}")).await;
-    assert_shape(&one, &execution_example(), &[]);
+    assert_shape(&one, &execution_example(), SHAPE);
     assert_eq!(one["original_event_data"]["body"], json!({ "n": 0 }));
     assert_eq!(one["transformed_event_data"]["headers"]["x-n"], "0");
 
@@ -447,7 +436,7 @@ async fn bookmarks_take_event_data_ids_and_triggering_answers_an_array_of_events
         "webhook_id": event.connection_id
     });
     let bookmark = ok(&gw, Method::POST, "/2023-07-01/bookmarks", body.clone()).await;
-    assert_shape(&bookmark, &bookmark_example(), &[]);
+    assert_shape(&bookmark, &bookmark_example(), SHAPE);
     assert_eq!(
         (
             &bookmark["event_data_id"],
@@ -465,7 +454,7 @@ async fn bookmarks_take_event_data_ids_and_triggering_answers_an_array_of_events
     let mut change = body.clone();
     change["name"] = json!("big-order");
     let changed = ok(&gw, Method::PUT, &format!("/bookmarks/{id}"), change).await;
-    assert_shape(&changed, &bookmark_example(), &[]);
+    assert_shape(&changed, &bookmark_example(), SHAPE);
     assert_eq!(changed["name"], "big-order");
     assert!(changed["updated_at"].as_str() >= bookmark["updated_at"].as_str());
     // hookgate's own `event_id` still names the data.
@@ -487,7 +476,7 @@ async fn bookmarks_take_event_data_ids_and_triggering_answers_an_array_of_events
         "status": "QUEUED",
         "created_at": "2021-08-02T14:12:57.610Z",
     });
-    assert_shape(&events[0], &trigger_example, &[]);
+    assert_shape(&events[0], &trigger_example, SHAPE);
     let received = sink.wait_for(2).await;
     assert_eq!(
         received[1].header("x-hookgate-event-id"),
@@ -532,7 +521,7 @@ async fn bookmarks_take_event_data_ids_and_triggering_answers_an_array_of_events
         list["pagination"],
         json!({ "order_by": "created_at", "dir": "desc", "limit": 1, "next": other["id"] })
     );
-    assert_shape(&list["models"][0], &bookmark_example(), &[]);
+    assert_shape(&list["models"][0], &bookmark_example(), SHAPE);
     for (query, expected) in [
         (format!("id={id}"), vec![id.as_str()]),
         ("name=big-order".into(), vec![id.as_str()]),
@@ -609,7 +598,14 @@ async fn bulk_retries_answer_in_the_references_shape_and_list_by_their_query() {
         body.clone(),
     )
     .await;
-    assert_shape(&events_job, &bulk_example(), &["cancelled_at"]);
+    assert_shape(
+        &events_job,
+        &bulk_example(),
+        Leeway {
+            null_allowed: &["cancelled_at"],
+            ..SHAPE
+        },
+    );
     assert_eq!(events_job["query"], query, "the object as sent");
     assert_eq!(
         (&events_job["number"], &events_job["estimated_count"]),
@@ -617,7 +613,14 @@ async fn bulk_retries_answer_in_the_references_shape_and_list_by_their_query() {
     );
     let id = events_job["id"].as_str().unwrap().to_string();
     let done = finished(&gw, "events", &id).await;
-    assert_shape(&done, &bulk_example(), &["cancelled_at"]);
+    assert_shape(
+        &done,
+        &bulk_example(),
+        Leeway {
+            null_allowed: &["cancelled_at"],
+            ..SHAPE
+        },
+    );
     assert_eq!(
         (
             &done["progress"],
@@ -630,7 +633,14 @@ async fn bulk_retries_answer_in_the_references_shape_and_list_by_their_query() {
     assert!(done["updated_at"].as_str() >= done["created_at"].as_str());
     sink.wait_for(2).await;
     let requests_job = ok(&gw, Method::POST, "/bulk/requests/retry", body.clone()).await;
-    assert_shape(&requests_job, &bulk_example(), &["cancelled_at"]);
+    assert_shape(
+        &requests_job,
+        &bulk_example(),
+        Leeway {
+            null_allowed: &["cancelled_at"],
+            ..SHAPE
+        },
+    );
     assert_eq!(requests_job["number"], 1, "numbered per kind");
     finished(&gw, "requests", requests_job["id"].as_str().unwrap()).await;
     let failing = json!({ "query": { "status": ["FAILED"] } });
@@ -642,7 +652,14 @@ async fn bulk_retries_answer_in_the_references_shape_and_list_by_their_query() {
     // An ignored-events job, by the cause of the reference's example (L7139).
     let cause = json!({ "query": { "cause": "TRANSFORMATION_FAILED" } });
     let ignored = ok(&gw, Method::POST, "/bulk/ignored-events/retry", cause).await;
-    assert_shape(&ignored, &bulk_example(), &["cancelled_at"]);
+    assert_shape(
+        &ignored,
+        &bulk_example(),
+        Leeway {
+            null_allowed: &["cancelled_at"],
+            ..SHAPE
+        },
+    );
 
     // GET .../plan and .../plan/generate (L6722): the reference's `query`.
     for plan in ["plan", "plan/generate"] {
@@ -662,7 +679,14 @@ async fn bulk_retries_answer_in_the_references_shape_and_list_by_their_query() {
         json!({}),
     )
     .await;
-    assert_shape(&cancelled, &bulk_example(), &["cancelled_at"]);
+    assert_shape(
+        &cancelled,
+        &bulk_example(),
+        Leeway {
+            null_allowed: &["cancelled_at"],
+            ..SHAPE
+        },
+    );
     assert_eq!(
         (&cancelled["cancelled_at"], &cancelled["completed_at"]),
         (&Value::Null, &done["completed_at"])
@@ -677,7 +701,10 @@ async fn bulk_retries_answer_in_the_references_shape_and_list_by_their_query() {
     assert_shape(
         &list["models"][0],
         &bulk_example(),
-        &["cancelled_at", "completed_at"],
+        Leeway {
+            null_allowed: &["cancelled_at", "completed_at"],
+            ..SHAPE
+        },
     );
     let second_id = second["id"].as_str().unwrap();
     let both = json!({ "source_id": [event.source_id], "status": ["FAILED"] });
@@ -772,7 +799,14 @@ async fn bulk_retries_and_bookmarks_stored_by_earlier_versions_show_in_the_new_s
     }
     let gw = TestGateway::start_in(dir, &config).await;
     let old = get(&gw, "/bulk/events/retry/bch_0000000000000001aaaaaaaa").await;
-    assert_shape(&old, &bulk_example(), &["cancelled_at"]);
+    assert_shape(
+        &old,
+        &bulk_example(),
+        Leeway {
+            null_allowed: &["cancelled_at"],
+            ..SHAPE
+        },
+    );
     assert_eq!(
         old["query"],
         json!({ "status": ["FAILED"], "created_at": { "gte": "2020-01-01T00:00:00.000Z" } })
@@ -793,7 +827,7 @@ async fn bulk_retries_and_bookmarks_stored_by_earlier_versions_show_in_the_new_s
     );
     assert_eq!(get(&gw, &path).await["count"], 1);
     let bookmark = get(&gw, "/bookmarks/bmk_0000000000000001aaaaaaaa").await;
-    assert_shape(&bookmark, &bookmark_example(), &[]);
+    assert_shape(&bookmark, &bookmark_example(), SHAPE);
     assert_eq!(
         (&bookmark["updated_at"], &bookmark["event_data_id"]),
         (&bookmark["created_at"], &json!(event_data_id(&event.id)))

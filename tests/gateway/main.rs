@@ -27,6 +27,7 @@ mod outbound_limits;
 mod outbound_lists;
 mod outbound_reference;
 mod process;
+mod reference_shape;
 mod restart;
 mod retention;
 mod retries;

@@ -4,6 +4,7 @@
 
 use crate::common::{Reply, Sink, TestGateway};
 use crate::outbound::{application, endpoint, gateway, send_job, wait_job};
+use crate::reference_shape::{assert_shape, Leeway};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -11,47 +12,12 @@ const JOBS: &str = "/v1/webhook-jobs";
 const DELIVERIES: &str = "/api/webhook-deliveries";
 
 /// Fields whose value the reference shows filled in but which are null until
-/// there is something to say (`completed_at` of a job still running...).
-const NULL_UNTIL_KNOWN: &[&str] = &["completed_at", "discarded_at", "nextRetryAt"];
-
-/// Asserts that `actual` has every field of the reference's `example`, each
-/// with the example's JSON type, into nested objects and the first item of
-/// arrays. `payload` and `headers` are the sender's data, not shape.
-fn assert_shape(example: &Value, actual: &Value, path: &str) {
-    match (example, actual) {
-        (Value::Object(fields), Value::Object(got)) => {
-            for (name, value) in fields {
-                let here = format!("{path}.{name}");
-                let Some(found) = got.get(name) else {
-                    panic!("{here} is missing: {actual}");
-                };
-                if found.is_null() && NULL_UNTIL_KNOWN.contains(&name.as_str()) {
-                    continue;
-                }
-                if matches!(name.as_str(), "payload" | "headers") {
-                    assert!(found.is_object(), "{here} is not an object: {found}");
-                    continue;
-                }
-                assert_shape(value, found, &here);
-            }
-        }
-        (Value::Array(items), Value::Array(got)) => {
-            if let Some(first) = items.first() {
-                assert!(
-                    !got.is_empty(),
-                    "{path} is empty, the reference shows items"
-                );
-                got.iter()
-                    .for_each(|item| assert_shape(first, item, &format!("{path}[]")));
-            }
-        }
-        (Value::Number(_), Value::Number(_))
-        | (Value::String(_), Value::String(_))
-        | (Value::Bool(_), Value::Bool(_))
-        | (Value::Null, Value::Null) => {}
-        _ => panic!("{path}: the reference has {example}, hookgate {actual}"),
-    }
-}
+/// there is something to say (`completed_at` of a job still running...), and
+/// the sender's own data (`payload`, `headers`).
+const SHAPE: Leeway = Leeway {
+    null_allowed: &["completed_at", "discarded_at", "nextRetryAt"],
+    data: &["payload", "headers"],
+};
 
 /// The reference's examples with our ids in place of its own.
 fn with_app(mut body: Value, app: &str) -> Value {
@@ -162,7 +128,7 @@ async fn create_and_retrieve_answer_the_reference_job_object() {
       "attempt_count": 0,
       "max_retries": 6
     });
-    assert_shape(&reference_response, &created, "create");
+    assert_shape(&created, &reference_response, SHAPE);
     assert_eq!(
         (
             &created["status"],
@@ -175,7 +141,7 @@ async fn create_and_retrieve_answer_the_reference_job_object() {
 
     let id = created["id"].as_str().unwrap();
     let done = wait_job(gw, id, "succeeded").await;
-    assert_shape(&reference_job_object(), &done, "job");
+    assert_shape(&done, &reference_job_object(), SHAPE);
     assert_eq!(done["event_id"], "evt_unique_123");
     // The headers as given, and sent with the delivery.
     assert_eq!(done["headers"], reference_create_body()["headers"]);
@@ -197,7 +163,7 @@ async fn create_and_retrieve_answer_the_reference_job_object() {
           "attempted_at": "2026-01-20T15:30:05Z"
       }]
     });
-    assert_shape(&reference_retrieve, &done, "retrieve");
+    assert_shape(&done, &reference_retrieve, SHAPE);
 
     // Idempotency: the same event_id again answers the existing job.
     let (status, again) = send_job(gw, with_app(reference_create_body(), &sender.app)).await;
@@ -226,7 +192,7 @@ async fn the_reference_list_and_filter_examples_work_as_written() {
     let answer = sender
         .get(JOBS, &[("application_id", app), ("status", "failed")])
         .await;
-    assert_shape(&reference_list, &answer, "list");
+    assert_shape(&answer, &reference_list, SHAPE);
     assert_eq!(answer["data"][0]["id"], failed.as_str(), "{answer}");
     assert_eq!(answer["pagination"]["total"], 1);
     assert_eq!(answer["pagination"]["per_page"], 25);
@@ -257,7 +223,7 @@ async fn the_reference_list_and_filter_examples_work_as_written() {
         ("per_page", "50"),
     ];
     let answer = sender.get(JOBS, &query).await;
-    assert_shape(&reference_list, &answer, "combined");
+    assert_shape(&answer, &reference_list, SHAPE);
     assert_eq!(answer["data"][0]["id"], failed.as_str());
     assert_eq!(
         answer["pagination"],
@@ -287,7 +253,7 @@ async fn cancel_and_retry_answer_the_reference_shapes() {
     let reference_cancel = json!({
       "id": "job_5nM8pQ1rK3vL9xB", "status": "discarded", "discarded_at": "2026-01-20T15:30:00Z"
     });
-    assert_shape(&reference_cancel, &cancelled, "cancel");
+    assert_shape(&cancelled, &reference_cancel, SHAPE);
     assert_eq!(cancelled["status"], "discarded");
     assert!(cancelled["discarded_at"].is_string(), "{cancelled}");
 
@@ -297,7 +263,7 @@ async fn cancel_and_retry_answer_the_reference_shapes() {
     assert_eq!(status, 200, "{retried}");
     let reference_retry =
         json!({ "id": "job_5nM8pQ1rK3vL9xB", "status": "created", "attempt_count": 0 });
-    assert_shape(&reference_retry, &retried, "retry");
+    assert_shape(&retried, &reference_retry, SHAPE);
     assert_eq!(
         (&retried["status"], &retried["attempt_count"]),
         (&json!("created"), &json!(0))
@@ -348,7 +314,7 @@ async fn the_envelope_carries_the_payload_as_is_and_never_the_metadata() {
       "timestamp": "2026-01-20T10:30:00.000Z",
       "payload": {}
     });
-    assert_shape(&reference_envelope, &delivered, "envelope");
+    assert_shape(&delivered, &reference_envelope, SHAPE);
     let fields: Vec<&String> = delivered.as_object().unwrap().keys().collect();
     assert_eq!(fields.len(), 5, "only the envelope's fields: {delivered}");
     assert_eq!(delivered["payload"], payload, "delivered as-is");
@@ -408,7 +374,7 @@ async fn webhook_deliveries_answer_the_reference_rows_and_parameters() {
       "pageInfo": { "total": 1, "hasNextPage": false, "hasPreviousPage": false,
                     "startCursor": "string", "endCursor": "string" }
     });
-    assert_shape(&reference_list, &answer, "list");
+    assert_shape(&answer, &reference_list, SHAPE);
     let row = rows.iter().find(|r| r["status"] == "retrying").unwrap();
     assert_eq!(row["maxAttempts"], 7, "max_retries 6 + the first attempt");
     assert!(row["nextRetryAt"].is_string() && row["nextRetryAt"] == row["nextAttemptAt"]);
@@ -439,7 +405,7 @@ async fn webhook_deliveries_answer_the_reference_rows_and_parameters() {
     // GET, DELETE (cancel a retrying delivery) and retry answer the row.
     let id = row["id"].as_str().unwrap();
     let one = sender.get(&format!("{DELIVERIES}/{id}"), &[]).await;
-    assert_shape(&reference_delivery(), &one, "get");
+    assert_shape(&one, &reference_delivery(), SHAPE);
     let (status, cancelled) = gw
         .api_send(Method::DELETE, &format!("{DELIVERIES}/{id}"), json!({}))
         .await;
@@ -448,11 +414,11 @@ async fn webhook_deliveries_answer_the_reference_rows_and_parameters() {
         (200, Some("failed")),
         "{cancelled}"
     );
-    assert_shape(&reference_delivery(), &cancelled, "delete");
+    assert_shape(&cancelled, &reference_delivery(), SHAPE);
     let (status, reset) = gw
         .api_send(Method::POST, &format!("{DELIVERIES}/{id}/retry"), json!({}))
         .await;
     assert_eq!(status, 200, "{reset}");
-    assert_shape(&reference_delivery(), &reset, "retry");
+    assert_shape(&reset, &reference_delivery(), SHAPE);
     assert_eq!(reset["attemptCount"], 0, "{reset}");
 }
