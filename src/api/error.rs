@@ -100,13 +100,13 @@ impl From<tokio::task::JoinError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({
-            "handled": true,
-            "status": self.status.as_u16(),
-            "code": status_code_name(self.status),
-            "message": self.message,
-            "data": self.data,
-        });
+        let body = super::schema::ErrorBody {
+            handled: true,
+            status: self.status.as_u16(),
+            code: status_code_name(self.status),
+            message: self.message,
+            data: self.data,
+        };
         (self.status, Json(body)).into_response()
     }
 }

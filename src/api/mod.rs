@@ -20,6 +20,7 @@ mod openapi;
 mod outbound;
 mod query;
 mod rate;
+mod schema;
 mod showing;
 mod signing_secret;
 mod transformations;
@@ -45,7 +46,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::Router as Routes;
 use error::{ApiError, ApiResult};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::sync::Arc;
 
 /// What every handler can reach.
@@ -403,13 +404,16 @@ fn paged(
         Direction::Asc => "asc",
         Direction::Desc => "desc",
     };
-    let mut pagination =
-        json!({ "order_by": request.order_by, "dir": dir, "limit": request.limit });
-    if let Some(next) = next {
-        pagination["next"] = json!(next);
-    }
-    if let Some(prev) = prev {
-        pagination["prev"] = json!(prev);
-    }
-    json!({ "pagination": pagination, "count": models.len(), "models": models })
+    let listing = schema::Listing {
+        pagination: schema::Pagination {
+            order_by: request.order_by.clone(),
+            dir: dir.into(),
+            limit: request.limit,
+            next,
+            prev,
+        },
+        count: models.len(),
+        models,
+    };
+    serde_json::to_value(listing).unwrap_or_default()
 }

@@ -1,0 +1,47 @@
+//! Answer shapes every endpoint shares, as Rust types: they serialize the
+//! answers and describe them in `/openapi.json` (utoipa), so the document can
+//! never drift from what is sent.
+
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// Hookdeck's list answer: one page of `models`.
+#[derive(Serialize, ToSchema)]
+pub struct Listing<T> {
+    pub pagination: Pagination,
+    /// How many models this page holds.
+    pub count: usize,
+    pub models: Vec<T>,
+}
+
+/// How a list was paged; a cursor there is none for is left out.
+#[derive(Serialize, ToSchema)]
+pub struct Pagination {
+    /// The sort key, e.g. `created_at`.
+    pub order_by: String,
+    /// `asc` or `desc`.
+    pub dir: String,
+    pub limit: usize,
+    /// Give as `next=` for the following page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+    /// Give as `prev=` for the preceding page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prev: Option<String>,
+}
+
+/// Every error the API answers (Hookdeck's shape, plus `code`).
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Always true: the error was handled, not a crash.
+    pub handled: bool,
+    /// The HTTP status, again.
+    pub status: u16,
+    /// The status's name in upper case, e.g. `UNPROCESSABLE_ENTITY`.
+    pub code: String,
+    pub message: String,
+    /// What the error is about, e.g. `{"field": "limit"}`.
+    #[schema(value_type = Object)]
+    pub data: Value,
+}
