@@ -115,7 +115,9 @@ pub fn event_data_id(event_id: &str) -> String {
 
 /// The event whose data an [`event_data_id`] names; None for any other id.
 pub fn event_of_data(data_id: &str) -> Option<String> {
-    data_id.strip_prefix("edt_").map(|rest| format!("evt_{rest}"))
+    data_id
+        .strip_prefix("edt_")
+        .map(|rest| format!("evt_{rest}"))
 }
 
 #[cfg(test)]

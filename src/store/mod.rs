@@ -10,6 +10,7 @@ mod attempts;
 mod commit;
 mod disk;
 mod hold;
+mod job_index;
 mod journal;
 mod outbound;
 mod page;
@@ -23,6 +24,7 @@ mod secrets;
 
 pub use attempts::{stays_inline, SettledNow};
 pub use commit::{Backlog, BacklogShare, CommitError, CommitLog, Committed};
+pub use job_index::{status_tags, JobPage, JobSelection, FAILED};
 pub use journal::{Location, SetAside};
 pub use page::{Cursor, Direction, Page, PageRequest};
 pub use queue::{owns_entry, QueueEntry};
@@ -183,6 +185,12 @@ pub struct StoreState {
     job_keys: sled::Tree,
     /// Jobs stored but maybe not yet fanned out to their endpoints.
     unrouted_jobs: sled::Tree,
+    /// The jobs' list index: `bucket ++ created_at ++ job id` → () (see `job_index`).
+    job_index: sled::Tree,
+    /// Bucket → how many entries it has (8 bytes, big-endian).
+    job_index_counts: sled::Tree,
+    /// Job id → the buckets its entries change in, while they do.
+    job_index_marks: sled::Tree,
     /// Serializes read-modify-write changes to one event (see `update_event`);
     /// striped, so that changes to different events rarely wait for each other.
     event_updates: [Mutex<()>; EVENT_LOCK_STRIPES],
@@ -280,6 +288,9 @@ impl Store {
             jobs: db.open_tree("jobs")?,
             job_keys: db.open_tree("job_keys")?,
             unrouted_jobs: db.open_tree("unrouted_jobs")?,
+            job_index: db.open_tree("job_index")?,
+            job_index_counts: db.open_tree("job_index_counts")?,
+            job_index_marks: db.open_tree("job_index_marks")?,
             event_updates: std::array::from_fn(|_| Mutex::new(())),
             parent_updates: std::array::from_fn(|_| Mutex::new(())),
             event_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
@@ -290,9 +301,11 @@ impl Store {
             sealer,
             db,
         };
-        Ok(Store {
+        let store = Store {
             state: Arc::new(state),
-        })
+        };
+        store.prepare_job_index()?;
+        Ok(store)
     }
 
     /// Watches sled's health from now on, keeping `reserve_bytes` of disk
@@ -875,6 +888,16 @@ fn of_request<T: DeserializeOwned>(
 #[cfg(test)]
 fn temp_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), 1 << 20).unwrap();
+    (dir, store)
+}
+
+/// The store in `dir` opened again, as a restart after a crash finds it
+/// (what sled wrote so far, no clean stop).
+#[cfg(test)]
+fn reopen(dir: tempfile::TempDir, store: Store) -> (tempfile::TempDir, Store) {
+    store.flush().unwrap();
+    drop(store);
     let store = Store::open(dir.path(), 1 << 20).unwrap();
     (dir, store)
 }

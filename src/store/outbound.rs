@@ -120,8 +120,7 @@ impl Store {
         // The mark first: a job is never seen without it before its fan-out
         // (retention keeps marked jobs; a start drops a mark with no job).
         self.unrouted_jobs.insert(job.id.as_bytes(), &[])?;
-        put(&self.jobs, &job.id, job)?;
-        Ok(())
+        self.write_indexed_job(None, Some(job), || put(&self.jobs, &job.id, job))
     }
 
     pub fn job_fanned_out(&self, job_id: &str) -> Result<()> {
@@ -145,6 +144,14 @@ impl Store {
 
     pub fn job(&self, id: &str) -> Result<Option<WebhookJob>> {
         get(&self.jobs, id)
+    }
+
+    /// Forgets a job's record and its index entries.
+    pub(super) fn remove_job(&self, job: &WebhookJob) -> Result<()> {
+        self.write_indexed_job(Some(job), None, || {
+            self.jobs.remove(job.id.as_bytes())?;
+            Ok(())
+        })
     }
 
     /// Every job, newest first.
@@ -185,12 +192,13 @@ impl Store {
     ) -> Result<Option<WebhookJob>> {
         // Never taken while an event's own stripe is held, so this cannot deadlock.
         let _serialized = self.event_lock(id);
-        let Some(mut job) = self.job(id)? else {
+        let Some(before) = self.job(id)? else {
             return Ok(None);
         };
+        let mut job = before.clone();
         change(&mut job);
         job.summarize(&self.deliveries_of(id)?, now_ms);
-        put(&self.jobs, id, &job)?;
+        self.write_indexed_job(Some(&before), Some(&job), || put(&self.jobs, id, &job))?;
         announce(&self.job_feed, || job.clone());
         Ok(Some(job))
     }

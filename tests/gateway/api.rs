@@ -1133,12 +1133,20 @@ async fn lists_filter_by_name_and_substring() {
             .collect::<Vec<_>>()
     };
     assert_eq!(
-        names(&gw.api_get("/sources?name[contains]=shop&order_by=name&dir=asc").await.1),
+        names(
+            &gw.api_get("/sources?name[contains]=shop&order_by=name&dir=asc")
+                .await
+                .1
+        ),
         ["shop-eu", "shop-us"]
     );
     assert_eq!(names(&gw.api_get("/sources?name=crm").await.1), ["crm"]);
     assert_eq!(
-        names(&gw.api_get("/sources?name[]=crm&name[]=shop-us&order_by=name&dir=asc").await.1),
+        names(
+            &gw.api_get("/sources?name[]=crm&name[]=shop-us&order_by=name&dir=asc")
+                .await
+                .1
+        ),
         ["crm", "shop-us"]
     );
     assert_eq!(

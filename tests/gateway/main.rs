@@ -15,6 +15,7 @@ mod hookdeck_api;
 mod ingress;
 mod ingress_hostile;
 mod issues;
+mod jobs_indexes;
 mod outbound;
 mod outbound_limits;
 mod outbound_lists;
