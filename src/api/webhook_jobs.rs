@@ -7,7 +7,7 @@ use super::query::{iso, Query};
 use super::v1::PageNumber;
 use super::{blocking, ApiState, Shared};
 use crate::ids::{created_ms, new_id, now_ms};
-use crate::model::{delivery_status, EndpointStatus, Event, JobStatus, WebhookJob};
+use crate::model::{delivery_status, Attempt, Event, JobStatus, WebhookJob};
 use crate::outbound::{cancel_job, fan_out, retry_job, validate};
 use crate::store::{status_tags, JobSelection, Store, FAILED};
 use axum::extract::rejection::JsonRejection;
@@ -65,27 +65,28 @@ fn view(job: &WebhookJob) -> Value {
 fn view_with_deliveries(store: &Store, job: &WebhookJob) -> ApiResult<Value> {
     let mut deliveries = Vec::new();
     for delivery in store.deliveries_of(&job.id)? {
-        deliveries.push(delivery_view(store, &delivery)?);
+        let last = store.attempts_of(&delivery.id)?.pop();
+        deliveries.push(delivery_view(&delivery, last.as_ref()));
     }
     let mut view = view(job);
     view["deliveries"] = Value::Array(deliveries);
     Ok(view)
 }
 
-fn delivery_view(store: &Store, delivery: &Event) -> ApiResult<Value> {
-    let last = store.attempts_of(&delivery.id)?.pop();
-    Ok(json!({
+/// A delivery and what its `last` attempt got.
+fn delivery_view(delivery: &Event, last: Option<&Attempt>) -> Value {
+    json!({
         "id": delivery.id,
         "endpoint_id": delivery.destination_id,
         "status": delivery_status(delivery),
         "attempt_count": delivery.attempts,
         "status_code": delivery.response_status,
         "error_code": delivery.error_code,
-        "response_body": last.as_ref().and_then(|a| a.response_body.clone()),
-        "latency_ms": last.as_ref().map(|a| a.latency_ms),
+        "response_body": last.and_then(|a| a.response_body.clone()),
+        "latency_ms": last.map(|a| a.latency_ms),
         "attempted_at": delivery.last_attempt_at.map(iso),
         "next_attempt_at": delivery.next_attempt_at.filter(|_| !delivery.status.is_terminal()).map(iso),
-    }))
+    })
 }
 
 fn job_of(store: &Store, id: &str) -> ApiResult<WebhookJob> {
@@ -145,17 +146,6 @@ fn check_payload_schema(store: &Store, input: &NewJob) -> ApiResult<()> {
     })
 }
 
-/// The endpoints a new job of this type goes to.
-fn subscribers(store: &Store, application_id: &str, event_type: &str) -> ApiResult<Vec<String>> {
-    Ok(store
-        .endpoints()?
-        .into_iter()
-        .filter(|e| e.application_id == application_id)
-        .filter(|e| e.status != EndpointStatus::Disabled && e.subscribes_to(event_type))
-        .map(|e| e.id)
-        .collect())
-}
-
 /// Stores the job and its deliveries durably before answering. With an
 /// `event_id` seen in the last `idempotency_window_ms`, answers that job (200)
 /// instead of creating another.
@@ -202,15 +192,27 @@ fn store_job(state: &ApiState, input: NewJob) -> ApiResult<(StatusCode, Json<Val
     }
     store.insert_job(&job)?;
     drop(one_at_a_time);
-    let woken = fan_out(store, &job)?;
-    // A job with no subscriber is done at once.
+    let queued = fan_out(store, &job)?;
+    let all_queued = !queued.is_empty() && queued.len() == job.endpoint_ids.len();
+    // Durable before it is answered: the job, its index entries and its
+    // deliveries, in one flush shared with every job stored meanwhile.
+    store.flush_grouped()?;
+    queued
+        .iter()
+        .for_each(|delivery| state.scheduler.wake(&delivery.destination_id));
+    if all_queued {
+        // Nothing to sum up yet: every delivery waits for its first attempt.
+        let deliveries = queued.iter().map(|delivery| delivery_view(delivery, None));
+        let mut view = view(&job);
+        view["deliveries"] = Value::Array(deliveries.collect());
+        return Ok((StatusCode::CREATED, Json(view)));
+    }
+    // A job with no subscriber is done at once; one whose endpoint went
+    // meanwhile has a delivery ended already.
     let job = store
         .update_job(&job.id, job.created_at, |_| {})?
         .unwrap_or(job);
-    store.flush()?;
-    woken
-        .iter()
-        .for_each(|endpoint| state.scheduler.wake(endpoint));
+    store.flush_grouped()?;
     Ok((
         StatusCode::CREATED,
         Json(view_with_deliveries(store, &job)?),
@@ -226,7 +228,8 @@ fn new_job(state: &ApiState, input: NewJob) -> ApiResult<WebhookJob> {
     let outbound = &config.outbound;
     Ok(WebhookJob {
         event_id: input.event_id.unwrap_or_else(|| id.clone()),
-        endpoint_ids: subscribers(&state.store, &input.application_id, &input.event_type)?,
+        endpoint_ids: (state.store)
+            .subscribed_endpoints(&input.application_id, &input.event_type)?,
         id,
         application_id: input.application_id,
         event_type: input.event_type,

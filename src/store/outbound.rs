@@ -2,7 +2,7 @@
 //! are events (ids derived from the job's), so they live with the other events.
 
 use super::{announce, get, put, values, Result, Store};
-use crate::model::{Application, Endpoint, Event, EventType, WebhookJob};
+use crate::model::{Application, Endpoint, EndpointStatus, Event, EventType, WebhookJob};
 
 fn event_type_key(application_id: &str, name: &str) -> String {
     format!("{application_id}/{name}")
@@ -73,6 +73,31 @@ impl Store {
         values(&self.endpoints)
             .map(|stored| self.opened_endpoint(stored?))
             .collect()
+    }
+
+    /// The endpoints a new job of the application's `event_type` goes to
+    /// (read without opening their secrets: a job needs none of them).
+    pub fn subscribed_endpoints(
+        &self,
+        application_id: &str,
+        event_type: &str,
+    ) -> Result<Vec<String>> {
+        let mut subscribed = Vec::new();
+        for endpoint in values::<Endpoint>(&self.endpoints) {
+            let endpoint = endpoint?;
+            let serves = endpoint.status != EndpointStatus::Disabled;
+            if endpoint.application_id == application_id
+                && serves
+                && endpoint.subscribes_to(event_type)
+            {
+                subscribed.push(endpoint.id);
+            }
+        }
+        Ok(subscribed)
+    }
+
+    pub fn endpoint_exists(&self, id: &str) -> Result<bool> {
+        Ok(self.endpoints.contains_key(id.as_bytes())?)
     }
 
     pub fn delete_endpoint(&self, id: &str) -> Result<bool> {
