@@ -181,12 +181,12 @@ fn old_job(n: usize, created_at: u64) -> WebhookJob {
     serde_json::from_value(json!({
         "id": new_id("job"), "application_id": APPS[n % 2], "event_type": TYPES[n % 3],
         "event_id": format!("order-{n}"), "payload": {}, "headers": {},
-        "metadata": { "region": if n % 5 == 0 { "eu" } else { "us" } },
+        "metadata": { "region": if n.is_multiple_of(5) { "eu" } else { "us" } },
         "endpoint_ids": endpoints.collect::<Vec<_>>(), "status": status,
         "attempt_count": 0, "max_retries": 0, "created_at": created_at,
         "updated_at": created_at, "expires_at": created_at + 3_600_000,
         "succeeded_at": null, "discarded_at": null,
-        "cancelled": status == JobStatus::Discarded && n % 4 == 0,
+        "cancelled": status == JobStatus::Discarded && n.is_multiple_of(4),
     }))
     .unwrap()
 }
@@ -251,7 +251,7 @@ async fn jobs_changed_through_the_api_list_as_a_full_scan_does() {
     }
     let times = (start + 1, now_ms());
     let failing = failing["id"].as_str().unwrap();
-    let non_empty = assert_all_combinations(&gw, &[app.clone()], failing, times).await;
+    let non_empty = assert_all_combinations(&gw, std::slice::from_ref(&app), failing, times).await;
     assert!(non_empty > 20, "the combinations find jobs: {non_empty}");
     let archived = gw.api_delete(&format!("/v1/applications/{app}")).await;
     assert_eq!(archived, 200);
