@@ -252,8 +252,20 @@ impl Store {
 
     /// The ids of an application's jobs, newest first.
     pub fn job_ids_of_application(&self, application_id: &str) -> Result<Vec<String>> {
-        let bucket = bucket(&["a", application_id]);
-        let entries = self.job_index.scan_prefix(&bucket).keys().rev();
+        self.job_ids_in(&bucket(&["a", application_id]))
+    }
+
+    /// The ids of the jobs fanned out to an endpoint, newest first.
+    pub fn job_ids_of_endpoint(
+        &self,
+        application_id: &str,
+        endpoint_id: &str,
+    ) -> Result<Vec<String>> {
+        self.job_ids_in(&bucket(&["e", application_id, endpoint_id]))
+    }
+
+    fn job_ids_in(&self, bucket: &str) -> Result<Vec<String>> {
+        let entries = self.job_index.scan_prefix(bucket).keys().rev();
         entries
             .map(|key| Ok(String::from_utf8_lossy(&key?[bucket.len() + 8..]).into_owned()))
             .collect()

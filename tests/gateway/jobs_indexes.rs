@@ -227,7 +227,7 @@ async fn jobs_changed_through_the_api_list_as_a_full_scan_does() {
     let good = Sink::start(Reply::Status(200)).await;
     let bad = Sink::start(Reply::Status(500)).await;
     let app = application(&gw, "shop").await;
-    endpoint(&gw, &app, &good, json!({})).await;
+    let all = endpoint(&gw, &app, &good, json!({})).await;
     let failing = endpoint(&gw, &app, &bad, json!({ "subscribed_events": [TYPES[1]] })).await;
     let start = now_ms();
     let mut sent = BTreeMap::new();
@@ -253,6 +253,9 @@ async fn jobs_changed_through_the_api_list_as_a_full_scan_does() {
     let failing = failing["id"].as_str().unwrap();
     let non_empty = assert_all_combinations(&gw, std::slice::from_ref(&app), failing, times).await;
     assert!(non_empty > 20, "the combinations find jobs: {non_empty}");
+    for endpoint in [all["id"].as_str().unwrap(), failing] {
+        assert_same_deliveries_by_index(&gw, endpoint).await;
+    }
     let archived = gw.api_delete(&format!("/v1/applications/{app}")).await;
     assert_eq!(archived, 200);
     let asked = Asked {
@@ -263,6 +266,40 @@ async fn jobs_changed_through_the_api_list_as_a_full_scan_does() {
     let stored = stored(&gw.gateway.store);
     assert_same_page(&gw, &stored, &asked, 1, 100).await;
     assert_eq!(scanned(&stored, &asked).len(), sent.len());
+}
+
+/// `/api/webhook-deliveries?subscription_id=` (found through the jobs'
+/// index) lists what the same filter as an expression (a full scan) does.
+async fn assert_same_deliveries_by_index(gw: &TestGateway, endpoint: &str) {
+    let filter = json!({ "subscriptionId": { "eq": endpoint } }).to_string();
+    for extra in [
+        None,
+        Some(("status", "failed")),
+        Some(("status", "completed")),
+    ] {
+        let mut by_index = vec![("subscription_id", endpoint), ("limit", "7")];
+        let mut by_scan = vec![("filter", filter.as_str()), ("limit", "7")];
+        by_index.extend(extra);
+        by_scan.extend(extra);
+        let (a, b) = (
+            deliveries(gw, &by_index).await,
+            deliveries(gw, &by_scan).await,
+        );
+        assert_eq!(ids(&a), ids(&b), "{extra:?}");
+        assert_eq!(a["pageInfo"], b["pageInfo"], "{extra:?}");
+        let total = a["pageInfo"]["total"].as_u64().unwrap();
+        assert!(
+            extra.is_some() || total > 7,
+            "every delivery of {endpoint}: {a}"
+        );
+    }
+}
+
+async fn deliveries(gw: &TestGateway, query: &[(&str, &str)]) -> Value {
+    let response = gw.api(Method::GET, "/api/webhook-deliveries").query(query);
+    let response = response.send().await.unwrap();
+    assert_eq!(response.status(), 200, "{query:?}");
+    response.json().await.unwrap()
 }
 
 #[tokio::test]
