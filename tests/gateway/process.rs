@@ -50,10 +50,51 @@ fn serve_logging(config: &Path, level: &str, stderr: Stdio) -> Served {
     }
 }
 
-/// Posts from `workers` concurrent clients until told to stop; returns the
-/// request ids that were acknowledged with 200.
+/// What a load client sends: worker `w`'s `n`-th request, the status that
+/// acknowledges it, and the field of the answer naming what was acknowledged.
+#[derive(Clone)]
+struct Sending {
+    request: Arc<dyn Fn(&reqwest::Client, usize, u64) -> reqwest::RequestBuilder + Send + Sync>,
+    acknowledged: u16,
+    id_field: &'static str,
+}
+
+impl Sending {
+    /// Requests to source `shop` of the ingress at `base`.
+    fn requests(base: String) -> Sending {
+        let request = move |client: &reqwest::Client, worker, n| {
+            let body = format!("{{\"worker\":{worker},\"n\":{n}}}");
+            client.post(format!("{base}/e/shop")).body(body)
+        };
+        Sending {
+            request: Arc::new(request),
+            acknowledged: 200,
+            id_field: "request_id",
+        }
+    }
+
+    /// Webhook jobs for `app` through the management API at `api`.
+    fn jobs(api: String, app: String) -> Sending {
+        let request = move |client: &reqwest::Client, worker, n| {
+            let job = serde_json::json!({
+                "application_id": app, "event_type": "order.created",
+                "payload": { "worker": worker, "n": n },
+            });
+            let url = format!("{api}/v1/webhook-jobs");
+            client.post(url).bearer_auth(API_KEY).json(&job)
+        };
+        Sending {
+            request: Arc::new(request),
+            acknowledged: 201,
+            id_field: "id",
+        }
+    }
+}
+
+/// Sends from `workers` concurrent clients until told to stop (or the
+/// process dies); returns the ids of what was acknowledged.
 async fn load(
-    base: String,
+    sending: Sending,
     workers: usize,
     stop: Arc<tokio::sync::Notify>,
     acked_enough: Arc<tokio::sync::Semaphore>,
@@ -61,27 +102,24 @@ async fn load(
     let client = reqwest::Client::new();
     let mut tasks = tokio::task::JoinSet::new();
     for worker in 0..workers {
-        let (client, base, stop, acked_enough) = (
+        let (client, sending, stop, acked_enough) = (
             client.clone(),
-            base.clone(),
+            sending.clone(),
             stop.clone(),
             acked_enough.clone(),
         );
         tasks.spawn(async move {
             let mut acked = Vec::new();
             for n in 0.. {
-                let post = client
-                    .post(format!("{base}/e/shop"))
-                    .body(format!("{{\"worker\":{worker},\"n\":{n}}}"))
-                    .send();
+                let post = (sending.request)(&client, worker, n).send();
                 let response = tokio::select! {
                     r = post => r,
                     _ = stop.notified() => break,
                 };
                 match response {
-                    Ok(r) if r.status() == 200 => {
+                    Ok(r) if r.status() == sending.acknowledged => {
                         let body: serde_json::Value = r.json().await.unwrap_or_default();
-                        if let Some(id) = body["request_id"].as_str() {
+                        if let Some(id) = body[sending.id_field].as_str() {
                             acked.push(id.to_string());
                             acked_enough.add_permits(1);
                         }
@@ -121,7 +159,7 @@ impl UnderLoad {
         let stop = Arc::new(tokio::sync::Notify::new());
         let acked_enough = Arc::new(tokio::sync::Semaphore::new(0));
         let load = tokio::spawn(load(
-            served.base.clone(),
+            Sending::requests(served.base.clone()),
             workers,
             stop.clone(),
             acked_enough.clone(),
@@ -169,57 +207,6 @@ async fn sigkill_mid_load_loses_no_acknowledged_request() {
     run.restart_and_expect_delivered(&acked).await;
 }
 
-/// Posts webhook jobs for `app` from `workers` concurrent clients until the
-/// process dies; returns the ids of the jobs answered 201.
-async fn send_jobs(
-    api: String,
-    app: String,
-    workers: usize,
-    acked_enough: Arc<tokio::sync::Semaphore>,
-) -> HashSet<String> {
-    let client = reqwest::Client::new();
-    let mut tasks = tokio::task::JoinSet::new();
-    for worker in 0..workers {
-        let (client, api, app, acked_enough) = (
-            client.clone(),
-            api.clone(),
-            app.clone(),
-            acked_enough.clone(),
-        );
-        tasks.spawn(async move {
-            let mut acked = Vec::new();
-            for n in 0.. {
-                let job = serde_json::json!({
-                    "application_id": app, "event_type": "order.created",
-                    "payload": { "worker": worker, "n": n },
-                });
-                let sent = client
-                    .post(format!("{api}/v1/webhook-jobs"))
-                    .bearer_auth(API_KEY)
-                    .json(&job)
-                    .send();
-                match sent.await {
-                    Ok(r) if r.status() == 201 => {
-                        let body: serde_json::Value = r.json().await.unwrap_or_default();
-                        if let Some(id) = body["id"].as_str() {
-                            acked.push(id.to_string());
-                            acked_enough.add_permits(1);
-                        }
-                    }
-                    // The process was killed: unacknowledged, so not owed.
-                    _ => break,
-                }
-            }
-            acked
-        });
-    }
-    let mut all = HashSet::new();
-    while let Some(acked) = tasks.join_next().await {
-        all.extend(acked.unwrap());
-    }
-    all
-}
-
 /// A port free now, for a management API the test must know in advance.
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -261,7 +248,9 @@ async fn sigkill_mid_load_loses_no_acknowledged_webhook_job() {
     create("/v1/endpoints", endpoint).await;
     // Kill once a few hundred jobs are acknowledged, with more in flight.
     let acked_enough = Arc::new(tokio::sync::Semaphore::new(0));
-    let load = tokio::spawn(send_jobs(api.clone(), app, 16, acked_enough.clone()));
+    let sending = Sending::jobs(api.clone(), app);
+    let stop = Arc::new(tokio::sync::Notify::new());
+    let load = tokio::spawn(load(sending, 16, stop, acked_enough.clone()));
     let _ = tokio::time::timeout(PATIENCE, acked_enough.acquire_many(300))
         .await
         .expect("jobs are acknowledged");
@@ -332,7 +321,7 @@ async fn thirty_random_sigkills_lose_no_acknowledged_request() {
         let stop = Arc::new(tokio::sync::Notify::new());
         let acked_enough = Arc::new(tokio::sync::Semaphore::new(0));
         let load = tokio::spawn(load(
-            served.base.clone(),
+            Sending::requests(served.base.clone()),
             4,
             stop.clone(),
             acked_enough.clone(),
