@@ -50,11 +50,14 @@ fn serve_logging(config: &Path, level: &str, stderr: Stdio) -> Served {
     }
 }
 
+/// Worker `w`'s `n`-th request.
+type MakeRequest = dyn Fn(&reqwest::Client, usize, u64) -> reqwest::RequestBuilder + Send + Sync;
+
 /// What a load client sends: worker `w`'s `n`-th request, the status that
 /// acknowledges it, and the field of the answer naming what was acknowledged.
 #[derive(Clone)]
 struct Sending {
-    request: Arc<dyn Fn(&reqwest::Client, usize, u64) -> reqwest::RequestBuilder + Send + Sync>,
+    request: Arc<MakeRequest>,
     acknowledged: u16,
     id_field: &'static str,
 }
