@@ -285,7 +285,11 @@ impl Store {
     ) -> Result<JobPage> {
         let (bucket, covered) = selection.bucket();
         let by_entries = exact && covered;
-        let lower = entry_key(&bucket, selection.created_after.map_or(0, |t| t.saturating_add(1)), "");
+        let lower = entry_key(
+            &bucket,
+            selection.created_after.map_or(0, |t| t.saturating_add(1)),
+            "",
+        );
         let upper = entry_key(&bucket, selection.created_before.unwrap_or(u64::MAX), "");
         let range = (Bound::Included(lower), Bound::Excluded(upper));
         let mut page = JobPage {
