@@ -51,7 +51,6 @@ use hookgate::model::{Connection, Event, Payload, Request, Route};
 use hookgate::store::{Backlog, CommitLog, Committed, Cutoffs, Store, Swept};
 use hookgate::{Config, Gateway};
 use std::net::SocketAddr;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -380,23 +379,6 @@ fn drop_page_cache() -> std::io::Result<()> {
     std::fs::write("/proc/sys/vm/drop_caches", "1\n")
 }
 
-/// Bytes allocated on disk under `path`, like `du`.
-fn disk_usage(path: &Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    let children: u64 = match meta.is_dir() {
-        true => std::fs::read_dir(path)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|entry| disk_usage(&entry.path()))
-            .sum(),
-        false => 0,
-    };
-    meta.blocks() * 512 + children
-}
-
 struct RestartReport {
     events: u64,
     rate: u32,
@@ -430,7 +412,7 @@ fn run_restart(server_rt: &Runtime, side_rt: &Runtime, settings: &Settings) -> R
     if settings.crashed {
         println!("  the backlog's writer stopped without a checkpoint, as after a crash");
     }
-    let disk_bytes = disk_usage(&config.server.data_dir);
+    let disk_bytes = support::disk_usage(&config.server.data_dir);
     if settings.cold {
         match drop_page_cache() {
             Ok(()) => println!("  page cache dropped: the start reads the store from disk"),

@@ -32,6 +32,14 @@
 //! `--cache-mib N` / `HOOKGATE_BENCH_CACHE_MIB` sets `limits.store_cache_bytes`
 //! (sled's page cache; default: the gateway's default).
 //!
+//! `--jobs` / `HOOKGATE_BENCH_JOBS=1` compares the two ways in instead: the
+//! ingress (`/e/bench`, its source fanned out by `--fan-out N` /
+//! `HOOKGATE_BENCH_FAN_OUT` connections, default 1, to N destinations on the
+//! sink) and `POST /v1/webhook-jobs` (an application whose N endpoints on the
+//! same sink subscribe), each on a fresh gateway, with the same load, and
+//! prints the jobs API's ratios to the ingress (issue 18's goals:
+//! `--jobs --connections 32`).
+//!
 //! Diagnostics: `--no-connection` / `HOOKGATE_BENCH_NO_CONNECTION=1` gives the
 //! source no connection, so hookgate only stores what it acknowledges (no
 //! events, no delivery, no drain): ingest + group commit alone.
@@ -78,6 +86,12 @@ fn main() {
     let server_rt = support::runtime("bench-server", settings.server_threads);
     let load_rt = support::runtime("bench-load", settings.client_threads);
     let body = json_body(BODY_BYTES);
+    if settings.jobs {
+        compare_jobs_with_ingress(&server_rt, &load_rt, &settings, &body);
+        load_rt.shutdown_timeout(Duration::from_secs(5));
+        server_rt.shutdown_timeout(Duration::from_secs(5));
+        return;
+    }
 
     println!("\n[1/2] bare pingora ServeHttp (200 + Content-Length)");
     let bare = run_bare(&server_rt, &load_rt, &settings, &body);
@@ -129,6 +143,111 @@ fn main() {
     server_rt.shutdown_timeout(Duration::from_secs(5));
 }
 
+// ---------------------------------------------------------------- jobs
+
+/// The management API key of the benches' gateways.
+const API_KEY: &str = "bench-api-key";
+
+/// Issue 18's goals for the jobs API, against the ingress in the same run.
+const JOBS_MIN_RATE_RATIO: f64 = 0.8;
+const JOBS_MAX_CPU_RATIO: f64 = 1.5;
+const JOBS_MAX_P99: Duration = Duration::from_millis(15);
+
+/// The ingress and the jobs API, each fanning out to `fan_out` endpoints of
+/// one sink, under the same load; prints both and the ratios.
+fn compare_jobs_with_ingress(
+    server_rt: &Runtime,
+    load_rt: &Runtime,
+    settings: &Settings,
+    body: &[u8],
+) {
+    let n = settings.fan_out;
+    println!("\n[1/2] hookgate ingress, durable, 1 source -> {n} destination(s) on one sink");
+    let (ingress, ingress_drain) = run_hookgate(server_rt, load_rt, settings, body);
+    ingress.print();
+    ingress_drain.iter().for_each(DrainReport::print);
+
+    println!("\n[2/2] hookgate POST /v1/webhook-jobs, durable, 1 application -> {n} endpoint(s) on the same sink");
+    let payload = std::str::from_utf8(body).expect("a JSON body");
+    let way_in = |gateway: &Gateway, sink: SocketAddr| {
+        let api = gateway.api_addr.expect("the API listens");
+        let app = server_rt.block_on(application_with_endpoints(api, sink, n));
+        let job = format!(
+            r#"{{"application_id":"{app}","event_type":"order.created","payload":{payload}}}"#
+        );
+        let auth = format!("authorization: Bearer {API_KEY}\r\n");
+        (
+            api,
+            load::json_post(api, "/v1/webhook-jobs", &auth, job.as_bytes()),
+        )
+    };
+    let (jobs, jobs_drain) = run_gateway(server_rt, load_rt, settings, WayIn::Jobs, way_in);
+    jobs.print();
+    jobs_drain.iter().for_each(DrainReport::print);
+
+    let rate_ratio =
+        jobs.requests_per_second() / ingress.requests_per_second().max(f64::MIN_POSITIVE);
+    let cpu = |drain: &Option<DrainReport>| drain.as_ref().and_then(DrainReport::cpu_per_event);
+    let cpu_ratio = cpu(&jobs_drain)
+        .zip(cpu(&ingress_drain))
+        .map(|(jobs, ingress)| jobs / ingress);
+    let p99 = jobs.percentile(0.99);
+    let verdict = |met: bool| if met { "met" } else { "NOT met" };
+    println!(
+        "\njobs API / ingress (fan-out {n}, {} connections):",
+        settings.connections
+    );
+    println!(
+        "  accepted req/s: {:.2}x (goal >= {JOBS_MIN_RATE_RATIO}x: {})",
+        rate_ratio,
+        verdict(rate_ratio >= JOBS_MIN_RATE_RATIO)
+    );
+    match cpu_ratio {
+        Some(ratio) => println!(
+            "  CPU per delivered event: {ratio:.2}x (goal <= {JOBS_MAX_CPU_RATIO}x: {})",
+            verdict(ratio <= JOBS_MAX_CPU_RATIO)
+        ),
+        None => println!("  CPU per delivered event: n/a (no drain)"),
+    }
+    println!(
+        "  jobs API p99: {} (goal <= {} ms: {})",
+        format_latency(p99),
+        JOBS_MAX_P99.as_millis(),
+        verdict(p99.is_some_and(|p99| p99 <= JOBS_MAX_P99))
+    );
+}
+
+/// Creates an application with `endpoints` endpoints on the sink (every
+/// event type); returns its id.
+async fn application_with_endpoints(api: SocketAddr, sink: SocketAddr, endpoints: usize) -> String {
+    let client = reqwest::Client::new();
+    let create = |path: &'static str, body: serde_json::Value| {
+        let sent = client
+            .post(format!("http://{api}{path}"))
+            .bearer_auth(API_KEY)
+            .json(&body)
+            .send();
+        async move {
+            let answer: serde_json::Value =
+                sent.await.expect("API call").json().await.expect("JSON");
+            answer["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{path}: {answer}"))
+                .to_string()
+        }
+    };
+    let app = create("/v1/applications", serde_json::json!({ "name": "bench" })).await;
+    for n in 0..endpoints {
+        let url = format!("http://{sink}/hooks/{n}");
+        create(
+            "/v1/endpoints",
+            serde_json::json!({ "application_id": app, "url": url }),
+        )
+        .await;
+    }
+    app
+}
+
 // ---------------------------------------------------------------- settings
 
 struct Settings {
@@ -143,6 +262,10 @@ struct Settings {
     rules: bool,
     /// sled's page cache, when not the gateway's default.
     cache_mib: Option<u64>,
+    /// Ingress against the jobs API instead of bare pingora against the ingress.
+    jobs: bool,
+    /// Destinations (or endpoints) each request (or job) goes to.
+    fan_out: usize,
 }
 
 impl Settings {
@@ -167,6 +290,8 @@ impl Settings {
             rules: support::flag(args, "--rules", "HOOKGATE_BENCH_RULES"),
             cache_mib: Some(number("--cache-mib", "HOOKGATE_BENCH_CACHE_MIB", 0.0) as u64)
                 .filter(|mib| *mib > 0),
+            jobs: support::flag(args, "--jobs", "HOOKGATE_BENCH_JOBS"),
+            fan_out: number("--fan-out", "HOOKGATE_BENCH_FAN_OUT", 1.0).max(1.0) as usize,
         }
     }
 }
@@ -267,7 +392,8 @@ fn run_bare(
 ) -> LoadReport {
     let (stop, stopped) = watch::channel(false);
     let (addr, task) = server_rt.block_on(async { start_pingora(Bare, stopped) });
-    let report = load_source(load_rt, settings, addr, body);
+    let request = load::json_post(addr, "/e/bench", "", body);
+    let report = load_source(load_rt, settings, addr, request);
     let _ = stop.send(true);
     task.abort();
     report
@@ -279,6 +405,31 @@ fn run_hookgate(
     settings: &Settings,
     body: &[u8],
 ) -> (LoadReport, Option<DrainReport>) {
+    let way_in = |gateway: &Gateway, _: SocketAddr| {
+        let addr = gateway.ingress_addr;
+        (addr, load::json_post(addr, "/e/bench", "", body))
+    };
+    run_gateway(server_rt, load_rt, settings, WayIn::Ingress, way_in)
+}
+
+/// How the load reaches the gateway.
+#[derive(Clone, Copy, PartialEq)]
+enum WayIn {
+    /// `/e/bench`, routed to `fan_out` destinations.
+    Ingress,
+    /// `POST /v1/webhook-jobs` for an application with `fan_out` endpoints.
+    Jobs,
+}
+
+/// A fresh gateway under the load `request` makes (given the gateway and the
+/// sink's address), then the drain of every delivery it owes.
+fn run_gateway(
+    server_rt: &Runtime,
+    load_rt: &Runtime,
+    settings: &Settings,
+    way_in: WayIn,
+    request: impl FnOnce(&Gateway, SocketAddr) -> (SocketAddr, Vec<u8>),
+) -> (LoadReport, Option<DrainReport>) {
     // The sink is the customer's endpoint: it gets a runtime of its own.
     let sink_rt = support::runtime("bench-sink", 1);
     let (sink_addr, sink) = start_sink(&sink_rt);
@@ -287,21 +438,19 @@ fn run_hookgate(
         .prefix("hookgate-bench-")
         .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
         .expect("temp dir");
-    let config = write_config(
-        dir.path(),
-        (!settings.no_connection).then_some(sink_addr),
-        settings,
-    );
+    let routed_to = (!settings.no_connection && way_in == WayIn::Ingress).then_some(sink_addr);
+    let config = write_config(dir.path(), routed_to, settings);
     println!("data dir: {}", dir.path().join("data").display());
     let gateway = server_rt
         .block_on(Gateway::start(&config))
         .expect("hookgate starts");
+    let (addr, request) = request(&gateway, sink_addr);
     let cpu_at_start = support::CpuReading::now();
-    let report = load_source(load_rt, settings, gateway.ingress_addr, body);
+    let report = load_source(load_rt, settings, addr, request);
     let drain = (!settings.no_connection).then(|| {
         let mut drain = wait_for_drain(
             &sink,
-            report.acknowledged,
+            report.acknowledged * settings.fan_out as u64,
             report.load_started,
             report.load_ended,
             settings.drain_timeout,
@@ -309,6 +458,8 @@ fn run_hookgate(
         drain.cpu = Some(support::CpuSplit::since(&cpu_at_start));
         drain
     });
+    let stored = support::disk_usage(&config.server.data_dir) as f64 / (1 << 20) as f64;
+    println!("  data dir after the load: {stored:.0} MiB");
     let stopped = server_rt.block_on(async {
         tokio::time::timeout(Duration::from_secs(30), gateway.shutdown()).await
     });
@@ -333,29 +484,39 @@ const RULES: &str = r#"rules = [
 /// sink unless `sink` is None, through `RULES` with `--rules`, with sled's
 /// cache as `--cache-mib` says.
 fn write_config(dir: &Path, sink: Option<SocketAddr>, settings: &Settings) -> Config {
-    let mut text = r#"delivery.signing_secret = "bench-signing-secret"
+    let mut text = format!(
+        r#"delivery = {{ signing_secret = "bench-signing-secret", allowed_networks = ["127.0.0.0/8"] }}
 [server]
 ingress_listen = "127.0.0.1:0"
+api_listen = "127.0.0.1:0"
+api_keys = ["{API_KEY}"]
+allow_insecure_endpoints = true
 data_dir = "data"
 shutdown_timeout_ms = 5000
+
+[outbound]
+api_calls_per_second_per_key = 1000000
+jobs_per_second_per_application = 1000000
 
 [[sources]]
 name = "bench"
 "#
-    .to_string();
+    );
     if let Some(sink) = sink {
-        text.push_str(&format!(
-            r#"
+        for n in 0..settings.fan_out {
+            text.push_str(&format!(
+                r#"
 [[destinations]]
-name = "sink"
-url = "http://{sink}/hooks"
+name = "sink-{n}"
+url = "http://{sink}/hooks/{n}"
 
 [[connections]]
-name = "bench-to-sink"
+name = "bench-to-sink-{n}"
 source = "bench"
-destination = "sink"
+destination = "sink-{n}"
 "#
-        ));
+            ));
+        }
         if settings.rules {
             text.push_str(RULES);
         }
@@ -399,9 +560,15 @@ struct ConnectionTally {
     latencies_ns: Vec<u64>,
 }
 
-/// The load on source `bench` of the server at `addr` (bare or hookgate).
-fn load_source(rt: &Runtime, settings: &Settings, addr: SocketAddr, body: &[u8]) -> LoadReport {
-    let request: Arc<[u8]> = load::json_post(addr, "/e/bench", body).into();
+/// The load of `request` (a whole HTTP request, sent back to back on every
+/// connection) on the server it names.
+fn load_source(
+    rt: &Runtime,
+    settings: &Settings,
+    addr: SocketAddr,
+    request: Vec<u8>,
+) -> LoadReport {
+    let request: Arc<[u8]> = request.into();
     let load_started = Instant::now();
     let cpu_at_start = support::CpuReading::now();
     let measure_from = load_started + settings.warmup;
@@ -492,7 +659,8 @@ async fn connection_loop(window: Window) -> ConnectionTally {
         }
         let outcome = exchange(&mut connection, &window).await;
         let finished = Instant::now();
-        if matches!(outcome, Ok(200)) {
+        let accepted = matches!(outcome, Ok(200..=299));
+        if accepted {
             tally.acknowledged += 1;
         }
         if started < window.measure_from || finished > window.measure_until {
@@ -503,7 +671,7 @@ async fn connection_loop(window: Window) -> ConnectionTally {
             continue;
         }
         match outcome {
-            Ok(200) => {
+            Ok(_) if accepted => {
                 tally.ok += 1;
                 tally
                     .latencies_ns
@@ -668,6 +836,12 @@ fn wait_for_drain(
 }
 
 impl DrainReport {
+    /// µs of this process's CPU per delivered event, load to drain.
+    fn cpu_per_event(&self) -> Option<f64> {
+        let cpu = self.cpu.as_ref()?;
+        Some(cpu.process_micros() / self.delivered.max(1) as f64)
+    }
+
     /// Delivery rate during the drain (after the load stopped); none when
     /// there was too little left to drain for a rate to mean anything.
     fn events_per_second(&self) -> Option<f64> {

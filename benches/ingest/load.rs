@@ -6,10 +6,11 @@ use std::io;
 use std::net::SocketAddr;
 use tokio::net::TcpStream;
 
-/// A `POST {path}` to `addr` with a JSON body, as bytes on the wire.
-pub fn json_post(addr: SocketAddr, path: &str, body: &[u8]) -> Vec<u8> {
+/// A `POST {path}` to `addr` with a JSON body, as bytes on the wire;
+/// `extra_headers`: more header lines, each ending in `\r\n`.
+pub fn json_post(addr: SocketAddr, path: &str, extra_headers: &str, body: &[u8]) -> Vec<u8> {
     let head = format!(
-        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n{extra_headers}content-length: {}\r\n\r\n",
         body.len()
     );
     [head.as_bytes(), body].concat()

@@ -5,6 +5,8 @@ pub mod sink;
 pub mod wire;
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::time::Duration;
 use tokio::runtime::Runtime;
 
@@ -104,6 +106,11 @@ impl CpuSplit {
         }
     }
 
+    /// The whole process's CPU, in µs.
+    pub fn process_micros(&self) -> f64 {
+        self.process.as_secs_f64() * 1e6
+    }
+
     /// `total µs per unit (name µs, name µs, …)`, per one of `units`.
     pub fn per(&self, units: u64) -> String {
         let micros = |d: Duration| d.as_secs_f64() * 1e6 / units.max(1) as f64;
@@ -118,7 +125,8 @@ impl CpuSplit {
         if micros(ended) >= 0.05 {
             parts.push(format!("threads that ended {:.1}", micros(ended)));
         }
-        format!("{:.1} µs ({})", micros(self.process), parts.join(", "))
+        let total = self.process_micros() / units.max(1) as f64;
+        format!("{total:.1} µs ({})", parts.join(", "))
     }
 }
 
@@ -211,4 +219,21 @@ pub fn kib_field(text: &str, name: &str) -> f64 {
             value.trim().strip_suffix("kB")?.trim().parse().ok()
         })
         .unwrap_or(f64::NAN)
+}
+
+/// Bytes allocated on disk under `path`, like `du`.
+pub fn disk_usage(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    let children: u64 = match meta.is_dir() {
+        true => std::fs::read_dir(path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|entry| disk_usage(&entry.path()))
+            .sum(),
+        false => 0,
+    };
+    meta.blocks() * 512 + children
 }

@@ -157,11 +157,8 @@ pub async fn delete(State(state): Shared, Path(id): Path<String>) -> ApiResult<J
             store.delete_event_type(&id, &event_type.name)?;
         }
         let now = now_ms();
-        for job in store.jobs_newest_first() {
-            let job = job?;
-            if job.application_id == id {
-                store.update_job(&job.id, now, |job| job.status = JobStatus::Archived)?;
-            }
+        for job_id in store.job_ids_of_application(&id)? {
+            store.update_job(&job_id, now, |job| job.status = JobStatus::Archived)?;
         }
         store.delete_application(&id)?;
         serve_endpoints(&state)?;

@@ -88,13 +88,19 @@ impl PageNumber {
 
     /// One page of `items` (all that matched, in order), with the totals.
     pub fn answer<T>(&self, items: Vec<T>, view: impl Fn(&T) -> Value) -> Value {
-        let total = items.len();
-        let data: Vec<Value> = items
-            .iter()
-            .skip((self.page - 1).saturating_mul(self.per_page))
-            .take(self.per_page)
-            .map(view)
-            .collect();
+        let (skip, take) = self.window();
+        let page: Vec<&T> = items.iter().skip(skip).take(take).collect();
+        self.answer_page(&page, items.len(), |item| view(item))
+    }
+
+    /// How many matching items come before this page, and how many it holds.
+    pub fn window(&self) -> (usize, usize) {
+        ((self.page - 1).saturating_mul(self.per_page), self.per_page)
+    }
+
+    /// This page's `items`, out of `total` that matched.
+    pub fn answer_page<T>(&self, items: &[T], total: usize, view: impl Fn(&T) -> Value) -> Value {
+        let data: Vec<Value> = items.iter().map(view).collect();
         json!({
             "data": data,
             "pagination": {

@@ -6,6 +6,7 @@ use super::delivery_query::{page, Filter, Ordering, QueryError};
 use super::error::{ApiError, ApiResult};
 use super::query::{iso, Query};
 use super::{blocking, ApiState, Shared};
+use crate::ids::derived_id;
 use crate::model::{delivery_status, Event, WebhookJob, WORKSPACE_ID};
 use crate::outbound::{cancel_delivery, retry_delivery};
 use crate::store::Store;
@@ -13,6 +14,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::routing::{get, post};
 use axum::{Json, Router as Routes};
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 const DEFAULT_LIMIT: u64 = 100;
@@ -84,22 +86,59 @@ fn view(delivery: &Event, job: &WebhookJob, url: Option<&str>) -> Value {
     })
 }
 
-/// Every delivery of every job, as views (the filters work on these).
-fn all_views(store: &Store) -> ApiResult<Vec<Value>> {
-    let urls: std::collections::HashMap<String, String> = store
+/// The deliveries that may match, as views (the filters work on these):
+/// with `subscription_id`, those of its endpoints' jobs, found through the
+/// jobs' index; otherwise every delivery of every job.
+fn candidate_views(store: &Store, simple: &Simple) -> ApiResult<Vec<Value>> {
+    let urls: HashMap<String, String> = store
         .endpoints()?
         .into_iter()
         .map(|e| (e.id, e.url))
         .collect();
     let mut views = Vec::new();
-    for job in store.jobs_newest_first() {
-        let job = job?;
-        for delivery in store.deliveries_of(&job.id)? {
-            let url = urls.get(&delivery.destination_id).map(String::as_str);
-            views.push(view(&delivery, &job, url));
+    let mut add = |job: &WebhookJob, delivery: &Event| {
+        let url = urls.get(&delivery.destination_id).map(String::as_str);
+        views.push(view(delivery, job, url));
+    };
+    match subscribed_jobs(store, simple)? {
+        Some(jobs) => {
+            for (endpoint_id, job_id) in jobs {
+                let Some(job) = store.job(&job_id)? else {
+                    continue;
+                };
+                if let Some(delivery) = store.event(&derived_id("evt", &job_id, &endpoint_id))? {
+                    add(&job, &delivery);
+                }
+            }
+        }
+        None => {
+            for job in store.jobs_newest_first() {
+                let job = job?;
+                for delivery in store.deliveries_of(&job.id)? {
+                    add(&job, &delivery);
+                }
+            }
         }
     }
     Ok(views)
+}
+
+/// `(endpoint, job)` for every job fanned out to the endpoints a
+/// `subscription_id` names; None without one, or when one of them is gone
+/// (its application, and so its index bucket, is no longer known).
+fn subscribed_jobs(store: &Store, simple: &Simple) -> ApiResult<Option<Vec<(String, String)>>> {
+    let Some(endpoint_ids) = simple.wanted("subscriptionId") else {
+        return Ok(None);
+    };
+    let mut jobs = Vec::new();
+    for endpoint_id in endpoint_ids {
+        let Some(endpoint) = store.endpoint(endpoint_id)? else {
+            return Ok(None);
+        };
+        let ids = store.job_ids_of_endpoint(&endpoint.application_id, endpoint_id)?;
+        jobs.extend(ids.into_iter().map(|job_id| (endpoint_id.clone(), job_id)));
+    }
+    Ok(Some(jobs))
 }
 
 /// One delivery's view, with its attempts.
@@ -179,6 +218,12 @@ impl Simple {
         Ok(Simple { checks })
     }
 
+    /// The values wanted for `field`, if it is filtered on.
+    fn wanted(&self, field: &str) -> Option<&[String]> {
+        let check = self.checks.iter().find(|(name, _)| *name == field);
+        check.map(|(_, wanted)| wanted.as_slice())
+    }
+
     fn matches(&self, view: &Value) -> bool {
         self.checks.iter().all(|(field, wanted)| {
             view[*field]
@@ -211,7 +256,7 @@ pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Js
     let after = query.one("after").map(str::to_string);
     let before = query.one("before").map(str::to_string);
     blocking(move || {
-        let matching: Vec<Value> = all_views(&state.store)?
+        let matching: Vec<Value> = candidate_views(&state.store, &simple)?
             .into_iter()
             .filter(|v| simple.matches(v) && filter.as_ref().is_none_or(|f| f.matches(v)))
             .collect();

@@ -6,10 +6,10 @@ use super::error::{json_body, ApiError, ApiResult};
 use super::query::{iso, Query};
 use super::v1::PageNumber;
 use super::{blocking, ApiState, Shared};
-use crate::ids::{new_id, now_ms};
-use crate::model::{delivery_status, EndpointStatus, Event, JobStatus, WebhookJob};
+use crate::ids::{created_ms, new_id, now_ms};
+use crate::model::{delivery_status, Attempt, Event, JobStatus, WebhookJob};
 use crate::outbound::{cancel_job, fan_out, retry_job, validate};
-use crate::store::Store;
+use crate::store::{status_tags, JobSelection, Store, FAILED};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -65,27 +65,28 @@ fn view(job: &WebhookJob) -> Value {
 fn view_with_deliveries(store: &Store, job: &WebhookJob) -> ApiResult<Value> {
     let mut deliveries = Vec::new();
     for delivery in store.deliveries_of(&job.id)? {
-        deliveries.push(delivery_view(store, &delivery)?);
+        let last = store.attempts_of(&delivery.id)?.pop();
+        deliveries.push(delivery_view(&delivery, last.as_ref()));
     }
     let mut view = view(job);
     view["deliveries"] = Value::Array(deliveries);
     Ok(view)
 }
 
-fn delivery_view(store: &Store, delivery: &Event) -> ApiResult<Value> {
-    let last = store.attempts_of(&delivery.id)?.pop();
-    Ok(json!({
+/// A delivery and what its `last` attempt got.
+fn delivery_view(delivery: &Event, last: Option<&Attempt>) -> Value {
+    json!({
         "id": delivery.id,
         "endpoint_id": delivery.destination_id,
         "status": delivery_status(delivery),
         "attempt_count": delivery.attempts,
         "status_code": delivery.response_status,
         "error_code": delivery.error_code,
-        "response_body": last.as_ref().and_then(|a| a.response_body.clone()),
-        "latency_ms": last.as_ref().map(|a| a.latency_ms),
+        "response_body": last.and_then(|a| a.response_body.clone()),
+        "latency_ms": last.map(|a| a.latency_ms),
         "attempted_at": delivery.last_attempt_at.map(iso),
         "next_attempt_at": delivery.next_attempt_at.filter(|_| !delivery.status.is_terminal()).map(iso),
-    }))
+    })
 }
 
 fn job_of(store: &Store, id: &str) -> ApiResult<WebhookJob> {
@@ -145,17 +146,6 @@ fn check_payload_schema(store: &Store, input: &NewJob) -> ApiResult<()> {
     })
 }
 
-/// The endpoints a new job of this type goes to.
-fn subscribers(store: &Store, application_id: &str, event_type: &str) -> ApiResult<Vec<String>> {
-    Ok(store
-        .endpoints()?
-        .into_iter()
-        .filter(|e| e.application_id == application_id)
-        .filter(|e| e.status != EndpointStatus::Disabled && e.subscribes_to(event_type))
-        .map(|e| e.id)
-        .collect())
-}
-
 /// Stores the job and its deliveries durably before answering. With an
 /// `event_id` seen in the last `idempotency_window_ms`, answers that job (200)
 /// instead of creating another.
@@ -202,15 +192,27 @@ fn store_job(state: &ApiState, input: NewJob) -> ApiResult<(StatusCode, Json<Val
     }
     store.insert_job(&job)?;
     drop(one_at_a_time);
-    let woken = fan_out(store, &job)?;
-    // A job with no subscriber is done at once.
+    let queued = fan_out(store, &job)?;
+    let all_queued = !queued.is_empty() && queued.len() == job.endpoint_ids.len();
+    // Durable before it is answered: the job, its index entries and its
+    // deliveries, in one flush shared with every job stored meanwhile.
+    store.flush_grouped()?;
+    queued
+        .iter()
+        .for_each(|delivery| state.scheduler.wake(&delivery.destination_id));
+    if all_queued {
+        // Nothing to sum up yet: every delivery waits for its first attempt.
+        let deliveries = queued.iter().map(|delivery| delivery_view(delivery, None));
+        let mut view = view(&job);
+        view["deliveries"] = Value::Array(deliveries.collect());
+        return Ok((StatusCode::CREATED, Json(view)));
+    }
+    // A job with no subscriber is done at once; one whose endpoint went
+    // meanwhile has a delivery ended already.
     let job = store
         .update_job(&job.id, job.created_at, |_| {})?
         .unwrap_or(job);
-    store.flush()?;
-    woken
-        .iter()
-        .for_each(|endpoint| state.scheduler.wake(endpoint));
+    store.flush_grouped()?;
     Ok((
         StatusCode::CREATED,
         Json(view_with_deliveries(store, &job)?),
@@ -219,13 +221,15 @@ fn store_job(state: &ApiState, input: NewJob) -> ApiResult<(StatusCode, Json<Val
 
 /// A new job for the input, with the endpoints subscribed to its type now.
 fn new_job(state: &ApiState, input: NewJob) -> ApiResult<WebhookJob> {
-    let now = now_ms();
     let id = new_id("job");
+    // The time its id holds, so the list's order by time is its order by id.
+    let now = created_ms(&id).unwrap_or_else(now_ms);
     let config = state.config.load();
     let outbound = &config.outbound;
     Ok(WebhookJob {
         event_id: input.event_id.unwrap_or_else(|| id.clone()),
-        endpoint_ids: subscribers(&state.store, &input.application_id, &input.event_type)?,
+        endpoint_ids: (state.store)
+            .subscribed_endpoints(&input.application_id, &input.event_type)?,
         id,
         application_id: input.application_id,
         event_type: input.event_type,
@@ -247,7 +251,8 @@ fn new_job(state: &ApiState, input: NewJob) -> ApiResult<WebhookJob> {
 /// The filters of `GET /v1/webhook-jobs`.
 struct JobFilter {
     application_id: String,
-    status: Option<JobStatusFilter>,
+    /// A status, or `failed`.
+    status: Option<String>,
     event_type: Option<String>,
     endpoint_id: Option<String>,
     created_after: Option<u64>,
@@ -260,10 +265,7 @@ struct JobFilter {
 impl JobFilter {
     fn from_query(query: &Query) -> ApiResult<JobFilter> {
         let owned = |name| query.one(name).map(str::to_string);
-        let status = query
-            .one("status")
-            .map(JobStatusFilter::parse)
-            .transpose()?;
+        let status = query.one("status").map(status_filter).transpose()?;
         let application_id = owned("application_id").ok_or_else(|| {
             ApiError::invalid(
                 "application_id",
@@ -285,12 +287,24 @@ impl JobFilter {
         })
     }
 
+    /// What the index walks (`metadata` is checked on each job read).
+    fn selection(&self) -> JobSelection<'_> {
+        JobSelection {
+            application_id: &self.application_id,
+            status: self.status.as_deref(),
+            event_type: self.event_type.as_deref(),
+            endpoint_id: self.endpoint_id.as_deref(),
+            created_after: self.created_after,
+            created_before: self.created_before,
+        }
+    }
+
     fn matches(&self, job: &WebhookJob) -> bool {
         let equal =
             |wanted: &Option<String>, value: &str| wanted.as_deref().is_none_or(|w| w == value);
         self.application_id == job.application_id
             && equal(&self.event_type, &job.event_type)
-            && self.status.is_none_or(|s| s.matches(job))
+            && (self.status.as_ref()).is_none_or(|s| status_tags(job).contains(&s.as_str()))
             && self
                 .endpoint_id
                 .as_ref()
@@ -316,44 +330,17 @@ fn metadata_has(metadata: &Value, key: &str, wanted: &str) -> bool {
     }
 }
 
-/// `status=`: one of the job statuses, or `failed`.
-#[derive(Clone, Copy)]
-enum JobStatusFilter {
-    Is(JobStatus),
-    /// Not in the reference's status enum, but what every one of its filtering
-    /// examples sends: jobs whose deliveries failed, whether they still retry
-    /// (`awaiting_retry`) or gave up (`discarded`, unless a caller cancelled them).
-    Failed,
-}
-
-impl JobStatusFilter {
-    fn parse(given: &str) -> ApiResult<JobStatusFilter> {
-        if given == "failed" {
-            return Ok(JobStatusFilter::Failed);
-        }
-        JobStatus::ALL
-            .into_iter()
-            .find(|s| s.as_str() == given)
-            .map(JobStatusFilter::Is)
-            .ok_or_else(|| {
-                let known: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
-                ApiError::invalid(
-                    "status",
-                    format!("\"{given}\" is not one of {}, failed", known.join(", ")),
-                )
-            })
+/// `status=`: one of the job statuses, or `failed` (not in the reference's
+/// status enum, but what every one of its filtering examples sends).
+fn status_filter(given: &str) -> ApiResult<String> {
+    let known = JobStatus::ALL.map(JobStatus::as_str);
+    if given == FAILED || known.contains(&given) {
+        return Ok(given.to_string());
     }
-
-    fn matches(self, job: &WebhookJob) -> bool {
-        match self {
-            JobStatusFilter::Is(status) => job.status == status,
-            JobStatusFilter::Failed => match job.status {
-                JobStatus::AwaitingRetry => true,
-                JobStatus::Discarded => !job.cancelled,
-                _ => false,
-            },
-        }
-    }
+    Err(ApiError::invalid(
+        "status",
+        format!("\"{given}\" is not one of {}, {FAILED}", known.join(", ")),
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/webhook-jobs", tag = "outbound", summary = "Jobs, newest first; application_id (required), status (or failed: awaiting_retry or discarded by failure), event_type, endpoint_id, created_after, created_before, metadata[KEY]=value, page, per_page (default 25, ≤ 100)", responses((status = 200, description = "{data, pagination: {page, per_page, total, total_pages}}"), (status = 422, description = "bad filter")), security(("api_key" = [])))]
@@ -362,14 +349,11 @@ pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Js
     let pages = PageNumber::from_query(&query)?;
     let filter = JobFilter::from_query(&query)?;
     blocking(move || {
-        let mut jobs = Vec::new();
-        for job in state.store.jobs_newest_first() {
-            let job = job?;
-            if filter.matches(&job) {
-                jobs.push(job);
-            }
-        }
-        Ok(Json(pages.answer(jobs, view)))
+        let exact = filter.metadata.is_empty();
+        let (skip, take) = pages.window();
+        let matches = |job: &WebhookJob| filter.matches(job);
+        let page = (state.store).job_page(&filter.selection(), matches, exact, skip, take)?;
+        Ok(Json(pages.answer_page(&page.jobs, page.total, view)))
     })
     .await
 }

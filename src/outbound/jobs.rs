@@ -49,9 +49,9 @@ fn delivery_payload(job: &WebhookJob) -> Payload {
 }
 
 /// Stores one delivery per endpoint of the job (again after a crash: ids derive
-/// from job and endpoint, so none is duplicated). Returns the endpoints whose
-/// lanes have new work.
-pub fn fan_out(store: &Store, job: &WebhookJob) -> Result<Vec<String>, StoreError> {
+/// from job and endpoint, so none is duplicated). Returns the deliveries
+/// queued now (their endpoints' lanes have new work).
+pub fn fan_out(store: &Store, job: &WebhookJob) -> Result<Vec<Event>, StoreError> {
     let payload = delivery_payload(job);
     let window = DeliveryWindow {
         max_retries: job.max_retries,
@@ -59,7 +59,7 @@ pub fn fan_out(store: &Store, job: &WebhookJob) -> Result<Vec<String>, StoreErro
         expires_at: job.expires_at,
     };
     let now = now_ms();
-    let mut woken = Vec::new();
+    let mut queued = Vec::new();
     for endpoint_id in &job.endpoint_ids {
         let id = derived_id("evt", &job.id, endpoint_id);
         if store.event_exists(&id)? {
@@ -72,19 +72,18 @@ pub fn fan_out(store: &Store, job: &WebhookJob) -> Result<Vec<String>, StoreErro
         };
         let mut event = Event::new(id, &job.id, route, now, true);
         event.window = Some(window);
-        let id = event.id.clone();
-        store.insert_event_or_hold(event, Some(&payload), now)?;
+        store.insert_event_or_hold(event.clone(), Some(&payload), now)?;
         // The endpoint may have been deleted since the job chose it; its
         // deletion ends the deliveries it finds, and this one it may not have
         // (it looks again once the endpoint is gone, so one of the two does).
-        if store.endpoint(endpoint_id)?.is_none() {
-            end(store, &id, ENDPOINT_DELETED)?;
+        if !store.endpoint_exists(endpoint_id)? {
+            end(store, &event.id, ENDPOINT_DELETED)?;
             continue;
         }
-        woken.push(endpoint_id.clone());
+        queued.push(event);
     }
     store.job_fanned_out(&job.id)?;
-    Ok(woken)
+    Ok(queued)
 }
 
 /// Fans out the jobs a crash interrupted; returns the endpoints with new work.
@@ -93,7 +92,8 @@ pub fn resume_fan_outs(store: &Store) -> Result<Vec<String>, StoreError> {
     for id in store.unrouted_jobs()? {
         match store.job(&id)? {
             Some(job) => {
-                woken.extend(fan_out(store, &job)?);
+                let queued = fan_out(store, &job)?;
+                woken.extend(queued.into_iter().map(|delivery| delivery.destination_id));
                 store.update_job(&id, now_ms(), |_| {})?;
             }
             None => store.job_fanned_out(&id)?,

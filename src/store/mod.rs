@@ -10,8 +10,10 @@ mod attempts;
 mod commit;
 mod deleted_sources;
 mod disk;
+mod group_flush;
 mod hold;
 mod issues;
+mod job_index;
 mod journal;
 mod object_times;
 mod outbound;
@@ -26,6 +28,7 @@ mod secrets;
 
 pub use attempts::{stays_inline, SettledNow};
 pub use commit::{Backlog, BacklogShare, CommitError, CommitLog, Committed};
+pub use job_index::{status_tags, JobPage, JobSelection, FAILED};
 pub use journal::{Location, SetAside};
 pub use object_times::ObjectTimes;
 pub use page::{Cursor, Direction, Page, PageRequest};
@@ -126,6 +129,8 @@ pub struct StoreState {
     db: sled::Db,
     /// How `db` was opened, to open it again for `checkpoint`.
     sled_config: sled::Config,
+    /// Flushes `db` once for every writer waiting on it (see `flush_grouped`).
+    group_flush: group_flush::GroupFlush,
     /// Disk space held for sled, and its health (see `disk`), once `watch_disk` is called.
     disk_reserve: std::sync::OnceLock<disk::DiskReserve>,
     /// Every request and its payload, in commit order (see `journal`).
@@ -194,6 +199,12 @@ pub struct StoreState {
     job_keys: sled::Tree,
     /// Jobs stored but maybe not yet fanned out to their endpoints.
     unrouted_jobs: sled::Tree,
+    /// The jobs' list index: `bucket ++ created_at ++ job id` → () (see `job_index`).
+    job_index: sled::Tree,
+    /// Bucket → how many entries it has (8 bytes, big-endian).
+    job_index_counts: sled::Tree,
+    /// Job id → the buckets its entries change in, while they do.
+    job_index_marks: sled::Tree,
     /// Serializes read-modify-write changes to one event (see `update_event`);
     /// striped, so that changes to different events rarely wait for each other.
     event_updates: [Mutex<()>; EVENT_LOCK_STRIPES],
@@ -258,6 +269,7 @@ impl Store {
             rejection_ledger: rejections::RejectionLedger::load(&rejections)?,
             rejections,
             sled_config,
+            group_flush: group_flush::GroupFlush::default(),
             disk_reserve: std::sync::OnceLock::new(),
             paused_ids: std::sync::RwLock::new(paused_ids),
             paused,
@@ -293,6 +305,9 @@ impl Store {
             jobs: db.open_tree("jobs")?,
             job_keys: db.open_tree("job_keys")?,
             unrouted_jobs: db.open_tree("unrouted_jobs")?,
+            job_index: db.open_tree("job_index")?,
+            job_index_counts: db.open_tree("job_index_counts")?,
+            job_index_marks: db.open_tree("job_index_marks")?,
             event_updates: std::array::from_fn(|_| Mutex::new(())),
             parent_updates: std::array::from_fn(|_| Mutex::new(())),
             event_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
@@ -303,9 +318,11 @@ impl Store {
             sealer,
             db,
         };
-        Ok(Store {
+        let store = Store {
             state: Arc::new(state),
-        })
+        };
+        store.prepare_job_index()?;
+        Ok(store)
     }
 
     /// Watches sled's health from now on, keeping `reserve_bytes` of disk
@@ -364,6 +381,13 @@ impl Store {
     /// Waits until everything written so far is on disk.
     pub fn flush(&self) -> Result<()> {
         self.db.flush()?;
+        Ok(())
+    }
+
+    /// Waits until everything this thread wrote so far is on disk, sharing
+    /// one flush with every other thread waiting meanwhile.
+    pub fn flush_grouped(&self) -> Result<()> {
+        self.group_flush.flush(|| self.db.flush().map(drop))?;
         Ok(())
     }
 
@@ -901,6 +925,16 @@ fn of_request<T: DeserializeOwned>(
 #[cfg(test)]
 fn temp_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), 1 << 20).unwrap();
+    (dir, store)
+}
+
+/// The store in `dir` opened again, as a restart after a crash finds it
+/// (what sled wrote so far, no clean stop).
+#[cfg(test)]
+fn reopen(dir: tempfile::TempDir, store: Store) -> (tempfile::TempDir, Store) {
+    store.flush().unwrap();
+    drop(store);
     let store = Store::open(dir.path(), 1 << 20).unwrap();
     (dir, store)
 }

@@ -2,7 +2,7 @@
 //! are events (ids derived from the job's), so they live with the other events.
 
 use super::{announce, get, put, values, Result, Store};
-use crate::model::{Application, Endpoint, Event, EventType, WebhookJob};
+use crate::model::{Application, Endpoint, EndpointStatus, Event, EventType, WebhookJob};
 
 fn event_type_key(application_id: &str, name: &str) -> String {
     format!("{application_id}/{name}")
@@ -75,6 +75,31 @@ impl Store {
             .collect()
     }
 
+    /// The endpoints a new job of the application's `event_type` goes to
+    /// (read without opening their secrets: a job needs none of them).
+    pub fn subscribed_endpoints(
+        &self,
+        application_id: &str,
+        event_type: &str,
+    ) -> Result<Vec<String>> {
+        let mut subscribed = Vec::new();
+        for endpoint in values::<Endpoint>(&self.endpoints) {
+            let endpoint = endpoint?;
+            let serves = endpoint.status != EndpointStatus::Disabled;
+            if endpoint.application_id == application_id
+                && serves
+                && endpoint.subscribes_to(event_type)
+            {
+                subscribed.push(endpoint.id);
+            }
+        }
+        Ok(subscribed)
+    }
+
+    pub fn endpoint_exists(&self, id: &str) -> Result<bool> {
+        Ok(self.endpoints.contains_key(id.as_bytes())?)
+    }
+
     pub fn delete_endpoint(&self, id: &str) -> Result<bool> {
         Ok(self.endpoints.remove(id.as_bytes())?.is_some())
     }
@@ -120,8 +145,7 @@ impl Store {
         // The mark first: a job is never seen without it before its fan-out
         // (retention keeps marked jobs; a start drops a mark with no job).
         self.unrouted_jobs.insert(job.id.as_bytes(), &[])?;
-        put(&self.jobs, &job.id, job)?;
-        Ok(())
+        self.write_indexed_job(None, Some(job), || put(&self.jobs, &job.id, job))
     }
 
     pub fn job_fanned_out(&self, job_id: &str) -> Result<()> {
@@ -145,6 +169,14 @@ impl Store {
 
     pub fn job(&self, id: &str) -> Result<Option<WebhookJob>> {
         get(&self.jobs, id)
+    }
+
+    /// Forgets a job's record and its index entries.
+    pub(super) fn remove_job(&self, job: &WebhookJob) -> Result<()> {
+        self.write_indexed_job(Some(job), None, || {
+            self.jobs.remove(job.id.as_bytes())?;
+            Ok(())
+        })
     }
 
     /// Every job, newest first.
@@ -185,12 +217,13 @@ impl Store {
     ) -> Result<Option<WebhookJob>> {
         // Never taken while an event's own stripe is held, so this cannot deadlock.
         let _serialized = self.event_lock(id);
-        let Some(mut job) = self.job(id)? else {
+        let Some(before) = self.job(id)? else {
             return Ok(None);
         };
+        let mut job = before.clone();
         change(&mut job);
         job.summarize(&self.deliveries_of(id)?, now_ms);
-        put(&self.jobs, id, &job)?;
+        self.write_indexed_job(Some(&before), Some(&job), || put(&self.jobs, id, &job))?;
         announce(&self.job_feed, || job.clone());
         Ok(Some(job))
     }

@@ -127,8 +127,7 @@ impl Store {
                     let _ =
                         self.job_keys
                             .compare_and_swap(key, Some(id.as_bytes()), None::<&[u8]>)?;
-                    self.jobs.remove(id.as_bytes())?;
-                    Ok(())
+                    self.remove_job(&job)
                 }))
             })?;
             if let Some(deliveries) = forgotten {
