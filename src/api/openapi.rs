@@ -6,6 +6,7 @@ use super::{
     outbound, signing_secret, transformations, webhook_deliveries, webhook_jobs,
 };
 use axum::Json;
+use serde_json::{json, Value};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -51,6 +52,75 @@ impl Modify for BearerKey {
     }
 }
 
-pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub async fn document() -> Json<Value> {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    if let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) {
+        list_every_operation(paths);
+    }
+    Json(document)
+}
+
+/// The reference's second spellings, and actions, served by the first's handler.
+const SPELLINGS: [(&str, &str); 3] = [
+    (
+        "/2023-07-01/sources/{id}/archive",
+        "/2023-07-01/sources/{id}/unarchive",
+    ),
+    (
+        "/2023-07-01/requests/{id}/ignored_events",
+        "/2023-07-01/requests/{id}/ignored-events",
+    ),
+    (
+        "/2023-07-01/bulk/{kind}/retry/plan",
+        "/2023-07-01/bulk/{kind}/retry/plan/generate",
+    ),
+];
+
+/// `PATCH` is served as `PUT` on these (`/v1`'s partial updates).
+const PATCHED: [&str; 3] = [
+    "/v1/applications/{id}",
+    "/v1/applications/{id}/event-types/{name}",
+    "/v1/endpoints/{id}",
+];
+
+/// Sources, destinations and connections share one handler per action,
+/// which utoipa documents once (under `/sources`); the document lists the
+/// operation for each kind, answering that kind's object.
+const OTHER_KINDS: [(&str, &str); 2] = [
+    ("destinations", "DestinationView"),
+    ("connections", "ConnectionView"),
+];
+
+/// utoipa documents a handler once; one handler may serve several paths or
+/// methods. Each is listed, as what a client may call.
+fn list_every_operation(paths: &mut serde_json::Map<String, Value>) {
+    for (first, second) in SPELLINGS {
+        if let Some(item) = paths.get(first).cloned() {
+            paths.entry(second).or_insert(item);
+        }
+    }
+    for path in PATCHED {
+        let put = paths.get(path).and_then(|item| item.get("put")).cloned();
+        if let (Some(put), Some(item)) = (put, paths.get_mut(path)) {
+            item["patch"] = put;
+        }
+    }
+    let sources: Vec<(String, Value)> = paths
+        .iter()
+        .filter(|(path, _)| path.starts_with("/2023-07-01/sources"))
+        .map(|(path, item)| (path.clone(), item.clone()))
+        .collect();
+    for (kind, view) in OTHER_KINDS {
+        for (path, item) in &sources {
+            let path = path.replacen("sources", kind, 1);
+            let text = item.to_string().replace("SourceView", view);
+            let copied: Value = serde_json::from_str(&text).unwrap_or_default();
+            let target = paths.entry(path).or_insert_with(|| json!({}));
+            for (method, operation) in copied.as_object().into_iter().flatten() {
+                if target.get(method).is_none() {
+                    target[method] = operation.clone();
+                }
+            }
+        }
+    }
 }

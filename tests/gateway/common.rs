@@ -276,8 +276,13 @@ impl TestGateway {
         path: &str,
         body: serde_json::Value,
     ) -> (u16, serde_json::Value) {
-        let response = self.api(method, path).json(&body).send().await.unwrap();
-        (response.status().as_u16(), response.json().await.unwrap())
+        let response = self
+            .api(method.clone(), path)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        self.documented(method, path, response).await
     }
 
     /// DELETEs an API path and returns the status.
@@ -287,13 +292,39 @@ impl TestGateway {
             .send()
             .await
             .unwrap();
-        response.status().as_u16()
+        self.documented(reqwest::Method::DELETE, path, response)
+            .await
+            .0
     }
 
     /// GETs an API path and returns the status and JSON body.
     pub async fn api_get(&self, path: &str) -> (u16, serde_json::Value) {
         let response = self.api(reqwest::Method::GET, path).send().await.unwrap();
-        (response.status().as_u16(), response.json().await.unwrap())
+        self.documented(reqwest::Method::GET, path, response).await
+    }
+
+    /// The status and JSON body of an API answer, checked against
+    /// `/openapi.json` (see `openapi_check`).
+    async fn documented(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        response: reqwest::Response,
+    ) -> (u16, serde_json::Value) {
+        let status = response.status().as_u16();
+        let bytes = response.bytes().await.unwrap();
+        // An empty answer (a 204) reads as null.
+        let body = match bytes.is_empty() {
+            true => serde_json::Value::Null,
+            false => serde_json::from_slice(&bytes).unwrap(),
+        };
+        let api = format!(
+            "http://{}",
+            self.gateway.api_addr.expect("the API is on in tests")
+        );
+        let document = crate::openapi_check::document(&self.http, &api).await;
+        crate::openapi_check::assert_documented(document, method.as_str(), path, status, &body);
+        (status, body)
     }
 
     /// Stops the gateway and starts it again on the same data, with `rest` as its config.

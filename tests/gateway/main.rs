@@ -23,6 +23,7 @@ mod ingress;
 mod ingress_hostile;
 mod issues;
 mod jobs_indexes;
+mod openapi_check;
 mod outbound;
 mod outbound_limits;
 mod outbound_lists;

@@ -1,0 +1,155 @@
+//! Every answer the suite's API helpers receive is checked against the
+//! gateway's own `/openapi.json`: the operation it came from must describe
+//! its status, and where that description has a JSON schema the answer must
+//! match it. The document is generated from the Rust types that serialize the
+//! answers, so this keeps the two honest.
+
+use serde_json::{json, Value};
+use tokio::sync::OnceCell;
+
+/// The document, fetched once from the first gateway that asks (every
+/// gateway serves the same one).
+static DOCUMENT: OnceCell<Value> = OnceCell::const_new();
+
+/// The version prefixes every Hookdeck-style path is also served under.
+const VERSION_PREFIXES: [&str; 2] = ["/2023-07-01", "/2024-03-01"];
+
+pub async fn document(http: &reqwest::Client, api: &str) -> &'static Value {
+    DOCUMENT
+        .get_or_init(|| async {
+            let answer = http
+                .get(format!("{api}/openapi.json"))
+                .send()
+                .await
+                .expect("the API serves /openapi.json");
+            answer.json().await.expect("/openapi.json is JSON")
+        })
+        .await
+}
+
+/// Panics, naming the operation, when `body` (answered `status` to
+/// `method path`) is not what the document says that operation answers.
+/// Answers of operations the document does not know are left alone unless
+/// they succeeded: a test may well ask for what does not exist.
+pub fn assert_documented(document: &Value, method: &str, path: &str, status: u16, body: &Value) {
+    let Some((template, operation)) = operation(document, method, path) else {
+        assert!(
+            !(200..300).contains(&status),
+            "{method} {path} answered {status} but /openapi.json has no such operation"
+        );
+        return;
+    };
+    let Some(schema) = response_schema(operation, status) else {
+        return;
+    };
+    let pointer = schema_pointer(&template, method, status);
+    let mut root = document.clone();
+    root["$ref"] = json!(pointer);
+    let validator = jsonschema::validator_for(&root)
+        .unwrap_or_else(|e| panic!("{method} {template}: the document's schema is invalid: {e}"));
+    let errors: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty() || schema.is_null(),
+        "{method} {path} ({status}) does not match /openapi.json's {template}:\n{}\n{body}",
+        errors.join("\n")
+    );
+}
+
+/// The document's path and operation for a request path: the one whose
+/// fixed segments match, preferring the most fixed segments
+/// (`/connections/count` over `/connections/{id}`).
+fn operation<'a>(document: &'a Value, method: &str, path: &str) -> Option<(String, &'a Value)> {
+    let wanted = segments(path);
+    let paths = document["paths"].as_object()?;
+    paths
+        .iter()
+        .filter_map(|(template, item)| {
+            let operation = item.get(method.to_lowercase())?;
+            let fixed = matching_fixed_segments(&segments(template), &wanted)?;
+            Some((fixed, template.clone(), operation))
+        })
+        .max_by_key(|(fixed, _, _)| *fixed)
+        .map(|(_, template, operation)| (template, operation))
+}
+
+/// A path's segments without a version prefix and with `/webhooks` read as
+/// `/connections` (the same routes).
+fn segments(path: &str) -> Vec<String> {
+    let path = path.split('?').next().unwrap_or_default();
+    let path = VERSION_PREFIXES
+        .iter()
+        .find_map(|prefix| path.strip_prefix(prefix))
+        .unwrap_or(path);
+    let mut segments: Vec<String> = path
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    if segments.first().is_some_and(|s| s == "webhooks") {
+        segments[0] = "connections".into();
+    }
+    segments
+}
+
+/// How many fixed segments of `template` match `path`; None when it does not match.
+fn matching_fixed_segments(template: &[String], path: &[String]) -> Option<usize> {
+    if template.len() != path.len() {
+        return None;
+    }
+    let mut fixed = 0;
+    for (t, p) in template.iter().zip(path) {
+        if t.starts_with('{') && t.ends_with('}') {
+            continue;
+        }
+        if t != p {
+            return None;
+        }
+        fixed += 1;
+    }
+    Some(fixed)
+}
+
+/// The JSON schema of the operation's answer with `status` (or its
+/// `default`); None when the document gives none.
+fn response_schema(operation: &Value, status: u16) -> Option<&Value> {
+    let responses = &operation["responses"];
+    let response = responses
+        .get(status.to_string())
+        .or_else(|| responses.get("default"))?;
+    response.pointer("/content/application~1json/schema")
+}
+
+/// A JSON pointer (as a `$ref`) to that schema inside the document.
+fn schema_pointer(template: &str, method: &str, status: u16) -> String {
+    let escaped = template.replace('~', "~0").replace('/', "~1");
+    format!(
+        "#/paths/{escaped}/{}/responses/{status}/content/application~1json/schema",
+        method.to_lowercase()
+    )
+}
+
+#[test]
+fn paths_match_their_template_with_the_most_fixed_segments() {
+    let document = json!({ "paths": {
+        "/2023-07-01/connections/{id}": { "get": {} },
+        "/2023-07-01/connections/count": { "get": {} },
+        "/v1/webhook-jobs/{id}": { "get": {} },
+    }});
+    let found = |path| operation(&document, "GET", path).map(|(t, _)| t);
+    assert_eq!(
+        found("/connections/count").as_deref(),
+        Some("/2023-07-01/connections/count")
+    );
+    assert_eq!(
+        found("/2024-03-01/webhooks/web_1?x=1").as_deref(),
+        Some("/2023-07-01/connections/{id}")
+    );
+    assert_eq!(
+        found("/v1/webhook-jobs/job_1").as_deref(),
+        Some("/v1/webhook-jobs/{id}")
+    );
+    assert_eq!(found("/nowhere"), None);
+}
