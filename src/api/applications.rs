@@ -4,6 +4,7 @@ use super::endpoints::{remove_endpoint, serve_endpoints};
 use super::error::{checked_name, json_body, ApiError, ApiResult};
 use super::query::{iso, Query};
 use super::v1::{deleted, present, PageNumber};
+use super::v1::{Deleted, V1Page};
 use super::{blocking, Shared};
 use crate::ids::{new_id, now_ms};
 use crate::model::{Application, EventType, JobStatus};
@@ -13,8 +14,9 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,25 +49,50 @@ pub struct EventTypeChange {
     schema: Option<Value>,
 }
 
-fn view(application: &Application) -> Value {
-    json!({
-        "id": application.id,
-        "name": application.name,
-        "description": application.description,
-        "created_at": iso(application.created_at),
-        "updated_at": iso(application.updated_at),
-    })
+/// An application: one product environment that sends webhooks.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ApplicationView {
+    /// `app_…`
+    id: String,
+    name: String,
+    description: Option<String>,
+    /// ISO 8601
+    created_at: String,
+    updated_at: String,
 }
 
-fn event_type_view(event_type: &EventType) -> Value {
-    json!({
-        "name": event_type.name,
-        "application_id": event_type.application_id,
-        "description": event_type.description,
-        "schema": event_type.schema,
-        "created_at": iso(event_type.created_at),
-        "updated_at": iso(event_type.updated_at),
-    })
+fn view(application: &Application) -> ApplicationView {
+    ApplicationView {
+        id: application.id.clone(),
+        name: application.name.clone(),
+        description: application.description.clone(),
+        created_at: iso(application.created_at),
+        updated_at: iso(application.updated_at),
+    }
+}
+
+/// A kind of event an application sends (`resource.action`).
+#[derive(Serialize, ToSchema)]
+pub(super) struct EventTypeView {
+    name: String,
+    application_id: String,
+    description: Option<String>,
+    /// The JSON Schema its payloads must match, if any.
+    #[schema(value_type = Option<Object>)]
+    schema: Option<Value>,
+    created_at: String,
+    updated_at: String,
+}
+
+fn event_type_view(event_type: &EventType) -> EventTypeView {
+    EventTypeView {
+        name: event_type.name.clone(),
+        application_id: event_type.application_id.clone(),
+        description: event_type.description.clone(),
+        schema: event_type.schema.clone(),
+        created_at: iso(event_type.created_at),
+        updated_at: iso(event_type.updated_at),
+    }
 }
 
 fn name_given(name: &str) -> ApiResult<String> {
@@ -84,11 +111,11 @@ pub(super) fn application_of(store: &Store, id: &str) -> ApiResult<Application> 
         .ok_or_else(|| ApiError::not_found("application", id))
 }
 
-#[utoipa::path(post, path = "/v1/applications", tag = "outbound", summary = "Create an application (one per product environment): name, description", responses((status = 201, description = "the application"), (status = 422, description = "invalid")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/applications", tag = "outbound", summary = "Create an application (one per product environment): name, description", responses((status = 201, description = "the application", body = ApplicationView), (status = 422, description = "invalid", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn create(
     State(state): Shared,
     body: Result<Json<NewApplication>, JsonRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<ApplicationView>)> {
     let input = json_body(body)?;
     let name = name_given(&input.name)?;
     let store = state.store.clone();
@@ -107,25 +134,28 @@ pub async fn create(
     .await
 }
 
-#[utoipa::path(get, path = "/v1/applications", tag = "outbound", summary = "Applications, oldest first; page, per_page", responses((status = 200, description = "{data, pagination}")), security(("api_key" = [])))]
-pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/v1/applications", tag = "outbound", summary = "Applications, oldest first; page, per_page", responses((status = 200, description = "{data, pagination}", body = V1Page<ApplicationView>)), security(("api_key" = [])))]
+pub async fn list(
+    State(state): Shared,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<V1Page<ApplicationView>>> {
     let pages = PageNumber::from_query(&Query::parse(raw.as_deref()))?;
     let store = state.store.clone();
     blocking(move || Ok(Json(pages.answer(store.applications()?, view)))).await
 }
 
-#[utoipa::path(get, path = "/v1/applications/{id}", tag = "outbound", summary = "An application", params(("id" = String, Path, description = "app_…")), responses((status = 200, description = "the application"), (status = 404, description = "unknown")), security(("api_key" = [])))]
-pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/v1/applications/{id}", tag = "outbound", summary = "An application", params(("id" = String, Path, description = "app_…")), responses((status = 200, description = "the application", body = ApplicationView), (status = 404, description = "unknown", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<ApplicationView>> {
     let store = state.store.clone();
     blocking(move || Ok(Json(view(&application_of(&store, &id)?)))).await
 }
 
-#[utoipa::path(put, path = "/v1/applications/{id}", tag = "outbound", summary = "Change an application's name or description (also PATCH)", params(("id" = String, Path, description = "app_…")), responses((status = 200, description = "the application"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/v1/applications/{id}", tag = "outbound", summary = "Change an application's name or description (also PATCH)", params(("id" = String, Path, description = "app_…")), responses((status = 200, description = "the application", body = ApplicationView), (status = 404, description = "unknown", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn update(
     State(state): Shared,
     Path(id): Path<String>,
     body: Result<Json<ApplicationChange>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ApplicationView>> {
     let change = json_body(body)?;
     let name = change.name.as_deref().map(name_given).transpose()?;
     let store = state.store.clone();
@@ -142,8 +172,8 @@ pub async fn update(
 
 /// Deletes the application with its event types and endpoints (their pending
 /// deliveries end); its jobs are archived, not deleted, so they can still be read.
-#[utoipa::path(delete, path = "/v1/applications/{id}", tag = "outbound", summary = "Delete an application, its event types and endpoints; its jobs are archived", params(("id" = String, Path, description = "app_…")), responses((status = 200, description = "{id, deleted}"), (status = 404, description = "unknown")), security(("api_key" = [])))]
-pub async fn delete(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(delete, path = "/v1/applications/{id}", tag = "outbound", summary = "Delete an application, its event types and endpoints; its jobs are archived", params(("id" = String, Path, description = "app_…")), responses((status = 200, description = "{id, deleted}", body = Deleted), (status = 404, description = "unknown", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+pub async fn delete(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Deleted>> {
     let state = state.clone();
     blocking(move || {
         let store = &state.store;
@@ -167,12 +197,12 @@ pub async fn delete(State(state): Shared, Path(id): Path<String>) -> ApiResult<J
     .await
 }
 
-#[utoipa::path(post, path = "/v1/applications/{id}/event-types", tag = "outbound", summary = "Declare an event type: name (resource.action, lower case), description, schema (JSON Schema the payloads must meet)", params(("id" = String, Path, description = "app_…")), responses((status = 201, description = "the event type"), (status = 409, description = "the name is taken"), (status = 422, description = "bad name or schema")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/applications/{id}/event-types", tag = "outbound", summary = "Declare an event type: name (resource.action, lower case), description, schema (JSON Schema the payloads must meet)", params(("id" = String, Path, description = "app_…")), responses((status = 201, description = "the event type", body = EventTypeView), (status = 409, description = "the name is taken", body = super::schema::ErrorBody), (status = 422, description = "bad name or schema", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn create_event_type(
     State(state): Shared,
     Path(application_id): Path<String>,
     body: Result<Json<NewEventType>, JsonRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<EventTypeView>)> {
     let input = json_body(body)?;
     validate::event_type_name(&input.name).map_err(|e| ApiError::invalid("name", e))?;
     check_schema(input.schema.as_ref())?;
@@ -216,12 +246,12 @@ fn event_type_of(store: &Store, application_id: &str, name: &str) -> ApiResult<E
         .ok_or_else(|| ApiError::not_found("event type", name))
 }
 
-#[utoipa::path(get, path = "/v1/applications/{id}/event-types", tag = "outbound", summary = "An application's event types, by name; page, per_page", params(("id" = String, Path, description = "app_…")), responses((status = 200, description = "{data, pagination}"), (status = 404, description = "unknown application")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/applications/{id}/event-types", tag = "outbound", summary = "An application's event types, by name; page, per_page", params(("id" = String, Path, description = "app_…")), responses((status = 200, description = "{data, pagination}", body = V1Page<EventTypeView>), (status = 404, description = "unknown application", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn list_event_types(
     State(state): Shared,
     Path(application_id): Path<String>,
     RawQuery(raw): RawQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<V1Page<EventTypeView>>> {
     let pages = PageNumber::from_query(&Query::parse(raw.as_deref()))?;
     let store = state.store.clone();
     blocking(move || {
@@ -232,11 +262,11 @@ pub async fn list_event_types(
     .await
 }
 
-#[utoipa::path(get, path = "/v1/applications/{id}/event-types/{name}", tag = "outbound", summary = "An event type", params(("id" = String, Path, description = "app_…"), ("name" = String, Path, description = "resource.action")), responses((status = 200, description = "the event type"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/applications/{id}/event-types/{name}", tag = "outbound", summary = "An event type", params(("id" = String, Path, description = "app_…"), ("name" = String, Path, description = "resource.action")), responses((status = 200, description = "the event type", body = EventTypeView), (status = 404, description = "unknown", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn get_event_type(
     State(state): Shared,
     Path((application_id, name)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<EventTypeView>> {
     let store = state.store.clone();
     blocking(move || {
         let event_type = event_type_of(&store, &application_id, &name)?;
@@ -245,12 +275,12 @@ pub async fn get_event_type(
     .await
 }
 
-#[utoipa::path(put, path = "/v1/applications/{id}/event-types/{name}", tag = "outbound", summary = "Change an event type's description or schema (null removes it; also PATCH)", params(("id" = String, Path, description = "app_…"), ("name" = String, Path, description = "resource.action")), responses((status = 200, description = "the event type"), (status = 404, description = "unknown"), (status = 422, description = "bad schema")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/v1/applications/{id}/event-types/{name}", tag = "outbound", summary = "Change an event type's description or schema (null removes it; also PATCH)", params(("id" = String, Path, description = "app_…"), ("name" = String, Path, description = "resource.action")), responses((status = 200, description = "the event type", body = EventTypeView), (status = 404, description = "unknown", body = super::schema::ErrorBody), (status = 422, description = "bad schema", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn update_event_type(
     State(state): Shared,
     Path((application_id, name)): Path<(String, String)>,
     body: Result<Json<EventTypeChange>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<EventTypeView>> {
     let change = json_body(body)?;
     check_schema(change.schema.as_ref())?;
     let store = state.store.clone();
@@ -267,11 +297,11 @@ pub async fn update_event_type(
     .await
 }
 
-#[utoipa::path(delete, path = "/v1/applications/{id}/event-types/{name}", tag = "outbound", summary = "Delete an event type (endpoints subscribed to it keep the name)", params(("id" = String, Path, description = "app_…"), ("name" = String, Path, description = "resource.action")), responses((status = 200, description = "{id, deleted}"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/v1/applications/{id}/event-types/{name}", tag = "outbound", summary = "Delete an event type (endpoints subscribed to it keep the name)", params(("id" = String, Path, description = "app_…"), ("name" = String, Path, description = "resource.action")), responses((status = 200, description = "{id, deleted}", body = Deleted), (status = 404, description = "unknown", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn delete_event_type(
     State(state): Shared,
     Path((application_id, name)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Deleted>> {
     let store = state.store.clone();
     blocking(move || {
         event_type_of(&store, &application_id, &name)?;

@@ -7,7 +7,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde_json::{json, Map, Number, Value};
+use serde_json::{Map, Number, Value};
 use std::cmp::Ordering as CmpOrdering;
 use std::fmt;
 use std::ops::Range;
@@ -482,25 +482,14 @@ fn term_parts(entry: &Map<String, Value>) -> Option<(&str, &Value)> {
 }
 
 /// The response's `pageInfo`: enough for a client to show its place and fetch the neighbours.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct PageInfo {
     pub total: usize,
     pub has_next_page: bool,
     pub has_previous_page: bool,
     pub start_cursor: Option<String>,
     pub end_cursor: Option<String>,
-}
-
-impl PageInfo {
-    pub fn to_json(&self) -> Value {
-        json!({
-            "total": self.total,
-            "hasNextPage": self.has_next_page,
-            "hasPreviousPage": self.has_previous_page,
-            "startCursor": self.start_cursor,
-            "endCursor": self.end_cursor,
-        })
-    }
 }
 
 /// Filters nothing: `items` are already filtered. Sorts them with `ordering`, then cuts the page:
@@ -560,6 +549,7 @@ fn window(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     const FIELDS: &[&str] = &[
         "id",
@@ -996,7 +986,7 @@ mod tests {
         let (data, info) = fetch(&[], None, None);
         assert_eq!(data, "");
         assert_eq!(
-            info.to_json(),
+            serde_json::to_value(&info).unwrap(),
             json!({"total": 0, "hasNextPage": false, "hasPreviousPage": false,
                    "startCursor": null, "endCursor": null})
         );
@@ -1005,7 +995,7 @@ mod tests {
     #[test]
     fn page_info_is_camel_case_json() {
         let (_, info) = fetch(&deliveries(), None, None);
-        let json = info.to_json();
+        let json = serde_json::to_value(&info).unwrap();
         assert_eq!(json["total"], 25);
         assert_eq!(json["hasNextPage"], true);
         assert_eq!(json["hasPreviousPage"], false);

@@ -4,7 +4,7 @@
 use super::applications::application_of;
 use super::error::{json_body, refuse_environment, ApiError, ApiResult};
 use super::query::{iso, Query};
-use super::v1::{deleted, present, PageNumber};
+use super::v1::{deleted, present, Deleted, PageNumber, V1Page};
 use super::{blocking, reachable, ApiState, Shared};
 use crate::ids::{new_id, now_ms};
 use crate::model::{Endpoint, EndpointStatus};
@@ -15,8 +15,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,29 +50,56 @@ pub struct Rotation {
     secret: Option<String>,
 }
 
+/// An endpoint: where an application's webhooks are delivered.
+#[derive(Serialize, ToSchema)]
+pub(super) struct EndpointView {
+    /// `ept_…`
+    id: String,
+    application_id: String,
+    url: String,
+    description: Option<String>,
+    /// `whsec_…`: in full only when created or rotated, masked otherwise.
+    secret: String,
+    /// The event types it receives (none: every one).
+    subscribed_events: Vec<String>,
+    /// `active`, `disabled` or `paused`.
+    #[schema(value_type = String)]
+    status: EndpointStatus,
+    /// Deliveries per second, at most.
+    rate_limit: Option<u32>,
+    /// `closed`, `open` or `half-open`.
+    circuit_state: String,
+    created_at: String,
+    updated_at: String,
+}
+
 /// An endpoint as answers show it: its secret masked.
-fn view(state: &ApiState, endpoint: &Endpoint) -> Value {
+fn view(state: &ApiState, endpoint: &Endpoint) -> EndpointView {
     let mut view = view_with_secret(state, endpoint);
-    view["secret"] = json!(crate::secret::masked(&endpoint.secret));
+    view.secret = crate::secret::masked(&endpoint.secret);
     view
 }
 
 /// The endpoint with its secret in full: only the answers to creating one and
 /// to rotating its secret show it, once, as the caller just chose or got it.
-fn view_with_secret(state: &ApiState, endpoint: &Endpoint) -> Value {
-    json!({
-        "id": endpoint.id,
-        "application_id": endpoint.application_id,
-        "url": endpoint.url,
-        "description": endpoint.description,
-        "secret": endpoint.secret,
-        "subscribed_events": endpoint.subscribed_events,
-        "status": endpoint.status,
-        "rate_limit": endpoint.rate_limit,
-        "circuit_state": state.scheduler.circuit_state(&endpoint.id).as_str(),
-        "created_at": iso(endpoint.created_at),
-        "updated_at": iso(endpoint.updated_at),
-    })
+fn view_with_secret(state: &ApiState, endpoint: &Endpoint) -> EndpointView {
+    EndpointView {
+        id: endpoint.id.clone(),
+        application_id: endpoint.application_id.clone(),
+        url: endpoint.url.clone(),
+        description: endpoint.description.clone(),
+        secret: endpoint.secret.clone(),
+        subscribed_events: endpoint.subscribed_events.clone(),
+        status: endpoint.status,
+        rate_limit: endpoint.rate_limit,
+        circuit_state: state
+            .scheduler
+            .circuit_state(&endpoint.id)
+            .as_str()
+            .to_string(),
+        created_at: iso(endpoint.created_at),
+        updated_at: iso(endpoint.updated_at),
+    }
 }
 
 fn endpoint_of(store: &Store, id: &str) -> ApiResult<Endpoint> {
@@ -170,11 +197,11 @@ fn apply_status(store: &Store, endpoint: &Endpoint, was: EndpointStatus) -> ApiR
     Ok(())
 }
 
-#[utoipa::path(post, path = "/v1/endpoints", tag = "outbound", summary = "Create an endpoint: application_id, url (https), description, secret (whsec_…, generated when absent), subscribed_events (empty: all), status (active/disabled/paused), rate_limit (per second)", responses((status = 201, description = "the endpoint"), (status = 422, description = "invalid")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/endpoints", tag = "outbound", summary = "Create an endpoint: application_id, url (https), description, secret (whsec_…, generated when absent), subscribed_events (empty: all), status (active/disabled/paused), rate_limit (per second)", responses((status = 201, description = "the endpoint", body = EndpointView), (status = 422, description = "invalid", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn create(
     State(state): Shared,
     body: Result<Json<NewEndpoint>, JsonRejection>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<EndpointView>)> {
     let input = json_body(body)?;
     let url = checked_url(&state, &input.url)?;
     let secret = checked_secret(input.secret.as_deref())?;
@@ -209,8 +236,11 @@ pub async fn create(
     .await
 }
 
-#[utoipa::path(get, path = "/v1/endpoints", tag = "outbound", summary = "Endpoints, oldest first; application_id, page, per_page", responses((status = 200, description = "{data, pagination}")), security(("api_key" = [])))]
-pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/v1/endpoints", tag = "outbound", summary = "Endpoints, oldest first; application_id, page, per_page", responses((status = 200, description = "{data, pagination}", body = V1Page<EndpointView>)), security(("api_key" = [])))]
+pub async fn list(
+    State(state): Shared,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<V1Page<EndpointView>>> {
     let query = Query::parse(raw.as_deref());
     let pages = PageNumber::from_query(&query)?;
     let application = query.one("application_id").map(str::to_string);
@@ -226,17 +256,17 @@ pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Js
     .await
 }
 
-#[utoipa::path(get, path = "/v1/endpoints/{id}", tag = "outbound", summary = "An endpoint, with its circuit_state (closed/open/half-open)", params(("id" = String, Path, description = "ept_…")), responses((status = 200, description = "the endpoint"), (status = 404, description = "unknown")), security(("api_key" = [])))]
-pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/v1/endpoints/{id}", tag = "outbound", summary = "An endpoint, with its circuit_state (closed/open/half-open)", params(("id" = String, Path, description = "ept_…")), responses((status = 200, description = "the endpoint", body = EndpointView), (status = 404, description = "unknown", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<EndpointView>> {
     blocking(move || Ok(Json(view(&state, &endpoint_of(&state.store, &id)?)))).await
 }
 
-#[utoipa::path(put, path = "/v1/endpoints/{id}", tag = "outbound", summary = "Change an endpoint's url, description, subscribed_events, status or rate_limit (null: none); also PATCH", params(("id" = String, Path, description = "ept_…")), responses((status = 200, description = "the endpoint"), (status = 404, description = "unknown"), (status = 422, description = "invalid")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/v1/endpoints/{id}", tag = "outbound", summary = "Change an endpoint's url, description, subscribed_events, status or rate_limit (null: none); also PATCH", params(("id" = String, Path, description = "ept_…")), responses((status = 200, description = "the endpoint", body = EndpointView), (status = 404, description = "unknown", body = super::schema::ErrorBody), (status = 422, description = "invalid", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn update(
     State(state): Shared,
     Path(id): Path<String>,
     body: Result<Json<EndpointChange>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<EndpointView>> {
     let change = json_body(body)?;
     let url = change
         .url
@@ -266,8 +296,8 @@ pub async fn update(
     .await
 }
 
-#[utoipa::path(delete, path = "/v1/endpoints/{id}", tag = "outbound", summary = "Delete an endpoint; its pending deliveries end (ENDPOINT_DELETED)", params(("id" = String, Path, description = "ept_…")), responses((status = 200, description = "{id, deleted}"), (status = 404, description = "unknown")), security(("api_key" = [])))]
-pub async fn delete(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(delete, path = "/v1/endpoints/{id}", tag = "outbound", summary = "Delete an endpoint; its pending deliveries end (ENDPOINT_DELETED)", params(("id" = String, Path, description = "ept_…")), responses((status = 200, description = "{id, deleted}", body = Deleted), (status = 404, description = "unknown", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+pub async fn delete(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Deleted>> {
     blocking(move || {
         let _one_change = one_endpoint_change(&state);
         endpoint_of(&state.store, &id)?;
@@ -280,12 +310,12 @@ pub async fn delete(State(state): Shared, Path(id): Path<String>) -> ApiResult<J
 
 /// A new signing secret; the old one keeps signing beside it (both signatures
 /// are sent) for `outbound.secret_rotation_grace_ms`, so receivers can switch.
-#[utoipa::path(post, path = "/v1/endpoints/{id}/rotate-secret", tag = "outbound", summary = "Rotate the signing secret: body {secret} optional (generated when absent); the old secret keeps signing during the grace period", params(("id" = String, Path, description = "ept_…")), responses((status = 200, description = "the endpoint with its new secret"), (status = 404, description = "unknown"), (status = 422, description = "bad secret")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/endpoints/{id}/rotate-secret", tag = "outbound", summary = "Rotate the signing secret: body {secret} optional (generated when absent); the old secret keeps signing during the grace period", params(("id" = String, Path, description = "ept_…")), responses((status = 200, description = "the endpoint with its new secret", body = EndpointView), (status = 404, description = "unknown", body = super::schema::ErrorBody), (status = 422, description = "bad secret", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn rotate_secret(
     State(state): Shared,
     Path(id): Path<String>,
     body: Option<Json<Rotation>>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<EndpointView>> {
     let rotation = body.map(|Json(r)| r).unwrap_or_default();
     let secret = checked_secret(rotation.secret.as_deref())?;
     blocking(move || {

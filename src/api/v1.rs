@@ -9,9 +9,9 @@ use crate::outbound::JobError;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::Router as Routes;
-use serde::{Deserialize, Deserializer};
-use serde_json::{json, Value};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 const DEFAULT_PER_PAGE: usize = 25;
 const MAX_PER_PAGE: usize = 100;
@@ -87,7 +87,7 @@ impl PageNumber {
     }
 
     /// One page of `items` (all that matched, in order), with the totals.
-    pub fn answer<T>(&self, items: Vec<T>, view: impl Fn(&T) -> Value) -> Value {
+    pub fn answer<T, V>(&self, items: Vec<T>, view: impl Fn(&T) -> V) -> V1Page<V> {
         let (skip, take) = self.window();
         let page: Vec<&T> = items.iter().skip(skip).take(take).collect();
         self.answer_page(&page, items.len(), |item| view(item))
@@ -99,18 +99,40 @@ impl PageNumber {
     }
 
     /// This page's `items`, out of `total` that matched.
-    pub fn answer_page<T>(&self, items: &[T], total: usize, view: impl Fn(&T) -> Value) -> Value {
-        let data: Vec<Value> = items.iter().map(view).collect();
-        json!({
-            "data": data,
-            "pagination": {
-                "page": self.page,
-                "per_page": self.per_page,
-                "total": total,
-                "total_pages": total.div_ceil(self.per_page),
+    pub fn answer_page<T, V>(
+        &self,
+        items: &[T],
+        total: usize,
+        view: impl Fn(&T) -> V,
+    ) -> V1Page<V> {
+        V1Page {
+            data: items.iter().map(view).collect(),
+            pagination: PageNumbers {
+                page: self.page,
+                per_page: self.per_page,
+                total,
+                total_pages: total.div_ceil(self.per_page),
             },
-        })
+        }
     }
+}
+
+/// A `/v1` list's answer: one page of `data`.
+#[derive(Serialize, ToSchema)]
+pub struct V1Page<T> {
+    pub data: Vec<T>,
+    pub pagination: PageNumbers,
+}
+
+/// Where a `/v1` page is among all that matched.
+#[derive(Serialize, ToSchema)]
+pub struct PageNumbers {
+    /// From 1.
+    pub page: usize,
+    pub per_page: usize,
+    /// How many matched, on every page.
+    pub total: usize,
+    pub total_pages: usize,
 }
 
 impl From<JobError> for ApiError {
@@ -132,6 +154,16 @@ pub fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 }
 
 /// What `DELETE` answers.
-pub fn deleted(id: &str) -> Value {
-    json!({ "id": id, "deleted": true })
+#[derive(Serialize, ToSchema)]
+pub struct Deleted {
+    pub id: String,
+    /// Always true.
+    pub deleted: bool,
+}
+
+pub fn deleted(id: &str) -> Deleted {
+    Deleted {
+        id: id.to_string(),
+        deleted: true,
+    }
 }

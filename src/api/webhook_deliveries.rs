@@ -2,7 +2,7 @@
 //! camelCase API with keyset cursors, a JSON `filter` expression and a JSON
 //! `orderBy` (see `delivery_query`).
 
-use super::delivery_query::{page, Filter, Ordering, QueryError};
+use super::delivery_query::{page, Filter, Ordering, PageInfo, QueryError};
 use super::error::{ApiError, ApiResult};
 use super::query::{iso, Query};
 use super::{blocking, ApiState, Shared};
@@ -13,9 +13,11 @@ use crate::store::Store;
 use axum::extract::{Path, RawQuery, State};
 use axum::routing::{get, post};
 use axum::{Json, Router as Routes};
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 const DEFAULT_LIMIT: u64 = 100;
 const MAX_LIMIT: u64 = 100;
@@ -51,9 +53,63 @@ pub fn routes() -> Routes<Arc<ApiState>> {
         .route("/{id}/retry", post(retry))
 }
 
-/// The reference's fields, then hookgate's own (`nextAttemptAt` is the
+/// A delivery of a webhook job to one endpoint (a subscription): the
+/// reference's fields, then hookgate's own (`nextAttemptAt` is the
 /// reference's `nextRetryAt` under its older name, kept for existing callers).
-fn view(delivery: &Event, job: &WebhookJob, url: Option<&str>) -> Value {
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct DeliveryView {
+    id: String,
+    workspace_id: &'static str,
+    /// The job's payload.
+    payload: Value,
+    max_attempts: u32,
+    next_retry_at: Option<String>,
+    updated_at: String,
+    job_id: String,
+    /// The endpoint's id.
+    subscription_id: String,
+    application_id: String,
+    event_type: String,
+    source_event_id: String,
+    /// `pending`, `retrying`, `completed` or `failed`.
+    status: &'static str,
+    attempt_count: u32,
+    last_status_code: Option<u16>,
+    last_error_code: Option<String>,
+    last_attempt_at: Option<String>,
+    next_attempt_at: Option<String>,
+    created_at: String,
+    url: Option<String>,
+    /// Every attempt (one delivery only, not in lists).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempts: Option<Vec<DeliveryAttemptView>>,
+}
+
+/// One attempt of a delivery.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct DeliveryAttemptView {
+    id: String,
+    attempt_number: u32,
+    status_code: Option<u16>,
+    error_code: Option<String>,
+    response_body: Option<String>,
+    latency_ms: u64,
+    created_at: String,
+}
+
+/// A page of deliveries.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct DeliveriesPage {
+    /// Each a `DeliveryView`, as filtered and sorted.
+    #[schema(value_type = Vec<DeliveryView>)]
+    data: Vec<Value>,
+    page_info: PageInfo,
+}
+
+fn view(delivery: &Event, job: &WebhookJob, url: Option<&str>) -> DeliveryView {
     let next_retry_at = delivery
         .next_attempt_at
         .filter(|_| !delivery.status.is_terminal())
@@ -63,27 +119,28 @@ fn view(delivery: &Event, job: &WebhookJob, url: Option<&str>) -> Value {
         .into_iter()
         .flatten()
         .fold(delivery.created_at, u64::max);
-    json!({
-        "id": delivery.id,
-        "workspaceId": WORKSPACE_ID,
-        "payload": job.payload,
-        "maxAttempts": job.max_retries.saturating_add(1),
-        "nextRetryAt": next_retry_at,
-        "updatedAt": iso(updated_at),
-        "jobId": job.id,
-        "subscriptionId": delivery.destination_id,
-        "applicationId": job.application_id,
-        "eventType": job.event_type,
-        "sourceEventId": job.event_id,
-        "status": delivery_status(delivery),
-        "attemptCount": delivery.attempts,
-        "lastStatusCode": delivery.response_status,
-        "lastErrorCode": delivery.error_code,
-        "lastAttemptAt": delivery.last_attempt_at.map(iso),
-        "nextAttemptAt": next_retry_at,
-        "createdAt": iso(delivery.created_at),
-        "url": url,
-    })
+    DeliveryView {
+        id: delivery.id.clone(),
+        workspace_id: WORKSPACE_ID,
+        payload: job.payload.clone(),
+        max_attempts: job.max_retries.saturating_add(1),
+        next_retry_at: next_retry_at.clone(),
+        updated_at: iso(updated_at),
+        job_id: job.id.clone(),
+        subscription_id: delivery.destination_id.clone(),
+        application_id: job.application_id.clone(),
+        event_type: job.event_type.clone(),
+        source_event_id: job.event_id.clone(),
+        status: delivery_status(delivery),
+        attempt_count: delivery.attempts,
+        last_status_code: delivery.response_status,
+        last_error_code: delivery.error_code.clone(),
+        last_attempt_at: delivery.last_attempt_at.map(iso),
+        next_attempt_at: next_retry_at,
+        created_at: iso(delivery.created_at),
+        url: url.map(String::from),
+        attempts: None,
+    }
 }
 
 /// The deliveries that may match, as views (the filters work on these):
@@ -98,7 +155,7 @@ fn candidate_views(store: &Store, simple: &Simple) -> ApiResult<Vec<Value>> {
     let mut views = Vec::new();
     let mut add = |job: &WebhookJob, delivery: &Event| {
         let url = urls.get(&delivery.destination_id).map(String::as_str);
-        views.push(view(delivery, job, url));
+        views.push(serde_json::to_value(view(delivery, job, url)).unwrap_or_default());
     };
     match subscribed_jobs(store, simple)? {
         Some(jobs) => {
@@ -142,7 +199,7 @@ fn subscribed_jobs(store: &Store, simple: &Simple) -> ApiResult<Option<Vec<(Stri
 }
 
 /// One delivery's view, with its attempts.
-fn detail(store: &Store, id: &str) -> ApiResult<Value> {
+fn detail(store: &Store, id: &str) -> ApiResult<DeliveryView> {
     let not_found = || ApiError::not_found("webhook delivery", id);
     let delivery = store
         .event(id)?
@@ -150,24 +207,23 @@ fn detail(store: &Store, id: &str) -> ApiResult<Value> {
         .ok_or_else(not_found)?;
     let job = store.job(&delivery.request_id)?.ok_or_else(not_found)?;
     let url = store.endpoint(&delivery.destination_id)?.map(|e| e.url);
-    let attempts: Vec<Value> = store
+    let attempts = store
         .attempts_of(id)?
         .iter()
-        .map(|a| {
-            json!({
-                "id": a.id,
-                "attemptNumber": a.attempt_number,
-                "statusCode": a.response_status,
-                "errorCode": a.error_code,
-                "responseBody": a.response_body,
-                "latencyMs": a.latency_ms,
-                "createdAt": iso(a.created_at),
-            })
+        .map(|a| DeliveryAttemptView {
+            id: a.id.clone(),
+            attempt_number: a.attempt_number,
+            status_code: a.response_status,
+            error_code: a.error_code.clone(),
+            response_body: a.response_body.clone(),
+            latency_ms: a.latency_ms,
+            created_at: iso(a.created_at),
         })
         .collect();
-    let mut view = view(&delivery, &job, url.as_deref());
-    view["attempts"] = Value::Array(attempts);
-    Ok(view)
+    Ok(DeliveryView {
+        attempts: Some(attempts),
+        ..view(&delivery, &job, url.as_deref())
+    })
 }
 
 /// A 422 naming the parameter (the message already says where in it).
@@ -233,8 +289,11 @@ impl Simple {
     }
 }
 
-#[utoipa::path(get, path = "/api/webhook-deliveries", tag = "outbound", summary = "Deliveries (camelCase): limit (1–100, default 100), after/before cursors, ids, workspace_id, status (pending/retrying/completed/failed), subscription_id, source_event_id, filter (JSON: AND/OR/NOT, field operators eq ne gt gte lt lte in nin contains startsWith endsWith isNull), orderBy (JSON array: [{\"createdAt\": \"desc_nulls_last\"}])", responses((status = 200, description = "{data, pageInfo: {total, hasNextPage, hasPreviousPage, startCursor, endCursor}}"), (status = 422, description = "bad parameter")), security(("api_key" = [])))]
-pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/api/webhook-deliveries", tag = "outbound", summary = "Deliveries (camelCase): limit (1–100, default 100), after/before cursors, ids, workspace_id, status (pending/retrying/completed/failed), subscription_id, source_event_id, filter (JSON: AND/OR/NOT, field operators eq ne gt gte lt lte in nin contains startsWith endsWith isNull), orderBy (JSON array: [{\"createdAt\": \"desc_nulls_last\"}])", responses((status = 200, description = "{data, pageInfo: {total, hasNextPage, hasPreviousPage, startCursor, endCursor}}", body = DeliveriesPage), (status = 422, description = "bad parameter", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+pub async fn list(
+    State(state): Shared,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<DeliveriesPage>> {
     let query = Query::parse(raw.as_deref());
     let limit = query.number("limit")?.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
@@ -268,18 +327,24 @@ pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Js
             limit as usize,
         )
         .map_err(bad_query)?;
-        Ok(Json(json!({ "data": data, "pageInfo": info.to_json() })))
+        Ok(Json(DeliveriesPage {
+            data,
+            page_info: info,
+        }))
     })
     .await
 }
 
-#[utoipa::path(get, path = "/api/webhook-deliveries/{id}", tag = "outbound", summary = "A delivery with its attempts", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "the delivery"), (status = 404, description = "unknown")), security(("api_key" = [])))]
-pub async fn get_one(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/api/webhook-deliveries/{id}", tag = "outbound", summary = "A delivery with its attempts", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "the delivery", body = DeliveryView), (status = 404, description = "unknown", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+pub async fn get_one(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> ApiResult<Json<DeliveryView>> {
     blocking(move || Ok(Json(detail(&state.store, &id)?))).await
 }
 
-#[utoipa::path(delete, path = "/api/webhook-deliveries/{id}", tag = "outbound", summary = "Cancel a retrying delivery (failed, CANCELLED)", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "the delivery"), (status = 404, description = "unknown"), (status = 409, description = "not retrying")), security(("api_key" = [])))]
-pub async fn cancel(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(delete, path = "/api/webhook-deliveries/{id}", tag = "outbound", summary = "Cancel a retrying delivery (failed, CANCELLED)", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "the delivery", body = DeliveryView), (status = 404, description = "unknown", body = super::schema::ErrorBody), (status = 409, description = "not retrying", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+pub async fn cancel(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<DeliveryView>> {
     blocking(move || {
         cancel_delivery(&state.store, &id)?;
         Ok(Json(detail(&state.store, &id)?))
@@ -287,8 +352,8 @@ pub async fn cancel(State(state): Shared, Path(id): Path<String>) -> ApiResult<J
     .await
 }
 
-#[utoipa::path(post, path = "/api/webhook-deliveries/{id}/retry", tag = "outbound", summary = "Reset a delivery (no attempts, fresh window) and dispatch it at once", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "the delivery"), (status = 404, description = "unknown")), security(("api_key" = [])))]
-pub async fn retry(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(post, path = "/api/webhook-deliveries/{id}/retry", tag = "outbound", summary = "Reset a delivery (no attempts, fresh window) and dispatch it at once", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "the delivery", body = DeliveryView), (status = 404, description = "unknown", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+pub async fn retry(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<DeliveryView>> {
     blocking(move || {
         let window = state.config.load().outbound.delivery_window_ms;
         let delivery = retry_delivery(&state.store, &id, window)?;

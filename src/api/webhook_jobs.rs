@@ -4,7 +4,7 @@
 use super::applications::application_of;
 use super::error::{json_body, ApiError, ApiResult};
 use super::query::{iso, Query};
-use super::v1::PageNumber;
+use super::v1::{PageNumber, V1Page};
 use super::{blocking, ApiState, Shared};
 use crate::ids::{created_ms, new_id, now_ms};
 use crate::model::{delivery_status, Attempt, Event, JobStatus, WebhookJob};
@@ -15,9 +15,10 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
 /// More retries than this would not fit a useful backoff in any window.
 const MAX_RETRIES_ALLOWED: u32 = 30;
@@ -38,55 +39,110 @@ pub struct NewJob {
     max_retries: Option<u32>,
 }
 
-fn view(job: &WebhookJob) -> Value {
-    json!({
-        "id": job.id,
-        "application_id": job.application_id,
-        "event_type": job.event_type,
-        "event_id": job.event_id,
-        "payload": job.payload,
-        "headers": job.headers,
-        "metadata": job.metadata,
-        "status": job.status.as_str(),
-        "attempt_count": job.attempt_count,
-        "max_retries": job.max_retries,
-        "endpoint_ids": job.endpoint_ids,
-        "created_at": iso(job.created_at),
-        "updated_at": iso(job.updated_at),
-        "expires_at": iso(job.expires_at),
-        "succeeded_at": job.succeeded_at.map(iso),
-        "discarded_at": job.discarded_at.map(iso),
-        // The reference's name for "done, one way or the other".
-        "completed_at": job.succeeded_at.or(job.discarded_at).map(iso),
-    })
+/// A webhook job: one event sent to every endpoint subscribed to its type.
+#[derive(Serialize, ToSchema)]
+pub(super) struct JobView {
+    /// `job_…`
+    id: String,
+    application_id: String,
+    event_type: String,
+    /// The sender's idempotency key (the job id when none was given).
+    event_id: String,
+    /// What was sent, as given.
+    payload: Value,
+    /// Sent along with every delivery.
+    headers: BTreeMap<String, String>,
+    /// Kept, never sent (null when none was given).
+    #[schema(value_type = Option<Object>)]
+    metadata: Value,
+    /// `created`, `sending`, `awaiting_retry`, `succeeded`, `discarded` or `archived`.
+    status: &'static str,
+    attempt_count: u32,
+    max_retries: u32,
+    endpoint_ids: Vec<String>,
+    created_at: String,
+    updated_at: String,
+    /// The end of its delivery window.
+    expires_at: String,
+    succeeded_at: Option<String>,
+    discarded_at: Option<String>,
+    /// When it ended, one way or the other (the reference's name).
+    completed_at: Option<String>,
+    /// Each delivery and what its last attempt got (not in lists).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deliveries: Option<Vec<JobDeliveryView>>,
+}
+
+fn view(job: &WebhookJob) -> JobView {
+    JobView {
+        id: job.id.clone(),
+        application_id: job.application_id.clone(),
+        event_type: job.event_type.clone(),
+        event_id: job.event_id.clone(),
+        payload: job.payload.clone(),
+        headers: job.headers.clone(),
+        metadata: job.metadata.clone(),
+        status: job.status.as_str(),
+        attempt_count: job.attempt_count,
+        max_retries: job.max_retries,
+        endpoint_ids: job.endpoint_ids.clone(),
+        created_at: iso(job.created_at),
+        updated_at: iso(job.updated_at),
+        expires_at: iso(job.expires_at),
+        succeeded_at: job.succeeded_at.map(iso),
+        discarded_at: job.discarded_at.map(iso),
+        completed_at: job.succeeded_at.or(job.discarded_at).map(iso),
+        deliveries: None,
+    }
 }
 
 /// A job with each delivery and what its last attempt got.
-fn view_with_deliveries(store: &Store, job: &WebhookJob) -> ApiResult<Value> {
+fn view_with_deliveries(store: &Store, job: &WebhookJob) -> ApiResult<JobView> {
     let mut deliveries = Vec::new();
     for delivery in store.deliveries_of(&job.id)? {
         let last = store.attempts_of(&delivery.id)?.pop();
         deliveries.push(delivery_view(&delivery, last.as_ref()));
     }
-    let mut view = view(job);
-    view["deliveries"] = Value::Array(deliveries);
-    Ok(view)
+    Ok(JobView {
+        deliveries: Some(deliveries),
+        ..view(job)
+    })
+}
+
+/// One endpoint's delivery of a job.
+#[derive(Serialize, ToSchema)]
+pub(super) struct JobDeliveryView {
+    id: String,
+    endpoint_id: String,
+    /// `pending`, `retrying`, `completed` or `failed`.
+    status: &'static str,
+    attempt_count: u32,
+    /// The last response's status.
+    status_code: Option<u16>,
+    error_code: Option<String>,
+    response_body: Option<String>,
+    latency_ms: Option<u64>,
+    attempted_at: Option<String>,
+    next_attempt_at: Option<String>,
 }
 
 /// A delivery and what its `last` attempt got.
-fn delivery_view(delivery: &Event, last: Option<&Attempt>) -> Value {
-    json!({
-        "id": delivery.id,
-        "endpoint_id": delivery.destination_id,
-        "status": delivery_status(delivery),
-        "attempt_count": delivery.attempts,
-        "status_code": delivery.response_status,
-        "error_code": delivery.error_code,
-        "response_body": last.and_then(|a| a.response_body.clone()),
-        "latency_ms": last.map(|a| a.latency_ms),
-        "attempted_at": delivery.last_attempt_at.map(iso),
-        "next_attempt_at": delivery.next_attempt_at.filter(|_| !delivery.status.is_terminal()).map(iso),
-    })
+fn delivery_view(delivery: &Event, last: Option<&Attempt>) -> JobDeliveryView {
+    JobDeliveryView {
+        id: delivery.id.clone(),
+        endpoint_id: delivery.destination_id.clone(),
+        status: delivery_status(delivery),
+        attempt_count: delivery.attempts,
+        status_code: delivery.response_status,
+        error_code: delivery.error_code.clone(),
+        response_body: last.and_then(|a| a.response_body.clone()),
+        latency_ms: last.map(|a| a.latency_ms),
+        attempted_at: delivery.last_attempt_at.map(iso),
+        next_attempt_at: delivery
+            .next_attempt_at
+            .filter(|_| !delivery.status.is_terminal())
+            .map(iso),
+    }
 }
 
 fn job_of(store: &Store, id: &str) -> ApiResult<WebhookJob> {
@@ -149,11 +205,11 @@ fn check_payload_schema(store: &Store, input: &NewJob) -> ApiResult<()> {
 /// Stores the job and its deliveries durably before answering. With an
 /// `event_id` seen in the last `idempotency_window_ms`, answers that job (200)
 /// instead of creating another.
-#[utoipa::path(post, path = "/v1/webhook-jobs", tag = "outbound", summary = "Send an event: application_id, event_type, payload (≤ 256 KB), event_id (idempotency key for 24 h), headers (sent along), metadata (kept, never sent), max_retries", responses((status = 201, description = "the new job with its deliveries"), (status = 200, description = "the job that already has this event_id"), (status = 413, description = "payload too large"), (status = 429, description = "over the key's or the application's jobs budget (Retry-After)"), (status = 422, description = "invalid, or the payload breaks the event type's schema (data.violations)")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/webhook-jobs", tag = "outbound", summary = "Send an event: application_id, event_type, payload (≤ 256 KB), event_id (idempotency key for 24 h), headers (sent along), metadata (kept, never sent), max_retries", responses((status = 201, description = "the new job with its deliveries", body = JobView), (status = 200, description = "the job that already has this event_id", body = JobView), (status = 413, description = "payload too large", body = super::schema::ErrorBody), (status = 429, description = "over the key's or the application's jobs budget (Retry-After)", body = super::schema::ErrorBody), (status = 422, description = "invalid, or the payload breaks the event type's schema (data.violations)", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn create(
     State(state): Shared,
     body: Result<Json<NewJob>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), Response> {
+) -> Result<(StatusCode, Json<JobView>), Response> {
     let input = json_body(body).map_err(IntoResponse::into_response)?;
     check_input(&state, &input).map_err(IntoResponse::into_response)?;
     blocking(move || {
@@ -173,7 +229,7 @@ pub async fn create(
 
 /// Stores the job (or finds the one its `event_id` already made) and wakes
 /// the endpoints it goes to.
-fn store_job(state: &ApiState, input: NewJob) -> ApiResult<(StatusCode, Json<Value>)> {
+fn store_job(state: &ApiState, input: NewJob) -> ApiResult<(StatusCode, Json<JobView>)> {
     let store = &state.store;
     let keyed = input.event_id.is_some();
     let job = new_job(state, input)?;
@@ -203,8 +259,10 @@ fn store_job(state: &ApiState, input: NewJob) -> ApiResult<(StatusCode, Json<Val
     if all_queued {
         // Nothing to sum up yet: every delivery waits for its first attempt.
         let deliveries = queued.iter().map(|delivery| delivery_view(delivery, None));
-        let mut view = view(&job);
-        view["deliveries"] = Value::Array(deliveries.collect());
+        let view = JobView {
+            deliveries: Some(deliveries.collect()),
+            ..view(&job)
+        };
         return Ok((StatusCode::CREATED, Json(view)));
     }
     // A job with no subscriber is done at once; one whose endpoint went
@@ -343,8 +401,11 @@ fn status_filter(given: &str) -> ApiResult<String> {
     ))
 }
 
-#[utoipa::path(get, path = "/v1/webhook-jobs", tag = "outbound", summary = "Jobs, newest first; application_id (required), status (or failed: awaiting_retry or discarded by failure), event_type, endpoint_id, created_after, created_before, metadata[KEY]=value, page, per_page (default 25, ≤ 100)", responses((status = 200, description = "{data, pagination: {page, per_page, total, total_pages}}"), (status = 422, description = "bad filter")), security(("api_key" = [])))]
-pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/v1/webhook-jobs", tag = "outbound", summary = "Jobs, newest first; application_id (required), status (or failed: awaiting_retry or discarded by failure), event_type, endpoint_id, created_after, created_before, metadata[KEY]=value, page, per_page (default 25, ≤ 100)", responses((status = 200, description = "{data, pagination: {page, per_page, total, total_pages}}", body = V1Page<JobView>), (status = 422, description = "bad filter", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+pub async fn list(
+    State(state): Shared,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<V1Page<JobView>>> {
     let query = Query::parse(raw.as_deref());
     let pages = PageNumber::from_query(&query)?;
     let filter = JobFilter::from_query(&query)?;
@@ -358,8 +419,8 @@ pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Js
     .await
 }
 
-#[utoipa::path(get, path = "/v1/webhook-jobs/{id}", tag = "outbound", summary = "A job with its deliveries (endpoint_id, status_code, response_body, latency_ms, attempted_at)", params(("id" = String, Path, description = "job_…")), responses((status = 200, description = "the job"), (status = 404, description = "unknown")), security(("api_key" = [])))]
-pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/v1/webhook-jobs/{id}", tag = "outbound", summary = "A job with its deliveries (endpoint_id, status_code, response_body, latency_ms, attempted_at)", params(("id" = String, Path, description = "job_…")), responses((status = 200, description = "the job", body = JobView), (status = 404, description = "unknown", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
     blocking(move || {
         let job = job_of(&state.store, &id)?;
         Ok(Json(view_with_deliveries(&state.store, &job)?))
@@ -367,8 +428,8 @@ pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json
     .await
 }
 
-#[utoipa::path(post, path = "/v1/webhook-jobs/{id}/retry", tag = "outbound", summary = "Start over: back to created, attempt_count 0, every delivery queued now with a fresh delivery window", params(("id" = String, Path, description = "job_…")), responses((status = 200, description = "the job"), (status = 404, description = "unknown"), (status = 409, description = "archived")), security(("api_key" = [])))]
-pub async fn retry(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(post, path = "/v1/webhook-jobs/{id}/retry", tag = "outbound", summary = "Start over: back to created, attempt_count 0, every delivery queued now with a fresh delivery window", params(("id" = String, Path, description = "job_…")), responses((status = 200, description = "the job", body = JobView), (status = 404, description = "unknown", body = super::schema::ErrorBody), (status = 409, description = "archived", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+pub async fn retry(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
     blocking(move || {
         let window = state.config.load().outbound.delivery_window_ms;
         let (job, woken) = retry_job(&state.store, &id, window)?;
@@ -380,8 +441,8 @@ pub async fn retry(State(state): Shared, Path(id): Path<String>) -> ApiResult<Js
     .await
 }
 
-#[utoipa::path(post, path = "/v1/webhook-jobs/{id}/cancel", tag = "outbound", summary = "Cancel a created or awaiting_retry job: discarded, with discarded_at", params(("id" = String, Path, description = "job_…")), responses((status = 200, description = "the job"), (status = 404, description = "unknown"), (status = 409, description = "not created or awaiting_retry")), security(("api_key" = [])))]
-pub async fn cancel(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(post, path = "/v1/webhook-jobs/{id}/cancel", tag = "outbound", summary = "Cancel a created or awaiting_retry job: discarded, with discarded_at", params(("id" = String, Path, description = "job_…")), responses((status = 200, description = "the job", body = JobView), (status = 404, description = "unknown", body = super::schema::ErrorBody), (status = 409, description = "not created or awaiting_retry", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+pub async fn cancel(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
     blocking(move || {
         let job = cancel_job(&state.store, &id)?;
         Ok(Json(view_with_deliveries(&state.store, &job)?))

@@ -51,9 +51,10 @@ pub fn assert_documented(document: &Value, method: &str, path: &str, status: u16
         .iter_errors(body)
         .map(|e| format!("{} at {}", e, e.instance_path()))
         .collect();
+    let shown: String = body.to_string().chars().take(2000).collect();
     assert!(
         errors.is_empty() || schema.is_null(),
-        "{method} {path} ({status}) does not match /openapi.json's {template}:\n{}\n{body}",
+        "{method} {path} ({status}) does not match /openapi.json's {template}:\n{}\n{shown}",
         errors.join("\n")
     );
 }
@@ -124,7 +125,13 @@ fn response_schema(operation: &Value, status: u16) -> Option<&Value> {
 
 /// A JSON pointer (as a `$ref`) to that schema inside the document.
 fn schema_pointer(template: &str, method: &str, status: u16) -> String {
-    let escaped = template.replace('~', "~0").replace('/', "~1");
+    // A JSON pointer in a URI fragment: `~` and `/` escaped as the pointer
+    // says, `{` and `}` percent-encoded as a URI wants.
+    let escaped = template
+        .replace('~', "~0")
+        .replace('/', "~1")
+        .replace('{', "%7B")
+        .replace('}', "%7D");
     format!(
         "#/paths/{escaped}/{}/responses/{status}/content/application~1json/schema",
         method.to_lowercase()
