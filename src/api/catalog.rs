@@ -326,6 +326,7 @@ pub struct QueueView {
     /// How many events wait to be delivered.
     pub queue_depth: u64,
     /// When the oldest of them was due; null when none waits.
+    #[schema(required)]
     pub oldest_due_at: Option<String>,
     /// How long the oldest event has been due without being delivered.
     pub oldest_pending_ms: u64,

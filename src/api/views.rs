@@ -76,12 +76,14 @@ pub struct RequestView {
     /// The id of the data it was received with.
     pub original_event_data_id: String,
     /// Why the request was not accepted.
+    #[schema(required)]
     pub rejection_cause: Option<RejectionCause>,
     /// Always `NORMAL`.
     pub ingest_priority: String,
     /// When it was received.
     pub ingested_at: String,
     /// None when the source named in the URL is unknown.
+    #[schema(required)]
     pub source_id: Option<String>,
     /// How many events it became.
     pub events_count: usize,
@@ -92,7 +94,7 @@ pub struct RequestView {
     pub updated_at: String,
     pub created_at: String,
     /// The payload (`{headers, body, path, query, parsed_query, method}`), when asked for.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, required)]
     pub data: Option<Value>,
     /// The source's name or id as the URL gave it.
     pub source_name: String,
@@ -152,21 +154,27 @@ pub struct EventView {
     pub request_id: String,
     /// How many attempts were made.
     pub attempts: u32,
+    #[schema(required)]
     pub last_attempt_at: Option<String>,
     /// When the next automatic attempt is due.
+    #[schema(required)]
     pub next_attempt_at: Option<String>,
     /// The last attempt's response status.
+    #[schema(required)]
     pub response_status: Option<u16>,
     /// Why the last attempt failed, e.g. `TIMEOUT`.
+    #[schema(required)]
     pub error_code: Option<String>,
     pub status: EventStatus,
+    #[schema(required)]
     pub successful_at: Option<String>,
     /// Always null: hookgate has no CLI.
+    #[schema(required)]
     pub cli_id: Option<String>,
     pub updated_at: String,
     pub created_at: String,
     /// The payload it delivers, when asked for.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, required)]
     pub data: Option<Value>,
     /// No more automatic retries.
     pub muted: bool,
@@ -228,29 +236,41 @@ pub struct AttemptView {
     pub team_id: String,
     pub event_id: String,
     /// The destination's response status.
+    #[schema(required)]
     pub response_status: Option<u16>,
     /// 1 for the first attempt.
     pub attempt_number: u32,
     pub trigger: AttemptTrigger,
     /// Why it failed, e.g. `TIMEOUT`.
+    #[schema(required)]
     pub error_code: Option<String>,
     /// The response body: the JSON it holds, else its text.
+    #[schema(required)]
     pub body: Option<Value>,
+    #[schema(required)]
     pub requested_url: Option<String>,
+    #[schema(required)]
     pub http_method: Option<String>,
     /// Always null: a bulk retry's attempts are `BULK_RETRY`.
+    #[schema(required)]
     pub bulk_retry_id: Option<String>,
     pub status: AttemptState,
+    #[schema(required)]
     pub successful_at: Option<String>,
+    #[schema(required)]
     pub delivered_at: Option<String>,
+    #[schema(required)]
     pub responded_at: Option<String>,
     /// Milliseconds from the start to the response.
+    #[schema(required)]
     pub delivery_latency: Option<u64>,
     /// Milliseconds from the start to the response.
+    #[schema(required)]
     pub response_latency: Option<u64>,
     pub updated_at: String,
     pub created_at: String,
     /// Always null.
+    #[schema(required)]
     pub archived_at: Option<String>,
 }
 
@@ -342,11 +362,12 @@ pub struct IgnoredEventView {
     /// The connection's id.
     pub webhook_id: String,
     /// Always null.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, required)]
     pub meta: Option<Value>,
     /// hookgate's id of it (`GET /ignored_events/{id}` takes it).
     pub ignored_event_id: String,
     /// Why, for a person reading it (e.g. the transformation's error).
+    #[schema(required)]
     pub detail: Option<String>,
     /// What the transformations logged before it was dropped (`{level, message}`).
     #[schema(value_type = Vec<Object>)]
@@ -398,6 +419,7 @@ pub struct Stamp<'a> {
 #[derive(Serialize, ToSchema)]
 pub struct StampView {
     pub team_id: String,
+    #[schema(required)]
     pub archived_at: Option<String>,
     pub updated_at: String,
     pub created_at: String,
@@ -446,8 +468,11 @@ pub struct SourceView {
     pub url: String,
     /// Upper-case method names.
     pub allowed_http_methods: Vec<String>,
+    #[schema(required)]
     pub custom_response: Option<CustomResponseView>,
+    #[schema(required)]
     pub description: Option<String>,
+    #[schema(required)]
     pub verification: Option<VerificationView>,
     #[serde(flatten)]
     pub stamp: StampView,
@@ -481,21 +506,26 @@ pub struct DestinationView {
     /// `des_…`
     pub id: String,
     pub name: String,
+    #[schema(required)]
     pub description: Option<String>,
     /// Where deliveries go.
+    #[schema(required)]
     pub url: Option<String>,
     /// Hookdeck's path for a CLI session.
+    #[schema(required)]
     pub cli_path: Option<String>,
     /// Overrides the request's method when set.
+    #[schema(required)]
     pub http_method: Option<String>,
     /// Whether the request's path is left off the URL.
     pub path_forwarding_disabled: bool,
     /// Deliveries per period, or in flight for `concurrent`.
+    #[schema(required)]
     pub rate_limit: Option<u32>,
     /// `second`, `minute`, `hour` or `concurrent`.
     pub rate_limit_period: String,
     /// `{type, config}` of how deliveries prove where they come from, secrets masked.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, required)]
     pub auth_method: Value,
     /// Most deliveries in flight at once.
     pub concurrent: usize,
@@ -547,17 +577,19 @@ pub struct ConnectionView {
     pub name: String,
     /// `source -> connection -> destination`, by name.
     pub full_name: String,
+    #[schema(required)]
     pub description: Option<String>,
     pub source_id: String,
     pub destination_id: String,
-    #[schema(value_type = Option<SourceView>)]
+    #[schema(value_type = Option<SourceView>, required)]
     pub source: Value,
-    #[schema(value_type = Option<DestinationView>)]
+    #[schema(value_type = Option<DestinationView>, required)]
     pub destination: Value,
     /// Filters, transformations, delays, retries and deduplication, in order.
     #[schema(value_type = Vec<Object>)]
     pub rules: Value,
     /// When it was paused; null when it is not.
+    #[schema(required)]
     pub paused_at: Option<String>,
     #[serde(flatten)]
     pub stamp: StampView,
