@@ -206,6 +206,14 @@ async fn every_operation_describes_its_answer_and_its_errors() {
         );
         assert_eq!(named, required, "{name}");
     }
+    for (method, path) in [
+        ("post", "/2023-07-01/sources"),
+        ("put", "/2023-07-01/sources"),
+        ("put", "/2023-07-01/sources/{id}"),
+    ] {
+        let body = &doc["paths"][path][method]["requestBody"]["content"]["application/json"];
+        assert_eq!(body["schema"]["type"], "object", "{method} {path}");
+    }
     let retry = &doc["paths"]["/2023-07-01/requests/{id}/retry"]["post"];
     let body = &retry["requestBody"]["content"]["application/json"]["schema"];
     let accepted = resolved(&doc, body);
