@@ -60,16 +60,10 @@ async fn document(gw: &TestGateway) -> Value {
 /// A shop whose requests make one event (connection `shop-to-orders`) and
 /// one ignored event (`shop-to-strict` filters out what is not `ok`).
 fn shop(sink: &Sink) -> String {
-    format!(
-        "[[sources]]\nname = \"shop\"\n{}{}",
-        route("shop", "orders", &sink.url("/"), ""),
-        route(
-            "shop",
-            "strict",
-            &sink.url("/"),
-            r#"rules = [ { type = "filter", body = { ok = true } } ]"#
-        )
-    )
+    let only_ok = r#"rules = [ { type = "filter", body = { ok = true } } ]"#;
+    let orders = route("shop", "orders", &sink.url("/"), "");
+    let strict = route("shop", "strict", &sink.url("/"), only_ok);
+    format!("[[sources]]\nname = \"shop\"\n{orders}{strict}")
 }
 
 /// The schema `schema` stands for, following a `$ref`.
