@@ -4,7 +4,9 @@
 
 use super::error::{ApiError, ApiResult};
 use super::query::{parse_date, Query, Range};
+use super::schema::{ErrorBody, Listing};
 use super::showing::Showing;
+use super::views::{self, ConnectionView, DestinationView, SourceView};
 use super::{blocking, listing, ApiState, Shared};
 use crate::config::ObjectKind;
 use crate::ids::now_ms;
@@ -12,8 +14,10 @@ use crate::model::Connection;
 use crate::store::Store;
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 /// The keys these lists sort by.
 const ORDER_KEYS: [&str; 3] = ["created_at", "updated_at", "name"];
@@ -114,7 +118,7 @@ fn list(
     listing::answer(models, &page)
 }
 
-#[utoipa::path(get, path = "/2023-07-01/sources", tag = "configuration", summary = "Sources", params(("id" = Option<String>, Query, description = "id or id[]=…"), ("name" = Option<String>, Query, description = "exact name, name[]=…, or name[contains]=…"), ("archived" = Option<bool>, Query, description = "include archived sources"), ("archived_at" = Option<String>, Query, description = "archived_at[gte|gt|lte|lt|any]"), ("order_by" = Option<String>, Query, description = "created_at (default), updated_at, name")), responses((status = 200, description = "a page of sources"), (status = 422, description = "an unknown parameter")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/sources", tag = "configuration", summary = "Sources", params(("id" = Option<String>, Query, description = "id or id[]=…"), ("name" = Option<String>, Query, description = "exact name, name[]=…, or name[contains]=…"), ("archived" = Option<bool>, Query, description = "include archived sources"), ("archived_at" = Option<String>, Query, description = "archived_at[gte|gt|lte|lt|any]"), ("order_by" = Option<String>, Query, description = "created_at (default), updated_at, name")), responses((status = 200, description = "a page of sources", body = Listing<SourceView>), (status = 422, description = "an unknown parameter", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list_sources(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     blocking(move || {
         let query = Query::parse(raw.as_deref());
@@ -130,7 +134,7 @@ pub async fn list_sources(State(state): Shared, RawQuery(raw): RawQuery) -> ApiR
     .await
 }
 
-#[utoipa::path(get, path = "/2023-07-01/destinations", tag = "configuration", summary = "Destinations", params(("id" = Option<String>, Query, description = "id or id[]=…"), ("name" = Option<String>, Query, description = "exact name, name[]=…, or name[contains]=…"), ("url" = Option<String>, Query, description = "url or url[]=…"), ("cli_path" = Option<String>, Query, description = "cli_path, cli_path[]=… or cli_path[contains]=…"), ("archived" = Option<bool>, Query, description = "include archived destinations"), ("archived_at" = Option<String>, Query, description = "archived_at[gte|gt|lte|lt|any]"), ("order_by" = Option<String>, Query, description = "created_at (default), updated_at, name")), responses((status = 200, description = "a page of destinations"), (status = 422, description = "an unknown parameter")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/destinations", tag = "configuration", summary = "Destinations", params(("id" = Option<String>, Query, description = "id or id[]=…"), ("name" = Option<String>, Query, description = "exact name, name[]=…, or name[contains]=…"), ("url" = Option<String>, Query, description = "url or url[]=…"), ("cli_path" = Option<String>, Query, description = "cli_path, cli_path[]=… or cli_path[contains]=…"), ("archived" = Option<bool>, Query, description = "include archived destinations"), ("archived_at" = Option<String>, Query, description = "archived_at[gte|gt|lte|lt|any]"), ("order_by" = Option<String>, Query, description = "created_at (default), updated_at, name")), responses((status = 200, description = "a page of destinations", body = Listing<DestinationView>), (status = 422, description = "an unknown parameter", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list_destinations(
     State(state): Shared,
     RawQuery(raw): RawQuery,
@@ -146,7 +150,7 @@ pub async fn list_destinations(
     .await
 }
 
-#[utoipa::path(get, path = "/2023-07-01/connections", tag = "configuration", summary = "Connections", params(("id" = Option<String>, Query, description = "id or id[]=…"), ("name" = Option<String>, Query, description = "exact name, name[]=…, or name[contains]=…"), ("source_id" = Option<String>, Query, description = "source_id or source_id[]=…"), ("destination_id" = Option<String>, Query, description = "destination_id or destination_id[]=…"), ("full_name" = Option<String>, Query, description = "a part of \"source -> connection -> destination\""), ("archived" = Option<bool>, Query, description = "include archived connections"), ("archived_at" = Option<String>, Query, description = "archived_at[gte|gt|lte|lt|any]"), ("paused_at" = Option<String>, Query, description = "paused_at[gte|gt|lte|lt|any]"), ("order_by" = Option<String>, Query, description = "created_at (default), updated_at, name")), responses((status = 200, description = "a page of connections"), (status = 422, description = "an unknown parameter")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/connections", tag = "configuration", summary = "Connections", params(("id" = Option<String>, Query, description = "id or id[]=…"), ("name" = Option<String>, Query, description = "exact name, name[]=…, or name[contains]=…"), ("source_id" = Option<String>, Query, description = "source_id or source_id[]=…"), ("destination_id" = Option<String>, Query, description = "destination_id or destination_id[]=…"), ("full_name" = Option<String>, Query, description = "a part of \"source -> connection -> destination\""), ("archived" = Option<bool>, Query, description = "include archived connections"), ("archived_at" = Option<String>, Query, description = "archived_at[gte|gt|lte|lt|any]"), ("paused_at" = Option<String>, Query, description = "paused_at[gte|gt|lte|lt|any]"), ("order_by" = Option<String>, Query, description = "created_at (default), updated_at, name")), responses((status = 200, description = "a page of connections", body = Listing<ConnectionView>), (status = 422, description = "an unknown parameter", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list_connections(
     State(state): Shared,
     RawQuery(raw): RawQuery,
@@ -161,7 +165,7 @@ pub async fn list_connections(
 
 /// `GET /connections/count` (in Hookdeck's SDK, which says `disabled` for
 /// `archived`): how many connections the list would show.
-#[utoipa::path(get, path = "/2023-07-01/connections/count", tag = "configuration", summary = "How many connections the list's filters select (disabled = archived)", responses((status = 200, description = "{count}"), (status = 422, description = "an unknown parameter")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/connections/count", tag = "configuration", summary = "How many connections the list's filters select (disabled = archived)", responses((status = 200, description = "{count}", body = CountView), (status = 422, description = "an unknown parameter", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn count_connections(
     State(state): Shared,
     RawQuery(raw): RawQuery,
@@ -174,9 +178,15 @@ pub async fn count_connections(
         for view in views {
             count += usize::from(filter.accepts(&view?));
         }
-        Ok(Json(json!({ "count": count })))
+        Ok(Json(views::to_json(CountView { count })))
     })
     .await
+}
+
+/// How many connections a count selects.
+#[derive(Serialize, ToSchema)]
+pub struct CountView {
+    pub count: usize,
 }
 
 /// The connections' views and the list filters the query gives.
@@ -214,7 +224,7 @@ pub(super) async fn one(
     .await
 }
 
-#[utoipa::path(get, path = "/2023-07-01/sources/{id}", tag = "configuration", summary = "One source (by id or name)", params(("id" = String, Path, description = "src_… or name"), ("include" = Option<String>, Query, description = "verification.configs: show the verification's settings (secrets masked)")), responses((status = 200, description = "the source"), (status = 404, description = "unknown"), (status = 422, description = "a bad parameter")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/sources/{id}", tag = "configuration", summary = "One source (by id or name)", params(("id" = String, Path, description = "src_… or name"), ("include" = Option<String>, Query, description = "verification.configs: show the verification's settings (secrets masked)")), responses((status = 200, description = "the source", body = SourceView), (status = 404, description = "unknown", body = ErrorBody), (status = 422, description = "a bad parameter", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn get_source(
     State(state): Shared,
     Path(id): Path<String>,
@@ -242,7 +252,7 @@ pub async fn get_source(
     Ok(Json(view))
 }
 
-#[utoipa::path(get, path = "/2023-07-01/destinations/{id}", tag = "configuration", summary = "One destination (by id or name)", params(("id" = String, Path, description = "des_… or name")), responses((status = 200, description = "the destination"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/destinations/{id}", tag = "configuration", summary = "One destination (by id or name)", params(("id" = String, Path, description = "des_… or name")), responses((status = 200, description = "the destination", body = DestinationView), (status = 404, description = "unknown", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn get_destination(
     State(state): Shared,
     Path(id): Path<String>,
@@ -250,7 +260,7 @@ pub async fn get_destination(
     one(state, ObjectKind::Destination, id).await
 }
 
-#[utoipa::path(get, path = "/2023-07-01/connections/{id}", tag = "configuration", summary = "One connection (by id or name)", params(("id" = String, Path, description = "web_… or name")), responses((status = 200, description = "the connection"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/connections/{id}", tag = "configuration", summary = "One connection (by id or name)", params(("id" = String, Path, description = "web_… or name")), responses((status = 200, description = "the connection", body = ConnectionView), (status = 404, description = "unknown", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn get_connection(
     State(state): Shared,
     Path(id): Path<String>,
@@ -260,7 +270,7 @@ pub async fn get_connection(
 
 /// `PUT /connections/{id}/pause`: new and queued events are held (HOLD). Pausing is
 /// operational state, so it works on connections declared in gateway.toml too.
-#[utoipa::path(put, path = "/2023-07-01/connections/{id}/pause", tag = "configuration", summary = "Hold the connection's events", params(("id" = String, Path, description = "web_…")), responses((status = 200, description = "the connection"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/2023-07-01/connections/{id}/pause", tag = "configuration", summary = "Hold the connection's events", params(("id" = String, Path, description = "web_…")), responses((status = 200, description = "the connection", body = ConnectionView), (status = 404, description = "unknown", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn pause_connection(
     State(state): Shared,
     Path(id): Path<String>,
@@ -275,7 +285,7 @@ pub async fn pause_connection(
 }
 
 /// `PUT /connections/{id}/unpause`: held events are queued again (trigger UNPAUSE).
-#[utoipa::path(put, path = "/2023-07-01/connections/{id}/unpause", tag = "configuration", summary = "Release held events (trigger UNPAUSE)", params(("id" = String, Path, description = "web_…")), responses((status = 200, description = "the connection"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/2023-07-01/connections/{id}/unpause", tag = "configuration", summary = "Release held events (trigger UNPAUSE)", params(("id" = String, Path, description = "web_…")), responses((status = 200, description = "the connection", body = ConnectionView), (status = 404, description = "unknown", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn unpause_connection(
     State(state): Shared,
     Path(id): Path<String>,
@@ -309,8 +319,21 @@ async fn connection_view(
     Ok(Json(view))
 }
 
+/// A destination's backlog.
+#[derive(Serialize, ToSchema)]
+pub struct QueueView {
+    pub destination_id: String,
+    /// How many events wait to be delivered.
+    pub queue_depth: u64,
+    /// When the oldest of them was due; null when none waits.
+    #[schema(required)]
+    pub oldest_due_at: Option<String>,
+    /// How long the oldest event has been due without being delivered.
+    pub oldest_pending_ms: u64,
+}
+
 /// `GET /destinations/{id}/queue`: the backlog, so backpressure is visible.
-#[utoipa::path(get, path = "/2023-07-01/destinations/{id}/queue", tag = "configuration", summary = "A destination's backlog: queued events and how late the oldest one is", params(("id" = String, Path, description = "des_…")), responses((status = 200, description = "queue_depth, oldest_due_at, oldest_pending_ms"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/destinations/{id}/queue", tag = "configuration", summary = "A destination's backlog: queued events and how late the oldest one is", params(("id" = String, Path, description = "des_…")), responses((status = 200, description = "queue_depth, oldest_due_at, oldest_pending_ms", body = QueueView), (status = 404, description = "unknown", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn destination_queue(
     State(state): Shared,
     Path(id): Path<String>,
@@ -327,12 +350,11 @@ pub async fn destination_queue(
             .oldest_entry(&destination.id)?
             .map(|entry| entry.due_ms);
         let now = now_ms();
-        Ok(Json(json!({
-            "destination_id": destination.id,
-            "queue_depth": store.queue_depth(&destination.id)?,
-            "oldest_due_at": oldest.map(super::query::iso),
-            // How long the oldest event has been due without being delivered.
-            "oldest_pending_ms": oldest.map_or(0, |due| now.saturating_sub(due)),
+        Ok(Json(views::to_json(QueueView {
+            destination_id: destination.id.clone(),
+            queue_depth: store.queue_depth(&destination.id)?,
+            oldest_due_at: oldest.map(super::query::iso),
+            oldest_pending_ms: oldest.map_or(0, |due| now.saturating_sub(due)),
         })))
     })
     .await

@@ -4,7 +4,8 @@ use super::error::{ApiError, ApiResult};
 use super::listing::page_of;
 use super::outbound::{event_filter, raw_body, EVENT_ORDER};
 use super::query::Query;
-use super::views::RequestCounts;
+use super::schema::{ErrorBody, Listing};
+use super::views::{EventView, IgnoredEventView, RawBodyView, RequestCounts, RequestView};
 use super::{blocking, bounded_page, paged, views, with_data, ApiState, Shared};
 use crate::model::{Catalog, Event, IgnoredEvent, Payload, Request, RequestStatus};
 use crate::pipeline::Router;
@@ -12,15 +13,16 @@ use crate::store::{PageRequest, Store};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 /// `GET /requests`: filters `id`, `source_id`, `status` (accepted/rejected),
 /// `rejection_cause`, `verified`, `ingested_at[…]` (and `created_at[…]`),
 /// `events_count`/`ignored_count` (numbers, with operators), the payload
 /// filters and `search_term`; `include=data`. Sorted by `created_at` or
 /// `ingested_at`: both are when the request arrived (the store's key order).
-#[utoipa::path(get, path = "/2023-07-01/requests", tag = "requests", summary = "Requests received, newest first", params(("limit" = Option<String>, Query, description = "1-255, default 100"), ("order_by" = Option<String>, Query, description = "created_at (default) or ingested_at"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "id or id[]"), ("source_id" = Option<String>, Query, description = "source id"), ("status" = Option<String>, Query, description = "accepted or rejected"), ("rejection_cause" = Option<String>, Query, description = "e.g. NO_WEBHOOK"), ("verified" = Option<String>, Query, description = "true or false"), ("events_count" = Option<String>, Query, description = "number of events; also events_count[gte], gt, lte, lt; likewise ignored_count"), ("ingested_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt; likewise created_at"), ("include" = Option<String>, Query, description = "data: include the payload"), ("search_term" = Option<String>, Query, description = "text in the body, a header, the path or the query (3 characters or more)"), ("body" = Option<String>, Query, description = "JSON filter on the body (Hookdeck filter syntax)"), ("headers" = Option<String>, Query, description = "JSON filter on the headers"), ("parsed_query" = Option<String>, Query, description = "JSON filter on the query"), ("path" = Option<String>, Query, description = "filter on the path")), responses((status = 200, description = "a page of requests"), (status = 422, description = "a bad parameter")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/requests", tag = "requests", summary = "Requests received, newest first", params(("limit" = Option<String>, Query, description = "1-255, default 100"), ("order_by" = Option<String>, Query, description = "created_at (default) or ingested_at"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "id or id[]"), ("source_id" = Option<String>, Query, description = "source id"), ("status" = Option<String>, Query, description = "accepted or rejected"), ("rejection_cause" = Option<String>, Query, description = "e.g. NO_WEBHOOK"), ("verified" = Option<String>, Query, description = "true or false"), ("events_count" = Option<String>, Query, description = "number of events; also events_count[gte], gt, lte, lt; likewise ignored_count"), ("ingested_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt; likewise created_at"), ("include" = Option<String>, Query, description = "data: include the payload"), ("search_term" = Option<String>, Query, description = "text in the body, a header, the path or the query (3 characters or more)"), ("body" = Option<String>, Query, description = "JSON filter on the body (Hookdeck filter syntax)"), ("headers" = Option<String>, Query, description = "JSON filter on the headers"), ("parsed_query" = Option<String>, Query, description = "JSON filter on the query"), ("path" = Option<String>, Query, description = "filter on the path")), responses((status = 200, description = "a page of requests", body = Listing<RequestView>), (status = 422, description = "a bad parameter", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list_requests(
     State(state): Shared,
     RawQuery(raw): RawQuery,
@@ -110,7 +112,7 @@ fn length<T>(found: crate::store::Result<Vec<T>>) -> Option<u64> {
 }
 
 /// `GET /requests/:id`, with its data.
-#[utoipa::path(get, path = "/2023-07-01/requests/{id}", tag = "requests", summary = "One request with its data", params(("id" = String, Path, description = "req_…")), responses((status = 200, description = "the request"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/requests/{id}", tag = "requests", summary = "One request with its data", params(("id" = String, Path, description = "req_…")), responses((status = 200, description = "the request", body = RequestView), (status = 404, description = "unknown id", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn get_request(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let (store, team) = (state.store.clone(), state.team_id.clone());
     blocking(move || {
@@ -135,7 +137,7 @@ fn known_request(store: &Store, id: &str) -> ApiResult<Request> {
 /// `GET /requests/:id/raw_body`: the body as received, as text (`{body}`;
 /// bytes that are not UTF-8 are replaced). A rejected request kept only the
 /// start of its body (`body_truncated`).
-#[utoipa::path(get, path = "/2023-07-01/requests/{id}/raw_body", tag = "requests", summary = "The body of a request as received", params(("id" = String, Path, description = "req_…")), responses((status = 200, description = "{body}"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/requests/{id}/raw_body", tag = "requests", summary = "The body of a request as received", params(("id" = String, Path, description = "req_…")), responses((status = 200, description = "{body}", body = RawBodyView), (status = 404, description = "unknown id", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn request_raw_body(
     State(state): Shared,
     Path(id): Path<String>,
@@ -151,7 +153,7 @@ pub async fn request_raw_body(
 
 /// `GET /requests/:id/events`, with the filters, order and paging of
 /// `GET /events` (L4131-4265).
-#[utoipa::path(get, path = "/2023-07-01/requests/{id}/events", tag = "requests", summary = "The events a request became (filters, order and paging as GET /events)", params(("id" = String, Path, description = "req_…")), responses((status = 200, description = "a page of its events"), (status = 404, description = "unknown id"), (status = 422, description = "a bad parameter")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/requests/{id}/events", tag = "requests", summary = "The events a request became (filters, order and paging as GET /events)", params(("id" = String, Path, description = "req_…")), responses((status = 200, description = "a page of its events", body = Listing<EventView>), (status = 404, description = "unknown id", body = ErrorBody), (status = 422, description = "a bad parameter", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn request_events(
     State(state): Shared,
     Path(id): Path<String>,
@@ -182,7 +184,7 @@ pub async fn request_events(
 /// `GET /requests/:id/ignored_events` (or `ignored-events`): filter `id`
 /// (the reference's number or hookgate's id) and the other filters of
 /// `GET /ignored_events`; paged.
-#[utoipa::path(get, path = "/2023-07-01/requests/{id}/ignored_events", tag = "requests", summary = "Why connections ignored a request (filters as GET /ignored_events)", params(("id" = String, Path, description = "req_…")), responses((status = 200, description = "a page of its ignored events"), (status = 404, description = "unknown id"), (status = 422, description = "a bad parameter")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/requests/{id}/ignored_events", tag = "requests", summary = "Why connections ignored a request (filters as GET /ignored_events)", params(("id" = String, Path, description = "req_…")), responses((status = 200, description = "a page of its ignored events", body = Listing<IgnoredEventView>), (status = 404, description = "unknown id", body = ErrorBody), (status = 422, description = "a bad parameter", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn request_ignored_events(
     State(state): Shared,
     Path(id): Path<String>,
@@ -224,7 +226,7 @@ async fn of_request(
 }
 
 /// The body of `POST /requests/:id/retry` (L4053-4057).
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RetryRequest {
     /// The connections to route through again; all of the source's when
@@ -232,12 +234,25 @@ struct RetryRequest {
     webhook_ids: Option<Vec<String>>,
 }
 
+/// `POST /requests/{id}/retry`'s answer.
+#[derive(Serialize, ToSchema)]
+pub struct RequestRetryView {
+    #[schema(value_type = RequestView)]
+    pub request: Value,
+    /// Every event of the request, those made before included.
+    #[schema(value_type = Vec<EventView>)]
+    pub events: Vec<Value>,
+    /// Why connections ignored it (hookgate's addition).
+    #[schema(value_type = Vec<IgnoredEventView>)]
+    pub ignored_events: Vec<Value>,
+}
+
 /// `POST /requests/:id/retry`: routes the request again with today's rules,
 /// through the connections in `webhook_ids` (all when left out).
 /// Connections that ignored it decide afresh and new connections get their
 /// events; connections that already made an event keep it (retry the event).
 /// Answers `{request, events}` (L4061), and hookgate's `ignored_events`.
-#[utoipa::path(post, path = "/2023-07-01/requests/{id}/retry", tag = "requests", summary = "Route a request again with the current rules", params(("id" = String, Path, description = "req_…")), request_body(content = String, description = "{\"webhook_ids\": [\"web_…\"]}: the connections to route through again (all when left out)"), responses((status = 200, description = "{request, events, ignored_events}"), (status = 404, description = "unknown id"), (status = 409, description = "a rejected request, or one the router is still on after a wait"), (status = 422, description = "a bad body, or a webhook_id that is no connection of the request's source")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/2023-07-01/requests/{id}/retry", tag = "requests", summary = "Route a request again with the current rules", params(("id" = String, Path, description = "req_…")), request_body(content = RetryRequest, description = "the connections to route through again (all when left out, or with an empty body)"), responses((status = 200, description = "{request, events, ignored_events}", body = RequestRetryView), (status = 404, description = "unknown id", body = ErrorBody), (status = 409, description = "a rejected request, or one the router is still on after a wait", body = ErrorBody), (status = 422, description = "a bad body, or a webhook_id that is no connection of the request's source", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn retry_request(
     State(state): Shared,
     Path(id): Path<String>,
@@ -268,7 +283,11 @@ pub async fn retry_request(
             .iter()
             .map(|i| views::ignored_event(&team, i))
             .collect();
-        let view = json!({ "request": request_view, "events": events, "ignored_events": ignored });
+        let view = views::to_json(RequestRetryView {
+            request: request_view,
+            events,
+            ignored_events: ignored,
+        });
         Ok((view, woken))
     })
     .await?;
@@ -354,7 +373,7 @@ fn check_connections(catalog: &Catalog, request: &Request, only: &[String]) -> A
 
 /// `GET /ignored_events`: filters `id`, `webhook_id`, `cause`, `request_id`,
 /// `created_at[…]`.
-#[utoipa::path(get, path = "/2023-07-01/ignored_events", tag = "requests", summary = "Events a rule decided not to deliver", params(("limit" = Option<String>, Query, description = "1-255, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "the reference's number or hookgate's ignored_event_id"), ("webhook_id" = Option<String>, Query, description = "connection id"), ("cause" = Option<String>, Query, description = "FILTERED, TRANSFORMATION_FAILED, DEDUPLICATED"), ("request_id" = Option<String>, Query, description = "request id"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt")), responses((status = 200, description = "a page of ignored events")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/ignored_events", tag = "requests", summary = "Events a rule decided not to deliver", params(("limit" = Option<String>, Query, description = "1-255, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "the reference's number or hookgate's ignored_event_id"), ("webhook_id" = Option<String>, Query, description = "connection id"), ("cause" = Option<String>, Query, description = "FILTERED, TRANSFORMATION_FAILED, DEDUPLICATED"), ("request_id" = Option<String>, Query, description = "request id"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt")), responses((status = 200, description = "a page of ignored events", body = Listing<IgnoredEventView>)), security(("api_key" = [])))]
 pub async fn list_ignored_events(
     State(state): Shared,
     RawQuery(raw): RawQuery,
@@ -394,7 +413,7 @@ pub(super) fn ignored_filter(
 
 /// `GET /ignored_events/:id`: by hookgate's id (`ignored_event_id`), or by
 /// the reference's number (found by a scan of every ignored event).
-#[utoipa::path(get, path = "/2023-07-01/ignored_events/{id}", tag = "requests", summary = "One ignored event", params(("id" = String, Path, description = "its ignored_event_id (evt_…) or its number id")), responses((status = 200, description = "the ignored event"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/ignored_events/{id}", tag = "requests", summary = "One ignored event", params(("id" = String, Path, description = "its ignored_event_id (evt_…) or its number id")), responses((status = 200, description = "the ignored event", body = IgnoredEventView), (status = 404, description = "unknown id", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn get_ignored_event(
     State(state): Shared,
     Path(id): Path<String>,

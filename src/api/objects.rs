@@ -4,14 +4,18 @@
 //! stay read-only: the file is their source of truth.
 
 use super::error::{unreadable_body, ApiError, ApiResult};
+use super::schema::ErrorBody;
+use super::views::SourceView;
 use super::{blocking, reachable, ApiState, Shared};
 use crate::config::{ApiObject, ObjectKind};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::Json;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 /// The resource a call is about, from its path (`/2023-07-01/sources/…` → `sources`).
 fn table_of(uri: &Uri) -> String {
@@ -49,7 +53,7 @@ fn body_object(body: Result<Json<Value>, JsonRejection>) -> ApiResult<Map<String
 }
 
 /// `POST /{sources,destinations,connections}`: creates; the name must be free.
-#[utoipa::path(post, path = "/2023-07-01/sources", tag = "configuration", summary = "Create a source (likewise POST /destinations, /connections); fields as in gateway.toml; a connection takes source_id/destination_id or inline source/destination objects", responses((status = 200, description = "the object"), (status = 409, description = "the name is taken"), (status = 422, description = "invalid, with every problem")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/2023-07-01/sources", tag = "configuration", summary = "Create a source (likewise POST /destinations, /connections); fields as in gateway.toml; a connection takes source_id/destination_id or inline source/destination objects", request_body(content = Object, description = "a source's fields as in gateway.toml's [[sources]] (name, description, allowed_http_methods, custom_response, verification), Hookdeck's spellings accepted; a destination's and a connection's likewise"), responses((status = 200, description = "the object", body = SourceView), (status = 409, description = "the name is taken", body = ErrorBody), (status = 422, description = "invalid, with every problem", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn create(
     State(state): Shared,
     uri: Uri,
@@ -69,7 +73,7 @@ pub async fn create(
 /// `PUT /{sources,destinations,connections}`: creates, or changes the given
 /// fields of the one with that name (a connection's source and destination
 /// stay what they are).
-#[utoipa::path(put, path = "/2023-07-01/sources", tag = "configuration", summary = "Create, or update the given fields, by name (likewise /destinations, /connections; a connection's source and destination cannot change)", responses((status = 200, description = "the object"), (status = 409, description = "declared in gateway.toml"), (status = 422, description = "invalid")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/2023-07-01/sources", tag = "configuration", summary = "Create, or update the given fields, by name (likewise /destinations, /connections; a connection's source and destination cannot change)", request_body(content = Object, description = "a source's fields as in gateway.toml's [[sources]] (name, description, allowed_http_methods, custom_response, verification), Hookdeck's spellings accepted; a destination's and a connection's likewise"), responses((status = 200, description = "the object", body = SourceView), (status = 409, description = "declared in gateway.toml", body = ErrorBody), (status = 422, description = "invalid", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn upsert(
     State(state): Shared,
     uri: Uri,
@@ -157,7 +161,7 @@ fn keep_ends(current: &ApiObject, changed: &ApiObject, given: &[String]) -> ApiR
 
 /// `PUT /{kind}/{id}`: changes the given fields of an API-created object,
 /// its name included (its id stays).
-#[utoipa::path(put, path = "/2023-07-01/sources/{id}", tag = "configuration", summary = "Change fields of an API-created source, name included (likewise destinations, connections)", params(("id" = String, Path, description = "the object's id or name")), responses((status = 200, description = "the object"), (status = 404, description = "unknown"), (status = 409, description = "declared in gateway.toml, or the new name is taken"), (status = 422, description = "invalid")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/2023-07-01/sources/{id}", tag = "configuration", summary = "Change fields of an API-created source, name included (likewise destinations, connections)", params(("id" = String, Path, description = "the object's id or name")), request_body(content = Object, description = "a source's fields as in gateway.toml's [[sources]] (name, description, allowed_http_methods, custom_response, verification), Hookdeck's spellings accepted; a destination's and a connection's likewise"), responses((status = 200, description = "the object", body = SourceView), (status = 404, description = "unknown", body = ErrorBody), (status = 409, description = "declared in gateway.toml, or the new name is taken", body = ErrorBody), (status = 422, description = "invalid", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn update(
     State(state): Shared,
     uri: Uri,
@@ -220,7 +224,7 @@ fn rename(
 }
 
 /// `DELETE /{kind}/{id}`: removes an API-created object nothing refers to.
-#[utoipa::path(delete, path = "/2023-07-01/sources/{id}", tag = "configuration", summary = "Delete an API-created source (likewise destinations, connections)", params(("id" = String, Path, description = "the object's id or name")), responses((status = 200, description = "deleted"), (status = 404, description = "unknown"), (status = 409, description = "declared, or still used by a connection")), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/2023-07-01/sources/{id}", tag = "configuration", summary = "Delete an API-created source (likewise destinations, connections)", params(("id" = String, Path, description = "the object's id or name")), responses((status = 200, description = "deleted", body = DeletedView), (status = 404, description = "unknown", body = ErrorBody), (status = 409, description = "declared, or still used by a connection", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn delete(
     State(state): Shared,
     uri: Uri,
@@ -243,7 +247,14 @@ pub async fn delete(
     })
     .await;
     removed.map_err(broken_reference_is_conflict)?;
-    Ok(Json(json!({ "id": deleted })))
+    Ok(Json(super::views::to_json(DeletedView { id: deleted })))
+}
+
+/// What `DELETE` answers.
+#[derive(Serialize, ToSchema)]
+pub struct DeletedView {
+    /// The id (or name) the call named.
+    pub id: String,
 }
 
 /// A source or destination an archived connection uses stays: the
@@ -272,7 +283,7 @@ fn refuse_used_by_archived(object: &ApiObject, objects: &[ApiObject]) -> ApiResu
 /// connection makes no events). As the reference says, archiving a source archives its
 /// connections, and unarchiving a connection unarchives its source and
 /// destination. A destination a live connection uses cannot be archived (409).
-#[utoipa::path(put, path = "/2023-07-01/sources/{id}/archive", tag = "configuration", summary = "Archive (or, with /unarchive, restore) an API-created source and its connections; likewise destinations, and connections (unarchiving one restores its source and destination)", params(("id" = String, Path, description = "the object's id or name")), responses((status = 200, description = "the object"), (status = 404, description = "unknown"), (status = 409, description = "declared in gateway.toml, or still used by a live connection")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/2023-07-01/sources/{id}/archive", tag = "configuration", summary = "Archive (or, with /unarchive, restore) an API-created source and its connections; likewise destinations, and connections (unarchiving one restores its source and destination)", params(("id" = String, Path, description = "the object's id or name")), responses((status = 200, description = "the object", body = SourceView), (status = 404, description = "unknown", body = ErrorBody), (status = 409, description = "declared in gateway.toml, or still used by a live connection", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn archive_action(
     State(state): Shared,
     Path((table, id, action)): Path<(String, String, String)>,

@@ -3,20 +3,24 @@
 use super::error::{ApiError, ApiResult};
 use super::listing::page_of;
 use super::query::{Query, Range};
+use super::schema::{ErrorBody, Listing};
+use super::views::{AttemptView, EventView, RawBodyView};
 use super::{blocking, bounded_page, paged, views, with_data, Shared};
 use crate::ids::now_ms;
 use crate::model::{Attempt, AttemptTrigger, Event, EventStatus};
 use crate::store::{Cursor, Page, PageRequest, QueueMove, Store};
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
 /// `GET /events`: filters `id`, `status`, `webhook_id`, `source_id`,
 /// `destination_id`, `request_id`, `attempts`, `response_status`, `error_code`,
 /// `created_at[…]`, `last_attempt_at[…]`, `successful_at[…]`, `cli_id`, the
 /// payload filters and `search_term`; `include=data`; sorted by `created_at`
 /// or `last_attempt_at`.
-#[utoipa::path(get, path = "/2023-07-01/events", tag = "events", summary = "Events, newest first", params(("limit" = Option<String>, Query, description = "1-255, default 100"), ("order_by" = Option<String>, Query, description = "created_at (default) or last_attempt_at"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "id or id[]"), ("status" = Option<String>, Query, description = "SCHEDULED, QUEUED, HOLD, SUCCESSFUL, FAILED"), ("cli_id" = Option<String>, Query, description = "no event has one (hookgate has no CLI): cli_id=… and cli_id[any]=true select none"), ("successful_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any"), ("search_term" = Option<String>, Query, description = "text in the body, a header, the path or the query (3 characters or more)"), ("webhook_id" = Option<String>, Query, description = "connection id"), ("source_id" = Option<String>, Query, description = "source id"), ("destination_id" = Option<String>, Query, description = "destination id"), ("request_id" = Option<String>, Query, description = "request id"), ("attempts" = Option<String>, Query, description = "number of attempts; also attempts[gte], gt, lte, lt"), ("response_status" = Option<String>, Query, description = "last response status; also response_status[gte], gt, lte, lt, any"), ("error_code" = Option<String>, Query, description = "e.g. TIMEOUT"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt"), ("last_attempt_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any"), ("include" = Option<String>, Query, description = "data: include the payload"), ("body" = Option<String>, Query, description = "JSON filter on the body (Hookdeck filter syntax)"), ("headers" = Option<String>, Query, description = "JSON filter on the headers")), responses((status = 200, description = "a page of events"), (status = 422, description = "a bad parameter")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/events", tag = "events", summary = "Events, newest first", params(("limit" = Option<String>, Query, description = "1-255, default 100"), ("order_by" = Option<String>, Query, description = "created_at (default) or last_attempt_at"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "id or id[]"), ("status" = Option<String>, Query, description = "SCHEDULED, QUEUED, HOLD, SUCCESSFUL, FAILED"), ("cli_id" = Option<String>, Query, description = "no event has one (hookgate has no CLI): cli_id=… and cli_id[any]=true select none"), ("successful_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any"), ("search_term" = Option<String>, Query, description = "text in the body, a header, the path or the query (3 characters or more)"), ("webhook_id" = Option<String>, Query, description = "connection id"), ("source_id" = Option<String>, Query, description = "source id"), ("destination_id" = Option<String>, Query, description = "destination id"), ("request_id" = Option<String>, Query, description = "request id"), ("attempts" = Option<String>, Query, description = "number of attempts; also attempts[gte], gt, lte, lt"), ("response_status" = Option<String>, Query, description = "last response status; also response_status[gte], gt, lte, lt, any"), ("error_code" = Option<String>, Query, description = "e.g. TIMEOUT"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt"), ("last_attempt_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any"), ("include" = Option<String>, Query, description = "data: include the payload"), ("body" = Option<String>, Query, description = "JSON filter on the body (Hookdeck filter syntax)"), ("headers" = Option<String>, Query, description = "JSON filter on the headers")), responses((status = 200, description = "a page of events", body = Listing<EventView>), (status = 422, description = "a bad parameter", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list_events(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
     let page = query.page_ordered(&EVENT_ORDER)?;
@@ -134,7 +138,7 @@ fn cli_filter(query: &Query) -> ApiResult<bool> {
 }
 
 /// `GET /events/:id`, with its data.
-#[utoipa::path(get, path = "/2023-07-01/events/{id}", tag = "events", summary = "One event with the data it delivers", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "the event"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/events/{id}", tag = "events", summary = "One event with the data it delivers", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "the event", body = EventView), (status = 404, description = "unknown id", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn get_event(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let (store, team) = (state.store.clone(), state.team_id.clone());
     blocking(move || {
@@ -153,7 +157,7 @@ fn known_event(store: &Store, id: &str) -> ApiResult<Event> {
 
 /// `GET /events/:id/raw_body`: the body the event delivers, as text
 /// (`{body}`; bytes that are not UTF-8 are replaced).
-#[utoipa::path(get, path = "/2023-07-01/events/{id}/raw_body", tag = "events", summary = "The body an event delivers, as received or transformed", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "{body}"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/events/{id}/raw_body", tag = "events", summary = "The body an event delivers, as received or transformed", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "{body}", body = RawBodyView), (status = 404, description = "unknown id", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn event_raw_body(
     State(state): Shared,
     Path(id): Path<String>,
@@ -170,22 +174,34 @@ pub async fn event_raw_body(
 /// `{body}` of a payload, the reference's raw body answer.
 pub(super) fn raw_body(payload: Option<&crate::model::Payload>, id: &str) -> ApiResult<Value> {
     let payload = payload.ok_or_else(|| ApiError::not_found("data of", id))?;
-    Ok(json!({ "body": String::from_utf8_lossy(&payload.body) }))
+    let body = String::from_utf8_lossy(&payload.body).into_owned();
+    Ok(views::to_json(RawBodyView { body }))
+}
+
+/// `POST /events/{id}/retry`'s answer.
+#[derive(Serialize, ToSchema)]
+pub struct EventRetryView {
+    /// The event, queued.
+    #[schema(value_type = EventView)]
+    pub event: Value,
+    /// The attempt queued (`QUEUED`), recorded under its id once made.
+    #[schema(value_type = AttemptView)]
+    pub attempt: Value,
 }
 
 /// `POST /events/:id/retry`: a MANUAL attempt now, whatever the event's
 /// state. Answers the event and the attempt it queued (`QUEUED`), which is
 /// recorded under the same id once made (L4794-4846).
-#[utoipa::path(post, path = "/2023-07-01/events/{id}/retry", tag = "events", summary = "A MANUAL attempt now", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "{event, attempt}: the event, queued, and its QUEUED attempt"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/2023-07-01/events/{id}/retry", tag = "events", summary = "A MANUAL attempt now", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "{event, attempt}: the event, queued, and its QUEUED attempt", body = EventRetryView), (status = 404, description = "unknown id", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn retry_event(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let (store, team) = (state.store.clone(), state.team_id.clone());
     let (view, destination) = blocking(move || {
         let retried = store.retry_by_hand(&id, now_ms())?;
         let (event, attempt_id) = retried.ok_or_else(|| ApiError::not_found("event", &id))?;
         let payload = store.event_payload(&event)?;
-        let view = json!({
-            "event": views::event(&team, &event, payload.as_ref()),
-            "attempt": views::queued_attempt(&team, &event, &attempt_id, AttemptTrigger::Manual),
+        let view = views::to_json(EventRetryView {
+            event: views::event(&team, &event, payload.as_ref()),
+            attempt: views::queued_attempt(&team, &event, &attempt_id, AttemptTrigger::Manual),
         });
         Ok((view, event.destination_id))
     })
@@ -198,7 +214,7 @@ pub async fn retry_event(State(state): Shared, Path(id): Path<String>) -> ApiRes
 /// scheduled retry is cancelled (`next_attempt_at` null), the status is
 /// kept; an attempt asked for by hand still happens. A webhook job's
 /// delivery (not the reference's) fails instead, so that its job ends.
-#[utoipa::path(put, path = "/2023-07-01/events/{id}/mute", tag = "events", summary = "No more automatic retries", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "the event"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/2023-07-01/events/{id}/mute", tag = "events", summary = "No more automatic retries", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "the event", body = EventView), (status = 404, description = "unknown id", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn mute_event(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let (store, team) = (state.store.clone(), state.team_id.clone());
     blocking(move || {
@@ -229,7 +245,7 @@ pub async fn mute_event(State(state): Shared, Path(id): Path<String>) -> ApiResu
 /// `GET /attempts`: every attempt, or those of `event_id` (one or an
 /// array), by `created_at` (L5069-5103). An event's queued retry shows as a
 /// `QUEUED` attempt until it is made.
-#[utoipa::path(get, path = "/2023-07-01/attempts", tag = "events", summary = "Attempts, of every event or of some", params(("event_id" = Option<String>, Query, description = "event id, or event_id[]=…"), ("order_by" = Option<String>, Query, description = "created_at"), ("limit" = Option<String>, Query, description = "1-255, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev")), responses((status = 200, description = "a page of attempts"), (status = 422, description = "a bad parameter")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/attempts", tag = "events", summary = "Attempts, of every event or of some", params(("event_id" = Option<String>, Query, description = "event id, or event_id[]=…"), ("order_by" = Option<String>, Query, description = "created_at"), ("limit" = Option<String>, Query, description = "1-255, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev")), responses((status = 200, description = "a page of attempts", body = Listing<AttemptView>), (status = 422, description = "a bad parameter", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list_attempts(
     State(state): Shared,
     RawQuery(raw): RawQuery,
@@ -290,7 +306,7 @@ fn attempts_of_event(store: &Store, team: &str, event_id: &str) -> ApiResult<Vec
 }
 
 /// `GET /attempts/:id`
-#[utoipa::path(get, path = "/2023-07-01/attempts/{id}", tag = "events", summary = "One attempt", params(("id" = String, Path, description = "atm_…")), responses((status = 200, description = "the attempt"), (status = 404, description = "unknown id")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/attempts/{id}", tag = "events", summary = "One attempt", params(("id" = String, Path, description = "atm_…")), responses((status = 200, description = "the attempt", body = AttemptView), (status = 404, description = "unknown id", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn get_attempt(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let (store, team) = (state.store.clone(), state.team_id.clone());
     blocking(move || {

@@ -4,9 +4,10 @@
 use super::{Connection, DeliveryWindow};
 use crate::pipeline::transform::LogEntry;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Hookdeck's event lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum EventStatus {
     /// Waiting for a delay or a retry.
@@ -167,7 +168,7 @@ impl Event {
 }
 
 /// What made an attempt happen.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AttemptTrigger {
     Initial,

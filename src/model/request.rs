@@ -1,9 +1,10 @@
 //! Inbound requests as received by a source.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Whether the ingress accepted a request (and routed it) or turned it away.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum RequestStatus {
     Accepted,
@@ -11,7 +12,7 @@ pub enum RequestStatus {
 }
 
 /// Why a request was rejected, named as in Hookdeck's API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum RejectionCause {
     /// The source is archived (a deleted one's requests are `NO_WEBHOOK`).

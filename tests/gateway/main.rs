@@ -24,6 +24,7 @@ mod ingress_hostile;
 mod issues;
 mod jobs_indexes;
 mod openapi_check;
+mod openapi_schema_a;
 mod outbound;
 mod outbound_limits;
 mod outbound_lists;
