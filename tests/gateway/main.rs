@@ -22,6 +22,7 @@ mod hookdeck_tr_bk_bulk;
 mod ingress;
 mod ingress_hostile;
 mod issues;
+mod openapi_schema_b;
 mod outbound;
 mod outbound_limits;
 mod outbound_lists;
