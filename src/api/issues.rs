@@ -428,8 +428,10 @@ pub struct IssueView {
 #[derive(Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum IssueData {
+    // Each variant requires the field only it has: a validator tells them apart.
     /// A transformation issue's: the run.
     Transformation {
+        #[schema(required = true)]
         transformation_execution: Option<ExecutionView>,
         /// Always null.
         #[schema(value_type = Option<Object>)]
@@ -438,7 +440,7 @@ pub enum IssueData {
     /// A delivery or backpressure issue's: the event and its attempt (views
     /// as `GET /events/{id}` and `GET /attempts/{id}` answer).
     Delivery {
-        #[schema(value_type = Option<Object>)]
+        #[schema(value_type = Option<Object>, required = true)]
         trigger_event: Value,
         #[schema(value_type = Option<Object>)]
         trigger_attempt: Value,

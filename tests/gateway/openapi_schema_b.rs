@@ -111,3 +111,19 @@ async fn a_views_schema_names_exactly_the_fields_its_answer_has() {
     assert_eq!(status, 200, "{transformation}");
     assert_eq!(keys(&transformation), properties("TransformationView"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_issues_data_is_one_of_two_shapes_told_apart_by_what_each_requires() {
+    let gw = TestGateway::start("[[sources]]\nname = \"shop\"\n").await;
+    let url = format!("http://{}/openapi.json", gw.gateway.api_addr.unwrap());
+    let doc: Value = gw.http.get(url).send().await.unwrap().json().await.unwrap();
+    let variants = doc["components"]["schemas"]["IssueData"]["oneOf"].as_array();
+    let required: Vec<&Value> = variants.unwrap().iter().map(|v| &v["required"]).collect();
+    assert_eq!(
+        required,
+        [
+            &json!(["transformation_execution"]),
+            &json!(["trigger_event"])
+        ]
+    );
+}
