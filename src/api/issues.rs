@@ -432,7 +432,7 @@ pub enum IssueData {
     /// A transformation issue's: the run.
     Transformation {
         #[schema(required = true)]
-        transformation_execution: Option<ExecutionView>,
+        transformation_execution: Option<Box<ExecutionView>>,
         /// Always null.
         #[schema(value_type = Option<Object>)]
         trigger_attempt: Option<Value>,
@@ -521,7 +521,7 @@ fn issue_data(store: &Store, team_id: &str, issue: &Issue) -> IssueData {
                 .zip(issue.execution_id.as_ref());
             let execution = execution.and_then(|(trs, id)| store.execution(trs, id).ok().flatten());
             IssueData::Transformation {
-                transformation_execution: execution.map(|e| execution_view(team_id, &e)),
+                transformation_execution: execution.map(|e| Box::new(execution_view(team_id, &e))),
                 trigger_attempt: None,
             }
         }
