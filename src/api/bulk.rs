@@ -216,6 +216,17 @@ pub async fn plan(
     }))
 }
 
+/// `GET /bulk/{kind}/retry/plan/generate`: the reference's other spelling of
+/// `…/plan` (L6438).
+#[utoipa::path(get, path = "/2023-07-01/bulk/{kind}/retry/plan/generate", tag = "bulk retries", summary = "As GET /bulk/{kind}/retry/plan", params(("kind" = String, Path, description = "events, requests or ignored-events"), ("query" = Option<String>, Query, description = "JSON object of the list's filters; or the filters as parameters")), responses((status = 200, description = "estimated_count, estimated_batch and progress (0)", body = BulkPlanView), (status = 404, description = "an unknown kind", body = ErrorBody), (status = 422, description = "a filter or operator the list does not have", body = ErrorBody)), security(("api_key" = [])))]
+pub async fn plan_generate(
+    state: Shared,
+    kind: Path<String>,
+    raw: RawQuery,
+) -> ApiResult<Json<BulkPlanView>> {
+    plan(state, kind, raw).await
+}
+
 /// `POST /bulk/{kind}/retry` with `{"query": {…filters…}}`: starts a job.
 #[utoipa::path(post, path = "/2023-07-01/bulk/{kind}/retry", tag = "bulk retries", summary = "Start a bulk retry with a query object of filters", params(("kind" = String, Path, description = "events, requests or ignored-events")), request_body = BulkRetryInput, responses((status = 200, description = "the job", body = BulkRetryView), (status = 404, description = "an unknown kind", body = ErrorBody), (status = 422, description = "no query, or a filter or operator the list does not have", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn create(
@@ -381,6 +392,7 @@ pub async fn cancel(
 
 /// `POST /bulk/ignored-events/{id}/cancel`: the reference's other spelling
 /// of `/bulk/ignored-events/retry/{id}/cancel` (L6829).
+#[utoipa::path(post, path = "/2023-07-01/bulk/ignored-events/{id}/cancel", tag = "bulk retries", summary = "As POST /bulk/ignored-events/retry/{id}/cancel", params(("id" = String, Path, description = "bch_…")), responses((status = 200, description = "the job", body = BulkRetryView), (status = 404, description = "unknown", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn cancel_ignored_events(
     state: Shared,
     Path(id): Path<String>,
