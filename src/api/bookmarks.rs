@@ -3,6 +3,7 @@
 
 use super::error::{checked_name, checked_present_name, json_body, ApiError, ApiResult};
 use super::query::{iso, Query};
+use super::schema::{value_of, Deleted, ErrorBody, Listing};
 use super::{blocking, bounded_page, views, ApiState, Shared};
 use crate::ids::{event_data_id, event_of_data, new_id, now_ms};
 use crate::model::{Bookmark, Event, Payload};
@@ -10,19 +11,25 @@ use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 /// The body of `POST /bookmarks` and `PUT /bookmarks/{id}`: the reference's
 /// `event_data_id`, `webhook_id`, `label`, `name`, and hookgate's `event_id`
 /// (the event itself) as another way to name the data.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BookmarkInput {
+    /// The event data to save (`edt_…`); required to create.
     event_data_id: Option<String>,
+    /// The event whose data to save, instead of `event_data_id`.
     event_id: Option<String>,
+    /// The connection it replays through; by default the event's.
     webhook_id: Option<String>,
+    /// A descriptive label; required to create.
     label: Option<String>,
+    /// A unique name to refer to it by.
     name: Option<String>,
 }
 
@@ -69,21 +76,55 @@ fn event_field(input: &BookmarkInput) -> &'static str {
     }
 }
 
-fn view(team_id: &str, bookmark: &Bookmark) -> Value {
-    json!({
-        "id": bookmark.id,
-        "team_id": team_id,
-        "webhook_id": bookmark.connection_id,
-        "event_data_id": event_data_id(&bookmark.event_id),
-        "label": bookmark.label,
-        "alias": null,
-        "name": bookmark.name,
-        "data": views::data(&bookmark.data),
-        "last_used_at": bookmark.last_used_at.map(iso),
-        "updated_at": iso(bookmark.updated_at.unwrap_or(bookmark.created_at)),
-        "created_at": iso(bookmark.created_at),
-        "event_id": bookmark.event_id,
-    })
+/// A bookmark as the reference shows it, plus hookgate's `event_id`.
+#[derive(Serialize, ToSchema)]
+pub struct BookmarkView {
+    /// `bmk_…`.
+    id: String,
+    team_id: String,
+    /// The connection it replays through.
+    webhook_id: String,
+    /// The saved event data (`edt_…`).
+    event_data_id: String,
+    /// A descriptive label.
+    label: String,
+    /// Always null: hookgate has no aliases.
+    alias: Option<String>,
+    /// A unique name to refer to it by.
+    name: Option<String>,
+    /// The saved data: `{headers, body, path, query, parsed_query, method}`.
+    #[schema(value_type = Object)]
+    data: Value,
+    /// When it was last triggered.
+    last_used_at: Option<String>,
+    updated_at: String,
+    created_at: String,
+    /// The event whose data was saved.
+    event_id: String,
+}
+
+fn view(team_id: &str, bookmark: &Bookmark) -> BookmarkView {
+    BookmarkView {
+        id: bookmark.id.clone(),
+        team_id: team_id.to_string(),
+        webhook_id: bookmark.connection_id.clone(),
+        event_data_id: event_data_id(&bookmark.event_id),
+        label: bookmark.label.clone(),
+        alias: None,
+        name: bookmark.name.clone(),
+        data: views::data(&bookmark.data),
+        last_used_at: bookmark.last_used_at.map(iso),
+        updated_at: iso(bookmark.updated_at.unwrap_or(bookmark.created_at)),
+        created_at: iso(bookmark.created_at),
+        event_id: bookmark.event_id.clone(),
+    }
+}
+
+/// The answer of `GET /bookmarks/{id}/raw_body`.
+#[derive(Serialize, ToSchema)]
+pub struct RawBodyView {
+    /// The saved body, as text.
+    body: String,
 }
 
 /// The event a body names, and its data.
@@ -124,11 +165,11 @@ fn take_fields(state: &ApiState, bookmark: &mut Bookmark, input: BookmarkInput) 
     Ok(())
 }
 
-#[utoipa::path(post, path = "/2023-07-01/bookmarks", tag = "bookmarks", summary = "Save an event's data: event_data_id (or event_id), webhook_id (default: the event's connection), label, name", responses((status = 200, description = "the bookmark"), (status = 422, description = "unknown event data or connection")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/2023-07-01/bookmarks", tag = "bookmarks", summary = "Save an event's data: event_data_id (or event_id), webhook_id (default: the event's connection), label, name", request_body = BookmarkInput, responses((status = 200, description = "the bookmark", body = BookmarkView), (status = 422, description = "unknown event data or connection", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn create(
     State(state): Shared,
     body: Result<Json<BookmarkInput>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BookmarkView>> {
     let input = json_body(body)?.checked()?;
     let label = input.label.clone();
     let label = label.ok_or_else(|| ApiError::invalid("label", "is required"))?;
@@ -176,7 +217,7 @@ fn bookmark_filter(query: &Query) -> ApiResult<impl Fn(&Bookmark) -> bool + Send
     })
 }
 
-#[utoipa::path(get, path = "/2023-07-01/bookmarks", tag = "bookmarks", summary = "Bookmarks, newest first, a page at a time", params(("id" = Option<String>, Query, description = "id or id[]"), ("name" = Option<String>, Query, description = "name or name[]"), ("webhook_id" = Option<String>, Query, description = "connection id(s)"), ("event_data_id" = Option<String>, Query, description = "event data id(s)"), ("label" = Option<String>, Query, description = "label or label[]"), ("last_used_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any"), ("limit" = Option<String>, Query, description = "1-255, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev")), responses((status = 200, description = "the bookmarks")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/bookmarks", tag = "bookmarks", summary = "Bookmarks, newest first, a page at a time", params(("id" = Option<String>, Query, description = "id or id[]"), ("name" = Option<String>, Query, description = "name or name[]"), ("webhook_id" = Option<String>, Query, description = "connection id(s)"), ("event_data_id" = Option<String>, Query, description = "event data id(s)"), ("label" = Option<String>, Query, description = "label or label[]"), ("last_used_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any"), ("limit" = Option<String>, Query, description = "1-255, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev")), responses((status = 200, description = "the bookmarks", body = Listing<BookmarkView>), (status = 422, description = "an unknown parameter", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
     let keep = bookmark_filter(&query)?;
@@ -186,7 +227,7 @@ pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Js
     blocking(move || {
         let found = state.store.page_bookmarks(&page, &keep)?;
         let answer = bounded_page(&page, found, budget, |bookmark| {
-            Ok(view(&state.team_id, bookmark))
+            Ok(value_of(view(&state.team_id, bookmark)))
         })?;
         Ok(Json(answer))
     })
@@ -200,28 +241,33 @@ fn stored(state: &ApiState, id: &str) -> ApiResult<Bookmark> {
         .ok_or_else(|| ApiError::not_found("bookmark", id))
 }
 
-#[utoipa::path(get, path = "/2023-07-01/bookmarks/{id}", tag = "bookmarks", summary = "A bookmark", params(("id" = String, Path, description = "bmk_…")), responses((status = 200, description = "the bookmark"), (status = 404, description = "unknown")), security(("api_key" = [])))]
-pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/2023-07-01/bookmarks/{id}", tag = "bookmarks", summary = "A bookmark", params(("id" = String, Path, description = "bmk_…")), responses((status = 200, description = "the bookmark", body = BookmarkView), (status = 404, description = "unknown", body = ErrorBody)), security(("api_key" = [])))]
+pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<BookmarkView>> {
     blocking(move || Ok(Json(view(&state.team_id, &stored(&state, &id)?)))).await
 }
 
 /// `GET /bookmarks/:id/raw_body` (in Hookdeck's SDK): the saved body, as
-/// the events' and requests' raw bodies are answered.
-#[utoipa::path(get, path = "/2023-07-01/bookmarks/{id}/raw_body", tag = "bookmarks", summary = "A bookmark's saved body", params(("id" = String, Path, description = "bmk_…")), responses((status = 200, description = "{body}"), (status = 404, description = "unknown")), security(("api_key" = [])))]
-pub async fn raw_body(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+/// the events' and requests' raw bodies are answered (a bookmark always
+/// holds its data).
+#[utoipa::path(get, path = "/2023-07-01/bookmarks/{id}/raw_body", tag = "bookmarks", summary = "A bookmark's saved body", params(("id" = String, Path, description = "bmk_…")), responses((status = 200, description = "{body}", body = RawBodyView), (status = 404, description = "unknown", body = ErrorBody)), security(("api_key" = [])))]
+pub async fn raw_body(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> ApiResult<Json<RawBodyView>> {
     blocking(move || {
-        let bookmark = stored(&state, &id)?;
-        Ok(Json(super::outbound::raw_body(Some(&bookmark.data), &id)?))
+        let data = stored(&state, &id)?.data;
+        let body = String::from_utf8_lossy(&data.body).into_owned();
+        Ok(Json(RawBodyView { body }))
     })
     .await
 }
 
-#[utoipa::path(put, path = "/2023-07-01/bookmarks/{id}", tag = "bookmarks", summary = "Change a bookmark's data (event_data_id or event_id), connection (webhook_id), label or name", params(("id" = String, Path, description = "bmk_…")), responses((status = 200, description = "the bookmark"), (status = 404, description = "unknown"), (status = 422, description = "unknown event data or connection")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/2023-07-01/bookmarks/{id}", tag = "bookmarks", summary = "Change a bookmark's data (event_data_id or event_id), connection (webhook_id), label or name", params(("id" = String, Path, description = "bmk_…")), request_body = BookmarkInput, responses((status = 200, description = "the bookmark", body = BookmarkView), (status = 404, description = "unknown", body = ErrorBody), (status = 422, description = "unknown event data or connection", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn update(
     State(state): Shared,
     Path(id): Path<String>,
     body: Result<Json<BookmarkInput>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BookmarkView>> {
     let input = json_body(body)?.checked()?;
     let event_id = input.event_id()?;
     blocking(move || {
@@ -241,21 +287,22 @@ pub async fn update(
     .await
 }
 
-#[utoipa::path(delete, path = "/2023-07-01/bookmarks/{id}", tag = "bookmarks", summary = "Delete a bookmark", params(("id" = String, Path, description = "bmk_…")), responses((status = 200, description = "deleted"), (status = 404, description = "unknown")), security(("api_key" = [])))]
-pub async fn delete(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(delete, path = "/2023-07-01/bookmarks/{id}", tag = "bookmarks", summary = "Delete a bookmark", params(("id" = String, Path, description = "bmk_…")), responses((status = 200, description = "deleted", body = Deleted), (status = 404, description = "unknown", body = ErrorBody)), security(("api_key" = [])))]
+pub async fn delete(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Deleted>> {
     let store = state.store.clone();
     blocking(move || {
         if !store.delete_bookmark(&id)? {
             return Err(ApiError::not_found("bookmark", &id));
         }
-        Ok(Json(json!({ "id": id })))
+        Ok(Json(Deleted { id }))
     })
     .await
 }
 
 /// The body of `POST /bookmarks/{id}/trigger`.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = BookmarkTriggerInput)]
 pub struct TriggerInput {
     /// `http` (the default) or `cli`.
     target: Option<String>,
@@ -289,12 +336,12 @@ fn check_target(target: Option<&str>) -> ApiResult<()> {
 /// `POST /bookmarks/{id}/trigger`: a new event on the bookmark's connection
 /// with the saved data, queued now. The answer is the list of events made
 /// (one, for the `http` target).
-#[utoipa::path(post, path = "/2023-07-01/bookmarks/{id}/trigger", tag = "bookmarks", summary = "Replay the saved data through its connection as a new event (target http; cli is refused)", params(("id" = String, Path, description = "bmk_…")), responses((status = 200, description = "an array of the new events"), (status = 404, description = "unknown"), (status = 409, description = "the connection is gone"), (status = 422, description = "target cli, or unknown")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/2023-07-01/bookmarks/{id}/trigger", tag = "bookmarks", summary = "Replay the saved data through its connection as a new event (target http; cli is refused)", params(("id" = String, Path, description = "bmk_…")), request_body(content = Option<TriggerInput>, description = "optional: no body is {}"), responses((status = 200, description = "an array of the new events (event views)", body = Vec<Object>), (status = 404, description = "unknown", body = ErrorBody), (status = 409, description = "the connection is gone", body = ErrorBody), (status = 422, description = "target cli, or unknown", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn trigger(
     State(state): Shared,
     Path(id): Path<String>,
     body: Bytes,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Vec<Value>>> {
     let input = trigger_input(&body)?;
     check_target(input.target.as_deref())?;
     let job_state = state.clone();
@@ -325,5 +372,5 @@ pub async fn trigger(
     })
     .await?;
     state.scheduler.wake(&event.destination_id);
-    Ok(Json(json!([views::event(&state.team_id, &event, None)])))
+    Ok(Json(vec![views::event(&state.team_id, &event, None)]))
 }

@@ -8,15 +8,18 @@ use super::error::{ApiError, ApiResult};
 use super::inbound::{ignored_filter, request_filter, reroute};
 use super::outbound::event_filter;
 use super::query::{iso, Query};
+use super::schema::{value_of, ErrorBody, Listing};
 use super::{blocking, listing, paged, ApiState, Shared};
 use crate::ids::{new_id, now_ms};
 use crate::model::{AttemptTrigger, BulkKind, BulkQuery, BulkRetry, BulkStatus};
 use crate::store::{Cursor, Direction, PageRequest};
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 /// Records retried per step; progress is saved after each.
 const BATCH: usize = 100;
@@ -36,28 +39,81 @@ fn batches(count: u64) -> u64 {
 }
 
 /// A job as the reference shows it, plus hookgate's `type` and `status`.
-/// `number` counts the jobs of its kind (1 for the first).
-fn view(team_id: &str, bulk: &BulkRetry, number: u64) -> Value {
+#[derive(Serialize, ToSchema)]
+pub struct BulkRetryView {
+    /// `bch_…`.
+    id: String,
+    team_id: String,
+    /// What it retries.
+    #[serde(rename = "type")]
+    kind: BulkKind,
+    /// The filters that select what it retries, as the list endpoint reads them.
+    #[schema(value_type = Object)]
+    query: Value,
+    status: BulkStatus,
+    /// Whether it is still running.
+    in_progress: bool,
+    /// Counts the jobs of its kind (1 for the first).
+    number: u64,
+    /// Batches of 100 it is expected to take.
+    estimated_batch: u64,
+    /// Batches done so far.
+    processed_batch: u64,
+    /// Records selected when it started.
+    estimated_count: u64,
+    /// Records retried.
+    completed_count: u64,
+    /// Records that could not be retried.
+    failed_count: u64,
+    /// The share processed, 0 to 1 in hundredths.
+    progress: f64,
+    created_at: String,
+    updated_at: String,
+    completed_at: Option<String>,
+    cancelled_at: Option<String>,
+}
+
+fn view(team_id: &str, bulk: &BulkRetry, number: u64) -> BulkRetryView {
     let processed = bulk.completed_count + bulk.failed_count;
-    json!({
-        "id": bulk.id,
-        "team_id": team_id,
-        "type": bulk.kind,
-        "query": query_object(&bulk.query),
-        "status": bulk.status,
-        "in_progress": bulk.status == BulkStatus::Running,
-        "number": number,
-        "estimated_batch": batches(bulk.estimated_count),
-        "processed_batch": batches(processed),
-        "estimated_count": bulk.estimated_count,
-        "completed_count": bulk.completed_count,
-        "failed_count": bulk.failed_count,
-        "progress": progress(bulk),
-        "created_at": iso(bulk.created_at),
-        "updated_at": iso(last_change(bulk)),
-        "completed_at": bulk.completed_at.map(iso),
-        "cancelled_at": bulk.cancelled_at.map(iso),
-    })
+    BulkRetryView {
+        id: bulk.id.clone(),
+        team_id: team_id.to_string(),
+        kind: bulk.kind,
+        query: query_object(&bulk.query),
+        status: bulk.status,
+        in_progress: bulk.status == BulkStatus::Running,
+        number,
+        estimated_batch: batches(bulk.estimated_count),
+        processed_batch: batches(processed),
+        estimated_count: bulk.estimated_count,
+        completed_count: bulk.completed_count,
+        failed_count: bulk.failed_count,
+        progress: progress(bulk),
+        created_at: iso(bulk.created_at),
+        updated_at: iso(last_change(bulk)),
+        completed_at: bulk.completed_at.map(iso),
+        cancelled_at: bulk.cancelled_at.map(iso),
+    }
+}
+
+/// What a bulk retry would retry now.
+#[derive(Serialize, ToSchema)]
+pub struct BulkPlanView {
+    /// Records the query selects.
+    estimated_count: u64,
+    /// Batches of 100 they take.
+    estimated_batch: u64,
+    /// Always 0: a plan has processed nothing.
+    progress: u8,
+}
+
+/// The body of `POST /bulk/{kind}/retry`.
+#[derive(Deserialize, ToSchema)]
+pub struct BulkRetryInput {
+    /// Required: a JSON object of the list endpoint's filters, e.g.
+    /// `{"status": ["FAILED"], "created_at": {"gte": "2026-11-01"}}`.
+    #[schema(value_type = Object)]
+    query: Option<Value>,
 }
 
 /// The share of the estimated records processed, 0 to 1 in hundredths (as
@@ -110,7 +166,7 @@ fn numbered(state: &ApiState, kind: BulkKind) -> ApiResult<Vec<(u64, BulkRetry)>
 }
 
 /// The view of one job, numbered among those of its kind.
-fn view_one(state: &ApiState, bulk: &BulkRetry) -> ApiResult<Value> {
+fn view_one(state: &ApiState, bulk: &BulkRetry) -> ApiResult<BulkRetryView> {
     let number = numbered(state, bulk.kind)?
         .iter()
         .find(|(_, job)| job.id == bulk.id)
@@ -143,34 +199,47 @@ fn estimate(state: &ApiState, kind: BulkKind, query: &Query) -> ApiResult<u64> {
 
 /// `GET /bulk/{kind}/retry/plan?query={…}` (or the filters as parameters):
 /// how many a job would retry.
-#[utoipa::path(get, path = "/2023-07-01/bulk/{kind}/retry/plan", tag = "bulk retries", summary = "How many a bulk retry would retry (filters as the list endpoint; also at /plan/generate)", params(("kind" = String, Path, description = "events, requests or ignored-events"), ("query" = Option<String>, Query, description = "JSON object of the list's filters, e.g. {\"created_at\":{\"gte\":\"2026-11-01\"}}; or the filters as parameters")), responses((status = 200, description = "estimated_count, estimated_batch and progress (0)"), (status = 422, description = "a filter or operator the list does not have")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/bulk/{kind}/retry/plan", tag = "bulk retries", summary = "How many a bulk retry would retry (filters as the list endpoint; also at /plan/generate)", params(("kind" = String, Path, description = "events, requests or ignored-events"), ("query" = Option<String>, Query, description = "JSON object of the list's filters, e.g. {\"created_at\":{\"gte\":\"2026-11-01\"}}; or the filters as parameters")), responses((status = 200, description = "estimated_count, estimated_batch and progress (0)", body = BulkPlanView), (status = 404, description = "an unknown kind", body = ErrorBody), (status = 422, description = "a filter or operator the list does not have", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn plan(
     State(state): Shared,
     Path(kind): Path<String>,
     RawQuery(raw): RawQuery,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BulkPlanView>> {
     let kind = kind_of(&kind)?;
     let query = Query::parse(raw.as_deref()).with_json_query()?;
     state.store.wait_indexed().await;
     let count = blocking(move || estimate(&state, kind, &query)).await?;
-    // A plan has processed nothing yet.
-    Ok(Json(
-        json!({ "estimated_count": count, "estimated_batch": batches(count), "progress": 0 }),
-    ))
+    Ok(Json(BulkPlanView {
+        estimated_count: count,
+        estimated_batch: batches(count),
+        progress: 0,
+    }))
+}
+
+/// `GET /bulk/{kind}/retry/plan/generate`: the reference's other spelling of
+/// `…/plan` (L6438).
+#[utoipa::path(get, path = "/2023-07-01/bulk/{kind}/retry/plan/generate", tag = "bulk retries", summary = "As GET /bulk/{kind}/retry/plan", params(("kind" = String, Path, description = "events, requests or ignored-events"), ("query" = Option<String>, Query, description = "JSON object of the list's filters; or the filters as parameters")), responses((status = 200, description = "estimated_count, estimated_batch and progress (0)", body = BulkPlanView), (status = 404, description = "an unknown kind", body = ErrorBody), (status = 422, description = "a filter or operator the list does not have", body = ErrorBody)), security(("api_key" = [])))]
+pub async fn plan_generate(
+    state: Shared,
+    kind: Path<String>,
+    raw: RawQuery,
+) -> ApiResult<Json<BulkPlanView>> {
+    plan(state, kind, raw).await
 }
 
 /// `POST /bulk/{kind}/retry` with `{"query": {…filters…}}`: starts a job.
-#[utoipa::path(post, path = "/2023-07-01/bulk/{kind}/retry", tag = "bulk retries", summary = "Start a bulk retry with a query object of filters", params(("kind" = String, Path, description = "events, requests or ignored-events")), responses((status = 200, description = "the job"), (status = 422, description = "no query, or a filter or operator the list does not have")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/2023-07-01/bulk/{kind}/retry", tag = "bulk retries", summary = "Start a bulk retry with a query object of filters", params(("kind" = String, Path, description = "events, requests or ignored-events")), request_body = BulkRetryInput, responses((status = 200, description = "the job", body = BulkRetryView), (status = 404, description = "an unknown kind", body = ErrorBody), (status = 422, description = "no query, or a filter or operator the list does not have", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn create(
     State(state): Shared,
     Path(kind): Path<String>,
-    body: Option<Json<Value>>,
-) -> ApiResult<Json<Value>> {
+    body: Option<Json<BulkRetryInput>>,
+) -> ApiResult<Json<BulkRetryView>> {
     let kind = kind_of(&kind)?;
-    let query = match body.as_ref().map(|Json(b)| b.get("query")) {
-        Some(Some(Value::Object(filters))) => filters.clone(),
-        Some(Some(_)) => return Err(ApiError::invalid("query", "must be an object of filters")),
-        _ => {
+    // No body, or one that is not a JSON object, names no query either.
+    let query = match body.and_then(|Json(b)| b.query) {
+        Some(Value::Object(filters)) => filters,
+        Some(_) => return Err(ApiError::invalid("query", "must be an object of filters")),
+        None => {
             return Err(ApiError::invalid(
                 "query",
                 "is required: {\"query\": {…filters…}}",
@@ -206,7 +275,7 @@ pub async fn create(
 }
 
 /// `GET /bulk/{kind}/retry`: the jobs of that kind, newest first.
-#[utoipa::path(get, path = "/2023-07-01/bulk/{kind}/retry", tag = "bulk retries", summary = "Bulk retries of a kind, newest first, a page at a time", params(("kind" = String, Path, description = "events, requests or ignored-events"), ("id" = Option<String>, Query, description = "id or id[]"), ("in_progress" = Option<bool>, Query, description = "running or not"), ("query" = Option<String>, Query, description = "JSON object: the jobs whose query is exactly this"), ("query_partial_match" = Option<bool>, Query, description = "true: the jobs whose query contains every filter of `query`"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any; likewise completed_at, cancelled_at"), ("order_by" = Option<String>, Query, description = "created_at (default) or updated_at"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("limit" = Option<String>, Query, description = "1-255, default 100"), ("next" = Option<String>, Query, description = "cursor"), ("prev" = Option<String>, Query, description = "cursor")), responses((status = 200, description = "{pagination, count, models}"), (status = 422, description = "an unknown parameter, or a query that is not a JSON object")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/bulk/{kind}/retry", tag = "bulk retries", summary = "Bulk retries of a kind, newest first, a page at a time", params(("kind" = String, Path, description = "events, requests or ignored-events"), ("id" = Option<String>, Query, description = "id or id[]"), ("in_progress" = Option<bool>, Query, description = "running or not"), ("query" = Option<String>, Query, description = "JSON object: the jobs whose query is exactly this"), ("query_partial_match" = Option<bool>, Query, description = "true: the jobs whose query contains every filter of `query`"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any; likewise completed_at, cancelled_at"), ("order_by" = Option<String>, Query, description = "created_at (default) or updated_at"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("limit" = Option<String>, Query, description = "1-255, default 100"), ("next" = Option<String>, Query, description = "cursor"), ("prev" = Option<String>, Query, description = "cursor")), responses((status = 200, description = "{pagination, count, models}", body = Listing<BulkRetryView>), (status = 404, description = "an unknown kind", body = ErrorBody), (status = 422, description = "an unknown parameter, or a query that is not a JSON object", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list(
     State(state): Shared,
     Path(kind): Path<String>,
@@ -221,7 +290,7 @@ pub async fn list(
         let models = numbered(&state, kind)?
             .into_iter()
             .filter(|(_, bulk)| keep(bulk))
-            .map(|(number, bulk)| view(&state.team_id, &bulk, number))
+            .map(|(number, bulk)| value_of(view(&state.team_id, &bulk, number)))
             .collect();
         let found = listing::page_of(models, &page)?;
         Ok(Json(paged(&page, found.next, found.prev, found.items)))
@@ -278,11 +347,11 @@ fn contains(whole: &Value, part: &Value) -> bool {
 }
 
 /// `GET /bulk/{kind}/retry/{id}`: a job and its progress.
-#[utoipa::path(get, path = "/2023-07-01/bulk/{kind}/retry/{id}", tag = "bulk retries", summary = "A bulk retry and its progress", params(("kind" = String, Path, description = "events, requests or ignored-events"), ("id" = String, Path, description = "bch_…")), responses((status = 200, description = "the job"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/bulk/{kind}/retry/{id}", tag = "bulk retries", summary = "A bulk retry and its progress", params(("kind" = String, Path, description = "events, requests or ignored-events"), ("id" = String, Path, description = "bch_…")), responses((status = 200, description = "the job", body = BulkRetryView), (status = 404, description = "unknown", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn get(
     State(state): Shared,
     Path((kind, id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BulkRetryView>> {
     let kind = kind_of(&kind)?;
     blocking(move || Ok(Json(view_one(&state, &of_kind(&state, kind, &id)?)?))).await
 }
@@ -298,11 +367,11 @@ fn of_kind(state: &ApiState, kind: BulkKind, id: &str) -> ApiResult<BulkRetry> {
 
 /// `POST /bulk/{kind}/retry/{id}/cancel`: stops a running job after its
 /// current batch. A job already over is answered as it is.
-#[utoipa::path(post, path = "/2023-07-01/bulk/{kind}/retry/{id}/cancel", tag = "bulk retries", summary = "Stop a running bulk retry (one already over is answered unchanged)", params(("kind" = String, Path, description = "events, requests or ignored-events"), ("id" = String, Path, description = "bch_…")), responses((status = 200, description = "the job"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/2023-07-01/bulk/{kind}/retry/{id}/cancel", tag = "bulk retries", summary = "Stop a running bulk retry (one already over is answered unchanged)", params(("kind" = String, Path, description = "events, requests or ignored-events"), ("id" = String, Path, description = "bch_…")), responses((status = 200, description = "the job", body = BulkRetryView), (status = 404, description = "unknown", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn cancel(
     State(state): Shared,
     Path((kind, id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BulkRetryView>> {
     let kind = kind_of(&kind)?;
     blocking(move || {
         let bulk = {
@@ -323,10 +392,11 @@ pub async fn cancel(
 
 /// `POST /bulk/ignored-events/{id}/cancel`: the reference's other spelling
 /// of `/bulk/ignored-events/retry/{id}/cancel` (L6829).
+#[utoipa::path(post, path = "/2023-07-01/bulk/ignored-events/{id}/cancel", tag = "bulk retries", summary = "As POST /bulk/ignored-events/retry/{id}/cancel", params(("id" = String, Path, description = "bch_…")), responses((status = 200, description = "the job", body = BulkRetryView), (status = 404, description = "unknown", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn cancel_ignored_events(
     state: Shared,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BulkRetryView>> {
     cancel(state, Path(("ignored-events".to_string(), id))).await
 }
 
@@ -495,6 +565,7 @@ fn save_progress(state: &ApiState, mut bulk: BulkRetry, done: bool) -> ApiResult
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn job(status: BulkStatus, estimated_count: u64, completed_count: u64) -> BulkRetry {
         BulkRetry {

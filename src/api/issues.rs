@@ -3,6 +3,8 @@
 
 use super::error::{checked_name, json_body, refuse_environment, ApiError, ApiResult};
 use super::query::{iso, Query};
+use super::schema::{value_of, Deleted, ErrorBody, Listing};
+use super::transformations::{execution_view, ExecutionView};
 use super::{blocking, listing, reachable, views, ApiState, Shared};
 use crate::ids::{new_id, now_ms};
 use crate::model::{
@@ -13,34 +15,48 @@ use crate::store::{PageRequest, Store};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 /// The body of `POST /issue-triggers` and `PUT /issue-triggers` (by name).
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = IssueTriggerInput)]
 pub struct TriggerInput {
     #[serde(rename = "type")]
     kind: IssueType,
+    /// By type: delivery `{strategy, connections}`, transformation
+    /// `{log_level, transformations}`, backpressure `{delay, destinations}`.
     #[serde(default)]
+    #[schema(value_type = Object)]
     configs: Value,
+    /// Where openings are announced: `{webhook: {url}}` (slack, email, opsgenie kept).
+    #[schema(value_type = Option<Object>)]
     channels: Option<Channels>,
+    /// A unique name.
     name: Option<String>,
 }
 
 /// The body of `PUT /issue-triggers/{id}` (and `POST`): what it names changes.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(as = IssueTriggerChange)]
 pub struct TriggerChange {
     /// The reference's example sends the type along; a new type needs new configs.
     #[serde(rename = "type")]
     kind: Option<IssueType>,
+    /// As for creating, by type.
+    #[schema(value_type = Option<Object>)]
     configs: Option<Value>,
+    #[schema(value_type = Option<Object>)]
     channels: Option<Channels>,
     /// A date disables, `null` enables; absent leaves it.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
     disabled_at: Option<Value>,
+    /// A unique name.
     name: Option<String>,
 }
 
@@ -109,22 +125,46 @@ fn name_is_free(store: &Store, name: &Option<String>, own_id: &str) -> ApiResult
     Ok(())
 }
 
-fn trigger_view(team_id: &str, trigger: &IssueTrigger) -> Value {
-    json!({
-        "id": trigger.id,
-        "team_id": team_id,
-        "name": trigger.name,
-        "type": trigger.kind,
-        "configs": trigger.configs,
-        "channels": trigger.channels,
-        "disabled_at": trigger.disabled_at.map(iso),
-        "updated_at": iso(trigger.updated_at),
-        "created_at": iso(trigger.created_at),
-        "deleted_at": null,
-    })
+/// An issue trigger as the reference shows it.
+#[derive(Serialize, ToSchema)]
+pub struct IssueTriggerView {
+    /// `it_…`.
+    id: String,
+    team_id: String,
+    /// A unique name.
+    name: Option<String>,
+    #[serde(rename = "type")]
+    kind: IssueType,
+    /// What it watches and when it opens, by type.
+    #[schema(value_type = Object)]
+    configs: TriggerConfigs,
+    /// Where openings are announced.
+    #[schema(value_type = Option<Object>)]
+    channels: Option<Channels>,
+    /// Set while it opens no issues.
+    disabled_at: Option<String>,
+    updated_at: String,
+    created_at: String,
+    /// Always null: a deleted trigger is gone.
+    deleted_at: Option<String>,
 }
 
-#[utoipa::path(get, path = "/2023-07-01/issue-triggers", tag = "issues", summary = "Issue triggers", params(("name" = Option<String>, Query, description = "name, name[]=… or name[contains]=…"), ("type" = Option<String>, Query, description = "delivery, transformation, backpressure"), ("disabled_at" = Option<String>, Query, description = "disabled_at[gte]=…, [lte], [gt], [lt], [any]=true|false"), ("order_by" = Option<String>, Query, description = "created_at, updated_at, name"), ("dir" = Option<String>, Query, description = "asc or desc"), ("limit" = Option<u32>, Query, description = "1-255"), ("next" = Option<String>, Query, description = "cursor"), ("prev" = Option<String>, Query, description = "cursor")), responses((status = 200, description = "a page of triggers"), (status = 422, description = "unknown parameter")), security(("api_key" = [])))]
+fn trigger_view(team_id: &str, trigger: &IssueTrigger) -> IssueTriggerView {
+    IssueTriggerView {
+        id: trigger.id.clone(),
+        team_id: team_id.to_string(),
+        name: trigger.name.clone(),
+        kind: trigger.kind,
+        configs: trigger.configs.clone(),
+        channels: trigger.channels.clone(),
+        disabled_at: trigger.disabled_at.map(iso),
+        updated_at: iso(trigger.updated_at),
+        created_at: iso(trigger.created_at),
+        deleted_at: None,
+    }
+}
+
+#[utoipa::path(get, path = "/2023-07-01/issue-triggers", tag = "issues", summary = "Issue triggers", params(("name" = Option<String>, Query, description = "name, name[]=… or name[contains]=…"), ("type" = Option<String>, Query, description = "delivery, transformation, backpressure"), ("disabled_at" = Option<String>, Query, description = "disabled_at[gte]=…, [lte], [gt], [lt], [any]=true|false"), ("order_by" = Option<String>, Query, description = "created_at, updated_at, name"), ("dir" = Option<String>, Query, description = "asc or desc"), ("limit" = Option<u32>, Query, description = "1-255"), ("next" = Option<String>, Query, description = "cursor"), ("prev" = Option<String>, Query, description = "cursor")), responses((status = 200, description = "a page of triggers", body = Listing<IssueTriggerView>), (status = 422, description = "unknown parameter", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list_triggers(
     State(state): Shared,
     RawQuery(raw): RawQuery,
@@ -144,18 +184,18 @@ pub async fn list_triggers(
                     && kind(&api_name(&t.kind))
                     && disabled.contains(t.disabled_at)
             })
-            .map(|t| trigger_view(&state.team_id, t))
+            .map(|t| value_of(trigger_view(&state.team_id, t)))
             .collect();
         listing::answer(models, &page)
     })
     .await
 }
 
-#[utoipa::path(post, path = "/2023-07-01/issue-triggers", tag = "issues", summary = "Create an issue trigger: type, configs, channels, name", responses((status = 200, description = "the trigger"), (status = 409, description = "the name is taken"), (status = 422, description = "invalid")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/2023-07-01/issue-triggers", tag = "issues", summary = "Create an issue trigger: type, configs, channels, name", request_body = TriggerInput, responses((status = 200, description = "the trigger", body = IssueTriggerView), (status = 409, description = "the name is taken", body = ErrorBody), (status = 422, description = "invalid", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn create_trigger(
     State(state): Shared,
     body: Result<Json<TriggerInput>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<IssueTriggerView>> {
     let input = json_body(body)?;
     let trigger = new_trigger(&state, input)?;
     blocking(move || {
@@ -186,11 +226,11 @@ fn new_trigger(state: &ApiState, input: TriggerInput) -> ApiResult<IssueTrigger>
 
 /// `PUT /issue-triggers`: creates the trigger named in the body, or updates
 /// the one of that name (its type, configs, and channels if given).
-#[utoipa::path(put, path = "/2023-07-01/issue-triggers", tag = "issues", summary = "Create or update an issue trigger by name", responses((status = 200, description = "the trigger"), (status = 422, description = "invalid, or no name")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/2023-07-01/issue-triggers", tag = "issues", summary = "Create or update an issue trigger by name", request_body = TriggerInput, responses((status = 200, description = "the trigger", body = IssueTriggerView), (status = 422, description = "invalid, or no name", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn upsert_trigger(
     State(state): Shared,
     body: Result<Json<TriggerInput>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<IssueTriggerView>> {
     let input = json_body(body)?;
     if input.name.is_none() {
         return Err(ApiError::invalid("name", "is required for this endpoint"));
@@ -216,18 +256,21 @@ pub async fn upsert_trigger(
     .await
 }
 
-#[utoipa::path(get, path = "/2023-07-01/issue-triggers/{id}", tag = "issues", summary = "An issue trigger", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the trigger"), (status = 404, description = "unknown")), security(("api_key" = [])))]
-pub async fn get_trigger(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/2023-07-01/issue-triggers/{id}", tag = "issues", summary = "An issue trigger", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the trigger", body = IssueTriggerView), (status = 404, description = "unknown", body = ErrorBody)), security(("api_key" = [])))]
+pub async fn get_trigger(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> ApiResult<Json<IssueTriggerView>> {
     change_trigger(state, id, |_| Ok(())).await
 }
 
 /// `PUT /issue-triggers/{id}`: changes what the body names.
-#[utoipa::path(put, path = "/2023-07-01/issue-triggers/{id}", tag = "issues", summary = "Update an issue trigger: configs, channels, disabled_at, name", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the trigger"), (status = 404, description = "unknown"), (status = 409, description = "the name is taken"), (status = 422, description = "invalid")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/2023-07-01/issue-triggers/{id}", tag = "issues", summary = "Update an issue trigger: configs, channels, disabled_at, name", params(("id" = String, Path, description = "the id")), request_body = TriggerChange, responses((status = 200, description = "the trigger", body = IssueTriggerView), (status = 404, description = "unknown", body = ErrorBody), (status = 409, description = "the name is taken", body = ErrorBody), (status = 422, description = "invalid", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn update_trigger(
     State(state): Shared,
     Path(id): Path<String>,
     body: Result<Json<TriggerChange>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<IssueTriggerView>> {
     let change = json_body(body)?;
     checked_name_of(&change.name)?;
     checked_channels(&state, &change.channels)?;
@@ -271,20 +314,20 @@ pub async fn update_trigger(
 
 /// `POST /issue-triggers/{id}`: the reference lists it beside `PUT` without
 /// describing it; it updates the same way.
-#[utoipa::path(post, path = "/2023-07-01/issue-triggers/{id}", tag = "issues", summary = "Update an issue trigger (as PUT)", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the trigger"), (status = 404, description = "unknown"), (status = 409, description = "the name is taken"), (status = 422, description = "invalid")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/2023-07-01/issue-triggers/{id}", tag = "issues", summary = "Update an issue trigger (as PUT)", params(("id" = String, Path, description = "the id")), request_body = TriggerChange, responses((status = 200, description = "the trigger", body = IssueTriggerView), (status = 404, description = "unknown", body = ErrorBody), (status = 409, description = "the name is taken", body = ErrorBody), (status = 422, description = "invalid", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn post_update_trigger(
     state: Shared,
     id: Path<String>,
     body: Result<Json<TriggerChange>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<IssueTriggerView>> {
     update_trigger(state, id, body).await
 }
 
-#[utoipa::path(put, path = "/2023-07-01/issue-triggers/{id}/disable", tag = "issues", summary = "Stop a trigger opening issues", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the trigger"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/2023-07-01/issue-triggers/{id}/disable", tag = "issues", summary = "Stop a trigger opening issues", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the trigger", body = IssueTriggerView), (status = 404, description = "unknown", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn disable_trigger(
     State(state): Shared,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<IssueTriggerView>> {
     change_trigger(state, id, |trigger| {
         trigger.disabled_at.get_or_insert(now_ms());
         Ok(())
@@ -292,11 +335,11 @@ pub async fn disable_trigger(
     .await
 }
 
-#[utoipa::path(put, path = "/2023-07-01/issue-triggers/{id}/enable", tag = "issues", summary = "Let a trigger open issues again", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the trigger"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/2023-07-01/issue-triggers/{id}/enable", tag = "issues", summary = "Let a trigger open issues again", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the trigger", body = IssueTriggerView), (status = 404, description = "unknown", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn enable_trigger(
     State(state): Shared,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<IssueTriggerView>> {
     change_trigger(state, id, |trigger| {
         trigger.disabled_at = None;
         Ok(())
@@ -304,16 +347,16 @@ pub async fn enable_trigger(
     .await
 }
 
-#[utoipa::path(delete, path = "/2023-07-01/issue-triggers/{id}", tag = "issues", summary = "Delete an issue trigger and the issues it opened", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "{id}"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/2023-07-01/issue-triggers/{id}", tag = "issues", summary = "Delete an issue trigger and the issues it opened", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "{id}", body = Deleted), (status = 404, description = "unknown", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn delete_trigger(
     State(state): Shared,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Deleted>> {
     blocking(move || {
         if !state.router.issues().delete_trigger(&id)? {
             return Err(ApiError::not_found("issue trigger", &id));
         }
-        Ok(Json(json!({ "id": id })))
+        Ok(Json(Deleted { id }))
     })
     .await
 }
@@ -323,7 +366,7 @@ async fn change_trigger(
     state: Arc<ApiState>,
     id: String,
     change: impl FnOnce(&mut IssueTrigger) -> ApiResult<()> + Send + 'static,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<IssueTriggerView>> {
     blocking(move || {
         let mut trigger = state
             .store
@@ -340,10 +383,79 @@ async fn change_trigger(
     .await
 }
 
-/// An issue as the reference shows it; `with_data` adds `data` (the event and
-/// attempt, or the transformation run, that opened it), which lists leave out.
-/// hookgate adds `issue_trigger_id`, `detail` and `count`.
+/// An issue as the reference shows it, plus hookgate's `issue_trigger_id`,
+/// `detail` and `count`.
+#[derive(Serialize, ToSchema)]
+pub struct IssueView {
+    /// `iss_…`.
+    id: String,
+    team_id: String,
+    #[serde(rename = "type")]
+    kind: IssueType,
+    status: IssueStatus,
+    /// What occurrences it collects, by type: delivery `{webhook_id,
+    /// response_status, error_code}`, transformation `{transformation_id,
+    /// log_level}`, backpressure `{destination_id}`.
+    #[schema(value_type = Object)]
+    aggregation_keys: Value,
+    /// The records of its latest occurrence: `event_id`, `attempt_id`, or
+    /// `transformation_execution_id`.
+    #[schema(value_type = Object)]
+    reference: Value,
+    /// Always null: the API has no users.
+    last_updated_by: Option<String>,
+    /// Always null: hookgate never merges issues.
+    merged_with: Option<String>,
+    opened_at: String,
+    first_seen_at: String,
+    last_seen_at: String,
+    /// Set while dismissed: it leaves lists and counts.
+    dismissed_at: Option<String>,
+    updated_at: String,
+    created_at: String,
+    /// The trigger that opened it.
+    issue_trigger_id: String,
+    /// What went wrong, in a line.
+    detail: Option<String>,
+    /// Occurrences collected.
+    count: u64,
+    /// What opened it, when one issue is asked for (lists leave it out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<IssueData>,
+}
+
+/// What opened an issue, as far as it is still stored (null once forgotten).
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum IssueData {
+    // Each variant requires the field only it has: a validator tells them apart.
+    /// A transformation issue's: the run.
+    Transformation {
+        #[schema(required = true)]
+        transformation_execution: Option<Box<ExecutionView>>,
+        /// Always null.
+        #[schema(value_type = Option<Object>)]
+        trigger_attempt: Option<Value>,
+    },
+    /// A delivery or backpressure issue's: the event and its attempt (views
+    /// as `GET /events/{id}` and `GET /attempts/{id}` answer).
+    Delivery {
+        #[schema(value_type = Option<Object>, required = true)]
+        trigger_event: Value,
+        #[schema(value_type = Option<Object>)]
+        trigger_attempt: Value,
+    },
+}
+
+/// An issue as a JSON value, for the tracker's notifications and the lists'
+/// filters (see `issue_view`).
 pub fn issue_object(store: &Store, team_id: &str, issue: &Issue, with_data: bool) -> Value {
+    value_of(issue_view(store, team_id, issue, with_data))
+}
+
+/// An issue's view; `with_data` adds `data` (the event and attempt, or the
+/// transformation run, that opened it), which lists leave out.
+fn issue_view(store: &Store, team_id: &str, issue: &Issue, with_data: bool) -> IssueView {
     let connection = [&issue.connection_id];
     let (aggregation_keys, reference) = match issue.kind {
         IssueType::Delivery => (
@@ -371,33 +483,29 @@ pub fn issue_object(store: &Store, team_id: &str, issue: &Issue, with_data: bool
             json!({ "event_id": issue.event_id }),
         ),
     };
-    let mut object = json!({
-        "id": issue.id,
-        "team_id": team_id,
-        "type": issue.kind,
-        "status": issue.status,
-        "aggregation_keys": aggregation_keys,
-        "reference": reference,
-        "last_updated_by": null,
-        "merged_with": null,
-        "opened_at": iso(issue.opened_at),
-        "first_seen_at": iso(issue.first_seen()),
-        "last_seen_at": iso(issue.last_seen_at),
-        "dismissed_at": issue.dismissed_at.map(iso),
-        "updated_at": iso(issue.updated()),
-        "created_at": iso(issue.first_seen()),
-        "issue_trigger_id": issue.issue_trigger_id,
-        "detail": issue.detail,
-        "count": issue.count,
-    });
-    if with_data {
-        object["data"] = issue_data(store, team_id, issue);
+    IssueView {
+        id: issue.id.clone(),
+        team_id: team_id.to_string(),
+        kind: issue.kind,
+        status: issue.status,
+        aggregation_keys,
+        reference,
+        last_updated_by: None,
+        merged_with: None,
+        opened_at: iso(issue.opened_at),
+        first_seen_at: iso(issue.first_seen()),
+        last_seen_at: iso(issue.last_seen_at),
+        dismissed_at: issue.dismissed_at.map(iso),
+        updated_at: iso(issue.updated()),
+        created_at: iso(issue.first_seen()),
+        issue_trigger_id: issue.issue_trigger_id.clone(),
+        detail: issue.detail.clone(),
+        count: issue.count,
+        data: with_data.then(|| issue_data(store, team_id, issue)),
     }
-    object
 }
 
-/// What opened the issue, as far as it is still stored (null once forgotten).
-fn issue_data(store: &Store, team_id: &str, issue: &Issue) -> Value {
+fn issue_data(store: &Store, team_id: &str, issue: &Issue) -> IssueData {
     let trigger_event = || -> Value {
         let Ok(Some(event)) = store.event(&issue.event_id) else {
             return Value::Null;
@@ -411,19 +519,21 @@ fn issue_data(store: &Store, team_id: &str, issue: &Issue) -> Value {
                 .transformation_id
                 .as_ref()
                 .zip(issue.execution_id.as_ref());
-            let execution = execution
-                .and_then(|(trs, id)| store.execution(trs, id).ok().flatten())
-                .map_or(Value::Null, |e| {
-                    super::transformations::execution_view(team_id, &e)
-                });
-            json!({ "transformation_execution": execution, "trigger_attempt": null })
+            let execution = execution.and_then(|(trs, id)| store.execution(trs, id).ok().flatten());
+            IssueData::Transformation {
+                transformation_execution: execution.map(|e| Box::new(execution_view(team_id, &e))),
+                trigger_attempt: None,
+            }
         }
         _ => {
             let attempt = issue.attempt_id.as_ref();
             let attempt = attempt
                 .and_then(|id| store.attempt(id).ok().flatten())
                 .map_or(Value::Null, |a| views::attempt(team_id, &a));
-            json!({ "trigger_event": trigger_event(), "trigger_attempt": attempt })
+            IssueData::Delivery {
+                trigger_event: trigger_event(),
+                trigger_attempt: attempt,
+            }
         }
     }
 }
@@ -508,7 +618,7 @@ fn keys_match(wanted: &serde_json::Map<String, Value>, keys: &Value) -> bool {
     })
 }
 
-#[utoipa::path(get, path = "/2023-07-01/issues", tag = "issues", summary = "Issues (dismissed ones only when a dismissed_at filter asks)", params(("id" = Option<String>, Query, description = "issue ids"), ("issue_trigger_id" = Option<String>, Query, description = "trigger ids"), ("type" = Option<String>, Query, description = "delivery, transformation, backpressure"), ("status" = Option<String>, Query, description = "OPENED, IGNORED, ACKNOWLEDGED, RESOLVED"), ("merged_with" = Option<String>, Query, description = "merged issue ids"), ("aggregation_keys" = Option<String>, Query, description = "JSON object of aggregation keys"), ("created_at" = Option<String>, Query, description = "date, or [gte] [gt] [lte] [lt]"), ("first_seen_at" = Option<String>, Query, description = "date operators"), ("last_seen_at" = Option<String>, Query, description = "date operators"), ("dismissed_at" = Option<String>, Query, description = "date operators, [any]=true: brings dismissed issues back"), ("order_by" = Option<String>, Query, description = "created_at, first_seen_at, last_seen_at, opened_at, updated_at"), ("dir" = Option<String>, Query, description = "asc or desc"), ("limit" = Option<u32>, Query, description = "1-255"), ("next" = Option<String>, Query, description = "cursor"), ("prev" = Option<String>, Query, description = "cursor")), responses((status = 200, description = "a page of issues"), (status = 422, description = "unknown parameter")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/issues", tag = "issues", summary = "Issues (dismissed ones only when a dismissed_at filter asks)", params(("id" = Option<String>, Query, description = "issue ids"), ("issue_trigger_id" = Option<String>, Query, description = "trigger ids"), ("type" = Option<String>, Query, description = "delivery, transformation, backpressure"), ("status" = Option<String>, Query, description = "OPENED, IGNORED, ACKNOWLEDGED, RESOLVED"), ("merged_with" = Option<String>, Query, description = "merged issue ids"), ("aggregation_keys" = Option<String>, Query, description = "JSON object of aggregation keys"), ("created_at" = Option<String>, Query, description = "date, or [gte] [gt] [lte] [lt]"), ("first_seen_at" = Option<String>, Query, description = "date operators"), ("last_seen_at" = Option<String>, Query, description = "date operators"), ("dismissed_at" = Option<String>, Query, description = "date operators, [any]=true: brings dismissed issues back"), ("order_by" = Option<String>, Query, description = "created_at, first_seen_at, last_seen_at, opened_at, updated_at"), ("dir" = Option<String>, Query, description = "asc or desc"), ("limit" = Option<u32>, Query, description = "1-255"), ("next" = Option<String>, Query, description = "cursor"), ("prev" = Option<String>, Query, description = "cursor")), responses((status = 200, description = "a page of issues", body = Listing<IssueView>), (status = 422, description = "unknown parameter", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list_issues(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     blocking(move || {
         let (models, page) = selected(&state, raw.as_deref())?;
@@ -517,41 +627,56 @@ pub async fn list_issues(State(state): Shared, RawQuery(raw): RawQuery) -> ApiRe
     .await
 }
 
-#[utoipa::path(get, path = "/2023-07-01/issues/count", tag = "issues", summary = "How many issues match (the filters of GET /issues)", params(("status" = Option<String>, Query, description = "OPENED, IGNORED, ACKNOWLEDGED, RESOLVED"), ("dismissed_at" = Option<String>, Query, description = "date operators; dismissed issues count only when asked for")), responses((status = 200, description = "{count}")), security(("api_key" = [])))]
-pub async fn count_issues(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/2023-07-01/issues/count", tag = "issues", summary = "How many issues match (the filters of GET /issues)", params(("status" = Option<String>, Query, description = "OPENED, IGNORED, ACKNOWLEDGED, RESOLVED"), ("dismissed_at" = Option<String>, Query, description = "date operators; dismissed issues count only when asked for")), responses((status = 200, description = "{count}", body = IssueCount), (status = 422, description = "unknown parameter", body = ErrorBody)), security(("api_key" = [])))]
+pub async fn count_issues(
+    State(state): Shared,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Json<IssueCount>> {
     blocking(move || {
         let (models, _) = selected(&state, raw.as_deref())?;
-        Ok(Json(json!({ "count": models.len() })))
+        Ok(Json(IssueCount {
+            count: models.len(),
+        }))
     })
     .await
 }
 
-#[utoipa::path(get, path = "/2023-07-01/issues/{id}", tag = "issues", summary = "An issue, with the event and attempt (or transformation run) that opened it", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the issue"), (status = 404, description = "unknown")), security(("api_key" = [])))]
-pub async fn get_issue(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+/// The answer of `GET /issues/count`.
+#[derive(Serialize, ToSchema)]
+pub struct IssueCount {
+    /// How many issues the filters select.
+    count: usize,
+}
+
+#[utoipa::path(get, path = "/2023-07-01/issues/{id}", tag = "issues", summary = "An issue, with the event and attempt (or transformation run) that opened it", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the issue", body = IssueView), (status = 404, description = "unknown", body = ErrorBody)), security(("api_key" = [])))]
+pub async fn get_issue(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<IssueView>> {
     change_issue(state, id, |_| {}).await
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IssueUpdate {
     status: IssueStatus,
 }
 
 /// `PUT /issues/{id}` with `{"status": "ACKNOWLEDGED"}` (or IGNORED, RESOLVED, OPENED).
-#[utoipa::path(put, path = "/2023-07-01/issues/{id}", tag = "issues", summary = "Set an issue status", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the issue"), (status = 404, description = "unknown"), (status = 422, description = "unknown status")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/2023-07-01/issues/{id}", tag = "issues", summary = "Set an issue status", params(("id" = String, Path, description = "the id")), request_body = IssueUpdate, responses((status = 200, description = "the issue", body = IssueView), (status = 404, description = "unknown", body = ErrorBody), (status = 422, description = "unknown status", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn update_issue(
     State(state): Shared,
     Path(id): Path<String>,
     body: Result<Json<IssueUpdate>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<IssueView>> {
     let Json(update) = body.map_err(|e| ApiError::invalid("status", e.body_text()))?;
     change_issue(state, id, move |issue| issue.status = update.status).await
 }
 
 /// `DELETE /issues/{id}`: dismisses it (it leaves lists and counts, and opens
 /// again when it recurs, unless IGNORED).
-#[utoipa::path(delete, path = "/2023-07-01/issues/{id}", tag = "issues", summary = "Dismiss an issue", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the issue"), (status = 404, description = "unknown")), security(("api_key" = [])))]
-pub async fn dismiss_issue(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(delete, path = "/2023-07-01/issues/{id}", tag = "issues", summary = "Dismiss an issue", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the issue", body = IssueView), (status = 404, description = "unknown", body = ErrorBody)), security(("api_key" = [])))]
+pub async fn dismiss_issue(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> ApiResult<Json<IssueView>> {
     change_issue(state, id, |issue| {
         issue.dismissed_at.get_or_insert(now_ms());
     })
@@ -564,19 +689,14 @@ async fn change_issue(
     state: Arc<ApiState>,
     id: String,
     change: impl FnOnce(&mut Issue) + Send + 'static,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<IssueView>> {
     blocking(move || {
         let issue = state
             .router
             .issues()
             .change(&id, change)?
             .ok_or_else(|| ApiError::not_found("issue", &id))?;
-        Ok(Json(issue_object(
-            &state.store,
-            &state.team_id,
-            &issue,
-            true,
-        )))
+        Ok(Json(issue_view(&state.store, &state.team_id, &issue, true)))
     })
     .await
 }

@@ -164,7 +164,7 @@ pub fn router(state: Arc<ApiState>) -> Routes {
         .route("/transformations/run", put(transformations::run))
         .route("/bulk/{kind}/retry", get(bulk::list).post(bulk::create))
         .route("/bulk/{kind}/retry/plan", get(bulk::plan))
-        .route("/bulk/{kind}/retry/plan/generate", get(bulk::plan))
+        .route("/bulk/{kind}/retry/plan/generate", get(bulk::plan_generate))
         .route(
             "/bulk/ignored-events/{id}/cancel",
             post(bulk::cancel_ignored_events),

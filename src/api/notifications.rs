@@ -3,23 +3,28 @@
 //! request into the chosen source, delivered by its connections like any other.
 
 use super::error::{json_body, ApiError, ApiResult};
+use super::schema::ErrorBody;
 use super::{blocking, Shared};
 use crate::model::{NotificationSettings, NOTIFICATION_TOPICS};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
+use utoipa::ToSchema;
 
 /// What the body names changes; the rest stays as it was.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SettingsChange {
+    /// Whether issues are announced (a source is then required).
     enabled: Option<bool>,
+    /// issue.opened, issue.updated, event.successful, deprecated.attempt-failed.
     topics: Option<Vec<String>>,
+    /// The source (id or name) the announcements are sent into.
     source_id: Option<String>,
 }
 
-#[utoipa::path(put, path = "/2023-07-01/notifications/webhooks", tag = "issues", summary = "Enable or disable webhook notifications: enabled, topics (issue.opened, issue.updated, …), source_id", responses((status = 200, description = "{enabled, topics, source_id}"), (status = 422, description = "unknown topic or source")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/2023-07-01/notifications/webhooks", tag = "issues", summary = "Enable or disable webhook notifications: enabled, topics (issue.opened, issue.updated, …), source_id", request_body = SettingsChange, responses((status = 200, description = "{enabled, topics, source_id}", body = NotificationSettings), (status = 422, description = "unknown topic or source", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn put_webhooks(
     State(state): Shared,
     body: Result<Json<SettingsChange>, JsonRejection>,

@@ -29,7 +29,7 @@ use utoipa::{Modify, OpenApi};
         issues::count_issues, issues::get_issue, issues::update_issue, issues::dismiss_issue,
         notifications::put_webhooks,
         bookmarks::list, bookmarks::create, bookmarks::get, bookmarks::update, bookmarks::delete, bookmarks::trigger, bookmarks::raw_body,
-        bulk::plan, bulk::create, bulk::list, bulk::get, bulk::cancel,
+        bulk::plan, bulk::plan_generate, bulk::create, bulk::list, bulk::get, bulk::cancel, bulk::cancel_ignored_events,
         applications::create, applications::list, applications::get, applications::update, applications::delete,
         applications::create_event_type, applications::list_event_types, applications::get_event_type,
         applications::update_event_type, applications::delete_event_type,

@@ -45,3 +45,15 @@ pub struct ErrorBody {
     #[schema(value_type = Object)]
     pub data: Value,
 }
+
+/// The answer of a deletion: the id of what is gone.
+#[derive(Serialize, ToSchema)]
+pub struct Deleted {
+    pub id: String,
+}
+
+/// A view as the JSON value the in-memory lists sort and page by key. Views
+/// hold only strings, numbers and JSON values, so serializing cannot fail.
+pub fn value_of(view: impl Serialize) -> Value {
+    serde_json::to_value(view).unwrap_or_default()
+}

@@ -10,6 +10,7 @@
 
 use super::error::{json_body, ApiError, ApiResult};
 use super::query::iso;
+use super::schema::ErrorBody;
 use super::{blocking, ApiState, Shared};
 use crate::ids::now_ms;
 use crate::signing::workspace_secret::{ChangeError, WorkspaceSecret, DEFAULT_OVERLAP_MS};
@@ -17,24 +18,27 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 /// The body of `PUT`: the new secret, and how long the current one keeps
 /// signing beside it.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSecret {
+    /// 16-256 visible ASCII characters.
     secret: String,
+    /// How long the current secret also signs (default 86400000; 0: stops now).
     #[serde(default = "default_overlap")]
     previous_secret_valid_ms: u64,
 }
 
 /// The body of `POST …/rotate` (optional).
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rotation {
+    /// How long the current secret also signs (default 86400000; 0: stops now).
     #[serde(default = "default_overlap")]
     previous_secret_valid_ms: u64,
 }
@@ -44,18 +48,18 @@ fn default_overlap() -> u64 {
 }
 
 /// `GET /workspace/signing-secret`.
-#[utoipa::path(get, path = "/2023-07-01/workspace/signing-secret", tag = "configuration", summary = "The secret deliveries are signed with (x-hookdeck-signature): {secret, set_in: data_dir | gateway.toml, previous_secret, previous_secret_expires_at, updated_at}; masked when set in gateway.toml", responses((status = 200, description = "the signing secret")), security(("api_key" = [])))]
-pub async fn get(State(state): Shared) -> Json<Value> {
+#[utoipa::path(get, path = "/2023-07-01/workspace/signing-secret", tag = "configuration", summary = "The secret deliveries are signed with (x-hookdeck-signature): {secret, set_in: data_dir | gateway.toml, previous_secret, previous_secret_expires_at, updated_at}; masked when set in gateway.toml", responses((status = 200, description = "the signing secret", body = SigningSecretView)), security(("api_key" = [])))]
+pub async fn get(State(state): Shared) -> Json<SigningSecretView> {
     Json(view(&state))
 }
 
 /// `PUT /workspace/signing-secret`: signs with the given secret from the next
 /// attempt on.
-#[utoipa::path(put, path = "/2023-07-01/workspace/signing-secret", tag = "configuration", summary = "Set the signing secret: body {secret (16-256 visible ASCII characters), previous_secret_valid_ms (default 86400000: the old secret also signs, in x-hookdeck-signature-2, that long; 0: stops now)}", responses((status = 200, description = "the signing secret"), (status = 409, description = "set in gateway.toml"), (status = 422, description = "a bad secret or window")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/2023-07-01/workspace/signing-secret", tag = "configuration", summary = "Set the signing secret: body {secret (16-256 visible ASCII characters), previous_secret_valid_ms (default 86400000: the old secret also signs, in x-hookdeck-signature-2, that long; 0: stops now)}", request_body = NewSecret, responses((status = 200, description = "the signing secret", body = SigningSecretView), (status = 409, description = "set in gateway.toml", body = ErrorBody), (status = 422, description = "a bad secret or window", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn set(
     State(state): Shared,
     body: Result<Json<NewSecret>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SigningSecretView>> {
     let NewSecret {
         secret,
         previous_secret_valid_ms,
@@ -67,11 +71,11 @@ pub async fn set(
 }
 
 /// `POST /workspace/signing-secret/rotate`: a newly generated secret.
-#[utoipa::path(post, path = "/2023-07-01/workspace/signing-secret/rotate", tag = "configuration", summary = "Rotate the signing secret to a generated one: body optional, {previous_secret_valid_ms} as for PUT", responses((status = 200, description = "the signing secret"), (status = 409, description = "set in gateway.toml"), (status = 422, description = "a bad window")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/2023-07-01/workspace/signing-secret/rotate", tag = "configuration", summary = "Rotate the signing secret to a generated one: body optional, {previous_secret_valid_ms} as for PUT", request_body(content = Option<Rotation>, description = "optional"), responses((status = 200, description = "the signing secret", body = SigningSecretView), (status = 409, description = "set in gateway.toml", body = ErrorBody), (status = 422, description = "a bad window", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn rotate(
     State(state): Shared,
     body: Result<Json<Rotation>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SigningSecretView>> {
     let overlap = match body {
         // No JSON body: the defaults.
         Err(JsonRejection::MissingJsonContentType(_)) => DEFAULT_OVERLAP_MS,
@@ -84,7 +88,7 @@ pub async fn rotate(
 async fn change(
     state: Arc<ApiState>,
     change: impl FnOnce(&WorkspaceSecret, u64) -> Result<(), ChangeError> + Send + 'static,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<SigningSecretView>> {
     let workspace = state.signing_secret.clone();
     let now = now_ms();
     blocking(move || change(&workspace, now).map_err(refused)).await?;
@@ -99,28 +103,43 @@ fn refused(error: ChangeError) -> ApiError {
     }
 }
 
-/// The secret as the API shows it.
-fn view(state: &ApiState) -> Value {
+/// The secret deliveries are signed with, as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub struct SigningSecretView {
+    /// The current secret; masked when set in gateway.toml.
+    secret: String,
+    /// Where it is kept: `data_dir` (set through the API) or `gateway.toml`.
+    set_in: &'static str,
+    /// The secret replaced, while it still signs beside the current one.
+    previous_secret: Option<String>,
+    /// When the previous secret stops signing.
+    previous_secret_expires_at: Option<String>,
+    /// When it was last set; null when set in gateway.toml.
+    updated_at: Option<String>,
+    team_id: String,
+}
+
+fn view(state: &ApiState) -> SigningSecretView {
     let workspace = &state.signing_secret;
     let now = now_ms();
     if workspace.is_configured() {
-        return json!({
-            "secret": crate::secret::masked(&workspace.keys(now).current),
-            "set_in": "gateway.toml",
-            "previous_secret": null,
-            "previous_secret_expires_at": null,
-            "updated_at": null,
-            "team_id": state.team_id,
-        });
+        return SigningSecretView {
+            secret: crate::secret::masked(&workspace.keys(now).current),
+            set_in: "gateway.toml",
+            previous_secret: None,
+            previous_secret_expires_at: None,
+            updated_at: None,
+            team_id: state.team_id.clone(),
+        };
     }
     let stored = workspace.stored();
     let previous = stored.overlapping(now);
-    json!({
-        "secret": stored.secret,
-        "set_in": "data_dir",
-        "previous_secret": previous.map(|p| p.secret.clone()),
-        "previous_secret_expires_at": previous.map(|p| iso(p.until)),
-        "updated_at": iso(stored.updated_at),
-        "team_id": state.team_id,
-    })
+    SigningSecretView {
+        secret: stored.secret.clone(),
+        set_in: "data_dir",
+        previous_secret: previous.map(|p| p.secret.clone()),
+        previous_secret_expires_at: previous.map(|p| iso(p.until)),
+        updated_at: Some(iso(stored.updated_at)),
+        team_id: state.team_id.clone(),
+    }
 }

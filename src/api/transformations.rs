@@ -7,6 +7,7 @@ use super::error::{
     checked_present_name, json_body, refuse_environment, unreadable_body, ApiError, ApiResult,
 };
 use super::query::{iso, Query};
+use super::schema::{value_of, Deleted, ErrorBody, Listing};
 use super::{blocking, bounded_page, listing, objects, paged, views, ApiState, Shared};
 use crate::ids::{event_data_id, named_id, new_id, now_ms};
 use crate::model::{Execution, TransformationObject};
@@ -19,12 +20,13 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RunTransformation {
     /// The code to run; or else that of `transformation_id`.
@@ -36,14 +38,39 @@ pub struct RunTransformation {
     webhook_id: Option<String>,
     env: Option<BTreeMap<String, String>>,
     /// `{headers, body, path, query}`; `parsed_query` is derived from `query` when absent.
+    #[schema(value_type = Object)]
     request: Value,
 }
 
-#[utoipa::path(put, path = "/2023-07-01/transformations/run", tag = "transformations", summary = "Run code (or a stored transformation's, transformation_id) on a sample request, in a connection's context (webhook_id)", responses((status = 200, description = "{request, log_level, console}"), (status = 422, description = "the script failed, or an unknown transformation_id or webhook_id"), (status = 400, description = "a bad body"), (status = 503, description = "every transformation worker is busy and the queue is full")), security(("api_key" = [])))]
+/// The answer of a run: the request the code made, and what it logged.
+#[derive(Serialize, ToSchema)]
+pub struct RunView {
+    /// The transformed request: `{headers, body, path, query, parsed_query}`.
+    #[schema(value_type = Object)]
+    request: Value,
+    /// The most severe level logged: debug, info, warn or error.
+    log_level: &'static str,
+    /// What the code logged, in order.
+    console: Vec<ConsoleLine>,
+}
+
+/// One `console.<method>` call of a run.
+#[derive(Serialize, ToSchema)]
+pub struct ConsoleLine {
+    /// The console method: log, debug, info, warn or error.
+    #[serde(rename = "type")]
+    kind: String,
+    /// The same as `type` (hookgate's earlier name for it).
+    level: String,
+    /// The arguments joined with spaces; objects JSON-stringified.
+    message: String,
+}
+
+#[utoipa::path(put, path = "/2023-07-01/transformations/run", tag = "transformations", summary = "Run code (or a stored transformation's, transformation_id) on a sample request, in a connection's context (webhook_id)", request_body = RunTransformation, responses((status = 200, description = "{request, log_level, console}", body = RunView), (status = 422, description = "the script failed (data: {log_level, console}), or an unknown transformation_id or webhook_id", body = ErrorBody), (status = 400, description = "a bad body", body = ErrorBody), (status = 503, description = "every transformation worker is busy and the queue is full", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn run(
     State(state): Shared,
     body: Result<Json<RunTransformation>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RunView>> {
     let Json(run) = body.map_err(unreadable_body)?;
     refuse_environment("env", run.env.iter().flat_map(BTreeMap::values))?;
     let request = sample_request(run.request)?;
@@ -55,11 +82,11 @@ pub async fn run(
         let (code, env) = code_and_env(&store, run.code, run.transformation_id, run.env)?;
         let transformation = api_transformation(&pool, "run", &code, env, limits)?;
         match transformation.run(&request, &context) {
-            Ok(output) => Ok(Json(json!({
-                "request": output.request,
-                "log_level": log_level(&output.logs, false),
-                "console": console(&output.logs),
-            }))),
+            Ok(output) => Ok(Json(RunView {
+                log_level: log_level(&output.logs, false),
+                console: console(&output.logs),
+                request: output.request,
+            })),
             Err(failure) if is_overload(&failure.error) => Err(overloaded(failure.error)),
             Err(failure) => Err(ApiError {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
@@ -157,19 +184,26 @@ fn log_level(logs: &[LogEntry], failed: bool) -> &'static str {
 
 /// A run's logs as the reference's console lines, `{type, message}` (and
 /// hookgate's earlier `level`, kept for clients of it).
-fn console(logs: &[LogEntry]) -> Value {
+fn console(logs: &[LogEntry]) -> Vec<ConsoleLine> {
     logs.iter()
-        .map(|entry| json!({ "type": entry.level, "level": entry.level, "message": entry.message }))
+        .map(|entry| ConsoleLine {
+            kind: entry.level.clone(),
+            level: entry.level.clone(),
+            message: entry.message.clone(),
+        })
         .collect()
 }
 
 /// The body of `POST /transformations`, `PUT /transformations` and
 /// `PUT /transformations/{id}`.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransformationInput {
+    /// Unique in the workspace.
     name: Option<String>,
+    /// JavaScript defining `addHandler("transform", (request, context) => …)`.
     code: Option<String>,
+    /// Key-value environment given to the code as `process.env`.
     env: Option<BTreeMap<String, String>>,
 }
 
@@ -195,9 +229,33 @@ impl TransformationInput {
     }
 }
 
-fn transformation_view(team_id: &str, t: &TransformationObject) -> Value {
-    let env = views::masked_values(&json!(t.env));
-    json!({ "id": t.id, "team_id": team_id, "name": t.name, "code": t.code, "env": env, "created_at": iso(t.created_at), "updated_at": iso(t.updated_at) })
+/// A stored transformation as the reference shows it.
+#[derive(Serialize, ToSchema)]
+pub struct TransformationView {
+    /// `trs_…`.
+    id: String,
+    team_id: String,
+    /// Unique in the workspace.
+    name: String,
+    /// The JavaScript run on each request.
+    code: String,
+    /// The environment's keys, with their values masked.
+    #[schema(value_type = Object)]
+    env: Value,
+    created_at: String,
+    updated_at: String,
+}
+
+fn transformation_view(team_id: &str, t: &TransformationObject) -> TransformationView {
+    TransformationView {
+        id: t.id.clone(),
+        team_id: team_id.to_string(),
+        name: t.name.clone(),
+        code: t.code.clone(),
+        env: views::masked_values(&json!(t.env)),
+        created_at: iso(t.created_at),
+        updated_at: iso(t.updated_at),
+    }
 }
 
 /// Loads code for the API: a script that does not load is a 422 naming
@@ -237,7 +295,7 @@ fn check_code(state: &ApiState, name: &str, code: &str) -> ApiResult<()> {
     api_transformation(pool, name, code, BTreeMap::new(), limits).map(drop)
 }
 
-#[utoipa::path(get, path = "/2023-07-01/transformations", tag = "transformations", summary = "Stored transformations, a page at a time", params(("id" = Option<String>, Query, description = "id or id[]"), ("name" = Option<String>, Query, description = "name, name[] or name[contains]"), ("order_by" = Option<String>, Query, description = "created_at (default), updated_at or name"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("limit" = Option<String>, Query, description = "1-255, default 100"), ("next" = Option<String>, Query, description = "cursor"), ("prev" = Option<String>, Query, description = "cursor")), responses((status = 200, description = "{pagination, count, models}"), (status = 422, description = "an unknown parameter or order key")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/transformations", tag = "transformations", summary = "Stored transformations, a page at a time", params(("id" = Option<String>, Query, description = "id or id[]"), ("name" = Option<String>, Query, description = "name, name[] or name[contains]"), ("order_by" = Option<String>, Query, description = "created_at (default), updated_at or name"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("limit" = Option<String>, Query, description = "1-255, default 100"), ("next" = Option<String>, Query, description = "cursor"), ("prev" = Option<String>, Query, description = "cursor")), responses((status = 200, description = "{pagination, count, models}", body = Listing<TransformationView>), (status = 422, description = "an unknown parameter or order key", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
     let (id, name) = (query.matcher("id"), query.matcher("name"));
@@ -249,7 +307,7 @@ pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Js
             .transformations()?
             .iter()
             .filter(|t| id(&t.id) && name(&t.name))
-            .map(|t| transformation_view(&state.team_id, t))
+            .map(|t| value_of(transformation_view(&state.team_id, t)))
             .collect();
         let found = listing::page_of(models, &page)?;
         Ok(Json(paged(&page, found.next, found.prev, found.items)))
@@ -257,11 +315,11 @@ pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Js
     .await
 }
 
-#[utoipa::path(post, path = "/2023-07-01/transformations", tag = "transformations", summary = "Create a transformation: name, code, env", responses((status = 200, description = "the transformation"), (status = 409, description = "the name is taken"), (status = 422, description = "the code does not compile"), (status = 503, description = "every transformation worker is busy and the queue is full")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/2023-07-01/transformations", tag = "transformations", summary = "Create a transformation: name, code, env", request_body = TransformationInput, responses((status = 200, description = "the transformation", body = TransformationView), (status = 409, description = "the name is taken", body = ErrorBody), (status = 422, description = "the code does not compile", body = ErrorBody), (status = 503, description = "every transformation worker is busy and the queue is full", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn create(
     State(state): Shared,
     body: Result<Json<TransformationInput>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TransformationView>> {
     let input = json_body(body)?.checked()?;
     let (name, code) = input.required()?;
     blocking(move || {
@@ -279,11 +337,11 @@ pub async fn create(
 
 /// `PUT /transformations`: creates the transformation `name` names, or
 /// updates the one of that name (its code and env).
-#[utoipa::path(put, path = "/2023-07-01/transformations", tag = "transformations", summary = "Create a transformation, or update the one with this name", responses((status = 200, description = "the transformation"), (status = 422, description = "no name or code, or the code does not compile"), (status = 503, description = "every transformation worker is busy and the queue is full")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/2023-07-01/transformations", tag = "transformations", summary = "Create a transformation, or update the one with this name", request_body = TransformationInput, responses((status = 200, description = "the transformation", body = TransformationView), (status = 422, description = "no name or code, or the code does not compile", body = ErrorBody), (status = 503, description = "every transformation worker is busy and the queue is full", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn upsert(
     State(state): Shared,
     body: Result<Json<TransformationInput>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TransformationView>> {
     let input = json_body(body)?.checked()?;
     let (name, code) = input.required()?;
     let job_state = state.clone();
@@ -358,8 +416,11 @@ fn lock(mutex: &Mutex<()>) -> MutexGuard<'_, ()> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-#[utoipa::path(get, path = "/2023-07-01/transformations/{id}", tag = "transformations", summary = "A transformation", params(("id" = String, Path, description = "trs_…")), responses((status = 200, description = "the transformation"), (status = 404, description = "unknown")), security(("api_key" = [])))]
-pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(get, path = "/2023-07-01/transformations/{id}", tag = "transformations", summary = "A transformation", params(("id" = String, Path, description = "trs_…")), responses((status = 200, description = "the transformation", body = TransformationView), (status = 404, description = "unknown", body = ErrorBody)), security(("api_key" = [])))]
+pub async fn get(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> ApiResult<Json<TransformationView>> {
     blocking(move || {
         let transformation = state
             .store
@@ -372,12 +433,12 @@ pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json
 
 /// `PUT /transformations/{id}`: a new name (the id stays), code or env,
 /// applied to every connection using it.
-#[utoipa::path(put, path = "/2023-07-01/transformations/{id}", tag = "transformations", summary = "A new name (the id stays), code or env, applied to every connection using it", params(("id" = String, Path, description = "trs_…")), responses((status = 200, description = "the transformation"), (status = 404, description = "unknown"), (status = 409, description = "the new name is taken"), (status = 422, description = "the code does not compile"), (status = 503, description = "every transformation worker is busy and the queue is full")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/2023-07-01/transformations/{id}", tag = "transformations", summary = "A new name (the id stays), code or env, applied to every connection using it", params(("id" = String, Path, description = "trs_…")), request_body = TransformationInput, responses((status = 200, description = "the transformation", body = TransformationView), (status = 404, description = "unknown", body = ErrorBody), (status = 409, description = "the new name is taken", body = ErrorBody), (status = 422, description = "the code does not compile", body = ErrorBody), (status = 503, description = "every transformation worker is busy and the queue is full", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn update(
     State(state): Shared,
     Path(id): Path<String>,
     body: Result<Json<TransformationInput>, JsonRejection>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TransformationView>> {
     let input = json_body(body)?.checked()?;
     let job_state = state.clone();
     let updated = blocking(move || {
@@ -394,8 +455,8 @@ pub async fn update(
     Ok(Json(transformation_view(&state.team_id, &updated)))
 }
 
-#[utoipa::path(delete, path = "/2023-07-01/transformations/{id}", tag = "transformations", summary = "Delete an unused transformation", params(("id" = String, Path, description = "trs_…")), responses((status = 200, description = "deleted"), (status = 404, description = "unknown"), (status = 409, description = "still used")), security(("api_key" = [])))]
-pub async fn delete(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+#[utoipa::path(delete, path = "/2023-07-01/transformations/{id}", tag = "transformations", summary = "Delete an unused transformation", params(("id" = String, Path, description = "trs_…")), responses((status = 200, description = "deleted", body = Deleted), (status = 404, description = "unknown", body = ErrorBody), (status = 409, description = "still used", body = ErrorBody)), security(("api_key" = [])))]
+pub async fn delete(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Deleted>> {
     blocking(move || {
         let users: Vec<String> = state
             .store
@@ -413,7 +474,7 @@ pub async fn delete(State(state): Shared, Path(id): Path<String>) -> ApiResult<J
         if !state.store.delete_transformation(&id)? {
             return Err(ApiError::not_found("transformation", &id));
         }
-        Ok(Json(json!({ "id": id })))
+        Ok(Json(Deleted { id }))
     })
     .await
 }
@@ -421,26 +482,67 @@ pub async fn delete(State(state): Shared, Path(id): Path<String>) -> ApiResult<J
 /// A run as the reference shows it (`transformed_event_data` and
 /// `original_event_data` only when one run is asked for), plus hookgate's
 /// `request_id`, `event_id` and `error`.
-pub(super) fn execution_view(team_id: &str, execution: &Execution) -> Value {
+#[derive(Serialize, ToSchema)]
+pub struct ExecutionView {
+    /// `exe_…`.
+    id: String,
+    /// The transformation that ran.
+    transformation_id: String,
+    team_id: String,
+    /// The connection it ran for.
+    webhook_id: String,
+    /// The most severe level logged; fatal when the run failed.
+    log_level: &'static str,
+    /// What the code logged, in order.
+    logs: Vec<ConsoleLine>,
+    /// Always null: issues collect occurrences per connection, not per run.
+    issue_id: Option<String>,
+    /// The data the run was given (`edt_…`).
+    original_event_data_id: String,
+    /// The data the run made; null when it failed.
+    transformed_event_data_id: Option<String>,
+    /// The request the run was given.
+    request_id: String,
+    /// The event the run made.
+    event_id: String,
+    /// Why the run failed; null when it did not.
+    error: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+pub(super) fn execution_view(team_id: &str, execution: &Execution) -> ExecutionView {
     let failed = execution.error.is_some();
-    json!({
-        "id": execution.id,
-        "transformation_id": execution.transformation_id,
-        "team_id": team_id,
-        "webhook_id": execution.connection_id,
-        "log_level": log_level(&execution.logs, failed),
-        "logs": console(&execution.logs),
-        // Issues collect occurrences per connection, not per run.
-        "issue_id": null,
-        "original_event_data_id": event_data_id(&execution.request_id),
+    ExecutionView {
+        id: execution.id.clone(),
+        transformation_id: execution.transformation_id.clone(),
+        team_id: team_id.to_string(),
+        webhook_id: execution.connection_id.clone(),
+        log_level: log_level(&execution.logs, failed),
+        logs: console(&execution.logs),
+        issue_id: None,
+        original_event_data_id: event_data_id(&execution.request_id),
         // A failed run made no event: there is no transformed data.
-        "transformed_event_data_id": (!failed).then(|| event_data_id(&execution.event_id)),
-        "request_id": execution.request_id,
-        "event_id": execution.event_id,
-        "error": execution.error,
-        "created_at": iso(execution.created_at),
-        "updated_at": iso(execution.created_at),
-    })
+        transformed_event_data_id: (!failed).then(|| event_data_id(&execution.event_id)),
+        request_id: execution.request_id.clone(),
+        event_id: execution.event_id.clone(),
+        error: execution.error.clone(),
+        created_at: iso(execution.created_at),
+        updated_at: iso(execution.created_at),
+    }
+}
+
+/// One run asked for by id: the run, with the data it was given and made.
+#[derive(Serialize, ToSchema)]
+pub struct ExecutionDetailView {
+    #[serde(flatten)]
+    execution: ExecutionView,
+    /// The request the run was given; null once forgotten (retention).
+    #[schema(value_type = Option<Object>)]
+    original_event_data: Value,
+    /// The event data the run made; null when it failed or once forgotten.
+    #[schema(value_type = Option<Object>)]
+    transformed_event_data: Value,
 }
 
 /// The filters of a transformation's runs: `log_level`, `webhook_id`,
@@ -464,7 +566,7 @@ fn execution_filter(query: &Query) -> ApiResult<impl Fn(&Execution) -> bool + Se
 
 /// `GET /transformations/{id}/executions`: its runs, newest first.
 /// Works for transformations declared in gateway.toml too (`trs_` + their name's id).
-#[utoipa::path(get, path = "/2023-07-01/transformations/{id}/executions", tag = "transformations", summary = "Its runs with their logs, newest first, a page at a time", params(("id" = String, Path, description = "trs_…"), ("log_level" = Option<String>, Query, description = "debug, info, warn, error or fatal; or log_level[]"), ("webhook_id" = Option<String>, Query, description = "connection id(s)"), ("issue_id" = Option<String>, Query, description = "issue id(s)"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("limit" = Option<String>, Query, description = "1-255, default 100"), ("next" = Option<String>, Query, description = "cursor"), ("prev" = Option<String>, Query, description = "cursor")), responses((status = 200, description = "{pagination, count, models}")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/transformations/{id}/executions", tag = "transformations", summary = "Its runs with their logs, newest first, a page at a time", params(("id" = String, Path, description = "trs_…"), ("log_level" = Option<String>, Query, description = "debug, info, warn, error or fatal; or log_level[]"), ("webhook_id" = Option<String>, Query, description = "connection id(s)"), ("issue_id" = Option<String>, Query, description = "issue id(s)"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("limit" = Option<String>, Query, description = "1-255, default 100"), ("next" = Option<String>, Query, description = "cursor"), ("prev" = Option<String>, Query, description = "cursor")), responses((status = 200, description = "{pagination, count, models}", body = Listing<ExecutionView>), (status = 422, description = "an unknown parameter", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn executions(
     State(state): Shared,
     Path(id): Path<String>,
@@ -479,7 +581,7 @@ pub async fn executions(
     blocking(move || {
         let found = state.store.page_executions(&id, &page, &keep)?;
         let answer = bounded_page(&page, found, budget, |execution| {
-            Ok(execution_view(&state.team_id, execution))
+            Ok(value_of(execution_view(&state.team_id, execution)))
         })?;
         Ok(Json(answer))
     })
@@ -488,25 +590,26 @@ pub async fn executions(
 
 /// `GET /transformations/{id}/executions/{execution_id}`: one run, with the
 /// data it was given and the data it made.
-#[utoipa::path(get, path = "/2023-07-01/transformations/{id}/executions/{execution_id}", tag = "transformations", summary = "One run, with its input and output data", params(("id" = String, Path, description = "trs_…"), ("execution_id" = String, Path, description = "exe_…")), responses((status = 200, description = "the run"), (status = 404, description = "unknown")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/transformations/{id}/executions/{execution_id}", tag = "transformations", summary = "One run, with its input and output data", params(("id" = String, Path, description = "trs_…"), ("execution_id" = String, Path, description = "exe_…")), responses((status = 200, description = "the run", body = ExecutionDetailView), (status = 404, description = "unknown", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn execution(
     State(state): Shared,
     Path((id, execution_id)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ExecutionDetailView>> {
     blocking(move || {
         let store = &state.store;
         let execution = store
             .execution(&id, &execution_id)?
             .ok_or_else(|| ApiError::not_found("execution", &execution_id))?;
-        let mut view = execution_view(&state.team_id, &execution);
         let original = store.request_payload(&execution.request_id)?;
         let transformed = match (&execution.error, store.event(&execution.event_id)?) {
             (None, Some(event)) => store.event_payload(&event)?,
             _ => None,
         };
-        view["original_event_data"] = original.as_ref().map_or(Value::Null, views::data);
-        view["transformed_event_data"] = transformed.as_ref().map_or(Value::Null, views::data);
-        Ok(Json(view))
+        Ok(Json(ExecutionDetailView {
+            execution: execution_view(&state.team_id, &execution),
+            original_event_data: original.as_ref().map_or(Value::Null, views::data),
+            transformed_event_data: transformed.as_ref().map_or(Value::Null, views::data),
+        }))
     })
     .await
 }

@@ -4,8 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum IssueType {
     Delivery,
@@ -14,7 +15,7 @@ pub enum IssueType {
     Backpressure,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum IssueStatus {
     Opened,
@@ -360,10 +361,13 @@ impl Issue {
 }
 
 /// `PUT /notifications/webhooks`: issues announced as requests into a source.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NotificationSettings {
+    /// Whether issues are announced.
     pub enabled: bool,
+    /// The topics announced (hookgate sends the `issue.*` ones).
     pub topics: Vec<String>,
+    /// The source the announcements are sent into.
     pub source_id: Option<String>,
 }
 

@@ -25,6 +25,7 @@ mod issues;
 mod jobs_indexes;
 mod openapi_check;
 mod openapi_schema_a;
+mod openapi_schema_b;
 mod outbound;
 mod outbound_limits;
 mod outbound_lists;
