@@ -4,7 +4,7 @@ use super::endpoints::{remove_endpoint, serve_endpoints};
 use super::error::{checked_name, json_body, ApiError, ApiResult};
 use super::query::{iso, Query};
 use super::v1::{deleted, present, PageNumber};
-use super::v1::{Deleted, V1Page};
+use super::v1::{V1Deleted, V1Page};
 use super::{blocking, Shared};
 use crate::ids::{new_id, now_ms};
 use crate::model::{Application, EventType, JobStatus};
@@ -172,8 +172,8 @@ pub async fn update(
 
 /// Deletes the application with its event types and endpoints (their pending
 /// deliveries end); its jobs are archived, not deleted, so they can still be read.
-#[utoipa::path(delete, path = "/v1/applications/{id}", tag = "outbound", summary = "Delete an application, its event types and endpoints; its jobs are archived", params(("id" = String, Path, description = "app_…")), responses((status = 200, description = "{id, deleted}", body = Deleted), (status = 404, description = "unknown", body = super::schema::ErrorBody)), security(("api_key" = [])))]
-pub async fn delete(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Deleted>> {
+#[utoipa::path(delete, path = "/v1/applications/{id}", tag = "outbound", summary = "Delete an application, its event types and endpoints; its jobs are archived", params(("id" = String, Path, description = "app_…")), responses((status = 200, description = "{id, deleted}", body = V1Deleted), (status = 404, description = "unknown", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+pub async fn delete(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<V1Deleted>> {
     let state = state.clone();
     blocking(move || {
         let store = &state.store;
@@ -297,11 +297,11 @@ pub async fn update_event_type(
     .await
 }
 
-#[utoipa::path(delete, path = "/v1/applications/{id}/event-types/{name}", tag = "outbound", summary = "Delete an event type (endpoints subscribed to it keep the name)", params(("id" = String, Path, description = "app_…"), ("name" = String, Path, description = "resource.action")), responses((status = 200, description = "{id, deleted}", body = Deleted), (status = 404, description = "unknown", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/v1/applications/{id}/event-types/{name}", tag = "outbound", summary = "Delete an event type (endpoints subscribed to it keep the name)", params(("id" = String, Path, description = "app_…"), ("name" = String, Path, description = "resource.action")), responses((status = 200, description = "{id, deleted}", body = V1Deleted), (status = 404, description = "unknown", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn delete_event_type(
     State(state): Shared,
     Path((application_id, name)): Path<(String, String)>,
-) -> ApiResult<Json<Deleted>> {
+) -> ApiResult<Json<V1Deleted>> {
     let store = state.store.clone();
     blocking(move || {
         event_type_of(&store, &application_id, &name)?;

@@ -3,7 +3,7 @@
 
 use super::error::{checked_name, checked_present_name, json_body, ApiError, ApiResult};
 use super::query::{iso, Query};
-use super::schema::{value_of, Deleted, ErrorBody, Listing};
+use super::schema::{value_of, Deleted, ErrorBody, Listing, RawBody};
 use super::{blocking, bounded_page, views, ApiState, Shared};
 use crate::ids::{event_data_id, event_of_data, new_id, now_ms};
 use crate::model::{Bookmark, Event, Payload};
@@ -118,13 +118,6 @@ fn view(team_id: &str, bookmark: &Bookmark) -> BookmarkView {
         created_at: iso(bookmark.created_at),
         event_id: bookmark.event_id.clone(),
     }
-}
-
-/// The answer of `GET /bookmarks/{id}/raw_body`.
-#[derive(Serialize, ToSchema)]
-pub struct RawBodyView {
-    /// The saved body, as text.
-    body: String,
 }
 
 /// The event a body names, and its data.
@@ -249,15 +242,12 @@ pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json
 /// `GET /bookmarks/:id/raw_body` (in Hookdeck's SDK): the saved body, as
 /// the events' and requests' raw bodies are answered (a bookmark always
 /// holds its data).
-#[utoipa::path(get, path = "/2023-07-01/bookmarks/{id}/raw_body", tag = "bookmarks", summary = "A bookmark's saved body", params(("id" = String, Path, description = "bmk_…")), responses((status = 200, description = "{body}", body = RawBodyView), (status = 404, description = "unknown", body = ErrorBody)), security(("api_key" = [])))]
-pub async fn raw_body(
-    State(state): Shared,
-    Path(id): Path<String>,
-) -> ApiResult<Json<RawBodyView>> {
+#[utoipa::path(get, path = "/2023-07-01/bookmarks/{id}/raw_body", tag = "bookmarks", summary = "A bookmark's saved body", params(("id" = String, Path, description = "bmk_…")), responses((status = 200, description = "{body}", body = RawBody), (status = 404, description = "unknown", body = ErrorBody)), security(("api_key" = [])))]
+pub async fn raw_body(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<RawBody>> {
     blocking(move || {
         let data = stored(&state, &id)?.data;
         let body = String::from_utf8_lossy(&data.body).into_owned();
-        Ok(Json(RawBodyView { body }))
+        Ok(Json(RawBody { body }))
     })
     .await
 }
@@ -336,7 +326,7 @@ fn check_target(target: Option<&str>) -> ApiResult<()> {
 /// `POST /bookmarks/{id}/trigger`: a new event on the bookmark's connection
 /// with the saved data, queued now. The answer is the list of events made
 /// (one, for the `http` target).
-#[utoipa::path(post, path = "/2023-07-01/bookmarks/{id}/trigger", tag = "bookmarks", summary = "Replay the saved data through its connection as a new event (target http; cli is refused)", params(("id" = String, Path, description = "bmk_…")), request_body(content = Option<TriggerInput>, description = "optional: no body is {}"), responses((status = 200, description = "an array of the new events (event views)", body = Vec<Object>), (status = 404, description = "unknown", body = ErrorBody), (status = 409, description = "the connection is gone", body = ErrorBody), (status = 422, description = "target cli, or unknown", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/2023-07-01/bookmarks/{id}/trigger", tag = "bookmarks", summary = "Replay the saved data through its connection as a new event (target http; cli is refused)", params(("id" = String, Path, description = "bmk_…")), request_body(content = Option<TriggerInput>, description = "optional: no body is {}"), responses((status = 200, description = "an array of the new events (event views)", body = Vec<super::views::EventView>), (status = 404, description = "unknown", body = ErrorBody), (status = 409, description = "the connection is gone", body = ErrorBody), (status = 422, description = "target cli, or unknown", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn trigger(
     State(state): Shared,
     Path(id): Path<String>,

@@ -4,9 +4,9 @@
 
 use super::error::{ApiError, ApiResult};
 use super::query::{parse_date, Query, Range};
-use super::schema::{ErrorBody, Listing};
+use super::schema::{value_of, Count, ErrorBody, Listing};
 use super::showing::Showing;
-use super::views::{self, ConnectionView, DestinationView, SourceView};
+use super::views::{ConnectionView, DestinationView, SourceView};
 use super::{blocking, listing, ApiState, Shared};
 use crate::config::ObjectKind;
 use crate::ids::now_ms;
@@ -165,7 +165,7 @@ pub async fn list_connections(
 
 /// `GET /connections/count` (in Hookdeck's SDK, which says `disabled` for
 /// `archived`): how many connections the list would show.
-#[utoipa::path(get, path = "/2023-07-01/connections/count", tag = "configuration", summary = "How many connections the list's filters select (disabled = archived)", responses((status = 200, description = "{count}", body = CountView), (status = 422, description = "an unknown parameter", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/connections/count", tag = "configuration", summary = "How many connections the list's filters select (disabled = archived)", responses((status = 200, description = "{count}", body = Count), (status = 422, description = "an unknown parameter", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn count_connections(
     State(state): Shared,
     RawQuery(raw): RawQuery,
@@ -178,15 +178,9 @@ pub async fn count_connections(
         for view in views {
             count += usize::from(filter.accepts(&view?));
         }
-        Ok(Json(views::to_json(CountView { count })))
+        Ok(Json(value_of(Count { count })))
     })
     .await
-}
-
-/// How many connections a count selects.
-#[derive(Serialize, ToSchema)]
-pub struct CountView {
-    pub count: usize,
 }
 
 /// The connections' views and the list filters the query gives.
@@ -350,7 +344,7 @@ pub async fn destination_queue(
             .oldest_entry(&destination.id)?
             .map(|entry| entry.due_ms);
         let now = now_ms();
-        Ok(Json(views::to_json(QueueView {
+        Ok(Json(value_of(QueueView {
             destination_id: destination.id.clone(),
             queue_depth: store.queue_depth(&destination.id)?,
             oldest_due_at: oldest.map(super::query::iso),

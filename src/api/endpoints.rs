@@ -4,7 +4,7 @@
 use super::applications::application_of;
 use super::error::{json_body, refuse_environment, ApiError, ApiResult};
 use super::query::{iso, Query};
-use super::v1::{deleted, present, Deleted, PageNumber, V1Page};
+use super::v1::{deleted, present, PageNumber, V1Deleted, V1Page};
 use super::{blocking, reachable, ApiState, Shared};
 use crate::ids::{new_id, now_ms};
 use crate::model::{Endpoint, EndpointStatus};
@@ -296,8 +296,8 @@ pub async fn update(
     .await
 }
 
-#[utoipa::path(delete, path = "/v1/endpoints/{id}", tag = "outbound", summary = "Delete an endpoint; its pending deliveries end (ENDPOINT_DELETED)", params(("id" = String, Path, description = "ept_…")), responses((status = 200, description = "{id, deleted}", body = Deleted), (status = 404, description = "unknown", body = super::schema::ErrorBody)), security(("api_key" = [])))]
-pub async fn delete(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Deleted>> {
+#[utoipa::path(delete, path = "/v1/endpoints/{id}", tag = "outbound", summary = "Delete an endpoint; its pending deliveries end (ENDPOINT_DELETED)", params(("id" = String, Path, description = "ept_…")), responses((status = 200, description = "{id, deleted}", body = V1Deleted), (status = 404, description = "unknown", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+pub async fn delete(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<V1Deleted>> {
     blocking(move || {
         let _one_change = one_endpoint_change(&state);
         endpoint_of(&state.store, &id)?;

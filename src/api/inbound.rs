@@ -4,8 +4,8 @@ use super::error::{ApiError, ApiResult};
 use super::listing::page_of;
 use super::outbound::{event_filter, raw_body, EVENT_ORDER};
 use super::query::Query;
-use super::schema::{ErrorBody, Listing};
-use super::views::{EventView, IgnoredEventView, RawBodyView, RequestCounts, RequestView};
+use super::schema::{value_of, ErrorBody, Listing, RawBody};
+use super::views::{EventView, IgnoredEventView, RequestCounts, RequestView};
 use super::{blocking, bounded_page, paged, views, with_data, ApiState, Shared};
 use crate::model::{Catalog, Event, IgnoredEvent, Payload, Request, RequestStatus};
 use crate::pipeline::Router;
@@ -137,7 +137,7 @@ fn known_request(store: &Store, id: &str) -> ApiResult<Request> {
 /// `GET /requests/:id/raw_body`: the body as received, as text (`{body}`;
 /// bytes that are not UTF-8 are replaced). A rejected request kept only the
 /// start of its body (`body_truncated`).
-#[utoipa::path(get, path = "/2023-07-01/requests/{id}/raw_body", tag = "requests", summary = "The body of a request as received", params(("id" = String, Path, description = "req_…")), responses((status = 200, description = "{body}", body = RawBodyView), (status = 404, description = "unknown id", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/requests/{id}/raw_body", tag = "requests", summary = "The body of a request as received", params(("id" = String, Path, description = "req_…")), responses((status = 200, description = "{body}", body = RawBody), (status = 404, description = "unknown id", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn request_raw_body(
     State(state): Shared,
     Path(id): Path<String>,
@@ -283,7 +283,7 @@ pub async fn retry_request(
             .iter()
             .map(|i| views::ignored_event(&team, i))
             .collect();
-        let view = views::to_json(RequestRetryView {
+        let view = value_of(RequestRetryView {
             request: request_view,
             events,
             ignored_events: ignored,

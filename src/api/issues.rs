@@ -3,7 +3,7 @@
 
 use super::error::{checked_name, json_body, refuse_environment, ApiError, ApiResult};
 use super::query::{iso, Query};
-use super::schema::{value_of, Deleted, ErrorBody, Listing};
+use super::schema::{value_of, Count, Deleted, ErrorBody, Listing};
 use super::transformations::{execution_view, ExecutionView};
 use super::{blocking, listing, reachable, views, ApiState, Shared};
 use crate::ids::{new_id, now_ms};
@@ -440,9 +440,9 @@ pub enum IssueData {
     /// A delivery or backpressure issue's: the event and its attempt (views
     /// as `GET /events/{id}` and `GET /attempts/{id}` answer).
     Delivery {
-        #[schema(value_type = Option<Object>, required = true)]
+        #[schema(value_type = Option<super::views::EventView>, required = true)]
         trigger_event: Value,
-        #[schema(value_type = Option<Object>)]
+        #[schema(value_type = Option<super::views::AttemptView>)]
         trigger_attempt: Value,
     },
 }
@@ -627,25 +627,15 @@ pub async fn list_issues(State(state): Shared, RawQuery(raw): RawQuery) -> ApiRe
     .await
 }
 
-#[utoipa::path(get, path = "/2023-07-01/issues/count", tag = "issues", summary = "How many issues match (the filters of GET /issues)", params(("status" = Option<String>, Query, description = "OPENED, IGNORED, ACKNOWLEDGED, RESOLVED"), ("dismissed_at" = Option<String>, Query, description = "date operators; dismissed issues count only when asked for")), responses((status = 200, description = "{count}", body = IssueCount), (status = 422, description = "unknown parameter", body = ErrorBody)), security(("api_key" = [])))]
-pub async fn count_issues(
-    State(state): Shared,
-    RawQuery(raw): RawQuery,
-) -> ApiResult<Json<IssueCount>> {
+#[utoipa::path(get, path = "/2023-07-01/issues/count", tag = "issues", summary = "How many issues match (the filters of GET /issues)", params(("status" = Option<String>, Query, description = "OPENED, IGNORED, ACKNOWLEDGED, RESOLVED"), ("dismissed_at" = Option<String>, Query, description = "date operators; dismissed issues count only when asked for")), responses((status = 200, description = "{count}", body = Count), (status = 422, description = "unknown parameter", body = ErrorBody)), security(("api_key" = [])))]
+pub async fn count_issues(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Count>> {
     blocking(move || {
         let (models, _) = selected(&state, raw.as_deref())?;
-        Ok(Json(IssueCount {
+        Ok(Json(Count {
             count: models.len(),
         }))
     })
     .await
-}
-
-/// The answer of `GET /issues/count`.
-#[derive(Serialize, ToSchema)]
-pub struct IssueCount {
-    /// How many issues the filters select.
-    count: usize,
 }
 
 #[utoipa::path(get, path = "/2023-07-01/issues/{id}", tag = "issues", summary = "An issue, with the event and attempt (or transformation run) that opened it", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the issue", body = IssueView), (status = 404, description = "unknown", body = ErrorBody)), security(("api_key" = [])))]

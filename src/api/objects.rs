@@ -4,7 +4,7 @@
 //! stay read-only: the file is their source of truth.
 
 use super::error::{unreadable_body, ApiError, ApiResult};
-use super::schema::ErrorBody;
+use super::schema::{value_of, Deleted, ErrorBody};
 use super::views::SourceView;
 use super::{blocking, reachable, ApiState, Shared};
 use crate::config::{ApiObject, ObjectKind};
@@ -12,10 +12,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
 use axum::Json;
-use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
-use utoipa::ToSchema;
 
 /// The resource a call is about, from its path (`/2023-07-01/sources/…` → `sources`).
 fn table_of(uri: &Uri) -> String {
@@ -224,7 +222,7 @@ fn rename(
 }
 
 /// `DELETE /{kind}/{id}`: removes an API-created object nothing refers to.
-#[utoipa::path(delete, path = "/2023-07-01/sources/{id}", tag = "configuration", summary = "Delete an API-created source (likewise destinations, connections)", params(("id" = String, Path, description = "the object's id or name")), responses((status = 200, description = "deleted", body = DeletedView), (status = 404, description = "unknown", body = ErrorBody), (status = 409, description = "declared, or still used by a connection", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/2023-07-01/sources/{id}", tag = "configuration", summary = "Delete an API-created source (likewise destinations, connections)", params(("id" = String, Path, description = "the object's id or name")), responses((status = 200, description = "deleted", body = Deleted), (status = 404, description = "unknown", body = ErrorBody), (status = 409, description = "declared, or still used by a connection", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn delete(
     State(state): Shared,
     uri: Uri,
@@ -247,14 +245,7 @@ pub async fn delete(
     })
     .await;
     removed.map_err(broken_reference_is_conflict)?;
-    Ok(Json(super::views::to_json(DeletedView { id: deleted })))
-}
-
-/// What `DELETE` answers.
-#[derive(Serialize, ToSchema)]
-pub struct DeletedView {
-    /// The id (or name) the call named.
-    pub id: String,
+    Ok(Json(value_of(Deleted { id: deleted })))
 }
 
 /// A source or destination an archived connection uses stays: the

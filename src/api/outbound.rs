@@ -3,8 +3,8 @@
 use super::error::{ApiError, ApiResult};
 use super::listing::page_of;
 use super::query::{Query, Range};
-use super::schema::{ErrorBody, Listing};
-use super::views::{AttemptView, EventView, RawBodyView};
+use super::schema::{value_of, ErrorBody, Listing, RawBody};
+use super::views::{AttemptView, EventView};
 use super::{blocking, bounded_page, paged, views, with_data, Shared};
 use crate::ids::now_ms;
 use crate::model::{Attempt, AttemptTrigger, Event, EventStatus};
@@ -157,7 +157,7 @@ fn known_event(store: &Store, id: &str) -> ApiResult<Event> {
 
 /// `GET /events/:id/raw_body`: the body the event delivers, as text
 /// (`{body}`; bytes that are not UTF-8 are replaced).
-#[utoipa::path(get, path = "/2023-07-01/events/{id}/raw_body", tag = "events", summary = "The body an event delivers, as received or transformed", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "{body}", body = RawBodyView), (status = 404, description = "unknown id", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/events/{id}/raw_body", tag = "events", summary = "The body an event delivers, as received or transformed", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "{body}", body = RawBody), (status = 404, description = "unknown id", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn event_raw_body(
     State(state): Shared,
     Path(id): Path<String>,
@@ -175,7 +175,7 @@ pub async fn event_raw_body(
 pub(super) fn raw_body(payload: Option<&crate::model::Payload>, id: &str) -> ApiResult<Value> {
     let payload = payload.ok_or_else(|| ApiError::not_found("data of", id))?;
     let body = String::from_utf8_lossy(&payload.body).into_owned();
-    Ok(views::to_json(RawBodyView { body }))
+    Ok(value_of(RawBody { body }))
 }
 
 /// `POST /events/{id}/retry`'s answer.
@@ -199,7 +199,7 @@ pub async fn retry_event(State(state): Shared, Path(id): Path<String>) -> ApiRes
         let retried = store.retry_by_hand(&id, now_ms())?;
         let (event, attempt_id) = retried.ok_or_else(|| ApiError::not_found("event", &id))?;
         let payload = store.event_payload(&event)?;
-        let view = views::to_json(EventRetryView {
+        let view = value_of(EventRetryView {
             event: views::event(&team, &event, payload.as_ref()),
             attempt: views::queued_attempt(&team, &event, &attempt_id, AttemptTrigger::Manual),
         });

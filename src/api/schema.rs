@@ -52,6 +52,19 @@ pub struct Deleted {
     pub id: String,
 }
 
+/// `{"count": n}`: how many objects a list's filters select.
+#[derive(Serialize, ToSchema)]
+pub struct Count {
+    pub count: usize,
+}
+
+/// The reference's raw body answer.
+#[derive(Serialize, ToSchema)]
+pub struct RawBody {
+    /// The body as text (bytes that are not UTF-8 are replaced).
+    pub body: String,
+}
+
 /// A view as the JSON value the in-memory lists sort and page by key. Views
 /// hold only strings, numbers and JSON values, so serializing cannot fail.
 pub fn value_of(view: impl Serialize) -> Value {

@@ -155,14 +155,14 @@ pub fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 
 /// What `DELETE` answers.
 #[derive(Serialize, ToSchema)]
-pub struct Deleted {
+pub struct V1Deleted {
     pub id: String,
     /// Always true.
     pub deleted: bool,
 }
 
-pub fn deleted(id: &str) -> Deleted {
-    Deleted {
+pub fn deleted(id: &str) -> V1Deleted {
+    V1Deleted {
         id: id.to_string(),
         deleted: true,
     }

@@ -2,6 +2,7 @@
 //! UTC timestamps, prefixed ids.
 
 use super::query::iso;
+use super::schema::value_of;
 use crate::ids::event_data_id;
 use crate::model::{
     Attempt, AttemptStatus, AttemptTrigger, Connection, Destination, Event, EventStatus,
@@ -43,11 +44,6 @@ pub fn masked_values(env: &Value) -> Value {
 
 fn iso_opt(ms: Option<u64>) -> Option<String> {
     ms.map(iso)
-}
-
-/// The JSON of a view: every view is a map with text keys, so it serializes.
-pub fn to_json(view: impl Serialize) -> Value {
-    serde_json::to_value(view).expect("a view serializes")
 }
 
 /// `{headers, body, path, query, parsed_query}` of a payload.
@@ -116,7 +112,7 @@ pub fn request(
     payload: Option<&Payload>,
 ) -> Value {
     let received = iso(request.received_at);
-    to_json(RequestView {
+    value_of(RequestView {
         id: request.id.clone(),
         team_id: team_id.into(),
         verified: request.verified.unwrap_or(false),
@@ -186,7 +182,7 @@ pub struct EventView {
 /// An event as the reference shows it (L4407-4536), plus hookgate's `muted`
 /// and `transformation_logs`. hookgate has no CLI: `cli_id` is always null.
 pub fn event(team_id: &str, event: &Event, payload: Option<&Payload>) -> Value {
-    to_json(EventView {
+    value_of(EventView {
         id: event.id.clone(),
         team_id: team_id.into(),
         webhook_id: event.connection_id.clone(),
@@ -284,7 +280,7 @@ pub fn attempt(team_id: &str, attempt: &Attempt) -> Value {
     let responded = attempt.response_status.map(|_| finished);
     let latency = responded.map(|_| attempt.latency_ms);
     let successful = (attempt.status == AttemptStatus::Successful).then_some(finished);
-    to_json(AttemptView {
+    value_of(AttemptView {
         id: attempt.id.clone(),
         team_id: team_id.into(),
         event_id: attempt.event_id.clone(),
@@ -312,7 +308,7 @@ pub fn attempt(team_id: &str, attempt: &Attempt) -> Value {
 /// the event's last, recorded under `id` once made (L4828-4845).
 pub fn queued_attempt(team_id: &str, event: &Event, id: &str, trigger: AttemptTrigger) -> Value {
     let queued_at = iso(event.updated_at());
-    to_json(AttemptView {
+    value_of(AttemptView {
         id: id.into(),
         team_id: team_id.into(),
         event_id: event.id.clone(),
@@ -334,13 +330,6 @@ pub fn queued_attempt(team_id: &str, event: &Event, id: &str, trigger: AttemptTr
         created_at: queued_at,
         archived_at: None,
     })
-}
-
-/// The reference's raw body answer.
-#[derive(Serialize, ToSchema)]
-pub struct RawBodyView {
-    /// The body as text (bytes that are not UTF-8 are replaced).
-    pub body: String,
 }
 
 /// A response body: the JSON it holds, else its text.
@@ -383,7 +372,7 @@ pub struct IgnoredEventView {
 /// `created_at` are additions.
 pub fn ignored_event(team_id: &str, ignored: &IgnoredEvent) -> Value {
     let number = ignored_number(&ignored.id);
-    to_json(IgnoredEventView {
+    value_of(IgnoredEventView {
         request_id: ignored.request_id.clone(),
         team_id: team_id.into(),
         ignored_event_cause_id: number,
@@ -488,7 +477,7 @@ pub fn source(source: &Source, stamp: &Stamp, url: &str) -> Value {
         kind: v.hookdeck_type().into(),
         configs: None,
     });
-    to_json(SourceView {
+    value_of(SourceView {
         id: source.id.clone(),
         name: source.name.clone(),
         url: url.into(),
@@ -534,7 +523,7 @@ pub struct DestinationView {
 }
 
 pub fn destination(destination: &Destination, stamp: &Stamp) -> Value {
-    to_json(DestinationView {
+    value_of(DestinationView {
         id: destination.id.clone(),
         name: destination.name.clone(),
         description: destination.description.clone(),
@@ -604,7 +593,7 @@ pub fn connection(
     destination: Value,
 ) -> Value {
     let name_of = |end: &Value| end["name"].as_str().unwrap_or_default().to_string();
-    to_json(ConnectionView {
+    value_of(ConnectionView {
         id: connection.id.clone(),
         name: connection.name.clone(),
         full_name: full_name(&name_of(&source), &connection.name, &name_of(&destination)),
