@@ -404,8 +404,9 @@ fn attempts_of_only_delivery(gw: &TestGateway, job_id: &str) -> Vec<hookgate::mo
 
 #[tokio::test]
 async fn failed_deliveries_back_off_exponentially_across_the_window() {
-    // 3 retries over 800 ms: waits of 100, 200 and 400 ms.
-    let gw = gateway("delivery_window_ms = 800\nmax_retries = 3").await;
+    // 3 retries over 3.2 s: waits of 400, 800 and 1600 ms, the last retry
+    // 400 ms before the window ends (slack for a loaded machine).
+    let gw = gateway("delivery_window_ms = 3200\nmax_retries = 3").await;
     let sink = Sink::start(Reply::Status(500)).await;
     let (app, _) = one_endpoint(&gw, &sink, json!({})).await;
     let job_id = job_id_of(&gw, &app).await;
@@ -417,7 +418,7 @@ async fn failed_deliveries_back_off_exponentially_across_the_window() {
     assert_eq!(job["attempt_count"], 4);
     for (n, pair) in attempts.windows(2).enumerate() {
         let waited = pair[1].created_at - pair[0].created_at;
-        assert!(waited >= 100 << n, "retry {n} came after {waited} ms");
+        assert!(waited >= 400 << n, "retry {n} came after {waited} ms");
     }
 }
 

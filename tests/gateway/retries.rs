@@ -64,16 +64,18 @@ async fn linear_retries_wait_the_interval_each_time_then_fail() {
 #[tokio::test(flavor = "multi_thread")]
 async fn exponential_retries_double_the_wait() {
     let sink = Sink::start(Reply::Status(503)).await;
-    let rule = r#"{ type = "retry", strategy = "exponential", count = 3, interval = 100 }"#;
+    // Waits long enough that a loaded machine's scheduling delay (tens of
+    // ms) does not blur the doubling.
+    let rule = r#"{ type = "retry", strategy = "exponential", count = 3, interval = 300 }"#;
     let gw = TestGateway::start(&retry_config(&sink, rule)).await;
     gw.post("/e/shop", "{}").await;
     gw.wait_event(|e| e.status == EventStatus::Failed).await;
     let gaps = gaps(&sink);
     assert_eq!(gaps.len(), 3);
     assert!(
-        gaps[0] >= Duration::from_millis(100)
-            && gaps[1] >= Duration::from_millis(200)
-            && gaps[2] >= Duration::from_millis(400),
+        gaps[0] >= Duration::from_millis(300)
+            && gaps[1] >= Duration::from_millis(600)
+            && gaps[2] >= Duration::from_millis(1200),
         "{gaps:?}"
     );
     // Each wait about doubles the one before.
