@@ -4,6 +4,7 @@
 use crate::api::{ApiKeys, ApiState, Budget, KeyBudgets};
 use crate::config::Config;
 use crate::delivery::{Circuits, DeliveryClient, HookdeckHeaders, Scheduler, SharedPolicy};
+use crate::health::Readiness;
 use crate::ingress::{InFlight, Ingress, IngressApp};
 use crate::issues::IssueTracker;
 use crate::model::Catalog;
@@ -40,6 +41,8 @@ pub struct Gateway {
     commit: CommitLog,
     scheduler: Arc<Scheduler>,
     in_flight: Arc<InFlight>,
+    /// `/readyz`'s checks; a graceful stop starts by failing them.
+    readiness: Arc<Readiness>,
     /// Where API-created objects may send requests (`[delivery]`, reloaded with it).
     address_policy: SharedPolicy,
     stop_ingress: watch::Sender<bool>,
@@ -114,12 +117,18 @@ impl Gateway {
             Backlog::new(config.limits.router_backlog_bytes),
         );
         issues.ingest_notifications_through(commit.clone());
+        let readiness = Arc::new(Readiness::new(
+            store.clone(),
+            &config.limits,
+            config.server.data_dir.clone(),
+        ));
         let ingress = Ingress::new(
             catalog.clone(),
             commit.clone(),
             store.clone(),
             &config.limits,
             config.server.public_url.clone(),
+            readiness.clone(),
         );
         let in_flight = ingress.in_flight();
         let ingress = IngressApp::new(
@@ -157,6 +166,7 @@ impl Gateway {
             object_updates: std::sync::Mutex::default(),
             job_creation: std::sync::Mutex::default(),
             background: Default::default(),
+            readiness: readiness.clone(),
         });
         let api = start_api(config, api_state.clone(), stop_ingress.subscribe()).await?;
         let (api_addr, api_task) = api.unzip();
@@ -179,6 +189,7 @@ impl Gateway {
             commit,
             scheduler,
             in_flight,
+            readiness,
             address_policy,
             stop_ingress,
             ingress_task,
@@ -226,12 +237,19 @@ impl Gateway {
         .await?
     }
 
+    /// Makes `/readyz` answer 503 on both listeners from now on, so that
+    /// load balancers stop sending traffic here; the first step of `shutdown`.
+    pub fn drain(&self) {
+        self.readiness.drain();
+    }
+
     /// Graceful stop: no new connections, answer the requests being received,
     /// store and route what was acknowledged, stop bulk retries after their
     /// current batch and a retention sweep at its next record, let attempts in
     /// flight finish (each up to the shutdown timeout), flush. Anything
     /// unfinished resumes on the next start.
     pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.drain();
         let _ = self.stop_ingress.send(true);
         if tokio::time::timeout(self.shutdown_timeout, self.in_flight.idle())
             .await

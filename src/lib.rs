@@ -6,6 +6,7 @@ pub mod config;
 pub mod delivery;
 pub mod forwarded_path;
 pub mod gateway;
+pub mod health;
 pub mod hookdeck_shape;
 pub mod ids;
 pub mod ingress;

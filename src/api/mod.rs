@@ -81,6 +81,8 @@ pub struct ApiState {
     pub job_creation: std::sync::Mutex<()>,
     /// Bulk retries running in the background.
     pub background: Background,
+    /// Answers `/healthz` and `/readyz`.
+    pub readiness: Arc<crate::health::Readiness>,
 }
 
 /// Work the API started that outlives its request (bulk retries). A graceful
@@ -275,7 +277,24 @@ pub fn router(state: Arc<ApiState>) -> Routes {
         ))
         // The description holds no data, so it is readable without a key.
         .merge(openapi)
+        // Load balancers probe without a key.
+        .merge(probe_routes())
         .with_state(state)
+}
+
+/// `/healthz` and `/readyz`, answered as on the ingress (see `crate::health`).
+fn probe_routes() -> Routes<Arc<ApiState>> {
+    [crate::health::HEALTHZ, crate::health::READYZ]
+        .into_iter()
+        .fold(Routes::new(), |routes, path| routes.route(path, get(probe)))
+}
+
+async fn probe(State(state): Shared, uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    match state.readiness.probe(uri.path()) {
+        Some((status, body)) => (status, axum::Json(body)).into_response(),
+        None => ApiError::new(StatusCode::NOT_FOUND, "no such endpoint").into_response(),
+    }
 }
 
 /// `/connections/…`, and the same under `/webhooks`.

@@ -13,7 +13,7 @@ pub use api_objects::{refuse_operator_only, ApiObject, ObjectErrors, ObjectKind,
 pub use declarations::object_fingerprints;
 pub use error::{ConfigError, ConfigErrors};
 pub use sections::{
-    DeliverySection, LimitsSection, OutboundSection, RetentionSection, ServerSection,
+    DeliverySection, LimitsSection, LogFormat, OutboundSection, RetentionSection, ServerSection,
 };
 
 use crate::ids::named_id;

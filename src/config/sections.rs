@@ -71,6 +71,18 @@ pub struct ServerSection {
     /// there (`x-hookdeck-event-url`). Without it, `api_listen` when that is
     /// one address.
     pub api_public_url: Option<Url>,
+    /// How `hookgate serve` writes its log (`--log-format` overrides it).
+    pub log_format: LogFormat,
+}
+
+/// `server.log_format`: lines for people, or one JSON object per line for
+/// log collectors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl ServerSection {
@@ -106,6 +118,7 @@ impl Default for ServerSection {
             transform_worker_exe: None,
             secrets_key: None,
             api_public_url: None,
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -186,6 +199,9 @@ pub struct LimitsSection {
     /// Most request bytes the router's backlog holds in memory; the bodies
     /// of requests past it are read back from the journal when routed.
     pub router_backlog_bytes: u64,
+    /// `/readyz` answers 503 once this many acknowledged requests wait for
+    /// the router.
+    pub max_router_lag: usize,
 }
 
 impl LimitsSection {
@@ -244,6 +260,7 @@ impl Default for LimitsSection {
             rejection_bytes_total: 64 * 1024 * 1024,
             store_disk_reserve_bytes: 64 * 1024 * 1024,
             router_backlog_bytes: 64 * 1024 * 1024,
+            max_router_lag: 10_000,
         }
     }
 }

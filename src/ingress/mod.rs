@@ -15,6 +15,7 @@ pub use connection::IngressApp;
 
 use crate::config::LimitsSection;
 use crate::forwarded_path;
+use crate::health::Readiness;
 use crate::ids::now_ms;
 use crate::model::{Catalog, Payload, RejectionCause, Request, RequestStatus, Source};
 use crate::store::{CommitLog, RejectionBudget, Store};
@@ -49,6 +50,8 @@ pub struct Ingress {
     /// See `server.public_url`.
     public_url: Option<Url>,
     in_flight: Arc<InFlight>,
+    /// Answers `/healthz` and `/readyz`.
+    readiness: Arc<Readiness>,
 }
 
 /// The `[limits]` the ingress enforces.
@@ -131,6 +134,7 @@ impl Ingress {
         store: Store,
         limits: &LimitsSection,
         public_url: Option<Url>,
+        readiness: Arc<Readiness>,
     ) -> Ingress {
         Ingress {
             catalog,
@@ -144,6 +148,7 @@ impl Ingress {
             },
             public_url,
             in_flight: Arc::default(),
+            readiness,
         }
     }
 
@@ -173,6 +178,9 @@ impl Ingress {
             // request on the connection begins.
             session.set_keepalive(None);
             return Err(ErrorReply::new(StatusCode::BAD_REQUEST, message));
+        }
+        if let Some((status, body)) = self.readiness.probe(session.req_header().uri.path()) {
+            return Ok(response::probe(status, &body));
         }
         let mut received = read_head(session)?;
         let catalog = self.catalog.load();

@@ -76,6 +76,16 @@ pub fn accepted(request_id: &str, custom: Option<&CustomResponse>) -> Response<V
     }
 }
 
+/// A health probe's answer (see `crate::health`).
+pub fn probe(status: StatusCode, body: &serde_json::Value) -> Response<Vec<u8>> {
+    respond(
+        status,
+        "application/json",
+        body.to_string().into_bytes(),
+        None,
+    )
+}
+
 fn respond(
     status: StatusCode,
     content_type: &str,

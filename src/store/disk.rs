@@ -68,14 +68,14 @@ impl DiskReserve {
     /// Whether new requests may be taken: an error while the reserve is
     /// short or sled has failed.
     pub(super) fn admits_requests(&self) -> Result<()> {
-        let shared = &self.shared;
-        if let Some(failed) = shared.failed.get() {
+        if let Some(failed) = self.sled_failure() {
             let message = format!(
                 "the store failed ({failed}) and takes no requests until the gateway restarts; \
                  the acknowledged ones are safe in the request journal"
             );
             return Err(StoreError::Unavailable(message));
         }
+        let shared = &self.shared;
         if shared.short.load(Ordering::SeqCst) {
             let message = format!(
                 "the disk is full: no requests are taken until {} bytes are free for the store",
@@ -84,6 +84,11 @@ impl DiskReserve {
             return Err(StoreError::Unavailable(message));
         }
         Ok(())
+    }
+
+    /// The write sled failed with, which only a restart mends.
+    pub(super) fn sled_failure(&self) -> Option<&str> {
+        self.shared.failed.get().map(String::as_str)
     }
 }
 

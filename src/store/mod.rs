@@ -11,6 +11,7 @@ mod commit;
 mod deleted_sources;
 mod disk;
 mod group_flush;
+mod health;
 mod hold;
 mod issues;
 mod job_index;

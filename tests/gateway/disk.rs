@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// A tmpfs of a few MiB mounted for one test; unmounted when dropped.
-struct SmallDisk {
+pub struct SmallDisk {
     at: PathBuf,
 }
 
 impl SmallDisk {
     /// Mounts it at `at`; None, saying why, where mounting is not allowed.
-    fn mount(at: &Path, size: &str) -> Option<SmallDisk> {
+    pub fn mount(at: &Path, size: &str) -> Option<SmallDisk> {
         std::fs::create_dir_all(at).unwrap();
         let mounted = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -36,7 +36,7 @@ impl SmallDisk {
     }
 
     /// Fills the file system up with a file; returns it.
-    fn fill(&self) -> PathBuf {
+    pub fn fill(&self) -> PathBuf {
         let path = self.at.join("filler");
         let mut filler = std::fs::File::create(&path).unwrap();
         for chunk in [64 * 1024, 4096, 1] {

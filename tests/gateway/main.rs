@@ -11,6 +11,7 @@ mod delivery;
 mod disk;
 mod filter_budget;
 mod filters;
+mod health;
 mod hookdeck_api;
 mod hookdeck_config_bodies;
 mod hookdeck_config_objects;

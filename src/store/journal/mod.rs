@@ -102,6 +102,8 @@ struct Inner {
     segment_bytes: u64,
     writer: Mutex<Writer>,
     segments: Mutex<Segments>,
+    /// Why the last append failed; None once one succeeds (readiness).
+    last_failure: Mutex<Option<String>>,
 }
 
 struct Writer {
@@ -169,6 +171,7 @@ impl Journal {
                 segment_bytes,
                 writer: Mutex::new(writer),
                 segments: Mutex::new(Segments::new(dir.to_path_buf(), first, last + 1)),
+                last_failure: Mutex::default(),
             }),
         })
     }
@@ -187,6 +190,25 @@ impl Journal {
 
     /// Appends records and syncs them to disk; returns where each one lies.
     pub fn append(&self, records: &[&[u8]]) -> io::Result<Vec<Location>> {
+        let appended = self.append_synced(records);
+        *self
+            .inner
+            .last_failure
+            .lock()
+            .expect("journal failure lock") = appended.as_ref().err().map(io::Error::to_string);
+        appended
+    }
+
+    /// Why the last append failed, unless one has succeeded since.
+    pub fn last_failure(&self) -> Option<String> {
+        self.inner
+            .last_failure
+            .lock()
+            .expect("journal failure lock")
+            .clone()
+    }
+
+    fn append_synced(&self, records: &[&[u8]]) -> io::Result<Vec<Location>> {
         let mut writer = self.inner.writer.lock().expect("journal writer lock");
         if writer.junk_past_len {
             // Until this works, nothing is written (and nothing acknowledged).

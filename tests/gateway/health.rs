@@ -1,0 +1,145 @@
+//! `/healthz` and `/readyz` on the ingress and the API listeners: each reason
+//! the gateway is not ready, seen by a probe without a key.
+
+use crate::common::{route, Reply, Sink, TestGateway, PATIENCE};
+use crate::disk::SmallDisk;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// Both listeners' answers to a probe at `path`, ingress first.
+async fn probe_both(gw: &TestGateway, path: &str) -> [(u16, Value); 2] {
+    let api = format!("http://{}{path}", gw.gateway.api_addr.unwrap());
+    let mut answers = Vec::new();
+    for url in [gw.url(path), api] {
+        // No API key: probes come from load balancers.
+        let response = gw.http.get(url).send().await.unwrap();
+        let status = response.status().as_u16();
+        answers.push((status, response.json().await.unwrap()));
+    }
+    answers.try_into().unwrap()
+}
+
+/// The checks `/readyz` names as failing (the same on both listeners).
+async fn failing_checks(gw: &TestGateway) -> Vec<String> {
+    let [ingress, api] = probe_both(gw, "/readyz").await;
+    assert_eq!(ingress, api, "both listeners answer alike");
+    let (status, body) = ingress;
+    let checks: Vec<String> = match body["reasons"].as_array() {
+        Some(reasons) => reasons
+            .iter()
+            .map(|reason| {
+                assert!(reason["message"].as_str().is_some_and(|m| !m.is_empty()));
+                reason["check"].as_str().unwrap().to_string()
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    match checks.is_empty() {
+        true => assert_eq!((status, body), (200, json!({ "status": "ready" }))),
+        false => assert_eq!((status, body["status"].clone()), (503, json!("not_ready"))),
+    }
+    checks
+}
+
+/// Probes until `/readyz` fails exactly `checks` (a disk watcher notices
+/// within its period), or the patience runs out.
+async fn wait_failing(gw: &TestGateway, checks: &[&str]) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let failing = failing_checks(gw).await;
+        if failing == checks {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz kept failing {failing:?}, not {checks:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_gateway_is_alive_and_ready_on_both_listeners() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start(&format!(
+        "[[sources]]\nname = \"shop\"\n{}",
+        route("shop", "orders", &sink.url("/"), "")
+    ))
+    .await;
+    for answer in probe_both(&gw, "/healthz").await {
+        assert_eq!(answer, (200, json!({ "status": "ok" })));
+    }
+    assert!(failing_checks(&gw).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopping_gateway_is_alive_but_not_ready() {
+    let gw = TestGateway::start("").await;
+    // What a graceful stop (SIGTERM) does first, before any listener closes.
+    gw.gateway.drain();
+    assert_eq!(failing_checks(&gw).await, ["shutting_down"]);
+    for answer in probe_both(&gw, "/healthz").await {
+        assert_eq!(answer.0, 200);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_router_too_far_behind_is_not_ready_until_it_catches_up() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    // A request marked slow holds the router until its transformation times
+    // out, so the request behind it waits for the router.
+    let slow = r#"rules = [ { type = "transform", transformation = { name = "slow", code = "addHandler('transform', (r) => { if (r.body.slow) { while (true) {} } return r; })" } } ]"#;
+    let config = format!(
+        "[limits]\ntransform_timeout_ms = 1500\ntransform_max_loop_iterations = 1000000000000\nmax_router_lag = 1\n[[sources]]\nname = \"shop\"\n{}",
+        route("shop", "orders", &sink.url("/"), slow)
+    );
+    let gw = TestGateway::start(&config).await;
+    gw.post("/e/shop", r#"{"slow":true}"#).await;
+    let (_, accepted) = gw.post("/e/shop", "{}").await;
+    let id = accepted["request_id"].as_str().unwrap();
+    let behind = gw.gateway.store.awaits_router(id).unwrap();
+    assert!(behind, "the router is still busy");
+    assert_eq!(failing_checks(&gw).await, ["router_lag"]);
+    gw.wait_routed(id).await;
+    assert!(failing_checks(&gw).await.is_empty());
+}
+
+/// A gateway whose data lies on a small disk, keeping `reserve_bytes` for its store.
+async fn on_small_disk(reserve_bytes: u64) -> Option<(SmallDisk, TestGateway)> {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(&dir.path().join("data"), "16m")?;
+    let config = format!(
+        "[limits]\nstore_disk_reserve_bytes = {reserve_bytes}\n[[sources]]\nname = \"shop\"\n"
+    );
+    let gw = TestGateway::start_in(dir, &config).await;
+    assert!(failing_checks(&gw).await.is_empty());
+    Some((disk, gw))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn less_free_disk_than_the_reserve_is_not_ready_until_space_comes_back() {
+    let Some((disk, gw)) = on_small_disk(2 * 1024 * 1024).await else {
+        return;
+    };
+    let filler = disk.fill();
+    wait_failing(&gw, &["disk"]).await;
+    std::fs::remove_file(filler).unwrap();
+    wait_failing(&gw, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_journal_that_cannot_be_written_is_not_ready_until_a_write_succeeds() {
+    // No reserve: the full disk reaches the journal's writes.
+    let Some((disk, gw)) = on_small_disk(0).await else {
+        return;
+    };
+    let filler = disk.fill();
+    let body = "x".repeat(64 * 1024);
+    let (status, _) = gw.post("/e/shop", &body).await;
+    assert_eq!(status, 503);
+    assert_eq!(failing_checks(&gw).await, ["journal"]);
+    std::fs::remove_file(filler).unwrap();
+    let (status, _) = gw.post("/e/shop", &body).await;
+    assert_eq!(status, 200);
+    assert!(failing_checks(&gw).await.is_empty());
+}
