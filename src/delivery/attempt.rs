@@ -102,11 +102,22 @@ pub(super) async fn deliver(
     mut stop: watch::Receiver<bool>,
 ) {
     let attempt = send(&shared, &destination, &event, payload).await;
+    tracing::debug!(
+        request_id = event.request_id,
+        event_id = event.id,
+        destination = destination.id,
+        attempt = attempt.attempt_number,
+        status = ?attempt.status,
+        response_status = attempt.response_status,
+        "delivery attempt"
+    );
     let mut wait = RECORD_AGAIN_FIRST;
     while let Err(error) = settle(&shared, &event, attempt.clone()).await {
         tracing::error!(
             %error,
-            event = %event.id,
+            event_id = event.id,
+            destination = destination.id,
+            attempt = attempt.attempt_number,
             again_in_ms = wait.as_millis() as u64,
             "delivery attempt could not be recorded"
         );

@@ -200,6 +200,7 @@ impl Ingress {
             .commit(request, received.payload)
             .await
             .map_err(|e| ErrorReply::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+        tracing::debug!(request_id, source = source.name, "request accepted");
         Ok(accepted(&request_id, source.custom_response.as_ref()))
     }
 

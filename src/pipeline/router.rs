@@ -236,6 +236,13 @@ impl Router {
                         payload.is_some(),
                     );
                     event.transform_logs = transform_logs;
+                    tracing::debug!(
+                        request_id = request.id,
+                        event_id = event.id,
+                        source = source_id,
+                        destination = event.destination_id,
+                        "event created"
+                    );
                     self.store
                         .insert_event_or_hold(event, payload.as_ref(), due_ms)?;
                     destinations.push(connection.destination_id.clone());

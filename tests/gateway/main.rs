@@ -24,6 +24,7 @@ mod ingress;
 mod ingress_hostile;
 mod issues;
 mod jobs_indexes;
+mod logs;
 mod openapi_check;
 mod openapi_schema_a;
 mod openapi_schema_b;
