@@ -2,6 +2,7 @@
 //! and never a configured secret nor a request body.
 
 use crate::common::{config_text_with, route, Reply, Sink, API_KEY, SIGNING_SECRET};
+use hookgate::config::LogFormat;
 use serde_json::Value;
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -87,4 +88,25 @@ async fn a_json_log_names_ids_and_holds_no_secret_nor_body() {
     ] {
         assert!(!log.contains(secret), "the log holds {secret}:\n{log}");
     }
+}
+
+#[test]
+fn the_log_format_is_text_unless_the_file_says_json() {
+    let path = std::path::Path::new("/nonexistent-hookgate-config/gateway.toml");
+    let parsed = |format: &str| {
+        hookgate::Config::parse(path, &format!("[server]\nlog_format = \"{format}\"\n"))
+    };
+    let format = |text: &str| {
+        hookgate::Config::parse(path, text)
+            .unwrap()
+            .server
+            .log_format
+    };
+    assert_eq!(format(""), LogFormat::Text);
+    assert_eq!(format("[server]\nlog_format = \"json\""), LogFormat::Json);
+    let errors = parsed("xml").unwrap_err().to_string();
+    assert!(
+        errors.contains("gateway.toml:2") && errors.contains("text") && errors.contains("json"),
+        "{errors}"
+    );
 }
