@@ -1,7 +1,7 @@
 //! The management API over HTTP against a running gateway: auth, errors,
 //! paging, filters, event retry and mute, read-only declared objects, rate limits.
 
-use crate::common::{route, store_snapshots, Reply, Sink, TestGateway, API_KEY};
+use crate::common::{route, store_snapshots, Reply, Sink, TestGateway, API_KEY, SLOW_WHEN_MARKED};
 use hookgate::model::{AttemptTrigger, BulkKind, BulkQuery, BulkRetry, BulkStatus, EventStatus};
 use hookgate::store::Store;
 use reqwest::Method;
@@ -499,10 +499,9 @@ async fn a_request_retried_while_the_router_is_still_on_it_gets_its_event_once()
     let sink = Sink::start(Reply::Status(200)).await;
     // A request marked slow holds the router (until its transformation times
     // out), so the requests behind it wait for the router.
-    let slow = r#"rules = [ { type = "transform", transformation = { name = "slow", code = "addHandler('transform', (r) => { if (r.body.slow) { while (true) {} } return r; })" } } ]"#;
     let config = format!(
         "[limits]\ntransform_timeout_ms = 1500\n\n{}",
-        shop(&sink, slow)
+        shop(&sink, SLOW_WHEN_MARKED)
     );
     let gw = TestGateway::start(&config).await;
     gw.post("/e/shop", r#"{"slow":true}"#).await;

@@ -179,6 +179,10 @@ pub const API_KEY: &str = "test-api-key";
 /// objects created through the API may reach only when it is allowed.
 pub const LOOPBACK_ALLOWED: &str = "allowed_networks = [\"127.0.0.0/8\"]";
 
+/// A connection's rules that hold the router on a request whose body has
+/// `"slow": true` until its transformation times out.
+pub const SLOW_WHEN_MARKED: &str = r#"rules = [ { type = "transform", transformation = { name = "slow", code = "addHandler('transform', (r) => { if (r.body.slow) { while (true) {} } return r; })" } } ]"#;
+
 /// The lines every test config starts with: ephemeral ingress and API ports,
 /// data in `data/` beside the file. Line numbers in error messages count these 8.
 pub fn config_text(rest: &str) -> String {

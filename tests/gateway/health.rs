@@ -1,7 +1,7 @@
 //! `/healthz` and `/readyz` on the ingress and the API listeners: each reason
 //! the gateway is not ready, seen by a probe without a key.
 
-use crate::common::{route, Reply, Sink, TestGateway, PATIENCE};
+use crate::common::{route, Reply, Sink, TestGateway, PATIENCE, SLOW_WHEN_MARKED};
 use crate::disk::SmallDisk;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -60,12 +60,7 @@ async fn wait_failing(gw: &TestGateway, checks: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_running_gateway_is_alive_and_ready_on_both_listeners() {
-    let sink = Sink::start(Reply::Status(200)).await;
-    let gw = TestGateway::start(&format!(
-        "[[sources]]\nname = \"shop\"\n{}",
-        route("shop", "orders", &sink.url("/"), "")
-    ))
-    .await;
+    let gw = TestGateway::start("[[sources]]\nname = \"shop\"\n").await;
     for answer in probe_both(&gw, "/healthz").await {
         assert_eq!(answer, (200, json!({ "status": "ok" })));
     }
@@ -88,10 +83,9 @@ async fn a_router_too_far_behind_is_not_ready_until_it_catches_up() {
     let sink = Sink::start(Reply::Status(200)).await;
     // A request marked slow holds the router until its transformation times
     // out, so the request behind it waits for the router.
-    let slow = r#"rules = [ { type = "transform", transformation = { name = "slow", code = "addHandler('transform', (r) => { if (r.body.slow) { while (true) {} } return r; })" } } ]"#;
     let config = format!(
         "[limits]\ntransform_timeout_ms = 1500\ntransform_max_loop_iterations = 1000000000000\nmax_router_lag = 1\n[[sources]]\nname = \"shop\"\n{}",
-        route("shop", "orders", &sink.url("/"), slow)
+        route("shop", "orders", &sink.url("/"), SLOW_WHEN_MARKED)
     );
     let gw = TestGateway::start(&config).await;
     gw.post("/e/shop", r#"{"slow":true}"#).await;
