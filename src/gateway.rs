@@ -50,6 +50,8 @@ pub struct Gateway {
     threads: Vec<JoinHandle<()>>,
     sweeper: Option<Sweeper>,
     shutdown_timeout: Duration,
+    /// `server.shutdown_drain_ms`.
+    drain_time: Duration,
 }
 
 impl Gateway {
@@ -196,6 +198,7 @@ impl Gateway {
             threads: vec![commit_thread, router_thread],
             sweeper,
             shutdown_timeout: Duration::from_millis(config.server.shutdown_timeout_ms),
+            drain_time: Duration::from_millis(config.server.shutdown_drain_ms),
         })
     }
 
@@ -237,19 +240,17 @@ impl Gateway {
         .await?
     }
 
-    /// Makes `/readyz` answer 503 on both listeners from now on, so that
-    /// load balancers stop sending traffic here; the first step of `shutdown`.
-    pub fn drain(&self) {
-        self.readiness.drain();
-    }
-
-    /// Graceful stop: no new connections, answer the requests being received,
-    /// store and route what was acknowledged, stop bulk retries after their
-    /// current batch and a retention sweep at its next record, let attempts in
-    /// flight finish (each up to the shutdown timeout), flush. Anything
-    /// unfinished resumes on the next start.
+    /// Graceful stop: `/readyz` fails, both listeners still serving for
+    /// `server.shutdown_drain_ms`; then no new connections, answer the
+    /// requests being received, store and route what was acknowledged, stop
+    /// bulk retries after their current batch and a retention sweep at its
+    /// next record, let attempts in flight finish (each up to the shutdown
+    /// timeout), flush. Anything unfinished resumes on the next start.
     pub async fn shutdown(self) -> anyhow::Result<()> {
-        self.drain();
+        self.readiness.drain();
+        // Load balancers see /readyz fail and move traffic away while both
+        // listeners still serve.
+        tokio::time::sleep(self.drain_time).await;
         let _ = self.stop_ingress.send(true);
         if tokio::time::timeout(self.shutdown_timeout, self.in_flight.idle())
             .await

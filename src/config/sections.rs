@@ -46,6 +46,9 @@ pub struct ServerSection {
     pub data_dir: PathBuf,
     /// How long SIGTERM waits for in-flight work before exiting anyway.
     pub shutdown_timeout_ms: u64,
+    /// How long a graceful stop (SIGTERM) keeps both listeners serving with
+    /// `/readyz` answering 503, so that load balancers move traffic away first.
+    pub shutdown_drain_ms: u64,
     /// The ingress's URL as providers see it (behind a proxy or TLS terminator),
     /// e.g. `https://hooks.example.com`. Signatures over the URL (Twilio) are
     /// checked against it; without it the request's Host header is used.
@@ -110,6 +113,7 @@ impl Default for ServerSection {
             api_listen: ([127, 0, 0, 1], 8081).into(),
             data_dir: PathBuf::from("./data"),
             shutdown_timeout_ms: 10_000,
+            shutdown_drain_ms: 0,
             public_url: None,
             api_keys: Vec::new(),
             api_rate_limit_per_minute: 240,

@@ -68,14 +68,30 @@ async fn a_running_gateway_is_alive_and_ready_on_both_listeners() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_stopping_gateway_is_alive_but_not_ready() {
-    let gw = TestGateway::start("").await;
-    // What a graceful stop (SIGTERM) does first, before any listener closes.
-    gw.gateway.drain();
-    assert_eq!(failing_checks(&gw).await, ["shutting_down"]);
-    for answer in probe_both(&gw, "/healthz").await {
-        assert_eq!(answer.0, 200);
+async fn a_stopping_gateway_is_not_ready_while_its_listeners_still_serve() {
+    // Long enough to probe within, however loaded the machine.
+    let drain = "shutdown_drain_ms = 3000\n";
+    let gw = TestGateway::start_with(drain, "[[sources]]\nname = \"shop\"\n").await;
+    let TestGateway { gateway, dir, http } = gw;
+    let (ingress, api) = (gateway.ingress_addr, gateway.api_addr.unwrap());
+    let stopped = tokio::spawn(gateway.shutdown());
+    let deadline = Instant::now() + PATIENCE;
+    for base in [ingress, api] {
+        loop {
+            let answer = http.get(format!("http://{base}/readyz")).send().await;
+            let body: Value = answer.unwrap().json().await.unwrap();
+            if body["reasons"][0]["check"] == "shutting_down" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "/readyz on {base}: {body}");
+            tokio::task::yield_now().await;
+        }
     }
+    // Senders the load balancer has not moved yet are still served.
+    let post = http.post(format!("http://{ingress}/e/shop")).body("{}");
+    assert_eq!(post.send().await.unwrap().status(), 200);
+    stopped.await.unwrap().unwrap();
+    drop(dir);
 }
 
 #[tokio::test(flavor = "multi_thread")]
