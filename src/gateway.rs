@@ -249,8 +249,11 @@ impl Gateway {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         self.readiness.drain();
         // Load balancers see /readyz fail and move traffic away while both
-        // listeners still serve.
-        tokio::time::sleep(self.drain_time).await;
+        // listeners still serve. (Not even a timer tick without a drain
+        // time: work under way would run on meanwhile.)
+        if !self.drain_time.is_zero() {
+            tokio::time::sleep(self.drain_time).await;
+        }
         let _ = self.stop_ingress.send(true);
         if tokio::time::timeout(self.shutdown_timeout, self.in_flight.idle())
             .await
@@ -287,7 +290,7 @@ impl Gateway {
         // holds, are gone (an abort only asks).
         let _ = self.ingress_task.await;
         // The other handles go with the rest of the gateway.
-        drop((self.api_state, self.scheduler));
+        drop((self.api_state, self.scheduler, self.readiness));
         let (store, grace) = (self.store, self.shutdown_timeout);
         tokio::task::spawn_blocking(move || close(store, grace)).await??;
         Ok(())
