@@ -71,6 +71,21 @@ pub struct ServerSection {
     /// there (`x-hookdeck-event-url`). Without it, `api_listen` when that is
     /// one address.
     pub api_public_url: Option<Url>,
+    /// Where `GET /metrics` (Prometheus) listens, without a key; `""` turns
+    /// it off.
+    #[serde(deserialize_with = "empty_is_off")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// An address, or `""` for none.
+fn empty_is_off<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(serde::de::Error::custom)
 }
 
 impl ServerSection {
@@ -106,6 +121,7 @@ impl Default for ServerSection {
             transform_worker_exe: None,
             secrets_key: None,
             api_public_url: None,
+            metrics_listen: Some(([127, 0, 0, 1], 9464).into()),
         }
     }
 }

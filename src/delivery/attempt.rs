@@ -133,6 +133,7 @@ async fn send(
         Ok(url) => {
             let outgoing = outgoing(shared, destination, event, payload, url);
             let response = shared.client.send(&outgoing).await;
+            shared.metrics.attempt(destination, &response);
             if destination.circuit_breaker {
                 shared
                     .circuits

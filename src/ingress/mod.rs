@@ -16,6 +16,7 @@ pub use connection::IngressApp;
 use crate::config::LimitsSection;
 use crate::forwarded_path;
 use crate::ids::now_ms;
+use crate::metrics::{self, Metrics};
 use crate::model::{Catalog, Payload, RejectionCause, Request, RequestStatus, Source};
 use crate::store::{CommitLog, RejectionBudget, Store};
 use crate::verify::InboundRequest;
@@ -49,6 +50,7 @@ pub struct Ingress {
     /// See `server.public_url`.
     public_url: Option<Url>,
     in_flight: Arc<InFlight>,
+    metrics: Arc<Metrics>,
 }
 
 /// The `[limits]` the ingress enforces.
@@ -131,6 +133,7 @@ impl Ingress {
         store: Store,
         limits: &LimitsSection,
         public_url: Option<Url>,
+        metrics: Arc<Metrics>,
     ) -> Ingress {
         Ingress {
             catalog,
@@ -144,6 +147,7 @@ impl Ingress {
             },
             public_url,
             in_flight: Arc::default(),
+            metrics,
         }
     }
 
@@ -172,9 +176,13 @@ impl Ingress {
             // Where this request's body ends is unknown: so is where the next
             // request on the connection begins.
             session.set_keepalive(None);
+            self.metrics.request_refused(None, metrics::MALFORMED);
             return Err(ErrorReply::new(StatusCode::BAD_REQUEST, message));
         }
-        let mut received = read_head(session)?;
+        let mut received = read_head(session).inspect_err(|_| {
+            self.metrics
+                .request_refused(None, metrics::NOT_A_SOURCE_URL)
+        })?;
         let catalog = self.catalog.load();
         let Some(source) = catalog.source(&received.source_name).cloned() else {
             let archived = catalog.archived_source(&received.source_name).cloned();
@@ -191,7 +199,12 @@ impl Ingress {
         self.commit
             .commit(request, received.payload)
             .await
-            .map_err(|e| ErrorReply::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+            .map_err(|e| {
+                self.metrics
+                    .request_refused(Some(&source), metrics::UNAVAILABLE);
+                ErrorReply::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            })?;
+        self.metrics.request_accepted(&source);
         Ok(accepted(&request_id, source.custom_response.as_ref()))
     }
 
@@ -363,6 +376,7 @@ impl Ingress {
         source: Option<&Source>,
         rejection: Rejection,
     ) -> ErrorReply {
+        self.metrics.request_rejected(source, rejection.cause);
         let mut request = new_request(
             &received,
             source,

@@ -23,6 +23,7 @@ mod ingress;
 mod ingress_hostile;
 mod issues;
 mod jobs_indexes;
+mod metrics;
 mod openapi_check;
 mod openapi_schema_a;
 mod openapi_schema_b;

@@ -1,0 +1,180 @@
+//! Prometheus metrics: what the gateway counts, and `GET /metrics` on its own
+//! listener (`server.metrics_listen`, see `server`).
+//!
+//! Each gateway owns its registry (no process-global one), so gateways
+//! started side by side in one process keep their numbers apart. Label values
+//! are only ever config names and fixed enums, never request data: a series
+//! exists per configured source or destination and outcome, however many
+//! requests arrive (bounded cardinality).
+
+mod queue_depth;
+mod server;
+
+pub use server::serve;
+
+use crate::delivery::DeliveryResponse;
+use crate::model::{Catalog, Destination, RejectionCause, Source};
+use crate::store::Store;
+use arc_swap::ArcSwap;
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use std::sync::Arc;
+
+/// The `source` label of requests to no configured source (their name is the
+/// sender's: it would add a series per name tried).
+const NO_SOURCE: &str = "";
+
+/// Requests turned away before their source is known.
+pub const MALFORMED: &str = "MALFORMED";
+pub const NOT_A_SOURCE_URL: &str = "NOT_A_SOURCE_URL";
+/// Accepted but not stored (the store refused the write): answered 503.
+pub const UNAVAILABLE: &str = "UNAVAILABLE";
+const ACCEPTED: &str = "ACCEPTED";
+
+/// Delivery latency buckets, in seconds: from a local receiver's few
+/// milliseconds up to the longest delivery timeout worth waiting for.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// One gateway's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    attempts: IntCounterVec,
+    delivery_latency: HistogramVec,
+}
+
+impl Metrics {
+    /// Registers every metric; the queue depths are read from `store` at
+    /// each scrape, for the destinations `catalog` serves then.
+    pub fn new(store: Store, catalog: Arc<ArcSwap<Catalog>>) -> Arc<Metrics> {
+        let registry = Registry::new_custom(Some("hookgate".into()), None)
+            .expect("the prefix is a valid metric name");
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "requests_total",
+                "Requests received, by source and outcome (ACCEPTED or the rejection cause).",
+            ),
+            &["source", "outcome"],
+        )
+        .expect("valid metric");
+        let attempts = IntCounterVec::new(
+            Opts::new(
+                "attempts_total",
+                "Delivery attempts, by destination and outcome (2xx, 4xx, 5xx or the error code).",
+            ),
+            &["destination", "outcome"],
+        )
+        .expect("valid metric");
+        let delivery_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "delivery_latency_seconds",
+                "Time from sending an attempt to its response or error, by destination.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["destination"],
+        )
+        .expect("valid metric");
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "build_info",
+                "Always 1; its label names the running version.",
+            ),
+            &["version"],
+        )
+        .expect("valid metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let queue_depth = queue_depth::QueueDepth::new(store, catalog);
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(attempts.clone()),
+            Box::new(delivery_latency.clone()),
+            Box::new(build_info),
+            Box::new(queue_depth),
+        ] {
+            registry
+                .register(collector)
+                .expect("metric names are unique");
+        }
+        Arc::new(Metrics {
+            registry,
+            requests,
+            attempts,
+            delivery_latency,
+        })
+    }
+
+    pub fn request_accepted(&self, source: &Source) {
+        self.count_request(&source.name, ACCEPTED);
+    }
+
+    /// A rejected request; `source` is the configured one it was sent to, if any.
+    pub fn request_rejected(&self, source: Option<&Source>, cause: RejectionCause) {
+        let name = source.map_or(NO_SOURCE, |source| source.name.as_str());
+        self.count_request(name, cause.as_str());
+    }
+
+    /// A request refused for a reason that is not a `RejectionCause`
+    /// (`MALFORMED`, `NOT_A_SOURCE_URL`, `UNAVAILABLE`).
+    pub fn request_refused(&self, source: Option<&Source>, outcome: &'static str) {
+        let name = source.map_or(NO_SOURCE, |source| source.name.as_str());
+        self.count_request(name, outcome);
+    }
+
+    fn count_request(&self, source: &str, outcome: &str) {
+        self.requests.with_label_values(&[source, outcome]).inc();
+    }
+
+    /// An attempt that was sent (or tried to be): its outcome and latency.
+    pub fn attempt(&self, destination: &Destination, response: &DeliveryResponse) {
+        let outcome = match (response.status, response.error_code) {
+            (Some(status), _) => status_class(status),
+            (None, Some(code)) => code,
+            (None, None) => "UNKNOWN",
+        };
+        let name = destination.name.as_str();
+        self.attempts.with_label_values(&[name, outcome]).inc();
+        self.delivery_latency
+            .with_label_values(&[name])
+            .observe(response.latency_ms as f64 / 1000.0);
+    }
+
+    /// Every metric in the text exposition format 0.0.4. Blocks on the store
+    /// (queue depths).
+    pub fn render(&self) -> String {
+        let mut text = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut text)
+            .expect("writing to a Vec cannot fail");
+        String::from_utf8(text).expect("the text format is UTF-8")
+    }
+}
+
+/// `2xx`, `4xx`…: a fixed set, whatever status a receiver answers.
+fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::status_class;
+
+    #[test]
+    fn statuses_fall_into_their_class() {
+        assert_eq!(status_class(204), "2xx");
+        assert_eq!(status_class(404), "4xx");
+        assert_eq!(status_class(503), "5xx");
+        assert_eq!(status_class(999), "other");
+    }
+}
