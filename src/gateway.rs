@@ -94,6 +94,7 @@ impl Gateway {
             catalog.clone(),
             scheduler.waker(),
             issues.clone(),
+            metrics.clone(),
         );
         let resumed = {
             let router = router.clone();

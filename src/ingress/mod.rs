@@ -26,7 +26,7 @@ use pingora::protocols::http::ServerSession;
 use response::{accepted, error, ErrorReply};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Notify;
 use url::Url;
 
@@ -179,6 +179,7 @@ impl Ingress {
             self.metrics.request_refused(None, metrics::MALFORMED);
             return Err(ErrorReply::new(StatusCode::BAD_REQUEST, message));
         }
+        let head_read = Instant::now();
         let mut received = read_head(session).inspect_err(|_| {
             self.metrics
                 .request_refused(None, metrics::NOT_A_SOURCE_URL)
@@ -204,7 +205,7 @@ impl Ingress {
                     .request_refused(Some(&source), metrics::UNAVAILABLE);
                 ErrorReply::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
             })?;
-        self.metrics.request_accepted(&source);
+        self.metrics.request_accepted(&source, head_read);
         Ok(accepted(&request_id, source.custom_response.as_ref()))
     }
 

@@ -13,13 +13,15 @@ mod server;
 pub use server::serve;
 
 use crate::delivery::DeliveryResponse;
-use crate::model::{Catalog, Destination, RejectionCause, Source};
+use crate::model::{Catalog, Connection, Destination, RejectionCause, Source};
 use crate::store::Store;
 use arc_swap::ArcSwap;
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The `source` label of requests to no configured source (their name is the
 /// sender's: it would add a series per name tried).
@@ -38,10 +40,27 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
+/// Transformation run time buckets, in seconds: runs are cut at
+/// `limits.transform_timeout_ms` (1 s by default, at most a few).
+const TRANSFORM_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Ack latency buckets, in seconds: a group commit's fsync, then waits
+/// behind a full commit queue.
+const ACK_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
 /// One gateway's metrics.
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
+    ack_latency: HistogramVec,
+    events: IntCounterVec,
+    ignored_events: IntCounterVec,
+    transformation_runs: IntCounterVec,
+    transformation_duration: HistogramVec,
     attempts: IntCounterVec,
     delivery_latency: HistogramVec,
 }
@@ -52,31 +71,60 @@ impl Metrics {
     pub fn new(store: Store, catalog: Arc<ArcSwap<Catalog>>) -> Arc<Metrics> {
         let registry = Registry::new_custom(Some("hookgate".into()), None)
             .expect("the prefix is a valid metric name");
-        let requests = IntCounterVec::new(
-            Opts::new(
+        let metrics = Metrics {
+            requests: counter(
+                &registry,
                 "requests_total",
-                "Requests received, by source and outcome (ACCEPTED or the rejection cause).",
+                "Requests received, by source and outcome (ACCEPTED or why not).",
+                &["source", "outcome"],
             ),
-            &["source", "outcome"],
-        )
-        .expect("valid metric");
-        let attempts = IntCounterVec::new(
-            Opts::new(
+            ack_latency: histogram(
+                &registry,
+                "ack_latency_seconds",
+                "From a request's head being read to its being durable (then answered 2xx).",
+                &["source"],
+                ACK_BUCKETS,
+            ),
+            events: counter(
+                &registry,
+                "events_total",
+                "Events created (queued for delivery), by connection.",
+                &["connection"],
+            ),
+            ignored_events: counter(
+                &registry,
+                "ignored_events_total",
+                "Ignored events, by connection and cause.",
+                &["connection", "cause"],
+            ),
+            transformation_runs: counter(
+                &registry,
+                "transformation_runs_total",
+                "Transformation runs while routing, by transformation and outcome (ok, failed).",
+                &["transformation", "outcome"],
+            ),
+            transformation_duration: histogram(
+                &registry,
+                "transformation_duration_seconds",
+                "Run time of transformations while routing, by transformation.",
+                &["transformation"],
+                TRANSFORM_BUCKETS,
+            ),
+            attempts: counter(
+                &registry,
                 "attempts_total",
                 "Delivery attempts, by destination and outcome (2xx, 4xx, 5xx or the error code).",
+                &["destination", "outcome"],
             ),
-            &["destination", "outcome"],
-        )
-        .expect("valid metric");
-        let delivery_latency = HistogramVec::new(
-            HistogramOpts::new(
+            delivery_latency: histogram(
+                &registry,
                 "delivery_latency_seconds",
                 "Time from sending an attempt to its response or error, by destination.",
-            )
-            .buckets(LATENCY_BUCKETS.to_vec()),
-            &["destination"],
-        )
-        .expect("valid metric");
+                &["destination"],
+                LATENCY_BUCKETS,
+            ),
+            registry,
+        };
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "build_info",
@@ -88,28 +136,21 @@ impl Metrics {
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        let queue_depth = queue_depth::QueueDepth::new(store, catalog);
-        for collector in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(attempts.clone()),
-            Box::new(delivery_latency.clone()),
-            Box::new(build_info),
-            Box::new(queue_depth),
-        ] {
-            registry
-                .register(collector)
-                .expect("metric names are unique");
-        }
-        Arc::new(Metrics {
-            registry,
-            requests,
-            attempts,
-            delivery_latency,
-        })
+        register(&metrics.registry, build_info);
+        register(
+            &metrics.registry,
+            queue_depth::QueueDepth::new(store, catalog),
+        );
+        Arc::new(metrics)
     }
 
-    pub fn request_accepted(&self, source: &Source) {
+    /// A request stored durably (then answered 2xx), whose head was read
+    /// at `head_read`.
+    pub fn request_accepted(&self, source: &Source, head_read: Instant) {
         self.count_request(&source.name, ACCEPTED);
+        self.ack_latency
+            .with_label_values(&[&source.name])
+            .observe(head_read.elapsed().as_secs_f64());
     }
 
     /// A rejected request; `source` is the configured one it was sent to, if any.
@@ -127,6 +168,27 @@ impl Metrics {
 
     fn count_request(&self, source: &str, outcome: &str) {
         self.requests.with_label_values(&[source, outcome]).inc();
+    }
+
+    pub fn event_created(&self, connection: &Connection) {
+        self.events.with_label_values(&[&connection.name]).inc();
+    }
+
+    pub fn event_ignored(&self, connection: &Connection, cause: &'static str) {
+        self.ignored_events
+            .with_label_values(&[&connection.name, cause])
+            .inc();
+    }
+
+    /// A transformation run while routing, which took `took`.
+    pub fn transformation_ran(&self, name: &str, succeeded: bool, took: Duration) {
+        let outcome = if succeeded { "ok" } else { "failed" };
+        self.transformation_runs
+            .with_label_values(&[name, outcome])
+            .inc();
+        self.transformation_duration
+            .with_label_values(&[name])
+            .observe(took.as_secs_f64());
     }
 
     /// An attempt that was sent (or tried to be): its outcome and latency.
@@ -152,6 +214,31 @@ impl Metrics {
             .expect("writing to a Vec cannot fail");
         String::from_utf8(text).expect("the text format is UTF-8")
     }
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let counter = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    register(registry, counter.clone());
+    counter
+}
+
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: &[f64],
+) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+    let histogram = HistogramVec::new(opts, labels).expect("valid metric");
+    register(registry, histogram.clone());
+    histogram
+}
+
+fn register(registry: &Registry, collector: impl Collector + 'static) {
+    registry
+        .register(Box::new(collector))
+        .expect("metric names are unique");
 }
 
 /// `2xx`, `4xx`…: a fixed set, whatever status a receiver answers.

@@ -239,3 +239,65 @@ fn metrics_listen_is_an_address_or_empty_for_off() {
         .metrics_listen;
     assert_eq!(default, Some(([127, 0, 0, 1], 9464).into()));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn routing_counts_events_ignored_events_and_transformation_runs() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let tag = r#"{ type = "transform", transformation = { name = "tag", code = "addHandler('transform', (r) => { r.headers['x-tag'] = 'yes'; return r; })" } }"#;
+    let boom = r#"{ type = "transform", transformation = { name = "boom", code = "addHandler('transform', (r) => { throw new Error('no') })" } }"#;
+    let gw = TestGateway::start(&format!(
+        "[[sources]]\nname = \"shop\"\n{}{}",
+        route(
+            "shop",
+            "kept",
+            &sink.url("/"),
+            &format!("rules = [ {{ type = \"filter\", body = {{ kind = \"order\" }} }}, {tag} ]"),
+        ),
+        route(
+            "shop",
+            "broken",
+            &sink.url("/"),
+            &format!("rules = [ {boom} ]")
+        ),
+    ))
+    .await;
+    for body in [r#"{"kind":"order"}"#, r#"{"kind":"other"}"#] {
+        let (status, answer) = gw.post("/e/shop", body).await;
+        assert_eq!(status, 200);
+        gw.wait_routed(answer["request_id"].as_str().unwrap()).await;
+    }
+    let scrape = Scrape::of(&gw).await;
+    let value = |name, labels: &[(&str, &str)]| scrape.value(name, labels);
+    assert_eq!(
+        value("hookgate_events_total", &[("connection", "shop-to-kept")]),
+        1.0
+    );
+    assert_eq!(scrape.sum("hookgate_events_total"), 1.0);
+    let ignored = |connection, cause| {
+        value(
+            "hookgate_ignored_events_total",
+            &[("connection", connection), ("cause", cause)],
+        )
+    };
+    assert_eq!(ignored("shop-to-kept", "FILTERED"), 1.0);
+    assert_eq!(ignored("shop-to-broken", "TRANSFORMATION_FAILED"), 2.0);
+    let runs = |transformation, outcome| {
+        value(
+            "hookgate_transformation_runs_total",
+            &[("transformation", transformation), ("outcome", outcome)],
+        )
+    };
+    assert_eq!((runs("tag", "ok"), runs("tag", "failed")), (1.0, 0.0));
+    assert_eq!((runs("boom", "ok"), runs("boom", "failed")), (0.0, 2.0));
+    assert_eq!(
+        value(
+            "hookgate_transformation_duration_seconds_count",
+            &[("transformation", "boom")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        value("hookgate_ack_latency_seconds_count", &[("source", "shop")]),
+        2.0
+    );
+}
