@@ -141,6 +141,13 @@ impl Metrics {
             &metrics.registry,
             queue_depth::QueueDepth::new(store, catalog),
         );
+        // CPU seconds, resident memory, open fds and their limit, from /proc
+        // (`hookgate_process_…`).
+        #[cfg(target_os = "linux")]
+        register(
+            &metrics.registry,
+            prometheus::process_collector::ProcessCollector::for_self(),
+        );
         Arc::new(metrics)
     }
 

@@ -65,6 +65,10 @@ impl Scrape {
             .unwrap_or(0.0)
     }
 
+    fn has(&self, name: &str) -> bool {
+        self.0.keys().any(|(n, _)| n == name)
+    }
+
     fn sum(&self, name: &str) -> f64 {
         self.0
             .iter()
@@ -134,6 +138,13 @@ async fn requests_are_counted_by_source_and_outcome_and_attempts_by_destination(
         ),
         1.0
     );
+    assert!(scrape.has("hookgate_process_cpu_seconds_total"));
+    for process in [
+        "hookgate_process_resident_memory_bytes",
+        "hookgate_process_open_fds",
+    ] {
+        assert!(scrape.value(process, &[]) > 0.0, "{process}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
