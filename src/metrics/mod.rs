@@ -7,7 +7,7 @@
 //! exists per configured source or destination and outcome, however many
 //! requests arrive (bounded cardinality).
 
-mod queue_depth;
+mod at_scrape;
 mod server;
 
 pub use server::serve;
@@ -66,8 +66,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Registers every metric; the queue depths are read from `store` at
-    /// each scrape, for the destinations `catalog` serves then.
+    /// Registers every metric; queue depths, paused connections and open
+    /// issues are read from `store` at each scrape (`at_scrape`), for what
+    /// `catalog` serves then.
     pub fn new(store: Store, catalog: Arc<ArcSwap<Catalog>>) -> Arc<Metrics> {
         let registry = Registry::new_custom(Some("hookgate".into()), None)
             .expect("the prefix is a valid metric name");
@@ -137,10 +138,7 @@ impl Metrics {
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
         register(&metrics.registry, build_info);
-        register(
-            &metrics.registry,
-            queue_depth::QueueDepth::new(store, catalog),
-        );
+        register(&metrics.registry, at_scrape::AtScrape::new(store, catalog));
         // CPU seconds, resident memory, open fds and their limit, from /proc
         // (`hookgate_process_…`).
         #[cfg(target_os = "linux")]
@@ -213,7 +211,7 @@ impl Metrics {
     }
 
     /// Every metric in the text exposition format 0.0.4. Blocks on the store
-    /// (queue depths).
+    /// (`at_scrape`).
     pub fn render(&self) -> String {
         let mut text = Vec::new();
         TextEncoder::new()

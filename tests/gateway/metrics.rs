@@ -5,6 +5,8 @@ use crate::common::{route, Reply, Sink, TestGateway};
 use futures_util::StreamExt;
 use hookgate::model::EventStatus;
 use rand::distributions::{Alphanumeric, DistString};
+use reqwest::Method;
+use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 
 /// One scrape: every sample, keyed by metric name and its labels.
@@ -311,4 +313,46 @@ async fn routing_counts_events_ignored_events_and_transformation_runs() {
         value("hookgate_ack_latency_seconds_count", &[("source", "shop")]),
         2.0
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paused_connections_and_open_issues_are_read_at_each_scrape() {
+    let failing = Sink::start(Reply::Status(500)).await;
+    let gw = TestGateway::start(&format!(
+        "[[sources]]\nname = \"shop\"\n{}{}",
+        route("shop", "failing", &failing.url("/"), ""),
+        route("shop", "held", &failing.url("/"), "")
+    ))
+    .await;
+    let open_issues =
+        |scrape: &Scrape, kind| scrape.value("hookgate_open_issues", &[("type", kind)]);
+    let scrape = Scrape::of(&gw).await;
+    assert_eq!(scrape.value("hookgate_paused_connections", &[]), 0.0);
+    assert!(scrape.has("hookgate_paused_connections"));
+    assert_eq!(open_issues(&scrape, "delivery"), 0.0);
+    assert!(scrape.has("hookgate_open_issues"));
+
+    let held = hookgate::ids::named_id("web", "shop-to-held");
+    let paused = gw
+        .api(Method::PUT, &format!("/connections/{held}/pause"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paused.status(), 200);
+    let trigger = json!({ "name": "failing", "type": "delivery",
+        "configs": { "strategy": "first_attempt", "connections": "*" } });
+    let created = gw
+        .api(Method::POST, "/2023-07-01/issue-triggers")
+        .json(&trigger)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 200);
+    assert_eq!(gw.post("/e/shop", "{}").await.0, 200);
+    gw.wait_event(|e| e.status == EventStatus::Failed).await;
+
+    let scrape = Scrape::of(&gw).await;
+    assert_eq!(scrape.value("hookgate_paused_connections", &[]), 1.0);
+    assert_eq!(open_issues(&scrape, "delivery"), 1.0);
+    assert_eq!(open_issues(&scrape, "transformation"), 0.0);
 }
