@@ -333,21 +333,12 @@ async fn paused_connections_and_open_issues_are_read_at_each_scrape() {
     assert!(scrape.has("hookgate_open_issues"));
 
     let held = hookgate::ids::named_id("web", "shop-to-held");
-    let paused = gw
-        .api(Method::PUT, &format!("/connections/{held}/pause"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(paused.status(), 200);
+    let pause = format!("/connections/{held}/pause");
+    assert_eq!(gw.api_send(Method::PUT, &pause, json!({})).await.0, 200);
     let trigger = json!({ "name": "failing", "type": "delivery",
         "configs": { "strategy": "first_attempt", "connections": "*" } });
-    let created = gw
-        .api(Method::POST, "/2023-07-01/issue-triggers")
-        .json(&trigger)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), 200);
+    let created = gw.api_send(Method::POST, "/issue-triggers", trigger).await;
+    assert_eq!(created.0, 200);
     assert_eq!(gw.post("/e/shop", "{}").await.0, 200);
     gw.wait_event(|e| e.status == EventStatus::Failed).await;
 
