@@ -73,7 +73,7 @@ impl Gateway {
         );
         let issues = IssueTracker::new(store.clone(), catalog.clone(), client.clone());
         let signing_secret = open_signing_secret(config).await?;
-        let metrics = Metrics::new(store.clone(), catalog.clone());
+        let metrics = Metrics::new(store.clone(), catalog.clone(), &config.server.data_dir);
         let scheduler = Scheduler::start(
             store.clone(),
             catalog.clone(),

@@ -1,7 +1,9 @@
 //! Gauges read from the store at each scrape, so nothing is counted on the
 //! hot paths and none can drift: `hookgate_queue_depth{destination}` (the
 //! store keeps exact depths, `Store::queue_depth`),
-//! `hookgate_paused_connections` and `hookgate_open_issues{type}`.
+//! `hookgate_paused_connections`, `hookgate_open_issues{type}`, and the
+//! data directory's size and free space (`hookgate_data_dir_bytes`,
+//! `hookgate_data_dir_free_bytes`).
 
 use crate::model::{Catalog, IssueStatus, IssueType};
 use crate::store::Store;
@@ -9,11 +11,13 @@ use arc_swap::ArcSwap;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{IntGauge, IntGaugeVec, Opts};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub(super) struct AtScrape {
     store: Store,
     catalog: Arc<ArcSwap<Catalog>>,
+    data_dir: PathBuf,
     descs: Vec<Desc>,
 }
 
@@ -23,6 +27,8 @@ struct Gauges {
     queue_depth: IntGaugeVec,
     paused_connections: IntGauge,
     open_issues: IntGaugeVec,
+    data_dir_bytes: IntGauge,
+    data_dir_free_bytes: IntGauge,
 }
 
 impl Gauges {
@@ -47,20 +53,32 @@ impl Gauges {
                 &["type"],
             )
             .expect("valid metric"),
+            data_dir_bytes: IntGauge::with_opts(opts(
+                "data_dir_bytes",
+                "Bytes of the files in data_dir: the store, the request journal and their snapshots.",
+            ))
+            .expect("valid metric"),
+            data_dir_free_bytes: IntGauge::with_opts(opts(
+                "data_dir_free_bytes",
+                "Bytes free for hookgate on data_dir's file system.",
+            ))
+            .expect("valid metric"),
         }
     }
 
-    fn collectors(&self) -> [&dyn Collector; 3] {
+    fn collectors(&self) -> [&dyn Collector; 5] {
         [
             &self.queue_depth,
             &self.paused_connections,
             &self.open_issues,
+            &self.data_dir_bytes,
+            &self.data_dir_free_bytes,
         ]
     }
 }
 
 impl AtScrape {
-    pub(super) fn new(store: Store, catalog: Arc<ArcSwap<Catalog>>) -> AtScrape {
+    pub(super) fn new(store: Store, catalog: Arc<ArcSwap<Catalog>>, data_dir: &Path) -> AtScrape {
         let gauges = Gauges::new();
         let descs = gauges
             .collectors()
@@ -70,6 +88,7 @@ impl AtScrape {
         AtScrape {
             store,
             catalog,
+            data_dir: data_dir.to_path_buf(),
             descs,
         }
     }
@@ -115,6 +134,27 @@ impl AtScrape {
     }
 }
 
+/// The bytes of every file under `dir`.
+fn bytes_under(dir: &Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        total += if kind.is_dir() {
+            bytes_under(&entry.path())?
+        } else {
+            entry.metadata()?.len()
+        };
+    }
+    Ok(total)
+}
+
+/// The bytes an unprivileged process may still write on `dir`'s file system.
+fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    let stats = rustix::fs::statvfs(dir)?;
+    Ok(stats.f_bavail.saturating_mul(stats.f_frsize))
+}
+
 /// The issue type as the API names it.
 fn type_name(kind: IssueType) -> &'static str {
     match kind {
@@ -133,6 +173,15 @@ impl Collector for AtScrape {
         let gauges = Gauges::new();
         if let Err(error) = self.read(&gauges) {
             tracing::warn!(%error, "the store could not be read for /metrics");
+        }
+        match (bytes_under(&self.data_dir), free_bytes(&self.data_dir)) {
+            (Ok(size), Ok(free)) => {
+                gauges.data_dir_bytes.set(size as i64);
+                gauges.data_dir_free_bytes.set(free as i64);
+            }
+            (Err(error), _) | (_, Err(error)) => {
+                tracing::warn!(%error, "data_dir could not be measured for /metrics")
+            }
         }
         gauges
             .collectors()

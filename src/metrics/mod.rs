@@ -20,6 +20,7 @@ use prometheus::core::Collector;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -68,8 +69,8 @@ pub struct Metrics {
 impl Metrics {
     /// Registers every metric; queue depths, paused connections and open
     /// issues are read from `store` at each scrape (`at_scrape`), for what
-    /// `catalog` serves then.
-    pub fn new(store: Store, catalog: Arc<ArcSwap<Catalog>>) -> Arc<Metrics> {
+    /// `catalog` serves then, and the size and free space of `data_dir`.
+    pub fn new(store: Store, catalog: Arc<ArcSwap<Catalog>>, data_dir: &Path) -> Arc<Metrics> {
         let registry = Registry::new_custom(Some("hookgate".into()), None)
             .expect("the prefix is a valid metric name");
         let metrics = Metrics {
@@ -138,7 +139,10 @@ impl Metrics {
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
         register(&metrics.registry, build_info);
-        register(&metrics.registry, at_scrape::AtScrape::new(store, catalog));
+        register(
+            &metrics.registry,
+            at_scrape::AtScrape::new(store, catalog, data_dir),
+        );
         // CPU seconds, resident memory, open fds and their limit, from /proc
         // (`hookgate_process_…`).
         #[cfg(target_os = "linux")]

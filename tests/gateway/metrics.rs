@@ -187,6 +187,18 @@ async fn queue_depth_is_read_from_the_store_at_each_scrape() {
     assert_eq!(depth(&Scrape::of(&gw).await), 2.0);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_data_dir_size_and_free_space_are_measured_at_each_scrape() {
+    let gw = TestGateway::start("[[sources]]\nname = \"shop\"\n").await;
+    let scrape = Scrape::of(&gw).await;
+    let stored = scrape.value("hookgate_data_dir_bytes", &[]);
+    assert!(stored > 0.0, "the store and journal files are counted");
+    let free = scrape.value("hookgate_data_dir_free_bytes", &[]);
+    let stats = rustix::fs::statvfs(gw.dir.path()).unwrap();
+    let disk = (stats.f_blocks * stats.f_frsize) as f64;
+    assert!(free > 0.0 && free < disk, "{free} of {disk}");
+}
+
 /// Random paths, random unknown source names: the number of series stays
 /// what the config and the fixed outcomes make it.
 #[tokio::test(flavor = "multi_thread")]
