@@ -18,7 +18,8 @@ use crate::store::Store;
 use arc_swap::ArcSwap;
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -64,6 +65,17 @@ pub struct Metrics {
     transformation_duration: HistogramVec,
     attempts: IntCounterVec,
     delivery_latency: HistogramVec,
+    in_flight: IntGaugeVec,
+}
+
+/// An attempt being sent: counted in flight until dropped (answered, or
+/// abandoned at shutdown).
+pub struct InFlightAttempt(IntGauge);
+
+impl Drop for InFlightAttempt {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 impl Metrics {
@@ -125,20 +137,22 @@ impl Metrics {
                 &["destination"],
                 LATENCY_BUCKETS,
             ),
+            in_flight: gauge(
+                &registry,
+                "attempts_in_flight",
+                "Attempts sent and not yet answered, by destination.",
+                &["destination"],
+            ),
             registry,
         };
-        let build_info = IntGaugeVec::new(
-            Opts::new(
-                "build_info",
-                "Always 1; its label names the running version.",
-            ),
+        gauge(
+            &metrics.registry,
+            "build_info",
+            "Always 1; its label names the running version.",
             &["version"],
         )
-        .expect("valid metric");
-        build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
-            .set(1);
-        register(&metrics.registry, build_info);
+        .with_label_values(&[env!("CARGO_PKG_VERSION")])
+        .set(1);
         register(
             &metrics.registry,
             at_scrape::AtScrape::new(store, catalog, data_dir),
@@ -200,6 +214,13 @@ impl Metrics {
             .observe(took.as_secs_f64());
     }
 
+    /// Counts an attempt to `destination` in flight while the guard lives.
+    pub fn sending(&self, destination: &Destination) -> InFlightAttempt {
+        let gauge = self.in_flight.with_label_values(&[&destination.name]);
+        gauge.inc();
+        InFlightAttempt(gauge)
+    }
+
     /// An attempt that was sent (or tried to be): its outcome and latency.
     pub fn attempt(&self, destination: &Destination, response: &DeliveryResponse) {
         let outcome = match (response.status, response.error_code) {
@@ -229,6 +250,12 @@ fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntC
     let counter = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
     register(registry, counter.clone());
     counter
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let gauge = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    register(registry, gauge.clone());
+    gauge
 }
 
 fn histogram(

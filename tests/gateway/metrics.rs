@@ -359,3 +359,23 @@ async fn paused_connections_and_open_issues_are_read_at_each_scrape() {
     assert_eq!(open_issues(&scrape, "delivery"), 1.0);
     assert_eq!(open_issues(&scrape, "transformation"), 0.0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attempts_in_flight_are_counted_until_answered_or_timed_out() {
+    let silent = Sink::start(Reply::Hang).await;
+    let gw = TestGateway::start(&format!(
+        "[limits]\ndelivery_timeout_ms = 1500\n\n[[sources]]\nname = \"shop\"\n{}",
+        route("shop", "silent", &silent.url("/"), "")
+    ))
+    .await;
+    let in_flight =
+        |scrape: &Scrape| scrape.value("hookgate_attempts_in_flight", &[("destination", "silent")]);
+    assert_eq!(gw.post("/e/shop", "{}").await.0, 200);
+    silent.wait_for(1).await;
+    assert_eq!(in_flight(&Scrape::of(&gw).await), 1.0);
+
+    gw.wait_event(|e| e.status == EventStatus::Failed).await;
+    let scrape = Scrape::of(&gw).await;
+    assert_eq!(in_flight(&scrape), 0.0);
+    assert_eq!(attempts(&scrape, "silent", "TIMEOUT"), 1.0);
+}
