@@ -283,6 +283,7 @@ fn populate(config: &Path, count: u64, clean_stop: bool) {
         POPULATE_BATCH,
         to_router,
         Backlog::new(u64::MAX),
+        Box::new(|_, _| {}),
     );
     let router = {
         let store = store.clone();

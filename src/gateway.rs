@@ -123,6 +123,7 @@ impl Gateway {
             config.limits.commit_queue.max(1),
             to_router,
             Backlog::new(config.limits.router_backlog_bytes),
+            metrics.journal_batches(),
         );
         issues.ingest_notifications_through(commit.clone());
         let ingress = Ingress::new(

@@ -14,12 +14,12 @@ pub use server::serve;
 
 use crate::delivery::DeliveryResponse;
 use crate::model::{Catalog, Connection, Destination, RejectionCause, Source};
-use crate::store::Store;
+use crate::store::{BatchObserver, Store};
 use arc_swap::ArcSwap;
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -54,6 +54,12 @@ const ACK_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
+/// Journal batch size buckets, in requests: 1 up to `limits.commit_batch`'s
+/// default (1024).
+const BATCH_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
+
 /// One gateway's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -66,6 +72,8 @@ pub struct Metrics {
     attempts: IntCounterVec,
     delivery_latency: HistogramVec,
     in_flight: IntGaugeVec,
+    journal_batch_size: Histogram,
+    journal_batch_duration: Histogram,
 }
 
 /// An attempt being sent: counted in flight until dropped (answered, or
@@ -143,6 +151,22 @@ impl Metrics {
                 "Attempts sent and not yet answered, by destination.",
                 &["destination"],
             ),
+            journal_batch_size: histogram(
+                &registry,
+                "journal_batch_requests",
+                "Requests written to the request journal per fsync (group commit).",
+                &[],
+                BATCH_BUCKETS,
+            )
+            .with_label_values(&[]),
+            journal_batch_duration: histogram(
+                &registry,
+                "journal_batch_seconds",
+                "Time to append a batch to the request journal and fsync it.",
+                &[],
+                ACK_BUCKETS,
+            )
+            .with_label_values(&[]),
             registry,
         };
         gauge(
@@ -212,6 +236,15 @@ impl Metrics {
         self.transformation_duration
             .with_label_values(&[name])
             .observe(took.as_secs_f64());
+    }
+
+    /// What the commit log tells of every journal batch it writes.
+    pub fn journal_batches(self: &Arc<Self>) -> BatchObserver {
+        let metrics = self.clone();
+        Box::new(move |requests, took| {
+            metrics.journal_batch_size.observe(requests as f64);
+            metrics.journal_batch_duration.observe(took.as_secs_f64());
+        })
     }
 
     /// Counts an attempt to `destination` in flight while the guard lives.

@@ -140,6 +140,17 @@ async fn requests_are_counted_by_source_and_outcome_and_attempts_by_destination(
         ),
         1.0
     );
+    let batches = scrape.value("hookgate_journal_batch_requests_count", &[]);
+    assert_eq!(
+        scrape.value("hookgate_journal_batch_requests_sum", &[]),
+        3.0,
+        "every accepted request journaled, in one batch or more"
+    );
+    assert!((1.0..=3.0).contains(&batches), "{batches}");
+    assert_eq!(
+        scrape.value("hookgate_journal_batch_seconds_count", &[]),
+        batches
+    );
     assert!(scrape.has("hookgate_process_cpu_seconds_total"));
     for process in [
         "hookgate_process_resident_memory_bytes",
