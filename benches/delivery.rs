@@ -209,6 +209,7 @@ fn write_config(dir: &Path, sink: SocketAddr, per_second: u32) -> (PathBuf, Conf
         r#"delivery.signing_secret = "bench-signing-secret"
 [server]
 ingress_listen = "127.0.0.1:0"
+metrics_listen = "127.0.0.1:0"
 data_dir = "data"
 shutdown_timeout_ms = 5000
 
@@ -282,6 +283,7 @@ fn populate(config: &Path, count: u64, clean_stop: bool) {
         POPULATE_BATCH,
         to_router,
         Backlog::new(u64::MAX),
+        Box::new(|_, _| {}),
     );
     let router = {
         let store = store.clone();

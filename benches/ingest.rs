@@ -488,6 +488,7 @@ fn write_config(dir: &Path, sink: Option<SocketAddr>, settings: &Settings) -> Co
         r#"delivery = {{ signing_secret = "bench-signing-secret", allowed_networks = ["127.0.0.0/8"] }}
 [server]
 ingress_listen = "127.0.0.1:0"
+metrics_listen = "127.0.0.1:0"
 api_listen = "127.0.0.1:0"
 api_keys = ["{API_KEY}"]
 allow_insecure_endpoints = true

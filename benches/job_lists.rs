@@ -235,6 +235,7 @@ fn write_config(dir: &Path) -> Config {
         r#"delivery.signing_secret = "bench-signing-secret"
 [server]
 ingress_listen = "127.0.0.1:0"
+metrics_listen = "127.0.0.1:0"
 api_listen = "127.0.0.1:0"
 api_keys = ["{API_KEY}"]
 data_dir = "data"

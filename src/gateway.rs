@@ -3,10 +3,13 @@
 
 use crate::api::{ApiKeys, ApiState, Budget, KeyBudgets};
 use crate::config::Config;
-use crate::delivery::{Circuits, DeliveryClient, HookdeckHeaders, Scheduler, SharedPolicy};
+use crate::delivery::{
+    Circuits, DeliveryClient, HookdeckHeaders, Scheduler, Sending, SharedPolicy,
+};
 use crate::health::Readiness;
 use crate::ingress::{InFlight, Ingress, IngressApp};
 use crate::issues::IssueTracker;
+use crate::metrics::Metrics;
 use crate::model::Catalog;
 use crate::pipeline::transform::WorkerPool;
 use crate::pipeline::Router;
@@ -34,6 +37,9 @@ pub struct Gateway {
     /// The management API's address; None when no API key is configured.
     pub api_addr: Option<SocketAddr>,
     api_task: Option<tokio::task::JoinHandle<()>>,
+    /// `/metrics`' address; None when `server.metrics_listen` is off.
+    pub metrics_addr: Option<SocketAddr>,
+    metrics_task: Option<tokio::task::JoinHandle<()>>,
     pub store: Store,
     catalog: Arc<ArcSwap<Catalog>>,
     /// Shared with the API: the served config and the lock on catalog changes.
@@ -72,16 +78,20 @@ impl Gateway {
         );
         let issues = IssueTracker::new(store.clone(), catalog.clone(), client.clone());
         let signing_secret = open_signing_secret(config).await?;
+        let metrics = Metrics::new(store.clone(), catalog.clone(), &config.server.data_dir);
         let scheduler = Scheduler::start(
             store.clone(),
             catalog.clone(),
-            client,
             issues.clone(),
-            Circuits::new(
-                config.outbound.circuit_failure_threshold,
-                config.outbound.circuit_cooldown_ms,
-            ),
-            HookdeckHeaders::new(signing_secret.clone(), config.server.api_url()),
+            Sending {
+                client,
+                circuits: Circuits::new(
+                    config.outbound.circuit_failure_threshold,
+                    config.outbound.circuit_cooldown_ms,
+                ),
+                hookdeck: HookdeckHeaders::new(signing_secret.clone(), config.server.api_url()),
+                metrics: metrics.clone(),
+            },
             Duration::from_millis(config.delivery.backlog_check_ms.max(10)),
         );
         let router = Router::new(
@@ -89,6 +99,7 @@ impl Gateway {
             catalog.clone(),
             scheduler.waker(),
             issues.clone(),
+            metrics.clone(),
         );
         let resumed = {
             let router = router.clone();
@@ -117,6 +128,7 @@ impl Gateway {
             config.limits.commit_queue.max(1),
             to_router,
             Backlog::new(config.limits.router_backlog_bytes),
+            metrics.journal_batches(),
         );
         issues.ingest_notifications_through(commit.clone());
         let readiness = Arc::new(Readiness::new(
@@ -131,6 +143,7 @@ impl Gateway {
             &config.limits,
             config.server.public_url.clone(),
             readiness.clone(),
+            metrics.clone(),
         );
         let in_flight = ingress.in_flight();
         let ingress = IngressApp::new(
@@ -172,6 +185,13 @@ impl Gateway {
         });
         let api = start_api(config, api_state.clone(), stop_ingress.subscribe()).await?;
         let (api_addr, api_task) = api.unzip();
+        let metrics_listener = match config.server.metrics_listen {
+            Some(listen) => {
+                Some(crate::metrics::serve(metrics, listen, stop_ingress.subscribe()).await?)
+            }
+            None => None,
+        };
+        let (metrics_addr, metrics_task) = metrics_listener.unzip();
         let sweeper = {
             // `[retention]` keeps the start's values; the windows it stays
             // clear of are read as they are at each sweep.
@@ -185,6 +205,8 @@ impl Gateway {
             ingress_addr,
             api_addr,
             api_task,
+            metrics_addr,
+            metrics_task,
             store,
             catalog,
             api_state,
@@ -277,6 +299,11 @@ impl Gateway {
             {
                 tracing::warn!("API calls still running after the shutdown timeout");
             }
+        }
+        if let Some(metrics) = self.metrics_task {
+            // Its Metrics hold a store handle, which the checkpoint waits for.
+            metrics.abort();
+            let _ = metrics.await;
         }
         if !self.api_state.background.stop(self.shutdown_timeout).await {
             tracing::warn!("bulk retries still running after the shutdown timeout");

@@ -11,6 +11,7 @@ pub mod hookdeck_shape;
 pub mod ids;
 pub mod ingress;
 pub mod issues;
+pub mod metrics;
 pub mod model;
 pub mod names;
 pub mod outbound;

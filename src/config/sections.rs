@@ -76,6 +76,10 @@ pub struct ServerSection {
     pub api_public_url: Option<Url>,
     /// How `hookgate serve` writes its log (`--log-format` overrides it).
     pub log_format: LogFormat,
+    /// Where `GET /metrics` (Prometheus) listens, without a key; `""` turns
+    /// it off.
+    #[serde(deserialize_with = "empty_is_off")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// `server.log_format`: lines for people, or one JSON object per line for
@@ -86,6 +90,17 @@ pub enum LogFormat {
     #[default]
     Text,
     Json,
+}
+
+/// An address, or `""` for none.
+fn empty_is_off<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    if text.is_empty() {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(serde::de::Error::custom)
 }
 
 impl ServerSection {
@@ -123,6 +138,7 @@ impl Default for ServerSection {
             secrets_key: None,
             api_public_url: None,
             log_format: LogFormat::Text,
+            metrics_listen: Some(([127, 0, 0, 1], 9464).into()),
         }
     }
 }

@@ -143,7 +143,11 @@ async fn send(
     let (outgoing, response) = match destination_url(base, destination, &payload) {
         Ok(url) => {
             let outgoing = outgoing(shared, destination, event, payload, url);
-            let response = shared.client.send(&outgoing).await;
+            let response = {
+                let _in_flight = shared.metrics.sending(destination);
+                shared.client.send(&outgoing).await
+            };
+            shared.metrics.attempt(destination, &response);
             if destination.circuit_breaker {
                 shared
                     .circuits

@@ -19,6 +19,7 @@ pub use hookdeck_headers::HookdeckHeaders;
 pub use http_client::{DeliveryClient, Outgoing, Response as DeliveryResponse, SharedPolicy};
 
 use crate::issues::IssueTracker;
+use crate::metrics::Metrics;
 use crate::model::Catalog;
 use crate::pipeline::WakeLane;
 use crate::store::Store;
@@ -38,6 +39,16 @@ pub(crate) struct Shared {
     circuits: Circuits,
     /// The headers and signing secret of Hookdeck's deliveries.
     hookdeck: HookdeckHeaders,
+    metrics: Arc<Metrics>,
+}
+
+/// How lanes send: the HTTP client, the circuit breakers, Hookdeck's
+/// headers, and where attempts are counted.
+pub struct Sending {
+    pub client: DeliveryClient,
+    pub circuits: Circuits,
+    pub hookdeck: HookdeckHeaders,
+    pub metrics: Arc<Metrics>,
 }
 
 struct LaneHandle {
@@ -61,12 +72,16 @@ impl Scheduler {
     pub fn start(
         store: Store,
         catalog: Arc<ArcSwap<Catalog>>,
-        client: DeliveryClient,
         issues: IssueTracker,
-        circuits: Circuits,
-        hookdeck: HookdeckHeaders,
+        sending: Sending,
         backlog_check_every: Duration,
     ) -> Arc<Scheduler> {
+        let Sending {
+            client,
+            circuits,
+            hookdeck,
+            metrics,
+        } = sending;
         let scheduler = Arc::new(Scheduler {
             shared: Arc::new(Shared {
                 store,
@@ -75,6 +90,7 @@ impl Scheduler {
                 issues,
                 circuits,
                 hookdeck,
+                metrics,
             }),
             lanes: Mutex::default(),
             runtime: tokio::runtime::Handle::current(),

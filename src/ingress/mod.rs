@@ -17,6 +17,7 @@ use crate::config::LimitsSection;
 use crate::forwarded_path;
 use crate::health::Readiness;
 use crate::ids::now_ms;
+use crate::metrics::{self, Metrics};
 use crate::model::{Catalog, Payload, RejectionCause, Request, RequestStatus, Source};
 use crate::store::{CommitLog, RejectionBudget, Store};
 use crate::verify::InboundRequest;
@@ -26,7 +27,7 @@ use pingora::protocols::http::ServerSession;
 use response::{accepted, error, ErrorReply};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::Notify;
 use url::Url;
 
@@ -52,6 +53,7 @@ pub struct Ingress {
     in_flight: Arc<InFlight>,
     /// Answers `/healthz` and `/readyz`.
     readiness: Arc<Readiness>,
+    metrics: Arc<Metrics>,
 }
 
 /// The `[limits]` the ingress enforces.
@@ -135,6 +137,7 @@ impl Ingress {
         limits: &LimitsSection,
         public_url: Option<Url>,
         readiness: Arc<Readiness>,
+        metrics: Arc<Metrics>,
     ) -> Ingress {
         Ingress {
             catalog,
@@ -149,6 +152,7 @@ impl Ingress {
             public_url,
             in_flight: Arc::default(),
             readiness,
+            metrics,
         }
     }
 
@@ -177,12 +181,17 @@ impl Ingress {
             // Where this request's body ends is unknown: so is where the next
             // request on the connection begins.
             session.set_keepalive(None);
+            self.metrics.request_refused(None, metrics::MALFORMED);
             return Err(ErrorReply::new(StatusCode::BAD_REQUEST, message));
         }
         if let Some((status, body)) = self.readiness.probe(session.req_header().uri.path()) {
             return Ok(response::probe(status, &body));
         }
-        let mut received = read_head(session)?;
+        let head_read = Instant::now();
+        let mut received = read_head(session).inspect_err(|_| {
+            self.metrics
+                .request_refused(None, metrics::NOT_A_SOURCE_URL)
+        })?;
         let catalog = self.catalog.load();
         let Some(source) = catalog.source(&received.source_name).cloned() else {
             let archived = catalog.archived_source(&received.source_name).cloned();
@@ -199,8 +208,13 @@ impl Ingress {
         self.commit
             .commit(request, received.payload)
             .await
-            .map_err(|e| ErrorReply::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+            .map_err(|e| {
+                self.metrics
+                    .request_refused(Some(&source), metrics::UNAVAILABLE);
+                ErrorReply::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            })?;
         tracing::debug!(request_id, source = source.name, "request accepted");
+        self.metrics.request_accepted(&source, head_read);
         Ok(accepted(&request_id, source.custom_response.as_ref()))
     }
 
@@ -372,6 +386,7 @@ impl Ingress {
         source: Option<&Source>,
         rejection: Rejection,
     ) -> ErrorReply {
+        self.metrics.request_rejected(source, rejection.cause);
         let mut request = new_request(
             &received,
             source,

@@ -8,6 +8,7 @@ use super::view::{filter_root, payload_from_transformed, transform_input};
 use super::{NamedTransformation, Rule};
 use crate::ids::{derived_id, new_id, now_ms};
 use crate::issues::IssueTracker;
+use crate::metrics::Metrics;
 use crate::model::{Catalog, Connection, Event, Execution, IgnoredEvent, Payload, Request};
 use crate::store::{Committed, Result, Store, StoreError};
 use arc_swap::ArcSwap;
@@ -17,6 +18,7 @@ use std::collections::HashSet;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 const TRANSFORMATION_FAILED: &str = "TRANSFORMATION_FAILED";
 
@@ -33,6 +35,7 @@ pub struct Router {
     catalog: Arc<ArcSwap<Catalog>>,
     wake: WakeLane,
     issues: IssueTracker,
+    metrics: Arc<Metrics>,
 }
 
 /// What a connection's rules decided for one request.
@@ -66,12 +69,14 @@ impl Router {
         catalog: Arc<ArcSwap<Catalog>>,
         wake: WakeLane,
         issues: IssueTracker,
+        metrics: Arc<Metrics>,
     ) -> Router {
         Router {
             store,
             catalog,
             wake,
             issues,
+            metrics,
         }
     }
 
@@ -246,6 +251,7 @@ impl Router {
                     self.store
                         .insert_event_or_hold(event, payload.as_ref(), due_ms)?;
                     destinations.push(connection.destination_id.clone());
+                    self.metrics.event_created(connection);
                 }
                 Outcome::Ignore { cause, detail } => {
                     let ignored = IgnoredEvent {
@@ -258,6 +264,7 @@ impl Router {
                         transform_logs,
                     };
                     self.store.insert_ignored_event(&ignored)?;
+                    self.metrics.event_ignored(connection, cause);
                 }
             }
         }
@@ -292,7 +299,11 @@ impl Router {
                 }
                 Rule::Transform(transform) => {
                     let mut run_logs = Vec::new();
+                    let started = Instant::now();
                     let result = transformed(transform, connection, &current, &mut run_logs);
+                    let (succeeded, took) = (result.is_ok(), started.elapsed());
+                    self.metrics
+                        .transformation_ran(&transform.name, succeeded, took);
                     let execution = Execution {
                         id: new_id("exe"),
                         transformation_id: self.store.transformation_id_named(&transform.name)?,

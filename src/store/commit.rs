@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -112,6 +113,10 @@ enum Message {
     Close,
 }
 
+/// Told the size and duration (append and fsync) of every journal batch
+/// written (for metrics; the store does not know them).
+pub type BatchObserver = Box<dyn Fn(usize, Duration) + Send>;
+
 /// The sending side of the writer thread; clone it freely.
 #[derive(Clone)]
 pub struct CommitLog {
@@ -130,6 +135,7 @@ impl CommitLog {
         queue_capacity: usize,
         router: SyncSender<Committed>,
         backlog: Backlog,
+        observe: BatchObserver,
     ) -> (CommitLog, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(queue_capacity);
         let (to_indexer, indexer_inbox) = std::sync::mpsc::sync_channel(INDEX_QUEUE);
@@ -143,7 +149,7 @@ impl CommitLog {
         let writer = std::thread::Builder::new()
             .name("hookgate-commit".into())
             .spawn(move || {
-                write_loop(store, rx, max_batch, to_indexer, backlog);
+                write_loop(store, rx, max_batch, to_indexer, backlog, observe);
                 let _ = indexer.join();
             })
             .expect("spawn commit thread");
@@ -181,6 +187,7 @@ fn write_loop(
     max_batch: usize,
     indexer: SyncSender<Vec<Committed>>,
     backlog: Backlog,
+    observe: BatchObserver,
 ) {
     let mut closing = false;
     while !closing {
@@ -197,7 +204,7 @@ fn write_loop(
                 break;
             }
         }
-        commit_batch(&store, batch, &indexer, &backlog);
+        commit_batch(&store, batch, &indexer, &backlog, &observe);
     }
 }
 
@@ -206,9 +213,13 @@ fn commit_batch(
     batch: Vec<Pending>,
     indexer: &SyncSender<Vec<Committed>>,
     backlog: &Backlog,
+    observe: &BatchObserver,
 ) {
     let encoded: Vec<&EncodedRequest> = batch.iter().map(|pending| &pending.encoded).collect();
-    let locations = match store.journal_requests(&encoded) {
+    let started = Instant::now();
+    let journaled = store.journal_requests(&encoded);
+    observe(batch.len(), started.elapsed());
+    let locations = match journaled {
         Ok(locations) => locations,
         Err(error) => {
             tracing::error!(%error, requests = batch.len(), "group commit failed");
@@ -260,7 +271,6 @@ fn index_loop(store: Store, batches: Receiver<Vec<Committed>>, router: SyncSende
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn payload(body: Vec<u8>) -> Payload {
         Payload {
@@ -286,7 +296,14 @@ mod tests {
         let (to_router, router) = std::sync::mpsc::sync_channel(64);
         // Room for three 30 kB requests, not four.
         let backlog = Backlog::new(100_000);
-        let (commit, writer) = CommitLog::start(store.clone(), 4, 16, to_router, backlog.clone());
+        let (commit, writer) = CommitLog::start(
+            store.clone(),
+            4,
+            16,
+            to_router,
+            backlog.clone(),
+            Box::new(|_, _| {}),
+        );
         let bodies: Vec<Vec<u8>> = (0..10u8).map(|n| vec![b'a' + n; 30_000]).collect();
         for body in &bodies {
             let payload = payload(body.clone());

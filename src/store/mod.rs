@@ -28,7 +28,7 @@ mod retention;
 mod secrets;
 
 pub use attempts::{stays_inline, SettledNow};
-pub use commit::{Backlog, BacklogShare, CommitError, CommitLog, Committed};
+pub use commit::{Backlog, BacklogShare, BatchObserver, CommitError, CommitLog, Committed};
 pub use job_index::{status_tags, JobPage, JobSelection, FAILED};
 pub use journal::{Location, SetAside};
 pub use object_times::ObjectTimes;

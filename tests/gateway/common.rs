@@ -202,7 +202,7 @@ pub fn config_text_full(delivery_extra: &str, server_extra: &str, rest: &str) ->
         keys => format!(", {keys}"),
     };
     format!(
-        "delivery = {{ signing_secret = \"{SIGNING_SECRET}\", backlog_check_ms = 100{delivery_extra} }}\n[server]\ningress_listen = \"127.0.0.1:0\"\napi_listen = \"127.0.0.1:0\"\napi_keys = [\"{API_KEY}\"]\ndata_dir = \"data\"\nshutdown_timeout_ms = 5000\ntransform_worker_exe = \"{}\"\n{server_extra}\n{rest}",
+        "delivery = {{ signing_secret = \"{SIGNING_SECRET}\", backlog_check_ms = 100{delivery_extra} }}\n[server]\ningress_listen = \"127.0.0.1:0\"\napi_listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\napi_keys = [\"{API_KEY}\"]\ndata_dir = \"data\"\nshutdown_timeout_ms = 5000\ntransform_worker_exe = \"{}\"\n{server_extra}\n{rest}",
         // The test binary cannot serve as a transformation worker.
         env!("CARGO_BIN_EXE_hookgate")
     )

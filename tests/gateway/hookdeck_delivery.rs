@@ -39,7 +39,7 @@ fn hookdeck_signature_made_by(secret: &str, received: &Received) -> Option<&'sta
 /// about signing: it serves as it is (the secret is generated).
 fn config_text(server_extra: &str, rest: &str) -> String {
     format!(
-        "delivery = {{ backlog_check_ms = 100, allowed_networks = [\"127.0.0.0/8\"] }}\n[server]\ningress_listen = \"127.0.0.1:0\"\napi_listen = \"127.0.0.1:0\"\napi_keys = [\"{API_KEY}\"]\ndata_dir = \"data\"\nshutdown_timeout_ms = 5000\ntransform_worker_exe = \"{}\"\n{server_extra}\n{rest}",
+        "delivery = {{ backlog_check_ms = 100, allowed_networks = [\"127.0.0.0/8\"] }}\n[server]\ningress_listen = \"127.0.0.1:0\"\napi_listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\napi_keys = [\"{API_KEY}\"]\ndata_dir = \"data\"\nshutdown_timeout_ms = 5000\ntransform_worker_exe = \"{}\"\n{server_extra}\n{rest}",
         env!("CARGO_BIN_EXE_hookgate")
     )
 }

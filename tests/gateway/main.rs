@@ -25,6 +25,7 @@ mod ingress_hostile;
 mod issues;
 mod jobs_indexes;
 mod logs;
+mod metrics;
 mod openapi_check;
 mod openapi_schema_a;
 mod openapi_schema_b;

@@ -453,27 +453,27 @@ rules = [ { type = "retry", strategy = "linear", count = 1, interval = 10, respo
     let file = dir.path().join("gateway.toml").display().to_string();
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 4, "{stderr}");
-    // The test preamble is 9 lines, so the test's line N is line N+9.
+    // The test preamble is 10 lines, so the test's line N is line N+10.
     assert!(
-        lines.contains(&format!("{file}:14:8: sources[1].name: duplicate name \"shop\"").as_str()),
+        lines.contains(&format!("{file}:15:8: sources[1].name: duplicate name \"shop\"").as_str()),
         "{stderr}"
     );
     assert!(
         lines.iter().any(
-            |l| l.starts_with(&format!("{file}:18:7: destinations[0].url:"))
+            |l| l.starts_with(&format!("{file}:19:7: destinations[0].url:"))
                 && l.contains("http or https")
         ),
         "{stderr}"
     );
     assert!(
         lines.iter().any(|l| l.starts_with(&format!(
-            "{file}:22:10: connections[0].source: unknown source \"shpo\""
+            "{file}:23:10: connections[0].source: unknown source \"shpo\""
         ))),
         "{stderr}"
     );
     assert!(
         lines.iter().any(
-            |l| l.starts_with(&format!("{file}:24:11: connections[0].rules[0]:"))
+            |l| l.starts_with(&format!("{file}:25:11: connections[0].rules[0]:"))
                 && l.contains("\"abc\"")
         ),
         "{stderr}"
@@ -484,11 +484,11 @@ rules = [ { type = "retry", strategy = "linear", count = 1, interval = 10, respo
 fn check_reports_malformed_toml_and_unknown_keys_with_their_line() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        ("[[sources]]\nname = \"shop\"\nnmae = \"x\"\n", ":12:1: nmae:", "unknown field"),
-        ("[[sources]]\nname = \"shop\n", ":11:", "invalid"),
-        ("[[connections]]\nname = \"c\"\nsource = \"s\"\ndestination = \"d\"\nrules = [ { type = \"retri\" } ]\n", ":14:", "retri"),
-        ("[[connections]]\nname = \"c\"\nsource = \"s\"\ndestination = \"d\"\nrules = [ { type = \"retry\", strategy = \"fibonacci\", count = 1, interval = 1 } ]\n", ":14:", "fibonacci"),
-        ("[server]\n", ":10:1:", "duplicate"),
+        ("[[sources]]\nname = \"shop\"\nnmae = \"x\"\n", ":13:1: nmae:", "unknown field"),
+        ("[[sources]]\nname = \"shop\n", ":12:", "invalid"),
+        ("[[connections]]\nname = \"c\"\nsource = \"s\"\ndestination = \"d\"\nrules = [ { type = \"retri\" } ]\n", ":15:", "retri"),
+        ("[[connections]]\nname = \"c\"\nsource = \"s\"\ndestination = \"d\"\nrules = [ { type = \"retry\", strategy = \"fibonacci\", count = 1, interval = 1 } ]\n", ":15:", "fibonacci"),
+        ("[server]\n", ":11:1:", "duplicate"),
     ];
     for (rest, place, words) in cases {
         let (ok, stderr) = check(dir.path(), rest);

@@ -133,8 +133,14 @@ async fn journal_without_routing(store: &Store, n: usize) -> HashSet<String> {
 async fn journal_unrouted(store: &Store, requests: Vec<(Request, Payload)>) -> HashSet<String> {
     let (to_router, router_inbox) = std::sync::mpsc::sync_channel(1);
     drop(router_inbox);
-    let (commit, writer) =
-        CommitLog::start(store.clone(), 16, 16, to_router, Backlog::new(u64::MAX));
+    let (commit, writer) = CommitLog::start(
+        store.clone(),
+        16,
+        16,
+        to_router,
+        Backlog::new(u64::MAX),
+        Box::new(|_, _| {}),
+    );
     let mut journaled = HashSet::new();
     for (request, payload) in requests {
         journaled.insert(request.id.clone());

@@ -1,0 +1,336 @@
+//! Prometheus metrics: what the gateway counts, and `GET /metrics` on its own
+//! listener (`server.metrics_listen`, see `server`).
+//!
+//! Each gateway owns its registry (no process-global one), so gateways
+//! started side by side in one process keep their numbers apart. Label values
+//! are only ever config names and fixed enums, never request data: a series
+//! exists per configured source or destination and outcome, however many
+//! requests arrive (bounded cardinality).
+
+mod at_scrape;
+mod server;
+
+pub use server::serve;
+
+use crate::delivery::DeliveryResponse;
+use crate::model::{Catalog, Connection, Destination, RejectionCause, Source};
+use crate::store::{BatchObserver, Store};
+use arc_swap::ArcSwap;
+use prometheus::core::Collector;
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The `source` label of requests to no configured source (their name is the
+/// sender's: it would add a series per name tried).
+const NO_SOURCE: &str = "";
+
+/// Requests turned away before their source is known.
+pub const MALFORMED: &str = "MALFORMED";
+pub const NOT_A_SOURCE_URL: &str = "NOT_A_SOURCE_URL";
+/// Accepted but not stored (the store refused the write): answered 503.
+pub const UNAVAILABLE: &str = "UNAVAILABLE";
+const ACCEPTED: &str = "ACCEPTED";
+
+/// Delivery latency buckets, in seconds: from a local receiver's few
+/// milliseconds up to the longest delivery timeout worth waiting for.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// Transformation run time buckets, in seconds: runs are cut at
+/// `limits.transform_timeout_ms` (1 s by default, at most a few).
+const TRANSFORM_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// Ack latency buckets, in seconds: a group commit's fsync, then waits
+/// behind a full commit queue.
+const ACK_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+/// Journal batch size buckets, in requests: 1 up to `limits.commit_batch`'s
+/// default (1024).
+const BATCH_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
+
+/// One gateway's metrics.
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    ack_latency: HistogramVec,
+    events: IntCounterVec,
+    ignored_events: IntCounterVec,
+    transformation_runs: IntCounterVec,
+    transformation_duration: HistogramVec,
+    attempts: IntCounterVec,
+    delivery_latency: HistogramVec,
+    in_flight: IntGaugeVec,
+    journal_batch_size: Histogram,
+    journal_batch_duration: Histogram,
+}
+
+/// An attempt being sent: counted in flight until dropped (answered, or
+/// abandoned at shutdown).
+pub struct InFlightAttempt(IntGauge);
+
+impl Drop for InFlightAttempt {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+impl Metrics {
+    /// Registers every metric; queue depths, paused connections and open
+    /// issues are read from `store` at each scrape (`at_scrape`), for what
+    /// `catalog` serves then, and the size and free space of `data_dir`.
+    pub fn new(store: Store, catalog: Arc<ArcSwap<Catalog>>, data_dir: &Path) -> Arc<Metrics> {
+        let registry = Registry::new_custom(Some("hookgate".into()), None)
+            .expect("the prefix is a valid metric name");
+        let metrics = Metrics {
+            requests: counter(
+                &registry,
+                "requests_total",
+                "Requests received, by source and outcome (ACCEPTED or why not).",
+                &["source", "outcome"],
+            ),
+            ack_latency: histogram(
+                &registry,
+                "ack_latency_seconds",
+                "From a request's head being read to its being durable (then answered 2xx).",
+                &["source"],
+                ACK_BUCKETS,
+            ),
+            events: counter(
+                &registry,
+                "events_total",
+                "Events created (queued for delivery), by connection.",
+                &["connection"],
+            ),
+            ignored_events: counter(
+                &registry,
+                "ignored_events_total",
+                "Ignored events, by connection and cause.",
+                &["connection", "cause"],
+            ),
+            transformation_runs: counter(
+                &registry,
+                "transformation_runs_total",
+                "Transformation runs while routing, by transformation and outcome (ok, failed).",
+                &["transformation", "outcome"],
+            ),
+            transformation_duration: histogram(
+                &registry,
+                "transformation_duration_seconds",
+                "Run time of transformations while routing, by transformation.",
+                &["transformation"],
+                TRANSFORM_BUCKETS,
+            ),
+            attempts: counter(
+                &registry,
+                "attempts_total",
+                "Delivery attempts, by destination and outcome (2xx, 4xx, 5xx or the error code).",
+                &["destination", "outcome"],
+            ),
+            delivery_latency: histogram(
+                &registry,
+                "delivery_latency_seconds",
+                "Time from sending an attempt to its response or error, by destination.",
+                &["destination"],
+                LATENCY_BUCKETS,
+            ),
+            in_flight: gauge(
+                &registry,
+                "attempts_in_flight",
+                "Attempts sent and not yet answered, by destination.",
+                &["destination"],
+            ),
+            journal_batch_size: histogram(
+                &registry,
+                "journal_batch_requests",
+                "Requests written to the request journal per fsync (group commit).",
+                &[],
+                BATCH_BUCKETS,
+            )
+            .with_label_values(&[]),
+            journal_batch_duration: histogram(
+                &registry,
+                "journal_batch_seconds",
+                "Time to append a batch to the request journal and fsync it.",
+                &[],
+                ACK_BUCKETS,
+            )
+            .with_label_values(&[]),
+            registry,
+        };
+        gauge(
+            &metrics.registry,
+            "build_info",
+            "Always 1; its label names the running version.",
+            &["version"],
+        )
+        .with_label_values(&[env!("CARGO_PKG_VERSION")])
+        .set(1);
+        register(
+            &metrics.registry,
+            at_scrape::AtScrape::new(store, catalog, data_dir),
+        );
+        // CPU seconds, resident memory, open fds and their limit, from /proc
+        // (`hookgate_process_…`).
+        #[cfg(target_os = "linux")]
+        register(
+            &metrics.registry,
+            prometheus::process_collector::ProcessCollector::for_self(),
+        );
+        Arc::new(metrics)
+    }
+
+    /// A request stored durably (then answered 2xx), whose head was read
+    /// at `head_read`.
+    pub fn request_accepted(&self, source: &Source, head_read: Instant) {
+        self.count_request(&source.name, ACCEPTED);
+        self.ack_latency
+            .with_label_values(&[&source.name])
+            .observe(head_read.elapsed().as_secs_f64());
+    }
+
+    /// A rejected request; `source` is the configured one it was sent to, if any.
+    pub fn request_rejected(&self, source: Option<&Source>, cause: RejectionCause) {
+        let name = source.map_or(NO_SOURCE, |source| source.name.as_str());
+        self.count_request(name, cause.as_str());
+    }
+
+    /// A request refused for a reason that is not a `RejectionCause`
+    /// (`MALFORMED`, `NOT_A_SOURCE_URL`, `UNAVAILABLE`).
+    pub fn request_refused(&self, source: Option<&Source>, outcome: &'static str) {
+        let name = source.map_or(NO_SOURCE, |source| source.name.as_str());
+        self.count_request(name, outcome);
+    }
+
+    fn count_request(&self, source: &str, outcome: &str) {
+        self.requests.with_label_values(&[source, outcome]).inc();
+    }
+
+    pub fn event_created(&self, connection: &Connection) {
+        self.events.with_label_values(&[&connection.name]).inc();
+    }
+
+    pub fn event_ignored(&self, connection: &Connection, cause: &'static str) {
+        self.ignored_events
+            .with_label_values(&[&connection.name, cause])
+            .inc();
+    }
+
+    /// A transformation run while routing, which took `took`.
+    pub fn transformation_ran(&self, name: &str, succeeded: bool, took: Duration) {
+        let outcome = if succeeded { "ok" } else { "failed" };
+        self.transformation_runs
+            .with_label_values(&[name, outcome])
+            .inc();
+        self.transformation_duration
+            .with_label_values(&[name])
+            .observe(took.as_secs_f64());
+    }
+
+    /// What the commit log tells of every journal batch it writes.
+    pub fn journal_batches(self: &Arc<Self>) -> BatchObserver {
+        let metrics = self.clone();
+        Box::new(move |requests, took| {
+            metrics.journal_batch_size.observe(requests as f64);
+            metrics.journal_batch_duration.observe(took.as_secs_f64());
+        })
+    }
+
+    /// Counts an attempt to `destination` in flight while the guard lives.
+    pub fn sending(&self, destination: &Destination) -> InFlightAttempt {
+        let gauge = self.in_flight.with_label_values(&[&destination.name]);
+        gauge.inc();
+        InFlightAttempt(gauge)
+    }
+
+    /// An attempt that was sent (or tried to be): its outcome and latency.
+    pub fn attempt(&self, destination: &Destination, response: &DeliveryResponse) {
+        let outcome = match (response.status, response.error_code) {
+            (Some(status), _) => status_class(status),
+            (None, Some(code)) => code,
+            (None, None) => "UNKNOWN",
+        };
+        let name = destination.name.as_str();
+        self.attempts.with_label_values(&[name, outcome]).inc();
+        self.delivery_latency
+            .with_label_values(&[name])
+            .observe(response.latency_ms as f64 / 1000.0);
+    }
+
+    /// Every metric in the text exposition format 0.0.4. Blocks on the store
+    /// (`at_scrape`).
+    pub fn render(&self) -> String {
+        let mut text = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut text)
+            .expect("writing to a Vec cannot fail");
+        String::from_utf8(text).expect("the text format is UTF-8")
+    }
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let counter = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    register(registry, counter.clone());
+    counter
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let gauge = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    register(registry, gauge.clone());
+    gauge
+}
+
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: &[f64],
+) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+    let histogram = HistogramVec::new(opts, labels).expect("valid metric");
+    register(registry, histogram.clone());
+    histogram
+}
+
+fn register(registry: &Registry, collector: impl Collector + 'static) {
+    registry
+        .register(Box::new(collector))
+        .expect("metric names are unique");
+}
+
+/// `2xx`, `4xx`…: a fixed set, whatever status a receiver answers.
+fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::status_class;
+
+    #[test]
+    fn statuses_fall_into_their_class() {
+        assert_eq!(status_class(204), "2xx");
+        assert_eq!(status_class(404), "4xx");
+        assert_eq!(status_class(503), "5xx");
+        assert_eq!(status_class(999), "other");
+    }
+}

@@ -1,0 +1,392 @@
+//! `GET /metrics`: scraped from the real gateway's metrics listener while it
+//! ingests and delivers to real sinks, parsed from the text format.
+
+use crate::common::{route, Reply, Sink, TestGateway};
+use futures_util::StreamExt;
+use hookgate::model::EventStatus;
+use rand::distributions::{Alphanumeric, DistString};
+use reqwest::Method;
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+
+/// One scrape: every sample, keyed by metric name and its labels.
+struct Scrape(HashMap<(String, BTreeMap<String, String>), f64>);
+
+impl Scrape {
+    async fn of(gw: &TestGateway) -> Scrape {
+        let addr = gw.gateway.metrics_addr.expect("metrics listen");
+        let response = gw
+            .http
+            .get(format!("http://{addr}/metrics"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"],
+            "text/plain; version=0.0.4; charset=utf-8"
+        );
+        Scrape::parse(&response.text().await.unwrap())
+    }
+
+    /// The text format's sample lines: `name{a="x",b="y"} value` or `name value`.
+    fn parse(text: &str) -> Scrape {
+        let samples = text
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.is_empty())
+            .map(|line| {
+                let (series, value) = line.rsplit_once(' ').expect("a sample line");
+                let (name, labels) = match series.split_once('{') {
+                    Some((name, labels)) => (name, labels.trim_end_matches('}')),
+                    None => (series, ""),
+                };
+                let labels = labels
+                    .split(',')
+                    .filter(|pair| !pair.is_empty())
+                    .map(|pair| {
+                        let (key, value) = pair.split_once('=').expect("label=\"value\"");
+                        (key.to_string(), value.trim_matches('"').to_string())
+                    })
+                    .collect();
+                let value = value.parse().expect("a number");
+                ((name.to_string(), labels), value)
+            })
+            .collect();
+        Scrape(samples)
+    }
+
+    /// The sample's value; 0 when the series does not exist (yet).
+    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let labels = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.0
+            .get(&(name.to_string(), labels))
+            .copied()
+            .unwrap_or(0.0)
+    }
+
+    fn has(&self, name: &str) -> bool {
+        self.0.keys().any(|(n, _)| n == name)
+    }
+
+    fn sum(&self, name: &str) -> f64 {
+        self.0
+            .iter()
+            .filter(|((n, _), _)| n == name)
+            .map(|(_, v)| v)
+            .sum()
+    }
+}
+
+fn requests(scrape: &Scrape, source: &str, outcome: &str) -> f64 {
+    scrape.value(
+        "hookgate_requests_total",
+        &[("source", source), ("outcome", outcome)],
+    )
+}
+
+fn attempts(scrape: &Scrape, destination: &str, outcome: &str) -> f64 {
+    scrape.value(
+        "hookgate_attempts_total",
+        &[("destination", destination), ("outcome", outcome)],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_are_counted_by_source_and_outcome_and_attempts_by_destination() {
+    let ok = Sink::start(Reply::Status(204)).await;
+    let failing = Sink::start(Reply::Status(503)).await;
+    let gw = TestGateway::start(&format!(
+        "[[sources]]\nname = \"shop\"\n{}{}",
+        route("shop", "ok", &ok.url("/"), ""),
+        route("shop", "failing", &failing.url("/"), "")
+    ))
+    .await;
+    for _ in 0..3 {
+        assert_eq!(gw.post("/e/shop/orders", "{}").await.0, 200);
+    }
+    for _ in 0..2 {
+        assert_eq!(gw.post("/e/nowhere", "{}").await.0, 404);
+    }
+    assert_eq!(gw.post("/not-a-source", "{}").await.0, 404);
+    gw.wait_events(3, |e| e.status == EventStatus::Successful)
+        .await;
+    gw.wait_events(3, |e| e.status == EventStatus::Failed).await;
+
+    let scrape = Scrape::of(&gw).await;
+    assert_eq!(requests(&scrape, "shop", "ACCEPTED"), 3.0);
+    assert_eq!(
+        requests(&scrape, "", "NO_WEBHOOK"),
+        2.0,
+        "an unknown source's name is not a label"
+    );
+    assert_eq!(requests(&scrape, "", "NOT_A_SOURCE_URL"), 1.0);
+    assert_eq!(attempts(&scrape, "ok", "2xx"), 3.0);
+    assert_eq!(attempts(&scrape, "failing", "5xx"), 3.0);
+    assert_eq!(scrape.sum("hookgate_attempts_total"), 6.0);
+    let latency = |destination| {
+        scrape.value(
+            "hookgate_delivery_latency_seconds_count",
+            &[("destination", destination)],
+        )
+    };
+    assert_eq!((latency("ok"), latency("failing")), (3.0, 3.0));
+    assert_eq!(
+        scrape.value(
+            "hookgate_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))]
+        ),
+        1.0
+    );
+    let batches = scrape.value("hookgate_journal_batch_requests_count", &[]);
+    assert_eq!(
+        scrape.value("hookgate_journal_batch_requests_sum", &[]),
+        3.0,
+        "every accepted request journaled, in one batch or more"
+    );
+    assert!((1.0..=3.0).contains(&batches), "{batches}");
+    assert_eq!(
+        scrape.value("hookgate_journal_batch_seconds_count", &[]),
+        batches
+    );
+    assert!(scrape.has("hookgate_process_cpu_seconds_total"));
+    for process in [
+        "hookgate_process_resident_memory_bytes",
+        "hookgate_process_open_fds",
+    ] {
+        assert!(scrape.value(process, &[]) > 0.0, "{process}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attempts_that_get_no_answer_are_counted_by_error_code() {
+    // Nothing listens on port 9 of the loopback address.
+    let gw = TestGateway::start(&format!(
+        "[[sources]]\nname = \"shop\"\n{}",
+        route("shop", "gone", "http://127.0.0.1:9/", "")
+    ))
+    .await;
+    assert_eq!(gw.post("/e/shop", "{}").await.0, 200);
+    gw.wait_events(1, |e| e.status.is_terminal()).await;
+    let scrape = Scrape::of(&gw).await;
+    assert_eq!(attempts(&scrape, "gone", "CONNECTION_REFUSED"), 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn queue_depth_is_read_from_the_store_at_each_scrape() {
+    // A destination without a URL: its events wait in its queue.
+    let gw = TestGateway::start(
+        "[[sources]]\nname = \"shop\"\n\n[[destinations]]\nname = \"later\"\ncli_path = \"/hooks\"\n\n[[connections]]\nname = \"c\"\nsource = \"shop\"\ndestination = \"later\"\n",
+    )
+    .await;
+    let depth = |scrape: &Scrape| scrape.value("hookgate_queue_depth", &[("destination", "later")]);
+    let scrape = Scrape::of(&gw).await;
+    assert!(
+        scrape.0.contains_key(&(
+            "hookgate_queue_depth".into(),
+            [("destination".into(), "later".into())].into()
+        )),
+        "an empty queue is shown as 0"
+    );
+    for _ in 0..2 {
+        let (status, body) = gw.post("/e/shop", "{}").await;
+        assert_eq!(status, 200);
+        gw.wait_routed(body["request_id"].as_str().unwrap()).await;
+    }
+    assert_eq!(depth(&Scrape::of(&gw).await), 2.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_data_dir_size_and_free_space_are_measured_at_each_scrape() {
+    let gw = TestGateway::start("[[sources]]\nname = \"shop\"\n").await;
+    let scrape = Scrape::of(&gw).await;
+    let stored = scrape.value("hookgate_data_dir_bytes", &[]);
+    assert!(stored > 0.0, "the store and journal files are counted");
+    let free = scrape.value("hookgate_data_dir_free_bytes", &[]);
+    let stats = rustix::fs::statvfs(gw.dir.path()).unwrap();
+    let disk = (stats.f_blocks * stats.f_frsize) as f64;
+    assert!(free > 0.0 && free < disk, "{free} of {disk}");
+}
+
+/// Random paths, random unknown source names: the number of series stays
+/// what the config and the fixed outcomes make it.
+#[tokio::test(flavor = "multi_thread")]
+async fn request_data_adds_no_series() {
+    let gw = TestGateway::start("[[sources]]\nname = \"shop\"\n").await;
+    let random = || Alphanumeric.sample_string(&mut rand::thread_rng(), 12);
+    let send = |path: String| {
+        let request = gw.http.post(gw.url(&path)).body("{}");
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    let paths = |n: usize| {
+        (0..n).flat_map(move |_| {
+            [
+                format!("/e/shop/{}/{}", random(), random()),
+                format!("/e/{}/{}", random(), random()),
+                format!("/{}", random()),
+            ]
+        })
+    };
+    let statuses: Vec<u16> = futures_util::stream::iter(paths(1))
+        .then(send)
+        .collect()
+        .await;
+    assert_eq!(statuses, [200, 404, 404]);
+    let before = Scrape::of(&gw).await;
+
+    const ROUNDS: usize = 1000;
+    let sent = futures_util::stream::iter(paths(ROUNDS))
+        .map(send)
+        .buffer_unordered(32)
+        .count()
+        .await;
+    let after = Scrape::of(&gw).await;
+    assert_eq!(sent, 3 * ROUNDS);
+    assert_eq!(
+        after.0.keys().collect::<std::collections::BTreeSet<_>>(),
+        before.0.keys().collect(),
+        "the same series"
+    );
+    let counted = after.sum("hookgate_requests_total") - before.sum("hookgate_requests_total");
+    assert_eq!(counted, sent as f64);
+    assert_eq!(requests(&after, "shop", "ACCEPTED"), (ROUNDS + 1) as f64);
+}
+
+#[test]
+fn metrics_listen_is_an_address_or_empty_for_off() {
+    let parse = |value: &str| {
+        let text = format!("[server]\nmetrics_listen = {value}\n");
+        hookgate::Config::parse(std::path::Path::new("gateway.toml"), &text)
+            .map(|config| config.server.metrics_listen)
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(parse("\"\""), Ok(None));
+    assert_eq!(
+        parse("\"127.0.0.1:9100\""),
+        Ok(Some(([127, 0, 0, 1], 9100).into()))
+    );
+    let error = parse("\"port 9100\"").unwrap_err();
+    assert!(error.contains("metrics_listen"), "{error}");
+    let default = hookgate::Config::parse(std::path::Path::new("gateway.toml"), "")
+        .unwrap()
+        .server
+        .metrics_listen;
+    assert_eq!(default, Some(([127, 0, 0, 1], 9464).into()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn routing_counts_events_ignored_events_and_transformation_runs() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let tag = r#"{ type = "transform", transformation = { name = "tag", code = "addHandler('transform', (r) => { r.headers['x-tag'] = 'yes'; return r; })" } }"#;
+    let boom = r#"{ type = "transform", transformation = { name = "boom", code = "addHandler('transform', (r) => { throw new Error('no') })" } }"#;
+    let gw = TestGateway::start(&format!(
+        "[[sources]]\nname = \"shop\"\n{}{}",
+        route(
+            "shop",
+            "kept",
+            &sink.url("/"),
+            &format!("rules = [ {{ type = \"filter\", body = {{ kind = \"order\" }} }}, {tag} ]"),
+        ),
+        route(
+            "shop",
+            "broken",
+            &sink.url("/"),
+            &format!("rules = [ {boom} ]")
+        ),
+    ))
+    .await;
+    for body in [r#"{"kind":"order"}"#, r#"{"kind":"other"}"#] {
+        let (status, answer) = gw.post("/e/shop", body).await;
+        assert_eq!(status, 200);
+        gw.wait_routed(answer["request_id"].as_str().unwrap()).await;
+    }
+    let scrape = Scrape::of(&gw).await;
+    let value = |name, labels: &[(&str, &str)]| scrape.value(name, labels);
+    assert_eq!(
+        value("hookgate_events_total", &[("connection", "shop-to-kept")]),
+        1.0
+    );
+    assert_eq!(scrape.sum("hookgate_events_total"), 1.0);
+    let ignored = |connection, cause| {
+        value(
+            "hookgate_ignored_events_total",
+            &[("connection", connection), ("cause", cause)],
+        )
+    };
+    assert_eq!(ignored("shop-to-kept", "FILTERED"), 1.0);
+    assert_eq!(ignored("shop-to-broken", "TRANSFORMATION_FAILED"), 2.0);
+    let runs = |transformation, outcome| {
+        value(
+            "hookgate_transformation_runs_total",
+            &[("transformation", transformation), ("outcome", outcome)],
+        )
+    };
+    assert_eq!((runs("tag", "ok"), runs("tag", "failed")), (1.0, 0.0));
+    assert_eq!((runs("boom", "ok"), runs("boom", "failed")), (0.0, 2.0));
+    assert_eq!(
+        value(
+            "hookgate_transformation_duration_seconds_count",
+            &[("transformation", "boom")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        value("hookgate_ack_latency_seconds_count", &[("source", "shop")]),
+        2.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paused_connections_and_open_issues_are_read_at_each_scrape() {
+    let failing = Sink::start(Reply::Status(500)).await;
+    let gw = TestGateway::start(&format!(
+        "[[sources]]\nname = \"shop\"\n{}{}",
+        route("shop", "failing", &failing.url("/"), ""),
+        route("shop", "held", &failing.url("/"), "")
+    ))
+    .await;
+    let open_issues =
+        |scrape: &Scrape, kind| scrape.value("hookgate_open_issues", &[("type", kind)]);
+    let scrape = Scrape::of(&gw).await;
+    assert_eq!(scrape.value("hookgate_paused_connections", &[]), 0.0);
+    assert!(scrape.has("hookgate_paused_connections"));
+    assert_eq!(open_issues(&scrape, "delivery"), 0.0);
+    assert!(scrape.has("hookgate_open_issues"));
+
+    let held = hookgate::ids::named_id("web", "shop-to-held");
+    let pause = format!("/connections/{held}/pause");
+    assert_eq!(gw.api_send(Method::PUT, &pause, json!({})).await.0, 200);
+    let trigger = json!({ "name": "failing", "type": "delivery",
+        "configs": { "strategy": "first_attempt", "connections": "*" } });
+    let created = gw.api_send(Method::POST, "/issue-triggers", trigger).await;
+    assert_eq!(created.0, 200);
+    assert_eq!(gw.post("/e/shop", "{}").await.0, 200);
+    gw.wait_event(|e| e.status == EventStatus::Failed).await;
+
+    let scrape = Scrape::of(&gw).await;
+    assert_eq!(scrape.value("hookgate_paused_connections", &[]), 1.0);
+    assert_eq!(open_issues(&scrape, "delivery"), 1.0);
+    assert_eq!(open_issues(&scrape, "transformation"), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attempts_in_flight_are_counted_until_answered_or_timed_out() {
+    let silent = Sink::start(Reply::Hang).await;
+    let gw = TestGateway::start(&format!(
+        "[limits]\ndelivery_timeout_ms = 1500\n\n[[sources]]\nname = \"shop\"\n{}",
+        route("shop", "silent", &silent.url("/"), "")
+    ))
+    .await;
+    let in_flight =
+        |scrape: &Scrape| scrape.value("hookgate_attempts_in_flight", &[("destination", "silent")]);
+    assert_eq!(gw.post("/e/shop", "{}").await.0, 200);
+    silent.wait_for(1).await;
+    assert_eq!(in_flight(&Scrape::of(&gw).await), 1.0);
+
+    gw.wait_event(|e| e.status == EventStatus::Failed).await;
+    let scrape = Scrape::of(&gw).await;
+    assert_eq!(in_flight(&scrape), 0.0);
+    assert_eq!(attempts(&scrape, "silent", "TIMEOUT"), 1.0);
+}
