@@ -1179,7 +1179,9 @@ async fn lists_filter_by_name_and_substring() {
 /// start finishes the job, every event retried once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stop_halts_a_bulk_retry_between_batches_and_the_next_start_finishes_it() {
-    const EVENTS: usize = 500; // five batches
+    // Ten batches: the stop must reach the retry before it is through
+    // them all, also on a loaded machine.
+    const EVENTS: usize = 1000;
     let sink = Sink::start(Reply::Status(500)).await;
     let config = shop(&sink, "");
     let gw = TestGateway::start(&config).await;
