@@ -102,8 +102,8 @@ impl Readiness {
     /// What is wrong when `data_dir`'s free disk is below the minimum.
     fn short_of_disk(&self) -> Option<String> {
         let dir = self.data_dir.display();
-        let free = match rustix::fs::statvfs(&self.data_dir) {
-            Ok(stat) => stat.f_bavail * stat.f_frsize,
+        let free = match crate::store::free_bytes(&self.data_dir) {
+            Ok(free) => free,
             Err(error) => return Some(format!("cannot read the free disk in {dir}: {error}")),
         };
         (free < self.min_free_disk_bytes).then(|| {

@@ -434,5 +434,5 @@ fn paged(
         count: models.len(),
         models,
     };
-    serde_json::to_value(listing).unwrap_or_default()
+    schema::value_of(listing)
 }

@@ -5,6 +5,7 @@
 use super::delivery_query::{page, Filter, Ordering, PageInfo, QueryError};
 use super::error::{ApiError, ApiResult};
 use super::query::{iso, Query};
+use super::schema::value_of;
 use super::{blocking, ApiState, Shared};
 use crate::ids::derived_id;
 use crate::model::{delivery_status, Event, WebhookJob, WORKSPACE_ID};
@@ -155,7 +156,7 @@ fn candidate_views(store: &Store, simple: &Simple) -> ApiResult<Vec<Value>> {
     let mut views = Vec::new();
     let mut add = |job: &WebhookJob, delivery: &Event| {
         let url = urls.get(&delivery.destination_id).map(String::as_str);
-        views.push(serde_json::to_value(view(delivery, job, url)).unwrap_or_default());
+        views.push(value_of(view(delivery, job, url)));
     };
     match subscribed_jobs(store, simple)? {
         Some(jobs) => {

@@ -110,7 +110,7 @@ impl ServerSection {
     /// call, and a URL that works from this machine beats one that works nowhere.
     pub fn ingress_url(&self, bound: SocketAddr) -> String {
         if let Some(public) = &self.public_url {
-            return public.as_str().trim_end_matches('/').to_string();
+            return without_trailing_slash(public);
         }
         let ip = match bound.ip() {
             IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -119,6 +119,22 @@ impl ServerSection {
         };
         format!("http://{}", SocketAddr::new(ip, bound.port()))
     }
+
+    /// The management API's base URL as its users reach it, when known:
+    /// `api_public_url`, else `api_listen` when that is one address.
+    pub fn api_url(&self) -> Option<String> {
+        if let Some(url) = &self.api_public_url {
+            return Some(without_trailing_slash(url));
+        }
+        let listen = self.api_listen;
+        let one_address = !listen.ip().is_unspecified() && listen.port() != 0;
+        one_address.then(|| format!("http://{listen}"))
+    }
+}
+
+/// A base URL to join paths to (`https://host/in/` → `https://host/in`).
+fn without_trailing_slash(url: &Url) -> String {
+    url.as_str().trim_end_matches('/').to_string()
 }
 
 impl Default for ServerSection {
@@ -140,19 +156,6 @@ impl Default for ServerSection {
             log_format: LogFormat::Text,
             metrics_listen: Some(([127, 0, 0, 1], 9464).into()),
         }
-    }
-}
-
-impl ServerSection {
-    /// The management API's base URL as its users reach it, when known:
-    /// `api_public_url`, else `api_listen` when that is one address.
-    pub fn api_url(&self) -> Option<String> {
-        if let Some(url) = &self.api_public_url {
-            return Some(url.as_str().trim_end_matches('/').to_string());
-        }
-        let listen = self.api_listen;
-        let one_address = !listen.ip().is_unspecified() && listen.port() != 0;
-        one_address.then(|| format!("http://{listen}"))
     }
 }
 

@@ -6,7 +6,7 @@
 //! `hookgate_data_dir_free_bytes`).
 
 use crate::model::{Catalog, IssueStatus, IssueType};
-use crate::store::Store;
+use crate::store::{free_bytes, Store};
 use arc_swap::ArcSwap;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
@@ -147,12 +147,6 @@ fn bytes_under(dir: &Path) -> std::io::Result<u64> {
         };
     }
     Ok(total)
-}
-
-/// The bytes an unprivileged process may still write on `dir`'s file system.
-fn free_bytes(dir: &Path) -> std::io::Result<u64> {
-    let stats = rustix::fs::statvfs(dir)?;
-    Ok(stats.f_bavail.saturating_mul(stats.f_frsize))
 }
 
 /// The issue type as the API names it.

@@ -22,6 +22,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
+/// The bytes an unprivileged process may still write on `dir`'s file system.
+pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {
+    let stats = rustix::fs::statvfs(dir)?;
+    Ok(stats.f_bavail.saturating_mul(stats.f_frsize))
+}
+
 /// How often the reserve is topped up: sled flushes every 200 ms, and the
 /// reserve must outlast what it writes in between.
 const TOP_UP_EVERY: Duration = Duration::from_millis(50);

@@ -29,6 +29,7 @@ mod secrets;
 
 pub use attempts::{stays_inline, SettledNow};
 pub use commit::{Backlog, BacklogShare, BatchObserver, CommitError, CommitLog, Committed};
+pub use disk::free_bytes;
 pub use job_index::{status_tags, JobPage, JobSelection, FAILED};
 pub use journal::{Location, SetAside};
 pub use object_times::ObjectTimes;
