@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod model;
 pub mod names;
 pub mod outbound;
+pub mod owner_only_file;
 pub mod pipeline;
 pub mod retention;
 pub mod sealing;

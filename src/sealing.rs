@@ -14,8 +14,6 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::Path;
 
 /// Marks a sealed value: `sealed:v1:` + base64(nonce ‖ ciphertext ‖ tag).
@@ -72,13 +70,7 @@ impl SecretsKey {
                 let path = data_dir.join(KEY_FILE);
                 let key = SecretsKey::generate();
                 std::fs::create_dir_all(data_dir)?;
-                let mut file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .open(&path)?;
-                file.write_all(BASE64.encode(key.0).as_bytes())?;
-                file.sync_all()?;
+                crate::owner_only_file::write_whole(&path, BASE64.encode(key.0).as_bytes())?;
                 tracing::warn!(
                     file = %path.display(),
                     "no server.secrets_key: generated a key to seal stored secrets with; \

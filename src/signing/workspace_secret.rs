@@ -18,8 +18,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rand::RngCore as _;
 use serde::{Deserialize, Serialize};
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -227,23 +225,8 @@ fn check_secret(secret: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Writes the file whole or not at all (a crash leaves the old one), readable
-/// by its owner only.
 fn save(file: &Path, stored: &StoredSecret) -> std::io::Result<()> {
-    let partial = file.with_extension("json.partial");
-    let _ = std::fs::remove_file(&partial);
-    let mut out = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&partial)?;
-    out.write_all(&serde_json::to_vec_pretty(stored)?)?;
-    out.sync_all()?;
-    std::fs::rename(&partial, file)?;
-    if let Some(dir) = file.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    crate::owner_only_file::write_whole(file, &serde_json::to_vec_pretty(stored)?)
 }
 
 #[cfg(test)]
