@@ -15,6 +15,7 @@ mod inbound;
 mod issues;
 mod listing;
 mod notifications;
+pub mod object_inputs;
 mod objects;
 mod openapi;
 mod outbound;

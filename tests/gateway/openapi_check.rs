@@ -42,15 +42,11 @@ pub fn assert_documented(document: &Value, method: &str, path: &str, status: u16
     let Some(schema) = response_schema(operation, status) else {
         return;
     };
-    let pointer = schema_pointer(&template, method, status);
-    let mut root = document.clone();
-    root["$ref"] = json!(pointer);
-    let validator = jsonschema::validator_for(&root)
-        .unwrap_or_else(|e| panic!("{method} {template}: the document's schema is invalid: {e}"));
-    let errors: Vec<String> = validator
-        .iter_errors(body)
-        .map(|e| format!("{} at {}", e, e.instance_path()))
-        .collect();
+    let pointer = format!(
+        "{}/responses/{status}/content/application~1json/schema",
+        operation_pointer(&template, method)
+    );
+    let errors = violations(document, &pointer, body);
     let shown: String = body.to_string().chars().take(2000).collect();
     assert!(
         errors.is_empty() || schema.is_null(),
@@ -123,8 +119,8 @@ fn response_schema(operation: &Value, status: u16) -> Option<&Value> {
     response.pointer("/content/application~1json/schema")
 }
 
-/// A JSON pointer (as a `$ref`) to that schema inside the document.
-fn schema_pointer(template: &str, method: &str, status: u16) -> String {
+/// Where `method template`'s operation is in the document, as a `$ref`.
+pub fn operation_pointer(template: &str, method: &str) -> String {
     // A JSON pointer in a URI fragment: `~` and `/` escaped as the pointer
     // says, `{` and `}` percent-encoded as a URI wants.
     let escaped = template
@@ -132,10 +128,20 @@ fn schema_pointer(template: &str, method: &str, status: u16) -> String {
         .replace('/', "~1")
         .replace('{', "%7B")
         .replace('}', "%7D");
-    format!(
-        "#/paths/{escaped}/{}/responses/{status}/content/application~1json/schema",
-        method.to_lowercase()
-    )
+    format!("#/paths/{escaped}/{}", method.to_lowercase())
+}
+
+/// How `value` fails the document's schema at `pointer` (a `$ref`); empty
+/// when it matches.
+pub fn violations(document: &Value, pointer: &str, value: &Value) -> Vec<String> {
+    let mut root = document.clone();
+    root["$ref"] = json!(pointer);
+    let validator = jsonschema::validator_for(&root)
+        .unwrap_or_else(|e| panic!("{pointer}: the document's schema is invalid: {e}"));
+    validator
+        .iter_errors(value)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
 }
 
 #[test]
