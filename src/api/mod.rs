@@ -19,6 +19,7 @@ pub mod object_inputs;
 mod objects;
 mod openapi;
 mod outbound;
+mod probes;
 mod query;
 mod rate;
 mod schema;
@@ -279,23 +280,8 @@ pub fn router(state: Arc<ApiState>) -> Routes {
         // The description holds no data, so it is readable without a key.
         .merge(openapi)
         // Load balancers probe without a key.
-        .merge(probe_routes())
+        .merge(probes::routes())
         .with_state(state)
-}
-
-/// `/healthz` and `/readyz`, answered as on the ingress (see `crate::health`).
-fn probe_routes() -> Routes<Arc<ApiState>> {
-    [crate::health::HEALTHZ, crate::health::READYZ]
-        .into_iter()
-        .fold(Routes::new(), |routes, path| routes.route(path, get(probe)))
-}
-
-async fn probe(State(state): Shared, uri: axum::http::Uri) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    match state.readiness.probe(uri.path()) {
-        Some((status, body)) => (status, axum::Json(body)).into_response(),
-        None => ApiError::new(StatusCode::NOT_FOUND, "no such endpoint").into_response(),
-    }
 }
 
 /// `/connections/…`, and the same under `/webhooks`.

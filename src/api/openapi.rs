@@ -6,7 +6,7 @@ use super::object_inputs::{
 };
 use super::{
     applications, bookmarks, bulk, catalog, endpoints, inbound, issues, notifications, objects,
-    outbound, signing_secret, transformations, webhook_deliveries, webhook_jobs,
+    outbound, probes, signing_secret, transformations, webhook_deliveries, webhook_jobs,
 };
 use axum::Json;
 use serde_json::{json, Value};
@@ -39,6 +39,7 @@ use utoipa::{Modify, OpenApi};
         endpoints::create, endpoints::list, endpoints::get, endpoints::update, endpoints::delete, endpoints::rotate_secret,
         webhook_jobs::create, webhook_jobs::list, webhook_jobs::get, webhook_jobs::retry, webhook_jobs::cancel,
         webhook_deliveries::list, webhook_deliveries::get_one, webhook_deliveries::cancel, webhook_deliveries::retry,
+        probes::healthz, probes::readyz,
     ),
     components(schemas(DestinationInput, DestinationChange, ConnectionInput, ConnectionChange)),
     modifiers(&BearerKey)
