@@ -35,6 +35,7 @@ pub use auth::{ApiKeys, KeyBudgets};
 pub(crate) use issues::issue_object;
 pub use objects::resolve_transformations;
 pub use rate::Budget;
+pub(crate) use views::{attempt as attempt_object, event as event_object};
 
 use crate::config::Config;
 use crate::delivery::Scheduler;

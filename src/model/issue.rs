@@ -360,18 +360,25 @@ impl Issue {
     }
 }
 
-/// `PUT /notifications/webhooks`: issues announced as requests into a source.
+/// `PUT /notifications/webhooks`: issues and settled attempts announced as
+/// requests into a source.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NotificationSettings {
-    /// Whether issues are announced.
+    /// Whether the topics are announced.
     pub enabled: bool,
-    /// The topics announced (hookgate sends the `issue.*` ones).
+    /// The topics announced.
     pub topics: Vec<String>,
     /// The source the announcements are sent into.
     pub source_id: Option<String>,
 }
 
-/// The reference's notification topics. hookgate sends the `issue.*` ones.
+impl NotificationSettings {
+    pub fn announces(&self, topic: &str) -> bool {
+        self.enabled && self.topics.iter().any(|t| t == topic)
+    }
+}
+
+/// The reference's notification topics, each sent (`issues.rs`).
 pub const NOTIFICATION_TOPICS: [&str; 4] = [
     "issue.opened",
     "issue.updated",

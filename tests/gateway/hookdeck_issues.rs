@@ -660,3 +660,65 @@ async fn webhook_notifications_arrive_through_the_chosen_source_and_its_connecti
     assert_eq!(gw.api_get("/issues").await.1["models"][0]["count"], 2);
     assert_eq!(inbox.received().len(), 2, "no notification once disabled");
 }
+
+/// The reference's other two topics: each settled attempt of a connection's
+/// event, `{event, attempt}` as `GET /events/{id}` and `GET /attempts/{id}`
+/// show them. The notification source's own deliveries are not announced
+/// (each would announce itself again, forever).
+#[tokio::test(flavor = "multi_thread")]
+async fn delivered_events_and_failed_attempts_are_announced_when_asked() {
+    let orders = Sink::start_answering(vec![Reply::Status(500)], Reply::Status(200)).await;
+    let inbox = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start(&format!(
+        "[[sources]]\nname = \"shop\"\n[[sources]]\nname = \"alerts\"\n{}{}",
+        route("shop", "orders", &orders.url("/"), ""),
+        route("alerts", "inbox", &inbox.url("/notified"), "")
+    ))
+    .await;
+    let topics = ["event.successful", "deprecated.attempt-failed"];
+    let enable = json!({ "enabled": true, "topics": topics, "source_id": "alerts" });
+    let settings = "/2023-07-01/notifications/webhooks";
+    assert_eq!(gw.api_send(Method::PUT, settings, enable).await.0, 200);
+
+    let (_, failed) = gw.post("/e/shop", r#"{"n":1}"#).await;
+    let failed = failed["request_id"].as_str().unwrap().to_string();
+    inbox.wait_for(1).await;
+    gw.post("/e/shop", r#"{"n":2}"#).await;
+    let notified = inbox.wait_for(2).await;
+    let api = format!("http://{}", gw.gateway.api_addr.unwrap());
+    let document = crate::openapi_check::document(&gw.http, &api).await;
+    for (notification, (topic, status)) in notified.iter().zip([
+        ("deprecated.attempt-failed", "FAILED"),
+        ("event.successful", "SUCCESSFUL"),
+    ]) {
+        assert_eq!(notification.header("x-notification-topic"), Some(topic));
+        let body: Value = serde_json::from_slice(&notification.body).unwrap();
+        let (event, attempt) = (&body["event"], &body["attempt"]);
+        crate::openapi_check::assert_documented(document, "GET", "/events/e", 200, event);
+        crate::openapi_check::assert_documented(document, "GET", "/attempts/a", 200, attempt);
+        assert_eq!(
+            (&attempt["status"], &attempt["event_id"]),
+            (&json!(status), &event["id"]),
+            "{topic}: {body}"
+        );
+    }
+    let first_event: Value = serde_json::from_slice(&notified[0].body).unwrap();
+    assert_eq!(first_event["event"]["request_id"], json!(failed));
+
+    // Both notifications are delivered to the inbox as the alerts source's
+    // events; those deliveries are not announced in turn.
+    gw.wait_events(2, |e| {
+        e.destination_id == named_id("des", "inbox") && e.status == EventStatus::Successful
+    })
+    .await;
+    gw.post("/e/shop", r#"{"n":3}"#).await;
+    let third: Value = serde_json::from_slice(&inbox.wait_for(3).await[2].body).unwrap();
+    assert_eq!(third["event"]["source_id"], json!(named_id("src", "shop")));
+    let announced = gw
+        .stored_requests()
+        .await
+        .into_iter()
+        .filter(|r| r.source_name == "alerts")
+        .count();
+    assert_eq!(announced, 3, "only the shop's events were announced");
+}
