@@ -141,6 +141,11 @@ pub struct IssueTriggerView {
     /// Where openings are announced.
     #[schema(value_type = Option<Object>)]
     channels: Option<Channels>,
+    /// hookgate's addition: the channels given that it cannot notify
+    /// (`slack`, `opsgenie`, `email`, `microsoft_teams` need Hookdeck's
+    /// workspace integrations); openings reach `webhook` and the workspace's
+    /// webhook notifications only.
+    unreachable_channels: Vec<&'static str>,
     /// Set while it opens no issues.
     disabled_at: Option<String>,
     updated_at: String,
@@ -157,6 +162,11 @@ fn trigger_view(team_id: &str, trigger: &IssueTrigger) -> IssueTriggerView {
         kind: trigger.kind,
         configs: trigger.configs.clone(),
         channels: trigger.channels.clone(),
+        unreachable_channels: trigger
+            .channels
+            .as_ref()
+            .map(Channels::unreachable)
+            .unwrap_or_default(),
         disabled_at: trigger.disabled_at.map(iso),
         updated_at: iso(trigger.updated_at),
         created_at: iso(trigger.created_at),

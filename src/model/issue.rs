@@ -182,9 +182,10 @@ impl TriggerConfigs {
 #[serde(deny_unknown_fields)]
 pub struct NoSettings {}
 
+/// A channel of a workspace integration, by name (Slack, Microsoft Teams).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SlackChannel {
+pub struct NamedChannel {
     pub channel_name: String,
 }
 
@@ -196,18 +197,38 @@ pub struct WebhookChannel {
 }
 
 /// Where a trigger's openings are announced. hookgate reaches only `webhook`;
-/// the reference's workspace integrations are kept and shown as given.
+/// Hookdeck's workspace integrations (Slack, Opsgenie, email, Microsoft
+/// Teams) are kept and shown as given, so that an export loads, and named
+/// as not reached (`unreachable`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Channels {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slack: Option<SlackChannel>,
+    pub slack: Option<NamedChannel>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opsgenie: Option<NoSettings>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<NoSettings>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub microsoft_teams: Option<NamedChannel>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookChannel>,
+}
+
+impl Channels {
+    /// The channels given that hookgate cannot notify: each needs one of
+    /// Hookdeck's workspace integrations.
+    pub fn unreachable(&self) -> Vec<&'static str> {
+        [
+            ("slack", self.slack.is_some()),
+            ("opsgenie", self.opsgenie.is_some()),
+            ("email", self.email.is_some()),
+            ("microsoft_teams", self.microsoft_teams.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

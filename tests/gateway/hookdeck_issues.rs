@@ -171,7 +171,7 @@ async fn the_reference_examples_for_issue_triggers_answer_in_its_shape() {
 #[tokio::test(flavor = "multi_thread")]
 async fn each_issue_type_takes_its_configs_and_channels_are_kept_as_given() {
     let gw = TestGateway::start("[[sources]]\nname = \"shop\"\n").await;
-    let channels = json!({ "slack": { "channel_name": "alerts" }, "opsgenie": {}, "email": {} });
+    let channels = json!({ "slack": { "channel_name": "alerts" }, "opsgenie": {}, "email": {}, "microsoft_teams": { "channel_name": "ops" } });
     let cases = [
         json!({ "type": "transformation", "configs": { "log_level": "warn", "transformations": ["trs_a", "cleanup"] }, "channels": channels }),
         json!({ "type": "backpressure", "configs": { "delay": 60000, "destinations": "*-eu" }, "channels": channels }),
@@ -186,7 +186,16 @@ async fn each_issue_type_takes_its_configs_and_channels_are_kept_as_given() {
             (&created["configs"], &created["channels"]),
             (&body["configs"], &channels)
         );
+        // Kept, and said not to be reached: they need Hookdeck's integrations.
+        assert_eq!(
+            created["unreachable_channels"],
+            json!(["slack", "opsgenie", "email", "microsoft_teams"])
+        );
     }
+    let reached =
+        json!({ "type": "delivery", "channels": { "webhook": { "url": "http://127.0.0.1:9/" } } });
+    let (_, created) = gw.api_send(Method::POST, "/issue-triggers", reached).await;
+    assert_eq!(created["unreachable_channels"], json!([]), "{created}");
     let refused = [
         (
             json!({ "type": "backpressure", "configs": { "delay": 1000, "destinations": "*" } }),
