@@ -175,21 +175,18 @@ pub struct ConnectionChange {
     pub rules: Option<Vec<RuleInput>>,
 }
 
-/// One of a connection's rules, applied in order.
+/// One of a connection's rules, applied in order, told apart by `type`.
 #[derive(Deserialize, ToSchema)]
-#[serde(untagged)]
+#[serde(tag = "type", rename_all = "lowercase")]
 pub enum RuleInput {
     Retry(RetryRule),
     Filter(FilterRule),
     Transform(TransformRule),
+    /// The reference spells the transform rule's type both ways.
+    Transformation(TransformRule),
     Delay(DelayRule),
+    /// hookgate's addition.
     Deduplicate(DeduplicateRule),
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum RetryType {
-    Retry,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -202,8 +199,6 @@ pub enum RetryStrategy {
 /// Automatic retries of failed deliveries.
 #[derive(Deserialize, ToSchema)]
 pub struct RetryRule {
-    #[serde(rename = "type")]
-    pub kind: RetryType,
     /// Defaults to `linear`.
     pub strategy: Option<RetryStrategy>,
     /// Milliseconds between retries; defaults to 60000.
@@ -216,36 +211,18 @@ pub struct RetryRule {
     pub response_status_codes: Option<Vec<String>>,
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum FilterType {
-    Filter,
-}
-
 /// Passes only requests whose parts match (Hookdeck's filter syntax).
 #[derive(Deserialize, ToSchema)]
 pub struct FilterRule {
-    #[serde(rename = "type")]
-    pub kind: FilterType,
     pub headers: Option<Value>,
     pub body: Option<Value>,
     pub query: Option<Value>,
     pub path: Option<Value>,
 }
 
-/// The reference spells the transform rule's type both ways.
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum TransformType {
-    Transform,
-    Transformation,
-}
-
 /// Runs a JavaScript transformation on the request.
 #[derive(Deserialize, ToSchema)]
 pub struct TransformRule {
-    #[serde(rename = "type")]
-    pub kind: TransformType,
     /// A stored transformation (`trs_…`).
     pub transformation_id: Option<String>,
     /// Or one defined here.
@@ -262,33 +239,17 @@ pub struct InlineTransformation {
     pub env: Option<BTreeMap<String, String>>,
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum DelayType {
-    Delay,
-}
-
 /// Holds each event this long after its request arrived.
 #[derive(Deserialize, ToSchema)]
 pub struct DelayRule {
-    #[serde(rename = "type")]
-    pub kind: DelayType,
     /// Milliseconds.
     #[schema(minimum = 0)]
     pub delay: u64,
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum DeduplicateType {
-    Deduplicate,
-}
-
-/// hookgate's addition: drops a request equal to one seen within the window.
+/// Drops a request equal to one seen within the window.
 #[derive(Deserialize, ToSchema)]
 pub struct DeduplicateRule {
-    #[serde(rename = "type")]
-    pub kind: DeduplicateType,
     /// Milliseconds.
     #[schema(minimum = 0)]
     pub window: u64,

@@ -579,16 +579,22 @@ async fn a_trigger_and_an_issue_stored_by_an_earlier_version_load_and_work() {
     );
 }
 
+/// A gateway whose `shop` delivers to `orders` and whose `alerts`, the
+/// notifications' source, to `inbox`.
+async fn shop_and_alerts(orders: &Sink, inbox: &Sink) -> TestGateway {
+    TestGateway::start(&format!(
+        "[[sources]]\nname = \"shop\"\n[[sources]]\nname = \"alerts\"\n{}{}",
+        route("shop", "orders", &orders.url("/"), ""),
+        route("alerts", "inbox", &inbox.url("/notified"), "")
+    ))
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn webhook_notifications_arrive_through_the_chosen_source_and_its_connection() {
     let failing = Sink::start(Reply::Status(500)).await;
     let inbox = Sink::start(Reply::Status(200)).await;
-    let gw = TestGateway::start(&format!(
-        "[[sources]]\nname = \"shop\"\n[[sources]]\nname = \"alerts\"\n{}{}",
-        route("shop", "orders", &failing.url("/"), ""),
-        route("alerts", "inbox", &inbox.url("/notified"), "")
-    ))
-    .await;
+    let gw = shop_and_alerts(&failing, &inbox).await;
     let settings = "/2023-07-01/notifications/webhooks";
     let refused = [
         (
@@ -678,12 +684,7 @@ async fn webhook_notifications_arrive_through_the_chosen_source_and_its_connecti
 async fn delivered_events_and_failed_attempts_are_announced_when_asked() {
     let orders = Sink::start_answering(vec![Reply::Status(500)], Reply::Status(200)).await;
     let inbox = Sink::start(Reply::Status(200)).await;
-    let gw = TestGateway::start(&format!(
-        "[[sources]]\nname = \"shop\"\n[[sources]]\nname = \"alerts\"\n{}{}",
-        route("shop", "orders", &orders.url("/"), ""),
-        route("alerts", "inbox", &inbox.url("/notified"), "")
-    ))
-    .await;
+    let gw = shop_and_alerts(&orders, &inbox).await;
     let topics = ["event.successful", "deprecated.attempt-failed"];
     let enable = json!({ "enabled": true, "topics": topics, "source_id": "alerts" });
     let settings = "/2023-07-01/notifications/webhooks";

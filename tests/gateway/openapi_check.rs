@@ -125,6 +125,15 @@ fn response_schema(operation: &Value, status: u16) -> Option<&Value> {
     response.pointer("/content/application~1json/schema")
 }
 
+/// Every operation of the document: (path, method, operation).
+pub fn operations_of(document: &Value) -> impl Iterator<Item = (&String, &String, &Value)> {
+    let paths = document["paths"].as_object().into_iter().flatten();
+    paths.flat_map(|(path, item)| {
+        let methods = item.as_object().into_iter().flatten();
+        methods.map(move |(method, operation)| (path, method, operation))
+    })
+}
+
 /// Where `method template`'s operation is in the document, as a `$ref`.
 pub fn operation_pointer(template: &str, method: &str) -> String {
     // A JSON pointer in a URI fragment: `~` and `/` escaped as the pointer
@@ -182,16 +191,14 @@ async fn every_operation_describes_its_answers_with_schemas() {
     let api = format!("http://{}", gw.gateway.api_addr.unwrap());
     let document = document(&gw.http, &api).await;
     let (mut undescribed, mut operations) = (Vec::new(), 0);
-    for (path, item) in document["paths"].as_object().unwrap() {
-        for (method, operation) in item.as_object().unwrap() {
-            operations += 1;
-            for (status, response) in operation["responses"].as_object().unwrap() {
-                if response
-                    .pointer("/content/application~1json/schema")
-                    .is_none()
-                {
-                    undescribed.push(format!("{method} {path} {status}"));
-                }
+    for (path, method, operation) in operations_of(document) {
+        operations += 1;
+        for (status, response) in operation["responses"].as_object().unwrap() {
+            if response
+                .pointer("/content/application~1json/schema")
+                .is_none()
+            {
+                undescribed.push(format!("{method} {path} {status}"));
             }
         }
     }

@@ -3,7 +3,7 @@
 //! object), and the reference's example bodies match those schemas.
 
 use crate::common::TestGateway;
-use crate::openapi_check::{document, operation_pointer, violations};
+use crate::openapi_check::{document, operation_pointer, operations_of, violations};
 use serde_json::{json, Value};
 
 /// The reference's request body examples (hookdeck-api-2023-07-01.txt, by
@@ -145,16 +145,14 @@ async fn every_request_body_is_described_field_by_field() {
     let document = served_document(&gw).await;
     let mut bodies = 0;
     let mut free_form = Vec::new();
-    for (path, item) in document["paths"].as_object().unwrap() {
-        for (method, operation) in item.as_object().unwrap() {
-            let Some(schema) = operation.pointer("/requestBody/content/application~1json/schema")
-            else {
-                continue;
-            };
-            bodies += 1;
-            if !names_fields(document, schema) {
-                free_form.push(format!("{method} {path}"));
-            }
+    for (path, method, operation) in operations_of(document) {
+        let Some(schema) = operation.pointer("/requestBody/content/application~1json/schema")
+        else {
+            continue;
+        };
+        bodies += 1;
+        if !names_fields(document, schema) {
+            free_form.push(format!("{method} {path}"));
         }
     }
     assert!(
