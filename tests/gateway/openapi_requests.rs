@@ -222,6 +222,16 @@ async fn the_request_schemas_refuse_what_the_reference_refuses() {
             json!({"rules": [{"type": "unknown"}]}),
         ),
         ("post", "/v1/endpoints", json!({"url": "https://x"})),
+        (
+            "post",
+            "/2023-07-01/issue-triggers",
+            json!({"type": "delivery", "configs": {"strategy": "sometimes", "connections": "*"}}),
+        ),
+        (
+            "put",
+            "/2023-07-01/issue-triggers/{id}",
+            json!({"channels": {"pager": {}}}),
+        ),
     ];
     for (method, template, body) in refused {
         let errors = violations(document, &request_schema(template, method), &body);
