@@ -76,7 +76,16 @@ impl Gateway {
             config.limits.max_response_bytes,
             address_policy.clone(),
         );
-        let issues = IssueTracker::new(store.clone(), catalog.clone(), client.clone());
+        let notifications = {
+            let store = store.clone();
+            tokio::task::spawn_blocking(move || store.notification_settings()).await??
+        };
+        let issues = IssueTracker::new(
+            store.clone(),
+            catalog.clone(),
+            client.clone(),
+            notifications,
+        );
         let signing_secret = open_signing_secret(config).await?;
         let metrics = Metrics::new(store.clone(), catalog.clone(), &config.server.data_dir);
         let scheduler = Scheduler::start(

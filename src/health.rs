@@ -6,7 +6,8 @@
 use crate::config::LimitsSection;
 use crate::store::Store;
 use http::StatusCode;
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -14,6 +15,39 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub const HEALTHZ: &str = "/healthz";
 /// The readiness probe's path.
 pub const READYZ: &str = "/readyz";
+
+/// What a probe answers (also its schema in `/openapi.json`).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ProbeAnswer {
+    /// `ok` (`/healthz`); `ready` or `not_ready` (`/readyz`).
+    pub status: &'static str,
+    /// Every failing check, when not ready.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<NotReady>,
+}
+
+/// A check `/readyz` failed.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct NotReady {
+    /// `shutting_down`, `store`, `journal`, `disk` or `router_lag`.
+    pub check: &'static str,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl ProbeAnswer {
+    fn with_status(status: &'static str) -> ProbeAnswer {
+        ProbeAnswer {
+            status,
+            reasons: Vec::new(),
+        }
+    }
+
+    /// The answer as JSON; it holds only strings, so that cannot fail.
+    fn to_value(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
 
 /// What `/readyz` looks at.
 pub struct Readiness {
@@ -50,7 +84,7 @@ impl Readiness {
     /// The answer to `path` when it is a probe's.
     pub fn probe(&self, path: &str) -> Option<(StatusCode, Value)> {
         match path {
-            HEALTHZ => Some((StatusCode::OK, json!({ "status": "ok" }))),
+            HEALTHZ => Some((StatusCode::OK, ProbeAnswer::with_status("ok").to_value())),
             READYZ => Some(self.readiness()),
             _ => None,
         }
@@ -58,16 +92,19 @@ impl Readiness {
 
     /// 200 `{"status": "ready"}`, or 503 naming every reason it is not.
     fn readiness(&self) -> (StatusCode, Value) {
-        let reasons = self.not_ready_because();
-        if reasons.is_empty() {
-            return (StatusCode::OK, json!({ "status": "ready" }));
-        }
-        let reasons: Vec<Value> = reasons
+        let reasons: Vec<NotReady> = self
+            .not_ready_because()
             .into_iter()
-            .map(|(check, message)| json!({ "check": check, "message": message }))
+            .map(|(check, message)| NotReady { check, message })
             .collect();
-        let body = json!({ "status": "not_ready", "reasons": reasons });
-        (StatusCode::SERVICE_UNAVAILABLE, body)
+        if reasons.is_empty() {
+            return (StatusCode::OK, ProbeAnswer::with_status("ready").to_value());
+        }
+        let answer = ProbeAnswer {
+            status: "not_ready",
+            reasons,
+        };
+        (StatusCode::SERVICE_UNAVAILABLE, answer.to_value())
     }
 
     /// Each failing check's name, with what is wrong.

@@ -3,12 +3,15 @@
 //! object group occurrences by an aggregation key into one issue, and announce
 //! openings (the trigger's webhook channel, and the workspace's webhook
 //! notifications: a request into a source, delivered by its connections).
+//! Those notifications also announce settled attempts, when asked to
+//! (`event.successful`, `deprecated.attempt-failed`).
 
 use crate::delivery::{DeliveryClient, Outgoing};
 use crate::ids::{new_id, now_ms};
 use crate::model::{
-    Attempt, Catalog, DeliveryStrategy, Event, EventStatus, Execution, Issue, IssueStatus,
-    IssueTrigger, IssueType, LogLevel, Origin, Payload, Request, TriggerConfigs,
+    Attempt, AttemptStatus, Catalog, DeliveryStrategy, Event, EventStatus, Execution, Issue,
+    IssueStatus, IssueTrigger, IssueType, LogLevel, NotificationSettings, Origin, Payload, Request,
+    TriggerConfigs,
 };
 use crate::store::{CommitLog, Result, Store};
 use arc_swap::ArcSwap;
@@ -104,11 +107,21 @@ pub struct IssueTracker {
     runtime: tokio::runtime::Handle,
     /// One occurrence at a time, so two failures never open two issues for one key.
     serial: Arc<Mutex<()>>,
+    /// The workspace's notification settings as last saved: every settled
+    /// attempt looks at them, most often on a runtime thread, where the
+    /// store is not read.
+    notifications: Arc<ArcSwap<NotificationSettings>>,
 }
 
 impl IssueTracker {
     /// Must be created inside the runtime that will post notifications.
-    pub fn new(store: Store, catalog: Arc<ArcSwap<Catalog>>, client: DeliveryClient) -> Self {
+    /// `notifications`: the settings the store holds.
+    pub fn new(
+        store: Store,
+        catalog: Arc<ArcSwap<Catalog>>,
+        client: DeliveryClient,
+        notifications: NotificationSettings,
+    ) -> Self {
         IssueTracker {
             store,
             catalog,
@@ -116,7 +129,45 @@ impl IssueTracker {
             ingest: Arc::default(),
             runtime: tokio::runtime::Handle::current(),
             serial: Arc::default(),
+            notifications: Arc::new(ArcSwap::from_pointee(notifications)),
         }
+    }
+
+    /// Saves the workspace's notification settings and applies them.
+    pub fn set_notifications(&self, settings: NotificationSettings) -> Result<()> {
+        self.store.save_notification_settings(&settings)?;
+        self.notifications.store(Arc::new(settings));
+        Ok(())
+    }
+
+    /// A settled attempt of a connection's event, announced as
+    /// `event.successful` when it delivered the event and as
+    /// `deprecated.attempt-failed` when it failed, if the workspace asked
+    /// for that topic. Cheap unless asked: it runs where attempts settle.
+    pub fn attempt_settled(&self, event: &Event, attempt: &Attempt) {
+        let topic = match attempt.status {
+            AttemptStatus::Successful => "event.successful",
+            AttemptStatus::Failed => "deprecated.attempt-failed",
+        };
+        let settings = self.notifications.load();
+        // The notification source's own events are not announced: each
+        // announcement is delivered, and would be announced again, forever.
+        // A webhook job's deliveries are no connection's events.
+        if !settings.announces(topic)
+            || settings.source_id.as_deref() == Some(event.source_id.as_str())
+            || event.window.is_some()
+        {
+            return;
+        }
+        let (tracker, event, attempt) = (self.clone(), event.clone(), attempt.clone());
+        self.runtime.spawn_blocking(move || {
+            let team_id = tracker.store.team_id().unwrap_or_default();
+            let body = json!({
+                "event": crate::api::event_object(&team_id, &event, None),
+                "attempt": crate::api::attempt_object(&team_id, &attempt),
+            });
+            tracker.announce(topic, body);
+        });
     }
 
     /// Workspace notifications become requests committed through `commit`,
@@ -210,7 +261,7 @@ impl IssueTracker {
         if issue != before {
             issue.updated_at = Some(now_ms());
             self.store.save_issue(&issue)?;
-            self.announce("issue.updated", &issue);
+            self.announce("issue.updated", self.issue_object(&issue));
         }
         Ok(Some(issue))
     }
@@ -271,7 +322,7 @@ impl IssueTracker {
     /// Announces an opening on the trigger's webhook channel and to the
     /// workspace's notification source, without holding anyone up.
     fn notify(&self, trigger: &IssueTrigger, issue: &Issue) {
-        self.announce("issue.opened", issue);
+        self.announce("issue.opened", self.issue_object(issue));
         let Some(url) = trigger.webhook_url().and_then(|u| Url::parse(u).ok()) else {
             return;
         };
@@ -305,14 +356,11 @@ impl IssueTracker {
     }
 
     /// A request into the workspace's notification source, when notifications
-    /// are enabled for `topic`: the issue object is its body, the topic its
+    /// are enabled for `topic`: `body` is its body, the topic its
     /// `x-notification-topic` header.
-    fn announce(&self, topic: &str, issue: &Issue) {
-        let settings = match self.store.notification_settings() {
-            Ok(settings) => settings,
-            Err(error) => return tracing::error!(%error, "could not read notification settings"),
-        };
-        if !settings.enabled || !settings.topics.iter().any(|t| t == topic) {
+    fn announce(&self, topic: &str, body: Value) {
+        let settings = self.notifications.load();
+        if !settings.announces(topic) {
             return;
         }
         let catalog = self.catalog.load();
@@ -333,7 +381,7 @@ impl IssueTracker {
                 ("content-type".into(), "application/json".into()),
                 ("x-notification-topic".into(), topic.into()),
             ],
-            body: self.issue_object(issue).to_string().into_bytes(),
+            body: body.to_string().into_bytes(),
         };
         let request = Request::received(Some(&source.id), &source.name, &payload, now_ms());
         self.runtime.spawn(async move {

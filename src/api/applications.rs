@@ -18,21 +18,21 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApplication {
     name: String,
     description: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApplicationChange {
     name: Option<String>,
     description: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEventType {
     name: String,
@@ -40,7 +40,7 @@ pub struct NewEventType {
     schema: Option<Value>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventTypeChange {
     description: Option<String>,
@@ -111,7 +111,7 @@ pub(super) fn application_of(store: &Store, id: &str) -> ApiResult<Application> 
         .ok_or_else(|| ApiError::not_found("application", id))
 }
 
-#[utoipa::path(post, path = "/v1/applications", tag = "outbound", summary = "Create an application (one per product environment): name, description", responses((status = 201, description = "the application", body = ApplicationView), (status = 422, description = "invalid", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/applications", tag = "outbound", summary = "Create an application (one per product environment): name, description", request_body = NewApplication, responses((status = 201, description = "the application", body = ApplicationView), (status = 422, description = "invalid", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn create(
     State(state): Shared,
     body: Result<Json<NewApplication>, JsonRejection>,
@@ -150,7 +150,7 @@ pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json
     blocking(move || Ok(Json(view(&application_of(&store, &id)?)))).await
 }
 
-#[utoipa::path(put, path = "/v1/applications/{id}", tag = "outbound", summary = "Change an application's name or description (also PATCH)", params(("id" = String, Path, description = "app_…")), responses((status = 200, description = "the application", body = ApplicationView), (status = 404, description = "unknown", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/v1/applications/{id}", tag = "outbound", summary = "Change an application's name or description (also PATCH)", params(("id" = String, Path, description = "app_…")), request_body = ApplicationChange, responses((status = 200, description = "the application", body = ApplicationView), (status = 404, description = "unknown", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn update(
     State(state): Shared,
     Path(id): Path<String>,
@@ -197,7 +197,7 @@ pub async fn delete(State(state): Shared, Path(id): Path<String>) -> ApiResult<J
     .await
 }
 
-#[utoipa::path(post, path = "/v1/applications/{id}/event-types", tag = "outbound", summary = "Declare an event type: name (resource.action, lower case), description, schema (JSON Schema the payloads must meet)", params(("id" = String, Path, description = "app_…")), responses((status = 201, description = "the event type", body = EventTypeView), (status = 409, description = "the name is taken", body = super::schema::ErrorBody), (status = 422, description = "bad name or schema", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/applications/{id}/event-types", tag = "outbound", summary = "Declare an event type: name (resource.action, lower case), description, schema (JSON Schema the payloads must meet)", params(("id" = String, Path, description = "app_…")), request_body = NewEventType, responses((status = 201, description = "the event type", body = EventTypeView), (status = 409, description = "the name is taken", body = super::schema::ErrorBody), (status = 422, description = "bad name or schema", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn create_event_type(
     State(state): Shared,
     Path(application_id): Path<String>,
@@ -275,7 +275,7 @@ pub async fn get_event_type(
     .await
 }
 
-#[utoipa::path(put, path = "/v1/applications/{id}/event-types/{name}", tag = "outbound", summary = "Change an event type's description or schema (null removes it; also PATCH)", params(("id" = String, Path, description = "app_…"), ("name" = String, Path, description = "resource.action")), responses((status = 200, description = "the event type", body = EventTypeView), (status = 404, description = "unknown", body = super::schema::ErrorBody), (status = 422, description = "bad schema", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/v1/applications/{id}/event-types/{name}", tag = "outbound", summary = "Change an event type's description or schema (null removes it; also PATCH)", params(("id" = String, Path, description = "app_…"), ("name" = String, Path, description = "resource.action")), request_body = EventTypeChange, responses((status = 200, description = "the event type", body = EventTypeView), (status = 404, description = "unknown", body = super::schema::ErrorBody), (status = 422, description = "bad schema", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn update_event_type(
     State(state): Shared,
     Path((application_id, name)): Path<(String, String)>,

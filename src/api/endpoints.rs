@@ -18,7 +18,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEndpoint {
     application_id: String,
@@ -31,7 +31,7 @@ pub struct NewEndpoint {
     rate_limit: Option<u32>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointChange {
     url: Option<String>,
@@ -43,9 +43,9 @@ pub struct EndpointChange {
     rate_limit: Option<Option<u32>>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct Rotation {
+pub struct SecretRotation {
     /// The new secret; generated when not given.
     secret: Option<String>,
 }
@@ -197,7 +197,7 @@ fn apply_status(store: &Store, endpoint: &Endpoint, was: EndpointStatus) -> ApiR
     Ok(())
 }
 
-#[utoipa::path(post, path = "/v1/endpoints", tag = "outbound", summary = "Create an endpoint: application_id, url (https), description, secret (whsec_…, generated when absent), subscribed_events (empty: all), status (active/disabled/paused), rate_limit (per second)", responses((status = 201, description = "the endpoint", body = EndpointView), (status = 422, description = "invalid", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/endpoints", tag = "outbound", summary = "Create an endpoint: application_id, url (https), description, secret (whsec_…, generated when absent), subscribed_events (empty: all), status (active/disabled/paused), rate_limit (per second)", request_body = NewEndpoint, responses((status = 201, description = "the endpoint", body = EndpointView), (status = 422, description = "invalid", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn create(
     State(state): Shared,
     body: Result<Json<NewEndpoint>, JsonRejection>,
@@ -261,7 +261,7 @@ pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json
     blocking(move || Ok(Json(view(&state, &endpoint_of(&state.store, &id)?)))).await
 }
 
-#[utoipa::path(put, path = "/v1/endpoints/{id}", tag = "outbound", summary = "Change an endpoint's url, description, subscribed_events, status or rate_limit (null: none); also PATCH", params(("id" = String, Path, description = "ept_…")), responses((status = 200, description = "the endpoint", body = EndpointView), (status = 404, description = "unknown", body = super::schema::ErrorBody), (status = 422, description = "invalid", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/v1/endpoints/{id}", tag = "outbound", summary = "Change an endpoint's url, description, subscribed_events, status or rate_limit (null: none); also PATCH", params(("id" = String, Path, description = "ept_…")), request_body = EndpointChange, responses((status = 200, description = "the endpoint", body = EndpointView), (status = 404, description = "unknown", body = super::schema::ErrorBody), (status = 422, description = "invalid", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn update(
     State(state): Shared,
     Path(id): Path<String>,
@@ -310,11 +310,11 @@ pub async fn delete(State(state): Shared, Path(id): Path<String>) -> ApiResult<J
 
 /// A new signing secret; the old one keeps signing beside it (both signatures
 /// are sent) for `outbound.secret_rotation_grace_ms`, so receivers can switch.
-#[utoipa::path(post, path = "/v1/endpoints/{id}/rotate-secret", tag = "outbound", summary = "Rotate the signing secret: body {secret} optional (generated when absent); the old secret keeps signing during the grace period", params(("id" = String, Path, description = "ept_…")), responses((status = 200, description = "the endpoint with its new secret", body = EndpointView), (status = 404, description = "unknown", body = super::schema::ErrorBody), (status = 422, description = "bad secret", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/endpoints/{id}/rotate-secret", tag = "outbound", summary = "Rotate the signing secret: body {secret} optional (generated when absent); the old secret keeps signing during the grace period", params(("id" = String, Path, description = "ept_…")), request_body(content = Option<SecretRotation>, description = "optional"), responses((status = 200, description = "the endpoint with its new secret", body = EndpointView), (status = 404, description = "unknown", body = super::schema::ErrorBody), (status = 422, description = "bad secret", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn rotate_secret(
     State(state): Shared,
     Path(id): Path<String>,
-    body: Option<Json<Rotation>>,
+    body: Option<Json<SecretRotation>>,
 ) -> ApiResult<Json<EndpointView>> {
     let rotation = body.map(|Json(r)| r).unwrap_or_default();
     let secret = checked_secret(rotation.secret.as_deref())?;

@@ -30,10 +30,10 @@ pub struct TriggerInput {
     /// By type: delivery `{strategy, connections}`, transformation
     /// `{log_level, transformations}`, backpressure `{delay, destinations}`.
     #[serde(default)]
-    #[schema(value_type = Object)]
+    #[schema(value_type = TriggerConfigs)]
     configs: Value,
-    /// Where openings are announced: `{webhook: {url}}` (slack, email, opsgenie kept).
-    #[schema(value_type = Option<Object>)]
+    /// Where openings are announced: `{webhook: {url}}` (slack, opsgenie,
+    /// email, microsoft_teams kept, not reached).
     channels: Option<Channels>,
     /// A unique name.
     name: Option<String>,
@@ -48,9 +48,8 @@ pub struct TriggerChange {
     #[serde(rename = "type")]
     kind: Option<IssueType>,
     /// As for creating, by type.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<TriggerConfigs>)]
     configs: Option<Value>,
-    #[schema(value_type = Option<Object>)]
     channels: Option<Channels>,
     /// A date disables, `null` enables; absent leaves it.
     #[serde(default, deserialize_with = "present")]
@@ -136,11 +135,14 @@ pub struct IssueTriggerView {
     #[serde(rename = "type")]
     kind: IssueType,
     /// What it watches and when it opens, by type.
-    #[schema(value_type = Object)]
     configs: TriggerConfigs,
     /// Where openings are announced.
-    #[schema(value_type = Option<Object>)]
     channels: Option<Channels>,
+    /// hookgate's addition: the channels given that it cannot notify
+    /// (`slack`, `opsgenie`, `email`, `microsoft_teams` need Hookdeck's
+    /// workspace integrations); openings reach `webhook` and the workspace's
+    /// webhook notifications only.
+    unreachable_channels: Vec<&'static str>,
     /// Set while it opens no issues.
     disabled_at: Option<String>,
     updated_at: String,
@@ -157,6 +159,11 @@ fn trigger_view(team_id: &str, trigger: &IssueTrigger) -> IssueTriggerView {
         kind: trigger.kind,
         configs: trigger.configs.clone(),
         channels: trigger.channels.clone(),
+        unreachable_channels: trigger
+            .channels
+            .as_ref()
+            .map(Channels::unreachable)
+            .unwrap_or_default(),
         disabled_at: trigger.disabled_at.map(iso),
         updated_at: iso(trigger.updated_at),
         created_at: iso(trigger.created_at),

@@ -15,9 +15,11 @@ mod inbound;
 mod issues;
 mod listing;
 mod notifications;
+pub mod object_inputs;
 mod objects;
 mod openapi;
 mod outbound;
+mod probes;
 mod query;
 mod rate;
 mod schema;
@@ -33,6 +35,7 @@ pub use auth::{ApiKeys, KeyBudgets};
 pub(crate) use issues::issue_object;
 pub use objects::resolve_transformations;
 pub use rate::Budget;
+pub(crate) use views::{attempt as attempt_object, event as event_object};
 
 use crate::config::Config;
 use crate::delivery::Scheduler;
@@ -278,23 +281,8 @@ pub fn router(state: Arc<ApiState>) -> Routes {
         // The description holds no data, so it is readable without a key.
         .merge(openapi)
         // Load balancers probe without a key.
-        .merge(probe_routes())
+        .merge(probes::routes())
         .with_state(state)
-}
-
-/// `/healthz` and `/readyz`, answered as on the ingress (see `crate::health`).
-fn probe_routes() -> Routes<Arc<ApiState>> {
-    [crate::health::HEALTHZ, crate::health::READYZ]
-        .into_iter()
-        .fold(Routes::new(), |routes, path| routes.route(path, get(probe)))
-}
-
-async fn probe(State(state): Shared, uri: axum::http::Uri) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    match state.readiness.probe(uri.path()) {
-        Some((status, body)) => (status, axum::Json(body)).into_response(),
-        None => ApiError::new(StatusCode::NOT_FOUND, "no such endpoint").into_response(),
-    }
 }
 
 /// `/connections/…`, and the same under `/webhooks`.

@@ -1,6 +1,7 @@
 //! `PUT /notifications/webhooks`: the workspace's webhook notifications. When
-//! enabled, each topic's change (an issue opening or updating) becomes a
-//! request into the chosen source, delivered by its connections like any other.
+//! enabled, each topic's change (an issue opening or updating, an event
+//! delivered, an attempt failed) becomes a request into the chosen source,
+//! delivered by its connections like any other.
 
 use super::error::{json_body, ApiError, ApiResult};
 use super::schema::ErrorBody;
@@ -68,7 +69,7 @@ pub async fn put_webhooks(
                 "the source notifications are sent to is required to enable them",
             ));
         }
-        state.store.save_notification_settings(&settings)?;
+        state.router.issues().set_notifications(settings.clone())?;
         Ok(Json(settings))
     })
     .await

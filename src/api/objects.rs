@@ -4,6 +4,7 @@
 //! stay read-only: the file is their source of truth.
 
 use super::error::{unreadable_body, ApiError, ApiResult};
+use super::object_inputs::{SourceChange, SourceInput};
 use super::schema::{value_of, Deleted, ErrorBody};
 use super::views::SourceView;
 use super::{blocking, reachable, ApiState, Shared};
@@ -51,7 +52,7 @@ fn body_object(body: Result<Json<Value>, JsonRejection>) -> ApiResult<Map<String
 }
 
 /// `POST /{sources,destinations,connections}`: creates; the name must be free.
-#[utoipa::path(post, path = "/2023-07-01/sources", tag = "configuration", summary = "Create a source (likewise POST /destinations, /connections); fields as in gateway.toml; a connection takes source_id/destination_id or inline source/destination objects", request_body(content = Object, description = "a source's fields as in gateway.toml's [[sources]] (name, description, allowed_http_methods, custom_response, verification), Hookdeck's spellings accepted; a destination's and a connection's likewise"), responses((status = 200, description = "the object", body = SourceView), (status = 409, description = "the name is taken", body = ErrorBody), (status = 422, description = "invalid, with every problem", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/2023-07-01/sources", tag = "configuration", summary = "Create a source (likewise POST /destinations, /connections); fields as in gateway.toml; a connection takes source_id/destination_id or inline source/destination objects", request_body = SourceInput, responses((status = 200, description = "the object", body = SourceView), (status = 409, description = "the name is taken", body = ErrorBody), (status = 422, description = "invalid, with every problem", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn create(
     State(state): Shared,
     uri: Uri,
@@ -71,7 +72,7 @@ pub async fn create(
 /// `PUT /{sources,destinations,connections}`: creates, or changes the given
 /// fields of the one with that name (a connection's source and destination
 /// stay what they are).
-#[utoipa::path(put, path = "/2023-07-01/sources", tag = "configuration", summary = "Create, or update the given fields, by name (likewise /destinations, /connections; a connection's source and destination cannot change)", request_body(content = Object, description = "a source's fields as in gateway.toml's [[sources]] (name, description, allowed_http_methods, custom_response, verification), Hookdeck's spellings accepted; a destination's and a connection's likewise"), responses((status = 200, description = "the object", body = SourceView), (status = 409, description = "declared in gateway.toml", body = ErrorBody), (status = 422, description = "invalid", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/2023-07-01/sources", tag = "configuration", summary = "Create, or update the given fields, by name (likewise /destinations, /connections; a connection's source and destination cannot change)", request_body = SourceInput, responses((status = 200, description = "the object", body = SourceView), (status = 409, description = "declared in gateway.toml", body = ErrorBody), (status = 422, description = "invalid", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn upsert(
     State(state): Shared,
     uri: Uri,
@@ -159,7 +160,7 @@ fn keep_ends(current: &ApiObject, changed: &ApiObject, given: &[String]) -> ApiR
 
 /// `PUT /{kind}/{id}`: changes the given fields of an API-created object,
 /// its name included (its id stays).
-#[utoipa::path(put, path = "/2023-07-01/sources/{id}", tag = "configuration", summary = "Change fields of an API-created source, name included (likewise destinations, connections)", params(("id" = String, Path, description = "the object's id or name")), request_body(content = Object, description = "a source's fields as in gateway.toml's [[sources]] (name, description, allowed_http_methods, custom_response, verification), Hookdeck's spellings accepted; a destination's and a connection's likewise"), responses((status = 200, description = "the object", body = SourceView), (status = 404, description = "unknown", body = ErrorBody), (status = 409, description = "declared in gateway.toml, or the new name is taken", body = ErrorBody), (status = 422, description = "invalid", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/2023-07-01/sources/{id}", tag = "configuration", summary = "Change fields of an API-created source, name included (likewise destinations, connections)", params(("id" = String, Path, description = "the object's id or name")), request_body = SourceChange, responses((status = 200, description = "the object", body = SourceView), (status = 404, description = "unknown", body = ErrorBody), (status = 409, description = "declared in gateway.toml, or the new name is taken", body = ErrorBody), (status = 422, description = "invalid", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn update(
     State(state): Shared,
     uri: Uri,

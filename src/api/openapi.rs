@@ -1,9 +1,12 @@
 //! The machine-readable description of the API, generated from the handlers'
 //! `#[utoipa::path]` annotations and served at `/openapi.json`.
 
+use super::object_inputs::{
+    ConnectionChange, ConnectionInput, DestinationChange, DestinationInput,
+};
 use super::{
     applications, bookmarks, bulk, catalog, endpoints, inbound, issues, notifications, objects,
-    outbound, signing_secret, transformations, webhook_deliveries, webhook_jobs,
+    outbound, probes, signing_secret, transformations, webhook_deliveries, webhook_jobs,
 };
 use axum::Json;
 use serde_json::{json, Value};
@@ -36,7 +39,9 @@ use utoipa::{Modify, OpenApi};
         endpoints::create, endpoints::list, endpoints::get, endpoints::update, endpoints::delete, endpoints::rotate_secret,
         webhook_jobs::create, webhook_jobs::list, webhook_jobs::get, webhook_jobs::retry, webhook_jobs::cancel,
         webhook_deliveries::list, webhook_deliveries::get_one, webhook_deliveries::cancel, webhook_deliveries::retry,
+        probes::healthz, probes::readyz,
     ),
+    components(schemas(DestinationInput, DestinationChange, ConnectionInput, ConnectionChange)),
     modifiers(&BearerKey)
 )]
 struct ApiDoc;
@@ -85,10 +90,24 @@ const PATCHED: [&str; 3] = [
 
 /// Sources, destinations and connections share one handler per action,
 /// which utoipa documents once (under `/sources`); the document lists the
-/// operation for each kind, answering that kind's object.
-const OTHER_KINDS: [(&str, &str); 2] = [
-    ("destinations", "DestinationView"),
-    ("connections", "ConnectionView"),
+/// operation for each kind, taking and answering that kind's object.
+const OTHER_KINDS: [(&str, [(&str, &str); 3]); 2] = [
+    (
+        "destinations",
+        [
+            ("SourceView", "DestinationView"),
+            ("SourceInput", "DestinationInput"),
+            ("SourceChange", "DestinationChange"),
+        ],
+    ),
+    (
+        "connections",
+        [
+            ("SourceView", "ConnectionView"),
+            ("SourceInput", "ConnectionInput"),
+            ("SourceChange", "ConnectionChange"),
+        ],
+    ),
 ];
 
 /// utoipa documents a handler once; one handler may serve several paths or
@@ -110,10 +129,14 @@ fn list_every_operation(paths: &mut serde_json::Map<String, Value>) {
         .filter(|(path, _)| path.starts_with("/2023-07-01/sources"))
         .map(|(path, item)| (path.clone(), item.clone()))
         .collect();
-    for (kind, view) in OTHER_KINDS {
+    for (kind, schemas) in OTHER_KINDS {
         for (path, item) in &sources {
             let path = path.replacen("sources", kind, 1);
-            let text = item.to_string().replace("SourceView", view);
+            let text = schemas
+                .iter()
+                .fold(item.to_string(), |text, (source, other)| {
+                    text.replace(&format!("/{source}\""), &format!("/{other}\""))
+                });
             let copied: Value = serde_json::from_str(&text).unwrap_or_default();
             let target = paths.entry(path).or_insert_with(|| json!({}));
             for (method, operation) in copied.as_object().into_iter().flatten() {

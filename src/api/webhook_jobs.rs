@@ -25,7 +25,7 @@ const MAX_RETRIES_ALLOWED: u32 = 30;
 /// Longest idempotency key accepted.
 const MAX_EVENT_ID_LEN: usize = 255;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewJob {
     application_id: String,
@@ -205,7 +205,7 @@ fn check_payload_schema(store: &Store, input: &NewJob) -> ApiResult<()> {
 /// Stores the job and its deliveries durably before answering. With an
 /// `event_id` seen in the last `idempotency_window_ms`, answers that job (200)
 /// instead of creating another.
-#[utoipa::path(post, path = "/v1/webhook-jobs", tag = "outbound", summary = "Send an event: application_id, event_type, payload (≤ 256 KB), event_id (idempotency key for 24 h), headers (sent along), metadata (kept, never sent), max_retries", responses((status = 201, description = "the new job with its deliveries", body = JobView), (status = 200, description = "the job that already has this event_id", body = JobView), (status = 413, description = "payload too large", body = super::schema::ErrorBody), (status = 429, description = "over the key's or the application's jobs budget (Retry-After)", body = super::schema::ErrorBody), (status = 422, description = "invalid, or the payload breaks the event type's schema (data.violations)", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/webhook-jobs", tag = "outbound", summary = "Send an event: application_id, event_type, payload (≤ 256 KB), event_id (idempotency key for 24 h), headers (sent along), metadata (kept, never sent), max_retries", request_body = NewJob, responses((status = 201, description = "the new job with its deliveries", body = JobView), (status = 200, description = "the job that already has this event_id", body = JobView), (status = 413, description = "payload too large", body = super::schema::ErrorBody), (status = 429, description = "over the key's or the application's jobs budget (Retry-After)", body = super::schema::ErrorBody), (status = 422, description = "invalid, or the payload breaks the event type's schema (data.violations)", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn create(
     State(state): Shared,
     body: Result<Json<NewJob>, JsonRejection>,

@@ -288,7 +288,7 @@ async fn settle(shared: &Arc<Shared>, event: &Event, attempt: Attempt) -> Result
                 let requeued = event.requeues != requeues_at_start;
                 (next_state(event, attempt, policy.as_ref(), requeued), ())
             },
-            |_, _| {},
+            |event, attempt| shared.issues.attempt_settled(event, attempt),
         );
         match now {
             SettledNow::Settled(settled) => return settled.map(|_| ()),
@@ -312,6 +312,7 @@ async fn settle(shared: &Arc<Shared>, event: &Event, attempt: Attempt) -> Result
                 if attempt.status == AttemptStatus::Failed {
                     issues.delivery_failed(event, attempt);
                 }
+                issues.attempt_settled(event, attempt);
             },
         )?;
         match settled {

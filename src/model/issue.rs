@@ -25,7 +25,7 @@ pub enum IssueStatus {
 }
 
 /// When a delivery issue opens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStrategy {
     /// On the first failed attempt of an event.
@@ -36,7 +36,7 @@ pub enum DeliveryStrategy {
 }
 
 /// A transformation run's level: the highest it logged at, `fatal` when it failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     Debug,
@@ -60,7 +60,7 @@ impl LogLevel {
 
 /// What a trigger watches: a name pattern (`*`, `prod-*`, `*-eu`, `*shop*`),
 /// or a list of ids (names are accepted in the list too).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum Scope {
     Pattern(String),
@@ -94,31 +94,42 @@ fn wildcard_match(pattern: &str, name: &str) -> bool {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+// The reference requires every configs field; hookgate defaults them, so
+// the schemas say `required` (what a client must send to Hookdeck) while
+// reading takes less.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryConfigs {
     #[serde(default)]
+    #[schema(required)]
     pub strategy: DeliveryStrategy,
     #[serde(default = "Scope::everything")]
+    #[schema(required)]
     pub connections: Scope,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransformationConfigs {
     #[serde(default = "default_log_level")]
+    #[schema(required)]
     pub log_level: LogLevel,
     #[serde(default = "Scope::everything")]
+    #[schema(required)]
     pub transformations: Scope,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackpressureConfigs {
-    /// Milliseconds the oldest queued event may be late before an issue opens.
+    /// Milliseconds the oldest queued event may be late before an issue
+    /// opens: 60000 to 86400000 when given (a trigger stored by an earlier
+    /// version may hold less, so answers are not bound to it).
     #[serde(default = "default_delay")]
+    #[schema(required)]
     pub delay: u64,
     #[serde(default = "Scope::everything")]
+    #[schema(required)]
     pub destinations: Scope,
 }
 
@@ -134,7 +145,7 @@ fn default_log_level() -> LogLevel {
 }
 
 /// A trigger's `configs`, one shape per issue type.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum TriggerConfigs {
     Delivery(DeliveryConfigs),
@@ -178,36 +189,57 @@ impl TriggerConfigs {
 }
 
 /// A channel that takes no settings (`"email": {}`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoSettings {}
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A channel of a workspace integration, by name (Slack, Microsoft Teams).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SlackChannel {
+pub struct NamedChannel {
     pub channel_name: String,
 }
 
 /// hookgate's own channel: the opening is POSTed to this URL.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookChannel {
     pub url: String,
 }
 
 /// Where a trigger's openings are announced. hookgate reaches only `webhook`;
-/// the reference's workspace integrations are kept and shown as given.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Hookdeck's workspace integrations (Slack, Opsgenie, email, Microsoft
+/// Teams) are kept and shown as given, so that an export loads, and named
+/// as not reached (`unreachable`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Channels {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slack: Option<SlackChannel>,
+    pub slack: Option<NamedChannel>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub opsgenie: Option<NoSettings>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<NoSettings>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub microsoft_teams: Option<NamedChannel>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookChannel>,
+}
+
+impl Channels {
+    /// The channels given that hookgate cannot notify: each needs one of
+    /// Hookdeck's workspace integrations.
+    pub fn unreachable(&self) -> Vec<&'static str> {
+        [
+            ("slack", self.slack.is_some()),
+            ("opsgenie", self.opsgenie.is_some()),
+            ("email", self.email.is_some()),
+            ("microsoft_teams", self.microsoft_teams.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(name, given)| given.then_some(name))
+        .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -360,18 +392,25 @@ impl Issue {
     }
 }
 
-/// `PUT /notifications/webhooks`: issues announced as requests into a source.
+/// `PUT /notifications/webhooks`: issues and settled attempts announced as
+/// requests into a source.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NotificationSettings {
-    /// Whether issues are announced.
+    /// Whether the topics are announced.
     pub enabled: bool,
-    /// The topics announced (hookgate sends the `issue.*` ones).
+    /// The topics announced.
     pub topics: Vec<String>,
     /// The source the announcements are sent into.
     pub source_id: Option<String>,
 }
 
-/// The reference's notification topics. hookgate sends the `issue.*` ones.
+impl NotificationSettings {
+    pub fn announces(&self, topic: &str) -> bool {
+        self.enabled && self.topics.iter().any(|t| t == topic)
+    }
+}
+
+/// The reference's notification topics, each sent (`issues.rs`).
 pub const NOTIFICATION_TOPICS: [&str; 4] = [
     "issue.opened",
     "issue.updated",

@@ -36,54 +36,21 @@ async fn post_ids(gw: &TestGateway, n: usize) -> Vec<String> {
 async fn every_call_needs_a_valid_key_as_bearer_or_basic() {
     let sink = Sink::start(Reply::Status(200)).await;
     let gw = TestGateway::start(&shop(&sink, "")).await;
-    let url = format!("http://{}/2023-07-01/sources", gw.gateway.api_addr.unwrap());
-    let missing = gw.http.get(&url).send().await.unwrap();
+    let path = "/2023-07-01/sources";
+    let call = || gw.api_without_key(Method::GET, path);
+    let missing = call().send().await.unwrap();
     assert_eq!(missing.status(), 401);
     let body: Value = missing.json().await.unwrap();
     assert_eq!(
         (body["handled"].clone(), body["status"].clone()),
         (Value::Bool(true), Value::from(401))
     );
-    assert_eq!(
-        gw.http
-            .get(&url)
-            .bearer_auth("wrong")
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
-    assert_eq!(
-        gw.http
-            .get(&url)
-            .bearer_auth(API_KEY)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        gw.http
-            .get(&url)
-            .basic_auth(API_KEY, Some(""))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    assert_eq!(
-        gw.http
-            .get(&url)
-            .basic_auth("wrong", Some(""))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
+    let status =
+        |call: crate::common::ApiCall| async move { call.send().await.unwrap().status().as_u16() };
+    assert_eq!(status(call().bearer_auth("wrong")).await, 401);
+    assert_eq!(status(call().bearer_auth(API_KEY)).await, 200);
+    assert_eq!(status(call().basic_auth(API_KEY, Some(""))).await, 200);
+    assert_eq!(status(call().basic_auth("wrong", Some(""))).await, 401);
     // The same resources without the version prefix.
     assert_eq!(gw.api_get("/sources").await.0, 200);
 }

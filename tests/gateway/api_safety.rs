@@ -382,10 +382,8 @@ async fn stored_secrets_are_sealed_masked_in_answers_and_still_work_after_a_rest
 #[tokio::test]
 async fn failed_logins_are_limited_per_client_and_basic_passwords_refused() {
     let gw = TestGateway::start_with("api_failed_logins_per_minute = 3\n", "").await;
-    let addr = gw.gateway.api_addr.unwrap();
     let call = |user: &str, password: Option<&str>| {
-        gw.http
-            .get(format!("http://{addr}/sources"))
+        gw.api_without_key(Method::GET, "/sources")
             .basic_auth(user, password)
             .send()
     };

@@ -265,12 +265,26 @@ impl TestGateway {
         }
     }
 
-    /// A management API call with the test key.
-    pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let addr = self.gateway.api_addr.expect("the API is on in tests");
-        self.http
-            .request(method, format!("http://{addr}{path}"))
-            .bearer_auth(API_KEY)
+    /// A management API call with the test key; its answer is checked
+    /// against `/openapi.json` when it arrives (see `ApiCall`).
+    pub fn api(&self, method: reqwest::Method, path: &str) -> ApiCall {
+        self.api_without_key(method, path).bearer_auth(API_KEY)
+    }
+
+    /// A management API call without credentials (give some with
+    /// `bearer_auth` or `basic_auth`); its answer is checked as `api`'s.
+    pub fn api_without_key(&self, method: reqwest::Method, path: &str) -> ApiCall {
+        let api = format!(
+            "http://{}",
+            self.gateway.api_addr.expect("the API is on in tests")
+        );
+        ApiCall {
+            request: self.http.request(method.clone(), format!("{api}{path}")),
+            http: self.http.clone(),
+            api,
+            method,
+            path: path.to_string(),
+        }
     }
 
     /// Sends a JSON body to an API path; returns the status and the JSON answer.
@@ -280,55 +294,20 @@ impl TestGateway {
         path: &str,
         body: serde_json::Value,
     ) -> (u16, serde_json::Value) {
-        let response = self
-            .api(method.clone(), path)
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        self.documented(method, path, response).await
+        let response = self.api(method, path).json(&body).send().await.unwrap();
+        status_and_json(response).await
     }
 
     /// DELETEs an API path and returns the status.
     pub async fn api_delete(&self, path: &str) -> u16 {
-        let response = self
-            .api(reqwest::Method::DELETE, path)
-            .send()
-            .await
-            .unwrap();
-        self.documented(reqwest::Method::DELETE, path, response)
-            .await
-            .0
+        let response = self.api(reqwest::Method::DELETE, path).send().await;
+        response.unwrap().status().as_u16()
     }
 
     /// GETs an API path and returns the status and JSON body.
     pub async fn api_get(&self, path: &str) -> (u16, serde_json::Value) {
         let response = self.api(reqwest::Method::GET, path).send().await.unwrap();
-        self.documented(reqwest::Method::GET, path, response).await
-    }
-
-    /// The status and JSON body of an API answer, checked against
-    /// `/openapi.json` (see `openapi_check`).
-    async fn documented(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        response: reqwest::Response,
-    ) -> (u16, serde_json::Value) {
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await.unwrap();
-        // An empty answer (a 204) reads as null.
-        let body = match bytes.is_empty() {
-            true => serde_json::Value::Null,
-            false => serde_json::from_slice(&bytes).unwrap(),
-        };
-        let api = format!(
-            "http://{}",
-            self.gateway.api_addr.expect("the API is on in tests")
-        );
-        let document = crate::openapi_check::document(&self.http, &api).await;
-        crate::openapi_check::assert_documented(document, method.as_str(), path, status, &body);
-        (status, body)
+        status_and_json(response).await
     }
 
     /// Stops the gateway and starts it again on the same data, with `rest` as its config.
@@ -463,6 +442,98 @@ impl TestGateway {
         .await;
         found.expect("no event reached the awaited state in time")
     }
+}
+
+/// A management API request being built. Every answer, success or error,
+/// is checked against what `/openapi.json` says that operation answers
+/// (`openapi_check::assert_documented`) before the test sees it.
+pub struct ApiCall {
+    request: reqwest::RequestBuilder,
+    http: reqwest::Client,
+    /// The API's base URL, where the document is fetched.
+    api: String,
+    method: reqwest::Method,
+    path: String,
+}
+
+impl ApiCall {
+    fn with(self, change: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder) -> Self {
+        ApiCall {
+            request: change(self.request),
+            ..self
+        }
+    }
+
+    pub fn json(self, body: &(impl serde::Serialize + ?Sized)) -> Self {
+        self.with(|request| request.json(body))
+    }
+
+    pub fn query(self, query: &(impl serde::Serialize + ?Sized)) -> Self {
+        self.with(|request| request.query(query))
+    }
+
+    pub fn header(self, name: &str, value: &str) -> Self {
+        self.with(|request| request.header(name, value))
+    }
+
+    pub fn body(self, body: impl Into<reqwest::Body>) -> Self {
+        self.with(|request| request.body(body))
+    }
+
+    pub fn bearer_auth(self, token: &str) -> Self {
+        self.with(|request| request.bearer_auth(token))
+    }
+
+    pub fn basic_auth(self, user: &str, password: Option<&str>) -> Self {
+        self.with(|request| request.basic_auth(user, password))
+    }
+
+    /// The same call again, to send several times.
+    pub fn try_clone(&self) -> Option<ApiCall> {
+        Some(ApiCall {
+            request: self.request.try_clone()?,
+            http: self.http.clone(),
+            api: self.api.clone(),
+            method: self.method.clone(),
+            path: self.path.clone(),
+        })
+    }
+
+    /// Sends the request; the answer is read, checked, and handed back whole.
+    pub async fn send(self) -> reqwest::Result<reqwest::Response> {
+        let response = self.request.send().await?;
+        let (status, version, headers) = (
+            response.status(),
+            response.version(),
+            response.headers().clone(),
+        );
+        let bytes = response.bytes().await?;
+        let document = crate::openapi_check::document(&self.http, &self.api).await;
+        let body = answer_value(&bytes);
+        let (method, path) = (self.method.as_str(), self.path.as_str());
+        crate::openapi_check::assert_documented(document, method, path, status.as_u16(), &body);
+        let mut rebuilt = axum::http::Response::new(bytes);
+        *rebuilt.status_mut() = status;
+        *rebuilt.version_mut() = version;
+        *rebuilt.headers_mut() = headers;
+        Ok(reqwest::Response::from(rebuilt))
+    }
+}
+
+/// An API answer's body as JSON: an empty one (a 204) reads as null, one
+/// that is no JSON as its text, which no schema of an object accepts.
+fn answer_value(bytes: &[u8]) -> serde_json::Value {
+    if bytes.is_empty() {
+        return serde_json::Value::Null;
+    }
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// The status and JSON body of an API answer.
+async fn status_and_json(response: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = response.status().as_u16();
+    (status, answer_value(&response.bytes().await.unwrap()))
 }
 
 /// The `[[destinations]]` + `[[connections]]` TOML for one source → sink pair.

@@ -6,15 +6,19 @@ use crate::disk::SmallDisk;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-/// Both listeners' answers to a probe at `path`, ingress first.
+/// Both listeners' answers to a probe at `path`, ingress first, each
+/// checked against `/openapi.json`'s description of the probe.
 async fn probe_both(gw: &TestGateway, path: &str) -> [(u16, Value); 2] {
-    let api = format!("http://{}{path}", gw.gateway.api_addr.unwrap());
+    let api_base = format!("http://{}", gw.gateway.api_addr.unwrap());
+    let document = crate::openapi_check::document(&gw.http, &api_base).await;
     let mut answers = Vec::new();
-    for url in [gw.url(path), api] {
+    for url in [gw.url(path), format!("{api_base}{path}")] {
         // No API key: probes come from load balancers.
         let response = gw.http.get(url).send().await.unwrap();
         let status = response.status().as_u16();
-        answers.push((status, response.json().await.unwrap()));
+        let body = response.json().await.unwrap();
+        crate::openapi_check::assert_documented(document, "GET", path, status, &body);
+        answers.push((status, body));
     }
     answers.try_into().unwrap()
 }
@@ -65,6 +69,25 @@ async fn a_running_gateway_is_alive_and_ready_on_both_listeners() {
         assert_eq!(answer, (200, json!({ "status": "ok" })));
     }
     assert!(failing_checks(&gw).await.is_empty());
+}
+
+/// Both probes are operations of `/openapi.json` (without a key), `/readyz`
+/// with its 503.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_probes_are_described_in_the_openapi_document() {
+    let gw = TestGateway::start("").await;
+    let api_base = format!("http://{}", gw.gateway.api_addr.unwrap());
+    let document = crate::openapi_check::document(&gw.http, &api_base).await;
+    for (path, statuses) in [("/healthz", &["200"][..]), ("/readyz", &["200", "503"])] {
+        let operation = &document["paths"][path]["get"];
+        for status in statuses {
+            let schema = operation.pointer(&format!(
+                "/responses/{status}/content/application~1json/schema"
+            ));
+            assert!(schema.is_some(), "GET {path} {status} is not described");
+        }
+        assert!(operation.get("security").is_none(), "{path} needs no key");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

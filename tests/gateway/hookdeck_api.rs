@@ -444,8 +444,7 @@ async fn errors_carry_a_code_and_the_rate_reset_is_an_iso_time() {
         (422, Some("UNPROCESSABLE_ENTITY"))
     );
     let anonymous = gw
-        .http
-        .get(format!("http://{}/events", gw.gateway.api_addr.unwrap()))
+        .api_without_key(Method::GET, "/events")
         .send()
         .await
         .unwrap();

@@ -171,7 +171,7 @@ async fn the_reference_examples_for_issue_triggers_answer_in_its_shape() {
 #[tokio::test(flavor = "multi_thread")]
 async fn each_issue_type_takes_its_configs_and_channels_are_kept_as_given() {
     let gw = TestGateway::start("[[sources]]\nname = \"shop\"\n").await;
-    let channels = json!({ "slack": { "channel_name": "alerts" }, "opsgenie": {}, "email": {} });
+    let channels = json!({ "slack": { "channel_name": "alerts" }, "opsgenie": {}, "email": {}, "microsoft_teams": { "channel_name": "ops" } });
     let cases = [
         json!({ "type": "transformation", "configs": { "log_level": "warn", "transformations": ["trs_a", "cleanup"] }, "channels": channels }),
         json!({ "type": "backpressure", "configs": { "delay": 60000, "destinations": "*-eu" }, "channels": channels }),
@@ -186,7 +186,16 @@ async fn each_issue_type_takes_its_configs_and_channels_are_kept_as_given() {
             (&created["configs"], &created["channels"]),
             (&body["configs"], &channels)
         );
+        // Kept, and said not to be reached: they need Hookdeck's integrations.
+        assert_eq!(
+            created["unreachable_channels"],
+            json!(["slack", "opsgenie", "email", "microsoft_teams"])
+        );
     }
+    let reached =
+        json!({ "type": "delivery", "channels": { "webhook": { "url": "http://127.0.0.1:9/" } } });
+    let (_, created) = gw.api_send(Method::POST, "/issue-triggers", reached).await;
+    assert_eq!(created["unreachable_channels"], json!([]), "{created}");
     let refused = [
         (
             json!({ "type": "backpressure", "configs": { "delay": 1000, "destinations": "*" } }),
@@ -570,16 +579,22 @@ async fn a_trigger_and_an_issue_stored_by_an_earlier_version_load_and_work() {
     );
 }
 
+/// A gateway whose `shop` delivers to `orders` and whose `alerts`, the
+/// notifications' source, to `inbox`.
+async fn shop_and_alerts(orders: &Sink, inbox: &Sink) -> TestGateway {
+    TestGateway::start(&format!(
+        "[[sources]]\nname = \"shop\"\n[[sources]]\nname = \"alerts\"\n{}{}",
+        route("shop", "orders", &orders.url("/"), ""),
+        route("alerts", "inbox", &inbox.url("/notified"), "")
+    ))
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn webhook_notifications_arrive_through_the_chosen_source_and_its_connection() {
     let failing = Sink::start(Reply::Status(500)).await;
     let inbox = Sink::start(Reply::Status(200)).await;
-    let gw = TestGateway::start(&format!(
-        "[[sources]]\nname = \"shop\"\n[[sources]]\nname = \"alerts\"\n{}{}",
-        route("shop", "orders", &failing.url("/"), ""),
-        route("alerts", "inbox", &inbox.url("/notified"), "")
-    ))
-    .await;
+    let gw = shop_and_alerts(&failing, &inbox).await;
     let settings = "/2023-07-01/notifications/webhooks";
     let refused = [
         (
@@ -659,4 +674,61 @@ async fn webhook_notifications_arrive_through_the_chosen_source_and_its_connecti
     gw.wait_events(2, |e| e.status == EventStatus::Failed).await;
     assert_eq!(gw.api_get("/issues").await.1["models"][0]["count"], 2);
     assert_eq!(inbox.received().len(), 2, "no notification once disabled");
+}
+
+/// The reference's other two topics: each settled attempt of a connection's
+/// event, `{event, attempt}` as `GET /events/{id}` and `GET /attempts/{id}`
+/// show them. The notification source's own deliveries are not announced
+/// (each would announce itself again, forever).
+#[tokio::test(flavor = "multi_thread")]
+async fn delivered_events_and_failed_attempts_are_announced_when_asked() {
+    let orders = Sink::start_answering(vec![Reply::Status(500)], Reply::Status(200)).await;
+    let inbox = Sink::start(Reply::Status(200)).await;
+    let gw = shop_and_alerts(&orders, &inbox).await;
+    let topics = ["event.successful", "deprecated.attempt-failed"];
+    let enable = json!({ "enabled": true, "topics": topics, "source_id": "alerts" });
+    let settings = "/2023-07-01/notifications/webhooks";
+    assert_eq!(gw.api_send(Method::PUT, settings, enable).await.0, 200);
+
+    let (_, failed) = gw.post("/e/shop", r#"{"n":1}"#).await;
+    let failed = failed["request_id"].as_str().unwrap().to_string();
+    inbox.wait_for(1).await;
+    gw.post("/e/shop", r#"{"n":2}"#).await;
+    let notified = inbox.wait_for(2).await;
+    let api = format!("http://{}", gw.gateway.api_addr.unwrap());
+    let document = crate::openapi_check::document(&gw.http, &api).await;
+    for (notification, (topic, status)) in notified.iter().zip([
+        ("deprecated.attempt-failed", "FAILED"),
+        ("event.successful", "SUCCESSFUL"),
+    ]) {
+        assert_eq!(notification.header("x-notification-topic"), Some(topic));
+        let body: Value = serde_json::from_slice(&notification.body).unwrap();
+        let (event, attempt) = (&body["event"], &body["attempt"]);
+        crate::openapi_check::assert_documented(document, "GET", "/events/e", 200, event);
+        crate::openapi_check::assert_documented(document, "GET", "/attempts/a", 200, attempt);
+        assert_eq!(
+            (&attempt["status"], &attempt["event_id"]),
+            (&json!(status), &event["id"]),
+            "{topic}: {body}"
+        );
+    }
+    let first_event: Value = serde_json::from_slice(&notified[0].body).unwrap();
+    assert_eq!(first_event["event"]["request_id"], json!(failed));
+
+    // Both notifications are delivered to the inbox as the alerts source's
+    // events; those deliveries are not announced in turn.
+    gw.wait_events(2, |e| {
+        e.destination_id == named_id("des", "inbox") && e.status == EventStatus::Successful
+    })
+    .await;
+    gw.post("/e/shop", r#"{"n":3}"#).await;
+    let third: Value = serde_json::from_slice(&inbox.wait_for(3).await[2].body).unwrap();
+    assert_eq!(third["event"]["source_id"], json!(named_id("src", "shop")));
+    let announced = gw
+        .stored_requests()
+        .await
+        .into_iter()
+        .filter(|r| r.source_name == "alerts")
+        .count();
+    assert_eq!(announced, 3, "only the shop's events were announced");
 }

@@ -27,6 +27,7 @@ mod jobs_indexes;
 mod logs;
 mod metrics;
 mod openapi_check;
+mod openapi_requests;
 mod openapi_schema_a;
 mod openapi_schema_b;
 mod outbound;

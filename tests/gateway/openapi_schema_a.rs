@@ -200,13 +200,16 @@ async fn every_operation_describes_its_answer_and_its_errors() {
         );
         assert_eq!(named, required, "{name}");
     }
-    for (method, path) in [
-        ("post", "/2023-07-01/sources"),
-        ("put", "/2023-07-01/sources"),
-        ("put", "/2023-07-01/sources/{id}"),
+    for (method, path, input) in [
+        ("post", "/2023-07-01/sources", "SourceInput"),
+        ("put", "/2023-07-01/sources", "SourceInput"),
+        ("put", "/2023-07-01/sources/{id}", "SourceChange"),
+        ("post", "/2023-07-01/destinations", "DestinationInput"),
+        ("put", "/2023-07-01/connections/{id}", "ConnectionChange"),
     ] {
         let body = &doc["paths"][path][method]["requestBody"]["content"]["application/json"];
-        assert_eq!(body["schema"]["type"], "object", "{method} {path}");
+        let reference = format!("#/components/schemas/{input}");
+        assert_eq!(body["schema"]["$ref"], json!(reference), "{method} {path}");
     }
     let retry = &doc["paths"]["/2023-07-01/requests/{id}/retry"]["post"];
     let body = &retry["requestBody"]["content"]["application/json"]["schema"];

@@ -229,21 +229,20 @@ async fn sigkill_mid_load_loses_no_acknowledged_webhook_job() {
     std::fs::write(&config, text).unwrap();
     let mut served = serve(&config);
     let (api, client) = (format!("http://{api}"), reqwest::Client::new());
-    let create = |path: &str, body: serde_json::Value| {
+    let create = |path: &'static str, body: serde_json::Value| {
         let sent = client
             .post(format!("{api}{path}"))
             .bearer_auth(API_KEY)
             .json(&body)
             .send();
+        let (client, api) = (client.clone(), api.clone());
         async move {
-            sent.await
-                .unwrap()
-                .json::<serde_json::Value>()
-                .await
-                .unwrap()["id"]
-                .as_str()
-                .unwrap()
-                .to_string()
+            let response = sent.await.unwrap();
+            let status = response.status().as_u16();
+            let answer: serde_json::Value = response.json().await.unwrap();
+            let document = crate::openapi_check::document(&client, &api).await;
+            crate::openapi_check::assert_documented(document, "POST", path, status, &answer);
+            answer["id"].as_str().unwrap().to_string()
         }
     };
     let app = create("/v1/applications", serde_json::json!({ "name": "shop" })).await;

@@ -180,17 +180,9 @@ async fn trial_runs_beyond_the_queue_are_answered_503() {
     // No queue: a second run while the only worker is busy is turned away.
     let (gw, pool, worker) = one_worker_gateway(0, 3000).await;
     let busy = tokio::spawn({
-        let (api, http) = (gw.gateway.api_addr.unwrap(), gw.http.clone());
-        async move {
-            let body = json!({ "code": ATTACKS, "request": { "body": { "attack": "promises" } } });
-            http.put(format!("http://{api}/2023-07-01/transformations/run"))
-                .bearer_auth(crate::common::API_KEY)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .status()
-        }
+        let body = json!({ "code": ATTACKS, "request": { "body": { "attack": "promises" } } });
+        let run = gw.api(Method::PUT, "/2023-07-01/transformations/run");
+        async move { run.json(&body).send().await.unwrap().status() }
     });
     // Loading and normal runs take milliseconds of CPU; a quarter second
     // means the worker is in the promise loop, and stays there until killed.

@@ -1,0 +1,240 @@
+//! Item 8 of issue 17, requests: every operation of `/openapi.json` that
+//! takes a body describes it with a schema naming its fields (no free-form
+//! object), and the reference's example bodies match those schemas.
+
+use crate::common::TestGateway;
+use crate::openapi_check::{document, operation_pointer, operations_of, violations};
+use serde_json::{json, Value};
+
+/// The reference's request body examples (hookdeck-api-2023-07-01.txt, by
+/// line), and its rule examples (L7585-7730) inside a connection's `rules`.
+fn reference_examples() -> Vec<(&'static str, &'static str, Value)> {
+    let connection = json!({"name": "shopify-my-api", "source": {"name": "shopify"}, "destination": {"name": "my-api", "url": "https://example.com/webhook"}});
+    let destination = json!({"name": "my-api", "url": "https://example.com/webhook", "rate_limit": 5, "rate_limit_period": "second"});
+    let trigger =
+        json!({"type": "delivery", "configs": {"strategy": "first_attempt", "connections": "*"}});
+    let code = "addHandler('transform', (request, context) => request);";
+    let bookmark = json!({"label": "Product Update – Out of Stock", "event_data_id": "evtreq_HlJhb39nsjIP0FDsU3SY0fo7", "webhook_id": "web_UfM5ZY2wxLD6sLhDaKMcx5wp"});
+    let by_source = json!({"query": {"source_id": ["src_oDhfDrVAZV6OIPdBzcD97of2"]}});
+    let rules = [
+        json!({"type": "retry", "strategy": "linear", "count": 5, "interval": 60000}),
+        json!({"type": "delay", "delay": 1000}),
+        json!({"type": "filter", "body": {"example": true}}),
+        json!({"type": "transformation", "transformation_id": "trs_XRyNGe8sta9SN9"}),
+        json!({"type": "transformation", "transformation": {"name": "example", "code": "addHandler('transform', (request, context) => request)", "env": {"SECRET": "supersecret"}}}),
+    ];
+    let mut examples = vec![
+        ("post", "/2023-07-01/connections", connection.clone()),
+        ("put", "/2023-07-01/connections", connection),
+        (
+            "post",
+            "/2023-07-01/connections",
+            json!({"name": "shopify-my-api", "destination_id": "des_xxxxxxxxxxxxxxx", "source_id": "src_xxxxxxxxxxxxxxx", "ruleset_id": "rls_xxxxxxxxxxxxxxx"}),
+        ),
+        (
+            "post",
+            "/2023-07-01/connections",
+            json!({"source_id": "src_xxx", "destination_id": "des_xxx"}),
+        ),
+        (
+            "put",
+            "/2023-07-01/connections/{id}",
+            json!({"ruleset_id": "rls_YZCDPNVHORE8BZ86aDRyRMtZ"}),
+        ),
+        ("post", "/2023-07-01/sources", json!({"name": "shopify"})),
+        ("put", "/2023-07-01/sources", json!({"name": "shopify"})),
+        (
+            "put",
+            "/2023-07-01/sources/{id}",
+            json!({"name": "shopify"}),
+        ),
+        ("post", "/2023-07-01/destinations", destination.clone()),
+        ("put", "/2023-07-01/destinations", destination),
+        (
+            "put",
+            "/2023-07-01/destinations/{id}",
+            json!({"name": "my-new-api"}),
+        ),
+        ("post", "/2023-07-01/issue-triggers", trigger.clone()),
+        ("put", "/2023-07-01/issue-triggers/{id}", trigger),
+        (
+            "put",
+            "/2023-07-01/issue-triggers",
+            json!({"type": "delivery", "name": "all-connection", "configs": {"strategy": "first_attempt", "connections": "*"}}),
+        ),
+        (
+            "post",
+            "/2023-07-01/transformations",
+            json!({"name": "example-1", "code": code, "env": {"FOO": "BAR"}}),
+        ),
+        (
+            "put",
+            "/2023-07-01/transformations",
+            json!({"name": "example", "code": code, "env": {"FOO": "BAR"}}),
+        ),
+        (
+            "put",
+            "/2023-07-01/transformations/{id}",
+            json!({"code": code}),
+        ),
+        (
+            "put",
+            "/2023-07-01/transformations/run",
+            json!({"request": {"headers": {"content-type": "application/json"}, "body": {"example": true}, "path": "/", "query": "", "parsed_query": {}}, "code": code}),
+        ),
+        ("post", "/2023-07-01/bookmarks", bookmark.clone()),
+        ("put", "/2023-07-01/bookmarks/{id}", bookmark),
+        (
+            "put",
+            "/2023-07-01/issues/{id}",
+            json!({"status": "RESOLVED"}),
+        ),
+        ("post", "/2023-07-01/bulk/{kind}/retry", by_source),
+        (
+            "post",
+            "/2023-07-01/bulk/{kind}/retry",
+            json!({"query": {"cause": "TRANSFORMATION_FAILED", "transformation_id": "trs_XRyNGe8sta9SN9"}}),
+        ),
+    ];
+    for rule in rules {
+        let body = json!({"source_id": "src_xxx", "destination_id": "des_xxx", "rules": [rule]});
+        examples.push(("post", "/2023-07-01/connections", body));
+    }
+    examples
+}
+
+async fn served_document(gw: &TestGateway) -> &'static Value {
+    let api = format!("http://{}", gw.gateway.api_addr.unwrap());
+    document(&gw.http, &api).await
+}
+
+/// The pointer to an operation's request body schema.
+fn request_schema(template: &str, method: &str) -> String {
+    format!(
+        "{}/requestBody/content/application~1json/schema",
+        operation_pointer(template, method)
+    )
+}
+
+/// Whether `schema` names the fields of the object it describes: it has
+/// `properties`, through `$ref`s, every alternative of a `oneOf` but `null`,
+/// and some part of an `allOf`.
+fn names_fields(document: &Value, schema: &Value) -> bool {
+    if let Some(Value::String(reference)) = schema.get("$ref") {
+        let target = document.pointer(reference.trim_start_matches('#'));
+        return target.is_some_and(|target| names_fields(document, target));
+    }
+    if let Some(Value::Array(parts)) = schema.get("allOf") {
+        return parts.iter().any(|part| names_fields(document, part));
+    }
+    if let Some(Value::Array(alternatives)) = schema.get("oneOf") {
+        let null = json!({"type": "null"});
+        return alternatives
+            .iter()
+            .filter(|alternative| **alternative != null)
+            .all(|alternative| names_fields(document, alternative));
+    }
+    schema["properties"]
+        .as_object()
+        .is_some_and(|properties| !properties.is_empty())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_request_body_is_described_field_by_field() {
+    let gw = TestGateway::start("").await;
+    let document = served_document(&gw).await;
+    let mut bodies = 0;
+    let mut free_form = Vec::new();
+    for (path, method, operation) in operations_of(document) {
+        let Some(schema) = operation.pointer("/requestBody/content/application~1json/schema")
+        else {
+            continue;
+        };
+        bodies += 1;
+        if !names_fields(document, schema) {
+            free_form.push(format!("{method} {path}"));
+        }
+    }
+    assert!(
+        free_form.is_empty(),
+        "request bodies without their fields:\n{}",
+        free_form.join("\n")
+    );
+    // The reference's 26 operations with a body (each spelling and kind),
+    // and hookgate's outbound ones.
+    assert!(bodies >= 34, "only {bodies} operations take a body");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_references_example_bodies_match_the_request_schemas() {
+    let gw = TestGateway::start("").await;
+    let document = served_document(&gw).await;
+    for (method, template, body) in reference_examples() {
+        let errors = violations(document, &request_schema(template, method), &body);
+        assert!(
+            errors.is_empty(),
+            "{method} {template} {body}:\n{}",
+            errors.join("\n")
+        );
+    }
+}
+
+/// The schemas say what a body may not be, so a client generated from
+/// them catches these before sending.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_request_schemas_refuse_what_the_reference_refuses() {
+    let gw = TestGateway::start("").await;
+    let document = served_document(&gw).await;
+    let refused = [
+        (
+            "post",
+            "/2023-07-01/sources",
+            json!({"description": "no name"}),
+        ),
+        (
+            "post",
+            "/2023-07-01/sources",
+            json!({"name": "s", "allowed_http_methods": ["TRACE"]}),
+        ),
+        (
+            "post",
+            "/2023-07-01/destinations",
+            json!({"name": "d", "url": "https://x", "rate_limit_period": "day"}),
+        ),
+        (
+            "put",
+            "/2023-07-01/destinations/{id}",
+            json!({"http_method": "OPTIONS"}),
+        ),
+        (
+            "put",
+            "/2023-07-01/connections/{id}",
+            json!({"rules": [{"type": "retry", "strategy": "random"}]}),
+        ),
+        (
+            "post",
+            "/2023-07-01/connections",
+            json!({"rules": [{"type": "delay"}]}),
+        ),
+        (
+            "post",
+            "/2023-07-01/connections",
+            json!({"rules": [{"type": "unknown"}]}),
+        ),
+        ("post", "/v1/endpoints", json!({"url": "https://x"})),
+        (
+            "post",
+            "/2023-07-01/issue-triggers",
+            json!({"type": "delivery", "configs": {"strategy": "sometimes", "connections": "*"}}),
+        ),
+        (
+            "put",
+            "/2023-07-01/issue-triggers/{id}",
+            json!({"channels": {"pager": {}}}),
+        ),
+    ];
+    for (method, template, body) in refused {
+        let errors = violations(document, &request_schema(template, method), &body);
+        assert!(!errors.is_empty(), "{method} {template} {body} passed");
+    }
+}
