@@ -193,7 +193,7 @@ impl Metrics {
             rate_limit_waits: counter(
                 &registry,
                 "rate_limit_waits_total",
-                "Attempts held back by the destination's rate limit before being sent.",
+                "Attempts held back by the destination's rate limit, counted when let through.",
                 &["destination"],
             ),
             events_finished: counter(
@@ -328,7 +328,8 @@ impl Metrics {
         InFlightAttempt(gauge)
     }
 
-    /// An attempt to `destination` waits for its rate limit.
+    /// An attempt to `destination` was let through after waiting for its
+    /// rate limit.
     pub fn rate_limit_wait(&self, destination: &Destination) {
         if !self.collecting {
             return;
@@ -429,7 +430,36 @@ fn status_class(status: u16) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::status_class;
+    use super::*;
+
+    /// A gateway's metrics over a real store in `dir`.
+    fn metrics_in(dir: &Path, collecting: bool) -> Arc<Metrics> {
+        let watched = Watched {
+            store: Store::open(dir, 1 << 20).unwrap(),
+            catalog: Arc::new(ArcSwap::from_pointee(Catalog::default())),
+            circuits: Arc::new(Circuits::new(5, 1000)),
+            data_dir: dir,
+        };
+        Metrics::new(watched, collecting)
+    }
+
+    #[test]
+    fn nothing_is_counted_when_collection_is_off() {
+        let count = |collecting| {
+            let dir = tempfile::tempdir().unwrap();
+            let metrics = metrics_in(dir.path(), collecting);
+            metrics.webhook_job_created();
+            metrics.journal_batches()(3, Duration::from_millis(1));
+            let text = metrics.render();
+            [
+                "hookgate_webhook_jobs_total 1",
+                "hookgate_journal_batch_requests_sum 3",
+            ]
+            .map(|sample| text.lines().any(|line| line == sample))
+        };
+        assert_eq!(count(true), [true, true]);
+        assert_eq!(count(false), [false, false]);
+    }
 
     #[test]
     fn statuses_fall_into_their_class() {
