@@ -11,10 +11,10 @@ use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 
 /// One scrape: every sample, keyed by metric name and its labels.
-struct Scrape(HashMap<(String, BTreeMap<String, String>), f64>);
+pub struct Scrape(HashMap<(String, BTreeMap<String, String>), f64>);
 
 impl Scrape {
-    async fn of(gw: &TestGateway) -> Scrape {
+    pub async fn of(gw: &TestGateway) -> Scrape {
         let addr = gw.gateway.metrics_addr.expect("metrics listen");
         let response = gw
             .http
@@ -68,7 +68,7 @@ impl Scrape {
             .unwrap_or(0.0)
     }
 
-    fn has(&self, name: &str) -> bool {
+    pub fn has(&self, name: &str) -> bool {
         self.0.keys().any(|(n, _)| n == name)
     }
 
