@@ -33,7 +33,11 @@ fn metric_names(expr: &str) -> BTreeSet<String> {
 
 /// The dashboard's panels (rows are panels too, without queries).
 fn panels(dashboard: &Value) -> Vec<&Value> {
-    dashboard["panels"].as_array().expect("panels").iter().collect()
+    dashboard["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .collect()
 }
 
 /// Every PromQL expression of the dashboard: its panels' and its variables'.
@@ -41,7 +45,12 @@ fn dashboard_queries(dashboard: &Value) -> Vec<String> {
     let targets = panels(dashboard)
         .into_iter()
         .flat_map(|panel| panel["targets"].as_array().into_iter().flatten())
-        .map(|target| target["expr"].as_str().expect("a target's expr").to_string());
+        .map(|target| {
+            target["expr"]
+                .as_str()
+                .expect("a target's expr")
+                .to_string()
+        });
     let variables = dashboard["templating"]["list"]
         .as_array()
         .expect("templating")
@@ -95,7 +104,8 @@ fn is_duration(text: &str) -> bool {
 }
 
 fn alerting_rules() -> Vec<AlertingRule> {
-    let file: RuleFile = serde_yaml::from_str(ALERTS).expect("alerts.yml is a Prometheus rule file");
+    let file: RuleFile =
+        serde_yaml::from_str(ALERTS).expect("alerts.yml is a Prometheus rule file");
     assert!(!file.groups.is_empty());
     file.groups
         .into_iter()
@@ -112,14 +122,21 @@ fn the_alerting_rules_are_well_formed() {
     for rule in &rules {
         let alert = &rule.alert;
         assert!(!rule.expr.trim().is_empty(), "{alert}");
-        assert!(rule.pending_for.as_deref().is_none_or(is_duration), "{alert}");
+        assert!(
+            rule.pending_for.as_deref().is_none_or(is_duration),
+            "{alert}"
+        );
         assert!(
             ["warning", "critical"].contains(&rule.labels["severity"].as_str()),
             "{alert}"
         );
         assert!(rule.annotations.contains_key("summary"), "{alert}");
     }
-    let used = |name: &str| rules.iter().any(|rule| metric_names(&rule.expr).contains(name));
+    let used = |name: &str| {
+        rules
+            .iter()
+            .any(|rule| metric_names(&rule.expr).contains(name))
+    };
     // The four: backlog growing, destination failing, disk nearly full, router lag.
     for name in [
         "hookgate_queue_depth",
