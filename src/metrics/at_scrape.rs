@@ -53,62 +53,47 @@ struct Gauges {
 
 impl Gauges {
     fn new() -> Gauges {
-        let opts = Opts::new;
         Gauges {
-            queue_depth: IntGaugeVec::new(
-                opts(
-                    "queue_depth",
-                    "Events waiting for delivery to a destination (due now or later).",
-                ),
+            queue_depth: gauges(
+                "queue_depth",
+                "Events waiting for delivery to a destination (due now or later).",
                 &["destination"],
-            )
-            .expect("valid metric"),
+            ),
             queue_lateness: GaugeVec::new(
-                opts(
+                Opts::new(
                     "queue_lateness_seconds",
                     "How late the destination's oldest due event is (0 when none is overdue).",
                 ),
                 &["destination"],
             )
             .expect("valid metric"),
-            circuit_state: IntGaugeVec::new(
-                opts(
-                    "circuit_state",
-                    "1 for the state the destination's circuit breaker is in (closed, open, half-open), 0 for the others; only destinations with a circuit breaker.",
-                ),
+            circuit_state: gauges(
+                "circuit_state",
+                "1 for the state the destination's circuit breaker is in (closed, open, half-open), 0 for the others; only destinations with a circuit breaker.",
                 &["destination", "state"],
-            )
-            .expect("valid metric"),
-            router_lag: IntGauge::with_opts(opts(
+            ),
+            router_lag: gauge(
                 "router_lag_requests",
                 "Requests acknowledged (durable) but not yet routed into events.",
-            ))
-            .expect("valid metric"),
-            bulk_retries: IntGauge::with_opts(opts(
-                "bulk_retries_in_progress",
-                "Bulk retries still running.",
-            ))
-            .expect("valid metric"),
-            paused_connections: IntGauge::with_opts(opts(
+            ),
+            bulk_retries: gauge("bulk_retries_in_progress", "Bulk retries still running."),
+            paused_connections: gauge(
                 "paused_connections",
                 "Connections paused (their events are held).",
-            ))
-            .expect("valid metric"),
-            open_issues: IntGaugeVec::new(
-                opts("open_issues", "Issues in status OPENED, by type."),
+            ),
+            open_issues: gauges(
+                "open_issues",
+                "Issues in status OPENED, by type.",
                 &["type"],
-            )
-            .expect("valid metric"),
-            data_dir_bytes: IntGauge::with_opts(opts(
+            ),
+            data_dir_bytes: gauge(
                 "data_dir_bytes",
                 "Bytes of the files in data_dir: the store, the request journal and their snapshots.",
-            ))
-            .expect("valid metric"),
-            data_dir_free_bytes: IntGauge::with_opts(opts(
+            ),
+            data_dir_free_bytes: gauge(
                 "data_dir_free_bytes",
                 "Bytes free for hookgate on data_dir's file system.",
-            ))
-            .expect("valid metric"),
+            ),
         }
     }
 
@@ -222,6 +207,14 @@ impl AtScrape {
             .set(late_ms as f64 / 1000.0);
         Ok(())
     }
+}
+
+fn gauge(name: &str, help: &str) -> IntGauge {
+    IntGauge::with_opts(Opts::new(name, help)).expect("valid metric")
+}
+
+fn gauges(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric")
 }
 
 /// The bytes of every file under `dir`.

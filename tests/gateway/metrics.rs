@@ -81,6 +81,15 @@ impl Scrape {
     }
 }
 
+/// A destination without a URL, "later": its events wait in its queue.
+const QUEUED_ONLY: &str = "[[sources]]\nname = \"shop\"\n\n[[destinations]]\nname = \"later\"\ncli_path = \"/hooks\"\n\n[[connections]]\nname = \"c\"\nsource = \"shop\"\ndestination = \"later\"\n";
+
+/// `route`, for a destination limited to two attempts a second.
+pub fn two_a_second(source: &str, destination: &str, url: &str) -> String {
+    let limit = "rate_limit = 2\nrate_limit_period = \"second\"\nurl = ";
+    route(source, destination, url, "").replacen("url = ", limit, 1)
+}
+
 fn requests(scrape: &Scrape, source: &str, outcome: &str) -> f64 {
     scrape.value(
         "hookgate_requests_total",
@@ -187,11 +196,7 @@ async fn attempts_that_get_no_answer_are_counted_by_error_code() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn queue_depth_is_read_from_the_store_at_each_scrape() {
-    // A destination without a URL: its events wait in its queue.
-    let gw = TestGateway::start(
-        "[[sources]]\nname = \"shop\"\n\n[[destinations]]\nname = \"later\"\ncli_path = \"/hooks\"\n\n[[connections]]\nname = \"c\"\nsource = \"shop\"\ndestination = \"later\"\n",
-    )
-    .await;
+    let gw = TestGateway::start(QUEUED_ONLY).await;
     let depth = |scrape: &Scrape| scrape.value("hookgate_queue_depth", &[("destination", "later")]);
     let scrape = Scrape::of(&gw).await;
     assert!(
@@ -227,10 +232,7 @@ async fn queue_depth_is_read_from_the_store_at_each_scrape() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_empty_queue_is_not_late() {
-    let gw = TestGateway::start(
-        "[[sources]]\nname = \"shop\"\n\n[[destinations]]\nname = \"later\"\ncli_path = \"/hooks\"\n\n[[connections]]\nname = \"c\"\nsource = \"shop\"\ndestination = \"later\"\n",
-    )
-    .await;
+    let gw = TestGateway::start(QUEUED_ONLY).await;
     let scrape = Scrape::of(&gw).await;
     let labels = [("destination", "later")];
     assert!(scrape.has("hookgate_queue_lateness_seconds"));
@@ -245,10 +247,7 @@ async fn attempts_held_back_by_a_rate_limit_are_counted() {
     let sink = Sink::start(Reply::Status(200)).await;
     let gw = TestGateway::start(&format!(
         "[[sources]]\nname = \"shop\"\n{}",
-        route("shop", "slow", &sink.url("/"), "").replace(
-            "url = ",
-            "rate_limit = 2\nrate_limit_period = \"second\"\nurl = "
-        )
+        two_a_second("shop", "slow", &sink.url("/"))
     ))
     .await;
     for _ in 0..3 {

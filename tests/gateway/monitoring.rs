@@ -4,7 +4,7 @@
 //! ingested, routed, transformed, rate-limited and delivered.
 
 use crate::common::{route, Reply, Sink, TestGateway};
-use crate::metrics::Scrape;
+use crate::metrics::{two_a_second, Scrape};
 use crate::outbound::{one_endpoint, INSECURE};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -200,10 +200,7 @@ async fn every_metric_the_dashboard_and_the_alerts_name_is_in_a_live_scrape() {
             "[[sources]]\nname = \"shop\"\n{}{}{}",
             route("shop", "ok", &ok.url("/"), ""),
             route("shop", "broken", &ok.url("/"), boom),
-            route("shop", "limited", &limited.url("/"), "").replace(
-                "url = ",
-                "rate_limit = 2\nrate_limit_period = \"second\"\nurl = "
-            ),
+            two_a_second("shop", "limited", &limited.url("/")),
         ),
     )
     .await;
