@@ -40,6 +40,12 @@
 //! prints the jobs API's ratios to the ingress (issue 18's goals:
 //! `--jobs --connections 32`).
 //!
+//! `--metrics-ab` / `HOOKGATE_BENCH_METRICS_AB=1` measures what collecting
+//! Prometheus metrics costs ingest: the same load on fresh gateways with
+//! metrics (A) and with `server.metrics_listen = ""` (B, nothing counted), in
+//! the order A B B A, and prints the throughput ratio (issue 20: at most 2 %
+//! less; `--metrics-ab --seconds 5`).
+//!
 //! Diagnostics: `--no-connection` / `HOOKGATE_BENCH_NO_CONNECTION=1` gives the
 //! source no connection, so hookgate only stores what it acknowledges (no
 //! events, no delivery, no drain): ingest + group commit alone.
@@ -86,8 +92,11 @@ fn main() {
     let server_rt = support::runtime("bench-server", settings.server_threads);
     let load_rt = support::runtime("bench-load", settings.client_threads);
     let body = json_body(BODY_BYTES);
-    if settings.jobs {
-        compare_jobs_with_ingress(&server_rt, &load_rt, &settings, &body);
+    if settings.jobs || settings.metrics_ab {
+        match settings.jobs {
+            true => compare_jobs_with_ingress(&server_rt, &load_rt, &settings, &body),
+            false => compare_metrics_on_and_off(&server_rt, &load_rt, &settings, &body),
+        }
         load_rt.shutdown_timeout(Duration::from_secs(5));
         server_rt.shutdown_timeout(Duration::from_secs(5));
         return;
@@ -248,8 +257,63 @@ async fn application_with_endpoints(api: SocketAddr, sink: SocketAddr, endpoints
     app
 }
 
+// ---------------------------------------------------------------- metrics A/B
+
+/// Issue 20's bound: collecting metrics costs at most this share of ingest.
+const METRICS_MAX_COST: f64 = 0.02;
+
+/// The same load on fresh gateways with metrics collected and without, in
+/// the order on, off, off, on, so that a drift over the run (the disk, the
+/// page cache, a neighbour) weighs on both alike; prints what collecting costs.
+fn compare_metrics_on_and_off(
+    server_rt: &Runtime,
+    load_rt: &Runtime,
+    settings: &Settings,
+    body: &[u8],
+) {
+    // Per side: requests per second, and CPU µs per acknowledged request.
+    let mut on = Vec::new();
+    let mut off = Vec::new();
+    for (round, collecting) in [true, false, false, true].into_iter().enumerate() {
+        let side = if collecting { "on" } else { "off" };
+        println!("\n[{}/4] hookgate ingest, metrics {side}", round + 1);
+        let settings = Settings {
+            metrics: collecting,
+            ..settings.clone()
+        };
+        let (load, drain) = run_hookgate(server_rt, load_rt, &settings, body);
+        load.print();
+        drain.iter().for_each(DrainReport::print);
+        let cpu = load.cpu.process_micros() / load.acknowledged.max(1) as f64;
+        let runs = if collecting { &mut on } else { &mut off };
+        runs.push((load.requests_per_second(), cpu));
+    }
+    let mean = |runs: &[(f64, f64)], pick: fn(&(f64, f64)) -> f64| {
+        runs.iter().map(pick).sum::<f64>() / runs.len() as f64
+    };
+    let (rate_on, rate_off) = (mean(&on, |r| r.0), mean(&off, |r| r.0));
+    let (cpu_on, cpu_off) = (mean(&on, |r| r.1), mean(&off, |r| r.1));
+    let cost = 1.0 - rate_on / rate_off.max(f64::MIN_POSITIVE);
+    let met = if cost <= METRICS_MAX_COST {
+        "met"
+    } else {
+        "NOT met"
+    };
+    println!("\nmetrics on / off ({} connections):", settings.connections);
+    println!("  req/s: {rate_on:.0} / {rate_off:.0} = {:.3}; collecting costs {:.1} % (goal <= {:.0} %: {met})",
+        rate_on / rate_off.max(f64::MIN_POSITIVE),
+        cost * 100.0,
+        METRICS_MAX_COST * 100.0
+    );
+    println!(
+        "  CPU per acknowledged request (whole process, load client included): {cpu_on:.1} / {cpu_off:.1} µs = {:.3}",
+        cpu_on / cpu_off.max(f64::MIN_POSITIVE)
+    );
+}
+
 // ---------------------------------------------------------------- settings
 
+#[derive(Clone)]
 struct Settings {
     connections: usize,
     warmup: Duration,
@@ -266,6 +330,10 @@ struct Settings {
     jobs: bool,
     /// Destinations (or endpoints) each request (or job) goes to.
     fan_out: usize,
+    /// Metrics collected with and without, instead of bare pingora against the ingress.
+    metrics_ab: bool,
+    /// Whether the gateway collects metrics (`server.metrics_listen` on).
+    metrics: bool,
 }
 
 impl Settings {
@@ -292,6 +360,8 @@ impl Settings {
                 .filter(|mib| *mib > 0),
             jobs: support::flag(args, "--jobs", "HOOKGATE_BENCH_JOBS"),
             fan_out: number("--fan-out", "HOOKGATE_BENCH_FAN_OUT", 1.0).max(1.0) as usize,
+            metrics_ab: support::flag(args, "--metrics-ab", "HOOKGATE_BENCH_METRICS_AB"),
+            metrics: true,
         }
     }
 }
@@ -484,11 +554,13 @@ const RULES: &str = r#"rules = [
 /// sink unless `sink` is None, through `RULES` with `--rules`, with sled's
 /// cache as `--cache-mib` says.
 fn write_config(dir: &Path, sink: Option<SocketAddr>, settings: &Settings) -> Config {
+    // "" turns the listener off, and with it all counting.
+    let metrics_listen = if settings.metrics { "127.0.0.1:0" } else { "" };
     let mut text = format!(
         r#"delivery = {{ signing_secret = "bench-signing-secret", allowed_networks = ["127.0.0.0/8"] }}
 [server]
 ingress_listen = "127.0.0.1:0"
-metrics_listen = "127.0.0.1:0"
+metrics_listen = "{metrics_listen}"
 api_listen = "127.0.0.1:0"
 api_keys = ["{API_KEY}"]
 allow_insecure_endpoints = true

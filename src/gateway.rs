@@ -9,7 +9,7 @@ use crate::delivery::{
 use crate::health::Readiness;
 use crate::ingress::{InFlight, Ingress, IngressApp};
 use crate::issues::IssueTracker;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Watched};
 use crate::model::Catalog;
 use crate::pipeline::transform::WorkerPool;
 use crate::pipeline::Router;
@@ -87,17 +87,27 @@ impl Gateway {
             notifications,
         );
         let signing_secret = open_signing_secret(config).await?;
-        let metrics = Metrics::new(store.clone(), catalog.clone(), &config.server.data_dir);
+        let circuits = Arc::new(Circuits::new(
+            config.outbound.circuit_failure_threshold,
+            config.outbound.circuit_cooldown_ms,
+        ));
+        let metrics = Metrics::new(
+            Watched {
+                store: store.clone(),
+                catalog: catalog.clone(),
+                circuits: circuits.clone(),
+                data_dir: &config.server.data_dir,
+            },
+            // Nothing reads them without the listener.
+            config.server.metrics_listen.is_some(),
+        );
         let scheduler = Scheduler::start(
             store.clone(),
             catalog.clone(),
             issues.clone(),
             Sending {
                 client,
-                circuits: Circuits::new(
-                    config.outbound.circuit_failure_threshold,
-                    config.outbound.circuit_cooldown_ms,
-                ),
+                circuits,
                 hookdeck: HookdeckHeaders::new(signing_secret.clone(), config.server.api_url()),
                 metrics: metrics.clone(),
             },
@@ -191,6 +201,7 @@ impl Gateway {
             job_creation: std::sync::Mutex::default(),
             background: Default::default(),
             readiness: readiness.clone(),
+            metrics: metrics.clone(),
         });
         let api = start_api(config, api_state.clone(), stop_ingress.subscribe()).await?;
         let (api_addr, api_task) = api.unzip();

@@ -86,6 +86,8 @@ pub struct ApiState {
     pub background: Background,
     /// Answers `/healthz` and `/readyz`.
     pub readiness: Arc<crate::health::Readiness>,
+    /// Where webhook jobs are counted.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Work the API started that outlives its request (bulk retries). A graceful

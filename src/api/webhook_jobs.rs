@@ -253,6 +253,7 @@ fn store_job(state: &ApiState, input: NewJob) -> ApiResult<(StatusCode, Json<Job
     // Durable before it is answered: the job, its index entries and its
     // deliveries, in one flush shared with every job stored meanwhile.
     store.flush_grouped()?;
+    state.metrics.webhook_job_created();
     queued
         .iter()
         .for_each(|delivery| state.scheduler.wake(&delivery.destination_id));

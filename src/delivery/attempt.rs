@@ -112,7 +112,7 @@ pub(super) async fn deliver(
         "delivery attempt"
     );
     let mut wait = RECORD_AGAIN_FIRST;
-    while let Err(error) = settle(&shared, &event, attempt.clone()).await {
+    while let Err(error) = settle(&shared, &destination, &event, attempt.clone()).await {
         tracing::error!(
             %error,
             event_id = event.id,
@@ -278,7 +278,12 @@ fn record(
 /// Records the attempt, then moves the event on: done, retried later, or failed
 /// for good. The event is re-read when it is updated, so a change the API made
 /// meanwhile (mute, manual retry) is kept.
-async fn settle(shared: &Arc<Shared>, event: &Event, attempt: Attempt) -> Result<(), StoreError> {
+async fn settle(
+    shared: &Arc<Shared>,
+    destination: &Destination,
+    event: &Event,
+    attempt: Attempt,
+) -> Result<(), StoreError> {
     let policy = retry_policy(shared, event);
     let requeues_at_start = event.requeues;
     let attempt = if settles_at_once(event, &attempt) {
@@ -291,14 +296,19 @@ async fn settle(shared: &Arc<Shared>, event: &Event, attempt: Attempt) -> Result
             |event, attempt| shared.issues.attempt_settled(event, attempt),
         );
         match now {
-            SettledNow::Settled(settled) => return settled.map(|_| ()),
+            SettledNow::Settled(settled) => {
+                if let Some((event, ())) = settled? {
+                    shared.metrics.event_settled(destination, event.status);
+                }
+                return Ok(());
+            }
             SettledNow::Busy(attempt) => attempt,
         }
     } else {
         attempt
     };
     let (store, issues) = (shared.store.clone(), shared.issues.clone());
-    blocking(move || {
+    let status = blocking(move || {
         let settled = store.settle_attempt(
             attempt,
             |event, attempt| {
@@ -315,16 +325,20 @@ async fn settle(shared: &Arc<Shared>, event: &Event, attempt: Attempt) -> Result
                 issues.attempt_settled(event, attempt);
             },
         )?;
-        match settled {
+        match &settled {
             // A webhook job's delivery: the job sums its deliveries up anew.
             Some((event, ())) if event.window.is_some() => {
                 store.update_job(&event.request_id, now_ms(), |_| {})?;
             }
             _ => {}
         }
-        Ok(())
+        Ok(settled.map(|(event, ())| event.status))
     })
-    .await
+    .await?;
+    if let Some(status) = status {
+        shared.metrics.event_settled(destination, status);
+    }
+    Ok(())
 }
 
 /// Whether an attempt is settled on the runtime thread, where it finished

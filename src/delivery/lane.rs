@@ -76,11 +76,15 @@ pub(super) async fn run(
             let saturated = scan.taken == capacity;
             let mut woken = false;
             for (entry, ready) in scan.due {
-                if let Some(limiter) = &limiter {
+                // `check` takes a send when one is free; only a held-back
+                // attempt waits, and is counted once let through (a wake-up
+                // rescans and waits for the same attempt again).
+                let held_back = limiter.as_ref().filter(|l| l.limiter.check().is_err());
+                if let Some(limiter) = held_back {
                     // A wake-up may bring a new limit (reload, API): rescan with it
                     // rather than spend the rest of the batch at the old rate.
                     tokio::select! {
-                        _ = limiter.limiter.until_ready() => {}
+                        _ = limiter.limiter.until_ready() => shared.metrics.rate_limit_wait(&destination),
                         _ = bell.rung() => woken = true,
                         _ = stop.changed() => woken = true,
                     }

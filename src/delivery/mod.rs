@@ -36,7 +36,7 @@ pub(crate) struct Shared {
     catalog: Arc<ArcSwap<Catalog>>,
     client: DeliveryClient,
     issues: IssueTracker,
-    circuits: Circuits,
+    circuits: Arc<Circuits>,
     /// The headers and signing secret of Hookdeck's deliveries.
     hookdeck: HookdeckHeaders,
     metrics: Arc<Metrics>,
@@ -46,7 +46,8 @@ pub(crate) struct Shared {
 /// headers, and where attempts are counted.
 pub struct Sending {
     pub client: DeliveryClient,
-    pub circuits: Circuits,
+    /// Shared with the metrics, which show each circuit's state.
+    pub circuits: Arc<Circuits>,
     pub hookdeck: HookdeckHeaders,
     pub metrics: Arc<Metrics>,
 }

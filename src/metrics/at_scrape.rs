@@ -1,30 +1,50 @@
-//! Gauges read from the store at each scrape, so nothing is counted on the
-//! hot paths and none can drift: `hookgate_queue_depth{destination}` (the
-//! store keeps exact depths, `Store::queue_depth`),
-//! `hookgate_paused_connections`, `hookgate_open_issues{type}`, and the
-//! data directory's size and free space (`hookgate_data_dir_bytes`,
-//! `hookgate_data_dir_free_bytes`).
+//! Gauges read at each scrape, so nothing is counted on the hot paths and
+//! none can drift. Each is a cheap read: `hookgate_queue_depth{destination}`
+//! (the store keeps exact depths, `Store::queue_depth`),
+//! `hookgate_queue_lateness_seconds{destination}` (the first key of the
+//! destination's queue, which is ordered by due time),
+//! `hookgate_circuit_state{destination,state}` (in memory),
+//! `hookgate_router_lag_requests` (in memory), `hookgate_paused_connections`,
+//! `hookgate_open_issues{type}` and `hookgate_bulk_retries_in_progress` (issues
+//! and bulk retries are few: one per trigger and destination, one per bulk
+//! request), and the data directory's size and free space
+//! (`hookgate_data_dir_bytes`, `hookgate_data_dir_free_bytes`).
 
-use crate::model::{Catalog, IssueStatus, IssueType};
+use super::Watched;
+use crate::delivery::{CircuitState, Circuits};
+use crate::ids::now_ms;
+use crate::model::{BulkStatus, Catalog, Destination, IssueStatus, IssueType};
 use crate::store::{free_bytes, Store};
 use arc_swap::ArcSwap;
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
-use prometheus::{IntGauge, IntGaugeVec, Opts};
+use prometheus::{GaugeVec, IntGauge, IntGaugeVec, Opts};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub(super) struct AtScrape {
     store: Store,
     catalog: Arc<ArcSwap<Catalog>>,
+    circuits: Arc<Circuits>,
     data_dir: PathBuf,
     descs: Vec<Desc>,
 }
+
+/// Every state a circuit can be in: each is a series (1 for the current one).
+const CIRCUIT_STATES: [CircuitState; 3] = [
+    CircuitState::Closed,
+    CircuitState::Open,
+    CircuitState::HalfOpen,
+];
 
 /// The gauges of one scrape, made fresh each time: a removed destination's
 /// series goes with it.
 struct Gauges {
     queue_depth: IntGaugeVec,
+    queue_lateness: GaugeVec,
+    circuit_state: IntGaugeVec,
+    router_lag: IntGauge,
+    bulk_retries: IntGauge,
     paused_connections: IntGauge,
     open_issues: IntGaugeVec,
     data_dir_bytes: IntGauge,
@@ -33,42 +53,57 @@ struct Gauges {
 
 impl Gauges {
     fn new() -> Gauges {
-        let opts = Opts::new;
         Gauges {
-            queue_depth: IntGaugeVec::new(
-                opts(
-                    "queue_depth",
-                    "Events waiting for delivery to a destination (due now or later).",
+            queue_depth: gauges(
+                "queue_depth",
+                "Events waiting for delivery to a destination (due now or later).",
+                &["destination"],
+            ),
+            queue_lateness: GaugeVec::new(
+                Opts::new(
+                    "queue_lateness_seconds",
+                    "How late the destination's oldest due event is (0 when none is overdue).",
                 ),
                 &["destination"],
             )
             .expect("valid metric"),
-            paused_connections: IntGauge::with_opts(opts(
+            circuit_state: gauges(
+                "circuit_state",
+                "1 for the state the destination's circuit breaker is in (closed, open, half-open), 0 for the others; only destinations with a circuit breaker.",
+                &["destination", "state"],
+            ),
+            router_lag: gauge(
+                "router_lag_requests",
+                "Requests acknowledged (durable) but not yet routed into events.",
+            ),
+            bulk_retries: gauge("bulk_retries_in_progress", "Bulk retries still running."),
+            paused_connections: gauge(
                 "paused_connections",
                 "Connections paused (their events are held).",
-            ))
-            .expect("valid metric"),
-            open_issues: IntGaugeVec::new(
-                opts("open_issues", "Issues in status OPENED, by type."),
+            ),
+            open_issues: gauges(
+                "open_issues",
+                "Issues in status OPENED, by type.",
                 &["type"],
-            )
-            .expect("valid metric"),
-            data_dir_bytes: IntGauge::with_opts(opts(
+            ),
+            data_dir_bytes: gauge(
                 "data_dir_bytes",
                 "Bytes of the files in data_dir: the store, the request journal and their snapshots.",
-            ))
-            .expect("valid metric"),
-            data_dir_free_bytes: IntGauge::with_opts(opts(
+            ),
+            data_dir_free_bytes: gauge(
                 "data_dir_free_bytes",
                 "Bytes free for hookgate on data_dir's file system.",
-            ))
-            .expect("valid metric"),
+            ),
         }
     }
 
-    fn collectors(&self) -> [&dyn Collector; 5] {
+    fn collectors(&self) -> [&dyn Collector; 9] {
         [
             &self.queue_depth,
+            &self.queue_lateness,
+            &self.circuit_state,
+            &self.router_lag,
+            &self.bulk_retries,
             &self.paused_connections,
             &self.open_issues,
             &self.data_dir_bytes,
@@ -78,7 +113,7 @@ impl Gauges {
 }
 
 impl AtScrape {
-    pub(super) fn new(store: Store, catalog: Arc<ArcSwap<Catalog>>, data_dir: &Path) -> AtScrape {
+    pub(super) fn new(watched: Watched) -> AtScrape {
         let gauges = Gauges::new();
         let descs = gauges
             .collectors()
@@ -86,9 +121,10 @@ impl AtScrape {
             .flat_map(|collector| collector.desc().into_iter().cloned())
             .collect();
         AtScrape {
-            store,
-            catalog,
-            data_dir: data_dir.to_path_buf(),
+            store: watched.store,
+            catalog: watched.catalog,
+            circuits: watched.circuits,
+            data_dir: watched.data_dir.to_path_buf(),
             descs,
         }
     }
@@ -98,13 +134,27 @@ impl AtScrape {
         // Destinations without a URL too: their events wait in their queue.
         let endpoints = catalog.endpoints();
         let destinations = catalog.destinations().into_iter().map(Arc::as_ref);
+        let now = now_ms();
         for destination in destinations.chain(&endpoints) {
-            let depth = self.store.queue_depth(&destination.id)?;
-            gauges
-                .queue_depth
-                .with_label_values(&[&destination.name])
-                .set(depth.try_into().unwrap_or(i64::MAX));
+            self.read_queue(gauges, destination, now)?;
+            if destination.circuit_breaker {
+                let state = self.circuits.state(&destination.id, now);
+                for each in CIRCUIT_STATES {
+                    gauges
+                        .circuit_state
+                        .with_label_values(&[&destination.name, each.as_str()])
+                        .set((each == state).into());
+                }
+            }
         }
+        gauges
+            .router_lag
+            .set(self.store.router_lag().try_into().unwrap_or(i64::MAX));
+        let mut running = 0;
+        for bulk in self.store.bulk_retries() {
+            running += i64::from(bulk?.status == BulkStatus::Running);
+        }
+        gauges.bulk_retries.set(running);
         let paused = catalog
             .connections()
             .iter()
@@ -132,6 +182,39 @@ impl AtScrape {
         }
         Ok(())
     }
+}
+
+impl AtScrape {
+    /// The destination's queue depth, and how late its oldest due event is.
+    fn read_queue(
+        &self,
+        gauges: &Gauges,
+        destination: &Destination,
+        now: u64,
+    ) -> crate::store::Result<()> {
+        let depth = self.store.queue_depth(&destination.id)?;
+        gauges
+            .queue_depth
+            .with_label_values(&[&destination.name])
+            .set(depth.try_into().unwrap_or(i64::MAX));
+        let late_ms = match self.store.oldest_entry(&destination.id)? {
+            Some(oldest) => now.saturating_sub(oldest.due_ms),
+            None => 0,
+        };
+        gauges
+            .queue_lateness
+            .with_label_values(&[&destination.name])
+            .set(late_ms as f64 / 1000.0);
+        Ok(())
+    }
+}
+
+fn gauge(name: &str, help: &str) -> IntGauge {
+    IntGauge::with_opts(Opts::new(name, help)).expect("valid metric")
+}
+
+fn gauges(name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric")
 }
 
 /// The bytes of every file under `dir`.

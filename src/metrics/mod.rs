@@ -12,14 +12,14 @@ mod server;
 
 pub use server::serve;
 
-use crate::delivery::DeliveryResponse;
-use crate::model::{Catalog, Connection, Destination, RejectionCause, Source};
+use crate::delivery::{Circuits, DeliveryResponse};
+use crate::model::{Catalog, Connection, Destination, EventStatus, RejectionCause, Source};
 use crate::store::{BatchObserver, Store};
 use arc_swap::ArcSwap;
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use std::path::Path;
 use std::sync::Arc;
@@ -60,8 +60,41 @@ const BATCH_BUCKETS: &[f64] = &[
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
 ];
 
+/// How a transformation run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransformOutcome {
+    Ok,
+    /// It threw, or returned something that is not a request.
+    Failed,
+    /// Cut at `limits.transform_timeout_ms`.
+    TimedOut,
+}
+
+impl TransformOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            TransformOutcome::Ok => "ok",
+            TransformOutcome::Failed => "failed",
+            TransformOutcome::TimedOut => "timeout",
+        }
+    }
+}
+
+/// What the scrape reads besides the counters: the store, the served
+/// catalog, the circuit breakers and the data directory.
+pub struct Watched<'a> {
+    pub store: Store,
+    pub catalog: Arc<ArcSwap<Catalog>>,
+    pub circuits: Arc<Circuits>,
+    pub data_dir: &'a Path,
+}
+
 /// One gateway's metrics.
 pub struct Metrics {
+    /// False when `server.metrics_listen` is off: nothing would read them,
+    /// so the hot paths skip counting (their cost is measured against this,
+    /// `cargo bench --bench ingest -- --metrics-ab`).
+    collecting: bool,
     registry: Registry,
     requests: IntCounterVec,
     ack_latency: HistogramVec,
@@ -72,28 +105,34 @@ pub struct Metrics {
     attempts: IntCounterVec,
     delivery_latency: HistogramVec,
     in_flight: IntGaugeVec,
+    rate_limit_waits: IntCounterVec,
+    events_finished: IntCounterVec,
+    webhook_jobs: IntCounter,
     journal_batch_size: Histogram,
     journal_batch_duration: Histogram,
 }
 
 /// An attempt being sent: counted in flight until dropped (answered, or
 /// abandoned at shutdown).
-pub struct InFlightAttempt(IntGauge);
+pub struct InFlightAttempt(Option<IntGauge>);
 
 impl Drop for InFlightAttempt {
     fn drop(&mut self) {
-        self.0.dec();
+        if let Some(gauge) = &self.0 {
+            gauge.dec();
+        }
     }
 }
 
 impl Metrics {
-    /// Registers every metric; queue depths, paused connections and open
-    /// issues are read from `store` at each scrape (`at_scrape`), for what
-    /// `catalog` serves then, and the size and free space of `data_dir`.
-    pub fn new(store: Store, catalog: Arc<ArcSwap<Catalog>>, data_dir: &Path) -> Arc<Metrics> {
+    /// Registers every metric; queue depths, lateness, circuit states, paused
+    /// connections, open issues and the like are read from `watched` at each
+    /// scrape (`at_scrape`). `collecting`: whether anything is counted.
+    pub fn new(watched: Watched, collecting: bool) -> Arc<Metrics> {
         let registry = Registry::new_custom(Some("hookgate".into()), None)
             .expect("the prefix is a valid metric name");
         let metrics = Metrics {
+            collecting,
             requests: counter(
                 &registry,
                 "requests_total",
@@ -122,7 +161,7 @@ impl Metrics {
             transformation_runs: counter(
                 &registry,
                 "transformation_runs_total",
-                "Transformation runs while routing, by transformation and outcome (ok, failed).",
+                "Transformation runs while routing, by transformation and outcome (ok, failed, timeout).",
                 &["transformation", "outcome"],
             ),
             transformation_duration: histogram(
@@ -151,6 +190,25 @@ impl Metrics {
                 "Attempts sent and not yet answered, by destination.",
                 &["destination"],
             ),
+            rate_limit_waits: counter(
+                &registry,
+                "rate_limit_waits_total",
+                "Attempts held back by the destination's rate limit, counted when let through.",
+                &["destination"],
+            ),
+            events_finished: counter(
+                &registry,
+                "events_finished_total",
+                "Events (and webhook job deliveries) ended by an attempt, by destination and status (SUCCESSFUL, FAILED).",
+                &["destination", "status"],
+            ),
+            webhook_jobs: counter(
+                &registry,
+                "webhook_jobs_total",
+                "Webhook jobs created (POST /v1/webhook-jobs).",
+                &[],
+            )
+            .with_label_values(&[]),
             journal_batch_size: histogram(
                 &registry,
                 "journal_batch_requests",
@@ -177,10 +235,7 @@ impl Metrics {
         )
         .with_label_values(&[env!("CARGO_PKG_VERSION")])
         .set(1);
-        register(
-            &metrics.registry,
-            at_scrape::AtScrape::new(store, catalog, data_dir),
-        );
+        register(&metrics.registry, at_scrape::AtScrape::new(watched));
         // CPU seconds, resident memory, open fds and their limit, from /proc
         // (`hookgate_process_…`).
         #[cfg(target_os = "linux")]
@@ -194,6 +249,9 @@ impl Metrics {
     /// A request stored durably (then answered 2xx), whose head was read
     /// at `head_read`.
     pub fn request_accepted(&self, source: &Source, head_read: Instant) {
+        if !self.collecting {
+            return;
+        }
         self.count_request(&source.name, ACCEPTED);
         self.ack_latency
             .with_label_values(&[&source.name])
@@ -214,24 +272,35 @@ impl Metrics {
     }
 
     fn count_request(&self, source: &str, outcome: &str) {
+        if !self.collecting {
+            return;
+        }
         self.requests.with_label_values(&[source, outcome]).inc();
     }
 
     pub fn event_created(&self, connection: &Connection) {
+        if !self.collecting {
+            return;
+        }
         self.events.with_label_values(&[&connection.name]).inc();
     }
 
     pub fn event_ignored(&self, connection: &Connection, cause: &'static str) {
+        if !self.collecting {
+            return;
+        }
         self.ignored_events
             .with_label_values(&[&connection.name, cause])
             .inc();
     }
 
     /// A transformation run while routing, which took `took`.
-    pub fn transformation_ran(&self, name: &str, succeeded: bool, took: Duration) {
-        let outcome = if succeeded { "ok" } else { "failed" };
+    pub fn transformation_ran(&self, name: &str, outcome: TransformOutcome, took: Duration) {
+        if !self.collecting {
+            return;
+        }
         self.transformation_runs
-            .with_label_values(&[name, outcome])
+            .with_label_values(&[name, outcome.as_str()])
             .inc();
         self.transformation_duration
             .with_label_values(&[name])
@@ -242,6 +311,9 @@ impl Metrics {
     pub fn journal_batches(self: &Arc<Self>) -> BatchObserver {
         let metrics = self.clone();
         Box::new(move |requests, took| {
+            if !metrics.collecting {
+                return;
+            }
             metrics.journal_batch_size.observe(requests as f64);
             metrics.journal_batch_duration.observe(took.as_secs_f64());
         })
@@ -249,13 +321,47 @@ impl Metrics {
 
     /// Counts an attempt to `destination` in flight while the guard lives.
     pub fn sending(&self, destination: &Destination) -> InFlightAttempt {
-        let gauge = self.in_flight.with_label_values(&[&destination.name]);
-        gauge.inc();
+        let gauge = self
+            .collecting
+            .then(|| self.in_flight.with_label_values(&[&destination.name]));
+        gauge.iter().for_each(IntGauge::inc);
         InFlightAttempt(gauge)
+    }
+
+    /// An attempt to `destination` was let through after waiting for its
+    /// rate limit.
+    pub fn rate_limit_wait(&self, destination: &Destination) {
+        if !self.collecting {
+            return;
+        }
+        self.rate_limit_waits
+            .with_label_values(&[&destination.name])
+            .inc();
+    }
+
+    /// An attempt was recorded, and its event is now in `status`: counted
+    /// when that ends it.
+    pub fn event_settled(&self, destination: &Destination, status: EventStatus) {
+        if !self.collecting || !status.is_terminal() {
+            return;
+        }
+        self.events_finished
+            .with_label_values(&[&destination.name, status.as_str()])
+            .inc();
+    }
+
+    pub fn webhook_job_created(&self) {
+        if !self.collecting {
+            return;
+        }
+        self.webhook_jobs.inc();
     }
 
     /// An attempt that was sent (or tried to be): its outcome and latency.
     pub fn attempt(&self, destination: &Destination, response: &DeliveryResponse) {
+        if !self.collecting {
+            return;
+        }
         let outcome = match (response.status, response.error_code) {
             (Some(status), _) => status_class(status),
             (None, Some(code)) => code,
@@ -324,7 +430,36 @@ fn status_class(status: u16) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::status_class;
+    use super::*;
+
+    /// A gateway's metrics over a real store in `dir`.
+    fn metrics_in(dir: &Path, collecting: bool) -> Arc<Metrics> {
+        let watched = Watched {
+            store: Store::open(dir, 1 << 20).unwrap(),
+            catalog: Arc::new(ArcSwap::from_pointee(Catalog::default())),
+            circuits: Arc::new(Circuits::new(5, 1000)),
+            data_dir: dir,
+        };
+        Metrics::new(watched, collecting)
+    }
+
+    #[test]
+    fn nothing_is_counted_when_collection_is_off() {
+        let count = |collecting| {
+            let dir = tempfile::tempdir().unwrap();
+            let metrics = metrics_in(dir.path(), collecting);
+            metrics.webhook_job_created();
+            metrics.journal_batches()(3, Duration::from_millis(1));
+            let text = metrics.render();
+            [
+                "hookgate_webhook_jobs_total 1",
+                "hookgate_journal_batch_requests_sum 3",
+            ]
+            .map(|sample| text.lines().any(|line| line == sample))
+        };
+        assert_eq!(count(true), [true, true]);
+        assert_eq!(count(false), [false, false]);
+    }
 
     #[test]
     fn statuses_fall_into_their_class() {

@@ -3,12 +3,12 @@
 //! ignored event.
 
 use super::filter::Evaluation;
-use super::transform::LogEntry;
+use super::transform::{LogEntry, TransformError};
 use super::view::{filter_root, payload_from_transformed, transform_input};
 use super::{NamedTransformation, Rule};
 use crate::ids::{derived_id, new_id, now_ms};
 use crate::issues::IssueTracker;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, TransformOutcome};
 use crate::model::{Catalog, Connection, Event, Execution, IgnoredEvent, Payload, Request};
 use crate::store::{Committed, Result, Store, StoreError};
 use arc_swap::ArcSwap;
@@ -301,9 +301,12 @@ impl Router {
                     let mut run_logs = Vec::new();
                     let started = Instant::now();
                     let result = transformed(transform, connection, &current, &mut run_logs);
-                    let (succeeded, took) = (result.is_ok(), started.elapsed());
+                    let outcome = result
+                        .as_ref()
+                        .map_or_else(|f| f.outcome, |_| TransformOutcome::Ok);
                     self.metrics
-                        .transformation_ran(&transform.name, succeeded, took);
+                        .transformation_ran(&transform.name, outcome, started.elapsed());
+                    let result = result.map_err(|failed| failed.message);
                     let execution = Execution {
                         id: new_id("exe"),
                         transformation_id: self.store.transformation_id_named(&transform.name)?,
@@ -372,26 +375,40 @@ fn gave_up(evaluation: &Evaluation) -> Option<String> {
 }
 
 /// Runs a transformation on a payload; the error names the transformation.
+/// A transformation run that gave no request.
+struct RunFailed {
+    outcome: TransformOutcome,
+    message: String,
+}
+
 fn transformed(
     transform: &NamedTransformation,
     connection: &Connection,
     payload: &Payload,
     logs: &mut Vec<LogEntry>,
-) -> std::result::Result<Payload, String> {
+) -> std::result::Result<Payload, RunFailed> {
     let context =
         serde_json::json!({ "connection": { "id": connection.id, "name": connection.name } });
-    let failed = |error: String| format!("transformation \"{}\": {error}", transform.name);
+    let failed = |outcome, error: String| RunFailed {
+        outcome,
+        message: format!("transformation \"{}\": {error}", transform.name),
+    };
     match transform
         .transformation
         .run(&transform_input(payload), &context)
     {
         Ok(output) => {
             logs.extend(output.logs);
-            payload_from_transformed(payload, &output.request).map_err(failed)
+            payload_from_transformed(payload, &output.request)
+                .map_err(|error| failed(TransformOutcome::Failed, error))
         }
         Err(failure) => {
             logs.extend(failure.logs);
-            Err(failed(failure.error.to_string()))
+            let outcome = match failure.error {
+                TransformError::Timeout(_) => TransformOutcome::TimedOut,
+                _ => TransformOutcome::Failed,
+            };
+            Err(failed(outcome, failure.error.to_string()))
         }
     }
 }

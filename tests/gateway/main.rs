@@ -26,6 +26,7 @@ mod issues;
 mod jobs_indexes;
 mod logs;
 mod metrics;
+mod monitoring;
 mod openapi_check;
 mod openapi_requests;
 mod openapi_schema_a;

@@ -1,7 +1,8 @@
 //! `GET /metrics`: scraped from the real gateway's metrics listener while it
 //! ingests and delivers to real sinks, parsed from the text format.
 
-use crate::common::{route, Reply, Sink, TestGateway};
+use crate::common::{route, Reply, Sink, TestGateway, PATIENCE, SLOW_WHEN_MARKED};
+use crate::outbound::{job_id_of, one_endpoint, wait_job, INSECURE};
 use futures_util::StreamExt;
 use hookgate::model::EventStatus;
 use rand::distributions::{Alphanumeric, DistString};
@@ -10,10 +11,10 @@ use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 
 /// One scrape: every sample, keyed by metric name and its labels.
-struct Scrape(HashMap<(String, BTreeMap<String, String>), f64>);
+pub struct Scrape(HashMap<(String, BTreeMap<String, String>), f64>);
 
 impl Scrape {
-    async fn of(gw: &TestGateway) -> Scrape {
+    pub async fn of(gw: &TestGateway) -> Scrape {
         let addr = gw.gateway.metrics_addr.expect("metrics listen");
         let response = gw
             .http
@@ -67,7 +68,7 @@ impl Scrape {
             .unwrap_or(0.0)
     }
 
-    fn has(&self, name: &str) -> bool {
+    pub fn has(&self, name: &str) -> bool {
         self.0.keys().any(|(n, _)| n == name)
     }
 
@@ -78,6 +79,15 @@ impl Scrape {
             .map(|(_, v)| v)
             .sum()
     }
+}
+
+/// A destination without a URL, "later": its events wait in its queue.
+const QUEUED_ONLY: &str = "[[sources]]\nname = \"shop\"\n\n[[destinations]]\nname = \"later\"\ncli_path = \"/hooks\"\n\n[[connections]]\nname = \"c\"\nsource = \"shop\"\ndestination = \"later\"\n";
+
+/// `route`, for a destination limited to two attempts a second.
+pub fn two_a_second(source: &str, destination: &str, url: &str) -> String {
+    let limit = "rate_limit = 2\nrate_limit_period = \"second\"\nurl = ";
+    route(source, destination, url, "").replacen("url = ", limit, 1)
 }
 
 fn requests(scrape: &Scrape, source: &str, outcome: &str) -> f64 {
@@ -126,6 +136,16 @@ async fn requests_are_counted_by_source_and_outcome_and_attempts_by_destination(
     assert_eq!(attempts(&scrape, "ok", "2xx"), 3.0);
     assert_eq!(attempts(&scrape, "failing", "5xx"), 3.0);
     assert_eq!(scrape.sum("hookgate_attempts_total"), 6.0);
+    let finished = |destination, status| {
+        scrape.value(
+            "hookgate_events_finished_total",
+            &[("destination", destination), ("status", status)],
+        )
+    };
+    assert_eq!(finished("ok", "SUCCESSFUL"), 3.0);
+    assert_eq!(finished("failing", "FAILED"), 3.0);
+    assert_eq!(scrape.sum("hookgate_events_finished_total"), 6.0);
+    assert_eq!(scrape.sum("hookgate_rate_limit_waits_total"), 0.0);
     let latency = |destination| {
         scrape.value(
             "hookgate_delivery_latency_seconds_count",
@@ -176,11 +196,7 @@ async fn attempts_that_get_no_answer_are_counted_by_error_code() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn queue_depth_is_read_from_the_store_at_each_scrape() {
-    // A destination without a URL: its events wait in its queue.
-    let gw = TestGateway::start(
-        "[[sources]]\nname = \"shop\"\n\n[[destinations]]\nname = \"later\"\ncli_path = \"/hooks\"\n\n[[connections]]\nname = \"c\"\nsource = \"shop\"\ndestination = \"later\"\n",
-    )
-    .await;
+    let gw = TestGateway::start(QUEUED_ONLY).await;
     let depth = |scrape: &Scrape| scrape.value("hookgate_queue_depth", &[("destination", "later")]);
     let scrape = Scrape::of(&gw).await;
     assert!(
@@ -196,6 +212,138 @@ async fn queue_depth_is_read_from_the_store_at_each_scrape() {
         gw.wait_routed(body["request_id"].as_str().unwrap()).await;
     }
     assert_eq!(depth(&Scrape::of(&gw).await), 2.0);
+    // Due on arrival, never sent: the oldest grows later with every scrape.
+    let lateness = |scrape: &Scrape| {
+        scrape.value(
+            "hookgate_queue_lateness_seconds",
+            &[("destination", "later")],
+        )
+    };
+    let first = lateness(&Scrape::of(&gw).await);
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while lateness(&Scrape::of(&gw).await) <= first {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "lateness stuck at {first}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_empty_queue_is_not_late() {
+    let gw = TestGateway::start(QUEUED_ONLY).await;
+    let scrape = Scrape::of(&gw).await;
+    let labels = [("destination", "later")];
+    assert!(scrape.has("hookgate_queue_lateness_seconds"));
+    assert_eq!(
+        scrape.value("hookgate_queue_lateness_seconds", &labels),
+        0.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn attempts_held_back_by_a_rate_limit_are_counted() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start(&format!(
+        "[[sources]]\nname = \"shop\"\n{}",
+        two_a_second("shop", "slow", &sink.url("/"))
+    ))
+    .await;
+    for _ in 0..3 {
+        assert_eq!(gw.post("/e/shop", "{}").await.0, 200);
+    }
+    sink.wait_for(3).await;
+    let scrape = Scrape::of(&gw).await;
+    let waits = scrape.value(
+        "hookgate_rate_limit_waits_total",
+        &[("destination", "slow")],
+    );
+    // At 2/s, three events queued within a second: the later ones wait.
+    assert!((1.0..=2.0).contains(&waits), "{waits}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_transformation_past_its_timeout_holds_the_router_back_and_counts_as_a_timeout() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start(&format!(
+        "[limits]\ntransform_timeout_ms = 1500\ntransform_max_loop_iterations = 1000000000000\n[[sources]]\nname = \"shop\"\n{}",
+        route("shop", "orders", &sink.url("/"), SLOW_WHEN_MARKED)
+    ))
+    .await;
+    let lag = |scrape: &Scrape| scrape.value("hookgate_router_lag_requests", &[]);
+    assert!(Scrape::of(&gw).await.has("hookgate_router_lag_requests"));
+    gw.post("/e/shop", r#"{"slow":true}"#).await;
+    let (_, accepted) = gw.post("/e/shop", "{}").await;
+    let id = accepted["request_id"].as_str().unwrap();
+    assert!(
+        gw.gateway.store.awaits_router(id).unwrap(),
+        "the router is still busy"
+    );
+    assert!(lag(&Scrape::of(&gw).await) >= 1.0);
+
+    gw.wait_routed(id).await;
+    let scrape = Scrape::of(&gw).await;
+    assert_eq!(lag(&scrape), 0.0);
+    let runs = |outcome| {
+        scrape.value(
+            "hookgate_transformation_runs_total",
+            &[("transformation", "slow"), ("outcome", outcome)],
+        )
+    };
+    assert_eq!(
+        (runs("ok"), runs("timeout"), runs("failed")),
+        (1.0, 1.0, 0.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn webhook_jobs_and_circuit_states_are_shown() {
+    let gw = TestGateway::start_with(
+        INSECURE,
+        "[outbound]\ncircuit_failure_threshold = 1\ncircuit_cooldown_ms = 3600000\ndelivery_window_ms = 3600000\n",
+    )
+    .await;
+    let sink = Sink::start(Reply::Status(500)).await;
+    let (app, endpoint) = one_endpoint(&gw, &sink, json!({})).await;
+    let endpoint = endpoint["id"].as_str().unwrap();
+    let state = |scrape: &Scrape, state| {
+        scrape.value(
+            "hookgate_circuit_state",
+            &[("destination", endpoint), ("state", state)],
+        )
+    };
+    let scrape = Scrape::of(&gw).await;
+    assert_eq!(
+        (state(&scrape, "closed"), state(&scrape, "open")),
+        (1.0, 0.0)
+    );
+    assert_eq!(scrape.value("hookgate_webhook_jobs_total", &[]), 0.0);
+
+    let job = job_id_of(&gw, &app).await;
+    wait_job(&gw, &job, "awaiting_retry").await;
+    let scrape = Scrape::of(&gw).await;
+    assert_eq!(
+        ["closed", "open", "half-open"].map(|s| state(&scrape, s)),
+        [0.0, 1.0, 0.0]
+    );
+    assert_eq!(scrape.value("hookgate_webhook_jobs_total", &[]), 1.0);
+    assert_eq!(
+        scrape.value(
+            "hookgate_attempts_total",
+            &[("destination", endpoint), ("outcome", "5xx")]
+        ),
+        1.0
+    );
+    let circuits = scrape
+        .0
+        .keys()
+        .filter(|(name, _)| name == "hookgate_circuit_state");
+    assert_eq!(
+        circuits.count(),
+        3,
+        "destinations without a circuit breaker have no series"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -210,8 +358,8 @@ async fn the_data_dir_size_and_free_space_are_measured_at_each_scrape() {
     assert!(free > 0.0 && free < disk, "{free} of {disk}");
 }
 
-/// Random paths, random unknown source names: the number of series stays
-/// what the config and the fixed outcomes make it.
+/// Random paths, random unknown source names (10,002 requests): the number
+/// of series stays what the config and the fixed outcomes make it.
 #[tokio::test(flavor = "multi_thread")]
 async fn request_data_adds_no_series() {
     let gw = TestGateway::start("[[sources]]\nname = \"shop\"\n").await;
@@ -236,7 +384,7 @@ async fn request_data_adds_no_series() {
     assert_eq!(statuses, [200, 404, 404]);
     let before = Scrape::of(&gw).await;
 
-    const ROUNDS: usize = 1000;
+    const ROUNDS: usize = 3334;
     let sent = futures_util::stream::iter(paths(ROUNDS))
         .map(send)
         .buffer_unordered(32)
@@ -354,6 +502,8 @@ async fn paused_connections_and_open_issues_are_read_at_each_scrape() {
     assert!(scrape.has("hookgate_paused_connections"));
     assert_eq!(open_issues(&scrape, "delivery"), 0.0);
     assert!(scrape.has("hookgate_open_issues"));
+    assert!(scrape.has("hookgate_bulk_retries_in_progress"));
+    assert_eq!(scrape.value("hookgate_bulk_retries_in_progress", &[]), 0.0);
 
     let held = hookgate::ids::named_id("web", "shop-to-held");
     let pause = format!("/connections/{held}/pause");
