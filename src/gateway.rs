@@ -16,6 +16,7 @@ use crate::pipeline::Router;
 use crate::retention::Sweeper;
 use crate::signing::workspace_secret::WorkspaceSecret;
 use crate::store::{Backlog, CommitLog, Store};
+use crate::telemetry::Telemetry;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use pingora::server::{Fds, ListenFds};
@@ -58,6 +59,8 @@ pub struct Gateway {
     shutdown_timeout: Duration,
     /// `server.shutdown_drain_ms`.
     drain_time: Duration,
+    /// Exports what spans are left when the gateway stops.
+    telemetry: Telemetry,
 }
 
 impl Gateway {
@@ -79,6 +82,7 @@ impl Gateway {
         let issues = IssueTracker::new(store.clone(), catalog.clone(), client.clone());
         let signing_secret = open_signing_secret(config).await?;
         let metrics = Metrics::new(store.clone(), catalog.clone(), &config.server.data_dir);
+        let telemetry = Telemetry::start(config.otlp_endpoint.as_ref())?;
         let scheduler = Scheduler::start(
             store.clone(),
             catalog.clone(),
@@ -91,6 +95,7 @@ impl Gateway {
                 ),
                 hookdeck: HookdeckHeaders::new(signing_secret.clone(), config.server.api_url()),
                 metrics: metrics.clone(),
+                telemetry: telemetry.clone(),
             },
             Duration::from_millis(config.delivery.backlog_check_ms.max(10)),
         );
@@ -100,6 +105,7 @@ impl Gateway {
             scheduler.waker(),
             issues.clone(),
             metrics.clone(),
+            telemetry.clone(),
         );
         let resumed = {
             let router = router.clone();
@@ -144,6 +150,7 @@ impl Gateway {
             config.server.public_url.clone(),
             readiness.clone(),
             metrics.clone(),
+            telemetry.clone(),
         );
         let in_flight = ingress.in_flight();
         let ingress = IngressApp::new(
@@ -182,6 +189,7 @@ impl Gateway {
             job_creation: std::sync::Mutex::default(),
             background: Default::default(),
             readiness: readiness.clone(),
+            telemetry: telemetry.clone(),
         });
         let api = start_api(config, api_state.clone(), stop_ingress.subscribe()).await?;
         let (api_addr, api_task) = api.unzip();
@@ -221,6 +229,7 @@ impl Gateway {
             sweeper,
             shutdown_timeout: Duration::from_millis(config.server.shutdown_timeout_ms),
             drain_time: Duration::from_millis(config.server.shutdown_drain_ms),
+            telemetry,
         })
     }
 
@@ -312,6 +321,9 @@ impl Gateway {
             tokio::task::spawn_blocking(move || sweeper.stop()).await?;
         }
         self.scheduler.shutdown(self.shutdown_timeout).await;
+        // Every span is ended once the lanes are: the last batch goes out.
+        let telemetry = self.telemetry;
+        tokio::task::spawn_blocking(move || telemetry.shutdown()).await?;
         self.ingress_task.abort();
         // Awaited so that the listening service, and the store handle its app
         // holds, are gone (an abort only asks).
