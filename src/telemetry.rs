@@ -116,7 +116,10 @@ impl Telemetry {
                 KeyValue::new("hookgate.connection.name", connection.name.clone()),
                 KeyValue::new("hookgate.destination.id", connection.destination_id.clone()),
                 KeyValue::new("hookgate.event.id", event_id.to_string()),
-                KeyValue::new("hookgate.ignored.cause", ignored_cause.unwrap_or("").to_string()),
+                KeyValue::new(
+                    "hookgate.ignored.cause",
+                    ignored_cause.unwrap_or("").to_string(),
+                ),
             ]
         });
     }
@@ -148,7 +151,10 @@ impl Telemetry {
                 KeyValue::new("hookgate.attempt.number", i64::from(attempt.attempt_number)),
             ];
             if let Some(status) = attempt.response_status {
-                attributes.push(KeyValue::new("http.response.status_code", i64::from(status)));
+                attributes.push(KeyValue::new(
+                    "http.response.status_code",
+                    i64::from(status),
+                ));
             }
             attributes
         });

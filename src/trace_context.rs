@@ -71,7 +71,8 @@ impl TraceContext {
 
     /// `00-{trace id}-{span id}-{flags}`.
     pub fn traceparent(&self) -> String {
-        self.write_traceparent(&mut [0; TRACEPARENT_LEN]).to_string()
+        self.write_traceparent(&mut [0; TRACEPARENT_LEN])
+            .to_string()
     }
 
     /// `traceparent` written into `buffer` (storing a request's context
@@ -151,9 +152,9 @@ fn is_tracestate_member(member: &str) -> bool {
     };
     let key_ok = key.len() <= 256
         && key.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && key.chars().all(|c| {
-            c.is_ascii_lowercase() || c.is_ascii_digit() || "_-*/@".contains(c)
-        });
+        && key
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-*/@".contains(c));
     let value_ok = !value.is_empty()
         && value.len() <= 256
         && !value.ends_with(' ')
@@ -243,7 +244,10 @@ mod tests {
     #[test]
     fn a_valid_traceparent_is_read_and_written_back_the_same() {
         let context = sent(&[("traceparent", VALID)]).expect("valid");
-        assert_eq!(hex::encode(context.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(
+            hex::encode(context.trace_id),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
         assert_eq!(hex::encode(context.span_id), "00f067aa0ba902b7");
         assert!(context.sampled());
         assert_eq!(context.traceparent(), VALID);
@@ -267,7 +271,10 @@ mod tests {
             assert_eq!(sent(&[("traceparent", value)]), None, "{value:?}");
         }
         // Two are one too many: which one is meant is unknown.
-        assert_eq!(sent(&[("traceparent", VALID), ("traceparent", VALID)]), None);
+        assert_eq!(
+            sent(&[("traceparent", VALID), ("traceparent", VALID)]),
+            None
+        );
     }
 
     #[test]
@@ -285,7 +292,10 @@ mod tests {
             ("TraceState", "rojo=00f067aa0ba902b7, "),
         ]);
         let state = split.and_then(|context| context.state);
-        assert_eq!(state.as_deref(), Some("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"));
+        assert_eq!(
+            state.as_deref(),
+            Some("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")
+        );
         for bad in ["no-equals", "Upper=1", "k=v=w", "=v"] {
             let context = sent(&[("traceparent", VALID), ("tracestate", bad)]).expect("valid");
             assert_eq!(context.state, None, "{bad:?}");
@@ -302,7 +312,10 @@ mod tests {
         let parent = sent(&[("traceparent", VALID), ("tracestate", "a=b")]).expect("valid");
         let child = parent.child();
         assert_eq!(child.trace_id, parent.trace_id);
-        assert_eq!((child.flags, child.state.as_deref()), (parent.flags, Some("a=b")));
+        assert_eq!(
+            (child.flags, child.state.as_deref()),
+            (parent.flags, Some("a=b"))
+        );
         assert_ne!(child.span_id, parent.span_id);
         let opened = TraceContext::opened_for(None);
         assert!(opened.sampled());
@@ -317,6 +330,9 @@ mod tests {
         };
         let json = serde_json::to_value(&context).unwrap();
         assert_eq!(json["traceparent"], context.traceparent());
-        assert_eq!(serde_json::from_value::<TraceContext>(json).unwrap(), context);
+        assert_eq!(
+            serde_json::from_value::<TraceContext>(json).unwrap(),
+            context
+        );
     }
 }

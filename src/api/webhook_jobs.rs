@@ -299,11 +299,7 @@ fn store_job(
 }
 
 /// A new job for the input, with the endpoints subscribed to its type now.
-fn new_job(
-    state: &ApiState,
-    input: NewJob,
-    sent: Option<&TraceContext>,
-) -> ApiResult<WebhookJob> {
+fn new_job(state: &ApiState, input: NewJob, sent: Option<&TraceContext>) -> ApiResult<WebhookJob> {
     let id = new_id("job");
     // The time its id holds, so the list's order by time is its order by id.
     let now = created_ms(&id).unwrap_or_else(now_ms);

@@ -437,15 +437,17 @@ impl Validator<'_> {
         if text.is_empty() {
             return None;
         }
-        let url = url::Url::parse(text).map_err(|e| e.to_string()).and_then(|url| {
-            let http = matches!(url.scheme(), "http" | "https") && url.host().is_some();
-            let plain = url.query().is_none() && url.fragment().is_none();
-            match (http, plain) {
-                (true, true) => Ok(url),
-                (false, _) => Err("not an http(s) URL with a host".to_string()),
-                (true, false) => Err("a base URL takes no query or fragment".to_string()),
-            }
-        });
+        let url = url::Url::parse(text)
+            .map_err(|e| e.to_string())
+            .and_then(|url| {
+                let http = matches!(url.scheme(), "http" | "https") && url.host().is_some();
+                let plain = url.query().is_none() && url.fragment().is_none();
+                match (http, plain) {
+                    (true, true) => Ok(url),
+                    (false, _) => Err("not an http(s) URL with a host".to_string()),
+                    (true, false) => Err("a base URL takes no query or fragment".to_string()),
+                }
+            });
         let key = "telemetry.otlp_endpoint".to_string();
         url.map_err(|e| self.fail(written, key, format!("{text:?}: {e}")))
             .ok()

@@ -10,10 +10,10 @@ use crate::model::{
     Attempt, AttemptStatus, AttemptTrigger, Destination, Event, EventStatus, Payload,
 };
 use crate::pipeline::{RetryPolicy, Rule};
-use crate::trace_context::{TraceContext, TRACEPARENT, TRACESTATE};
 use crate::store::{
     owns_entry, stays_inline, QueueEntry, QueueMove, SettledNow, Store, StoreError,
 };
+use crate::trace_context::{TraceContext, TRACEPARENT, TRACESTATE};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
