@@ -13,7 +13,7 @@ mod response;
 
 pub use connection::IngressApp;
 
-use crate::config::LimitsSection;
+use crate::config::Config;
 use crate::forwarded_path;
 use crate::health::Readiness;
 use crate::ids::now_ms;
@@ -133,16 +133,17 @@ impl Rejection {
 }
 
 impl Ingress {
+    /// An ingress under `config`'s `[limits]` and `server.public_url`.
     pub fn new(
         catalog: Arc<ArcSwap<Catalog>>,
         commit: CommitLog,
         store: Store,
-        limits: &LimitsSection,
-        public_url: Option<Url>,
+        config: &Config,
         readiness: Arc<Readiness>,
         metrics: Arc<Metrics>,
         telemetry: Telemetry,
     ) -> Ingress {
+        let limits = &config.limits;
         Ingress {
             catalog,
             commit,
@@ -153,7 +154,7 @@ impl Ingress {
                 rejection_body_bytes: limits.rejection_body_bytes,
                 rejection_budget: limits.rejection_budget(),
             },
-            public_url,
+            public_url: config.server.public_url.clone(),
             in_flight: Arc::default(),
             readiness,
             metrics,
