@@ -344,3 +344,33 @@ fn a_bad_otlp_endpoint_is_an_error_naming_file_and_key() {
     let off = write_config(dir.path(), "[telemetry]\notlp_endpoint = \"\"\n");
     assert_eq!(hookgate::Config::load(&off).unwrap().otlp_endpoint, None);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_jobs_span_is_exported_with_its_deliveries_under_it() {
+    let (collector, addr) = Collector::start().await;
+    let gw = outbound_gateway(&format!(
+        "\n[telemetry]\notlp_endpoint = \"http://{addr}/\""
+    ))
+    .await;
+    let sink = Sink::start(Reply::Status(200)).await;
+    let app = application(&gw, "production").await;
+    event_types(&gw, &app, &["order.created"]).await;
+    endpoint(&gw, &app, &sink, json!({})).await;
+    let job = json!({ "application_id": app, "event_type": "order.created", "payload": {} });
+    let call = gw
+        .api(Method::POST, "/v1/webhook-jobs")
+        .header("traceparent", SENT);
+    assert_eq!(call.json(&job).send().await.unwrap().status(), 201);
+    let delivered = parent_of(&sink.wait_for(1).await[0]);
+    gw.stopped().await;
+
+    let spans = collector.spans();
+    let jobs = named(&spans, "webhook job");
+    assert_eq!(jobs.len(), 1, "{spans:?}");
+    assert_eq!(hex(&jobs[0].trace_id), TRACE_ID);
+    assert_eq!(hex(&jobs[0].parent_span_id), SENDER_SPAN);
+    let attempts = named(&spans, "attempt");
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(hex(&attempts[0].span_id), delivered.span_id);
+    assert_eq!(attempts[0].parent_span_id, jobs[0].span_id);
+}
