@@ -208,6 +208,7 @@ fn job(n: usize, count: usize, now: u64) -> WebhookJob {
         succeeded_at: (status == JobStatus::Succeeded).then_some(created_at),
         discarded_at: (status == JobStatus::Discarded).then_some(created_at),
         cancelled,
+        trace: None,
     }
 }
 

@@ -16,6 +16,7 @@ use crate::pipeline::Router;
 use crate::retention::Sweeper;
 use crate::signing::workspace_secret::WorkspaceSecret;
 use crate::store::{Backlog, CommitLog, Store};
+use crate::telemetry::Telemetry;
 use anyhow::Context;
 use arc_swap::ArcSwap;
 use pingora::server::{Fds, ListenFds};
@@ -58,6 +59,8 @@ pub struct Gateway {
     shutdown_timeout: Duration,
     /// `server.shutdown_drain_ms`.
     drain_time: Duration,
+    /// Exports what spans are left when the gateway stops.
+    telemetry: Telemetry,
 }
 
 impl Gateway {
@@ -101,6 +104,7 @@ impl Gateway {
             // Nothing reads them without the listener.
             config.server.metrics_listen.is_some(),
         );
+        let telemetry = Telemetry::start(config.otlp_endpoint.as_ref())?;
         let scheduler = Scheduler::start(
             store.clone(),
             catalog.clone(),
@@ -110,6 +114,7 @@ impl Gateway {
                 circuits,
                 hookdeck: HookdeckHeaders::new(signing_secret.clone(), config.server.api_url()),
                 metrics: metrics.clone(),
+                telemetry: telemetry.clone(),
             },
             Duration::from_millis(config.delivery.backlog_check_ms.max(10)),
         );
@@ -119,6 +124,7 @@ impl Gateway {
             scheduler.waker(),
             issues.clone(),
             metrics.clone(),
+            telemetry.clone(),
         );
         let resumed = {
             let router = router.clone();
@@ -159,10 +165,10 @@ impl Gateway {
             catalog.clone(),
             commit.clone(),
             store.clone(),
-            &config.limits,
-            config.server.public_url.clone(),
+            config,
             readiness.clone(),
             metrics.clone(),
+            telemetry.clone(),
         );
         let in_flight = ingress.in_flight();
         let ingress = IngressApp::new(
@@ -202,6 +208,7 @@ impl Gateway {
             background: Default::default(),
             readiness: readiness.clone(),
             metrics: metrics.clone(),
+            telemetry: telemetry.clone(),
         });
         let api = start_api(config, api_state.clone(), stop_ingress.subscribe()).await?;
         let (api_addr, api_task) = api.unzip();
@@ -241,6 +248,7 @@ impl Gateway {
             sweeper,
             shutdown_timeout: Duration::from_millis(config.server.shutdown_timeout_ms),
             drain_time: Duration::from_millis(config.server.shutdown_drain_ms),
+            telemetry,
         })
     }
 
@@ -332,6 +340,9 @@ impl Gateway {
             tokio::task::spawn_blocking(move || sweeper.stop()).await?;
         }
         self.scheduler.shutdown(self.shutdown_timeout).await;
+        // Every span is ended once the lanes are: the last batch goes out.
+        let telemetry = self.telemetry;
+        tokio::task::spawn_blocking(move || telemetry.shutdown()).await?;
         self.ingress_task.abort();
         // Awaited so that the listening service, and the store handle its app
         // holds, are gone (an abort only asks).

@@ -22,6 +22,8 @@ pub mod sealing;
 pub mod secret;
 pub mod signing;
 pub mod store;
+pub mod telemetry;
+pub mod trace_context;
 pub mod verify;
 
 /// sled allocates for every insert (copy-on-write nodes) and the ingress and

@@ -84,6 +84,8 @@ pub struct ApiState {
     pub job_creation: std::sync::Mutex<()>,
     /// Bulk retries running in the background.
     pub background: Background,
+    /// Where the span of a webhook job's creation goes.
+    pub telemetry: crate::telemetry::Telemetry,
     /// Answers `/healthz` and `/readyz`.
     pub readiness: Arc<crate::health::Readiness>,
     /// Where webhook jobs are counted.

@@ -10,9 +10,10 @@ use crate::ids::{created_ms, new_id, now_ms};
 use crate::model::{delivery_status, Attempt, Event, JobStatus, WebhookJob};
 use crate::outbound::{cancel_job, fan_out, retry_job, validate};
 use crate::store::{status_tags, JobSelection, Store, FAILED};
+use crate::trace_context::{TraceContext, TRACEPARENT, TRACESTATE};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -208,10 +209,12 @@ fn check_payload_schema(store: &Store, input: &NewJob) -> ApiResult<()> {
 #[utoipa::path(post, path = "/v1/webhook-jobs", tag = "outbound", summary = "Send an event: application_id, event_type, payload (≤ 256 KB), event_id (idempotency key for 24 h), headers (sent along), metadata (kept, never sent), max_retries", request_body = NewJob, responses((status = 201, description = "the new job with its deliveries", body = JobView), (status = 200, description = "the job that already has this event_id", body = JobView), (status = 413, description = "payload too large", body = super::schema::ErrorBody), (status = 429, description = "over the key's or the application's jobs budget (Retry-After)", body = super::schema::ErrorBody), (status = 422, description = "invalid, or the payload breaks the event type's schema (data.violations)", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn create(
     State(state): Shared,
+    headers: HeaderMap,
     body: Result<Json<NewJob>, JsonRejection>,
 ) -> Result<(StatusCode, Json<JobView>), Response> {
     let input = json_body(body).map_err(IntoResponse::into_response)?;
     check_input(&state, &input).map_err(IntoResponse::into_response)?;
+    let sent = sent_trace(&headers);
     blocking(move || {
         let store = &state.store;
         application_of(store, &input.application_id)
@@ -221,18 +224,35 @@ pub async fn create(
             return Ok(Err(refusal.into_response()));
         }
         check_payload_schema(store, &input)?;
-        store_job(&state, input).map(Ok)
+        store_job(&state, input, sent.as_ref()).map(Ok)
     })
     .await
     .map_err(IntoResponse::into_response)?
 }
 
+/// The caller's span, from the call's `traceparent` and `tracestate`.
+fn sent_trace(headers: &HeaderMap) -> Option<TraceContext> {
+    let trace_headers = [TRACEPARENT, TRACESTATE].into_iter().flat_map(|name| {
+        let values = headers.get_all(name).into_iter();
+        values.map(move |value| {
+            let text = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            (name.to_string(), text)
+        })
+    });
+    TraceContext::sent_in(&trace_headers.collect::<Vec<_>>())
+}
+
 /// Stores the job (or finds the one its `event_id` already made) and wakes
-/// the endpoints it goes to.
-fn store_job(state: &ApiState, input: NewJob) -> ApiResult<(StatusCode, Json<JobView>)> {
+/// the endpoints it goes to. The new job's deliveries are spans under its
+/// own, a child of the caller's `sent` span (or a new trace).
+fn store_job(
+    state: &ApiState,
+    input: NewJob,
+    sent: Option<&TraceContext>,
+) -> ApiResult<(StatusCode, Json<JobView>)> {
     let store = &state.store;
     let keyed = input.event_id.is_some();
-    let job = new_job(state, input)?;
+    let job = new_job(state, input, sent)?;
     // Claimed and stored under one lock, so the next sender of the key finds the job.
     let one_at_a_time = keyed.then(|| state.job_creation.lock().unwrap_or_else(|e| e.into_inner()));
     if keyed {
@@ -248,6 +268,7 @@ fn store_job(state: &ApiState, input: NewJob) -> ApiResult<(StatusCode, Json<Job
     }
     store.insert_job(&job)?;
     drop(one_at_a_time);
+    state.telemetry.job_created(&job, sent);
     let queued = fan_out(store, &job)?;
     let all_queued = !queued.is_empty() && queued.len() == job.endpoint_ids.len();
     // Durable before it is answered: the job, its index entries and its
@@ -279,7 +300,7 @@ fn store_job(state: &ApiState, input: NewJob) -> ApiResult<(StatusCode, Json<Job
 }
 
 /// A new job for the input, with the endpoints subscribed to its type now.
-fn new_job(state: &ApiState, input: NewJob) -> ApiResult<WebhookJob> {
+fn new_job(state: &ApiState, input: NewJob, sent: Option<&TraceContext>) -> ApiResult<WebhookJob> {
     let id = new_id("job");
     // The time its id holds, so the list's order by time is its order by id.
     let now = created_ms(&id).unwrap_or_else(now_ms);
@@ -304,6 +325,7 @@ fn new_job(state: &ApiState, input: NewJob) -> ApiResult<WebhookJob> {
         succeeded_at: None,
         discarded_at: None,
         cancelled: false,
+        trace: Some(TraceContext::opened_for(sent)),
     })
 }
 

@@ -24,7 +24,9 @@ use crate::pipeline::transform::WorkerPool;
 use crate::pipeline::{CompileContext, Rule, RuleSpec};
 use crate::signing::destination_auth::{AuthMethodConfig, DestinationAuth};
 use error::Locator;
-use sections::{ConnectionSection, DestinationSection, FileConfig, SourceSection};
+use sections::{
+    ConnectionSection, DestinationSection, FileConfig, SourceSection, TelemetrySection,
+};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -39,6 +41,8 @@ pub struct Config {
     pub delivery: DeliverySection,
     pub outbound: OutboundSection,
     pub retention: RetentionSection,
+    /// `[telemetry] otlp_endpoint`, checked: where spans are exported (None: nowhere).
+    pub otlp_endpoint: Option<url::Url>,
     /// `server.api_keys`, resolved.
     pub api_keys: Vec<String>,
     /// `server.secrets_key`, resolved.
@@ -136,6 +140,7 @@ impl Validator<'_> {
         let api_keys = self.api_keys(&file.server);
         let secrets_key = self.secrets_key(&file.server);
         let signing_secret = self.signing_secret(&file.delivery);
+        let otlp_endpoint = self.otlp_endpoint(&file.telemetry);
         let sources = self.sources(&file.sources);
         let destinations = self.destinations(&file.destinations, &file.delivery);
         // References are checked against every declared name, so that one bad
@@ -165,6 +170,7 @@ impl Validator<'_> {
             delivery: file.delivery,
             outbound: file.outbound,
             retention: file.retention,
+            otlp_endpoint,
             api_keys,
             secrets_key,
             signing_secret,
@@ -422,6 +428,29 @@ impl Validator<'_> {
                 None
             }
         }
+    }
+
+    /// An http(s) URL with a host, or nothing when empty.
+    fn otlp_endpoint(&mut self, telemetry: &TelemetrySection) -> Option<url::Url> {
+        let written = telemetry.otlp_endpoint.as_ref()?;
+        let text = written.get_ref().trim();
+        if text.is_empty() {
+            return None;
+        }
+        let url = url::Url::parse(text)
+            .map_err(|e| e.to_string())
+            .and_then(|url| {
+                let http = matches!(url.scheme(), "http" | "https") && url.host().is_some();
+                let plain = url.query().is_none() && url.fragment().is_none();
+                match (http, plain) {
+                    (true, true) => Ok(url),
+                    (false, _) => Err("not an http(s) URL with a host".to_string()),
+                    (true, false) => Err("a base URL takes no query or fragment".to_string()),
+                }
+            });
+        let key = "telemetry.otlp_endpoint".to_string();
+        url.map_err(|e| self.fail(written, key, format!("{text:?}: {e}")))
+            .ok()
     }
 
     /// Builds a destination's auth method (default: `hookgate_signature`).

@@ -27,6 +27,8 @@ pub(super) struct FileConfig {
     #[serde(default)]
     pub retention: RetentionSection,
     #[serde(default)]
+    pub telemetry: TelemetrySection,
+    #[serde(default)]
     pub sources: Vec<SourceSection>,
     #[serde(default)]
     pub destinations: Vec<DestinationSection>,
@@ -391,6 +393,15 @@ impl Default for OutboundSection {
             jobs_per_second_per_application: 1000,
         }
     }
+}
+
+/// `[telemetry]`: spans exported over OTLP.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct TelemetrySection {
+    /// The OTLP/HTTP collector's base URL (`http://host:4318`; spans go to its
+    /// `/v1/traces`); absent or empty: no export.
+    pub otlp_endpoint: Option<Spanned<String>>,
 }
 
 /// `[retention]`: how long what is done is kept.

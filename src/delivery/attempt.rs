@@ -13,6 +13,7 @@ use crate::pipeline::{RetryPolicy, Rule};
 use crate::store::{
     owns_entry, stays_inline, QueueEntry, QueueMove, SettledNow, Store, StoreError,
 };
+use crate::trace_context::{TraceContext, TRACEPARENT, TRACESTATE};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -137,12 +138,14 @@ async fn send(
     payload: Payload,
 ) -> Attempt {
     let started = now_ms();
+    // This attempt's own span, under the request's (or job's), sent along.
+    let span = TraceContext::opened_for(event.trace.as_ref());
     let Some(base) = &destination.url else {
         unreachable!("lanes serve only destinations with a URL (Catalog::target)")
     };
     let (outgoing, response) = match destination_url(base, destination, &payload) {
         Ok(url) => {
-            let outgoing = outgoing(shared, destination, event, payload, url);
+            let outgoing = outgoing(shared, destination, event, payload, url, &span);
             let response = {
                 let _in_flight = shared.metrics.sending(destination);
                 shared.client.send(&outgoing).await
@@ -158,22 +161,35 @@ async fn send(
         Err(unsafe_path) => (unsent(base, destination, payload), never_sent(&unsafe_path)),
     };
     let shown_url = destination.auth.shown_url(&outgoing.url);
-    record(event, outgoing.method, shown_url, response, started)
+    let attempt = record(event, outgoing.method, shown_url, response, started);
+    let parent = event.trace.as_ref();
+    (shared.telemetry).attempted(&span, parent, destination, &attempt);
+    attempt
 }
 
 /// The HTTP request an event becomes at `url` (the payload moves into it:
-/// its body is sent without a copy).
+/// its body is sent without a copy), carrying the attempt's `span`: the trace
+/// headers that came in are the sender's span, not this one.
 fn outgoing(
     shared: &Shared,
     destination: &Destination,
     event: &Event,
     payload: Payload,
     mut url: Url,
+    span: &TraceContext,
 ) -> Outgoing {
     let mut headers = payload.headers;
     headers.retain(|(name, _)| {
-        !HOP_BY_HOP.contains(&name.as_str()) && !name.starts_with("x-hookgate-")
+        !HOP_BY_HOP.contains(&name.as_str())
+            && !name.starts_with("x-hookgate-")
+            && ![TRACEPARENT, TRACESTATE]
+                .iter()
+                .any(|trace| name.eq_ignore_ascii_case(trace))
     });
+    headers.push((TRACEPARENT.into(), span.traceparent()));
+    if let Some(state) = &span.state {
+        headers.push((TRACESTATE.into(), state.clone()));
+    }
     let attempt = event.attempts + 1;
     headers.push(("x-hookgate-event-id".into(), event.id.clone()));
     headers.push(("x-hookgate-request-id".into(), event.request_id.clone()));

@@ -23,6 +23,7 @@ use crate::metrics::Metrics;
 use crate::model::Catalog;
 use crate::pipeline::WakeLane;
 use crate::store::Store;
+use crate::telemetry::Telemetry;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -40,16 +41,18 @@ pub(crate) struct Shared {
     /// The headers and signing secret of Hookdeck's deliveries.
     hookdeck: HookdeckHeaders,
     metrics: Arc<Metrics>,
+    telemetry: Telemetry,
 }
 
 /// How lanes send: the HTTP client, the circuit breakers, Hookdeck's
-/// headers, and where attempts are counted.
+/// headers, where attempts are counted and where their spans go.
 pub struct Sending {
     pub client: DeliveryClient,
     /// Shared with the metrics, which show each circuit's state.
     pub circuits: Arc<Circuits>,
     pub hookdeck: HookdeckHeaders,
     pub metrics: Arc<Metrics>,
+    pub telemetry: Telemetry,
 }
 
 struct LaneHandle {
@@ -82,6 +85,7 @@ impl Scheduler {
             circuits,
             hookdeck,
             metrics,
+            telemetry,
         } = sending;
         let scheduler = Arc::new(Scheduler {
             shared: Arc::new(Shared {
@@ -92,6 +96,7 @@ impl Scheduler {
                 circuits,
                 hookdeck,
                 metrics,
+                telemetry,
             }),
             lanes: Mutex::default(),
             runtime: tokio::runtime::Handle::current(),

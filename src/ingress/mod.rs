@@ -13,13 +13,15 @@ mod response;
 
 pub use connection::IngressApp;
 
-use crate::config::LimitsSection;
+use crate::config::Config;
 use crate::forwarded_path;
 use crate::health::Readiness;
 use crate::ids::now_ms;
 use crate::metrics::{self, Metrics};
 use crate::model::{Catalog, Payload, RejectionCause, Request, RequestStatus, Source};
 use crate::store::{CommitLog, RejectionBudget, Store};
+use crate::telemetry::Telemetry;
+use crate::trace_context::TraceContext;
 use crate::verify::InboundRequest;
 use arc_swap::ArcSwap;
 use http::{Response, StatusCode};
@@ -54,6 +56,7 @@ pub struct Ingress {
     /// Answers `/healthz` and `/readyz`.
     readiness: Arc<Readiness>,
     metrics: Arc<Metrics>,
+    telemetry: Telemetry,
 }
 
 /// The `[limits]` the ingress enforces.
@@ -130,15 +133,17 @@ impl Rejection {
 }
 
 impl Ingress {
+    /// An ingress under `config`'s `[limits]` and `server.public_url`.
     pub fn new(
         catalog: Arc<ArcSwap<Catalog>>,
         commit: CommitLog,
         store: Store,
-        limits: &LimitsSection,
-        public_url: Option<Url>,
+        config: &Config,
         readiness: Arc<Readiness>,
         metrics: Arc<Metrics>,
+        telemetry: Telemetry,
     ) -> Ingress {
+        let limits = &config.limits;
         Ingress {
             catalog,
             commit,
@@ -149,10 +154,11 @@ impl Ingress {
                 rejection_body_bytes: limits.rejection_body_bytes,
                 rejection_budget: limits.rejection_budget(),
             },
-            public_url,
+            public_url: config.server.public_url.clone(),
             in_flight: Arc::default(),
             readiness,
             metrics,
+            telemetry,
         }
     }
 
@@ -203,8 +209,14 @@ impl Ingress {
         if let Err(rejection) = self.admit(session, &source, &mut received).await {
             return Err(self.reject(received, Some(&source), rejection).await);
         }
-        let request = new_request(&received, Some(&source), RequestStatus::Accepted, None);
+        let mut request = new_request(&received, Some(&source), RequestStatus::Accepted, None);
         let request_id = request.id.clone();
+        // The sender's span (or none: a new trace) and the ingress's under it,
+        // which the request's events' attempts will be children of.
+        let sent = TraceContext::sent_in(&received.payload.headers);
+        let span = TraceContext::opened_for(sent.as_ref());
+        let exported = self.telemetry.exports().then(|| span.clone());
+        request.trace = Some(span);
         self.commit
             .commit(request, received.payload)
             .await
@@ -215,6 +227,11 @@ impl Ingress {
             })?;
         tracing::debug!(request_id, source = source.name, "request accepted");
         self.metrics.request_accepted(&source, head_read);
+        if let Some(span) = &exported {
+            let telemetry = &self.telemetry;
+            let received_at = received.received_at;
+            telemetry.request_acknowledged(span, sent.as_ref(), received_at, &source, &request_id);
+        }
         Ok(accepted(&request_id, source.custom_response.as_ref()))
     }
 

@@ -3,6 +3,7 @@
 
 use super::{Connection, DeliveryWindow};
 use crate::pipeline::transform::LogEntry;
+use crate::trace_context::TraceContext;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -95,6 +96,10 @@ pub struct Event {
     /// not part of the event as the API shows it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attempt_records: Vec<Attempt>,
+    /// The span of its request (or job) that every attempt is a child of;
+    /// None: each attempt starts a trace of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<TraceContext>,
 }
 
 fn is_zero(count: &u32) -> bool {
@@ -158,6 +163,7 @@ impl Event {
             requeues: 0,
             window: None,
             attempt_records: Vec::new(),
+            trace: None,
         }
     }
 

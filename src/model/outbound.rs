@@ -6,6 +6,7 @@
 //! destination, and each delivery is an `Event` of the job (see `DeliveryWindow`).
 
 use super::{Event, EventStatus};
+use crate::trace_context::TraceContext;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -138,6 +139,10 @@ pub struct WebhookJob {
     /// Cancelled by a user: discarded until retried.
     #[serde(default)]
     pub cancelled: bool,
+    /// The span of the job-create call (a child of the caller's
+    /// `traceparent`, or a new trace) that every delivery attempt is under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<TraceContext>,
 }
 
 impl WebhookJob {

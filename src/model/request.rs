@@ -1,5 +1,6 @@
 //! Inbound requests as received by a source.
 
+use crate::trace_context::TraceContext;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -99,6 +100,11 @@ pub struct Request {
     /// `ingress::rejection_record`); `body_bytes` is the size received.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub body_truncated: bool,
+    /// The ingress's span of the request's trace (the sender's trace, or a
+    /// new one): its events' attempts are spans under it. None on rejected
+    /// requests, and on those stored before trace context was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<TraceContext>,
 }
 
 impl Request {
@@ -123,6 +129,7 @@ impl Request {
             query: payload.query.clone(),
             body_bytes: payload.body.len(),
             body_truncated: false,
+            trace: None,
         }
     }
 }

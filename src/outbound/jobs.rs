@@ -72,6 +72,7 @@ pub fn fan_out(store: &Store, job: &WebhookJob) -> Result<Vec<Event>, StoreError
         };
         let mut event = Event::new(id, &job.id, route, now, true);
         event.window = Some(window);
+        event.trace = job.trace.clone();
         store.insert_event_or_hold(event.clone(), Some(&payload), now)?;
         // The endpoint may have been deleted since the job chose it; its
         // deletion ends the deliveries it finds, and this one it may not have

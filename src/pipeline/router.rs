@@ -11,6 +11,7 @@ use crate::issues::IssueTracker;
 use crate::metrics::{Metrics, TransformOutcome};
 use crate::model::{Catalog, Connection, Event, Execution, IgnoredEvent, Payload, Request};
 use crate::store::{Committed, Result, Store, StoreError};
+use crate::telemetry::Telemetry;
 use arc_swap::ArcSwap;
 use serde_json::Value;
 use std::borrow::Cow;
@@ -18,7 +19,7 @@ use std::collections::HashSet;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 const TRANSFORMATION_FAILED: &str = "TRANSFORMATION_FAILED";
 
@@ -36,6 +37,7 @@ pub struct Router {
     wake: WakeLane,
     issues: IssueTracker,
     metrics: Arc<Metrics>,
+    telemetry: Telemetry,
 }
 
 /// What a connection's rules decided for one request.
@@ -70,6 +72,7 @@ impl Router {
         wake: WakeLane,
         issues: IssueTracker,
         metrics: Arc<Metrics>,
+        telemetry: Telemetry,
     ) -> Router {
         Router {
             store,
@@ -77,6 +80,7 @@ impl Router {
             wake,
             issues,
             metrics,
+            telemetry,
         }
     }
 
@@ -229,8 +233,16 @@ impl Router {
             if routed == Routed::Maybe && self.store.event_exists(&event_id)? {
                 continue;
             }
+            let started = SystemTime::now();
             let (outcome, transform_logs) =
                 self.apply_rules(&event_id, connection, request, payload)?;
+            if let Some(span) = &request.trace {
+                let cause = match &outcome {
+                    Outcome::Deliver { .. } => None,
+                    Outcome::Ignore { cause, .. } => Some(*cause),
+                };
+                (self.telemetry).routed(span, started, connection, &event_id, cause);
+            }
             match outcome {
                 Outcome::Deliver { payload, due_ms } => {
                     let mut event = Event::new(
@@ -241,6 +253,7 @@ impl Router {
                         payload.is_some(),
                     );
                     event.transform_logs = transform_logs;
+                    event.trace = request.trace.clone();
                     tracing::debug!(
                         request_id = request.id,
                         event_id = event.id,

@@ -329,6 +329,7 @@ mod tests {
             query: String::new(),
             body_bytes: body.len(),
             body_truncated: false,
+            trace: None,
         };
         let payload = Payload {
             method: "POST".into(),

@@ -605,6 +605,7 @@ mod tests {
             succeeded_at: None,
             discarded_at: None,
             cancelled: false,
+            trace: None,
         };
         assert_eq!(
             store

@@ -43,4 +43,5 @@ mod retries;
 mod rules;
 mod scale;
 mod standard_webhooks_libraries;
+mod trace_context;
 mod transform_sandbox;

@@ -682,6 +682,7 @@ fn job_stored_before_a_crash(app: &str, endpoint_id: &str) -> WebhookJob {
         succeeded_at: None,
         discarded_at: None,
         cancelled: false,
+        trace: None,
     }
 }
 
