@@ -96,6 +96,45 @@ impl Deduplication {
     }
 }
 
+/// What an earlier sighting of a fingerprint means for a request claiming it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The request is not a duplicate and its sighting replaces the earlier one (if any).
+    Take,
+    /// Not a duplicate, and the earlier sighting stays: it is this request's
+    /// own (routed again), or a later request's (this one was retried by hand).
+    Own,
+    /// Another request was seen within the window: a duplicate.
+    Duplicate,
+}
+
+/// Judges a request received at `received_ms` against the fingerprint's
+/// earlier sighting `(at, owner request id)`. The store and `hookgate test`'s
+/// in-memory sightings both decide here, so a recorded duplicate is judged as
+/// the router judges it.
+pub fn judge(
+    earlier: Option<(u64, &[u8])>,
+    request_id: &str,
+    received_ms: u64,
+    window_ms: u64,
+) -> Claim {
+    let Some((at, owner)) = earlier else {
+        return Claim::Take;
+    };
+    if owner == request_id.as_bytes() {
+        return Claim::Own;
+    }
+    // Either way round: a request retried by hand may be older than the
+    // one holding the fingerprint.
+    if received_ms.abs_diff(at) < window_ms {
+        return Claim::Duplicate;
+    }
+    if received_ms < at {
+        return Claim::Own;
+    }
+    Claim::Take
+}
+
 /// `value` with every object's keys in sorted order. JSON objects keep the
 /// order they were written in, but two sends of one webhook may order their
 /// headers or fields differently: they are still the same request (and

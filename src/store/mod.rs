@@ -44,6 +44,7 @@ use crate::model::{
     AttemptTrigger, Bookmark, BulkRetry, Event, EventStatus, Execution, IgnoredEvent, Payload,
     Request, TransformationObject,
 };
+use crate::pipeline::dedup::{judge, Claim};
 use crate::sealing::{Sealer, SecretsKey};
 use serde::{de::DeserializeOwned, Serialize};
 use std::path::Path;
@@ -651,19 +652,11 @@ impl Store {
         // sighting is replaced only if it is still the one judged against.
         loop {
             let seen = self.fingerprints.get(&key)?;
-            if let Some(seen) = &seen {
-                let (at, owner) = sighting(seen);
-                if owner == request_id.as_bytes() {
-                    return Ok(true);
-                }
-                // Either way round: a request retried by hand may be older
-                // than the one holding the fingerprint.
-                if received_ms.abs_diff(at) < window_ms {
-                    return Ok(false);
-                }
-                if received_ms < at {
-                    return Ok(true);
-                }
+            let earlier = seen.as_deref().map(sighting);
+            match judge(earlier, request_id, received_ms, window_ms) {
+                Claim::Own => return Ok(true),
+                Claim::Duplicate => return Ok(false),
+                Claim::Take => {}
             }
             let swapped = self
                 .fingerprints
