@@ -17,6 +17,7 @@ pub mod names;
 pub mod outbound;
 pub mod pipeline;
 pub mod retention;
+pub mod rule_tests;
 pub mod sealing;
 pub mod secret;
 pub mod signing;

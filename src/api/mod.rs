@@ -18,7 +18,7 @@ mod notifications;
 mod objects;
 mod openapi;
 mod outbound;
-mod query;
+pub(crate) mod query;
 mod rate;
 mod schema;
 mod showing;
