@@ -157,7 +157,10 @@ mod tests {
         assert_eq!(binary.body_base64.as_deref(), Some("/wA="));
         let payload = binary.payload().unwrap();
         assert_eq!(payload.body, vec![0xff, 0x00]);
-        assert_eq!((payload.method.as_str(), payload.headers[0].0.as_str()), ("POST", "x-a"));
+        assert_eq!(
+            (payload.method.as_str(), payload.headers[0].0.as_str()),
+            ("POST", "x-a")
+        );
         let both = RecordedRequest {
             body: Some("x".into()),
             ..binary
@@ -167,7 +170,8 @@ mod tests {
 
     #[test]
     fn the_expectation_reads_either_shape() {
-        let rejected: Outcomes = serde_json::from_str(r#"{"rejected": "VERIFICATION_FAILED"}"#).unwrap();
+        let rejected: Outcomes =
+            serde_json::from_str(r#"{"rejected": "VERIFICATION_FAILED"}"#).unwrap();
         assert_eq!(rejected, Outcomes::Rejected("VERIFICATION_FAILED".into()));
         let connections: Outcomes = serde_json::from_str(
             r#"{"connections": {"a": {"ignored": "FILTERED"}, "b": {"delivered": {"body": {"k": 1}}}}}"#,
@@ -177,6 +181,8 @@ mod tests {
             panic!("not connections")
         };
         assert_eq!(by_name["a"], ConnectionOutcome::Ignored("FILTERED".into()));
-        assert!(serde_json::from_str::<Outcomes>(r#"{"connections": {"a": {"dropped": 1}}}"#).is_err());
+        assert!(
+            serde_json::from_str::<Outcomes>(r#"{"connections": {"a": {"dropped": 1}}}"#).is_err()
+        );
     }
 }

@@ -37,7 +37,12 @@ pub fn differences(expected: &Value, actual: &Value) -> Vec<Difference> {
     found
 }
 
-fn compare(at: &str, expected: Option<&Value>, actual: Option<&Value>, found: &mut Vec<Difference>) {
+fn compare(
+    at: &str,
+    expected: Option<&Value>,
+    actual: Option<&Value>,
+    found: &mut Vec<Difference>,
+) {
     match (expected, actual) {
         (Some(Value::Object(e)), Some(Value::Object(a))) => {
             let keys = e.keys().chain(a.keys().filter(|k| !e.contains_key(*k)));
@@ -56,7 +61,11 @@ fn compare(at: &str, expected: Option<&Value>, actual: Option<&Value>, found: &m
         }
         (e, a) if e == a => {}
         (e, a) => found.push(Difference {
-            at: if at.is_empty() { "(top)".into() } else { at.into() },
+            at: if at.is_empty() {
+                "(top)".into()
+            } else {
+                at.into()
+            },
             expected: e.cloned(),
             actual: a.cloned(),
         }),

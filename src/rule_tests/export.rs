@@ -75,7 +75,10 @@ pub async fn export(api: &Api, id: &str) -> Result<RecordedCase, String> {
 /// Each connection's outcome, by connection name.
 async fn what_happened(api: &Api, id: &str) -> Result<BTreeMap<String, ConnectionOutcome>, String> {
     let mut outcomes = BTreeMap::new();
-    for event in api.models(&format!("/requests/{id}/events?include=data&limit=255")).await? {
+    for event in api
+        .models(&format!("/requests/{id}/events?include=data&limit=255"))
+        .await?
+    {
         let data = &event["data"];
         let delivered = Delivered {
             path: data["path"].as_str().map(str::to_string),
@@ -84,12 +87,19 @@ async fn what_happened(api: &Api, id: &str) -> Result<BTreeMap<String, Connectio
             body: Some(data["body"].clone()),
             delay_ms: None,
         };
-        let name = api.connection_name(event["webhook_id"].as_str().unwrap_or_default()).await?;
+        let name = api
+            .connection_name(event["webhook_id"].as_str().unwrap_or_default())
+            .await?;
         outcomes.insert(name, ConnectionOutcome::Delivered(delivered));
     }
-    for ignored in api.models(&format!("/requests/{id}/ignored_events?limit=255")).await? {
+    for ignored in api
+        .models(&format!("/requests/{id}/ignored_events?limit=255"))
+        .await?
+    {
         let cause = ignored["cause"].as_str().unwrap_or_default().to_string();
-        let name = api.connection_name(ignored["webhook_id"].as_str().unwrap_or_default()).await?;
+        let name = api
+            .connection_name(ignored["webhook_id"].as_str().unwrap_or_default())
+            .await?;
         outcomes.insert(name, ConnectionOutcome::Ignored(cause));
     }
     Ok(outcomes)
@@ -98,7 +108,11 @@ async fn what_happened(api: &Api, id: &str) -> Result<BTreeMap<String, Connectio
 /// A request view (`GET /requests/{id}` with its data) and its raw body as a
 /// recorded request. The ingress's own `x-hookdeck-verified` is left out: a
 /// replay verifies the request again and adds it.
-pub fn recorded(request: &Value, raw_body: Vec<u8>, expect: Outcomes) -> Result<RecordedCase, String> {
+pub fn recorded(
+    request: &Value,
+    raw_body: Vec<u8>,
+    expect: Outcomes,
+) -> Result<RecordedCase, String> {
     let data = &request["data"];
     let text = |value: &Value| value.as_str().unwrap_or_default().to_string();
     let mut headers = delivered_headers(&data["headers"]);

@@ -59,7 +59,7 @@ fn collect(path: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
 /// Runs each file's request in the order they arrived (`received_at`, then
 /// file name), as one gateway would have received them.
 pub fn run(replay: &mut Replay, files: &[PathBuf], now_ms: u64) -> Vec<Checked> {
-    let mut read: Vec<(PathBuf, Result<(RecordedCase, u64), String>)> = files
+    let mut read: Vec<(PathBuf, ReadCase)> = files
         .iter()
         .map(|file| (file.clone(), read_case(file, now_ms)))
         .collect();
@@ -75,12 +75,16 @@ pub fn run(replay: &mut Replay, files: &[PathBuf], now_ms: u64) -> Vec<Checked> 
         .collect()
 }
 
-fn read_case(file: &Path, now_ms: u64) -> Result<(RecordedCase, u64), String> {
+/// A file's recorded request and when it arrived (ms), or why it cannot run.
+type ReadCase = Result<(RecordedCase, u64), String>;
+
+fn read_case(file: &Path, now_ms: u64) -> ReadCase {
     let text = std::fs::read_to_string(file).map_err(|e| e.to_string())?;
     let case: RecordedCase =
         serde_json::from_str(&text).map_err(|e| format!("not a recorded request: {e}"))?;
     let received_ms = match &case.received_at {
-        Some(at) => crate::api::query::parse_date(at).ok_or(format!("received_at: \"{at}\" is not RFC 3339"))?,
+        Some(at) => crate::api::query::parse_date(at)
+            .ok_or(format!("received_at: \"{at}\" is not RFC 3339"))?,
         None => now_ms,
     };
     Ok((case, received_ms))
@@ -139,7 +143,11 @@ fn checked(file: PathBuf, expected: &Outcomes, actual: &Outcomes) -> Checked {
             .collect::<Vec<_>>()
             .join("\n")
     });
-    Checked { file, rows, failure }
+    Checked {
+        file,
+        rows,
+        failure,
+    }
 }
 
 fn summary(outcome: &ConnectionOutcome) -> String {
@@ -166,7 +174,9 @@ fn comparable(actual: &Outcomes, expected: &Outcomes) -> Value {
         return actual;
     };
     for (name, outcome) in actual_connections.iter_mut() {
-        let wanted = expected_connections.get(name).and_then(|o| o.get("delivered"));
+        let wanted = expected_connections
+            .get(name)
+            .and_then(|o| o.get("delivered"));
         if let (Some(Value::Object(delivered)), Some(Value::Object(wanted))) =
             (outcome.get_mut("delivered"), wanted)
         {
@@ -183,19 +193,49 @@ fn comparable(actual: &Outcomes, expected: &Outcomes) -> Value {
 
 /// The pass/fail table, then each failure's differences; returns whether all passed.
 pub fn report(results: &[Checked], out: &mut impl std::io::Write) -> std::io::Result<bool> {
-    let file_width = results.iter().map(|c| c.file.display().to_string().len()).max().unwrap_or(4).max(4);
-    let rows = results.iter().flat_map(|c| c.rows.iter().map(move |row| (c, row)));
-    let connection_width = rows.clone().map(|(_, row)| row.connection.len()).max().unwrap_or(10).max(10);
-    writeln!(out, "{:<6}{:<file_width$}  {:<connection_width$}  OUTCOME", "", "FILE", "CONNECTION")?;
+    let file_width = results
+        .iter()
+        .map(|c| c.file.display().to_string().len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    let rows = results
+        .iter()
+        .flat_map(|c| c.rows.iter().map(move |row| (c, row)));
+    let connection_width = rows
+        .clone()
+        .map(|(_, row)| row.connection.len())
+        .max()
+        .unwrap_or(10)
+        .max(10);
+    writeln!(
+        out,
+        "{:<6}{:<file_width$}  {:<connection_width$}  OUTCOME",
+        "", "FILE", "CONNECTION"
+    )?;
     for (checked, row) in rows {
         let verdict = if row.passed { "pass" } else { "FAIL" };
         let file = checked.file.display().to_string();
-        writeln!(out, "{verdict:<6}{file:<file_width$}  {:<connection_width$}  {}", row.connection, row.outcome)?;
+        writeln!(
+            out,
+            "{verdict:<6}{file:<file_width$}  {:<connection_width$}  {}",
+            row.connection, row.outcome
+        )?;
     }
     let failed: Vec<&Checked> = results.iter().filter(|c| c.failure.is_some()).collect();
     for checked in &failed {
-        writeln!(out, "\n{}: expected (-) and actual (+) differ:\n{}", checked.file.display(), checked.failure.as_deref().unwrap_or_default())?;
+        writeln!(
+            out,
+            "\n{}: expected (-) and actual (+) differ:\n{}",
+            checked.file.display(),
+            checked.failure.as_deref().unwrap_or_default()
+        )?;
     }
-    writeln!(out, "\n{} of {} recorded requests passed", results.len() - failed.len(), results.len())?;
+    writeln!(
+        out,
+        "\n{} of {} recorded requests passed",
+        results.len() - failed.len(),
+        results.len()
+    )?;
     Ok(failed.is_empty())
 }

@@ -58,10 +58,18 @@ impl Replay {
         let mut by_name = BTreeMap::new();
         for connection in self.catalog.connections_of(&source.id) {
             let event_id = derived_id("evt", &request.id, &connection.id);
-            let (outcome, _logs) =
-                decide(&mut self.sightings, &event_id, connection, &request, &payload)
-                    .map_err(|e| e.to_string())?;
-            by_name.insert(connection.name.clone(), observed(outcome, &payload, received_ms));
+            let (outcome, _logs) = decide(
+                &mut self.sightings,
+                &event_id,
+                connection,
+                &request,
+                &payload,
+            )
+            .map_err(|e| e.to_string())?;
+            by_name.insert(
+                connection.name.clone(),
+                observed(outcome, &payload, received_ms),
+            );
         }
         Ok(Outcomes::Connections(by_name))
     }
