@@ -2,6 +2,7 @@
 //! shared by the router (effects in the store) and `hookgate test` (effects
 //! in memory), so a recorded request is judged by the code that routes it.
 
+use super::dedup::Sighting;
 use super::filter::Evaluation;
 use super::transform::LogEntry;
 use super::view::{filter_root, payload_from_transformed, transform_input};
@@ -41,16 +42,9 @@ pub struct TransformationRun<'a> {
 
 /// What rules remember and report beyond their outcome.
 pub trait RuleEffects {
-    /// Whether `request_id` may claim `fingerprint` on the connection (false:
-    /// a duplicate within `window_ms` of `received_ms`); see `dedup::judge`.
-    fn claim_fingerprint(
-        &mut self,
-        connection_id: &str,
-        fingerprint: &[u8],
-        request_id: &str,
-        received_ms: u64,
-        window_ms: u64,
-    ) -> Result<bool>;
+    /// Whether the request may claim the fingerprint (false: a duplicate
+    /// within the window); see `Sighting::judge`.
+    fn claim_fingerprint(&mut self, sighting: &Sighting) -> Result<bool>;
 
     /// A transformation rule ran.
     fn transformation_ran(&mut self, run: TransformationRun<'_>) -> Result<()>;
@@ -105,15 +99,15 @@ pub fn decide(
             Rule::Deduplicate(dedup) => {
                 let fingerprint =
                     dedup.fingerprint(root.get_or_insert_with(|| filter_root(&current)));
-                if !effects.claim_fingerprint(
-                    &connection.id,
-                    &fingerprint,
-                    &request.id,
+                if !effects.claim_fingerprint(&Sighting {
+                    connection_id: &connection.id,
+                    fingerprint: &fingerprint,
+                    request_id: &request.id,
                     // Arrival, not routing time: a request routed late (a
                     // busy router, a replay after a crash) is judged as sent.
-                    request.received_at,
-                    dedup.window.as_millis() as u64,
-                )? {
+                    received_ms: request.received_at,
+                    window_ms: dedup.window.as_millis() as u64,
+                })? {
                     return Ok((ignore("DEDUPLICATED", None), logs));
                 }
             }

@@ -108,31 +108,44 @@ pub enum Claim {
     Duplicate,
 }
 
-/// Judges a request received at `received_ms` against the fingerprint's
-/// earlier sighting `(at, owner request id)`. The store and `hookgate test`'s
-/// in-memory sightings both decide here, so a recorded duplicate is judged as
-/// the router judges it.
-pub fn judge(
-    earlier: Option<(u64, &[u8])>,
-    request_id: &str,
-    received_ms: u64,
-    window_ms: u64,
-) -> Claim {
-    let Some((at, owner)) = earlier else {
-        return Claim::Take;
-    };
-    if owner == request_id.as_bytes() {
-        return Claim::Own;
+/// A request claiming a fingerprint on a connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Sighting<'a> {
+    pub connection_id: &'a str,
+    pub fingerprint: &'a [u8],
+    pub request_id: &'a str,
+    /// When the request arrived (ms): windows count from arrivals.
+    pub received_ms: u64,
+    pub window_ms: u64,
+}
+
+impl Sighting<'_> {
+    /// What sightings are kept under: connection id ‖ fingerprint.
+    pub fn key(&self) -> Vec<u8> {
+        [self.connection_id.as_bytes(), self.fingerprint].concat()
     }
-    // Either way round: a request retried by hand may be older than the
-    // one holding the fingerprint.
-    if received_ms.abs_diff(at) < window_ms {
-        return Claim::Duplicate;
+
+    /// Judges this sighting against the fingerprint's earlier one `(at,
+    /// owner request id)`. The store and `hookgate test`'s in-memory
+    /// sightings both decide here, so a recorded duplicate is judged as the
+    /// router judges it.
+    pub fn judge(&self, earlier: Option<(u64, &[u8])>) -> Claim {
+        let Some((at, owner)) = earlier else {
+            return Claim::Take;
+        };
+        if owner == self.request_id.as_bytes() {
+            return Claim::Own;
+        }
+        // Either way round: a request retried by hand may be older than the
+        // one holding the fingerprint.
+        if self.received_ms.abs_diff(at) < self.window_ms {
+            return Claim::Duplicate;
+        }
+        if self.received_ms < at {
+            return Claim::Own;
+        }
+        Claim::Take
     }
-    if received_ms < at {
-        return Claim::Own;
-    }
-    Claim::Take
 }
 
 /// `value` with every object's keys in sorted order. JSON objects keep the

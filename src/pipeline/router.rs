@@ -3,6 +3,7 @@
 //! ignored event.
 
 use super::decision::{decide, Outcome, RuleEffects, TransformationRun};
+use super::dedup::Sighting;
 use crate::ids::{derived_id, new_id, now_ms};
 use crate::issues::IssueTracker;
 use crate::metrics::Metrics;
@@ -257,21 +258,8 @@ impl Router {
 struct Recorded<'a>(&'a Router);
 
 impl RuleEffects for Recorded<'_> {
-    fn claim_fingerprint(
-        &mut self,
-        connection_id: &str,
-        fingerprint: &[u8],
-        request_id: &str,
-        received_ms: u64,
-        window_ms: u64,
-    ) -> Result<bool> {
-        self.0.store.claim_fingerprint(
-            connection_id,
-            fingerprint,
-            request_id,
-            received_ms,
-            window_ms,
-        )
+    fn claim_fingerprint(&mut self, sighting: &Sighting) -> Result<bool> {
+        self.0.store.claim_fingerprint(sighting)
     }
 
     fn transformation_ran(&mut self, run: TransformationRun<'_>) -> Result<()> {

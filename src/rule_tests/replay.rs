@@ -7,7 +7,7 @@ use super::case::{ConnectionOutcome, Delivered, Outcomes, RecordedCase};
 use crate::ids::derived_id;
 use crate::model::{Catalog, Payload, RejectionCause, Request, Source};
 use crate::pipeline::decision::{decide, Outcome, RuleEffects, TransformationRun};
-use crate::pipeline::dedup::{judge, Claim};
+use crate::pipeline::dedup::{Claim, Sighting};
 use crate::pipeline::view::transform_input;
 use crate::store::Result as StoreResult;
 use crate::verify::VERIFIED_HEADER;
@@ -134,26 +134,20 @@ pub fn delivered_headers(headers: &serde_json::Value) -> BTreeMap<String, String
 }
 
 /// Dedupe sightings in memory: (connection id ‖ fingerprint) → first seen
-/// at, by request id; judged by `dedup::judge`, as the store judges them.
+/// at, by request id; judged by `Sighting::judge`, as the store judges them.
 #[derive(Default)]
 struct Sightings(HashMap<Vec<u8>, (u64, String)>);
 
 impl RuleEffects for Sightings {
-    fn claim_fingerprint(
-        &mut self,
-        connection_id: &str,
-        fingerprint: &[u8],
-        request_id: &str,
-        received_ms: u64,
-        window_ms: u64,
-    ) -> StoreResult<bool> {
-        let key = [connection_id.as_bytes(), fingerprint].concat();
+    fn claim_fingerprint(&mut self, sighting: &Sighting) -> StoreResult<bool> {
+        let key = sighting.key();
         let earlier = self.0.get(&key).map(|(at, owner)| (*at, owner.as_bytes()));
-        Ok(match judge(earlier, request_id, received_ms, window_ms) {
+        Ok(match sighting.judge(earlier) {
             Claim::Duplicate => false,
             Claim::Own => true,
             Claim::Take => {
-                self.0.insert(key, (received_ms, request_id.to_string()));
+                let owner = sighting.request_id.to_string();
+                self.0.insert(key, (sighting.received_ms, owner));
                 true
             }
         })
