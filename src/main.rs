@@ -296,6 +296,10 @@ fn test(path: &Path, mut paths: Vec<PathBuf>) -> ExitCode {
         paths.push(path.parent().unwrap_or(Path::new(".")).join("tests/rules"));
     }
     let files = match rule_tests::case_files(&paths) {
+        Ok(files) if files.is_empty() => {
+            eprintln!("hookgate: no recorded requests (*.json) in {paths:?}");
+            return ExitCode::FAILURE;
+        }
         Ok(files) => files,
         Err(error) => {
             eprintln!("hookgate: {error}");

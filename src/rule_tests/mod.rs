@@ -239,3 +239,77 @@ pub fn report(results: &[Checked], out: &mut impl std::io::Write) -> std::io::Re
     )?;
     Ok(failed.is_empty())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::case::Delivered;
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn delivered(headers: &[(&str, &str)], body: Value) -> ConnectionOutcome {
+        let headers = headers.iter().map(|(n, v)| (n.to_string(), v.to_string()));
+        ConnectionOutcome::Delivered(Delivered {
+            headers: Some(headers.collect()),
+            body: Some(body),
+            ..Delivered::default()
+        })
+    }
+
+    fn connections(outcomes: &[(&str, ConnectionOutcome)]) -> Outcomes {
+        let by_name: BTreeMap<_, _> = outcomes
+            .iter()
+            .map(|(n, o)| (n.to_string(), o.clone()))
+            .collect();
+        Outcomes::Connections(by_name)
+    }
+
+    #[test]
+    fn only_the_headers_and_fields_expected_are_compared() {
+        let actual = connections(&[(
+            "a",
+            ConnectionOutcome::Delivered(Delivered {
+                path: Some("/p".into()),
+                headers: Some(BTreeMap::from([
+                    ("x-a".into(), "1".into()),
+                    ("x-b".into(), "2".into()),
+                ])),
+                body: Some(serde_json::json!({"k": 1})),
+                ..Delivered::default()
+            }),
+        )]);
+        let expected =
+            connections(&[("a", delivered(&[("x-a", "1")], serde_json::json!({"k": 1})))]);
+        let result = checked("f.json".into(), &expected, &actual);
+        assert!(result.failure.is_none(), "{:?}", result.failure);
+        let wrong = connections(&[("a", delivered(&[("x-c", "3")], serde_json::json!({"k": 1})))]);
+        let result = checked("f.json".into(), &wrong, &actual);
+        assert_eq!(
+            result.failure.as_deref(),
+            Some("  at connections.a.delivered.headers.x-c\n  - \"3\"\n  + (absent)")
+        );
+        assert!(!result.rows[0].passed);
+    }
+
+    #[test]
+    fn every_connection_must_be_expected_and_exist() {
+        let ignored = || ConnectionOutcome::Ignored("FILTERED".into());
+        let actual = connections(&[("a", ignored()), ("b", ignored())]);
+        let result = checked(
+            "f.json".into(),
+            &connections(&[("a", ignored()), ("c", ignored())]),
+            &actual,
+        );
+        let rows: Vec<(&str, bool)> = result
+            .rows
+            .iter()
+            .map(|r| (r.connection.as_str(), r.passed))
+            .collect();
+        assert_eq!(rows, [("a", true), ("b", false), ("c", false)]);
+        let rejected = checked(
+            "f.json".into(),
+            &Outcomes::Rejected("VERIFICATION_FAILED".into()),
+            &actual,
+        );
+        assert!(rejected.rows.iter().all(|row| !row.passed));
+    }
+}

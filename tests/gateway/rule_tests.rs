@@ -102,6 +102,13 @@ async fn an_expected_connection_the_source_lacks_fails() {
 }
 
 #[tokio::test]
+async fn a_run_without_recorded_requests_fails() {
+    let empty = tempfile::tempdir().unwrap();
+    let (passed, table) = hookgate_test(&repo("gateway.toml"), &[empty.path()]).await;
+    assert!(!passed && table.is_empty(), "{table}");
+}
+
+#[tokio::test]
 async fn a_duplicate_is_ignored_only_after_its_original_in_the_same_run() {
     let resent = repo("tests/rules/shopify-order-create-resent.json");
     let (passed, table) = hookgate_test(&repo("gateway.toml"), &[&resent]).await;
@@ -157,6 +164,52 @@ async fn verification_runs_at_the_recorded_arrival_time() {
     let (passed, table) = hookgate_test(&config, &[&cases]).await;
     assert!(passed, "{table}");
     assert!(table.contains("rejected VERIFICATION_FAILED"), "{table}");
+}
+
+#[tokio::test]
+async fn delays_and_unsafe_paths_are_judged_as_the_gateway_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::common::write_config(
+        dir.path(),
+        &format!(
+            "[[sources]]\nname = \"app\"\n{}",
+            route(
+                "app",
+                "dest",
+                "http://127.0.0.1:9/",
+                r#"rules = [ { type = "delay", delay = 60000 } ]"#
+            )
+        ),
+    );
+    let case = |path: &str, expect: serde_json::Value| serde_json::json!({"source": "app", "request": {"path": path, "body": "{}"}, "expect": expect});
+    let delayed = |ms: u64| serde_json::json!({"connections": {"app-to-dest": {"delivered": {"delay_ms": ms}}}});
+    let files = [
+        ("delayed.json", case("/in", delayed(60_000))),
+        (
+            "unsafe.json",
+            case(
+                "/a/%2e%2e/admin",
+                serde_json::json!({"rejected": "UNSAFE_PATH"}),
+            ),
+        ),
+        ("wrong-delay.json", case("/in", delayed(1_000))),
+    ];
+    let paths: Vec<PathBuf> = files
+        .iter()
+        .map(|(name, case)| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, case.to_string()).unwrap();
+            path
+        })
+        .collect();
+    let (passed, table) = hookgate_test(&config, &[&paths[0], &paths[1]]).await;
+    assert!(passed, "{table}");
+    let (passed, table) = hookgate_test(&config, &[&paths[2]]).await;
+    assert!(!passed, "{table}");
+    assert!(
+        table.contains("delivered.delay_ms\n  - 1000\n  + 60000"),
+        "{table}"
+    );
 }
 
 async fn export(gw: &TestGateway, request_id: &str) -> Output {
