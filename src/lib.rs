@@ -18,6 +18,7 @@ pub mod outbound;
 pub mod owner_only_file;
 pub mod pipeline;
 pub mod retention;
+pub mod rule_tests;
 pub mod sealing;
 pub mod secret;
 pub mod signing;

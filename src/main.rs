@@ -1,4 +1,5 @@
-//! The `hookgate` command line: `serve`, `check`, `repair`, `transform run`, `completions`.
+//! The `hookgate` command line: `serve`, `check`, `repair`, `test`, `requests export`,
+//! `transform run`, `completions`.
 
 use clap::{CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
@@ -6,7 +7,7 @@ use hookgate::config::LogFormat;
 use hookgate::pipeline::sample::payload_from_sample;
 use hookgate::pipeline::transform::{self, Admission, PoolSettings, Transformation, WorkerPool};
 use hookgate::pipeline::view::transform_input;
-use hookgate::{Config, Gateway};
+use hookgate::{rule_tests, Config, Gateway};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tokio::signal::unix::{signal, SignalKind};
@@ -16,7 +17,7 @@ use tokio::signal::unix::{signal, SignalKind};
     name = "hookgate",
     version,
     about = "A self-hosted webhook gateway",
-    after_help = "Examples:\n  hookgate serve --config gateway.toml\n  hookgate check --config gateway.toml\n  hookgate completions bash > /etc/bash_completion.d/hookgate"
+    after_help = "Examples:\n  hookgate serve --config gateway.toml\n  hookgate check --config gateway.toml\n  hookgate test --config gateway.toml tests/rules/\n  hookgate completions bash > /etc/bash_completion.d/hookgate"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -67,6 +68,25 @@ enum Command {
         #[command(subcommand)]
         command: TransformCommand,
     },
+    /// Run recorded requests through the config's rules; a table of what
+    /// passed, the differences of what failed (exit 1).
+    #[command(
+        after_help = "Example:\n  hookgate test --config gateway.toml tests/rules/\n  (no PATH: tests/rules beside the config file)"
+    )]
+    Test {
+        #[command(flatten)]
+        file: ConfigFile,
+        /// Recorded request files, or directories of them (`*.json`, walked).
+        paths: Vec<PathBuf>,
+    },
+    /// Work with the requests a running gateway stored.
+    #[command(
+        after_help = "Example:\n  hookgate requests export req_2xGf… --api http://127.0.0.1:8081 --key $KEY > tests/rules/order.json"
+    )]
+    Requests {
+        #[command(subcommand)]
+        command: RequestsCommand,
+    },
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  hookgate completions bash > /etc/bash_completion.d/hookgate\n  hookgate completions zsh > \"${fpath[1]}/_hookgate\"\n  hookgate completions fish > ~/.config/fish/completions/hookgate.fish"
@@ -100,6 +120,25 @@ enum TransformCommand {
         /// `process.env` entries, KEY=VALUE, repeatable.
         #[arg(long = "env", value_parser = parse_env)]
         env: Vec<(String, String)>,
+    },
+}
+
+#[derive(Subcommand)]
+enum RequestsCommand {
+    /// Write a stored request as a recorded request for `hookgate test`,
+    /// expecting what happened to it.
+    #[command(
+        after_help = "Example:\n  HOOKGATE_API_KEY=$KEY hookgate requests export req_2xGf… > tests/rules/order.json"
+    )]
+    Export {
+        /// The request's id (`req_…`).
+        id: String,
+        /// The gateway's management API.
+        #[arg(long, default_value = "http://127.0.0.1:8081")]
+        api: String,
+        /// An API key (else the HOOKGATE_API_KEY environment variable).
+        #[arg(long)]
+        key: Option<String>,
     },
 }
 
@@ -153,6 +192,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Repair(file) => repair(&file.config),
+        Command::Test { file, paths } => test(&file.config, paths),
+        Command::Requests {
+            command: RequestsCommand::Export { id, api, key },
+        } => export(&id, &api, key),
         Command::Transform {
             command:
                 TransformCommand::Run {
@@ -239,6 +282,57 @@ fn repair(path: &Path) -> ExitCode {
                 "hookgate: repairing the request journal in {} (is a gateway still running on it?): {error}",
                 data_dir.display()
             );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `hookgate test`: exit 1 when a recorded request fails (or cannot run).
+fn test(path: &Path, mut paths: Vec<PathBuf>) -> ExitCode {
+    let Some(config) = load(path) else {
+        return ExitCode::FAILURE;
+    };
+    if paths.is_empty() {
+        paths.push(path.parent().unwrap_or(Path::new(".")).join("tests/rules"));
+    }
+    let files = match rule_tests::case_files(&paths) {
+        Ok(files) if files.is_empty() => {
+            eprintln!("hookgate: no recorded requests (*.json) in {paths:?}");
+            return ExitCode::FAILURE;
+        }
+        Ok(files) => files,
+        Err(error) => {
+            eprintln!("hookgate: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut replay = rule_tests::replay::Replay::new(&config);
+    let results = rule_tests::run(&mut replay, &files, hookgate::ids::now_ms());
+    match rule_tests::report(&results, &mut std::io::stdout()) {
+        Ok(true) => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    }
+}
+
+/// `hookgate requests export`: the recorded request on stdout.
+fn export(id: &str, api: &str, key: Option<String>) -> ExitCode {
+    let Some(key) = key.or_else(|| std::env::var("HOOKGATE_API_KEY").ok()) else {
+        eprintln!("hookgate: give --key or set HOOKGATE_API_KEY");
+        return ExitCode::FAILURE;
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let api = rule_tests::export::Api::new(api, &key);
+    match runtime.block_on(rule_tests::export::export(&api, id)) {
+        Ok(case) => {
+            let text = serde_json::to_string_pretty(&case).expect("a recorded request serializes");
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("hookgate: {error}");
             ExitCode::FAILURE
         }
     }

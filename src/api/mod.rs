@@ -20,7 +20,7 @@ mod objects;
 mod openapi;
 mod outbound;
 mod probes;
-mod query;
+pub(crate) mod query;
 mod rate;
 mod schema;
 mod showing;

@@ -515,7 +515,7 @@ fn not_a_number(field: &str, text: &str) -> ApiError {
 /// An RFC 3339 time, another ISO 8601 time (what clients' date libraries
 /// send: PHP's `+0000` offsets, Python's `isoformat()` with no offset, read as
 /// UTC), or a bare ISO 8601 date (`2026-11-23`: its midnight UTC).
-pub(super) fn parse_date(text: &str) -> Option<u64> {
+pub(crate) fn parse_date(text: &str) -> Option<u64> {
     let parsed = OffsetDateTime::parse(text, &Rfc3339)
         .or_else(|_| OffsetDateTime::parse(text, &Iso8601::DEFAULT))
         .or_else(|_| PrimitiveDateTime::parse(text, &Iso8601::DEFAULT).map(|t| t.assume_utc()))

@@ -22,7 +22,6 @@ use crate::model::{Catalog, Payload, RejectionCause, Request, RequestStatus, Sou
 use crate::store::{CommitLog, RejectionBudget, Store};
 use crate::telemetry::Telemetry;
 use crate::trace_context::TraceContext;
-use crate::verify::InboundRequest;
 use arc_swap::ArcSwap;
 use http::{Response, StatusCode};
 use pingora::protocols::http::ServerSession;
@@ -38,8 +37,7 @@ const SOURCE_PREFIX: &str = "/e/";
 
 /// The address the request came from, added to its headers as Hookdeck does.
 pub const ORIGINAL_IP_HEADER: &str = "x-hookdeck-original-ip";
-/// `true` on a request its source's verification passed, as Hookdeck adds it.
-pub const VERIFIED_HEADER: &str = "x-hookdeck-verified";
+pub use crate::verify::VERIFIED_HEADER;
 /// The headers the ingress sets on requests; a sender's own of these names
 /// are dropped (they could claim anything).
 pub const SET_BY_INGRESS: [&str; 2] = [ORIGINAL_IP_HEADER, VERIFIED_HEADER];
@@ -296,20 +294,8 @@ impl Ingress {
         self.read_body(session, &mut received.payload.body).await?;
         if let Some(verifier) = &source.verifier {
             let url = self.public_url_of(received);
-            let inbound = InboundRequest {
-                method: &received.payload.method,
-                url: &url,
-                headers: &received.payload.headers,
-                body: &received.payload.body,
-            };
-            let verified = verifier.verify(&inbound, SystemTime::now());
+            let verified = verifier.admit(&mut received.payload, &url, SystemTime::now());
             received.verified = Some(verified.is_ok());
-            if let Some(credential) = verifier.credential_header() {
-                received
-                    .payload
-                    .headers
-                    .retain(|(name, _)| !name.eq_ignore_ascii_case(credential));
-            }
             if let Err(error) = verified {
                 let message = format!("verification failed: {error}");
                 return Err(Rejection::new(
@@ -318,8 +304,6 @@ impl Ingress {
                     message,
                 ));
             }
-            let flag = (VERIFIED_HEADER.to_string(), "true".to_string());
-            received.payload.headers.push(flag);
         }
         Ok(())
     }

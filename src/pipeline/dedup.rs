@@ -96,6 +96,58 @@ impl Deduplication {
     }
 }
 
+/// What an earlier sighting of a fingerprint means for a request claiming it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The request is not a duplicate and its sighting replaces the earlier one (if any).
+    Take,
+    /// Not a duplicate, and the earlier sighting stays: it is this request's
+    /// own (routed again), or a later request's (this one was retried by hand).
+    Own,
+    /// Another request was seen within the window: a duplicate.
+    Duplicate,
+}
+
+/// A request claiming a fingerprint on a connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Sighting<'a> {
+    pub connection_id: &'a str,
+    pub fingerprint: &'a [u8],
+    pub request_id: &'a str,
+    /// When the request arrived (ms): windows count from arrivals.
+    pub received_ms: u64,
+    pub window_ms: u64,
+}
+
+impl Sighting<'_> {
+    /// What sightings are kept under: connection id ‖ fingerprint.
+    pub fn key(&self) -> Vec<u8> {
+        [self.connection_id.as_bytes(), self.fingerprint].concat()
+    }
+
+    /// Judges this sighting against the fingerprint's earlier one `(at,
+    /// owner request id)`. The store and `hookgate test`'s in-memory
+    /// sightings both decide here, so a recorded duplicate is judged as the
+    /// router judges it.
+    pub fn judge(&self, earlier: Option<(u64, &[u8])>) -> Claim {
+        let Some((at, owner)) = earlier else {
+            return Claim::Take;
+        };
+        if owner == self.request_id.as_bytes() {
+            return Claim::Own;
+        }
+        // Either way round: a request retried by hand may be older than the
+        // one holding the fingerprint.
+        if self.received_ms.abs_diff(at) < self.window_ms {
+            return Claim::Duplicate;
+        }
+        if self.received_ms < at {
+            return Claim::Own;
+        }
+        Claim::Take
+    }
+}
+
 /// `value` with every object's keys in sorted order. JSON objects keep the
 /// order they were written in, but two sends of one webhook may order their
 /// headers or fields differently: they are still the same request (and

@@ -1,7 +1,8 @@
 //! What happens to a request between its ack and the delivery queue: each
 //! connection of its source runs its rules and yields an event or an ignored event.
 
-mod dedup;
+pub mod decision;
+pub(crate) mod dedup;
 pub mod filter;
 mod retry;
 mod router;

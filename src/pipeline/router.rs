@@ -2,26 +2,21 @@
 //! its rules and the outcome is stored as an event (queued for delivery) or an
 //! ignored event.
 
-use super::filter::Evaluation;
-use super::transform::{LogEntry, TransformError};
-use super::view::{filter_root, payload_from_transformed, transform_input};
-use super::{NamedTransformation, Rule};
+use super::decision::{decide, Outcome, RuleEffects, TransformationRun};
+use super::dedup::Sighting;
 use crate::ids::{derived_id, new_id, now_ms};
 use crate::issues::IssueTracker;
-use crate::metrics::{Metrics, TransformOutcome};
-use crate::model::{Catalog, Connection, Event, Execution, IgnoredEvent, Payload, Request};
+use crate::metrics::Metrics;
+use crate::model::{Catalog, Event, Execution, IgnoredEvent, Payload, Request};
 use crate::store::{Committed, Result, Store, StoreError};
 use crate::telemetry::Telemetry;
 use arc_swap::ArcSwap;
-use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Instant, SystemTime};
-
-const TRANSFORMATION_FAILED: &str = "TRANSFORMATION_FAILED";
+use std::time::SystemTime;
 
 /// Called with a destination id when new events are due for it.
 pub type WakeLane = Arc<dyn Fn(&str) + Send + Sync>;
@@ -38,19 +33,6 @@ pub struct Router {
     issues: IssueTracker,
     metrics: Arc<Metrics>,
     telemetry: Telemetry,
-}
-
-/// What a connection's rules decided for one request.
-enum Outcome {
-    Deliver {
-        /// Present when a rule changed the payload.
-        payload: Option<Payload>,
-        due_ms: u64,
-    },
-    Ignore {
-        cause: &'static str,
-        detail: Option<String>,
-    },
 }
 
 /// Whether some of a request's events may already be stored.
@@ -235,7 +217,7 @@ impl Router {
             }
             let started = SystemTime::now();
             let (outcome, transform_logs) =
-                self.apply_rules(&event_id, connection, request, payload)?;
+                decide(&mut Recorded(self), &event_id, connection, request, payload)?;
             if let Some(span) = &request.trace {
                 let cause = match &outcome {
                     Outcome::Deliver { .. } => None,
@@ -284,144 +266,35 @@ impl Router {
         self.store.mark_routed(&request.id)?;
         Ok(destinations)
     }
+}
 
-    /// Runs a connection's rules in the order written. A filter sees the payload
-    /// as the rules before it left it (so a filter may come before or after a
-    /// transform). Returns the outcome and what transformations logged.
-    fn apply_rules(
-        &self,
-        event_id: &str,
-        connection: &Connection,
-        request: &Request,
-        payload: &Payload,
-    ) -> Result<(Outcome, Vec<LogEntry>)> {
-        let mut current = Cow::Borrowed(payload);
-        // The JSON view of `current`, built once and only if a rule needs it.
-        let mut root: Option<Value> = None;
-        let mut due_ms = request.received_at;
-        let mut logs = Vec::new();
-        for rule in &connection.rules {
-            let ignore = |cause, detail| Outcome::Ignore { cause, detail };
-            match rule {
-                Rule::Filter(filter) => {
-                    let evaluation =
-                        filter.evaluate(root.get_or_insert_with(|| filter_root(&current)));
-                    if !evaluation.matched {
-                        return Ok((ignore("FILTERED", gave_up(&evaluation)), logs));
-                    }
-                }
-                Rule::Transform(transform) => {
-                    let mut run_logs = Vec::new();
-                    let started = Instant::now();
-                    let result = transformed(transform, connection, &current, &mut run_logs);
-                    let outcome = result
-                        .as_ref()
-                        .map_or_else(|f| f.outcome, |_| TransformOutcome::Ok);
-                    self.metrics
-                        .transformation_ran(&transform.name, outcome, started.elapsed());
-                    let result = result.map_err(|failed| failed.message);
-                    let execution = Execution {
-                        id: new_id("exe"),
-                        transformation_id: self.store.transformation_id_named(&transform.name)?,
-                        transformation_name: transform.name.clone(),
-                        connection_id: connection.id.clone(),
-                        request_id: request.id.clone(),
-                        event_id: event_id.to_string(),
-                        logs: run_logs.clone(),
-                        error: result.as_ref().err().cloned(),
-                        created_at: now_ms(),
-                    };
-                    self.store.insert_execution(&execution)?;
-                    self.issues.transformation_ran(&execution);
-                    logs.extend(run_logs);
-                    match result {
-                        Ok(changed) => {
-                            current = Cow::Owned(changed);
-                            root = None;
-                        }
-                        Err(error) => {
-                            return Ok((ignore(TRANSFORMATION_FAILED, Some(error)), logs))
-                        }
-                    }
-                }
-                Rule::Deduplicate(dedup) => {
-                    let fingerprint =
-                        dedup.fingerprint(root.get_or_insert_with(|| filter_root(&current)));
-                    let window_ms = dedup.window.as_millis() as u64;
-                    if !self.store.claim_fingerprint(
-                        &connection.id,
-                        &fingerprint,
-                        &request.id,
-                        // Arrival, not routing time: a request routed late (a
-                        // busy router, a replay after a crash) is judged as sent.
-                        request.received_at,
-                        window_ms,
-                    )? {
-                        return Ok((ignore("DEDUPLICATED", None), logs));
-                    }
-                }
-                Rule::Delay(delay) => due_ms = request.received_at + delay.as_millis() as u64,
-                // Applied after attempts, by the delivery lanes.
-                Rule::Retry(_) => {}
-            }
-        }
-        let changed = match current {
-            Cow::Owned(payload) => Some(payload),
-            Cow::Borrowed(_) => None,
-        };
-        Ok((
-            Outcome::Deliver {
-                payload: changed,
-                due_ms,
-            },
-            logs,
-        ))
+/// The router's rule effects: sightings and transformation runs go to the store.
+struct Recorded<'a>(&'a Router);
+
+impl RuleEffects for Recorded<'_> {
+    fn claim_fingerprint(&mut self, sighting: &Sighting) -> Result<bool> {
+        self.0.store.claim_fingerprint(sighting)
     }
-}
 
-/// The detail of an event a filter ignored because it ran out of steps (it
-/// fails closed, and says why).
-fn gave_up(evaluation: &Evaluation) -> Option<String> {
-    evaluation.gave_up.then(|| {
-        "the filter ran out of steps ([limits] filter_max_steps) and counts as not matching".into()
-    })
-}
-
-/// Runs a transformation on a payload; the error names the transformation.
-/// A transformation run that gave no request.
-struct RunFailed {
-    outcome: TransformOutcome,
-    message: String,
-}
-
-fn transformed(
-    transform: &NamedTransformation,
-    connection: &Connection,
-    payload: &Payload,
-    logs: &mut Vec<LogEntry>,
-) -> std::result::Result<Payload, RunFailed> {
-    let context =
-        serde_json::json!({ "connection": { "id": connection.id, "name": connection.name } });
-    let failed = |outcome, error: String| RunFailed {
-        outcome,
-        message: format!("transformation \"{}\": {error}", transform.name),
-    };
-    match transform
-        .transformation
-        .run(&transform_input(payload), &context)
-    {
-        Ok(output) => {
-            logs.extend(output.logs);
-            payload_from_transformed(payload, &output.request)
-                .map_err(|error| failed(TransformOutcome::Failed, error))
-        }
-        Err(failure) => {
-            logs.extend(failure.logs);
-            let outcome = match failure.error {
-                TransformError::Timeout(_) => TransformOutcome::TimedOut,
-                _ => TransformOutcome::Failed,
-            };
-            Err(failed(outcome, failure.error.to_string()))
-        }
+    fn transformation_ran(&mut self, run: TransformationRun<'_>) -> Result<()> {
+        let router = self.0;
+        let name = &run.transform.name;
+        router
+            .metrics
+            .transformation_ran(name, run.outcome, run.took);
+        let execution = Execution {
+            id: new_id("exe"),
+            transformation_id: router.store.transformation_id_named(name)?,
+            transformation_name: name.clone(),
+            connection_id: run.connection.id.clone(),
+            request_id: run.request.id.clone(),
+            event_id: run.event_id.to_string(),
+            logs: run.logs.to_vec(),
+            error: run.error.cloned(),
+            created_at: now_ms(),
+        };
+        router.store.insert_execution(&execution)?;
+        router.issues.transformation_ran(&execution);
+        Ok(())
     }
 }

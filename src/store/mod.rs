@@ -44,6 +44,7 @@ use crate::model::{
     AttemptTrigger, Bookmark, BulkRetry, Event, EventStatus, Execution, IgnoredEvent, Payload,
     Request, TransformationObject,
 };
+use crate::pipeline::dedup::{Claim, Sighting};
 use crate::sealing::{Sealer, SecretsKey};
 use serde::{de::DeserializeOwned, Serialize};
 use std::path::Path;
@@ -630,40 +631,24 @@ impl Store {
         values(&self.ignored_events)
     }
 
-    /// Records that `request_id`, received at `received_ms`, carried
+    /// Records that the sighting's request, received at `received_ms`, carried
     /// `fingerprint` on a connection, unless another request received within
     /// `window_ms` of it did: then returns false (a duplicate). The same
     /// request claiming again (routing after a crash) is not a duplicate. One
     /// sighting is kept per fingerprint, the newest: an older request retried
     /// by hand is judged against it alone.
-    pub fn claim_fingerprint(
-        &self,
-        connection_id: &str,
-        fingerprint: &[u8],
-        request_id: &str,
-        received_ms: u64,
-        window_ms: u64,
-    ) -> Result<bool> {
-        let key = [connection_id.as_bytes(), fingerprint].concat();
-        let mut claim = received_ms.to_be_bytes().to_vec();
-        claim.extend_from_slice(request_id.as_bytes());
+    pub fn claim_fingerprint(&self, sighting: &Sighting) -> Result<bool> {
+        let key = sighting.key();
+        let mut claim = sighting.received_ms.to_be_bytes().to_vec();
+        claim.extend_from_slice(sighting.request_id.as_bytes());
         // The router, request retries and bulk retries may claim at once: the
         // sighting is replaced only if it is still the one judged against.
         loop {
             let seen = self.fingerprints.get(&key)?;
-            if let Some(seen) = &seen {
-                let (at, owner) = sighting(seen);
-                if owner == request_id.as_bytes() {
-                    return Ok(true);
-                }
-                // Either way round: a request retried by hand may be older
-                // than the one holding the fingerprint.
-                if received_ms.abs_diff(at) < window_ms {
-                    return Ok(false);
-                }
-                if received_ms < at {
-                    return Ok(true);
-                }
+            match sighting.judge(seen.as_deref().map(sighting_of)) {
+                Claim::Own => return Ok(true),
+                Claim::Duplicate => return Ok(false),
+                Claim::Take => {}
             }
             let swapped = self
                 .fingerprints
@@ -865,7 +850,7 @@ const ALL_API_OBJECTS: &[u8] = b"all";
 const TEAM_ID: &[u8] = b"team_id";
 
 /// A `fingerprints` value: when the request holding it arrived, and its id.
-fn sighting(value: &[u8]) -> (u64, &[u8]) {
+fn sighting_of(value: &[u8]) -> (u64, &[u8]) {
     let (at, owner) = value.split_at(8);
     let at = u64::from_be_bytes(at.try_into().expect("8-byte timestamp"));
     (at, owner)
@@ -962,7 +947,13 @@ mod tests {
         let (_dir, store) = temp_store();
         let claim = |request: &str, received_ms: u64| {
             store
-                .claim_fingerprint("web_a", b"fp", request, received_ms, 1_000)
+                .claim_fingerprint(&Sighting {
+                    connection_id: "web_a",
+                    fingerprint: b"fp",
+                    request_id: request,
+                    received_ms,
+                    window_ms: 1_000,
+                })
                 .unwrap()
         };
         assert!(claim("req_a", 10_000));
@@ -986,7 +977,13 @@ mod tests {
                             let request = format!("req_{claimer}");
                             let fingerprint = fingerprint.to_be_bytes();
                             store
-                                .claim_fingerprint("web_a", &fingerprint, &request, 10_000, 1_000)
+                                .claim_fingerprint(&Sighting {
+                                    connection_id: "web_a",
+                                    fingerprint: &fingerprint,
+                                    request_id: &request,
+                                    received_ms: 10_000,
+                                    window_ms: 1_000,
+                                })
                                 .unwrap()
                         })
                         .count()

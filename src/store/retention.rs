@@ -258,7 +258,7 @@ impl Store {
                 break;
             }
             let (key, sighting) = entry?;
-            let (seen_ms, _) = super::sighting(&sighting);
+            let (seen_ms, _) = super::sighting_of(&sighting);
             if seen_ms < cutoff_ms {
                 let removed =
                     self.fingerprints
@@ -348,6 +348,7 @@ mod tests {
         Attempt, AttemptStatus, AttemptTrigger, EventStatus, Execution, IgnoredEvent, Payload,
         Request, RequestStatus, Route,
     };
+    use crate::pipeline::dedup::Sighting;
     use crate::store::{EncodedRequest, Location, QueueMove};
 
     const ROUTE: Route<'static> = Route {
@@ -533,7 +534,13 @@ mod tests {
         store.insert_execution(&execution).unwrap();
         let received = now_ms();
         assert!(store
-            .claim_fingerprint("web_a", b"fp", "req_1", received, 60_000)
+            .claim_fingerprint(&Sighting {
+                connection_id: "web_a",
+                fingerprint: b"fp",
+                request_id: "req_1",
+                received_ms: received,
+                window_ms: 60_000
+            })
             .unwrap());
 
         let swept = sweep_everything(&store);
@@ -545,7 +552,13 @@ mod tests {
             .is_none());
         // The sighting is gone: the same fingerprint counts as new again.
         assert!(store
-            .claim_fingerprint("web_a", b"fp", "req_2", received, 60_000)
+            .claim_fingerprint(&Sighting {
+                connection_id: "web_a",
+                fingerprint: b"fp",
+                request_id: "req_2",
+                received_ms: received,
+                window_ms: 60_000
+            })
             .unwrap());
     }
 

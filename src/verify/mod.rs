@@ -40,8 +40,12 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
 use crate::hookdeck_shape::{self, Rename};
+use crate::model::Payload;
 use crate::secret::resolve_required;
 pub use crate::signing::mac::{HmacAlgorithm, SignatureEncoding};
+
+/// `true` on a request its source's verification passed, as Hookdeck adds it.
+pub const VERIFIED_HEADER: &str = "x-hookdeck-verified";
 
 /// Replay window used when a config does not set `tolerance_seconds`
 /// (Stripe's, Slack's and Standard Webhooks' documented default).
@@ -389,6 +393,35 @@ impl Verifier {
             Kind::Twilio(v) => v.verify(req),
             Kind::StandardWebhooks(v) => v.verify(req, now),
         }
+    }
+
+    /// The ingress's verification of a received payload, also replayed by
+    /// `hookgate test`: checks it at `now` against the `url` the provider
+    /// called, removes the source's own credential header (never journaled,
+    /// forwarded or shown, verified or not) and marks a verified payload
+    /// with `x-hookdeck-verified: true`, as Hookdeck does.
+    pub fn admit(
+        &self,
+        payload: &mut Payload,
+        url: &str,
+        now: SystemTime,
+    ) -> Result<(), VerifyError> {
+        let inbound = InboundRequest {
+            method: &payload.method,
+            url,
+            headers: &payload.headers,
+            body: &payload.body,
+        };
+        let verified = self.verify(&inbound, now);
+        if let Some(credential) = self.credential_header() {
+            payload
+                .headers
+                .retain(|(name, _)| !name.eq_ignore_ascii_case(credential));
+        }
+        verified?;
+        let flag = (VERIFIED_HEADER.to_string(), "true".to_string());
+        payload.headers.push(flag);
+        Ok(())
     }
 }
 

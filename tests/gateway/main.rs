@@ -40,6 +40,7 @@ mod reference_shape;
 mod restart;
 mod retention;
 mod retries;
+mod rule_tests;
 mod rules;
 mod scale;
 mod standard_webhooks_libraries;

@@ -1,0 +1,137 @@
+//! `hookgate requests export`: a stored request, read through the management
+//! API of a running gateway, written as a recorded request whose expectation
+//! is what actually happened to it (its events and ignored events).
+
+use super::case::{ConnectionOutcome, Delivered, Outcomes, RecordedCase, RecordedRequest};
+use super::replay::delivered_headers;
+use crate::verify::VERIFIED_HEADER;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// The management API at `base` (e.g. `http://127.0.0.1:8081`) with an API key.
+pub struct Api {
+    base: String,
+    key: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(base: &str, key: &str) -> Api {
+        Api {
+            base: base.trim_end_matches('/').to_string(),
+            key: key.to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// A GET's JSON answer; an error answer's message otherwise.
+    async fn get(&self, path: &str) -> Result<Value, String> {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| format!("GET {url}: {e}"))?;
+        let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if !status.is_success() {
+            let message = answer["message"].as_str().unwrap_or_default();
+            return Err(format!("GET {url}: {status} {message}"));
+        }
+        Ok(answer)
+    }
+
+    /// Every item of a request's events or ignored events (one page: a
+    /// request has one per connection of its source, at most 255 here).
+    async fn models(&self, path: &str) -> Result<Vec<Value>, String> {
+        let page = self.get(path).await?;
+        Ok(page["models"].as_array().cloned().unwrap_or_default())
+    }
+
+    async fn connection_name(&self, id: &str) -> Result<String, String> {
+        let connection = self.get(&format!("/connections/{id}")).await?;
+        Ok(connection["name"].as_str().unwrap_or(id).to_string())
+    }
+}
+
+/// The stored request `id` as a recorded request expecting what happened to it.
+pub async fn export(api: &Api, id: &str) -> Result<RecordedCase, String> {
+    let request = api.get(&format!("/requests/{id}")).await?;
+    let raw = api.get(&format!("/requests/{id}/raw_body")).await?;
+    let expect = match request["rejection_cause"].as_str() {
+        Some(cause) => Outcomes::Rejected(cause.to_string()),
+        None => Outcomes::Connections(what_happened(api, id).await?),
+    };
+    let raw_body = raw["body"].as_str().unwrap_or_default().as_bytes().to_vec();
+    recorded(&request, raw_body, expect)
+}
+
+/// Each connection's outcome, by connection name.
+async fn what_happened(api: &Api, id: &str) -> Result<BTreeMap<String, ConnectionOutcome>, String> {
+    let mut outcomes = BTreeMap::new();
+    for event in api
+        .models(&format!("/requests/{id}/events?include=data&limit=255"))
+        .await?
+    {
+        let data = &event["data"];
+        let delivered = Delivered {
+            path: data["path"].as_str().map(str::to_string),
+            query: data["query"].as_str().map(str::to_string),
+            headers: Some(delivered_headers(&data["headers"])),
+            body: Some(data["body"].clone()),
+            delay_ms: None,
+        };
+        let name = api
+            .connection_name(event["webhook_id"].as_str().unwrap_or_default())
+            .await?;
+        outcomes.insert(name, ConnectionOutcome::Delivered(delivered));
+    }
+    for ignored in api
+        .models(&format!("/requests/{id}/ignored_events?limit=255"))
+        .await?
+    {
+        let cause = ignored["cause"].as_str().unwrap_or_default().to_string();
+        let name = api
+            .connection_name(ignored["webhook_id"].as_str().unwrap_or_default())
+            .await?;
+        outcomes.insert(name, ConnectionOutcome::Ignored(cause));
+    }
+    Ok(outcomes)
+}
+
+/// A request view (`GET /requests/{id}` with its data) and its raw body as a
+/// recorded request. The ingress's own `x-hookdeck-verified` is left out: a
+/// replay verifies the request again and adds it.
+pub fn recorded(
+    request: &Value,
+    raw_body: Vec<u8>,
+    expect: Outcomes,
+) -> Result<RecordedCase, String> {
+    let data = &request["data"];
+    let text = |value: &Value| value.as_str().unwrap_or_default().to_string();
+    let mut headers = delivered_headers(&data["headers"]);
+    headers.remove(VERIFIED_HEADER);
+    let source = request["source_name"]
+        .as_str()
+        .ok_or("the answer has no source_name")?;
+    Ok(RecordedCase {
+        source: source.to_string(),
+        received_at: request["ingested_at"].as_str().map(str::to_string),
+        request: RecordedRequest {
+            method: text(&data["method"]),
+            path: text(&data["path"]),
+            query: text(&data["query"]),
+            headers,
+            body: None,
+            body_base64: None,
+        }
+        .with_body(raw_body),
+        expect,
+    })
+}
