@@ -580,7 +580,9 @@ impl Store {
         if event.has_own_payload {
             get_payload(&self.event_payloads, &event.id)
         } else if event.window.is_some() {
-            Ok(self.job(&event.request_id)?.map(|job| job.delivery_payload()))
+            Ok(self
+                .job(&event.request_id)?
+                .map(|job| job.delivery_payload()))
         } else {
             self.request_payload(&event.request_id)
         }

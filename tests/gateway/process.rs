@@ -279,7 +279,10 @@ async fn sigkill_mid_load_loses_no_acknowledged_webhook_job() {
     restarted.child.kill().unwrap();
     restarted.child.wait().unwrap();
     let unlisted: Vec<&String> = acked.difference(&listed).collect();
-    assert!(unlisted.is_empty(), "acknowledged jobs not listed: {unlisted:?}");
+    assert!(
+        unlisted.is_empty(),
+        "acknowledged jobs not listed: {unlisted:?}"
+    );
     assert_eq!(total, listed.len(), "the list's total");
     assert!(
         forgotten.is_empty(),
@@ -308,7 +311,10 @@ async fn listed_jobs(client: &reqwest::Client, api: &str, app: &str) -> (HashSet
             let total = answer["pagination"]["total"].as_u64().unwrap();
             return (listed, total as usize);
         }
-        listed.extend(jobs.iter().map(|job| job["id"].as_str().unwrap().to_string()));
+        listed.extend(
+            jobs.iter()
+                .map(|job| job["id"].as_str().unwrap().to_string()),
+        );
     }
     unreachable!("a page past the last is empty")
 }
