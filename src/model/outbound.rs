@@ -6,6 +6,7 @@
 //! destination, and each delivery is an `Event` of the job (see `DeliveryWindow`).
 
 use super::{Event, EventStatus};
+use crate::signing::standard_webhooks::HEADER_ID;
 use crate::trace_context::TraceContext;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -155,6 +156,28 @@ impl WebhookJob {
             "timestamp": crate::ids::iso8601(self.created_at),
             "payload": self.payload,
         })
+    }
+
+    /// The message every endpoint receives: the envelope, the job's headers
+    /// and the `webhook-id` the Standard Webhooks signature covers (the job's
+    /// id, the same on every retry so receivers can deduplicate). Made again
+    /// for each attempt rather than stored with each delivery: a copy per
+    /// endpoint was the largest write of a new job.
+    pub fn delivery_payload(&self) -> super::Payload {
+        let mut headers = vec![
+            ("content-type".to_string(), "application/json".to_string()),
+            (HEADER_ID.to_string(), self.id.clone()),
+        ];
+        // Sent in lower case, as every header of a delivery is compared.
+        let given = self.headers.iter();
+        headers.extend(given.map(|(name, value)| (name.to_ascii_lowercase(), value.clone())));
+        super::Payload {
+            method: "POST".into(),
+            path: String::new(),
+            query: String::new(),
+            headers,
+            body: self.envelope().to_string().into_bytes(),
+        }
     }
 
     /// Sums up the job's deliveries into its status and attempt count. A

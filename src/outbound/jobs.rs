@@ -5,9 +5,8 @@
 
 use crate::ids::{derived_id, now_ms};
 use crate::model::{
-    AttemptTrigger, DeliveryWindow, Event, EventStatus, JobStatus, Payload, Route, WebhookJob,
+    AttemptTrigger, DeliveryWindow, Event, EventStatus, JobStatus, Route, WebhookJob,
 };
-use crate::signing::standard_webhooks::HEADER_ID;
 use crate::store::{QueueMove, Store, StoreError};
 
 /// The error code of a delivery cancelled by a user.
@@ -28,31 +27,10 @@ pub enum JobError {
 
 type JobResult<T> = Result<T, JobError>;
 
-/// The message every endpoint receives: the envelope, the job's headers and
-/// the `webhook-id` the Standard Webhooks signature covers (the job's id, the
-/// same on every retry so receivers can deduplicate).
-fn delivery_payload(job: &WebhookJob) -> Payload {
-    let mut headers = vec![
-        ("content-type".to_string(), "application/json".to_string()),
-        (HEADER_ID.to_string(), job.id.clone()),
-    ];
-    // Sent in lower case, as every header of a delivery is compared.
-    let given = job.headers.iter();
-    headers.extend(given.map(|(name, value)| (name.to_ascii_lowercase(), value.clone())));
-    Payload {
-        method: "POST".into(),
-        path: String::new(),
-        query: String::new(),
-        headers,
-        body: job.envelope().to_string().into_bytes(),
-    }
-}
-
 /// Stores one delivery per endpoint of the job (again after a crash: ids derive
 /// from job and endpoint, so none is duplicated). Returns the deliveries
 /// queued now (their endpoints' lanes have new work).
 pub fn fan_out(store: &Store, job: &WebhookJob) -> Result<Vec<Event>, StoreError> {
-    let payload = delivery_payload(job);
     let window = DeliveryWindow {
         max_retries: job.max_retries,
         starts_at: job.created_at,
@@ -70,10 +48,11 @@ pub fn fan_out(store: &Store, job: &WebhookJob) -> Result<Vec<Event>, StoreError
             connection_id: endpoint_id,
             destination_id: endpoint_id,
         };
-        let mut event = Event::new(id, &job.id, route, now, true);
+        // Its payload is the job's (`Store::event_payload`).
+        let mut event = Event::new(id, &job.id, route, now, false);
         event.window = Some(window);
         event.trace = job.trace.clone();
-        store.insert_event_or_hold(event.clone(), Some(&payload), now)?;
+        store.insert_event_or_hold(event.clone(), None, now)?;
         // The endpoint may have been deleted since the job chose it; its
         // deletion ends the deliveries it finds, and this one it may not have
         // (it looks again once the endpoint is gone, so one of the two does).
@@ -91,7 +70,7 @@ pub fn fan_out(store: &Store, job: &WebhookJob) -> Result<Vec<Event>, StoreError
 pub fn resume_fan_outs(store: &Store) -> Result<Vec<String>, StoreError> {
     let mut woken = Vec::new();
     for id in store.unrouted_jobs()? {
-        match store.job(&id)? {
+        match store.unrouted_job(&id)? {
             Some(job) => {
                 let queued = fan_out(store, &job)?;
                 woken.extend(queued.into_iter().map(|delivery| delivery.destination_id));

@@ -5,8 +5,9 @@
 //! by: the application alone, with a status, an event type, both, or an
 //! endpoint. Each job has an entry in every bucket it belongs to, keyed
 //! `bucket ++ created_at (8 bytes, big-endian) ++ job id`, so a bucket walks
-//! newest first and a time range is a key range. Each bucket also has a count
-//! of its entries, so an unbounded `total` costs one read.
+//! newest first and a time range is a key range. Each bucket's count of
+//! entries is kept in memory (`BucketCounts`), so an unbounded `total` costs
+//! no read and an entry no second write.
 //!
 //! sled writes each key on its own (one batch would take sled's global
 //! write lock from then on, for every tree), so a change goes in this order:
@@ -15,17 +16,26 @@
 //! each job it answers and checks it against every filter, so an entry left
 //! over for a moment is skipped, and an entry a job needs is never missing.
 //! A crash leaves the mark; the next start puts the marked entries right from
-//! the record (or its absence) and recounts their buckets.
+//! the record (or its absence). A new job needs no mark: its record comes
+//! first, then its entries, and the job stays marked as not fanned out until
+//! both are written (a start indexes such a job again: `index_job`).
+//!
+//! The counts are saved when the store closes cleanly and loaded on the next
+//! open; after a crash they are counted again from the entries' keys.
 
 use super::{Result, Store};
 use crate::model::{JobStatus, WebhookJob};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
+use std::sync::{Mutex, PoisonError};
 
 /// The meta key saying the index holds every job (stores written before the
 /// index get it built on their first start).
 const BUILT: &[u8] = b"job_index_built";
+/// The meta key saying `job_index_counts` holds every bucket's count as the
+/// index had it when the store last closed cleanly.
+const COUNTS_SAVED: &[u8] = b"job_index_counts_saved";
 
 /// The `status` a list filters by that is no status of its own: jobs whose
 /// deliveries failed, whether they still retry or gave up (unless a caller
@@ -123,14 +133,45 @@ struct Mark {
     buckets: BTreeSet<String>,
 }
 
-fn count_value(count: u64) -> [u8; 8] {
-    count.to_be_bytes()
+/// The bucket an entry's key begins with: as many parts as its kind has
+/// (see `buckets_of`), each ended by a NUL.
+fn bucket_of_key(key: &[u8]) -> Option<&[u8]> {
+    let kind = key.split(|byte| *byte == 0).next()?;
+    let parts = match kind {
+        b"a" => 2,
+        b"t" | b"s" | b"e" => 3,
+        b"ts" => 4,
+        _ => return None,
+    };
+    let mut ends = key.iter().enumerate().filter(|(_, byte)| **byte == 0);
+    let (end, _) = ends.nth(parts - 1)?;
+    Some(&key[..=end])
 }
 
-fn count_of(value: Option<&[u8]>) -> u64 {
-    value
-        .and_then(|bytes| bytes.try_into().ok())
-        .map_or(0, u64::from_be_bytes)
+/// Each bucket's number of entries. Kept in memory because a count in sled
+/// was a read and a write more for every entry added or removed (a new job
+/// adds five).
+#[derive(Default)]
+pub(super) struct BucketCounts(Mutex<HashMap<String, u64>>);
+
+impl BucketCounts {
+    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, u64>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn add(&self, bucket: &str, delta: i64) {
+        let mut counts = self.counts();
+        let count = counts.entry(bucket.to_string()).or_default();
+        *count = count.saturating_add_signed(delta);
+    }
+
+    fn get(&self, bucket: &str) -> u64 {
+        self.counts().get(bucket).copied().unwrap_or(0)
+    }
+
+    fn replace(&self, counts: HashMap<String, u64>) {
+        *self.counts() = counts;
+    }
 }
 
 impl Store {
@@ -168,10 +209,19 @@ impl Store {
         Ok(())
     }
 
+    /// Writes a new job's entries (again, after a crash: each is written
+    /// and counted once).
+    pub(super) fn index_job(&self, job: &WebhookJob) -> Result<()> {
+        for bucket in buckets_of(job) {
+            self.add_entry(&bucket, job.created_at, &job.id)?;
+        }
+        Ok(())
+    }
+
     fn add_entry(&self, bucket: &str, created_at: u64, id: &str) -> Result<()> {
         let key = entry_key(bucket, created_at, id);
         if self.job_index.insert(key, &[])?.is_none() {
-            self.add_to_count(bucket, 1)?;
+            self.job_counts.add(bucket, 1);
         }
         Ok(())
     }
@@ -179,22 +229,15 @@ impl Store {
     fn remove_entry(&self, bucket: &str, created_at: u64, id: &str) -> Result<()> {
         let key = entry_key(bucket, created_at, id);
         if self.job_index.remove(key)?.is_some() {
-            self.add_to_count(bucket, -1)?;
+            self.job_counts.add(bucket, -1);
         }
         Ok(())
     }
 
-    fn add_to_count(&self, bucket: &str, delta: i64) -> Result<()> {
-        self.job_index_counts.update_and_fetch(bucket, |old| {
-            let count = count_of(old).saturating_add_signed(delta);
-            Some(count_value(count).to_vec())
-        })?;
-        Ok(())
-    }
-
-    /// Makes the index whole on start: builds it for a store written before
-    /// it, and puts right the jobs a crash left half changed.
+    /// Makes the index whole on start: its counts, the index itself for a
+    /// store written before it, and the jobs a crash left half changed.
     pub(super) fn prepare_job_index(&self) -> Result<()> {
+        self.load_job_counts()?;
         if self.meta.get(BUILT)?.is_none() {
             self.build_job_index()?;
         }
@@ -206,17 +249,68 @@ impl Store {
         Ok(())
     }
 
+    /// The counts saved by the last clean close, or else (after a crash, or
+    /// from a store older than them) counted from the entries' keys.
+    fn load_job_counts(&self) -> Result<()> {
+        if self.meta.remove(COUNTS_SAVED)?.is_none() {
+            return self.recount_job_index();
+        }
+        // On disk before any entry changes: a crash from now on leaves the
+        // saved counts behind, so the next start counts again.
+        self.db.flush()?;
+        let mut counts = HashMap::new();
+        for saved in self.job_index_counts.iter() {
+            let (bucket, count) = saved?;
+            let count = count.as_ref().try_into().map_or(0, u64::from_be_bytes);
+            counts.insert(String::from_utf8_lossy(&bucket).into_owned(), count);
+        }
+        self.job_counts.replace(counts);
+        Ok(())
+    }
+
+    fn recount_job_index(&self) -> Result<()> {
+        let started = std::time::Instant::now();
+        let mut counts: HashMap<String, u64> = HashMap::new();
+        for key in self.job_index.iter().keys() {
+            let key = key?;
+            if let Some(bucket) = bucket_of_key(&key) {
+                *counts
+                    .entry(String::from_utf8_lossy(bucket).into_owned())
+                    .or_default() += 1;
+            }
+        }
+        if !counts.is_empty() {
+            let took = started.elapsed();
+            tracing::info!(
+                buckets = counts.len(),
+                ?took,
+                "counted the webhook jobs' list index"
+            );
+        }
+        self.job_counts.replace(counts);
+        Ok(())
+    }
+
+    /// Saves the counts for the next open (see `load_job_counts`); called
+    /// once nothing else changes the store.
+    pub(super) fn save_job_counts(&self) -> Result<()> {
+        self.job_index_counts.clear()?;
+        for (bucket, count) in self.job_counts.counts().iter() {
+            self.job_index_counts.insert(bucket, &count.to_be_bytes())?;
+        }
+        self.meta.insert(COUNTS_SAVED, &[])?;
+        self.db.flush()?;
+        Ok(())
+    }
+
     fn build_job_index(&self) -> Result<()> {
         let started = std::time::Instant::now();
         self.job_index.clear()?;
-        self.job_index_counts.clear()?;
+        self.job_counts.replace(HashMap::new());
         self.job_index_marks.clear()?;
         let mut indexed = 0u64;
         for job in self.jobs_newest_first() {
-            let job = job?;
-            for bucket in buckets_of(&job) {
-                self.add_entry(&bucket, job.created_at, &job.id)?;
-            }
+            self.index_job(&job?)?;
             indexed += 1;
         }
         self.meta.insert(BUILT, &[])?;
@@ -228,23 +322,18 @@ impl Store {
         Ok(())
     }
 
-    /// The marked entries as the job's record says (none when it is gone),
-    /// and their buckets recounted: a crash may have come between an entry
-    /// and its count.
+    /// The marked entries as the job's record says (none when it is gone).
     fn repair_marked(&self, id: &str, mark: Mark) -> Result<()> {
         let wanted = self
             .job(id)?
             .map(|job| buckets_of(&job))
             .unwrap_or_default();
         for bucket in &mark.buckets {
-            let key = entry_key(bucket, mark.created_at, id);
             if wanted.contains(bucket) {
-                self.job_index.insert(key, &[])?;
+                self.add_entry(bucket, mark.created_at, id)?;
             } else {
-                self.job_index.remove(key)?;
+                self.remove_entry(bucket, mark.created_at, id)?;
             }
-            let count = self.job_index.scan_prefix(bucket).keys().count() as u64;
-            self.job_index_counts.insert(bucket, &count_value(count))?;
         }
         self.job_index_marks.remove(id.as_bytes())?;
         Ok(())
@@ -318,7 +407,7 @@ impl Store {
             }
         }
         if by_entries && !selection.bounded() {
-            page.total = count_of(self.job_index_counts.get(&bucket)?.as_deref()) as usize;
+            page.total = self.job_counts.get(&bucket) as usize;
         }
         Ok(page)
     }
@@ -341,10 +430,12 @@ mod tests {
         .unwrap()
     }
 
-    fn failed_ids(store: &Store) -> (Vec<String>, usize) {
+    /// The ids of app_a's first ten jobs with the status tag (any status
+    /// for None), and how many it has in all.
+    fn listed(store: &Store, status: Option<&str>) -> (Vec<String>, usize) {
         let selection = JobSelection {
             application_id: "app_a",
-            status: Some(FAILED),
+            status,
             event_type: None,
             endpoint_id: None,
             created_after: None,
@@ -352,6 +443,41 @@ mod tests {
         };
         let page = store.job_page(&selection, |_| true, true, 0, 10).unwrap();
         (page.jobs.into_iter().map(|j| j.id).collect(), page.total)
+    }
+
+    #[test]
+    fn counts_are_saved_by_a_clean_close_and_counted_again_after_a_crash() {
+        let (dir, store) = temp_store();
+        let created = |n: usize| job(&format!("job_{n}"), JobStatus::Created);
+        (0..3).for_each(|n| store.insert_job(&created(n)).unwrap());
+        let (dir, store) = crate::store::reopen(dir, store);
+        assert_eq!(
+            listed(&store, Some("created")).1,
+            3,
+            "counted from the entries"
+        );
+        store.insert_job(&created(3)).unwrap();
+        assert!(store.checkpoint().unwrap());
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(listed(&store, Some("created")).1, 4, "as saved");
+        // A crash after that open: the saved counts are stale by one job.
+        store.insert_job(&created(4)).unwrap();
+        let (_dir, store) = crate::store::reopen(dir, store);
+        assert_eq!(listed(&store, Some("created")).1, 5, "counted again");
+    }
+
+    #[test]
+    fn a_job_stored_but_not_yet_indexed_is_indexed_on_start() {
+        let (_dir, store) = temp_store();
+        let stored = job("job_1", JobStatus::Created);
+        // `insert_job` up to a crash before the entries.
+        store
+            .unrouted_jobs
+            .insert(stored.id.as_bytes(), &[])
+            .unwrap();
+        crate::store::put(&store.jobs, &stored.id, &stored).unwrap();
+        crate::outbound::resume_fan_outs(&store).unwrap();
+        assert_eq!(listed(&store, None), (vec![stored.id], 1));
     }
 
     #[test]
@@ -374,20 +500,12 @@ mod tests {
         });
         let (_dir, store) = crate::store::reopen(dir, store);
         assert_eq!(
-            failed_ids(&store),
+            listed(&store, Some(FAILED)),
             (vec![], 0),
             "no entry names a job not failed or gone"
         );
         assert!(store.job_index_marks.is_empty());
-        let selection = JobSelection {
-            application_id: "app_a",
-            status: Some("created"),
-            event_type: None,
-            endpoint_id: None,
-            created_after: None,
-            created_before: None,
-        };
-        let created = store.job_page(&selection, |_| true, true, 0, 10).unwrap();
-        assert_eq!((created.jobs.len(), created.total), (1, 1));
+        let created = listed(&store, Some("created"));
+        assert_eq!(created, (vec!["job_1".to_string()], 1));
     }
 }

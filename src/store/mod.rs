@@ -204,8 +204,11 @@ pub struct StoreState {
     unrouted_jobs: sled::Tree,
     /// The jobs' list index: `bucket ++ created_at ++ job id` → () (see `job_index`).
     job_index: sled::Tree,
-    /// Bucket → how many entries it has (8 bytes, big-endian).
+    /// Bucket → how many entries it has (8 bytes, big-endian), as saved by
+    /// the last clean close (see `job_index`).
     job_index_counts: sled::Tree,
+    /// Bucket → how many entries it has now.
+    job_counts: job_index::BucketCounts,
     /// Job id → the buckets its entries change in, while they do.
     job_index_marks: sled::Tree,
     /// Serializes read-modify-write changes to one event (see `update_event`);
@@ -310,6 +313,7 @@ impl Store {
             unrouted_jobs: db.open_tree("unrouted_jobs")?,
             job_index: db.open_tree("job_index")?,
             job_index_counts: db.open_tree("job_index_counts")?,
+            job_counts: job_index::BucketCounts::default(),
             job_index_marks: db.open_tree("job_index_marks")?,
             event_updates: std::array::from_fn(|_| Mutex::new(())),
             parent_updates: std::array::from_fn(|_| Mutex::new(())),
@@ -353,7 +357,8 @@ impl Store {
     /// sled 0.34 writes its snapshot only when it opens a database, and
     /// replays its whole log since the last snapshot on the next open: seconds
     /// for a million events when the disk is cold. Opening it once more after
-    /// a clean stop writes that snapshot (paying the replay now).
+    /// a clean stop writes that snapshot (paying the replay now). The jobs'
+    /// index counts are saved, so that open need not count them again.
     pub fn checkpoint(self) -> Result<bool> {
         self.checkpoint_when_last(Duration::ZERO)
     }
@@ -369,6 +374,7 @@ impl Store {
             // Handles are Arcs: there is no signal when one is dropped.
             std::thread::sleep(Duration::from_millis(5));
         }
+        self.save_job_counts()?;
         let config = self.sled_config.clone();
         drop(self);
         open_sled(&config)?;
@@ -569,10 +575,15 @@ impl Store {
         Ok(updated.map(|(event, ())| event))
     }
 
-    /// What to deliver for an event: its own payload, or its request's.
+    /// What to deliver for an event: its own payload, or its request's (a
+    /// webhook job's delivery: made from its job; older ones have their own).
     pub fn event_payload(&self, event: &Event) -> Result<Option<Payload>> {
         if event.has_own_payload {
             get_payload(&self.event_payloads, &event.id)
+        } else if event.window.is_some() {
+            Ok(self
+                .job(&event.request_id)?
+                .map(|job| job.delivery_payload()))
         } else {
             self.request_payload(&event.request_id)
         }

@@ -140,12 +140,23 @@ impl Store {
         }
     }
 
-    /// Stores a new job, marked as not yet fanned out until `job_fanned_out`.
+    /// Stores a new job and its list index entries, marked as not yet
+    /// fanned out until `job_fanned_out`.
     pub fn insert_job(&self, job: &WebhookJob) -> Result<()> {
         // The mark first: a job is never seen without it before its fan-out
-        // (retention keeps marked jobs; a start drops a mark with no job).
+        // (retention keeps marked jobs; a start drops a mark with no job and
+        // indexes a marked one again, see `resume_fan_outs`).
         self.unrouted_jobs.insert(job.id.as_bytes(), &[])?;
-        self.write_indexed_job(None, Some(job), || put(&self.jobs, &job.id, job))
+        put(&self.jobs, &job.id, job)?;
+        self.index_job(job)
+    }
+
+    /// A job as `insert_job` stored it, its entries written again (a crash
+    /// may have come between its record and them).
+    pub fn unrouted_job(&self, id: &str) -> Result<Option<WebhookJob>> {
+        let job = self.job(id)?;
+        job.as_ref().map(|job| self.index_job(job)).transpose()?;
+        Ok(job)
     }
 
     pub fn job_fanned_out(&self, job_id: &str) -> Result<()> {

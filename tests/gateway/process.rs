@@ -250,7 +250,7 @@ async fn sigkill_mid_load_loses_no_acknowledged_webhook_job() {
     create("/v1/endpoints", endpoint).await;
     // Kill once a few hundred jobs are acknowledged, with more in flight.
     let acked_enough = Arc::new(tokio::sync::Semaphore::new(0));
-    let sending = Sending::jobs(api.clone(), app);
+    let sending = Sending::jobs(api.clone(), app.clone());
     let stop = Arc::new(tokio::sync::Notify::new());
     let load = tokio::spawn(load(sending, 16, stop, acked_enough.clone()));
     let _ = tokio::time::timeout(PATIENCE, acked_enough.acquire_many(300))
@@ -273,8 +273,16 @@ async fn sigkill_mid_load_loses_no_acknowledged_webhook_job() {
             forgotten.push(id);
         }
     }
+    // Listed, too, and counted right: the list index is rebuilt after a crash.
+    let (listed, total) = listed_jobs(&client, &api, &app).await;
     restarted.child.kill().unwrap();
     restarted.child.wait().unwrap();
+    let unlisted: Vec<&String> = acked.difference(&listed).collect();
+    assert!(
+        unlisted.is_empty(),
+        "acknowledged jobs not listed: {unlisted:?}"
+    );
+    assert_eq!(total, listed.len(), "the list's total");
     assert!(
         forgotten.is_empty(),
         "{} of {} acknowledged jobs forgotten: {forgotten:?}",
@@ -288,6 +296,26 @@ async fn sigkill_mid_load_loses_no_acknowledged_webhook_job() {
         lost.len(),
         acked.len()
     );
+}
+
+/// Every job of the application its list pages through, and the total it states.
+async fn listed_jobs(client: &reqwest::Client, api: &str, app: &str) -> (HashSet<String>, usize) {
+    let mut listed = HashSet::new();
+    for page in 1u32.. {
+        let url = format!("{api}/v1/webhook-jobs?application_id={app}&per_page=100&page={page}");
+        let answer = client.get(url).bearer_auth(API_KEY).send();
+        let answer: serde_json::Value = answer.await.unwrap().json().await.unwrap();
+        let jobs = answer["data"].as_array().unwrap();
+        if jobs.is_empty() {
+            let total = answer["pagination"]["total"].as_u64().unwrap();
+            return (listed, total as usize);
+        }
+        listed.extend(
+            jobs.iter()
+                .map(|job| job["id"].as_str().unwrap().to_string()),
+        );
+    }
+    unreachable!("a page past the last is empty")
 }
 
 #[tokio::test(flavor = "multi_thread")]
