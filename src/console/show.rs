@@ -1,0 +1,173 @@
+//! How the console shows the API's JSON: values, statuses, times, bodies,
+//! headers, and the pager over the API's cursors.
+
+use maud::{html, Markup};
+use serde_json::Value;
+
+/// A value as text: strings bare, nothing as a dash.
+pub fn text(value: &Value) -> String {
+    match value {
+        Value::Null => "—".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A status (an event's, an attempt's, a request's) coloured by outcome.
+pub fn status(value: &Value) -> Markup {
+    let shown = text(value);
+    let class = match shown.as_str() {
+        "SUCCESSFUL" | "accepted" | "completed" => "good",
+        "FAILED" | "rejected" | "cancelled" => "bad",
+        _ => "waiting",
+    };
+    html! { span class={"status " (class)} { (shown) } }
+}
+
+/// An ISO 8601 time, shortened for reading and kept whole for machines.
+pub fn time(value: &Value) -> Markup {
+    match value.as_str() {
+        Some(iso) => {
+            let short = iso.replace('T', " ");
+            let short = short
+                .split('.')
+                .next()
+                .unwrap_or(&short)
+                .trim_end_matches('Z');
+            html! { time datetime=(iso) { (short) } }
+        }
+        None => html! { "—" },
+    }
+}
+
+/// A body: JSON (also JSON sent as text) pretty-printed, anything else as is.
+pub fn body(value: &Value) -> Markup {
+    let parsed = value
+        .as_str()
+        .and_then(|s| serde_json::from_str::<Value>(s).ok());
+    let pretty = match (value, parsed) {
+        (_, Some(json)) => pretty(&json),
+        (Value::String(s), None) => s.clone(),
+        (other, None) => pretty(other),
+    };
+    html! { pre.mono tabindex="0" { (pretty) } }
+}
+
+fn pretty(value: &Value) -> String {
+    serde_json::to_string_pretty(value).expect("JSON values serialize")
+}
+
+/// Headers as a two-column table.
+pub fn headers(value: &Value) -> Markup {
+    html! {
+        div.table-wrap {
+            table {
+                thead { tr { th scope="col" { "Header" } th scope="col" { "Value" } } }
+                tbody {
+                    @for (name, value) in value.as_object().into_iter().flatten() {
+                        tr { td.mono { (name) } td.mono { (text(value)) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A definition list of labelled facts.
+pub fn facts(items: &[(&str, Markup)]) -> Markup {
+    html! {
+        dl.facts {
+            @for (label, value) in items {
+                dt { (label) } dd { (value) }
+            }
+        }
+    }
+}
+
+/// Links to the previous and next pages of `listing` (the API's list
+/// answer), keeping the filter of `query` (the page's own query string).
+pub fn pager(path: &str, query: &str, listing: &Value) -> Markup {
+    let link = |direction: &str| {
+        let cursor = listing["pagination"][direction].as_str()?;
+        let kept = url::form_urlencoded::parse(query.as_bytes())
+            .filter(|(key, _)| key != "next" && key != "prev");
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(kept)
+            .append_pair(direction, cursor)
+            .finish();
+        Some(format!("{path}?{query}"))
+    };
+    html! {
+        nav.pager aria-label="Pages" {
+            @if let Some(href) = link("prev") { a href=(href) rel="prev" { "← Newer" } }
+            @if let Some(href) = link("next") { a href=(href) rel="next" { "Older →" } }
+        }
+    }
+}
+
+/// A labelled `<select>` of the API's objects (`models` of a list answer),
+/// by name, with "any" first; `chosen` is the value the page was asked with.
+pub fn object_choice(label: &str, name: &str, listing: &Value, chosen: Option<&str>) -> Markup {
+    let choices = listing["models"].as_array().into_iter().flatten();
+    html! {
+        label {
+            (label)
+            select name=(name) {
+                option value="" { "any" }
+                @for object in choices {
+                    @let id = text(&object["id"]);
+                    option value=(id) selected[chosen == Some(id.as_str())] { (text(&object["name"])) }
+                }
+            }
+        }
+    }
+}
+
+/// A labelled `<select>` of fixed values, with "any" first.
+pub fn value_choice(label: &str, name: &str, values: &[&str], chosen: Option<&str>) -> Markup {
+    html! {
+        label {
+            (label)
+            select name=(name) {
+                option value="" { "any" }
+                @for value in values {
+                    option value=(value) selected[chosen == Some(*value)] { (value) }
+                }
+            }
+        }
+    }
+}
+
+/// A labelled text input keeping the value the page was asked with.
+pub fn text_input(label: &str, name: &str, kind: &str, value: Option<&str>) -> Markup {
+    html! {
+        label { (label) input type=(kind) name=(name) value=[value]; }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_json_body_sent_as_text_is_pretty_printed() {
+        let shown = body(&json!("{\"a\":1}")).into_string();
+        assert!(shown.contains("{\n  &quot;a&quot;: 1\n}"), "{shown}");
+        assert!(body(&json!("plain <b>"))
+            .into_string()
+            .contains("plain &lt;b&gt;"));
+    }
+
+    #[test]
+    fn the_pager_keeps_the_filter_and_swaps_the_cursor() {
+        let listing = json!({"pagination": {"next": "req_2"}});
+        let shown =
+            pager("/console/requests", "status=accepted&prev=req_9", &listing).into_string();
+        assert!(
+            shown.contains("href=\"/console/requests?status=accepted&amp;next=req_2\""),
+            "{shown}"
+        );
+        assert!(!shown.contains("rel=\"prev\""));
+    }
+}

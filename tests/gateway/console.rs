@@ -1,0 +1,365 @@
+//! The web console (`/console`) in a real headless Chromium against a real
+//! gateway, and its session and CSRF checks over plain HTTP.
+
+use crate::browser::Browser;
+use crate::common::*;
+use fantoccini::Locator;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+
+const SHOP: &str = "[[sources]]\nname = \"shop\"\n";
+
+async fn gateway_to(sink: &Sink) -> TestGateway {
+    TestGateway::start(&format!(
+        "{SHOP}{}",
+        route("shop", "orders", &sink.url("/hook"), "")
+    ))
+    .await
+}
+
+fn console_url(tg: &TestGateway, path: &str) -> String {
+    format!("http://{}/console{path}", tg.gateway.api_addr.unwrap())
+}
+
+/// Where a test's screenshots go: its temp dir, and also
+/// `$CONSOLE_SCREENSHOTS` when set (how docs/ gets its pictures).
+fn shots_dir(tg: &TestGateway) -> PathBuf {
+    let dir = std::env::var_os("CONSOLE_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tg.dir.path().join("screenshots"));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Takes a screenshot of the page and checks it logged no error.
+async fn page_is_clean(browser: &Browser, name: &str) {
+    browser.screenshot(name).await;
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "{name}: the browser logged {errors:?}");
+}
+
+async fn sign_in(browser: &Browser, tg: &TestGateway, key: &str) {
+    browser.goto(&console_url(tg, "/sign-in")).await;
+    let field = browser.wait_for("input[name=key]").await;
+    field.send_keys(key).await.unwrap();
+    browser.click("Sign in").await;
+}
+
+/// POSTs from inside the page (the session's cookie goes along), with the
+/// headers given; answers the status.
+async fn post_from_page(browser: &Browser, path: &str, headers: Value) -> u16 {
+    let script = "const [path, headers, done] = arguments; \
+                  fetch(path, {method: 'POST', headers, redirect: 'manual'}).then(r => done(r.status));";
+    let status = browser
+        .client
+        .execute_async(script, vec![json!(path), headers])
+        .await
+        .unwrap();
+    status.as_u64().expect("a status") as u16
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_signs_in_sees_a_request_arrive_retries_its_event_and_pauses_its_connection() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let tg = gateway_to(&sink).await;
+    let browser = Browser::start(&shots_dir(&tg), 1280, 900).await;
+
+    // No session: every page leads to the sign-in form.
+    browser.goto(&console_url(&tg, "/events")).await;
+    browser.wait_for("input[name=key]").await;
+    assert_eq!(browser.path().await, "/console/sign-in");
+    page_is_clean(&browser, "sign-in").await;
+
+    sign_in(&browser, &tg, "not-the-key").await;
+    browser
+        .wait_for_text("[role=alert]", "not an API key")
+        .await;
+    browser.screenshot("sign-in-refused").await;
+    // The refusal is a 401, which the browser logs; nothing else is.
+    let logged = browser.console_errors().await;
+    assert!(
+        logged.len() == 1 && logged[0].contains("/console/sign-in"),
+        "{logged:?}"
+    );
+    sign_in(&browser, &tg, API_KEY).await;
+    browser.wait_for("#request-rows").await;
+    assert_eq!(browser.path().await, "/console/requests");
+
+    // A request sent now shows up in the open list, without a reload: a
+    // mark left in the page survives.
+    browser
+        .client
+        .execute("window.notReloaded = true;", vec![])
+        .await
+        .unwrap();
+    let (status, _) = tg.post("/e/shop/orders", r#"{"order": 42}"#).await;
+    assert_eq!(status, 200);
+    browser.wait_for_text("#request-rows", "shop").await;
+    let kept = browser
+        .client
+        .execute("return window.notReloaded === true;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        kept,
+        json!(true),
+        "the list was reloaded instead of updated"
+    );
+    page_is_clean(&browser, "requests").await;
+
+    // The request: its body pretty-printed, and the event it became.
+    let delivered = tg
+        .wait_event(|e| e.status == hookgate::model::EventStatus::Successful)
+        .await;
+    browser
+        .client
+        .find(Locator::Css("#request-rows a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.wait_for_text("main", "\"order\": 42").await;
+    page_is_clean(&browser, "request").await;
+    browser
+        .client
+        .find(Locator::Css(&format!(
+            "a[href='/console/events/{}']",
+            delivered.id
+        )))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.wait_for_text("#attempts", "#1").await;
+    page_is_clean(&browser, "event").await;
+
+    // Retry: the page comes back with a second attempt, made by hand.
+    browser.click("Retry").await;
+    browser.wait_for_text("#attempts", "#2").await;
+    browser.wait_for_text("#attempts", "MANUAL").await;
+    sink.wait_for(2).await;
+
+    // Pause and unpause the connection from its page.
+    browser.goto(&console_url(&tg, "/connections")).await;
+    browser.wait_for_text("#connections", "active").await;
+    browser.click("Pause").await;
+    browser.wait_for_text("#connections", "paused").await;
+    let (_, connections) = tg.api_get("/connections").await;
+    assert!(
+        !connections["models"][0]["paused_at"].is_null(),
+        "{connections}"
+    );
+    page_is_clean(&browser, "connections").await;
+    browser.click("Unpause").await;
+    browser.wait_for_text("#connections", "active").await;
+    let (_, connections) = tg.api_get("/connections").await;
+    assert!(
+        connections["models"][0]["paused_at"].is_null(),
+        "{connections}"
+    );
+
+    // A change without the session's CSRF token is refused, also from the page itself.
+    let connection = connections["models"][0]["id"].as_str().unwrap().to_string();
+    let pause = format!("/console/connections/{connection}/pause");
+    assert_eq!(post_from_page(&browser, &pause, json!({})).await, 403);
+    let wrong = json!({"X-CSRF-Token": "0000"});
+    assert_eq!(post_from_page(&browser, &pause, wrong).await, 403);
+    let (_, connections) = tg.api_get("/connections").await;
+    assert!(
+        connections["models"][0]["paused_at"].is_null(),
+        "{connections}"
+    );
+    // (The refused fetches are logged as failed loads; start the log afresh.)
+    browser.console_errors().await;
+
+    // Bulk retry of the events page's filter: the plan's count first, then progress.
+    browser
+        .goto(&console_url(&tg, "/events?status=SUCCESSFUL"))
+        .await;
+    browser.wait_for_text("main table", "SUCCESSFUL").await;
+    page_is_clean(&browser, "events").await;
+    browser
+        .click("Bulk retry every event of this filter…")
+        .await;
+    browser
+        .wait_for_text("#bulk-plan", "selects 1 events")
+        .await;
+    page_is_clean(&browser, "bulk-retry-plan").await;
+    browser.click("Retry them").await;
+    browser.wait_for_text("#bulk-progress", "completed").await;
+    sink.wait_for(3).await;
+    page_is_clean(&browser, "bulk-retry-progress").await;
+
+    // Signed out, the pages are closed again.
+    browser.click("Sign out").await;
+    browser.wait_for("input[name=key]").await;
+    browser.goto(&console_url(&tg, "/requests")).await;
+    browser.wait_for("input[name=key]").await;
+    assert_eq!(browser.path().await, "/console/sign-in");
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_fits_a_phone_screen() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let tg = gateway_to(&sink).await;
+    let (status, _) = tg.post("/e/shop/orders", r#"{"order": 1}"#).await;
+    assert_eq!(status, 200);
+    let browser = Browser::start(&shots_dir(&tg), 390, 844).await;
+    sign_in(&browser, &tg, API_KEY).await;
+    for page in ["requests", "events", "connections"] {
+        browser.goto(&console_url(&tg, &format!("/{page}"))).await;
+        browser.wait_for("main h1").await;
+        // The page itself never scrolls sideways (wide tables scroll in their own box).
+        let fits = browser
+            .client
+            .execute(
+                "return document.documentElement.scrollWidth <= window.innerWidth;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(fits, json!(true), "{page} is wider than a phone");
+        page_is_clean(&browser, &format!("phone-{page}")).await;
+    }
+    browser.close().await;
+}
+
+/// The console's own HTTP answers: where a browser without a session goes,
+/// the session cookie's attributes, CSRF refusals, long-cached assets.
+#[tokio::test]
+async fn sessions_cookies_and_csrf_over_plain_http() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let tg = gateway_to(&sink).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+
+    let answer = http
+        .get(console_url(&tg, "/requests"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 303);
+    assert_eq!(answer.headers()["location"], "/console/sign-in");
+
+    let sign_in = |key: &str, proto: &str| {
+        http.post(console_url(&tg, "/sign-in"))
+            .header("x-forwarded-proto", proto)
+            .form(&[("key", key)])
+            .send()
+    };
+    assert_eq!(sign_in("wrong", "http").await.unwrap().status(), 401);
+    let over_tls = sign_in(API_KEY, "https").await.unwrap();
+    assert!(over_tls.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .ends_with("; Secure"));
+    let answer = sign_in(API_KEY, "http").await.unwrap();
+    assert_eq!(answer.status(), 303);
+    let cookie = answer.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("; HttpOnly; SameSite=Strict; Path=/console"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    let session = cookie.split(';').next().unwrap().to_string();
+
+    let page = http
+        .get(console_url(&tg, "/connections"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let token = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page's forms carry the CSRF token");
+    // The masked API views only: the key never appears in a page.
+    assert!(!page.contains(API_KEY));
+
+    let (_, connections) = tg.api_get("/connections").await;
+    let pause = console_url(
+        &tg,
+        &format!(
+            "/connections/{}/pause",
+            connections["models"][0]["id"].as_str().unwrap()
+        ),
+    );
+    let refused = http
+        .post(&pause)
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let error: Value = refused.json().await.unwrap();
+    assert_eq!(
+        (
+            error["handled"].clone(),
+            error["status"].clone(),
+            error["code"].clone()
+        ),
+        (json!(true), json!(403), json!("FORBIDDEN"))
+    );
+    let (_, connections) = tg.api_get("/connections").await;
+    assert!(connections["models"][0]["paused_at"].is_null());
+
+    let done = http
+        .post(&pause)
+        .header("cookie", &session)
+        .form(&[("csrf", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 303);
+    let (_, connections) = tg.api_get("/connections").await;
+    assert!(!connections["models"][0]["paused_at"].is_null());
+
+    // Assets: named by their content, cached for a year; other names are not served.
+    let css = page
+        .split("href=\"/console/assets/")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap();
+    let asset = http
+        .get(console_url(&tg, &format!("/assets/{css}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asset.status(), 200);
+    assert_eq!(
+        asset.headers()["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    let unknown = http
+        .get(console_url(&tg, "/assets/console.css"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+
+    // Signing out ends the session on the server, whatever the browser keeps.
+    let out = http
+        .post(console_url(&tg, "/sign-out"))
+        .header("cookie", &session)
+        .form(&[("csrf", token)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    let after = http
+        .get(console_url(&tg, "/requests"))
+        .header("cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 303);
+}
