@@ -4,7 +4,7 @@
 
 use super::error::ApiError;
 use super::failed_logins::FailedLogins;
-use super::rate::{too_many, Budget};
+use super::rate::{too_many, Budget, Refusal};
 use super::ApiState;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -68,11 +68,8 @@ impl ApiKeys {
 
     /// Spends one call of `key`'s management budget: the console's pages
     /// count as the API calls they are made of.
-    pub(crate) fn spend_management(&self, key: usize) -> Result<(), Response> {
-        match self.management.spend(&key) {
-            Ok(_) => Ok(()),
-            Err(refusal) => Err(refusal.into_response()),
-        }
+    pub(crate) fn spend_management(&self, key: usize) -> Result<(), Refusal> {
+        self.management.spend(&key).map(|_| ())
     }
 
     /// The index of `presented` among our keys.
@@ -102,10 +99,9 @@ impl ApiKeys {
     ) -> Result<usize, Refused> {
         let now = std::time::Instant::now();
         if let Some(wait) = client.and_then(|ip| self.failed_logins.locked_out(ip, now)) {
-            let retry_after = wait.as_secs() + 1;
-            let message =
-                format!("too many failed logins from this address; retry in {retry_after} s");
-            return Err(Refused::LockedOut(too_many(message, retry_after)));
+            return Err(Refused::LockedOut {
+                retry_after: wait.as_secs() + 1,
+            });
         }
         let key = presented.and_then(|key| self.key_index(key));
         if let (None, Some(ip)) = (key, client) {
@@ -117,9 +113,17 @@ impl ApiKeys {
 
 /// Why `ApiKeys::admit` refused a key.
 pub(crate) enum Refused {
-    /// The client's address is locked out: the answer says until when.
-    LockedOut(Response),
+    /// The client's address is locked out for this many more seconds.
+    LockedOut {
+        retry_after: u64,
+    },
     WrongKey,
+}
+
+/// The `429` for an address locked out after failed logins.
+pub(crate) fn locked_out(retry_after: u64) -> Response {
+    let message = format!("too many failed logins from this address; retry in {retry_after} s");
+    too_many(message, retry_after)
 }
 
 fn presented_key(headers: &HeaderMap) -> Option<String> {
@@ -153,7 +157,7 @@ pub async fn require_key(
         .map(|ConnectInfo(address)| address.ip());
     let key = match keys.admit(presented_key(request.headers()).as_deref(), client) {
         Ok(key) => key,
-        Err(Refused::LockedOut(answer)) => return answer,
+        Err(Refused::LockedOut { retry_after }) => return locked_out(retry_after),
         Err(Refused::WrongKey) => {
             let mut error = ApiError::new(
                 StatusCode::UNAUTHORIZED,

@@ -29,7 +29,7 @@ mod views;
 mod webhook_deliveries;
 mod webhook_jobs;
 
-pub(crate) use auth::Refused;
+pub(crate) use auth::{locked_out, Refused};
 pub use auth::{ApiKeys, KeyBudgets};
 pub(crate) use issues::issue_object;
 pub use objects::resolve_transformations;

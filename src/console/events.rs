@@ -3,8 +3,8 @@
 
 use super::layout::post_button;
 use super::requests::limit_query;
-use super::show::{self, text};
-use super::{answer, api_query, error_notice, Console, Failed, Shared, Signed, NAV};
+use super::show::{self, text, Chosen};
+use super::{answer, error_notice, status_of, Console, Failed, Filter, Shared, Signed, NAV};
 use crate::api::error::ApiError;
 use crate::api::{bulk, catalog, outbound};
 use crate::model::EventStatus;
@@ -33,11 +33,9 @@ pub fn routes() -> Router<Arc<Console>> {
 async fn list(
     State(console): Shared,
     Extension(session): Signed,
-    RawQuery(raw): RawQuery,
+    Filter(query): Filter,
 ) -> (StatusCode, Html<String>) {
-    let query = api_query(raw.as_deref());
     let listing = answer(outbound::list_events(console.api(), RawQuery(Some(query.clone()))).await);
-    let status = listing.as_ref().err().map_or(StatusCode::OK, |e| e.status);
     let content = html! {
         h1 { "Events" }
         (filters(&console, &query).await)
@@ -53,7 +51,10 @@ async fn list(
             Err(error) => (error_notice(error)),
         }
     };
-    (status, console.page(&session, PAGE, "Events", content))
+    (
+        status_of(&listing),
+        console.page(&session, PAGE, "Events", content),
+    )
 }
 
 /// A table of events (a list answer's `models`).
@@ -87,24 +88,19 @@ pub(super) fn table(listing: &Value) -> Markup {
 async fn filters(console: &Console, query: &str) -> Markup {
     let connections = answer(catalog::list_connections(console.api(), limit_query()).await);
     let destinations = answer(catalog::list_destinations(console.api(), limit_query()).await);
-    let pairs = filter_pairs(query);
-    let chosen = |name: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    };
+    let (connections, destinations) = (
+        connections.unwrap_or_default(),
+        destinations.unwrap_or_default(),
+    );
+    let chosen = Chosen::of(query);
     let statuses = EventStatus::ALL.map(EventStatus::as_str);
     html! {
         form.filters method="get" action=(PAGE) role="search" {
-            (show::value_choice("Status", "status", &statuses, chosen("status")))
-            (show::object_choice("Connection", "webhook_id", connections.as_ref().unwrap_or(&Value::Null), chosen("webhook_id")))
-            (show::object_choice("Destination", "destination_id", destinations.as_ref().unwrap_or(&Value::Null), chosen("destination_id")))
-            (show::text_input("Response status", "response_status", "number", chosen("response_status")))
-            (show::text_input("From (UTC)", "created_at[gte]", "datetime-local", chosen("created_at[gte]")))
-            (show::text_input("To (UTC)", "created_at[lte]", "datetime-local", chosen("created_at[lte]")))
-            (show::text_input("Search body and headers", "search_term", "search", chosen("search_term")))
-            button type="submit" { "Filter" }
+            (show::value_choice("Status", "status", &statuses, &chosen))
+            (show::object_choice("Connection", "webhook_id", &connections, &chosen))
+            (show::object_choice("Destination", "destination_id", &destinations, &chosen))
+            (show::text_input("Response status", "response_status", "number", &chosen))
+            (show::time_search_and_submit(&chosen))
         }
     }
 }
@@ -124,9 +120,8 @@ fn filter_pairs(query: &str) -> Vec<(String, String)> {
 async fn bulk_plan(
     State(console): Shared,
     Extension(session): Signed,
-    RawQuery(raw): RawQuery,
+    Filter(query): Filter,
 ) -> Result<Html<String>, Failed> {
-    let query = api_query(raw.as_deref());
     let pairs = filter_pairs(&query);
     let filter = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(&pairs)

@@ -81,7 +81,7 @@ async fn guard(State(console): Shared, request: Request, next: Next) -> Response
         return to_sign_in(&request);
     };
     if let Err(too_many) = console.api.keys.spend_management(session.principal) {
-        return too_many;
+        return too_many.into_response();
     }
     let mut request = match request.method() == Method::POST {
         true => match csrf::checked(request, &session.csrf).await {
@@ -136,14 +136,36 @@ fn answer<T: serde::Serialize>(result: Result<Json<T>, ApiError>) -> Result<Valu
     Ok(serde_json::to_value(value).expect("API answers serialize"))
 }
 
-/// The page's query string as the API takes it: the console's filter forms
-/// use the API's own parameter names, and leave empty fields out.
+/// The page's query string as the API takes it (`api_query`).
+struct Filter(String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Filter {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Filter, Self::Rejection> {
+        Ok(Filter(api_query(parts.uri.query())))
+    }
+}
+
+/// The console's filter forms use the API's own parameter names, and leave
+/// empty fields out.
 fn api_query(raw: Option<&str>) -> String {
     let pairs = url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
         .filter(|(_, value)| !value.trim().is_empty());
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish()
+}
+
+/// The status a list page answers with: the API's, when its list failed.
+fn status_of(listing: &Result<Value, ApiError>) -> StatusCode {
+    listing
+        .as_ref()
+        .err()
+        .map_or(StatusCode::OK, |error| error.status)
 }
 
 /// An API error in a page: its message, and its status for the answer.

@@ -1,7 +1,9 @@
 //! Requests: the live list with its filters, and one request with what it became.
 
-use super::show::{self, text};
-use super::{answer, api_query, error_notice, events, Console, Failed, Shared, Signed, NAV};
+use super::show::{self, text, Chosen};
+use super::{
+    answer, error_notice, events, status_of, Console, Failed, Filter, Shared, Signed, NAV,
+};
 use crate::api::{catalog, inbound};
 use crate::model::RejectionCause;
 use axum::extract::{Path, RawQuery, State};
@@ -30,12 +32,10 @@ pub fn routes() -> Router<Arc<Console>> {
 async fn list(
     State(console): Shared,
     Extension(session): Signed,
-    RawQuery(raw): RawQuery,
+    Filter(query): Filter,
 ) -> (StatusCode, Html<String>) {
-    let query = api_query(raw.as_deref());
     let listing = listing(&console, &query).await;
     let sources = answer(catalog::list_sources(console.api(), limit_query()).await);
-    let status = listing.as_ref().err().map_or(StatusCode::OK, |e| e.status);
     let content = html! {
         h1 { "Requests" }
         (filters(&query, sources.as_ref().unwrap_or(&Value::Null)))
@@ -57,7 +57,10 @@ async fn list(
             Err(error) => (error_notice(error)),
         }
     };
-    (status, console.page(&session, PAGE, "Requests", content))
+    (
+        status_of(&listing),
+        console.page(&session, PAGE, "Requests", content),
+    )
 }
 
 /// The API's list of requests for the page's filter.
@@ -83,8 +86,7 @@ fn live_rows(query: &str, listing: &Value) -> Markup {
 }
 
 /// The rows alone, for the live refresh.
-async fn rows(State(console): Shared, RawQuery(raw): RawQuery) -> (StatusCode, Html<String>) {
-    let query = api_query(raw.as_deref());
+async fn rows(State(console): Shared, Filter(query): Filter) -> (StatusCode, Html<String>) {
     match listing(&console, &query).await {
         Ok(listing) => (StatusCode::OK, Html(request_rows(&listing).into_string())),
         Err(error) => {
@@ -113,24 +115,14 @@ fn request_rows(listing: &Value) -> Markup {
 }
 
 fn filters(query: &str, sources: &Value) -> Markup {
-    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
-        .into_owned()
-        .collect();
-    let chosen = |name: &str| {
-        pairs
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    };
+    let chosen = Chosen::of(query);
+    let causes = RejectionCause::ALL.map(RejectionCause::as_str);
     html! {
         form.filters method="get" action=(PAGE) role="search" {
-            (show::object_choice("Source", "source_id", sources, chosen("source_id")))
-            (show::value_choice("Status", "status", &["accepted", "rejected"], chosen("status")))
-            (show::value_choice("Rejection cause", "rejection_cause", &RejectionCause::ALL.map(RejectionCause::as_str), chosen("rejection_cause")))
-            (show::text_input("From (UTC)", "created_at[gte]", "datetime-local", chosen("created_at[gte]")))
-            (show::text_input("To (UTC)", "created_at[lte]", "datetime-local", chosen("created_at[lte]")))
-            (show::text_input("Search body and headers", "search_term", "search", chosen("search_term")))
-            button type="submit" { "Filter" }
+            (show::object_choice("Source", "source_id", sources, &chosen))
+            (show::value_choice("Status", "status", &["accepted", "rejected"], &chosen))
+            (show::value_choice("Rejection cause", "rejection_cause", &causes, &chosen))
+            (show::time_search_and_submit(&chosen))
         }
     }
 }

@@ -105,46 +105,80 @@ pub fn pager(path: &str, query: &str, listing: &Value) -> Markup {
     }
 }
 
-/// A labelled `<select>` of the API's objects (`models` of a list answer),
-/// by name, with "any" first; `chosen` is the value the page was asked with.
-pub fn object_choice(label: &str, name: &str, listing: &Value, chosen: Option<&str>) -> Markup {
-    let choices = listing["models"].as_array().into_iter().flatten();
-    html! {
-        label {
-            (label)
-            select name=(name) {
-                option value="" { "any" }
-                @for object in choices {
-                    @let id = text(&object["id"]);
-                    option value=(id) selected[chosen == Some(id.as_str())] { (text(&object["name"])) }
-                }
-            }
-        }
+/// The values a page was asked with (its filter), by name.
+pub struct Chosen(Vec<(String, String)>);
+
+impl Chosen {
+    pub fn of(query: &str) -> Chosen {
+        Chosen(
+            url::form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect(),
+        )
     }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// A labelled `<select>` of the API's objects (`models` of a list answer),
+/// by name, with "any" first.
+pub fn object_choice(label: &str, name: &str, listing: &Value, chosen: &Chosen) -> Markup {
+    let objects = listing["models"].as_array().into_iter().flatten();
+    let options = objects.map(|object| (text(&object["id"]), text(&object["name"])));
+    choice(label, name, options, chosen)
 }
 
 /// A labelled `<select>` of fixed values, with "any" first.
-pub fn value_choice(label: &str, name: &str, values: &[&str], chosen: Option<&str>) -> Markup {
+pub fn value_choice(label: &str, name: &str, values: &[&str], chosen: &Chosen) -> Markup {
+    let options = values
+        .iter()
+        .map(|value| (value.to_string(), value.to_string()));
+    choice(label, name, options, chosen)
+}
+
+/// A labelled `<select>` of (value, shown) options, with "any" first and
+/// the one the page was asked with selected.
+fn choice(
+    label: &str,
+    name: &str,
+    options: impl Iterator<Item = (String, String)>,
+    chosen: &Chosen,
+) -> Markup {
     html! {
         label {
             (label)
             select name=(name) {
                 option value="" { "any" }
-                @for value in values {
-                    option value=(value) selected[chosen == Some(*value)] { (value) }
+                @for (value, shown) in options {
+                    option value=(value) selected[chosen.get(name) == Some(value.as_str())] { (shown) }
                 }
             }
         }
     }
 }
 
-/// A labelled text input keeping the value the page was asked with.
-pub fn text_input(label: &str, name: &str, kind: &str, value: Option<&str>) -> Markup {
+/// The filters every list has: a time range (`created_at`) and a text
+/// search, then the button that applies the form.
+pub fn time_search_and_submit(chosen: &Chosen) -> Markup {
     html! {
-        label { (label) input type=(kind) name=(name) value=[value]; }
+        (text_input("From (UTC)", "created_at[gte]", "datetime-local", chosen))
+        (text_input("To (UTC)", "created_at[lte]", "datetime-local", chosen))
+        (text_input("Search body and headers", "search_term", "search", chosen))
+        button type="submit" { "Filter" }
     }
 }
 
+/// A labelled input keeping the value the page was asked with.
+pub fn text_input(label: &str, name: &str, kind: &str, chosen: &Chosen) -> Markup {
+    html! {
+        label { (label) input type=(kind) name=(name) value=[chosen.get(name)]; }
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 
 use super::session::{expired_cookie, over_tls};
 use super::{layout, Shared, Signed, BRAND, NAV, SIGN_IN};
-use crate::api::Refused;
+use crate::api::{locked_out, Refused};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -37,7 +37,7 @@ pub async fn sign_in(
             answer.headers_mut().insert(header::SET_COOKIE, cookie);
             answer
         }
-        Err(Refused::LockedOut(answer)) => answer,
+        Err(Refused::LockedOut { retry_after }) => locked_out(retry_after),
         Err(Refused::WrongKey) => {
             let page = sign_in_page(Some("That is not an API key of this gateway."));
             (StatusCode::UNAUTHORIZED, Html(page.into_string())).into_response()

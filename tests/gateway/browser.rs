@@ -46,8 +46,12 @@ impl Browser {
                     "--disable-component-update", "--disable-sync",
                     "--disable-dev-shm-usage",
                     format!("--user-data-dir={}", profile.path().display()),
-                    format!("--window-size={width},{height}"),
-                ]
+                ],
+                // The viewport exactly (a headless window has a minimum width
+                // wider than a phone's).
+                "mobileEmulation": {
+                    "deviceMetrics": { "width": width, "height": height, "pixelRatio": 1.0 }
+                }
             },
             // Keep every console message, to read back with `console_errors`.
             "goog:loggingPrefs": { "browser": "ALL" }

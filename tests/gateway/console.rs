@@ -222,9 +222,56 @@ async fn the_console_fits_a_phone_screen() {
             .await
             .unwrap();
         assert_eq!(fits, json!(true), "{page} is wider than a phone");
+        let width = browser
+            .client
+            .execute("return window.innerWidth;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(width, json!(390));
         page_is_clean(&browser, &format!("phone-{page}")).await;
     }
     browser.close().await;
+}
+
+/// A client of the console over plain HTTP that follows no redirect, with
+/// the session cookie once it has one.
+struct Visitor {
+    http: reqwest::Client,
+    base: String,
+    cookie: String,
+}
+
+impl Visitor {
+    fn new(tg: &TestGateway) -> Visitor {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Visitor {
+            http,
+            base: console_url(tg, ""),
+            cookie: String::new(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        let request = self.http.get(format!("{}{path}", self.base));
+        request.header("cookie", &self.cookie).send().await.unwrap()
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        let request = self.http.post(format!("{}{path}", self.base)).form(form);
+        request.header("cookie", &self.cookie).send().await.unwrap()
+    }
+}
+
+/// The value of `attribute="…"` right after the first `before` in `page`.
+fn attribute_after<'a>(page: &'a str, before: &str) -> &'a str {
+    let rest = page
+        .split(before)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {before} in the page"));
+    rest.split('"').next().unwrap()
 }
 
 /// The console's own HTTP answers: where a browser without a session goes,
@@ -233,32 +280,29 @@ async fn the_console_fits_a_phone_screen() {
 async fn sessions_cookies_and_csrf_over_plain_http() {
     let sink = Sink::start(Reply::Status(200)).await;
     let tg = gateway_to(&sink).await;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let mut visitor = Visitor::new(&tg);
 
-    let answer = http
-        .get(console_url(&tg, "/requests"))
-        .send()
-        .await
-        .unwrap();
+    let answer = visitor.get("/requests").await;
     assert_eq!(answer.status(), 303);
     assert_eq!(answer.headers()["location"], "/console/sign-in");
 
-    let sign_in = |key: &str, proto: &str| {
-        http.post(console_url(&tg, "/sign-in"))
-            .header("x-forwarded-proto", proto)
-            .form(&[("key", key)])
-            .send()
-    };
-    assert_eq!(sign_in("wrong", "http").await.unwrap().status(), 401);
-    let over_tls = sign_in(API_KEY, "https").await.unwrap();
+    assert_eq!(
+        visitor.post("/sign-in", &[("key", "wrong")]).await.status(),
+        401
+    );
+    let over_tls = visitor
+        .http
+        .post(format!("{}/sign-in", visitor.base))
+        .header("x-forwarded-proto", "https")
+        .form(&[("key", API_KEY)])
+        .send()
+        .await
+        .unwrap();
     assert!(over_tls.headers()["set-cookie"]
         .to_str()
         .unwrap()
         .ends_with("; Secure"));
-    let answer = sign_in(API_KEY, "http").await.unwrap();
+    let answer = visitor.post("/sign-in", &[("key", API_KEY)]).await;
     assert_eq!(answer.status(), 303);
     let cookie = answer.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(
@@ -266,100 +310,50 @@ async fn sessions_cookies_and_csrf_over_plain_http() {
         "{cookie}"
     );
     assert!(!cookie.contains("Secure"), "{cookie}");
-    let session = cookie.split(';').next().unwrap().to_string();
+    visitor.cookie = cookie.split(';').next().unwrap().to_string();
 
-    let page = http
-        .get(console_url(&tg, "/connections"))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let token = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the page's forms carry the CSRF token");
+    let page = visitor.get("/connections").await.text().await.unwrap();
+    let token = attribute_after(&page, "name=\"csrf\" value=\"").to_string();
     // The masked API views only: the key never appears in a page.
     assert!(!page.contains(API_KEY));
 
     let (_, connections) = tg.api_get("/connections").await;
-    let pause = console_url(
-        &tg,
-        &format!(
-            "/connections/{}/pause",
-            connections["models"][0]["id"].as_str().unwrap()
-        ),
-    );
-    let refused = http
-        .post(&pause)
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap();
+    let id = connections["models"][0]["id"].as_str().unwrap();
+    let pause = format!("/connections/{id}/pause");
+    let refused = visitor.post(&pause, &[]).await;
     assert_eq!(refused.status(), 403);
     let error: Value = refused.json().await.unwrap();
+    let shape = [&error["handled"], &error["status"], &error["code"]];
+    assert_eq!(shape, [&json!(true), &json!(403), &json!("FORBIDDEN")]);
     assert_eq!(
-        (
-            error["handled"].clone(),
-            error["status"].clone(),
-            error["code"].clone()
-        ),
-        (json!(true), json!(403), json!("FORBIDDEN"))
+        visitor.post(&pause, &[("csrf", "0000")]).await.status(),
+        403
     );
     let (_, connections) = tg.api_get("/connections").await;
     assert!(connections["models"][0]["paused_at"].is_null());
 
-    let done = http
-        .post(&pause)
-        .header("cookie", &session)
-        .form(&[("csrf", token)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(done.status(), 303);
+    assert_eq!(
+        visitor.post(&pause, &[("csrf", &token)]).await.status(),
+        303
+    );
     let (_, connections) = tg.api_get("/connections").await;
     assert!(!connections["models"][0]["paused_at"].is_null());
 
     // Assets: named by their content, cached for a year; other names are not served.
-    let css = page
-        .split("href=\"/console/assets/")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .unwrap();
-    let asset = http
-        .get(console_url(&tg, &format!("/assets/{css}")))
-        .send()
-        .await
-        .unwrap();
+    let css = attribute_after(&page, "href=\"/console/assets/");
+    let asset = visitor.get(&format!("/assets/{css}")).await;
     assert_eq!(asset.status(), 200);
-    assert_eq!(
-        asset.headers()["cache-control"],
-        "public, max-age=31536000, immutable"
-    );
-    let unknown = http
-        .get(console_url(&tg, "/assets/console.css"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(unknown.status(), 404);
+    let cached = &asset.headers()["cache-control"];
+    assert_eq!(cached, "public, max-age=31536000, immutable");
+    assert_eq!(visitor.get("/assets/console.css").await.status(), 404);
 
     // Signing out ends the session on the server, whatever the browser keeps.
-    let out = http
-        .post(console_url(&tg, "/sign-out"))
-        .header("cookie", &session)
-        .form(&[("csrf", token)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(out.status(), 303);
-    let after = http
-        .get(console_url(&tg, "/requests"))
-        .header("cookie", &session)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(after.status(), 303);
+    assert_eq!(
+        visitor
+            .post("/sign-out", &[("csrf", &token)])
+            .await
+            .status(),
+        303
+    );
+    assert_eq!(visitor.get("/requests").await.status(), 303);
 }
