@@ -12,7 +12,7 @@ mod endpoints;
 pub(crate) mod error;
 mod failed_logins;
 pub(crate) mod inbound;
-mod issues;
+pub(crate) mod issues;
 mod listing;
 mod notifications;
 mod objects;

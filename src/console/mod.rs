@@ -7,6 +7,7 @@ mod assets;
 mod connections;
 mod csrf;
 mod events;
+mod issues;
 mod layout;
 mod requests;
 mod session;
@@ -33,10 +34,11 @@ const SESSION_IDLE: Duration = Duration::from_secs(8 * 60 * 60);
 
 const BRAND: &str = "hookgate";
 const SIGN_IN: &str = "/console/sign-in";
-const NAV: [(&str, &str); 3] = [
+const NAV: [(&str, &str); 4] = [
     ("/console/requests", "Requests"),
     ("/console/events", "Events"),
     ("/console/connections", "Connections"),
+    ("/console/issues", "Issues"),
 ];
 
 /// What the console's handlers reach.
@@ -66,6 +68,7 @@ pub fn routes(api: Arc<ApiState>, stopped: watch::Receiver<bool>) -> Router {
         .merge(requests::routes())
         .merge(events::routes())
         .merge(connections::routes())
+        .merge(issues::routes())
         .layer(axum::middleware::from_fn_with_state(console.clone(), guard));
     Router::new()
         .route("/sign-in", get(sign_in::form).post(sign_in::sign_in))

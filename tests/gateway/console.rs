@@ -233,6 +233,62 @@ async fn the_console_fits_a_phone_screen() {
     browser.close().await;
 }
 
+/// Waits (polling the API, up to `PATIENCE`) until `path` lists something.
+async fn wait_listed(tg: &TestGateway, path: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let (_, listing) = tg.api_get(path).await;
+        if listing["count"].as_u64().unwrap_or(0) > 0 {
+            return listing;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{path} stayed empty"
+        );
+        // Issues open in the background after the attempt is settled.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_acknowledges_and_resolves_an_issue_and_finds_its_events() {
+    let sink = Sink::start(Reply::Status(500)).await;
+    let tg = gateway_to(&sink).await;
+    let trigger = json!({ "name": "orders failing", "type": "delivery",
+        "configs": { "strategy": "first_attempt", "connections": "*" } });
+    let (status, _) = tg
+        .api_send(reqwest::Method::POST, "/issue-triggers", trigger)
+        .await;
+    assert_eq!(status, 200);
+    tg.post("/e/shop/orders", r#"{"order": 7}"#).await;
+    let issues = wait_listed(&tg, "/issues").await;
+    let issue = issues["models"][0]["id"].as_str().unwrap().to_string();
+
+    let browser = Browser::start(&shots_dir(&tg), 1280, 900).await;
+    sign_in(&browser, &tg, API_KEY).await;
+    browser.wait_for("#request-rows").await;
+    browser.click("Issues").await;
+    browser.wait_for_text("#issues", "OPENED").await;
+    page_is_clean(&browser, "issues").await;
+
+    browser.click("Acknowledge").await;
+    browser.wait_for_text("#issues", "ACKNOWLEDGED").await;
+    let (_, shown) = tg.api_get(&format!("/issues/{issue}")).await;
+    assert_eq!(shown["status"], "ACKNOWLEDGED");
+    browser.click("Resolve").await;
+    browser.wait_for_text("#issues", "RESOLVED").await;
+    let (_, shown) = tg.api_get(&format!("/issues/{issue}")).await;
+    assert_eq!(shown["status"], "RESOLVED");
+
+    // Its events: every event of its connection that got its response status.
+    browser.click("all").await;
+    browser.wait_for_text("main table", "FAILED").await;
+    let path = browser.client.current_url().await.unwrap();
+    assert!(path.as_str().contains("response_status=500"), "{path}");
+    page_is_clean(&browser, "issue-events").await;
+    browser.close().await;
+}
+
 /// A client of the console over plain HTTP that follows no redirect, with
 /// the session cookie once it has one.
 struct Visitor {
