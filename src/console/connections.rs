@@ -3,7 +3,7 @@
 
 use super::layout::post_button;
 use super::requests::limit_query;
-use super::show::text;
+use super::show::{self, text};
 use super::{answer, error_notice, Console, Failed, Shared, Signed, NAV};
 use crate::api::catalog;
 use axum::extract::{Path, State};
@@ -58,11 +58,7 @@ fn table(listing: &Value, queues: &BTreeMap<String, Value>, csrf: &str) -> Marku
     html! {
         div.table-wrap {
             table #connections {
-                thead { tr {
-                    th scope="col" { "Connection" } th scope="col" { "Source" } th scope="col" { "Rules" }
-                    th scope="col" { "Destination" } th scope="col" { "Queued" } th scope="col" { "Oldest waiting" }
-                    th scope="col" { "State" } th scope="col" { span.skip { "Actions" } }
-                } }
+                (show::column_heads(&["Connection", "Source", "Rules", "Destination", "Queued", "Oldest waiting", "State", ""]))
                 tbody {
                     @for connection in listing["models"].as_array().into_iter().flatten() {
                         @let queue = &queues[&text(&connection["destination_id"])];

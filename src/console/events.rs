@@ -62,11 +62,7 @@ pub(super) fn table(listing: &Value) -> Markup {
     html! {
         div.table-wrap {
             table {
-                thead { tr {
-                    th scope="col" { "Created" } th scope="col" { "Status" }
-                    th scope="col" { "Connection" } th scope="col" { "Destination" }
-                    th scope="col" { "Attempts" } th scope="col" { "Response" } th scope="col" { "Error" }
-                } }
+                (show::column_heads(&["Created", "Status", "Connection", "Destination", "Attempts", "Response", "Error"]))
                 tbody {
                     @for event in listing["models"].as_array().into_iter().flatten() {
                         tr {

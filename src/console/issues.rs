@@ -61,11 +61,7 @@ fn table(listing: &Value, csrf: &str) -> Markup {
     html! {
         div.table-wrap {
             table #issues {
-                thead { tr {
-                    th scope="col" { "Last seen" } th scope="col" { "Type" } th scope="col" { "Status" }
-                    th scope="col" { "What" } th scope="col" { "Count" } th scope="col" { "Events" }
-                    th scope="col" { span.skip { "Actions" } }
-                } }
+                (show::column_heads(&["Last seen", "Type", "Status", "What", "Count", "Events", ""]))
                 tbody {
                     @for issue in listing["models"].as_array().into_iter().flatten() {
                         @let id = text(&issue["id"]);

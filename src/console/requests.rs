@@ -44,11 +44,7 @@ async fn list(
                 div.table-wrap {
                     table {
                         caption.muted { "Newest first. New requests appear as they arrive on the first page." }
-                        thead { tr {
-                            th scope="col" { "Received" } th scope="col" { "Source" }
-                            th scope="col" { "Status" } th scope="col" { "Verified" }
-                            th scope="col" { "Events" } th scope="col" { "Ignored" }
-                        } }
+                        (show::column_heads(&["Received", "Source", "Status", "Verified", "Events", "Ignored"]))
                         (live_rows(&query, listing))
                     }
                 }
@@ -189,7 +185,7 @@ fn ignored_table(listing: &Value) -> Markup {
     html! {
         div.table-wrap {
             table {
-                thead { tr { th scope="col" { "Cause" } th scope="col" { "Connection" } th scope="col" { "Detail" } th scope="col" { "At" } } }
+                (show::column_heads(&["Cause", "Connection", "Detail", "At"]))
                 tbody {
                     @for ignored in listing["models"].as_array().into_iter().flatten() {
                         tr {

@@ -62,7 +62,7 @@ pub fn headers(value: &Value) -> Markup {
     html! {
         div.table-wrap {
             table {
-                thead { tr { th scope="col" { "Header" } th scope="col" { "Value" } } }
+                (column_heads(&["Header", "Value"]))
                 tbody {
                     @for (name, value) in value.as_object().into_iter().flatten() {
                         tr { td.mono { (name) } td.mono { (text(value)) } }
@@ -70,6 +70,19 @@ pub fn headers(value: &Value) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// A table's head; an empty name is a column of buttons, named for screen
+/// readers only.
+pub fn column_heads(names: &[&str]) -> Markup {
+    html! {
+        thead { tr {
+            @for name in names {
+                @if name.is_empty() { th scope="col" { span.skip { "Actions" } } }
+                @else { th scope="col" { (name) } }
+            }
+        } }
     }
 }
 
