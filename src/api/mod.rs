@@ -23,7 +23,7 @@ mod rate;
 mod schema;
 mod showing;
 mod signing_secret;
-mod transformations;
+pub(crate) mod transformations;
 mod v1;
 mod views;
 mod webhook_deliveries;

@@ -6,6 +6,7 @@
 mod assets;
 mod connections;
 mod csrf;
+mod diff;
 mod events;
 mod issues;
 mod layout;
@@ -13,6 +14,7 @@ mod requests;
 mod session;
 mod show;
 mod sign_in;
+mod transformations;
 
 use crate::api::error::ApiError;
 use crate::api::ApiState;
@@ -34,11 +36,12 @@ const SESSION_IDLE: Duration = Duration::from_secs(8 * 60 * 60);
 
 const BRAND: &str = "hookgate";
 const SIGN_IN: &str = "/console/sign-in";
-const NAV: [(&str, &str); 4] = [
+const NAV: [(&str, &str); 5] = [
     ("/console/requests", "Requests"),
     ("/console/events", "Events"),
     ("/console/connections", "Connections"),
     ("/console/issues", "Issues"),
+    ("/console/transformations", "Transformations"),
 ];
 
 /// What the console's handlers reach.
@@ -69,6 +72,7 @@ pub fn routes(api: Arc<ApiState>, stopped: watch::Receiver<bool>) -> Router {
         .merge(events::routes())
         .merge(connections::routes())
         .merge(issues::routes())
+        .merge(transformations::routes())
         .layer(axum::middleware::from_fn_with_state(console.clone(), guard));
     Router::new()
         .route("/sign-in", get(sign_in::form).post(sign_in::sign_in))

@@ -53,7 +53,7 @@ pub fn body(value: &Value) -> Markup {
     html! { pre.mono tabindex="0" { (pretty) } }
 }
 
-fn pretty(value: &Value) -> String {
+pub fn pretty(value: &Value) -> String {
     serde_json::to_string_pretty(value).expect("JSON values serialize")
 }
 

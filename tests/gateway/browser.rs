@@ -120,6 +120,26 @@ impl Browser {
             .unwrap();
     }
 
+    /// Clicks `label` and waits until the page it leads to has loaded (a
+    /// mark left in the old page is gone).
+    pub async fn click_to_next_page(&self, label: &str) {
+        self.client
+            .execute("window.oldPage = true;", vec![])
+            .await
+            .unwrap();
+        self.click(label).await;
+        let loaded = "return window.oldPage !== true && document.readyState === 'complete';";
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while self.client.execute(loaded, vec![]).await.ok() != Some(Value::Bool(true)) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{label} led to no page"
+            );
+            // Polling the page: nothing in it signals a change to the test.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn path(&self) -> String {
         self.client.current_url().await.unwrap().path().to_string()
     }

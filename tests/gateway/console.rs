@@ -289,6 +289,90 @@ async fn a_browser_acknowledges_and_resolves_an_issue_and_finds_its_events() {
     browser.close().await;
 }
 
+/// Puts `code` in the transformation editor.
+async fn type_code(browser: &Browser, code: &str) {
+    let script = "document.getElementById('code').value = arguments[0];";
+    browser
+        .client
+        .execute(script, vec![json!(code)])
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_tests_a_transformation_on_a_stored_request_and_saves_only_code_that_compiles() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let tg = gateway_to(&sink).await;
+    let original = r#"addHandler("transform", (request, context) => request);"#;
+    let created = json!({ "name": "stamp", "code": original });
+    let (status, transformation) = tg
+        .api_send(reqwest::Method::POST, "/transformations", created)
+        .await;
+    assert_eq!(status, 200, "{transformation}");
+    let id = transformation["id"].as_str().unwrap().to_string();
+    let (status, received) = tg.post("/e/shop/orders", r#"{"order": 5}"#).await;
+    assert_eq!(status, 200);
+    let request = received["request_id"].as_str().map(String::from);
+
+    let browser = Browser::start(&shots_dir(&tg), 1280, 900).await;
+    sign_in(&browser, &tg, API_KEY).await;
+    browser.wait_for("#request-rows").await;
+    browser.click("Transformations").await;
+    browser.click("stamp").await;
+    browser.wait_for("#code").await;
+
+    // Test the code being edited on the stored request.
+    let edited = r#"addHandler("transform", (request, context) => {
+  console.log("stamping", request.body.order);
+  request.headers["x-stamped"] = "yes";
+  return request;
+});"#;
+    type_code(&browser, edited).await;
+    let stored = tg.stored_requests().await;
+    let chosen = request.unwrap_or_else(|| stored[0].id.clone());
+    browser
+        .client
+        .find(Locator::Css("select[name=request_id]"))
+        .await
+        .unwrap()
+        .select_by_value(&chosen)
+        .await
+        .unwrap();
+    browser.click("Run test").await;
+    browser
+        .wait_for_text("#test-diff", "\"x-stamped\": \"yes\"")
+        .await;
+    let lines =
+        "return Array.from(document.querySelectorAll(arguments[0])).map(e => e.textContent);";
+    let marked = |css: &str| browser.client.execute(lines, vec![json!(css)]);
+    let added = marked("#test-diff ins").await.unwrap();
+    let removed = marked("#test-diff del").await.unwrap();
+    // The header is new; the line before it only gained a comma (a line diff of JSON).
+    assert_eq!(added[1], "+     \"x-stamped\": \"yes\"", "{added}");
+    assert_eq!(removed.as_array().unwrap().len(), 1, "{removed}");
+    browser
+        .wait_for_text("#test-console", "log: stamping 5")
+        .await;
+    page_is_clean(&browser, "transformation").await;
+
+    // Code that does not compile is refused, shown with the error, not saved.
+    type_code(&browser, "addHandler(\"transform\", (request) => {").await;
+    browser.click("Save").await;
+    browser.wait_for("[role=alert]").await;
+    let (_, kept) = tg.api_get(&format!("/transformations/{id}")).await;
+    assert_eq!(kept["code"], original);
+    // (The refusal is a 422 the browser logs.)
+    let logged = browser.console_errors().await;
+    assert!(logged.len() == 1 && logged[0].contains("422"), "{logged:?}");
+
+    type_code(&browser, edited).await;
+    browser.click_to_next_page("Save").await;
+    let (_, saved) = tg.api_get(&format!("/transformations/{id}")).await;
+    assert_eq!(saved["code"], edited);
+    page_is_clean(&browser, "transformation-saved").await;
+    browser.close().await;
+}
+
 /// A client of the console over plain HTTP that follows no redirect, with
 /// the session cookie once it has one.
 struct Visitor {
