@@ -118,14 +118,8 @@ async fn save(
         Ok(_) => Ok(Redirect::to(&format!("{PAGE}/{id}")).into_response()),
         Err(refused) => {
             let transformation = answer(transformations::get(console.api(), Path(id)).await)?;
-            let page = editor_page(
-                &console,
-                &session,
-                &transformation,
-                &code,
-                Some(&refused),
-            )
-            .await;
+            let page =
+                editor_page(&console, &session, &transformation, &code, Some(&refused)).await;
             Ok((refused.status, page).into_response())
         }
     }

@@ -13,12 +13,17 @@ use crate::common::PATIENCE;
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
+/// One Chromium at a time: each takes hundreds of MB and much CPU, and the
+/// rest of the suite runs beside it on the same cores.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 pub struct Browser {
     pub client: Client,
     driver_url: String,
     /// Killed when the browser is dropped, with its Chromium.
     _driver: tokio::process::Child,
     _profile: tempfile::TempDir,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
     /// Where screenshots go.
     shots: PathBuf,
 }
@@ -27,6 +32,7 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium of `width` × `height`;
     /// screenshots are saved in `shots`.
     pub async fn start(shots: &Path, width: u32, height: u32) -> Browser {
+        let turn = ONE_AT_A_TIME.lock().await;
         let port = free_port();
         let driver = tokio::process::Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
@@ -69,6 +75,7 @@ impl Browser {
             driver_url,
             _driver: driver,
             _profile: profile,
+            _turn: turn,
             shots: shots.to_path_buf(),
         }
     }
