@@ -141,6 +141,17 @@ async fn a_browser_signs_in_sees_a_request_arrive_retries_its_event_and_pauses_i
     browser.wait_for_text("#attempts", "MANUAL").await;
     sink.wait_for(2).await;
 
+    // Mute: no more automatic retries; the button goes.
+    browser.click_to_next_page("Mute").await;
+    browser.wait_for_text("main", "muted").await;
+    let (_, event) = tg.api_get(&format!("/events/{}", delivered.id)).await;
+    assert_eq!(event["muted"], true);
+    let mute = browser
+        .client
+        .find(Locator::XPath("//button[normalize-space()='Mute']"))
+        .await;
+    assert!(mute.is_err(), "a muted event offers Mute again");
+
     // Pause and unpause the connection from its page.
     browser.goto(&console_url(&tg, "/connections")).await;
     browser.wait_for_text("#connections", "active").await;
@@ -486,6 +497,24 @@ async fn sessions_cookies_and_csrf_over_plain_http() {
     let cached = &asset.headers()["cache-control"];
     assert_eq!(cached, "public, max-age=31536000, immutable");
     assert_eq!(visitor.get("/assets/console.css").await.status(), 404);
+
+    // The list's filters are the API's: rejected requests only, and a bad value is the API's 422.
+    tg.post("/e/nowhere", "{}").await;
+    tg.post("/e/shop", "{}").await;
+    let rejected = visitor.get("/requests?status=rejected&source_id=").await;
+    assert_eq!(rejected.status(), 200);
+    let rows = rejected.text().await.unwrap();
+    assert!(
+        rows.contains("NO_WEBHOOK") && !rows.contains("status good"),
+        "{rows}"
+    );
+    let bad = visitor.get("/requests?status=lost").await;
+    assert_eq!(bad.status(), 422);
+    assert!(bad
+        .text()
+        .await
+        .unwrap()
+        .contains("is not accepted or rejected"));
 
     // Signing out ends the session on the server, whatever the browser keeps.
     assert_eq!(
