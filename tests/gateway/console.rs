@@ -526,3 +526,49 @@ async fn sessions_cookies_and_csrf_over_plain_http() {
     );
     assert_eq!(visitor.get("/requests").await.status(), 303);
 }
+
+/// Sign-in failures count with the API's failed logins (one limit per client
+/// address for both doors), and console pages spend the key's API budget.
+#[tokio::test]
+async fn console_sign_ins_and_pages_share_the_apis_limits() {
+    let limits = "api_failed_logins_per_minute = 2\napi_rate_limit_per_minute = 5\n";
+    let tg = TestGateway::start_with(limits, SHOP).await;
+    let mut visitor = Visitor::new(&tg);
+    let answer = visitor.post("/sign-in", &[("key", API_KEY)]).await;
+    let cookie = answer.headers()["set-cookie"].to_str().unwrap();
+    visitor.cookie = cookie.split(';').next().unwrap().to_string();
+    // The sign-in spent nothing; five pages spend the key's five calls a minute.
+    for _ in 0..5 {
+        assert_eq!(visitor.get("/connections").await.status(), 200);
+    }
+    assert_eq!(visitor.get("/connections").await.status(), 429);
+    let over = tg
+        .api(reqwest::Method::GET, "/sources")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        over.status(),
+        429,
+        "the API and the console share the key's budget"
+    );
+
+    for _ in 0..2 {
+        assert_eq!(
+            visitor.post("/sign-in", &[("key", "wrong")]).await.status(),
+            401
+        );
+    }
+    let locked = visitor.post("/sign-in", &[("key", API_KEY)]).await;
+    assert_eq!(locked.status(), 429, "the right key too, once locked out");
+    assert!(locked.headers().contains_key("retry-after"));
+    let bearer = tg
+        .http
+        .get(format!("http://{}/sources", tg.gateway.api_addr.unwrap()));
+    let api = bearer.bearer_auth("still-wrong").send().await.unwrap();
+    assert_eq!(
+        api.status(),
+        429,
+        "the API's door is locked for that address too"
+    );
+}
