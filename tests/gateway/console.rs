@@ -572,3 +572,37 @@ async fn console_sign_ins_and_pages_share_the_apis_limits() {
         "the API's door is locked for that address too"
     );
 }
+
+/// The live stream announces each request, and ends when the gateway stops
+/// (else a graceful stop would wait on every open console).
+#[tokio::test]
+async fn the_live_stream_announces_requests_and_ends_with_the_gateway() {
+    use futures_util::StreamExt;
+    let sink = Sink::start(Reply::Status(200)).await;
+    let tg = gateway_to(&sink).await;
+    let mut visitor = Visitor::new(&tg);
+    let answer = visitor.post("/sign-in", &[("key", API_KEY)]).await;
+    let cookie = answer.headers()["set-cookie"].to_str().unwrap();
+    visitor.cookie = cookie.split(';').next().unwrap().to_string();
+    let live = visitor.get("/requests/live").await;
+    assert_eq!(live.headers()["content-type"], "text/event-stream");
+    let mut stream = live.bytes_stream();
+
+    let (_, received) = tg.post("/e/shop/orders", "{}").await;
+    let id = received["request_id"].as_str().unwrap().to_string();
+    let mut seen = String::new();
+    while !seen.contains(&format!("event: new\ndata: {id}")) {
+        let chunk = tokio::time::timeout(PATIENCE, stream.next()).await;
+        let chunk = chunk
+            .expect("announced in time")
+            .expect("the stream is open");
+        seen.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+    }
+
+    let stopping = tokio::spawn(tg.stopped());
+    let ended = tokio::time::timeout(PATIENCE, async {
+        while let Some(Ok(_)) = stream.next().await {}
+    });
+    ended.await.expect("the stream ends when the gateway stops");
+    stopping.await.unwrap();
+}
