@@ -2,13 +2,13 @@
 //! Hookdeck's `2023-07-01` API: the same paths with and without a version
 //! prefix (`API_VERSIONS`), and with the reference's other spellings.
 
-mod applications;
+pub(crate) mod applications;
 mod auth;
 mod bookmarks;
 pub(crate) mod bulk;
 pub(crate) mod catalog;
 mod delivery_query;
-mod endpoints;
+pub(crate) mod endpoints;
 pub(crate) mod error;
 mod failed_logins;
 pub(crate) mod inbound;
@@ -24,7 +24,7 @@ mod schema;
 mod showing;
 mod signing_secret;
 pub(crate) mod transformations;
-mod v1;
+pub(crate) mod v1;
 mod views;
 mod webhook_deliveries;
 mod webhook_jobs;

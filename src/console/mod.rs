@@ -10,6 +10,7 @@ mod diff;
 mod events;
 mod issues;
 mod layout;
+mod outbound;
 mod requests;
 mod session;
 mod show;
@@ -36,12 +37,13 @@ const SESSION_IDLE: Duration = Duration::from_secs(8 * 60 * 60);
 
 const BRAND: &str = "hookgate";
 const SIGN_IN: &str = "/console/sign-in";
-const NAV: [(&str, &str); 5] = [
+const NAV: [(&str, &str); 6] = [
     ("/console/requests", "Requests"),
     ("/console/events", "Events"),
     ("/console/connections", "Connections"),
     ("/console/issues", "Issues"),
     ("/console/transformations", "Transformations"),
+    ("/console/outbound", "Outbound"),
 ];
 
 /// What the console's handlers reach.
@@ -73,6 +75,7 @@ pub fn routes(api: Arc<ApiState>, stopped: watch::Receiver<bool>) -> Router {
         .merge(connections::routes())
         .merge(issues::routes())
         .merge(transformations::routes())
+        .merge(outbound::routes())
         .layer(axum::middleware::from_fn_with_state(console.clone(), guard));
     Router::new()
         .route("/sign-in", get(sign_in::form).post(sign_in::sign_in))

@@ -606,3 +606,29 @@ async fn the_live_stream_announces_requests_and_ends_with_the_gateway() {
     ended.await.expect("the stream ends when the gateway stops");
     stopping.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_sees_applications_and_their_endpoints_with_secrets_masked() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let tg = TestGateway::start_with("allow_insecure_endpoints = true\n", SHOP).await;
+    let app = crate::outbound::application(&tg, "billing").await;
+    let endpoint = crate::outbound::endpoint(&tg, &app, &sink, json!({})).await;
+    let secret = endpoint["secret"].as_str().unwrap().to_string();
+
+    let browser = Browser::start(&shots_dir(&tg), 1280, 900).await;
+    sign_in(&browser, &tg, API_KEY).await;
+    browser.wait_for("#request-rows").await;
+    browser.click("Outbound").await;
+    browser.wait_for_text("main", "billing").await;
+    browser
+        .wait_for_text("table.endpoints", &sink.url("/hooks"))
+        .await;
+    browser.wait_for_text("table.endpoints", "closed").await;
+    let page = browser.client.source().await.unwrap();
+    assert!(
+        !page.contains(&secret),
+        "the endpoint's secret is shown whole"
+    );
+    page_is_clean(&browser, "outbound").await;
+    browser.close().await;
+}
