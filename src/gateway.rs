@@ -447,7 +447,10 @@ async fn start_api(
     tokio::task::spawn_blocking(move || crate::api::resume(&resumed))
         .await?
         .map_err(anyhow::Error::msg)?;
-    let app = crate::api::router(state);
+    // The console shares the API's listener and keys (sign-in), not its
+    // key check: it has sessions of its own.
+    let console = crate::console::routes(state.clone(), stopped.clone());
+    let app = crate::api::router(state).nest_service("/console", console);
     let task = tokio::spawn(async move {
         let stop = async move {
             let _ = stopped.wait_for(|stop| *stop).await;

@@ -3,6 +3,7 @@
 pub mod address_policy;
 pub mod api;
 pub mod config;
+pub mod console;
 pub mod delivery;
 pub mod forwarded_path;
 pub mod gateway;

@@ -51,7 +51,7 @@ pub struct EventTypeChange {
 
 /// An application: one product environment that sends webhooks.
 #[derive(Serialize, ToSchema)]
-pub(super) struct ApplicationView {
+pub(crate) struct ApplicationView {
     /// `app_…`
     id: String,
     name: String,
@@ -73,7 +73,7 @@ fn view(application: &Application) -> ApplicationView {
 
 /// A kind of event an application sends (`resource.action`).
 #[derive(Serialize, ToSchema)]
-pub(super) struct EventTypeView {
+pub(crate) struct EventTypeView {
     name: String,
     application_id: String,
     description: Option<String>,

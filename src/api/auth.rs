@@ -4,7 +4,7 @@
 
 use super::error::ApiError;
 use super::failed_logins::FailedLogins;
-use super::rate::{too_many, Budget};
+use super::rate::{too_many, Budget, Refusal};
 use super::ApiState;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -12,6 +12,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::{engine::general_purpose::STANDARD, Engine};
 use sha2::{Digest, Sha256};
+use std::net::IpAddr;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
@@ -65,9 +66,14 @@ impl ApiKeys {
         }
     }
 
-    /// The index of the key the request presents, if it is one of ours.
-    fn identify(&self, headers: &HeaderMap) -> Option<usize> {
-        let presented = presented_key(headers)?;
+    /// Spends one call of `key`'s management budget: the console's pages
+    /// count as the API calls they are made of.
+    pub(crate) fn spend_management(&self, key: usize) -> Result<(), Refusal> {
+        self.management.spend(&key).map(|_| ())
+    }
+
+    /// The index of `presented` among our keys.
+    fn key_index(&self, presented: &str) -> Option<usize> {
         let digest: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         // Compare with every key, so the time taken does not tell which matched.
         self.digests
@@ -81,6 +87,43 @@ impl ApiKeys {
                 }
             })
     }
+
+    /// The index of the key `presented`, for a client at `client`: an
+    /// address past its failed logins is refused whatever it presents, and a
+    /// wrong key counts against it. Shared by the API's header and the
+    /// console's sign-in form, so neither is a way around the other's limit.
+    pub(crate) fn admit(
+        &self,
+        presented: Option<&str>,
+        client: Option<IpAddr>,
+    ) -> Result<usize, Refused> {
+        let now = std::time::Instant::now();
+        if let Some(wait) = client.and_then(|ip| self.failed_logins.locked_out(ip, now)) {
+            return Err(Refused::LockedOut {
+                retry_after: wait.as_secs() + 1,
+            });
+        }
+        let key = presented.and_then(|key| self.key_index(key));
+        if let (None, Some(ip)) = (key, client) {
+            self.failed_logins.record_failure(ip, now);
+        }
+        key.ok_or(Refused::WrongKey)
+    }
+}
+
+/// Why `ApiKeys::admit` refused a key.
+pub(crate) enum Refused {
+    /// The client's address is locked out for this many more seconds.
+    LockedOut {
+        retry_after: u64,
+    },
+    WrongKey,
+}
+
+/// The `429` for an address locked out after failed logins.
+pub(crate) fn locked_out(retry_after: u64) -> Response {
+    let message = format!("too many failed logins from this address; retry in {retry_after} s");
+    too_many(message, retry_after)
 }
 
 fn presented_key(headers: &HeaderMap) -> Option<String> {
@@ -112,25 +155,20 @@ pub async fn require_key(
         .extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|ConnectInfo(address)| address.ip());
-    let now = std::time::Instant::now();
-    if let Some(wait) = client.and_then(|ip| keys.failed_logins.locked_out(ip, now)) {
-        let retry_after = wait.as_secs() + 1;
-        let message = format!("too many failed logins from this address; retry in {retry_after} s");
-        return too_many(message, retry_after);
-    }
-    let Some(key) = keys.identify(request.headers()) else {
-        if let Some(ip) = client {
-            keys.failed_logins.record_failure(ip, now);
+    let key = match keys.admit(presented_key(request.headers()).as_deref(), client) {
+        Ok(key) => key,
+        Err(Refused::LockedOut { retry_after }) => return locked_out(retry_after),
+        Err(Refused::WrongKey) => {
+            let mut error = ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "a valid API key is required: Authorization: Bearer KEY",
+            )
+            .into_response();
+            error
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return error;
         }
-        let mut error = ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "a valid API key is required: Authorization: Bearer KEY",
-        )
-        .into_response();
-        error
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        return error;
     };
     match keys.budget_for(request.uri().path()).spend(&key) {
         Ok(standing) => {

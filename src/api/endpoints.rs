@@ -52,7 +52,7 @@ pub struct SecretRotation {
 
 /// An endpoint: where an application's webhooks are delivered.
 #[derive(Serialize, ToSchema)]
-pub(super) struct EndpointView {
+pub(crate) struct EndpointView {
     /// `ept_…`
     id: String,
     application_id: String,

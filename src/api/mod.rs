@@ -2,35 +2,36 @@
 //! Hookdeck's `2023-07-01` API: the same paths with and without a version
 //! prefix (`API_VERSIONS`), and with the reference's other spellings.
 
-mod applications;
+pub(crate) mod applications;
 mod auth;
 mod bookmarks;
-mod bulk;
-mod catalog;
+pub(crate) mod bulk;
+pub(crate) mod catalog;
 mod delivery_query;
-mod endpoints;
-mod error;
+pub(crate) mod endpoints;
+pub(crate) mod error;
 mod failed_logins;
-mod inbound;
-mod issues;
+pub(crate) mod inbound;
+pub(crate) mod issues;
 mod listing;
 mod notifications;
 pub mod object_inputs;
 mod objects;
 mod openapi;
-mod outbound;
+pub(crate) mod outbound;
 mod probes;
 pub(crate) mod query;
 mod rate;
 mod schema;
 mod showing;
 mod signing_secret;
-mod transformations;
-mod v1;
+pub(crate) mod transformations;
+pub(crate) mod v1;
 mod views;
 mod webhook_deliveries;
 mod webhook_jobs;
 
+pub(crate) use auth::{locked_out, Refused};
 pub use auth::{ApiKeys, KeyBudgets};
 pub(crate) use issues::issue_object;
 pub use objects::resolve_transformations;

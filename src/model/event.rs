@@ -22,6 +22,15 @@ pub enum EventStatus {
 }
 
 impl EventStatus {
+    /// Every status, for choosing one (the console's filter).
+    pub const ALL: [EventStatus; 5] = [
+        EventStatus::Scheduled,
+        EventStatus::Queued,
+        EventStatus::Hold,
+        EventStatus::Successful,
+        EventStatus::Failed,
+    ];
+
     /// The name used in the API (`QUEUED`, …).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -32,6 +32,18 @@ pub enum RejectionCause {
 }
 
 impl RejectionCause {
+    /// Every cause, for choosing one (the console's filter).
+    pub const ALL: [RejectionCause; 8] = [
+        RejectionCause::SourceArchived,
+        RejectionCause::NoWebhook,
+        RejectionCause::UnsupportedHttpMethod,
+        RejectionCause::PayloadTooLarge,
+        RejectionCause::VerificationFailed,
+        RejectionCause::IngestionFatal,
+        RejectionCause::BodyUnreadable,
+        RejectionCause::UnsafePath,
+    ];
+
     /// The name used in the API (`NO_WEBHOOK`, …).
     pub fn as_str(self) -> &'static str {
         match self {

@@ -130,6 +130,9 @@ impl Store {
         let key = rejection_key(source, &request.id);
         self.rejections.insert(key, &size.to_be_bytes())?;
         usage.add(source, size);
+        // Never routed, a rejection is as final as a routed request: live
+        // views learn of both from the one feed.
+        super::announce(&self.routed_feed, || request.id.clone());
         Ok(true)
     }
 

@@ -234,7 +234,8 @@ impl Store {
             || self.unrouted.contains_key(request_id.as_bytes())?)
     }
 
-    /// Ids of requests as their routing completes (for tests, and later live views).
+    /// Ids of requests as their routing completes, and of rejections as they
+    /// are recorded (for tests, and the console's live list).
     pub fn subscribe_routed(&self) -> tokio::sync::broadcast::Receiver<String> {
         self.routed_feed.subscribe()
     }

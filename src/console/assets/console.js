@@ -1,0 +1,34 @@
+// hookgate console: the little the server-rendered pages and htmx do not.
+"use strict";
+
+// A live list: an element with data-live (an SSE URL) and data-rows (the URL
+// of its rows for the page's filter) is refreshed whenever the server
+// announces something new. Announcements arriving during a refresh cause one
+// more refresh after it, never one per announcement.
+document.querySelectorAll("[data-live]").forEach((rows) => {
+  let running = false;
+  let again = false;
+  const refresh = () => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    htmx
+      .ajax("GET", rows.dataset.rows, { target: rows, swap: "innerHTML" })
+      .finally(() => {
+        running = false;
+        if (again) {
+          again = false;
+          refresh();
+        }
+      });
+  };
+  const feed = new EventSource(rows.dataset.live);
+  feed.addEventListener("new", refresh);
+  // On (re)connecting: whatever arrived while not listening.
+  feed.addEventListener("open", refresh);
+  // Leaving the page closes the stream rather than leaving it to time out.
+  window.addEventListener("pagehide", () => feed.close());
+});
+
