@@ -8,8 +8,10 @@
 //! requests arrive (bounded cardinality).
 
 mod at_scrape;
+mod rolling;
 mod server;
 
+pub use rolling::{MinuteRates, Rates, MINUTES};
 pub use server::serve;
 
 use crate::delivery::{Circuits, DeliveryResponse};
@@ -110,6 +112,8 @@ pub struct Metrics {
     webhook_jobs: IntCounter,
     journal_batch_size: Histogram,
     journal_batch_duration: Histogram,
+    /// The console's live rates, counted even when `collecting` is off.
+    rates: Rates,
 }
 
 /// An attempt being sent: counted in flight until dropped (answered, or
@@ -225,6 +229,7 @@ impl Metrics {
                 ACK_BUCKETS,
             )
             .with_label_values(&[]),
+            rates: Rates::default(),
             registry,
         };
         gauge(
@@ -279,6 +284,7 @@ impl Metrics {
     }
 
     pub fn event_created(&self, connection: &Connection) {
+        self.rates.event_created(&connection.name);
         if !self.collecting {
             return;
         }
@@ -359,6 +365,8 @@ impl Metrics {
 
     /// An attempt that was sent (or tried to be): its outcome and latency.
     pub fn attempt(&self, destination: &Destination, response: &DeliveryResponse) {
+        let (name, latency_ms) = (destination.name.as_str(), response.latency_ms);
+        self.rates.attempt(name, response.is_success(), latency_ms);
         if !self.collecting {
             return;
         }
@@ -367,11 +375,15 @@ impl Metrics {
             (None, Some(code)) => code,
             (None, None) => "UNKNOWN",
         };
-        let name = destination.name.as_str();
         self.attempts.with_label_values(&[name, outcome]).inc();
         self.delivery_latency
             .with_label_values(&[name])
-            .observe(response.latency_ms as f64 / 1000.0);
+            .observe(latency_ms as f64 / 1000.0);
+    }
+
+    /// The per-minute rates the console's Connections page draws.
+    pub fn rates(&self) -> &Rates {
+        &self.rates
     }
 
     /// Every metric in the text exposition format 0.0.4. Blocks on the store
