@@ -1,11 +1,14 @@
-//! Connections: source → rules → destination, the destination's backlog,
-//! and Pause / Unpause.
+//! Connections: source → rules → destination, live rates, the
+//! destination's backlog, and Pause / Unpause. The table refreshes itself
+//! (htmx polls the page and swaps the table in).
 
 use super::layout::post_button;
+use super::rates;
 use super::requests::limit_query;
 use super::show::{self, text};
 use super::{answer, error_notice, Console, Failed, Shared, Signed, NAV};
 use crate::api::catalog;
+use crate::metrics::Rates;
 use axum::extract::{Path, State};
 use axum::response::{Html, Redirect};
 use axum::routing::{get, post};
@@ -31,7 +34,7 @@ async fn list(State(console): Shared, Extension(session): Signed) -> Html<String
             let queues = queues(&console, listing).await;
             html! {
                 h1 { "Connections" }
-                (table(listing, &queues, &session.csrf))
+                (table(listing, &queues, console.api().metrics.rates(), &session.csrf))
             }
         }
         Err(error) => html! { h1 { "Connections" } (error_notice(error)) },
@@ -54,11 +57,14 @@ async fn queues(console: &Console, listing: &Value) -> BTreeMap<String, Value> {
     queues
 }
 
-fn table(listing: &Value, queues: &BTreeMap<String, Value>, csrf: &str) -> Markup {
+/// How often the table refreshes its rates and backlogs.
+const REFRESH: &str = "every 5s";
+
+fn table(listing: &Value, queues: &BTreeMap<String, Value>, rates: &Rates, csrf: &str) -> Markup {
     html! {
-        div.table-wrap {
+        div.table-wrap #connections-live hx-get=(PAGE) hx-trigger=(REFRESH) hx-select="#connections-live" hx-swap="outerHTML" {
             table #connections {
-                (show::column_heads(&["Connection", "Source", "Rules", "Destination", "Queued", "Oldest waiting", "State", ""]))
+                (show::column_heads(&["Connection", "Source", "Rules", "Destination", "Requests", "Success", "Latency", "Queued", "Oldest waiting", "State", ""]))
                 tbody {
                     @for connection in listing["models"].as_array().into_iter().flatten() {
                         @let queue = &queues[&text(&connection["destination_id"])];
@@ -72,6 +78,7 @@ fn table(listing: &Value, queues: &BTreeMap<String, Value>, csrf: &str) -> Marku
                             td { (text(&connection["source"]["name"])) }
                             td { (rules(&connection["rules"])) }
                             td { (text(&connection["destination"]["name"])) }
+                            (rates::cells(rates, &text(&connection["name"]), &text(&connection["destination"]["name"])))
                             td { (text(&queue["queue_depth"])) }
                             td { @if queue["oldest_pending_ms"].as_u64().unwrap_or(0) > 0 { (text(&queue["oldest_pending_ms"])) " ms late" } @else { "—" } }
                             td { @if paused { span.status.waiting { "paused" } } @else { span.status.good { "active" } } }
