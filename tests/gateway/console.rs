@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 const SHOP: &str = "[[sources]]\nname = \"shop\"\n";
 
-async fn gateway_to(sink: &Sink) -> TestGateway {
+pub(crate) async fn gateway_to(sink: &Sink) -> TestGateway {
     TestGateway::start(&format!(
         "{SHOP}{}",
         route("shop", "orders", &sink.url("/hook"), "")
@@ -17,13 +17,13 @@ async fn gateway_to(sink: &Sink) -> TestGateway {
     .await
 }
 
-fn console_url(tg: &TestGateway, path: &str) -> String {
+pub(crate) fn console_url(tg: &TestGateway, path: &str) -> String {
     format!("http://{}/console{path}", tg.gateway.api_addr.unwrap())
 }
 
 /// Where a test's screenshots go: its temp dir, and also
 /// `$CONSOLE_SCREENSHOTS` when set (how docs/ gets its pictures).
-fn shots_dir(tg: &TestGateway) -> PathBuf {
+pub(crate) fn shots_dir(tg: &TestGateway) -> PathBuf {
     let dir = std::env::var_os("CONSOLE_SCREENSHOTS")
         .map(PathBuf::from)
         .unwrap_or_else(|| tg.dir.path().join("screenshots"));
@@ -32,13 +32,13 @@ fn shots_dir(tg: &TestGateway) -> PathBuf {
 }
 
 /// Takes a screenshot of the page and checks it logged no error.
-async fn page_is_clean(browser: &Browser, name: &str) {
+pub(crate) async fn page_is_clean(browser: &Browser, name: &str) {
     browser.screenshot(name).await;
     let errors = browser.console_errors().await;
     assert!(errors.is_empty(), "{name}: the browser logged {errors:?}");
 }
 
-async fn sign_in(browser: &Browser, tg: &TestGateway, key: &str) {
+pub(crate) async fn sign_in(browser: &Browser, tg: &TestGateway, key: &str) {
     browser.goto(&console_url(tg, "/sign-in")).await;
     let field = browser.wait_for("input[name=key]").await;
     field.send_keys(key).await.unwrap();
