@@ -2,6 +2,7 @@
 //! one chromedriver per test on a free port, a fresh profile in a temp dir,
 //! the browser's log kept so a test can check no page logged an error.
 
+use fantoccini::key::Key;
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
@@ -145,6 +146,38 @@ impl Browser {
             // Polling the page: nothing in it signals a change to the test.
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Presses `key` on whatever has the focus (the page, when nothing has).
+    pub async fn press(&self, key: Key) {
+        let focused = self.client.active_element().await.unwrap();
+        focused.send_keys(&key).await.unwrap();
+    }
+
+    /// What has the focus, as a keyboard user hears it: its text, else its
+    /// label or name.
+    pub async fn focused(&self) -> String {
+        let script = "const e = document.activeElement; \
+                      return e.textContent.trim() || e.getAttribute('aria-label') || e.name || e.tagName;";
+        let name = self.client.execute(script, vec![]).await.unwrap();
+        name.as_str().unwrap_or_default().to_string()
+    }
+
+    /// Runs a Chrome DevTools Protocol command (chromedriver's
+    /// `goog/cdp/execute`), e.g. to emulate a media feature.
+    pub async fn cdp(&self, command: &str, params: Value) -> Value {
+        let session = self.client.session_id().await.unwrap().unwrap();
+        let answer = reqwest::Client::new()
+            .post(format!(
+                "{}/session/{session}/goog/cdp/execute",
+                self.driver_url
+            ))
+            .json(&json!({ "cmd": command, "params": params }))
+            .send()
+            .await
+            .unwrap();
+        assert!(answer.status().is_success(), "{command} failed: {answer:?}");
+        answer.json().await.unwrap()
     }
 
     pub async fn path(&self) -> String {

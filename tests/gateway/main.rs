@@ -9,6 +9,7 @@ mod browser;
 mod cli;
 mod common;
 mod console;
+mod console_access;
 mod console_rates;
 mod delivery;
 mod disk;
