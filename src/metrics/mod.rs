@@ -474,6 +474,32 @@ mod tests {
     }
 
     #[test]
+    fn the_consoles_rates_are_counted_when_collection_is_off() {
+        let text = "[[sources]]\nname = \"shop\"\n[[destinations]]\nname = \"orders\"\n\
+                    url = \"http://127.0.0.1:9/\"\n[[connections]]\nname = \"shop-to-orders\"\n\
+                    source = \"shop\"\ndestination = \"orders\"\n";
+        let catalog = crate::config::Config::parse(Path::new("gateway.toml"), text)
+            .unwrap()
+            .catalog();
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = metrics_in(dir.path(), false);
+        metrics.event_created(catalog.connections()[0]);
+        let response = DeliveryResponse {
+            status: Some(204),
+            body: None,
+            error_code: None,
+            latency_ms: 3,
+        };
+        metrics.attempt(catalog.destinations()[0], &response);
+        let rates = metrics.rates();
+        let last = |series: Vec<MinuteRates>| series[MINUTES - 1];
+        assert_eq!(last(rates.connection("shop-to-orders")).count, 1);
+        let attempts = last(rates.destination("orders"));
+        assert_eq!((attempts.count, attempts.successes), (1, 1));
+        assert!(!metrics.render().contains("hookgate_attempts_total{"));
+    }
+
+    #[test]
     fn statuses_fall_into_their_class() {
         assert_eq!(status_class(204), "2xx");
         assert_eq!(status_class(404), "4xx");

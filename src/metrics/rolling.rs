@@ -24,7 +24,6 @@ struct Minute {
 
 /// A ring of one-minute buckets: the bucket of minute `m` is `m % MINUTES`,
 /// reused (cleared) when a later minute comes round to it.
-#[derive(Clone)]
 pub struct Window {
     minutes: [Minute; MINUTES],
 }
@@ -164,11 +163,11 @@ fn with_window(
 
 fn series(windows: &Mutex<HashMap<String, Window>>, name: &str) -> Vec<MinuteRates> {
     let windows = windows.lock().expect("no panic while counting");
-    windows
-        .get(name)
-        .cloned()
-        .unwrap_or_default()
-        .series(current_minute())
+    // Read under the lock rather than copying the window out.
+    match windows.get(name) {
+        Some(window) => window.series(current_minute()),
+        None => Window::default().series(current_minute()),
+    }
 }
 
 fn current_minute() -> u64 {
