@@ -11,6 +11,7 @@ mod events;
 mod issues;
 mod layout;
 mod outbound;
+mod outbound_jobs;
 mod requests;
 mod session;
 mod show;
