@@ -115,7 +115,9 @@ async fn detail(
     let mut deliveries = Vec::new();
     for summary in job["deliveries"].as_array().into_iter().flatten() {
         let id = Path(text(&summary["id"]));
-        deliveries.push(answer(webhook_deliveries::get_one(console.api(), id).await)?);
+        deliveries.push(answer(
+            webhook_deliveries::get_one(console.api(), id).await,
+        )?);
     }
     let content = html! {
         h1 { "Job " span.mono { (id) } }
@@ -162,5 +164,31 @@ fn delivery_section(delivery: &Value, csrf: &str) -> Markup {
 
 async fn retry(State(console): Shared, Path(id): Path<String>) -> Result<Redirect, Failed> {
     let delivery = answer(webhook_deliveries::retry(console.api(), Path(id)).await)?;
-    Ok(Redirect::to(&format!("{PAGE}/jobs/{}", text(&delivery["jobId"]))))
+    Ok(Redirect::to(&format!(
+        "{PAGE}/jobs/{}",
+        text(&delivery["jobId"])
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn page_links_keep_the_filter_and_swap_the_page_number() {
+        let pagination = json!({"page": 2, "total_pages": 3});
+        let shown = page_links("/jobs", "status=failed&page=2", &pagination).into_string();
+        assert!(
+            shown.contains("href=\"/jobs?status=failed&amp;page=1\""),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("href=\"/jobs?status=failed&amp;page=3\""),
+            "{shown}"
+        );
+        let last = json!({"page": 3, "total_pages": 3});
+        let shown = page_links("/jobs", "", &last).into_string();
+        assert!(!shown.contains("rel=\"next\""), "{shown}");
+    }
 }
