@@ -698,7 +698,7 @@ async fn a_browser_rotates_a_secret_sees_it_once_and_retries_a_jobs_delivery() {
     browser.wait_for("table.endpoints").await;
     let page = browser.client.source().await.unwrap();
     assert!(!page.contains(&new_secret), "the new secret is shown again");
-    page_is_clean(&browser, "outbound").await;
+    page_is_clean(&browser, "outbound-secret-masked").await;
 
     // The shown secret is the one deliveries are signed with.
     let job = job_id_of(&tg, &app).await;
