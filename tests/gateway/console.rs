@@ -740,3 +740,35 @@ async fn a_browser_rotates_a_secret_sees_it_once_and_retries_a_jobs_delivery() {
     page_is_clean(&browser, "outbound-job-retried").await;
     browser.close().await;
 }
+
+/// The page showing a rotated secret is never cached, so going back to it
+/// does not show the secret again.
+#[tokio::test]
+async fn the_page_showing_a_rotated_secret_is_not_cached() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let tg = TestGateway::start_with(crate::outbound::INSECURE, SHOP).await;
+    let (_, endpoint) = crate::outbound::one_endpoint(&tg, &sink, json!({})).await;
+    let mut visitor = Visitor::new(&tg);
+    let signed_in = visitor.post("/sign-in", &[("key", API_KEY)]).await;
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap();
+    visitor.cookie = cookie.split(';').next().unwrap().to_string();
+    let page = visitor.get("/outbound").await.text().await.unwrap();
+    let token = attribute_after(&page, "name=\"csrf\" value=\"").to_string();
+
+    let rotation = format!(
+        "/outbound/endpoints/{}/rotate-secret",
+        endpoint["id"].as_str().unwrap()
+    );
+    let answer = visitor.post(&rotation, &[("csrf", &token)]).await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["cache-control"], "no-store");
+    let shown = answer.text().await.unwrap();
+    let secret = attribute_after(&shown, "id=\"new-secret\" tabindex=\"0\">");
+    let secret = secret.split('<').next().unwrap();
+    assert!(secret.starts_with("whsec_"), "{shown}");
+    let listed = visitor.get("/outbound").await.text().await.unwrap();
+    assert!(
+        !listed.contains(secret),
+        "the rotated secret is shown again"
+    );
+}
