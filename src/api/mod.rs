@@ -28,8 +28,8 @@ mod signing_secret;
 pub(crate) mod transformations;
 pub(crate) mod v1;
 mod views;
-mod webhook_deliveries;
-mod webhook_jobs;
+pub(crate) mod webhook_deliveries;
+pub(crate) mod webhook_jobs;
 
 pub(crate) use auth::{locked_out, Refused};
 pub use auth::{ApiKeys, KeyBudgets};

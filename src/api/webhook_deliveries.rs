@@ -59,7 +59,7 @@ pub fn routes() -> Routes<Arc<ApiState>> {
 /// reference's `nextRetryAt` under its older name, kept for existing callers).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct DeliveryView {
+pub(crate) struct DeliveryView {
     id: String,
     workspace_id: &'static str,
     /// The job's payload.
@@ -90,7 +90,7 @@ pub(super) struct DeliveryView {
 /// One attempt of a delivery.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct DeliveryAttemptView {
+pub(crate) struct DeliveryAttemptView {
     id: String,
     attempt_number: u32,
     status_code: Option<u16>,
@@ -103,7 +103,7 @@ pub(super) struct DeliveryAttemptView {
 /// A page of deliveries.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct DeliveriesPage {
+pub(crate) struct DeliveriesPage {
     /// Each a `DeliveryView`, as filtered and sorted.
     #[schema(value_type = Vec<DeliveryView>)]
     data: Vec<Value>,

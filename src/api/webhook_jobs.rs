@@ -42,7 +42,7 @@ pub struct NewJob {
 
 /// A webhook job: one event sent to every endpoint subscribed to its type.
 #[derive(Serialize, ToSchema)]
-pub(super) struct JobView {
+pub(crate) struct JobView {
     /// `job_…`
     id: String,
     application_id: String,
@@ -112,7 +112,7 @@ fn view_with_deliveries(store: &Store, job: &WebhookJob) -> ApiResult<JobView> {
 
 /// One endpoint's delivery of a job.
 #[derive(Serialize, ToSchema)]
-pub(super) struct JobDeliveryView {
+pub(crate) struct JobDeliveryView {
     id: String,
     endpoint_id: String,
     /// `pending`, `retrying`, `completed` or `failed`.

@@ -11,6 +11,7 @@ mod events;
 mod issues;
 mod layout;
 mod outbound;
+mod outbound_jobs;
 mod rates;
 mod requests;
 mod session;

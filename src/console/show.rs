@@ -17,8 +17,8 @@ pub fn text(value: &Value) -> String {
 pub fn status(value: &Value) -> Markup {
     let shown = text(value);
     let class = match shown.as_str() {
-        "SUCCESSFUL" | "accepted" | "completed" => "good",
-        "FAILED" | "rejected" | "cancelled" => "bad",
+        "SUCCESSFUL" | "accepted" | "completed" | "succeeded" => "good",
+        "FAILED" | "rejected" | "cancelled" | "failed" | "discarded" => "bad",
         _ => "waiting",
     };
     html! { span class={"status " (class)} { (shown) } }

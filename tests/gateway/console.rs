@@ -632,3 +632,143 @@ async fn a_browser_sees_applications_and_their_endpoints_with_secrets_masked() {
     page_is_clean(&browser, "outbound").await;
     browser.close().await;
 }
+
+/// Polls the API until the delivery has `n` attempts.
+async fn wait_attempts(tg: &TestGateway, delivery: &str, n: usize) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let (_, shown) = tg
+            .api_get(&format!("/api/webhook-deliveries/{delivery}"))
+            .await;
+        if shown["attempts"].as_array().map_or(0, Vec::len) == n {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never {n} attempts: {shown}"
+        );
+        // Polling the store through the API: an attempt signals nothing else.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_rotates_a_secret_sees_it_once_and_retries_a_jobs_delivery() {
+    use crate::outbound::{assert_signed, job_id_of, one_endpoint, wait_job, INSECURE};
+    let sink = Sink::start(Reply::Status(200)).await;
+    let tg = TestGateway::start_with(INSECURE, SHOP).await;
+    let (app, endpoint) = one_endpoint(&tg, &sink, json!({})).await;
+    let first_secret = endpoint["secret"].as_str().unwrap().to_string();
+
+    let browser = Browser::start(&shots_dir(&tg), 1280, 900).await;
+    sign_in(&browser, &tg, API_KEY).await;
+    browser.wait_for("#request-rows").await;
+    browser.click_to_next_page("Outbound").await;
+
+    // Without the CSRF token, no rotation.
+    let rotation = format!(
+        "/console/outbound/endpoints/{}/rotate-secret",
+        endpoint["id"].as_str().unwrap()
+    );
+    assert_eq!(post_from_page(&browser, &rotation, json!({})).await, 403);
+    let (_, unchanged) = tg
+        .api_get(&format!(
+            "/v1/endpoints/{}",
+            endpoint["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(unchanged["updated_at"], endpoint["updated_at"]);
+    // (The refused fetch is logged as a failed load; start the log afresh.)
+    browser.console_errors().await;
+
+    // Rotating asks first, then shows the new secret whole, this once.
+    browser.click_to_next_page("Rotate secret…").await;
+    browser.wait_for_text("main", "shown once").await;
+    page_is_clean(&browser, "outbound-rotate-confirm").await;
+    browser.click_to_next_page("Rotate the secret").await;
+    let shown = browser.wait_for("#new-secret").await.text().await.unwrap();
+    let new_secret = shown.trim().to_string();
+    assert!(
+        new_secret.starts_with("whsec_") && new_secret != first_secret,
+        "{new_secret}"
+    );
+    page_is_clean(&browser, "outbound-new-secret").await;
+    browser.click_to_next_page("Back to outbound").await;
+    browser.client.refresh().await.unwrap();
+    browser.wait_for("table.endpoints").await;
+    let page = browser.client.source().await.unwrap();
+    assert!(!page.contains(&new_secret), "the new secret is shown again");
+    page_is_clean(&browser, "outbound-secret-masked").await;
+
+    // The shown secret is the one deliveries are signed with.
+    let job = job_id_of(&tg, &app).await;
+    let job_shown = wait_job(&tg, &job, "succeeded").await;
+    assert_signed(&sink.wait_for(1).await[0], &new_secret);
+    let delivery = job_shown["deliveries"][0]["id"].as_str().unwrap();
+
+    // The application's jobs, filtered, and the job with its delivery's attempt.
+    browser.click_to_next_page("Jobs").await;
+    browser.wait_for_text("#jobs", "order.created").await;
+    page_is_clean(&browser, "outbound-jobs").await;
+    let jobs = console_url(&tg, &format!("/outbound/applications/{app}/jobs"));
+    browser.goto(&format!("{jobs}?status=discarded")).await;
+    let none = browser.wait_for("#jobs").await.text().await.unwrap();
+    assert!(!none.contains("order.created"), "{none}");
+    browser
+        .goto(&format!("{jobs}?event_type=order.created"))
+        .await;
+    browser.wait_for_text("#jobs", "order.created").await;
+    let link = browser.wait_for("#jobs a").await;
+    link.click().await.unwrap();
+    browser.wait_for_text("table.attempts", "200").await;
+    assert_eq!(
+        browser.path().await,
+        format!("/console/outbound/jobs/{job}")
+    );
+    page_is_clean(&browser, "outbound-job").await;
+
+    // Retry sends the delivery again: a second attempt shows.
+    browser.click_to_next_page("Retry").await;
+    wait_attempts(&tg, delivery, 2).await;
+    browser.client.refresh().await.unwrap();
+    let rows = browser
+        .client
+        .find_all(Locator::Css("table.attempts tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    page_is_clean(&browser, "outbound-job-retried").await;
+    browser.close().await;
+}
+
+/// The page showing a rotated secret is never cached, so going back to it
+/// does not show the secret again.
+#[tokio::test]
+async fn the_page_showing_a_rotated_secret_is_not_cached() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let tg = TestGateway::start_with(crate::outbound::INSECURE, SHOP).await;
+    let (_, endpoint) = crate::outbound::one_endpoint(&tg, &sink, json!({})).await;
+    let mut visitor = Visitor::new(&tg);
+    let signed_in = visitor.post("/sign-in", &[("key", API_KEY)]).await;
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap();
+    visitor.cookie = cookie.split(';').next().unwrap().to_string();
+    let page = visitor.get("/outbound").await.text().await.unwrap();
+    let token = attribute_after(&page, "name=\"csrf\" value=\"").to_string();
+
+    let rotation = format!(
+        "/outbound/endpoints/{}/rotate-secret",
+        endpoint["id"].as_str().unwrap()
+    );
+    let answer = visitor.post(&rotation, &[("csrf", &token)]).await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["cache-control"], "no-store");
+    let shown = answer.text().await.unwrap();
+    let secret = attribute_after(&shown, "id=\"new-secret\" tabindex=\"0\">");
+    let secret = secret.split('<').next().unwrap();
+    assert!(secret.starts_with("whsec_"), "{shown}");
+    let listed = visitor.get("/outbound").await.text().await.unwrap();
+    assert!(
+        !listed.contains(secret),
+        "the rotated secret is shown again"
+    );
+}
