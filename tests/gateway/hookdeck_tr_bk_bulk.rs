@@ -568,7 +568,7 @@ fn bulk_example() -> Value {
 }
 
 /// Polls a bulk retry until it is no longer in progress.
-async fn finished(gw: &TestGateway, kind: &str, id: &str) -> Value {
+pub async fn finished(gw: &TestGateway, kind: &str, id: &str) -> Value {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let job = get(gw, &format!("/bulk/{kind}/retry/{id}")).await;

@@ -2,6 +2,7 @@
 //! ingests and delivers to real sinks, parsed from the text format.
 
 use crate::common::{route, Reply, Sink, TestGateway, PATIENCE, SLOW_WHEN_MARKED};
+use crate::hookdeck_tr_bk_bulk::finished;
 use crate::outbound::{job_id_of, one_endpoint, wait_job, INSECURE};
 use futures_util::StreamExt;
 use hookgate::model::EventStatus;
@@ -519,6 +520,37 @@ async fn paused_connections_and_open_issues_are_read_at_each_scrape() {
     assert_eq!(scrape.value("hookgate_paused_connections", &[]), 1.0);
     assert_eq!(open_issues(&scrape, "delivery"), 1.0);
     assert_eq!(open_issues(&scrape, "transformation"), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bulk_retry_is_in_progress_while_it_waits_for_the_router() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start(&format!(
+        "[limits]\ntransform_timeout_ms = 4000\ntransform_max_loop_iterations = 1000000000000\n[[sources]]\nname = \"shop\"\n{}",
+        route("shop", "orders", &sink.url("/"), SLOW_WHEN_MARKED)
+    ))
+    .await;
+    let running = |scrape: &Scrape| scrape.value("hookgate_bulk_retries_in_progress", &[]);
+    let (_, accepted) = gw.post("/e/shop", r#"{"slow":true}"#).await;
+    let slow = accepted["request_id"].as_str().unwrap();
+    // A bulk retry of requests reroutes each once the router is done with
+    // it, so it stays running while the slow transformation holds the router.
+    let (status, bulk) = gw
+        .api_send(
+            Method::POST,
+            "/bulk/requests/retry",
+            json!({ "query": { "id": [slow] } }),
+        )
+        .await;
+    assert_eq!(status, 200, "{bulk}");
+    assert_eq!(running(&Scrape::of(&gw).await), 1.0);
+    assert!(
+        gw.gateway.store.awaits_router(slow).unwrap(),
+        "scraped while the router was still held"
+    );
+
+    finished(&gw, "requests", bulk["id"].as_str().unwrap()).await;
+    assert_eq!(running(&Scrape::of(&gw).await), 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -3,6 +3,7 @@
 //! config errors.
 
 use crate::common::{config_text_with, route, write_config, Reply, Sink, API_KEY, PATIENCE};
+use crate::openapi_check::assert_documented;
 use crate::outbound::INSECURE;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -60,6 +61,9 @@ struct Sending {
     request: Arc<MakeRequest>,
     acknowledged: u16,
     id_field: &'static str,
+    /// For the management API: its `/openapi.json` and the operation's path,
+    /// which each worker's first acknowledgement is checked against.
+    documented: Option<(&'static serde_json::Value, &'static str)>,
 }
 
 impl Sending {
@@ -73,11 +77,13 @@ impl Sending {
             request: Arc::new(request),
             acknowledged: 200,
             id_field: "request_id",
+            documented: None,
         }
     }
 
-    /// Webhook jobs for `app` through the management API at `api`.
-    fn jobs(api: String, app: String) -> Sending {
+    /// Webhook jobs for `app` through the management API at `api`, which
+    /// serves `document` as its `/openapi.json`.
+    fn jobs(api: String, app: String, document: &'static serde_json::Value) -> Sending {
         let request = move |client: &reqwest::Client, worker, n| {
             let job = serde_json::json!({
                 "application_id": app, "event_type": "order.created",
@@ -90,6 +96,7 @@ impl Sending {
             request: Arc::new(request),
             acknowledged: 201,
             id_field: "id",
+            documented: Some((document, "/v1/webhook-jobs")),
         }
     }
 }
@@ -122,6 +129,12 @@ async fn load(
                 match response {
                     Ok(r) if r.status() == sending.acknowledged => {
                         let body: serde_json::Value = r.json().await.unwrap_or_default();
+                        if let (Some((document, path)), true) =
+                            (sending.documented, acked.is_empty())
+                        {
+                            let status = sending.acknowledged;
+                            assert_documented(document, "POST", path, status, &body);
+                        }
                         if let Some(id) = body[sending.id_field].as_str() {
                             acked.push(id.to_string());
                             acked_enough.add_permits(1);
@@ -241,7 +254,7 @@ async fn sigkill_mid_load_loses_no_acknowledged_webhook_job() {
             let status = response.status().as_u16();
             let answer: serde_json::Value = response.json().await.unwrap();
             let document = crate::openapi_check::document(&client, &api).await;
-            crate::openapi_check::assert_documented(document, "POST", path, status, &answer);
+            assert_documented(document, "POST", path, status, &answer);
             answer["id"].as_str().unwrap().to_string()
         }
     };
@@ -250,7 +263,8 @@ async fn sigkill_mid_load_loses_no_acknowledged_webhook_job() {
     create("/v1/endpoints", endpoint).await;
     // Kill once a few hundred jobs are acknowledged, with more in flight.
     let acked_enough = Arc::new(tokio::sync::Semaphore::new(0));
-    let sending = Sending::jobs(api.clone(), app.clone());
+    let document = crate::openapi_check::document(&client, &api).await;
+    let sending = Sending::jobs(api.clone(), app.clone(), document);
     let stop = Arc::new(tokio::sync::Notify::new());
     let load = tokio::spawn(load(sending, 16, stop, acked_enough.clone()));
     let _ = tokio::time::timeout(PATIENCE, acked_enough.acquire_many(300))
