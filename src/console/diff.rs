@@ -1,8 +1,10 @@
-//! A line diff (longest common subsequence), to show what a transformation
-//! changed in a request.
+//! A line diff (the `similar` crate's Myers diff), to show what a
+//! transformation changed in a request.
 
-/// Past this many lines on a side the table would be too large to keep
-/// (n × m cells): the diff is not computed.
+use similar::{ChangeTag, TextDiff};
+
+/// Past this many lines on a side the diff is not shown: the page would be
+/// too long to read, and the work grows with both sides.
 const MAX_LINES: usize = 2_000;
 
 #[derive(Debug, PartialEq)]
@@ -12,39 +14,25 @@ pub enum Line<'a> {
     Added(&'a str),
 }
 
-/// The lines of `before` and `after` in order, each kept, removed or added;
-/// None when either is too long to compare.
+/// The lines of `before` and `after` in order, each kept, removed or added
+/// (a changed line reads as its old form, then its new one); None when
+/// either is too long to compare.
 pub fn lines<'a>(before: &'a str, after: &'a str) -> Option<Vec<Line<'a>>> {
     let (old, new): (Vec<&str>, Vec<&str>) = (before.lines().collect(), after.lines().collect());
     if old.len() > MAX_LINES || new.len() > MAX_LINES {
         return None;
     }
-    // common[i][j]: the longest common run of old[i..] and new[j..].
-    let mut common = vec![vec![0u32; new.len() + 1]; old.len() + 1];
-    for i in (0..old.len()).rev() {
-        for j in (0..new.len()).rev() {
-            common[i][j] = if old[i] == new[j] {
-                common[i + 1][j + 1] + 1
-            } else {
-                common[i + 1][j].max(common[i][j + 1])
-            };
+    let diff = TextDiff::from_slices(&old, &new);
+    let shown = diff.iter_all_changes().map(|change| {
+        // By index, so the lines borrow from `before` and `after`.
+        let (old_line, new_line) = (change.old_index(), change.new_index());
+        match change.tag() {
+            ChangeTag::Equal => Line::Same(old[old_line.expect("an equal line is old")]),
+            ChangeTag::Delete => Line::Removed(old[old_line.expect("a removed line is old")]),
+            ChangeTag::Insert => Line::Added(new[new_line.expect("an added line is new")]),
         }
-    }
-    let (mut i, mut j, mut out) = (0, 0, Vec::new());
-    while i < old.len() || j < new.len() {
-        if i < old.len() && j < new.len() && old[i] == new[j] {
-            out.push(Line::Same(old[i]));
-            (i, j) = (i + 1, j + 1);
-        } else if i < old.len() && (j == new.len() || common[i + 1][j] >= common[i][j + 1]) {
-            // A changed line reads as its old form, then its new one.
-            out.push(Line::Removed(old[i]));
-            i += 1;
-        } else {
-            out.push(Line::Added(new[j]));
-            j += 1;
-        }
-    }
-    Some(out)
+    });
+    Some(shown.collect())
 }
 
 #[cfg(test)]
