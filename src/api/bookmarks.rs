@@ -246,8 +246,7 @@ pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json
 pub async fn raw_body(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<RawBody>> {
     blocking(move || {
         let data = stored(&state, &id)?.data;
-        let body = String::from_utf8_lossy(&data.body).into_owned();
-        Ok(Json(RawBody { body }))
+        Ok(Json(RawBody::of(&data.body)))
     })
     .await
 }

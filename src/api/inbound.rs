@@ -135,8 +135,9 @@ fn known_request(store: &Store, id: &str) -> ApiResult<Request> {
 }
 
 /// `GET /requests/:id/raw_body`: the body as received, as text (`{body}`;
-/// bytes that are not UTF-8 are replaced). A rejected request kept only the
-/// start of its body (`body_truncated`).
+/// bytes that are not UTF-8 are replaced, and given exactly in
+/// `body_base64`). A rejected request kept only the start of its body
+/// (`body_truncated`).
 #[utoipa::path(get, path = "/2023-07-01/requests/{id}/raw_body", tag = "requests", summary = "The body of a request as received", params(("id" = String, Path, description = "req_…")), responses((status = 200, description = "{body}", body = RawBody), (status = 404, description = "unknown id", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn request_raw_body(
     State(state): Shared,

@@ -174,8 +174,7 @@ pub async fn event_raw_body(
 /// `{body}` of a payload, the reference's raw body answer.
 pub(super) fn raw_body(payload: Option<&crate::model::Payload>, id: &str) -> ApiResult<Value> {
     let payload = payload.ok_or_else(|| ApiError::not_found("data of", id))?;
-    let body = String::from_utf8_lossy(&payload.body).into_owned();
-    Ok(value_of(RawBody { body }))
+    Ok(value_of(RawBody::of(&payload.body)))
 }
 
 /// `POST /events/{id}/retry`'s answer.

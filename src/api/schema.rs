@@ -2,6 +2,7 @@
 //! answers and describe them in `/openapi.json` (utoipa), so the document can
 //! never drift from what is sent.
 
+use base64::Engine;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -58,11 +59,30 @@ pub struct Count {
     pub count: usize,
 }
 
-/// The reference's raw body answer.
+/// The reference's raw body answer, plus the exact bytes of a body that is
+/// not UTF-8 (hookgate's addition: `hookgate requests export` needs them).
 #[derive(Serialize, ToSchema)]
 pub struct RawBody {
     /// The body as text (bytes that are not UTF-8 are replaced).
     pub body: String,
+    /// The body's bytes in base64, only when it is not UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub body_base64: Option<String>,
+}
+
+impl RawBody {
+    pub fn of(bytes: &[u8]) -> RawBody {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => RawBody {
+                body: text.to_string(),
+                body_base64: None,
+            },
+            Err(_) => RawBody {
+                body: String::from_utf8_lossy(bytes).into_owned(),
+                body_base64: Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            },
+        }
+    }
 }
 
 /// A view as the JSON value the in-memory lists sort and page by key. Views

@@ -155,6 +155,9 @@ pub struct EventView {
     /// When the next automatic attempt is due.
     #[schema(required)]
     pub next_attempt_at: Option<String>,
+    /// hookgate's addition: how long after its request arrived the
+    /// connection's rules made it first due (a delay rule), else 0.
+    pub delay_ms: u64,
     /// The last attempt's response status.
     #[schema(required)]
     pub response_status: Option<u16>,
@@ -179,8 +182,8 @@ pub struct EventView {
     pub transformation_logs: Vec<LogEntry>,
 }
 
-/// An event as the reference shows it (L4407-4536), plus hookgate's `muted`
-/// and `transformation_logs`. hookgate has no CLI: `cli_id` is always null.
+/// An event as the reference shows it (L4407-4536), plus hookgate's
+/// `delay_ms`, `muted` and `transformation_logs`. hookgate has no CLI: `cli_id` is always null.
 pub fn event(team_id: &str, event: &Event, payload: Option<&Payload>) -> Value {
     value_of(EventView {
         id: event.id.clone(),
@@ -193,6 +196,7 @@ pub fn event(team_id: &str, event: &Event, payload: Option<&Payload>) -> Value {
         attempts: event.attempts,
         last_attempt_at: iso_opt(event.last_attempt_at),
         next_attempt_at: iso_opt(event.next_attempt_at),
+        delay_ms: event.delay_ms,
         response_status: event.response_status,
         error_code: event.error_code.clone(),
         status: event.status,

@@ -14,11 +14,10 @@ mod response;
 pub use connection::IngressApp;
 
 use crate::config::Config;
-use crate::forwarded_path;
 use crate::health::Readiness;
 use crate::ids::now_ms;
 use crate::metrics::{self, Metrics};
-use crate::model::{Catalog, Payload, RejectionCause, Request, RequestStatus, Source};
+use crate::model::{Catalog, Payload, Refusal, RejectionCause, Request, RequestStatus, Source};
 use crate::store::{CommitLog, RejectionBudget, Store};
 use crate::telemetry::Telemetry;
 use crate::trace_context::TraceContext;
@@ -256,56 +255,25 @@ impl Ingress {
         Rejection::new(RejectionCause::NoWebhook, StatusCode::NOT_FOUND, message)
     }
 
-    /// The source's checks, in order: path, method, size, signature.
+    /// The source's checks (`Source::admit_head`, then its `verify`), with
+    /// the body read, within the size limit, between the two.
     async fn admit(
         &self,
         session: &mut ServerSession,
         source: &Source,
         received: &mut Received,
     ) -> Result<(), Rejection> {
-        if let Err(unsafe_path) = forwarded_path::check(&received.payload.path) {
-            return Err(Rejection::new(
-                RejectionCause::UnsafePath,
-                StatusCode::BAD_REQUEST,
-                format!("forwarded path {unsafe_path}"),
-            ));
-        }
-        if !source
-            .allowed_http_methods
-            .contains(&received.payload.method)
-        {
-            let allowed = source.allowed_http_methods.join(", ");
-            let message = format!(
-                "method {} is not allowed on source \"{}\" (allowed: {allowed})",
-                received.payload.method, source.name
-            );
-            let rejection = Rejection::new(
-                RejectionCause::UnsupportedHttpMethod,
-                StatusCode::METHOD_NOT_ALLOWED,
-                message,
-            );
-            return Err(Rejection {
-                allow: Some(allowed),
-                ..rejection
-            });
-        }
+        let head = source
+            .admit_head(&received.payload)
+            .map_err(|refusal| refused(source, &received.payload, refusal))?;
         // On failure the rest of the body is left unread: `response` closes
         // the connection.
         self.read_body(session, &mut received.payload.body).await?;
-        if let Some(verifier) = &source.verifier {
-            let url = self.public_url_of(received);
-            let verified = verifier.admit(&mut received.payload, &url, SystemTime::now());
-            received.verified = Some(verified.is_ok());
-            if let Err(error) = verified {
-                let message = format!("verification failed: {error}");
-                return Err(Rejection::new(
-                    RejectionCause::VerificationFailed,
-                    StatusCode::UNAUTHORIZED,
-                    message,
-                ));
-            }
-        }
-        Ok(())
+        let url = self.public_url_of(received);
+        let verifies = head.verifies();
+        let verified = head.verify(&mut received.payload, &url, SystemTime::now());
+        received.verified = verifies.then_some(verified.is_ok());
+        verified.map_err(|refusal| refused(source, &received.payload, refusal))
     }
 
     /// The URL the provider called, as it saw it.
@@ -420,6 +388,34 @@ impl Ingress {
             Some(allowed) => reply.with_header("allow", allowed),
             None => reply,
         }
+    }
+}
+
+/// How the ingress answers a source's refusal.
+fn refused(source: &Source, payload: &Payload, refusal: Refusal) -> Rejection {
+    let cause = refusal.cause();
+    match refusal {
+        Refusal::UnsafePath(unsafe_path) => Rejection::new(
+            cause,
+            StatusCode::BAD_REQUEST,
+            format!("forwarded path {unsafe_path}"),
+        ),
+        Refusal::MethodNotAllowed => {
+            let allowed = source.allowed_http_methods.join(", ");
+            let message = format!(
+                "method {} is not allowed on source \"{}\" (allowed: {allowed})",
+                payload.method, source.name
+            );
+            Rejection {
+                allow: Some(allowed),
+                ..Rejection::new(cause, StatusCode::METHOD_NOT_ALLOWED, message)
+            }
+        }
+        Refusal::VerificationFailed(error) => Rejection::new(
+            cause,
+            StatusCode::UNAUTHORIZED,
+            format!("verification failed: {error}"),
+        ),
     }
 }
 

@@ -64,6 +64,10 @@ pub struct Event {
     pub created_at: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<u64>,
+    /// How long after its request arrived the connection's rules made it
+    /// first due (a delay rule), as `hookgate requests export` records it.
+    #[serde(default, skip_serializing_if = "is_zero_ms")]
+    pub delay_ms: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_attempt_at: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -115,6 +119,10 @@ fn is_zero(count: &u32) -> bool {
     *count == 0
 }
 
+fn is_zero_ms(ms: &u64) -> bool {
+    *ms == 0
+}
+
 /// Where an event goes: from which source, through which connection, to which
 /// destination (for a webhook job: application, endpoint, endpoint).
 #[derive(Debug, Clone, Copy)]
@@ -159,6 +167,7 @@ impl Event {
             attempts: 0,
             created_at: now,
             next_attempt_at: Some(due_ms),
+            delay_ms: 0,
             last_attempt_at: None,
             successful_at: None,
             response_status: None,

@@ -1,6 +1,7 @@
 //! The objects hookgate stores and serves: what came in (requests), what goes out
 //! (events and their attempts), and the configured catalog that connects them.
 
+mod admission;
 mod bookmark;
 mod bulk;
 mod catalog;
@@ -10,6 +11,7 @@ mod outbound;
 mod request;
 mod transformation;
 
+pub use admission::{HeadAdmitted, Refusal};
 pub use bookmark::Bookmark;
 pub use bulk::{BulkKind, BulkQuery, BulkRetry, BulkStatus};
 pub use catalog::{

@@ -234,6 +234,7 @@ impl Router {
                         due_ms,
                         payload.is_some(),
                     );
+                    event.delay_ms = due_ms.saturating_sub(request.received_at);
                     event.transform_logs = transform_logs;
                     event.trace = request.trace.clone();
                     tracing::debug!(

@@ -55,6 +55,12 @@ pub struct RecordedRequest {
     /// …or, for a body that is not UTF-8, its bytes in base64.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_base64: Option<String>,
+    /// The source's static credential (`basic_auth`'s `Authorization`, an
+    /// `api_key` header, GitLab's token) is not in `headers`, as the ingress
+    /// stores no request with it: the replay sends the one the config
+    /// expects, as the provider did. Ignored for other verifications.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub credential_from_config: bool,
 }
 
 fn post() -> String {
@@ -150,6 +156,7 @@ mod tests {
             headers: BTreeMap::from([("X-A".into(), "1".into())]),
             body: None,
             body_base64: None,
+            credential_from_config: false,
         };
         let text = empty.clone().with_body(b"{\"a\":1}".to_vec());
         assert_eq!(text.body.as_deref(), Some("{\"a\":1}"));

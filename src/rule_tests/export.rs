@@ -5,6 +5,7 @@
 use super::case::{ConnectionOutcome, Delivered, Outcomes, RecordedCase, RecordedRequest};
 use super::replay::delivered_headers;
 use crate::verify::VERIFIED_HEADER;
+use base64::Engine;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -68,8 +69,17 @@ pub async fn export(api: &Api, id: &str) -> Result<RecordedCase, String> {
         Some(cause) => Outcomes::Rejected(cause.to_string()),
         None => Outcomes::Connections(what_happened(api, id).await?),
     };
-    let raw_body = raw["body"].as_str().unwrap_or_default().as_bytes().to_vec();
-    recorded(&request, raw_body, expect)
+    recorded(&request, exact_body(&raw)?, expect)
+}
+
+/// The bytes of a raw body answer: `body_base64` when the body is not UTF-8.
+fn exact_body(raw: &Value) -> Result<Vec<u8>, String> {
+    match raw["body_base64"].as_str() {
+        Some(encoded) => base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map_err(|e| format!("raw_body: body_base64: {e}")),
+        None => Ok(raw["body"].as_str().unwrap_or_default().as_bytes().to_vec()),
+    }
 }
 
 /// Each connection's outcome, by connection name.
@@ -85,7 +95,7 @@ async fn what_happened(api: &Api, id: &str) -> Result<BTreeMap<String, Connectio
             query: data["query"].as_str().map(str::to_string),
             headers: Some(delivered_headers(&data["headers"])),
             body: Some(data["body"].clone()),
-            delay_ms: None,
+            delay_ms: event["delay_ms"].as_u64(),
         };
         let name = api
             .connection_name(event["webhook_id"].as_str().unwrap_or_default())
@@ -107,7 +117,8 @@ async fn what_happened(api: &Api, id: &str) -> Result<BTreeMap<String, Connectio
 
 /// A request view (`GET /requests/{id}` with its data) and its raw body as a
 /// recorded request. The ingress's own `x-hookdeck-verified` is left out: a
-/// replay verifies the request again and adds it.
+/// replay verifies the request again and adds it (with the configured
+/// static credential, if the source has one: `credential_from_config`).
 pub fn recorded(
     request: &Value,
     raw_body: Vec<u8>,
@@ -116,7 +127,11 @@ pub fn recorded(
     let data = &request["data"];
     let text = |value: &Value| value.as_str().unwrap_or_default().to_string();
     let mut headers = delivered_headers(&data["headers"]);
-    headers.remove(VERIFIED_HEADER);
+    // A verified request of a source with a static credential was stored
+    // without it: the file says so rather than hold the secret.
+    let verified = headers
+        .remove(VERIFIED_HEADER)
+        .is_some_and(|flag| flag == "true");
     let source = request["source_name"]
         .as_str()
         .ok_or("the answer has no source_name")?;
@@ -130,6 +145,7 @@ pub fn recorded(
             headers,
             body: None,
             body_base64: None,
+            credential_from_config: verified,
         }
         .with_body(raw_body),
         expect,

@@ -5,12 +5,12 @@
 
 use super::case::{ConnectionOutcome, Delivered, Outcomes, RecordedCase};
 use crate::ids::derived_id;
-use crate::model::{Catalog, Payload, RejectionCause, Request, Source};
+use crate::model::{Catalog, Payload, Refusal, Request, Source};
 use crate::pipeline::decision::{decide, Outcome, RuleEffects, TransformationRun};
 use crate::pipeline::dedup::{Claim, Sighting};
 use crate::pipeline::view::transform_input;
 use crate::store::Result as StoreResult;
-use crate::verify::VERIFIED_HEADER;
+use crate::verify::{Verifier, VERIFIED_HEADER};
 use crate::Config;
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, UNIX_EPOCH};
@@ -51,8 +51,14 @@ impl Replay {
         payload
             .headers
             .retain(|(name, _)| !name.eq_ignore_ascii_case(VERIFIED_HEADER));
-        if let Err(cause) = self.admit(&source, &case.source, &mut payload, received_ms) {
-            return Ok(Outcomes::Rejected(cause.as_str().to_string()));
+        let verifier = source.verifier.as_deref();
+        if let Some(credential) = verifier.and_then(Verifier::credential) {
+            if case.request.credential_from_config {
+                payload.headers.push(credential);
+            }
+        }
+        if let Err(refusal) = self.admit(&source, &case.source, &mut payload, received_ms) {
+            return Ok(Outcomes::Rejected(refusal.cause().as_str().to_string()));
         }
         let request = Request::received(Some(&source.id), &case.source, &payload, received_ms);
         let mut by_name = BTreeMap::new();
@@ -74,32 +80,23 @@ impl Replay {
         Ok(Outcomes::Connections(by_name))
     }
 
-    /// The ingress's checks of a source, in its order: path, method, signature.
+    /// The ingress's checks of a source (`Source::admit_head`, then its
+    /// `verify`), against the URL the provider would have called.
     fn admit(
         &self,
         source: &Source,
         name_in_url: &str,
         payload: &mut Payload,
         received_ms: u64,
-    ) -> Result<(), RejectionCause> {
-        if crate::forwarded_path::check(&payload.path).is_err() {
-            return Err(RejectionCause::UnsafePath);
-        }
-        if !source.allowed_http_methods.contains(&payload.method) {
-            return Err(RejectionCause::UnsupportedHttpMethod);
-        }
-        let Some(verifier) = &source.verifier else {
-            return Ok(());
-        };
+    ) -> Result<(), Refusal> {
+        let head = source.admit_head(payload)?;
         let query = match payload.query.as_str() {
             "" => String::new(),
             query => format!("?{query}"),
         };
         let url = format!("{}/e/{name_in_url}{}{query}", self.base_url, payload.path);
         let now = UNIX_EPOCH + Duration::from_millis(received_ms);
-        verifier
-            .admit(payload, &url, now)
-            .map_err(|_| RejectionCause::VerificationFailed)
+        head.verify(payload, &url, now)
     }
 }
 

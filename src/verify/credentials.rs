@@ -58,6 +58,15 @@ impl Credential {
         }
     }
 
+    /// The header and value that pass `verify`.
+    pub(super) fn presented(&self) -> (String, String) {
+        let value = match self {
+            Self::BasicAuth { user_pass } => format!("Basic {}", BASE64.encode(user_pass)),
+            Self::Header { value, .. } => String::from_utf8_lossy(value).into_owned(),
+        };
+        (self.header_name().to_string(), value)
+    }
+
     pub(super) fn verify(&self, req: &InboundRequest) -> Result<(), VerifyError> {
         let ok = match self {
             Self::BasicAuth { user_pass } => {
@@ -111,6 +120,17 @@ mod tests {
 
     fn basic(user_pass: &str) -> String {
         format!("Basic {}", BASE64.encode(user_pass))
+    }
+
+    #[test]
+    fn the_presented_credential_passes() {
+        for cred in [
+            Credential::basic_auth("hook", "p:a:ss").unwrap(),
+            Credential::header("X-Api-Key", "k-1").unwrap(),
+        ] {
+            let (name, value) = cred.presented();
+            check(&cred, &[(&name, &value)]).unwrap();
+        }
     }
 
     #[test]

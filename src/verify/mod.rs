@@ -369,6 +369,16 @@ impl Verifier {
         }
     }
 
+    /// The static credential's header and value as a provider holding it
+    /// sends them: what `hookgate test` replays in place of the one the
+    /// ingress removed before storing the request.
+    pub fn credential(&self) -> Option<(String, String)> {
+        match &self.kind {
+            Kind::Credential(credential) => Some(credential.presented()),
+            _ => None,
+        }
+    }
+
     /// The header carrying the proof, when the config names it (`hmac`,
     /// `api_key`, GitHub, Shopify, GitLab); records of rejected requests
     /// leave its value out. (Other providers' fixed headers are named like

@@ -249,19 +249,7 @@ async fn exported_requests_pass_as_recorded() {
         ids.push(id);
     }
     let cases = gw.dir.path().join("cases");
-    std::fs::create_dir(&cases).unwrap();
-    let mut exported = Vec::new();
-    for (n, id) in ids.iter().enumerate() {
-        let output = export(&gw, id).await;
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let case: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-        std::fs::write(cases.join(format!("{n}.json")), &output.stdout).unwrap();
-        exported.push(case);
-    }
+    let exported = export_all(&gw, &ids, &cases).await;
     // What happened is the expectation: delivered (transformed), filtered, a duplicate.
     let outcome = |n: usize| exported[n]["expect"]["connections"]["app-to-dest"].clone();
     assert_eq!(outcome(0)["delivered"]["headers"]["x-tag"], "seen-1");
@@ -291,4 +279,94 @@ async fn export_names_an_unknown_request() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("404"), "{stderr}");
+}
+
+/// Exports `ids` from `gw` into `dir`, one file each, and returns them.
+async fn export_all(gw: &TestGateway, ids: &[String], dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut exported = Vec::new();
+    for (n, id) in ids.iter().enumerate() {
+        let output = export(gw, id).await;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        std::fs::write(dir.join(format!("{n}.json")), &output.stdout).unwrap();
+        exported.push(serde_json::from_slice(&output.stdout).unwrap());
+    }
+    exported
+}
+
+/// A request the ingress refuses replays to the same cause under `hookgate
+/// test`: both run the source's one check (`Source::admit_head`, then its
+/// `verify`), so a request failing several checks is refused for the first
+/// in both. An accepted one keeps what the file needs: a body that is not
+/// UTF-8 (in base64), its delay, and no copy of the source's API key.
+#[tokio::test(flavor = "multi_thread")]
+async fn exported_requests_replay_as_the_ingress_judged_them() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let config = format!(
+        "[[sources]]\nname = \"app\"\nallowed_http_methods = [\"POST\"]\nverification = {{ type = \"api_key\", header_key = \"x-app-key\", api_key = \"key-0123456789abcdef\" }}\n{}",
+        route(
+            "app",
+            "dest",
+            &sink.url("/"),
+            r#"rules = [ { type = "delay", delay = 60000 } ]"#
+        )
+    );
+    let gw = TestGateway::start(&config).await;
+    let binary_body: &[u8] = &[0xff, 0x00, b'{'];
+    let sent = [
+        // Unsafe path, wrong method and no key: the path is checked first.
+        (
+            reqwest::Method::GET,
+            "/e/app/a/%252e%252e/x",
+            None,
+            b"" as &[u8],
+        ),
+        // Wrong method and no key: the method before the key.
+        (reqwest::Method::GET, "/e/app/in", None, b""),
+        (reqwest::Method::POST, "/e/app/in", None, b"{}"),
+        (
+            reqwest::Method::POST,
+            "/e/app/in",
+            Some("key-0123456789abcdef"),
+            binary_body,
+        ),
+    ];
+    let mut ids = Vec::new();
+    for (method, path, key, body) in sent {
+        let mut request = gw.http.request(method, gw.url(path)).body(body.to_vec());
+        if let Some(key) = key {
+            request = request.header("x-app-key", key);
+        }
+        let answer: serde_json::Value = request.send().await.unwrap().json().await.unwrap();
+        ids.push(answer["request_id"].as_str().unwrap().to_string());
+    }
+    gw.wait_routed(&ids[3]).await;
+    let cases = gw.dir.path().join("cases");
+    let exported = export_all(&gw, &ids, &cases).await;
+    let causes: Vec<_> = exported[..3]
+        .iter()
+        .map(|case| case["expect"]["rejected"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        causes,
+        [
+            "UNSAFE_PATH",
+            "UNSUPPORTED_HTTP_METHOD",
+            "VERIFICATION_FAILED"
+        ]
+    );
+    let accepted = &exported[3];
+    assert_eq!(accepted["request"]["body_base64"], "/wB7");
+    assert_eq!(accepted["request"]["credential_from_config"], true);
+    assert!(
+        !accepted.to_string().contains("key-0123456789abcdef"),
+        "{accepted}"
+    );
+    let delivered = &accepted["expect"]["connections"]["app-to-dest"]["delivered"];
+    assert_eq!(delivered["delay_ms"], 60_000);
+    let config_file = gw.dir.path().join("gateway.toml");
+    let (passed, table) = hookgate_test(&config_file, &[&cases]).await;
+    assert!(passed, "{table}");
+    assert!(table.contains("4 of 4 recorded requests passed"), "{table}");
 }
