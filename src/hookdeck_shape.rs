@@ -59,6 +59,41 @@ pub fn flat(written: Value, settings_key: &str, renames: &[Rename]) -> Result<Va
     Ok(Value::Object(fields))
 }
 
+/// What a setting's value must be (a setting not listed is text).
+pub enum Expected {
+    /// A whole number, at least 0.
+    Count,
+    /// One of these words.
+    OneOf(&'static [&'static str]),
+}
+
+/// Checks that every setting of a flat config (but `type`) has its kind, so
+/// that a wrong one is refused naming it: the derived reading's own message
+/// would not, as it reads the settings through a tagged enum.
+pub fn check_kinds(flat: &Value, kinds: &[(&str, Expected)]) -> Result<(), String> {
+    let Value::Object(fields) = flat else {
+        return Ok(());
+    };
+    for (key, value) in fields.iter().filter(|(key, _)| *key != "type") {
+        let expected = kinds.iter().find(|(name, _)| name == key).map(|(_, e)| e);
+        let fits = match expected {
+            None => value.is_string(),
+            Some(Expected::Count) => value.is_u64(),
+            Some(Expected::OneOf(words)) => value.as_str().is_some_and(|v| words.contains(&v)),
+        };
+        if !fits {
+            return Err(match expected {
+                None => format!("{key}: must be a string"),
+                Some(Expected::Count) => format!("{key}: must be a whole number, at least 0"),
+                Some(Expected::OneOf(words)) => {
+                    format!("{key}: must be one of {}", words.join(", "))
+                }
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Hookdeck's shape of a flat config (`{type, …}` as serialized):
 /// `{type: hookdeck_type, settings_key: {…}}` with Hookdeck's setting names
 /// and every secret masked.
@@ -116,6 +151,27 @@ mod tests {
             nested(flat, "GITLAB", "configs", RENAMES),
             json!({"type": "GITLAB", "configs": {"api_key": "glpa…"}})
         );
+    }
+
+    #[test]
+    fn a_setting_of_the_wrong_kind_is_refused_by_name() {
+        let kinds = [
+            ("tolerance_seconds", Expected::Count),
+            ("to", Expected::OneOf(&["header", "query"])),
+        ];
+        let fine = json!({"type": "x", "secret": "s", "tolerance_seconds": 5, "to": "query"});
+        check_kinds(&fine, &kinds).unwrap();
+        for (wrong, named) in [
+            (json!({"secret": 5}), "secret: must be a string"),
+            (
+                json!({"tolerance_seconds": "5"}),
+                "tolerance_seconds: must be a whole",
+            ),
+            (json!({"to": "body"}), "to: must be one of header, query"),
+        ] {
+            let error = check_kinds(&wrong, &kinds).unwrap_err();
+            assert!(error.starts_with(named), "{error}");
+        }
     }
 
     #[test]

@@ -37,6 +37,8 @@ pub struct ApplicationChange {
 pub struct NewEventType {
     name: String,
     description: Option<String>,
+    /// A JSON Schema the payloads of jobs of this type must match.
+    #[schema(value_type = Option<Object>)]
     schema: Option<Value>,
 }
 
@@ -46,6 +48,7 @@ pub struct EventTypeChange {
     description: Option<String>,
     /// Absent: unchanged; `null`: removed.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
     schema: Option<Value>,
 }
 

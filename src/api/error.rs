@@ -147,10 +147,14 @@ fn too_large(rejection: &JsonRejection) -> Option<ApiError> {
     })
 }
 
-/// The 400 for a body that could not be read as JSON at all.
+/// The 400 for a body that could not be read as JSON at all; JSON of the
+/// wrong shape is a 422 naming the field (`request.headers: invalid type…`).
 pub fn unreadable_body(rejection: JsonRejection) -> ApiError {
     if let Some(error) = too_large(&rejection) {
         return error;
+    }
+    if let JsonRejection::JsonDataError(wrong_shape) = &rejection {
+        return ApiError::invalid("body", wrong_shape.body_text());
     }
     ApiError::new(
         StatusCode::BAD_REQUEST,

@@ -20,6 +20,7 @@ mod objects;
 mod openapi;
 pub(crate) mod outbound;
 mod probes;
+pub mod provider_inputs;
 pub(crate) mod query;
 mod rate;
 mod schema;

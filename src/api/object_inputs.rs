@@ -9,6 +9,7 @@
 //! `/openapi.json`, the reference's shape that it accepts; objects may carry
 //! more keys (the schemas allow them).
 
+use super::provider_inputs::{AuthMethodInput, VerificationInput};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -73,19 +74,6 @@ pub enum ContentType {
     Xml,
 }
 
-/// How the source checks its requests come from the provider.
-#[derive(Deserialize, ToSchema)]
-pub struct VerificationInput {
-    /// The provider, in any case: HMAC, BASIC_AUTH, API_KEY, STRIPE, GITHUB,
-    /// SHOPIFY, SLACK, TWILIO, SVIX, STANDARD_WEBHOOKS, GITLAB, POSTMARK,
-    /// SENDGRID (README, "Source verification").
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The provider's settings, e.g. `{"webhook_secret_key": "…"}`.
-    #[schema(value_type = Object)]
-    pub configs: Option<Value>,
-}
-
 /// `POST /destinations`, `PUT /destinations`, and a connection's inline
 /// `destination`. One of `url` or `cli_path` is required.
 #[derive(Deserialize, ToSchema)]
@@ -133,18 +121,6 @@ pub enum RateLimitPeriod {
     Minute,
     Hour,
     Concurrent,
-}
-
-/// How deliveries prove where they come from.
-#[derive(Deserialize, ToSchema)]
-pub struct AuthMethodInput {
-    /// In any case: HOOKDECK_SIGNATURE (the default), CUSTOM_SIGNATURE,
-    /// BASIC_AUTH, BEARER_TOKEN, API_KEY (README, "Destination auth").
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// The type's settings, e.g. `{"token": "…"}`.
-    #[schema(value_type = Object)]
-    pub config: Option<Value>,
 }
 
 /// `POST /connections`, `PUT /connections`: the ends by id, or inline

@@ -37,9 +37,29 @@ pub struct RunTransformation {
     /// The connection given to the handler as `context.connection`.
     webhook_id: Option<String>,
     env: Option<BTreeMap<String, String>>,
-    /// `{headers, body, path, query}`; `parsed_query` is derived from `query` when absent.
-    #[schema(value_type = Object)]
-    request: Value,
+    request: SampleRequest,
+}
+
+/// The request a run transforms, as the router gives it to a handler (the
+/// reference's `request`; other keys are left out, as the router has none).
+#[derive(Deserialize, Serialize, ToSchema)]
+pub struct SampleRequest {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    headers: Option<BTreeMap<String, String>>,
+    /// JSON, or the body as text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<serde_json::Value>)]
+    body: Option<Value>,
+    /// The path after the source's URL, e.g. `/`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    /// The query string, without `?`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    query: Option<String>,
+    /// `query` parsed; derived from it when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    parsed_query: Option<serde_json::Map<String, Value>>,
 }
 
 /// The answer of a run: the request the code made, and what it logged.
@@ -73,7 +93,7 @@ pub async fn run(
 ) -> ApiResult<Json<RunView>> {
     let Json(run) = body.map_err(unreadable_body)?;
     refuse_environment("env", run.env.iter().flat_map(BTreeMap::values))?;
-    let request = sample_request(run.request)?;
+    let request = sample_request(run.request);
     let context = json!({ "connection": run_connection(&state, run.webhook_id.as_deref())? });
     let limits = state.transform_limits.clone();
     let pool = state.config.load().transform_pool.clone();
@@ -130,22 +150,12 @@ fn code_and_env(
 
 /// The sample request of a run, with `parsed_query` derived from `query`
 /// when absent (as the router gives it).
-fn sample_request(mut request: Value) -> ApiResult<Value> {
-    if !request.is_object() {
-        return Err(ApiError::invalid(
-            "request",
-            "must be an object with headers, body, path and query",
-        ));
+fn sample_request(mut request: SampleRequest) -> Value {
+    if request.parsed_query.is_none() {
+        let parsed = parse_query(request.query.as_deref().unwrap_or_default());
+        request.parsed_query = parsed.as_object().cloned();
     }
-    if request.get("parsed_query").is_none() {
-        request["parsed_query"] = parse_query(
-            request
-                .get("query")
-                .and_then(Value::as_str)
-                .unwrap_or_default(),
-        );
-    }
-    Ok(request)
+    value_of(request)
 }
 
 /// `context.connection` of a run: the connection `webhook_id` names, as the

@@ -31,13 +31,31 @@ const MAX_EVENT_ID_LEN: usize = 255;
 pub struct NewJob {
     application_id: String,
     event_type: String,
+    /// The webhook payload object (≤ 256 KB).
+    #[schema(value_type = Object)]
     payload: Value,
     event_id: Option<String>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    /// Key-value data kept with the job, never sent.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     metadata: Value,
     max_retries: Option<u32>,
+}
+
+impl NewJob {
+    /// The reference's payload and metadata are objects (metadata may be
+    /// left out): a 422 naming the one that is not.
+    fn check_shapes(&self) -> Result<(), ApiError> {
+        if !self.payload.is_object() {
+            return Err(ApiError::invalid("payload", "must be a JSON object"));
+        }
+        if !(self.metadata.is_object() || self.metadata.is_null()) {
+            return Err(ApiError::invalid("metadata", "must be a JSON object"));
+        }
+        Ok(())
+    }
 }
 
 /// A webhook job: one event sent to every endpoint subscribed to its type.
@@ -152,8 +170,9 @@ fn job_of(store: &Store, id: &str) -> ApiResult<WebhookJob> {
         .ok_or_else(|| ApiError::not_found("webhook job", id))
 }
 
-/// The checks that need no store: sizes, headers, retries, the key.
+/// The checks that need no store: shapes, sizes, headers, retries, the key.
 fn check_input(state: &ApiState, input: &NewJob) -> ApiResult<()> {
+    input.check_shapes()?;
     let limit = state.config.load().outbound.max_payload_bytes;
     let size = serde_json::to_vec(&input.payload).map_or(0, |bytes| bytes.len());
     if size > limit {

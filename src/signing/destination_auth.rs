@@ -35,7 +35,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use crate::hookdeck_shape;
+use crate::hookdeck_shape::{self, Expected};
 use crate::secret::resolve_required;
 use crate::signing::mac::{encoded_mac_matches, hmac_sha256, SignatureEncoding};
 use crate::signing::standard_webhooks::{self, SecretSet};
@@ -50,7 +50,7 @@ pub const HOOKDECK_PREVIOUS_SIGNATURE_HEADER: &str = "x-hookdeck-signature-2";
 const AUTHORIZATION: &str = "authorization";
 
 /// Where an `api_key` goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ApiKeyLocation {
     #[default]
@@ -96,6 +96,8 @@ impl<'de> Deserialize<'de> for AuthMethodConfig {
         use serde::de::Error;
         let written = Value::deserialize(deserializer)?;
         let flat = hookdeck_shape::flat(written, "config", &[]).map_err(D::Error::custom)?;
+        let kinds = [("to", Expected::OneOf(&["header", "query"]))];
+        hookdeck_shape::check_kinds(&flat, &kinds).map_err(D::Error::custom)?;
         // The derived reading (`remote = "Self"`) of the flat shape.
         AuthMethodConfig::deserialize(flat).map_err(D::Error::custom)
     }

@@ -39,7 +39,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
-use crate::hookdeck_shape::{self, Rename};
+use crate::hookdeck_shape::{self, Expected, Rename};
 use crate::model::Payload;
 use crate::secret::resolve_required;
 pub use crate::signing::mac::{HmacAlgorithm, SignatureEncoding};
@@ -203,12 +203,20 @@ const HOOKDECK_NAMES: &[Rename] = &[Rename {
     hookgate: "webhook_secret_key",
 }];
 
+/// The settings that are not text.
+const SETTING_KINDS: &[(&str, Expected)] = &[
+    ("tolerance_seconds", Expected::Count),
+    ("algorithm", Expected::OneOf(&["sha1", "sha256", "sha512"])),
+    ("encoding", Expected::OneOf(&["hex", "base64"])),
+];
+
 impl<'de> Deserialize<'de> for VerificationConfig {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::Error;
         let written = Value::deserialize(deserializer)?;
         let flat =
             hookdeck_shape::flat(written, "configs", HOOKDECK_NAMES).map_err(D::Error::custom)?;
+        hookdeck_shape::check_kinds(&flat, SETTING_KINDS).map_err(D::Error::custom)?;
         // The derived reading (`remote = "Self"`) of the flat shape.
         VerificationConfig::deserialize(flat).map_err(D::Error::custom)
     }

@@ -100,7 +100,94 @@ fn reference_examples() -> Vec<(&'static str, &'static str, Value)> {
         let body = json!({"source_id": "src_xxx", "destination_id": "des_xxx", "rules": [rule]});
         examples.push(("post", "/2023-07-01/connections", body));
     }
+    for verification in typed_verifications() {
+        let body = json!({"name": "provider", "verification": verification});
+        examples.push(("post", "/2023-07-01/sources", body));
+    }
+    for auth_method in typed_auth_methods() {
+        let body = json!({"name": "my-api", "url": "https://example.com/webhook", "auth_method": auth_method});
+        examples.push(("post", "/2023-07-01/destinations", body));
+    }
     examples
+}
+
+/// `verification` as Hookdeck's SDK types it (`VerificationConfig`; its type
+/// names lower case) and as answers show it (upper case), one per kind of
+/// settings, and hookgate's flat spelling.
+fn typed_verifications() -> Vec<Value> {
+    vec![
+        json!({"type": "STRIPE", "configs": {"webhook_secret_key": "whsec_0123456789abcdef"}}),
+        json!({"type": "github", "configs": {"webhook_secret_key": "s3cret"}}),
+        json!({"type": "HMAC", "configs": {"webhook_secret_key": "k", "header_key": "x-signature", "algorithm": "sha512", "encoding": "base64"}}),
+        json!({"type": "basic_auth", "configs": {"username": "u", "password": "p"}}),
+        json!({"type": "API_KEY", "configs": {"header_key": "x-api-key", "api_key": "k"}}),
+        json!({"type": "GITLAB", "configs": {"api_key": "token"}}),
+        json!({"type": "slack", "webhook_secret_key": "flat", "tolerance_seconds": 60}),
+    ]
+}
+
+/// `auth_method` as the reference shows it and the SDK types it
+/// (`DestinationAuthMethodConfig`).
+fn typed_auth_methods() -> Vec<Value> {
+    vec![
+        json!({"type": "HOOKDECK_SIGNATURE", "config": {}}),
+        json!({"type": "BEARER_TOKEN", "config": {"token": "t"}}),
+        json!({"type": "BASIC_AUTH", "config": {"username": "u", "password": "p"}}),
+        json!({"type": "API_KEY", "config": {"key": "api_key", "api_key": "k", "to": "query"}}),
+        json!({"type": "CUSTOM_SIGNATURE", "config": {"key": "x-sig", "signing_secret": "s"}}),
+    ]
+}
+
+/// Bodies whose nested parts have the wrong type or miss a required field:
+/// the request schemas refuse them, and so does the gateway, with a 422 naming
+/// the field (`named`).
+fn wrong_nested_bodies() -> Vec<(&'static str, &'static str, Value, &'static str)> {
+    let run =
+        |request: Value| json!({"code": "addHandler('transform', (r) => r)", "request": request});
+    vec![
+        (
+            "post",
+            "/2023-07-01/sources",
+            json!({"name": "s", "verification": {"type": "STRIPE", "configs": {"webhook_secret_key": 5}}}),
+            "webhook_secret_key",
+        ),
+        (
+            "post",
+            "/2023-07-01/sources",
+            json!({"name": "s", "verification": {"type": "API_KEY", "configs": {"header_key": "x-key"}}}),
+            "api_key",
+        ),
+        (
+            "post",
+            "/2023-07-01/destinations",
+            json!({"name": "d", "url": "https://example.com", "auth_method": {"type": "BEARER_TOKEN", "config": {"token": ["t"]}}}),
+            "token",
+        ),
+        (
+            "post",
+            "/2023-07-01/destinations",
+            json!({"name": "d", "url": "https://example.com", "auth_method": {"type": "API_KEY", "config": {"key": "k", "api_key": "v", "to": "body"}}}),
+            "to",
+        ),
+        (
+            "put",
+            "/2023-07-01/transformations/run",
+            run(json!({"headers": "content-type: text/plain"})),
+            "request.headers",
+        ),
+        (
+            "put",
+            "/2023-07-01/transformations/run",
+            run(json!({"path": 5})),
+            "request.path",
+        ),
+        (
+            "post",
+            "/v1/webhook-jobs",
+            json!({"application_id": "app_x", "event_type": "user.created", "payload": [1, 2]}),
+            "payload",
+        ),
+    ]
 }
 
 async fn served_document(gw: &TestGateway) -> &'static Value {
@@ -233,8 +320,30 @@ async fn the_request_schemas_refuse_what_the_reference_refuses() {
             json!({"channels": {"pager": {}}}),
         ),
     ];
-    for (method, template, body) in refused {
+    let nested = wrong_nested_bodies()
+        .into_iter()
+        .map(|(method, template, body, _)| (method, template, body));
+    for (method, template, body) in refused.into_iter().chain(nested) {
         let errors = violations(document, &request_schema(template, method), &body);
         assert!(!errors.is_empty(), "{method} {template} {body} passed");
+    }
+}
+
+/// What the schemas refuse in a nested part, the gateway refuses too: a 422
+/// whose message names the field, and nothing is created.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_nested_type_is_a_422_naming_the_field() {
+    let gw = TestGateway::start("").await;
+    for (method, template, body, named) in wrong_nested_bodies() {
+        let path = template.trim_start_matches("/2023-07-01");
+        let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let (status, answer) = gw.api_send(method, path, body.clone()).await;
+        let message = answer["message"].as_str().unwrap_or_default();
+        assert_eq!(status, 422, "{path} {body}: {answer}");
+        assert!(message.contains(named), "{path} {body}: {message}");
+    }
+    for list in ["/sources", "/destinations"] {
+        let (_, listed) = gw.api_get(list).await;
+        assert_eq!(listed["count"], 0, "{list}: {listed}");
     }
 }
