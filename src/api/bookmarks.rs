@@ -89,6 +89,7 @@ pub struct BookmarkView {
     /// A descriptive label.
     label: String,
     /// Always null: hookgate has no aliases.
+    #[schema(required)]
     alias: Option<String>,
     /// A unique name to refer to it by.
     name: Option<String>,
@@ -96,6 +97,7 @@ pub struct BookmarkView {
     #[schema(value_type = Object)]
     data: Value,
     /// When it was last triggered.
+    #[schema(required)]
     last_used_at: Option<String>,
     updated_at: String,
     created_at: String,

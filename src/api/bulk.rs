@@ -69,7 +69,9 @@ pub struct BulkRetryView {
     progress: f64,
     created_at: String,
     updated_at: String,
+    #[schema(required)]
     completed_at: Option<String>,
+    #[schema(required)]
     cancelled_at: Option<String>,
 }
 

@@ -131,6 +131,7 @@ pub struct IssueTriggerView {
     id: String,
     team_id: String,
     /// A unique name.
+    #[schema(required)]
     name: Option<String>,
     #[serde(rename = "type")]
     kind: IssueType,
@@ -144,6 +145,7 @@ pub struct IssueTriggerView {
     /// webhook notifications only.
     unreachable_channels: Vec<&'static str>,
     /// Set while it opens no issues.
+    #[schema(required)]
     disabled_at: Option<String>,
     updated_at: String,
     created_at: String,
@@ -410,13 +412,16 @@ pub struct IssueView {
     #[schema(value_type = Object)]
     reference: Value,
     /// Always null: the API has no users.
+    #[schema(required)]
     last_updated_by: Option<String>,
     /// Always null: hookgate never merges issues.
+    #[schema(required)]
     merged_with: Option<String>,
     opened_at: String,
     first_seen_at: String,
     last_seen_at: String,
     /// Set while dismissed: it leaves lists and counts.
+    #[schema(required)]
     dismissed_at: Option<String>,
     updated_at: String,
     created_at: String,
@@ -426,9 +431,15 @@ pub struct IssueView {
     detail: Option<String>,
     /// Occurrences collected.
     count: u64,
-    /// What opened it, when one issue is asked for (lists leave it out).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<IssueData>,
+}
+
+/// One issue asked for by id: the issue and what opened it (lists leave
+/// `data` out).
+#[derive(Serialize, ToSchema)]
+pub struct IssueDetailView {
+    #[serde(flatten)]
+    issue: IssueView,
+    data: IssueData,
 }
 
 /// What opened an issue, as far as it is still stored (null once forgotten).
@@ -441,15 +452,15 @@ pub enum IssueData {
         #[schema(required = true)]
         transformation_execution: Option<Box<ExecutionView>>,
         /// Always null.
-        #[schema(value_type = Option<Object>)]
+        #[schema(value_type = Option<Object>, required = true)]
         trigger_attempt: Option<Value>,
     },
     /// A delivery or backpressure issue's: the event and its attempt (views
     /// as `GET /events/{id}` and `GET /attempts/{id}` answer).
     Delivery {
-        #[schema(value_type = Option<super::views::EventView>, required = true)]
-        trigger_event: Value,
-        #[schema(value_type = Option<super::views::AttemptView>)]
+        #[schema(required = true)]
+        trigger_event: Option<TriggerEventView>,
+        #[schema(value_type = Option<super::views::AttemptView>, required = true)]
         trigger_attempt: Value,
     },
 }
@@ -457,12 +468,24 @@ pub enum IssueData {
 /// An issue as a JSON value, for the tracker's notifications and the lists'
 /// filters (see `issue_view`).
 pub fn issue_object(store: &Store, team_id: &str, issue: &Issue, with_data: bool) -> Value {
-    value_of(issue_view(store, team_id, issue, with_data))
+    if with_data {
+        value_of(issue_detail(store, team_id, issue))
+    } else {
+        value_of(issue_view(team_id, issue))
+    }
 }
 
-/// An issue's view; `with_data` adds `data` (the event and attempt, or the
-/// transformation run, that opened it), which lists leave out.
-fn issue_view(store: &Store, team_id: &str, issue: &Issue, with_data: bool) -> IssueView {
+/// An issue with `data`: the event and attempt, or the transformation run,
+/// that opened it.
+fn issue_detail(store: &Store, team_id: &str, issue: &Issue) -> IssueDetailView {
+    IssueDetailView {
+        issue: issue_view(team_id, issue),
+        data: issue_data(store, team_id, issue),
+    }
+}
+
+/// An issue's view, as lists show it.
+fn issue_view(team_id: &str, issue: &Issue) -> IssueView {
     let connection = [&issue.connection_id];
     let (aggregation_keys, reference) = match issue.kind {
         IssueType::Delivery => (
@@ -508,17 +531,26 @@ fn issue_view(store: &Store, team_id: &str, issue: &Issue, with_data: bool) -> I
         issue_trigger_id: issue.issue_trigger_id.clone(),
         detail: issue.detail.clone(),
         count: issue.count,
-        data: with_data.then(|| issue_data(store, team_id, issue)),
     }
 }
 
+/// The event that opened an issue: the event, with the data it delivers
+/// also under `request`, as the reference shows it there (L6150).
+#[derive(Serialize, ToSchema)]
+pub struct TriggerEventView {
+    #[serde(flatten)]
+    event: views::EventView,
+    #[schema(value_type = Option<Object>, required)]
+    request: Option<Value>,
+}
+
 fn issue_data(store: &Store, team_id: &str, issue: &Issue) -> IssueData {
-    let trigger_event = || -> Value {
-        let Ok(Some(event)) = store.event(&issue.event_id) else {
-            return Value::Null;
-        };
+    let trigger_event = || {
+        let event = store.event(&issue.event_id).ok().flatten()?;
         let payload = store.event_payload(&event).ok().flatten();
-        views::event(team_id, &event, payload.as_ref())
+        let event = views::event_view(team_id, &event, payload.as_ref());
+        let request = event.data.clone();
+        Some(TriggerEventView { event, request })
     };
     match issue.kind {
         IssueType::Transformation => {
@@ -645,8 +677,11 @@ pub async fn count_issues(State(state): Shared, RawQuery(raw): RawQuery) -> ApiR
     .await
 }
 
-#[utoipa::path(get, path = "/2023-07-01/issues/{id}", tag = "issues", summary = "An issue, with the event and attempt (or transformation run) that opened it", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the issue", body = IssueView), (status = 404, description = "unknown", body = ErrorBody)), security(("api_key" = [])))]
-pub async fn get_issue(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<IssueView>> {
+#[utoipa::path(get, path = "/2023-07-01/issues/{id}", tag = "issues", summary = "An issue, with the event and attempt (or transformation run) that opened it", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the issue", body = IssueDetailView), (status = 404, description = "unknown", body = ErrorBody)), security(("api_key" = [])))]
+pub async fn get_issue(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> ApiResult<Json<IssueDetailView>> {
     change_issue(state, id, |_| {}).await
 }
 
@@ -657,23 +692,23 @@ pub struct IssueUpdate {
 }
 
 /// `PUT /issues/{id}` with `{"status": "ACKNOWLEDGED"}` (or IGNORED, RESOLVED, OPENED).
-#[utoipa::path(put, path = "/2023-07-01/issues/{id}", tag = "issues", summary = "Set an issue status", params(("id" = String, Path, description = "the id")), request_body = IssueUpdate, responses((status = 200, description = "the issue", body = IssueView), (status = 404, description = "unknown", body = ErrorBody), (status = 422, description = "unknown status", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/2023-07-01/issues/{id}", tag = "issues", summary = "Set an issue status", params(("id" = String, Path, description = "the id")), request_body = IssueUpdate, responses((status = 200, description = "the issue", body = IssueDetailView), (status = 404, description = "unknown", body = ErrorBody), (status = 422, description = "unknown status", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn update_issue(
     State(state): Shared,
     Path(id): Path<String>,
     body: Result<Json<IssueUpdate>, JsonRejection>,
-) -> ApiResult<Json<IssueView>> {
+) -> ApiResult<Json<IssueDetailView>> {
     let Json(update) = body.map_err(|e| ApiError::invalid("status", e.body_text()))?;
     change_issue(state, id, move |issue| issue.status = update.status).await
 }
 
 /// `DELETE /issues/{id}`: dismisses it (it leaves lists and counts, and opens
 /// again when it recurs, unless IGNORED).
-#[utoipa::path(delete, path = "/2023-07-01/issues/{id}", tag = "issues", summary = "Dismiss an issue", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the issue", body = IssueView), (status = 404, description = "unknown", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/2023-07-01/issues/{id}", tag = "issues", summary = "Dismiss an issue", params(("id" = String, Path, description = "the id")), responses((status = 200, description = "the issue", body = IssueDetailView), (status = 404, description = "unknown", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn dismiss_issue(
     State(state): Shared,
     Path(id): Path<String>,
-) -> ApiResult<Json<IssueView>> {
+) -> ApiResult<Json<IssueDetailView>> {
     change_issue(state, id, |issue| {
         issue.dismissed_at.get_or_insert(now_ms());
     })
@@ -686,14 +721,14 @@ async fn change_issue(
     state: Arc<ApiState>,
     id: String,
     change: impl FnOnce(&mut Issue) + Send + 'static,
-) -> ApiResult<Json<IssueView>> {
+) -> ApiResult<Json<IssueDetailView>> {
     blocking(move || {
         let issue = state
             .router
             .issues()
             .change(&id, change)?
             .ok_or_else(|| ApiError::not_found("issue", &id))?;
-        Ok(Json(issue_view(&state.store, &state.team_id, &issue, true)))
+        Ok(Json(issue_detail(&state.store, &state.team_id, &issue)))
     })
     .await
 }

@@ -506,10 +506,12 @@ pub struct ExecutionView {
     /// What the code logged, in order.
     logs: Vec<ConsoleLine>,
     /// Always null: issues collect occurrences per connection, not per run.
+    #[schema(required)]
     issue_id: Option<String>,
     /// The data the run was given (`edt_…`).
     original_event_data_id: String,
     /// The data the run made; null when it failed.
+    #[schema(required)]
     transformed_event_data_id: Option<String>,
     /// The request the run was given.
     request_id: String,
@@ -548,10 +550,10 @@ pub struct ExecutionDetailView {
     #[serde(flatten)]
     execution: ExecutionView,
     /// The request the run was given; null once forgotten (retention).
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, required)]
     original_event_data: Value,
     /// The event data the run made; null when it failed or once forgotten.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Object>, required)]
     transformed_event_data: Value,
 }
 

@@ -185,7 +185,12 @@ pub struct EventView {
 /// An event as the reference shows it (L4407-4536), plus hookgate's
 /// `delay_ms`, `muted` and `transformation_logs`. hookgate has no CLI: `cli_id` is always null.
 pub fn event(team_id: &str, event: &Event, payload: Option<&Payload>) -> Value {
-    value_of(EventView {
+    value_of(event_view(team_id, event, payload))
+}
+
+/// The view `event` answers.
+pub fn event_view(team_id: &str, event: &Event, payload: Option<&Payload>) -> EventView {
+    EventView {
         id: event.id.clone(),
         team_id: team_id.into(),
         webhook_id: event.connection_id.clone(),
@@ -207,7 +212,7 @@ pub fn event(team_id: &str, event: &Event, payload: Option<&Payload>) -> Value {
         data: payload.map(data),
         muted: event.muted,
         transformation_logs: event.transform_logs.clone(),
-    })
+    }
 }
 
 /// An attempt's outcome, or `QUEUED` for a retry not made yet.
@@ -354,8 +359,9 @@ pub struct IgnoredEventView {
     pub cause: String,
     /// The connection's id.
     pub webhook_id: String,
-    /// Always null.
-    #[schema(value_type = Option<Object>, required)]
+    /// The parts of the request a filter failed on (`["body"]` in the
+    /// reference); always null: hookgate does not record them.
+    #[schema(value_type = Option<Vec<String>>, required)]
     pub meta: Option<Value>,
     /// hookgate's id of it (`GET /ignored_events/{id}` takes it).
     pub ignored_event_id: String,

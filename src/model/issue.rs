@@ -401,6 +401,7 @@ pub struct NotificationSettings {
     /// The topics announced.
     pub topics: Vec<String>,
     /// The source the announcements are sent into.
+    #[schema(required)]
     pub source_id: Option<String>,
 }
 

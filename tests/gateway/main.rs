@@ -40,6 +40,7 @@ mod outbound_limits;
 mod outbound_lists;
 mod outbound_reference;
 mod process;
+mod reference_responses;
 mod reference_shape;
 mod restart;
 mod retention;

@@ -64,7 +64,7 @@ pub fn assert_documented(document: &Value, method: &str, path: &str, status: u16
 /// The document's path and operation for a request path: the one whose
 /// fixed segments match, preferring the most fixed segments
 /// (`/connections/count` over `/connections/{id}`).
-fn operation<'a>(document: &'a Value, method: &str, path: &str) -> Option<(String, &'a Value)> {
+pub fn operation<'a>(document: &'a Value, method: &str, path: &str) -> Option<(String, &'a Value)> {
     let wanted = segments(path);
     let paths = document["paths"].as_object()?;
     paths
@@ -117,7 +117,7 @@ fn matching_fixed_segments(template: &[String], path: &[String]) -> Option<usize
 
 /// The JSON schema of the operation's answer with `status` (or its
 /// `default`); None when the document gives none.
-fn response_schema(operation: &Value, status: u16) -> Option<&Value> {
+pub fn response_schema(operation: &Value, status: u16) -> Option<&Value> {
     let responses = &operation["responses"];
     let response = responses
         .get(status.to_string())

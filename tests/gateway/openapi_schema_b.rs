@@ -123,9 +123,10 @@ async fn an_issues_data_is_one_of_two_shapes_told_apart_by_what_each_requires() 
     let required: Vec<&Value> = variants.unwrap().iter().map(|v| &v["required"]).collect();
     assert_eq!(
         required,
+        // Each its own field, and the `trigger_attempt` both always have.
         [
-            &json!(["transformation_execution"]),
-            &json!(["trigger_event"])
+            &json!(["transformation_execution", "trigger_attempt"]),
+            &json!(["trigger_event", "trigger_attempt"])
         ]
     );
 }

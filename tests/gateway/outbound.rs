@@ -255,12 +255,18 @@ async fn payloads_over_the_limit_are_refused_with_413() {
     let gw = gateway("").await;
     let sink = Sink::start(Reply::Status(200)).await;
     let (app, _) = one_endpoint(&gw, &sink, json!({})).await;
-    let just_under = "x".repeat(256 * 1024 - 2);
-    let (status, _) = send_job(&gw, job_body(&app, "order.created", json!(just_under))).await;
+    // `{"d":"…"}`: 8 bytes around the text, 256 KiB serialized in all.
+    let just_under = "x".repeat(256 * 1024 - 8);
+    let payload = json!({ "d": just_under });
+    let (status, _) = send_job(&gw, job_body(&app, "order.created", payload)).await;
     assert_eq!(status, 201);
     let (status, error) = send_job(
         &gw,
-        job_body(&app, "order.created", json!(format!("{just_under}x"))),
+        job_body(
+            &app,
+            "order.created",
+            json!({ "d": format!("{just_under}x") }),
+        ),
     )
     .await;
     assert_eq!(status, 413, "{error}");
