@@ -114,7 +114,7 @@ pub struct BulkPlanView {
 pub struct BulkRetryInput {
     /// Required: a JSON object of the list endpoint's filters, e.g.
     /// `{"status": ["FAILED"], "created_at": {"gte": "2026-11-01"}}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<super::bulk_query_input::BulkQueryInput>)]
     query: Option<Value>,
 }
 

@@ -6,6 +6,7 @@ pub(crate) mod applications;
 mod auth;
 mod bookmarks;
 pub(crate) mod bulk;
+pub mod bulk_query_input;
 pub(crate) mod catalog;
 mod delivery_query;
 pub(crate) mod endpoints;

@@ -90,6 +90,12 @@ fn reference_examples() -> Vec<(&'static str, &'static str, Value)> {
             json!({"status": "RESOLVED"}),
         ),
         ("post", "/2023-07-01/bulk/{kind}/retry", by_source),
+        // The query of L6535's bulk retry.
+        (
+            "post",
+            "/2023-07-01/bulk/{kind}/retry",
+            json!({"query": {"dir": "desc", "limit": 250, "status": ["SUCCESSFUL"], "order_by": "created_at", "created_at": {"gte": "2022-05-02T02:30:00.000Z", "lte": "2022-05-03T02:29:59.999Z"}}}),
+        ),
         (
             "post",
             "/2023-07-01/bulk/{kind}/retry",
@@ -186,6 +192,18 @@ fn wrong_nested_bodies() -> Vec<(&'static str, &'static str, Value, &'static str
             "/v1/webhook-jobs",
             json!({"application_id": "app_x", "event_type": "user.created", "payload": [1, 2]}),
             "payload",
+        ),
+        (
+            "post",
+            "/2023-07-01/bulk/{kind}/retry",
+            json!({"query": {"created_at": {"after": "2099-01-01"}}}),
+            "created_at[after]",
+        ),
+        (
+            "post",
+            "/2023-07-01/bulk/{kind}/retry",
+            json!({"query": {"not_a_filter": "x"}}),
+            "not_a_filter",
         ),
     ]
 }
@@ -335,9 +353,11 @@ async fn the_request_schemas_refuse_what_the_reference_refuses() {
 async fn a_wrong_nested_type_is_a_422_naming_the_field() {
     let gw = TestGateway::start("").await;
     for (method, template, body, named) in wrong_nested_bodies() {
-        let path = template.trim_start_matches("/2023-07-01");
+        let path = template
+            .trim_start_matches("/2023-07-01")
+            .replace("{kind}", "events");
         let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-        let (status, answer) = gw.api_send(method, path, body.clone()).await;
+        let (status, answer) = gw.api_send(method, &path, body.clone()).await;
         let message = answer["message"].as_str().unwrap_or_default();
         assert_eq!(status, 422, "{path} {body}: {answer}");
         assert!(message.contains(named), "{path} {body}: {message}");
