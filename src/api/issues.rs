@@ -459,7 +459,7 @@ pub enum IssueData {
     /// as `GET /events/{id}` and `GET /attempts/{id}` answer).
     Delivery {
         #[schema(required = true)]
-        trigger_event: Option<TriggerEventView>,
+        trigger_event: Option<Box<TriggerEventView>>,
         #[schema(value_type = Option<super::views::AttemptView>, required = true)]
         trigger_attempt: Value,
     },
@@ -550,7 +550,7 @@ fn issue_data(store: &Store, team_id: &str, issue: &Issue) -> IssueData {
         let payload = store.event_payload(&event).ok().flatten();
         let event = views::event_view(team_id, &event, payload.as_ref());
         let request = event.data.clone();
-        Some(TriggerEventView { event, request })
+        Some(Box::new(TriggerEventView { event, request }))
     };
     match issue.kind {
         IssueType::Transformation => {
