@@ -374,7 +374,7 @@ fn check_connections(catalog: &Catalog, request: &Request, only: &[String]) -> A
 
 /// `GET /ignored_events`: filters `id`, `webhook_id`, `cause`, `request_id`,
 /// `created_at[…]`.
-#[utoipa::path(get, path = "/2023-07-01/ignored_events", tag = "requests", summary = "Events a rule decided not to deliver", params(("limit" = Option<String>, Query, description = "1-255, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "the reference's number or hookgate's ignored_event_id"), ("webhook_id" = Option<String>, Query, description = "connection id"), ("cause" = Option<String>, Query, description = "FILTERED, TRANSFORMATION_FAILED, DEDUPLICATED"), ("request_id" = Option<String>, Query, description = "request id"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt")), responses((status = 200, description = "a page of ignored events", body = Listing<IgnoredEventView>)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/ignored_events", tag = "requests", summary = "Events a rule decided not to deliver", params(("limit" = Option<String>, Query, description = "1-255, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "the reference's number or hookgate's ignored_event_id"), ("webhook_id" = Option<String>, Query, description = "connection id"), ("cause" = Option<String>, Query, description = "FILTERED, TRANSFORMATION_FAILED, DEDUPLICATED"), ("request_id" = Option<String>, Query, description = "request id"), ("transformation_id" = Option<String>, Query, description = "the transformation that failed (TRANSFORMATION_FAILED)"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt")), responses((status = 200, description = "a page of ignored events", body = Listing<IgnoredEventView>)), security(("api_key" = [])))]
 pub async fn list_ignored_events(
     State(state): Shared,
     RawQuery(raw): RawQuery,
@@ -402,12 +402,16 @@ pub(super) fn ignored_filter(
         query.matcher("cause"),
         query.matcher("request_id"),
     );
+    // The reference's bulk retry of ignored events selects by it (L7143).
+    let by_transformation = !query.all("transformation_id").is_empty();
+    let transformation = query.matcher("transformation_id");
     let created = query.date_range("created_at")?;
     Ok(move |i: &IgnoredEvent| {
         (id(&i.id) || id(&views::ignored_number(&i.id).to_string()))
             && connection(&i.connection_id)
             && cause(&i.cause)
             && request(&i.request_id)
+            && (!by_transformation || i.transformation_id.as_deref().is_some_and(&transformation))
             && created.contains(Some(i.created_at))
     })
 }

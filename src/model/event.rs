@@ -242,6 +242,10 @@ pub struct IgnoredEvent {
     pub created_at: u64,
     /// Why, for a person reading it (e.g. the transformation's error).
     pub detail: Option<String>,
+    /// The transformation that failed (`TRANSFORMATION_FAILED`): what a bulk
+    /// retry's `transformation_id` selects by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transformation_id: Option<String>,
     /// What the transformations logged before the event was dropped.
     #[serde(default)]
     pub transform_logs: Vec<LogEntry>,

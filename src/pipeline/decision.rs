@@ -27,6 +27,8 @@ pub enum Outcome {
     Ignore {
         cause: &'static str,
         detail: Option<String>,
+        /// The transformation that failed (`TRANSFORMATION_FAILED`), by name.
+        transformation: Option<String>,
     },
 }
 
@@ -69,7 +71,11 @@ pub fn decide(
     let mut due_ms = request.received_at;
     let mut logs = Vec::new();
     for rule in &connection.rules {
-        let ignore = |cause, detail| Outcome::Ignore { cause, detail };
+        let ignore = |cause, detail| Outcome::Ignore {
+            cause,
+            detail,
+            transformation: None,
+        };
         match rule {
             Rule::Filter(filter) => {
                 let evaluation = filter.evaluate(root.get_or_insert_with(|| filter_root(&current)));
@@ -100,7 +106,14 @@ pub fn decide(
                         current = Cow::Owned(changed);
                         root = None;
                     }
-                    Err(error) => return Ok((ignore(TRANSFORMATION_FAILED, Some(error)), logs)),
+                    Err(error) => {
+                        let failed = Outcome::Ignore {
+                            cause: TRANSFORMATION_FAILED,
+                            detail: Some(error),
+                            transformation: Some(transform.name.clone()),
+                        };
+                        return Ok((failed, logs));
+                    }
                 }
             }
             Rule::Deduplicate(dedup) => {

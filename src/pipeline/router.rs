@@ -249,7 +249,14 @@ impl Router {
                     destinations.push(connection.destination_id.clone());
                     self.metrics.event_created(connection);
                 }
-                Outcome::Ignore { cause, detail } => {
+                Outcome::Ignore {
+                    cause,
+                    detail,
+                    transformation,
+                } => {
+                    let transformation_id = transformation
+                        .map(|name| self.store.transformation_id_named(&name))
+                        .transpose()?;
                     let ignored = IgnoredEvent {
                         id: event_id,
                         request_id: request.id.clone(),
@@ -257,6 +264,7 @@ impl Router {
                         cause: cause.to_string(),
                         created_at: now_ms(),
                         detail,
+                        transformation_id,
                         transform_logs,
                     };
                     self.store.insert_ignored_event(&ignored)?;

@@ -457,6 +457,7 @@ mod tests {
             cause: "FILTERED".into(),
             created_at: now_ms(),
             detail: None,
+            transformation_id: None,
             transform_logs: Vec::new(),
         };
         store.insert_ignored_event(&ignored).unwrap();

@@ -833,3 +833,24 @@ async fn bulk_retries_and_bookmarks_stored_by_earlier_versions_show_in_the_new_s
         (&bookmark["created_at"], &json!(event_data_id(&event.id)))
     );
 }
+
+/// The reference's ignored-events bulk retry selects by the transformation
+/// that failed (L7139-7146): so do its plan and the ignored events' list.
+#[tokio::test(flavor = "multi_thread")]
+async fn ignored_events_are_selected_by_the_transformation_that_failed() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start(&shop(&sink)).await;
+    let code = "addHandler('transform', () => { throw new Error('no'); });";
+    let (id, _) = shaped_by(&gw, &sink, code).await;
+    let (status, answer) = gw.post("/e/shop", "{}").await;
+    assert_eq!(status, 200, "{answer}");
+    gw.wait_routed(answer["request_id"].as_str().unwrap()).await;
+    let plan = |transformation: &str| {
+        let query = json!({"cause": "TRANSFORMATION_FAILED", "transformation_id": transformation});
+        format!("/bulk/ignored-events/retry/plan?query={}", encoded(&query))
+    };
+    assert_eq!(get(&gw, &plan(&id)).await["estimated_count"], 1);
+    assert_eq!(get(&gw, &plan("trs_other")).await["estimated_count"], 0);
+    let listed = get(&gw, &format!("/ignored_events?transformation_id={id}")).await;
+    assert_eq!(listed["count"], 1, "{listed}");
+}
