@@ -133,10 +133,16 @@ fn capacity_now(
         true => shared.circuits.permit(&destination.id, now_ms()),
         false => Permit::Any,
     };
-    match permit {
+    let (capacity, next_due_ms) = match permit {
         Permit::Any => (destination.concurrency.saturating_sub(in_flight), None),
         Permit::One => (1usize.saturating_sub(in_flight), None),
         Permit::WaitUntil(until_ms) => (0, Some(until_ms)),
+    };
+    // A CLI destination takes no more events than it has idle listeners: with
+    // none, its events wait queued until one connects (and rings the lane).
+    match destination.url {
+        Some(_) => (capacity, next_due_ms),
+        None => (capacity.min(shared.cli.idle(&destination.id)), next_due_ms),
     }
 }
 

@@ -1,0 +1,251 @@
+//! `hookgate listen` end to end: a gateway, `listen` as a real child process
+//! delivering to a local sink, provider requests into `/e/shop`, and the
+//! local answers recorded as the events' attempts.
+
+use crate::common::{Reply, Sink, TestGateway, API_KEY, PATIENCE};
+use hookgate::model::{Event, EventStatus};
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::process::Stdio;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+const SOURCE: &str = "[[sources]]\nname = \"shop\"\n";
+
+/// A running `hookgate listen` and the lines it prints.
+struct Listener {
+    child: Child,
+    lines: mpsc::UnboundedReceiver<String>,
+    /// Every line read so far.
+    printed: Vec<String>,
+}
+
+impl Listener {
+    /// `hookgate listen` for the source `shop` as `name`, delivering to `sink`
+    /// under `/webhooks`; returns once it says it is connected.
+    async fn start(gateway: &TestGateway, name: &str, sink: &Sink) -> Listener {
+        let api = format!("http://{}", gateway.gateway.api_addr.unwrap());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+            .args([
+                "listen", "--api", &api, "--key", API_KEY, "--source", "shop",
+            ])
+            .args(["--to", &sink.url(""), "--path", "/webhooks", "--name", name])
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let (sender, lines) = mpsc::unbounded_channel();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = stdout.next_line().await {
+                let _ = sender.send(line);
+            }
+        });
+        let mut listener = Listener {
+            child,
+            lines,
+            printed: Vec::new(),
+        };
+        listener.wait_line("connected").await;
+        listener
+    }
+
+    /// Waits for a printed line containing `text`; returns it.
+    async fn wait_line(&mut self, text: &str) -> String {
+        if let Some(line) = self.printed.iter().find(|l| l.contains(text)) {
+            return line.clone();
+        }
+        let found = tokio::time::timeout(PATIENCE, async {
+            while let Some(line) = self.lines.recv().await {
+                self.printed.push(line.clone());
+                if line.contains(text) {
+                    return line;
+                }
+            }
+            panic!("hookgate listen exited; it printed {:?}", self.printed)
+        });
+        found
+            .await
+            .expect("hookgate listen did not print it in time")
+    }
+
+    /// Kills the process (as an interrupted laptop would go) and reaps it.
+    async fn kill(mut self) {
+        self.child.kill().await.unwrap();
+    }
+}
+
+async fn post_order(gateway: &TestGateway, n: u32) {
+    let (status, _) = gateway
+        .post("/e/shop/orders", &json!({ "order": n }).to_string())
+        .await;
+    assert_eq!(status, 200);
+}
+
+fn successful(event: &Event) -> bool {
+    event.status == EventStatus::Successful
+}
+
+/// The order number of a request the sink received.
+fn order_of(received: &crate::common::Received) -> u64 {
+    let body: Value = serde_json::from_slice(&received.body).unwrap();
+    body["order"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn the_local_answer_is_recorded_as_the_events_attempt() {
+    let gateway = TestGateway::start(SOURCE).await;
+    let sink = Sink::start(Reply::StatusWithBody(201, "made locally".into())).await;
+    let mut listener = Listener::start(&gateway, "dev", &sink).await;
+    post_order(&gateway, 7).await;
+
+    let received = sink.wait_for(1).await;
+    assert_eq!(received[0].method, "POST");
+    assert_eq!(received[0].path, "/webhooks/orders");
+    assert_eq!(order_of(&received[0]), 7);
+    let event = gateway.wait_event(successful).await;
+    assert_eq!(received[0].header("x-hookgate-event-id"), Some(&*event.id));
+
+    let (status, attempts) = gateway
+        .api_get(&format!("/attempts?event_id={}", event.id))
+        .await;
+    assert_eq!(status, 200);
+    let attempt = &attempts["models"][0];
+    assert_eq!(attempts["count"], 1);
+    assert_eq!(attempt["response_status"], 201);
+    assert_eq!(attempt["body"], "made locally");
+    assert_eq!(attempt["status"], "SUCCESSFUL");
+    assert_eq!(attempt["requested_url"], sink.url("/webhooks/orders"));
+    let (_, shown) = gateway.api_get(&format!("/events/{}", event.id)).await;
+    assert_eq!(shown["status"], "SUCCESSFUL");
+    assert_eq!(shown["response_status"], 201);
+
+    let line = listener.wait_line(&event.id).await;
+    assert!(line.contains("  201  POST /webhooks/orders  "), "{line}");
+    assert!(
+        !line.contains('\x1b'),
+        "no colour when not a terminal: {line}"
+    );
+    let (_, destinations) = gateway.api_get("/destinations?name=cli-dev").await;
+    let destination = &destinations["models"][0];
+    assert_eq!(destination["cli_path"], "/webhooks");
+    assert_eq!(destination["url"], Value::Null);
+}
+
+#[tokio::test]
+async fn events_wait_queued_without_a_listener_and_go_to_the_one_that_connects() {
+    let gateway = TestGateway::start(SOURCE).await;
+    // What `hookgate listen --name dev --path /webhooks` makes, made beforehand.
+    let connection = json!({
+        "name": "shop-cli-dev",
+        "source": "shop",
+        "destination": { "name": "cli-dev", "cli_path": "/webhooks" },
+    });
+    let (status, made) = gateway
+        .api_send(Method::PUT, "/connections", connection)
+        .await;
+    assert_eq!(status, 200, "{made}");
+    for n in 1..=2 {
+        post_order(&gateway, n).await;
+    }
+    for request in gateway.stored_requests().await {
+        gateway.wait_routed(&request.id).await;
+    }
+    let (_, waiting) = gateway.api_get("/events?status=QUEUED").await;
+    assert_eq!(waiting["count"], 2, "{waiting}");
+
+    let sink = Sink::start(Reply::Status(200)).await;
+    let _listener = Listener::start(&gateway, "dev", &sink).await;
+    let mut orders: Vec<u64> = sink.wait_for(2).await.iter().map(order_of).collect();
+    orders.sort_unstable();
+    assert_eq!(orders, [1, 2]);
+    gateway.wait_events(2, successful).await;
+    let (_, connections) = gateway.api_get("/connections?name=shop-cli-dev").await;
+    assert_eq!(
+        connections["count"], 1,
+        "listening again makes no second one"
+    );
+    assert_eq!(connections["models"][0]["id"], made["id"]);
+}
+
+#[tokio::test]
+async fn listeners_share_events_and_a_killed_ones_event_goes_to_the_other() {
+    let gateway = TestGateway::start(SOURCE).await;
+    // The first listener's server never answers: it holds its one event.
+    let stuck = Sink::start(Reply::Hang).await;
+    let first = Listener::start(&gateway, "team", &stuck).await;
+    post_order(&gateway, 1).await;
+    stuck.wait_for(1).await;
+
+    let sink = Sink::start(Reply::Status(200)).await;
+    let _second = Listener::start(&gateway, "team", &sink).await;
+    for n in 2..=4 {
+        post_order(&gateway, n).await;
+    }
+    let mut orders: Vec<u64> = sink.wait_for(3).await.iter().map(order_of).collect();
+    orders.sort_unstable();
+    assert_eq!(
+        orders,
+        [2, 3, 4],
+        "the busy listener is handed nothing more"
+    );
+
+    first.kill().await;
+    let received = sink.wait_for(4).await;
+    let mut orders: Vec<u64> = received.iter().map(order_of).collect();
+    orders.sort_unstable();
+    assert_eq!(
+        orders,
+        [1, 2, 3, 4],
+        "each event delivered once by the second"
+    );
+    assert_eq!(stuck.received().len(), 1);
+    gateway.wait_events(4, successful).await;
+    let (_, attempts) = gateway.api_get("/attempts").await;
+    assert_eq!(
+        attempts["count"], 4,
+        "the killed listener's event has one attempt: the second's"
+    );
+}
+
+#[tokio::test]
+async fn the_listen_endpoints_are_described_and_refuse_what_they_cannot_serve() {
+    let rest = format!(
+        "{SOURCE}{}",
+        crate::common::route("shop", "web", "http://127.0.0.1:9/", "")
+    );
+    let gateway = TestGateway::start(&rest).await;
+    let answer = gateway
+        .api(Method::GET, "/destinations/web/listen")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 422, "a URL destination has no listeners");
+    let (status, made) = gateway
+        .api_send(
+            Method::POST,
+            "/destinations",
+            json!({ "name": "cli-dev", "cli_path": "/" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{made}");
+    let outcome = json!({ "status": 200, "body": "ok", "error_code": null, "latency_ms": 3, "url": "http://localhost:3000/" });
+    let (status, _) = gateway
+        .api_send(
+            Method::POST,
+            "/destinations/cli-dev/listen/cli_none",
+            outcome,
+        )
+        .await;
+    assert_eq!(status, 404, "no delivery waits for that report");
+
+    let api = gateway.gateway.api_addr.unwrap();
+    let document = gateway.http.get(format!("http://{api}/openapi.json"));
+    let document: Value = document.send().await.unwrap().json().await.unwrap();
+    let paths = &document["paths"];
+    let stream = &paths["/2023-07-01/destinations/{id}/listen"]["get"];
+    assert!(stream["responses"]["200"]["content"]["text/event-stream"].is_object());
+    let report = &paths["/2023-07-01/destinations/{id}/listen/{delivery_id}"]["post"];
+    assert!(report["requestBody"].is_object(), "{report}");
+}
