@@ -206,28 +206,39 @@ fn local_url(to: &Url, path: &str) -> Result<Url, String> {
     Url::parse(&joined).map_err(|e| format!("{joined}: {e}"))
 }
 
-/// One line per event: time, status (or why none), method, path, latency,
-/// event id; the status coloured when stdout is a terminal.
+/// Prints one event's line (coloured when stdout is a terminal).
 fn print_line(delivery: &CliDelivery, response: &DeliveryResponse, took: Duration) {
-    let time = crate::ids::iso8601(crate::ids::now_ms());
+    let now = crate::ids::iso8601(crate::ids::now_ms());
+    let colour = std::io::stdout().is_terminal();
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "{}", line(&now, delivery, response, took, colour));
+    let _ = stdout.flush();
+}
+
+/// One line per event: time, status (or why none came), method, path,
+/// latency, event id.
+fn line(
+    time: &str,
+    delivery: &CliDelivery,
+    response: &DeliveryResponse,
+    took: Duration,
+    colour: bool,
+) -> String {
     let status = match (response.status, response.error_code) {
         (Some(status), _) => status.to_string(),
         (None, code) => code.unwrap_or("UNKNOWN").to_string(),
     };
-    let status = match std::io::stdout().is_terminal() {
+    let status = match colour {
         true => coloured(&status, response),
         false => status,
     };
-    let line = format!(
+    format!(
         "{time}  {status}  {} {}  {} ms  {}",
         delivery.method,
         delivery.path,
         took.as_millis(),
         delivery.event_id
-    );
-    let mut stdout = std::io::stdout().lock();
-    let _ = writeln!(stdout, "{line}");
-    let _ = stdout.flush();
+    )
 }
 
 /// Green for a 2xx, yellow for other answers, red when none came.
@@ -277,5 +288,29 @@ mod tests {
         let to = Url::parse("http://localhost:3000/app").unwrap();
         let url = local_url(&to, "/hooks").unwrap();
         assert_eq!(url.as_str(), "http://localhost:3000/app/hooks");
+    }
+
+    #[test]
+    fn a_line_shows_the_status_coloured_only_when_asked() {
+        let delivery: CliDelivery = serde_json::from_value(json!({
+            "id": "cli_1", "event_id": "evt_1", "method": "POST", "path": "/hooks/a",
+            "headers": [], "body_base64": "", "timeout_ms": 1000, "response_bytes_kept": 10,
+        }))
+        .unwrap();
+        let answered = |status| DeliveryResponse {
+            status,
+            body: None,
+            error_code: status.is_none().then_some("CONNECTION_REFUSED"),
+            latency_ms: 4,
+        };
+        let took = Duration::from_millis(4);
+        let plain = line("T", &delivery, &answered(Some(200)), took, false);
+        assert_eq!(plain, "T  200  POST /hooks/a  4 ms  evt_1");
+        let green = line("T", &delivery, &answered(Some(200)), took, true);
+        assert_eq!(green, "T  \x1b[32m200\x1b[0m  POST /hooks/a  4 ms  evt_1");
+        let yellow = line("T", &delivery, &answered(Some(404)), took, true);
+        assert!(yellow.contains("\x1b[33m404\x1b[0m"), "{yellow}");
+        let red = line("T", &delivery, &answered(None), took, true);
+        assert!(red.contains("\x1b[31mCONNECTION_REFUSED\x1b[0m"), "{red}");
     }
 }

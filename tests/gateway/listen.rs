@@ -7,6 +7,7 @@ use hookgate::model::{Event, EventStatus};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
@@ -26,11 +27,14 @@ impl Listener {
     /// under `/webhooks`; returns once it says it is connected.
     async fn start(gateway: &TestGateway, name: &str, sink: &Sink) -> Listener {
         let api = format!("http://{}", gateway.gateway.api_addr.unwrap());
+        Listener::start_to(&api, name, &sink.url("")).await
+    }
+
+    /// `hookgate listen` through the API at `api`, delivering to `to`.
+    async fn start_to(api: &str, name: &str, to: &str) -> Listener {
         let mut child = Command::new(env!("CARGO_BIN_EXE_hookgate"))
-            .args([
-                "listen", "--api", &api, "--key", API_KEY, "--source", "shop",
-            ])
-            .args(["--to", &sink.url(""), "--path", "/webhooks", "--name", name])
+            .args(["listen", "--api", api, "--key", API_KEY, "--source", "shop"])
+            .args(["--to", to, "--path", "/webhooks", "--name", name])
             .stdout(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
@@ -53,17 +57,23 @@ impl Listener {
 
     /// Waits for a printed line containing `text`; returns it.
     async fn wait_line(&mut self, text: &str) -> String {
-        if let Some(line) = self.printed.iter().find(|l| l.contains(text)) {
-            return line.clone();
-        }
+        self.wait_lines(text, 1).await
+    }
+
+    /// Waits until `n` printed lines contain `text`; returns the last.
+    async fn wait_lines(&mut self, text: &str, n: usize) -> String {
         let found = tokio::time::timeout(PATIENCE, async {
-            while let Some(line) = self.lines.recv().await {
-                self.printed.push(line.clone());
-                if line.contains(text) {
-                    return line;
+            loop {
+                let matching: Vec<&String> =
+                    self.printed.iter().filter(|l| l.contains(text)).collect();
+                if matching.len() >= n {
+                    return matching[n - 1].clone();
+                }
+                match self.lines.recv().await {
+                    Some(line) => self.printed.push(line),
+                    None => panic!("hookgate listen exited; it printed {:?}", self.printed),
                 }
             }
-            panic!("hookgate listen exited; it printed {:?}", self.printed)
         });
         found
             .await
@@ -207,6 +217,87 @@ async fn listeners_share_events_and_a_killed_ones_event_goes_to_the_other() {
         attempts["count"], 4,
         "the killed listener's event has one attempt: the second's"
     );
+}
+
+#[tokio::test]
+async fn an_unreachable_local_server_is_recorded_as_a_failed_attempt() {
+    let gateway = TestGateway::start(SOURCE).await;
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let to = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let api = format!("http://{}", gateway.gateway.api_addr.unwrap());
+    let mut listener = Listener::start_to(&api, "dev", &to).await;
+    post_order(&gateway, 1).await;
+
+    let event = gateway
+        .wait_event(|e| e.status == EventStatus::Failed)
+        .await;
+    let (_, attempts) = gateway
+        .api_get(&format!("/attempts?event_id={}", event.id))
+        .await;
+    let attempt = &attempts["models"][0];
+    assert_eq!(attempt["status"], "FAILED");
+    assert_eq!(attempt["error_code"], "CONNECTION_REFUSED");
+    assert_eq!(attempt["response_status"], Value::Null);
+    let line = listener.wait_line(&event.id).await;
+    assert!(
+        line.contains("  CONNECTION_REFUSED  POST /webhooks/orders  "),
+        "{line}"
+    );
+}
+
+/// A TCP relay to the API whose connections can be cut, as a network drops
+/// them (it keeps accepting new ones).
+struct Relay {
+    addr: std::net::SocketAddr,
+    connections: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Relay {
+    async fn start(to: std::net::SocketAddr) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connections: Arc<Mutex<Vec<_>>> = Arc::default();
+        let kept = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let relayed = tokio::spawn(async move {
+                    let mut outbound = tokio::net::TcpStream::connect(to).await.unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                });
+                kept.lock().unwrap().push(relayed);
+            }
+        });
+        Relay { addr, connections }
+    }
+
+    /// Drops every connection relayed so far.
+    fn cut(&self) {
+        self.connections
+            .lock()
+            .unwrap()
+            .drain(..)
+            .for_each(|c| c.abort());
+    }
+}
+
+#[tokio::test]
+async fn a_listener_whose_stream_drops_connects_again_and_gets_what_waited() {
+    let gateway = TestGateway::start(SOURCE).await;
+    let relay = Relay::start(gateway.gateway.api_addr.unwrap()).await;
+    let sink = Sink::start(Reply::Status(200)).await;
+    let api = format!("http://{}", relay.addr);
+    let mut listener = Listener::start_to(&api, "dev", &sink.url("")).await;
+    post_order(&gateway, 1).await;
+    // Reported (a delivery cut off before its report is delivered again).
+    gateway.wait_events(1, successful).await;
+
+    relay.cut();
+    post_order(&gateway, 2).await;
+    listener.wait_lines("connected", 2).await;
+    let received = sink.wait_for(2).await;
+    assert_eq!(received.iter().map(order_of).collect::<Vec<_>>(), [1, 2]);
+    gateway.wait_events(2, successful).await;
 }
 
 #[tokio::test]
