@@ -215,8 +215,16 @@ impl CliListeners {
         (session, receiver)
     }
 
+    /// How many listeners a destination has, busy or not.
+    pub(super) fn connected(&self, destination_id: &str) -> usize {
+        let connected = self.lock();
+        let all = connected.listeners.values();
+        all.filter(|l| l.destination_id == destination_id).count()
+    }
+
     /// How many of a destination's listeners could take an event now.
-    pub(super) fn idle(&self, destination_id: &str) -> usize {
+    #[cfg(test)]
+    fn idle(&self, destination_id: &str) -> usize {
         let connected = self.lock();
         let idle = connected.listeners.values();
         idle.filter(|l| l.destination_id == destination_id && !l.busy)
@@ -359,10 +367,12 @@ mod tests {
     async fn a_listener_gone_before_reporting_leaves_its_delivery_unsettled() {
         let listeners = Arc::new(CliListeners::default());
         let (session, _deliveries) = listeners.connect("des_a");
+        let (_other, _) = listeners.connect("des_b");
+        assert_eq!(listeners.connected("des_a"), 1);
         let (_, outcome_of) = listeners.hand_over("des_a", delivery("one")).unwrap();
         drop(session);
         assert!(outcome_of.await.is_err());
-        assert_eq!(listeners.idle("des_a"), 0);
+        assert_eq!(listeners.connected("des_a"), 0);
         assert!(listeners.report("des_a", "one", outcome(200)).is_err());
     }
 
@@ -373,7 +383,7 @@ mod tests {
         let patience = Duration::from_millis(10);
         let outcome = listeners.deliver("des_a", delivery("one"), patience).await;
         assert!(outcome.is_none());
-        assert_eq!(listeners.idle("des_a"), 0);
+        assert_eq!(listeners.connected("des_a"), 0);
         assert!(deliveries.recv().await.is_some(), "it was handed over");
         assert!(deliveries.recv().await.is_none(), "then its stream ended");
     }

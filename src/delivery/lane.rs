@@ -138,11 +138,18 @@ fn capacity_now(
         Permit::One => (1usize.saturating_sub(in_flight), None),
         Permit::WaitUntil(until_ms) => (0, Some(until_ms)),
     };
-    // A CLI destination takes no more events than it has idle listeners: with
-    // none, its events wait queued until one connects (and rings the lane).
+    // A CLI destination's listeners take one event each, so each attempt in
+    // flight holds one (or is about to be handed to one): with none free, or
+    // none connected, its events wait queued until one is (ringing the lane).
     match destination.url {
         Some(_) => (capacity, next_due_ms),
-        None => (capacity.min(shared.cli.idle(&destination.id)), next_due_ms),
+        None => {
+            let free = shared
+                .cli
+                .connected(&destination.id)
+                .saturating_sub(in_flight);
+            (capacity.min(free), next_due_ms)
+        }
     }
 }
 
