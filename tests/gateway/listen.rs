@@ -131,6 +131,11 @@ async fn the_local_answer_is_recorded_as_the_events_attempt() {
     assert_eq!(shown["status"], "SUCCESSFUL");
     assert_eq!(shown["response_status"], 201);
 
+    let console = crate::console::Visitor::signed_in(&gateway).await;
+    let page = console.get(&format!("/events/{}", event.id)).await;
+    let page = page.text().await.unwrap();
+    assert!(page.contains("made locally"), "the console shows the local answer");
+
     let line = listener.wait_line(&event.id).await;
     assert!(line.contains("  201  POST /webhooks/orders  "), "{line}");
     assert!(
