@@ -181,22 +181,39 @@ async fn deliver(
         url: url.to_string(),
     };
     let path = format!("/destinations/{destination_id}/listen/{}", delivery.id);
-    let outcome = serde_json::to_string(&outcome).expect("an outcome serializes");
-    let report = api.request(reqwest::Method::POST, &path);
-    let report = report
-        .header("content-type", "application/json")
-        .body(outcome);
-    match report.send().await {
-        Ok(answer) if answer.status().is_success() => Ok(()),
-        Ok(answer) => {
-            let status = answer.status();
-            Err(format!(
+    report(api, &path, &outcome).await
+}
+
+/// Sends an outcome; over the key's rate limit (`429`), again once the
+/// answer's `Retry-After` has passed (the gateway waits for it a while).
+async fn report(api: &Api, path: &str, outcome: &CliOutcome) -> Result<(), String> {
+    let outcome = serde_json::to_string(outcome).expect("an outcome serializes");
+    loop {
+        let report = api.request(reqwest::Method::POST, path);
+        let report = report.header("content-type", "application/json");
+        let answer = report.body(outcome.clone()).send().await;
+        let answer = answer.map_err(|error| format!("POST {path}: {error}"))?;
+        let status = answer.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        if status != reqwest::StatusCode::TOO_MANY_REQUESTS {
+            return Err(format!(
                 "POST {path}: {status} {}",
                 message_of(answer).await
-            ))
+            ));
         }
-        Err(error) => Err(format!("POST {path}: {error}")),
+        let wait = retry_after(&answer);
+        eprintln!("hookgate listen: over the API key's rate limit; reporting again in {wait:?}");
+        tokio::time::sleep(wait).await;
     }
+}
+
+/// How long a `429` asks to wait (`Retry-After` in seconds; 1 s when absent).
+fn retry_after(answer: &reqwest::Response) -> Duration {
+    let header = answer.headers().get(reqwest::header::RETRY_AFTER);
+    let seconds = header.and_then(|v| v.to_str().ok()?.parse().ok());
+    Duration::from_secs(seconds.unwrap_or(1))
 }
 
 /// The local URL of a delivery: `--to` with the delivery's path (the CLI

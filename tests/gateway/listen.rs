@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 const SOURCE: &str = "[[sources]]\nname = \"shop\"\n";
 
-/// A running `hookgate listen` and the lines it prints.
+/// A running `hookgate listen` and the lines it prints (stdout and stderr).
 struct Listener {
     child: Child,
     lines: mpsc::UnboundedReceiver<String>,
@@ -36,16 +36,15 @@ impl Listener {
             .args(["listen", "--api", api, "--key", API_KEY, "--source", "shop"])
             .args(["--to", to, "--path", "/webhooks", "--name", name])
             .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
             .unwrap();
         let (sender, lines) = mpsc::unbounded_channel();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = stdout.next_line().await {
-                let _ = sender.send(line);
-            }
-        });
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        tokio::spawn(forward_lines(stderr, sender.clone()));
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        tokio::spawn(forward_lines(stdout, sender));
         let mut listener = Listener {
             child,
             lines,
@@ -83,6 +82,16 @@ impl Listener {
     /// Kills the process (as an interrupted laptop would go) and reaps it.
     async fn kill(mut self) {
         self.child.kill().await.unwrap();
+    }
+}
+
+async fn forward_lines(
+    from: impl tokio::io::AsyncBufRead + Unpin,
+    to: mpsc::UnboundedSender<String>,
+) {
+    let mut lines = from.lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let _ = to.send(line);
     }
 }
 
@@ -134,7 +143,10 @@ async fn the_local_answer_is_recorded_as_the_events_attempt() {
     let console = crate::console::Visitor::signed_in(&gateway).await;
     let page = console.get(&format!("/events/{}", event.id)).await;
     let page = page.text().await.unwrap();
-    assert!(page.contains("made locally"), "the console shows the local answer");
+    assert!(
+        page.contains("made locally"),
+        "the console shows the local answer"
+    );
 
     let line = listener.wait_line(&event.id).await;
     assert!(line.contains("  201  POST /webhooks/orders  "), "{line}");
@@ -303,6 +315,26 @@ async fn a_listener_whose_stream_drops_connects_again_and_gets_what_waited() {
     let received = sink.wait_for(2).await;
     assert_eq!(received.iter().map(order_of).collect::<Vec<_>>(), [1, 2]);
     gateway.wait_events(2, successful).await;
+}
+
+#[tokio::test]
+async fn a_report_over_the_keys_rate_limit_is_sent_again_not_the_event() {
+    let limited = "api_rate_limit_per_minute = 60\n";
+    let gateway = TestGateway::start_with(limited, SOURCE).await;
+    let sink = Sink::start(Reply::Status(200)).await;
+    let mut listener = Listener::start(&gateway, "dev", &sink).await;
+    // Spend the key's budget (it comes back a call a second).
+    while gateway.api_get("/sources").await.0 != 429 {}
+    for n in 1..=3 {
+        post_order(&gateway, n).await;
+    }
+    listener.wait_line("over the API key's rate limit").await;
+    gateway
+        .wait_events(3, |e| successful(e) && e.attempts == 1)
+        .await;
+    let mut orders: Vec<u64> = sink.received().iter().map(order_of).collect();
+    orders.sort_unstable();
+    assert_eq!(orders, [1, 2, 3], "each delivered once");
 }
 
 #[tokio::test]
