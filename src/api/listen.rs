@@ -26,6 +26,12 @@ pub struct CliReady {
     pub cli_path: Option<String>,
 }
 
+/// The answer to a report taken.
+#[derive(Serialize, ToSchema)]
+pub struct CliReported {
+    pub delivery_id: String,
+}
+
 /// How often an idle stream carries a comment: a listener that is gone is
 /// noticed (and its delivery handed to another) when writing to it fails.
 const KEEP_ALIVE: Duration = Duration::from_secs(2);
@@ -65,17 +71,17 @@ pub async fn stream(
 }
 
 /// `POST /destinations/{id}/listen/{delivery_id}`: what the local server answered.
-#[utoipa::path(post, path = "/2023-07-01/destinations/{id}/listen/{delivery_id}", tag = "configuration", summary = "Report what a listener's local server answered to a delivery: recorded as the event's attempt (retries, issues and metrics as for any attempt)", params(("id" = String, Path, description = "des_… or its name"), ("delivery_id" = String, Path, description = "the delivery's id (cli_…)")), request_body = CliOutcome, responses((status = 202, description = "taken; the attempt is being recorded"), (status = 404, description = "no delivery of that id waits for a report (reported, or its stream ended)", body = ErrorBody), (status = 422, description = "not an outcome", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/2023-07-01/destinations/{id}/listen/{delivery_id}", tag = "configuration", summary = "Report what a listener's local server answered to a delivery: recorded as the event's attempt (retries, issues and metrics as for any attempt)", params(("id" = String, Path, description = "des_… or its name"), ("delivery_id" = String, Path, description = "the delivery's id (cli_…)")), request_body = CliOutcome, responses((status = 202, description = "taken; the attempt is being recorded", body = CliReported), (status = 404, description = "no delivery of that id waits for a report (reported, or its stream ended)", body = ErrorBody), (status = 422, description = "not an outcome", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn report(
     State(state): Shared,
     Path((id, delivery_id)): Path<(String, String)>,
     body: Result<Json<CliOutcome>, JsonRejection>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<(StatusCode, Json<CliReported>)> {
     let destination = cli_destination(&state, &id)?;
     let outcome = json_body(body)?;
     let listeners = state.scheduler.cli_listeners();
     match listeners.report(&destination.id, &delivery_id, outcome) {
-        Ok(()) => Ok(StatusCode::ACCEPTED),
+        Ok(()) => Ok((StatusCode::ACCEPTED, Json(CliReported { delivery_id }))),
         Err(UnknownDelivery) => Err(ApiError::not_found("delivery", &delivery_id)),
     }
 }

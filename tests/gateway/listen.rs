@@ -337,38 +337,78 @@ async fn a_report_over_the_keys_rate_limit_is_sent_again_not_the_event() {
     assert_eq!(orders, [1, 2, 3], "each delivered once");
 }
 
+/// The first `delivery` message of a raw stream.
+async fn first_delivery(stream: &mut reqwest::Response) -> Value {
+    let mut text = String::new();
+    let read = tokio::time::timeout(PATIENCE, async {
+        loop {
+            let chunk = stream.chunk().await.unwrap().expect("the stream goes on");
+            text.push_str(std::str::from_utf8(&chunk).unwrap());
+            let delivery = text.split("\n\n").find_map(|message| {
+                let data = message.strip_prefix("event: delivery\ndata: ")?;
+                serde_json::from_str(data).ok()
+            });
+            if let Some(delivery) = delivery {
+                return delivery;
+            }
+        }
+    });
+    read.await.expect("no delivery came")
+}
+
 #[tokio::test]
-async fn the_listen_endpoints_are_described_and_refuse_what_they_cannot_serve() {
+async fn the_stream_and_reports_are_served_as_described() {
     let rest = format!(
         "{SOURCE}{}",
         crate::common::route("shop", "web", "http://127.0.0.1:9/", "")
     );
     let gateway = TestGateway::start(&rest).await;
-    let answer = gateway
-        .api(Method::GET, "/destinations/web/listen")
+    let answer = gateway.api(Method::GET, "/destinations/web/listen").send();
+    assert_eq!(
+        answer.await.unwrap().status(),
+        422,
+        "a URL destination has no listeners"
+    );
+    let connection = json!({
+        "name": "shop-cli-raw", "source": "shop",
+        "destination": { "name": "cli-raw", "cli_path": "/in" },
+    });
+    let (status, made) = gateway
+        .api_send(Method::PUT, "/connections", connection)
+        .await;
+    assert_eq!(status, 200, "{made}");
+    let destination = made["destination"]["id"].as_str().unwrap();
+
+    let api = gateway.gateway.api_addr.unwrap();
+    let listen = format!("http://{api}/destinations/{destination}/listen");
+    let mut stream = gateway
+        .http
+        .get(listen)
+        .bearer_auth(API_KEY)
         .send()
         .await
         .unwrap();
-    assert_eq!(answer.status(), 422, "a URL destination has no listeners");
-    let (status, made) = gateway
-        .api_send(
-            Method::POST,
-            "/destinations",
-            json!({ "name": "cli-dev", "cli_path": "/" }),
-        )
+    assert_eq!(stream.status(), 200);
+    assert_eq!(stream.headers()["content-type"], "text/event-stream");
+    gateway.post("/e/shop/a?b=1", r#"{"order": 1}"#).await;
+    let delivery = first_delivery(&mut stream).await;
+    assert_eq!(delivery["path"], "/in/a?b=1");
+    assert_eq!(delivery["method"], "POST");
+    assert_eq!(delivery["body_base64"], "eyJvcmRlciI6IDF9");
+    let outcome = json!({ "status": 200, "body": "ok", "error_code": null, "latency_ms": 3, "url": "http://localhost:3000/in/a?b=1" });
+    let report = format!(
+        "/destinations/{destination}/listen/{}",
+        delivery["id"].as_str().unwrap()
+    );
+    let (status, taken) = gateway
+        .api_send(Method::POST, &report, outcome.clone())
         .await;
-    assert_eq!(status, 200, "{made}");
-    let outcome = json!({ "status": 200, "body": "ok", "error_code": null, "latency_ms": 3, "url": "http://localhost:3000/" });
-    let (status, _) = gateway
-        .api_send(
-            Method::POST,
-            "/destinations/cli-dev/listen/cli_none",
-            outcome,
-        )
-        .await;
-    assert_eq!(status, 404, "no delivery waits for that report");
+    assert_eq!((status, &taken["delivery_id"]), (202, &delivery["id"]));
+    let (status, _) = gateway.api_send(Method::POST, &report, outcome).await;
+    assert_eq!(status, 404, "a delivery is reported once");
+    let event = gateway.wait_event(successful).await;
+    assert_eq!(delivery["event_id"], event.id);
 
-    let api = gateway.gateway.api_addr.unwrap();
     let document = gateway.http.get(format!("http://{api}/openapi.json"));
     let document: Value = document.send().await.unwrap().json().await.unwrap();
     let paths = &document["paths"];
