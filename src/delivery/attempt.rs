@@ -15,6 +15,7 @@ use crate::store::{
     owns_entry, stays_inline, QueueEntry, QueueMove, SettledNow, Store, StoreError,
 };
 use crate::trace_context::{TraceContext, TRACEPARENT, TRACESTATE};
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -145,8 +146,8 @@ async fn send(
     // This attempt's own span, under the request's (or job's), sent along.
     let span = TraceContext::opened_for(event.trace.as_ref());
     let base = match &destination.url {
-        Some(url) => url.clone(),
-        None => cli::base_url(destination),
+        Some(url) => Cow::Borrowed(url),
+        None => Cow::Owned(cli::base_url(destination)),
     };
     let (method, requested_url, response) = match destination_url(&base, destination, &payload) {
         Ok(url) => {
