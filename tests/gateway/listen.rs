@@ -378,6 +378,16 @@ async fn the_stream_and_reports_are_served_as_described() {
         .await;
     assert_eq!(status, 200, "{made}");
     let destination = made["destination"]["id"].as_str().unwrap();
+    for unsafe_path in ["hooks", "/a/../b", ""] {
+        let change = json!({ "cli_path": unsafe_path });
+        let path = format!("/destinations/{destination}");
+        let (status, refused) = gateway.api_send(Method::PUT, &path, change).await;
+        assert_eq!(status, 422, "{unsafe_path:?}: {refused}");
+        assert!(
+            refused["message"].as_str().unwrap().contains("cli_path"),
+            "{refused}"
+        );
+    }
 
     let api = gateway.gateway.api_addr.unwrap();
     let listen = format!("http://{api}/destinations/{destination}/listen");
