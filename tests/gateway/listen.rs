@@ -32,9 +32,26 @@ impl Listener {
 
     /// `hookgate listen` through the API at `api`, delivering to `to`.
     async fn start_to(api: &str, name: &str, to: &str) -> Listener {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hookgate"))
-            .args(["listen", "--api", api, "--key", API_KEY, "--source", "shop"])
-            .args(["--to", to, "--path", "/webhooks", "--name", name])
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hookgate"));
+        command.args(listen_args(api, name, to));
+        Listener::spawn(command).await
+    }
+
+    /// `hookgate listen` with a terminal as its stdout (util-linux's
+    /// `script` runs it on a pseudo-terminal and copies what it shows).
+    async fn start_on_a_terminal(api: &str, name: &str, to: &str) -> Listener {
+        let line = std::iter::once(env!("CARGO_BIN_EXE_hookgate").to_string())
+            .chain(listen_args(api, name, to))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let mut command = Command::new("script");
+        command.args(["-qfec", &line, "/dev/null"]);
+        Listener::spawn(command).await
+    }
+
+    /// Starts `command`, reading what it prints; returns once it says it is connected.
+    async fn spawn(mut command: Command) -> Listener {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -83,6 +100,13 @@ impl Listener {
     async fn kill(mut self) {
         self.child.kill().await.unwrap();
     }
+}
+
+/// `hookgate listen`'s arguments for the source `shop`, under `/webhooks`.
+fn listen_args(api: &str, name: &str, to: &str) -> Vec<String> {
+    let args = ["listen", "--api", api, "--key", API_KEY, "--source", "shop"];
+    let more = ["--to", to, "--path", "/webhooks", "--name", name];
+    args.iter().chain(&more).map(|a| a.to_string()).collect()
 }
 
 async fn forward_lines(
@@ -158,6 +182,21 @@ async fn the_local_answer_is_recorded_as_the_events_attempt() {
     let destination = &destinations["models"][0];
     assert_eq!(destination["cli_path"], "/webhooks");
     assert_eq!(destination["url"], Value::Null);
+}
+
+#[tokio::test]
+async fn on_a_terminal_the_status_is_coloured() {
+    let gateway = TestGateway::start(SOURCE).await;
+    let sink = Sink::start(Reply::Status(200)).await;
+    let api = format!("http://{}", gateway.gateway.api_addr.unwrap());
+    let mut listener = Listener::start_on_a_terminal(&api, "dev", &sink.url("")).await;
+    post_order(&gateway, 1).await;
+    let event = gateway.wait_event(successful).await;
+    let line = listener.wait_line(&event.id).await;
+    assert!(
+        line.contains("\x1b[32m200\x1b[0m  POST /webhooks/orders  "),
+        "{line:?}"
+    );
 }
 
 #[tokio::test]
