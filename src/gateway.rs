@@ -209,6 +209,7 @@ impl Gateway {
             readiness: readiness.clone(),
             metrics: metrics.clone(),
             telemetry: telemetry.clone(),
+            stopped: stop_ingress.subscribe(),
         });
         let api = start_api(config, api_state.clone(), stop_ingress.subscribe()).await?;
         let (api_addr, api_task) = api.unzip();

@@ -2,6 +2,7 @@
 
 pub mod address_policy;
 pub mod api;
+pub mod api_client;
 pub mod config;
 pub mod console;
 pub mod delivery;
@@ -12,6 +13,7 @@ pub mod hookdeck_shape;
 pub mod ids;
 pub mod ingress;
 pub mod issues;
+pub mod listen;
 pub mod metrics;
 pub mod model;
 pub mod names;

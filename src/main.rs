@@ -1,5 +1,5 @@
 //! The `hookgate` command line: `serve`, `check`, `repair`, `test`, `requests export`,
-//! `transform run`, `completions`.
+//! `listen`, `transform run`, `completions`.
 
 use clap::{CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
@@ -17,7 +17,7 @@ use tokio::signal::unix::{signal, SignalKind};
     name = "hookgate",
     version,
     about = "A self-hosted webhook gateway",
-    after_help = "Examples:\n  hookgate serve --config gateway.toml\n  hookgate check --config gateway.toml\n  hookgate test --config gateway.toml tests/rules/\n  hookgate completions bash > /etc/bash_completion.d/hookgate"
+    after_help = "Examples:\n  hookgate serve --config gateway.toml\n  hookgate check --config gateway.toml\n  hookgate test --config gateway.toml tests/rules/\n  hookgate listen --key $KEY --source shop --to http://localhost:3000\n  hookgate completions bash > /etc/bash_completion.d/hookgate"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -87,6 +87,13 @@ enum Command {
         #[command(subcommand)]
         command: RequestsCommand,
     },
+    /// Deliver a source's events to a local server: through a CLI
+    /// destination of a running gateway (created when absent, named after
+    /// you), each local answer recorded as the event's attempt.
+    #[command(
+        after_help = "Example:\n  hookgate listen --api http://127.0.0.1:8081 --key $KEY --source shop --to http://localhost:3000 --path /webhooks\n  2026-12-04T10:31:33.120Z  200  POST /webhooks/orders  12 ms  evt_…"
+    )]
+    Listen(ListenArgs),
     /// Print a shell completion script.
     #[command(
         after_help = "Examples:\n  hookgate completions bash > /etc/bash_completion.d/hookgate\n  hookgate completions zsh > \"${fpath[1]}/_hookgate\"\n  hookgate completions fish > ~/.config/fish/completions/hookgate.fish"
@@ -103,6 +110,31 @@ enum Command {
         #[arg(long)]
         max_memory_bytes: u64,
     },
+}
+
+/// `hookgate listen`'s arguments.
+#[derive(clap::Args)]
+struct ListenArgs {
+    /// The gateway's management API.
+    #[arg(long, default_value = "http://127.0.0.1:8081")]
+    api: String,
+    /// An API key (else the HOOKGATE_API_KEY environment variable).
+    #[arg(long)]
+    key: Option<String>,
+    /// The source whose events to receive (its name).
+    #[arg(long)]
+    source: String,
+    /// The local server to deliver to.
+    #[arg(long)]
+    to: url::Url,
+    /// The path under `--to` events go to (the CLI destination's `cli_path`;
+    /// the forwarded path follows it).
+    #[arg(long, default_value = "/")]
+    path: String,
+    /// Names the CLI destination (`cli-NAME`) and its connection
+    /// (`SOURCE-cli-NAME`); defaults to $USER.
+    #[arg(long)]
+    name: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -196,6 +228,7 @@ fn main() -> ExitCode {
         Command::Requests {
             command: RequestsCommand::Export { id, api, key },
         } => export(&id, &api, key),
+        Command::Listen(args) => listen(args),
         Command::Transform {
             command:
                 TransformCommand::Run {
@@ -314,16 +347,29 @@ fn test(path: &Path, mut paths: Vec<PathBuf>) -> ExitCode {
     }
 }
 
-/// `hookgate requests export`: the recorded request on stdout.
-fn export(id: &str, api: &str, key: Option<String>) -> ExitCode {
-    let Some(key) = key.or_else(|| std::env::var("HOOKGATE_API_KEY").ok()) else {
+/// The API key given, else HOOKGATE_API_KEY's.
+fn api_key(given: Option<String>) -> Option<String> {
+    let key = given.or_else(|| std::env::var("HOOKGATE_API_KEY").ok());
+    if key.is_none() {
         eprintln!("hookgate: give --key or set HOOKGATE_API_KEY");
-        return ExitCode::FAILURE;
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    }
+    key
+}
+
+/// A runtime for the commands that call a gateway's API.
+fn client_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .expect("tokio runtime");
+        .expect("tokio runtime")
+}
+
+/// `hookgate requests export`: the recorded request on stdout.
+fn export(id: &str, api: &str, key: Option<String>) -> ExitCode {
+    let Some(key) = api_key(key) else {
+        return ExitCode::FAILURE;
+    };
+    let runtime = client_runtime();
     let api = rule_tests::export::Api::new(api, &key);
     match runtime.block_on(rule_tests::export::export(&api, id)) {
         Ok(case) => {
@@ -333,6 +379,30 @@ fn export(id: &str, api: &str, key: Option<String>) -> ExitCode {
         }
         Err(error) => {
             eprintln!("hookgate: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `hookgate listen`: runs until interrupted, or a failure connecting again
+/// would not mend (exit 1).
+fn listen(args: ListenArgs) -> ExitCode {
+    let Some(key) = api_key(args.key) else {
+        return ExitCode::FAILURE;
+    };
+    let name = args.name.or_else(|| std::env::var("USER").ok());
+    let options = hookgate::listen::Options {
+        api: args.api,
+        key,
+        source: args.source,
+        to: args.to,
+        path: args.path,
+        name: name.unwrap_or_else(|| "cli".into()),
+    };
+    match client_runtime().block_on(hookgate::listen::run(&options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("hookgate listen: {failure}");
             ExitCode::FAILURE
         }
     }

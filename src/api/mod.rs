@@ -14,6 +14,7 @@ pub(crate) mod error;
 mod failed_logins;
 pub(crate) mod inbound;
 pub(crate) mod issues;
+mod listen;
 mod listing;
 mod notifications;
 pub mod object_inputs;
@@ -93,6 +94,9 @@ pub struct ApiState {
     pub readiness: Arc<crate::health::Readiness>,
     /// Where webhook jobs are counted.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Becomes true when the gateway stops, ending `hookgate listen` streams
+    /// so the listener's graceful stop is not held open by them.
+    pub stopped: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Work the API started that outlives its request (bulk retries). A graceful
@@ -250,6 +254,11 @@ pub fn router(state: Arc<ApiState>) -> Routes {
                 .delete(objects::delete),
         )
         .route("/destinations/{id}/queue", get(catalog::destination_queue))
+        .route("/destinations/{id}/listen", get(listen::stream))
+        .route(
+            "/destinations/{id}/listen/{delivery_id}",
+            post(listen::report),
+        )
         .route(
             "/workspace/signing-secret",
             get(signing_secret::get).put(signing_secret::set),

@@ -5,8 +5,8 @@ use super::object_inputs::{
     ConnectionChange, ConnectionInput, DestinationChange, DestinationInput,
 };
 use super::{
-    applications, bookmarks, bulk, catalog, endpoints, inbound, issues, notifications, objects,
-    outbound, probes, signing_secret, transformations, webhook_deliveries, webhook_jobs,
+    applications, bookmarks, bulk, catalog, endpoints, inbound, issues, listen, notifications,
+    objects, outbound, probes, signing_secret, transformations, webhook_deliveries, webhook_jobs,
 };
 use axum::Json;
 use serde_json::{json, Value};
@@ -22,7 +22,7 @@ use utoipa::{Modify, OpenApi};
         outbound::list_events, outbound::get_event, outbound::event_raw_body, outbound::retry_event, outbound::mute_event,
         outbound::list_attempts, outbound::get_attempt,
         catalog::list_sources, catalog::get_source, catalog::list_destinations, catalog::get_destination,
-        catalog::list_connections, catalog::count_connections, catalog::get_connection, catalog::destination_queue, catalog::pause_connection, catalog::unpause_connection,
+        catalog::list_connections, catalog::count_connections, catalog::get_connection, catalog::destination_queue, listen::stream, listen::report, catalog::pause_connection, catalog::unpause_connection,
         transformations::run, transformations::list, transformations::create, transformations::upsert, transformations::get,
         transformations::update, transformations::delete, transformations::executions, transformations::execution,
         objects::create, objects::upsert, objects::update, objects::delete, objects::archive_action,
@@ -41,7 +41,7 @@ use utoipa::{Modify, OpenApi};
         webhook_deliveries::list, webhook_deliveries::get_one, webhook_deliveries::cancel, webhook_deliveries::retry,
         probes::healthz, probes::readyz,
     ),
-    components(schemas(DestinationInput, DestinationChange, ConnectionInput, ConnectionChange)),
+    components(schemas(DestinationInput, DestinationChange, ConnectionInput, ConnectionChange, listen::CliReady)),
     modifiers(&BearerKey)
 )]
 struct ApiDoc;

@@ -340,6 +340,7 @@ impl Validator<'_> {
         for (i, section) in sections.iter().enumerate() {
             self.name(&section.name, format!("destinations[{i}].name"), &mut seen);
             let url = self.destination_url(section, i);
+            self.cli_path(section, i);
             let http_method = section.http_method.as_ref().map(|method| {
                 let key = format!("destinations[{i}].http_method");
                 let spanned_list = Spanned::new(method.span(), vec![method.get_ref().clone()]);
@@ -371,6 +372,24 @@ impl Validator<'_> {
             });
         }
         destinations
+    }
+
+    /// A CLI destination's path: `hookgate listen` appends it to a local URL,
+    /// so it is held to what a forwarded path may be (starts with `/`, no
+    /// dot segments, `?` or `#`).
+    fn cli_path(&mut self, section: &DestinationSection, i: usize) {
+        let Some(path) = &section.cli_path else {
+            return;
+        };
+        let checked = match path.get_ref().as_str() {
+            "" => Err("\"\" is refused: it must start with /".to_string()),
+            text => {
+                crate::forwarded_path::check(text).map_err(|unsafe_path| unsafe_path.to_string())
+            }
+        };
+        if let Err(message) = checked {
+            self.fail(path, format!("destinations[{i}].cli_path"), message);
+        }
     }
 
     /// A destination's `url` (http or https), or None for one with only a

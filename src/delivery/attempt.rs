@@ -1,6 +1,7 @@
 //! One delivery attempt of one event: send it, record the attempt, and decide
 //! what happens next (done, retry later, or failed).
 
+use super::cli::{self, CliDelivery};
 use super::http_client::{Outgoing, Response};
 use super::Shared;
 use crate::address_policy::BLOCKED_ADDRESS;
@@ -14,6 +15,7 @@ use crate::store::{
     owns_entry, stays_inline, QueueEntry, QueueMove, SettledNow, Store, StoreError,
 };
 use crate::trace_context::{TraceContext, TRACEPARENT, TRACESTATE};
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -102,7 +104,9 @@ pub(super) async fn deliver(
     Ready { event, payload }: Ready,
     mut stop: watch::Receiver<bool>,
 ) {
-    let attempt = send(&shared, &destination, &event, payload).await;
+    let Some(attempt) = send(&shared, &destination, &event, payload).await else {
+        return; // A CLI destination's listener left first: still queued.
+    };
     tracing::debug!(
         request_id = event.request_id,
         event_id = event.id,
@@ -130,25 +134,27 @@ pub(super) async fn deliver(
     }
 }
 
-/// Sends the event to its destination; returns the attempt to record.
+/// Sends the event to its destination; returns the attempt to record (none
+/// when a CLI destination's listener went away before it reported).
 async fn send(
     shared: &Shared,
     destination: &Destination,
     event: &Event,
     payload: Payload,
-) -> Attempt {
+) -> Option<Attempt> {
     let started = now_ms();
     // This attempt's own span, under the request's (or job's), sent along.
     let span = TraceContext::opened_for(event.trace.as_ref());
-    let Some(base) = &destination.url else {
-        unreachable!("lanes serve only destinations with a URL (Catalog::target)")
+    let base = match &destination.url {
+        Some(url) => Cow::Borrowed(url),
+        None => Cow::Owned(cli::base_url(destination)),
     };
-    let (outgoing, response) = match destination_url(base, destination, &payload) {
+    let (method, requested_url, response) = match destination_url(&base, destination, &payload) {
         Ok(url) => {
             let outgoing = outgoing(shared, destination, event, payload, url, &span);
-            let response = {
+            let (response, requested_url) = {
                 let _in_flight = shared.metrics.sending(destination);
-                shared.client.send(&outgoing).await
+                exchange(shared, destination, event, &outgoing).await?
             };
             shared.metrics.attempt(destination, &response);
             if destination.circuit_breaker {
@@ -156,15 +162,51 @@ async fn send(
                     .circuits
                     .record(&destination.id, response.is_success(), now_ms());
             }
-            (outgoing, response)
+            (outgoing.method, requested_url, response)
         }
-        Err(unsafe_path) => (unsent(base, destination, payload), never_sent(&unsafe_path)),
+        Err(unsafe_path) => {
+            let unsent = unsent(&base, destination, payload);
+            let shown_url = destination.auth.shown_url(&unsent.url);
+            (unsent.method, shown_url, never_sent(&unsafe_path))
+        }
     };
-    let shown_url = destination.auth.shown_url(&outgoing.url);
-    let attempt = record(event, outgoing.method, shown_url, response, started);
+    let attempt = record(event, method, requested_url, response, started);
     let parent = event.trace.as_ref();
     (shared.telemetry).attempted(&span, parent, destination, &attempt);
-    attempt
+    Some(attempt)
+}
+
+/// How much longer than a destination's timeout a listener may take to
+/// report (its local delivery has that timeout, plus the report's trip).
+const LISTENER_GRACE: Duration = Duration::from_secs(10);
+
+/// Sends the request to the destination's URL, or hands it to a listener of
+/// a CLI destination; the response and the URL the attempt shows (auth
+/// secrets masked). None when the listener went away before reporting.
+async fn exchange(
+    shared: &Shared,
+    destination: &Destination,
+    event: &Event,
+    outgoing: &Outgoing,
+) -> Option<(Response, String)> {
+    let (client, auth) = (&shared.client, &destination.auth);
+    if destination.url.is_some() {
+        return Some((client.send(outgoing).await, auth.shown_url(&outgoing.url)));
+    }
+    let delivery = CliDelivery::of(
+        outgoing,
+        &event.id,
+        client.timeout(),
+        client.max_response_bytes(),
+    );
+    let patience = client.timeout() + LISTENER_GRACE;
+    let outcome = shared
+        .cli
+        .deliver(&destination.id, delivery, patience)
+        .await?;
+    let (response, local_url) = outcome.into_response(client.max_response_bytes());
+    let shown_url = Url::parse(&local_url).map_or(local_url, |url| auth.shown_url(&url));
+    Some((response, shown_url))
 }
 
 /// The HTTP request an event becomes at `url` (the payload moves into it:

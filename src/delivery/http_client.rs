@@ -74,6 +74,16 @@ impl DeliveryClient {
         }
     }
 
+    /// How long a destination has to answer.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// How many bytes of an answer are kept.
+    pub fn max_response_bytes(&self) -> usize {
+        self.max_response_bytes
+    }
+
     /// Sends one request; never fails, a failure is a `Response` with an error code.
     pub async fn send(&self, outgoing: &Outgoing) -> Response {
         let started = Instant::now();

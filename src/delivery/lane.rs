@@ -133,10 +133,23 @@ fn capacity_now(
         true => shared.circuits.permit(&destination.id, now_ms()),
         false => Permit::Any,
     };
-    match permit {
+    let (capacity, next_due_ms) = match permit {
         Permit::Any => (destination.concurrency.saturating_sub(in_flight), None),
         Permit::One => (1usize.saturating_sub(in_flight), None),
         Permit::WaitUntil(until_ms) => (0, Some(until_ms)),
+    };
+    // A CLI destination's listeners take one event each, so each attempt in
+    // flight holds one (or is about to be handed to one): with none free, or
+    // none connected, its events wait queued until one is (ringing the lane).
+    match destination.url {
+        Some(_) => (capacity, next_due_ms),
+        None => {
+            let free = shared
+                .cli
+                .connected(&destination.id)
+                .saturating_sub(in_flight);
+            (capacity.min(free), next_due_ms)
+        }
     }
 }
 

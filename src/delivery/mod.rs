@@ -8,6 +8,7 @@
 mod attempt;
 mod backpressure;
 mod circuit;
+pub mod cli;
 mod doorbell;
 mod hookdeck_headers;
 mod http_client;
@@ -15,6 +16,7 @@ mod in_flight;
 mod lane;
 
 pub use circuit::{CircuitState, Circuits};
+pub use cli::CliListeners;
 pub use hookdeck_headers::HookdeckHeaders;
 pub use http_client::{DeliveryClient, Outgoing, Response as DeliveryResponse, SharedPolicy};
 
@@ -42,6 +44,8 @@ pub(crate) struct Shared {
     hookdeck: HookdeckHeaders,
     metrics: Arc<Metrics>,
     telemetry: Telemetry,
+    /// The `hookgate listen` sessions of CLI destinations.
+    cli: Arc<CliListeners>,
 }
 
 /// How lanes send: the HTTP client, the circuit breakers, Hookdeck's
@@ -97,6 +101,7 @@ impl Scheduler {
                 hookdeck,
                 metrics,
                 telemetry,
+                cli: Arc::default(),
             }),
             lanes: Mutex::default(),
             runtime: tokio::runtime::Handle::current(),
@@ -157,6 +162,12 @@ impl Scheduler {
         lanes.dedup();
         self.shared.catalog.store(Arc::new(catalog));
         lanes.iter().for_each(|id| self.wake(id));
+    }
+
+    /// Where `hookgate listen` sessions connect to CLI destinations (a
+    /// connecting one wakes its destination's lane: `wake`).
+    pub fn cli_listeners(&self) -> &Arc<CliListeners> {
+        &self.shared.cli
     }
 
     /// The circuit state of an outbound endpoint.

@@ -56,10 +56,11 @@ pub struct Destination {
     pub id: String,
     pub name: String,
     pub description: Option<String>,
-    /// Where deliveries go; None for a destination with only a `cli_path`,
-    /// whose events wait queued (see `Catalog::target`).
+    /// Where deliveries go; None for a CLI destination (only a `cli_path`),
+    /// delivered to through `hookgate listen` (`delivery::cli`).
     pub url: Option<Url>,
-    /// Hookdeck's path for a CLI session (hookgate has no CLI yet).
+    /// A CLI destination's path: where `hookgate listen` delivers, under its
+    /// local URL (the forwarded path follows it).
     pub cli_path: Option<String>,
     /// Overrides the request's method when set.
     pub http_method: Option<String>,
@@ -195,15 +196,10 @@ impl Catalog {
         sorted_by_name(self.destinations.values(), |d| &d.name)
     }
 
-    /// What a delivery lane sends to: a destination or an outbound endpoint.
-    /// A destination without a URL (only a `cli_path`) is none: its lane
-    /// stops at once and its events wait in its queue, delivered once it is
-    /// given a URL.
+    /// What a delivery lane sends to: a destination (by URL, or through
+    /// `hookgate listen` when it has only a `cli_path`) or an outbound endpoint.
     pub fn target(&self, id: &str) -> Option<&Arc<Destination>> {
-        self.destinations
-            .get(id)
-            .or_else(|| self.endpoints.get(id))
-            .filter(|target| target.url.is_some())
+        self.destinations.get(id).or_else(|| self.endpoints.get(id))
     }
 
     /// Every destination and endpoint id, for starting their lanes.

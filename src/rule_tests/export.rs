@@ -9,45 +9,9 @@ use base64::Engine;
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// The management API at `base` (e.g. `http://127.0.0.1:8081`) with an API key.
-pub struct Api {
-    base: String,
-    key: String,
-    http: reqwest::Client,
-}
+pub use crate::api_client::ApiClient as Api;
 
 impl Api {
-    pub fn new(base: &str, key: &str) -> Api {
-        Api {
-            base: base.trim_end_matches('/').to_string(),
-            key: key.to_string(),
-            http: reqwest::Client::new(),
-        }
-    }
-
-    /// A GET's JSON answer; an error answer's message otherwise.
-    async fn get(&self, path: &str) -> Result<Value, String> {
-        let url = format!("{}{path}", self.base);
-        let response = self
-            .http
-            .get(&url)
-            .bearer_auth(&self.key)
-            .send()
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| format!("GET {url}: {e}"))?;
-        let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if !status.is_success() {
-            let message = answer["message"].as_str().unwrap_or_default();
-            return Err(format!("GET {url}: {status} {message}"));
-        }
-        Ok(answer)
-    }
-
     /// Every item of a request's events or ignored events (one page: a
     /// request has one per connection of its source, at most 255 here).
     async fn models(&self, path: &str) -> Result<Vec<Value>, String> {

@@ -386,14 +386,14 @@ async fn a_browser_tests_a_transformation_on_a_stored_request_and_saves_only_cod
 
 /// A client of the console over plain HTTP that follows no redirect, with
 /// the session cookie once it has one.
-struct Visitor {
+pub(crate) struct Visitor {
     http: reqwest::Client,
     base: String,
     cookie: String,
 }
 
 impl Visitor {
-    fn new(tg: &TestGateway) -> Visitor {
+    pub(crate) fn new(tg: &TestGateway) -> Visitor {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -405,7 +405,17 @@ impl Visitor {
         }
     }
 
-    async fn get(&self, path: &str) -> reqwest::Response {
+    /// A visitor signed in with the test key.
+    pub(crate) async fn signed_in(tg: &TestGateway) -> Visitor {
+        let mut visitor = Visitor::new(tg);
+        let answer = visitor.post("/sign-in", &[("key", API_KEY)]).await;
+        assert_eq!(answer.status(), 303);
+        let cookie = answer.headers()["set-cookie"].to_str().unwrap();
+        visitor.cookie = cookie.split(';').next().unwrap().to_string();
+        visitor
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         let request = self.http.get(format!("{}{path}", self.base));
         request.header("cookie", &self.cookie).send().await.unwrap()
     }

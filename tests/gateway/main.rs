@@ -28,6 +28,7 @@ mod ingress;
 mod ingress_hostile;
 mod issues;
 mod jobs_indexes;
+mod listen;
 mod logs;
 mod metrics;
 mod monitoring;
