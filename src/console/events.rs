@@ -1,8 +1,8 @@
 //! Events: the list with its filters, bulk retry of a filter, and one event
 //! with what it delivered and every attempt, with Retry and Mute.
 
+use super::choices::{self, Kind};
 use super::layout::post_button;
-use super::requests::limit_query;
 use super::show::{self, text, Chosen};
 use super::{answer, error_notice, status_of, Console, Failed, Filter, Shared, Signed, NAV};
 use crate::api::error::ApiError;
@@ -34,11 +34,12 @@ async fn list(
     State(console): Shared,
     Extension(session): Signed,
     Filter(query): Filter,
+    RawQuery(asked): RawQuery,
 ) -> (StatusCode, Html<String>) {
     let listing = answer(outbound::list_events(console.api(), RawQuery(Some(query.clone()))).await);
     let content = html! {
         h1 { "Events" }
-        (filters(&console, &query).await)
+        (filters(&console, &Chosen::of(&asked.unwrap_or_default())).await)
         @match &listing {
             Ok(listing) => {
                 (table(listing))
@@ -81,22 +82,16 @@ pub(super) fn table(listing: &Value) -> Markup {
     }
 }
 
-async fn filters(console: &Console, query: &str) -> Markup {
-    let connections = answer(catalog::list_connections(console.api(), limit_query()).await);
-    let destinations = answer(catalog::list_destinations(console.api(), limit_query()).await);
-    let (connections, destinations) = (
-        connections.unwrap_or_default(),
-        destinations.unwrap_or_default(),
-    );
-    let chosen = Chosen::of(query);
+/// The filter form, showing the filter the page was `chosen` with.
+async fn filters(console: &Console, chosen: &Chosen) -> Markup {
     let statuses = EventStatus::ALL.map(EventStatus::as_str);
     html! {
         form.filters method="get" action=(PAGE) role="search" {
-            (show::value_choice("Status", "status", &statuses, &chosen))
-            (show::object_choice("Connection", "webhook_id", &connections, &chosen))
-            (show::object_choice("Destination", "destination_id", &destinations, &chosen))
-            (show::text_input("Response status", "response_status", "number", &chosen))
-            (show::time_search_and_submit(&chosen))
+            (show::value_choice("Status", "status", &statuses, chosen))
+            (choices::choice(console, "Connection", Kind::Connection, chosen).await)
+            (choices::choice(console, "Destination", Kind::Destination, chosen).await)
+            (show::text_input("Response status", "response_status", "number", chosen))
+            (show::time_search_and_submit(chosen))
         }
     }
 }
@@ -198,6 +193,7 @@ async fn detail(
     let attempts_query = format!("event_id={id}&dir=asc&limit=255");
     let attempts =
         answer(outbound::list_attempts(console.api(), RawQuery(Some(attempts_query))).await)?;
+    let origin = Origin::of(&console, &event).await;
     let data = &event["data"];
     let actions = format!("{PAGE}/{id}");
     let content = html! {
@@ -211,8 +207,9 @@ async fn detail(
         (show::facts(&[
             ("Status", show::status(&event["status"])),
             ("Request", html! { a.mono href={"/console/requests/" (text(&event["request_id"]))} { (text(&event["request_id"])) } }),
-            ("Connection", html! { span.mono { (text(&event["webhook_id"])) } }),
-            ("Destination", html! { span.mono { (text(&event["destination_id"])) } }),
+            ("Source", show::named(&origin.source, &event["source_id"], &format!("{}?source_id={}", NAV[0].0, text(&event["source_id"])))),
+            ("Connection", show::named(&origin.connection, &event["webhook_id"], &format!("{}?id={}", NAV[2].0, text(&event["webhook_id"])))),
+            ("Destination", show::named(&origin.destination, &event["destination_id"], &format!("{PAGE}?destination_id={}", text(&event["destination_id"])))),
             ("Attempts", html! { (text(&event["attempts"])) }),
             ("Next attempt", show::time(&event["next_attempt_at"])),
             ("Automatic retries", html! { (if event["muted"] == true { "muted" } else { "on" }) }),
@@ -228,6 +225,28 @@ async fn detail(
         (show::body(&data["body"]))
     };
     Ok(console.page(&session, PAGE, "Event", content))
+}
+
+/// Where an event came from and goes: the API's views of its source,
+/// connection and destination (null for one deleted since).
+struct Origin {
+    source: Value,
+    connection: Value,
+    destination: Value,
+}
+
+impl Origin {
+    async fn of(console: &Console, event: &Value) -> Origin {
+        let id = |field: &str| Path(text(&event[field]));
+        let source = catalog::get_source(console.api(), id("source_id"), RawQuery(None)).await;
+        let connection = catalog::get_connection(console.api(), id("webhook_id")).await;
+        let destination = catalog::get_destination(console.api(), id("destination_id")).await;
+        Origin {
+            source: answer(source).unwrap_or_default(),
+            connection: answer(connection).unwrap_or_default(),
+            destination: answer(destination).unwrap_or_default(),
+        }
+    }
 }
 
 /// Every attempt, oldest first: what triggered it, what came back, how long it took.
