@@ -1,10 +1,11 @@
 //! Requests: the live list with its filters, and one request with what it became.
 
+use super::choices::{self, Kind};
 use super::show::{self, text, Chosen};
 use super::{
     answer, error_notice, events, status_of, Console, Failed, Filter, Shared, Signed, NAV,
 };
-use crate::api::{catalog, inbound};
+use crate::api::inbound;
 use crate::model::RejectionCause;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -33,12 +34,12 @@ async fn list(
     State(console): Shared,
     Extension(session): Signed,
     Filter(query): Filter,
+    RawQuery(asked): RawQuery,
 ) -> (StatusCode, Html<String>) {
     let listing = listing(&console, &query).await;
-    let sources = answer(catalog::list_sources(console.api(), limit_query()).await);
     let content = html! {
         h1 { "Requests" }
-        (filters(&query, sources.as_ref().unwrap_or(&Value::Null)))
+        (filters(&console, &Chosen::of(&asked.unwrap_or_default())).await)
         @match &listing {
             Ok(listing) => {
                 div.table-wrap {
@@ -62,11 +63,6 @@ async fn list(
 /// The API's list of requests for the page's filter.
 async fn listing(console: &Console, query: &str) -> Result<Value, crate::api::error::ApiError> {
     answer(inbound::list_requests(console.api(), RawQuery(Some(query.to_string()))).await)
-}
-
-/// Every object of a small list (sources, connections…) for a filter's choices.
-pub(super) fn limit_query() -> RawQuery {
-    RawQuery(Some("limit=255".into()))
 }
 
 /// The rows, refreshed from `/requests/rows` whenever a request arrives, but
@@ -110,15 +106,15 @@ fn request_rows(listing: &Value) -> Markup {
     }
 }
 
-fn filters(query: &str, sources: &Value) -> Markup {
-    let chosen = Chosen::of(query);
+/// The filter form, showing the filter the page was `chosen` with.
+async fn filters(console: &Console, chosen: &Chosen) -> Markup {
     let causes = RejectionCause::ALL.map(RejectionCause::as_str);
     html! {
         form.filters method="get" action=(PAGE) role="search" {
-            (show::object_choice("Source", "source_id", sources, &chosen))
-            (show::value_choice("Status", "status", &["accepted", "rejected"], &chosen))
-            (show::value_choice("Rejection cause", "rejection_cause", &causes, &chosen))
-            (show::time_search_and_submit(&chosen))
+            (choices::choice(console, "Source", Kind::Source, chosen).await)
+            (show::value_choice("Status", "status", &["accepted", "rejected"], chosen))
+            (show::value_choice("Rejection cause", "rejection_cause", &causes, chosen))
+            (show::time_search_and_submit(chosen))
         }
     }
 }

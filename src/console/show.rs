@@ -86,6 +86,17 @@ pub fn column_heads(names: &[&str]) -> Markup {
     }
 }
 
+/// An object (the API's view) by name, linked to `href`, with its `id`
+/// beside it; the id alone when the object is gone.
+pub fn named(object: &Value, id: &Value, href: &str) -> Markup {
+    html! {
+        @match object["name"].as_str() {
+            Some(name) => { a href=(href) { (name) } " " span.mono.muted { (text(id)) } },
+            None => span.mono { (text(id)) },
+        }
+    }
+}
+
 /// A definition list of labelled facts.
 pub fn facts(items: &[(&str, Markup)]) -> Markup {
     html! {
@@ -138,14 +149,6 @@ impl Chosen {
     }
 }
 
-/// A labelled `<select>` of the API's objects (`models` of a list answer),
-/// by name, with "any" first.
-pub fn object_choice(label: &str, name: &str, listing: &Value, chosen: &Chosen) -> Markup {
-    let objects = listing["models"].as_array().into_iter().flatten();
-    let options = objects.map(|object| (text(&object["id"]), text(&object["name"])));
-    choice(label, name, options, chosen)
-}
-
 /// A labelled `<select>` of fixed values, with "any" first.
 pub fn value_choice(label: &str, name: &str, values: &[&str], chosen: &Chosen) -> Markup {
     let options = values
@@ -183,6 +186,17 @@ pub fn time_search_and_submit(chosen: &Chosen) -> Markup {
         (text_input("To (UTC)", "created_at[lte]", "datetime-local", chosen))
         (text_input("Search body and headers", "search_term", "search", chosen))
         button type="submit" { "Filter" }
+    }
+}
+
+/// A search of a list of objects by a part of their name (the API's
+/// `name[contains]`), the way to one among thousands.
+pub fn name_search(path: &str, query: &str) -> Markup {
+    html! {
+        form.filters method="get" action=(path) role="search" {
+            (text_input("Name contains", "name[contains]", "search", &Chosen::of(query)))
+            button type="submit" { "Search" }
+        }
     }
 }
 
