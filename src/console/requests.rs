@@ -42,13 +42,7 @@ async fn list(
         (filters(&console, &Chosen::of(&asked.unwrap_or_default())).await)
         @match &listing {
             Ok(listing) => {
-                div.table-wrap {
-                    table {
-                        caption.muted { "Newest first. New requests appear as they arrive on the first page." }
-                        (show::column_heads(&["Received", "Source", "Status", "Verified", "Events", "Ignored"]))
-                        (live_rows(&query, listing))
-                    }
-                }
+                (live_rows(&query, listing))
                 (show::pager(PAGE, &query, listing))
             }
             Err(error) => (error_notice(error)),
@@ -65,14 +59,32 @@ async fn listing(console: &Console, query: &str) -> Result<Value, crate::api::er
     answer(inbound::list_requests(console.api(), RawQuery(Some(query.to_string()))).await)
 }
 
+/// The stream announcing new requests (`live`).
+const LIVE: &str = "/console/requests/live";
+
 /// The rows, refreshed from `/requests/rows` whenever a request arrives, but
-/// only on the first page: further pages hold older requests only.
+/// only on the first page: further pages hold older requests, and rows
+/// moving under the reader there would lose their place. There, a banner
+/// counts what arrived instead, with a link to the newest.
 fn live_rows(query: &str, listing: &Value) -> Markup {
-    let first_page = !query.contains("next=") && !query.contains("prev=");
+    let first_page = show::first_page(query);
+    let on_first_page = first_page == query;
     let rows_url = format!("{PAGE}/rows?{query}");
     html! {
-        tbody #request-rows data-live=[first_page.then_some("/console/requests/live")] data-rows=(rows_url) {
-            (request_rows(listing))
+        @if !on_first_page {
+            p.notice #news role="status" hidden data-news=(LIVE) {
+                span.count {} " since this page opened. "
+                a href={(PAGE) "?" (first_page)} { "Show the newest" }
+            }
+        }
+        div.table-wrap {
+            table {
+                caption.muted { "Newest first. New requests appear as they arrive on the first page." }
+                (show::column_heads(&["Received", "Source", "Status", "Verified", "Events", "Ignored"]))
+                tbody #request-rows data-live=[on_first_page.then_some(LIVE)] data-rows=(rows_url) {
+                    (request_rows(listing))
+                }
+            }
         }
     }
 }

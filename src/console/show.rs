@@ -113,10 +113,7 @@ pub fn facts(items: &[(&str, Markup)]) -> Markup {
 pub fn pager(path: &str, query: &str, listing: &Value) -> Markup {
     let link = |direction: &str| {
         let cursor = listing["pagination"][direction].as_str()?;
-        let kept = url::form_urlencoded::parse(query.as_bytes())
-            .filter(|(key, _)| key != "next" && key != "prev");
-        let query = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(kept)
+        let query = url::form_urlencoded::Serializer::new(first_page(query))
             .append_pair(direction, cursor)
             .finish();
         Some(format!("{path}?{query}"))
@@ -127,6 +124,15 @@ pub fn pager(path: &str, query: &str, listing: &Value) -> Markup {
             @if let Some(href) = link("next") { a href=(href) rel="next" { "Older →" } }
         }
     }
+}
+
+/// `query` (a list page's) without its cursor: the first page of its filter.
+pub fn first_page(query: &str) -> String {
+    let kept = url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(key, _)| key != "next" && key != "prev");
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(kept)
+        .finish()
 }
 
 /// The values a page was asked with (its filter), by name.

@@ -661,6 +661,54 @@ async fn console_sign_ins_and_pages_share_the_apis_limits() {
     );
 }
 
+/// Only the first page of the live list takes new rows: on a later page the
+/// rows stay still and a banner counts the new requests, linking to the newest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_page_of_requests_counts_new_ones_instead_of_moving() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let tg = gateway_to(&sink).await;
+    for order in [1, 2] {
+        let (status, _) = tg
+            .post("/e/shop/orders", &format!("{{\"order\": {order}}}"))
+            .await;
+        assert_eq!(status, 200);
+    }
+    let browser = Browser::start(&shots_dir(&tg), 1280, 900).await;
+    sign_in(&browser, &tg, API_KEY).await;
+    browser.wait_for("#request-rows").await;
+    browser.goto(&console_url(&tg, "/requests?limit=1")).await;
+    browser.wait_for("#request-rows a").await;
+    browser.click_to_next_page("Older →").await;
+    let rows = browser
+        .wait_for("#request-rows")
+        .await
+        .html(true)
+        .await
+        .unwrap();
+    let banner = browser.wait_for("#news[data-listening]").await;
+    assert!(!banner.is_displayed().await.unwrap());
+
+    let (_, received) = tg.post("/e/shop/orders", r#"{"order": 3}"#).await;
+    let newest = received["request_id"].as_str().unwrap().to_string();
+    browser
+        .wait_for_text("#news", "1 new request arrived")
+        .await;
+    page_is_clean(&browser, "requests-later-page-news").await;
+    let still = browser
+        .wait_for("#request-rows")
+        .await
+        .html(true)
+        .await
+        .unwrap();
+    assert_eq!(rows, still, "a later page's rows moved");
+
+    browser.click_to_next_page("Show the newest").await;
+    assert_eq!(browser.path().await, "/console/requests");
+    let link = format!("#request-rows a[href='/console/requests/{newest}']");
+    browser.wait_for(&link).await;
+    browser.close().await;
+}
+
 /// The live stream announces each request, and ends when the gateway stops
 /// (else a graceful stop would wait on every open console).
 #[tokio::test]
