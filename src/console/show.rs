@@ -126,6 +126,28 @@ pub fn pager(path: &str, query: &str, listing: &Value) -> Markup {
     }
 }
 
+/// Links to the neighbouring pages of a `/v1` list (`pagination` of its
+/// answer), keeping the filter of `query`.
+pub fn number_pager(path: &str, query: &str, pagination: &Value) -> Markup {
+    let page = pagination["page"].as_u64().unwrap_or(1);
+    let pages = pagination["total_pages"].as_u64().unwrap_or(1);
+    let link = |to: u64| {
+        let kept = url::form_urlencoded::parse(query.as_bytes()).filter(|(key, _)| key != "page");
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(kept)
+            .append_pair("page", &to.to_string())
+            .finish();
+        format!("{path}?{query}")
+    };
+    html! {
+        nav.pager aria-label="Pages" {
+            @if page > 1 { a href=(link(page - 1)) rel="prev" { "← Newer" } }
+            " page " (page) " of " (pages.max(1)) " "
+            @if page < pages { a href=(link(page + 1)) rel="next" { "Older →" } }
+        }
+    }
+}
+
 /// `query` (a list page's) without its cursor: the first page of its filter.
 pub fn first_page(query: &str) -> String {
     let kept = url::form_urlencoded::parse(query.as_bytes())
@@ -236,5 +258,22 @@ mod tests {
             "{shown}"
         );
         assert!(!shown.contains("rel=\"prev\""));
+    }
+
+    #[test]
+    fn page_links_keep_the_filter_and_swap_the_page_number() {
+        let pagination = json!({"page": 2, "total_pages": 3});
+        let shown = number_pager("/jobs", "status=failed&page=2", &pagination).into_string();
+        assert!(
+            shown.contains("href=\"/jobs?status=failed&amp;page=1\""),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("href=\"/jobs?status=failed&amp;page=3\""),
+            "{shown}"
+        );
+        let last = json!({"page": 3, "total_pages": 3});
+        let shown = number_pager("/jobs", "", &last).into_string();
+        assert!(!shown.contains("rel=\"next\""), "{shown}");
     }
 }

@@ -156,3 +156,47 @@ async fn a_browser_pages_through_transformations() {
     page_is_clean(&browser, "transformations-last-page").await;
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_pages_through_applications_and_their_endpoints() {
+    use crate::outbound::{application, endpoint, INSECURE};
+    let sink = Sink::start(Reply::Status(200)).await;
+    let limits = format!("{INSECURE}{UNLIMITED}");
+    let tg = TestGateway::start_with(&limits, "[[sources]]\nname = \"shop\"\n").await;
+    let mut apps = Vec::new();
+    for name in ["app-0", "app-1", "app-2"] {
+        apps.push(application(&tg, name).await);
+    }
+    let urls: Vec<String> = (0..22).map(|i| sink.url(&format!("/hooks/{i}"))).collect();
+    for url in &urls {
+        endpoint(&tg, &apps[0], &sink, json!({ "url": url })).await;
+    }
+    let browser = Browser::start(&shots_dir(&tg), 1280, 900).await;
+    sign_in(&browser, &tg, API_KEY).await;
+    browser.wait_for("#request-rows").await;
+
+    browser
+        .goto(&console_url(&tg, "/outbound?per_page=2"))
+        .await;
+    browser.wait_for("main h2").await;
+    let names = every_page(&browser, "main h2").await;
+    let names: Vec<&str> = names.iter().map(|n| n.split(' ').next().unwrap()).collect();
+    assert_eq!(names, ["app-0", "app-1", "app-2"]);
+    page_is_clean(&browser, "outbound-last-page").await;
+
+    // The first endpoints under their application, then all of them.
+    browser.goto(&console_url(&tg, "/outbound")).await;
+    let cells = "table.endpoints tbody tr td:first-child";
+    browser.wait_for(cells).await;
+    assert_eq!(texts(&browser, cells).await.len(), 20);
+    browser
+        .click_to_next_page("All 22 endpoints of app-0")
+        .await;
+    let mut shown = every_page(&browser, cells).await;
+    shown.sort();
+    let mut expected = urls.clone();
+    expected.sort();
+    assert_eq!(shown, expected);
+    page_is_clean(&browser, "outbound-endpoints-last-page").await;
+    browser.close().await;
+}
