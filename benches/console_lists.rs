@@ -21,6 +21,8 @@
 //! `HOOKGATE_BENCH_REPEAT` (10).
 
 // This bench uses a few of the shared helpers only.
+#[path = "support/big_store.rs"]
+mod big_store;
 #[allow(dead_code)]
 mod support;
 
@@ -28,7 +30,7 @@ use futures_util::StreamExt;
 use hookgate::ids::{created_ms, derived_id, iso8601, named_id, now_ms};
 use hookgate::model::{Event, EventStatus, Payload, Request, Route};
 use hookgate::store::{Backlog, CommitLog, Committed, Store};
-use hookgate::{Config, Gateway};
+use hookgate::Config;
 use std::path::Path;
 use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant};
@@ -45,25 +47,15 @@ fn main() {
     let repeat = support::setting(&args, "--repeat", "HOOKGATE_BENCH_REPEAT", 10.0) as usize;
     println!("hookgate console lists benchmark");
     println!("machine: {}", support::Machine::detect());
-    let dir = tempfile::Builder::new()
-        .prefix("hookgate-bench-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("temp dir");
+    let dir = big_store::bench_dir();
     let config = write_config(dir.path());
     let rt = support::runtime("bench-server", 2);
     let started = Instant::now();
     let middle = rt.block_on(populate(&config, count));
-    println!(
-        "stored {count} requests and events in {:.1} s ({:.0} MiB on disk)",
-        started.elapsed().as_secs_f64(),
-        support::disk_usage(&config.server.data_dir) as f64 / (1 << 20) as f64
-    );
+    let stored = format!("{count} requests and events");
+    big_store::report_stored(&stored, started, &config.server.data_dir);
 
-    let started = Instant::now();
-    let gateway = rt
-        .block_on(Gateway::start(&config))
-        .expect("hookgate starts");
-    println!("Gateway::start: {:.2} s", started.elapsed().as_secs_f64());
+    let gateway = big_store::start_gateway(&rt, &config);
     let console = format!(
         "http://{}/console",
         gateway.api_addr.expect("the API listens")
