@@ -15,6 +15,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use maud::{html, Markup};
 use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 const PAGE: &str = NAV[1].0;
@@ -42,7 +43,7 @@ async fn list(
         (filters(&console, &Chosen::of(&asked.unwrap_or_default())).await)
         @match &listing {
             Ok(listing) => {
-                (table(listing))
+                (table(listing, &Names::of(&console, listing).await))
                 (show::pager(PAGE, &query, listing))
                 form method="get" action=(BULK) {
                     @for (key, value) in filter_pairs(&query) { input type="hidden" name=(key) value=(value); }
@@ -58,8 +59,52 @@ async fn list(
     )
 }
 
-/// A table of events (a list answer's `models`).
-pub(super) fn table(listing: &Value) -> Markup {
+/// The names of the connections and destinations a list of events names
+/// by id (two list calls for the page, not one per row).
+pub(super) struct Names(BTreeMap<String, String>);
+
+impl Names {
+    pub(super) async fn of(console: &Console, listing: &Value) -> Names {
+        let events = listing["models"].as_array().into_iter().flatten();
+        let ids: BTreeSet<String> = events
+            .flat_map(|event| [text(&event["webhook_id"]), text(&event["destination_id"])])
+            .collect();
+        let query = ids_query(&ids);
+        let connections =
+            catalog::list_connections(console.api(), RawQuery(Some(query.clone()))).await;
+        let destinations = catalog::list_destinations(console.api(), RawQuery(Some(query))).await;
+        let found = [answer(connections), answer(destinations)];
+        let objects = found
+            .iter()
+            .flatten()
+            .flat_map(|listing| listing["models"].as_array().cloned().unwrap_or_default());
+        Names(
+            objects
+                .map(|object| (text(&object["id"]), text(&object["name"])))
+                .collect(),
+        )
+    }
+
+    /// The object's name, else its id (an object deleted since).
+    fn of_id(&self, id: &Value) -> String {
+        let id = text(id);
+        self.0.get(&id).cloned().unwrap_or(id)
+    }
+}
+
+/// The API query for the objects of these ids (a page holds at most 255).
+fn ids_query(ids: &BTreeSet<String>) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query.append_pair("limit", "255");
+    for id in ids {
+        query.append_pair("id[]", id);
+    }
+    query.finish()
+}
+
+/// A table of events (a list answer's `models`), their connection and
+/// destination by name.
+pub(super) fn table(listing: &Value, names: &Names) -> Markup {
     html! {
         div.table-wrap {
             table {
@@ -69,8 +114,8 @@ pub(super) fn table(listing: &Value) -> Markup {
                         tr {
                             td { a href={(PAGE) "/" (text(&event["id"]))} { (show::time(&event["created_at"])) } }
                             td { (show::status(&event["status"])) }
-                            td.mono { (text(&event["webhook_id"])) }
-                            td.mono { (text(&event["destination_id"])) }
+                            td title=(text(&event["webhook_id"])) { (names.of_id(&event["webhook_id"])) }
+                            td title=(text(&event["destination_id"])) { (names.of_id(&event["destination_id"])) }
                             td { (text(&event["attempts"])) }
                             td { (text(&event["response_status"])) }
                             td { (text(&event["error_code"])) }

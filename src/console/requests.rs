@@ -182,7 +182,7 @@ async fn detail(
         h2 { "Body" }
         (show::body(&data["body"]))
         h2 { "Events" }
-        (events::table(&made))
+        (events::table(&made, &events::Names::of(&console, &made).await))
         h2 { "Ignored events" }
         (ignored_table(&ignored))
     };

@@ -218,6 +218,18 @@ async fn a_browser_signs_in_sees_a_request_arrive_retries_its_event_and_pauses_i
         .goto(&console_url(&tg, "/events?status=SUCCESSFUL"))
         .await;
     browser.wait_for_text("main table", "SUCCESSFUL").await;
+    // Rows name their connection and destination.
+    let row = browser
+        .wait_for("main table tbody tr")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        row.contains("shop-to-orders") && row.contains("orders"),
+        "{row}"
+    );
+    assert!(!row.contains("web_") && !row.contains("des_"), "{row}");
     page_is_clean(&browser, "events").await;
     browser
         .click("Bulk retry every event of this filter…")
