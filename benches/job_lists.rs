@@ -19,13 +19,15 @@
 //! `HOOKGATE_BENCH_JOBS` (1000000), `--repeat` / `HOOKGATE_BENCH_REPEAT` (20).
 
 // This bench uses a few of the shared helpers only.
+#[path = "support/big_store.rs"]
+mod big_store;
 #[allow(dead_code)]
 mod support;
 
 use hookgate::ids::{iso8601, new_id, now_ms};
 use hookgate::model::{JobStatus, WebhookJob};
 use hookgate::store::Store;
-use hookgate::{Config, Gateway};
+use hookgate::Config;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -51,26 +53,16 @@ fn main() {
     let repeat = support::setting(&args, "--repeat", "HOOKGATE_BENCH_REPEAT", 20.0) as usize;
     println!("hookgate job lists benchmark");
     println!("machine: {}", support::Machine::detect());
-    let dir = tempfile::Builder::new()
-        .prefix("hookgate-bench-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("temp dir");
+    let dir = big_store::bench_dir();
     let config = write_config(dir.path());
     let now = now_ms();
     let started = Instant::now();
     populate(&config, jobs, now);
-    println!(
-        "stored {jobs} jobs in {:.1} s ({:.0} MiB on disk)",
-        started.elapsed().as_secs_f64(),
-        support::disk_usage(&config.server.data_dir) as f64 / (1 << 20) as f64
-    );
+    let stored = format!("{jobs} jobs");
+    big_store::report_stored(&stored, started, &config.server.data_dir);
 
     let rt = support::runtime("bench-server", 2);
-    let started = Instant::now();
-    let gateway = rt
-        .block_on(Gateway::start(&config))
-        .expect("hookgate starts");
-    println!("Gateway::start: {:.2} s", started.elapsed().as_secs_f64());
+    let gateway = big_store::start_gateway(&rt, &config);
     let api = gateway.api_addr.expect("the API listens");
     let client = reqwest::Client::new();
     let app = application_id(3);

@@ -4,12 +4,12 @@
 
 use super::layout::post_button;
 use super::rates;
-use super::requests::limit_query;
 use super::show::{self, text};
-use super::{answer, error_notice, Console, Failed, Shared, Signed, NAV};
+use super::{answer, error_notice, status_of, Console, Failed, Filter, Shared, Signed, NAV};
 use crate::api::catalog;
 use crate::metrics::Rates;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
 use axum::response::{Html, Redirect};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
@@ -27,19 +27,30 @@ pub fn routes() -> Router<Arc<Console>> {
         .route("/connections/{id}/unpause", post(unpause))
 }
 
-async fn list(State(console): Shared, Extension(session): Signed) -> Html<String> {
-    let listing = answer(catalog::list_connections(console.api(), limit_query()).await);
-    let content = match &listing {
-        Ok(listing) => {
-            let queues = queues(&console, listing).await;
-            html! {
-                h1 { "Connections" }
-                (table(listing, &queues, console.api().metrics.rates(), &session.csrf))
+/// A page of connections (the API's cursors), filtered by name.
+async fn list(
+    State(console): Shared,
+    Extension(session): Signed,
+    Filter(query): Filter,
+) -> (StatusCode, Html<String>) {
+    let listing =
+        answer(catalog::list_connections(console.api(), RawQuery(Some(query.clone()))).await);
+    let content = html! {
+        h1 { "Connections" }
+        (show::name_search(PAGE, &query))
+        @match &listing {
+            Ok(listing) => {
+                @let queues = queues(&console, listing).await;
+                (table(&query, listing, &queues, console.api().metrics.rates(), &session.csrf))
+                (show::pager(PAGE, &query, listing))
             }
+            Err(error) => (error_notice(error)),
         }
-        Err(error) => html! { h1 { "Connections" } (error_notice(error)) },
     };
-    console.page(&session, PAGE, "Connections", content)
+    (
+        status_of(&listing),
+        console.page(&session, PAGE, "Connections", content),
+    )
 }
 
 /// Each destination's backlog (the API's `/destinations/{id}/queue`), once per destination.
@@ -60,9 +71,17 @@ async fn queues(console: &Console, listing: &Value) -> BTreeMap<String, Value> {
 /// How often the table refreshes its rates and backlogs.
 const REFRESH: &str = "every 5s";
 
-fn table(listing: &Value, queues: &BTreeMap<String, Value>, rates: &Rates, csrf: &str) -> Markup {
+/// The page's table, refreshing itself from the same page (`query`).
+fn table(
+    query: &str,
+    listing: &Value,
+    queues: &BTreeMap<String, Value>,
+    rates: &Rates,
+    csrf: &str,
+) -> Markup {
+    let this_page = format!("{PAGE}?{query}");
     html! {
-        div.table-wrap #connections-live hx-get=(PAGE) hx-trigger=(REFRESH) hx-select="#connections-live" hx-swap="outerHTML" {
+        div.table-wrap #connections-live hx-get=(this_page) hx-trigger=(REFRESH) hx-select="#connections-live" hx-swap="outerHTML" {
             table #connections {
                 (show::column_heads(&["Connection", "Source", "Rules", "Destination", "Requests", "Success", "Latency", "Queued", "Oldest waiting", "State", ""]))
                 tbody {

@@ -43,11 +43,11 @@ pub async fn checked(request: Request, expected: &str) -> Result<Request, Respon
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
-fn matches(token: &str, expected: &str) -> bool {
+pub fn matches(token: &str, expected: &str) -> bool {
     bool::from(token.as_bytes().ct_eq(expected.as_bytes()))
 }
 
-fn refused() -> Response {
+pub fn refused() -> Response {
     ApiError::new(
         StatusCode::FORBIDDEN,
         "this change needs the console's CSRF token (reload the page)",

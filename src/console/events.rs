@@ -1,8 +1,8 @@
 //! Events: the list with its filters, bulk retry of a filter, and one event
 //! with what it delivered and every attempt, with Retry and Mute.
 
+use super::choices::{self, Kind};
 use super::layout::post_button;
-use super::requests::limit_query;
 use super::show::{self, text, Chosen};
 use super::{answer, error_notice, status_of, Console, Failed, Filter, Shared, Signed, NAV};
 use crate::api::error::ApiError;
@@ -15,6 +15,7 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use maud::{html, Markup};
 use serde_json::{json, Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 const PAGE: &str = NAV[1].0;
@@ -34,14 +35,15 @@ async fn list(
     State(console): Shared,
     Extension(session): Signed,
     Filter(query): Filter,
+    RawQuery(asked): RawQuery,
 ) -> (StatusCode, Html<String>) {
     let listing = answer(outbound::list_events(console.api(), RawQuery(Some(query.clone()))).await);
     let content = html! {
         h1 { "Events" }
-        (filters(&console, &query).await)
+        (filters(&console, &Chosen::of(&asked.unwrap_or_default())).await)
         @match &listing {
             Ok(listing) => {
-                (table(listing))
+                (table(listing, &Names::of(&console, listing).await))
                 (show::pager(PAGE, &query, listing))
                 form method="get" action=(BULK) {
                     @for (key, value) in filter_pairs(&query) { input type="hidden" name=(key) value=(value); }
@@ -57,8 +59,52 @@ async fn list(
     )
 }
 
-/// A table of events (a list answer's `models`).
-pub(super) fn table(listing: &Value) -> Markup {
+/// The names of the connections and destinations a list of events names
+/// by id (two list calls for the page, not one per row).
+pub(super) struct Names(BTreeMap<String, String>);
+
+impl Names {
+    pub(super) async fn of(console: &Console, listing: &Value) -> Names {
+        let events = listing["models"].as_array().into_iter().flatten();
+        let ids: BTreeSet<String> = events
+            .flat_map(|event| [text(&event["webhook_id"]), text(&event["destination_id"])])
+            .collect();
+        let query = ids_query(&ids);
+        let connections =
+            catalog::list_connections(console.api(), RawQuery(Some(query.clone()))).await;
+        let destinations = catalog::list_destinations(console.api(), RawQuery(Some(query))).await;
+        let found = [answer(connections), answer(destinations)];
+        let objects = found
+            .iter()
+            .flatten()
+            .flat_map(|listing| listing["models"].as_array().cloned().unwrap_or_default());
+        Names(
+            objects
+                .map(|object| (text(&object["id"]), text(&object["name"])))
+                .collect(),
+        )
+    }
+
+    /// The object's name, else its id (an object deleted since).
+    fn of_id(&self, id: &Value) -> String {
+        let id = text(id);
+        self.0.get(&id).cloned().unwrap_or(id)
+    }
+}
+
+/// The API query for the objects of these ids (a page holds at most 255).
+fn ids_query(ids: &BTreeSet<String>) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query.append_pair("limit", "255");
+    for id in ids {
+        query.append_pair("id[]", id);
+    }
+    query.finish()
+}
+
+/// A table of events (a list answer's `models`), their connection and
+/// destination by name.
+pub(super) fn table(listing: &Value, names: &Names) -> Markup {
     html! {
         div.table-wrap {
             table {
@@ -68,8 +114,8 @@ pub(super) fn table(listing: &Value) -> Markup {
                         tr {
                             td { a href={(PAGE) "/" (text(&event["id"]))} { (show::time(&event["created_at"])) } }
                             td { (show::status(&event["status"])) }
-                            td.mono { (text(&event["webhook_id"])) }
-                            td.mono { (text(&event["destination_id"])) }
+                            td title=(text(&event["webhook_id"])) { (names.of_id(&event["webhook_id"])) }
+                            td title=(text(&event["destination_id"])) { (names.of_id(&event["destination_id"])) }
                             td { (text(&event["attempts"])) }
                             td { (text(&event["response_status"])) }
                             td { (text(&event["error_code"])) }
@@ -81,22 +127,16 @@ pub(super) fn table(listing: &Value) -> Markup {
     }
 }
 
-async fn filters(console: &Console, query: &str) -> Markup {
-    let connections = answer(catalog::list_connections(console.api(), limit_query()).await);
-    let destinations = answer(catalog::list_destinations(console.api(), limit_query()).await);
-    let (connections, destinations) = (
-        connections.unwrap_or_default(),
-        destinations.unwrap_or_default(),
-    );
-    let chosen = Chosen::of(query);
+/// The filter form, showing the filter the page was `chosen` with.
+async fn filters(console: &Console, chosen: &Chosen) -> Markup {
     let statuses = EventStatus::ALL.map(EventStatus::as_str);
     html! {
         form.filters method="get" action=(PAGE) role="search" {
-            (show::value_choice("Status", "status", &statuses, &chosen))
-            (show::object_choice("Connection", "webhook_id", &connections, &chosen))
-            (show::object_choice("Destination", "destination_id", &destinations, &chosen))
-            (show::text_input("Response status", "response_status", "number", &chosen))
-            (show::time_search_and_submit(&chosen))
+            (show::value_choice("Status", "status", &statuses, chosen))
+            (choices::choice(console, "Connection", Kind::Connection, chosen).await)
+            (choices::choice(console, "Destination", Kind::Destination, chosen).await)
+            (show::text_input("Response status", "response_status", "number", chosen))
+            (show::time_search_and_submit(chosen))
         }
     }
 }
@@ -198,6 +238,7 @@ async fn detail(
     let attempts_query = format!("event_id={id}&dir=asc&limit=255");
     let attempts =
         answer(outbound::list_attempts(console.api(), RawQuery(Some(attempts_query))).await)?;
+    let origin = Origin::of(&console, &event).await;
     let data = &event["data"];
     let actions = format!("{PAGE}/{id}");
     let content = html! {
@@ -211,8 +252,9 @@ async fn detail(
         (show::facts(&[
             ("Status", show::status(&event["status"])),
             ("Request", html! { a.mono href={"/console/requests/" (text(&event["request_id"]))} { (text(&event["request_id"])) } }),
-            ("Connection", html! { span.mono { (text(&event["webhook_id"])) } }),
-            ("Destination", html! { span.mono { (text(&event["destination_id"])) } }),
+            ("Source", show::named(&origin.source, &event["source_id"], &format!("{}?source_id={}", NAV[0].0, text(&event["source_id"])))),
+            ("Connection", show::named(&origin.connection, &event["webhook_id"], &format!("{}?id={}", NAV[2].0, text(&event["webhook_id"])))),
+            ("Destination", show::named(&origin.destination, &event["destination_id"], &format!("{PAGE}?destination_id={}", text(&event["destination_id"])))),
             ("Attempts", html! { (text(&event["attempts"])) }),
             ("Next attempt", show::time(&event["next_attempt_at"])),
             ("Automatic retries", html! { (if event["muted"] == true { "muted" } else { "on" }) }),
@@ -228,6 +270,28 @@ async fn detail(
         (show::body(&data["body"]))
     };
     Ok(console.page(&session, PAGE, "Event", content))
+}
+
+/// Where an event came from and goes: the API's views of its source,
+/// connection and destination (null for one deleted since).
+struct Origin {
+    source: Value,
+    connection: Value,
+    destination: Value,
+}
+
+impl Origin {
+    async fn of(console: &Console, event: &Value) -> Origin {
+        let id = |field: &str| Path(text(&event[field]));
+        let source = catalog::get_source(console.api(), id("source_id"), RawQuery(None)).await;
+        let connection = catalog::get_connection(console.api(), id("webhook_id")).await;
+        let destination = catalog::get_destination(console.api(), id("destination_id")).await;
+        Origin {
+            source: answer(source).unwrap_or_default(),
+            connection: answer(connection).unwrap_or_default(),
+            destination: answer(destination).unwrap_or_default(),
+        }
+    }
 }
 
 /// Every attempt, oldest first: what triggered it, what came back, how long it took.

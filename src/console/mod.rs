@@ -4,6 +4,7 @@
 //! are the API's and there is no second path to the data.
 
 mod assets;
+mod choices;
 mod connections;
 mod csrf;
 mod diff;
@@ -73,6 +74,7 @@ pub fn routes(api: Arc<ApiState>, stopped: watch::Receiver<bool>) -> Router {
         .route("/", get(|| async { Redirect::to(NAV[0].0) }))
         .route("/sign-out", post(sign_in::sign_out))
         .merge(requests::routes())
+        .merge(choices::routes())
         .merge(events::routes())
         .merge(connections::routes())
         .merge(issues::routes())
@@ -163,10 +165,10 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Filter {
 }
 
 /// The console's filter forms use the API's own parameter names, and leave
-/// empty fields out.
+/// empty fields and the console's own (what was typed to find a choice) out.
 fn api_query(raw: Option<&str>) -> String {
     let pairs = url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
-        .filter(|(_, value)| !value.trim().is_empty());
+        .filter(|(key, value)| !value.trim().is_empty() && !key.starts_with(choices::FIND_PREFIX));
     url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(pairs)
         .finish()
@@ -213,7 +215,7 @@ mod tests {
     #[test]
     fn empty_filter_fields_are_left_out_of_the_api_query() {
         let query = api_query(Some(
-            "status=&source_id=src_1&search_term=+&created_at%5Bgte%5D=2026-01-01",
+            "status=&source_id=src_1&search_term=+&created_at%5Bgte%5D=2026-01-01&find_source_id=sh",
         ));
         assert_eq!(query, "source_id=src_1&created_at%5Bgte%5D=2026-01-01");
     }

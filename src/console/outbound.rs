@@ -1,15 +1,18 @@
 //! Outbound: applications and their endpoints (status, circuit state; the
-//! secret masked as the API shows it), and rotating an endpoint's secret.
+//! secret masked as the API shows it), paged by number as the `/v1` lists
+//! are, and rotating an endpoint's secret.
 //! The API answers a secret whole only when it is created or rotated, and
 //! has no call to read it again: so the console shows it once, on the page
 //! that answers the rotation, and masked everywhere else.
 
 use super::layout::token_field;
-use super::show::{self, text};
-use super::{answer, error_notice, Console, Failed, Shared, Signed, NAV};
+use super::show::{self, text, Chosen};
+use super::{answer, error_notice, status_of, Console, Failed, Filter, Shared, Signed, NAV};
+use crate::api::error::ApiResult;
 use crate::api::{applications, endpoints};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header::CACHE_CONTROL;
+use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
@@ -26,37 +29,104 @@ pub fn routes() -> Router<Arc<Console>> {
             "/outbound/endpoints/{id}/rotate-secret",
             get(confirm_rotation).post(rotate),
         )
+        .route(
+            "/outbound/applications/{app}/endpoints",
+            get(application_endpoints),
+        )
         .merge(super::outbound_jobs::routes())
 }
 
-/// The first 100 applications and endpoints (the `/v1` lists page by number).
-fn first_page() -> RawQuery {
-    RawQuery(Some("per_page=100".into()))
-}
+/// Applications shown a page, unless the page asks for another `per_page`.
+const APPLICATIONS_PER_PAGE: u32 = 20;
 
-async fn list(State(console): Shared, Extension(session): Signed) -> Html<String> {
-    let apps = answer(applications::list(console.api(), first_page()).await);
-    let endpoints = answer(endpoints::list(console.api(), first_page()).await);
-    let content = match (&apps, &endpoints) {
-        (Ok(apps), Ok(endpoints)) => html! {
-            h1 { "Outbound" }
-            @for app in apps["data"].as_array().into_iter().flatten() {
-                h2 { (text(&app["name"])) " " span.mono.muted { (text(&app["id"])) } }
-                p { a href={(PAGE) "/applications/" (text(&app["id"])) "/jobs"} { "Jobs" } }
-                (endpoint_table(endpoints, &app["id"]))
-            }
-        },
-        (Err(error), _) | (_, Err(error)) => html! { h1 { "Outbound" } (error_notice(error)) },
+/// Endpoints shown under each application; its own page has them all, paged.
+const ENDPOINTS_SHOWN: u32 = 20;
+
+/// A page of applications (numbered, as `/v1/applications`), each with its
+/// first endpoints and a link to them all when it has more.
+async fn list(
+    State(console): Shared,
+    Extension(session): Signed,
+    Filter(query): Filter,
+) -> (StatusCode, Html<String>) {
+    let asked = Chosen::of(&query);
+    let apps_query = match asked.get("per_page") {
+        Some(_) => query.clone(),
+        None => url::form_urlencoded::Serializer::new(query.clone())
+            .append_pair("per_page", &APPLICATIONS_PER_PAGE.to_string())
+            .finish(),
     };
-    console.page(&session, PAGE, "Outbound", content)
+    let apps = answer(applications::list(console.api(), RawQuery(Some(apps_query))).await);
+    let content = match &apps {
+        Ok(apps) => {
+            let mut sections = Vec::new();
+            for app in apps["data"].as_array().into_iter().flatten() {
+                let first = format!("per_page={ENDPOINTS_SHOWN}");
+                sections.push((app, endpoints_of(&console, app, &first).await));
+            }
+            html! {
+                h1 { "Outbound" }
+                @for (app, endpoints) in &sections { (application_section(app, endpoints)) }
+                (show::number_pager(PAGE, &query, &apps["pagination"]))
+            }
+        }
+        Err(error) => html! { h1 { "Outbound" } (error_notice(error)) },
+    };
+    (
+        status_of(&apps),
+        console.page(&session, PAGE, "Outbound", content),
+    )
 }
 
-fn endpoint_table(endpoints: &Value, application: &Value) -> Markup {
-    let of_app = endpoints["data"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|endpoint| endpoint["application_id"] == *application);
+/// The API's page (`query`: `page`, `per_page`) of an application's endpoints.
+async fn endpoints_of(console: &Console, app: &Value, query: &str) -> ApiResult<Value> {
+    let query = url::form_urlencoded::Serializer::new(query.to_string())
+        .append_pair("application_id", &text(&app["id"]))
+        .finish();
+    answer(endpoints::list(console.api(), RawQuery(Some(query))).await)
+}
+
+fn endpoints_path(app: &Value) -> String {
+    format!("{PAGE}/applications/{}/endpoints", text(&app["id"]))
+}
+
+fn application_section(app: &Value, endpoints: &ApiResult<Value>) -> Markup {
+    html! {
+        h2 { (text(&app["name"])) " " span.mono.muted { (text(&app["id"])) } }
+        p { a href={(PAGE) "/applications/" (text(&app["id"])) "/jobs"} { "Jobs" } }
+        @match endpoints {
+            Ok(endpoints) => {
+                (endpoint_table(endpoints))
+                @let total = &endpoints["pagination"]["total"];
+                @if endpoints["pagination"]["total_pages"].as_u64().unwrap_or(1) > 1 {
+                    p { a href=(endpoints_path(app)) { "All " (text(total)) " endpoints of " (text(&app["name"])) } }
+                }
+            }
+            Err(error) => (error_notice(error)),
+        }
+    }
+}
+
+/// Every endpoint of an application, a numbered page at a time.
+async fn application_endpoints(
+    State(console): Shared,
+    Extension(session): Signed,
+    Path(app): Path<String>,
+    Filter(query): Filter,
+) -> Result<Html<String>, Failed> {
+    let app = answer(applications::get(console.api(), Path(app)).await)?;
+    let endpoints = endpoints_of(&console, &app, &query).await?;
+    let content = html! {
+        h1 { "Endpoints of " (text(&app["name"])) " " span.mono.muted { (text(&app["id"])) } }
+        (endpoint_table(&endpoints))
+        (show::number_pager(&endpoints_path(&app), &query, &endpoints["pagination"]))
+    };
+    Ok(console.page(&session, PAGE, "Endpoints", content))
+}
+
+/// A page of endpoints (a `/v1/endpoints` answer).
+fn endpoint_table(endpoints: &Value) -> Markup {
+    let of_app = endpoints["data"].as_array().into_iter().flatten();
     html! {
         div.table-wrap {
             table.endpoints {

@@ -52,7 +52,7 @@ async fn list(
         @match &listing {
             Ok(listing) => {
                 (table(listing))
-                (page_links(&here, &query, &listing["pagination"]))
+                (show::number_pager(&here, &query, &listing["pagination"]))
             }
             Err(error) => (error_notice(error)),
         }
@@ -80,28 +80,6 @@ fn table(listing: &Value) -> Markup {
                     }
                 }
             }
-        }
-    }
-}
-
-/// Links to the neighbouring pages of a `/v1` list (`pagination` of its
-/// answer), keeping the filter of `query`.
-fn page_links(path: &str, query: &str, pagination: &Value) -> Markup {
-    let page = pagination["page"].as_u64().unwrap_or(1);
-    let pages = pagination["total_pages"].as_u64().unwrap_or(1);
-    let link = |to: u64| {
-        let kept = url::form_urlencoded::parse(query.as_bytes()).filter(|(key, _)| key != "page");
-        let query = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(kept)
-            .append_pair("page", &to.to_string())
-            .finish();
-        format!("{path}?{query}")
-    };
-    html! {
-        nav.pager aria-label="Pages" {
-            @if page > 1 { a href=(link(page - 1)) rel="prev" { "← Newer" } }
-            " page " (page) " of " (pages.max(1)) " "
-            @if page < pages { a href=(link(page + 1)) rel="next" { "Older →" } }
         }
     }
 }
@@ -168,27 +146,4 @@ async fn retry(State(console): Shared, Path(id): Path<String>) -> Result<Redirec
         "{PAGE}/jobs/{}",
         text(&delivery["jobId"])
     )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn page_links_keep_the_filter_and_swap_the_page_number() {
-        let pagination = json!({"page": 2, "total_pages": 3});
-        let shown = page_links("/jobs", "status=failed&page=2", &pagination).into_string();
-        assert!(
-            shown.contains("href=\"/jobs?status=failed&amp;page=1\""),
-            "{shown}"
-        );
-        assert!(
-            shown.contains("href=\"/jobs?status=failed&amp;page=3\""),
-            "{shown}"
-        );
-        let last = json!({"page": 3, "total_pages": 3});
-        let shown = page_links("/jobs", "", &last).into_string();
-        assert!(!shown.contains("rel=\"next\""), "{shown}");
-    }
 }

@@ -1,10 +1,11 @@
 //! Requests: the live list with its filters, and one request with what it became.
 
+use super::choices::{self, Kind};
 use super::show::{self, text, Chosen};
 use super::{
     answer, error_notice, events, status_of, Console, Failed, Filter, Shared, Signed, NAV,
 };
-use crate::api::{catalog, inbound};
+use crate::api::inbound;
 use crate::model::RejectionCause;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -33,21 +34,15 @@ async fn list(
     State(console): Shared,
     Extension(session): Signed,
     Filter(query): Filter,
+    RawQuery(asked): RawQuery,
 ) -> (StatusCode, Html<String>) {
     let listing = listing(&console, &query).await;
-    let sources = answer(catalog::list_sources(console.api(), limit_query()).await);
     let content = html! {
         h1 { "Requests" }
-        (filters(&query, sources.as_ref().unwrap_or(&Value::Null)))
+        (filters(&console, &Chosen::of(&asked.unwrap_or_default())).await)
         @match &listing {
             Ok(listing) => {
-                div.table-wrap {
-                    table {
-                        caption.muted { "Newest first. New requests appear as they arrive on the first page." }
-                        (show::column_heads(&["Received", "Source", "Status", "Verified", "Events", "Ignored"]))
-                        (live_rows(&query, listing))
-                    }
-                }
+                (live_rows(&query, listing))
                 (show::pager(PAGE, &query, listing))
             }
             Err(error) => (error_notice(error)),
@@ -64,19 +59,32 @@ async fn listing(console: &Console, query: &str) -> Result<Value, crate::api::er
     answer(inbound::list_requests(console.api(), RawQuery(Some(query.to_string()))).await)
 }
 
-/// Every object of a small list (sources, connections…) for a filter's choices.
-pub(super) fn limit_query() -> RawQuery {
-    RawQuery(Some("limit=255".into()))
-}
+/// The stream announcing new requests (`live`).
+const LIVE: &str = "/console/requests/live";
 
 /// The rows, refreshed from `/requests/rows` whenever a request arrives, but
-/// only on the first page: further pages hold older requests only.
+/// only on the first page: further pages hold older requests, and rows
+/// moving under the reader there would lose their place. There, a banner
+/// counts what arrived instead, with a link to the newest.
 fn live_rows(query: &str, listing: &Value) -> Markup {
-    let first_page = !query.contains("next=") && !query.contains("prev=");
+    let first_page = show::first_page(query);
+    let on_first_page = first_page == query;
     let rows_url = format!("{PAGE}/rows?{query}");
     html! {
-        tbody #request-rows data-live=[first_page.then_some("/console/requests/live")] data-rows=(rows_url) {
-            (request_rows(listing))
+        @if !on_first_page {
+            p.notice #news role="status" hidden data-news=(LIVE) {
+                span.count {} " since this page opened. "
+                a href={(PAGE) "?" (first_page)} { "Show the newest" }
+            }
+        }
+        div.table-wrap {
+            table {
+                caption.muted { "Newest first. New requests appear as they arrive on the first page." }
+                (show::column_heads(&["Received", "Source", "Status", "Verified", "Events", "Ignored"]))
+                tbody #request-rows data-live=[on_first_page.then_some(LIVE)] data-rows=(rows_url) {
+                    (request_rows(listing))
+                }
+            }
         }
     }
 }
@@ -110,15 +118,15 @@ fn request_rows(listing: &Value) -> Markup {
     }
 }
 
-fn filters(query: &str, sources: &Value) -> Markup {
-    let chosen = Chosen::of(query);
+/// The filter form, showing the filter the page was `chosen` with.
+async fn filters(console: &Console, chosen: &Chosen) -> Markup {
     let causes = RejectionCause::ALL.map(RejectionCause::as_str);
     html! {
         form.filters method="get" action=(PAGE) role="search" {
-            (show::object_choice("Source", "source_id", sources, &chosen))
-            (show::value_choice("Status", "status", &["accepted", "rejected"], &chosen))
-            (show::value_choice("Rejection cause", "rejection_cause", &causes, &chosen))
-            (show::time_search_and_submit(&chosen))
+            (choices::choice(console, "Source", Kind::Source, chosen).await)
+            (show::value_choice("Status", "status", &["accepted", "rejected"], chosen))
+            (show::value_choice("Rejection cause", "rejection_cause", &causes, chosen))
+            (show::time_search_and_submit(chosen))
         }
     }
 }
@@ -174,7 +182,7 @@ async fn detail(
         h2 { "Body" }
         (show::body(&data["body"]))
         h2 { "Events" }
-        (events::table(&made))
+        (events::table(&made, &events::Names::of(&console, &made).await))
         h2 { "Ignored events" }
         (ignored_table(&ignored))
     };

@@ -86,19 +86,25 @@ impl<P: Clone> Sessions<P> {
     /// browser reached us over TLS (through a proxy that says so).
     pub fn cookie(&self, session: &Session<P>, secure: bool) -> HeaderValue {
         let max_age = self.idle.as_secs();
-        set_cookie(&session.id, max_age, secure)
+        set_cookie((COOKIE, "/console"), &session.id, max_age, secure)
     }
 }
 
 /// The `Set-Cookie` value that makes the browser forget its session.
 pub fn expired_cookie(secure: bool) -> HeaderValue {
-    set_cookie("", 0, secure)
+    set_cookie((COOKIE, "/console"), "", 0, secure)
 }
 
-fn set_cookie(value: &str, max_age: u64, secure: bool) -> HeaderValue {
+/// A cookie `(name, path)` unreadable to scripts and never sent from another site.
+pub fn set_cookie(
+    (name, path): (&str, &str),
+    value: &str,
+    max_age: u64,
+    secure: bool,
+) -> HeaderValue {
     let secure = if secure { "; Secure" } else { "" };
     let text = format!(
-        "{COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/console; Max-Age={max_age}{secure}"
+        "{name}={value}; HttpOnly; SameSite=Strict; Path={path}; Max-Age={max_age}{secure}"
     );
     HeaderValue::try_from(text).expect("a cookie of hex digits is a valid header")
 }
@@ -112,7 +118,7 @@ pub fn over_tls(headers: &HeaderMap) -> bool {
         .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -124,7 +130,7 @@ fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// 256 random bits as hex: unguessable session ids and CSRF tokens.
-fn random_token() -> String {
+pub fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     hex::encode(bytes)

@@ -86,6 +86,17 @@ pub fn column_heads(names: &[&str]) -> Markup {
     }
 }
 
+/// An object (the API's view) by name, linked to `href`, with its `id`
+/// beside it; the id alone when the object is gone.
+pub fn named(object: &Value, id: &Value, href: &str) -> Markup {
+    html! {
+        @match object["name"].as_str() {
+            Some(name) => { a href=(href) { (name) } " " span.mono.muted { (text(id)) } },
+            None => span.mono { (text(id)) },
+        }
+    }
+}
+
 /// A definition list of labelled facts.
 pub fn facts(items: &[(&str, Markup)]) -> Markup {
     html! {
@@ -102,10 +113,7 @@ pub fn facts(items: &[(&str, Markup)]) -> Markup {
 pub fn pager(path: &str, query: &str, listing: &Value) -> Markup {
     let link = |direction: &str| {
         let cursor = listing["pagination"][direction].as_str()?;
-        let kept = url::form_urlencoded::parse(query.as_bytes())
-            .filter(|(key, _)| key != "next" && key != "prev");
-        let query = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(kept)
+        let query = url::form_urlencoded::Serializer::new(first_page(query))
             .append_pair(direction, cursor)
             .finish();
         Some(format!("{path}?{query}"))
@@ -116,6 +124,37 @@ pub fn pager(path: &str, query: &str, listing: &Value) -> Markup {
             @if let Some(href) = link("next") { a href=(href) rel="next" { "Older →" } }
         }
     }
+}
+
+/// Links to the neighbouring pages of a `/v1` list (`pagination` of its
+/// answer), keeping the filter of `query`.
+pub fn number_pager(path: &str, query: &str, pagination: &Value) -> Markup {
+    let page = pagination["page"].as_u64().unwrap_or(1);
+    let pages = pagination["total_pages"].as_u64().unwrap_or(1);
+    let link = |to: u64| {
+        let kept = url::form_urlencoded::parse(query.as_bytes()).filter(|(key, _)| key != "page");
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(kept)
+            .append_pair("page", &to.to_string())
+            .finish();
+        format!("{path}?{query}")
+    };
+    html! {
+        nav.pager aria-label="Pages" {
+            @if page > 1 { a href=(link(page - 1)) rel="prev" { "← Newer" } }
+            " page " (page) " of " (pages.max(1)) " "
+            @if page < pages { a href=(link(page + 1)) rel="next" { "Older →" } }
+        }
+    }
+}
+
+/// `query` (a list page's) without its cursor: the first page of its filter.
+pub fn first_page(query: &str) -> String {
+    let kept = url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(key, _)| key != "next" && key != "prev");
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(kept)
+        .finish()
 }
 
 /// The values a page was asked with (its filter), by name.
@@ -136,14 +175,6 @@ impl Chosen {
             .find(|(key, _)| key == name)
             .map(|(_, value)| value.as_str())
     }
-}
-
-/// A labelled `<select>` of the API's objects (`models` of a list answer),
-/// by name, with "any" first.
-pub fn object_choice(label: &str, name: &str, listing: &Value, chosen: &Chosen) -> Markup {
-    let objects = listing["models"].as_array().into_iter().flatten();
-    let options = objects.map(|object| (text(&object["id"]), text(&object["name"])));
-    choice(label, name, options, chosen)
 }
 
 /// A labelled `<select>` of fixed values, with "any" first.
@@ -186,6 +217,17 @@ pub fn time_search_and_submit(chosen: &Chosen) -> Markup {
     }
 }
 
+/// A search of a list of objects by a part of their name (the API's
+/// `name[contains]`), the way to one among thousands.
+pub fn name_search(path: &str, query: &str) -> Markup {
+    html! {
+        form.filters method="get" action=(path) role="search" {
+            (text_input("Name contains", "name[contains]", "search", &Chosen::of(query)))
+            button type="submit" { "Search" }
+        }
+    }
+}
+
 /// A labelled input keeping the value the page was asked with.
 pub fn text_input(label: &str, name: &str, kind: &str, chosen: &Chosen) -> Markup {
     html! {
@@ -216,5 +258,22 @@ mod tests {
             "{shown}"
         );
         assert!(!shown.contains("rel=\"prev\""));
+    }
+
+    #[test]
+    fn page_links_keep_the_filter_and_swap_the_page_number() {
+        let pagination = json!({"page": 2, "total_pages": 3});
+        let shown = number_pager("/jobs", "status=failed&page=2", &pagination).into_string();
+        assert!(
+            shown.contains("href=\"/jobs?status=failed&amp;page=1\""),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("href=\"/jobs?status=failed&amp;page=3\""),
+            "{shown}"
+        );
+        let last = json!({"page": 3, "total_pages": 3});
+        let shown = number_pager("/jobs", "", &last).into_string();
+        assert!(!shown.contains("rel=\"next\""), "{shown}");
     }
 }

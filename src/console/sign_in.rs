@@ -1,6 +1,13 @@
 //! Signing in with an API key (a form POST), and out.
+//!
+//! The sign-in form has no session yet to hold a CSRF token, so it carries
+//! a double-submit one: the form's page sets it as a cookie and as a hidden
+//! field, and a sign-in must send both, equal. Another site can make a
+//! browser post the form, but cannot read or set our cookie, so it cannot
+//! sign a browser in (to a key of its choosing) behind the user's back.
 
-use super::session::{expired_cookie, over_tls};
+use super::csrf;
+use super::session::{cookie_value, expired_cookie, over_tls, random_token, set_cookie};
 use super::{layout, Shared, Signed, BRAND, NAV, SIGN_IN};
 use crate::api::{locked_out, Refused};
 use axum::extract::{ConnectInfo, State};
@@ -11,13 +18,25 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use std::net::SocketAddr;
 
+/// The cookie holding the sign-in form's token, sent only to the form.
+const TOKEN_COOKIE: (&str, &str) = ("hookgate_sign_in", SIGN_IN);
+
+/// How long a sign-in form stays usable.
+const TOKEN_MAX_AGE_SECS: u64 = 60 * 60;
+
 #[derive(Deserialize)]
 pub struct SignIn {
     key: String,
+    #[serde(default)]
+    csrf: String,
 }
 
-pub async fn form() -> Html<String> {
-    Html(sign_in_page(None).into_string())
+/// The form, with a fresh token in its field and its cookie.
+pub async fn form(headers: HeaderMap) -> Response {
+    let token = random_token();
+    let cookie = set_cookie(TOKEN_COOKIE, &token, TOKEN_MAX_AGE_SECS, over_tls(&headers));
+    let page = sign_in_page(&token, None);
+    ([(header::SET_COOKIE, cookie)], Html(page.into_string())).into_response()
 }
 
 /// Checks the key as the API does (failed logins count against the
@@ -28,6 +47,12 @@ pub async fn sign_in(
     headers: HeaderMap,
     Form(form): Form<SignIn>,
 ) -> Response {
+    let Some(token) = cookie_value(&headers, TOKEN_COOKIE.0).filter(|t| !t.is_empty()) else {
+        return csrf::refused();
+    };
+    if !csrf::matches(&form.csrf, token) {
+        return csrf::refused();
+    }
     let client = client.map(|Extension(ConnectInfo(address))| address.ip());
     match console.api.keys.admit(Some(form.key.trim()), client) {
         Ok(key) => {
@@ -39,7 +64,7 @@ pub async fn sign_in(
         }
         Err(Refused::LockedOut { retry_after }) => locked_out(retry_after),
         Err(Refused::WrongKey) => {
-            let page = sign_in_page(Some("That is not an API key of this gateway."));
+            let page = sign_in_page(token, Some("That is not an API key of this gateway."));
             (StatusCode::UNAUTHORIZED, Html(page.into_string())).into_response()
         }
     }
@@ -58,9 +83,10 @@ pub async fn sign_out(
     answer
 }
 
-fn sign_in_page(problem: Option<&str>) -> Markup {
+fn sign_in_page(token: &str, problem: Option<&str>) -> Markup {
     let content = html! {
         form.sign-in method="post" action=(SIGN_IN) {
+            (layout::token_field(token))
             h1 { "Sign in to " (BRAND) }
             @if let Some(problem) = problem {
                 p.notice.error role="alert" { (problem) }

@@ -4,9 +4,8 @@
 
 use super::diff::{self, Line};
 use super::layout::token_field;
-use super::requests::limit_query;
 use super::show::{self, text};
-use super::{answer, error_notice, Console, Failed, Shared, Signed, NAV};
+use super::{answer, error_notice, status_of, Console, Failed, Filter, Shared, Signed, NAV};
 use crate::api::error::ApiError;
 use crate::api::{inbound, transformations};
 use axum::extract::{Path, RawQuery, State};
@@ -28,20 +27,32 @@ pub fn routes() -> Router<Arc<Console>> {
         .route("/transformations/{id}/test", post(test))
 }
 
-async fn list(State(console): Shared, Extension(session): Signed) -> Html<String> {
-    let listing = answer(transformations::list(console.api(), limit_query()).await);
+/// A page of transformations (the API's cursors), filtered by name.
+async fn list(
+    State(console): Shared,
+    Extension(session): Signed,
+    Filter(query): Filter,
+) -> (StatusCode, Html<String>) {
+    let listing = answer(transformations::list(console.api(), RawQuery(Some(query.clone()))).await);
     let content = html! {
         h1 { "Transformations" }
+        (show::name_search(PAGE, &query))
         @match &listing {
-            Ok(listing) => ul {
-                @for transformation in listing["models"].as_array().into_iter().flatten() {
-                    li { a href={(PAGE) "/" (text(&transformation["id"]))} { (text(&transformation["name"])) } }
+            Ok(listing) => {
+                ul #transformations {
+                    @for transformation in listing["models"].as_array().into_iter().flatten() {
+                        li { a href={(PAGE) "/" (text(&transformation["id"]))} { (text(&transformation["name"])) } }
+                    }
                 }
-            },
+                (show::pager(PAGE, &query, listing))
+            }
             Err(error) => (error_notice(error)),
         }
     };
-    console.page(&session, PAGE, "Transformations", content)
+    (
+        status_of(&listing),
+        console.page(&session, PAGE, "Transformations", content),
+    )
 }
 
 async fn editor(

@@ -134,6 +134,34 @@ async fn a_browser_signs_in_sees_a_request_arrive_retries_its_event_and_pauses_i
         .unwrap();
     browser.wait_for_text("#attempts", "#1").await;
     page_is_clean(&browser, "event").await;
+    // Its source, connection and destination by name, each a link, ids beside.
+    let (_, connections) = tg.api_get("/connections").await;
+    let connection = &connections["models"][0];
+    let named = [
+        (
+            "shop",
+            &connection["source"]["id"],
+            "/console/requests?source_id=",
+        ),
+        (
+            "shop-to-orders",
+            &connection["id"],
+            "/console/connections?id=",
+        ),
+        (
+            "orders",
+            &connection["destination"]["id"],
+            "/console/events?destination_id=",
+        ),
+    ];
+    let facts = browser.wait_for("dl.facts").await.text().await.unwrap();
+    for (name, id, link) in named {
+        let id = id.as_str().unwrap();
+        let anchor = browser.client.find(Locator::LinkText(name)).await.unwrap();
+        let href = anchor.attr("href").await.unwrap().unwrap();
+        assert_eq!(href, format!("{link}{id}"));
+        assert!(facts.contains(&format!("{name} {id}")), "{facts}");
+    }
 
     // Retry: the page comes back with a second attempt, made by hand.
     browser.click("Retry").await;
@@ -190,6 +218,18 @@ async fn a_browser_signs_in_sees_a_request_arrive_retries_its_event_and_pauses_i
         .goto(&console_url(&tg, "/events?status=SUCCESSFUL"))
         .await;
     browser.wait_for_text("main table", "SUCCESSFUL").await;
+    // Rows name their connection and destination.
+    let row = browser
+        .wait_for("main table tbody tr")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        row.contains("shop-to-orders") && row.contains("orders"),
+        "{row}"
+    );
+    assert!(!row.contains("web_") && !row.contains("des_"), "{row}");
     page_is_clean(&browser, "events").await;
     browser
         .click("Bulk retry every event of this filter…")
@@ -424,6 +464,32 @@ impl Visitor {
         let request = self.http.post(format!("{}{path}", self.base)).form(form);
         request.header("cookie", &self.cookie).send().await.unwrap()
     }
+
+    /// Opens the sign-in form: answers its token, and keeps its cookie for the post.
+    async fn sign_in_token(&mut self) -> String {
+        let form = self.get("/sign-in").await;
+        self.keep_cookie(&form);
+        let page = form.text().await.unwrap();
+        attribute_after(&page, "name=\"csrf\" value=\"").to_string()
+    }
+
+    /// Signs in with `key` through the form, as a browser does.
+    async fn sign_in(&mut self, key: &str) -> reqwest::Response {
+        let token = self.sign_in_token().await;
+        let answer = self
+            .post("/sign-in", &[("key", key), ("csrf", &token)])
+            .await;
+        self.keep_cookie(&answer);
+        answer
+    }
+
+    /// Keeps the cookie `answer` sets, if any, for the next calls.
+    fn keep_cookie(&mut self, answer: &reqwest::Response) {
+        if let Some(set) = answer.headers().get("set-cookie") {
+            let pair = set.to_str().unwrap().split(';').next().unwrap();
+            self.cookie = pair.to_string();
+        }
+    }
 }
 
 /// The value of `attribute="…"` right after the first `before` in `page`.
@@ -447,15 +513,14 @@ async fn sessions_cookies_and_csrf_over_plain_http() {
     assert_eq!(answer.status(), 303);
     assert_eq!(answer.headers()["location"], "/console/sign-in");
 
-    assert_eq!(
-        visitor.post("/sign-in", &[("key", "wrong")]).await.status(),
-        401
-    );
+    assert_eq!(visitor.sign_in("wrong").await.status(), 401);
+    let token = visitor.sign_in_token().await;
     let over_tls = visitor
         .http
         .post(format!("{}/sign-in", visitor.base))
         .header("x-forwarded-proto", "https")
-        .form(&[("key", API_KEY)])
+        .header("cookie", &visitor.cookie)
+        .form(&[("key", API_KEY), ("csrf", &token)])
         .send()
         .await
         .unwrap();
@@ -463,15 +528,14 @@ async fn sessions_cookies_and_csrf_over_plain_http() {
         .to_str()
         .unwrap()
         .ends_with("; Secure"));
-    let answer = visitor.post("/sign-in", &[("key", API_KEY)]).await;
+    let answer = visitor.sign_in(API_KEY).await;
     assert_eq!(answer.status(), 303);
     let cookie = answer.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(
-        cookie.contains("; HttpOnly; SameSite=Strict; Path=/console"),
+        cookie.contains("; HttpOnly; SameSite=Strict; Path=/console;"),
         "{cookie}"
     );
     assert!(!cookie.contains("Secure"), "{cookie}");
-    visitor.cookie = cookie.split(';').next().unwrap().to_string();
 
     let page = visitor.get("/connections").await.text().await.unwrap();
     let token = attribute_after(&page, "name=\"csrf\" value=\"").to_string();
@@ -537,6 +601,47 @@ async fn sessions_cookies_and_csrf_over_plain_http() {
     assert_eq!(visitor.get("/requests").await.status(), 303);
 }
 
+/// The sign-in form carries its own CSRF token (there is no session yet, so
+/// a double-submit one: a cookie and a field, equal). A post from another
+/// site cannot read or set the cookie: refused, even with the right key,
+/// and no session starts.
+#[tokio::test]
+async fn a_sign_in_without_the_forms_token_is_refused() {
+    let tg = TestGateway::start(SHOP).await;
+    let mut visitor = Visitor::new(&tg);
+    let form = visitor.get("/sign-in").await;
+    let cookie = form.headers()["set-cookie"].to_str().unwrap();
+    let attributes = "; HttpOnly; SameSite=Strict; Path=/console/sign-in;";
+    assert!(cookie.contains(attributes), "{cookie}");
+
+    let cross_site = [
+        vec![("key", API_KEY)],
+        vec![("key", API_KEY), ("csrf", "0000")],
+    ];
+    for form in cross_site {
+        let post = visitor.http.post(format!("{}/sign-in", visitor.base));
+        let answer = post
+            .header("origin", "https://elsewhere.example")
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 403);
+        assert!(answer.headers().get("set-cookie").is_none());
+        let error: Value = answer.json().await.unwrap();
+        assert_eq!(error["code"], "FORBIDDEN");
+    }
+    // This form's cookie with another form's token.
+    visitor.sign_in_token().await;
+    let theirs = Visitor::new(&tg).sign_in_token().await;
+    let mixed = [("key", API_KEY), ("csrf", theirs.as_str())];
+    assert_eq!(visitor.post("/sign-in", &mixed).await.status(), 403);
+    assert_eq!(visitor.get("/requests").await.status(), 303);
+
+    assert_eq!(visitor.sign_in(API_KEY).await.status(), 303);
+    assert_eq!(visitor.get("/requests").await.status(), 200);
+}
+
 /// Sign-in failures count with the API's failed logins (one limit per client
 /// address for both doors), and console pages spend the key's API budget.
 #[tokio::test]
@@ -544,9 +649,7 @@ async fn console_sign_ins_and_pages_share_the_apis_limits() {
     let limits = "api_failed_logins_per_minute = 2\napi_rate_limit_per_minute = 5\n";
     let tg = TestGateway::start_with(limits, SHOP).await;
     let mut visitor = Visitor::new(&tg);
-    let answer = visitor.post("/sign-in", &[("key", API_KEY)]).await;
-    let cookie = answer.headers()["set-cookie"].to_str().unwrap();
-    visitor.cookie = cookie.split(';').next().unwrap().to_string();
+    visitor.sign_in(API_KEY).await;
     // The sign-in spent nothing; five pages spend the key's five calls a minute.
     for _ in 0..5 {
         assert_eq!(visitor.get("/connections").await.status(), 200);
@@ -564,12 +667,9 @@ async fn console_sign_ins_and_pages_share_the_apis_limits() {
     );
 
     for _ in 0..2 {
-        assert_eq!(
-            visitor.post("/sign-in", &[("key", "wrong")]).await.status(),
-            401
-        );
+        assert_eq!(visitor.sign_in("wrong").await.status(), 401);
     }
-    let locked = visitor.post("/sign-in", &[("key", API_KEY)]).await;
+    let locked = visitor.sign_in(API_KEY).await;
     assert_eq!(locked.status(), 429, "the right key too, once locked out");
     assert!(locked.headers().contains_key("retry-after"));
     let bearer = tg
@@ -583,6 +683,54 @@ async fn console_sign_ins_and_pages_share_the_apis_limits() {
     );
 }
 
+/// Only the first page of the live list takes new rows: on a later page the
+/// rows stay still and a banner counts the new requests, linking to the newest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_page_of_requests_counts_new_ones_instead_of_moving() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let tg = gateway_to(&sink).await;
+    for order in [1, 2] {
+        let (status, _) = tg
+            .post("/e/shop/orders", &format!("{{\"order\": {order}}}"))
+            .await;
+        assert_eq!(status, 200);
+    }
+    let browser = Browser::start(&shots_dir(&tg), 1280, 900).await;
+    sign_in(&browser, &tg, API_KEY).await;
+    browser.wait_for("#request-rows").await;
+    browser.goto(&console_url(&tg, "/requests?limit=1")).await;
+    browser.wait_for("#request-rows a").await;
+    browser.click_to_next_page("Older →").await;
+    let rows = browser
+        .wait_for("#request-rows")
+        .await
+        .html(true)
+        .await
+        .unwrap();
+    let banner = browser.wait_for("#news[data-listening]").await;
+    assert!(!banner.is_displayed().await.unwrap());
+
+    let (_, received) = tg.post("/e/shop/orders", r#"{"order": 3}"#).await;
+    let newest = received["request_id"].as_str().unwrap().to_string();
+    browser
+        .wait_for_text("#news", "1 new request arrived")
+        .await;
+    page_is_clean(&browser, "requests-later-page-news").await;
+    let still = browser
+        .wait_for("#request-rows")
+        .await
+        .html(true)
+        .await
+        .unwrap();
+    assert_eq!(rows, still, "a later page's rows moved");
+
+    browser.click_to_next_page("Show the newest").await;
+    assert_eq!(browser.path().await, "/console/requests");
+    let link = format!("#request-rows a[href='/console/requests/{newest}']");
+    browser.wait_for(&link).await;
+    browser.close().await;
+}
+
 /// The live stream announces each request, and ends when the gateway stops
 /// (else a graceful stop would wait on every open console).
 #[tokio::test]
@@ -591,9 +739,7 @@ async fn the_live_stream_announces_requests_and_ends_with_the_gateway() {
     let sink = Sink::start(Reply::Status(200)).await;
     let tg = gateway_to(&sink).await;
     let mut visitor = Visitor::new(&tg);
-    let answer = visitor.post("/sign-in", &[("key", API_KEY)]).await;
-    let cookie = answer.headers()["set-cookie"].to_str().unwrap();
-    visitor.cookie = cookie.split(';').next().unwrap().to_string();
+    visitor.sign_in(API_KEY).await;
     let live = visitor.get("/requests/live").await;
     assert_eq!(live.headers()["content-type"], "text/event-stream");
     let mut stream = live.bytes_stream();
@@ -759,9 +905,7 @@ async fn the_page_showing_a_rotated_secret_is_not_cached() {
     let tg = TestGateway::start_with(crate::outbound::INSECURE, SHOP).await;
     let (_, endpoint) = crate::outbound::one_endpoint(&tg, &sink, json!({})).await;
     let mut visitor = Visitor::new(&tg);
-    let signed_in = visitor.post("/sign-in", &[("key", API_KEY)]).await;
-    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap();
-    visitor.cookie = cookie.split(';').next().unwrap().to_string();
+    visitor.sign_in(API_KEY).await;
     let page = visitor.get("/outbound").await.text().await.unwrap();
     let token = attribute_after(&page, "name=\"csrf\" value=\"").to_string();
 

@@ -41,7 +41,8 @@ async fn the_console_is_usable_by_keyboard_alone() {
     browser.wait_for("#request-rows").await;
     assert_eq!(browser.path().await, "/console/requests");
 
-    // A list page: Tab goes skip link → sections → sign-out → the row's action.
+    // A list page: Tab goes skip link → sections → sign-out → the search →
+    // the row's action.
     browser.goto(&console_url(&tg, "/connections")).await;
     browser.wait_for_text("#connections", "active").await;
     tab_through(
@@ -55,6 +56,8 @@ async fn the_console_is_usable_by_keyboard_alone() {
             "Transformations",
             "Outbound",
             "Sign out",
+            "name[contains]",
+            "Search",
             "Pause",
         ],
     )

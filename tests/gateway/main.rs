@@ -11,6 +11,7 @@ mod common;
 mod console;
 mod console_access;
 mod console_rates;
+mod console_scale;
 mod delivery;
 mod disk;
 mod filter_budget;

@@ -32,3 +32,21 @@ document.querySelectorAll("[data-live]").forEach((rows) => {
   window.addEventListener("pagehide", () => feed.close());
 });
 
+
+// A later page of a live list: its rows stay still; a banner (data-news, an
+// SSE URL) counts what arrived since the page opened, with a link to the newest.
+document.querySelectorAll("[data-news]").forEach((banner) => {
+  let count = 0;
+  const feed = new EventSource(banner.dataset.news);
+  feed.addEventListener("new", () => {
+    count += 1;
+    const noun = count === 1 ? "request" : "requests";
+    banner.querySelector(".count").textContent = `${count} new ${noun} arrived`;
+    banner.hidden = false;
+  });
+  // Marks when it listens: what arrives from then on is counted.
+  feed.addEventListener("open", () => {
+    banner.dataset.listening = "true";
+  });
+  window.addEventListener("pagehide", () => feed.close());
+});
