@@ -27,7 +27,7 @@ mod big_store;
 mod support;
 
 use futures_util::StreamExt;
-use hookgate::ids::{created_ms, derived_id, iso8601, named_id, now_ms};
+use hookgate::ids::{created_ms, derived_id, iso8601, named_id};
 use hookgate::model::{Event, EventStatus, Payload, Request, Route};
 use hookgate::store::{Backlog, CommitLog, Committed, Store};
 use hookgate::Config;
@@ -294,7 +294,7 @@ fn request(n: usize) -> (Request, Payload) {
         body: format!(r#"{{"order":{n},"amount":4200}}"#).into_bytes(),
     };
     let source = named_id("src", &format!("source-{k}"));
-    let request = Request::received(Some(&source), &format!("source-{k}"), &payload, now_ms());
+    let request = Request::received(Some(&source), &format!("source-{k}"), &payload);
     (request, payload)
 }
 

@@ -298,12 +298,8 @@ fn populate(config: &Path, count: u64, clean_stop: bool) {
                 tokio::spawn(async move {
                     for n in numbers {
                         let payload = order_payload(n);
-                        let request = Request::received(
-                            Some(&named_id("src", SOURCE)),
-                            SOURCE,
-                            &payload,
-                            now_ms(),
-                        );
+                        let request =
+                            Request::received(Some(&named_id("src", SOURCE)), SOURCE, &payload);
                         commit.commit(request, payload).await.expect("commit");
                     }
                 })

@@ -383,7 +383,7 @@ impl IssueTracker {
             ],
             body: body.to_string().into_bytes(),
         };
-        let request = Request::received(Some(&source.id), &source.name, &payload, now_ms());
+        let request = Request::received(Some(&source.id), &source.name, &payload);
         self.runtime.spawn(async move {
             if let Err(error) = commit.commit(request, payload).await {
                 tracing::warn!(%error, "could not ingest a notification");

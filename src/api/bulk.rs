@@ -5,8 +5,8 @@
 //! destination's rate limit and concurrency still hold.
 
 use super::error::{ApiError, ApiResult};
-use super::inbound::{ignored_filter, request_filter, reroute};
-use super::outbound::event_filter;
+use super::inbound::{ignored_filter, request_filter, request_stamps, reroute};
+use super::outbound::{event_filter, event_stamps};
 use super::query::{iso, Query};
 use super::schema::{value_of, ErrorBody, Listing};
 use super::{blocking, listing, paged, ApiState, Shared};
@@ -468,9 +468,11 @@ fn step(state: &ApiState, id: &str) -> ApiResult<(BTreeSet<String>, bool)> {
     let (processed, last, more) = match bulk.kind {
         BulkKind::Events => retry_events(state, &query, &page, &mut bulk, &mut woken)?,
         BulkKind::Requests => {
-            let found = state
-                .store
-                .page_requests(&page, &request_filter(&query, &state.store)?)?;
+            let found = state.store.page_requests(
+                &page,
+                request_stamps(&query)?,
+                &request_filter(&query, &state.store)?,
+            )?;
             let ids: Vec<String> = found.items.iter().map(|r| r.id.clone()).collect();
             reroute_all(state, &ids, &mut bulk, &mut woken);
             (ids.len(), ids.last().cloned(), found.next.is_some())
@@ -501,9 +503,11 @@ fn retry_events(
     bulk: &mut BulkRetry,
     woken: &mut BTreeSet<String>,
 ) -> ApiResult<(usize, Option<String>, bool)> {
-    let found = state
-        .store
-        .page_events(page, &event_filter(query, &state.store)?)?;
+    let found = state.store.page_events(
+        page,
+        event_stamps(query)?,
+        &event_filter(query, &state.store)?,
+    )?;
     for event in &found.items {
         match state
             .store

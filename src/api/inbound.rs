@@ -9,7 +9,7 @@ use super::views::{EventView, IgnoredEventView, RequestCounts, RequestView};
 use super::{blocking, bounded_page, paged, views, with_data, ApiState, Shared};
 use crate::model::{Catalog, Event, IgnoredEvent, Payload, Request, RequestStatus};
 use crate::pipeline::Router;
-use crate::store::{PageRequest, Store};
+use crate::store::{PageRequest, StampWindow, Store};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
@@ -30,6 +30,7 @@ pub async fn list_requests(
     let query = Query::parse(raw.as_deref());
     let page = query.page_ordered(&["created_at", "ingested_at"])?;
     let keep = request_filter(&query, &state.store)?;
+    let stamps = request_stamps(&query)?;
     let include_data = query.one("include") == Some("data");
     query.refuse_unread()?;
     let budget = state.config.load().limits.api_page_bytes;
@@ -37,7 +38,7 @@ pub async fn list_requests(
     // Requests acknowledged before this call are listed.
     store.wait_indexed().await;
     blocking(move || {
-        let found = store.page_requests(&page, &keep)?;
+        let found = store.page_requests(&page, stamps, &keep)?;
         let view = |request: &Request| {
             let payload = match include_data {
                 true => store.request_payload(&request.id)?,
@@ -62,6 +63,13 @@ fn request_view(
         ignored: store.ignored_events_of_request(&request.id)?.len(),
     };
     Ok(views::request(team, request, counts, payload))
+}
+
+/// The requests' time filters as a window of ids: exact, as a request is
+/// received at its id's time (`Request::received`).
+pub(super) fn request_stamps(query: &Query) -> ApiResult<StampWindow> {
+    let created = query.date_range("created_at")?.stamps();
+    Ok(created.and(query.date_range("ingested_at")?.stamps()))
 }
 
 pub(super) fn request_filter(

@@ -8,7 +8,7 @@ use super::views::{AttemptView, EventView};
 use super::{blocking, bounded_page, paged, views, with_data, Shared};
 use crate::ids::now_ms;
 use crate::model::{Attempt, AttemptTrigger, Event, EventStatus};
-use crate::store::{Cursor, Page, PageRequest, QueueMove, Store};
+use crate::store::{Cursor, Page, PageRequest, QueueMove, StampWindow, Store};
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use serde::Serialize;
@@ -25,12 +25,13 @@ pub async fn list_events(State(state): Shared, RawQuery(raw): RawQuery) -> ApiRe
     let query = Query::parse(raw.as_deref());
     let page = query.page_ordered(&EVENT_ORDER)?;
     let keep = event_filter(&query, &state.store)?;
+    let stamps = event_stamps(&query)?;
     let include_data = query.one("include") == Some("data");
     query.refuse_unread()?;
     let budget = state.config.load().limits.api_page_bytes;
     let (store, team) = (state.store.clone(), state.team_id.clone());
     blocking(move || {
-        let found = page_events(&store, &page, &keep)?;
+        let found = page_events(&store, &page, stamps, &keep)?;
         let payload = |e: &Event| store.event_payload(e);
         let view = with_data(include_data, payload, |e, data| {
             views::event(&team, e, data)
@@ -48,10 +49,11 @@ pub(super) const EVENT_ORDER: [&str; 2] = ["created_at", "last_attempt_at"];
 fn page_events(
     store: &Store,
     page: &PageRequest,
+    stamps: StampWindow,
     keep: &dyn Fn(&Event) -> bool,
 ) -> ApiResult<Page<Event>> {
     if page.order_by == "created_at" {
-        return Ok(store.page_events(page, keep)?);
+        return Ok(store.page_events(page, stamps, keep)?);
     }
     let last_attempt = |event: &Event| event.last_attempt_at;
     let cursor_key = match &page.cursor {
@@ -74,6 +76,17 @@ fn gone_cursor(page: &PageRequest, id: &str) -> ApiError {
         parameter,
         format!("\"{id}\" is not in this list (deleted since)"),
     )
+}
+
+/// The events' `created_at` filter as a window of ids: its upper bound only,
+/// as an event is made at or after the time of the request (or job) whose
+/// stamp its id carries (`derived_id`).
+pub(super) fn event_stamps(query: &Query) -> ApiResult<StampWindow> {
+    let created = query.date_range("created_at")?.stamps();
+    Ok(StampWindow {
+        from_ms: None,
+        ..created
+    })
 }
 
 pub(super) fn event_filter(

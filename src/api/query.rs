@@ -12,7 +12,7 @@ use super::error::{ApiError, ApiResult};
 use crate::model::Payload;
 use crate::pipeline::filter::RequestFilter;
 use crate::pipeline::view::filter_root;
-use crate::store::{Cursor, Direction, PageRequest};
+use crate::store::{Cursor, Direction, PageRequest, StampWindow};
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -64,6 +64,14 @@ impl Range {
             .high
             .is_none_or(|(high, inclusive)| value < high || (inclusive && value == high));
         above && below
+    }
+
+    /// The window of times (ms, inclusive) the range allows, for a scan by id.
+    pub fn stamps(&self) -> StampWindow {
+        StampWindow {
+            from_ms: (self.low).map(|(low, inclusive)| low.saturating_add(u64::from(!inclusive))),
+            to_ms: (self.high).map(|(high, inclusive)| high.saturating_sub(u64::from(!inclusive))),
+        }
     }
 }
 

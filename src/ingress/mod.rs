@@ -106,6 +106,8 @@ struct Received {
     path_and_query: String,
     host: Option<String>,
     payload: Payload,
+    /// When its head was read: where its span starts. (The stored request
+    /// is received when it is accepted, at its id's time.)
     received_at: u64,
     verified: Option<bool>,
 }
@@ -481,12 +483,7 @@ fn new_request(
         status,
         rejection_cause: cause,
         verified: received.verified,
-        ..Request::received(
-            source_id,
-            source_name,
-            &received.payload,
-            received.received_at,
-        )
+        ..Request::received(source_id, source_name, &received.payload)
     }
 }
 

@@ -121,21 +121,19 @@ pub struct Request {
 
 impl Request {
     /// A new request of a source (None: unknown), for the `payload` received
-    /// at `received_at`: accepted and unverified until told otherwise.
-    pub fn received(
-        source_id: Option<&str>,
-        source_name: &str,
-        payload: &Payload,
-        received_at: u64,
-    ) -> Request {
+    /// now: accepted and unverified until told otherwise. It was received at
+    /// the time its id was made, exactly, so a time window of requests is a
+    /// range of ids (`StampWindow`).
+    pub fn received(source_id: Option<&str>, source_name: &str, payload: &Payload) -> Request {
+        let id = crate::ids::new_id("req");
         Request {
-            id: crate::ids::new_id("req"),
+            received_at: crate::ids::created_ms(&id).unwrap_or_default(),
+            id,
             source_id: source_id.map(str::to_string),
             source_name: source_name.to_string(),
             status: RequestStatus::Accepted,
             rejection_cause: None,
             verified: None,
-            received_at,
             method: payload.method.clone(),
             path: payload.path.clone(),
             query: payload.query.clone(),

@@ -60,7 +60,11 @@ impl Replay {
         if let Err(refusal) = self.admit(&source, &case.source, &mut payload, received_ms) {
             return Ok(Outcomes::Rejected(refusal.cause().as_str().to_string()));
         }
-        let request = Request::received(Some(&source.id), &case.source, &payload, received_ms);
+        // Rules see the case's time, not the replay's.
+        let request = Request {
+            received_at: received_ms,
+            ..Request::received(Some(&source.id), &case.source, &payload)
+        };
         let mut by_name = BTreeMap::new();
         for connection in self.catalog.connections_of(&source.id) {
             let event_id = derived_id("evt", &request.id, &connection.id);

@@ -307,7 +307,7 @@ mod tests {
         let bodies: Vec<Vec<u8>> = (0..10u8).map(|n| vec![b'a' + n; 30_000]).collect();
         for body in &bodies {
             let payload = payload(body.clone());
-            let request = Request::received(Some("src_shop"), "shop", &payload, 1);
+            let request = Request::received(Some("src_shop"), "shop", &payload);
             commit.commit(request, payload).await.unwrap();
         }
 
@@ -327,7 +327,7 @@ mod tests {
         drop(committed);
         assert_eq!(backlog.held_bytes(), 0);
         let again = payload(b"again".to_vec());
-        let request = Request::received(Some("src_shop"), "shop", &again, 1);
+        let request = Request::received(Some("src_shop"), "shop", &again);
         commit.commit(request, again.clone()).await.unwrap();
         assert_eq!(next(&router).payload, Some(again));
         commit.close().await;

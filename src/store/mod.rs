@@ -33,7 +33,7 @@ pub use disk::free_bytes;
 pub use job_index::{status_tags, JobPage, JobSelection, FAILED};
 pub use journal::{Location, SetAside};
 pub use object_times::ObjectTimes;
-pub use page::{Cursor, Direction, Page, PageRequest};
+pub use page::{Cursor, Direction, Page, PageRequest, StampWindow};
 pub use queue::{owns_entry, QueueEntry};
 pub use rejections::RejectionBudget;
 pub use retention::{Cutoffs, Swept};

@@ -5,6 +5,7 @@
 use super::{Result, Store, StoreError};
 use crate::model::{Attempt, Bookmark, Event, Execution, IgnoredEvent, Request};
 use serde::de::DeserializeOwned;
+use std::cmp::Ordering;
 use std::ops::Bound;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,11 +45,70 @@ pub struct Page<T> {
     pub prev: Option<String>,
 }
 
+/// A lower and an upper bound on a tree's keys.
+type KeyBounds = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
+/// Bounds that keep every key.
+const EVERY_KEY: KeyBounds = (Bound::Unbounded, Bound::Unbounded);
+
 type Entries = Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>;
 
+/// The ids a page may hold, by the time (ms, inclusive) in their stamp: a
+/// time filter that agrees with the ids' order narrows a scan to the keys it
+/// can match instead of reading every newer record to reach them. Exact for
+/// requests (received at their id's time) and, as an upper bound, for
+/// events (made after the request whose stamp their id carries).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StampWindow {
+    pub from_ms: Option<u64>,
+    pub to_ms: Option<u64>,
+}
+
+impl StampWindow {
+    /// Every id.
+    pub const ALL: StampWindow = StampWindow {
+        from_ms: None,
+        to_ms: None,
+    };
+
+    /// The ids in both windows.
+    pub fn and(self, other: StampWindow) -> StampWindow {
+        let tighter = |a: Option<u64>, b: Option<u64>, pick: fn(u64, u64) -> u64| match (a, b) {
+            (Some(a), Some(b)) => Some(pick(a, b)),
+            (a, b) => a.or(b),
+        };
+        StampWindow {
+            from_ms: tighter(self.from_ms, other.from_ms, u64::max),
+            to_ms: tighter(self.to_ms, other.to_ms, u64::min),
+        }
+    }
+
+    /// The keys of the ids (`req_…`) whose stamp falls in the window.
+    fn keys(&self, id_prefix: &str) -> KeyBounds {
+        // A stamp is the time shifted left by 16; later times do not fit.
+        const LAST_MS: u64 = u64::MAX >> 16;
+        let key = |ms: u64| format!("{id_prefix}_{:016x}", ms << 16).into_bytes();
+        let lower = match self.from_ms {
+            Some(ms) => Bound::Included(key(ms.min(LAST_MS))),
+            None => Bound::Unbounded,
+        };
+        let upper = match self.to_ms {
+            Some(ms) if ms < LAST_MS => Bound::Excluded(key(ms + 1)),
+            _ => Bound::Unbounded,
+        };
+        (lower, upper)
+    }
+}
+
 /// The entries under `prefix` from `from` (an id under it, exclusive) going
-/// forward (`ascending`) or backward.
-fn scan(tree: &sled::Tree, prefix: &str, from: Option<&str>, ascending: bool) -> Entries {
+/// forward (`ascending`) or backward, within `window` (key bounds).
+fn scan(
+    tree: &sled::Tree,
+    prefix: &str,
+    from: Option<&str>,
+    ascending: bool,
+    window: &KeyBounds,
+) -> Entries {
     let key = |id: &str| format!("{prefix}{id}").into_bytes();
     let lower = match from {
         Some(id) if ascending => Bound::Excluded(key(id)),
@@ -58,11 +118,45 @@ fn scan(tree: &sled::Tree, prefix: &str, from: Option<&str>, ascending: bool) ->
         Some(id) if !ascending => Bound::Excluded(key(id)),
         _ => past_prefix(prefix),
     };
+    let lower = tighter(lower, window.0.clone(), Ordering::Greater);
+    let upper = tighter(upper, window.1.clone(), Ordering::Less);
+    if is_empty(&lower, &upper) {
+        return Box::new(std::iter::empty());
+    }
     let entries = tree.range::<Vec<u8>, _>((lower, upper));
     if ascending {
         Box::new(entries)
     } else {
         Box::new(entries.rev())
+    }
+}
+
+/// Of two bounds on the same side, the one that lets fewer keys through:
+/// the larger key for a lower bound (`Greater`), the smaller for an upper.
+fn tighter(a: Bound<Vec<u8>>, b: Bound<Vec<u8>>, inward: Ordering) -> Bound<Vec<u8>> {
+    match (&a, &b) {
+        (Bound::Unbounded, _) => b,
+        (_, Bound::Unbounded) => a,
+        (Bound::Included(x) | Bound::Excluded(x), Bound::Included(y) | Bound::Excluded(y)) => {
+            match x.cmp(y) {
+                Ordering::Equal if matches!(b, Bound::Excluded(_)) => b,
+                Ordering::Equal => a,
+                order if order == inward => a,
+                _ => b,
+            }
+        }
+    }
+}
+
+/// Whether no key lies between the bounds (sled's range wants lower <= upper).
+fn is_empty(lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>) -> bool {
+    match (lower, upper) {
+        (Bound::Included(low), Bound::Included(high)) => low > high,
+        (
+            Bound::Included(low) | Bound::Excluded(low),
+            Bound::Included(high) | Bound::Excluded(high),
+        ) => low >= high,
+        _ => false,
     }
 }
 
@@ -106,7 +200,7 @@ fn page<T: DeserializeOwned>(
     request: &PageRequest,
     keep: &dyn Fn(&T) -> bool,
 ) -> Result<Page<T>> {
-    page_under(tree, "", request, keep)
+    page_under(tree, "", request, keep, &EVERY_KEY)
 }
 
 /// `page` over the entries whose key is `prefix ++ id`; cursors are the ids.
@@ -115,22 +209,36 @@ fn page_under<T: DeserializeOwned>(
     prefix: &str,
     request: &PageRequest,
     keep: &dyn Fn(&T) -> bool,
+    window: &KeyBounds,
 ) -> Result<Page<T>> {
     let forward = request.dir == Direction::Asc;
     let limit = request.limit.max(1);
     let (found, more, backwards) = match &request.cursor {
         Cursor::Start => {
-            let (found, more) = collect(scan(tree, prefix, None, forward), prefix, limit, keep)?;
+            let (found, more) = collect(
+                scan(tree, prefix, None, forward, window),
+                prefix,
+                limit,
+                keep,
+            )?;
             (found, more, false)
         }
         Cursor::Next(id) => {
-            let (found, more) =
-                collect(scan(tree, prefix, Some(id), forward), prefix, limit, keep)?;
+            let (found, more) = collect(
+                scan(tree, prefix, Some(id), forward, window),
+                prefix,
+                limit,
+                keep,
+            )?;
             (found, more, false)
         }
         Cursor::Prev(id) => {
-            let (found, more) =
-                collect(scan(tree, prefix, Some(id), !forward), prefix, limit, keep)?;
+            let (found, more) = collect(
+                scan(tree, prefix, Some(id), !forward, window),
+                prefix,
+                limit,
+                keep,
+            )?;
             (found, more, true)
         }
     };
@@ -243,20 +351,24 @@ impl Store {
         count(&self.ignored_events, keep)
     }
 
+    /// A page of the requests `keep` accepts among those `stamps` allows.
     pub fn page_requests(
         &self,
         request: &PageRequest,
+        stamps: StampWindow,
         keep: &dyn Fn(&Request) -> bool,
     ) -> Result<Page<Request>> {
-        page(&self.requests, request, keep)
+        page_under(&self.requests, "", request, keep, &stamps.keys("req"))
     }
 
+    /// A page of the events `keep` accepts among those `stamps` allows.
     pub fn page_events(
         &self,
         request: &PageRequest,
+        stamps: StampWindow,
         keep: &dyn Fn(&Event) -> bool,
     ) -> Result<Page<Event>> {
-        page(&self.events, request, keep)
+        page_under(&self.events, "", request, keep, &stamps.keys("evt"))
     }
 
     /// A page of the events `keep` accepts, sorted by `sort_key` (see
@@ -321,7 +433,13 @@ impl Store {
         request: &PageRequest,
         keep: &dyn Fn(&Execution) -> bool,
     ) -> Result<Page<Execution>> {
-        page_under(&self.executions, transformation_id, request, keep)
+        page_under(
+            &self.executions,
+            transformation_id,
+            request,
+            keep,
+            &EVERY_KEY,
+        )
     }
 }
 
@@ -473,5 +591,82 @@ mod tests {
         )
         .unwrap();
         assert_eq!((rest.items, rest.next), (vec![6, 8], None));
+    }
+
+    /// A tree of `req_…` ids, one per millisecond from 1,000 to 1,019, each
+    /// holding its millisecond.
+    fn stamped_tree() -> (tempfile::TempDir, sled::Tree) {
+        let dir = tempfile::tempdir().unwrap();
+        let tree = sled::open(dir.path()).unwrap().open_tree("t").unwrap();
+        for ms in 1_000u64..1_020 {
+            tree.insert(stamped_id(ms), serde_json::to_vec(&ms).unwrap())
+                .unwrap();
+        }
+        (dir, tree)
+    }
+
+    fn stamped_id(ms: u64) -> String {
+        format!("req_{:016x}{ms:08x}", (ms << 16) + 7)
+    }
+
+    #[test]
+    fn a_stamp_window_reads_only_the_ids_of_its_times_in_both_directions() {
+        let (_dir, tree) = stamped_tree();
+        let window = StampWindow {
+            from_ms: Some(1_005),
+            to_ms: Some(1_012),
+        }
+        .keys("req");
+        for dir in [Direction::Asc, Direction::Desc] {
+            let read = std::cell::Cell::new(0);
+            let counted = |_: &u64| {
+                read.set(read.get() + 1);
+                true
+            };
+            let mut request = ask(dir, Cursor::Start);
+            request.limit = 100;
+            let found = page_under(&tree, "", &request, &counted, &window).unwrap();
+            let mut times = found.items.clone();
+            times.sort();
+            assert_eq!(times, (1_005..=1_012).collect::<Vec<u64>>());
+            assert_eq!(read.get(), 8, "records outside the window were read");
+            // A cursor inside the window pages on within it.
+            let cursor = Cursor::Next(stamped_id(found.items[2]));
+            let rest = page_under(&tree, "", &ask(dir, cursor), &|_: &u64| true, &window).unwrap();
+            assert_eq!(rest.items.len(), 3);
+            assert!(rest.items.iter().all(|ms| (1_005..=1_012).contains(ms)));
+        }
+    }
+
+    #[test]
+    fn windows_intersect_and_an_empty_one_finds_nothing() {
+        let (_dir, tree) = stamped_tree();
+        let late = StampWindow {
+            from_ms: Some(1_015),
+            to_ms: None,
+        };
+        let early = StampWindow {
+            from_ms: None,
+            to_ms: Some(1_003),
+        };
+        assert_eq!(
+            late.and(early),
+            StampWindow {
+                from_ms: Some(1_015),
+                to_ms: Some(1_003)
+            }
+        );
+        let all = |_: &u64| true;
+        let start = ask(Direction::Asc, Cursor::Start);
+        let none = page_under(&tree, "", &start, &all, &late.and(early).keys("req")).unwrap();
+        assert!(none.items.is_empty());
+        let beyond = StampWindow {
+            from_ms: Some(u64::MAX),
+            to_ms: Some(u64::MAX),
+        };
+        assert!(page_under(&tree, "", &start, &all, &beyond.keys("req"))
+            .unwrap()
+            .items
+            .is_empty());
     }
 }

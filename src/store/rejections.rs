@@ -233,7 +233,7 @@ mod tests {
         let request = Request {
             status: RequestStatus::Rejected,
             rejection_cause: Some(RejectionCause::VerificationFailed),
-            ..Request::received(source_id, "shop", &payload, crate::ids::now_ms())
+            ..Request::received(source_id, "shop", &payload)
         };
         (request, payload)
     }

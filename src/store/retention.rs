@@ -385,7 +385,7 @@ mod tests {
         };
         let request = Request {
             status: RequestStatus::Accepted,
-            ..Request::received(Some("src_shop"), "shop", &payload, now_ms())
+            ..Request::received(Some("src_shop"), "shop", &payload)
         };
         let request = Request {
             id: id.clone(),

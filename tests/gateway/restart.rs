@@ -103,7 +103,7 @@ fn accepted(body: &str) -> (Request, Payload) {
         headers: vec![("content-type".into(), "application/json".into())],
         body: body.as_bytes().to_vec(),
     };
-    let request = Request::received(Some(&named_id("src", "shop")), "shop", &payload, now_ms());
+    let request = Request::received(Some(&named_id("src", "shop")), "shop", &payload);
     (request, payload)
 }
 
