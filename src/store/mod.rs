@@ -52,6 +52,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
 
+/// Told of an event that has just become terminal (for metrics).
+pub type EndedObserver = Box<dyn Fn(&Event) + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store: {0}")]
@@ -218,6 +221,8 @@ pub struct StoreState {
     /// it (see `holding`). Taken before any of `event_updates`, never after.
     parent_updates: [Mutex<()>; EVENT_LOCK_STRIPES],
     event_feed: broadcast::Sender<Event>,
+    /// Told of every event as it becomes terminal (see `observe_ended_events`).
+    ended_observer: std::sync::OnceLock<EndedObserver>,
     /// Ids of requests as their routing completes.
     routed_feed: broadcast::Sender<String>,
     /// Every change to a webhook job, as it is saved.
@@ -318,6 +323,7 @@ impl Store {
             event_updates: std::array::from_fn(|_| Mutex::new(())),
             parent_updates: std::array::from_fn(|_| Mutex::new(())),
             event_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
+            ended_observer: std::sync::OnceLock::new(),
             routed_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             job_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             sweep_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
@@ -398,6 +404,14 @@ impl Store {
     pub fn flush_grouped(&self) -> Result<()> {
         self.group_flush.flush(|| self.db.flush().map(drop))?;
         Ok(())
+    }
+
+    /// Tells `observer` of every event as it becomes terminal (SUCCESSFUL or
+    /// FAILED), whatever ends it: an attempt, a cancellation, a mute, its
+    /// endpoint's deletion. Every such change goes through `update_event`, so
+    /// this is the one place they are all seen. Only the first observer is kept.
+    pub fn observe_ended_events(&self, observer: EndedObserver) {
+        let _ = self.ended_observer.set(observer);
     }
 
     /// Every change to an event, as it is saved (for tests, and later live views).
@@ -512,6 +526,7 @@ impl Store {
             return Ok(None);
         };
         let queued_at = event.next_attempt_at;
+        let was_terminal = event.status.is_terminal();
         let (queue_move, result) = change(&mut event)?;
         event.updated_at = Some(crate::ids::now_ms());
         match queue_move {
@@ -534,6 +549,11 @@ impl Store {
             (QueueMove::Out, None) | (QueueMove::Stay, _) => {}
         }
         stored(&event, &result);
+        if !was_terminal && event.status.is_terminal() {
+            if let Some(observe) = self.ended_observer.get() {
+                observe(&event);
+            }
+        }
         self.publish(&event);
         Ok(Some((event, result)))
     }
