@@ -26,6 +26,7 @@ mod request_record;
 mod requests;
 mod retention;
 mod secrets;
+mod tally;
 
 pub use attempts::{stays_inline, SettledNow};
 pub use commit::{Backlog, BacklogShare, BatchObserver, CommitError, CommitLog, Committed};
@@ -41,8 +42,8 @@ pub use retention::{Cutoffs, Swept};
 use crate::config::ApiObject;
 use crate::ids::named_id;
 use crate::model::{
-    AttemptTrigger, Bookmark, BulkRetry, Event, EventStatus, Execution, IgnoredEvent, Payload,
-    Request, TransformationObject,
+    AttemptTrigger, Bookmark, BulkRetry, BulkStatus, Event, EventStatus, Execution, IgnoredEvent,
+    IssueStatus, Payload, Request, TransformationObject,
 };
 use crate::pipeline::dedup::{Claim, Sighting};
 use crate::sealing::{Sealer, SecretsKey};
@@ -180,6 +181,8 @@ pub struct StoreState {
     /// `connection id ++ event id` → due ms: events held by a paused connection.
     held: sled::Tree,
     bulk_retries: sled::Tree,
+    /// Bulk retries in status RUNNING.
+    running_bulk_retries: tally::Tally<BulkRetry, ()>,
     bookmarks: sled::Tree,
     transformations: sled::Tree,
     /// Name → id of stored transformations: a renamed one keeps its id, so
@@ -188,6 +191,8 @@ pub struct StoreState {
     /// `transformation id ++ execution id` → execution.
     executions: sled::Tree,
     issues: sled::Tree,
+    /// Issues in status OPENED, by type.
+    open_issues: tally::Tally<crate::model::Issue, crate::model::IssueType>,
     issue_triggers: sled::Tree,
     /// Aggregation key → the issue that collects its occurrences.
     issue_keys: sled::Tree,
@@ -276,6 +281,7 @@ impl Store {
             .map(|key| Ok(String::from_utf8_lossy(&key?).into_owned()))
             .collect::<Result<_>>()?;
         let rejections = db.open_tree("rejections")?;
+        let (issues, bulk_retries) = (db.open_tree("issues")?, db.open_tree("bulk_retries")?);
         let state = StoreState {
             rejection_ledger: rejections::RejectionLedger::load(&rejections)?,
             rejections,
@@ -300,14 +306,20 @@ impl Store {
             queue: db.open_tree("queue")?,
             fingerprints: db.open_tree("fingerprints")?,
             held: db.open_tree("held")?,
-            bulk_retries: db.open_tree("bulk_retries")?,
+            running_bulk_retries: tally::Tally::load(&bulk_retries, |bulk: &BulkRetry| {
+                (bulk.status == BulkStatus::Running).then_some(())
+            })?,
+            bulk_retries,
             api_objects: db.open_tree("api_objects")?,
             object_times: db.open_tree("object_times")?,
             bookmarks: db.open_tree("bookmarks")?,
             transformations: db.open_tree("transformations")?,
             transformation_names: db.open_tree("transformation_names")?,
             executions: db.open_tree("executions")?,
-            issues: db.open_tree("issues")?,
+            open_issues: tally::Tally::load(&issues, |issue: &crate::model::Issue| {
+                (issue.status == IssueStatus::Opened).then_some(issue.kind)
+            })?,
+            issues,
             issue_triggers: db.open_tree("issue_triggers")?,
             issue_keys: db.open_tree("issue_keys")?,
             applications: db.open_tree("applications")?,
@@ -827,11 +839,17 @@ impl Store {
     // --- bulk retries ---------------------------------------------------------
 
     pub fn save_bulk_retry(&self, bulk: &BulkRetry) -> Result<()> {
-        put(&self.bulk_retries, &bulk.id, bulk)
+        self.running_bulk_retries
+            .save(&self.bulk_retries, &bulk.id, bulk)
     }
 
     pub fn bulk_retry(&self, id: &str) -> Result<Option<BulkRetry>> {
         get(&self.bulk_retries, id)
+    }
+
+    /// How many bulk retries are RUNNING (kept as they are saved: no scan).
+    pub fn running_bulk_retries(&self) -> u64 {
+        self.running_bulk_retries.count(())
     }
 
     /// Every bulk retry, oldest first.

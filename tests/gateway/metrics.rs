@@ -615,3 +615,34 @@ async fn deliveries_ended_without_an_attempt_are_counted_as_finished() {
     );
     assert_eq!(scrape.sum("hookgate_events_finished_total"), 3.0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn open_issues_are_counted_as_they_open_and_close_and_after_a_restart() {
+    let failing = Sink::start(Reply::Status(500)).await;
+    let config = format!(
+        "[[sources]]\nname = \"shop\"\n{}{}",
+        route("shop", "orders", &failing.url("/"), ""),
+        route("shop", "billing", &failing.url("/"), "")
+    );
+    let gw = TestGateway::start(&config).await;
+    let open = |scrape: &Scrape| scrape.value("hookgate_open_issues", &[("type", "delivery")]);
+    let trigger = json!({ "name": "failing", "type": "delivery",
+        "configs": { "strategy": "first_attempt", "connections": "*" } });
+    let created = gw.api_send(Method::POST, "/issue-triggers", trigger).await;
+    assert_eq!(created.0, 200);
+    assert_eq!(gw.post("/e/shop", "{}").await.0, 200);
+    // An issue is stored before its failed event is announced.
+    gw.wait_events(2, |e| e.status == EventStatus::Failed).await;
+    assert_eq!(open(&Scrape::of(&gw).await), 2.0);
+
+    let issue = gw.gateway.store.issues().next().unwrap().unwrap();
+    let resolve = format!("/issues/{}", issue.id);
+    let (status, resolved) = gw
+        .api_send(Method::PUT, &resolve, json!({ "status": "RESOLVED" }))
+        .await;
+    assert_eq!(status, 200, "{resolved}");
+    assert_eq!(open(&Scrape::of(&gw).await), 1.0);
+
+    let gw = gw.restart(&config).await;
+    assert_eq!(open(&Scrape::of(&gw).await), 1.0);
+}
