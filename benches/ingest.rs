@@ -46,6 +46,14 @@
 //! the order A B B A, and prints the throughput ratio (issue 20: at most 2 %
 //! less; `--metrics-ab --seconds 5`).
 //!
+//! `--requests N` / `HOOKGATE_BENCH_REQUESTS` is a fixed workload instead,
+//! for instruction counts under valgrind (deterministic where throughput on
+//! a shared machine is not): N requests one at a time on one connection (each
+//! journal batch holds one) to one fresh gateway, then the drain; with
+//! `--metrics-off` / `HOOKGATE_BENCH_METRICS_OFF=1` its `metrics_listen` is
+//! `""`. Two runs of different N give the instructions per request (start-up
+//! and shutdown cancel out); see BENCHMARKS.md, "Metrics: on against off".
+//!
 //! Diagnostics: `--no-connection` / `HOOKGATE_BENCH_NO_CONNECTION=1` gives the
 //! source no connection, so hookgate only stores what it acknowledges (no
 //! events, no delivery, no drain): ingest + group commit alone.
@@ -92,6 +100,15 @@ fn main() {
     let server_rt = support::runtime("bench-server", settings.server_threads);
     let load_rt = support::runtime("bench-load", settings.client_threads);
     let body = json_body(BODY_BYTES);
+    if let Some(requests) = settings.requests {
+        println!("\nhookgate ingest, {requests} requests one at a time");
+        let (load, drain) = run_hookgate(&server_rt, &load_rt, &settings, &body);
+        load.print();
+        drain.iter().for_each(DrainReport::print);
+        load_rt.shutdown_timeout(Duration::from_secs(5));
+        server_rt.shutdown_timeout(Duration::from_secs(5));
+        return;
+    }
     if settings.jobs || settings.metrics_ab {
         match settings.jobs {
             true => compare_jobs_with_ingress(&server_rt, &load_rt, &settings, &body),
@@ -334,6 +351,8 @@ struct Settings {
     metrics_ab: bool,
     /// Whether the gateway collects metrics (`server.metrics_listen` on).
     metrics: bool,
+    /// A fixed count of requests, one at a time, instead of timed phases.
+    requests: Option<u64>,
 }
 
 impl Settings {
@@ -361,7 +380,23 @@ impl Settings {
             jobs: support::flag(args, "--jobs", "HOOKGATE_BENCH_JOBS"),
             fan_out: number("--fan-out", "HOOKGATE_BENCH_FAN_OUT", 1.0).max(1.0) as usize,
             metrics_ab: support::flag(args, "--metrics-ab", "HOOKGATE_BENCH_METRICS_AB"),
-            metrics: true,
+            metrics: !support::flag(args, "--metrics-off", "HOOKGATE_BENCH_METRICS_OFF"),
+            requests: Some(number("--requests", "HOOKGATE_BENCH_REQUESTS", 0.0) as u64)
+                .filter(|requests| *requests > 0),
+        }
+        .one_at_a_time()
+    }
+
+    /// With `requests`: one connection, no warm-up, no time limit.
+    fn one_at_a_time(self) -> Settings {
+        match self.requests {
+            Some(_) => Settings {
+                connections: 1,
+                warmup: Duration::ZERO,
+                measured: Duration::from_secs(24 * 3600),
+                ..self
+            },
+            None => self,
         }
     }
 }
@@ -654,15 +689,21 @@ fn load_source(
                     request: request.clone(),
                     measure_from,
                     measure_until,
+                    requests: settings.requests,
                 };
                 tokio::spawn(connection_loop(window))
             })
             .collect();
         // Look at the server's sockets near the end of the window: a keep-alive
         // regression shows as fresh connections and a pile of TIME_WAIT.
-        let probe_at = measure_until - settings.measured.min(Duration::from_millis(500));
-        tokio::time::sleep_until(probe_at.into()).await;
-        let sockets = SocketCount::of_port(addr.port());
+        let sockets = match settings.requests {
+            Some(_) => None,
+            None => {
+                let probe_at = measure_until - settings.measured.min(Duration::from_millis(500));
+                tokio::time::sleep_until(probe_at.into()).await;
+                SocketCount::of_port(addr.port())
+            }
+        };
         let mut tallies = Vec::with_capacity(tasks.len());
         for task in tasks {
             tallies.push(task.await.expect("load task"));
@@ -676,7 +717,7 @@ fn load_source(
         transport_errors: 0,
         first_error: None,
         acknowledged: 0,
-        window: settings.measured,
+        window: settings.measured.min(load_ended - load_started),
         latencies_ns: Vec::new(),
         load_started,
         load_ended,
@@ -701,6 +742,8 @@ struct Window {
     request: Arc<[u8]>,
     measure_from: Instant,
     measure_until: Instant,
+    /// Stop once this many are acknowledged (`--requests`).
+    requests: Option<u64>,
 }
 
 /// Sends the window's request on `connection`, opened first if need be and
@@ -727,7 +770,8 @@ async fn connection_loop(window: Window) -> ConnectionTally {
     let mut connection = None;
     loop {
         let started = Instant::now();
-        if started >= window.measure_until {
+        let sent_all = window.requests.is_some_and(|n| tally.acknowledged >= n);
+        if started >= window.measure_until || sent_all {
             return tally;
         }
         let outcome = exchange(&mut connection, &window).await;

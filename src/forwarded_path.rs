@@ -109,7 +109,7 @@ fn fully_decoded(path: &str) -> Option<String> {
     (percent_decoded(&current) == current).then_some(current)
 }
 
-fn percent_decoded(text: &str) -> String {
+pub(crate) fn percent_decoded(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut decoded = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -104,6 +104,7 @@ impl Gateway {
             // Nothing reads them without the listener.
             config.server.metrics_listen.is_some(),
         );
+        store.observe_ended_events(metrics.ended_events());
         let telemetry = Telemetry::start(config.otlp_endpoint.as_ref())?;
         let scheduler = Scheduler::start(
             store.clone(),

@@ -7,19 +7,25 @@
 //! call returns at once. Attributes are config names and ids, gateway ids and
 //! outcomes: never bodies, headers or secrets.
 
+use crate::forwarded_path::percent_decoded;
 use crate::model::{Attempt, AttemptStatus, Connection, Destination, Source, WebhookJob};
 use crate::trace_context::TraceContext;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
 use opentelemetry::trace::{
     Span, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
     Tracer, TracerProvider,
 };
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::runtime::Tokio;
 use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
-use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider, SpanData, SpanExporter};
 use opentelemetry_sdk::Resource;
-use std::time::SystemTime;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
 use url::Url;
 
 /// Where spans go; a `Telemetry::default()` exports nothing.
@@ -44,12 +50,15 @@ impl Telemetry {
         let Some(endpoint) = endpoint else {
             return Ok(Telemetry::default());
         };
+        let (endpoint, headers) = credentials_as_header(endpoint);
         let traces = format!("{}/v1/traces", endpoint.as_str().trim_end_matches('/'));
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
             .with_endpoint(traces)
+            .with_headers(headers)
             .build()?;
+        let exporter = Reported::new(exporter);
         let provider = SdkTracerProvider::builder()
             .with_span_processor(BatchSpanProcessor::builder(exporter, Tokio).build())
             .with_resource(Resource::builder().with_service_name("hookgate").build())
@@ -221,6 +230,94 @@ impl Telemetry {
     }
 }
 
+/// The endpoint without its user name and password, which go in an
+/// `authorization: Basic` header instead: an export error names the URL it
+/// was sent to, and a logged error must not hold the collector's password.
+fn credentials_as_header(endpoint: &Url) -> (Url, HashMap<String, String>) {
+    let mut headers = HashMap::new();
+    if endpoint.username().is_empty() && endpoint.password().is_none() {
+        return (endpoint.clone(), headers);
+    }
+    let user = percent_decoded(endpoint.username());
+    let password = percent_decoded(endpoint.password().unwrap_or(""));
+    let credentials = BASE64.encode(format!("{user}:{password}"));
+    headers.insert("authorization".into(), format!("Basic {credentials}"));
+    let mut bare = endpoint.clone();
+    // Cannot fail: the URL is http(s) with a host (checked with the config).
+    let _ = bare.set_username("");
+    let _ = bare.set_password(None);
+    (bare, headers)
+}
+
+/// The OTLP exporter, whose failures are logged here: once when exports
+/// start failing (not for every batch, nor every span), once when they work
+/// again. The SDK is told every export went well, or it would log each
+/// failed batch itself.
+#[derive(Debug)]
+struct Reported<E> {
+    exporter: E,
+    failing: AtomicBool,
+}
+
+impl<E> Reported<E> {
+    fn new(exporter: E) -> Reported<E> {
+        Reported {
+            exporter,
+            failing: AtomicBool::new(false),
+        }
+    }
+}
+
+impl<E: SpanExporter> SpanExporter for Reported<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let spans = batch.len();
+        match self.exporter.export(batch).await {
+            Ok(()) if self.failing.swap(false, Ordering::Relaxed) => {
+                tracing::info!("spans are exported to the OTLP endpoint again");
+            }
+            Ok(()) => {}
+            Err(error) if !self.failing.swap(true, Ordering::Relaxed) => {
+                tracing::warn!(
+                    %error,
+                    spans,
+                    "spans could not be exported to the OTLP endpoint; they are dropped, and \
+                     further failures are not logged until an export succeeds"
+                );
+            }
+            Err(_) => {}
+        }
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&mut self, timeout: Duration) -> OTelSdkResult {
+        self.exporter.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&mut self) -> OTelSdkResult {
+        self.exporter.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.exporter.set_resource(resource);
+    }
+}
+
 fn at_ms(ms: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms)
+    SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_collectors_credentials_go_in_a_header_not_the_url() {
+        let endpoint = Url::parse("https://otel:p%40ss@collector:4318/base").unwrap();
+        let (bare, headers) = credentials_as_header(&endpoint);
+        assert_eq!(bare.as_str(), "https://collector:4318/base");
+        // base64("otel:p@ss")
+        assert_eq!(headers["authorization"], "Basic b3RlbDpwQHNz");
+        let plain = Url::parse("http://collector:4318").unwrap();
+        assert_eq!(credentials_as_header(&plain), (plain, HashMap::new()));
+    }
 }

@@ -117,7 +117,7 @@ pub(super) async fn deliver(
         "delivery attempt"
     );
     let mut wait = RECORD_AGAIN_FIRST;
-    while let Err(error) = settle(&shared, &destination, &event, attempt.clone()).await {
+    while let Err(error) = settle(&shared, &event, attempt.clone()).await {
         tracing::error!(
             %error,
             event_id = event.id,
@@ -336,12 +336,7 @@ fn record(
 /// Records the attempt, then moves the event on: done, retried later, or failed
 /// for good. The event is re-read when it is updated, so a change the API made
 /// meanwhile (mute, manual retry) is kept.
-async fn settle(
-    shared: &Arc<Shared>,
-    destination: &Destination,
-    event: &Event,
-    attempt: Attempt,
-) -> Result<(), StoreError> {
+async fn settle(shared: &Arc<Shared>, event: &Event, attempt: Attempt) -> Result<(), StoreError> {
     let policy = retry_policy(shared, event);
     let requeues_at_start = event.requeues;
     let attempt = if settles_at_once(event, &attempt) {
@@ -354,19 +349,14 @@ async fn settle(
             |event, attempt| shared.issues.attempt_settled(event, attempt),
         );
         match now {
-            SettledNow::Settled(settled) => {
-                if let Some((event, ())) = settled? {
-                    shared.metrics.event_settled(destination, event.status);
-                }
-                return Ok(());
-            }
+            SettledNow::Settled(settled) => return settled.map(|_| ()),
             SettledNow::Busy(attempt) => attempt,
         }
     } else {
         attempt
     };
     let (store, issues) = (shared.store.clone(), shared.issues.clone());
-    let status = blocking(move || {
+    blocking(move || {
         let settled = store.settle_attempt(
             attempt,
             |event, attempt| {
@@ -390,13 +380,9 @@ async fn settle(
             }
             _ => {}
         }
-        Ok(settled.map(|(event, ())| event.status))
+        Ok(())
     })
-    .await?;
-    if let Some(status) = status {
-        shared.metrics.event_settled(destination, status);
-    }
-    Ok(())
+    .await
 }
 
 /// Whether an attempt is settled on the runtime thread, where it finished

@@ -5,15 +5,15 @@
 //! destination's queue, which is ordered by due time),
 //! `hookgate_circuit_state{destination,state}` (in memory),
 //! `hookgate_router_lag_requests` (in memory), `hookgate_paused_connections`,
-//! `hookgate_open_issues{type}` and `hookgate_bulk_retries_in_progress` (issues
-//! and bulk retries are few: one per trigger and destination, one per bulk
-//! request), and the data directory's size and free space
-//! (`hookgate_data_dir_bytes`, `hookgate_data_dir_free_bytes`).
+//! `hookgate_open_issues{type}` and `hookgate_bulk_retries_in_progress` (counts
+//! the store keeps as issues and bulk retries are saved), and the data
+//! directory's size and free space (`hookgate_data_dir_bytes`,
+//! `hookgate_data_dir_free_bytes`).
 
 use super::Watched;
 use crate::delivery::{CircuitState, Circuits};
 use crate::ids::now_ms;
-use crate::model::{BulkStatus, Catalog, Destination, IssueStatus, IssueType};
+use crate::model::{Catalog, Destination, IssueType};
 use crate::store::{free_bytes, Store};
 use arc_swap::ArcSwap;
 use prometheus::core::{Collector, Desc};
@@ -150,11 +150,12 @@ impl AtScrape {
         gauges
             .router_lag
             .set(self.store.router_lag().try_into().unwrap_or(i64::MAX));
-        let mut running = 0;
-        for bulk in self.store.bulk_retries() {
-            running += i64::from(bulk?.status == BulkStatus::Running);
-        }
-        gauges.bulk_retries.set(running);
+        gauges.bulk_retries.set(
+            self.store
+                .running_bulk_retries()
+                .try_into()
+                .unwrap_or(i64::MAX),
+        );
         let paused = catalog
             .connections()
             .iter()
@@ -169,16 +170,7 @@ impl AtScrape {
             gauges
                 .open_issues
                 .with_label_values(&[type_name(kind)])
-                .set(0);
-        }
-        for issue in self.store.issues() {
-            let issue = issue?;
-            if issue.status == IssueStatus::Opened {
-                gauges
-                    .open_issues
-                    .with_label_values(&[type_name(issue.kind)])
-                    .inc();
-            }
+                .set(self.store.open_issues(kind).try_into().unwrap_or(i64::MAX));
         }
         Ok(())
     }

@@ -15,8 +15,8 @@ pub use rolling::{MinuteRates, Rates, MINUTES};
 pub use server::serve;
 
 use crate::delivery::{Circuits, DeliveryResponse};
-use crate::model::{Catalog, Connection, Destination, EventStatus, RejectionCause, Source};
-use crate::store::{BatchObserver, Store};
+use crate::model::{Catalog, Connection, Destination, Event, RejectionCause, Source};
+use crate::store::{BatchObserver, EndedObserver, Store};
 use arc_swap::ArcSwap;
 use prometheus::core::Collector;
 use prometheus::{
@@ -114,6 +114,8 @@ pub struct Metrics {
     journal_batch_duration: Histogram,
     /// The console's live rates, counted even when `collecting` is off.
     rates: Rates,
+    /// Names the destination of an event that ended (`ended_events`).
+    catalog: Arc<ArcSwap<Catalog>>,
 }
 
 /// An attempt being sent: counted in flight until dropped (answered, or
@@ -203,7 +205,7 @@ impl Metrics {
             events_finished: counter(
                 &registry,
                 "events_finished_total",
-                "Events (and webhook job deliveries) ended by an attempt, by destination and status (SUCCESSFUL, FAILED).",
+                "Events (and webhook job deliveries) ended, by an attempt or without one (cancelled, muted, endpoint deleted), by destination and status (SUCCESSFUL, FAILED).",
                 &["destination", "status"],
             ),
             webhook_jobs: counter(
@@ -230,6 +232,7 @@ impl Metrics {
             )
             .with_label_values(&[]),
             rates: Rates::default(),
+            catalog: watched.catalog.clone(),
             registry,
         };
         gauge(
@@ -345,14 +348,29 @@ impl Metrics {
             .inc();
     }
 
-    /// An attempt was recorded, and its event is now in `status`: counted
-    /// when that ends it.
-    pub fn event_settled(&self, destination: &Destination, status: EventStatus) {
-        if !self.collecting || !status.is_terminal() {
-            return;
-        }
+    /// What the store tells of every event as it becomes terminal, however
+    /// it ends (an attempt, a cancellation, a mute, its endpoint's deletion).
+    /// It holds the metrics weakly: the store outlives no gateway because of it.
+    pub fn ended_events(self: &Arc<Self>) -> EndedObserver {
+        let metrics = Arc::downgrade(self);
+        Box::new(move |event| {
+            if let Some(metrics) = metrics.upgrade().filter(|metrics| metrics.collecting) {
+                metrics.event_ended(event);
+            }
+        })
+    }
+
+    fn event_ended(&self, event: &Event) {
+        let catalog = self.catalog.load();
+        // An endpoint deleted meanwhile is no longer served: its id names it.
+        let destination = catalog
+            .destination(&event.destination_id)
+            .or_else(|| catalog.target(&event.destination_id))
+            .map_or(event.destination_id.as_str(), |destination| {
+                destination.name.as_str()
+            });
         self.events_finished
-            .with_label_values(&[&destination.name, status.as_str()])
+            .with_label_values(&[destination, event.status.as_str()])
             .inc();
     }
 

@@ -1,25 +1,28 @@
 //! The console's live rates: per connection events created, per destination
 //! attempts, successes and latency, in 60 one-minute buckets kept in memory
 //! (no store scan). Counted whether or not `/metrics` is served: the console
-//! reads them.
+//! reads them. Counting takes no lock: a lock-free read of the name → window
+//! map (written once per new name) and relaxed atomic adds.
 
 use super::LATENCY_BUCKETS;
+use arc_swap::ArcSwap;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How many minutes a window remembers.
 pub const MINUTES: usize = 60;
 
 /// One minute of one connection or destination.
-#[derive(Clone, Copy, Default)]
+#[derive(Default)]
 struct Minute {
     /// Minutes since the Unix epoch this bucket counts; older is stale.
-    at: u64,
-    count: u64,
-    successes: u64,
+    at: AtomicU64,
+    count: AtomicU64,
+    successes: AtomicU64,
     /// Attempts per `LATENCY_BUCKETS` bound, the last slot above them all.
-    latencies: [u64; LATENCY_BUCKETS.len() + 1],
+    latencies: [AtomicU64; LATENCY_BUCKETS.len() + 1],
 }
 
 /// A ring of one-minute buckets: the bucket of minute `m` is `m % MINUTES`,
@@ -41,39 +44,54 @@ pub struct MinuteRates {
 impl Default for Window {
     fn default() -> Self {
         Window {
-            minutes: [Minute::default(); MINUTES],
+            minutes: std::array::from_fn(|_| Minute::default()),
         }
     }
 }
 
 impl Window {
-    fn bucket(&mut self, now: u64) -> &mut Minute {
-        let minute = &mut self.minutes[now as usize % MINUTES];
-        if minute.at != now {
-            *minute = Minute {
-                at: now,
-                ..Minute::default()
-            };
+    /// The bucket of minute `now`, cleared first if it held an older minute.
+    /// None for a minute older than the bucket's (a clock set back).
+    fn bucket(&self, now: u64) -> Option<&Minute> {
+        let minute = &self.minutes[now as usize % MINUTES];
+        let at = minute.at.load(Relaxed);
+        if at > now {
+            return None;
         }
-        minute
+        // Whoever moves the bucket on clears it. A count added by another
+        // thread between the move and the clear is lost: at most a few, at
+        // the turn of a minute, in rates that are drawn, not billed.
+        if at < now
+            && minute
+                .at
+                .compare_exchange(at, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            minute.clear();
+        }
+        Some(minute)
     }
 
     /// Counts one event (no outcome, no latency) in minute `now`.
-    pub fn count(&mut self, now: u64) {
-        self.bucket(now).count += 1;
+    pub fn count(&self, now: u64) {
+        if let Some(minute) = self.bucket(now) {
+            minute.count.fetch_add(1, Relaxed);
+        }
     }
 
     /// Counts one attempt in minute `now`.
-    pub fn attempt(&mut self, now: u64, success: bool, latency_ms: u64) {
-        let minute = self.bucket(now);
-        minute.count += 1;
-        minute.successes += u64::from(success);
+    pub fn attempt(&self, now: u64, success: bool, latency_ms: u64) {
+        let Some(minute) = self.bucket(now) else {
+            return;
+        };
+        minute.count.fetch_add(1, Relaxed);
+        minute.successes.fetch_add(u64::from(success), Relaxed);
         let seconds = latency_ms as f64 / 1000.0;
         let slot = LATENCY_BUCKETS
             .iter()
             .position(|bound| seconds <= *bound)
             .unwrap_or(LATENCY_BUCKETS.len());
-        minute.latencies[slot] += 1;
+        minute.latencies[slot].fetch_add(1, Relaxed);
     }
 
     /// The last `MINUTES` minutes up to `now`, oldest first.
@@ -81,7 +99,7 @@ impl Window {
         (now + 1 - MINUTES as u64..=now)
             .map(|at| {
                 let minute = &self.minutes[at as usize % MINUTES];
-                if minute.at == at {
+                if minute.at.load(Relaxed) == at {
                     minute.rates()
                 } else {
                     MinuteRates::default()
@@ -92,11 +110,19 @@ impl Window {
 }
 
 impl Minute {
+    fn clear(&self) {
+        let counters = [&self.count, &self.successes];
+        for counter in counters.into_iter().chain(&self.latencies) {
+            counter.store(0, Relaxed);
+        }
+    }
+
     fn rates(&self) -> MinuteRates {
+        let latencies = self.latencies.each_ref().map(|n| n.load(Relaxed));
         MinuteRates {
-            count: self.count,
-            successes: self.successes,
-            p95_seconds: p95(&self.latencies),
+            count: self.count.load(Relaxed),
+            successes: self.successes.load(Relaxed),
+            p95_seconds: p95(&latencies),
         }
     }
 }
@@ -121,52 +147,56 @@ fn p95(latencies: &[u64]) -> Option<f64> {
 /// bounded like the metrics' labels).
 #[derive(Default)]
 pub struct Rates {
-    connections: Mutex<HashMap<String, Window>>,
-    destinations: Mutex<HashMap<String, Window>>,
+    connections: Windows,
+    destinations: Windows,
 }
 
 impl Rates {
     pub fn event_created(&self, connection: &str) {
-        with_window(&self.connections, connection, |window| {
-            window.count(current_minute())
-        });
+        self.connections
+            .with(connection, |window| window.count(current_minute()));
     }
 
     pub fn attempt(&self, destination: &str, success: bool, latency_ms: u64) {
-        with_window(&self.destinations, destination, |window| {
+        self.destinations.with(destination, |window| {
             window.attempt(current_minute(), success, latency_ms)
         });
     }
 
     /// The connection's events per minute, oldest first.
     pub fn connection(&self, name: &str) -> Vec<MinuteRates> {
-        series(&self.connections, name)
+        self.connections.series(name)
     }
 
     /// The destination's attempts per minute, oldest first.
     pub fn destination(&self, name: &str) -> Vec<MinuteRates> {
-        series(&self.destinations, name)
+        self.destinations.series(name)
     }
 }
 
-fn with_window(
-    windows: &Mutex<HashMap<String, Window>>,
-    name: &str,
-    change: impl FnOnce(&mut Window),
-) {
-    let mut windows = windows.lock().expect("no panic while counting");
-    match windows.get_mut(name) {
-        Some(window) => change(window),
-        None => change(windows.entry(name.to_owned()).or_default()),
-    }
-}
+/// Windows by name: read without a lock; a name seen for the first time
+/// copies the map (once per configured name).
+#[derive(Default)]
+struct Windows(ArcSwap<HashMap<String, Arc<Window>>>);
 
-fn series(windows: &Mutex<HashMap<String, Window>>, name: &str) -> Vec<MinuteRates> {
-    let windows = windows.lock().expect("no panic while counting");
-    // Read under the lock rather than copying the window out.
-    match windows.get(name) {
-        Some(window) => window.series(current_minute()),
-        None => Window::default().series(current_minute()),
+impl Windows {
+    fn with(&self, name: &str, count: impl FnOnce(&Window)) {
+        if let Some(window) = self.0.load().get(name) {
+            return count(window);
+        }
+        self.0.rcu(|windows| {
+            let mut windows = HashMap::clone(windows);
+            windows.entry(name.to_owned()).or_default();
+            windows
+        });
+        count(&self.0.load()[name]);
+    }
+
+    fn series(&self, name: &str) -> Vec<MinuteRates> {
+        match self.0.load().get(name) {
+            Some(window) => window.series(current_minute()),
+            None => Window::default().series(current_minute()),
+        }
     }
 }
 
@@ -184,7 +214,7 @@ mod tests {
 
     #[test]
     fn counts_land_in_their_minute_oldest_first() {
-        let mut window = Window::default();
+        let window = Window::default();
         window.count(NOW - 2);
         window.count(NOW);
         window.count(NOW);
@@ -196,7 +226,7 @@ mod tests {
 
     #[test]
     fn a_bucket_is_cleared_when_its_slot_comes_round_again() {
-        let mut window = Window::default();
+        let window = Window::default();
         window.attempt(NOW, true, 5);
         window.attempt(NOW + MINUTES as u64, false, 5);
         let later = window.series(NOW + MINUTES as u64);
@@ -207,7 +237,7 @@ mod tests {
 
     #[test]
     fn minutes_older_than_the_window_are_not_shown() {
-        let mut window = Window::default();
+        let window = Window::default();
         window.count(NOW);
         let series = window.series(NOW + MINUTES as u64 + 5);
         assert!(series.iter().all(|minute| minute.count == 0));
@@ -215,7 +245,7 @@ mod tests {
 
     #[test]
     fn p95_is_the_bound_of_the_bucket_reaching_95_percent() {
-        let mut window = Window::default();
+        let window = Window::default();
         for _ in 0..95 {
             window.attempt(NOW, true, 3);
         }
@@ -232,9 +262,48 @@ mod tests {
 
     #[test]
     fn latencies_above_every_bound_report_the_largest() {
-        let mut window = Window::default();
+        let window = Window::default();
         window.attempt(NOW, false, 120_000);
         assert_eq!(window.series(NOW)[MINUTES - 1].p95_seconds, Some(60.0));
         assert_eq!(window.series(NOW)[MINUTES - 2].p95_seconds, None);
+    }
+
+    #[test]
+    fn counts_from_many_threads_in_one_minute_are_all_kept() {
+        let window = Window::default();
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| (0..10_000).for_each(|_| window.attempt(NOW, true, 3)));
+            }
+        });
+        let minute = window.series(NOW)[MINUTES - 1];
+        assert_eq!((minute.count, minute.successes), (40_000, 40_000));
+    }
+
+    #[test]
+    fn a_minute_older_than_its_bucket_is_not_counted_into_it() {
+        let window = Window::default();
+        window.count(NOW + MINUTES as u64);
+        window.count(NOW);
+        let later = window.series(NOW + MINUTES as u64);
+        assert_eq!(later[MINUTES - 1].count, 1);
+    }
+
+    #[test]
+    fn rates_are_kept_by_name() {
+        let rates = Rates::default();
+        rates.event_created("a");
+        rates.event_created("a");
+        rates.event_created("b");
+        let last = |series: Vec<MinuteRates>| series[MINUTES - 1].count;
+        assert_eq!(
+            [
+                rates.connection("a"),
+                rates.connection("b"),
+                rates.connection("c")
+            ]
+            .map(last),
+            [2, 1, 0]
+        );
     }
 }

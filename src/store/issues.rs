@@ -1,14 +1,14 @@
 //! Issues, the triggers that open them, and where they are announced.
 
 use super::{get, put, values, Result, Store};
-use crate::model::{Issue, IssueTrigger, NotificationSettings};
+use crate::model::{Issue, IssueTrigger, IssueType, NotificationSettings};
 
 /// The `meta` key of the webhook notification settings.
 const NOTIFICATION_SETTINGS: &[u8] = b"notification_webhooks";
 
 impl Store {
     pub fn save_issue(&self, issue: &Issue) -> Result<()> {
-        put(&self.issues, &issue.id, issue)?;
+        self.open_issues.save(&self.issues, &issue.id, issue)?;
         self.issue_keys
             .insert(issue.aggregation_key.as_bytes(), issue.id.as_bytes())?;
         Ok(())
@@ -24,6 +24,12 @@ impl Store {
             Some(id) => self.issue(&String::from_utf8_lossy(&id)),
             None => Ok(None),
         }
+    }
+
+    /// How many issues of type `kind` are OPENED (kept as issues are saved:
+    /// no scan).
+    pub fn open_issues(&self, kind: IssueType) -> u64 {
+        self.open_issues.count(kind)
     }
 
     /// Every issue, oldest first.
@@ -51,7 +57,7 @@ impl Store {
         for issue in self.issues() {
             let issue = issue?;
             if issue.issue_trigger_id == id {
-                self.issues.remove(issue.id.as_bytes())?;
+                self.open_issues.remove(&self.issues, &issue.id)?;
                 self.issue_keys.remove(issue.aggregation_key.as_bytes())?;
             }
         }

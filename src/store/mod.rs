@@ -26,6 +26,7 @@ mod request_record;
 mod requests;
 mod retention;
 mod secrets;
+mod tally;
 
 pub use attempts::{stays_inline, SettledNow};
 pub use commit::{Backlog, BacklogShare, BatchObserver, CommitError, CommitLog, Committed};
@@ -41,8 +42,8 @@ pub use retention::{Cutoffs, Swept};
 use crate::config::ApiObject;
 use crate::ids::named_id;
 use crate::model::{
-    AttemptTrigger, Bookmark, BulkRetry, Event, EventStatus, Execution, IgnoredEvent, Payload,
-    Request, TransformationObject,
+    AttemptTrigger, Bookmark, BulkRetry, BulkStatus, Event, EventStatus, Execution, IgnoredEvent,
+    IssueStatus, Payload, Request, TransformationObject,
 };
 use crate::pipeline::dedup::{Claim, Sighting};
 use crate::sealing::{Sealer, SecretsKey};
@@ -51,6 +52,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::broadcast;
+
+/// Told of an event that has just become terminal (for metrics).
+pub type EndedObserver = Box<dyn Fn(&Event) + Send + Sync>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -177,6 +181,8 @@ pub struct StoreState {
     /// `connection id ++ event id` → due ms: events held by a paused connection.
     held: sled::Tree,
     bulk_retries: sled::Tree,
+    /// Bulk retries in status RUNNING.
+    running_bulk_retries: tally::Tally<BulkRetry, ()>,
     bookmarks: sled::Tree,
     transformations: sled::Tree,
     /// Name → id of stored transformations: a renamed one keeps its id, so
@@ -185,6 +191,8 @@ pub struct StoreState {
     /// `transformation id ++ execution id` → execution.
     executions: sled::Tree,
     issues: sled::Tree,
+    /// Issues in status OPENED, by type.
+    open_issues: tally::Tally<crate::model::Issue, crate::model::IssueType>,
     issue_triggers: sled::Tree,
     /// Aggregation key → the issue that collects its occurrences.
     issue_keys: sled::Tree,
@@ -218,6 +226,8 @@ pub struct StoreState {
     /// it (see `holding`). Taken before any of `event_updates`, never after.
     parent_updates: [Mutex<()>; EVENT_LOCK_STRIPES],
     event_feed: broadcast::Sender<Event>,
+    /// Told of every event as it becomes terminal (see `observe_ended_events`).
+    ended_observer: std::sync::OnceLock<EndedObserver>,
     /// Ids of requests as their routing completes.
     routed_feed: broadcast::Sender<String>,
     /// Every change to a webhook job, as it is saved.
@@ -271,6 +281,7 @@ impl Store {
             .map(|key| Ok(String::from_utf8_lossy(&key?).into_owned()))
             .collect::<Result<_>>()?;
         let rejections = db.open_tree("rejections")?;
+        let (issues, bulk_retries) = (db.open_tree("issues")?, db.open_tree("bulk_retries")?);
         let state = StoreState {
             rejection_ledger: rejections::RejectionLedger::load(&rejections)?,
             rejections,
@@ -295,14 +306,20 @@ impl Store {
             queue: db.open_tree("queue")?,
             fingerprints: db.open_tree("fingerprints")?,
             held: db.open_tree("held")?,
-            bulk_retries: db.open_tree("bulk_retries")?,
+            running_bulk_retries: tally::Tally::load(&bulk_retries, |bulk: &BulkRetry| {
+                (bulk.status == BulkStatus::Running).then_some(())
+            })?,
+            bulk_retries,
             api_objects: db.open_tree("api_objects")?,
             object_times: db.open_tree("object_times")?,
             bookmarks: db.open_tree("bookmarks")?,
             transformations: db.open_tree("transformations")?,
             transformation_names: db.open_tree("transformation_names")?,
             executions: db.open_tree("executions")?,
-            issues: db.open_tree("issues")?,
+            open_issues: tally::Tally::load(&issues, |issue: &crate::model::Issue| {
+                (issue.status == IssueStatus::Opened).then_some(issue.kind)
+            })?,
+            issues,
             issue_triggers: db.open_tree("issue_triggers")?,
             issue_keys: db.open_tree("issue_keys")?,
             applications: db.open_tree("applications")?,
@@ -318,6 +335,7 @@ impl Store {
             event_updates: std::array::from_fn(|_| Mutex::new(())),
             parent_updates: std::array::from_fn(|_| Mutex::new(())),
             event_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
+            ended_observer: std::sync::OnceLock::new(),
             routed_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             job_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             sweep_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
@@ -398,6 +416,14 @@ impl Store {
     pub fn flush_grouped(&self) -> Result<()> {
         self.group_flush.flush(|| self.db.flush().map(drop))?;
         Ok(())
+    }
+
+    /// Tells `observer` of every event as it becomes terminal (SUCCESSFUL or
+    /// FAILED), whatever ends it: an attempt, a cancellation, a mute, its
+    /// endpoint's deletion. Every such change goes through `update_event`, so
+    /// this is the one place they are all seen. Only the first observer is kept.
+    pub fn observe_ended_events(&self, observer: EndedObserver) {
+        let _ = self.ended_observer.set(observer);
     }
 
     /// Every change to an event, as it is saved (for tests, and later live views).
@@ -512,6 +538,7 @@ impl Store {
             return Ok(None);
         };
         let queued_at = event.next_attempt_at;
+        let was_terminal = event.status.is_terminal();
         let (queue_move, result) = change(&mut event)?;
         event.updated_at = Some(crate::ids::now_ms());
         match queue_move {
@@ -534,6 +561,11 @@ impl Store {
             (QueueMove::Out, None) | (QueueMove::Stay, _) => {}
         }
         stored(&event, &result);
+        if !was_terminal && event.status.is_terminal() {
+            if let Some(observe) = self.ended_observer.get() {
+                observe(&event);
+            }
+        }
         self.publish(&event);
         Ok(Some((event, result)))
     }
@@ -807,11 +839,17 @@ impl Store {
     // --- bulk retries ---------------------------------------------------------
 
     pub fn save_bulk_retry(&self, bulk: &BulkRetry) -> Result<()> {
-        put(&self.bulk_retries, &bulk.id, bulk)
+        self.running_bulk_retries
+            .save(&self.bulk_retries, &bulk.id, bulk)
     }
 
     pub fn bulk_retry(&self, id: &str) -> Result<Option<BulkRetry>> {
         get(&self.bulk_retries, id)
+    }
+
+    /// How many bulk retries are RUNNING (kept as they are saved: no scan).
+    pub fn running_bulk_retries(&self) -> u64 {
+        self.running_bulk_retries.count(())
     }
 
     /// Every bulk retry, oldest first.

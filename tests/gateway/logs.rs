@@ -5,7 +5,8 @@ use crate::common::{config_text_with, route, Reply, Sink, API_KEY, SIGNING_SECRE
 use hookgate::config::LogFormat;
 use serde_json::Value;
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::{Child, ChildStdout, Command, Stdio};
 
 const SOURCE_SECRET: &str = "source-api-key-4f1c";
 const TRANSFORM_SECRET: &str = "transform-env-token-9a2e";
@@ -24,30 +25,11 @@ async fn a_json_log_names_ids_and_holds_no_secret_nor_body() {
     );
     let config = dir.path().join("gateway.toml");
     std::fs::write(&config, config_text_with("", &rest)).unwrap();
-    // `--log-format` alone turns JSON on: the file says nothing of it.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hookgate"))
-        .args(["serve", "--log-format", "json", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "info,hookgate=debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let log = std::thread::spawn(move || {
-        let mut log = String::new();
-        stderr.read_to_string(&mut log).unwrap();
-        log
-    });
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
-    let ingress = line.trim().rsplit(' ').next().unwrap().to_string();
-
+    let serving = Serving::start(&config, &[]);
     let http = reqwest::Client::new();
     let body = format!("{{\"order\":\"{BODY_MARKER}\"}}");
     let send = |key: &str| {
-        http.post(format!("http://{ingress}/e/shop"))
+        http.post(serving.url("/e/shop"))
             .header("x-key", key)
             .body(body.clone())
             .send()
@@ -56,16 +38,9 @@ async fn a_json_log_names_ids_and_holds_no_secret_nor_body() {
     // A request that fails verification is logged about too, if at all, without its key.
     assert_eq!(send("wrong-key").await.unwrap().status().as_u16(), 401);
     sink.wait_for(1).await;
-    let pid = child.id().to_string();
-    let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-    assert!(status.success());
-    assert!(child.wait().unwrap().success());
-    let log = log.join().unwrap();
+    let log = serving.stop();
 
-    let lines: Vec<Value> = log
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
-        .collect();
+    let lines = json_lines(&log);
     let attempt = lines
         .iter()
         .find(|line| line["message"] == "delivery attempt")
@@ -90,6 +65,69 @@ async fn a_json_log_names_ids_and_holds_no_secret_nor_body() {
     }
 }
 
+/// `hookgate serve --log-format json` on a config file, its log (stderr) read
+/// as it runs.
+struct Serving {
+    child: Child,
+    /// Kept open: the gateway prints to it.
+    _stdout: std::io::BufReader<ChildStdout>,
+    ingress: String,
+    log: std::thread::JoinHandle<String>,
+}
+
+impl Serving {
+    /// Starts it with `env` added; returns once the ingress listens.
+    fn start(config: &Path, env: &[(&str, &str)]) -> Serving {
+        // `--log-format` alone turns JSON on: the file says nothing of it.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+            .args(["serve", "--log-format", "json", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "info,hookgate=debug")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stderr = child.stderr.take().unwrap();
+        let log = std::thread::spawn(move || {
+            let mut log = String::new();
+            stderr.read_to_string(&mut log).unwrap();
+            log
+        });
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+        let ingress = line.trim().rsplit(' ').next().unwrap().to_string();
+        Serving {
+            child,
+            _stdout: stdout,
+            ingress,
+            log,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.ingress)
+    }
+
+    /// Stops it with SIGTERM; its whole log.
+    fn stop(mut self) -> String {
+        let pid = self.child.id().to_string();
+        let status = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(status.success());
+        let exit = self.child.wait().unwrap();
+        let log = self.log.join().unwrap();
+        assert!(exit.success(), "{exit}: {log}");
+        log
+    }
+}
+
+fn json_lines(log: &str) -> Vec<Value> {
+    log.lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect()
+}
+
 #[test]
 fn the_log_format_is_text_unless_the_file_says_json() {
     let path = std::path::Path::new("/nonexistent-hookgate-config/gateway.toml");
@@ -109,4 +147,42 @@ fn the_log_format_is_text_unless_the_file_says_json() {
         errors.contains("gateway.toml:2") && errors.contains("text") && errors.contains("json"),
         "{errors}"
     );
+}
+
+const COLLECTOR_PASSWORD: &str = "collector-password-3b8c";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_otlp_export_is_logged_once_without_the_collectors_password() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    // A port nothing listens on: bound, then let go.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let rest = format!(
+        "[telemetry]\notlp_endpoint = \"http://hookgate:{COLLECTOR_PASSWORD}@{closed}\"\n[[sources]]\nname = \"shop\"\n{}",
+        route("shop", "orders", &sink.url("/"), "")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(&config, config_text_with("", &rest)).unwrap();
+    // Every span is a batch of its own: each is a failed export.
+    let serving = Serving::start(&config, &[("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "1")]);
+    let http = reqwest::Client::new();
+    for sent in 1..=3 {
+        let answer = http.post(serving.url("/e/shop")).body("{}").send();
+        assert_eq!(answer.await.unwrap().status(), 200);
+        sink.wait_for(sent).await;
+    }
+    let log = serving.stop();
+
+    let failures: Vec<Value> = json_lines(&log)
+        .into_iter()
+        .filter(|line| line["level"] == "WARN" || line["level"] == "ERROR")
+        .filter(|line| line.to_string().to_lowercase().contains("export"))
+        .collect();
+    assert_eq!(failures.len(), 1, "logged once, not per span: {log}");
+    let message = failures[0]["message"].as_str().unwrap();
+    assert!(message.contains("OTLP endpoint"), "{message}");
+    assert!(!log.contains(COLLECTOR_PASSWORD), "{log}");
 }

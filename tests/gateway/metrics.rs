@@ -572,3 +572,77 @@ async fn attempts_in_flight_are_counted_until_answered_or_timed_out() {
     assert_eq!(in_flight(&scrape), 0.0);
     assert_eq!(attempts(&scrape, "silent", "TIMEOUT"), 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deliveries_ended_without_an_attempt_are_counted_as_finished() {
+    let gw = crate::outbound::gateway("delivery_window_ms = 3600000").await;
+    let sink = Sink::start(Reply::Status(500)).await;
+    // Three jobs of one endpoint each, whose delivery failed once and waits
+    // for its retry: none has ended yet.
+    let mut waiting = Vec::new();
+    for _ in 0..3 {
+        let (app, endpoint) = one_endpoint(&gw, &sink, json!({})).await;
+        let job = job_id_of(&gw, &app).await;
+        wait_job(&gw, &job, "awaiting_retry").await;
+        waiting.push((job, endpoint["id"].as_str().unwrap().to_string()));
+    }
+    let failed = |scrape: &Scrape, endpoint: &str| {
+        scrape.value(
+            "hookgate_events_finished_total",
+            &[("destination", endpoint), ("status", "FAILED")],
+        )
+    };
+    let scrape = Scrape::of(&gw).await;
+    assert!(waiting
+        .iter()
+        .all(|(_, endpoint)| failed(&scrape, endpoint) == 0.0));
+
+    let [(cancelled, first), (muted, second), (_, deleted)] = &waiting[..] else {
+        unreachable!()
+    };
+    let cancel = format!("/v1/webhook-jobs/{cancelled}/cancel");
+    assert_eq!(gw.api_send(Method::POST, &cancel, json!({})).await.0, 200);
+    let delivery = &gw.gateway.store.deliveries_of(muted).unwrap()[0].id;
+    let mute = format!("/2023-07-01/events/{delivery}/mute");
+    assert_eq!(gw.api_send(Method::PUT, &mute, json!({})).await.0, 200);
+    let endpoint = format!("/v1/endpoints/{deleted}");
+    assert_eq!(gw.api_delete(&endpoint).await, 200);
+
+    let scrape = Scrape::of(&gw).await;
+    assert_eq!(
+        [first, second, deleted].map(|endpoint| failed(&scrape, endpoint)),
+        [1.0, 1.0, 1.0]
+    );
+    assert_eq!(scrape.sum("hookgate_events_finished_total"), 3.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn open_issues_are_counted_as_they_open_and_close_and_after_a_restart() {
+    let failing = Sink::start(Reply::Status(500)).await;
+    let config = format!(
+        "[[sources]]\nname = \"shop\"\n{}{}",
+        route("shop", "orders", &failing.url("/"), ""),
+        route("shop", "billing", &failing.url("/"), "")
+    );
+    let gw = TestGateway::start(&config).await;
+    let open = |scrape: &Scrape| scrape.value("hookgate_open_issues", &[("type", "delivery")]);
+    let trigger = json!({ "name": "failing", "type": "delivery",
+        "configs": { "strategy": "first_attempt", "connections": "*" } });
+    let created = gw.api_send(Method::POST, "/issue-triggers", trigger).await;
+    assert_eq!(created.0, 200);
+    assert_eq!(gw.post("/e/shop", "{}").await.0, 200);
+    // An issue is stored before its failed event is announced.
+    gw.wait_events(2, |e| e.status == EventStatus::Failed).await;
+    assert_eq!(open(&Scrape::of(&gw).await), 2.0);
+
+    let issue = gw.gateway.store.issues().next().unwrap().unwrap();
+    let resolve = format!("/issues/{}", issue.id);
+    let (status, resolved) = gw
+        .api_send(Method::PUT, &resolve, json!({ "status": "RESOLVED" }))
+        .await;
+    assert_eq!(status, 200, "{resolved}");
+    assert_eq!(open(&Scrape::of(&gw).await), 1.0);
+
+    let gw = gw.restart(&config).await;
+    assert_eq!(open(&Scrape::of(&gw).await), 1.0);
+}

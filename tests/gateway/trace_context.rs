@@ -374,3 +374,29 @@ async fn a_webhook_jobs_span_is_exported_with_its_deliveries_under_it() {
     assert_eq!(hex(&attempts[0].span_id), delivered.span_id);
     assert_eq!(attempts[0].parent_span_id, jobs[0].span_id);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unsampled_trace_is_forwarded_unsampled_and_exports_no_span() {
+    let (collector, addr) = Collector::start().await;
+    let sink = Sink::start(Reply::Status(200)).await;
+    let telemetry = format!("[telemetry]\notlp_endpoint = \"http://{addr}\"\n");
+    let gw = TestGateway::start(&format!("{telemetry}{}", retried_once(&sink))).await;
+    let unsampled = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00";
+    post_with(&gw, &[("traceparent", unsampled)]).await;
+    let forwarded = parent_of(&sink.wait_for(1).await[0]);
+    assert_eq!(forwarded.trace_id, "0af7651916cd43dd8448eb211c80319c");
+    assert_eq!(forwarded.flags, "00", "not sampled downstream either");
+    // A sampled one after it: what export does happen is seen.
+    post_with(&gw, &[("traceparent", SENT)]).await;
+    sink.wait_for(2).await;
+    gw.wait_events(2, |event| event.status == EventStatus::Successful)
+        .await;
+    gw.stopped().await;
+
+    let spans = collector.spans();
+    assert_eq!(named(&spans, "attempt").len(), 1, "{spans:?}");
+    assert!(
+        spans.iter().all(|span| hex(&span.trace_id) == TRACE_ID),
+        "only the sampled trace is exported: {spans:?}"
+    );
+}
