@@ -19,6 +19,7 @@ pub mod object_inputs;
 mod objects;
 mod openapi;
 pub(crate) mod outbound;
+mod portal_sessions;
 mod probes;
 pub(crate) mod query;
 mod rate;
@@ -91,6 +92,8 @@ pub struct ApiState {
     pub readiness: Arc<crate::health::Readiness>,
     /// Where webhook jobs are counted.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Unopened sign-in links of customer portals.
+    pub portal_links: crate::console::PortalLinks,
 }
 
 /// Work the API started that outlives its request (bulk retries). A graceful

@@ -38,6 +38,9 @@ pub struct NewJob {
     #[serde(default)]
     metadata: Value,
     max_retries: Option<u32>,
+    /// hookgate's: only these of the subscribed endpoints get it (a test
+    /// event for one endpoint); absent: every subscribed endpoint.
+    endpoint_ids: Option<Vec<String>>,
 }
 
 /// A webhook job: one event sent to every endpoint subscribed to its type.
@@ -309,7 +312,15 @@ fn new_job(state: &ApiState, input: NewJob, sent: Option<&TraceContext>) -> ApiR
     Ok(WebhookJob {
         event_id: input.event_id.unwrap_or_else(|| id.clone()),
         endpoint_ids: (state.store)
-            .subscribed_endpoints(&input.application_id, &input.event_type)?,
+            .subscribed_endpoints(&input.application_id, &input.event_type)?
+            .into_iter()
+            .filter(|id| {
+                input
+                    .endpoint_ids
+                    .as_ref()
+                    .is_none_or(|only| only.contains(id))
+            })
+            .collect(),
         id,
         application_id: input.application_id,
         event_type: input.event_type,

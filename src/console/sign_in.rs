@@ -1,6 +1,6 @@
 //! Signing in with an API key (a form POST), and out.
 
-use super::session::{expired_cookie, over_tls};
+use super::session::over_tls;
 use super::{layout, Shared, Signed, BRAND, NAV, SIGN_IN};
 use crate::api::{locked_out, Refused};
 use axum::extract::{ConnectInfo, State};
@@ -52,9 +52,10 @@ pub async fn sign_out(
 ) -> Response {
     console.sessions.end(&session.id);
     let mut answer = Redirect::to(SIGN_IN).into_response();
-    answer
-        .headers_mut()
-        .insert(header::SET_COOKIE, expired_cookie(over_tls(&headers)));
+    answer.headers_mut().insert(
+        header::SET_COOKIE,
+        console.sessions.expired_cookie(over_tls(&headers)),
+    );
     answer
 }
 

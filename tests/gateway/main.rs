@@ -39,6 +39,7 @@ mod outbound;
 mod outbound_limits;
 mod outbound_lists;
 mod outbound_reference;
+mod portal;
 mod process;
 mod reference_shape;
 mod restart;

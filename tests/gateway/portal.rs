@@ -1,0 +1,343 @@
+//! The customer portal (`/portal`): sign-in links, the session cookie,
+//! framing, branding, and scoping to one application, over plain HTTP.
+
+use crate::common::*;
+use crate::console::{attribute_after, Visitor};
+use crate::outbound::{event_types, job_id_of, wait_job, INSECURE};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const BRAND: &str = r##"{"name": "Acme Webhooks", "logo_url": "https://cdn.acme.test/logo.svg",
+    "primary_color": "#c2410c", "theme": "dark", "frame_ancestors": ["https://app.acme.test"]}"##;
+
+fn portal_url(tg: &TestGateway) -> String {
+    format!("http://{}/portal", tg.gateway.api_addr.unwrap())
+}
+
+/// Creates an application with the portal settings `portal`; returns its id.
+async fn branded_application(tg: &TestGateway, name: &str, portal: Value) -> String {
+    let body = json!({ "name": name, "portal": portal });
+    let (status, app) = tg.api_send(Method::POST, "/v1/applications", body).await;
+    assert_eq!(status, 201, "{app}");
+    assert_eq!(app["portal"], portal);
+    app["id"].as_str().unwrap().to_string()
+}
+
+/// Asks the API for a sign-in link of `app` with `body`.
+async fn new_link(tg: &TestGateway, app: &str, body: Value) -> Value {
+    let path = format!("/v1/applications/{app}/portal-sessions");
+    let (status, link) = tg.api_send(Method::POST, &path, body).await;
+    assert_eq!(status, 201, "{link}");
+    link
+}
+
+/// A visitor signed in by a fresh link of `app`; also its CSRF token.
+async fn signed_in(tg: &TestGateway, app: &str, features: &[&str]) -> (Visitor, String) {
+    let link = new_link(tg, app, json!({ "features": features })).await;
+    let mut visitor = Visitor::at(portal_url(tg));
+    let url = link["url"].as_str().unwrap();
+    let opened = visitor.http.get(url).send().await.unwrap();
+    assert_eq!(opened.status(), 303);
+    let cookie = opened.headers()["set-cookie"].to_str().unwrap();
+    visitor.cookie = cookie.split(';').next().unwrap().to_string();
+    let page = visitor.get("/endpoints").await.text().await.unwrap();
+    let token = attribute_after(&page, "name=\"csrf\" value=\"").to_string();
+    (visitor, token)
+}
+
+fn header<'a>(answer: &'a reqwest::Response, name: &str) -> &'a str {
+    answer.headers()[name].to_str().unwrap()
+}
+
+#[tokio::test]
+async fn a_portal_link_opens_once_into_a_branded_page_framed_only_by_the_applications_sites() {
+    let tg = TestGateway::start_with(INSECURE, "").await;
+    let portal: Value = serde_json::from_str(BRAND).unwrap();
+    let app = branded_application(&tg, "acme", portal).await;
+
+    // The settings are checked: each goes into a header or the page's CSS.
+    for (field, bad) in [
+        ("primary_color", json!("red; background: url(x)")),
+        (
+            "frame_ancestors",
+            json!(["https://app.acme.test; script-src *"]),
+        ),
+        ("logo_url", json!("javascript:alert(1)")),
+    ] {
+        let body = json!({ "portal": { field: bad } });
+        let (status, error) = tg
+            .api_send(Method::PUT, &format!("/v1/applications/{app}"), body)
+            .await;
+        assert_eq!(status, 422, "{field}: {error}");
+    }
+    let path = format!("/v1/applications/{app}/portal-sessions");
+    for bad in [json!({"expires_in": 0}), json!({"features": ["admin"]})] {
+        let (status, error) = tg.api_send(Method::POST, &path, bad).await;
+        assert_eq!(status, 422, "{error}");
+    }
+    let (status, error) = tg
+        .api_send(
+            Method::POST,
+            "/v1/applications/app_nope/portal-sessions",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 404, "{error}");
+    let unauthorized = tg
+        .api_without_key(Method::POST, &path)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status(), 401);
+
+    // No body: an hour.
+    let answer = tg.api(Method::POST, &path).send().await.unwrap();
+    assert_eq!(answer.status(), 201);
+    let link: Value = answer.json().await.unwrap();
+    assert_eq!(link["expires_in"], 3600);
+    let url = link["url"].as_str().unwrap();
+    assert_eq!(
+        url,
+        format!(
+            "{}/sign-in/{}",
+            portal_url(&tg),
+            link["token"].as_str().unwrap()
+        )
+    );
+
+    let visitor = Visitor::at(portal_url(&tg));
+    let opened = visitor.http.get(url).send().await.unwrap();
+    assert_eq!(opened.status(), 303);
+    assert_eq!(header(&opened, "location"), "/portal/endpoints");
+    assert_eq!(
+        header(&opened, "content-security-policy"),
+        "frame-ancestors https://app.acme.test"
+    );
+    let cookie = header(&opened, "set-cookie");
+    assert!(
+        cookie.contains("; HttpOnly; SameSite=Lax; Path=/portal;"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "{cookie}");
+    let cookie = cookie.split(';').next().unwrap().to_string();
+
+    // Used once: never again, and nobody may frame the refusal.
+    let again = visitor.http.get(url).send().await.unwrap();
+    assert_eq!(again.status(), 410);
+    assert_eq!(
+        header(&again, "content-security-policy"),
+        "frame-ancestors 'none'"
+    );
+
+    // The session's pages: the brand, framed by the application's sites only.
+    let page = visitor
+        .http
+        .get(format!("{}/endpoints", portal_url(&tg)))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(
+        header(&page, "content-security-policy"),
+        "frame-ancestors https://app.acme.test"
+    );
+    assert!(page.headers().get("x-frame-options").is_none());
+    let page = page.text().await.unwrap();
+    for shown in [
+        "Acme Webhooks",
+        "src=\"https://cdn.acme.test/logo.svg\"",
+        "data-theme=\"dark\"",
+        "style=\"--accent: #c2410c\"",
+    ] {
+        assert!(page.contains(shown), "{shown} not in {page}");
+    }
+    // Without a session: a 401, framed by nobody.
+    let stranger = visitor.get("/endpoints").await;
+    assert_eq!(stranger.status(), 401);
+    assert_eq!(
+        header(&stranger, "content-security-policy"),
+        "frame-ancestors 'none'"
+    );
+
+    // Over TLS (a proxy says so) the cookie may go into the product's iframe.
+    let link = new_link(&tg, &app, json!({"expires_in": 60})).await;
+    assert_eq!(link["expires_in"], 60);
+    let proxied = visitor
+        .http
+        .get(link["url"].as_str().unwrap())
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    let cookie = header(&proxied, "set-cookie");
+    assert!(
+        cookie.contains("; SameSite=None; Path=/portal;") && cookie.ends_with("; Secure"),
+        "{cookie}"
+    );
+
+    // An application with no sites: nobody may frame it.
+    let plain = branded_application(
+        &tg,
+        "plain",
+        json!({"name": null, "logo_url": null,
+        "primary_color": null, "theme": "light", "frame_ancestors": []}),
+    )
+    .await;
+    let (visitor, _) = signed_in(&tg, &plain, &[]).await;
+    let page = visitor.get("/endpoints").await;
+    assert_eq!(
+        header(&page, "content-security-policy"),
+        "frame-ancestors 'none'"
+    );
+    assert!(page.text().await.unwrap().contains("plain"));
+}
+
+/// Two applications, each with an endpoint on its own sink path, a declared
+/// type and a delivered job; returns (app, endpoint id, delivery id) of each.
+async fn two_applications(tg: &TestGateway, sink: &Sink) -> [(String, String, String); 2] {
+    let mut made = Vec::new();
+    for name in ["ours", "theirs"] {
+        let app = crate::outbound::application(tg, name).await;
+        event_types(tg, &app, &["order.created", &format!("{name}.only")]).await;
+        let body = json!({ "application_id": app, "url": sink.url(&format!("/{name}")) });
+        let (status, endpoint) = tg.api_send(Method::POST, "/v1/endpoints", body).await;
+        assert_eq!(status, 201, "{endpoint}");
+        let job = job_id_of(tg, &app).await;
+        let job = wait_job(tg, &job, "succeeded").await;
+        let delivery = job["deliveries"][0]["id"].as_str().unwrap().to_string();
+        made.push((app, endpoint["id"].as_str().unwrap().to_string(), delivery));
+    }
+    made.try_into().unwrap()
+}
+
+#[tokio::test]
+async fn a_portal_session_sees_and_changes_only_its_applications_objects() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let tg = TestGateway::start_with(INSECURE, "").await;
+    let [(ours, our_endpoint, our_delivery), (_, endpoint, delivery)] =
+        two_applications(&tg, &sink).await;
+    let (visitor, token) = signed_in(&tg, &ours, &[]).await;
+    let (_, before) = tg.api_get(&format!("/v1/endpoints/{endpoint}")).await;
+
+    // Every route naming an object, with the other application's: 404.
+    let reads = [
+        format!("/endpoints/{endpoint}"),
+        format!("/endpoints/{endpoint}/rotate-secret"),
+        format!("/deliveries/{delivery}"),
+    ];
+    for path in &reads {
+        assert_eq!(visitor.get(path).await.status(), 404, "GET {path}");
+    }
+    let changes: [(String, Vec<(&str, &str)>); 7] = [
+        (
+            format!("/endpoints/{endpoint}"),
+            vec![("url", "http://127.0.0.1:1/x")],
+        ),
+        (
+            format!("/endpoints/{endpoint}/status"),
+            vec![("status", "disabled")],
+        ),
+        (format!("/endpoints/{endpoint}/delete"), vec![]),
+        (format!("/endpoints/{endpoint}/rotate-secret"), vec![]),
+        (
+            format!("/endpoints/{endpoint}/test"),
+            vec![("event_type", "order.created")],
+        ),
+        (format!("/deliveries/{delivery}/retry"), vec![]),
+        (
+            format!("/endpoints/{our_endpoint}/test"),
+            vec![("event_type", "theirs.only")],
+        ),
+    ];
+    for (path, fields) in &changes[..6] {
+        let mut form = fields.clone();
+        form.push(("csrf", &token));
+        assert_eq!(visitor.post(path, &form).await.status(), 404, "POST {path}");
+    }
+    // The other application's event type does not reach our endpoint.
+    let (path, fields) = &changes[6];
+    let mut form = fields.clone();
+    form.push(("csrf", &token));
+    assert_eq!(visitor.post(path, &form).await.status(), 422, "POST {path}");
+    let (_, after) = tg.api_get(&format!("/v1/endpoints/{endpoint}")).await;
+    assert_eq!(after, before, "the other application's endpoint changed");
+    let (_, theirs) = tg
+        .api_get(&format!("/api/webhook-deliveries/{delivery}"))
+        .await;
+    assert_eq!(theirs["attempts"].as_array().unwrap().len(), 1);
+
+    // Lists show ours only, whatever the filter names.
+    for path in [
+        "/endpoints".to_string(),
+        "/event-types".to_string(),
+        format!("/deliveries?endpoint={endpoint}"),
+        "/deliveries".to_string(),
+    ] {
+        let page = visitor.get(&path).await.text().await.unwrap();
+        assert!(
+            !page.contains("/theirs") && !page.contains("theirs.only"),
+            "{path}: {page}"
+        );
+    }
+    let page = visitor.get("/deliveries").await.text().await.unwrap();
+    assert!(
+        page.contains(&our_delivery) && page.contains("/ours"),
+        "{page}"
+    );
+
+    // Changes need the session's CSRF token.
+    let status = format!("/endpoints/{our_endpoint}/status");
+    assert_eq!(
+        visitor
+            .post(&status, &[("status", "paused")])
+            .await
+            .status(),
+        403
+    );
+    let wrong = [("status", "paused"), ("csrf", "0000")];
+    assert_eq!(visitor.post(&status, &wrong).await.status(), 403);
+    let (_, ours_now) = tg.api_get(&format!("/v1/endpoints/{our_endpoint}")).await;
+    assert_eq!(ours_now["status"], "active");
+    let right = [("status", "paused"), ("csrf", token.as_str())];
+    assert_eq!(visitor.post(&status, &right).await.status(), 303);
+    let (_, ours_now) = tg.api_get(&format!("/v1/endpoints/{our_endpoint}")).await;
+    assert_eq!(ours_now["status"], "paused");
+}
+
+#[tokio::test]
+async fn a_read_only_portal_shows_no_change_and_refuses_every_one() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let tg = TestGateway::start_with(INSECURE, "").await;
+    let [(ours, endpoint, delivery), _] = two_applications(&tg, &sink).await;
+    let (visitor, token) = signed_in(&tg, &ours, &["read_only"]).await;
+    for path in [
+        format!("/endpoints/{endpoint}"),
+        format!("/deliveries/{delivery}"),
+        "/deliveries".into(),
+    ] {
+        let page = visitor.get(&path).await.text().await.unwrap();
+        // Only the sign-out form is left.
+        assert_eq!(page.matches("method=\"post\"").count(), 1, "{path}: {page}");
+    }
+    let (_, before) = tg.api_get(&format!("/v1/endpoints/{endpoint}")).await;
+    for path in [
+        format!("/endpoints/{endpoint}/status"),
+        format!("/endpoints/{endpoint}/delete"),
+        format!("/deliveries/{delivery}/retry"),
+        "/endpoints".to_string(),
+    ] {
+        let form = [
+            ("status", "paused"),
+            ("url", "http://127.0.0.1:1/x"),
+            ("csrf", token.as_str()),
+        ];
+        assert_eq!(
+            visitor.post(&path, &form).await.status(),
+            403,
+            "POST {path}"
+        );
+    }
+    let (_, after) = tg.api_get(&format!("/v1/endpoints/{endpoint}")).await;
+    assert_eq!(after, before);
+}
