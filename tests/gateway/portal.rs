@@ -341,3 +341,111 @@ async fn a_read_only_portal_shows_no_change_and_refuses_every_one() {
     let (_, after) = tg.api_get(&format!("/v1/endpoints/{endpoint}")).await;
     assert_eq!(after, before);
 }
+
+/// The whole round in a real headless Chromium: signed in by the link, an
+/// endpoint added on a real sink, a test event delivered, a failed one retried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_adds_an_endpoint_sends_a_test_event_and_retries_a_failed_delivery() {
+    use crate::browser::Browser;
+    use crate::console::{page_is_clean, shots_dir, wait_attempts};
+    let sink = Sink::start(Reply::Status(200)).await;
+    // No retries: a 500 fails the delivery at once.
+    let tg = TestGateway::start_with(INSECURE, "[outbound]\nmax_retries = 0\n").await;
+    // The logo: an image the gateway serves itself (the browser has no network).
+    let sign_in_page = Visitor::at(crate::console::console_url(&tg, ""));
+    let sign_in_page = sign_in_page.get("/sign-in").await.text().await.unwrap();
+    let icon = attribute_after(&sign_in_page, "type=\"image/svg+xml\" href=\"");
+    let origin = format!("http://{}", tg.gateway.api_addr.unwrap());
+    let mut portal: Value = serde_json::from_str(BRAND).unwrap();
+    portal["logo_url"] = json!(format!("{origin}{icon}"));
+    // The product's site: here, a page of the same origin that embeds the portal.
+    portal["frame_ancestors"] = json!([origin]);
+    let app = branded_application(&tg, "acme", portal).await;
+    let schema = json!({"type": "object", "required": ["amount"], "examples": [{"amount": 42}]});
+    let body = json!({"name": "invoice.paid", "description": "An invoice was paid in full", "schema": schema});
+    let (status, declared) = tg
+        .api_send(
+            Method::POST,
+            &format!("/v1/applications/{app}/event-types"),
+            body,
+        )
+        .await;
+    assert_eq!(status, 201, "{declared}");
+    let link = new_link(&tg, &app, json!({})).await;
+
+    let browser = Browser::start(&shots_dir(&tg), 1280, 900).await;
+    // Embedded in the product's page, the link signs in inside the iframe.
+    browser.goto(&format!("{origin}/console/sign-in")).await;
+    let embed = "const frame = document.createElement('iframe'); \
+                 frame.src = arguments[0]; frame.width = 1200; frame.height = 600; \
+                 document.body.prepend(frame);";
+    let url = link["url"].as_str().unwrap();
+    browser
+        .client
+        .execute(embed, vec![json!(url)])
+        .await
+        .unwrap();
+    browser.client.enter_frame(0).await.unwrap();
+    browser.wait_for("#endpoints").await;
+    browser.client.enter_parent_frame().await.unwrap();
+    page_is_clean(&browser, "portal-embedded").await;
+
+    // The same session at the top level.
+    browser.goto(&format!("{origin}/portal/endpoints")).await;
+    browser.wait_for("#endpoints").await;
+    browser.wait_for_text("header.top", "Acme Webhooks").await;
+    page_is_clean(&browser, "portal-endpoints-empty").await;
+
+    // Add an endpoint on the sink: its secret is shown this once.
+    let url = sink.url("/customer");
+    browser
+        .wait_for("input[name=url]")
+        .await
+        .send_keys(&url)
+        .await
+        .unwrap();
+    browser.click_to_next_page("Add endpoint").await;
+    let secret = browser.wait_for("#new-secret").await.text().await.unwrap();
+    assert!(secret.trim().starts_with("whsec_"), "{secret}");
+    browser.click_to_next_page("To the endpoint").await;
+    browser
+        .wait_for_text("main", "An invoice was paid in full")
+        .await;
+    page_is_clean(&browser, "portal-endpoint").await;
+
+    // A test event of the declared type (its schema's example) is delivered.
+    browser.click_to_next_page("Send test event").await;
+    browser.wait_for_text("table.attempts", "200").await;
+    let received = sink.wait_for(1).await;
+    assert_eq!(received[0].path, "/customer");
+    let sent: Value = serde_json::from_slice(&received[0].body).unwrap();
+    assert_eq!(
+        (&sent["event_type"], &sent["payload"]),
+        (&json!("invoice.paid"), &json!({"amount": 42}))
+    );
+    page_is_clean(&browser, "portal-delivery").await;
+
+    // One that fails, then succeeds when retried.
+    sink.set_reply(Reply::Status(500));
+    browser.client.back().await.unwrap();
+    browser.click_to_next_page("Send test event").await;
+    browser.wait_for_text("section.delivery h3", "failed").await;
+    let delivery = browser.path().await.rsplit('/').next().unwrap().to_string();
+    sink.set_reply(Reply::Status(200));
+    browser.click_to_next_page("Retry").await;
+    wait_attempts(&tg, &delivery, 2).await;
+    browser.client.refresh().await.unwrap();
+    browser
+        .wait_for_text("section.delivery h3", "completed")
+        .await;
+    page_is_clean(&browser, "portal-delivery-retried").await;
+
+    browser.click_to_next_page("Deliveries").await;
+    browser.wait_for_text("#deliveries", "invoice.paid").await;
+    page_is_clean(&browser, "portal-deliveries").await;
+    browser.click_to_next_page("Endpoints").await;
+    browser.click_to_next_page(&url).await;
+    browser.wait_for_text("#endpoint-rates", "attempts").await;
+    page_is_clean(&browser, "portal-endpoint-rates").await;
+    browser.close().await;
+}

@@ -173,14 +173,21 @@ async fn detail(
     Path(id): Path<String>,
 ) -> Result<Html<String>, Failed> {
     let delivery = owned(&portal, &visit, &id).await?;
-    let retry = format!("{}/retry", path_of(&id));
+    let here = path_of(&id);
+    let retry = format!("{here}/retry");
+    // Until it settles, the delivery refreshes itself, so a test event's
+    // attempt shows as it happens.
+    let settled = matches!(delivery["status"].as_str(), Some("completed" | "failed"));
+    let poll = (!settled).then_some(here.as_str());
     let content = html! {
         h1 { "Delivery " span.mono { (id) } }
         (show::facts(&[
             ("Event type", html! { span.mono { (text(&delivery["eventType"])) } }),
             ("Created", show::time(&delivery["createdAt"])),
         ]))
-        (delivery_section(&delivery, visit.may_change().map(|csrf| (retry.as_str(), csrf))))
+        div #delivery hx-get=[poll] hx-trigger=[poll.map(|_| "every 1s")] hx-select="#delivery" hx-swap="outerHTML" {
+            (delivery_section(&delivery, visit.may_change().map(|csrf| (retry.as_str(), csrf))))
+        }
         h2 { "Payload" }
         (show::body(&delivery["payload"]))
     };
