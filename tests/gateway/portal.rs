@@ -449,3 +449,156 @@ async fn a_customer_adds_an_endpoint_sends_a_test_event_and_retries_a_failed_del
     page_is_clean(&browser, "portal-endpoint-rates").await;
     browser.close().await;
 }
+
+/// Each change a customer makes goes through the API: edit, pause, rotate
+/// (the new secret shown once), the deliveries' filters, retrying the failed
+/// ones of a range, delete.
+#[tokio::test]
+async fn a_customer_changes_an_endpoint_filters_deliveries_and_retries_the_failed_ones() {
+    let sink = Sink::start(Reply::Status(500)).await;
+    let tg = TestGateway::start_with(INSECURE, "[outbound]\nmax_retries = 0\n").await;
+    let app = crate::outbound::application(&tg, "acme").await;
+    event_types(&tg, &app, &["order.created", "order.paid"]).await;
+    let endpoint = crate::outbound::endpoint(&tg, &app, &sink, json!({})).await;
+    let id = endpoint["id"].as_str().unwrap();
+    let (visitor, token) = signed_in(&tg, &app, &[]).await;
+    let csrf = ("csrf", token.as_str());
+
+    // Two failed deliveries of different types.
+    for event_type in ["order.created", "order.paid"] {
+        let body = json!({"application_id": app, "event_type": event_type, "payload": {}});
+        let (_, job) = crate::outbound::send_job(&tg, body).await;
+        wait_job(&tg, job["id"].as_str().unwrap(), "discarded").await;
+    }
+    let failed = visitor
+        .get("/deliveries?status=failed&event_type=order.paid")
+        .await;
+    let failed = failed.text().await.unwrap();
+    let rows = failed
+        .matches("<tr><td><a href=\"/portal/deliveries/")
+        .count();
+    assert_eq!(rows, 1, "{failed}");
+    assert!(
+        failed.contains("<td class=\"mono\">order.paid</td>"),
+        "{failed}"
+    );
+    let later = visitor
+        .get("/deliveries?from=2999-01-01T00:00")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !later.contains("<tr><td><a href=\"/portal/deliveries/"),
+        "{later}"
+    );
+
+    // Retry the failed ones of one type: only those are sent again.
+    sink.set_reply(Reply::Status(200));
+    let retried = visitor
+        .post(
+            "/deliveries/retry-failed",
+            &[("event_type", "order.paid"), csrf],
+        )
+        .await;
+    assert_eq!(retried.status(), 303);
+    assert_eq!(
+        header(&retried, "location"),
+        "/portal/deliveries?event_type=order.paid"
+    );
+    let received = sink.wait_for(3).await;
+    let sent: Value = serde_json::from_slice(&received[2].body).unwrap();
+    assert_eq!(sent["event_type"], "order.paid");
+
+    // Edit: description and one event type; pause.
+    let edited = visitor
+        .post(
+            &format!("/endpoints/{id}"),
+            &[
+                ("url", &sink.url("/moved")),
+                ("description", "orders"),
+                ("subscribed_events", "order.paid"),
+                csrf,
+            ],
+        )
+        .await;
+    assert_eq!(edited.status(), 303);
+    let paused = visitor
+        .post(
+            &format!("/endpoints/{id}/status"),
+            &[("status", "paused"), csrf],
+        )
+        .await;
+    assert_eq!(paused.status(), 303);
+    let (_, shown) = tg.api_get(&format!("/v1/endpoints/{id}")).await;
+    let changed = [
+        &shown["url"],
+        &shown["description"],
+        &shown["subscribed_events"],
+        &shown["status"],
+    ];
+    assert_eq!(
+        changed,
+        [
+            &json!(sink.url("/moved")),
+            &json!("orders"),
+            &json!(["order.paid"]),
+            &json!("paused")
+        ]
+    );
+    // A URL the API refuses is the API's 422, shown.
+    let refused = visitor
+        .post(&format!("/endpoints/{id}"), &[("url", "ftp://x"), csrf])
+        .await;
+    assert_eq!(refused.status(), 422);
+
+    // Rotate: the new secret once, on a page not cached; masked elsewhere.
+    let rotated = visitor
+        .post(&format!("/endpoints/{id}/rotate-secret"), &[csrf])
+        .await;
+    assert_eq!(header(&rotated, "cache-control"), "no-store");
+    let page = rotated.text().await.unwrap();
+    let secret = attribute_after(&page, "id=\"new-secret\" tabindex=\"0\">");
+    let secret = secret.split('<').next().unwrap();
+    assert!(
+        secret.starts_with("whsec_") && secret != endpoint["secret"],
+        "{page}"
+    );
+    let detail = visitor
+        .get(&format!("/endpoints/{id}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!detail.contains(secret));
+
+    let deleted = visitor
+        .post(&format!("/endpoints/{id}/delete"), &[csrf])
+        .await;
+    assert_eq!(header(&deleted, "location"), "/portal/endpoints");
+    assert_eq!(tg.api_get(&format!("/v1/endpoints/{id}")).await.0, 404);
+}
+
+/// `endpoint_ids` (what a portal test event uses): a job goes to those of
+/// the subscribed endpoints only.
+#[tokio::test]
+async fn a_job_with_endpoint_ids_goes_to_those_subscribed_endpoints_only() {
+    let (one, other) = (
+        Sink::start(Reply::Status(200)).await,
+        Sink::start(Reply::Status(200)).await,
+    );
+    let tg = TestGateway::start_with(INSECURE, "").await;
+    let app = crate::outbound::application(&tg, "acme").await;
+    let chosen = crate::outbound::endpoint(&tg, &app, &one, json!({})).await;
+    crate::outbound::endpoint(&tg, &app, &other, json!({})).await;
+    let unsubscribed =
+        crate::outbound::endpoint(&tg, &app, &other, json!({"subscribed_events": ["x.y"]})).await;
+    let body = json!({"application_id": app, "event_type": "order.created", "payload": {},
+        "endpoint_ids": [chosen["id"], unsubscribed["id"]]});
+    let (status, job) = crate::outbound::send_job(&tg, body).await;
+    assert_eq!(status, 201, "{job}");
+    assert_eq!(job["endpoint_ids"], json!([chosen["id"]]));
+    wait_job(&tg, job["id"].as_str().unwrap(), "succeeded").await;
+    assert_eq!(one.received().len(), 1);
+    assert!(other.received().is_empty());
+}
