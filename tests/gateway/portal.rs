@@ -303,6 +303,11 @@ async fn a_portal_session_sees_and_changes_only_its_applications_objects() {
     assert_eq!(visitor.post(&status, &right).await.status(), 303);
     let (_, ours_now) = tg.api_get(&format!("/v1/endpoints/{our_endpoint}")).await;
     assert_eq!(ours_now["status"], "paused");
+
+    // Signing out ends the session on the server, whatever the browser keeps.
+    let out = visitor.post("/sign-out", &[("csrf", &token)]).await;
+    assert!(header(&out, "set-cookie").contains("Max-Age=0"));
+    assert_eq!(visitor.get("/endpoints").await.status(), 401);
 }
 
 #[tokio::test]
