@@ -2,7 +2,11 @@
 //! and time; one delivery with every attempt; retry one, or every failed
 //! one the filter shows.
 
-use super::{answer, event_types, Failed, Portal, Posted, Shared, Visit, Visiting, NAV};
+use super::{
+    answer, event_types, Failed, Kind, Mine, Portal, Posted, Shared, Visit, Visiting, NAV,
+};
+use crate::api::error::ApiResult;
+use crate::api::ApiState;
 use crate::api::{endpoints, webhook_deliveries};
 use crate::console::outbound_jobs::delivery_section;
 use crate::console::show::{self, text, Chosen};
@@ -161,18 +165,24 @@ pub(super) fn table(listing: &Value) -> Markup {
     }
 }
 
-/// The delivery `id` (the API's view) when it is the application's, else a 404.
-async fn owned(portal: &Portal, visit: &Visit, id: &str) -> Result<Value, Failed> {
-    let delivery = answer(webhook_deliveries::get_one(portal.api(), Path(id.to_string())).await)?;
-    visit.owns(delivery, "applicationId", "delivery", id)
+/// A delivery a route names.
+struct Delivery;
+
+impl Kind for Delivery {
+    const NAME: &'static str = "delivery";
+    const APPLICATION: &'static str = "applicationId";
+
+    async fn read(api: State<Arc<ApiState>>, id: String) -> ApiResult<Value> {
+        answer(webhook_deliveries::get_one(api, Path(id)).await)
+    }
 }
 
 async fn detail(
     State(portal): Shared,
     Extension(visit): Visiting,
-    Path(id): Path<String>,
+    delivery: Mine<Delivery>,
 ) -> Result<Html<String>, Failed> {
-    let delivery = owned(&portal, &visit, &id).await?;
+    let (id, delivery) = (delivery.id, delivery.object);
     let here = path_of(&id);
     let retry = format!("{here}/retry");
     // Until it settles, the delivery refreshes itself, so a test event's
@@ -194,12 +204,8 @@ async fn detail(
     Ok(portal.page(&visit, PAGE, "Delivery", content))
 }
 
-async fn retry(
-    State(portal): Shared,
-    Extension(visit): Visiting,
-    Path(id): Path<String>,
-) -> Result<Redirect, Failed> {
-    owned(&portal, &visit, &id).await?;
+async fn retry(State(portal): Shared, delivery: Mine<Delivery>) -> Result<Redirect, Failed> {
+    let id = delivery.id;
     answer(webhook_deliveries::retry(portal.api(), Path(id.clone())).await)?;
     Ok(Redirect::to(&path_of(&id)))
 }

@@ -3,8 +3,10 @@
 //! subscribed event types, send a test event, success rate and latency.
 
 use super::event_types;
-use super::{answer, deliveries, Failed, Portal, Posted, Shared, Visit, Visiting, NAV};
+use super::{answer, deliveries, Failed, Kind, Mine, Portal, Posted, Shared, Visiting, NAV};
 use crate::api::error::ApiError;
+use crate::api::error::ApiResult;
+use crate::api::ApiState;
 use crate::api::{endpoints, webhook_jobs};
 use crate::console::layout::{post_button, token_field};
 use crate::console::outbound::{not_stored, rotation_confirmation, secret_once};
@@ -39,11 +41,19 @@ fn path_of(id: &str) -> String {
     format!("{PAGE}/{id}")
 }
 
-/// The endpoint `id` (the API's view) when it is the application's, else a 404.
-async fn owned(portal: &Portal, visit: &Visit, id: &str) -> Result<Value, Failed> {
-    let endpoint = answer(endpoints::get(portal.api(), Path(id.to_string())).await)?;
-    visit.owns(endpoint, "application_id", "endpoint", id)
+/// An endpoint a route names.
+pub(super) struct Endpoint;
+
+impl Kind for Endpoint {
+    const NAME: &'static str = "endpoint";
+    const APPLICATION: &'static str = "application_id";
+
+    async fn read(api: State<Arc<ApiState>>, id: String) -> ApiResult<Value> {
+        answer(endpoints::get(api, Path(id)).await)
+    }
 }
+
+type MyEndpoint = Mine<Endpoint>;
 
 /// A form's fields as the API's JSON input, or the 422 of one it cannot take.
 fn input<T: serde::de::DeserializeOwned>(fields: Value) -> Result<Json<T>, ApiError> {
@@ -158,9 +168,9 @@ async fn create(
 async fn detail(
     State(portal): Shared,
     Extension(visit): Visiting,
-    Path(id): Path<String>,
+    endpoint: MyEndpoint,
 ) -> Result<Html<String>, Failed> {
-    let endpoint = owned(&portal, &visit, &id).await?;
+    let (id, endpoint) = (endpoint.id, endpoint.object);
     let types = event_types::of_application(&portal, &visit).await?;
     let recent = deliveries::of_endpoint(&portal, &id).await?;
     let subscribed = &endpoint["subscribed_events"];
@@ -218,11 +228,10 @@ async fn detail(
 
 async fn edit(
     State(portal): Shared,
-    Extension(visit): Visiting,
-    Path(id): Path<String>,
+    endpoint: MyEndpoint,
     body: Bytes,
 ) -> Result<Redirect, Failed> {
-    owned(&portal, &visit, &id).await?;
+    let id = endpoint.id;
     let form = Posted::of(&body);
     let fields = json!({
         "url": form.one("url").unwrap_or_default(),
@@ -234,11 +243,10 @@ async fn edit(
 
 async fn set_status(
     State(portal): Shared,
-    Extension(visit): Visiting,
-    Path(id): Path<String>,
+    endpoint: MyEndpoint,
     body: Bytes,
 ) -> Result<Redirect, Failed> {
-    owned(&portal, &visit, &id).await?;
+    let id = endpoint.id;
     let status = Posted::of(&body)
         .one("status")
         .unwrap_or_default()
@@ -252,12 +260,8 @@ async fn change(portal: &Portal, id: &str, fields: Value) -> Result<Redirect, Fa
     Ok(Redirect::to(&path_of(id)))
 }
 
-async fn delete(
-    State(portal): Shared,
-    Extension(visit): Visiting,
-    Path(id): Path<String>,
-) -> Result<Redirect, Failed> {
-    owned(&portal, &visit, &id).await?;
+async fn delete(State(portal): Shared, endpoint: MyEndpoint) -> Result<Redirect, Failed> {
+    let id = endpoint.id;
     answer(endpoints::delete(portal.api(), Path(id)).await)?;
     Ok(Redirect::to(PAGE))
 }
@@ -265,9 +269,9 @@ async fn delete(
 async fn confirm_rotation(
     State(portal): Shared,
     Extension(visit): Visiting,
-    Path(id): Path<String>,
+    endpoint: MyEndpoint,
 ) -> Result<Html<String>, Failed> {
-    let endpoint = owned(&portal, &visit, &id).await?;
+    let (id, endpoint) = (endpoint.id, endpoint.object);
     let csrf = visit.may_change().ok_or_else(read_only)?;
     let here = path_of(&id);
     let content = rotation_confirmation(&endpoint, &format!("{here}/rotate-secret"), &here, csrf);
@@ -284,9 +288,9 @@ fn read_only() -> Failed {
 async fn rotate(
     State(portal): Shared,
     Extension(visit): Visiting,
-    Path(id): Path<String>,
+    endpoint: MyEndpoint,
 ) -> Result<Response, Failed> {
-    owned(&portal, &visit, &id).await?;
+    let id = endpoint.id;
     let endpoint = answer(endpoints::rotate_secret(portal.api(), Path(id.clone()), None).await)?;
     let content = secret_once(
         &endpoint,
@@ -303,10 +307,10 @@ async fn rotate(
 async fn send_test(
     State(portal): Shared,
     Extension(visit): Visiting,
-    Path(id): Path<String>,
+    endpoint: MyEndpoint,
     body: Bytes,
 ) -> Result<Response, Failed> {
-    owned(&portal, &visit, &id).await?;
+    let id = endpoint.id;
     let form = Posted::of(&body);
     let event_type = form.one("event_type").unwrap_or_default().to_string();
     let types = event_types::of_application(&portal, &visit).await?;

@@ -19,10 +19,11 @@ pub use links::{Grant, Links};
 
 use super::session::{Cookie, Session, Sessions};
 use super::{answer, csrf, failed_page, layout};
-use crate::api::error::ApiError;
+use crate::api::error::{ApiError, ApiResult};
 use crate::api::{applications, ApiState};
-use axum::extract::{Path, Request, State};
+use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::header::CONTENT_SECURITY_POLICY;
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -30,6 +31,8 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use maud::Markup;
 use serde_json::Value;
+use std::future::Future;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -188,6 +191,46 @@ impl Portal {
 
     fn api(&self) -> State<Arc<ApiState>> {
         State(self.api.clone())
+    }
+}
+
+/// An object a route names (`{id}`), read through the API and checked to be
+/// the session's application's (else a 404), before the handler runs: a
+/// handler taking one cannot skip the check.
+struct Mine<K> {
+    id: String,
+    /// The API's view of it.
+    object: Value,
+    kind: PhantomData<K>,
+}
+
+/// A kind of object a portal route may name.
+trait Kind {
+    /// As the 404 names it.
+    const NAME: &'static str;
+    /// The field of its API view that names its application.
+    const APPLICATION: &'static str;
+
+    fn read(api: State<Arc<ApiState>>, id: String)
+        -> impl Future<Output = ApiResult<Value>> + Send;
+}
+
+impl<K: Kind> FromRequestParts<Arc<Portal>> for Mine<K> {
+    type Rejection = Failed;
+
+    async fn from_request_parts(parts: &mut Parts, portal: &Arc<Portal>) -> Result<Self, Failed> {
+        let Path(id) = Path::<String>::from_request_parts(parts, portal)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+        let visit = parts.extensions.get::<Visit>().cloned();
+        let visit = visit.expect("portal routes are behind the guard");
+        let object = K::read(portal.api(), id.clone()).await?;
+        let object = visit.owns(object, K::APPLICATION, K::NAME, &id)?;
+        Ok(Mine {
+            id,
+            object,
+            kind: PhantomData,
+        })
     }
 }
 
