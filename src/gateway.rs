@@ -211,6 +211,7 @@ impl Gateway {
             metrics: metrics.clone(),
             telemetry: telemetry.clone(),
             stopped: stop_ingress.subscribe(),
+            portal_links: Default::default(),
         });
         let api = start_api(config, api_state.clone(), stop_ingress.subscribe()).await?;
         let (api_addr, api_task) = api.unzip();
@@ -452,7 +453,10 @@ async fn start_api(
     // The console shares the API's listener and keys (sign-in), not its
     // key check: it has sessions of its own.
     let console = crate::console::routes(state.clone(), stopped.clone());
-    let app = crate::api::router(state).nest_service("/console", console);
+    let portal = crate::console::portal::routes(state.clone());
+    let app = crate::api::router(state)
+        .nest_service("/console", console)
+        .nest_service("/portal", portal);
     let task = tokio::spawn(async move {
         let stop = async move {
             let _ = stopped.wait_for(|stop| *stop).await;

@@ -7,7 +7,7 @@ use super::v1::{deleted, present, PageNumber};
 use super::v1::{V1Deleted, V1Page};
 use super::{blocking, Shared};
 use crate::ids::{new_id, now_ms};
-use crate::model::{Application, EventType, JobStatus};
+use crate::model::{Application, EventType, JobStatus, PortalSettings};
 use crate::outbound::validate;
 use crate::store::Store;
 use axum::extract::rejection::JsonRejection;
@@ -23,6 +23,8 @@ use utoipa::ToSchema;
 pub struct NewApplication {
     name: String,
     description: Option<String>,
+    /// The customer portal's brand and embedding sites.
+    portal: Option<PortalSettings>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -30,6 +32,8 @@ pub struct NewApplication {
 pub struct ApplicationChange {
     name: Option<String>,
     description: Option<String>,
+    /// Replaces the portal settings whole.
+    portal: Option<PortalSettings>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -59,6 +63,7 @@ pub(crate) struct ApplicationView {
     id: String,
     name: String,
     description: Option<String>,
+    portal: PortalSettings,
     /// ISO 8601
     created_at: String,
     updated_at: String,
@@ -69,6 +74,7 @@ fn view(application: &Application) -> ApplicationView {
         id: application.id.clone(),
         name: application.name.clone(),
         description: application.description.clone(),
+        portal: application.portal.clone(),
         created_at: iso(application.created_at),
         updated_at: iso(application.updated_at),
     }
@@ -107,20 +113,28 @@ fn name_given(name: &str) -> ApiResult<String> {
     Ok(name.to_string())
 }
 
+fn portal_given(settings: Option<PortalSettings>) -> ApiResult<Option<PortalSettings>> {
+    if let Some(settings) = &settings {
+        validate::portal_settings(settings).map_err(|(field, e)| ApiError::invalid(field, e))?;
+    }
+    Ok(settings)
+}
+
 /// The application with this id, or a 404.
-pub(super) fn application_of(store: &Store, id: &str) -> ApiResult<Application> {
+pub(crate) fn application_of(store: &Store, id: &str) -> ApiResult<Application> {
     store
         .application(id)?
         .ok_or_else(|| ApiError::not_found("application", id))
 }
 
-#[utoipa::path(post, path = "/v1/applications", tag = "outbound", summary = "Create an application (one per product environment): name, description", request_body = NewApplication, responses((status = 201, description = "the application", body = ApplicationView), (status = 422, description = "invalid", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/applications", tag = "outbound", summary = "Create an application (one per product environment): name, description, portal (branding and frame_ancestors of its customer portal)", request_body = NewApplication, responses((status = 201, description = "the application", body = ApplicationView), (status = 422, description = "invalid", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn create(
     State(state): Shared,
     body: Result<Json<NewApplication>, JsonRejection>,
 ) -> ApiResult<(StatusCode, Json<ApplicationView>)> {
     let input = json_body(body)?;
     let name = name_given(&input.name)?;
+    let portal = portal_given(input.portal)?.unwrap_or_default();
     let store = state.store.clone();
     blocking(move || {
         let now = now_ms();
@@ -128,6 +142,7 @@ pub async fn create(
             id: new_id("app"),
             name,
             description: input.description,
+            portal,
             created_at: now,
             updated_at: now,
         };
@@ -153,7 +168,7 @@ pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json
     blocking(move || Ok(Json(view(&application_of(&store, &id)?)))).await
 }
 
-#[utoipa::path(put, path = "/v1/applications/{id}", tag = "outbound", summary = "Change an application's name or description (also PATCH)", params(("id" = String, Path, description = "app_…")), request_body = ApplicationChange, responses((status = 200, description = "the application", body = ApplicationView), (status = 404, description = "unknown", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/v1/applications/{id}", tag = "outbound", summary = "Change an application's name, description or portal settings (also PATCH)", params(("id" = String, Path, description = "app_…")), request_body = ApplicationChange, responses((status = 200, description = "the application", body = ApplicationView), (status = 404, description = "unknown", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn update(
     State(state): Shared,
     Path(id): Path<String>,
@@ -161,11 +176,13 @@ pub async fn update(
 ) -> ApiResult<Json<ApplicationView>> {
     let change = json_body(body)?;
     let name = change.name.as_deref().map(name_given).transpose()?;
+    let portal = portal_given(change.portal)?;
     let store = state.store.clone();
     blocking(move || {
         let mut application = application_of(&store, &id)?;
         application.name = name.unwrap_or(application.name);
         application.description = change.description.or(application.description);
+        application.portal = portal.unwrap_or(application.portal);
         application.updated_at = now_ms();
         store.save_application(&application)?;
         Ok(Json(view(&application)))

@@ -21,6 +21,7 @@ pub mod object_inputs;
 mod objects;
 mod openapi;
 pub(crate) mod outbound;
+mod portal_sessions;
 mod probes;
 pub mod provider_inputs;
 pub(crate) mod query;
@@ -97,6 +98,8 @@ pub struct ApiState {
     /// Becomes true when the gateway stops, ending `hookgate listen` streams
     /// so the listener's graceful stop is not held open by them.
     pub stopped: tokio::sync::watch::Receiver<bool>,
+    /// Unopened sign-in links of customer portals.
+    pub portal_links: crate::console::PortalLinks,
 }
 
 /// Work the API started that outlives its request (bulk retries). A graceful

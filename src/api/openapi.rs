@@ -6,7 +6,8 @@ use super::object_inputs::{
 };
 use super::{
     applications, bookmarks, bulk, catalog, endpoints, inbound, issues, listen, notifications,
-    objects, outbound, probes, signing_secret, transformations, webhook_deliveries, webhook_jobs,
+    objects, outbound, portal_sessions, probes, signing_secret, transformations,
+    webhook_deliveries, webhook_jobs,
 };
 use axum::Json;
 use serde_json::{json, Value};
@@ -35,7 +36,7 @@ use utoipa::{Modify, OpenApi};
         bulk::plan, bulk::plan_generate, bulk::create, bulk::list, bulk::get, bulk::cancel, bulk::cancel_ignored_events,
         applications::create, applications::list, applications::get, applications::update, applications::delete,
         applications::create_event_type, applications::list_event_types, applications::get_event_type,
-        applications::update_event_type, applications::delete_event_type,
+        applications::update_event_type, applications::delete_event_type, portal_sessions::create,
         endpoints::create, endpoints::list, endpoints::get, endpoints::update, endpoints::delete, endpoints::rotate_secret,
         webhook_jobs::create, webhook_jobs::list, webhook_jobs::get, webhook_jobs::retry, webhook_jobs::cancel,
         webhook_deliveries::list, webhook_deliveries::get_one, webhook_deliveries::cancel, webhook_deliveries::retry,

@@ -4,7 +4,7 @@
 
 use super::error::{ApiError, ApiResult};
 use super::query::Query;
-use super::{applications, endpoints, webhook_jobs, ApiState};
+use super::{applications, endpoints, portal_sessions, webhook_jobs, ApiState};
 use crate::outbound::JobError;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -39,6 +39,10 @@ pub fn routes() -> Routes<Arc<ApiState>> {
                 .put(applications::update_event_type)
                 .patch(applications::update_event_type)
                 .delete(applications::delete_event_type),
+        )
+        .route(
+            "/applications/{id}/portal-sessions",
+            post(portal_sessions::create),
         )
         .route("/endpoints", get(endpoints::list).post(endpoints::create))
         .route(

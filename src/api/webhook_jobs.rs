@@ -42,6 +42,9 @@ pub struct NewJob {
     #[schema(value_type = Option<Object>)]
     metadata: Value,
     max_retries: Option<u32>,
+    /// hookgate's: only these of the subscribed endpoints get it (a test
+    /// event for one endpoint); absent: every subscribed endpoint.
+    endpoint_ids: Option<Vec<String>>,
 }
 
 impl NewJob {
@@ -328,7 +331,15 @@ fn new_job(state: &ApiState, input: NewJob, sent: Option<&TraceContext>) -> ApiR
     Ok(WebhookJob {
         event_id: input.event_id.unwrap_or_else(|| id.clone()),
         endpoint_ids: (state.store)
-            .subscribed_endpoints(&input.application_id, &input.event_type)?,
+            .subscribed_endpoints(&input.application_id, &input.event_type)?
+            .into_iter()
+            .filter(|id| {
+                input
+                    .endpoint_ids
+                    .as_ref()
+                    .is_none_or(|only| only.contains(id))
+            })
+            .collect(),
         id,
         application_id: input.application_id,
         event_type: input.event_type,

@@ -15,6 +15,18 @@ pub struct Chrome<'a> {
     /// Where the sign-out form posts.
     pub sign_out: &'a str,
     pub csrf: &'a str,
+    pub look: Look<'a>,
+}
+
+/// A brand's look beyond its name (the portal's; the console keeps the default).
+#[derive(Default)]
+pub struct Look<'a> {
+    /// An image shown before the brand's name.
+    pub logo_url: Option<&'a str>,
+    /// A validated CSS colour for the header and primary buttons.
+    pub accent: Option<&'a str>,
+    /// `light` or `dark` whatever the system prefers; none: the system's.
+    pub theme: Option<&'a str>,
 }
 
 /// A signed-in page: `section` is the href of the navigation entry it belongs to.
@@ -22,12 +34,15 @@ pub fn page(chrome: &Chrome, section: &str, title: &str, content: Markup) -> Mar
     let htmx_headers = serde_json::json!({ "X-CSRF-Token": chrome.csrf }).to_string();
     html! {
         (DOCTYPE)
-        html lang="en" {
+        html lang="en" data-theme=[chrome.look.theme] style=[chrome.look.accent.map(|c| format!("--accent: {c}"))] {
             (head(chrome.brand, title))
             body hx-headers=(htmx_headers) {
                 a.skip href="#main" { "Skip to content" }
                 header.top {
-                    span.brand { (chrome.brand) }
+                    span.brand {
+                        @if let Some(logo) = chrome.look.logo_url { img.logo src=(logo) alt=""; }
+                        (chrome.brand)
+                    }
                     nav aria-label="Sections" {
                         ul {
                             @for (href, label) in chrome.nav {

@@ -13,6 +13,7 @@ mod issues;
 mod layout;
 mod outbound;
 mod outbound_jobs;
+pub mod portal;
 mod rates;
 mod requests;
 mod session;
@@ -29,7 +30,9 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use maud::{html, Markup};
+pub use portal::Links as PortalLinks;
 use serde_json::Value;
+pub use session::over_tls;
 use session::{Session, Sessions};
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,7 +70,7 @@ type Signed = Extension<Session<usize>>;
 pub fn routes(api: Arc<ApiState>, stopped: watch::Receiver<bool>) -> Router {
     let console = Arc::new(Console {
         api,
-        sessions: Sessions::new(SESSION_IDLE),
+        sessions: Sessions::new(SESSION_IDLE, session::CONSOLE_COOKIE),
         stopped,
     });
     let signed_in = Router::new()
@@ -135,6 +138,7 @@ impl Console {
             nav: &NAV,
             sign_out: "/console/sign-out",
             csrf: &session.csrf,
+            look: layout::Look::default(),
         };
         Html(layout::page(&chrome, section, title, content).into_string())
     }
@@ -198,14 +202,19 @@ impl From<ApiError> for Failed {
 
 impl IntoResponse for Failed {
     fn into_response(self) -> Response {
-        let content = html! {
-            h1 { (self.0.status.canonical_reason().unwrap_or("Error")) }
-            (error_notice(&self.0))
-            p { a href=(NAV[0].0) { "Back to the console" } }
-        };
-        let page = layout::bare(BRAND, "Error", content);
-        (self.0.status, Html(page.into_string())).into_response()
+        failed_page(BRAND, (NAV[0].0, "Back to the console"), &self.0)
     }
+}
+
+/// The page of a failed call: the error's status, its message and a way back.
+fn failed_page(brand: &str, (home, back): (&str, &str), error: &ApiError) -> Response {
+    let content = html! {
+        h1 { (error.status.canonical_reason().unwrap_or("Error")) }
+        (error_notice(error))
+        p { a href=(home) { (back) } }
+    };
+    let page = layout::bare(brand, "Error", content);
+    (error.status, Html(page.into_string())).into_response()
 }
 
 #[cfg(test)]

@@ -160,17 +160,28 @@ async fn confirm_rotation(
     Path(id): Path<String>,
 ) -> Result<Html<String>, Failed> {
     let endpoint = answer(endpoints::get(console.api(), Path(id)).await)?;
-    let content = html! {
-        h1 { "Rotate the secret of " span.mono { (text(&endpoint["url"])) } }
-        p { "The endpoint gets a new signing secret. The old one keeps signing beside it for the grace period (outbound.secret_rotation_grace_ms), so the receiver can switch." }
-        p { "The new secret is shown once, on the next page, and never again." }
-        form.actions method="post" action=(rotation_path(&endpoint["id"])) {
-            (token_field(&session.csrf))
-            button.primary type="submit" { "Rotate the secret" }
-            a href=(PAGE) { "Cancel" }
-        }
-    };
+    let action = rotation_path(&endpoint["id"]);
+    let content = rotation_confirmation(&endpoint, &action, PAGE, &session.csrf);
     Ok(console.page(&session, PAGE, "Rotate secret", content))
+}
+
+/// What rotating `endpoint`'s secret does, and the form (to `action`) that does it.
+pub(super) fn rotation_confirmation(
+    endpoint: &Value,
+    action: &str,
+    cancel: &str,
+    csrf: &str,
+) -> Markup {
+    html! {
+        h1 { "Rotate the secret of " span.mono { (text(&endpoint["url"])) } }
+        p { "The endpoint gets a new signing secret. The old one keeps signing beside it for a grace period, so the receiver can switch." }
+        p { "The new secret is shown once, on the next page, and never again." }
+        form.actions method="post" action=(action) {
+            (token_field(csrf))
+            button.primary type="submit" { "Rotate the secret" }
+            a href=(cancel) { "Cancel" }
+        }
+    }
 }
 
 /// Rotates, and shows the new secret this once; the page is not cached, so
@@ -181,12 +192,27 @@ async fn rotate(
     Path(id): Path<String>,
 ) -> Result<Response, Failed> {
     let endpoint = answer(endpoints::rotate_secret(console.api(), Path(id), None).await)?;
-    let content = html! {
-        h1 { "New secret of " span.mono { (text(&endpoint["url"])) } }
-        p.notice role="status" { "Copy it now: it is shown this once. The console shows it masked from now on." }
+    let content = secret_once(&endpoint, "New secret of ", (PAGE, "Back to outbound"));
+    Ok(not_stored(console.page(
+        &session,
+        PAGE,
+        "New secret",
+        content,
+    )))
+}
+
+/// `endpoint`'s secret in full (answered by a creation or a rotation), with
+/// a way `back`: shown this once.
+pub(super) fn secret_once(endpoint: &Value, heading: &str, (href, back): (&str, &str)) -> Markup {
+    html! {
+        h1 { (heading) span.mono { (text(&endpoint["url"])) } }
+        p.notice role="status" { "Copy the secret now: it is shown this once, and masked from now on." }
         pre.mono #new-secret tabindex="0" { (text(&endpoint["secret"])) }
-        p { a href=(PAGE) { "Back to outbound" } }
-    };
-    let page = console.page(&session, PAGE, "New secret", content);
-    Ok(([(CACHE_CONTROL, "no-store")], page).into_response())
+        p { a href=(href) { (back) } }
+    }
+}
+
+/// A page showing a secret: not cached, so going back does not show it again.
+pub(super) fn not_stored(page: Html<String>) -> Response {
+    ([(CACHE_CONTROL, "no-store")], page).into_response()
 }

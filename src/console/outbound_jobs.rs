@@ -106,20 +106,24 @@ async fn detail(
             ("Created", show::time(&job["created_at"])),
         ]))
         h2 { "Deliveries" }
-        @for delivery in &deliveries { (delivery_section(delivery, &session.csrf)) }
+        @for delivery in &deliveries {
+            @let retry = format!("{PAGE}/deliveries/{}/retry", text(&delivery["id"]));
+            (delivery_section(delivery, Some((&retry, &session.csrf))))
+        }
         h2 { "Payload" }
         (show::body(&job["payload"]))
     };
     Ok(console.page(&session, PAGE, "Job", content))
 }
 
-/// A delivery (the deliveries API's camelCase view) and its attempts, oldest first.
-fn delivery_section(delivery: &Value, csrf: &str) -> Markup {
+/// A delivery (the deliveries API's camelCase view) and its attempts, oldest
+/// first, with a Retry button when given where it posts and the CSRF token.
+pub(super) fn delivery_section(delivery: &Value, retry: Option<(&str, &str)>) -> Markup {
     let id = text(&delivery["id"]);
     html! {
         section.delivery id={"delivery-" (id)} {
             h3 { span.mono { (text(&delivery["url"])) } " " (show::status(&delivery["status"])) }
-            (post_button(&format!("{PAGE}/deliveries/{id}/retry"), csrf, "Retry"))
+            @if let Some((action, csrf)) = retry { (post_button(action, csrf, "Retry")) }
             div.table-wrap {
                 table.attempts {
                     (show::column_heads(&["#", "At", "Response status", "Latency", "Error"]))

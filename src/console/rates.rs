@@ -1,7 +1,8 @@
 //! A connection's live rates on the Connections page: requests per minute
 //! (events created), its destination's success rate and p95 latency, each
 //! with an inline SVG sparkline of the last hour (server-rendered, no chart
-//! library), from `metrics::Rates`.
+//! library), from `metrics::Rates`; and the same charts of one outbound
+//! endpoint for the customer portal.
 
 use crate::metrics::{MinuteRates, Rates};
 use maud::{html, Markup};
@@ -18,6 +19,17 @@ pub fn cells(rates: &Rates, connection: &str, destination: &str) -> Markup {
         td.rate { (success(&attempts)) }
         td.rate { (latency(&attempts)) }
     }
+}
+
+/// An outbound endpoint's success rate and latency (it is delivered to as
+/// the destination named by its id), for the portal's endpoint page.
+pub fn endpoint_charts(rates: &Rates, endpoint_id: &str) -> Markup {
+    let attempts = rates.destination(endpoint_id);
+    let charts = [
+        ("Success rate", success(&attempts)),
+        ("Latency", latency(&attempts)),
+    ];
+    html! { section #endpoint-rates aria-label="Last hour" { (super::show::facts(&charts)) } }
 }
 
 fn requests(events: &[MinuteRates]) -> Markup {

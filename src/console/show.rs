@@ -187,7 +187,7 @@ pub fn value_choice(label: &str, name: &str, values: &[&str], chosen: &Chosen) -
 
 /// A labelled `<select>` of (value, shown) options, with "any" first and
 /// the one the page was asked with selected.
-fn choice(
+pub fn choice(
     label: &str,
     name: &str,
     options: impl Iterator<Item = (String, String)>,

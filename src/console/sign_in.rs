@@ -7,7 +7,7 @@
 //! sign a browser in (to a key of its choosing) behind the user's back.
 
 use super::csrf;
-use super::session::{cookie_value, expired_cookie, over_tls, random_token, set_cookie};
+use super::session::{cookie_value, over_tls, random_token, set_cookie, Cookie};
 use super::{layout, Shared, Signed, BRAND, NAV, SIGN_IN};
 use crate::api::{locked_out, Refused};
 use axum::extract::{ConnectInfo, State};
@@ -19,7 +19,11 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 
 /// The cookie holding the sign-in form's token, sent only to the form.
-const TOKEN_COOKIE: (&str, &str) = ("hookgate_sign_in", SIGN_IN);
+const TOKEN_COOKIE: Cookie = Cookie {
+    name: "hookgate_sign_in",
+    path: SIGN_IN,
+    framed: false,
+};
 
 /// How long a sign-in form stays usable.
 const TOKEN_MAX_AGE_SECS: u64 = 60 * 60;
@@ -34,7 +38,12 @@ pub struct SignIn {
 /// The form, with a fresh token in its field and its cookie.
 pub async fn form(headers: HeaderMap) -> Response {
     let token = random_token();
-    let cookie = set_cookie(TOKEN_COOKIE, &token, TOKEN_MAX_AGE_SECS, over_tls(&headers));
+    let cookie = set_cookie(
+        &TOKEN_COOKIE,
+        &token,
+        TOKEN_MAX_AGE_SECS,
+        over_tls(&headers),
+    );
     let page = sign_in_page(&token, None);
     ([(header::SET_COOKIE, cookie)], Html(page.into_string())).into_response()
 }
@@ -47,7 +56,7 @@ pub async fn sign_in(
     headers: HeaderMap,
     Form(form): Form<SignIn>,
 ) -> Response {
-    let Some(token) = cookie_value(&headers, TOKEN_COOKIE.0).filter(|t| !t.is_empty()) else {
+    let Some(token) = cookie_value(&headers, TOKEN_COOKIE.name).filter(|t| !t.is_empty()) else {
         return csrf::refused();
     };
     if !csrf::matches(&form.csrf, token) {
@@ -77,9 +86,10 @@ pub async fn sign_out(
 ) -> Response {
     console.sessions.end(&session.id);
     let mut answer = Redirect::to(SIGN_IN).into_response();
-    answer
-        .headers_mut()
-        .insert(header::SET_COOKIE, expired_cookie(over_tls(&headers)));
+    answer.headers_mut().insert(
+        header::SET_COOKIE,
+        console.sessions.expired_cookie(over_tls(&headers)),
+    );
     answer
 }
 

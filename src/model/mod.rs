@@ -25,7 +25,7 @@ pub use issue::{
 };
 pub use outbound::{
     delivery_status, Application, DeliveryWindow, Endpoint, EndpointStatus, EventType, JobStatus,
-    WebhookJob, WORKSPACE_ID,
+    PortalSettings, PortalTheme, WebhookJob, WORKSPACE_ID,
 };
 pub use request::{Payload, RejectionCause, Request, RequestStatus};
 pub use transformation::{Execution, TransformationObject};

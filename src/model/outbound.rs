@@ -18,8 +18,40 @@ pub struct Application {
     pub id: String,
     pub name: String,
     pub description: Option<String>,
+    /// How its customer portal looks and where it may be embedded.
+    #[serde(default)]
+    pub portal: PortalSettings,
     pub created_at: u64,
     pub updated_at: u64,
+}
+
+/// An application's customer portal: its brand, and the sites that may show
+/// it in an iframe (`Content-Security-Policy: frame-ancestors`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PortalSettings {
+    /// Shown in the portal's header instead of the application's name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// An http(s) image URL shown beside the name.
+    #[serde(default)]
+    pub logo_url: Option<String>,
+    /// `#rgb` or `#rrggbb`: the header and primary buttons.
+    #[serde(default)]
+    pub primary_color: Option<String>,
+    #[serde(default)]
+    pub theme: PortalTheme,
+    /// Origins (`https://app.example.com`) that may embed the portal; empty: none.
+    #[serde(default)]
+    pub frame_ancestors: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PortalTheme {
+    #[default]
+    Light,
+    Dark,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

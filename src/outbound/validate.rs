@@ -1,6 +1,7 @@
 //! The checks on what users send to the outbound API, each with a message that
 //! says what to send instead.
 
+use crate::model::PortalSettings;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use url::Url;
@@ -47,6 +48,58 @@ pub fn endpoint_url(text: &str, allow_insecure: bool) -> Result<Url, String> {
             "\"{text}\" must use https (set server.allow_insecure_endpoints = true to allow http)"
         )),
         other => Err(format!("\"{text}\": the scheme must be https, not {other}")),
+    }
+}
+
+/// An application's portal settings: an http(s) logo, a `#rgb`/`#rrggbb`
+/// colour (it goes into the portal's CSS), and frame ancestors that are bare
+/// http(s) origins (each goes into a `Content-Security-Policy` header, so
+/// nothing else may pass). On error: the field and what to send instead.
+pub fn portal_settings(settings: &PortalSettings) -> Result<(), (&'static str, String)> {
+    if let Some(logo) = &settings.logo_url {
+        http_url(logo).map_err(|e| ("portal.logo_url", e))?;
+    }
+    if let Some(colour) = &settings.primary_color {
+        hex_colour(colour).map_err(|e| ("portal.primary_color", e))?;
+    }
+    if let Some(name) = &settings.name {
+        crate::names::check_length(name).map_err(|e| ("portal.name", e))?;
+    }
+    for origin in &settings.frame_ancestors {
+        bare_origin(origin).map_err(|e| ("portal.frame_ancestors", e))?;
+    }
+    Ok(())
+}
+
+fn http_url(text: &str) -> Result<(), String> {
+    match Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "https" | "http") => Ok(()),
+        _ => Err(format!("\"{text}\" is not an http(s) URL")),
+    }
+}
+
+fn hex_colour(text: &str) -> Result<(), String> {
+    let digits = text.strip_prefix('#').unwrap_or_default();
+    if matches!(digits.len(), 3 | 6) && digits.chars().all(|c| c.is_ascii_hexdigit()) {
+        Ok(())
+    } else {
+        Err(format!(
+            "\"{text}\" is not a colour: use #rgb or #rrggbb, e.g. \"#0b7285\""
+        ))
+    }
+}
+
+/// `scheme://host[:port]` with nothing after it, exactly as written.
+fn bare_origin(text: &str) -> Result<(), String> {
+    let origin = Url::parse(text)
+        .ok()
+        .filter(|url| matches!(url.scheme(), "https" | "http") && url.host().is_some())
+        .map(|url| url.origin().ascii_serialization());
+    match origin {
+        Some(origin) if origin == text => Ok(()),
+        _ => Err(format!(
+            "\"{text}\" is not an origin: use scheme://host[:port], e.g. \"https://app.example.com\""
+        )),
     }
 }
 
@@ -181,6 +234,51 @@ mod tests {
             "bad name",
         ] {
             assert!(job_headers(&given(reserved)).is_err(), "{reserved}");
+        }
+    }
+
+    #[test]
+    fn portal_settings_take_origins_colours_and_http_logos_only() {
+        let good = PortalSettings {
+            logo_url: Some("https://cdn.example.com/logo.svg".into()),
+            primary_color: Some("#0B7285".into()),
+            frame_ancestors: vec![
+                "https://app.example.com".into(),
+                "http://localhost:8080".into(),
+            ],
+            ..PortalSettings::default()
+        };
+        assert_eq!(portal_settings(&good), Ok(()));
+        let field_of = |change: fn(&mut PortalSettings)| {
+            let mut settings = good.clone();
+            change(&mut settings);
+            portal_settings(&settings).unwrap_err().0
+        };
+        assert_eq!(
+            field_of(|s| s.logo_url = Some("javascript:alert(1)".into())),
+            "portal.logo_url"
+        );
+        assert_eq!(
+            field_of(|s| s.primary_color = Some("red; x: y".into())),
+            "portal.primary_color"
+        );
+        assert_eq!(
+            field_of(|s| s.primary_color = Some("#12345".into())),
+            "portal.primary_color"
+        );
+        for origin in [
+            "https://a.example.com/path",
+            "https://a.example.com; script-src *",
+            "*",
+            "'self'",
+        ] {
+            let mut settings = good.clone();
+            settings.frame_ancestors = vec![origin.into()];
+            assert_eq!(
+                portal_settings(&settings).unwrap_err().0,
+                "portal.frame_ancestors",
+                "{origin}"
+            );
         }
     }
 }

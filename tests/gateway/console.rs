@@ -47,7 +47,7 @@ pub(crate) async fn sign_in(browser: &Browser, tg: &TestGateway, key: &str) {
 
 /// POSTs from inside the page (the session's cookie goes along), with the
 /// headers given; answers the status.
-async fn post_from_page(browser: &Browser, path: &str, headers: Value) -> u16 {
+pub(crate) async fn post_from_page(browser: &Browser, path: &str, headers: Value) -> u16 {
     let script = "const [path, headers, done] = arguments; \
                   fetch(path, {method: 'POST', headers, redirect: 'manual'}).then(r => done(r.status));";
     let status = browser
@@ -424,35 +424,30 @@ async fn a_browser_tests_a_transformation_on_a_stored_request_and_saves_only_cod
     browser.close().await;
 }
 
-/// A client of the console over plain HTTP that follows no redirect, with
-/// the session cookie once it has one.
+/// A client of the console (or the portal) over plain HTTP that follows no
+/// redirect, with the session cookie once it has one.
 pub(crate) struct Visitor {
-    http: reqwest::Client,
-    base: String,
-    cookie: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) base: String,
+    pub(crate) cookie: String,
 }
 
 impl Visitor {
-    pub(crate) fn new(tg: &TestGateway) -> Visitor {
+    fn new(tg: &TestGateway) -> Visitor {
+        Visitor::at(console_url(tg, ""))
+    }
+
+    /// A visitor of the pages under `base`.
+    pub(crate) fn at(base: String) -> Visitor {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
         Visitor {
             http,
-            base: console_url(tg, ""),
+            base,
             cookie: String::new(),
         }
-    }
-
-    /// A visitor signed in with the test key.
-    pub(crate) async fn signed_in(tg: &TestGateway) -> Visitor {
-        let mut visitor = Visitor::new(tg);
-        let answer = visitor.post("/sign-in", &[("key", API_KEY)]).await;
-        assert_eq!(answer.status(), 303);
-        let cookie = answer.headers()["set-cookie"].to_str().unwrap();
-        visitor.cookie = cookie.split(';').next().unwrap().to_string();
-        visitor
     }
 
     pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
@@ -460,9 +455,16 @@ impl Visitor {
         request.header("cookie", &self.cookie).send().await.unwrap()
     }
 
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    pub(crate) async fn post(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         let request = self.http.post(format!("{}{path}", self.base)).form(form);
         request.header("cookie", &self.cookie).send().await.unwrap()
+    }
+
+    /// A visitor signed in with the test key.
+    pub(crate) async fn signed_in(tg: &TestGateway) -> Visitor {
+        let mut visitor = Visitor::new(tg);
+        assert_eq!(visitor.sign_in(API_KEY).await.status(), 303);
+        visitor
     }
 
     /// Opens the sign-in form: answers its token, and keeps its cookie for the post.
@@ -493,7 +495,7 @@ impl Visitor {
 }
 
 /// The value of `attribute="…"` right after the first `before` in `page`.
-fn attribute_after<'a>(page: &'a str, before: &str) -> &'a str {
+pub(crate) fn attribute_after<'a>(page: &'a str, before: &str) -> &'a str {
     let rest = page
         .split(before)
         .nth(1)
@@ -790,7 +792,7 @@ async fn a_browser_sees_applications_and_their_endpoints_with_secrets_masked() {
 }
 
 /// Polls the API until the delivery has `n` attempts.
-async fn wait_attempts(tg: &TestGateway, delivery: &str, n: usize) {
+pub(crate) async fn wait_attempts(tg: &TestGateway, delivery: &str, n: usize) {
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
         let (_, shown) = tg

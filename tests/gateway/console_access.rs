@@ -103,7 +103,7 @@ async fn background(browser: &Browser) -> Vec<u64> {
 }
 
 /// Checks the page's background is dark, and saves its screenshot as `name`.
-async fn is_dark(browser: &Browser, name: &str) {
+pub(crate) async fn is_dark(browser: &Browser, name: &str) {
     let dark = background(browser).await;
     assert!(dark.iter().all(|c| *c < 60), "{name}: background {dark:?}");
     page_is_clean(browser, name).await;

@@ -41,6 +41,7 @@ mod outbound;
 mod outbound_limits;
 mod outbound_lists;
 mod outbound_reference;
+mod portal;
 mod process;
 mod reference_responses;
 mod reference_shape;
