@@ -28,7 +28,10 @@ mod retention;
 mod secrets;
 
 pub use attempts::{stays_inline, SettledNow};
-pub use commit::{Backlog, BacklogShare, BatchObserver, CommitError, CommitLog, Committed};
+pub use commit::{
+    Backlog, BacklogShare, BatchObserver, CommitError, CommitLog, Committed, CommittedJob,
+    Journaled,
+};
 pub use disk::free_bytes;
 pub use job_index::{status_tags, JobPage, JobSelection, FAILED};
 pub use journal::{Location, SetAside};
@@ -42,7 +45,7 @@ use crate::config::ApiObject;
 use crate::ids::named_id;
 use crate::model::{
     AttemptTrigger, Bookmark, BulkRetry, Event, EventStatus, Execution, IgnoredEvent, Payload,
-    Request, TransformationObject,
+    Request, TransformationObject, WebhookJob,
 };
 use crate::pipeline::dedup::{Claim, Sighting};
 use crate::sealing::{Sealer, SecretsKey};
@@ -70,11 +73,14 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// A request and its payload serialized as one journal record. The ingress
-/// encodes it on its own task, so the single commit thread only writes bytes.
+/// A request and its payload (or a webhook job) serialized as one journal
+/// record. The ingress (or the API) encodes it on its own task, so the single
+/// commit thread only writes bytes.
 pub struct EncodedRequest {
     id: String,
     record: Vec<u8>,
+    /// A webhook job's record: read back through `Store::job`, not `pending`.
+    job: bool,
 }
 
 impl EncodedRequest {
@@ -82,6 +88,15 @@ impl EncodedRequest {
         Ok(EncodedRequest {
             id: request.id.clone(),
             record: request_record::encode(request, payload)?,
+            job: false,
+        })
+    }
+
+    pub fn job(job: &WebhookJob) -> Result<EncodedRequest> {
+        Ok(EncodedRequest {
+            id: job.id.clone(),
+            record: request_record::encode_job(job)?,
+            job: true,
         })
     }
 }
@@ -141,6 +156,9 @@ pub struct StoreState {
     /// Requests journaled but not yet routed (nor, maybe, indexed in sled):
     /// id → where the journal holds it.
     pending: Mutex<std::collections::HashMap<String, Location>>,
+    /// Webhook jobs from before their journaling until their fan-out: what
+    /// `job` reads meanwhile (see `outbound`).
+    pending_jobs: Mutex<std::collections::HashMap<String, Arc<WebhookJob>>>,
     index_progress: requests::IndexProgress,
     depths: queue::Depths,
     /// Request id → the request and where the journal holds it.
@@ -281,6 +299,7 @@ impl Store {
             paused,
             journal,
             pending: Mutex::default(),
+            pending_jobs: Mutex::default(),
             index_progress: requests::IndexProgress::default(),
             depths: queue::Depths::default(),
             requests: db.open_tree("requests")?,
