@@ -68,7 +68,8 @@ pub fn fan_out(store: &Store, job: &WebhookJob, again: bool) -> Result<Vec<Event
         if again && store.event_exists(&event.id)? {
             continue;
         }
-        let due = event.created_at;
+        // Queued as due as it says (its queue key must match, see `owns_entry`).
+        let due = event.next_attempt_at.unwrap_or(event.created_at);
         store.insert_event_or_hold(event.clone(), None, due)?;
         // The endpoint may have been deleted since the job chose it; its
         // deletion ends the deliveries it finds, and this one it may not have

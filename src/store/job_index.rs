@@ -522,7 +522,11 @@ mod tests {
         let queued = store.pending_event_ids("end_a").unwrap();
         assert_eq!(queued, [deliveries[0].id.clone()]);
         let claim = store.claim_job_key("app_a", "order-1", "job_2", 1500, 60_000);
-        assert_eq!(claim.unwrap(), Some("job_1".into()), "its key still names it");
+        assert_eq!(
+            claim.unwrap(),
+            Some("job_1".into()),
+            "its key still names it"
+        );
     }
 
     #[test]

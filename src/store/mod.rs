@@ -10,7 +10,6 @@ mod attempts;
 mod commit;
 mod deleted_sources;
 mod disk;
-mod group_flush;
 mod health;
 mod hold;
 mod issues;
@@ -147,8 +146,6 @@ pub struct StoreState {
     db: sled::Db,
     /// How `db` was opened, to open it again for `checkpoint`.
     sled_config: sled::Config,
-    /// Flushes `db` once for every writer waiting on it (see `flush_grouped`).
-    group_flush: group_flush::GroupFlush,
     /// Disk space held for sled, and its health (see `disk`), once `watch_disk` is called.
     disk_reserve: std::sync::OnceLock<disk::DiskReserve>,
     /// Every request and its payload, in commit order (see `journal`).
@@ -293,7 +290,6 @@ impl Store {
             rejection_ledger: rejections::RejectionLedger::load(&rejections)?,
             rejections,
             sled_config,
-            group_flush: group_flush::GroupFlush::default(),
             disk_reserve: std::sync::OnceLock::new(),
             paused_ids: std::sync::RwLock::new(paused_ids),
             paused,
@@ -409,13 +405,6 @@ impl Store {
     /// Waits until everything written so far is on disk.
     pub fn flush(&self) -> Result<()> {
         self.db.flush()?;
-        Ok(())
-    }
-
-    /// Waits until everything this thread wrote so far is on disk, sharing
-    /// one flush with every other thread waiting meanwhile.
-    pub fn flush_grouped(&self) -> Result<()> {
-        self.group_flush.flush(|| self.db.flush().map(drop))?;
         Ok(())
     }
 
