@@ -29,7 +29,7 @@ mod support;
 use futures_util::StreamExt;
 use hookgate::ids::{created_ms, derived_id, iso8601, named_id};
 use hookgate::model::{Event, EventStatus, Payload, Request, Route};
-use hookgate::store::{Backlog, CommitLog, Committed, Store};
+use hookgate::store::{Backlog, CommitLog, Committed, Journaled, Store};
 use hookgate::Config;
 use std::path::Path;
 use std::sync::mpsc::sync_channel;
@@ -197,7 +197,7 @@ async fn time_page(
 /// answers the ids of the request and the event half way.
 async fn populate(config: &Config, count: usize) -> (String, String) {
     let store = Store::open(&config.server.data_dir, 128 << 20).expect("store opens");
-    let (router, routed) = sync_channel::<Committed>(IN_FLIGHT);
+    let (router, routed) = sync_channel::<Journaled>(IN_FLIGHT);
     let (log, writer) = CommitLog::start(
         store.clone(),
         IN_FLIGHT,
@@ -235,12 +235,14 @@ async fn populate(config: &Config, count: usize) -> (String, String) {
 /// Answers the ids of the request and the event half way.
 fn route(
     store: &Store,
-    routed: std::sync::mpsc::Receiver<Committed>,
+    routed: std::sync::mpsc::Receiver<Journaled>,
     count: usize,
 ) -> (String, String) {
     let mut middle = (String::new(), String::new());
-    for (n, committed) in routed.into_iter().enumerate() {
-        let request = &committed.request;
+    for (n, journaled) in routed.into_iter().enumerate() {
+        let Journaled::Request(Committed { request, .. }) = &journaled else {
+            panic!("only requests are journaled here");
+        };
         let k = source_of(request);
         let (connection, destination) = (
             named_id("web", &format!("connection-{k}")),

@@ -48,7 +48,7 @@ mod support;
 
 use hookgate::ids::{derived_id, named_id, now_ms};
 use hookgate::model::{Connection, Event, Payload, Request, Route};
-use hookgate::store::{Backlog, CommitLog, Committed, Cutoffs, Store, Swept};
+use hookgate::store::{Backlog, CommitLog, Committed, Cutoffs, Journaled, Store, Swept};
 use hookgate::{Config, Gateway};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -322,12 +322,15 @@ fn populate(config: &Path, count: u64, clean_stop: bool) {
 
 /// The router's part, without rules: an event per request, due now, with the
 /// request's payload; then the router's watermark, as after a clean stop.
-fn queue_each(store: &Store, connection: &Connection, committed: Receiver<Committed>) {
+fn queue_each(store: &Store, connection: &Connection, committed: Receiver<Journaled>) {
     let mut routed_through = None;
-    for Committed {
-        request, location, ..
-    } in committed
-    {
+    for journaled in committed {
+        let Journaled::Request(Committed {
+            request, location, ..
+        }) = journaled
+        else {
+            panic!("only requests are journaled here");
+        };
         let id = derived_id("evt", &request.id, &connection.id);
         let due = now_ms();
         let event = Event::new(id, &request.id, Route::from(connection), due, false);

@@ -188,6 +188,7 @@ impl Gateway {
             catalog: catalog.clone(),
             scheduler: scheduler.clone(),
             router: api_router,
+            commit: commit.clone(),
             keys: ApiKeys::new(
                 &config.api_keys,
                 KeyBudgets {

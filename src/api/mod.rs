@@ -70,6 +70,8 @@ pub struct ApiState {
     pub scheduler: Arc<Scheduler>,
     /// For re-routing a request on demand.
     pub router: Router,
+    /// Where webhook jobs are journaled (as the ingress journals requests).
+    pub commit: crate::store::CommitLog,
     pub keys: ApiKeys,
     /// Webhook jobs each application may be sent, whichever key sends them.
     pub jobs_per_application: Budget<String>,

@@ -315,6 +315,7 @@ pub async fn list(
     };
     let after = query.one("after").map(str::to_string);
     let before = query.one("before").map(str::to_string);
+    state.store.wait_jobs_routed().await?;
     blocking(move || {
         let matching: Vec<Value> = candidate_views(&state.store, &simple)?
             .into_iter()
@@ -341,11 +342,15 @@ pub async fn get_one(
     State(state): Shared,
     Path(id): Path<String>,
 ) -> ApiResult<Json<DeliveryView>> {
+    // Deliveries of a job just created are stored in a moment.
+    state.store.wait_jobs_routed().await?;
     blocking(move || Ok(Json(detail(&state.store, &id)?))).await
 }
 
 #[utoipa::path(delete, path = "/api/webhook-deliveries/{id}", tag = "outbound", summary = "Cancel a retrying delivery (failed, CANCELLED)", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "the delivery", body = DeliveryView), (status = 404, description = "unknown", body = super::schema::ErrorBody), (status = 409, description = "not retrying", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn cancel(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<DeliveryView>> {
+    // Deliveries of a job just created are stored in a moment.
+    state.store.wait_jobs_routed().await?;
     blocking(move || {
         cancel_delivery(&state.store, &id)?;
         Ok(Json(detail(&state.store, &id)?))
@@ -355,6 +360,8 @@ pub async fn cancel(State(state): Shared, Path(id): Path<String>) -> ApiResult<J
 
 #[utoipa::path(post, path = "/api/webhook-deliveries/{id}/retry", tag = "outbound", summary = "Reset a delivery (no attempts, fresh window) and dispatch it at once", params(("id" = String, Path, description = "evt_…")), responses((status = 200, description = "the delivery", body = DeliveryView), (status = 404, description = "unknown", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn retry(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<DeliveryView>> {
+    // Deliveries of a job just created are stored in a moment.
+    state.store.wait_jobs_routed().await?;
     blocking(move || {
         let window = state.config.load().outbound.delivery_window_ms;
         let delivery = retry_delivery(&state.store, &id, window)?;

@@ -8,7 +8,7 @@ use super::v1::{PageNumber, V1Page};
 use super::{blocking, ApiState, Shared};
 use crate::ids::{created_ms, new_id, now_ms};
 use crate::model::{delivery_status, Attempt, Event, JobStatus, WebhookJob};
-use crate::outbound::{cancel_job, fan_out, retry_job, validate};
+use crate::outbound::{cancel_job, new_deliveries, retry_job, validate};
 use crate::store::{status_tags, JobSelection, Store, FAILED};
 use crate::trace_context::{TraceContext, TRACEPARENT, TRACESTATE};
 use axum::extract::rejection::JsonRejection;
@@ -19,6 +19,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use utoipa::ToSchema;
 
 /// More retries than this would not fit a useful backoff in any window.
@@ -225,10 +226,12 @@ fn check_payload_schema(store: &Store, input: &NewJob) -> ApiResult<()> {
     })
 }
 
-/// Stores the job and its deliveries durably before answering. With an
-/// `event_id` seen in the last `idempotency_window_ms`, answers that job (200)
-/// instead of creating another.
-#[utoipa::path(post, path = "/v1/webhook-jobs", tag = "outbound", summary = "Send an event: application_id, event_type, payload (≤ 256 KB), event_id (idempotency key for 24 h), headers (sent along), metadata (kept, never sent), max_retries", request_body = NewJob, responses((status = 201, description = "the new job with its deliveries", body = JobView), (status = 200, description = "the job that already has this event_id", body = JobView), (status = 413, description = "payload too large", body = super::schema::ErrorBody), (status = 429, description = "over the key's or the application's jobs budget (Retry-After)", body = super::schema::ErrorBody), (status = 422, description = "invalid, or the payload breaks the event type's schema (data.violations)", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+/// Journals the job before answering (one fsync shared with every request
+/// and job journaled meanwhile); its record, list entries and deliveries are
+/// stored after the answer (`outbound::fan_out_journaled`, on the router).
+/// With an `event_id` seen in the last `idempotency_window_ms`, answers that
+/// job (200) instead of creating another.
+#[utoipa::path(post, path = "/v1/webhook-jobs", tag = "outbound", summary = "Send an event: application_id, event_type, payload (≤ 256 KB), event_id (idempotency key for 24 h), headers (sent along), metadata (kept, never sent), max_retries", request_body = NewJob, responses((status = 201, description = "the new job with its deliveries", body = JobView), (status = 200, description = "the job that already has this event_id", body = JobView), (status = 413, description = "payload too large", body = super::schema::ErrorBody), (status = 429, description = "over the key's or the application's jobs budget (Retry-After)", body = super::schema::ErrorBody), (status = 422, description = "invalid, or the payload breaks the event type's schema (data.violations)", body = super::schema::ErrorBody), (status = 503, description = "the job could not be stored (disk reserve short, shutting down)", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn create(
     State(state): Shared,
     headers: HeaderMap,
@@ -237,19 +240,16 @@ pub async fn create(
     let input = json_body(body).map_err(IntoResponse::into_response)?;
     check_input(&state, &input).map_err(IntoResponse::into_response)?;
     let sent = sent_trace(&headers);
-    blocking(move || {
-        let store = &state.store;
-        application_of(store, &input.application_id)
-            .map_err(|_| ApiError::invalid("application_id", "no such application"))?;
-        // Spent only for applications that exist, so unknown ids add no buckets.
-        if let Err(refusal) = state.jobs_per_application.spend(&input.application_id) {
-            return Ok(Err(refusal.into_response()));
-        }
-        check_payload_schema(store, &input)?;
-        store_job(&state, input, sent.as_ref()).map(Ok)
-    })
-    .await
-    .map_err(IntoResponse::into_response)?
+    let admitting = {
+        let (state, sent) = (state.clone(), sent.clone());
+        blocking(move || admit(&state, input, sent.as_ref())).await
+    };
+    let answer = match admitting.map_err(IntoResponse::into_response)? {
+        Admitted::Refused(refusal) => return Err(refusal),
+        Admitted::Known(id) => answer_known(&state, id).await,
+        Admitted::New(job, deliveries) => journal(&state, job, &deliveries, sent.as_ref()).await,
+    };
+    answer.map_err(IntoResponse::into_response)
 }
 
 /// The caller's span, from the call's `traceparent` and `tracestate`.
@@ -264,61 +264,84 @@ fn sent_trace(headers: &HeaderMap) -> Option<TraceContext> {
     TraceContext::sent_in(&trace_headers.collect::<Vec<_>>())
 }
 
-/// Stores the job (or finds the one its `event_id` already made) and wakes
-/// the endpoints it goes to. The new job's deliveries are spans under its
-/// own, a child of the caller's `sent` span (or a new trace).
-fn store_job(
-    state: &ApiState,
-    input: NewJob,
-    sent: Option<&TraceContext>,
-) -> ApiResult<(StatusCode, Json<JobView>)> {
+/// What a job's creation comes to before it is journaled.
+enum Admitted {
+    /// Over the application's budget.
+    Refused(Response),
+    /// The job that holds the call's idempotency key.
+    Known(String),
+    /// A new job (held in `Store::hold_pending_job`) and its deliveries.
+    New(Arc<WebhookJob>, Vec<Event>),
+}
+
+/// The checks that need the store, then the new job, or the one its
+/// `event_id` already made.
+fn admit(state: &ApiState, input: NewJob, sent: Option<&TraceContext>) -> ApiResult<Admitted> {
     let store = &state.store;
+    application_of(store, &input.application_id)
+        .map_err(|_| ApiError::invalid("application_id", "no such application"))?;
+    // Spent only for applications that exist, so unknown ids add no buckets.
+    if let Err(refusal) = state.jobs_per_application.spend(&input.application_id) {
+        return Ok(Admitted::Refused(refusal.into_response()));
+    }
+    check_payload_schema(store, &input)?;
     let keyed = input.event_id.is_some();
-    let job = new_job(state, input, sent)?;
-    // Claimed and stored under one lock, so the next sender of the key finds the job.
-    let one_at_a_time = keyed.then(|| state.job_creation.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut job = new_job(state, input, sent)?;
+    let deliveries = new_deliveries(&job);
+    // No subscriber: done at once.
+    job.summarize(&deliveries, job.created_at);
+    let job = Arc::new(job);
+    // Claimed and held under one lock, so the next sender of the key finds the job.
+    let _one_at_a_time =
+        keyed.then(|| state.job_creation.lock().unwrap_or_else(|e| e.into_inner()));
     if keyed {
         let window = state.config.load().outbound.idempotency_window_ms;
         let (app, key) = (&job.application_id, &job.event_id);
         if let Some(existing) = store.claim_job_key(app, key, &job.id, job.created_at, window)? {
-            let existing = job_of(store, &existing)?;
-            return Ok((
-                StatusCode::OK,
-                Json(view_with_deliveries(store, &existing)?),
-            ));
+            return Ok(Admitted::Known(existing));
         }
     }
-    store.insert_job(&job)?;
-    drop(one_at_a_time);
-    state.telemetry.job_created(&job, sent);
-    let queued = fan_out(store, &job)?;
-    let all_queued = !queued.is_empty() && queued.len() == job.endpoint_ids.len();
-    // Durable before it is answered: the job, its index entries and its
-    // deliveries, in one flush shared with every job stored meanwhile.
-    store.flush_grouped()?;
-    state.metrics.webhook_job_created();
-    queued
-        .iter()
-        .for_each(|delivery| state.scheduler.wake(&delivery.destination_id));
-    if all_queued {
-        // Nothing to sum up yet: every delivery waits for its first attempt.
-        let deliveries = queued.iter().map(|delivery| delivery_view(delivery, None));
-        let view = JobView {
-            deliveries: Some(deliveries.collect()),
-            ..view(&job)
-        };
-        return Ok((StatusCode::CREATED, Json(view)));
+    store.hold_pending_job(job.clone());
+    Ok(Admitted::New(job, deliveries))
+}
+
+/// The job that holds an idempotency key, once the router has stored it.
+async fn answer_known(state: &Arc<ApiState>, id: String) -> ApiResult<(StatusCode, Json<JobView>)> {
+    state.store.wait_routed(&id).await?;
+    let state = state.clone();
+    blocking(move || {
+        let existing = job_of(&state.store, &id)?;
+        let view = view_with_deliveries(&state.store, &existing)?;
+        Ok((StatusCode::OK, Json(view)))
+    })
+    .await
+}
+
+/// Journals a new job and answers it with the deliveries it is about to get
+/// (the router stores and queues them, and wakes their endpoints). The new
+/// job's deliveries are spans under its own, a child of the caller's `sent`
+/// span (or a new trace).
+async fn journal(
+    state: &ApiState,
+    job: Arc<WebhookJob>,
+    deliveries: &[Event],
+    sent: Option<&TraceContext>,
+) -> ApiResult<(StatusCode, Json<JobView>)> {
+    if let Err(error) = state.commit.commit_job(job.clone()).await {
+        // Never journaled: forgotten (its idempotency key names no job now).
+        state.store.job_routed(&job.id);
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the job could not be stored: {error}"),
+        ));
     }
-    // A job with no subscriber is done at once; one whose endpoint went
-    // meanwhile has a delivery ended already.
-    let job = store
-        .update_job(&job.id, job.created_at, |_| {})?
-        .unwrap_or(job);
-    store.flush_grouped()?;
-    Ok((
-        StatusCode::CREATED,
-        Json(view_with_deliveries(store, &job)?),
-    ))
+    state.telemetry.job_created(&job, sent);
+    state.metrics.webhook_job_created();
+    let view = JobView {
+        deliveries: Some(deliveries.iter().map(|d| delivery_view(d, None)).collect()),
+        ..view(&job)
+    };
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// A new job for the input, with the endpoints subscribed to its type now.
@@ -462,6 +485,8 @@ pub async fn list(
     let query = Query::parse(raw.as_deref());
     let pages = PageNumber::from_query(&query)?;
     let filter = JobFilter::from_query(&query)?;
+    // Jobs just created are listed with their deliveries' state.
+    state.store.wait_jobs_routed().await?;
     blocking(move || {
         let exact = filter.metadata.is_empty();
         let (skip, take) = pages.window();
@@ -474,6 +499,8 @@ pub async fn list(
 
 #[utoipa::path(get, path = "/v1/webhook-jobs/{id}", tag = "outbound", summary = "A job with its deliveries (endpoint_id, status_code, response_body, latency_ms, attempted_at)", params(("id" = String, Path, description = "job_…")), responses((status = 200, description = "the job", body = JobView), (status = 404, description = "unknown", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
+    // A job just created: its deliveries are stored in a moment.
+    state.store.wait_routed(&id).await?;
     blocking(move || {
         let job = job_of(&state.store, &id)?;
         Ok(Json(view_with_deliveries(&state.store, &job)?))
@@ -483,6 +510,8 @@ pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json
 
 #[utoipa::path(post, path = "/v1/webhook-jobs/{id}/retry", tag = "outbound", summary = "Start over: back to created, attempt_count 0, every delivery queued now with a fresh delivery window", params(("id" = String, Path, description = "job_…")), responses((status = 200, description = "the job", body = JobView), (status = 404, description = "unknown", body = super::schema::ErrorBody), (status = 409, description = "archived", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn retry(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
+    // Not before its fan-out, which would store its deliveries anew.
+    state.store.wait_routed(&id).await?;
     blocking(move || {
         let window = state.config.load().outbound.delivery_window_ms;
         let (job, woken) = retry_job(&state.store, &id, window)?;
@@ -496,6 +525,7 @@ pub async fn retry(State(state): Shared, Path(id): Path<String>) -> ApiResult<Js
 
 #[utoipa::path(post, path = "/v1/webhook-jobs/{id}/cancel", tag = "outbound", summary = "Cancel a created or awaiting_retry job: discarded, with discarded_at", params(("id" = String, Path, description = "job_…")), responses((status = 200, description = "the job", body = JobView), (status = 404, description = "unknown", body = super::schema::ErrorBody), (status = 409, description = "not created or awaiting_retry", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn cancel(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
+    state.store.wait_routed(&id).await?;
     blocking(move || {
         let job = cancel_job(&state.store, &id)?;
         Ok(Json(view_with_deliveries(&state.store, &job)?))

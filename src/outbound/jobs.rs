@@ -7,7 +7,7 @@ use crate::ids::{derived_id, now_ms};
 use crate::model::{
     AttemptTrigger, DeliveryWindow, Event, EventStatus, JobStatus, Route, WebhookJob,
 };
-use crate::store::{QueueMove, Store, StoreError};
+use crate::store::{CommittedJob, QueueMove, Store, StoreError};
 
 /// The error code of a delivery cancelled by a user.
 pub const CANCELLED: &str = "CANCELLED";
@@ -27,54 +27,100 @@ pub enum JobError {
 
 type JobResult<T> = Result<T, JobError>;
 
-/// Stores one delivery per endpoint of the job (again after a crash: ids derive
-/// from job and endpoint, so none is duplicated). Returns the deliveries
-/// queued now (their endpoints' lanes have new work).
-pub fn fan_out(store: &Store, job: &WebhookJob) -> Result<Vec<Event>, StoreError> {
+/// The deliveries a new job makes, one per endpoint, as they are first
+/// stored (what the `201` shows, before the router stores them).
+pub fn new_deliveries(job: &WebhookJob) -> Vec<Event> {
     let window = DeliveryWindow {
         max_retries: job.max_retries,
         starts_at: job.created_at,
         expires_at: job.expires_at,
     };
     let now = now_ms();
-    let mut queued = Vec::new();
-    for endpoint_id in &job.endpoint_ids {
-        let id = derived_id("evt", &job.id, endpoint_id);
-        if store.event_exists(&id)? {
-            continue;
-        }
+    let delivery = |endpoint_id: &String| {
         let route = Route {
             source_id: &job.application_id,
             connection_id: endpoint_id,
             destination_id: endpoint_id,
         };
         // Its payload is the job's (`Store::event_payload`).
-        let mut event = Event::new(id, &job.id, route, now, false);
+        let mut event = Event::new(
+            derived_id("evt", &job.id, endpoint_id),
+            &job.id,
+            route,
+            now,
+            false,
+        );
         event.window = Some(window);
         event.trace = job.trace.clone();
-        store.insert_event_or_hold(event.clone(), None, now)?;
+        event
+    };
+    job.endpoint_ids.iter().map(delivery).collect()
+}
+
+/// Stores one delivery per endpoint of the job. `again` (after a crash, or
+/// the fan-out was interrupted): ids derive from job and endpoint, so those
+/// stored already are kept as they are, not duplicated; a new job has none,
+/// and none is looked up. Returns the deliveries queued now (their
+/// endpoints' lanes have new work).
+pub fn fan_out(store: &Store, job: &WebhookJob, again: bool) -> Result<Vec<Event>, StoreError> {
+    let mut queued = Vec::new();
+    for event in new_deliveries(job) {
+        if again && store.event_exists(&event.id)? {
+            continue;
+        }
+        // Queued as due as it says (its queue key must match, see `owns_entry`).
+        let due = event.next_attempt_at.unwrap_or(event.created_at);
+        store.insert_event_or_hold(event.clone(), None, due)?;
         // The endpoint may have been deleted since the job chose it; its
         // deletion ends the deliveries it finds, and this one it may not have
         // (it looks again once the endpoint is gone, so one of the two does).
-        if !store.endpoint_exists(endpoint_id)? {
+        if !store.endpoint_exists(&event.destination_id)? {
             end(store, &event.id, ENDPOINT_DELETED)?;
             continue;
         }
         queued.push(event);
     }
-    store.job_fanned_out(&job.id)?;
     Ok(queued)
 }
 
-/// Fans out the jobs a crash interrupted; returns the endpoints with new work.
+/// The router's part of a journaled job: its record and list entries (unless
+/// the indexer wrote them), its deliveries, and its status when a delivery
+/// ended at once. Returns the endpoints with new work.
+pub fn fan_out_journaled(
+    store: &Store,
+    committed: &CommittedJob,
+    again: bool,
+) -> Result<Vec<String>, StoreError> {
+    let job = &committed.job;
+    if !committed.indexed || again {
+        store.store_journaled_job(job, again)?;
+    }
+    let queued = fan_out(store, job, again)?;
+    if again || queued.len() < job.endpoint_ids.len() {
+        store.update_job(&job.id, now_ms(), |_| {})?;
+    }
+    if again {
+        // Set aside by an earlier run, maybe (see `Router::set_aside`).
+        store.clear_unrouted_mark(&job.id)?;
+    }
+    store.job_routed(&job.id);
+    Ok(queued
+        .into_iter()
+        .map(|delivery| delivery.destination_id)
+        .collect())
+}
+
+/// Fans out the jobs a crash interrupted that were stored before jobs were
+/// journaled (marked in sled); returns the endpoints with new work.
 pub fn resume_fan_outs(store: &Store) -> Result<Vec<String>, StoreError> {
     let mut woken = Vec::new();
     for id in store.unrouted_jobs()? {
         match store.unrouted_job(&id)? {
             Some(job) => {
-                let queued = fan_out(store, &job)?;
+                let queued = fan_out(store, &job, true)?;
                 woken.extend(queued.into_iter().map(|delivery| delivery.destination_id));
                 store.update_job(&id, now_ms(), |_| {})?;
+                store.job_fanned_out(&id)?;
             }
             None => store.job_fanned_out(&id)?,
         }

@@ -1,6 +1,6 @@
 //! The router: after a request is durable, each connection of its source runs
 //! its rules and the outcome is stored as an event (queued for delivery) or an
-//! ignored event.
+//! ignored event. A webhook job, journaled alike, is fanned out here too.
 
 use super::decision::{decide, Outcome, RuleEffects, TransformationRun};
 use super::dedup::Sighting;
@@ -8,7 +8,7 @@ use crate::ids::{derived_id, new_id, now_ms};
 use crate::issues::IssueTracker;
 use crate::metrics::Metrics;
 use crate::model::{Catalog, Event, Execution, IgnoredEvent, Payload, Request};
-use crate::store::{Committed, Result, Store, StoreError};
+use crate::store::{Committed, Journaled, Result, Store, StoreError};
 use crate::telemetry::Telemetry;
 use arc_swap::ArcSwap;
 use std::borrow::Cow;
@@ -72,14 +72,14 @@ impl Router {
     }
 
     /// Routes requests as the commit log hands them over, until it stops.
-    pub fn start(self, committed: Receiver<Committed>) -> JoinHandle<()> {
+    pub fn start(self, committed: Receiver<Journaled>) -> JoinHandle<()> {
         std::thread::Builder::new()
             .name("hookgate-router".into())
             .spawn(move || self.run(committed))
             .expect("spawn router thread")
     }
 
-    fn run(&self, committed: Receiver<Committed>) {
+    fn run(&self, committed: Receiver<Journaled>) {
         // A request that fails is marked for the next start, so the watermark
         // moves on; only when even the mark fails does it stop, for good.
         let mut watermark_holds = true;
@@ -92,7 +92,7 @@ impl Router {
                     Ok(destinations) => woken.extend(destinations),
                     Err(error) => watermark_holds &= self.set_aside(&committed, &error),
                 }
-                handled = Some(committed.location);
+                handled = Some(committed.location());
             }
             woken
                 .iter()
@@ -105,9 +105,20 @@ impl Router {
         }
     }
 
+    /// Routes a journaled request, or fans out a journaled webhook job.
+    /// Returns the destinations that got new events.
+    fn take(&self, journaled: &Journaled, routed: Routed) -> Result<Vec<String>> {
+        match journaled {
+            Journaled::Request(committed) => self.take_request(committed, routed),
+            Journaled::Job(committed) => {
+                crate::outbound::fan_out_journaled(&self.store, committed, routed == Routed::Maybe)
+            }
+        }
+    }
+
     /// Indexes a journaled request (unless the indexer did) and routes it if it
     /// was accepted. Returns the destinations that got new events.
-    fn take(&self, committed: &Committed, routed: Routed) -> Result<Vec<String>> {
+    fn take_request(&self, committed: &Committed, routed: Routed) -> Result<Vec<String>> {
         let request = &committed.request;
         if !committed.indexed {
             self.store.index_request(request, committed.location)?;
@@ -126,10 +137,10 @@ impl Router {
 
     /// Marks a request that could not be indexed or routed, for the next
     /// start; false when even that failed (the watermark must then stay put).
-    fn set_aside(&self, committed: &Committed, error: &StoreError) -> bool {
-        let id = &committed.request.id;
+    fn set_aside(&self, committed: &Journaled, error: &StoreError) -> bool {
+        let id = committed.id();
         tracing::error!(%error, request = %id, "routing failed; it is routed again on the next start");
-        match self.store.mark_unrouted(id, committed.location) {
+        match self.store.mark_unrouted(id, committed.location()) {
             Ok(()) => true,
             Err(error) => {
                 tracing::error!(%error, request = %id, "could not mark it for the next start either");
@@ -148,8 +159,8 @@ impl Router {
         let mut routed = 0;
         let mut last = None;
         self.store.each_unrouted_journaled(|committed| {
-            last = Some(committed.location);
-            routed += usize::from(committed.route);
+            last = Some(committed.location());
+            routed += usize::from(committed.routes());
             woken.extend(self.take(&committed, Routed::Maybe)?);
             Ok(())
         })?;
@@ -158,7 +169,7 @@ impl Router {
         }
         for (id, journaled) in self.store.marked_unrouted()? {
             if let Some(committed) = journaled {
-                routed += usize::from(committed.route);
+                routed += usize::from(committed.routes());
                 woken.extend(self.take(&committed, Routed::Maybe)?);
                 continue;
             }

@@ -9,9 +9,13 @@
 //! along only as long as the backlog's bytes stay within `Backlog`'s limit:
 //! past it, the router reads them back from the journal, so that a slow
 //! router with a deep backlog of large requests does not fill memory.
+//!
+//! Webhook jobs take the same path (`commit_job`): journaled in the same
+//! batches, their record and list entries written by the indexer, their
+//! deliveries made by the router, replayed past its watermark after a crash.
 
 use super::{EncodedRequest, Location, Store};
-use crate::model::{Payload, Request};
+use crate::model::{Payload, Request, WebhookJob};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
@@ -41,6 +45,56 @@ pub struct Committed {
     pub route: bool,
     /// Whether the indexer recorded it in sled (the router tries again if not).
     pub indexed: bool,
+}
+
+/// A durable webhook job on its way to the indexer (its record and list
+/// entries), then the router (its deliveries).
+pub struct CommittedJob {
+    pub job: Arc<WebhookJob>,
+    /// Where the journal holds it.
+    pub location: Location,
+    /// Whether the indexer stored it in sled (the router does if not).
+    pub indexed: bool,
+}
+
+/// What the journal hands on, in its order. (A request, the common case,
+/// is not boxed: that would cost an allocation per request.)
+#[allow(clippy::large_enum_variant)]
+pub enum Journaled {
+    Request(Committed),
+    Job(CommittedJob),
+}
+
+impl Journaled {
+    pub fn location(&self) -> Location {
+        match self {
+            Journaled::Request(committed) => committed.location,
+            Journaled::Job(committed) => committed.location,
+        }
+    }
+
+    /// The request's or the job's id.
+    pub fn id(&self) -> &str {
+        match self {
+            Journaled::Request(committed) => &committed.request.id,
+            Journaled::Job(committed) => &committed.job.id,
+        }
+    }
+
+    fn indexed(&mut self) {
+        match self {
+            Journaled::Request(committed) => committed.indexed = true,
+            Journaled::Job(committed) => committed.indexed = true,
+        }
+    }
+
+    /// Whether the router has work to do for it (a rejected request has none).
+    pub fn routes(&self) -> bool {
+        match self {
+            Journaled::Request(committed) => committed.route,
+            Journaled::Job(_) => true,
+        }
+    }
 }
 
 /// The request bytes in memory between the commit thread and the router.
@@ -101,9 +155,15 @@ impl Drop for BacklogShare {
 /// Batches waiting for the indexer; the commit thread waits beyond this.
 const INDEX_QUEUE: usize = 64;
 
+/// What a commit writes (boxed with its `Pending` on the way to the writer).
+#[allow(clippy::large_enum_variant)]
+enum Entry {
+    Request { request: Request, payload: Payload },
+    Job(Arc<WebhookJob>),
+}
+
 struct Pending {
-    request: Request,
-    payload: Payload,
+    entry: Entry,
     encoded: EncodedRequest,
     done: oneshot::Sender<Result<(), CommitError>>,
 }
@@ -133,7 +193,7 @@ impl CommitLog {
         store: Store,
         max_batch: usize,
         queue_capacity: usize,
-        router: SyncSender<Committed>,
+        router: SyncSender<Journaled>,
         backlog: Backlog,
         observe: BatchObserver,
     ) -> (CommitLog, JoinHandle<()>) {
@@ -158,12 +218,27 @@ impl CommitLog {
 
     /// Stores an accepted request durably; the router routes it afterwards.
     pub async fn commit(&self, request: Request, payload: Payload) -> Result<(), CommitError> {
+        let encoded = EncodedRequest::new(&request, &payload);
+        self.write(Entry::Request { request, payload }, encoded)
+            .await
+    }
+
+    /// Stores a new webhook job durably; the indexer and the router store
+    /// its record, list entries and deliveries afterwards.
+    pub async fn commit_job(&self, job: Arc<WebhookJob>) -> Result<(), CommitError> {
+        let encoded = EncodedRequest::job(&job);
+        self.write(Entry::Job(job), encoded).await
+    }
+
+    async fn write(
+        &self,
+        entry: Entry,
+        encoded: super::Result<EncodedRequest>,
+    ) -> Result<(), CommitError> {
+        let encoded = encoded.map_err(|e| CommitError::Store(e.to_string()))?;
         let (done, result) = oneshot::channel();
-        let encoded = EncodedRequest::new(&request, &payload)
-            .map_err(|e| CommitError::Store(e.to_string()))?;
         let pending = Pending {
-            request,
-            payload,
+            entry,
             encoded,
             done,
         };
@@ -185,7 +260,7 @@ fn write_loop(
     store: Store,
     mut rx: mpsc::Receiver<Message>,
     max_batch: usize,
-    indexer: SyncSender<Vec<Committed>>,
+    indexer: SyncSender<Vec<Journaled>>,
     backlog: Backlog,
     observe: BatchObserver,
 ) {
@@ -211,7 +286,7 @@ fn write_loop(
 fn commit_batch(
     store: &Store,
     batch: Vec<Pending>,
-    indexer: &SyncSender<Vec<Committed>>,
+    indexer: &SyncSender<Vec<Journaled>>,
     backlog: &Backlog,
     observe: &BatchObserver,
 ) {
@@ -235,14 +310,23 @@ fn commit_batch(
         // The ingress may have given up waiting (client gone); the request is
         // stored and routed all the same.
         let _ = pending.done.send(Ok(()));
-        let held = backlog.share(pending.encoded.record.len() as u64);
-        journaled.push(Committed {
-            request: pending.request,
-            payload: held.is_some().then_some(pending.payload),
-            held,
-            location,
-            route: true,
-            indexed: false,
+        journaled.push(match pending.entry {
+            Entry::Request { request, payload } => {
+                let held = backlog.share(pending.encoded.record.len() as u64);
+                Journaled::Request(Committed {
+                    request,
+                    payload: held.is_some().then_some(payload),
+                    held,
+                    location,
+                    route: true,
+                    indexed: false,
+                })
+            }
+            Entry::Job(job) => Journaled::Job(CommittedJob {
+                job,
+                location,
+                indexed: false,
+            }),
         });
     }
     // A stopped indexer (shutdown) leaves the batch past the router's
@@ -250,13 +334,19 @@ fn commit_batch(
     let _ = indexer.send(journaled);
 }
 
-fn index_loop(store: Store, batches: Receiver<Vec<Committed>>, router: SyncSender<Committed>) {
+fn index_loop(store: Store, batches: Receiver<Vec<Journaled>>, router: SyncSender<Journaled>) {
     for mut batch in batches {
-        for committed in &mut batch {
-            match store.index_request(&committed.request, committed.location) {
-                Ok(()) => committed.indexed = true,
+        for journaled in &mut batch {
+            let indexed = match journaled {
+                Journaled::Request(committed) => {
+                    store.index_request(&committed.request, committed.location)
+                }
+                Journaled::Job(committed) => store.store_journaled_job(&committed.job, false),
+            };
+            match indexed {
+                Ok(()) => journaled.indexed(),
                 Err(error) => {
-                    tracing::error!(%error, request = %committed.request.id, "could not index a request");
+                    tracing::error!(%error, id = %journaled.id(), "could not index a request or job");
                 }
             }
         }
@@ -283,10 +373,11 @@ mod tests {
     }
 
     /// The next request handed to the router.
-    fn next(router: &Receiver<Committed>) -> Committed {
-        router
-            .recv_timeout(Duration::from_secs(10))
-            .expect("the router is handed the request")
+    fn next(router: &Receiver<Journaled>) -> Committed {
+        match router.recv_timeout(Duration::from_secs(10)) {
+            Ok(Journaled::Request(committed)) => committed,
+            _ => panic!("the router is handed the request"),
+        }
     }
 
     #[tokio::test]

@@ -481,6 +481,55 @@ mod tests {
     }
 
     #[test]
+    fn a_job_journaled_before_a_crash_is_stored_keyed_indexed_and_fanned_out_once_on_start() {
+        let (dir, store) = temp_store();
+        let endpoint = crate::model::Endpoint {
+            id: "end_a".into(),
+            application_id: "app_a".into(),
+            url: "https://example.com/hooks".into(),
+            description: None,
+            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+            previous_secrets: Vec::new(),
+            subscribed_events: Vec::new(),
+            status: crate::model::EndpointStatus::Active,
+            rate_limit: None,
+            created_at: 1000,
+            updated_at: 1000,
+        };
+        store.save_endpoint(&endpoint).unwrap();
+        store.flush().unwrap();
+        let mut acknowledged = job("job_1", JobStatus::Created);
+        acknowledged.event_id = "order-1".into();
+        // Journaled (its 201 answered); the crash came before the indexer
+        // and the router wrote anything of it.
+        let record = crate::store::EncodedRequest::job(&acknowledged).unwrap();
+        store.journal_requests(&[&record]).unwrap();
+        let (_dir, store) = crate::store::reopen(dir, store);
+        // Replayed twice, as after a second crash during the first replay.
+        for _ in 0..2 {
+            store
+                .each_unrouted_journaled(|replayed| match replayed {
+                    crate::store::Journaled::Job(committed) => {
+                        crate::outbound::fan_out_journaled(&store, &committed, true).map(drop)
+                    }
+                    crate::store::Journaled::Request(_) => panic!("only a job was journaled"),
+                })
+                .unwrap();
+        }
+        assert_eq!(listed(&store, None), (vec!["job_1".to_string()], 1));
+        let deliveries = store.deliveries_of("job_1").unwrap();
+        assert_eq!(deliveries.len(), 1, "one delivery per endpoint, once");
+        let queued = store.pending_event_ids("end_a").unwrap();
+        assert_eq!(queued, [deliveries[0].id.clone()]);
+        let claim = store.claim_job_key("app_a", "order-1", "job_2", 1500, 60_000);
+        assert_eq!(
+            claim.unwrap(),
+            Some("job_1".into()),
+            "its key still names it"
+        );
+    }
+
+    #[test]
     fn a_crash_between_entries_and_record_is_put_right_on_start() {
         let (dir, store) = temp_store();
         let before = job("job_1", JobStatus::Created);

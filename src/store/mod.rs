@@ -10,7 +10,6 @@ mod attempts;
 mod commit;
 mod deleted_sources;
 mod disk;
-mod group_flush;
 mod health;
 mod hold;
 mod issues;
@@ -29,7 +28,10 @@ mod secrets;
 mod tally;
 
 pub use attempts::{stays_inline, SettledNow};
-pub use commit::{Backlog, BacklogShare, BatchObserver, CommitError, CommitLog, Committed};
+pub use commit::{
+    Backlog, BacklogShare, BatchObserver, CommitError, CommitLog, Committed, CommittedJob,
+    Journaled,
+};
 pub use disk::free_bytes;
 pub use job_index::{status_tags, JobPage, JobSelection, FAILED};
 pub use journal::{Location, SetAside};
@@ -43,7 +45,7 @@ use crate::config::ApiObject;
 use crate::ids::named_id;
 use crate::model::{
     AttemptTrigger, Bookmark, BulkRetry, BulkStatus, Event, EventStatus, Execution, IgnoredEvent,
-    IssueStatus, Payload, Request, TransformationObject,
+    IssueStatus, Payload, Request, TransformationObject, WebhookJob,
 };
 use crate::pipeline::dedup::{Claim, Sighting};
 use crate::sealing::{Sealer, SecretsKey};
@@ -74,11 +76,14 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// A request and its payload serialized as one journal record. The ingress
-/// encodes it on its own task, so the single commit thread only writes bytes.
+/// A request and its payload (or a webhook job) serialized as one journal
+/// record. The ingress (or the API) encodes it on its own task, so the single
+/// commit thread only writes bytes.
 pub struct EncodedRequest {
     id: String,
     record: Vec<u8>,
+    /// A webhook job's record: read back through `Store::job`, not `pending`.
+    job: bool,
 }
 
 impl EncodedRequest {
@@ -86,6 +91,15 @@ impl EncodedRequest {
         Ok(EncodedRequest {
             id: request.id.clone(),
             record: request_record::encode(request, payload)?,
+            job: false,
+        })
+    }
+
+    pub fn job(job: &WebhookJob) -> Result<EncodedRequest> {
+        Ok(EncodedRequest {
+            id: job.id.clone(),
+            record: request_record::encode_job(job)?,
+            job: true,
         })
     }
 }
@@ -136,8 +150,6 @@ pub struct StoreState {
     db: sled::Db,
     /// How `db` was opened, to open it again for `checkpoint`.
     sled_config: sled::Config,
-    /// Flushes `db` once for every writer waiting on it (see `flush_grouped`).
-    group_flush: group_flush::GroupFlush,
     /// Disk space held for sled, and its health (see `disk`), once `watch_disk` is called.
     disk_reserve: std::sync::OnceLock<disk::DiskReserve>,
     /// Every request and its payload, in commit order (see `journal`).
@@ -145,6 +157,9 @@ pub struct StoreState {
     /// Requests journaled but not yet routed (nor, maybe, indexed in sled):
     /// id → where the journal holds it.
     pending: Mutex<std::collections::HashMap<String, Location>>,
+    /// Webhook jobs from before their journaling until their fan-out: what
+    /// `job` reads meanwhile (see `outbound`).
+    pending_jobs: Mutex<std::collections::HashMap<String, Arc<WebhookJob>>>,
     index_progress: requests::IndexProgress,
     depths: queue::Depths,
     /// Request id → the request and where the journal holds it.
@@ -286,12 +301,12 @@ impl Store {
             rejection_ledger: rejections::RejectionLedger::load(&rejections)?,
             rejections,
             sled_config,
-            group_flush: group_flush::GroupFlush::default(),
             disk_reserve: std::sync::OnceLock::new(),
             paused_ids: std::sync::RwLock::new(paused_ids),
             paused,
             journal,
             pending: Mutex::default(),
+            pending_jobs: Mutex::default(),
             index_progress: requests::IndexProgress::default(),
             depths: queue::Depths::default(),
             requests: db.open_tree("requests")?,
@@ -408,13 +423,6 @@ impl Store {
     /// Waits until everything written so far is on disk.
     pub fn flush(&self) -> Result<()> {
         self.db.flush()?;
-        Ok(())
-    }
-
-    /// Waits until everything this thread wrote so far is on disk, sharing
-    /// one flush with every other thread waiting meanwhile.
-    pub fn flush_grouped(&self) -> Result<()> {
-        self.group_flush.flush(|| self.db.flush().map(drop))?;
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 
 use super::{announce, get, put, values, Result, Store};
 use crate::model::{Application, Endpoint, EndpointStatus, Event, EventType, WebhookJob};
+use std::sync::{Arc, PoisonError};
 
 fn event_type_key(application_id: &str, name: &str) -> String {
     format!("{application_id}/{name}")
@@ -140,8 +141,79 @@ impl Store {
         }
     }
 
-    /// Stores a new job and its list index entries, marked as not yet
-    /// fanned out until `job_fanned_out`.
+    /// Keeps a new job in memory from before it is journaled until the
+    /// router has fanned it out (`job_routed`): meanwhile `job` reads it from
+    /// here, so the next sender of its idempotency key finds it.
+    pub fn hold_pending_job(&self, job: Arc<WebhookJob>) {
+        let mut pending = self
+            .pending_jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        pending.insert(job.id.clone(), job);
+    }
+
+    pub(super) fn pending_job(&self, id: &str) -> Option<Arc<WebhookJob>> {
+        let pending = self
+            .pending_jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        pending.get(id).cloned()
+    }
+
+    /// The router is done with a job (or its journaling failed): `job` reads
+    /// sled from now on, and whoever waits for it (`wait_routed`) hears so.
+    pub fn job_routed(&self, id: &str) {
+        let mut pending = self
+            .pending_jobs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        pending.remove(id);
+        drop(pending);
+        announce(&self.routed_feed, || id.to_string());
+    }
+
+    /// Resolves once every job held pending at the call is fanned out, so
+    /// that a list or a delivery read right after a `201` finds its job and
+    /// deliveries (at once when none is pending).
+    pub async fn wait_jobs_routed(&self) -> Result<()> {
+        let pending: Vec<String> = {
+            let pending = self
+                .pending_jobs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            pending.keys().cloned().collect()
+        };
+        for id in pending {
+            self.wait_routed(&id).await?;
+        }
+        Ok(())
+    }
+
+    /// Stores a journaled job's record and list entries. `again` (a replay
+    /// after a crash): a stored record may have moved on since and is only
+    /// indexed again, and the idempotency key the crash may have lost with
+    /// sled's unflushed writes is claimed again (a new job's key was claimed
+    /// before it was journaled).
+    pub fn store_journaled_job(&self, job: &WebhookJob, again: bool) -> Result<()> {
+        if !again {
+            put(&self.jobs, &job.id, job)?;
+            return self.index_job(job);
+        }
+        if job.event_id != job.id {
+            let key = job_key(&job.application_id, &job.event_id);
+            let unclaimed = None::<&[u8]>;
+            let _ = (self.job_keys).compare_and_swap(key, unclaimed, Some(job.id.as_bytes()))?;
+        }
+        match get::<WebhookJob>(&self.jobs, &job.id)? {
+            Some(stored) => self.index_job(&stored),
+            None => self.store_journaled_job(job, false),
+        }
+    }
+
+    /// Stores a new job and its list index entries as gateways did before
+    /// jobs were journaled: marked as not yet fanned out until
+    /// `job_fanned_out` (a start still resumes such jobs, `resume_fan_outs`;
+    /// tests and the list bench store jobs this way).
     pub fn insert_job(&self, job: &WebhookJob) -> Result<()> {
         // The mark first: a job is never seen without it before its fan-out
         // (retention keeps marked jobs; a start drops a mark with no job and
@@ -179,7 +251,14 @@ impl Store {
     }
 
     pub fn job(&self, id: &str) -> Result<Option<WebhookJob>> {
-        get(&self.jobs, id)
+        // The stored record wins: deliveries settled before the router let go
+        // of the job have changed it since. Looked up in memory first, as it
+        // leaves memory only once stored.
+        let pending = self.pending_job(id);
+        Ok(match get(&self.jobs, id)? {
+            Some(stored) => Some(stored),
+            None => pending.map(|job| WebhookJob::clone(&job)),
+        })
     }
 
     /// Forgets a job's record and its index entries.

@@ -3,11 +3,13 @@
 //! request and where the journal keeps it (one insert per request).
 //!
 //! Record layout: request JSON length (u32, big-endian), request JSON, then the
-//! payload as `payload_codec` encodes it.
+//! payload as `payload_codec` encodes it. A webhook job is journaled the same
+//! way (so its `201` shares the requests' group commit): an empty request
+//! (length 0, which no request has), then the job's JSON.
 
 use super::journal::Location;
 use super::payload_codec;
-use crate::model::{Payload, Request};
+use crate::model::{Payload, Request, WebhookJob};
 use serde::{Deserialize, Serialize};
 
 /// A `requests` value: the request's fields plus `journal`. Readers of
@@ -45,21 +47,41 @@ pub fn encode(request: &Request, payload: &Payload) -> serde_json::Result<Vec<u8
     Ok(record)
 }
 
-pub fn decode(record: &[u8]) -> serde_json::Result<(Request, Payload)> {
-    let (request, payload) = split(record)?;
-    Ok((
-        serde_json::from_slice(request)?,
-        payload_codec::decode(payload)?,
-    ))
+pub fn encode_job(job: &WebhookJob) -> serde_json::Result<Vec<u8>> {
+    let mut record = Vec::with_capacity(512);
+    payload_codec::put_length_prefixed(&mut record, &[]);
+    serde_json::to_writer(&mut record, job)?;
+    Ok(record)
 }
 
-/// The id of the request a journal record holds.
-pub fn request_id(record: &[u8]) -> serde_json::Result<String> {
+/// What one journal record holds (a request, the common case, unboxed).
+#[allow(clippy::large_enum_variant)]
+pub enum Record {
+    Request(Request, Payload),
+    Job(Box<WebhookJob>),
+}
+
+pub fn decode(record: &[u8]) -> serde_json::Result<Record> {
+    match split(record)? {
+        ([], job) => Ok(Record::Job(serde_json::from_slice(job)?)),
+        (request, payload) => Ok(Record::Request(
+            serde_json::from_slice(request)?,
+            payload_codec::decode(payload)?,
+        )),
+    }
+}
+
+/// The id of the request (or webhook job) a journal record holds.
+pub fn record_id(record: &[u8]) -> serde_json::Result<String> {
     #[derive(Deserialize)]
     struct Id {
         id: String,
     }
-    Ok(serde_json::from_slice::<Id>(split(record)?.0)?.id)
+    let json = match split(record)? {
+        ([], job) => job,
+        (request, _) => request,
+    };
+    Ok(serde_json::from_slice::<Id>(json)?.id)
 }
 
 pub fn decode_payload(record: &[u8]) -> serde_json::Result<Payload> {

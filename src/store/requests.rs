@@ -5,8 +5,9 @@
 //! (`wait_indexed`).
 
 use super::journal::Location;
-use super::Committed;
+use super::request_record::Record;
 use super::{announce, get, get_payload, request_record, values, EncodedRequest, Result, Store};
+use super::{Committed, CommittedJob, Journaled};
 use crate::model::{Payload, Request, RequestStatus};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::broadcast::error::RecvError;
@@ -41,7 +42,10 @@ impl Store {
         let locations = self.journal.append(&records)?;
         let mut pending = self.pending.lock().expect("pending lock");
         for (request, location) in batch.iter().zip(&locations) {
-            pending.insert(request.id.clone(), *location);
+            // A job is read through `pending_jobs` until its fan-out.
+            if !request.job {
+                pending.insert(request.id.clone(), *location);
+            }
         }
         let journaled = locations.len() as u64;
         self.index_progress
@@ -100,7 +104,7 @@ impl Store {
 
     pub fn request(&self, id: &str) -> Result<Option<Request>> {
         match self.pending_location(id) {
-            Some(location) => Ok(Some(self.journaled(location)?.request)),
+            Some(location) => Ok(Some(self.journaled_request(location)?)),
             None => get(&self.requests, id),
         }
     }
@@ -132,9 +136,19 @@ impl Store {
         )?)
     }
 
-    /// The request and payload the journal holds at `location`.
-    fn journaled(&self, location: Location) -> Result<Committed> {
-        to_committed(location, &self.journal.read(location)?)
+    /// The request (or job) the journal holds at `location`.
+    fn journaled(&self, location: Location) -> Result<Journaled> {
+        to_journaled(location, &self.journal.read(location)?)
+    }
+
+    /// The request the journal holds at `location` (an error for a job).
+    fn journaled_request(&self, location: Location) -> Result<Request> {
+        match self.journaled(location)? {
+            Journaled::Request(committed) => Ok(committed.request),
+            Journaled::Job(_) => Err(super::StoreError::Unavailable(format!(
+                "the journal holds a webhook job at {location:?}, not a request"
+            ))),
+        }
     }
 
     fn pending_location(&self, id: &str) -> Option<Location> {
@@ -184,7 +198,7 @@ impl Store {
             return Ok(());
         };
         if !self.requests.contains_key(request_id.as_bytes())? {
-            let request = self.journaled(location)?.request;
+            let request = self.journaled_request(location)?;
             self.index_request(&request, location)?;
         }
         Ok(())
@@ -205,8 +219,7 @@ impl Store {
     /// aside (`mark_unrouted`) it is done with, though it stays readable
     /// through `pending`.
     pub fn awaits_router(&self, request_id: &str) -> Result<bool> {
-        Ok(self.pending_location(request_id).is_some()
-            && !self.unrouted.contains_key(request_id.as_bytes())?)
+        Ok(self.is_pending(request_id) && !self.unrouted.contains_key(request_id.as_bytes())?)
     }
 
     /// Resolves once the router is done with a request (at once when it is),
@@ -230,8 +243,12 @@ impl Store {
 
     /// Whether an accepted request still waits for (or is in) routing.
     pub fn is_unrouted(&self, request_id: &str) -> Result<bool> {
-        Ok(self.pending_location(request_id).is_some()
-            || self.unrouted.contains_key(request_id.as_bytes())?)
+        Ok(self.is_pending(request_id) || self.unrouted.contains_key(request_id.as_bytes())?)
+    }
+
+    /// Whether a request or webhook job is journaled and not yet routed.
+    fn is_pending(&self, id: &str) -> bool {
+        self.pending_location(id).is_some() || self.pending_job(id).is_some()
     }
 
     /// Ids of requests as their routing completes, and of rejections as they
@@ -257,7 +274,7 @@ impl Store {
 
     /// Requests marked unrouted, with their journal record when they have one
     /// (stores older than the journal marked requests without).
-    pub fn marked_unrouted(&self) -> Result<Vec<(String, Option<Committed>)>> {
+    pub fn marked_unrouted(&self) -> Result<Vec<(String, Option<Journaled>)>> {
         let mut marked = Vec::new();
         for entry in self.unrouted.iter() {
             let (id, location) = entry?;
@@ -280,11 +297,11 @@ impl Store {
     /// the ones a crash or a stop may have left unindexed or unrouted.
     pub fn each_unrouted_journaled(
         &self,
-        mut visit: impl FnMut(Committed) -> Result<()>,
+        mut visit: impl FnMut(Journaled) -> Result<()>,
     ) -> Result<()> {
         self.journal
             .each_after(self.routed_through()?, |location, record| {
-                visit(to_committed(location, &record)?)
+                visit(to_journaled(location, &record)?)
             })
     }
 
@@ -296,15 +313,21 @@ impl Store {
 }
 
 /// A journal record, as the router takes it.
-fn to_committed(location: Location, record: &[u8]) -> Result<Committed> {
-    let (request, payload) = request_record::decode(record)?;
-    Ok(Committed {
-        route: request.status == RequestStatus::Accepted,
-        request,
-        payload: Some(payload),
-        held: None,
-        location,
-        indexed: false,
+fn to_journaled(location: Location, record: &[u8]) -> Result<Journaled> {
+    Ok(match request_record::decode(record)? {
+        Record::Request(request, payload) => Journaled::Request(Committed {
+            route: request.status == RequestStatus::Accepted,
+            request,
+            payload: Some(payload),
+            held: None,
+            location,
+            indexed: false,
+        }),
+        Record::Job(job) => Journaled::Job(CommittedJob {
+            job: (*job).into(),
+            location,
+            indexed: false,
+        }),
     })
 }
 
@@ -437,7 +460,7 @@ mod tests {
         let mut replayed = Vec::new();
         store
             .each_unrouted_journaled(|committed| {
-                replayed.push(committed.request.id);
+                replayed.push(committed.id().to_string());
                 Ok(())
             })
             .unwrap();

@@ -301,7 +301,7 @@ impl Store {
     /// The first request in `segment` the store still keeps, if any.
     fn kept_request_in(&self, segment: u32) -> Result<Option<String>> {
         let scan = self.journal.each_in(segment, 0, |_, record| {
-            let id = super::request_record::request_id(&record).map_err(StoreError::from)?;
+            let id = super::request_record::record_id(&record).map_err(StoreError::from)?;
             match self.requests.contains_key(id.as_bytes())? || self.is_unrouted(&id)? {
                 true => Err(Scan::Kept(id)),
                 false => Ok(()),

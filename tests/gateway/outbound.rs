@@ -237,6 +237,35 @@ async fn an_event_id_returns_the_same_job_instead_of_a_new_one() {
 }
 
 #[tokio::test]
+async fn senders_racing_with_one_event_id_get_one_job_readable_at_once() {
+    let gw = gateway("").await;
+    let sink = Sink::start(Reply::Status(200)).await;
+    let (app, _) = one_endpoint(&gw, &sink, json!({})).await;
+    let mut body = job_body(&app, "order.created", json!({ "order": 8 }));
+    body["event_id"] = json!("order-8-created");
+    let sends = (0..16).map(|_| send_job(&gw, body.clone()));
+    let answers = futures_util::future::join_all(sends).await;
+    let created: Vec<&Value> = answers
+        .iter()
+        .filter(|(s, _)| *s == 201)
+        .map(|(_, j)| j)
+        .collect();
+    assert_eq!(created.len(), 1, "one 201: {answers:?}");
+    let id = created[0]["id"].as_str().unwrap();
+    for (status, job) in &answers {
+        assert!(*status == 201 || *status == 200, "{status} {job}");
+        assert_eq!(job["id"], id, "every sender is answered the one job");
+        assert_eq!(job["deliveries"].as_array().unwrap().len(), 1, "{job}");
+    }
+    // Read right after its 201 (the router may not have stored it yet).
+    let (status, read) = gw.api_get(&format!("/v1/webhook-jobs/{id}")).await;
+    assert_eq!(status, 200, "{read}");
+    assert_eq!(read["deliveries"].as_array().unwrap().len(), 1, "{read}");
+    wait_job(&gw, id, "succeeded").await;
+    assert_eq!(sink.received().len(), 1, "delivered once");
+}
+
+#[tokio::test]
 async fn an_event_id_is_a_new_job_once_its_window_has_passed() {
     let gw = gateway("idempotency_window_ms = 1").await;
     let sink = Sink::start(Reply::Status(200)).await;

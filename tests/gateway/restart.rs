@@ -271,16 +271,14 @@ async fn a_request_set_aside_by_a_failed_routing_is_routed_on_the_next_start() {
         .unwrap();
     // What the router does when routing the first fails and the second works.
     let (failed, routed) = (&journaled[0], &journaled[1]);
-    store
-        .mark_unrouted(&failed.request.id, failed.location)
-        .unwrap();
-    store.set_routed_through(routed.location).unwrap();
+    store.mark_unrouted(failed.id(), failed.location()).unwrap();
+    store.set_routed_through(routed.location()).unwrap();
     store.flush().unwrap();
     drop(store);
 
     let gateway = Gateway::start(&loaded).await.unwrap();
     let delivered = delivered_requests(&sink, 1).await;
-    assert_eq!(delivered, HashSet::from([failed.request.id.clone()]));
+    assert_eq!(delivered, HashSet::from([failed.id().to_string()]));
     assert!(gateway.store.marked_unrouted().unwrap().is_empty());
     gateway.shutdown().await.unwrap();
 }
