@@ -43,6 +43,11 @@ pub(crate) async fn sign_in(browser: &Browser, tg: &TestGateway, key: &str) {
     let field = browser.wait_for("input[name=key]").await;
     field.send_keys(key).await.unwrap();
     browser.click("Sign in").await;
+    // The answer has arrived when a signed-in page (its sign-out form) or the
+    // form's refusal shows; a page opened before that would find no session.
+    browser
+        .wait_for("form[action$='/sign-out'], form.sign-in [role=alert]")
+        .await;
 }
 
 /// POSTs from inside the page (the session's cookie goes along), with the

@@ -216,6 +216,9 @@ async fn a_store_failed_for_good_sends_no_attempt_twice_and_takes_no_request_unt
     let (status, body) = run.gw.post("/e/shop", "{}").await;
     assert_eq!(status, 503);
     assert!(body.to_string().contains("restart"), "{body}");
+    // And the node says so to its load balancer: not ready, for its store.
+    let failing = crate::health::failing_checks(&run.gw).await;
+    assert!(failing.contains(&"store".to_string()), "{failing:?}");
 
     // A restart does: every acknowledged request is delivered (those sent
     // before once more, at most).

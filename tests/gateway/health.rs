@@ -24,7 +24,7 @@ async fn probe_both(gw: &TestGateway, path: &str) -> [(u16, Value); 2] {
 }
 
 /// The checks `/readyz` names as failing (the same on both listeners).
-async fn failing_checks(gw: &TestGateway) -> Vec<String> {
+pub(crate) async fn failing_checks(gw: &TestGateway) -> Vec<String> {
     let [ingress, api] = probe_both(gw, "/readyz").await;
     assert_eq!(ingress, api, "both listeners answer alike");
     let (status, body) = ingress;
