@@ -465,7 +465,9 @@ fn step(state: &ApiState, id: &str) -> ApiResult<(BTreeSet<String>, bool)> {
         cursor: bulk.cursor.clone().map_or(Cursor::Start, Cursor::Next),
     };
     let mut woken = BTreeSet::new();
-    let (processed, last, more) = match bulk.kind {
+    // Where the next batch reads on: after this one's last match, or after
+    // the last record a short page read (`store::page`'s read budget).
+    let next = match bulk.kind {
         BulkKind::Events => retry_events(state, &query, &page, &mut bulk, &mut woken)?,
         BulkKind::Requests => {
             let found = state.store.page_requests(
@@ -475,7 +477,7 @@ fn step(state: &ApiState, id: &str) -> ApiResult<(BTreeSet<String>, bool)> {
             )?;
             let ids: Vec<String> = found.items.iter().map(|r| r.id.clone()).collect();
             reroute_all(state, &ids, &mut bulk, &mut woken);
-            (ids.len(), ids.last().cloned(), found.next.is_some())
+            found.next
         }
         BulkKind::IgnoredEvents => {
             let found = state
@@ -483,17 +485,14 @@ fn step(state: &ApiState, id: &str) -> ApiResult<(BTreeSet<String>, bool)> {
                 .page_ignored_events(&page, &ignored_filter(&query)?)?;
             let requests: Vec<String> = found.items.iter().map(|i| i.request_id.clone()).collect();
             reroute_all(state, &requests, &mut bulk, &mut woken);
-            (
-                requests.len(),
-                found.items.last().map(|i| i.id.clone()),
-                found.next.is_some(),
-            )
+            found.next
         }
     };
-    if processed > 0 {
-        bulk.cursor = last;
+    let read_all = next.is_none();
+    if next.is_some() {
+        bulk.cursor = next;
     }
-    save_progress(state, bulk, !more).map(|finished| (woken, finished))
+    save_progress(state, bulk, read_all).map(|finished| (woken, finished))
 }
 
 fn retry_events(
@@ -502,7 +501,7 @@ fn retry_events(
     page: &PageRequest,
     bulk: &mut BulkRetry,
     woken: &mut BTreeSet<String>,
-) -> ApiResult<(usize, Option<String>, bool)> {
+) -> ApiResult<Option<String>> {
     let found = state.store.page_events(
         page,
         event_stamps(query)?,
@@ -520,11 +519,7 @@ fn retry_events(
             None => bulk.failed_count += 1,
         }
     }
-    Ok((
-        found.items.len(),
-        found.items.last().map(|e| e.id.clone()),
-        found.next.is_some(),
-    ))
+    Ok(found.next)
 }
 
 fn reroute_all(

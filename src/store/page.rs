@@ -172,27 +172,48 @@ fn past_prefix(prefix: &str) -> Bound<Vec<u8>> {
     }
 }
 
-/// Up to `limit` records that `keep` accepts, and whether more follow.
+/// How many records one page reads at most. A filter that few records match
+/// (a text search, a rare status) would otherwise read the whole store for
+/// one page; past the budget the page ends short, with a cursor where the
+/// scan stopped, and the next page reads on from there.
+const SCAN_BUDGET: usize = 50_000;
+
+/// Why a scan for a page stopped.
+enum Stop {
+    /// The page is full, and another match follows it.
+    Filled,
+    /// The budget ran out; the record with this id was the last one read.
+    Budget(String),
+    /// No record is left.
+    End,
+}
+
+/// Up to `limit` records that `keep` accepts, reading at most `budget`.
 fn collect<T: DeserializeOwned>(
     entries: Entries,
     prefix: &str,
-    limit: usize,
+    (limit, budget): (usize, usize),
     keep: &dyn Fn(&T) -> bool,
-) -> Result<(Vec<(String, T)>, bool)> {
+) -> Result<(Vec<(String, T)>, Stop)> {
     let mut found = Vec::new();
-    for entry in entries {
+    let mut last_read = None;
+    for (read, entry) in entries.enumerate() {
+        if read == budget {
+            // Cursors exclude their id: the next page starts after the last one read.
+            return Ok((found, Stop::Budget(last_read.unwrap_or_default())));
+        }
         let (key, value) = entry?;
-        let record: T = serde_json::from_slice(&value).map_err(StoreError::Corrupt)?;
-        if !keep(&record) {
-            continue;
-        }
-        if found.len() == limit {
-            return Ok((found, true));
-        }
         let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
-        found.push((id, record));
+        let record: T = serde_json::from_slice(&value).map_err(StoreError::Corrupt)?;
+        if keep(&record) {
+            if found.len() == limit {
+                return Ok((found, Stop::Filled));
+            }
+            found.push((id.clone(), record));
+        }
+        last_read = Some(id);
     }
-    Ok((found, false))
+    Ok((found, Stop::End))
 }
 
 fn page<T: DeserializeOwned>(
@@ -211,52 +232,49 @@ fn page_under<T: DeserializeOwned>(
     keep: &dyn Fn(&T) -> bool,
     window: &KeyBounds,
 ) -> Result<Page<T>> {
-    let forward = request.dir == Direction::Asc;
-    let limit = request.limit.max(1);
-    let (found, more, backwards) = match &request.cursor {
-        Cursor::Start => {
-            let (found, more) = collect(
-                scan(tree, prefix, None, forward, window),
-                prefix,
-                limit,
-                keep,
-            )?;
-            (found, more, false)
-        }
-        Cursor::Next(id) => {
-            let (found, more) = collect(
-                scan(tree, prefix, Some(id), forward, window),
-                prefix,
-                limit,
-                keep,
-            )?;
-            (found, more, false)
-        }
-        Cursor::Prev(id) => {
-            let (found, more) = collect(
-                scan(tree, prefix, Some(id), !forward, window),
-                prefix,
-                limit,
-                keep,
-            )?;
-            (found, more, true)
-        }
-    };
-    Ok(finish(found, more, backwards, &request.cursor))
+    page_within(tree, prefix, request, keep, window, SCAN_BUDGET)
 }
 
-/// The page of `found` (in scan order; `more`: records follow it), with its
-/// cursors: the ids it starts and ends with, where pages lie beyond them.
-fn finish<T>(mut found: Vec<(String, T)>, more: bool, backwards: bool, cursor: &Cursor) -> Page<T> {
+/// `page_under`, reading at most `budget` records.
+fn page_within<T: DeserializeOwned>(
+    tree: &sled::Tree,
+    prefix: &str,
+    request: &PageRequest,
+    keep: &dyn Fn(&T) -> bool,
+    window: &KeyBounds,
+    budget: usize,
+) -> Result<Page<T>> {
+    let forward = request.dir == Direction::Asc;
+    let (from, ascending, backwards) = match &request.cursor {
+        Cursor::Start => (None, forward, false),
+        Cursor::Next(id) => (Some(id.as_str()), forward, false),
+        Cursor::Prev(id) => (Some(id.as_str()), !forward, true),
+    };
+    let entries = scan(tree, prefix, from, ascending, window);
+    let (found, stop) = collect(entries, prefix, (request.limit.max(1), budget), keep)?;
+    Ok(finish(found, stop, backwards, &request.cursor))
+}
+
+/// The page of `found` (in scan order), with its cursors: on the far side
+/// (where the scan went) the last match, or the record the budget stopped
+/// at; on the near side the first match, or the cursor itself.
+fn finish<T>(mut found: Vec<(String, T)>, stop: Stop, backwards: bool, cursor: &Cursor) -> Page<T> {
+    let far = match stop {
+        Stop::Filled => found.last().map(|(id, _)| id.clone()),
+        Stop::Budget(last_read) => Some(last_read),
+        Stop::End => None,
+    };
+    let near = found.first().map(|(id, _)| id.clone()).or(match cursor {
+        Cursor::Start => None,
+        Cursor::Next(id) | Cursor::Prev(id) => Some(id.clone()),
+    });
+    let near = near.filter(|_| *cursor != Cursor::Start);
     if backwards {
         found.reverse();
     }
-    let first = found.first().map(|(id, _)| id.clone());
-    let last = found.last().map(|(id, _)| id.clone());
-    let (next, prev) = match (cursor, backwards) {
-        (Cursor::Start, _) => (last.filter(|_| more), None),
-        (_, false) => (last.filter(|_| more), first),
-        (_, true) => (last, first.filter(|_| more)),
+    let (next, prev) = match backwards {
+        false => (far, near),
+        true => (near, far),
     };
     Page {
         items: found.into_iter().map(|(_, record)| record).collect(),
@@ -314,9 +332,12 @@ pub fn sorted_page<T, K: Ord + Clone>(
     if !ascending {
         found.reverse();
     }
-    let more = found.len() == keep;
+    let stop = match found.len() == keep {
+        true => Stop::Filled,
+        false => Stop::End,
+    };
     found.truncate(keep - 1);
-    Ok(finish(found, more, backwards, &request.cursor))
+    Ok(finish(found, stop, backwards, &request.cursor))
 }
 
 /// A tree's records, deserialized, with their keys as ids.
@@ -668,5 +689,42 @@ mod tests {
             .unwrap()
             .items
             .is_empty());
+    }
+
+    /// Walks every page from the start in `dir` by `next`, then back by
+    /// `prev` from the last page; answers the records met each way.
+    fn walk_with_budget(dir: Direction, budget: usize) -> (Vec<u32>, Vec<u32>) {
+        let (_dir, tree) = tree_with(30);
+        let rare = |n: &u32| n.is_multiple_of(5);
+        let read = |cursor| page_within(&tree, "", &ask(dir, cursor), &rare, &EVERY_KEY, budget);
+        let (mut forward, mut pages) = (Vec::new(), Vec::new());
+        let mut page = read(Cursor::Start).unwrap();
+        loop {
+            forward.extend(page.items.clone());
+            let Some(next) = page.next.clone() else { break };
+            pages.push(page);
+            page = read(Cursor::Next(next)).unwrap();
+        }
+        let mut backward = page.items.clone();
+        while let Some(prev) = page.prev.clone() {
+            page = read(Cursor::Prev(prev)).unwrap();
+            backward.splice(0..0, page.items.clone());
+        }
+        assert!(
+            pages.iter().any(|p| p.items.len() < 3),
+            "no page ended short"
+        );
+        (forward, backward)
+    }
+
+    #[test]
+    fn a_page_past_its_read_budget_ends_short_and_the_next_reads_on() {
+        let mut every: Vec<u32> = (0..30u32).filter(|n| n.is_multiple_of(5)).collect();
+        let (forward, backward) = walk_with_budget(Direction::Asc, 7);
+        assert_eq!(forward, every);
+        assert_eq!(backward, every);
+        every.reverse();
+        let (forward, backward) = walk_with_budget(Direction::Desc, 4);
+        assert_eq!((&forward, &backward), (&every, &every));
     }
 }
