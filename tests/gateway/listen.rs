@@ -264,6 +264,53 @@ async fn a_url_destination_an_unknown_one_or_both_flags_are_refused() {
 }
 
 #[tokio::test]
+async fn a_bookmark_triggered_with_target_cli_goes_to_the_sources_listeners() {
+    let url_sink = Sink::start(Reply::Status(200)).await;
+    let to_orders = "\n[[connections]]\nname = \"shop-to-orders\"\nsource = \"shop\"\ndestination = \"orders-api\"\n";
+    let config = declared_cli_destination(&url_sink.url("")) + to_orders;
+    let gateway = TestGateway::start(&config).await;
+    let local = Sink::start(Reply::Status(200)).await;
+    let mut listener = Listener::start_on_destination(&gateway, "laptop", &local.url("")).await;
+    post_order(&gateway, 9).await;
+    url_sink.wait_for(1).await;
+    local.wait_for(1).await;
+    let laptop = laptop_id(&gateway).await;
+    let to_url = (gateway.wait_event(|e| successful(e) && e.destination_id != laptop)).await;
+
+    // A bookmark of the URL connection's event, replayed to the CLI clients.
+    let bookmark = json!({ "event_id": to_url.id, "label": "order 9" });
+    let (status, bookmark) = gateway.api_send(Method::POST, "/bookmarks", bookmark).await;
+    assert_eq!(status, 200, "{bookmark}");
+    let trigger = format!("/bookmarks/{}/trigger", bookmark["id"].as_str().unwrap());
+    let (status, made) = gateway
+        .api_send(Method::POST, &trigger, json!({ "target": "cli" }))
+        .await;
+    assert_eq!(status, 200, "{made}");
+    assert_eq!(
+        made.as_array().unwrap().len(),
+        1,
+        "one CLI connection: {made}"
+    );
+    assert_eq!(made[0]["destination_id"], laptop);
+    let replayed = made[0]["id"].as_str().unwrap();
+    let received = local.wait_for(2).await;
+    assert_eq!(received[1].header("x-hookgate-event-id"), Some(replayed));
+    assert_eq!(order_of(&received[1]), 9);
+    listener.wait_line(replayed).await;
+    assert_eq!(
+        url_sink.received().len(),
+        1,
+        "http's destination not sent again"
+    );
+}
+
+/// The id of the CLI destination `laptop`.
+async fn laptop_id(gateway: &TestGateway) -> String {
+    let (_, laptop) = gateway.api_get("/destinations/laptop").await;
+    laptop["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
 async fn on_a_terminal_the_status_is_coloured() {
     let gateway = TestGateway::start(SOURCE).await;
     let sink = Sink::start(Reply::Status(200)).await;
