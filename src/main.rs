@@ -91,7 +91,7 @@ enum Command {
     /// destination of a running gateway (created when absent, named after
     /// you), each local answer recorded as the event's attempt.
     #[command(
-        after_help = "Example:\n  hookgate listen --api http://127.0.0.1:8081 --key $KEY --source shop --to http://localhost:3000 --path /webhooks\n  2026-12-04T10:31:33.120Z  200  POST /webhooks/orders  12 ms  evt_…"
+        after_help = "Examples:\n  hookgate listen --api http://127.0.0.1:8081 --key $KEY --source shop --to http://localhost:3000 --path /webhooks\n  2026-12-04T10:31:33.120Z  200  POST /webhooks/orders  12 ms  evt_…\n  hookgate listen --key $KEY --destination laptop --to http://localhost:3000"
     )]
     Listen(ListenArgs),
     /// Print a shell completion script.
@@ -121,9 +121,14 @@ struct ListenArgs {
     /// An API key (else the HOOKGATE_API_KEY environment variable).
     #[arg(long)]
     key: Option<String>,
-    /// The source whose events to receive (its name).
-    #[arg(long)]
-    source: String,
+    /// The source whose events to receive (its name), through your own
+    /// CLI destination.
+    #[arg(long, required_unless_present = "destination")]
+    source: Option<String>,
+    /// Instead of --source: an existing CLI destination to listen on (its
+    /// name or id, e.g. one declared in gateway.toml); nothing is created.
+    #[arg(long, conflicts_with_all = ["source", "path", "name"])]
+    destination: Option<String>,
     /// The local server to deliver to.
     #[arg(long)]
     to: url::Url,
@@ -387,17 +392,24 @@ fn export(id: &str, api: &str, key: Option<String>) -> ExitCode {
 /// `hookgate listen`: runs until interrupted, or a failure connecting again
 /// would not mend (exit 1).
 fn listen(args: ListenArgs) -> ExitCode {
+    use hookgate::listen::Target;
     let Some(key) = api_key(args.key) else {
         return ExitCode::FAILURE;
     };
-    let name = args.name.or_else(|| std::env::var("USER").ok());
+    let target = match (args.destination, args.source) {
+        (Some(destination), _) => Target::Destination(destination),
+        (None, source) => Target::Source {
+            source: source.expect("clap requires --source without --destination"),
+            path: args.path,
+            name: (args.name.or_else(|| std::env::var("USER").ok()))
+                .unwrap_or_else(|| "cli".into()),
+        },
+    };
     let options = hookgate::listen::Options {
         api: args.api,
         key,
-        source: args.source,
+        target,
         to: args.to,
-        path: args.path,
-        name: name.unwrap_or_else(|| "cli".into()),
     };
     match client_runtime().block_on(hookgate::listen::run(&options)) {
         Ok(()) => ExitCode::SUCCESS,

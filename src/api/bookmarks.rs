@@ -6,13 +6,14 @@ use super::query::{iso, Query};
 use super::schema::{value_of, Deleted, ErrorBody, Listing, RawBody};
 use super::{blocking, bounded_page, views, ApiState, Shared};
 use crate::ids::{event_data_id, event_of_data, new_id, now_ms};
-use crate::model::{Bookmark, Event, Payload};
+use crate::model::{Bookmark, Catalog, Connection, Event, Payload};
 use axum::body::Bytes;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::sync::Arc;
 use utoipa::ToSchema;
 
 /// The body of `POST /bookmarks` and `PUT /bookmarks/{id}`: the reference's
@@ -308,15 +309,21 @@ fn trigger_input(body: &[u8]) -> ApiResult<TriggerInput> {
     serde_json::from_slice(body).map_err(|e| ApiError::invalid("body", e.to_string()))
 }
 
-/// Only `http`: the reference's `cli` delivers to the CLI clients listening
-/// on the connection, and hookgate has no CLI to listen.
-fn check_target(target: Option<&str>) -> ApiResult<()> {
+/// Where a trigger sends the saved data (the reference's `target`).
+#[derive(Clone, Copy, PartialEq)]
+enum Target {
+    /// The bookmark's connection, as any event.
+    Http,
+    /// The CLI clients: in hookgate, the `hookgate listen` sessions of the
+    /// CLI destinations behind the bookmark's source (one event per CLI
+    /// connection; its listeners share it, or it waits for one).
+    Cli,
+}
+
+fn target_of(target: Option<&str>) -> ApiResult<Target> {
     match target {
-        None | Some("http") => Ok(()),
-        Some("cli") => Err(ApiError::invalid(
-            "target",
-            "\"cli\" is not available: hookgate has no CLI clients to deliver to (use \"http\")",
-        )),
+        None | Some("http") => Ok(Target::Http),
+        Some("cli") => Ok(Target::Cli),
         Some(other) => Err(ApiError::invalid(
             "target",
             format!("\"{other}\" is not http or cli"),
@@ -324,19 +331,46 @@ fn check_target(target: Option<&str>) -> ApiResult<()> {
     }
 }
 
-/// `POST /bookmarks/{id}/trigger`: a new event on the bookmark's connection
-/// with the saved data, queued now. The answer is the list of events made
-/// (one, for the `http` target).
-#[utoipa::path(post, path = "/2023-07-01/bookmarks/{id}/trigger", tag = "bookmarks", summary = "Replay the saved data through its connection as a new event (target http; cli is refused)", params(("id" = String, Path, description = "bmk_…")), request_body(content = Option<TriggerInput>, description = "optional: no body is {}"), responses((status = 200, description = "an array of the new events (event views)", body = Vec<super::views::EventView>), (status = 404, description = "unknown", body = ErrorBody), (status = 409, description = "the connection is gone", body = ErrorBody), (status = 422, description = "target cli, or unknown", body = ErrorBody)), security(("api_key" = [])))]
+/// The connections a trigger makes events on: the bookmark's own (`http`),
+/// or every connection of its source to a CLI destination (`cli`).
+fn connections_for(
+    catalog: &Catalog,
+    connection: &Arc<Connection>,
+    target: Target,
+) -> ApiResult<Vec<Arc<Connection>>> {
+    if target == Target::Http {
+        return Ok(vec![connection.clone()]);
+    }
+    let is_cli = |c: &&Arc<Connection>| {
+        let destination = catalog.destination(&c.destination_id);
+        destination.is_some_and(|d| d.url.is_none())
+    };
+    let cli: Vec<_> = (catalog.connections_of(&connection.source_id).iter())
+        .filter(is_cli)
+        .cloned()
+        .collect();
+    match cli.is_empty() {
+        true => Err(ApiError::invalid(
+            "target",
+            "\"cli\": the bookmark's source has no connection to a CLI destination (see `hookgate listen`)",
+        )),
+        false => Ok(cli),
+    }
+}
+
+/// `POST /bookmarks/{id}/trigger`: new events with the saved data, queued
+/// now: one on the bookmark's connection (`http`), or one per CLI
+/// connection of its source (`cli`). The answer is the list of events made.
+#[utoipa::path(post, path = "/2023-07-01/bookmarks/{id}/trigger", tag = "bookmarks", summary = "Replay the saved data as new events: through its connection (target http), or to the `hookgate listen` sessions of its source's CLI destinations (target cli, one event per CLI connection)", params(("id" = String, Path, description = "bmk_…")), request_body(content = Option<TriggerInput>, description = "optional: no body is {}"), responses((status = 200, description = "an array of the new events (event views)", body = Vec<super::views::EventView>), (status = 404, description = "unknown", body = ErrorBody), (status = 409, description = "the connection is gone", body = ErrorBody), (status = 422, description = "an unknown target, or cli with no CLI connection on the source", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn trigger(
     State(state): Shared,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<Vec<Value>>> {
     let input = trigger_input(&body)?;
-    check_target(input.target.as_deref())?;
+    let target = target_of(input.target.as_deref())?;
     let job_state = state.clone();
-    let event = blocking(move || {
+    let events = blocking(move || {
         let state = &job_state;
         let mut bookmark = stored(state, &id)?;
         let catalog = state.catalog.load();
@@ -346,22 +380,30 @@ pub async fn trigger(
                 bookmark.connection_id
             ))
         })?;
+        let connections = connections_for(&catalog, connection, target)?;
         let now = now_ms();
-        let event = Event::new(
-            new_id("evt"),
-            &bookmark.request_id,
-            connection.as_ref().into(),
-            now,
-            true,
-        );
-        state
-            .store
-            .insert_event(&event, Some(&bookmark.data), now)?;
+        let mut events = Vec::with_capacity(connections.len());
+        for connection in connections {
+            let event = Event::new(
+                new_id("evt"),
+                &bookmark.request_id,
+                connection.as_ref().into(),
+                now,
+                true,
+            );
+            state
+                .store
+                .insert_event(&event, Some(&bookmark.data), now)?;
+            events.push(event);
+        }
         (bookmark.last_used_at, bookmark.updated_at) = (Some(now), Some(now));
         state.store.save_bookmark(&bookmark)?;
-        Ok(event)
+        Ok(events)
     })
     .await?;
-    state.scheduler.wake(&event.destination_id);
-    Ok(Json(vec![views::event(&state.team_id, &event, None)]))
+    for event in &events {
+        state.scheduler.wake(&event.destination_id);
+    }
+    let views = events.iter().map(|e| views::event(&state.team_id, e, None));
+    Ok(Json(views.collect()))
 }

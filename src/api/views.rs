@@ -83,7 +83,7 @@ pub struct RequestView {
     pub source_id: Option<String>,
     /// How many events it became.
     pub events_count: usize,
-    /// Always 0: hookgate has no CLI.
+    /// Always 0: no event is a per-CLI-client copy (see `cli_id`).
     pub cli_events_count: usize,
     /// How many connections' rules ignored it.
     pub ignored_count: usize,
@@ -104,7 +104,7 @@ pub struct RequestView {
 /// A request as the reference shows it (L3728-3825), plus hookgate's
 /// `source_name`, `status`, `body_bytes` and `body_truncated`. Requests never
 /// change once stored, so `updated_at` is when it was received; its data's
-/// id is its own id under `edt_`; hookgate has no CLI and one priority.
+/// id is its own id under `edt_`; no per-CLI-client copies and one priority.
 pub fn request(
     team_id: &str,
     request: &Request,
@@ -167,7 +167,7 @@ pub struct EventView {
     pub status: EventStatus,
     #[schema(required)]
     pub successful_at: Option<String>,
-    /// Always null: hookgate has no CLI.
+    /// Always null: see `event`.
     #[schema(required)]
     pub cli_id: Option<String>,
     pub updated_at: String,
@@ -183,7 +183,8 @@ pub struct EventView {
 }
 
 /// An event as the reference shows it (L4407-4536), plus hookgate's
-/// `delay_ms`, `muted` and `transformation_logs`. hookgate has no CLI: `cli_id` is always null.
+/// `delay_ms`, `muted` and `transformation_logs`. `cli_id` is always null: a CLI
+/// destination's events are ordinary events shared by its listeners.
 pub fn event(team_id: &str, event: &Event, payload: Option<&Payload>) -> Value {
     value_of(event_view(team_id, event, payload))
 }

@@ -1,6 +1,7 @@
 //! `hookgate listen`: a developer's laptop as a CLI destination. It makes
 //! sure the source has a connection to a CLI destination named after the
-//! user (`PUT /connections`, idempotent), opens that destination's stream
+//! user (`PUT /connections`, idempotent), or takes a CLI destination that
+//! already exists (`--destination`, e.g. one declared in gateway.toml), opens that destination's stream
 //! on the management API (`GET /destinations/{id}/listen`), delivers each
 //! event to a local URL with the gateway's own HTTP client, reports what the
 //! local server answered (recorded as the event's attempt), and prints one
@@ -28,15 +29,27 @@ pub struct Options {
     /// The management API, e.g. `http://127.0.0.1:8081`.
     pub api: String,
     pub key: String,
-    /// The source's name.
-    pub source: String,
+    /// Which CLI destination's events to receive.
+    pub target: Target,
     /// The local server events go to.
     pub to: Url,
-    /// The CLI destination's `cli_path`: where, under `to`, events go.
-    pub path: String,
-    /// Who listens: names the destination (`cli-NAME`) and the connection
-    /// (`SOURCE-cli-NAME`).
-    pub name: String,
+}
+
+/// Which CLI destination `hookgate listen` listens on.
+pub enum Target {
+    /// The listener's own, made (or brought up to date) for a source.
+    Source {
+        /// The source's name.
+        source: String,
+        /// The CLI destination's `cli_path`: where, under `to`, events go.
+        path: String,
+        /// Who listens: names the destination (`cli-NAME`) and the
+        /// connection (`SOURCE-cli-NAME`).
+        name: String,
+    },
+    /// A CLI destination that exists already (its name or id), with the
+    /// connections it has: nothing is created.
+    Destination(String),
 }
 
 /// Why listening stopped for good (a wrong key, an unknown source, …).
@@ -52,7 +65,14 @@ const RECONNECT_MAX: Duration = Duration::from_secs(10);
 /// Listens until a failure that connecting again would not mend.
 pub async fn run(options: &Options) -> Result<(), Failure> {
     let api = Api::new(&options.api, &options.key);
-    let destination_id = ensure_connection(&api, options).await?;
+    let destination_id = match &options.target {
+        Target::Source { source, path, name } => {
+            ensure_connection(&api, source, path, name, &options.to).await?
+        }
+        Target::Destination(destination) => {
+            existing_destination(&api, destination, &options.to).await?
+        }
+    };
     let mut local = Local::default();
     let mut wait = RECONNECT_FIRST;
     loop {
@@ -72,12 +92,17 @@ pub async fn run(options: &Options) -> Result<(), Failure> {
 /// The connection `SOURCE-cli-NAME` from the source to the CLI destination
 /// `cli-NAME` with the asked `cli_path`, created or brought up to date;
 /// returns the destination's id.
-async fn ensure_connection(api: &Api, options: &Options) -> Result<String, Failure> {
-    let name = &options.name;
+async fn ensure_connection(
+    api: &Api,
+    source: &str,
+    path: &str,
+    name: &str,
+    to: &Url,
+) -> Result<String, Failure> {
     let body = json!({
-        "name": format!("{}-cli-{name}", options.source),
-        "source": options.source,
-        "destination": { "name": format!("cli-{name}"), "cli_path": options.path },
+        "name": format!("{source}-cli-{name}"),
+        "source": source,
+        "destination": { "name": format!("cli-{name}"), "cli_path": path },
     });
     let connection = api
         .call(reqwest::Method::PUT, "/connections", Some(&body))
@@ -85,11 +110,30 @@ async fn ensure_connection(api: &Api, options: &Options) -> Result<String, Failu
     let id = connection["destination"]["id"].as_str();
     let id = id.ok_or("the gateway's connection has no destination id")?;
     println!(
-        "hookgate listen: {} → {}{} (connection {}, destination {id})",
-        options.source,
-        options.to.as_str().trim_end_matches('/'),
-        options.path,
+        "hookgate listen: {source} → {}{path} (connection {}, destination {id})",
+        to.as_str().trim_end_matches('/'),
         connection["name"].as_str().unwrap_or_default(),
+    );
+    Ok(id.to_string())
+}
+
+/// The CLI destination `destination` (a name or an id) as it is; returns
+/// its id. A destination with a URL is refused here, before any stream.
+async fn existing_destination(api: &Api, destination: &str, to: &Url) -> Result<String, Failure> {
+    let path = format!("/destinations/{destination}");
+    let found = api.call(reqwest::Method::GET, &path, None).await?;
+    let Some(cli_path) = found["cli_path"].as_str() else {
+        return Err(format!(
+            "destination {destination} is not a CLI destination (it has no cli_path)"
+        ));
+    };
+    let id = found["id"]
+        .as_str()
+        .ok_or("the gateway's destination has no id")?;
+    println!(
+        "hookgate listen: destination {} → {}{cli_path} (destination {id})",
+        found["name"].as_str().unwrap_or(destination),
+        to.as_str().trim_end_matches('/'),
     );
     Ok(id.to_string())
 }

@@ -483,6 +483,7 @@ async fn bookmarks_take_event_data_ids_and_triggering_answers_an_array_of_events
         events[0]["id"].as_str()
     );
     assert_eq!(&received[1].body[..], br#"{"order":42}"#);
+    // No CLI destination behind the source (listen.rs has one).
     let cli = json!({ "target": "cli" });
     assert_eq!(refused(&gw, Method::POST, &path, cli).await, "target");
     let unknown = json!({ "target": "pigeon" });

@@ -37,6 +37,13 @@ impl Listener {
         Listener::spawn(command).await
     }
 
+    /// `hookgate listen --destination destination`, delivering to `to`.
+    async fn start_on_destination(gateway: &TestGateway, destination: &str, to: &str) -> Listener {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_hookgate"));
+        command.args(destination_args(gateway, destination, to));
+        Listener::spawn(command).await
+    }
+
     /// `hookgate listen` with a terminal as its stdout (util-linux's
     /// `script` runs it on a pseudo-terminal and copies what it shows).
     async fn start_on_a_terminal(api: &str, name: &str, to: &str) -> Listener {
@@ -106,6 +113,14 @@ impl Listener {
 fn listen_args(api: &str, name: &str, to: &str) -> Vec<String> {
     let args = ["listen", "--api", api, "--key", API_KEY, "--source", "shop"];
     let more = ["--to", to, "--path", "/webhooks", "--name", name];
+    args.iter().chain(&more).map(|a| a.to_string()).collect()
+}
+
+/// `hookgate listen`'s arguments for an existing destination.
+fn destination_args(gateway: &TestGateway, destination: &str, to: &str) -> Vec<String> {
+    let api = format!("http://{}", gateway.gateway.api_addr.unwrap());
+    let args = ["listen", "--api", &api, "--key", API_KEY];
+    let more = ["--destination", destination, "--to", to];
     args.iter().chain(&more).map(|a| a.to_string()).collect()
 }
 
@@ -182,6 +197,117 @@ async fn the_local_answer_is_recorded_as_the_events_attempt() {
     let destination = &destinations["models"][0];
     assert_eq!(destination["cli_path"], "/webhooks");
     assert_eq!(destination["url"], Value::Null);
+}
+
+/// A config with a CLI destination `laptop` behind `shop` and a URL
+/// destination `orders-api`.
+fn declared_cli_destination(url: &str) -> String {
+    format!(
+        "{SOURCE}\n[[destinations]]\nname = \"laptop\"\ncli_path = \"/hooks\"\n\n\
+         [[destinations]]\nname = \"orders-api\"\nurl = \"{url}\"\n\n\
+         [[connections]]\nname = \"shop-to-laptop\"\nsource = \"shop\"\ndestination = \"laptop\"\n"
+    )
+}
+
+#[tokio::test]
+async fn a_cli_destination_of_the_config_is_listened_on_by_name_without_a_new_connection() {
+    let unused = Sink::start(Reply::Status(200)).await;
+    let gateway = TestGateway::start(&declared_cli_destination(&unused.url(""))).await;
+    let sink = Sink::start(Reply::Status(202)).await;
+    let mut listener = Listener::start_on_destination(&gateway, "laptop", &sink.url("")).await;
+    post_order(&gateway, 3).await;
+
+    let received = sink.wait_for(1).await;
+    assert_eq!(received[0].path, "/hooks/orders");
+    assert_eq!(order_of(&received[0]), 3);
+    let event = gateway.wait_event(successful).await;
+    let line = listener.wait_line(&event.id).await;
+    assert!(line.contains("  202  POST /hooks/orders  "), "{line}");
+    let (_, connections) = gateway.api_get("/connections").await;
+    assert_eq!(connections["count"], 1, "no connection made: {connections}");
+    assert_eq!(connections["models"][0]["name"], "shop-to-laptop");
+}
+
+#[tokio::test]
+async fn a_url_destination_an_unknown_one_or_both_flags_are_refused() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gateway = TestGateway::start(&declared_cli_destination(&sink.url(""))).await;
+    for (destination, why) in [("orders-api", "not a CLI destination"), ("nowhere", "404")] {
+        let output = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+            .args(destination_args(&gateway, destination, &sink.url("")))
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{destination}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(why), "{destination}: {stderr}");
+    }
+    let both = [
+        "listen",
+        "--source",
+        "shop",
+        "--destination",
+        "laptop",
+        "--to",
+        "http://x",
+    ];
+    let output = Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(both)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "--source and --destination clash"
+    );
+}
+
+#[tokio::test]
+async fn a_bookmark_triggered_with_target_cli_goes_to_the_sources_listeners() {
+    let url_sink = Sink::start(Reply::Status(200)).await;
+    let to_orders = "\n[[connections]]\nname = \"shop-to-orders\"\nsource = \"shop\"\ndestination = \"orders-api\"\n";
+    let config = declared_cli_destination(&url_sink.url("")) + to_orders;
+    let gateway = TestGateway::start(&config).await;
+    let local = Sink::start(Reply::Status(200)).await;
+    let mut listener = Listener::start_on_destination(&gateway, "laptop", &local.url("")).await;
+    post_order(&gateway, 9).await;
+    url_sink.wait_for(1).await;
+    local.wait_for(1).await;
+    let laptop = laptop_id(&gateway).await;
+    let to_url = (gateway.wait_event(|e| successful(e) && e.destination_id != laptop)).await;
+
+    // A bookmark of the URL connection's event, replayed to the CLI clients.
+    let bookmark = json!({ "event_id": to_url.id, "label": "order 9" });
+    let (status, bookmark) = gateway.api_send(Method::POST, "/bookmarks", bookmark).await;
+    assert_eq!(status, 200, "{bookmark}");
+    let trigger = format!("/bookmarks/{}/trigger", bookmark["id"].as_str().unwrap());
+    let (status, made) = gateway
+        .api_send(Method::POST, &trigger, json!({ "target": "cli" }))
+        .await;
+    assert_eq!(status, 200, "{made}");
+    assert_eq!(
+        made.as_array().unwrap().len(),
+        1,
+        "one CLI connection: {made}"
+    );
+    assert_eq!(made[0]["destination_id"], laptop);
+    let replayed = made[0]["id"].as_str().unwrap();
+    let received = local.wait_for(2).await;
+    assert_eq!(received[1].header("x-hookgate-event-id"), Some(replayed));
+    assert_eq!(order_of(&received[1]), 9);
+    listener.wait_line(replayed).await;
+    assert_eq!(
+        url_sink.received().len(),
+        1,
+        "http's destination not sent again"
+    );
+}
+
+/// The id of the CLI destination `laptop`.
+async fn laptop_id(gateway: &TestGateway) -> String {
+    let (_, laptop) = gateway.api_get("/destinations/laptop").await;
+    laptop["id"].as_str().unwrap().to_string()
 }
 
 #[tokio::test]
