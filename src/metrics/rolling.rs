@@ -7,12 +7,16 @@
 use super::LATENCY_BUCKETS;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How many minutes a window remembers.
 pub const MINUTES: usize = 60;
+
+/// A bucket's minute while one thread clears it for the next.
+const CLEARING: u64 = u64::MAX;
 
 /// One minute of one connection or destination.
 #[derive(Default)]
@@ -54,22 +58,30 @@ impl Window {
     /// None for a minute older than the bucket's (a clock set back).
     fn bucket(&self, now: u64) -> Option<&Minute> {
         let minute = &self.minutes[now as usize % MINUTES];
-        let at = minute.at.load(Relaxed);
-        if at > now {
-            return None;
-        }
-        // Whoever moves the bucket on clears it. A count added by another
-        // thread between the move and the clear is lost: at most a few, at
-        // the turn of a minute, in rates that are drawn, not billed.
-        if at < now
-            && minute
+        loop {
+            let at = minute.at.load(Acquire);
+            if at == CLEARING {
+                // Another thread is clearing it for a new minute: a few stores.
+                std::hint::spin_loop();
+                continue;
+            }
+            if at >= now {
+                return (at == now).then_some(minute);
+            }
+            // Whoever moves the bucket on clears it before anyone counts in
+            // the new minute: others wait while it reads CLEARING, so no
+            // count is lost (three attempts at once in a new window were
+            // counted as two when the clear followed the move).
+            if minute
                 .at
-                .compare_exchange(at, now, Relaxed, Relaxed)
+                .compare_exchange(at, CLEARING, Acquire, Relaxed)
                 .is_ok()
-        {
-            minute.clear();
+            {
+                minute.clear();
+                minute.at.store(now, Release);
+                return Some(minute);
+            }
         }
-        Some(minute)
     }
 
     /// Counts one event (no outcome, no latency) in minute `now`.
@@ -278,6 +290,25 @@ mod tests {
         });
         let minute = window.series(NOW)[MINUTES - 1];
         assert_eq!((minute.count, minute.successes), (40_000, 40_000));
+    }
+
+    #[test]
+    fn the_first_counts_of_a_new_minute_are_all_kept_when_they_come_at_once() {
+        // The thread that moves a bucket to a new minute clears it; counts
+        // that others add meanwhile must land after the clear, not before.
+        for _ in 0..500 {
+            let window = Window::default();
+            let start = std::sync::Barrier::new(4);
+            std::thread::scope(|scope| {
+                for _ in 0..4 {
+                    scope.spawn(|| {
+                        start.wait();
+                        window.attempt(NOW, true, 3);
+                    });
+                }
+            });
+            assert_eq!(window.series(NOW)[MINUTES - 1].count, 4);
+        }
     }
 
     #[test]
