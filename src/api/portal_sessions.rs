@@ -4,7 +4,7 @@
 use super::applications::application_of;
 use super::error::{ApiError, ApiResult};
 use super::query::iso;
-use super::{blocking, Shared};
+use super::{blocking, ApiState, Shared};
 use crate::console::over_tls;
 use crate::console::portal::{Grant, SIGN_IN_PATH};
 use crate::ids::now_ms;
@@ -80,7 +80,7 @@ pub async fn create(
         .portal_links
         .issue(grant, Duration::from_secs(expires_in));
     let view = PortalSessionView {
-        url: format!("{}{SIGN_IN_PATH}/{token}", origin(&headers)),
+        url: format!("{}{SIGN_IN_PATH}/{token}", origin(&state, &headers)),
         token,
         expires_at: iso(now_ms() + expires_in * 1000),
         expires_in,
@@ -88,8 +88,13 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-/// Where the caller reached the API, which also serves the portal.
-fn origin(headers: &HeaderMap) -> String {
+/// Where customers reach the API, which also serves the portal:
+/// `server.api_public_url` when set (the product may call the API on an
+/// internal address), else where the caller reached it.
+fn origin(state: &ApiState, headers: &HeaderMap) -> String {
+    if let Some(public) = state.config.load().server.api_public_base() {
+        return public;
+    }
     let scheme = if over_tls(headers) { "https" } else { "http" };
     let host = headers
         .get(header::HOST)

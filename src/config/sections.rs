@@ -122,11 +122,16 @@ impl ServerSection {
         format!("http://{}", SocketAddr::new(ip, bound.port()))
     }
 
+    /// `api_public_url` without its trailing slash, when set.
+    pub fn api_public_base(&self) -> Option<String> {
+        self.api_public_url.as_ref().map(without_trailing_slash)
+    }
+
     /// The management API's base URL as its users reach it, when known:
     /// `api_public_url`, else `api_listen` when that is one address.
     pub fn api_url(&self) -> Option<String> {
-        if let Some(url) = &self.api_public_url {
-            return Some(without_trailing_slash(url));
+        if let Some(url) = self.api_public_base() {
+            return Some(url);
         }
         let listen = self.api_listen;
         let one_address = !listen.ip().is_unspecified() && listen.port() != 0;

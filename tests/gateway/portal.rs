@@ -212,6 +212,22 @@ async fn two_applications(tg: &TestGateway, sink: &Sink) -> [(String, String, St
 }
 
 #[tokio::test]
+async fn a_link_names_the_apis_public_url_when_one_is_set() {
+    // The product may call the API on an internal address; its customers
+    // open the link where the API is published.
+    let server = format!("{INSECURE}api_public_url = \"https://hooks.acme.test/admin/\"\n");
+    let tg = TestGateway::start_with(&server, "").await;
+    let portal: Value = serde_json::from_str(BRAND).unwrap();
+    let app = branded_application(&tg, "acme", portal).await;
+    let link = new_link(&tg, &app, json!({})).await;
+    let token = link["token"].as_str().unwrap();
+    assert_eq!(
+        link["url"],
+        format!("https://hooks.acme.test/admin/portal/sign-in/{token}")
+    );
+}
+
+#[tokio::test]
 async fn a_portal_session_sees_and_changes_only_its_applications_objects() {
     let sink = Sink::start(Reply::Status(200)).await;
     let tg = TestGateway::start_with(INSECURE, "").await;
