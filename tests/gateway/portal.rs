@@ -476,6 +476,36 @@ async fn a_customer_adds_an_endpoint_sends_a_test_event_and_retries_a_failed_del
 /// (the new secret shown once), the deliveries' filters, retrying the failed
 /// ones of a range, delete.
 #[tokio::test]
+async fn retrying_the_failed_ones_takes_every_page_of_the_filter_not_only_the_first() {
+    let sink = Sink::start(Reply::Status(500)).await;
+    // No circuit opening on the endpoint's 130 failures in a row.
+    let outbound = "[outbound]\nmax_retries = 0\ncircuit_failure_threshold = 1000\n";
+    let tg = TestGateway::start_with(INSECURE, outbound).await;
+    let app = crate::outbound::application(&tg, "acme").await;
+    event_types(&tg, &app, &["order.created"]).await;
+    crate::outbound::endpoint(&tg, &app, &sink, json!({})).await;
+    let (visitor, token) = signed_in(&tg, &app, &[]).await;
+    // More failed deliveries than one page of the list (100) shows.
+    let mut jobs = Vec::new();
+    for _ in 0..130 {
+        let body = json!({"application_id": app, "event_type": "order.created", "payload": {}});
+        jobs.push(crate::outbound::send_job(&tg, body).await.1);
+    }
+    for job in &jobs {
+        wait_job(&tg, job["id"].as_str().unwrap(), "discarded").await;
+    }
+    sink.set_reply(Reply::Status(200));
+    let retried = visitor
+        .post("/deliveries/retry-failed", &[("csrf", token.as_str())])
+        .await;
+    assert_eq!(retried.status(), 303);
+    for job in &jobs {
+        wait_job(&tg, job["id"].as_str().unwrap(), "succeeded").await;
+    }
+    assert_eq!(sink.wait_for(260).await.len(), 260);
+}
+
+#[tokio::test]
 async fn a_customer_changes_an_endpoint_filters_deliveries_and_retries_the_failed_ones() {
     let sink = Sink::start(Reply::Status(500)).await;
     let tg = TestGateway::start_with(INSECURE, "[outbound]\nmax_retries = 0\n").await;

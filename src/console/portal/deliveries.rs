@@ -26,6 +26,9 @@ const PAGE: &str = NAV[2].0;
 /// The most deliveries one list page shows (the API's largest page).
 const SHOWN: usize = 100;
 
+/// How many failed deliveries one "retry every failed" click retries at most.
+const RETRIED_AT_ONCE: usize = 10_000;
+
 /// The filter fields of the list (also posted by "Retry failed").
 const FIELDS: [&str; 5] = ["status", "event_type", "endpoint", "from", "to"];
 
@@ -108,7 +111,7 @@ async fn list(
                         @for field in FIELDS {
                             @if let Some(value) = chosen.get(field) { input type="hidden" name=(field) value=(value); }
                         }
-                        button type="submit" { "Retry every failed delivery shown" }
+                        button type="submit" { "Retry every failed delivery of this filter" }
                     }
                 }
             }
@@ -207,8 +210,9 @@ async fn retry(State(portal): Shared, delivery: Mine<Delivery>) -> Result<Redire
     Ok(Redirect::to(&path_of(&id)))
 }
 
-/// Retries every failed delivery the posted filter shows (one list page of
-/// the API: at most `SHOWN`), then back to the list with that filter.
+/// Retries every failed delivery the posted filter selects, page after page
+/// of the API's list (at most `RETRIED_AT_ONCE`: another click takes the
+/// rest), then back to the list with that filter.
 async fn retry_failed(
     State(portal): Shared,
     Extension(visit): Visiting,
@@ -221,11 +225,20 @@ async fn retry_failed(
     let query = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(kept)
         .finish();
-    let api = api_filter(visit.application_id(), &Chosen::of(&query), Some("failed"));
-    let failed = answer(webhook_deliveries::list(portal.api(), RawQuery(Some(api))).await)?;
-    for delivery in failed["data"].as_array().into_iter().flatten() {
-        let id = Path(text(&delivery["id"]));
-        answer(webhook_deliveries::retry(portal.api(), id).await)?;
+    let failed_ones = api_filter(visit.application_id(), &Chosen::of(&query), Some("failed"));
+    let mut after = String::new();
+    for _ in 0..RETRIED_AT_ONCE / SHOWN {
+        let api = format!("{failed_ones}{after}");
+        let failed = answer(webhook_deliveries::list(portal.api(), RawQuery(Some(api))).await)?;
+        for delivery in failed["data"].as_array().into_iter().flatten() {
+            let id = Path(text(&delivery["id"]));
+            answer(webhook_deliveries::retry(portal.api(), id).await)?;
+        }
+        let page = &failed["pageInfo"];
+        match (page["hasNextPage"].as_bool(), page["endCursor"].as_str()) {
+            (Some(true), Some(cursor)) => after = format!("&after={cursor}"),
+            _ => break,
+        }
     }
     Ok(Redirect::to(&format!("{PAGE}?{query}")))
 }
