@@ -494,6 +494,32 @@ async fn retrying_the_failed_ones_takes_every_page_of_the_filter_not_only_the_fi
     for job in &jobs {
         wait_job(&tg, job["id"].as_str().unwrap(), "discarded").await;
     }
+    // The list pages through them: 100, then the 30 older ones.
+    let rows = |page: &str| {
+        page.matches("<tr><td><a href=\"/portal/deliveries/")
+            .count()
+    };
+    let first = visitor
+        .get("/deliveries?status=failed")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(rows(&first), 100);
+    let href = first
+        .split("<a href=\"")
+        .filter(|a| a.contains("rel=\"next\""));
+    let href = href
+        .last()
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    let path = href.strip_prefix("/portal").unwrap();
+    let second = visitor.get(path).await.text().await.unwrap();
+    assert_eq!(rows(&second), 30, "{path}");
+
     sink.set_reply(Reply::Status(200));
     let retried = visitor
         .post("/deliveries/retry-failed", &[("csrf", token.as_str())])

@@ -78,7 +78,26 @@ fn api_filter(application_id: &str, chosen: &Chosen, status: Option<&str>) -> St
     if let Some(endpoint) = chosen.get("endpoint") {
         query.append_pair("subscription_id", endpoint);
     }
+    // The console's cursor names, the deliveries API's cursors.
+    for (page, api) in [("next", "after"), ("prev", "before")] {
+        if let Some(cursor) = chosen.get(page) {
+            query.append_pair(api, cursor);
+        }
+    }
     query.finish()
+}
+
+/// The deliveries API's `pageInfo` as the console's pager reads a list.
+fn as_pagination(listing: &Value) -> Value {
+    let page = &listing["pageInfo"];
+    let cursor = |more: &str, at: &str| match page[more].as_bool() {
+        Some(true) => page[at].clone(),
+        _ => Value::Null,
+    };
+    json!({ "pagination": {
+        "next": cursor("hasNextPage", "endCursor"),
+        "prev": cursor("hasPreviousPage", "startCursor"),
+    } })
 }
 
 /// A `datetime-local` minute (`2026-12-04T11:05`) as the ISO time its
@@ -105,6 +124,7 @@ async fn list(
         @match &listing {
             Ok(listing) => {
                 (table(listing))
+                (show::pager(PAGE, &query, &as_pagination(listing)))
                 @if let Some(csrf) = visit.may_change() {
                     form.actions method="post" action={(PAGE) "/retry-failed"} {
                         (token_field(csrf))
