@@ -476,6 +476,26 @@ async fn a_customer_adds_an_endpoint_sends_a_test_event_and_retries_a_failed_del
 /// (the new secret shown once), the deliveries' filters, retrying the failed
 /// ones of a range, delete.
 #[tokio::test]
+async fn the_endpoints_page_through_more_than_a_hundred() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let tg = TestGateway::start_with(INSECURE, "").await;
+    let app = crate::outbound::application(&tg, "acme").await;
+    for _ in 0..105 {
+        crate::outbound::endpoint(&tg, &app, &sink, json!({})).await;
+    }
+    let (visitor, _) = signed_in(&tg, &app, &[]).await;
+    let rows = |page: &str| {
+        page.matches("<td class=\"mono\"><a href=\"/portal/endpoints/")
+            .count()
+    };
+    let first = visitor.get("/endpoints").await.text().await.unwrap();
+    assert_eq!(rows(&first), 100);
+    assert!(first.contains("page 1 of 2"), "{first}");
+    let second = visitor.get("/endpoints?page=2").await.text().await.unwrap();
+    assert_eq!(rows(&second), 5);
+}
+
+#[tokio::test]
 async fn retrying_the_failed_ones_takes_every_page_of_the_filter_not_only_the_first() {
     let sink = Sink::start(Reply::Status(500)).await;
     // No circuit opening on the endpoint's 130 failures in a row.

@@ -62,8 +62,20 @@ fn input<T: serde::de::DeserializeOwned>(fields: Value) -> Result<Json<T>, ApiEr
         .map_err(|e| ApiError::invalid("form", e.to_string()))
 }
 
-async fn list(State(portal): Shared, Extension(visit): Visiting) -> Result<Html<String>, Failed> {
-    let query = format!("application_id={}&per_page=100", visit.application_id());
+async fn list(
+    State(portal): Shared,
+    Extension(visit): Visiting,
+    RawQuery(raw): RawQuery,
+) -> Result<Html<String>, Failed> {
+    // Only the page number comes from the address: the application is the session's.
+    let page = url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .find(|(key, _)| key == "page")
+        .and_then(|(_, page)| page.parse::<u64>().ok())
+        .unwrap_or(1);
+    let query = format!(
+        "application_id={}&per_page=100&page={page}",
+        visit.application_id()
+    );
     let listing = answer(endpoints::list(portal.api(), RawQuery(Some(query))).await)?;
     let types = event_types::of_application(&portal, &visit).await?;
     let content = html! {
@@ -83,6 +95,7 @@ async fn list(State(portal): Shared, Extension(visit): Visiting) -> Result<Html<
                 }
             }
         }
+        (show::number_pager(PAGE, &format!("page={page}"), &listing["pagination"]))
         @if let Some(csrf) = visit.may_change() {
             h2 { "Add an endpoint" }
             (endpoint_form(PAGE, csrf, &Value::Null, &types, "Add endpoint"))
