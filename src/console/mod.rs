@@ -191,20 +191,38 @@ fn error_notice(error: &ApiError) -> Markup {
     html! { p.notice.error role="alert" { (error.message) } }
 }
 
-/// A failed page: the API's error shown with its status.
-struct Failed(ApiError);
+/// Where a failed page leads back to: the brand of the pages (the console,
+/// a customer portal) and their home with the link's words.
+trait Home {
+    const BRAND: &'static str;
+    const HOME: (&'static str, &'static str);
+}
 
-impl From<ApiError> for Failed {
-    fn from(error: ApiError) -> Failed {
-        Failed(error)
+/// The console's pages.
+struct ConsoleHome;
+
+impl Home for ConsoleHome {
+    const BRAND: &'static str = BRAND;
+    const HOME: (&'static str, &'static str) = (NAV[0].0, "Back to the console");
+}
+
+/// A failed page: the API's error shown with its status, then a way home.
+struct FailedPage<H>(ApiError, std::marker::PhantomData<H>);
+
+impl<H> From<ApiError> for FailedPage<H> {
+    fn from(error: ApiError) -> FailedPage<H> {
+        FailedPage(error, std::marker::PhantomData)
     }
 }
 
-impl IntoResponse for Failed {
+impl<H: Home> IntoResponse for FailedPage<H> {
     fn into_response(self) -> Response {
-        failed_page(BRAND, (NAV[0].0, "Back to the console"), &self.0)
+        failed_page(H::BRAND, H::HOME, &self.0)
     }
 }
+
+/// A failed console page.
+type Failed = FailedPage<ConsoleHome>;
 
 /// The page of a failed call: the error's status, its message and a way back.
 fn failed_page(brand: &str, (home, back): (&str, &str), error: &ApiError) -> Response {

@@ -292,7 +292,7 @@ async fn confirm_rotation(
 }
 
 fn read_only() -> Failed {
-    Failed(ApiError::new(
+    Failed::from(ApiError::new(
         axum::http::StatusCode::FORBIDDEN,
         "this portal is read-only",
     ))

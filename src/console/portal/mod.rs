@@ -18,7 +18,7 @@ mod sign_in;
 pub use links::{Grant, Links};
 
 use super::session::{Cookie, Session, Sessions};
-use super::{answer, csrf, failed_page, layout};
+use super::{answer, csrf, layout, FailedPage, Home};
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::{applications, ApiState};
 use axum::extract::{FromRequestParts, Path, Request, State};
@@ -82,7 +82,7 @@ impl Visit {
     fn owns(&self, object: Value, field: &str, kind: &str, id: &str) -> Result<Value, Failed> {
         match object[field].as_str() == Some(self.application_id()) {
             true => Ok(object),
-            false => Err(Failed(ApiError::not_found(kind, id))),
+            false => Err(Failed::from(ApiError::not_found(kind, id))),
         }
     }
 
@@ -122,14 +122,14 @@ async fn guard(State(portal): Shared, request: Request, next: Next) -> Response 
     let id = session.principal.application_id.clone();
     let application = match answer(applications::get(portal.api(), Path(id)).await) {
         Ok(application) => application,
-        Err(error) => return Failed(error).into_response(),
+        Err(error) => return Failed::from(error).into_response(),
     };
     let ancestors = frame_ancestors(&application);
     let mut request = request;
     if request.method() == Method::POST {
         if session.principal.read_only {
             let refused = ApiError::new(StatusCode::FORBIDDEN, "this portal is read-only");
-            return framed_by(Failed(refused).into_response(), ancestors);
+            return framed_by(Failed::from(refused).into_response(), ancestors);
         }
         request = match csrf::checked(request, &session.csrf).await {
             Ok(request) => request,
@@ -234,20 +234,16 @@ impl<K: Kind> FromRequestParts<Arc<Portal>> for Mine<K> {
     }
 }
 
-/// A failed portal page: the API's error shown with its status.
-struct Failed(ApiError);
+/// The portal's pages.
+struct PortalHome;
 
-impl From<ApiError> for Failed {
-    fn from(error: ApiError) -> Failed {
-        Failed(error)
-    }
+impl Home for PortalHome {
+    const BRAND: &'static str = "Portal";
+    const HOME: (&'static str, &'static str) = (NAV[0].0, "Back to the portal");
 }
 
-impl IntoResponse for Failed {
-    fn into_response(self) -> Response {
-        failed_page("Portal", (NAV[0].0, "Back to the portal"), &self.0)
-    }
-}
+/// A failed portal page.
+type Failed = FailedPage<PortalHome>;
 
 /// A posted form's fields, repeated names kept (a list of checkboxes).
 struct Posted(Vec<(String, String)>);

@@ -24,12 +24,12 @@ pub async fn sign_in(
             StatusCode::GONE,
             "this portal link was used already or has expired: ask for a new one",
         );
-        return framed_by(Failed(gone).into_response(), FRAMED_BY_NONE);
+        return framed_by(Failed::from(gone).into_response(), FRAMED_BY_NONE);
     };
     let id = Path(grant.application_id.clone());
     let application = match answer(applications::get(portal.api(), id).await) {
         Ok(application) => application,
-        Err(error) => return framed_by(Failed(error).into_response(), FRAMED_BY_NONE),
+        Err(error) => return framed_by(Failed::from(error).into_response(), FRAMED_BY_NONE),
     };
     let session = portal.sessions.start(grant);
     let cookie = portal.sessions.cookie(&session, over_tls(&headers));
@@ -60,5 +60,5 @@ pub fn signed_out() -> Response {
         StatusCode::UNAUTHORIZED,
         "no portal session (it ended, or this browser has none): open the portal again from where you came",
     );
-    framed_by(Failed(ended).into_response(), FRAMED_BY_NONE)
+    framed_by(Failed::from(ended).into_response(), FRAMED_BY_NONE)
 }
