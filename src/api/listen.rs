@@ -89,10 +89,9 @@ pub async fn report(
 /// The destination `id` (or name), which must be a CLI destination.
 fn cli_destination(state: &super::ApiState, id: &str) -> ApiResult<Arc<Destination>> {
     let catalog = state.catalog.load();
-    let found = catalog
-        .destination(id)
-        .or_else(|| catalog.destinations().into_iter().find(|d| d.name == id));
-    let destination = found.ok_or_else(|| ApiError::not_found("destination", id))?;
+    let destination = catalog
+        .destination_by_id_or_name(id)
+        .ok_or_else(|| ApiError::not_found("destination", id))?;
     match destination.url {
         None => Ok(destination.clone()),
         Some(_) => Err(ApiError::invalid(

@@ -97,9 +97,7 @@ impl Showing {
         Ok(match kind {
             ObjectKind::Source => catalog.source(id).map(|s| self.source(s)),
             ObjectKind::Destination => catalog
-                .destinations()
-                .into_iter()
-                .find(|d| d.id == id || d.name == id)
+                .destination_by_id_or_name(id)
                 .map(|d| self.destination(d)),
             ObjectKind::Connection => catalog
                 .connections()

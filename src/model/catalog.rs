@@ -191,6 +191,12 @@ impl Catalog {
         self.destinations.get(id)
     }
 
+    /// The destination with that id, else that name (the API takes either).
+    pub fn destination_by_id_or_name(&self, id_or_name: &str) -> Option<&Arc<Destination>> {
+        self.destination(id_or_name)
+            .or_else(|| self.destinations.values().find(|d| d.name == id_or_name))
+    }
+
     /// Every destination, by name.
     pub fn destinations(&self) -> Vec<&Arc<Destination>> {
         sorted_by_name(self.destinations.values(), |d| &d.name)
