@@ -57,12 +57,14 @@ impl ApiKeys {
         }
     }
 
-    /// The budget a call to `path` spends.
-    fn budget_for(&self, path: &str) -> &Budget<usize> {
+    /// The budget a call to `path` spends, if any.
+    fn budget_for(&self, path: &str) -> Option<&Budget<usize>> {
         if path.starts_with(JOBS_API_PREFIX) {
-            &self.jobs_api
+            Some(&self.jobs_api)
+        } else if is_listener_report(path) {
+            None
         } else {
-            &self.management
+            Some(&self.management)
         }
     }
 
@@ -170,7 +172,10 @@ pub async fn require_key(
             return error;
         }
     };
-    match keys.budget_for(request.uri().path()).spend(&key) {
+    let Some(budget) = keys.budget_for(request.uri().path()) else {
+        return next.run(request).await;
+    };
+    match budget.spend(&key) {
         Ok(standing) => {
             let mut response = next.run(request).await;
             standing.tell(response.headers_mut());
@@ -178,4 +183,13 @@ pub async fn require_key(
         }
         Err(refusal) => refusal.into_response(),
     }
+}
+
+/// Whether `path` is a `hookgate listen` report (`…/destinations/{id}/listen/{delivery_id}`).
+/// Reports spend no budget: there is one per event the gateway handed the
+/// listener, so they come as fast as events do, and a busy listener would
+/// otherwise lock its user out of the API (and its own reports behind them).
+fn is_listener_report(path: &str) -> bool {
+    let segments: Vec<&str> = path.split('/').collect();
+    matches!(segments.as_slice(), [.., "destinations", _, "listen", _])
 }

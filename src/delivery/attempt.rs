@@ -1,7 +1,7 @@
 //! One delivery attempt of one event: send it, record the attempt, and decide
 //! what happens next (done, retry later, or failed).
 
-use super::cli::{self, CliDelivery};
+use super::cli::{self, CliDelivery, CliListeners};
 use super::http_client::{Outgoing, Response};
 use super::Shared;
 use crate::address_policy::BLOCKED_ADDRESS;
@@ -52,12 +52,15 @@ pub(super) struct Ready {
 /// None when there is nothing to send: the event was delivered before a crash
 /// or is gone, or the entry is not the event's own (a leftover): such entries
 /// are forgotten. Also None when its connection was paused after it was
-/// queued (it is held until the connection is unpaused). Every None takes the
-/// entry off the queue, so a lane never finds it again.
+/// queued (it is held until the connection is unpaused), or when its
+/// destination is a CLI destination (`listeners` given) with no listener
+/// connected (it is held until one connects). Every None takes the entry off
+/// the queue, so a lane never finds it again.
 pub(super) fn prepare(
     store: &Store,
     destination_id: &str,
     entry: &QueueEntry,
+    listeners: Option<&CliListeners>,
 ) -> Result<Option<Ready>, StoreError> {
     let mut event = store.event(&entry.event_id)?;
     let leftover = event
@@ -66,12 +69,21 @@ pub(super) fn prepare(
     if leftover && store.drop_leftover_entry(destination_id, entry)? {
         return Ok(None);
     }
-    if let Some(paused) = event.take_if(|event| store.is_paused(&event.connection_id)) {
-        if store.hold(&paused.id, entry.due_ms)? {
-            return Ok(None);
+    let listening = || listeners.is_none_or(|l| l.connected(destination_id) > 0);
+    let held = match &event {
+        Some(paused) if store.is_paused(&paused.connection_id) => {
+            Some(store.hold(&paused.id, entry.due_ms)?)
         }
-        // Unpaused meanwhile: queued again, so sent now as it now stands.
-        event = store.event(&paused.id)?;
+        Some(unheard) if !listening() => {
+            Some(store.hold_for_listener(&unheard.id, entry.due_ms, listening)?)
+        }
+        _ => None,
+    };
+    match held {
+        Some(true) => return Ok(None),
+        // Released meanwhile: queued again, so sent now as it now stands.
+        Some(false) => event = store.event(&entry.event_id)?,
+        None => {}
     }
     let event = event.filter(|event| !event.status.is_terminal());
     let payload = match &event {

@@ -2,14 +2,16 @@
 //! to through `hookgate listen` sessions (each a stream on the management
 //! API, `api::listen`). Its lane hands each due event to one idle listener
 //! and waits for the outcome the listener reports, which is then settled like
-//! any attempt. With no listener connected the lane takes nothing: the events
-//! wait `QUEUED` in the destination's queue, and a listener connecting wakes
-//! the lane. A listener takes one event at a time; several share a
+//! any attempt. With no listener connected, the lane holds its due events
+//! (`HOLD`, out of the queue, as a paused connection's); a listener connecting
+//! wakes the lane, which releases them (`release_held`), as it does when the
+//! destination gets a URL. A listener takes one event at a time; several share a
 //! destination's events. When a listener goes away (or never answers) before
 //! reporting, its event is not settled: it is still queued, and the next idle
 //! listener gets it.
 
 use super::http_client::{Outgoing, Response};
+use super::Shared;
 use crate::model::Destination;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -27,6 +29,38 @@ pub(super) fn base_url(destination: &Destination) -> Url {
     let mut url = Url::parse("cli://listen").expect("a valid URL");
     url.set_path(destination.cli_path.as_deref().unwrap_or("/"));
     url
+}
+
+/// Whether the destination's events can be sent now: it has a URL, or a
+/// listener is connected to it.
+pub(super) fn heard(listeners: &CliListeners, destination: &Destination) -> bool {
+    destination.url.is_some() || listeners.connected(&destination.id) > 0
+}
+
+/// Queues again the events the destination's connections held while it had
+/// no listener (those of a paused connection stay held). False when the
+/// store failed (logged): the lane tries again on its next pass.
+pub(super) async fn release_held(shared: &Arc<Shared>, destination_id: &str) -> bool {
+    let catalog = shared.catalog.load();
+    let connections: Vec<String> = (catalog.connections().into_iter())
+        .filter(|connection| connection.destination_id == destination_id)
+        .map(|connection| connection.id.clone())
+        .collect();
+    let store = shared.store.clone();
+    let released = tokio::task::spawn_blocking(move || {
+        let now = crate::ids::now_ms();
+        (connections.iter()).try_for_each(|id| store.release_held(id, now).map(|_| ()))
+    })
+    .await;
+    match released {
+        Ok(Ok(())) => true,
+        Ok(Err(error)) => {
+            tracing::error!(%error, destination = destination_id, "could not release the events held for a listener");
+            false
+        }
+        // Only happens while the runtime shuts down: they stay held.
+        Err(_) => false,
+    }
 }
 
 /// One event for a listener to deliver to its local server.

@@ -2,6 +2,7 @@
 
 use super::attempt::{self, Ready};
 use super::circuit::Permit;
+use super::cli;
 use super::doorbell::Doorbell;
 use super::in_flight::InFlight;
 use super::Shared;
@@ -56,6 +57,10 @@ pub(super) async fn run(
 ) {
     let mut in_flight = InFlight::default();
     let mut limiter: Option<Limiter> = None;
+    // Whether the last pass could send (see `cli::heard`): when it now can,
+    // and could not before (or the lane just started), the events held for
+    // want of a listener are released.
+    let mut heard_before = false;
     while !*stop.borrow() {
         let Some(destination) = shared.catalog.load().target(&destination_id).cloned() else {
             // The destination was removed; its queue stays on disk.
@@ -66,13 +71,18 @@ pub(super) async fn run(
             }
         };
         refresh_limiter(&mut limiter, destination.rate_limit);
+        let heard = cli::heard(&shared.cli, &destination);
+        heard_before = match heard && !heard_before {
+            true => cli::release_held(&shared, &destination_id).await,
+            false => heard,
+        };
         in_flight.free_finished();
         for event_id in in_flight.take_panicked() {
             put_off(&shared.store, event_id).await;
         }
         let (capacity, mut next_due_ms) = capacity_now(&shared, &destination, in_flight.len());
         if capacity > 0 {
-            let scan = scan(&shared, &destination_id, capacity, in_flight.event_ids()).await;
+            let scan = scan(&shared, &destination, capacity, in_flight.event_ids()).await;
             let saturated = scan.taken == capacity;
             let mut woken = false;
             for (entry, ready) in scan.due {
@@ -139,17 +149,18 @@ fn capacity_now(
         Permit::WaitUntil(until_ms) => (0, Some(until_ms)),
     };
     // A CLI destination's listeners take one event each, so each attempt in
-    // flight holds one (or is about to be handed to one): with none free, or
-    // none connected, its events wait queued until one is (ringing the lane).
+    // flight holds one (or is about to be handed to one): with none free, its
+    // events wait queued until one is (ringing the lane). With none
+    // connected, the lane takes its due events to hold them (`prepare`).
     match destination.url {
         Some(_) => (capacity, next_due_ms),
-        None => {
-            let free = shared
-                .cli
-                .connected(&destination.id)
-                .saturating_sub(in_flight);
-            (capacity.min(free), next_due_ms)
-        }
+        None => match shared.cli.connected(&destination.id) {
+            0 => (capacity, next_due_ms),
+            connected => (
+                capacity.min(connected.saturating_sub(in_flight)),
+                next_due_ms,
+            ),
+        },
     }
 }
 
@@ -162,19 +173,22 @@ fn refresh_limiter(limiter: &mut Option<Limiter>, wanted: Option<RateLimit>) {
 
 async fn scan(
     shared: &Arc<Shared>,
-    destination_id: &str,
+    destination: &Destination,
     capacity: usize,
     in_flight: HashSet<String>,
 ) -> Scan {
     let store = shared.store.clone();
-    let destination_id = destination_id.to_string();
+    let destination_id = destination.id.clone();
+    // A CLI destination's events are held while it has no listener.
+    let listeners = destination.url.is_none().then(|| shared.cli.clone());
     let scanned = tokio::task::spawn_blocking(move || {
         let now = now_ms();
         let entries = store.due_entries(&destination_id, now, capacity, &in_flight)?;
         let taken = entries.len();
         let mut due = Vec::with_capacity(taken);
         for entry in entries {
-            if let Some(ready) = attempt::prepare(&store, &destination_id, &entry)? {
+            let listeners = listeners.as_deref();
+            if let Some(ready) = attempt::prepare(&store, &destination_id, &entry, listeners)? {
                 due.push((entry, ready));
             }
         }

@@ -228,8 +228,10 @@ async fn deliver(
     report(api, &path, &outcome).await
 }
 
-/// Sends an outcome; over the key's rate limit (`429`), again once the
-/// answer's `Retry-After` has passed (the gateway waits for it a while).
+/// Sends an outcome; refused for a while (`429`: reports spend no key
+/// budget, but an address locked out after failed logins is refused
+/// whatever it sends), again once the answer's `Retry-After` has passed (the
+/// gateway waits for it a while).
 async fn report(api: &Api, path: &str, outcome: &CliOutcome) -> Result<(), String> {
     let outcome = serde_json::to_string(outcome).expect("an outcome serializes");
     loop {
@@ -248,7 +250,7 @@ async fn report(api: &Api, path: &str, outcome: &CliOutcome) -> Result<(), Strin
             ));
         }
         let wait = retry_after(&answer);
-        eprintln!("hookgate listen: over the API key's rate limit; reporting again in {wait:?}");
+        eprintln!("hookgate listen: refused for now (429); reporting again in {wait:?}");
         tokio::time::sleep(wait).await;
     }
 }

@@ -2,6 +2,9 @@
 //! are stored as HOLD, outside the delivery queue, and so are queued ones its
 //! lane comes across; unpausing puts them all back in the queue (trigger UNPAUSE).
 //! Pausing is operational state, not configuration, so it lives in the store.
+//! A CLI destination with no listener connected holds its due events the same
+//! way (`hold_for_listener`); they are released when one connects, or when
+//! the destination gets a URL (`release_held`), but not while paused.
 
 use super::{QueueMove, Result, Store};
 use crate::model::{AttemptTrigger, Event, EventStatus, Payload};
@@ -65,6 +68,39 @@ impl Store {
     /// already, or its connection was unpaused meanwhile and it is queued
     /// again (due now at the latest).
     pub fn hold(&self, event_id: &str, due_ms: u64) -> Result<bool> {
+        match self.hold_out_of_queue(event_id, due_ms)? {
+            Some(event) => self
+                .release_if_unpaused(&event.connection_id, event_id, due_ms)
+                .map(|released| !released),
+            None => Ok(false),
+        }
+    }
+
+    /// Holds an event of a destination that has nowhere to send it now (a
+    /// CLI destination without a listener), as `hold` does. `listening` is
+    /// asked again once it is held: a listener that connected in between did
+    /// not see it, so it is released here (unless its connection is paused,
+    /// which holds it anyway). False when it is not held after all.
+    pub fn hold_for_listener(
+        &self,
+        event_id: &str,
+        due_ms: u64,
+        listening: impl Fn() -> bool,
+    ) -> Result<bool> {
+        let Some(event) = self.hold_out_of_queue(event_id, due_ms)? else {
+            return Ok(false);
+        };
+        if !listening() || self.is_paused(&event.connection_id) {
+            return Ok(true);
+        }
+        let key = held_key(&event.connection_id, event_id);
+        self.release(key, event_id, due_ms, crate::ids::now_ms(), None)?;
+        Ok(false)
+    }
+
+    /// Takes an event out of the queue into `held`, status HOLD; the event,
+    /// none when it is done (nothing to hold).
+    fn hold_out_of_queue(&self, event_id: &str, due_ms: u64) -> Result<Option<Event>> {
         let held = self.try_update_event(
             event_id,
             |event| {
@@ -81,12 +117,7 @@ impl Store {
             },
             |_, _| {},
         )?;
-        match held {
-            Some((event, true)) => self
-                .release_if_unpaused(&event.connection_id, event_id, due_ms)
-                .map(|released| !released),
-            _ => Ok(false),
-        }
+        Ok(held.and_then(|(event, held)| held.then_some(event)))
     }
 
     /// An unpause between the pause check that held an event and its held
@@ -104,7 +135,8 @@ impl Store {
             return Ok(false);
         }
         let key = held_key(connection_id, event_id);
-        self.release(key, event_id, due_ms, crate::ids::now_ms())?;
+        let unpause = Some(AttemptTrigger::Unpause);
+        self.release(key, event_id, due_ms, crate::ids::now_ms(), unpause)?;
         Ok(true)
     }
 
@@ -116,26 +148,50 @@ impl Store {
             self.paused.remove(connection_id.as_bytes())?;
             paused.remove(connection_id);
         }
+        self.release_all(connection_id, now_ms, Some(AttemptTrigger::Unpause))
+    }
+
+    /// Queues again the events a connection's destination held while it had
+    /// nowhere to send them (see `hold_for_listener`), unless the connection
+    /// is paused: those stay held until it is unpaused. Returns the
+    /// destinations whose lanes have new work.
+    pub fn release_held(&self, connection_id: &str, now_ms: u64) -> Result<Vec<String>> {
+        if self.is_paused(connection_id) {
+            return Ok(Vec::new());
+        }
+        self.release_all(connection_id, now_ms, None)
+    }
+
+    /// Queues every event the connection holds again, with `trigger` as their
+    /// next attempt's (none: the one they had).
+    fn release_all(
+        &self,
+        connection_id: &str,
+        now_ms: u64,
+        trigger: Option<AttemptTrigger>,
+    ) -> Result<Vec<String>> {
         let mut destinations = Vec::new();
         for entry in self.held.scan_prefix(connection_id.as_bytes()) {
             let (key, due) = entry?;
             let event_id = String::from_utf8_lossy(&key[connection_id.len()..]).into_owned();
             let due = u64::from_be_bytes(due.as_ref().try_into().unwrap_or_default());
-            destinations.extend(self.release(key, &event_id, due, now_ms)?);
+            destinations.extend(self.release(key, &event_id, due, now_ms, trigger)?);
         }
         destinations.dedup();
         Ok(destinations)
     }
 
     /// Queues a held event again (due at `due_ms`, or now if that has passed)
-    /// and drops its held entry `key`; returns its destination. An event no
-    /// longer held (released already, or done) stays as it is.
+    /// and drops its held entry `key`; returns its destination. Its next
+    /// attempt's trigger becomes `trigger`, if any. An event no longer held
+    /// (released already, or done) stays as it is.
     fn release(
         &self,
         key: impl AsRef<[u8]>,
         event_id: &str,
         due_ms: u64,
         now_ms: u64,
+        trigger: Option<AttemptTrigger>,
     ) -> Result<Option<String>> {
         let due = due_ms.max(now_ms);
         let released = self.try_update_event(
@@ -149,7 +205,9 @@ impl Store {
                 } else {
                     EventStatus::Queued
                 };
-                event.pending_trigger = Some(AttemptTrigger::Unpause);
+                if trigger.is_some() {
+                    event.pending_trigger = trigger;
+                }
                 Ok((QueueMove::To(due), Some(event.destination_id.clone())))
             },
             // Still under the event's stripe: no hold of it comes in between.
@@ -235,7 +293,9 @@ mod tests {
         store.pause("web_a", now_ms()).unwrap();
         assert!(store.hold(&event.id, now_ms()).unwrap());
         let key = held_key("web_a", &event.id);
-        store.release(&key, &event.id, now_ms(), now_ms()).unwrap();
+        store
+            .release(&key, &event.id, now_ms(), now_ms(), None)
+            .unwrap();
         // Meanwhile it failed an attempt and waits for its retry, an hour on.
         let retry_at = now_ms() + 3_600_000;
         store
@@ -247,7 +307,9 @@ mod tests {
 
         // An unpause that read the entry before the first release.
         assert_eq!(
-            store.release(&key, &event.id, now_ms(), now_ms()).unwrap(),
+            store
+                .release(&key, &event.id, now_ms(), now_ms(), None)
+                .unwrap(),
             None
         );
         let event = store.event(&event.id).unwrap().unwrap();
@@ -255,5 +317,54 @@ mod tests {
             (event.status, event.next_attempt_at),
             (EventStatus::Scheduled, Some(retry_at))
         );
+    }
+
+    #[test]
+    fn an_event_held_for_a_listener_that_connected_meanwhile_is_released_at_once() {
+        let (_dir, store) = temp_store();
+        let event = queued_event(&store);
+        assert!(!store
+            .hold_for_listener(&event.id, now_ms(), || true)
+            .unwrap());
+
+        let event = store.event(&event.id).unwrap().unwrap();
+        assert_eq!(event.status, EventStatus::Queued);
+        assert_eq!(store.queue_depth("des_a").unwrap(), 1);
+        assert!(store.held.is_empty());
+    }
+
+    #[test]
+    fn a_paused_connection_keeps_the_events_held_for_a_listener() {
+        let (_dir, store) = temp_store();
+        let event = queued_event(&store);
+        assert!(store
+            .hold_for_listener(&event.id, now_ms(), || false)
+            .unwrap());
+        store.pause("web_a", now_ms()).unwrap();
+
+        assert!(store.release_held("web_a", now_ms()).unwrap().is_empty());
+        let held = store.event(&event.id).unwrap().unwrap();
+        assert_eq!(held.status, EventStatus::Hold);
+        assert_eq!(store.queue_depth("des_a").unwrap(), 0);
+
+        // Unpausing releases them as it does its own.
+        assert_eq!(store.unpause("web_a", now_ms()).unwrap(), ["des_a"]);
+        let event = store.event(&event.id).unwrap().unwrap();
+        assert_eq!(event.status, EventStatus::Queued);
+    }
+
+    #[test]
+    fn events_held_for_a_listener_keep_their_trigger_when_released() {
+        let (_dir, store) = temp_store();
+        let event = queued_event(&store);
+        assert!(store
+            .hold_for_listener(&event.id, now_ms(), || false)
+            .unwrap());
+        assert_eq!(store.release_held("web_a", now_ms()).unwrap(), ["des_a"]);
+
+        let event = store.event(&event.id).unwrap().unwrap();
+        assert_eq!(event.status, EventStatus::Queued);
+        assert_eq!(event.pending_trigger, None);
+        assert!(store.held.is_empty());
     }
 }

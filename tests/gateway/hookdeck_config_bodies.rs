@@ -239,15 +239,13 @@ async fn a_destination_with_only_a_cli_path_keeps_its_events_until_it_gets_a_url
     let (_, accepted) = gw.post("/e/shop", "{}").await;
     let request_id = accepted["request_id"].as_str().unwrap();
     gw.wait_routed(request_id).await;
-    // Delivered to the file's destination; the CLI one's event waits queued.
+    // Delivered to the file's destination; the CLI one's event is held.
     sink.wait_for(1).await;
-    let waiting = gw
-        .wait_event(|e| e.destination_id == cli_id && e.request_id == request_id)
-        .await;
-    assert_eq!(
-        (waiting.status, waiting.attempts),
-        (hookgate::model::EventStatus::Queued, 0)
-    );
+    let held = |e: &hookgate::model::Event| {
+        e.destination_id == cli_id && e.status == hookgate::model::EventStatus::Hold
+    };
+    let waiting = gw.wait_event(held).await;
+    assert_eq!((&*waiting.request_id, waiting.attempts), (request_id, 0));
 
     let (status, _) = gw
         .api_send(

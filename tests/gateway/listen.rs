@@ -325,8 +325,12 @@ async fn on_a_terminal_the_status_is_coloured() {
     );
 }
 
+fn held(event: &Event) -> bool {
+    event.status == EventStatus::Hold
+}
+
 #[tokio::test]
-async fn events_wait_queued_without_a_listener_and_go_to_the_one_that_connects() {
+async fn events_are_held_without_a_listener_and_go_to_the_one_that_connects() {
     let gateway = TestGateway::start(SOURCE).await;
     // What `hookgate listen --name dev --path /webhooks` makes, made beforehand.
     let connection = json!({
@@ -341,11 +345,16 @@ async fn events_wait_queued_without_a_listener_and_go_to_the_one_that_connects()
     for n in 1..=2 {
         post_order(&gateway, n).await;
     }
-    for request in gateway.stored_requests().await {
-        gateway.wait_routed(&request.id).await;
-    }
-    let (_, waiting) = gateway.api_get("/events?status=QUEUED").await;
+    gateway.wait_events(2, held).await;
+    let (_, waiting) = gateway.api_get("/events?status=HOLD").await;
     assert_eq!(waiting["count"], 2, "{waiting}");
+    let some_event = waiting["models"][0]["id"].as_str().unwrap();
+    let console = crate::console::Visitor::signed_in(&gateway).await;
+    let page = console.get(&format!("/events/{some_event}")).await;
+    assert!(
+        page.text().await.unwrap().contains("HOLD"),
+        "the console shows it held"
+    );
 
     let sink = Sink::start(Reply::Status(200)).await;
     let _listener = Listener::start(&gateway, "dev", &sink).await;
@@ -353,12 +362,90 @@ async fn events_wait_queued_without_a_listener_and_go_to_the_one_that_connects()
     orders.sort_unstable();
     assert_eq!(orders, [1, 2]);
     gateway.wait_events(2, successful).await;
+    let (_, attempts) = gateway.api_get("/attempts").await;
+    assert_eq!(attempts["count"], 2, "{attempts}");
+    assert_eq!(attempts["models"][0]["trigger"], "INITIAL");
     let (_, connections) = gateway.api_get("/connections?name=shop-cli-dev").await;
     assert_eq!(
         connections["count"], 1,
         "listening again makes no second one"
     );
     assert_eq!(connections["models"][0]["id"], made["id"]);
+}
+
+#[tokio::test]
+async fn held_events_stay_held_over_a_restart_until_a_listener_connects() {
+    let unused = Sink::start(Reply::Status(200)).await;
+    let config = declared_cli_destination(&unused.url(""));
+    let gateway = TestGateway::start(&config).await;
+    post_order(&gateway, 1).await;
+    let before = gateway.wait_event(held).await;
+
+    let gateway = gateway.restart(&config).await;
+    let (_, waiting) = gateway.api_get("/events?status=HOLD").await;
+    assert_eq!(waiting["models"][0]["id"], before.id, "{waiting}");
+    let sink = Sink::start(Reply::Status(200)).await;
+    let _listener = Listener::start_on_destination(&gateway, "laptop", &sink.url("")).await;
+    assert_eq!(order_of(&sink.wait_for(1).await[0]), 1);
+    let delivered = gateway.wait_event(successful).await;
+    assert_eq!(delivered.id, before.id);
+}
+
+#[tokio::test]
+async fn a_cli_destination_given_a_url_by_a_reload_sends_its_held_events_there() {
+    let unused = Sink::start(Reply::Status(200)).await;
+    let config = declared_cli_destination(&unused.url(""));
+    let gateway = TestGateway::start(&config).await;
+    post_order(&gateway, 4).await;
+    gateway.wait_event(held).await;
+
+    let url = Sink::start(Reply::Status(200)).await;
+    let given_a_url = config.replace(
+        "cli_path = \"/hooks\"",
+        &format!("url = \"{}\"", url.url("/now")),
+    );
+    let reloaded = crate::common::config_in(gateway.dir.path(), &given_a_url);
+    gateway.gateway.reload(reloaded).await.unwrap();
+    let received = url.wait_for(1).await;
+    assert_eq!(
+        (received[0].path.as_str(), order_of(&received[0])),
+        ("/now/orders", 4)
+    );
+    gateway.wait_event(successful).await;
+}
+
+#[tokio::test]
+async fn a_paused_connections_events_stay_held_when_a_listener_connects() {
+    let unused = Sink::start(Reply::Status(200)).await;
+    let other = "\n[[sources]]\nname = \"other\"\n\n[[connections]]\nname = \"other-to-laptop\"\nsource = \"other\"\ndestination = \"laptop\"\n";
+    let gateway = TestGateway::start(&(declared_cli_destination(&unused.url("")) + other)).await;
+    let (_, paused) = gateway.api_get("/connections?name=shop-to-laptop").await;
+    let paused = paused["models"][0]["id"].as_str().unwrap().to_string();
+    let pause = format!("/connections/{paused}/pause");
+    let (status, _) = gateway.api_send(Method::PUT, &pause, json!({})).await;
+    assert_eq!(status, 200);
+    post_order(&gateway, 1).await;
+    let (status, _) = gateway.post("/e/other/orders", r#"{"order": 2}"#).await;
+    assert_eq!(status, 200);
+    gateway.wait_events(2, held).await;
+
+    // The listener gets the other connection's event, released in the same
+    // pass that left the paused one's held.
+    let sink = Sink::start(Reply::Status(200)).await;
+    let _listener = Listener::start_on_destination(&gateway, "laptop", &sink.url("")).await;
+    assert_eq!(order_of(&sink.wait_for(1).await[0]), 2);
+    gateway.wait_event(successful).await;
+    let (_, waiting) = gateway.api_get("/events?status=HOLD").await;
+    assert_eq!(
+        waiting["count"], 1,
+        "the paused one's is still held: {waiting}"
+    );
+
+    let unpause = format!("/connections/{paused}/unpause");
+    let (status, _) = gateway.api_send(Method::PUT, &unpause, json!({})).await;
+    assert_eq!(status, 200);
+    let received = sink.wait_for(2).await;
+    assert_eq!(order_of(&received[1]), 1);
 }
 
 #[tokio::test]
@@ -483,23 +570,32 @@ async fn a_listener_whose_stream_drops_connects_again_and_gets_what_waited() {
 }
 
 #[tokio::test]
-async fn a_report_over_the_keys_rate_limit_is_sent_again_not_the_event() {
+async fn reports_spend_none_of_the_keys_api_budget() {
     let limited = "api_rate_limit_per_minute = 60\n";
     let gateway = TestGateway::start_with(limited, SOURCE).await;
-    let sink = Sink::start(Reply::Status(200)).await;
-    let mut listener = Listener::start(&gateway, "dev", &sink).await;
-    // Spend the key's budget (it comes back a call a second).
-    while gateway.api_get("/sources").await.0 != 429 {}
-    for n in 1..=3 {
-        post_order(&gateway, n).await;
-    }
-    listener.wait_line("over the API key's rate limit").await;
-    gateway
-        .wait_events(3, |e| successful(e) && e.attempts == 1)
+    let connection = json!({
+        "name": "shop-cli-dev", "source": "shop",
+        "destination": { "name": "cli-dev", "cli_path": "/webhooks" },
+    });
+    let (status, made) = gateway
+        .api_send(Method::PUT, "/connections", connection)
         .await;
-    let mut orders: Vec<u64> = sink.received().iter().map(order_of).collect();
-    orders.sort_unstable();
-    assert_eq!(orders, [1, 2, 3], "each delivered once");
+    assert_eq!(status, 200, "{made}");
+    let destination = made["destination"]["id"].as_str().unwrap();
+
+    // Five times the budget of reports in a minute (for no delivery: refused
+    // as such, not as over the budget), and the API still answers.
+    let path = format!("/destinations/{destination}/listen/cli_none");
+    let outcome = json!({ "status": 200, "body": null, "error_code": null, "latency_ms": 1, "url": "http://localhost/" });
+    for _ in 0..300 {
+        let (status, _) = gateway.api_send(Method::POST, &path, outcome.clone()).await;
+        assert_eq!(status, 404);
+    }
+    assert_eq!(gateway.api_get("/sources").await.0, 200);
+    // The rest of the API spends it.
+    while gateway.api_get("/sources").await.0 != 429 {}
+    let (status, _) = gateway.api_send(Method::POST, &path, outcome).await;
+    assert_eq!(status, 404, "a report is taken even then");
 }
 
 /// The first `delivery` message of a raw stream.

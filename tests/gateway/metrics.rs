@@ -83,7 +83,12 @@ impl Scrape {
 }
 
 /// A destination without a URL, "later": its events wait in its queue.
-const QUEUED_ONLY: &str = "[[sources]]\nname = \"shop\"\n\n[[destinations]]\nname = \"later\"\ncli_path = \"/hooks\"\n\n[[connections]]\nname = \"c\"\nsource = \"shop\"\ndestination = \"later\"\n";
+/// A source `shop` whose events go to `later`, a destination that never
+/// answers: they stay in its queue (those in flight too) for the test's length.
+fn queued_only(hanging: &Sink) -> String {
+    let source = "[[sources]]\nname = \"shop\"\n\n";
+    format!("{source}{}", route("shop", "later", &hanging.url(""), ""))
+}
 
 /// `route`, for a destination limited to two attempts a second.
 pub fn two_a_second(source: &str, destination: &str, url: &str) -> String {
@@ -197,7 +202,8 @@ async fn attempts_that_get_no_answer_are_counted_by_error_code() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn queue_depth_is_read_from_the_store_at_each_scrape() {
-    let gw = TestGateway::start(QUEUED_ONLY).await;
+    let hanging = Sink::start(Reply::Hang).await;
+    let gw = TestGateway::start(&queued_only(&hanging)).await;
     let depth = |scrape: &Scrape| scrape.value("hookgate_queue_depth", &[("destination", "later")]);
     let scrape = Scrape::of(&gw).await;
     assert!(
@@ -213,7 +219,7 @@ async fn queue_depth_is_read_from_the_store_at_each_scrape() {
         gw.wait_routed(body["request_id"].as_str().unwrap()).await;
     }
     assert_eq!(depth(&Scrape::of(&gw).await), 2.0);
-    // Due on arrival, never sent: the oldest grows later with every scrape.
+    // Due on arrival, never answered: the oldest grows later with every scrape.
     let lateness = |scrape: &Scrape| {
         scrape.value(
             "hookgate_queue_lateness_seconds",
@@ -233,7 +239,8 @@ async fn queue_depth_is_read_from_the_store_at_each_scrape() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_empty_queue_is_not_late() {
-    let gw = TestGateway::start(QUEUED_ONLY).await;
+    let hanging = Sink::start(Reply::Hang).await;
+    let gw = TestGateway::start(&queued_only(&hanging)).await;
     let scrape = Scrape::of(&gw).await;
     let labels = [("destination", "later")];
     assert!(scrape.has("hookgate_queue_lateness_seconds"));
