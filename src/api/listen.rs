@@ -24,6 +24,9 @@ use utoipa::ToSchema;
 pub struct CliReady {
     pub destination_id: String,
     pub cli_path: Option<String>,
+    /// This session's id (`cli_…`), which the attempts it delivers and
+    /// their events carry as `cli_id`.
+    pub cli_id: String,
 }
 
 /// The answer to a report taken.
@@ -37,18 +40,19 @@ pub struct CliReported {
 const KEEP_ALIVE: Duration = Duration::from_secs(2);
 
 /// `GET /destinations/{id}/listen`: connects a listener to a CLI destination.
-#[utoipa::path(get, path = "/2023-07-01/destinations/{id}/listen", tag = "configuration", summary = "Listen to a CLI destination (hookgate listen): a text/event-stream whose first event, `ready`, is a CliReady, then one `delivery` event (a CliDelivery) at a time; report each with POST /destinations/{id}/listen/{delivery_id} to get the next. Events wait QUEUED while no listener is connected; several listeners share them.", params(("id" = String, Path, description = "des_… or its name")), responses((status = 200, description = "the stream", content_type = "text/event-stream", body = CliDelivery), (status = 404, description = "unknown", body = ErrorBody), (status = 422, description = "not a CLI destination (it has a url)", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/destinations/{id}/listen", tag = "configuration", summary = "Listen to a CLI destination (hookgate listen): a text/event-stream whose first event, `ready`, is a CliReady, then one `delivery` event (a CliDelivery) at a time; report each with POST /destinations/{id}/listen/{delivery_id} to get the next. Events wait HOLD while no listener is connected (released when one connects); several listeners share them. The attempts a listener delivers, and their events, carry its session's cli_id.", params(("id" = String, Path, description = "des_… or its name")), responses((status = 200, description = "the stream", content_type = "text/event-stream", body = CliDelivery), (status = 404, description = "unknown", body = ErrorBody), (status = 422, description = "not a CLI destination (it has a url)", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn stream(
     State(state): Shared,
     Path(id): Path<String>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, axum::Error>>>> {
     let destination = cli_destination(&state, &id)?;
     let (session, deliveries) = state.scheduler.cli_listeners().connect(&destination.id);
-    // Its events may have waited for a listener.
+    // Its events may have waited for a listener: its lane releases them.
     state.scheduler.wake(&destination.id);
     let ready = CliReady {
         destination_id: destination.id.clone(),
         cli_path: destination.cli_path.clone(),
+        cli_id: session.cli_id().to_string(),
     };
     let ready =
         futures_util::stream::once(async move { Event::default().event("ready").json_data(ready) });
@@ -71,7 +75,7 @@ pub async fn stream(
 }
 
 /// `POST /destinations/{id}/listen/{delivery_id}`: what the local server answered.
-#[utoipa::path(post, path = "/2023-07-01/destinations/{id}/listen/{delivery_id}", tag = "configuration", summary = "Report what a listener's local server answered to a delivery: recorded as the event's attempt (retries, issues and metrics as for any attempt)", params(("id" = String, Path, description = "des_… or its name"), ("delivery_id" = String, Path, description = "the delivery's id (cli_…)")), request_body = CliOutcome, responses((status = 202, description = "taken; the attempt is being recorded", body = CliReported), (status = 404, description = "no delivery of that id waits for a report (reported, or its stream ended)", body = ErrorBody), (status = 422, description = "not an outcome", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/2023-07-01/destinations/{id}/listen/{delivery_id}", tag = "configuration", summary = "Report what a listener's local server answered to a delivery: recorded as the event's attempt (retries, issues and metrics as for any attempt). Reports spend none of the key's rate limit", params(("id" = String, Path, description = "des_… or its name"), ("delivery_id" = String, Path, description = "the delivery's id (dlv_…)")), request_body = CliOutcome, responses((status = 202, description = "taken; the attempt is being recorded", body = CliReported), (status = 404, description = "no delivery of that id waits for a report (reported, or its stream ended)", body = ErrorBody), (status = 422, description = "not an outcome", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn report(
     State(state): Shared,
     Path((id, delivery_id)): Path<(String, String)>,

@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 /// `created_at[…]`, `last_attempt_at[…]`, `successful_at[…]`, `cli_id`, the
 /// payload filters and `search_term`; `include=data`; sorted by `created_at`
 /// or `last_attempt_at`.
-#[utoipa::path(get, path = "/2023-07-01/events", tag = "events", summary = "Events, newest first", params(("limit" = Option<String>, Query, description = "1-255, default 100"), ("order_by" = Option<String>, Query, description = "created_at (default) or last_attempt_at"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "id or id[]"), ("status" = Option<String>, Query, description = "SCHEDULED, QUEUED, HOLD, SUCCESSFUL, FAILED"), ("cli_id" = Option<String>, Query, description = "no event has one (a CLI destination's events are ordinary events, shared by its listeners): cli_id=… and cli_id[any]=true select none"), ("successful_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any"), ("search_term" = Option<String>, Query, description = "text in the body, a header, the path or the query (3 characters or more)"), ("webhook_id" = Option<String>, Query, description = "connection id"), ("source_id" = Option<String>, Query, description = "source id"), ("destination_id" = Option<String>, Query, description = "destination id"), ("request_id" = Option<String>, Query, description = "request id"), ("attempts" = Option<String>, Query, description = "number of attempts; also attempts[gte], gt, lte, lt"), ("response_status" = Option<String>, Query, description = "last response status; also response_status[gte], gt, lte, lt, any"), ("error_code" = Option<String>, Query, description = "e.g. TIMEOUT"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt"), ("last_attempt_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any"), ("include" = Option<String>, Query, description = "data: include the payload"), ("body" = Option<String>, Query, description = "JSON filter on the body (Hookdeck filter syntax)"), ("headers" = Option<String>, Query, description = "JSON filter on the headers")), responses((status = 200, description = "a page of events", body = Listing<EventView>), (status = 422, description = "a bad parameter", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/events", tag = "events", summary = "Events, newest first", params(("limit" = Option<String>, Query, description = "1-255, default 100"), ("order_by" = Option<String>, Query, description = "created_at (default) or last_attempt_at"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "id or id[]"), ("status" = Option<String>, Query, description = "SCHEDULED, QUEUED, HOLD, SUCCESSFUL, FAILED"), ("cli_id" = Option<String>, Query, description = "the hookgate listen session (cli_…) an event's last attempt went through; cli_id[any]=true: events sent through any, false: through none; not given: every event (a CLI destination's events are ordinary events, shared by its listeners)"), ("successful_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any"), ("search_term" = Option<String>, Query, description = "text in the body, a header, the path or the query (3 characters or more)"), ("webhook_id" = Option<String>, Query, description = "connection id"), ("source_id" = Option<String>, Query, description = "source id"), ("destination_id" = Option<String>, Query, description = "destination id"), ("request_id" = Option<String>, Query, description = "request id"), ("attempts" = Option<String>, Query, description = "number of attempts; also attempts[gte], gt, lte, lt"), ("response_status" = Option<String>, Query, description = "last response status; also response_status[gte], gt, lte, lt, any"), ("error_code" = Option<String>, Query, description = "e.g. TIMEOUT"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt"), ("last_attempt_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any"), ("include" = Option<String>, Query, description = "data: include the payload"), ("body" = Option<String>, Query, description = "JSON filter on the body (Hookdeck filter syntax)"), ("headers" = Option<String>, Query, description = "JSON filter on the headers")), responses((status = 200, description = "a page of events", body = Listing<EventView>), (status = 422, description = "a bad parameter", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list_events(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
     let page = query.page_ordered(&EVENT_ORDER)?;
@@ -110,10 +110,10 @@ pub(super) fn event_filter(
     let last_attempt: Range = query.date_range("last_attempt_at")?;
     let successful: Range = query.date_range("successful_at")?;
     let payload = query.payload_filter()?;
-    let from_cli = cli_filter(query)?;
+    let cli = cli_filter(query)?;
     let store = store.clone();
     Ok(move |e: &Event| {
-        from_cli
+        cli(e.cli_id.as_deref())
             && id(&e.id)
             && status(e.status.as_str())
             && connection(&e.connection_id)
@@ -132,13 +132,16 @@ pub(super) fn event_filter(
     })
 }
 
-/// `cli_id`: no event has one (a CLI destination's events are ordinary
-/// events shared by its `hookgate listen` sessions, not per-client copies). Whether the events
-/// the filter selects may be those without one: `cli_id=…` and
-/// `cli_id[any]=true` (events sent to a CLI) select none, no filter or
-/// `cli_id[any]=false` selects every event.
-fn cli_filter(query: &Query) -> ApiResult<bool> {
-    let named = !query.all("cli_id").is_empty();
+/// `cli_id`: the `hookgate listen` session an event's last attempt went
+/// through. `cli_id=…` selects those sessions' events, `cli_id[any]=true`
+/// those sent through any session, `false` those sent through none. Without
+/// it every event is selected: a CLI destination's events are ordinary
+/// events shared by its listeners, not per-client copies that the
+/// reference leaves out by default.
+fn cli_filter(query: &Query) -> ApiResult<impl Fn(Option<&str>) -> bool + Send + 'static> {
+    let named: Vec<String> = (query.all("cli_id").into_iter())
+        .map(str::to_string)
+        .collect();
     let any = query.bool("cli_id[any]")?;
     for (op, _) in query.bracketed("cli_id") {
         if op != "any" && !op.bytes().all(|b| b.is_ascii_digit()) {
@@ -148,7 +151,10 @@ fn cli_filter(query: &Query) -> ApiResult<bool> {
             ));
         }
     }
-    Ok(!named && any != Some(true))
+    Ok(move |cli_id: Option<&str>| {
+        (named.is_empty() || cli_id.is_some_and(|id| named.iter().any(|n| n == id)))
+            && any.is_none_or(|any| any == cli_id.is_some())
+    })
 }
 
 /// `GET /events/:id`, with its data.

@@ -167,7 +167,8 @@ pub struct EventView {
     pub status: EventStatus,
     #[schema(required)]
     pub successful_at: Option<String>,
-    /// Always null: see `event`.
+    /// The `hookgate listen` session its last attempt went through (`cli_…`):
+    /// see `event`.
     #[schema(required)]
     pub cli_id: Option<String>,
     pub updated_at: String,
@@ -183,8 +184,9 @@ pub struct EventView {
 }
 
 /// An event as the reference shows it (L4407-4536), plus hookgate's
-/// `delay_ms`, `muted` and `transformation_logs`. `cli_id` is always null: a CLI
-/// destination's events are ordinary events shared by its listeners.
+/// `delay_ms`, `muted` and `transformation_logs`. A CLI destination's events
+/// are ordinary events shared by its listeners, not per-listener copies:
+/// `cli_id` names the listener session its last attempt went through.
 pub fn event(team_id: &str, event: &Event, payload: Option<&Payload>) -> Value {
     value_of(event_view(team_id, event, payload))
 }
@@ -207,7 +209,7 @@ pub fn event_view(team_id: &str, event: &Event, payload: Option<&Payload>) -> Ev
         error_code: event.error_code.clone(),
         status: event.status,
         successful_at: iso_opt(event.successful_at),
-        cli_id: None,
+        cli_id: event.cli_id.clone(),
         updated_at: iso(event.updated_at()),
         created_at: iso(event.created_at),
         data: payload.map(data),
@@ -278,6 +280,10 @@ pub struct AttemptView {
     /// Always null.
     #[schema(required)]
     pub archived_at: Option<String>,
+    /// The `hookgate listen` session that delivered it (`cli_…`; hookgate's
+    /// own): null unless its destination is a CLI destination.
+    #[schema(required)]
+    pub cli_id: Option<String>,
 }
 
 /// An attempt as the reference shows it (L4911-5061). hookgate times an
@@ -311,6 +317,7 @@ pub fn attempt(team_id: &str, attempt: &Attempt) -> Value {
         updated_at: iso(finished),
         created_at: iso(attempt.created_at),
         archived_at: None,
+        cli_id: attempt.cli_id.clone(),
     })
 }
 
@@ -339,6 +346,7 @@ pub fn queued_attempt(team_id: &str, event: &Event, id: &str, trigger: AttemptTr
         updated_at: queued_at.clone(),
         created_at: queued_at,
         archived_at: None,
+        cli_id: None,
     })
 }
 

@@ -161,28 +161,33 @@ async fn send(
         Some(url) => Cow::Borrowed(url),
         None => Cow::Owned(cli::base_url(destination)),
     };
-    let (method, requested_url, response) = match destination_url(&base, destination, &payload) {
+    let (method, exchanged) = match destination_url(&base, destination, &payload) {
         Ok(url) => {
             let outgoing = outgoing(shared, destination, event, payload, url, &span);
-            let (response, requested_url) = {
+            let exchanged = {
                 let _in_flight = shared.metrics.sending(destination);
                 exchange(shared, destination, event, &outgoing).await?
             };
-            shared.metrics.attempt(destination, &response);
+            let response = &exchanged.response;
+            shared.metrics.attempt(destination, response);
             if destination.circuit_breaker {
                 shared
                     .circuits
                     .record(&destination.id, response.is_success(), now_ms());
             }
-            (outgoing.method, requested_url, response)
+            (outgoing.method, exchanged)
         }
         Err(unsafe_path) => {
             let unsent = unsent(&base, destination, payload);
-            let shown_url = destination.auth.shown_url(&unsent.url);
-            (unsent.method, shown_url, never_sent(&unsafe_path))
+            let never_sent = Exchanged {
+                response: never_sent(&unsafe_path),
+                shown_url: destination.auth.shown_url(&unsent.url),
+                cli_id: None,
+            };
+            (unsent.method, never_sent)
         }
     };
-    let attempt = record(event, method, requested_url, response, started);
+    let attempt = record(event, method, exchanged, started);
     let parent = event.trace.as_ref();
     (shared.telemetry).attempted(&span, parent, destination, &attempt);
     Some(attempt)
@@ -192,18 +197,29 @@ async fn send(
 /// report (its local delivery has that timeout, plus the report's trip).
 const LISTENER_GRACE: Duration = Duration::from_secs(10);
 
+/// What an attempt got: the response, the URL it shows (auth secrets
+/// masked) and the listener session that delivered it, if any.
+struct Exchanged {
+    response: Response,
+    shown_url: String,
+    cli_id: Option<String>,
+}
+
 /// Sends the request to the destination's URL, or hands it to a listener of
-/// a CLI destination; the response and the URL the attempt shows (auth
-/// secrets masked). None when the listener went away before reporting.
+/// a CLI destination. None when the listener went away before reporting.
 async fn exchange(
     shared: &Shared,
     destination: &Destination,
     event: &Event,
     outgoing: &Outgoing,
-) -> Option<(Response, String)> {
+) -> Option<Exchanged> {
     let (client, auth) = (&shared.client, &destination.auth);
     if destination.url.is_some() {
-        return Some((client.send(outgoing).await, auth.shown_url(&outgoing.url)));
+        return Some(Exchanged {
+            response: client.send(outgoing).await,
+            shown_url: auth.shown_url(&outgoing.url),
+            cli_id: None,
+        });
     }
     let delivery = CliDelivery::of(
         outgoing,
@@ -212,13 +228,17 @@ async fn exchange(
         client.max_response_bytes(),
     );
     let patience = client.timeout() + LISTENER_GRACE;
-    let outcome = shared
+    let (outcome, cli_id) = shared
         .cli
         .deliver(&destination.id, delivery, patience)
         .await?;
     let (response, local_url) = outcome.into_response(client.max_response_bytes());
     let shown_url = Url::parse(&local_url).map_or(local_url, |url| auth.shown_url(&url));
-    Some((response, shown_url))
+    Some(Exchanged {
+        response,
+        shown_url,
+        cli_id: Some(cli_id),
+    })
 }
 
 /// The HTTP request an event becomes at `url` (the payload moves into it:
@@ -311,13 +331,12 @@ fn destination_url(
     Ok(url)
 }
 
-fn record(
-    event: &Event,
-    http_method: String,
-    requested_url: String,
-    response: Response,
-    started_ms: u64,
-) -> Attempt {
+fn record(event: &Event, http_method: String, exchanged: Exchanged, started_ms: u64) -> Attempt {
+    let Exchanged {
+        response,
+        shown_url: requested_url,
+        cli_id,
+    } = exchanged;
     let success = response.is_success();
     let attempt_number = event.attempts + 1;
     Attempt {
@@ -342,6 +361,7 @@ fn record(
         error_code: response.error_code.map(str::to_string),
         latency_ms: response.latency_ms,
         created_at: started_ms,
+        cli_id,
     }
 }
 
@@ -431,6 +451,7 @@ fn next_state(
     event.last_attempt_at = Some(attempt.created_at);
     event.response_status = attempt.response_status;
     event.error_code = attempt.error_code.clone();
+    event.cli_id = attempt.cli_id.clone();
     if requeued {
         return QueueMove::Stay;
     }

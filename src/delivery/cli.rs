@@ -99,7 +99,7 @@ impl CliDelivery {
         };
         let headers = outgoing.headers.iter();
         CliDelivery {
-            id: crate::ids::new_id("cli"),
+            id: crate::ids::new_id("dlv"),
             event_id: event_id.to_string(),
             method: outgoing.method.clone(),
             path,
@@ -202,6 +202,8 @@ struct Connected {
 
 struct Listener {
     destination_id: String,
+    /// Names the session in the attempts it delivers (`cli_id`).
+    cli_id: String,
     deliveries: mpsc::Sender<CliDelivery>,
     busy: bool,
 }
@@ -216,6 +218,14 @@ struct Waiting {
 pub struct ListenerSession {
     listeners: Arc<CliListeners>,
     id: u64,
+    cli_id: String,
+}
+
+impl ListenerSession {
+    /// The session's id (`cli_…`), which its attempts and events carry.
+    pub fn cli_id(&self) -> &str {
+        &self.cli_id
+    }
 }
 
 impl Drop for ListenerSession {
@@ -236,8 +246,10 @@ impl CliListeners {
         let mut connected = self.lock();
         connected.next_listener += 1;
         let id = connected.next_listener;
+        let cli_id = crate::ids::new_id("cli");
         let listener = Listener {
             destination_id: destination_id.to_string(),
+            cli_id: cli_id.clone(),
             deliveries: sender,
             busy: false,
         };
@@ -245,6 +257,7 @@ impl CliListeners {
         let session = ListenerSession {
             listeners: self.clone(),
             id,
+            cli_id,
         };
         (session, receiver)
     }
@@ -266,18 +279,19 @@ impl CliListeners {
     }
 
     /// Hands `delivery` to an idle listener of the destination and waits for
-    /// its outcome, up to `patience`. None when no listener took it or it
-    /// went away first; one that does not answer in time is disconnected
-    /// (its stream ends, and `hookgate listen` connects again).
+    /// its outcome, up to `patience`; the outcome and the listener's
+    /// `cli_id`. None when no listener took it or it went away first; one
+    /// that does not answer in time is disconnected (its stream ends, and
+    /// `hookgate listen` connects again).
     pub(super) async fn deliver(
         &self,
         destination_id: &str,
         delivery: CliDelivery,
         patience: Duration,
-    ) -> Option<CliOutcome> {
-        let (listener, outcome) = self.hand_over(destination_id, delivery)?;
+    ) -> Option<(CliOutcome, String)> {
+        let (listener, cli_id, outcome) = self.hand_over(destination_id, delivery)?;
         match tokio::time::timeout(patience, outcome).await {
-            Ok(outcome) => outcome.ok(),
+            Ok(outcome) => Some((outcome.ok()?, cli_id)),
             Err(_) => {
                 tracing::warn!(
                     destination = destination_id,
@@ -293,7 +307,7 @@ impl CliListeners {
         &self,
         destination_id: &str,
         delivery: CliDelivery,
-    ) -> Option<(u64, oneshot::Receiver<CliOutcome>)> {
+    ) -> Option<(u64, String, oneshot::Receiver<CliOutcome>)> {
         let mut connected = self.lock();
         let (&id, listener) = connected
             .listeners
@@ -308,8 +322,9 @@ impl CliListeners {
             listener: id,
             outcome: sender,
         };
+        let cli_id = listener.cli_id.clone();
         connected.waiting.insert(delivery_id, waiting);
-        Some((id, receiver))
+        Some((id, cli_id, receiver))
     }
 
     /// A listener's outcome for the delivery `delivery_id` of a destination;
@@ -383,7 +398,7 @@ mod tests {
         let listeners = Arc::new(CliListeners::default());
         let (_session, mut deliveries) = listeners.connect("des_a");
         assert_eq!(listeners.idle("des_a"), 1);
-        let (_, first) = listeners.hand_over("des_a", delivery("one")).unwrap();
+        let (_, _, first) = listeners.hand_over("des_a", delivery("one")).unwrap();
         assert_eq!(listeners.idle("des_a"), 0);
         assert!(listeners.hand_over("des_a", delivery("two")).is_none());
         assert_eq!(deliveries.recv().await.unwrap().id, "one");
@@ -403,7 +418,7 @@ mod tests {
         let (session, _deliveries) = listeners.connect("des_a");
         let (_other, _) = listeners.connect("des_b");
         assert_eq!(listeners.connected("des_a"), 1);
-        let (_, outcome_of) = listeners.hand_over("des_a", delivery("one")).unwrap();
+        let (_, _, outcome_of) = listeners.hand_over("des_a", delivery("one")).unwrap();
         drop(session);
         assert!(outcome_of.await.is_err());
         assert_eq!(listeners.connected("des_a"), 0);

@@ -177,7 +177,10 @@ async fn listen_once(
         };
         for event in reader.push(&chunk) {
             match event.name.as_str() {
-                "ready" => println!("hookgate listen: connected; waiting for events"),
+                "ready" => println!(
+                    "hookgate listen: connected as {}; waiting for events",
+                    session_of(&event.data)
+                ),
                 "delivery" => {
                     let delivery: CliDelivery = serde_json::from_str(&event.data)
                         .map_err(|e| format!("the gateway sent an unreadable delivery: {e}"))?;
@@ -190,6 +193,13 @@ async fn listen_once(
             }
         }
     }
+}
+
+/// The session id (`cli_…`) a `ready` message names ("?" from a gateway
+/// that names none).
+fn session_of(ready: &str) -> String {
+    let ready: serde_json::Value = serde_json::from_str(ready).unwrap_or_default();
+    ready["cli_id"].as_str().unwrap_or("?").to_string()
 }
 
 /// Delivers one event to the local server, reports the outcome, prints its line.
@@ -356,7 +366,7 @@ mod tests {
     #[test]
     fn a_line_shows_the_status_coloured_only_when_asked() {
         let delivery: CliDelivery = serde_json::from_value(json!({
-            "id": "cli_1", "event_id": "evt_1", "method": "POST", "path": "/hooks/a",
+            "id": "dlv_1", "event_id": "evt_1", "method": "POST", "path": "/hooks/a",
             "headers": [], "body_base64": "", "timeout_ms": 1000, "response_bytes_kept": 10,
         }))
         .unwrap();

@@ -113,6 +113,10 @@ pub struct Event {
     /// None: each attempt starts a trace of its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<TraceContext>,
+    /// The `hookgate listen` session its last attempt went through (a CLI
+    /// destination's event), as that attempt's `cli_id`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cli_id: Option<String>,
 }
 
 fn is_zero(count: &u32) -> bool {
@@ -182,6 +186,7 @@ impl Event {
             window: None,
             attempt_records: Vec::new(),
             trace: None,
+            cli_id: None,
         }
     }
 
@@ -229,6 +234,10 @@ pub struct Attempt {
     pub error_code: Option<String>,
     pub latency_ms: u64,
     pub created_at: u64,
+    /// The `hookgate listen` session that delivered it (`cli_…`), when its
+    /// destination is a CLI destination.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cli_id: Option<String>,
 }
 
 /// A request that a connection's rules decided not to deliver.
@@ -314,6 +323,7 @@ mod tests {
             error_code: Some("ECONNREFUSED".into()),
             latency_ms: 1,
             created_at: 0,
+            cli_id: None,
         };
         let record = serde_json::to_value(&attempt).unwrap();
         assert!(record.get("response_status").is_none());

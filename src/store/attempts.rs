@@ -183,6 +183,7 @@ mod tests {
             error_code: None,
             latency_ms: 1,
             created_at: now_ms(),
+            cli_id: None,
         }
     }
 

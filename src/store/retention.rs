@@ -429,6 +429,7 @@ mod tests {
             error_code: None,
             latency_ms: 1,
             created_at: now_ms(),
+            cli_id: None,
         };
         let settled = store.settle_attempt(
             attempt,

@@ -179,6 +179,25 @@ async fn the_local_answer_is_recorded_as_the_events_attempt() {
     assert_eq!(shown["status"], "SUCCESSFUL");
     assert_eq!(shown["response_status"], 201);
 
+    // The session that delivered it names itself on connecting.
+    let connected = listener.wait_line("connected as ").await;
+    let session = connected.split("connected as ").nth(1).unwrap();
+    let session = session.split(';').next().unwrap();
+    assert!(session.starts_with("cli_"), "{connected}");
+    assert_eq!(
+        (&attempt["cli_id"], &shown["cli_id"]),
+        (&json!(session), &json!(session))
+    );
+    for (filter, count) in [
+        (format!("cli_id={session}"), 1),
+        ("cli_id=cli_other".into(), 0),
+        ("cli_id[any]=true".into(), 1),
+        ("cli_id[any]=false".into(), 0),
+    ] {
+        let (_, found) = gateway.api_get(&format!("/events?{filter}")).await;
+        assert_eq!(found["count"], count, "{filter}: {found}");
+    }
+
     let console = crate::console::Visitor::signed_in(&gateway).await;
     let page = console.get(&format!("/events/{}", event.id)).await;
     let page = page.text().await.unwrap();
@@ -585,7 +604,7 @@ async fn reports_spend_none_of_the_keys_api_budget() {
 
     // Five times the budget of reports in a minute (for no delivery: refused
     // as such, not as over the budget), and the API still answers.
-    let path = format!("/destinations/{destination}/listen/cli_none");
+    let path = format!("/destinations/{destination}/listen/dlv_none");
     let outcome = json!({ "status": 200, "body": null, "error_code": null, "latency_ms": 1, "url": "http://localhost/" });
     for _ in 0..300 {
         let (status, _) = gateway.api_send(Method::POST, &path, outcome.clone()).await;
