@@ -41,6 +41,10 @@ pub(super) fn heard(listeners: &CliListeners, destination: &Destination) -> bool
 /// no listener (those of a paused connection stay held). False when the
 /// store failed (logged): the lane tries again on its next pass.
 pub(super) async fn release_held(shared: &Arc<Shared>, destination_id: &str) -> bool {
+    // Every lane asks when it starts: most find nothing held at all.
+    if !shared.store.holds_any() {
+        return true;
+    }
     let catalog = shared.catalog.load();
     let connections: Vec<String> = (catalog.connections().into_iter())
         .filter(|connection| connection.destination_id == destination_id)

@@ -151,6 +151,11 @@ impl Store {
         self.release_all(connection_id, now_ms, Some(AttemptTrigger::Unpause))
     }
 
+    /// Whether any event is held, by a pause or for want of a listener.
+    pub fn holds_any(&self) -> bool {
+        !self.held.is_empty()
+    }
+
     /// Queues again the events a connection's destination held while it had
     /// nowhere to send them (see `hold_for_listener`), unless the connection
     /// is paused: those stay held until it is unpaused. Returns the
