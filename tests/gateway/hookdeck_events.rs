@@ -465,7 +465,9 @@ async fn an_ignored_events_meta_names_the_part_its_filter_failed_on() {
             "shop",
             "throws",
             &sink.url("/t"),
-            &rules(r#"type = "transform", transformation = { name = "boom", code = "addHandler('transform', () => { throw new Error('no') })" }"#),
+            &rules(
+                r#"type = "transform", transformation = { name = "boom", code = "addHandler('transform', () => { throw new Error('no') })" }"#
+            ),
         ),
     );
     let gw = TestGateway::start(&routes).await;
