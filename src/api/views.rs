@@ -443,6 +443,7 @@ impl From<&Stamp<'_>> for StampView {
 /// What the source's ingress answers to accepted requests.
 #[derive(Serialize, ToSchema)]
 pub struct CustomResponseView {
+    /// `json`, `text` or `xml`, as given.
     pub content_type: String,
     pub body: String,
 }
@@ -482,7 +483,7 @@ pub struct SourceView {
 /// A source, reached at `url`.
 pub fn source(source: &Source, stamp: &Stamp, url: &str) -> Value {
     let custom_response = source.custom_response.as_ref().map(|c| CustomResponseView {
-        content_type: c.content_type.clone(),
+        content_type: c.content_type_name().to_string(),
         body: c.body.clone(),
     });
     let verification = source.verifier.as_ref().map(|v| VerificationView {

@@ -611,3 +611,27 @@ fn gateway_toml_names_the_line_and_key_of_a_bad_hookdeck_shape() {
         "{error}"
     );
 }
+
+/// A source's `custom_response` is shown as it was given (`json`, `text`,
+/// `xml`), so a client reads back what it sent, and answers with the
+/// matching `Content-Type`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_custom_response_is_shown_as_given_and_answered_as_its_type() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start(&shop(&sink)).await;
+    for (name, answered) in [("json", "application/json"), ("xml", "application/xml")] {
+        let custom = json!({ "content_type": name, "body": "<ok/>" });
+        let body = json!({ "name": format!("custom-{name}"), "custom_response": custom });
+        let source = post(&gw, "/sources", body).await;
+        assert_eq!(source["custom_response"], custom, "{source}");
+        let response = gw
+            .http
+            .post(gw.url(&format!("/e/custom-{name}")))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["content-type"], answered);
+        assert_eq!(response.text().await.unwrap(), "<ok/>");
+    }
+}
