@@ -452,6 +452,8 @@ async fn errors_carry_a_code_and_the_rate_reset_is_an_iso_time() {
     assert_eq!(error["code"], "UNAUTHORIZED");
 
     let answer = gw.api(Method::GET, "/events?limit=1").send().await.unwrap();
+    // 240 calls a minute per key unless configured otherwise (L213).
+    assert_eq!(answer.headers()["x-ratelimit-limit"], "240");
     let reset = answer.headers()["x-ratelimit-reset"]
         .to_str()
         .unwrap()
