@@ -614,9 +614,9 @@ fn gateway_toml_names_the_line_and_key_of_a_bad_hookdeck_shape() {
 
 /// A source's `custom_response` is shown as it was given (`json`, `text`,
 /// `xml`), so a client reads back what it sent, and answers with the
-/// matching `Content-Type`.
+/// matching `Content-Type`; its methods default to the reference's four.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_custom_response_is_shown_as_given_and_answered_as_its_type() {
+async fn a_custom_response_is_shown_as_given_and_methods_default_as_the_reference_says() {
     let sink = Sink::start(Reply::Status(200)).await;
     let gw = TestGateway::start(&shop(&sink)).await;
     for (name, answered) in [("json", "application/json"), ("xml", "application/xml")] {
@@ -624,6 +624,15 @@ async fn a_custom_response_is_shown_as_given_and_answered_as_its_type() {
         let body = json!({ "name": format!("custom-{name}"), "custom_response": custom });
         let source = post(&gw, "/sources", body).await;
         assert_eq!(source["custom_response"], custom, "{source}");
+        // Without `allowed_http_methods`, the reference's default (L1418).
+        let mut methods: Vec<&str> = source["allowed_http_methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_str().unwrap())
+            .collect();
+        methods.sort_unstable();
+        assert_eq!(methods, ["DELETE", "PATCH", "POST", "PUT"]);
         let response = gw
             .http
             .post(gw.url(&format!("/e/custom-{name}")))
