@@ -482,7 +482,7 @@ async fn an_ignored_events_meta_names_the_part_its_filter_failed_on() {
         .iter()
         .map(|m| (m["cause"].as_str().unwrap().to_string(), m["meta"].clone()))
         .collect();
-    meta.sort_by(|a, b| a.1.to_string().cmp(&b.1.to_string()));
+    meta.sort_by_key(|a| a.1.to_string());
     assert_eq!(
         meta,
         [
