@@ -109,12 +109,13 @@ pub struct BulkPlanView {
     progress: u8,
 }
 
-/// The body of `POST /bulk/{kind}/retry`.
+/// The body of `POST /bulk/{kind}/retry`; `/openapi.json` describes each
+/// kind's own (`bulk_query_input`).
 #[derive(Deserialize, ToSchema)]
 pub struct BulkRetryInput {
     /// Required: a JSON object of the list endpoint's filters, e.g.
     /// `{"status": ["FAILED"], "created_at": {"gte": "2026-11-01"}}`.
-    #[schema(value_type = Option<super::bulk_query_input::BulkQueryInput>)]
+    #[schema(value_type = Option<Object>)]
     query: Option<Value>,
 }
 

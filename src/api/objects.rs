@@ -230,10 +230,11 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let kind = kind_of(&table_of(&uri))?;
-    let deleted = id.clone();
     let removed = write(state, move |state, objects| {
         let index = find(state, kind, &id, objects)?;
         let object = &objects[index];
+        // Answered as the reference does, by id, also when named by name.
+        let deleted = object.id();
         refuse_used_by_archived(object, objects)?;
         if kind == ObjectKind::Source {
             // Its URL answers 410 from now on (see `store::deleted_sources`);
@@ -242,10 +243,10 @@ pub async fn delete(
             state.store.remember_deleted_source(&object.name)?;
         }
         objects.remove(index);
-        Ok(String::new())
+        Ok(deleted)
     })
     .await;
-    removed.map_err(broken_reference_is_conflict)?;
+    let deleted = removed.map_err(broken_reference_is_conflict)?;
     Ok(Json(value_of(Deleted { id: deleted })))
 }
 

@@ -1,6 +1,9 @@
 //! The machine-readable description of the API, generated from the handlers'
 //! `#[utoipa::path]` annotations and served at `/openapi.json`.
 
+use super::bulk_query_input::{
+    EventsBulkRetryInput, IgnoredEventsBulkRetryInput, RequestsBulkRetryInput,
+};
 use super::object_inputs::{
     ConnectionChange, ConnectionInput, DestinationChange, DestinationInput,
 };
@@ -42,7 +45,7 @@ use utoipa::{Modify, OpenApi};
         webhook_deliveries::list, webhook_deliveries::get_one, webhook_deliveries::cancel, webhook_deliveries::retry,
         probes::healthz, probes::readyz,
     ),
-    components(schemas(DestinationInput, DestinationChange, ConnectionInput, ConnectionChange, listen::CliReady)),
+    components(schemas(DestinationInput, DestinationChange, ConnectionInput, ConnectionChange, listen::CliReady, EventsBulkRetryInput, RequestsBulkRetryInput, IgnoredEventsBulkRetryInput)),
     modifiers(&BearerKey)
 )]
 struct ApiDoc;
@@ -111,6 +114,15 @@ const OTHER_KINDS: [(&str, [(&str, &str); 3]); 2] = [
     ),
 ];
 
+/// The bulk retry kinds, served by one handler per action (`{kind}`), and
+/// the body each kind's `POST` takes: its `query` has the filters of that
+/// kind's list, as the reference gives each kind its own.
+const BULK_KINDS: [(&str, &str); 3] = [
+    ("events", "EventsBulkRetryInput"),
+    ("requests", "RequestsBulkRetryInput"),
+    ("ignored-events", "IgnoredEventsBulkRetryInput"),
+];
+
 /// utoipa documents a handler once; one handler may serve several paths or
 /// methods. Each is listed, as what a client may call.
 fn list_every_operation(paths: &mut serde_json::Map<String, Value>) {
@@ -119,6 +131,7 @@ fn list_every_operation(paths: &mut serde_json::Map<String, Value>) {
             paths.entry(second).or_insert(item);
         }
     }
+    list_each_bulk_kind(paths);
     for path in PATCHED {
         let put = paths.get(path).and_then(|item| item.get("put")).cloned();
         if let (Some(put), Some(item)) = (put, paths.get_mut(path)) {
@@ -145,6 +158,38 @@ fn list_every_operation(paths: &mut serde_json::Map<String, Value>) {
                     target[method] = operation.clone();
                 }
             }
+        }
+    }
+}
+
+/// Each `/bulk/{kind}/…` path becomes one path per kind, without the `kind`
+/// parameter, whose `POST` body is that kind's.
+fn list_each_bulk_kind(paths: &mut serde_json::Map<String, Value>) {
+    let templates: Vec<String> = paths
+        .keys()
+        .filter(|path| path.contains("/bulk/{kind}/"))
+        .cloned()
+        .collect();
+    for template in templates {
+        let Some(item) = paths.remove(&template) else {
+            continue;
+        };
+        for (kind, body) in BULK_KINDS {
+            let text = item
+                .to_string()
+                .replace("/BulkRetryInput\"", &format!("/{body}\""));
+            let mut copied: Value = serde_json::from_str(&text).unwrap_or_default();
+            let operations = copied
+                .as_object_mut()
+                .into_iter()
+                .flat_map(|o| o.values_mut());
+            for operation in operations {
+                if let Some(Value::Array(parameters)) = operation.get_mut("parameters") {
+                    parameters.retain(|parameter| parameter["name"] != "kind");
+                }
+            }
+            let path = template.replace("{kind}", kind);
+            paths.entry(path).or_insert(copied);
         }
     }
 }

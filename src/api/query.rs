@@ -406,8 +406,17 @@ impl Query {
 
     /// `limit`, `dir`, `order_by` (one of `order_keys`, the first the
     /// default), `next`, `prev`. `order_by` and `dir` may come as arrays
-    /// (`order_by[]=…`); the first value sorts.
+    /// (`order_by[]=…`) of one value: lists sort by one key, so a second
+    /// is a `422`, not ignored.
     pub fn page_ordered(&self, order_keys: &[&str]) -> ApiResult<PageRequest> {
+        for key in ["order_by", "dir"] {
+            if self.all(key).len() > 1 {
+                return Err(ApiError::invalid(
+                    key,
+                    "lists sort by one key: give one value",
+                ));
+            }
+        }
         let limit = self.number("limit")?.map_or(DEFAULT_LIMIT, |l| l as usize);
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(ApiError::invalid(
@@ -597,6 +606,41 @@ mod tests {
         assert_eq!(q.refuse_unread().unwrap_err().data["field"], "body");
         q.payload_filter().unwrap();
         q.refuse_unread().unwrap();
+    }
+
+    /// The reference's query conventions (L151-181, L226-234): indexed
+    /// arrays, `previous` for `prev`, limits up to 255, bare dates, and
+    /// `order_by`/`dir` as arrays of one.
+    #[test]
+    fn the_references_query_conventions_are_read() {
+        let indexed = Query::parse(Some("id[1]=hello&id[2]=world"));
+        assert_eq!(indexed.all("id"), ["hello", "world"]);
+        let previous = Query::parse(Some("previous=cursor")).page().unwrap();
+        assert!(matches!(previous.cursor, Cursor::Prev(ref c) if c == "cursor"));
+        assert_eq!(Query::parse(Some("limit=255")).page().unwrap().limit, 255);
+        assert_eq!(Query::parse(None).page().unwrap().limit, 100);
+        let too_many = Query::parse(Some("limit=256")).page().unwrap_err();
+        assert_eq!(too_many.data["field"], "limit");
+        let day = Query::parse(Some("created_at[gte]=2026-01-02"))
+            .date_range("created_at")
+            .unwrap();
+        let midnight = parse_date("2026-01-02T00:00:00Z").unwrap();
+        assert!(day.contains(Some(midnight)) && !day.contains(Some(midnight - 1)));
+        let arrays = Query::parse(Some("order_by[]=ingested_at&dir[]=asc"));
+        let page = arrays.page_ordered(&["created_at", "ingested_at"]).unwrap();
+        assert_eq!(
+            (page.order_by.as_str(), page.dir),
+            ("ingested_at", Direction::Asc)
+        );
+        for two in [
+            "order_by[]=created_at&order_by[]=ingested_at",
+            "dir[]=asc&dir[]=desc",
+        ] {
+            let error = Query::parse(Some(two))
+                .page_ordered(&["created_at", "ingested_at"])
+                .unwrap_err();
+            assert_eq!(error.data["field"], two.split('[').next().unwrap(), "{two}");
+        }
     }
 
     #[test]

@@ -368,10 +368,12 @@ pub struct IgnoredEventView {
     pub cause: String,
     /// The connection's id.
     pub webhook_id: String,
-    /// The parts of the request a filter failed on (`["body"]` in the
-    /// reference); always null: hookgate does not record them.
-    #[schema(value_type = Option<Vec<String>>, required)]
-    pub meta: Option<Value>,
+    /// `FILTERED`: the part of the request the filter failed on, as the
+    /// reference's `["body"]` (parts after it are not evaluated); null for
+    /// other causes, as in the reference, and for events ignored before
+    /// hookgate recorded the part.
+    #[schema(required)]
+    pub meta: Option<Vec<String>>,
     /// hookgate's id of it (`GET /ignored_events/{id}` takes it).
     pub ignored_event_id: String,
     /// Why, for a person reading it (e.g. the transformation's error).
@@ -386,8 +388,7 @@ pub struct IgnoredEventView {
 /// An ignored event as the reference shows it (L4364-4392): its `id` and
 /// `ignored_event_cause_id` are integers there, so they are a number derived
 /// from hookgate's own id, which stays readable as `ignored_event_id` (the id
-/// `GET /ignored_events/:id` takes). `meta` is null: hookgate does not record
-/// which part of a filter failed; its `detail`, `transformation_logs` and
+/// `GET /ignored_events/:id` takes). Its `detail`, `transformation_logs` and
 /// `created_at` are additions.
 pub fn ignored_event(team_id: &str, ignored: &IgnoredEvent) -> Value {
     let number = ignored_number(&ignored.id);
@@ -398,7 +399,7 @@ pub fn ignored_event(team_id: &str, ignored: &IgnoredEvent) -> Value {
         id: number,
         cause: ignored.cause.clone(),
         webhook_id: ignored.connection_id.clone(),
-        meta: None,
+        meta: ignored.failed_part.clone().map(|part| vec![part]),
         ignored_event_id: ignored.id.clone(),
         detail: ignored.detail.clone(),
         transformation_logs: ignored.transform_logs.clone(),
@@ -450,6 +451,7 @@ impl From<&Stamp<'_>> for StampView {
 /// What the source's ingress answers to accepted requests.
 #[derive(Serialize, ToSchema)]
 pub struct CustomResponseView {
+    /// `json`, `text` or `xml`, as given.
     pub content_type: String,
     pub body: String,
 }
@@ -489,7 +491,7 @@ pub struct SourceView {
 /// A source, reached at `url`.
 pub fn source(source: &Source, stamp: &Stamp, url: &str) -> Value {
     let custom_response = source.custom_response.as_ref().map(|c| CustomResponseView {
-        content_type: c.content_type.clone(),
+        content_type: c.content_type_name().to_string(),
         body: c.body.clone(),
     });
     let verification = source.verifier.as_ref().map(|v| VerificationView {

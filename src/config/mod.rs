@@ -257,26 +257,18 @@ impl Validator<'_> {
                     .collect(),
             };
             let custom_response = section.custom_response.as_ref().and_then(|custom| {
-                let content_type = match custom.content_type.get_ref().as_str() {
-                    "json" => "application/json",
-                    "text" => "text/plain",
-                    "xml" => "application/xml",
-                    other => {
-                        let message = format!(
-                            "unknown content_type \"{other}\" (expected json, text or xml)"
-                        );
-                        self.fail(
-                            &custom.content_type,
-                            format!("sources[{i}].custom_response.content_type"),
-                            message,
-                        );
-                        return None;
-                    }
-                };
-                Some(CustomResponse {
-                    content_type: content_type.to_string(),
-                    body: custom.body.clone(),
-                })
+                let name = custom.content_type.get_ref();
+                let answer = CustomResponse::named(name, custom.body.clone());
+                if answer.is_none() {
+                    let message =
+                        format!("unknown content_type \"{name}\" (expected json, text or xml)");
+                    self.fail(
+                        &custom.content_type,
+                        format!("sources[{i}].custom_response.content_type"),
+                        message,
+                    );
+                }
+                answer
             });
             let verifier =
                 section.verification.as_ref().and_then(|verification| {

@@ -12,8 +12,37 @@ use url::Url;
 /// What the ingress answers on accepted requests instead of its default JSON.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CustomResponse {
+    /// The `Content-Type` it is answered with.
     pub content_type: String,
     pub body: String,
+}
+
+/// A custom response's content types as the reference names them (`json`,
+/// `text`, `xml`), and the `Content-Type` each is answered with.
+const CONTENT_TYPES: [(&str, &str); 3] = [
+    ("json", "application/json"),
+    ("text", "text/plain"),
+    ("xml", "application/xml"),
+];
+
+impl CustomResponse {
+    /// `body` answered as the content type the reference names `name`; None
+    /// for a name it does not have.
+    pub fn named(name: &str, body: String) -> Option<CustomResponse> {
+        let (_, mime) = CONTENT_TYPES.iter().find(|(known, _)| *known == name)?;
+        Some(CustomResponse {
+            content_type: mime.to_string(),
+            body,
+        })
+    }
+
+    /// The reference's name of its content type, as it was given.
+    pub fn content_type_name(&self) -> &str {
+        CONTENT_TYPES
+            .iter()
+            .find(|(_, mime)| *mime == self.content_type)
+            .map_or(self.content_type.as_str(), |(name, _)| name)
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -258,6 +258,9 @@ pub struct IgnoredEvent {
     /// What the transformations logged before the event was dropped.
     #[serde(default)]
     pub transform_logs: Vec<LogEntry>,
+    /// The request part a filter failed on (`FILTERED`): the reference's `meta`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_part: Option<String>,
 }
 
 #[cfg(test)]

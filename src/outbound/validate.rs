@@ -175,7 +175,13 @@ mod tests {
 
     #[test]
     fn event_type_names() {
-        for good in ["invoice.paid", "invoice.payment_failed", "a1.b2.c3"] {
+        // The reference's versioned names too (payloads L173-175).
+        for good in [
+            "invoice.paid",
+            "invoice.payment_failed",
+            "a1.b2.c3",
+            "user.created.v1",
+        ] {
             assert!(event_type_name(good).is_ok(), "{good}");
         }
         for bad in [
@@ -186,6 +192,7 @@ mod tests {
             "1nvoice.paid",
             "invoice-paid",
             "invoice.pa id",
+            "USER_CREATED",
         ] {
             let error = event_type_name(bad).unwrap_err();
             assert!(error.contains("resource.action"), "{error}");

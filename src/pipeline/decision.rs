@@ -29,6 +29,8 @@ pub enum Outcome {
         detail: Option<String>,
         /// The transformation that failed (`TRANSFORMATION_FAILED`), by name.
         transformation: Option<String>,
+        /// The request part a filter failed on (`FILTERED`).
+        failed_part: Option<&'static str>,
     },
 }
 
@@ -71,16 +73,17 @@ pub fn decide(
     let mut due_ms = request.received_at;
     let mut logs = Vec::new();
     for rule in &connection.rules {
-        let ignore = |cause, detail| Outcome::Ignore {
-            cause,
-            detail,
-            transformation: None,
-        };
         match rule {
             Rule::Filter(filter) => {
                 let evaluation = filter.evaluate(root.get_or_insert_with(|| filter_root(&current)));
                 if !evaluation.matched {
-                    return Ok((ignore("FILTERED", gave_up(&evaluation)), logs));
+                    let filtered = Outcome::Ignore {
+                        cause: "FILTERED",
+                        detail: gave_up(&evaluation),
+                        transformation: None,
+                        failed_part: evaluation.failed_part,
+                    };
+                    return Ok((filtered, logs));
                 }
             }
             Rule::Transform(transform) => {
@@ -111,6 +114,7 @@ pub fn decide(
                             cause: TRANSFORMATION_FAILED,
                             detail: Some(error),
                             transformation: Some(transform.name.clone()),
+                            failed_part: None,
                         };
                         return Ok((failed, logs));
                     }
@@ -128,7 +132,13 @@ pub fn decide(
                     received_ms: request.received_at,
                     window_ms: dedup.window.as_millis() as u64,
                 })? {
-                    return Ok((ignore("DEDUPLICATED", None), logs));
+                    let duplicate = Outcome::Ignore {
+                        cause: "DEDUPLICATED",
+                        detail: None,
+                        transformation: None,
+                        failed_part: None,
+                    };
+                    return Ok((duplicate, logs));
                 }
             }
             Rule::Delay(delay) => due_ms = request.received_at + delay.as_millis() as u64,

@@ -126,10 +126,13 @@ impl RequestFilter {
     pub fn evaluate(&self, root: &Value) -> Evaluation {
         let eval = Eval::new(self.max_steps);
         let matcher = Matcher { eval: &eval };
-        let matched = self.parts.iter().try_fold(true, |all, (part, spec)| {
-            Ok::<bool, GaveUp>(all && matcher.matches(root.get(part), spec, Scope::START)?)
-        });
-        eval.finish(matched)
+        for (part, spec) in &self.parts {
+            let matched = matcher.matches(root.get(part), spec, Scope::START);
+            if matched != Ok(true) {
+                return eval.finish(matched, Some(part));
+            }
+        }
+        eval.finish(Ok(true), None)
     }
 }
 
@@ -138,7 +141,7 @@ impl RequestFilter {
 pub fn matches(filter: &Value, value: &Value) -> bool {
     let eval = Eval::new(DEFAULT_MAX_STEPS);
     let matched = Matcher { eval: &eval }.matches(Some(value), filter, Scope::START);
-    eval.finish(matched).matched
+    eval.finish(matched, None).matched
 }
 
 fn lowercase_keys(spec: &Value) -> Value {

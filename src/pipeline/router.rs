@@ -264,6 +264,7 @@ impl Router {
                     cause,
                     detail,
                     transformation,
+                    failed_part,
                 } => {
                     let transformation_id = transformation
                         .map(|name| self.store.transformation_id_named(&name))
@@ -277,6 +278,7 @@ impl Router {
                         detail,
                         transformation_id,
                         transform_logs,
+                        failed_part: failed_part.map(str::to_string),
                     };
                     self.store.insert_ignored_event(&ignored)?;
                     self.metrics.event_ignored(connection, cause);

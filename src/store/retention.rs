@@ -460,6 +460,7 @@ mod tests {
             detail: None,
             transformation_id: None,
             transform_logs: Vec::new(),
+            failed_part: None,
         };
         store.insert_ignored_event(&ignored).unwrap();
         let (half_done, _) = routed_request(&store);

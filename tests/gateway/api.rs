@@ -934,8 +934,11 @@ async fn a_bookmark_saves_an_events_data_and_replays_it_through_its_connection()
         .await
         .unwrap();
     assert_eq!(bad.status(), 422);
-    assert_eq!(gw.api_delete(&format!("/bookmarks/{id}")).await, 200);
-    assert_eq!(gw.api_get(&format!("/bookmarks/{id}")).await.0, 404);
+    // DELETE answers `{id}` (L5681).
+    let path = format!("/bookmarks/{id}");
+    let deleted = gw.api_send(Method::DELETE, &path, json!({})).await;
+    assert_eq!(deleted, (200, json!({ "id": id })));
+    assert_eq!(gw.api_get(&path).await.0, 404);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -452,6 +452,8 @@ async fn errors_carry_a_code_and_the_rate_reset_is_an_iso_time() {
     assert_eq!(error["code"], "UNAUTHORIZED");
 
     let answer = gw.api(Method::GET, "/events?limit=1").send().await.unwrap();
+    // 240 calls a minute per key unless configured otherwise (L213).
+    assert_eq!(answer.headers()["x-ratelimit-limit"], "240");
     let reset = answer.headers()["x-ratelimit-reset"]
         .to_str()
         .unwrap()
@@ -515,4 +517,32 @@ async fn a_stored_bulk_retry_with_a_query_not_understood_is_cancelled_and_retrie
     );
     assert_eq!(attempts_by_n(&gw), vec![(0, 1), (1, 1), (2, 1), (3, 1)]);
     assert_eq!(sink.received().len(), 4);
+}
+
+/// The API takes and answers JSON only (L27): a body that is not JSON is a
+/// 400 error object, and nothing is created.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_that_is_not_json_is_a_400_error_object() {
+    let gw = TestGateway::start("").await;
+    for body in ["name=shop", "{\"name\": "] {
+        let answer = gw
+            .api(Method::POST, "/sources")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = answer.status().as_u16();
+        let error: Value = answer.json().await.unwrap();
+        assert_eq!(
+            (status, error["status"].as_u64()),
+            (400, Some(400)),
+            "{body}: {error}"
+        );
+        assert!(
+            error["code"].is_string() && error["message"].is_string(),
+            "{error}"
+        );
+    }
+    assert_eq!(gw.api_get("/sources").await.1["count"], 0);
 }

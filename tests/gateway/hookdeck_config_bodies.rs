@@ -609,3 +609,59 @@ fn gateway_toml_names_the_line_and_key_of_a_bad_hookdeck_shape() {
         "{error}"
     );
 }
+
+/// A source's `custom_response` is shown as it was given (`json`, `text`,
+/// `xml`), so a client reads back what it sent, and answers with the
+/// matching `Content-Type`; its methods default to the reference's four.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_custom_response_is_shown_as_given_and_methods_default_as_the_reference_says() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start(&shop(&sink)).await;
+    for (name, answered) in [("json", "application/json"), ("xml", "application/xml")] {
+        let custom = json!({ "content_type": name, "body": "<ok/>" });
+        let body = json!({ "name": format!("custom-{name}"), "custom_response": custom });
+        let source = post(&gw, "/sources", body).await;
+        assert_eq!(source["custom_response"], custom, "{source}");
+        // Without `allowed_http_methods`, the reference's default (L1418).
+        let mut methods: Vec<&str> = source["allowed_http_methods"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_str().unwrap())
+            .collect();
+        methods.sort_unstable();
+        assert_eq!(methods, ["DELETE", "PATCH", "POST", "PUT"]);
+        let response = gw
+            .http
+            .post(gw.url(&format!("/e/custom-{name}")))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["content-type"], answered);
+        assert_eq!(response.text().await.unwrap(), "<ok/>");
+    }
+}
+
+/// The reference's inline transformation rule (L7712-7733), `type:
+/// "transformation"` as its example spells it, through the API: it runs with
+/// its `env`, which answers mask.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_inline_transformation_rule_in_the_references_spelling_runs() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start(&shop(&sink)).await;
+    let code = "addHandler('transform', (request, context) => { request.headers['x-env'] = process.env.SECRET; return request; })";
+    let rule = json!({ "type": "transformation", "transformation": { "name": "example", "code": code, "env": { "SECRET": "supersecret" } } });
+    let body = json!({ "name": "inline", "source": "shop", "destination": { "name": "inline-out", "url": sink.url("/inline") }, "rules": [rule] });
+    let created = post(&gw, "/connections", body).await;
+    let shown = &created["rules"][0];
+    assert_eq!(shown["type"], "transform", "{created}");
+    // Shown inline, its env masked (no `transformation_id`: see
+    // docs/reference-conformance.md, §4.3).
+    assert_eq!(shown["transformation"]["name"], "example", "{created}");
+    assert_ne!(shown["transformation"]["env"]["SECRET"], "supersecret");
+    assert_eq!(gw.post("/e/shop", "{}").await.0, 200);
+    let received = sink.wait_for(2).await;
+    let inline = received.iter().find(|r| r.path == "/inline").unwrap();
+    assert_eq!(inline.header("x-env"), Some("supersecret"));
+}

@@ -485,4 +485,20 @@ async fn archiving_answers_the_object_and_carries_to_connections_and_ends() {
         ),
         (409, Some(true))
     );
+
+    // An archived source is listed only when asked for (L1467-1519).
+    let (status, _) = put(&gw, &format!("/sources/{source}/archive")).await;
+    assert_eq!(status, 200);
+    assert!(!ids(&gw.api_get("/sources").await.1).contains(&source));
+    let (_, every) = gw.api_get("/sources?archived=true").await;
+    assert!(ids(&every).contains(&source), "{every}");
+
+    // Deleting answers the object's id (L1354, L1886), named by name too.
+    for (path, id) in [
+        ("/connections/shopify-my-api", &link),
+        ("/sources/shopify", &source),
+    ] {
+        let (status, deleted) = gw.api_send(Method::DELETE, path, json!({})).await;
+        assert_eq!((status, deleted), (200, json!({ "id": id })), "{path}");
+    }
 }

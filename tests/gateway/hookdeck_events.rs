@@ -426,6 +426,7 @@ async fn a_requests_events_and_ignored_events_page_and_filter_in_the_reference_s
         assert_shaped_like(model, IGNORED_EXAMPLE);
         assert_eq!(model["id"], model["ignored_event_cause_id"]);
         assert!(model["id"].is_i64(), "{model}");
+        assert_eq!(model["meta"], json!(["body"]), "{model}");
         let number = model["id"].as_i64().unwrap();
         let (_, by_number) = gw.api_get(&format!("{path}?id={number}")).await;
         assert_eq!(by_number["count"], 1);
@@ -438,6 +439,58 @@ async fn a_requests_events_and_ignored_events_page_and_filter_in_the_reference_s
             assert_eq!((status, &one["id"]), (200, &model["id"]), "{id}");
         }
     }
+}
+
+/// The reference fills `meta` for `FILTERED` (`["body"]`, L4371) and leaves
+/// it null for other causes (L4382, L4391).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_ignored_events_meta_names_the_part_its_filter_failed_on() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let rules = |rule: &str| format!("rules = [ {{ {rule} }} ]");
+    let routes = format!(
+        "[[sources]]\nname = \"shop\"\n{}{}{}",
+        route(
+            "shop",
+            "by-header",
+            &sink.url("/h"),
+            &rules(r#"type = "filter", headers = { x-kind = "order" }, body = { never = true }"#),
+        ),
+        route(
+            "shop",
+            "by-path",
+            &sink.url("/p"),
+            &rules(r#"type = "filter", body = { n = 1 }, path = "/never""#),
+        ),
+        route(
+            "shop",
+            "throws",
+            &sink.url("/t"),
+            &rules(
+                r#"type = "transform", transformation = { name = "boom", code = "addHandler('transform', () => { throw new Error('no') })" }"#
+            ),
+        ),
+    );
+    let gw = TestGateway::start(&routes).await;
+    let request_id = routed_request(&gw, r#"{"n":1}"#).await;
+
+    let (_, ignored) = gw
+        .api_get(&format!("/requests/{request_id}/ignored_events"))
+        .await;
+    let mut meta: Vec<(String, Value)> = ignored["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["cause"].as_str().unwrap().to_string(), m["meta"].clone()))
+        .collect();
+    meta.sort_by_key(|a| a.1.to_string());
+    assert_eq!(
+        meta,
+        [
+            ("FILTERED".to_string(), json!(["headers"])),
+            ("FILTERED".to_string(), json!(["path"])),
+            ("TRANSFORMATION_FAILED".to_string(), Value::Null),
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

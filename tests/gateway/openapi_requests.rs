@@ -89,16 +89,23 @@ fn reference_examples() -> Vec<(&'static str, &'static str, Value)> {
             "/2023-07-01/issues/{id}",
             json!({"status": "RESOLVED"}),
         ),
-        ("post", "/2023-07-01/bulk/{kind}/retry", by_source),
+        ("post", "/2023-07-01/bulk/events/retry", by_source.clone()),
+        ("post", "/2023-07-01/bulk/requests/retry", by_source),
         // The query of L6535's bulk retry.
         (
             "post",
-            "/2023-07-01/bulk/{kind}/retry",
+            "/2023-07-01/bulk/events/retry",
             json!({"query": {"dir": "desc", "limit": 250, "status": ["SUCCESSFUL"], "order_by": "created_at", "created_at": {"gte": "2022-05-02T02:30:00.000Z", "lte": "2022-05-03T02:29:59.999Z"}}}),
+        ),
+        // L7495's query.
+        (
+            "post",
+            "/2023-07-01/bulk/requests/retry",
+            json!({"query": {"rejection_cause": ["SOURCE_ARCHIVED"]}}),
         ),
         (
             "post",
-            "/2023-07-01/bulk/{kind}/retry",
+            "/2023-07-01/bulk/ignored-events/retry",
             json!({"query": {"cause": "TRANSFORMATION_FAILED", "transformation_id": "trs_XRyNGe8sta9SN9"}}),
         ),
     ];
@@ -195,15 +202,34 @@ fn wrong_nested_bodies() -> Vec<(&'static str, &'static str, Value, &'static str
         ),
         (
             "post",
-            "/2023-07-01/bulk/{kind}/retry",
+            "/2023-07-01/bulk/events/retry",
             json!({"query": {"created_at": {"after": "2099-01-01"}}}),
             "created_at[after]",
         ),
         (
             "post",
-            "/2023-07-01/bulk/{kind}/retry",
+            "/2023-07-01/bulk/events/retry",
             json!({"query": {"not_a_filter": "x"}}),
             "not_a_filter",
+        ),
+        // Each kind's query has its own list's filters, not another kind's.
+        (
+            "post",
+            "/2023-07-01/bulk/events/retry",
+            json!({"query": {"cause": "FILTERED"}}),
+            "cause",
+        ),
+        (
+            "post",
+            "/2023-07-01/bulk/requests/retry",
+            json!({"query": {"webhook_id": ["web_x"]}}),
+            "webhook_id",
+        ),
+        (
+            "post",
+            "/2023-07-01/bulk/ignored-events/retry",
+            json!({"query": {"status": ["FAILED"]}}),
+            "status",
         ),
     ]
 }
@@ -353,16 +379,19 @@ async fn the_request_schemas_refuse_what_the_reference_refuses() {
 async fn a_wrong_nested_type_is_a_422_naming_the_field() {
     let gw = TestGateway::start("").await;
     for (method, template, body, named) in wrong_nested_bodies() {
-        let path = template
-            .trim_start_matches("/2023-07-01")
-            .replace("{kind}", "events");
+        let path = template.trim_start_matches("/2023-07-01");
         let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-        let (status, answer) = gw.api_send(method, &path, body.clone()).await;
+        let (status, answer) = gw.api_send(method, path, body.clone()).await;
         let message = answer["message"].as_str().unwrap_or_default();
         assert_eq!(status, 422, "{path} {body}: {answer}");
         assert!(message.contains(named), "{path} {body}: {message}");
     }
-    for list in ["/sources", "/destinations"] {
+    let bulk_kinds =
+        ["events", "requests", "ignored-events"].map(|kind| format!("/bulk/{kind}/retry"));
+    for list in ["/sources", "/destinations"]
+        .into_iter()
+        .chain(bulk_kinds.iter().map(String::as_str))
+    {
         let (_, listed) = gw.api_get(list).await;
         assert_eq!(listed["count"], 0, "{list}: {listed}");
     }

@@ -42,6 +42,9 @@ pub struct Evaluation {
     pub steps: u64,
     /// The budget ran out before the filter was decided.
     pub gave_up: bool,
+    /// The request part (`headers`, `body`, `query`, `path`) whose filter did
+    /// not match or ran out of steps; the parts after it are not evaluated.
+    pub failed_part: Option<&'static str>,
 }
 
 /// The budget ran out, or matching nested too deeply: the evaluation unwinds.
@@ -96,13 +99,20 @@ impl Eval {
         result
     }
 
-    pub fn finish(&self, matched: Result<bool, GaveUp>) -> Evaluation {
+    /// The outcome of `matched`; `failed_part` names the request part that
+    /// decided a failure, when there is one.
+    pub fn finish(
+        &self,
+        matched: Result<bool, GaveUp>,
+        failed_part: Option<&'static str>,
+    ) -> Evaluation {
         let steps = self.steps.get();
         let gave_up = matched.is_err() || steps > self.max_steps;
         Evaluation {
             matched: matched == Ok(true) && !gave_up,
             steps,
             gave_up,
+            failed_part,
         }
     }
 
