@@ -201,7 +201,9 @@ pub struct FilterRule {
 pub struct TransformRule {
     /// A stored transformation (`trs_…`).
     pub transformation_id: Option<String>,
-    /// Or one defined here.
+    /// Or one defined here: stored as a transformation (a name already
+    /// taken with the same code and env is that one; with other code, 409),
+    /// which the rule then refers to by `transformation_id`.
     pub transformation: Option<InlineTransformation>,
 }
 

@@ -9,6 +9,7 @@ use super::schema::{value_of, Deleted, ErrorBody};
 use super::views::SourceView;
 use super::{blocking, reachable, ApiState, Shared};
 use crate::config::{ApiObject, ObjectKind};
+use crate::model::TransformationObject;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, Uri};
@@ -52,7 +53,7 @@ fn body_object(body: Result<Json<Value>, JsonRejection>) -> ApiResult<Map<String
 }
 
 /// `POST /{sources,destinations,connections}`: creates; the name must be free.
-#[utoipa::path(post, path = "/2023-07-01/sources", tag = "configuration", summary = "Create a source (likewise POST /destinations, /connections); fields as in gateway.toml; a connection takes source_id/destination_id or inline source/destination objects", request_body = SourceInput, responses((status = 200, description = "the object", body = SourceView), (status = 409, description = "the name is taken", body = ErrorBody), (status = 422, description = "invalid, with every problem", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/2023-07-01/sources", tag = "configuration", summary = "Create a source (likewise POST /destinations, /connections); fields as in gateway.toml; a connection takes source_id/destination_id or inline source/destination objects", request_body = SourceInput, responses((status = 200, description = "the object", body = SourceView), (status = 409, description = "the name is taken, or an inline transformation's name with other code", body = ErrorBody), (status = 422, description = "invalid, with every problem", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn create(
     State(state): Shared,
     uri: Uri,
@@ -60,8 +61,8 @@ pub async fn create(
 ) -> ApiResult<Json<Value>> {
     let kind = kind_of(&table_of(&uri))?;
     let fields = body_object(body)?;
-    let id = write(state.clone(), move |state, objects| {
-        let object = to_object(state, kind, fields, objects)?;
+    let id = write(state.clone(), move |state, objects, new| {
+        let object = to_object(state, kind, fields, objects, new)?;
         refuse_taken(state, kind, &object.name, objects)?;
         Ok(added(object, objects))
     })
@@ -72,7 +73,7 @@ pub async fn create(
 /// `PUT /{sources,destinations,connections}`: creates, or changes the given
 /// fields of the one with that name (a connection's source and destination
 /// stay what they are).
-#[utoipa::path(put, path = "/2023-07-01/sources", tag = "configuration", summary = "Create, or update the given fields, by name (likewise /destinations, /connections; a connection's source and destination cannot change)", request_body = SourceInput, responses((status = 200, description = "the object", body = SourceView), (status = 409, description = "declared in gateway.toml", body = ErrorBody), (status = 422, description = "invalid", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/2023-07-01/sources", tag = "configuration", summary = "Create, or update the given fields, by name (likewise /destinations, /connections; a connection's source and destination cannot change)", request_body = SourceInput, responses((status = 200, description = "the object", body = SourceView), (status = 409, description = "declared in gateway.toml, or an inline transformation's name is taken with other code", body = ErrorBody), (status = 422, description = "invalid", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn upsert(
     State(state): Shared,
     uri: Uri,
@@ -80,9 +81,9 @@ pub async fn upsert(
 ) -> ApiResult<Json<Value>> {
     let kind = kind_of(&table_of(&uri))?;
     let fields = body_object(body)?;
-    let id = write(state.clone(), move |state, objects| {
+    let id = write(state.clone(), move |state, objects, new| {
         let given: Vec<String> = fields.keys().cloned().collect();
-        let object = to_object(state, kind, fields, objects)?;
+        let object = to_object(state, kind, fields, objects, new)?;
         refuse_declared(state, &object.id(), &object.name)?;
         let Some(index) = named(kind, &object.name, objects) else {
             return Ok(added(object, objects));
@@ -160,7 +161,7 @@ fn keep_ends(current: &ApiObject, changed: &ApiObject, given: &[String]) -> ApiR
 
 /// `PUT /{kind}/{id}`: changes the given fields of an API-created object,
 /// its name included (its id stays).
-#[utoipa::path(put, path = "/2023-07-01/sources/{id}", tag = "configuration", summary = "Change fields of an API-created source, name included (likewise destinations, connections)", params(("id" = String, Path, description = "the object's id or name")), request_body = SourceChange, responses((status = 200, description = "the object", body = SourceView), (status = 404, description = "unknown", body = ErrorBody), (status = 409, description = "declared in gateway.toml, or the new name is taken", body = ErrorBody), (status = 422, description = "invalid", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/2023-07-01/sources/{id}", tag = "configuration", summary = "Change fields of an API-created source, name included (likewise destinations, connections)", params(("id" = String, Path, description = "the object's id or name")), request_body = SourceChange, responses((status = 200, description = "the object", body = SourceView), (status = 404, description = "unknown", body = ErrorBody), (status = 409, description = "declared in gateway.toml, the new name is taken, or an inline transformation's name with other code", body = ErrorBody), (status = 422, description = "invalid", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn update(
     State(state): Shared,
     uri: Uri,
@@ -169,7 +170,7 @@ pub async fn update(
 ) -> ApiResult<Json<Value>> {
     let kind = kind_of(&table_of(&uri))?;
     let changes = body_object(body)?;
-    let id = write(state.clone(), move |state, objects| {
+    let id = write(state.clone(), move |state, objects, new| {
         let index = find(state, kind, &id, objects)?;
         let current = objects[index].clone();
         let given: Vec<String> = changes.keys().cloned().collect();
@@ -182,7 +183,7 @@ pub async fn update(
             }
         }
         fields.extend(changes);
-        let mut updated = to_object(state, kind, fields, objects)?;
+        let mut updated = to_object(state, kind, fields, objects, new)?;
         keep_ends(&current, &updated, &given)?;
         updated.archived_at = current.archived_at;
         updated.kept_id = current.kept_id.clone();
@@ -230,7 +231,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let kind = kind_of(&table_of(&uri))?;
-    let removed = write(state, move |state, objects| {
+    let removed = write(state, move |state, objects, _| {
         let index = find(state, kind, &id, objects)?;
         let object = &objects[index];
         // Answered as the reference does, by id, also when named by name.
@@ -292,7 +293,7 @@ pub async fn archive_action(
             ))
         }
     };
-    let written = write(state.clone(), move |state, objects| {
+    let written = write(state.clone(), move |state, objects, _| {
         let index = find(state, kind, &id, objects)?;
         let archived_at = archive.then(crate::ids::now_ms);
         for related in archived_along(&objects[index], archive, objects) {
@@ -368,12 +369,14 @@ fn find(state: &ApiState, kind: ObjectKind, id: &str, objects: &[ApiObject]) -> 
 
 /// An object from API fields. A connection may name its source and destination
 /// by id (`source_id`) or create them inline (`source: {…}`), which adds them
-/// too; without a name, it is named after them (`source-destination`).
+/// too; without a name, it is named after them (`source-destination`). Its
+/// rules' inline transformations become stored ones, added to `new`.
 fn to_object(
     state: &ApiState,
     kind: ObjectKind,
     mut fields: Map<String, Value>,
     objects: &mut Vec<ApiObject>,
+    new: &mut Vec<TransformationObject>,
 ) -> ApiResult<ApiObject> {
     crate::config::refuse_operator_only(&fields)?;
     refuse_rulesets(kind, &fields)?;
@@ -389,9 +392,10 @@ fn to_object(
             ("source", ObjectKind::Source),
             ("destination", ObjectKind::Destination),
         ] {
-            let end_name = connection_end(state, &mut fields, end, end_kind, objects)?;
+            let end_name = connection_end(state, &mut fields, end, end_kind, objects, new)?;
             fields.insert(end.to_string(), Value::String(end_name));
         }
+        refer_to_inline_transformations(state, &mut fields, new)?;
     }
     let name = match name {
         Some(Value::String(name)) => name,
@@ -435,6 +439,7 @@ fn connection_end(
     end: &str,
     kind: ObjectKind,
     objects: &mut Vec<ApiObject>,
+    new: &mut Vec<TransformationObject>,
 ) -> ApiResult<String> {
     let id_key = format!("{end}_id");
     match (fields.remove(&id_key), fields.remove(end)) {
@@ -447,7 +452,7 @@ fn connection_end(
             name.ok_or_else(|| ApiError::invalid(&id_key, format!("no {end} with id \"{id}\"")))
         }
         (None, Some(Value::Object(inline))) => {
-            let nested = to_object(state, kind, inline, objects)?;
+            let nested = to_object(state, kind, inline, objects, new)?;
             let name = nested.name.clone();
             upsert_inline(state, nested, objects)?;
             Ok(name)
@@ -458,6 +463,40 @@ fn connection_end(
             format!("give {id_key} or a {end} object"),
         )),
     }
+}
+
+/// A transform rule defining its transformation inline refers to it by
+/// `transformation_id` instead, as the reference's rules do once defined
+/// (see `transformations::inline_transformation_id`).
+fn refer_to_inline_transformations(
+    state: &ApiState,
+    fields: &mut Map<String, Value>,
+    new: &mut Vec<TransformationObject>,
+) -> ApiResult<()> {
+    let Some(Value::Array(rules)) = fields.get_mut("rules") else {
+        return Ok(());
+    };
+    let inline_transforms = rules
+        .iter_mut()
+        .filter_map(Value::as_object_mut)
+        .filter(|rule| is_transform_rule(rule) && !rule.contains_key("transformation_id"));
+    for rule in inline_transforms {
+        let Some(inline) = rule.remove("transformation") else {
+            continue;
+        };
+        let input = serde_json::from_value(inline)
+            .map_err(|e| ApiError::invalid("rules", format!("an inline transformation: {e}")))?;
+        let id = super::transformations::inline_transformation_id(state, input, new)?;
+        rule.insert("transformation_id".into(), Value::String(id));
+    }
+    Ok(())
+}
+
+fn is_transform_rule(rule: &Map<String, Value>) -> bool {
+    matches!(
+        rule.get("type").and_then(Value::as_str),
+        Some("transform" | "transformation")
+    )
 }
 
 /// A connection's inline source or destination is created, or, when one of
@@ -483,11 +522,14 @@ fn upsert_inline(
 }
 
 /// Applies a change to the set of API objects: validates the whole with the
-/// file's config, stores it, records when objects changed, and swaps the
-/// catalog in. Returns what `change` returned (the object's id).
+/// file's config, stores it with the transformations the change defined,
+/// records when objects changed, and swaps the catalog in. Returns what
+/// `change` returned (the object's id).
 async fn write(
     state: Arc<ApiState>,
-    change: impl FnOnce(&ApiState, &mut Vec<ApiObject>) -> ApiResult<String> + Send + 'static,
+    change: impl FnOnce(&ApiState, &mut Vec<ApiObject>, &mut Vec<TransformationObject>) -> ApiResult<String>
+        + Send
+        + 'static,
 ) -> ApiResult<String> {
     blocking(move || {
         let _one_writer = state
@@ -495,8 +537,9 @@ async fn write(
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         let mut objects = state.store.api_objects()?;
-        let id = change(&state, &mut objects)?;
-        let resolved = resolve_transformations(&objects, &state.store)?;
+        let mut new_transformations = Vec::new();
+        let id = change(&state, &mut objects, &mut new_transformations)?;
+        let resolved = resolved_with(&objects, &state.store, &new_transformations)?;
         let config = state
             .config
             .load()
@@ -506,6 +549,9 @@ async fn write(
                 message: errors.0.join("; "),
                 data: json!({ "errors": errors.0 }),
             })?;
+        for transformation in &new_transformations {
+            state.store.save_transformation(transformation)?;
+        }
         state.store.replace_api_objects(&objects)?;
         let fingerprints = crate::config::object_fingerprints(&state.config.load(), &objects);
         state
@@ -523,7 +569,7 @@ async fn write(
 /// Validates the current objects again and swaps the catalog in (after a
 /// transformation they use changed).
 pub(super) async fn rebuild(state: Arc<ApiState>) -> ApiResult<()> {
-    write(state, |_, _| Ok(String::new())).await.map(drop)
+    write(state, |_, _, _| Ok(String::new())).await.map(drop)
 }
 
 /// API connections may use `{"type": "transform", "transformation_id": "trs_…"}`:
@@ -532,6 +578,15 @@ pub(super) async fn rebuild(state: Arc<ApiState>) -> ApiResult<()> {
 pub fn resolve_transformations(
     objects: &[ApiObject],
     store: &crate::store::Store,
+) -> ApiResult<Vec<ApiObject>> {
+    resolved_with(objects, store, &[])
+}
+
+/// As `resolve_transformations`, with transformations about to be stored.
+fn resolved_with(
+    objects: &[ApiObject],
+    store: &crate::store::Store,
+    new: &[TransformationObject],
 ) -> ApiResult<Vec<ApiObject>> {
     let mut resolved = objects.to_vec();
     for object in resolved
@@ -545,9 +600,12 @@ pub fn resolve_transformations(
             let Some(Value::String(id)) = rule.get("transformation_id").cloned() else {
                 continue;
             };
-            let stored = store.transformation(&id)?.ok_or_else(|| {
-                ApiError::invalid("transformation_id", format!("no transformation \"{id}\""))
-            })?;
+            let stored = match new.iter().find(|t| t.id == id) {
+                Some(defined) => defined.clone(),
+                None => store.transformation(&id)?.ok_or_else(|| {
+                    ApiError::invalid("transformation_id", format!("no transformation \"{id}\""))
+                })?,
+            };
             rule.insert(
                 "transformation".into(),
                 json!({ "name": stored.name, "code": stored.code, "env": stored.env }),

@@ -370,13 +370,25 @@ pub async fn upsert(
     Ok(Json(transformation_view(&state.team_id, &saved)))
 }
 
-/// Stores a new transformation. Its id derives from its name, unless a
-/// renamed transformation holds that id already.
+/// Stores a new transformation.
 fn insert(
     state: &ApiState,
     name: String,
     code: String,
     env: Option<BTreeMap<String, String>>,
+) -> ApiResult<TransformationObject> {
+    let created = new_transformation(state, name, code, env.unwrap_or_default())?;
+    state.store.save_transformation(&created)?;
+    Ok(created)
+}
+
+/// A transformation not stored yet, its code checked. Its id derives from
+/// its name, unless a renamed transformation holds that id already.
+fn new_transformation(
+    state: &ApiState,
+    name: String,
+    code: String,
+    env: BTreeMap<String, String>,
 ) -> ApiResult<TransformationObject> {
     check_code(state, &name, &code)?;
     let mut id = named_id("trs", &name);
@@ -384,16 +396,50 @@ fn insert(
         id = new_id("trs");
     }
     let now = now_ms();
-    let created = TransformationObject {
+    Ok(TransformationObject {
         id,
         name,
         code,
-        env: env.unwrap_or_default(),
+        env,
         created_at: now,
         updated_at: now,
+    })
+}
+
+/// The id of the transformation a connection rule defines inline
+/// (`{"type": "transformation", "transformation": {name, code, env}}`).
+/// The reference has such a rule "define a new transformation" (L7716),
+/// and names are unique: a new name is a new transformation, added to `new`
+/// (stored by the caller once the connection is valid); a name already
+/// taken with the same code and env is that transformation (a connection
+/// sent again); with other code or env it is a conflict, rather than a
+/// silent change to the connections already using it.
+pub(super) fn inline_transformation_id(
+    state: &ApiState,
+    inline: TransformationInput,
+    new: &mut Vec<TransformationObject>,
+) -> ApiResult<String> {
+    let inline = inline.checked()?;
+    let (name, code) = inline.required()?;
+    let env = inline.env.unwrap_or_default();
+    let existing = match new.iter().find(|t| t.name == name) {
+        Some(pending) => Some(pending.clone()),
+        None => state.store.transformation_named(&name)?,
     };
-    state.store.save_transformation(&created)?;
-    Ok(created)
+    match existing {
+        Some(same) if same.code == code && same.env == env => Ok(same.id),
+        Some(other) => Err(ApiError::conflict(format!(
+            "a transformation named \"{name}\" ({}) already exists with other code or env: \
+             refer to it by transformation_id, or change it with PUT /transformations",
+            other.id
+        ))),
+        None => {
+            let created = new_transformation(state, name, code, env)?;
+            let id = created.id.clone();
+            new.push(created);
+            Ok(id)
+        }
+    }
 }
 
 /// Applies a change (a new name, code or env) to a stored transformation.

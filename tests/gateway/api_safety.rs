@@ -341,8 +341,9 @@ async fn stored_secrets_are_sealed_masked_in_answers_and_still_work_after_a_rest
             assert!(!text.contains(secret), "{path} shows {secret}: {text}");
         }
     }
-    let (_, shown) = gw.api_get(&connection_path).await;
-    assert_eq!(shown["rules"][0]["transformation"]["env"]["TOKEN"], "inli…");
+    // The inline transformation is stored as one of the transformations.
+    let (_, shown) = gw.api_get("/transformations?name=inline").await;
+    assert_eq!(shown["models"][0]["env"]["TOKEN"], "inli…", "{shown}");
 
     let dir = gw.stopped().await;
     let data = dir.path().join("data");

@@ -644,8 +644,10 @@ async fn a_custom_response_is_shown_as_given_and_methods_default_as_the_referenc
 }
 
 /// The reference's inline transformation rule (L7712-7733), `type:
-/// "transformation"` as its example spells it, through the API: it runs with
-/// its `env`, which answers mask.
+/// "transformation"` as its example spells it, through the API: it becomes a
+/// stored transformation the rule refers to by `transformation_id` (L7710),
+/// listed, runnable and with its runs recorded; it runs with its `env`,
+/// which answers mask.
 #[tokio::test(flavor = "multi_thread")]
 async fn an_inline_transformation_rule_in_the_references_spelling_runs() {
     let sink = Sink::start(Reply::Status(200)).await;
@@ -655,13 +657,93 @@ async fn an_inline_transformation_rule_in_the_references_spelling_runs() {
     let body = json!({ "name": "inline", "source": "shop", "destination": { "name": "inline-out", "url": sink.url("/inline") }, "rules": [rule] });
     let created = post(&gw, "/connections", body).await;
     let shown = &created["rules"][0];
-    assert_eq!(shown["type"], "transform", "{created}");
-    // Shown inline, its env masked (no `transformation_id`: see
-    // docs/reference-conformance.md, §4.3).
-    assert_eq!(shown["transformation"]["name"], "example", "{created}");
-    assert_ne!(shown["transformation"]["env"]["SECRET"], "supersecret");
+    let id = shown["transformation_id"]
+        .as_str()
+        .expect("a transformation_id");
+    assert_eq!(
+        *shown,
+        json!({ "type": "transform", "transformation_id": id })
+    );
+
+    let (_, listed) = gw.api_get("/transformations?name=example").await;
+    assert_eq!(listed["models"][0]["id"], id, "{listed}");
+    assert_eq!(listed["models"][0]["code"], code);
+    assert_ne!(listed["models"][0]["env"]["SECRET"], "supersecret");
+    let run = json!({ "transformation_id": id, "request": { "headers": {} } });
+    let (status, ran) = gw.api_send(Method::PUT, "/transformations/run", run).await;
+    assert_eq!(status, 200, "{ran}");
+    assert_eq!(ran["request"]["headers"]["x-env"], "supersecret");
+
     assert_eq!(gw.post("/e/shop", "{}").await.0, 200);
     let received = sink.wait_for(2).await;
     let inline = received.iter().find(|r| r.path == "/inline").unwrap();
     assert_eq!(inline.header("x-env"), Some("supersecret"));
+    let (_, runs) = gw
+        .api_get(&format!("/transformations/{id}/executions"))
+        .await;
+    assert_eq!(runs["models"][0]["webhook_id"], created["id"], "{runs}");
+}
+
+/// An inline transformation's name is a transformation's: sent again with
+/// the same code and env (the same connection upserted, or another one) it
+/// is the same transformation; with other code it is a conflict that
+/// changes nothing; a connection refused for another reason stores none.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_inline_transformation_named_like_a_stored_one_is_it_or_a_conflict() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let gw = TestGateway::start(&shop(&sink)).await;
+    let identity = "addHandler('transform', (request) => request)";
+    let rules = |name: &str, code: &str| json!([{ "type": "transform", "transformation": { "name": name, "code": code } }]);
+    let connection = |name: &str, rules: Value| json!({ "name": name, "source": "shop", "destination": { "name": "out", "url": sink.url("/out") }, "rules": rules });
+
+    let first = post(
+        &gw,
+        "/connections",
+        connection("first", rules("same", identity)),
+    )
+    .await;
+    let (status, again) = gw
+        .api_send(
+            Method::PUT,
+            "/connections",
+            connection("first", rules("same", identity)),
+        )
+        .await;
+    assert_eq!(status, 200, "{again}");
+    let second = post(
+        &gw,
+        "/connections",
+        connection("second", rules("same", identity)),
+    )
+    .await;
+    let id = &first["rules"][0]["transformation_id"];
+    assert_eq!(
+        (
+            &again["rules"][0]["transformation_id"],
+            &second["rules"][0]["transformation_id"]
+        ),
+        (id, id)
+    );
+
+    let other = "addHandler('transform', (request) => { request.headers['x-other'] = '1'; return request; })";
+    let (status, refused) = gw
+        .api_send(
+            Method::POST,
+            "/connections",
+            connection("third", rules("same", other)),
+        )
+        .await;
+    assert_eq!(status, 409, "{refused}");
+    let (status, _) = gw
+        .api_send(Method::POST, "/connections", connection("fourth", json!([{ "type": "transform", "transformation": { "name": "lost", "code": identity } }, { "type": "delay" }])))
+        .await;
+    assert_eq!(status, 422);
+
+    let (_, listed) = gw.api_get("/transformations").await;
+    assert_eq!(listed["models"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(
+        (&listed["models"][0]["id"], &listed["models"][0]["code"]),
+        (id, &json!(identity))
+    );
+    assert_eq!(gw.api_get("/connections/third").await.0, 404);
 }
