@@ -9,7 +9,7 @@ use super::inbound::{ignored_filter, request_filter, request_stamps, reroute};
 use super::outbound::{event_filter, event_stamps};
 use super::query::{iso, Query};
 use super::schema::{value_of, ErrorBody, Listing};
-use super::{blocking, listing, paged, ApiState, Shared};
+use super::{blocking, listing, ApiState, Shared};
 use crate::ids::{new_id, now_ms};
 use crate::model::{AttemptTrigger, BulkKind, BulkQuery, BulkRetry, BulkStatus};
 use crate::store::{Cursor, Direction, PageRequest};
@@ -278,7 +278,7 @@ pub async fn create(
 }
 
 /// `GET /bulk/{kind}/retry`: the jobs of that kind, newest first.
-#[utoipa::path(get, path = "/2023-07-01/bulk/{kind}/retry", tag = "bulk retries", summary = "Bulk retries of a kind, newest first, a page at a time", params(("kind" = String, Path, description = "events, requests or ignored-events"), ("id" = Option<String>, Query, description = "id or id[]"), ("in_progress" = Option<bool>, Query, description = "running or not"), ("query" = Option<String>, Query, description = "JSON object: the jobs whose query is exactly this"), ("query_partial_match" = Option<bool>, Query, description = "true: the jobs whose query contains every filter of `query`"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any; likewise completed_at, cancelled_at"), ("order_by" = Option<String>, Query, description = "created_at (default) or updated_at"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("limit" = Option<String>, Query, description = "1-255, default 100"), ("next" = Option<String>, Query, description = "cursor"), ("prev" = Option<String>, Query, description = "cursor")), responses((status = 200, description = "{pagination, count, models}", body = Listing<BulkRetryView>), (status = 404, description = "an unknown kind", body = ErrorBody), (status = 422, description = "an unknown parameter, or a query that is not a JSON object", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/bulk/{kind}/retry", tag = "bulk retries", summary = "Bulk retries of a kind, newest first, a page at a time", params(("kind" = String, Path, description = "events, requests or ignored-events"), ("id" = Option<String>, Query, description = "id or id[]"), ("in_progress" = Option<bool>, Query, description = "running or not"), ("query" = Option<String>, Query, description = "JSON object: the jobs whose query is exactly this"), ("query_partial_match" = Option<bool>, Query, description = "true: the jobs whose query contains every filter of `query`"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any; likewise completed_at, cancelled_at"), ("order_by" = Option<String>, Query, description = "created_at (default) or updated_at; several keys: order_by[]=…&order_by[]=…, with one dir for all or dir[] one per key"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("limit" = Option<String>, Query, description = "1-255, default 100"), ("next" = Option<String>, Query, description = "cursor"), ("prev" = Option<String>, Query, description = "cursor")), responses((status = 200, description = "{pagination, count, models}", body = Listing<BulkRetryView>), (status = 404, description = "an unknown kind", body = ErrorBody), (status = 422, description = "an unknown parameter, or a query that is not a JSON object", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list(
     State(state): Shared,
     Path(kind): Path<String>,
@@ -287,7 +287,7 @@ pub async fn list(
     let kind = kind_of(&kind)?;
     let query = Query::parse(raw.as_deref());
     let keep = job_filter(&query)?;
-    let page = query.page_ordered(&["created_at", "updated_at"])?;
+    let page = query.page_sorted(&["created_at", "updated_at"])?;
     query.refuse_unread()?;
     blocking(move || {
         let models = numbered(&state, kind)?
@@ -295,8 +295,7 @@ pub async fn list(
             .filter(|(_, bulk)| keep(bulk))
             .map(|(number, bulk)| value_of(view(&state.team_id, &bulk, number)))
             .collect();
-        let found = listing::page_of(models, &page)?;
-        Ok(Json(paged(&page, found.next, found.prev, found.items)))
+        listing::answer(models, &page)
     })
     .await
 }

@@ -106,7 +106,7 @@ fn list(
     filter: &ListFilter,
     views: impl Iterator<Item = ApiResult<Value>>,
 ) -> ApiResult<Json<Value>> {
-    let page = query.page_ordered(&ORDER_KEYS)?;
+    let page = query.page_sorted(&ORDER_KEYS)?;
     query.refuse_unread()?;
     let mut models = Vec::new();
     for view in views {
@@ -118,7 +118,7 @@ fn list(
     listing::answer(models, &page)
 }
 
-#[utoipa::path(get, path = "/2023-07-01/sources", tag = "configuration", summary = "Sources", params(("id" = Option<String>, Query, description = "id or id[]=…"), ("name" = Option<String>, Query, description = "exact name, name[]=…, or name[contains]=…"), ("archived" = Option<bool>, Query, description = "include archived sources"), ("archived_at" = Option<String>, Query, description = "archived_at[gte|gt|lte|lt|any]"), ("order_by" = Option<String>, Query, description = "created_at (default), updated_at, name")), responses((status = 200, description = "a page of sources", body = Listing<SourceView>), (status = 422, description = "an unknown parameter", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/sources", tag = "configuration", summary = "Sources", params(("id" = Option<String>, Query, description = "id or id[]=…"), ("name" = Option<String>, Query, description = "exact name, name[]=…, or name[contains]=…"), ("archived" = Option<bool>, Query, description = "include archived sources"), ("archived_at" = Option<String>, Query, description = "archived_at[gte|gt|lte|lt|any]"), ("order_by" = Option<String>, Query, description = "created_at (default), updated_at, name; several keys: order_by[]=…&order_by[]=…, with one dir for all or dir[] one per key")), responses((status = 200, description = "a page of sources", body = Listing<SourceView>), (status = 422, description = "an unknown parameter", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list_sources(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     blocking(move || {
         let query = Query::parse(raw.as_deref());
@@ -134,7 +134,7 @@ pub async fn list_sources(State(state): Shared, RawQuery(raw): RawQuery) -> ApiR
     .await
 }
 
-#[utoipa::path(get, path = "/2023-07-01/destinations", tag = "configuration", summary = "Destinations", params(("id" = Option<String>, Query, description = "id or id[]=…"), ("name" = Option<String>, Query, description = "exact name, name[]=…, or name[contains]=…"), ("url" = Option<String>, Query, description = "url or url[]=…"), ("cli_path" = Option<String>, Query, description = "cli_path, cli_path[]=… or cli_path[contains]=…"), ("archived" = Option<bool>, Query, description = "include archived destinations"), ("archived_at" = Option<String>, Query, description = "archived_at[gte|gt|lte|lt|any]"), ("order_by" = Option<String>, Query, description = "created_at (default), updated_at, name")), responses((status = 200, description = "a page of destinations", body = Listing<DestinationView>), (status = 422, description = "an unknown parameter", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/destinations", tag = "configuration", summary = "Destinations", params(("id" = Option<String>, Query, description = "id or id[]=…"), ("name" = Option<String>, Query, description = "exact name, name[]=…, or name[contains]=…"), ("url" = Option<String>, Query, description = "url or url[]=…"), ("cli_path" = Option<String>, Query, description = "cli_path, cli_path[]=… or cli_path[contains]=…"), ("archived" = Option<bool>, Query, description = "include archived destinations"), ("archived_at" = Option<String>, Query, description = "archived_at[gte|gt|lte|lt|any]"), ("order_by" = Option<String>, Query, description = "created_at (default), updated_at, name; several keys: order_by[]=…&order_by[]=…, with one dir for all or dir[] one per key")), responses((status = 200, description = "a page of destinations", body = Listing<DestinationView>), (status = 422, description = "an unknown parameter", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list_destinations(
     State(state): Shared,
     RawQuery(raw): RawQuery,
@@ -150,7 +150,7 @@ pub async fn list_destinations(
     .await
 }
 
-#[utoipa::path(get, path = "/2023-07-01/connections", tag = "configuration", summary = "Connections", params(("id" = Option<String>, Query, description = "id or id[]=…"), ("name" = Option<String>, Query, description = "exact name, name[]=…, or name[contains]=…"), ("source_id" = Option<String>, Query, description = "source_id or source_id[]=…"), ("destination_id" = Option<String>, Query, description = "destination_id or destination_id[]=…"), ("full_name" = Option<String>, Query, description = "a part of \"source -> connection -> destination\""), ("archived" = Option<bool>, Query, description = "include archived connections"), ("archived_at" = Option<String>, Query, description = "archived_at[gte|gt|lte|lt|any]"), ("paused_at" = Option<String>, Query, description = "paused_at[gte|gt|lte|lt|any]"), ("order_by" = Option<String>, Query, description = "created_at (default), updated_at, name")), responses((status = 200, description = "a page of connections", body = Listing<ConnectionView>), (status = 422, description = "an unknown parameter", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/connections", tag = "configuration", summary = "Connections", params(("id" = Option<String>, Query, description = "id or id[]=…"), ("name" = Option<String>, Query, description = "exact name, name[]=…, or name[contains]=…"), ("source_id" = Option<String>, Query, description = "source_id or source_id[]=…"), ("destination_id" = Option<String>, Query, description = "destination_id or destination_id[]=…"), ("full_name" = Option<String>, Query, description = "a part of \"source -> connection -> destination\""), ("archived" = Option<bool>, Query, description = "include archived connections"), ("archived_at" = Option<String>, Query, description = "archived_at[gte|gt|lte|lt|any]"), ("paused_at" = Option<String>, Query, description = "paused_at[gte|gt|lte|lt|any]"), ("order_by" = Option<String>, Query, description = "created_at (default), updated_at, name; several keys: order_by[]=…&order_by[]=…, with one dir for all or dir[] one per key")), responses((status = 200, description = "a page of connections", body = Listing<ConnectionView>), (status = 422, description = "an unknown parameter", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list_connections(
     State(state): Shared,
     RawQuery(raw): RawQuery,

@@ -2,6 +2,7 @@
 //! in the reference's shapes.
 
 use super::error::{checked_name, json_body, refuse_environment, ApiError, ApiResult};
+use super::listing::SortedPage;
 use super::query::{iso, Query};
 use super::schema::{value_of, Count, Deleted, ErrorBody, Listing};
 use super::transformations::{execution_view, ExecutionView};
@@ -11,7 +12,7 @@ use crate::model::{
     Channels, Issue, IssueStatus, IssueTrigger, IssueType, LogLevel, Scope, TriggerConfigs,
     BACKPRESSURE_DELAY_MS,
 };
-use crate::store::{PageRequest, Store};
+use crate::store::Store;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
@@ -173,7 +174,7 @@ fn trigger_view(team_id: &str, trigger: &IssueTrigger) -> IssueTriggerView {
     }
 }
 
-#[utoipa::path(get, path = "/2023-07-01/issue-triggers", tag = "issues", summary = "Issue triggers", params(("name" = Option<String>, Query, description = "name, name[]=… or name[contains]=…"), ("type" = Option<String>, Query, description = "delivery, transformation, backpressure"), ("disabled_at" = Option<String>, Query, description = "disabled_at[gte]=…, [lte], [gt], [lt], [any]=true|false"), ("order_by" = Option<String>, Query, description = "created_at, updated_at, name"), ("dir" = Option<String>, Query, description = "asc or desc"), ("limit" = Option<u32>, Query, description = "1-255"), ("next" = Option<String>, Query, description = "cursor"), ("prev" = Option<String>, Query, description = "cursor")), responses((status = 200, description = "a page of triggers", body = Listing<IssueTriggerView>), (status = 422, description = "unknown parameter", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/issue-triggers", tag = "issues", summary = "Issue triggers", params(("name" = Option<String>, Query, description = "name, name[]=… or name[contains]=…"), ("type" = Option<String>, Query, description = "delivery, transformation, backpressure"), ("disabled_at" = Option<String>, Query, description = "disabled_at[gte]=…, [lte], [gt], [lt], [any]=true|false"), ("order_by" = Option<String>, Query, description = "created_at, updated_at, name; several keys: order_by[]=…&order_by[]=…, with one dir for all or dir[] one per key"), ("dir" = Option<String>, Query, description = "asc or desc"), ("limit" = Option<u32>, Query, description = "1-255"), ("next" = Option<String>, Query, description = "cursor"), ("prev" = Option<String>, Query, description = "cursor")), responses((status = 200, description = "a page of triggers", body = Listing<IssueTriggerView>), (status = 422, description = "unknown parameter", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list_triggers(
     State(state): Shared,
     RawQuery(raw): RawQuery,
@@ -181,7 +182,7 @@ pub async fn list_triggers(
     let query = Query::parse(raw.as_deref());
     let (name, kind) = (query.matcher("name"), query.matcher("type"));
     let disabled = query.date_range("disabled_at")?;
-    let page = query.page_ordered(&["created_at", "updated_at", "name"])?;
+    let page = query.page_sorted(&["created_at", "updated_at", "name"])?;
     query.refuse_unread()?;
     blocking(move || {
         let models = state
@@ -579,7 +580,7 @@ fn issue_data(store: &Store, team_id: &str, issue: &Issue) -> IssueData {
 
 /// The issues a query selects (its filters, and no dismissed issue unless a
 /// `dismissed_at` filter asks for them), and the page asked for.
-fn selected(state: &ApiState, raw: Option<&str>) -> ApiResult<(Vec<Value>, PageRequest)> {
+fn selected(state: &ApiState, raw: Option<&str>) -> ApiResult<(Vec<Value>, SortedPage)> {
     let query = Query::parse(raw);
     let (id, status, kind, trigger, merged_asked) = (
         query.matcher("id"),
@@ -596,7 +597,7 @@ fn selected(state: &ApiState, raw: Option<&str>) -> ApiResult<(Vec<Value>, PageR
         query.date_range("last_seen_at")?,
         query.date_range("dismissed_at")?,
     ];
-    let page = query.page_ordered(&[
+    let page = query.page_sorted(&[
         "created_at",
         "first_seen_at",
         "last_seen_at",
@@ -657,7 +658,7 @@ fn keys_match(wanted: &serde_json::Map<String, Value>, keys: &Value) -> bool {
     })
 }
 
-#[utoipa::path(get, path = "/2023-07-01/issues", tag = "issues", summary = "Issues (dismissed ones only when a dismissed_at filter asks)", params(("id" = Option<String>, Query, description = "issue ids"), ("issue_trigger_id" = Option<String>, Query, description = "trigger ids"), ("type" = Option<String>, Query, description = "delivery, transformation, backpressure"), ("status" = Option<String>, Query, description = "OPENED, IGNORED, ACKNOWLEDGED, RESOLVED"), ("merged_with" = Option<String>, Query, description = "merged issue ids"), ("aggregation_keys" = Option<String>, Query, description = "JSON object of aggregation keys"), ("created_at" = Option<String>, Query, description = "date, or [gte] [gt] [lte] [lt]"), ("first_seen_at" = Option<String>, Query, description = "date operators"), ("last_seen_at" = Option<String>, Query, description = "date operators"), ("dismissed_at" = Option<String>, Query, description = "date operators, [any]=true: brings dismissed issues back"), ("order_by" = Option<String>, Query, description = "created_at, first_seen_at, last_seen_at, opened_at, updated_at"), ("dir" = Option<String>, Query, description = "asc or desc"), ("limit" = Option<u32>, Query, description = "1-255"), ("next" = Option<String>, Query, description = "cursor"), ("prev" = Option<String>, Query, description = "cursor")), responses((status = 200, description = "a page of issues", body = Listing<IssueView>), (status = 422, description = "unknown parameter", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/issues", tag = "issues", summary = "Issues (dismissed ones only when a dismissed_at filter asks)", params(("id" = Option<String>, Query, description = "issue ids"), ("issue_trigger_id" = Option<String>, Query, description = "trigger ids"), ("type" = Option<String>, Query, description = "delivery, transformation, backpressure"), ("status" = Option<String>, Query, description = "OPENED, IGNORED, ACKNOWLEDGED, RESOLVED"), ("merged_with" = Option<String>, Query, description = "merged issue ids"), ("aggregation_keys" = Option<String>, Query, description = "JSON object of aggregation keys"), ("created_at" = Option<String>, Query, description = "date, or [gte] [gt] [lte] [lt]"), ("first_seen_at" = Option<String>, Query, description = "date operators"), ("last_seen_at" = Option<String>, Query, description = "date operators"), ("dismissed_at" = Option<String>, Query, description = "date operators, [any]=true: brings dismissed issues back"), ("order_by" = Option<String>, Query, description = "created_at, first_seen_at, last_seen_at, opened_at, updated_at; several keys: order_by[]=…&order_by[]=…, with one dir for all or dir[] one per key"), ("dir" = Option<String>, Query, description = "asc or desc"), ("limit" = Option<u32>, Query, description = "1-255"), ("next" = Option<String>, Query, description = "cursor"), ("prev" = Option<String>, Query, description = "cursor")), responses((status = 200, description = "a page of issues", body = Listing<IssueView>), (status = 422, description = "unknown parameter", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list_issues(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     blocking(move || {
         let (models, page) = selected(&state, raw.as_deref())?;

@@ -13,12 +13,26 @@ use crate::store::{Cursor, Direction, Page, PageRequest};
 use serde_json::Value;
 use std::cmp::Ordering;
 
+/// A page of a list held in memory, and the keys it is sorted by, each
+/// with its direction (`page` has the first: `Query::page_sorted`).
+pub struct SortedPage {
+    pub page: PageRequest,
+    pub sort: Vec<(String, Direction)>,
+}
+
 /// The page `request` asks for of `models`, sorted by `request.order_by`.
-pub fn page_of(mut models: Vec<Value>, request: &PageRequest) -> ApiResult<Page<Value>> {
-    models.sort_by(|a, b| in_order(a, b, &request.order_by));
-    if request.dir == Direction::Desc {
-        models.reverse();
-    }
+pub fn page_of(models: Vec<Value>, request: &PageRequest) -> ApiResult<Page<Value>> {
+    let sort = [(request.order_by.clone(), request.dir)];
+    sorted_page_of(models, request, &sort)
+}
+
+/// The page `request` asks for of `models`, sorted by the keys of `sort`.
+fn sorted_page_of(
+    mut models: Vec<Value>,
+    request: &PageRequest,
+    sort: &[(String, Direction)],
+) -> ApiResult<Page<Value>> {
+    models.sort_by(|a, b| in_order(a, b, sort));
     let limit = request.limit.max(1);
     let (start, end) = match &request.cursor {
         Cursor::Start => (0, limit.min(models.len())),
@@ -45,19 +59,29 @@ pub fn page_of(mut models: Vec<Value>, request: &PageRequest) -> ApiResult<Page<
 
 /// The reference's list answer (`{pagination, count, models}`) for the page
 /// `request` asks for of `models`.
-pub fn answer(models: Vec<Value>, request: &PageRequest) -> ApiResult<axum::Json<Value>> {
-    let found = page_of(models, request)?;
-    Ok(axum::Json(super::paged(
-        request,
+pub fn answer(models: Vec<Value>, request: &SortedPage) -> ApiResult<axum::Json<Value>> {
+    let found = sorted_page_of(models, &request.page, &request.sort)?;
+    Ok(axum::Json(super::listed(
+        &request.sort,
+        request.page.limit,
         found.next,
         found.prev,
         found.items,
     )))
 }
 
-/// Ascending by the sort key, then by id.
-fn in_order(a: &Value, b: &Value, key: &str) -> Ordering {
-    compare(&a[key], &b[key]).then_with(|| compare(&a["id"], &b["id"]))
+/// By each sort key in its direction, then by id (in the first key's), so
+/// every model has one place in the order.
+fn in_order(a: &Value, b: &Value, sort: &[(String, Direction)]) -> Ordering {
+    let directed = |order: Ordering, dir: Direction| match dir {
+        Direction::Asc => order,
+        Direction::Desc => order.reverse(),
+    };
+    let by_keys = sort.iter().fold(Ordering::Equal, |order, (key, dir)| {
+        order.then_with(|| directed(compare(&a[key.as_str()], &b[key.as_str()]), *dir))
+    });
+    let id_dir = sort.first().map_or(Direction::Asc, |(_, dir)| *dir);
+    by_keys.then_with(|| directed(compare(&a["id"], &b["id"]), id_dir))
 }
 
 /// JSON values in a total order: null, then booleans, numbers, strings (ISO

@@ -428,15 +428,30 @@ fn paged(
     prev: Option<String>,
     models: Vec<Value>,
 ) -> Value {
-    let dir = match request.dir {
-        Direction::Asc => "asc",
-        Direction::Desc => "desc",
+    let sort = [(request.order_by.clone(), request.dir)];
+    listed(&sort, request.limit, next, prev, models)
+}
+
+/// As `paged`, for a list sorted by `sort`: its `order_by` and `dir` are
+/// one value each, or arrays when there are several keys.
+fn listed(
+    sort: &[(String, Direction)],
+    limit: usize,
+    next: Option<String>,
+    prev: Option<String>,
+    models: Vec<Value>,
+) -> Value {
+    let name = |dir: &Direction| match dir {
+        Direction::Asc => "asc".to_string(),
+        Direction::Desc => "desc".to_string(),
     };
+    let keys = sort.iter().map(|(key, _)| key.clone()).collect();
+    let dirs = sort.iter().map(|(_, dir)| name(dir)).collect();
     let listing = schema::Listing {
         pagination: schema::Pagination {
-            order_by: request.order_by.clone(),
-            dir: dir.into(),
-            limit: request.limit,
+            order_by: schema::OneOrMore::of(keys),
+            dir: schema::OneOrMore::of(dirs),
+            limit,
             next,
             prev,
         },

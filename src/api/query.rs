@@ -9,6 +9,7 @@
 //! select everything, and a bulk retry would then act on everything.
 
 use super::error::{ApiError, ApiResult};
+use super::listing::SortedPage;
 use crate::model::Payload;
 use crate::pipeline::filter::RequestFilter;
 use crate::pipeline::view::filter_root;
@@ -405,18 +406,26 @@ impl Query {
     }
 
     /// `limit`, `dir`, `order_by` (one of `order_keys`, the first the
-    /// default), `next`, `prev`. `order_by` and `dir` may come as arrays
-    /// (`order_by[]=…`) of one value: lists sort by one key, so a second
-    /// is a `422`, not ignored.
+    /// default), `next`, `prev`, for a list the store pages. `order_by` and
+    /// `dir` may come as arrays (`order_by[]=…`) of one value: the store
+    /// pages by one key (its index), so a second is a `422`, not ignored.
     pub fn page_ordered(&self, order_keys: &[&str]) -> ApiResult<PageRequest> {
         for key in ["order_by", "dir"] {
             if self.all(key).len() > 1 {
                 return Err(ApiError::invalid(
                     key,
-                    "lists sort by one key: give one value",
+                    "this list sorts by one key (its pages follow the store's index): give one value",
                 ));
             }
         }
+        Ok(self.page_sorted(order_keys)?.page)
+    }
+
+    /// As `page_ordered`, for a list held in memory (`api::listing`),
+    /// which sorts by several keys as the reference allows ("Sort key(s)":
+    /// `order_by[]=name&order_by[]=created_at`): `dir` is one for every
+    /// key, or one per key in the same order.
+    pub fn page_sorted(&self, order_keys: &[&str]) -> ApiResult<SortedPage> {
         let limit = self.number("limit")?.map_or(DEFAULT_LIMIT, |l| l as usize);
         if !(1..=MAX_LIMIT).contains(&limit) {
             return Err(ApiError::invalid(
@@ -424,26 +433,7 @@ impl Query {
                 format!("must be between 1 and {MAX_LIMIT}"),
             ));
         }
-        let dir = match self.one("dir").unwrap_or("desc") {
-            "asc" => Direction::Asc,
-            "desc" => Direction::Desc,
-            other => {
-                return Err(ApiError::invalid(
-                    "dir",
-                    format!("\"{other}\" is not asc or desc"),
-                ))
-            }
-        };
-        let order_by = self.one("order_by").unwrap_or(order_keys[0]);
-        if !order_keys.contains(&order_by) {
-            return Err(ApiError::invalid(
-                "order_by",
-                format!(
-                    "\"{order_by}\": this list sorts by {}",
-                    order_keys.join(", ")
-                ),
-            ));
-        }
+        let sort = self.sort_keys(order_keys)?;
         // The reference's own example spells `prev` as `previous`.
         let prev = self.one("prev").or_else(|| self.one("previous"));
         let cursor = match (self.one("next"), prev) {
@@ -454,12 +444,70 @@ impl Query {
             (None, Some(prev)) => Cursor::Prev(prev.to_string()),
             (None, None) => Cursor::Start,
         };
-        Ok(PageRequest {
-            order_by: order_by.to_string(),
-            dir,
-            limit,
-            cursor,
+        let (order_by, dir) = sort[0].clone();
+        Ok(SortedPage {
+            page: PageRequest {
+                order_by,
+                dir,
+                limit,
+                cursor,
+            },
+            sort,
         })
+    }
+
+    /// The `order_by` keys (each one of `order_keys`, given once; the first
+    /// of them by default) paired with their `dir` (`desc` by default).
+    fn sort_keys(&self, order_keys: &[&str]) -> ApiResult<Vec<(String, Direction)>> {
+        let mut keys = self.all("order_by");
+        if keys.is_empty() {
+            keys.push(order_keys[0]);
+        }
+        for (index, key) in keys.iter().enumerate() {
+            if !order_keys.contains(key) {
+                return Err(ApiError::invalid(
+                    "order_by",
+                    format!("\"{key}\": this list sorts by {}", order_keys.join(", ")),
+                ));
+            }
+            if keys[..index].contains(key) {
+                return Err(ApiError::invalid(
+                    "order_by",
+                    format!("\"{key}\" is given twice"),
+                ));
+            }
+        }
+        let mut dirs = self.all("dir");
+        if dirs.is_empty() {
+            dirs.push("desc");
+        }
+        if dirs.len() != 1 && dirs.len() != keys.len() {
+            return Err(ApiError::invalid(
+                "dir",
+                "give one dir for every order_by key, or one for each",
+            ));
+        }
+        let dirs = dirs
+            .into_iter()
+            .map(direction)
+            .collect::<ApiResult<Vec<_>>>()?;
+        let dir_of = |index: usize| dirs[index.min(dirs.len() - 1)];
+        Ok(keys
+            .into_iter()
+            .enumerate()
+            .map(|(index, key)| (key.to_string(), dir_of(index)))
+            .collect())
+    }
+}
+
+fn direction(dir: &str) -> ApiResult<Direction> {
+    match dir {
+        "asc" => Ok(Direction::Asc),
+        "desc" => Ok(Direction::Desc),
+        other => Err(ApiError::invalid(
+            "dir",
+            format!("\"{other}\" is not asc or desc"),
+        )),
     }
 }
 

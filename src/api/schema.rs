@@ -19,10 +19,10 @@ pub struct Listing<T> {
 /// How a list was paged; a cursor there is none for is left out.
 #[derive(Serialize, ToSchema)]
 pub struct Pagination {
-    /// The sort key, e.g. `created_at`.
-    pub order_by: String,
-    /// `asc` or `desc`.
-    pub dir: String,
+    /// The sort key, e.g. `created_at`; an array when sorted by several.
+    pub order_by: OneOrMore,
+    /// `asc` or `desc`; an array, one per key, when sorted by several keys.
+    pub dir: OneOrMore,
     pub limit: usize,
     /// Give as `next=` for the following page.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -30,6 +30,24 @@ pub struct Pagination {
     /// Give as `prev=` for the preceding page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prev: Option<String>,
+}
+
+/// One string, or several (the reference's `string | string[]`).
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum OneOrMore {
+    One(String),
+    More(Vec<String>),
+}
+
+impl OneOrMore {
+    /// One string when `values` has one, else the array.
+    pub fn of(mut values: Vec<String>) -> OneOrMore {
+        match values.len() {
+            1 => OneOrMore::One(values.remove(0)),
+            _ => OneOrMore::More(values),
+        }
+    }
 }
 
 /// Every error the API answers (Hookdeck's shape, plus `code`).

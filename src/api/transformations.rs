@@ -8,7 +8,7 @@ use super::error::{
 };
 use super::query::{iso, Query};
 use super::schema::{value_of, Deleted, ErrorBody, Listing};
-use super::{blocking, bounded_page, listing, objects, paged, views, ApiState, Shared};
+use super::{blocking, bounded_page, listing, objects, views, ApiState, Shared};
 use crate::ids::{event_data_id, named_id, new_id, now_ms};
 use crate::model::{Execution, TransformationObject};
 use crate::pipeline::transform::{
@@ -305,11 +305,11 @@ fn check_code(state: &ApiState, name: &str, code: &str) -> ApiResult<()> {
     api_transformation(pool, name, code, BTreeMap::new(), limits).map(drop)
 }
 
-#[utoipa::path(get, path = "/2023-07-01/transformations", tag = "transformations", summary = "Stored transformations, a page at a time", params(("id" = Option<String>, Query, description = "id or id[]"), ("name" = Option<String>, Query, description = "name, name[] or name[contains]"), ("order_by" = Option<String>, Query, description = "created_at (default), updated_at or name"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("limit" = Option<String>, Query, description = "1-255, default 100"), ("next" = Option<String>, Query, description = "cursor"), ("prev" = Option<String>, Query, description = "cursor")), responses((status = 200, description = "{pagination, count, models}", body = Listing<TransformationView>), (status = 422, description = "an unknown parameter or order key", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/transformations", tag = "transformations", summary = "Stored transformations, a page at a time", params(("id" = Option<String>, Query, description = "id or id[]"), ("name" = Option<String>, Query, description = "name, name[] or name[contains]"), ("order_by" = Option<String>, Query, description = "created_at (default), updated_at or name; several keys: order_by[]=…&order_by[]=…, with one dir for all or dir[] one per key"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("limit" = Option<String>, Query, description = "1-255, default 100"), ("next" = Option<String>, Query, description = "cursor"), ("prev" = Option<String>, Query, description = "cursor")), responses((status = 200, description = "{pagination, count, models}", body = Listing<TransformationView>), (status = 422, description = "an unknown parameter or order key", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
     let (id, name) = (query.matcher("id"), query.matcher("name"));
-    let page = query.page_ordered(&["created_at", "updated_at", "name"])?;
+    let page = query.page_sorted(&["created_at", "updated_at", "name"])?;
     query.refuse_unread()?;
     blocking(move || {
         let models: Vec<Value> = state
@@ -319,8 +319,7 @@ pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Js
             .filter(|t| id(&t.id) && name(&t.name))
             .map(|t| value_of(transformation_view(&state.team_id, t)))
             .collect();
-        let found = listing::page_of(models, &page)?;
-        Ok(Json(paged(&page, found.next, found.prev, found.items)))
+        listing::answer(models, &page)
     })
     .await
 }

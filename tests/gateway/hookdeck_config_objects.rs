@@ -406,6 +406,67 @@ async fn lists_read_the_references_filters_and_order_keys_and_refuse_others() {
     }
 }
 
+/// The reference's `order_by` and `dir` as `string[]` ("Sort key(s)"):
+/// lists held in memory sort by several keys, each with its `dir` (or one
+/// `dir` for all), page through them and echo the keys; lists the store
+/// pages (requests, events) take one key.
+#[tokio::test(flavor = "multi_thread")]
+async fn lists_held_in_memory_sort_by_several_keys() {
+    // Declared at one start, these three share their created_at.
+    let declared =
+        ["c-src", "a-src", "b-src"].map(|name| format!("[[sources]]\nname = \"{name}\"\n"));
+    let gw = TestGateway::start(&declared.join("\n")).await;
+    let (_, one) = gw.api_get("/sources?name=a-src").await;
+    clock_past(&one["models"][0]["created_at"]).await;
+    let (status, later) = gw
+        .api_send(Method::POST, "/sources", json!({ "name": "later" }))
+        .await;
+    assert_eq!(status, 200, "{later}");
+    let names = |list: &Value| -> Vec<String> {
+        let models = list["models"].as_array();
+        let models = models.unwrap_or_else(|| panic!("not a list: {list}"));
+        models
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+
+    let both = "/sources?order_by[]=created_at&order_by[]=name";
+    let (status, list) = gw.api_get(&format!("{both}&dir[]=desc&dir[]=asc")).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(names(&list), ["later", "a-src", "b-src", "c-src"]);
+    assert_eq!(
+        (&list["pagination"]["order_by"], &list["pagination"]["dir"]),
+        (&json!(["created_at", "name"]), &json!(["desc", "asc"]))
+    );
+    let (_, first) = gw.api_get(&format!("{both}&dir=asc&limit=2")).await;
+    assert_eq!(names(&first), ["a-src", "b-src"]);
+    let next = first["pagination"]["next"].as_str().unwrap();
+    let (_, second) = gw
+        .api_get(&format!("{both}&dir=asc&limit=2&next={next}"))
+        .await;
+    assert_eq!(names(&second), ["c-src", "later"]);
+
+    for (path, field) in [
+        ("/sources?order_by[]=name&order_by[]=name", "order_by"),
+        (
+            "/sources?order_by[]=name&order_by[]=created_at&dir[]=asc&dir[]=asc&dir[]=asc",
+            "dir",
+        ),
+        (
+            "/requests?order_by[]=created_at&order_by[]=ingested_at",
+            "order_by",
+        ),
+    ] {
+        let (status, error) = gw.api_get(path).await;
+        assert_eq!(
+            (status, error["data"]["field"].as_str()),
+            (422, Some(field)),
+            "{path}: {error}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn archiving_answers_the_object_and_carries_to_connections_and_ends() {
     let sink = Sink::start(Reply::Status(200)).await;
