@@ -132,11 +132,21 @@ impl Backlog {
 
     /// A share of `bytes`, unless that would go over the limit.
     fn share(&self, bytes: u64) -> Option<BacklogShare> {
-        let limit = self.bytes.limit;
+        self.share_if(bytes, |held| held + bytes <= self.bytes.limit)
+    }
+
+    /// A share of `bytes`, unless that would go over the limit while others
+    /// hold some: one job, however large, is always taken (a limit below the
+    /// largest job would refuse it for ever).
+    fn share_unless_busy(&self, bytes: u64) -> Option<BacklogShare> {
+        self.share_if(bytes, |held| held == 0 || held + bytes <= self.bytes.limit)
+    }
+
+    fn share_if(&self, bytes: u64, fits: impl Fn(u64) -> bool) -> Option<BacklogShare> {
         self.bytes
             .held
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |held| {
-                (held + bytes <= limit).then_some(held + bytes)
+                fits(held).then_some(held + bytes)
             })
             .ok()?;
         Some(BacklogShare {
@@ -237,12 +247,13 @@ impl CommitLog {
     /// memory until the router is done with it (the router reads it from
     /// there, and reads of a job just answered find it there): it holds its
     /// record's bytes of the backlog meanwhile, and is refused
-    /// (`BacklogFull`) when they would take it past its limit.
+    /// (`BacklogFull`) when they would take it past its limit (unless it is
+    /// the only one: a limit below a job's size refuses none when idle).
     pub async fn commit_job(&self, job: Arc<WebhookJob>) -> Result<(), CommitError> {
         let encoded = EncodedRequest::job(&job);
         let bytes = encoded.as_ref().map_or(0, |encoded| encoded.record.len());
         let held = (self.backlog)
-            .share(bytes as u64)
+            .share_unless_busy(bytes as u64)
             .ok_or(CommitError::BacklogFull)?;
         self.write(Entry::Job(job, held), encoded).await
     }
@@ -424,25 +435,22 @@ mod tests {
         }
     }
 
-    async fn stop(commit: CommitLog, writer: JoinHandle<()>) {
-        commit.close().await;
-        tokio::task::spawn_blocking(move || writer.join().unwrap())
-            .await
-            .unwrap();
+    impl Started {
+        async fn stop(self) {
+            self.commit.close().await;
+            let writer = self.writer;
+            tokio::task::spawn_blocking(move || writer.join().unwrap())
+                .await
+                .unwrap();
+        }
     }
 
     #[tokio::test]
     async fn payloads_past_the_backlogs_bytes_are_left_in_the_journal() {
         // Room for three 30 kB requests, not four.
         let backlog = Backlog::new(100_000);
-        // `_dir` bound: the store's directory lives to the end.
-        let Started {
-            _dir,
-            store,
-            commit,
-            writer,
-            router,
-        } = started(&backlog);
+        let log = started(&backlog);
+        let (store, commit, router) = (&log.store, &log.commit, &log.router);
         let bodies: Vec<Vec<u8>> = (0..10u8).map(|n| vec![b'a' + n; 30_000]).collect();
         for body in &bodies {
             let payload = payload(body.clone());
@@ -450,7 +458,7 @@ mod tests {
             commit.commit(request, payload).await.unwrap();
         }
 
-        let committed: Vec<Committed> = bodies.iter().map(|_| next(&router)).collect();
+        let committed: Vec<Committed> = bodies.iter().map(|_| next(router)).collect();
         let held = committed.iter().filter(|c| c.payload.is_some()).count();
         assert_eq!(held, 3);
         assert!(backlog.held_bytes() > 90_000 && backlog.held_bytes() <= 100_000);
@@ -468,8 +476,8 @@ mod tests {
         let again = payload(b"again".to_vec());
         let request = Request::received(Some("src_shop"), "shop", &again);
         commit.commit(request, again.clone()).await.unwrap();
-        assert_eq!(next(&router).payload, Some(again));
-        stop(commit, writer).await;
+        assert_eq!(next(router).payload, Some(again));
+        log.stop().await;
     }
 
     fn job(id: &str) -> Arc<WebhookJob> {
@@ -488,13 +496,8 @@ mod tests {
         let one = EncodedRequest::job(&job("job_0")).unwrap().record.len() as u64;
         // Room for three jobs, not four.
         let backlog = Backlog::new(3 * one + one / 2);
-        let Started {
-            _dir,
-            commit,
-            writer,
-            router,
-            ..
-        } = started(&backlog);
+        let log = started(&backlog);
+        let (commit, router) = (&log.commit, &log.router);
         for n in 0..3 {
             commit.commit_job(job(&format!("job_{n}"))).await.unwrap();
         }
@@ -513,6 +516,22 @@ mod tests {
         drop(routed);
         assert_eq!(backlog.held_bytes(), 0);
         commit.commit_job(job("job_3")).await.unwrap();
-        stop(commit, writer).await;
+        log.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_job_larger_than_the_backlog_is_taken_when_it_is_alone() {
+        let backlog = Backlog::new(1);
+        let log = started(&backlog);
+        let (commit, router) = (&log.commit, &log.router);
+        commit.commit_job(job("job_0")).await.unwrap();
+        let refused = commit.commit_job(job("job_1")).await;
+        assert!(
+            matches!(refused, Err(CommitError::BacklogFull)),
+            "{refused:?}"
+        );
+        drop(router.recv_timeout(Duration::from_secs(10)).unwrap());
+        commit.commit_job(job("job_1")).await.unwrap();
+        log.stop().await;
     }
 }
