@@ -187,7 +187,7 @@ fn job(n: usize, count: usize, now: u64) -> WebhookJob {
         application_id: application_id(n % APPLICATIONS),
         event_type: EVENT_TYPES[(n / APPLICATIONS) % EVENT_TYPES.len()].to_string(),
         event_id: format!("evt-{n}"),
-        payload: json!({ "order": n, "amount": 4200 }),
+        payload: (&json!({ "order": n, "amount": 4200 })).into(),
         headers: Default::default(),
         metadata: json!({ "region": if n.is_multiple_of(3) { "eu" } else { "us" } }),
         endpoint_ids: endpoints.collect(),

@@ -8,7 +8,7 @@ use super::query::{iso, Query};
 use super::schema::value_of;
 use super::{blocking, ApiState, Shared};
 use crate::ids::derived_id;
-use crate::model::{delivery_status, Event, WebhookJob, WORKSPACE_ID};
+use crate::model::{delivery_status, Event, JobPayload, WebhookJob, WORKSPACE_ID};
 use crate::outbound::{cancel_delivery, retry_delivery};
 use crate::store::Store;
 use axum::extract::{Path, RawQuery, State};
@@ -63,7 +63,8 @@ pub(crate) struct DeliveryView {
     id: String,
     workspace_id: &'static str,
     /// The job's payload.
-    payload: Value,
+    #[schema(value_type = Object)]
+    payload: JobPayload,
     max_attempts: u32,
     next_retry_at: Option<String>,
     updated_at: String,

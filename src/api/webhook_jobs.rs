@@ -1,13 +1,12 @@
 //! `/v1/webhook-jobs`: one event of a product, sent to every endpoint of its
 //! application that subscribes to its type (one delivery each).
 
-use super::applications::application_of;
 use super::error::{json_body, ApiError, ApiResult};
 use super::query::{iso, Query};
 use super::v1::{PageNumber, V1Page};
 use super::{blocking, ApiState, Shared};
 use crate::ids::{created_ms, new_id, now_ms};
-use crate::model::{delivery_status, Attempt, Event, JobStatus, WebhookJob};
+use crate::model::{delivery_status, Attempt, Event, JobPayload, JobStatus, WebhookJob};
 use crate::outbound::{cancel_job, new_deliveries, retry_job, validate};
 use crate::store::{status_tags, JobSelection, Store, FAILED};
 use crate::trace_context::{TraceContext, TRACEPARENT, TRACESTATE};
@@ -72,7 +71,8 @@ pub(crate) struct JobView {
     /// The sender's idempotency key (the job id when none was given).
     event_id: String,
     /// What was sent, as given.
-    payload: Value,
+    #[schema(value_type = Object)]
+    payload: JobPayload,
     /// Sent along with every delivery.
     headers: BTreeMap<String, String>,
     /// Kept, never sent (null when none was given).
@@ -175,10 +175,12 @@ fn job_of(store: &Store, id: &str) -> ApiResult<WebhookJob> {
 }
 
 /// The checks that need no store: shapes, sizes, headers, retries, the key.
-fn check_input(state: &ApiState, input: &NewJob) -> ApiResult<()> {
+/// Returns the payload as the job keeps it (its size is the size of that).
+fn check_input(state: &ApiState, input: &NewJob) -> ApiResult<JobPayload> {
     input.check_shapes()?;
     let limit = state.config.load().outbound.max_payload_bytes;
-    let size = serde_json::to_vec(&input.payload).map_or(0, |bytes| bytes.len());
+    let payload = JobPayload::from(&input.payload);
+    let size = payload.get().len();
     if size > limit {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -197,7 +199,7 @@ fn check_input(state: &ApiState, input: &NewJob) -> ApiResult<()> {
             "event_id",
             format!("must have 1 to {MAX_EVENT_ID_LEN} characters"),
         )),
-        _ => Ok(()),
+        _ => Ok(payload),
     }
 }
 
@@ -207,8 +209,7 @@ fn check_input(state: &ApiState, input: &NewJob) -> ApiResult<()> {
 /// endpoints that subscribe to it by name, or to everything).
 fn check_payload_schema(store: &Store, input: &NewJob) -> ApiResult<()> {
     validate::event_type_used(&input.event_type).map_err(|e| ApiError::invalid("event_type", e))?;
-    let declared = store.event_type(&input.application_id, &input.event_type)?;
-    let Some(schema) = declared.and_then(|declared| declared.schema) else {
+    let Some(schema) = store.event_type_schema(&input.application_id, &input.event_type) else {
         return Ok(());
     };
     let violations = validate::schema_violations(&schema, &input.payload);
@@ -231,18 +232,22 @@ fn check_payload_schema(store: &Store, input: &NewJob) -> ApiResult<()> {
 /// stored after the answer (`outbound::fan_out_journaled`, on the router).
 /// With an `event_id` seen in the last `idempotency_window_ms`, answers that
 /// job (200) instead of creating another.
-#[utoipa::path(post, path = "/v1/webhook-jobs", tag = "outbound", summary = "Send an event: application_id, event_type, payload (≤ 256 KB), event_id (idempotency key for 24 h), headers (sent along), metadata (kept, never sent), max_retries", request_body = NewJob, responses((status = 201, description = "the new job with its deliveries", body = JobView), (status = 200, description = "the job that already has this event_id", body = JobView), (status = 413, description = "payload too large", body = super::schema::ErrorBody), (status = 429, description = "over the key's or the application's jobs budget (Retry-After)", body = super::schema::ErrorBody), (status = 422, description = "invalid, or the payload breaks the event type's schema (data.violations)", body = super::schema::ErrorBody), (status = 503, description = "the job could not be stored (disk reserve short, shutting down)", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/webhook-jobs", tag = "outbound", summary = "Send an event: application_id, event_type, payload (≤ 256 KB), event_id (idempotency key for 24 h), headers (sent along), metadata (kept, never sent), max_retries", request_body = NewJob, responses((status = 201, description = "the new job with its deliveries", body = JobView), (status = 200, description = "the job that already has this event_id", body = JobView), (status = 413, description = "payload too large", body = super::schema::ErrorBody), (status = 429, description = "over the key's or the application's jobs budget (Retry-After)", body = super::schema::ErrorBody), (status = 422, description = "invalid, or the payload breaks the event type's schema (data.violations)", body = super::schema::ErrorBody), (status = 503, description = "the job could not be stored (disk reserve short, shutting down, the router's backlog full: limits.router_backlog_bytes)", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn create(
     State(state): Shared,
     headers: HeaderMap,
     body: Result<Json<NewJob>, JsonRejection>,
 ) -> Result<(StatusCode, Json<JobView>), Response> {
     let input = json_body(body).map_err(IntoResponse::into_response)?;
-    check_input(&state, &input).map_err(IntoResponse::into_response)?;
+    let payload = check_input(&state, &input).map_err(IntoResponse::into_response)?;
     let sent = sent_trace(&headers);
-    let admitting = {
+    let admitting = if input.event_id.is_some() {
+        // Claiming an idempotency key reads and writes sled.
         let (state, sent) = (state.clone(), sent.clone());
-        blocking(move || admit(&state, input, sent.as_ref())).await
+        blocking(move || admit(&state, input, payload, sent.as_ref())).await
+    } else {
+        // Everything else it checks is in memory: no hop to the blocking pool.
+        admit(&state, input, payload, sent.as_ref())
     };
     let answer = match admitting.map_err(IntoResponse::into_response)? {
         Admitted::Refused(refusal) => return Err(refusal),
@@ -275,18 +280,25 @@ enum Admitted {
 }
 
 /// The checks that need the store, then the new job, or the one its
-/// `event_id` already made.
-fn admit(state: &ApiState, input: NewJob, sent: Option<&TraceContext>) -> ApiResult<Admitted> {
+/// `event_id` already made (only that claim touches sled; the rest is read
+/// from the store's memory).
+fn admit(
+    state: &ApiState,
+    input: NewJob,
+    payload: JobPayload,
+    sent: Option<&TraceContext>,
+) -> ApiResult<Admitted> {
     let store = &state.store;
-    application_of(store, &input.application_id)
-        .map_err(|_| ApiError::invalid("application_id", "no such application"))?;
+    if !store.application_exists(&input.application_id) {
+        return Err(ApiError::invalid("application_id", "no such application"));
+    }
     // Spent only for applications that exist, so unknown ids add no buckets.
     if let Err(refusal) = state.jobs_per_application.spend(&input.application_id) {
         return Ok(Admitted::Refused(refusal.into_response()));
     }
     check_payload_schema(store, &input)?;
     let keyed = input.event_id.is_some();
-    let mut job = new_job(state, input, sent)?;
+    let mut job = new_job(state, input, payload, sent);
     let deliveries = new_deliveries(&job);
     // No subscriber: done at once.
     job.summarize(&deliveries, job.created_at);
@@ -344,17 +356,23 @@ async fn journal(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-/// A new job for the input, with the endpoints subscribed to its type now.
-fn new_job(state: &ApiState, input: NewJob, sent: Option<&TraceContext>) -> ApiResult<WebhookJob> {
+/// A new job for the input (its `payload` as `check_input` made it), with
+/// the endpoints subscribed to its type now.
+fn new_job(
+    state: &ApiState,
+    input: NewJob,
+    payload: JobPayload,
+    sent: Option<&TraceContext>,
+) -> WebhookJob {
     let id = new_id("job");
     // The time its id holds, so the list's order by time is its order by id.
     let now = created_ms(&id).unwrap_or_else(now_ms);
     let config = state.config.load();
     let outbound = &config.outbound;
-    Ok(WebhookJob {
+    WebhookJob {
         event_id: input.event_id.unwrap_or_else(|| id.clone()),
         endpoint_ids: (state.store)
-            .subscribed_endpoints(&input.application_id, &input.event_type)?
+            .subscribed_endpoints(&input.application_id, &input.event_type)
             .into_iter()
             .filter(|id| {
                 input
@@ -366,7 +384,7 @@ fn new_job(state: &ApiState, input: NewJob, sent: Option<&TraceContext>) -> ApiR
         id,
         application_id: input.application_id,
         event_type: input.event_type,
-        payload: input.payload,
+        payload,
         headers: input.headers,
         metadata: input.metadata,
         status: JobStatus::Created,
@@ -379,7 +397,7 @@ fn new_job(state: &ApiState, input: NewJob, sent: Option<&TraceContext>) -> ApiR
         discarded_at: None,
         cancelled: false,
         trace: Some(TraceContext::opened_for(sent)),
-    })
+    }
 }
 
 /// The filters of `GET /v1/webhook-jobs`.

@@ -227,7 +227,9 @@ pub struct LimitsSection {
     /// requests (503) before it can fail the store's writes; 0: none.
     pub store_disk_reserve_bytes: u64,
     /// Most request bytes the router's backlog holds in memory; the bodies
-    /// of requests past it are read back from the journal when routed.
+    /// of requests past it are read back from the journal when routed. New
+    /// webhook jobs count too, and past it are refused (503) until the
+    /// router catches up.
     pub router_backlog_bytes: u64,
     /// `/readyz` answers 503 once this many acknowledged requests wait for
     /// the router.

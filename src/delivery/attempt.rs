@@ -381,6 +381,9 @@ async fn settle(shared: &Arc<Shared>, event: &Event, attempt: Attempt) -> Result
             |event, attempt| shared.issues.attempt_settled(event, attempt),
         );
         match now {
+            SettledNow::Settled(Ok(Some((event, ())))) if event.window.is_some() => {
+                return sum_up_job(shared, &event.request_id).await;
+            }
             SettledNow::Settled(settled) => return settled.map(|_| ()),
             SettledNow::Busy(attempt) => attempt,
         }
@@ -417,20 +420,29 @@ async fn settle(shared: &Arc<Shared>, event: &Event, attempt: Attempt) -> Result
     .await
 }
 
+/// A webhook job's delivery has settled: its job sums its deliveries up
+/// again, on the runtime thread when nobody else is changing the job (its
+/// record and deliveries were just written, so sled's cache has them), else
+/// on the blocking pool, where waiting for that change is fine.
+async fn sum_up_job(shared: &Arc<Shared>, job_id: &str) -> Result<(), StoreError> {
+    if let Some(summed) = shared.store.sum_up_job_unless_busy(job_id, now_ms()) {
+        return summed.map(|_| ());
+    }
+    let (store, job_id) = (shared.store.clone(), job_id.to_string());
+    blocking(move || store.update_job(&job_id, now_ms(), |_| {}).map(|_| ())).await
+}
+
 /// Whether an attempt is settled on the runtime thread, where it finished
 /// (unless its event's change lock is held by someone else: that is never
-/// waited for there). A successful attempt of a connection's event that stays
-/// in the event's record touches only that event, which the scan has just
-/// read (it is in sled's cache), and sled's log buffer. Handing it to the
-/// blocking pool cost ~20 µs of CPU per delivery in thread wake-ups, a fifth
-/// of the delivery side (BENCHMARKS.md). The rest still go there: a failed
-/// attempt (issues are recorded under one lock), a webhook job's delivery (its
-/// job re-reads all its deliveries), an attempt bound for the attempts tree (a
-/// large write).
+/// waited for there). A successful attempt that stays in the event's record
+/// touches only that event, which the scan has just read (it is in sled's
+/// cache), and sled's log buffer, and a webhook job's delivery its job (see
+/// `sum_up_job`). Handing it to the blocking pool cost ~20 µs of CPU per
+/// delivery in thread wake-ups, a fifth of the delivery side (BENCHMARKS.md).
+/// The rest still go there: a failed attempt (issues are recorded under one
+/// lock), an attempt bound for the attempts tree (a large write).
 fn settles_at_once(event: &Event, attempt: &Attempt) -> bool {
-    attempt.status == AttemptStatus::Successful
-        && event.window.is_none()
-        && stays_inline(event, attempt)
+    attempt.status == AttemptStatus::Successful && stays_inline(event, attempt)
 }
 
 /// Applies an attempt's outcome to its event; says where its queue entry goes.

@@ -9,6 +9,7 @@ use super::{Event, EventStatus};
 use crate::signing::standard_webhooks::HEADER_ID;
 use crate::trace_context::TraceContext;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -96,12 +97,6 @@ pub struct Endpoint {
     pub updated_at: u64,
 }
 
-impl Endpoint {
-    pub fn subscribes_to(&self, event_type: &str) -> bool {
-        self.subscribed_events.is_empty() || self.subscribed_events.iter().any(|e| e == event_type)
-    }
-}
-
 /// Hookgate serves one workspace (the references' `workspaceId`): every
 /// delivery carries this id, and a filter on any other matches nothing.
 pub const WORKSPACE_ID: &str = "ws_hookgate";
@@ -152,7 +147,7 @@ pub struct WebhookJob {
     pub event_type: String,
     /// The idempotency key, and the envelope's `event_id` (given, or the job's id).
     pub event_id: String,
-    pub payload: Value,
+    pub payload: JobPayload,
     /// Sent with every delivery.
     pub headers: BTreeMap<String, String>,
     /// The sender's own notes; never sent to endpoints.
@@ -178,16 +173,54 @@ pub struct WebhookJob {
     pub trace: Option<TraceContext>,
 }
 
+/// A job's payload, kept as the JSON text it was checked as on creation:
+/// stored, journaled, answered and sent as that text, never parsed again (a
+/// parse and a serialization of it at each of those steps were a large part
+/// of a job's cost).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobPayload(Box<RawValue>);
+
+impl JobPayload {
+    /// Its JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl From<&Value> for JobPayload {
+    fn from(value: &Value) -> JobPayload {
+        JobPayload(serde_json::value::to_raw_value(value).expect("a JSON value serializes"))
+    }
+}
+
+impl PartialEq for JobPayload {
+    fn eq(&self, other: &JobPayload) -> bool {
+        self.get() == other.get()
+    }
+}
+
+/// The body every endpoint receives, its keys in this order.
+#[derive(Serialize)]
+struct Envelope<'a> {
+    event_id: &'a str,
+    event_type: &'a str,
+    application_id: &'a str,
+    timestamp: String,
+    payload: &'a JobPayload,
+}
+
 impl WebhookJob {
     /// The body every endpoint receives.
-    pub fn envelope(&self) -> Value {
-        serde_json::json!({
-            "event_id": self.event_id,
-            "event_type": self.event_type,
-            "application_id": self.application_id,
-            "timestamp": crate::ids::iso8601(self.created_at),
-            "payload": self.payload,
-        })
+    fn envelope(&self) -> Vec<u8> {
+        let envelope = Envelope {
+            event_id: &self.event_id,
+            event_type: &self.event_type,
+            application_id: &self.application_id,
+            timestamp: crate::ids::iso8601(self.created_at),
+            payload: &self.payload,
+        };
+        serde_json::to_vec(&envelope).expect("an envelope serializes")
     }
 
     /// The message every endpoint receives: the envelope, the job's headers
@@ -208,7 +241,7 @@ impl WebhookJob {
             path: String::new(),
             query: String::new(),
             headers,
-            body: self.envelope().to_string().into_bytes(),
+            body: self.envelope(),
         }
     }
 

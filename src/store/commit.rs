@@ -27,6 +27,9 @@ use tokio::sync::{mpsc, oneshot};
 pub enum CommitError {
     #[error("the gateway is shutting down")]
     Closed,
+    /// A job would take the router's backlog past its bytes (see `commit_job`).
+    #[error("the router's backlog is full (limits.router_backlog_bytes)")]
+    BacklogFull,
     #[error("could not store the request: {0}")]
     Store(String),
 }
@@ -51,6 +54,9 @@ pub struct Committed {
 /// entries), then the router (its deliveries).
 pub struct CommittedJob {
     pub job: Arc<WebhookJob>,
+    /// The backlog's bytes the job holds in memory until the router is done
+    /// with it (None for a job replayed from the journal).
+    pub held: Option<BacklogShare>,
     /// Where the journal holds it.
     pub location: Location,
     /// Whether the indexer stored it in sled (the router does if not).
@@ -126,11 +132,21 @@ impl Backlog {
 
     /// A share of `bytes`, unless that would go over the limit.
     fn share(&self, bytes: u64) -> Option<BacklogShare> {
-        let limit = self.bytes.limit;
+        self.share_if(bytes, |held| held + bytes <= self.bytes.limit)
+    }
+
+    /// A share of `bytes`, unless that would go over the limit while others
+    /// hold some: one job, however large, is always taken (a limit below the
+    /// largest job would refuse it for ever).
+    fn share_unless_busy(&self, bytes: u64) -> Option<BacklogShare> {
+        self.share_if(bytes, |held| held == 0 || held + bytes <= self.bytes.limit)
+    }
+
+    fn share_if(&self, bytes: u64, fits: impl Fn(u64) -> bool) -> Option<BacklogShare> {
         self.bytes
             .held
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |held| {
-                (held + bytes <= limit).then_some(held + bytes)
+                fits(held).then_some(held + bytes)
             })
             .ok()?;
         Some(BacklogShare {
@@ -159,7 +175,7 @@ const INDEX_QUEUE: usize = 64;
 #[allow(clippy::large_enum_variant)]
 enum Entry {
     Request { request: Request, payload: Payload },
-    Job(Arc<WebhookJob>),
+    Job(Arc<WebhookJob>, BacklogShare),
 }
 
 struct Pending {
@@ -181,6 +197,8 @@ pub type BatchObserver = Box<dyn Fn(usize, Duration) + Send>;
 #[derive(Clone)]
 pub struct CommitLog {
     tx: mpsc::Sender<Message>,
+    /// What new jobs take their share of (see `commit_job`).
+    backlog: Backlog,
 }
 
 impl CommitLog {
@@ -206,14 +224,15 @@ impl CommitLog {
                 .spawn(move || index_loop(store, indexer_inbox, router))
                 .expect("spawn index thread")
         };
+        let backlog_bytes = backlog.clone();
         let writer = std::thread::Builder::new()
             .name("hookgate-commit".into())
             .spawn(move || {
-                write_loop(store, rx, max_batch, to_indexer, backlog, observe);
+                write_loop(store, rx, max_batch, to_indexer, backlog_bytes, observe);
                 let _ = indexer.join();
             })
             .expect("spawn commit thread");
-        (CommitLog { tx }, writer)
+        (CommitLog { tx, backlog }, writer)
     }
 
     /// Stores an accepted request durably; the router routes it afterwards.
@@ -224,10 +243,19 @@ impl CommitLog {
     }
 
     /// Stores a new webhook job durably; the indexer and the router store
-    /// its record, list entries and deliveries afterwards.
+    /// its record, list entries and deliveries afterwards. The job is in
+    /// memory until the router is done with it (the router reads it from
+    /// there, and reads of a job just answered find it there): it holds its
+    /// record's bytes of the backlog meanwhile, and is refused
+    /// (`BacklogFull`) when they would take it past its limit (unless it is
+    /// the only one: a limit below a job's size refuses none when idle).
     pub async fn commit_job(&self, job: Arc<WebhookJob>) -> Result<(), CommitError> {
         let encoded = EncodedRequest::job(&job);
-        self.write(Entry::Job(job), encoded).await
+        let bytes = encoded.as_ref().map_or(0, |encoded| encoded.record.len());
+        let held = (self.backlog)
+            .share_unless_busy(bytes as u64)
+            .ok_or(CommitError::BacklogFull)?;
+        self.write(Entry::Job(job, held), encoded).await
     }
 
     async fn write(
@@ -322,8 +350,9 @@ fn commit_batch(
                     indexed: false,
                 })
             }
-            Entry::Job(job) => Journaled::Job(CommittedJob {
+            Entry::Job(job, held) => Journaled::Job(CommittedJob {
                 job,
+                held: Some(held),
                 location,
                 indexed: false,
             }),
@@ -380,21 +409,48 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn payloads_past_the_backlogs_bytes_are_left_in_the_journal() {
+    /// A commit log on a new store, handing on to the router returned (which
+    /// only the test drains).
+    struct Started {
+        _dir: tempfile::TempDir,
+        store: Store,
+        commit: CommitLog,
+        writer: JoinHandle<()>,
+        router: Receiver<Journaled>,
+    }
+
+    fn started(backlog: &Backlog) -> Started {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path(), 1 << 20).unwrap();
         let (to_router, router) = std::sync::mpsc::sync_channel(64);
+        let observe = Box::new(|_, _| {});
+        let (commit, writer) =
+            CommitLog::start(store.clone(), 4, 16, to_router, backlog.clone(), observe);
+        Started {
+            _dir: dir,
+            store,
+            commit,
+            writer,
+            router,
+        }
+    }
+
+    impl Started {
+        async fn stop(self) {
+            self.commit.close().await;
+            let writer = self.writer;
+            tokio::task::spawn_blocking(move || writer.join().unwrap())
+                .await
+                .unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn payloads_past_the_backlogs_bytes_are_left_in_the_journal() {
         // Room for three 30 kB requests, not four.
         let backlog = Backlog::new(100_000);
-        let (commit, writer) = CommitLog::start(
-            store.clone(),
-            4,
-            16,
-            to_router,
-            backlog.clone(),
-            Box::new(|_, _| {}),
-        );
+        let log = started(&backlog);
+        let (store, commit, router) = (&log.store, &log.commit, &log.router);
         let bodies: Vec<Vec<u8>> = (0..10u8).map(|n| vec![b'a' + n; 30_000]).collect();
         for body in &bodies {
             let payload = payload(body.clone());
@@ -402,7 +458,7 @@ mod tests {
             commit.commit(request, payload).await.unwrap();
         }
 
-        let committed: Vec<Committed> = bodies.iter().map(|_| next(&router)).collect();
+        let committed: Vec<Committed> = bodies.iter().map(|_| next(router)).collect();
         let held = committed.iter().filter(|c| c.payload.is_some()).count();
         assert_eq!(held, 3);
         assert!(backlog.held_bytes() > 90_000 && backlog.held_bytes() <= 100_000);
@@ -420,10 +476,62 @@ mod tests {
         let again = payload(b"again".to_vec());
         let request = Request::received(Some("src_shop"), "shop", &again);
         commit.commit(request, again.clone()).await.unwrap();
-        assert_eq!(next(&router).payload, Some(again));
-        commit.close().await;
-        tokio::task::spawn_blocking(move || writer.join().unwrap())
-            .await
-            .unwrap();
+        assert_eq!(next(router).payload, Some(again));
+        log.stop().await;
+    }
+
+    fn job(id: &str) -> Arc<WebhookJob> {
+        let job = serde_json::from_value(serde_json::json!({
+            "id": id, "application_id": "app_a", "event_type": "order.paid",
+            "event_id": id, "payload": { "text": "x".repeat(10_000) }, "headers": {},
+            "metadata": {}, "endpoint_ids": [], "status": "created", "attempt_count": 0,
+            "max_retries": 0, "created_at": 1000, "updated_at": 1000, "expires_at": 2000,
+            "succeeded_at": null, "discarded_at": null,
+        }));
+        Arc::new(job.unwrap())
+    }
+
+    #[tokio::test]
+    async fn jobs_waiting_for_the_router_hold_the_backlogs_bytes_and_past_them_are_refused() {
+        let one = EncodedRequest::job(&job("job_0")).unwrap().record.len() as u64;
+        // Room for three jobs, not four.
+        let backlog = Backlog::new(3 * one + one / 2);
+        let log = started(&backlog);
+        let (commit, router) = (&log.commit, &log.router);
+        for n in 0..3 {
+            commit.commit_job(job(&format!("job_{n}"))).await.unwrap();
+        }
+        let refused = commit.commit_job(job("job_3")).await;
+        assert!(
+            matches!(refused, Err(CommitError::BacklogFull)),
+            "{refused:?}"
+        );
+        assert_eq!(backlog.held_bytes(), 3 * one);
+
+        // Routed: the bytes are given back, and the next job is taken.
+        let routed: Vec<Journaled> = (0..3)
+            .map(|_| router.recv_timeout(Duration::from_secs(10)).unwrap())
+            .collect();
+        assert!(routed.iter().all(|j| matches!(j, Journaled::Job(_))));
+        drop(routed);
+        assert_eq!(backlog.held_bytes(), 0);
+        commit.commit_job(job("job_3")).await.unwrap();
+        log.stop().await;
+    }
+
+    #[tokio::test]
+    async fn a_job_larger_than_the_backlog_is_taken_when_it_is_alone() {
+        let backlog = Backlog::new(1);
+        let log = started(&backlog);
+        let (commit, router) = (&log.commit, &log.router);
+        commit.commit_job(job("job_0")).await.unwrap();
+        let refused = commit.commit_job(job("job_1")).await;
+        assert!(
+            matches!(refused, Err(CommitError::BacklogFull)),
+            "{refused:?}"
+        );
+        drop(router.recv_timeout(Duration::from_secs(10)).unwrap());
+        commit.commit_job(job("job_1")).await.unwrap();
+        log.stop().await;
     }
 }

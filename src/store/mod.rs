@@ -4,7 +4,11 @@
 //! `tokio::task::spawn_blocking` or the group-commit writer thread, not directly
 //! on a reactor thread. One exception, for its cost: settling a successful
 //! delivery that stays in its event's record (`settle_attempt_unless_busy`),
-//! which touches only that event, just read, and never waits for its lock.
+//! which touches only that event, just read, and never waits for its lock,
+//! and then, for a webhook job's delivery, its job (`sum_up_job_unless_busy`,
+//! its record and deliveries just written, never waiting for its lock either).
+//! A new job's checks read applications, event types and endpoints from
+//! memory (`job_catalog`), not from sled.
 
 mod attempts;
 mod commit;
@@ -13,6 +17,7 @@ mod disk;
 mod health;
 mod hold;
 mod issues;
+mod job_catalog;
 mod job_index;
 mod journal;
 mod object_times;
@@ -219,6 +224,8 @@ pub struct StoreState {
     /// `application id / name` → event type.
     event_types: sled::Tree,
     endpoints: sled::Tree,
+    /// Applications, event types and endpoints as a new job needs them, in memory.
+    job_catalog: job_catalog::JobCatalog,
     /// Webhook jobs (outbound); their deliveries are events.
     jobs: sled::Tree,
     /// `application id \0 event_id` → the job holding that idempotency key.
@@ -297,6 +304,9 @@ impl Store {
             .collect::<Result<_>>()?;
         let rejections = db.open_tree("rejections")?;
         let (issues, bulk_retries) = (db.open_tree("issues")?, db.open_tree("bulk_retries")?);
+        let (applications, event_types) =
+            (db.open_tree("applications")?, db.open_tree("event_types")?);
+        let endpoints = db.open_tree("endpoints")?;
         let state = StoreState {
             rejection_ledger: rejections::RejectionLedger::load(&rejections)?,
             rejections,
@@ -337,9 +347,10 @@ impl Store {
             issues,
             issue_triggers: db.open_tree("issue_triggers")?,
             issue_keys: db.open_tree("issue_keys")?,
-            applications: db.open_tree("applications")?,
-            event_types: db.open_tree("event_types")?,
-            endpoints: db.open_tree("endpoints")?,
+            job_catalog: job_catalog::JobCatalog::load(&applications, &event_types, &endpoints)?,
+            applications,
+            event_types,
+            endpoints,
             jobs: db.open_tree("jobs")?,
             job_keys: db.open_tree("job_keys")?,
             unrouted_jobs: db.open_tree("unrouted_jobs")?,

@@ -2,7 +2,7 @@
 //! are events (ids derived from the job's), so they live with the other events.
 
 use super::{announce, get, put, values, Result, Store};
-use crate::model::{Application, Endpoint, EndpointStatus, Event, EventType, WebhookJob};
+use crate::model::{Application, Endpoint, Event, EventType, WebhookJob};
 use std::sync::{Arc, PoisonError};
 
 fn event_type_key(application_id: &str, name: &str) -> String {
@@ -15,7 +15,10 @@ pub(super) fn job_key(application_id: &str, event_id: &str) -> Vec<u8> {
 
 impl Store {
     pub fn save_application(&self, application: &Application) -> Result<()> {
-        put(&self.applications, &application.id, application)
+        let mut catalog = self.job_catalog.change();
+        put(&self.applications, &application.id, application)?;
+        catalog.put_application(&application.id);
+        Ok(())
     }
 
     pub fn application(&self, id: &str) -> Result<Option<Application>> {
@@ -28,12 +31,18 @@ impl Store {
     }
 
     pub fn delete_application(&self, id: &str) -> Result<bool> {
-        Ok(self.applications.remove(id.as_bytes())?.is_some())
+        let mut catalog = self.job_catalog.change();
+        let removed = self.applications.remove(id.as_bytes())?.is_some();
+        catalog.remove_application(id);
+        Ok(removed)
     }
 
     pub fn save_event_type(&self, event_type: &EventType) -> Result<()> {
         let key = event_type_key(&event_type.application_id, &event_type.name);
-        put(&self.event_types, &key, event_type)
+        let mut catalog = self.job_catalog.change();
+        put(&self.event_types, &key, event_type)?;
+        catalog.put_event_type(event_type);
+        Ok(())
     }
 
     pub fn event_type(&self, application_id: &str, name: &str) -> Result<Option<EventType>> {
@@ -52,15 +61,18 @@ impl Store {
 
     pub fn delete_event_type(&self, application_id: &str, name: &str) -> Result<bool> {
         let key = event_type_key(application_id, name);
-        Ok(self.event_types.remove(key.as_bytes())?.is_some())
+        let mut catalog = self.job_catalog.change();
+        let removed = self.event_types.remove(key.as_bytes())?.is_some();
+        catalog.remove_event_type(application_id, name);
+        Ok(removed)
     }
 
     pub fn save_endpoint(&self, endpoint: &Endpoint) -> Result<()> {
-        put(
-            &self.endpoints,
-            &endpoint.id,
-            &self.sealed_endpoint(endpoint),
-        )
+        let sealed = self.sealed_endpoint(endpoint);
+        let mut catalog = self.job_catalog.change();
+        put(&self.endpoints, &endpoint.id, &sealed)?;
+        catalog.put_endpoint(endpoint);
+        Ok(())
     }
 
     pub fn endpoint(&self, id: &str) -> Result<Option<Endpoint>> {
@@ -76,33 +88,18 @@ impl Store {
             .collect()
     }
 
-    /// The endpoints a new job of the application's `event_type` goes to
-    /// (read without opening their secrets: a job needs none of them).
-    pub fn subscribed_endpoints(
-        &self,
-        application_id: &str,
-        event_type: &str,
-    ) -> Result<Vec<String>> {
-        let mut subscribed = Vec::new();
-        for endpoint in values::<Endpoint>(&self.endpoints) {
-            let endpoint = endpoint?;
-            let serves = endpoint.status != EndpointStatus::Disabled;
-            if endpoint.application_id == application_id
-                && serves
-                && endpoint.subscribes_to(event_type)
-            {
-                subscribed.push(endpoint.id);
-            }
-        }
-        Ok(subscribed)
-    }
-
     pub fn endpoint_exists(&self, id: &str) -> Result<bool> {
         Ok(self.endpoints.contains_key(id.as_bytes())?)
     }
 
     pub fn delete_endpoint(&self, id: &str) -> Result<bool> {
-        Ok(self.endpoints.remove(id.as_bytes())?.is_some())
+        let mut catalog = self.job_catalog.change();
+        let Some(removed) = self.endpoints.remove(id.as_bytes())? else {
+            return Ok(false);
+        };
+        let removed: Endpoint = serde_json::from_slice(&removed)?;
+        catalog.remove_endpoint(&removed.application_id, id);
+        Ok(true)
     }
 
     /// Claims `event_id` as the idempotency key of a new job of the application.
@@ -307,6 +304,28 @@ impl Store {
     ) -> Result<Option<WebhookJob>> {
         // Never taken while an event's own stripe is held, so this cannot deadlock.
         let _serialized = self.event_lock(id);
+        self.update_held_job(id, now_ms, change)
+    }
+
+    /// Sums a job's deliveries up again (`update_job` changing nothing else),
+    /// unless another change holds the job's lock now: then None, nothing
+    /// done, and the caller sums it up where waiting is fine.
+    pub fn sum_up_job_unless_busy(
+        &self,
+        id: &str,
+        now_ms: u64,
+    ) -> Option<Result<Option<WebhookJob>>> {
+        let _serialized = self.event_lock_if_free(id)?;
+        Some(self.update_held_job(id, now_ms, |_| {}))
+    }
+
+    /// `update_job` with the job's change lock held.
+    fn update_held_job(
+        &self,
+        id: &str,
+        now_ms: u64,
+        change: impl FnOnce(&mut WebhookJob),
+    ) -> Result<Option<WebhookJob>> {
         let Some(before) = self.job(id)? else {
             return Ok(None);
         };

@@ -325,6 +325,7 @@ fn to_journaled(location: Location, record: &[u8]) -> Result<Journaled> {
         }),
         Record::Job(job) => Journaled::Job(CommittedJob {
             job: (*job).into(),
+            held: None,
             location,
             indexed: false,
         }),

@@ -608,7 +608,7 @@ mod tests {
             application_id: "app_a".into(),
             event_type: "order.paid".into(),
             event_id: format!("key-{id}"),
-            payload: serde_json::json!({"n": 1}),
+            payload: (&serde_json::json!({"n": 1})).into(),
             headers: Default::default(),
             metadata: serde_json::Value::Null,
             endpoint_ids: Vec::new(),

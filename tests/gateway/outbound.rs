@@ -704,7 +704,7 @@ fn job_stored_before_a_crash(app: &str, endpoint_id: &str) -> WebhookJob {
         application_id: app.to_string(),
         event_type: "order.created".into(),
         event_id: "crashed".into(),
-        payload: json!({ "n": 1 }),
+        payload: (&json!({ "n": 1 })).into(),
         headers: Default::default(),
         metadata: Value::Null,
         endpoint_ids: vec![endpoint_id.to_string()],
