@@ -28,7 +28,8 @@ const INLINE_BODY_BYTES: usize = 4096;
 pub enum SettledNow<T> {
     /// What `settle_attempt` returns.
     Settled(Result<Option<(Event, T)>>),
-    /// Another change held the event's lock: the attempt, untouched.
+    /// Another change held the event's lock (or the keyspace is remote):
+    /// the attempt, untouched.
     Busy(Attempt),
 }
 
@@ -57,6 +58,11 @@ impl Store {
         change: impl FnOnce(&mut Event, &Attempt) -> (QueueMove, T),
         recorded: impl FnOnce(&Event, &Attempt),
     ) -> SettledNow<T> {
+        // Called on a reactor thread: a remote keyspace would wait on the
+        // network there, so its attempts go the blocking way.
+        if self.db.is_remote() {
+            return SettledNow::Busy(attempt);
+        }
         match self.event_lock_if_free(&attempt.event_id) {
             Some(_serialized) => SettledNow::Settled(self.settle_held(attempt, change, recorded)),
             None => SettledNow::Busy(attempt),

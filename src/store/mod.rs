@@ -15,6 +15,7 @@ mod hold;
 mod issues;
 mod job_index;
 mod journal;
+mod keyspace;
 mod object_times;
 mod outbound;
 mod page;
@@ -35,6 +36,7 @@ pub use commit::{
 pub use disk::free_bytes;
 pub use job_index::{status_tags, JobPage, JobSelection, FAILED};
 pub use journal::{Location, SetAside};
+pub use keyspace::RemoteSettings;
 pub use object_times::ObjectTimes;
 pub use page::{Cursor, Direction, Page, PageRequest, StampWindow};
 pub use queue::{owns_entry, QueueEntry};
@@ -49,6 +51,7 @@ use crate::model::{
 };
 use crate::pipeline::dedup::{Claim, Sighting};
 use crate::sealing::{Sealer, SecretsKey};
+use keyspace::{Keyspace, Tree};
 use serde::{de::DeserializeOwned, Serialize};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -104,6 +107,15 @@ impl EncodedRequest {
     }
 }
 
+/// Where the store keeps its trees (`[store] backend`).
+#[derive(Clone, Debug)]
+pub enum Backend {
+    /// sled, in the data directory (the default).
+    Embedded,
+    /// PostgreSQL, shared by every node of a cluster.
+    Postgres(RemoteSettings),
+}
+
 /// Journal segments are closed at this size (a segment is never rewritten).
 const JOURNAL_SEGMENT_BYTES: u64 = 64 << 20;
 
@@ -147,9 +159,10 @@ impl std::ops::Deref for Store {
 
 /// What every handle of one open store shares.
 pub struct StoreState {
-    db: sled::Db,
-    /// How `db` was opened, to open it again for `checkpoint`.
-    sled_config: sled::Config,
+    /// Where the trees below live (see `keyspace`).
+    db: Keyspace,
+    /// How `db` was opened when it is sled, to open it again for `checkpoint`.
+    sled_config: Option<sled::Config>,
     /// Disk space held for sled, and its health (see `disk`), once `watch_disk` is called.
     disk_reserve: std::sync::OnceLock<disk::DiskReserve>,
     /// Every request and its payload, in commit order (see `journal`).
@@ -163,77 +176,77 @@ pub struct StoreState {
     index_progress: requests::IndexProgress,
     depths: queue::Depths,
     /// Request id → the request and where the journal holds it.
-    requests: sled::Tree,
+    requests: Tree,
     /// Request id → its payload, for requests stored before the journal and
     /// for rejected requests (see `rejections`).
-    request_payloads: sled::Tree,
+    request_payloads: Tree,
     /// `source key \0 request id` → record size: the rejected requests kept.
-    rejections: sled::Tree,
+    rejections: Tree,
     /// What `rejections` takes, per source key and overall.
     rejection_ledger: rejections::RejectionLedger,
     /// Accepted request ids not yet routed, from stores older than the
     /// journal; routed on start like the journal's tail.
-    unrouted: sled::Tree,
+    unrouted: Tree,
     /// `routed_through` → the journal location up to which every request is
     /// indexed and routed; `team_id` → this instance's team id.
-    meta: sled::Tree,
-    events: sled::Tree,
+    meta: Tree,
+    events: Tree,
     /// Event id → payload, for events whose rules changed it.
-    event_payloads: sled::Tree,
+    event_payloads: Tree,
     /// Attempt id → attempt, for attempts kept outside their event's record
     /// (see `attempts`).
-    attempts: sled::Tree,
+    attempts: Tree,
     /// `event id ++ attempt id` → (), the attempts in `attempts` of each event.
-    event_attempts: sled::Tree,
-    ignored_events: sled::Tree,
-    queue: sled::Tree,
+    event_attempts: Tree,
+    ignored_events: Tree,
+    queue: Tree,
     /// `connection id ++ fingerprint` → first-seen ms ++ request id (deduplicate rule).
-    fingerprints: sled::Tree,
+    fingerprints: Tree,
     /// Connection id → paused-at ms.
-    paused: sled::Tree,
+    paused: Tree,
     /// The keys of `paused`, in memory for the hot paths.
     paused_ids: std::sync::RwLock<std::collections::HashSet<String>>,
     /// `connection id ++ event id` → due ms: events held by a paused connection.
-    held: sled::Tree,
-    bulk_retries: sled::Tree,
+    held: Tree,
+    bulk_retries: Tree,
     /// Bulk retries in status RUNNING.
     running_bulk_retries: tally::Tally<BulkRetry, ()>,
-    bookmarks: sled::Tree,
-    transformations: sled::Tree,
+    bookmarks: Tree,
+    transformations: Tree,
     /// Name → id of stored transformations: a renamed one keeps its id, so
     /// its id no longer derives from its name. Absent for one never renamed.
-    transformation_names: sled::Tree,
+    transformation_names: Tree,
     /// `transformation id ++ execution id` → execution.
-    executions: sled::Tree,
-    issues: sled::Tree,
+    executions: Tree,
+    issues: Tree,
     /// Issues in status OPENED, by type.
     open_issues: tally::Tally<crate::model::Issue, crate::model::IssueType>,
-    issue_triggers: sled::Tree,
+    issue_triggers: Tree,
     /// Aggregation key → the issue that collects its occurrences.
-    issue_keys: sled::Tree,
+    issue_keys: Tree,
     /// Sources, destinations and connections created through the API.
-    api_objects: sled::Tree,
+    api_objects: Tree,
     /// Object id → when it was created and changed (see `object_times`).
-    object_times: sled::Tree,
-    applications: sled::Tree,
+    object_times: Tree,
+    applications: Tree,
     /// `application id / name` → event type.
-    event_types: sled::Tree,
-    endpoints: sled::Tree,
+    event_types: Tree,
+    endpoints: Tree,
     /// Webhook jobs (outbound); their deliveries are events.
-    jobs: sled::Tree,
+    jobs: Tree,
     /// `application id \0 event_id` → the job holding that idempotency key.
-    job_keys: sled::Tree,
+    job_keys: Tree,
     /// Jobs stored but maybe not yet fanned out to their endpoints.
-    unrouted_jobs: sled::Tree,
+    unrouted_jobs: Tree,
     /// The jobs' list index: `bucket ++ created_at ++ job id` → () (see `job_index`).
-    job_index: sled::Tree,
+    job_index: Tree,
     /// Bucket → how many entries it has (8 bytes, big-endian), as saved by
     /// the last clean close (see `job_index`).
-    job_index_counts: sled::Tree,
+    job_index_counts: Tree,
     /// Bucket → how many entries it has now.
     job_counts: job_index::BucketCounts,
     /// Job id → the buckets its entries change in, while they do.
-    job_index_marks: sled::Tree,
+    job_index_marks: Tree,
     /// Serializes read-modify-write changes to one event (see `update_event`);
     /// striped, so that changes to different events rarely wait for each other.
     event_updates: [Mutex<()>; EVENT_LOCK_STRIPES],
@@ -277,14 +290,42 @@ impl Store {
         journal_segment_bytes: u64,
         secrets_key: Option<&SecretsKey>,
     ) -> Result<Store> {
-        // Acknowledged requests are durable in the journal; everything in sled
-        // can be rebuilt from it or needs no fsync before an answer, so sled
-        // flushes on its own timer (and when the gateway stops).
-        let sled_config = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
-            .flush_every_ms(Some(200));
-        let db = open_sled(&sled_config)?;
+        let backend = Backend::Embedded;
+        Store::open_backed(
+            dir,
+            cache_bytes,
+            journal_segment_bytes,
+            secrets_key,
+            &backend,
+        )
+    }
+
+    /// `open_keyed`, with the trees in `backend`. The request journal and
+    /// the secrets key stay in `dir` whatever the backend (see ARCHITECTURE.md).
+    pub fn open_backed(
+        dir: &Path,
+        cache_bytes: u64,
+        journal_segment_bytes: u64,
+        secrets_key: Option<&SecretsKey>,
+        backend: &Backend,
+    ) -> Result<Store> {
+        let (db, sled_config) = match backend {
+            Backend::Embedded => {
+                // Acknowledged requests are durable in the journal; everything in sled
+                // can be rebuilt from it or needs no fsync before an answer, so sled
+                // flushes on its own timer (and when the gateway stops).
+                let sled_config = sled::Config::new()
+                    .path(dir)
+                    .cache_capacity(cache_bytes)
+                    .flush_every_ms(Some(200));
+                let db = open_sled(&sled_config)?;
+                (Keyspace::Embedded(db), Some(sled_config))
+            }
+            Backend::Postgres(settings) => (
+                Keyspace::Remote(keyspace::RemoteKeyspace::connect(settings)?),
+                None,
+            ),
+        };
         // Only after sled's lock: a second gateway on the same directory must
         // fail before it looks at (and maybe cuts) the journal's tail.
         let journal = journal::Journal::open(&dir.join("journal"), journal_segment_bytes)?;
@@ -369,7 +410,11 @@ impl Store {
     /// allocated for it (none for 0); takes no new requests while the reserve
     /// is short or sled has failed (see `disk`). Once per store.
     pub fn watch_disk(&self, dir: &Path, reserve_bytes: u64) -> Result<()> {
-        let reserve = disk::DiskReserve::keep(dir, reserve_bytes, self.sled_config.clone())?;
+        // The reserve guards sled's log; a remote keyspace has none here.
+        let Some(sled_config) = self.sled_config.clone() else {
+            return Ok(());
+        };
+        let reserve = disk::DiskReserve::keep(dir, reserve_bytes, sled_config)?;
         if self.disk_reserve.set(reserve).is_err() {
             tracing::warn!("the store's disk is already watched");
         }
@@ -410,7 +455,9 @@ impl Store {
         self.save_job_counts()?;
         let config = self.sled_config.clone();
         drop(self);
-        open_sled(&config)?;
+        if let Some(config) = config {
+            open_sled(&config)?;
+        }
         Ok(true)
     }
 
@@ -922,26 +969,26 @@ fn announce<T>(feed: &broadcast::Sender<T>, message: impl FnOnce() -> T) {
     }
 }
 
-fn put<T: Serialize>(tree: &sled::Tree, id: &str, value: &T) -> Result<()> {
+fn put<T: Serialize>(tree: &Tree, id: &str, value: &T) -> Result<()> {
     tree.insert(id.as_bytes(), serde_json::to_vec(value)?)?;
     Ok(())
 }
 
-fn get<T: DeserializeOwned>(tree: &sled::Tree, id: &str) -> Result<Option<T>> {
+fn get<T: DeserializeOwned>(tree: &Tree, id: &str) -> Result<Option<T>> {
     match tree.get(id.as_bytes())? {
         Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
         None => Ok(None),
     }
 }
 
-fn get_payload(tree: &sled::Tree, id: &str) -> Result<Option<Payload>> {
+fn get_payload(tree: &Tree, id: &str) -> Result<Option<Payload>> {
     match tree.get(id.as_bytes())? {
         Some(bytes) => Ok(Some(payload_codec::decode(&bytes)?)),
         None => Ok(None),
     }
 }
 
-fn values<T: DeserializeOwned>(tree: &sled::Tree) -> impl Iterator<Item = Result<T>> {
+fn values<T: DeserializeOwned>(tree: &Tree) -> impl Iterator<Item = Result<T>> {
     tree.iter()
         .values()
         .map(|value| Ok(serde_json::from_slice(&value?)?))
@@ -949,7 +996,7 @@ fn values<T: DeserializeOwned>(tree: &sled::Tree) -> impl Iterator<Item = Result
 
 /// Records derived from a request (see `ids::derived_id`), found by its stamp.
 fn of_request<T: DeserializeOwned>(
-    tree: &sled::Tree,
+    tree: &Tree,
     request_id: &str,
     belongs: impl Fn(&T) -> bool,
 ) -> Result<Vec<T>> {
