@@ -154,10 +154,19 @@ mod tests {
     use super::*;
     use crate::ids::{derived_id, now_ms};
     use crate::model::{AttemptStatus, AttemptTrigger, EventStatus, Route};
-    use crate::store::temp_store;
+    use crate::store::{temp_store_on, TestBackend};
+
+    on_both_backends!(
+        an_events_first_attempts_live_in_its_record_and_are_found_by_id,
+        later_attempts_and_large_bodies_go_to_the_attempts_tree_in_order,
+    );
 
     fn store_with_event() -> (tempfile::TempDir, Store, Event) {
-        let (dir, store) = temp_store();
+        store_with_event_on(TestBackend::Embedded)
+    }
+
+    fn store_with_event_on(backend: TestBackend) -> (tempfile::TempDir, Store, Event) {
+        let (dir, store) = temp_store_on(backend);
         let request_id = new_id("req");
         let route = Route {
             source_id: "src_a",
@@ -215,9 +224,8 @@ mod tests {
         attempts.iter().map(|a| a.id.clone()).collect()
     }
 
-    #[test]
-    fn an_events_first_attempts_live_in_its_record_and_are_found_by_id() {
-        let (_dir, store, event) = store_with_event();
+    fn an_events_first_attempts_live_in_its_record_and_are_found_by_id(backend: TestBackend) {
+        let (_dir, store, event) = store_with_event_on(backend);
         let attempts = (1..=INLINE_ATTEMPTS as u32)
             .map(|n| failed_attempt(&event, n, "nope"))
             .collect();
@@ -256,9 +264,8 @@ mod tests {
         assert_eq!(ids(&store.attempts_of(&event.id).unwrap()), [name]);
     }
 
-    #[test]
-    fn later_attempts_and_large_bodies_go_to_the_attempts_tree_in_order() {
-        let (_dir, store, event) = store_with_event();
+    fn later_attempts_and_large_bodies_go_to_the_attempts_tree_in_order(backend: TestBackend) {
+        let (_dir, store, event) = store_with_event_on(backend);
         let large = "x".repeat(INLINE_BODY_BYTES + 1);
         let mut attempts = vec![failed_attempt(&event, 1, &large)];
         attempts.extend((2..=INLINE_ATTEMPTS as u32 + 3).map(|n| failed_attempt(&event, n, "no")));
@@ -335,6 +342,20 @@ mod tests {
             .due_entries("des_a", u64::MAX, 10, &Default::default())
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn a_settle_that_must_not_wait_hands_its_attempt_back_when_the_keyspace_is_remote() {
+        let (_dir, store, event) = store_with_event_on(TestBackend::Postgres);
+        let attempt = successful_attempt(&event);
+        let SettledNow::Busy(handed_back) = settle_unless_busy(&store, attempt.clone()) else {
+            panic!("settled on the caller's thread, over the network");
+        };
+        assert_eq!(handed_back.event_id, attempt.event_id);
+        assert!(
+            store.attempts_of(&event.id).unwrap().is_empty(),
+            "nothing recorded"
+        );
     }
 
     #[test]

@@ -6,6 +6,26 @@
 //! delivery that stays in its event's record (`settle_attempt_unless_busy`),
 //! which touches only that event, just read, and never waits for its lock.
 
+/// `#[test]`s running each named function (taking a `TestBackend`) once on
+/// the embedded backend and once on PostgreSQL (see `keyspace::test_server`).
+#[cfg(test)]
+macro_rules! on_both_backends {
+    ($($body:ident),* $(,)?) => {
+        mod embedded {
+            $(#[test]
+            fn $body() {
+                super::$body($crate::store::TestBackend::Embedded);
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $body() {
+                super::$body($crate::store::TestBackend::Postgres);
+            })*
+        }
+    };
+}
+
 mod attempts;
 mod commit;
 mod deleted_sources;
@@ -1015,9 +1035,28 @@ fn of_request<T: DeserializeOwned>(
 /// A new store in a temporary directory, for unit tests.
 #[cfg(test)]
 fn temp_store() -> (tempfile::TempDir, Store) {
+    temp_store_on(TestBackend::Embedded)
+}
+
+/// Which backend a test runs on (see `on_both_backends`).
+#[cfg(test)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TestBackend {
+    Embedded,
+    Postgres,
+}
+
+/// A new store in a temporary directory, its trees in `backend` (for
+/// PostgreSQL: a new database of the test server).
+#[cfg(test)]
+fn temp_store_on(backend: TestBackend) -> (tempfile::TempDir, Store) {
+    let backend = match backend {
+        TestBackend::Embedded => Backend::Embedded,
+        TestBackend::Postgres => Backend::Postgres(keyspace::test_server::database()),
+    };
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), 1 << 20).unwrap();
-    (dir, store)
+    let store = Store::open_backed(dir.path(), 1 << 20, JOURNAL_SEGMENT_BYTES, None, &backend);
+    (dir, store.unwrap())
 }
 
 /// The store in `dir` opened again, as a restart after a crash finds it
@@ -1034,6 +1073,12 @@ fn reopen(dir: tempfile::TempDir, store: Store) -> (tempfile::TempDir, Store) {
 mod tests {
     use super::*;
 
+    on_both_backends!(
+        a_fingerprint_is_a_duplicate_within_the_window_of_arrival_either_way_round,
+        of_requests_claiming_one_fingerprint_at_once_exactly_one_wins,
+        api_objects_kept_a_key_each_by_an_older_store_are_read_then_replaced_whole,
+    );
+
     #[test]
     fn the_team_id_is_made_once_and_kept_across_opens() {
         let dir = tempfile::tempdir().unwrap();
@@ -1046,9 +1091,10 @@ mod tests {
         assert_eq!(reopened.team_id().unwrap(), id, "after a restart");
     }
 
-    #[test]
-    fn a_fingerprint_is_a_duplicate_within_the_window_of_arrival_either_way_round() {
-        let (_dir, store) = temp_store();
+    fn a_fingerprint_is_a_duplicate_within_the_window_of_arrival_either_way_round(
+        backend: TestBackend,
+    ) {
+        let (_dir, store) = temp_store_on(backend);
         let claim = |request: &str, received_ms: u64| {
             store
                 .claim_fingerprint(&Sighting {
@@ -1069,9 +1115,8 @@ mod tests {
         assert!(!claim("req_f", 12_500), "c still holds it, not the older e");
     }
 
-    #[test]
-    fn of_requests_claiming_one_fingerprint_at_once_exactly_one_wins() {
-        let (_dir, store) = temp_store();
+    fn of_requests_claiming_one_fingerprint_at_once_exactly_one_wins(backend: TestBackend) {
+        let (_dir, store) = temp_store_on(backend);
         let claimers: Vec<_> = (0..4)
             .map(|claimer| {
                 let store = store.clone();
@@ -1098,10 +1143,11 @@ mod tests {
         assert_eq!(won, 300, "one request per fingerprint");
     }
 
-    #[test]
-    fn api_objects_kept_a_key_each_by_an_older_store_are_read_then_replaced_whole() {
+    fn api_objects_kept_a_key_each_by_an_older_store_are_read_then_replaced_whole(
+        backend: TestBackend,
+    ) {
         use crate::config::ObjectKind;
-        let (_dir, store) = temp_store();
+        let (_dir, store) = temp_store_on(backend);
         let object = |name: &str| ApiObject {
             kind: ObjectKind::Source,
             name: name.into(),
@@ -1124,6 +1170,78 @@ mod tests {
             .unwrap();
         assert_eq!(store.api_objects().unwrap(), vec![new]);
         assert_eq!(store.api_objects.len(), 1, "one key holds them all");
+    }
+
+    /// Two nodes of a cluster: two stores, each with its own directory, one database.
+    #[test]
+    fn what_one_store_writes_to_a_shared_database_the_other_reads() {
+        use crate::ids::{derived_id, new_id, now_ms};
+        use crate::model::Route;
+        let settings = keyspace::test_server::database();
+        // Every node must seal with the same key (`server.secrets_key`).
+        let key = SecretsKey::parse(&format!("{}=", "A".repeat(43))).unwrap();
+        let node = || {
+            let dir = tempfile::tempdir().unwrap();
+            let backend = Backend::Postgres(settings.clone());
+            let store = Store::open_backed(
+                dir.path(),
+                1 << 20,
+                JOURNAL_SEGMENT_BYTES,
+                Some(&key),
+                &backend,
+            );
+            (dir, store.unwrap())
+        };
+        let ((_a_dir, a), (_b_dir, b)) = (node(), node());
+        let source = ApiObject {
+            kind: crate::config::ObjectKind::Source,
+            name: "shop".into(),
+            fields: serde_json::Map::new(),
+            archived_at: None,
+            kept_id: None,
+        };
+        a.replace_api_objects(std::slice::from_ref(&source))
+            .unwrap();
+        assert_eq!(b.api_objects().unwrap(), vec![source]);
+
+        let request_id = new_id("req");
+        let route = Route {
+            source_id: "src_a",
+            connection_id: "web_a",
+            destination_id: "des_a",
+        };
+        let event = Event::new(
+            derived_id("evt", &request_id, "web_a"),
+            &request_id,
+            route,
+            1,
+            false,
+        );
+        a.insert_event(&event, None, 5).unwrap();
+        assert_eq!(b.event(&event.id).unwrap(), Some(event.clone()));
+        let due = b
+            .due_entries("des_a", now_ms(), 10, &Default::default())
+            .unwrap();
+        assert_eq!(
+            due.iter().map(|e| &e.event_id).collect::<Vec<_>>(),
+            [&event.id]
+        );
+        assert_eq!(a.team_id().unwrap(), b.team_id().unwrap(), "one instance");
+    }
+
+    #[test]
+    fn a_store_whose_database_stops_answers_unavailable_until_it_is_back() {
+        let server = keyspace::test_server::TestServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Backend::Postgres(server.database());
+        let store =
+            Store::open_backed(dir.path(), 1 << 20, JOURNAL_SEGMENT_BYTES, None, &backend).unwrap();
+        let team = store.team_id().unwrap();
+        server.stop();
+        let error = store.team_id().unwrap_err();
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error}");
+        server.restart();
+        assert_eq!(store.team_id().unwrap(), team);
     }
 
     #[test]

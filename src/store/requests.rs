@@ -334,6 +334,9 @@ fn to_journaled(location: Location, record: &[u8]) -> Result<Journaled> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{temp_store_on, TestBackend};
+
+    on_both_backends!(an_acknowledged_request_is_readable_before_and_after_the_router_indexes_it);
 
     fn store_in(dir: &tempfile::TempDir) -> Store {
         Store::open(dir.path(), 1 << 20).unwrap()
@@ -425,10 +428,10 @@ mod tests {
         assert!(store.request_payload("req_lost").is_err());
     }
 
-    #[test]
-    fn an_acknowledged_request_is_readable_before_and_after_the_router_indexes_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = store_in(&dir);
+    fn an_acknowledged_request_is_readable_before_and_after_the_router_indexes_it(
+        backend: TestBackend,
+    ) {
+        let (_dir, store) = temp_store_on(backend);
         let (request, payload) = request("req_1", "{\"n\":1}");
         let location = journal(&store, &[(request.clone(), payload.clone())])[0];
         assert_eq!(store.request("req_1").unwrap(), Some(request.clone()));
