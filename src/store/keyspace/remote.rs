@@ -37,10 +37,14 @@ pub struct RemoteSettings {
 
 impl RemoteSettings {
     /// Settings for a connection string (`postgres://…` or `host=… dbname=…`).
-    pub fn parse(url: &str, pool_size: usize, statement_timeout: Duration) -> Result<Self> {
+    pub fn parse(
+        url: &str,
+        pool_size: usize,
+        statement_timeout: Duration,
+    ) -> std::result::Result<Self, String> {
         let config = url
             .parse()
-            .map_err(|error| StoreError::Unavailable(format!("PostgreSQL url: {error}")))?;
+            .map_err(|error| format!("not a PostgreSQL connection string ({error})"))?;
         Ok(RemoteSettings {
             config,
             pool_size,
