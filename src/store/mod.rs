@@ -56,6 +56,8 @@ pub use commit::{
 pub use disk::free_bytes;
 pub use job_index::{status_tags, JobPage, JobSelection, FAILED};
 pub use journal::{Location, SetAside};
+#[cfg(any(test, feature = "test-postgres"))]
+pub use keyspace::test_server as test_postgres;
 pub use keyspace::RemoteSettings;
 pub use object_times::ObjectTimes;
 pub use page::{Cursor, Direction, Page, PageRequest, StampWindow};

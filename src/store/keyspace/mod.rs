@@ -5,8 +5,8 @@
 //! embedded path pays one `match` per call.
 
 mod remote;
-#[cfg(test)]
-pub(crate) mod test_server;
+#[cfg(any(test, feature = "test-postgres"))]
+pub mod test_server;
 #[cfg(test)]
 mod tests;
 

@@ -42,7 +42,7 @@ rm -rf "$dir"
 "#;
 
 /// A server this process started.
-pub(crate) struct TestServer {
+pub struct TestServer {
     port: u16,
     control: Mutex<(ChildStdin, BufReader<ChildStdout>)>,
     _supervisor: Child,
@@ -50,7 +50,7 @@ pub(crate) struct TestServer {
 
 impl TestServer {
     /// Starts a server of its own; panics (never skips) when PostgreSQL is missing.
-    pub(crate) fn start() -> TestServer {
+    pub fn start() -> TestServer {
         let bin = binaries();
         let port = free_port();
         let mut command = Command::new("sh");
@@ -77,11 +77,11 @@ impl TestServer {
     }
 
     /// Stops the server at once (as a crash would), or starts it again.
-    pub(crate) fn stop(&self) {
+    pub fn stop(&self) {
         self.command("stop");
     }
 
-    pub(crate) fn restart(&self) {
+    pub fn restart(&self) {
         self.command("start");
     }
 
@@ -164,7 +164,7 @@ fn shared() -> &'static Shared {
 }
 
 /// Settings for a new, empty database of the shared test server.
-pub(crate) fn database() -> RemoteSettings {
+pub fn database() -> RemoteSettings {
     let base = match shared() {
         Shared::Given(config) => config.clone(),
         Shared::Started(server) => server.base(),
@@ -174,7 +174,7 @@ pub(crate) fn database() -> RemoteSettings {
 
 impl TestServer {
     /// Settings for a new, empty database of this server.
-    pub(crate) fn database(&self) -> RemoteSettings {
+    pub fn database(&self) -> RemoteSettings {
         new_database(self.base())
     }
 }
@@ -188,6 +188,23 @@ fn new_database(base: tokio_postgres::Config) -> RemoteSettings {
         std::process::id(),
         MADE.fetch_add(1, Ordering::SeqCst)
     );
+    // On a thread of its own: the caller may be inside a runtime (async tests).
+    std::thread::scope(|scope| {
+        scope
+            .spawn(|| create_database(&base, &name))
+            .join()
+            .unwrap();
+    });
+    let mut config = base;
+    config.dbname(&name);
+    RemoteSettings {
+        config,
+        pool_size: 4,
+        statement_timeout: Duration::from_secs(5),
+    }
+}
+
+fn create_database(base: &tokio_postgres::Config, name: &str) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -203,11 +220,26 @@ fn new_database(base: tokio_postgres::Config) -> RemoteSettings {
             .await
             .expect("creating a test database");
     });
-    let mut config = base;
-    config.dbname(&name);
-    RemoteSettings {
-        config,
-        pool_size: 4,
-        statement_timeout: Duration::from_secs(5),
+}
+
+/// `config` as a key=value connection string, for a `[store] url`.
+pub fn connection_string(config: &tokio_postgres::Config) -> String {
+    use tokio_postgres::config::Host;
+    let mut parts = Vec::new();
+    for host in config.get_hosts() {
+        match host {
+            Host::Tcp(name) => parts.push(format!("host={name}")),
+            Host::Unix(path) => parts.push(format!("host={}", path.display())),
+        }
     }
+    parts.extend(config.get_ports().iter().map(|port| format!("port={port}")));
+    parts.extend(config.get_user().map(|user| format!("user={user}")));
+    parts.extend(config.get_dbname().map(|name| format!("dbname={name}")));
+    if let Some(password) = config.get_password() {
+        let password = String::from_utf8_lossy(password)
+            .replace('\\', "\\\\")
+            .replace('\'', "\\'");
+        parts.push(format!("password='{password}'"));
+    }
+    parts.join(" ")
 }
