@@ -196,6 +196,8 @@ pub struct StoreState {
     /// `job` reads meanwhile (see `outbound`).
     pending_jobs: Mutex<std::collections::HashMap<String, Arc<WebhookJob>>>,
     index_progress: requests::IndexProgress,
+    /// The `meta` key of the router's watermark in `journal` (see `requests::watermark_key`).
+    watermark_key: Vec<u8>,
     depths: queue::Depths,
     /// Request id → the request and where the journal holds it.
     requests: Tree,
@@ -352,6 +354,7 @@ impl Store {
         // fail before it looks at (and maybe cuts) the journal's tail.
         let journal = journal::Journal::open(&dir.join("journal"), journal_segment_bytes)?;
         let sealer = sealer_for(dir, secrets_key).map_err(StoreError::SecretsKey)?;
+        let watermark_key = requests::watermark_key(dir, db.is_remote())?;
         let paused = db.open_tree("paused")?;
         let paused_ids = paused
             .iter()
@@ -371,6 +374,7 @@ impl Store {
             pending: Mutex::default(),
             pending_jobs: Mutex::default(),
             index_progress: requests::IndexProgress::default(),
+            watermark_key,
             depths: queue::Depths::default(),
             requests: db.open_tree("requests")?,
             request_payloads: db.open_tree("request_payloads")?,
