@@ -484,7 +484,7 @@ mod tests {
     #[test]
     fn nodes_sharing_a_database_keep_to_their_own_journal() {
         use crate::store::{keyspace::test_server, Backend, JOURNAL_SEGMENT_BYTES};
-        let backend = Backend::Postgres(test_server::database());
+        let backend = Backend::Postgres(Box::new(test_server::database()));
         let node = || {
             let dir = tempfile::tempdir().unwrap();
             let store =
