@@ -167,8 +167,10 @@ mod tests {
 
     fn store_with_event_on(backend: TestBackend) -> (tempfile::TempDir, Store, Event) {
         let (dir, store) = temp_store_on(backend);
-        let event = crate::store::test_event(now_ms());
-        store.insert_event(&event, None, now_ms()).unwrap();
+        // One time for both: the event's queue entry is found by its due time.
+        let now = now_ms();
+        let event = crate::store::test_event(now);
+        store.insert_event(&event, None, now).unwrap();
         (dir, store, event)
     }
 
