@@ -198,6 +198,8 @@ pub struct StoreState {
     index_progress: requests::IndexProgress,
     /// The `meta` key of the router's watermark in `journal` (see `requests::watermark_key`).
     watermark_key: Vec<u8>,
+    /// Holds `dir` for this store when no sled does (a remote keyspace).
+    _dir_lock: Option<std::fs::File>,
     depths: queue::Depths,
     /// Request id → the request and where the journal holds it.
     requests: Tree,
@@ -350,8 +352,12 @@ impl Store {
                 None,
             ),
         };
-        // Only after sled's lock: a second gateway on the same directory must
-        // fail before it looks at (and maybe cuts) the journal's tail.
+        let dir_lock = match backend {
+            Backend::Embedded => None,
+            Backend::Postgres(_) => Some(lock_dir(dir)?),
+        };
+        // Only after sled's lock (or `dir_lock`): a second gateway on the same
+        // directory must fail before it looks at (and maybe cuts) the journal's tail.
         let journal = journal::Journal::open(&dir.join("journal"), journal_segment_bytes)?;
         let sealer = sealer_for(dir, secrets_key).map_err(StoreError::SecretsKey)?;
         let watermark_key = requests::watermark_key(dir, db.is_remote())?;
@@ -375,6 +381,7 @@ impl Store {
             pending_jobs: Mutex::default(),
             index_progress: requests::IndexProgress::default(),
             watermark_key,
+            _dir_lock: dir_lock,
             depths: queue::Depths::default(),
             requests: db.open_tree("requests")?,
             request_payloads: db.open_tree("request_payloads")?,
@@ -952,6 +959,23 @@ fn sealer_for(dir: &Path, configured: Option<&SecretsKey>) -> std::io::Result<Se
     }
 }
 
+/// Locks `dir` for one store, as sled's own lock does for the embedded one:
+/// with a remote keyspace the journal is still the node's own.
+fn lock_dir(dir: &Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(dir)?;
+    let file = std::fs::File::create(dir.join("lock"))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+        |_| {
+            let message = format!(
+                "could not acquire lock on {}: another gateway uses it",
+                dir.display()
+            );
+            StoreError::Journal(std::io::Error::other(message))
+        },
+    )?;
+    Ok(file)
+}
+
 /// How long `open_sled` waits for a lock left by a store just closed.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -1248,6 +1272,22 @@ mod tests {
         assert!(matches!(error, StoreError::Unavailable(_)), "{error}");
         server.restart();
         assert_eq!(store.team_id().unwrap(), team);
+    }
+
+    #[test]
+    fn a_data_dir_serves_one_store_on_a_remote_keyspace_too() {
+        let backend = Backend::Postgres(Box::new(keyspace::test_server::database()));
+        let dir = tempfile::tempdir().unwrap();
+        let open =
+            || Store::open_backed(dir.path(), 1 << 20, JOURNAL_SEGMENT_BYTES, None, &backend);
+        let first = open().unwrap();
+        let error = open().err().unwrap();
+        assert!(
+            error.to_string().contains("could not acquire lock"),
+            "{error}"
+        );
+        drop(first);
+        open().unwrap();
     }
 
     #[test]
