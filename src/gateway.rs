@@ -420,9 +420,10 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let dir = config.server.data_dir.clone();
     let limits = config.limits.clone();
     let secrets_key = config.secrets_key.clone();
+    let backend = config.store.clone();
     tokio::task::spawn_blocking(move || {
         let (cache, segments) = (limits.store_cache_bytes, limits.journal_segment_bytes);
-        let store = Store::open_keyed(&dir, cache, segments, secrets_key.as_ref())
+        let store = Store::open_backed(&dir, cache, segments, secrets_key.as_ref(), &backend)
             .with_context(|| format!("opening the store in {}", dir.display()))?;
         store
             .watch_disk(&dir, limits.store_disk_reserve_bytes)

@@ -81,10 +81,12 @@ pub fn checked_present_name(field: &str, name: &str) -> ApiResult<()> {
 impl From<crate::store::StoreError> for ApiError {
     fn from(error: crate::store::StoreError) -> ApiError {
         tracing::error!(%error, "store error while answering the API");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the store could not answer; see the gateway's log",
-        )
+        // Unavailable passes (a database down, a full disk): worth a retry.
+        let status = match error {
+            crate::store::StoreError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, "the store could not answer; see the gateway's log")
     }
 }
 
@@ -160,4 +162,19 @@ pub fn unreadable_body(rejection: JsonRejection) -> ApiError {
         StatusCode::BAD_REQUEST,
         format!("invalid body: {}", rejection.body_text()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreError;
+
+    #[test]
+    fn an_unavailable_store_is_a_503_and_a_broken_one_a_500() {
+        let down = ApiError::from(StoreError::Unavailable("database down".into()));
+        assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
+        let corrupt = serde_json::from_slice::<Value>(b"{").unwrap_err();
+        let broken = ApiError::from(StoreError::Corrupt(corrupt));
+        assert_eq!(broken.status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
 }

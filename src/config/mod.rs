@@ -47,6 +47,8 @@ pub struct Config {
     pub api_keys: Vec<String>,
     /// `server.secrets_key`, resolved.
     pub secrets_key: Option<crate::sealing::SecretsKey>,
+    /// `[store]`, resolved: where the store keeps its records.
+    pub store: crate::store::Backend,
     /// `[delivery] signing_secret`, resolved: when set, it signs instead of
     /// the workspace secret kept in `data_dir` (see `signing::workspace_secret`).
     pub signing_secret: Option<String>,
@@ -139,6 +141,7 @@ impl Validator<'_> {
         self.bounds(&file);
         let api_keys = self.api_keys(&file.server);
         let secrets_key = self.secrets_key(&file.server);
+        let store = self.store_backend(&file.store);
         let signing_secret = self.signing_secret(&file.delivery);
         let otlp_endpoint = self.otlp_endpoint(&file.telemetry);
         let sources = self.sources(&file.sources);
@@ -173,6 +176,7 @@ impl Validator<'_> {
             otlp_endpoint,
             api_keys,
             secrets_key,
+            store,
             signing_secret,
             sources,
             destinations,
@@ -425,6 +429,32 @@ impl Validator<'_> {
             Err(message) => {
                 self.fail(written, "server.secrets_key".into(), message);
                 None
+            }
+        }
+    }
+
+    /// `[store]`: the embedded store, or PostgreSQL at `url` (resolved,
+    /// `env:NAME`), which `postgres` requires.
+    fn store_backend(&mut self, store: &sections::StoreSection) -> crate::store::Backend {
+        use crate::store::{Backend, RemoteSettings};
+        if *store.backend.get_ref() == sections::StoreBackend::Embedded {
+            return Backend::Embedded;
+        }
+        let Some(url) = &store.url else {
+            let message =
+                "backend = \"postgres\" needs store.url (e.g. \"env:HOOKGATE_DATABASE_URL\")";
+            self.fail(&store.backend, "store.url".into(), message);
+            return Backend::Embedded;
+        };
+        let timeout = std::time::Duration::from_millis(store.statement_timeout_ms);
+        let pool_size = usize::try_from(store.pool_size).unwrap_or(usize::MAX);
+        let settings = crate::secret::resolve_required("url", url.get_ref())
+            .and_then(|text| RemoteSettings::parse(&text, pool_size, timeout));
+        match settings {
+            Ok(settings) => Backend::Postgres(Box::new(settings)),
+            Err(message) => {
+                self.fail(url, "store.url".into(), message);
+                Backend::Embedded
             }
         }
     }
@@ -704,5 +734,65 @@ fn compile_rules(
         rules,
         errors,
         warnings,
+    }
+}
+
+#[cfg(test)]
+mod store_section_tests {
+    use super::*;
+
+    fn parsed(text: &str) -> Result<Config, String> {
+        Config::parse(Path::new("gateway.toml"), text).map_err(|errors| errors.to_string())
+    }
+
+    #[test]
+    fn the_store_is_embedded_unless_told_otherwise() {
+        let config = parsed("").unwrap();
+        assert!(matches!(config.store, crate::store::Backend::Embedded));
+    }
+
+    #[test]
+    fn a_postgres_store_takes_its_url_from_the_environment_and_its_pool_settings() {
+        std::env::set_var(
+            "HOOKGATE_TEST_STORE_URL",
+            "postgres://hookgate@db.internal:6432/hooks",
+        );
+        let text = "[store]\nbackend = \"postgres\"\nurl = \"env:HOOKGATE_TEST_STORE_URL\"\npool_size = 7\nstatement_timeout_ms = 1500\n";
+        let crate::store::Backend::Postgres(settings) = parsed(text).unwrap().store else {
+            panic!("not postgres");
+        };
+        assert_eq!(settings.config.get_dbname(), Some("hooks"));
+        assert_eq!(settings.config.get_ports(), [6432]);
+        assert_eq!(settings.pool_size, 7);
+        assert_eq!(
+            settings.statement_timeout,
+            std::time::Duration::from_millis(1500)
+        );
+    }
+
+    #[test]
+    fn a_postgres_store_without_a_usable_url_is_refused_at_its_line() {
+        let errors = parsed("[store]\nbackend = \"postgres\"\n").unwrap_err();
+        assert!(
+            errors.contains("gateway.toml:2:11: store.url: backend = \"postgres\" needs store.url"),
+            "{errors}"
+        );
+        let errors = parsed("[store]\nbackend = \"postgres\"\nurl = \"env:HOOKGATE_TEST_UNSET\"\n")
+            .unwrap_err();
+        assert!(errors.contains("gateway.toml:3:7: store.url: url: environment variable `HOOKGATE_TEST_UNSET` is not set"), "{errors}");
+        let errors =
+            parsed("[store]\nbackend = \"postgres\"\nurl = \"postgres://h:notaport/db\"\n")
+                .unwrap_err();
+        assert!(
+            errors.contains("gateway.toml:3:7: store.url: not a PostgreSQL connection string"),
+            "{errors}"
+        );
+        let errors = parsed("[store]\nbackend = \"sqlite\"\n").unwrap_err();
+        assert!(errors.contains("gateway.toml:2:"), "{errors}");
+        let errors = parsed("[store]\npool_size = 0\n").unwrap_err();
+        assert!(
+            errors.contains("gateway.toml:2:1: store.pool_size: 0 is out of range"),
+            "{errors}"
+        );
     }
 }

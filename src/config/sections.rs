@@ -29,11 +29,48 @@ pub(super) struct FileConfig {
     #[serde(default)]
     pub telemetry: TelemetrySection,
     #[serde(default)]
+    pub store: StoreSection,
+    #[serde(default)]
     pub sources: Vec<SourceSection>,
     #[serde(default)]
     pub destinations: Vec<DestinationSection>,
     #[serde(default)]
     pub connections: Vec<ConnectionSection>,
+}
+
+/// `[store]`: where the store keeps its records.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSection {
+    pub backend: Spanned<StoreBackend>,
+    /// The PostgreSQL connection string (`env:NAME` allowed), for `postgres`.
+    pub url: Option<Spanned<String>>,
+    /// Connections each node keeps open to PostgreSQL at most.
+    pub pool_size: u64,
+    /// How long one PostgreSQL statement (or a wait for a pooled connection)
+    /// may take before the store counts the database as unavailable.
+    pub statement_timeout_ms: u64,
+}
+
+/// `store.backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreBackend {
+    /// The request journal and sled in `server.data_dir` (the default).
+    Embedded,
+    /// PostgreSQL, shared by every node of a cluster (preview).
+    Postgres,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection {
+            backend: Spanned::new(0..0, StoreBackend::Embedded),
+            url: None,
+            pool_size: 16,
+            statement_timeout_ms: 5_000,
+        }
+    }
 }
 
 /// `[server]`

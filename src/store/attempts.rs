@@ -28,7 +28,8 @@ const INLINE_BODY_BYTES: usize = 4096;
 pub enum SettledNow<T> {
     /// What `settle_attempt` returns.
     Settled(Result<Option<(Event, T)>>),
-    /// Another change held the event's lock: the attempt, untouched.
+    /// Another change held the event's lock (or the keyspace is remote):
+    /// the attempt, untouched.
     Busy(Attempt),
 }
 
@@ -57,6 +58,11 @@ impl Store {
         change: impl FnOnce(&mut Event, &Attempt) -> (QueueMove, T),
         recorded: impl FnOnce(&Event, &Attempt),
     ) -> SettledNow<T> {
+        // Called on a reactor thread: a remote keyspace would wait on the
+        // network there, so its attempts go the blocking way.
+        if self.db.is_remote() {
+            return SettledNow::Busy(attempt);
+        }
         match self.event_lock_if_free(&attempt.event_id) {
             Some(_serialized) => SettledNow::Settled(self.settle_held(attempt, change, recorded)),
             None => SettledNow::Busy(attempt),
@@ -147,25 +153,24 @@ pub fn stays_inline(event: &Event, attempt: &Attempt) -> bool {
 mod tests {
     use super::*;
     use crate::ids::{derived_id, now_ms};
-    use crate::model::{AttemptStatus, AttemptTrigger, EventStatus, Route};
-    use crate::store::temp_store;
+    use crate::model::{AttemptStatus, AttemptTrigger, EventStatus};
+    use crate::store::{temp_store_on, TestBackend};
+
+    on_both_backends!(
+        an_events_first_attempts_live_in_its_record_and_are_found_by_id,
+        later_attempts_and_large_bodies_go_to_the_attempts_tree_in_order,
+    );
 
     fn store_with_event() -> (tempfile::TempDir, Store, Event) {
-        let (dir, store) = temp_store();
-        let request_id = new_id("req");
-        let route = Route {
-            source_id: "src_a",
-            connection_id: "web_a",
-            destination_id: "des_a",
-        };
-        let event = Event::new(
-            derived_id("evt", &request_id, "web_a"),
-            &request_id,
-            route,
-            now_ms(),
-            false,
-        );
-        store.insert_event(&event, None, now_ms()).unwrap();
+        store_with_event_on(TestBackend::Embedded)
+    }
+
+    fn store_with_event_on(backend: TestBackend) -> (tempfile::TempDir, Store, Event) {
+        let (dir, store) = temp_store_on(backend);
+        // One time for both: the event's queue entry is found by its due time.
+        let now = now_ms();
+        let event = crate::store::test_event(now);
+        store.insert_event(&event, None, now).unwrap();
         (dir, store, event)
     }
 
@@ -210,9 +215,8 @@ mod tests {
         attempts.iter().map(|a| a.id.clone()).collect()
     }
 
-    #[test]
-    fn an_events_first_attempts_live_in_its_record_and_are_found_by_id() {
-        let (_dir, store, event) = store_with_event();
+    fn an_events_first_attempts_live_in_its_record_and_are_found_by_id(backend: TestBackend) {
+        let (_dir, store, event) = store_with_event_on(backend);
         let attempts = (1..=INLINE_ATTEMPTS as u32)
             .map(|n| failed_attempt(&event, n, "nope"))
             .collect();
@@ -251,9 +255,8 @@ mod tests {
         assert_eq!(ids(&store.attempts_of(&event.id).unwrap()), [name]);
     }
 
-    #[test]
-    fn later_attempts_and_large_bodies_go_to_the_attempts_tree_in_order() {
-        let (_dir, store, event) = store_with_event();
+    fn later_attempts_and_large_bodies_go_to_the_attempts_tree_in_order(backend: TestBackend) {
+        let (_dir, store, event) = store_with_event_on(backend);
         let large = "x".repeat(INLINE_BODY_BYTES + 1);
         let mut attempts = vec![failed_attempt(&event, 1, &large)];
         attempts.extend((2..=INLINE_ATTEMPTS as u32 + 3).map(|n| failed_attempt(&event, n, "no")));
@@ -330,6 +333,20 @@ mod tests {
             .due_entries("des_a", u64::MAX, 10, &Default::default())
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn a_settle_that_must_not_wait_hands_its_attempt_back_when_the_keyspace_is_remote() {
+        let (_dir, store, event) = store_with_event_on(TestBackend::Postgres);
+        let attempt = successful_attempt(&event);
+        let SettledNow::Busy(handed_back) = settle_unless_busy(&store, attempt.clone()) else {
+            panic!("settled on the caller's thread, over the network");
+        };
+        assert_eq!(handed_back.event_id, attempt.event_id);
+        assert!(
+            store.attempts_of(&event.id).unwrap().is_empty(),
+            "nothing recorded"
+        );
     }
 
     #[test]

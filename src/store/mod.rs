@@ -10,6 +10,26 @@
 //! A new job's checks read applications, event types and endpoints from
 //! memory (`job_catalog`), not from sled.
 
+/// `#[test]`s running each named function (taking a `TestBackend`) once on
+/// the embedded backend and once on PostgreSQL (see `keyspace::test_server`).
+#[cfg(test)]
+macro_rules! on_both_backends {
+    ($($body:ident),* $(,)?) => {
+        mod embedded {
+            $(#[test]
+            fn $body() {
+                super::$body($crate::store::TestBackend::Embedded);
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $body() {
+                super::$body($crate::store::TestBackend::Postgres);
+            })*
+        }
+    };
+}
+
 mod attempts;
 mod commit;
 mod deleted_sources;
@@ -20,6 +40,7 @@ mod issues;
 mod job_catalog;
 mod job_index;
 mod journal;
+mod keyspace;
 mod object_times;
 mod outbound;
 mod page;
@@ -40,6 +61,9 @@ pub use commit::{
 pub use disk::free_bytes;
 pub use job_index::{status_tags, JobPage, JobSelection, FAILED};
 pub use journal::{Location, SetAside};
+#[cfg(any(test, feature = "test-postgres"))]
+pub use keyspace::test_server as test_postgres;
+pub use keyspace::RemoteSettings;
 pub use object_times::ObjectTimes;
 pub use page::{Cursor, Direction, Page, PageRequest, StampWindow};
 pub use queue::{owns_entry, QueueEntry};
@@ -54,6 +78,7 @@ use crate::model::{
 };
 use crate::pipeline::dedup::{Claim, Sighting};
 use crate::sealing::{Sealer, SecretsKey};
+use keyspace::{Keyspace, Tree};
 use serde::{de::DeserializeOwned, Serialize};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -109,6 +134,15 @@ impl EncodedRequest {
     }
 }
 
+/// Where the store keeps its trees (`[store] backend`).
+#[derive(Clone, Debug)]
+pub enum Backend {
+    /// sled, in the data directory (the default).
+    Embedded,
+    /// PostgreSQL, shared by every node of a cluster.
+    Postgres(Box<RemoteSettings>),
+}
+
 /// Journal segments are closed at this size (a segment is never rewritten).
 const JOURNAL_SEGMENT_BYTES: u64 = 64 << 20;
 
@@ -152,9 +186,10 @@ impl std::ops::Deref for Store {
 
 /// What every handle of one open store shares.
 pub struct StoreState {
-    db: sled::Db,
-    /// How `db` was opened, to open it again for `checkpoint`.
-    sled_config: sled::Config,
+    /// Where the trees below live (see `keyspace`).
+    db: Keyspace,
+    /// How `db` was opened when it is sled, to open it again for `checkpoint`.
+    sled_config: Option<sled::Config>,
     /// Disk space held for sled, and its health (see `disk`), once `watch_disk` is called.
     disk_reserve: std::sync::OnceLock<disk::DiskReserve>,
     /// Every request and its payload, in commit order (see `journal`).
@@ -166,81 +201,85 @@ pub struct StoreState {
     /// `job` reads meanwhile (see `outbound`).
     pending_jobs: Mutex<std::collections::HashMap<String, Arc<WebhookJob>>>,
     index_progress: requests::IndexProgress,
+    /// The `meta` key of the router's watermark in `journal` (see `requests::watermark_key`).
+    watermark_key: Vec<u8>,
+    /// Holds `dir` for this store when no sled does (a remote keyspace).
+    _dir_lock: Option<std::fs::File>,
     depths: queue::Depths,
     /// Request id → the request and where the journal holds it.
-    requests: sled::Tree,
+    requests: Tree,
     /// Request id → its payload, for requests stored before the journal and
     /// for rejected requests (see `rejections`).
-    request_payloads: sled::Tree,
+    request_payloads: Tree,
     /// `source key \0 request id` → record size: the rejected requests kept.
-    rejections: sled::Tree,
+    rejections: Tree,
     /// What `rejections` takes, per source key and overall.
     rejection_ledger: rejections::RejectionLedger,
     /// Accepted request ids not yet routed, from stores older than the
     /// journal; routed on start like the journal's tail.
-    unrouted: sled::Tree,
+    unrouted: Tree,
     /// `routed_through` → the journal location up to which every request is
     /// indexed and routed; `team_id` → this instance's team id.
-    meta: sled::Tree,
-    events: sled::Tree,
+    meta: Tree,
+    events: Tree,
     /// Event id → payload, for events whose rules changed it.
-    event_payloads: sled::Tree,
+    event_payloads: Tree,
     /// Attempt id → attempt, for attempts kept outside their event's record
     /// (see `attempts`).
-    attempts: sled::Tree,
+    attempts: Tree,
     /// `event id ++ attempt id` → (), the attempts in `attempts` of each event.
-    event_attempts: sled::Tree,
-    ignored_events: sled::Tree,
-    queue: sled::Tree,
+    event_attempts: Tree,
+    ignored_events: Tree,
+    queue: Tree,
     /// `connection id ++ fingerprint` → first-seen ms ++ request id (deduplicate rule).
-    fingerprints: sled::Tree,
+    fingerprints: Tree,
     /// Connection id → paused-at ms.
-    paused: sled::Tree,
+    paused: Tree,
     /// The keys of `paused`, in memory for the hot paths.
     paused_ids: std::sync::RwLock<std::collections::HashSet<String>>,
     /// `connection id ++ event id` → due ms: events held by a paused connection.
-    held: sled::Tree,
-    bulk_retries: sled::Tree,
+    held: Tree,
+    bulk_retries: Tree,
     /// Bulk retries in status RUNNING.
     running_bulk_retries: tally::Tally<BulkRetry, ()>,
-    bookmarks: sled::Tree,
-    transformations: sled::Tree,
+    bookmarks: Tree,
+    transformations: Tree,
     /// Name → id of stored transformations: a renamed one keeps its id, so
     /// its id no longer derives from its name. Absent for one never renamed.
-    transformation_names: sled::Tree,
+    transformation_names: Tree,
     /// `transformation id ++ execution id` → execution.
-    executions: sled::Tree,
-    issues: sled::Tree,
+    executions: Tree,
+    issues: Tree,
     /// Issues in status OPENED, by type.
     open_issues: tally::Tally<crate::model::Issue, crate::model::IssueType>,
-    issue_triggers: sled::Tree,
+    issue_triggers: Tree,
     /// Aggregation key → the issue that collects its occurrences.
-    issue_keys: sled::Tree,
+    issue_keys: Tree,
     /// Sources, destinations and connections created through the API.
-    api_objects: sled::Tree,
+    api_objects: Tree,
     /// Object id → when it was created and changed (see `object_times`).
-    object_times: sled::Tree,
-    applications: sled::Tree,
+    object_times: Tree,
+    applications: Tree,
     /// `application id / name` → event type.
-    event_types: sled::Tree,
-    endpoints: sled::Tree,
+    event_types: Tree,
+    endpoints: Tree,
     /// Applications, event types and endpoints as a new job needs them, in memory.
     job_catalog: job_catalog::JobCatalog,
     /// Webhook jobs (outbound); their deliveries are events.
-    jobs: sled::Tree,
+    jobs: Tree,
     /// `application id \0 event_id` → the job holding that idempotency key.
-    job_keys: sled::Tree,
+    job_keys: Tree,
     /// Jobs stored but maybe not yet fanned out to their endpoints.
-    unrouted_jobs: sled::Tree,
+    unrouted_jobs: Tree,
     /// The jobs' list index: `bucket ++ created_at ++ job id` → () (see `job_index`).
-    job_index: sled::Tree,
+    job_index: Tree,
     /// Bucket → how many entries it has (8 bytes, big-endian), as saved by
     /// the last clean close (see `job_index`).
-    job_index_counts: sled::Tree,
+    job_index_counts: Tree,
     /// Bucket → how many entries it has now.
     job_counts: job_index::BucketCounts,
     /// Job id → the buckets its entries change in, while they do.
-    job_index_marks: sled::Tree,
+    job_index_marks: Tree,
     /// Serializes read-modify-write changes to one event (see `update_event`);
     /// striped, so that changes to different events rarely wait for each other.
     event_updates: [Mutex<()>; EVENT_LOCK_STRIPES],
@@ -284,18 +323,51 @@ impl Store {
         journal_segment_bytes: u64,
         secrets_key: Option<&SecretsKey>,
     ) -> Result<Store> {
-        // Acknowledged requests are durable in the journal; everything in sled
-        // can be rebuilt from it or needs no fsync before an answer, so sled
-        // flushes on its own timer (and when the gateway stops).
-        let sled_config = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
-            .flush_every_ms(Some(200));
-        let db = open_sled(&sled_config)?;
-        // Only after sled's lock: a second gateway on the same directory must
-        // fail before it looks at (and maybe cuts) the journal's tail.
+        let backend = Backend::Embedded;
+        Store::open_backed(
+            dir,
+            cache_bytes,
+            journal_segment_bytes,
+            secrets_key,
+            &backend,
+        )
+    }
+
+    /// `open_keyed`, with the trees in `backend`. The request journal and
+    /// the secrets key stay in `dir` whatever the backend (see ARCHITECTURE.md).
+    pub fn open_backed(
+        dir: &Path,
+        cache_bytes: u64,
+        journal_segment_bytes: u64,
+        secrets_key: Option<&SecretsKey>,
+        backend: &Backend,
+    ) -> Result<Store> {
+        let (db, sled_config) = match backend {
+            Backend::Embedded => {
+                // Acknowledged requests are durable in the journal; everything in sled
+                // can be rebuilt from it or needs no fsync before an answer, so sled
+                // flushes on its own timer (and when the gateway stops).
+                let sled_config = sled::Config::new()
+                    .path(dir)
+                    .cache_capacity(cache_bytes)
+                    .flush_every_ms(Some(200));
+                let db = open_sled(&sled_config)?;
+                (Keyspace::Embedded(db), Some(sled_config))
+            }
+            Backend::Postgres(settings) => (
+                Keyspace::Remote(keyspace::RemoteKeyspace::connect(settings)?),
+                None,
+            ),
+        };
+        let dir_lock = match backend {
+            Backend::Embedded => None,
+            Backend::Postgres(_) => Some(lock_dir(dir)?),
+        };
+        // Only after sled's lock (or `dir_lock`): a second gateway on the same
+        // directory must fail before it looks at (and maybe cuts) the journal's tail.
         let journal = journal::Journal::open(&dir.join("journal"), journal_segment_bytes)?;
         let sealer = sealer_for(dir, secrets_key).map_err(StoreError::SecretsKey)?;
+        let watermark_key = requests::watermark_key(dir, db.is_remote())?;
         let paused = db.open_tree("paused")?;
         let paused_ids = paused
             .iter()
@@ -318,6 +390,8 @@ impl Store {
             pending: Mutex::default(),
             pending_jobs: Mutex::default(),
             index_progress: requests::IndexProgress::default(),
+            watermark_key,
+            _dir_lock: dir_lock,
             depths: queue::Depths::default(),
             requests: db.open_tree("requests")?,
             request_payloads: db.open_tree("request_payloads")?,
@@ -380,7 +454,11 @@ impl Store {
     /// allocated for it (none for 0); takes no new requests while the reserve
     /// is short or sled has failed (see `disk`). Once per store.
     pub fn watch_disk(&self, dir: &Path, reserve_bytes: u64) -> Result<()> {
-        let reserve = disk::DiskReserve::keep(dir, reserve_bytes, self.sled_config.clone())?;
+        // The reserve guards sled's log; a remote keyspace has none here.
+        let Some(sled_config) = self.sled_config.clone() else {
+            return Ok(());
+        };
+        let reserve = disk::DiskReserve::keep(dir, reserve_bytes, sled_config)?;
         if self.disk_reserve.set(reserve).is_err() {
             tracing::warn!("the store's disk is already watched");
         }
@@ -421,7 +499,9 @@ impl Store {
         self.save_job_counts()?;
         let config = self.sled_config.clone();
         drop(self);
-        open_sled(&config)?;
+        if let Some(config) = config {
+            open_sled(&config)?;
+        }
         Ok(true)
     }
 
@@ -890,6 +970,23 @@ fn sealer_for(dir: &Path, configured: Option<&SecretsKey>) -> std::io::Result<Se
     }
 }
 
+/// Locks `dir` for one store, as sled's own lock does for the embedded one:
+/// with a remote keyspace the journal is still the node's own.
+fn lock_dir(dir: &Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(dir)?;
+    let file = std::fs::File::create(dir.join("lock"))?;
+    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
+        |_| {
+            let message = format!(
+                "could not acquire lock on {}: another gateway uses it",
+                dir.display()
+            );
+            StoreError::Journal(std::io::Error::other(message))
+        },
+    )?;
+    Ok(file)
+}
+
 /// How long `open_sled` waits for a lock left by a store just closed.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -933,26 +1030,26 @@ fn announce<T>(feed: &broadcast::Sender<T>, message: impl FnOnce() -> T) {
     }
 }
 
-fn put<T: Serialize>(tree: &sled::Tree, id: &str, value: &T) -> Result<()> {
+fn put<T: Serialize>(tree: &Tree, id: &str, value: &T) -> Result<()> {
     tree.insert(id.as_bytes(), serde_json::to_vec(value)?)?;
     Ok(())
 }
 
-fn get<T: DeserializeOwned>(tree: &sled::Tree, id: &str) -> Result<Option<T>> {
+fn get<T: DeserializeOwned>(tree: &Tree, id: &str) -> Result<Option<T>> {
     match tree.get(id.as_bytes())? {
         Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
         None => Ok(None),
     }
 }
 
-fn get_payload(tree: &sled::Tree, id: &str) -> Result<Option<Payload>> {
+fn get_payload(tree: &Tree, id: &str) -> Result<Option<Payload>> {
     match tree.get(id.as_bytes())? {
         Some(bytes) => Ok(Some(payload_codec::decode(&bytes)?)),
         None => Ok(None),
     }
 }
 
-fn values<T: DeserializeOwned>(tree: &sled::Tree) -> impl Iterator<Item = Result<T>> {
+fn values<T: DeserializeOwned>(tree: &Tree) -> impl Iterator<Item = Result<T>> {
     tree.iter()
         .values()
         .map(|value| Ok(serde_json::from_slice(&value?)?))
@@ -960,7 +1057,7 @@ fn values<T: DeserializeOwned>(tree: &sled::Tree) -> impl Iterator<Item = Result
 
 /// Records derived from a request (see `ids::derived_id`), found by its stamp.
 fn of_request<T: DeserializeOwned>(
-    tree: &sled::Tree,
+    tree: &Tree,
     request_id: &str,
     belongs: impl Fn(&T) -> bool,
 ) -> Result<Vec<T>> {
@@ -979,9 +1076,41 @@ fn of_request<T: DeserializeOwned>(
 /// A new store in a temporary directory, for unit tests.
 #[cfg(test)]
 fn temp_store() -> (tempfile::TempDir, Store) {
+    temp_store_on(TestBackend::Embedded)
+}
+
+/// A new event of a new request, on connection `web_a` from `src_a` to `des_a`.
+#[cfg(test)]
+fn test_event(created_ms: u64) -> Event {
+    let request_id = crate::ids::new_id("req");
+    let route = crate::model::Route {
+        source_id: "src_a",
+        connection_id: "web_a",
+        destination_id: "des_a",
+    };
+    let id = crate::ids::derived_id("evt", &request_id, "web_a");
+    Event::new(id, &request_id, route, created_ms, false)
+}
+
+/// Which backend a test runs on (see `on_both_backends`).
+#[cfg(test)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TestBackend {
+    Embedded,
+    Postgres,
+}
+
+/// A new store in a temporary directory, its trees in `backend` (for
+/// PostgreSQL: a new database of the test server).
+#[cfg(test)]
+fn temp_store_on(backend: TestBackend) -> (tempfile::TempDir, Store) {
+    let backend = match backend {
+        TestBackend::Embedded => Backend::Embedded,
+        TestBackend::Postgres => Backend::Postgres(Box::new(keyspace::test_server::database())),
+    };
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), 1 << 20).unwrap();
-    (dir, store)
+    let store = Store::open_backed(dir.path(), 1 << 20, JOURNAL_SEGMENT_BYTES, None, &backend);
+    (dir, store.unwrap())
 }
 
 /// The store in `dir` opened again, as a restart after a crash finds it
@@ -998,6 +1127,12 @@ fn reopen(dir: tempfile::TempDir, store: Store) -> (tempfile::TempDir, Store) {
 mod tests {
     use super::*;
 
+    on_both_backends!(
+        a_fingerprint_is_a_duplicate_within_the_window_of_arrival_either_way_round,
+        of_requests_claiming_one_fingerprint_at_once_exactly_one_wins,
+        api_objects_kept_a_key_each_by_an_older_store_are_read_then_replaced_whole,
+    );
+
     #[test]
     fn the_team_id_is_made_once_and_kept_across_opens() {
         let dir = tempfile::tempdir().unwrap();
@@ -1010,9 +1145,10 @@ mod tests {
         assert_eq!(reopened.team_id().unwrap(), id, "after a restart");
     }
 
-    #[test]
-    fn a_fingerprint_is_a_duplicate_within_the_window_of_arrival_either_way_round() {
-        let (_dir, store) = temp_store();
+    fn a_fingerprint_is_a_duplicate_within_the_window_of_arrival_either_way_round(
+        backend: TestBackend,
+    ) {
+        let (_dir, store) = temp_store_on(backend);
         let claim = |request: &str, received_ms: u64| {
             store
                 .claim_fingerprint(&Sighting {
@@ -1033,9 +1169,8 @@ mod tests {
         assert!(!claim("req_f", 12_500), "c still holds it, not the older e");
     }
 
-    #[test]
-    fn of_requests_claiming_one_fingerprint_at_once_exactly_one_wins() {
-        let (_dir, store) = temp_store();
+    fn of_requests_claiming_one_fingerprint_at_once_exactly_one_wins(backend: TestBackend) {
+        let (_dir, store) = temp_store_on(backend);
         let claimers: Vec<_> = (0..4)
             .map(|claimer| {
                 let store = store.clone();
@@ -1062,10 +1197,11 @@ mod tests {
         assert_eq!(won, 300, "one request per fingerprint");
     }
 
-    #[test]
-    fn api_objects_kept_a_key_each_by_an_older_store_are_read_then_replaced_whole() {
+    fn api_objects_kept_a_key_each_by_an_older_store_are_read_then_replaced_whole(
+        backend: TestBackend,
+    ) {
         use crate::config::ObjectKind;
-        let (_dir, store) = temp_store();
+        let (_dir, store) = temp_store_on(backend);
         let object = |name: &str| ApiObject {
             kind: ObjectKind::Source,
             name: name.into(),
@@ -1088,6 +1224,81 @@ mod tests {
             .unwrap();
         assert_eq!(store.api_objects().unwrap(), vec![new]);
         assert_eq!(store.api_objects.len(), 1, "one key holds them all");
+    }
+
+    /// Two nodes of a cluster: two stores, each with its own directory, one database.
+    #[test]
+    fn what_one_store_writes_to_a_shared_database_the_other_reads() {
+        use crate::ids::now_ms;
+        let settings = keyspace::test_server::database();
+        // Every node must seal with the same key (`server.secrets_key`).
+        let key = SecretsKey::parse(&format!("{}=", "A".repeat(43))).unwrap();
+        let node = || {
+            let dir = tempfile::tempdir().unwrap();
+            let backend = Backend::Postgres(Box::new(settings.clone()));
+            let store = Store::open_backed(
+                dir.path(),
+                1 << 20,
+                JOURNAL_SEGMENT_BYTES,
+                Some(&key),
+                &backend,
+            );
+            (dir, store.unwrap())
+        };
+        let ((_a_dir, a), (_b_dir, b)) = (node(), node());
+        let source = ApiObject {
+            kind: crate::config::ObjectKind::Source,
+            name: "shop".into(),
+            fields: serde_json::Map::new(),
+            archived_at: None,
+            kept_id: None,
+        };
+        a.replace_api_objects(std::slice::from_ref(&source))
+            .unwrap();
+        assert_eq!(b.api_objects().unwrap(), vec![source]);
+
+        let event = test_event(1);
+        a.insert_event(&event, None, 5).unwrap();
+        assert_eq!(b.event(&event.id).unwrap(), Some(event.clone()));
+        let due = b
+            .due_entries("des_a", now_ms(), 10, &Default::default())
+            .unwrap();
+        assert_eq!(
+            due.iter().map(|e| &e.event_id).collect::<Vec<_>>(),
+            [&event.id]
+        );
+        assert_eq!(a.team_id().unwrap(), b.team_id().unwrap(), "one instance");
+    }
+
+    #[test]
+    fn a_store_whose_database_stops_answers_unavailable_until_it_is_back() {
+        let server = keyspace::test_server::TestServer::start();
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Backend::Postgres(Box::new(server.database()));
+        let store =
+            Store::open_backed(dir.path(), 1 << 20, JOURNAL_SEGMENT_BYTES, None, &backend).unwrap();
+        let team = store.team_id().unwrap();
+        server.stop();
+        let error = store.team_id().unwrap_err();
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error}");
+        server.restart();
+        assert_eq!(store.team_id().unwrap(), team);
+    }
+
+    #[test]
+    fn a_data_dir_serves_one_store_on_a_remote_keyspace_too() {
+        let backend = Backend::Postgres(Box::new(keyspace::test_server::database()));
+        let dir = tempfile::tempdir().unwrap();
+        let open =
+            || Store::open_backed(dir.path(), 1 << 20, JOURNAL_SEGMENT_BYTES, None, &backend);
+        let first = open().unwrap();
+        let error = open().err().unwrap();
+        assert!(
+            error.to_string().contains("could not acquire lock"),
+            "{error}"
+        );
+        drop(first);
+        open().unwrap();
     }
 
     #[test]

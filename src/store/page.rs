@@ -51,7 +51,7 @@ type KeyBounds = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 /// Bounds that keep every key.
 const EVERY_KEY: KeyBounds = (Bound::Unbounded, Bound::Unbounded);
 
-type Entries = Box<dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>>;
+type Entries = Box<dyn Iterator<Item = Result<(sled::IVec, sled::IVec)>>>;
 
 /// The ids a page may hold, by the time (ms, inclusive) in their stamp: a
 /// time filter that agrees with the ids' order narrows a scan to the keys it
@@ -103,7 +103,7 @@ impl StampWindow {
 /// The entries under `prefix` from `from` (an id under it, exclusive) going
 /// forward (`ascending`) or backward, within `window` (key bounds).
 fn scan(
-    tree: &sled::Tree,
+    tree: &super::keyspace::Tree,
     prefix: &str,
     from: Option<&str>,
     ascending: bool,
@@ -217,7 +217,7 @@ fn collect<T: DeserializeOwned>(
 }
 
 fn page<T: DeserializeOwned>(
-    tree: &sled::Tree,
+    tree: &super::keyspace::Tree,
     request: &PageRequest,
     keep: &dyn Fn(&T) -> bool,
 ) -> Result<Page<T>> {
@@ -226,7 +226,7 @@ fn page<T: DeserializeOwned>(
 
 /// `page` over the entries whose key is `prefix ++ id`; cursors are the ids.
 fn page_under<T: DeserializeOwned>(
-    tree: &sled::Tree,
+    tree: &super::keyspace::Tree,
     prefix: &str,
     request: &PageRequest,
     keep: &dyn Fn(&T) -> bool,
@@ -237,7 +237,7 @@ fn page_under<T: DeserializeOwned>(
 
 /// `page_under`, reading at most `budget` records.
 fn page_within<T: DeserializeOwned>(
-    tree: &sled::Tree,
+    tree: &super::keyspace::Tree,
     prefix: &str,
     request: &PageRequest,
     keep: &dyn Fn(&T) -> bool,
@@ -341,7 +341,9 @@ pub fn sorted_page<T, K: Ord + Clone>(
 }
 
 /// A tree's records, deserialized, with their keys as ids.
-fn records<T: DeserializeOwned>(tree: &sled::Tree) -> impl Iterator<Item = Result<(String, T)>> {
+fn records<T: DeserializeOwned>(
+    tree: &super::keyspace::Tree,
+) -> impl Iterator<Item = Result<(String, T)>> {
     tree.iter().map(|entry| {
         let (key, value) = entry?;
         let record: T = serde_json::from_slice(&value).map_err(StoreError::Corrupt)?;
@@ -350,7 +352,10 @@ fn records<T: DeserializeOwned>(tree: &sled::Tree) -> impl Iterator<Item = Resul
 }
 
 /// How many records `keep` accepts (a full scan, without keeping them).
-fn count<T: DeserializeOwned>(tree: &sled::Tree, keep: &dyn Fn(&T) -> bool) -> Result<u64> {
+fn count<T: DeserializeOwned>(
+    tree: &super::keyspace::Tree,
+    keep: &dyn Fn(&T) -> bool,
+) -> Result<u64> {
     let mut matched = 0;
     for value in tree.iter().values() {
         let record: T = serde_json::from_slice(&value?).map_err(StoreError::Corrupt)?;
@@ -468,9 +473,10 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn tree_with(n: u32) -> (tempfile::TempDir, sled::Tree) {
+    fn tree_with(n: u32) -> (tempfile::TempDir, crate::store::keyspace::Tree) {
         let dir = tempfile::tempdir().unwrap();
-        let tree = sled::open(dir.path()).unwrap().open_tree("t").unwrap();
+        let db = crate::store::keyspace::Keyspace::Embedded(sled::open(dir.path()).unwrap());
+        let tree = db.open_tree("t").unwrap();
         for i in 0..n {
             tree.insert(format!("id_{i:03}"), serde_json::to_vec(&i).unwrap())
                 .unwrap();
@@ -616,9 +622,10 @@ mod tests {
 
     /// A tree of `req_…` ids, one per millisecond from 1,000 to 1,019, each
     /// holding its millisecond.
-    fn stamped_tree() -> (tempfile::TempDir, sled::Tree) {
+    fn stamped_tree() -> (tempfile::TempDir, crate::store::keyspace::Tree) {
         let dir = tempfile::tempdir().unwrap();
-        let tree = sled::open(dir.path()).unwrap().open_tree("t").unwrap();
+        let db = crate::store::keyspace::Keyspace::Embedded(sled::open(dir.path()).unwrap());
+        let tree = db.open_tree("t").unwrap();
         for ms in 1_000u64..1_020 {
             tree.insert(stamped_id(ms), serde_json::to_vec(&ms).unwrap())
                 .unwrap();

@@ -282,7 +282,9 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::temp_store;
+    use crate::store::{temp_store, temp_store_on, TestBackend};
+
+    on_both_backends!(queue_depth_counts_what_was_queued_before_and_follows_every_change_after);
 
     fn entry(due_ms: u64, event_id: &str) -> QueueEntry {
         QueueEntry {
@@ -291,9 +293,10 @@ mod tests {
         }
     }
 
-    #[test]
-    fn queue_depth_counts_what_was_queued_before_and_follows_every_change_after() {
-        let (_dir, store) = temp_store();
+    fn queue_depth_counts_what_was_queued_before_and_follows_every_change_after(
+        backend: TestBackend,
+    ) {
+        let (_dir, store) = temp_store_on(backend);
         let scanned = |store: &Store| store.queue.scan_prefix(b"des_a").count() as u64;
         store.enqueue("des_a", 1, "evt_1").unwrap();
         store.enqueue("des_a", 1, "evt_1").unwrap(); // the same entry again

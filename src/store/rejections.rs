@@ -81,7 +81,7 @@ impl Usage {
 
 impl RejectionLedger {
     /// The usage of the records `rejections` holds.
-    pub(super) fn load(rejections: &sled::Tree) -> Result<RejectionLedger> {
+    pub(super) fn load(rejections: &super::keyspace::Tree) -> Result<RejectionLedger> {
         let mut usage = Usage::default();
         for entry in rejections.iter() {
             let (key, size) = entry?;

@@ -317,7 +317,7 @@ impl Store {
 
 /// The ids `tree` is keyed by, up to `bound`, until `stop` is set.
 fn ids_before<'a>(
-    tree: &sled::Tree,
+    tree: &super::keyspace::Tree,
     bound: &str,
     stop: &'a AtomicBool,
 ) -> impl Iterator<Item = Result<String>> + 'a {

@@ -17,7 +17,7 @@ pub(super) struct Tally<T, K> {
 
 impl<T: Serialize + DeserializeOwned, K: Hash + Eq + Copy> Tally<T, K> {
     /// Counts every record of `tree`.
-    pub(super) fn load(tree: &sled::Tree, key: fn(&T) -> Option<K>) -> Result<Self> {
+    pub(super) fn load(tree: &super::keyspace::Tree, key: fn(&T) -> Option<K>) -> Result<Self> {
         let mut counts = HashMap::new();
         for record in values::<T>(tree) {
             if let Some(counted) = key(&record?) {
@@ -33,7 +33,7 @@ impl<T: Serialize + DeserializeOwned, K: Hash + Eq + Copy> Tally<T, K> {
     /// Saves `record` under `id` in `tree`, moving its count from what the
     /// stored one counted towards. Saves of one tree wait for each other
     /// (they are rare): two at once would both read the same old record.
-    pub(super) fn save(&self, tree: &sled::Tree, id: &str, record: &T) -> Result<()> {
+    pub(super) fn save(&self, tree: &super::keyspace::Tree, id: &str, record: &T) -> Result<()> {
         let mut counts = self.lock();
         let before = get::<T>(tree, id)?.and_then(|stored| (self.key)(&stored));
         put(tree, id, record)?;
@@ -45,7 +45,7 @@ impl<T: Serialize + DeserializeOwned, K: Hash + Eq + Copy> Tally<T, K> {
     }
 
     /// Removes the record `id` from `tree`, and its count.
-    pub(super) fn remove(&self, tree: &sled::Tree, id: &str) -> Result<()> {
+    pub(super) fn remove(&self, tree: &super::keyspace::Tree, id: &str) -> Result<()> {
         let mut counts = self.lock();
         let before = get::<T>(tree, id)?.and_then(|stored| (self.key)(&stored));
         tree.remove(id.as_bytes())?;
@@ -85,7 +85,7 @@ mod tests {
     #[test]
     fn counts_follow_saves_and_removals_and_are_loaded_again() {
         let dir = tempfile::tempdir().unwrap();
-        let db = sled::open(dir.path()).unwrap();
+        let db = crate::store::keyspace::Keyspace::Embedded(sled::open(dir.path()).unwrap());
         let tree = db.open_tree("records").unwrap();
         let tally = Tally::load(&tree, open).unwrap();
         tally.save(&tree, "a", &Record { open: true }).unwrap();

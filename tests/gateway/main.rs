@@ -7,6 +7,7 @@ mod api_safety;
 mod auth;
 mod browser;
 mod cli;
+mod cluster;
 mod common;
 mod console;
 mod console_access;

@@ -1,0 +1,459 @@
+//! The keyspace in PostgreSQL: one table keyed by (tree, key).
+//!
+//! The store's calls are synchronous and come from any thread (blocking pool
+//! threads, the commit and indexer threads). The keyspace owns a small tokio
+//! runtime that holds the connection pool; a call spawns its query there and
+//! waits for the answer on a channel, so it works whether or not the calling
+//! thread is inside another runtime. A database that cannot be reached (or
+//! does not answer within the statement timeout) is `StoreError::Unavailable`.
+
+use super::{Result, StoreError, Swapped};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use sled::{CompareAndSwapError, IVec};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::ops::Bound;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::NoTls;
+
+/// The migrations, in order; each runs once per database (see `migrate`).
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../../migrations/0001_keyspace.sql"))];
+
+/// An arbitrary constant: the advisory lock that lets one node migrate at a time.
+const MIGRATION_LOCK: i64 = 0x686f_6f6b_6761_7465;
+
+/// How long opening a connection may take before the database counts as down.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How to reach the database (`[store]` in gateway.toml).
+#[derive(Clone, Debug)]
+pub struct RemoteSettings {
+    pub config: tokio_postgres::Config,
+    pub pool_size: usize,
+    pub statement_timeout: Duration,
+}
+
+impl RemoteSettings {
+    /// Settings for a connection string (`postgres://…` or `host=… dbname=…`).
+    pub fn parse(
+        url: &str,
+        pool_size: usize,
+        statement_timeout: Duration,
+    ) -> std::result::Result<Self, String> {
+        let config = url
+            .parse()
+            .map_err(|error| format!("not a PostgreSQL connection string ({error})"))?;
+        Ok(RemoteSettings {
+            config,
+            pool_size,
+            statement_timeout,
+        })
+    }
+}
+
+/// A handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct RemoteKeyspace {
+    client: Arc<Client>,
+}
+
+struct Client {
+    /// Always Some until dropped (then shut down without waiting: a store
+    /// may be dropped on a reactor thread, where waiting is not allowed).
+    runtime: Option<tokio::runtime::Runtime>,
+    pool: Pool,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl RemoteKeyspace {
+    /// Connects and brings the schema up to date.
+    pub fn connect(settings: &RemoteSettings) -> Result<RemoteKeyspace> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("hookgate-postgres")
+            .enable_all()
+            .build()
+            .map_err(|error| StoreError::Unavailable(format!("PostgreSQL client: {error}")))?;
+        let mut config = settings.config.clone();
+        let timeout_ms = settings.statement_timeout.as_millis();
+        config
+            .options(format!("-c statement_timeout={timeout_ms}"))
+            .application_name("hookgate")
+            .connect_timeout(CONNECT_TIMEOUT);
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(settings.pool_size.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(settings.statement_timeout))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(|error| StoreError::Unavailable(format!("PostgreSQL pool: {error}")))?;
+        let keyspace = RemoteKeyspace {
+            client: Arc::new(Client {
+                runtime: Some(runtime),
+                pool,
+            }),
+        };
+        keyspace.call(migrate)?;
+        Ok(keyspace)
+    }
+
+    pub fn tree(&self, name: &str) -> RemoteTree {
+        RemoteTree {
+            keyspace: self.clone(),
+            name: name.into(),
+        }
+    }
+
+    /// Runs `work` on the keyspace's runtime with the pool, waiting for its answer.
+    fn call<T, F, Fut>(&self, work: F) -> Result<T>
+    where
+        F: FnOnce(Pool) -> Fut,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (answer, answered) = std::sync::mpsc::sync_channel(1);
+        let work = work(self.client.pool.clone());
+        let runtime = self
+            .client
+            .runtime
+            .as_ref()
+            .expect("a runtime until dropped");
+        runtime.spawn(async move {
+            let _ = answer.send(work.await);
+        });
+        answered
+            .recv()
+            .map_err(|_| StoreError::Unavailable("the PostgreSQL client stopped".into()))?
+    }
+}
+
+/// Applies the migrations this database lacks, one node at a time.
+async fn migrate(pool: Pool) -> Result<()> {
+    let mut client = pool.get().await.map_err(unreachable)?;
+    let transaction = client.transaction().await.map_err(failed)?;
+    transaction
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(failed)?;
+    transaction
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (
+                 version integer PRIMARY KEY,
+                 applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await
+        .map_err(failed)?;
+    for (version, sql) in MIGRATIONS {
+        let applied = transaction
+            .query_opt(
+                "SELECT 1 FROM schema_migrations WHERE version = $1",
+                &[version],
+            )
+            .await
+            .map_err(failed)?;
+        if applied.is_none() {
+            transaction.batch_execute(sql).await.map_err(failed)?;
+            transaction
+                .execute(
+                    "INSERT INTO schema_migrations (version) VALUES ($1)",
+                    &[version],
+                )
+                .await
+                .map_err(failed)?;
+        }
+    }
+    transaction.commit().await.map_err(failed)
+}
+
+fn unreachable(error: deadpool_postgres::PoolError) -> StoreError {
+    StoreError::Unavailable(format!("PostgreSQL: {error}"))
+}
+
+fn failed(error: tokio_postgres::Error) -> StoreError {
+    StoreError::Unavailable(format!("PostgreSQL: {error}"))
+}
+
+/// One tree: the rows of `keyspace` whose `tree` is its name.
+#[derive(Clone)]
+pub struct RemoteTree {
+    keyspace: RemoteKeyspace,
+    name: Arc<str>,
+}
+
+/// Which way a page of a range is read.
+#[derive(Clone, Copy)]
+enum Way {
+    Forward,
+    Backward,
+}
+
+impl RemoteTree {
+    /// Runs one statement with the tree's name as `$1` and `args` after it.
+    fn query(&self, sql: &'static str, args: Vec<Vec<u8>>) -> Result<Vec<tokio_postgres::Row>> {
+        let name = self.name.to_string();
+        self.keyspace.call(move |pool| async move {
+            let client = pool.get().await.map_err(unreachable)?;
+            let statement = client.prepare_cached(sql).await.map_err(failed)?;
+            let mut params: Vec<&(dyn ToSql + Sync)> = vec![&name];
+            params.extend(args.iter().map(|arg| arg as &(dyn ToSql + Sync)));
+            client.query(&statement, &params).await.map_err(failed)
+        })
+    }
+
+    /// The first column of the first row, if any.
+    fn value(&self, sql: &'static str, args: Vec<Vec<u8>>) -> Result<Option<IVec>> {
+        let rows = self.query(sql, args)?;
+        Ok(rows
+            .first()
+            .and_then(|row| row.get::<_, Option<Vec<u8>>>(0))
+            .map(IVec::from))
+    }
+
+    pub(super) fn get(&self, key: &[u8]) -> Result<Option<IVec>> {
+        self.value(
+            "SELECT value FROM keyspace WHERE tree = $1 AND key = $2",
+            vec![key.to_vec()],
+        )
+    }
+
+    pub(super) fn insert(&self, key: &[u8], value: IVec) -> Result<Option<IVec>> {
+        // The CTE reads the row as it was before the statement's own write.
+        self.value(
+            "WITH before AS (SELECT value FROM keyspace WHERE tree = $1 AND key = $2)
+             INSERT INTO keyspace (tree, key, value) VALUES ($1, $2, $3)
+             ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value
+             RETURNING (SELECT value FROM before)",
+            vec![key.to_vec(), value.to_vec()],
+        )
+    }
+
+    pub(super) fn remove(&self, key: &[u8]) -> Result<Option<IVec>> {
+        self.value(
+            "DELETE FROM keyspace WHERE tree = $1 AND key = $2 RETURNING value",
+            vec![key.to_vec()],
+        )
+    }
+
+    pub(super) fn compare_and_swap(
+        &self,
+        key: &[u8],
+        old: Option<&[u8]>,
+        new: Option<IVec>,
+    ) -> Result<Swapped> {
+        let key = key.to_vec();
+        // Each statement changes the row only if it holds `old`; a row
+        // counts as swapped when the statement returns it.
+        let swapped = match (old, &new) {
+            (None, Some(new)) => self.query(
+                "INSERT INTO keyspace (tree, key, value) VALUES ($1, $2, $3)
+                 ON CONFLICT (tree, key) DO NOTHING RETURNING 1",
+                vec![key.clone(), new.to_vec()],
+            )?,
+            (Some(old), Some(new)) => self.query(
+                "UPDATE keyspace SET value = $4 WHERE tree = $1 AND key = $2 AND value = $3
+                 RETURNING 1",
+                vec![key.clone(), old.to_vec(), new.to_vec()],
+            )?,
+            (Some(old), None) => self.query(
+                "DELETE FROM keyspace WHERE tree = $1 AND key = $2 AND value = $3 RETURNING 1",
+                vec![key.clone(), old.to_vec()],
+            )?,
+            (None, None) => match self.get(&key)? {
+                None => vec![],
+                Some(current) => return Ok(refused(Some(current), new)),
+            },
+        };
+        if !swapped.is_empty() || (old.is_none() && new.is_none()) {
+            return Ok(Ok(()));
+        }
+        Ok(refused(self.get(&key)?, new))
+    }
+
+    #[cfg(test)]
+    pub(super) fn len(&self) -> Result<usize> {
+        let rows = self.query("SELECT count(*) FROM keyspace WHERE tree = $1", vec![])?;
+        let count: i64 = rows.first().map_or(0, |row| row.get(0));
+        Ok(usize::try_from(count).unwrap_or(usize::MAX))
+    }
+
+    pub(super) fn clear(&self) -> Result<()> {
+        self.query("DELETE FROM keyspace WHERE tree = $1", vec![])?;
+        Ok(())
+    }
+
+    pub(super) fn range(&self, lower: Bound<Vec<u8>>, upper: Bound<Vec<u8>>) -> RemoteIter {
+        RemoteIter {
+            tree: self.clone(),
+            lower,
+            upper,
+            front: VecDeque::new(),
+            back: VecDeque::new(),
+            exhausted: false,
+            page: FIRST_PAGE,
+        }
+    }
+
+    /// Up to `limit` entries within the bounds, from the lower end
+    /// (`Forward`) or the upper one.
+    fn page(
+        &self,
+        lower: &Bound<Vec<u8>>,
+        upper: &Bound<Vec<u8>>,
+        way: Way,
+        limit: i64,
+    ) -> Result<Vec<(IVec, IVec)>> {
+        let sql = page_sql(lower, upper, way);
+        let bounds: Vec<Vec<u8>> = [lower, upper]
+            .into_iter()
+            .filter_map(|bound| match bound {
+                Bound::Included(key) | Bound::Excluded(key) => Some(key.clone()),
+                Bound::Unbounded => None,
+            })
+            .collect();
+        let name = self.name.to_string();
+        let rows = self.keyspace.call(move |pool| async move {
+            let client = pool.get().await.map_err(unreachable)?;
+            let statement = client.prepare_cached(&sql).await.map_err(failed)?;
+            let mut params: Vec<&(dyn ToSql + Sync)> = vec![&name];
+            params.extend(bounds.iter().map(|arg| arg as &(dyn ToSql + Sync)));
+            params.push(&limit);
+            client.query(&statement, &params).await.map_err(failed)
+        })?;
+        Ok(rows
+            .iter()
+            .map(|row| {
+                let key: Vec<u8> = row.get(0);
+                let value: Vec<u8> = row.get(1);
+                (IVec::from(key), IVec::from(value))
+            })
+            .collect())
+    }
+}
+
+fn refused(current: Option<IVec>, proposed: Option<IVec>) -> Swapped {
+    Err(CompareAndSwapError { current, proposed })
+}
+
+/// The query for one page of a range: its bounds become `$2`, `$3` (those
+/// that bound anything), the limit the last parameter.
+fn page_sql(lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>, way: Way) -> String {
+    let mut sql = String::from("SELECT key, value FROM keyspace WHERE tree = $1");
+    let mut next = 2;
+    for (bound, included, excluded) in [(lower, ">=", ">"), (upper, "<=", "<")] {
+        let op = match bound {
+            Bound::Included(_) => included,
+            Bound::Excluded(_) => excluded,
+            Bound::Unbounded => continue,
+        };
+        sql.push_str(&format!(" AND key {op} ${next}"));
+        next += 1;
+    }
+    let order = match way {
+        Way::Forward => "ASC",
+        Way::Backward => "DESC",
+    };
+    sql.push_str(&format!(" ORDER BY key {order} LIMIT ${next}"));
+    sql
+}
+
+/// The first page of a scan is small (many scans read one entry); each
+/// next one doubles, up to `LAST_PAGE`.
+const FIRST_PAGE: i64 = 16;
+const LAST_PAGE: i64 = 1024;
+
+/// A range read lazily, a page at a time, from either end. The bounds
+/// narrow past every entry fetched, so the two ends never fetch the same
+/// entry; once a page comes back short, everything left is buffered.
+pub struct RemoteIter {
+    tree: RemoteTree,
+    lower: Bound<Vec<u8>>,
+    upper: Bound<Vec<u8>>,
+    /// Fetched from the lower end, in key order.
+    front: VecDeque<(IVec, IVec)>,
+    /// Fetched from the upper end, in key order.
+    back: VecDeque<(IVec, IVec)>,
+    /// No entry is left between the bounds.
+    exhausted: bool,
+    page: i64,
+}
+
+impl RemoteIter {
+    /// Fetches the next page from one end; false when there was none.
+    fn fetch(&mut self, way: Way) -> Result<()> {
+        let limit = self.page;
+        self.page = (self.page * 2).min(LAST_PAGE);
+        let entries = self.tree.page(&self.lower, &self.upper, way, limit)?;
+        self.exhausted = (entries.len() as i64) < limit;
+        match way {
+            Way::Forward => {
+                if let Some((last, _)) = entries.last() {
+                    self.lower = Bound::Excluded(last.to_vec());
+                }
+                self.front.extend(entries);
+            }
+            Way::Backward => {
+                if let Some((last, _)) = entries.last() {
+                    self.upper = Bound::Excluded(last.to_vec());
+                }
+                for entry in entries {
+                    self.back.push_front(entry);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// After an error the iterator ends (as sled's does after yielding one).
+    fn failed(&mut self, error: StoreError) -> Option<Result<(IVec, IVec)>> {
+        self.exhausted = true;
+        self.front.clear();
+        self.back.clear();
+        Some(Err(error))
+    }
+}
+
+impl Iterator for RemoteIter {
+    type Item = Result<(IVec, IVec)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.front.is_empty() && !self.exhausted {
+            if let Err(error) = self.fetch(Way::Forward) {
+                return self.failed(error);
+            }
+        }
+        self.front
+            .pop_front()
+            .or_else(|| self.back.pop_front())
+            .map(Ok)
+    }
+}
+
+impl DoubleEndedIterator for RemoteIter {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        if self.back.is_empty() && !self.exhausted {
+            if let Err(error) = self.fetch(Way::Backward) {
+                return self.failed(error);
+            }
+        }
+        self.back
+            .pop_back()
+            .or_else(|| self.front.pop_back())
+            .map(Ok)
+    }
+}

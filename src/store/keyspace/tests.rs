@@ -1,0 +1,262 @@
+//! One body per behaviour, run on both backends: what the store relies on of
+//! sled must hold of PostgreSQL too.
+
+use super::test_server::{database, TestServer};
+use super::*;
+
+/// A sled keyspace in a temporary directory (kept alive with it).
+fn embedded() -> (Option<tempfile::TempDir>, Keyspace) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = sled::Config::new().path(dir.path()).open().unwrap();
+    (Some(dir), Keyspace::Embedded(db))
+}
+
+/// A keyspace in a new database of the test server.
+fn remote() -> (Option<tempfile::TempDir>, Keyspace) {
+    let keyspace = RemoteKeyspace::connect(&database()).unwrap();
+    (None, Keyspace::Remote(keyspace))
+}
+
+/// `#[test]`s running `body` on each backend.
+macro_rules! on_both_backends {
+    ($($body:ident),* $(,)?) => {
+        mod embedded {
+            $(#[test]
+            fn $body() {
+                let (_dir, keyspace) = super::embedded();
+                super::$body(&keyspace);
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $body() {
+                let (_dir, keyspace) = super::remote();
+                super::$body(&keyspace);
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    single_keys_are_read_written_and_removed,
+    trees_of_one_keyspace_are_apart,
+    entries_come_in_byte_order_either_way_round_across_pages,
+    ranges_keep_their_bounds,
+    prefix_scans_keep_to_their_prefix,
+    both_ends_of_one_scan_meet_without_repeating_an_entry,
+    compare_and_swap_swaps_only_what_it_was_told_of,
+);
+
+fn keys(entries: impl Iterator<Item = Result<IVec>>) -> Vec<Vec<u8>> {
+    entries.map(|key| key.unwrap().to_vec()).collect()
+}
+
+/// `n` keys whose bytes cover 0x00 and 0xff, in byte order.
+fn ordered_keys(n: u8) -> Vec<Vec<u8>> {
+    (0..n).map(|i| vec![i.wrapping_mul(2), 0xff, i]).collect()
+}
+
+fn single_keys_are_read_written_and_removed(keyspace: &Keyspace) {
+    let tree = keyspace.open_tree("t").unwrap();
+    assert_eq!(tree.get(b"k").unwrap(), None);
+    assert!(!tree.contains_key(b"k").unwrap());
+    assert_eq!(tree.insert(b"k", b"one".to_vec()).unwrap(), None);
+    assert_eq!(
+        tree.insert(b"k", b"two".to_vec()).unwrap().as_deref(),
+        Some(&b"one"[..])
+    );
+    assert_eq!(tree.get(b"k").unwrap().as_deref(), Some(&b"two"[..]));
+    assert!(tree.contains_key(b"k").unwrap());
+    tree.insert(b"", Vec::new()).unwrap();
+    assert_eq!(
+        tree.get(b"").unwrap().as_deref(),
+        Some(&b""[..]),
+        "empty key and value"
+    );
+    assert_eq!(tree.len(), 2);
+    assert_eq!(tree.remove(b"k").unwrap().as_deref(), Some(&b"two"[..]));
+    assert_eq!(tree.remove(b"k").unwrap(), None);
+    tree.clear().unwrap();
+    assert!(tree.is_empty());
+    tree.flush().unwrap();
+    keyspace.flush().unwrap();
+}
+
+fn trees_of_one_keyspace_are_apart(keyspace: &Keyspace) {
+    let (a, b) = (
+        keyspace.open_tree("a").unwrap(),
+        keyspace.open_tree("b").unwrap(),
+    );
+    a.insert(b"k", b"in a".to_vec()).unwrap();
+    assert_eq!(b.get(b"k").unwrap(), None);
+    b.insert(b"k", b"in b".to_vec()).unwrap();
+    a.clear().unwrap();
+    assert_eq!(b.get(b"k").unwrap().as_deref(), Some(&b"in b"[..]));
+    let again = keyspace.open_tree("b").unwrap();
+    assert_eq!(
+        keys(again.iter().keys()),
+        vec![b"k".to_vec()],
+        "the same tree, opened again"
+    );
+}
+
+fn entries_come_in_byte_order_either_way_round_across_pages(keyspace: &Keyspace) {
+    let tree = keyspace.open_tree("t").unwrap();
+    let expected = ordered_keys(120);
+    // Written out of order: the order is the keys', not the writes'.
+    for key in expected.iter().rev() {
+        tree.insert(key, key.clone()).unwrap();
+    }
+    assert_eq!(keys(tree.iter().keys()), expected);
+    let backwards: Vec<_> = expected.iter().rev().cloned().collect();
+    assert_eq!(keys(tree.iter().keys().rev()), backwards);
+    let values: Vec<_> = tree.iter().values().map(|v| v.unwrap().to_vec()).collect();
+    assert_eq!(values, expected, "values follow their keys");
+}
+
+fn ranges_keep_their_bounds(keyspace: &Keyspace) {
+    let tree = keyspace.open_tree("t").unwrap();
+    for key in [&b"a"[..], b"b", b"b\0", b"c", b"d"] {
+        tree.insert(key, b"".to_vec()).unwrap();
+    }
+    let got = |iter: Iter| keys(iter.keys());
+    let of = |ks: &[&[u8]]| ks.iter().map(|k| k.to_vec()).collect::<Vec<_>>();
+    assert_eq!(
+        got(tree.range(&b"b"[..]..&b"d"[..])),
+        of(&[b"b", b"b\0", b"c"])
+    );
+    assert_eq!(
+        got(tree.range(&b"b"[..]..=&b"d"[..])),
+        of(&[b"b", b"b\0", b"c", b"d"])
+    );
+    assert_eq!(got(tree.range(..&b"b"[..])), of(&[b"a"]));
+    assert_eq!(got(tree.range(&b"c"[..]..)), of(&[b"c", b"d"]));
+    let after_b = (Bound::Excluded(&b"b"[..]), Bound::Unbounded);
+    assert_eq!(
+        got(tree.range::<&[u8], _>(after_b)),
+        of(&[b"b\0", b"c", b"d"])
+    );
+    assert_eq!(got(tree.range(&b"c"[..]..&b"c"[..])), of(&[]), "empty");
+    let first = tree.range(&b"b"[..]..).keys().next().unwrap().unwrap();
+    assert_eq!(&first[..], b"b", "the first of a range, read alone");
+    let last = tree.range(..&b"d"[..]).keys().next_back().unwrap().unwrap();
+    assert_eq!(&last[..], b"c", "the last of a range, read alone");
+}
+
+fn prefix_scans_keep_to_their_prefix(keyspace: &Keyspace) {
+    let tree = keyspace.open_tree("t").unwrap();
+    for key in [
+        &b"ab"[..],
+        b"ab\0",
+        b"ab\xff",
+        b"ab\xff\xff",
+        b"ac",
+        b"a\xff",
+        b"\xff\xff",
+        b"\xff\xff\x01",
+        b"b",
+    ] {
+        tree.insert(key, b"".to_vec()).unwrap();
+    }
+    let of = |ks: &[&[u8]]| ks.iter().map(|k| k.to_vec()).collect::<Vec<_>>();
+    assert_eq!(
+        keys(tree.scan_prefix(b"ab").keys()),
+        of(&[b"ab", b"ab\0", b"ab\xff", b"ab\xff\xff"])
+    );
+    assert_eq!(
+        keys(tree.scan_prefix(b"ab\xff").keys().rev()),
+        of(&[b"ab\xff\xff", b"ab\xff"])
+    );
+    assert_eq!(
+        keys(tree.scan_prefix(b"\xff\xff").keys()),
+        of(&[b"\xff\xff", b"\xff\xff\x01"])
+    );
+    assert_eq!(
+        keys(tree.scan_prefix(b"").keys()).len(),
+        9,
+        "the empty prefix: every key"
+    );
+    assert!(tree.scan_prefix(b"z").next().is_none());
+}
+
+fn both_ends_of_one_scan_meet_without_repeating_an_entry(keyspace: &Keyspace) {
+    let tree = keyspace.open_tree("t").unwrap();
+    let expected = ordered_keys(90);
+    for key in &expected {
+        tree.insert(key, b"".to_vec()).unwrap();
+    }
+    let mut entries = tree.iter().keys();
+    let (mut front, mut back) = (Vec::new(), Vec::new());
+    // Uneven steps, so each end fetches pages of its own.
+    loop {
+        let Some(key) = entries.next() else { break };
+        front.push(key.unwrap().to_vec());
+        for _ in 0..2 {
+            if let Some(key) = entries.next_back() {
+                back.push(key.unwrap().to_vec());
+            }
+        }
+    }
+    back.reverse();
+    front.extend(back);
+    assert_eq!(front, expected);
+}
+
+fn compare_and_swap_swaps_only_what_it_was_told_of(keyspace: &Keyspace) {
+    let tree = keyspace.open_tree("t").unwrap();
+    let none = None as Option<&[u8]>;
+    let swap = |old: Option<&[u8]>, new: Option<&[u8]>| {
+        tree.compare_and_swap(b"k", old, new.map(<[u8]>::to_vec))
+            .unwrap()
+    };
+    assert!(swap(None, Some(b"one")).is_ok(), "absent as told");
+    let refused = swap(None, Some(b"two")).unwrap_err();
+    assert_eq!(refused.current.as_deref(), Some(&b"one"[..]));
+    assert_eq!(refused.proposed.as_deref(), Some(&b"two"[..]));
+    assert!(
+        swap(Some(b"zero"), Some(b"two")).is_err(),
+        "not what it holds"
+    );
+    assert!(swap(Some(b"one"), Some(b"two")).is_ok());
+    assert!(swap(None, None).is_err(), "present, not absent");
+    assert!(swap(Some(b"one"), None).is_err());
+    assert!(swap(Some(b"two"), None).is_ok(), "removed");
+    assert_eq!(tree.get(b"k").unwrap(), None);
+    assert!(tree
+        .compare_and_swap(b"k", none, none.map(<[u8]>::to_vec))
+        .unwrap()
+        .is_ok());
+}
+
+/// Two keyspaces on one database see each other's writes (two nodes).
+#[test]
+fn two_clients_of_one_database_share_its_trees() {
+    let settings = database();
+    let node = || Keyspace::Remote(RemoteKeyspace::connect(&settings).unwrap());
+    let (one, other) = (node(), node());
+    one.open_tree("t")
+        .unwrap()
+        .insert(b"k", b"from one".to_vec())
+        .unwrap();
+    let read = other.open_tree("t").unwrap().get(b"k").unwrap();
+    assert_eq!(read.as_deref(), Some(&b"from one"[..]));
+}
+
+/// A database that stops answers Unavailable, and works again once it is back.
+#[test]
+fn a_stopped_database_is_unavailable_until_it_is_back() {
+    let server = TestServer::start();
+    let keyspace = Keyspace::Remote(RemoteKeyspace::connect(&server.database()).unwrap());
+    let tree = keyspace.open_tree("t").unwrap();
+    tree.insert(b"k", b"kept".to_vec()).unwrap();
+    server.stop();
+    let error = tree.get(b"k").unwrap_err();
+    assert!(matches!(error, StoreError::Unavailable(_)), "{error}");
+    let scan = tree.iter().next().unwrap();
+    assert!(
+        matches!(scan, Err(StoreError::Unavailable(_))),
+        "a scan too"
+    );
+    server.restart();
+    assert_eq!(tree.get(b"k").unwrap().as_deref(), Some(&b"kept"[..]));
+}
