@@ -58,12 +58,7 @@ impl Store {
         change: impl FnOnce(&mut Event, &Attempt) -> (QueueMove, T),
         recorded: impl FnOnce(&Event, &Attempt),
     ) -> SettledNow<T> {
-        // Called on a reactor thread: a remote keyspace would wait on the
-        // network there, so its attempts go the blocking way.
-        if self.db.is_remote() {
-            return SettledNow::Busy(attempt);
-        }
-        match self.event_lock_if_free(&attempt.event_id) {
+        match self.reactor_lock_if_free(&attempt.event_id) {
             Some(_serialized) => SettledNow::Settled(self.settle_held(attempt, change, recorded)),
             None => SettledNow::Busy(attempt),
         }

@@ -151,9 +151,11 @@ impl Store {
         self.release_all(connection_id, now_ms, Some(AttemptTrigger::Unpause))
     }
 
-    /// Whether any event is held, by a pause or for want of a listener.
+    /// Whether any event may be held, by a pause or for want of a listener.
+    /// Asked on a reactor thread, so a remote keyspace, which would wait on
+    /// the network there, answers "maybe" and the caller looks on the pool.
     pub fn holds_any(&self) -> bool {
-        !self.held.is_empty()
+        self.db.is_remote() || !self.held.is_empty()
     }
 
     /// Queues again the events a connection's destination held while it had

@@ -7,6 +7,7 @@
 //! objects updates it together with its sled write, under its lock, so the
 //! two never disagree for longer than that write; a store's open loads it.
 
+use super::keyspace::Tree;
 use super::{Result, Store};
 use crate::model::{Endpoint, EndpointStatus, EventType};
 use serde_json::Value;
@@ -49,11 +50,11 @@ pub(super) struct Catalog {
 pub(super) struct JobCatalog(RwLock<Catalog>);
 
 impl JobCatalog {
-    /// The catalog of what sled holds.
+    /// The catalog of what the store holds.
     pub(super) fn load(
-        applications: &sled::Tree,
-        event_types: &sled::Tree,
-        endpoints: &sled::Tree,
+        applications: &Tree,
+        event_types: &Tree,
+        endpoints: &Tree,
     ) -> Result<JobCatalog> {
         let mut catalog = Catalog::default();
         for id in applications.iter().keys() {

@@ -617,8 +617,13 @@ impl Store {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The change lock of event `id`, unless another change holds it now.
-    fn event_lock_if_free(&self, id: &str) -> Option<std::sync::MutexGuard<'_, ()>> {
+    /// The change lock of event `id`, for a change made on a reactor thread,
+    /// unless another change holds it now. Never on a remote keyspace: the
+    /// change would wait on the network there, so it goes the blocking way.
+    fn reactor_lock_if_free(&self, id: &str) -> Option<std::sync::MutexGuard<'_, ()>> {
+        if self.db.is_remote() {
+            return None;
+        }
         match self.event_updates[stripe_of(id)].try_lock() {
             Ok(guard) => Some(guard),
             Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),

@@ -308,14 +308,15 @@ impl Store {
     }
 
     /// Sums a job's deliveries up again (`update_job` changing nothing else),
-    /// unless another change holds the job's lock now: then None, nothing
-    /// done, and the caller sums it up where waiting is fine.
+    /// unless another change holds the job's lock now (or the keyspace is
+    /// remote): then None, nothing done, and the caller sums it up where
+    /// waiting is fine.
     pub fn sum_up_job_unless_busy(
         &self,
         id: &str,
         now_ms: u64,
     ) -> Option<Result<Option<WebhookJob>>> {
-        let _serialized = self.event_lock_if_free(id)?;
+        let _serialized = self.reactor_lock_if_free(id)?;
         Some(self.update_held_job(id, now_ms, |_| {}))
     }
 
