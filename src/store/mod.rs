@@ -353,11 +353,7 @@ impl Store {
         let journal = journal::Journal::open(&dir.join("journal"), journal_segment_bytes)?;
         let sealer = sealer_for(dir, secrets_key).map_err(StoreError::SecretsKey)?;
         let paused = db.open_tree("paused")?;
-        let paused_ids = paused
-            .iter()
-            .keys()
-            .map(|key| Ok(String::from_utf8_lossy(&key?).into_owned()))
-            .collect::<Result<_>>()?;
+        let paused_ids = hold::paused_ids(&paused)?;
         let rejections = db.open_tree("rejections")?;
         let (issues, bulk_retries) = (db.open_tree("issues")?, db.open_tree("bulk_retries")?);
         let state = StoreState {

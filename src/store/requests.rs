@@ -91,10 +91,25 @@ impl Store {
 
     /// Records a journaled request in sled, so that lists and filters see it.
     pub fn index_request(&self, request: &Request, location: Location) -> Result<()> {
+        if self.db.is_remote() {
+            return self.index_request_for_every_node(request, location);
+        }
         self.requests.insert(
             request.id.as_bytes(),
             request_record::indexed(request, location)?,
         )?;
+        Ok(())
+    }
+
+    /// In a cluster the journal is this node's, and any node may deliver
+    /// the request's events: its payload goes to the database as well, kept
+    /// as requests stored before the journal were (no journal location).
+    fn index_request_for_every_node(&self, request: &Request, location: Location) -> Result<()> {
+        let payload = self.journaled_payload(location)?;
+        let id = request.id.as_bytes();
+        self.request_payloads
+            .insert(id, super::payload_codec::encode(&payload))?;
+        self.requests.insert(id, serde_json::to_vec(request)?)?;
         Ok(())
     }
 
