@@ -463,7 +463,7 @@ impl Validator<'_> {
         let settings = crate::secret::resolve_required("url", url.get_ref())
             .and_then(|text| RemoteSettings::parse(&text, pool_size, timeout));
         match settings {
-            Ok(settings) => Backend::Postgres(settings),
+            Ok(settings) => Backend::Postgres(Box::new(settings)),
             Err(message) => {
                 self.fail(url, "store.url".into(), message);
                 Backend::Embedded

@@ -153,7 +153,7 @@ pub fn stays_inline(event: &Event, attempt: &Attempt) -> bool {
 mod tests {
     use super::*;
     use crate::ids::{derived_id, now_ms};
-    use crate::model::{AttemptStatus, AttemptTrigger, EventStatus, Route};
+    use crate::model::{AttemptStatus, AttemptTrigger, EventStatus};
     use crate::store::{temp_store_on, TestBackend};
 
     on_both_backends!(
@@ -167,19 +167,7 @@ mod tests {
 
     fn store_with_event_on(backend: TestBackend) -> (tempfile::TempDir, Store, Event) {
         let (dir, store) = temp_store_on(backend);
-        let request_id = new_id("req");
-        let route = Route {
-            source_id: "src_a",
-            connection_id: "web_a",
-            destination_id: "des_a",
-        };
-        let event = Event::new(
-            derived_id("evt", &request_id, "web_a"),
-            &request_id,
-            route,
-            now_ms(),
-            false,
-        );
+        let event = crate::store::test_event(now_ms());
         store.insert_event(&event, None, now_ms()).unwrap();
         (dir, store, event)
     }

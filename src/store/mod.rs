@@ -135,7 +135,7 @@ pub enum Backend {
     /// sled, in the data directory (the default).
     Embedded,
     /// PostgreSQL, shared by every node of a cluster.
-    Postgres(RemoteSettings),
+    Postgres(Box<RemoteSettings>),
 }
 
 /// Journal segments are closed at this size (a segment is never rewritten).
@@ -196,6 +196,8 @@ pub struct StoreState {
     /// `job` reads meanwhile (see `outbound`).
     pending_jobs: Mutex<std::collections::HashMap<String, Arc<WebhookJob>>>,
     index_progress: requests::IndexProgress,
+    /// The `meta` key of the router's watermark in `journal` (see `requests::watermark_key`).
+    watermark_key: Vec<u8>,
     depths: queue::Depths,
     /// Request id → the request and where the journal holds it.
     requests: Tree,
@@ -352,6 +354,7 @@ impl Store {
         // fail before it looks at (and maybe cuts) the journal's tail.
         let journal = journal::Journal::open(&dir.join("journal"), journal_segment_bytes)?;
         let sealer = sealer_for(dir, secrets_key).map_err(StoreError::SecretsKey)?;
+        let watermark_key = requests::watermark_key(dir, db.is_remote())?;
         let paused = db.open_tree("paused")?;
         let paused_ids = hold::paused_ids(&paused)?;
         let rejections = db.open_tree("rejections")?;
@@ -367,6 +370,7 @@ impl Store {
             pending: Mutex::default(),
             pending_jobs: Mutex::default(),
             index_progress: requests::IndexProgress::default(),
+            watermark_key,
             depths: queue::Depths::default(),
             requests: db.open_tree("requests")?,
             request_payloads: db.open_tree("request_payloads")?,
@@ -1036,6 +1040,19 @@ fn temp_store() -> (tempfile::TempDir, Store) {
     temp_store_on(TestBackend::Embedded)
 }
 
+/// A new event of a new request, on connection `web_a` from `src_a` to `des_a`.
+#[cfg(test)]
+fn test_event(created_ms: u64) -> Event {
+    let request_id = crate::ids::new_id("req");
+    let route = crate::model::Route {
+        source_id: "src_a",
+        connection_id: "web_a",
+        destination_id: "des_a",
+    };
+    let id = crate::ids::derived_id("evt", &request_id, "web_a");
+    Event::new(id, &request_id, route, created_ms, false)
+}
+
 /// Which backend a test runs on (see `on_both_backends`).
 #[cfg(test)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1050,7 +1067,7 @@ enum TestBackend {
 fn temp_store_on(backend: TestBackend) -> (tempfile::TempDir, Store) {
     let backend = match backend {
         TestBackend::Embedded => Backend::Embedded,
-        TestBackend::Postgres => Backend::Postgres(keyspace::test_server::database()),
+        TestBackend::Postgres => Backend::Postgres(Box::new(keyspace::test_server::database())),
     };
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_backed(dir.path(), 1 << 20, JOURNAL_SEGMENT_BYTES, None, &backend);
@@ -1173,14 +1190,13 @@ mod tests {
     /// Two nodes of a cluster: two stores, each with its own directory, one database.
     #[test]
     fn what_one_store_writes_to_a_shared_database_the_other_reads() {
-        use crate::ids::{derived_id, new_id, now_ms};
-        use crate::model::Route;
+        use crate::ids::now_ms;
         let settings = keyspace::test_server::database();
         // Every node must seal with the same key (`server.secrets_key`).
         let key = SecretsKey::parse(&format!("{}=", "A".repeat(43))).unwrap();
         let node = || {
             let dir = tempfile::tempdir().unwrap();
-            let backend = Backend::Postgres(settings.clone());
+            let backend = Backend::Postgres(Box::new(settings.clone()));
             let store = Store::open_backed(
                 dir.path(),
                 1 << 20,
@@ -1202,19 +1218,7 @@ mod tests {
             .unwrap();
         assert_eq!(b.api_objects().unwrap(), vec![source]);
 
-        let request_id = new_id("req");
-        let route = Route {
-            source_id: "src_a",
-            connection_id: "web_a",
-            destination_id: "des_a",
-        };
-        let event = Event::new(
-            derived_id("evt", &request_id, "web_a"),
-            &request_id,
-            route,
-            1,
-            false,
-        );
+        let event = test_event(1);
         a.insert_event(&event, None, 5).unwrap();
         assert_eq!(b.event(&event.id).unwrap(), Some(event.clone()));
         let due = b
@@ -1231,7 +1235,7 @@ mod tests {
     fn a_store_whose_database_stops_answers_unavailable_until_it_is_back() {
         let server = keyspace::test_server::TestServer::start();
         let dir = tempfile::tempdir().unwrap();
-        let backend = Backend::Postgres(server.database());
+        let backend = Backend::Postgres(Box::new(server.database()));
         let store =
             Store::open_backed(dir.path(), 1 << 20, JOURNAL_SEGMENT_BYTES, None, &backend).unwrap();
         let team = store.team_id().unwrap();

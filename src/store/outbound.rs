@@ -98,7 +98,7 @@ impl Store {
     }
 
     pub fn endpoint_exists(&self, id: &str) -> Result<bool> {
-        Ok(self.endpoints.contains_key(id.as_bytes())?)
+        self.endpoints.contains_key(id.as_bytes())
     }
 
     pub fn delete_endpoint(&self, id: &str) -> Result<bool> {

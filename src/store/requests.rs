@@ -134,6 +134,7 @@ impl Store {
         };
         match location {
             Some(location) => match self.journal.read(location) {
+                Ok(record) if self.db.is_remote() => journaled_payload_of(&record, id),
                 Ok(record) => Ok(Some(request_record::decode_payload(&record)?)),
                 // Its segment was deleted since the lookup (retention).
                 Err(_) if location.segment < self.journal.segment_range().start => Ok(None),
@@ -304,7 +305,7 @@ impl Store {
 
     /// Records that every journaled request up to `location` is indexed and routed.
     pub fn set_routed_through(&self, location: Location) -> Result<()> {
-        self.meta.insert(ROUTED_THROUGH, &location.encode())?;
+        self.meta.insert(&self.watermark_key, &location.encode())?;
         Ok(())
     }
 
@@ -322,9 +323,39 @@ impl Store {
 
     /// The router's watermark: every request up to it is indexed and routed.
     pub(super) fn routed_through(&self) -> Result<Option<Location>> {
-        let value = self.meta.get(ROUTED_THROUGH)?;
+        let value = self.meta.get(&self.watermark_key)?;
         Ok(value.and_then(|value| Location::decode(&value)))
     }
+}
+
+/// The payload in `record` if it is request `id`'s. With a shared keyspace
+/// a request indexed by another node names a location in that node's
+/// journal, which here holds another request or nothing.
+fn journaled_payload_of(record: &[u8], id: &str) -> Result<Option<Payload>> {
+    Ok(match request_record::decode(record)? {
+        Record::Request(request, payload) if request.id == id => Some(payload),
+        _ => None,
+    })
+}
+
+/// The `meta` key of the router's watermark in the journal of `dir`: one
+/// key when the keyspace is the node's own, one per node when it is shared
+/// (each node routes its own journal), named by an id kept in `dir`.
+pub(super) fn watermark_key(dir: &std::path::Path, shared: bool) -> std::io::Result<Vec<u8>> {
+    if !shared {
+        return Ok(ROUTED_THROUGH.to_vec());
+    }
+    let file = dir.join("node-id");
+    let node = match std::fs::read_to_string(&file) {
+        Ok(id) => id.trim().to_string(),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            let id = crate::ids::new_id("node");
+            crate::owner_only_file::write_whole(&file, id.as_bytes())?;
+            id
+        }
+        Err(error) => return Err(error),
+    };
+    Ok([ROUTED_THROUGH, b"/", node.as_bytes()].concat())
 }
 
 /// A journal record, as the router takes it.
@@ -461,6 +492,52 @@ mod tests {
         assert!(!store.is_unrouted("req_1").unwrap());
         assert_eq!(store.request("req_1").unwrap(), Some(request));
         assert_eq!(store.request_payload("req_1").unwrap(), Some(payload));
+    }
+
+    /// Two nodes on one database: each has its own journal, so its own watermark,
+    /// and never reads another's request at the same place of its own journal.
+    #[test]
+    fn nodes_sharing_a_database_keep_to_their_own_journal() {
+        use crate::store::{keyspace::test_server, Backend, JOURNAL_SEGMENT_BYTES};
+        let backend = Backend::Postgres(Box::new(test_server::database()));
+        let node = || {
+            let dir = tempfile::tempdir().unwrap();
+            let store =
+                Store::open_backed(dir.path(), 1 << 20, JOURNAL_SEGMENT_BYTES, None, &backend);
+            (dir, store.unwrap())
+        };
+        let ((_a_dir, a), (_b_dir, b)) = (node(), node());
+        let (on_a, on_b) = (
+            request("req_a", "{\"on\":\"a\"}"),
+            request("req_b", "{\"on\":\"b\"}"),
+        );
+        let at_a = journal(&a, std::slice::from_ref(&on_a))[0];
+        assert_eq!(
+            journal(&b, &[on_b])[0],
+            at_a,
+            "the same place in two journals"
+        );
+        a.index_request(&on_a.0, at_a).unwrap();
+        a.mark_routed("req_a").unwrap();
+        a.set_routed_through(at_a).unwrap();
+        assert_eq!(a.request_payload("req_a").unwrap(), Some(on_a.1.clone()));
+        assert_eq!(
+            b.request("req_a").unwrap(),
+            Some(on_a.0),
+            "listed by the other node"
+        );
+        assert_eq!(
+            b.request_payload("req_a").unwrap(),
+            Some(on_a.1),
+            "from the database, not b's request at that place"
+        );
+        let mut replayed = Vec::new();
+        b.each_unrouted_journaled(|committed| {
+            replayed.push(committed.id().to_string());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(replayed, ["req_b"], "a's watermark is not b's");
     }
 
     #[test]
