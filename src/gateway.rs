@@ -2,6 +2,7 @@
 //! config, and shuts them down in the order that loses nothing.
 
 use crate::api::{ApiKeys, ApiState, Budget, KeyBudgets};
+use crate::cluster::{Cluster, Node};
 use crate::config::Config;
 use crate::delivery::{
     Circuits, DeliveryClient, HookdeckHeaders, Scheduler, Sending, SharedPolicy,
@@ -56,6 +57,8 @@ pub struct Gateway {
     ingress_task: tokio::task::JoinHandle<()>,
     threads: Vec<JoinHandle<()>>,
     sweeper: Option<Sweeper>,
+    /// Which lanes and periodic work this node runs (all, on the embedded store).
+    cluster: Cluster,
     shutdown_timeout: Duration,
     /// `server.shutdown_drain_ms`.
     drain_time: Duration,
@@ -106,6 +109,7 @@ impl Gateway {
         );
         store.observe_ended_events(metrics.ended_events());
         let telemetry = Telemetry::start(config.otlp_endpoint.as_ref())?;
+        let mut cluster = Cluster::for_backend(&config.store);
         let scheduler = Scheduler::start(
             store.clone(),
             catalog.clone(),
@@ -117,6 +121,7 @@ impl Gateway {
                 metrics: metrics.clone(),
                 telemetry: telemetry.clone(),
             },
+            cluster.leases().clone(),
             Duration::from_millis(config.delivery.backlog_check_ms.max(10)),
         );
         let router = Router::new(
@@ -227,11 +232,17 @@ impl Gateway {
             // `[retention]` keeps the start's values; the windows it stays
             // clear of are read as they are at each sweep.
             let (state, retention) = (api_state.clone(), config.retention.clone());
-            Sweeper::start(store.clone(), &config.retention, move |now| {
+            let leases = cluster.leases().clone();
+            Sweeper::start(store.clone(), leases, &config.retention, move |now| {
                 let (config, catalog) = (state.config.load(), state.catalog.load());
                 crate::retention::cutoffs(now, &retention, &config.outbound, &catalog)
             })
         };
+        let node = Arc::new(GatewayNode {
+            state: api_state.clone(),
+            address_policy: address_policy.clone(),
+        });
+        cluster.join(&config.store, config.lease, node);
         Ok(Gateway {
             ingress_addr,
             api_addr,
@@ -250,6 +261,7 @@ impl Gateway {
             ingress_task,
             threads: vec![commit_thread, router_thread],
             sweeper,
+            cluster,
             shutdown_timeout: Duration::from_millis(config.server.shutdown_timeout_ms),
             drain_time: Duration::from_millis(config.server.shutdown_drain_ms),
             telemetry,
@@ -276,22 +288,17 @@ impl Gateway {
     pub async fn reload(&self, config: Config) -> anyhow::Result<()> {
         let state = self.api_state.clone();
         let address_policy = self.address_policy.clone();
-        tokio::task::spawn_blocking(move || {
-            // The lock API changes to the catalog take, so neither undoes the other.
-            let _one_writer = state
-                .object_updates
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            let catalog = served_catalog(&config, &state.store)?;
-            state.scheduler.replace_catalog(catalog);
-            address_policy.store(Arc::new(config.delivery.address_policy()));
-            state
-                .signing_secret
-                .configure(config.signing_secret.clone());
-            state.config.store(Arc::new(config));
-            anyhow::Ok(())
-        })
-        .await?
+        tokio::task::spawn_blocking(move || serve(&state, &address_policy, config)).await?
+    }
+
+    /// Whether this node leads its cluster (always, on the embedded store).
+    pub fn leads(&self) -> bool {
+        self.cluster.leases().leads()
+    }
+
+    /// Whether this node runs the destination's lane now (always, on the embedded store).
+    pub fn runs_lane(&self, destination_id: &str) -> bool {
+        self.cluster.leases().runs_lane(destination_id)
     }
 
     /// Graceful stop: `/readyz` fails, both listeners still serving for
@@ -344,6 +351,8 @@ impl Gateway {
             tokio::task::spawn_blocking(move || sweeper.stop()).await?;
         }
         self.scheduler.shutdown(self.shutdown_timeout).await;
+        // Only now that no attempt is in flight may another node run the lanes.
+        self.cluster.leave().await;
         // Every span is ended once the lanes are: the last batch goes out.
         let telemetry = self.telemetry;
         tokio::task::spawn_blocking(move || telemetry.shutdown()).await?;
@@ -356,6 +365,52 @@ impl Gateway {
         let (store, grace) = (self.store, self.shutdown_timeout);
         tokio::task::spawn_blocking(move || close(store, grace)).await??;
         Ok(())
+    }
+}
+
+/// Serves `config` (see `Gateway::reload`). Blocks on the store.
+fn serve(state: &ApiState, address_policy: &SharedPolicy, config: Config) -> anyhow::Result<()> {
+    // The lock API changes to the catalog take, so neither undoes the other.
+    let _one_writer = state
+        .object_updates
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let catalog = served_catalog(&config, &state.store)?;
+    state.scheduler.replace_catalog(catalog);
+    address_policy.store(Arc::new(config.delivery.address_policy()));
+    state
+        .signing_secret
+        .configure(config.signing_secret.clone());
+    state.config.store(Arc::new(config));
+    anyhow::Ok(())
+}
+
+/// The gateway as its cluster sees it.
+struct GatewayNode {
+    state: Arc<ApiState>,
+    address_policy: SharedPolicy,
+}
+
+impl Node for GatewayNode {
+    fn lanes(&self) -> Vec<String> {
+        self.state.catalog.load().target_ids()
+    }
+
+    fn wake(&self, destination_id: &str) {
+        self.state.scheduler.wake(destination_id);
+    }
+
+    fn refresh_paused(&self) {
+        if let Err(error) = self.state.store.refresh_paused() {
+            tracing::warn!(%error, "paused connections not read again");
+        }
+    }
+
+    fn refresh_objects(&self) {
+        let config = Config::clone(&self.state.config.load());
+        if let Err(error) = serve(&self.state, &self.address_policy, config) {
+            tracing::warn!(%error, "objects changed through the API not served");
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod address_policy;
 pub mod api;
 pub mod api_client;
+pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod delivery;

@@ -3,6 +3,7 @@
 //! what stays). A thread of its own: sweeping is a long run of blocking sled
 //! calls that must not hold up the reactor or the lanes' blocking pool.
 
+use crate::cluster::Leases;
 use crate::config::{OutboundSection, RetentionSection};
 use crate::ids::now_ms;
 use crate::model::Catalog;
@@ -24,10 +25,12 @@ pub struct Sweeper {
 
 impl Sweeper {
     /// Starts sweeping `store`, the first time one period from now (so that
-    /// a start is not slowed down); None when retention keeps everything.
+    /// a start is not slowed down), while this node leads its cluster
+    /// (`leases`); None when retention keeps everything.
     /// `cutoffs` draws the lines of each sweep from the time it starts.
     pub fn start(
         store: Store,
+        leases: Leases,
         retention: &RetentionSection,
         cutoffs: impl Fn(u64) -> Cutoffs + Send + 'static,
     ) -> Option<Sweeper> {
@@ -41,7 +44,7 @@ impl Sweeper {
             let stopping = stopping.clone();
             std::thread::Builder::new()
                 .name("hookgate-retention".into())
-                .spawn(move || sweep_loop(&store, every, cutoffs, &woken, &stopping))
+                .spawn(move || sweep_loop(&store, &leases, every, cutoffs, &woken, &stopping))
                 .expect("spawn retention thread")
         };
         Some(Sweeper {
@@ -104,12 +107,16 @@ pub fn cutoffs(
 
 fn sweep_loop(
     store: &Store,
+    leases: &Leases,
     every: Duration,
     cutoffs: impl Fn(u64) -> Cutoffs,
     woken: &Receiver<()>,
     stopping: &AtomicBool,
 ) {
     while let Err(RecvTimeoutError::Timeout) = woken.recv_timeout(every) {
+        if !leases.leads() {
+            continue; // the cluster's leader sweeps
+        }
         match store.sweep(cutoffs(now_ms()), stopping) {
             Ok(swept) => tracing::debug!(?swept, "retention sweep"),
             Err(error) => {

@@ -30,7 +30,7 @@ pub(super) fn out_of_bounds(file: &FileConfig) -> Vec<OutOfBounds> {
     let size = |value: usize| value as u64;
     // One key a line: a table to read down.
     #[rustfmt::skip]
-    let checked: [(&'static str, u64, RangeInclusive<u64>); 22] = [
+    let checked: [(&'static str, u64, RangeInclusive<u64>); 23] = [
         ("limits.store_cache_bytes", limits.store_cache_bytes, MIB..=TIB),
         ("limits.journal_segment_bytes", limits.journal_segment_bytes, 1..=TIB),
         ("limits.api_page_bytes", size(limits.api_page_bytes), 1024..=GIB),
@@ -38,6 +38,7 @@ pub(super) fn out_of_bounds(file: &FileConfig) -> Vec<OutOfBounds> {
         ("limits.commit_queue", size(limits.commit_queue), 1..=16 * MIB),
         ("store.pool_size", file.store.pool_size, 1..=1024),
         ("store.statement_timeout_ms", file.store.statement_timeout_ms, 1..=TEN_YEARS_MS),
+        ("store.lease_ms", file.store.lease_ms, 300..=TEN_YEARS_MS),
         ("limits.delivery_timeout_ms", limits.delivery_timeout_ms, 1..=TEN_YEARS_MS),
         ("limits.transform_timeout_ms", limits.transform_timeout_ms, 1..=TEN_YEARS_MS),
         ("server.shutdown_timeout_ms", server.shutdown_timeout_ms, 0..=TEN_YEARS_MS),

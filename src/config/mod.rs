@@ -49,6 +49,8 @@ pub struct Config {
     pub secrets_key: Option<crate::sealing::SecretsKey>,
     /// `[store]`, resolved: where the store keeps its records.
     pub store: crate::store::Backend,
+    /// `store.lease_ms`: how long a node of a cluster holds a lease unrenewed.
+    pub lease: std::time::Duration,
     /// `[delivery] signing_secret`, resolved: when set, it signs instead of
     /// the workspace secret kept in `data_dir` (see `signing::workspace_secret`).
     pub signing_secret: Option<String>,
@@ -142,6 +144,7 @@ impl Validator<'_> {
         let api_keys = self.api_keys(&file.server);
         let secrets_key = self.secrets_key(&file.server);
         let store = self.store_backend(&file.store);
+        let lease = std::time::Duration::from_millis(file.store.lease_ms);
         let signing_secret = self.signing_secret(&file.delivery);
         let otlp_endpoint = self.otlp_endpoint(&file.telemetry);
         let sources = self.sources(&file.sources);
@@ -177,6 +180,7 @@ impl Validator<'_> {
             api_keys,
             secrets_key,
             store,
+            lease,
             signing_secret,
             sources,
             destinations,

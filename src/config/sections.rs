@@ -50,6 +50,9 @@ pub struct StoreSection {
     /// How long one PostgreSQL statement (or a wait for a pooled connection)
     /// may take before the store counts the database as unavailable.
     pub statement_timeout_ms: u64,
+    /// How long a node holds a lane or the leadership without renewing it
+    /// (it renews every third of it); a dead node's lanes move after it.
+    pub lease_ms: u64,
 }
 
 /// `store.backend`.
@@ -69,6 +72,7 @@ impl Default for StoreSection {
             url: None,
             pool_size: 16,
             statement_timeout_ms: 5_000,
+            lease_ms: 10_000,
         }
     }
 }

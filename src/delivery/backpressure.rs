@@ -18,6 +18,9 @@ pub(super) async fn watch(shared: Arc<Shared>, every: Duration, mut stop: watch:
         if *stop.borrow() {
             return;
         }
+        if !shared.leases.leads() {
+            continue; // the cluster's leader checks
+        }
         let shared = shared.clone();
         // A failed check is logged inside; the next tick tries again.
         let _ = tokio::task::spawn_blocking(move || check(&shared)).await;

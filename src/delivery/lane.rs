@@ -70,6 +70,17 @@ pub(super) async fn run(
                 false => continue,
             }
         };
+        if !shared.leases.runs_lane(&destination_id) {
+            // Another node of the cluster runs it (or will once the lease
+            // is free): the attempts in flight finish, no new one starts
+            // until the lease is ours (the coordinator rings then).
+            std::mem::take(&mut in_flight).finish().await;
+            tokio::select! {
+                _ = bell.rung() => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
         refresh_limiter(&mut limiter, destination.rate_limit);
         let heard = cli::heard(&shared.cli, &destination);
         heard_before = match heard && !heard_before {
@@ -101,6 +112,10 @@ pub(super) async fn run(
                     if woken {
                         break;
                     }
+                }
+                if !shared.leases.runs_lane(&destination_id) {
+                    woken = true; // the lease lapsed during the batch: not one more
+                    break;
                 }
                 let attempt =
                     attempt::deliver(shared.clone(), destination.clone(), ready, stop.clone());

@@ -20,6 +20,7 @@ pub use cli::CliListeners;
 pub use hookdeck_headers::HookdeckHeaders;
 pub use http_client::{DeliveryClient, Outgoing, Response as DeliveryResponse, SharedPolicy};
 
+use crate::cluster::Leases;
 use crate::issues::IssueTracker;
 use crate::metrics::Metrics;
 use crate::model::Catalog;
@@ -46,6 +47,8 @@ pub(crate) struct Shared {
     telemetry: Telemetry,
     /// The `hookgate listen` sessions of CLI destinations.
     cli: Arc<CliListeners>,
+    /// Which lanes run here, and whether this node checks backlogs.
+    leases: Leases,
 }
 
 /// How lanes send: the HTTP client, the circuit breakers, Hookdeck's
@@ -75,13 +78,15 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Starts a lane for every destination; each resumes whatever its queue holds.
+    /// Starts a lane for every destination; each resumes whatever its queue
+    /// holds while this node holds its lease (`leases`).
     /// Must be called inside the tokio runtime that will run the lanes.
     pub fn start(
         store: Store,
         catalog: Arc<ArcSwap<Catalog>>,
         issues: IssueTracker,
         sending: Sending,
+        leases: Leases,
         backlog_check_every: Duration,
     ) -> Arc<Scheduler> {
         let Sending {
@@ -102,6 +107,7 @@ impl Scheduler {
                 metrics,
                 telemetry,
                 cli: Arc::default(),
+                leases,
             }),
             lanes: Mutex::default(),
             runtime: tokio::runtime::Handle::current(),

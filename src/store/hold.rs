@@ -6,14 +6,33 @@
 //! way (`hold_for_listener`); they are released when one connects, or when
 //! the destination gets a URL (`release_held`), but not while paused.
 
+use super::keyspace::Tree;
 use super::{QueueMove, Result, Store};
 use crate::model::{AttemptTrigger, Event, EventStatus, Payload};
+use std::collections::HashSet;
 
 pub(super) fn held_key(connection_id: &str, event_id: &str) -> Vec<u8> {
     [connection_id.as_bytes(), event_id.as_bytes()].concat()
 }
 
+/// The connections `paused` holds.
+pub(super) fn paused_ids(paused: &Tree) -> Result<HashSet<String>> {
+    paused
+        .iter()
+        .keys()
+        .map(|key| Ok(String::from_utf8_lossy(&key?).into_owned()))
+        .collect()
+}
+
 impl Store {
+    /// Reads the paused connections again: another node of a cluster may
+    /// have paused or unpaused one (its held events are in the queue again).
+    pub fn refresh_paused(&self) -> Result<()> {
+        let mut paused = self.paused_ids.write().unwrap_or_else(|e| e.into_inner());
+        *paused = paused_ids(&self.paused)?;
+        Ok(())
+    }
+
     /// When the connection was paused, if it is.
     pub fn paused_at(&self, connection_id: &str) -> Result<Option<u64>> {
         Ok(self
@@ -121,7 +140,7 @@ impl Store {
     }
 
     /// An unpause between the pause check that held an event and its held
-    /// entry did not see the entry: whoever held the event looks again once
+    /// entry (or on another node) did not see the entry: whoever held the event looks again once
     /// the entry is written, and releases it if the pause is over. (An unpause
     /// after this look sees the entry; the second release finds the event no
     /// longer held and leaves it.) True when it released the event.
@@ -131,7 +150,9 @@ impl Store {
         event_id: &str,
         due_ms: u64,
     ) -> Result<bool> {
-        if self.is_paused(connection_id) {
+        // The stored flag, not the set in memory: in a cluster another node
+        // may have unpaused it, and this node's set learns of it a moment later.
+        if self.paused_at(connection_id)?.is_some() {
             return Ok(false);
         }
         let key = held_key(connection_id, event_id);

@@ -369,11 +369,7 @@ impl Store {
         let sealer = sealer_for(dir, secrets_key).map_err(StoreError::SecretsKey)?;
         let watermark_key = requests::watermark_key(dir, db.is_remote())?;
         let paused = db.open_tree("paused")?;
-        let paused_ids = paused
-            .iter()
-            .keys()
-            .map(|key| Ok(String::from_utf8_lossy(&key?).into_owned()))
-            .collect::<Result<_>>()?;
+        let paused_ids = hold::paused_ids(&paused)?;
         let rejections = db.open_tree("rejections")?;
         let (issues, bulk_retries) = (db.open_tree("issues")?, db.open_tree("bulk_retries")?);
         let (applications, event_types) =

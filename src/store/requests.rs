@@ -91,10 +91,25 @@ impl Store {
 
     /// Records a journaled request in sled, so that lists and filters see it.
     pub fn index_request(&self, request: &Request, location: Location) -> Result<()> {
+        if self.db.is_remote() {
+            return self.index_request_for_every_node(request, location);
+        }
         self.requests.insert(
             request.id.as_bytes(),
             request_record::indexed(request, location)?,
         )?;
+        Ok(())
+    }
+
+    /// In a cluster the journal is this node's, and any node may deliver
+    /// the request's events: its payload goes to the database as well, kept
+    /// as requests stored before the journal were (no journal location).
+    fn index_request_for_every_node(&self, request: &Request, location: Location) -> Result<()> {
+        let payload = self.journaled_payload(location)?;
+        let id = request.id.as_bytes();
+        self.request_payloads
+            .insert(id, super::payload_codec::encode(&payload))?;
+        self.requests.insert(id, serde_json::to_vec(request)?)?;
         Ok(())
     }
 
@@ -506,7 +521,7 @@ mod tests {
         a.index_request(&on_a.0, at_a).unwrap();
         a.mark_routed("req_a").unwrap();
         a.set_routed_through(at_a).unwrap();
-        assert_eq!(a.request_payload("req_a").unwrap(), Some(on_a.1));
+        assert_eq!(a.request_payload("req_a").unwrap(), Some(on_a.1.clone()));
         assert_eq!(
             b.request("req_a").unwrap(),
             Some(on_a.0),
@@ -514,8 +529,8 @@ mod tests {
         );
         assert_eq!(
             b.request_payload("req_a").unwrap(),
-            None,
-            "not b's request at that place"
+            Some(on_a.1),
+            "from the database, not b's request at that place"
         );
         let mut replayed = Vec::new();
         b.each_unrouted_journaled(|committed| {

@@ -4,6 +4,7 @@
 use crate::common::*;
 use hookgate::model::EventStatus;
 use hookgate::store::test_postgres;
+use std::time::Duration;
 
 /// A `[store]` section on a new database, and a source routed to `sink`.
 fn on_postgres(database: &str, sink: &Sink) -> String {
@@ -53,4 +54,199 @@ async fn a_request_accepted_by_one_node_is_listed_by_the_other() {
     let (status, page) = b.api_get("/requests").await;
     assert_eq!(status, 200);
     assert_eq!(page["models"][0]["id"], request_id.as_str());
+}
+
+/// How long a node holds a lease unrenewed in these tests: a dead node's
+/// lanes move within it.
+const LEASE_MS: u64 = 1500;
+
+/// A cluster's config on `database`: the source `shop` routed to `sink`
+/// through the destination `orders`, with `destination_extra` keys.
+fn cluster_config(database: &str, sink: &Sink, destination_extra: &str) -> String {
+    format!(
+        "[store]\nbackend = \"postgres\"\nurl = \"{database}\"\nlease_ms = {LEASE_MS}\n\n[[sources]]\nname = \"shop\"\n\n[[destinations]]\nname = \"orders\"\nurl = \"{}\"\n{destination_extra}\n\n[[connections]]\nname = \"shop-to-orders\"\nsource = \"shop\"\ndestination = \"orders\"\n",
+        sink.url("/")
+    )
+}
+
+/// Polls `done` until it holds: what another node does to the database
+/// signals nothing here that could be awaited.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited in vain until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How many events of the cluster satisfy `done`.
+fn events_where(gw: &TestGateway, done: impl Fn(&hookgate::model::Event) -> bool) -> usize {
+    let events = gw.gateway.store.events().map(Result::unwrap);
+    events.filter(|event| done(event)).count()
+}
+
+/// Two nodes on one database, the first running the only lane (it started
+/// alone, and a node keeps its lanes while they are within its share).
+async fn two_nodes(config: &str) -> (TestGateway, TestGateway, String) {
+    let a = TestGateway::start(config).await;
+    let lane = a.gateway.catalog().load().target_ids()[0].clone();
+    until("node A runs the lane", || a.gateway.runs_lane(&lane)).await;
+    let b = TestGateway::start(config).await;
+    (a, b, lane)
+}
+
+/// Posts the events `{"n": …}` of `numbers`, each to the next of `nodes` in turn.
+async fn post_numbered(nodes: &[&TestGateway], numbers: std::ops::Range<usize>) {
+    for n in numbers {
+        let node = nodes[n % nodes.len()];
+        let (status, _) = node.post("/e/shop", &format!("{{\"n\":{n}}}")).await;
+        assert_eq!(status, 200);
+    }
+}
+
+/// The numbers the sink received, in order, repeats included.
+fn delivered_numbers(sink: &Sink) -> Vec<u64> {
+    let mut numbers: Vec<u64> = sink
+        .received()
+        .iter()
+        .map(|received| {
+            let body: serde_json::Value = serde_json::from_slice(&received.body).unwrap();
+            body["n"].as_u64().unwrap()
+        })
+        .collect();
+    numbers.sort_unstable();
+    numbers
+}
+
+async fn toggle(gw: &TestGateway, connection: &str, action: &str) {
+    let path = format!("/connections/{connection}/{action}");
+    let (status, _) = gw
+        .api_send(reqwest::Method::PUT, &path, serde_json::json!({}))
+        .await;
+    assert_eq!(status, 200);
+}
+
+async fn connection_id(gw: &TestGateway) -> String {
+    let (status, page) = gw.api_get("/connections").await;
+    assert_eq!(status, 200);
+    page["models"][0]["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_nodes_deliver_each_event_once_within_the_destinations_concurrency() {
+    let sink = Sink::start(Reply::Slowly(200, Duration::from_millis(50))).await;
+    let config = cluster_config(&new_database(), &sink, "concurrent = 4");
+    let (a, b, lane) = two_nodes(&config).await;
+    post_numbered(&[&a, &b], 0..40).await;
+    // Node A settles every attempt (it runs the lane).
+    a.wait_events(40, |e| e.status == EventStatus::Successful)
+        .await;
+    assert_eq!(delivered_numbers(&sink), (0..40).collect::<Vec<_>>());
+    let most = sink.most_in_flight();
+    assert!(most <= 4, "{most} deliveries at once for a cap of 4");
+    assert!(
+        most >= 2,
+        "deliveries overlapped, so the cap was put to the test"
+    );
+    assert!(a.gateway.runs_lane(&lane) && !b.gateway.runs_lane(&lane));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_destinations_rate_limit_holds_across_the_cluster() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let limit = "rate_limit = 50\nrate_limit_period = \"second\"";
+    let config = cluster_config(&new_database(), &sink, limit);
+    let (a, b, _) = two_nodes(&config).await;
+    // Held while they are accepted (by both nodes), then all due at once:
+    // the pace is the limit's, not the posting's.
+    let connection = connection_id(&b).await;
+    toggle(&b, &connection, "pause").await;
+    until("node A sees the pause", || {
+        a.gateway.store.is_paused(&connection)
+    })
+    .await;
+    post_numbered(&[&a, &b], 0..101).await;
+    until("every event is held", || {
+        events_where(&a, |e| e.status == EventStatus::Hold) == 101
+    })
+    .await;
+    toggle(&b, &connection, "unpause").await;
+    let received = sink.wait_for(101).await;
+    // 99 gaps between the second delivery and the last (see rate_limited_span).
+    let rate = 99.0 / rate_limited_span(&received).as_secs_f64();
+    assert!(
+        (45.0..=55.0).contains(&rate),
+        "{rate:.1} deliveries/s for a limit of 50/s"
+    );
+    assert_eq!(sink.received().len(), 101, "none delivered twice");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_nodes_lane_resumes_on_another_node_and_no_queued_event_is_lost() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let limit = "rate_limit = 10\nrate_limit_period = \"second\"";
+    let config = cluster_config(&new_database(), &sink, limit);
+    let (a, b, lane) = two_nodes(&config).await;
+    post_numbered(&[&a], 0..30).await;
+    a.wait_events(30, |_| true).await; // routed: queued in the database
+    sink.wait_for(3).await;
+    // Dropped without a shutdown, as a kill -9: it releases nothing and
+    // starts no attempt from then on (its data stays, as a dead node's disk).
+    let TestGateway {
+        gateway, dir: _dir, ..
+    } = a;
+    drop(gateway);
+    until("node B runs the lane", || b.gateway.runs_lane(&lane)).await;
+    until("every event is delivered", || {
+        events_where(&b, |e| e.status == EventStatus::Successful) == 30
+    })
+    .await;
+    let mut numbers = delivered_numbers(&sink);
+    let received = numbers.len();
+    numbers.dedup();
+    assert_eq!(numbers, (0..30).collect::<Vec<_>>(), "each delivered");
+    let again = received - 30;
+    assert!(
+        again <= 1,
+        "{again} delivered again: at most the one in flight"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pause_through_one_node_stops_the_other_nodes_deliveries_until_unpaused() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let config = cluster_config(&new_database(), &sink, "");
+    let (a, b, lane) = two_nodes(&config).await;
+    post_numbered(&[&a], 0..1).await;
+    sink.wait_for(1).await;
+    let connection = connection_id(&b).await;
+    toggle(&b, &connection, "pause").await;
+    until("node A sees the pause", || {
+        a.gateway.store.is_paused(&connection)
+    })
+    .await;
+    post_numbered(&[&a], 1..4).await;
+    a.wait_events(3, |e| e.status == EventStatus::Hold).await;
+    assert_eq!(sink.received().len(), 1);
+    toggle(&b, &connection, "unpause").await;
+    sink.wait_for(4).await;
+    assert!(a.gateway.runs_lane(&lane), "node A delivered them");
+    assert!(!a.gateway.store.is_paused(&connection));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_node_leads_and_another_takes_over_when_it_stops() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let config = cluster_config(&new_database(), &sink, "");
+    let a = TestGateway::start(&config).await;
+    until("node A leads", || a.gateway.leads()).await;
+    let b = TestGateway::start(&config).await;
+    let lane = b.gateway.catalog().load().target_ids()[0].clone();
+    assert!(a.gateway.leads() && !b.gateway.leads());
+    a.stopped().await;
+    until("node B leads", || b.gateway.leads()).await;
+    until("node B runs the lane", || b.gateway.runs_lane(&lane)).await;
 }

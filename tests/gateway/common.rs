@@ -10,6 +10,7 @@ use hookgate::model::Event;
 use hookgate::{Config, Gateway};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -51,6 +52,9 @@ pub enum Reply {
     Hang,
     /// 302 to this URL.
     Redirect(String),
+    /// This status, after a while (a destination that takes its time, so
+    /// that deliveries overlap: see `Sink::most_in_flight`).
+    Slowly(u16, Duration),
 }
 
 type Behavior = Arc<dyn Fn(&Received) -> Reply + Send + Sync>;
@@ -59,6 +63,9 @@ struct SinkState {
     received: Mutex<Vec<Received>>,
     count: watch::Sender<usize>,
     behavior: Mutex<Behavior>,
+    /// Requests being answered, and the most there ever were at once.
+    in_flight: std::sync::atomic::AtomicUsize,
+    most_in_flight: std::sync::atomic::AtomicUsize,
 }
 
 /// A destination: an HTTP server that records every request.
@@ -104,6 +111,8 @@ impl Sink {
             received: Mutex::default(),
             count: watch::channel(0).0,
             behavior: Mutex::new(behavior),
+            in_flight: Default::default(),
+            most_in_flight: Default::default(),
         });
         let app = axum::Router::new()
             .fallback(record)
@@ -118,6 +127,11 @@ impl Sink {
 
     pub fn set_reply(&self, reply: Reply) {
         *self.state.behavior.lock().unwrap() = Arc::new(move |_| reply.clone());
+    }
+
+    /// The most requests the sink was answering at once.
+    pub fn most_in_flight(&self) -> usize {
+        self.state.most_in_flight.load(Ordering::SeqCst)
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -157,6 +171,14 @@ async fn record(
     let reply = behavior(&received);
     state.received.lock().unwrap().push(received);
     state.count.send_modify(|c| *c += 1);
+    let in_flight = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    state.most_in_flight.fetch_max(in_flight, Ordering::SeqCst);
+    let answered = answer(reply).await;
+    state.in_flight.fetch_sub(1, Ordering::SeqCst);
+    answered
+}
+
+async fn answer(reply: Reply) -> Response {
     match reply {
         Reply::Status(code) => (StatusCode::from_u16(code).unwrap(), String::new()).into_response(),
         Reply::StatusWithBody(code, body) => {
@@ -165,6 +187,10 @@ async fn record(
         Reply::Hang => std::future::pending().await,
         Reply::Redirect(location) => {
             (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
+        }
+        Reply::Slowly(code, after) => {
+            tokio::time::sleep(after).await;
+            (StatusCode::from_u16(code).unwrap(), String::new()).into_response()
         }
     }
 }

@@ -19,7 +19,10 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
 /// The migrations, in order; each runs once per database (see `migrate`).
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../../migrations/0001_keyspace.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../../../migrations/0001_keyspace.sql")),
+    (2, include_str!("../../../migrations/0002_cluster.sql")),
+];
 
 /// An arbitrary constant: the advisory lock that lets one node migrate at a time.
 const MIGRATION_LOCK: i64 = 0x686f_6f6b_6761_7465;
