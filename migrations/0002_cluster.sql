@@ -33,8 +33,8 @@ END $$;
 CREATE TRIGGER hookgate_announce_queued AFTER INSERT ON keyspace
     FOR EACH ROW WHEN (NEW.tree = 'queue') EXECUTE FUNCTION hookgate_announce();
 CREATE TRIGGER hookgate_announce_inserted AFTER INSERT OR UPDATE ON keyspace
-    FOR EACH ROW WHEN (NEW.tree IN ('paused', 'api_objects', 'transformations', 'endpoints'))
+    FOR EACH ROW WHEN (NEW.tree IN ('paused', 'api_objects', 'transformations', 'applications', 'event_types', 'endpoints'))
     EXECUTE FUNCTION hookgate_announce();
 CREATE TRIGGER hookgate_announce_removed AFTER DELETE ON keyspace
-    FOR EACH ROW WHEN (OLD.tree IN ('paused', 'api_objects', 'transformations', 'endpoints'))
+    FOR EACH ROW WHEN (OLD.tree IN ('paused', 'api_objects', 'transformations', 'applications', 'event_types', 'endpoints'))
     EXECUTE FUNCTION hookgate_announce();

@@ -407,6 +407,9 @@ impl Node for GatewayNode {
     }
 
     fn refresh_objects(&self) {
+        if let Err(error) = self.state.store.reload_job_catalog() {
+            tracing::warn!(%error, "outbound objects changed by another node not read");
+        }
         let config = Config::clone(&self.state.config.load());
         if let Err(error) = serve(&self.state, &self.address_policy, config) {
             tracing::warn!(%error, "objects changed through the API not served");

@@ -56,18 +56,7 @@ impl JobCatalog {
         event_types: &Tree,
         endpoints: &Tree,
     ) -> Result<JobCatalog> {
-        let mut catalog = Catalog::default();
-        for id in applications.iter().keys() {
-            catalog
-                .applications
-                .insert(String::from_utf8_lossy(&id?).into_owned());
-        }
-        for event_type in super::values::<EventType>(event_types) {
-            catalog.put_event_type(&event_type?);
-        }
-        for endpoint in super::values::<Endpoint>(endpoints) {
-            catalog.put_endpoint(&endpoint?);
-        }
+        let catalog = Catalog::read(applications, event_types, endpoints)?;
         Ok(JobCatalog(RwLock::new(catalog)))
     }
 
@@ -82,6 +71,22 @@ impl JobCatalog {
 }
 
 impl Catalog {
+    fn read(applications: &Tree, event_types: &Tree, endpoints: &Tree) -> Result<Catalog> {
+        let mut catalog = Catalog::default();
+        for id in applications.iter().keys() {
+            catalog
+                .applications
+                .insert(String::from_utf8_lossy(&id?).into_owned());
+        }
+        for event_type in super::values::<EventType>(event_types) {
+            catalog.put_event_type(&event_type?);
+        }
+        for endpoint in super::values::<Endpoint>(endpoints) {
+            catalog.put_endpoint(&endpoint?);
+        }
+        Ok(catalog)
+    }
+
     pub(super) fn put_application(&mut self, id: &str) {
         self.applications.insert(id.to_string());
     }
@@ -111,6 +116,15 @@ impl Catalog {
 }
 
 impl Store {
+    /// Reads the catalog again: another node of a cluster changed what the
+    /// store holds. Read under the change lock, so that no change made here
+    /// meanwhile is lost.
+    pub fn reload_job_catalog(&self) -> Result<()> {
+        let mut catalog = self.job_catalog.change();
+        *catalog = Catalog::read(&self.applications, &self.event_types, &self.endpoints)?;
+        Ok(())
+    }
+
     /// Whether the application exists (from memory).
     pub fn application_exists(&self, id: &str) -> bool {
         self.job_catalog

@@ -2,8 +2,10 @@
 //! in PostgreSQL, on a throwaway server (see `hookgate::store::test_postgres`).
 
 use crate::common::*;
+use axum::http::Method;
 use hookgate::model::EventStatus;
 use hookgate::store::test_postgres;
+use serde_json::json;
 use std::time::Duration;
 
 /// A `[store]` section on a new database, and a source routed to `sink`.
@@ -249,4 +251,42 @@ async fn one_node_leads_and_another_takes_over_when_it_stops() {
     a.stopped().await;
     until("node B leads", || b.gateway.leads()).await;
     until("node B runs the lane", || b.gateway.runs_lane(&lane)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_is_taken_by_one_node_for_an_application_made_through_another() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let config = cluster_config(&new_database(), &sink, "");
+    let a = TestGateway::start_with(crate::outbound::INSECURE, &config).await;
+    let b = TestGateway::start_with(crate::outbound::INSECURE, &config).await;
+    let (status, app) =
+        (b.api_send(Method::POST, "/v1/applications", json!({ "name": "prod" }))).await;
+    assert_eq!(status, 201, "{app}");
+    let endpoint = json!({ "application_id": app["id"], "url": sink.url("/hooks") });
+    let (status, endpoint) = b.api_send(Method::POST, "/v1/endpoints", endpoint).await;
+    assert_eq!(status, 201, "{endpoint}");
+    let job =
+        json!({ "application_id": app["id"], "event_type": "order.paid", "payload": { "n": 1 } });
+    // Node A learns of both through the database's notifications, so its
+    // first answers may still be 404s.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let (status, answer) = a
+            .api_send(Method::POST, "/v1/webhook-jobs", job.clone())
+            .await;
+        if status == 201 {
+            assert_eq!(
+                answer["deliveries"].as_array().map(Vec::len),
+                Some(1),
+                "{answer}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node A never took the job: {status} {answer}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sink.wait_for(1).await;
 }
