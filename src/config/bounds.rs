@@ -30,7 +30,7 @@ pub(super) fn out_of_bounds(file: &FileConfig) -> Vec<OutOfBounds> {
     let size = |value: usize| value as u64;
     // One key a line: a table to read down.
     #[rustfmt::skip]
-    let checked: [(&'static str, u64, RangeInclusive<u64>); 23] = [
+    let checked: [(&'static str, u64, RangeInclusive<u64>); 24] = [
         ("limits.store_cache_bytes", limits.store_cache_bytes, MIB..=TIB),
         ("limits.journal_segment_bytes", limits.journal_segment_bytes, 1..=TIB),
         ("limits.api_page_bytes", size(limits.api_page_bytes), 1024..=GIB),
@@ -54,6 +54,7 @@ pub(super) fn out_of_bounds(file: &FileConfig) -> Vec<OutOfBounds> {
         ("outbound.max_endpoint_secrets", size(outbound.max_endpoint_secrets), 1..=16),
         ("outbound.api_calls_per_second_per_key", outbound.api_calls_per_second_per_key.into(), 1..=1_000_000),
         ("outbound.jobs_per_second_per_application", outbound.jobs_per_second_per_application.into(), 1..=1_000_000),
+        ("outbound.portal_requests_per_minute_per_application", outbound.portal_requests_per_minute_per_application.into(), 1..=1_000_000),
     ];
     checked
         .into_iter()

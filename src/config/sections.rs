@@ -423,6 +423,10 @@ pub struct OutboundSection {
     pub api_calls_per_second_per_key: u32,
     /// Jobs per second (and burst) each application may be sent.
     pub jobs_per_second_per_application: u32,
+    /// Requests per minute (and burst) to the customer portal's pages of
+    /// each application, over all its sessions: a customer's script spends
+    /// its own application's budget, not the management API's.
+    pub portal_requests_per_minute_per_application: u32,
 }
 
 impl Default for OutboundSection {
@@ -439,6 +443,7 @@ impl Default for OutboundSection {
             max_endpoint_secrets: 4,
             api_calls_per_second_per_key: 1000,
             jobs_per_second_per_application: 1000,
+            portal_requests_per_minute_per_application: 240,
         }
     }
 }

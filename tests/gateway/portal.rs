@@ -211,6 +211,48 @@ async fn two_applications(tg: &TestGateway, sink: &Sink) -> [(String, String, St
     made.try_into().unwrap()
 }
 
+/// The management API's `X-RateLimit-Remaining` after one more call.
+async fn management_remaining(tg: &TestGateway) -> u32 {
+    let answer = tg
+        .api(Method::GET, "/v1/applications")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    header(&answer, "x-ratelimit-remaining").parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_burst_of_portal_pages_past_the_applications_budget_is_told_when_to_come_back() {
+    let budget = "[outbound]\nportal_requests_per_minute_per_application = 3\n";
+    let tg = TestGateway::start_with(INSECURE, budget).await;
+    let portal: Value = serde_json::from_str(BRAND).unwrap();
+    let ours = branded_application(&tg, "ours", portal.clone()).await;
+    let theirs = branded_application(&tg, "theirs", portal).await;
+    // Signing in shows a page: one of our 3 requests is left, over all our sessions.
+    let (visitor, _) = signed_in(&tg, &ours, &[]).await;
+    let (another_session, _) = signed_in(&tg, &ours, &[]).await;
+    let (their_visitor, _) = signed_in(&tg, &theirs, &[]).await;
+    let management_before = management_remaining(&tg).await;
+
+    assert_eq!(visitor.get("/endpoints").await.status(), 200);
+    let refused = another_session.get("/event-types").await;
+    assert_eq!(refused.status(), 429);
+    assert!(header(&refused, "retry-after").parse::<u64>().unwrap() >= 1);
+    // Shown in the application's frame, like its pages.
+    assert_eq!(
+        header(&refused, "content-security-policy"),
+        "frame-ancestors https://app.acme.test"
+    );
+    let error: Value = refused.json().await.unwrap();
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("portal requests per minute"), "{message}");
+
+    // Another application's customers and the management API spend their own budgets.
+    assert_eq!(their_visitor.get("/deliveries").await.status(), 200);
+    assert_eq!(management_remaining(&tg).await, management_before - 1);
+}
+
 #[tokio::test]
 async fn a_link_names_the_apis_public_url_when_one_is_set() {
     // The product may call the API on an internal address; its customers

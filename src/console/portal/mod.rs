@@ -8,6 +8,12 @@
 //! Scoping: every object a page names by id is read through the API first
 //! and must belong to the session's application, else the page is a 404
 //! (as if it did not exist), before anything is shown or changed.
+//!
+//! Budget: each application's pages may be asked for
+//! `outbound.portal_requests_per_minute_per_application` times a minute over
+//! all its sessions (the API's `Budget`, a 429 with `Retry-After` past it), so
+//! a customer's script can neither hammer the gateway nor spend the
+//! management API's budget.
 
 mod deliveries;
 mod endpoints;
@@ -20,7 +26,7 @@ pub use links::{Grant, Links};
 use super::session::{Cookie, Session, Sessions};
 use super::{answer, csrf, layout, FailedPage, Home};
 use crate::api::error::{ApiError, ApiResult};
-use crate::api::{applications, ApiState};
+use crate::api::{applications, ApiState, Budget};
 use axum::extract::{FromRequestParts, Path, Request, State};
 use axum::http::header::CONTENT_SECURITY_POLICY;
 use axum::http::request::Parts;
@@ -58,6 +64,8 @@ const NAV: [(&str, &str); 3] = [
 pub struct Portal {
     api: Arc<ApiState>,
     sessions: Sessions<Grant>,
+    /// Requests per application id.
+    budget: Budget<String>,
 }
 
 type Shared = State<Arc<Portal>>;
@@ -95,9 +103,16 @@ impl Visit {
 
 /// The portal's routes, to be nested at `/portal`.
 pub fn routes(api: Arc<ApiState>) -> Router {
+    // Kept from the start, as the API's budgets are.
+    let per_minute = api
+        .config
+        .load()
+        .outbound
+        .portal_requests_per_minute_per_application;
     let portal = Arc::new(Portal {
         api,
         sessions: Sessions::new(SESSION_IDLE, COOKIE),
+        budget: Budget::per_minute(per_minute, "portal requests per minute of this application"),
     });
     let signed_in = Router::new()
         .route("/", get(|| async { Redirect::to(NAV[0].0) }))
@@ -112,9 +127,9 @@ pub fn routes(api: Arc<ApiState>) -> Router {
         .with_state(portal)
 }
 
-/// Lets through only signed-in browsers, with their application; a change
-/// only with the session's CSRF token and not in a read-only session. Every
-/// answer may be framed by the application's sites only.
+/// Lets through only signed-in browsers, with their application, within its
+/// budget; a change only with the session's CSRF token and not in a read-only
+/// session. Every answer may be framed by the application's sites only.
 async fn guard(State(portal): Shared, request: Request, next: Next) -> Response {
     let Some(session) = portal.sessions.find(request.headers()) else {
         return sign_in::signed_out();
@@ -125,6 +140,11 @@ async fn guard(State(portal): Shared, request: Request, next: Next) -> Response 
         Err(error) => return Failed::from(error).into_response(),
     };
     let ancestors = frame_ancestors(&application);
+    // Spent once the application is known, so that the refusal may be shown
+    // in the application's frame.
+    if let Err(refusal) = portal.budget.spend(&session.principal.application_id) {
+        return framed_by(refusal.into_response(), ancestors);
+    }
     let mut request = request;
     if request.method() == Method::POST {
         if session.principal.read_only {
