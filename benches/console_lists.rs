@@ -26,6 +26,7 @@ mod big_store;
 #[allow(dead_code)]
 mod support;
 
+use big_store::{millis, API_KEY};
 use futures_util::StreamExt;
 use hookgate::ids::{created_ms, derived_id, iso8601, named_id};
 use hookgate::model::{Event, EventStatus, Payload, Request, Route};
@@ -35,7 +36,6 @@ use std::path::Path;
 use std::sync::mpsc::sync_channel;
 use std::time::{Duration, Instant};
 
-const API_KEY: &str = "bench-api-key";
 const SOURCES: usize = 10;
 /// Requests committed at once (the group commit's batches fill from them).
 const IN_FLIGHT: usize = 1024;
@@ -129,10 +129,6 @@ fn main() {
         millis(times[times.len() - 1])
     );
     rt.block_on(gateway.shutdown()).expect("hookgate stops");
-}
-
-fn millis(duration: Duration) -> String {
-    format!("{:.1} ms", duration.as_secs_f64() * 1e3)
 }
 
 /// Signs in through the form (its token and cookie, then the key); answers
@@ -331,24 +327,25 @@ fn request(n: usize) -> (Request, Payload) {
 }
 
 fn write_config(dir: &Path) -> Config {
-    let mut text = format!(
-        r#"delivery.signing_secret = "bench-signing-secret"
-[server]
-ingress_listen = "127.0.0.1:0"
-metrics_listen = "127.0.0.1:0"
-api_listen = "127.0.0.1:0"
-api_keys = ["{API_KEY}"]
-api_rate_limit_per_minute = 100000
-data_dir = "data"
-shutdown_timeout_ms = 5000
+    let connections: String = (0..SOURCES)
+        .map(|k| {
+            format!(
+                r#"[[sources]]
+name = "source-{k}"
+
+[[destinations]]
+name = "destination-{k}"
+url = "http://127.0.0.1:9/{k}"
+
+[[connections]]
+name = "connection-{k}"
+source = "source-{k}"
+destination = "destination-{k}"
+
 "#
-    );
-    for k in 0..SOURCES {
-        text.push_str(&format!(
-            "[[sources]]\nname = \"source-{k}\"\n\n[[destinations]]\nname = \"destination-{k}\"\nurl = \"http://127.0.0.1:9/{k}\"\n\n[[connections]]\nname = \"connection-{k}\"\nsource = \"source-{k}\"\ndestination = \"destination-{k}\"\n\n"
-        ));
-    }
-    let path = dir.join("gateway.toml");
-    std::fs::write(&path, text).expect("write gateway.toml");
-    Config::load(&path).unwrap_or_else(|e| panic!("bench config is invalid:\n{e}"))
+            )
+        })
+        .collect();
+    // Page loads spend the key's budget: hundreds of them in a run.
+    big_store::write_config(dir, "api_rate_limit_per_minute = 100000", &connections)
 }

@@ -24,15 +24,14 @@ mod big_store;
 #[allow(dead_code)]
 mod support;
 
+use big_store::{millis, API_KEY};
 use hookgate::ids::{iso8601, new_id, now_ms};
 use hookgate::model::{JobStatus, WebhookJob};
 use hookgate::store::Store;
 use hookgate::Config;
 use serde_json::{json, Value};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-const API_KEY: &str = "bench-api-key";
 const APPLICATIONS: usize = 10;
 const EVENT_TYPES: [&str; 8] = [
     "order.created",
@@ -54,7 +53,7 @@ fn main() {
     println!("hookgate job lists benchmark");
     println!("machine: {}", support::Machine::detect());
     let dir = big_store::bench_dir();
-    let config = write_config(dir.path());
+    let config = big_store::write_config(dir.path(), "", "");
     let now = now_ms();
     let started = Instant::now();
     populate(&config, jobs, now);
@@ -131,10 +130,6 @@ fn main() {
         );
     }
     rt.block_on(gateway.shutdown()).expect("hookgate stops");
-}
-
-fn millis(duration: Duration) -> String {
-    format!("{:.2} ms", duration.as_secs_f64() * 1e3)
 }
 
 /// Lists `query` `repeat` times; returns its total and the sorted times.
@@ -221,21 +216,4 @@ fn populate(config: &Config, count: usize, now: u64) {
     });
     store.flush().expect("store flushed");
     store.checkpoint().expect("store closed");
-}
-
-fn write_config(dir: &Path) -> Config {
-    let text = format!(
-        r#"delivery.signing_secret = "bench-signing-secret"
-[server]
-ingress_listen = "127.0.0.1:0"
-metrics_listen = "127.0.0.1:0"
-api_listen = "127.0.0.1:0"
-api_keys = ["{API_KEY}"]
-data_dir = "data"
-shutdown_timeout_ms = 5000
-"#
-    );
-    let path = dir.join("gateway.toml");
-    std::fs::write(&path, text).expect("write gateway.toml");
-    Config::load(&path).unwrap_or_else(|e| panic!("bench config is invalid:\n{e}"))
 }

@@ -4,8 +4,11 @@
 //! the others.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::runtime::Runtime;
+
+/// The one API key of the benches' gateways.
+pub const API_KEY: &str = "bench-api-key";
 
 /// A bench's own folder under `target/tmp`, removed when dropped.
 pub fn bench_dir() -> tempfile::TempDir {
@@ -32,4 +35,29 @@ pub fn start_gateway(rt: &Runtime, config: &hookgate::Config) -> hookgate::Gatew
         .expect("hookgate starts");
     println!("Gateway::start: {:.2} s", started.elapsed().as_secs_f64());
     gateway
+}
+
+/// The gateway's config in `dir`: listeners on free loopback ports, the
+/// store in `dir/data`, `server_extra` added to `[server]` and `rest` after it.
+pub fn write_config(dir: &Path, server_extra: &str, rest: &str) -> hookgate::Config {
+    let text = format!(
+        r#"delivery.signing_secret = "bench-signing-secret"
+[server]
+ingress_listen = "127.0.0.1:0"
+metrics_listen = "127.0.0.1:0"
+api_listen = "127.0.0.1:0"
+api_keys = ["{API_KEY}"]
+data_dir = "data"
+shutdown_timeout_ms = 5000
+{server_extra}
+{rest}"#
+    );
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, text).expect("write gateway.toml");
+    hookgate::Config::load(&path).unwrap_or_else(|e| panic!("bench config is invalid:\n{e}"))
+}
+
+/// A time for the tables, in ms.
+pub fn millis(duration: Duration) -> String {
+    format!("{:.2} ms", duration.as_secs_f64() * 1e3)
 }
