@@ -5,8 +5,8 @@
 //! destination's rate limit and concurrency still hold.
 
 use super::error::{ApiError, ApiResult};
-use super::inbound::{ignored_filter, request_filter, request_stamps, reroute};
-use super::outbound::{event_filter, event_stamps};
+use super::inbound::{ignored_filter, request_filter, reroute};
+use super::outbound::event_filter;
 use super::query::{iso, Query};
 use super::schema::{value_of, ErrorBody, Listing};
 use super::{blocking, listing, ApiState, Shared};
@@ -194,8 +194,8 @@ fn estimate(state: &ApiState, kind: BulkKind, query: &Query) -> ApiResult<u64> {
     refuse_unknown(state, kind, query)?;
     let store = &state.store;
     Ok(match kind {
-        BulkKind::Events => store.count_events(&event_filter(query, store)?)?,
-        BulkKind::Requests => store.count_requests(&request_filter(query, store)?)?,
+        BulkKind::Events => store.count_events(&event_filter(query, store)?.keep)?,
+        BulkKind::Requests => store.count_requests(&request_filter(query, store)?.keep)?,
         BulkKind::IgnoredEvents => store.count_ignored_events(&ignored_filter(query)?)?,
     })
 }
@@ -470,11 +470,8 @@ fn step(state: &ApiState, id: &str) -> ApiResult<(BTreeSet<String>, bool)> {
     let next = match bulk.kind {
         BulkKind::Events => retry_events(state, &query, &page, &mut bulk, &mut woken)?,
         BulkKind::Requests => {
-            let found = state.store.page_requests(
-                &page,
-                request_stamps(&query)?,
-                &request_filter(&query, &state.store)?,
-            )?;
+            let selection = request_filter(&query, &state.store)?;
+            let found = (state.store).page_requests(&page, selection.stamps, &selection.keep)?;
             let ids: Vec<String> = found.items.iter().map(|r| r.id.clone()).collect();
             reroute_all(state, &ids, &mut bulk, &mut woken);
             found.next
@@ -502,11 +499,8 @@ fn retry_events(
     bulk: &mut BulkRetry,
     woken: &mut BTreeSet<String>,
 ) -> ApiResult<Option<String>> {
-    let found = state.store.page_events(
-        page,
-        event_stamps(query)?,
-        &event_filter(query, &state.store)?,
-    )?;
+    let selection = event_filter(query, &state.store)?;
+    let found = (state.store).page_events(page, selection.stamps, &selection.keep)?;
     for event in &found.items {
         match state
             .store

@@ -3,13 +3,13 @@
 use super::error::{ApiError, ApiResult};
 use super::listing::page_of;
 use super::outbound::{event_filter, raw_body, EVENT_ORDER};
-use super::query::Query;
+use super::query::{Query, Selection};
 use super::schema::{value_of, ErrorBody, Listing, RawBody};
 use super::views::{EventView, IgnoredEventView, RequestCounts, RequestView};
 use super::{blocking, bounded_page, paged, views, with_data, ApiState, Shared};
 use crate::model::{Catalog, Event, IgnoredEvent, Payload, Request, RequestStatus};
 use crate::pipeline::Router;
-use crate::store::{PageRequest, StampWindow, Store};
+use crate::store::{PageRequest, Store};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
@@ -29,8 +29,7 @@ pub async fn list_requests(
 ) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
     let page = query.page_ordered(&["created_at", "ingested_at"])?;
-    let keep = request_filter(&query, &state.store)?;
-    let stamps = request_stamps(&query)?;
+    let Selection { keep, stamps } = request_filter(&query, &state.store)?;
     let include_data = query.one("include") == Some("data");
     query.refuse_unread()?;
     let budget = state.config.load().limits.api_page_bytes;
@@ -65,17 +64,12 @@ fn request_view(
     Ok(views::request(team, request, counts, payload))
 }
 
-/// The requests' time filters as a window of ids: exact, as a request is
-/// received at its id's time (`Request::received`).
-pub(super) fn request_stamps(query: &Query) -> ApiResult<StampWindow> {
-    let created = query.date_range("created_at")?.stamps();
-    Ok(created.and(query.date_range("ingested_at")?.stamps()))
-}
-
+/// The requests' filter; their time filters as a window of ids are exact, as
+/// a request is received at its id's time (`Request::received`).
 pub(super) fn request_filter(
     query: &Query,
     store: &Store,
-) -> ApiResult<impl Fn(&Request) -> bool + Send + 'static> {
+) -> ApiResult<Selection<impl Fn(&Request) -> bool + Send + 'static>> {
     let id = query.matcher("id");
     let source = query.matcher("source_id");
     let cause = query.matcher("rejection_cause");
@@ -96,8 +90,9 @@ pub(super) fn request_filter(
     let payload = query.payload_filter()?;
     let events_count = query.numbers("events_count")?;
     let ignored_count = query.numbers("ignored_count")?;
+    let stamps = created.stamps().and(ingested.stamps());
     let store = store.clone();
-    Ok(move |r: &Request| {
+    let keep = move |r: &Request| {
         id(&r.id)
             && source(r.source_id.as_deref().unwrap_or_default())
             && cause(r.rejection_cause.map_or("", |c| c.as_str()))
@@ -111,7 +106,8 @@ pub(super) fn request_filter(
             && ingested.contains(Some(r.received_at))
             && events_count.contains_looked_up(|| length(store.events_of_request(&r.id)))
             && ignored_count.contains_looked_up(|| length(store.ignored_events_of_request(&r.id)))
-    })
+    };
+    Ok(Selection { keep, stamps })
 }
 
 /// How many records a look-up found; None when it failed.
@@ -170,7 +166,7 @@ pub async fn request_events(
 ) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
     let page = query.page_ordered(&EVENT_ORDER)?;
-    let keep = event_filter(&query, &state.store)?;
+    let keep = event_filter(&query, &state.store)?.keep;
     let include_data = query.one("include") == Some("data");
     query.refuse_unread()?;
     let team = state.team_id.clone();
@@ -454,4 +450,60 @@ fn ignored_numbered(store: &Store, number: i32) -> ApiResult<Option<IgnoredEvent
         }
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StampWindow;
+
+    const NEW_YEAR_MS: u64 = 1_767_225_600_000;
+    const DAY_MS: u64 = 86_400_000;
+
+    fn request_at(received_at: u64) -> Request {
+        let payload = Payload {
+            method: "POST".into(),
+            path: "/".into(),
+            query: String::new(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
+        Request {
+            received_at,
+            ..Request::received(None, "shop", &payload)
+        }
+    }
+
+    #[test]
+    fn a_selections_id_window_is_the_one_its_time_filters_test_records_against() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let query = Query::parse(Some(
+            "created_at[gt]=2026-01-01T00:00:00Z&ingested_at[lte]=2026-01-02T00:00:00Z",
+        ));
+        let requests = request_filter(&query, &store).unwrap();
+        let window = StampWindow {
+            from_ms: Some(NEW_YEAR_MS + 1),
+            to_ms: Some(NEW_YEAR_MS + DAY_MS),
+        };
+        assert_eq!(requests.stamps, window);
+        for (at, kept) in [
+            (NEW_YEAR_MS, false),
+            (NEW_YEAR_MS + 1, true),
+            (NEW_YEAR_MS + DAY_MS, true),
+            (NEW_YEAR_MS + DAY_MS + 1, false),
+        ] {
+            assert_eq!((requests.keep)(&request_at(at)), kept, "received at {at}");
+        }
+        // An event is made after its request: its window has no lower bound.
+        let query = Query::parse(Some(
+            "created_at[gt]=2026-01-01T00:00:00Z&created_at[lte]=2026-01-02T00:00:00Z",
+        ));
+        let events = event_filter(&query, &store).unwrap();
+        let window = StampWindow {
+            from_ms: None,
+            ..window
+        };
+        assert_eq!(events.stamps, window);
+    }
 }

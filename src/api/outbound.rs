@@ -2,7 +2,7 @@
 
 use super::error::{ApiError, ApiResult};
 use super::listing::page_of;
-use super::query::{Query, Range};
+use super::query::{Query, Range, Selection};
 use super::schema::{value_of, ErrorBody, Listing, RawBody};
 use super::views::{AttemptView, EventView};
 use super::{blocking, bounded_page, paged, views, with_data, Shared};
@@ -24,8 +24,7 @@ use utoipa::ToSchema;
 pub async fn list_events(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
     let page = query.page_ordered(&EVENT_ORDER)?;
-    let keep = event_filter(&query, &state.store)?;
-    let stamps = event_stamps(&query)?;
+    let Selection { keep, stamps } = event_filter(&query, &state.store)?;
     let include_data = query.one("include") == Some("data");
     query.refuse_unread()?;
     let budget = state.config.load().limits.api_page_bytes;
@@ -78,21 +77,13 @@ fn gone_cursor(page: &PageRequest, id: &str) -> ApiError {
     )
 }
 
-/// The events' `created_at` filter as a window of ids: its upper bound only,
-/// as an event is made at or after the time of the request (or job) whose
-/// stamp its id carries (`derived_id`).
-pub(super) fn event_stamps(query: &Query) -> ApiResult<StampWindow> {
-    let created = query.date_range("created_at")?.stamps();
-    Ok(StampWindow {
-        from_ms: None,
-        ..created
-    })
-}
-
+/// The events' filter; their `created_at` filter as a window of ids is its
+/// upper bound only, as an event is made at or after the time of the request
+/// (or job) whose stamp its id carries (`derived_id`).
 pub(super) fn event_filter(
     query: &Query,
     store: &Store,
-) -> ApiResult<impl Fn(&Event) -> bool + Send + 'static> {
+) -> ApiResult<Selection<impl Fn(&Event) -> bool + Send + 'static>> {
     let (id, status, connection) = (
         query.matcher("id"),
         query.matcher("status"),
@@ -111,8 +102,12 @@ pub(super) fn event_filter(
     let successful: Range = query.date_range("successful_at")?;
     let payload = query.payload_filter()?;
     let cli = cli_filter(query)?;
+    let stamps = StampWindow {
+        from_ms: None,
+        ..created.stamps()
+    };
     let store = store.clone();
-    Ok(move |e: &Event| {
+    let keep = move |e: &Event| {
         cli(e.cli_id.as_deref())
             && id(&e.id)
             && status(e.status.as_str())
@@ -129,7 +124,8 @@ pub(super) fn event_filter(
             && payload
                 .as_ref()
                 .is_none_or(|filter| filter.matches(store.event_payload(e).ok().flatten().as_ref()))
-    })
+    };
+    Ok(Selection { keep, stamps })
 }
 
 /// `cli_id`: the `hookgate listen` session an event's last attempt went

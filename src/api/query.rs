@@ -40,6 +40,14 @@ pub struct Query {
     read: Mutex<BTreeSet<String>>,
 }
 
+/// A list's filter from its query: the test each record must pass, and the
+/// window of id stamps its time filters allow (so that a scan reads only
+/// there), both from one parse of the dates.
+pub struct Selection<F> {
+    pub keep: F,
+    pub stamps: StampWindow,
+}
+
 /// An inclusive-or-exclusive time window in ms, from `field[gte]=…` and friends.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Range {
