@@ -290,3 +290,58 @@ async fn a_job_is_taken_by_one_node_for_an_application_made_through_another() {
     }
     sink.wait_for(1).await;
 }
+
+/// A bulk retry left running (as a crash leaves it) is worked by the node
+/// that acquires the leader's lease, not by every node that starts.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bulk_retry_left_running_is_resumed_by_the_leader_only() {
+    use hookgate::model::{BulkKind, BulkQuery, BulkRetry, BulkStatus};
+    const EVENTS: usize = 5;
+    let sink = Sink::start(Reply::Status(500)).await;
+    let config = cluster_config(&new_database(), &sink, "");
+    let a = TestGateway::start(&config).await;
+    until("node A leads", || a.gateway.leads()).await;
+    post_numbered(&[&a], 0..EVENTS).await;
+    a.wait_events(EVENTS, |e| e.status == EventStatus::Failed)
+        .await;
+    sink.set_reply(Reply::Status(200));
+    let left_running = BulkRetry {
+        id: "bch_left_running".into(),
+        kind: BulkKind::Events,
+        query: BulkQuery::Encoded("status=FAILED".into()),
+        status: BulkStatus::Running,
+        estimated_count: EVENTS as u64,
+        completed_count: 0,
+        failed_count: 0,
+        cursor: None,
+        created_at: hookgate::ids::now_ms(),
+        updated_at: None,
+        completed_at: None,
+        cancelled_at: None,
+    };
+    a.gateway.store.save_bulk_retry(&left_running).unwrap();
+    // Two nodes start after it was left, and the leader that had it stops:
+    // one of them takes the lead and resumes it.
+    let (b, c) = (
+        TestGateway::start(&config).await,
+        TestGateway::start(&config).await,
+    );
+    a.stopped().await;
+    until("node B or C leads", || {
+        b.gateway.leads() || c.gateway.leads()
+    })
+    .await;
+    until("the bulk retry completes", || {
+        let job = b.gateway.store.bulk_retry("bch_left_running").unwrap();
+        job.is_some_and(|job| job.status == BulkStatus::Completed)
+    })
+    .await;
+    b.wait_events(EVENTS, |e| e.status == EventStatus::Successful)
+        .await;
+    assert_eq!(
+        events_where(&b, |e| e.requeues == 1),
+        EVENTS,
+        "each event retried once"
+    );
+    assert_eq!(sink.received().len(), 2 * EVENTS);
+}
