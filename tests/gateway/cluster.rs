@@ -349,3 +349,47 @@ async fn a_bulk_retry_left_running_is_resumed_by_the_leader_only() {
     );
     assert_eq!(sink.received().len(), 2 * EVENTS);
 }
+
+/// While PostgreSQL is down the API answers 503 with an error object, and the
+/// ingress acknowledges a request (200) only once its node's journal has
+/// committed it, else 503; once the database is back every acknowledged
+/// request is delivered, the node not restarted.
+#[tokio::test(flavor = "multi_thread")]
+async fn while_the_database_is_down_reads_answer_503_and_what_was_acknowledged_is_delivered_once_it_is_back(
+) {
+    const POSTED: usize = 10;
+    let server = test_postgres::TestServer::start();
+    let sink = Sink::start(Reply::Status(200)).await;
+    let database = test_postgres::connection_string(&server.database().config);
+    let gw = TestGateway::start(&cluster_config(&database, &sink, "")).await;
+    post_numbered(&[&gw], 0..1).await;
+    sink.wait_for(1).await;
+    tokio::task::block_in_place(|| server.stop());
+    let (status, error) = gw.api_get("/requests").await;
+    assert_eq!(status, 503, "{error}");
+    assert_eq!(error["status"], 503);
+    assert!(error["message"].is_string(), "{error}");
+    let mut acknowledged = vec![0];
+    for n in 1..POSTED {
+        let (status, _) = gw.post("/e/shop", &format!("{{\"n\":{n}}}")).await;
+        assert!(status == 200 || status == 503, "{status} for a request");
+        if status == 200 {
+            acknowledged.push(n as u64);
+        }
+    }
+    // Acknowledged after the node's own journal committed them: the
+    // database is not where a request is made durable yet.
+    assert!(
+        acknowledged.len() > 1,
+        "none acknowledged while it was down"
+    );
+    tokio::task::block_in_place(|| server.restart());
+    until("every acknowledged request is delivered", || {
+        let mut delivered = delivered_numbers(&sink);
+        delivered.dedup();
+        acknowledged.iter().all(|n| delivered.contains(n))
+    })
+    .await;
+    let (status, _) = gw.api_get("/requests").await;
+    assert_eq!(status, 200, "the API works again");
+}
