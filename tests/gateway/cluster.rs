@@ -296,7 +296,7 @@ async fn a_job_is_taken_by_one_node_for_an_application_made_through_another() {
 /// events for three batches: a second node's run would overlap the first.)
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bulk_retry_left_running_is_resumed_by_the_leader_only() {
-    use hookgate::model::{BulkKind, BulkQuery, BulkRetry, BulkStatus};
+    use hookgate::model::BulkStatus;
     const EVENTS: usize = 250;
     let sink = Sink::start(Reply::Status(500)).await;
     let config = cluster_config(&new_database(), &sink, "");
@@ -306,20 +306,7 @@ async fn a_bulk_retry_left_running_is_resumed_by_the_leader_only() {
     a.wait_events(EVENTS, |e| e.status == EventStatus::Failed)
         .await;
     sink.set_reply(Reply::Status(200));
-    let left_running = BulkRetry {
-        id: "bch_left_running".into(),
-        kind: BulkKind::Events,
-        query: BulkQuery::Encoded("status=FAILED".into()),
-        status: BulkStatus::Running,
-        estimated_count: EVENTS as u64,
-        completed_count: 0,
-        failed_count: 0,
-        cursor: None,
-        created_at: hookgate::ids::now_ms(),
-        updated_at: None,
-        completed_at: None,
-        cancelled_at: None,
-    };
+    let left_running = bulk_retry_left_running("bch_left_running", "status=FAILED", EVENTS as u64);
     a.gateway.store.save_bulk_retry(&left_running).unwrap();
     // Two nodes start after it was left, and the leader that had it stops:
     // one of them takes the lead and resumes it.
