@@ -219,7 +219,13 @@ impl Gateway {
             stopped: stop_ingress.subscribe(),
             portal_links: Default::default(),
         });
-        let api = start_api(config, api_state.clone(), stop_ingress.subscribe()).await?;
+        let api = start_api(
+            config,
+            api_state.clone(),
+            cluster.leases().leads(),
+            stop_ingress.subscribe(),
+        )
+        .await?;
         let (api_addr, api_task) = api.unzip();
         let metrics_listener = match config.server.metrics_listen {
             Some(listen) => {
@@ -415,6 +421,12 @@ impl Node for GatewayNode {
             tracing::warn!(%error, "objects changed through the API not served");
         }
     }
+
+    fn lead(&self) {
+        if let Err(error) = crate::api::resume(&self.state) {
+            tracing::error!(%error, "bulk retries left running not resumed");
+        }
+    }
 }
 
 /// Flushes the store, then checkpoints it once `store` is its last handle
@@ -495,6 +507,7 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
 async fn start_api(
     config: &Config,
     state: Arc<ApiState>,
+    leads: bool,
     mut stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<(SocketAddr, tokio::task::JoinHandle<()>)>> {
     if config.api_keys.is_empty() {
@@ -506,10 +519,14 @@ async fn start_api(
         .await
         .with_context(|| format!("binding the management API to {listen}"))?;
     let addr = listener.local_addr()?;
-    let resumed = state.clone();
-    tokio::task::spawn_blocking(move || crate::api::resume(&resumed))
-        .await?
-        .map_err(anyhow::Error::msg)?;
+    // A node alone leads from the start; a cluster's node resumes them
+    // when it acquires the leader's lease (`Node::lead`).
+    if leads {
+        let resumed = state.clone();
+        tokio::task::spawn_blocking(move || crate::api::resume(&resumed))
+            .await?
+            .map_err(anyhow::Error::msg)?;
+    }
     // The console shares the API's listener and keys (sign-in), not its
     // key check: it has sessions of its own.
     let console = crate::console::routes(state.clone(), stopped.clone());

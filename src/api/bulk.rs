@@ -414,8 +414,8 @@ pub fn resume_all(state: &Arc<ApiState>) -> ApiResult<()> {
 }
 
 fn spawn(state: Arc<ApiState>, id: String) {
-    let job = run(state.clone(), id);
-    state.background.spawn(job);
+    let job = run(state.clone(), id.clone());
+    state.background.spawn_once(id, job);
 }
 
 /// Runs a job batch by batch until it is over or the gateway stops (then it

@@ -112,11 +112,33 @@ pub struct ApiState {
 pub struct Background {
     stop: tokio_util::sync::CancellationToken,
     tasks: tokio_util::task::TaskTracker,
+    /// What each task running works on: a node that leads again (cluster
+    /// mode) resumes no job a second time.
+    running: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Background {
-    pub fn spawn(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
-        self.tasks.spawn(work);
+    /// Runs `work` on `name` unless a task on it is running already.
+    pub fn spawn_once(
+        &self,
+        name: String,
+        work: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        let running = self.running.clone();
+        if !running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.clone())
+        {
+            return;
+        }
+        self.tasks.spawn(async move {
+            work.await;
+            running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&name);
+        });
     }
 
     pub fn is_stopping(&self) -> bool {

@@ -102,9 +102,14 @@ impl Coordinator {
             .acquire(client, vec![LEADER.to_string()], 1, lease_ms)
             .await?;
         let until = sent + self.lease;
+        let newly_leads = !leader.is_empty() && !self.held.holds(LEADER);
         self.held
             .replace(|name| name.starts_with("lane:"), &lanes, until);
         self.held.replace(|name| name == LEADER, &leader, until);
+        if newly_leads {
+            let node = self.node.clone();
+            tokio::task::spawn_blocking(move || node.lead());
+        }
         Ok(())
     }
 

@@ -28,6 +28,9 @@ pub trait Node: Send + Sync + 'static {
     fn refresh_paused(&self);
     /// Serves the objects created through the API as stored now (blocking).
     fn refresh_objects(&self);
+    /// This node has just acquired the leader's lease: it resumes the
+    /// leader's work left running in the store (bulk retries; blocking).
+    fn lead(&self);
 }
 
 /// The coordination of one node; stop it once its lanes have stopped.

@@ -13,10 +13,10 @@ use crate::telemetry::Telemetry;
 use arc_swap::ArcSwap;
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::sync::mpsc::Receiver;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// Called with a destination id when new events are due for it.
 pub type WakeLane = Arc<dyn Fn(&str) + Send + Sync>;
@@ -35,12 +35,58 @@ pub struct Router {
     telemetry: Telemetry,
 }
 
+/// How often the router tries again what an unavailable store failed.
+const CATCH_UP_EVERY: Duration = Duration::from_secs(1);
+
+/// What the router failed because the store was unavailable, routed again
+/// (`route_unrouted`: the marked requests and the journal past the
+/// watermark) once the store answers.
+#[derive(Default)]
+struct CatchUp {
+    due: bool,
+    /// `Maybe` once a catch-up may have run: it may have routed requests
+    /// still waiting in the router's queue.
+    routed: Routed,
+}
+
+impl CatchUp {
+    fn failed(&mut self, error: &StoreError) {
+        if matches!(error, StoreError::Unavailable(_)) {
+            self.due = true;
+            self.routed = Routed::Maybe;
+        }
+    }
+
+    /// Routes what failed, if anything did; true when it all went through
+    /// (the watermark then stands at the journal's end).
+    fn try_now(&mut self, router: &Router) -> bool {
+        if !self.due {
+            return false;
+        }
+        match router.route_unrouted() {
+            Ok(routed) => {
+                tracing::info!(
+                    requests = routed,
+                    "routed what failed while the store was unavailable"
+                );
+                self.due = false;
+                true
+            }
+            Err(error) => {
+                tracing::debug!(%error, "the store is still unavailable; routing later");
+                false
+            }
+        }
+    }
+}
+
 /// Whether some of a request's events may already be stored.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
 enum Routed {
     /// Committed in this run and routed for the first time: its id is new, so
     /// no event derived from it can exist and none is looked up (a sled read
     /// per event, a fifth of the router's time under load).
+    #[default]
     Never,
     /// Routed again (after a crash or a failure, or by hand): events that
     /// exist are kept as they are.
@@ -83,14 +129,28 @@ impl Router {
         // A request that fails is marked for the next start, so the watermark
         // moves on; only when even the mark fails does it stop, for good.
         let mut watermark_holds = true;
-        while let Ok(first) = committed.recv() {
+        // A store that was unavailable (a database down) routes what it
+        // failed as soon as it answers again, not on the next start.
+        let mut catch_up = CatchUp::default();
+        loop {
+            let first = match committed.recv_timeout(CATCH_UP_EVERY) {
+                Ok(first) => first,
+                Err(RecvTimeoutError::Timeout) => {
+                    watermark_holds |= catch_up.try_now(self);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
             let batch = std::iter::once(first).chain(committed.try_iter().take(ROUTE_BATCH - 1));
             let mut woken = HashSet::new();
             let mut handled = None;
             for committed in batch {
-                match self.take(&committed, Routed::Never) {
+                match self.take(&committed, catch_up.routed) {
                     Ok(destinations) => woken.extend(destinations),
-                    Err(error) => watermark_holds &= self.set_aside(&committed, &error),
+                    Err(error) => {
+                        catch_up.failed(&error);
+                        watermark_holds &= self.set_aside(&committed, &error);
+                    }
                 }
                 handled = Some(committed.location());
             }
@@ -102,6 +162,7 @@ impl Router {
                     tracing::error!(%error, "could not record the routing watermark");
                 }
             }
+            watermark_holds |= catch_up.try_now(self);
         }
     }
 
@@ -139,7 +200,7 @@ impl Router {
     /// start; false when even that failed (the watermark must then stay put).
     fn set_aside(&self, committed: &Journaled, error: &StoreError) -> bool {
         let id = committed.id();
-        tracing::error!(%error, request = %id, "routing failed; it is routed again on the next start");
+        tracing::error!(%error, request = %id, "routing failed; it is routed again on the next start (or once the store is available again)");
         match self.store.mark_unrouted(id, committed.location()) {
             Ok(()) => true,
             Err(error) => {

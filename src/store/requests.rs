@@ -244,7 +244,7 @@ impl Store {
         // Subscribed before the check, so a routing in between is not missed.
         let mut routed = self.subscribe_routed();
         let done = async {
-            while self.awaits_router(request_id)? {
+            while self.awaits_router_off_reactor(request_id).await? {
                 if let Err(RecvError::Closed) = routed.recv().await {
                     break;
                 }
@@ -253,8 +253,23 @@ impl Store {
         };
         match tokio::time::timeout(ROUTE_WAIT_LIMIT, done).await {
             Ok(Err(error)) => Err(error),
-            _ => Ok(!self.awaits_router(request_id)?),
+            _ => Ok(!self.awaits_router_off_reactor(request_id).await?),
         }
+    }
+
+    /// `awaits_router` for a caller on a reactor thread: on a remote keyspace
+    /// the read of a pending request's mark is a round trip to the database,
+    /// so it goes to the blocking pool (the embedded store reads it in place).
+    async fn awaits_router_off_reactor(&self, request_id: &str) -> Result<bool> {
+        if !self.db.is_remote() || !self.is_pending(request_id) {
+            return self.awaits_router(request_id);
+        }
+        let (store, id) = (self.clone(), request_id.to_string());
+        tokio::task::spawn_blocking(move || store.awaits_router(&id))
+            .await
+            .map_err(|error| {
+                super::StoreError::Unavailable(format!("reading the router's mark: {error}"))
+            })?
     }
 
     /// Whether an accepted request still waits for (or is in) routing.
@@ -449,6 +464,33 @@ mod tests {
             !store.is_unrouted("req_failed").unwrap(),
             "retention may forget it"
         );
+    }
+
+    /// While the database makes the read of the router's mark wait (a lock on
+    /// its table), the caller's only reactor thread still runs other tasks:
+    /// here the one that releases the lock.
+    #[tokio::test(flavor = "current_thread")]
+    async fn waiting_for_the_router_reads_its_mark_off_the_reactor_on_a_remote_keyspace() {
+        let settings = crate::store::keyspace::test_server::database();
+        let backend = crate::store::Backend::Postgres(Box::new(settings.clone()));
+        let dir = tempfile::tempdir().unwrap();
+        let segment = crate::store::JOURNAL_SEGMENT_BYTES;
+        let store = Store::open_backed(dir.path(), 1 << 20, segment, None, &backend).unwrap();
+        journal(&store, &[request("req_pending", "{}")]);
+        let (locker, connection) = settings
+            .config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        locker
+            .batch_execute("BEGIN; LOCK TABLE keyspace IN ACCESS EXCLUSIVE MODE")
+            .await
+            .unwrap();
+        let (awaits, ()) = tokio::join!(store.awaits_router_off_reactor("req_pending"), async {
+            locker.batch_execute("COMMIT").await.unwrap();
+        });
+        assert!(awaits.unwrap(), "pending, and not set aside");
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! The management API over HTTP against a running gateway: auth, errors,
 //! paging, filters, event retry and mute, read-only declared objects, rate limits.
 
-use crate::common::{route, store_snapshots, Reply, Sink, TestGateway, API_KEY, SLOW_WHEN_MARKED};
-use hookgate::model::{AttemptTrigger, BulkKind, BulkQuery, BulkRetry, BulkStatus, EventStatus};
+use crate::common::{
+    bulk_retry_left_running, route, store_snapshots, Reply, Sink, TestGateway, API_KEY,
+    SLOW_WHEN_MARKED,
+};
+use hookgate::model::{AttemptTrigger, BulkRetry, BulkStatus, EventStatus};
 use hookgate::store::Store;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -1197,27 +1200,18 @@ async fn a_bulk_retry_left_running_resumes_from_its_cursor_and_a_cancelled_one_d
     let mut failed: Vec<String> = gw.gateway.store.events().map(|e| e.unwrap().id).collect();
     failed.sort();
     // As a crash would leave them: one job two events in, one cancelled before it ran.
-    let job = |id: &str, cursor: Option<&String>, status: BulkStatus| BulkRetry {
-        id: id.to_string(),
-        kind: BulkKind::Events,
-        query: BulkQuery::Encoded("status=FAILED".into()),
-        status,
-        estimated_count: 5,
+    let job = |id: &str, cursor: Option<&String>| BulkRetry {
         completed_count: if cursor.is_some() { 2 } else { 0 },
-        failed_count: 0,
         cursor: cursor.cloned(),
-        created_at: hookgate::ids::now_ms(),
-        updated_at: None,
-        completed_at: None,
-        cancelled_at: None,
+        ..bulk_retry_left_running(id, "status=FAILED", 5)
     };
     gw.gateway
         .store
-        .save_bulk_retry(&job("bch_resumed", Some(&failed[1]), BulkStatus::Running))
+        .save_bulk_retry(&job("bch_resumed", Some(&failed[1])))
         .unwrap();
     gw.gateway
         .store
-        .save_bulk_retry(&job("bch_cancelled", None, BulkStatus::Running))
+        .save_bulk_retry(&job("bch_cancelled", None))
         .unwrap();
     let cancelled = gw
         .api(Method::POST, "/bulk/events/retry/bch_cancelled/cancel")

@@ -290,3 +290,93 @@ async fn a_job_is_taken_by_one_node_for_an_application_made_through_another() {
     }
     sink.wait_for(1).await;
 }
+
+/// A bulk retry left running (as a crash leaves it) is worked by the node
+/// that acquires the leader's lease, not by every node that starts. (Enough
+/// events for three batches: a second node's run would overlap the first.)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bulk_retry_left_running_is_resumed_by_the_leader_only() {
+    use hookgate::model::BulkStatus;
+    const EVENTS: usize = 250;
+    let sink = Sink::start(Reply::Status(500)).await;
+    let config = cluster_config(&new_database(), &sink, "");
+    let a = TestGateway::start(&config).await;
+    until("node A leads", || a.gateway.leads()).await;
+    post_numbered(&[&a], 0..EVENTS).await;
+    a.wait_events(EVENTS, |e| e.status == EventStatus::Failed)
+        .await;
+    sink.set_reply(Reply::Status(200));
+    let left_running = bulk_retry_left_running("bch_left_running", "status=FAILED", EVENTS as u64);
+    a.gateway.store.save_bulk_retry(&left_running).unwrap();
+    // Two nodes start after it was left, and the leader that had it stops:
+    // one of them takes the lead and resumes it.
+    let (b, c) = (
+        TestGateway::start(&config).await,
+        TestGateway::start(&config).await,
+    );
+    a.stopped().await;
+    until("node B or C leads", || {
+        b.gateway.leads() || c.gateway.leads()
+    })
+    .await;
+    until("the bulk retry completes", || {
+        let job = b.gateway.store.bulk_retry("bch_left_running").unwrap();
+        job.is_some_and(|job| job.status == BulkStatus::Completed)
+    })
+    .await;
+    // Node B's event feed misses what node C's lane settles: polled.
+    until("every event is delivered again", || {
+        events_where(&b, |e| e.status == EventStatus::Successful) == EVENTS
+    })
+    .await;
+    assert_eq!(
+        events_where(&b, |e| e.requeues == 1),
+        EVENTS,
+        "each event retried once"
+    );
+    assert_eq!(sink.received().len(), 2 * EVENTS);
+}
+
+/// While PostgreSQL is down the API answers 503 with an error object, and the
+/// ingress acknowledges a request (200) only once its node's journal has
+/// committed it, else 503; once the database is back every acknowledged
+/// request is delivered, the node not restarted.
+#[tokio::test(flavor = "multi_thread")]
+async fn while_the_database_is_down_reads_answer_503_and_what_was_acknowledged_is_delivered_once_it_is_back(
+) {
+    const POSTED: usize = 10;
+    let server = test_postgres::TestServer::start();
+    let sink = Sink::start(Reply::Status(200)).await;
+    let database = test_postgres::connection_string(&server.database().config);
+    let gw = TestGateway::start(&cluster_config(&database, &sink, "")).await;
+    post_numbered(&[&gw], 0..1).await;
+    sink.wait_for(1).await;
+    tokio::task::block_in_place(|| server.stop());
+    let (status, error) = gw.api_get("/requests").await;
+    assert_eq!(status, 503, "{error}");
+    assert_eq!(error["status"], 503);
+    assert!(error["message"].is_string(), "{error}");
+    let mut acknowledged = vec![0];
+    for n in 1..POSTED {
+        let (status, _) = gw.post("/e/shop", &format!("{{\"n\":{n}}}")).await;
+        assert!(status == 200 || status == 503, "{status} for a request");
+        if status == 200 {
+            acknowledged.push(n as u64);
+        }
+    }
+    // Acknowledged after the node's own journal committed them: the
+    // database is not where a request is made durable yet.
+    assert!(
+        acknowledged.len() > 1,
+        "none acknowledged while it was down"
+    );
+    tokio::task::block_in_place(|| server.restart());
+    until("every acknowledged request is delivered", || {
+        let mut delivered = delivered_numbers(&sink);
+        delivered.dedup();
+        acknowledged.iter().all(|n| delivered.contains(n))
+    })
+    .await;
+    let (status, _) = gw.api_get("/requests").await;
+    assert_eq!(status, 200, "the API works again");
+}

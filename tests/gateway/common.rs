@@ -568,3 +568,26 @@ pub fn route(source: &str, destination: &str, url: &str, connection_extra: &str)
         "[[destinations]]\nname = \"{destination}\"\nurl = \"{url}\"\n\n[[connections]]\nname = \"{source}-to-{destination}\"\nsource = \"{source}\"\ndestination = \"{destination}\"\n{connection_extra}\n"
     )
 }
+
+/// A bulk retry of events as a crash leaves it: running, nothing done yet,
+/// for the store to hold before a gateway resumes it.
+pub fn bulk_retry_left_running(
+    id: &str,
+    query: &str,
+    estimated_count: u64,
+) -> hookgate::model::BulkRetry {
+    hookgate::model::BulkRetry {
+        id: id.into(),
+        kind: hookgate::model::BulkKind::Events,
+        query: hookgate::model::BulkQuery::Encoded(query.into()),
+        status: hookgate::model::BulkStatus::Running,
+        estimated_count,
+        completed_count: 0,
+        failed_count: 0,
+        cursor: None,
+        created_at: hookgate::ids::now_ms(),
+        updated_at: None,
+        completed_at: None,
+        cancelled_at: None,
+    }
+}

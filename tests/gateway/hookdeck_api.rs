@@ -2,8 +2,7 @@
 //! calls it: the reference's query shapes for bulk retries and lists, and
 //! filters that are not understood refused rather than ignored.
 
-use crate::common::{route, Reply, Sink, TestGateway};
-use hookgate::model::{BulkKind, BulkQuery, BulkRetry, BulkStatus};
+use crate::common::{bulk_retry_left_running, route, Reply, Sink, TestGateway};
 use reqwest::Method;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -494,20 +493,11 @@ async fn the_openapi_document_is_also_at_the_references_address() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stored_bulk_retry_with_a_query_not_understood_is_cancelled_and_retries_nothing() {
     let (sink, gw) = two_failed_two_delivered().await;
-    let legacy = BulkRetry {
-        id: "bch_legacy".into(),
-        kind: BulkKind::Events,
-        query: BulkQuery::Encoded("created_at=%7B%22gte%22%3A%222099-01-01%22%7D".into()),
-        status: BulkStatus::Running,
-        estimated_count: 4,
-        completed_count: 0,
-        failed_count: 0,
-        cursor: None,
-        created_at: hookgate::ids::now_ms(),
-        updated_at: None,
-        completed_at: None,
-        cancelled_at: None,
-    };
+    let legacy = bulk_retry_left_running(
+        "bch_legacy",
+        "created_at=%7B%22gte%22%3A%222099-01-01%22%7D",
+        4,
+    );
     gw.gateway.store.save_bulk_retry(&legacy).unwrap();
     let gw = gw.restart(&shop(&sink)).await;
     let job = finished_job(&gw, "bch_legacy").await;
