@@ -272,8 +272,10 @@ mod tests {
         };
         let request_id = new_id("req");
         let id = derived_id("evt", &request_id, "web_a");
-        let event = Event::new(id, &request_id, route, now_ms(), false);
-        store.insert_event(&event, None, now_ms()).unwrap();
+        // One time for both: the queue key is found again by the event's due time.
+        let now = now_ms();
+        let event = Event::new(id, &request_id, route, now, false);
+        store.insert_event(&event, None, now).unwrap();
         event
     }
 

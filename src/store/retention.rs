@@ -403,13 +403,15 @@ mod tests {
             ..ROUTE
         };
         let id = derived_id("evt", request_id, connection);
-        let mut event = Event::new(id, request_id, route, now_ms(), false);
+        // One time for both: the queue key is found again by the event's due time.
+        let now = now_ms();
+        let mut event = Event::new(id, request_id, route, now, false);
         if status.is_terminal() {
             event.status = status;
             event.next_attempt_at = None;
             store.save_event(&event).unwrap();
         } else {
-            store.insert_event(&event, None, now_ms()).unwrap();
+            store.insert_event(&event, None, now).unwrap();
         }
         event
     }
