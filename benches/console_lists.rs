@@ -47,7 +47,7 @@ fn main() {
     let repeat = support::setting(&args, "--repeat", "HOOKGATE_BENCH_REPEAT", 10.0) as usize;
     println!("hookgate console lists benchmark");
     println!("machine: {}", support::Machine::detect());
-    let dir = big_store::bench_dir();
+    let dir = support::bench_dir();
     let config = write_config(dir.path());
     let rt = support::runtime("bench-server", 2);
     let started = Instant::now();

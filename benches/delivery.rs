@@ -193,14 +193,6 @@ fn start_sink(rt: &Runtime) -> (SocketAddr, Arc<Sink>) {
     (support::sink::serve(rt, Arc::new(on_request)), sink)
 }
 
-/// Beside the build output, i.e. on the project's disk (fsync has to be real).
-fn temp_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("hookgate-bench-delivery-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("temp dir")
-}
-
 /// gateway.toml in `dir`, the way tests/gateway/common.rs writes them
 /// (ephemeral port, data in `data/` beside the file, default backlog checks):
 /// source `bench` → destination `sink`, limited to `per_second`.
@@ -228,10 +220,7 @@ source = "{SOURCE}"
 destination = "sink"
 "#
     );
-    let path = dir.join("gateway.toml");
-    std::fs::write(&path, text).expect("write gateway.toml");
-    let config = Config::load(&path).unwrap_or_else(|e| panic!("bench config is invalid:\n{e}"));
-    (path, config)
+    support::save_config(dir, &text)
 }
 
 /// Graceful shutdown, bounded so that a stuck gateway cannot hang the bench.
@@ -406,7 +395,7 @@ struct RestartReport {
 
 fn run_restart(server_rt: &Runtime, side_rt: &Runtime, settings: &Settings) -> RestartReport {
     let (sink_addr, sink) = start_sink(side_rt);
-    let dir = temp_dir();
+    let dir = support::bench_dir();
     let (path, config) = write_config(dir.path(), sink_addr, settings.restart_rate);
     println!("  data dir: {}", config.server.data_dir.display());
     let populate_time = populate_in_child(&path, settings.events, settings.crashed);
@@ -614,7 +603,7 @@ struct RateReport {
 
 fn run_rate_limit(server_rt: &Runtime, side_rt: &Runtime, settings: &Settings) -> RateReport {
     let (sink_addr, sink) = start_sink(side_rt);
-    let dir = temp_dir();
+    let dir = support::bench_dir();
     let (_, config) = write_config(dir.path(), sink_addr, settings.rate);
     let gateway = server_rt
         .block_on(Gateway::start(&config))

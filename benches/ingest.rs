@@ -538,11 +538,7 @@ fn run_gateway(
     // The sink is the customer's endpoint: it gets a runtime of its own.
     let sink_rt = support::runtime("bench-sink", 1);
     let (sink_addr, sink) = start_sink(&sink_rt);
-    // Beside the build output, i.e. on the project's disk (fsync has to be real).
-    let dir = tempfile::Builder::new()
-        .prefix("hookgate-bench-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("temp dir");
+    let dir = support::bench_dir();
     let routed_to = (!settings.no_connection && way_in == WayIn::Ingress).then_some(sink_addr);
     let config = write_config(dir.path(), routed_to, settings);
     println!("data dir: {}", dir.path().join("data").display());
@@ -632,9 +628,7 @@ destination = "sink-{n}"
     if let Some(mib) = settings.cache_mib {
         text.push_str(&format!("\n[limits]\nstore_cache_bytes = {}\n", mib << 20));
     }
-    let path = dir.join("gateway.toml");
-    std::fs::write(&path, text).expect("write gateway.toml");
-    Config::load(&path).unwrap_or_else(|e| panic!("bench config is invalid:\n{e}"))
+    support::save_config(dir, &text).1
 }
 
 // ---------------------------------------------------------------- load

@@ -52,7 +52,7 @@ fn main() {
     let repeat = support::setting(&args, "--repeat", "HOOKGATE_BENCH_REPEAT", 20.0) as usize;
     println!("hookgate job lists benchmark");
     println!("machine: {}", support::Machine::detect());
-    let dir = big_store::bench_dir();
+    let dir = support::bench_dir();
     let config = big_store::write_config(dir.path(), "", "");
     let now = now_ms();
     let started = Instant::now();

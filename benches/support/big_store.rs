@@ -1,5 +1,5 @@
 //! What the benches over a big store share (`job_lists`, `console_lists`):
-//! its folder, what filling it took, and starting the gateway on it. Kept
+//! what filling it took, its gateway config, and starting the gateway on it. Kept
 //! apart from `support` (every bench's), which would have them unused in
 //! the others.
 
@@ -9,14 +9,6 @@ use tokio::runtime::Runtime;
 
 /// The one API key of the benches' gateways.
 pub const API_KEY: &str = "bench-api-key";
-
-/// A bench's own folder under `target/tmp`, removed when dropped.
-pub fn bench_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("hookgate-bench-")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-        .expect("temp dir")
-}
 
 /// Says what was stored (`what`) since `started`, and the store's size on disk.
 pub fn report_stored(what: &str, started: Instant, data_dir: &Path) {
@@ -52,9 +44,7 @@ shutdown_timeout_ms = 5000
 {server_extra}
 {rest}"#
     );
-    let path = dir.join("gateway.toml");
-    std::fs::write(&path, text).expect("write gateway.toml");
-    hookgate::Config::load(&path).unwrap_or_else(|e| panic!("bench config is invalid:\n{e}"))
+    crate::support::save_config(dir, &text).1
 }
 
 /// A time for the tables, in ms.

@@ -6,9 +6,27 @@ pub mod wire;
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::runtime::Runtime;
+
+/// A bench's own folder beside the build output, i.e. on the project's disk
+/// (fsync has to be real); removed when dropped.
+pub fn bench_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("hookgate-bench-")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .expect("temp dir")
+}
+
+/// Writes `text` as `dir/gateway.toml` and loads it; its path and the config.
+pub fn save_config(dir: &Path, text: &str) -> (PathBuf, hookgate::Config) {
+    let path = dir.join("gateway.toml");
+    std::fs::write(&path, text).expect("write gateway.toml");
+    let config =
+        hookgate::Config::load(&path).unwrap_or_else(|e| panic!("bench config is invalid:\n{e}"));
+    (path, config)
+}
 
 /// A multi-threaded runtime of its own, so that load, servers and sink do not
 /// share worker threads.
