@@ -4,6 +4,7 @@
 use super::error::{checked_name, checked_present_name, json_body, ApiError, ApiResult};
 use super::query::{iso, Query};
 use super::schema::{value_of, Deleted, ErrorBody, Listing, RawBody};
+use super::sorting::{store_page, Key};
 use super::{blocking, bounded_page, views, ApiState, Shared};
 use crate::ids::{event_data_id, event_of_data, new_id, now_ms};
 use crate::model::{Bookmark, Catalog, Connection, Event, Payload};
@@ -12,7 +13,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::sync::Arc;
 use utoipa::ToSchema;
 
@@ -213,15 +214,15 @@ fn bookmark_filter(query: &Query) -> ApiResult<impl Fn(&Bookmark) -> bool + Send
     })
 }
 
-#[utoipa::path(get, path = "/2023-07-01/bookmarks", tag = "bookmarks", summary = "Bookmarks, newest first, a page at a time", params(("id" = Option<String>, Query, description = "id or id[]"), ("name" = Option<String>, Query, description = "name or name[]"), ("webhook_id" = Option<String>, Query, description = "connection id(s)"), ("event_data_id" = Option<String>, Query, description = "event data id(s)"), ("label" = Option<String>, Query, description = "label or label[]"), ("last_used_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any"), ("limit" = Option<String>, Query, description = "1-255, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev")), responses((status = 200, description = "the bookmarks", body = Listing<BookmarkView>), (status = 422, description = "an unknown parameter", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/bookmarks", tag = "bookmarks", summary = "Bookmarks, newest first, a page at a time", params(("id" = Option<String>, Query, description = "id or id[]"), ("name" = Option<String>, Query, description = "name or name[]"), ("webhook_id" = Option<String>, Query, description = "connection id(s)"), ("event_data_id" = Option<String>, Query, description = "event data id(s)"), ("label" = Option<String>, Query, description = "label or label[]"), ("last_used_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any"), ("limit" = Option<String>, Query, description = "1-255, default 100"), ("order_by" = Option<String>, Query, description = "created_at (default), label, name or last_used_at; or several, order_by[]=…"), ("dir" = Option<String>, Query, description = "asc or desc (default); dir[]=…: one per order_by key"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev")), responses((status = 200, description = "the bookmarks", body = Listing<BookmarkView>), (status = 422, description = "an unknown parameter", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
     let keep = bookmark_filter(&query)?;
-    let page = query.page()?;
+    let page = store_page(&query, &BOOKMARK_ORDER)?;
     query.refuse_unread()?;
     let budget = state.config.load().limits.api_page_bytes;
     blocking(move || {
-        let found = state.store.page_bookmarks(&page, &keep)?;
+        let found = state.store.page_bookmarks(page.paging(), &keep)?;
         let answer = bounded_page(&page, found, budget, |bookmark| {
             Ok(value_of(view(&state.team_id, bookmark)))
         })?;
@@ -229,6 +230,31 @@ pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Js
     })
     .await
 }
+
+/// What bookmarks sort by, one or several: `created_at` is the store's key
+/// order.
+const BOOKMARK_ORDER: [Key<Bookmark>; 4] = [
+    Key {
+        name: "created_at",
+        read: |bookmark| json!(bookmark.created_at),
+        indexed: true,
+    },
+    Key {
+        name: "label",
+        read: |bookmark| json!(bookmark.label),
+        indexed: false,
+    },
+    Key {
+        name: "name",
+        read: |bookmark| json!(bookmark.name),
+        indexed: false,
+    },
+    Key {
+        name: "last_used_at",
+        read: |bookmark| json!(bookmark.last_used_at),
+        indexed: false,
+    },
+];
 
 fn stored(state: &ApiState, id: &str) -> ApiResult<Bookmark> {
     state

@@ -12,7 +12,7 @@ use super::schema::{value_of, ErrorBody, Listing};
 use super::{blocking, listing, ApiState, Shared};
 use crate::ids::{new_id, now_ms};
 use crate::model::{AttemptTrigger, BulkKind, BulkQuery, BulkRetry, BulkStatus};
-use crate::store::{Cursor, Direction, PageRequest};
+use crate::store::{Cursor, Direction, PageRequest, Paging};
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -471,7 +471,7 @@ fn step(state: &ApiState, id: &str) -> ApiResult<(BTreeSet<String>, bool)> {
         BulkKind::Events => retry_events(state, &query, &page, &mut bulk, &mut woken)?,
         BulkKind::Requests => {
             let selection = request_filter(&query, &state.store)?;
-            let found = (state.store).page_requests(&page, selection.stamps, &selection.keep)?;
+            let found = (state.store).page_requests(Paging::ByKey(&page), selection.stamps, &selection.keep)?;
             let ids: Vec<String> = found.items.iter().map(|r| r.id.clone()).collect();
             reroute_all(state, &ids, &mut bulk, &mut woken);
             found.next
@@ -479,7 +479,7 @@ fn step(state: &ApiState, id: &str) -> ApiResult<(BTreeSet<String>, bool)> {
         BulkKind::IgnoredEvents => {
             let found = state
                 .store
-                .page_ignored_events(&page, &ignored_filter(&query)?)?;
+                .page_ignored_events(Paging::ByKey(&page), &ignored_filter(&query)?)?;
             let requests: Vec<String> = found.items.iter().map(|i| i.request_id.clone()).collect();
             reroute_all(state, &requests, &mut bulk, &mut woken);
             found.next
@@ -500,7 +500,7 @@ fn retry_events(
     woken: &mut BTreeSet<String>,
 ) -> ApiResult<Option<String>> {
     let selection = event_filter(query, &state.store)?;
-    let found = (state.store).page_events(page, selection.stamps, &selection.keep)?;
+    let found = (state.store).page_events(Paging::ByKey(page), selection.stamps, &selection.keep)?;
     for event in &found.items {
         match state
             .store

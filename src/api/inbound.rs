@@ -1,20 +1,21 @@
 //! `/requests` and `/ignored_events`: what came in, and what rules dropped.
 
 use super::error::{ApiError, ApiResult};
-use super::listing::page_of;
+use super::listing::{self, SortedPage};
 use super::outbound::{event_filter, raw_body, EVENT_ORDER};
 use super::query::{Query, Selection};
 use super::schema::{value_of, ErrorBody, Listing, RawBody};
 use super::views::{EventView, IgnoredEventView, RequestCounts, RequestView};
-use super::{blocking, bounded_page, paged, views, with_data, ApiState, Shared};
+use super::sorting::{store_page, Key};
+use super::{blocking, bounded_page, views, with_data, ApiState, Shared};
 use crate::model::{Catalog, Event, IgnoredEvent, Payload, Request, RequestStatus};
 use crate::pipeline::Router;
-use crate::store::{PageRequest, Store};
+use crate::store::Store;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 /// `GET /requests`: filters `id`, `source_id`, `status` (accepted/rejected),
@@ -22,13 +23,13 @@ use utoipa::ToSchema;
 /// `events_count`/`ignored_count` (numbers, with operators), the payload
 /// filters and `search_term`; `include=data`. Sorted by `created_at` or
 /// `ingested_at`: both are when the request arrived (the store's key order).
-#[utoipa::path(get, path = "/2023-07-01/requests", tag = "requests", summary = "Requests received, newest first", params(("limit" = Option<String>, Query, description = "1-255, default 100"), ("order_by" = Option<String>, Query, description = "created_at (default) or ingested_at"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "id or id[]"), ("source_id" = Option<String>, Query, description = "source id"), ("status" = Option<String>, Query, description = "accepted or rejected"), ("rejection_cause" = Option<String>, Query, description = "e.g. NO_WEBHOOK"), ("verified" = Option<String>, Query, description = "true or false"), ("events_count" = Option<String>, Query, description = "number of events; also events_count[gte], gt, lte, lt; likewise ignored_count"), ("ingested_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt; likewise created_at"), ("include" = Option<String>, Query, description = "data: include the payload"), ("search_term" = Option<String>, Query, description = "text in the body, a header, the path or the query (3 characters or more)"), ("body" = Option<String>, Query, description = "JSON filter on the body (Hookdeck filter syntax)"), ("headers" = Option<String>, Query, description = "JSON filter on the headers"), ("parsed_query" = Option<String>, Query, description = "JSON filter on the query"), ("path" = Option<String>, Query, description = "filter on the path")), responses((status = 200, description = "a page of requests", body = Listing<RequestView>), (status = 422, description = "a bad parameter", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/requests", tag = "requests", summary = "Requests received, newest first", params(("limit" = Option<String>, Query, description = "1-255, default 100"), ("order_by" = Option<String>, Query, description = "created_at (default) or ingested_at; or both, order_by[]=…"), ("dir" = Option<String>, Query, description = "asc or desc (default); dir[]=…: one per order_by key"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "id or id[]"), ("source_id" = Option<String>, Query, description = "source id"), ("status" = Option<String>, Query, description = "accepted or rejected"), ("rejection_cause" = Option<String>, Query, description = "e.g. NO_WEBHOOK"), ("verified" = Option<String>, Query, description = "true or false"), ("events_count" = Option<String>, Query, description = "number of events; also events_count[gte], gt, lte, lt; likewise ignored_count"), ("ingested_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt; likewise created_at"), ("include" = Option<String>, Query, description = "data: include the payload"), ("search_term" = Option<String>, Query, description = "text in the body, a header, the path or the query (3 characters or more)"), ("body" = Option<String>, Query, description = "JSON filter on the body (Hookdeck filter syntax)"), ("headers" = Option<String>, Query, description = "JSON filter on the headers"), ("parsed_query" = Option<String>, Query, description = "JSON filter on the query"), ("path" = Option<String>, Query, description = "filter on the path")), responses((status = 200, description = "a page of requests", body = Listing<RequestView>), (status = 422, description = "a bad parameter", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list_requests(
     State(state): Shared,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
-    let page = query.page_ordered(&["created_at", "ingested_at"])?;
+    let page = store_page(&query, &REQUEST_ORDER)?;
     let Selection { keep, stamps } = request_filter(&query, &state.store)?;
     let include_data = query.one("include") == Some("data");
     query.refuse_unread()?;
@@ -37,7 +38,7 @@ pub async fn list_requests(
     // Requests acknowledged before this call are listed.
     store.wait_indexed().await;
     blocking(move || {
-        let found = store.page_requests(&page, stamps, &keep)?;
+        let found = store.page_requests(page.paging(), stamps, &keep)?;
         let view = |request: &Request| {
             let payload = match include_data {
                 true => store.request_payload(&request.id)?,
@@ -49,6 +50,40 @@ pub async fn list_requests(
     })
     .await
 }
+
+/// What requests sort by (L3927), one or both: both are when a request
+/// arrived, the store's key order.
+const REQUEST_ORDER: [Key<Request>; 2] = [
+    Key {
+        name: "created_at",
+        read: |request| json!(request.received_at),
+        indexed: true,
+    },
+    Key {
+        name: "ingested_at",
+        read: |request| json!(request.received_at),
+        indexed: true,
+    },
+];
+
+/// What a request's ignored events sort by: the reference's example pages
+/// by `id`.
+const IGNORED_ORDER: [&str; 2] = ["created_at", "id"];
+
+/// What ignored events sort by, one or both: `created_at` is the store's
+/// key order.
+const IGNORED_EVENT_ORDER: [Key<IgnoredEvent>; 2] = [
+    Key {
+        name: "created_at",
+        read: |ignored| json!(ignored.created_at),
+        indexed: true,
+    },
+    Key {
+        name: "cause",
+        read: |ignored| json!(ignored.cause),
+        indexed: false,
+    },
+];
 
 /// A request's view, with what it became counted.
 fn request_view(
@@ -165,7 +200,7 @@ pub async fn request_events(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
-    let page = query.page_ordered(&EVENT_ORDER)?;
+    let page = query.page_sorted(&EVENT_ORDER.map(|key| key.name))?;
     let keep = event_filter(&query, &state.store)?.keep;
     let include_data = query.one("include") == Some("data");
     query.refuse_unread()?;
@@ -196,7 +231,7 @@ pub async fn request_ignored_events(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
-    let page = query.page_ordered(&IGNORED_ORDER)?;
+    let page = query.page_sorted(&IGNORED_ORDER)?;
     let keep = ignored_filter(&query)?;
     query.refuse_unread()?;
     let team = state.team_id.clone();
@@ -211,21 +246,17 @@ pub async fn request_ignored_events(
     .await
 }
 
-/// What ignored events sort by: the reference's example pages by `id`.
-const IGNORED_ORDER: [&str; 2] = ["created_at", "id"];
-
 /// A page of what a known request became (few: one per connection).
 async fn of_request(
     state: &ApiState,
     id: String,
-    page: PageRequest,
+    page: SortedPage,
     models_of: impl FnOnce(&Store, &str) -> ApiResult<Vec<Value>> + Send + 'static,
 ) -> ApiResult<Json<Value>> {
     let store = state.store.clone();
     blocking(move || {
         known_request(&store, &id)?;
-        let found = page_of(models_of(&store, &id)?, &page)?;
-        Ok(Json(paged(&page, found.next, found.prev, found.items)))
+        listing::answer(models_of(&store, &id)?, &page)
     })
     .await
 }
@@ -378,19 +409,19 @@ fn check_connections(catalog: &Catalog, request: &Request, only: &[String]) -> A
 
 /// `GET /ignored_events`: filters `id`, `webhook_id`, `cause`, `request_id`,
 /// `created_at[…]`.
-#[utoipa::path(get, path = "/2023-07-01/ignored_events", tag = "requests", summary = "Events a rule decided not to deliver", params(("limit" = Option<String>, Query, description = "1-255, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "the reference's number or hookgate's ignored_event_id"), ("webhook_id" = Option<String>, Query, description = "connection id"), ("cause" = Option<String>, Query, description = "FILTERED, TRANSFORMATION_FAILED, DEDUPLICATED"), ("request_id" = Option<String>, Query, description = "request id"), ("transformation_id" = Option<String>, Query, description = "the transformation that failed (TRANSFORMATION_FAILED)"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt")), responses((status = 200, description = "a page of ignored events", body = Listing<IgnoredEventView>)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/ignored_events", tag = "requests", summary = "Events a rule decided not to deliver", params(("limit" = Option<String>, Query, description = "1-255, default 100"), ("order_by" = Option<String>, Query, description = "created_at (default) or cause; or both, order_by[]=…"), ("dir" = Option<String>, Query, description = "asc or desc (default); dir[]=…: one per order_by key"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "the reference's number or hookgate's ignored_event_id"), ("webhook_id" = Option<String>, Query, description = "connection id"), ("cause" = Option<String>, Query, description = "FILTERED, TRANSFORMATION_FAILED, DEDUPLICATED"), ("request_id" = Option<String>, Query, description = "request id"), ("transformation_id" = Option<String>, Query, description = "the transformation that failed (TRANSFORMATION_FAILED)"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt")), responses((status = 200, description = "a page of ignored events", body = Listing<IgnoredEventView>)), security(("api_key" = [])))]
 pub async fn list_ignored_events(
     State(state): Shared,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
-    let page = query.page()?;
+    let page = store_page(&query, &IGNORED_EVENT_ORDER)?;
     let keep = ignored_filter(&query)?;
     query.refuse_unread()?;
     let budget = state.config.load().limits.api_page_bytes;
     let (store, team) = (state.store.clone(), state.team_id.clone());
     blocking(move || {
-        let found = store.page_ignored_events(&page, &keep)?;
+        let found = store.page_ignored_events(page.paging(), &keep)?;
         let view = |ignored: &IgnoredEvent| Ok(views::ignored_event(&team, ignored));
         Ok(Json(bounded_page(&page, found, budget, view)?))
     })

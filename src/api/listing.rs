@@ -9,21 +9,16 @@
 //! by id, so every model has one place in the order.
 
 use super::error::{ApiError, ApiResult};
-use crate::store::{Cursor, Direction, Page, PageRequest};
+use crate::store::{compare_values as compare, Cursor, Direction, Page, PageRequest};
 use serde_json::Value;
 use std::cmp::Ordering;
 
 /// A page of a list held in memory, and the keys it is sorted by, each
 /// with its direction (`page` has the first: `Query::page_sorted`).
+#[derive(Debug)]
 pub struct SortedPage {
     pub page: PageRequest,
     pub sort: Vec<(String, Direction)>,
-}
-
-/// The page `request` asks for of `models`, sorted by `request.order_by`.
-pub fn page_of(models: Vec<Value>, request: &PageRequest) -> ApiResult<Page<Value>> {
-    let sort = [(request.order_by.clone(), request.dir)];
-    sorted_page_of(models, request, &sort)
 }
 
 /// The page `request` asks for of `models`, sorted by the keys of `sort`.
@@ -84,31 +79,6 @@ fn in_order(a: &Value, b: &Value, sort: &[(String, Direction)]) -> Ordering {
     by_keys.then_with(|| directed(compare(&a["id"], &b["id"]), id_dir))
 }
 
-/// JSON values in a total order: null, then booleans, numbers, strings (ISO
-/// times sort as the times they name), then the rest as text.
-fn compare(a: &Value, b: &Value) -> Ordering {
-    fn rank(value: &Value) -> u8 {
-        match value {
-            Value::Null => 0,
-            Value::Bool(_) => 1,
-            Value::Number(_) => 2,
-            Value::String(_) => 3,
-            _ => 4,
-        }
-    }
-    match (a, b) {
-        (Value::Bool(a), Value::Bool(b)) => a.cmp(b),
-        (Value::Number(a), Value::Number(b)) => {
-            let (a, b) = (a.as_f64().unwrap_or(0.0), b.as_f64().unwrap_or(0.0));
-            a.total_cmp(&b)
-        }
-        (Value::String(a), Value::String(b)) => a.cmp(b),
-        _ => rank(a)
-            .cmp(&rank(b))
-            .then_with(|| a.to_string().cmp(&b.to_string())),
-    }
-}
-
 fn position(models: &[Value], id: &str, parameter: &str) -> ApiResult<usize> {
     models
         .iter()
@@ -125,6 +95,11 @@ fn position(models: &[Value], id: &str, parameter: &str) -> ApiResult<usize> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn page_of(models: Vec<Value>, request: &PageRequest) -> ApiResult<Page<Value>> {
+        let sort = [(request.order_by.clone(), request.dir)];
+        sorted_page_of(models, request, &sort)
+    }
 
     fn models() -> Vec<Value> {
         ["b", "a", "c", "e", "d"]

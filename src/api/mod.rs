@@ -29,6 +29,7 @@ mod rate;
 mod schema;
 mod showing;
 mod signing_secret;
+mod sorting;
 pub(crate) mod transformations;
 pub(crate) mod v1;
 mod views;
@@ -47,7 +48,7 @@ use crate::delivery::Scheduler;
 use crate::model::{Catalog, Payload};
 use crate::pipeline::transform::TransformLimits;
 use crate::pipeline::Router;
-use crate::store::{Direction, PageRequest, Store};
+use crate::store::{Direction, Store};
 use arc_swap::ArcSwap;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -374,19 +375,19 @@ fn with_data<T>(
 /// moved to where it ended so the client continues from there. The record
 /// nearest the cursor is always kept, so a single huge one still comes, one
 /// per page.
-fn bounded_page<T>(
-    request: &PageRequest,
+fn bounded_page<T: sorting::Listed>(
+    request: &sorting::StorePage<T>,
     found: crate::store::Page<T>,
     budget_bytes: usize,
     view: impl Fn(&T) -> ApiResult<Value>,
 ) -> ApiResult<Value> {
-    let backwards = matches!(request.cursor, crate::store::Cursor::Prev(_));
+    let backwards = matches!(request.page().cursor, crate::store::Cursor::Prev(_));
     let nearest_first: Box<dyn Iterator<Item = &T>> = if backwards {
         Box::new(found.items.iter().rev())
     } else {
         Box::new(found.items.iter())
     };
-    let (mut models, mut used) = (Vec::new(), 0);
+    let (mut models, mut used, mut end) = (Vec::new(), 0, None);
     for record in nearest_first {
         if !models.is_empty() && used > budget_bytes {
             break;
@@ -394,18 +395,20 @@ fn bounded_page<T>(
         let model = view(record)?;
         used += serialized_len(&model);
         models.push(model);
+        end = Some(record);
     }
     let cut_short = models.len() < found.items.len();
     if backwards {
         models.reverse();
     }
-    let end_id = |model: Option<&Value>| model.and_then(|m| m["id"].as_str()).map(String::from);
+    let end_cursor = || end.map(|record| request.cursor_of(record));
     let (next, prev) = match (cut_short, backwards) {
         (false, _) => (found.next, found.prev),
-        (true, false) => (end_id(models.last()), found.prev),
-        (true, true) => (found.next, end_id(models.first())),
+        (true, false) => (end_cursor(), found.prev),
+        (true, true) => (found.next, end_cursor()),
     };
-    Ok(paged(request, next, prev, models))
+    let page = &request.sorted;
+    Ok(listed(&page.sort, page.page.limit, next, prev, models))
 }
 
 /// How many bytes `value` takes as JSON, without building the text.
@@ -442,20 +445,10 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work).await?
 }
 
-/// Hookdeck's list shape: `{pagination, count, models}`. A cursor there is
-/// none for is left out, as the reference does.
-fn paged(
-    request: &PageRequest,
-    next: Option<String>,
-    prev: Option<String>,
-    models: Vec<Value>,
-) -> Value {
-    let sort = [(request.order_by.clone(), request.dir)];
-    listed(&sort, request.limit, next, prev, models)
-}
-
-/// As `paged`, for a list sorted by `sort`: its `order_by` and `dir` are
-/// one value each, or arrays when there are several keys.
+/// Hookdeck's list shape: `{pagination, count, models}`, for a list sorted
+/// by `sort`: its `order_by` and `dir` are one value each, or arrays when
+/// there are several keys. A cursor there is none for is left out, as the
+/// reference does.
 fn listed(
     sort: &[(String, Direction)],
     limit: usize,

@@ -1,18 +1,19 @@
 //! `/events` and `/attempts`: what goes out, and each try; retry and mute.
 
 use super::error::{ApiError, ApiResult};
-use super::listing::page_of;
+use super::listing;
 use super::query::{Query, Range, Selection};
 use super::schema::{value_of, ErrorBody, Listing, RawBody};
 use super::views::{AttemptView, EventView};
-use super::{blocking, bounded_page, paged, views, with_data, Shared};
+use super::sorting::{store_page, Key};
+use super::{blocking, bounded_page, views, with_data, Shared};
 use crate::ids::now_ms;
 use crate::model::{Attempt, AttemptTrigger, Event, EventStatus};
-use crate::store::{Cursor, Page, PageRequest, QueueMove, StampWindow, Store};
+use crate::store::{QueueMove, StampWindow, Store};
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{json, Value};
 use utoipa::ToSchema;
 
 /// `GET /events`: filters `id`, `status`, `webhook_id`, `source_id`,
@@ -20,17 +21,17 @@ use utoipa::ToSchema;
 /// `created_at[…]`, `last_attempt_at[…]`, `successful_at[…]`, `cli_id`, the
 /// payload filters and `search_term`; `include=data`; sorted by `created_at`
 /// or `last_attempt_at`.
-#[utoipa::path(get, path = "/2023-07-01/events", tag = "events", summary = "Events, newest first", params(("limit" = Option<String>, Query, description = "1-255, default 100"), ("order_by" = Option<String>, Query, description = "created_at (default) or last_attempt_at"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "id or id[]"), ("status" = Option<String>, Query, description = "SCHEDULED, QUEUED, HOLD, SUCCESSFUL, FAILED"), ("cli_id" = Option<String>, Query, description = "the hookgate listen session (cli_…) an event's last attempt went through; cli_id[any]=true: events sent through any, false: through none; not given: every event (a CLI destination's events are ordinary events, shared by its listeners)"), ("successful_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any"), ("search_term" = Option<String>, Query, description = "text in the body, a header, the path or the query (3 characters or more)"), ("webhook_id" = Option<String>, Query, description = "connection id"), ("source_id" = Option<String>, Query, description = "source id"), ("destination_id" = Option<String>, Query, description = "destination id"), ("request_id" = Option<String>, Query, description = "request id"), ("attempts" = Option<String>, Query, description = "number of attempts; also attempts[gte], gt, lte, lt"), ("response_status" = Option<String>, Query, description = "last response status; also response_status[gte], gt, lte, lt, any"), ("error_code" = Option<String>, Query, description = "e.g. TIMEOUT"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt"), ("last_attempt_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any"), ("include" = Option<String>, Query, description = "data: include the payload"), ("body" = Option<String>, Query, description = "JSON filter on the body (Hookdeck filter syntax)"), ("headers" = Option<String>, Query, description = "JSON filter on the headers")), responses((status = 200, description = "a page of events", body = Listing<EventView>), (status = 422, description = "a bad parameter", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/events", tag = "events", summary = "Events, newest first", params(("limit" = Option<String>, Query, description = "1-255, default 100"), ("order_by" = Option<String>, Query, description = "created_at (default) or last_attempt_at; or both, order_by[]=last_attempt_at&order_by[]=created_at (ties on the first key sorted by the next, then by id)"), ("dir" = Option<String>, Query, description = "asc or desc (default); dir[]=…: one per order_by key"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev"), ("id" = Option<String>, Query, description = "id or id[]"), ("status" = Option<String>, Query, description = "SCHEDULED, QUEUED, HOLD, SUCCESSFUL, FAILED"), ("cli_id" = Option<String>, Query, description = "the hookgate listen session (cli_…) an event's last attempt went through; cli_id[any]=true: events sent through any, false: through none; not given: every event (a CLI destination's events are ordinary events, shared by its listeners)"), ("successful_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any"), ("search_term" = Option<String>, Query, description = "text in the body, a header, the path or the query (3 characters or more)"), ("webhook_id" = Option<String>, Query, description = "connection id"), ("source_id" = Option<String>, Query, description = "source id"), ("destination_id" = Option<String>, Query, description = "destination id"), ("request_id" = Option<String>, Query, description = "request id"), ("attempts" = Option<String>, Query, description = "number of attempts; also attempts[gte], gt, lte, lt"), ("response_status" = Option<String>, Query, description = "last response status; also response_status[gte], gt, lte, lt, any"), ("error_code" = Option<String>, Query, description = "e.g. TIMEOUT"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt"), ("last_attempt_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt, any"), ("include" = Option<String>, Query, description = "data: include the payload"), ("body" = Option<String>, Query, description = "JSON filter on the body (Hookdeck filter syntax)"), ("headers" = Option<String>, Query, description = "JSON filter on the headers")), responses((status = 200, description = "a page of events", body = Listing<EventView>), (status = 422, description = "a bad parameter", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list_events(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
-    let page = query.page_ordered(&EVENT_ORDER)?;
+    let page = store_page(&query, &EVENT_ORDER)?;
     let Selection { keep, stamps } = event_filter(&query, &state.store)?;
     let include_data = query.one("include") == Some("data");
     query.refuse_unread()?;
     let budget = state.config.load().limits.api_page_bytes;
     let (store, team) = (state.store.clone(), state.team_id.clone());
     blocking(move || {
-        let found = page_events(&store, &page, stamps, &keep)?;
+        let found = store.page_events(page.paging(), stamps, &keep)?;
         let payload = |e: &Event| store.event_payload(e);
         let view = with_data(include_data, payload, |e, data| {
             views::event(&team, e, data)
@@ -40,42 +41,20 @@ pub async fn list_events(State(state): Shared, RawQuery(raw): RawQuery) -> ApiRe
     .await
 }
 
-/// What events sort by (L4662): the first is the store's key order.
-pub(super) const EVENT_ORDER: [&str; 2] = ["created_at", "last_attempt_at"];
-
-/// A page of events: by key order for `created_at`; by a scan that keeps one
-/// page for `last_attempt_at` (events never attempted first, ascending).
-fn page_events(
-    store: &Store,
-    page: &PageRequest,
-    stamps: StampWindow,
-    keep: &dyn Fn(&Event) -> bool,
-) -> ApiResult<Page<Event>> {
-    if page.order_by == "created_at" {
-        return Ok(store.page_events(page, stamps, keep)?);
-    }
-    let last_attempt = |event: &Event| event.last_attempt_at;
-    let cursor_key = match &page.cursor {
-        Cursor::Start => None,
-        Cursor::Next(id) | Cursor::Prev(id) => {
-            let event = store.event(id)?.ok_or_else(|| gone_cursor(page, id))?;
-            Some(last_attempt(&event))
-        }
-    };
-    Ok(store.page_events_sorted(page, cursor_key, keep, last_attempt)?)
-}
-
-/// A 422 for a cursor naming a record that is no longer there.
-fn gone_cursor(page: &PageRequest, id: &str) -> ApiError {
-    let parameter = match page.cursor {
-        Cursor::Prev(_) => "prev",
-        _ => "next",
-    };
-    ApiError::invalid(
-        parameter,
-        format!("\"{id}\" is not in this list (deleted since)"),
-    )
-}
+/// What events sort by (L4662), one or both: the first is the store's key
+/// order.
+pub(super) const EVENT_ORDER: [Key<Event>; 2] = [
+    Key {
+        name: "created_at",
+        read: |event| json!(event.created_at),
+        indexed: true,
+    },
+    Key {
+        name: "last_attempt_at",
+        read: |event| json!(event.last_attempt_at),
+        indexed: false,
+    },
+];
 
 /// The events' filter; their `created_at` filter as a window of ids is its
 /// upper bound only, as an event is made at or after the time of the request
@@ -260,43 +239,62 @@ pub async fn mute_event(State(state): Shared, Path(id): Path<String>) -> ApiResu
 /// `GET /attempts`: every attempt, or those of `event_id` (one or an
 /// array), by `created_at` (L5069-5103). An event's queued retry shows as a
 /// `QUEUED` attempt until it is made.
-#[utoipa::path(get, path = "/2023-07-01/attempts", tag = "events", summary = "Attempts, of every event or of some", params(("event_id" = Option<String>, Query, description = "event id, or event_id[]=…"), ("order_by" = Option<String>, Query, description = "created_at"), ("limit" = Option<String>, Query, description = "1-255, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev")), responses((status = 200, description = "a page of attempts", body = Listing<AttemptView>), (status = 422, description = "a bad parameter", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/attempts", tag = "events", summary = "Attempts, of every event or of some", params(("event_id" = Option<String>, Query, description = "event id, or event_id[]=…"), ("order_by" = Option<String>, Query, description = "created_at (default), attempt_number or response_status; or several, order_by[]=…"), ("limit" = Option<String>, Query, description = "1-255, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default); dir[]=…: one per order_by key"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev")), responses((status = 200, description = "a page of attempts", body = Listing<AttemptView>), (status = 422, description = "a bad parameter", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list_attempts(
     State(state): Shared,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
-    let page = query.page()?;
     let events: Vec<String> = query
         .all("event_id")
         .into_iter()
         .map(String::from)
         .collect();
+    let (store, team) = (state.store.clone(), state.team_id.clone());
+    if !events.is_empty() {
+        // A few events' attempts: a list held in memory.
+        let page = query.page_sorted(&ATTEMPT_ORDER.map(|key| key.name))?;
+        query.refuse_unread()?;
+        return blocking(move || {
+            let mut models = Vec::new();
+            for event_id in &events {
+                models.extend(attempts_of_event(&store, &team, event_id)?);
+            }
+            listing::answer(models, &page)
+        })
+        .await;
+    }
+    let page = store_page(&query, &ATTEMPT_ORDER)?;
     query.refuse_unread()?;
     let budget = state.config.load().limits.api_page_bytes;
-    let (store, team) = (state.store.clone(), state.team_id.clone());
     blocking(move || {
-        if events.is_empty() {
-            let cursor_key = match &page.cursor {
-                Cursor::Start => None,
-                Cursor::Next(id) | Cursor::Prev(id) => {
-                    let attempt = store.attempt(id)?.ok_or_else(|| gone_cursor(&page, id))?;
-                    Some(attempt.created_at)
-                }
-            };
-            let found = store.page_attempts(&page, cursor_key)?;
-            let view = |attempt: &Attempt| Ok(views::attempt(&team, attempt));
-            return Ok(Json(bounded_page(&page, found, budget, view)?));
-        }
-        let mut models = Vec::new();
-        for event_id in &events {
-            models.extend(attempts_of_event(&store, &team, event_id)?);
-        }
-        let found = page_of(models, &page)?;
-        Ok(Json(paged(&page, found.next, found.prev, found.items)))
+        let ordered = page.ordered().expect("attempts have no index to page by id");
+        let found = store.page_attempts(&ordered)?;
+        let view = |attempt: &Attempt| Ok(views::attempt(&team, attempt));
+        Ok(Json(bounded_page(&page, found, budget, view)?))
     })
     .await
 }
+
+/// What attempts sort by, one or several. Attempts have no index of their
+/// own (most live inside their event): every order is a scan.
+const ATTEMPT_ORDER: [Key<Attempt>; 3] = [
+    Key {
+        name: "created_at",
+        read: |attempt| json!(attempt.created_at),
+        indexed: false,
+    },
+    Key {
+        name: "attempt_number",
+        read: |attempt| json!(attempt.attempt_number),
+        indexed: false,
+    },
+    Key {
+        name: "response_status",
+        read: |attempt| json!(attempt.response_status),
+        indexed: false,
+    },
+];
 
 /// The attempts of one event as views, with its queued retry (`QUEUED`).
 fn attempts_of_event(store: &Store, team: &str, event_id: &str) -> ApiResult<Vec<Value>> {

@@ -407,32 +407,11 @@ impl Query {
         Ok(Some(PayloadFilter { rules, search_term }))
     }
 
-    /// `limit`, `dir`, `order_by`, `next`, `prev`, for a list sorted by
-    /// `created_at` only.
-    pub fn page(&self) -> ApiResult<PageRequest> {
-        self.page_ordered(&["created_at"])
-    }
-
     /// `limit`, `dir`, `order_by` (one of `order_keys`, the first the
-    /// default), `next`, `prev`, for a list the store pages. `order_by` and
-    /// `dir` may come as arrays (`order_by[]=…`) of one value: the store
-    /// pages by one key (its index), so a second is a `422`, not ignored.
-    pub fn page_ordered(&self, order_keys: &[&str]) -> ApiResult<PageRequest> {
-        for key in ["order_by", "dir"] {
-            if self.all(key).len() > 1 {
-                return Err(ApiError::invalid(
-                    key,
-                    "this list sorts by one key (its pages follow the store's index): give one value",
-                ));
-            }
-        }
-        Ok(self.page_sorted(order_keys)?.page)
-    }
-
-    /// As `page_ordered`, for a list held in memory (`api::listing`),
-    /// which sorts by several keys as the reference allows ("Sort key(s)":
-    /// `order_by[]=name&order_by[]=created_at`): `dir` is one for every
-    /// key, or one per key in the same order.
+    /// default), `next`, `prev`. Several keys as the reference allows
+    /// ("Sort key(s)": `order_by[]=name&order_by[]=created_at`): `dir` is one
+    /// for every key, or one per key in the same order. Lists held in memory
+    /// page with it (`api::listing`), the store's through `api::sorting`.
     pub fn page_sorted(&self, order_keys: &[&str]) -> ApiResult<SortedPage> {
         let limit = self.number("limit")?.map_or(DEFAULT_LIMIT, |l| l as usize);
         if !(1..=MAX_LIMIT).contains(&limit) {
@@ -611,6 +590,10 @@ pub use crate::ids::iso8601 as iso;
 mod tests {
     use super::*;
 
+    fn page(query: &str) -> ApiResult<PageRequest> {
+        Ok(Query::parse(Some(query)).page_sorted(&["created_at"])?.page)
+    }
+
     #[test]
     fn values_arrays_and_ranges() {
         let q = Query::parse(Some("status=FAILED&id[]=a&id[]=b&created_at[gte]=2026-01-01T00:00:00Z&created_at[lt]=2026-01-02T00:00:00Z"));
@@ -638,11 +621,11 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.data["field"], "created_at[gte]");
         assert_eq!(
-            Query::parse(Some("limit=500")).page().unwrap_err().data["field"],
+            page("limit=500").unwrap_err().data["field"],
             "limit"
         );
         assert_eq!(
-            Query::parse(Some("dir=up")).page().unwrap_err().data["field"],
+            page("dir=up").unwrap_err().data["field"],
             "dir"
         );
     }
@@ -671,11 +654,11 @@ mod tests {
     fn the_references_query_conventions_are_read() {
         let indexed = Query::parse(Some("id[1]=hello&id[2]=world"));
         assert_eq!(indexed.all("id"), ["hello", "world"]);
-        let previous = Query::parse(Some("previous=cursor")).page().unwrap();
+        let previous = page("previous=cursor").unwrap();
         assert!(matches!(previous.cursor, Cursor::Prev(ref c) if c == "cursor"));
-        assert_eq!(Query::parse(Some("limit=255")).page().unwrap().limit, 255);
-        assert_eq!(Query::parse(None).page().unwrap().limit, 100);
-        let too_many = Query::parse(Some("limit=256")).page().unwrap_err();
+        assert_eq!(page("limit=255").unwrap().limit, 255);
+        assert_eq!(page("").unwrap().limit, 100);
+        let too_many = page("limit=256").unwrap_err();
         assert_eq!(too_many.data["field"], "limit");
         let day = Query::parse(Some("created_at[gte]=2026-01-02"))
             .date_range("created_at")
@@ -683,20 +666,20 @@ mod tests {
         let midnight = parse_date("2026-01-02T00:00:00Z").unwrap();
         assert!(day.contains(Some(midnight)) && !day.contains(Some(midnight - 1)));
         let arrays = Query::parse(Some("order_by[]=ingested_at&dir[]=asc"));
-        let page = arrays.page_ordered(&["created_at", "ingested_at"]).unwrap();
+        let page = arrays.page_sorted(&["created_at", "ingested_at"]).unwrap();
+        assert_eq!(page.sort, [("ingested_at".to_string(), Direction::Asc)]);
+        let two = Query::parse(Some("order_by[]=ingested_at&order_by[]=created_at&dir=asc"));
+        let page = two.page_sorted(&["created_at", "ingested_at"]).unwrap();
         assert_eq!(
-            (page.order_by.as_str(), page.dir),
-            ("ingested_at", Direction::Asc)
+            page.sort,
+            [
+                ("ingested_at".to_string(), Direction::Asc),
+                ("created_at".to_string(), Direction::Asc)
+            ]
         );
-        for two in [
-            "order_by[]=created_at&order_by[]=ingested_at",
-            "dir[]=asc&dir[]=desc",
-        ] {
-            let error = Query::parse(Some(two))
-                .page_ordered(&["created_at", "ingested_at"])
-                .unwrap_err();
-            assert_eq!(error.data["field"], two.split('[').next().unwrap(), "{two}");
-        }
+        let mismatched = Query::parse(Some("order_by=created_at&dir[]=asc&dir[]=desc"));
+        let error = mismatched.page_sorted(&["created_at"]).unwrap_err();
+        assert_eq!(error.data["field"], "dir");
     }
 
     #[test]

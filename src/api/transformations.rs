@@ -8,6 +8,7 @@ use super::error::{
 };
 use super::query::{iso, Query};
 use super::schema::{value_of, Deleted, ErrorBody, Listing};
+use super::sorting::{store_page, Key};
 use super::{blocking, bounded_page, listing, objects, views, ApiState, Shared};
 use crate::ids::{event_data_id, named_id, new_id, now_ms};
 use crate::model::{Execution, TransformationObject};
@@ -623,7 +624,7 @@ fn execution_filter(query: &Query) -> ApiResult<impl Fn(&Execution) -> bool + Se
 
 /// `GET /transformations/{id}/executions`: its runs, newest first.
 /// Works for transformations declared in gateway.toml too (`trs_` + their name's id).
-#[utoipa::path(get, path = "/2023-07-01/transformations/{id}/executions", tag = "transformations", summary = "Its runs with their logs, newest first, a page at a time", params(("id" = String, Path, description = "trs_…"), ("log_level" = Option<String>, Query, description = "debug, info, warn, error or fatal; or log_level[]"), ("webhook_id" = Option<String>, Query, description = "connection id(s)"), ("issue_id" = Option<String>, Query, description = "issue id(s)"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("limit" = Option<String>, Query, description = "1-255, default 100"), ("next" = Option<String>, Query, description = "cursor"), ("prev" = Option<String>, Query, description = "cursor")), responses((status = 200, description = "{pagination, count, models}", body = Listing<ExecutionView>), (status = 422, description = "an unknown parameter", body = ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/transformations/{id}/executions", tag = "transformations", summary = "Its runs with their logs, newest first, a page at a time", params(("id" = String, Path, description = "trs_…"), ("log_level" = Option<String>, Query, description = "debug, info, warn, error or fatal; or log_level[]"), ("webhook_id" = Option<String>, Query, description = "connection id(s)"), ("issue_id" = Option<String>, Query, description = "issue id(s)"), ("created_at[gte]" = Option<String>, Query, description = "ISO 8601; also gt, lte, lt"), ("order_by" = Option<String>, Query, description = "created_at (default) or webhook_id; or both, order_by[]=…"), ("dir" = Option<String>, Query, description = "asc or desc (default); dir[]=…: one per order_by key"), ("limit" = Option<String>, Query, description = "1-255, default 100"), ("next" = Option<String>, Query, description = "cursor"), ("prev" = Option<String>, Query, description = "cursor")), responses((status = 200, description = "{pagination, count, models}", body = Listing<ExecutionView>), (status = 422, description = "an unknown parameter", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn executions(
     State(state): Shared,
     Path(id): Path<String>,
@@ -631,12 +632,12 @@ pub async fn executions(
 ) -> ApiResult<Json<Value>> {
     let query = Query::parse(raw.as_deref());
     let keep = execution_filter(&query)?;
-    let page = query.page()?;
+    let page = store_page(&query, &EXECUTION_ORDER)?;
     query.refuse_unread()?;
     // Runs carry their logs: a page ends at the byte budget, as events do.
     let budget = state.config.load().limits.api_page_bytes;
     blocking(move || {
-        let found = state.store.page_executions(&id, &page, &keep)?;
+        let found = state.store.page_executions(&id, page.paging(), &keep)?;
         let answer = bounded_page(&page, found, budget, |execution| {
             Ok(value_of(execution_view(&state.team_id, execution)))
         })?;
@@ -644,6 +645,20 @@ pub async fn executions(
     })
     .await
 }
+
+/// What runs sort by, one or both: `created_at` is the store's key order.
+const EXECUTION_ORDER: [Key<Execution>; 2] = [
+    Key {
+        name: "created_at",
+        read: |execution| json!(execution.created_at),
+        indexed: true,
+    },
+    Key {
+        name: "webhook_id",
+        read: |execution| json!(execution.connection_id),
+        indexed: false,
+    },
+];
 
 /// `GET /transformations/{id}/executions/{execution_id}`: one run, with the
 /// data it was given and the data it made.

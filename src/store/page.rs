@@ -2,6 +2,7 @@
 //! `created_at` order, and a cursor is just the id where a page ended: stable
 //! while new records arrive (they land at the end, never between pages).
 
+use super::order::{scanned_page, walked_page, OrderedRequest};
 use super::{Result, Store, StoreError};
 use crate::model::{Attempt, Bookmark, Event, Execution, IgnoredEvent, Request};
 use serde::de::DeserializeOwned;
@@ -46,10 +47,10 @@ pub struct Page<T> {
 }
 
 /// A lower and an upper bound on a tree's keys.
-type KeyBounds = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+pub(super) type KeyBounds = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 
 /// Bounds that keep every key.
-const EVERY_KEY: KeyBounds = (Bound::Unbounded, Bound::Unbounded);
+pub(super) const EVERY_KEY: KeyBounds = (Bound::Unbounded, Bound::Unbounded);
 
 type Entries = Box<dyn Iterator<Item = Result<(sled::IVec, sled::IVec)>>>;
 
@@ -102,7 +103,7 @@ impl StampWindow {
 
 /// The entries under `prefix` from `from` (an id under it, exclusive) going
 /// forward (`ascending`) or backward, within `window` (key bounds).
-fn scan(
+pub(super) fn scan(
     tree: &super::keyspace::Tree,
     prefix: &str,
     from: Option<&str>,
@@ -179,7 +180,7 @@ fn past_prefix(prefix: &str) -> Bound<Vec<u8>> {
 const SCAN_BUDGET: usize = 50_000;
 
 /// Why a scan for a page stopped.
-enum Stop {
+pub(super) enum Stop {
     /// The page is full, and another match follows it.
     Filled,
     /// The budget ran out; the record with this id was the last one read.
@@ -216,12 +217,28 @@ fn collect<T: DeserializeOwned>(
     Ok((found, Stop::End))
 }
 
-fn page<T: DeserializeOwned>(
+/// How a page of a list the store pages is asked for.
+pub enum Paging<'a, T> {
+    /// By one key, with ids as cursors.
+    ByKey(&'a PageRequest),
+    /// By several keys, with positions as cursors (`order`).
+    ByKeys(OrderedRequest<'a, T>),
+}
+
+/// A page of the entries whose key is `prefix ++ id`, within `window`.
+fn paged<T: DeserializeOwned>(
     tree: &super::keyspace::Tree,
-    request: &PageRequest,
+    (prefix, window): (&str, &KeyBounds),
+    paging: Paging<T>,
     keep: &dyn Fn(&T) -> bool,
 ) -> Result<Page<T>> {
-    page_under(tree, "", request, keep, &EVERY_KEY)
+    match paging {
+        Paging::ByKey(request) => page_under(tree, prefix, request, keep, window),
+        Paging::ByKeys(request) if request.order.indexed => {
+            walked_page(tree, (prefix, window), &request, keep)
+        }
+        Paging::ByKeys(request) => scanned_page(records(tree, prefix), &request, keep),
+    }
 }
 
 /// `page` over the entries whose key is `prefix ++ id`; cursors are the ids.
@@ -258,7 +275,7 @@ fn page_within<T: DeserializeOwned>(
 /// The page of `found` (in scan order), with its cursors: on the far side
 /// (where the scan went) the last match, or the record the budget stopped
 /// at; on the near side the first match, or the cursor itself.
-fn finish<T>(mut found: Vec<(String, T)>, stop: Stop, backwards: bool, cursor: &Cursor) -> Page<T> {
+pub(super) fn finish<T>(mut found: Vec<(String, T)>, stop: Stop, backwards: bool, cursor: &Cursor) -> Page<T> {
     let far = match stop {
         Stop::Filled => found.last().map(|(id, _)| id.clone()),
         Stop::Budget(last_read) => Some(last_read),
@@ -283,72 +300,13 @@ fn finish<T>(mut found: Vec<(String, T)>, stop: Stop, backwards: bool, cursor: &
     }
 }
 
-/// One page of `records` (id and record, in any order) sorted by `sort_key`
-/// then id rather than by key order: one pass over them all that keeps only
-/// the records nearest the cursor, so memory stays one page however many
-/// there are (time grows with them). `cursor_key` is the sort key of the
-/// record the cursor names (None at the start).
-pub fn sorted_page<T, K: Ord + Clone>(
-    records: impl Iterator<Item = Result<(String, T)>>,
-    request: &PageRequest,
-    cursor_key: Option<K>,
-    sort_key: impl Fn(&T) -> K,
-) -> Result<Page<T>> {
-    let backwards = matches!(request.cursor, Cursor::Prev(_));
-    let ascending = (request.dir == Direction::Asc) != backwards;
-    let bound = match (&request.cursor, cursor_key) {
-        (Cursor::Next(id) | Cursor::Prev(id), Some(key)) => Some((key, id.clone())),
-        _ => None,
-    };
-    let keep = request.limit.max(1) + 1;
-    let mut nearest = std::collections::BTreeMap::new();
-    for record in records {
-        let (id, record) = record?;
-        let position = (sort_key(&record), id);
-        let beyond = bound.as_ref().is_none_or(|bound| {
-            if ascending {
-                position > *bound
-            } else {
-                position < *bound
-            }
-        });
-        if !beyond {
-            continue;
-        }
-        nearest.insert(position, record);
-        if nearest.len() > keep {
-            // The farthest from the cursor goes.
-            if ascending {
-                nearest.pop_last();
-            } else {
-                nearest.pop_first();
-            }
-        }
-    }
-    let mut found: Vec<(String, T)> = nearest
-        .into_iter()
-        .map(|((_, id), record)| (id, record))
-        .collect();
-    if !ascending {
-        found.reverse();
-    }
-    let stop = match found.len() == keep {
-        true => Stop::Filled,
-        false => Stop::End,
-    };
-    found.truncate(keep - 1);
-    Ok(finish(found, stop, backwards, &request.cursor))
-}
-
-/// A tree's records, deserialized, with their keys as ids.
-fn records<T: DeserializeOwned>(
+/// The records under `prefix`, deserialized, with their keys past it as ids.
+fn records<'a, T: DeserializeOwned>(
     tree: &super::keyspace::Tree,
-) -> impl Iterator<Item = Result<(String, T)>> {
-    tree.iter().map(|entry| {
-        let (key, value) = entry?;
-        let record: T = serde_json::from_slice(&value).map_err(StoreError::Corrupt)?;
-        Ok((String::from_utf8_lossy(&key).into_owned(), record))
-    })
+    prefix: &'a str,
+) -> impl Iterator<Item = Result<(String, T)>> + 'a {
+    tree.scan_prefix(prefix)
+        .map(move |entry| super::order::decode(entry?, prefix))
 }
 
 /// How many records `keep` accepts (a full scan, without keeping them).
@@ -380,46 +338,31 @@ impl Store {
     /// A page of the requests `keep` accepts among those `stamps` allows.
     pub fn page_requests(
         &self,
-        request: &PageRequest,
+        paging: Paging<Request>,
         stamps: StampWindow,
         keep: &dyn Fn(&Request) -> bool,
     ) -> Result<Page<Request>> {
-        page_under(&self.requests, "", request, keep, &stamps.keys("req"))
+        paged(&self.requests, ("", &stamps.keys("req")), paging, keep)
     }
 
     /// A page of the events `keep` accepts among those `stamps` allows.
     pub fn page_events(
         &self,
-        request: &PageRequest,
+        paging: Paging<Event>,
         stamps: StampWindow,
         keep: &dyn Fn(&Event) -> bool,
     ) -> Result<Page<Event>> {
-        page_under(&self.events, "", request, keep, &stamps.keys("evt"))
+        paged(&self.events, ("", &stamps.keys("evt")), paging, keep)
     }
 
-    /// A page of the events `keep` accepts, sorted by `sort_key` (see
-    /// `sorted_page`); `cursor_key` is the sort key of the cursor's event.
-    pub fn page_events_sorted<K: Ord + Clone>(
-        &self,
-        request: &PageRequest,
-        cursor_key: Option<K>,
-        keep: &dyn Fn(&Event) -> bool,
-        sort_key: impl Fn(&Event) -> K,
-    ) -> Result<Page<Event>> {
-        let kept = records(&self.events).filter(|found| match found {
-            Ok((_, event)) => keep(event),
-            Err(_) => true,
-        });
-        sorted_page(kept, request, cursor_key, sort_key)
+    /// A page of every attempt (of every event), in `request`'s order.
+    pub fn page_attempts(&self, request: &OrderedRequest<Attempt>) -> Result<Page<Attempt>> {
+        scanned_page(self.all_attempts(), request, &|_| true)
     }
 
-    /// A page of every attempt (of every event), by `created_at` then id.
-    pub fn page_attempts(
-        &self,
-        request: &PageRequest,
-        cursor_key: Option<u64>,
-    ) -> Result<Page<Attempt>> {
-        let inline = records::<Event>(&self.events).flat_map(|found| {
+    /// Every attempt: those kept inline in their event, then the others.
+    fn all_attempts(&self) -> impl Iterator<Item = Result<(String, Attempt)>> {
+        let inline = records::<Event>(&self.events, "").flat_map(|found| {
             let attempts: Vec<Result<(String, Attempt)>> = match found {
                 Ok((_, event)) => event
                     .attempt_records
@@ -430,48 +373,47 @@ impl Store {
             };
             attempts
         });
-        let all = inline.chain(records(&self.attempts));
-        sorted_page(all, request, cursor_key, |attempt: &Attempt| {
-            attempt.created_at
-        })
+        inline.chain(records(&self.attempts, ""))
     }
 
     pub fn page_ignored_events(
         &self,
-        request: &PageRequest,
+        paging: Paging<IgnoredEvent>,
         keep: &dyn Fn(&IgnoredEvent) -> bool,
     ) -> Result<Page<IgnoredEvent>> {
-        page(&self.ignored_events, request, keep)
+        paged(&self.ignored_events, ("", &EVERY_KEY), paging, keep)
     }
 
     pub fn page_bookmarks(
         &self,
-        request: &PageRequest,
+        paging: Paging<Bookmark>,
         keep: &dyn Fn(&Bookmark) -> bool,
     ) -> Result<Page<Bookmark>> {
-        page(&self.bookmarks, request, keep)
+        paged(&self.bookmarks, ("", &EVERY_KEY), paging, keep)
     }
 
-    /// A transformation's runs (cursors are execution ids).
+    /// A transformation's runs.
     pub fn page_executions(
         &self,
         transformation_id: &str,
-        request: &PageRequest,
+        paging: Paging<Execution>,
         keep: &dyn Fn(&Execution) -> bool,
     ) -> Result<Page<Execution>> {
-        page_under(
-            &self.executions,
-            transformation_id,
-            request,
-            keep,
-            &EVERY_KEY,
-        )
+        paged(&self.executions, (transformation_id, &EVERY_KEY), paging, keep)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn page<T: DeserializeOwned>(
+        tree: &crate::store::keyspace::Tree,
+        request: &PageRequest,
+        keep: &dyn Fn(&T) -> bool,
+    ) -> Result<Page<T>> {
+        page_under(tree, "", request, keep, &EVERY_KEY)
+    }
 
     fn tree_with(n: u32) -> (tempfile::TempDir, crate::store::keyspace::Tree) {
         let dir = tempfile::tempdir().unwrap();
@@ -550,59 +492,6 @@ mod tests {
         )
         .unwrap();
         assert_eq!(newer.items, vec![7, 6, 5]);
-    }
-
-    /// Ids `id_0..id_7` whose sort keys are not in id order (some shared).
-    fn unsorted() -> Vec<(String, u32)> {
-        [5, 1, 7, 1, 0, 3, 7, 2]
-            .iter()
-            .enumerate()
-            .map(|(i, key)| (format!("id_{i}"), *key))
-            .collect()
-    }
-
-    /// Every page of `unsorted` by key then id, walked with `next`, then
-    /// back with `prev`: both must give the full sort in order.
-    fn walk(dir: Direction) -> (Vec<String>, Vec<String>) {
-        let key_of = |id: &str| unsorted().into_iter().find(|(i, _)| i == id).unwrap().1;
-        let page_at = |cursor: Cursor| {
-            let key = match &cursor {
-                Cursor::Start => None,
-                Cursor::Next(id) | Cursor::Prev(id) => Some(key_of(id)),
-            };
-            let records = unsorted()
-                .into_iter()
-                .map(|(id, key)| Ok((id.clone(), (id, key))));
-            sorted_page(records, &ask(dir, cursor), key, |(_, key)| *key).unwrap()
-        };
-        let ids = |page: &Page<(String, u32)>| -> Vec<String> {
-            page.items.iter().map(|(id, _)| id.clone()).collect()
-        };
-        let (mut forward, mut pages) = (Vec::new(), vec![page_at(Cursor::Start)]);
-        while let Some(next) = pages.last().unwrap().next.clone() {
-            pages.push(page_at(Cursor::Next(next)));
-        }
-        pages.iter().for_each(|page| forward.extend(ids(page)));
-        let mut backward = ids(pages.last().unwrap());
-        let mut at = pages.last().unwrap().prev.clone();
-        while let Some(prev) = at {
-            let page = page_at(Cursor::Prev(prev));
-            backward.splice(0..0, ids(&page));
-            at = page.prev.clone();
-        }
-        (forward, backward)
-    }
-
-    #[test]
-    fn sorted_pages_walk_the_sort_key_order_both_ways_in_both_directions() {
-        let mut by_key: Vec<String> = {
-            let mut all = unsorted();
-            all.sort_by(|a, b| (a.1, &a.0).cmp(&(b.1, &b.0)));
-            all.into_iter().map(|(id, _)| id).collect()
-        };
-        assert_eq!(walk(Direction::Asc), (by_key.clone(), by_key.clone()));
-        by_key.reverse();
-        assert_eq!(walk(Direction::Desc), (by_key.clone(), by_key));
     }
 
     #[test]

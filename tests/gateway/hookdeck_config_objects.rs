@@ -408,8 +408,8 @@ async fn lists_read_the_references_filters_and_order_keys_and_refuse_others() {
 
 /// The reference's `order_by` and `dir` as `string[]` ("Sort key(s)"):
 /// lists held in memory sort by several keys, each with its `dir` (or one
-/// `dir` for all), page through them and echo the keys; lists the store
-/// pages (requests, events) take one key.
+/// `dir` for all), page through them and echo the keys (so do the lists
+/// the store pages: `sorted_pages`).
 #[tokio::test(flavor = "multi_thread")]
 async fn lists_held_in_memory_sort_by_several_keys() {
     // Declared at one start, these three share their created_at.
@@ -452,10 +452,6 @@ async fn lists_held_in_memory_sort_by_several_keys() {
         (
             "/sources?order_by[]=name&order_by[]=created_at&dir[]=asc&dir[]=asc&dir[]=asc",
             "dir",
-        ),
-        (
-            "/requests?order_by[]=created_at&order_by[]=ingested_at",
-            "order_by",
         ),
     ] {
         let (status, error) = gw.api_get(path).await;

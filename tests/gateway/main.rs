@@ -52,6 +52,7 @@ mod retries;
 mod rule_tests;
 mod rules;
 mod scale;
+mod sorted_pages;
 mod standard_webhooks_libraries;
 mod trace_context;
 mod transform_sandbox;
