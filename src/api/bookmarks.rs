@@ -4,7 +4,7 @@
 use super::error::{checked_name, checked_present_name, json_body, ApiError, ApiResult};
 use super::query::{iso, Query};
 use super::schema::{value_of, Deleted, ErrorBody, Listing, RawBody};
-use super::sorting::{store_page, Key};
+use super::sorting::{id_time, store_page, Key};
 use super::{blocking, bounded_page, views, ApiState, Shared};
 use crate::ids::{event_data_id, event_of_data, new_id, now_ms};
 use crate::model::{Bookmark, Catalog, Connection, Event, Payload};
@@ -236,7 +236,7 @@ pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Js
 const BOOKMARK_ORDER: [Key<Bookmark>; 4] = [
     Key {
         name: "created_at",
-        read: |bookmark| json!(bookmark.created_at),
+        read: id_time,
         indexed: true,
     },
     Key {

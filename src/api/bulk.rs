@@ -471,7 +471,11 @@ fn step(state: &ApiState, id: &str) -> ApiResult<(BTreeSet<String>, bool)> {
         BulkKind::Events => retry_events(state, &query, &page, &mut bulk, &mut woken)?,
         BulkKind::Requests => {
             let selection = request_filter(&query, &state.store)?;
-            let found = (state.store).page_requests(Paging::ByKey(&page), selection.stamps, &selection.keep)?;
+            let found = (state.store).page_requests(
+                Paging::ByKey(&page),
+                selection.stamps,
+                &selection.keep,
+            )?;
             let ids: Vec<String> = found.items.iter().map(|r| r.id.clone()).collect();
             reroute_all(state, &ids, &mut bulk, &mut woken);
             found.next
@@ -500,7 +504,8 @@ fn retry_events(
     woken: &mut BTreeSet<String>,
 ) -> ApiResult<Option<String>> {
     let selection = event_filter(query, &state.store)?;
-    let found = (state.store).page_events(Paging::ByKey(page), selection.stamps, &selection.keep)?;
+    let found =
+        (state.store).page_events(Paging::ByKey(page), selection.stamps, &selection.keep)?;
     for event in &found.items {
         match state
             .store

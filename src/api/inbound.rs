@@ -5,8 +5,8 @@ use super::listing::{self, SortedPage};
 use super::outbound::{event_filter, raw_body, EVENT_ORDER};
 use super::query::{Query, Selection};
 use super::schema::{value_of, ErrorBody, Listing, RawBody};
+use super::sorting::{id_time, store_page, Key};
 use super::views::{EventView, IgnoredEventView, RequestCounts, RequestView};
-use super::sorting::{store_page, Key};
 use super::{blocking, bounded_page, views, with_data, ApiState, Shared};
 use crate::model::{Catalog, Event, IgnoredEvent, Payload, Request, RequestStatus};
 use crate::pipeline::Router;
@@ -75,7 +75,7 @@ const IGNORED_ORDER: [&str; 2] = ["created_at", "id"];
 const IGNORED_EVENT_ORDER: [Key<IgnoredEvent>; 2] = [
     Key {
         name: "created_at",
-        read: |ignored| json!(ignored.created_at),
+        read: id_time,
         indexed: true,
     },
     Key {

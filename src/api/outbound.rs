@@ -4,8 +4,8 @@ use super::error::{ApiError, ApiResult};
 use super::listing;
 use super::query::{Query, Range, Selection};
 use super::schema::{value_of, ErrorBody, Listing, RawBody};
+use super::sorting::{id_time, store_page, Key};
 use super::views::{AttemptView, EventView};
-use super::sorting::{store_page, Key};
 use super::{blocking, bounded_page, views, with_data, Shared};
 use crate::ids::now_ms;
 use crate::model::{Attempt, AttemptTrigger, Event, EventStatus};
@@ -46,7 +46,7 @@ pub async fn list_events(State(state): Shared, RawQuery(raw): RawQuery) -> ApiRe
 pub(super) const EVENT_ORDER: [Key<Event>; 2] = [
     Key {
         name: "created_at",
-        read: |event| json!(event.created_at),
+        read: id_time,
         indexed: true,
     },
     Key {
@@ -268,7 +268,9 @@ pub async fn list_attempts(
     query.refuse_unread()?;
     let budget = state.config.load().limits.api_page_bytes;
     blocking(move || {
-        let ordered = page.ordered().expect("attempts have no index to page by id");
+        let ordered = page
+            .ordered()
+            .expect("attempts have no index to page by id");
         let found = store.page_attempts(&ordered)?;
         let view = |attempt: &Attempt| Ok(views::attempt(&team, attempt));
         Ok(Json(bounded_page(&page, found, budget, view)?))

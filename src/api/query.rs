@@ -620,14 +620,8 @@ mod tests {
             .date_range("created_at")
             .unwrap_err();
         assert_eq!(err.data["field"], "created_at[gte]");
-        assert_eq!(
-            page("limit=500").unwrap_err().data["field"],
-            "limit"
-        );
-        assert_eq!(
-            page("dir=up").unwrap_err().data["field"],
-            "dir"
-        );
+        assert_eq!(page("limit=500").unwrap_err().data["field"], "limit");
+        assert_eq!(page("dir=up").unwrap_err().data["field"], "dir");
     }
 
     #[test]

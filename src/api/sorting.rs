@@ -108,6 +108,15 @@ impl<T: Listed> StorePage<T> {
     }
 }
 
+/// A record's `created_at` as the store sorts it: the time in its id, so
+/// that records with equal values lie together in the key order (the
+/// index a page walks). An event's is when its request arrived (a routing
+/// time before the event's own `created_at`), as it is when the list is
+/// sorted by `created_at` alone.
+pub fn id_time<T: Listed>(record: &T) -> Value {
+    crate::ids::created_ms(record.id()).map_or(Value::Null, Value::from)
+}
+
 macro_rules! listed {
     ($($model:ty),*) => {
         $(impl Listed for $model {

@@ -8,7 +8,7 @@ use super::error::{
 };
 use super::query::{iso, Query};
 use super::schema::{value_of, Deleted, ErrorBody, Listing};
-use super::sorting::{store_page, Key};
+use super::sorting::{id_time, store_page, Key};
 use super::{blocking, bounded_page, listing, objects, views, ApiState, Shared};
 use crate::ids::{event_data_id, named_id, new_id, now_ms};
 use crate::model::{Execution, TransformationObject};
@@ -650,7 +650,7 @@ pub async fn executions(
 const EXECUTION_ORDER: [Key<Execution>; 2] = [
     Key {
         name: "created_at",
-        read: |execution| json!(execution.created_at),
+        read: id_time,
         indexed: true,
     },
     Key {

@@ -68,10 +68,13 @@ impl<T> Order<T> {
             Direction::Asc => order,
             Direction::Desc => order.reverse(),
         };
-        let by_keys = self.keys.iter().zip(a.values.iter().zip(&b.values)).fold(
-            Ordering::Equal,
-            |order, ((_, dir), (a, b))| order.then_with(|| directed(compare_values(a, b), *dir)),
-        );
+        let by_keys = self
+            .keys
+            .iter()
+            .zip(a.values.iter().zip(&b.values))
+            .fold(Ordering::Equal, |order, ((_, dir), (a, b))| {
+                order.then_with(|| directed(compare_values(a, b), *dir))
+            });
         let id_dir = self.keys.first().map_or(Direction::Asc, |(_, dir)| *dir);
         by_keys.then_with(|| directed(a.id.cmp(&b.id), id_dir))
     }
@@ -248,7 +251,9 @@ pub fn walked_page<T: DeserializeOwned>(
     if let Some(at) = mark {
         // The mark's own record first: its next keys may have changed since.
         let key = format!("{prefix}{}", at.id);
-        let own = tree.get(&key)?.map(|value| Ok((key.as_bytes().into(), value)));
+        let own = tree
+            .get(&key)?
+            .map(|value| Ok((key.as_bytes().into(), value)));
         let behind = own
             .into_iter()
             .chain(scan(tree, prefix, Some(&at.id), !ascending, window));
@@ -262,7 +267,13 @@ pub fn walked_page<T: DeserializeOwned>(
             }
         }
     }
-    let ahead = scan(tree, prefix, mark.map(|at| at.id.as_str()), ascending, window);
+    let ahead = scan(
+        tree,
+        prefix,
+        mark.map(|at| at.id.as_str()),
+        ascending,
+        window,
+    );
     let mut run: Option<Value> = None;
     for entry in ahead {
         let (id, record) = decode::<T>(entry?, prefix)?;
@@ -313,14 +324,21 @@ mod tests {
 
     fn order(dirs: [Direction; 2]) -> Order<Row> {
         Order {
-            keys: vec![(|r: &Row| json!(r.0), dirs[0]), (|r: &Row| json!(r.1), dirs[1])],
+            keys: vec![
+                (|r: &Row| json!(r.0), dirs[0]),
+                (|r: &Row| json!(r.1), dirs[1]),
+            ],
             indexed: true,
         }
     }
 
     /// Every page walked by `next`, then back by `prev`, three at a time.
     fn walk(order: &Order<Row>, read: &dyn Fn(&OrderedRequest<Row>) -> Page<Row>) -> [Vec<Row>; 2] {
-        let ask = |mark| OrderedRequest { order, limit: 3, mark };
+        let ask = |mark| OrderedRequest {
+            order,
+            limit: 3,
+            mark,
+        };
         let mut page = read(&ask(Mark::Start));
         let mut forward = page.items.clone();
         while let Some(next) = page.next.clone() {
@@ -357,12 +375,60 @@ mod tests {
             let walked = |request: &OrderedRequest<Row>| {
                 walked_page(&tree, ("", &super::super::page::EVERY_KEY), request, &all).unwrap()
             };
-            assert_eq!(walk(&order, &walked), [sorted.clone(), sorted.clone()], "{dirs:?}");
+            assert_eq!(
+                walk(&order, &walked),
+                [sorted.clone(), sorted.clone()],
+                "{dirs:?}"
+            );
             let scanned = |request: &OrderedRequest<Row>| {
                 scanned_page(rows.clone().into_iter().map(Ok), request, &all).unwrap()
             };
             assert_eq!(walk(&order, &scanned), [sorted.clone(), sorted], "{dirs:?}");
         }
+    }
+
+    #[test]
+    fn a_walked_page_reads_the_page_and_the_runs_it_touches_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = super::super::keyspace::Keyspace::Embedded(sled::open(dir.path()).unwrap());
+        let tree = db.open_tree("t").unwrap();
+        // 100 records in runs of 5 equal first keys.
+        for i in 0..100u64 {
+            let record: Row = (i / 5, format!("{:02}", 99 - i));
+            tree.insert(format!("id_{i:03}"), serde_json::to_vec(&record).unwrap())
+                .unwrap();
+        }
+        let order = order([Direction::Asc, Direction::Asc]);
+        let read = std::cell::Cell::new(0);
+        let counted = |_: &Row| {
+            read.set(read.get() + 1);
+            true
+        };
+        let walk = |mark| {
+            read.set(0);
+            let request = OrderedRequest {
+                order: &order,
+                limit: 3,
+                mark,
+            };
+            let window = &super::super::page::EVERY_KEY;
+            walked_page(&tree, ("", window), &request, &counted).unwrap()
+        };
+        let first = walk(Mark::Start);
+        assert_eq!(read.get(), 5, "the page and the rest of its run");
+        // It ended inside the first run: the next page reads the part of
+        // that run behind its cursor, the rest of it, and the next run.
+        let next = Position::parse(&first.next.unwrap(), 2).unwrap();
+        let second = walk(Mark::Next(next));
+        let names = |items: &[Row]| {
+            items
+                .iter()
+                .map(|(_, name)| name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&first.items), ["95", "96", "97"]);
+        assert_eq!(names(&second.items), ["98", "99", "90"]);
+        assert_eq!(read.get(), 5 + 5);
     }
 
     #[test]

@@ -275,7 +275,12 @@ fn page_within<T: DeserializeOwned>(
 /// The page of `found` (in scan order), with its cursors: on the far side
 /// (where the scan went) the last match, or the record the budget stopped
 /// at; on the near side the first match, or the cursor itself.
-pub(super) fn finish<T>(mut found: Vec<(String, T)>, stop: Stop, backwards: bool, cursor: &Cursor) -> Page<T> {
+pub(super) fn finish<T>(
+    mut found: Vec<(String, T)>,
+    stop: Stop,
+    backwards: bool,
+    cursor: &Cursor,
+) -> Page<T> {
     let far = match stop {
         Stop::Filled => found.last().map(|(id, _)| id.clone()),
         Stop::Budget(last_read) => Some(last_read),
@@ -399,7 +404,12 @@ impl Store {
         paging: Paging<Execution>,
         keep: &dyn Fn(&Execution) -> bool,
     ) -> Result<Page<Execution>> {
-        paged(&self.executions, (transformation_id, &EVERY_KEY), paging, keep)
+        paged(
+            &self.executions,
+            (transformation_id, &EVERY_KEY),
+            paging,
+            keep,
+        )
     }
 }
 

@@ -81,9 +81,21 @@ async fn get(gw: &TestGateway, path: &str) -> Value {
 struct List {
     path: String,
     id_field: &'static str,
+    /// Whether it sorts by `created_at` as the store keeps it: the time in
+    /// the id (an event's: its request's arrival).
+    created_in_id: bool,
 }
 
 impl List {
+    /// `key`'s value in `model`, as the list sorts by it.
+    fn value(&self, model: &Value, key: &str) -> Value {
+        if key == "created_at" && self.created_in_id {
+            let id = model[self.id_field].as_str().unwrap();
+            return json!(hookgate::ids::created_ms(id).unwrap());
+        }
+        model[key].clone()
+    }
+
     fn ids(&self, page: &Value) -> Vec<String> {
         let models = page["models"].as_array();
         let models = models.unwrap_or_else(|| panic!("not a list: {page}"));
@@ -123,7 +135,8 @@ impl List {
         models.sort_by(|a, b| {
             keys.iter()
                 .fold(Ordering::Equal, |order, (key, ascending)| {
-                    order.then_with(|| directed(compare(&a[key], &b[key]), *ascending))
+                    let (a, b) = (self.value(a, key), self.value(b, key));
+                    order.then_with(|| directed(compare(&a, &b), *ascending))
                 })
                 .then_with(|| directed(compare(&a[self.id_field], &b[self.id_field]), keys[0].1))
         });
@@ -152,6 +165,7 @@ fn lists(transformation: &str) -> Vec<(List, [[&'static str; 2]; 2])> {
     let list = |path: &str, id_field| List {
         path: path.to_string(),
         id_field,
+        created_in_id: path != "/attempts",
     };
     vec![
         (
@@ -160,11 +174,17 @@ fn lists(transformation: &str) -> Vec<(List, [[&'static str; 2]; 2])> {
         ),
         (
             list("/events", "id"),
-            [["created_at", "last_attempt_at"], ["last_attempt_at", "created_at"]],
+            [
+                ["created_at", "last_attempt_at"],
+                ["last_attempt_at", "created_at"],
+            ],
         ),
         (
             list("/attempts", "id"),
-            [["attempt_number", "created_at"], ["response_status", "created_at"]],
+            [
+                ["attempt_number", "created_at"],
+                ["response_status", "created_at"],
+            ],
         ),
         (
             list("/ignored_events", "ignored_event_id"),
@@ -175,7 +195,10 @@ fn lists(transformation: &str) -> Vec<(List, [[&'static str; 2]; 2])> {
             [["created_at", "label"], ["label", "created_at"]],
         ),
         (
-            list(&format!("/transformations/{transformation}/executions"), "id"),
+            list(
+                &format!("/transformations/{transformation}/executions"),
+                "id",
+            ),
             [["created_at", "webhook_id"], ["webhook_id", "created_at"]],
         ),
     ]
@@ -245,10 +268,20 @@ async fn a_tampered_or_foreign_cursor_is_a_422_naming_it() {
         (format!("{two}&prev={}", &next[..next.len() - 4]), "prev"),
         (format!("{two}&next={by_id}"), "next"),
         (format!("{ascending}&prev={by_id}"), "prev"),
-        (format!("/events?order_by=last_attempt_at&next={next}x"), "next"),
+        (
+            format!("/events?order_by=last_attempt_at&next={next}x"),
+            "next",
+        ),
     ] {
         let (status, error) = gw.api_get(&path).await;
-        assert_eq!((status, &error["data"]["field"]), (422, &json!(field)), "{path}: {error}");
-        assert!(error["message"].as_str().unwrap().starts_with(field), "{error}");
+        assert_eq!(
+            (status, &error["data"]["field"]),
+            (422, &json!(field)),
+            "{path}: {error}"
+        );
+        assert!(
+            error["message"].as_str().unwrap().starts_with(field),
+            "{error}"
+        );
     }
 }
