@@ -341,7 +341,7 @@ pub fn sorted_page<T, K: Ord + Clone>(
 }
 
 /// A tree's records, deserialized, with their keys as ids.
-fn records<T: DeserializeOwned>(
+pub(super) fn records<T: DeserializeOwned>(
     tree: &super::keyspace::Tree,
 ) -> impl Iterator<Item = Result<(String, T)>> {
     tree.iter().map(|entry| {
@@ -430,7 +430,7 @@ impl Store {
             };
             attempts
         });
-        let all = inline.chain(records(&self.attempts));
+        let all = inline.chain(self.attempts_of_their_own());
         sorted_page(all, request, cursor_key, |attempt: &Attempt| {
             attempt.created_at
         })
