@@ -157,9 +157,8 @@ pub(super) struct Partition {
 }
 
 /// Makes the partitions of today and the next two days (by the database's
-/// clock), and returns the partitions of days before `before_day`, oldest
-/// first.
-pub(super) async fn partitions_before(pool: Pool, before_day: i32) -> Result<Vec<Partition>> {
+/// clock), so that the first write of a day finds its partition.
+pub(super) async fn make_ahead(pool: Pool) -> Result<()> {
     let client = pool.get().await.map_err(unreachable)?;
     client
         .batch_execute(
@@ -167,7 +166,12 @@ pub(super) async fn partitions_before(pool: Pool, before_day: i32) -> Result<Vec
              FROM generate_series(0, 2) AS ahead",
         )
         .await
-        .map_err(failed)?;
+        .map_err(failed)
+}
+
+/// The partitions of days before `before_day`, oldest first.
+pub(super) async fn partitions_before(pool: Pool, before_day: i32) -> Result<Vec<Partition>> {
+    let client = pool.get().await.map_err(unreachable)?;
     let rows = client
         .query(
             "SELECT day, name FROM (

@@ -21,7 +21,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
 /// The migrations, in order; each runs once per database (see `migrate`).
-const MIGRATIONS: &[(i32, &str)] = &[
+pub(super) const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../../migrations/0001_keyspace.sql")),
     (2, include_str!("../../../migrations/0002_cluster.sql")),
     (
@@ -140,6 +140,7 @@ impl RemoteKeyspace {
         before_ms: u64,
         oldest_kept: impl FnOnce() -> Result<Option<u64>>,
     ) -> Result<u64> {
+        self.call(partitions::make_ahead)?;
         let old = self.call(move |pool| partitions::partitions_before(pool, day_of(before_ms)))?;
         if old.is_empty() {
             return Ok(0);
