@@ -118,9 +118,35 @@ impl Store {
         Ok(attempts)
     }
 
+    /// The attempts kept in the attempts tree, by id, but those whose event
+    /// is gone: in PostgreSQL an attempt made a day after its event lives in
+    /// its own day's partition, which retention may drop after the event's
+    /// (in sled an attempt always goes with its event).
+    pub(super) fn attempts_of_their_own(
+        &self,
+    ) -> impl Iterator<Item = Result<(String, Attempt)>> + '_ {
+        super::page::records::<Attempt>(&self.attempts, "").filter_map(|found| {
+            let kept = match &found {
+                Ok((_, attempt)) => self.events.contains_key(attempt.event_id.as_bytes()),
+                Err(_) => Ok(true),
+            };
+            match kept {
+                Ok(true) => Some(found),
+                Ok(false) => None,
+                Err(error) => Some(Err(error)),
+            }
+        })
+    }
+
     pub fn attempt(&self, id: &str) -> Result<Option<Attempt>> {
         let Some((event_id, position)) = parent_of_child(id, "evt") else {
-            return get(&self.attempts, id);
+            let attempt: Option<Attempt> = get(&self.attempts, id)?;
+            return match attempt {
+                Some(attempt) if self.events.contains_key(attempt.event_id.as_bytes())? => {
+                    Ok(Some(attempt))
+                }
+                _ => Ok(None),
+            };
         };
         let inline = self
             .event(&event_id)?

@@ -306,7 +306,7 @@ pub(super) fn finish<T>(
 }
 
 /// The records under `prefix`, deserialized, with their keys past it as ids.
-fn records<'a, T: DeserializeOwned>(
+pub(super) fn records<'a, T: DeserializeOwned>(
     tree: &super::keyspace::Tree,
     prefix: &'a str,
 ) -> impl Iterator<Item = Result<(String, T)>> + 'a {
@@ -378,7 +378,7 @@ impl Store {
             };
             attempts
         });
-        inline.chain(records(&self.attempts, ""))
+        inline.chain(self.attempts_of_their_own())
     }
 
     pub fn page_ignored_events(

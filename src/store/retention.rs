@@ -11,6 +11,16 @@
 //! are deleted, oldest first: that is what gives the disk back (sled reuses
 //! the space of what it forgot).
 //!
+//! In PostgreSQL the records of requests and events live in one partition
+//! per day (`keyspace::partitions`), and whole days go first: every day that
+//! ends before both cutoffs and before the oldest record still needed (a
+//! request or job not routed yet, an event queued, scheduled or held: one
+//! of them keeps its day and every later one, as a journal segment does) is
+//! dropped at once. What is left older than the cutoffs (the day the cutoff
+//! falls in, and days kept) goes record by record as in sled, so a list
+//! never shows what sled would have forgotten. Jobs stay records (their list
+//! index counts them); their deliveries go with their days.
+//!
 //! Nothing a user still needs goes: bookmarks carry their own copy of the data,
 //! and issues name events by id (an issue about a forgotten event stays).
 
@@ -31,6 +41,9 @@ pub struct Swept {
     pub executions: u64,
     pub fingerprints: u64,
     pub journal_segments: u64,
+    /// Whole days of records dropped at once (PostgreSQL's partitions; the
+    /// records in them are not counted above).
+    pub partitions: u64,
 }
 
 /// Where a sweep draws its lines (ms since the epoch).
@@ -72,6 +85,14 @@ impl Store {
         // Each pass looks at `stop` before every record.
         let rejections_ms = cutoffs.rejections_ms.max(cutoffs.records_ms);
         swept.rejections += self.sweep_rejections(rejections_ms, stop)?;
+        if !stop.load(Ordering::Relaxed) {
+            // Before the records: what a day held is not deleted one by one.
+            // Rejections are younger than `records_ms` by now.
+            let before_ms = cutoffs.records_ms.min(cutoffs.jobs_ms);
+            swept.partitions += self
+                .db
+                .drop_days_before(before_ms, || self.oldest_kept_ms())?;
+        }
         self.sweep_requests(&bound("req", cutoffs.records_ms), stop, &mut swept)?;
         self.sweep_jobs(&bound("job", cutoffs.jobs_ms), stop, &mut swept)?;
         self.sweep_orphan_events(&bound("evt", cutoffs.records_ms), stop, &mut swept)?;
@@ -197,6 +218,38 @@ impl Store {
             forget_parent()?;
             Ok(Some(done.len() as u64))
         })
+    }
+
+    /// The time of the oldest record a sweep keeps whatever its age, from
+    /// its id: a request or job not routed yet, or an event still to deliver
+    /// (every queued or scheduled event has a queue key, every held one a
+    /// `held` key, both ending in its id). None when there is none.
+    fn oldest_kept_ms(&self) -> Result<Option<u64>> {
+        let mut oldest: Option<u64> = None;
+        let mut keep = |id: &[u8]| {
+            if let Some(ms) = created_ms(&String::from_utf8_lossy(id)) {
+                oldest = Some(oldest.map_or(ms, |oldest: u64| oldest.min(ms)));
+            }
+        };
+        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.keys().for_each(|id| keep(id.as_bytes()));
+        drop(pending);
+        let pending_jobs = self.pending_jobs.lock().unwrap_or_else(|e| e.into_inner());
+        pending_jobs.keys().for_each(|id| keep(id.as_bytes()));
+        drop(pending_jobs);
+        for key in self
+            .unrouted
+            .iter()
+            .keys()
+            .chain(self.unrouted_jobs.iter().keys())
+        {
+            keep(&key?);
+        }
+        for key in self.queue.iter().keys().chain(self.held.iter().keys()) {
+            let key = key?;
+            keep(&key[key.len().saturating_sub(crate::ids::ID_LEN)..]);
+        }
+        Ok(oldest)
     }
 
     /// Each of `stripes` once, in ascending order.
@@ -349,6 +402,8 @@ mod tests {
         Request, RequestStatus, Route,
     };
     use crate::pipeline::dedup::Sighting;
+    use crate::store::keyspace::{Keyspace, RemoteKeyspace};
+    use crate::store::{temp_store_on, Cursor, Direction, PageRequest, StampWindow, TestBackend};
     use crate::store::{EncodedRequest, Location, QueueMove};
 
     const ROUTE: Route<'static> = Route {
@@ -364,8 +419,11 @@ mod tests {
     /// A request as the ingress, indexer and router leave it: journaled,
     /// indexed, routed (with the router's watermark past it).
     fn routed_request(store: &Store) -> (String, Location) {
-        let location = journaled_request(store);
-        let (id, location) = location;
+        routed_request_with(store, new_id("req"))
+    }
+
+    fn routed_request_with(store: &Store, id: String) -> (String, Location) {
+        let (id, location) = journaled_request_with(store, id);
         store
             .index_request(&store.request(&id).unwrap().unwrap(), location)
             .unwrap();
@@ -375,7 +433,15 @@ mod tests {
     }
 
     fn journaled_request(store: &Store) -> (String, Location) {
-        let id = new_id("req");
+        journaled_request_with(store, new_id("req"))
+    }
+
+    /// A new id (of a new id's random part) whose stamp is the time `ms`.
+    fn id_at(prefix: &str, ms: u64) -> String {
+        format!("{prefix}_{:016x}{}", ms << 16, &new_id(prefix)[20..])
+    }
+
+    fn journaled_request_with(store: &Store, id: String) -> (String, Location) {
         let payload = Payload {
             method: "POST".into(),
             path: String::new(),
@@ -692,5 +758,180 @@ mod tests {
 
         assert_eq!(swept, Swept::default());
         assert!(store.request(&id).unwrap().is_some());
+    }
+
+    const DAY_MS: u64 = 86_400_000;
+    const HOUR_MS: u64 = 3_600_000;
+
+    /// Midnight (UTC) `days` days before today.
+    fn days_ago(days: u64) -> u64 {
+        (now_ms() / DAY_MS - days) * DAY_MS
+    }
+
+    /// A routed request whose id carries the time `ms`, with one delivered event.
+    fn done_request_at(store: &Store, ms: u64) -> (String, Event) {
+        let (id, _) = routed_request_with(store, id_at("req", ms));
+        let event = event(store, &id, "web_a", EventStatus::Successful);
+        (id, event)
+    }
+
+    fn remote(store: &Store) -> &RemoteKeyspace {
+        match &store.db {
+            Keyspace::Remote(remote) => remote,
+            Keyspace::Embedded(_) => panic!("a store in PostgreSQL"),
+        }
+    }
+
+    /// The names of the day partitions pg_catalog lists (none in sled).
+    fn time_partitions(store: &Store) -> Vec<String> {
+        match &store.db {
+            Keyspace::Remote(remote) => remote.time_partitions().unwrap(),
+            Keyspace::Embedded(_) => Vec::new(),
+        }
+    }
+
+    /// Those of days before today.
+    fn old_partitions(store: &Store) -> Vec<String> {
+        let today = partition_of(days_ago(0));
+        let mut old = time_partitions(store);
+        old.retain(|name| *name < today);
+        old
+    }
+
+    /// The name of the partition of the day holding `ms`.
+    fn partition_of(ms: u64) -> String {
+        let date = crate::ids::iso8601(ms)[..10].replace('-', "");
+        format!("keyspace_timed_{date}")
+    }
+
+    fn every(limit: usize) -> PageRequest {
+        PageRequest {
+            order_by: "created_at".into(),
+            dir: Direction::Asc,
+            limit,
+            cursor: Cursor::Start,
+        }
+    }
+
+    /// The ids the lists of requests, events and attempts show.
+    fn listed(store: &Store) -> (Vec<String>, Vec<String>, Vec<String>) {
+        let all = &every(100);
+        let requests = store.page_requests(all, StampWindow::ALL, &|_| true);
+        let events = store.page_events(all, StampWindow::ALL, &|_| true);
+        let attempts = store.page_attempts(all, None);
+        (
+            requests.unwrap().items.into_iter().map(|r| r.id).collect(),
+            events.unwrap().items.into_iter().map(|e| e.id).collect(),
+            attempts.unwrap().items.into_iter().map(|a| a.id).collect(),
+        )
+    }
+
+    on_both_backends!(
+        days_wholly_older_than_the_cutoff_go_and_the_rest_stays_listed,
+        an_event_still_to_deliver_keeps_its_day_and_every_later_one,
+    );
+
+    fn days_wholly_older_than_the_cutoff_go_and_the_rest_stays_listed(backend: TestBackend) {
+        let (_dir, store) = temp_store_on(backend);
+        // Three days back, two done requests a day (early and late), and one now.
+        let old: Vec<(String, Event)> = [3, 2, 1]
+            .into_iter()
+            .flat_map(|days| [days_ago(days) + HOUR_MS, days_ago(days) + 23 * HOUR_MS])
+            .map(|ms| done_request_at(&store, ms))
+            .collect();
+        let (today, today_event) = done_request_at(&store, now_ms());
+        // An attempt of its own made today (its own day), of the first day's event.
+        let attempt = attempt_of_its_own(&store, &old[0].1);
+        let before = old_partitions(&store);
+        // The cutoff falls in the last old day: the two before are wholly older.
+        let cutoff = days_ago(1) + 12 * HOUR_MS;
+
+        let swept = store
+            .sweep(Cutoffs::all_before(cutoff), &AtomicBool::new(false))
+            .unwrap();
+
+        let (late, late_event) = &old[5];
+        let (requests, events, attempts) = listed(&store);
+        assert_eq!(requests, [late.clone(), today.clone()]);
+        assert_eq!(events, [late_event.id.clone(), today_event.id.clone()]);
+        assert!(attempts.is_empty(), "{attempts:?}");
+        assert_eq!(store.attempt(&attempt).unwrap(), None);
+        for (id, _) in &old[..5] {
+            assert_eq!(store.request(id).unwrap(), None);
+            assert!(store.events_of_request(id).unwrap().is_empty());
+        }
+        if backend == TestBackend::Embedded {
+            assert_eq!((swept.partitions, swept.requests, swept.events), (0, 5, 5));
+            return;
+        }
+        // Two days went whole; of the third, the early request row by row.
+        assert_eq!((swept.partitions, swept.requests, swept.events), (2, 1, 1));
+        let days: Vec<String> = [3, 2, 1].map(|days| partition_of(days_ago(days))).into();
+        assert_eq!(before, days);
+        assert_eq!(old_partitions(&store), days[2..]);
+        // The sweep made today's partition and the next two days' ahead.
+        let ahead = [0, 1, 2].map(|days| partition_of(days_ago(0) + days * DAY_MS));
+        assert!(ahead
+            .iter()
+            .all(|day| time_partitions(&store).contains(day)));
+    }
+
+    fn an_event_still_to_deliver_keeps_its_day_and_every_later_one(backend: TestBackend) {
+        let (_dir, store) = temp_store_on(backend);
+        let (waiting, _) = routed_request_with(&store, id_at("req", days_ago(3) + HOUR_MS));
+        event(&store, &waiting, "web_a", EventStatus::Queued);
+        let (done, _) = done_request_at(&store, days_ago(2) + HOUR_MS);
+        let before = old_partitions(&store);
+
+        let swept = store
+            .sweep(Cutoffs::all_before(days_ago(0)), &AtomicBool::new(false))
+            .unwrap();
+
+        // No day went whole: the later request went row by row.
+        assert_eq!((swept.partitions, swept.requests), (0, 1));
+        assert_eq!(listed(&store).0, [waiting]);
+        assert_eq!(store.request(&done).unwrap(), None);
+        assert_eq!(old_partitions(&store), before);
+    }
+
+    /// Not a timing assert: prints what a sweep of three old days costs
+    /// dropped whole, against the same records deleted row by row (made
+    /// today, so that no day is wholly older than the cutoff).
+    #[test]
+    fn dropping_days_against_deleting_rows() {
+        const PER_DAY: u64 = 100;
+        let fill = |store: &Store, times: Vec<u64>| {
+            for ms in times {
+                let (id, _) = done_request_at(store, ms);
+                event(store, &id, "web_b", EventStatus::Failed);
+            }
+        };
+        let sweep = |store: &Store, cutoff_ms: u64| {
+            let started = std::time::Instant::now();
+            let swept = store.sweep(Cutoffs::all_before(cutoff_ms), &AtomicBool::new(false));
+            (swept.unwrap(), started.elapsed())
+        };
+        let (_by_day_dir, by_day) = temp_store_on(TestBackend::Postgres);
+        let spread = |days| (0..PER_DAY).map(move |n| days_ago(days) + n * 1000);
+        fill(&by_day, [3, 2, 1].into_iter().flat_map(spread).collect());
+        let (_by_row_dir, by_row) = temp_store_on(TestBackend::Postgres);
+        let now = now_ms();
+        fill(&by_row, (0..3 * PER_DAY).map(|n| now - n).collect());
+        let rows = |store| remote(store).rows_before(u64::MAX).unwrap();
+        let (by_day_rows, by_row_rows) = (rows(&by_day), rows(&by_row));
+
+        let (dropped, dropping) = sweep(&by_day, days_ago(0));
+        let (deleted, deleting) = sweep(&by_row, now + 1);
+
+        assert_eq!((dropped.partitions, dropped.requests), (3, 0));
+        assert_eq!((deleted.partitions, deleted.requests), (0, 3 * PER_DAY));
+        assert_eq!((rows(&by_day), rows(&by_row)), (0, 0));
+        println!(
+            "{} requests, 2 events each: {by_day_rows} rows in 3 day partitions dropped in {dropping:?}; \
+             {by_row_rows} rows deleted one by one ({} requests, {} events forgotten) in {deleting:?}",
+            3 * PER_DAY,
+            deleted.requests,
+            deleted.events,
+        );
     }
 }

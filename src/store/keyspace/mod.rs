@@ -4,6 +4,7 @@
 //! values as `sled::IVec`), so its code is the same on both backends; the
 //! embedded path pays one `match` per call.
 
+mod partitions;
 mod remote;
 #[cfg(any(test, feature = "test-postgres"))]
 pub mod test_server;
@@ -38,6 +39,22 @@ impl Keyspace {
             db.flush()?;
         }
         Ok(())
+    }
+
+    /// Forgets, wholly and at once, the days of the time-ordered trees that
+    /// end at or before `before_ms` and before `oldest_kept()` (the time of
+    /// the oldest record still needed; asked only when a day is old enough):
+    /// in PostgreSQL, by dropping their partitions (see `partitions`). Sled
+    /// has none: its records go one by one. Returns how many days went.
+    pub fn drop_days_before(
+        &self,
+        before_ms: u64,
+        oldest_kept: impl FnOnce() -> Result<Option<u64>>,
+    ) -> Result<u64> {
+        match self {
+            Keyspace::Embedded(_) => Ok(0),
+            Keyspace::Remote(remote) => remote.drop_partitions_before(before_ms, oldest_kept),
+        }
     }
 
     /// Whether a call may wait on the network (then it never runs on a reactor thread).

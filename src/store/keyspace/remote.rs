@@ -1,4 +1,5 @@
-//! The keyspace in PostgreSQL: one table keyed by (tree, key).
+//! The keyspace in PostgreSQL: tables keyed by (tree, key), the time-ordered
+//! trees in daily partitions of their own (see `partitions`).
 //!
 //! The store's calls are synchronous and come from any thread (blocking pool
 //! threads, the commit and indexer threads). The keyspace owns a small tokio
@@ -7,6 +8,7 @@
 //! thread is inside another runtime. A database that cannot be reached (or
 //! does not answer within the statement timeout) is `StoreError::Unavailable`.
 
+use super::partitions::{self, Table, DAY_MS};
 use super::{Result, StoreError, Swapped};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use sled::{CompareAndSwapError, IVec};
@@ -19,9 +21,13 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
 /// The migrations, in order; each runs once per database (see `migrate`).
-const MIGRATIONS: &[(i32, &str)] = &[
+pub(super) const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../../migrations/0001_keyspace.sql")),
     (2, include_str!("../../../migrations/0002_cluster.sql")),
+    (
+        4,
+        include_str!("../../../migrations/0004_time_partitions.sql"),
+    ),
 ];
 
 /// An arbitrary constant: the advisory lock that lets one node migrate at a time.
@@ -120,7 +126,62 @@ impl RemoteKeyspace {
         RemoteTree {
             keyspace: self.clone(),
             name: name.into(),
+            table: partitions::table_of(name),
         }
+    }
+
+    /// Drops the partitions of the days that end at or before `before_ms`
+    /// and at or before `oldest_kept()` (ms; None: nothing is kept), which is
+    /// asked only when some partition is old enough; returns how many went.
+    /// Also makes the partitions of the days ahead. A drop that cannot have
+    /// its locks at once ends the run (the next one goes on).
+    pub fn drop_partitions_before(
+        &self,
+        before_ms: u64,
+        oldest_kept: impl FnOnce() -> Result<Option<u64>>,
+    ) -> Result<u64> {
+        self.call(partitions::make_ahead)?;
+        let old = self.call(move |pool| partitions::partitions_before(pool, day_of(before_ms)))?;
+        if old.is_empty() {
+            return Ok(0);
+        }
+        let limit = oldest_kept()?.map_or(before_ms, |kept| kept.min(before_ms));
+        let mut dropped = 0;
+        for partition in old.into_iter().filter(|p| p.day < day_of(limit)) {
+            let name = partition.name.clone();
+            if !self.call(move |pool| partitions::drop_partition(pool, partition))? {
+                tracing::warn!(partition = %name, "retention could not lock a partition to drop it: the next sweep tries again");
+                break;
+            }
+            dropped += 1;
+        }
+        Ok(dropped)
+    }
+
+    /// The names of the day partitions, oldest first (for tests: what
+    /// pg_catalog lists).
+    #[cfg(test)]
+    pub fn time_partitions(&self) -> Result<Vec<String>> {
+        let all = self.call(|pool| partitions::partitions_before(pool, i32::MAX))?;
+        Ok(all.into_iter().map(|partition| partition.name).collect())
+    }
+
+    /// How many rows of the day partitions hold keys from before `before_ms`
+    /// (for tests measuring what a drop forgot).
+    #[cfg(test)]
+    pub fn rows_before(&self, before_ms: u64) -> Result<i64> {
+        let day = day_of(before_ms);
+        self.call(move |pool| async move {
+            let client = pool.get().await.map_err(unreachable)?;
+            let row = client
+                .query_one(
+                    "SELECT count(*) FROM keyspace_timed WHERE day >= 0 AND day < $1",
+                    &[&day],
+                )
+                .await
+                .map_err(failed)?;
+            Ok(row.get(0))
+        })
     }
 
     /// Runs `work` on the keyspace's runtime with the pool, waiting for its answer.
@@ -184,19 +245,25 @@ async fn migrate(pool: Pool) -> Result<()> {
     transaction.commit().await.map_err(failed)
 }
 
-fn unreachable(error: deadpool_postgres::PoolError) -> StoreError {
+/// The UTC day (since the epoch) holding `ms`, as `hookgate_key_day` counts.
+fn day_of(ms: u64) -> i32 {
+    i32::try_from(ms / DAY_MS).unwrap_or(i32::MAX)
+}
+
+pub(super) fn unreachable(error: deadpool_postgres::PoolError) -> StoreError {
     StoreError::Unavailable(format!("PostgreSQL: {error}"))
 }
 
-fn failed(error: tokio_postgres::Error) -> StoreError {
+pub(super) fn failed(error: tokio_postgres::Error) -> StoreError {
     StoreError::Unavailable(format!("PostgreSQL: {error}"))
 }
 
-/// One tree: the rows of `keyspace` whose `tree` is its name.
+/// One tree: the rows of its table whose `tree` is its name.
 #[derive(Clone)]
 pub struct RemoteTree {
     keyspace: RemoteKeyspace,
     name: Arc<str>,
+    table: &'static Table,
 }
 
 /// Which way a page of a range is read.
@@ -207,15 +274,28 @@ enum Way {
 }
 
 impl RemoteTree {
-    /// Runs one statement with the tree's name as `$1` and `args` after it.
+    /// Runs one statement with the tree's name as `$1` and `args` after it
+    /// (the key first, if any). A write into a day without its partition
+    /// makes the partition and runs again.
     fn query(&self, sql: &'static str, args: Vec<Vec<u8>>) -> Result<Vec<tokio_postgres::Row>> {
         let name = self.name.to_string();
+        let timed = self.table.timed;
         self.keyspace.call(move |pool| async move {
             let client = pool.get().await.map_err(unreachable)?;
             let statement = client.prepare_cached(sql).await.map_err(failed)?;
             let mut params: Vec<&(dyn ToSql + Sync)> = vec![&name];
             params.extend(args.iter().map(|arg| arg as &(dyn ToSql + Sync)));
-            client.query(&statement, &params).await.map_err(failed)
+            match client.query(&statement, &params).await {
+                Err(error) if timed && partitions::is_missing_partition(&error) => {
+                    let key = args.first().ok_or_else(|| failed(error))?;
+                    client
+                        .execute(partitions::MAKE_PARTITION, &[key])
+                        .await
+                        .map_err(failed)?;
+                    client.query(&statement, &params).await.map_err(failed)
+                }
+                rows => rows.map_err(failed),
+            }
         })
     }
 
@@ -229,28 +309,15 @@ impl RemoteTree {
     }
 
     pub(super) fn get(&self, key: &[u8]) -> Result<Option<IVec>> {
-        self.value(
-            "SELECT value FROM keyspace WHERE tree = $1 AND key = $2",
-            vec![key.to_vec()],
-        )
+        self.value(self.table.get, vec![key.to_vec()])
     }
 
     pub(super) fn insert(&self, key: &[u8], value: IVec) -> Result<Option<IVec>> {
-        // The CTE reads the row as it was before the statement's own write.
-        self.value(
-            "WITH before AS (SELECT value FROM keyspace WHERE tree = $1 AND key = $2)
-             INSERT INTO keyspace (tree, key, value) VALUES ($1, $2, $3)
-             ON CONFLICT (tree, key) DO UPDATE SET value = EXCLUDED.value
-             RETURNING (SELECT value FROM before)",
-            vec![key.to_vec(), value.to_vec()],
-        )
+        self.value(self.table.insert, vec![key.to_vec(), value.to_vec()])
     }
 
     pub(super) fn remove(&self, key: &[u8]) -> Result<Option<IVec>> {
-        self.value(
-            "DELETE FROM keyspace WHERE tree = $1 AND key = $2 RETURNING value",
-            vec![key.to_vec()],
-        )
+        self.value(self.table.remove, vec![key.to_vec()])
     }
 
     pub(super) fn compare_and_swap(
@@ -263,20 +330,16 @@ impl RemoteTree {
         // Each statement changes the row only if it holds `old`; a row
         // counts as swapped when the statement returns it.
         let swapped = match (old, &new) {
-            (None, Some(new)) => self.query(
-                "INSERT INTO keyspace (tree, key, value) VALUES ($1, $2, $3)
-                 ON CONFLICT (tree, key) DO NOTHING RETURNING 1",
-                vec![key.clone(), new.to_vec()],
-            )?,
+            (None, Some(new)) => {
+                self.query(self.table.insert_new, vec![key.clone(), new.to_vec()])?
+            }
             (Some(old), Some(new)) => self.query(
-                "UPDATE keyspace SET value = $4 WHERE tree = $1 AND key = $2 AND value = $3
-                 RETURNING 1",
+                self.table.replace,
                 vec![key.clone(), old.to_vec(), new.to_vec()],
             )?,
-            (Some(old), None) => self.query(
-                "DELETE FROM keyspace WHERE tree = $1 AND key = $2 AND value = $3 RETURNING 1",
-                vec![key.clone(), old.to_vec()],
-            )?,
+            (Some(old), None) => {
+                self.query(self.table.remove_held, vec![key.clone(), old.to_vec()])?
+            }
             (None, None) => match self.get(&key)? {
                 None => vec![],
                 Some(current) => return Ok(refused(Some(current), new)),
@@ -290,13 +353,13 @@ impl RemoteTree {
 
     #[cfg(test)]
     pub(super) fn len(&self) -> Result<usize> {
-        let rows = self.query("SELECT count(*) FROM keyspace WHERE tree = $1", vec![])?;
+        let rows = self.query(self.table.count, vec![])?;
         let count: i64 = rows.first().map_or(0, |row| row.get(0));
         Ok(usize::try_from(count).unwrap_or(usize::MAX))
     }
 
     pub(super) fn clear(&self) -> Result<()> {
-        self.query("DELETE FROM keyspace WHERE tree = $1", vec![])?;
+        self.query(self.table.clear, vec![])?;
         Ok(())
     }
 
@@ -321,7 +384,7 @@ impl RemoteTree {
         way: Way,
         limit: i64,
     ) -> Result<Vec<(IVec, IVec)>> {
-        let sql = page_sql(lower, upper, way);
+        let sql = page_sql(self.table.name, lower, upper, way);
         let bounds: Vec<Vec<u8>> = [lower, upper]
             .into_iter()
             .filter_map(|bound| match bound {
@@ -355,8 +418,8 @@ fn refused(current: Option<IVec>, proposed: Option<IVec>) -> Swapped {
 
 /// The query for one page of a range: its bounds become `$2`, `$3` (those
 /// that bound anything), the limit the last parameter.
-fn page_sql(lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>, way: Way) -> String {
-    let mut sql = String::from("SELECT key, value FROM keyspace WHERE tree = $1");
+fn page_sql(table: &str, lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>, way: Way) -> String {
+    let mut sql = format!("SELECT key, value FROM {table} WHERE tree = $1");
     let mut next = 2;
     for (bound, included, excluded) in [(lower, ">=", ">"), (upper, "<=", "<")] {
         let op = match bound {

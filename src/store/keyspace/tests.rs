@@ -3,6 +3,7 @@
 
 use super::test_server::{database, TestServer};
 use super::*;
+use tokio_postgres::NoTls;
 
 /// A sled keyspace in a temporary directory (kept alive with it).
 fn embedded() -> (Option<tempfile::TempDir>, Keyspace) {
@@ -259,4 +260,58 @@ fn a_stopped_database_is_unavailable_until_it_is_back() {
     );
     server.restart();
     assert_eq!(tree.get(b"k").unwrap().as_deref(), Some(&b"kept"[..]));
+}
+
+/// A database as versions before time partitions left it: its events move
+/// to the partition of their day, and a key without a time to one never
+/// dropped; other trees stay where they were.
+#[test]
+fn rows_of_the_time_ordered_trees_move_to_the_partitions_of_their_days() {
+    let settings = database();
+    // 2026-12-01T01:00:00Z, as an event id stamps it.
+    let event = format!("evt_{:016x}{:08x}", 1_796_086_800_000u64 << 16, 7);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let (client, connection) = settings.config.connect(NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client
+            .batch_execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+            .await
+            .unwrap();
+        for (version, sql) in &super::remote::MIGRATIONS[..2] {
+            client.batch_execute(sql).await.unwrap();
+            client
+                .execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[version])
+                .await
+                .unwrap();
+        }
+        let rows = [("events", event.as_bytes()), ("events", b"no time"), ("queue", event.as_bytes())];
+        for (tree, key) in rows {
+            client
+                .execute(
+                    "INSERT INTO keyspace (tree, key, value) VALUES ($1, $2, convert_to($1, 'UTF8'))",
+                    &[&tree, &key],
+                )
+                .await
+                .unwrap();
+        }
+    });
+    let remote = RemoteKeyspace::connect(&settings).unwrap();
+    let keyspace = Keyspace::Remote(remote.clone());
+
+    let events = keyspace.open_tree("events").unwrap();
+    assert_eq!(
+        keys(events.iter().keys()),
+        [event.as_bytes().to_vec(), b"no time".to_vec()]
+    );
+    assert_eq!(events.get(&event).unwrap().as_deref(), Some(&b"events"[..]));
+    let queue = keyspace.open_tree("queue").unwrap();
+    assert_eq!(queue.get(&event).unwrap().as_deref(), Some(&b"queue"[..]));
+    assert_eq!(
+        remote.time_partitions().unwrap(),
+        ["keyspace_timed_20261201"]
+    );
+    // No day is older than 2026-12-01, and the key without a time has none.
+    assert_eq!(remote.rows_before(1_796_083_200_000).unwrap(), 0);
+    assert_eq!(remote.rows_before(u64::MAX).unwrap(), 1);
 }
