@@ -10,7 +10,7 @@
 //!
 //! Load: 1 KiB JSON POSTs over N keep-alive HTTP/1.1 connections, one task per
 //! connection sending back to back, on a tokio runtime of its own (the servers
-//! run on another), through a lean client of its own (`ingest/load.rs`). Only
+//! run on another), through a lean client of its own (`support/load.rs`, shared with the cluster bench). Only
 //! 200s count; everything else is an error.
 //!
 //! ```text
@@ -58,9 +58,14 @@
 //! source no connection, so hookgate only stores what it acknowledges (no
 //! events, no delivery, no drain): ingest + group commit alone.
 
-#[path = "ingest/load.rs"]
+#[path = "support/drain.rs"]
+mod drain;
+#[path = "support/load.rs"]
 mod load;
 mod support;
+
+use drain::{start_sink, wait_for_drain, DrainReport};
+use load::{format_latency, LoadReport};
 
 use async_trait::async_trait;
 use hookgate::{Config, Gateway};
@@ -70,13 +75,11 @@ use pingora::protocols::http::ServerSession;
 use pingora::server::{Fds, ListenFds};
 use pingora::services::listening::Service as ListeningService;
 use pingora::services::Service;
-use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::os::fd::IntoRawFd;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 
@@ -90,17 +93,17 @@ fn main() {
     println!("machine: {machine}");
     println!(
         "load: {} connections, {} KiB JSON POSTs, {} s warm-up + {} s measured; server runtime {} threads, load runtime {} threads",
-        settings.connections,
+        settings.plan.connections,
         BODY_BYTES / 1024,
-        settings.warmup.as_secs_f64(),
-        settings.measured.as_secs_f64(),
+        settings.plan.warmup.as_secs_f64(),
+        settings.plan.measured.as_secs_f64(),
         settings.server_threads,
         settings.client_threads,
     );
     let server_rt = support::runtime("bench-server", settings.server_threads);
     let load_rt = support::runtime("bench-load", settings.client_threads);
-    let body = json_body(BODY_BYTES);
-    if let Some(requests) = settings.requests {
+    let body = load::json_body(BODY_BYTES);
+    if let Some(requests) = settings.plan.requests {
         println!("\nhookgate ingest, {requests} requests one at a time");
         let (load, drain) = run_hookgate(&server_rt, &load_rt, &settings, &body);
         load.print();
@@ -153,7 +156,7 @@ fn main() {
         "| {} CPUs, {} | {} | {:.0} | {} | {:.0} | {} | {:.2} | {} |",
         machine.cpus,
         machine.cpu_model,
-        settings.connections,
+        settings.plan.connections,
         bare.requests_per_second(),
         format_latency(bare.percentile(0.99)),
         hookgate.requests_per_second(),
@@ -221,7 +224,7 @@ fn compare_jobs_with_ingress(
     let verdict = |met: bool| if met { "met" } else { "NOT met" };
     println!(
         "\njobs API / ingress (fan-out {n}, {} connections):",
-        settings.connections
+        settings.plan.connections
     );
     println!(
         "  accepted req/s: {:.2}x (goal >= {JOBS_MIN_RATE_RATIO}x: {})",
@@ -316,7 +319,10 @@ fn compare_metrics_on_and_off(
     } else {
         "NOT met"
     };
-    println!("\nmetrics on / off ({} connections):", settings.connections);
+    println!(
+        "\nmetrics on / off ({} connections):",
+        settings.plan.connections
+    );
     println!("  req/s: {rate_on:.0} / {rate_off:.0} = {:.3}; collecting costs {:.1} % (goal <= {:.0} %: {met})",
         rate_on / rate_off.max(f64::MIN_POSITIVE),
         cost * 100.0,
@@ -332,9 +338,8 @@ fn compare_metrics_on_and_off(
 
 #[derive(Clone)]
 struct Settings {
-    connections: usize,
-    warmup: Duration,
-    measured: Duration,
+    /// Connections, warm-up, measured seconds or a fixed count of requests.
+    plan: load::Plan,
     drain_timeout: Duration,
     server_threads: usize,
     client_threads: usize,
@@ -351,8 +356,6 @@ struct Settings {
     metrics_ab: bool,
     /// Whether the gateway collects metrics (`server.metrics_listen` on).
     metrics: bool,
-    /// A fixed count of requests, one at a time, instead of timed phases.
-    requests: Option<u64>,
 }
 
 impl Settings {
@@ -360,11 +363,16 @@ impl Settings {
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get()) as f64;
         let number = |flag, env, default| support::setting(args, flag, env, default);
         Settings {
-            connections: number("--connections", "HOOKGATE_BENCH_CONNECTIONS", 64.0).max(1.0)
-                as usize,
-            warmup: seconds(number("--warmup", "HOOKGATE_BENCH_WARMUP_SECONDS", 2.0)),
-            measured: seconds(number("--seconds", "HOOKGATE_BENCH_SECONDS", 10.0)),
-            drain_timeout: seconds(number(
+            plan: load::Plan::from(
+                args,
+                &load::Plan {
+                    connections: 64,
+                    warmup: load::seconds(2.0),
+                    measured: load::seconds(10.0),
+                    requests: None,
+                },
+            ),
+            drain_timeout: load::seconds(number(
                 "--drain-timeout",
                 "HOOKGATE_BENCH_DRAIN_SECONDS",
                 120.0,
@@ -381,39 +389,8 @@ impl Settings {
             fan_out: number("--fan-out", "HOOKGATE_BENCH_FAN_OUT", 1.0).max(1.0) as usize,
             metrics_ab: support::flag(args, "--metrics-ab", "HOOKGATE_BENCH_METRICS_AB"),
             metrics: !support::flag(args, "--metrics-off", "HOOKGATE_BENCH_METRICS_OFF"),
-            requests: Some(number("--requests", "HOOKGATE_BENCH_REQUESTS", 0.0) as u64)
-                .filter(|requests| *requests > 0),
-        }
-        .one_at_a_time()
-    }
-
-    /// With `requests`: one connection, no warm-up, no time limit.
-    fn one_at_a_time(self) -> Settings {
-        match self.requests {
-            Some(_) => Settings {
-                connections: 1,
-                warmup: Duration::ZERO,
-                measured: Duration::from_secs(24 * 3600),
-                ..self
-            },
-            None => self,
         }
     }
-}
-
-fn seconds(s: f64) -> Duration {
-    Duration::from_secs_f64(s)
-}
-
-/// A JSON object of exactly `size` bytes.
-fn json_body(size: usize) -> Vec<u8> {
-    let head = r#"{"type":"order.created","id":"evt_0000000000000001","data":{"amount":4200,"currency":"EUR","note":""#;
-    let tail = r#""}}"#;
-    let padding = size - head.len() - tail.len();
-    let body = format!("{head}{}{tail}", "x".repeat(padding));
-    assert_eq!(body.len(), size);
-    debug_assert!(serde_json::from_str::<serde_json::Value>(&body).is_ok());
-    body.into_bytes()
 }
 
 // ---------------------------------------------------------------- servers
@@ -458,35 +435,6 @@ where
     (addr, task)
 }
 
-/// The destination: counts deliveries, distinct by event id.
-#[derive(Default)]
-struct Sink {
-    received: AtomicU64,
-    event_ids: Mutex<HashSet<String>>,
-}
-
-impl Sink {
-    fn distinct(&self) -> u64 {
-        self.event_ids.lock().unwrap().len() as u64
-    }
-}
-
-fn start_sink(rt: &Runtime) -> (SocketAddr, Arc<Sink>) {
-    let sink = Arc::new(Sink::default());
-    let counting = sink.clone();
-    let on_request = move |headers: &[httparse::Header]| {
-        counting.received.fetch_add(1, Ordering::Relaxed);
-        let event_id = headers
-            .iter()
-            .find(|header| header.name.eq_ignore_ascii_case("x-hookgate-event-id"))
-            .and_then(|header| std::str::from_utf8(header.value).ok());
-        if let Some(id) = event_id {
-            counting.event_ids.lock().unwrap().insert(id.to_string());
-        }
-    };
-    (support::sink::serve(rt, Arc::new(on_request)), sink)
-}
-
 // ---------------------------------------------------------------- phases
 
 fn run_bare(
@@ -498,7 +446,7 @@ fn run_bare(
     let (stop, stopped) = watch::channel(false);
     let (addr, task) = server_rt.block_on(async { start_pingora(Bare, stopped) });
     let request = load::json_post(addr, "/e/bench", "", body);
-    let report = load_source(load_rt, settings, addr, request);
+    let report = load::run(load_rt, &settings.plan, &[(addr, request)]);
     let _ = stop.send(true);
     task.abort();
     report
@@ -547,7 +495,7 @@ fn run_gateway(
         .expect("hookgate starts");
     let (addr, request) = request(&gateway, sink_addr);
     let cpu_at_start = support::CpuReading::now();
-    let report = load_source(load_rt, settings, addr, request);
+    let report = load::run(load_rt, &settings.plan, &[(addr, request)]);
     let drain = (!settings.no_connection).then(|| {
         let mut drain = wait_for_drain(
             &sink,
@@ -629,365 +577,4 @@ destination = "sink-{n}"
         text.push_str(&format!("\n[limits]\nstore_cache_bytes = {}\n", mib << 20));
     }
     support::save_config(dir, &text).1
-}
-
-// ---------------------------------------------------------------- load
-
-struct LoadReport {
-    /// 200s completed inside the measured window.
-    ok: u64,
-    /// Non-200 answers inside the measured window.
-    bad_status: u64,
-    /// Connection / protocol failures inside the measured window.
-    transport_errors: u64,
-    first_error: Option<String>,
-    /// Every 200 received, warm-up included: what the sink must eventually get.
-    acknowledged: u64,
-    window: Duration,
-    latencies_ns: Vec<u64>,
-    load_started: Instant,
-    load_ended: Instant,
-    sockets: Option<SocketCount>,
-    /// CPU this process used during the load (warm-up included).
-    cpu: support::CpuSplit,
-}
-
-#[derive(Default)]
-struct ConnectionTally {
-    ok: u64,
-    bad_status: u64,
-    transport_errors: u64,
-    first_error: Option<String>,
-    acknowledged: u64,
-    latencies_ns: Vec<u64>,
-}
-
-/// The load of `request` (a whole HTTP request, sent back to back on every
-/// connection) on the server it names.
-fn load_source(
-    rt: &Runtime,
-    settings: &Settings,
-    addr: SocketAddr,
-    request: Vec<u8>,
-) -> LoadReport {
-    let request: Arc<[u8]> = request.into();
-    let load_started = Instant::now();
-    let cpu_at_start = support::CpuReading::now();
-    let measure_from = load_started + settings.warmup;
-    let measure_until = measure_from + settings.measured;
-    let (tallies, sockets) = rt.block_on(async {
-        let tasks: Vec<_> = (0..settings.connections)
-            .map(|_| {
-                let window = Window {
-                    addr,
-                    request: request.clone(),
-                    measure_from,
-                    measure_until,
-                    requests: settings.requests,
-                };
-                tokio::spawn(connection_loop(window))
-            })
-            .collect();
-        // Look at the server's sockets near the end of the window: a keep-alive
-        // regression shows as fresh connections and a pile of TIME_WAIT.
-        let sockets = match settings.requests {
-            Some(_) => None,
-            None => {
-                let probe_at = measure_until - settings.measured.min(Duration::from_millis(500));
-                tokio::time::sleep_until(probe_at.into()).await;
-                SocketCount::of_port(addr.port())
-            }
-        };
-        let mut tallies = Vec::with_capacity(tasks.len());
-        for task in tasks {
-            tallies.push(task.await.expect("load task"));
-        }
-        (tallies, sockets)
-    });
-    let load_ended = Instant::now();
-    let mut report = LoadReport {
-        ok: 0,
-        bad_status: 0,
-        transport_errors: 0,
-        first_error: None,
-        acknowledged: 0,
-        window: settings.measured.min(load_ended - load_started),
-        latencies_ns: Vec::new(),
-        load_started,
-        load_ended,
-        sockets,
-        cpu: support::CpuSplit::since(&cpu_at_start),
-    };
-    for tally in tallies {
-        report.ok += tally.ok;
-        report.bad_status += tally.bad_status;
-        report.transport_errors += tally.transport_errors;
-        report.acknowledged += tally.acknowledged;
-        report.first_error = report.first_error.or(tally.first_error);
-        report.latencies_ns.extend(tally.latencies_ns);
-    }
-    report.latencies_ns.sort_unstable();
-    report
-}
-
-/// What one connection sends, where, and when its answers count.
-struct Window {
-    addr: SocketAddr,
-    request: Arc<[u8]>,
-    measure_from: Instant,
-    measure_until: Instant,
-    /// Stop once this many are acknowledged (`--requests`).
-    requests: Option<u64>,
-}
-
-/// Sends the window's request on `connection`, opened first if need be and
-/// dropped after an error.
-async fn exchange(
-    connection: &mut Option<load::Connection>,
-    window: &Window,
-) -> std::io::Result<u16> {
-    let open = match connection {
-        Some(open) => open,
-        None => connection.insert(load::Connection::open(window.addr).await?),
-    };
-    let outcome = open.exchange(&window.request).await;
-    if outcome.is_err() {
-        *connection = None;
-    }
-    outcome
-}
-
-/// One keep-alive HTTP/1.1 connection, requests back to back until the
-/// window closes; after an error it connects again.
-async fn connection_loop(window: Window) -> ConnectionTally {
-    let mut tally = ConnectionTally::default();
-    let mut connection = None;
-    loop {
-        let started = Instant::now();
-        let sent_all = window.requests.is_some_and(|n| tally.acknowledged >= n);
-        if started >= window.measure_until || sent_all {
-            return tally;
-        }
-        let outcome = exchange(&mut connection, &window).await;
-        let finished = Instant::now();
-        let accepted = matches!(outcome, Ok(200..=299));
-        if accepted {
-            tally.acknowledged += 1;
-        }
-        if started < window.measure_from || finished > window.measure_until {
-            if outcome.is_err() {
-                // Don't spin on a refused connection.
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            continue;
-        }
-        match outcome {
-            Ok(_) if accepted => {
-                tally.ok += 1;
-                tally
-                    .latencies_ns
-                    .push((finished - started).as_nanos() as u64);
-            }
-            Ok(status) => {
-                tally.bad_status += 1;
-                tally
-                    .first_error
-                    .get_or_insert_with(|| format!("HTTP {status}"));
-            }
-            Err(error) => {
-                tally.transport_errors += 1;
-                tally
-                    .first_error
-                    .get_or_insert_with(|| format!("{error:?}"));
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    }
-}
-
-impl LoadReport {
-    fn requests_per_second(&self) -> f64 {
-        self.ok as f64 / self.window.as_secs_f64()
-    }
-
-    /// Nearest-rank percentile of the 200s' latencies.
-    fn percentile(&self, q: f64) -> Option<Duration> {
-        if self.latencies_ns.is_empty() {
-            return None;
-        }
-        let rank = (q * self.latencies_ns.len() as f64).ceil() as usize;
-        let index = rank.clamp(1, self.latencies_ns.len()) - 1;
-        Some(Duration::from_nanos(self.latencies_ns[index]))
-    }
-
-    fn print(&self) {
-        println!(
-            "  requests/s: {:.0}  ({} x 200 in {:.1} s)",
-            self.requests_per_second(),
-            self.ok,
-            self.window.as_secs_f64()
-        );
-        println!(
-            "  latency: p50 {}  p99 {}  p99.9 {}  max {}",
-            format_latency(self.percentile(0.50)),
-            format_latency(self.percentile(0.99)),
-            format_latency(self.percentile(0.999)),
-            format_latency(self.percentile(1.0)),
-        );
-        println!(
-            "  errors: {} (non-200: {}, transport: {}){}",
-            self.bad_status + self.transport_errors,
-            self.bad_status,
-            self.transport_errors,
-            self.first_error
-                .as_ref()
-                .map_or(String::new(), |e| format!("; first: {e}")),
-        );
-        if let Some(sockets) = &self.sockets {
-            println!(
-                "  server sockets near the end: {} established, {} in TIME_WAIT",
-                sockets.established, sockets.time_wait
-            );
-        }
-        println!(
-            "  CPU per acknowledged request during the load: {} (by thread; with delivery running, its share counts too)",
-            self.cpu.per(self.acknowledged)
-        );
-    }
-}
-
-fn format_latency(latency: Option<Duration>) -> String {
-    match latency {
-        Some(d) => format!("{:.2} ms", d.as_secs_f64() * 1e3),
-        None => "n/a".to_string(),
-    }
-}
-
-/// Server-side sockets of a loopback port, from /proc/net/tcp.
-struct SocketCount {
-    established: usize,
-    time_wait: usize,
-}
-
-impl SocketCount {
-    fn of_port(port: u16) -> Option<SocketCount> {
-        let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
-        let local = format!(":{port:04X}");
-        let mut count = SocketCount {
-            established: 0,
-            time_wait: 0,
-        };
-        for line in table.lines().skip(1) {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let (Some(local_addr), Some(state)) = (fields.get(1), fields.get(3)) else {
-                continue;
-            };
-            if !local_addr.ends_with(&local) {
-                continue;
-            }
-            match *state {
-                "01" => count.established += 1,
-                "06" => count.time_wait += 1,
-                _ => {}
-            }
-        }
-        Some(count)
-    }
-}
-
-// ---------------------------------------------------------------- drain
-
-struct DrainReport {
-    acknowledged: u64,
-    /// Distinct events at the sink when the load stopped.
-    at_load_end: u64,
-    /// Distinct events at the sink when the wait ended.
-    delivered: u64,
-    /// Requests received by the sink in all (retries / redeliveries included).
-    received: u64,
-    /// From the end of the load until every acknowledged request was delivered (or the timeout).
-    drain_time: Duration,
-    /// From the first request of the load to the end of the drain.
-    total_time: Duration,
-    complete: bool,
-    /// CPU this process (load, warm-up, gateway and sink) used until then.
-    cpu: Option<support::CpuSplit>,
-}
-
-fn wait_for_drain(
-    sink: &Sink,
-    acknowledged: u64,
-    load_started: Instant,
-    load_ended: Instant,
-    timeout: Duration,
-) -> DrainReport {
-    let at_load_end = sink.distinct();
-    let deadline = Instant::now() + timeout;
-    let (delivered, complete) = loop {
-        let delivered = sink.distinct();
-        if delivered >= acknowledged {
-            break (delivered, true);
-        }
-        if Instant::now() >= deadline {
-            break (delivered, false);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
-    let now = Instant::now();
-    DrainReport {
-        acknowledged,
-        at_load_end,
-        delivered,
-        received: sink.received.load(Ordering::Relaxed),
-        drain_time: now - load_ended,
-        total_time: now - load_started,
-        complete,
-        cpu: None,
-    }
-}
-
-impl DrainReport {
-    /// µs of this process's CPU per delivered event, load to drain.
-    fn cpu_per_event(&self) -> Option<f64> {
-        let cpu = self.cpu.as_ref()?;
-        Some(cpu.process_micros() / self.delivered.max(1) as f64)
-    }
-
-    /// Delivery rate during the drain (after the load stopped); none when
-    /// there was too little left to drain for a rate to mean anything.
-    fn events_per_second(&self) -> Option<f64> {
-        let drained = self.delivered.saturating_sub(self.at_load_end);
-        (drained > 0 && self.drain_time >= Duration::from_millis(250))
-            .then(|| drained as f64 / self.drain_time.as_secs_f64())
-    }
-
-    fn print(&self) {
-        let load_time = self.total_time.saturating_sub(self.drain_time);
-        println!(
-            "  delivery: {} acknowledged (warm-up included); {} delivered when the load stopped ({:.0} events/s delivered during the load)",
-            self.acknowledged,
-            self.at_load_end,
-            self.at_load_end as f64 / load_time.as_secs_f64()
-        );
-        let outcome = if self.complete {
-            "all delivered"
-        } else {
-            "GAVE UP (drain timeout)"
-        };
-        println!(
-            "  drain: {outcome} {:.1} s after the load stopped ({} distinct events, {} sink requests); drain rate {} events/s; end to end {:.0} events/s",
-            self.drain_time.as_secs_f64(),
-            self.delivered,
-            self.received,
-            self.events_per_second()
-                .map_or("n/a".to_string(), |rate| format!("{rate:.0}")),
-            self.delivered as f64 / self.total_time.as_secs_f64(),
-        );
-        if let Some(cpu) = &self.cpu {
-            println!(
-                "  CPU per delivered event: {} (this process: load generator, gateway and sink, user + system; by thread)",
-                cpu.per(self.delivered)
-            );
-        }
-    }
 }

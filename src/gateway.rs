@@ -164,6 +164,7 @@ impl Gateway {
         issues.ingest_notifications_through(commit.clone());
         let readiness = Arc::new(Readiness::new(
             store.clone(),
+            cluster.leases().clone(),
             &config.limits,
             config.server.data_dir.clone(),
         ));

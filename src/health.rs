@@ -3,6 +3,7 @@
 //! probes. Alive means the process answers; ready means a request sent now
 //! would be taken and routed in time.
 
+use crate::cluster::Leases;
 use crate::config::LimitsSection;
 use crate::store::Store;
 use http::StatusCode;
@@ -29,7 +30,7 @@ pub struct ProbeAnswer {
 /// A check `/readyz` failed.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct NotReady {
-    /// `shutting_down`, `store`, `journal`, `disk` or `router_lag`.
+    /// `shutting_down`, `store`, `database`, `journal`, `disk` or `router_lag`.
     pub check: &'static str,
     /// What is wrong.
     pub message: String,
@@ -52,6 +53,8 @@ impl ProbeAnswer {
 /// What `/readyz` looks at.
 pub struct Readiness {
     store: Store,
+    /// A node of a cluster: whether its database answers.
+    leases: Leases,
     /// Where the store keeps its files.
     data_dir: PathBuf,
     /// Free disk below this in `data_dir` is not ready: the store's disk
@@ -65,9 +68,15 @@ pub struct Readiness {
 }
 
 impl Readiness {
-    pub fn new(store: Store, limits: &LimitsSection, data_dir: PathBuf) -> Readiness {
+    pub fn new(
+        store: Store,
+        leases: Leases,
+        limits: &LimitsSection,
+        data_dir: PathBuf,
+    ) -> Readiness {
         Readiness {
             store,
+            leases,
             data_dir,
             min_free_disk_bytes: limits.store_disk_reserve_bytes,
             max_router_lag: limits.max_router_lag,
@@ -117,6 +126,11 @@ impl Readiness {
         if let Some(failure) = store.sled_failure() {
             let message = format!("the store failed ({failure}); only a restart mends it");
             reasons.push(("store", message));
+        }
+        if self.leases.out_of_reach() {
+            let message =
+                "this node's last lease renewal could not reach PostgreSQL (the log says why)";
+            reasons.push(("database", message.to_string()));
         }
         if let Some(failure) = store.journal_failure() {
             let message = format!("the last write to the request journal failed: {failure}");

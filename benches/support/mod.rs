@@ -72,7 +72,7 @@ fn thread_cpu() -> BTreeMap<String, Duration> {
 }
 
 /// utime + stime of a `/proc/.../stat` line.
-fn cpu_of_stat(stat: &str) -> Duration {
+pub fn cpu_of_stat(stat: &str) -> Duration {
     const TICK: Duration = Duration::from_millis(10);
     // Fields after the command name (which may hold spaces) start at `state`.
     let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);

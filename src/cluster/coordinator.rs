@@ -65,10 +65,13 @@ impl Coordinator {
             }
             // A round slower than a third of the lease would renew too late.
             let round = tokio::time::timeout(self.lease / 3, self.round(&mut client)).await;
-            if let Err(error) = round.unwrap_or_else(|_| Err("timed out".into())) {
-                tracing::warn!(%error, "cluster leases not renewed; this node runs no lane until they are");
-                client = None;
-                self.held.forget_all();
+            match round.unwrap_or_else(|_| Err("timed out".into())) {
+                Ok(()) => self.held.in_contact(),
+                Err(error) => {
+                    tracing::warn!(%error, "cluster leases not renewed; this node runs no lane until they are");
+                    client = None;
+                    self.held.lose_contact();
+                }
             }
             // Rings every lane: those gained start, those lost stop, and those
             // held look at their queue (a missed announcement costs a round).

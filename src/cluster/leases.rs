@@ -2,6 +2,7 @@
 //! The delivery code and the periodic tasks ask here, whatever the backend.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
@@ -23,10 +24,14 @@ pub enum Leases {
 }
 
 /// Each lease held, and until when (measured from before the statement that
-/// renewed it was sent, so it lapses here before it expires in the database).
+/// renewed it was sent, so it lapses here before it expires in the database);
+/// and whether the last round of renewals failed: the coordinator is the one
+/// part of a node that reaches the database even when idle, so it is what
+/// tells `/readyz` the database is gone.
 #[derive(Default)]
 pub struct Held {
     until: RwLock<HashMap<String, Instant>>,
+    out_of_reach: AtomicBool,
 }
 
 impl Leases {
@@ -45,6 +50,15 @@ impl Leases {
             Leases::Shared(held) => held.holds(LEADER),
         }
     }
+
+    /// Whether this node's last attempt to renew its leases failed (the
+    /// database cannot be reached; the log says why), until one succeeds.
+    pub fn out_of_reach(&self) -> bool {
+        match self {
+            Leases::Local => false,
+            Leases::Shared(held) => held.out_of_reach.load(Ordering::SeqCst),
+        }
+    }
 }
 
 impl Held {
@@ -58,6 +72,17 @@ impl Held {
         let mut held = self.until.write().unwrap_or_else(|e| e.into_inner());
         held.retain(|name, _| !owns(name));
         held.extend(names.iter().map(|name| (name.clone(), until)));
+    }
+
+    /// Holds nothing, as the database cannot be reached.
+    pub(super) fn lose_contact(&self) {
+        self.forget_all();
+        self.out_of_reach.store(true, Ordering::SeqCst);
+    }
+
+    /// A round of renewals went through.
+    pub(super) fn in_contact(&self) {
+        self.out_of_reach.store(false, Ordering::SeqCst);
     }
 
     /// Holds nothing (the database cannot be reached, or the node stops).

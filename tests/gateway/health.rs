@@ -27,7 +27,11 @@ async fn probe_both(gw: &TestGateway, path: &str) -> [(u16, Value); 2] {
 pub(crate) async fn failing_checks(gw: &TestGateway) -> Vec<String> {
     let [ingress, api] = probe_both(gw, "/readyz").await;
     assert_eq!(ingress, api, "both listeners answer alike");
-    let (status, body) = ingress;
+    checks_named(ingress)
+}
+
+/// The checks a `/readyz` answer names as failing.
+fn checks_named((status, body): (u16, Value)) -> Vec<String> {
     let checks: Vec<String> = match body["reasons"].as_array() {
         Some(reasons) => reasons
             .iter()
@@ -45,13 +49,17 @@ pub(crate) async fn failing_checks(gw: &TestGateway) -> Vec<String> {
     checks
 }
 
-/// Probes until `/readyz` fails exactly `checks` (a disk watcher notices
-/// within its period), or the patience runs out.
+/// Probes until `/readyz` fails exactly `checks` on both listeners (a disk
+/// watcher or a lease renewal notices within its period), or the patience
+/// runs out. A check may change between the two listeners' answers: only
+/// answers alike count.
 async fn wait_failing(gw: &TestGateway, checks: &[&str]) {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let failing = failing_checks(gw).await;
-        if failing == checks {
+        let [ingress, api] = probe_both(gw, "/readyz").await;
+        let alike = ingress == api;
+        let failing = checks_named(ingress);
+        if alike && failing == checks {
             return;
         }
         assert!(
@@ -175,4 +183,21 @@ async fn a_journal_that_cannot_be_written_is_not_ready_until_a_write_succeeds() 
     let (status, _) = gw.post("/e/shop", &body).await;
     assert_eq!(status, 200);
     assert!(failing_checks(&gw).await.is_empty());
+}
+
+/// A node of a cluster whose PostgreSQL stops is not ready (its next lease
+/// renewal fails, within a third of `lease_ms`) until the database is back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_whose_database_is_down_is_not_ready_until_it_is_back() {
+    let server = hookgate::store::test_postgres::TestServer::start();
+    let database = hookgate::store::test_postgres::connection_string(&server.database().config);
+    let config = format!(
+        "[store]\nbackend = \"postgres\"\nurl = \"{database}\"\nlease_ms = 600\n[[sources]]\nname = \"shop\"\n"
+    );
+    let gw = TestGateway::start(&config).await;
+    wait_failing(&gw, &[]).await;
+    tokio::task::block_in_place(|| server.stop());
+    wait_failing(&gw, &["database"]).await;
+    tokio::task::block_in_place(|| server.restart());
+    wait_failing(&gw, &[]).await;
 }

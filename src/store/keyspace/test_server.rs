@@ -13,18 +13,19 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-/// Starts the server in a fresh directory, then takes `stop`/`start` lines
-/// (answering `done` to each) until its stdin closes. Runs as the user that
-/// owns the cluster (PostgreSQL refuses to run as root).
+/// Starts the server in a fresh directory with the server options `$3`, then
+/// takes `stop`/`start` lines (answering `done` to each) until its stdin
+/// closes. Runs as the user that owns the cluster (PostgreSQL refuses to run
+/// as root).
 const SUPERVISOR: &str = r#"
-bin=$1; port=$2
+bin=$1; port=$2; options=$3
 dir=$(mktemp -d /tmp/hookgate-test-pg.XXXXXX) || exit 1
 if ! "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 >"$dir/initdb.log" 2>&1; then
   echo "initdb failed: $(cat "$dir/initdb.log")"; rm -rf "$dir"; exit 1
 fi
 start() {
   "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-    -o "-k $dir -p $port -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null 2>&1 \
+    -o "-k $dir -p $port -c listen_addresses=127.0.0.1 $options" start >/dev/null 2>&1 \
     || echo "failed to start: $(tail -5 "$dir/server.log")"
 }
 stop() { "$bin/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1; }
@@ -49,13 +50,28 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts a server of its own; panics (never skips) when PostgreSQL is missing.
+    /// Starts a server of its own; panics (never skips) when PostgreSQL is
+    /// missing. Tests need no durability: it runs with `fsync = off`.
     pub fn start() -> TestServer {
+        TestServer::start_with("-c fsync=off")
+    }
+
+    /// Starts a server with `options` (`postgres` command-line options,
+    /// e.g. `-c name=value`), the defaults otherwise: the benches' server
+    /// makes its commits durable, as a production one does.
+    pub fn start_with(options: &str) -> TestServer {
         let bin = binaries();
         let port = free_port();
         let mut command = Command::new("sh");
         command
-            .args(["-c", SUPERVISOR, "supervisor", &bin, &port.to_string()])
+            .args([
+                "-c",
+                SUPERVISOR,
+                "supervisor",
+                &bin,
+                &port.to_string(),
+                options,
+            ])
             .current_dir("/tmp")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
@@ -111,8 +127,9 @@ impl TestServer {
     }
 }
 
-/// The newest PostgreSQL's binaries on this machine.
-fn binaries() -> String {
+/// The newest PostgreSQL's binaries on this machine (its `bin` directory,
+/// where the benches find `pgbench` too).
+pub fn binaries() -> String {
     let mut found: Vec<_> = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
         .flatten()
