@@ -22,10 +22,13 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::cmp::Ordering;
 
+/// How a sort key's value is read from a record.
+pub type ReadKey<T> = fn(&T) -> Value;
+
 /// How a list is sorted: each key's value in a record with its direction,
 /// then the id in the first key's direction.
 pub struct Order<T> {
-    pub keys: Vec<(fn(&T) -> Value, Direction)>,
+    pub keys: Vec<(ReadKey<T>, Direction)>,
     /// Whether the tree's key order is the first key's order.
     pub indexed: bool,
 }
