@@ -7,7 +7,7 @@ use super::schema::{value_of, ErrorBody, Listing, RawBody};
 use super::views::{AttemptView, EventView};
 use super::{blocking, bounded_page, paged, views, with_data, Shared};
 use crate::ids::now_ms;
-use crate::model::{Attempt, AttemptTrigger, Event, EventStatus};
+use crate::model::{AttemptEntry, Event, EventStatus};
 use crate::store::{Cursor, Page, PageRequest, QueueMove, StampWindow, Store};
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
@@ -212,11 +212,11 @@ pub async fn retry_event(State(state): Shared, Path(id): Path<String>) -> ApiRes
     let (store, team) = (state.store.clone(), state.team_id.clone());
     let (view, destination) = blocking(move || {
         let retried = store.retry_by_hand(&id, now_ms())?;
-        let (event, attempt_id) = retried.ok_or_else(|| ApiError::not_found("event", &id))?;
+        let (event, _) = retried.ok_or_else(|| ApiError::not_found("event", &id))?;
         let payload = store.event_payload(&event)?;
         let view = value_of(EventRetryView {
             event: views::event(&team, &event, payload.as_ref()),
-            attempt: views::queued_attempt(&team, &event, &attempt_id, AttemptTrigger::Manual),
+            attempt: views::attempt_entry(&team, &AttemptEntry::Pending(event.clone())),
         });
         Ok((view, event.destination_id))
     })
@@ -258,8 +258,9 @@ pub async fn mute_event(State(state): Shared, Path(id): Path<String>) -> ApiResu
 }
 
 /// `GET /attempts`: every attempt, or those of `event_id` (one or an
-/// array), by `created_at` (L5069-5103). An event's queued retry shows as a
-/// `QUEUED` attempt until it is made.
+/// array), by `created_at` (L5069-5103). The attempt an event waits for,
+/// when named ahead (a retry by hand, a hold), shows as `HOLD` while the
+/// event is held and `QUEUED` after, until it is made.
 #[utoipa::path(get, path = "/2023-07-01/attempts", tag = "events", summary = "Attempts, of every event or of some", params(("event_id" = Option<String>, Query, description = "event id, or event_id[]=…"), ("order_by" = Option<String>, Query, description = "created_at"), ("limit" = Option<String>, Query, description = "1-255, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default)"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev")), responses((status = 200, description = "a page of attempts", body = Listing<AttemptView>), (status = 422, description = "a bad parameter", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list_attempts(
     State(state): Shared,
@@ -280,17 +281,22 @@ pub async fn list_attempts(
             let cursor_key = match &page.cursor {
                 Cursor::Start => None,
                 Cursor::Next(id) | Cursor::Prev(id) => {
-                    let attempt = store.attempt(id)?.ok_or_else(|| gone_cursor(&page, id))?;
-                    Some(attempt.created_at)
+                    let entry = store.attempt_entry(id)?;
+                    Some(entry.ok_or_else(|| gone_cursor(&page, id))?.created_at())
                 }
             };
             let found = store.page_attempts(&page, cursor_key)?;
-            let view = |attempt: &Attempt| Ok(views::attempt(&team, attempt));
+            let view = |entry: &AttemptEntry| Ok(views::attempt_entry(&team, entry));
             return Ok(Json(bounded_page(&page, found, budget, view)?));
         }
         let mut models = Vec::new();
         for event_id in &events {
-            models.extend(attempts_of_event(&store, &team, event_id)?);
+            let entries = store.attempt_entries_of(event_id)?;
+            models.extend(
+                entries
+                    .iter()
+                    .map(|entry| views::attempt_entry(&team, entry)),
+            );
         }
         let found = page_of(models, &page)?;
         Ok(Json(paged(&page, found.next, found.prev, found.items)))
@@ -298,37 +304,15 @@ pub async fn list_attempts(
     .await
 }
 
-/// The attempts of one event as views, with its queued retry (`QUEUED`).
-fn attempts_of_event(store: &Store, team: &str, event_id: &str) -> ApiResult<Vec<Value>> {
-    let mut models: Vec<Value> = store
-        .attempts_of(event_id)?
-        .iter()
-        .map(|attempt| views::attempt(team, attempt))
-        .collect();
-    let event = store.event(event_id)?;
-    let queued = event
-        .as_ref()
-        .and_then(|e| Some((e, e.pending_attempt_id.as_ref()?)));
-    if let Some((event, id)) = queued {
-        models.push(views::queued_attempt(
-            team,
-            event,
-            id,
-            AttemptTrigger::Manual,
-        ));
-    }
-    Ok(models)
-}
-
 /// `GET /attempts/:id`
 #[utoipa::path(get, path = "/2023-07-01/attempts/{id}", tag = "events", summary = "One attempt", params(("id" = String, Path, description = "atm_…")), responses((status = 200, description = "the attempt", body = AttemptView), (status = 404, description = "unknown id", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn get_attempt(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let (store, team) = (state.store.clone(), state.team_id.clone());
     blocking(move || {
-        let attempt = store
-            .attempt(&id)?
+        let entry = store
+            .attempt_entry(&id)?
             .ok_or_else(|| ApiError::not_found("attempt", &id))?;
-        Ok(Json(views::attempt(&team, &attempt)))
+        Ok(Json(views::attempt_entry(&team, &entry)))
     })
     .await
 }

@@ -3,7 +3,7 @@
 //! while new records arrive (they land at the end, never between pages).
 
 use super::{Result, Store, StoreError};
-use crate::model::{Attempt, Bookmark, Event, Execution, IgnoredEvent, Request};
+use crate::model::{Attempt, AttemptEntry, Bookmark, Event, Execution, IgnoredEvent, Request};
 use serde::de::DeserializeOwned;
 use std::cmp::Ordering;
 use std::ops::Bound;
@@ -413,27 +413,36 @@ impl Store {
         sorted_page(kept, request, cursor_key, sort_key)
     }
 
-    /// A page of every attempt (of every event), by `created_at` then id.
+    /// A page of every attempt (of every event), by `created_at` then id,
+    /// with the attempts events wait for that were named ahead (see
+    /// `AttemptEntry`): the event records are read for their inline
+    /// attempts anyway.
     pub fn page_attempts(
         &self,
         request: &PageRequest,
         cursor_key: Option<u64>,
-    ) -> Result<Page<Attempt>> {
-        let inline = records::<Event>(&self.events).flat_map(|found| {
-            let attempts: Vec<Result<(String, Attempt)>> = match found {
-                Ok((_, event)) => event
-                    .attempt_records
-                    .into_iter()
-                    .map(|attempt| Ok((attempt.id.clone(), attempt)))
-                    .collect(),
+    ) -> Result<Page<AttemptEntry>> {
+        let of_events = records::<Event>(&self.events).flat_map(|found| {
+            let entries: Vec<Result<(String, AttemptEntry)>> = match found {
+                Ok((_, mut event)) => {
+                    let made = std::mem::take(&mut event.attempt_records);
+                    let made = made.into_iter().map(AttemptEntry::Made);
+                    made.chain(AttemptEntry::pending(event))
+                        .map(|entry| Ok((entry.id().to_string(), entry)))
+                        .collect()
+                }
                 Err(error) => vec![Err(error)],
             };
-            attempts
+            entries
         });
-        let all = inline.chain(records(&self.attempts));
-        sorted_page(all, request, cursor_key, |attempt: &Attempt| {
-            attempt.created_at
-        })
+        let in_tree = records::<Attempt>(&self.attempts)
+            .map(|found| found.map(|(id, attempt)| (id, AttemptEntry::Made(attempt))));
+        sorted_page(
+            of_events.chain(in_tree),
+            request,
+            cursor_key,
+            AttemptEntry::created_at,
+        )
     }
 
     pub fn page_ignored_events(
