@@ -216,7 +216,7 @@ pub async fn retry_event(State(state): Shared, Path(id): Path<String>) -> ApiRes
         let payload = store.event_payload(&event)?;
         let view = value_of(EventRetryView {
             event: views::event(&team, &event, payload.as_ref()),
-            attempt: views::attempt_entry(&team, &AttemptEntry::Pending(event.clone())),
+            attempt: views::attempt_entry(&team, &AttemptEntry::Pending(Box::new(event.clone()))),
         });
         Ok((view, event.destination_id))
     })

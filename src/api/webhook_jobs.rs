@@ -255,9 +255,9 @@ pub async fn create(
     };
     match admitting.map_err(IntoResponse::into_response)? {
         Admitted::Refused(refusal) => Err(refusal),
-        Admitted::Known(id) => {
-            (answer_known(&state, id).await).map_err(IntoResponse::into_response)
-        }
+        Admitted::Known(id) => answer_known(&state, id)
+            .await
+            .map_err(IntoResponse::into_response),
         Admitted::New(job, deliveries) => journal(&state, job, &deliveries, sent.as_ref()).await,
     }
 }

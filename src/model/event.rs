@@ -274,7 +274,8 @@ pub struct Attempt {
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttemptEntry {
     Made(Attempt),
-    Pending(Event),
+    // Boxed: the event is twice an attempt's size, and pending ones are few.
+    Pending(Box<Event>),
 }
 
 impl AttemptEntry {
@@ -283,7 +284,7 @@ impl AttemptEntry {
         event
             .pending_attempt_id
             .is_some()
-            .then_some(AttemptEntry::Pending(event))
+            .then(|| AttemptEntry::Pending(Box::new(event)))
     }
 
     pub fn id(&self) -> &str {
