@@ -99,6 +99,25 @@ pub fn parent_of_child(id: &str, parent_prefix: &str) -> Option<(String, usize)>
     Some((format!("{parent_prefix}_{}", id.get(4..ID_LEN)?), position))
 }
 
+/// The id of an attempt named before it is made (the attempt a held or
+/// retried event waits for): its event's digits, then a new stamp. The event
+/// is found from the id alone, which shows the attempt until it is made and
+/// records it under the id then, and the stamp says when it was named.
+pub fn pending_attempt_id(event_id: &str) -> String {
+    let digits = event_id.get(4..).unwrap_or_default();
+    format!("atm_{digits}{:016x}", next_stamp())
+}
+
+/// The event a [`pending_attempt_id`] names, and when (ms) the id was made;
+/// None for any other id.
+pub fn of_pending_attempt(id: &str) -> Option<(String, u64)> {
+    if id.len() != ID_LEN + 16 || !id.starts_with("atm_") {
+        return None;
+    }
+    let stamp = u64::from_str_radix(id.get(ID_LEN..)?, 16).ok()?;
+    Some((format!("evt_{}", id.get(4..ID_LEN)?), stamp >> 16))
+}
+
 /// A stable id for an object declared by name in gateway.toml, so that it keeps
 /// its id across restarts.
 pub fn named_id(prefix: &str, name: &str) -> String {
@@ -131,6 +150,20 @@ mod tests {
         assert!(data.starts_with("edt_"));
         assert_eq!(event_of_data(&data), Some(event.clone()));
         assert_eq!(event_of_data(&event), None, "an event id is not a data id");
+    }
+
+    #[test]
+    fn a_pending_attempt_id_names_its_event_and_time_and_nothing_else_does() {
+        let event = derived_id("evt", &new_id("req"), "web_a");
+        let before = now_ms();
+        let first = pending_attempt_id(&event);
+        let (named, at) = of_pending_attempt(&first).unwrap();
+        assert_eq!(named, event);
+        assert!((before..=now_ms()).contains(&at), "{at}");
+        assert_ne!(pending_attempt_id(&event), first, "each one new");
+        assert_eq!(of_pending_attempt(&child_id("atm", &event, 0)), None);
+        assert_eq!(of_pending_attempt(&new_id("atm")), None);
+        assert_eq!(of_pending_attempt(&first.replacen("atm", "evt", 1)), None);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::sorting::{id_time, store_page, Key};
 use super::views::{AttemptView, EventView};
 use super::{blocking, bounded_page, views, with_data, Shared};
 use crate::ids::now_ms;
-use crate::model::{Attempt, AttemptTrigger, Event, EventStatus};
+use crate::model::{AttemptEntry, Event, EventStatus};
 use crate::store::{QueueMove, StampWindow, Store};
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
@@ -191,11 +191,11 @@ pub async fn retry_event(State(state): Shared, Path(id): Path<String>) -> ApiRes
     let (store, team) = (state.store.clone(), state.team_id.clone());
     let (view, destination) = blocking(move || {
         let retried = store.retry_by_hand(&id, now_ms())?;
-        let (event, attempt_id) = retried.ok_or_else(|| ApiError::not_found("event", &id))?;
+        let (event, _) = retried.ok_or_else(|| ApiError::not_found("event", &id))?;
         let payload = store.event_payload(&event)?;
         let view = value_of(EventRetryView {
             event: views::event(&team, &event, payload.as_ref()),
-            attempt: views::queued_attempt(&team, &event, &attempt_id, AttemptTrigger::Manual),
+            attempt: views::attempt_entry(&team, &AttemptEntry::Pending(Box::new(event.clone()))),
         });
         Ok((view, event.destination_id))
     })
@@ -237,8 +237,9 @@ pub async fn mute_event(State(state): Shared, Path(id): Path<String>) -> ApiResu
 }
 
 /// `GET /attempts`: every attempt, or those of `event_id` (one or an
-/// array), by `created_at` (L5069-5103). An event's queued retry shows as a
-/// `QUEUED` attempt until it is made.
+/// array), by `created_at` (L5069-5103). The attempt an event waits for,
+/// when named ahead (a retry by hand, a hold), shows as `HOLD` while the
+/// event is held and `QUEUED` after, until it is made.
 #[utoipa::path(get, path = "/2023-07-01/attempts", tag = "events", summary = "Attempts, of every event or of some", params(("event_id" = Option<String>, Query, description = "event id, or event_id[]=…"), ("order_by" = Option<String>, Query, description = "created_at (default), attempt_number or response_status; or several, order_by[]=…"), ("limit" = Option<String>, Query, description = "1-255, default 100"), ("dir" = Option<String>, Query, description = "asc or desc (default); dir[]=…: one per order_by key"), ("next" = Option<String>, Query, description = "cursor from pagination.next"), ("prev" = Option<String>, Query, description = "cursor from pagination.prev")), responses((status = 200, description = "a page of attempts", body = Listing<AttemptView>), (status = 422, description = "a bad parameter", body = ErrorBody)), security(("api_key" = [])))]
 pub async fn list_attempts(
     State(state): Shared,
@@ -272,7 +273,7 @@ pub async fn list_attempts(
             .ordered()
             .expect("attempts have no index to page by id");
         let found = store.page_attempts(&ordered)?;
-        let view = |attempt: &Attempt| Ok(views::attempt(&team, attempt));
+        let view = |entry: &AttemptEntry| Ok(views::attempt_entry(&team, entry));
         Ok(Json(bounded_page(&page, found, budget, view)?))
     })
     .await
@@ -280,44 +281,32 @@ pub async fn list_attempts(
 
 /// What attempts sort by, one or several. Attempts have no index of their
 /// own (most live inside their event): every order is a scan.
-const ATTEMPT_ORDER: [Key<Attempt>; 3] = [
+const ATTEMPT_ORDER: [Key<AttemptEntry>; 3] = [
     Key {
         name: "created_at",
-        read: |attempt| json!(attempt.created_at),
+        read: |entry| json!(entry.created_at()),
         indexed: false,
     },
     Key {
         name: "attempt_number",
-        read: |attempt| json!(attempt.attempt_number),
+        read: |entry| json!(entry.attempt_number()),
         indexed: false,
     },
     Key {
         name: "response_status",
-        read: |attempt| json!(attempt.response_status),
+        read: |entry| json!(entry.response_status()),
         indexed: false,
     },
 ];
 
-/// The attempts of one event as views, with its queued retry (`QUEUED`).
+/// The attempts of one event as views, with the one it waits for if that
+/// was named ahead (`HOLD` or `QUEUED`).
 fn attempts_of_event(store: &Store, team: &str, event_id: &str) -> ApiResult<Vec<Value>> {
-    let mut models: Vec<Value> = store
-        .attempts_of(event_id)?
+    let entries = store.attempt_entries_of(event_id)?;
+    Ok(entries
         .iter()
-        .map(|attempt| views::attempt(team, attempt))
-        .collect();
-    let event = store.event(event_id)?;
-    let queued = event
-        .as_ref()
-        .and_then(|e| Some((e, e.pending_attempt_id.as_ref()?)));
-    if let Some((event, id)) = queued {
-        models.push(views::queued_attempt(
-            team,
-            event,
-            id,
-            AttemptTrigger::Manual,
-        ));
-    }
-    Ok(models)
+        .map(|entry| views::attempt_entry(team, entry))
+        .collect())
 }
 
 /// `GET /attempts/:id`
@@ -325,10 +314,10 @@ fn attempts_of_event(store: &Store, team: &str, event_id: &str) -> ApiResult<Vec
 pub async fn get_attempt(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let (store, team) = (state.store.clone(), state.team_id.clone());
     blocking(move || {
-        let attempt = store
-            .attempt(&id)?
+        let entry = store
+            .attempt_entry(&id)?
             .ok_or_else(|| ApiError::not_found("attempt", &id))?;
-        Ok(Json(views::attempt(&team, &attempt)))
+        Ok(Json(views::attempt_entry(&team, &entry)))
     })
     .await
 }

@@ -125,9 +125,15 @@ impl Standing {
 
 /// A 429 saying when to come back.
 pub fn too_many(message: String, retry_after_seconds: u64) -> Response {
-    let mut error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, message).into_response();
-    error
+    let error = ApiError::new(StatusCode::TOO_MANY_REQUESTS, message);
+    come_back_after(error, retry_after_seconds)
+}
+
+/// `error`'s answer, with `Retry-After`: when (seconds) to send the call again.
+pub fn come_back_after(error: ApiError, retry_after_seconds: u64) -> Response {
+    let mut answer = error.into_response();
+    answer
         .headers_mut()
         .insert(header::RETRY_AFTER, retry_after_seconds.into());
-    error
+    answer
 }

@@ -128,3 +128,9 @@ macro_rules! listed {
 }
 
 listed!(Request, Event, Attempt, IgnoredEvent, Bookmark, Execution);
+
+impl Listed for crate::model::AttemptEntry {
+    fn id(&self) -> &str {
+        crate::model::AttemptEntry::id(self)
+    }
+}

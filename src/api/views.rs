@@ -5,8 +5,8 @@ use super::query::iso;
 use super::schema::value_of;
 use crate::ids::event_data_id;
 use crate::model::{
-    Attempt, AttemptStatus, AttemptTrigger, Connection, Destination, Event, EventStatus,
-    IgnoredEvent, Payload, RatePeriod, RejectionCause, Request, RequestStatus, Source,
+    Attempt, AttemptEntry, AttemptStatus, AttemptTrigger, Connection, Destination, Event,
+    EventStatus, IgnoredEvent, Payload, RatePeriod, RejectionCause, Request, RequestStatus, Source,
 };
 use crate::pipeline::transform::LogEntry;
 use crate::pipeline::view::transform_input;
@@ -218,13 +218,15 @@ pub fn event_view(team_id: &str, event: &Event, payload: Option<&Payload>) -> Ev
     }
 }
 
-/// An attempt's outcome, or `QUEUED` for a retry not made yet.
+/// An attempt's outcome, or, for one not made yet, `HOLD` while its event
+/// is held and `QUEUED` after.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum AttemptState {
     Successful,
     Failed,
     Queued,
+    Hold,
 }
 
 impl From<AttemptStatus> for AttemptState {
@@ -321,30 +323,43 @@ pub fn attempt(team_id: &str, attempt: &Attempt) -> Value {
     })
 }
 
-/// The attempt a retry queued, before it is made: `QUEUED`, numbered after
-/// the event's last, recorded under `id` once made (L4828-4845).
-pub fn queued_attempt(team_id: &str, event: &Event, id: &str, trigger: AttemptTrigger) -> Value {
-    let queued_at = iso(event.updated_at());
+/// An attempt made, or the one an event waits for (see `AttemptEntry`).
+pub fn attempt_entry(team_id: &str, entry: &AttemptEntry) -> Value {
+    match entry {
+        AttemptEntry::Made(made) => attempt(team_id, made),
+        AttemptEntry::Pending(event) => pending_attempt(team_id, event, entry.created_at()),
+    }
+}
+
+/// The attempt an event waits for, named ahead (by a retry or a hold),
+/// before it is made: `HOLD` while the event is held, else `QUEUED`;
+/// numbered after the event's last, with what will trigger it, and null
+/// where only a made attempt has a value (L4828-4845).
+fn pending_attempt(team_id: &str, event: &Event, named_at: u64) -> Value {
+    let status = match event.status {
+        EventStatus::Hold => AttemptState::Hold,
+        _ => AttemptState::Queued,
+    };
     value_of(AttemptView {
-        id: id.into(),
+        id: event.pending_attempt_id.clone().unwrap_or_default(),
         team_id: team_id.into(),
         event_id: event.id.clone(),
         response_status: None,
         attempt_number: event.attempts + 1,
-        trigger,
+        trigger: event.next_trigger(),
         error_code: None,
         body: None,
         requested_url: None,
         http_method: None,
         bulk_retry_id: None,
-        status: AttemptState::Queued,
+        status,
         successful_at: None,
         delivered_at: None,
         responded_at: None,
         delivery_latency: None,
         response_latency: None,
-        updated_at: queued_at.clone(),
-        created_at: queued_at,
+        updated_at: iso(event.updated_at()),
+        created_at: iso(named_at),
         archived_at: None,
         cli_id: None,
     })

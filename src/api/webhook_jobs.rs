@@ -3,6 +3,7 @@
 
 use super::error::{json_body, ApiError, ApiResult};
 use super::query::{iso, Query};
+use super::rate::come_back_after;
 use super::v1::{PageNumber, V1Page};
 use super::{blocking, ApiState, Shared};
 use crate::ids::{created_ms, new_id, now_ms};
@@ -25,6 +26,9 @@ use utoipa::ToSchema;
 const MAX_RETRIES_ALLOWED: u32 = 30;
 /// Longest idempotency key accepted.
 const MAX_EVENT_ID_LEN: usize = 255;
+/// When a job that could not be journaled is worth sending again: the
+/// router's backlog drains in moments.
+const UNSTORED_RETRY_AFTER_SECONDS: u64 = 1;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -232,7 +236,7 @@ fn check_payload_schema(store: &Store, input: &NewJob) -> ApiResult<()> {
 /// stored after the answer (`outbound::fan_out_journaled`, on the router).
 /// With an `event_id` seen in the last `idempotency_window_ms`, answers that
 /// job (200) instead of creating another.
-#[utoipa::path(post, path = "/v1/webhook-jobs", tag = "outbound", summary = "Send an event: application_id, event_type, payload (≤ 256 KB), event_id (idempotency key for 24 h), headers (sent along), metadata (kept, never sent), max_retries", request_body = NewJob, responses((status = 201, description = "the new job with its deliveries", body = JobView), (status = 200, description = "the job that already has this event_id", body = JobView), (status = 413, description = "payload too large", body = super::schema::ErrorBody), (status = 429, description = "over the key's or the application's jobs budget (Retry-After)", body = super::schema::ErrorBody), (status = 422, description = "invalid, or the payload breaks the event type's schema (data.violations)", body = super::schema::ErrorBody), (status = 503, description = "the job could not be stored (disk reserve short, shutting down, the router's backlog full: limits.router_backlog_bytes)", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/webhook-jobs", tag = "outbound", summary = "Send an event: application_id, event_type, payload (≤ 256 KB), event_id (idempotency key for 24 h), headers (sent along), metadata (kept, never sent), max_retries", request_body = NewJob, responses((status = 201, description = "the new job with its deliveries", body = JobView), (status = 200, description = "the job that already has this event_id", body = JobView), (status = 413, description = "payload too large", body = super::schema::ErrorBody), (status = 429, description = "over the key's or the application's jobs budget (Retry-After)", body = super::schema::ErrorBody), (status = 422, description = "invalid, or the payload breaks the event type's schema (data.violations)", body = super::schema::ErrorBody), (status = 503, description = "the job could not be stored (disk reserve short, shutting down, the router's backlog full: limits.router_backlog_bytes); Retry-After", body = super::schema::ErrorBody)), security(("api_key" = [])))]
 pub async fn create(
     State(state): Shared,
     headers: HeaderMap,
@@ -249,12 +253,13 @@ pub async fn create(
         // Everything else it checks is in memory: no hop to the blocking pool.
         admit(&state, input, payload, sent.as_ref())
     };
-    let answer = match admitting.map_err(IntoResponse::into_response)? {
-        Admitted::Refused(refusal) => return Err(refusal),
-        Admitted::Known(id) => answer_known(&state, id).await,
+    match admitting.map_err(IntoResponse::into_response)? {
+        Admitted::Refused(refusal) => Err(refusal),
+        Admitted::Known(id) => answer_known(&state, id)
+            .await
+            .map_err(IntoResponse::into_response),
         Admitted::New(job, deliveries) => journal(&state, job, &deliveries, sent.as_ref()).await,
-    };
-    answer.map_err(IntoResponse::into_response)
+    }
 }
 
 /// The caller's span, from the call's `traceparent` and `tracestate`.
@@ -332,20 +337,21 @@ async fn answer_known(state: &Arc<ApiState>, id: String) -> ApiResult<(StatusCod
 /// Journals a new job and answers it with the deliveries it is about to get
 /// (the router stores and queues them, and wakes their endpoints). The new
 /// job's deliveries are spans under its own, a child of the caller's `sent`
-/// span (or a new trace).
+/// span (or a new trace). A job that could not be journaled is a 503 with
+/// `Retry-After`: the router's backlog drains in moments, a disk may be
+/// freed, and a sender's client waits as it says.
 async fn journal(
     state: &ApiState,
     job: Arc<WebhookJob>,
     deliveries: &[Event],
     sent: Option<&TraceContext>,
-) -> ApiResult<(StatusCode, Json<JobView>)> {
+) -> Result<(StatusCode, Json<JobView>), Response> {
     if let Err(error) = state.commit.commit_job(job.clone()).await {
         // Never journaled: forgotten (its idempotency key names no job now).
         state.store.job_routed(&job.id);
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("the job could not be stored: {error}"),
-        ));
+        let message = format!("the job could not be stored: {error}");
+        let error = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message);
+        return Err(come_back_after(error, UNSTORED_RETRY_AFTER_SECONDS));
     }
     state.telemetry.job_created(&job, sent);
     state.metrics.webhook_job_created();

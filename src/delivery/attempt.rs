@@ -7,9 +7,7 @@ use super::Shared;
 use crate::address_policy::BLOCKED_ADDRESS;
 use crate::forwarded_path::{self, UnsafePath};
 use crate::ids::now_ms;
-use crate::model::{
-    Attempt, AttemptStatus, AttemptTrigger, Destination, Event, EventStatus, Payload,
-};
+use crate::model::{Attempt, AttemptStatus, Destination, Event, EventStatus, Payload};
 use crate::pipeline::{RetryPolicy, Rule};
 use crate::store::{
     owns_entry, stays_inline, QueueEntry, QueueMove, SettledNow, Store, StoreError,
@@ -340,15 +338,12 @@ fn record(event: &Event, http_method: String, exchanged: Exchanged, started_ms: 
     let success = response.is_success();
     let attempt_number = event.attempts + 1;
     Attempt {
-        // The store names it when it records it, unless a retry by hand did.
+        // The store names it when it records it, unless a retry by hand or a
+        // hold did.
         id: event.pending_attempt_id.clone().unwrap_or_default(),
         event_id: event.id.clone(),
         attempt_number,
-        trigger: match (event.pending_trigger, attempt_number) {
-            (Some(asked), _) => asked,
-            (None, 1) => AttemptTrigger::Initial,
-            (None, _) => AttemptTrigger::Automatic,
-        },
+        trigger: event.next_trigger(),
         status: if success {
             AttemptStatus::Successful
         } else {

@@ -89,8 +89,9 @@ pub struct Event {
     /// What the next attempt is, when someone asked for it (a manual retry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_trigger: Option<AttemptTrigger>,
-    /// The id a retry by hand gave the attempt it queued (shown `QUEUED`
-    /// until made, then recorded under it: see `store::attempts`).
+    /// The id given ahead to the attempt the event waits for, by a retry by
+    /// hand or a hold: shown `HOLD` while held, then `QUEUED` until made,
+    /// then recorded under it (see `store::attempts`, `AttemptEntry`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_attempt_id: Option<String>,
     /// When the event last changed; None until its first change.
@@ -194,6 +195,34 @@ impl Event {
     pub fn updated_at(&self) -> u64 {
         self.updated_at.unwrap_or(self.created_at)
     }
+
+    /// What its next attempt is: what was asked for (a retry, an unpause),
+    /// else its first or an automatic retry.
+    pub fn next_trigger(&self) -> AttemptTrigger {
+        match (self.pending_trigger, self.attempts) {
+            (Some(asked), _) => asked,
+            (None, 0) => AttemptTrigger::Initial,
+            (None, _) => AttemptTrigger::Automatic,
+        }
+    }
+
+    /// Names the attempt the event waits for, unless it has a name already
+    /// (held again, or held after a retry named it): one placeholder for
+    /// one attempt, however often it is held.
+    pub fn name_next_attempt(&mut self) {
+        if self.pending_attempt_id.is_none() {
+            self.pending_attempt_id = Some(crate::ids::pending_attempt_id(&self.id));
+        }
+    }
+
+    /// When the attempt it waits for was named (see `pending_attempt_id`).
+    fn pending_attempt_named_at(&self) -> Option<u64> {
+        let id = self.pending_attempt_id.as_deref()?;
+        crate::ids::of_pending_attempt(id)
+            .map(|(_, at)| at)
+            // Named by a retry in a store from before: a time-sortable id.
+            .or_else(|| crate::ids::created_ms(id))
+    }
 }
 
 /// What made an attempt happen.
@@ -238,6 +267,56 @@ pub struct Attempt {
     /// destination is a CLI destination.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cli_id: Option<String>,
+}
+
+/// An attempt as the API lists it: made, or the one an event waits for,
+/// named ahead (`Event::pending_attempt_id`) and shown from its event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptEntry {
+    Made(Attempt),
+    // Boxed: the event is twice an attempt's size, and pending ones are few.
+    Pending(Box<Event>),
+}
+
+impl AttemptEntry {
+    /// The entry for an event's pending attempt, if it waits for a named one.
+    pub fn pending(event: Event) -> Option<AttemptEntry> {
+        event
+            .pending_attempt_id
+            .is_some()
+            .then(|| AttemptEntry::Pending(Box::new(event)))
+    }
+
+    pub fn id(&self) -> &str {
+        match self {
+            AttemptEntry::Made(attempt) => &attempt.id,
+            AttemptEntry::Pending(event) => event.pending_attempt_id.as_deref().unwrap_or_default(),
+        }
+    }
+
+    /// Its number among its event's attempts (a pending one comes next).
+    pub fn attempt_number(&self) -> u32 {
+        match self {
+            AttemptEntry::Made(attempt) => attempt.attempt_number,
+            AttemptEntry::Pending(event) => event.attempts + 1,
+        }
+    }
+
+    pub fn response_status(&self) -> Option<u16> {
+        match self {
+            AttemptEntry::Made(attempt) => attempt.response_status,
+            AttemptEntry::Pending(_) => None,
+        }
+    }
+
+    pub fn created_at(&self) -> u64 {
+        match self {
+            AttemptEntry::Made(attempt) => attempt.created_at,
+            AttemptEntry::Pending(event) => event
+                .pending_attempt_named_at()
+                .unwrap_or_else(|| event.updated_at()),
+        }
+    }
 }
 
 /// A request that a connection's rules decided not to deliver.

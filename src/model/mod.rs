@@ -17,7 +17,9 @@ pub use bulk::{BulkKind, BulkQuery, BulkRetry, BulkStatus};
 pub use catalog::{
     Catalog, Connection, CustomResponse, Destination, Origin, RateLimit, RatePeriod, Source,
 };
-pub use event::{Attempt, AttemptStatus, AttemptTrigger, Event, EventStatus, IgnoredEvent, Route};
+pub use event::{
+    Attempt, AttemptEntry, AttemptStatus, AttemptTrigger, Event, EventStatus, IgnoredEvent, Route,
+};
 pub use issue::{
     BackpressureConfigs, Channels, DeliveryConfigs, DeliveryStrategy, Issue, IssueStatus,
     IssueTrigger, IssueType, LogLevel, NotificationSettings, Scope, TransformationConfigs,

@@ -8,8 +8,8 @@
 //! event (`child_id`), so their ids sort with the event, not by their own time.
 
 use super::{get, put, QueueMove, Result, Store};
-use crate::ids::{child_id, new_id, parent_of_child, MAX_CHILDREN};
-use crate::model::{Attempt, Event};
+use crate::ids::{child_id, new_id, of_pending_attempt, parent_of_child, MAX_CHILDREN};
+use crate::model::{Attempt, AttemptEntry, Event};
 
 /// Attempts kept in an event's record; later ones go to the attempts tree, so
 /// that a record rewritten on every change stays small.
@@ -76,7 +76,9 @@ impl Store {
             &event_id,
             |event| {
                 let outcome = if stays_inline(event, &attempt) {
-                    attempt.id = child_id("atm", &event.id, event.attempt_records.len());
+                    if attempt.id.is_empty() {
+                        attempt.id = child_id("atm", &event.id, event.attempt_records.len());
+                    }
                     let outcome = change(event, &attempt);
                     event.attempt_records.push(attempt.clone());
                     outcome
@@ -139,33 +141,71 @@ impl Store {
     }
 
     pub fn attempt(&self, id: &str) -> Result<Option<Attempt>> {
-        let Some((event_id, position)) = parent_of_child(id, "evt") else {
-            let attempt: Option<Attempt> = get(&self.attempts, id)?;
-            return match attempt {
-                Some(attempt) if self.events.contains_key(attempt.event_id.as_bytes())? => {
-                    Ok(Some(attempt))
-                }
-                _ => Ok(None),
-            };
+        if let Some((event_id, position)) = parent_of_child(id, "evt") {
+            let inline = self
+                .event(&event_id)?
+                .and_then(|mut event| {
+                    (position < event.attempt_records.len())
+                        .then(|| event.attempt_records.swap_remove(position))
+                })
+                .filter(|attempt| attempt.id == id);
+            return Ok(inline);
+        }
+        // Named ahead: in its event's record, unless it was too large.
+        if let Some((event_id, _)) = of_pending_attempt(id) {
+            let inline = self.event(&event_id)?.and_then(|event| {
+                (event.attempt_records.into_iter()).find(|attempt| attempt.id == id)
+            });
+            if inline.is_some() {
+                return Ok(inline);
+            }
+        }
+        // In the attempts tree, unless its event is gone (see `attempts_of_their_own`).
+        let attempt: Option<Attempt> = get(&self.attempts, id)?;
+        match attempt {
+            Some(attempt) if self.events.contains_key(attempt.event_id.as_bytes())? => {
+                Ok(Some(attempt))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The attempt `id` names, made or still pending (see `AttemptEntry`).
+    pub fn attempt_entry(&self, id: &str) -> Result<Option<AttemptEntry>> {
+        if let Some(made) = self.attempt(id)? {
+            return Ok(Some(AttemptEntry::Made(made)));
+        }
+        let Some((event_id, _)) = of_pending_attempt(id) else {
+            return Ok(None);
         };
-        let inline = self
+        let pending = self
             .event(&event_id)?
-            .and_then(|mut event| {
-                (position < event.attempt_records.len())
-                    .then(|| event.attempt_records.swap_remove(position))
-            })
-            .filter(|attempt| attempt.id == id);
-        Ok(inline)
+            .filter(|event| event.pending_attempt_id.as_deref() == Some(id));
+        Ok(pending.and_then(AttemptEntry::pending))
+    }
+
+    /// The attempts of one event, oldest first, then the one it waits for
+    /// if that was named ahead (see `AttemptEntry`).
+    pub fn attempt_entries_of(&self, event_id: &str) -> Result<Vec<AttemptEntry>> {
+        let made = self.attempts_of(event_id)?.into_iter();
+        let mut entries: Vec<AttemptEntry> = made.map(AttemptEntry::Made).collect();
+        if let Some(event) = self.event(event_id)? {
+            entries.extend(AttemptEntry::pending(event));
+        }
+        Ok(entries)
     }
 }
 
 /// Whether `attempt` goes into `event`'s record (else to the attempts tree).
-/// An attempt a retry by hand named keeps that name, which only the attempts
-/// tree can hold (inline ids are positions).
+/// An attempt named ahead keeps its name: inline when the name leads to this
+/// event (`pending_attempt_id`), else (named by a retry in a store from
+/// before) in the attempts tree, as inline ids are positions.
 pub fn stays_inline(event: &Event, attempt: &Attempt) -> bool {
     let body_bytes = |attempt: &Attempt| attempt.response_body.as_ref().map_or(0, String::len);
     let inline_bytes: usize = event.attempt_records.iter().map(body_bytes).sum();
-    attempt.id.is_empty()
+    let findable = attempt.id.is_empty()
+        || of_pending_attempt(&attempt.id).is_some_and(|(named, _)| named == event.id);
+    findable
         && event.attempt_records.len() < INLINE_ATTEMPTS
         && inline_bytes + body_bytes(attempt) <= INLINE_BODY_BYTES
 }
@@ -260,20 +300,37 @@ mod tests {
     }
 
     #[test]
-    fn an_attempt_named_in_advance_keeps_its_name_in_the_attempts_tree() {
+    fn an_attempt_named_in_advance_keeps_its_name_inline_and_in_the_attempts_tree() {
         let (_dir, store, event) = store_with_event();
         let (retried, name) = store.retry_by_hand(&event.id, now_ms()).unwrap().unwrap();
         assert_eq!(retried.pending_attempt_id.as_deref(), Some(name.as_str()));
+        let pending = store.attempt_entry(&name).unwrap();
+        assert!(
+            matches!(pending, Some(AttemptEntry::Pending(_))),
+            "{pending:?}"
+        );
         let mut named = failed_attempt(&event, 1, "nope");
         named.id = name.clone();
-        assert_eq!(settle_all(&store, vec![named]), [name.as_str()]);
+        let inline = child_id("atm", &event.id, 1);
+        let recorded = settle_all(&store, vec![named, failed_attempt(&event, 2, "no")]);
+        assert_eq!(recorded, [name.clone(), inline.clone()]);
+        assert_eq!(store.attempts.len(), 0, "inline, found by its name");
+        for id in &recorded {
+            assert_eq!(&store.attempt(id).unwrap().unwrap().id, id);
+        }
+
+        // Too large for the record: in the attempts tree under its name.
+        let (_, large_name) = store.retry_by_hand(&event.id, now_ms()).unwrap().unwrap();
+        let mut large = failed_attempt(&event, 3, &"x".repeat(INLINE_BODY_BYTES + 1));
+        large.id = large_name.clone();
+        settle_all(&store, vec![large]);
+        assert_eq!(store.attempts.len(), 1);
+        let made = store.attempt_entry(&large_name).unwrap();
+        assert!(matches!(made, Some(AttemptEntry::Made(a)) if a.id == large_name));
         assert_eq!(
-            store.attempts.len(),
-            1,
-            "not inline: inline ids are positions"
+            ids(&store.attempts_of(&event.id).unwrap()),
+            [name, inline, large_name]
         );
-        assert_eq!(store.attempt(&name).unwrap().unwrap().id, name);
-        assert_eq!(ids(&store.attempts_of(&event.id).unwrap()), [name]);
     }
 
     fn later_attempts_and_large_bodies_go_to_the_attempts_tree_in_order(backend: TestBackend) {

@@ -5,6 +5,9 @@
 //! A CLI destination with no listener connected holds its due events the same
 //! way (`hold_for_listener`); they are released when one connects, or when
 //! the destination gets a URL (`release_held`), but not while paused.
+//! A held event names the attempt it waits for (`Event::name_next_attempt`),
+//! which the API shows as a `HOLD` attempt, then `QUEUED` once released,
+//! until it is made and recorded under that name.
 
 use super::keyspace::Tree;
 use super::{QueueMove, Result, Store};
@@ -77,6 +80,8 @@ impl Store {
         }
         event.status = EventStatus::Hold;
         event.next_attempt_at = None;
+        // In the record written anyway: the placeholder costs no write.
+        event.name_next_attempt();
         self.insert_event(&event, payload, due_ms)?;
         self.release_if_unpaused(&event.connection_id, &event.id, due_ms)
             .map(|_| ())
@@ -132,6 +137,7 @@ impl Store {
                 let key = held_key(&event.connection_id, &event.id);
                 self.held.insert(key, &due_ms.to_be_bytes())?;
                 event.status = EventStatus::Hold;
+                event.name_next_attempt();
                 Ok((QueueMove::Out, true))
             },
             |_, _| {},
@@ -261,10 +267,11 @@ impl Store {
 mod tests {
     use super::held_key;
     use crate::ids::{derived_id, new_id, now_ms};
-    use crate::model::{Event, EventStatus, Route};
+    use crate::model::{AttemptEntry, Event, EventStatus, Route};
     use crate::store::{temp_store, QueueMove};
 
-    fn queued_event(store: &crate::store::Store) -> Event {
+    /// A new event of connection `web_a`, due at `now`.
+    fn new_event(now: u64) -> Event {
         let route = Route {
             source_id: "src_a",
             connection_id: "web_a",
@@ -272,9 +279,13 @@ mod tests {
         };
         let request_id = new_id("req");
         let id = derived_id("evt", &request_id, "web_a");
+        Event::new(id, &request_id, route, now, false)
+    }
+
+    fn queued_event(store: &crate::store::Store) -> Event {
         // One time for both: the queue key is found again by the event's due time.
         let now = now_ms();
-        let event = Event::new(id, &request_id, route, now, false);
+        let event = new_event(now);
         store.insert_event(&event, None, now).unwrap();
         event
     }
@@ -296,6 +307,50 @@ mod tests {
         assert_eq!(event.status, EventStatus::Queued);
         assert_eq!(store.queue_depth("des_a").unwrap(), 1);
         assert!(store.held.is_empty());
+    }
+
+    #[test]
+    fn a_held_event_names_the_attempt_it_waits_for_once_however_often_held() {
+        let (_dir, store) = temp_store();
+        let event = queued_event(&store);
+        store.pause("web_a", now_ms()).unwrap();
+        assert!(store.hold(&event.id, now_ms()).unwrap());
+        let named = store.event(&event.id).unwrap().unwrap().pending_attempt_id;
+        let name = named.expect("named when held");
+        assert_eq!(store.unpause("web_a", now_ms()).unwrap(), ["des_a"]);
+        store.pause("web_a", now_ms()).unwrap();
+        assert!(store.hold(&event.id, now_ms()).unwrap(), "held again");
+
+        let held = store.event(&event.id).unwrap().unwrap();
+        assert_eq!(held.pending_attempt_id.as_deref(), Some(name.as_str()));
+        let listed = store.attempt_entries_of(&event.id).unwrap();
+        assert!(
+            matches!(&listed[..], [AttemptEntry::Pending(e)] if e.id == event.id),
+            "one placeholder: {listed:?}"
+        );
+    }
+
+    #[test]
+    fn events_held_as_they_come_and_for_a_listener_name_their_attempt() {
+        let (_dir, store) = temp_store();
+        let for_listener = queued_event(&store);
+        assert!(store
+            .hold_for_listener(&for_listener.id, now_ms(), || false)
+            .unwrap());
+        store.pause("web_a", now_ms()).unwrap();
+        let now = now_ms();
+        let arriving = new_event(now);
+        store
+            .insert_event_or_hold(arriving.clone(), None, now)
+            .unwrap();
+
+        for id in [&for_listener.id, &arriving.id] {
+            let held = store.event(id).unwrap().unwrap();
+            assert_eq!(held.status, EventStatus::Hold);
+            let name = held.pending_attempt_id.expect("named when held");
+            let found = store.attempt_entry(&name).unwrap();
+            assert!(matches!(found, Some(AttemptEntry::Pending(e)) if &e.id == id));
+        }
     }
 
     #[test]

@@ -686,7 +686,7 @@ impl Store {
     /// `retry_now` by hand (MANUAL), naming the attempt it queues (see
     /// `Event::pending_attempt_id`): the event, and that name.
     pub fn retry_by_hand(&self, id: &str, now_ms: u64) -> Result<Option<(Event, String)>> {
-        let attempt_id = crate::ids::new_id("atm");
+        let attempt_id = crate::ids::pending_attempt_id(id);
         let retried =
             self.queue_again(id, AttemptTrigger::Manual, Some(attempt_id.clone()), now_ms)?;
         Ok(retried.map(|event| (event, attempt_id)))

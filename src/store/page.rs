@@ -4,7 +4,7 @@
 
 use super::order::{scanned_page, walked_page, OrderedRequest};
 use super::{Result, Store, StoreError};
-use crate::model::{Attempt, Bookmark, Event, Execution, IgnoredEvent, Request};
+use crate::model::{AttemptEntry, Bookmark, Event, Execution, IgnoredEvent, Request};
 use serde::de::DeserializeOwned;
 use std::cmp::Ordering;
 use std::ops::Bound;
@@ -360,25 +360,37 @@ impl Store {
         paged(&self.events, ("", &stamps.keys("evt")), paging, keep)
     }
 
-    /// A page of every attempt (of every event), in `request`'s order.
-    pub fn page_attempts(&self, request: &OrderedRequest<Attempt>) -> Result<Page<Attempt>> {
-        scanned_page(self.all_attempts(), request, &|_| true)
+    /// A page of every attempt (of every event), in `request`'s order, with
+    /// the attempts events wait for that were named ahead (see
+    /// `AttemptEntry`).
+    pub fn page_attempts(
+        &self,
+        request: &OrderedRequest<AttemptEntry>,
+    ) -> Result<Page<AttemptEntry>> {
+        scanned_page(self.all_attempt_entries(), request, &|_| true)
     }
 
-    /// Every attempt: those kept inline in their event, then the others.
-    fn all_attempts(&self) -> impl Iterator<Item = Result<(String, Attempt)>> {
-        let inline = records::<Event>(&self.events, "").flat_map(|found| {
-            let attempts: Vec<Result<(String, Attempt)>> = match found {
-                Ok((_, event)) => event
-                    .attempt_records
-                    .into_iter()
-                    .map(|attempt| Ok((attempt.id.clone(), attempt)))
-                    .collect(),
+    /// Every attempt: those kept inline in their event and the one it waits
+    /// for if named ahead (the event records are read for their inline
+    /// attempts anyway), then the others.
+    fn all_attempt_entries(&self) -> impl Iterator<Item = Result<(String, AttemptEntry)>> + '_ {
+        let of_events = records::<Event>(&self.events, "").flat_map(|found| {
+            let entries: Vec<Result<(String, AttemptEntry)>> = match found {
+                Ok((_, mut event)) => {
+                    let made = std::mem::take(&mut event.attempt_records);
+                    let made = made.into_iter().map(AttemptEntry::Made);
+                    made.chain(AttemptEntry::pending(event))
+                        .map(|entry| Ok((entry.id().to_string(), entry)))
+                        .collect()
+                }
                 Err(error) => vec![Err(error)],
             };
-            attempts
+            entries
         });
-        inline.chain(self.attempts_of_their_own())
+        let in_tree = self
+            .attempts_of_their_own()
+            .map(|found| found.map(|(id, attempt)| (id, AttemptEntry::Made(attempt))));
+        of_events.chain(in_tree)
     }
 
     pub fn page_ignored_events(

@@ -398,13 +398,13 @@ mod tests {
     use super::*;
     use crate::ids::{derived_id, new_id, now_ms};
     use crate::model::{
-        Attempt, AttemptStatus, AttemptTrigger, EventStatus, Execution, IgnoredEvent, Payload,
-        Request, RequestStatus, Route,
+        Attempt, AttemptEntry, AttemptStatus, AttemptTrigger, EventStatus, Execution, IgnoredEvent,
+        Payload, Request, RequestStatus, Route,
     };
     use crate::pipeline::dedup::Sighting;
     use crate::store::keyspace::{Keyspace, RemoteKeyspace};
     use crate::store::{temp_store_on, Cursor, Direction, PageRequest, StampWindow, TestBackend};
-    use crate::store::{EncodedRequest, Location, QueueMove};
+    use crate::store::{EncodedRequest, Location, Mark, Order, OrderedRequest, Paging, QueueMove};
 
     const ROUTE: Route<'static> = Route {
         source_id: "src_shop",
@@ -816,13 +816,22 @@ mod tests {
     /// The ids the lists of requests, events and attempts show.
     fn listed(store: &Store) -> (Vec<String>, Vec<String>, Vec<String>) {
         let all = &every(100);
-        let requests = store.page_requests(all, StampWindow::ALL, &|_| true);
-        let events = store.page_events(all, StampWindow::ALL, &|_| true);
-        let attempts = store.page_attempts(all, None);
+        let requests = store.page_requests(Paging::ByKey(all), StampWindow::ALL, &|_| true);
+        let events = store.page_events(Paging::ByKey(all), StampWindow::ALL, &|_| true);
+        let by_time = Order::<AttemptEntry> {
+            keys: vec![(|entry| entry.created_at().into(), Direction::Asc)],
+            indexed: false,
+        };
+        let attempts = store.page_attempts(&OrderedRequest {
+            order: &by_time,
+            limit: 100,
+            mark: Mark::Start,
+        });
+        let attempts = attempts.unwrap().items;
         (
             requests.unwrap().items.into_iter().map(|r| r.id).collect(),
             events.unwrap().items.into_iter().map(|e| e.id).collect(),
-            attempts.unwrap().items.into_iter().map(|a| a.id).collect(),
+            attempts.iter().map(|a| a.id().to_string()).collect(),
         )
     }
 

@@ -246,6 +246,13 @@ async fn a_destination_with_only_a_cli_path_keeps_its_events_until_it_gets_a_url
     };
     let waiting = gw.wait_event(held).await;
     assert_eq!((&*waiting.request_id, waiting.attempts), (request_id, 0));
+    // Its attempt shows as HOLD (L199), and is made under the same id.
+    let attempts_of = format!("/attempts?event_id={}", waiting.id);
+    let hold = gw.api_get(&attempts_of).await.1["models"][0].clone();
+    assert_eq!(
+        (&hold["status"], &hold["trigger"]),
+        (&json!("HOLD"), &json!("INITIAL"))
+    );
 
     let (status, _) = gw
         .api_send(
@@ -259,6 +266,14 @@ async fn a_destination_with_only_a_cli_path_keeps_its_events_until_it_gets_a_url
     assert!(
         received.iter().any(|r| r.path == "/now"),
         "delivered once given a URL"
+    );
+    let delivered = |e: &hookgate::model::Event| e.id == waiting.id && e.attempts == 1;
+    gw.wait_event(delivered).await;
+    let (_, attempts) = gw.api_get(&attempts_of).await;
+    let made = &attempts["models"].as_array().unwrap()[..];
+    assert!(
+        matches!(made, [one] if one["id"] == hold["id"] && one["status"] == "SUCCESSFUL"),
+        "{attempts}"
     );
 }
 

@@ -223,6 +223,95 @@ async fn a_retried_event_answers_with_its_queued_attempt_recorded_under_the_same
     );
 }
 
+/// Lists an event's attempts by the three ways in: every attempt, the
+/// event's, and by id; each answer holds the one attempt it waits for.
+async fn the_one_attempt(gw: &TestGateway, event_id: &str) -> Value {
+    let mut found = Vec::new();
+    for path in [
+        "/attempts".to_string(),
+        format!("/2023-07-01/attempts?event_id={event_id}"),
+    ] {
+        let (status, list) = gw.api_get(&path).await;
+        assert_eq!(status, 200, "{list}");
+        let models = list["models"].as_array().unwrap();
+        assert_eq!(models.len(), 1, "{path}: {list}");
+        found.push(models[0].clone());
+    }
+    let id = found[0]["id"].as_str().unwrap();
+    let (status, by_id) = gw.api_get(&format!("/attempts/{id}")).await;
+    assert_eq!(status, 200, "{by_id}");
+    found.push(by_id);
+    assert!(found.iter().all(|one| *one == found[0]), "{found:?}");
+    found.remove(0)
+}
+
+/// An attempt's status, trigger and number.
+fn progress(attempt: &Value) -> (&Value, &Value, &Value) {
+    (
+        &attempt["status"],
+        &attempt["trigger"],
+        &attempt["attempt_number"],
+    )
+}
+
+/// L199: a held event's attempt is `HOLD` (across a restart), `QUEUED` once
+/// the connection is unpaused, then made under the same id.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_held_events_attempt_is_hold_then_queued_then_made_under_the_same_id() {
+    // Slow enough to see the released attempt under way.
+    let sink = Sink::start(Reply::Slowly(200, std::time::Duration::from_secs(3))).await;
+    let config = shop(&sink, "");
+    let gw = TestGateway::start(&config).await;
+    let connection = hookgate::ids::named_id("web", "shop-to-orders");
+    let pause = format!("/connections/{connection}/pause");
+    assert_eq!(gw.api_send(Method::PUT, &pause, json!({})).await.0, 200);
+    routed_request(&gw, "{}").await;
+    let held = gw.wait_event(|e| e.status == EventStatus::Hold).await;
+    let team = gw.api_get("/events").await.1["models"][0]["team_id"].clone();
+    let gw = gw.restart(&config).await;
+
+    let hold = the_one_attempt(&gw, &held.id).await;
+    assert_shaped_like(&hold, QUEUED_ATTEMPT_EXAMPLE);
+    assert_eq!(
+        hold["team_id"], team,
+        "one team for the instance, across restarts"
+    );
+    assert_eq!(
+        progress(&hold),
+        (&json!("HOLD"), &json!("INITIAL"), &json!(1))
+    );
+    for empty in [
+        "response_status",
+        "body",
+        "requested_url",
+        "delivered_at",
+        "successful_at",
+    ] {
+        assert!(hold[empty].is_null(), "{empty}: {hold}");
+    }
+
+    let unpause = format!("/connections/{connection}/unpause");
+    assert_eq!(gw.api_send(Method::PUT, &unpause, json!({})).await.0, 200);
+    sink.wait_for(1).await;
+    let queued = the_one_attempt(&gw, &held.id).await;
+    assert_eq!(queued["id"], hold["id"]);
+    assert_eq!(
+        progress(&queued),
+        (&json!("QUEUED"), &json!("UNPAUSE"), &json!(1))
+    );
+
+    gw.wait_event(|e| e.id == held.id && e.status == EventStatus::Successful)
+        .await;
+    let made = the_one_attempt(&gw, &held.id).await;
+    assert_eq!(made["id"], hold["id"]);
+    assert_eq!(
+        progress(&made),
+        (&json!("SUCCESSFUL"), &json!("UNPAUSE"), &json!(1))
+    );
+    let (_, event) = gw.api_get(&format!("/events/{}", held.id)).await;
+    assert_eq!(event["attempts"], 1);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn raw_bodies_come_as_text() {
     let sink = Sink::start(Reply::Status(200)).await;

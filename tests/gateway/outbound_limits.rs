@@ -100,3 +100,35 @@ async fn each_application_has_its_own_jobs_budget() {
     // An unknown application is a 422, never a budget.
     assert_eq!(post_job(&gw, "app_missing").await.status(), 422);
 }
+
+/// Past the router's backlog (`limits.router_backlog_bytes`; one byte here:
+/// a job is taken only while no other waits for the router) a job is
+/// refused with a 503 that says when to come back, as a budget's 429 does.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_past_the_routers_backlog_is_told_when_to_come_back() {
+    let rest = format!(
+        "[limits]\nrouter_backlog_bytes = 1\n{}",
+        outbound_section("")
+    );
+    let gw = TestGateway::start_with(INSECURE, &rest).await;
+    let app = application(&gw, "production").await;
+    // Sent together, until some find another job still waiting for the router.
+    for _ in 0..50 {
+        let sent = (0..16).map(|_| post_job(&gw, &app));
+        let answers = futures_util::future::join_all(sent).await;
+        let statuses: Vec<u16> = answers.iter().map(|a| a.status().as_u16()).collect();
+        assert!(
+            statuses.iter().all(|s| [201, 503].contains(s)),
+            "{statuses:?}"
+        );
+        if let Some(refused) = answers.into_iter().find(|a| a.status() == 503) {
+            assert_eq!(header(&refused, "retry-after"), 1);
+            let error: serde_json::Value = refused.json().await.unwrap();
+            assert_eq!(error["code"], "SERVICE_UNAVAILABLE");
+            let message = error["message"].as_str().unwrap();
+            assert!(message.contains("router_backlog_bytes"), "{message}");
+            return;
+        }
+    }
+    panic!("no job was ever refused");
+}
