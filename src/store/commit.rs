@@ -368,7 +368,11 @@ fn index_loop(store: Store, batches: Receiver<Vec<Journaled>>, router: SyncSende
         for journaled in &mut batch {
             let indexed = match journaled {
                 Journaled::Request(committed) => {
-                    store.index_request(&committed.request, committed.location)
+                    store.index_request(
+                        &committed.request,
+                        committed.location,
+                        committed.payload.as_ref(),
+                    )
                 }
                 Journaled::Job(committed) => store.store_journaled_job(&committed.job, false),
             };

@@ -280,7 +280,7 @@ impl Store {
         // bring back records that point into deleted segments (nor a
         // watermark older than the one read above).
         self.db.flush()?;
-        let segments = self.journal.segment_range();
+        let segments = self.journal.segment_range()?;
         for segment in segments.start..routed_through.segment.min(segments.end - 1) {
             if stop.load(Ordering::Relaxed) {
                 break;
@@ -300,7 +300,7 @@ impl Store {
 
     /// The first request in `segment` the store still keeps, if any.
     fn kept_request_in(&self, segment: u32) -> Result<Option<String>> {
-        let scan = self.journal.each_in(segment, 0, |_, record| {
+        let scan = self.journal.each_in(segment, |_, record| {
             let id = super::request_record::record_id(&record).map_err(StoreError::from)?;
             match self.requests.contains_key(id.as_bytes())? || self.is_unrouted(&id)? {
                 true => Err(Scan::Kept(id)),
@@ -367,7 +367,7 @@ mod tests {
         let location = journaled_request(store);
         let (id, location) = location;
         store
-            .index_request(&store.request(&id).unwrap().unwrap(), location)
+            .index_request(&store.request(&id).unwrap().unwrap(), location, None)
             .unwrap();
         store.mark_routed(&id).unwrap();
         store.set_routed_through(location).unwrap();
@@ -586,13 +586,13 @@ mod tests {
 
         assert_eq!(swept.requests, 4);
         assert_eq!(swept.journal_segments, 3);
-        assert_eq!(store.journal.segment_range().start, segment_of(3));
+        assert_eq!(store.journal.segment_range().unwrap().start, segment_of(3));
         let (kept, _) = &requests[3];
         assert!(store.request_payload(kept).unwrap().is_some());
         drop(store);
         let store = store_with_segments(&dir, 1);
         assert!(store.request_payload(kept).unwrap().is_some());
-        assert_eq!(store.journal.segment_range().start, segment_of(3));
+        assert_eq!(store.journal.segment_range().unwrap().start, segment_of(3));
     }
 
     /// A job fanned out to one delivery per status, holding its idempotency key.
@@ -678,7 +678,7 @@ mod tests {
         let swept = sweep_everything(&store);
 
         assert_eq!((swept.requests, swept.journal_segments), (3, 0));
-        assert_eq!(store.journal.segment_range().start, requests[0].1.segment);
+        assert_eq!(store.journal.segment_range().unwrap().start, requests[0].1.segment);
     }
 
     #[test]

@@ -4,12 +4,14 @@
 //! values as `sled::IVec`), so its code is the same on both backends; the
 //! embedded path pays one `match` per call.
 
+mod journal;
 mod remote;
 #[cfg(any(test, feature = "test-postgres"))]
 pub mod test_server;
 #[cfg(test)]
 mod tests;
 
+pub use journal::RemoteJournal;
 pub use remote::{RemoteKeyspace, RemoteSettings};
 
 use super::{Result, StoreError};

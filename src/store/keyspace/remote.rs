@@ -22,6 +22,7 @@ use tokio_postgres::NoTls;
 const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../../migrations/0001_keyspace.sql")),
     (2, include_str!("../../../migrations/0002_cluster.sql")),
+    (3, include_str!("../../../migrations/0003_journal.sql")),
 ];
 
 /// An arbitrary constant: the advisory lock that lets one node migrate at a time.
@@ -124,7 +125,7 @@ impl RemoteKeyspace {
     }
 
     /// Runs `work` on the keyspace's runtime with the pool, waiting for its answer.
-    fn call<T, F, Fut>(&self, work: F) -> Result<T>
+    pub(super) fn call<T, F, Fut>(&self, work: F) -> Result<T>
     where
         F: FnOnce(Pool) -> Fut,
         Fut: Future<Output = Result<T>> + Send + 'static,
@@ -184,11 +185,11 @@ async fn migrate(pool: Pool) -> Result<()> {
     transaction.commit().await.map_err(failed)
 }
 
-fn unreachable(error: deadpool_postgres::PoolError) -> StoreError {
+pub(super) fn unreachable(error: deadpool_postgres::PoolError) -> StoreError {
     StoreError::Unavailable(format!("PostgreSQL: {error}"))
 }
 
-fn failed(error: tokio_postgres::Error) -> StoreError {
+pub(super) fn failed(error: tokio_postgres::Error) -> StoreError {
     StoreError::Unavailable(format!("PostgreSQL: {error}"))
 }
 
