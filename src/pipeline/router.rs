@@ -313,6 +313,7 @@ impl Router {
         for connection in chosen {
             let event_id = derived_id("evt", &request.id, &connection.id);
             if routed == Routed::Maybe && self.store.event_exists(&event_id)? {
+                destinations.extend(self.store.restore_queue_entry(&event_id)?);
                 continue;
             }
             let started = SystemTime::now();
