@@ -214,7 +214,9 @@ impl Store {
         let Some(event) = self.event(event_id)? else {
             return Ok(None); // ignored, or forgotten since
         };
-        let Some(due_ms) = event.next_attempt_at.filter(|_| event.status != EventStatus::Hold)
+        let Some(due_ms) = event
+            .next_attempt_at
+            .filter(|_| event.status != EventStatus::Hold)
         else {
             return Ok(None);
         };
@@ -359,8 +361,8 @@ mod tests {
 
         let restored = store.restore_queue_entry("evt_1").unwrap();
         assert_eq!(restored.as_deref(), Some("des_a"));
-        let queued: Vec<QueueEntry> = (store.due_entries("des_a", 10, 10, &Default::default()))
-            .unwrap();
+        let queued: Vec<QueueEntry> =
+            (store.due_entries("des_a", 10, 10, &Default::default())).unwrap();
         assert_eq!(queued, [entry(5, "evt_1")]);
         assert_eq!(store.restore_queue_entry("evt_1").unwrap(), None, "once");
         assert_eq!(store.restore_queue_entry("evt_unknown").unwrap(), None);

@@ -678,7 +678,10 @@ mod tests {
         let swept = sweep_everything(&store);
 
         assert_eq!((swept.requests, swept.journal_segments), (3, 0));
-        assert_eq!(store.journal.segment_range().unwrap().start, requests[0].1.segment);
+        assert_eq!(
+            store.journal.segment_range().unwrap().start,
+            requests[0].1.segment
+        );
     }
 
     #[test]

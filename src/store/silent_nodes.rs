@@ -124,7 +124,7 @@ mod tests {
         );
         a.set_routed_through(journaled[0].1).unwrap();
 
-        assert_eq!(b.silent_nodes(LEASE).unwrap(), [a_id.clone()]);
+        assert_eq!(b.silent_nodes(LEASE).unwrap(), std::slice::from_ref(&a_id));
         let tail = [journaled[1].0.clone(), later[0].0.clone()];
         assert_eq!(unrouted_of(&b, &a_id), tail);
         assert!(unrouted_of(&b, &a_id).is_empty(), "handed over once");

@@ -360,10 +360,19 @@ async fn post_until(
             break;
         }
         let sent = std::time::Instant::now();
-        let response = client.post(&node).body(format!("{{\"n\":{n}}}")).send().await;
+        let response = client
+            .post(&node)
+            .body(format!("{{\"n\":{n}}}"))
+            .send()
+            .await;
         let status = response.map_or(0, |response| response.status().as_u16());
         let answered = std::time::Instant::now();
-        answers.push(Answer { n, sent, answered, status });
+        answers.push(Answer {
+            n,
+            sent,
+            answered,
+            status,
+        });
     }
     answers
 }
@@ -417,7 +426,11 @@ async fn postgresql_restarted_under_load_acknowledges_nothing_while_down_and_los
     }
 
     let while_down = |answer: &&Answer| answer.sent >= down_from && answer.answered <= down_until;
-    let refused = answers.iter().filter(while_down).filter(|a| a.status == 503).count();
+    let refused = answers
+        .iter()
+        .filter(while_down)
+        .filter(|a| a.status == 503)
+        .count();
     let acknowledged_while_down: Vec<u64> = (answers.iter().filter(while_down))
         .filter(|answer| answer.status == 200)
         .map(|answer| answer.n)
@@ -434,7 +447,9 @@ async fn postgresql_restarted_under_load_acknowledges_nothing_while_down_and_los
     until("every acknowledged request is delivered", || {
         let mut delivered = delivered_numbers(&sink);
         delivered.dedup();
-        acknowledged.iter().all(|n| delivered.binary_search(n).is_ok())
+        acknowledged
+            .iter()
+            .all(|n| delivered.binary_search(n).is_ok())
     })
     .await;
     let deliveries = sink.received().len();

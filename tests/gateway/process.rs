@@ -666,7 +666,10 @@ impl Database {
     async fn lane_holder(&self) -> Option<String> {
         let rows = self
             .0
-            .query("SELECT holder FROM leases WHERE name LIKE 'lane:%' AND expires_at > now()", &[])
+            .query(
+                "SELECT holder FROM leases WHERE name LIKE 'lane:%' AND expires_at > now()",
+                &[],
+            )
             .await
             .unwrap();
         rows.first().map(|row| row.get(0))
@@ -709,7 +712,10 @@ fn node_id(dir: &Path) -> String {
 async fn until_true<F: std::future::Future<Output = bool>>(what: &str, done: impl Fn() -> F) {
     let deadline = std::time::Instant::now() + PATIENCE;
     while !done().await {
-        assert!(std::time::Instant::now() < deadline, "waited in vain until {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited in vain until {what}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
@@ -737,7 +743,10 @@ async fn sigkill_of_one_of_two_nodes_loses_no_request_either_acknowledged() {
     let b_id = node_id(b_dir.path());
 
     let start_load = |base: &str, workers| {
-        let (stop, acked) = (Arc::new(tokio::sync::Notify::new()), Arc::new(tokio::sync::Semaphore::new(0)));
+        let (stop, acked) = (
+            Arc::new(tokio::sync::Notify::new()),
+            Arc::new(tokio::sync::Semaphore::new(0)),
+        );
         let sending = Sending::requests(base.to_string());
         let load = tokio::spawn(load(sending, workers, stop.clone(), acked.clone()));
         (load, stop, acked)
@@ -776,7 +785,12 @@ async fn sigkill_of_one_of_two_nodes_loses_no_request_either_acknowledged() {
     );
     assert!(tail > 0, "A had acknowledged requests it had not routed");
     let lost: Vec<&String> = acked.difference(&delivered).collect();
-    assert!(lost.is_empty(), "{} of {} acknowledged requests never delivered: {lost:?}", lost.len(), acked.len());
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged requests never delivered: {lost:?}",
+        lost.len(),
+        acked.len()
+    );
     let lease = std::time::Duration::from_millis(LEASE_MS);
     assert!(
         moved_after < lease * 2,

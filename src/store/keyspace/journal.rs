@@ -81,8 +81,8 @@ impl RemoteJournal {
         let last: i64 = self.keyspace.call(move |pool| async move {
             let client = pool.get().await.map_err(unreachable)?;
             let statement = client.prepare_cached(APPEND).await.map_err(failed)?;
-            let row = (client.query_one(&statement, &[&node, &day, &rows]).await)
-                .map_err(failed)?;
+            let row =
+                (client.query_one(&statement, &[&node, &day, &rows]).await).map_err(failed)?;
             Ok(row.get(0))
         })?;
         let first = last as u64 + 1 - lens.len() as u64;
@@ -237,7 +237,6 @@ impl RemoteJournal {
             Ok(rows.iter().map(|row| row.get(0)).collect())
         })
     }
-
 }
 
 /// A row of (seq, day, record) as where the record lies, and the record.
