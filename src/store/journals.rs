@@ -37,6 +37,19 @@ impl RequestJournal {
         }
     }
 
+    /// The journals retention sweeps: this one, or in a cluster every
+    /// node's (the leader sweeps for all).
+    pub fn every_node(&self) -> Result<Vec<RequestJournal>> {
+        match self {
+            RequestJournal::File(_) => Ok(vec![self.clone()]),
+            RequestJournal::Remote(journal) => Ok(journal
+                .every_node()?
+                .into_iter()
+                .map(RequestJournal::Remote)
+                .collect()),
+        }
+    }
+
     /// The other nodes that journaled and have not beaten within `lease`
     /// (none for files: a node alone).
     pub fn silent_nodes(&self, lease: Duration) -> Result<Vec<String>> {

@@ -357,8 +357,13 @@ impl Store {
     }
 
     /// The router's watermark: every request up to it is indexed and routed.
-    pub(super) fn routed_through(&self) -> Result<Option<Location>> {
-        let value = self.meta.get(&self.watermark_key)?;
+    fn routed_through(&self) -> Result<Option<Location>> {
+        self.routed_through_of(self.journal.node())
+    }
+
+    /// The watermark of `node`'s router (None: the node's own files).
+    pub(super) fn routed_through_of(&self, node: Option<&str>) -> Result<Option<Location>> {
+        let value = self.meta.get(watermark_key(node))?;
         Ok(value.and_then(|value| Location::decode(&value)))
     }
 }

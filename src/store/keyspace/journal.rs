@@ -216,6 +216,18 @@ impl RemoteJournal {
         })
     }
 
+    /// The journals of every node that journaled, this one's included.
+    pub fn every_node(&self) -> Result<Vec<RemoteJournal>> {
+        let nodes: Vec<String> = self.keyspace.call(|pool| async move {
+            let client = pool.get().await.map_err(unreachable)?;
+            let rows = (client.query("SELECT node FROM journal_nodes ORDER BY node", &[]))
+                .await
+                .map_err(failed)?;
+            Ok(rows.iter().map(|row| row.get(0)).collect())
+        })?;
+        Ok(nodes.iter().map(|node| self.of(node)).collect())
+    }
+
     /// The other nodes that journaled and have not beaten (`nodes`) within
     /// `lease`: dead, or stopped. Whatever their journals hold past their
     /// watermarks is the leader's to route.
