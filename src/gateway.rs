@@ -428,6 +428,17 @@ impl Node for GatewayNode {
             tracing::error!(%error, "bulk retries left running not resumed");
         }
     }
+
+    fn id(&self) -> String {
+        let id = self.state.store.node_id();
+        id.map_or_else(|| crate::ids::new_id("node"), str::to_string)
+    }
+
+    fn route_silent_nodes(&self, lease: Duration) {
+        if let Err(error) = self.state.router.route_silent_nodes(lease) {
+            tracing::warn!(%error, "what silent nodes left unrouted is not routed yet");
+        }
+    }
 }
 
 /// Flushes the store, then checkpoints it once `store` is its last handle

@@ -1,6 +1,7 @@
 //! The PostgreSQL side of the leases: each node beats in `nodes` and, every
 //! third of a lease time, acquires or renews its share of the lanes
-//! (`ceil(lanes / live nodes)`) and tries for the leader's lease. A lease
+//! (`ceil(lanes / live nodes)`) and tries for the leader's lease; the leader
+//! routes, each round, what silent nodes left unrouted in their journals. A lease
 //! another node lets lapse (it died, or holds more than its share after a
 //! node joined) is taken once it has expired. Leases are released on a clean
 //! stop, after the lanes have finished their attempts.
@@ -9,6 +10,7 @@ use super::leases::{lane_lease, Held, LEADER};
 use super::Node;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -47,6 +49,8 @@ pub(super) struct Coordinator {
     pub(super) lease: Duration,
     pub(super) held: Arc<Held>,
     pub(super) node: Arc<dyn Node>,
+    /// Whether a pass over the silent nodes' journals runs.
+    pub(super) routing_silent: Arc<AtomicBool>,
 }
 
 impl Coordinator {
@@ -113,7 +117,23 @@ impl Coordinator {
             let node = self.node.clone();
             tokio::task::spawn_blocking(move || node.lead());
         }
+        if !leader.is_empty() {
+            self.route_silent_nodes();
+        }
         Ok(())
+    }
+
+    /// Routes what silent nodes left unrouted, one pass at a time (a pass
+    /// longer than a round is not started again meanwhile).
+    fn route_silent_nodes(&self) {
+        if self.routing_silent.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let (node, routing, lease) = (self.node.clone(), self.routing_silent.clone(), self.lease);
+        tokio::task::spawn_blocking(move || {
+            node.route_silent_nodes(lease);
+            routing.store(false, Ordering::SeqCst);
+        });
     }
 
     /// The leases acquired or renewed, up to `limit` of `names`: those

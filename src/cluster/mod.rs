@@ -1,6 +1,7 @@
 //! Cluster mode's coordination (issue #23): several nodes on one PostgreSQL.
 //! Each destination's lane runs on one node at a time and one node leads
-//! (retention, backlog checks, resumed bulk retries), by leases in the
+//! (retention, backlog checks, resumed bulk retries, what silent nodes
+//! left unrouted in their journals), by leases in the
 //! database (`coordinator`); changes to what every node caches (paused
 //! connections, API objects) and newly queued events are announced to every
 //! node (`announcements`). On the embedded store a node is alone: it holds
@@ -31,6 +32,11 @@ pub trait Node: Send + Sync + 'static {
     /// This node has just acquired the leader's lease: it resumes the
     /// leader's work left running in the store (bulk retries; blocking).
     fn lead(&self);
+    /// This node's id, the one its journal's records carry.
+    fn id(&self) -> String;
+    /// The leader, every round: routes what nodes silent for `lease` left
+    /// unrouted in their journals (blocking).
+    fn route_silent_nodes(&self, lease: Duration);
 }
 
 /// The coordination of one node; stop it once its lanes have stopped.
@@ -71,10 +77,11 @@ impl Cluster {
             .connect_timeout(settings.statement_timeout);
         let coordinator = coordinator::Coordinator {
             config: config.clone(),
-            node_id: crate::ids::new_id("nod"),
+            node_id: node.id(),
             lease,
             held: held.clone(),
             node: node.clone(),
+            routing_silent: Arc::default(),
         };
         self.tasks = vec![
             tokio::spawn(coordinator.run(self.stop.subscribe())),

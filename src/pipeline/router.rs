@@ -182,7 +182,8 @@ impl Router {
     fn take_request(&self, committed: &Committed, routed: Routed) -> Result<Vec<String>> {
         let request = &committed.request;
         if !committed.indexed {
-            self.store.index_request(request, committed.location)?;
+            self.store
+                .index_request(request, committed.location, committed.payload.as_ref())?;
         }
         if !committed.route {
             self.store.mark_routed(&request.id)?;
@@ -251,6 +252,33 @@ impl Router {
         Ok(routed)
     }
 
+    /// Routes what silent nodes (dead for `lease`, or stopped early) left
+    /// in their journals past their watermarks (see `store::silent_nodes`):
+    /// the leader's work in a cluster. Returns how many records it routed.
+    pub fn route_silent_nodes(&self, lease: Duration) -> Result<usize> {
+        let mut woken = HashSet::new();
+        let mut routed = 0;
+        for node in self.store.silent_nodes(lease)? {
+            let taken = self.store.each_unrouted_journaled_of(&node, |committed| {
+                woken.extend(self.take(&committed, Routed::Maybe)?);
+                Ok(())
+            });
+            match taken {
+                Ok(0) => {}
+                Ok(count) => {
+                    tracing::info!(%node, records = count, "routed what a silent node left unrouted");
+                    routed += count;
+                }
+                // The next round tries again (from the same watermark).
+                Err(error) => tracing::warn!(%error, %node, "a silent node's journal not routed"),
+            }
+        }
+        woken
+            .iter()
+            .for_each(|destination| (self.wake)(destination));
+        Ok(routed)
+    }
+
     /// Runs every connection of the request's source and stores the outcomes,
     /// skipping connections whose event exists. Returns the destinations that
     /// got new events.
@@ -285,6 +313,7 @@ impl Router {
         for connection in chosen {
             let event_id = derived_id("evt", &request.id, &connection.id);
             if routed == Routed::Maybe && self.store.event_exists(&event_id)? {
+                destinations.extend(self.store.restore_queue_entry(&event_id)?);
                 continue;
             }
             let started = SystemTime::now();

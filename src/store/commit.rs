@@ -367,9 +367,11 @@ fn index_loop(store: Store, batches: Receiver<Vec<Journaled>>, router: SyncSende
     for mut batch in batches {
         for journaled in &mut batch {
             let indexed = match journaled {
-                Journaled::Request(committed) => {
-                    store.index_request(&committed.request, committed.location)
-                }
+                Journaled::Request(committed) => store.index_request(
+                    &committed.request,
+                    committed.location,
+                    committed.payload.as_ref(),
+                ),
                 Journaled::Job(committed) => store.store_journaled_job(&committed.job, false),
             };
             match indexed {

@@ -40,6 +40,7 @@ mod issues;
 mod job_catalog;
 mod job_index;
 mod journal;
+mod journals;
 mod keyspace;
 mod object_times;
 mod order;
@@ -52,6 +53,7 @@ mod request_record;
 mod requests;
 mod retention;
 mod secrets;
+mod silent_nodes;
 mod tally;
 
 pub use attempts::{stays_inline, SettledNow};
@@ -194,8 +196,8 @@ pub struct StoreState {
     sled_config: Option<sled::Config>,
     /// Disk space held for sled, and its health (see `disk`), once `watch_disk` is called.
     disk_reserve: std::sync::OnceLock<disk::DiskReserve>,
-    /// Every request and its payload, in commit order (see `journal`).
-    journal: journal::Journal,
+    /// Every request and its payload, in commit order (see `journals`).
+    journal: journals::RequestJournal,
     /// Requests journaled but not yet routed (nor, maybe, indexed in sled):
     /// id → where the journal holds it.
     pending: Mutex<std::collections::HashMap<String, Location>>,
@@ -335,8 +337,9 @@ impl Store {
         )
     }
 
-    /// `open_keyed`, with the trees in `backend`. The request journal and
-    /// the secrets key stay in `dir` whatever the backend (see ARCHITECTURE.md).
+    /// `open_keyed`, with the trees and the request journal in `backend`.
+    /// The secrets key stays in `dir` whatever the backend, and so does the
+    /// node's id in a cluster (see ARCHITECTURE.md).
     pub fn open_backed(
         dir: &Path,
         cache_bytes: u64,
@@ -365,11 +368,19 @@ impl Store {
             Backend::Embedded => None,
             Backend::Postgres(_) => Some(lock_dir(dir)?),
         };
-        // Only after sled's lock (or `dir_lock`): a second gateway on the same
-        // directory must fail before it looks at (and maybe cuts) the journal's tail.
-        let journal = journal::Journal::open(&dir.join("journal"), journal_segment_bytes)?;
+        let journal = match &db {
+            // Only after sled's lock: a second gateway on the same directory
+            // must fail before it looks at (and maybe cuts) the journal's tail.
+            Keyspace::Embedded(_) => journals::RequestJournal::File(journal::Journal::open(
+                &dir.join("journal"),
+                journal_segment_bytes,
+            )?),
+            Keyspace::Remote(remote) => {
+                journals::RequestJournal::Remote(remote.journal(&requests::node_id(dir)?))
+            }
+        };
         let sealer = sealer_for(dir, secrets_key).map_err(StoreError::SecretsKey)?;
-        let watermark_key = requests::watermark_key(dir, db.is_remote())?;
+        let watermark_key = requests::watermark_key(journal.node());
         let paused = db.open_tree("paused")?;
         let paused_ids = hold::paused_ids(&paused)?;
         let rejections = db.open_tree("rejections")?;

@@ -204,6 +204,30 @@ impl Store {
         Ok(true)
     }
 
+    /// Puts back the queue entry of a stored event that should have one and
+    /// has none: routing stores an event, then its entry, in two writes, so
+    /// a store that failed in between (a database going down) leaves the
+    /// event unqueued, and routing again finds the event and makes no other.
+    /// Returns the destination whose queue got it back, if any.
+    pub fn restore_queue_entry(&self, event_id: &str) -> Result<Option<String>> {
+        let _serialized = self.event_lock(event_id);
+        let Some(event) = self.event(event_id)? else {
+            return Ok(None); // ignored, or forgotten since
+        };
+        let Some(due_ms) = event
+            .next_attempt_at
+            .filter(|_| event.status != EventStatus::Hold)
+        else {
+            return Ok(None);
+        };
+        let key = queue_key(&event.destination_id, due_ms, &event.id);
+        if self.queue.contains_key(&key)? {
+            return Ok(None);
+        }
+        self.enqueue(&event.destination_id, due_ms, &event.id)?;
+        Ok(Some(event.destination_id))
+    }
+
     /// Moves a queued event to a new due time.
     pub fn reschedule(&self, destination_id: &str, entry: &QueueEntry, due_ms: u64) -> Result<()> {
         self.enqueue(destination_id, due_ms, &entry.event_id)?;
@@ -318,6 +342,30 @@ mod tests {
         assert_eq!(store.queue_depth("des_a").unwrap(), 2);
         assert_eq!(store.queue_depth("des_a").unwrap(), scanned(&store));
         assert_eq!(store.queue_depth("des_b").unwrap(), 1);
+    }
+
+    /// An event stored without its queue entry (the write between them
+    /// failed) gets it back when its request is routed again, once.
+    #[test]
+    fn a_stored_event_missing_its_queue_entry_gets_it_back() {
+        let (_dir, store) = temp_store();
+        let route = crate::model::Route {
+            source_id: "src_a",
+            connection_id: "web_a",
+            destination_id: "des_a",
+        };
+        let event = Event::new("evt_1".into(), "req_1", route, 5, false);
+        store.insert_event(&event, None, 5).unwrap();
+        assert_eq!(store.restore_queue_entry("evt_1").unwrap(), None, "queued");
+        store.dequeue("des_a", &entry(5, "evt_1")).unwrap();
+
+        let restored = store.restore_queue_entry("evt_1").unwrap();
+        assert_eq!(restored.as_deref(), Some("des_a"));
+        let queued: Vec<QueueEntry> =
+            (store.due_entries("des_a", 10, 10, &Default::default())).unwrap();
+        assert_eq!(queued, [entry(5, "evt_1")]);
+        assert_eq!(store.restore_queue_entry("evt_1").unwrap(), None, "once");
+        assert_eq!(store.restore_queue_entry("evt_unknown").unwrap(), None);
     }
 
     #[test]

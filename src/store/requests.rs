@@ -90,9 +90,15 @@ impl Store {
     }
 
     /// Records a journaled request in sled, so that lists and filters see it.
-    pub fn index_request(&self, request: &Request, location: Location) -> Result<()> {
+    /// `payload` spares a read of the journal when it is at hand.
+    pub fn index_request(
+        &self,
+        request: &Request,
+        location: Location,
+        payload: Option<&Payload>,
+    ) -> Result<()> {
         if self.db.is_remote() {
-            return self.index_request_for_every_node(request, location);
+            return self.index_request_for_every_node(request, location, payload);
         }
         self.requests.insert(
             request.id.as_bytes(),
@@ -101,11 +107,20 @@ impl Store {
         Ok(())
     }
 
-    /// In a cluster the journal is this node's, and any node may deliver
-    /// the request's events: its payload goes to the database as well, kept
-    /// as requests stored before the journal were (no journal location).
-    fn index_request_for_every_node(&self, request: &Request, location: Location) -> Result<()> {
-        let payload = self.journaled_payload(location)?;
+    /// In a cluster a journal location is its node's, and any node may
+    /// deliver the request's events: its payload goes to the keyspace as
+    /// well, kept as requests stored before the journal were (no journal
+    /// location).
+    fn index_request_for_every_node(
+        &self,
+        request: &Request,
+        location: Location,
+        payload: Option<&Payload>,
+    ) -> Result<()> {
+        let payload = match payload {
+            Some(payload) => std::borrow::Cow::Borrowed(payload),
+            None => std::borrow::Cow::Owned(self.journaled_payload(location)?),
+        };
         let id = request.id.as_bytes();
         self.request_payloads
             .insert(id, super::payload_codec::encode(&payload))?;
@@ -137,12 +152,17 @@ impl Store {
                 Ok(record) if self.db.is_remote() => journaled_payload_of(&record, id),
                 Ok(record) => Ok(Some(request_record::decode_payload(&record)?)),
                 // Its segment was deleted since the lookup (retention).
-                Err(_) if location.segment < self.journal.segment_range().start => Ok(None),
-                Err(error) => Err(error.into()),
+                Err(_) if self.deleted_since(location) => Ok(None),
+                Err(error) => Err(error),
             },
             // Stored before the journal (or unknown).
             None => get_payload(&self.request_payloads, id),
         }
+    }
+
+    /// Whether retention deleted the part of the journal holding `location`.
+    fn deleted_since(&self, location: Location) -> bool {
+        (self.journal.segment_range()).is_ok_and(|kept| location.segment < kept.start)
     }
 
     /// The payload of the request the journal holds at `location`.
@@ -215,7 +235,7 @@ impl Store {
         };
         if !self.requests.contains_key(request_id.as_bytes())? {
             let request = self.journaled_request(location)?;
-            self.index_request(&request, location)?;
+            self.index_request(&request, location, None)?;
         }
         Ok(())
     }
@@ -337,8 +357,13 @@ impl Store {
     }
 
     /// The router's watermark: every request up to it is indexed and routed.
-    pub(super) fn routed_through(&self) -> Result<Option<Location>> {
-        let value = self.meta.get(&self.watermark_key)?;
+    fn routed_through(&self) -> Result<Option<Location>> {
+        self.routed_through_of(self.journal.node())
+    }
+
+    /// The watermark of `node`'s router (None: the node's own files).
+    pub(super) fn routed_through_of(&self, node: Option<&str>) -> Result<Option<Location>> {
+        let value = self.meta.get(watermark_key(node))?;
         Ok(value.and_then(|value| Location::decode(&value)))
     }
 }
@@ -353,28 +378,34 @@ fn journaled_payload_of(record: &[u8], id: &str) -> Result<Option<Payload>> {
     })
 }
 
-/// The `meta` key of the router's watermark in the journal of `dir`: one
-/// key when the keyspace is the node's own, one per node when it is shared
-/// (each node routes its own journal), named by an id kept in `dir`.
-pub(super) fn watermark_key(dir: &std::path::Path, shared: bool) -> std::io::Result<Vec<u8>> {
-    if !shared {
-        return Ok(ROUTED_THROUGH.to_vec());
+/// The `meta` key of the router's watermark in the journal of `node`: one
+/// key when the journal is the node's own files, one per node when the
+/// journals share a database (each node routes its own journal).
+pub(super) fn watermark_key(node: Option<&str>) -> Vec<u8> {
+    match node {
+        None => ROUTED_THROUGH.to_vec(),
+        Some(node) => [ROUTED_THROUGH, b"/", node.as_bytes()].concat(),
     }
+}
+
+/// The id of the node whose data directory is `dir`, kept in `dir/node-id`
+/// (made on the first start): a node that comes back keeps its journal and
+/// watermark.
+pub(super) fn node_id(dir: &std::path::Path) -> std::io::Result<String> {
     let file = dir.join("node-id");
-    let node = match std::fs::read_to_string(&file) {
-        Ok(id) => id.trim().to_string(),
+    match std::fs::read_to_string(&file) {
+        Ok(id) => Ok(id.trim().to_string()),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             let id = crate::ids::new_id("node");
             crate::owner_only_file::write_whole(&file, id.as_bytes())?;
-            id
+            Ok(id)
         }
-        Err(error) => return Err(error),
-    };
-    Ok([ROUTED_THROUGH, b"/", node.as_bytes()].concat())
+        Err(error) => Err(error),
+    }
 }
 
 /// A journal record, as the router takes it.
-fn to_journaled(location: Location, record: &[u8]) -> Result<Journaled> {
+pub(super) fn to_journaled(location: Location, record: &[u8]) -> Result<Journaled> {
     Ok(match request_record::decode(record)? {
         Record::Request(request, payload) => Journaled::Request(Committed {
             route: request.status == RequestStatus::Accepted,
@@ -500,7 +531,7 @@ mod tests {
         let store = Store::open_with(dir.path(), 1 << 20, 1).unwrap();
         let (old, payload) = request("req_old", "{}");
         let location = journal(&store, &[(old.clone(), payload.clone())])[0];
-        store.index_request(&old, location).unwrap();
+        store.index_request(&old, location, None).unwrap();
         store.mark_routed("req_old").unwrap();
         journal(&store, &[request("req_new", "{}")]);
         assert_eq!(store.request_payload("req_old").unwrap(), Some(payload));
@@ -513,7 +544,7 @@ mod tests {
             segment: location.segment + 5,
             ..location
         };
-        store.index_request(&lost, past_the_end).unwrap();
+        store.index_request(&lost, past_the_end, None).unwrap();
         assert!(store.request_payload("req_lost").is_err());
     }
 
@@ -530,7 +561,7 @@ mod tests {
         );
         assert!(store.is_unrouted("req_1").unwrap());
 
-        store.index_request(&request, location).unwrap();
+        store.index_request(&request, location, None).unwrap();
         store.mark_routed("req_1").unwrap();
         assert!(!store.is_unrouted("req_1").unwrap());
         assert_eq!(store.request("req_1").unwrap(), Some(request));
@@ -560,7 +591,7 @@ mod tests {
             at_a,
             "the same place in two journals"
         );
-        a.index_request(&on_a.0, at_a).unwrap();
+        a.index_request(&on_a.0, at_a, None).unwrap();
         a.mark_routed("req_a").unwrap();
         a.set_routed_through(at_a).unwrap();
         assert_eq!(a.request_payload("req_a").unwrap(), Some(on_a.1.clone()));

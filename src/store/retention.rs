@@ -24,6 +24,7 @@
 //! Nothing a user still needs goes: bookmarks carry their own copy of the data,
 //! and issues name events by id (an issue about a forgotten event stays).
 
+use super::journals::RequestJournal;
 use super::{get, stripe_of, Result, Store, StoreError};
 use crate::ids::created_ms;
 use crate::model::{Event, WebhookJob};
@@ -323,37 +324,51 @@ impl Store {
     }
 
     /// Deletes journal segments, oldest first, up to the first that still
-    /// holds a request the store keeps (or the one being written).
+    /// holds a request the store keeps (or the one being written), in every
+    /// node's journal (one, but in a cluster).
     fn sweep_journal(&self, cutoff_ms: u64, stop: &AtomicBool, swept: &mut Swept) -> Result<()> {
+        for journal in self.journal.every_node()? {
+            self.sweep_journal_of(&journal, cutoff_ms, stop, swept)?;
+        }
+        Ok(())
+    }
+
+    fn sweep_journal_of(
+        &self,
+        journal: &RequestJournal,
+        cutoff_ms: u64,
+        stop: &AtomicBool,
+        swept: &mut Swept,
+    ) -> Result<()> {
         // Past the router's watermark, records may not be indexed yet.
-        let Some(routed_through) = self.routed_through()? else {
+        let Some(routed_through) = self.routed_through_of(journal.node())? else {
             return Ok(());
         };
         // What this sweep forgot reaches the disk first: a crash must not
         // bring back records that point into deleted segments (nor a
         // watermark older than the one read above).
         self.db.flush()?;
-        let segments = self.journal.segment_range();
+        let segments = journal.segment_range()?;
         for segment in segments.start..routed_through.segment.min(segments.end - 1) {
             if stop.load(Ordering::Relaxed) {
                 break;
             }
-            if let Some(request_id) = self.kept_request_in(segment)? {
+            if let Some(request_id) = self.kept_request_in(journal, segment)? {
                 if created_ms(&request_id).is_some_and(|ms| ms < cutoff_ms) {
                     // Every later segment waits for it: say which request.
                     tracing::warn!(segment, request = %request_id, "a request older than the retention period is not done (an event still to deliver): the journal keeps this segment and every later one until it is");
                 }
                 break;
             }
-            self.journal.remove_oldest(segment)?;
+            journal.remove_oldest(segment)?;
             swept.journal_segments += 1;
         }
         Ok(())
     }
 
     /// The first request in `segment` the store still keeps, if any.
-    fn kept_request_in(&self, segment: u32) -> Result<Option<String>> {
-        let scan = self.journal.each_in(segment, 0, |_, record| {
+    fn kept_request_in(&self, journal: &RequestJournal, segment: u32) -> Result<Option<String>> {
+        let scan = journal.each_in(segment, |_, record| {
             let id = super::request_record::record_id(&record).map_err(StoreError::from)?;
             match self.requests.contains_key(id.as_bytes())? || self.is_unrouted(&id)? {
                 true => Err(Scan::Kept(id)),
@@ -425,7 +440,7 @@ mod tests {
     fn routed_request_with(store: &Store, id: String) -> (String, Location) {
         let (id, location) = journaled_request_with(store, id);
         store
-            .index_request(&store.request(&id).unwrap().unwrap(), location)
+            .index_request(&store.request(&id).unwrap().unwrap(), location, None)
             .unwrap();
         store.mark_routed(&id).unwrap();
         store.set_routed_through(location).unwrap();
@@ -652,13 +667,13 @@ mod tests {
 
         assert_eq!(swept.requests, 4);
         assert_eq!(swept.journal_segments, 3);
-        assert_eq!(store.journal.segment_range().start, segment_of(3));
+        assert_eq!(store.journal.segment_range().unwrap().start, segment_of(3));
         let (kept, _) = &requests[3];
         assert!(store.request_payload(kept).unwrap().is_some());
         drop(store);
         let store = store_with_segments(&dir, 1);
         assert!(store.request_payload(kept).unwrap().is_some());
-        assert_eq!(store.journal.segment_range().start, segment_of(3));
+        assert_eq!(store.journal.segment_range().unwrap().start, segment_of(3));
     }
 
     /// A job fanned out to one delivery per status, holding its idempotency key.
@@ -730,6 +745,54 @@ mod tests {
         assert_eq!(claim(&retrying), Some(retrying.id.clone()));
     }
 
+    /// In a cluster the leader's sweep deletes another node's journal days
+    /// behind that node's watermark once nothing in them is kept.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_leaders_sweep_deletes_old_days_of_every_nodes_journal() {
+        use crate::store::{keyspace::test_server, Backend, JOURNAL_SEGMENT_BYTES};
+        let settings = test_server::database();
+        let backend = Backend::Postgres(Box::new(settings.clone()));
+        let node = || {
+            let dir = tempfile::tempdir().unwrap();
+            let store =
+                Store::open_backed(dir.path(), 1 << 20, JOURNAL_SEGMENT_BYTES, None, &backend);
+            (dir, store.unwrap())
+        };
+        let ((_a_dir, leader), (_b_dir, b)) = (node(), node());
+        let (_, old) = routed_request(&b);
+        let (_, new) = routed_request(&b);
+        // Journaled two days ago, as far as retention can tell.
+        let (client, connection) = settings
+            .config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let (node_b, seq) = (b.node_id().unwrap(), old.offset as i64);
+        client
+            .execute(
+                "UPDATE journal SET day = day - 2 WHERE node = $1 AND seq = $2",
+                &[&node_b, &seq],
+            )
+            .await
+            .unwrap();
+
+        let swept = sweep_everything(&leader);
+        assert_eq!(
+            swept.journal_segments, 2,
+            "the old day and the empty one after it"
+        );
+        let old = Location {
+            segment: old.segment - 2,
+            ..old
+        };
+        assert!(b.journal.read(old).is_err(), "deleted");
+        assert!(
+            b.journal.read(new).is_ok(),
+            "today's is being written: kept"
+        );
+    }
+
     #[test]
     fn no_segment_goes_at_or_past_the_routers_watermark() {
         let dir = tempfile::tempdir().unwrap();
@@ -744,7 +807,10 @@ mod tests {
         let swept = sweep_everything(&store);
 
         assert_eq!((swept.requests, swept.journal_segments), (3, 0));
-        assert_eq!(store.journal.segment_range().start, requests[0].1.segment);
+        assert_eq!(
+            store.journal.segment_range().unwrap().start,
+            requests[0].1.segment
+        );
     }
 
     #[test]

@@ -633,3 +633,167 @@ async fn a_request_the_ingress_cannot_parse_leaves_no_credentials_in_the_log() {
     assert!(log.contains("ingress listening"), "the log was read: {log}");
     assert!(!log.contains("sekrit-log-token"), "{log}");
 }
+
+/// How long a node of the cluster below holds a lease unrenewed.
+const LEASE_MS: u64 = 1500;
+
+/// A cluster node's config on `database`: source `shop` routed to `sink`
+/// through a transformation that takes a few milliseconds, so that a node
+/// under load acknowledges requests much faster than it routes them (a wide
+/// window of requests acknowledged and not yet routed).
+fn slow_routing_node(database: &str, sink: &Sink) -> String {
+    const SLOW: &str = "addHandler('transform', (request) => { const until = Date.now() + 5; for (let i = 0; i < 1e6 && Date.now() < until; i++) {} return request; });";
+    let rules = format!(
+        "rules = [ {{ type = \"transform\", transformation = {{ name = \"slow\", code = \"{SLOW}\" }} }} ]"
+    );
+    format!(
+        "[store]\nbackend = \"postgres\"\nurl = \"{database}\"\nlease_ms = {LEASE_MS}\n\n[[sources]]\nname = \"shop\"\n{}",
+        route("shop", "orders", &sink.url("/"), &rules)
+    )
+}
+
+/// The database of a cluster, as the test reads it.
+struct Database(tokio_postgres::Client);
+
+impl Database {
+    async fn connect(config: &tokio_postgres::Config) -> Database {
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        Database(client)
+    }
+
+    /// The node holding the lane of the only destination, if any.
+    async fn lane_holder(&self) -> Option<String> {
+        let rows = self
+            .0
+            .query(
+                "SELECT holder FROM leases WHERE name LIKE 'lane:%' AND expires_at > now()",
+                &[],
+            )
+            .await
+            .unwrap();
+        rows.first().map(|row| row.get(0))
+    }
+
+    /// How many of `node`'s journal records lie past its router's watermark.
+    async fn unrouted_in_journal_of(&self, node: &str) -> i64 {
+        let key = [b"routed_through/", node.as_bytes()].concat();
+        let watermark = self
+            .0
+            .query_opt(
+                "SELECT value FROM keyspace WHERE tree = 'meta' AND key = $1",
+                &[&key],
+            )
+            .await
+            .unwrap();
+        let routed_through = watermark.map_or(0, |row| {
+            let location: Vec<u8> = row.get(0);
+            i64::from_be_bytes(location[4..12].try_into().unwrap())
+        });
+        let row = self
+            .0
+            .query_one(
+                "SELECT count(*) FROM journal WHERE node = $1 AND seq > $2",
+                &[&node, &routed_through],
+            )
+            .await
+            .unwrap();
+        row.get(0)
+    }
+}
+
+/// A node's id, as its data directory keeps it.
+fn node_id(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("data").join("node-id")).unwrap()
+}
+
+/// Polls `done` until it holds: what the processes do to the database
+/// signals nothing here that could be awaited.
+async fn until_true<F: std::future::Future<Output = bool>>(what: &str, done: impl Fn() -> F) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !done().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited in vain until {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Two `hookgate serve` processes on one database under load; `kill -9` of
+/// node A, which runs the lane and leads: every request either node
+/// acknowledged is delivered, including those A acknowledged and had not
+/// routed (routed by B once A is silent), and A's lane resumes on B within
+/// about a lease time.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_of_one_of_two_nodes_loses_no_request_either_acknowledged() {
+    let settings = hookgate::store::test_postgres::database();
+    let database = Database::connect(&settings.config).await;
+    let url = hookgate::store::test_postgres::connection_string(&settings.config);
+    let sink = Sink::start(Reply::Status(200)).await;
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let config = slow_routing_node(&url, &sink);
+    let mut a = serve(&write_config(a_dir.path(), &config));
+    let a_id = node_id(a_dir.path());
+    until_true("node A runs the lane", || async {
+        database.lane_holder().await.as_deref() == Some(a_id.as_str())
+    })
+    .await;
+    let mut b = serve(&write_config(b_dir.path(), &config));
+    let b_id = node_id(b_dir.path());
+
+    let start_load = |base: &str, workers| {
+        let (stop, acked) = (
+            Arc::new(tokio::sync::Notify::new()),
+            Arc::new(tokio::sync::Semaphore::new(0)),
+        );
+        let sending = Sending::requests(base.to_string());
+        let load = tokio::spawn(load(sending, workers, stop.clone(), acked.clone()));
+        (load, stop, acked)
+    };
+    let (a_load, a_stop, a_acked) = start_load(&a.base, 8);
+    let (b_load, b_stop, b_acked) = start_load(&b.base, 2);
+    let enough = tokio::time::timeout(PATIENCE, a_acked.acquire_many(300)).await;
+    assert!(enough.is_ok(), "node A acknowledges requests");
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    let killed = std::time::Instant::now();
+    // Nobody routes A's journal before A has been silent for a lease.
+    let tail = database.unrouted_in_journal_of(&a_id).await;
+    a_stop.notify_waiters();
+    let acked_by_a = a_load.await.unwrap();
+    until_true("node B runs A's lane", || async {
+        database.lane_holder().await.as_deref() == Some(b_id.as_str())
+    })
+    .await;
+    let moved_after = killed.elapsed();
+    let _ = tokio::time::timeout(PATIENCE, b_acked.acquire_many(100)).await;
+    b_stop.notify_waiters();
+    let acked_by_b = b_load.await.unwrap();
+
+    let acked: HashSet<String> = acked_by_a.union(&acked_by_b).cloned().collect();
+    let delivered = delivered_within_patience(&sink, &acked).await;
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+    let deliveries = sink.received().len();
+    println!(
+        "acknowledged: {} by A ({tail} of A's journal unrouted when it was killed), {} by B; {deliveries} deliveries of {} requests: {} duplicates; the lane moved to B {moved_after:?} after the kill",
+        acked_by_a.len(),
+        acked_by_b.len(),
+        delivered.len(),
+        deliveries - delivered.len(),
+    );
+    assert!(tail > 0, "A had acknowledged requests it had not routed");
+    let lost: Vec<&String> = acked.difference(&delivered).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged requests never delivered: {lost:?}",
+        lost.len(),
+        acked.len()
+    );
+    let lease = std::time::Duration::from_millis(LEASE_MS);
+    assert!(
+        moved_after < lease * 2,
+        "the lane moved {moved_after:?} after the kill, for a lease of {lease:?}"
+    );
+}

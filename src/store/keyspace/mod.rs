@@ -4,6 +4,7 @@
 //! values as `sled::IVec`), so its code is the same on both backends; the
 //! embedded path pays one `match` per call.
 
+mod journal;
 mod partitions;
 mod remote;
 #[cfg(any(test, feature = "test-postgres"))]
@@ -11,6 +12,7 @@ pub mod test_server;
 #[cfg(test)]
 mod tests;
 
+pub use journal::RemoteJournal;
 pub use remote::{RemoteKeyspace, RemoteSettings};
 
 use super::{Result, StoreError};

@@ -24,6 +24,7 @@ use tokio_postgres::NoTls;
 pub(super) const MIGRATIONS: &[(i32, &str)] = &[
     (1, include_str!("../../../migrations/0001_keyspace.sql")),
     (2, include_str!("../../../migrations/0002_cluster.sql")),
+    (3, include_str!("../../../migrations/0003_journal.sql")),
     (
         4,
         include_str!("../../../migrations/0004_time_partitions.sql"),
@@ -185,7 +186,7 @@ impl RemoteKeyspace {
     }
 
     /// Runs `work` on the keyspace's runtime with the pool, waiting for its answer.
-    fn call<T, F, Fut>(&self, work: F) -> Result<T>
+    pub(super) fn call<T, F, Fut>(&self, work: F) -> Result<T>
     where
         F: FnOnce(Pool) -> Fut,
         Fut: Future<Output = Result<T>> + Send + 'static,
