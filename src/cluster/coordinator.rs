@@ -1,9 +1,10 @@
 //! The PostgreSQL side of the leases: each node beats in `nodes` and, every
 //! third of a lease time, acquires or renews its share of the lanes
-//! (`ceil(lanes / live nodes)`) and tries for the leader's lease. A lease
-//! another node lets lapse (it died, or holds more than its share after a
-//! node joined) is taken once it has expired. Leases are released on a clean
-//! stop, after the lanes have finished their attempts.
+//! (`ceil(lanes / live nodes)`) and tries for the leader's lease. A lane
+//! over a node's share (another node joined) stops there at once, and its
+//! lease is released once its attempts in flight have finished; a lease a
+//! dead node held is taken once it has expired. Every lease is released on
+//! a clean stop, after the lanes have finished their attempts.
 
 use super::leases::{lane_lease, GivenUp, Held, LEADER};
 use super::Node;
