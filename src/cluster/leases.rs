@@ -186,4 +186,23 @@ mod tests {
         assert!(!leases.runs_lane("des_a"), "lapsed");
         assert!(Leases::Local.runs_lane("des_b") && Leases::Local.leads());
     }
+
+    #[test]
+    fn a_lane_given_up_starts_no_attempt_and_its_lease_is_kept_until_it_drains() {
+        let held = Arc::new(Held::default());
+        let leases = Leases::Shared(held.clone());
+        let later = Instant::now() + Duration::from_secs(60);
+        let (a, b) = (lane_lease("des_a"), lane_lease("des_b"));
+        held.run_lanes(&[a.clone(), b.clone()], later);
+        assert!(leases.start_attempt("des_a"), "des_a is busy from now on");
+        let given_up = held.run_lanes(&[], later);
+        assert_eq!(given_up.draining, [a.clone()], "kept while it drains");
+        assert_eq!(given_up.released, [b.clone()], "never busy");
+        assert!(!leases.start_attempt("des_a"), "no attempt once given up");
+        let still = held.run_lanes(&[], later);
+        assert_eq!(still.draining, [a.clone()], "until it drains");
+        leases.drained("des_a");
+        let drained = held.run_lanes(&[], later);
+        assert_eq!((drained.draining, drained.released), (vec![], vec![a]));
+    }
 }

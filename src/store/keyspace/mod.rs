@@ -10,7 +10,7 @@ pub mod test_server;
 #[cfg(test)]
 mod tests;
 
-pub use remote::{RemoteKeyspace, RemoteSettings};
+pub use remote::{RemoteKeyspace, RemoteLock, RemoteSettings};
 
 use super::{Result, StoreError};
 use sled::{CompareAndSwapError, IVec};
@@ -38,6 +38,16 @@ impl Keyspace {
             db.flush()?;
         }
         Ok(())
+    }
+
+    /// Holds the lock named `name` for every node of a cluster until the
+    /// answer is dropped; None on the embedded store (one node: its own
+    /// in-process locks serialize alone).
+    pub fn cluster_lock(&self, name: &str) -> Result<Option<RemoteLock>> {
+        match self {
+            Keyspace::Embedded(_) => Ok(None),
+            Keyspace::Remote(remote) => remote.lock(name).map(Some),
+        }
     }
 
     /// Whether a call may wait on the network (then it never runs on a reactor thread).
