@@ -68,7 +68,8 @@ struct Client {
     runtime: Option<tokio::runtime::Runtime>,
     pool: Pool,
     /// The connections that hold `RemoteLock`s, apart from `pool`: a lock
-    /// holder's own statements then always find a connection.
+    /// holder's own statements then always find a connection. A quarter of
+    /// its size: a lock is held for a few statements, by one thread a stripe.
     locks: Pool,
 }
 
@@ -95,7 +96,7 @@ impl RemoteKeyspace {
             .options(format!("-c statement_timeout={timeout_ms}"))
             .application_name("hookgate")
             .connect_timeout(CONNECT_TIMEOUT);
-        let pool = || {
+        let pool = |max_size: usize| {
             let manager = Manager::from_config(
                 config.clone(),
                 NoTls,
@@ -104,7 +105,7 @@ impl RemoteKeyspace {
                 },
             );
             Pool::builder(manager)
-                .max_size(settings.pool_size.max(1))
+                .max_size(max_size)
                 .runtime(deadpool_postgres::Runtime::Tokio1)
                 .wait_timeout(Some(settings.statement_timeout))
                 .create_timeout(Some(CONNECT_TIMEOUT))
@@ -114,8 +115,8 @@ impl RemoteKeyspace {
         let keyspace = RemoteKeyspace {
             client: Arc::new(Client {
                 runtime: Some(runtime),
-                pool: pool()?,
-                locks: pool()?,
+                pool: pool(settings.pool_size.max(1))?,
+                locks: pool((settings.pool_size / 4).max(2))?,
             }),
         };
         keyspace.call(migrate)?;
