@@ -196,11 +196,15 @@ mod tests {
         held.run_lanes(&[a.clone(), b.clone()], later);
         assert!(leases.start_attempt("des_a"), "des_a is busy from now on");
         let given_up = held.run_lanes(&[], later);
-        assert_eq!(given_up.draining, [a.clone()], "kept while it drains");
-        assert_eq!(given_up.released, [b.clone()], "never busy");
+        assert_eq!(
+            given_up.draining,
+            std::slice::from_ref(&a),
+            "kept while it drains"
+        );
+        assert_eq!(given_up.released, std::slice::from_ref(&b), "never busy");
         assert!(!leases.start_attempt("des_a"), "no attempt once given up");
         let still = held.run_lanes(&[], later);
-        assert_eq!(still.draining, [a.clone()], "until it drains");
+        assert_eq!(still.draining, std::slice::from_ref(&a), "until it drains");
         leases.drained("des_a");
         let drained = held.run_lanes(&[], later);
         assert_eq!((drained.draining, drained.released), (vec![], vec![a]));
