@@ -1,12 +1,13 @@
 //! The PostgreSQL side of the leases: each node beats in `nodes` and, every
 //! third of a lease time, acquires or renews its share of the lanes
 //! (`ceil(lanes / live nodes)`) and tries for the leader's lease; the leader
-//! routes, each round, what silent nodes left unrouted in their journals. A lease
-//! another node lets lapse (it died, or holds more than its share after a
-//! node joined) is taken once it has expired. Leases are released on a clean
-//! stop, after the lanes have finished their attempts.
+//! routes, each round, what silent nodes left unrouted in their journals. A
+//! lane over a node's share (another node joined) stops there at once, and
+//! its lease is released once its attempts in flight have finished; a lease
+//! a dead node held is taken once it has expired. Every lease is released on
+//! a clean stop, after the lanes have finished their attempts.
 
-use super::leases::{lane_lease, Held, LEADER};
+use super::leases::{lane_lease, GivenUp, Held, LEADER};
 use super::Node;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -62,6 +63,8 @@ impl Coordinator {
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
+                // Its lease goes to another node now, not after a tick.
+                _ = self.held.a_lane_drained() => {}
                 _ = stop.changed() => {}
             }
             if *stop.borrow() {
@@ -110,8 +113,7 @@ impl Coordinator {
             .await?;
         let until = sent + self.lease;
         let newly_leads = !leader.is_empty() && !self.held.holds(LEADER);
-        self.held
-            .replace(|name| name.starts_with("lane:"), &lanes, until);
+        let given_up = self.held.run_lanes(&lanes, until);
         self.held.replace(|name| name == LEADER, &leader, until);
         if newly_leads {
             let node = self.node.clone();
@@ -119,6 +121,32 @@ impl Coordinator {
         }
         if !leader.is_empty() {
             self.route_silent_nodes();
+        }
+        self.hand_over(client, given_up, lease_ms).await
+    }
+
+    /// Keeps the leases of lanes given up while their attempts finish (the
+    /// next node must not overlap them: the destination's concurrency and
+    /// rate hold across the hand-over), and releases the drained ones at
+    /// once rather than letting them expire.
+    async fn hand_over(
+        &self,
+        client: &Client,
+        given_up: GivenUp,
+        lease_ms: i64,
+    ) -> Result<(), Failed> {
+        let GivenUp { draining, released } = given_up;
+        if !draining.is_empty() {
+            let count = draining.len();
+            self.acquire(client, draining, count, lease_ms).await?;
+        }
+        if !released.is_empty() {
+            client
+                .execute(
+                    "DELETE FROM leases WHERE holder = $1 AND name = ANY($2)",
+                    &[&self.node_id, &released],
+                )
+                .await?;
         }
         Ok(())
     }

@@ -45,6 +45,12 @@ pub(super) struct Ready {
     payload: Payload,
 }
 
+impl Ready {
+    pub(super) fn connection_id(&self) -> &str {
+        &self.event.connection_id
+    }
+}
+
 /// Loads a due queue entry for its attempt (blocking: the lane calls it for a
 /// whole scan at once, so attempts need no store round trip of their own).
 /// None when there is nothing to send: the event was delivered before a crash

@@ -73,8 +73,11 @@ pub(super) async fn run(
         if !shared.leases.runs_lane(&destination_id) {
             // Another node of the cluster runs it (or will once the lease
             // is free): the attempts in flight finish, no new one starts
-            // until the lease is ours (the coordinator rings then).
+            // until the lease is ours (the coordinator rings then). The
+            // lease is released only once they have finished (`drained`),
+            // so that the next node never overlaps them.
             std::mem::take(&mut in_flight).finish().await;
+            shared.leases.drained(&destination_id);
             tokio::select! {
                 _ = bell.rung() => {}
                 _ = stop.changed() => {}
@@ -95,25 +98,33 @@ pub(super) async fn run(
         if capacity > 0 {
             let scan = scan(&shared, &destination, capacity, in_flight.event_ids()).await;
             let saturated = scan.taken == capacity;
+            // A ring during the batch (events queued, leases renewed: many
+            // a second in a cluster) is answered by a scan after it, not by
+            // breaking off a rate-limited batch: each scan costs the lane
+            // sends it could have made, and its pace with them.
+            let mut rung = false;
             let mut woken = false;
             for (entry, ready) in scan.due {
                 // `check` takes a send when one is free; only a held-back
-                // attempt waits, and is counted once let through (a wake-up
-                // rescans and waits for the same attempt again).
+                // attempt waits, and is counted once let through.
                 let held_back = limiter.as_ref().filter(|l| l.limiter.check().is_err());
                 if let Some(limiter) = held_back {
-                    // A wake-up may bring a new limit (reload, API): rescan with it
-                    // rather than spend the rest of the batch at the old rate.
-                    tokio::select! {
-                        _ = limiter.limiter.until_ready() => shared.metrics.rate_limit_wait(&destination),
-                        _ = bell.rung() => woken = true,
-                        _ = stop.changed() => woken = true,
-                    }
-                    if woken {
+                    let limit_now = || {
+                        let catalog = shared.catalog.load();
+                        catalog.target(&destination_id).and_then(|d| d.rate_limit)
+                    };
+                    if !paced(limiter, &bell, &mut stop, &mut rung, limit_now).await {
+                        woken = true;
                         break;
                     }
+                    shared.metrics.rate_limit_wait(&destination);
                 }
-                if !shared.leases.runs_lane(&destination_id) {
+                // Paused while the batch waited: the scan holds it.
+                if shared.store.is_paused(ready.connection_id()) {
+                    woken = true;
+                    break;
+                }
+                if !shared.leases.start_attempt(&destination_id) {
                     woken = true; // the lease lapsed during the batch: not one more
                     break;
                 }
@@ -121,7 +132,7 @@ pub(super) async fn run(
                     attempt::deliver(shared.clone(), destination.clone(), ready, stop.clone());
                 in_flight.start(entry.event_id, attempt);
             }
-            if woken {
+            if woken || rung {
                 continue;
             }
             if saturated && in_flight.is_empty() {
@@ -145,6 +156,32 @@ pub(super) async fn run(
         }
     }
     in_flight.finish().await;
+    shared.leases.drained(&destination_id);
+}
+
+/// Waits until `limiter` lets one more send through: true then, false when
+/// the lane is to stop or its limit changed (a reload, the API: the rest of
+/// the batch is not to go out at the old rate). Other rings are noted in
+/// `rung` and waited through.
+async fn paced(
+    limiter: &Limiter,
+    bell: &Doorbell,
+    stop: &mut watch::Receiver<bool>,
+    rung: &mut bool,
+    limit_now: impl Fn() -> Option<RateLimit>,
+) -> bool {
+    loop {
+        tokio::select! {
+            _ = limiter.limiter.until_ready() => return true,
+            _ = bell.rung() => {
+                *rung = true;
+                if limit_now() != Some(limiter.limit) {
+                    return false;
+                }
+            }
+            _ = stop.changed() => return false,
+        }
+    }
 }
 
 /// How many attempts the lane may start now, and (when none because the

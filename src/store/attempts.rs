@@ -44,7 +44,7 @@ impl Store {
         change: impl FnOnce(&mut Event, &Attempt) -> (QueueMove, T),
         recorded: impl FnOnce(&Event, &Attempt),
     ) -> Result<Option<(Event, T)>> {
-        let _serialized = self.event_lock(&attempt.event_id);
+        let _serialized = self.event_lock(&attempt.event_id)?;
         self.settle_held(attempt, change, recorded)
     }
 

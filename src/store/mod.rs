@@ -170,6 +170,13 @@ fn stripe_of(id: &str) -> usize {
     hash % EVENT_LOCK_STRIPES
 }
 
+/// A held `Store::event_lock`: this node's stripe, and in a cluster the
+/// event's lock for every node (released first: fields drop in order).
+struct EventLock<'a> {
+    _cluster: Option<keyspace::RemoteLock>,
+    _stripe: std::sync::MutexGuard<'a, ()>,
+}
+
 /// How many event changes a slow subscriber may fall behind before it is told it lagged.
 const EVENT_FEED_CAPACITY: usize = 8192;
 
@@ -614,16 +621,23 @@ impl Store {
         change: impl FnOnce(&mut Event) -> Result<(QueueMove, T)>,
         stored: impl FnOnce(&Event, &T),
     ) -> Result<Option<(Event, T)>> {
-        let _serialized = self.event_lock(id);
+        let _serialized = self.event_lock(id)?;
         self.update_held_event(id, change, stored)
     }
 
     /// The change lock of event `id` (see `update_event`); a webhook job's
-    /// changes take the stripe of its id too (see `update_job`).
-    fn event_lock(&self, id: &str) -> std::sync::MutexGuard<'_, ()> {
-        self.event_updates[stripe_of(id)]
+    /// changes take the stripe of its id too (see `update_job`). In a
+    /// cluster it holds the event for every node: an API retry on one node
+    /// and the attempt its lane's node settles would otherwise each write
+    /// their own change over the other's.
+    fn event_lock(&self, id: &str) -> Result<EventLock<'_>> {
+        let stripe = self.event_updates[stripe_of(id)]
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(|e| e.into_inner());
+        Ok(EventLock {
+            _cluster: self.db.cluster_lock(id)?,
+            _stripe: stripe,
+        })
     }
 
     /// The change lock of event `id`, for a change made on a reactor thread,
@@ -1282,6 +1296,76 @@ mod tests {
             [&event.id]
         );
         assert_eq!(a.team_id().unwrap(), b.team_id().unwrap(), "one instance");
+    }
+
+    /// Two nodes change one event at once: the first (held up between its
+    /// read and its write, as an attempt being settled) and the second (an
+    /// API retry on another node). The second waits for the first, so both
+    /// changes stay; each node's own locks alone let the first's stale
+    /// copy overwrite the second's change.
+    #[test]
+    fn two_nodes_changing_one_event_at_once_lose_neither_change() {
+        let settings = keyspace::test_server::database();
+        let node = || {
+            let dir = tempfile::tempdir().unwrap();
+            let backend = Backend::Postgres(Box::new(settings.clone()));
+            let store =
+                Store::open_backed(dir.path(), 1 << 20, JOURNAL_SEGMENT_BYTES, None, &backend);
+            (dir, store.unwrap())
+        };
+        let ((_a_dir, a), (_b_dir, b)) = (node(), node());
+        let event = test_event(1);
+        a.insert_event(&event, None, 5).unwrap();
+        let (inside, is_inside) = std::sync::mpsc::channel();
+        let (go_on, goes_on) = std::sync::mpsc::channel();
+        let (a, id) = (&a, &event.id);
+        std::thread::scope(|scope| {
+            let first = scope.spawn(move || {
+                a.update_event(id, |event| {
+                    inside.send(()).unwrap();
+                    goes_on.recv().unwrap();
+                    event.requeues += 1;
+                    (QueueMove::Stay, ())
+                })
+            });
+            is_inside.recv().unwrap();
+            let second = scope.spawn(|| {
+                b.update_event(id, |event| {
+                    event.requeues += 10;
+                    (QueueMove::Stay, ())
+                })
+            });
+            // Done (no lock for every node), or waiting for the first's.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while !second.is_finished() && advisory_locks_awaited(&settings) == 0 {
+                assert!(std::time::Instant::now() < deadline, "never waited");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            go_on.send(()).unwrap();
+            first.join().unwrap().unwrap();
+            second.join().unwrap().unwrap();
+        });
+        let changed = b.event(&event.id).unwrap().unwrap();
+        assert_eq!(changed.requeues, event.requeues + 11, "both changes stay");
+    }
+
+    /// How many sessions of the database wait for an advisory lock.
+    fn advisory_locks_awaited(settings: &keyspace::RemoteSettings) -> i64 {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (client, connection) = settings
+                .config
+                .connect(tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            let sql = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+                       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
+            client.query_one(sql, &[]).await.unwrap().get(0)
+        })
     }
 
     #[test]

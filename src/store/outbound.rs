@@ -303,7 +303,7 @@ impl Store {
         change: impl FnOnce(&mut WebhookJob),
     ) -> Result<Option<WebhookJob>> {
         // Never taken while an event's own stripe is held, so this cannot deadlock.
-        let _serialized = self.event_lock(id);
+        let _serialized = self.event_lock(id)?;
         self.update_held_job(id, now_ms, change)
     }
 

@@ -190,7 +190,7 @@ impl Store {
     /// event is stored first). Makes sure of the event's own entry first.
     /// True when the entry was such a leftover (nothing to attempt for it).
     pub fn drop_leftover_entry(&self, destination_id: &str, entry: &QueueEntry) -> Result<bool> {
-        let _serialized = self.event_lock(&entry.event_id);
+        let _serialized = self.event_lock(&entry.event_id)?;
         let Some(event) = self.event(&entry.event_id)? else {
             return Ok(false);
         };

@@ -65,10 +65,25 @@ const LEASE_MS: u64 = 1500;
 /// A cluster's config on `database`: the source `shop` routed to `sink`
 /// through the destination `orders`, with `destination_extra` keys.
 fn cluster_config(database: &str, sink: &Sink, destination_extra: &str) -> String {
-    format!(
-        "[store]\nbackend = \"postgres\"\nurl = \"{database}\"\nlease_ms = {LEASE_MS}\n\n[[sources]]\nname = \"shop\"\n\n[[destinations]]\nname = \"orders\"\nurl = \"{}\"\n{destination_extra}\n\n[[connections]]\nname = \"shop-to-orders\"\nsource = \"shop\"\ndestination = \"orders\"\n",
-        sink.url("/")
-    )
+    fanned_out_config(database, &[("orders", sink.url("/"))], destination_extra)
+}
+
+/// A cluster's config on `database`: the source `shop` routed to each of
+/// `destinations` (name, url), each with `destination_extra` keys.
+fn fanned_out_config(
+    database: &str,
+    destinations: &[(&str, String)],
+    destination_extra: &str,
+) -> String {
+    let mut config = format!(
+        "[store]\nbackend = \"postgres\"\nurl = \"{database}\"\nlease_ms = {LEASE_MS}\n\n[[sources]]\nname = \"shop\"\n"
+    );
+    for (name, url) in destinations {
+        config.push_str(&format!(
+            "\n[[destinations]]\nname = \"{name}\"\nurl = \"{url}\"\n{destination_extra}\n\n[[connections]]\nname = \"shop-to-{name}\"\nsource = \"shop\"\ndestination = \"{name}\"\n"
+        ));
+    }
+    config
 }
 
 /// Polls `done` until it holds: what another node does to the database
@@ -111,9 +126,12 @@ async fn post_numbered(nodes: &[&TestGateway], numbers: std::ops::Range<usize>) 
 
 /// The numbers the sink received, in order, repeats included.
 fn delivered_numbers(sink: &Sink) -> Vec<u64> {
-    let mut numbers: Vec<u64> = sink
-        .received()
-        .iter()
+    numbers_in(sink.received().iter())
+}
+
+/// The numbers of `received`, in order, repeats included.
+fn numbers_in<'a>(received: impl Iterator<Item = &'a Received>) -> Vec<u64> {
+    let mut numbers: Vec<u64> = received
         .map(|received| {
             let body: serde_json::Value = serde_json::from_slice(&received.body).unwrap();
             body["n"].as_u64().unwrap()
@@ -156,34 +174,179 @@ async fn two_nodes_deliver_each_event_once_within_the_destinations_concurrency()
     assert!(a.gateway.runs_lane(&lane) && !b.gateway.runs_lane(&lane));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_destinations_rate_limit_holds_across_the_cluster() {
-    let sink = Sink::start(Reply::Status(200)).await;
-    let limit = "rate_limit = 50\nrate_limit_period = \"second\"";
-    let config = cluster_config(&new_database(), &sink, limit);
-    let (a, b, _) = two_nodes(&config).await;
-    // Held while they are accepted (by both nodes), then all due at once:
-    // the pace is the limit's, not the posting's.
-    let connection = connection_id(&b).await;
-    toggle(&b, &connection, "pause").await;
+/// 50 a second, at most 4 at once, to a sink that takes a while to answer
+/// (so that deliveries overlap and the cap is put to the test).
+const PACED: &str = "rate_limit = 50\nrate_limit_period = \"second\"\nconcurrent = 4";
+const RATE: usize = 50;
+const CAP: usize = 4;
+
+/// `held` events posted through both nodes while the connection is paused,
+/// so that they are all due at once when it is unpaused (the pace is the
+/// limit's, not the posting's); the connection's id.
+async fn held_backlog(a: &TestGateway, b: &TestGateway, held: usize) -> String {
+    let connection = connection_id(b).await;
+    toggle(b, &connection, "pause").await;
     until("node A sees the pause", || {
         a.gateway.store.is_paused(&connection)
     })
     .await;
-    post_numbered(&[&a, &b], 0..101).await;
+    post_numbered(&[a, b], 0..held).await;
     until("every event is held", || {
-        events_where(&a, |e| e.status == EventStatus::Hold) == 101
+        events_where(a, |e| e.status == EventStatus::Hold) == held
     })
     .await;
+    connection
+}
+
+/// How many of `received` arrived in each whole second after `from`.
+fn per_second(received: &[Received], from: std::time::Instant, seconds: u32) -> Vec<usize> {
+    (0..seconds)
+        .map(|second| {
+            let start = from + Duration::from_secs(u64::from(second));
+            let end = start + Duration::from_secs(1);
+            received
+                .iter()
+                .filter(|r| r.at >= start && r.at < end)
+                .count()
+        })
+        .collect()
+}
+
+/// The most of `received` that arrived within any one second.
+fn busiest_second(received: &[Received]) -> usize {
+    (0..received.len())
+        .map(|first| {
+            let end = received[first].at + Duration::from_secs(1);
+            received[first..].iter().take_while(|r| r.at < end).count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// 50 ± 2 in every second while both nodes queue events (each queued event
+/// rings the lane's node), counted after the first second, and the cap.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_destinations_rate_limit_holds_across_the_cluster() {
+    const HELD: usize = 150;
+    const MORE: usize = 100;
+    let sink = Sink::start(Reply::Slowly(200, Duration::from_millis(30))).await;
+    let config = cluster_config(&new_database(), &sink, PACED);
+    let (a, b, _) = two_nodes(&config).await;
+    let connection = held_backlog(&a, &b, HELD).await;
     toggle(&b, &connection, "unpause").await;
-    let received = sink.wait_for(101).await;
-    // 99 gaps between the second delivery and the last (see rate_limited_span).
-    let rate = 99.0 / rate_limited_span(&received).as_secs_f64();
+    // Both nodes keep queueing, 25 a second, while the backlog drains.
+    let mut tick = tokio::time::interval(Duration::from_millis(40));
+    for n in HELD..HELD + MORE {
+        tick.tick().await;
+        post_numbered(&[&a, &b], n..n + 1).await;
+    }
+    let received = sink.wait_for(HELD + MORE).await;
+    // Three whole seconds while events were still being queued (the
+    // posting took four), after the first (it opens the connections).
+    let counts = per_second(&received, received[0].at + Duration::from_secs(1), 3);
     assert!(
-        (45.0..=55.0).contains(&rate),
-        "{rate:.1} deliveries/s for a limit of 50/s"
+        counts.iter().all(|count| count.abs_diff(RATE) <= 2),
+        "{counts:?} deliveries a second for a limit of {RATE}/s"
     );
-    assert_eq!(sink.received().len(), 101, "none delivered twice");
+    let most = sink.most_in_flight();
+    assert!(most <= CAP, "{most} deliveries at once for a cap of {CAP}");
+    assert_eq!(
+        delivered_numbers(&sink),
+        (0..(HELD + MORE) as u64).collect::<Vec<_>>(),
+        "each delivered once"
+    );
+}
+
+/// How many of the cluster's lanes each node runs.
+fn lanes_run(nodes: &[&TestGateway]) -> Vec<usize> {
+    let lanes = nodes[0].gateway.catalog().load().target_ids();
+    nodes
+        .iter()
+        .map(|node| lanes.iter().filter(|l| node.gateway.runs_lane(l)).count())
+        .collect()
+}
+
+/// Lanes move under load twice: node B joins (node A, alone until then,
+/// gives up the lanes over its share), then node A leaves cleanly. The node
+/// giving a lane up starts no attempt from then on, and the next one none
+/// before those have finished: each destination's rate and cap hold through
+/// the hand-overs, and each event is delivered once.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rate_limit_and_the_cap_hold_while_lanes_move_to_another_node() {
+    const POSTED: usize = 150;
+    let sinks = [
+        Sink::start(Reply::Slowly(200, Duration::from_millis(30))).await,
+        Sink::start(Reply::Slowly(200, Duration::from_millis(30))).await,
+    ];
+    let destinations = [
+        ("orders", sinks[0].url("/")),
+        ("invoices", sinks[1].url("/")),
+    ];
+    let config = fanned_out_config(&new_database(), &destinations, PACED);
+    let a = TestGateway::start(&config).await;
+    until("node A runs both lanes", || lanes_run(&[&a]) == [2]).await;
+    post_numbered(&[&a], 0..POSTED).await;
+    sinks[0].wait_for(POSTED / 4).await;
+    let b = TestGateway::start(&config).await;
+    until("a lane moves to node B", || lanes_run(&[&a, &b]) == [1, 1]).await;
+    sinks[0].wait_for(POSTED / 2).await;
+    a.stopped().await;
+    until("node B runs both lanes", || lanes_run(&[&b]) == [2]).await;
+    for sink in &sinks {
+        let received = sink.wait_for(POSTED).await;
+        let busiest = busiest_second(&received);
+        assert!(
+            busiest <= RATE + 2,
+            "{busiest} deliveries within a second for a limit of {RATE}/s"
+        );
+        let most = sink.most_in_flight();
+        assert!(most <= CAP, "{most} deliveries at once for a cap of {CAP}");
+        assert_eq!(
+            delivered_numbers(sink),
+            (0..POSTED as u64).collect::<Vec<_>>(),
+            "each delivered once"
+        );
+    }
+}
+
+/// A third node joins a cluster running six lanes: they spread (no node
+/// runs more than its share, ceil(6 / 3)), and each event queued before,
+/// during and after the moves is delivered exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn lanes_spread_to_a_joining_node_and_each_event_is_delivered_once() {
+    const LANES: usize = 6;
+    let sink = Sink::start(Reply::Status(200)).await;
+    let names: Vec<String> = (0..LANES).map(|n| format!("d{n}")).collect();
+    let destinations: Vec<(&str, String)> = names
+        .iter()
+        .map(|name| (name.as_str(), sink.url(&format!("/{name}"))))
+        .collect();
+    let slow = "rate_limit = 20\nrate_limit_period = \"second\"";
+    let config = fanned_out_config(&new_database(), &destinations, slow);
+    let (a, b) = (
+        TestGateway::start(&config).await,
+        TestGateway::start(&config).await,
+    );
+    until("the lanes spread over two nodes", || {
+        lanes_run(&[&a, &b]) == [3, 3]
+    })
+    .await;
+    post_numbered(&[&a, &b], 0..20).await;
+    sink.wait_for(LANES * 5).await;
+    let c = TestGateway::start(&config).await;
+    post_numbered(&[&a, &b, &c], 20..40).await;
+    until("the lanes spread over three nodes", || {
+        lanes_run(&[&a, &b, &c]) == [2, 2, 2]
+    })
+    .await;
+    post_numbered(&[&a, &b, &c], 40..60).await;
+    sink.wait_for(LANES * 60).await;
+    for name in &names {
+        let path = format!("/{name}");
+        let received = sink.received();
+        let numbers = numbers_in(received.iter().filter(|r| r.path == path));
+        assert_eq!(numbers, (0..60).collect::<Vec<_>>(), "{name}: each once");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

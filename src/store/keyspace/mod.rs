@@ -13,7 +13,7 @@ pub mod test_server;
 mod tests;
 
 pub use journal::RemoteJournal;
-pub use remote::{RemoteKeyspace, RemoteSettings};
+pub use remote::{RemoteKeyspace, RemoteLock, RemoteSettings};
 
 use super::{Result, StoreError};
 use sled::{CompareAndSwapError, IVec};
@@ -56,6 +56,16 @@ impl Keyspace {
         match self {
             Keyspace::Embedded(_) => Ok(0),
             Keyspace::Remote(remote) => remote.drop_partitions_before(before_ms, oldest_kept),
+        }
+    }
+
+    /// Holds the lock named `name` for every node of a cluster until the
+    /// answer is dropped; None on the embedded store (one node: its own
+    /// in-process locks serialize alone).
+    pub fn cluster_lock(&self, name: &str) -> Result<Option<RemoteLock>> {
+        match self {
+            Keyspace::Embedded(_) => Ok(None),
+            Keyspace::Remote(remote) => remote.lock(name).map(Some),
         }
     }
 

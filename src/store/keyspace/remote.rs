@@ -74,6 +74,10 @@ struct Client {
     /// may be dropped on a reactor thread, where waiting is not allowed).
     runtime: Option<tokio::runtime::Runtime>,
     pool: Pool,
+    /// The connections that hold `RemoteLock`s, apart from `pool`: a lock
+    /// holder's own statements then always find a connection. A quarter of
+    /// its size: a lock is held for a few statements, by one thread a stripe.
+    locks: Pool,
 }
 
 impl Drop for Client {
@@ -99,24 +103,27 @@ impl RemoteKeyspace {
             .options(format!("-c statement_timeout={timeout_ms}"))
             .application_name("hookgate")
             .connect_timeout(CONNECT_TIMEOUT);
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(settings.pool_size.max(1))
-            .runtime(deadpool_postgres::Runtime::Tokio1)
-            .wait_timeout(Some(settings.statement_timeout))
-            .create_timeout(Some(CONNECT_TIMEOUT))
-            .build()
-            .map_err(|error| StoreError::Unavailable(format!("PostgreSQL pool: {error}")))?;
+        let pool = |max_size: usize| {
+            let manager = Manager::from_config(
+                config.clone(),
+                NoTls,
+                ManagerConfig {
+                    recycling_method: RecyclingMethod::Fast,
+                },
+            );
+            Pool::builder(manager)
+                .max_size(max_size)
+                .runtime(deadpool_postgres::Runtime::Tokio1)
+                .wait_timeout(Some(settings.statement_timeout))
+                .create_timeout(Some(CONNECT_TIMEOUT))
+                .build()
+                .map_err(|error| StoreError::Unavailable(format!("PostgreSQL pool: {error}")))
+        };
         let keyspace = RemoteKeyspace {
             client: Arc::new(Client {
                 runtime: Some(runtime),
-                pool,
+                pool: pool(settings.pool_size.max(1))?,
+                locks: pool((settings.pool_size / 4).max(2))?,
             }),
         };
         keyspace.call(migrate)?;
@@ -185,6 +192,27 @@ impl RemoteKeyspace {
         })
     }
 
+    /// Waits until no other holder, on this node or another, holds the
+    /// lock named `name`, and holds it until the answer is dropped (a
+    /// session advisory lock on a connection of `locks`).
+    pub fn lock(&self, name: &str) -> Result<RemoteLock> {
+        let key = lock_key(name);
+        let locks = self.client.locks.clone();
+        let connection = self.call(move |_| async move {
+            let connection = locks.get().await.map_err(unreachable)?;
+            connection
+                .execute("SELECT pg_advisory_lock($1, $2)", &[&LOCK_CLASS, &key])
+                .await
+                .map_err(failed)?;
+            Ok(connection)
+        })?;
+        Ok(RemoteLock {
+            keyspace: self.clone(),
+            connection: Some(connection),
+            key,
+        })
+    }
+
     /// Runs `work` on the keyspace's runtime with the pool, waiting for its answer.
     pub(super) fn call<T, F, Fut>(&self, work: F) -> Result<T>
     where
@@ -194,17 +222,55 @@ impl RemoteKeyspace {
     {
         let (answer, answered) = std::sync::mpsc::sync_channel(1);
         let work = work(self.client.pool.clone());
-        let runtime = self
-            .client
-            .runtime
-            .as_ref()
-            .expect("a runtime until dropped");
-        runtime.spawn(async move {
+        self.runtime().spawn(async move {
             let _ = answer.send(work.await);
         });
         answered
             .recv()
             .map_err(|_| StoreError::Unavailable("the PostgreSQL client stopped".into()))?
+    }
+
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        let runtime = self.client.runtime.as_ref();
+        runtime.expect("a runtime until dropped")
+    }
+}
+
+/// The first key of the advisory locks of `RemoteKeyspace::lock` (an
+/// arbitrary constant: two-key locks never meet `MIGRATION_LOCK`'s one key).
+const LOCK_CLASS: i32 = 0x686f_6f6b;
+
+/// The second key of a lock: a digest of its name (two names sharing one
+/// only wait for each other).
+fn lock_key(name: &str) -> i32 {
+    let digest = name.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
+    });
+    i32::from_ne_bytes(digest.to_ne_bytes())
+}
+
+/// A held `RemoteKeyspace::lock`; dropping it unlocks without waiting.
+pub struct RemoteLock {
+    keyspace: RemoteKeyspace,
+    connection: Option<deadpool_postgres::Object>,
+    key: i32,
+}
+
+impl Drop for RemoteLock {
+    fn drop(&mut self) {
+        let (Some(connection), key) = (self.connection.take(), self.key) else {
+            return;
+        };
+        self.keyspace.runtime().spawn(async move {
+            let unlocked = connection
+                .execute("SELECT pg_advisory_unlock($1, $2)", &[&LOCK_CLASS, &key])
+                .await;
+            if unlocked.is_err() {
+                // Never back into the pool still locked: closing the
+                // session is what unlocks it then.
+                drop(deadpool_postgres::Object::take(connection));
+            }
+        });
     }
 }
 

@@ -53,7 +53,7 @@ impl TestServer {
     /// Starts a server of its own; panics (never skips) when PostgreSQL is
     /// missing. Tests need no durability: it runs with `fsync = off`.
     pub fn start() -> TestServer {
-        TestServer::start_with("-c fsync=off")
+        TestServer::start_with("-c fsync=off -c max_connections=300")
     }
 
     /// Starts a server with `options` (`postgres` command-line options,
