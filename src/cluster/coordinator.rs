@@ -50,7 +50,8 @@ pub(super) struct Coordinator {
 }
 
 impl Coordinator {
-    /// Renews every third of a lease time until `stop`, then releases.
+    /// Renews every third of a lease time, and when a lane starts here,
+    /// until `stop`; then releases.
     pub(super) async fn run(self, mut stop: watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(self.lease / 3);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -58,6 +59,7 @@ impl Coordinator {
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
+                _ = self.held.new_lane.notified() => {}
                 _ = stop.changed() => {}
             }
             if *stop.borrow() {

@@ -623,8 +623,9 @@ async fn a_bulk_retry_replays_every_selected_event_in_the_background() {
     assert!(received[5..]
         .iter()
         .all(|r| r.header("x-hookgate-attempt") == Some("2")));
-    // Progress is saved before the lanes are woken, so the job is done by now.
-    let (_, job) = gw.api_get(&format!("/bulk/events/retry/{id}")).await;
+    // Progress is saved before the job wakes the lanes, but on PostgreSQL the
+    // queue's announcement may ring them first: the job is awaited.
+    let job = crate::hookdeck_tr_bk_bulk::finished(&gw, "events", &id).await;
     assert_eq!(
         (job["status"].as_str(), job["completed_count"].as_u64()),
         (Some("completed"), Some(5))
