@@ -380,14 +380,14 @@ impl TestGateway {
 
     /// Stops the gateway gracefully; its data dir stays for inspection.
     pub async fn stopped(self) -> tempfile::TempDir {
+        // What the gateway left open is closed as this returns, once it stopped.
         let TestGateway {
             gateway,
             dir,
-            leftovers,
+            leftovers: _closed_after_the_stop,
             ..
         } = self;
         gateway.shutdown().await.unwrap();
-        drop(leftovers);
         dir
     }
 
