@@ -377,11 +377,31 @@ impl Gateway {
 
 /// Serves `config` (see `Gateway::reload`). Blocks on the store.
 fn serve(state: &ApiState, address_policy: &SharedPolicy, config: Config) -> anyhow::Result<()> {
-    // The lock API changes to the catalog take, so neither undoes the other.
-    let _one_writer = state
+    let _one_writer = one_writer(state);
+    serve_locked(state, address_policy, config)
+}
+
+/// Serves the config served now again (objects changed on another node).
+/// It is read under the lock: a reload serving a new one meanwhile (whose
+/// own writes may be what was announced) is not undone.
+fn serve_again(state: &ApiState, address_policy: &SharedPolicy) -> anyhow::Result<()> {
+    let _one_writer = one_writer(state);
+    serve_locked(state, address_policy, Config::clone(&state.config.load()))
+}
+
+/// The lock API changes to the catalog take, so that neither undoes the other.
+fn one_writer(state: &ApiState) -> std::sync::MutexGuard<'_, ()> {
+    state
         .object_updates
         .lock()
-        .unwrap_or_else(|e| e.into_inner());
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+fn serve_locked(
+    state: &ApiState,
+    address_policy: &SharedPolicy,
+    config: Config,
+) -> anyhow::Result<()> {
     let catalog = served_catalog(&config, &state.store)?;
     state.scheduler.replace_catalog(catalog);
     address_policy.store(Arc::new(config.delivery.address_policy()));
@@ -417,8 +437,7 @@ impl Node for GatewayNode {
         if let Err(error) = self.state.store.reload_job_catalog() {
             tracing::warn!(%error, "outbound objects changed by another node not read");
         }
-        let config = Config::clone(&self.state.config.load());
-        if let Err(error) = serve(&self.state, &self.address_policy, config) {
+        if let Err(error) = serve_again(&self.state, &self.address_policy) {
             tracing::warn!(%error, "objects changed through the API not served");
         }
     }

@@ -202,15 +202,20 @@ fn subscribed_jobs(store: &Store, simple: &Simple) -> ApiResult<Option<Vec<(Stri
 
 /// One delivery's view, with its attempts.
 fn detail(store: &Store, id: &str) -> ApiResult<DeliveryView> {
-    let not_found = || ApiError::not_found("webhook delivery", id);
     let delivery = store
         .event(id)?
         .filter(|e| e.window.is_some())
-        .ok_or_else(not_found)?;
+        .ok_or_else(|| ApiError::not_found("webhook delivery", id))?;
+    detail_of(store, &delivery)
+}
+
+/// `delivery` as given, with its job, endpoint and attempts as stored now.
+fn detail_of(store: &Store, delivery: &Event) -> ApiResult<DeliveryView> {
+    let not_found = || ApiError::not_found("webhook delivery", &delivery.id);
     let job = store.job(&delivery.request_id)?.ok_or_else(not_found)?;
     let url = store.endpoint(&delivery.destination_id)?.map(|e| e.url);
     let attempts = store
-        .attempts_of(id)?
+        .attempts_of(&delivery.id)?
         .iter()
         .map(|a| DeliveryAttemptView {
             id: a.id.clone(),
@@ -224,7 +229,7 @@ fn detail(store: &Store, id: &str) -> ApiResult<DeliveryView> {
         .collect();
     Ok(DeliveryView {
         attempts: Some(attempts),
-        ..view(&delivery, &job, url.as_deref())
+        ..view(delivery, &job, url.as_deref())
     })
 }
 
@@ -366,9 +371,10 @@ pub async fn retry(State(state): Shared, Path(id): Path<String>) -> ApiResult<Js
     blocking(move || {
         let window = state.config.load().outbound.delivery_window_ms;
         let delivery = retry_delivery(&state.store, &id, window)?;
-        // The reset row, as the reference answers: read before the lane is
-        // woken, which may attempt it at once.
-        let reset = detail(&state.store, &id)?;
+        // The reset row, as the reference answers: not read again, as its
+        // lane may be attempting it already (woken below, or on PostgreSQL
+        // by the queue's announcement).
+        let reset = detail_of(&state.store, &delivery)?;
         state.scheduler.wake(&delivery.destination_id);
         Ok(Json(reset))
     })

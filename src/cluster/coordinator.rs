@@ -55,7 +55,8 @@ pub(super) struct Coordinator {
 }
 
 impl Coordinator {
-    /// Renews every third of a lease time until `stop`, then releases.
+    /// Renews every third of a lease time, and when a lane starts here,
+    /// until `stop`; then releases.
     pub(super) async fn run(self, mut stop: watch::Receiver<bool>) {
         let mut tick = tokio::time::interval(self.lease / 3);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -65,6 +66,8 @@ impl Coordinator {
                 _ = tick.tick() => {}
                 // Its lease goes to another node now, not after a tick.
                 _ = self.held.a_lane_drained() => {}
+                // A lane started here: its lease now, not after a tick.
+                _ = self.held.new_lane.notified() => {}
                 _ = stop.changed() => {}
             }
             if *stop.borrow() {

@@ -46,6 +46,11 @@ pub struct Held {
     draining: Mutex<HashSet<String>>,
     /// Told when a lane drains: its lease can go to another node now.
     drained: Notify,
+    /// Told when a lane starts here, so that the coordinator takes its lease
+    /// at once rather than a third of a lease later (a destination or an
+    /// endpoint made through the API would wait that long for its first
+    /// attempt).
+    pub(super) new_lane: Notify,
 }
 
 /// What becomes of the lane leases a node stops running.
@@ -80,6 +85,13 @@ impl Leases {
     pub fn drained(&self, destination_id: &str) {
         if let Leases::Shared(held) = self {
             held.drained(&lane_lease(destination_id));
+        }
+    }
+
+    /// A lane started here; the coordinator runs a round for its lease.
+    pub fn lane_started(&self) {
+        if let Leases::Shared(held) = self {
+            held.new_lane.notify_one();
         }
     }
 

@@ -154,6 +154,7 @@ impl Scheduler {
             });
             bell.ring();
             lanes.insert(destination_id.to_string(), LaneHandle { bell, task });
+            self.shared.leases.lane_started();
         }
     }
 

@@ -129,8 +129,13 @@ pub fn resume_fan_outs(store: &Store) -> Result<Vec<String>, StoreError> {
 }
 
 /// Queues a delivery for an attempt now, as if new: no attempts, a fresh window.
-fn reset(store: &Store, id: &str, window: DeliveryWindow, now: u64) -> Result<(), StoreError> {
-    store.update_event(id, |event| {
+fn reset(
+    store: &Store,
+    id: &str,
+    window: DeliveryWindow,
+    now: u64,
+) -> Result<Option<Event>, StoreError> {
+    let reset = store.update_event(id, |event| {
         event.attempts = 0;
         event.status = EventStatus::Queued;
         event.muted = false;
@@ -141,7 +146,7 @@ fn reset(store: &Store, id: &str, window: DeliveryWindow, now: u64) -> Result<()
         event.window = Some(window);
         (QueueMove::To(now), ())
     })?;
-    Ok(())
+    Ok(reset.map(|(event, ())| event))
 }
 
 /// Ends a pending delivery for good (no attempt in flight is undone; its
@@ -231,7 +236,8 @@ fn delivery_of(store: &Store, id: &str) -> JobResult<Event> {
 }
 
 /// Starts one delivery over now (no attempts, a fresh window); its job is no
-/// longer cancelled. Returns the delivery as it is now.
+/// longer cancelled. Returns the delivery as it was reset (its lane may be
+/// attempting it already: on PostgreSQL the queue's announcement rings it).
 pub fn retry_delivery(store: &Store, id: &str, window_ms: u64) -> JobResult<Event> {
     let delivery = delivery_of(store, id)?;
     // Queued for an endpoint no lane serves, it would never end, nor its job.
@@ -243,12 +249,12 @@ pub fn retry_delivery(store: &Store, id: &str, window_ms: u64) -> JobResult<Even
     let max_retries = delivery.window.map_or(0, |w| w.max_retries);
     let now = now_ms();
     let window = window_from(now, max_retries, window_ms);
-    reset(store, id, window, now)?;
+    let reset = reset(store, id, window, now)?;
     store.update_job(&delivery.request_id, now, |job| {
         job.cancelled = false;
         job.expires_at = job.expires_at.max(window.expires_at);
     })?;
-    delivery_of(store, id)
+    reset.ok_or_else(|| JobError::NotFound("webhook delivery", id.to_string()))
 }
 
 /// Stops a delivery that waits for a retry.

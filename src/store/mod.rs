@@ -67,6 +67,8 @@ pub use journal::{Location, SetAside};
 #[cfg(any(test, feature = "test-postgres"))]
 pub use keyspace::test_server as test_postgres;
 pub use keyspace::RemoteSettings;
+/// The trees themselves, for tests that write records as an earlier version stored them.
+pub use keyspace::{Keyspace, RemoteKeyspace, Tree};
 pub use object_times::ObjectTimes;
 pub use order::{compare_values, Mark, Order, OrderedRequest, Position};
 pub use page::{Cursor, Direction, Page, PageRequest, Paging, StampWindow};
@@ -82,7 +84,6 @@ use crate::model::{
 };
 use crate::pipeline::dedup::{Claim, Sighting};
 use crate::sealing::{Sealer, SecretsKey};
-use keyspace::{Keyspace, Tree};
 use serde::{de::DeserializeOwned, Serialize};
 use std::path::Path;
 use std::sync::{Arc, Mutex};

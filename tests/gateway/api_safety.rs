@@ -610,6 +610,7 @@ async fn started_in(dir: tempfile::TempDir, server_extra: &str) -> anyhow::Resul
     let gateway = hookgate::Gateway::start(&config).await?;
     Ok(TestGateway {
         gateway,
+        leftovers: crate::backend::leftovers(dir.path()),
         dir,
         http: reqwest::Client::new(),
     })

@@ -58,6 +58,29 @@ async fn a_request_accepted_by_one_node_is_listed_by_the_other() {
     assert_eq!(page["models"][0]["id"], request_id.as_str());
 }
 
+/// A lane that starts on a node has its lease taken at once: a destination
+/// made through the API delivers before the next renewal (a third of the
+/// lease, here longer than a test waits).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_destination_made_through_the_api_delivers_before_the_next_lease_renewal() {
+    let sink = Sink::start(Reply::Status(200)).await;
+    let config = format!(
+        "[store]\nbackend = \"postgres\"\nurl = \"{}\"\nlease_ms = {}\n\n[[sources]]\nname = \"shop\"\n",
+        new_database(),
+        6 * PATIENCE.as_millis()
+    );
+    let gw = TestGateway::start(&config).await;
+    let connection = json!({
+        "name": "shop-to-later",
+        "source_id": hookgate::ids::named_id("src", "shop"),
+        "destination": { "name": "later", "url": sink.url("/") },
+    });
+    let (status, created) = gw.api_send(Method::POST, "/connections", connection).await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(gw.post("/e/shop", "{}").await.0, 200);
+    sink.wait_for(1).await;
+}
+
 /// How long a node holds a lease unrenewed in these tests: a dead node's
 /// lanes move within it.
 const LEASE_MS: u64 = 1500;

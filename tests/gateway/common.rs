@@ -1,6 +1,7 @@
 //! Test harness: a real HTTP sink for destinations, the real gateway on
-//! 127.0.0.1 with a temp sled directory, and helpers that await signals
-//! (sink arrivals, store event changes) instead of sleeping.
+//! 127.0.0.1 with a temp data directory and the store of the suite's backend
+//! (`crate::backend`), and helpers that await signals (sink arrivals, store
+//! event changes) instead of sleeping.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -236,9 +237,20 @@ pub fn config_text_full(delivery_extra: &str, server_extra: &str, rest: &str) ->
 
 /// Writes `gateway.toml` (the test preamble, then `rest`) into `dir`.
 pub fn write_config(dir: &Path, rest: &str) -> std::path::PathBuf {
+    write_config_text(dir, &config_text(rest))
+}
+
+/// Writes `text` as `gateway.toml` into `dir`, with the `[store]` section of
+/// the backend this suite runs on (`crate::backend`) after it.
+pub fn write_config_text(dir: &Path, text: &str) -> std::path::PathBuf {
     let path = dir.join("gateway.toml");
-    std::fs::write(&path, config_text(rest)).unwrap();
+    let store = crate::backend::store_section(dir);
+    std::fs::write(&path, format!("{text}{store}")).unwrap();
     path
+}
+
+fn load_config(path: &Path) -> Config {
+    Config::load(path).unwrap_or_else(|e| panic!("test config is invalid:\n{e}"))
 }
 
 /// How many sled snapshots the store in a test gateway's `dir` has: one is
@@ -253,10 +265,24 @@ pub fn store_snapshots(dir: &Path) -> usize {
         .count()
 }
 
+/// The store a stopped gateway left in `dir`, opened as the gateway opens it
+/// (from its `gateway.toml`); this fails while anything still holds it.
+pub fn reopen_store(dir: &Path) -> hookgate::store::Store {
+    let config = load_config(&dir.join("gateway.toml"));
+    let limits = &config.limits;
+    hookgate::store::Store::open_backed(
+        &config.server.data_dir,
+        limits.store_cache_bytes,
+        limits.journal_segment_bytes,
+        config.secrets_key.as_ref(),
+        &config.store,
+    )
+    .unwrap()
+}
+
 /// Writes and loads a test config.
 pub fn config_in(dir: &Path, rest: &str) -> Config {
-    Config::load(&write_config(dir, rest))
-        .unwrap_or_else(|e| panic!("test config is invalid:\n{e}"))
+    load_config(&write_config(dir, rest))
 }
 
 /// A gateway on a fresh temp dir.
@@ -264,6 +290,8 @@ pub struct TestGateway {
     pub gateway: Gateway,
     pub dir: tempfile::TempDir,
     pub http: reqwest::Client,
+    /// After `gateway` (fields drop in order): closes what it left open.
+    pub leftovers: crate::backend::Leftovers,
 }
 
 impl TestGateway {
@@ -278,14 +306,17 @@ impl TestGateway {
 
     /// A gateway from `config_text_full`.
     pub async fn start_full(delivery_extra: &str, server_extra: &str, rest: &str) -> TestGateway {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("gateway.toml");
         let text = config_text_full(delivery_extra, server_extra, rest);
-        std::fs::write(&path, text).unwrap();
-        let config = Config::load(&path).unwrap_or_else(|e| panic!("test config is invalid:\n{e}"));
+        TestGateway::start_text(tempfile::tempdir().unwrap(), &text).await
+    }
+
+    /// A gateway on `dir` from the whole config `text` (see `write_config_text`).
+    pub async fn start_text(dir: tempfile::TempDir, text: &str) -> TestGateway {
+        let config = load_config(&write_config_text(dir.path(), text));
         let gateway = Gateway::start(&config).await.unwrap();
         TestGateway {
             gateway,
+            leftovers: crate::backend::leftovers(dir.path()),
             dir,
             http: reqwest::Client::new(),
         }
@@ -344,18 +375,20 @@ impl TestGateway {
 
     /// A gateway on the data in `dir` (left by a stopped one), with `rest` as its config.
     pub async fn start_in(dir: tempfile::TempDir, rest: &str) -> TestGateway {
-        let gateway = Gateway::start(&config_in(dir.path(), rest)).await.unwrap();
-        TestGateway {
-            gateway,
-            dir,
-            http: reqwest::Client::new(),
-        }
+        TestGateway::start_text(dir, &config_text(rest)).await
     }
 
     /// Stops the gateway gracefully; its data dir stays for inspection.
     pub async fn stopped(self) -> tempfile::TempDir {
-        self.gateway.shutdown().await.unwrap();
-        self.dir
+        // What the gateway left open is closed as this returns, once it stopped.
+        let TestGateway {
+            gateway,
+            dir,
+            leftovers: _closed_after_the_stop,
+            ..
+        } = self;
+        gateway.shutdown().await.unwrap();
+        dir
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -103,7 +103,9 @@ async fn a_stopping_gateway_is_not_ready_while_its_listeners_still_serve() {
     // Long enough to probe within, however loaded the machine.
     let drain = "shutdown_drain_ms = 3000\n";
     let gw = TestGateway::start_with(drain, "[[sources]]\nname = \"shop\"\n").await;
-    let TestGateway { gateway, dir, http } = gw;
+    let TestGateway {
+        gateway, dir, http, ..
+    } = gw;
     let (ingress, api) = (gateway.ingress_addr, gateway.api_addr.unwrap());
     let stopped = tokio::spawn(gateway.shutdown());
     let deadline = Instant::now() + PATIENCE;

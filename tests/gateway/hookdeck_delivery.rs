@@ -8,7 +8,9 @@
 //! with the signing secret, compared with `x-hookdeck-signature`, or with
 //! `x-hookdeck-signature-2` during a secret rotation), not from hookgate's code.
 
-use crate::common::{route, Received, Reply, Sink, TestGateway, API_KEY, SIGNING_SECRET};
+use crate::common::{
+    route, write_config_text, Received, Reply, Sink, TestGateway, API_KEY, SIGNING_SECRET,
+};
 use base64::{engine::general_purpose::STANDARD as BASE64, Engine};
 use hmac::{Hmac, Mac};
 use hookgate::model::EventStatus;
@@ -45,15 +47,7 @@ fn config_text(server_extra: &str, rest: &str) -> String {
 }
 
 async fn start_unsigned_in(dir: tempfile::TempDir, server_extra: &str, rest: &str) -> TestGateway {
-    let path = dir.path().join("gateway.toml");
-    std::fs::write(&path, config_text(server_extra, rest)).unwrap();
-    let config = hookgate::Config::load(&path).unwrap_or_else(|e| panic!("invalid config:\n{e}"));
-    let gateway = hookgate::Gateway::start(&config).await.unwrap();
-    TestGateway {
-        gateway,
-        dir,
-        http: reqwest::Client::new(),
-    }
+    TestGateway::start_text(dir, &config_text(server_extra, rest)).await
 }
 
 fn shopify(sink: &Sink, connection_extra: &str) -> String {
@@ -352,13 +346,12 @@ async fn a_reload_that_sets_or_removes_the_secret_in_gateway_toml_signs_accordin
     let rest = shopify(&sink, "");
     let gw = start_unsigned_in(tempfile::tempdir().unwrap(), "", &rest).await;
     let generated = secret_text(&signing_secret(&gw).await);
-    let path = gw.dir.path().join("gateway.toml");
     let signed = config_text("", &rest).replacen(
         "delivery = {",
         &format!("delivery = {{ signing_secret = \"{SIGNING_SECRET}\","),
         1,
     );
-    std::fs::write(&path, signed).unwrap();
+    let path = write_config_text(gw.dir.path(), &signed);
     gw.gateway
         .reload(hookgate::Config::load(&path).unwrap())
         .await
@@ -370,7 +363,7 @@ async fn a_reload_that_sets_or_removes_the_secret_in_gateway_toml_signs_accordin
         Some("x-hookdeck-signature")
     );
 
-    std::fs::write(&path, config_text("", &rest)).unwrap();
+    write_config_text(gw.dir.path(), &config_text("", &rest));
     gw.gateway
         .reload(hookgate::Config::load(&path).unwrap())
         .await

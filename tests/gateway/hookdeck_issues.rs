@@ -517,7 +517,7 @@ async fn a_trigger_and_an_issue_stored_by_an_earlier_version_load_and_work() {
         "count": 3, "opened_at": 1_700_000_000_000u64, "last_seen_at": 1_700_000_001_000u64,
         "dismissed_at": null });
     {
-        let db = sled::open(dir.path().join("data")).unwrap();
+        let db = crate::backend::keyspace(dir.path());
         db.open_tree("issue_triggers")
             .unwrap()
             .insert("itr_old", serde_json::to_vec(&old_trigger).unwrap())

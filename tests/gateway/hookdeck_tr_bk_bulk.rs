@@ -769,10 +769,7 @@ async fn bulk_retries_and_bookmarks_stored_by_earlier_versions_show_in_the_new_s
         "body": "eyJvcmRlciI6NDJ9"
     });
     {
-        let db = sled::Config::new()
-            .path(dir.path().join("data"))
-            .open()
-            .unwrap();
+        let db = crate::backend::keyspace(dir.path());
         let bulk = json!({
             "id": "bch_0000000000000001aaaaaaaa", "kind": "events",
             "query": "status%5B%5D=FAILED&created_at%5Bgte%5D=2020-01-01T00%3A00%3A00.000Z",

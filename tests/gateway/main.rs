@@ -1,10 +1,12 @@
 //! Integration tests: the real gateway (pingora ingress, sled store, delivery
-//! lanes) against real HTTP sinks on 127.0.0.1.
+//! lanes) against real HTTP sinks on 127.0.0.1. The behaviour modules run
+//! again on the PostgreSQL store in `tests/postgres/`.
 
 mod address_policy;
 mod api;
 mod api_safety;
 mod auth;
+mod backend;
 mod browser;
 mod cli;
 mod cluster;

@@ -197,6 +197,8 @@ impl Mixed {
         wait_job(&gw, &discarded, "discarded").await;
         // A paused endpoint holds its delivery before the job is even answered.
         let created = new_job(&gw, &app, "order.held", json!({})).await;
+        // Its delivery is stored a moment after the answer, as a job's are.
+        gw.gateway.store.wait_jobs_routed().await.unwrap();
         Mixed {
             gw,
             app,
