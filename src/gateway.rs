@@ -15,7 +15,7 @@ use crate::model::Catalog;
 use crate::pipeline::transform::WorkerPool;
 use crate::pipeline::Router;
 use crate::retention::Sweeper;
-use crate::signing::workspace_secret::WorkspaceSecret;
+use crate::signing::workspace_secret::{Home, WorkspaceSecret};
 use crate::store::{Backlog, CommitLog, Store};
 use crate::telemetry::Telemetry;
 use anyhow::Context;
@@ -92,7 +92,7 @@ impl Gateway {
             client.clone(),
             notifications,
         );
-        let signing_secret = open_signing_secret(config).await?;
+        let signing_secret = open_signing_secret(config, &store).await?;
         let circuits = Arc::new(Circuits::new(
             config.outbound.circuit_failure_threshold,
             config.outbound.circuit_cooldown_ms,
@@ -442,6 +442,12 @@ impl Node for GatewayNode {
         }
     }
 
+    fn refresh_signing_secret(&self) {
+        if let Err(error) = self.state.signing_secret.refresh() {
+            tracing::warn!(%error, "the signing secret changed by another node not read");
+        }
+    }
+
     fn lead(&self) {
         if let Err(error) = crate::api::resume(&self.state) {
             tracing::error!(%error, "bulk retries left running not resumed");
@@ -505,14 +511,17 @@ fn served_catalog(config: &Config, store: &Store) -> anyhow::Result<Catalog> {
     Ok(served.catalog().with_endpoints(endpoints))
 }
 
-/// The workspace signing secret kept in `data_dir` (generated on first
-/// start), overridden by `[delivery] signing_secret`.
-async fn open_signing_secret(config: &Config) -> anyhow::Result<WorkspaceSecret> {
-    let dir = config.server.data_dir.clone();
+/// The workspace signing secret, generated on first start: kept in
+/// `data_dir`, or in the store when every node shares it (a cluster);
+/// overridden by `[delivery] signing_secret`.
+async fn open_signing_secret(config: &Config, store: &Store) -> anyhow::Result<WorkspaceSecret> {
+    let home = Home::of(store, &config.server.data_dir);
     let configured = config.signing_secret.clone();
     tokio::task::spawn_blocking(move || {
-        WorkspaceSecret::open(&dir, configured, crate::ids::now_ms())
-            .with_context(|| format!("opening the signing secret in {}", dir.display()))
+        let kept_in = home.name();
+        WorkspaceSecret::open(home, configured, crate::ids::now_ms()).with_context(|| {
+            format!("opening the signing secret (kept in the {kept_in}; every node of a cluster needs the same server.secrets_key)")
+        })
     })
     .await?
 }

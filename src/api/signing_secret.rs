@@ -4,7 +4,8 @@
 //! it), so these are hookgate's own: read it, set it, rotate it.
 //!
 //! The stored secret is shown whole: a receiver needs it, and it is the
-//! API's own, like an endpoint's secret. One set in gateway.toml
+//! API's own, like an endpoint's secret. It is kept in `data_dir`, or in the
+//! database for every node of a cluster (`set_in: database`). One set in gateway.toml
 //! (`[delivery] signing_secret`) is the operator's: shown masked, and
 //! changed in the file only (409 here).
 
@@ -13,7 +14,9 @@ use super::query::iso;
 use super::schema::ErrorBody;
 use super::{blocking, ApiState, Shared};
 use crate::ids::now_ms;
-use crate::signing::workspace_secret::{ChangeError, WorkspaceSecret, DEFAULT_OVERLAP_MS};
+use crate::signing::workspace_secret::{
+    ChangeError, KeepError, WorkspaceSecret, DEFAULT_OVERLAP_MS,
+};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -48,7 +51,7 @@ fn default_overlap() -> u64 {
 }
 
 /// `GET /workspace/signing-secret`.
-#[utoipa::path(get, path = "/2023-07-01/workspace/signing-secret", tag = "configuration", summary = "The secret deliveries are signed with (x-hookdeck-signature): {secret, set_in: data_dir | gateway.toml, previous_secret, previous_secret_expires_at, updated_at}; masked when set in gateway.toml", responses((status = 200, description = "the signing secret", body = SigningSecretView)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/2023-07-01/workspace/signing-secret", tag = "configuration", summary = "The secret deliveries are signed with (x-hookdeck-signature): {secret, set_in: data_dir | database | gateway.toml, previous_secret, previous_secret_expires_at, updated_at}; masked when set in gateway.toml", responses((status = 200, description = "the signing secret", body = SigningSecretView)), security(("api_key" = [])))]
 pub async fn get(State(state): Shared) -> Json<SigningSecretView> {
     Json(view(&state))
 }
@@ -84,7 +87,7 @@ pub async fn rotate(
     change(state, move |workspace, now| workspace.rotate(overlap, now)).await
 }
 
-/// Applies a change (it writes a file) and answers the secret as it now is.
+/// Applies a change (it writes a file or the database) and answers the secret as it now is.
 async fn change(
     state: Arc<ApiState>,
     change: impl FnOnce(&WorkspaceSecret, u64) -> Result<(), ChangeError> + Send + 'static,
@@ -99,7 +102,11 @@ fn refused(error: ChangeError) -> ApiError {
     match error {
         ChangeError::Configured => ApiError::conflict(error.to_string()),
         ChangeError::Invalid { field, message } => ApiError::invalid(field, message),
-        ChangeError::Io(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()),
+        // A database down answers 503, as any store call does.
+        ChangeError::Keep(KeepError::Store(error)) => ApiError::from(error),
+        ChangeError::Keep(KeepError::Io(_)) => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())
+        }
     }
 }
 
@@ -108,7 +115,8 @@ fn refused(error: ChangeError) -> ApiError {
 pub struct SigningSecretView {
     /// The current secret; masked when set in gateway.toml.
     secret: String,
-    /// Where it is kept: `data_dir` (set through the API) or `gateway.toml`.
+    /// Where it is kept: `data_dir` or, in a cluster, `database` (both set
+    /// through the API), or `gateway.toml`.
     set_in: &'static str,
     /// The secret replaced, while it still signs beside the current one.
     previous_secret: Option<String>,
@@ -136,7 +144,7 @@ fn view(state: &ApiState) -> SigningSecretView {
     let previous = stored.overlapping(now);
     SigningSecretView {
         secret: stored.secret.clone(),
-        set_in: "data_dir",
+        set_in: workspace.home().name(),
         previous_secret: previous.map(|p| p.secret.clone()),
         previous_secret_expires_at: previous.map(|p| iso(p.until)),
         updated_at: Some(iso(stored.updated_at)),

@@ -28,6 +28,7 @@ struct Pending {
     queue: Notify,
     paused: Notify,
     objects: Notify,
+    signing_secret: Notify,
 }
 
 impl Pending {
@@ -35,12 +36,13 @@ impl Pending {
         match what {
             "queue" => self.queue.notify_one(),
             "paused" => self.paused.notify_one(),
+            "signing_secret" => self.signing_secret.notify_one(),
             _ => self.objects.notify_one(),
         }
     }
 
     fn everything(&self) {
-        for what in ["queue", "paused", "objects"] {
+        for what in ["queue", "paused", "objects", "signing_secret"] {
             self.announced(what);
         }
     }
@@ -54,7 +56,12 @@ pub(super) async fn listen(
     let pending = Arc::new(Pending::default());
     // Dropped (aborted) with this task, however it ends.
     let mut refreshers = tokio::task::JoinSet::new();
-    for what in [Refresh::Queue, Refresh::Paused, Refresh::Objects] {
+    for what in [
+        Refresh::Queue,
+        Refresh::Paused,
+        Refresh::Objects,
+        Refresh::SigningSecret,
+    ] {
         refreshers.spawn(refresh(pending.clone(), node.clone(), what));
     }
     while !*stop.borrow() {
@@ -109,6 +116,7 @@ enum Refresh {
     Queue,
     Paused,
     Objects,
+    SigningSecret,
 }
 
 /// Refreshes one kind of thing each time it is announced (once for a burst).
@@ -118,6 +126,7 @@ async fn refresh(pending: Arc<Pending>, node: Arc<dyn Node>, what: Refresh) {
             Refresh::Queue => &pending.queue,
             Refresh::Paused => &pending.paused,
             Refresh::Objects => &pending.objects,
+            Refresh::SigningSecret => &pending.signing_secret,
         };
         signal.notified().await;
         let node = node.clone();
@@ -126,6 +135,7 @@ async fn refresh(pending: Arc<Pending>, node: Arc<dyn Node>, what: Refresh) {
             Refresh::Queue => node.lanes().iter().for_each(|lane| node.wake(lane)),
             Refresh::Paused => node.refresh_paused(),
             Refresh::Objects => node.refresh_objects(),
+            Refresh::SigningSecret => node.refresh_signing_secret(),
         })
         .await;
         if let Refresh::Queue = what {

@@ -3,7 +3,7 @@
 //! (retention, backlog checks, resumed bulk retries, what silent nodes
 //! left unrouted in their journals), by leases in the
 //! database (`coordinator`); changes to what every node caches (paused
-//! connections, API objects) and newly queued events are announced to every
+//! connections, API objects, the signing secret) and newly queued events are announced to every
 //! node (`announcements`). On the embedded store a node is alone: it holds
 //! every lease and nothing runs here.
 
@@ -29,6 +29,8 @@ pub trait Node: Send + Sync + 'static {
     fn refresh_paused(&self);
     /// Serves the objects created through the API as stored now (blocking).
     fn refresh_objects(&self);
+    /// Signs with the workspace signing secret as stored now (blocking).
+    fn refresh_signing_secret(&self);
     /// This node has just acquired the leader's lease: it resumes the
     /// leader's work left running in the store (bulk retries; blocking).
     fn lead(&self);

@@ -346,7 +346,8 @@ pub struct DeliverySection {
     pub default_concurrency: usize,
     /// The key of the `x-hookdeck-signature` and `x-hookgate-signature`
     /// headers on deliveries (`env:NAME` allowed); without it, the workspace
-    /// secret generated in `data_dir/signing-secret.json`.
+    /// secret generated in `data_dir/signing-secret.json` (in a cluster, in
+    /// the database).
     pub signing_secret: Option<Spanned<String>>,
     /// How often every destination's backlog is checked for backpressure issues.
     pub backlog_check_ms: u64,

@@ -3,7 +3,10 @@
 //! auth method. Hookdeck signs with a secret it generates for the project; so
 //! does hookgate: one generated on first start (32 random bytes) and kept in
 //! `data_dir/signing-secret.json`, readable by its owner only, like
-//! `secrets.key`. `[delivery] signing_secret` in gateway.toml wins over it.
+//! `secrets.key`. In a cluster every node must sign with the same one: the
+//! store keeps it (sealed, in the database; `store/signing_secret.rs`), the
+//! first node to start generates it and each other node reads it.
+//! `[delivery] signing_secret` in gateway.toml wins over it.
 //!
 //! Through the API (`src/api/signing_secret.rs`) the stored secret is shown,
 //! set or rotated. A change signs every attempt sent from then on, retries of
@@ -11,8 +14,11 @@
 //! overlap window (a day by default) the previous secret signs as well, in
 //! `x-hookdeck-signature-2`, the header Hookdeck's own verification helper
 //! also accepts, so that receivers can switch secrets without refusing a
-//! delivery meanwhile.
+//! delivery meanwhile. A change made through another node of a cluster is
+//! announced by the database; each node then reads the secret again
+//! (`WorkspaceSecret::refresh`).
 
+use crate::store::{Store, StoreError};
 use arc_swap::{ArcSwap, ArcSwapOption};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -73,10 +79,28 @@ pub struct PreviousSecret {
 }
 
 impl StoredSecret {
+    /// A newly generated secret, with no previous one.
+    fn generated(now_ms: u64) -> StoredSecret {
+        StoredSecret {
+            secret: generate(),
+            updated_at: now_ms,
+            previous: None,
+        }
+    }
+
     /// The previous secret, while it still signs.
     pub fn overlapping(&self, now_ms: u64) -> Option<&PreviousSecret> {
         self.previous.as_ref().filter(|p| p.until > now_ms)
     }
+}
+
+/// Why the stored secret could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum KeepError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Store(#[from] StoreError),
 }
 
 /// Why a change was refused.
@@ -92,7 +116,101 @@ pub enum ChangeError {
         message: String,
     },
     #[error("cannot save the signing secret: {0}")]
-    Io(#[from] std::io::Error),
+    Keep(#[from] KeepError),
+}
+
+/// Where the stored secret is kept.
+pub enum Home {
+    /// `data_dir/signing-secret.json`: the node's own.
+    DataDir(PathBuf),
+    /// The store, when every node of a cluster shares it.
+    Store(Store),
+}
+
+impl Home {
+    /// The store when it keeps the secret (a cluster's database), else `data_dir`.
+    pub fn of(store: &Store, data_dir: &Path) -> Home {
+        if store.keeps_signing_secret() {
+            Home::Store(store.clone())
+        } else {
+            Home::in_data_dir(data_dir)
+        }
+    }
+
+    /// `data_dir/signing-secret.json`.
+    pub fn in_data_dir(data_dir: &Path) -> Home {
+        Home::DataDir(data_dir.join(FILE))
+    }
+
+    /// Where it is, as the API's `set_in` names it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Home::DataDir(_) => "data_dir",
+            Home::Store(_) => "database",
+        }
+    }
+
+    /// The secret kept here, generated and kept first when there is none.
+    /// In a cluster the first node's wins: the others read it.
+    fn load_or_generate(&self, now_ms: u64) -> Result<StoredSecret, KeepError> {
+        match self {
+            Home::DataDir(file) => match std::fs::read(file) {
+                Ok(bytes) => Ok(serde_json::from_slice(&bytes).map_err(|e| {
+                    let message = format!("{}: {e}", file.display());
+                    std::io::Error::new(std::io::ErrorKind::InvalidData, message)
+                })?),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                    let generated = StoredSecret::generated(now_ms);
+                    save(file, &generated)?;
+                    tracing::info!(file = %file.display(), "generated the workspace signing secret");
+                    Ok(generated)
+                }
+                Err(error) => Err(error.into()),
+            },
+            // Nodes starting together each generate one: the first stored
+            // is kept, and the others take it.
+            Home::Store(store) => loop {
+                if let Some(kept) = store.signing_secret()? {
+                    return Ok(kept);
+                }
+                let generated = StoredSecret::generated(now_ms);
+                if let Some(kept) = store.swap_signing_secret(None, &generated)? {
+                    if kept == generated {
+                        tracing::info!("generated the cluster's workspace signing secret");
+                    }
+                    return Ok(kept);
+                }
+            },
+        }
+    }
+
+    /// Keeps `change` applied to `before`; in a cluster, applied again to
+    /// what another node stored meanwhile (None: nothing, which only a hand
+    /// on the database can make), so that no change is lost. Returns what
+    /// is kept now.
+    fn change(
+        &self,
+        before: &StoredSecret,
+        change: impl Fn(Option<&StoredSecret>) -> StoredSecret,
+    ) -> Result<StoredSecret, KeepError> {
+        match self {
+            Home::DataDir(file) => {
+                let changed = change(Some(before));
+                save(file, &changed)?;
+                Ok(changed)
+            }
+            Home::Store(store) => {
+                let mut before = Some(before.clone());
+                loop {
+                    let changed = change(before.as_ref());
+                    before = store.swap_signing_secret(before.as_ref(), &changed)?;
+                    if before.as_ref() == Some(&changed) {
+                        return Ok(changed);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// The gateway's signing secret; cheap to clone, shared by delivery and the API.
@@ -100,42 +218,24 @@ pub enum ChangeError {
 pub struct WorkspaceSecret(Arc<Inner>);
 
 struct Inner {
-    file: PathBuf,
+    home: Home,
     stored: ArcSwap<StoredSecret>,
     /// `[delivery] signing_secret`, resolved (replaced on reload).
     configured: ArcSwapOption<String>,
-    /// One change at a time, so that none is lost between read and write.
+    /// One change (or refresh) at a time, so that none is lost between read and write.
     changes: Mutex<()>,
 }
 
 impl WorkspaceSecret {
-    /// The secret kept in `data_dir`, generated on first start.
+    /// The secret kept in `home`, generated on first start.
     pub fn open(
-        data_dir: &Path,
+        home: Home,
         configured: Option<String>,
         now_ms: u64,
-    ) -> std::io::Result<WorkspaceSecret> {
-        let file = data_dir.join(FILE);
-        let stored = match std::fs::read(&file) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                let message = format!("{}: {e}", file.display());
-                std::io::Error::new(std::io::ErrorKind::InvalidData, message)
-            })?,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                let stored = StoredSecret {
-                    secret: generate(),
-                    updated_at: now_ms,
-                    previous: None,
-                };
-                std::fs::create_dir_all(data_dir)?;
-                save(&file, &stored)?;
-                tracing::info!(file = %file.display(), "generated the workspace signing secret");
-                stored
-            }
-            Err(error) => return Err(error),
-        };
+    ) -> Result<WorkspaceSecret, KeepError> {
+        let stored = home.load_or_generate(now_ms)?;
         Ok(WorkspaceSecret(Arc::new(Inner {
-            file,
+            home,
             stored: ArcSwap::from_pointee(stored),
             configured: ArcSwapOption::new(configured.map(Arc::new)),
             changes: Mutex::default(),
@@ -152,6 +252,11 @@ impl WorkspaceSecret {
         self.0.configured.load().is_some()
     }
 
+    /// Where the stored secret is kept.
+    pub fn home(&self) -> &Home {
+        &self.0.home
+    }
+
     /// The secrets an attempt sent at `now_ms` is signed with.
     pub fn keys(&self, now_ms: u64) -> SigningKeys {
         if let Some(configured) = self.0.configured.load_full() {
@@ -164,9 +269,22 @@ impl WorkspaceSecret {
         }
     }
 
-    /// The stored secret and its previous one, as kept in `data_dir`.
+    /// The stored secret and its previous one, as kept in its home.
     pub fn stored(&self) -> Arc<StoredSecret> {
         self.0.stored.load_full()
+    }
+
+    /// Reads the stored secret again: another node of a cluster changed it
+    /// (blocking). A node's own `data_dir` changes only through itself.
+    pub fn refresh(&self) -> Result<(), KeepError> {
+        let Home::Store(store) = &self.0.home else {
+            return Ok(());
+        };
+        let _one_change = self.0.changes.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(stored) = store.signing_secret()? {
+            self.0.stored.store(Arc::new(stored));
+        }
+        Ok(())
     }
 
     /// Signs with `secret` from now on; the current one keeps signing for
@@ -186,17 +304,18 @@ impl WorkspaceSecret {
         if self.is_configured() {
             return Err(ChangeError::Configured);
         }
-        let before = self.0.stored.load();
-        let previous = (overlap_ms > 0 && before.secret != secret).then(|| PreviousSecret {
-            secret: before.secret.clone(),
-            until: now_ms.saturating_add(overlap_ms),
-        });
-        let changed = StoredSecret {
-            secret,
-            updated_at: now_ms,
-            previous,
-        };
-        save(&self.0.file, &changed)?;
+        let changed = self.0.home.change(&self.0.stored.load(), |before| {
+            let replaced = before.filter(|before| overlap_ms > 0 && before.secret != secret);
+            let previous = replaced.map(|before| PreviousSecret {
+                secret: before.secret.clone(),
+                until: now_ms.saturating_add(overlap_ms),
+            });
+            StoredSecret {
+                secret: secret.clone(),
+                updated_at: now_ms,
+                previous,
+            }
+        })?;
         self.0.stored.store(Arc::new(changed));
         Ok(())
     }
@@ -226,6 +345,9 @@ fn check_secret(secret: &str) -> Result<(), String> {
 }
 
 fn save(file: &Path, stored: &StoredSecret) -> std::io::Result<()> {
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     crate::owner_only_file::write_whole(file, &serde_json::to_vec_pretty(stored)?)
 }
 
@@ -237,7 +359,7 @@ mod tests {
     #[test]
     fn generated_once_kept_owner_only_and_read_back() {
         let dir = tempfile::tempdir().unwrap();
-        let first = WorkspaceSecret::open(dir.path(), None, 1).unwrap();
+        let first = WorkspaceSecret::open(Home::in_data_dir(dir.path()), None, 1).unwrap();
         let secret = first.keys(1).current;
         assert_eq!(secret.len(), 43);
         let mode = std::fs::metadata(dir.path().join(FILE))
@@ -245,14 +367,19 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        let again = WorkspaceSecret::open(dir.path(), None, 2).unwrap();
+        let again = WorkspaceSecret::open(Home::in_data_dir(dir.path()), None, 2).unwrap();
         assert_eq!(again.keys(2), SigningKeys::single(secret));
     }
 
     #[test]
     fn the_configured_secret_wins_and_refuses_changes() {
         let dir = tempfile::tempdir().unwrap();
-        let workspace = WorkspaceSecret::open(dir.path(), Some("from-the-file".into()), 1).unwrap();
+        let workspace = WorkspaceSecret::open(
+            Home::in_data_dir(dir.path()),
+            Some("from-the-file".into()),
+            1,
+        )
+        .unwrap();
         assert_eq!(workspace.keys(1), SigningKeys::single("from-the-file"));
         assert!(matches!(
             workspace.rotate(0, 2),
@@ -265,7 +392,7 @@ mod tests {
     #[test]
     fn the_previous_secret_signs_until_its_window_ends() {
         let dir = tempfile::tempdir().unwrap();
-        let workspace = WorkspaceSecret::open(dir.path(), None, 0).unwrap();
+        let workspace = WorkspaceSecret::open(Home::in_data_dir(dir.path()), None, 0).unwrap();
         let old = workspace.keys(0).current;
         workspace
             .replace("a-new-secret-of-some-length".into(), 1000, 10)
@@ -275,7 +402,7 @@ mod tests {
         assert_eq!(during.previous.as_deref(), Some(old.as_str()));
         assert_eq!(workspace.keys(1010).previous, None);
         // Kept across a restart, window included.
-        let reopened = WorkspaceSecret::open(dir.path(), None, 20).unwrap();
+        let reopened = WorkspaceSecret::open(Home::in_data_dir(dir.path()), None, 20).unwrap();
         assert_eq!(reopened.keys(1009), during);
         // No overlap asked: the old one stops at once.
         reopened.rotate(0, 30).unwrap();
@@ -285,7 +412,7 @@ mod tests {
     #[test]
     fn a_given_secret_must_look_like_a_key() {
         let dir = tempfile::tempdir().unwrap();
-        let workspace = WorkspaceSecret::open(dir.path(), None, 0).unwrap();
+        let workspace = WorkspaceSecret::open(Home::in_data_dir(dir.path()), None, 0).unwrap();
         for bad in ["short", "has a space in it here", &"x".repeat(257)] {
             assert!(matches!(
                 workspace.replace(bad.to_string(), 0, 1),
@@ -296,5 +423,82 @@ mod tests {
             workspace.replace("x".repeat(16), MAX_OVERLAP_MS + 1, 1),
             Err(ChangeError::Invalid { .. })
         ));
+    }
+
+    /// `nodes` stores on one new database of the test server, each in a
+    /// data dir of its own and sealing with one secrets key, as a cluster's
+    /// nodes are.
+    fn cluster(nodes: usize) -> Vec<(tempfile::TempDir, Store)> {
+        use base64::engine::general_purpose::STANDARD;
+        let key = crate::sealing::SecretsKey::parse(&STANDARD.encode([7u8; 32])).unwrap();
+        let database = crate::store::test_postgres::database();
+        let backend = crate::store::Backend::Postgres(Box::new(database));
+        (0..nodes)
+            .map(|_| {
+                let dir = tempfile::tempdir().unwrap();
+                let store = Store::open_backed(dir.path(), 1 << 20, 1 << 20, Some(&key), &backend);
+                (dir, store.unwrap())
+            })
+            .collect()
+    }
+
+    fn open_on((dir, store): &(tempfile::TempDir, Store), now_ms: u64) -> WorkspaceSecret {
+        WorkspaceSecret::open(Home::of(store, dir.path()), None, now_ms).unwrap()
+    }
+
+    #[test]
+    fn in_a_cluster_the_secret_of_the_first_node_to_store_one_is_every_nodes() {
+        let nodes = cluster(3);
+        // Started at once: each generates one, one of them is kept.
+        let opened: Vec<WorkspaceSecret> = std::thread::scope(|scope| {
+            let opening: Vec<_> = nodes
+                .iter()
+                .map(|node| scope.spawn(move || open_on(node, 1)))
+                .collect();
+            opening.into_iter().map(|o| o.join().unwrap()).collect()
+        });
+        let first = opened[0].keys(1);
+        assert_eq!(first.current.len(), 43);
+        for workspace in &opened {
+            assert_eq!(workspace.keys(1), first);
+            assert_eq!(workspace.home().name(), "database");
+        }
+        for (dir, _) in &nodes {
+            assert!(!dir.path().join(FILE).exists(), "nothing in data_dir");
+        }
+        assert_eq!(open_on(&nodes[1], 2).keys(2), first, "read on a restart");
+    }
+
+    #[test]
+    fn in_a_cluster_a_change_through_one_node_signs_on_another_once_read_again() {
+        let nodes = cluster(2);
+        let (a, b) = (open_on(&nodes[0], 0), open_on(&nodes[1], 0));
+        let old = a.keys(0).current;
+        b.replace("set-through-node-b-api".into(), 1000, 10)
+            .unwrap();
+        assert_eq!(a.keys(20).current, old, "until it reads the secret again");
+        a.refresh().unwrap();
+        let during = a.keys(20);
+        assert_eq!(during.current, "set-through-node-b-api");
+        assert_eq!(during.previous.as_deref(), Some(old.as_str()));
+        assert_eq!(during, b.keys(20));
+    }
+
+    #[test]
+    fn in_a_cluster_a_change_over_a_secret_changed_meanwhile_keeps_the_other_change() {
+        let nodes = cluster(2);
+        let (a, b) = (open_on(&nodes[0], 0), open_on(&nodes[1], 0));
+        a.replace("set-through-node-a-api".into(), 1000, 10)
+            .unwrap();
+        // Node B has not read A's change: its own is made over A's, whose
+        // secret keeps signing for B's overlap window.
+        b.replace("set-through-node-b-api".into(), 1000, 20)
+            .unwrap();
+        a.refresh().unwrap();
+        for node in [&a, &b] {
+            let keys = node.keys(30);
+            assert_eq!(keys.current, "set-through-node-b-api");
+            assert_eq!(keys.previous.as_deref(), Some("set-through-node-a-api"));
+        }
     }
 }

@@ -53,6 +53,7 @@ mod request_record;
 mod requests;
 mod retention;
 mod secrets;
+mod signing_secret;
 mod silent_nodes;
 mod tally;
 
@@ -309,6 +310,8 @@ pub struct StoreState {
     sweep_feed: broadcast::Sender<Swept>,
     /// One retention sweep at a time (see `retention`).
     sweeping: Mutex<()>,
+    /// The workspace signing secret of a cluster (see `signing_secret`).
+    signing_secret: Tree,
     /// Seals the secrets of stored objects (see `secrets`).
     sealer: Sealer,
 }
@@ -457,6 +460,7 @@ impl Store {
             job_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             sweep_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
             sweeping: Mutex::default(),
+            signing_secret: db.open_tree("signing_secret")?,
             sealer,
             db,
         };

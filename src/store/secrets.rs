@@ -5,6 +5,7 @@
 use super::{Result, Store, StoreError};
 use crate::config::ApiObject;
 use crate::model::{Endpoint, TransformationObject};
+use crate::signing::workspace_secret::StoredSecret;
 use serde_json::Value;
 
 /// The fields of an API object that may hold credentials: a source's
@@ -79,6 +80,16 @@ impl Store {
             *value = self.open_sealed(value)?;
         }
         Ok(transformation)
+    }
+
+    /// The workspace signing secret is sealed whole: all of it is secret.
+    pub(super) fn sealed_signing_secret(&self, stored: &StoredSecret) -> Result<String> {
+        Ok(self.seal(&serde_json::to_string(stored)?))
+    }
+
+    pub(super) fn opened_signing_secret(&self, sealed: &[u8]) -> Result<StoredSecret> {
+        let plain = self.open_sealed(&String::from_utf8_lossy(sealed))?;
+        Ok(serde_json::from_str(&plain)?)
     }
 }
 

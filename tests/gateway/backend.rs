@@ -5,6 +5,10 @@
 use hookgate::store::{Keyspace, Store};
 use std::path::Path;
 
+/// Where a gateway keeps the signing secret it generates (`set_in` of
+/// `/workspace/signing-secret`): a node alone keeps it in its data dir.
+pub const SIGNING_SECRET_KEPT_IN: &str = "data_dir";
+
 pub fn store_section(_dir: &Path) -> String {
     String::new()
 }

@@ -650,3 +650,114 @@ async fn postgresql_restarted_under_load_acknowledges_nothing_while_down_and_los
     let (status, _) = a.api_get("/requests").await;
     assert_eq!(status, 200, "the API works again");
 }
+
+/// A cluster's config with no `[delivery] signing_secret` (the nodes sign
+/// with the workspace secret) and each node's `secrets_key` from `key_byte`.
+fn unsigned_cluster_config(database: &str, sinks: &[Sink], key_byte: u8) -> String {
+    use base64::{engine::general_purpose::STANDARD as BASE64, Engine};
+    let destinations = [
+        ("orders", sinks[0].url("/")),
+        ("invoices", sinks[1].url("/")),
+    ];
+    let secrets_key = format!("secrets_key = \"{}\"\n", BASE64.encode([key_byte; 32]));
+    let rest = fanned_out_config(database, &destinations, "");
+    config_text_unsigned(&secrets_key, &rest)
+}
+
+async fn signing_secret(gw: &TestGateway) -> serde_json::Value {
+    let (status, view) = gw.api_get("/workspace/signing-secret").await;
+    assert_eq!(status, 200, "{view}");
+    view
+}
+
+/// Posts one event through each node and checks what both sinks then
+/// receive, each sink from the node running its lane (one lane each): signed
+/// with `current`, and with `previous` beside it when given.
+async fn each_node_signs_with(
+    nodes: [&TestGateway; 2],
+    sinks: &[Sink],
+    current: &str,
+    previous: Option<&str>,
+) {
+    let delivered = sinks[0].received().len();
+    post_numbered(&nodes, delivered..delivered + 2).await;
+    for sink in sinks {
+        let received = sink.wait_for(delivered + 2).await;
+        for made in &received[delivered..] {
+            assert_eq!(
+                made.hookdeck_signature_made_by(current),
+                Some("x-hookdeck-signature")
+            );
+            let beside = previous.and_then(|previous| made.hookdeck_signature_made_by(previous));
+            assert_eq!(beside, previous.map(|_| "x-hookdeck-signature-2"));
+        }
+    }
+}
+
+/// In a cluster the workspace signing secret lives in the database: the
+/// first node generates it, every node shows it and signs with it, and a
+/// rotation through node B's API signs node A's deliveries within a second
+/// (the database announces it), the old secret beside it for the overlap.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_node_signs_with_the_clusters_secret_and_a_rotation_through_one_reaches_the_other() {
+    let sinks = [
+        Sink::start(Reply::Status(200)).await,
+        Sink::start(Reply::Status(200)).await,
+    ];
+    let config = unsigned_cluster_config(&new_database(), &sinks, 7);
+    let a = TestGateway::start_text(tempfile::tempdir().unwrap(), &config).await;
+    let b = TestGateway::start_text(tempfile::tempdir().unwrap(), &config).await;
+    until("each node runs one lane", || lanes_run(&[&a, &b]) == [1, 1]).await;
+    let shown = signing_secret(&a).await;
+    assert_eq!(shown["set_in"], "database");
+    assert_eq!(
+        signing_secret(&b).await,
+        shown,
+        "one secret for the cluster"
+    );
+    let first = shown["secret"].as_str().unwrap().to_string();
+    each_node_signs_with([&a, &b], &sinks, &first, None).await;
+
+    let path = "/workspace/signing-secret/rotate";
+    let (status, rotated) = b.api_send(Method::POST, path, json!({})).await;
+    assert_eq!(status, 200, "{rotated}");
+    let rotated_at = std::time::Instant::now();
+    let second = rotated["secret"].as_str().unwrap().to_string();
+    assert_eq!(rotated["previous_secret"], first.as_str());
+    while signing_secret(&a).await["secret"] != second.as_str() {
+        let waited = rotated_at.elapsed();
+        assert!(
+            waited < Duration::from_secs(1),
+            "node A still signs with the old secret {waited:?} after the rotation"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(signing_secret(&a).await, rotated);
+    each_node_signs_with([&a, &b], &sinks, &second, Some(&first)).await;
+}
+
+/// A node that cannot open the cluster's signing secret (sealed with
+/// another `secrets_key`) refuses to start instead of signing with another.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_with_another_secrets_key_refuses_to_start_naming_it() {
+    let sinks = [
+        Sink::start(Reply::Status(200)).await,
+        Sink::start(Reply::Status(200)).await,
+    ];
+    let database = new_database();
+    let _a = TestGateway::start_text(
+        tempfile::tempdir().unwrap(),
+        &unsigned_cluster_config(&database, &sinks, 7),
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let other_key = unsigned_cluster_config(&database, &sinks, 8);
+    let config = hookgate::Config::load(&write_config_text(dir.path(), &other_key)).unwrap();
+    let refused = hookgate::Gateway::start(&config).await.err().unwrap();
+    let refused = format!("{refused:#}");
+    assert!(
+        refused.contains("does not open with this secrets key")
+            && refused.contains("the same server.secrets_key"),
+        "{refused}"
+    );
+}

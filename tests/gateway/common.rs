@@ -42,6 +42,30 @@ impl Received {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+
+    /// A receiver's Hookdeck check: which of the two signature headers the
+    /// secret made (None: neither). Written from Hookdeck's documentation
+    /// ("Verify the Hookdeck signature": base64 of the HMAC-SHA256 of the raw
+    /// body with the signing secret, compared with `x-hookdeck-signature`, or
+    /// with `x-hookdeck-signature-2` during a secret rotation), not from
+    /// hookgate's code.
+    pub fn hookdeck_signature_made_by(&self, secret: &str) -> Option<&'static str> {
+        use base64::{engine::general_purpose::STANDARD as BASE64, Engine};
+        use hmac::{Hmac, Mac};
+        ["x-hookdeck-signature", "x-hookdeck-signature-2"]
+            .into_iter()
+            .find(|header| {
+                let Some(sent) = self.header(header) else {
+                    return false;
+                };
+                let Ok(sent) = BASE64.decode(sent) else {
+                    return false;
+                };
+                let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+                mac.update(&self.body);
+                mac.verify_slice(&sent).is_ok()
+            })
+    }
 }
 
 /// How the sink answers.
@@ -228,8 +252,25 @@ pub fn config_text_full(delivery_extra: &str, server_extra: &str, rest: &str) ->
         "" => String::new(),
         keys => format!(", {keys}"),
     };
+    let delivery =
+        format!("signing_secret = \"{SIGNING_SECRET}\", backlog_check_ms = 100{delivery_extra}");
+    preamble(&delivery, server_extra, rest)
+}
+
+/// `config_text_with` without `[delivery] signing_secret`: the gateway
+/// signs with the workspace secret it generates.
+pub fn config_text_unsigned(server_extra: &str, rest: &str) -> String {
+    preamble(
+        &format!("backlog_check_ms = 100, {LOOPBACK_ALLOWED}"),
+        server_extra,
+        rest,
+    )
+}
+
+/// The test preamble, `delivery` the keys of its `[delivery]` inline table.
+fn preamble(delivery: &str, server_extra: &str, rest: &str) -> String {
     format!(
-        "delivery = {{ signing_secret = \"{SIGNING_SECRET}\", backlog_check_ms = 100{delivery_extra} }}\n[server]\ningress_listen = \"127.0.0.1:0\"\napi_listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\napi_keys = [\"{API_KEY}\"]\ndata_dir = \"data\"\nshutdown_timeout_ms = 5000\ntransform_worker_exe = \"{}\"\n{server_extra}\n{rest}",
+        "delivery = {{ {delivery} }}\n[server]\ningress_listen = \"127.0.0.1:0\"\napi_listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\napi_keys = [\"{API_KEY}\"]\ndata_dir = \"data\"\nshutdown_timeout_ms = 5000\ntransform_worker_exe = \"{}\"\n{server_extra}\n{rest}",
         // The test binary cannot serve as a transformation worker.
         env!("CARGO_BIN_EXE_hookgate")
     )

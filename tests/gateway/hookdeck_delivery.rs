@@ -3,51 +3,21 @@
 //! gateway generates, keeps in `data_dir`, shows and rotates through the API;
 //! and how the ingress answers archived and deleted sources (item 5).
 //!
-//! The receiver's check below is written from Hookdeck's documentation
-//! ("Verify the Hookdeck signature": base64 of the HMAC-SHA256 of the raw body
-//! with the signing secret, compared with `x-hookdeck-signature`, or with
-//! `x-hookdeck-signature-2` during a secret rotation), not from hookgate's code.
+//! The receiver's check (`Received::hookdeck_signature_made_by`, in
+//! `common.rs`) is written from Hookdeck's documentation, not from
+//! hookgate's code.
 
 use crate::common::{
-    route, write_config_text, Received, Reply, Sink, TestGateway, API_KEY, SIGNING_SECRET,
+    config_text_unsigned, route, write_config_text, Received, Reply, Sink, TestGateway,
+    SIGNING_SECRET,
 };
-use base64::{engine::general_purpose::STANDARD as BASE64, Engine};
-use hmac::{Hmac, Mac};
 use hookgate::model::EventStatus;
 use reqwest::Method;
 use serde_json::{json, Value};
-use sha2::Sha256;
 use std::os::unix::fs::PermissionsExt as _;
 
-/// A receiver's Hookdeck check: which of the two signature headers the
-/// secret made (None: neither).
-fn hookdeck_signature_made_by(secret: &str, received: &Received) -> Option<&'static str> {
-    ["x-hookdeck-signature", "x-hookdeck-signature-2"]
-        .into_iter()
-        .find(|header| {
-            let Some(sent) = received.header(header) else {
-                return false;
-            };
-            let Ok(sent) = BASE64.decode(sent) else {
-                return false;
-            };
-            let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-            mac.update(&received.body);
-            mac.verify_slice(&sent).is_ok()
-        })
-}
-
-/// A config with a source, a destination and a connection, and nothing
-/// about signing: it serves as it is (the secret is generated).
-fn config_text(server_extra: &str, rest: &str) -> String {
-    format!(
-        "delivery = {{ backlog_check_ms = 100, allowed_networks = [\"127.0.0.0/8\"] }}\n[server]\ningress_listen = \"127.0.0.1:0\"\napi_listen = \"127.0.0.1:0\"\nmetrics_listen = \"127.0.0.1:0\"\napi_keys = [\"{API_KEY}\"]\ndata_dir = \"data\"\nshutdown_timeout_ms = 5000\ntransform_worker_exe = \"{}\"\n{server_extra}\n{rest}",
-        env!("CARGO_BIN_EXE_hookgate")
-    )
-}
-
 async fn start_unsigned_in(dir: tempfile::TempDir, server_extra: &str, rest: &str) -> TestGateway {
-    TestGateway::start_text(dir, &config_text(server_extra, rest)).await
+    TestGateway::start_text(dir, &config_text_unsigned(server_extra, rest)).await
 }
 
 fn shopify(sink: &Sink, connection_extra: &str) -> String {
@@ -112,7 +82,7 @@ async fn a_delivery_carries_what_a_receiver_written_for_hookdeck_checks() {
     for (attempt, received) in [(1, &first), (2, &second)] {
         assert_eq!(received.body, body.as_bytes());
         assert_eq!(
-            hookdeck_signature_made_by(&secret, received),
+            received.hookdeck_signature_made_by(&secret),
             Some("x-hookdeck-signature")
         );
         assert_eq!(received.header("x-hookdeck-signature-2"), None);
@@ -152,7 +122,7 @@ async fn a_delivery_carries_what_a_receiver_written_for_hookdeck_checks() {
             );
         }
     }
-    assert_eq!(hookdeck_signature_made_by("another-secret", &first), None);
+    assert_eq!(first.hookdeck_signature_made_by("another-secret"), None);
     // The request itself shows where it came from, as Hookdeck's do.
     let (_, request) = gw.api_get(&format!("/requests/{}", event.request_id)).await;
     assert_eq!(
@@ -167,15 +137,20 @@ async fn the_generated_secret_is_kept_owner_only_across_restarts_and_rotated_wit
     let config = shopify(&sink, "");
     let gw = start_unsigned_in(tempfile::tempdir().unwrap(), "", &config).await;
     let generated = signing_secret(&gw).await;
-    assert_eq!(generated["set_in"], "data_dir");
+    assert_eq!(generated["set_in"], crate::backend::SIGNING_SECRET_KEPT_IN);
     assert!(generated["previous_secret"].is_null());
     assert!(generated["updated_at"].is_string());
     assert!(generated["team_id"].as_str().unwrap().starts_with("tm_"));
     let first = secret_text(&generated);
     assert!(first.len() >= 32, "{first}");
     let file = gw.dir.path().join("data/signing-secret.json");
-    let mode = std::fs::metadata(&file).unwrap().permissions().mode();
-    assert_eq!(mode & 0o777, 0o600);
+    match crate::backend::SIGNING_SECRET_KEPT_IN {
+        "data_dir" => {
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        _ => assert!(!file.exists(), "the database keeps it, not data_dir"),
+    }
 
     let dir = gw.stopped().await;
     let gw = start_unsigned_in(dir, "", &config).await;
@@ -197,11 +172,11 @@ async fn the_generated_secret_is_kept_owner_only_across_restarts_and_rotated_wit
     assert!(rotated["previous_secret_expires_at"].is_string());
     let during = delivered(&gw, &sink, "{\"n\":1}", 1).await;
     assert_eq!(
-        hookdeck_signature_made_by(&second, &during),
+        during.hookdeck_signature_made_by(&second),
         Some("x-hookdeck-signature")
     );
     assert_eq!(
-        hookdeck_signature_made_by(&first, &during),
+        during.hookdeck_signature_made_by(&first),
         Some("x-hookdeck-signature-2")
     );
 
@@ -216,17 +191,17 @@ async fn the_generated_secret_is_kept_owner_only_across_restarts_and_rotated_wit
     assert!(set["previous_secret"].is_null());
     let after = delivered(&gw, &sink, "{\"n\":2}", 2).await;
     assert_eq!(
-        hookdeck_signature_made_by(chosen, &after),
+        after.hookdeck_signature_made_by(chosen),
         Some("x-hookdeck-signature")
     );
     assert_eq!(after.header("x-hookdeck-signature-2"), None);
-    assert_eq!(hookdeck_signature_made_by(&second, &after), None);
+    assert_eq!(after.hookdeck_signature_made_by(&second), None);
 
     let gw = start_unsigned_in(gw.stopped().await, "", &config).await;
     assert_eq!(secret_text(&signing_secret(&gw).await), chosen);
     let restarted = delivered(&gw, &sink, "{\"n\":3}", 3).await;
     assert_eq!(
-        hookdeck_signature_made_by(chosen, &restarted),
+        restarted.hookdeck_signature_made_by(chosen),
         Some("x-hookdeck-signature")
     );
 }
@@ -253,7 +228,7 @@ async fn a_secret_set_in_gateway_toml_wins_and_is_changed_there_only() {
 
     let received = delivered(&gw, &sink, "{}", 1).await;
     assert_eq!(
-        hookdeck_signature_made_by(SIGNING_SECRET, &received),
+        received.hookdeck_signature_made_by(SIGNING_SECRET),
         Some("x-hookdeck-signature")
     );
 }
@@ -346,7 +321,7 @@ async fn a_reload_that_sets_or_removes_the_secret_in_gateway_toml_signs_accordin
     let rest = shopify(&sink, "");
     let gw = start_unsigned_in(tempfile::tempdir().unwrap(), "", &rest).await;
     let generated = secret_text(&signing_secret(&gw).await);
-    let signed = config_text("", &rest).replacen(
+    let signed = config_text_unsigned("", &rest).replacen(
         "delivery = {",
         &format!("delivery = {{ signing_secret = \"{SIGNING_SECRET}\","),
         1,
@@ -359,11 +334,11 @@ async fn a_reload_that_sets_or_removes_the_secret_in_gateway_toml_signs_accordin
     assert_eq!(signing_secret(&gw).await["set_in"], "gateway.toml");
     let received = delivered(&gw, &sink, "{}", 1).await;
     assert_eq!(
-        hookdeck_signature_made_by(SIGNING_SECRET, &received),
+        received.hookdeck_signature_made_by(SIGNING_SECRET),
         Some("x-hookdeck-signature")
     );
 
-    write_config_text(gw.dir.path(), &config_text("", &rest));
+    write_config_text(gw.dir.path(), &config_text_unsigned("", &rest));
     gw.gateway
         .reload(hookgate::Config::load(&path).unwrap())
         .await
@@ -371,7 +346,7 @@ async fn a_reload_that_sets_or_removes_the_secret_in_gateway_toml_signs_accordin
     assert_eq!(secret_text(&signing_secret(&gw).await), generated);
     let received = delivered(&gw, &sink, "{}", 2).await;
     assert_eq!(
-        hookdeck_signature_made_by(&generated, &received),
+        received.hookdeck_signature_made_by(&generated),
         Some("x-hookdeck-signature")
     );
 }
@@ -473,7 +448,7 @@ async fn archived_sources_reject_as_source_archived_and_deleted_ones_answer_gone
 }
 
 #[test]
-fn the_check_above_is_the_documented_one() {
+fn the_receivers_check_is_the_documented_one() {
     // Hookdeck's scheme on a known vector: HMAC-SHA256 (RFC 4231 case 2) in base64.
     let received = Received {
         method: "POST".into(),
@@ -490,7 +465,7 @@ fn the_check_above_is_the_documented_one() {
         at: std::time::Instant::now(),
     };
     assert_eq!(
-        hookdeck_signature_made_by("Jefe", &received),
+        received.hookdeck_signature_made_by("Jefe"),
         Some("x-hookdeck-signature")
     );
 }

@@ -10,6 +10,10 @@ use std::sync::{LazyLock, Mutex};
 /// the same again for a gateway that restarts on it.
 static DATABASES: LazyLock<Mutex<HashMap<PathBuf, RemoteSettings>>> = LazyLock::new(Mutex::default);
 
+/// Where a gateway keeps the signing secret it generates (`set_in` of
+/// `/workspace/signing-secret`): the database keeps it, for every node.
+pub const SIGNING_SECRET_KEPT_IN: &str = "database";
+
 pub fn store_section(dir: &Path) -> String {
     let url = test_postgres::connection_string(&database_of(dir).config);
     format!("\n[store]\nbackend = \"postgres\"\nurl = \"{url}\"\n")

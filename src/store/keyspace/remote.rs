@@ -29,6 +29,10 @@ pub(super) const MIGRATIONS: &[(i32, &str)] = &[
         4,
         include_str!("../../../migrations/0004_time_partitions.sql"),
     ),
+    (
+        5,
+        include_str!("../../../migrations/0005_signing_secret.sql"),
+    ),
 ];
 
 /// An arbitrary constant: the advisory lock that lets one node migrate at a time.
