@@ -16,6 +16,11 @@ fn on_postgres(database: &str, sink: &Sink) -> String {
     )
 }
 
+/// A node of a test cluster on `config` (its `rest`, see `config_text`).
+async fn node(config: &str) -> TestGateway {
+    TestGateway::start_with(CLUSTER_SECRETS_KEY, config).await
+}
+
 fn new_database() -> String {
     test_postgres::connection_string(&test_postgres::database().config)
 }
@@ -23,7 +28,7 @@ fn new_database() -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_gateway_on_postgres_accepts_routes_delivers_and_lists_a_request() {
     let sink = Sink::start(Reply::Status(200)).await;
-    let gw = TestGateway::start(&on_postgres(&new_database(), &sink)).await;
+    let gw = node(&on_postgres(&new_database(), &sink)).await;
     let (status, body) = gw.post("/e/shop", r#"{"n":1}"#).await;
     assert_eq!(status, 200);
     let delivered = sink.wait_for(1).await;
@@ -45,10 +50,7 @@ async fn a_gateway_on_postgres_accepts_routes_delivers_and_lists_a_request() {
 async fn a_request_accepted_by_one_node_is_listed_by_the_other() {
     let sink = Sink::start(Reply::Status(200)).await;
     let config = on_postgres(&new_database(), &sink);
-    let (a, b) = (
-        TestGateway::start(&config).await,
-        TestGateway::start(&config).await,
-    );
+    let (a, b) = (node(&config).await, node(&config).await);
     let (status, body) = a.post("/e/shop", "{}").await;
     assert_eq!(status, 200);
     let request_id = body["request_id"].as_str().unwrap().to_string();
@@ -69,7 +71,7 @@ async fn a_destination_made_through_the_api_delivers_before_the_next_lease_renew
         new_database(),
         6 * PATIENCE.as_millis()
     );
-    let gw = TestGateway::start(&config).await;
+    let gw = node(&config).await;
     let connection = json!({
         "name": "shop-to-later",
         "source_id": hookgate::ids::named_id("src", "shop"),
@@ -131,10 +133,10 @@ fn events_where(gw: &TestGateway, done: impl Fn(&hookgate::model::Event) -> bool
 /// Two nodes on one database, the first running the only lane (it started
 /// alone, and a node keeps its lanes while they are within its share).
 async fn two_nodes(config: &str) -> (TestGateway, TestGateway, String) {
-    let a = TestGateway::start(config).await;
+    let a = node(config).await;
     let lane = a.gateway.catalog().load().target_ids()[0].clone();
     until("node A runs the lane", || a.gateway.runs_lane(&lane)).await;
-    let b = TestGateway::start(config).await;
+    let b = node(config).await;
     (a, b, lane)
 }
 
@@ -306,11 +308,11 @@ async fn the_rate_limit_and_the_cap_hold_while_lanes_move_to_another_node() {
         ("invoices", sinks[1].url("/")),
     ];
     let config = fanned_out_config(&new_database(), &destinations, PACED);
-    let a = TestGateway::start(&config).await;
+    let a = node(&config).await;
     until("node A runs both lanes", || lanes_run(&[&a]) == [2]).await;
     post_numbered(&[&a], 0..POSTED).await;
     sinks[0].wait_for(POSTED / 4).await;
-    let b = TestGateway::start(&config).await;
+    let b = node(&config).await;
     until("a lane moves to node B", || lanes_run(&[&a, &b]) == [1, 1]).await;
     sinks[0].wait_for(POSTED / 2).await;
     a.stopped().await;
@@ -346,17 +348,14 @@ async fn lanes_spread_to_a_joining_node_and_each_event_is_delivered_once() {
         .collect();
     let slow = "rate_limit = 20\nrate_limit_period = \"second\"";
     let config = fanned_out_config(&new_database(), &destinations, slow);
-    let (a, b) = (
-        TestGateway::start(&config).await,
-        TestGateway::start(&config).await,
-    );
+    let (a, b) = (node(&config).await, node(&config).await);
     until("the lanes spread over two nodes", || {
         lanes_run(&[&a, &b]) == [3, 3]
     })
     .await;
     post_numbered(&[&a, &b], 0..20).await;
     sink.wait_for(LANES * 5).await;
-    let c = TestGateway::start(&config).await;
+    let c = node(&config).await;
     post_numbered(&[&a, &b, &c], 20..40).await;
     until("the lanes spread over three nodes", || {
         lanes_run(&[&a, &b, &c]) == [2, 2, 2]
@@ -429,9 +428,9 @@ async fn a_pause_through_one_node_stops_the_other_nodes_deliveries_until_unpause
 async fn one_node_leads_and_another_takes_over_when_it_stops() {
     let sink = Sink::start(Reply::Status(200)).await;
     let config = cluster_config(&new_database(), &sink, "");
-    let a = TestGateway::start(&config).await;
+    let a = node(&config).await;
     until("node A leads", || a.gateway.leads()).await;
-    let b = TestGateway::start(&config).await;
+    let b = node(&config).await;
     let lane = b.gateway.catalog().load().target_ids()[0].clone();
     assert!(a.gateway.leads() && !b.gateway.leads());
     a.stopped().await;
@@ -443,8 +442,16 @@ async fn one_node_leads_and_another_takes_over_when_it_stops() {
 async fn a_job_is_taken_by_one_node_for_an_application_made_through_another() {
     let sink = Sink::start(Reply::Status(200)).await;
     let config = cluster_config(&new_database(), &sink, "");
-    let a = TestGateway::start_with(crate::outbound::INSECURE, &config).await;
-    let b = TestGateway::start_with(crate::outbound::INSECURE, &config).await;
+    let a = TestGateway::start_with(
+        &format!("{}{CLUSTER_SECRETS_KEY}", crate::outbound::INSECURE),
+        &config,
+    )
+    .await;
+    let b = TestGateway::start_with(
+        &format!("{}{CLUSTER_SECRETS_KEY}", crate::outbound::INSECURE),
+        &config,
+    )
+    .await;
     let (status, app) =
         (b.api_send(Method::POST, "/v1/applications", json!({ "name": "prod" }))).await;
     assert_eq!(status, 201, "{app}");
@@ -486,7 +493,7 @@ async fn a_bulk_retry_left_running_is_resumed_by_the_leader_only() {
     const EVENTS: usize = 250;
     let sink = Sink::start(Reply::Status(500)).await;
     let config = cluster_config(&new_database(), &sink, "");
-    let a = TestGateway::start(&config).await;
+    let a = node(&config).await;
     until("node A leads", || a.gateway.leads()).await;
     post_numbered(&[&a], 0..EVENTS).await;
     a.wait_events(EVENTS, |e| e.status == EventStatus::Failed)
@@ -496,10 +503,7 @@ async fn a_bulk_retry_left_running_is_resumed_by_the_leader_only() {
     a.gateway.store.save_bulk_retry(&left_running).unwrap();
     // Two nodes start after it was left, and the leader that had it stops:
     // one of them takes the lead and resumes it.
-    let (b, c) = (
-        TestGateway::start(&config).await,
-        TestGateway::start(&config).await,
-    );
+    let (b, c) = (node(&config).await, node(&config).await);
     a.stopped().await;
     until("node B or C leads", || {
         b.gateway.leads() || c.gateway.leads()
@@ -576,10 +580,7 @@ async fn postgresql_restarted_under_load_acknowledges_nothing_while_down_and_los
     let sink = Sink::start(Reply::Status(200)).await;
     let database = test_postgres::connection_string(&server.database().config);
     let config = cluster_config(&database, &sink, "");
-    let (a, b) = (
-        TestGateway::start(&config).await,
-        TestGateway::start(&config).await,
-    );
+    let (a, b) = (node(&config).await, node(&config).await);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let load: Vec<_> = (0..WORKERS)
         .map(|worker| {
@@ -652,16 +653,15 @@ async fn postgresql_restarted_under_load_acknowledges_nothing_while_down_and_los
 }
 
 /// A cluster's config with no `[delivery] signing_secret` (the nodes sign
-/// with the workspace secret) and each node's `secrets_key` from `key_byte`.
-fn unsigned_cluster_config(database: &str, sinks: &[Sink], key_byte: u8) -> String {
-    use base64::{engine::general_purpose::STANDARD as BASE64, Engine};
+/// with the workspace secret), the source `shop` routed to both `sinks`,
+/// with `secrets_key` (a `[server]` line).
+fn unsigned_cluster_config(database: &str, sinks: &[Sink], secrets_key: &str) -> String {
     let destinations = [
         ("orders", sinks[0].url("/")),
         ("invoices", sinks[1].url("/")),
     ];
-    let secrets_key = format!("secrets_key = \"{}\"\n", BASE64.encode([key_byte; 32]));
     let rest = fanned_out_config(database, &destinations, "");
-    config_text_unsigned(&secrets_key, &rest)
+    config_text_unsigned(secrets_key, &rest)
 }
 
 async fn signing_secret(gw: &TestGateway) -> serde_json::Value {
@@ -704,7 +704,7 @@ async fn every_node_signs_with_the_clusters_secret_and_a_rotation_through_one_re
         Sink::start(Reply::Status(200)).await,
         Sink::start(Reply::Status(200)).await,
     ];
-    let config = unsigned_cluster_config(&new_database(), &sinks, 7);
+    let config = unsigned_cluster_config(&new_database(), &sinks, CLUSTER_SECRETS_KEY);
     let a = TestGateway::start_text(tempfile::tempdir().unwrap(), &config).await;
     let b = TestGateway::start_text(tempfile::tempdir().unwrap(), &config).await;
     until("each node runs one lane", || lanes_run(&[&a, &b]) == [1, 1]).await;
@@ -747,11 +747,12 @@ async fn a_node_with_another_secrets_key_refuses_to_start_naming_it() {
     let database = new_database();
     let _a = TestGateway::start_text(
         tempfile::tempdir().unwrap(),
-        &unsigned_cluster_config(&database, &sinks, 7),
+        &unsigned_cluster_config(&database, &sinks, CLUSTER_SECRETS_KEY),
     )
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let other_key = unsigned_cluster_config(&database, &sinks, 8);
+    let another = "secrets_key = \"CAgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAg=\"\n";
+    let other_key = unsigned_cluster_config(&database, &sinks, another);
     let config = hookgate::Config::load(&write_config_text(dir.path(), &other_key)).unwrap();
     let refused = hookgate::Gateway::start(&config).await.err().unwrap();
     let refused = format!("{refused:#}");

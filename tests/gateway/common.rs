@@ -223,6 +223,12 @@ async fn answer(reply: Reply) -> Response {
 /// The gateway's signing secret in test configs.
 pub const SIGNING_SECRET: &str = "test-signing-secret";
 
+/// The `[server]` key every node of a test cluster shares, as a cluster's
+/// nodes must (README, "Running a cluster"): each opens what another sealed,
+/// the cluster's signing secret first (base64 of 32 bytes of 7).
+pub const CLUSTER_SECRETS_KEY: &str =
+    "secrets_key = \"BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=\"\n";
+
 /// The management API key in test configs.
 pub const API_KEY: &str = "test-api-key";
 

@@ -2,7 +2,10 @@
 //! job, SIGTERM drains and exits 0, `check` names the file, line and key of
 //! config errors.
 
-use crate::common::{config_text_with, route, write_config, Reply, Sink, API_KEY, PATIENCE};
+use crate::common::{
+    config_text_with, route, write_config, write_config_text, Reply, Sink, API_KEY,
+    CLUSTER_SECRETS_KEY, PATIENCE,
+};
 use crate::openapi_check::assert_documented;
 use crate::outbound::INSECURE;
 use std::collections::HashSet;
@@ -732,14 +735,14 @@ async fn sigkill_of_one_of_two_nodes_loses_no_request_either_acknowledged() {
     let url = hookgate::store::test_postgres::connection_string(&settings.config);
     let sink = Sink::start(Reply::Status(200)).await;
     let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let config = slow_routing_node(&url, &sink);
-    let mut a = serve(&write_config(a_dir.path(), &config));
+    let config = config_text_with(CLUSTER_SECRETS_KEY, &slow_routing_node(&url, &sink));
+    let mut a = serve(&write_config_text(a_dir.path(), &config));
     let a_id = node_id(a_dir.path());
     until_true("node A runs the lane", || async {
         database.lane_holder().await.as_deref() == Some(a_id.as_str())
     })
     .await;
-    let mut b = serve(&write_config(b_dir.path(), &config));
+    let mut b = serve(&write_config_text(b_dir.path(), &config));
     let b_id = node_id(b_dir.path());
 
     let start_load = |base: &str, workers| {
