@@ -353,6 +353,8 @@ api_keys = ["bench-api-key"]
 allow_insecure_endpoints = true
 data_dir = "data"
 shutdown_timeout_ms = 5000
+# The same on every node, as a cluster's must be (README, "Running a cluster").
+secrets_key = "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="
 
 {store}
 [[sources]]
