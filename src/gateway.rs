@@ -517,11 +517,9 @@ fn served_catalog(config: &Config, store: &Store) -> anyhow::Result<Catalog> {
 async fn open_signing_secret(config: &Config, store: &Store) -> anyhow::Result<WorkspaceSecret> {
     let home = Home::of(store, &config.server.data_dir);
     let configured = config.signing_secret.clone();
+    let opening = format!("opening the signing secret in {home}");
     tokio::task::spawn_blocking(move || {
-        let kept_in = home.name();
-        WorkspaceSecret::open(home, configured, crate::ids::now_ms()).with_context(|| {
-            format!("opening the signing secret (kept in the {kept_in}; every node of a cluster needs the same server.secrets_key)")
-        })
+        WorkspaceSecret::open(home, configured, crate::ids::now_ms()).context(opening)
     })
     .await?
 }

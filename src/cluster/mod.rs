@@ -3,8 +3,8 @@
 //! (retention, backlog checks, resumed bulk retries, what silent nodes
 //! left unrouted in their journals), by leases in the
 //! database (`coordinator`); changes to what every node caches (paused
-//! connections, API objects, the signing secret) and newly queued events are announced to every
-//! node (`announcements`). On the embedded store a node is alone: it holds
+//! connections, API objects, the signing secret) and newly queued events
+//! are announced to every node (`announcements`). On the embedded store a node is alone: it holds
 //! every lease and nothing runs here.
 
 mod announcements;

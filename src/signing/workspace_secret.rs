@@ -213,6 +213,17 @@ impl Home {
     }
 }
 
+impl std::fmt::Display for Home {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Home::DataDir(file) => write!(f, "{}", file.display()),
+            Home::Store(_) => {
+                f.write_str("the database (sealed with server.secrets_key: the same on every node)")
+            }
+        }
+    }
+}
+
 /// The gateway's signing secret; cheap to clone, shared by delivery and the API.
 #[derive(Clone)]
 pub struct WorkspaceSecret(Arc<Inner>);

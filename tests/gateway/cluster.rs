@@ -758,7 +758,7 @@ async fn a_node_with_another_secrets_key_refuses_to_start_naming_it() {
     let refused = format!("{refused:#}");
     assert!(
         refused.contains("does not open with this secrets key")
-            && refused.contains("the same server.secrets_key"),
+            && refused.contains("server.secrets_key: the same on every node"),
         "{refused}"
     );
 }
