@@ -134,7 +134,12 @@ fn buckets_of(job: &WebhookJob) -> BTreeSet<String> {
 fn status_buckets(app: &str, job: &JobTags) -> Vec<String> {
     let statuses = tags_of(job.status, job.cancelled).into_iter();
     statuses
-        .flat_map(|tag| [bucket(&["s", app, tag]), bucket(&["ts", app, &job.event_type, tag])])
+        .flat_map(|tag| {
+            [
+                bucket(&["s", app, tag]),
+                bucket(&["ts", app, &job.event_type, tag]),
+            ]
+        })
         .collect()
 }
 
@@ -283,7 +288,11 @@ impl Store {
     }
 
     fn is_indexed(&self, job: &WebhookJob) -> Result<bool> {
-        let key = entry_key(&bucket(&["a", &job.application_id]), job.created_at, &job.id);
+        let key = entry_key(
+            &bucket(&["a", &job.application_id]),
+            job.created_at,
+            &job.id,
+        );
         Ok(self.job_index.contains_key(key)?)
     }
 
@@ -735,8 +744,14 @@ mod tests {
         let kinds: BTreeSet<Vec<u8>> = (store.job_index.iter().keys())
             .map(|key| key.unwrap()[..2].to_vec())
             .collect();
-        assert_eq!(kinds, BTreeSet::from([b"a\0".to_vec(), b"e\0".to_vec(), b"t\0".to_vec()]));
+        assert_eq!(
+            kinds,
+            BTreeSet::from([b"a\0".to_vec(), b"e\0".to_vec(), b"t\0".to_vec()])
+        );
         assert!(store.meta.get(BUILT_WITH_STATUSES).unwrap().is_none());
-        assert_eq!(listed(&store, Some("created")), (vec!["job_1".to_string()], 1));
+        assert_eq!(
+            listed(&store, Some("created")),
+            (vec!["job_1".to_string()], 1)
+        );
     }
 }
