@@ -275,14 +275,11 @@ impl Store {
             (Some(_), true) => counted_before,
             (Some(_), false) => self.is_indexed(job)?,
         };
-        for (statuses, counted, delta) in [
-            (old_statuses, counted_before, -1),
-            (new_statuses, counted_after, 1),
-        ] {
-            statuses
-                .iter()
-                .filter(|_| counted)
-                .for_each(|bucket| self.job_counts.add(bucket, delta));
+        if counted_before {
+            self.count_in(&old_statuses, -1);
+        }
+        if counted_after {
+            self.count_in(&new_statuses, 1);
         }
         Ok(())
     }
@@ -324,8 +321,12 @@ impl Store {
 
     /// Counts a job, just indexed, in its status buckets.
     fn count_statuses(&self, application_id: &str, job: &JobTags) {
-        for bucket in status_buckets(application_id, job) {
-            self.job_counts.add(&bucket, 1);
+        self.count_in(&status_buckets(application_id, job), 1);
+    }
+
+    fn count_in(&self, buckets: &[String], delta: i64) {
+        for bucket in buckets {
+            self.job_counts.add(bucket, delta);
         }
     }
 
