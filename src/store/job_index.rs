@@ -290,7 +290,7 @@ impl Store {
             job.created_at,
             &job.id,
         );
-        Ok(self.job_index.contains_key(key)?)
+        self.job_index.contains_key(key)
     }
 
     /// Moves a job's entries from the `old` buckets to the `new`, writing its
