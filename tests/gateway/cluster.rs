@@ -85,6 +85,17 @@ async fn a_destination_made_through_the_api_delivers_before_the_next_lease_renew
 /// lanes move within it.
 const LEASE_MS: u64 = 1500;
 
+/// `config` with leases held `lease_ms` unrenewed: for the tests where no
+/// lease should have to expire, long enough that a renewal slowed by a
+/// loaded machine (a round may take a third of the lease) does not drop
+/// the lane mid-test, as a production lease (10 s) would not.
+fn with_lease(config: &str, lease_ms: u64) -> String {
+    config.replace(
+        &format!("lease_ms = {LEASE_MS}\n"),
+        &format!("lease_ms = {lease_ms}\n"),
+    )
+}
+
 /// A cluster's config on `database`: the source `shop` routed to `sink`
 /// through the destination `orders`, with `destination_extra` keys.
 fn cluster_config(database: &str, sink: &Sink, destination_extra: &str) -> String {
@@ -253,7 +264,7 @@ async fn a_destinations_rate_limit_holds_across_the_cluster() {
     const HELD: usize = 150;
     const MORE: usize = 100;
     let sink = Sink::start(Reply::Slowly(200, Duration::from_millis(30))).await;
-    let config = cluster_config(&new_database(), &sink, PACED);
+    let config = with_lease(&cluster_config(&new_database(), &sink, PACED), 9000);
     let (a, b, _) = two_nodes(&config).await;
     let connection = held_backlog(&a, &b, HELD).await;
     toggle(&b, &connection, "unpause").await;
