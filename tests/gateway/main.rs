@@ -9,7 +9,6 @@ mod auth;
 mod backend;
 mod browser;
 mod cli;
-mod cluster;
 mod common;
 mod console;
 mod console_access;
