@@ -45,6 +45,8 @@ mod outbound_lists;
 mod outbound_reference;
 mod portal;
 mod process;
+mod reference_examples;
+mod reference_requests;
 mod reference_responses;
 mod reference_shape;
 mod restart;
