@@ -471,8 +471,8 @@ async fn a_job_is_taken_by_one_node_for_an_application_made_through_another() {
     let _alone = one_at_a_time().await;
     let sink = Sink::start(Reply::Status(200)).await;
     let config = cluster_config(&new_database(), &sink, "");
-    let a = TestGateway::start_with(crate::outbound::INSECURE, &config).await;
-    let b = TestGateway::start_with(crate::outbound::INSECURE, &config).await;
+    let a = TestGateway::start_with(INSECURE, &config).await;
+    let b = TestGateway::start_with(INSECURE, &config).await;
     let (status, app) =
         (b.api_send(Method::POST, "/v1/applications", json!({ "name": "prod" }))).await;
     assert_eq!(status, 201, "{app}");

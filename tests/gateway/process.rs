@@ -2,9 +2,10 @@
 //! job, SIGTERM drains and exits 0, `check` names the file, line and key of
 //! config errors.
 
-use crate::common::{config_text_with, route, write_config, Reply, Sink, API_KEY, PATIENCE};
+use crate::common::{
+    config_text_with, route, write_config, Reply, Sink, API_KEY, INSECURE, PATIENCE,
+};
 use crate::openapi_check::assert_documented;
-use crate::outbound::INSECURE;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
