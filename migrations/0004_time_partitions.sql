@@ -6,10 +6,12 @@
 
 -- The UTC day (since the epoch) of the id a key starts with (`src/ids.rs`:
 -- 3 letters, `_`, 16 hex digits of `ms << 16`); -1 for any other key.
+-- Not STRICT, so that PostgreSQL inlines it into each statement instead of
+-- running it as a function (planned anew in every statement that calls it).
 CREATE FUNCTION hookgate_key_day(key bytea) RETURNS integer
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE
-        WHEN length(key) >= 20 AND get_byte(key, 3) = 95
+        WHEN length(key) >= 20 AND substring(key FROM 4 FOR 1) = '\x5f'::bytea
             AND encode(substring(key FROM 5 FOR 16), 'escape') ~ '^[0-7][0-9a-f]{15}$'
         THEN ((('x' || encode(substring(key FROM 5 FOR 16), 'escape'))::bit(64)::bigint >> 16)
               / 86400000)::integer

@@ -396,7 +396,7 @@ pub async fn trigger(
     let input = trigger_input(&body)?;
     let target = target_of(input.target.as_deref())?;
     let job_state = state.clone();
-    let events = blocking(move || {
+    let (events, data) = blocking(move || {
         let state = &job_state;
         let mut bookmark = stored(state, &id)?;
         let catalog = state.catalog.load();
@@ -424,12 +424,15 @@ pub async fn trigger(
         }
         (bookmark.last_used_at, bookmark.updated_at) = (Some(now), Some(now));
         state.store.save_bookmark(&bookmark)?;
-        Ok(events)
+        Ok((events, bookmark.data))
     })
     .await?;
     for event in &events {
         state.scheduler.wake(&event.destination_id);
     }
-    let views = events.iter().map(|e| views::event(&state.team_id, e, None));
+    // With their data, as the reference's example (L5627) shows them.
+    let views = events
+        .iter()
+        .map(|e| views::event(&state.team_id, e, Some(&data)));
     Ok(Json(views.collect()))
 }

@@ -24,7 +24,7 @@ pub async fn healthz(State(state): Shared) -> Response {
 }
 
 /// `GET /readyz`: a request sent now would be taken and routed in time.
-#[utoipa::path(get, path = "/readyz", tag = "operations", summary = "Readiness: store, journal, free disk, router lag, not stopping (no API key; also on the ingress)", responses((status = 200, description = "{\"status\": \"ready\"}", body = ProbeAnswer), (status = 503, description = "not ready, with every failing check in reasons", body = ProbeAnswer)))]
+#[utoipa::path(get, path = "/readyz", tag = "operations", summary = "Readiness: store, database (cluster), journal, free disk, router lag, not stopping (no API key; also on the ingress)", responses((status = 200, description = "{\"status\": \"ready\"}", body = ProbeAnswer), (status = 503, description = "not ready, with every failing check in reasons", body = ProbeAnswer)))]
 pub async fn readyz(State(state): Shared) -> Response {
     probe(&state, READYZ)
 }

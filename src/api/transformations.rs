@@ -11,7 +11,7 @@ use super::schema::{value_of, Deleted, ErrorBody, Listing};
 use super::sorting::{id_time, store_page, Key};
 use super::{blocking, bounded_page, listing, objects, views, ApiState, Shared};
 use crate::ids::{event_data_id, named_id, new_id, now_ms};
-use crate::model::{Execution, TransformationObject};
+use crate::model::{Execution, Payload, TransformationObject};
 use crate::pipeline::transform::{
     Admission, LogEntry, TransformError, TransformLimits, Transformation, WorkerPool,
 };
@@ -660,6 +660,14 @@ const EXECUTION_ORDER: [Key<Execution>; 2] = [
     },
 ];
 
+/// A run's data as the reference shows it (L3629): the payload's fields and
+/// `is_large_payload`, always false (a body is kept whole, however large).
+fn run_data(payload: &Payload) -> Value {
+    let mut data = views::data(payload);
+    data["is_large_payload"] = json!(false);
+    data
+}
+
 /// `GET /transformations/{id}/executions/{execution_id}`: one run, with the
 /// data it was given and the data it made.
 #[utoipa::path(get, path = "/2023-07-01/transformations/{id}/executions/{execution_id}", tag = "transformations", summary = "One run, with its input and output data", params(("id" = String, Path, description = "trs_…"), ("execution_id" = String, Path, description = "exe_…")), responses((status = 200, description = "the run", body = ExecutionDetailView), (status = 404, description = "unknown", body = ErrorBody)), security(("api_key" = [])))]
@@ -679,8 +687,8 @@ pub async fn execution(
         };
         Ok(Json(ExecutionDetailView {
             execution: execution_view(&state.team_id, &execution),
-            original_event_data: original.as_ref().map_or(Value::Null, views::data),
-            transformed_event_data: transformed.as_ref().map_or(Value::Null, views::data),
+            original_event_data: original.as_ref().map_or(Value::Null, run_data),
+            transformed_event_data: transformed.as_ref().map_or(Value::Null, run_data),
         }))
     })
     .await

@@ -2,26 +2,33 @@
 //! walking one index bucket instead of reading every job.
 //!
 //! A bucket is one combination of filters an application's jobs are listed
-//! by: the application alone, with a status, an event type, both, or an
-//! endpoint. Each job has an entry in every bucket it belongs to, keyed
-//! `bucket ++ created_at (8 bytes, big-endian) ++ job id`, so a bucket walks
-//! newest first and a time range is a key range. Each bucket's count of
-//! entries is kept in memory (`BucketCounts`), so an unbounded `total` costs
-//! no read and an entry no second write.
+//! by. The buckets a job has an entry in name what never changes after its
+//! creation: the application alone, with an event type, or with an
+//! endpoint. Each entry is keyed `bucket ++ created_at (8 bytes, big-endian)
+//! ++ job id`, so a bucket walks newest first and a time range is a key
+//! range. A job's status has no entries: it changes with every settled
+//! delivery, and moving a job between status buckets (under a mark, for
+//! crashes) was most of a settle's sled writes. A list by status walks the
+//! status-free bucket and reads each job's status (`JobTags`, the record
+//! read without its payload's values).
+//!
+//! Every bucket's count is kept in memory (`BucketCounts`), the status
+//! buckets' too (the application, or its event type, with a status tag:
+//! counted only), so an unbounded `total` costs no read.
 //!
 //! sled writes each key on its own (one batch would take sled's global
-//! write lock from then on, for every tree), so a change goes in this order:
-//! a mark naming the job's buckets before and after, the new entries, the
-//! job's record, the old entries' removal, the mark's removal. A list reads
-//! each job it answers and checks it against every filter, so an entry left
-//! over for a moment is skipped, and an entry a job needs is never missing.
-//! A crash leaves the mark; the next start puts the marked entries right from
-//! the record (or its absence). A new job needs no mark: its record comes
-//! first, then its entries, and the job stays marked as not fanned out until
-//! both are written (a start indexes such a job again: `index_job`).
+//! write lock from then on, for every tree), so a change of a job's entries
+//! (only its removal) goes in this order: a mark naming the job's buckets
+//! before and after, the new entries, the job's record, the old entries'
+//! removal, the mark's removal. A crash leaves the mark; the next start puts
+//! the marked entries right from the record (or its absence). A new job
+//! needs no mark: its record comes first, then its entries, and the job
+//! stays marked as not fanned out until both are written (a start indexes
+//! such a job again: `index_job`).
 //!
 //! The counts are saved when the store closes cleanly and loaded on the next
-//! open; after a crash they are counted again from the entries' keys.
+//! open; after a crash they are counted again from the entries' keys and the
+//! statuses of the jobs the application buckets name.
 
 use super::{Result, Store};
 use crate::model::{JobStatus, WebhookJob};
@@ -31,8 +38,11 @@ use std::ops::Bound;
 use std::sync::{Mutex, PoisonError};
 
 /// The meta key saying the index holds every job (stores written before the
-/// index get it built on their first start).
-const BUILT: &[u8] = b"job_index_built";
+/// index, or by a version that keyed statuses too, get it built on their
+/// first start).
+const BUILT: &[u8] = b"job_index_built_2";
+/// The meta key of the index that had status buckets (see `BUILT`).
+const BUILT_WITH_STATUSES: &[u8] = b"job_index_built";
 /// The meta key saying `job_index_counts` holds every bucket's count as the
 /// index had it when the store last closed cleanly.
 const COUNTS_SAVED: &[u8] = b"job_index_counts_saved";
@@ -45,14 +55,40 @@ pub const FAILED: &str = "failed";
 /// Every value of `status=` a job is listed under: its status, and
 /// [`FAILED`] when it failed.
 pub fn status_tags(job: &WebhookJob) -> Vec<&'static str> {
-    let failed = match job.status {
+    tags_of(job.status, job.cancelled)
+}
+
+fn tags_of(status: JobStatus, cancelled: bool) -> Vec<&'static str> {
+    let failed = match status {
         JobStatus::AwaitingRetry => true,
-        JobStatus::Discarded => !job.cancelled,
+        JobStatus::Discarded => !cancelled,
         _ => false,
     };
-    let mut tags = vec![job.status.as_str()];
+    let mut tags = vec![status.as_str()];
     tags.extend(failed.then_some(FAILED));
     tags
+}
+
+/// What a list tells jobs apart by, read from a job's record without
+/// building its payload, headers and metadata (serde skips them).
+#[derive(Deserialize)]
+struct JobTags {
+    event_type: String,
+    endpoint_ids: Vec<String>,
+    status: JobStatus,
+    #[serde(default)]
+    cancelled: bool,
+}
+
+impl From<&WebhookJob> for JobTags {
+    fn from(job: &WebhookJob) -> JobTags {
+        JobTags {
+            event_type: job.event_type.clone(),
+            endpoint_ids: job.endpoint_ids.clone(),
+            status: job.status,
+            cancelled: job.cancelled,
+        }
+    }
 }
 
 /// Which of an application's jobs a list asks for, as far as the index tells
@@ -88,33 +124,67 @@ fn bucket(parts: &[&str]) -> String {
 fn buckets_of(job: &WebhookJob) -> BTreeSet<String> {
     let (app, kind) = (job.application_id.as_str(), job.event_type.as_str());
     let mut buckets = BTreeSet::from([bucket(&["a", app]), bucket(&["t", app, kind])]);
-    for tag in status_tags(job) {
-        buckets.insert(bucket(&["s", app, tag]));
-        buckets.insert(bucket(&["ts", app, kind, tag]));
-    }
     for endpoint in &job.endpoint_ids {
         buckets.insert(bucket(&["e", app, endpoint]));
     }
     buckets
 }
 
+/// The status buckets a job is counted in (they have no entries).
+fn status_buckets(app: &str, job: &JobTags) -> Vec<String> {
+    let statuses = tags_of(job.status, job.cancelled).into_iter();
+    statuses
+        .flat_map(|tag| {
+            [
+                bucket(&["s", app, tag]),
+                bucket(&["ts", app, &job.event_type, tag]),
+            ]
+        })
+        .collect()
+}
+
+fn status_buckets_of(job: Option<&WebhookJob>) -> Vec<String> {
+    job.map_or_else(Vec::new, |job| {
+        status_buckets(&job.application_id, &JobTags::from(job))
+    })
+}
+
 impl JobSelection<'_> {
-    /// The bucket to walk, and whether it tells every filter of the selection
-    /// (then no job needs reading to be counted).
-    fn bucket(&self) -> (String, bool) {
+    /// The bucket to walk: the narrowest the keys tell.
+    fn walked(&self) -> String {
         let app = self.application_id;
-        match (self.status, self.event_type, self.endpoint_id) {
-            (Some(tag), Some(kind), endpoint) => {
-                (bucket(&["ts", app, kind, tag]), endpoint.is_none())
-            }
-            (None, _, Some(endpoint)) | (Some(_), None, Some(endpoint)) => (
-                bucket(&["e", app, endpoint]),
-                self.status.is_none() && self.event_type.is_none(),
-            ),
-            (Some(tag), None, None) => (bucket(&["s", app, tag]), true),
-            (None, Some(kind), None) => (bucket(&["t", app, kind]), true),
-            (None, None, None) => (bucket(&["a", app]), true),
+        match (self.event_type, self.endpoint_id) {
+            (Some(kind), _) => bucket(&["t", app, kind]),
+            (None, Some(endpoint)) => bucket(&["e", app, endpoint]),
+            (None, None) => bucket(&["a", app]),
         }
+    }
+
+    /// Whether the walked bucket's keys tell every filter of the selection
+    /// (then no job needs reading to be counted).
+    fn told_by_keys(&self) -> bool {
+        self.status.is_none() && (self.event_type.is_none() || self.endpoint_id.is_none())
+    }
+
+    /// The bucket whose count is the selection's total when no time range
+    /// bounds it (None: no bucket counts that combination).
+    fn counted(&self) -> Option<String> {
+        let app = self.application_id;
+        Some(match (self.status, self.event_type, self.endpoint_id) {
+            (None, None, Some(endpoint)) => bucket(&["e", app, endpoint]),
+            (_, _, Some(_)) => return None,
+            (Some(tag), Some(kind), None) => bucket(&["ts", app, kind, tag]),
+            (Some(tag), None, None) => bucket(&["s", app, tag]),
+            (None, Some(kind), None) => bucket(&["t", app, kind]),
+            (None, None, None) => bucket(&["a", app]),
+        })
+    }
+
+    /// Whether a job of the walked bucket (and time range) is selected.
+    fn selects(&self, job: &JobTags) -> bool {
+        self.event_type.is_none_or(|kind| kind == job.event_type)
+            && (self.endpoint_id).is_none_or(|e| job.endpoint_ids.iter().any(|id| id == e))
+            && (self.status).is_none_or(|tag| tags_of(job.status, job.cancelled).contains(&tag))
     }
 
     fn bounded(&self) -> bool {
@@ -139,8 +209,7 @@ fn bucket_of_key(key: &[u8]) -> Option<&[u8]> {
     let kind = key.split(|byte| *byte == 0).next()?;
     let parts = match kind {
         b"a" => 2,
-        b"t" | b"s" | b"e" => 3,
-        b"ts" => 4,
+        b"t" | b"e" => 3,
         _ => return None,
     };
     let mut ends = key.iter().enumerate().filter(|(_, byte)| **byte == 0);
@@ -148,9 +217,9 @@ fn bucket_of_key(key: &[u8]) -> Option<&[u8]> {
     Some(&key[..=end])
 }
 
-/// Each bucket's number of entries. Kept in memory because a count in sled
-/// was a read and a write more for every entry added or removed (a new job
-/// adds five).
+/// Each bucket's number of entries (of jobs, for a status bucket). Kept in
+/// memory because a count in sled was a read and a write more for every
+/// entry added or removed.
 #[derive(Default)]
 pub(super) struct BucketCounts(Mutex<HashMap<String, u64>>);
 
@@ -175,9 +244,10 @@ impl BucketCounts {
 }
 
 impl Store {
-    /// Writes a job's record with `write`, keeping its entries in step with
-    /// it (`before`: the job as stored until now; `after`: as `write` stores
-    /// it, None when it goes).
+    /// Writes a job's record with `write`, keeping its entries and counts in
+    /// step with it (`before`: the job as stored until now; `after`: as
+    /// `write` stores it, None when it goes). A change of status writes
+    /// nothing but the record.
     pub(super) fn write_indexed_job(
         &self,
         before: Option<&WebhookJob>,
@@ -189,41 +259,98 @@ impl Store {
         };
         let old = before.map(buckets_of).unwrap_or_default();
         let new = after.map(buckets_of).unwrap_or_default();
-        if old == new {
+        let (old_statuses, new_statuses) = (status_buckets_of(before), status_buckets_of(after));
+        if old == new && old_statuses == new_statuses {
             return write();
         }
+        // A job is counted by status while its application's entry is there.
+        let counted_before = before.is_some() && self.is_indexed(job)?;
+        if old == new {
+            write()?;
+        } else {
+            self.move_entries(job, &old, &new, write)?;
+        }
+        let counted_after = match (after, old == new) {
+            (None, _) => false,
+            (Some(_), true) => counted_before,
+            (Some(_), false) => self.is_indexed(job)?,
+        };
+        if counted_before {
+            self.count_in(&old_statuses, -1);
+        }
+        if counted_after {
+            self.count_in(&new_statuses, 1);
+        }
+        Ok(())
+    }
+
+    fn is_indexed(&self, job: &WebhookJob) -> Result<bool> {
+        let key = entry_key(
+            &bucket(&["a", &job.application_id]),
+            job.created_at,
+            &job.id,
+        );
+        self.job_index.contains_key(key)
+    }
+
+    /// Moves a job's entries from the `old` buckets to the `new`, writing its
+    /// record (`write`) in between, under a mark.
+    fn move_entries(
+        &self,
+        job: &WebhookJob,
+        old: &BTreeSet<String>,
+        new: &BTreeSet<String>,
+        write: impl FnOnce() -> Result<()>,
+    ) -> Result<()> {
         let mark = Mark {
             created_at: job.created_at,
-            buckets: old.union(&new).cloned().collect(),
+            buckets: old.union(new).cloned().collect(),
         };
         self.job_index_marks
             .insert(job.id.as_bytes(), serde_json::to_vec(&mark)?)?;
-        for added in new.difference(&old) {
+        for added in new.difference(old) {
             self.add_entry(added, job.created_at, &job.id)?;
         }
         write()?;
-        for gone in old.difference(&new) {
+        for gone in old.difference(new) {
             self.remove_entry(gone, job.created_at, &job.id)?;
         }
         self.job_index_marks.remove(job.id.as_bytes())?;
         Ok(())
     }
 
+    /// Counts a job, just indexed, in its status buckets.
+    fn count_statuses(&self, application_id: &str, job: &JobTags) {
+        self.count_in(&status_buckets(application_id, job), 1);
+    }
+
+    fn count_in(&self, buckets: &[String], delta: i64) {
+        for bucket in buckets {
+            self.job_counts.add(bucket, delta);
+        }
+    }
+
     /// Writes a new job's entries (again, after a crash: each is written
-    /// and counted once).
+    /// and counted once; its statuses are counted with its application's
+    /// entry).
     pub(super) fn index_job(&self, job: &WebhookJob) -> Result<()> {
         for bucket in buckets_of(job) {
-            self.add_entry(&bucket, job.created_at, &job.id)?;
+            let added = self.add_entry(&bucket, job.created_at, &job.id)?;
+            if added && bucket.starts_with("a\0") {
+                self.count_statuses(&job.application_id, &JobTags::from(job));
+            }
         }
         Ok(())
     }
 
-    fn add_entry(&self, bucket: &str, created_at: u64, id: &str) -> Result<()> {
+    /// Adds an entry; whether it was not there yet.
+    fn add_entry(&self, bucket: &str, created_at: u64, id: &str) -> Result<bool> {
         let key = entry_key(bucket, created_at, id);
-        if self.job_index.insert(key, &[])?.is_none() {
+        let added = self.job_index.insert(key, &[])?.is_none();
+        if added {
             self.job_counts.add(bucket, 1);
         }
-        Ok(())
+        Ok(added)
     }
 
     fn remove_entry(&self, bucket: &str, created_at: u64, id: &str) -> Result<()> {
@@ -237,9 +364,11 @@ impl Store {
     /// Makes the index whole on start: its counts, the index itself for a
     /// store written before it, and the jobs a crash left half changed.
     pub(super) fn prepare_job_index(&self) -> Result<()> {
-        self.load_job_counts()?;
         if self.meta.get(BUILT)?.is_none() {
+            self.meta.remove(COUNTS_SAVED)?;
             self.build_job_index()?;
+        } else {
+            self.load_job_counts()?;
         }
         for marked in self.job_index_marks.iter() {
             let (id, mark) = marked?;
@@ -268,26 +397,31 @@ impl Store {
         Ok(())
     }
 
+    /// Counts every bucket's entries, and the statuses of the jobs of each
+    /// application's entries (a job is counted by status when its
+    /// application's entry is there and its record too).
     fn recount_job_index(&self) -> Result<()> {
         let started = std::time::Instant::now();
-        let mut counts: HashMap<String, u64> = HashMap::new();
+        self.job_counts.replace(HashMap::new());
         for key in self.job_index.iter().keys() {
             let key = key?;
-            if let Some(bucket) = bucket_of_key(&key) {
-                *counts
-                    .entry(String::from_utf8_lossy(bucket).into_owned())
-                    .or_default() += 1;
+            let Some(bucket) = bucket_of_key(&key) else {
+                continue;
+            };
+            let bucket = String::from_utf8_lossy(bucket).into_owned();
+            self.job_counts.add(&bucket, 1);
+            let Some(app) = bucket.strip_prefix("a\0") else {
+                continue;
+            };
+            let id = String::from_utf8_lossy(&key[bucket.len() + 8..]);
+            if let Some(tags) = self.job_tags(&id)? {
+                self.count_statuses(app.trim_end_matches('\0'), &tags);
             }
         }
-        if !counts.is_empty() {
+        if !self.job_counts.counts().is_empty() {
             let took = started.elapsed();
-            tracing::info!(
-                buckets = counts.len(),
-                ?took,
-                "counted the webhook jobs' list index"
-            );
+            tracing::info!(?took, "counted the webhook jobs' list index");
         }
-        self.job_counts.replace(counts);
         Ok(())
     }
 
@@ -314,6 +448,7 @@ impl Store {
             indexed += 1;
         }
         self.meta.insert(BUILT, &[])?;
+        self.meta.remove(BUILT_WITH_STATUSES)?;
         self.db.flush()?;
         if indexed > 0 {
             let took = started.elapsed();
@@ -323,20 +458,32 @@ impl Store {
     }
 
     /// The marked entries as the job's record says (none when it is gone).
+    /// A job counted by status is one whose application entry was there
+    /// when the start counted (`recount_job_index`), or is added now.
     fn repair_marked(&self, id: &str, mark: Mark) -> Result<()> {
-        let wanted = self
-            .job(id)?
-            .map(|job| buckets_of(&job))
-            .unwrap_or_default();
+        let job = self.job(id)?;
+        let wanted = job.as_ref().map(buckets_of).unwrap_or_default();
         for bucket in &mark.buckets {
-            if wanted.contains(bucket) {
-                self.add_entry(bucket, mark.created_at, id)?;
-            } else {
+            if !wanted.contains(bucket) {
                 self.remove_entry(bucket, mark.created_at, id)?;
+                continue;
+            }
+            let added = self.add_entry(bucket, mark.created_at, id)?;
+            if let Some(job) = job.as_ref().filter(|_| added && bucket.starts_with("a\0")) {
+                self.count_statuses(&job.application_id, &JobTags::from(job));
             }
         }
         self.job_index_marks.remove(id.as_bytes())?;
         Ok(())
+    }
+
+    /// A job's tags as a list tells it apart by (from memory while it waits
+    /// for the router, as `job` reads it).
+    fn job_tags(&self, id: &str) -> Result<Option<JobTags>> {
+        match self.jobs.get(id.as_bytes())? {
+            Some(record) => Ok(Some(serde_json::from_slice(&record)?)),
+            None => Ok(self.pending_job(id).map(|job| JobTags::from(&*job))),
+        }
     }
 
     /// The ids of an application's jobs, newest first.
@@ -361,9 +508,9 @@ impl Store {
     }
 
     /// One page of the selected jobs, newest first, that also pass `matches`
-    /// (every filter of the list, the selection's too: an entry may be a
-    /// moment ahead of its record). `exact`: `matches` checks nothing the
-    /// selection does not (then jobs are counted by their entries).
+    /// (every filter of the list, the selection's too). `exact`: `matches`
+    /// checks nothing the selection does not (then jobs are counted by their
+    /// entries, or by their tags, or by a bucket's count).
     pub fn job_page(
         &self,
         selection: &JobSelection,
@@ -372,8 +519,12 @@ impl Store {
         skip: usize,
         take: usize,
     ) -> Result<JobPage> {
-        let (bucket, covered) = selection.bucket();
-        let by_entries = exact && covered;
+        let bucket = selection.walked();
+        let by_keys = exact && selection.told_by_keys();
+        // A count tells the total: the walk stops after the page.
+        let counted = (selection.counted())
+            .filter(|_| exact && !selection.bounded())
+            .map(|counted| self.job_counts.get(&counted) as usize);
         let lower = entry_key(
             &bucket,
             selection.created_after.map_or(0, |t| t.saturating_add(1)),
@@ -388,27 +539,26 @@ impl Store {
         for key in self.job_index.range(range).keys().rev() {
             let key = key?;
             let id = String::from_utf8_lossy(&key[bucket.len() + 8..]);
-            if by_entries {
+            let on_page = page.total >= skip && page.jobs.len() < take;
+            if !on_page && page.total >= skip && counted.is_some() {
+                break;
+            }
+            if on_page {
+                // Read whole, and checked against every filter.
+                let selected = |job: &WebhookJob| selection.selects(&JobTags::from(job));
+                let job = self.job(&id)?.filter(|job| selected(job) && matches(job));
+                page.total += usize::from(job.is_some() || by_keys);
+                page.jobs.extend(job);
+            } else if by_keys {
                 page.total += 1;
-                let wanted = page.total > skip && page.jobs.len() < take;
-                if wanted {
-                    page.jobs.extend(self.job(&id)?.filter(&matches));
-                } else if page.total > skip && !selection.bounded() {
-                    break; // the bucket's count tells the rest
-                }
-                continue;
-            }
-            let Some(job) = self.job(&id)?.filter(&matches) else {
-                continue;
-            };
-            page.total += 1;
-            if page.total > skip && page.jobs.len() < take {
-                page.jobs.push(job);
+            } else if exact {
+                let tags = self.job_tags(&id)?;
+                page.total += usize::from(tags.is_some_and(|tags| selection.selects(&tags)));
+            } else {
+                page.total += usize::from(self.job(&id)?.is_some_and(|job| matches(&job)));
             }
         }
-        if by_entries && !selection.bounded() {
-            page.total = self.job_counts.get(&bucket) as usize;
-        }
+        page.total = counted.unwrap_or(page.total);
         Ok(page)
     }
 }
@@ -534,19 +684,20 @@ mod tests {
         let (dir, store) = temp_store();
         let before = job("job_1", JobStatus::Created);
         store.insert_job(&before).unwrap();
-        // A change to `discarded` that stopped after its new entries: the
-        // record and the old entries as they were, the mark left behind.
+        // A change to `discarded` whose record write failed: no entry moves,
+        // nothing is left to put right.
         let after = job("job_1", JobStatus::Discarded);
         let interrupted = store.write_indexed_job(Some(&before), Some(&after), || {
             Err(crate::store::StoreError::Unavailable("crash".into()))
         });
         assert!(interrupted.is_err());
-        assert_eq!(store.job_index_marks.len(), 1);
-        // And a job whose entries were written but whose record never was.
+        assert!(store.job_index_marks.is_empty());
+        // A job whose entries were written but whose record never was.
         let lost = job("job_2", JobStatus::AwaitingRetry);
         let _ = store.write_indexed_job(None, Some(&lost), || {
             Err(crate::store::StoreError::Unavailable("crash".into()))
         });
+        assert_eq!(store.job_index_marks.len(), 1);
         let (_dir, store) = crate::store::reopen(dir, store);
         assert_eq!(
             listed(&store, Some(FAILED)),
@@ -554,7 +705,54 @@ mod tests {
             "no entry names a job not failed or gone"
         );
         assert!(store.job_index_marks.is_empty());
+        let all = listed(&store, None);
+        assert_eq!(all, (vec!["job_1".to_string()], 1), "job_2's entries gone");
         let created = listed(&store, Some("created"));
         assert_eq!(created, (vec!["job_1".to_string()], 1));
+    }
+
+    #[test]
+    fn a_change_of_status_writes_the_record_alone_and_lists_and_counts_it_anew() {
+        let (_dir, store) = temp_store();
+        let created = job("job_1", JobStatus::Created);
+        store.insert_job(&created).unwrap();
+        let entries = store.job_index.len();
+        let mut failed = job("job_1", JobStatus::AwaitingRetry);
+        failed.attempt_count = 1;
+        let write = || crate::store::put(&store.jobs, "job_1", &failed);
+        store
+            .write_indexed_job(Some(&created), Some(&failed), write)
+            .unwrap();
+        assert_eq!(store.job_index.len(), entries, "no entry moved");
+        assert!(store.job_index_marks.is_empty(), "no mark written");
+        assert_eq!(listed(&store, Some("created")), (vec![], 0));
+        let retrying = (vec!["job_1".to_string()], 1);
+        assert_eq!(listed(&store, Some("awaiting_retry")), retrying);
+        assert_eq!(listed(&store, Some(FAILED)), retrying);
+    }
+
+    #[test]
+    fn an_index_with_status_entries_is_built_again_without_them_on_start() {
+        let (dir, store) = temp_store();
+        store.insert_job(&job("job_1", JobStatus::Created)).unwrap();
+        // As the version that keyed statuses left it.
+        let status_key = entry_key(&bucket(&["s", "app_a", "created"]), 1000, "job_1");
+        store.job_index.insert(status_key, &[]).unwrap();
+        store.meta.remove(BUILT).unwrap();
+        store.meta.insert(BUILT_WITH_STATUSES, &[]).unwrap();
+        assert!(store.checkpoint().unwrap());
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let kinds: BTreeSet<Vec<u8>> = (store.job_index.iter().keys())
+            .map(|key| key.unwrap()[..2].to_vec())
+            .collect();
+        assert_eq!(
+            kinds,
+            BTreeSet::from([b"a\0".to_vec(), b"e\0".to_vec(), b"t\0".to_vec()])
+        );
+        assert!(store.meta.get(BUILT_WITH_STATUSES).unwrap().is_none());
+        assert_eq!(
+            listed(&store, Some("created")),
+            (vec!["job_1".to_string()], 1)
+        );
     }
 }

@@ -27,6 +27,7 @@ fn new_database() -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_gateway_on_postgres_accepts_routes_delivers_and_lists_a_request() {
+    let _alone = one_at_a_time().await;
     let sink = Sink::start(Reply::Status(200)).await;
     let gw = node(&on_postgres(&new_database(), &sink)).await;
     let (status, body) = gw.post("/e/shop", r#"{"n":1}"#).await;
@@ -48,6 +49,7 @@ async fn a_gateway_on_postgres_accepts_routes_delivers_and_lists_a_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_request_accepted_by_one_node_is_listed_by_the_other() {
+    let _alone = one_at_a_time().await;
     let sink = Sink::start(Reply::Status(200)).await;
     let config = on_postgres(&new_database(), &sink);
     let (a, b) = (node(&config).await, node(&config).await);
@@ -65,6 +67,7 @@ async fn a_request_accepted_by_one_node_is_listed_by_the_other() {
 /// lease, here longer than a test waits).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_destination_made_through_the_api_delivers_before_the_next_lease_renewal() {
+    let _alone = one_at_a_time().await;
     let sink = Sink::start(Reply::Status(200)).await;
     let config = format!(
         "[store]\nbackend = \"postgres\"\nurl = \"{}\"\nlease_ms = {}\n\n[[sources]]\nname = \"shop\"\n",
@@ -83,9 +86,26 @@ async fn a_destination_made_through_the_api_delivers_before_the_next_lease_renew
     sink.wait_for(1).await;
 }
 
+/// Holds the cluster tests to one at a time (see `tests/cluster/main.rs`).
+async fn one_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static ONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    ONE.lock().await
+}
+
 /// How long a node holds a lease unrenewed in these tests: a dead node's
 /// lanes move within it.
 const LEASE_MS: u64 = 1500;
+
+/// `config` with leases held `lease_ms` unrenewed: for the tests where no
+/// lease should have to expire, long enough that a renewal slowed by a
+/// loaded machine (a round may take a third of the lease) does not drop
+/// the lane mid-test, as a production lease (10 s) would not.
+fn with_lease(config: &str, lease_ms: u64) -> String {
+    config.replace(
+        &format!("lease_ms = {LEASE_MS}\n"),
+        &format!("lease_ms = {lease_ms}\n"),
+    )
+}
 
 /// A cluster's config on `database`: the source `shop` routed to `sink`
 /// through the destination `orders`, with `destination_extra` keys.
@@ -182,6 +202,7 @@ async fn connection_id(gw: &TestGateway) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_nodes_deliver_each_event_once_within_the_destinations_concurrency() {
+    let _alone = one_at_a_time().await;
     let sink = Sink::start(Reply::Slowly(200, Duration::from_millis(50))).await;
     let config = cluster_config(&new_database(), &sink, "concurrent = 4");
     let (a, b, lane) = two_nodes(&config).await;
@@ -252,10 +273,11 @@ fn busiest_second(received: &[Received]) -> usize {
 /// rings the lane's node), counted after the first second, and the cap.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_destinations_rate_limit_holds_across_the_cluster() {
+    let _alone = one_at_a_time().await;
     const HELD: usize = 150;
     const MORE: usize = 100;
     let sink = Sink::start(Reply::Slowly(200, Duration::from_millis(30))).await;
-    let config = cluster_config(&new_database(), &sink, PACED);
+    let config = with_lease(&cluster_config(&new_database(), &sink, PACED), 9000);
     let (a, b, _) = two_nodes(&config).await;
     let connection = held_backlog(&a, &b, HELD).await;
     toggle(&b, &connection, "unpause").await;
@@ -298,6 +320,7 @@ fn lanes_run(nodes: &[&TestGateway]) -> Vec<usize> {
 /// the hand-overs, and each event is delivered once.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_rate_limit_and_the_cap_hold_while_lanes_move_to_another_node() {
+    let _alone = one_at_a_time().await;
     const POSTED: usize = 150;
     let sinks = [
         Sink::start(Reply::Slowly(200, Duration::from_millis(30))).await,
@@ -339,6 +362,7 @@ async fn the_rate_limit_and_the_cap_hold_while_lanes_move_to_another_node() {
 /// during and after the moves is delivered exactly once.
 #[tokio::test(flavor = "multi_thread")]
 async fn lanes_spread_to_a_joining_node_and_each_event_is_delivered_once() {
+    let _alone = one_at_a_time().await;
     const LANES: usize = 6;
     let sink = Sink::start(Reply::Status(200)).await;
     let names: Vec<String> = (0..LANES).map(|n| format!("d{n}")).collect();
@@ -373,6 +397,7 @@ async fn lanes_spread_to_a_joining_node_and_each_event_is_delivered_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_dead_nodes_lane_resumes_on_another_node_and_no_queued_event_is_lost() {
+    let _alone = one_at_a_time().await;
     let sink = Sink::start(Reply::Status(200)).await;
     let limit = "rate_limit = 10\nrate_limit_period = \"second\"";
     let config = cluster_config(&new_database(), &sink, limit);
@@ -404,6 +429,7 @@ async fn a_dead_nodes_lane_resumes_on_another_node_and_no_queued_event_is_lost()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pause_through_one_node_stops_the_other_nodes_deliveries_until_unpaused() {
+    let _alone = one_at_a_time().await;
     let sink = Sink::start(Reply::Status(200)).await;
     let config = cluster_config(&new_database(), &sink, "");
     let (a, b, lane) = two_nodes(&config).await;
@@ -426,6 +452,7 @@ async fn a_pause_through_one_node_stops_the_other_nodes_deliveries_until_unpause
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_node_leads_and_another_takes_over_when_it_stops() {
+    let _alone = one_at_a_time().await;
     let sink = Sink::start(Reply::Status(200)).await;
     let config = cluster_config(&new_database(), &sink, "");
     let a = node(&config).await;
@@ -440,18 +467,11 @@ async fn one_node_leads_and_another_takes_over_when_it_stops() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_job_is_taken_by_one_node_for_an_application_made_through_another() {
+    let _alone = one_at_a_time().await;
     let sink = Sink::start(Reply::Status(200)).await;
     let config = cluster_config(&new_database(), &sink, "");
-    let a = TestGateway::start_with(
-        &format!("{}{CLUSTER_SECRETS_KEY}", crate::outbound::INSECURE),
-        &config,
-    )
-    .await;
-    let b = TestGateway::start_with(
-        &format!("{}{CLUSTER_SECRETS_KEY}", crate::outbound::INSECURE),
-        &config,
-    )
-    .await;
+    let a = TestGateway::start_with(&format!("{}{CLUSTER_SECRETS_KEY}", INSECURE), &config).await;
+    let b = TestGateway::start_with(&format!("{}{CLUSTER_SECRETS_KEY}", INSECURE), &config).await;
     let (status, app) =
         (b.api_send(Method::POST, "/v1/applications", json!({ "name": "prod" }))).await;
     assert_eq!(status, 201, "{app}");
@@ -489,6 +509,7 @@ async fn a_job_is_taken_by_one_node_for_an_application_made_through_another() {
 /// events for three batches: a second node's run would overlap the first.)
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bulk_retry_left_running_is_resumed_by_the_leader_only() {
+    let _alone = one_at_a_time().await;
     use hookgate::model::BulkStatus;
     const EVENTS: usize = 250;
     let sink = Sink::start(Reply::Status(500)).await;
@@ -575,6 +596,7 @@ async fn post_until(
 #[tokio::test(flavor = "multi_thread")]
 async fn postgresql_restarted_under_load_acknowledges_nothing_while_down_and_loses_nothing_acknowledged(
 ) {
+    let _alone = one_at_a_time().await;
     const WORKERS: u64 = 4;
     let server = test_postgres::TestServer::start();
     let sink = Sink::start(Reply::Status(200)).await;
@@ -700,6 +722,7 @@ async fn each_node_signs_with(
 /// (the database announces it), the old secret beside it for the overlap.
 #[tokio::test(flavor = "multi_thread")]
 async fn every_node_signs_with_the_clusters_secret_and_a_rotation_through_one_reaches_the_other() {
+    let _alone = one_at_a_time().await;
     let sinks = [
         Sink::start(Reply::Status(200)).await,
         Sink::start(Reply::Status(200)).await,
@@ -740,6 +763,7 @@ async fn every_node_signs_with_the_clusters_secret_and_a_rotation_through_one_re
 /// another `secrets_key`) refuses to start instead of signing with another.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_with_another_secrets_key_refuses_to_start_naming_it() {
+    let _alone = one_at_a_time().await;
     let sinks = [
         Sink::start(Reply::Status(200)).await,
         Sink::start(Reply::Status(200)).await,

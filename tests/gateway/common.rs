@@ -671,3 +671,7 @@ pub fn bulk_retry_left_running(
         cancelled_at: None,
     }
 }
+
+/// `[server]` keys of every test with outbound endpoints: sinks are plain
+/// http on 127.0.0.1.
+pub const INSECURE: &str = "allow_insecure_endpoints = true\n";

@@ -909,7 +909,7 @@ async fn a_browser_rotates_a_secret_sees_it_once_and_retries_a_jobs_delivery() {
 #[tokio::test]
 async fn the_page_showing_a_rotated_secret_is_not_cached() {
     let sink = Sink::start(Reply::Status(200)).await;
-    let tg = TestGateway::start_with(crate::outbound::INSECURE, SHOP).await;
+    let tg = TestGateway::start_with(INSECURE, SHOP).await;
     let (_, endpoint) = crate::outbound::one_endpoint(&tg, &sink, json!({})).await;
     let mut visitor = Visitor::new(&tg);
     visitor.sign_in(API_KEY).await;

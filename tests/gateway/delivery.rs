@@ -200,6 +200,7 @@ async fn a_hanging_destination_does_not_delay_another() {
         2,
         "the hanging lane stays capped at its concurrency"
     );
+    assert_eq!(hanging.most_in_flight(), 2, "never more at once");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,15 +1,13 @@
 //! Outbound webhooks through the real server: applications, event types,
 //! endpoints (real sinks), webhook jobs and their signed deliveries.
 
+pub use crate::common::INSECURE;
 use crate::common::{rate_limited_span, Received, Reply, Sink, TestGateway, PATIENCE};
 use hookgate::model::WebhookJob;
 use hookgate::signing::standard_webhooks::{self, WebhookSecret};
 use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
-
-/// `[server]` keys of every outbound test: sinks are plain http on 127.0.0.1.
-pub const INSECURE: &str = "allow_insecure_endpoints = true\n";
 
 /// Short windows so that retries, discards and circuits happen within a test.
 pub fn outbound_section(extra: &str) -> String {

@@ -4,10 +4,9 @@
 
 use crate::common::{
     config_text_with, route, write_config, write_config_text, Reply, Sink, API_KEY,
-    CLUSTER_SECRETS_KEY, PATIENCE,
+    CLUSTER_SECRETS_KEY, INSECURE, PATIENCE,
 };
 use crate::openapi_check::assert_documented;
-use crate::outbound::INSECURE;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::Path;

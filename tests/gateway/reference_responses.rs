@@ -1,7 +1,5 @@
 //! Item 9 of issue 17, answers: every response example of the reference
-//! (hookdeck-api-2023-07-01.txt; `reference_responses.json` holds each with
-//! its line and endpoint, copied as the reference prints it; L7114's reads
-//! "Missing data" and is left out) is checked
+//! (`reference_examples::responses`) is checked
 //! against the answer schema `/openapi.json` gives its operation. Every field
 //! of the example must be a required property there, with the example's JSON
 //! type, into nested objects and array items; hookgate may add fields. As
@@ -10,34 +8,22 @@
 
 use crate::common::TestGateway;
 use crate::openapi_check::{document, operation, response_schema};
+use crate::reference_shape::NOT_ALWAYS_THERE;
 use serde_json::{json, Value};
-
-const EXAMPLES: &str = include_str!("reference_responses.json");
-
-/// Fields of examples an answer may lack, and why (README, "Reading the
-/// reference").
-const NOT_ALWAYS_THERE: [(&str, &str); 3] = [
-    // A null cursor is left out (L162): the last page has no `next`.
-    ("pagination", "next"),
-    ("pagination", "prev"),
-    // Only in L4794's example, not in the attempt object (L4880-5000):
-    // hookgate's attempt is the attempt object.
-    ("attempt", "attemptResponse"),
-];
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_response_example_of_the_reference_fits_its_answer_schema() {
     let gw = TestGateway::start("").await;
     let api = format!("http://{}", gw.gateway.api_addr.unwrap());
     let document = document(&gw.http, &api).await;
-    let examples: Vec<Value> = serde_json::from_str(EXAMPLES).unwrap();
+    let examples = crate::reference_examples::responses();
     assert_eq!(examples.len(), 80, "the reference has 80 response examples");
     let mut mismatches = Vec::new();
     for example in &examples {
-        let endpoint = example["endpoint"].as_str().unwrap();
+        let endpoint = &example.endpoint;
         let (method, path) = endpoint.split_once(' ').unwrap();
         let path = path.replace(":id", "x").replace(":execution_id", "y");
-        let place = format!("L{} {endpoint}", example["line"]);
+        let place = format!("L{} {endpoint}", example.line);
         let Some((_, found)) = operation(document, method, &path) else {
             mismatches.push(format!("{place}: no such operation"));
             continue;
@@ -47,7 +33,7 @@ async fn every_response_example_of_the_reference_fits_its_answer_schema() {
             continue;
         };
         let mut found = Vec::new();
-        compare(document, schema, &example["example"], "", &mut found);
+        compare(document, schema, &example.example, "", &mut found);
         mismatches.extend(found.into_iter().map(|m| format!("{place}: {m}")));
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));

@@ -60,6 +60,10 @@ mod outbound;
 mod outbound_limits;
 #[path = "../gateway/outbound_lists.rs"]
 mod outbound_lists;
+#[path = "../gateway/reference_examples.rs"]
+mod reference_examples;
+#[path = "../gateway/reference_requests.rs"]
+mod reference_requests;
 #[path = "../gateway/reference_shape.rs"]
 mod reference_shape;
 #[path = "../gateway/retries.rs"]

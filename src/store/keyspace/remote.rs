@@ -103,8 +103,16 @@ impl RemoteKeyspace {
             .map_err(|error| StoreError::Unavailable(format!("PostgreSQL client: {error}")))?;
         let mut config = settings.config.clone();
         let timeout_ms = settings.statement_timeout.as_millis();
+        // Generic plans: PostgreSQL would plan every statement on the
+        // partitioned `keyspace_timed` anew (pruning its partitions at plan
+        // time, 0.2-0.4 ms each) where a generic plan prunes them as it starts
+        // (measured in PL/pgSQL: 6x as long per write and read, against 2x
+        // a plain table's with generic plans). Statements on `keyspace` get
+        // generic plans either way.
         config
-            .options(format!("-c statement_timeout={timeout_ms}"))
+            .options(format!(
+                "-c statement_timeout={timeout_ms} -c plan_cache_mode=force_generic_plan"
+            ))
             .application_name("hookgate")
             .connect_timeout(CONNECT_TIMEOUT);
         let pool = |max_size: usize| {
