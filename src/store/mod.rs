@@ -1141,8 +1141,15 @@ fn temp_store_on(backend: TestBackend) -> (tempfile::TempDir, Store) {
         TestBackend::Embedded => Backend::Embedded,
         TestBackend::Postgres => Backend::Postgres(Box::new(keyspace::test_server::database())),
     };
+    temp_node(&backend)
+}
+
+/// A store in a temporary directory of its own on `backend`, as a node
+/// has: several on one database are the nodes of a cluster.
+#[cfg(test)]
+fn temp_node(backend: &Backend) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open_backed(dir.path(), 1 << 20, JOURNAL_SEGMENT_BYTES, None, &backend);
+    let store = Store::open_backed(dir.path(), 1 << 20, JOURNAL_SEGMENT_BYTES, None, backend);
     (dir, store.unwrap())
 }
 

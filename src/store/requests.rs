@@ -572,14 +572,9 @@ mod tests {
     /// and never reads another's request at the same place of its own journal.
     #[test]
     fn nodes_sharing_a_database_keep_to_their_own_journal() {
-        use crate::store::{keyspace::test_server, Backend, JOURNAL_SEGMENT_BYTES};
+        use crate::store::{keyspace::test_server, Backend};
         let backend = Backend::Postgres(Box::new(test_server::database()));
-        let node = || {
-            let dir = tempfile::tempdir().unwrap();
-            let store =
-                Store::open_backed(dir.path(), 1 << 20, JOURNAL_SEGMENT_BYTES, None, &backend);
-            (dir, store.unwrap())
-        };
+        let node = || crate::store::temp_node(&backend);
         let ((_a_dir, a), (_b_dir, b)) = (node(), node());
         let (on_a, on_b) = (
             request("req_a", "{\"on\":\"a\"}"),

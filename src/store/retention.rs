@@ -749,15 +749,10 @@ mod tests {
     /// behind that node's watermark once nothing in them is kept.
     #[tokio::test(flavor = "multi_thread")]
     async fn the_leaders_sweep_deletes_old_days_of_every_nodes_journal() {
-        use crate::store::{keyspace::test_server, Backend, JOURNAL_SEGMENT_BYTES};
+        use crate::store::{keyspace::test_server, Backend};
         let settings = test_server::database();
         let backend = Backend::Postgres(Box::new(settings.clone()));
-        let node = || {
-            let dir = tempfile::tempdir().unwrap();
-            let store =
-                Store::open_backed(dir.path(), 1 << 20, JOURNAL_SEGMENT_BYTES, None, &backend);
-            (dir, store.unwrap())
-        };
+        let node = || crate::store::temp_node(&backend);
         let ((_a_dir, leader), (_b_dir, b)) = (node(), node());
         let (_, old) = routed_request(&b);
         let (_, new) = routed_request(&b);

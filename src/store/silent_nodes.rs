@@ -64,7 +64,7 @@ mod tests {
     use super::*;
     use crate::model::{Payload, Request};
     use crate::store::keyspace::test_server;
-    use crate::store::{Backend, EncodedRequest, JOURNAL_SEGMENT_BYTES};
+    use crate::store::{Backend, EncodedRequest};
 
     const LEASE: Duration = Duration::from_secs(2);
 
@@ -107,12 +107,7 @@ mod tests {
     #[test]
     fn a_silent_nodes_tail_is_handed_over_once_and_its_watermark_moved() {
         let backend = Backend::Postgres(Box::new(test_server::database()));
-        let node = || {
-            let dir = tempfile::tempdir().unwrap();
-            let store =
-                Store::open_backed(dir.path(), 1 << 20, JOURNAL_SEGMENT_BYTES, None, &backend);
-            (dir, store.unwrap())
-        };
+        let node = || crate::store::temp_node(&backend);
         let ((_a_dir, a), (_b_dir, b)) = (node(), node());
         let a_id = a.node_id().unwrap().to_string();
         assert_ne!(Some(a_id.as_str()), b.node_id());

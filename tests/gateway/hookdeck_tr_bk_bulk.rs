@@ -27,13 +27,15 @@ fn shop(sink: &Sink) -> String {
     )
 }
 
-async fn ok(gw: &TestGateway, method: Method, path: &str, body: Value) -> Value {
+/// `method` on `path` with `body`: a 200, its answer.
+pub async fn ok(gw: &TestGateway, method: Method, path: &str, body: Value) -> Value {
     let (status, answer) = gw.api_send(method, path, body).await;
     assert_eq!(status, 200, "{path}: {answer}");
     answer
 }
 
-async fn get(gw: &TestGateway, path: &str) -> Value {
+/// `GET path`: a 200, its answer.
+pub async fn get(gw: &TestGateway, path: &str) -> Value {
     let (status, answer) = gw.api_get(path).await;
     assert_eq!(status, 200, "{path}: {answer}");
     answer

@@ -4,6 +4,7 @@
 //! time, against the order the test computes from the whole list.
 
 use crate::common::{route, Reply, Sink, TestGateway};
+use crate::hookdeck_tr_bk_bulk::{get, ok};
 use hookgate::model::EventStatus;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -63,18 +64,6 @@ async fn busy_gateway(sink: &Sink) -> (TestGateway, String) {
         ok(&gw, Method::POST, "/bookmarks", bookmark).await;
     }
     (gw, transformation)
-}
-
-async fn ok(gw: &TestGateway, method: Method, path: &str, body: Value) -> Value {
-    let (status, answer) = gw.api_send(method, path, body).await;
-    assert_eq!(status, 200, "{path}: {answer}");
-    answer
-}
-
-async fn get(gw: &TestGateway, path: &str) -> Value {
-    let (status, answer) = gw.api_get(path).await;
-    assert_eq!(status, 200, "{path}: {answer}");
-    answer
 }
 
 /// A list, and the field its models' hookgate id is in.
