@@ -12,6 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_hookgate");
 
@@ -104,11 +105,13 @@ impl Sending {
 }
 
 /// Sends from `workers` concurrent clients until told to stop (or the
-/// process dies); returns the ids of what was acknowledged.
+/// process dies); returns the ids of what was acknowledged. The stop is a
+/// token, which stays cancelled: a `Notify` was missed by a worker busy
+/// reading an answer, which then sent to a live node forever.
 async fn load(
     sending: Sending,
     workers: usize,
-    stop: Arc<tokio::sync::Notify>,
+    stop: CancellationToken,
     acked_enough: Arc<tokio::sync::Semaphore>,
 ) -> HashSet<String> {
     let client = reqwest::Client::new();
@@ -126,7 +129,7 @@ async fn load(
                 let post = (sending.request)(&client, worker, n).send();
                 let response = tokio::select! {
                     r = post => r,
-                    _ = stop.notified() => break,
+                    _ = stop.cancelled() => break,
                 };
                 match response {
                     Ok(r) if r.status() == sending.acknowledged => {
@@ -162,7 +165,7 @@ struct UnderLoad {
     dir: tempfile::TempDir,
     config: std::path::PathBuf,
     served: Served,
-    stop: Arc<tokio::sync::Notify>,
+    stop: CancellationToken,
     load: tokio::task::JoinHandle<HashSet<String>>,
 }
 
@@ -174,7 +177,7 @@ impl UnderLoad {
         let dir = tempfile::tempdir().unwrap();
         let config = write_config(dir.path(), &shop(&sink));
         let served = serve(&config);
-        let stop = Arc::new(tokio::sync::Notify::new());
+        let stop = CancellationToken::new();
         let acked_enough = Arc::new(tokio::sync::Semaphore::new(0));
         let load = tokio::spawn(load(
             Sending::requests(served.base.clone()),
@@ -197,7 +200,7 @@ impl UnderLoad {
 
     /// Stops the clients (after the process ended) and returns what was acknowledged.
     async fn acknowledged(&mut self) -> HashSet<String> {
-        self.stop.notify_waiters();
+        self.stop.cancel();
         (&mut self.load).await.unwrap()
     }
 
@@ -267,7 +270,7 @@ async fn sigkill_mid_load_loses_no_acknowledged_webhook_job() {
     let acked_enough = Arc::new(tokio::sync::Semaphore::new(0));
     let document = crate::openapi_check::document(&client, &api).await;
     let sending = Sending::jobs(api.clone(), app.clone(), document);
-    let stop = Arc::new(tokio::sync::Notify::new());
+    let stop = CancellationToken::new();
     let load = tokio::spawn(load(sending, 16, stop, acked_enough.clone()));
     let _ = tokio::time::timeout(PATIENCE, acked_enough.acquire_many(300))
         .await
@@ -364,7 +367,7 @@ async fn thirty_random_sigkills_lose_no_acknowledged_request() {
     let mut acknowledged = HashSet::new();
     for _ in 0..KILLS {
         let mut served = serve(&config);
-        let stop = Arc::new(tokio::sync::Notify::new());
+        let stop = CancellationToken::new();
         let acked_enough = Arc::new(tokio::sync::Semaphore::new(0));
         let load = tokio::spawn(load(
             Sending::requests(served.base.clone()),
@@ -378,7 +381,7 @@ async fn thirty_random_sigkills_lose_no_acknowledged_request() {
         assert!(acked.is_ok(), "{wanted} requests acknowledged in time");
         served.child.kill().unwrap();
         served.child.wait().unwrap();
-        stop.notify_waiters();
+        stop.cancel();
         acknowledged.extend(load.await.unwrap());
     }
     let mut last = serve(&config);
@@ -746,7 +749,7 @@ async fn sigkill_of_one_of_two_nodes_loses_no_request_either_acknowledged() {
 
     let start_load = |base: &str, workers| {
         let (stop, acked) = (
-            Arc::new(tokio::sync::Notify::new()),
+            CancellationToken::new(),
             Arc::new(tokio::sync::Semaphore::new(0)),
         );
         let sending = Sending::requests(base.to_string());
@@ -762,7 +765,7 @@ async fn sigkill_of_one_of_two_nodes_loses_no_request_either_acknowledged() {
     let killed = std::time::Instant::now();
     // Nobody routes A's journal before A has been silent for a lease.
     let tail = database.unrouted_in_journal_of(&a_id).await;
-    a_stop.notify_waiters();
+    a_stop.cancel();
     let acked_by_a = a_load.await.unwrap();
     until_true("node B runs A's lane", || async {
         database.lane_holder().await.as_deref() == Some(b_id.as_str())
@@ -770,7 +773,7 @@ async fn sigkill_of_one_of_two_nodes_loses_no_request_either_acknowledged() {
     .await;
     let moved_after = killed.elapsed();
     let _ = tokio::time::timeout(PATIENCE, b_acked.acquire_many(100)).await;
-    b_stop.notify_waiters();
+    b_stop.cancel();
     let acked_by_b = b_load.await.unwrap();
 
     let acked: HashSet<String> = acked_by_a.union(&acked_by_b).cloned().collect();
