@@ -9,7 +9,7 @@
 //! 2. one node on PostgreSQL;
 //! 3. two nodes on PostgreSQL, the load's connections dealt over both;
 //! 4. census: one node on PostgreSQL, `--census-requests` requests one at a
-//!    time, a trigger noting every row written to `keyspace` by tree
+//!    time, a trigger noting every row a node writes, by tree
 //!    (the writes per event by kind; the trigger's own cost is why it runs
 //!    apart);
 //! 5. the database's capacity for the keyspace's kind of write: `pgbench`
@@ -99,7 +99,7 @@ fn main() {
     }
 
     println!(
-        "\n[4/5] census: 1 node on PostgreSQL, {} requests one at a time, rows written to keyspace counted by tree",
+        "\n[4/5] census: 1 node on PostgreSQL, {} requests one at a time, rows written counted by tree (journal tables by name)",
         settings.census_requests
     );
     let census_plan = load::Plan {
@@ -426,7 +426,7 @@ impl Phase {
             println!("    {:>6.2} {:>7.2}  {query}", per(*calls), per(*rows));
         }
         if !work.writes_by_tree.is_empty() {
-            println!("  rows written to keyspace per event, by tree and operation:");
+            println!("  rows written per event, by tree (journal tables by name) and operation:");
             for (tree, op, rows) in &work.writes_by_tree {
                 println!("    {:>6.2}  {tree} {op}", per(*rows));
             }

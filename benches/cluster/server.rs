@@ -134,24 +134,31 @@ impl Server {
     }
 
     /// Installs, in `database` (whose schema the gateway has made), a trigger
-    /// that notes each row written to `keyspace` by tree and operation:
-    /// the writes per event by kind. It costs writes of its own, so it runs
-    /// in a census phase apart from the measured ones.
+    /// that notes each row written to the tables a node writes by tree and
+    /// operation (`keyspace` and its day-partitioned `keyspace_timed` by their
+    /// `tree` column, the request journal's tables by name): the writes per
+    /// event by kind. It costs writes of its own, so it runs in a census phase
+    /// apart from the measured ones.
     pub fn count_writes(&self, settings: &RemoteSettings) -> Admin {
         let admin = Admin::connect(&settings.config);
         admin.execute(
             "CREATE UNLOGGED TABLE bench_writes (tree text, op text);
              CREATE FUNCTION bench_note_write() RETURNS trigger LANGUAGE plpgsql AS $$
+             DECLARE
+                 written jsonb := to_jsonb(CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END);
              BEGIN
-                 IF TG_OP = 'DELETE' THEN
-                     INSERT INTO bench_writes VALUES (OLD.tree, TG_OP);
-                 ELSE
-                     INSERT INTO bench_writes VALUES (NEW.tree, TG_OP);
-                 END IF;
+                 INSERT INTO bench_writes
+                 VALUES (COALESCE(written ->> 'tree', TG_ARGV[0]), TG_OP);
                  RETURN NULL;
              END $$;
              CREATE TRIGGER bench_writes AFTER INSERT OR UPDATE OR DELETE ON keyspace
-             FOR EACH ROW EXECUTE FUNCTION bench_note_write()",
+             FOR EACH ROW EXECUTE FUNCTION bench_note_write('keyspace');
+             CREATE TRIGGER bench_writes AFTER INSERT OR UPDATE OR DELETE ON keyspace_timed
+             FOR EACH ROW EXECUTE FUNCTION bench_note_write('keyspace_timed');
+             CREATE TRIGGER bench_writes AFTER INSERT OR UPDATE OR DELETE ON journal
+             FOR EACH ROW EXECUTE FUNCTION bench_note_write('journal');
+             CREATE TRIGGER bench_writes AFTER INSERT OR UPDATE OR DELETE ON journal_nodes
+             FOR EACH ROW EXECUTE FUNCTION bench_note_write('journal_nodes')",
         );
         admin
     }
