@@ -184,6 +184,9 @@ pub struct Machine {
     pub cpus: usize,
     pub cpu_model: String,
     pub memory_gib: f64,
+    /// The bench disk's flush latency: a durable answer waits for at least
+    /// one flush, so its p99 is the floor under a durable ack's p99.
+    pub disk_flush: FlushLatency,
 }
 
 impl Machine {
@@ -201,6 +204,39 @@ impl Machine {
             cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
             cpu_model,
             memory_gib: kib_field(&meminfo, "MemTotal") / (1024.0 * 1024.0),
+            disk_flush: FlushLatency::probe(),
+        }
+    }
+}
+
+/// `fdatasync` after appending 16 KiB (about a group commit's batch), timed
+/// `FLUSH_PROBES` times in a bench folder on the project's disk.
+pub struct FlushLatency {
+    pub p50: Duration,
+    pub p99: Duration,
+}
+
+const FLUSH_PROBES: usize = 300;
+
+impl FlushLatency {
+    fn probe() -> FlushLatency {
+        use std::io::Write;
+        let dir = bench_dir();
+        let mut file = std::fs::File::create(dir.path().join("flush-probe")).expect("probe file");
+        let batch = [b'x'; 16 * 1024];
+        let mut took: Vec<Duration> = (0..FLUSH_PROBES)
+            .map(|_| {
+                file.write_all(&batch).expect("probe write");
+                let started = std::time::Instant::now();
+                file.sync_data().expect("probe fdatasync");
+                started.elapsed()
+            })
+            .collect();
+        took.sort_unstable();
+        let at = |share: f64| took[((took.len() as f64 * share) as usize).min(took.len() - 1)];
+        FlushLatency {
+            p50: at(0.50),
+            p99: at(0.99),
         }
     }
 }
@@ -210,11 +246,13 @@ impl std::fmt::Display for Machine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} CPUs, {}, {:.0} GiB RAM; load average at the start: {}",
+            "{} CPUs, {}, {:.0} GiB RAM; load average at the start: {}; disk flush (fdatasync of 16 KiB) p50 {:.2} ms, p99 {:.2} ms",
             self.cpus,
             self.cpu_model,
             self.memory_gib,
-            load_average()
+            load_average(),
+            self.disk_flush.p50.as_secs_f64() * 1e3,
+            self.disk_flush.p99.as_secs_f64() * 1e3,
         )
     }
 }
