@@ -138,6 +138,20 @@ impl Tree {
         }
     }
 
+    /// Sets `key`, which held `old` when the caller read it, to `new`, unless
+    /// another node changed it since or holds its `Keyspace::cluster_lock`
+    /// now; true when it did. The caller holds this node's own lock of the
+    /// key: on the embedded store nothing else can write it, so it writes.
+    pub fn write_unless_raced(&self, key: &[u8], old: &[u8], new: Vec<u8>) -> Result<bool> {
+        match self {
+            Tree::Embedded(tree) => {
+                tree.insert(key, new)?;
+                Ok(true)
+            }
+            Tree::Remote(tree) => tree.replace_unlocked(key, old, new.into()),
+        }
+    }
+
     /// How many keys the tree holds (for tests: the store never counts a tree).
     #[cfg(test)]
     pub fn len(&self) -> usize {

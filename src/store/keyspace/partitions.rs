@@ -47,12 +47,27 @@ pub(super) struct Table {
     pub insert_new: &'static str,
     /// Sets `$4` only where the key holds `$3`.
     pub replace: &'static str,
+    /// `replace`, and only while no session holds the key's lock (see
+    /// `RemoteKeyspace::lock`): the lock is taken for the statement itself.
+    pub replace_unlocked: &'static str,
     /// Removes the key only where it holds `$3`.
     pub remove_held: &'static str,
     #[cfg(test)]
     pub count: &'static str,
     pub clear: &'static str,
 }
+
+/// The two keys of the advisory lock of the name (bytes) in parameter `$at`:
+/// a class of hookgate's own (two-key locks never meet the one-key
+/// migration lock) and a hash of the name (two names sharing one only wait
+/// for each other). The database hashes, so that a statement of
+/// `replace_unlocked` and `RemoteKeyspace::lock` always agree.
+macro_rules! key_lock {
+    ($at:literal) => {
+        concat!("1752133483, hashtext(encode(", $at, ", 'escape'))")
+    };
+}
+pub(super) use key_lock;
 
 /// A table's statements from how a key is matched and how a row is written.
 macro_rules! table {
@@ -99,6 +114,15 @@ macro_rules! table {
                 " SET value = $4 WHERE ",
                 $key,
                 " AND value = $3 RETURNING 1"
+            ),
+            replace_unlocked: concat!(
+                "UPDATE ",
+                $name,
+                " SET value = $4 WHERE ",
+                $key,
+                " AND value = $3 AND pg_try_advisory_xact_lock(",
+                key_lock!("$2"),
+                ") RETURNING 1"
             ),
             remove_held: concat!(
                 "DELETE FROM ",
