@@ -59,6 +59,13 @@ impl Keyspace {
         }
     }
 
+    /// Whether retention forgets whole days (`drop_days_before`): then a
+    /// record kept in a later day than its parent's outlives it. Sled's
+    /// records go one by one, each with its parent.
+    pub fn drops_days(&self) -> bool {
+        matches!(self, Keyspace::Remote(_))
+    }
+
     /// Holds the lock named `name` for every node of a cluster until the
     /// answer is dropped; None on the embedded store (one node: its own
     /// in-process locks serialize alone).
