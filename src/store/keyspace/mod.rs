@@ -76,6 +76,15 @@ impl Keyspace {
         }
     }
 
+    /// Tells every node of a cluster that an event was queued, so that the
+    /// node running its lane looks (see `RemoteKeyspace::queued`). One node
+    /// wakes its own lanes itself.
+    pub fn queued(&self) {
+        if let Keyspace::Remote(remote) = self {
+            remote.queued();
+        }
+    }
+
     /// Whether a call may wait on the network (then it never runs on a reactor thread).
     pub fn is_remote(&self) -> bool {
         matches!(self, Keyspace::Remote(_))

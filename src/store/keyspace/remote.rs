@@ -17,6 +17,7 @@ use std::future::Future;
 use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
@@ -32,6 +33,10 @@ pub(super) const MIGRATIONS: &[(i32, &str)] = &[
     (
         5,
         include_str!("../../../migrations/0005_signing_secret.sql"),
+    ),
+    (
+        6,
+        include_str!("../../../migrations/0006_queue_announced.sql"),
     ),
 ];
 
@@ -82,6 +87,8 @@ struct Client {
     /// holder's own statements then always find a connection. A quarter of
     /// its size: a lock is held for a few statements, by one thread a stripe.
     locks: Pool,
+    /// Rung for each event queued: `announce_queued` tells the cluster.
+    queued: Arc<Notify>,
     #[cfg(test)]
     locks_taken: std::sync::atomic::AtomicUsize,
 }
@@ -137,11 +144,14 @@ impl RemoteKeyspace {
             pool(settings.pool_size.max(1))?,
             pool((settings.pool_size / 4).max(2))?,
         );
+        let queued = Arc::new(Notify::new());
+        runtime.spawn(announce_queued(pool.clone(), queued.clone()));
         let keyspace = RemoteKeyspace {
             client: Arc::new(Client {
                 runtime: Some(runtime),
                 pool,
                 locks,
+                queued,
                 #[cfg(test)]
                 locks_taken: Default::default(),
             }),
@@ -234,6 +244,11 @@ impl RemoteKeyspace {
         })
     }
 
+    /// Tells every node that an event was queued (see `announce_queued`).
+    pub fn queued(&self) {
+        self.client.queued.notify_one();
+    }
+
     /// How many times `lock` was called (for tests of the paths that take none).
     #[cfg(test)]
     pub fn locks_taken(&self) -> usize {
@@ -290,6 +305,33 @@ impl Drop for RemoteLock {
                 drop(deadpool_postgres::Object::take(connection));
             }
         });
+    }
+}
+
+/// A node tells the cluster that it queued events at most this often: a
+/// NOTIFY takes a lock of the whole database as it commits, and a lane is
+/// rung at most every 100 ms anyway (`cluster::announcements`).
+const QUEUED_ANNOUNCED_EVERY: Duration = Duration::from_millis(50);
+
+/// Announces `queue` on the channel `hookgate` (as the triggers announce
+/// other changes, migrations/0002_cluster.sql) once for every burst of
+/// events queued: at once after a quiet spell, then at most once every
+/// `QUEUED_ANNOUNCED_EVERY` (rings while one is sent make one more).
+async fn announce_queued(pool: Pool, queued: Arc<Notify>) {
+    loop {
+        queued.notified().await;
+        let announced = match pool.get().await {
+            Ok(client) => client
+                .batch_execute("NOTIFY hookgate, 'queue'")
+                .await
+                .map_err(failed),
+            Err(error) => Err(unreachable(error)),
+        };
+        if let Err(error) = announced {
+            // The cluster's lanes look again at their next round anyway.
+            tracing::warn!(%error, "could not tell the cluster of events queued");
+        }
+        tokio::time::sleep(QUEUED_ANNOUNCED_EVERY).await;
     }
 }
 
