@@ -1467,12 +1467,7 @@ mod tests {
             .build()
             .unwrap();
         runtime.block_on(async {
-            let (client, connection) = settings
-                .config
-                .connect(tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(connection);
+            let client = keyspace::test_server::client(&settings.config).await;
             let sql = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
                        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
             client.query_one(sql, &[]).await.unwrap().get(0)
