@@ -71,7 +71,39 @@ pub(super) use key_lock;
 
 /// A table's statements from how a key is matched and how a row is written.
 macro_rules! table {
-    ($name:literal, $timed:literal, key: $key:literal, columns: $columns:literal, values: $values:literal, unique: $unique:literal) => {
+    ($name:literal, $timed:literal, key: $key:literal, columns: $columns:literal, values: $values:literal, unique: $unique:literal) => {{
+        // Writes a row, then does `$conflict` where its key is taken.
+        macro_rules! upsert {
+            ($conflict:literal) => {
+                concat!(
+                    "INSERT INTO ",
+                    $name,
+                    " (",
+                    $columns,
+                    ") VALUES (",
+                    $values,
+                    ") ",
+                    "ON CONFLICT (",
+                    $unique,
+                    ") ",
+                    $conflict
+                )
+            };
+        }
+        // Sets `$4` where the key holds `$3` and `$also`.
+        macro_rules! replace {
+            ($also:expr) => {
+                concat!(
+                    "UPDATE ",
+                    $name,
+                    " SET value = $4 WHERE ",
+                    $key,
+                    " AND value = $3",
+                    $also,
+                    " RETURNING 1"
+                )
+            };
+        }
         Table {
             name: $name,
             timed: $timed,
@@ -83,47 +115,18 @@ macro_rules! table {
                 " WHERE ",
                 $key,
                 ") ",
-                "INSERT INTO ",
-                $name,
-                " (",
-                $columns,
-                ") VALUES (",
-                $values,
-                ") ",
-                "ON CONFLICT (",
-                $unique,
-                ") DO UPDATE SET value = EXCLUDED.value ",
-                "RETURNING (SELECT value FROM before)"
+                upsert!(
+                    "DO UPDATE SET value = EXCLUDED.value RETURNING (SELECT value FROM before)"
+                )
             ),
             remove: concat!("DELETE FROM ", $name, " WHERE ", $key, " RETURNING value"),
-            insert_new: concat!(
-                "INSERT INTO ",
-                $name,
-                " (",
-                $columns,
-                ") VALUES (",
-                $values,
-                ") ",
-                "ON CONFLICT (",
-                $unique,
-                ") DO NOTHING RETURNING 1"
-            ),
-            replace: concat!(
-                "UPDATE ",
-                $name,
-                " SET value = $4 WHERE ",
-                $key,
-                " AND value = $3 RETURNING 1"
-            ),
-            replace_unlocked: concat!(
-                "UPDATE ",
-                $name,
-                " SET value = $4 WHERE ",
-                $key,
-                " AND value = $3 AND pg_try_advisory_xact_lock(",
+            insert_new: upsert!("DO NOTHING RETURNING 1"),
+            replace: replace!(""),
+            replace_unlocked: replace!(concat!(
+                " AND pg_try_advisory_xact_lock(",
                 key_lock!("$2"),
-                ") RETURNING 1"
-            ),
+                ")"
+            )),
             remove_held: concat!(
                 "DELETE FROM ",
                 $name,
@@ -135,7 +138,7 @@ macro_rules! table {
             count: concat!("SELECT count(*) FROM ", $name, " WHERE tree = $1"),
             clear: concat!("DELETE FROM ", $name, " WHERE tree = $1"),
         }
-    };
+    }};
 }
 
 const PLAIN: Table = table!("keyspace", false,
