@@ -696,6 +696,9 @@ impl Store {
     /// change on PostgreSQL. An API change on another node takes that lock,
     /// so the write is refused while it is held or when another node changed
     /// the event since it was read; then `change` runs again, under the lock.
+    /// The queue entry moves after the write, outside that lock: another
+    /// node's change in between may leave a stale entry, which a lane drops
+    /// (`drop_leftover_entry`), never a missing one.
     fn update_unraced_event<T>(
         &self,
         id: &str,
