@@ -9,7 +9,7 @@ use hookgate::store::RemoteSettings;
 use std::process::Command;
 use std::time::Duration;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls, Row};
+use tokio_postgres::{Client, Row};
 
 /// `fsync`, `synchronous_commit` and `full_page_writes` stay at their
 /// (durable) defaults; the test servers turn `fsync` off.
@@ -255,11 +255,7 @@ impl Admin {
             .enable_all()
             .build()
             .expect("a runtime");
-        let client = runtime.block_on(async {
-            let (client, connection) = config.connect(NoTls).await.expect("connecting");
-            tokio::spawn(connection);
-            client
-        });
+        let client = runtime.block_on(test_postgres::client(config));
         Admin { runtime, client }
     }
 

@@ -41,10 +41,10 @@ impl Store {
     pub fn settle_attempt<T>(
         &self,
         attempt: Attempt,
-        change: impl FnOnce(&mut Event, &Attempt) -> (QueueMove, T),
+        change: impl FnMut(&mut Event, &Attempt) -> (QueueMove, T),
         recorded: impl FnOnce(&Event, &Attempt),
     ) -> Result<Option<(Event, T)>> {
-        let _serialized = self.event_lock(&attempt.event_id)?;
+        let _serialized = self.stripe(&attempt.event_id);
         self.settle_held(attempt, change, recorded)
     }
 
@@ -55,7 +55,7 @@ impl Store {
     pub fn settle_attempt_unless_busy<T>(
         &self,
         attempt: Attempt,
-        change: impl FnOnce(&mut Event, &Attempt) -> (QueueMove, T),
+        change: impl FnMut(&mut Event, &Attempt) -> (QueueMove, T),
         recorded: impl FnOnce(&Event, &Attempt),
     ) -> SettledNow<T> {
         match self.reactor_lock_if_free(&attempt.event_id) {
@@ -64,38 +64,49 @@ impl Store {
         }
     }
 
-    /// `settle_attempt` with the event's change lock held.
+    /// `settle_attempt` with this node's stripe of the event held (see
+    /// `update_unraced_event`: `change` may run twice).
     fn settle_held<T>(
         &self,
-        mut attempt: Attempt,
-        change: impl FnOnce(&mut Event, &Attempt) -> (QueueMove, T),
+        attempt: Attempt,
+        mut change: impl FnMut(&mut Event, &Attempt) -> (QueueMove, T),
         recorded: impl FnOnce(&Event, &Attempt),
     ) -> Result<Option<(Event, T)>> {
         let event_id = attempt.event_id.clone();
-        let settled = self.update_held_event(
+        let given_name = attempt.id.clone();
+        // Borrowed by each run of the change, then by `recorded`.
+        let attempt = std::cell::RefCell::new(attempt);
+        let mut stored_apart = false;
+        let settled = self.update_unraced_event(
             &event_id,
             |event| {
-                let outcome = if stays_inline(event, &attempt) {
+                let attempt = &mut *attempt.borrow_mut();
+                if stored_apart {
+                    // Run again, after another node's change: its record
+                    // is stored, under the name it has.
+                    return Ok(change(event, attempt));
+                }
+                attempt.id.clone_from(&given_name);
+                if stays_inline(event, attempt) {
                     if attempt.id.is_empty() {
                         attempt.id = child_id("atm", &event.id, event.attempt_records.len());
                     }
-                    let outcome = change(event, &attempt);
+                    let outcome = change(event, attempt);
                     event.attempt_records.push(attempt.clone());
-                    outcome
-                } else {
-                    if attempt.id.is_empty() {
-                        attempt.id = new_id("atm");
-                    }
-                    // Before the event changes: a crash in between leaves a
-                    // recorded attempt and an event that is tried again.
-                    self.put_attempt_record(&attempt)?;
-                    change(event, &attempt)
-                };
-                Ok((outcome.0, (outcome.1, attempt)))
+                    return Ok(outcome);
+                }
+                if attempt.id.is_empty() {
+                    attempt.id = new_id("atm");
+                }
+                // Before the event changes: a crash in between leaves a
+                // recorded attempt and an event that is tried again.
+                self.put_attempt_record(attempt)?;
+                stored_apart = true;
+                Ok(change(event, attempt))
             },
-            |event, (_, attempt)| recorded(event, attempt),
+            |event, _| recorded(event, &attempt.borrow()),
         )?;
-        Ok(settled.map(|(event, (result, _))| (event, result)))
+        Ok(settled)
     }
 
     fn put_attempt_record(&self, attempt: &Attempt) -> Result<()> {
@@ -122,22 +133,29 @@ impl Store {
 
     /// The attempts kept in the attempts tree, by id, but those whose event
     /// is gone: in PostgreSQL an attempt made a day after its event lives in
-    /// its own day's partition, which retention may drop after the event's
-    /// (in sled an attempt always goes with its event).
+    /// its own day's partition, which retention may drop after the event's.
     pub(super) fn attempts_of_their_own(
         &self,
     ) -> impl Iterator<Item = Result<(String, Attempt)>> + '_ {
         super::page::records::<Attempt>(&self.attempts, "").filter_map(|found| {
-            let kept = match &found {
-                Ok((_, attempt)) => self.events.contains_key(attempt.event_id.as_bytes()),
-                Err(_) => Ok(true),
+            let outlived = match &found {
+                Ok((_, attempt)) => self.outlived_its_event(attempt),
+                Err(_) => Ok(false),
             };
-            match kept {
-                Ok(true) => Some(found),
-                Ok(false) => None,
+            match outlived {
+                Ok(false) => Some(found),
+                Ok(true) => None,
                 Err(error) => Some(Err(error)),
             }
         })
+    }
+
+    /// Whether `attempt`, kept in the attempts tree, outlived its event (see
+    /// `attempts_of_their_own`). Only where days are dropped whole is the
+    /// event looked up: sled's retention forgets an event's attempts before
+    /// the event, so there it would be one read per attempt for nothing.
+    fn outlived_its_event(&self, attempt: &Attempt) -> Result<bool> {
+        Ok(self.db.drops_days() && !self.events.contains_key(attempt.event_id.as_bytes())?)
     }
 
     pub fn attempt(&self, id: &str) -> Result<Option<Attempt>> {
@@ -163,9 +181,7 @@ impl Store {
         // In the attempts tree, unless its event is gone (see `attempts_of_their_own`).
         let attempt: Option<Attempt> = get(&self.attempts, id)?;
         match attempt {
-            Some(attempt) if self.events.contains_key(attempt.event_id.as_bytes())? => {
-                Ok(Some(attempt))
-            }
+            Some(attempt) if !self.outlived_its_event(&attempt)? => Ok(Some(attempt)),
             _ => Ok(None),
         }
     }
@@ -211,7 +227,7 @@ pub fn stays_inline(event: &Event, attempt: &Attempt) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::ids::{derived_id, now_ms};
     use crate::model::{AttemptStatus, AttemptTrigger, EventStatus};
@@ -220,6 +236,7 @@ mod tests {
     on_both_backends!(
         an_events_first_attempts_live_in_its_record_and_are_found_by_id,
         later_attempts_and_large_bodies_go_to_the_attempts_tree_in_order,
+        an_attempt_kept_apart_is_hidden_once_its_event_is_gone_only_where_days_are_dropped,
     );
 
     fn store_with_event() -> (tempfile::TempDir, Store, Event) {
@@ -235,7 +252,7 @@ mod tests {
         (dir, store, event)
     }
 
-    fn failed_attempt(event: &Event, number: u32, body: &str) -> Attempt {
+    pub(in crate::store) fn failed_attempt(event: &Event, number: u32, body: &str) -> Attempt {
         Attempt {
             id: String::new(),
             event_id: event.id.clone(),
@@ -459,5 +476,89 @@ mod tests {
         assert!(settled.is_none());
         assert_eq!(store.attempts.len(), 0);
         assert!(store.attempts_of(&event.id).unwrap().is_empty());
+    }
+
+    /// How many cluster-wide locks `store`'s keyspace has taken.
+    fn locks_taken(store: &Store) -> usize {
+        match &store.db {
+            crate::store::Keyspace::Remote(remote) => remote.locks_taken(),
+            crate::store::Keyspace::Embedded(_) => unreachable!("one node takes none"),
+        }
+    }
+
+    #[test]
+    fn an_attempt_settled_by_its_lanes_node_takes_no_lock_for_every_node() {
+        let (_dir, store, event) = store_with_event_on(TestBackend::Postgres);
+        let large = "x".repeat(INLINE_BODY_BYTES + 1);
+        let attempts = vec![
+            failed_attempt(&event, 1, "x"),
+            failed_attempt(&event, 2, &large),
+        ];
+        let before = locks_taken(&store);
+        let settled = settle_all(&store, attempts);
+        assert_eq!(locks_taken(&store), before, "neither settle took one");
+        assert_eq!(ids(&store.attempts_of(&event.id).unwrap()), settled);
+        store
+            .retry_now(&event.id, AttemptTrigger::Manual, now_ms())
+            .unwrap();
+        assert_eq!(locks_taken(&store), before + 1, "an API change takes one");
+    }
+
+    /// Node A settles an attempt on an event that node B changes between
+    /// A's read and A's write: A's write is refused, and A settles again
+    /// on B's change, recording its attempt once (inline or apart).
+    #[test]
+    fn an_attempt_settled_on_a_stale_read_settles_again_and_is_recorded_once() {
+        let backend = crate::store::Backend::Postgres(Box::new(
+            crate::store::keyspace::test_server::database(),
+        ));
+        let (_a_dir, a) = crate::store::temp_node(&backend);
+        let (_b_dir, b) = crate::store::temp_node(&backend);
+        for body in ["x".to_string(), "x".repeat(INLINE_BODY_BYTES + 1)] {
+            let event = crate::store::test_event(now_ms());
+            a.insert_event(&event, None, now_ms()).unwrap();
+            let mut runs = 0;
+            let (settled, attempt_id) = a
+                .settle_attempt(
+                    failed_attempt(&event, 1, &body),
+                    |event, attempt| {
+                        runs += 1;
+                        if runs == 1 {
+                            b.update_event(&event.id, |event| {
+                                event.requeues += 10;
+                                (QueueMove::Stay, ())
+                            })
+                            .unwrap();
+                        }
+                        event.attempts += 1;
+                        (QueueMove::Stay, attempt.id.clone())
+                    },
+                    |_, _| {},
+                )
+                .unwrap()
+                .expect("the event exists");
+            assert_eq!(runs, 2, "settled again on B's change");
+            let stored = b.event(&event.id).unwrap().unwrap();
+            assert_eq!((stored.requeues, stored.attempts), (10, 1), "both changes");
+            assert_eq!(stored, settled);
+            assert_eq!(ids(&b.attempts_of(&event.id).unwrap()), [attempt_id]);
+        }
+    }
+
+    /// An attempt kept apart whose event's record is gone, as a dropped day
+    /// leaves it in PostgreSQL: hidden there. Sled never leaves one (its
+    /// retention forgets an event's attempts first), so it never reads the
+    /// event to look, and still finds the attempt.
+    fn an_attempt_kept_apart_is_hidden_once_its_event_is_gone_only_where_days_are_dropped(
+        backend: TestBackend,
+    ) {
+        let (_dir, store, event) = store_with_event_on(backend);
+        let large = "x".repeat(INLINE_BODY_BYTES + 1);
+        let id = settle_all(&store, vec![failed_attempt(&event, 1, &large)]).remove(0);
+        store.events.remove(event.id.as_bytes()).unwrap();
+        let found = store.attempt(&id).unwrap().is_some();
+        let listed = store.attempts_of_their_own().count();
+        let looks = backend == TestBackend::Postgres;
+        assert_eq!((found, listed), (!looks, usize::from(!looks)));
     }
 }

@@ -12,6 +12,7 @@ use super::{Result, Store};
 use crate::model::{Endpoint, EndpointStatus, EventType};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockWriteGuard};
 
 /// An endpoint, as far as a new job is concerned.
@@ -47,7 +48,12 @@ pub(super) struct Catalog {
 
 /// The catalog, shared by the store's handles.
 #[derive(Default)]
-pub(super) struct JobCatalog(RwLock<Catalog>);
+pub(super) struct JobCatalog {
+    catalog: RwLock<Catalog>,
+    /// How many changes were made here (counted as each begins, under the
+    /// lock; so one read under the read lock has every counted change done).
+    changes: AtomicU64,
+}
 
 impl JobCatalog {
     /// The catalog of what the store holds.
@@ -57,16 +63,25 @@ impl JobCatalog {
         endpoints: &Tree,
     ) -> Result<JobCatalog> {
         let catalog = Catalog::read(applications, event_types, endpoints)?;
-        Ok(JobCatalog(RwLock::new(catalog)))
+        Ok(JobCatalog {
+            catalog: RwLock::new(catalog),
+            changes: AtomicU64::new(0),
+        })
     }
 
     /// The catalog to change, held while its sled write is made.
     pub(super) fn change(&self) -> RwLockWriteGuard<'_, Catalog> {
-        self.0.write().unwrap_or_else(PoisonError::into_inner)
+        let catalog = self.write();
+        self.changes.fetch_add(1, Ordering::Relaxed);
+        catalog
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Catalog> {
+        self.catalog.write().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn read<T>(&self, read: impl FnOnce(&Catalog) -> T) -> T {
-        read(&self.0.read().unwrap_or_else(PoisonError::into_inner))
+        read(&self.catalog.read().unwrap_or_else(PoisonError::into_inner))
     }
 }
 
@@ -117,11 +132,20 @@ impl Catalog {
 
 impl Store {
     /// Reads the catalog again: another node of a cluster changed what the
-    /// store holds. Read under the change lock, so that no change made here
-    /// meanwhile is lost.
+    /// store holds. Read without the lock: a remote read takes round trips,
+    /// and a job's creation waits for the lock on the API's runtime thread.
+    /// A change made here meanwhile would be lost by the read, which is then
+    /// made again under the lock.
     pub fn reload_job_catalog(&self) -> Result<()> {
-        let mut catalog = self.job_catalog.change();
-        *catalog = Catalog::read(&self.applications, &self.event_types, &self.endpoints)?;
+        let read = || Catalog::read(&self.applications, &self.event_types, &self.endpoints);
+        let changes = &self.job_catalog.changes;
+        let before = self.job_catalog.read(|_| changes.load(Ordering::Relaxed));
+        let fresh = read()?;
+        let mut catalog = self.job_catalog.write();
+        *catalog = match changes.load(Ordering::Relaxed) == before {
+            true => fresh,
+            false => read()?,
+        };
         Ok(())
     }
 
@@ -237,5 +261,51 @@ mod tests {
         );
         assert_eq!(store.event_type_schema("app_a", "order.created"), None);
         assert!(!store.application_exists("app_b"));
+    }
+
+    /// Reading the catalog again waits for the database without holding
+    /// the catalog's lock: a job's creation (on the API's runtime thread)
+    /// still reads it meanwhile.
+    #[test]
+    fn the_catalog_is_read_while_a_slow_database_is_read_for_it_again() {
+        use crate::store::keyspace::test_server;
+        use std::time::{Duration, Instant};
+        let settings = test_server::database();
+        let backend = crate::store::Backend::Postgres(Box::new(settings.clone()));
+        let (_dir, store) = crate::store::temp_node(&backend);
+        let application = Application {
+            id: "app_a".into(),
+            name: "app_a".into(),
+            description: None,
+            portal: Default::default(),
+            created_at: 1000,
+            updated_at: 1000,
+        };
+        store.save_application(&application).unwrap();
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let locker = runtime.block_on(test_server::client(&settings.config));
+        let sql = |sql: &str| runtime.block_on(locker.batch_execute(sql)).unwrap();
+        sql("BEGIN; LOCK TABLE keyspace IN ACCESS EXCLUSIVE MODE");
+        let store = &store;
+        std::thread::scope(|scope| {
+            let reload = scope.spawn(|| store.reload_job_catalog());
+            let deadline = Instant::now() + Duration::from_secs(5);
+            let waiting = "SELECT count(*) FROM pg_locks WHERE NOT granted";
+            while runtime
+                .block_on(locker.query_one(waiting, &[]))
+                .unwrap()
+                .get::<_, i64>(0)
+                == 0
+            {
+                assert!(Instant::now() < deadline, "the reload never read");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let (answer, answered) = std::sync::mpsc::channel();
+            scope.spawn(move || answer.send(store.application_exists("app_a")));
+            let exists = answered.recv_timeout(Duration::from_secs(2));
+            sql("COMMIT");
+            assert_eq!(exists, Ok(true), "read while the reload waited");
+            reload.join().unwrap().unwrap();
+        });
     }
 }

@@ -179,6 +179,16 @@ struct EventLock<'a> {
     _stripe: std::sync::MutexGuard<'a, ()>,
 }
 
+/// An event changed in memory, and what storing it moves (see `Store::apply_change`).
+struct Changed<T> {
+    event: Event,
+    /// Where its queue entry was before the change.
+    queued_at: Option<u64>,
+    was_terminal: bool,
+    queue_move: QueueMove,
+    result: T,
+}
+
 /// How many event changes a slow subscriber may fall behind before it is told it lagged.
 const EVENT_FEED_CAPACITY: usize = 8192;
 
@@ -632,17 +642,23 @@ impl Store {
 
     /// The change lock of event `id` (see `update_event`); a webhook job's
     /// changes take the stripe of its id too (see `update_job`). In a
-    /// cluster it holds the event for every node: an API retry on one node
-    /// and the attempt its lane's node settles would otherwise each write
-    /// their own change over the other's.
+    /// cluster it holds the event for every node: API changes on two nodes
+    /// (or one and an attempt its lane's node settles, see
+    /// `update_unraced_event`) would otherwise each write their own change
+    /// over the other's.
     fn event_lock(&self, id: &str) -> Result<EventLock<'_>> {
-        let stripe = self.event_updates[stripe_of(id)]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let stripe = self.stripe(id);
         Ok(EventLock {
             _cluster: self.db.cluster_lock(id)?,
             _stripe: stripe,
         })
+    }
+
+    /// This node's part of `event_lock`.
+    fn stripe(&self, id: &str) -> std::sync::MutexGuard<'_, ()> {
+        self.event_updates[stripe_of(id)]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// The change lock of event `id`, for a change made on a reactor thread,
@@ -666,9 +682,50 @@ impl Store {
         change: impl FnOnce(&mut Event) -> Result<(QueueMove, T)>,
         stored: impl FnOnce(&Event, &T),
     ) -> Result<Option<(Event, T)>> {
-        let Some(mut event) = self.event(id)? else {
+        let Some(event) = self.event(id)? else {
             return Ok(None);
         };
+        let changed = self.apply_change(event, change)?;
+        put(&self.events, &changed.event.id, &changed.event)?;
+        self.finish_change(changed, stored).map(Some)
+    }
+
+    /// `update_held_event` with only this node's stripe held, for the changes
+    /// of the lane that runs the event (settling its attempts), which no
+    /// other node makes: it takes no lock for every node, a round trip per
+    /// change on PostgreSQL. An API change on another node takes that lock,
+    /// so the write is refused while it is held or when another node changed
+    /// the event since it was read; then `change` runs again, under the lock.
+    /// The queue entry moves after the write, outside that lock: another
+    /// node's change in between may leave a stale entry, which a lane drops
+    /// (`drop_leftover_entry`), never a missing one.
+    fn update_unraced_event<T>(
+        &self,
+        id: &str,
+        mut change: impl FnMut(&mut Event) -> Result<(QueueMove, T)>,
+        stored: impl FnOnce(&Event, &T),
+    ) -> Result<Option<(Event, T)>> {
+        let Some(read) = self.events.get(id.as_bytes())? else {
+            return Ok(None);
+        };
+        let changed = self.apply_change(serde_json::from_slice(&read)?, &mut change)?;
+        let written = serde_json::to_vec(&changed.event)?;
+        if self
+            .events
+            .write_unless_raced(id.as_bytes(), &read, written)?
+        {
+            return self.finish_change(changed, stored).map(Some);
+        }
+        let _raced = self.db.cluster_lock(id)?;
+        self.update_held_event(id, change, stored)
+    }
+
+    /// Applies `change` to `event` (not stored yet).
+    fn apply_change<T>(
+        &self,
+        mut event: Event,
+        change: impl FnOnce(&mut Event) -> Result<(QueueMove, T)>,
+    ) -> Result<Changed<T>> {
         let queued_at = event.next_attempt_at;
         let was_terminal = event.status.is_terminal();
         let (queue_move, result) = change(&mut event)?;
@@ -678,7 +735,28 @@ impl Store {
             QueueMove::Out => event.next_attempt_at = None,
             QueueMove::Stay => {}
         }
-        put(&self.events, &event.id, &event)?;
+        Ok(Changed {
+            event,
+            queued_at,
+            was_terminal,
+            queue_move,
+            result,
+        })
+    }
+
+    /// Moves a stored change's queue entry, then announces the change.
+    fn finish_change<T>(
+        &self,
+        changed: Changed<T>,
+        stored: impl FnOnce(&Event, &T),
+    ) -> Result<(Event, T)> {
+        let Changed {
+            event,
+            queued_at,
+            was_terminal,
+            queue_move,
+            result,
+        } = changed;
         // The queue entry moves last: a crash before it means one more attempt, never a lost event.
         let entry = |due_ms| QueueEntry {
             due_ms,
@@ -699,7 +777,7 @@ impl Store {
             }
         }
         self.publish(&event);
-        Ok(Some((event, result)))
+        Ok((event, result))
     }
 
     /// Queues an event for an attempt now, whatever its state, marking what the
@@ -1317,20 +1395,49 @@ mod tests {
     /// copy overwrite the second's change.
     #[test]
     fn two_nodes_changing_one_event_at_once_lose_neither_change() {
+        let requeues = change_while_another_node_changes(|b, id| {
+            b.update_event(id, |event| {
+                event.requeues += 10;
+                (QueueMove::Stay, ())
+            })
+            .unwrap();
+        });
+        assert_eq!(requeues, 11, "both changes stay");
+    }
+
+    /// As above, the second an attempt that its lane's node settles, which
+    /// takes no lock for every node: its write is refused while the API
+    /// change holds the event's, and it settles once that change is stored.
+    #[test]
+    fn an_attempt_settled_while_another_node_changes_its_event_loses_neither_change() {
+        let requeues = change_while_another_node_changes(|b, id| {
+            let event = b.event(id).unwrap().unwrap();
+            let attempt = attempts::tests::failed_attempt(&event, 1, "x");
+            b.settle_attempt(
+                attempt,
+                |event, _| {
+                    event.requeues += 10;
+                    (QueueMove::Stay, ())
+                },
+                |_, _| {},
+            )
+            .unwrap();
+        });
+        assert_eq!(requeues, 11, "both changes stay");
+    }
+
+    /// Node A adds 1 to an event's `requeues` in an API change held up
+    /// between its read and its write, while node B runs `second` (which
+    /// adds 10) on the same event; then the `requeues` stored.
+    fn change_while_another_node_changes(second: impl FnOnce(&Store, &str) + Send) -> u32 {
         let settings = keyspace::test_server::database();
-        let node = || {
-            let dir = tempfile::tempdir().unwrap();
-            let backend = Backend::Postgres(Box::new(settings.clone()));
-            let store =
-                Store::open_backed(dir.path(), 1 << 20, JOURNAL_SEGMENT_BYTES, None, &backend);
-            (dir, store.unwrap())
-        };
-        let ((_a_dir, a), (_b_dir, b)) = (node(), node());
+        let backend = Backend::Postgres(Box::new(settings.clone()));
+        let ((_a_dir, a), (_b_dir, b)) = (temp_node(&backend), temp_node(&backend));
         let event = test_event(1);
         a.insert_event(&event, None, 5).unwrap();
         let (inside, is_inside) = std::sync::mpsc::channel();
         let (go_on, goes_on) = std::sync::mpsc::channel();
-        let (a, id) = (&a, &event.id);
+        let (a, b, id) = (&a, &b, &event.id);
         std::thread::scope(|scope| {
             let first = scope.spawn(move || {
                 a.update_event(id, |event| {
@@ -1341,12 +1448,7 @@ mod tests {
                 })
             });
             is_inside.recv().unwrap();
-            let second = scope.spawn(|| {
-                b.update_event(id, |event| {
-                    event.requeues += 10;
-                    (QueueMove::Stay, ())
-                })
-            });
+            let second = scope.spawn(move || second(b, id));
             // Done (no lock for every node), or waiting for the first's.
             let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
             while !second.is_finished() && advisory_locks_awaited(&settings) == 0 {
@@ -1355,10 +1457,10 @@ mod tests {
             }
             go_on.send(()).unwrap();
             first.join().unwrap().unwrap();
-            second.join().unwrap().unwrap();
+            second.join().unwrap();
         });
         let changed = b.event(&event.id).unwrap().unwrap();
-        assert_eq!(changed.requeues, event.requeues + 11, "both changes stay");
+        changed.requeues - event.requeues
     }
 
     /// How many sessions of the database wait for an advisory lock.
@@ -1368,12 +1470,7 @@ mod tests {
             .build()
             .unwrap();
         runtime.block_on(async {
-            let (client, connection) = settings
-                .config
-                .connect(tokio_postgres::NoTls)
-                .await
-                .unwrap();
-            tokio::spawn(connection);
+            let client = keyspace::test_server::client(&settings.config).await;
             let sql = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
                        AND database = (SELECT oid FROM pg_database WHERE datname = current_database())";
             client.query_one(sql, &[]).await.unwrap().get(0)

@@ -173,6 +173,9 @@ impl Store {
         let key = queue_key(destination_id, due_ms, event_id);
         self.depths.of(destination_id).change(&key, || {
             let replaced = self.queue.insert(key.as_slice(), &[])?;
+            if replaced.is_none() {
+                self.db.queued();
+            }
             Ok(i64::from(replaced.is_none()))
         })
     }
@@ -423,5 +426,56 @@ mod tests {
         }
         assert!(midway <= 800);
         assert_eq!(store.queue_depth("des_a").unwrap(), 800);
+    }
+
+    /// A burst of events queued on one node is announced to the cluster
+    /// (`NOTIFY hookgate, 'queue'`) at once and then at most every 50 ms,
+    /// not once per event: each NOTIFY takes a lock of the whole database.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_burst_of_queued_events_is_announced_at_once_and_then_seldom() {
+        use futures_util::StreamExt;
+        use std::time::{Duration, Instant};
+        use tokio_postgres::AsyncMessage;
+        let settings = crate::store::keyspace::test_server::database();
+        let backend = crate::store::Backend::Postgres(Box::new(settings.clone()));
+        let (_dir, store) = crate::store::temp_node(&backend);
+        let (client, mut connection) = settings
+            .config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let (heard, mut hears) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut messages = futures_util::stream::poll_fn(|cx| connection.poll_message(cx));
+            while let Some(Ok(message)) = messages.next().await {
+                if let AsyncMessage::Notification(notification) = message {
+                    let _ = heard.send((Instant::now(), notification.payload().to_string()));
+                }
+            }
+        });
+        client.batch_execute("LISTEN hookgate").await.unwrap();
+
+        let started = Instant::now();
+        for due in 0..200 {
+            store.enqueue("des_a", due, &format!("evt_{due}")).unwrap();
+        }
+        let queued_for = started.elapsed();
+        let mut announced = Vec::new();
+        while let Ok(Some(heard)) = tokio::time::timeout(Duration::from_secs(1), hears.recv()).await
+        {
+            announced.push(heard);
+        }
+        assert!(
+            announced.iter().all(|(_, what)| what == "queue"),
+            "{announced:?}"
+        );
+        let first = announced.first().expect("announced").0;
+        assert!(first - started < Duration::from_secs(1), "within a second");
+        let at_most = queued_for.as_millis() / 50 + 2;
+        assert!(
+            announced.len() as u128 <= at_most,
+            "{} for 200 queued in {queued_for:?}",
+            announced.len()
+        );
     }
 }

@@ -508,12 +508,7 @@ mod tests {
         let segment = crate::store::JOURNAL_SEGMENT_BYTES;
         let store = Store::open_backed(dir.path(), 1 << 20, segment, None, &backend).unwrap();
         journal(&store, &[request("req_pending", "{}")]);
-        let (locker, connection) = settings
-            .config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
+        let locker = crate::store::keyspace::test_server::client(&settings.config).await;
         locker
             .batch_execute("BEGIN; LOCK TABLE keyspace IN ACCESS EXCLUSIVE MODE")
             .await

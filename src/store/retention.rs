@@ -757,12 +757,7 @@ mod tests {
         let (_, old) = routed_request(&b);
         let (_, new) = routed_request(&b);
         // Journaled two days ago, as far as retention can tell.
-        let (client, connection) = settings
-            .config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .unwrap();
-        tokio::spawn(connection);
+        let client = test_server::client(&settings.config).await;
         let (node_b, seq) = (b.node_id().unwrap(), old.offset as i64);
         client
             .execute(

@@ -662,9 +662,7 @@ struct Database(tokio_postgres::Client);
 
 impl Database {
     async fn connect(config: &tokio_postgres::Config) -> Database {
-        let (client, connection) = config.connect(tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(connection);
-        Database(client)
+        Database(hookgate::store::test_postgres::client(config).await)
     }
 
     /// The node holding the lane of the only destination, if any.

@@ -71,8 +71,7 @@ fn close_connections(server: &tokio_postgres::Config, database: &str) {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let (client, connection) = server.connect(tokio_postgres::NoTls).await.unwrap();
-        tokio::spawn(connection);
+        let client = test_postgres::client(server).await;
         let closing = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1";
         client.execute(closing, &[&database]).await.unwrap();
     });

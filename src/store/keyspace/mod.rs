@@ -59,6 +59,13 @@ impl Keyspace {
         }
     }
 
+    /// Whether retention forgets whole days (`drop_days_before`): then a
+    /// record kept in a later day than its parent's outlives it. Sled's
+    /// records go one by one, each with its parent.
+    pub fn drops_days(&self) -> bool {
+        matches!(self, Keyspace::Remote(_))
+    }
+
     /// Holds the lock named `name` for every node of a cluster until the
     /// answer is dropped; None on the embedded store (one node: its own
     /// in-process locks serialize alone).
@@ -66,6 +73,15 @@ impl Keyspace {
         match self {
             Keyspace::Embedded(_) => Ok(None),
             Keyspace::Remote(remote) => remote.lock(name).map(Some),
+        }
+    }
+
+    /// Tells every node of a cluster that an event was queued, so that the
+    /// node running its lane looks (see `RemoteKeyspace::queued`). One node
+    /// wakes its own lanes itself.
+    pub fn queued(&self) {
+        if let Keyspace::Remote(remote) = self {
+            remote.queued();
         }
     }
 
@@ -135,6 +151,20 @@ impl Tree {
                 old.as_ref().map(AsRef::as_ref),
                 new.map(Into::into),
             ),
+        }
+    }
+
+    /// Sets `key`, which held `old` when the caller read it, to `new`, unless
+    /// another node changed it since or holds its `Keyspace::cluster_lock`
+    /// now; true when it did. The caller holds this node's own lock of the
+    /// key: on the embedded store nothing else can write it, so it writes.
+    pub fn write_unless_raced(&self, key: &[u8], old: &[u8], new: Vec<u8>) -> Result<bool> {
+        match self {
+            Tree::Embedded(tree) => {
+                tree.insert(key, new)?;
+                Ok(true)
+            }
+            Tree::Remote(tree) => tree.replace_unlocked(key, old, new.into()),
         }
     }
 

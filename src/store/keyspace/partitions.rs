@@ -47,6 +47,9 @@ pub(super) struct Table {
     pub insert_new: &'static str,
     /// Sets `$4` only where the key holds `$3`.
     pub replace: &'static str,
+    /// `replace`, and only while no session holds the key's lock (see
+    /// `RemoteKeyspace::lock`): the lock is taken for the statement itself.
+    pub replace_unlocked: &'static str,
     /// Removes the key only where it holds `$3`.
     pub remove_held: &'static str,
     #[cfg(test)]
@@ -54,9 +57,53 @@ pub(super) struct Table {
     pub clear: &'static str,
 }
 
+/// The two keys of the advisory lock of the name (bytes) in parameter `$at`:
+/// a class of hookgate's own (two-key locks never meet the one-key
+/// migration lock) and a hash of the name (two names sharing one only wait
+/// for each other). The database hashes, so that a statement of
+/// `replace_unlocked` and `RemoteKeyspace::lock` always agree.
+macro_rules! key_lock {
+    ($at:literal) => {
+        concat!("1752133483, hashtext(encode(", $at, ", 'escape'))")
+    };
+}
+pub(super) use key_lock;
+
 /// A table's statements from how a key is matched and how a row is written.
 macro_rules! table {
-    ($name:literal, $timed:literal, key: $key:literal, columns: $columns:literal, values: $values:literal, unique: $unique:literal) => {
+    ($name:literal, $timed:literal, key: $key:literal, columns: $columns:literal, values: $values:literal, unique: $unique:literal) => {{
+        // Writes a row, then does `$conflict` where its key is taken.
+        macro_rules! upsert {
+            ($conflict:literal) => {
+                concat!(
+                    "INSERT INTO ",
+                    $name,
+                    " (",
+                    $columns,
+                    ") VALUES (",
+                    $values,
+                    ") ",
+                    "ON CONFLICT (",
+                    $unique,
+                    ") ",
+                    $conflict
+                )
+            };
+        }
+        // Sets `$4` where the key holds `$3` and `$also`.
+        macro_rules! replace {
+            ($also:expr) => {
+                concat!(
+                    "UPDATE ",
+                    $name,
+                    " SET value = $4 WHERE ",
+                    $key,
+                    " AND value = $3",
+                    $also,
+                    " RETURNING 1"
+                )
+            };
+        }
         Table {
             name: $name,
             timed: $timed,
@@ -68,38 +115,18 @@ macro_rules! table {
                 " WHERE ",
                 $key,
                 ") ",
-                "INSERT INTO ",
-                $name,
-                " (",
-                $columns,
-                ") VALUES (",
-                $values,
-                ") ",
-                "ON CONFLICT (",
-                $unique,
-                ") DO UPDATE SET value = EXCLUDED.value ",
-                "RETURNING (SELECT value FROM before)"
+                upsert!(
+                    "DO UPDATE SET value = EXCLUDED.value RETURNING (SELECT value FROM before)"
+                )
             ),
             remove: concat!("DELETE FROM ", $name, " WHERE ", $key, " RETURNING value"),
-            insert_new: concat!(
-                "INSERT INTO ",
-                $name,
-                " (",
-                $columns,
-                ") VALUES (",
-                $values,
-                ") ",
-                "ON CONFLICT (",
-                $unique,
-                ") DO NOTHING RETURNING 1"
-            ),
-            replace: concat!(
-                "UPDATE ",
-                $name,
-                " SET value = $4 WHERE ",
-                $key,
-                " AND value = $3 RETURNING 1"
-            ),
+            insert_new: upsert!("DO NOTHING RETURNING 1"),
+            replace: replace!(""),
+            replace_unlocked: replace!(concat!(
+                " AND pg_try_advisory_xact_lock(",
+                key_lock!("$2"),
+                ")"
+            )),
             remove_held: concat!(
                 "DELETE FROM ",
                 $name,
@@ -111,7 +138,7 @@ macro_rules! table {
             count: concat!("SELECT count(*) FROM ", $name, " WHERE tree = $1"),
             clear: concat!("DELETE FROM ", $name, " WHERE tree = $1"),
         }
-    };
+    }};
 }
 
 const PLAIN: Table = table!("keyspace", false,

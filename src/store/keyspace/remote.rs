@@ -8,7 +8,7 @@
 //! thread is inside another runtime. A database that cannot be reached (or
 //! does not answer within the statement timeout) is `StoreError::Unavailable`.
 
-use super::partitions::{self, Table, DAY_MS};
+use super::partitions::{self, key_lock, Table, DAY_MS};
 use super::{Result, StoreError, Swapped};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use sled::{CompareAndSwapError, IVec};
@@ -17,6 +17,7 @@ use std::future::Future;
 use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::NoTls;
 
@@ -32,6 +33,10 @@ pub(super) const MIGRATIONS: &[(i32, &str)] = &[
     (
         5,
         include_str!("../../../migrations/0005_signing_secret.sql"),
+    ),
+    (
+        6,
+        include_str!("../../../migrations/0006_queue_announced.sql"),
     ),
 ];
 
@@ -82,6 +87,10 @@ struct Client {
     /// holder's own statements then always find a connection. A quarter of
     /// its size: a lock is held for a few statements, by one thread a stripe.
     locks: Pool,
+    /// Rung for each event queued: `announce_queued` tells the cluster.
+    queued: Arc<Notify>,
+    #[cfg(test)]
+    locks_taken: std::sync::atomic::AtomicUsize,
 }
 
 impl Drop for Client {
@@ -131,11 +140,20 @@ impl RemoteKeyspace {
                 .build()
                 .map_err(|error| StoreError::Unavailable(format!("PostgreSQL pool: {error}")))
         };
+        let (pool, locks) = (
+            pool(settings.pool_size.max(1))?,
+            pool((settings.pool_size / 4).max(2))?,
+        );
+        let queued = Arc::new(Notify::new());
+        runtime.spawn(announce_queued(pool.clone(), queued.clone()));
         let keyspace = RemoteKeyspace {
             client: Arc::new(Client {
                 runtime: Some(runtime),
-                pool: pool(settings.pool_size.max(1))?,
-                locks: pool((settings.pool_size / 4).max(2))?,
+                pool,
+                locks,
+                queued,
+                #[cfg(test)]
+                locks_taken: Default::default(),
             }),
         };
         keyspace.call(migrate)?;
@@ -208,21 +226,35 @@ impl RemoteKeyspace {
     /// lock named `name`, and holds it until the answer is dropped (a
     /// session advisory lock on a connection of `locks`).
     pub fn lock(&self, name: &str) -> Result<RemoteLock> {
-        let key = lock_key(name);
+        #[cfg(test)]
+        self.client
+            .locks_taken
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = name.as_bytes().to_vec();
         let locks = self.client.locks.clone();
-        let connection = self.call(move |_| async move {
+        let (connection, name) = self.call(move |_| async move {
             let connection = locks.get().await.map_err(unreachable)?;
-            connection
-                .execute("SELECT pg_advisory_lock($1, $2)", &[&LOCK_CLASS, &key])
-                .await
-                .map_err(failed)?;
-            Ok(connection)
+            connection.execute(LOCK, &[&name]).await.map_err(failed)?;
+            Ok((connection, name))
         })?;
         Ok(RemoteLock {
             keyspace: self.clone(),
             connection: Some(connection),
-            key,
+            name,
         })
+    }
+
+    /// Tells every node that an event was queued (see `announce_queued`).
+    pub fn queued(&self) {
+        self.client.queued.notify_one();
+    }
+
+    /// How many times `lock` was called (for tests of the paths that take none).
+    #[cfg(test)]
+    pub fn locks_taken(&self) -> usize {
+        self.client
+            .locks_taken
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Runs `work` on the keyspace's runtime with the pool, waiting for its answer.
@@ -248,41 +280,58 @@ impl RemoteKeyspace {
     }
 }
 
-/// The first key of the advisory locks of `RemoteKeyspace::lock` (an
-/// arbitrary constant: two-key locks never meet `MIGRATION_LOCK`'s one key).
-const LOCK_CLASS: i32 = 0x686f_6f6b;
-
-/// The second key of a lock: a digest of its name (two names sharing one
-/// only wait for each other).
-fn lock_key(name: &str) -> i32 {
-    let digest = name.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
-        (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
-    });
-    i32::from_ne_bytes(digest.to_ne_bytes())
-}
+/// `RemoteKeyspace::lock`'s statements; `$1` is the name.
+const LOCK: &str = concat!("SELECT pg_advisory_lock(", key_lock!("$1"), ")");
+const UNLOCK: &str = concat!("SELECT pg_advisory_unlock(", key_lock!("$1"), ")");
 
 /// A held `RemoteKeyspace::lock`; dropping it unlocks without waiting.
 pub struct RemoteLock {
     keyspace: RemoteKeyspace,
     connection: Option<deadpool_postgres::Object>,
-    key: i32,
+    name: Vec<u8>,
 }
 
 impl Drop for RemoteLock {
     fn drop(&mut self) {
-        let (Some(connection), key) = (self.connection.take(), self.key) else {
+        let (Some(connection), name) = (self.connection.take(), std::mem::take(&mut self.name))
+        else {
             return;
         };
         self.keyspace.runtime().spawn(async move {
-            let unlocked = connection
-                .execute("SELECT pg_advisory_unlock($1, $2)", &[&LOCK_CLASS, &key])
-                .await;
+            let unlocked = connection.execute(UNLOCK, &[&name]).await;
             if unlocked.is_err() {
                 // Never back into the pool still locked: closing the
                 // session is what unlocks it then.
                 drop(deadpool_postgres::Object::take(connection));
             }
         });
+    }
+}
+
+/// A node tells the cluster that it queued events at most this often: a
+/// NOTIFY takes a lock of the whole database as it commits, and a lane is
+/// rung at most every 100 ms anyway (`cluster::announcements`).
+const QUEUED_ANNOUNCED_EVERY: Duration = Duration::from_millis(50);
+
+/// Announces `queue` on the channel `hookgate` (as the triggers announce
+/// other changes, migrations/0002_cluster.sql) once for every burst of
+/// events queued: at once after a quiet spell, then at most once every
+/// `QUEUED_ANNOUNCED_EVERY` (rings while one is sent make one more).
+async fn announce_queued(pool: Pool, queued: Arc<Notify>) {
+    loop {
+        queued.notified().await;
+        let announced = match pool.get().await {
+            Ok(client) => client
+                .batch_execute("NOTIFY hookgate, 'queue'")
+                .await
+                .map_err(failed),
+            Err(error) => Err(unreachable(error)),
+        };
+        if let Err(error) = announced {
+            // The cluster's lanes look again at their next round anyway.
+            tracing::warn!(%error, "could not tell the cluster of events queued");
+        }
+        tokio::time::sleep(QUEUED_ANNOUNCED_EVERY).await;
     }
 }
 
@@ -428,6 +477,13 @@ impl RemoteTree {
             return Ok(Ok(()));
         }
         Ok(refused(self.get(&key)?, new))
+    }
+
+    /// Sets `key` to `new` only where it holds `old` and no node holds the
+    /// lock named by the key; true when it did.
+    pub(super) fn replace_unlocked(&self, key: &[u8], old: &[u8], new: IVec) -> Result<bool> {
+        let args = vec![key.to_vec(), old.to_vec(), new.to_vec()];
+        Ok(!self.query(self.table.replace_unlocked, args)?.is_empty())
     }
 
     #[cfg(test)]

@@ -227,16 +227,23 @@ fn create_database(base: &tokio_postgres::Config, name: &str) {
         .build()
         .unwrap();
     runtime.block_on(async {
-        let (client, connection) = base
-            .connect(tokio_postgres::NoTls)
+        client(base)
             .await
-            .expect("connecting to the test server");
-        tokio::spawn(connection);
-        client
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
             .expect("creating a test database");
     });
+}
+
+/// A client of its own for a test to look into the database with (its
+/// connection is driven by a task of the caller's runtime).
+pub async fn client(config: &tokio_postgres::Config) -> tokio_postgres::Client {
+    let (client, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("connecting to the test server");
+    tokio::spawn(connection);
+    client
 }
 
 /// `config` as a key=value connection string, for a `[store] url`.

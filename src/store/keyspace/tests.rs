@@ -3,7 +3,6 @@
 
 use super::test_server::{database, TestServer};
 use super::*;
-use tokio_postgres::NoTls;
 
 /// A sled keyspace in a temporary directory (kept alive with it).
 fn embedded() -> (Option<tempfile::TempDir>, Keyspace) {
@@ -272,8 +271,7 @@ fn rows_of_the_time_ordered_trees_move_to_the_partitions_of_their_days() {
     let event = format!("evt_{:016x}{:08x}", 1_796_086_800_000u64 << 16, 7);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let (client, connection) = settings.config.connect(NoTls).await.unwrap();
-        tokio::spawn(connection);
+        let client = super::test_server::client(&settings.config).await;
         client
             .batch_execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
             .await
