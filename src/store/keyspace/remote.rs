@@ -35,8 +35,8 @@ pub(super) const MIGRATIONS: &[(i32, &str)] = &[
         include_str!("../../../migrations/0005_signing_secret.sql"),
     ),
     (
-        6,
-        include_str!("../../../migrations/0006_queue_announced.sql"),
+        8,
+        include_str!("../../../migrations/0008_queue_announced.sql"),
     ),
 ];
 
