@@ -34,6 +34,9 @@ pub trait Node: Send + Sync + 'static {
     /// This node has just acquired the leader's lease: it resumes the
     /// leader's work left running in the store (bulk retries; blocking).
     fn lead(&self);
+    /// A bulk retry was started through some node's API: the leader runs
+    /// it (blocking; a node that does not lead does nothing).
+    fn bulk_retry_started(&self);
     /// This node's id, the one its journal's records carry.
     fn id(&self) -> String;
     /// The leader, every round: routes what nodes silent for `lease` left

@@ -253,6 +253,8 @@ pub struct StoreState {
     /// `connection id ++ event id` → due ms: events held by a paused connection.
     held: Tree,
     bulk_retries: Tree,
+    /// One change of a bulk retry at a time on this node (see `change_bulk_retry`).
+    bulk_updates: Mutex<()>,
     /// Bulk retries in status RUNNING.
     running_bulk_retries: tally::Tally<BulkRetry, ()>,
     bookmarks: Tree,
@@ -429,6 +431,7 @@ impl Store {
                 (bulk.status == BulkStatus::Running).then_some(())
             })?,
             bulk_retries,
+            bulk_updates: Mutex::new(()),
             api_objects: db.open_tree("api_objects")?,
             object_times: db.open_tree("object_times")?,
             bookmarks: db.open_tree("bookmarks")?,
@@ -977,6 +980,29 @@ impl Store {
 
     pub fn bulk_retry(&self, id: &str) -> Result<Option<BulkRetry>> {
         get(&self.bulk_retries, id)
+    }
+
+    /// Changes bulk retry `id` as it is stored now, one change at a time in
+    /// the whole cluster: its runner's progress (whichever node leads) and a
+    /// cancel through any node's API read and write the record in turn, so
+    /// neither undoes the other. `change` answers whether to save. The
+    /// record as it is stored afterwards, and whether it was changed; None
+    /// when there is no such bulk retry.
+    pub fn change_bulk_retry(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut BulkRetry) -> bool,
+    ) -> Result<Option<(BulkRetry, bool)>> {
+        let _here = self.bulk_updates.lock().unwrap_or_else(|e| e.into_inner());
+        let _everywhere = self.db.cluster_lock(id)?;
+        let Some(mut bulk) = self.bulk_retry(id)? else {
+            return Ok(None);
+        };
+        let changed = change(&mut bulk);
+        if changed {
+            self.save_bulk_retry(&bulk)?;
+        }
+        Ok(Some((bulk, changed)))
     }
 
     /// How many bulk retries are RUNNING (kept as they are saved: no scan).

@@ -33,6 +33,7 @@ pub(super) const MIGRATIONS: &[(i32, &str)] = &[
         5,
         include_str!("../../../migrations/0005_signing_secret.sql"),
     ),
+    (6, include_str!("../../../migrations/0006_bulk_retries.sql")),
 ];
 
 /// An arbitrary constant: the advisory lock that lets one node migrate at a time.
