@@ -43,6 +43,7 @@ mod journal;
 mod journals;
 mod keyspace;
 mod object_times;
+mod old_journal;
 mod order;
 mod outbound;
 mod page;
@@ -470,6 +471,9 @@ impl Store {
         let store = Store {
             state: Arc::new(state),
         };
+        if store.db.is_remote() {
+            store.move_old_journal(dir, journal_segment_bytes)?;
+        }
         store.prepare_job_index()?;
         Ok(store)
     }

@@ -607,7 +607,9 @@ async fn a_bulk_retry_moves_to_the_new_leader_and_retries_twice_at_most_the_batc
     a.wait_events(EVENTS, |e| e.status == EventStatus::Successful)
         .await;
     // The 151st event in the bulk retry's order (oldest first).
-    let (status, page) = b.api_get("/events?order_by=created_at&dir=asc&limit=250").await;
+    let (status, page) = b
+        .api_get("/events?order_by=created_at&dir=asc&limit=250")
+        .await;
     assert_eq!(status, 200, "{page}");
     let held = page["models"][BULK_BATCH + BULK_BATCH / 2]["id"]
         .as_str()
@@ -633,7 +635,11 @@ async fn a_bulk_retry_moves_to_the_new_leader_and_retries_twice_at_most_the_batc
     .await;
     assert_eq!(first_batch["status"], "running");
     assert_eq!(first_batch["estimated_count"], EVENTS);
-    assert_eq!(bulk_retry(&a, &id).await, first_batch, "one progress, on every node");
+    assert_eq!(
+        bulk_retry(&a, &id).await,
+        first_batch,
+        "one progress, on every node"
+    );
     // Dropped without a shutdown, as a kill -9 (see
     // `a_dead_nodes_lane_resumes_on_another_node_and_no_queued_event_is_lost`).
     let TestGateway {
@@ -649,7 +655,9 @@ async fn a_bulk_retry_moves_to_the_new_leader_and_retries_twice_at_most_the_batc
     assert_eq!(done["completed_count"], EVENTS, "{done}");
     assert!(done["completed_at"].is_string(), "{done}");
     until("every event is delivered again", || {
-        events_where(&b, |e| e.status == EventStatus::Successful && e.requeues >= 1) == EVENTS
+        events_where(&b, |e| {
+            e.status == EventStatus::Successful && e.requeues >= 1
+        }) == EVENTS
     })
     .await;
     let twice = events_where(&b, |e| e.requeues > 1);
@@ -679,7 +687,8 @@ async fn a_bulk_retry_started_through_another_node_is_run_by_the_leader_at_once(
     let (a, b, _lane) = two_nodes(&config).await;
     until("node A leads", || a.gateway.leads()).await;
     post_numbered(&[&a], 0..3).await;
-    a.wait_events(3, |e| e.status == EventStatus::Successful).await;
+    a.wait_events(3, |e| e.status == EventStatus::Successful)
+        .await;
     let started = std::time::Instant::now();
     let id = retry_every_event(&b).await;
     until_bulk_retry(&a, &id, "node A completes it", |job| {
