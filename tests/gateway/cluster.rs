@@ -593,7 +593,9 @@ async fn retry_every_event(gw: &TestGateway) -> String {
 /// in the database (which every node's API shows). The leader is stopped
 /// with its first batch saved and its second under way: a change of one of
 /// that batch's events is held on node B (which holds the event for every
-/// node), so node A cannot finish it. Only that batch may be retried twice.
+/// node), so node A cannot finish it until node B leads (the test's process
+/// keeps node A's run going, where a kill would end it). Only that batch
+/// may be retried twice.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bulk_retry_moves_to_the_new_leader_and_retries_twice_at_most_the_batch_under_way() {
     let _alone = one_at_a_time().await;
@@ -646,6 +648,9 @@ async fn a_bulk_retry_moves_to_the_new_leader_and_retries_twice_at_most_the_batc
         gateway, dir: _dir, ..
     } = a;
     drop(gateway);
+    // Node B resumes the job and comes to the held event too: both nodes'
+    // runs of the second batch are under way when it is let go.
+    until("node B leads", || b.gateway.leads()).await;
     release.send(()).unwrap();
     holder.await.unwrap().unwrap();
     let done = until_bulk_retry(&b, &id, "node B completes it", |job| {
