@@ -9,12 +9,14 @@
 //! The tail is what follows the router's watermark (`meta`, the key of this
 //! node's id), which then named a place in the files. Once records are in
 //! the database the watermark names one there: it is moved to just before
-//! the copied records. A watermark that already names a place in the
-//! database (a node that ran without this copy first) is past every file
-//! segment (a day number, against segments counted from 0): then nothing
-//! follows it in the files, and nothing is copied.
+//! the copied records. Nothing is copied, and the files are left as they
+//! are, unless the watermark names a place in them: a watermark that names
+//! one in the database (a node that ran without this copy first) is a day
+//! number, past every segment; and a node moved from the embedded store
+//! has none in the database (its journal's watermark is in its sled store,
+//! which it may go back to).
 
-use super::journal::{Journal, Location};
+use super::journal::{newest_segment, Journal, Location};
 use super::{Result, Store};
 use std::path::Path;
 
@@ -25,33 +27,33 @@ const OLD: &str = "journal";
 const BATCH: usize = 500;
 
 impl Store {
-    /// Copies the unrouted tail of `dir/journal`, if there is one, into
-    /// this node's journal in the database, moves the router's watermark
-    /// to just before it, and renames the directory
+    /// Copies the unrouted tail of `dir/journal`, if the router's watermark
+    /// names a place in it, into this node's journal in the database, moves
+    /// the watermark to just before it, and renames the directory
     /// (`journal.moved-<ms>`). Returns how many records were copied.
     pub(super) fn move_old_journal(&self, dir: &Path, segment_bytes: u64) -> Result<usize> {
         let old = dir.join(OLD);
         if !old.is_dir() {
             return Ok(0);
         }
-        let files = Journal::open(&old, segment_bytes)?;
-        let segments = files.segment_range();
         let watermark = self.meta.get(&self.watermark_key)?;
-        let after = watermark.as_deref().and_then(Location::decode);
+        let Some(after) = watermark.as_deref().and_then(Location::decode) else {
+            return Ok(0);
+        };
+        if newest_segment(&old)?.is_none_or(|newest| after.segment > newest) {
+            return Ok(0);
+        }
         let mut tail = Vec::new();
-        files.each_after(after, |_, record| {
+        Journal::open(&old, segment_bytes)?.each_after(Some(after), |_, record| {
             tail.push(record);
             std::io::Result::Ok(())
         })?;
-        drop(files);
         let mut copied = Vec::new();
         for batch in tail.chunks(BATCH) {
             let records: Vec<&[u8]> = batch.iter().map(Vec::as_slice).collect();
             copied.extend(self.journal.append(&records)?);
         }
-        if after.is_some_and(|at| at.segment < segments.end) {
-            self.watermark_before(copied.first())?;
-        }
+        self.watermark_before(copied.first())?;
         let moved = dir.join(format!("{OLD}.moved-{}", crate::ids::now_ms()));
         std::fs::rename(&old, &moved)?;
         tracing::info!(
@@ -142,5 +144,19 @@ mod tests {
         assert!(!dir.path().join(OLD).exists(), "renamed");
         drop(store);
         assert_eq!(unrouted(&open(dir.path(), &backend)), tail, "copied once");
+    }
+
+    /// A node moved from the embedded store: its journal's watermark is in
+    /// its sled store, so its journal is not the cluster's to route (it
+    /// would route everything the node ever received again).
+    #[test]
+    fn an_embedded_stores_journal_is_left_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let embedded = open(dir.path(), &Backend::Embedded);
+        embedded.journal_requests(&[&request("1")]).unwrap();
+        drop(embedded);
+        let backend = Backend::Postgres(Box::new(test_postgres::database()));
+        assert!(unrouted(&open(dir.path(), &backend)).is_empty());
+        assert!(dir.path().join(OLD).is_dir());
     }
 }
