@@ -1009,9 +1009,22 @@ impl Store {
         Ok(Some((bulk, changed)))
     }
 
-    /// How many bulk retries are RUNNING (kept as they are saved: no scan).
+    /// How many bulk retries are RUNNING: on a node alone, kept as they are
+    /// saved (no scan). In a cluster the leader runs them, and what another
+    /// node saves is not seen here: they are counted in the database (the
+    /// count kept here when it cannot be read).
     pub fn running_bulk_retries(&self) -> u64 {
-        self.running_bulk_retries.count(())
+        if !self.db.is_remote() {
+            return self.running_bulk_retries.count(());
+        }
+        let mut running = 0;
+        for bulk in self.bulk_retries() {
+            match bulk {
+                Ok(bulk) => running += u64::from(bulk.status == BulkStatus::Running),
+                Err(_) => return self.running_bulk_retries.count(()),
+            }
+        }
+        running
     }
 
     /// Every bulk retry, oldest first.
@@ -1338,6 +1351,33 @@ mod tests {
             [&event.id]
         );
         assert_eq!(a.team_id().unwrap(), b.team_id().unwrap(), "one instance");
+    }
+
+    /// A bulk retry started on one node and completed by another (the
+    /// leader) counts as running on neither once it is over.
+    #[test]
+    fn a_bulk_retry_runs_on_every_nodes_count_until_another_node_completes_it() {
+        let backend = Backend::Postgres(Box::new(keyspace::test_server::database()));
+        let ((_a_dir, a), (_b_dir, b)) = (temp_node(&backend), temp_node(&backend));
+        let mut bulk = BulkRetry {
+            id: "bch_1".into(),
+            kind: crate::model::BulkKind::Events,
+            query: crate::model::BulkQuery::Encoded(String::new()),
+            status: BulkStatus::Running,
+            estimated_count: 1,
+            completed_count: 0,
+            failed_count: 0,
+            cursor: None,
+            created_at: 1,
+            updated_at: None,
+            completed_at: None,
+            cancelled_at: None,
+        };
+        a.save_bulk_retry(&bulk).unwrap();
+        assert_eq!((a.running_bulk_retries(), b.running_bulk_retries()), (1, 1));
+        bulk.status = BulkStatus::Completed;
+        b.save_bulk_retry(&bulk).unwrap();
+        assert_eq!((a.running_bulk_retries(), b.running_bulk_retries()), (0, 0));
     }
 
     /// Two nodes change one event at once: the first (held up between its
