@@ -588,6 +588,46 @@ async fn retry_every_event(gw: &TestGateway) -> String {
     job["id"].as_str().unwrap().to_string()
 }
 
+/// A change of an event held under way on a node, which holds the event for
+/// every node: a bulk retry comes to it and waits.
+struct HeldEvent {
+    release: std::sync::mpsc::Sender<()>,
+    holder: tokio::task::JoinHandle<()>,
+}
+
+impl HeldEvent {
+    /// Holds, on node `gw`, the event in the middle of a bulk retry's second
+    /// batch (the 151st oldest): its first batch can be saved, its second not.
+    async fn in_the_second_batch(gw: &TestGateway) -> HeldEvent {
+        let (status, page) = gw
+            .api_get("/events?order_by=created_at&dir=asc&limit=250")
+            .await;
+        assert_eq!(status, 200, "{page}");
+        let id = page["models"][BULK_BATCH + BULK_BATCH / 2]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (holding, held) = tokio::sync::oneshot::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let store = gw.gateway.store.clone();
+        let holder = tokio::task::spawn_blocking(move || {
+            let changed = store.update_event(&id, |_| {
+                holding.send(()).unwrap();
+                released.recv().unwrap();
+                (hookgate::store::QueueMove::Stay, ())
+            });
+            assert!(changed.unwrap().is_some());
+        });
+        held.await.unwrap();
+        HeldEvent { release, holder }
+    }
+
+    async fn release(self) {
+        self.release.send(()).unwrap();
+        self.holder.await.unwrap();
+    }
+}
+
 /// A bulk retry started through the leader's API, which then dies mid-run,
 /// is finished by the node that takes the lead over, from the progress saved
 /// in the database (which every node's API shows). The leader is stopped
@@ -599,7 +639,6 @@ async fn retry_every_event(gw: &TestGateway) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bulk_retry_moves_to_the_new_leader_and_retries_twice_at_most_the_batch_under_way() {
     let _alone = one_at_a_time().await;
-    use hookgate::store::QueueMove;
     const EVENTS: usize = 3 * BULK_BATCH;
     let sink = Sink::start(Reply::Status(200)).await;
     let config = cluster_config(&new_database(), &sink, &format!("concurrent = {CAP}"));
@@ -608,28 +647,7 @@ async fn a_bulk_retry_moves_to_the_new_leader_and_retries_twice_at_most_the_batc
     post_numbered(&[&a, &b], 0..EVENTS).await;
     a.wait_events(EVENTS, |e| e.status == EventStatus::Successful)
         .await;
-    // The 151st event in the bulk retry's order (oldest first).
-    let (status, page) = b
-        .api_get("/events?order_by=created_at&dir=asc&limit=250")
-        .await;
-    assert_eq!(status, 200, "{page}");
-    let held = page["models"][BULK_BATCH + BULK_BATCH / 2]["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (holding, held_now) = tokio::sync::oneshot::channel();
-    let (release, released) = std::sync::mpsc::channel::<()>();
-    let holder = {
-        let store = b.gateway.store.clone();
-        tokio::task::spawn_blocking(move || {
-            store.update_event(&held, |_| {
-                holding.send(()).unwrap();
-                released.recv().unwrap();
-                (QueueMove::Stay, ())
-            })
-        })
-    };
-    held_now.await.unwrap();
+    let held = HeldEvent::in_the_second_batch(&b).await;
     let id = retry_every_event(&a).await;
     let first_batch = until_bulk_retry(&b, &id, "node B shows node A's first batch", |job| {
         job["completed_count"] == BULK_BATCH
@@ -651,8 +669,7 @@ async fn a_bulk_retry_moves_to_the_new_leader_and_retries_twice_at_most_the_batc
     // Node B resumes the job and comes to the held event too: both nodes'
     // runs of the second batch are under way when it is let go.
     until("node B leads", || b.gateway.leads()).await;
-    release.send(()).unwrap();
-    holder.await.unwrap().unwrap();
+    held.release().await;
     let done = until_bulk_retry(&b, &id, "node B completes it", |job| {
         job["status"] == "completed"
     })
@@ -678,6 +695,49 @@ async fn a_bulk_retry_moves_to_the_new_leader_and_retries_twice_at_most_the_batc
     assert!(
         again <= twice + CAP,
         "{again} delivered again: at most those retried twice and those in flight"
+    );
+}
+
+/// A cancel through a node that does not lead stops the leader's run of a
+/// bulk retry after the batch under way.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancel_through_another_node_stops_the_leaders_bulk_retry_after_its_batch() {
+    let _alone = one_at_a_time().await;
+    const EVENTS: usize = 3 * BULK_BATCH;
+    let sink = Sink::start(Reply::Status(200)).await;
+    let config = cluster_config(&new_database(), &sink, "");
+    let (a, b, _lane) = two_nodes(&config).await;
+    until("node A leads", || a.gateway.leads()).await;
+    post_numbered(&[&a, &b], 0..EVENTS).await;
+    a.wait_events(EVENTS, |e| e.status == EventStatus::Successful)
+        .await;
+    let held = HeldEvent::in_the_second_batch(&b).await;
+    let id = retry_every_event(&a).await;
+    until_bulk_retry(&b, &id, "node A's first batch is saved", |job| {
+        job["completed_count"] == BULK_BATCH
+    })
+    .await;
+    let path = format!("/bulk/events/retry/{id}/cancel");
+    let (status, cancelled) = b.api_send(Method::POST, &path, json!({})).await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    held.release().await;
+    let over = until_bulk_retry(&a, &id, "node A saves its second batch", |job| {
+        job["completed_count"] == 2 * BULK_BATCH
+    })
+    .await;
+    assert_eq!(over["status"], "cancelled", "{over}");
+    assert_eq!(over["cancelled_at"], cancelled["cancelled_at"]);
+    until("every retry of the two batches is delivered", || {
+        events_where(&a, |e| {
+            e.status == EventStatus::Successful && e.requeues == 1
+        }) == 2 * BULK_BATCH
+    })
+    .await;
+    assert_eq!(
+        events_where(&a, |e| e.requeues > 0),
+        2 * BULK_BATCH,
+        "no third batch"
     );
 }
 
