@@ -1,10 +1,11 @@
 //! Cluster mode's coordination (issue #23): several nodes on one PostgreSQL.
 //! Each destination's lane runs on one node at a time and one node leads
-//! (retention, backlog checks, resumed bulk retries, what silent nodes
-//! left unrouted in their journals), by leases in the
+//! (retention, backlog checks, bulk retries, what silent nodes left
+//! unrouted in their journals), by leases in the
 //! database (`coordinator`); changes to what every node caches (paused
-//! connections, API objects, the signing secret) and newly queued events
-//! are announced to every node (`announcements`). On the embedded store a node is alone: it holds
+//! connections, API objects, the signing secret), newly queued events and
+//! bulk retries started (for the leader) are announced to every node
+//! (`announcements`). On the embedded store a node is alone: it holds
 //! every lease and nothing runs here.
 
 mod announcements;
