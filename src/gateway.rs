@@ -208,7 +208,7 @@ impl Gateway {
                 "jobs per second of this application",
             ),
             transform_limits: config.limits.transform_limits(),
-            bulk_updates: std::sync::Mutex::default(),
+            leases: cluster.leases().clone(),
             endpoint_updates: std::sync::Mutex::default(),
             config: ArcSwap::from_pointee(config.clone()),
             object_updates: std::sync::Mutex::default(),
@@ -220,13 +220,7 @@ impl Gateway {
             stopped: stop_ingress.subscribe(),
             portal_links: Default::default(),
         });
-        let api = start_api(
-            config,
-            api_state.clone(),
-            cluster.leases().leads(),
-            stop_ingress.subscribe(),
-        )
-        .await?;
+        let api = start_api(config, api_state.clone(), stop_ingress.subscribe()).await?;
         let (api_addr, api_task) = api.unzip();
         let metrics_listener = match config.server.metrics_listen {
             Some(listen) => {
@@ -454,6 +448,11 @@ impl Node for GatewayNode {
         }
     }
 
+    fn bulk_retry_started(&self) {
+        // Resuming what runs already changes nothing (`Background::spawn_once`).
+        self.lead();
+    }
+
     fn id(&self) -> String {
         let id = self.state.store.node_id();
         id.map_or_else(|| crate::ids::new_id("node"), str::to_string)
@@ -545,7 +544,6 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
 async fn start_api(
     config: &Config,
     state: Arc<ApiState>,
-    leads: bool,
     mut stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<Option<(SocketAddr, tokio::task::JoinHandle<()>)>> {
     if config.api_keys.is_empty() {
@@ -557,14 +555,13 @@ async fn start_api(
         .await
         .with_context(|| format!("binding the management API to {listen}"))?;
     let addr = listener.local_addr()?;
-    // A node alone leads from the start; a cluster's node resumes them
-    // when it acquires the leader's lease (`Node::lead`).
-    if leads {
-        let resumed = state.clone();
-        tokio::task::spawn_blocking(move || crate::api::resume(&resumed))
-            .await?
-            .map_err(anyhow::Error::msg)?;
-    }
+    // Bulk retries left running resume on the leader only: a node alone
+    // leads from the start, a cluster's node once it acquires the leader's
+    // lease (`Node::lead`).
+    let resumed = state.clone();
+    tokio::task::spawn_blocking(move || crate::api::resume(&resumed))
+        .await?
+        .map_err(anyhow::Error::msg)?;
     // The console shares the API's listener and keys (sign-in), not its
     // key check: it has sessions of its own.
     let console = crate::console::routes(state.clone(), stopped.clone());

@@ -3,6 +3,13 @@
 //! batches, records its progress and cursor, survives restarts, and can be
 //! cancelled. Retried events go through their destination's lane, so the
 //! destination's rate limit and concurrency still hold.
+//!
+//! In a cluster only the leader runs jobs, whichever node's API started
+//! them; a node that takes the lead over resumes them from their last
+//! saved batch. Each batch's progress is saved only if the job is still
+//! where the batch began and the node still leads, so a change of leader
+//! retries at most the batch that was under way again: each record at most
+//! once more (at-least-once within one batch of `BATCH`).
 
 use super::error::{ApiError, ApiResult};
 use super::inbound::{ignored_filter, request_filter, reroute};
@@ -273,7 +280,10 @@ pub async fn create(
         Ok((view_one(&job_state, &bulk)?, bulk.id))
     })
     .await?;
-    spawn(state, id);
+    // Another node that leads hears of it from the database (`Node::bulk_retry_started`).
+    if state.leases.leads() {
+        spawn(state, id);
+    }
     Ok(Json(answer))
 }
 
@@ -376,20 +386,25 @@ pub async fn cancel(
 ) -> ApiResult<Json<BulkRetryView>> {
     let kind = kind_of(&kind)?;
     blocking(move || {
-        let bulk = {
-            let _one_writer = state.bulk_updates.lock().unwrap_or_else(|e| e.into_inner());
-            let mut bulk = of_kind(&state, kind, &id)?;
-            if bulk.status == BulkStatus::Running {
-                let now = now_ms();
-                bulk.status = BulkStatus::Cancelled;
-                (bulk.cancelled_at, bulk.updated_at) = (Some(now), Some(now));
-                state.store.save_bulk_retry(&bulk)?;
-            }
-            bulk
-        };
+        of_kind(&state, kind, &id)?;
+        let (bulk, _) = state
+            .store
+            .change_bulk_retry(&id, cancel_running)?
+            .ok_or_else(|| ApiError::not_found("bulk retry", &id))?;
         Ok(Json(view_one(&state, &bulk)?))
     })
     .await
+}
+
+/// Cancels a job that is running (a change for `Store::change_bulk_retry`).
+fn cancel_running(bulk: &mut BulkRetry) -> bool {
+    let running = bulk.status == BulkStatus::Running;
+    if running {
+        let now = now_ms();
+        bulk.status = BulkStatus::Cancelled;
+        (bulk.cancelled_at, bulk.updated_at) = (Some(now), Some(now));
+    }
+    running
 }
 
 /// `POST /bulk/ignored-events/{id}/cancel`: the reference's other spelling
@@ -402,8 +417,13 @@ pub async fn cancel_ignored_events(
     cancel(state, Path(("ignored-events".to_string(), id))).await
 }
 
-/// Continues every job left running by the last run.
+/// Continues every job left running, on the node that leads (a node alone
+/// always does): by the last run, by a leader that stopped or lost the
+/// lead, or started through another node's API.
 pub fn resume_all(state: &Arc<ApiState>) -> ApiResult<()> {
+    if !state.leases.leads() {
+        return Ok(());
+    }
     for bulk in state.store.bulk_retries() {
         let bulk = bulk?;
         if bulk.status == BulkStatus::Running {
@@ -418,10 +438,11 @@ fn spawn(state: Arc<ApiState>, id: String) {
     state.background.spawn_once(id, job);
 }
 
-/// Runs a job batch by batch until it is over or the gateway stops (then it
-/// is left running in the store, and resumes on the next start).
+/// Runs a job batch by batch until it is over, the gateway stops or this
+/// node no longer leads (then it is left running in the store, and the
+/// leader resumes it from its last saved batch).
 async fn run(state: Arc<ApiState>, id: String) {
-    while !state.background.is_stopping() {
+    while !state.background.is_stopping() && state.leases.leads() {
         let (step_state, step_id) = (state.clone(), id.clone());
         match blocking(move || step(&step_state, &step_id)).await {
             Ok((woken, finished)) => {
@@ -433,7 +454,7 @@ async fn run(state: Arc<ApiState>, id: String) {
                 }
             }
             Err(error) => {
-                tracing::error!(bulk = %id, message = %error.message, "bulk retry stopped; it resumes on the next start");
+                tracing::error!(bulk = %id, message = %error.message, "bulk retry stopped; it resumes on the next start or change of leader");
                 break;
             }
         }
@@ -443,27 +464,27 @@ async fn run(state: Arc<ApiState>, id: String) {
 /// Retries the next batch of a job. Returns the destinations to wake and
 /// whether the job is over (done or cancelled).
 fn step(state: &ApiState, id: &str) -> ApiResult<(BTreeSet<String>, bool)> {
-    let Some(mut bulk) = state.store.bulk_retry(id)? else {
+    let Some(began) = state.store.bulk_retry(id)? else {
         return Ok((BTreeSet::new(), true));
     };
-    if bulk.status != BulkStatus::Running {
+    if began.status != BulkStatus::Running {
         return Ok((BTreeSet::new(), true));
     }
-    let query = filters(&bulk.query);
-    if let Err(error) = refuse_unknown(state, bulk.kind, &query) {
+    let query = filters(&began.query);
+    if let Err(error) = refuse_unknown(state, began.kind, &query) {
         // A job saved before its filters were checked (once, a query such as
         // `created_at={"gte":…}` was stored, which selects everything).
         tracing::error!(bulk = %id, message = %error.message, "bulk retry cancelled: its query has a filter that is not understood");
-        bulk.status = BulkStatus::Cancelled;
-        bulk.cancelled_at = Some(now_ms());
-        return save_progress(state, bulk, false).map(|finished| (BTreeSet::new(), finished));
+        state.store.change_bulk_retry(id, cancel_running)?;
+        return Ok((BTreeSet::new(), true));
     }
     let page = PageRequest {
         order_by: "created_at".into(),
         dir: Direction::Asc,
         limit: BATCH,
-        cursor: bulk.cursor.clone().map_or(Cursor::Start, Cursor::Next),
+        cursor: began.cursor.clone().map_or(Cursor::Start, Cursor::Next),
     };
+    let mut bulk = began.clone();
     let mut woken = BTreeSet::new();
     // Where the next batch reads on: after this one's last match, or after
     // the last record a short page read (`store::page`'s read budget).
@@ -493,7 +514,7 @@ fn step(state: &ApiState, id: &str) -> ApiResult<(BTreeSet<String>, bool)> {
     if next.is_some() {
         bulk.cursor = next;
     }
-    save_progress(state, bulk, read_all).map(|finished| (woken, finished))
+    save_progress(state, &began, bulk, read_all).map(|finished| (woken, finished))
 }
 
 fn retry_events(
@@ -544,22 +565,36 @@ fn reroute_all(
     }
 }
 
-/// Saves a batch's progress, unless the job was cancelled meanwhile (then
-/// only its counters move). Returns whether the job is over.
-fn save_progress(state: &ApiState, mut bulk: BulkRetry, done: bool) -> ApiResult<bool> {
-    let _one_writer = state.bulk_updates.lock().unwrap_or_else(|e| e.into_inner());
-    let current = state.store.bulk_retry(&bulk.id)?;
-    if let Some(cancelled) = current.filter(|c| c.status == BulkStatus::Cancelled) {
-        bulk.status = cancelled.status;
-        bulk.cancelled_at = cancelled.cancelled_at;
-    } else if done {
-        bulk.status = BulkStatus::Completed;
-        bulk.completed_at = Some(now_ms());
-    }
-    let over = bulk.status != BulkStatus::Running;
-    bulk.updated_at = Some(now_ms());
-    state.store.save_bulk_retry(&bulk)?;
-    Ok(over)
+/// Saves a batch's progress (`done`: the last batch), if the job is still
+/// where the batch `began` and this node still leads. Otherwise the lead
+/// moved while the batch ran: another node saved this batch's progress or
+/// will retry it again, so its counts go and the job goes on from what is
+/// saved. A job cancelled meanwhile stays cancelled (only its counters
+/// move). Returns whether the job is over.
+fn save_progress(
+    state: &ApiState,
+    began: &BulkRetry,
+    batch: BulkRetry,
+    done: bool,
+) -> ApiResult<bool> {
+    let saved = state.store.change_bulk_retry(&batch.id, |stored| {
+        let unmoved = stored.cursor == began.cursor
+            && (stored.completed_count, stored.failed_count)
+                == (began.completed_count, began.failed_count);
+        if !unmoved || !state.leases.leads() {
+            return false;
+        }
+        let now = now_ms();
+        stored.cursor = batch.cursor;
+        (stored.completed_count, stored.failed_count) = (batch.completed_count, batch.failed_count);
+        if done && stored.status == BulkStatus::Running {
+            stored.status = BulkStatus::Completed;
+            stored.completed_at = Some(now);
+        }
+        stored.updated_at = Some(now);
+        true
+    })?;
+    Ok(saved.is_none_or(|(stored, _)| stored.status != BulkStatus::Running))
 }
 
 #[cfg(test)]

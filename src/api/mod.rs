@@ -86,8 +86,8 @@ pub struct ApiState {
     /// One change of an endpoint at a time (update, secret rotation,
     /// deletion): each reads, changes and saves the whole record.
     pub endpoint_updates: std::sync::Mutex<()>,
-    /// One writer at a time for bulk retry records (the runner and cancel).
-    pub bulk_updates: std::sync::Mutex<()>,
+    /// Whether this node leads its cluster: only the leader runs bulk retries.
+    pub leases: crate::cluster::Leases,
     /// One webhook job created at a time, so an idempotency key yields one job.
     pub job_creation: std::sync::Mutex<()>,
     /// Bulk retries running in the background.

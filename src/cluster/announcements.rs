@@ -1,5 +1,6 @@
 //! Changes every node must see: the database announces them on the channel
-//! `hookgate` (triggers on the keyspace, migrations/0002_cluster.sql), and
+//! `hookgate` (triggers on the keyspace, migrations/0002_cluster.sql, 0005
+//! and 0006: the signing secret, a bulk retry started), and
 //! each node LISTENs on one connection of its own. Announcements coalesce:
 //! a burst of them costs one refresh. After the connection broke (and every
 //! `FULL_REFRESH`), everything is refreshed: announcements may have been missed.
@@ -29,6 +30,7 @@ struct Pending {
     paused: Notify,
     objects: Notify,
     signing_secret: Notify,
+    bulk_retries: Notify,
 }
 
 impl Pending {
@@ -37,12 +39,19 @@ impl Pending {
             "queue" => self.queue.notify_one(),
             "paused" => self.paused.notify_one(),
             "signing_secret" => self.signing_secret.notify_one(),
+            "bulk_retries" => self.bulk_retries.notify_one(),
             _ => self.objects.notify_one(),
         }
     }
 
     fn everything(&self) {
-        for what in ["queue", "paused", "objects", "signing_secret"] {
+        for what in [
+            "queue",
+            "paused",
+            "objects",
+            "signing_secret",
+            "bulk_retries",
+        ] {
             self.announced(what);
         }
     }
@@ -61,6 +70,7 @@ pub(super) async fn listen(
         Refresh::Paused,
         Refresh::Objects,
         Refresh::SigningSecret,
+        Refresh::BulkRetries,
     ] {
         refreshers.spawn(refresh(pending.clone(), node.clone(), what));
     }
@@ -117,6 +127,7 @@ enum Refresh {
     Paused,
     Objects,
     SigningSecret,
+    BulkRetries,
 }
 
 /// Refreshes one kind of thing each time it is announced (once for a burst).
@@ -127,6 +138,7 @@ async fn refresh(pending: Arc<Pending>, node: Arc<dyn Node>, what: Refresh) {
             Refresh::Paused => &pending.paused,
             Refresh::Objects => &pending.objects,
             Refresh::SigningSecret => &pending.signing_secret,
+            Refresh::BulkRetries => &pending.bulk_retries,
         };
         signal.notified().await;
         let node = node.clone();
@@ -136,6 +148,7 @@ async fn refresh(pending: Arc<Pending>, node: Arc<dyn Node>, what: Refresh) {
             Refresh::Paused => node.refresh_paused(),
             Refresh::Objects => node.refresh_objects(),
             Refresh::SigningSecret => node.refresh_signing_secret(),
+            Refresh::BulkRetries => node.bulk_retry_started(),
         })
         .await;
         if let Refresh::Queue = what {

@@ -95,7 +95,7 @@ impl Leases {
         }
     }
 
-    /// Whether this node runs retention, backlog checks and resumed bulk retries.
+    /// Whether this node runs retention, backlog checks and bulk retries.
     pub fn leads(&self) -> bool {
         match self {
             Leases::Local => true,

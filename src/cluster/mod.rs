@@ -1,10 +1,11 @@
 //! Cluster mode's coordination (issue #23): several nodes on one PostgreSQL.
 //! Each destination's lane runs on one node at a time and one node leads
-//! (retention, backlog checks, resumed bulk retries, what silent nodes
-//! left unrouted in their journals), by leases in the
+//! (retention, backlog checks, bulk retries, what silent nodes left
+//! unrouted in their journals), by leases in the
 //! database (`coordinator`); changes to what every node caches (paused
-//! connections, API objects, the signing secret) and newly queued events
-//! are announced to every node (`announcements`). On the embedded store a node is alone: it holds
+//! connections, API objects, the signing secret), newly queued events and
+//! bulk retries started (for the leader) are announced to every node
+//! (`announcements`). On the embedded store a node is alone: it holds
 //! every lease and nothing runs here.
 
 mod announcements;
@@ -34,6 +35,9 @@ pub trait Node: Send + Sync + 'static {
     /// This node has just acquired the leader's lease: it resumes the
     /// leader's work left running in the store (bulk retries; blocking).
     fn lead(&self);
+    /// A bulk retry was started through some node's API: the leader runs
+    /// it (blocking; a node that does not lead does nothing).
+    fn bulk_retry_started(&self);
     /// This node's id, the one its journal's records carry.
     fn id(&self) -> String;
     /// The leader, every round: routes what nodes silent for `lease` left

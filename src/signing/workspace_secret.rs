@@ -123,15 +123,17 @@ pub enum ChangeError {
 pub enum Home {
     /// `data_dir/signing-secret.json`: the node's own.
     DataDir(PathBuf),
-    /// The store, when every node of a cluster shares it.
-    Store(Store),
+    /// The store, when every node of a cluster shares it; and the node's
+    /// `data_dir/signing-secret.json`, which a node moved from the embedded
+    /// store still has (see `load_or_generate`).
+    Store(Store, PathBuf),
 }
 
 impl Home {
     /// The store when it keeps the secret (a cluster's database), else `data_dir`.
     pub fn of(store: &Store, data_dir: &Path) -> Home {
         if store.keeps_signing_secret() {
-            Home::Store(store.clone())
+            Home::Store(store.clone(), data_dir.join(FILE))
         } else {
             Home::in_data_dir(data_dir)
         }
@@ -146,37 +148,39 @@ impl Home {
     pub fn name(&self) -> &'static str {
         match self {
             Home::DataDir(_) => "data_dir",
-            Home::Store(_) => "database",
+            Home::Store(..) => "database",
         }
     }
 
     /// The secret kept here, generated and kept first when there is none.
-    /// In a cluster the first node's wins: the others read it.
+    /// In a cluster the first node's wins: the others read it. A node moved
+    /// from the embedded store offers the secret of its `data_dir` rather
+    /// than a new one, so that its receivers still verify what the cluster
+    /// signs.
     fn load_or_generate(&self, now_ms: u64) -> Result<StoredSecret, KeepError> {
         match self {
-            Home::DataDir(file) => match std::fs::read(file) {
-                Ok(bytes) => Ok(serde_json::from_slice(&bytes).map_err(|e| {
-                    let message = format!("{}: {e}", file.display());
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, message)
-                })?),
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            Home::DataDir(file) => match read(file)? {
+                Some(kept) => Ok(kept),
+                None => {
                     let generated = StoredSecret::generated(now_ms);
                     save(file, &generated)?;
                     tracing::info!(file = %file.display(), "generated the workspace signing secret");
                     Ok(generated)
                 }
-                Err(error) => Err(error.into()),
             },
-            // Nodes starting together each generate one: the first stored
+            // Nodes starting together each offer one: the first stored
             // is kept, and the others take it.
-            Home::Store(store) => loop {
+            Home::Store(store, left_in_data_dir) => loop {
                 if let Some(kept) = store.signing_secret()? {
                     return Ok(kept);
                 }
-                let generated = StoredSecret::generated(now_ms);
-                if let Some(kept) = store.swap_signing_secret(None, &generated)? {
-                    if kept == generated {
-                        tracing::info!("generated the cluster's workspace signing secret");
+                let (offered, from) = match read(left_in_data_dir)? {
+                    Some(left) => (left, "taken from this node's data_dir"),
+                    None => (StoredSecret::generated(now_ms), "generated"),
+                };
+                if let Some(kept) = store.swap_signing_secret(None, &offered)? {
+                    if kept == offered {
+                        tracing::info!("the cluster's workspace signing secret: {from}");
                     }
                     return Ok(kept);
                 }
@@ -199,7 +203,7 @@ impl Home {
                 save(file, &changed)?;
                 Ok(changed)
             }
-            Home::Store(store) => {
+            Home::Store(store, _) => {
                 let mut before = Some(before.clone());
                 loop {
                     let changed = change(before.as_ref());
@@ -217,7 +221,7 @@ impl std::fmt::Display for Home {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Home::DataDir(file) => write!(f, "{}", file.display()),
-            Home::Store(_) => {
+            Home::Store(..) => {
                 f.write_str("the database (sealed with server.secrets_key: the same on every node)")
             }
         }
@@ -288,7 +292,7 @@ impl WorkspaceSecret {
     /// Reads the stored secret again: another node of a cluster changed it
     /// (blocking). A node's own `data_dir` changes only through itself.
     pub fn refresh(&self) -> Result<(), KeepError> {
-        let Home::Store(store) = &self.0.home else {
+        let Home::Store(store, _) = &self.0.home else {
             return Ok(());
         };
         let _one_change = self.0.changes.lock().unwrap_or_else(|e| e.into_inner());
@@ -353,6 +357,18 @@ fn check_secret(secret: &str) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// What `file` holds; None when there is no such file.
+fn read(file: &Path) -> Result<Option<StoredSecret>, KeepError> {
+    match std::fs::read(file) {
+        Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(|e| {
+            let message = format!("{}: {e}", file.display());
+            std::io::Error::new(std::io::ErrorKind::InvalidData, message)
+        })?)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error.into()),
+    }
 }
 
 fn save(file: &Path, stored: &StoredSecret) -> std::io::Result<()> {
@@ -478,6 +494,35 @@ mod tests {
             assert!(!dir.path().join(FILE).exists(), "nothing in data_dir");
         }
         assert_eq!(open_on(&nodes[1], 2).keys(2), first, "read on a restart");
+    }
+
+    /// The secret a node signed with on the embedded store, left in its data dir.
+    fn left_in_data_dir((dir, _): &(tempfile::TempDir, Store), secret: &str) -> StoredSecret {
+        let left = StoredSecret {
+            secret: secret.into(),
+            updated_at: 5,
+            previous: None,
+        };
+        save(&dir.path().join(FILE), &left).unwrap();
+        left
+    }
+
+    #[test]
+    fn a_node_moved_from_the_embedded_store_gives_a_new_cluster_its_secret() {
+        let nodes = cluster(2);
+        let left = left_in_data_dir(&nodes[0], "signed-with-before-the-move");
+        let moved = open_on(&nodes[0], 10);
+        assert_eq!(moved.stored().as_ref(), &left);
+        assert_eq!(open_on(&nodes[1], 10).keys(10), moved.keys(10));
+        assert_eq!(nodes[0].1.signing_secret().unwrap(), Some(left));
+    }
+
+    #[test]
+    fn a_clusters_secret_wins_over_one_left_in_a_joining_nodes_data_dir() {
+        let nodes = cluster(2);
+        let first = open_on(&nodes[0], 1).keys(1);
+        left_in_data_dir(&nodes[1], "signed-with-before-the-move");
+        assert_eq!(open_on(&nodes[1], 2).keys(2), first);
     }
 
     #[test]

@@ -43,6 +43,7 @@ mod journal;
 mod journals;
 mod keyspace;
 mod object_times;
+mod old_journal;
 mod order;
 mod outbound;
 mod page;
@@ -263,6 +264,8 @@ pub struct StoreState {
     /// `connection id ++ event id` → due ms: events held by a paused connection.
     held: Tree,
     bulk_retries: Tree,
+    /// One change of a bulk retry at a time on this node (see `change_bulk_retry`).
+    bulk_updates: Mutex<()>,
     /// Bulk retries in status RUNNING.
     running_bulk_retries: tally::Tally<BulkRetry, ()>,
     bookmarks: Tree,
@@ -439,6 +442,7 @@ impl Store {
                 (bulk.status == BulkStatus::Running).then_some(())
             })?,
             bulk_retries,
+            bulk_updates: Mutex::new(()),
             api_objects: db.open_tree("api_objects")?,
             object_times: db.open_tree("object_times")?,
             bookmarks: db.open_tree("bookmarks")?,
@@ -477,6 +481,9 @@ impl Store {
         let store = Store {
             state: Arc::new(state),
         };
+        if store.db.is_remote() {
+            store.move_old_journal(dir, journal_segment_bytes)?;
+        }
         store.prepare_job_index()?;
         Ok(store)
     }
@@ -1057,9 +1064,45 @@ impl Store {
         get(&self.bulk_retries, id)
     }
 
-    /// How many bulk retries are RUNNING (kept as they are saved: no scan).
+    /// Changes bulk retry `id` as it is stored now, one change at a time in
+    /// the whole cluster: its runner's progress (whichever node leads) and a
+    /// cancel through any node's API read and write the record in turn, so
+    /// neither undoes the other. `change` answers whether to save. The
+    /// record as it is stored afterwards, and whether it was changed; None
+    /// when there is no such bulk retry.
+    pub fn change_bulk_retry(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut BulkRetry) -> bool,
+    ) -> Result<Option<(BulkRetry, bool)>> {
+        let _here = self.bulk_updates.lock().unwrap_or_else(|e| e.into_inner());
+        let _everywhere = self.db.cluster_lock(id)?;
+        let Some(mut bulk) = self.bulk_retry(id)? else {
+            return Ok(None);
+        };
+        let changed = change(&mut bulk);
+        if changed {
+            self.save_bulk_retry(&bulk)?;
+        }
+        Ok(Some((bulk, changed)))
+    }
+
+    /// How many bulk retries are RUNNING: on a node alone, kept as they are
+    /// saved (no scan). In a cluster the leader runs them, and what another
+    /// node saves is not seen here: they are counted in the database (the
+    /// count kept here when it cannot be read).
     pub fn running_bulk_retries(&self) -> u64 {
-        self.running_bulk_retries.count(())
+        if !self.db.is_remote() {
+            return self.running_bulk_retries.count(());
+        }
+        let mut running = 0;
+        for bulk in self.bulk_retries() {
+            match bulk {
+                Ok(bulk) => running += u64::from(bulk.status == BulkStatus::Running),
+                Err(_) => return self.running_bulk_retries.count(()),
+            }
+        }
+        running
     }
 
     /// Every bulk retry, oldest first.
@@ -1386,6 +1429,33 @@ mod tests {
             [&event.id]
         );
         assert_eq!(a.team_id().unwrap(), b.team_id().unwrap(), "one instance");
+    }
+
+    /// A bulk retry started on one node and completed by another (the
+    /// leader) counts as running on neither once it is over.
+    #[test]
+    fn a_bulk_retry_runs_on_every_nodes_count_until_another_node_completes_it() {
+        let backend = Backend::Postgres(Box::new(keyspace::test_server::database()));
+        let ((_a_dir, a), (_b_dir, b)) = (temp_node(&backend), temp_node(&backend));
+        let mut bulk = BulkRetry {
+            id: "bch_1".into(),
+            kind: crate::model::BulkKind::Events,
+            query: crate::model::BulkQuery::Encoded(String::new()),
+            status: BulkStatus::Running,
+            estimated_count: 1,
+            completed_count: 0,
+            failed_count: 0,
+            cursor: None,
+            created_at: 1,
+            updated_at: None,
+            completed_at: None,
+            cancelled_at: None,
+        };
+        a.save_bulk_retry(&bulk).unwrap();
+        assert_eq!((a.running_bulk_retries(), b.running_bulk_retries()), (1, 1));
+        bulk.status = BulkStatus::Completed;
+        b.save_bulk_retry(&bulk).unwrap();
+        assert_eq!((a.running_bulk_retries(), b.running_bulk_retries()), (0, 0));
     }
 
     /// Two nodes change one event at once: the first (held up between its

@@ -548,6 +548,224 @@ async fn a_bulk_retry_left_running_is_resumed_by_the_leader_only() {
     assert_eq!(sink.received().len(), 2 * EVENTS);
 }
 
+/// Records a bulk retry retries per batch (`api::bulk`'s `BATCH`): a change
+/// of leader retries at most the batch under way twice.
+const BULK_BATCH: usize = 100;
+
+/// A bulk retry as node `gw`'s API shows it.
+async fn bulk_retry(gw: &TestGateway, id: &str) -> serde_json::Value {
+    let (status, job) = gw.api_get(&format!("/bulk/events/retry/{id}")).await;
+    assert_eq!(status, 200, "{job}");
+    job
+}
+
+/// Polls node `gw`'s API until bulk retry `id` satisfies `done`.
+async fn until_bulk_retry(
+    gw: &TestGateway,
+    id: &str,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let job = bulk_retry(gw, id).await;
+        if done(&job) {
+            return job;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "waited in vain until {what}: {job}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Starts a bulk retry of every event through node `gw`'s API; its id.
+async fn retry_every_event(gw: &TestGateway) -> String {
+    let body = json!({ "query": {} });
+    let (status, job) = gw.api_send(Method::POST, "/bulk/events/retry", body).await;
+    assert_eq!(status, 200, "{job}");
+    job["id"].as_str().unwrap().to_string()
+}
+
+/// A change of an event held under way on a node, which holds the event for
+/// every node: a bulk retry comes to it and waits.
+struct HeldEvent {
+    release: std::sync::mpsc::Sender<()>,
+    holder: tokio::task::JoinHandle<()>,
+}
+
+impl HeldEvent {
+    /// Holds, on node `gw`, the event in the middle of a bulk retry's second
+    /// batch (the 151st oldest): its first batch can be saved, its second not.
+    async fn in_the_second_batch(gw: &TestGateway) -> HeldEvent {
+        let (status, page) = gw
+            .api_get("/events?order_by=created_at&dir=asc&limit=250")
+            .await;
+        assert_eq!(status, 200, "{page}");
+        let id = page["models"][BULK_BATCH + BULK_BATCH / 2]["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (holding, held) = tokio::sync::oneshot::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let store = gw.gateway.store.clone();
+        let holder = tokio::task::spawn_blocking(move || {
+            let changed = store.update_event(&id, |_| {
+                holding.send(()).unwrap();
+                released.recv().unwrap();
+                (hookgate::store::QueueMove::Stay, ())
+            });
+            assert!(changed.unwrap().is_some());
+        });
+        held.await.unwrap();
+        HeldEvent { release, holder }
+    }
+
+    async fn release(self) {
+        self.release.send(()).unwrap();
+        self.holder.await.unwrap();
+    }
+}
+
+/// A bulk retry started through the leader's API, which then dies mid-run,
+/// is finished by the node that takes the lead over, from the progress saved
+/// in the database (which every node's API shows). The leader is stopped
+/// with its first batch saved and its second under way: a change of one of
+/// that batch's events is held on node B (which holds the event for every
+/// node), so node A cannot finish it until node B leads (the test's process
+/// keeps node A's run going, where a kill would end it). Only that batch
+/// may be retried twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bulk_retry_moves_to_the_new_leader_and_retries_twice_at_most_the_batch_under_way() {
+    let _alone = one_at_a_time().await;
+    const EVENTS: usize = 3 * BULK_BATCH;
+    let sink = Sink::start(Reply::Status(200)).await;
+    let config = cluster_config(&new_database(), &sink, &format!("concurrent = {CAP}"));
+    let (a, b, _lane) = two_nodes(&config).await;
+    until("node A leads", || a.gateway.leads()).await;
+    post_numbered(&[&a, &b], 0..EVENTS).await;
+    a.wait_events(EVENTS, |e| e.status == EventStatus::Successful)
+        .await;
+    let held = HeldEvent::in_the_second_batch(&b).await;
+    let id = retry_every_event(&a).await;
+    let first_batch = until_bulk_retry(&b, &id, "node B shows node A's first batch", |job| {
+        job["completed_count"] == BULK_BATCH
+    })
+    .await;
+    assert_eq!(first_batch["status"], "running");
+    assert_eq!(first_batch["estimated_count"], EVENTS);
+    assert_eq!(
+        bulk_retry(&a, &id).await,
+        first_batch,
+        "one progress, on every node"
+    );
+    // Dropped without a shutdown, as a kill -9 (see
+    // `a_dead_nodes_lane_resumes_on_another_node_and_no_queued_event_is_lost`).
+    let TestGateway {
+        gateway, dir: _dir, ..
+    } = a;
+    drop(gateway);
+    // Node B resumes the job and comes to the held event too: both nodes'
+    // runs of the second batch are under way when it is let go.
+    until("node B leads", || b.gateway.leads()).await;
+    held.release().await;
+    let done = until_bulk_retry(&b, &id, "node B completes it", |job| {
+        job["status"] == "completed"
+    })
+    .await;
+    assert_eq!(done["completed_count"], EVENTS, "{done}");
+    assert!(done["completed_at"].is_string(), "{done}");
+    until("every event is delivered again", || {
+        events_where(&b, |e| {
+            e.status == EventStatus::Successful && e.requeues >= 1
+        }) == EVENTS
+    })
+    .await;
+    let twice = events_where(&b, |e| e.requeues > 1);
+    assert!(
+        twice <= BULK_BATCH,
+        "{twice} events retried twice: at most the batch under way"
+    );
+    let mut numbers = delivered_numbers(&sink);
+    let received = numbers.len();
+    numbers.dedup();
+    assert_eq!(numbers, (0..EVENTS as u64).collect::<Vec<_>>());
+    let again = received - 2 * EVENTS;
+    assert!(
+        again <= twice + CAP,
+        "{again} delivered again: at most those retried twice and those in flight"
+    );
+}
+
+/// A cancel through a node that does not lead stops the leader's run of a
+/// bulk retry after the batch under way.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancel_through_another_node_stops_the_leaders_bulk_retry_after_its_batch() {
+    let _alone = one_at_a_time().await;
+    const EVENTS: usize = 3 * BULK_BATCH;
+    let sink = Sink::start(Reply::Status(200)).await;
+    let config = cluster_config(&new_database(), &sink, "");
+    let (a, b, _lane) = two_nodes(&config).await;
+    until("node A leads", || a.gateway.leads()).await;
+    post_numbered(&[&a, &b], 0..EVENTS).await;
+    a.wait_events(EVENTS, |e| e.status == EventStatus::Successful)
+        .await;
+    let held = HeldEvent::in_the_second_batch(&b).await;
+    let id = retry_every_event(&a).await;
+    until_bulk_retry(&b, &id, "node A's first batch is saved", |job| {
+        job["completed_count"] == BULK_BATCH
+    })
+    .await;
+    let path = format!("/bulk/events/retry/{id}/cancel");
+    let (status, cancelled) = b.api_send(Method::POST, &path, json!({})).await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    held.release().await;
+    let over = until_bulk_retry(&a, &id, "node A saves its second batch", |job| {
+        job["completed_count"] == 2 * BULK_BATCH
+    })
+    .await;
+    assert_eq!(over["status"], "cancelled", "{over}");
+    assert_eq!(over["cancelled_at"], cancelled["cancelled_at"]);
+    until("every retry of the two batches is delivered", || {
+        events_where(&a, |e| {
+            e.status == EventStatus::Successful && e.requeues == 1
+        }) == 2 * BULK_BATCH
+    })
+    .await;
+    assert_eq!(
+        events_where(&a, |e| e.requeues > 0),
+        2 * BULK_BATCH,
+        "no third batch"
+    );
+}
+
+/// A bulk retry started through a node that does not lead is run by the
+/// leader, which hears of it from the database at once (not at its next
+/// full refresh).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bulk_retry_started_through_another_node_is_run_by_the_leader_at_once() {
+    let _alone = one_at_a_time().await;
+    let sink = Sink::start(Reply::Status(200)).await;
+    let config = cluster_config(&new_database(), &sink, "");
+    let (a, b, _lane) = two_nodes(&config).await;
+    until("node A leads", || a.gateway.leads()).await;
+    post_numbered(&[&a], 0..3).await;
+    a.wait_events(3, |e| e.status == EventStatus::Successful)
+        .await;
+    let started = std::time::Instant::now();
+    let id = retry_every_event(&b).await;
+    until_bulk_retry(&a, &id, "node A completes it", |job| {
+        job["status"] == "completed"
+    })
+    .await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "completed after {took:?}");
+    assert!(!b.gateway.leads());
+    sink.wait_for(6).await;
+}
+
 /// One answer of the ingress to a load client.
 struct Answer {
     n: u64,

@@ -456,6 +456,12 @@ fn segment_path(dir: &Path, number: u32) -> PathBuf {
 }
 
 /// The numbers of the segments in `dir`, ascending.
+/// The number of the newest segment in `dir`, read from the file names
+/// alone (nothing is opened); None when there is none.
+pub(in crate::store) fn newest_segment(dir: &Path) -> io::Result<Option<u32>> {
+    Ok(segment_numbers(dir)?.last().copied())
+}
+
 fn segment_numbers(dir: &Path) -> io::Result<Vec<u32>> {
     let mut numbers = Vec::new();
     for entry in std::fs::read_dir(dir)? {

@@ -34,6 +34,7 @@ pub(super) const MIGRATIONS: &[(i32, &str)] = &[
         5,
         include_str!("../../../migrations/0005_signing_secret.sql"),
     ),
+    (6, include_str!("../../../migrations/0006_bulk_retries.sql")),
     (
         8,
         include_str!("../../../migrations/0008_queue_announced.sql"),
