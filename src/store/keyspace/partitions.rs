@@ -1,22 +1,34 @@
-//! Time partitions of the remote keyspace (`migrations/0004_time_partitions.sql`).
+//! Day partitions in PostgreSQL: the remote keyspace's time-ordered trees
+//! (`keyspace_timed`, migration 0004) and the request journal (`journal`,
+//! migration 0006) are partitioned by UTC day, one `<table>_YYYYMMDD` each.
+//! Retention then forgets a whole day with one `DROP TABLE` (no row
+//! deletes, nothing for VACUUM) instead of deleting its rows one by one.
 //!
 //! The trees that grow with traffic and go by age ([`TIMED_TREES`]: keyed by
-//! time-sortable ids, see `ids.rs`) live in `keyspace_timed`, one range
-//! partition per UTC day of their keys' ids (`hookgate_key_day`); every other
-//! tree in `keyspace`. Retention then forgets a whole day with one
-//! `DROP TABLE` (no row deletes, nothing for VACUUM) instead of deleting its
-//! rows one by one. Each statement names the day of its key, so a single-key
-//! call reads one partition's index.
+//! time-sortable ids, see `ids.rs`) live in `keyspace_timed`, one partition
+//! per day of their keys' ids (`hookgate_key_day`); every other tree in
+//! `keyspace`. Each statement names the day of its key, so a single-key call
+//! reads one partition's index. The journal's day is the day a record was
+//! journaled.
 //!
-//! A day's partition is made ahead by the sweep (today and the next two
-//! days), and on demand: a write finding no partition for its key's day makes
-//! it and runs again (a node whose sweeps are off, or a write into a day
-//! another node has just dropped).
+//! A day's partitions are made ahead by the sweep (today and the next two
+//! days), and on demand: a write finding no partition for its row's day
+//! makes it and runs again (a node whose sweeps are off, or a write into a
+//! day another node has just dropped).
 
 use super::remote::{failed, unreachable};
 use super::Result;
 use deadpool_postgres::Pool;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Row, Statement};
+
+/// A table partitioned by day, by its name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Partitioned(pub &'static str);
+
+pub(super) const KEYSPACE_TIMED: Partitioned = Partitioned("keyspace_timed");
+pub(super) const JOURNAL: Partitioned = Partitioned("journal");
 
 /// The trees kept in time partitions: every key starts with an id of its own
 /// record or its parent's (an attempt's index entry with its event's), so a
@@ -134,13 +146,34 @@ pub(super) fn table_of(name: &str) -> &'static Table {
     }
 }
 
-/// Makes the partition of key `$1`'s day (after [`is_missing_partition`]).
-pub(super) const MAKE_PARTITION: &str = "SELECT hookgate_time_partition(hookgate_key_day($1))";
+/// Makes the `keyspace_timed` partition of key `$1`'s day.
+pub(super) const MAKE_KEY_PARTITION: &str =
+    "SELECT hookgate_day_partition('keyspace_timed', hookgate_key_day($1))";
+
+/// Makes the `journal` partition of day `$1`.
+pub(super) const MAKE_JOURNAL_PARTITION: &str = "SELECT hookgate_day_partition('journal', $1)";
+
+/// Runs `statement`. A write that finds no partition for its row's day makes
+/// it (`make`: a statement of the above, and its parameter) and runs again.
+pub(super) async fn query_making_partition(
+    client: &Client,
+    statement: &Statement,
+    params: &[&(dyn ToSql + Sync)],
+    make: Option<(&str, &(dyn ToSql + Sync))>,
+) -> Result<Vec<Row>> {
+    match (client.query(statement, params).await, make) {
+        (Err(error), Some((make, day))) if is_missing_partition(&error) => {
+            client.execute(make, &[day]).await.map_err(failed)?;
+            client.query(statement, params).await.map_err(failed)
+        }
+        (rows, _) => rows.map_err(failed),
+    }
+}
 
 /// Whether a write failed for want of a partition for its row's day.
-pub(super) fn is_missing_partition(error: &tokio_postgres::Error) -> bool {
-    // PostgreSQL's "no partition of relation … found for row"; the timed
-    // table has no CHECK constraint of its own.
+fn is_missing_partition(error: &tokio_postgres::Error) -> bool {
+    // PostgreSQL's "no partition of relation … found for row"; the
+    // partitioned tables have no CHECK constraint of their own.
     error.code() == Some(&SqlState::CHECK_VIOLATION)
 }
 
@@ -152,36 +185,45 @@ const DROP_LOCK_TIMEOUT: &str = "1s";
 /// A partition of one day.
 pub(super) struct Partition {
     pub day: i32,
-    /// `keyspace_timed_YYYYMMDD`, as `hookgate_time_partition` names it.
+    /// `<table>_YYYYMMDD`, as `hookgate_day_partition` names it.
     pub name: String,
 }
 
 /// Makes the partitions of today and the next two days (by the database's
-/// clock), so that the first write of a day finds its partition.
+/// clock) of both tables, so that the first write of a day finds its
+/// partition.
 pub(super) async fn make_ahead(pool: Pool) -> Result<()> {
     let client = pool.get().await.map_err(unreachable)?;
+    let tables = [KEYSPACE_TIMED.0, JOURNAL.0];
     client
-        .batch_execute(
-            "SELECT hookgate_time_partition((current_date - date '1970-01-01') + ahead)
-             FROM generate_series(0, 2) AS ahead",
+        .execute(
+            "SELECT hookgate_day_partition(parent, (current_date - date '1970-01-01') + ahead)
+             FROM unnest($1::text[]) AS parent, generate_series(0, 2) AS ahead",
+            &[&&tables[..]],
         )
         .await
-        .map_err(failed)
+        .map_err(failed)?;
+    Ok(())
 }
 
-/// The partitions of days before `before_day`, oldest first.
-pub(super) async fn partitions_before(pool: Pool, before_day: i32) -> Result<Vec<Partition>> {
+/// The partitions of `table` of days before `before_day`, oldest first.
+pub(super) async fn partitions_before(
+    pool: Pool,
+    table: Partitioned,
+    before_day: i32,
+) -> Result<Vec<Partition>> {
     let client = pool.get().await.map_err(unreachable)?;
     let rows = client
         .query(
             "SELECT day, name FROM (
                  SELECT c.relname::text AS name,
-                     to_date(substring(c.relname FROM 16), 'YYYYMMDD') - date '1970-01-01' AS day
+                     to_date(substring(c.relname FROM length($1) + 2), 'YYYYMMDD')
+                         - date '1970-01-01' AS day
                  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-                 WHERE i.inhparent = 'keyspace_timed'::regclass
-                   AND c.relname ~ '^keyspace_timed_[0-9]{8}$') AS partitions
-             WHERE day < $1 ORDER BY day",
-            &[&before_day],
+                 WHERE i.inhparent = to_regclass($1)
+                   AND c.relname ~ ('^' || $1 || '_[0-9]{8}$')) AS partitions
+             WHERE day < $2 ORDER BY day",
+            &[&table.0, &before_day],
         )
         .await
         .map_err(failed)?;
@@ -198,7 +240,7 @@ pub(super) async fn partitions_before(pool: Pool, before_day: i32) -> Result<Vec
 pub(super) async fn drop_partition(pool: Pool, partition: Partition) -> Result<bool> {
     let mut client = pool.get().await.map_err(unreachable)?;
     let transaction = client.transaction().await.map_err(failed)?;
-    // The name is one read from pg_catalog that matched `keyspace_timed_[0-9]{8}`.
+    // The name is one read from pg_catalog that matched `<table>_[0-9]{8}`.
     let dropped = transaction
         .batch_execute(&format!(
             "SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'; DROP TABLE IF EXISTS {}",

@@ -8,7 +8,7 @@
 //! thread is inside another runtime. A database that cannot be reached (or
 //! does not answer within the statement timeout) is `StoreError::Unavailable`.
 
-use super::partitions::{self, Table, DAY_MS};
+use super::partitions::{self, Partitioned, Table, DAY_MS, JOURNAL, KEYSPACE_TIMED};
 use super::{Result, StoreError, Swapped};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use sled::{CompareAndSwapError, IVec};
@@ -32,6 +32,10 @@ pub(super) const MIGRATIONS: &[(i32, &str)] = &[
     (
         5,
         include_str!("../../../migrations/0005_signing_secret.sql"),
+    ),
+    (
+        6,
+        include_str!("../../../migrations/0006_journal_partitions.sql"),
     ),
 ];
 
@@ -153,21 +157,41 @@ impl RemoteKeyspace {
     /// Drops the partitions of the days that end at or before `before_ms`
     /// and at or before `oldest_kept()` (ms; None: nothing is kept), which is
     /// asked only when some partition is old enough; returns how many went.
-    /// Also makes the partitions of the days ahead. A drop that cannot have
-    /// its locks at once ends the run (the next one goes on).
+    /// Also makes the partitions of the days ahead.
     pub fn drop_partitions_before(
         &self,
         before_ms: u64,
         oldest_kept: impl FnOnce() -> Result<Option<u64>>,
     ) -> Result<u64> {
         self.call(partitions::make_ahead)?;
-        let old = self.call(move |pool| partitions::partitions_before(pool, day_of(before_ms)))?;
+        let old = self.partitions_before(KEYSPACE_TIMED, day_of(before_ms))?;
         if old.is_empty() {
             return Ok(0);
         }
         let limit = oldest_kept()?.map_or(before_ms, |kept| kept.min(before_ms));
+        self.drop_partitions(old.into_iter().filter(|p| p.day < day_of(limit)))
+    }
+
+    /// Drops the journal's partitions of days before `before_day`; returns
+    /// how many went.
+    pub(super) fn drop_journal_days_before(&self, before_day: i32) -> Result<u64> {
+        let old = self.partitions_before(JOURNAL, before_day)?;
+        self.drop_partitions(old.into_iter())
+    }
+
+    fn partitions_before(
+        &self,
+        table: Partitioned,
+        before_day: i32,
+    ) -> Result<Vec<partitions::Partition>> {
+        self.call(move |pool| partitions::partitions_before(pool, table, before_day))
+    }
+
+    /// Drops `old`, oldest first; returns how many went. A drop that cannot
+    /// have its locks in time ends the run (the next sweep goes on).
+    fn drop_partitions(&self, old: impl Iterator<Item = partitions::Partition>) -> Result<u64> {
         let mut dropped = 0;
-        for partition in old.into_iter().filter(|p| p.day < day_of(limit)) {
+        for partition in old {
             let name = partition.name.clone();
             if !self.call(move |pool| partitions::drop_partition(pool, partition))? {
                 tracing::warn!(partition = %name, "retention could not lock a partition to drop it: the next sweep tries again");
@@ -178,11 +202,22 @@ impl RemoteKeyspace {
         Ok(dropped)
     }
 
-    /// The names of the day partitions, oldest first (for tests: what
-    /// pg_catalog lists).
+    /// The names of the day partitions of the keyspace, oldest first (for
+    /// tests: what pg_catalog lists).
     #[cfg(test)]
     pub fn time_partitions(&self) -> Result<Vec<String>> {
-        let all = self.call(|pool| partitions::partitions_before(pool, i32::MAX))?;
+        self.partition_names(KEYSPACE_TIMED)
+    }
+
+    /// Those of the journal.
+    #[cfg(test)]
+    pub fn journal_partitions(&self) -> Result<Vec<String>> {
+        self.partition_names(JOURNAL)
+    }
+
+    #[cfg(test)]
+    fn partition_names(&self, table: Partitioned) -> Result<Vec<String>> {
+        let all = self.partitions_before(table, i32::MAX)?;
         Ok(all.into_iter().map(|partition| partition.name).collect())
     }
 
@@ -364,17 +399,11 @@ impl RemoteTree {
             let statement = client.prepare_cached(sql).await.map_err(failed)?;
             let mut params: Vec<&(dyn ToSql + Sync)> = vec![&name];
             params.extend(args.iter().map(|arg| arg as &(dyn ToSql + Sync)));
-            match client.query(&statement, &params).await {
-                Err(error) if timed && partitions::is_missing_partition(&error) => {
-                    let key = args.first().ok_or_else(|| failed(error))?;
-                    client
-                        .execute(partitions::MAKE_PARTITION, &[key])
-                        .await
-                        .map_err(failed)?;
-                    client.query(&statement, &params).await.map_err(failed)
-                }
-                rows => rows.map_err(failed),
-            }
+            // A timed tree's key names the day of its partition.
+            let make = (args.first())
+                .filter(|_| timed)
+                .map(|key| (partitions::MAKE_KEY_PARTITION, key as &(dyn ToSql + Sync)));
+            partitions::query_making_partition(&client, &statement, &params, make).await
         })
     }
 

@@ -262,6 +262,28 @@ fn a_stopped_database_is_unavailable_until_it_is_back() {
     assert_eq!(tree.get(b"k").unwrap().as_deref(), Some(&b"kept"[..]));
 }
 
+/// A client of the database of `settings`, brought to migration `version`
+/// by hand (as a binary of that version left it).
+async fn migrated_to(settings: &RemoteSettings, version: usize) -> tokio_postgres::Client {
+    let (client, connection) = settings.config.connect(NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+        .await
+        .unwrap();
+    for (version, sql) in &super::remote::MIGRATIONS[..version] {
+        client.batch_execute(sql).await.unwrap();
+        client
+            .execute(
+                "INSERT INTO schema_migrations (version) VALUES ($1)",
+                &[version],
+            )
+            .await
+            .unwrap();
+    }
+    client
+}
+
 /// A database as versions before time partitions left it: its events move
 /// to the partition of their day, and a key without a time to one never
 /// dropped; other trees stay where they were.
@@ -272,19 +294,7 @@ fn rows_of_the_time_ordered_trees_move_to_the_partitions_of_their_days() {
     let event = format!("evt_{:016x}{:08x}", 1_796_086_800_000u64 << 16, 7);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let (client, connection) = settings.config.connect(NoTls).await.unwrap();
-        tokio::spawn(connection);
-        client
-            .batch_execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
-            .await
-            .unwrap();
-        for (version, sql) in &super::remote::MIGRATIONS[..2] {
-            client.batch_execute(sql).await.unwrap();
-            client
-                .execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[version])
-                .await
-                .unwrap();
-        }
+        let client = migrated_to(&settings, 2).await;
         let rows = [("events", event.as_bytes()), ("events", b"no time"), ("queue", event.as_bytes())];
         for (tree, key) in rows {
             client
@@ -314,4 +324,46 @@ fn rows_of_the_time_ordered_trees_move_to_the_partitions_of_their_days() {
     // No day is older than 2026-12-01, and the key without a time has none.
     assert_eq!(remote.rows_before(1_796_083_200_000).unwrap(), 0);
     assert_eq!(remote.rows_before(u64::MAX).unwrap(), 1);
+}
+
+/// A journal as versions before its day partitions left it: each record
+/// moves to the partition of its day, where the same node's journal reads it.
+#[test]
+fn journal_records_move_to_the_partitions_of_their_days() {
+    let settings = database();
+    // 2026-12-01 and 2026-12-02, in days since the epoch.
+    let (first, second) = (20_788, 20_789);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = migrated_to(&settings, 5).await;
+        client
+            .execute(
+                "INSERT INTO journal (node, seq, day, record)
+                 VALUES ('nod_a', 1, $1, 'one'), ('nod_a', 2, $2, 'two'), ('nod_b', 1, $2, 'bee')",
+                &[&first, &second],
+            )
+            .await
+            .unwrap();
+    });
+    let remote = RemoteKeyspace::connect(&settings).unwrap();
+
+    assert_eq!(
+        remote.journal_partitions().unwrap(),
+        ["journal_20261201", "journal_20261202"]
+    );
+    let mut records = Vec::new();
+    (remote.journal("nod_a"))
+        .each_after(None, |location, record| {
+            records.push((location.segment, location.offset, record));
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    assert_eq!(
+        records,
+        [
+            (first as u32, 1, b"one".to_vec()),
+            (second as u32, 2, b"two".to_vec())
+        ]
+    );
+    assert_eq!(remote.journal("nod_b").days().unwrap().start, second as u32);
 }
