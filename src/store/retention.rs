@@ -1023,6 +1023,63 @@ mod tests {
         assert_eq!(old_partitions(&store), before);
     }
 
+    /// Drops the days before today with `change` made in the race's window:
+    /// once the sweep has looked at what it keeps (nothing), before the
+    /// drop. Returns how many days went, and what the change answered.
+    fn change_racing_the_drop<T: Send>(
+        store: &Store,
+        change: impl FnOnce() -> T + Send,
+    ) -> (u64, T) {
+        let remote = remote(store);
+        std::thread::scope(|scope| {
+            let mut changing = None;
+            let dropped = remote.drop_partitions_before(days_ago(0), || {
+                let kept = store.oldest_kept_ms();
+                assert_eq!(kept.as_ref().ok(), Some(&None), "done: nothing kept");
+                let change = scope.spawn(change);
+                // Until the change is made, or waits for the day's lock.
+                while !change.is_finished() && remote.advisory_lock_waits().unwrap() == 0 {
+                    std::thread::yield_now();
+                }
+                changing = Some(change);
+                kept
+            });
+            (dropped.unwrap(), changing.unwrap().join().unwrap())
+        })
+    }
+
+    /// A retry by hand racing the drop of its event's day waits for the
+    /// drop and finds no event (the API answers 404) instead of being
+    /// queued into a day that goes.
+    #[test]
+    fn a_retry_by_hand_racing_the_drop_of_its_day_waits_and_finds_no_event() {
+        let (_dir, store) = temp_store_on(TestBackend::Postgres);
+        let (_, done) = done_request_at(&store, days_ago(3) + HOUR_MS);
+
+        let (dropped, retried) =
+            change_racing_the_drop(&store, || store.retry_by_hand(&done.id, now_ms()));
+
+        assert_eq!(dropped, 1);
+        assert_eq!(retried.unwrap(), None, "the retry came after the drop");
+        assert_eq!(store.event(&done.id).unwrap(), None);
+        assert_eq!(store.oldest_kept_ms().unwrap(), None, "nothing queued");
+    }
+
+    /// A request routed again by hand (held, as the API holds it) racing the
+    /// drop of its day waits for the drop too and finds no request.
+    #[test]
+    fn a_request_routed_again_racing_the_drop_of_its_day_finds_no_request() {
+        let (_dir, store) = temp_store_on(TestBackend::Postgres);
+        let (request, _) = done_request_at(&store, days_ago(3) + HOUR_MS);
+
+        let (dropped, found) = change_racing_the_drop(&store, || {
+            store.holding(&request, || store.request(&request))
+        });
+
+        assert_eq!(dropped, 1);
+        assert_eq!(found.unwrap(), None, "held after the drop");
+    }
+
     /// Not a timing assert: prints what a sweep of three old days costs
     /// dropped whole, against the same records deleted row by row (made
     /// today, so that no day is wholly older than the cutoff).

@@ -18,7 +18,7 @@
 
 use super::remote::{failed, unreachable};
 use super::Result;
-use deadpool_postgres::Pool;
+use deadpool_postgres::{Object, Pool};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement};
@@ -179,7 +179,8 @@ fn is_missing_partition(error: &tokio_postgres::Error) -> bool {
 
 /// How long a drop may wait for its locks: dropping a partition locks the
 /// whole table, and every statement on it would queue behind a drop waiting
-/// for a long scan. One that waits longer is left to the next sweep.
+/// for a long scan (and a day's changes behind a drop waiting for its day).
+/// One that waits longer is left to the next sweep.
 const DROP_LOCK_TIMEOUT: &str = "1s";
 
 /// A partition of one day.
@@ -236,23 +237,113 @@ pub(super) async fn partitions_before(
         .collect())
 }
 
-/// Drops one partition; false when its locks were not had in time.
-pub(super) async fn drop_partition(pool: Pool, partition: Partition) -> Result<bool> {
-    let mut client = pool.get().await.map_err(unreachable)?;
-    let transaction = client.transaction().await.map_err(failed)?;
-    // The name is one read from pg_catalog that matched `<table>_[0-9]{8}`.
-    let dropped = transaction
-        .batch_execute(&format!(
-            "SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'; DROP TABLE IF EXISTS {}",
-            partition.name
-        ))
-        .await;
-    match dropped {
-        Err(error) if error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => Ok(false),
-        Err(error) => Err(failed(error)),
-        Ok(()) => {
-            transaction.commit().await.map_err(failed)?;
-            Ok(true)
+/// The first key of the advisory locks of days (an arbitrary constant,
+/// apart from `remote::LOCK_CLASS`); the second is the day.
+pub(super) const DAY_LOCK_CLASS: i32 = 0x6461_7973;
+
+/// A transaction that drops partitions. Retention's holds the days it may
+/// drop from before it looks at what it keeps until the drops commit (see
+/// `RemoteKeyspace::lock`, which holds an event's day shared). Dropped
+/// unfinished (a failure in between), it closes its connection: PostgreSQL
+/// rolls back and unlocks, and no connection goes back to the pool inside a
+/// transaction.
+pub(super) struct DayDrop {
+    connection: Option<Object>,
+}
+
+impl DayDrop {
+    /// Begins the transaction.
+    pub async fn begin(pool: Pool) -> Result<DayDrop> {
+        let connection = pool.get().await.map_err(unreachable)?;
+        let drop = DayDrop {
+            connection: Some(connection),
+        };
+        let begin = format!("BEGIN; SET LOCAL lock_timeout = '{DROP_LOCK_TIMEOUT}'");
+        drop.client().batch_execute(&begin).await.map_err(failed)?;
+        Ok(drop)
+    }
+
+    /// Begins it holding `days` (ascending: a change holds one day at a
+    /// time, so no two wait for each other); None when one was not had in
+    /// time.
+    pub async fn lock(pool: Pool, days: Vec<i32>) -> Result<Option<DayDrop>> {
+        let drop = DayDrop::begin(pool).await?;
+        let locked = drop
+            .client()
+            .execute(
+                "SELECT pg_advisory_xact_lock($1, day) FROM unnest($2::integer[]) AS day",
+                &[&DAY_LOCK_CLASS, &days],
+            )
+            .await;
+        match locked {
+            Err(error) if is_lock_timeout(&error) => Ok(None),
+            Err(error) => Err(failed(error)),
+            Ok(_) => Ok(Some(drop)),
         }
     }
+
+    /// Drops `partitions` in order and commits: how many went, and the name
+    /// of the one whose locks were not had in time, if any (those after it
+    /// are left for the next sweep too).
+    pub async fn drop_partitions(
+        mut self,
+        partitions: Vec<Partition>,
+    ) -> Result<(u64, Option<String>)> {
+        let client = self.client();
+        let (mut dropped, mut left) = (0, None);
+        for partition in partitions {
+            // The name is one read from pg_catalog that matched `<table>_[0-9]{8}`.
+            let drop = format!(
+                "SAVEPOINT one_day; DROP TABLE IF EXISTS {}; RELEASE SAVEPOINT one_day",
+                partition.name
+            );
+            match client.batch_execute(&drop).await {
+                Err(error) if is_lock_timeout(&error) => {
+                    let undo = client.batch_execute("ROLLBACK TO SAVEPOINT one_day");
+                    undo.await.map_err(failed)?;
+                    left = Some(partition.name);
+                    break;
+                }
+                Err(error) => return Err(failed(error)),
+                Ok(()) => dropped += 1,
+            }
+        }
+        client.batch_execute("COMMIT").await.map_err(failed)?;
+        // Finished: back to the pool.
+        drop(self.connection.take());
+        Ok((dropped, left))
+    }
+
+    fn client(&self) -> &Object {
+        self.connection
+            .as_ref()
+            .expect("a connection until finished")
+    }
+}
+
+impl Drop for DayDrop {
+    fn drop(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            drop(Object::take(connection));
+        }
+    }
+}
+
+fn is_lock_timeout(error: &tokio_postgres::Error) -> bool {
+    error.code() == Some(&SqlState::LOCK_NOT_AVAILABLE)
+}
+
+/// How many advisory locks sessions wait for (for tests making a change
+/// wait for a drop).
+#[cfg(test)]
+pub(super) async fn advisory_lock_waits(pool: Pool) -> Result<i64> {
+    let client = pool.get().await.map_err(unreachable)?;
+    let row = client
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+            &[],
+        )
+        .await
+        .map_err(failed)?;
+    Ok(row.get(0))
 }

@@ -158,6 +158,13 @@ impl RemoteKeyspace {
     /// and at or before `oldest_kept()` (ms; None: nothing is kept), which is
     /// asked only when some partition is old enough; returns how many went.
     /// Also makes the partitions of the days ahead.
+    ///
+    /// `oldest_kept` is asked with the old days locked: a change to an
+    /// event of one of them (a retry by hand) holds its day shared (see
+    /// `lock`) from before it reads the event until its queue entry is
+    /// written. So the answer counts every retry made before, and every
+    /// retry after waits for the drop and finds no event: none is queued
+    /// into a day being dropped.
     pub fn drop_partitions_before(
         &self,
         before_ms: u64,
@@ -168,15 +175,26 @@ impl RemoteKeyspace {
         if old.is_empty() {
             return Ok(0);
         }
+        let days = old.iter().map(|partition| partition.day).collect();
+        let Some(drop) = self.call(move |pool| partitions::DayDrop::lock(pool, days))? else {
+            tracing::warn!("retention could not lock the days to drop: the next sweep tries again");
+            return Ok(0);
+        };
         let limit = oldest_kept()?.map_or(before_ms, |kept| kept.min(before_ms));
-        self.drop_partitions(old.into_iter().filter(|p| p.day < day_of(limit)))
+        let doomed = old.into_iter().filter(|p| p.day < day_of(limit)).collect();
+        self.drop_partitions(drop, doomed)
     }
 
     /// Drops the journal's partitions of days before `before_day`; returns
     /// how many went.
     pub(super) fn drop_journal_days_before(&self, before_day: i32) -> Result<u64> {
         let old = self.partitions_before(JOURNAL, before_day)?;
-        self.drop_partitions(old.into_iter())
+        if old.is_empty() {
+            return Ok(0);
+        }
+        // Nothing writes into an old day of the journal: no day to lock.
+        let drop = self.call(partitions::DayDrop::begin)?;
+        self.drop_partitions(drop, old)
     }
 
     fn partitions_before(
@@ -187,19 +205,25 @@ impl RemoteKeyspace {
         self.call(move |pool| partitions::partitions_before(pool, table, before_day))
     }
 
-    /// Drops `old`, oldest first; returns how many went. A drop that cannot
-    /// have its locks in time ends the run (the next sweep goes on).
-    fn drop_partitions(&self, old: impl Iterator<Item = partitions::Partition>) -> Result<u64> {
-        let mut dropped = 0;
-        for partition in old {
-            let name = partition.name.clone();
-            if !self.call(move |pool| partitions::drop_partition(pool, partition))? {
-                tracing::warn!(partition = %name, "retention could not lock a partition to drop it: the next sweep tries again");
-                break;
-            }
-            dropped += 1;
+    /// Drops `doomed` (oldest first) in `drop`'s transaction; returns how
+    /// many went. A drop that cannot have its locks in time ends the run
+    /// (the next sweep goes on).
+    fn drop_partitions(
+        &self,
+        drop: partitions::DayDrop,
+        doomed: Vec<partitions::Partition>,
+    ) -> Result<u64> {
+        let (dropped, left) = self.call(move |_| drop.drop_partitions(doomed))?;
+        if let Some(name) = left {
+            tracing::warn!(partition = %name, "retention could not lock a partition to drop it: the next sweep tries again");
         }
         Ok(dropped)
+    }
+
+    /// How many advisory locks sessions wait for (for tests).
+    #[cfg(test)]
+    pub fn advisory_lock_waits(&self) -> Result<i64> {
+        self.call(partitions::advisory_lock_waits)
     }
 
     /// The names of the day partitions of the keyspace, oldest first (for
@@ -241,22 +265,36 @@ impl RemoteKeyspace {
 
     /// Waits until no other holder, on this node or another, holds the
     /// lock named `name`, and holds it until the answer is dropped (a
-    /// session advisory lock on a connection of `locks`).
+    /// session advisory lock on a connection of `locks`). A name that is a
+    /// time-stamped id (an event's) holds its day too, shared: retention
+    /// drops no partition of that day meanwhile (`partitions::DayDrop`).
     pub fn lock(&self, name: &str) -> Result<RemoteLock> {
         let key = lock_key(name);
+        let day = crate::ids::created_ms(name).map(day_of);
         let locks = self.client.locks.clone();
         let connection = self.call(move |_| async move {
             let connection = locks.get().await.map_err(unreachable)?;
-            connection
-                .execute("SELECT pg_advisory_lock($1, $2)", &[&LOCK_CLASS, &key])
-                .await
-                .map_err(failed)?;
+            let locked = match day {
+                Some(day) => {
+                    let sql = "SELECT pg_advisory_lock($1, $2), pg_advisory_lock_shared($3, $4)";
+                    let class = partitions::DAY_LOCK_CLASS;
+                    connection
+                        .execute(sql, &[&LOCK_CLASS, &key, &class, &day])
+                        .await
+                }
+                None => {
+                    let sql = "SELECT pg_advisory_lock($1, $2)";
+                    connection.execute(sql, &[&LOCK_CLASS, &key]).await
+                }
+            };
+            locked.map_err(failed)?;
             Ok(connection)
         })?;
         Ok(RemoteLock {
             keyspace: self.clone(),
             connection: Some(connection),
             key,
+            day,
         })
     }
 
@@ -301,17 +339,30 @@ pub struct RemoteLock {
     keyspace: RemoteKeyspace,
     connection: Option<deadpool_postgres::Object>,
     key: i32,
+    /// The day held shared too, if any.
+    day: Option<i32>,
 }
 
 impl Drop for RemoteLock {
     fn drop(&mut self) {
-        let (Some(connection), key) = (self.connection.take(), self.key) else {
+        let (Some(connection), key, day) = (self.connection.take(), self.key, self.day) else {
             return;
         };
         self.keyspace.runtime().spawn(async move {
-            let unlocked = connection
-                .execute("SELECT pg_advisory_unlock($1, $2)", &[&LOCK_CLASS, &key])
-                .await;
+            let unlocked = match day {
+                Some(day) => {
+                    let sql =
+                        "SELECT pg_advisory_unlock($1, $2), pg_advisory_unlock_shared($3, $4)";
+                    let class = partitions::DAY_LOCK_CLASS;
+                    connection
+                        .execute(sql, &[&LOCK_CLASS, &key, &class, &day])
+                        .await
+                }
+                None => {
+                    let sql = "SELECT pg_advisory_unlock($1, $2)";
+                    connection.execute(sql, &[&LOCK_CLASS, &key]).await
+                }
+            };
             if unlocked.is_err() {
                 // Never back into the pool still locked: closing the
                 // session is what unlocks it then.
