@@ -19,6 +19,7 @@
 use super::remote::{failed, unreachable};
 use super::Result;
 use deadpool_postgres::{Object, Pool};
+use std::ops::Bound;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement};
@@ -144,6 +145,61 @@ pub(super) fn table_of(name: &str) -> &'static Table {
         true => &TIMED,
         false => &PLAIN,
     }
+}
+
+/// The days of the stamped keys that can lie between `lower` and `upper`
+/// (first, last), as `hookgate_key_day` counts them; None when the bounds
+/// do not tell. Both bounds must start with the same `xxx_`: every key
+/// between them does too, and the 16 hex digits after it order as their
+/// stamps do (see `stamp_day`).
+pub(super) fn days_between(lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>) -> Option<(i32, i32)> {
+    let (Bound::Included(lower) | Bound::Excluded(lower)) = lower else {
+        return None;
+    };
+    let (Bound::Included(upper) | Bound::Excluded(upper)) = upper else {
+        return None;
+    };
+    let prefix = lower.get(..4).filter(|prefix| prefix[3] == b'_')?;
+    if upper.get(..4) != Some(prefix) {
+        return None;
+    }
+    Some((stamp_day(lower, Way::Above)?, stamp_day(upper, Way::Below)?))
+}
+
+/// Which side of a bound the keys lie.
+#[derive(Clone, Copy, PartialEq)]
+enum Way {
+    Above,
+    Below,
+}
+
+/// The day of the smallest (`Above` a lower bound) or largest (`Below` an
+/// upper one) stamp a key beside `bound` can have. The digits after the
+/// first that is not a lowercase hex digit (a prefix scan's upper bound
+/// ends in one past `9` or `f`) are free: `0` above, `f` below; that digit
+/// becomes the nearest hex digit on the keys' side of it.
+fn stamp_day(bound: &[u8], way: Way) -> Option<i32> {
+    let mut digits: Vec<u8> = bound[4..].iter().take(16).copied().collect();
+    let free = digits
+        .iter()
+        .position(|digit| !digit.is_ascii_hexdigit() || digit.is_ascii_uppercase());
+    if let Some(at) = free {
+        digits[at] = match (way, digits[at]) {
+            (Way::Above, ..b'0') => b'0',
+            (Way::Above, b':'..=b'`') => b'a',
+            (Way::Below, b':'..=b'`') => b'9',
+            (Way::Below, b'g'..) => b'f',
+            _ => return None,
+        };
+        digits.truncate(at + 1);
+    }
+    digits.resize(16, if way == Way::Above { b'0' } else { b'f' });
+    let stamp = u64::from_str_radix(std::str::from_utf8(&digits).ok()?, 16).ok()?;
+    // Stamps past i64 (a first digit past 7) have no day: `hookgate_key_day` says -1.
+    if stamp >> 63 != 0 {
+        return None;
+    }
+    i32::try_from((stamp >> 16) / DAY_MS).ok()
 }
 
 /// Makes the `keyspace_timed` partition of key `$1`'s day.
@@ -346,4 +402,35 @@ pub(super) async fn advisory_lock_waits(pool: Pool) -> Result<i64> {
         .await
         .map_err(failed)?;
     Ok(row.get(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The stamp digits of 2026-12-02T00:00:00.000Z, and that day.
+    const STAMP: &str = "01a2340d0c000000";
+    const DAY: i32 = 20_789;
+
+    fn bound(key: &str) -> Bound<Vec<u8>> {
+        Bound::Included(key.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn the_days_between_two_bounds_come_from_their_stamps_or_nothing() {
+        let stamp = STAMP;
+        let day_of = |key: &str| days_between(&bound(key), &bound(key)).map(|days| days.0);
+        assert_eq!(day_of(&format!("evt_{stamp}")), Some(DAY));
+        // A prefix scan's upper bound: past `9` and past `f`.
+        let past = |digit: char| format!("evt_{}{digit}", &stamp[..15]);
+        let lower = bound(&format!("evt_{stamp}"));
+        assert_eq!(days_between(&lower, &bound(&past(':'))), Some((DAY, DAY)));
+        assert_eq!(days_between(&lower, &bound(&past('g'))), Some((DAY, DAY)));
+        // Different prefixes, no prefix, an open end, a stamp without a day.
+        let other = bound(&format!("req_{stamp}"));
+        assert_eq!(days_between(&lower, &other), None);
+        assert_eq!(days_between(&bound("evt"), &bound("evt")), None);
+        assert_eq!(days_between(&lower, &Bound::Unbounded), None);
+        assert_eq!(day_of("evt_f000000000000000"), None);
+    }
 }

@@ -433,7 +433,7 @@ pub struct RemoteTree {
 
 /// Which way a page of a range is read.
 #[derive(Clone, Copy)]
-enum Way {
+pub(super) enum Way {
     Forward,
     Backward,
 }
@@ -543,7 +543,12 @@ impl RemoteTree {
         way: Way,
         limit: i64,
     ) -> Result<Vec<(IVec, IVec)>> {
-        let sql = page_sql(self.table.name, lower, upper, way);
+        // A timed table's page reads only the partitions of the bounds' days
+        // (and keys without a time), where the bounds tell.
+        let days = (self.table.timed)
+            .then(|| partitions::days_between(lower, upper))
+            .flatten();
+        let sql = page_sql(self.table.name, lower, upper, days.is_some(), way);
         let bounds: Vec<Vec<u8>> = [lower, upper]
             .into_iter()
             .filter_map(|bound| match bound {
@@ -557,6 +562,9 @@ impl RemoteTree {
             let statement = client.prepare_cached(&sql).await.map_err(failed)?;
             let mut params: Vec<&(dyn ToSql + Sync)> = vec![&name];
             params.extend(bounds.iter().map(|arg| arg as &(dyn ToSql + Sync)));
+            if let Some((first, last)) = &days {
+                params.extend([first as &(dyn ToSql + Sync), last]);
+            }
             params.push(&limit);
             client.query(&statement, &params).await.map_err(failed)
         })?;
@@ -576,8 +584,15 @@ fn refused(current: Option<IVec>, proposed: Option<IVec>) -> Swapped {
 }
 
 /// The query for one page of a range: its bounds become `$2`, `$3` (those
-/// that bound anything), the limit the last parameter.
-fn page_sql(table: &str, lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>, way: Way) -> String {
+/// that bound anything), then the first and last day when `by_day`, the
+/// limit the last parameter.
+pub(super) fn page_sql(
+    table: &str,
+    lower: &Bound<Vec<u8>>,
+    upper: &Bound<Vec<u8>>,
+    by_day: bool,
+    way: Way,
+) -> String {
     let mut sql = format!("SELECT key, value FROM {table} WHERE tree = $1");
     let mut next = 2;
     for (bound, included, excluded) in [(lower, ">=", ">"), (upper, "<=", "<")] {
@@ -588,6 +603,14 @@ fn page_sql(table: &str, lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>, way: Wa
         };
         sql.push_str(&format!(" AND key {op} ${next}"));
         next += 1;
+    }
+    if by_day {
+        // Keys without a time (day -1) may lie between any bounds.
+        let (first, last) = (next, next + 1);
+        sql.push_str(&format!(
+            " AND (day < 0 OR day BETWEEN ${first} AND ${last})"
+        ));
+        next += 2;
     }
     let order = match way {
         Way::Forward => "ASC",
