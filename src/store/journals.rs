@@ -4,7 +4,8 @@
 //! loses nothing it acknowledged). One `match` per call, as for the trees.
 //!
 //! A file journal's unit of retention is a segment, a remote one's a day:
-//! both are the `segment` of a `Location`, deleted oldest first.
+//! both are the `segment` of a `Location`, deleted oldest first. A day is
+//! one partition of every node's records: it goes for all of them at once.
 
 use super::journal::{Journal, Location};
 use super::keyspace::RemoteJournal;
@@ -104,6 +105,20 @@ impl RequestJournal {
         }
     }
 
+    /// The first unit of retention that may hold a record past
+    /// `routed_through` (a router's watermark), or the one being written:
+    /// those before it hold only records routed. A remote journal's
+    /// watermark day may hold nothing past it: a node that left routed
+    /// through its last record keeps no day of its own.
+    pub fn unrouted_from(&self, routed_through: Location) -> Result<u32> {
+        match self {
+            RequestJournal::File(journal) => {
+                Ok(routed_through.segment.min(journal.segment_range().end - 1))
+            }
+            RequestJournal::Remote(journal) => journal.first_day_after(routed_through.offset),
+        }
+    }
+
     /// Calls `visit` with every record of `segment`, in commit order.
     pub fn each_in<E: From<io::Error> + From<StoreError>>(
         &self,
@@ -116,11 +131,19 @@ impl RequestJournal {
         }
     }
 
-    /// Deletes the oldest `segment`, none of whose records is kept.
-    pub fn remove_oldest(&self, segment: u32) -> Result<()> {
+    /// Deletes the units of retention before `segment`, none of whose
+    /// records is kept (in a cluster: those of every node); returns how
+    /// many went.
+    pub fn remove_before(&self, segment: u32) -> Result<u64> {
         match self {
-            RequestJournal::File(journal) => Ok(journal.remove_oldest(segment)?),
-            RequestJournal::Remote(journal) => journal.remove_day(segment),
+            RequestJournal::File(journal) => {
+                let oldest = journal.segment_range().start;
+                for old in oldest..segment {
+                    journal.remove_oldest(old)?;
+                }
+                Ok(u64::from(segment.saturating_sub(oldest)))
+            }
+            RequestJournal::Remote(journal) => journal.drop_days_before(segment),
         }
     }
 }

@@ -627,11 +627,18 @@ impl Store {
     /// Runs `f` with request `id` held: routing a request again by hand holds
     /// it, so a retention sweep (which takes it too) never forgets a request
     /// while new events are made for it. Events may change meanwhile (their
-    /// own stripes are taken after this one).
-    pub fn holding<T>(&self, id: &str, f: impl FnOnce() -> T) -> T {
+    /// own stripes are taken after this one). In a cluster it holds the
+    /// request for every node, and its day (see `RemoteKeyspace::lock`):
+    /// retention drops no day while events are being made in it.
+    pub fn holding<T, E: From<StoreError>>(
+        &self,
+        id: &str,
+        f: impl FnOnce() -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E> {
         let _held = self.parent_updates[stripe_of(id)]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
+        let _cluster = self.db.cluster_lock(id)?;
         f()
     }
 

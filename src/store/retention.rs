@@ -324,46 +324,53 @@ impl Store {
     }
 
     /// Deletes journal segments, oldest first, up to the first that still
-    /// holds a request the store keeps (or the one being written), in every
-    /// node's journal (one, but in a cluster).
+    /// holds a request the store keeps (or the one being written). In a
+    /// cluster the leader sweeps for every node: a day (a partition of every
+    /// node's records) goes once none of them keeps it, so a silent node's
+    /// tail past its watermark stays for the leader to route.
     fn sweep_journal(&self, cutoff_ms: u64, stop: &AtomicBool, swept: &mut Swept) -> Result<()> {
+        let mut keep_from = u32::MAX;
         for journal in self.journal.every_node()? {
-            self.sweep_journal_of(&journal, cutoff_ms, stop, swept)?;
+            keep_from = keep_from.min(self.first_kept_segment(&journal, cutoff_ms, stop)?);
+        }
+        if keep_from != u32::MAX {
+            swept.journal_segments += self.journal.remove_before(keep_from)?;
         }
         Ok(())
     }
 
-    fn sweep_journal_of(
+    /// The first segment of `journal` to keep: the first holding a request
+    /// the store keeps, or one that may hold a record past its router's
+    /// watermark (not indexed yet, or a silent node's tail that the leader
+    /// is still to route), or the one being written.
+    fn first_kept_segment(
         &self,
         journal: &RequestJournal,
         cutoff_ms: u64,
         stop: &AtomicBool,
-        swept: &mut Swept,
-    ) -> Result<()> {
-        // Past the router's watermark, records may not be indexed yet.
+    ) -> Result<u32> {
+        let segments = journal.segment_range()?;
         let Some(routed_through) = self.routed_through_of(journal.node())? else {
-            return Ok(());
+            return Ok(segments.start);
         };
         // What this sweep forgot reaches the disk first: a crash must not
         // bring back records that point into deleted segments (nor a
         // watermark older than the one read above).
         self.db.flush()?;
-        let segments = journal.segment_range()?;
-        for segment in segments.start..routed_through.segment.min(segments.end - 1) {
+        let routed = journal.unrouted_from(routed_through)?;
+        for segment in segments.start..routed {
             if stop.load(Ordering::Relaxed) {
-                break;
+                return Ok(segment);
             }
             if let Some(request_id) = self.kept_request_in(journal, segment)? {
                 if created_ms(&request_id).is_some_and(|ms| ms < cutoff_ms) {
                     // Every later segment waits for it: say which request.
                     tracing::warn!(segment, request = %request_id, "a request older than the retention period is not done (an event still to deliver): the journal keeps this segment and every later one until it is");
                 }
-                break;
+                return Ok(segment);
             }
-            journal.remove_oldest(segment)?;
-            swept.journal_segments += 1;
         }
-        Ok(())
+        Ok(routed.max(segments.start))
     }
 
     /// The first request in `segment` the store still keeps, if any.
@@ -745,42 +752,85 @@ mod tests {
         assert_eq!(claim(&retrying), Some(retrying.id.clone()));
     }
 
-    /// In a cluster the leader's sweep deletes another node's journal days
-    /// behind that node's watermark once nothing in them is kept.
+    /// In a cluster the leader's sweep drops the journal's old days, every
+    /// node's records of them, as whole partitions, but only once every node
+    /// is past them: a silent node's record past its watermark keeps its day
+    /// and every later one until the leader has routed it.
     #[tokio::test(flavor = "multi_thread")]
-    async fn the_leaders_sweep_deletes_old_days_of_every_nodes_journal() {
+    async fn the_leaders_sweep_drops_old_journal_days_once_every_node_is_past_them() {
         use crate::store::{keyspace::test_server, Backend};
         let settings = test_server::database();
         let backend = Backend::Postgres(Box::new(settings.clone()));
         let node = || crate::store::temp_node(&backend);
-        let ((_a_dir, leader), (_b_dir, b)) = (node(), node());
-        let (_, old) = routed_request(&b);
-        let (_, new) = routed_request(&b);
-        // Journaled two days ago, as far as retention can tell.
+        let ((_a_dir, leader), (_b_dir, b), (_c_dir, silent)) = (node(), node(), node());
+        let (_, three_days_ago) = routed_request(&b);
+        let (_, two_days_ago) = routed_request(&b);
+        let (_, today) = routed_request(&b);
+        // The silent node routed its first request, not its second.
+        let (_, routed) = routed_request(&silent);
+        let (_, unrouted) = journaled_request(&silent);
+        // Journaled days ago, as far as retention can tell.
         let client = test_server::client(&settings.config).await;
-        let (node_b, seq) = (b.node_id().unwrap(), old.offset as i64);
-        client
-            .execute(
-                "UPDATE journal SET day = day - 2 WHERE node = $1 AND seq = $2",
-                &[&node_b, &seq],
-            )
-            .await
-            .unwrap();
+        let back = |(journal, location): (&Store, Location), days: u32| {
+            let (node, seq) = (
+                journal.node_id().unwrap().to_string(),
+                location.offset as i64,
+            );
+            let day = (location.segment - days) as i32;
+            let client = &client;
+            async move {
+                client
+                    .execute("SELECT hookgate_day_partition('journal', $1)", &[&day])
+                    .await
+                    .unwrap();
+                client
+                    .execute(
+                        "UPDATE journal SET day = $3 WHERE node = $1 AND seq = $2",
+                        &[&node, &seq, &day],
+                    )
+                    .await
+                    .unwrap();
+                Location {
+                    segment: day as u32,
+                    ..location
+                }
+            }
+        };
+        back((&b, three_days_ago), 3).await;
+        back((&b, two_days_ago), 2).await;
+        back((&silent, routed), 3).await;
+        let unrouted = back((&silent, unrouted), 3).await;
+        let old_days = [3, 2].map(|days| journal_partition_of(days_ago(days)));
+        let journal_partitions = || remote(&leader).journal_partitions().unwrap();
+        assert!(old_days
+            .iter()
+            .all(|day| journal_partitions().contains(day)));
 
         let swept = sweep_everything(&leader);
         assert_eq!(
-            swept.journal_segments, 2,
-            "the old day and the empty one after it"
+            swept.journal_segments, 0,
+            "the silent node's tail keeps them"
         );
-        let old = Location {
-            segment: old.segment - 2,
-            ..old
-        };
-        assert!(b.journal.read(old).is_err(), "deleted");
+        assert!(old_days
+            .iter()
+            .all(|day| journal_partitions().contains(day)));
+        assert!(silent.journal.read(unrouted).is_ok());
+
+        // The leader routes the silent node's tail (and moves its watermark).
+        let silent_id = silent.node_id().unwrap().to_string();
+        let routed_tail = leader.each_unrouted_journaled_of(&silent_id, |_| Ok(()));
+        assert_eq!(routed_tail.unwrap(), 1);
+        let swept = sweep_everything(&leader);
+        assert_eq!(swept.journal_segments, 2, "two days, of both nodes");
+        assert!(old_days
+            .iter()
+            .all(|day| !journal_partitions().contains(day)));
+        assert!(silent.journal.read(unrouted).is_err(), "dropped");
         assert!(
-            b.journal.read(new).is_ok(),
+            b.journal.read(today).is_ok(),
             "today's is being written: kept"
         );
+        assert!(journal_partitions().contains(&journal_partition_of(days_ago(0))));
     }
 
     #[test]
@@ -856,8 +906,17 @@ mod tests {
 
     /// The name of the partition of the day holding `ms`.
     fn partition_of(ms: u64) -> String {
-        let date = crate::ids::iso8601(ms)[..10].replace('-', "");
-        format!("keyspace_timed_{date}")
+        format!("keyspace_timed_{}", date_of(ms))
+    }
+
+    /// The name of the journal's partition of the day holding `ms`.
+    fn journal_partition_of(ms: u64) -> String {
+        format!("journal_{}", date_of(ms))
+    }
+
+    /// YYYYMMDD.
+    fn date_of(ms: u64) -> String {
+        crate::ids::iso8601(ms)[..10].replace('-', "")
     }
 
     fn every(limit: usize) -> PageRequest {
@@ -957,6 +1016,63 @@ mod tests {
         assert_eq!(listed(&store).0, [waiting]);
         assert_eq!(store.request(&done).unwrap(), None);
         assert_eq!(old_partitions(&store), before);
+    }
+
+    /// Drops the days before today with `change` made in the race's window:
+    /// once the sweep has looked at what it keeps (nothing), before the
+    /// drop. Returns how many days went, and what the change answered.
+    fn change_racing_the_drop<T: Send>(
+        store: &Store,
+        change: impl FnOnce() -> T + Send,
+    ) -> (u64, T) {
+        let remote = remote(store);
+        std::thread::scope(|scope| {
+            let mut changing = None;
+            let dropped = remote.drop_partitions_before(days_ago(0), || {
+                let kept = store.oldest_kept_ms();
+                assert_eq!(kept.as_ref().ok(), Some(&None), "done: nothing kept");
+                let change = scope.spawn(change);
+                // Until the change is made, or waits for the day's lock.
+                while !change.is_finished() && remote.advisory_lock_waits().unwrap() == 0 {
+                    std::thread::yield_now();
+                }
+                changing = Some(change);
+                kept
+            });
+            (dropped.unwrap(), changing.unwrap().join().unwrap())
+        })
+    }
+
+    /// A retry by hand racing the drop of its event's day waits for the
+    /// drop and finds no event (the API answers 404) instead of being
+    /// queued into a day that goes.
+    #[test]
+    fn a_retry_by_hand_racing_the_drop_of_its_day_waits_and_finds_no_event() {
+        let (_dir, store) = temp_store_on(TestBackend::Postgres);
+        let (_, done) = done_request_at(&store, days_ago(3) + HOUR_MS);
+
+        let (dropped, retried) =
+            change_racing_the_drop(&store, || store.retry_by_hand(&done.id, now_ms()));
+
+        assert_eq!(dropped, 1);
+        assert_eq!(retried.unwrap(), None, "the retry came after the drop");
+        assert_eq!(store.event(&done.id).unwrap(), None);
+        assert_eq!(store.oldest_kept_ms().unwrap(), None, "nothing queued");
+    }
+
+    /// A request routed again by hand (held, as the API holds it) racing the
+    /// drop of its day waits for the drop too and finds no request.
+    #[test]
+    fn a_request_routed_again_racing_the_drop_of_its_day_finds_no_request() {
+        let (_dir, store) = temp_store_on(TestBackend::Postgres);
+        let (request, _) = done_request_at(&store, days_ago(3) + HOUR_MS);
+
+        let (dropped, found) = change_racing_the_drop(&store, || {
+            store.holding(&request, || store.request(&request))
+        });
+
+        assert_eq!(dropped, 1);
+        assert_eq!(found.unwrap(), None, "held after the drop");
     }
 
     /// Not a timing assert: prints what a sweep of three old days costs

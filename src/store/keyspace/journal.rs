@@ -6,15 +6,18 @@
 //!
 //! A record's `Location` is `(day, seq, len)`: `seq` numbers one node's
 //! records in commit order (the router's watermark compares them), `day`
-//! is when it was journaled, the unit retention deletes (a file journal's
-//! segment).
+//! is when it was journaled, the unit retention drops (a file journal's
+//! segment): the table has one partition per day (`partitions`), shared by
+//! every node, so a day goes once every node is done with it.
 
+use super::partitions::{query_making_partition, MAKE_JOURNAL_PARTITION};
 use super::remote::{failed, unreachable, RemoteKeyspace};
 use super::{Result, StoreError};
 use crate::store::journal::Location;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio_postgres::types::ToSql;
 
 /// Writes a batch: takes the node's next `seq` numbers and inserts one row
 /// per record, in one statement. Returns the last number taken.
@@ -81,9 +84,11 @@ impl RemoteJournal {
         let last: i64 = self.keyspace.call(move |pool| async move {
             let client = pool.get().await.map_err(unreachable)?;
             let statement = client.prepare_cached(APPEND).await.map_err(failed)?;
-            let row =
-                (client.query_one(&statement, &[&node, &day, &rows]).await).map_err(failed)?;
-            Ok(row.get(0))
+            let make = Some((MAKE_JOURNAL_PARTITION, &day as _));
+            let params: [&(dyn ToSql + Sync); 3] = [&node, &day, &rows];
+            let taken = query_making_partition(&client, &statement, &params, make).await?;
+            let last = taken.first().map(|row| row.get(0));
+            last.ok_or_else(|| StoreError::Unavailable("the journal took no seq".into()))
         })?;
         let first = last as u64 + 1 - lens.len() as u64;
         Ok((first..)
@@ -107,13 +112,13 @@ impl RemoteJournal {
     /// The record at `location`.
     pub fn read(&self, location: Location) -> Result<Vec<u8>> {
         let node = self.node.to_string();
-        let seq = location.offset as i64;
+        let (seq, day) = (location.offset as i64, location.segment as i32);
         let record: Option<Vec<u8>> = self.keyspace.call(move |pool| async move {
             let client = pool.get().await.map_err(unreachable)?;
             let row = client
                 .query_opt(
-                    "SELECT record FROM journal WHERE node = $1 AND seq = $2",
-                    &[&node, &seq],
+                    "SELECT record FROM journal WHERE node = $1 AND seq = $2 AND day = $3",
+                    &[&node, &seq, &day],
                 )
                 .await
                 .map_err(failed)?;
@@ -151,6 +156,25 @@ impl RemoteJournal {
         let today = today() as u32;
         let oldest = oldest.map_or(today, |day| day as u32);
         Ok(oldest..newest.map_or(today, |day| day as u32) + 1)
+    }
+
+    /// The day of this node's first record past `seq`, or today's (being
+    /// written) when there is none.
+    pub fn first_day_after(&self, seq: u64) -> Result<u32> {
+        let node = self.node.to_string();
+        let seq = seq as i64;
+        let day: Option<i32> = self.keyspace.call(move |pool| async move {
+            let client = pool.get().await.map_err(unreachable)?;
+            let row = client
+                .query_opt(
+                    "SELECT day FROM journal WHERE node = $1 AND seq > $2 ORDER BY seq LIMIT 1",
+                    &[&node, &seq],
+                )
+                .await
+                .map_err(failed)?;
+            Ok(row.map(|row| row.get(0)))
+        })?;
+        Ok(day.map_or(today(), |day| day.min(today())) as u32)
     }
 
     /// Calls `visit` with the records of `day`, in commit order.
@@ -199,21 +223,11 @@ impl RemoteJournal {
         })
     }
 
-    /// Deletes this node's records of `day` (retention: none is kept).
-    pub fn remove_day(&self, day: u32) -> Result<()> {
-        let node = self.node.to_string();
-        let day = day as i32;
-        self.keyspace.call(move |pool| async move {
-            let client = pool.get().await.map_err(unreachable)?;
-            client
-                .execute(
-                    "DELETE FROM journal WHERE node = $1 AND day = $2",
-                    &[&node, &day],
-                )
-                .await
-                .map_err(failed)?;
-            Ok(())
-        })
+    /// Drops the days before `day`, every node's records of them (retention:
+    /// none is kept); returns how many days went.
+    pub fn drop_days_before(&self, day: u32) -> Result<u64> {
+        self.keyspace
+            .drop_journal_days_before(i32::try_from(day).unwrap_or(i32::MAX))
     }
 
     /// The journals of every node that journaled, this one's included.

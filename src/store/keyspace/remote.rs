@@ -8,7 +8,7 @@
 //! thread is inside another runtime. A database that cannot be reached (or
 //! does not answer within the statement timeout) is `StoreError::Unavailable`.
 
-use super::partitions::{self, key_lock, Table, DAY_MS};
+use super::partitions::{self, key_lock, Partitioned, Table, DAY_MS, JOURNAL, KEYSPACE_TIMED};
 use super::{Result, StoreError, Swapped};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use sled::{CompareAndSwapError, IVec};
@@ -35,6 +35,10 @@ pub(super) const MIGRATIONS: &[(i32, &str)] = &[
         include_str!("../../../migrations/0005_signing_secret.sql"),
     ),
     (6, include_str!("../../../migrations/0006_bulk_retries.sql")),
+    (
+        7,
+        include_str!("../../../migrations/0007_journal_partitions.sql"),
+    ),
     (
         8,
         include_str!("../../../migrations/0008_queue_announced.sql"),
@@ -172,36 +176,91 @@ impl RemoteKeyspace {
     /// Drops the partitions of the days that end at or before `before_ms`
     /// and at or before `oldest_kept()` (ms; None: nothing is kept), which is
     /// asked only when some partition is old enough; returns how many went.
-    /// Also makes the partitions of the days ahead. A drop that cannot have
-    /// its locks at once ends the run (the next one goes on).
+    /// Also makes the partitions of the days ahead.
+    ///
+    /// `oldest_kept` is asked with the old days locked: a change to an
+    /// event of one of them (a retry by hand) holds its day shared (see
+    /// `lock`) from before it reads the event until its queue entry is
+    /// written. So the answer counts every retry made before, and every
+    /// retry after waits for the drop and finds no event: none is queued
+    /// into a day being dropped.
     pub fn drop_partitions_before(
         &self,
         before_ms: u64,
         oldest_kept: impl FnOnce() -> Result<Option<u64>>,
     ) -> Result<u64> {
         self.call(partitions::make_ahead)?;
-        let old = self.call(move |pool| partitions::partitions_before(pool, day_of(before_ms)))?;
+        let old = self.partitions_before(KEYSPACE_TIMED, day_of(before_ms))?;
         if old.is_empty() {
             return Ok(0);
         }
+        let days = old.iter().map(|partition| partition.day).collect();
+        let Some(drop) = self.call(move |pool| partitions::DayDrop::lock(pool, days))? else {
+            tracing::warn!("retention could not lock the days to drop: the next sweep tries again");
+            return Ok(0);
+        };
         let limit = oldest_kept()?.map_or(before_ms, |kept| kept.min(before_ms));
-        let mut dropped = 0;
-        for partition in old.into_iter().filter(|p| p.day < day_of(limit)) {
-            let name = partition.name.clone();
-            if !self.call(move |pool| partitions::drop_partition(pool, partition))? {
-                tracing::warn!(partition = %name, "retention could not lock a partition to drop it: the next sweep tries again");
-                break;
-            }
-            dropped += 1;
+        let doomed = old.into_iter().filter(|p| p.day < day_of(limit)).collect();
+        self.drop_partitions(drop, doomed)
+    }
+
+    /// Drops the journal's partitions of days before `before_day`; returns
+    /// how many went.
+    pub(super) fn drop_journal_days_before(&self, before_day: i32) -> Result<u64> {
+        let old = self.partitions_before(JOURNAL, before_day)?;
+        if old.is_empty() {
+            return Ok(0);
+        }
+        // Nothing writes into an old day of the journal: no day to lock.
+        let drop = self.call(partitions::DayDrop::begin)?;
+        self.drop_partitions(drop, old)
+    }
+
+    fn partitions_before(
+        &self,
+        table: Partitioned,
+        before_day: i32,
+    ) -> Result<Vec<partitions::Partition>> {
+        self.call(move |pool| partitions::partitions_before(pool, table, before_day))
+    }
+
+    /// Drops `doomed` (oldest first) in `drop`'s transaction; returns how
+    /// many went. A drop that cannot have its locks in time ends the run
+    /// (the next sweep goes on).
+    fn drop_partitions(
+        &self,
+        drop: partitions::DayDrop,
+        doomed: Vec<partitions::Partition>,
+    ) -> Result<u64> {
+        let (dropped, left) = self.call(move |_| drop.drop_partitions(doomed))?;
+        if let Some(name) = left {
+            tracing::warn!(partition = %name, "retention could not lock a partition to drop it: the next sweep tries again");
         }
         Ok(dropped)
     }
 
-    /// The names of the day partitions, oldest first (for tests: what
-    /// pg_catalog lists).
+    /// How many advisory locks sessions wait for (for tests).
+    #[cfg(test)]
+    pub fn advisory_lock_waits(&self) -> Result<i64> {
+        self.call(partitions::advisory_lock_waits)
+    }
+
+    /// The names of the day partitions of the keyspace, oldest first (for
+    /// tests: what pg_catalog lists).
     #[cfg(test)]
     pub fn time_partitions(&self) -> Result<Vec<String>> {
-        let all = self.call(|pool| partitions::partitions_before(pool, i32::MAX))?;
+        self.partition_names(KEYSPACE_TIMED)
+    }
+
+    /// Those of the journal.
+    #[cfg(test)]
+    pub fn journal_partitions(&self) -> Result<Vec<String>> {
+        self.partition_names(JOURNAL)
+    }
+
+    #[cfg(test)]
+    fn partition_names(&self, table: Partitioned) -> Result<Vec<String>> {
+        let all = self.partitions_before(table, i32::MAX)?;
         Ok(all.into_iter().map(|partition| partition.name).collect())
     }
 
@@ -225,23 +284,29 @@ impl RemoteKeyspace {
 
     /// Waits until no other holder, on this node or another, holds the
     /// lock named `name`, and holds it until the answer is dropped (a
-    /// session advisory lock on a connection of `locks`).
+    /// session advisory lock on a connection of `locks`). A name that is a
+    /// time-stamped id (an event's) holds its day too, shared: retention
+    /// drops no partition of that day meanwhile (`partitions::DayDrop`).
     pub fn lock(&self, name: &str) -> Result<RemoteLock> {
         #[cfg(test)]
         self.client
             .locks_taken
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let day = crate::ids::created_ms(name).map(day_of);
         let name = name.as_bytes().to_vec();
         let locks = self.client.locks.clone();
         let (connection, name) = self.call(move |_| async move {
             let connection = locks.get().await.map_err(unreachable)?;
-            connection.execute(LOCK, &[&name]).await.map_err(failed)?;
+            lock_statement(&connection, LOCK, &name, day)
+                .await
+                .map_err(failed)?;
             Ok((connection, name))
         })?;
         Ok(RemoteLock {
             keyspace: self.clone(),
             connection: Some(connection),
             name,
+            day,
         })
     }
 
@@ -281,25 +346,61 @@ impl RemoteKeyspace {
     }
 }
 
-/// `RemoteKeyspace::lock`'s statements; `$1` is the name.
-const LOCK: &str = concat!("SELECT pg_advisory_lock(", key_lock!("$1"), ")");
-const UNLOCK: &str = concat!("SELECT pg_advisory_unlock(", key_lock!("$1"), ")");
+/// `RemoteKeyspace::lock`'s statements, for a name alone and for a name and
+/// its day: `$1` is the name, `$2` the days' lock class and `$3` the day.
+const LOCK: [&str; 2] = [
+    concat!("SELECT pg_advisory_lock(", key_lock!("$1"), ")"),
+    concat!(
+        "SELECT pg_advisory_lock(",
+        key_lock!("$1"),
+        "), pg_advisory_lock_shared($2, $3)"
+    ),
+];
+const UNLOCK: [&str; 2] = [
+    concat!("SELECT pg_advisory_unlock(", key_lock!("$1"), ")"),
+    concat!(
+        "SELECT pg_advisory_unlock(",
+        key_lock!("$1"),
+        "), pg_advisory_unlock_shared($2, $3)"
+    ),
+];
+
+/// Runs `statements` (`LOCK` or `UNLOCK`) for `name`, and its `day` if any.
+async fn lock_statement(
+    connection: &deadpool_postgres::Object,
+    [alone, with_day]: [&str; 2],
+    name: &[u8],
+    day: Option<i32>,
+) -> std::result::Result<u64, tokio_postgres::Error> {
+    match day {
+        None => connection.execute(alone, &[&name]).await,
+        Some(day) => {
+            let class = partitions::DAY_LOCK_CLASS;
+            connection.execute(with_day, &[&name, &class, &day]).await
+        }
+    }
+}
 
 /// A held `RemoteKeyspace::lock`; dropping it unlocks without waiting.
 pub struct RemoteLock {
     keyspace: RemoteKeyspace,
     connection: Option<deadpool_postgres::Object>,
     name: Vec<u8>,
+    /// The day held shared too, if any.
+    day: Option<i32>,
 }
 
 impl Drop for RemoteLock {
     fn drop(&mut self) {
-        let (Some(connection), name) = (self.connection.take(), std::mem::take(&mut self.name))
-        else {
+        let (Some(connection), name, day) = (
+            self.connection.take(),
+            std::mem::take(&mut self.name),
+            self.day,
+        ) else {
             return;
         };
         self.keyspace.runtime().spawn(async move {
-            let unlocked = connection.execute(UNLOCK, &[&name]).await;
+            let unlocked = lock_statement(&connection, UNLOCK, &name, day).await;
             if unlocked.is_err() {
                 // Never back into the pool still locked: closing the
                 // session is what unlocks it then.
@@ -397,7 +498,7 @@ pub struct RemoteTree {
 
 /// Which way a page of a range is read.
 #[derive(Clone, Copy)]
-enum Way {
+pub(super) enum Way {
     Forward,
     Backward,
 }
@@ -414,17 +515,11 @@ impl RemoteTree {
             let statement = client.prepare_cached(sql).await.map_err(failed)?;
             let mut params: Vec<&(dyn ToSql + Sync)> = vec![&name];
             params.extend(args.iter().map(|arg| arg as &(dyn ToSql + Sync)));
-            match client.query(&statement, &params).await {
-                Err(error) if timed && partitions::is_missing_partition(&error) => {
-                    let key = args.first().ok_or_else(|| failed(error))?;
-                    client
-                        .execute(partitions::MAKE_PARTITION, &[key])
-                        .await
-                        .map_err(failed)?;
-                    client.query(&statement, &params).await.map_err(failed)
-                }
-                rows => rows.map_err(failed),
-            }
+            // A timed tree's key names the day of its partition.
+            let make = (args.first())
+                .filter(|_| timed)
+                .map(|key| (partitions::MAKE_KEY_PARTITION, key as &(dyn ToSql + Sync)));
+            partitions::query_making_partition(&client, &statement, &params, make).await
         })
     }
 
@@ -520,7 +615,12 @@ impl RemoteTree {
         way: Way,
         limit: i64,
     ) -> Result<Vec<(IVec, IVec)>> {
-        let sql = page_sql(self.table.name, lower, upper, way);
+        // A timed table's page reads only the partitions of the bounds' days
+        // (and keys without a time), where the bounds tell.
+        let days = (self.table.timed)
+            .then(|| partitions::days_between(lower, upper))
+            .flatten();
+        let sql = page_sql(self.table.name, lower, upper, days.is_some(), way);
         let bounds: Vec<Vec<u8>> = [lower, upper]
             .into_iter()
             .filter_map(|bound| match bound {
@@ -534,6 +634,9 @@ impl RemoteTree {
             let statement = client.prepare_cached(&sql).await.map_err(failed)?;
             let mut params: Vec<&(dyn ToSql + Sync)> = vec![&name];
             params.extend(bounds.iter().map(|arg| arg as &(dyn ToSql + Sync)));
+            if let Some((first, last)) = &days {
+                params.extend([first as &(dyn ToSql + Sync), last]);
+            }
             params.push(&limit);
             client.query(&statement, &params).await.map_err(failed)
         })?;
@@ -553,8 +656,15 @@ fn refused(current: Option<IVec>, proposed: Option<IVec>) -> Swapped {
 }
 
 /// The query for one page of a range: its bounds become `$2`, `$3` (those
-/// that bound anything), the limit the last parameter.
-fn page_sql(table: &str, lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>, way: Way) -> String {
+/// that bound anything), then the first and last day when `by_day`, the
+/// limit the last parameter.
+pub(super) fn page_sql(
+    table: &str,
+    lower: &Bound<Vec<u8>>,
+    upper: &Bound<Vec<u8>>,
+    by_day: bool,
+    way: Way,
+) -> String {
     let mut sql = format!("SELECT key, value FROM {table} WHERE tree = $1");
     let mut next = 2;
     for (bound, included, excluded) in [(lower, ">=", ">"), (upper, "<=", "<")] {
@@ -565,6 +675,14 @@ fn page_sql(table: &str, lower: &Bound<Vec<u8>>, upper: &Bound<Vec<u8>>, way: Wa
         };
         sql.push_str(&format!(" AND key {op} ${next}"));
         next += 1;
+    }
+    if by_day {
+        // Keys without a time (day -1) may lie between any bounds.
+        let (first, last) = (next, next + 1);
+        sql.push_str(&format!(
+            " AND (day < 0 OR day BETWEEN ${first} AND ${last})"
+        ));
+        next += 2;
     }
     let order = match way {
         Way::Forward => "ASC",

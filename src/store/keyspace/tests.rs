@@ -3,6 +3,7 @@
 
 use super::test_server::{database, TestServer};
 use super::*;
+use remote::Way;
 
 /// A sled keyspace in a temporary directory (kept alive with it).
 fn embedded() -> (Option<tempfile::TempDir>, Keyspace) {
@@ -261,6 +262,27 @@ fn a_stopped_database_is_unavailable_until_it_is_back() {
     assert_eq!(tree.get(b"k").unwrap().as_deref(), Some(&b"kept"[..]));
 }
 
+/// A client of the database of `settings`, brought to migration `version`
+/// by hand (as a binary of that version left it).
+async fn migrated_to(settings: &RemoteSettings, version: usize) -> tokio_postgres::Client {
+    let client = super::test_server::client(&settings.config).await;
+    client
+        .batch_execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
+        .await
+        .unwrap();
+    for (version, sql) in &super::remote::MIGRATIONS[..version] {
+        client.batch_execute(sql).await.unwrap();
+        client
+            .execute(
+                "INSERT INTO schema_migrations (version) VALUES ($1)",
+                &[version],
+            )
+            .await
+            .unwrap();
+    }
+    client
+}
+
 /// A database as versions before time partitions left it: its events move
 /// to the partition of their day, and a key without a time to one never
 /// dropped; other trees stay where they were.
@@ -271,18 +293,7 @@ fn rows_of_the_time_ordered_trees_move_to_the_partitions_of_their_days() {
     let event = format!("evt_{:016x}{:08x}", 1_796_086_800_000u64 << 16, 7);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let client = super::test_server::client(&settings.config).await;
-        client
-            .batch_execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())")
-            .await
-            .unwrap();
-        for (version, sql) in &super::remote::MIGRATIONS[..2] {
-            client.batch_execute(sql).await.unwrap();
-            client
-                .execute("INSERT INTO schema_migrations (version) VALUES ($1)", &[version])
-                .await
-                .unwrap();
-        }
+        let client = migrated_to(&settings, 2).await;
         let rows = [("events", event.as_bytes()), ("events", b"no time"), ("queue", event.as_bytes())];
         for (tree, key) in rows {
             client
@@ -312,4 +323,156 @@ fn rows_of_the_time_ordered_trees_move_to_the_partitions_of_their_days() {
     // No day is older than 2026-12-01, and the key without a time has none.
     assert_eq!(remote.rows_before(1_796_083_200_000).unwrap(), 0);
     assert_eq!(remote.rows_before(u64::MAX).unwrap(), 1);
+}
+
+/// A journal as versions before its day partitions left it: each record
+/// moves to the partition of its day, where the same node's journal reads it.
+#[test]
+fn journal_records_move_to_the_partitions_of_their_days() {
+    let settings = database();
+    // 2026-12-01 and 2026-12-02, in days since the epoch.
+    let (first, second) = (20_788, 20_789);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = migrated_to(&settings, 5).await;
+        client
+            .execute(
+                "INSERT INTO journal (node, seq, day, record)
+                 VALUES ('nod_a', 1, $1, 'one'), ('nod_a', 2, $2, 'two'), ('nod_b', 1, $2, 'bee')",
+                &[&first, &second],
+            )
+            .await
+            .unwrap();
+    });
+    let remote = RemoteKeyspace::connect(&settings).unwrap();
+
+    assert_eq!(
+        remote.journal_partitions().unwrap(),
+        ["journal_20261201", "journal_20261202"]
+    );
+    let mut records = Vec::new();
+    (remote.journal("nod_a"))
+        .each_after(None, |location, record| {
+            records.push((location.segment, location.offset, record));
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    assert_eq!(
+        records,
+        [
+            (first as u32, 1, b"one".to_vec()),
+            (second as u32, 2, b"two".to_vec())
+        ]
+    );
+    assert_eq!(remote.journal("nod_b").days().unwrap().start, second as u32);
+}
+
+/// An event id of the time `ms` (its random part `n`).
+fn event_key(ms: u64, n: u32) -> Vec<u8> {
+    format!("evt_{:016x}{n:08x}", ms << 16).into_bytes()
+}
+
+/// A range scan of a timed tree whose bounds lie in one day reads that
+/// day's partition and the one of keys without a time alone, and still
+/// returns every key between the bounds, those without a time too.
+#[test]
+fn a_range_within_one_day_reads_its_partition_and_keys_without_a_time() {
+    let settings = database();
+    let remote = RemoteKeyspace::connect(&settings).unwrap();
+    let events = Keyspace::Remote(remote).open_tree("events").unwrap();
+    // Three days from 2026-12-01 (a day's first ms), two events each.
+    let first_day = 1_796_083_200_000u64;
+    let day = |n: u64| first_day + n * 86_400_000;
+    let mut all: Vec<Vec<u8>> = (0..3)
+        .flat_map(|n| {
+            [
+                event_key(day(n) + 1_000, 1),
+                event_key(day(n) + 80_000_000, 2),
+            ]
+        })
+        .collect();
+    // Keys without a time, one of them between the middle day's events.
+    let middle = event_key(day(1) + 40_000_000, 3);
+    let untimed = [[&middle[..10], b"zz"].concat(), b"evt_short".to_vec()];
+    all.extend(untimed.iter().cloned());
+    for key in &all {
+        events.insert(key, key.clone()).unwrap();
+    }
+    let (lower, upper) = (
+        event_key(day(1), 0),
+        event_key(day(1) + 86_399_999, u32::MAX),
+    );
+    let mut expected: Vec<Vec<u8>> = (all.iter())
+        .filter(|key| (&lower..=&upper).contains(key))
+        .cloned()
+        .collect();
+    expected.sort();
+    assert_eq!(
+        expected.len(),
+        3,
+        "the middle day's two, and one without a time"
+    );
+    assert!(expected.contains(&untimed[0]));
+
+    assert_eq!(keys(events.range(&lower[..]..=&upper[..]).keys()), expected);
+    assert_eq!(
+        keys((events.range(&lower[..]..=&upper[..]).rev()).map(|entry| entry.map(|(key, _)| key))),
+        expected.iter().rev().cloned().collect::<Vec<_>>()
+    );
+    assert_eq!(keys(events.scan_prefix(&all[2]).keys()), [all[2].clone()]);
+    // A request's events: the prefix of its stamp (the scan's upper bound
+    // ends in a byte past the last digit's).
+    let of_request = |ms: u64| format!("evt_{:016x}", ms << 16).into_bytes();
+    for n in 0..3 {
+        let stamp = of_request(day(n) + 1_000);
+        assert_eq!(
+            keys(events.scan_prefix(&stamp).keys()),
+            [event_key(day(n) + 1_000, 1)]
+        );
+    }
+
+    // What PostgreSQL reads of a page of that range, with the generic plans
+    // the keyspace uses (the bounds' day is 20789 since the epoch).
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let scanned = |by_day: bool| {
+        let bounds = (
+            Bound::Included(lower.clone()),
+            Bound::Included(upper.clone()),
+        );
+        let page = remote::page_sql("keyspace_timed", &bounds.0, &bounds.1, by_day, Way::Forward);
+        let (types, days) = match by_day {
+            true => ("integer, integer, ", "20789, 20789, "),
+            false => ("", ""),
+        };
+        let (lower, upper) = (hex::encode(&lower), hex::encode(&upper));
+        runtime.block_on(async {
+            let client = super::test_server::client(&settings.config).await;
+            client
+                .batch_execute(&format!(
+                    "SET plan_cache_mode = force_generic_plan;
+                     PREPARE page(text, bytea, bytea, {types}bigint) AS {page}"
+                ))
+                .await
+                .unwrap();
+            let explain = format!(
+                "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF)
+                 EXECUTE page('events', '\\x{lower}', '\\x{upper}', {days}16)"
+            );
+            let plan = client.query(&explain, &[]).await;
+            let plan: Vec<String> = plan.unwrap().iter().map(|row| row.get(0)).collect();
+            let partitions = plan
+                .iter()
+                .filter(|line| line.contains(" on keyspace_timed_"));
+            (partitions.count(), plan.join("\n"))
+        })
+    };
+    let (all_days, plan) = scanned(false);
+    println!("without day bounds, {all_days} partitions read:\n{plan}");
+    let (pruned, plan) = scanned(true);
+    println!("with them, {pruned} partitions read:\n{plan}");
+    assert_eq!(
+        (all_days, pruned),
+        (4, 2),
+        "3 days and the keys without a time"
+    );
 }
