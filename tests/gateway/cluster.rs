@@ -304,6 +304,59 @@ async fn a_destinations_rate_limit_holds_across_the_cluster() {
     );
 }
 
+/// Settling an attempt (the event's lock, its read and its write: round
+/// trips to PostgreSQL) holds none of the destination's slots. Here every
+/// settle is 50 ms slower (a trigger on the queue's deletes): counted
+/// against `concurrent = 4`, with the 30 ms the sink takes and a scan per
+/// freed slot, each slot's turn took over 100 ms, under 40 sends a second
+/// for a limit of 50.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_database_does_not_slow_a_paced_lane() {
+    let _alone = one_at_a_time().await;
+    const HELD: usize = 150;
+    let sink = Sink::start(Reply::Slowly(200, Duration::from_millis(30))).await;
+    let database = new_database();
+    let config = with_lease(&cluster_config(&database, &sink, PACED), 9000);
+    // Enough connections that the slow settles, which hold their events'
+    // locks, do not make the unpause wait for one.
+    let config = config.replace("[store]\n", "[store]\npool_size = 64\n");
+    let (a, b, _) = two_nodes(&config).await;
+    let connection = held_backlog(&a, &b, HELD).await;
+    slow_settles(&database).await;
+    toggle(&b, &connection, "unpause").await;
+    let received = sink.wait_for(HELD).await;
+    let counts = per_second(&received, received[0].at + Duration::from_secs(1), 2);
+    assert!(
+        counts.iter().all(|count| count.abs_diff(RATE) <= 2),
+        "{counts:?} deliveries a second for a limit of {RATE}/s"
+    );
+    let most = sink.most_in_flight();
+    assert!(most <= CAP, "{most} deliveries at once for a cap of {CAP}");
+    assert_eq!(
+        delivered_numbers(&sink),
+        (0..HELD as u64).collect::<Vec<_>>(),
+        "each delivered once"
+    );
+}
+
+/// Makes each delete of a queue entry on `database` (an attempt settling
+/// takes its event off the queue) wait 50 ms.
+async fn slow_settles(database: &str) {
+    let (client, connection) = tokio_postgres::connect(database, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "CREATE FUNCTION slow_settle() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN PERFORM pg_sleep(0.05); RETURN OLD; END $$;
+             CREATE TRIGGER slow_settle BEFORE DELETE ON keyspace FOR EACH ROW
+             WHEN (OLD.tree = 'queue') EXECUTE FUNCTION slow_settle();",
+        )
+        .await
+        .unwrap();
+}
+
 /// How many of the cluster's lanes each node runs.
 fn lanes_run(nodes: &[&TestGateway]) -> Vec<usize> {
     let lanes = nodes[0].gateway.catalog().load().target_ids();
