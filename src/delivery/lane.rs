@@ -42,6 +42,8 @@ struct Capacity {
     /// Whether the pass may load its batch while the slots are busy, and the
     /// next one while it sends (`ahead`): each waits for a free slot.
     ahead: bool,
+    /// What the destination's circuit let the pass start.
+    permit: Permit,
     /// When the pass loads none because the circuit is open: when to look again.
     next_due_ms: Option<u64>,
 }
@@ -174,6 +176,12 @@ pub(super) async fn run(
                     }
                     shared.metrics.rate_limit_wait(&destination);
                 }
+                // The circuit opened while the batch waited (its failures
+                // came back meanwhile): the next pass asks it again.
+                if permit(&shared, &destination) != capacity.permit {
+                    woken = true;
+                    break;
+                }
                 // Paused while the batch waited: the scan holds it.
                 if shared.store.is_paused(ready.connection_id()) {
                     woken = true;
@@ -240,10 +248,7 @@ impl<F: Fn() -> Option<RateLimit>> Waiting<'_, F> {
 
 /// What the lane may start now (see `Capacity`).
 fn capacity_now(shared: &Shared, destination: &Destination, sending: usize) -> Capacity {
-    let permit = match destination.circuit_breaker {
-        true => shared.circuits.permit(&destination.id, now_ms()),
-        false => Permit::Any,
-    };
+    let permit = permit(shared, destination);
     let (slots, next_due_ms) = match permit {
         Permit::Any => (destination.concurrency, None),
         Permit::One => (1, None),
@@ -269,7 +274,16 @@ fn capacity_now(shared: &Shared, destination: &Destination, sending: usize) -> C
         slots,
         batch,
         ahead,
+        permit,
         next_due_ms,
+    }
+}
+
+/// What the destination's circuit lets the lane start now.
+fn permit(shared: &Shared, destination: &Destination) -> Permit {
+    match destination.circuit_breaker {
+        true => shared.circuits.permit(&destination.id, now_ms()),
+        false => Permit::Any,
     }
 }
 
