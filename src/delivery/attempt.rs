@@ -3,6 +3,7 @@
 
 use super::cli::{self, CliDelivery, CliListeners};
 use super::http_client::{Outgoing, Response};
+use super::in_flight::Slot;
 use super::Shared;
 use crate::address_policy::BLOCKED_ADDRESS;
 use crate::forwarded_path::{self, UnsafePath};
@@ -113,14 +114,19 @@ const RECORD_AGAIN_MAX: Duration = Duration::from_secs(60);
 /// while the event stays in flight (no scan takes it meanwhile). Sending it
 /// again at once would loop as fast as the destination answers, for as long
 /// as the store fails. When the lane stops first, its queue entry is still in
-/// place: it is sent again after the next start.
+/// place: it is sent again after the next start. `slot` is held while the
+/// attempt sends (see `InFlight`).
 pub(super) async fn deliver(
     shared: Arc<Shared>,
     destination: Arc<Destination>,
     Ready { event, payload }: Ready,
     mut stop: watch::Receiver<bool>,
+    slot: Slot,
 ) {
-    let Some(attempt) = send(&shared, &destination, &event, payload).await else {
+    let attempt = send(&shared, &destination, &event, payload).await;
+    // The destination is done with it: its slot is free while it settles.
+    drop(slot);
+    let Some(attempt) = attempt else {
         return; // A CLI destination's listener left first: still queued.
     };
     tracing::debug!(

@@ -8,20 +8,43 @@ use super::in_flight::InFlight;
 use super::Shared;
 use crate::ids::now_ms;
 use crate::model::{Destination, RateLimit};
-use crate::store::{QueueEntry, QueueMove, Store};
+use crate::store::{QueueEntry, QueueMove, Store, StoreError};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use std::collections::HashSet;
+use std::future::Future;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// What the lane reads from the store on each pass.
 struct Scan {
     /// Due events, loaded for their attempts.
     due: Vec<(QueueEntry, Ready)>,
-    /// How many due entries were taken off the queue (some may need no attempt).
-    taken: usize,
+    /// Whether as many due entries were taken off the queue (some may need
+    /// no attempt) as were asked for: more may be due behind them.
+    saturated: bool,
+    next_due_ms: Option<u64>,
+}
+
+/// A scan under way on the blocking pool.
+type PendingScan = JoinHandle<Result<Scan, StoreError>>;
+
+/// What a pass of the lane may start.
+struct Capacity {
+    /// How many attempts may be sending at once: the destination's
+    /// `concurrent`, one while its circuit is half-open, no more than a CLI
+    /// destination's listeners.
+    slots: usize,
+    /// How many due events the pass loads.
+    batch: usize,
+    /// Whether the pass may load its batch while the slots are busy, and the
+    /// next one while it sends (`ahead`): each waits for a free slot.
+    ahead: bool,
+    /// What the destination's circuit let the pass start.
+    permit: Permit,
+    /// When the pass loads none because the circuit is open: when to look again.
     next_due_ms: Option<u64>,
 }
 
@@ -61,6 +84,8 @@ pub(super) async fn run(
     // and could not before (or the lane just started), the events held for
     // want of a listener are released.
     let mut heard_before = false;
+    // The next batch, loaded while the last one was sent.
+    let mut ahead: Option<PendingScan> = None;
     while !*stop.borrow() {
         let Some(destination) = shared.catalog.load().target(&destination_id).cloned() else {
             // The destination was removed; its queue stays on disk.
@@ -76,6 +101,7 @@ pub(super) async fn run(
             // until the lease is ours (the coordinator rings then). The
             // lease is released only once they have finished (`drained`),
             // so that the next node never overlaps them.
+            ahead = None;
             std::mem::take(&mut in_flight).finish().await;
             shared.leases.drained(&destination_id);
             tokio::select! {
@@ -94,10 +120,29 @@ pub(super) async fn run(
         for event_id in in_flight.take_panicked() {
             put_off(&shared.store, event_id).await;
         }
-        let (capacity, mut next_due_ms) = capacity_now(&shared, &destination, in_flight.len());
-        if capacity > 0 {
-            let scan = scan(&shared, &destination, capacity, in_flight.event_ids()).await;
-            let saturated = scan.taken == capacity;
+        let capacity = capacity_now(&shared, &destination, in_flight.sending());
+        let mut next_due_ms = capacity.next_due_ms;
+        let loaded = match ahead.take() {
+            Some(pending) if capacity.ahead => Some(pending),
+            _ => (capacity.batch > 0).then(|| {
+                let passed_over = in_flight.event_ids();
+                start_scan(&shared, &destination, capacity.batch, passed_over)
+            }),
+        };
+        if let Some(loaded) = loaded {
+            let scan = scanned(loaded).await;
+            if scan.saturated && capacity.ahead {
+                // More may be due: the next batch loads while this one is
+                // sent, so that a slow store costs the lane no sends.
+                let mut passed_over = in_flight.event_ids();
+                passed_over.extend(scan.due.iter().map(|(entry, _)| entry.event_id.clone()));
+                ahead = Some(start_scan(
+                    &shared,
+                    &destination,
+                    capacity.batch,
+                    passed_over,
+                ));
+            }
             // A ring during the batch (events queued, leases renewed: many
             // a second in a cluster) is answered by a scan after it, not by
             // breaking off a rate-limited batch: each scan costs the lane
@@ -105,19 +150,37 @@ pub(super) async fn run(
             let mut rung = false;
             let mut woken = false;
             for (entry, ready) in scan.due {
-                // `check` takes a send when one is free; only a held-back
-                // attempt waits, and is counted once let through.
-                let held_back = limiter.as_ref().filter(|l| l.limiter.check().is_err());
-                if let Some(limiter) = held_back {
-                    let limit_now = || {
+                let mut waiting = Waiting {
+                    bell: &bell,
+                    stop: &mut stop,
+                    rung: &mut rung,
+                    limit: limiter.as_ref().map(|l| l.limit),
+                    limit_now: || {
                         let catalog = shared.catalog.load();
                         catalog.target(&destination_id).and_then(|d| d.rate_limit)
-                    };
-                    if !paced(limiter, &bell, &mut stop, &mut rung, limit_now).await {
+                    },
+                };
+                if !waiting
+                    .through(in_flight.room_for_one(capacity.slots))
+                    .await
+                {
+                    woken = true;
+                    break;
+                }
+                // `check` takes a send when one is free; only a held-back
+                // attempt waits, and is counted once let through.
+                if let Some(limiter) = limiter.as_ref().filter(|l| l.limiter.check().is_err()) {
+                    if !waiting.through(limiter.limiter.until_ready()).await {
                         woken = true;
                         break;
                     }
                     shared.metrics.rate_limit_wait(&destination);
+                }
+                // The circuit opened while the batch waited (its failures
+                // came back meanwhile): the next pass asks it again.
+                if permit(&shared, &destination) != capacity.permit {
+                    woken = true;
+                    break;
                 }
                 // Paused while the batch waited: the scan holds it.
                 if shared.store.is_paused(ready.connection_id()) {
@@ -128,25 +191,18 @@ pub(super) async fn run(
                     woken = true; // the lease lapsed during the batch: not one more
                     break;
                 }
-                let attempt =
-                    attempt::deliver(shared.clone(), destination.clone(), ready, stop.clone());
-                in_flight.start(entry.event_id, attempt);
+                let (shared, destination, stop) =
+                    (shared.clone(), destination.clone(), stop.clone());
+                in_flight.start(entry.event_id, |slot| {
+                    attempt::deliver(shared, destination, ready, stop, slot)
+                });
             }
-            if woken || rung {
+            if woken || rung || scan.saturated {
+                // More may be due behind a full batch (and, when it started
+                // nothing, no finishing attempt would bring the lane back).
                 continue;
             }
-            if saturated && in_flight.is_empty() {
-                // A full batch started nothing (all held or already done, and
-                // gone from the queue): more may be due behind it, and no
-                // finishing attempt will bring the lane back. Look again now.
-                continue;
-            }
-            if saturated {
-                // More may be due; look again as soon as an attempt frees a slot.
-                next_due_ms = None;
-            } else {
-                next_due_ms = scan.next_due_ms;
-            }
+            next_due_ms = scan.next_due_ms;
         }
         tokio::select! {
             _ = bell.rung() => {}
@@ -159,60 +215,75 @@ pub(super) async fn run(
     shared.leases.drained(&destination_id);
 }
 
-/// Waits until `limiter` lets one more send through: true then, false when
-/// the lane is to stop or its limit changed (a reload, the API: the rest of
-/// the batch is not to go out at the old rate). Other rings are noted in
-/// `rung` and waited through.
-async fn paced(
-    limiter: &Limiter,
-    bell: &Doorbell,
-    stop: &mut watch::Receiver<bool>,
-    rung: &mut bool,
-    limit_now: impl Fn() -> Option<RateLimit>,
-) -> bool {
-    loop {
-        tokio::select! {
-            _ = limiter.limiter.until_ready() => return true,
-            _ = bell.rung() => {
-                *rung = true;
-                if limit_now() != Some(limiter.limit) {
-                    return false;
+/// How a batch waits for a free slot and for its rate limit: through rings,
+/// which it notes in `rung`, until the lane is to stop or its limit changed
+/// (a reload, the API: the rest of the batch is not to go out at the old
+/// rate).
+struct Waiting<'a, F> {
+    bell: &'a Doorbell,
+    stop: &'a mut watch::Receiver<bool>,
+    rung: &'a mut bool,
+    limit: Option<RateLimit>,
+    limit_now: F,
+}
+
+impl<F: Fn() -> Option<RateLimit>> Waiting<'_, F> {
+    /// True once `ready` is; false when the lane is to stop or its limit changed.
+    async fn through(&mut self, ready: impl Future<Output = ()>) -> bool {
+        tokio::pin!(ready);
+        loop {
+            tokio::select! {
+                _ = &mut ready => return true,
+                _ = self.bell.rung() => {
+                    *self.rung = true;
+                    if (self.limit_now)() != self.limit {
+                        return false;
+                    }
                 }
+                _ = self.stop.changed() => return false,
             }
-            _ = stop.changed() => return false,
         }
     }
 }
 
-/// How many attempts the lane may start now, and (when none because the
-/// destination's circuit is open) when to look again.
-fn capacity_now(
-    shared: &Shared,
-    destination: &Destination,
-    in_flight: usize,
-) -> (usize, Option<u64>) {
-    let permit = match destination.circuit_breaker {
-        true => shared.circuits.permit(&destination.id, now_ms()),
-        false => Permit::Any,
-    };
-    let (capacity, next_due_ms) = match permit {
-        Permit::Any => (destination.concurrency.saturating_sub(in_flight), None),
-        Permit::One => (1usize.saturating_sub(in_flight), None),
+/// What the lane may start now (see `Capacity`).
+fn capacity_now(shared: &Shared, destination: &Destination, sending: usize) -> Capacity {
+    let permit = permit(shared, destination);
+    let (slots, next_due_ms) = match permit {
+        Permit::Any => (destination.concurrency, None),
+        Permit::One => (1, None),
         Permit::WaitUntil(until_ms) => (0, Some(until_ms)),
     };
     // A CLI destination's listeners take one event each, so each attempt in
     // flight holds one (or is about to be handed to one): with none free, its
     // events wait queued until one is (ringing the lane). With none
     // connected, the lane takes its due events to hold them (`prepare`).
-    match destination.url {
-        Some(_) => (capacity, next_due_ms),
-        None => match shared.cli.connected(&destination.id) {
-            0 => (capacity, next_due_ms),
-            connected => (
-                capacity.min(connected.saturating_sub(in_flight)),
-                next_due_ms,
-            ),
-        },
+    let slots = match (&destination.url, shared.cli.connected(&destination.id)) {
+        (None, connected) if connected > 0 => slots.min(connected),
+        _ => slots,
+    };
+    // Only a destination whose slots stay as they are may have its events
+    // wait for one: a half-open circuit's probe decides whether there is a
+    // next attempt, and a CLI destination's listeners come and go.
+    let ahead = permit == Permit::Any && destination.url.is_some();
+    let batch = match ahead {
+        true => slots,
+        false => slots.saturating_sub(sending),
+    };
+    Capacity {
+        slots,
+        batch,
+        ahead,
+        permit,
+        next_due_ms,
+    }
+}
+
+/// What the destination's circuit lets the lane start now.
+fn permit(shared: &Shared, destination: &Destination) -> Permit {
+    match destination.circuit_breaker {
+        true => shared.circuits.permit(&destination.id, now_ms()),
+        false => Permit::Any,
     }
 }
 
@@ -223,21 +294,22 @@ fn refresh_limiter(limiter: &mut Option<Limiter>, wanted: Option<RateLimit>) {
     }
 }
 
-async fn scan(
+/// Starts loading up to `batch` due events, passing over `passed_over`.
+fn start_scan(
     shared: &Arc<Shared>,
     destination: &Destination,
-    capacity: usize,
-    in_flight: HashSet<String>,
-) -> Scan {
+    batch: usize,
+    passed_over: HashSet<String>,
+) -> PendingScan {
     let store = shared.store.clone();
     let destination_id = destination.id.clone();
     // A CLI destination's events are held while it has no listener.
     let listeners = destination.url.is_none().then(|| shared.cli.clone());
-    let scanned = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let now = now_ms();
-        let entries = store.due_entries(&destination_id, now, capacity, &in_flight)?;
-        let taken = entries.len();
-        let mut due = Vec::with_capacity(taken);
+        let entries = store.due_entries(&destination_id, now, batch, &passed_over)?;
+        let saturated = entries.len() == batch;
+        let mut due = Vec::with_capacity(entries.len());
         for entry in entries {
             let listeners = listeners.as_deref();
             if let Some(ready) = attempt::prepare(&store, &destination_id, &entry, listeners)? {
@@ -245,27 +317,30 @@ async fn scan(
             }
         }
         let next_due_ms = store.next_due_after(&destination_id, now)?;
-        Ok::<_, crate::store::StoreError>(Scan {
+        Ok(Scan {
             due,
-            taken,
+            saturated,
             next_due_ms,
         })
     })
-    .await;
-    match scanned {
+}
+
+/// The scan's result; a failed scan is tried again in a second.
+async fn scanned(pending: PendingScan) -> Scan {
+    match pending.await {
         Ok(Ok(scan)) => scan,
         Ok(Err(error)) => {
             tracing::error!(%error, "queue scan failed; retrying in a second");
             Scan {
                 due: Vec::new(),
-                taken: 0,
+                saturated: false,
                 next_due_ms: Some(now_ms() + 1000),
             }
         }
         // Only happens while the runtime shuts down; the queue is untouched.
         Err(_) => Scan {
             due: Vec::new(),
-            taken: 0,
+            saturated: false,
             next_due_ms: None,
         },
     }

@@ -304,6 +304,105 @@ async fn a_destinations_rate_limit_holds_across_the_cluster() {
     );
 }
 
+/// Settling an attempt (the event's lock, its read and its write: round
+/// trips to PostgreSQL) holds none of the destination's slots. Here every
+/// settle is 50 ms slower (a trigger on the queue's deletes): counted
+/// against `concurrent = 4`, with the 30 ms the sink takes and a scan per
+/// freed slot, each slot's turn took over 100 ms, under 40 sends a second
+/// for a limit of 50.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_database_does_not_slow_a_paced_lane() {
+    let _alone = one_at_a_time().await;
+    const HELD: usize = 150;
+    let sink = Sink::start(Reply::Slowly(200, Duration::from_millis(30))).await;
+    let database = new_database();
+    let config = with_lease(&cluster_config(&database, &sink, PACED), 9000);
+    // Enough connections that the slow settles, which hold their events'
+    // locks, do not make the unpause wait for one.
+    let config = config.replace("[store]\n", "[store]\npool_size = 64\n");
+    let (a, b, _) = two_nodes(&config).await;
+    let connection = held_backlog(&a, &b, HELD).await;
+    slow_settles(&database).await;
+    toggle(&b, &connection, "unpause").await;
+    let received = sink.wait_for(HELD).await;
+    let counts = per_second(&received, received[0].at + Duration::from_secs(1), 2);
+    assert!(
+        counts.iter().all(|count| count.abs_diff(RATE) <= 2),
+        "{counts:?} deliveries a second for a limit of {RATE}/s"
+    );
+    let most = sink.most_in_flight();
+    assert!(most <= CAP, "{most} deliveries at once for a cap of {CAP}");
+    assert_eq!(
+        delivered_numbers(&sink),
+        (0..HELD as u64).collect::<Vec<_>>(),
+        "each delivered once"
+    );
+}
+
+/// Makes each delete of a queue entry on `database` (an attempt settling
+/// takes its event off the queue) wait 50 ms.
+async fn slow_settles(database: &str) {
+    slow_deletes(database, "queue").await;
+}
+
+/// Makes each delete of an entry of `tree` on `database` wait 50 ms; a
+/// client of the database.
+async fn slow_deletes(database: &str, tree: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(database, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!(
+            "CREATE FUNCTION slow_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN PERFORM pg_sleep(0.05); RETURN OLD; END $$;
+             CREATE TRIGGER slow_delete BEFORE DELETE ON keyspace FOR EACH ROW
+             WHEN (OLD.tree = '{tree}') EXECUTE FUNCTION slow_delete();"
+        ))
+        .await
+        .unwrap();
+    client
+}
+
+/// An unpause re-queues its connection's held events several at a time:
+/// each release is several round trips to PostgreSQL, and one after the
+/// other they fed a paced lane slower than its limit on a loaded machine.
+/// With each held entry's delete made slow, the database shows two of them
+/// under way at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unpause_releases_held_events_several_at_a_time() {
+    let _alone = one_at_a_time().await;
+    const HELD: usize = 20;
+    let sink = Sink::start(Reply::Status(200)).await;
+    let database = new_database();
+    let gw = node(&cluster_config(&database, &sink, "")).await;
+    let connection = held_backlog(&gw, &gw, HELD).await;
+    let client = slow_deletes(&database, "held").await;
+    let overlapping = async {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let row = client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND wait_event = 'PgSleep'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            if row.get::<_, i64>(0) >= 2 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "held events were released one at a time"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::join!(toggle(&gw, &connection, "unpause"), overlapping);
+    assert_eq!(sink.wait_for(HELD).await.len(), HELD);
+}
+
 /// How many of the cluster's lanes each node runs.
 fn lanes_run(nodes: &[&TestGateway]) -> Vec<usize> {
     let lanes = nodes[0].gateway.catalog().load().target_ids();

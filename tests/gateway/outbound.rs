@@ -603,6 +603,32 @@ async fn the_circuit_opens_after_consecutive_failures_and_closes_after_a_good_tr
     assert_eq!(circuit().await, "closed");
 }
 
+/// A batch paced by an endpoint's rate limit stops when the circuit opens
+/// under it: after the failures that open it, the next attempt is the trial
+/// after the cool-down, not the batch's next (100 ms later).
+#[tokio::test]
+async fn a_circuit_that_opens_during_a_paced_batch_stops_it() {
+    let gw = TestGateway::start_with(
+        INSECURE,
+        "[outbound]\ncircuit_failure_threshold = 2\ncircuit_cooldown_ms = 1000\ndelivery_window_ms = 3600000\n",
+    )
+    .await;
+    let sink = Sink::start(Reply::Status(500)).await;
+    let held = json!({ "rate_limit": 10, "status": "paused" });
+    let (app, endpoint) = one_endpoint(&gw, &sink, held).await;
+    for _ in 0..5 {
+        job_id_of(&gw, &app).await;
+    }
+    let path = format!("/v1/endpoints/{}", endpoint["id"].as_str().unwrap());
+    let (status, _) = gw
+        .api_send(Method::PATCH, &path, json!({ "status": "active" }))
+        .await;
+    assert_eq!(status, 200);
+    let received = sink.wait_for(3).await;
+    let gap = received[2].at.duration_since(received[1].at);
+    assert!(gap >= std::time::Duration::from_millis(1000), "{gap:?}");
+}
+
 #[tokio::test]
 async fn a_paused_endpoint_holds_deliveries_and_a_disabled_one_gets_none() {
     let gw = gateway("").await;
