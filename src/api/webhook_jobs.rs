@@ -289,11 +289,7 @@ enum Admitted {
 /// The checks that need the store, then the new job, or the one its
 /// `event_id` already made (only that claim touches sled; the rest is read
 /// from the store's memory).
-fn admit(
-    state: &ApiState,
-    input: NewJob,
-    sent: Option<&TraceContext>,
-) -> ApiResult<Admitted> {
+fn admit(state: &ApiState, input: NewJob, sent: Option<&TraceContext>) -> ApiResult<Admitted> {
     let store = &state.store;
     if !store.application_exists(&input.application_id) {
         return Err(ApiError::invalid("application_id", "no such application"));
@@ -364,11 +360,7 @@ async fn journal(
 }
 
 /// A new job for the input, with the endpoints subscribed to its type now.
-fn new_job(
-    state: &ApiState,
-    input: NewJob,
-    sent: Option<&TraceContext>,
-) -> WebhookJob {
+fn new_job(state: &ApiState, input: NewJob, sent: Option<&TraceContext>) -> WebhookJob {
     let id = new_id("job");
     // The time its id holds, so the list's order by time is its order by id.
     let now = created_ms(&id).unwrap_or_else(now_ms);

@@ -284,9 +284,8 @@ async fn a_payload_is_kept_and_sent_as_the_text_it_was_sent_in() {
     let (app, _) = one_endpoint(&gw, &sink, json!({})).await;
     // Spaces, a line break and a number a `Value` would write as 1.0e1.
     let payload = "{ \"amount\": 10.00,\n  \"note\": \"as given\" }";
-    let body = format!(
-        r#"{{"application_id":"{app}","event_type":"order.created","payload":{payload}}}"#
-    );
+    let body =
+        format!(r#"{{"application_id":"{app}","event_type":"order.created","payload":{payload}}}"#);
     let answer = gw
         .api(Method::POST, "/v1/webhook-jobs")
         .header("content-type", "application/json")
@@ -298,7 +297,10 @@ async fn a_payload_is_kept_and_sent_as_the_text_it_was_sent_in() {
 
     let received = sink.wait_for(1).await;
     let sent = String::from_utf8_lossy(&received[0].body);
-    assert!(sent.ends_with(&format!(",\"payload\":{payload}}}")), "{sent}");
+    assert!(
+        sent.ends_with(&format!(",\"payload\":{payload}}}")),
+        "{sent}"
+    );
 }
 
 #[tokio::test]
