@@ -49,7 +49,8 @@
 //! `--requests N` / `HOOKGATE_BENCH_REQUESTS` is a fixed workload instead,
 //! for instruction counts under valgrind (deterministic where throughput on
 //! a shared machine is not): N requests one at a time on one connection (each
-//! journal batch holds one) to one fresh gateway, then the drain; with
+//! journal batch holds one) to one fresh gateway, then the drain (with
+//! `--jobs`: N jobs to the jobs API, `--fan-out` endpoints each); with
 //! `--metrics-off` / `HOOKGATE_BENCH_METRICS_OFF=1` its `metrics_listen` is
 //! `""`. Two runs of different N give the instructions per request (start-up
 //! and shutdown cancel out); see BENCHMARKS.md, "Metrics: on against off".
@@ -104,8 +105,12 @@ fn main() {
     let load_rt = support::runtime("bench-load", settings.client_threads);
     let body = load::json_body(BODY_BYTES);
     if let Some(requests) = settings.plan.requests {
-        println!("\nhookgate ingest, {requests} requests one at a time");
-        let (load, drain) = run_hookgate(&server_rt, &load_rt, &settings, &body);
+        let (way_in, run): (_, Phase) = match settings.jobs {
+            true => ("POST /v1/webhook-jobs", run_jobs),
+            false => ("ingest", run_hookgate),
+        };
+        println!("\nhookgate {way_in}, {requests} requests one at a time");
+        let (load, drain) = run(&server_rt, &load_rt, &settings, &body);
         load.print();
         drain.iter().for_each(DrainReport::print);
         load_rt.shutdown_timeout(Duration::from_secs(5));
@@ -197,20 +202,7 @@ fn compare_jobs_with_ingress(
     ingress_drain.iter().for_each(DrainReport::print);
 
     println!("\n[2/2] hookgate POST /v1/webhook-jobs, durable, 1 application -> {n} endpoint(s) on the same sink");
-    let payload = std::str::from_utf8(body).expect("a JSON body");
-    let way_in = |gateway: &Gateway, sink: SocketAddr| {
-        let api = gateway.api_addr.expect("the API listens");
-        let app = server_rt.block_on(application_with_endpoints(api, sink, n));
-        let job = format!(
-            r#"{{"application_id":"{app}","event_type":"order.created","payload":{payload}}}"#
-        );
-        let auth = format!("authorization: Bearer {API_KEY}\r\n");
-        (
-            api,
-            load::json_post(api, "/v1/webhook-jobs", &auth, job.as_bytes()),
-        )
-    };
-    let (jobs, jobs_drain) = run_gateway(server_rt, load_rt, settings, WayIn::Jobs, way_in);
+    let (jobs, jobs_drain) = run_jobs(server_rt, load_rt, settings, body);
     jobs.print();
     jobs_drain.iter().for_each(DrainReport::print);
 
@@ -244,6 +236,30 @@ fn compare_jobs_with_ingress(
         JOBS_MAX_P99.as_millis(),
         verdict(p99.is_some_and(|p99| p99 <= JOBS_MAX_P99))
     );
+}
+
+/// A fresh gateway under jobs of `body` as their payload, for an application
+/// whose `--fan-out` endpoints are on the sink.
+fn run_jobs(
+    server_rt: &Runtime,
+    load_rt: &Runtime,
+    settings: &Settings,
+    body: &[u8],
+) -> (LoadReport, Option<DrainReport>) {
+    let payload = std::str::from_utf8(body).expect("a JSON body");
+    let way_in = |gateway: &Gateway, sink: SocketAddr| {
+        let api = gateway.api_addr.expect("the API listens");
+        let app = server_rt.block_on(application_with_endpoints(api, sink, settings.fan_out));
+        let job = format!(
+            r#"{{"application_id":"{app}","event_type":"order.created","payload":{payload}}}"#
+        );
+        let auth = format!("authorization: Bearer {API_KEY}\r\n");
+        (
+            api,
+            load::json_post(api, "/v1/webhook-jobs", &auth, job.as_bytes()),
+        )
+    };
+    run_gateway(server_rt, load_rt, settings, WayIn::Jobs, way_in)
 }
 
 /// Creates an application with `endpoints` endpoints on the sink (every
@@ -451,6 +467,9 @@ fn run_bare(
     task.abort();
     report
 }
+
+/// One gateway's phase: the load, then the drain.
+type Phase = fn(&Runtime, &Runtime, &Settings, &[u8]) -> (LoadReport, Option<DrainReport>);
 
 fn run_hookgate(
     server_rt: &Runtime,

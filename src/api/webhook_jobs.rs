@@ -35,9 +35,10 @@ const UNSTORED_RETRY_AFTER_SECONDS: u64 = 1;
 pub struct NewJob {
     application_id: String,
     event_type: String,
-    /// The webhook payload object (≤ 256 KB).
+    /// The webhook payload object (≤ 256 KB), kept as its JSON text: never
+    /// built into a `Value` unless its event type has a schema to check.
     #[schema(value_type = Object)]
-    payload: Value,
+    payload: JobPayload,
     event_id: Option<String>,
     #[serde(default)]
     headers: BTreeMap<String, String>,
@@ -55,7 +56,7 @@ impl NewJob {
     /// The reference's payload and metadata are objects (metadata may be
     /// left out): a 422 naming the one that is not.
     fn check_shapes(&self) -> Result<(), ApiError> {
-        if !self.payload.is_object() {
+        if !self.payload.get().starts_with('{') {
             return Err(ApiError::invalid("payload", "must be a JSON object"));
         }
         if !(self.metadata.is_object() || self.metadata.is_null()) {
@@ -179,16 +180,15 @@ fn job_of(store: &Store, id: &str) -> ApiResult<WebhookJob> {
 }
 
 /// The checks that need no store: shapes, sizes, headers, retries, the key.
-/// Returns the payload as the job keeps it (its size is the size of that).
-fn check_input(state: &ApiState, input: &NewJob) -> ApiResult<JobPayload> {
+/// A payload's size is its JSON text's, as sent.
+fn check_input(state: &ApiState, input: &NewJob) -> ApiResult<()> {
     input.check_shapes()?;
     let limit = state.config.load().outbound.max_payload_bytes;
-    let payload = JobPayload::from(&input.payload);
-    let size = payload.get().len();
+    let size = input.payload.get().len();
     if size > limit {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("payload: {size} bytes serialized; at most {limit} are allowed"),
+            format!("payload: {size} bytes; at most {limit} are allowed"),
         ));
     }
     validate::job_headers(&input.headers).map_err(|e| ApiError::invalid("headers", e))?;
@@ -203,7 +203,7 @@ fn check_input(state: &ApiState, input: &NewJob) -> ApiResult<JobPayload> {
             "event_id",
             format!("must have 1 to {MAX_EVENT_ID_LEN} characters"),
         )),
-        _ => Ok(payload),
+        _ => Ok(()),
     }
 }
 
@@ -216,7 +216,9 @@ fn check_payload_schema(store: &Store, input: &NewJob) -> ApiResult<()> {
     let Some(schema) = store.event_type_schema(&input.application_id, &input.event_type) else {
         return Ok(());
     };
-    let violations = validate::schema_violations(&schema, &input.payload);
+    let payload: Value = serde_json::from_str(input.payload.get())
+        .map_err(|e| ApiError::invalid("payload", e.to_string()))?;
+    let violations = validate::schema_violations(&schema, &payload);
     if violations.is_empty() {
         return Ok(());
     }
@@ -243,15 +245,15 @@ pub async fn create(
     body: Result<Json<NewJob>, JsonRejection>,
 ) -> Result<(StatusCode, Json<JobView>), Response> {
     let input = json_body(body).map_err(IntoResponse::into_response)?;
-    let payload = check_input(&state, &input).map_err(IntoResponse::into_response)?;
+    check_input(&state, &input).map_err(IntoResponse::into_response)?;
     let sent = sent_trace(&headers);
     let admitting = if input.event_id.is_some() {
         // Claiming an idempotency key reads and writes sled.
         let (state, sent) = (state.clone(), sent.clone());
-        blocking(move || admit(&state, input, payload, sent.as_ref())).await
+        blocking(move || admit(&state, input, sent.as_ref())).await
     } else {
         // Everything else it checks is in memory: no hop to the blocking pool.
-        admit(&state, input, payload, sent.as_ref())
+        admit(&state, input, sent.as_ref())
     };
     match admitting.map_err(IntoResponse::into_response)? {
         Admitted::Refused(refusal) => Err(refusal),
@@ -287,12 +289,7 @@ enum Admitted {
 /// The checks that need the store, then the new job, or the one its
 /// `event_id` already made (only that claim touches sled; the rest is read
 /// from the store's memory).
-fn admit(
-    state: &ApiState,
-    input: NewJob,
-    payload: JobPayload,
-    sent: Option<&TraceContext>,
-) -> ApiResult<Admitted> {
+fn admit(state: &ApiState, input: NewJob, sent: Option<&TraceContext>) -> ApiResult<Admitted> {
     let store = &state.store;
     if !store.application_exists(&input.application_id) {
         return Err(ApiError::invalid("application_id", "no such application"));
@@ -303,7 +300,7 @@ fn admit(
     }
     check_payload_schema(store, &input)?;
     let keyed = input.event_id.is_some();
-    let mut job = new_job(state, input, payload, sent);
+    let mut job = new_job(state, input, sent);
     let deliveries = new_deliveries(&job);
     // No subscriber: done at once.
     job.summarize(&deliveries, job.created_at);
@@ -362,14 +359,8 @@ async fn journal(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-/// A new job for the input (its `payload` as `check_input` made it), with
-/// the endpoints subscribed to its type now.
-fn new_job(
-    state: &ApiState,
-    input: NewJob,
-    payload: JobPayload,
-    sent: Option<&TraceContext>,
-) -> WebhookJob {
+/// A new job for the input, with the endpoints subscribed to its type now.
+fn new_job(state: &ApiState, input: NewJob, sent: Option<&TraceContext>) -> WebhookJob {
     let id = new_id("job");
     // The time its id holds, so the list's order by time is its order by id.
     let now = created_ms(&id).unwrap_or_else(now_ms);
@@ -390,7 +381,7 @@ fn new_job(
         id,
         application_id: input.application_id,
         event_type: input.event_type,
-        payload,
+        payload: input.payload,
         headers: input.headers,
         metadata: input.metadata,
         status: JobStatus::Created,

@@ -70,9 +70,10 @@ fn tags_of(status: JobStatus, cancelled: bool) -> Vec<&'static str> {
 }
 
 /// What a list tells jobs apart by, read from a job's record without
-/// building its payload, headers and metadata (serde skips them).
-#[derive(Deserialize)]
-struct JobTags {
+/// building its payload, headers and metadata (serde skips them). A job's
+/// entries and status counts follow from these and its application alone.
+#[derive(Deserialize, PartialEq)]
+pub(super) struct JobTags {
     event_type: String,
     endpoint_ids: Vec<String>,
     status: JobStatus,
@@ -120,9 +121,9 @@ fn bucket(parts: &[&str]) -> String {
     bucket
 }
 
-/// Every bucket a job has an entry in.
-fn buckets_of(job: &WebhookJob) -> BTreeSet<String> {
-    let (app, kind) = (job.application_id.as_str(), job.event_type.as_str());
+/// Every bucket a job of the application with these tags has an entry in.
+fn buckets_of(app: &str, job: &JobTags) -> BTreeSet<String> {
+    let kind = job.event_type.as_str();
     let mut buckets = BTreeSet::from([bucket(&["a", app]), bucket(&["t", app, kind])]);
     for endpoint in &job.endpoint_ids {
         buckets.insert(bucket(&["e", app, endpoint]));
@@ -141,12 +142,6 @@ fn status_buckets(app: &str, job: &JobTags) -> Vec<String> {
             ]
         })
         .collect()
-}
-
-fn status_buckets_of(job: Option<&WebhookJob>) -> Vec<String> {
-    job.map_or_else(Vec::new, |job| {
-        status_buckets(&job.application_id, &JobTags::from(job))
-    })
 }
 
 impl JobSelection<'_> {
@@ -230,7 +225,11 @@ impl BucketCounts {
 
     fn add(&self, bucket: &str, delta: i64) {
         let mut counts = self.counts();
-        let count = counts.entry(bucket.to_string()).or_default();
+        // A known bucket (nearly every time) costs no new key.
+        let count = match counts.get_mut(bucket) {
+            Some(count) => count,
+            None => counts.entry(bucket.to_string()).or_default(),
+        };
         *count = count.saturating_add_signed(delta);
     }
 
@@ -244,22 +243,27 @@ impl BucketCounts {
 }
 
 impl Store {
-    /// Writes a job's record with `write`, keeping its entries and counts in
-    /// step with it (`before`: the job as stored until now; `after`: as
-    /// `write` stores it, None when it goes). A change of status writes
-    /// nothing but the record.
+    /// Writes `job`'s record with `write`, keeping its entries and counts in
+    /// step with it (`before`: the tags of the job as stored until now;
+    /// `after`: as `write` stores it, None when it goes). A change of status
+    /// writes nothing but the record; a change of nothing a list tells jobs
+    /// apart by (a settle that only counts an attempt) makes no bucket at all.
     pub(super) fn write_indexed_job(
         &self,
-        before: Option<&WebhookJob>,
-        after: Option<&WebhookJob>,
+        job: &WebhookJob,
+        before: Option<&JobTags>,
+        after: Option<&JobTags>,
         write: impl FnOnce() -> Result<()>,
     ) -> Result<()> {
-        let Some(job) = after.or(before) else {
+        if before == after {
             return write();
-        };
-        let old = before.map(buckets_of).unwrap_or_default();
-        let new = after.map(buckets_of).unwrap_or_default();
-        let (old_statuses, new_statuses) = (status_buckets_of(before), status_buckets_of(after));
+        }
+        let app = job.application_id.as_str();
+        let buckets = |tags: Option<&JobTags>| tags.map(|t| buckets_of(app, t)).unwrap_or_default();
+        let (old, new) = (buckets(before), buckets(after));
+        let statuses =
+            |tags: Option<&JobTags>| tags.map(|t| status_buckets(app, t)).unwrap_or_default();
+        let (old_statuses, new_statuses) = (statuses(before), statuses(after));
         if old == new && old_statuses == new_statuses {
             return write();
         }
@@ -334,10 +338,11 @@ impl Store {
     /// and counted once; its statuses are counted with its application's
     /// entry).
     pub(super) fn index_job(&self, job: &WebhookJob) -> Result<()> {
-        for bucket in buckets_of(job) {
+        let tags = JobTags::from(job);
+        for bucket in buckets_of(&job.application_id, &tags) {
             let added = self.add_entry(&bucket, job.created_at, &job.id)?;
             if added && bucket.starts_with("a\0") {
-                self.count_statuses(&job.application_id, &JobTags::from(job));
+                self.count_statuses(&job.application_id, &tags);
             }
         }
         Ok(())
@@ -462,7 +467,9 @@ impl Store {
     /// when the start counted (`recount_job_index`), or is added now.
     fn repair_marked(&self, id: &str, mark: Mark) -> Result<()> {
         let job = self.job(id)?;
-        let wanted = job.as_ref().map(buckets_of).unwrap_or_default();
+        let wanted = (job.as_ref())
+            .map(|job| buckets_of(&job.application_id, &JobTags::from(job)))
+            .unwrap_or_default();
         for bucket in &mark.buckets {
             if !wanted.contains(bucket) {
                 self.remove_entry(bucket, mark.created_at, id)?;
@@ -687,14 +694,16 @@ mod tests {
         // A change to `discarded` whose record write failed: no entry moves,
         // nothing is left to put right.
         let after = job("job_1", JobStatus::Discarded);
-        let interrupted = store.write_indexed_job(Some(&before), Some(&after), || {
-            Err(crate::store::StoreError::Unavailable("crash".into()))
-        });
+        let (tags_before, tags_after) = (JobTags::from(&before), JobTags::from(&after));
+        let interrupted =
+            store.write_indexed_job(&after, Some(&tags_before), Some(&tags_after), || {
+                Err(crate::store::StoreError::Unavailable("crash".into()))
+            });
         assert!(interrupted.is_err());
         assert!(store.job_index_marks.is_empty());
         // A job whose entries were written but whose record never was.
         let lost = job("job_2", JobStatus::AwaitingRetry);
-        let _ = store.write_indexed_job(None, Some(&lost), || {
+        let _ = store.write_indexed_job(&lost, None, Some(&JobTags::from(&lost)), || {
             Err(crate::store::StoreError::Unavailable("crash".into()))
         });
         assert_eq!(store.job_index_marks.len(), 1);
@@ -720,8 +729,9 @@ mod tests {
         let mut failed = job("job_1", JobStatus::AwaitingRetry);
         failed.attempt_count = 1;
         let write = || crate::store::put(&store.jobs, "job_1", &failed);
+        let (tags_before, tags_after) = (JobTags::from(&created), JobTags::from(&failed));
         store
-            .write_indexed_job(Some(&created), Some(&failed), write)
+            .write_indexed_job(&failed, Some(&tags_before), Some(&tags_after), write)
             .unwrap();
         assert_eq!(store.job_index.len(), entries, "no entry moved");
         assert!(store.job_index_marks.is_empty(), "no mark written");

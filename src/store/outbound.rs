@@ -1,6 +1,7 @@
 //! Applications, event types, endpoints and webhook jobs. A job's deliveries
 //! are events (ids derived from the job's), so they live with the other events.
 
+use super::job_index::JobTags;
 use super::{announce, get, put, values, Result, Store};
 use crate::model::{Application, Endpoint, Event, EventType, WebhookJob};
 use std::sync::{Arc, PoisonError};
@@ -260,7 +261,7 @@ impl Store {
 
     /// Forgets a job's record and its index entries.
     pub(super) fn remove_job(&self, job: &WebhookJob) -> Result<()> {
-        self.write_indexed_job(Some(job), None, || {
+        self.write_indexed_job(job, Some(&JobTags::from(job)), None, || {
             self.jobs.remove(job.id.as_bytes())?;
             Ok(())
         })
@@ -327,13 +328,17 @@ impl Store {
         now_ms: u64,
         change: impl FnOnce(&mut WebhookJob),
     ) -> Result<Option<WebhookJob>> {
-        let Some(before) = self.job(id)? else {
+        let Some(mut job) = self.job(id)? else {
             return Ok(None);
         };
-        let mut job = before.clone();
+        // What its entries and counts follow, not a copy of the whole job.
+        let before = JobTags::from(&job);
         change(&mut job);
         job.summarize(&self.deliveries_of(id)?, now_ms);
-        self.write_indexed_job(Some(&before), Some(&job), || put(&self.jobs, id, &job))?;
+        let after = JobTags::from(&job);
+        self.write_indexed_job(&job, Some(&before), Some(&after), || {
+            put(&self.jobs, id, &job)
+        })?;
         announce(&self.job_feed, || job.clone());
         Ok(Some(job))
     }

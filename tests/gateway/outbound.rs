@@ -278,6 +278,32 @@ async fn an_event_id_is_a_new_job_once_its_window_has_passed() {
 }
 
 #[tokio::test]
+async fn a_payload_is_kept_and_sent_as_the_text_it_was_sent_in() {
+    let gw = gateway("").await;
+    let sink = Sink::start(Reply::Status(200)).await;
+    let (app, _) = one_endpoint(&gw, &sink, json!({})).await;
+    // Spaces, a line break and a number a `Value` would write as 1.0e1.
+    let payload = "{ \"amount\": 10.00,\n  \"note\": \"as given\" }";
+    let body =
+        format!(r#"{{"application_id":"{app}","event_type":"order.created","payload":{payload}}}"#);
+    let answer = gw
+        .api(Method::POST, "/v1/webhook-jobs")
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 201);
+
+    let received = sink.wait_for(1).await;
+    let sent = String::from_utf8_lossy(&received[0].body);
+    assert!(
+        sent.ends_with(&format!(",\"payload\":{payload}}}")),
+        "{sent}"
+    );
+}
+
+#[tokio::test]
 async fn payloads_over_the_limit_are_refused_with_413() {
     let gw = gateway("").await;
     let sink = Sink::start(Reply::Status(200)).await;
