@@ -86,6 +86,10 @@ pub(super) async fn run(
     let mut heard_before = false;
     // The next batch, loaded while the last one was sent.
     let mut ahead: Option<PendingScan> = None;
+    // Whether the lane was rung while `ahead` loaded: it may have missed
+    // what the ring was for (an event queued meanwhile), so once it is sent
+    // the lane scans again instead of sleeping.
+    let mut ahead_rung = false;
     while !*stop.borrow() {
         let Some(destination) = shared.catalog.load().target(&destination_id).cloned() else {
             // The destination was removed; its queue stays on disk.
@@ -122,12 +126,16 @@ pub(super) async fn run(
         }
         let capacity = capacity_now(&shared, &destination, in_flight.sending());
         let mut next_due_ms = capacity.next_due_ms;
-        let loaded = match ahead.take() {
-            Some(pending) if capacity.ahead => Some(pending),
-            _ => (capacity.batch > 0).then(|| {
-                let passed_over = in_flight.event_ids();
-                start_scan(&shared, &destination, capacity.batch, passed_over)
-            }),
+        let missed_rings = std::mem::take(&mut ahead_rung);
+        let (loaded, stale) = match ahead.take() {
+            Some(pending) if capacity.ahead => (Some(pending), missed_rings),
+            _ => {
+                let scan = (capacity.batch > 0).then(|| {
+                    let passed_over = in_flight.event_ids();
+                    start_scan(&shared, &destination, capacity.batch, passed_over)
+                });
+                (scan, false)
+            }
         };
         if let Some(loaded) = loaded {
             let scan = scanned(loaded).await;
@@ -197,9 +205,11 @@ pub(super) async fn run(
                     attempt::deliver(shared, destination, ready, stop, slot)
                 });
             }
-            if woken || rung || scan.saturated {
+            ahead_rung = ahead.is_some() && (woken || rung);
+            if woken || rung || scan.saturated || stale {
                 // More may be due behind a full batch (and, when it started
-                // nothing, no finishing attempt would bring the lane back).
+                // nothing, no finishing attempt would bring the lane back),
+                // or behind a batch loaded before the last rings.
                 continue;
             }
             next_due_ms = scan.next_due_ms;
