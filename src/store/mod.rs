@@ -1253,6 +1253,20 @@ fn test_event(created_ms: u64) -> Event {
     Event::new(id, &request_id, route, created_ms, false)
 }
 
+/// A request to `src_shop` with `body`, encoded as the journal keeps it.
+#[cfg(test)]
+fn test_request(body: &str) -> EncodedRequest {
+    let payload = crate::model::Payload {
+        method: "POST".into(),
+        path: "/".into(),
+        query: String::new(),
+        headers: Vec::new(),
+        body: body.as_bytes().to_vec(),
+    };
+    let request = crate::model::Request::received(Some("src_shop"), "shop", &payload);
+    EncodedRequest::new(&request, &payload).unwrap()
+}
+
 /// Which backend a test runs on (see `on_both_backends`).
 #[cfg(test)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -89,20 +89,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Payload, Request};
-    use crate::store::{test_postgres, Backend, EncodedRequest, JOURNAL_SEGMENT_BYTES};
-
-    fn request(body: &str) -> EncodedRequest {
-        let payload = Payload {
-            method: "POST".into(),
-            path: "/".into(),
-            query: String::new(),
-            headers: Vec::new(),
-            body: body.as_bytes().to_vec(),
-        };
-        let request = Request::received(Some("src_shop"), "shop", &payload);
-        EncodedRequest::new(&request, &payload).unwrap()
-    }
+    use crate::store::test_request as request;
+    use crate::store::{test_postgres, Backend, JOURNAL_SEGMENT_BYTES};
 
     fn open(dir: &Path, backend: &Backend) -> Store {
         Store::open_backed(dir, 1 << 20, JOURNAL_SEGMENT_BYTES, None, backend).unwrap()

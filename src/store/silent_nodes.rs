@@ -62,27 +62,13 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Payload, Request};
     use crate::store::keyspace::test_server;
-    use crate::store::{Backend, EncodedRequest};
+    use crate::store::{test_request, Backend, EncodedRequest};
 
     const LEASE: Duration = Duration::from_secs(2);
 
     fn journal(store: &Store, bodies: &[&str]) -> Vec<(String, Location)> {
-        let encoded: Vec<EncodedRequest> = bodies
-            .iter()
-            .map(|body| {
-                let payload = Payload {
-                    method: "POST".into(),
-                    path: "/".into(),
-                    query: String::new(),
-                    headers: Vec::new(),
-                    body: body.as_bytes().to_vec(),
-                };
-                let request = Request::received(Some("src_shop"), "shop", &payload);
-                EncodedRequest::new(&request, &payload).unwrap()
-            })
-            .collect();
+        let encoded: Vec<EncodedRequest> = bodies.iter().map(|body| test_request(body)).collect();
         let locations = store
             .journal_requests(&encoded.iter().collect::<Vec<_>>())
             .unwrap();
