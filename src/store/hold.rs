@@ -278,8 +278,8 @@ impl Store {
 /// How many held events a remote keyspace releases at once.
 const RELEASING_AT_ONCE: usize = 4;
 
-/// `release` of every one of `held`, `RELEASING_AT_ONCE` at a time, in their
-/// order. On PostgreSQL each release is several round trips (the event's
+/// `release` of every one of `held`, `RELEASING_AT_ONCE` at a time (each
+/// worker takes every fourth, in the held order). On PostgreSQL each release is several round trips (the event's
 /// cluster lock, its read, its write, the held entry's delete): one after
 /// the other, a connection's unpause re-queued its backlog slower than a
 /// destination's rate limit sends it (150 events took 7.5 s on a starved
