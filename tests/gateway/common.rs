@@ -9,6 +9,7 @@ use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use hookgate::model::Event;
 use hookgate::{Config, Gateway};
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -490,29 +491,33 @@ impl TestGateway {
         );
     }
 
-    /// Waits until at least `n` stored events satisfy `done`.
+    /// Waits until at least `n` events satisfy `done`, as their changes are
+    /// announced: an announcement follows every effect of a change (an
+    /// issue it counts, a job it sums up), which the stored event may not
+    /// (on PostgreSQL a failed attempt's event is committed before its issue
+    /// is). Events already in that state when this starts count too.
     pub async fn wait_events(&self, n: usize, done: impl Fn(&Event) -> bool) {
         let mut feed = self.gateway.store.subscribe_events();
-        let matching = || {
-            self.gateway
-                .store
-                .events()
-                .map(Result::unwrap)
-                .filter(|e| done(e))
-                .count()
+        let stored = || -> HashSet<String> {
+            let events = self.gateway.store.events().map(Result::unwrap);
+            events.filter(|e| done(e)).map(|e| e.id).collect()
         };
-        let reached = tokio::time::timeout(PATIENCE, async {
-            while matching() < n {
-                if let Err(tokio::sync::broadcast::error::RecvError::Closed) = feed.recv().await {
-                    panic!("event feed closed");
+        let mut reached = stored();
+        let waited = tokio::time::timeout(PATIENCE, async {
+            while reached.len() < n {
+                match feed.recv().await {
+                    Ok(event) if done(&event) => _ = reached.insert(event.id),
+                    Ok(event) => _ = reached.remove(&event.id),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => reached = stored(),
+                    Err(e) => panic!("event feed closed: {e}"),
                 }
             }
         })
         .await;
         assert!(
-            reached.is_ok(),
+            waited.is_ok(),
             "only {} of {n} events reached the awaited state",
-            matching()
+            stored().len()
         );
     }
 
