@@ -260,7 +260,7 @@ pub async fn create(
         Admitted::Known(id) => answer_known(&state, id)
             .await
             .map_err(IntoResponse::into_response),
-        Admitted::New(job, deliveries) => journal(&state, job, &deliveries, sent.as_ref()).await,
+        Admitted::New(job, deliveries) => journal(&state, job, deliveries, sent.as_ref()).await,
     }
 }
 
@@ -332,18 +332,23 @@ async fn answer_known(state: &Arc<ApiState>, id: String) -> ApiResult<(StatusCod
 }
 
 /// Journals a new job and answers it with the deliveries it is about to get
-/// (the router stores and queues them, and wakes their endpoints). The new
-/// job's deliveries are spans under its own, a child of the caller's `sent`
-/// span (or a new trace). A job that could not be journaled is a 503 with
-/// `Retry-After`: the router's backlog drains in moments, a disk may be
+/// (the router stores these and queues them, and wakes their endpoints). The
+/// new job's deliveries are spans under its own, a child of the caller's
+/// `sent` span (or a new trace). A job that could not be journaled is a 503
+/// with `Retry-After`: the router's backlog drains in moments, a disk may be
 /// freed, and a sender's client waits as it says.
 async fn journal(
     state: &ApiState,
     job: Arc<WebhookJob>,
-    deliveries: &[Event],
+    deliveries: Vec<Event>,
     sent: Option<&TraceContext>,
 ) -> Result<(StatusCode, Json<JobView>), Response> {
-    if let Err(error) = state.commit.commit_job(job.clone()).await {
+    // Viewed before the deliveries go to the router.
+    let view = JobView {
+        deliveries: Some(deliveries.iter().map(|d| delivery_view(d, None)).collect()),
+        ..view(&job)
+    };
+    if let Err(error) = state.commit.commit_job(job.clone(), deliveries).await {
         // Never journaled: forgotten (its idempotency key names no job now).
         state.store.job_routed(&job.id);
         let message = format!("the job could not be stored: {error}");
@@ -352,10 +357,6 @@ async fn journal(
     }
     state.telemetry.job_created(&job, sent);
     state.metrics.webhook_job_created();
-    let view = JobView {
-        deliveries: Some(deliveries.iter().map(|d| delivery_view(d, None)).collect()),
-        ..view(&job)
-    };
     Ok((StatusCode::CREATED, Json(view)))
 }
 

@@ -57,14 +57,18 @@ pub fn new_deliveries(job: &WebhookJob) -> Vec<Event> {
     job.endpoint_ids.iter().map(delivery).collect()
 }
 
-/// Stores one delivery per endpoint of the job. `again` (after a crash, or
-/// the fan-out was interrupted): ids derive from job and endpoint, so those
-/// stored already are kept as they are, not duplicated; a new job has none,
-/// and none is looked up. Returns the deliveries queued now (their
-/// endpoints' lanes have new work).
-pub fn fan_out(store: &Store, job: &WebhookJob, again: bool) -> Result<Vec<Event>, StoreError> {
+/// Stores a job's `deliveries` (`new_deliveries`). `again` (after a crash,
+/// or the fan-out was interrupted): ids derive from job and endpoint, so
+/// those stored already are kept as they are, not duplicated; a new job has
+/// none, and none is looked up. Returns the endpoints of the deliveries
+/// queued now (their lanes have new work).
+pub fn fan_out(
+    store: &Store,
+    deliveries: &[Event],
+    again: bool,
+) -> Result<Vec<String>, StoreError> {
     let mut queued = Vec::new();
-    for event in new_deliveries(job) {
+    for event in deliveries {
         if again && store.event_exists(&event.id)? {
             continue;
         }
@@ -78,14 +82,15 @@ pub fn fan_out(store: &Store, job: &WebhookJob, again: bool) -> Result<Vec<Event
             end(store, &event.id, ENDPOINT_DELETED)?;
             continue;
         }
-        queued.push(event);
+        queued.push(event.destination_id.clone());
     }
     Ok(queued)
 }
 
 /// The router's part of a journaled job: its record and list entries (unless
-/// the indexer wrote them), its deliveries, and its status when a delivery
-/// ended at once. Returns the endpoints with new work.
+/// the indexer wrote them), its deliveries (those the API answered with, or
+/// derived again for a job replayed from the journal), and its status when a
+/// delivery ended at once. Returns the endpoints with new work.
 pub fn fan_out_journaled(
     store: &Store,
     committed: &CommittedJob,
@@ -95,7 +100,15 @@ pub fn fan_out_journaled(
     if !committed.indexed || again {
         store.store_journaled_job(job, again)?;
     }
-    let queued = fan_out(store, job, again)?;
+    let derived;
+    let deliveries = match &committed.deliveries {
+        Some(made) => made,
+        None => {
+            derived = new_deliveries(job);
+            &derived
+        }
+    };
+    let queued = fan_out(store, deliveries, again)?;
     if again || queued.len() < job.endpoint_ids.len() {
         store.update_job(&job.id, now_ms(), |_| {})?;
     }
@@ -104,10 +117,7 @@ pub fn fan_out_journaled(
         store.clear_unrouted_mark(&job.id)?;
     }
     store.job_routed(&job.id);
-    Ok(queued
-        .into_iter()
-        .map(|delivery| delivery.destination_id)
-        .collect())
+    Ok(queued)
 }
 
 /// Fans out the jobs a crash interrupted that were stored before jobs were
@@ -117,8 +127,7 @@ pub fn resume_fan_outs(store: &Store) -> Result<Vec<String>, StoreError> {
     for id in store.unrouted_jobs()? {
         match store.unrouted_job(&id)? {
             Some(job) => {
-                let queued = fan_out(store, &job, true)?;
-                woken.extend(queued.into_iter().map(|delivery| delivery.destination_id));
+                woken.extend(fan_out(store, &new_deliveries(&job), true)?);
                 store.update_job(&id, now_ms(), |_| {})?;
                 store.job_fanned_out(&id)?;
             }

@@ -15,7 +15,7 @@
 //! deliveries made by the router, replayed past its watermark after a crash.
 
 use super::{EncodedRequest, Location, Store};
-use crate::model::{Payload, Request, WebhookJob};
+use crate::model::{Event, Payload, Request, WebhookJob};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::Arc;
@@ -54,6 +54,10 @@ pub struct Committed {
 /// entries), then the router (its deliveries).
 pub struct CommittedJob {
     pub job: Arc<WebhookJob>,
+    /// The deliveries the API answered with (`outbound::new_deliveries`),
+    /// stored as they are; None for a job replayed from the journal, whose
+    /// deliveries are derived again from the job (their ids are the same).
+    pub deliveries: Option<Vec<Event>>,
     /// The backlog's bytes the job holds in memory until the router is done
     /// with it (None for a job replayed from the journal).
     pub held: Option<BacklogShare>,
@@ -174,8 +178,15 @@ const INDEX_QUEUE: usize = 64;
 /// What a commit writes (boxed with its `Pending` on the way to the writer).
 #[allow(clippy::large_enum_variant)]
 enum Entry {
-    Request { request: Request, payload: Payload },
-    Job(Arc<WebhookJob>, BacklogShare),
+    Request {
+        request: Request,
+        payload: Payload,
+    },
+    Job {
+        job: Arc<WebhookJob>,
+        deliveries: Vec<Event>,
+        held: BacklogShare,
+    },
 }
 
 struct Pending {
@@ -243,19 +254,29 @@ impl CommitLog {
     }
 
     /// Stores a new webhook job durably; the indexer and the router store
-    /// its record, list entries and deliveries afterwards. The job is in
+    /// its record, list entries and `deliveries` (as made for the answer:
+    /// the router does not make them again) afterwards. The job is in
     /// memory until the router is done with it (the router reads it from
     /// there, and reads of a job just answered find it there): it holds its
     /// record's bytes of the backlog meanwhile, and is refused
     /// (`BacklogFull`) when they would take it past its limit (unless it is
     /// the only one: a limit below a job's size refuses none when idle).
-    pub async fn commit_job(&self, job: Arc<WebhookJob>) -> Result<(), CommitError> {
+    pub async fn commit_job(
+        &self,
+        job: Arc<WebhookJob>,
+        deliveries: Vec<Event>,
+    ) -> Result<(), CommitError> {
         let encoded = EncodedRequest::job(&job);
         let bytes = encoded.as_ref().map_or(0, |encoded| encoded.record.len());
         let held = (self.backlog)
             .share_unless_busy(bytes as u64)
             .ok_or(CommitError::BacklogFull)?;
-        self.write(Entry::Job(job, held), encoded).await
+        let entry = Entry::Job {
+            job,
+            deliveries,
+            held,
+        };
+        self.write(entry, encoded).await
     }
 
     async fn write(
@@ -350,8 +371,13 @@ fn commit_batch(
                     indexed: false,
                 })
             }
-            Entry::Job(job, held) => Journaled::Job(CommittedJob {
+            Entry::Job {
                 job,
+                deliveries,
+                held,
+            } => Journaled::Job(CommittedJob {
+                job,
+                deliveries: Some(deliveries),
                 held: Some(held),
                 location,
                 indexed: false,
@@ -501,9 +527,12 @@ mod tests {
         let log = started(&backlog);
         let (commit, router) = (&log.commit, &log.router);
         for n in 0..3 {
-            commit.commit_job(job(&format!("job_{n}"))).await.unwrap();
+            commit
+                .commit_job(job(&format!("job_{n}")), Vec::new())
+                .await
+                .unwrap();
         }
-        let refused = commit.commit_job(job("job_3")).await;
+        let refused = commit.commit_job(job("job_3"), Vec::new()).await;
         assert!(
             matches!(refused, Err(CommitError::BacklogFull)),
             "{refused:?}"
@@ -517,7 +546,7 @@ mod tests {
         assert!(routed.iter().all(|j| matches!(j, Journaled::Job(_))));
         drop(routed);
         assert_eq!(backlog.held_bytes(), 0);
-        commit.commit_job(job("job_3")).await.unwrap();
+        commit.commit_job(job("job_3"), Vec::new()).await.unwrap();
         log.stop().await;
     }
 
@@ -526,14 +555,14 @@ mod tests {
         let backlog = Backlog::new(1);
         let log = started(&backlog);
         let (commit, router) = (&log.commit, &log.router);
-        commit.commit_job(job("job_0")).await.unwrap();
-        let refused = commit.commit_job(job("job_1")).await;
+        commit.commit_job(job("job_0"), Vec::new()).await.unwrap();
+        let refused = commit.commit_job(job("job_1"), Vec::new()).await;
         assert!(
             matches!(refused, Err(CommitError::BacklogFull)),
             "{refused:?}"
         );
         drop(router.recv_timeout(Duration::from_secs(10)).unwrap());
-        commit.commit_job(job("job_1")).await.unwrap();
+        commit.commit_job(job("job_1"), Vec::new()).await.unwrap();
         log.stop().await;
     }
 }

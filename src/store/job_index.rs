@@ -637,9 +637,8 @@ mod tests {
         assert_eq!(listed(&store, None), (vec![stored.id], 1));
     }
 
-    #[test]
-    fn a_job_journaled_before_a_crash_is_stored_keyed_indexed_and_fanned_out_once_on_start() {
-        let (dir, store) = temp_store();
+    /// Saves app_a's endpoint `end_a`, to which `job` sends.
+    fn save_endpoint_a(store: &Store) {
         let endpoint = crate::model::Endpoint {
             id: "end_a".into(),
             application_id: "app_a".into(),
@@ -654,6 +653,12 @@ mod tests {
             updated_at: 1000,
         };
         store.save_endpoint(&endpoint).unwrap();
+    }
+
+    #[test]
+    fn a_job_journaled_before_a_crash_is_stored_keyed_indexed_and_fanned_out_once_on_start() {
+        let (dir, store) = temp_store();
+        save_endpoint_a(&store);
         store.flush().unwrap();
         let mut acknowledged = job("job_1", JobStatus::Created);
         acknowledged.event_id = "order-1".into();
@@ -764,5 +769,27 @@ mod tests {
             listed(&store, Some("created")),
             (vec!["job_1".to_string()], 1)
         );
+    }
+
+    #[test]
+    fn a_new_jobs_deliveries_are_stored_as_the_api_made_them() {
+        let (_dir, store) = temp_store();
+        save_endpoint_a(&store);
+        let job = job("job_1", JobStatus::Created);
+        let mut made = crate::outbound::new_deliveries(&job);
+        // Unlike any time a delivery made again now would have.
+        made[0].created_at = 7;
+        let committed = crate::store::CommittedJob {
+            job: job.into(),
+            deliveries: Some(made.clone()),
+            held: None,
+            location: (0, 0, 0).into(),
+            indexed: false,
+        };
+        let woken = crate::outbound::fan_out_journaled(&store, &committed, false).unwrap();
+        assert_eq!(woken, ["end_a"]);
+        let stored = store.deliveries_of("job_1").unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!((&stored[0].id, stored[0].created_at), (&made[0].id, 7));
     }
 }
