@@ -51,7 +51,8 @@ use crate::pipeline::Router;
 use crate::store::{Direction, Store};
 use arc_swap::ArcSwap;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router as Routes;
 use error::{ApiError, ApiResult};
@@ -436,6 +437,24 @@ fn reachable(state: &ApiState, field: &str, url: &url::Url) -> ApiResult<()> {
     policy
         .check_url(url)
         .map_err(|blocked| ApiError::invalid(field, blocked.to_string()))
+}
+
+/// `view` as a JSON answer, its bytes written once: into a buffer sized for
+/// `large_bytes` (what the view holds of the largest field, e.g. a payload)
+/// and the rest, not the small one axum's `Json` starts with and grows.
+fn json_answer(status: StatusCode, view: &impl serde::Serialize, large_bytes: usize) -> Response {
+    /// Room for the fields of a typical object besides its large one.
+    const SMALL_FIELDS_BYTES: usize = 1024;
+    let mut bytes = Vec::with_capacity(large_bytes + SMALL_FIELDS_BYTES);
+    match serde_json::to_writer(&mut bytes, view) {
+        Ok(()) => {
+            let json = HeaderValue::from_static("application/json");
+            (status, [(header::CONTENT_TYPE, json)], bytes).into_response()
+        }
+        Err(error) => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response()
+        }
+    }
 }
 
 /// Runs store work off the reactor.

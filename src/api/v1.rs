@@ -103,11 +103,11 @@ impl PageNumber {
     }
 
     /// This page's `items`, out of `total` that matched.
-    pub fn answer_page<T, V>(
+    pub fn answer_page<'a, T, V>(
         &self,
-        items: &[T],
+        items: &'a [T],
         total: usize,
-        view: impl Fn(&T) -> V,
+        view: impl Fn(&'a T) -> V,
     ) -> V1Page<V> {
         V1Page {
             data: items.iter().map(view).collect(),

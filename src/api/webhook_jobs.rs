@@ -5,7 +5,7 @@ use super::error::{json_body, ApiError, ApiResult};
 use super::query::{iso, Query};
 use super::rate::come_back_after;
 use super::v1::{PageNumber, V1Page};
-use super::{blocking, ApiState, Shared};
+use super::{blocking, json_answer, ApiState, Shared};
 use crate::ids::{created_ms, new_id, now_ms};
 use crate::model::{delivery_status, Attempt, Event, JobPayload, JobStatus, WebhookJob};
 use crate::outbound::{cancel_job, new_deliveries, retry_job, validate};
@@ -29,6 +29,8 @@ const MAX_EVENT_ID_LEN: usize = 255;
 /// When a job that could not be journaled is worth sending again: the
 /// router's backlog drains in moments.
 const UNSTORED_RETRY_AFTER_SECONDS: u64 = 1;
+/// About what a new delivery's view takes in a job's answer.
+const DELIVERY_VIEW_BYTES: usize = 256;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -67,27 +69,28 @@ impl NewJob {
 }
 
 /// A webhook job: one event sent to every endpoint subscribed to its type.
+/// (It borrows the job: an answer is written from the job as it is.)
 #[derive(Serialize, ToSchema)]
-pub(crate) struct JobView {
+pub(crate) struct JobView<'a> {
     /// `job_…`
-    id: String,
-    application_id: String,
-    event_type: String,
+    id: &'a str,
+    application_id: &'a str,
+    event_type: &'a str,
     /// The sender's idempotency key (the job id when none was given).
-    event_id: String,
+    event_id: &'a str,
     /// What was sent, as given.
     #[schema(value_type = Object)]
-    payload: JobPayload,
+    payload: &'a JobPayload,
     /// Sent along with every delivery.
-    headers: BTreeMap<String, String>,
+    headers: &'a BTreeMap<String, String>,
     /// Kept, never sent (null when none was given).
     #[schema(value_type = Option<Object>)]
-    metadata: Value,
+    metadata: &'a Value,
     /// `created`, `sending`, `awaiting_retry`, `succeeded`, `discarded` or `archived`.
     status: &'static str,
     attempt_count: u32,
     max_retries: u32,
-    endpoint_ids: Vec<String>,
+    endpoint_ids: &'a [String],
     created_at: String,
     updated_at: String,
     /// The end of its delivery window.
@@ -98,22 +101,22 @@ pub(crate) struct JobView {
     completed_at: Option<String>,
     /// Each delivery and what its last attempt got (not in lists).
     #[serde(skip_serializing_if = "Option::is_none")]
-    deliveries: Option<Vec<JobDeliveryView>>,
+    deliveries: Option<Vec<JobDeliveryView<'a>>>,
 }
 
-fn view(job: &WebhookJob) -> JobView {
+fn view(job: &WebhookJob) -> JobView<'_> {
     JobView {
-        id: job.id.clone(),
-        application_id: job.application_id.clone(),
-        event_type: job.event_type.clone(),
-        event_id: job.event_id.clone(),
-        payload: job.payload.clone(),
-        headers: job.headers.clone(),
-        metadata: job.metadata.clone(),
+        id: &job.id,
+        application_id: &job.application_id,
+        event_type: &job.event_type,
+        event_id: &job.event_id,
+        payload: &job.payload,
+        headers: &job.headers,
+        metadata: &job.metadata,
         status: job.status.as_str(),
         attempt_count: job.attempt_count,
         max_retries: job.max_retries,
-        endpoint_ids: job.endpoint_ids.clone(),
+        endpoint_ids: &job.endpoint_ids,
         created_at: iso(job.created_at),
         updated_at: iso(job.updated_at),
         expires_at: iso(job.expires_at),
@@ -124,46 +127,51 @@ fn view(job: &WebhookJob) -> JobView {
     }
 }
 
-/// A job with each delivery and what its last attempt got.
-fn view_with_deliveries(store: &Store, job: &WebhookJob) -> ApiResult<JobView> {
+/// The answer (200) of a job with each delivery and what its last attempt got.
+fn answer_with_deliveries(store: &Store, job: &WebhookJob) -> ApiResult<Response> {
     let mut deliveries = Vec::new();
     for delivery in store.deliveries_of(&job.id)? {
         let last = store.attempts_of(&delivery.id)?.pop();
-        deliveries.push(delivery_view(&delivery, last.as_ref()));
+        deliveries.push((delivery, last));
     }
-    Ok(JobView {
-        deliveries: Some(deliveries),
+    let view = JobView {
+        deliveries: Some(
+            (deliveries.iter())
+                .map(|(delivery, last)| delivery_view(delivery, last.as_ref()))
+                .collect(),
+        ),
         ..view(job)
-    })
+    };
+    Ok(json_answer(StatusCode::OK, &view, 0))
 }
 
 /// One endpoint's delivery of a job.
 #[derive(Serialize, ToSchema)]
-pub(crate) struct JobDeliveryView {
-    id: String,
-    endpoint_id: String,
+pub(crate) struct JobDeliveryView<'a> {
+    id: &'a str,
+    endpoint_id: &'a str,
     /// `pending`, `retrying`, `completed` or `failed`.
     status: &'static str,
     attempt_count: u32,
     /// The last response's status.
     status_code: Option<u16>,
-    error_code: Option<String>,
-    response_body: Option<String>,
+    error_code: Option<&'a str>,
+    response_body: Option<&'a str>,
     latency_ms: Option<u64>,
     attempted_at: Option<String>,
     next_attempt_at: Option<String>,
 }
 
 /// A delivery and what its `last` attempt got.
-fn delivery_view(delivery: &Event, last: Option<&Attempt>) -> JobDeliveryView {
+fn delivery_view<'a>(delivery: &'a Event, last: Option<&'a Attempt>) -> JobDeliveryView<'a> {
     JobDeliveryView {
-        id: delivery.id.clone(),
-        endpoint_id: delivery.destination_id.clone(),
+        id: &delivery.id,
+        endpoint_id: &delivery.destination_id,
         status: delivery_status(delivery),
         attempt_count: delivery.attempts,
         status_code: delivery.response_status,
-        error_code: delivery.error_code.clone(),
-        response_body: last.and_then(|a| a.response_body.clone()),
+        error_code: delivery.error_code.as_deref(),
+        response_body: last.and_then(|a| a.response_body.as_deref()),
         latency_ms: last.map(|a| a.latency_ms),
         attempted_at: delivery.last_attempt_at.map(iso),
         next_attempt_at: delivery
@@ -243,7 +251,7 @@ pub async fn create(
     State(state): Shared,
     headers: HeaderMap,
     body: Result<Json<NewJob>, JsonRejection>,
-) -> Result<(StatusCode, Json<JobView>), Response> {
+) -> Result<Response, Response> {
     let input = json_body(body).map_err(IntoResponse::into_response)?;
     check_input(&state, &input).map_err(IntoResponse::into_response)?;
     let sent = sent_trace(&headers);
@@ -320,15 +328,10 @@ fn admit(state: &ApiState, input: NewJob, sent: Option<&TraceContext>) -> ApiRes
 }
 
 /// The job that holds an idempotency key, once the router has stored it.
-async fn answer_known(state: &Arc<ApiState>, id: String) -> ApiResult<(StatusCode, Json<JobView>)> {
+async fn answer_known(state: &Arc<ApiState>, id: String) -> ApiResult<Response> {
     state.store.wait_routed(&id).await?;
     let state = state.clone();
-    blocking(move || {
-        let existing = job_of(&state.store, &id)?;
-        let view = view_with_deliveries(&state.store, &existing)?;
-        Ok((StatusCode::OK, Json(view)))
-    })
-    .await
+    blocking(move || answer_with_deliveries(&state.store, &job_of(&state.store, &id)?)).await
 }
 
 /// Journals a new job and answers it with the deliveries it is about to get
@@ -342,12 +345,14 @@ async fn journal(
     job: Arc<WebhookJob>,
     deliveries: Vec<Event>,
     sent: Option<&TraceContext>,
-) -> Result<(StatusCode, Json<JobView>), Response> {
-    // Viewed before the deliveries go to the router.
+) -> Result<Response, Response> {
+    // Written before the deliveries go to the router.
     let view = JobView {
         deliveries: Some(deliveries.iter().map(|d| delivery_view(d, None)).collect()),
         ..view(&job)
     };
+    let large = job.payload.get().len() + DELIVERY_VIEW_BYTES * deliveries.len();
+    let answer = json_answer(StatusCode::CREATED, &view, large);
     if let Err(error) = state.commit.commit_job(job.clone(), deliveries).await {
         // Never journaled: forgotten (its idempotency key names no job now).
         state.store.job_routed(&job.id);
@@ -357,7 +362,7 @@ async fn journal(
     }
     state.telemetry.job_created(&job, sent);
     state.metrics.webhook_job_created();
-    Ok((StatusCode::CREATED, Json(view)))
+    Ok(answer)
 }
 
 /// A new job for the input, with the endpoints subscribed to its type now.
@@ -494,10 +499,7 @@ fn status_filter(given: &str) -> ApiResult<String> {
 }
 
 #[utoipa::path(get, path = "/v1/webhook-jobs", tag = "outbound", summary = "Jobs, newest first; application_id (required), status (or failed: awaiting_retry or discarded by failure), event_type, endpoint_id, created_after, created_before, metadata[KEY]=value, page, per_page (default 25, ≤ 100)", responses((status = 200, description = "{data, pagination: {page, per_page, total, total_pages}}", body = V1Page<JobView>), (status = 422, description = "bad filter", body = super::schema::ErrorBody)), security(("api_key" = [])))]
-pub async fn list(
-    State(state): Shared,
-    RawQuery(raw): RawQuery,
-) -> ApiResult<Json<V1Page<JobView>>> {
+pub async fn list(State(state): Shared, RawQuery(raw): RawQuery) -> ApiResult<Response> {
     let query = Query::parse(raw.as_deref());
     let pages = PageNumber::from_query(&query)?;
     let filter = JobFilter::from_query(&query)?;
@@ -508,24 +510,21 @@ pub async fn list(
         let (skip, take) = pages.window();
         let matches = |job: &WebhookJob| filter.matches(job);
         let page = (state.store).job_page(&filter.selection(), matches, exact, skip, take)?;
-        Ok(Json(pages.answer_page(&page.jobs, page.total, view)))
+        let answer = pages.answer_page(&page.jobs, page.total, view);
+        Ok(json_answer(StatusCode::OK, &answer, 0))
     })
     .await
 }
 
 #[utoipa::path(get, path = "/v1/webhook-jobs/{id}", tag = "outbound", summary = "A job with its deliveries (endpoint_id, status_code, response_body, latency_ms, attempted_at)", params(("id" = String, Path, description = "job_…")), responses((status = 200, description = "the job", body = JobView), (status = 404, description = "unknown", body = super::schema::ErrorBody)), security(("api_key" = [])))]
-pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
+pub async fn get(State(state): Shared, Path(id): Path<String>) -> ApiResult<Response> {
     // A job just created: its deliveries are stored in a moment.
     state.store.wait_routed(&id).await?;
-    blocking(move || {
-        let job = job_of(&state.store, &id)?;
-        Ok(Json(view_with_deliveries(&state.store, &job)?))
-    })
-    .await
+    blocking(move || answer_with_deliveries(&state.store, &job_of(&state.store, &id)?)).await
 }
 
 #[utoipa::path(post, path = "/v1/webhook-jobs/{id}/retry", tag = "outbound", summary = "Start over: back to created, attempt_count 0, every delivery queued now with a fresh delivery window", params(("id" = String, Path, description = "job_…")), responses((status = 200, description = "the job", body = JobView), (status = 404, description = "unknown", body = super::schema::ErrorBody), (status = 409, description = "archived", body = super::schema::ErrorBody)), security(("api_key" = [])))]
-pub async fn retry(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
+pub async fn retry(State(state): Shared, Path(id): Path<String>) -> ApiResult<Response> {
     // Not before its fan-out, which would store its deliveries anew.
     state.store.wait_routed(&id).await?;
     blocking(move || {
@@ -534,17 +533,13 @@ pub async fn retry(State(state): Shared, Path(id): Path<String>) -> ApiResult<Js
         woken
             .iter()
             .for_each(|endpoint| state.scheduler.wake(endpoint));
-        Ok(Json(view_with_deliveries(&state.store, &job)?))
+        answer_with_deliveries(&state.store, &job)
     })
     .await
 }
 
 #[utoipa::path(post, path = "/v1/webhook-jobs/{id}/cancel", tag = "outbound", summary = "Cancel a created or awaiting_retry job: discarded, with discarded_at", params(("id" = String, Path, description = "job_…")), responses((status = 200, description = "the job", body = JobView), (status = 404, description = "unknown", body = super::schema::ErrorBody), (status = 409, description = "not created or awaiting_retry", body = super::schema::ErrorBody)), security(("api_key" = [])))]
-pub async fn cancel(State(state): Shared, Path(id): Path<String>) -> ApiResult<Json<JobView>> {
+pub async fn cancel(State(state): Shared, Path(id): Path<String>) -> ApiResult<Response> {
     state.store.wait_routed(&id).await?;
-    blocking(move || {
-        let job = cancel_job(&state.store, &id)?;
-        Ok(Json(view_with_deliveries(&state.store, &job)?))
-    })
-    .await
+    blocking(move || answer_with_deliveries(&state.store, &cancel_job(&state.store, &id)?)).await
 }

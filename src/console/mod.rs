@@ -154,6 +154,16 @@ fn answer<T: serde::Serialize>(result: Result<Json<T>, ApiError>) -> Result<Valu
     Ok(serde_json::to_value(value).expect("API answers serialize"))
 }
 
+/// An API handler's answer written as JSON bytes (`api::json_answer`), as
+/// JSON, or its error.
+async fn written_answer(result: Result<Response, ApiError>) -> Result<Value, ApiError> {
+    let unreadable = |error: String| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, error);
+    let body = axum::body::to_bytes(result?.into_body(), usize::MAX)
+        .await
+        .map_err(|e| unreadable(e.to_string()))?;
+    serde_json::from_slice(&body).map_err(|e| unreadable(e.to_string()))
+}
+
 /// The page's query string as the API takes it (`api_query`).
 struct Filter(String);
 

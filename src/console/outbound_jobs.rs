@@ -5,7 +5,9 @@
 use super::layout::post_button;
 use super::outbound::PAGE;
 use super::show::{self, text, Chosen};
-use super::{answer, error_notice, status_of, Console, Failed, Filter, Shared, Signed};
+use super::{
+    answer, error_notice, status_of, written_answer, Console, Failed, Filter, Shared, Signed,
+};
 use crate::api::{webhook_deliveries, webhook_jobs};
 use crate::model::JobStatus;
 use crate::store::FAILED;
@@ -34,7 +36,8 @@ async fn list(
     let api_query = url::form_urlencoded::Serializer::new(query.clone())
         .append_pair("application_id", &app)
         .finish();
-    let listing = answer(webhook_jobs::list(console.api(), RawQuery(Some(api_query))).await);
+    let listing =
+        written_answer(webhook_jobs::list(console.api(), RawQuery(Some(api_query))).await).await;
     let here = format!("{PAGE}/applications/{app}/jobs");
     let chosen = Chosen::of(&query);
     let statuses: Vec<&str> = JobStatus::ALL
@@ -89,7 +92,7 @@ async fn detail(
     Extension(session): Signed,
     Path(id): Path<String>,
 ) -> Result<Html<String>, Failed> {
-    let job = answer(webhook_jobs::get(console.api(), Path(id.clone())).await)?;
+    let job = written_answer(webhook_jobs::get(console.api(), Path(id.clone())).await).await?;
     let mut deliveries = Vec::new();
     for summary in job["deliveries"].as_array().into_iter().flatten() {
         let id = Path(text(&summary["id"]));

@@ -3,7 +3,9 @@
 //! subscribed event types, send a test event, success rate and latency.
 
 use super::event_types;
-use super::{answer, deliveries, Failed, Kind, Mine, Portal, Posted, Shared, Visiting, NAV};
+use super::{
+    answer, deliveries, written_answer, Failed, Kind, Mine, Portal, Posted, Shared, Visiting, NAV,
+};
 use crate::api::error::ApiError;
 use crate::api::error::ApiResult;
 use crate::api::ApiState;
@@ -340,7 +342,7 @@ async fn send_test(
         "endpoint_ids": [id],
     });
     let job = match webhook_jobs::create(portal.api(), HeaderMap::new(), Ok(input(fields)?)).await {
-        Ok((_, job)) => answer(Ok(job))?,
+        Ok(job) => written_answer(Ok(job)).await?,
         Err(refused) => return Ok(refused),
     };
     let delivery = job["deliveries"]

@@ -24,7 +24,7 @@ mod sign_in;
 pub use links::{Grant, Links};
 
 use super::session::{Cookie, Session, Sessions};
-use super::{answer, csrf, layout, FailedPage, Home};
+use super::{answer, csrf, layout, written_answer, FailedPage, Home};
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::{applications, ApiState, Budget};
 use axum::extract::{FromRequestParts, Path, Request, State};
