@@ -310,6 +310,13 @@ pub fn router(state: Arc<ApiState>) -> Routes {
     );
     versioned
         .merge(resources)
+        // Sending jobs is the jobs API's data plane: routed here, it skips
+        // what a nested route costs every call (its URI rebuilt without the
+        // prefix, a second lookup).
+        .route(
+            "/v1/webhook-jobs",
+            get(webhook_jobs::list).post(webhook_jobs::create),
+        )
         .nest("/v1", v1::routes())
         .nest("/api/webhook-deliveries", webhook_deliveries::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })

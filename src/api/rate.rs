@@ -3,7 +3,7 @@
 //! every answer, a 429 with `Retry-After` past the budget.
 
 use super::error::ApiError;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
@@ -11,6 +11,12 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use std::hash::Hash;
 use std::num::NonZeroU32;
+
+// Named once: every answer of the API carries them (a name given as text is
+// parsed again on each use).
+const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
 
 type KeyedLimiter<K> =
     RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
@@ -110,16 +116,16 @@ impl Standing {
     /// Sets the `X-RateLimit-*` headers, unless a narrower budget (one the
     /// handler checked) already did: the caller hears of the tighter one.
     pub fn tell(&self, headers: &mut HeaderMap) {
-        if headers.contains_key("x-ratelimit-limit") {
+        if headers.contains_key(&LIMIT) {
             return;
         }
-        headers.insert("x-ratelimit-limit", self.limit.into());
-        headers.insert("x-ratelimit-remaining", self.remaining.into());
+        headers.insert(LIMIT, self.limit.into());
+        headers.insert(REMAINING, self.remaining.into());
         // An ISO 8601 time, as Hookdeck's API gives it.
         let reset_at = crate::ids::now_ms().saturating_add(self.reset_seconds.saturating_mul(1000));
-        let reset_at = HeaderValue::from_str(&crate::ids::iso8601(reset_at))
+        let reset_at = HeaderValue::try_from(crate::ids::iso8601(reset_at))
             .expect("an ISO 8601 time is a valid header value");
-        headers.insert("x-ratelimit-reset", reset_at);
+        headers.insert(RESET, reset_at);
     }
 }
 

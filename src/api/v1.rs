@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 const DEFAULT_PER_PAGE: usize = 25;
 const MAX_PER_PAGE: usize = 100;
 
+/// `/v1`'s routes but `/v1/webhook-jobs` (`api::router` routes that one).
 pub fn routes() -> Routes<Arc<ApiState>> {
     Routes::new()
         .route(
@@ -55,10 +56,6 @@ pub fn routes() -> Routes<Arc<ApiState>> {
         .route(
             "/endpoints/{id}/rotate-secret",
             post(endpoints::rotate_secret),
-        )
-        .route(
-            "/webhook-jobs",
-            get(webhook_jobs::list).post(webhook_jobs::create),
         )
         .route("/webhook-jobs/{id}", get(webhook_jobs::get))
         .route("/webhook-jobs/{id}/retry", post(webhook_jobs::retry))

@@ -274,6 +274,10 @@ pub async fn create(
 
 /// The caller's span, from the call's `traceparent` and `tracestate`.
 fn sent_trace(headers: &HeaderMap) -> Option<TraceContext> {
+    // Most calls send none: then there is nothing to gather.
+    if !headers.contains_key(TRACEPARENT) {
+        return None;
+    }
     let trace_headers = [TRACEPARENT, TRACESTATE].into_iter().flat_map(|name| {
         let values = headers.get_all(name).into_iter();
         values.map(move |value| {
