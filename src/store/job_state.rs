@@ -122,15 +122,21 @@ impl Store {
     }
 
     pub fn job(&self, id: &str) -> Result<Option<WebhookJob>> {
+        self.job_record(id)?
+            .map(|job| self.with_state(job))
+            .transpose()
+    }
+
+    /// A job as its record has it: its state as created, the rest as it
+    /// is (enough for what never changes, its deliveries' payload).
+    pub(super) fn job_record(&self, id: &str) -> Result<Option<WebhookJob>> {
         // The stored record wins: it is written before the job's deliveries
         // are. Looked up in memory first, as it leaves memory only once stored.
         let pending = self.pending_job(id);
-        match get::<WebhookJob>(&self.jobs, id)? {
-            Some(stored) => self.with_state(stored).map(Some),
-            None => pending
-                .map(|job| self.with_state(WebhookJob::clone(&job)))
-                .transpose(),
-        }
+        Ok(match get(&self.jobs, id)? {
+            Some(stored) => Some(stored),
+            None => pending.map(|job| WebhookJob::clone(&job)),
+        })
     }
 
     /// Every job, newest first.

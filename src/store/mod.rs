@@ -842,7 +842,7 @@ impl Store {
             get_payload(&self.event_payloads, &event.id)
         } else if event.window.is_some() {
             Ok(self
-                .job(&event.request_id)?
+                .job_record(&event.request_id)?
                 .map(|job| job.delivery_payload()))
         } else {
             self.request_payload(&event.request_id)
