@@ -104,6 +104,11 @@ impl JobTags {
         }
     }
 
+    /// Whether a job with these tags has the same entries as with `other`.
+    fn same_entries(&self, other: &JobTags) -> bool {
+        self.event_type == other.event_type && self.endpoint_ids == other.endpoint_ids
+    }
+
     /// The tags as the job's state record has them (its record's may be
     /// older, see `job_state`).
     pub(super) fn with_state(self, state: Option<&JobState>) -> JobTags {
@@ -303,25 +308,28 @@ impl Store {
             return write();
         }
         let app = job.application_id;
-        let buckets = |tags: Option<&JobTags>| tags.map(|t| buckets_of(app, t)).unwrap_or_default();
-        let (old, new) = (buckets(before), buckets(after));
         let statuses =
             |tags: Option<&JobTags>| tags.map(|t| status_buckets(app, t)).unwrap_or_default();
         let (old_statuses, new_statuses) = (statuses(before), statuses(after));
-        if old == new && old_statuses == new_statuses {
+        // Its entries move only when it comes or goes (a job's type and
+        // endpoints never change): a settle builds no entry's bucket.
+        let moves = !matches!((before, after), (Some(old), Some(new)) if old.same_entries(new));
+        if !moves && old_statuses == new_statuses {
             return write();
         }
         // A job is counted by status while its application's entry is there.
         let counted_before = before.is_some() && self.is_indexed(job)?;
-        if old == new {
-            write()?;
+        if moves {
+            let buckets =
+                |tags: Option<&JobTags>| tags.map(|t| buckets_of(app, t)).unwrap_or_default();
+            self.move_entries(job, &buckets(before), &buckets(after), write)?;
         } else {
-            self.move_entries(job, &old, &new, write)?;
+            write()?;
         }
-        let counted_after = match (after, old == new) {
+        let counted_after = match (after, moves) {
             (None, _) => false,
-            (Some(_), true) => counted_before,
-            (Some(_), false) => self.is_indexed(job)?,
+            (Some(_), false) => counted_before,
+            (Some(_), true) => self.is_indexed(job)?,
         };
         if counted_before {
             self.count_in(&old_statuses, -1);
