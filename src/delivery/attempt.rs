@@ -389,7 +389,7 @@ async fn settle(shared: &Arc<Shared>, event: &Event, attempt: Attempt) -> Result
         );
         match now {
             SettledNow::Settled(Ok(Some((event, ())))) if event.window.is_some() => {
-                return sum_up_job(shared, &event.request_id).await;
+                return settle_job(shared, &event.request_id, &event.id).await;
             }
             SettledNow::Settled(settled) => return settled.map(|_| ()),
             SettledNow::Busy(attempt) => attempt,
@@ -418,7 +418,7 @@ async fn settle(shared: &Arc<Shared>, event: &Event, attempt: Attempt) -> Result
         match &settled {
             // A webhook job's delivery: the job sums its deliveries up anew.
             Some((event, ())) if event.window.is_some() => {
-                store.update_job(&event.request_id, now_ms(), |_| {})?;
+                store.settle_job(&event.request_id, &event.id, now_ms())?;
             }
             _ => {}
         }
@@ -431,12 +431,17 @@ async fn settle(shared: &Arc<Shared>, event: &Event, attempt: Attempt) -> Result
 /// again, on the runtime thread when nobody else is changing the job (its
 /// record and deliveries were just written, so sled's cache has them), else
 /// on the blocking pool, where waiting for that change is fine.
-async fn sum_up_job(shared: &Arc<Shared>, job_id: &str) -> Result<(), StoreError> {
-    if let Some(summed) = shared.store.sum_up_job_unless_busy(job_id, now_ms()) {
-        return summed.map(|_| ());
+async fn settle_job(
+    shared: &Arc<Shared>,
+    job_id: &str,
+    delivery_id: &str,
+) -> Result<(), StoreError> {
+    let store = &shared.store;
+    if let Some(summed) = store.settle_job_unless_busy(job_id, delivery_id, now_ms()) {
+        return summed;
     }
-    let (store, job_id) = (shared.store.clone(), job_id.to_string());
-    blocking(move || store.update_job(&job_id, now_ms(), |_| {}).map(|_| ())).await
+    let (store, job_id, delivery_id) = (store.clone(), job_id.to_string(), delivery_id.to_string());
+    blocking(move || store.settle_job(&job_id, &delivery_id, now_ms())).await
 }
 
 /// Whether an attempt is settled on the runtime thread, where it finished
@@ -444,7 +449,7 @@ async fn sum_up_job(shared: &Arc<Shared>, job_id: &str) -> Result<(), StoreError
 /// waited for there). A successful attempt that stays in the event's record
 /// touches only that event, which the scan has just read (it is in sled's
 /// cache), and sled's log buffer, and a webhook job's delivery its job (see
-/// `sum_up_job`). Handing it to the blocking pool cost ~20 µs of CPU per
+/// `settle_job`). Handing it to the blocking pool cost ~20 µs of CPU per
 /// delivery in thread wake-ups, a fifth of the delivery side (BENCHMARKS.md).
 /// The rest still go there: a failed attempt (issues are recorded under one
 /// lock), an attempt bound for the attempts tree (a large write).

@@ -245,9 +245,62 @@ impl WebhookJob {
         }
     }
 
+    /// Sums up the job's deliveries into its status and attempt count (see
+    /// `JobState::summarize`).
+    pub fn summarize(&mut self, deliveries: &[Event], now_ms: u64) {
+        let mut state = self.state();
+        let tallies: Vec<DeliveryTally> = deliveries.iter().map(DeliveryTally::from).collect();
+        state.summarize(&tallies, now_ms);
+        self.set_state(&state);
+    }
+
+    /// What of the job changes after its creation.
+    pub fn state(&self) -> JobState {
+        JobState {
+            status: self.status,
+            attempt_count: self.attempt_count,
+            updated_at: self.updated_at,
+            expires_at: self.expires_at,
+            succeeded_at: self.succeeded_at,
+            discarded_at: self.discarded_at,
+            cancelled: self.cancelled,
+        }
+    }
+
+    /// The job as it is in `state`.
+    pub fn set_state(&mut self, state: &JobState) {
+        self.status = state.status;
+        self.attempt_count = state.attempt_count;
+        self.updated_at = state.updated_at;
+        self.expires_at = state.expires_at;
+        self.succeeded_at = state.succeeded_at;
+        self.discarded_at = state.discarded_at;
+        self.cancelled = state.cancelled;
+    }
+}
+
+/// What of a job changes after its creation: its deliveries' settles, a
+/// cancel, a retry and an archive change this and nothing else. Stored as a
+/// small record of its own (`store::job_state`), so that a settle does not
+/// read and write the whole job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobState {
+    pub status: JobStatus,
+    pub attempt_count: u32,
+    pub updated_at: u64,
+    pub expires_at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub succeeded_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discarded_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancelled: bool,
+}
+
+impl JobState {
     /// Sums up the job's deliveries into its status and attempt count. A
     /// cancelled or archived job keeps that status whatever its deliveries do.
-    pub fn summarize(&mut self, deliveries: &[Event], now_ms: u64) {
+    pub fn summarize(&mut self, deliveries: &[DeliveryTally], now_ms: u64) {
         self.attempt_count = deliveries.iter().map(|d| d.attempts).sum();
         self.updated_at = now_ms;
         if self.status == JobStatus::Archived || self.cancelled {
@@ -265,8 +318,26 @@ impl WebhookJob {
     }
 }
 
-fn status_of(deliveries: &[Event]) -> JobStatus {
-    let pending: Vec<&Event> = deliveries
+/// What a job's state follows of one of its deliveries (read from the
+/// delivery's record without the rest of it: serde skips it).
+#[derive(Debug, Clone, Copy, Deserialize)]
+pub struct DeliveryTally {
+    pub status: EventStatus,
+    #[serde(default)]
+    pub attempts: u32,
+}
+
+impl From<&Event> for DeliveryTally {
+    fn from(delivery: &Event) -> DeliveryTally {
+        DeliveryTally {
+            status: delivery.status,
+            attempts: delivery.attempts,
+        }
+    }
+}
+
+fn status_of(deliveries: &[DeliveryTally]) -> JobStatus {
+    let pending: Vec<&DeliveryTally> = deliveries
         .iter()
         .filter(|d| !d.status.is_terminal())
         .collect();
@@ -377,7 +448,8 @@ mod tests {
             (vec![], JobStatus::Succeeded),
         ];
         for (deliveries, expected) in cases {
-            assert_eq!(status_of(&deliveries), expected, "{deliveries:?}");
+            let tallies: Vec<DeliveryTally> = deliveries.iter().map(DeliveryTally::from).collect();
+            assert_eq!(status_of(&tallies), expected, "{deliveries:?}");
         }
     }
 

@@ -10,7 +10,8 @@
 //! delivery, and moving a job between status buckets (under a mark, for
 //! crashes) was most of a settle's sled writes. A list by status walks the
 //! status-free bucket and reads each job's status (`JobTags`, the record
-//! read without its payload's values).
+//! read without its payload's values, its state record's status over it:
+//! see `job_state`).
 //!
 //! Every bucket's count is kept in memory (`BucketCounts`), the status
 //! buckets' too (the application, or its event type, with a status tag:
@@ -31,7 +32,7 @@
 //! statuses of the jobs the application buckets name.
 
 use super::{Result, Store};
-use crate::model::{JobStatus, WebhookJob};
+use crate::model::{JobState, JobStatus, WebhookJob};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
 use std::ops::Bound;
@@ -88,6 +89,54 @@ impl From<&WebhookJob> for JobTags {
             endpoint_ids: job.endpoint_ids.clone(),
             status: job.status,
             cancelled: job.cancelled,
+        }
+    }
+}
+
+impl JobTags {
+    /// The tags of a job of this type, these endpoints and this state.
+    pub(super) fn of(event_type: &str, endpoint_ids: &[String], state: &JobState) -> JobTags {
+        JobTags {
+            event_type: event_type.to_string(),
+            endpoint_ids: endpoint_ids.to_vec(),
+            status: state.status,
+            cancelled: state.cancelled,
+        }
+    }
+
+    /// Whether a job with these tags has the same entries as with `other`.
+    fn same_entries(&self, other: &JobTags) -> bool {
+        self.event_type == other.event_type && self.endpoint_ids == other.endpoint_ids
+    }
+
+    /// The tags as the job's state record has them (its record's may be
+    /// older, see `job_state`).
+    pub(super) fn with_state(self, state: Option<&JobState>) -> JobTags {
+        match state {
+            Some(state) => JobTags {
+                status: state.status,
+                cancelled: state.cancelled,
+                ..self
+            },
+            None => self,
+        }
+    }
+}
+
+/// What of a job its entries' keys name.
+#[derive(Clone, Copy)]
+pub(super) struct JobPlace<'a> {
+    pub id: &'a str,
+    pub application_id: &'a str,
+    pub created_at: u64,
+}
+
+impl<'a> From<&'a WebhookJob> for JobPlace<'a> {
+    fn from(job: &'a WebhookJob) -> JobPlace<'a> {
+        JobPlace {
+            id: &job.id,
+            application_id: &job.application_id,
+            created_at: job.created_at,
         }
     }
 }
@@ -250,7 +299,7 @@ impl Store {
     /// apart by (a settle that only counts an attempt) makes no bucket at all.
     pub(super) fn write_indexed_job(
         &self,
-        job: &WebhookJob,
+        job: JobPlace,
         before: Option<&JobTags>,
         after: Option<&JobTags>,
         write: impl FnOnce() -> Result<()>,
@@ -258,26 +307,29 @@ impl Store {
         if before == after {
             return write();
         }
-        let app = job.application_id.as_str();
-        let buckets = |tags: Option<&JobTags>| tags.map(|t| buckets_of(app, t)).unwrap_or_default();
-        let (old, new) = (buckets(before), buckets(after));
+        let app = job.application_id;
         let statuses =
             |tags: Option<&JobTags>| tags.map(|t| status_buckets(app, t)).unwrap_or_default();
         let (old_statuses, new_statuses) = (statuses(before), statuses(after));
-        if old == new && old_statuses == new_statuses {
+        // Its entries move only when it comes or goes (a job's type and
+        // endpoints never change): a settle builds no entry's bucket.
+        let moves = !matches!((before, after), (Some(old), Some(new)) if old.same_entries(new));
+        if !moves && old_statuses == new_statuses {
             return write();
         }
         // A job is counted by status while its application's entry is there.
         let counted_before = before.is_some() && self.is_indexed(job)?;
-        if old == new {
-            write()?;
+        if moves {
+            let buckets =
+                |tags: Option<&JobTags>| tags.map(|t| buckets_of(app, t)).unwrap_or_default();
+            self.move_entries(job, &buckets(before), &buckets(after), write)?;
         } else {
-            self.move_entries(job, &old, &new, write)?;
+            write()?;
         }
-        let counted_after = match (after, old == new) {
+        let counted_after = match (after, moves) {
             (None, _) => false,
-            (Some(_), true) => counted_before,
-            (Some(_), false) => self.is_indexed(job)?,
+            (Some(_), false) => counted_before,
+            (Some(_), true) => self.is_indexed(job)?,
         };
         if counted_before {
             self.count_in(&old_statuses, -1);
@@ -288,12 +340,8 @@ impl Store {
         Ok(())
     }
 
-    fn is_indexed(&self, job: &WebhookJob) -> Result<bool> {
-        let key = entry_key(
-            &bucket(&["a", &job.application_id]),
-            job.created_at,
-            &job.id,
-        );
+    fn is_indexed(&self, job: JobPlace) -> Result<bool> {
+        let key = entry_key(&bucket(&["a", job.application_id]), job.created_at, job.id);
         self.job_index.contains_key(key)
     }
 
@@ -301,7 +349,7 @@ impl Store {
     /// record (`write`) in between, under a mark.
     fn move_entries(
         &self,
-        job: &WebhookJob,
+        job: JobPlace,
         old: &BTreeSet<String>,
         new: &BTreeSet<String>,
         write: impl FnOnce() -> Result<()>,
@@ -313,11 +361,11 @@ impl Store {
         self.job_index_marks
             .insert(job.id.as_bytes(), serde_json::to_vec(&mark)?)?;
         for added in new.difference(old) {
-            self.add_entry(added, job.created_at, &job.id)?;
+            self.add_entry(added, job.created_at, job.id)?;
         }
         write()?;
         for gone in old.difference(new) {
-            self.remove_entry(gone, job.created_at, &job.id)?;
+            self.remove_entry(gone, job.created_at, job.id)?;
         }
         self.job_index_marks.remove(job.id.as_bytes())?;
         Ok(())
@@ -485,12 +533,17 @@ impl Store {
     }
 
     /// A job's tags as a list tells it apart by (from memory while it waits
-    /// for the router, as `job` reads it).
+    /// for the router, as `job` reads it), its state record's status over
+    /// its record's.
     fn job_tags(&self, id: &str) -> Result<Option<JobTags>> {
-        match self.jobs.get(id.as_bytes())? {
-            Some(record) => Ok(Some(serde_json::from_slice(&record)?)),
-            None => Ok(self.pending_job(id).map(|job| JobTags::from(&*job))),
-        }
+        let tags = match self.jobs.get(id.as_bytes())? {
+            Some(record) => serde_json::from_slice::<JobTags>(&record)?,
+            None => match self.pending_job(id) {
+                Some(job) => JobTags::from(&*job),
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(tags.with_state(self.job_state(id)?.as_ref())))
     }
 
     /// The ids of an application's jobs, newest first.
@@ -700,15 +753,17 @@ mod tests {
         // nothing is left to put right.
         let after = job("job_1", JobStatus::Discarded);
         let (tags_before, tags_after) = (JobTags::from(&before), JobTags::from(&after));
-        let interrupted =
-            store.write_indexed_job(&after, Some(&tags_before), Some(&tags_after), || {
-                Err(crate::store::StoreError::Unavailable("crash".into()))
-            });
+        let interrupted = store.write_indexed_job(
+            (&after).into(),
+            Some(&tags_before),
+            Some(&tags_after),
+            || Err(crate::store::StoreError::Unavailable("crash".into())),
+        );
         assert!(interrupted.is_err());
         assert!(store.job_index_marks.is_empty());
         // A job whose entries were written but whose record never was.
         let lost = job("job_2", JobStatus::AwaitingRetry);
-        let _ = store.write_indexed_job(&lost, None, Some(&JobTags::from(&lost)), || {
+        let _ = store.write_indexed_job((&lost).into(), None, Some(&JobTags::from(&lost)), || {
             Err(crate::store::StoreError::Unavailable("crash".into()))
         });
         assert_eq!(store.job_index_marks.len(), 1);
@@ -736,7 +791,12 @@ mod tests {
         let write = || crate::store::put(&store.jobs, "job_1", &failed);
         let (tags_before, tags_after) = (JobTags::from(&created), JobTags::from(&failed));
         store
-            .write_indexed_job(&failed, Some(&tags_before), Some(&tags_after), write)
+            .write_indexed_job(
+                (&failed).into(),
+                Some(&tags_before),
+                Some(&tags_after),
+                write,
+            )
             .unwrap();
         assert_eq!(store.job_index.len(), entries, "no entry moved");
         assert!(store.job_index_marks.is_empty(), "no mark written");

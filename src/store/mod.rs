@@ -5,7 +5,7 @@
 //! on a reactor thread. One exception, for its cost: settling a successful
 //! delivery that stays in its event's record (`settle_attempt_unless_busy`),
 //! which touches only that event, just read, and never waits for its lock,
-//! and then, for a webhook job's delivery, its job (`sum_up_job_unless_busy`,
+//! and then, for a webhook job's delivery, its job (`settle_job_unless_busy`,
 //! its record and deliveries just written, never waiting for its lock either).
 //! A new job's checks read applications, event types and endpoints from
 //! memory (`job_catalog`), not from sled.
@@ -39,6 +39,7 @@ mod hold;
 mod issues;
 mod job_catalog;
 mod job_index;
+mod job_state;
 mod journal;
 mod journals;
 mod keyspace;
@@ -293,6 +294,8 @@ pub struct StoreState {
     job_catalog: job_catalog::JobCatalog,
     /// Webhook jobs (outbound); their deliveries are events.
     jobs: Tree,
+    /// Job id → its state since its creation, when it changed (see `job_state`).
+    job_states: Tree,
     /// `application id \0 event_id` → the job holding that idempotency key.
     job_keys: Tree,
     /// Jobs stored but maybe not yet fanned out to their endpoints.
@@ -460,6 +463,7 @@ impl Store {
             event_types,
             endpoints,
             jobs: db.open_tree("jobs")?,
+            job_states: db.open_tree("job_states")?,
             job_keys: db.open_tree("job_keys")?,
             unrouted_jobs: db.open_tree("unrouted_jobs")?,
             job_index: db.open_tree("job_index")?,
@@ -838,7 +842,7 @@ impl Store {
             get_payload(&self.event_payloads, &event.id)
         } else if event.window.is_some() {
             Ok(self
-                .job(&event.request_id)?
+                .job_record(&event.request_id)?
                 .map(|job| job.delivery_payload()))
         } else {
             self.request_payload(&event.request_id)

@@ -202,7 +202,7 @@ impl Store {
             let unclaimed = None::<&[u8]>;
             let _ = (self.job_keys).compare_and_swap(key, unclaimed, Some(job.id.as_bytes()))?;
         }
-        match get::<WebhookJob>(&self.jobs, &job.id)? {
+        match self.stored_job(&job.id)? {
             Some(stored) => self.index_job(&stored),
             None => self.store_journaled_job(job, false),
         }
@@ -248,32 +248,15 @@ impl Store {
         self.job_feed.subscribe()
     }
 
-    pub fn job(&self, id: &str) -> Result<Option<WebhookJob>> {
-        // The stored record wins: deliveries settled before the router let go
-        // of the job have changed it since. Looked up in memory first, as it
-        // leaves memory only once stored.
-        let pending = self.pending_job(id);
-        Ok(match get(&self.jobs, id)? {
-            Some(stored) => Some(stored),
-            None => pending.map(|job| WebhookJob::clone(&job)),
-        })
-    }
-
-    /// Forgets a job's record and its index entries.
+    /// Forgets a job's records and its index entries (`job`: as it is now,
+    /// its state overlaid). The state record goes last: one left behind by a
+    /// crash names no job, and nothing reads it without its job's record.
     pub(super) fn remove_job(&self, job: &WebhookJob) -> Result<()> {
-        self.write_indexed_job(job, Some(&JobTags::from(job)), None, || {
+        self.write_indexed_job(job.into(), Some(&JobTags::from(job)), None, || {
             self.jobs.remove(job.id.as_bytes())?;
+            self.job_states.remove(job.id.as_bytes())?;
             Ok(())
         })
-    }
-
-    /// Every job, newest first.
-    pub fn jobs_newest_first(&self) -> impl Iterator<Item = Result<WebhookJob>> {
-        self.jobs
-            .iter()
-            .values()
-            .rev()
-            .map(|value| Ok(serde_json::from_slice(&value?)?))
     }
 
     /// The deliveries of a job, one per endpoint it was fanned out to.
@@ -293,54 +276,6 @@ impl Store {
             ids.push(String::from_utf8_lossy(&key?[prefix_len..]).into_owned());
         }
         Ok(ids)
-    }
-
-    /// Changes a job and sums its deliveries up again, one change of a job at
-    /// a time (deliveries to several endpoints settle concurrently).
-    pub fn update_job(
-        &self,
-        id: &str,
-        now_ms: u64,
-        change: impl FnOnce(&mut WebhookJob),
-    ) -> Result<Option<WebhookJob>> {
-        // Never taken while an event's own stripe is held, so this cannot deadlock.
-        let _serialized = self.event_lock(id)?;
-        self.update_held_job(id, now_ms, change)
-    }
-
-    /// Sums a job's deliveries up again (`update_job` changing nothing else),
-    /// unless another change holds the job's lock now (or the keyspace is
-    /// remote): then None, nothing done, and the caller sums it up where
-    /// waiting is fine.
-    pub fn sum_up_job_unless_busy(
-        &self,
-        id: &str,
-        now_ms: u64,
-    ) -> Option<Result<Option<WebhookJob>>> {
-        let _serialized = self.reactor_lock_if_free(id)?;
-        Some(self.update_held_job(id, now_ms, |_| {}))
-    }
-
-    /// `update_job` with the job's change lock held.
-    fn update_held_job(
-        &self,
-        id: &str,
-        now_ms: u64,
-        change: impl FnOnce(&mut WebhookJob),
-    ) -> Result<Option<WebhookJob>> {
-        let Some(mut job) = self.job(id)? else {
-            return Ok(None);
-        };
-        // What its entries and counts follow, not a copy of the whole job.
-        let before = JobTags::from(&job);
-        change(&mut job);
-        job.summarize(&self.deliveries_of(id)?, now_ms);
-        let after = JobTags::from(&job);
-        self.write_indexed_job(&job, Some(&before), Some(&after), || {
-            put(&self.jobs, id, &job)
-        })?;
-        announce(&self.job_feed, || job.clone());
-        Ok(Some(job))
     }
 }
 

@@ -27,7 +27,7 @@
 use super::journals::RequestJournal;
 use super::{get, stripe_of, Result, Store, StoreError};
 use crate::ids::created_ms;
-use crate::model::{Event, WebhookJob};
+use crate::model::Event;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::MutexGuard;
 
@@ -136,7 +136,7 @@ impl Store {
         for id in ids_before(&self.jobs, bound, stop) {
             let id = &id?;
             let forgotten = self.forget_if_done(id, || {
-                let Some(job) = get::<WebhookJob>(&self.jobs, id)? else {
+                let Some(job) = self.stored_job(id)? else {
                     return Ok(None);
                 };
                 // Not fanned out yet: its deliveries are still to be made.
@@ -421,7 +421,7 @@ mod tests {
     use crate::ids::{derived_id, new_id, now_ms};
     use crate::model::{
         Attempt, AttemptEntry, AttemptStatus, AttemptTrigger, EventStatus, Execution, IgnoredEvent,
-        Payload, Request, RequestStatus, Route,
+        Payload, Request, RequestStatus, Route, WebhookJob,
     };
     use crate::pipeline::dedup::Sighting;
     use crate::store::keyspace::{Keyspace, RemoteKeyspace};
@@ -687,6 +687,8 @@ mod tests {
     fn job_with_deliveries(store: &Store, statuses: &[EventStatus]) -> WebhookJob {
         let job = job_fanning_out(store, statuses);
         store.job_fanned_out(&job.id).unwrap();
+        // Summed up: its state in a record of its own.
+        store.update_job(&job.id, now_ms(), |_| {}).unwrap();
         job
     }
 
@@ -738,6 +740,11 @@ mod tests {
         assert_eq!((swept.jobs, swept.events), (1, 2));
         assert!(store.job(&fanning_out.id).unwrap().is_some());
         assert_eq!(store.job(&done.id).unwrap(), None);
+        assert_eq!(
+            store.job_state(&done.id).unwrap(),
+            None,
+            "its state went too"
+        );
         assert!(store.deliveries_of(&done.id).unwrap().is_empty());
         assert!(store.job(&retrying.id).unwrap().is_some());
         assert_eq!(store.deliveries_of(&retrying.id).unwrap().len(), 2);

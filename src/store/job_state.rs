@@ -1,0 +1,399 @@
+//! A webhook job's changing state (`JobState`: its status, attempt count and
+//! times) in a small record of its own, tree `job_states`, keyed by the
+//! job's id.
+//!
+//! Each settled delivery sums its job up again. Reading the job's whole
+//! record (payload, headers, metadata) and writing all of it back for that
+//! was the largest cost of a delivery's settle; now a settle reads the
+//! record without building its payload (`JobFrame`), reads the deliveries'
+//! statuses and attempts only (`DeliveryTally`), and writes the state
+//! record alone. The job's record is written once, when the job is stored,
+//! and keeps the state it was created with.
+//!
+//! Every reader overlays the state record on the job's record (`job`,
+//! `stored_job`, the lists' `job_tags`, `jobs_newest_first`). A job with no
+//! state record (not settled yet, or stored and last changed by a version
+//! that kept its state in its record) reads as its record says and settles
+//! as before, from its record's state; its first change writes its state
+//! record.
+//!
+//! A job's state record changes under the job's lock (`event_lock(job
+//! id)`), as the record did, so concurrent settles of its deliveries and a
+//! cancel, retry or archive follow one another and the status counts of the
+//! list index stay exact (`write_indexed_job`, before and after tags). A
+//! crash between a delivery's write and its job's state write leaves the
+//! job's state behind its deliveries until its next change sums it up again
+//! from them (nothing is summed up from a copy of a delivery's state).
+
+use super::job_index::{JobPlace, JobTags};
+use super::{announce, get, of_request, put, Result, Store};
+use crate::model::{DeliveryTally, EventStatus, JobState, JobStatus, WebhookJob};
+use serde::Deserialize;
+
+/// What a sum-up needs of a job's record: its place in the list index, its
+/// tags, and its state (serde skips the payload, headers and metadata).
+#[derive(Deserialize)]
+struct JobFrame {
+    application_id: String,
+    event_type: String,
+    endpoint_ids: Vec<String>,
+    created_at: u64,
+    status: JobStatus,
+    attempt_count: u32,
+    updated_at: u64,
+    expires_at: u64,
+    succeeded_at: Option<u64>,
+    discarded_at: Option<u64>,
+    #[serde(default)]
+    cancelled: bool,
+}
+
+impl JobFrame {
+    fn of(job: &WebhookJob) -> JobFrame {
+        JobFrame {
+            application_id: job.application_id.clone(),
+            event_type: job.event_type.clone(),
+            endpoint_ids: job.endpoint_ids.clone(),
+            created_at: job.created_at,
+            status: job.status,
+            attempt_count: job.attempt_count,
+            updated_at: job.updated_at,
+            expires_at: job.expires_at,
+            succeeded_at: job.succeeded_at,
+            discarded_at: job.discarded_at,
+            cancelled: job.cancelled,
+        }
+    }
+
+    /// The state its record was written with.
+    fn state(&self) -> JobState {
+        JobState {
+            status: self.status,
+            attempt_count: self.attempt_count,
+            updated_at: self.updated_at,
+            expires_at: self.expires_at,
+            succeeded_at: self.succeeded_at,
+            discarded_at: self.discarded_at,
+            cancelled: self.cancelled,
+        }
+    }
+
+    fn tags(&self, state: &JobState) -> JobTags {
+        JobTags::of(&self.event_type, &self.endpoint_ids, state)
+    }
+
+    fn place<'a>(&'a self, id: &'a str) -> JobPlace<'a> {
+        JobPlace {
+            id,
+            application_id: &self.application_id,
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// A delivery as a job's sum-up reads it in a scan of its job's events.
+#[derive(Deserialize)]
+struct StoredDelivery {
+    request_id: String,
+    status: EventStatus,
+    #[serde(default)]
+    attempts: u32,
+}
+
+impl Store {
+    /// A job's state record, if a change since its creation wrote one.
+    pub(super) fn job_state(&self, id: &str) -> Result<Option<JobState>> {
+        get(&self.job_states, id)
+    }
+
+    /// `job` as its state record says it is now.
+    fn with_state(&self, mut job: WebhookJob) -> Result<WebhookJob> {
+        if let Some(state) = self.job_state(&job.id)? {
+            job.set_state(&state);
+        }
+        Ok(job)
+    }
+
+    /// A job as stored in sled (not one held in memory for the router).
+    pub(super) fn stored_job(&self, id: &str) -> Result<Option<WebhookJob>> {
+        get::<WebhookJob>(&self.jobs, id)?
+            .map(|job| self.with_state(job))
+            .transpose()
+    }
+
+    pub fn job(&self, id: &str) -> Result<Option<WebhookJob>> {
+        self.job_record(id)?
+            .map(|job| self.with_state(job))
+            .transpose()
+    }
+
+    /// A job as its record has it: its state as created, the rest as it
+    /// is (enough for what never changes, its deliveries' payload).
+    pub(super) fn job_record(&self, id: &str) -> Result<Option<WebhookJob>> {
+        // The stored record wins: it is written before the job's deliveries
+        // are. Looked up in memory first, as it leaves memory only once stored.
+        let pending = self.pending_job(id);
+        Ok(match get(&self.jobs, id)? {
+            Some(stored) => Some(stored),
+            None => pending.map(|job| WebhookJob::clone(&job)),
+        })
+    }
+
+    /// Every job, newest first.
+    pub fn jobs_newest_first(&self) -> impl Iterator<Item = Result<WebhookJob>> + '_ {
+        let records = self.jobs.iter().values().rev();
+        records.map(|record| self.with_state(serde_json::from_slice(&record?)?))
+    }
+
+    /// A job's frame and its state now (see `job`).
+    fn job_frame(&self, id: &str) -> Result<Option<(JobFrame, JobState)>> {
+        let frame = match self.jobs.get(id.as_bytes())? {
+            Some(record) => serde_json::from_slice(&record)?,
+            None => match self.pending_job(id) {
+                Some(job) => JobFrame::of(&job),
+                None => return Ok(None),
+            },
+        };
+        let state = match self.job_state(id)? {
+            Some(state) => state,
+            None => frame.state(),
+        };
+        Ok(Some((frame, state)))
+    }
+
+    /// Changes a job's state and sums its deliveries up again, one change of
+    /// a job at a time (deliveries to several endpoints settle concurrently).
+    /// Returns the job as changed.
+    pub fn update_job(
+        &self,
+        id: &str,
+        now_ms: u64,
+        change: impl FnOnce(&mut JobState),
+    ) -> Result<Option<WebhookJob>> {
+        // Never taken while an event's own stripe is held, so this cannot deadlock.
+        let _serialized = self.event_lock(id)?;
+        if !self.update_held_job(id, None, now_ms, change)? {
+            return Ok(None);
+        }
+        self.job(id)
+    }
+
+    /// Sums a job up again after its delivery `delivery_id` settled
+    /// (`update_job` changing nothing else).
+    pub fn settle_job(&self, id: &str, delivery_id: &str, now_ms: u64) -> Result<()> {
+        let _serialized = self.event_lock(id)?;
+        self.update_held_job(id, Some(delivery_id), now_ms, |_| {})?;
+        Ok(())
+    }
+
+    /// `settle_job`, unless another change holds the job's lock now (or the
+    /// keyspace is remote): then None, nothing done, and the caller sums it
+    /// up where waiting is fine.
+    pub fn settle_job_unless_busy(
+        &self,
+        id: &str,
+        delivery_id: &str,
+        now_ms: u64,
+    ) -> Option<Result<()>> {
+        let _serialized = self.reactor_lock_if_free(id)?;
+        Some(
+            self.update_held_job(id, Some(delivery_id), now_ms, |_| {})
+                .map(|_| ()),
+        )
+    }
+
+    /// `update_job` with the job's change lock held; whether the job exists.
+    fn update_held_job(
+        &self,
+        id: &str,
+        settled: Option<&str>,
+        now_ms: u64,
+        change: impl FnOnce(&mut JobState),
+    ) -> Result<bool> {
+        let Some((frame, mut state)) = self.job_frame(id)? else {
+            return Ok(false);
+        };
+        let before = frame.tags(&state);
+        change(&mut state);
+        state.summarize(&self.delivery_tallies(id, &frame, settled)?, now_ms);
+        let after = frame.tags(&state);
+        self.write_indexed_job(frame.place(id), Some(&before), Some(&after), || {
+            put(&self.job_states, id, &state)
+        })?;
+        if self.job_feed.receiver_count() > 0 {
+            if let Some(job) = self.job(id)? {
+                announce(&self.job_feed, || job);
+            }
+        }
+        Ok(true)
+    }
+
+    /// What the job's state follows of each of its deliveries, as stored
+    /// now. A job with one endpoint has one delivery: the one that settled,
+    /// read by its id rather than found by a scan of the job's events.
+    fn delivery_tallies(
+        &self,
+        id: &str,
+        frame: &JobFrame,
+        settled: Option<&str>,
+    ) -> Result<Vec<DeliveryTally>> {
+        if let (Some(delivery_id), [_]) = (settled, frame.endpoint_ids.as_slice()) {
+            if let Some(tally) = get::<DeliveryTally>(&self.events, delivery_id)? {
+                return Ok(vec![tally]);
+            }
+        }
+        let deliveries = of_request(&self.events, id, |d: &StoredDelivery| d.request_id == id)?;
+        let tallies = deliveries.into_iter().map(|d| DeliveryTally {
+            status: d.status,
+            attempts: d.attempts,
+        });
+        Ok(tallies.collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::ids::new_id;
+    use crate::model::{EventStatus, JobStatus, WebhookJob};
+    use crate::store::{temp_store, JobSelection, QueueMove, Store, FAILED};
+
+    /// A job as a version that kept its state in its record stored it
+    /// (before `cancelled` too): retrying, one attempt made.
+    fn old_job(endpoints: &[&str]) -> WebhookJob {
+        serde_json::from_value(serde_json::json!({
+            "id": new_id("job"), "application_id": "app_a", "event_type": "order.paid",
+            "event_id": "order-1", "payload": {"n": 1}, "headers": {"x-a": "b"},
+            "metadata": {"m": 1}, "endpoint_ids": endpoints, "status": "awaiting_retry",
+            "attempt_count": 1, "max_retries": 3, "created_at": 1000, "updated_at": 1500,
+            "expires_at": 90_000, "succeeded_at": null, "discarded_at": null,
+        }))
+        .unwrap()
+    }
+
+    /// How many of app_a's jobs are listed with the status tag.
+    fn listed(store: &Store, status: &str) -> usize {
+        let selection = JobSelection {
+            application_id: "app_a",
+            status: Some(status),
+            event_type: None,
+            endpoint_id: None,
+            created_after: None,
+            created_before: None,
+        };
+        store
+            .job_page(&selection, |_| true, true, 0, 10)
+            .unwrap()
+            .total
+    }
+
+    /// Fans the job out and gives each delivery a status and attempts;
+    /// returns the deliveries' ids.
+    fn deliver(store: &Store, job: &WebhookJob, outcomes: &[(EventStatus, u32)]) -> Vec<String> {
+        // No endpoint is stored: each delivery ends at once, then is set here.
+        crate::outbound::fan_out(store, job, false).unwrap();
+        let deliveries = crate::outbound::new_deliveries(job);
+        let ids: Vec<String> = deliveries.into_iter().map(|d| d.id).collect();
+        for (id, (status, attempts)) in ids.iter().zip(outcomes) {
+            store
+                .update_event(id, |event| {
+                    (event.status, event.attempts) = (*status, *attempts);
+                    (QueueMove::Out, ())
+                })
+                .unwrap();
+        }
+        ids
+    }
+
+    #[test]
+    fn a_job_with_its_state_in_its_record_reads_and_settles_as_before() {
+        let (dir, store) = temp_store();
+        let old = old_job(&["end_a"]);
+        store.insert_job(&old).unwrap();
+        assert_eq!(store.job(&old.id).unwrap(), Some(old.clone()));
+        assert_eq!(
+            (listed(&store, "awaiting_retry"), listed(&store, FAILED)),
+            (1, 1)
+        );
+        let record = store.jobs.get(old.id.as_bytes()).unwrap();
+
+        let delivered = deliver(&store, &old, &[(EventStatus::Successful, 2)]);
+        store.settle_job(&old.id, &delivered[0], 5000).unwrap();
+
+        let settled = store.job(&old.id).unwrap().unwrap();
+        assert_eq!(
+            (settled.status, settled.attempt_count, settled.succeeded_at),
+            (JobStatus::Succeeded, 2, Some(5000))
+        );
+        let mut expected = old.clone();
+        expected.set_state(&settled.state());
+        assert_eq!(settled, expected, "all but its state as stored");
+        let rewritten = store.jobs.get(old.id.as_bytes()).unwrap();
+        assert_eq!(rewritten, record, "the settle wrote its state alone");
+        assert_eq!(
+            (listed(&store, "succeeded"), listed(&store, FAILED)),
+            (1, 0)
+        );
+        // Counted again from the entries after a crash: by its state record.
+        let (_dir, store) = crate::store::reopen(dir, store);
+        assert_eq!(
+            (listed(&store, "succeeded"), listed(&store, FAILED)),
+            (1, 0)
+        );
+        let page = store.jobs_newest_first().next().unwrap().unwrap();
+        assert_eq!(page, settled);
+    }
+
+    #[test]
+    fn a_settle_sums_up_every_delivery_of_a_job_as_stored_now() {
+        let (_dir, store) = temp_store();
+        let job = old_job(&["end_a", "end_b"]);
+        store.insert_job(&job).unwrap();
+        let (done, queued) = ((EventStatus::Successful, 1), (EventStatus::Queued, 0));
+        let delivered = deliver(&store, &job, &[done, queued]);
+        store.settle_job(&job.id, &delivered[0], 5000).unwrap();
+        let executing = store.job(&job.id).unwrap().unwrap();
+        assert_eq!(
+            (executing.status, executing.attempt_count),
+            (JobStatus::Executing, 1)
+        );
+
+        let settle = |event: &mut crate::model::Event| {
+            (event.status, event.attempts) = (EventStatus::Successful, 3);
+            (QueueMove::Out, ())
+        };
+        store.update_event(&delivered[1], settle).unwrap();
+        store.settle_job(&job.id, &delivered[1], 6000).unwrap();
+        let succeeded = store.job(&job.id).unwrap().unwrap();
+        assert_eq!(
+            (
+                succeeded.status,
+                succeeded.attempt_count,
+                succeeded.succeeded_at
+            ),
+            (JobStatus::Succeeded, 4, Some(6000))
+        );
+        assert_eq!(listed(&store, "succeeded"), 1);
+    }
+
+    #[test]
+    fn a_settle_after_a_cancel_keeps_the_job_discarded_and_counted_once() {
+        let (_dir, store) = temp_store();
+        let job = old_job(&["end_a"]);
+        store.insert_job(&job).unwrap();
+        let delivered = deliver(&store, &job, &[(EventStatus::Scheduled, 1)]);
+        let cancelled = crate::outbound::cancel_job(&store, &job.id).unwrap();
+        assert_eq!(
+            (cancelled.status, cancelled.cancelled),
+            (JobStatus::Discarded, true)
+        );
+        // A settle of the delivery in flight when it was cancelled.
+        store.settle_job(&job.id, &delivered[0], 9000).unwrap();
+        let job = store.job(&job.id).unwrap().unwrap();
+        assert_eq!((job.status, job.cancelled), (JobStatus::Discarded, true));
+        assert_eq!(
+            (listed(&store, "discarded"), listed(&store, FAILED)),
+            (1, 0)
+        );
+        assert_eq!(listed(&store, "awaiting_retry"), 0);
+    }
+}
