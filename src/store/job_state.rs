@@ -290,8 +290,8 @@ mod tests {
     /// returns the deliveries' ids.
     fn deliver(store: &Store, job: &WebhookJob, outcomes: &[(EventStatus, u32)]) -> Vec<String> {
         // No endpoint is stored: each delivery ends at once, then is set here.
-        crate::outbound::fan_out(store, job, false).unwrap();
         let deliveries = crate::outbound::new_deliveries(job);
+        crate::outbound::fan_out(store, &deliveries, false).unwrap();
         let ids: Vec<String> = deliveries.into_iter().map(|d| d.id).collect();
         for (id, (status, attempts)) in ids.iter().zip(outcomes) {
             store
