@@ -93,7 +93,7 @@ pub fn fan_out_journaled(
 ) -> Result<Vec<String>, StoreError> {
     let job = &committed.job;
     if !committed.indexed || again {
-        store.store_journaled_job(job, again)?;
+        store.store_journaled_job(job, committed.record.as_deref(), again)?;
     }
     let queued = fan_out(store, job, again)?;
     if again || queued.len() < job.endpoint_ids.len() {

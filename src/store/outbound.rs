@@ -2,7 +2,7 @@
 //! are events (ids derived from the job's), so they live with the other events.
 
 use super::job_index::JobTags;
-use super::{announce, get, put, values, Result, Store};
+use super::{announce, get, put, request_record, values, Result, Store};
 use crate::model::{Application, Endpoint, Event, EventType, WebhookJob};
 use std::sync::{Arc, PoisonError};
 
@@ -187,14 +187,25 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a journaled job's record and list entries. `again` (a replay
-    /// after a crash): a stored record may have moved on since and is only
-    /// indexed again, and the idempotency key the crash may have lost with
-    /// sled's unflushed writes is claimed again (a new job's key was claimed
-    /// before it was journaled).
-    pub fn store_journaled_job(&self, job: &WebhookJob, again: bool) -> Result<()> {
+    /// Stores a journaled job's record and list entries: its `record` in the
+    /// journal, when at hand, holds the bytes to store (else the job is
+    /// serialized again). `again` (a replay after a crash): a stored record
+    /// may have moved on since and is only indexed again, and the
+    /// idempotency key the crash may have lost with sled's unflushed writes
+    /// is claimed again (a new job's key was claimed before it was journaled).
+    pub fn store_journaled_job(
+        &self,
+        job: &WebhookJob,
+        record: Option<&[u8]>,
+        again: bool,
+    ) -> Result<()> {
         if !again {
-            put(&self.jobs, &job.id, job)?;
+            match record.and_then(request_record::job_json) {
+                Some(json) => {
+                    self.jobs.insert(job.id.as_bytes(), json)?;
+                }
+                None => put(&self.jobs, &job.id, job)?,
+            }
             return self.index_job(job);
         }
         if job.event_id != job.id {
@@ -204,7 +215,7 @@ impl Store {
         }
         match get::<WebhookJob>(&self.jobs, &job.id)? {
             Some(stored) => self.index_job(&stored),
-            None => self.store_journaled_job(job, false),
+            None => self.store_journaled_job(job, record, false),
         }
     }
 

@@ -417,6 +417,7 @@ pub(super) fn to_journaled(location: Location, record: &[u8]) -> Result<Journale
         }),
         Record::Job(job) => Journaled::Job(CommittedJob {
             job: (*job).into(),
+            record: Some(record.to_vec()),
             held: None,
             location,
             indexed: false,
