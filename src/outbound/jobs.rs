@@ -95,6 +95,8 @@ pub fn fan_out_journaled(
     if !committed.indexed || again {
         store.store_journaled_job(job, committed.record.as_deref(), again)?;
     }
+    // Before its deliveries are there for their lanes to take it.
+    store.keep_job_message(job);
     let queued = fan_out(store, job, again)?;
     if again || queued.len() < job.endpoint_ids.len() {
         store.update_job(&job.id, now_ms(), |_| {})?;

@@ -270,8 +270,15 @@ impl Store {
         })
     }
 
+    /// Keeps a new job's message for its deliveries' first attempts
+    /// (`payload_to_send`), so that they need not read the job again.
+    pub fn keep_job_message(&self, job: &WebhookJob) {
+        self.job_messages.keep(job);
+    }
+
     /// Forgets a job's record and its index entries.
     pub(super) fn remove_job(&self, job: &WebhookJob) -> Result<()> {
+        self.job_messages.forget(&job.id);
         self.write_indexed_job(job, Some(&JobTags::from(job)), None, || {
             self.jobs.remove(job.id.as_bytes())?;
             Ok(())
