@@ -39,6 +39,7 @@ use super::keyspace::Iter;
 use super::{Result, Store};
 use crate::model::{JobStatus, WebhookJob};
 use serde::{Deserialize, Serialize};
+use sled::IVec;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::ops::Bound;
 use std::sync::{Mutex, PoisonError};
@@ -220,10 +221,44 @@ fn entry_key(bucket: &str, created_at: u64, id: &str) -> Vec<u8> {
 struct Walk {
     /// Each bucket's length and its entries not yet walked.
     buckets: Vec<(usize, Iter)>,
-    /// Each bucket's newest entry not yet walked (its key past the bucket:
-    /// time and id), the newest of all on top.
-    heads: BinaryHeap<(Vec<u8>, usize)>,
+    /// Each bucket's newest entry not yet walked, the newest of all on top.
+    heads: BinaryHeap<Head>,
 }
+
+/// A bucket's newest entry not yet walked.
+struct Head {
+    key: IVec,
+    /// Its bucket's length: the key's time and id follow.
+    bucket_length: usize,
+    /// Its bucket's place in `Walk::buckets`.
+    bucket: usize,
+}
+
+impl Head {
+    fn time_and_id(&self) -> &[u8] {
+        &self.key[self.bucket_length..]
+    }
+}
+
+impl Ord for Head {
+    fn cmp(&self, other: &Head) -> std::cmp::Ordering {
+        self.time_and_id().cmp(other.time_and_id())
+    }
+}
+
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Head) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Head) -> bool {
+        self.time_and_id() == other.time_and_id()
+    }
+}
+
+impl Eq for Head {}
 
 impl Walk {
     fn new(buckets: Vec<(usize, Iter)>) -> Result<Walk> {
@@ -237,11 +272,16 @@ impl Walk {
         Ok(walk)
     }
 
-    fn advance(&mut self, n: usize) -> Result<()> {
-        let (length, entries) = &mut self.buckets[n];
+    fn advance(&mut self, bucket: usize) -> Result<()> {
+        let (bucket_length, entries) = &mut self.buckets[bucket];
         if let Some(entry) = entries.next_back() {
             let (key, _) = entry?;
-            self.heads.push((key[*length..].to_vec(), n));
+            let bucket_length = *bucket_length;
+            self.heads.push(Head {
+                key,
+                bucket_length,
+                bucket,
+            });
         }
         Ok(())
     }
@@ -251,11 +291,13 @@ impl Iterator for Walk {
     type Item = Result<String>;
 
     fn next(&mut self) -> Option<Result<String>> {
-        let (time_and_id, n) = self.heads.pop()?;
-        if let Err(error) = self.advance(n) {
+        let head = self.heads.pop()?;
+        if let Err(error) = self.advance(head.bucket) {
             return Some(Err(error));
         }
-        Some(Ok(String::from_utf8_lossy(&time_and_id[8..]).into_owned()))
+        Some(Ok(
+            String::from_utf8_lossy(&head.time_and_id()[8..]).into_owned()
+        ))
     }
 }
 
