@@ -26,8 +26,8 @@ pub use issue::{
     TriggerConfigs, WebhookChannel, BACKPRESSURE_DELAY_MS, NOTIFICATION_TOPICS,
 };
 pub use outbound::{
-    delivery_status, Application, DeliveryWindow, Endpoint, EndpointStatus, EventType, JobPayload,
-    JobStatus, PortalSettings, PortalTheme, WebhookJob, WORKSPACE_ID,
+    delivery_status, Application, DeliveryWindow, Endpoint, EndpointStatus, EventType, JobMessage,
+    JobPayload, JobStatus, PortalSettings, PortalTheme, WebhookJob, WORKSPACE_ID,
 };
 pub use request::{Payload, RejectionCause, Request, RequestStatus};
 pub use transformation::{Execution, TransformationObject};

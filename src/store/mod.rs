@@ -841,9 +841,7 @@ impl Store {
         if event.has_own_payload {
             get_payload(&self.event_payloads, &event.id)
         } else if event.window.is_some() {
-            Ok(self
-                .job(&event.request_id)?
-                .map(|job| job.delivery_payload()))
+            self.job_message(&event.request_id)
         } else {
             self.request_payload(&event.request_id)
         }

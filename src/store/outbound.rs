@@ -3,7 +3,7 @@
 
 use super::job_index::JobTags;
 use super::{announce, get, put, request_record, values, Result, Store};
-use crate::model::{Application, Endpoint, Event, EventType, WebhookJob};
+use crate::model::{Application, Endpoint, Event, EventType, JobMessage, Payload, WebhookJob};
 use std::sync::{Arc, PoisonError};
 
 fn event_type_key(application_id: &str, name: &str) -> String {
@@ -274,6 +274,20 @@ impl Store {
     /// (`payload_to_send`), so that they need not read the job again.
     pub fn keep_job_message(&self, job: &WebhookJob) {
         self.job_messages.keep(job);
+    }
+
+    /// The message a job's deliveries send, made from its record read in
+    /// part (`JobMessage`), or from memory while it waits for the router
+    /// (as `job` reads it).
+    pub(super) fn job_message(&self, id: &str) -> Result<Option<Payload>> {
+        let pending = self.pending_job(id);
+        Ok(match self.jobs.get(id.as_bytes())? {
+            Some(record) => {
+                let message: JobMessage = serde_json::from_slice(&record)?;
+                Some(message.delivery_payload())
+            }
+            None => pending.map(|job| job.delivery_payload()),
+        })
     }
 
     /// Forgets a job's record and its index entries.
