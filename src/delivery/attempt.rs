@@ -92,7 +92,7 @@ pub(super) fn prepare(
     }
     let event = event.filter(|event| !event.status.is_terminal());
     let payload = match &event {
-        Some(event) => store.event_payload(event)?,
+        Some(event) => store.payload_to_send(event)?,
         None => None,
     };
     match (event, payload) {

@@ -27,8 +27,8 @@ pub use issue::{
 };
 pub use outbound::{
     delivery_status, Application, DeliveryTally, DeliveryWindow, Endpoint, EndpointStatus,
-    EventType, JobPayload, JobState, JobStatus, PortalSettings, PortalTheme, WebhookJob,
-    WORKSPACE_ID,
+    EventType, JobMessage, JobPayload, JobState, JobStatus, PortalSettings, PortalTheme,
+    WebhookJob, WORKSPACE_ID,
 };
 pub use request::{Payload, RejectionCause, Request, RequestStatus};
 pub use transformation::{Execution, TransformationObject};

@@ -11,6 +11,7 @@ use crate::trace_context::TraceContext;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -207,22 +208,45 @@ struct Envelope<'a> {
     event_type: &'a str,
     application_id: &'a str,
     timestamp: String,
-    payload: &'a JobPayload,
+    payload: &'a RawValue,
+}
+
+/// What a job's deliveries send is made of: read from a job's record without
+/// its metadata, endpoints and state (serde skips them), its payload's text
+/// borrowed from the record, not copied.
+#[derive(Deserialize)]
+pub struct JobMessage<'a> {
+    #[serde(borrow)]
+    id: Cow<'a, str>,
+    #[serde(borrow)]
+    application_id: Cow<'a, str>,
+    #[serde(borrow)]
+    event_type: Cow<'a, str>,
+    #[serde(borrow)]
+    event_id: Cow<'a, str>,
+    #[serde(borrow)]
+    payload: &'a RawValue,
+    headers: Cow<'a, BTreeMap<String, String>>,
+    created_at: u64,
 }
 
 impl WebhookJob {
-    /// The body every endpoint receives.
-    fn envelope(&self) -> Vec<u8> {
-        let envelope = Envelope {
-            event_id: &self.event_id,
-            event_type: &self.event_type,
-            application_id: &self.application_id,
-            timestamp: crate::ids::iso8601(self.created_at),
-            payload: &self.payload,
-        };
-        serde_json::to_vec(&envelope).expect("an envelope serializes")
+    /// The message every endpoint receives (see `JobMessage::delivery_payload`).
+    pub fn delivery_payload(&self) -> super::Payload {
+        JobMessage {
+            id: Cow::Borrowed(&self.id),
+            application_id: Cow::Borrowed(&self.application_id),
+            event_type: Cow::Borrowed(&self.event_type),
+            event_id: Cow::Borrowed(&self.event_id),
+            payload: &self.payload.0,
+            headers: Cow::Borrowed(&self.headers),
+            created_at: self.created_at,
+        }
+        .delivery_payload()
     }
+}
 
+impl JobMessage<'_> {
     /// The message every endpoint receives: the envelope, the job's headers
     /// and the `webhook-id` the Standard Webhooks signature covers (the job's
     /// id, the same on every retry so receivers can deduplicate). Made again
@@ -231,7 +255,7 @@ impl WebhookJob {
     pub fn delivery_payload(&self) -> super::Payload {
         let mut headers = vec![
             ("content-type".to_string(), "application/json".to_string()),
-            (HEADER_ID.to_string(), self.id.clone()),
+            (HEADER_ID.to_string(), self.id.to_string()),
         ];
         // Sent in lower case, as every header of a delivery is compared.
         let given = self.headers.iter();
@@ -245,6 +269,20 @@ impl WebhookJob {
         }
     }
 
+    /// The body every endpoint receives.
+    fn envelope(&self) -> Vec<u8> {
+        let envelope = Envelope {
+            event_id: &self.event_id,
+            event_type: &self.event_type,
+            application_id: &self.application_id,
+            timestamp: crate::ids::iso8601(self.created_at),
+            payload: self.payload,
+        };
+        serde_json::to_vec(&envelope).expect("an envelope serializes")
+    }
+}
+
+impl WebhookJob {
     /// Sums up the job's deliveries into its status and attempt count (see
     /// `JobState::summarize`).
     pub fn summarize(&mut self, deliveries: &[Event], now_ms: u64) {
@@ -419,6 +457,26 @@ mod tests {
         event.status = status;
         event.attempts = attempts;
         event
+    }
+
+    #[test]
+    fn a_message_read_from_a_jobs_record_is_the_one_the_job_makes() {
+        let job: WebhookJob = serde_json::from_value(serde_json::json!({
+            "id": "job_1", "application_id": "app_1", "event_type": "order.paid",
+            "event_id": "order \"1\"", "payload": {"total": 10.00, "note": "é"},
+            "headers": {"X-Shop": "a\\b"}, "metadata": {"region": "eu"},
+            "endpoint_ids": ["ept_1"], "status": "created", "attempt_count": 0,
+            "max_retries": 0, "created_at": 1000, "updated_at": 1000, "expires_at": 2000,
+            "succeeded_at": null, "discarded_at": null,
+        }))
+        .unwrap();
+        let record = serde_json::to_vec(&job).unwrap();
+        let read: JobMessage = serde_json::from_slice(&record).unwrap();
+        let message = read.delivery_payload();
+        assert_eq!(message, job.delivery_payload());
+        let envelope: Value = serde_json::from_slice(&message.body).unwrap();
+        assert_eq!(envelope["event_id"], "order \"1\"");
+        assert!(!String::from_utf8_lossy(&message.body).contains("region"));
     }
 
     #[test]

@@ -98,8 +98,10 @@ pub fn fan_out_journaled(
 ) -> Result<Vec<String>, StoreError> {
     let job = &committed.job;
     if !committed.indexed || again {
-        store.store_journaled_job(job, again)?;
+        store.store_journaled_job(job, committed.record.as_deref(), again)?;
     }
+    // Before its deliveries are there for their lanes to take it.
+    store.keep_job_message(job);
     let derived;
     let deliveries = match &committed.deliveries {
         Some(made) => made,

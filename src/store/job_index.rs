@@ -3,10 +3,14 @@
 //!
 //! A bucket is one combination of filters an application's jobs are listed
 //! by. The buckets a job has an entry in name what never changes after its
-//! creation: the application alone, with an event type, or with an
-//! endpoint. Each entry is keyed `bucket ++ created_at (8 bytes, big-endian)
-//! ++ job id`, so a bucket walks newest first and a time range is a key
-//! range. A job's status has no entries: it changes with every settled
+//! creation: its application with its event type, or with an endpoint. Each
+//! entry is keyed `bucket ++ created_at (8 bytes, big-endian) ++ job id`, so
+//! a bucket walks newest first and a time range is a key range. The
+//! application alone has no bucket of entries: a job has one event type, so
+//! its application's type buckets hold each of its jobs once, and a list of
+//! every type walks them merged (newest first by their keys' time and id).
+//! An entry per job for the application alone was a third of the index's
+//! writes for each new job. A job's status has no entries: it changes with every settled
 //! delivery, and moving a job between status buckets (under a mark, for
 //! crashes) was most of a settle's sled writes. A list by status walks the
 //! status-free bucket and reads each job's status (`JobTags`, the record
@@ -15,7 +19,8 @@
 //!
 //! Every bucket's count is kept in memory (`BucketCounts`), the status
 //! buckets' too (the application, or its event type, with a status tag:
-//! counted only), so an unbounded `total` costs no read.
+//! counted only), and the application's (every entry of its type buckets),
+//! so an unbounded `total` costs no read.
 //!
 //! sled writes each key on its own (one batch would take sled's global
 //! write lock from then on, for every tree), so a change of a job's entries
@@ -29,21 +34,24 @@
 //!
 //! The counts are saved when the store closes cleanly and loaded on the next
 //! open; after a crash they are counted again from the entries' keys and the
-//! statuses of the jobs the application buckets name.
+//! statuses of the jobs the type buckets name.
 
+use super::keyspace::Iter;
 use super::{Result, Store};
 use crate::model::{JobState, JobStatus, WebhookJob};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap};
+use sled::IVec;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::ops::Bound;
 use std::sync::{Mutex, PoisonError};
 
 /// The meta key saying the index holds every job (stores written before the
-/// index, or by a version that keyed statuses too, get it built on their
-/// first start).
-const BUILT: &[u8] = b"job_index_built_2";
-/// The meta key of the index that had status buckets (see `BUILT`).
-const BUILT_WITH_STATUSES: &[u8] = b"job_index_built";
+/// index, or by a version that keyed statuses or applications alone too, get
+/// it built on their first start).
+const BUILT: &[u8] = b"job_index_built_3";
+/// The meta keys of the index that had status buckets, and of the one that
+/// had application buckets (see `BUILT`).
+const BUILT_BEFORE: [&[u8]; 2] = [b"job_index_built", b"job_index_built_2"];
 /// The meta key saying `job_index_counts` holds every bucket's count as the
 /// index had it when the store last closed cleanly.
 const COUNTS_SAVED: &[u8] = b"job_index_counts_saved";
@@ -128,6 +136,8 @@ impl JobTags {
 pub(super) struct JobPlace<'a> {
     pub id: &'a str,
     pub application_id: &'a str,
+    /// Its type entry tells whether it is indexed (see `is_indexed`).
+    pub event_type: &'a str,
     pub created_at: u64,
 }
 
@@ -136,6 +146,7 @@ impl<'a> From<&'a WebhookJob> for JobPlace<'a> {
         JobPlace {
             id: &job.id,
             application_id: &job.application_id,
+            event_type: &job.event_type,
             created_at: job.created_at,
         }
     }
@@ -172,8 +183,7 @@ fn bucket(parts: &[&str]) -> String {
 
 /// Every bucket a job of the application with these tags has an entry in.
 fn buckets_of(app: &str, job: &JobTags) -> BTreeSet<String> {
-    let kind = job.event_type.as_str();
-    let mut buckets = BTreeSet::from([bucket(&["a", app]), bucket(&["t", app, kind])]);
+    let mut buckets = BTreeSet::from([bucket(&["t", app, &job.event_type])]);
     for endpoint in &job.endpoint_ids {
         buckets.insert(bucket(&["e", app, endpoint]));
     }
@@ -193,14 +203,32 @@ fn status_buckets(app: &str, job: &JobTags) -> Vec<String> {
         .collect()
 }
 
-impl JobSelection<'_> {
-    /// The bucket to walk: the narrowest the keys tell.
-    fn walked(&self) -> String {
+/// The application whose count a type bucket's entries count in too.
+fn application_of_type_bucket(bucket: &str) -> Option<&str> {
+    bucket.strip_prefix("t\0")?.split('\0').next()
+}
+
+impl<'a> JobSelection<'a> {
+    /// An application's jobs, every one.
+    fn of_application(application_id: &'a str) -> JobSelection<'a> {
+        JobSelection {
+            application_id,
+            status: None,
+            event_type: None,
+            endpoint_id: None,
+            created_after: None,
+            created_before: None,
+        }
+    }
+
+    /// The bucket to walk: the narrowest the keys tell (None: the
+    /// application's type buckets, merged).
+    fn walked(&self) -> Option<String> {
         let app = self.application_id;
         match (self.event_type, self.endpoint_id) {
-            (Some(kind), _) => bucket(&["t", app, kind]),
-            (None, Some(endpoint)) => bucket(&["e", app, endpoint]),
-            (None, None) => bucket(&["a", app]),
+            (Some(kind), _) => Some(bucket(&["t", app, kind])),
+            (None, Some(endpoint)) => Some(bucket(&["e", app, endpoint])),
+            (None, None) => None,
         }
     }
 
@@ -240,6 +268,91 @@ fn entry_key(bucket: &str, created_at: u64, id: &str) -> Vec<u8> {
     [bucket.as_bytes(), &created_at.to_be_bytes(), id.as_bytes()].concat()
 }
 
+/// The ids of the entries of one bucket or more, newest first (several
+/// buckets' merged by their keys' time and id).
+struct Walk {
+    /// Each bucket's length and its entries not yet walked.
+    buckets: Vec<(usize, Iter)>,
+    /// Each bucket's newest entry not yet walked, the newest of all on top.
+    heads: BinaryHeap<Head>,
+}
+
+/// A bucket's newest entry not yet walked.
+struct Head {
+    key: IVec,
+    /// Its bucket's length: the key's time and id follow.
+    bucket_length: usize,
+    /// Its bucket's place in `Walk::buckets`.
+    bucket: usize,
+}
+
+impl Head {
+    fn time_and_id(&self) -> &[u8] {
+        &self.key[self.bucket_length..]
+    }
+}
+
+impl Ord for Head {
+    fn cmp(&self, other: &Head) -> std::cmp::Ordering {
+        self.time_and_id().cmp(other.time_and_id())
+    }
+}
+
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Head) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Head) -> bool {
+        self.time_and_id() == other.time_and_id()
+    }
+}
+
+impl Eq for Head {}
+
+impl Walk {
+    fn new(buckets: Vec<(usize, Iter)>) -> Result<Walk> {
+        let mut walk = Walk {
+            heads: BinaryHeap::with_capacity(buckets.len()),
+            buckets,
+        };
+        for n in 0..walk.buckets.len() {
+            walk.advance(n)?;
+        }
+        Ok(walk)
+    }
+
+    fn advance(&mut self, bucket: usize) -> Result<()> {
+        let (bucket_length, entries) = &mut self.buckets[bucket];
+        if let Some(entry) = entries.next_back() {
+            let (key, _) = entry?;
+            let bucket_length = *bucket_length;
+            self.heads.push(Head {
+                key,
+                bucket_length,
+                bucket,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Iterator for Walk {
+    type Item = Result<String>;
+
+    fn next(&mut self) -> Option<Result<String>> {
+        let head = self.heads.pop()?;
+        if let Err(error) = self.advance(head.bucket) {
+            return Some(Err(error));
+        }
+        Some(Ok(
+            String::from_utf8_lossy(&head.time_and_id()[8..]).into_owned()
+        ))
+    }
+}
+
 /// A job whose entries are changing: what to put right after a crash.
 #[derive(Serialize, Deserialize)]
 struct Mark {
@@ -252,7 +365,6 @@ struct Mark {
 fn bucket_of_key(key: &[u8]) -> Option<&[u8]> {
     let kind = key.split(|byte| *byte == 0).next()?;
     let parts = match kind {
-        b"a" => 2,
         b"t" | b"e" => 3,
         _ => return None,
     };
@@ -261,9 +373,9 @@ fn bucket_of_key(key: &[u8]) -> Option<&[u8]> {
     Some(&key[..=end])
 }
 
-/// Each bucket's number of entries (of jobs, for a status bucket). Kept in
-/// memory because a count in sled was a read and a write more for every
-/// entry added or removed.
+/// Each bucket's number of entries (of jobs, for a status bucket or an
+/// application's). Kept in memory because a count in sled was a read and a
+/// write more for every entry added or removed.
 #[derive(Default)]
 pub(super) struct BucketCounts(Mutex<HashMap<String, u64>>);
 
@@ -317,7 +429,7 @@ impl Store {
         if !moves && old_statuses == new_statuses {
             return write();
         }
-        // A job is counted by status while its application's entry is there.
+        // A job is counted by status while its type entry is there.
         let counted_before = before.is_some() && self.is_indexed(job)?;
         if moves {
             let buckets =
@@ -341,7 +453,8 @@ impl Store {
     }
 
     fn is_indexed(&self, job: JobPlace) -> Result<bool> {
-        let key = entry_key(&bucket(&["a", job.application_id]), job.created_at, job.id);
+        let type_bucket = bucket(&["t", job.application_id, job.event_type]);
+        let key = entry_key(&type_bucket, job.created_at, job.id);
         self.job_index.contains_key(key)
     }
 
@@ -383,13 +496,12 @@ impl Store {
     }
 
     /// Writes a new job's entries (again, after a crash: each is written
-    /// and counted once; its statuses are counted with its application's
-    /// entry).
+    /// and counted once; its statuses are counted with its type entry).
     pub(super) fn index_job(&self, job: &WebhookJob) -> Result<()> {
         let tags = JobTags::from(job);
         for bucket in buckets_of(&job.application_id, &tags) {
             let added = self.add_entry(&bucket, job.created_at, &job.id)?;
-            if added && bucket.starts_with("a\0") {
+            if added && bucket.starts_with("t\0") {
                 self.count_statuses(&job.application_id, &tags);
             }
         }
@@ -401,7 +513,7 @@ impl Store {
         let key = entry_key(bucket, created_at, id);
         let added = self.job_index.insert(key, &[])?.is_none();
         if added {
-            self.job_counts.add(bucket, 1);
+            self.count_entry(bucket, 1);
         }
         Ok(added)
     }
@@ -409,9 +521,18 @@ impl Store {
     fn remove_entry(&self, bucket: &str, created_at: u64, id: &str) -> Result<()> {
         let key = entry_key(bucket, created_at, id);
         if self.job_index.remove(key)?.is_some() {
-            self.job_counts.add(bucket, -1);
+            self.count_entry(bucket, -1);
         }
         Ok(())
+    }
+
+    /// Counts an entry in its bucket, and an entry of a type bucket in its
+    /// application's count too.
+    fn count_entry(&self, entry_bucket: &str, delta: i64) {
+        self.job_counts.add(entry_bucket, delta);
+        if let Some(app) = application_of_type_bucket(entry_bucket) {
+            self.job_counts.add(&bucket(&["a", app]), delta);
+        }
     }
 
     /// Makes the index whole on start: its counts, the index itself for a
@@ -450,9 +571,9 @@ impl Store {
         Ok(())
     }
 
-    /// Counts every bucket's entries, and the statuses of the jobs of each
-    /// application's entries (a job is counted by status when its
-    /// application's entry is there and its record too).
+    /// Counts every bucket's entries, and the statuses of the jobs of the
+    /// type buckets' entries (a job is counted by status when its type entry
+    /// is there and its record too).
     fn recount_job_index(&self) -> Result<()> {
         let started = std::time::Instant::now();
         self.job_counts.replace(HashMap::new());
@@ -462,13 +583,13 @@ impl Store {
                 continue;
             };
             let bucket = String::from_utf8_lossy(bucket).into_owned();
-            self.job_counts.add(&bucket, 1);
-            let Some(app) = bucket.strip_prefix("a\0") else {
+            self.count_entry(&bucket, 1);
+            let Some(app) = application_of_type_bucket(&bucket) else {
                 continue;
             };
             let id = String::from_utf8_lossy(&key[bucket.len() + 8..]);
             if let Some(tags) = self.job_tags(&id)? {
-                self.count_statuses(app.trim_end_matches('\0'), &tags);
+                self.count_statuses(app, &tags);
             }
         }
         if !self.job_counts.counts().is_empty() {
@@ -501,7 +622,9 @@ impl Store {
             indexed += 1;
         }
         self.meta.insert(BUILT, &[])?;
-        self.meta.remove(BUILT_WITH_STATUSES)?;
+        for before in BUILT_BEFORE {
+            self.meta.remove(before)?;
+        }
         self.db.flush()?;
         if indexed > 0 {
             let took = started.elapsed();
@@ -511,8 +634,8 @@ impl Store {
     }
 
     /// The marked entries as the job's record says (none when it is gone).
-    /// A job counted by status is one whose application entry was there
-    /// when the start counted (`recount_job_index`), or is added now.
+    /// A job counted by status is one whose type entry was there when the
+    /// start counted (`recount_job_index`), or is added now.
     fn repair_marked(&self, id: &str, mark: Mark) -> Result<()> {
         let job = self.job(id)?;
         let wanted = (job.as_ref())
@@ -524,7 +647,7 @@ impl Store {
                 continue;
             }
             let added = self.add_entry(bucket, mark.created_at, id)?;
-            if let Some(job) = job.as_ref().filter(|_| added && bucket.starts_with("a\0")) {
+            if let Some(job) = job.as_ref().filter(|_| added && bucket.starts_with("t\0")) {
                 self.count_statuses(&job.application_id, &JobTags::from(job));
             }
         }
@@ -548,7 +671,8 @@ impl Store {
 
     /// The ids of an application's jobs, newest first.
     pub fn job_ids_of_application(&self, application_id: &str) -> Result<Vec<String>> {
-        self.job_ids_in(&bucket(&["a", application_id]))
+        self.walk(&JobSelection::of_application(application_id))?
+            .collect()
     }
 
     /// The ids of the jobs fanned out to an endpoint, newest first.
@@ -557,14 +681,50 @@ impl Store {
         application_id: &str,
         endpoint_id: &str,
     ) -> Result<Vec<String>> {
-        self.job_ids_in(&bucket(&["e", application_id, endpoint_id]))
+        let selection = JobSelection {
+            endpoint_id: Some(endpoint_id),
+            ..JobSelection::of_application(application_id)
+        };
+        self.walk(&selection)?.collect()
     }
 
-    fn job_ids_in(&self, bucket: &str) -> Result<Vec<String>> {
-        let entries = self.job_index.scan_prefix(bucket).keys().rev();
-        entries
-            .map(|key| Ok(String::from_utf8_lossy(&key?[bucket.len() + 8..]).into_owned()))
-            .collect()
+    /// The entries of the bucket the selection walks, or of its
+    /// application's type buckets, in its time range.
+    fn walk(&self, selection: &JobSelection) -> Result<Walk> {
+        let buckets = match selection.walked() {
+            Some(walked) => vec![walked],
+            None => self.type_buckets(selection.application_id)?,
+        };
+        let after = selection.created_after.map_or(0, |t| t.saturating_add(1));
+        let before = selection.created_before.unwrap_or(u64::MAX);
+        let entries = |bucket: &String| {
+            let lower = Bound::Included(entry_key(bucket, after, ""));
+            let upper = Bound::Excluded(entry_key(bucket, before, ""));
+            (bucket.len(), self.job_index.range((lower, upper)))
+        };
+        Walk::new(buckets.iter().map(entries).collect())
+    }
+
+    /// An application's type buckets that have entries: found by seeking
+    /// from each to the next, not by walking their entries.
+    fn type_buckets(&self, application_id: &str) -> Result<Vec<String>> {
+        let types = bucket(&["t", application_id]).into_bytes();
+        let past = |bucket: &[u8]| [&bucket[..bucket.len() - 1], &[1]].concat();
+        let mut buckets = Vec::new();
+        let mut from = types.clone();
+        loop {
+            let range = (Bound::Included(from), Bound::Excluded(past(&types)));
+            let Some(key) = self.job_index.range(range).keys().next().transpose()? else {
+                break;
+            };
+            let Some(found) = bucket_of_key(&key) else {
+                break;
+            };
+            // Past every key of this bucket: its closing NUL, one higher.
+            from = past(found);
+            buckets.push(String::from_utf8_lossy(found).into_owned());
+        }
+        Ok(buckets)
     }
 
     /// One page of the selected jobs, newest first, that also pass `matches`
@@ -579,26 +739,17 @@ impl Store {
         skip: usize,
         take: usize,
     ) -> Result<JobPage> {
-        let bucket = selection.walked();
         let by_keys = exact && selection.told_by_keys();
         // A count tells the total: the walk stops after the page.
         let counted = (selection.counted())
             .filter(|_| exact && !selection.bounded())
             .map(|counted| self.job_counts.get(&counted) as usize);
-        let lower = entry_key(
-            &bucket,
-            selection.created_after.map_or(0, |t| t.saturating_add(1)),
-            "",
-        );
-        let upper = entry_key(&bucket, selection.created_before.unwrap_or(u64::MAX), "");
-        let range = (Bound::Included(lower), Bound::Excluded(upper));
         let mut page = JobPage {
             jobs: Vec::with_capacity(take),
             total: 0,
         };
-        for key in self.job_index.range(range).keys().rev() {
-            let key = key?;
-            let id = String::from_utf8_lossy(&key[bucket.len() + 8..]);
+        for id in self.walk(selection)? {
+            let id = id?;
             let on_page = page.total >= skip && page.jobs.len() < take;
             if !on_page && page.total >= skip && counted.is_some() {
                 break;
@@ -807,6 +958,55 @@ mod tests {
     }
 
     #[test]
+    fn an_applications_jobs_of_every_type_list_newest_first_from_its_type_buckets() {
+        let (_dir, store) = temp_store();
+        let kinds = ["order.paid", "order.created", "user.deleted"];
+        for n in 0..9 {
+            let mut made = job(&format!("job_{n}"), JobStatus::Created);
+            made.event_type = kinds[n % 3].into();
+            made.created_at = 1000 + n as u64;
+            store.insert_job(&made).unwrap();
+        }
+        let mut other = job("job_9", JobStatus::Created);
+        other.application_id = "app_b".into();
+        store.insert_job(&other).unwrap();
+        let newest_first = |from: usize, to: usize| -> Vec<String> {
+            (from..to).rev().map(|n| format!("job_{n}")).collect()
+        };
+        assert_eq!(listed(&store, None), (newest_first(0, 9), 9));
+        assert_eq!(
+            store.job_ids_of_application("app_a").unwrap(),
+            newest_first(0, 9)
+        );
+        let selection = JobSelection {
+            created_after: Some(1002),
+            created_before: Some(1007),
+            ..JobSelection::of_application("app_a")
+        };
+        let page = store.job_page(&selection, |_| true, true, 1, 2).unwrap();
+        let ids: Vec<String> = page.jobs.into_iter().map(|j| j.id).collect();
+        assert_eq!((ids, page.total), (newest_first(4, 6), 4));
+    }
+
+    #[test]
+    fn an_index_with_application_entries_is_built_again_without_them_on_start() {
+        let (dir, store) = temp_store();
+        store.insert_job(&job("job_1", JobStatus::Created)).unwrap();
+        // As the version that had application buckets left it.
+        let application_key = entry_key(&bucket(&["a", "app_a"]), 1000, "job_1");
+        store.job_index.insert(application_key, &[]).unwrap();
+        store.meta.remove(BUILT).unwrap();
+        store.meta.insert(BUILT_BEFORE[1], &[]).unwrap();
+        assert!(store.checkpoint().unwrap());
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let kinds: BTreeSet<Vec<u8>> = (store.job_index.iter().keys())
+            .map(|key| key.unwrap()[..2].to_vec())
+            .collect();
+        assert_eq!(kinds, BTreeSet::from([b"e\0".to_vec(), b"t\0".to_vec()]));
+        assert_eq!(listed(&store, None), (vec!["job_1".to_string()], 1));
+    }
+
+    #[test]
     fn an_index_with_status_entries_is_built_again_without_them_on_start() {
         let (dir, store) = temp_store();
         store.insert_job(&job("job_1", JobStatus::Created)).unwrap();
@@ -814,17 +1014,14 @@ mod tests {
         let status_key = entry_key(&bucket(&["s", "app_a", "created"]), 1000, "job_1");
         store.job_index.insert(status_key, &[]).unwrap();
         store.meta.remove(BUILT).unwrap();
-        store.meta.insert(BUILT_WITH_STATUSES, &[]).unwrap();
+        store.meta.insert(BUILT_BEFORE[0], &[]).unwrap();
         assert!(store.checkpoint().unwrap());
         let store = Store::open(dir.path(), 1 << 20).unwrap();
         let kinds: BTreeSet<Vec<u8>> = (store.job_index.iter().keys())
             .map(|key| key.unwrap()[..2].to_vec())
             .collect();
-        assert_eq!(
-            kinds,
-            BTreeSet::from([b"a\0".to_vec(), b"e\0".to_vec(), b"t\0".to_vec()])
-        );
-        assert!(store.meta.get(BUILT_WITH_STATUSES).unwrap().is_none());
+        assert_eq!(kinds, BTreeSet::from([b"e\0".to_vec(), b"t\0".to_vec()]));
+        assert!(store.meta.get(BUILT_BEFORE[0]).unwrap().is_none());
         assert_eq!(
             listed(&store, Some("created")),
             (vec!["job_1".to_string()], 1)
@@ -842,6 +1039,7 @@ mod tests {
         let committed = crate::store::CommittedJob {
             job: job.into(),
             deliveries: Some(made.clone()),
+            record: None,
             held: None,
             location: (0, 0, 0).into(),
             indexed: false,

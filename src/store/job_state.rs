@@ -86,6 +86,7 @@ impl JobFrame {
         JobPlace {
             id,
             application_id: &self.application_id,
+            event_type: &self.event_type,
             created_at: self.created_at,
         }
     }
@@ -127,8 +128,7 @@ impl Store {
             .transpose()
     }
 
-    /// A job as its record has it: its state as created, the rest as it
-    /// is (enough for what never changes, its deliveries' payload).
+    /// A job as its record has it: its state as created (see `job`).
     pub(super) fn job_record(&self, id: &str) -> Result<Option<WebhookJob>> {
         // The stored record wins: it is written before the job's deliveries
         // are. Looked up in memory first, as it leaves memory only once stored.

@@ -39,6 +39,7 @@ mod hold;
 mod issues;
 mod job_catalog;
 mod job_index;
+mod job_messages;
 mod job_state;
 mod journal;
 mod journals;
@@ -309,6 +310,8 @@ pub struct StoreState {
     job_counts: job_index::BucketCounts,
     /// Job id → the buckets its entries change in, while they do.
     job_index_marks: Tree,
+    /// New jobs' messages, until their deliveries' first attempts take them.
+    job_messages: job_messages::JobMessages,
     /// Serializes read-modify-write changes to one event (see `update_event`);
     /// striped, so that changes to different events rarely wait for each other.
     event_updates: [Mutex<()>; EVENT_LOCK_STRIPES],
@@ -470,6 +473,7 @@ impl Store {
             job_index_counts: db.open_tree("job_index_counts")?,
             job_counts: job_index::BucketCounts::default(),
             job_index_marks: db.open_tree("job_index_marks")?,
+            job_messages: job_messages::JobMessages::default(),
             event_updates: std::array::from_fn(|_| Mutex::new(())),
             parent_updates: std::array::from_fn(|_| Mutex::new(())),
             event_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
@@ -841,11 +845,21 @@ impl Store {
         if event.has_own_payload {
             get_payload(&self.event_payloads, &event.id)
         } else if event.window.is_some() {
-            Ok(self
-                .job_record(&event.request_id)?
-                .map(|job| job.delivery_payload()))
+            self.job_message(&event.request_id)
         } else {
             self.request_payload(&event.request_id)
+        }
+    }
+
+    /// `event_payload` for an attempt of the event: a job's delivery takes
+    /// the message kept since its job's fan-out (`keep_job_message`), if it is.
+    pub fn payload_to_send(&self, event: &Event) -> Result<Option<Payload>> {
+        let kept = (!event.has_own_payload && event.window.is_some())
+            .then(|| self.job_messages.take(&event.request_id))
+            .flatten();
+        match kept {
+            Some(message) => Ok(Some(message)),
+            None => self.event_payload(event),
         }
     }
 

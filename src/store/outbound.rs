@@ -2,8 +2,8 @@
 //! are events (ids derived from the job's), so they live with the other events.
 
 use super::job_index::JobTags;
-use super::{announce, get, put, values, Result, Store};
-use crate::model::{Application, Endpoint, Event, EventType, WebhookJob};
+use super::{announce, get, put, request_record, values, Result, Store};
+use crate::model::{Application, Endpoint, Event, EventType, JobMessage, Payload, WebhookJob};
 use std::sync::{Arc, PoisonError};
 
 fn event_type_key(application_id: &str, name: &str) -> String {
@@ -187,14 +187,25 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a journaled job's record and list entries. `again` (a replay
-    /// after a crash): a stored record may have moved on since and is only
-    /// indexed again, and the idempotency key the crash may have lost with
-    /// sled's unflushed writes is claimed again (a new job's key was claimed
-    /// before it was journaled).
-    pub fn store_journaled_job(&self, job: &WebhookJob, again: bool) -> Result<()> {
+    /// Stores a journaled job's record and list entries: its `record` in the
+    /// journal, when at hand, holds the bytes to store (else the job is
+    /// serialized again). `again` (a replay after a crash): a stored record
+    /// may have moved on since and is only indexed again, and the
+    /// idempotency key the crash may have lost with sled's unflushed writes
+    /// is claimed again (a new job's key was claimed before it was journaled).
+    pub fn store_journaled_job(
+        &self,
+        job: &WebhookJob,
+        record: Option<&[u8]>,
+        again: bool,
+    ) -> Result<()> {
         if !again {
-            put(&self.jobs, &job.id, job)?;
+            match record.and_then(request_record::job_json) {
+                Some(json) => {
+                    self.jobs.insert(job.id.as_bytes(), json)?;
+                }
+                None => put(&self.jobs, &job.id, job)?,
+            }
             return self.index_job(job);
         }
         if job.event_id != job.id {
@@ -204,7 +215,7 @@ impl Store {
         }
         match self.stored_job(&job.id)? {
             Some(stored) => self.index_job(&stored),
-            None => self.store_journaled_job(job, false),
+            None => self.store_journaled_job(job, record, false),
         }
     }
 
@@ -248,10 +259,31 @@ impl Store {
         self.job_feed.subscribe()
     }
 
+    /// Keeps a new job's message for its deliveries' first attempts
+    /// (`payload_to_send`), so that they need not read the job again.
+    pub fn keep_job_message(&self, job: &WebhookJob) {
+        self.job_messages.keep(job);
+    }
+
+    /// The message a job's deliveries send, made from its record read in
+    /// part (`JobMessage`), or from memory while it waits for the router
+    /// (as `job` reads it).
+    pub(super) fn job_message(&self, id: &str) -> Result<Option<Payload>> {
+        let pending = self.pending_job(id);
+        Ok(match self.jobs.get(id.as_bytes())? {
+            Some(record) => {
+                let message: JobMessage = serde_json::from_slice(&record)?;
+                Some(message.delivery_payload())
+            }
+            None => pending.map(|job| job.delivery_payload()),
+        })
+    }
+
     /// Forgets a job's records and its index entries (`job`: as it is now,
     /// its state overlaid). The state record goes last: one left behind by a
     /// crash names no job, and nothing reads it without its job's record.
     pub(super) fn remove_job(&self, job: &WebhookJob) -> Result<()> {
+        self.job_messages.forget(&job.id);
         self.write_indexed_job(job.into(), Some(&JobTags::from(job)), None, || {
             self.jobs.remove(job.id.as_bytes())?;
             self.job_states.remove(job.id.as_bytes())?;

@@ -54,6 +54,15 @@ pub fn encode_job(job: &WebhookJob) -> serde_json::Result<Vec<u8>> {
     Ok(record)
 }
 
+/// A job's journal record's JSON: the job's `jobs` record as well, so that
+/// a job is serialized once for both (None: the record is a request's).
+pub fn job_json(record: &[u8]) -> Option<&[u8]> {
+    match split(record).ok()? {
+        ([], job) => Some(job),
+        _ => None,
+    }
+}
+
 /// What one journal record holds (a request, the common case, unboxed).
 #[allow(clippy::large_enum_variant)]
 pub enum Record {
@@ -91,4 +100,26 @@ pub fn decode_payload(record: &[u8]) -> serde_json::Result<Payload> {
 fn split(record: &[u8]) -> serde_json::Result<(&[u8], &[u8])> {
     payload_codec::take_length_prefixed(record)
         .ok_or_else(|| <serde_json::Error as serde::de::Error>::custom("truncated request record"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jobs_journal_record_holds_its_jobs_record_and_a_requests_none() {
+        let job: WebhookJob = serde_json::from_value(serde_json::json!({
+            "id": "job_1", "application_id": "app_a", "event_type": "order.paid",
+            "event_id": "job_1", "payload": {"total": 10.00}, "headers": {}, "metadata": {},
+            "endpoint_ids": ["end_a"], "status": "created", "attempt_count": 0,
+            "max_retries": 0, "created_at": 1000, "updated_at": 1000, "expires_at": 2000,
+            "succeeded_at": null, "discarded_at": null,
+        }))
+        .unwrap();
+        let record = encode_job(&job).unwrap();
+        let stored = serde_json::to_vec(&job).unwrap();
+        assert_eq!(job_json(&record), Some(&stored[..]));
+        let request = crate::store::test_request("{}");
+        assert_eq!(job_json(&request.record), None);
+    }
 }
