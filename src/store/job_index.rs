@@ -779,6 +779,7 @@ mod tests {
     use super::*;
     use crate::store::temp_store;
     use serde_json::json;
+    use tempfile::TempDir;
 
     fn job(id: &str, status: JobStatus) -> WebhookJob {
         serde_json::from_value(json!({
@@ -988,38 +989,43 @@ mod tests {
         assert_eq!((ids, page.total), (newest_first(4, 6), 4));
     }
 
-    #[test]
-    fn an_index_with_application_entries_is_built_again_without_them_on_start() {
+    /// A store with one job, its index as an older version left it: an
+    /// entry in `old_bucket`, and the meta key `built` that version wrote.
+    /// Opened again, as a start finds it.
+    fn opened_with_an_older_index(old_bucket: &[&str], built: &[u8]) -> (TempDir, Store) {
         let (dir, store) = temp_store();
         store.insert_job(&job("job_1", JobStatus::Created)).unwrap();
-        // As the version that had application buckets left it.
-        let application_key = entry_key(&bucket(&["a", "app_a"]), 1000, "job_1");
-        store.job_index.insert(application_key, &[]).unwrap();
+        let old_key = entry_key(&bucket(old_bucket), 1000, "job_1");
+        store.job_index.insert(old_key, &[]).unwrap();
         store.meta.remove(BUILT).unwrap();
-        store.meta.insert(BUILT_BEFORE[1], &[]).unwrap();
+        store.meta.insert(built, &[]).unwrap();
         assert!(store.checkpoint().unwrap());
         let store = Store::open(dir.path(), 1 << 20).unwrap();
-        let kinds: BTreeSet<Vec<u8>> = (store.job_index.iter().keys())
+        (dir, store)
+    }
+
+    /// The kinds of entries the index holds (the bucket's first part).
+    fn entry_kinds(store: &Store) -> BTreeSet<Vec<u8>> {
+        (store.job_index.iter().keys())
             .map(|key| key.unwrap()[..2].to_vec())
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn an_index_with_application_entries_is_built_again_without_them_on_start() {
+        // As the version that had application buckets left it.
+        let (_dir, store) = opened_with_an_older_index(&["a", "app_a"], BUILT_BEFORE[1]);
+        let kinds = entry_kinds(&store);
         assert_eq!(kinds, BTreeSet::from([b"e\0".to_vec(), b"t\0".to_vec()]));
         assert_eq!(listed(&store, None), (vec!["job_1".to_string()], 1));
     }
 
     #[test]
     fn an_index_with_status_entries_is_built_again_without_them_on_start() {
-        let (dir, store) = temp_store();
-        store.insert_job(&job("job_1", JobStatus::Created)).unwrap();
         // As the version that keyed statuses left it.
-        let status_key = entry_key(&bucket(&["s", "app_a", "created"]), 1000, "job_1");
-        store.job_index.insert(status_key, &[]).unwrap();
-        store.meta.remove(BUILT).unwrap();
-        store.meta.insert(BUILT_BEFORE[0], &[]).unwrap();
-        assert!(store.checkpoint().unwrap());
-        let store = Store::open(dir.path(), 1 << 20).unwrap();
-        let kinds: BTreeSet<Vec<u8>> = (store.job_index.iter().keys())
-            .map(|key| key.unwrap()[..2].to_vec())
-            .collect();
+        let status_bucket = ["s", "app_a", "created"];
+        let (_dir, store) = opened_with_an_older_index(&status_bucket, BUILT_BEFORE[0]);
+        let kinds = entry_kinds(&store);
         assert_eq!(kinds, BTreeSet::from([b"e\0".to_vec(), b"t\0".to_vec()]));
         assert!(store.meta.get(BUILT_BEFORE[0]).unwrap().is_none());
         assert_eq!(
