@@ -160,6 +160,19 @@ async fn two_nodes(config: &str) -> (TestGateway, TestGateway, String) {
     (a, b, lane)
 }
 
+/// `two_nodes` on a new database, delivering to `sink` (see `cluster_config`).
+async fn two_new_nodes(sink: &Sink, destination_extra: &str) -> (TestGateway, TestGateway, String) {
+    two_nodes(&cluster_config(&new_database(), sink, destination_extra)).await
+}
+
+/// Once node A leads, events `0..count` posted through `nodes` and delivered.
+async fn delivered_while_a_leads(a: &TestGateway, nodes: &[&TestGateway], count: usize) {
+    until("node A leads", || a.gateway.leads()).await;
+    post_numbered(nodes, 0..count).await;
+    a.wait_events(count, |e| e.status == EventStatus::Successful)
+        .await;
+}
+
 /// Posts the events `{"n": …}` of `numbers`, each to the next of `nodes` in turn.
 async fn post_numbered(nodes: &[&TestGateway], numbers: std::ops::Range<usize>) {
     for n in numbers {
@@ -204,8 +217,7 @@ async fn connection_id(gw: &TestGateway) -> String {
 async fn two_nodes_deliver_each_event_once_within_the_destinations_concurrency() {
     let _alone = one_at_a_time().await;
     let sink = Sink::start(Reply::Slowly(200, Duration::from_millis(50))).await;
-    let config = cluster_config(&new_database(), &sink, "concurrent = 4");
-    let (a, b, lane) = two_nodes(&config).await;
+    let (a, b, lane) = two_new_nodes(&sink, "concurrent = 4").await;
     post_numbered(&[&a, &b], 0..40).await;
     // Node A settles every attempt (it runs the lane).
     a.wait_events(40, |e| e.status == EventStatus::Successful)
@@ -499,8 +511,7 @@ async fn a_dead_nodes_lane_resumes_on_another_node_and_no_queued_event_is_lost()
     let _alone = one_at_a_time().await;
     let sink = Sink::start(Reply::Status(200)).await;
     let limit = "rate_limit = 10\nrate_limit_period = \"second\"";
-    let config = cluster_config(&new_database(), &sink, limit);
-    let (a, b, lane) = two_nodes(&config).await;
+    let (a, b, lane) = two_new_nodes(&sink, limit).await;
     post_numbered(&[&a], 0..30).await;
     a.wait_events(30, |_| true).await; // routed: queued in the database
     sink.wait_for(3).await;
@@ -530,8 +541,7 @@ async fn a_dead_nodes_lane_resumes_on_another_node_and_no_queued_event_is_lost()
 async fn a_pause_through_one_node_stops_the_other_nodes_deliveries_until_unpaused() {
     let _alone = one_at_a_time().await;
     let sink = Sink::start(Reply::Status(200)).await;
-    let config = cluster_config(&new_database(), &sink, "");
-    let (a, b, lane) = two_nodes(&config).await;
+    let (a, b, lane) = two_new_nodes(&sink, "").await;
     post_numbered(&[&a], 0..1).await;
     sink.wait_for(1).await;
     let connection = connection_id(&b).await;
@@ -740,12 +750,8 @@ async fn a_bulk_retry_moves_to_the_new_leader_and_retries_twice_at_most_the_batc
     let _alone = one_at_a_time().await;
     const EVENTS: usize = 3 * BULK_BATCH;
     let sink = Sink::start(Reply::Status(200)).await;
-    let config = cluster_config(&new_database(), &sink, &format!("concurrent = {CAP}"));
-    let (a, b, _lane) = two_nodes(&config).await;
-    until("node A leads", || a.gateway.leads()).await;
-    post_numbered(&[&a, &b], 0..EVENTS).await;
-    a.wait_events(EVENTS, |e| e.status == EventStatus::Successful)
-        .await;
+    let (a, b, _lane) = two_new_nodes(&sink, &format!("concurrent = {CAP}")).await;
+    delivered_while_a_leads(&a, &[&a, &b], EVENTS).await;
     let held = HeldEvent::in_the_second_batch(&b).await;
     let id = retry_every_event(&a).await;
     let first_batch = until_bulk_retry(&b, &id, "node B shows node A's first batch", |job| {
@@ -804,12 +810,8 @@ async fn a_cancel_through_another_node_stops_the_leaders_bulk_retry_after_its_ba
     let _alone = one_at_a_time().await;
     const EVENTS: usize = 3 * BULK_BATCH;
     let sink = Sink::start(Reply::Status(200)).await;
-    let config = cluster_config(&new_database(), &sink, "");
-    let (a, b, _lane) = two_nodes(&config).await;
-    until("node A leads", || a.gateway.leads()).await;
-    post_numbered(&[&a, &b], 0..EVENTS).await;
-    a.wait_events(EVENTS, |e| e.status == EventStatus::Successful)
-        .await;
+    let (a, b, _lane) = two_new_nodes(&sink, "").await;
+    delivered_while_a_leads(&a, &[&a, &b], EVENTS).await;
     let held = HeldEvent::in_the_second_batch(&b).await;
     let id = retry_every_event(&a).await;
     until_bulk_retry(&b, &id, "node A's first batch is saved", |job| {
@@ -847,12 +849,8 @@ async fn a_cancel_through_another_node_stops_the_leaders_bulk_retry_after_its_ba
 async fn a_bulk_retry_started_through_another_node_is_run_by_the_leader_at_once() {
     let _alone = one_at_a_time().await;
     let sink = Sink::start(Reply::Status(200)).await;
-    let config = cluster_config(&new_database(), &sink, "");
-    let (a, b, _lane) = two_nodes(&config).await;
-    until("node A leads", || a.gateway.leads()).await;
-    post_numbered(&[&a], 0..3).await;
-    a.wait_events(3, |e| e.status == EventStatus::Successful)
-        .await;
+    let (a, b, _lane) = two_new_nodes(&sink, "").await;
+    delivered_while_a_leads(&a, &[&a], 3).await;
     let started = std::time::Instant::now();
     let id = retry_every_event(&b).await;
     until_bulk_retry(&a, &id, "node A completes it", |job| {

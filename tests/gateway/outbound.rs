@@ -600,14 +600,19 @@ async fn a_retrying_delivery_can_be_cancelled_and_retried_on_its_own() {
     );
 }
 
+/// A gateway whose endpoints' circuits open after two failures in a row and
+/// stay open `cooldown_ms`, and a sink that fails every delivery.
+async fn failing_with_circuits_of(cooldown_ms: u64) -> (TestGateway, Sink) {
+    let outbound = format!(
+        "[outbound]\ncircuit_failure_threshold = 2\ncircuit_cooldown_ms = {cooldown_ms}\ndelivery_window_ms = 3600000\n"
+    );
+    let gw = TestGateway::start_with(INSECURE, &outbound).await;
+    (gw, Sink::start(Reply::Status(500)).await)
+}
+
 #[tokio::test]
 async fn the_circuit_opens_after_consecutive_failures_and_closes_after_a_good_trial() {
-    let gw = TestGateway::start_with(
-        INSECURE,
-        "[outbound]\ncircuit_failure_threshold = 2\ncircuit_cooldown_ms = 300\ndelivery_window_ms = 3600000\n",
-    )
-    .await;
-    let sink = Sink::start(Reply::Status(500)).await;
+    let (gw, sink) = failing_with_circuits_of(300).await;
     let (app, endpoint) = one_endpoint(&gw, &sink, json!({})).await;
     let endpoint_path = format!("/v1/endpoints/{}", endpoint["id"].as_str().unwrap());
     let circuit = || async { gw.api_get(&endpoint_path).await.1["circuit_state"].clone() };
@@ -634,12 +639,7 @@ async fn the_circuit_opens_after_consecutive_failures_and_closes_after_a_good_tr
 /// after the cool-down, not the batch's next (100 ms later).
 #[tokio::test]
 async fn a_circuit_that_opens_during_a_paced_batch_stops_it() {
-    let gw = TestGateway::start_with(
-        INSECURE,
-        "[outbound]\ncircuit_failure_threshold = 2\ncircuit_cooldown_ms = 1000\ndelivery_window_ms = 3600000\n",
-    )
-    .await;
-    let sink = Sink::start(Reply::Status(500)).await;
+    let (gw, sink) = failing_with_circuits_of(1000).await;
     let held = json!({ "rate_limit": 10, "status": "paused" });
     let (app, endpoint) = one_endpoint(&gw, &sink, held).await;
     for _ in 0..5 {
