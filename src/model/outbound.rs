@@ -244,6 +244,39 @@ impl WebhookJob {
         }
         .delivery_payload()
     }
+
+    /// Sums up the job's deliveries into its status and attempt count (see
+    /// `JobState::summarize`).
+    pub fn summarize(&mut self, deliveries: &[Event], now_ms: u64) {
+        let mut state = self.state();
+        let tallies: Vec<DeliveryTally> = deliveries.iter().map(DeliveryTally::from).collect();
+        state.summarize(&tallies, now_ms);
+        self.set_state(&state);
+    }
+
+    /// What of the job changes after its creation.
+    pub fn state(&self) -> JobState {
+        JobState {
+            status: self.status,
+            attempt_count: self.attempt_count,
+            updated_at: self.updated_at,
+            expires_at: self.expires_at,
+            succeeded_at: self.succeeded_at,
+            discarded_at: self.discarded_at,
+            cancelled: self.cancelled,
+        }
+    }
+
+    /// The job as it is in `state`.
+    pub fn set_state(&mut self, state: &JobState) {
+        self.status = state.status;
+        self.attempt_count = state.attempt_count;
+        self.updated_at = state.updated_at;
+        self.expires_at = state.expires_at;
+        self.succeeded_at = state.succeeded_at;
+        self.discarded_at = state.discarded_at;
+        self.cancelled = state.cancelled;
+    }
 }
 
 impl JobMessage<'_> {
@@ -279,41 +312,6 @@ impl JobMessage<'_> {
             payload: self.payload,
         };
         serde_json::to_vec(&envelope).expect("an envelope serializes")
-    }
-}
-
-impl WebhookJob {
-    /// Sums up the job's deliveries into its status and attempt count (see
-    /// `JobState::summarize`).
-    pub fn summarize(&mut self, deliveries: &[Event], now_ms: u64) {
-        let mut state = self.state();
-        let tallies: Vec<DeliveryTally> = deliveries.iter().map(DeliveryTally::from).collect();
-        state.summarize(&tallies, now_ms);
-        self.set_state(&state);
-    }
-
-    /// What of the job changes after its creation.
-    pub fn state(&self) -> JobState {
-        JobState {
-            status: self.status,
-            attempt_count: self.attempt_count,
-            updated_at: self.updated_at,
-            expires_at: self.expires_at,
-            succeeded_at: self.succeeded_at,
-            discarded_at: self.discarded_at,
-            cancelled: self.cancelled,
-        }
-    }
-
-    /// The job as it is in `state`.
-    pub fn set_state(&mut self, state: &JobState) {
-        self.status = state.status;
-        self.attempt_count = state.attempt_count;
-        self.updated_at = state.updated_at;
-        self.expires_at = state.expires_at;
-        self.succeeded_at = state.succeeded_at;
-        self.discarded_at = state.discarded_at;
-        self.cancelled = state.cancelled;
     }
 }
 
