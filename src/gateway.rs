@@ -566,16 +566,16 @@ async fn start_api(
     // key check: it has sessions of its own.
     let console = crate::console::routes(state.clone(), stopped.clone());
     let portal = crate::console::portal::routes(state.clone());
-    let app = crate::api::router(state)
+    let app = crate::api::router(state.clone())
         .nest_service("/console", console)
         .nest_service("/portal", portal);
     let task = tokio::spawn(async move {
         let stop = async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         };
-        // Client addresses, for the limit on failed logins.
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        if let Err(error) = axum::serve(listener, app)
+        // Sending a job skips the router (`api::serve`).
+        let connections = crate::api::serve::Connections::new(app, state);
+        if let Err(error) = axum::serve(listener, connections)
             .with_graceful_shutdown(stop)
             .await
         {

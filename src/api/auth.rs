@@ -4,7 +4,7 @@
 
 use super::error::ApiError;
 use super::failed_logins::FailedLogins;
-use super::rate::{too_many, Budget, Refusal};
+use super::rate::{too_many, Budget, Refusal, Standing};
 use super::ApiState;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -152,37 +152,65 @@ pub async fn require_key(
     request: Request,
     next: Next,
 ) -> Response {
+    match check_call(&state, &request) {
+        Ok(standing) => {
+            let mut response = next.run(request).await;
+            if let Some(standing) = standing {
+                standing.tell(response.headers_mut());
+            }
+            response
+        }
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// Why `check_call` refused a call.
+pub(crate) enum CallRefused {
+    Key(Refused),
+    OverBudget(Refusal),
+}
+
+impl IntoResponse for CallRefused {
+    fn into_response(self) -> Response {
+        match self {
+            CallRefused::Key(Refused::LockedOut { retry_after }) => locked_out(retry_after),
+            CallRefused::Key(Refused::WrongKey) => {
+                let mut error = ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "a valid API key is required: Authorization: Bearer KEY",
+                )
+                .into_response();
+                error
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                error
+            }
+            CallRefused::OverBudget(refusal) => refusal.into_response(),
+        }
+    }
+}
+
+/// A call's key and budget (see `require_key`): where the caller stands
+/// (None for a call that spends no budget), or why it is refused.
+pub(crate) fn check_call(
+    state: &ApiState,
+    request: &Request,
+) -> Result<Option<Standing>, CallRefused> {
     let keys = &state.keys;
     let client = request
         .extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|ConnectInfo(address)| address.ip());
-    let key = match keys.admit(presented_key(request.headers()).as_deref(), client) {
-        Ok(key) => key,
-        Err(Refused::LockedOut { retry_after }) => return locked_out(retry_after),
-        Err(Refused::WrongKey) => {
-            let mut error = ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "a valid API key is required: Authorization: Bearer KEY",
-            )
-            .into_response();
-            error
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            return error;
-        }
-    };
+    let key = (keys)
+        .admit(presented_key(request.headers()).as_deref(), client)
+        .map_err(CallRefused::Key)?;
     let Some(budget) = keys.budget_for(request.uri().path()) else {
-        return next.run(request).await;
+        return Ok(None);
     };
-    match budget.spend(&key) {
-        Ok(standing) => {
-            let mut response = next.run(request).await;
-            standing.tell(response.headers_mut());
-            response
-        }
-        Err(refusal) => refusal.into_response(),
-    }
+    budget
+        .spend(&key)
+        .map(Some)
+        .map_err(CallRefused::OverBudget)
 }
 
 /// Whether `path` is a `hookgate listen` report (`…/destinations/{id}/listen/{delivery_id}`).

@@ -247,14 +247,17 @@ fn check_payload_schema(store: &Store, input: &NewJob) -> ApiResult<()> {
 /// With an `event_id` seen in the last `idempotency_window_ms`, answers that
 /// job (200) instead of creating another.
 #[utoipa::path(post, path = "/v1/webhook-jobs", tag = "outbound", summary = "Send an event: application_id, event_type, payload (≤ 256 KB), event_id (idempotency key for 24 h), headers (sent along), metadata (kept, never sent), max_retries", request_body = NewJob, responses((status = 201, description = "the new job with its deliveries", body = JobView), (status = 200, description = "the job that already has this event_id", body = JobView), (status = 413, description = "payload too large", body = super::schema::ErrorBody), (status = 429, description = "over the key's or the application's jobs budget (Retry-After)", body = super::schema::ErrorBody), (status = 422, description = "invalid, or the payload breaks the event type's schema (data.violations)", body = super::schema::ErrorBody), (status = 503, description = "the job could not be stored (disk reserve short, shutting down, the router's backlog full: limits.router_backlog_bytes); Retry-After", body = super::schema::ErrorBody)), security(("api_key" = [])))]
+///
+/// Not a route of the router: `api::serve` sends each `POST /v1/webhook-jobs`
+/// here straight away (the caller's key checked), with the span the call's
+/// `traceparent` names (`sent_trace`).
 pub async fn create(
-    State(state): Shared,
-    headers: HeaderMap,
+    state: Arc<ApiState>,
+    sent: Option<TraceContext>,
     body: Result<Json<NewJob>, JsonRejection>,
 ) -> Result<Response, Response> {
     let input = json_body(body).map_err(IntoResponse::into_response)?;
     check_input(&state, &input).map_err(IntoResponse::into_response)?;
-    let sent = sent_trace(&headers);
     let admitting = if input.event_id.is_some() {
         // Claiming an idempotency key reads and writes sled.
         let (state, sent) = (state.clone(), sent.clone());
@@ -273,7 +276,7 @@ pub async fn create(
 }
 
 /// The caller's span, from the call's `traceparent` and `tracestate`.
-fn sent_trace(headers: &HeaderMap) -> Option<TraceContext> {
+pub(crate) fn sent_trace(headers: &HeaderMap) -> Option<TraceContext> {
     // Most calls send none: then there is nothing to gather.
     if !headers.contains_key(TRACEPARENT) {
         return None;

@@ -410,6 +410,32 @@ async fn failed_logins_are_limited_per_client_and_basic_passwords_refused() {
     }
 }
 
+/// Sending a job skips the router (`api::serve`), not the key check: wrong
+/// keys there count against the client's address like anywhere else, and a
+/// locked-out address cannot send jobs with the right key either.
+#[tokio::test]
+async fn wrong_keys_sending_jobs_count_against_the_clients_failed_logins() {
+    let gw = TestGateway::start_with("api_failed_logins_per_minute = 2\n", "").await;
+    let send_job = |key: &str| {
+        gw.api_without_key(Method::POST, "/v1/webhook-jobs")
+            .bearer_auth(key)
+            .json(&json!({ "application_id": "app_none", "event_type": "a", "payload": {} }))
+            .send()
+    };
+    for _ in 0..2 {
+        let refused = send_job("guess").await.unwrap();
+        assert_eq!(refused.status(), 401);
+        assert_eq!(refused.headers()["www-authenticate"], "Bearer");
+    }
+    let locked = send_job(API_KEY).await.unwrap();
+    assert_eq!(locked.status(), 429, "even the right key, once locked out");
+    assert!(locked.headers().contains_key("retry-after"));
+    let elsewhere = gw
+        .api_without_key(Method::GET, "/sources")
+        .bearer_auth(API_KEY);
+    assert_eq!(elsewhere.send().await.unwrap().status(), 429);
+}
+
 #[tokio::test]
 async fn names_are_bounded_in_the_api() {
     let gw = TestGateway::start("").await;

@@ -16,7 +16,6 @@ use crate::console::rates::endpoint_charts;
 use crate::console::show::{self, text};
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -341,7 +340,7 @@ async fn send_test(
         "payload": example.unwrap_or_else(|| json!({ "test": true })),
         "endpoint_ids": [id],
     });
-    let job = match webhook_jobs::create(portal.api(), HeaderMap::new(), Ok(input(fields)?)).await {
+    let job = match webhook_jobs::create(portal.api().0, None, Ok(input(fields)?)).await {
         Ok(job) => written_answer(Ok(job)).await?,
         Err(refused) => return Ok(refused),
     };
