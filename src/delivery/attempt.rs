@@ -388,10 +388,8 @@ async fn settle(shared: &Arc<Shared>, event: &Event, attempt: Attempt) -> Result
             |event, attempt| shared.issues.attempt_settled(event, attempt),
         );
         match now {
-            SettledNow::Settled(Ok(Some((event, ())))) if event.window.is_some() => {
-                return settle_job(shared, &event.request_id, &event.id).await;
-            }
             SettledNow::Settled(settled) => return settled.map(|_| ()),
+            SettledNow::JobLeft(event, ()) => return settle_job(shared, event).await,
             SettledNow::Busy(attempt) => attempt,
         }
     } else {
@@ -399,7 +397,8 @@ async fn settle(shared: &Arc<Shared>, event: &Event, attempt: Attempt) -> Result
     };
     let (store, issues) = (shared.store.clone(), shared.issues.clone());
     blocking(move || {
-        let settled = store.settle_attempt(
+        // A webhook job's delivery: the store sums its job up anew too.
+        store.settle_attempt(
             attempt,
             |event, attempt| {
                 let requeued = event.requeues != requeues_at_start;
@@ -415,33 +414,18 @@ async fn settle(shared: &Arc<Shared>, event: &Event, attempt: Attempt) -> Result
                 issues.attempt_settled(event, attempt);
             },
         )?;
-        match &settled {
-            // A webhook job's delivery: the job sums its deliveries up anew.
-            Some((event, ())) if event.window.is_some() => {
-                store.settle_job(&event.request_id, &event.id, now_ms())?;
-            }
-            _ => {}
-        }
         Ok(())
     })
     .await
 }
 
-/// A webhook job's delivery has settled: its job sums its deliveries up
-/// again, on the runtime thread when nobody else is changing the job (its
-/// record and deliveries were just written, so sled's cache has them), else
-/// on the blocking pool, where waiting for that change is fine.
-async fn settle_job(
-    shared: &Arc<Shared>,
-    job_id: &str,
-    delivery_id: &str,
-) -> Result<(), StoreError> {
-    let store = &shared.store;
-    if let Some(summed) = store.settle_job_unless_busy(job_id, delivery_id, now_ms()) {
-        return summed;
-    }
-    let (store, job_id, delivery_id) = (store.clone(), job_id.to_string(), delivery_id.to_string());
-    blocking(move || store.settle_job(&job_id, &delivery_id, now_ms())).await
+/// A webhook job's delivery has settled on the runtime thread, but its job
+/// was busy (see `Store::settle_attempt_unless_busy`): the job sums its
+/// deliveries up again on the blocking pool, where waiting for that change
+/// is fine.
+async fn settle_job(shared: &Arc<Shared>, delivery: Event) -> Result<(), StoreError> {
+    let store = shared.store.clone();
+    blocking(move || store.settle_job(&delivery.request_id, &delivery.id, now_ms())).await
 }
 
 /// Whether an attempt is settled on the runtime thread, where it finished
@@ -449,7 +433,7 @@ async fn settle_job(
 /// waited for there). A successful attempt that stays in the event's record
 /// touches only that event, which the scan has just read (it is in sled's
 /// cache), and sled's log buffer, and a webhook job's delivery its job (see
-/// `settle_job`). Handing it to the blocking pool cost ~20 µs of CPU per
+/// `Store::settle_job_of_held`). Handing it to the blocking pool cost ~20 µs of CPU per
 /// delivery in thread wake-ups, a fifth of the delivery side (BENCHMARKS.md).
 /// The rest still go there: a failed attempt (issues are recorded under one
 /// lock), an attempt bound for the attempts tree (a large write).

@@ -100,8 +100,10 @@ pub fn fan_out_journaled(
     if !committed.indexed || again {
         store.store_journaled_job(job, committed.record.as_deref(), again)?;
     }
-    // Before its deliveries are there for their lanes to take it.
+    // Before its deliveries are there for their lanes to take it, and
+    // settle it; its record and list entries are stored.
     store.keep_job_message(job);
+    store.keep_job_frame(job);
     let derived;
     let deliveries = match &committed.deliveries {
         Some(made) => made,

@@ -7,8 +7,8 @@
 //! attempt did in stores from before. Inline attempts are named after their
 //! event (`child_id`), so their ids sort with the event, not by their own time.
 
-use super::{get, put, QueueMove, Result, Store};
-use crate::ids::{child_id, new_id, of_pending_attempt, parent_of_child, MAX_CHILDREN};
+use super::{get, put, stripe_of, QueueMove, Result, Store};
+use crate::ids::{child_id, new_id, now_ms, of_pending_attempt, parent_of_child, MAX_CHILDREN};
 use crate::model::{Attempt, AttemptEntry, Event};
 
 /// Attempts kept in an event's record; later ones go to the attempts tree, so
@@ -28,6 +28,10 @@ const INLINE_BODY_BYTES: usize = 4096;
 pub enum SettledNow<T> {
     /// What `settle_attempt` returns.
     Settled(Result<Option<(Event, T)>>),
+    /// A webhook job's delivery settled, but another change held its job's
+    /// lock: the job is still to be summed up (`Store::settle_job`, where
+    /// waiting is fine).
+    JobLeft(Event, T),
     /// Another change held the event's lock (or the keyspace is remote):
     /// the attempt, untouched.
     Busy(Attempt),
@@ -38,29 +42,50 @@ impl Store {
     /// the event's update lock; `recorded` runs once both are stored, before
     /// the change is announced. The store names the attempt (its `id` is set
     /// here) unless a retry by hand named it already. None, with nothing recorded, when there is no such event.
+    /// A webhook job's delivery sums its job up too (`settle_job_of_held`).
     pub fn settle_attempt<T>(
         &self,
         attempt: Attempt,
         change: impl FnMut(&mut Event, &Attempt) -> (QueueMove, T),
         recorded: impl FnOnce(&Event, &Attempt),
     ) -> Result<Option<(Event, T)>> {
-        let _serialized = self.stripe(&attempt.event_id);
-        self.settle_held(attempt, change, recorded)
+        let stripe = stripe_of(&attempt.event_id);
+        let serialized = self.stripe(&attempt.event_id);
+        let settled = self.settle_held(attempt, change, recorded)?;
+        if let Some((event, _)) = settled.as_ref().filter(|(e, _)| e.window.is_some()) {
+            let now = now_ms();
+            match self.settle_job_of_held(event, stripe, now) {
+                Some(summed) => summed?,
+                None => {
+                    drop(serialized);
+                    self.settle_job(&event.request_id, &event.id, now)?;
+                }
+            }
+        }
+        Ok(settled)
     }
 
     /// `settle_attempt` without waiting: when another change holds the event's
     /// lock (a failed attempt recording its issue, a retention sweep, a webhook
     /// job summing up), the attempt comes back untouched, to be settled where
-    /// waiting is fine.
+    /// waiting is fine; when one holds its job's, the job is left to sum up.
     pub fn settle_attempt_unless_busy<T>(
         &self,
         attempt: Attempt,
         change: impl FnMut(&mut Event, &Attempt) -> (QueueMove, T),
         recorded: impl FnOnce(&Event, &Attempt),
     ) -> SettledNow<T> {
-        match self.reactor_lock_if_free(&attempt.event_id) {
-            Some(_serialized) => SettledNow::Settled(self.settle_held(attempt, change, recorded)),
-            None => SettledNow::Busy(attempt),
+        let stripe = stripe_of(&attempt.event_id);
+        let Some(_serialized) = self.reactor_lock_if_free(&attempt.event_id) else {
+            return SettledNow::Busy(attempt);
+        };
+        let settled = match self.settle_held(attempt, change, recorded) {
+            Ok(Some(settled)) if settled.0.window.is_some() => settled,
+            other => return SettledNow::Settled(other),
+        };
+        match self.settle_job_of_held(&settled.0, stripe, now_ms()) {
+            Some(summed) => SettledNow::Settled(summed.map(|()| Some(settled))),
+            None => SettledNow::JobLeft(settled.0, settled.1),
         }
     }
 

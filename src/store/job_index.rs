@@ -139,6 +139,9 @@ pub(super) struct JobPlace<'a> {
     /// Its type entry tells whether it is indexed (see `is_indexed`).
     pub event_type: &'a str,
     pub created_at: u64,
+    /// Its type entry is known to be there (its frame is kept in memory, see
+    /// `JobFrames`): sled need not be asked (`is_indexed`).
+    pub known_indexed: bool,
 }
 
 impl<'a> From<&'a WebhookJob> for JobPlace<'a> {
@@ -148,6 +151,7 @@ impl<'a> From<&'a WebhookJob> for JobPlace<'a> {
             application_id: &job.application_id,
             event_type: &job.event_type,
             created_at: job.created_at,
+            known_indexed: false,
         }
     }
 }
@@ -430,7 +434,7 @@ impl Store {
             return write();
         }
         // A job is counted by status while its type entry is there.
-        let counted_before = before.is_some() && self.is_indexed(job)?;
+        let counted_before = before.is_some() && (job.known_indexed || self.is_indexed(job)?);
         if moves {
             let buckets =
                 |tags: Option<&JobTags>| tags.map(|t| buckets_of(app, t)).unwrap_or_default();

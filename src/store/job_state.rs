@@ -17,6 +17,12 @@
 //! as before, from its record's state; its first change writes its state
 //! record.
 //!
+//! A settled delivery sums its job up while its settle still holds the
+//! delivery's lock (`settle_job_of_held`): its tally is taken as written,
+//! not read again, and a frame kept in memory since the job's fan-out
+//! (`JobFrames`) stands for the record. Otherwise (the job busy, a remote
+//! keyspace, a frame not kept) the sum-up reads them as stored.
+//!
 //! A job's state record changes under the job's lock (`event_lock(job
 //! id)`), as the record did, so concurrent settles of its deliveries and a
 //! cancel, retry or archive follow one another and the status counts of the
@@ -27,13 +33,16 @@
 
 use super::job_index::{JobPlace, JobTags};
 use super::{announce, get, of_request, put, Result, Store};
-use crate::model::{DeliveryTally, EventStatus, JobState, JobStatus, WebhookJob};
+use crate::model::{DeliveryTally, Event, EventStatus, JobState, JobStatus, WebhookJob};
 use serde::Deserialize;
+use std::sync::Arc;
+use JobStatus::{Archived, Discarded, Succeeded};
 
 /// What a sum-up needs of a job's record: its place in the list index, its
-/// tags, and its state (serde skips the payload, headers and metadata).
+/// tags, and its state as created (serde skips the payload, headers and
+/// metadata). It never changes: kept in memory for new jobs (`JobFrames`).
 #[derive(Deserialize)]
-struct JobFrame {
+pub(super) struct JobFrame {
     application_id: String,
     event_type: String,
     endpoint_ids: Vec<String>,
@@ -82,14 +91,35 @@ impl JobFrame {
         JobTags::of(&self.event_type, &self.endpoint_ids, state)
     }
 
-    fn place<'a>(&'a self, id: &'a str) -> JobPlace<'a> {
+    fn place<'a>(&'a self, id: &'a str, kept: bool) -> JobPlace<'a> {
         JobPlace {
             id,
             application_id: &self.application_id,
             event_type: &self.event_type,
             created_at: self.created_at,
+            known_indexed: kept,
         }
     }
+}
+
+/// A job as a sum-up reads it.
+struct FramedJob {
+    frame: Arc<JobFrame>,
+    /// Its frame was kept in memory: its record and entries are stored.
+    kept: bool,
+    /// Its state now.
+    state: JobState,
+}
+
+/// The delivery whose settle sums its job up.
+#[derive(Clone, Copy)]
+enum Settled<'a> {
+    /// Stored a moment ago, by its id: a retry or cancel of the job may
+    /// have changed it since, so it is read again.
+    Stored(&'a str),
+    /// As its settle wrote it, with its lock still held: nothing changed it
+    /// since (every change of a delivery takes its lock).
+    Written(DeliveryTally),
 }
 
 /// A delivery as a job's sum-up reads it in a scan of its job's events.
@@ -145,12 +175,22 @@ impl Store {
         records.map(|record| self.with_state(serde_json::from_slice(&record?)?))
     }
 
-    /// A job's frame and its state now (see `job`).
-    fn job_frame(&self, id: &str) -> Result<Option<(JobFrame, JobState)>> {
-        let frame = match self.jobs.get(id.as_bytes())? {
-            Some(record) => serde_json::from_slice(&record)?,
-            None => match self.pending_job(id) {
-                Some(job) => JobFrame::of(&job),
+    /// Keeps a new job's frame in memory for its sum-ups (see `JobFrames`),
+    /// once its record and list entries are stored.
+    pub fn keep_job_frame(&self, job: &WebhookJob) {
+        // On a remote keyspace another node may remove the job unheard.
+        if !self.db.is_remote() {
+            self.job_frames.keep(&job.id, JobFrame::of(job));
+        }
+    }
+
+    /// A job's frame (kept, else read from its record) and its state now
+    /// (see `job`).
+    fn framed_job(&self, id: &str) -> Result<Option<FramedJob>> {
+        let (frame, kept) = match self.job_frames.get(id) {
+            Some(frame) => (frame, true),
+            None => match self.job_frame_record(id)? {
+                Some(frame) => (Arc::new(frame), false),
                 None => return Ok(None),
             },
         };
@@ -158,7 +198,15 @@ impl Store {
             Some(state) => state,
             None => frame.state(),
         };
-        Ok(Some((frame, state)))
+        Ok(Some(FramedJob { frame, kept, state }))
+    }
+
+    /// A job's frame as its record (or, while the router holds it, memory) has it.
+    fn job_frame_record(&self, id: &str) -> Result<Option<JobFrame>> {
+        Ok(match self.jobs.get(id.as_bytes())? {
+            Some(record) => Some(serde_json::from_slice(&record)?),
+            None => self.pending_job(id).map(|job| JobFrame::of(&job)),
+        })
     }
 
     /// Changes a job's state and sums its deliveries up again, one change of
@@ -179,47 +227,62 @@ impl Store {
     }
 
     /// Sums a job up again after its delivery `delivery_id` settled
-    /// (`update_job` changing nothing else).
+    /// (`update_job` changing nothing else), when `settle_attempt` could
+    /// not (see `settle_job_of_held`).
     pub fn settle_job(&self, id: &str, delivery_id: &str, now_ms: u64) -> Result<()> {
         let _serialized = self.event_lock(id)?;
-        self.update_held_job(id, Some(delivery_id), now_ms, |_| {})?;
+        self.update_held_job(id, Some(Settled::Stored(delivery_id)), now_ms, |_| {})?;
         Ok(())
     }
 
-    /// `settle_job`, unless another change holds the job's lock now (or the
-    /// keyspace is remote): then None, nothing done, and the caller sums it
-    /// up where waiting is fine.
-    pub fn settle_job_unless_busy(
+    /// Sums up the job of `delivery`, a webhook job's delivery its settle
+    /// has just written, while the settle still holds the delivery's stripe
+    /// (`held`): so the delivery is as written (a retry or cancel of the job
+    /// resets it under that stripe first) and is not read again. The job's
+    /// stripe is only tried, never waited for while the delivery's is held
+    /// (a retention sweep holds both); when it is busy, or the keyspace is
+    /// remote (another node changes the delivery under its cluster lock,
+    /// not this stripe), None: nothing done, the caller drops the
+    /// delivery's stripe and calls `settle_job`.
+    pub(super) fn settle_job_of_held(
         &self,
-        id: &str,
-        delivery_id: &str,
+        delivery: &Event,
+        held: usize,
         now_ms: u64,
     ) -> Option<Result<()>> {
-        let _serialized = self.reactor_lock_if_free(id)?;
-        Some(
-            self.update_held_job(id, Some(delivery_id), now_ms, |_| {})
-                .map(|_| ()),
-        )
+        let _serialized = self.second_lock_if_free(&delivery.request_id, held)?;
+        let written = Settled::Written(DeliveryTally::from(delivery));
+        let summed = self.update_held_job(&delivery.request_id, Some(written), now_ms, |_| {});
+        Some(summed.map(|_| ()))
     }
 
     /// `update_job` with the job's change lock held; whether the job exists.
     fn update_held_job(
         &self,
         id: &str,
-        settled: Option<&str>,
+        settled: Option<Settled>,
         now_ms: u64,
         change: impl FnOnce(&mut JobState),
     ) -> Result<bool> {
-        let Some((frame, mut state)) = self.job_frame(id)? else {
+        let Some(FramedJob {
+            frame,
+            kept,
+            mut state,
+        }) = self.framed_job(id)?
+        else {
             return Ok(false);
         };
         let before = frame.tags(&state);
         change(&mut state);
         state.summarize(&self.delivery_tallies(id, &frame, settled)?, now_ms);
         let after = frame.tags(&state);
-        self.write_indexed_job(frame.place(id), Some(&before), Some(&after), || {
+        self.write_indexed_job(frame.place(id, kept), Some(&before), Some(&after), || {
             put(&self.job_states, id, &state)
         })?;
+        if kept && matches!(state.status, Succeeded | Discarded | Archived) {
+            // Read again from its record should it be retried.
+            self.job_frames.forget(id);
+        }
         if self.job_feed.receiver_count() > 0 {
             if let Some(job) = self.job(id)? {
                 announce(&self.job_feed, || job);
@@ -230,15 +293,20 @@ impl Store {
 
     /// What the job's state follows of each of its deliveries, as stored
     /// now. A job with one endpoint has one delivery: the one that settled,
-    /// read by its id rather than found by a scan of the job's events.
+    /// as its settle wrote it or read by its id, rather than found by a scan
+    /// of the job's events.
     fn delivery_tallies(
         &self,
         id: &str,
         frame: &JobFrame,
-        settled: Option<&str>,
+        settled: Option<Settled>,
     ) -> Result<Vec<DeliveryTally>> {
-        if let (Some(delivery_id), [_]) = (settled, frame.endpoint_ids.as_slice()) {
-            if let Some(tally) = get::<DeliveryTally>(&self.events, delivery_id)? {
+        if let (Some(settled), [_]) = (settled, frame.endpoint_ids.as_slice()) {
+            let tally = match settled {
+                Settled::Written(tally) => Some(tally),
+                Settled::Stored(delivery_id) => get(&self.events, delivery_id)?,
+            };
+            if let Some(tally) = tally {
                 return Ok(vec![tally]);
             }
         }
@@ -253,9 +321,11 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::ids::new_id;
-    use crate::model::{EventStatus, JobStatus, WebhookJob};
-    use crate::store::{temp_store, JobSelection, QueueMove, Store, FAILED};
+    use crate::ids::{new_id, now_ms};
+    use crate::model::{
+        Attempt, AttemptStatus, AttemptTrigger, EventStatus, JobStatus, WebhookJob,
+    };
+    use crate::store::{stripe_of, temp_store, JobSelection, QueueMove, SettledNow, Store, FAILED};
 
     /// A job as a version that kept its state in its record stored it
     /// (before `cancelled` too): retrying, one attempt made.
@@ -395,5 +465,126 @@ mod tests {
             (1, 0)
         );
         assert_eq!(listed(&store, "awaiting_retry"), 0);
+    }
+
+    /// A one-endpoint job, kept as the router keeps a new one, whose
+    /// delivery's lock stripe is (or is not) its own.
+    fn kept_job(store: &Store, shares_stripe: bool) -> (WebhookJob, String) {
+        let (job, delivery) = std::iter::repeat_with(|| old_job(&["end_a"]))
+            .map(|job| {
+                let delivery = crate::outbound::new_deliveries(&job).remove(0).id;
+                (job, delivery)
+            })
+            .find(|(job, delivery)| (stripe_of(&job.id) == stripe_of(delivery)) == shares_stripe)
+            .unwrap();
+        store.insert_job(&job).unwrap();
+        store.keep_job_frame(&job);
+        deliver(store, &job, &[(EventStatus::Queued, 0)]);
+        (job, delivery)
+    }
+
+    /// Settles a successful first attempt of `delivery` on a reactor thread.
+    fn settle_now(store: &Store, delivery: &str) -> SettledNow<()> {
+        let attempt = Attempt {
+            id: String::new(),
+            event_id: delivery.to_string(),
+            attempt_number: 1,
+            trigger: AttemptTrigger::Initial,
+            status: AttemptStatus::Successful,
+            http_method: "POST".into(),
+            requested_url: "http://127.0.0.1:9/hook".into(),
+            response_status: Some(200),
+            response_body: None,
+            error_code: None,
+            latency_ms: 1,
+            created_at: now_ms(),
+            cli_id: None,
+        };
+        let succeed = |event: &mut crate::model::Event, attempt: &Attempt| {
+            (event.status, event.attempts) = (EventStatus::Successful, attempt.attempt_number);
+            (QueueMove::Out, ())
+        };
+        store.settle_attempt_unless_busy(attempt, succeed, |_, _| {})
+    }
+
+    fn status_and_attempts(store: &Store, job: &WebhookJob) -> (JobStatus, u32) {
+        let job = store.job(&job.id).unwrap().unwrap();
+        (job.status, job.attempt_count)
+    }
+
+    #[test]
+    fn a_settle_sums_its_job_up_from_its_kept_frame_and_what_it_wrote() {
+        let (_dir, store) = temp_store();
+        let (job, delivery) = kept_job(&store, false);
+        // Not read: a kept frame stands for the record.
+        let record = store.jobs.insert(job.id.as_bytes(), &b"unreadable"[..]);
+        let settled = settle_now(&store, &delivery);
+        assert!(matches!(settled, SettledNow::Settled(Ok(Some(_)))));
+        store
+            .jobs
+            .insert(job.id.as_bytes(), record.unwrap().unwrap())
+            .unwrap();
+
+        assert_eq!(status_and_attempts(&store, &job), (JobStatus::Succeeded, 1));
+        assert_eq!(
+            (
+                listed(&store, "succeeded"),
+                listed(&store, "awaiting_retry")
+            ),
+            (1, 0)
+        );
+        assert!(store.job_frames.get(&job.id).is_none(), "done: forgotten");
+    }
+
+    #[test]
+    fn a_settle_sums_up_its_job_under_a_lock_stripe_they_share() {
+        let (_dir, store) = temp_store();
+        let (job, delivery) = kept_job(&store, true);
+        let settled = settle_now(&store, &delivery);
+        assert!(matches!(settled, SettledNow::Settled(Ok(Some(_)))));
+        assert_eq!(status_and_attempts(&store, &job), (JobStatus::Succeeded, 1));
+    }
+
+    #[test]
+    fn a_retry_between_a_settle_and_its_jobs_sum_up_leaves_the_job_to_deliver() {
+        let (_dir, store) = temp_store();
+        let (job, delivery) = kept_job(&store, false);
+        // Another change holds the job: its sum-up is left for later.
+        let busy = store.event_updates[stripe_of(&job.id)].lock().unwrap();
+        let settled = settle_now(&store, &delivery);
+        assert!(matches!(settled, SettledNow::JobLeft(ref d, ()) if d.id == delivery));
+        drop(busy);
+
+        // A retry of the job comes first (`outbound::retry_job`'s store calls).
+        let now = now_ms();
+        let reset = |event: &mut crate::model::Event| {
+            (event.status, event.attempts) = (EventStatus::Queued, 0);
+            event.requeues += 1;
+            (QueueMove::To(now), ())
+        };
+        store.update_event(&delivery, reset).unwrap();
+        store
+            .update_job(&job.id, now, |state| state.cancelled = false)
+            .unwrap();
+        store.settle_job(&job.id, &delivery, now).unwrap();
+
+        assert_eq!(status_and_attempts(&store, &job), (JobStatus::Created, 0));
+        assert_eq!(
+            (listed(&store, "created"), listed(&store, "succeeded")),
+            (1, 0)
+        );
+    }
+
+    #[test]
+    fn a_job_removed_is_not_summed_up_from_its_kept_frame() {
+        let (_dir, store) = temp_store();
+        let (job, delivery) = kept_job(&store, false);
+        store
+            .remove_job(&store.job(&job.id).unwrap().unwrap())
+            .unwrap();
+        store.settle_job(&job.id, &delivery, now_ms()).unwrap();
+        assert_eq!(store.job_state(&job.id).unwrap(), None, "no state written");
+        let counted = ["created", "awaiting_retry", "succeeded", FAILED];
+        assert_eq!(counted.map(|status| listed(&store, status)), [0; 4]);
     }
 }

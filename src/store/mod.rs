@@ -5,8 +5,8 @@
 //! on a reactor thread. One exception, for its cost: settling a successful
 //! delivery that stays in its event's record (`settle_attempt_unless_busy`),
 //! which touches only that event, just read, and never waits for its lock,
-//! and then, for a webhook job's delivery, its job (`settle_job_unless_busy`,
-//! its record and deliveries just written, never waiting for its lock either).
+//! and then, for a webhook job's delivery, its job (`settle_job_of_held`,
+//! its frame in memory, never waiting for its lock either).
 //! A new job's checks read applications, event types and endpoints from
 //! memory (`job_catalog`), not from sled.
 
@@ -38,6 +38,7 @@ mod health;
 mod hold;
 mod issues;
 mod job_catalog;
+mod job_frames;
 mod job_index;
 mod job_messages;
 mod job_state;
@@ -312,6 +313,8 @@ pub struct StoreState {
     job_index_marks: Tree,
     /// New jobs' messages, until their deliveries' first attempts take them.
     job_messages: job_messages::JobMessages,
+    /// New jobs' frames, until their deliveries are done (see `job_frames`).
+    job_frames: job_frames::JobFrames,
     /// Serializes read-modify-write changes to one event (see `update_event`);
     /// striped, so that changes to different events rarely wait for each other.
     event_updates: [Mutex<()>; EVENT_LOCK_STRIPES],
@@ -474,6 +477,7 @@ impl Store {
             job_counts: job_index::BucketCounts::default(),
             job_index_marks: db.open_tree("job_index_marks")?,
             job_messages: job_messages::JobMessages::default(),
+            job_frames: job_frames::JobFrames::default(),
             event_updates: std::array::from_fn(|_| Mutex::new(())),
             parent_updates: std::array::from_fn(|_| Mutex::new(())),
             event_feed: broadcast::channel(EVENT_FEED_CAPACITY).0,
@@ -690,7 +694,27 @@ impl Store {
         if self.db.is_remote() {
             return None;
         }
-        match self.event_updates[stripe_of(id)].try_lock() {
+        self.stripe_if_free(stripe_of(id))
+    }
+
+    /// `reactor_lock_if_free` for a second id while the stripe `held` is
+    /// held: nothing more to take when both share it (Some(None)).
+    fn second_lock_if_free(
+        &self,
+        id: &str,
+        held: usize,
+    ) -> Option<Option<std::sync::MutexGuard<'_, ()>>> {
+        if self.db.is_remote() {
+            return None;
+        }
+        match stripe_of(id) {
+            stripe if stripe == held => Some(None),
+            stripe => self.stripe_if_free(stripe).map(Some),
+        }
+    }
+
+    fn stripe_if_free(&self, stripe: usize) -> Option<std::sync::MutexGuard<'_, ()>> {
+        match self.event_updates[stripe].try_lock() {
             Ok(guard) => Some(guard),
             Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
             Err(std::sync::TryLockError::WouldBlock) => None,

@@ -282,8 +282,10 @@ impl Store {
     /// Forgets a job's records and its index entries (`job`: as it is now,
     /// its state overlaid). The state record goes last: one left behind by a
     /// crash names no job, and nothing reads it without its job's record.
+    /// Called with the job's lock held, so that no sum-up uses its frame after.
     pub(super) fn remove_job(&self, job: &WebhookJob) -> Result<()> {
         self.job_messages.forget(&job.id);
+        self.job_frames.forget(&job.id);
         self.write_indexed_job(job.into(), Some(&JobTags::from(job)), None, || {
             self.jobs.remove(job.id.as_bytes())?;
             self.job_states.remove(job.id.as_bytes())?;
