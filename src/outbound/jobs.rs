@@ -98,7 +98,7 @@ pub fn fan_out_journaled(
 ) -> Result<Vec<String>, StoreError> {
     let job = &committed.job;
     if !committed.indexed || again {
-        store.store_journaled_job(job, committed.record.as_deref(), again)?;
+        store.store_journaled_job(job, committed.location, again)?;
     }
     // Before its deliveries are there for their lanes to take it.
     store.keep_job_message(job);

@@ -40,6 +40,7 @@ mod issues;
 mod job_catalog;
 mod job_index;
 mod job_messages;
+mod job_record;
 mod job_state;
 mod journal;
 mod journals;

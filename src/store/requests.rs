@@ -161,7 +161,7 @@ impl Store {
     }
 
     /// Whether retention deleted the part of the journal holding `location`.
-    fn deleted_since(&self, location: Location) -> bool {
+    pub(super) fn deleted_since(&self, location: Location) -> bool {
         (self.journal.segment_range()).is_ok_and(|kept| location.segment < kept.start)
     }
 
@@ -418,7 +418,6 @@ pub(super) fn to_journaled(location: Location, record: &[u8]) -> Result<Journale
         Record::Job(job) => Journaled::Job(CommittedJob {
             job: (*job).into(),
             deliveries: None,
-            record: Some(record.to_vec()),
             held: None,
             location,
             indexed: false,
