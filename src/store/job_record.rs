@@ -178,7 +178,7 @@ mod tests {
         assert_eq!(store.job(&job.id).unwrap(), Some(job.clone()));
         assert_eq!(store.stored_job(&job.id).unwrap(), Some(job.clone()));
         let listed: Vec<WebhookJob> = store.jobs_newest_first().map(Result::unwrap).collect();
-        assert_eq!(listed, [job.clone()]);
+        assert_eq!(listed, std::slice::from_ref(&job));
         let message = store.job_message(&job.id).unwrap();
         assert_eq!(message, Some(job.delivery_payload()));
         match decode(&store.journal.read(location).unwrap()).unwrap() {
@@ -199,7 +199,7 @@ mod tests {
         );
         assert_eq!(store.job(&job.id).unwrap(), Some(job.clone()));
         let listed: Vec<WebhookJob> = store.jobs_newest_first().map(Result::unwrap).collect();
-        assert_eq!(listed, [job.clone()]);
+        assert_eq!(listed, std::slice::from_ref(&job));
         let message = store.job_message(&job.id).unwrap();
         assert_eq!(message, Some(job.delivery_payload()));
     }
