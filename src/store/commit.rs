@@ -58,6 +58,9 @@ pub struct CommittedJob {
     /// stored as they are; None for a job replayed from the journal, whose
     /// deliveries are derived again from the job (their ids are the same).
     pub deliveries: Option<Vec<Event>>,
+    /// Its journal record, until the indexer stored the job: its `jobs`
+    /// record is cut from it (`job_record::cut`).
+    pub record: Option<Vec<u8>>,
     /// The backlog's bytes the job holds in memory until the router is done
     /// with it (None for a job replayed from the journal).
     pub held: Option<BacklogShare>,
@@ -94,7 +97,11 @@ impl Journaled {
     fn indexed(&mut self) {
         match self {
             Journaled::Request(committed) => committed.indexed = true,
-            Journaled::Job(committed) => committed.indexed = true,
+            Journaled::Job(committed) => {
+                committed.indexed = true;
+                // Stored: no longer needed (it held as many bytes as the job).
+                committed.record = None;
+            }
         }
     }
 
@@ -359,9 +366,10 @@ fn commit_batch(
         // The ingress may have given up waiting (client gone); the request is
         // stored and routed all the same.
         let _ = pending.done.send(Ok(()));
+        let record = pending.encoded.record;
         journaled.push(match pending.entry {
             Entry::Request { request, payload } => {
-                let held = backlog.share(pending.encoded.record.len() as u64);
+                let held = backlog.share(record.len() as u64);
                 Journaled::Request(Committed {
                     request,
                     payload: held.is_some().then_some(payload),
@@ -378,6 +386,7 @@ fn commit_batch(
             } => Journaled::Job(CommittedJob {
                 job,
                 deliveries: Some(deliveries),
+                record: Some(record),
                 held: Some(held),
                 location,
                 indexed: false,
@@ -399,7 +408,8 @@ fn index_loop(store: Store, batches: Receiver<Vec<Journaled>>, router: SyncSende
                     committed.payload.as_ref(),
                 ),
                 Journaled::Job(committed) => {
-                    store.store_journaled_job(&committed.job, committed.location, false)
+                    let record = committed.record.as_deref();
+                    store.store_journaled_job(&committed.job, record, committed.location, false)
                 }
             };
             match indexed {

@@ -1045,6 +1045,7 @@ mod tests {
         let committed = crate::store::CommittedJob {
             job: job.into(),
             deliveries: Some(made.clone()),
+            record: None,
             held: None,
             location: (0, 0, 0).into(),
             indexed: false,

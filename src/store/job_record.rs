@@ -49,6 +49,33 @@ struct Indexed<'a> {
     journal: Location,
 }
 
+/// The `jobs` record of a job the journal holds at `location`, made from
+/// its journal record's `json` (the job as `serde_json` wrote it): `json`
+/// with its payload member cut out and `journal` added, the same bytes as
+/// `indexed` serializes. Cut, not serialized again: that cost the indexer
+/// more than the payload's bytes spared it. None if `json` is not laid out
+/// so (then `indexed` serializes it).
+pub fn cut(json: &[u8], job: &WebhookJob, location: Location) -> Option<Vec<u8>> {
+    // The members come in the struct's order, `payload` after four
+    // strings, in which every `"` is escaped: the first `,"payload":` is
+    // its key, and its value is the payload's text as it was checked.
+    const KEY: &[u8] = br#","payload":"#;
+    let payload = job.payload.get().as_bytes();
+    let start = json.windows(KEY.len()).position(|w| w == KEY)?;
+    let end = start + KEY.len() + payload.len();
+    let rest = json.get(end..)?.strip_suffix(b"}")?;
+    if json.get(start + KEY.len()..end)? != payload || !rest.starts_with(b",") {
+        return None;
+    }
+    let mut record = Vec::with_capacity(json.len() - payload.len() + 64);
+    record.extend_from_slice(&json[..start]);
+    record.extend_from_slice(rest);
+    record.extend_from_slice(br#","journal":"#);
+    serde_json::to_writer(&mut record, &location).ok()?;
+    record.push(b'}');
+    Some(record)
+}
+
 /// The `jobs` record of a job the journal holds at `location`.
 pub fn indexed(job: &WebhookJob, location: Location) -> serde_json::Result<Vec<u8>> {
     serde_json::to_vec(&Indexed {
@@ -74,13 +101,25 @@ pub fn indexed(job: &WebhookJob, location: Location) -> serde_json::Result<Vec<u
 }
 
 impl Store {
-    /// The `jobs` record of a job the journal holds at `location`: without
-    /// its payload, unless the journal is a cluster's (see the module).
-    pub(super) fn job_record_at(&self, job: &WebhookJob, location: Location) -> Result<Vec<u8>> {
-        Ok(match self.db.is_remote() {
-            true => serde_json::to_vec(job)?,
-            false => indexed(job, location)?,
-        })
+    /// The `jobs` record of a job the journal holds at `location` (`json`:
+    /// its journal record's, when at hand): without its payload, unless the
+    /// journal is a cluster's (see the module).
+    pub(super) fn job_record_at(
+        &self,
+        job: &WebhookJob,
+        json: Option<&[u8]>,
+        location: Location,
+    ) -> Result<Vec<u8>> {
+        if self.db.is_remote() {
+            return Ok(match json {
+                Some(json) => json.to_vec(),
+                None => serde_json::to_vec(job)?,
+            });
+        }
+        match json.and_then(|json| cut(json, job, location)) {
+            Some(record) => Ok(record),
+            None => Ok(indexed(job, location)?),
+        }
     }
 
     /// The whole job whose `jobs` record is `record` (see `whole_job`).
@@ -151,11 +190,38 @@ mod tests {
         assert_eq!(fields, whole);
     }
 
+    #[test]
+    fn a_jobs_record_cut_from_its_journal_record_is_the_one_serialized() {
+        // `,"payload":` in a string, in the metadata and in the payload.
+        let mut job: WebhookJob = serde_json::from_value(serde_json::json!({
+            "id": "job_1", "application_id": "app_a", "event_type": "a,\"payload\":1",
+            "event_id": ",\"payload\":", "payload": {"payload": {"payload": [1]}},
+            "headers": {",\"payload\":": "x"}, "metadata": {"payload": 2},
+            "endpoint_ids": ["end_a"], "status": "created", "attempt_count": 0,
+            "max_retries": 3, "created_at": 1000, "updated_at": 1000, "expires_at": 2000,
+            "succeeded_at": null, "discarded_at": null,
+        }))
+        .unwrap();
+        let location = Location::from((3, 128, 900));
+        for trace in [None, Some(TraceContext::new_trace())] {
+            job.trace = trace;
+            let encoded = EncodedRequest::job(&job).unwrap();
+            let json = request_record::job_json(&encoded.record).unwrap();
+            let cut = cut(json, &job, location).unwrap();
+            assert_eq!(
+                String::from_utf8(cut),
+                String::from_utf8(indexed(&job, location).unwrap())
+            );
+        }
+        let unlike = br#"{"id":"job_1","payload":{"n":2}}"#;
+        assert_eq!(cut(unlike, &job, location), None, "not this job's payload");
+    }
+
     /// A job journaled and stored as the commit thread and indexer do.
     fn journaled(store: &Store, job: &WebhookJob) -> Location {
         let encoded = EncodedRequest::job(job).unwrap();
         let location = store.journal_requests(&[&encoded]).unwrap()[0];
-        store.store_journaled_job(job, location, false).unwrap();
+        (store.store_journaled_job(job, Some(&encoded.record), location, false)).unwrap();
         location
     }
 

@@ -2,7 +2,7 @@
 //! are events (ids derived from the job's), so they live with the other events.
 
 use super::job_index::JobTags;
-use super::{announce, get, put, values, Location, Result, Store};
+use super::{announce, get, put, request_record, values, Location, Result, Store};
 use crate::model::{Application, Endpoint, Event, EventType, JobMessage, Payload, WebhookJob};
 use std::sync::{Arc, PoisonError};
 
@@ -188,7 +188,8 @@ impl Store {
     }
 
     /// Stores a job the journal holds at `location`: its record (without
-    /// its payload, see `job_record`) and list entries. `again` (a replay
+    /// its payload, see `job_record`; cut from its journal `record` when at
+    /// hand, else serialized) and list entries. `again` (a replay
     /// after a crash): a stored record may have moved on since and is only
     /// indexed again, and the idempotency key the crash may have lost with
     /// sled's unflushed writes is claimed again (a new job's key was claimed
@@ -196,12 +197,14 @@ impl Store {
     pub fn store_journaled_job(
         &self,
         job: &WebhookJob,
+        record: Option<&[u8]>,
         location: Location,
         again: bool,
     ) -> Result<()> {
         if !again {
-            let record = self.job_record_at(job, location)?;
-            self.jobs.insert(job.id.as_bytes(), record)?;
+            let json = record.and_then(request_record::job_json);
+            self.jobs
+                .insert(job.id.as_bytes(), self.job_record_at(job, json, location)?)?;
             return self.index_job(job);
         }
         if job.event_id != job.id {
@@ -211,7 +214,7 @@ impl Store {
         }
         match self.stored_job(&job.id)? {
             Some(stored) => self.index_job(&stored),
-            None => self.store_journaled_job(job, location, false),
+            None => self.store_journaled_job(job, record, location, false),
         }
     }
 

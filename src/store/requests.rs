@@ -418,6 +418,7 @@ pub(super) fn to_journaled(location: Location, record: &[u8]) -> Result<Journale
         Record::Job(job) => Journaled::Job(CommittedJob {
             job: (*job).into(),
             deliveries: None,
+            record: Some(record.to_vec()),
             held: None,
             location,
             indexed: false,

@@ -714,7 +714,7 @@ mod tests {
         let job = new_job(store);
         let encoded = EncodedRequest::job(&job).unwrap();
         let location = store.journal_requests(&[&encoded]).unwrap()[0];
-        store.store_journaled_job(&job, location, false).unwrap();
+        (store.store_journaled_job(&job, Some(&encoded.record), location, false)).unwrap();
         deliveries(store, &job, statuses);
         store.set_routed_through(location).unwrap();
         (job, location)
