@@ -211,9 +211,10 @@ struct Envelope<'a> {
     payload: &'a RawValue,
 }
 
-/// What a job's deliveries send is made of: read from a job's record without
-/// its metadata, endpoints and state (serde skips them), its payload's text
-/// borrowed from the record, not copied.
+/// What a job's deliveries send is made of: read from a job's whole JSON
+/// (its journal record, or a `jobs` record of the older shape) without its
+/// metadata, endpoints and state (serde skips them), its payload's text
+/// borrowed from the JSON, not copied.
 #[derive(Deserialize)]
 pub struct JobMessage<'a> {
     #[serde(borrow)]

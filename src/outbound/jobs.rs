@@ -98,7 +98,8 @@ pub fn fan_out_journaled(
 ) -> Result<Vec<String>, StoreError> {
     let job = &committed.job;
     if !committed.indexed || again {
-        store.store_journaled_job(job, committed.record.as_deref(), again)?;
+        let record = committed.record.as_deref();
+        store.store_journaled_job(job, record, committed.location, again)?;
     }
     // Before its deliveries are there for their lanes to take it, and
     // settle it; its record and list entries are stored.

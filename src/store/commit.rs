@@ -58,8 +58,8 @@ pub struct CommittedJob {
     /// stored as they are; None for a job replayed from the journal, whose
     /// deliveries are derived again from the job (their ids are the same).
     pub deliveries: Option<Vec<Event>>,
-    /// Its journal record, until the indexer stored the job from it (its
-    /// JSON is the job's `jobs` record: see `request_record::job_json`).
+    /// Its journal record, until the indexer stored the job: its `jobs`
+    /// record is cut from it (`job_record::cut`).
     pub record: Option<Vec<u8>>,
     /// The backlog's bytes the job holds in memory until the router is done
     /// with it (None for a job replayed from the journal).
@@ -409,7 +409,7 @@ fn index_loop(store: Store, batches: Receiver<Vec<Journaled>>, router: SyncSende
                 ),
                 Journaled::Job(committed) => {
                     let record = committed.record.as_deref();
-                    store.store_journaled_job(&committed.job, record, false)
+                    store.store_journaled_job(&committed.job, record, committed.location, false)
                 }
             };
             match indexed {

@@ -147,9 +147,17 @@ impl Store {
 
     /// A job as stored in sled (not one held in memory for the router).
     pub(super) fn stored_job(&self, id: &str) -> Result<Option<WebhookJob>> {
-        get::<WebhookJob>(&self.jobs, id)?
+        self.stored_job_record(id)?
             .map(|job| self.with_state(job))
             .transpose()
+    }
+
+    /// A job's record in sled, read whole (see `job_record`, `whole_job`).
+    fn stored_job_record(&self, id: &str) -> Result<Option<WebhookJob>> {
+        match self.jobs.get(id.as_bytes())? {
+            Some(record) => self.job_of_record(&record),
+            None => Ok(None),
+        }
     }
 
     pub fn job(&self, id: &str) -> Result<Option<WebhookJob>> {
@@ -163,7 +171,7 @@ impl Store {
         // The stored record wins: it is written before the job's deliveries
         // are. Looked up in memory first, as it leaves memory only once stored.
         let pending = self.pending_job(id);
-        Ok(match get(&self.jobs, id)? {
+        Ok(match self.stored_job_record(id)? {
             Some(stored) => Some(stored),
             None => pending.map(|job| WebhookJob::clone(&job)),
         })
@@ -172,7 +180,9 @@ impl Store {
     /// Every job, newest first.
     pub fn jobs_newest_first(&self) -> impl Iterator<Item = Result<WebhookJob>> + '_ {
         let records = self.jobs.iter().values().rev();
-        records.map(|record| self.with_state(serde_json::from_slice(&record?)?))
+        let whole = |record: Result<sled::IVec>| self.job_of_record(&record?);
+        (records.filter_map(move |record| whole(record).transpose()))
+            .map(|job| self.with_state(job?))
     }
 
     /// Keeps a new job's frame in memory for its sum-ups (see `JobFrames`),

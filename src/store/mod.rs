@@ -41,6 +41,7 @@ mod job_catalog;
 mod job_frames;
 mod job_index;
 mod job_messages;
+mod job_record;
 mod job_state;
 mod journal;
 mod journals;

@@ -2,7 +2,7 @@
 //! are events (ids derived from the job's), so they live with the other events.
 
 use super::job_index::JobTags;
-use super::{announce, get, put, request_record, values, Result, Store};
+use super::{announce, get, put, request_record, values, Location, Result, Store};
 use crate::model::{Application, Endpoint, Event, EventType, JobMessage, Payload, WebhookJob};
 use std::sync::{Arc, PoisonError};
 
@@ -187,25 +187,24 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a journaled job's record and list entries: its `record` in the
-    /// journal, when at hand, holds the bytes to store (else the job is
-    /// serialized again). `again` (a replay after a crash): a stored record
-    /// may have moved on since and is only indexed again, and the
-    /// idempotency key the crash may have lost with sled's unflushed writes
-    /// is claimed again (a new job's key was claimed before it was journaled).
+    /// Stores a job the journal holds at `location`: its record (without
+    /// its payload, see `job_record`; cut from its journal `record` when at
+    /// hand, else serialized) and list entries. `again` (a replay
+    /// after a crash): a stored record may have moved on since and is only
+    /// indexed again, and the idempotency key the crash may have lost with
+    /// sled's unflushed writes is claimed again (a new job's key was claimed
+    /// before it was journaled).
     pub fn store_journaled_job(
         &self,
         job: &WebhookJob,
         record: Option<&[u8]>,
+        location: Location,
         again: bool,
     ) -> Result<()> {
         if !again {
-            match record.and_then(request_record::job_json) {
-                Some(json) => {
-                    self.jobs.insert(job.id.as_bytes(), json)?;
-                }
-                None => put(&self.jobs, &job.id, job)?,
-            }
+            let json = record.and_then(request_record::job_json);
+            self.jobs
+                .insert(job.id.as_bytes(), self.job_record_at(job, json, location)?)?;
             return self.index_job(job);
         }
         if job.event_id != job.id {
@@ -215,7 +214,7 @@ impl Store {
         }
         match self.stored_job(&job.id)? {
             Some(stored) => self.index_job(&stored),
-            None => self.store_journaled_job(job, record, false),
+            None => self.store_journaled_job(job, record, location, false),
         }
     }
 
@@ -265,18 +264,17 @@ impl Store {
         self.job_messages.keep(job);
     }
 
-    /// The message a job's deliveries send, made from its record read in
+    /// The message a job's deliveries send, made from the whole job read in
     /// part (`JobMessage`), or from memory while it waits for the router
     /// (as `job` reads it).
     pub(super) fn job_message(&self, id: &str) -> Result<Option<Payload>> {
         let pending = self.pending_job(id);
-        Ok(match self.jobs.get(id.as_bytes())? {
-            Some(record) => {
-                let message: JobMessage = serde_json::from_slice(&record)?;
-                Some(message.delivery_payload())
-            }
-            None => pending.map(|job| job.delivery_payload()),
-        })
+        match self.jobs.get(id.as_bytes())? {
+            Some(record) => self.whole_job(&record, |json| {
+                Ok(serde_json::from_slice::<JobMessage>(json)?.delivery_payload())
+            }),
+            None => Ok(pending.map(|job| job.delivery_payload())),
+        }
     }
 
     /// Forgets a job's records and its index entries (`job`: as it is now,

@@ -5,7 +5,8 @@
 //! Record layout: request JSON length (u32, big-endian), request JSON, then the
 //! payload as `payload_codec` encodes it. A webhook job is journaled the same
 //! way (so its `201` shares the requests' group commit): an empty request
-//! (length 0, which no request has), then the job's JSON.
+//! (length 0, which no request has), then the job's JSON; its `jobs` record
+//! holds it but its payload, as `job_record` says.
 
 use super::journal::Location;
 use super::payload_codec;
@@ -54,8 +55,9 @@ pub fn encode_job(job: &WebhookJob) -> serde_json::Result<Vec<u8>> {
     Ok(record)
 }
 
-/// A job's journal record's JSON: the job's `jobs` record as well, so that
-/// a job is serialized once for both (None: the record is a request's).
+/// A job's journal record's JSON: the whole job as created, payload
+/// included, which its `jobs` record points to (`job_record`; None: the
+/// record is a request's).
 pub fn job_json(record: &[u8]) -> Option<&[u8]> {
     match split(record).ok()? {
         ([], job) => Some(job),

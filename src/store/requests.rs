@@ -161,7 +161,7 @@ impl Store {
     }
 
     /// Whether retention deleted the part of the journal holding `location`.
-    fn deleted_since(&self, location: Location) -> bool {
+    pub(super) fn deleted_since(&self, location: Location) -> bool {
         (self.journal.segment_range()).is_ok_and(|kept| location.segment < kept.start)
     }
 

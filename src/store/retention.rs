@@ -8,8 +8,9 @@
 //! deliveries, and events replayed from bookmarks on their own. Old
 //! transformation runs and deduplication sightings go as well (`Cutoffs`
 //! says how old for each). Last, journal segments holding no kept request
-//! are deleted, oldest first: that is what gives the disk back (sled reuses
-//! the space of what it forgot).
+//! or job (a job's record reads its payload there) are deleted, oldest
+//! first: that is what gives the disk back (sled reuses the space of what
+//! it forgot).
 //!
 //! In PostgreSQL the records of requests and events live in one partition
 //! per day (`keyspace::partitions`), and whole days go first: every day that
@@ -99,7 +100,9 @@ impl Store {
         self.sweep_orphan_events(&bound("evt", cutoffs.records_ms), stop, &mut swept)?;
         self.sweep_executions(cutoffs.records_ms, stop, &mut swept)?;
         self.sweep_fingerprints(cutoffs.sightings_ms, stop, &mut swept)?;
-        self.sweep_journal(cutoffs.records_ms, stop, &mut swept)?;
+        // Past both cutoffs a record kept is late, whether request or job.
+        let late_ms = cutoffs.records_ms.min(cutoffs.jobs_ms);
+        self.sweep_journal(late_ms, stop, &mut swept)?;
         super::announce(&self.sweep_feed, || swept.clone());
         Ok(swept)
     }
@@ -324,7 +327,7 @@ impl Store {
     }
 
     /// Deletes journal segments, oldest first, up to the first that still
-    /// holds a request the store keeps (or the one being written). In a
+    /// holds a request or job the store keeps (or the one being written). In a
     /// cluster the leader sweeps for every node: a day (a partition of every
     /// node's records) goes once none of them keeps it, so a silent node's
     /// tail past its watermark stays for the leader to route.
@@ -340,7 +343,7 @@ impl Store {
     }
 
     /// The first segment of `journal` to keep: the first holding a request
-    /// the store keeps, or one that may hold a record past its router's
+    /// or job the store keeps, or one that may hold a record past its router's
     /// watermark (not indexed yet, or a silent node's tail that the leader
     /// is still to route), or the one being written.
     fn first_kept_segment(
@@ -362,10 +365,10 @@ impl Store {
             if stop.load(Ordering::Relaxed) {
                 return Ok(segment);
             }
-            if let Some(request_id) = self.kept_request_in(journal, segment)? {
-                if created_ms(&request_id).is_some_and(|ms| ms < cutoff_ms) {
-                    // Every later segment waits for it: say which request.
-                    tracing::warn!(segment, request = %request_id, "a request older than the retention period is not done (an event still to deliver): the journal keeps this segment and every later one until it is");
+            if let Some(id) = self.kept_record_in(journal, segment)? {
+                if created_ms(&id).is_some_and(|ms| ms < cutoff_ms) {
+                    // Every later segment waits for it: say which request or job.
+                    tracing::warn!(segment, request = %id, "a request or webhook job older than the retention period is not done (an event still to deliver): the journal keeps this segment and every later one until it is");
                 }
                 return Ok(segment);
             }
@@ -373,11 +376,16 @@ impl Store {
         Ok(routed.max(segments.start))
     }
 
-    /// The first request in `segment` the store still keeps, if any.
-    fn kept_request_in(&self, journal: &RequestJournal, segment: u32) -> Result<Option<String>> {
+    /// The first request or webhook job in `segment` the store still keeps,
+    /// if any (a job's record points there for its payload, `job_record`).
+    fn kept_record_in(&self, journal: &RequestJournal, segment: u32) -> Result<Option<String>> {
         let scan = journal.each_in(segment, |_, record| {
             let id = super::request_record::record_id(&record).map_err(StoreError::from)?;
-            match self.requests.contains_key(id.as_bytes())? || self.is_unrouted(&id)? {
+            let key = id.as_bytes();
+            match self.requests.contains_key(key)?
+                || self.jobs.contains_key(key)?
+                || self.is_unrouted(&id)?
+            {
                 true => Err(Scan::Kept(id)),
                 false => Ok(()),
             }
@@ -694,6 +702,32 @@ mod tests {
 
     /// A job with one delivery per status whose fan-out has not finished.
     fn job_fanning_out(store: &Store, statuses: &[EventStatus]) -> WebhookJob {
+        let job = new_job(store);
+        store.insert_job(&job).unwrap();
+        deliveries(store, &job, statuses);
+        job
+    }
+
+    /// A job as the API, commit thread, indexer and router leave it:
+    /// journaled, stored, fanned out (with the router's watermark past it).
+    fn routed_job(store: &Store, statuses: &[EventStatus]) -> (WebhookJob, Location) {
+        let job = new_job(store);
+        let encoded = EncodedRequest::job(&job).unwrap();
+        let location = store.journal_requests(&[&encoded]).unwrap()[0];
+        (store.store_journaled_job(&job, Some(&encoded.record), location, false)).unwrap();
+        deliveries(store, &job, statuses);
+        store.set_routed_through(location).unwrap();
+        (job, location)
+    }
+
+    fn deliveries(store: &Store, job: &WebhookJob, statuses: &[EventStatus]) {
+        for (n, status) in statuses.iter().enumerate() {
+            event(store, &job.id, &format!("ept_{n}"), *status);
+        }
+    }
+
+    /// A new job, holding its idempotency key.
+    fn new_job(store: &Store) -> WebhookJob {
         let id = new_id("job");
         let job = WebhookJob {
             id: id.clone(),
@@ -721,11 +755,36 @@ mod tests {
                 .unwrap(),
             None
         );
-        store.insert_job(&job).unwrap();
-        for (n, status) in statuses.iter().enumerate() {
-            event(store, &id, &format!("ept_{n}"), *status);
-        }
         job
+    }
+
+    #[test]
+    fn journal_segments_go_up_to_the_first_that_holds_a_kept_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_segments(&dir, 1);
+        // Segments of one record each: jobs 0 and 2 done, 1 retrying; the
+        // last segment (being written) holds a request.
+        let done = [EventStatus::Successful];
+        let (gone, _) = routed_job(&store, &done);
+        let (kept, kept_at) = routed_job(&store, &[EventStatus::Queued]);
+        routed_job(&store, &done);
+        routed_request(&store);
+
+        let swept = sweep_everything(&store);
+
+        assert_eq!((swept.jobs, swept.journal_segments), (2, 1));
+        assert_eq!(
+            store.journal.segment_range().unwrap().start,
+            kept_at.segment
+        );
+        assert_eq!(store.job(&gone.id).unwrap(), None);
+        drop(store);
+        let store = store_with_segments(&dir, 1);
+        assert_eq!(store.job(&kept.id).unwrap().unwrap().payload, kept.payload);
+        assert_eq!(
+            store.journal.segment_range().unwrap().start,
+            kept_at.segment
+        );
     }
 
     #[test]
