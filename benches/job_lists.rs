@@ -2,7 +2,8 @@
 //! false`), in the style of benches/ingest.rs.
 //!
 //! Stores `--jobs` webhook jobs (1,000,000 by default) straight through
-//! `Store::insert_job`, as the API stores them, minus HTTP and fan-out: 10
+//! `Store::journal_jobs`, as the API stores them (journaled, the payload
+//! read from the journal), minus HTTP and fan-out: 10
 //! applications, 8 event types, statuses spread as a busy sender's are
 //! (mostly succeeded, some failed, a few still retrying), one or two of 4
 //! endpoints each, created over the last 24 hours. Then starts the gateway on
@@ -199,21 +200,34 @@ fn job(n: usize, count: usize, now: u64) -> WebhookJob {
     }
 }
 
-/// Stores `count` jobs from two threads, then closes the store.
+/// Journals and stores `count` jobs from two threads, in batches, then
+/// closes the store with the router's watermark past them.
 fn populate(config: &Config, count: usize, now: u64) {
+    const BATCH: usize = 1000;
     let store = Store::open(&config.server.data_dir, 128 << 20).expect("store opens");
-    std::thread::scope(|scope| {
-        for half in 0..2 {
-            let store = &store;
-            scope.spawn(move || {
-                for n in (half..count).step_by(2) {
-                    let job = job(n, count, now);
-                    store.insert_job(&job).expect("job stored");
-                    store.job_fanned_out(&job.id).expect("job marked");
-                }
-            });
-        }
+    let last = std::thread::scope(|scope| {
+        let halves: Vec<_> = (0..2)
+            .map(|half| {
+                let store = &store;
+                scope.spawn(move || {
+                    let numbers: Vec<usize> = (half..count).step_by(2).collect();
+                    let batches = numbers.chunks(BATCH).map(|batch| {
+                        let jobs: Vec<WebhookJob> =
+                            batch.iter().map(|&n| job(n, count, now)).collect();
+                        store.journal_jobs(&jobs).expect("jobs stored")
+                    });
+                    batches.flatten().max()
+                })
+            })
+            .collect();
+        halves
+            .into_iter()
+            .filter_map(|half| half.join().expect("populated"))
+            .max()
     });
+    if let Some(last) = last {
+        store.set_routed_through(last).expect("watermark set");
+    }
     store.flush().expect("store flushed");
     store.checkpoint().expect("store closed");
 }

@@ -219,10 +219,8 @@ mod tests {
 
     /// A job journaled and stored as the commit thread and indexer do.
     fn journaled(store: &Store, job: &WebhookJob) -> Location {
-        let encoded = EncodedRequest::job(job).unwrap();
-        let location = store.journal_requests(&[&encoded]).unwrap()[0];
-        (store.store_journaled_job(job, Some(&encoded.record), location, false)).unwrap();
-        location
+        let location = store.journal_jobs(std::slice::from_ref(job)).unwrap();
+        location.expect("one job journaled")
     }
 
     fn stored_json(store: &Store, id: &str) -> Value {

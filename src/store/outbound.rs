@@ -2,7 +2,7 @@
 //! are events (ids derived from the job's), so they live with the other events.
 
 use super::job_index::JobTags;
-use super::{announce, get, put, request_record, values, Location, Result, Store};
+use super::{announce, get, put, request_record, values, EncodedRequest, Location, Result, Store};
 use crate::model::{Application, Endpoint, Event, EventType, JobMessage, Payload, WebhookJob};
 use std::sync::{Arc, PoisonError};
 
@@ -218,10 +218,27 @@ impl Store {
         }
     }
 
+    /// Journals `jobs` (one batch) and stores their records and list
+    /// entries as the indexer does, without deliveries; returns where the
+    /// last one lies. For the list bench, whose jobs are then read as the
+    /// API's are (payload from the journal): it moves the router's
+    /// watermark past them once all are stored (`set_routed_through`).
+    pub fn journal_jobs(&self, jobs: &[WebhookJob]) -> Result<Option<Location>> {
+        let encoded: Vec<EncodedRequest> = jobs
+            .iter()
+            .map(EncodedRequest::job)
+            .collect::<Result<_>>()?;
+        let locations = self.journal_requests(&encoded.iter().collect::<Vec<_>>())?;
+        for ((job, encoded), location) in jobs.iter().zip(&encoded).zip(&locations) {
+            self.store_journaled_job(job, Some(&encoded.record), *location, false)?;
+        }
+        Ok(locations.last().copied())
+    }
+
     /// Stores a new job and its list index entries as gateways did before
     /// jobs were journaled: marked as not yet fanned out until
     /// `job_fanned_out` (a start still resumes such jobs, `resume_fan_outs`;
-    /// tests and the list bench store jobs this way).
+    /// tests store jobs this way).
     pub fn insert_job(&self, job: &WebhookJob) -> Result<()> {
         // The mark first: a job is never seen without it before its fan-out
         // (retention keeps marked jobs; a start drops a mark with no job and
