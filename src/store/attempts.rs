@@ -277,21 +277,33 @@ pub(super) mod tests {
         (dir, store, event)
     }
 
-    pub(in crate::store) fn failed_attempt(event: &Event, number: u32, body: &str) -> Attempt {
+    /// A successful first attempt of the event `event_id`.
+    pub(in crate::store) fn successful_attempt(event_id: &str) -> Attempt {
         Attempt {
             id: String::new(),
-            event_id: event.id.clone(),
-            attempt_number: number,
-            trigger: AttemptTrigger::Automatic,
-            status: AttemptStatus::Failed,
+            event_id: event_id.to_string(),
+            attempt_number: 1,
+            trigger: AttemptTrigger::Initial,
+            status: AttemptStatus::Successful,
             http_method: "POST".into(),
             requested_url: "http://127.0.0.1:9/hook".into(),
-            response_status: Some(500),
-            response_body: Some(body.into()),
+            response_status: Some(200),
+            response_body: None,
             error_code: None,
             latency_ms: 1,
             created_at: now_ms(),
             cli_id: None,
+        }
+    }
+
+    pub(in crate::store) fn failed_attempt(event: &Event, number: u32, body: &str) -> Attempt {
+        Attempt {
+            attempt_number: number,
+            trigger: AttemptTrigger::Automatic,
+            status: AttemptStatus::Failed,
+            response_status: Some(500),
+            response_body: Some(body.into()),
+            ..successful_attempt(&event.id)
         }
     }
 
@@ -419,14 +431,6 @@ pub(super) mod tests {
         assert_eq!(store.attempt(&old.id).unwrap(), Some(old));
     }
 
-    fn successful_attempt(event: &Event) -> Attempt {
-        Attempt {
-            status: AttemptStatus::Successful,
-            response_status: Some(200),
-            ..failed_attempt(event, 1, "ok")
-        }
-    }
-
     /// Settles `attempt` without waiting, marking its event SUCCESSFUL.
     fn settle_unless_busy(store: &Store, attempt: Attempt) -> SettledNow<()> {
         store.settle_attempt_unless_busy(
@@ -443,7 +447,7 @@ pub(super) mod tests {
     fn a_settle_that_must_not_wait_settles_when_its_events_lock_is_free() {
         let (_dir, store, event) = store_with_event();
         let SettledNow::Settled(Ok(Some((settled, ())))) =
-            settle_unless_busy(&store, successful_attempt(&event))
+            settle_unless_busy(&store, successful_attempt(&event.id))
         else {
             panic!("the lock was free and the event exists");
         };
@@ -458,7 +462,7 @@ pub(super) mod tests {
     #[test]
     fn a_settle_that_must_not_wait_hands_its_attempt_back_when_the_keyspace_is_remote() {
         let (_dir, store, event) = store_with_event_on(TestBackend::Postgres);
-        let attempt = successful_attempt(&event);
+        let attempt = successful_attempt(&event.id);
         let SettledNow::Busy(handed_back) = settle_unless_busy(&store, attempt.clone()) else {
             panic!("settled on the caller's thread, over the network");
         };
@@ -472,7 +476,7 @@ pub(super) mod tests {
     #[test]
     fn a_settle_that_must_not_wait_hands_its_attempt_back_while_the_event_is_being_changed() {
         let (_dir, store, event) = store_with_event();
-        let attempt = successful_attempt(&event);
+        let attempt = successful_attempt(&event.id);
         let handed_back = store
             .update_event(&event.id, |_| {
                 // Another change of the event holds its lock right now.

@@ -332,9 +332,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use crate::ids::{new_id, now_ms};
-    use crate::model::{
-        Attempt, AttemptStatus, AttemptTrigger, EventStatus, JobStatus, WebhookJob,
-    };
+    use crate::model::{Attempt, EventStatus, JobStatus, WebhookJob};
     use crate::store::{stripe_of, temp_store, JobSelection, QueueMove, SettledNow, Store, FAILED};
 
     /// A job as a version that kept its state in its record stored it
@@ -495,21 +493,7 @@ mod tests {
 
     /// Settles a successful first attempt of `delivery` on a reactor thread.
     fn settle_now(store: &Store, delivery: &str) -> SettledNow<()> {
-        let attempt = Attempt {
-            id: String::new(),
-            event_id: delivery.to_string(),
-            attempt_number: 1,
-            trigger: AttemptTrigger::Initial,
-            status: AttemptStatus::Successful,
-            http_method: "POST".into(),
-            requested_url: "http://127.0.0.1:9/hook".into(),
-            response_status: Some(200),
-            response_body: None,
-            error_code: None,
-            latency_ms: 1,
-            created_at: now_ms(),
-            cli_id: None,
-        };
+        let attempt = crate::store::attempts::tests::successful_attempt(delivery);
         let succeed = |event: &mut crate::model::Event, attempt: &Attempt| {
             (event.status, event.attempts) = (EventStatus::Successful, attempt.attempt_number);
             (QueueMove::Out, ())

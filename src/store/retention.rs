@@ -428,8 +428,8 @@ mod tests {
     use super::*;
     use crate::ids::{derived_id, new_id, now_ms};
     use crate::model::{
-        Attempt, AttemptEntry, AttemptStatus, AttemptTrigger, EventStatus, Execution, IgnoredEvent,
-        Payload, Request, RequestStatus, Route, WebhookJob,
+        Attempt, AttemptEntry, EventStatus, Execution, IgnoredEvent, Payload, Request,
+        RequestStatus, Route, WebhookJob,
     };
     use crate::pipeline::dedup::Sighting;
     use crate::store::keyspace::{Keyspace, RemoteKeyspace};
@@ -515,19 +515,8 @@ mod tests {
     /// An attempt too large for the event's record: it goes to the attempts tree.
     fn attempt_of_its_own(store: &Store, event: &Event) -> String {
         let attempt = Attempt {
-            id: String::new(),
-            event_id: event.id.clone(),
-            attempt_number: 1,
-            trigger: AttemptTrigger::Initial,
-            status: AttemptStatus::Successful,
-            http_method: "POST".into(),
-            requested_url: "http://127.0.0.1:9/hook".into(),
-            response_status: Some(200),
             response_body: Some("x".repeat(8 * 1024)),
-            error_code: None,
-            latency_ms: 1,
-            created_at: now_ms(),
-            cli_id: None,
+            ..crate::store::attempts::tests::successful_attempt(&event.id)
         };
         let settled = store.settle_attempt(
             attempt,
