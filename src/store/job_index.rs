@@ -663,12 +663,9 @@ impl Store {
     /// for the router, as `job` reads it), its state record's status over
     /// its record's.
     fn job_tags(&self, id: &str) -> Result<Option<JobTags>> {
-        let tags = match self.jobs.get(id.as_bytes())? {
-            Some(record) => serde_json::from_slice::<JobTags>(&record)?,
-            None => match self.pending_job(id) {
-                Some(job) => JobTags::from(&*job),
-                None => return Ok(None),
-            },
+        let stored = |record: &[u8]| Ok(Some(serde_json::from_slice::<JobTags>(record)?));
+        let Some(tags) = self.read_job(id, stored, |job| JobTags::from(job))? else {
+            return Ok(None);
         };
         Ok(Some(tags.with_state(self.job_state(id)?.as_ref())))
     }

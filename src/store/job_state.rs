@@ -168,13 +168,8 @@ impl Store {
 
     /// A job as its record has it: its state as created (see `job`).
     pub(super) fn job_record(&self, id: &str) -> Result<Option<WebhookJob>> {
-        // The stored record wins: it is written before the job's deliveries
-        // are. Looked up in memory first, as it leaves memory only once stored.
-        let pending = self.pending_job(id);
-        Ok(match self.stored_job_record(id)? {
-            Some(stored) => Some(stored),
-            None => pending.map(|job| WebhookJob::clone(&job)),
-        })
+        // The stored record wins: it is written before the job's deliveries are.
+        self.read_job(id, |record| self.job_of_record(record), WebhookJob::clone)
     }
 
     /// Every job, newest first.
@@ -213,10 +208,8 @@ impl Store {
 
     /// A job's frame as its record (or, while the router holds it, memory) has it.
     fn job_frame_record(&self, id: &str) -> Result<Option<JobFrame>> {
-        Ok(match self.jobs.get(id.as_bytes())? {
-            Some(record) => Some(serde_json::from_slice(&record)?),
-            None => self.pending_job(id).map(|job| JobFrame::of(&job)),
-        })
+        let stored = |record: &[u8]| Ok(Some(serde_json::from_slice(record)?));
+        self.read_job(id, stored, JobFrame::of)
     }
 
     /// Changes a job's state and sums its deliveries up again, one change of

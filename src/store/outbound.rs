@@ -158,6 +158,22 @@ impl Store {
         pending.get(id).cloned()
     }
 
+    /// What `stored` makes of a job's `jobs` record, or `pending` of the job
+    /// the router holds in memory until it is stored. Memory is looked up
+    /// first: a job leaves it only once stored, so one of the two finds it.
+    pub(super) fn read_job<T>(
+        &self,
+        id: &str,
+        stored: impl FnOnce(&[u8]) -> Result<Option<T>>,
+        pending: impl FnOnce(&WebhookJob) -> T,
+    ) -> Result<Option<T>> {
+        let held = self.pending_job(id);
+        match self.jobs.get(id.as_bytes())? {
+            Some(record) => stored(&record),
+            None => Ok(held.map(|job| pending(&job))),
+        }
+    }
+
     /// The router is done with a job (or its journaling failed): `job` reads
     /// sled from now on, and whoever waits for it (`wait_routed`) hears so.
     pub fn job_routed(&self, id: &str) {
@@ -285,13 +301,12 @@ impl Store {
     /// part (`JobMessage`), or from memory while it waits for the router
     /// (as `job` reads it).
     pub(super) fn job_message(&self, id: &str) -> Result<Option<Payload>> {
-        let pending = self.pending_job(id);
-        match self.jobs.get(id.as_bytes())? {
-            Some(record) => self.whole_job(&record, |json| {
+        let stored = |record: &[u8]| {
+            self.whole_job(record, |json| {
                 Ok(serde_json::from_slice::<JobMessage>(json)?.delivery_payload())
-            }),
-            None => Ok(pending.map(|job| job.delivery_payload())),
-        }
+            })
+        };
+        self.read_job(id, stored, WebhookJob::delivery_payload)
     }
 
     /// Forgets a job's records and its index entries (`job`: as it is now,
