@@ -16,49 +16,39 @@
 //! for hours is pushed out by newer ones, then read again).
 
 use super::job_state::JobFrame;
-use std::collections::{HashMap, VecDeque};
+use super::kept_by_job::KeptByJob;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// How many jobs' frames are kept at most (a few hundred bytes each).
 const KEPT_FRAMES: usize = 16384;
 
-#[derive(Default)]
-pub(super) struct JobFrames(Mutex<Kept>);
+pub(super) struct JobFrames(Mutex<KeptByJob<Arc<JobFrame>>>);
 
-#[derive(Default)]
-struct Kept {
-    by_job: HashMap<String, Arc<JobFrame>>,
-    /// Job ids, oldest kept first (some forgotten since: skipped when they
-    /// come up for eviction).
-    order: VecDeque<String>,
+impl Default for JobFrames {
+    fn default() -> Self {
+        // Bounded by their number alone.
+        JobFrames(Mutex::new(KeptByJob::new(KEPT_FRAMES, 0, |_| 0)))
+    }
 }
 
 impl JobFrames {
-    fn kept(&self) -> MutexGuard<'_, Kept> {
+    fn kept(&self) -> MutexGuard<'_, KeptByJob<Arc<JobFrame>>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Keeps a job's frame; its record and list entries are stored.
     pub(super) fn keep(&self, id: &str, frame: JobFrame) {
-        let mut kept = self.kept();
-        kept.by_job.insert(id.to_string(), Arc::new(frame));
-        kept.order.push_back(id.to_string());
-        while kept.order.len() > KEPT_FRAMES {
-            let Some(oldest) = kept.order.pop_front() else {
-                break;
-            };
-            kept.by_job.remove(&oldest);
-        }
+        self.kept().keep(id, Arc::new(frame));
     }
 
     /// A job's kept frame.
     pub(super) fn get(&self, id: &str) -> Option<Arc<JobFrame>> {
-        self.kept().by_job.get(id).cloned()
+        self.kept().get(id).cloned()
     }
 
     /// Forgets a job's frame (its deliveries are done, or it is gone).
     pub(super) fn forget(&self, id: &str) {
-        self.kept().by_job.remove(id);
+        self.kept().forget(id);
     }
 }
 
@@ -85,6 +75,6 @@ mod tests {
         assert!(frames.get("job_1").is_some());
         frames.forget("job_1");
         assert!(frames.get("job_1").is_none());
-        assert_eq!(frames.kept().by_job.len(), KEPT_FRAMES - 1);
+        assert_eq!(frames.kept().len(), KEPT_FRAMES - 1);
     }
 }

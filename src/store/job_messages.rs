@@ -12,9 +12,9 @@
 //! that are never attempted, to a paused or deleted endpoint, never take
 //! theirs).
 
+use super::kept_by_job::KeptByJob;
 use crate::model::{Payload, WebhookJob};
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// How many jobs' messages are kept at most: a lane takes a new job's
 /// message within moments, unless its endpoint is far behind (then reading
@@ -23,17 +23,13 @@ const KEPT_JOBS: usize = 4096;
 /// How many bytes of bodies they hold at most.
 const KEPT_BYTES: usize = 16 << 20;
 
-#[derive(Default)]
-pub(super) struct JobMessages(Mutex<Kept>);
+pub(super) struct JobMessages(Mutex<KeptByJob<KeptMessage>>);
 
-#[derive(Default)]
-struct Kept {
-    by_job: HashMap<String, KeptMessage>,
-    /// Job ids, oldest kept first (some taken since: skipped when they come
-    /// up for eviction).
-    order: VecDeque<String>,
-    /// The bodies' bytes in `by_job`.
-    bytes: usize,
+impl Default for JobMessages {
+    fn default() -> Self {
+        let weigh = |kept: &KeptMessage| kept.message.body.len();
+        JobMessages(Mutex::new(KeptByJob::new(KEPT_JOBS, KEPT_BYTES, weigh)))
+    }
 }
 
 struct KeptMessage {
@@ -43,7 +39,7 @@ struct KeptMessage {
 }
 
 impl JobMessages {
-    fn kept(&self) -> std::sync::MutexGuard<'_, Kept> {
+    fn kept(&self) -> MutexGuard<'_, KeptByJob<KeptMessage>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -54,25 +50,13 @@ impl JobMessages {
             return;
         }
         let message = job.delivery_payload();
-        let mut kept = self.kept();
-        kept.bytes += message.body.len();
-        let replaced = (kept.by_job).insert(job.id.clone(), KeptMessage { message, takers });
-        if let Some(replaced) = replaced {
-            kept.bytes -= replaced.message.body.len();
-        }
-        kept.order.push_back(job.id.clone());
-        while kept.bytes > KEPT_BYTES || kept.order.len() > KEPT_JOBS {
-            let Some(oldest) = kept.order.pop_front() else {
-                break;
-            };
-            kept.forget(&oldest);
-        }
+        self.kept().keep(&job.id, KeptMessage { message, takers });
     }
 
     /// A delivery's share of its job's kept message (None when not kept).
     pub(super) fn take(&self, job_id: &str) -> Option<Payload> {
         let mut kept = self.kept();
-        let entry = kept.by_job.get_mut(job_id)?;
+        let entry = kept.get_mut(job_id)?;
         entry.takers -= 1;
         if entry.takers > 0 {
             return Some(entry.message.clone());
@@ -83,14 +67,6 @@ impl JobMessages {
     /// Forgets a job's message (the job is gone).
     pub(super) fn forget(&self, job_id: &str) {
         self.kept().forget(job_id);
-    }
-}
-
-impl Kept {
-    fn forget(&mut self, job_id: &str) -> Option<KeptMessage> {
-        let gone = self.by_job.remove(job_id)?;
-        self.bytes -= gone.message.body.len();
-        Some(gone)
     }
 }
 
@@ -120,7 +96,7 @@ mod tests {
             assert_eq!(taken, job.delivery_payload());
         }
         assert_eq!(messages.take("job_1"), None);
-        assert_eq!(messages.kept().bytes, 0);
+        assert_eq!(messages.kept().weight(), 0);
     }
 
     #[test]
@@ -133,8 +109,8 @@ mod tests {
         assert!(messages.take("job_1").is_some());
         messages.forget(&format!("job_{KEPT_JOBS}"));
         let kept = messages.kept();
-        assert_eq!(kept.by_job.len(), KEPT_JOBS - 2);
-        let bytes: usize = kept.by_job.values().map(|k| k.message.body.len()).sum();
-        assert_eq!(kept.bytes, bytes);
+        assert_eq!(kept.len(), KEPT_JOBS - 2);
+        let bytes: usize = kept.values().map(|k| k.message.body.len()).sum();
+        assert_eq!(kept.weight(), bytes);
     }
 }

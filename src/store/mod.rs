@@ -45,6 +45,7 @@ mod job_record;
 mod job_state;
 mod journal;
 mod journals;
+mod kept_by_job;
 mod keyspace;
 mod object_times;
 mod old_journal;
