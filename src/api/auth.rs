@@ -201,7 +201,7 @@ pub(crate) fn check_call(
         .extensions()
         .get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|ConnectInfo(address)| address.ip());
-    let key = (keys)
+    let key = keys
         .admit(presented_key(request.headers()).as_deref(), client)
         .map_err(CallRefused::Key)?;
     let Some(budget) = keys.budget_for(request.uri().path()) else {

@@ -27,7 +27,7 @@ pub mod provider_inputs;
 pub(crate) mod query;
 mod rate;
 mod schema;
-pub mod serve;
+pub(crate) mod serve;
 mod showing;
 mod signing_secret;
 mod sorting;
