@@ -701,9 +701,8 @@ mod tests {
     /// journaled, stored, fanned out (with the router's watermark past it).
     fn routed_job(store: &Store, statuses: &[EventStatus]) -> (WebhookJob, Location) {
         let job = new_job(store);
-        let encoded = EncodedRequest::job(&job).unwrap();
-        let location = store.journal_requests(&[&encoded]).unwrap()[0];
-        (store.store_journaled_job(&job, Some(&encoded.record), location, false)).unwrap();
+        let location = store.journal_jobs(std::slice::from_ref(&job)).unwrap();
+        let location = location.expect("one job journaled");
         deliveries(store, &job, statuses);
         store.set_routed_through(location).unwrap();
         (job, location)
