@@ -334,6 +334,39 @@ pub fn config_in(dir: &Path, rest: &str) -> Config {
 }
 
 /// A gateway on a fresh temp dir.
+/// Events that satisfy a condition, as stored when the watch began and as
+/// announced since (`TestGateway::watch_events`).
+pub struct EventWatch<'a, F> {
+    gateway: &'a TestGateway,
+    feed: tokio::sync::broadcast::Receiver<Event>,
+    done: F,
+    reached: HashSet<String>,
+}
+
+impl<F: Fn(&Event) -> bool> EventWatch<'_, F> {
+    /// Waits until at least `n` events satisfy the condition.
+    pub async fn wait(mut self, n: usize) {
+        let waited = tokio::time::timeout(PATIENCE, async {
+            while self.reached.len() < n {
+                match self.feed.recv().await {
+                    Ok(event) if (self.done)(&event) => _ = self.reached.insert(event.id),
+                    Ok(event) => _ = self.reached.remove(&event.id),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                        self.reached = self.gateway.stored_events(&self.done)
+                    }
+                    Err(e) => panic!("event feed closed: {e}"),
+                }
+            }
+        })
+        .await;
+        assert!(
+            waited.is_ok(),
+            "only {} of {n} events reached the awaited state",
+            self.gateway.stored_events(&self.done).len()
+        );
+    }
+}
+
 pub struct TestGateway {
     pub gateway: Gateway,
     pub dir: tempfile::TempDir,
@@ -495,30 +528,31 @@ impl TestGateway {
     /// announced: an announcement follows every effect of a change (an
     /// issue it counts, a job it sums up), which the stored event may not
     /// (on PostgreSQL a failed attempt's event is committed before its issue
-    /// is). Events already in that state when this starts count too.
+    /// is). Events already in that state when this starts count too: to wait
+    /// for what an action brings, watch before it (`watch_events`).
     pub async fn wait_events(&self, n: usize, done: impl Fn(&Event) -> bool) {
-        let mut feed = self.gateway.store.subscribe_events();
-        let stored = || -> HashSet<String> {
-            let events = self.gateway.store.events().map(Result::unwrap);
-            events.filter(|e| done(e)).map(|e| e.id).collect()
-        };
-        let mut reached = stored();
-        let waited = tokio::time::timeout(PATIENCE, async {
-            while reached.len() < n {
-                match feed.recv().await {
-                    Ok(event) if done(&event) => _ = reached.insert(event.id),
-                    Ok(event) => _ = reached.remove(&event.id),
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => reached = stored(),
-                    Err(e) => panic!("event feed closed: {e}"),
-                }
-            }
-        })
-        .await;
-        assert!(
-            waited.is_ok(),
-            "only {} of {n} events reached the awaited state",
-            stored().len()
-        );
+        self.watch_events(done).wait(n).await;
+    }
+
+    /// The events that satisfy `done` now, and those announced to from now
+    /// on (see `wait_events`). Taken before an action, an event the action
+    /// changes counts only once its change is announced, not when its
+    /// record is stored ahead of the change's other effects.
+    pub fn watch_events<F: Fn(&Event) -> bool>(&self, done: F) -> EventWatch<'_, F> {
+        let feed = self.gateway.store.subscribe_events();
+        let reached = self.stored_events(&done);
+        EventWatch {
+            gateway: self,
+            feed,
+            done,
+            reached,
+        }
+    }
+
+    /// The ids of the stored events that satisfy `done`.
+    fn stored_events(&self, done: &impl Fn(&Event) -> bool) -> HashSet<String> {
+        let events = self.gateway.store.events().map(Result::unwrap);
+        events.filter(|e| done(e)).map(|e| e.id).collect()
     }
 
     /// The first stored event that satisfies `done`.
