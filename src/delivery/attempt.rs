@@ -15,6 +15,7 @@ use crate::store::{
 };
 use crate::trace_context::{TraceContext, TRACEPARENT, TRACESTATE};
 use std::borrow::Cow;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -115,14 +116,25 @@ const RECORD_AGAIN_MAX: Duration = Duration::from_secs(60);
 /// again at once would loop as fast as the destination answers, for as long
 /// as the store fails. When the lane stops first, its queue entry is still in
 /// place: it is sent again after the next start. `slot` is held while the
-/// attempt sends (see `InFlight`).
+/// attempt sends (see `InFlight`). A webhook job's automatic retry that the
+/// lane reaches past its delivery window is not sent: the delivery fails.
 pub(super) async fn deliver(
     shared: Arc<Shared>,
     destination: Arc<Destination>,
     Ready { event, payload }: Ready,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
     slot: Slot,
 ) {
+    if event.retry_past_window(now_ms()) {
+        drop(slot);
+        let store = &shared.store;
+        until_recorded(stop, &event, &destination, || {
+            let (store, id) = (store.clone(), event.id.clone());
+            blocking(move || crate::outbound::end_past_window(&store, &id, now_ms()))
+        })
+        .await;
+        return;
+    }
     let attempt = send(&shared, &destination, &event, payload).await;
     // The destination is done with it: its slot is free while it settles.
     drop(slot);
@@ -138,13 +150,27 @@ pub(super) async fn deliver(
         response_status = attempt.response_status,
         "delivery attempt"
     );
+    until_recorded(stop, &event, &destination, || {
+        settle(&shared, &event, attempt.clone())
+    })
+    .await;
+}
+
+/// Runs `record` until it succeeds, backing off between store errors, or
+/// until the lane stops (see `deliver`).
+async fn until_recorded<F: Future<Output = Result<(), StoreError>>>(
+    mut stop: watch::Receiver<bool>,
+    event: &Event,
+    destination: &Destination,
+    mut record: impl FnMut() -> F,
+) {
     let mut wait = RECORD_AGAIN_FIRST;
-    while let Err(error) = settle(&shared, &event, attempt.clone()).await {
+    while let Err(error) = record().await {
         tracing::error!(
             %error,
             event_id = event.id,
             destination = destination.id,
-            attempt = attempt.attempt_number,
+            attempt = event.attempts + 1,
             again_in_ms = wait.as_millis() as u64,
             "delivery attempt could not be recorded"
         );

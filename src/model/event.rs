@@ -206,6 +206,18 @@ impl Event {
         }
     }
 
+    /// Whether its next attempt is an automatic retry of a webhook job's
+    /// delivery whose window ended by `now_ms`: the retries were spread to
+    /// fall inside it, so one that comes due later (its lane was late: busy,
+    /// rate limited) is not sent (a retry by hand still is).
+    pub fn retry_past_window(&self, now_ms: u64) -> bool {
+        !self.status.is_terminal()
+            && self.next_trigger() == AttemptTrigger::Automatic
+            && self
+                .window
+                .is_some_and(|window| now_ms >= window.expires_at)
+    }
+
     /// Names the attempt the event waits for, unless it has a name already
     /// (held again, or held after a retry named it): one placeholder for
     /// one attempt, however often it is held.

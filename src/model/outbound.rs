@@ -459,6 +459,30 @@ mod tests {
     }
 
     #[test]
+    fn only_an_automatic_retry_reached_past_the_window_is_held_back() {
+        let window = DeliveryWindow {
+            max_retries: 3,
+            starts_at: 0,
+            expires_at: 1_000,
+        };
+        let mut retry = delivery(EventStatus::Scheduled, 1);
+        retry.window = Some(window);
+        assert!(!retry.retry_past_window(999));
+        assert!(retry.retry_past_window(1_000));
+        let mut first = delivery(EventStatus::Queued, 0);
+        first.window = Some(window);
+        assert!(!first.retry_past_window(5_000), "its first attempt");
+        let mut by_hand = retry.clone();
+        by_hand.pending_trigger = Some(super::super::AttemptTrigger::Manual);
+        assert!(!by_hand.retry_past_window(5_000), "a retry by hand");
+        let mut failed = retry.clone();
+        failed.status = EventStatus::Failed;
+        assert!(!failed.retry_past_window(5_000), "ended already");
+        retry.window = None;
+        assert!(!retry.retry_past_window(5_000), "not a job's delivery");
+    }
+
+    #[test]
     fn a_message_read_from_a_jobs_record_is_the_one_the_job_makes() {
         let job: WebhookJob = serde_json::from_value(serde_json::json!({
             "id": "job_1", "application_id": "app_1", "event_type": "order.paid",

@@ -179,6 +179,23 @@ fn end(store: &Store, id: &str, error_code: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Fails a delivery whose automatic retry came due only after its window
+/// ended (`Event::retry_past_window`), as its last attempt left it, and sums
+/// its job up. Nothing changes when it was retried by hand or ended meanwhile.
+pub fn end_past_window(store: &Store, id: &str, now_ms: u64) -> Result<(), StoreError> {
+    let ended = store.update_event(id, |event| {
+        if !event.retry_past_window(now_ms) {
+            return (QueueMove::Stay, false);
+        }
+        event.status = EventStatus::Failed;
+        (QueueMove::Out, true)
+    })?;
+    if let Some((delivery, true)) = ended {
+        store.update_job(&delivery.request_id, now_ms, |_| {})?;
+    }
+    Ok(())
+}
+
 fn job_of(store: &Store, id: &str) -> JobResult<WebhookJob> {
     store
         .job(id)?

@@ -512,6 +512,34 @@ async fn deliveries_still_failing_when_the_window_ends_are_discarded() {
 }
 
 #[tokio::test]
+async fn a_retry_its_endpoints_rate_limit_holds_past_the_window_is_not_sent() {
+    // One attempt a second: the retry, due 1 ms after the first attempt,
+    // waits for the limit until long after the 500 ms window ended.
+    let gw = gateway("delivery_window_ms = 500\nmax_retries = 20").await;
+    let sink = Sink::start(Reply::Status(503)).await;
+    let (app, _) = one_endpoint(&gw, &sink, json!({ "rate_limit": 1 })).await;
+    let job_id = job_id_of(&gw, &app).await;
+    let job = wait_job(&gw, &job_id, "discarded").await;
+    assert_eq!(job["deliveries"][0]["status"], "failed");
+    assert_eq!(job["attempt_count"], 1);
+    let attempts = attempts_of_only_delivery(&gw, &job_id);
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].response_status, Some(503));
+    let delivery = &gw.gateway.store.deliveries_of(&job_id).unwrap()[0];
+    assert_eq!(
+        delivery.response_status,
+        Some(503),
+        "as its last attempt left it"
+    );
+    let store = &gw.gateway.store;
+    assert!(store
+        .pending_event_ids(&delivery.destination_id)
+        .unwrap()
+        .is_empty());
+    assert_eq!(sink.received().len(), 1);
+}
+
+#[tokio::test]
 async fn retries_run_out_after_max_retries() {
     let gw = gateway("delivery_window_ms = 60000").await;
     let sink = Sink::start(Reply::Status(503)).await;
