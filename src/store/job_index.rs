@@ -5,22 +5,32 @@
 //! by. The buckets a job has an entry in name what never changes after its
 //! creation: its application with its event type, or with an endpoint. Each
 //! entry is keyed `bucket ++ created_at (8 bytes, big-endian) ++ job id`, so
-//! a bucket walks newest first and a time range is a key range. The
-//! application alone has no bucket of entries: a job has one event type, so
-//! its application's type buckets hold each of its jobs once, and a list of
-//! every type walks them merged (newest first by their keys' time and id).
-//! An entry per job for the application alone was a third of the index's
-//! writes for each new job. A job's status has no entries: it changes with every settled
+//! a bucket walks newest first and a time range is a key range.
+//!
+//! Every job has one *type entry*. A job to one endpoint (most are) has no
+//! other: it is in the bucket of its type and that endpoint (`te`), which
+//! lists of its type and lists of its endpoint both walk. A job to no
+//! endpoint or to several has its type entry in its type's bucket (`t`) and
+//! an entry in each of its endpoints' (`e`). So a list of a type walks that
+//! type's `t` bucket and its `te` buckets merged (newest first by their
+//! keys' time and id), a list of an endpoint its `e` bucket and its `te`
+//! buckets, and a list of every job the application's `t` and `te` buckets:
+//! each holds a job once. A job to one endpoint with both a type and an
+//! endpoint entry was a third of the index's writes for each new job, as an
+//! entry for the application alone had been before.
+//!
+//! A job's status has no entries: it changes with every settled
 //! delivery, and moving a job between status buckets (under a mark, for
 //! crashes) was most of a settle's sled writes. A list by status walks the
 //! status-free bucket and reads each job's status (`JobTags`, the record
 //! read without its payload's values, its state record's status over it:
 //! see `job_state`).
 //!
-//! Every bucket's count is kept in memory (`BucketCounts`), the status
-//! buckets' too (the application, or its event type, with a status tag:
-//! counted only), and the application's (every entry of its type buckets),
-//! so an unbounded `total` costs no read.
+//! Every list's count is kept in memory (`BucketCounts`): a type's and an
+//! endpoint's (their `te` entries counted in both), the status buckets'
+//! (the application, or its event type, with a status tag: counted only),
+//! and the application's (every type entry), so an unbounded `total` costs
+//! no read.
 //!
 //! sled writes each key on its own (one batch would take sled's global
 //! write lock from then on, for every tree), so a change of a job's entries
@@ -46,12 +56,17 @@ use std::ops::Bound;
 use std::sync::{Mutex, PoisonError};
 
 /// The meta key saying the index holds every job (stores written before the
-/// index, or by a version that keyed statuses or applications alone too, get
-/// it built on their first start).
-const BUILT: &[u8] = b"job_index_built_3";
-/// The meta keys of the index that had status buckets, and of the one that
-/// had application buckets (see `BUILT`).
-const BUILT_BEFORE: [&[u8]; 2] = [b"job_index_built", b"job_index_built_2"];
+/// index, or by a version that keyed statuses or applications alone too, or
+/// that gave a job to one endpoint two entries, get it built on their first
+/// start).
+const BUILT: &[u8] = b"job_index_built_4";
+/// The meta keys of the index that had status buckets, of the one that had
+/// application buckets, and of the one without `te` buckets (see `BUILT`).
+const BUILT_BEFORE: [&[u8]; 3] = [
+    b"job_index_built",
+    b"job_index_built_2",
+    b"job_index_built_3",
+];
 /// The meta key saying `job_index_counts` holds every bucket's count as the
 /// index had it when the store last closed cleanly.
 const COUNTS_SAVED: &[u8] = b"job_index_counts_saved";
@@ -136,8 +151,10 @@ impl JobTags {
 pub(super) struct JobPlace<'a> {
     pub id: &'a str,
     pub application_id: &'a str,
-    /// Its type entry tells whether it is indexed (see `is_indexed`).
+    /// With its endpoints, where its type entry is, which tells whether it
+    /// is indexed (see `is_indexed`).
     pub event_type: &'a str,
+    pub endpoint_ids: &'a [String],
     pub created_at: u64,
     /// Its type entry is known to be there (its frame is kept in memory, see
     /// `JobFrames`): sled need not be asked (`is_indexed`).
@@ -150,6 +167,7 @@ impl<'a> From<&'a WebhookJob> for JobPlace<'a> {
             id: &job.id,
             application_id: &job.application_id,
             event_type: &job.event_type,
+            endpoint_ids: &job.endpoint_ids,
             created_at: job.created_at,
             known_indexed: false,
         }
@@ -187,11 +205,35 @@ fn bucket(parts: &[&str]) -> String {
 
 /// Every bucket a job of the application with these tags has an entry in.
 fn buckets_of(app: &str, job: &JobTags) -> BTreeSet<String> {
-    let mut buckets = BTreeSet::from([bucket(&["t", app, &job.event_type])]);
-    for endpoint in &job.endpoint_ids {
-        buckets.insert(bucket(&["e", app, endpoint]));
+    let mut buckets = BTreeSet::from([type_bucket(app, &job.event_type, &job.endpoint_ids)]);
+    if job.endpoint_ids.len() != 1 {
+        for endpoint in &job.endpoint_ids {
+            buckets.insert(bucket(&["e", app, endpoint]));
+        }
     }
     buckets
+}
+
+/// The bucket of a job's type entry: of its type and its endpoint, when it
+/// has one endpoint, else of its type.
+fn type_bucket(app: &str, event_type: &str, endpoint_ids: &[String]) -> String {
+    match endpoint_ids {
+        [endpoint] => bucket(&["te", app, event_type, endpoint]),
+        _ => bucket(&["t", app, event_type]),
+    }
+}
+
+/// What a bucket of type entries names: the application, the type and, for
+/// a `te` bucket, the endpoint.
+fn of_type_bucket(bucket: &str) -> Option<(&str, &str, Option<&str>)> {
+    let (kind, rest) = bucket.split_once('\0')?;
+    let mut parts = rest.split('\0');
+    let (app, event_type) = (parts.next()?, parts.next()?);
+    match kind {
+        "t" => Some((app, event_type, None)),
+        "te" => Some((app, event_type, Some(parts.next()?))),
+        _ => None,
+    }
 }
 
 /// The status buckets a job is counted in (they have no entries).
@@ -207,11 +249,6 @@ fn status_buckets(app: &str, job: &JobTags) -> Vec<String> {
         .collect()
 }
 
-/// The application whose count a type bucket's entries count in too.
-fn application_of_type_bucket(bucket: &str) -> Option<&str> {
-    bucket.strip_prefix("t\0")?.split('\0').next()
-}
-
 impl<'a> JobSelection<'a> {
     /// An application's jobs, every one.
     fn of_application(application_id: &'a str) -> JobSelection<'a> {
@@ -225,18 +262,7 @@ impl<'a> JobSelection<'a> {
         }
     }
 
-    /// The bucket to walk: the narrowest the keys tell (None: the
-    /// application's type buckets, merged).
-    fn walked(&self) -> Option<String> {
-        let app = self.application_id;
-        match (self.event_type, self.endpoint_id) {
-            (Some(kind), _) => Some(bucket(&["t", app, kind])),
-            (None, Some(endpoint)) => Some(bucket(&["e", app, endpoint])),
-            (None, None) => None,
-        }
-    }
-
-    /// Whether the walked bucket's keys tell every filter of the selection
+    /// Whether the walked buckets' keys tell every filter of the selection
     /// (then no job needs reading to be counted).
     fn told_by_keys(&self) -> bool {
         self.status.is_none() && (self.event_type.is_none() || self.endpoint_id.is_none())
@@ -370,6 +396,7 @@ fn bucket_of_key(key: &[u8]) -> Option<&[u8]> {
     let kind = key.split(|byte| *byte == 0).next()?;
     let parts = match kind {
         b"t" | b"e" => 3,
+        b"te" => 4,
         _ => return None,
     };
     let mut ends = key.iter().enumerate().filter(|(_, byte)| **byte == 0);
@@ -457,7 +484,7 @@ impl Store {
     }
 
     fn is_indexed(&self, job: JobPlace) -> Result<bool> {
-        let type_bucket = bucket(&["t", job.application_id, job.event_type]);
+        let type_bucket = type_bucket(job.application_id, job.event_type, job.endpoint_ids);
         let key = entry_key(&type_bucket, job.created_at, job.id);
         self.job_index.contains_key(key)
     }
@@ -505,7 +532,7 @@ impl Store {
         let tags = JobTags::from(job);
         for bucket in buckets_of(&job.application_id, &tags) {
             let added = self.add_entry(&bucket, job.created_at, &job.id)?;
-            if added && bucket.starts_with("t\0") {
+            if added && of_type_bucket(&bucket).is_some() {
                 self.count_statuses(&job.application_id, &tags);
             }
         }
@@ -530,12 +557,16 @@ impl Store {
         Ok(())
     }
 
-    /// Counts an entry in its bucket, and an entry of a type bucket in its
-    /// application's count too.
+    /// Counts an entry in its bucket's list, and a type entry in its
+    /// application's, and a `te` entry in its type's and its endpoint's.
     fn count_entry(&self, entry_bucket: &str, delta: i64) {
-        self.job_counts.add(entry_bucket, delta);
-        if let Some(app) = application_of_type_bucket(entry_bucket) {
-            self.job_counts.add(&bucket(&["a", app]), delta);
+        let Some((app, event_type, endpoint)) = of_type_bucket(entry_bucket) else {
+            return self.job_counts.add(entry_bucket, delta);
+        };
+        self.job_counts.add(&bucket(&["a", app]), delta);
+        self.job_counts.add(&bucket(&["t", app, event_type]), delta);
+        if let Some(endpoint) = endpoint {
+            self.job_counts.add(&bucket(&["e", app, endpoint]), delta);
         }
     }
 
@@ -588,7 +619,7 @@ impl Store {
             };
             let bucket = String::from_utf8_lossy(bucket).into_owned();
             self.count_entry(&bucket, 1);
-            let Some(app) = application_of_type_bucket(&bucket) else {
+            let Some((app, ..)) = of_type_bucket(&bucket) else {
                 continue;
             };
             let id = String::from_utf8_lossy(&key[bucket.len() + 8..]);
@@ -651,7 +682,8 @@ impl Store {
                 continue;
             }
             let added = self.add_entry(bucket, mark.created_at, id)?;
-            if let Some(job) = job.as_ref().filter(|_| added && bucket.starts_with("t\0")) {
+            let type_entry = added && of_type_bucket(bucket).is_some();
+            if let Some(job) = job.as_ref().filter(|_| type_entry) {
                 self.count_statuses(&job.application_id, &JobTags::from(job));
             }
         }
@@ -689,13 +721,9 @@ impl Store {
         self.walk(&selection)?.collect()
     }
 
-    /// The entries of the bucket the selection walks, or of its
-    /// application's type buckets, in its time range.
+    /// The entries of the buckets the selection walks, in its time range.
     fn walk(&self, selection: &JobSelection) -> Result<Walk> {
-        let buckets = match selection.walked() {
-            Some(walked) => vec![walked],
-            None => self.type_buckets(selection.application_id)?,
-        };
+        let buckets = self.walked_buckets(selection)?;
         let after = selection.created_after.map_or(0, |t| t.saturating_add(1));
         let before = selection.created_before.unwrap_or(u64::MAX);
         let entries = |bucket: &String| {
@@ -706,15 +734,45 @@ impl Store {
         Walk::new(buckets.iter().map(entries).collect())
     }
 
-    /// An application's type buckets that have entries: found by seeking
-    /// from each to the next, not by walking their entries.
-    fn type_buckets(&self, application_id: &str) -> Result<Vec<String>> {
-        let types = bucket(&["t", application_id]).into_bytes();
+    /// The buckets whose entries are the selection's jobs, as far as the
+    /// keys tell (each job once): a type's, with or without an endpoint
+    /// (the jobs to several endpoints are then read to be told apart), an
+    /// endpoint's, or every type bucket of the application.
+    fn walked_buckets(&self, selection: &JobSelection) -> Result<Vec<String>> {
+        let app = selection.application_id;
+        let mut buckets;
+        match (selection.event_type, selection.endpoint_id) {
+            (Some(kind), Some(endpoint)) => {
+                buckets = vec![bucket(&["te", app, kind, endpoint])];
+                buckets.push(bucket(&["t", app, kind]));
+            }
+            (Some(kind), None) => {
+                buckets = self.buckets_under(&bucket(&["te", app, kind]))?;
+                buckets.push(bucket(&["t", app, kind]));
+            }
+            (None, Some(endpoint)) => {
+                buckets = self.buckets_under(&bucket(&["te", app]))?;
+                buckets
+                    .retain(|te| of_type_bucket(te).is_some_and(|(.., to)| to == Some(endpoint)));
+                buckets.push(bucket(&["e", app, endpoint]));
+            }
+            (None, None) => {
+                buckets = self.buckets_under(&bucket(&["te", app]))?;
+                buckets.extend(self.buckets_under(&bucket(&["t", app]))?);
+            }
+        }
+        Ok(buckets)
+    }
+
+    /// The buckets under a prefix (ended by a NUL) that have entries: found
+    /// by seeking from each to the next, not by walking their entries.
+    fn buckets_under(&self, prefix: &str) -> Result<Vec<String>> {
+        let prefix = prefix.as_bytes();
         let past = |bucket: &[u8]| [&bucket[..bucket.len() - 1], &[1]].concat();
         let mut buckets = Vec::new();
-        let mut from = types.clone();
+        let mut from = prefix.to_vec();
         loop {
-            let range = (Bound::Included(from), Bound::Excluded(past(&types)));
+            let range = (Bound::Included(from), Bound::Excluded(past(prefix)));
             let Some(key) = self.job_index.range(range).keys().next().transpose()? else {
                 break;
             };
@@ -1016,8 +1074,7 @@ mod tests {
     fn an_index_with_application_entries_is_built_again_without_them_on_start() {
         // As the version that had application buckets left it.
         let (_dir, store) = opened_with_an_older_index(&["a", "app_a"], BUILT_BEFORE[1]);
-        let kinds = entry_kinds(&store);
-        assert_eq!(kinds, BTreeSet::from([b"e\0".to_vec(), b"t\0".to_vec()]));
+        assert_eq!(entry_kinds(&store), BTreeSet::from([b"te".to_vec()]));
         assert_eq!(listed(&store, None), (vec!["job_1".to_string()], 1));
     }
 
@@ -1026,13 +1083,115 @@ mod tests {
         // As the version that keyed statuses left it.
         let status_bucket = ["s", "app_a", "created"];
         let (_dir, store) = opened_with_an_older_index(&status_bucket, BUILT_BEFORE[0]);
-        let kinds = entry_kinds(&store);
-        assert_eq!(kinds, BTreeSet::from([b"e\0".to_vec(), b"t\0".to_vec()]));
+        assert_eq!(entry_kinds(&store), BTreeSet::from([b"te".to_vec()]));
         assert!(store.meta.get(BUILT_BEFORE[0]).unwrap().is_none());
         assert_eq!(
             listed(&store, Some("created")),
             (vec!["job_1".to_string()], 1)
         );
+    }
+
+    #[test]
+    fn an_index_giving_a_job_to_one_endpoint_two_entries_is_built_again_with_one() {
+        // As the version without `te` buckets left it (its `t` entry here,
+        // its `e` entry added by the open's rebuild is what it had too).
+        let type_bucket = ["t", "app_a", "order.paid"];
+        let (_dir, store) = opened_with_an_older_index(&type_bucket, BUILT_BEFORE[2]);
+        assert_eq!(entry_kinds(&store), BTreeSet::from([b"te".to_vec()]));
+        assert_eq!(store.job_index.len(), 1);
+        assert!(store.meta.get(BUILT_BEFORE[2]).unwrap().is_none());
+        assert_eq!(listed(&store, None), (vec!["job_1".to_string()], 1));
+    }
+
+    /// app_a's jobs: to one endpoint, to two, to none, of two types.
+    fn jobs_to_one_endpoint_and_to_others(store: &Store) {
+        let jobs = [
+            ("order.paid", &["end_a"][..]),
+            ("order.paid", &["end_a", "end_b"][..]),
+            ("order.created", &["end_b"][..]),
+            ("order.paid", &[][..]),
+            ("order.created", &["end_a"][..]),
+        ];
+        for (n, (kind, endpoints)) in jobs.into_iter().enumerate() {
+            let mut made = job(&format!("job_{n}"), JobStatus::Created);
+            made.event_type = kind.into();
+            made.endpoint_ids = endpoints.iter().map(|e| e.to_string()).collect();
+            made.created_at = 1000 + n as u64;
+            store.insert_job(&made).unwrap();
+        }
+    }
+
+    /// The ids of app_a's jobs of a type, an endpoint or both, and their total.
+    fn listed_by(
+        store: &Store,
+        kind: Option<&str>,
+        endpoint: Option<&str>,
+    ) -> (Vec<String>, usize) {
+        let selection = JobSelection {
+            event_type: kind,
+            endpoint_id: endpoint,
+            ..JobSelection::of_application("app_a")
+        };
+        let page = store.job_page(&selection, |_| true, true, 0, 10).unwrap();
+        (page.jobs.into_iter().map(|j| j.id).collect(), page.total)
+    }
+
+    fn ids(numbers: &[usize]) -> Vec<String> {
+        numbers.iter().map(|n| format!("job_{n}")).collect()
+    }
+
+    #[test]
+    fn a_job_to_one_endpoint_has_one_entry_that_lists_of_its_type_and_its_endpoint_walk() {
+        let (dir, store) = temp_store();
+        jobs_to_one_endpoint_and_to_others(&store);
+        // 1 + (1 + 2) + 1 + 1 + 1.
+        assert_eq!(store.job_index.len(), 7);
+        let lists = |store: &Store| {
+            assert_eq!(listed_by(store, None, None), (ids(&[4, 3, 2, 1, 0]), 5));
+            assert_eq!(
+                listed_by(store, Some("order.paid"), None),
+                (ids(&[3, 1, 0]), 3)
+            );
+            assert_eq!(
+                listed_by(store, Some("order.created"), None),
+                (ids(&[4, 2]), 2)
+            );
+            assert_eq!(listed_by(store, None, Some("end_a")), (ids(&[4, 1, 0]), 3));
+            assert_eq!(listed_by(store, None, Some("end_b")), (ids(&[2, 1]), 2));
+            assert_eq!(
+                listed_by(store, Some("order.paid"), Some("end_a")),
+                (ids(&[1, 0]), 2)
+            );
+            assert_eq!(
+                listed_by(store, Some("order.created"), Some("end_b")),
+                (ids(&[2]), 1)
+            );
+            assert_eq!(
+                listed_by(store, Some("order.paid"), Some("end_c")),
+                (ids(&[]), 0)
+            );
+        };
+        lists(&store);
+        // Counted again from the entries' keys, as after a crash.
+        let (_dir, store) = crate::store::reopen(dir, store);
+        lists(&store);
+        assert_eq!(listed(&store, Some("created")), (ids(&[4, 3, 2, 1, 0]), 5));
+    }
+
+    #[test]
+    fn a_removed_job_to_one_endpoint_leaves_the_lists_and_counts_of_its_type_and_endpoint() {
+        let (_dir, store) = temp_store();
+        jobs_to_one_endpoint_and_to_others(&store);
+        let removed = store.job("job_0").unwrap().unwrap();
+        store.remove_job(&removed).unwrap();
+        assert_eq!(store.job_index.len(), 6);
+        assert_eq!(
+            listed_by(&store, Some("order.paid"), None),
+            (ids(&[3, 1]), 2)
+        );
+        assert_eq!(listed_by(&store, None, Some("end_a")), (ids(&[4, 1]), 2));
+        assert_eq!(listed_by(&store, None, None), (ids(&[4, 3, 2, 1]), 4));
+        assert_eq!(listed(&store, Some("created")).1, 4);
     }
 
     #[test]

@@ -96,6 +96,7 @@ impl JobFrame {
             id,
             application_id: &self.application_id,
             event_type: &self.event_type,
+            endpoint_ids: &self.endpoint_ids,
             created_at: self.created_at,
             known_indexed: kept,
         }

@@ -202,7 +202,7 @@ async fn an_old_stores_jobs_are_indexed_on_start_and_list_as_a_full_scan_does() 
         let db = sled::open(dir.path().join("data")).unwrap();
         db.open_tree("meta")
             .unwrap()
-            .remove("job_index_built_3")
+            .remove("job_index_built_4")
             .unwrap();
         db.drop_tree("job_index").unwrap();
         db.drop_tree("job_index_counts").unwrap();
