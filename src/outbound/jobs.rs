@@ -8,6 +8,7 @@ use crate::model::{
     AttemptTrigger, DeliveryWindow, Event, EventStatus, JobStatus, Route, WebhookJob,
 };
 use crate::store::{CommittedJob, QueueMove, Store, StoreError};
+use std::borrow::Cow;
 
 /// The error code of a delivery cancelled by a user.
 pub const CANCELLED: &str = "CANCELLED";
@@ -74,11 +75,11 @@ pub fn fan_out(
         }
         // Queued as due as it says (its queue key must match, see `owns_entry`).
         let due = event.next_attempt_at.unwrap_or(event.created_at);
-        store.insert_event_or_hold(event.clone(), None, due)?;
+        store.insert_event_or_hold(Cow::Borrowed(event), None, due)?;
         // The endpoint may have been deleted since the job chose it; its
         // deletion ends the deliveries it finds, and this one it may not have
         // (it looks again once the endpoint is gone, so one of the two does).
-        if !store.endpoint_exists(&event.destination_id)? {
+        if !store.endpoint_exists(&event.source_id, &event.destination_id)? {
             end(store, &event.id, ENDPOINT_DELETED)?;
             continue;
         }

@@ -346,7 +346,7 @@ impl Router {
                         "event created"
                     );
                     self.store
-                        .insert_event_or_hold(event, payload.as_ref(), due_ms)?;
+                        .insert_event_or_hold(Cow::Owned(event), payload.as_ref(), due_ms)?;
                     destinations.push(connection.destination_id.clone());
                     self.metrics.event_created(connection);
                 }

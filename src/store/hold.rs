@@ -12,6 +12,7 @@
 use super::keyspace::Tree;
 use super::{QueueMove, Result, Store};
 use crate::model::{AttemptTrigger, Event, EventStatus, Payload};
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 pub(super) fn held_key(connection_id: &str, event_id: &str) -> Vec<u8> {
@@ -71,13 +72,14 @@ impl Store {
     /// its connection is paused.
     pub fn insert_event_or_hold(
         &self,
-        mut event: Event,
+        event: Cow<'_, Event>,
         payload: Option<&Payload>,
         due_ms: u64,
     ) -> Result<()> {
         if !self.is_paused(&event.connection_id) {
             return self.insert_event(&event, payload, due_ms);
         }
+        let mut event = event.into_owned();
         event.status = EventStatus::Hold;
         event.next_attempt_at = None;
         // In the record written anyway: the placeholder costs no write.
@@ -314,6 +316,7 @@ mod tests {
     use crate::ids::{derived_id, new_id, now_ms};
     use crate::model::{AttemptEntry, Event, EventStatus, Route};
     use crate::store::{temp_store, QueueMove};
+    use std::borrow::Cow;
 
     /// A new event of connection `web_a`, due at `now`.
     fn new_event(now: u64) -> Event {
@@ -386,7 +389,7 @@ mod tests {
         let now = now_ms();
         let arriving = new_event(now);
         store
-            .insert_event_or_hold(arriving.clone(), None, now)
+            .insert_event_or_hold(Cow::Borrowed(&arriving), None, now)
             .unwrap();
 
         for id in [&for_listener.id, &arriving.id] {

@@ -163,6 +163,19 @@ impl Store {
             .read(|catalog| catalog.schemas.get(&key).cloned().flatten())
     }
 
+    /// Whether the application's endpoint exists: from memory on one node;
+    /// a cluster asks its keyspace, since another node's deletion reaches
+    /// this node's catalog only with its next reload.
+    pub fn endpoint_exists(&self, application_id: &str, id: &str) -> Result<bool> {
+        if self.db.is_remote() {
+            return self.endpoints.contains_key(id.as_bytes());
+        }
+        let key = (application_id.to_string(), id.to_string());
+        Ok(self
+            .job_catalog
+            .read(|catalog| catalog.endpoints.contains_key(&key)))
+    }
+
     /// The endpoints a new job of the application's `event_type` goes to,
     /// oldest first (from memory).
     pub fn subscribed_endpoints(&self, application_id: &str, event_type: &str) -> Vec<String> {

@@ -89,10 +89,6 @@ impl Store {
             .collect()
     }
 
-    pub fn endpoint_exists(&self, id: &str) -> Result<bool> {
-        self.endpoints.contains_key(id.as_bytes())
-    }
-
     pub fn delete_endpoint(&self, id: &str) -> Result<bool> {
         let mut catalog = self.job_catalog.change();
         let Some(removed) = self.endpoints.remove(id.as_bytes())? else {
