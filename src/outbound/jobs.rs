@@ -103,9 +103,12 @@ pub fn fan_out_journaled(
         store.store_journaled_job(job, record, committed.location, again)?;
     }
     // Before its deliveries are there for their lanes to take it, and
-    // settle it; its record and list entries are stored.
+    // settle it; its record and list entries are stored. A job replayed may
+    // have a state record already: its sum-ups read the job as stored.
     store.keep_job_message(job);
-    store.keep_job_frame(job);
+    if !again {
+        store.keep_job_frame(job);
+    }
     let derived;
     let deliveries = match &committed.deliveries {
         Some(made) => made,

@@ -5,6 +5,9 @@
 //!
 //! A frame never changes (the record is written once; its state as created
 //! is what a job without a state record has), so a kept one is never stale.
+//! With it is kept the state record its job's sum-ups wrote (none at first:
+//! a frame is kept only for a new job), so a sum-up reads no state record
+//! either; every write of one holds the job's lock and goes through here.
 //! A kept frame also says that the job's record and list entries are stored
 //! (it is kept only once they are, and a removal forgets it under the job's
 //! lock, `remove_job`), so a sum-up asks sled neither for the record nor
@@ -17,12 +20,21 @@
 
 use super::job_state::JobFrame;
 use super::kept_by_job::KeptByJob;
+use crate::model::JobState;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// How many jobs' frames are kept at most (a few hundred bytes each).
 const KEPT_FRAMES: usize = 16384;
 
-pub(super) struct JobFrames(Mutex<KeptByJob<Arc<JobFrame>>>);
+pub(super) struct JobFrames(Mutex<KeptByJob<KeptFrame>>);
+
+/// A job's kept frame, and the state record its sum-ups wrote (None while
+/// none has been).
+#[derive(Clone)]
+pub(super) struct KeptFrame {
+    pub frame: Arc<JobFrame>,
+    pub state: Option<JobState>,
+}
 
 impl Default for JobFrames {
     fn default() -> Self {
@@ -32,18 +44,27 @@ impl Default for JobFrames {
 }
 
 impl JobFrames {
-    fn kept(&self) -> MutexGuard<'_, KeptByJob<Arc<JobFrame>>> {
+    fn kept(&self) -> MutexGuard<'_, KeptByJob<KeptFrame>> {
         self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Keeps a job's frame; its record and list entries are stored.
+    /// Keeps a new job's frame; its record and list entries are stored, and
+    /// it has no state record yet.
     pub(super) fn keep(&self, id: &str, frame: JobFrame) {
-        self.kept().keep(id, Arc::new(frame));
+        let frame = Arc::new(frame);
+        self.kept().keep(id, KeptFrame { frame, state: None });
     }
 
     /// A job's kept frame.
-    pub(super) fn get(&self, id: &str) -> Option<Arc<JobFrame>> {
+    pub(super) fn get(&self, id: &str) -> Option<KeptFrame> {
         self.kept().get(id).cloned()
+    }
+
+    /// Notes the state record just written for a job whose frame is kept.
+    pub(super) fn wrote_state(&self, id: &str, state: &JobState) {
+        if let Some(kept) = self.kept().get_mut(id) {
+            kept.state = Some(state.clone());
+        }
     }
 
     /// Forgets a job's frame (its deliveries are done, or it is gone).

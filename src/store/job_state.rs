@@ -31,6 +31,7 @@
 //! job's state behind its deliveries until its next change sums it up again
 //! from them (nothing is summed up from a copy of a delivery's state).
 
+use super::job_frames::KeptFrame;
 use super::job_index::{JobPlace, JobTags};
 use super::{announce, get, of_request, put, Result, Store};
 use crate::model::{DeliveryTally, Event, EventStatus, JobState, JobStatus, WebhookJob};
@@ -182,7 +183,8 @@ impl Store {
     }
 
     /// Keeps a new job's frame in memory for its sum-ups (see `JobFrames`),
-    /// once its record and list entries are stored.
+    /// once its record and list entries are stored, before any state record
+    /// is written for it.
     pub fn keep_job_frame(&self, job: &WebhookJob) {
         // On a remote keyspace another node may remove the job unheard.
         if !self.db.is_remote() {
@@ -193,17 +195,14 @@ impl Store {
     /// A job's frame (kept, else read from its record) and its state now
     /// (see `job`).
     fn framed_job(&self, id: &str) -> Result<Option<FramedJob>> {
-        let (frame, kept) = match self.job_frames.get(id) {
-            Some(frame) => (frame, true),
+        let (frame, kept, state) = match self.job_frames.get(id) {
+            Some(KeptFrame { frame, state }) => (frame, true, state),
             None => match self.job_frame_record(id)? {
-                Some(frame) => (Arc::new(frame), false),
+                Some(frame) => (Arc::new(frame), false, self.job_state(id)?),
                 None => return Ok(None),
             },
         };
-        let state = match self.job_state(id)? {
-            Some(state) => state,
-            None => frame.state(),
-        };
+        let state = state.unwrap_or_else(|| frame.state());
         Ok(Some(FramedJob { frame, kept, state }))
     }
 
@@ -280,13 +279,19 @@ impl Store {
         change(&mut state);
         state.summarize(&self.delivery_tallies(id, &frame, settled)?, now_ms);
         let after = frame.tags(&state);
-        self.write_indexed_job(frame.place(id, kept), Some(&before), Some(&after), || {
-            put(&self.job_states, id, &state)
-        })?;
-        if kept && matches!(state.status, Succeeded | Discarded | Archived) {
-            // Read again from its record should it be retried.
-            self.job_frames.forget(id);
+        let written =
+            self.write_indexed_job(frame.place(id, kept), Some(&before), Some(&after), || {
+                put(&self.job_states, id, &state)
+            });
+        if kept {
+            match (&written, state.status) {
+                // Read again from its record should it be retried; and
+                // after an error, from what sled holds.
+                (Err(_), _) | (_, Succeeded | Discarded | Archived) => self.job_frames.forget(id),
+                (Ok(()), _) => self.job_frames.wrote_state(id, &state),
+            }
         }
+        written?;
         if self.job_feed.receiver_count() > 0 {
             if let Some(job) = self.job(id)? {
                 announce(&self.job_feed, || job);
@@ -522,6 +527,26 @@ mod tests {
             (1, 0)
         );
         assert!(store.job_frames.get(&job.id).is_none(), "done: forgotten");
+    }
+
+    #[test]
+    fn a_kept_jobs_sum_up_reads_its_state_from_memory_not_its_state_record() {
+        let (_dir, store) = temp_store();
+        let (job, delivery) = kept_job(&store, false);
+        // Not read: none was written since the frame was kept, and what a
+        // sum-up writes is kept with the frame.
+        store
+            .job_states
+            .insert(job.id.as_bytes(), &b"unreadable"[..])
+            .unwrap();
+        store.update_job(&job.id, 2000, |_| {}).unwrap();
+        store
+            .job_states
+            .insert(job.id.as_bytes(), &b"unreadable"[..])
+            .unwrap();
+        let settled = settle_now(&store, &delivery);
+        assert!(matches!(settled, SettledNow::Settled(Ok(Some(_)))));
+        assert_eq!(status_and_attempts(&store, &job), (JobStatus::Succeeded, 1));
     }
 
     #[test]
