@@ -129,11 +129,17 @@ fn view(job: &WebhookJob) -> JobView<'_> {
 
 /// The answer (200) of a job with each delivery and what its last attempt got.
 fn answer_with_deliveries(store: &Store, job: &WebhookJob) -> ApiResult<Response> {
-    let mut deliveries = Vec::new();
-    for delivery in store.deliveries_of(&job.id)? {
+    answer_with(store, job, store.deliveries_of(&job.id)?)
+}
+
+/// `job` with these deliveries and each one's last attempt.
+fn answer_with(store: &Store, job: &WebhookJob, deliveries: Vec<Event>) -> ApiResult<Response> {
+    let mut deliveries_and_last = Vec::new();
+    for delivery in deliveries {
         let last = store.attempts_of(&delivery.id)?.pop();
-        deliveries.push((delivery, last));
+        deliveries_and_last.push((delivery, last));
     }
+    let deliveries = deliveries_and_last;
     let view = JobView {
         deliveries: Some(
             (deliveries.iter())
@@ -536,11 +542,9 @@ pub async fn retry(State(state): Shared, Path(id): Path<String>) -> ApiResult<Re
     state.store.wait_routed(&id).await?;
     blocking(move || {
         let window = state.config.load().outbound.delivery_window_ms;
-        let (job, woken) = retry_job(&state.store, &id, window)?;
-        woken
-            .iter()
-            .for_each(|endpoint| state.scheduler.wake(endpoint));
-        answer_with_deliveries(&state.store, &job)
+        let retried = retry_job(&state.store, &id, window)?;
+        (retried.woken.iter()).for_each(|endpoint| state.scheduler.wake(endpoint));
+        answer_with(&state.store, &retried.job, retried.deliveries)
     })
     .await
 }

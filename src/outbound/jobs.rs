@@ -214,10 +214,20 @@ fn window_from(now: u64, max_retries: u32, window_ms: u64) -> DeliveryWindow {
     }
 }
 
+/// A job as its retry left it.
+pub struct RetriedJob {
+    pub job: WebhookJob,
+    pub deliveries: Vec<Event>,
+    /// The endpoints to wake.
+    pub woken: Vec<String>,
+}
+
 /// Back to `created`: every delivery whose endpoint still exists starts over
-/// now, with no attempts and a fresh delivery window. Returns the job and the
-/// endpoints to wake.
-pub fn retry_job(store: &Store, id: &str, window_ms: u64) -> JobResult<(WebhookJob, Vec<String>)> {
+/// now, with no attempts and a fresh delivery window. Returns the job and
+/// its deliveries as the retry left them: their lanes may have attempted one
+/// since (on PostgreSQL the queue's announcement rings them at once), and
+/// the job summed that up.
+pub fn retry_job(store: &Store, id: &str, window_ms: u64) -> JobResult<RetriedJob> {
     let job = job_of(store, id)?;
     if job.status == JobStatus::Archived {
         return Err(JobError::Conflict(
@@ -227,19 +237,28 @@ pub fn retry_job(store: &Store, id: &str, window_ms: u64) -> JobResult<(WebhookJ
     let now = now_ms();
     let window = window_from(now, job.max_retries, window_ms);
     let mut woken = Vec::new();
-    for delivery in store.deliveries_of(id)? {
-        if store.endpoint(&delivery.destination_id)?.is_some() {
-            reset(store, &delivery.id, window, now)?;
-            woken.push(delivery.destination_id);
+    let mut deliveries = store.deliveries_of(id)?;
+    for delivery in &mut deliveries {
+        if store.endpoint(&delivery.destination_id)?.is_none() {
+            continue;
+        }
+        if let Some(reset) = reset(store, &delivery.id, window, now)? {
+            woken.push(reset.destination_id.clone());
+            *delivery = reset;
         }
     }
-    let job = store
+    let mut job = store
         .update_job(id, now, |job| {
             job.cancelled = false;
             job.expires_at = window.expires_at;
         })?
         .ok_or_else(|| JobError::NotFound("webhook job", id.to_string()))?;
-    Ok((job, woken))
+    job.summarize(&deliveries, now);
+    Ok(RetriedJob {
+        job,
+        deliveries,
+        woken,
+    })
 }
 
 /// `created` or `awaiting_retry` → `discarded`: no delivery is attempted again.

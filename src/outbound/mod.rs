@@ -12,5 +12,5 @@ pub mod validate;
 pub use endpoints::{destination_of, served_endpoints};
 pub use jobs::{
     cancel_delivery, cancel_job, discard_pending, end_past_window, fan_out, fan_out_journaled,
-    new_deliveries, resume_fan_outs, retry_delivery, retry_job, JobError, CANCELLED,
+    new_deliveries, resume_fan_outs, retry_delivery, retry_job, JobError, RetriedJob, CANCELLED,
 };
