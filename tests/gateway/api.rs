@@ -1181,7 +1181,8 @@ async fn a_stop_halts_a_bulk_retry_between_batches_and_the_next_start_finishes_i
     let gw = TestGateway::start_in(dir, &config).await;
     gw.wait_events(EVENTS, |e| e.status == EventStatus::Successful)
         .await;
-    let (_, job) = gw.api_get(&format!("/bulk/events/retry/{id}")).await;
+    // The lanes may deliver the last batch before the job saves its end.
+    let job = crate::hookdeck_tr_bk_bulk::finished(&gw, "events", &id).await;
     assert_eq!(job["status"], "completed");
     assert_eq!(job["completed_count"], EVENTS);
     let retried = sink.received().len() - EVENTS;
@@ -1233,7 +1234,8 @@ async fn a_bulk_retry_left_running_resumes_from_its_cursor_and_a_cancelled_one_d
         failed[2..].iter().map(String::as_str).collect::<Vec<_>>(),
         "only the events after the cursor"
     );
-    let (_, resumed) = gw.api_get("/bulk/events/retry/bch_resumed").await;
+    // The lanes may deliver the last events before the job saves its end.
+    let resumed = crate::hookdeck_tr_bk_bulk::finished(&gw, "events", "bch_resumed").await;
     assert_eq!(
         (
             resumed["status"].as_str(),
