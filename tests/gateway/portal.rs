@@ -225,7 +225,10 @@ async fn management_remaining(tg: &TestGateway) -> u32 {
 #[tokio::test]
 async fn a_burst_of_portal_pages_past_the_applications_budget_is_told_when_to_come_back() {
     let budget = "[outbound]\nportal_requests_per_minute_per_application = 3\n";
-    let tg = TestGateway::start_with(INSECURE, budget).await;
+    // The management API's budget grows back one call every 2 s, not 250 ms:
+    // a loaded machine's pages take less than that.
+    let server = format!("{INSECURE}api_rate_limit_per_minute = 30\n");
+    let tg = TestGateway::start_with(&server, budget).await;
     let portal: Value = serde_json::from_str(BRAND).unwrap();
     let ours = branded_application(&tg, "ours", portal.clone()).await;
     let theirs = branded_application(&tg, "theirs", portal).await;
@@ -250,7 +253,8 @@ async fn a_burst_of_portal_pages_past_the_applications_budget_is_told_when_to_co
 
     // Another application's customers and the management API spend their own budgets.
     assert_eq!(their_visitor.get("/deliveries").await.status(), 200);
-    assert_eq!(management_remaining(&tg).await, management_before - 1);
+    // Only the call that asks (had the pages spent it, 3 more would be gone).
+    assert!(management_remaining(&tg).await >= management_before - 1);
 }
 
 #[tokio::test]
