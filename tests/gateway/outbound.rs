@@ -483,13 +483,14 @@ async fn failed_deliveries_back_off_exponentially_across_the_window() {
 
 #[tokio::test]
 async fn deliveries_still_failing_when_the_window_ends_are_discarded() {
-    // Each attempt times out after 200 ms, so a 500 ms window ends long before
-    // the 20 retries do.
+    // Each attempt times out after 200 ms, so a 1.5 s window ends long before
+    // the 20 retries do, and holds two attempts even when a loaded machine
+    // makes the first one late.
     let gw = TestGateway::start_with(
         INSECURE,
         &format!(
             "[limits]\ndelivery_timeout_ms = 200\n{}",
-            outbound_section("delivery_window_ms = 500\nmax_retries = 20")
+            outbound_section("delivery_window_ms = 1500\nmax_retries = 20")
         ),
     )
     .await;
