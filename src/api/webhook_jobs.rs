@@ -134,12 +134,13 @@ fn answer_with_deliveries(store: &Store, job: &WebhookJob) -> ApiResult<Response
 
 /// `job` with these deliveries and each one's last attempt.
 fn answer_with(store: &Store, job: &WebhookJob, deliveries: Vec<Event>) -> ApiResult<Response> {
-    let mut deliveries_and_last = Vec::new();
-    for delivery in deliveries {
+    let with_last = |delivery: Event| {
         let last = store.attempts_of(&delivery.id)?.pop();
-        deliveries_and_last.push((delivery, last));
-    }
-    let deliveries = deliveries_and_last;
+        Ok((delivery, last))
+    };
+    let deliveries: Vec<(Event, Option<Attempt>)> = (deliveries.into_iter())
+        .map(with_last)
+        .collect::<ApiResult<_>>()?;
     let view = JobView {
         deliveries: Some(
             (deliveries.iter())

@@ -239,7 +239,7 @@ pub fn retry_job(store: &Store, id: &str, window_ms: u64) -> JobResult<RetriedJo
     let mut woken = Vec::new();
     let mut deliveries = store.deliveries_of(id)?;
     for delivery in &mut deliveries {
-        if store.endpoint(&delivery.destination_id)?.is_none() {
+        if !store.endpoint_exists(&delivery.source_id, &delivery.destination_id)? {
             continue;
         }
         if let Some(reset) = reset(store, &delivery.id, window, now)? {
@@ -295,7 +295,7 @@ fn delivery_of(store: &Store, id: &str) -> JobResult<Event> {
 pub fn retry_delivery(store: &Store, id: &str, window_ms: u64) -> JobResult<Event> {
     let delivery = delivery_of(store, id)?;
     // Queued for an endpoint no lane serves, it would never end, nor its job.
-    if store.endpoint(&delivery.destination_id)?.is_none() {
+    if !store.endpoint_exists(&delivery.source_id, &delivery.destination_id)? {
         return Err(JobError::Conflict(
             "its endpoint was deleted; it cannot be retried".into(),
         ));

@@ -740,28 +740,31 @@ impl Store {
     /// endpoint's, or every type bucket of the application.
     fn walked_buckets(&self, selection: &JobSelection) -> Result<Vec<String>> {
         let app = selection.application_id;
-        let mut buckets;
-        match (selection.event_type, selection.endpoint_id) {
+        Ok(match (selection.event_type, selection.endpoint_id) {
             (Some(kind), Some(endpoint)) => {
-                buckets = vec![bucket(&["te", app, kind, endpoint])];
-                buckets.push(bucket(&["t", app, kind]));
+                vec![
+                    bucket(&["te", app, kind, endpoint]),
+                    bucket(&["t", app, kind]),
+                ]
             }
             (Some(kind), None) => {
-                buckets = self.buckets_under(&bucket(&["te", app, kind]))?;
+                let mut buckets = self.buckets_under(&bucket(&["te", app, kind]))?;
                 buckets.push(bucket(&["t", app, kind]));
+                buckets
             }
             (None, Some(endpoint)) => {
-                buckets = self.buckets_under(&bucket(&["te", app]))?;
+                let mut buckets = self.buckets_under(&bucket(&["te", app]))?;
                 buckets
                     .retain(|te| of_type_bucket(te).is_some_and(|(.., to)| to == Some(endpoint)));
                 buckets.push(bucket(&["e", app, endpoint]));
+                buckets
             }
             (None, None) => {
-                buckets = self.buckets_under(&bucket(&["te", app]))?;
+                let mut buckets = self.buckets_under(&bucket(&["te", app]))?;
                 buckets.extend(self.buckets_under(&bucket(&["t", app]))?);
+                buckets
             }
-        }
-        Ok(buckets)
+        })
     }
 
     /// The buckets under a prefix (ended by a NUL) that have entries: found
