@@ -22,9 +22,11 @@
 //! A job's status has no entries: it changes with every settled
 //! delivery, and moving a job between status buckets (under a mark, for
 //! crashes) was most of a settle's sled writes. A list by status walks the
-//! status-free bucket and reads each job's status (`JobTags`, the record
-//! read without its payload's values, its state record's status over it:
-//! see `job_state`).
+//! status-free bucket and reads each job's status (`JobTags`, from the
+//! record read without its payload's values, its state record's status
+//! over it). A type entry's value is that state record once a change wrote
+//! one (see `job_state`); every other value is empty, and adding an entry
+//! that is there keeps its value.
 //!
 //! Every list's count is kept in memory (`BucketCounts`): a type's and an
 //! endpoint's (their `te` entries counted in both), the status buckets'
@@ -93,15 +95,13 @@ fn tags_of(status: JobStatus, cancelled: bool) -> Vec<&'static str> {
     tags
 }
 
-/// What a list tells jobs apart by, read from a job's record without
-/// building its payload, headers and metadata (serde skips them). A job's
-/// entries and status counts follow from these and its application alone.
-#[derive(Deserialize, PartialEq)]
+/// What a list tells jobs apart by. A job's entries and status counts
+/// follow from these and its application alone.
+#[derive(PartialEq)]
 pub(super) struct JobTags {
     event_type: String,
     endpoint_ids: Vec<String>,
     status: JobStatus,
-    #[serde(default)]
     cancelled: bool,
 }
 
@@ -131,19 +131,6 @@ impl JobTags {
     fn same_entries(&self, other: &JobTags) -> bool {
         self.event_type == other.event_type && self.endpoint_ids == other.endpoint_ids
     }
-
-    /// The tags as the job's state record has them (its record's may be
-    /// older, see `job_state`).
-    pub(super) fn with_state(self, state: Option<&JobState>) -> JobTags {
-        match state {
-            Some(state) => JobTags {
-                status: state.status,
-                cancelled: state.cancelled,
-                ..self
-            },
-            None => self,
-        }
-    }
 }
 
 /// What of a job its entries' keys name.
@@ -159,6 +146,15 @@ pub(super) struct JobPlace<'a> {
     /// Its type entry is known to be there (its frame is kept in memory, see
     /// `JobFrames`): sled need not be asked (`is_indexed`).
     pub known_indexed: bool,
+}
+
+impl JobPlace<'_> {
+    /// The key of the job's type entry, which holds its state record once
+    /// a change wrote one (see `job_state`).
+    pub(super) fn type_entry_key(&self) -> Vec<u8> {
+        let type_bucket = type_bucket(self.application_id, self.event_type, self.endpoint_ids);
+        entry_key(&type_bucket, self.created_at, self.id)
+    }
 }
 
 impl<'a> From<&'a WebhookJob> for JobPlace<'a> {
@@ -484,9 +480,7 @@ impl Store {
     }
 
     fn is_indexed(&self, job: JobPlace) -> Result<bool> {
-        let type_bucket = type_bucket(job.application_id, job.event_type, job.endpoint_ids);
-        let key = entry_key(&type_bucket, job.created_at, job.id);
-        self.job_index.contains_key(key)
+        self.job_index.contains_key(job.type_entry_key())
     }
 
     /// Moves a job's entries from the `old` buckets to the `new`, writing its
@@ -539,10 +533,13 @@ impl Store {
         Ok(())
     }
 
-    /// Adds an entry; whether it was not there yet.
+    /// Adds an entry; whether it was not there yet. One that is keeps its
+    /// value (a type entry's is the job's state, see `job_state`).
     fn add_entry(&self, bucket: &str, created_at: u64, id: &str) -> Result<bool> {
         let key = entry_key(bucket, created_at, id);
-        let added = self.job_index.insert(key, &[])?.is_none();
+        let added = (self.job_index)
+            .compare_and_swap(key, None::<&[u8]>, Some(&[]))?
+            .is_ok();
         if added {
             self.count_entry(bucket, 1);
         }
@@ -648,6 +645,7 @@ impl Store {
 
     fn build_job_index(&self) -> Result<()> {
         let started = std::time::Instant::now();
+        self.keep_entry_states()?;
         self.job_index.clear()?;
         self.job_counts.replace(HashMap::new());
         self.job_index_marks.clear()?;
@@ -664,6 +662,20 @@ impl Store {
         if indexed > 0 {
             let took = started.elapsed();
             tracing::info!(jobs = indexed, ?took, "built the webhook jobs' list index");
+        }
+        Ok(())
+    }
+
+    /// Moves the states written into type entries to `job_states` before a
+    /// build clears the entries; there a job's state is read while its new
+    /// type entry holds none (see `job_state`).
+    fn keep_entry_states(&self) -> Result<()> {
+        for entry in self.job_index.iter() {
+            let (key, state) = entry?;
+            let Some(bucket) = bucket_of_key(&key).filter(|_| !state.is_empty()) else {
+                continue;
+            };
+            self.job_states.insert(&key[bucket.len() + 8..], state)?;
         }
         Ok(())
     }
@@ -691,15 +703,10 @@ impl Store {
         Ok(())
     }
 
-    /// A job's tags as a list tells it apart by (from memory while it waits
-    /// for the router, as `job` reads it), its state record's status over
-    /// its record's.
+    /// A job's tags as a list tells it apart by, read without its payload
+    /// (see `framed_job`).
     fn job_tags(&self, id: &str) -> Result<Option<JobTags>> {
-        let stored = |record: &[u8]| Ok(Some(serde_json::from_slice::<JobTags>(record)?));
-        let Some(tags) = self.read_job(id, stored, |job| JobTags::from(job))? else {
-            return Ok(None);
-        };
-        Ok(Some(tags.with_state(self.job_state(id)?.as_ref())))
+        Ok(self.framed_job(id)?.map(|job| job.tags()))
     }
 
     /// The ids of an application's jobs, newest first.
@@ -1071,6 +1078,25 @@ mod tests {
         (store.job_index.iter().keys())
             .map(|key| key.unwrap()[..2].to_vec())
             .collect()
+    }
+
+    #[test]
+    fn a_build_of_the_index_keeps_the_states_its_type_entries_held() {
+        let (dir, store) = temp_store();
+        store.insert_job(&job("job_1", JobStatus::Created)).unwrap();
+        let archive = |state: &mut JobState| state.status = JobStatus::Archived;
+        store.update_job("job_1", 2000, archive).unwrap();
+        assert_eq!(store.job_states.len(), 0, "in its type entry");
+        store.meta.remove(BUILT).unwrap();
+        assert!(store.checkpoint().unwrap());
+
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let rebuilt = store.job("job_1").unwrap().unwrap();
+        assert_eq!(rebuilt.status, JobStatus::Archived);
+        assert_eq!(
+            listed(&store, Some("archived")),
+            (vec!["job_1".to_string()], 1)
+        );
     }
 
     #[test]

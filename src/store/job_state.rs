@@ -1,6 +1,6 @@
 //! A webhook job's changing state (`JobState`: its status, attempt count and
-//! times) in a small record of its own, tree `job_states`, keyed by the
-//! job's id.
+//! times) in a small record of its own: the value of the job's type entry in
+//! the list index (`job_index`), keyed by the job's list place.
 //!
 //! Each settled delivery sums its job up again. Reading the job's whole
 //! record (payload, headers, metadata) and writing all of it back for that
@@ -9,6 +9,16 @@
 //! statuses and attempts only (`DeliveryTally`), and writes the state
 //! record alone. The job's record is written once, when the job is stored,
 //! and keeps the state it was created with.
+//!
+//! The state record goes into the job's type entry, which every job has
+//! from its fan-out on, rather than under a key of its own: a new key in
+//! sled costs its tree's leaves a split every few keys, and the state
+//! record's was the largest write of a job's settle. A job changed before
+//! its type entry is written (a start indexing journaled jobs again) has
+//! its state record in `job_states`, keyed by the job's id, which is read
+//! while the entry holds none; so are the state records of stores written
+//! before. A build of the index moves the entries' state records there
+//! first (`keep_entry_states`).
 //!
 //! Every reader overlays the state record on the job's record (`job`,
 //! `stored_job`, the lists' `job_tags`, `jobs_newest_first`). A job with no
@@ -105,12 +115,26 @@ impl JobFrame {
 }
 
 /// A job as a sum-up reads it.
-struct FramedJob {
+pub(super) struct FramedJob {
     frame: Arc<JobFrame>,
     /// Its frame was kept in memory: its record and entries are stored.
     kept: bool,
+    /// Its type entry is there: its state is written into it.
+    indexed: bool,
     /// Its state now.
     state: JobState,
+}
+
+impl FramedJob {
+    pub(super) fn tags(&self) -> JobTags {
+        self.frame.tags(&self.state)
+    }
+}
+
+/// A job's state record as stored, and whether its type entry is there.
+struct StoredState {
+    indexed: bool,
+    state: Option<JobState>,
 }
 
 /// The delivery whose settle sums its job up.
@@ -135,13 +159,35 @@ struct StoredDelivery {
 
 impl Store {
     /// A job's state record, if a change since its creation wrote one.
-    pub(super) fn job_state(&self, id: &str) -> Result<Option<JobState>> {
-        get(&self.job_states, id)
+    pub(super) fn job_state(&self, job: JobPlace) -> Result<Option<JobState>> {
+        Ok(self.stored_state(job)?.state)
+    }
+
+    /// A job's state record: in its type entry, else (none written there
+    /// yet) in `job_states`.
+    fn stored_state(&self, job: JobPlace) -> Result<StoredState> {
+        let entry = self.job_index.get(job.type_entry_key())?;
+        let state = match &entry {
+            Some(state) if !state.is_empty() => Some(serde_json::from_slice(state)?),
+            _ => get(&self.job_states, job.id)?,
+        };
+        let indexed = entry.is_some();
+        Ok(StoredState { indexed, state })
+    }
+
+    /// Writes a job's state record into its type entry, or into
+    /// `job_states` while it has none (`known_indexed`, see `stored_state`).
+    fn put_state(&self, job: JobPlace, state: &JobState) -> Result<()> {
+        if !job.known_indexed {
+            return put(&self.job_states, job.id, state);
+        }
+        (self.job_index).insert(job.type_entry_key(), serde_json::to_vec(state)?)?;
+        Ok(())
     }
 
     /// `job` as its state record says it is now.
     fn with_state(&self, mut job: WebhookJob) -> Result<WebhookJob> {
-        if let Some(state) = self.job_state(&job.id)? {
+        if let Some(state) = self.job_state((&job).into())? {
             job.set_state(&state);
         }
         Ok(job)
@@ -194,16 +240,32 @@ impl Store {
 
     /// A job's frame (kept, else read from its record) and its state now
     /// (see `job`).
-    fn framed_job(&self, id: &str) -> Result<Option<FramedJob>> {
-        let (frame, kept, state) = match self.job_frames.get(id) {
-            Some(KeptFrame { frame, state }) => (frame, true, state),
+    pub(super) fn framed_job(&self, id: &str) -> Result<Option<FramedJob>> {
+        let (frame, kept, stored) = match self.job_frames.get(id) {
+            Some(KeptFrame { frame, state }) => (
+                frame,
+                true,
+                StoredState {
+                    indexed: true,
+                    state,
+                },
+            ),
             None => match self.job_frame_record(id)? {
-                Some(frame) => (Arc::new(frame), false, self.job_state(id)?),
+                Some(frame) => {
+                    let stored = self.stored_state(frame.place(id, false))?;
+                    (Arc::new(frame), false, stored)
+                }
                 None => return Ok(None),
             },
         };
+        let StoredState { indexed, state } = stored;
         let state = state.unwrap_or_else(|| frame.state());
-        Ok(Some(FramedJob { frame, kept, state }))
+        Ok(Some(FramedJob {
+            frame,
+            kept,
+            indexed,
+            state,
+        }))
     }
 
     /// A job's frame as its record (or, while the router holds it, memory) has it.
@@ -270,6 +332,7 @@ impl Store {
         let Some(FramedJob {
             frame,
             kept,
+            indexed,
             mut state,
         }) = self.framed_job(id)?
         else {
@@ -279,10 +342,10 @@ impl Store {
         change(&mut state);
         state.summarize(&self.delivery_tallies(id, &frame, settled)?, now_ms);
         let after = frame.tags(&state);
-        let written =
-            self.write_indexed_job(frame.place(id, kept), Some(&before), Some(&after), || {
-                put(&self.job_states, id, &state)
-            });
+        let place = frame.place(id, indexed);
+        let written = self.write_indexed_job(place, Some(&before), Some(&after), || {
+            self.put_state(place, &state)
+        });
         if kept {
             match (&written, state.status) {
                 // Read again from its record should it be retried; and
@@ -331,7 +394,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use crate::ids::{new_id, now_ms};
-    use crate::model::{Attempt, EventStatus, JobStatus, WebhookJob};
+    use crate::model::{Attempt, EventStatus, JobState, JobStatus, WebhookJob};
+    use crate::store::job_index::JobPlace;
     use crate::store::{stripe_of, temp_store, JobSelection, QueueMove, SettledNow, Store, FAILED};
 
     /// A job as a version that kept its state in its record stored it
@@ -418,6 +482,84 @@ mod tests {
         );
         let page = store.jobs_newest_first().next().unwrap().unwrap();
         assert_eq!(page, settled);
+    }
+
+    /// What a job's type entry holds.
+    fn type_entry(store: &Store, job: &WebhookJob) -> Option<Vec<u8>> {
+        let key = JobPlace::from(job).type_entry_key();
+        store
+            .job_index
+            .get(key)
+            .unwrap()
+            .map(|value| value.to_vec())
+    }
+
+    /// A job to one endpoint, stored and indexed, whose delivery succeeded
+    /// at its second attempt; returns the delivery's id.
+    fn delivered_job(store: &Store, job: &WebhookJob) -> String {
+        let delivered = deliver(store, job, &[(EventStatus::Successful, 2)]);
+        delivered.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn a_change_writes_an_indexed_jobs_state_into_its_type_entry_not_a_record_of_its_own() {
+        let (_dir, store) = temp_store();
+        let job = old_job(&["end_a"]);
+        store.insert_job(&job).unwrap();
+        let delivery = delivered_job(&store, &job);
+        store.settle_job(&job.id, &delivery, 5000).unwrap();
+
+        assert_eq!(store.job_states.get(job.id.as_bytes()).unwrap(), None);
+        let entry: JobState = serde_json::from_slice(&type_entry(&store, &job).unwrap()).unwrap();
+        assert_eq!(
+            (entry.status, entry.attempt_count),
+            (JobStatus::Succeeded, 2)
+        );
+        assert_eq!(status_and_attempts(&store, &job), (JobStatus::Succeeded, 2));
+    }
+
+    #[test]
+    fn a_job_changed_before_its_type_entry_is_written_reads_its_state_record_until_the_entry_holds_one(
+    ) {
+        let (_dir, store) = temp_store();
+        let job = old_job(&["end_a"]);
+        store.insert_job(&job).unwrap();
+        // As a job stored but not indexed yet (the indexer's next write).
+        let key = JobPlace::from(&job).type_entry_key();
+        store.job_index.remove(key).unwrap();
+        let delivery = delivered_job(&store, &job);
+        store.settle_job(&job.id, &delivery, 5000).unwrap();
+        assert!(store.job_states.get(job.id.as_bytes()).unwrap().is_some());
+
+        let stored = store.stored_job(&job.id).unwrap().unwrap();
+        store.index_job(&stored).unwrap();
+        assert_eq!(type_entry(&store, &job), Some(Vec::new()));
+        assert_eq!(status_and_attempts(&store, &job), (JobStatus::Succeeded, 2));
+
+        // Retried: written into the entry now, over the older record.
+        store
+            .update_event(&delivery, |event| {
+                (event.status, event.attempts) = (EventStatus::Queued, 0);
+                (QueueMove::Out, ())
+            })
+            .unwrap();
+        store.settle_job(&job.id, &delivery, 6000).unwrap();
+        assert_eq!(status_and_attempts(&store, &job), (JobStatus::Created, 0));
+        assert!(store.job_states.get(job.id.as_bytes()).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_job_indexed_again_keeps_the_state_its_type_entry_holds() {
+        let (_dir, store) = temp_store();
+        let job = old_job(&["end_a"]);
+        store.insert_job(&job).unwrap();
+        let delivery = delivered_job(&store, &job);
+        store.settle_job(&job.id, &delivery, 5000).unwrap();
+
+        // As a start indexes a job journaled before a crash again.
+        store.index_job(&job).unwrap();
+        assert_eq!(status_and_attempts(&store, &job), (JobStatus::Succeeded, 2));
+        assert_eq!(listed(&store, "succeeded"), 1);
     }
 
     #[test]
@@ -535,15 +677,11 @@ mod tests {
         let (job, delivery) = kept_job(&store, false);
         // Not read: none was written since the frame was kept, and what a
         // sum-up writes is kept with the frame.
-        store
-            .job_states
-            .insert(job.id.as_bytes(), &b"unreadable"[..])
-            .unwrap();
+        let key = JobPlace::from(&job).type_entry_key();
+        let unreadable = || store.job_index.insert(&key, &b"unreadable"[..]).unwrap();
+        unreadable();
         store.update_job(&job.id, 2000, |_| {}).unwrap();
-        store
-            .job_states
-            .insert(job.id.as_bytes(), &b"unreadable"[..])
-            .unwrap();
+        unreadable();
         let settled = settle_now(&store, &delivery);
         assert!(matches!(settled, SettledNow::Settled(Ok(Some(_)))));
         assert_eq!(status_and_attempts(&store, &job), (JobStatus::Succeeded, 1));
@@ -596,7 +734,11 @@ mod tests {
             .remove_job(&store.job(&job.id).unwrap().unwrap())
             .unwrap();
         store.settle_job(&job.id, &delivery, now_ms()).unwrap();
-        assert_eq!(store.job_state(&job.id).unwrap(), None, "no state written");
+        assert_eq!(
+            store.job_state((&job).into()).unwrap(),
+            None,
+            "no state written"
+        );
         let counted = ["created", "awaiting_retry", "succeeded", FAILED];
         assert_eq!(counted.map(|status| listed(&store, status)), [0; 4]);
     }

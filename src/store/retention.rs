@@ -788,7 +788,7 @@ mod tests {
         assert!(store.job(&fanning_out.id).unwrap().is_some());
         assert_eq!(store.job(&done.id).unwrap(), None);
         assert_eq!(
-            store.job_state(&done.id).unwrap(),
+            store.job_state((&done).into()).unwrap(),
             None,
             "its state went too"
         );
