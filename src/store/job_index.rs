@@ -294,11 +294,12 @@ fn entry_key(bucket: &str, created_at: u64, id: &str) -> Vec<u8> {
     [bucket.as_bytes(), &created_at.to_be_bytes(), id.as_bytes()].concat()
 }
 
-/// The ids of the entries of one bucket or more, newest first (several
-/// buckets' merged by their keys' time and id).
+/// The entries of one bucket or more, newest first (several buckets'
+/// merged by their keys' time and id).
 struct Walk {
-    /// Each bucket's length and its entries not yet walked.
-    buckets: Vec<(usize, Iter)>,
+    /// Each bucket's length, whether it holds type entries, and its entries
+    /// not yet walked.
+    buckets: Vec<(usize, bool, Iter)>,
     /// Each bucket's newest entry not yet walked, the newest of all on top.
     heads: BinaryHeap<Head>,
 }
@@ -306,6 +307,8 @@ struct Walk {
 /// A bucket's newest entry not yet walked.
 struct Head {
     key: IVec,
+    /// The job's state record when it is a type entry (see `Walked`).
+    type_entry: Option<IVec>,
     /// Its bucket's length: the key's time and id follow.
     bucket_length: usize,
     /// Its bucket's place in `Walk::buckets`.
@@ -338,8 +341,16 @@ impl PartialEq for Head {
 
 impl Eq for Head {}
 
+/// An entry a walk came to: its job's id, and the entry's value when it is
+/// the job's type entry (empty, or the job's state record: see
+/// `job_state`), so that reading the job's state takes no second read of it.
+struct Walked {
+    id: String,
+    type_entry: Option<IVec>,
+}
+
 impl Walk {
-    fn new(buckets: Vec<(usize, Iter)>) -> Result<Walk> {
+    fn new(buckets: Vec<(usize, bool, Iter)>) -> Result<Walk> {
         let mut walk = Walk {
             heads: BinaryHeap::with_capacity(buckets.len()),
             buckets,
@@ -351,13 +362,13 @@ impl Walk {
     }
 
     fn advance(&mut self, bucket: usize) -> Result<()> {
-        let (bucket_length, entries) = &mut self.buckets[bucket];
+        let (bucket_length, of_types, entries) = &mut self.buckets[bucket];
         if let Some(entry) = entries.next_back() {
-            let (key, _) = entry?;
-            let bucket_length = *bucket_length;
+            let (key, value) = entry?;
             self.heads.push(Head {
                 key,
-                bucket_length,
+                type_entry: of_types.then_some(value),
+                bucket_length: *bucket_length,
                 bucket,
             });
         }
@@ -366,16 +377,16 @@ impl Walk {
 }
 
 impl Iterator for Walk {
-    type Item = Result<String>;
+    type Item = Result<Walked>;
 
-    fn next(&mut self) -> Option<Result<String>> {
+    fn next(&mut self) -> Option<Result<Walked>> {
         let head = self.heads.pop()?;
         if let Err(error) = self.advance(head.bucket) {
             return Some(Err(error));
         }
-        Some(Ok(
-            String::from_utf8_lossy(&head.time_and_id()[8..]).into_owned()
-        ))
+        let id = String::from_utf8_lossy(&head.time_and_id()[8..]).into_owned();
+        let type_entry = head.type_entry;
+        Some(Ok(Walked { id, type_entry }))
     }
 }
 
@@ -609,8 +620,8 @@ impl Store {
     fn recount_job_index(&self) -> Result<()> {
         let started = std::time::Instant::now();
         self.job_counts.replace(HashMap::new());
-        for key in self.job_index.iter().keys() {
-            let key = key?;
+        for entry in self.job_index.iter() {
+            let (key, value) = entry?;
             let Some(bucket) = bucket_of_key(&key) else {
                 continue;
             };
@@ -619,8 +630,11 @@ impl Store {
             let Some((app, ..)) = of_type_bucket(&bucket) else {
                 continue;
             };
-            let id = String::from_utf8_lossy(&key[bucket.len() + 8..]);
-            if let Some(tags) = self.job_tags(&id)? {
+            let walked = Walked {
+                id: String::from_utf8_lossy(&key[bucket.len() + 8..]).into_owned(),
+                type_entry: Some(value),
+            };
+            if let Some(tags) = self.job_tags(walked)? {
                 self.count_statuses(app, &tags);
             }
         }
@@ -703,16 +717,17 @@ impl Store {
         Ok(())
     }
 
-    /// A job's tags as a list tells it apart by, read without its payload
-    /// (see `framed_job`).
-    fn job_tags(&self, id: &str) -> Result<Option<JobTags>> {
-        Ok(self.framed_job(id)?.map(|job| job.tags()))
+    /// The tags a list tells a walked job apart by, read without its
+    /// payload (see `framed_job`).
+    fn job_tags(&self, walked: Walked) -> Result<Option<JobTags>> {
+        let job = self.framed_job_at(&walked.id, walked.type_entry)?;
+        Ok(job.map(|job| job.tags()))
     }
 
     /// The ids of an application's jobs, newest first.
     pub fn job_ids_of_application(&self, application_id: &str) -> Result<Vec<String>> {
-        self.walk(&JobSelection::of_application(application_id))?
-            .collect()
+        let walk = self.walk(&JobSelection::of_application(application_id))?;
+        walk.map(|walked| Ok(walked?.id)).collect()
     }
 
     /// The ids of the jobs fanned out to an endpoint, newest first.
@@ -725,7 +740,8 @@ impl Store {
             endpoint_id: Some(endpoint_id),
             ..JobSelection::of_application(application_id)
         };
-        self.walk(&selection)?.collect()
+        let walk = self.walk(&selection)?;
+        walk.map(|walked| Ok(walked?.id)).collect()
     }
 
     /// The entries of the buckets the selection walks, in its time range.
@@ -736,7 +752,8 @@ impl Store {
         let entries = |bucket: &String| {
             let lower = Bound::Included(entry_key(bucket, after, ""));
             let upper = Bound::Excluded(entry_key(bucket, before, ""));
-            (bucket.len(), self.job_index.range((lower, upper)))
+            let of_types = of_type_bucket(bucket).is_some();
+            (bucket.len(), of_types, self.job_index.range((lower, upper)))
         };
         Walk::new(buckets.iter().map(entries).collect())
     }
@@ -817,8 +834,8 @@ impl Store {
             jobs: Vec::with_capacity(take),
             total: 0,
         };
-        for id in self.walk(selection)? {
-            let id = id?;
+        for walked in self.walk(selection)? {
+            let walked = walked?;
             let on_page = page.total >= skip && page.jobs.len() < take;
             if !on_page && page.total >= skip && counted.is_some() {
                 break;
@@ -826,16 +843,17 @@ impl Store {
             if on_page {
                 // Read whole, and checked against every filter.
                 let selected = |job: &WebhookJob| selection.selects(&JobTags::from(job));
-                let job = self.job(&id)?.filter(|job| selected(job) && matches(job));
+                let job = (self.job(&walked.id)?).filter(|job| selected(job) && matches(job));
                 page.total += usize::from(job.is_some() || by_keys);
                 page.jobs.extend(job);
             } else if by_keys {
                 page.total += 1;
             } else if exact {
-                let tags = self.job_tags(&id)?;
+                let tags = self.job_tags(walked)?;
                 page.total += usize::from(tags.is_some_and(|tags| selection.selects(&tags)));
             } else {
-                page.total += usize::from(self.job(&id)?.is_some_and(|job| matches(&job)));
+                let job = self.job(&walked.id)?;
+                page.total += usize::from(job.is_some_and(|job| matches(&job)));
             }
         }
         page.total = counted.unwrap_or(page.total);
@@ -1163,6 +1181,28 @@ mod tests {
         };
         let page = store.job_page(&selection, |_| true, true, 0, 10).unwrap();
         (page.jobs.into_iter().map(|j| j.id).collect(), page.total)
+    }
+
+    #[test]
+    fn a_list_counts_jobs_by_the_states_their_type_entries_hold_whichever_entry_it_walks() {
+        let (_dir, store) = temp_store();
+        jobs_to_one_endpoint_and_to_others(&store);
+        let archive = |state: &mut JobState| state.status = JobStatus::Archived;
+        for n in 0..5 {
+            store
+                .update_job(&format!("job_{n}"), 2000, archive)
+                .unwrap();
+        }
+        // Counted past the page, job by job (a time range has no count):
+        // job_1 through its endpoint entry, the others their type entries.
+        let selection = JobSelection {
+            status: Some("archived"),
+            endpoint_id: Some("end_a"),
+            created_after: Some(999),
+            ..JobSelection::of_application("app_a")
+        };
+        let page = store.job_page(&selection, |_| true, true, 0, 0).unwrap();
+        assert_eq!(page.total, 3);
     }
 
     fn ids(numbers: &[usize]) -> Vec<String> {

@@ -46,6 +46,7 @@ use super::job_index::{JobPlace, JobTags};
 use super::{announce, get, of_request, put, Result, Store};
 use crate::model::{DeliveryTally, Event, EventStatus, JobState, JobStatus, WebhookJob};
 use serde::Deserialize;
+use sled::IVec;
 use std::sync::Arc;
 use JobStatus::{Archived, Discarded, Succeeded};
 
@@ -167,6 +168,12 @@ impl Store {
     /// yet) in `job_states`.
     fn stored_state(&self, job: JobPlace) -> Result<StoredState> {
         let entry = self.job_index.get(job.type_entry_key())?;
+        self.state_in(job, entry)
+    }
+
+    /// The state record of a job whose type entry holds `entry` (None: it
+    /// has no type entry).
+    fn state_in(&self, job: JobPlace, entry: Option<IVec>) -> Result<StoredState> {
         let state = match &entry {
             Some(state) if !state.is_empty() => Some(serde_json::from_slice(state)?),
             _ => get(&self.job_states, job.id)?,
@@ -241,6 +248,16 @@ impl Store {
     /// A job's frame (kept, else read from its record) and its state now
     /// (see `job`).
     pub(super) fn framed_job(&self, id: &str) -> Result<Option<FramedJob>> {
+        self.framed_job_at(id, None)
+    }
+
+    /// `framed_job`, given its type entry's value when a walk of the index
+    /// has just read it (`type_entry`).
+    pub(super) fn framed_job_at(
+        &self,
+        id: &str,
+        type_entry: Option<IVec>,
+    ) -> Result<Option<FramedJob>> {
         let (frame, kept, stored) = match self.job_frames.get(id) {
             Some(KeptFrame { frame, state }) => (
                 frame,
@@ -252,7 +269,11 @@ impl Store {
             ),
             None => match self.job_frame_record(id)? {
                 Some(frame) => {
-                    let stored = self.stored_state(frame.place(id, false))?;
+                    let place = frame.place(id, false);
+                    let stored = match type_entry {
+                        Some(entry) => self.state_in(place, Some(entry))?,
+                        None => self.stored_state(place)?,
+                    };
                     (Arc::new(frame), false, stored)
                 }
                 None => return Ok(None),
