@@ -720,7 +720,7 @@ impl Store {
     /// The tags a list tells a walked job apart by, read without its
     /// payload (see `framed_job`).
     fn job_tags(&self, walked: Walked) -> Result<Option<JobTags>> {
-        let job = self.framed_job_at(&walked.id, walked.type_entry)?;
+        let job = self.walked_framed_job(&walked.id, walked.type_entry)?;
         Ok(job.map(|job| job.tags()))
     }
 
@@ -843,7 +843,8 @@ impl Store {
             if on_page {
                 // Read whole, and checked against every filter.
                 let selected = |job: &WebhookJob| selection.selects(&JobTags::from(job));
-                let job = (self.job(&walked.id)?).filter(|job| selected(job) && matches(job));
+                let job = self.walked_job(&walked.id, walked.type_entry)?;
+                let job = job.filter(|job| selected(job) && matches(job));
                 page.total += usize::from(job.is_some() || by_keys);
                 page.jobs.extend(job);
             } else if by_keys {
@@ -852,7 +853,7 @@ impl Store {
                 let tags = self.job_tags(walked)?;
                 page.total += usize::from(tags.is_some_and(|tags| selection.selects(&tags)));
             } else {
-                let job = self.job(&walked.id)?;
+                let job = self.walked_job(&walked.id, walked.type_entry)?;
                 page.total += usize::from(job.is_some_and(|job| matches(&job)));
             }
         }

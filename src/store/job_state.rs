@@ -160,20 +160,19 @@ struct StoredDelivery {
 
 impl Store {
     /// A job's state record, if a change since its creation wrote one.
+    #[cfg(test)]
     pub(super) fn job_state(&self, job: JobPlace) -> Result<Option<JobState>> {
-        Ok(self.stored_state(job)?.state)
+        Ok(self.stored_state(job, None)?.state)
     }
 
     /// A job's state record: in its type entry, else (none written there
-    /// yet) in `job_states`.
-    fn stored_state(&self, job: JobPlace) -> Result<StoredState> {
-        let entry = self.job_index.get(job.type_entry_key())?;
-        self.state_in(job, entry)
-    }
-
-    /// The state record of a job whose type entry holds `entry` (None: it
-    /// has no type entry).
-    fn state_in(&self, job: JobPlace, entry: Option<IVec>) -> Result<StoredState> {
+    /// yet) in `job_states`. `walked`: the type entry's value when a walk of
+    /// the index has just read it (else it is read here).
+    fn stored_state(&self, job: JobPlace, walked: Option<IVec>) -> Result<StoredState> {
+        let entry = match walked {
+            Some(entry) => Some(entry),
+            None => self.job_index.get(job.type_entry_key())?,
+        };
         let state = match &entry {
             Some(state) if !state.is_empty() => Some(serde_json::from_slice(state)?),
             _ => get(&self.job_states, job.id)?,
@@ -192,9 +191,9 @@ impl Store {
         Ok(())
     }
 
-    /// `job` as its state record says it is now.
-    fn with_state(&self, mut job: WebhookJob) -> Result<WebhookJob> {
-        if let Some(state) = self.job_state((&job).into())? {
+    /// `job` as its state record says it is now (`walked`: see `stored_state`).
+    fn with_state(&self, mut job: WebhookJob, walked: Option<IVec>) -> Result<WebhookJob> {
+        if let Some(state) = self.stored_state((&job).into(), walked)?.state {
             job.set_state(&state);
         }
         Ok(job)
@@ -203,7 +202,7 @@ impl Store {
     /// A job as stored in sled (not one held in memory for the router).
     pub(super) fn stored_job(&self, id: &str) -> Result<Option<WebhookJob>> {
         self.stored_job_record(id)?
-            .map(|job| self.with_state(job))
+            .map(|job| self.with_state(job, None))
             .transpose()
     }
 
@@ -216,8 +215,14 @@ impl Store {
     }
 
     pub fn job(&self, id: &str) -> Result<Option<WebhookJob>> {
+        self.walked_job(id, None)
+    }
+
+    /// `job`, given its type entry's value when a walk of the index has just
+    /// read it.
+    pub(super) fn walked_job(&self, id: &str, walked: Option<IVec>) -> Result<Option<WebhookJob>> {
         self.job_record(id)?
-            .map(|job| self.with_state(job))
+            .map(|job| self.with_state(job, walked))
             .transpose()
     }
 
@@ -232,7 +237,7 @@ impl Store {
         let records = self.jobs.iter().values().rev();
         let whole = |record: Result<sled::IVec>| self.job_of_record(&record?);
         (records.filter_map(move |record| whole(record).transpose()))
-            .map(|job| self.with_state(job?))
+            .map(|job| self.with_state(job?, None))
     }
 
     /// Keeps a new job's frame in memory for its sum-ups (see `JobFrames`),
@@ -248,15 +253,15 @@ impl Store {
     /// A job's frame (kept, else read from its record) and its state now
     /// (see `job`).
     pub(super) fn framed_job(&self, id: &str) -> Result<Option<FramedJob>> {
-        self.framed_job_at(id, None)
+        self.walked_framed_job(id, None)
     }
 
     /// `framed_job`, given its type entry's value when a walk of the index
-    /// has just read it (`type_entry`).
-    pub(super) fn framed_job_at(
+    /// has just read it.
+    pub(super) fn walked_framed_job(
         &self,
         id: &str,
-        type_entry: Option<IVec>,
+        walked: Option<IVec>,
     ) -> Result<Option<FramedJob>> {
         let (frame, kept, stored) = match self.job_frames.get(id) {
             Some(KeptFrame { frame, state }) => (
@@ -269,11 +274,7 @@ impl Store {
             ),
             None => match self.job_frame_record(id)? {
                 Some(frame) => {
-                    let place = frame.place(id, false);
-                    let stored = match type_entry {
-                        Some(entry) => self.state_in(place, Some(entry))?,
-                        None => self.stored_state(place)?,
-                    };
+                    let stored = self.stored_state(frame.place(id, false), walked)?;
                     (Arc::new(frame), false, stored)
                 }
                 None => return Ok(None),
