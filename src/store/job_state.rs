@@ -516,20 +516,27 @@ mod tests {
             .map(|value| value.to_vec())
     }
 
-    /// A job to one endpoint, stored and indexed, whose delivery succeeded
-    /// at its second attempt; returns the delivery's id.
+    /// Fans a job to one endpoint out; its delivery succeeded at its second
+    /// attempt. Returns the delivery's id.
     fn delivered_job(store: &Store, job: &WebhookJob) -> String {
         let delivered = deliver(store, job, &[(EventStatus::Successful, 2)]);
         delivered.into_iter().next().unwrap()
     }
 
+    /// A job to one endpoint, stored and indexed, summed up after its
+    /// delivery succeeded (`delivered_job`).
+    fn settled_job(store: &Store) -> WebhookJob {
+        let job = old_job(&["end_a"]);
+        store.insert_job(&job).unwrap();
+        let delivery = delivered_job(store, &job);
+        store.settle_job(&job.id, &delivery, 5000).unwrap();
+        job
+    }
+
     #[test]
     fn a_change_writes_an_indexed_jobs_state_into_its_type_entry_not_a_record_of_its_own() {
         let (_dir, store) = temp_store();
-        let job = old_job(&["end_a"]);
-        store.insert_job(&job).unwrap();
-        let delivery = delivered_job(&store, &job);
-        store.settle_job(&job.id, &delivery, 5000).unwrap();
+        let job = settled_job(&store);
 
         assert_eq!(store.job_states.get(job.id.as_bytes()).unwrap(), None);
         let entry: JobState = serde_json::from_slice(&type_entry(&store, &job).unwrap()).unwrap();
@@ -573,10 +580,7 @@ mod tests {
     #[test]
     fn a_job_indexed_again_keeps_the_state_its_type_entry_holds() {
         let (_dir, store) = temp_store();
-        let job = old_job(&["end_a"]);
-        store.insert_job(&job).unwrap();
-        let delivery = delivered_job(&store, &job);
-        store.settle_job(&job.id, &delivery, 5000).unwrap();
+        let job = settled_job(&store);
 
         // As a start indexes a job journaled before a crash again.
         store.index_job(&job).unwrap();
