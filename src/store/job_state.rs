@@ -252,7 +252,7 @@ impl Store {
 
     /// A job's frame (kept, else read from its record) and its state now
     /// (see `job`).
-    pub(super) fn framed_job(&self, id: &str) -> Result<Option<FramedJob>> {
+    fn framed_job(&self, id: &str) -> Result<Option<FramedJob>> {
         self.walked_framed_job(id, None)
     }
 
