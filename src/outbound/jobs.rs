@@ -195,7 +195,7 @@ pub fn end_past_window(store: &Store, id: &str, now_ms: u64) -> Result<(), Store
         (QueueMove::Out, true)
     })?;
     if let Some((delivery, true)) = ended {
-        store.update_job(&delivery.request_id, now_ms, |_| {})?;
+        store.settle_job(&delivery.request_id, &delivery.id, now_ms)?;
     }
     Ok(())
 }
