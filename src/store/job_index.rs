@@ -686,7 +686,11 @@ impl Store {
     fn keep_entry_states(&self) -> Result<()> {
         for entry in self.job_index.iter() {
             let (key, state) = entry?;
-            let Some(bucket) = bucket_of_key(&key).filter(|_| !state.is_empty()) else {
+            // Only a type entry holds a value, once a change wrote its state.
+            if state.is_empty() {
+                continue;
+            }
+            let Some(bucket) = bucket_of_key(&key) else {
                 continue;
             };
             self.job_states.insert(&key[bucket.len() + 8..], state)?;
